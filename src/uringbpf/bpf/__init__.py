@@ -1,0 +1,1 @@
+"""eBPF: ISA, assembler, disassembler, ELF/BTF loader, maps, helpers, verifier, interpreter, JIT."""

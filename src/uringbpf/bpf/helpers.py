@@ -1,0 +1,168 @@
+"""The one table of helpers (by id) and kfuncs (by name): prototype + implementation.
+
+The loader resolves ``extern ... __ksym`` kfuncs here, the verifier checks calls
+against :class:`Proto`, the interpreter calls :attr:`Helper.impl`, and the JIT binds
+the same implementation (or a native twin named in :attr:`Helper.native`).
+
+Implementations take the :class:`Runtime` of the calling run followed by r1..r5 (as
+unsigned 64-bit ints) and return r0.  Helpers that do not use an argument still
+receive it.  Designs register their own helpers and kfuncs with :func:`helper` and
+:func:`kfunc` in their modules; :func:`load_all` imports them so the table is whole.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .memory import AddressSpace
+
+
+class Arg(enum.Enum):
+    """Argument kinds, after the kernel's ``enum bpf_arg_type``."""
+
+    ANYTHING = "anything"            # any initialised scalar or pointer
+    SCALAR = "scalar"                # must be a scalar
+    CTX = "ctx"                      # the program's context pointer
+    CONST_MAP_PTR = "map_ptr"        # a map from lddw
+    MAP_KEY = "map_key"              # pointer to key_size readable bytes
+    MAP_VALUE = "map_value"          # pointer to value_size readable bytes
+    MEM = "mem"                      # readable memory; its size is the next argument
+    UNINIT_MEM = "uninit_mem"        # writable memory (may be uninitialised); size is next arg
+    MEM_OR_NULL = "mem_or_null"      # as MEM but NULL allowed (size must then be 0)
+    CONST_SIZE = "size"              # size of the previous memory argument, > 0
+    CONST_SIZE_OR_ZERO = "size_or_zero"
+    CONST_ALLOC_SIZE = "alloc_size"  # a constant size for an allocation (ringbuf reserve)
+    RINGBUF_MEM = "ringbuf_mem"      # a record from ringbuf reserve (released by the call)
+    TRUSTED_PTR = "trusted_ptr"      # an opaque kernel object passed to the program (e.g. io_ring_ctx)
+    FUNC = "func"                    # a callback subprogram (bpf_loop)
+    STACK_PTR = "stack_ptr"          # pointer to the stack (iterators, dynptrs, spin locks)
+    SPIN_LOCK = "spin_lock"          # pointer to a bpf_spin_lock inside a map value
+
+
+class Ret(enum.Enum):
+    INTEGER = "integer"
+    VOID = "void"
+    MAP_VALUE_OR_NULL = "map_value_or_null"
+    MEM_OR_NULL = "mem_or_null"          # size from Proto.ret_size_arg (a constant argument)
+    MEM = "mem"                          # non-null memory of Proto.ret_size_arg / ret_size bytes
+    RINGBUF_MEM_OR_NULL = "ringbuf_mem_or_null"  # acquires a reference (must be released)
+
+
+@dataclass(frozen=True)
+class Proto:
+    name: str
+    args: tuple[Arg, ...]
+    ret: Ret = Ret.INTEGER
+    ret_size_arg: int | None = None      # index (0-based) of the argument giving the size of returned memory
+    ret_size: int | None = None          # fixed size of returned memory
+    sleepable_only: bool = False         # may only be called from sleepable programs
+    prog_types: frozenset[str] | None = None   # None: any program type
+    acquires: bool = False               # the returned pointer is a reference that must be released
+    releases: int | None = None          # index of the argument this call releases
+    kfunc_flags: frozenset[str] = frozenset()  # ITER_NEW, ITER_NEXT, ITER_DESTROY, RET_NULL, ...
+
+
+@dataclass
+class Helper:
+    proto: Proto
+    impl: Callable[..., int]
+    helper_id: int | None = None         # BPF_FUNC_* id for helpers, None for kfuncs
+    native: Any = None                   # optional native twin for the JIT (address or IR emitter)
+
+    @property
+    def name(self) -> str:
+        return self.proto.name
+
+    @property
+    def is_kfunc(self) -> bool:
+        return self.helper_id is None
+
+
+@dataclass
+class Runtime:
+    """What one program run can reach: memory regions, maps, captured output, its host.
+
+    ``host`` is the design object that runs the program (a loop attachment, a ring's
+    BPF-request engine, ...); kfuncs that act on a ring reach it through here.
+    """
+
+    mem: AddressSpace = field(default_factory=AddressSpace)
+    maps: list = field(default_factory=list)
+    host: Any = None
+    sleepable: bool = False
+    printk: list[str] = field(default_factory=list)
+
+
+HELPERS: dict[int, Helper] = {}
+KFUNCS: dict[str, Helper] = {}
+
+
+def helper(helper_id: int, name: str, args: tuple[Arg, ...], ret: Ret = Ret.INTEGER, **proto_kw):
+    """Register ``fn(runtime, r1, r2, r3, r4, r5) -> int`` as helper ``helper_id``."""
+
+    def register(fn: Callable[..., int]) -> Callable[..., int]:
+        if helper_id in HELPERS:
+            raise ValueError(f"helper id {helper_id} registered twice")
+        HELPERS[helper_id] = Helper(Proto(name, tuple(args), ret, **proto_kw), fn, helper_id)
+        return fn
+
+    return register
+
+
+def kfunc(name: str, args: tuple[Arg, ...], ret: Ret = Ret.INTEGER, **proto_kw):
+    """Register ``fn(runtime, r1, ..., r5) -> int`` as kfunc ``name``."""
+
+    def register(fn: Callable[..., int]) -> Callable[..., int]:
+        if name in KFUNCS:
+            raise ValueError(f"kfunc {name} registered twice")
+        KFUNCS[name] = Helper(Proto(name, tuple(args), ret, **proto_kw), fn, None)
+        return fn
+
+    return register
+
+
+# Modules that register helpers or kfuncs at import time.
+_PROVIDERS = (
+    "uringbpf.bpf.base_helpers",
+    "uringbpf.designs.loop",
+    "uringbpf.designs.requests",
+    "uringbpf.designs.ops",
+    "uringbpf.designs.kbuf",
+)
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every provider module so the table is complete (idempotent)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for name in _PROVIDERS:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+def add_provider(module_name: str) -> None:
+    """Designs call this (at import) so that :func:`load_all` imports them too."""
+    global _PROVIDERS
+    if module_name not in _PROVIDERS:
+        _PROVIDERS = _PROVIDERS + (module_name,)
+        if _loaded:
+            importlib.import_module(module_name)
+
+
+def get_helper(helper_id: int) -> Helper | None:
+    load_all()
+    return HELPERS.get(helper_id)
+
+
+def get_kfunc(name: str) -> Helper | None:
+    load_all()
+    return KFUNCS.get(name)

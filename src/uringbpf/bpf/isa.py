@@ -1,0 +1,294 @@
+"""The eBPF instruction set (RFC 9669, cpu v1-v4): opcodes and instruction encoding.
+
+Everything else in ``uringbpf.bpf`` (assembler, disassembler, interpreter, verifier,
+JIT, ELF loader) speaks in terms of :class:`Insn` lists produced here.
+
+A program is a list of 8-byte slots.  A wide ``lddw`` instruction occupies two slots:
+the first :class:`Insn` carries the full 64-bit immediate in ``imm64`` and the second
+slot is kept as a placeholder ``Insn`` (opcode 0) so that instruction indexes, jump
+offsets and relocation offsets stay exactly as in the ELF file and the kernel.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+INSN_SIZE = 8
+MAX_INSNS = 1_000_000
+STACK_SIZE = 512
+MAX_CALL_DEPTH = 8
+
+# Instruction classes (low 3 bits of the opcode).
+LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)
+CLASS_NAMES = ("ld", "ldx", "st", "stx", "alu", "jmp", "jmp32", "alu64")
+
+# Source bit for ALU/JMP.
+K = 0x00
+X = 0x08
+
+# ALU operations (high 4 bits).
+ADD, SUB, MUL, DIV, OR, AND, LSH, RSH = 0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70
+NEG, MOD, XOR, MOV, ARSH, END = 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0
+ALU_OP_NAMES = {
+    ADD: "add", SUB: "sub", MUL: "mul", DIV: "div", OR: "or", AND: "and", LSH: "lsh",
+    RSH: "rsh", NEG: "neg", MOD: "mod", XOR: "xor", MOV: "mov", ARSH: "arsh", END: "end",
+}
+
+# Byte-swap: for class ALU the source bit selects the target order; ALU64|END is bswap.
+TO_LE = 0x00
+TO_BE = 0x08
+
+# Jump operations (high 4 bits).
+JA, JEQ, JGT, JGE, JSET, JNE, JSGT, JSGE = 0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70
+CALL, EXIT, JLT, JLE, JSLT, JSLE = 0x80, 0x90, 0xA0, 0xB0, 0xC0, 0xD0
+JMP_OP_NAMES = {
+    JA: "ja", JEQ: "jeq", JGT: "jgt", JGE: "jge", JSET: "jset", JNE: "jne", JSGT: "jsgt",
+    JSGE: "jsge", CALL: "call", EXIT: "exit", JLT: "jlt", JLE: "jle", JSLT: "jslt", JSLE: "jsle",
+}
+CONDITIONAL_JUMPS = (JEQ, JGT, JGE, JSET, JNE, JSGT, JSGE, JLT, JLE, JSLT, JSLE)
+
+# Load/store sizes (bits 3-4) and modes (bits 5-7).
+W, H, B, DW = 0x00, 0x08, 0x10, 0x18
+SIZE_BYTES = {W: 4, H: 2, B: 1, DW: 8}
+BYTES_SIZE = {4: W, 2: H, 1: B, 8: DW}
+SIZE_SUFFIX = {W: "w", H: "h", B: "b", DW: "dw"}
+IMM, ABS, IND, MEM, MEMSX, ATOMIC = 0x00, 0x20, 0x40, 0x60, 0x80, 0xC0
+
+# Atomic operations (in imm of STX|ATOMIC).
+FETCH = 0x01
+ATOMIC_ADD, ATOMIC_OR, ATOMIC_AND, ATOMIC_XOR = ADD, OR, AND, XOR
+XCHG = 0xE0 | FETCH
+CMPXCHG = 0xF0 | FETCH
+ATOMIC_OPS = {
+    ATOMIC_ADD, ATOMIC_OR, ATOMIC_AND, ATOMIC_XOR,
+    ATOMIC_ADD | FETCH, ATOMIC_OR | FETCH, ATOMIC_AND | FETCH, ATOMIC_XOR | FETCH,
+    XCHG, CMPXCHG,
+}
+
+# src_reg values of a 64-bit immediate load (lddw), as in the kernel's bpf.h.
+PSEUDO_MAP_FD = 1
+PSEUDO_MAP_VALUE = 2
+PSEUDO_BTF_ID = 3
+PSEUDO_FUNC = 4
+PSEUDO_MAP_IDX = 5
+PSEUDO_MAP_IDX_VALUE = 6
+
+# src_reg values of a call.
+CALL_HELPER = 0
+PSEUDO_CALL = 1        # BPF-to-BPF call, imm = relative offset
+PSEUDO_KFUNC_CALL = 2  # kfunc call, imm = kfunc BTF id (we use an index into our kfunc table)
+
+# Registers.
+R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = range(11)
+FP = R10
+NUM_REGS = 11
+
+# Commonly used full opcodes.
+OP_LDDW = LD | IMM | DW          # 0x18
+OP_CALL = JMP | CALL             # 0x85
+OP_EXIT = JMP | EXIT             # 0x95
+OP_JA = JMP | JA                 # 0x05
+OP_JA32 = JMP32 | JA             # 0x06 (gotol: offset in imm)
+
+U64 = (1 << 64) - 1
+U32 = (1 << 32) - 1
+
+_SLOT = struct.Struct("<BBhi")
+
+
+def to_s64(value: int) -> int:
+    value &= U64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def to_s32(value: int) -> int:
+    value &= U32
+    return value - (1 << 32) if value >> 31 else value
+
+
+def to_s16(value: int) -> int:
+    value &= 0xFFFF
+    return value - (1 << 16) if value >> 15 else value
+
+
+def sign_extend(value: int, bits: int) -> int:
+    """Sign-extend the low ``bits`` of ``value`` to a Python int."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+@dataclass(slots=True)
+class Insn:
+    """One 8-byte instruction slot.
+
+    ``imm`` is the signed 32-bit immediate of the slot.  For the first slot of an
+    ``lddw`` ``imm64`` holds the combined 64-bit value (unsigned); the second slot
+    is a placeholder with ``opcode == 0``.
+    """
+
+    opcode: int
+    dst: int = 0
+    src: int = 0
+    off: int = 0
+    imm: int = 0
+    imm64: int = 0
+
+    @property
+    def cls(self) -> int:
+        return self.opcode & 0x07
+
+    @property
+    def op(self) -> int:
+        return self.opcode & 0xF0
+
+    @property
+    def source(self) -> int:
+        return self.opcode & 0x08
+
+    @property
+    def size(self) -> int:
+        return self.opcode & 0x18
+
+    @property
+    def mode(self) -> int:
+        return self.opcode & 0xE0
+
+    @property
+    def is_lddw(self) -> bool:
+        return self.opcode == OP_LDDW
+
+    @property
+    def is_call(self) -> bool:
+        return self.opcode == OP_CALL
+
+    @property
+    def is_exit(self) -> bool:
+        return self.opcode == OP_EXIT
+
+    @property
+    def is_jump(self) -> bool:
+        """Any jump that transfers control within the program (not call/exit)."""
+        cls = self.cls
+        return cls in (JMP, JMP32) and self.op not in (CALL, EXIT)
+
+    @property
+    def is_conditional_jump(self) -> bool:
+        return self.is_jump and self.op != JA
+
+    def jump_offset(self) -> int:
+        """Relative jump distance in slots (``ja32``/gotol keeps it in ``imm``)."""
+        return self.imm if self.opcode == OP_JA32 else self.off
+
+    def encode(self) -> bytes:
+        regs = (self.src & 0xF) << 4 | (self.dst & 0xF)
+        if self.is_lddw:
+            lo = to_s32(self.imm64 & U32)
+            hi = to_s32(self.imm64 >> 32)
+            return (_SLOT.pack(self.opcode, regs, to_s16(self.off), lo)
+                    + _SLOT.pack(0, 0, 0, hi))
+        return _SLOT.pack(self.opcode & 0xFF, regs, to_s16(self.off), to_s32(self.imm))
+
+
+class DecodeError(ValueError):
+    """Raised for byte strings that are not a whole number of well-formed slots."""
+
+
+def decode(code: bytes | bytearray | memoryview) -> list[Insn]:
+    """Decode raw bytecode into slots (lddw keeps its placeholder second slot)."""
+    code = bytes(code)
+    if len(code) % INSN_SIZE:
+        raise DecodeError(f"program length {len(code)} is not a multiple of {INSN_SIZE}")
+    count = len(code) // INSN_SIZE
+    if count > MAX_INSNS:
+        raise DecodeError(f"program has {count} instructions, more than {MAX_INSNS}")
+    insns: list[Insn] = []
+    pc = 0
+    while pc < count:
+        opcode, regs, off, imm = _SLOT.unpack_from(code, pc * INSN_SIZE)
+        insn = Insn(opcode, regs & 0xF, regs >> 4, off, imm)
+        if opcode == OP_LDDW:
+            if pc + 1 >= count:
+                raise DecodeError(f"lddw at {pc} is missing its second slot")
+            op2, regs2, off2, imm2 = _SLOT.unpack_from(code, (pc + 1) * INSN_SIZE)
+            if op2 != 0 or regs2 != 0 or off2 != 0:
+                raise DecodeError(f"lddw at {pc} has a malformed second slot")
+            insn.imm64 = (imm & U32) | ((imm2 & U32) << 32)
+            insns.append(insn)
+            insns.append(Insn(0, 0, 0, 0, imm2))
+            pc += 2
+            continue
+        insns.append(insn)
+        pc += 1
+    return insns
+
+
+def encode(insns: list[Insn]) -> bytes:
+    """Encode slots back to bytecode; the placeholder after lddw is emitted by its head."""
+    out = bytearray()
+    skip = False
+    for insn in insns:
+        if skip:
+            skip = False
+            continue
+        out += insn.encode()
+        skip = insn.is_lddw
+    return bytes(out)
+
+
+def lddw_pair(dst: int, value: int, src: int = 0) -> list[Insn]:
+    """The two slots of ``dst = value ll`` (``src`` selects a pseudo form)."""
+    value &= U64
+    return [Insn(OP_LDDW, dst, src, 0, to_s32(value & U32), value),
+            Insn(0, 0, 0, 0, to_s32(value >> 32))]
+
+
+def cpu_version_needed(insn: Insn) -> int:
+    """Lowest cpu version (1-4) that has this instruction, as llvm's -mcpu counts."""
+    cls, op = insn.cls, insn.op
+    if cls in (ALU, ALU64):
+        if op in (DIV, MOD) and insn.off == 1:
+            return 4
+        if op == MOV and insn.off in (8, 16, 32):
+            return 4
+        if op == END and cls == ALU64:
+            return 4
+        return 3 if cls == ALU else 1
+    if cls == LDX and insn.mode == MEMSX:
+        return 4
+    if insn.opcode == OP_JA32:
+        return 4
+    if cls == JMP32:
+        return 3
+    if cls == JMP and op in (JLT, JLE, JSLT, JSLE):
+        return 2
+    if cls == STX and insn.mode == ATOMIC:
+        return 3 if insn.imm not in (ATOMIC_ADD,) else 1
+    return 1
+
+
+@dataclass
+class Program:
+    """A program as the loader hands it to the verifier and the engines.
+
+    ``insns`` may contain calls to subprograms (``PSEUDO_CALL``) and pseudo ``lddw``
+    forms that refer to maps by index into ``maps``; ``kfuncs`` lists the kfunc
+    names that ``PSEUDO_KFUNC_CALL`` instructions index with their ``imm``.
+    """
+
+    name: str
+    insns: list[Insn]
+    section: str = ""
+    prog_type: str = "socket_filter"
+    maps: list = field(default_factory=list)
+    kfuncs: list[str] = field(default_factory=list)
+    sleepable: bool = False
+    attach: str = ""
+    btf_func_name: str = ""
+
+    def __len__(self) -> int:
+        return len(self.insns)
+
+    @property
+    def bytecode(self) -> bytes:
+        return encode(self.insns)

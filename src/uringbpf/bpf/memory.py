@@ -1,0 +1,161 @@
+"""Memory a BPF program may touch, as real addresses in this process.
+
+Programs, helpers and both engines work on real pointers: ring memory is the kernel's
+mmap, map values and global data live in buffers allocated here, the stack is a
+buffer per run.  That way the interpreter and the JIT see the same addresses and a
+program's loads of CQ head/tail hit the real ring.
+
+The interpreter checks every access against an :class:`AddressSpace` (a list of
+:class:`Region`); the JIT trusts the verifier (or, in checked mode, calls the same
+check).  A violation raises :class:`BpfMemoryError` — never a segfault.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+from dataclasses import dataclass
+
+
+class BpfRuntimeError(RuntimeError):
+    """A program did something at run time that the engine refuses (names the insn)."""
+
+    def __init__(self, message: str, pc: int | None = None):
+        self.pc = pc
+        super().__init__(message if pc is None else f"insn {pc}: {message}")
+
+
+class BpfMemoryError(BpfRuntimeError):
+    """An access outside every region the program may touch."""
+
+
+@dataclass(eq=False)
+class Region:
+    base: int
+    size: int
+    writable: bool
+    name: str
+
+    @property
+    def end(self) -> int:
+        return self.base + self.size
+
+    def contains(self, addr: int, size: int) -> bool:
+        return self.base <= addr and addr + size <= self.base + self.size
+
+
+class Buffer:
+    """A zero-filled native buffer with a stable address (kept alive by this object)."""
+
+    __slots__ = ("raw", "addr", "size", "__weakref__")
+
+    def __init__(self, size: int, data: bytes | None = None, align: int = 8):
+        if size < 0:
+            raise ValueError("buffer size must be >= 0")
+        # Over-allocate so the usable part is aligned (ctypes only guarantees 16 on most libcs).
+        self.raw = ctypes.create_string_buffer(max(size, 1) + align)
+        base = ctypes.addressof(self.raw)
+        self.addr = (base + align - 1) & ~(align - 1)
+        self.size = size
+        if data:
+            if len(data) > size:
+                raise ValueError("initial data larger than buffer")
+            ctypes.memmove(self.addr, data, len(data))
+
+    def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        length = self.size - offset if length is None else length
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise IndexError("read outside buffer")
+        return ctypes.string_at(self.addr + offset, length)
+
+    def write(self, offset: int, data: bytes) -> None:
+        if offset < 0 or offset + len(data) > self.size:
+            raise IndexError("write outside buffer")
+        ctypes.memmove(self.addr + offset, bytes(data), len(data))
+
+    def view(self) -> memoryview:
+        return memoryview((ctypes.c_char * self.size).from_address(self.addr)).cast("B")
+
+
+_LOADERS = {1: ctypes.c_uint8, 2: ctypes.c_uint16, 4: ctypes.c_uint32, 8: ctypes.c_uint64}
+
+
+def raw_load(addr: int, size: int) -> int:
+    """Unchecked little-endian unsigned load (callers have checked the range)."""
+    return _LOADERS[size].from_address(addr).value
+
+
+def raw_store(addr: int, size: int, value: int) -> None:
+    _LOADERS[size].from_address(addr).value = value & ((1 << (size * 8)) - 1)
+
+
+class AddressSpace:
+    """The set of regions one program run may touch.
+
+    Regions never overlap; lookups are a bisect over region bases.
+    """
+
+    def __init__(self) -> None:
+        self._bases: list[int] = []
+        self._regions: list[Region] = []
+
+    def add(self, base: int, size: int, writable: bool, name: str) -> Region:
+        if size <= 0:
+            raise ValueError(f"region {name!r} has size {size}")
+        region = Region(base, size, writable, name)
+        i = bisect.bisect_right(self._bases, base)
+        if i > 0 and self._regions[i - 1].end > base:
+            raise ValueError(f"region {name!r} overlaps {self._regions[i - 1].name!r}")
+        if i < len(self._regions) and self._regions[i].base < region.end:
+            raise ValueError(f"region {name!r} overlaps {self._regions[i].name!r}")
+        self._bases.insert(i, base)
+        self._regions.insert(i, region)
+        return region
+
+    def add_buffer(self, buf: Buffer, writable: bool, name: str) -> Region:
+        return self.add(buf.addr, buf.size, writable, name)
+
+    def remove(self, region: Region) -> None:
+        i = self._regions.index(region)
+        del self._regions[i]
+        del self._bases[i]
+
+    def regions(self) -> list[Region]:
+        return list(self._regions)
+
+    def find(self, addr: int, size: int) -> Region | None:
+        i = bisect.bisect_right(self._bases, addr) - 1
+        if i >= 0:
+            region = self._regions[i]
+            if region.contains(addr, size):
+                return region
+        return None
+
+    def check(self, addr: int, size: int, write: bool, pc: int | None = None) -> Region:
+        region = self.find(addr, size)
+        if region is None:
+            kind = "store" if write else "load"
+            raise BpfMemoryError(f"out of bounds memory {kind} of {size} bytes at {addr:#x}", pc)
+        if write and not region.writable:
+            raise BpfMemoryError(f"store of {size} bytes to read-only {region.name} at {addr:#x}", pc)
+        return region
+
+    def load(self, addr: int, size: int, pc: int | None = None) -> int:
+        self.check(addr, size, False, pc)
+        return raw_load(addr, size)
+
+    def store(self, addr: int, size: int, value: int, pc: int | None = None) -> None:
+        self.check(addr, size, True, pc)
+        raw_store(addr, size, value)
+
+    def read(self, addr: int, length: int, pc: int | None = None) -> bytes:
+        if length == 0:
+            return b""
+        self.check(addr, length, False, pc)
+        return ctypes.string_at(addr, length)
+
+    def write(self, addr: int, data: bytes, pc: int | None = None) -> None:
+        if not data:
+            return
+        self.check(addr, len(data), True, pc)
+        ctypes.memmove(addr, bytes(data), len(data))

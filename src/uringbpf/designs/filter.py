@@ -1,0 +1,355 @@
+"""Linux 7.0 io_uring opcode filters: classic BPF run on every SQE before it is issued.
+
+``IORING_REGISTER_BPF_FILTER`` (37) attaches a classic-BPF program to one opcode of a
+ring (include/uapi/linux/io_uring/bpf_filter.h, io_uring/bpf_filter.c).  Each request
+of that opcode builds a ``struct io_uring_bpf_ctx`` (user_data, opcode, sqe flags and
+an opcode-specific payload for SOCKET/OPENAT/OPENAT2) and runs every filter stacked on
+the opcode, newest first; one returning 0 fails the request with ``-EACCES`` (its CQE
+keeps the user_data).  ``DENY_REST`` installs a deny-all filter on every opcode that
+has none yet.
+
+The running kernel (6.18) has no such filters, so we run them ourselves on the ring's
+submit path through ``ring.add_sqe_filter``: the ring calls us for every SQE it hands to
+the kernel — from the application and from BPF programs (``bpf_io_uring_submit_sqes``)
+alike — and turns a negative return into a CQE carrying that error.  Registration
+follows the kernel's import checks and errnos exactly, including the payload-size
+negotiation (``-EMSGSIZE``) and the write-back of the kernel's ``pdu_size``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import weakref
+from ctypes import Structure, Union, c_uint8, c_uint16, c_uint32, c_uint64, sizeof
+from typing import Iterable, Sequence
+
+from ..uring import uapi
+from . import cbpf
+from .cbpf import CbpfError, SockFilter
+
+IORING_REGISTER_BPF_FILTER = 37
+IO_URING_BPF_CMD_FILTER = 1
+IO_URING_BPF_FILTER_DENY_REST = 1
+IO_URING_BPF_FILTER_SZ_STRICT = 2
+_FILTER_FLAGS = IO_URING_BPF_FILTER_DENY_REST | IO_URING_BPF_FILTER_SZ_STRICT
+# Short names, after the uapi module's rule.
+BPF_CMD_FILTER = IO_URING_BPF_CMD_FILTER
+FILTER_DENY_REST = IO_URING_BPF_FILTER_DENY_REST
+FILTER_SZ_STRICT = IO_URING_BPF_FILTER_SZ_STRICT
+
+
+class _Socket(Structure):
+    _fields_ = [("family", c_uint32), ("type", c_uint32), ("protocol", c_uint32)]
+
+
+class _Open(Structure):
+    _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
+
+
+class _CtxU(Union):
+    _fields_ = [("socket", _Socket), ("open", _Open)]
+
+
+class IoUringBpfCtx(Structure):
+    """``struct io_uring_bpf_ctx``: what a filter's 32-bit loads read (40 bytes)."""
+
+    _anonymous_ = ("u",)
+    _fields_ = [("user_data", c_uint64), ("opcode", c_uint8), ("sqe_flags", c_uint8),
+                ("pdu_size", c_uint8), ("pad", c_uint8 * 5), ("u", _CtxU)]
+
+
+class IoUringBpfFilter(Structure):
+    """``struct io_uring_bpf_filter`` (64 bytes; ``pdu_size`` is written back)."""
+
+    _fields_ = [("opcode", c_uint32), ("flags", c_uint32), ("filter_len", c_uint32),
+                ("pdu_size", c_uint8), ("resv", c_uint8 * 3), ("filter_ptr", c_uint64),
+                ("resv2", c_uint64 * 5)]
+
+
+class _BpfU(Union):
+    _fields_ = [("filter", IoUringBpfFilter)]
+
+
+class IoUringBpf(Structure):
+    """``struct io_uring_bpf``: the IORING_REGISTER_BPF_FILTER argument (72 bytes)."""
+
+    _anonymous_ = ("u",)
+    _fields_ = [("cmd_type", c_uint16), ("cmd_flags", c_uint16), ("resv", c_uint32),
+                ("u", _BpfU)]
+
+
+assert sizeof(IoUringBpfCtx) == 40 and sizeof(IoUringBpfFilter) == 64 and sizeof(IoUringBpf) == 72
+CTX_SIZE = sizeof(IoUringBpfCtx)
+_PDU_OFFSET = IoUringBpfCtx.pdu_size.offset
+_UNION_OFFSET = IoUringBpfCtx.u.offset
+
+#: The payload each opcode adds to the context (io_issue_def.filter_pdu_size); 0 if none.
+FILTER_PDU_SIZE: dict[int, int] = {
+    uapi.IORING_OP_SOCKET: sizeof(_Socket),
+    uapi.IORING_OP_OPENAT: sizeof(_Open),
+    uapi.IORING_OP_OPENAT2: sizeof(_Open),
+}
+OP_LAST = uapi.IORING_OP_LAST
+SQE_VALID_FLAGS = 0x7F
+
+# x86-64 open flags used to rebuild the kernel's struct open_how for OPENAT.
+_O_CREAT, _O_LARGEFILE, _O_DIRECTORY, _O_NOFOLLOW = 0o100, 0o100000, 0o200000, 0o400000
+_O_CLOEXEC, _O_PATH, _O_TMPFILE_BIT = 0o2000000, 0o10000000, 0o20000000
+_VALID_OPEN_FLAGS = 0o37777703 | _O_LARGEFILE
+_O_PATH_FLAGS = _O_DIRECTORY | _O_NOFOLLOW | _O_PATH | _O_CLOEXEC
+_S_IALLUGO = 0o7777
+
+
+# --- the io_uring whitelist (io_uring_check_cbpf_filter) -------------------------------
+_OK = frozenset(
+    [cbpf.RET | cbpf.K, cbpf.RET | cbpf.A, cbpf.ALU | cbpf.NEG, cbpf.LD | cbpf.IMM,
+     cbpf.LDX | cbpf.IMM, cbpf.MISC | cbpf.TAX, cbpf.MISC | cbpf.TXA, cbpf.LD | cbpf.MEM,
+     cbpf.LDX | cbpf.MEM, cbpf.ST, cbpf.STX, cbpf.JMP | cbpf.JA]
+    + [cbpf.ALU | op | src for op in (cbpf.ADD, cbpf.SUB, cbpf.MUL, cbpf.DIV, cbpf.AND,
+                                      cbpf.OR, cbpf.XOR, cbpf.LSH, cbpf.RSH)
+       for src in (cbpf.K, cbpf.X)]
+    + [cbpf.JMP | op | src for op in (cbpf.JEQ, cbpf.JGE, cbpf.JGT, cbpf.JSET)
+       for src in (cbpf.K, cbpf.X)]
+)
+
+
+def check_io_uring_filter(insns: list[SockFilter]) -> list[SockFilter]:
+    """Refuse (EINVAL) what an io_uring filter may not do and rewrite context loads.
+
+    Allowed: aligned 32-bit loads inside the 40-byte context (rewritten to native
+    loads), length loads (the context size), ALU without MOD, forward jumps, returns,
+    scratch memory.  No packet (IND/H/B) loads, no MOD, no MSH.
+    """
+    out = []
+    for pc, ins in enumerate(insns):
+        code, k = ins.code, ins.k
+        if code == cbpf.LD | cbpf.W | cbpf.ABS:
+            if k >= CTX_SIZE or k & 3:
+                raise CbpfError(f"context load at offset {k} (must be 4-aligned, < {CTX_SIZE})",
+                                pc=pc)
+            ins = SockFilter(cbpf.CTX_LOAD, 0, 0, k)
+        elif code == cbpf.LD | cbpf.W | cbpf.LEN:
+            ins = SockFilter(cbpf.LD | cbpf.IMM, 0, 0, CTX_SIZE)
+        elif code == cbpf.LDX | cbpf.W | cbpf.LEN:
+            ins = SockFilter(cbpf.LDX | cbpf.IMM, 0, 0, CTX_SIZE)
+        elif code not in _OK:
+            raise CbpfError(f"opcode {code:#06x} is not allowed in an io_uring filter", pc=pc)
+        out.append(ins)
+    return out
+
+
+def compile_filter(insns: Sequence[SockFilter]) -> cbpf.Program:
+    """Check a classic program as the kernel would for an io_uring filter (CbpfError)."""
+    return cbpf.Program(insns, transform=check_io_uring_filter)
+
+
+# --- safe access to user memory --------------------------------------------------------
+class _IoVec(Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_vm_readv = _libc.process_vm_readv
+_vm_readv.restype = ctypes.c_ssize_t
+_vm_readv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p,
+                      ctypes.c_ulong, ctypes.c_ulong]
+_vm_writev = _libc.process_vm_writev
+_vm_writev.restype = ctypes.c_ssize_t
+_vm_writev.argtypes = _vm_readv.argtypes
+_getpid = _libc.getpid
+
+
+def _copy(fn, local: int, remote: int, size: int) -> bool:
+    loc, rem = _IoVec(local, size), _IoVec(remote, size)
+    return fn(_getpid(), ctypes.byref(loc), 1, ctypes.byref(rem), 1, 0) == size
+
+
+def copy_from_user(addr: int, size: int) -> bytes | None:
+    """Read ``size`` bytes at ``addr`` of this process, or None (EFAULT) — never a segfault."""
+    if size == 0:
+        return b""
+    if not addr:
+        return None
+    buf = ctypes.create_string_buffer(size)
+    return buf.raw if _copy(_vm_readv, ctypes.addressof(buf), addr, size) else None
+
+
+def copy_to_user(addr: int, data: bytes) -> bool:
+    buf = ctypes.create_string_buffer(data, len(data))
+    return bool(addr) and _copy(_vm_writev, ctypes.addressof(buf), addr, len(data))
+
+
+# --- the per-ring filter table ---------------------------------------------------------
+_DENY = object()   # the kernel's dummy_filter: an opcode denied by DENY_REST
+
+
+class FilterTable:
+    """Filters of one ring: per opcode a chain (newest first) or the deny marker."""
+
+    def __init__(self) -> None:
+        self.chains: dict[int, list | object] = {}
+
+    def install(self, opcode: int, program: cbpf.Program, flags: int) -> None:
+        chain = self.chains.get(opcode)
+        # A DENY_REST marker only ever fills an empty slot; a real filter stacks on top of it.
+        if chain is None:
+            chain = self.chains[opcode] = []
+        elif chain is _DENY:
+            chain = self.chains[opcode] = [_DENY]
+        chain.insert(0, program)
+        if flags & IO_URING_BPF_FILTER_DENY_REST:
+            for op in range(OP_LAST):
+                self.chains.setdefault(op, _DENY)
+
+    def check(self, sqe: bytes) -> int:
+        """0 to let the SQE through, -EACCES to fail it (io_uring_run_bpf_filters)."""
+        opcode = sqe[0]
+        chain = self.chains.get(opcode)
+        if chain is None or opcode >= OP_LAST:
+            return 0
+        if chain is _DENY:
+            return -errno.EACCES
+        ctx = build_ctx(sqe)
+        if ctx is None:  # the kernel's prep would fail first; let it report that
+            return 0
+        for prog in chain:
+            if prog is _DENY or not prog.run(ctx):
+                return -errno.EACCES
+        return 0
+
+
+def build_ctx(sqe: bytes) -> bytes | None:
+    """The ``io_uring_bpf_ctx`` the kernel builds for this SQE (None if prep would fail)."""
+    ctx = IoUringBpfCtx()
+    s = uapi.Sqe.from_buffer_copy(sqe[:sizeof(uapi.Sqe)].ljust(sizeof(uapi.Sqe), b"\0"))
+    ctx.opcode = s.opcode
+    ctx.sqe_flags = s.flags & SQE_VALID_FLAGS
+    ctx.user_data = s.user_data
+    opcode = s.opcode
+    raw = bytes(sqe[:sizeof(uapi.Sqe)])
+    if opcode == uapi.IORING_OP_SOCKET:
+        ctx.pdu_size = sizeof(_Socket)
+        ctx.socket.family = int.from_bytes(raw[4:8], "little")      # sqe->fd
+        ctx.socket.type = int.from_bytes(raw[8:12], "little")       # sqe->off
+        ctx.socket.protocol = int.from_bytes(raw[24:28], "little")  # sqe->len
+    elif opcode in (uapi.IORING_OP_OPENAT, uapi.IORING_OP_OPENAT2):
+        ctx.pdu_size = sizeof(_Open)
+        if opcode == uapi.IORING_OP_OPENAT:
+            flags = int.from_bytes(raw[28:32], "little") & _VALID_OPEN_FLAGS
+            mode = int.from_bytes(raw[24:28], "little") & _S_IALLUGO
+            if flags & _O_PATH:
+                flags &= _O_PATH_FLAGS
+            if not flags & (_O_CREAT | _O_TMPFILE_BIT):
+                mode = 0
+            resolve = 0
+        else:
+            how_len = int.from_bytes(raw[24:28], "little")
+            how = copy_from_user(int.from_bytes(raw[8:16], "little"), min(how_len, 24))
+            if how_len < 24 or how is None:
+                return None
+            flags, mode, resolve = (int.from_bytes(how[i:i + 8], "little") for i in (0, 8, 16))
+        if not flags & _O_PATH:
+            flags |= _O_LARGEFILE   # force_o_largefile() on 64-bit
+        ctx.open.flags, ctx.open.mode, ctx.open.resolve = flags, mode, resolve
+    return bytes(ctx)
+
+
+_tables: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def filters_of(ring) -> FilterTable | None:
+    """The filter table of ``ring`` (None before the first registration)."""
+    return _tables.get(ring)
+
+
+def _table_for(ring) -> FilterTable:
+    table = _tables.get(ring)
+    if table is None:
+        table = _tables[ring] = FilterTable()
+        ring.add_sqe_filter(lambda sqe, _t=table: _t.check(_sqe_bytes(sqe)))
+    return table
+
+
+def _sqe_bytes(sqe) -> bytes:
+    if isinstance(sqe, int):
+        return ctypes.string_at(sqe, sizeof(uapi.Sqe))
+    if isinstance(sqe, (bytes, bytearray, memoryview)):
+        return bytes(sqe)
+    return ctypes.string_at(ctypes.addressof(sqe), sizeof(uapi.Sqe))
+
+
+# --- registration ----------------------------------------------------------------------
+def _import(reg: IoUringBpf) -> int:
+    """io_bpf_filter_import: header checks, then the payload-size negotiation."""
+    f = reg.filter
+    if reg.cmd_type != IO_URING_BPF_CMD_FILTER or reg.cmd_flags or reg.resv:
+        return -errno.EINVAL
+    if f.opcode >= OP_LAST or f.flags & ~_FILTER_FLAGS:
+        return -errno.EINVAL
+    if any(f.resv) or any(f.resv2):
+        return -errno.EINVAL
+    if not f.filter_len or f.filter_len > cbpf.MAXINSNS:
+        return -errno.EINVAL
+    want = FILTER_PDU_SIZE.get(f.opcode, 0)
+    ret = 0
+    if f.pdu_size != want and (f.flags & IO_URING_BPF_FILTER_SZ_STRICT or f.pdu_size > want):
+        ret = -errno.EMSGSIZE
+    f.pdu_size = want
+    return ret
+
+
+def register_bpf_filter_raw(ring, arg: int, nr_args: int = 1) -> int:
+    """``io_uring_register(fd, IORING_REGISTER_BPF_FILTER, arg, nr_args)``: 0 or -errno.
+
+    ``arg`` is the address of a ``struct io_uring_bpf``; like the kernel we read it (and
+    the filter it points to) without trusting it, and write back ``filter.pdu_size``.
+    """
+    if nr_args != 1:
+        return -errno.EINVAL
+    raw = copy_from_user(arg, sizeof(IoUringBpf))
+    if raw is None:
+        return -errno.EFAULT
+    reg = IoUringBpf.from_buffer_copy(raw)
+    ret = _import(reg)
+    if not copy_to_user(arg + IoUringBpf.u.offset, bytes(reg.filter)):
+        return -errno.EFAULT
+    if ret:
+        return ret
+    f = reg.filter
+    if not f.filter_ptr:
+        return -errno.EINVAL
+    code = copy_from_user(f.filter_ptr, f.filter_len * cbpf.INSN_SIZE)
+    if code is None:
+        return -errno.EFAULT
+    try:
+        program = compile_filter(cbpf.unpack(code))
+    except CbpfError as exc:
+        return -exc.errno
+    _table_for(ring).install(f.opcode, program, f.flags)
+    return 0
+
+
+def register_bpf_filter(ring, opcode: int, insns: Iterable[SockFilter] | bytes,
+                        flags: int = 0, pdu_size: int | None = None) -> int:
+    """liburing's ``io_uring_register_bpf_filter`` with the struct built for you.
+
+    ``pdu_size`` defaults to what the kernel expects for ``opcode``; returns 0 or
+    -errno (-EINVAL for a refused program, -EMSGSIZE for a payload-size mismatch).
+    """
+    code = insns if isinstance(insns, (bytes, bytearray)) else cbpf.pack(insns)
+    buf = ctypes.create_string_buffer(bytes(code), max(len(code), 1))
+    reg = IoUringBpf(cmd_type=IO_URING_BPF_CMD_FILTER)
+    reg.filter.opcode = opcode
+    reg.filter.flags = flags
+    reg.filter.filter_len = len(code) // cbpf.INSN_SIZE
+    reg.filter.pdu_size = FILTER_PDU_SIZE.get(opcode, 0) if pdu_size is None else pdu_size
+    reg.filter.filter_ptr = ctypes.addressof(buf)
+    return register_bpf_filter_raw(ring, ctypes.addressof(reg), 1)
+
+
+def register_hook(ring, opcode: int, arg: int, nr_args: int) -> int | None:
+    """For a ring's register hook: handle IORING_REGISTER_BPF_FILTER, pass on the rest."""
+    if opcode != IORING_REGISTER_BPF_FILTER:
+        return None
+    return register_bpf_filter_raw(ring, arg, nr_args)

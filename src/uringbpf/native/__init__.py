@@ -1,0 +1,103 @@
+"""Native pieces of uringbpf: small C files compiled on first use and loaded with ctypes.
+
+Why C at all: the completion path of a ring driven by a program must not run Python per
+CQE, and helpers/kfuncs must be callable from JIT code as plain native functions. Each
+``native/<name>.c`` is built into its own shared object (so one module can be rebuilt or
+broken without touching the others), cached by a hash of its source and of the headers in
+this folder under ``$XDG_CACHE_HOME/uringbpf`` (or ``~/.cache/uringbpf``).
+
+The compiler is the system ``cc`` when present, else the ``ziglang`` package's
+``zig cc`` (a dependency of uringbpf, so a fresh machine can always build).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CFLAGS = ["-O2", "-g", "-fPIC", "-shared", "-std=gnu11", "-Wall", "-Wno-unused-function",
+          "-fno-strict-aliasing"]
+
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL] = {}
+
+
+class NativeBuildError(RuntimeError):
+    """A native module could not be compiled (the compiler's output is in the message)."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "uringbpf"
+
+
+def compiler() -> list[str]:
+    """The C compiler command: $CC, system cc/gcc/clang, or ``python -m ziglang cc``."""
+    if os.environ.get("CC"):
+        return os.environ["CC"].split()
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return [path]
+    try:
+        import ziglang  # noqa: F401
+    except ImportError:
+        raise NativeBuildError("no C compiler: install cc, or the 'ziglang' package") from None
+    return [sys.executable, "-m", "ziglang", "cc"]
+
+
+def _digest(source: Path, extra: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(source.read_bytes())
+    for header in sorted(HERE.glob("*.h")):
+        h.update(header.name.encode())
+        h.update(header.read_bytes())
+    h.update(" ".join(CFLAGS + extra).encode())
+    return h.hexdigest()[:16]
+
+
+def build(name: str, extra_flags: list[str] | None = None) -> Path:
+    """Compile ``native/<name>.c`` (if not cached) and return the shared object's path."""
+    extra = list(extra_flags or [])
+    source = HERE / f"{name}.c"
+    if not source.exists():
+        raise NativeBuildError(f"no native module {name!r} ({source})")
+    out_dir = cache_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{name}-{_digest(source, extra)}.so"
+    if target.exists():
+        return target
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+    os.close(fd)
+    cmd = compiler() + CFLAGS + extra + ["-I", str(HERE), "-o", tmp, str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise NativeBuildError(f"compiling {source.name} failed:\n{' '.join(cmd)}\n"
+                               f"{proc.stdout}{proc.stderr}")
+    os.replace(tmp, target)  # atomic: concurrent builders never see a half-written file
+    return target
+
+
+def load(name: str, extra_flags: list[str] | None = None) -> ctypes.CDLL:
+    """The loaded shared object of ``native/<name>.c`` (built on first use, then cached)."""
+    with _lock:
+        lib = _loaded.get(name)
+        if lib is None:
+            lib = ctypes.CDLL(str(build(name, extra_flags)), mode=ctypes.RTLD_GLOBAL)
+            _loaded[name] = lib
+        return lib
+
+
+def symbol_address(name: str, symbol: str) -> int:
+    """Address of ``symbol`` in native module ``name`` (for JIT code to call directly)."""
+    lib = load(name)
+    return ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value

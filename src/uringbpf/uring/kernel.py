@@ -1,0 +1,93 @@
+"""The kernel backend: a real io_uring instance set up with io_uring_setup(2) and mmap.
+
+A backend owns the three memory regions (SQ ring, CQ ring, SQE array) and the two
+verbs that cross into "the kernel": ``enter`` and ``register``. The :class:`~.ring.Ring`
+frontend does everything else by reading and writing that memory, so the thread-pool
+backend (threads.py) only has to provide the same regions and verbs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from . import syscalls as sc
+from .uapi import (IORING_ENTER_EXT_ARG, IORING_FEAT_SINGLE_MMAP, IORING_OFF_CQ_RING,
+                   IORING_OFF_SQ_RING, IORING_OFF_SQES, IORING_REGISTER_PROBE,
+                   IORING_SETUP_CQE32, IORING_SETUP_NO_SQARRAY, IORING_SETUP_SQE128,
+                   IO_URING_OP_SUPPORTED, IoUringGeteventsArg, IoUringParams, IoUringProbe,
+                   KernelTimespec)
+
+
+class KernelBackend:
+    """One kernel ring. Raises OSError(errno) if io_uring_setup or mmap fails."""
+
+    name = "kernel"
+
+    def __init__(self, entries: int, params: IoUringParams):
+        fd = sc.io_uring_setup(entries, ctypes.addressof(params))
+        if fd < 0:
+            raise OSError(-fd, f"io_uring_setup({entries}, flags={params.flags:#x}): "
+                               f"{os.strerror(-fd)}")
+        self.fd = fd
+        self.params = params
+        self._maps: list[tuple[int, int]] = []
+        try:
+            self._map(params)
+        except BaseException:
+            self.close()
+            raise
+
+    def _map(self, p: IoUringParams) -> None:
+        sqe_size = 128 if p.flags & IORING_SETUP_SQE128 else 64
+        cqe_size = 32 if p.flags & IORING_SETUP_CQE32 else 16
+        if p.flags & IORING_SETUP_NO_SQARRAY:
+            sq_size = max(p.sq_off.head, p.sq_off.tail, p.sq_off.flags, p.sq_off.dropped,
+                          p.sq_off.ring_mask, p.sq_off.ring_entries) + 4
+        else:
+            sq_size = p.sq_off.array + p.sq_entries * 4
+        cq_size = p.cq_off.cqes + p.cq_entries * cqe_size
+        if p.features & IORING_FEAT_SINGLE_MMAP:
+            sq_size = cq_size = max(sq_size, cq_size)
+            self.sq_ring_addr = sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING)
+            self._maps.append((self.sq_ring_addr, sq_size))
+            self.cq_ring_addr = self.sq_ring_addr
+        else:
+            self.sq_ring_addr = sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING)
+            self._maps.append((self.sq_ring_addr, sq_size))
+            self.cq_ring_addr = sc.mmap_ring(self.fd, cq_size, IORING_OFF_CQ_RING)
+            self._maps.append((self.cq_ring_addr, cq_size))
+        self.sq_ring_size, self.cq_ring_size = sq_size, cq_size
+        self.sqes_size = p.sq_entries * sqe_size
+        self.sqes_addr = sc.mmap_ring(self.fd, self.sqes_size, IORING_OFF_SQES)
+        self._maps.append((self.sqes_addr, self.sqes_size))
+
+    def enter(self, to_submit: int, min_complete: int, flags: int,
+              sig: int | None = None, timeout: float | None = None) -> int:
+        """io_uring_enter(2); ``timeout`` (seconds) uses IORING_ENTER_EXT_ARG."""
+        if timeout is None:
+            return sc.io_uring_enter(self.fd, to_submit, min_complete, flags,
+                                     sig or 0, 8 if sig else 0)
+        ts = KernelTimespec.from_seconds(timeout)
+        arg = IoUringGeteventsArg(sigmask=sig or 0, sigmask_sz=8 if sig else 0,
+                                  ts=ctypes.addressof(ts))
+        return sc.io_uring_enter(self.fd, to_submit, min_complete, flags | IORING_ENTER_EXT_ARG,
+                                 ctypes.addressof(arg), ctypes.sizeof(arg))
+
+    def register(self, opcode: int, arg: int, nr_args: int) -> int:
+        return sc.io_uring_register(self.fd, opcode, arg, nr_args)
+
+    def probe(self) -> set[int]:
+        pr = IoUringProbe()
+        ret = self.register(IORING_REGISTER_PROBE, ctypes.addressof(pr), 256)
+        if ret < 0:
+            raise OSError(-ret, "IORING_REGISTER_PROBE failed")
+        return {pr.ops[i].op for i in range(pr.ops_len) if pr.ops[i].flags & IO_URING_OP_SUPPORTED}
+
+    def close(self) -> None:
+        for addr, size in self._maps:
+            sc.munmap(addr, size)
+        self._maps.clear()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

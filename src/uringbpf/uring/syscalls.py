@@ -1,0 +1,75 @@
+"""The three io_uring syscalls and mmap, through ctypes (no C liburing at run time).
+
+Every wrapper returns the raw kernel result: ``>= 0`` on success, ``-errno`` on failure,
+exactly like liburing's ``__sys_io_uring_*`` helpers, so callers decide what is an error.
+Tests monkeypatch :func:`io_uring_setup` to force the thread-pool fallback.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                  ctypes.c_long]
+_munmap = _libc.munmap
+_munmap.restype = ctypes.c_int
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+# io_uring uses the generic syscall table numbers on every architecture except alpha.
+_NUMBERS = {
+    "x86_64": (425, 426, 427),
+    "aarch64": (425, 426, 427),
+    "arm64": (425, 426, 427),
+}
+SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register = _NUMBERS.get(
+    platform.machine(), (425, 426, 427))
+
+PROT_READ, PROT_WRITE = 1, 2
+MAP_SHARED, MAP_POPULATE = 0x01, 0x8000
+MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def _ret(r: int) -> int:
+    return -ctypes.get_errno() if r == -1 else r
+
+
+def io_uring_setup(entries: int, params_addr: int) -> int:
+    """io_uring_setup(2): returns the ring fd or -errno."""
+    return _ret(_syscall(ctypes.c_long(SYS_io_uring_setup), ctypes.c_uint(entries),
+                         ctypes.c_void_p(params_addr)))
+
+
+def io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int,
+                   arg: int = 0, argsz: int = 0) -> int:
+    """io_uring_enter2: ``arg`` is a sigset_t* (argsz = 8) or io_uring_getevents_arg* (EXT_ARG)."""
+    return _ret(_syscall(ctypes.c_long(SYS_io_uring_enter), ctypes.c_int(fd),
+                         ctypes.c_uint(to_submit), ctypes.c_uint(min_complete),
+                         ctypes.c_uint(flags), ctypes.c_void_p(arg or None),
+                         ctypes.c_size_t(argsz)))
+
+
+def io_uring_register(fd: int, opcode: int, arg: int, nr_args: int) -> int:
+    return _ret(_syscall(ctypes.c_long(SYS_io_uring_register), ctypes.c_int(fd),
+                         ctypes.c_uint(opcode), ctypes.c_void_p(arg or None),
+                         ctypes.c_uint(nr_args)))
+
+
+def mmap_ring(fd: int, size: int, offset: int) -> int:
+    """mmap one ring region shared with the kernel; returns its address or raises OSError."""
+    addr = _mmap(None, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, offset)
+    if addr is None or addr == MAP_FAILED:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mmap of io_uring region at offset {offset:#x} failed")
+    return addr
+
+
+def munmap(addr: int, size: int) -> None:
+    _munmap(addr, size)
