@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import struct
 import weakref
 from ctypes import Structure, Union, c_uint8, c_uint16, c_uint32, c_uint64, sizeof
 from typing import Iterable, Sequence
@@ -185,10 +186,17 @@ _DENY = object()   # the kernel's dummy_filter: an opcode denied by DENY_REST
 
 
 class FilterTable:
-    """Filters of one ring: per opcode a chain (newest first) or the deny marker."""
+    """Filters of one ring: per opcode a chain (newest first) or the deny marker.
+
+    The same table is also flattened into a native blob (:meth:`native_addr`, layout in
+    native/cbpf.h) that the C loop driver checks SQEs against when a loop_step program
+    submits them, so program-submitted SQEs are filtered without a trip to Python.
+    """
 
     def __init__(self) -> None:
         self.chains: dict[int, list | object] = {}
+        self.listeners: list = []
+        self._blob = None
 
     def install(self, opcode: int, program: cbpf.Program, flags: int) -> None:
         chain = self.chains.get(opcode)
@@ -201,6 +209,35 @@ class FilterTable:
         if flags & IO_URING_BPF_FILTER_DENY_REST:
             for op in range(OP_LAST):
                 self.chains.setdefault(op, _DENY)
+        self._blob = None
+        for listener in list(self.listeners):
+            listener(self.native_addr())
+
+    def native_blob(self) -> bytes:
+        """The table as ``struct ub_filter_table`` + chains + programs (native/cbpf.h)."""
+        header = 8 + 4 * _NATIVE_MAX_OPS
+        body = bytearray()
+        chain_off = [0] * _NATIVE_MAX_OPS
+        prog_off: dict[int, int] = {}
+        for prog in {id(p): p for c in self.chains.values() if c is not _DENY
+                     for p in c if p is not _DENY}.values():
+            prog_off[id(prog)] = header + len(body)
+            body += struct.pack("<II", len(prog.insns), 0) + cbpf.pack(prog.insns)
+        for op, chain in sorted(self.chains.items()):
+            if op >= _NATIVE_MAX_OPS:
+                continue
+            items = [0] if chain is _DENY else [0 if p is _DENY else prog_off[id(p)]
+                                                 for p in chain]
+            chain_off[op] = header + len(body)
+            body += struct.pack(f"<I{len(items)}I", len(items), *items)
+        return struct.pack(f"<II{_NATIVE_MAX_OPS}I", _NATIVE_MAGIC, OP_LAST, *chain_off) + body
+
+    def native_addr(self) -> int:
+        """Address of the current native blob (kept alive by this table until it changes)."""
+        if self._blob is None:
+            blob = self.native_blob()
+            self._blob = ctypes.create_string_buffer(blob, len(blob))
+        return ctypes.addressof(self._blob)
 
     def check(self, sqe: bytes) -> int:
         """0 to let the SQE through, -EACCES to fail it (io_uring_run_bpf_filters)."""
@@ -255,7 +292,31 @@ def build_ctx(sqe: bytes) -> bytes | None:
     return bytes(ctx)
 
 
+_NATIVE_MAGIC = 0x63627066
+_NATIVE_MAX_OPS = 256
+
 _tables: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_pending_listeners: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def add_listener(ring, fn) -> None:
+    """Call ``fn(native_table_addr)`` now (if the ring has filters) and on every change.
+
+    The loop design uses this to keep its native submit path's filter table current.
+    """
+    table = _tables.get(ring)
+    if table is None:
+        _pending_listeners.setdefault(ring, []).append(fn)
+        return
+    table.listeners.append(fn)
+    fn(table.native_addr())
+
+
+def remove_listener(ring, fn) -> None:
+    table = _tables.get(ring)
+    for lst in (table.listeners if table is not None else [], _pending_listeners.get(ring, [])):
+        while fn in lst:
+            lst.remove(fn)
 
 
 def filters_of(ring) -> FilterTable | None:
@@ -267,6 +328,7 @@ def _table_for(ring) -> FilterTable:
     table = _tables.get(ring)
     if table is None:
         table = _tables[ring] = FilterTable()
+        table.listeners.extend(_pending_listeners.pop(ring, []))
         ring.add_sqe_filter(lambda sqe, _t=table: _t.check(_sqe_bytes(sqe)))
     return table
 

@@ -1,0 +1,577 @@
+"""Linux 7.1's ``io_uring_bpf_ops`` (the ``loop_step`` struct_ops) on kernels that lack it.
+
+In 7.1, attaching a ``struct io_uring_bpf_ops`` to a ring replaces ``io_uring_enter``
+with a kernel loop (io_uring/loop.c): call ``loop_step(ctx, &params)``; on
+``IOU_LOOP_CONTINUE`` sleep until the CQ tail reaches ``params.cq_wait_idx``, run task
+work, repeat; ``IOU_LOOP_STOP`` returns 0.  The program drives the ring itself through
+two kfuncs: ``bpf_io_uring_get_region`` (SQE array, ring header + CQEs, the user's
+parameter region) and ``bpf_io_uring_submit_sqes``.
+
+Here the loop is C (``native/loop.c``) installed as the ring's enter hook.  The program
+is called through a native function pointer: JIT code directly, or a ctypes trampoline
+into the interpreter, so the same driver serves both engines and, with the JIT, no
+Python runs per iteration.  The kfuncs have one C implementation each; the
+interpreter's table entries call it through ctypes, the JIT calls it directly.
+
+The ``struct io_ring_ctx *`` the program receives points to the driver's per-ring
+state (:class:`LoopCtx`), as in the kernel it is opaque to the program.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gc
+import mmap
+import os
+import signal
+import threading
+import weakref
+from ctypes import Structure, c_int32, c_uint32, c_uint64, c_void_p, sizeof
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .. import native
+from ..bpf import helpers
+from ..bpf.helpers import Arg, Ret
+from ..uring import syscalls, uapi
+
+IOU_LOOP_CONTINUE = 0
+IOU_LOOP_STOP = 1
+IOU_REGION_MEM = 0
+IOU_REGION_CQ = 1
+IOU_REGION_SQ = 2
+
+STRUCT_OPS_TYPE = "io_uring_bpf_ops"
+KFUNC_SUBMIT_SQES = "bpf_io_uring_submit_sqes"
+KFUNC_GET_REGION = "bpf_io_uring_get_region"
+
+# uringbpf_loop_run() result when the interpreter trampoline raised.
+_ABORTED = -1000
+_SQ_KERNEL, _SQ_REWIND, _SQ_REWIND_EMU = 0, 1, 2
+
+IORING_REGISTER_MEM_REGION = uapi.IORING_REGISTER_MEM_REGION
+IORING_MEM_REGION_TYPE_USER = 1
+IORING_MEM_REGION_REG_WAIT_ARG = 1
+IORING_MAP_OFF_PARAM_REGION = 0x20000000
+
+
+class LoopParams(Structure):
+    """``struct iou_loop_params`` (+ padding); only ``cq_wait_idx`` is visible to programs."""
+
+    _fields_ = [("cq_wait_idx", c_uint32), ("pad", c_uint32)]
+
+
+class LoopCtx(Structure):
+    """Mirror of ``struct ub_loop_ctx`` (native/loop.h): what ``struct io_ring_ctx *`` points to."""
+
+    _fields_ = [
+        ("magic", c_uint64), ("ring_fd", c_int32), ("sq_mode", c_uint32),
+        ("sq_khead", c_uint64), ("sq_ktail", c_uint64), ("sq_array", c_uint64),
+        ("ksqes", c_uint64), ("sq_mask", c_uint32), ("sq_entries", c_uint32),
+        ("sqe_size", c_uint32), ("cqe_size", c_uint32),
+        ("cq_khead", c_uint64), ("cq_ktail", c_uint64),
+        ("region_addr", c_uint64 * 3), ("region_size", c_uint64 * 3),
+        ("filters", c_uint64),
+        ("abort", c_int32), ("submitted_in_step", c_int32), ("running", c_uint32),
+        ("pad", c_uint32),
+        ("steps", c_uint64), ("waits", c_uint64), ("submit_calls", c_uint64),
+        ("sqes_submitted", c_uint64), ("sqes_denied", c_uint64),
+        ("args", c_uint64 * 2), ("params", LoopParams),
+    ]
+
+
+_MAGIC = 0x75626C6F6F703731
+STEP_FN = ctypes.CFUNCTYPE(c_uint64, c_uint64, c_uint64, c_uint64, c_uint64, c_uint64)
+
+_lib_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+
+
+def lib() -> ctypes.CDLL:
+    """The native loop driver (native/loop.c), built on first use; checks the struct mirror."""
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            handle = native.load("loop")
+            for fn in (handle.uringbpf_kf_submit_sqes, handle.uringbpf_kf_get_region):
+                fn.restype = c_uint64
+                fn.argtypes = [c_uint64] * 5
+            handle.uringbpf_loop_run.restype = ctypes.c_int64
+            handle.uringbpf_loop_run.argtypes = [c_void_p, c_void_p, c_void_p, ctypes.c_int]
+            handle.uringbpf_loop_ctx_size.restype = c_uint64
+            handle.uringbpf_filter_check.restype = c_int32
+            handle.uringbpf_filter_check.argtypes = [c_uint64, c_void_p]
+            handle.uringbpf_cbpf_run.restype = c_uint32
+            handle.uringbpf_cbpf_run.argtypes = [c_void_p, c_uint32, c_void_p, c_uint32]
+            if handle.uringbpf_loop_ctx_size() != sizeof(LoopCtx):
+                raise RuntimeError("native/loop.h and designs/loop.py LoopCtx disagree")
+            _lib = handle
+        return _lib
+
+
+# --- the parameter region (IOU_REGION_MEM) ----------------------------------------------
+class IoUringRegionDesc(Structure):
+    """``struct io_uring_region_desc``."""
+
+    _fields_ = [("user_addr", c_uint64), ("size", c_uint64), ("flags", c_uint32),
+                ("id", c_uint32), ("mmap_offset", c_uint64), ("resv", c_uint64 * 4)]
+
+
+class IoUringMemRegionReg(Structure):
+    """``struct io_uring_mem_region_reg``: the IORING_REGISTER_MEM_REGION argument."""
+
+    _fields_ = [("region_uptr", c_uint64), ("flags", c_uint64), ("resv", c_uint64 * 2)]
+
+
+@dataclass
+class MemRegion:
+    """A ring's registered parameter region: what IOU_REGION_MEM returns to programs."""
+
+    addr: int
+    size: int
+    keepalive: Any = None
+
+    def view(self) -> memoryview:
+        return memoryview((ctypes.c_char * self.size).from_address(self.addr)).cast("B")
+
+
+_mem_regions: "weakref.WeakKeyDictionary[Any, MemRegion]" = weakref.WeakKeyDictionary()
+_hooked_rings: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _note_region(ring, region: MemRegion) -> None:
+    _mem_regions[ring] = region
+    att = _attachments.get(ring)
+    if att is not None:
+        att._set_mem_region(region)
+
+
+def register_region_raw(ring, arg: int, nr_args: int) -> int:
+    """``io_uring_register(fd, IORING_REGISTER_MEM_REGION, arg, nr_args)`` seen by the loop.
+
+    The kernel (6.13+) registers the region itself; we read back the descriptor so a
+    later ``bpf_io_uring_get_region(ctx, IOU_REGION_MEM, size)`` can return it, exactly
+    the memory 7.1 hands to programs (``ctx->param_region``).
+    """
+    ret = syscalls.io_uring_register(ring.fd, IORING_REGISTER_MEM_REGION, arg, nr_args)
+    if ret < 0:
+        return ret
+    reg = IoUringMemRegionReg.from_address(arg)
+    desc = IoUringRegionDesc.from_address(reg.region_uptr)
+    if desc.flags & IORING_MEM_REGION_TYPE_USER:
+        _note_region(ring, MemRegion(desc.user_addr, desc.size))
+    else:
+        addr = syscalls.mmap_ring(ring.fd, desc.size, desc.mmap_offset)
+        _note_region(ring, MemRegion(addr, desc.size, _Unmapper(addr, desc.size)))
+    return ret
+
+
+class _Unmapper:
+    def __init__(self, addr: int, size: int):
+        self.addr, self.size = addr, size
+
+    def __del__(self):
+        syscalls.munmap(self.addr, self.size)
+
+
+def register_region(ring, size: int) -> MemRegion:
+    """Register a ``size``-byte parameter region (liburing ``io_uring_register_region``).
+
+    The memory is page-aligned user memory (IORING_MEM_REGION_TYPE_USER) that this
+    process can read and write through :meth:`MemRegion.view`; a loop_step program gets
+    the same memory from ``bpf_io_uring_get_region(ctx, IOU_REGION_MEM, n)``.
+    Raises OSError(-errno) with the kernel's error (EBUSY for a second region).
+    """
+    if size <= 0:
+        raise ValueError("region size must be > 0")
+    page = mmap.PAGESIZE
+    size = (size + page - 1) // page * page
+    area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(area))
+    desc = IoUringRegionDesc(user_addr=addr, size=size, flags=IORING_MEM_REGION_TYPE_USER)
+    reg = IoUringMemRegionReg(region_uptr=ctypes.addressof(desc))
+    ret = register_region_raw(ring, ctypes.addressof(reg), 1)
+    if ret < 0:
+        area.close()
+        raise OSError(-ret, f"IORING_REGISTER_MEM_REGION: {os.strerror(-ret)}")
+    region = _mem_regions[ring]
+    region.keepalive = area
+    return region
+
+
+def _register_hook(ring, opcode: int, arg: int, nr_args: int) -> int | None:
+    if opcode == IORING_REGISTER_MEM_REGION:
+        return register_region_raw(ring, arg, nr_args)
+    return None
+
+
+def _hook_ring(ring) -> None:
+    """Install our register hook once per ring (so raw MEM_REGION registrations are seen)."""
+    if ring in _hooked_rings:
+        return
+    add = getattr(ring, "add_register_hook", None)
+    if add is not None:
+        add(_register_hook)
+    _hooked_rings.add(ring)
+
+
+# --- the ring's layout, as the driver needs it ------------------------------------------
+@dataclass
+class RingLayout:
+    """Addresses of one ring's memory (kernel ring + emulated SQ_REWIND array)."""
+
+    fd: int
+    flags: int                 # the flags the application asked for (incl. emulated ones)
+    sq_mode: int
+    sq_head: int
+    sq_tail: int
+    sq_array: int              # 0 with NO_SQARRAY
+    kernel_sqes: int
+    sq_mask: int
+    sq_entries: int
+    sqe_size: int
+    cqe_size: int
+    cq_head: int
+    cq_tail: int
+    cq_region: int
+    cq_region_size: int
+    sq_region: int
+    sq_region_size: int
+
+
+def ring_layout(ring) -> RingLayout:
+    """Read the ring contract (docs/internals.md, docs/ring.md) into one flat record."""
+    p = ring.params
+    flags = int(getattr(ring, "flags", p.flags))
+    emulated = int(getattr(ring, "emulated_flags", 0))
+    sqe_size = int(getattr(ring, "sqe_size", 128 if flags & uapi.IORING_SETUP_SQE128 else 64))
+    cqe_size = int(getattr(ring, "cqe_size", 32 if flags & uapi.IORING_SETUP_CQE32 else 16))
+    sq_entries, cq_entries = int(p.sq_entries), int(p.cq_entries)
+    sq_ring, cq_ring = int(ring.sq_ring_addr), int(ring.cq_ring_addr)
+    kernel_sqes = int(getattr(ring, "kernel_sqes_addr", 0) or ring.sqes_addr)
+    if emulated & uapi.IORING_SETUP_SQ_REWIND:
+        sq_mode = _SQ_REWIND_EMU
+        sq_region = int(getattr(ring, "rewind_sqes_addr", 0) or ring.sqes_addr)
+        if sq_region == kernel_sqes:
+            raise RuntimeError("emulated SQ_REWIND ring exposes no private SQE array")
+    elif flags & uapi.IORING_SETUP_SQ_REWIND:
+        sq_mode, sq_region = _SQ_REWIND, kernel_sqes
+    else:
+        sq_mode, sq_region = _SQ_KERNEL, kernel_sqes
+    no_sqarray = (flags | int(p.flags)) & uapi.IORING_SETUP_NO_SQARRAY
+    sq_array = 0 if no_sqarray else sq_ring + p.sq_off.array
+    cq_size = p.cq_off.cqes + cq_entries * cqe_size
+    if sq_ring == cq_ring:   # IORING_FEAT_SINGLE_MMAP: one region holds both headers
+        sq_size = (p.sq_off.array + sq_entries * 4) if not no_sqarray else p.sq_off.flags + 4
+        cq_size = max(cq_size, sq_size)
+    return RingLayout(
+        fd=int(ring.fd), flags=flags, sq_mode=sq_mode,
+        sq_head=sq_ring + p.sq_off.head, sq_tail=sq_ring + p.sq_off.tail, sq_array=sq_array,
+        kernel_sqes=kernel_sqes, sq_mask=sq_entries - 1, sq_entries=sq_entries,
+        sqe_size=sqe_size, cqe_size=cqe_size,
+        cq_head=cq_ring + p.cq_off.head, cq_tail=cq_ring + p.cq_off.tail,
+        cq_region=cq_ring, cq_region_size=cq_size,
+        sq_region=sq_region, sq_region_size=sq_entries * sqe_size)
+
+
+# --- attachment -------------------------------------------------------------------------
+_attachments: "weakref.WeakKeyDictionary[Any, LoopAttachment]" = weakref.WeakKeyDictionary()
+_ctx_by_addr: dict[int, "LoopAttachment"] = {}
+_attach_lock = threading.Lock()
+
+
+class LoopError(RuntimeError):
+    """The program failed inside the loop (the interpreter's exception is the cause)."""
+
+
+def _python_signals() -> list[int]:
+    """Signals whose handler is Python code: the loop must return -EINTR on them."""
+    out = []
+    for sig in signal.valid_signals():
+        try:
+            handler = signal.getsignal(sig)
+        except (ValueError, OSError):
+            continue
+        if callable(handler):
+            out.append(int(sig))
+    return out
+
+
+class LoopAttachment:
+    """One ring driven by one loop_step program (the kernel's ``ctx->bpf_ops``).
+
+    ``step`` is a LoadedProgram (anything with ``entry_address``/``engine``), a raw
+    native function address, or a Python callable ``f(args_addr) -> int`` (used by
+    tests and by the interpreter trampoline).  :meth:`destroy` restores ``enter``.
+    """
+
+    def __init__(self, ring, step: Any, *, engine: str | None = None):
+        self.ring = ring
+        self.program = step
+        self.layout = ring_layout(ring)
+        self._buf = ctypes.create_string_buffer(sizeof(LoopCtx) + 16)
+        self.addr = (ctypes.addressof(self._buf) + 15) & ~15
+        self.ctx = LoopCtx.from_address(self.addr)
+        self._error: BaseException | None = None
+        self._filter_table = None
+        self._regions_added: list = []
+        self._runtime = None
+        self._fill_ctx()
+        self._entry, self.engine, self._keep = self._entry_point(step, engine)
+        self._signals = _python_signals()
+        self._sig_array = (ctypes.c_int * max(len(self._signals), 1))(*self._signals)
+        self.runs = 0
+        self.last_result: int | None = None
+        self._destroyed = False
+
+    # the native ctx ---------------------------------------------------------------
+    def _fill_ctx(self) -> None:
+        lay, c = self.layout, self.ctx
+        c.magic = _MAGIC
+        c.ring_fd = lay.fd
+        c.sq_mode = lay.sq_mode
+        c.sq_khead, c.sq_ktail, c.sq_array = lay.sq_head, lay.sq_tail, lay.sq_array
+        c.ksqes = lay.kernel_sqes
+        c.sq_mask, c.sq_entries = lay.sq_mask, lay.sq_entries
+        c.sqe_size, c.cqe_size = lay.sqe_size, lay.cqe_size
+        c.cq_khead, c.cq_ktail = lay.cq_head, lay.cq_tail
+        c.region_addr[IOU_REGION_CQ] = lay.cq_region
+        c.region_size[IOU_REGION_CQ] = lay.cq_region_size
+        c.region_addr[IOU_REGION_SQ] = lay.sq_region
+        c.region_size[IOU_REGION_SQ] = lay.sq_region_size
+        c.args[0] = self.addr
+        c.args[1] = self.addr + LoopCtx.params.offset
+        region = _mem_regions.get(self.ring)
+        if region is not None:
+            self._set_mem_region(region)
+
+    def _set_mem_region(self, region: MemRegion) -> None:
+        self.ctx.region_addr[IOU_REGION_MEM] = region.addr
+        self.ctx.region_size[IOU_REGION_MEM] = region.size
+        self._allow(region.addr, region.size, True, "io_uring param region")
+
+    def set_filters(self, table_addr: int) -> None:
+        """Point the native submit path at a flattened cBPF filter table (0: none)."""
+        self.ctx.filters = table_addr
+
+    @property
+    def params_addr(self) -> int:
+        return self.addr + LoopCtx.params.offset
+
+    @property
+    def args_addr(self) -> int:
+        return self.addr + LoopCtx.args.offset
+
+    # the program -----------------------------------------------------------------
+    def _entry_point(self, step: Any, engine: str | None):
+        if isinstance(step, int):
+            return step, engine or "native", None
+        prog_engine = getattr(step, "engine", None)
+        address = getattr(step, "entry_address", None)
+        runtime = getattr(step, "runtime", None)
+        if runtime is not None:
+            self._runtime = runtime
+            if getattr(runtime, "host", None) is None:
+                runtime.host = self
+            self._allow_program_memory()
+        if prog_engine == "jit" and address:
+            return int(address), "jit", None
+        # Interpreter (or any Python callable): our own trampoline, so an exception
+        # inside the program stops the loop and is re-raised by enter().
+        call = step
+
+        def trampoline(r1, r2, r3, r4, r5, _call=call, _self=self):
+            try:
+                return int(_call(r1)) & 0xFFFFFFFFFFFFFFFF
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the loop
+                _self._error = exc
+                _self.ctx.abort = 1
+                return IOU_LOOP_STOP
+
+        fn = STEP_FN(trampoline)
+        return ctypes.cast(fn, c_void_p).value, prog_engine or "python", fn
+
+    def _allow(self, base: int, size: int, writable: bool, name: str) -> None:
+        """Let the interpreter reach ``[base, base+size)`` (the JIT relies on the verifier)."""
+        rt = self._runtime
+        if rt is None or not size:
+            return
+        mem = rt.mem
+        existing = mem.find(base, size)
+        if existing is not None:
+            return
+        try:
+            self._regions_added.append(mem.add(base, size, writable, name))
+        except ValueError:
+            pass  # overlaps a region another attachment added: already reachable
+
+    def _allow_program_memory(self) -> None:
+        lay = self.layout
+        self._allow(self.args_addr, 16, False, "loop_step args")
+        self._allow(self.params_addr, 4, True, "iou_loop_params")
+        self._allow(lay.cq_region, lay.cq_region_size, True, "io_uring CQ region")
+        self._allow(lay.sq_region, lay.sq_region_size, True, "io_uring SQ region")
+
+    # running ---------------------------------------------------------------------
+    def run(self) -> int:
+        """One ``io_uring_enter`` of an attached ring: the loop until STOP (0) or -errno."""
+        if self._destroyed:
+            return -errno.EBADF
+        self._error = None
+        ret = int(lib().uringbpf_loop_run(self.addr, self._entry, self._sig_array,
+                                          len(self._signals)))
+        self.runs += 1
+        self.last_result = ret
+        resync = getattr(self.ring, "_after_external_cq", None)
+        if resync is not None:
+            resync()
+        if ret == _ABORTED:
+            err, self._error = self._error, None
+            if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit: as they are
+                raise err
+            raise LoopError(f"loop_step program failed: {err}") from err
+        return ret
+
+    def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int, *a, **kw) -> int:
+        """The ring's enter hook: 7.1 ignores to_submit/min_complete once ops are attached."""
+        return self.run()
+
+    def stats(self) -> dict[str, int]:
+        c = self.ctx
+        return {"steps": c.steps, "waits": c.waits, "submit_calls": c.submit_calls,
+                "sqes_submitted": c.sqes_submitted, "sqes_denied": c.sqes_denied}
+
+    def destroy(self) -> None:
+        """Detach: the ring's ``enter`` is the normal syscall again (idempotent)."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        with _attach_lock:
+            if _attachments.get(self.ring) is self:
+                del _attachments[self.ring]
+            _ctx_by_addr.pop(self.addr, None)
+        setter = getattr(self.ring, "set_enter_hook", None)
+        if setter is not None:
+            setter(None)
+        from . import filter as _filter
+        _filter.remove_listener(self.ring, self._on_filters)
+        if self._runtime is not None:
+            for region in self._regions_added:
+                try:
+                    self._runtime.mem.remove(region)
+                except ValueError:
+                    pass
+            if getattr(self._runtime, "host", None) is self:
+                self._runtime.host = None
+        self._regions_added.clear()
+        self.ctx.magic = 0
+
+    def _on_filters(self, table_addr: int) -> None:
+        self.set_filters(table_addr)
+
+
+def _check_ring_flags(ring) -> None:
+    flags = int(getattr(ring, "flags", ring.params.flags))
+    if not flags & uapi.IORING_SETUP_DEFER_TASKRUN:
+        raise OSError(errno.EOPNOTSUPP, "io_uring_bpf_ops need IORING_SETUP_DEFER_TASKRUN")
+    if flags & (uapi.IORING_SETUP_SQPOLL | uapi.IORING_SETUP_IOPOLL):
+        raise OSError(errno.EOPNOTSUPP, "io_uring_bpf_ops cannot drive SQPOLL or IOPOLL rings")
+
+
+def attach_loop(ring, step: Any, *, engine: str | None = None) -> LoopAttachment:
+    """Attach a loop_step to ``ring`` (the kernel's ``io_install_bpf_ops``).
+
+    Raises OSError(EOPNOTSUPP) without DEFER_TASKRUN or with SQPOLL/IOPOLL, and
+    OSError(EBUSY) when the ring already has ops.  Returns the attachment, whose
+    :meth:`~LoopAttachment.destroy` restores the normal ``enter``.
+    """
+    _check_ring_flags(ring)
+    with _attach_lock:
+        if ring in _attachments:
+            raise OSError(errno.EBUSY, "the ring already has io_uring_bpf_ops attached")
+        att = LoopAttachment(ring, step, engine=engine)
+        _attachments[ring] = att
+        _ctx_by_addr[att.addr] = att
+    _hook_ring(ring)
+    from . import filter as _filter
+    _filter.add_listener(ring, att._on_filters)
+    ring.set_enter_hook(att.enter_hook)
+    return att
+
+
+def attachment_of(ring) -> LoopAttachment | None:
+    return _attachments.get(ring)
+
+
+# --- finding a Ring by fd (struct_ops carry only ring_fd) -------------------------------
+_IO_URING_LINK = "anon_inode:[io_uring]"
+
+
+def ring_from_fd(fd: int):
+    """The live :class:`Ring` whose fd is ``fd`` (io_uring_ctx_get_file semantics).
+
+    OSError(EBADF) if ``fd`` is not open, OSError(EOPNOTSUPP) if it is not an io_uring
+    (or not a ring this process drives through uringbpf).
+    """
+    try:
+        target = os.readlink(f"/proc/self/fd/{int(fd)}")
+    except (OSError, ValueError):
+        raise OSError(errno.EBADF, f"ring_fd {fd} is not an open file") from None
+    if target != _IO_URING_LINK:
+        raise OSError(errno.EOPNOTSUPP, f"ring_fd {fd} is not an io_uring ({target})")
+    for ring in list(_known_rings()):
+        if getattr(ring, "fd", None) == fd and not getattr(ring, "closed", False):
+            return ring
+    raise OSError(errno.EOPNOTSUPP, f"io_uring fd {fd} was not created by uringbpf.Ring")
+
+
+def _known_rings():
+    try:
+        from ..uring.ring import Ring
+    except ImportError:
+        Ring = None
+    registry = getattr(Ring, "instances", None) if Ring is not None else None
+    if registry is not None:
+        yield from list(registry() if callable(registry) else registry)
+        return
+    for obj in gc.get_objects():
+        if Ring is not None and isinstance(obj, Ring):
+            yield obj
+        elif (not isinstance(obj, type) and callable(getattr(type(obj), "set_enter_hook", None))
+              and getattr(type(obj), "enter", None) is not None):
+            yield obj
+
+
+# --- kfuncs: one C implementation, reached through ctypes by the interpreter -----------
+def _live_ctx(runtime, addr: int) -> LoopAttachment | None:
+    att = _ctx_by_addr.get(addr)
+    return att if att is not None and not att._destroyed else None
+
+
+def _kf_submit_sqes(runtime, r1, r2, r3, r4, r5) -> int:
+    if _live_ctx(runtime, r1) is None:
+        return -errno.EINVAL & 0xFFFFFFFFFFFFFFFF
+    return lib().uringbpf_kf_submit_sqes(r1, r2 & 0xFFFFFFFF, 0, 0, 0)
+
+
+def _kf_get_region(runtime, r1, r2, r3, r4, r5) -> int:
+    if _live_ctx(runtime, r1) is None:
+        return 0
+    return lib().uringbpf_kf_get_region(r1, r2 & 0xFFFFFFFF, r3, 0, 0)
+
+
+def _register_kfuncs() -> None:
+    if KFUNC_SUBMIT_SQES not in helpers.KFUNCS:
+        helpers.kfunc(KFUNC_SUBMIT_SQES, (Arg.TRUSTED_PTR, Arg.SCALAR),
+                      sleepable_only=True)(_kf_submit_sqes)
+        helpers.KFUNCS[KFUNC_SUBMIT_SQES].native = ("loop", "uringbpf_kf_submit_sqes")
+    if KFUNC_GET_REGION not in helpers.KFUNCS:
+        helpers.kfunc(KFUNC_GET_REGION, (Arg.TRUSTED_PTR, Arg.SCALAR, Arg.SCALAR),
+                      Ret.MEM_OR_NULL, ret_size_arg=2,
+                      kfunc_flags=frozenset({"RET_NULL"}))(_kf_get_region)
+        helpers.KFUNCS[KFUNC_GET_REGION].native = ("loop", "uringbpf_kf_get_region")
+
+
+_register_kfuncs()
+helpers.add_provider(__name__)

@@ -1,0 +1,345 @@
+/*
+ * The Linux 7.1 io_uring loop (io_uring/loop.c) in userspace, plus its two kfuncs.
+ *
+ * Once io_uring_bpf_ops are attached, io_uring_enter() becomes
+ *
+ *     for (;;) {
+ *         ret = loop_step(ctx, &params);
+ *         if (ret == STOP) return 0; if (ret != CONTINUE) return -EINVAL;
+ *         nr_wait = lp->cq_wait_idx - cq.tail;
+ *         if (nr_wait > 0) sleep until the CQ tail reaches cq_wait_idx;
+ *         run task work; if (signal pending) return -EINTR;
+ *         run DEFER_TASKRUN local work; flush CQ overflow;
+ *     }
+ *
+ * Here the sleep and the task work are one real io_uring_enter(GETEVENTS) with
+ * min_complete = cq_wait_idx - cq.head (the kernel counts ready CQEs from the head),
+ * or min_complete = 0 when no wait is needed and the step did not already enter
+ * the kernel through bpf_io_uring_submit_sqes (which submits with GETEVENTS so the
+ * same syscall also runs the local work).  No Python runs per iteration when the
+ * step is JIT code: Python regains control on STOP, on an error or on a signal.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "cbpf.h"
+
+#ifndef __NR_io_uring_enter
+#define __NR_io_uring_enter 426
+#endif
+#define UB_ENTER_GETEVENTS 1u
+
+#define UB_OP_NOP 0
+#define UB_NOP_INJECT_RESULT 1u
+#define UB_SQE_IO_LINK_FLAGS (4u | 8u | 2u | 64u) /* LINK, HARDLINK, DRAIN, CQE_SKIP_SUCCESS */
+
+static inline uint32_t load_acquire(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_release(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline int ub_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags)
+{
+	long r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags, NULL, 0);
+	return r < 0 ? -errno : (int)r;
+}
+
+static inline int ctx_ok(const struct ub_loop_ctx *ctx)
+{
+	return ctx && ctx->magic == UB_LOOP_MAGIC;
+}
+
+/*
+ * A denied SQE still completes, with -EACCES and its own user_data, as the kernel
+ * fails a request whose filter returned 0.  We get the kernel to post exactly that
+ * CQE by turning the SQE into a NOP that injects the result (IORING_NOP_INJECT_RESULT);
+ * the link/drain/skip flags stay so a denied link member breaks its chain as before.
+ */
+static void deny_sqe(uint8_t *sqe, uint32_t sqe_size)
+{
+	uint64_t user_data;
+	uint8_t flags = sqe[1] & UB_SQE_IO_LINK_FLAGS;
+	int32_t res = -EACCES;
+	uint32_t nop_flags = UB_NOP_INJECT_RESULT;
+
+	memcpy(&user_data, sqe + 32, 8);
+	memset(sqe, 0, sqe_size);
+	sqe[0] = UB_OP_NOP;
+	sqe[1] = flags;
+	memcpy(sqe + 24, &res, 4);       /* len: the injected result */
+	memcpy(sqe + 28, &nop_flags, 4); /* nop_flags */
+	memcpy(sqe + 32, &user_data, 8);
+}
+
+/*
+ * Queue slots [0, nr) of `src` at the kernel SQ tail (filters applied on the way),
+ * submit them, and take back the ones the kernel did not consume: with SQ_REWIND
+ * semantics unconsumed slots are simply dropped, the next submit starts at 0 again.
+ */
+static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32_t nr)
+{
+	const struct ub_filter_table *filters = (const struct ub_filter_table *)(uintptr_t)ctx->filters;
+	uint32_t head = load_acquire(ctx->sq_khead);
+	uint32_t tail = *ctx->sq_ktail;
+	uint32_t space = ctx->sq_entries - (tail - head);
+	uint32_t i;
+	int ret;
+
+	if (nr > space)
+		nr = space;
+	if (!nr)
+		return 0;
+	for (i = 0; i < nr; i++) {
+		uint32_t slot = (tail + i) & ctx->sq_mask;
+		uint8_t *dst = ctx->ksqes + (size_t)slot * ctx->sqe_size;
+
+		memcpy(dst, src + (size_t)i * ctx->sqe_size, ctx->sqe_size);
+		if (filters && ub_filter_check(filters, dst)) {
+			deny_sqe(dst, ctx->sqe_size);
+			ctx->sqes_denied++;
+		}
+		if (ctx->sq_array)
+			ctx->sq_array[slot] = slot;
+	}
+	store_release(ctx->sq_ktail, tail + nr);
+	ret = ub_enter(ctx->ring_fd, nr, 0, UB_ENTER_GETEVENTS);
+	/* Retract what the kernel did not take (the user owns the SQ tail). */
+	store_release(ctx->sq_ktail, tail + (ret > 0 ? (uint32_t)ret : 0));
+	return ret;
+}
+
+/*
+ * Filters on a ring without SQ_REWIND: the program queued SQEs itself between the
+ * kernel's head and the tail it wrote; check each in place before the kernel sees it.
+ */
+static void filter_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
+{
+	const struct ub_filter_table *filters = (const struct ub_filter_table *)(uintptr_t)ctx->filters;
+	uint32_t head = load_acquire(ctx->sq_khead);
+	uint32_t tail = load_acquire(ctx->sq_ktail);
+	uint32_t i, n = tail - head;
+
+	if (n > nr)
+		n = nr;
+	for (i = 0; i < n; i++) {
+		uint32_t idx = (head + i) & ctx->sq_mask;
+		uint8_t *sqe;
+		if (ctx->sq_array)
+			idx = ctx->sq_array[idx] & ctx->sq_mask;
+		sqe = ctx->ksqes + (size_t)idx * ctx->sqe_size;
+		if (ub_filter_check(filters, sqe)) {
+			deny_sqe(sqe, ctx->sqe_size);
+			ctx->sqes_denied++;
+		}
+	}
+}
+
+/* int bpf_io_uring_submit_sqes(struct io_ring_ctx *ctx, u32 nr) */
+uint64_t uringbpf_kf_submit_sqes(uint64_t ctx_addr, uint64_t nr64, uint64_t r3, uint64_t r4,
+				 uint64_t r5)
+{
+	struct ub_loop_ctx *ctx = (struct ub_loop_ctx *)(uintptr_t)ctx_addr;
+	uint32_t nr = (uint32_t)nr64;
+	int64_t ret;
+
+	(void)r3; (void)r4; (void)r5;
+	if (!ctx_ok(ctx))
+		return (uint64_t)(int64_t)-EINVAL;
+	if (!nr)
+		return 0;
+	ctx->submit_calls++;
+	switch (ctx->sq_mode) {
+	case UB_SQ_REWIND_EMU:
+		if (nr > ctx->sq_entries)
+			nr = ctx->sq_entries;
+		ret = submit_copied(ctx, (const uint8_t *)(uintptr_t)ctx->region_addr[UB_IOU_REGION_SQ], nr);
+		break;
+	default:
+		if (ctx->filters)
+			filter_in_place(ctx, nr);
+		ret = ub_enter(ctx->ring_fd, nr, 0, UB_ENTER_GETEVENTS);
+		break;
+	}
+	ctx->submitted_in_step = 1;
+	if (ret > 0)
+		ctx->sqes_submitted += (uint64_t)ret;
+	return (uint64_t)(int64_t)(int32_t)ret;
+}
+
+/* __u8 *bpf_io_uring_get_region(struct io_ring_ctx *ctx, __u32 region_id, size_t size) */
+uint64_t uringbpf_kf_get_region(uint64_t ctx_addr, uint64_t id64, uint64_t size, uint64_t r4,
+				uint64_t r5)
+{
+	struct ub_loop_ctx *ctx = (struct ub_loop_ctx *)(uintptr_t)ctx_addr;
+	uint32_t id = (uint32_t)id64;
+
+	(void)r4; (void)r5;
+	if (!ctx_ok(ctx) || id >= UB_NR_REGIONS || !ctx->region_addr[id])
+		return 0;
+	if (size > ctx->region_size[id])
+		return 0;
+	return ctx->region_addr[id];
+}
+
+/* ---- signals --------------------------------------------------------------------
+ * The kernel's loop returns -EINTR as soon as a signal is pending.  In userspace the
+ * signal is delivered to Python's C-level handler (which only sets a flag), so while
+ * a loop runs we chain a handler in front of it that also bumps a generation
+ * counter; every iteration compares it, and a wait interrupted by the signal
+ * returns -EINTR from io_uring_enter anyway.  Python then runs its handler (e.g.
+ * KeyboardInterrupt) as soon as it regains control.
+ */
+#define UB_MAX_SIG 65
+static volatile sig_atomic_t sig_generation;
+static struct sigaction saved_actions[UB_MAX_SIG];
+static int installed_count[UB_MAX_SIG];
+static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void chain_handler(int sig, siginfo_t *info, void *uctx)
+{
+	struct sigaction *old;
+
+	sig_generation++;
+	if (sig <= 0 || sig >= UB_MAX_SIG)
+		return;
+	old = &saved_actions[sig];
+	if (old->sa_flags & SA_SIGINFO) {
+		if (old->sa_sigaction)
+			old->sa_sigaction(sig, info, uctx);
+	} else if (old->sa_handler != SIG_IGN && old->sa_handler != SIG_DFL) {
+		old->sa_handler(sig);
+	}
+}
+
+static void install_signals(const int *sigs, int n)
+{
+	int i;
+
+	pthread_mutex_lock(&sig_lock);
+	for (i = 0; i < n; i++) {
+		int s = sigs[i];
+		struct sigaction sa;
+		if (s <= 0 || s >= UB_MAX_SIG)
+			continue;
+		if (installed_count[s]++)
+			continue;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = chain_handler;
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(s, &sa, &saved_actions[s]))
+			installed_count[s] = 0;
+	}
+	pthread_mutex_unlock(&sig_lock);
+}
+
+static void restore_signals(const int *sigs, int n)
+{
+	int i;
+
+	pthread_mutex_lock(&sig_lock);
+	for (i = 0; i < n; i++) {
+		int s = sigs[i];
+		if (s <= 0 || s >= UB_MAX_SIG || !installed_count[s])
+			continue;
+		if (--installed_count[s] == 0)
+			sigaction(s, &saved_actions[s], NULL);
+	}
+	pthread_mutex_unlock(&sig_lock);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+static int64_t run_loop(struct ub_loop_ctx *ctx, ub_prog_fn step)
+{
+	struct ub_loop_params *lp = &ctx->params;
+	uint64_t *args = ctx->args;
+	sig_atomic_t gen = sig_generation;
+
+	lp->cq_wait_idx = 0;
+	args[0] = (uint64_t)(uintptr_t)ctx;
+	args[1] = (uint64_t)(uintptr_t)lp;
+	for (;;) {
+		uint64_t r;
+		int32_t ret, nr_wait;
+		int eret;
+
+		ctx->submitted_in_step = 0;
+		r = step((uint64_t)(uintptr_t)args, 0, 0, 0, 0);
+		ctx->steps++;
+		if (ctx->abort)
+			return UB_LOOP_ABORTED;
+		ret = (int32_t)r;
+		if (ret == UB_IOU_LOOP_STOP)
+			return 0;
+		if (ret != UB_IOU_LOOP_CONTINUE)
+			return -EINVAL;
+		if (sig_generation != gen)
+			return -EINTR;
+		nr_wait = (int32_t)(lp->cq_wait_idx - load_acquire(ctx->cq_ktail));
+		if (nr_wait > 0) {
+			uint32_t need = lp->cq_wait_idx - load_acquire(ctx->cq_khead);
+			ctx->waits++;
+			eret = ub_enter(ctx->ring_fd, 0, need, UB_ENTER_GETEVENTS);
+		} else if (!ctx->submitted_in_step) {
+			eret = ub_enter(ctx->ring_fd, 0, 0, UB_ENTER_GETEVENTS);
+		} else {
+			eret = 0;
+		}
+		if (eret == -EINTR || sig_generation != gen)
+			return -EINTR;
+		if (eret < 0 && eret != -ETIME && eret != -EBUSY && eret != -EAGAIN)
+			return eret;
+	}
+}
+
+/*
+ * Run the loop until the program stops: 0 (STOP), -EINVAL (bad return), -EINTR
+ * (signal), another -errno from io_uring_enter, or UB_LOOP_ABORTED (the Python
+ * trampoline raised).  `signals` are the signal numbers that have Python handlers.
+ */
+int64_t uringbpf_loop_run(struct ub_loop_ctx *ctx, ub_prog_fn step, const int *signals,
+			  int nr_signals)
+{
+	int64_t ret;
+
+	if (!ctx_ok(ctx) || !step)
+		return -EFAULT;
+	if (ctx->running)
+		return -EBUSY;
+	ctx->running = 1;
+	ctx->abort = 0;
+	install_signals(signals, nr_signals);
+	ret = run_loop(ctx, step);
+	restore_signals(signals, nr_signals);
+	ctx->running = 0;
+	return ret;
+}
+
+/* For tests and the Python filter path: the same filter check the native submit runs. */
+int32_t uringbpf_filter_check(uint64_t table, const uint8_t *sqe)
+{
+	return ub_filter_check((const struct ub_filter_table *)(uintptr_t)table, sqe);
+}
+
+uint32_t uringbpf_cbpf_run(const struct ub_sock_filter *insns, uint32_t n, const uint8_t *ctx,
+			   uint32_t ctx_len)
+{
+	return ub_cbpf_run(insns, n, ctx, ctx_len);
+}
+
+uint64_t uringbpf_loop_ctx_size(void)
+{
+	return sizeof(struct ub_loop_ctx);
+}

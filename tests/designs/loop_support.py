@@ -1,0 +1,119 @@
+"""Helpers shared by the loop tests: rings, and loop_step programs written in Python.
+
+``make_ring`` uses :class:`uringbpf.Ring` (the ring layer's contract: fd, params,
+ring addresses, set_enter_hook, emulated SQ_REWIND).  A Python loop_step is a plain
+callable ``step(args_addr) -> int`` that does what a BPF program does: it reads
+``args = {ctx, params}``, calls the kfuncs' C implementations and touches ring memory
+directly.  They exercise the native driver independently of the BPF engines.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from uringbpf.designs import loop
+from uringbpf.uring import uapi
+
+RING_FLAGS = (uapi.IORING_SETUP_SINGLE_ISSUER | uapi.IORING_SETUP_DEFER_TASKRUN
+              | uapi.IORING_SETUP_NO_SQARRAY | uapi.IORING_SETUP_CQSIZE
+              | uapi.IORING_SETUP_SQ_REWIND)
+REQ_TOKEN = 0xABBA1741
+
+
+def make_ring(entries=8, cq_entries=8, flags=RING_FLAGS):
+    try:
+        from uringbpf.uring.ring import Ring
+    except ImportError:  # TEMPORARY: until uring/ring.py lands
+        return _AdapterRing(entries, cq_entries, flags)
+    return Ring(entries, cq_entries=cq_entries, flags=flags)
+
+
+class _AdapterRing:
+    """TEMPORARY stand-in for uring/ring.py's Ring (same contract), removed once it lands."""
+
+    def __init__(self, entries, cq_entries, flags):
+        from uringbpf.uring.kernel import KernelBackend
+        p = uapi.IoUringParams()
+        p.flags = flags & ~uapi.IORING_SETUP_SQ_REWIND
+        p.cq_entries = cq_entries
+        self.backend = KernelBackend(entries, p)
+        self.fd, self.params, self.flags = self.backend.fd, p, flags
+        self.emulated_flags = flags & uapi.IORING_SETUP_SQ_REWIND
+        self.sq_ring_addr, self.cq_ring_addr = self.backend.sq_ring_addr, self.backend.cq_ring_addr
+        self.kernel_sqes_addr = self.backend.sqes_addr
+        self._private = ctypes.create_string_buffer(64 * p.sq_entries)
+        self.sqes_addr = (ctypes.addressof(self._private) if self.emulated_flags
+                          else self.backend.sqes_addr)
+        self.sqe_size, self.cqe_size = 64, 16
+        self.sq_entries, self.cq_entries = p.sq_entries, p.cq_entries
+        self._hook, self.sqe_filters, self.register_hooks = None, [], []
+
+    def set_enter_hook(self, fn):
+        self._hook = fn
+
+    def add_sqe_filter(self, fn):
+        self.sqe_filters.append(fn)
+
+    def add_register_hook(self, fn):
+        self.register_hooks.append(fn)
+
+    def enter(self, to_submit=0, min_complete=0, flags=0):
+        if self._hook is not None:
+            return self._hook(self, to_submit, min_complete, flags)
+        return self.backend.enter(to_submit, min_complete, flags)
+
+    def close(self):
+        self.backend.close()
+        self.fd = -1
+
+
+def u32(addr):
+    return ctypes.c_uint32.from_address(addr)
+
+
+class PyNops:
+    """The nops loop_step in Python: ``total`` NOPs, at most ``cap`` in flight."""
+
+    def __init__(self, ring, total, cap=8):
+        self.p = ring.params
+        self.total, self.cap = total, cap
+        self.to_run, self.inflight = total, 0
+        self.bad = 0
+        self.calls = 0
+
+    def __call__(self, args_addr):
+        self.calls += 1
+        lib = loop.lib()
+        ctx = ctypes.c_uint64.from_address(args_addr).value
+        params = ctypes.c_uint64.from_address(args_addr + 8).value
+        p = self.p
+        sq_size = p.sq_entries * 64
+        cq_size = p.cq_off.cqes + p.cq_entries * 16
+        sqes = lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_SQ, sq_size, 0, 0)
+        rings = lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_CQ, cq_size, 0, 0)
+        if not sqes or not rings:
+            return loop.IOU_LOOP_STOP
+        n = min(self.cap - self.inflight, self.to_run - self.inflight)
+        if n > 0:
+            for i in range(n):
+                ctypes.memset(sqes + 64 * i, 0, 64)
+                ctypes.c_uint64.from_address(sqes + 64 * i + 32).value = REQ_TOKEN
+            ret = ctypes.c_int64(lib.uringbpf_kf_submit_sqes(ctx, n, 0, 0, 0)).value
+            if ret != n:
+                return loop.IOU_LOOP_STOP
+            self.inflight += n
+        head, tail = u32(rings + p.cq_off.head), u32(rings + p.cq_off.tail)
+        nr = min(tail.value - head.value, self.cap)
+        for _ in range(nr):
+            cqe = rings + p.cq_off.cqes + 16 * (head.value & (p.cq_entries - 1))
+            if ctypes.c_uint64.from_address(cqe).value != REQ_TOKEN:
+                self.bad += 1
+                return loop.IOU_LOOP_STOP
+            head.value += 1
+        self.inflight -= nr
+        self.to_run -= nr
+        if self.to_run <= 0 and not self.inflight:
+            return loop.IOU_LOOP_STOP
+        wait = 0 if tail.value != head.value else self.inflight
+        u32(params).value = head.value + wait
+        return loop.IOU_LOOP_CONTINUE
