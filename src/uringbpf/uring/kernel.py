@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 
+from . import region as rg
 from . import syscalls as sc
 from .uapi import (IORING_ENTER_EXT_ARG, IORING_FEAT_SINGLE_MMAP, IORING_OFF_CQ_RING,
                    IORING_OFF_SQ_RING, IORING_OFF_SQES, IORING_REGISTER_PROBE,
@@ -31,7 +32,7 @@ class KernelBackend:
                                f"{os.strerror(-fd)}")
         self.fd = fd
         self.params = params
-        self._maps: list[tuple[int, int]] = []
+        self.sq_region = self.cq_region = self.sqe_region = None
         try:
             self._map(params)
         except BaseException:
@@ -47,20 +48,25 @@ class KernelBackend:
         else:
             sq_size = p.sq_off.array + p.sq_entries * 4
         cq_size = p.cq_off.cqes + p.cq_entries * cqe_size
+        # Each mapping is wrapped in a Region that munmaps itself when its last view dies
+        # (see region.py): closing the ring never leaves a view over unmapped memory.
         if p.features & IORING_FEAT_SINGLE_MMAP:
             sq_size = cq_size = max(sq_size, cq_size)
-            self.sq_ring_addr = sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING)
-            self._maps.append((self.sq_ring_addr, sq_size))
-            self.cq_ring_addr = self.sq_ring_addr
+            self.sq_region = rg.wrap(sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING),
+                                     sq_size, owned=True)
+            self.cq_region = self.sq_region
         else:
-            self.sq_ring_addr = sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING)
-            self._maps.append((self.sq_ring_addr, sq_size))
-            self.cq_ring_addr = sc.mmap_ring(self.fd, cq_size, IORING_OFF_CQ_RING)
-            self._maps.append((self.cq_ring_addr, cq_size))
+            self.sq_region = rg.wrap(sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING),
+                                     sq_size, owned=True)
+            self.cq_region = rg.wrap(sc.mmap_ring(self.fd, cq_size, IORING_OFF_CQ_RING),
+                                     cq_size, owned=True)
+        self.sq_ring_addr = self.sq_region.addr
+        self.cq_ring_addr = self.cq_region.addr
         self.sq_ring_size, self.cq_ring_size = sq_size, cq_size
         self.sqes_size = p.sq_entries * sqe_size
-        self.sqes_addr = sc.mmap_ring(self.fd, self.sqes_size, IORING_OFF_SQES)
-        self._maps.append((self.sqes_addr, self.sqes_size))
+        self.sqe_region = rg.wrap(sc.mmap_ring(self.fd, self.sqes_size, IORING_OFF_SQES),
+                                  self.sqes_size, owned=True)
+        self.sqes_addr = self.sqe_region.addr
 
     def enter(self, to_submit: int, min_complete: int, flags: int,
               sig: int | None = None, timeout: float | None = None) -> int:
@@ -85,9 +91,12 @@ class KernelBackend:
         return {pr.ops[i].op for i in range(pr.ops_len) if pr.ops[i].flags & IO_URING_OP_SUPPORTED}
 
     def close(self) -> None:
-        for addr, size in self._maps:
-            sc.munmap(addr, size)
-        self._maps.clear()
+        """Close the ring fd and drop our references to the mappings.
+
+        The regions unmap themselves once no SQE/CQE view refers to them any more; the
+        kernel frees the ring when both the fd and the last mapping are gone.
+        """
+        self.sq_region = self.cq_region = self.sqe_region = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -73,3 +73,15 @@ def mmap_ring(fd: int, size: int, offset: int) -> int:
 
 def munmap(addr: int, size: int) -> None:
     _munmap(addr, size)
+
+
+MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
+
+
+def mmap_anon(size: int) -> int:
+    """Private zero-filled memory (thread-pool rings, emulated SQE arrays); raises OSError."""
+    addr = _mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    if addr is None or addr == MAP_FAILED:
+        err = ctypes.get_errno()
+        raise OSError(err, f"anonymous mmap of {size} bytes failed")
+    return addr
