@@ -117,3 +117,112 @@ class PyNops:
         wait = 0 if tail.value != head.value else self.inflight
         u32(params).value = head.value + wait
         return loop.IOU_LOOP_CONTINUE
+
+
+# A nops loop_step hand-written in BPF assembly (kernel dialect): state lives in the
+# IOU_REGION_MEM parameter region ([0] = reqs_to_run, [4] = inflight) so no maps are
+# needed.  kfunc#0 = bpf_io_uring_get_region, kfunc#1 = bpf_io_uring_submit_sqes.
+NOPS_ASM = """
+    r6 = *(u64 *)(r1 + 0)
+    r7 = *(u64 *)(r1 + 8)
+    r1 = r6
+    r2 = 2
+    r3 = {sq_size}
+    call kfunc#0
+    if r0 == 0 goto stop
+    r8 = r0
+    r1 = r6
+    r2 = 1
+    r3 = {cq_size}
+    call kfunc#0
+    if r0 == 0 goto stop
+    r9 = r0
+    r1 = r6
+    r2 = 0
+    r3 = 8
+    call kfunc#0
+    if r0 == 0 goto stop
+    *(u64 *)(r10 - 8) = r0
+    r2 = *(u32 *)(r0 + 0)
+    r3 = *(u32 *)(r0 + 4)
+    r4 = {cap}
+    r4 -= r3
+    r5 = r2
+    r5 -= r3
+    if r4 s<= r5 goto +1
+    r4 = r5
+    if r4 s<= 0 goto reap
+    *(u64 *)(r10 - 16) = r4
+    r1 = 0
+fill:
+    r2 = r1
+    r2 <<= 6
+    r2 += r8
+    r3 = 0
+    *(u64 *)(r2 + 0) = r3
+    *(u64 *)(r2 + 8) = r3
+    *(u64 *)(r2 + 16) = r3
+    *(u64 *)(r2 + 24) = r3
+    *(u64 *)(r2 + 40) = r3
+    *(u64 *)(r2 + 48) = r3
+    *(u64 *)(r2 + 56) = r3
+    r3 = {token} ll
+    *(u64 *)(r2 + 32) = r3
+    r1 += 1
+    if r1 < r4 goto fill
+    r1 = r6
+    r2 = r4
+    call kfunc#1
+    r4 = *(u64 *)(r10 - 16)
+    if w0 != w4 goto stop
+    r1 = *(u64 *)(r10 - 8)
+    r3 = *(u32 *)(r1 + 4)
+    r3 += r4
+    *(u32 *)(r1 + 4) = r3
+reap:
+    r1 = *(u32 *)(r9 + {head})
+    r2 = *(u32 *)(r9 + {tail})
+    r3 = 0
+next:
+    if w1 == w2 goto done
+    r4 = r1
+    r4 &= {mask}
+    r4 <<= 4
+    r4 += r9
+    r5 = *(u64 *)(r4 + {cqes})
+    r0 = {token} ll
+    if r5 != r0 goto stop
+    r1 += 1
+    r3 += 1
+    goto next
+done:
+    *(u32 *)(r9 + {head}) = r1
+    r4 = *(u64 *)(r10 - 8)
+    r5 = *(u32 *)(r4 + 0)
+    r5 -= r3
+    *(u32 *)(r4 + 0) = r5
+    r0 = *(u32 *)(r4 + 4)
+    r0 -= r3
+    *(u32 *)(r4 + 4) = r0
+    if w0 != 0 goto cont
+    if w5 s<= 0 goto stop
+cont:
+    w1 += w0
+    *(u32 *)(r7 + 0) = r1
+    r0 = 0
+    exit
+stop:
+    r0 = 1
+    exit
+"""
+
+
+def nops_asm_program(ring, cap=8):
+    """The NOPS_ASM loop_step as an isa.Program for ``ring``."""
+    from uringbpf.bpf import asm, isa
+    p = ring.params
+    text = NOPS_ASM.format(sq_size=p.sq_entries * 64, cq_size=p.cq_off.cqes + p.cq_entries * 16,
+                           cap=cap, token=REQ_TOKEN, head=p.cq_off.head, tail=p.cq_off.tail,
+                           cqes=p.cq_off.cqes, mask=p.cq_entries - 1)
+    return isa.Program("nops_asm", asm.assemble(text), section="struct_ops.s/nops_asm",
+                       kfuncs=[loop.KFUNC_GET_REGION, loop.KFUNC_SUBMIT_SQES], sleepable=True)

@@ -72,7 +72,7 @@ class LoopCtx(Structure):
         ("sqe_size", c_uint32), ("cqe_size", c_uint32),
         ("cq_khead", c_uint64), ("cq_ktail", c_uint64),
         ("region_addr", c_uint64 * 3), ("region_size", c_uint64 * 3),
-        ("filters", c_uint64),
+        ("filters", c_uint64), ("error_word", c_uint64),
         ("abort", c_int32), ("submitted_in_step", c_int32), ("running", c_uint32),
         ("pad", c_uint32),
         ("steps", c_uint64), ("waits", c_uint64), ("submit_calls", c_uint64),
@@ -317,6 +317,7 @@ class LoopAttachment:
         self._filter_table = None
         self._regions_added: list = []
         self._runtime = None
+        self._jit = None
         self._fill_ctx()
         self._entry, self.engine, self._keep = self._entry_point(step, engine)
         self._signals = _python_signals()
@@ -375,6 +376,14 @@ class LoopAttachment:
             if getattr(runtime, "host", None) is None:
                 runtime.host = self
             self._allow_program_memory()
+        jit = getattr(step, "jit", None) or (step if hasattr(step, "error_address") else None)
+        if jit is not None and hasattr(jit, "error_address"):
+            self._jit = jit
+            self.ctx.error_word = jit.error_address
+            if runtime is None and getattr(jit, "runtime", None) is not None:
+                self._runtime = jit.runtime
+                self._allow_program_memory()
+            return int(address or jit.address), "jit", None
         if prog_engine == "jit" and address:
             return int(address), "jit", None
         # Interpreter (or any Python callable): our own trampoline, so an exception
@@ -419,6 +428,8 @@ class LoopAttachment:
         if self._destroyed:
             return -errno.EBADF
         self._error = None
+        if self._jit is not None:
+            self._jit.reset()
         ret = int(lib().uringbpf_loop_run(self.addr, self._entry, self._sig_array,
                                           len(self._signals)))
         self.runs += 1
@@ -428,6 +439,8 @@ class LoopAttachment:
             resync()
         if ret == _ABORTED:
             err, self._error = self._error, None
+            if err is None and self._jit is not None:
+                err = self._jit.take_error()
             if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit: as they are
                 raise err
             raise LoopError(f"loop_step program failed: {err}") from err

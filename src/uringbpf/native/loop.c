@@ -280,6 +280,8 @@ static int64_t run_loop(struct ub_loop_ctx *ctx, ub_prog_fn step)
 		ctx->steps++;
 		if (ctx->abort)
 			return UB_LOOP_ABORTED;
+		if (ctx->error_word && *(volatile uint64_t *)(uintptr_t)ctx->error_word)
+			return UB_LOOP_ABORTED;
 		ret = (int32_t)r;
 		if (ret == UB_IOU_LOOP_STOP)
 			return 0;

@@ -51,6 +51,9 @@ struct ub_loop_ctx {
 	uint64_t region_size[UB_NR_REGIONS];
 	/* classic-BPF opcode filters (designs/filter.py builds the blob), or 0 */
 	uint64_t filters;
+	/* address of the JIT context's u64 error word (0: none); non-zero after a step
+	 * means the program faulted (checked mode) or a Python helper raised */
+	uint64_t error_word;
 	/* run state */
 	volatile int32_t abort;        /* set by a Python trampoline that raised */
 	int32_t submitted_in_step;     /* the step's submit already ran local work */
