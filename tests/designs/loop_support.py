@@ -21,50 +21,8 @@ REQ_TOKEN = 0xABBA1741
 
 
 def make_ring(entries=8, cq_entries=8, flags=RING_FLAGS):
-    try:
-        from uringbpf.uring.ring import Ring
-    except ImportError:  # TEMPORARY: until uring/ring.py lands
-        return _AdapterRing(entries, cq_entries, flags)
+    from uringbpf import Ring
     return Ring(entries, cq_entries=cq_entries, flags=flags)
-
-
-class _AdapterRing:
-    """TEMPORARY stand-in for uring/ring.py's Ring (same contract), removed once it lands."""
-
-    def __init__(self, entries, cq_entries, flags):
-        from uringbpf.uring.kernel import KernelBackend
-        p = uapi.IoUringParams()
-        p.flags = flags & ~uapi.IORING_SETUP_SQ_REWIND
-        p.cq_entries = cq_entries
-        self.backend = KernelBackend(entries, p)
-        self.fd, self.params, self.flags = self.backend.fd, p, flags
-        self.emulated_flags = flags & uapi.IORING_SETUP_SQ_REWIND
-        self.sq_ring_addr, self.cq_ring_addr = self.backend.sq_ring_addr, self.backend.cq_ring_addr
-        self.kernel_sqes_addr = self.backend.sqes_addr
-        self._private = ctypes.create_string_buffer(64 * p.sq_entries)
-        self.sqes_addr = (ctypes.addressof(self._private) if self.emulated_flags
-                          else self.backend.sqes_addr)
-        self.sqe_size, self.cqe_size = 64, 16
-        self.sq_entries, self.cq_entries = p.sq_entries, p.cq_entries
-        self._hook, self.sqe_filters, self.register_hooks = None, [], []
-
-    def set_enter_hook(self, fn):
-        self._hook = fn
-
-    def add_sqe_filter(self, fn):
-        self.sqe_filters.append(fn)
-
-    def add_register_hook(self, fn):
-        self.register_hooks.append(fn)
-
-    def enter(self, to_submit=0, min_complete=0, flags=0):
-        if self._hook is not None:
-            return self._hook(self, to_submit, min_complete, flags)
-        return self.backend.enter(to_submit, min_complete, flags)
-
-    def close(self):
-        self.backend.close()
-        self.fd = -1
 
 
 def u32(addr):

@@ -218,8 +218,7 @@ def test_exception_in_step_is_raised_by_enter(ring):
 
 @pytest.mark.parametrize("flags,missing", [
     (RING_FLAGS & ~uapi.IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"),
-    ((RING_FLAGS & ~(uapi.IORING_SETUP_DEFER_TASKRUN | uapi.IORING_SETUP_SINGLE_ISSUER))
-     | uapi.IORING_SETUP_SQPOLL, "SQPOLL"),
+    (uapi.IORING_SETUP_SQPOLL | uapi.IORING_SETUP_NO_SQARRAY, "SQPOLL"),
 ])
 def test_attach_needs_defer_taskrun_without_sqpoll(flags, missing):
     r = make_ring(flags=flags)

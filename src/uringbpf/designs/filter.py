@@ -196,6 +196,7 @@ class FilterTable:
     def __init__(self) -> None:
         self.chains: dict[int, list | object] = {}
         self.listeners: list = []
+        self.sqe_filter = None   # the function installed with ring.add_sqe_filter
         self._blob = None
 
     def install(self, opcode: int, program: cbpf.Program, flags: int) -> None:
@@ -329,7 +330,8 @@ def _table_for(ring) -> FilterTable:
     if table is None:
         table = _tables[ring] = FilterTable()
         table.listeners.extend(_pending_listeners.pop(ring, []))
-        ring.add_sqe_filter(lambda sqe, _t=table: _t.check(_sqe_bytes(sqe)))
+        table.sqe_filter = lambda sqe, _t=table: _t.check(_sqe_bytes(sqe))
+        ring.add_sqe_filter(table.sqe_filter)
     return table
 
 
@@ -415,3 +417,15 @@ def register_hook(ring, opcode: int, arg: int, nr_args: int) -> int | None:
     if opcode != IORING_REGISTER_BPF_FILTER:
         return None
     return register_bpf_filter_raw(ring, arg, nr_args)
+
+
+def enable(ring) -> None:
+    """Let ``ring.register(IORING_REGISTER_BPF_FILTER, arg, 1)`` reach this design.
+
+    The ring knows no designs; this adds :func:`register_hook` to its register hooks
+    (once), as the 7.0 kernel's io_uring_register would handle the opcode itself.
+    """
+    if getattr(ring, "_cbpf_filter_hooked", False):
+        return
+    ring.add_register_hook(register_hook)
+    ring._cbpf_filter_hooked = True

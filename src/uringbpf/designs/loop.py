@@ -72,7 +72,7 @@ class LoopCtx(Structure):
         ("sqe_size", c_uint32), ("cqe_size", c_uint32),
         ("cq_khead", c_uint64), ("cq_ktail", c_uint64),
         ("region_addr", c_uint64 * 3), ("region_size", c_uint64 * 3),
-        ("filters", c_uint64), ("error_word", c_uint64),
+        ("filters", c_uint64), ("error_word", c_uint64), ("py_submit", c_uint64),
         ("abort", c_int32), ("submitted_in_step", c_int32), ("running", c_uint32),
         ("pad", c_uint32),
         ("steps", c_uint64), ("waits", c_uint64), ("submit_calls", c_uint64),
@@ -83,6 +83,7 @@ class LoopCtx(Structure):
 
 _MAGIC = 0x75626C6F6F703731
 STEP_FN = ctypes.CFUNCTYPE(c_uint64, c_uint64, c_uint64, c_uint64, c_uint64, c_uint64)
+PY_SUBMIT_FN = ctypes.CFUNCTYPE(ctypes.c_int64, c_uint64)
 
 _lib_lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -318,6 +319,7 @@ class LoopAttachment:
         self._regions_added: list = []
         self._runtime = None
         self._jit = None
+        self._py_submit = None
         self._fill_ctx()
         self._entry, self.engine, self._keep = self._entry_point(step, engine)
         self._signals = _python_signals()
@@ -428,6 +430,7 @@ class LoopAttachment:
         if self._destroyed:
             return -errno.EBADF
         self._error = None
+        self._route_submissions()
         if self._jit is not None:
             self._jit.reset()
         ret = int(lib().uringbpf_loop_run(self.addr, self._entry, self._sig_array,
@@ -445,6 +448,34 @@ class LoopAttachment:
                 raise err
             raise LoopError(f"loop_step program failed: {err}") from err
         return ret
+
+    def _route_submissions(self) -> None:
+        """Native submit unless the ring has SQE filters only Python can run.
+
+        The cBPF opcode filters (designs/filter.py) run in C on the native path; any other
+        filter a design added with ``ring.add_sqe_filter`` is Python, so then (and only
+        then) ``bpf_io_uring_submit_sqes`` goes through ``ring.raw_enter``, which runs them.
+        """
+        from . import filter as _filter
+        table = _filter.filters_of(self.ring)
+        mine = table.sqe_filter if table is not None else None
+        foreign = [f for f in getattr(self.ring, "_filters", ()) if f is not mine]
+        if not foreign:
+            self.ctx.py_submit = 0
+            return
+        if self._py_submit is None:
+            ring = self.ring
+
+            def submit(nr, _ring=ring, _self=self):
+                try:
+                    return _ring.raw_enter(int(nr), 0, uapi.IORING_ENTER_GETEVENTS)
+                except BaseException as exc:  # noqa: BLE001 - re-raised after the loop
+                    _self._error = exc
+                    _self.ctx.abort = 1
+                    return -errno.ECANCELED
+
+            self._py_submit = PY_SUBMIT_FN(submit)
+        self.ctx.py_submit = ctypes.cast(self._py_submit, c_void_p).value
 
     def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int, *a, **kw) -> int:
         """The ring's enter hook: 7.1 ignores to_submit/min_complete once ops are attached."""
@@ -485,6 +516,9 @@ class LoopAttachment:
 
 
 def _check_ring_flags(ring) -> None:
+    if getattr(ring, "backend", "kernel") != "kernel":
+        raise OSError(errno.EOPNOTSUPP, "the loop driver needs a kernel io_uring (not the "
+                                        "thread-pool fallback)")
     flags = int(getattr(ring, "flags", ring.params.flags))
     if not flags & uapi.IORING_SETUP_DEFER_TASKRUN:
         raise OSError(errno.EOPNOTSUPP, "io_uring_bpf_ops need IORING_SETUP_DEFER_TASKRUN")

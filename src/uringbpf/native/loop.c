@@ -160,6 +160,13 @@ uint64_t uringbpf_kf_submit_sqes(uint64_t ctx_addr, uint64_t nr64, uint64_t r3, 
 	if (!nr)
 		return 0;
 	ctx->submit_calls++;
+	if (ctx->py_submit) {
+		ret = ((int64_t (*)(uint64_t))(uintptr_t)ctx->py_submit)(nr);
+		ctx->submitted_in_step = 1;
+		if (ret > 0)
+			ctx->sqes_submitted += (uint64_t)ret;
+		return (uint64_t)(int64_t)(int32_t)ret;
+	}
 	switch (ctx->sq_mode) {
 	case UB_SQ_REWIND_EMU:
 		if (nr > ctx->sq_entries)

@@ -54,6 +54,9 @@ struct ub_loop_ctx {
 	/* address of the JIT context's u64 error word (0: none); non-zero after a step
 	 * means the program faulted (checked mode) or a Python helper raised */
 	uint64_t error_word;
+	/* int64_t (*)(uint64_t nr): when set, submit_sqes calls back into Python (the ring
+	 * has SQE filters other than the cBPF table, which only Python can run) */
+	uint64_t py_submit;
 	/* run state */
 	volatile int32_t abort;        /* set by a Python trampoline that raised */
 	int32_t submitted_in_step;     /* the step's submit already ran local work */
