@@ -15,6 +15,24 @@ def compile_jit(prog, checked=False):
     return jit.compile(prog, Runtime(), checked=checked)
 
 
+class InterpStep:
+    """The interpreter behind the LoadedProgram-like face the loop design accepts."""
+
+    engine = "interp"
+
+    def __init__(self, prog):
+        from uringbpf.bpf.interp import Interpreter
+        self.runtime = Runtime()
+        self.interp = Interpreter(prog, self.runtime)
+
+    def __call__(self, r1):
+        return self.interp.run(r1)
+
+
+def build(prog, engine):
+    return compile_jit(prog) if engine == "jit" else InterpStep(prog)
+
+
 @pytest.fixture
 def ring():
     r = make_ring()
@@ -25,14 +43,15 @@ def ring():
     r.close()
 
 
-@pytest.mark.parametrize("total,cap", [(1000, 8), (5000, 3), (1, 8)])
-def test_jit_nops_state_in_param_region(ring, total, cap):
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+@pytest.mark.parametrize("total,cap", [(1000, 8), (500, 3), (1, 8)])
+def test_nops_state_in_param_region(ring, total, cap, engine):
     region = loop.register_region(ring, 8)
     state = region.view().cast("I")
     state[0], state[1] = total, 0
-    fn = compile_jit(nops_asm_program(ring, cap))
+    fn = build(nops_asm_program(ring, cap), engine)
     link = loop.attach_loop(ring, fn)
-    assert link.engine == "jit"
+    assert link.engine == engine
     assert ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS) == 0
     assert (state[0], state[1]) == (0, 0)
     assert link.stats()["sqes_submitted"] == total
@@ -43,9 +62,10 @@ def test_jit_nops_state_in_param_region(ring, total, cap):
     link.destroy()
 
 
-def test_jit_without_param_region_stops_at_once(ring):
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_without_param_region_stops_at_once(ring, engine):
     """get_region(IOU_REGION_MEM) is NULL without a registered region: the program stops."""
-    fn = compile_jit(nops_asm_program(ring))
+    fn = build(nops_asm_program(ring), engine)
     link = loop.attach_loop(ring, fn)
     assert ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS) == 0
     assert link.stats() == {"steps": 1, "waits": 0, "submit_calls": 0, "sqes_submitted": 0,
@@ -62,4 +82,34 @@ def test_jit_checked_mode_fault_is_raised_not_crashed(ring):
     link = loop.attach_loop(ring, fn)
     with pytest.raises(loop.LoopError):
         ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
+    link.destroy()
+
+
+def test_interp_memory_fault_is_raised_not_crashed(ring):
+    from uringbpf.bpf import asm, isa
+    from uringbpf.bpf.memory import BpfMemoryError
+    prog = isa.Program("bad", asm.assemble("r1 = *(u64 *)(r1 + 0)\nr0 = *(u64 *)(r1 + 0)\n"
+                                            "r0 = 0\nexit"), section="struct_ops.s/bad")
+    link = loop.attach_loop(ring, InterpStep(prog))
+    with pytest.raises(loop.LoopError) as exc:   # the ctx is opaque: reading it faults
+        ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
+    assert isinstance(exc.value.__cause__, BpfMemoryError)
+    link.destroy()
+
+
+def test_interp_can_write_only_cq_wait_idx_and_regions(ring):
+    from uringbpf.bpf import asm, isa
+    from uringbpf.bpf.memory import BpfMemoryError
+    ok = isa.Program("ok", asm.assemble(
+        "r2 = *(u64 *)(r1 + 8)\nr3 = 77\n*(u32 *)(r2 + 0) = r3\nr0 = 1\nexit"))
+    link = loop.attach_loop(ring, InterpStep(ok))
+    assert ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS) == 0
+    assert link.ctx.params.cq_wait_idx == 77
+    link.destroy()
+    bad = isa.Program("bad", asm.assemble(
+        "r3 = 77\n*(u64 *)(r1 + 0) = r3\nr0 = 1\nexit"))   # the args array is read-only
+    link = loop.attach_loop(ring, InterpStep(bad))
+    with pytest.raises(loop.LoopError) as exc:
+        ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
+    assert isinstance(exc.value.__cause__, BpfMemoryError)
     link.destroy()

@@ -423,6 +423,10 @@ class LoopAttachment:
         self._allow(self.params_addr, 4, True, "iou_loop_params")
         self._allow(lay.cq_region, lay.cq_region_size, True, "io_uring CQ region")
         self._allow(lay.sq_region, lay.sq_region_size, True, "io_uring SQ region")
+        c = self.ctx
+        if c.region_addr[IOU_REGION_MEM]:
+            self._allow(c.region_addr[IOU_REGION_MEM], c.region_size[IOU_REGION_MEM], True,
+                        "io_uring param region")
 
     # running ---------------------------------------------------------------------
     def run(self) -> int:
