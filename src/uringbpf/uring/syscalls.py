@@ -85,3 +85,45 @@ def mmap_anon(size: int) -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"anonymous mmap of {size} bytes failed")
     return addr
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_vm_readv = _libc.process_vm_readv
+_vm_readv.restype = ctypes.c_ssize_t
+_vm_readv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p,
+                      ctypes.c_ulong, ctypes.c_ulong]
+_vm_writev = _libc.process_vm_writev
+_vm_writev.restype = ctypes.c_ssize_t
+_vm_writev.argtypes = _vm_readv.argtypes
+_getpid = _libc.getpid
+
+
+def read_user(addr: int, size: int) -> bytes | None:
+    """Copy ``size`` bytes at ``addr`` of this process, or None on a bad address.
+
+    Like the kernel's copy_from_user: a wild pointer in an SQE gives -EFAULT in the
+    thread-pool backend instead of a segfault (process_vm_readv checks the mapping).
+    """
+    if size == 0:
+        return b""
+    if not addr:
+        return None
+    buf = ctypes.create_string_buffer(size)
+    loc, rem = _IoVec(ctypes.addressof(buf), size), _IoVec(addr, size)
+    if _vm_readv(_getpid(), ctypes.byref(loc), 1, ctypes.byref(rem), 1, 0) != size:
+        return None
+    return buf.raw
+
+
+def write_user(addr: int, data: bytes) -> bool:
+    """copy_to_user: False on a bad address."""
+    if not data:
+        return True
+    if not addr:
+        return False
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    loc, rem = _IoVec(ctypes.addressof(buf), len(data)), _IoVec(addr, len(data))
+    return _vm_writev(_getpid(), ctypes.byref(loc), 1, ctypes.byref(rem), 1, 0) == len(data)
