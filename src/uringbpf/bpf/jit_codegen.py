@@ -1,0 +1,666 @@
+"""eBPF instructions to LLVM IR text (the code generator behind :mod:`uringbpf.bpf.jit`).
+
+Why text and not ``llvmlite.ir``: building IR objects in Python costs several times more
+than formatting strings, and the compile-time budget (50 ms for 1,000 instructions,
+optimisation and machine code included) is dominated by what we do in Python.
+
+Shape of the generated code
+---------------------------
+* Every BPF function (the entry and each ``PSEUDO_CALL`` / ``PSEUDO_FUNC`` target) becomes an
+  LLVM function ``i64 (i64 r1, ..., i64 r5)``: the C calling convention of a helper, so a
+  native driver, a helper that takes a callback, and a BPF-to-BPF call all call it the same
+  way. r6-r9 are callee-saved for free because each function has its own register slots.
+* Registers are ``alloca i64`` slots that the optimiser promotes to SSA values.
+* Frames: each function takes 512 bytes below the context's stack pointer on entry and gives
+  them back on return. The stack lives in one buffer per program that is also a region of
+  ``runtime.mem``, so helpers implemented in Python can read keys and strings on it.
+  Running out of frames (calls nested too deep, recursion) sets ``JITRT_ERR_DEPTH``.
+* The ISA's corner cases are spelled out so LLVM never sees undefined behaviour: divisors
+  are made safe before ``udiv``/``sdiv`` (div by 0 -> 0, mod by 0 -> dividend,
+  ``INT_MIN / -1`` -> ``INT_MIN``, ``INT_MIN % -1`` -> 0), shift counts are masked, ALU32
+  results are zero-extended.
+* Errors (a Python helper raised, checked access failed, callx to nowhere) set the context's
+  error word and return 0 from every active BPF function; the caller raises in Python.
+* Every address we call or touch (helpers, maps, the context) is a 64-bit constant, so the
+  machine code has no relocations to resolve and no code-model limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import isa
+from .isa import Insn
+
+# Offsets (in u64 words) of struct jitrt_ctx fields; see native/jitrt.h.
+CTX_ERROR, CTX_ERR_PC, CTX_ERR_ADDR, CTX_ERR_SIZE, CTX_ERR_WRITE, CTX_SP, CTX_STACK_LO, \
+    CTX_STACK_HI = range(8)
+
+ERR_MEMORY = 1
+ERR_HELPER = 2
+ERR_DEPTH = 3
+ERR_CALLX = 4
+ERR_NO_HELPER = 5
+ERR_FELL_OFF = 6
+ERR_UNWIND = 7       # not an error: bpf_conformance's "unwind" helper stopped the program
+
+_ICMP = {
+    isa.JEQ: "eq", isa.JNE: "ne", isa.JGT: "ugt", isa.JGE: "uge", isa.JLT: "ult",
+    isa.JLE: "ule", isa.JSGT: "sgt", isa.JSGE: "sge", isa.JSLT: "slt", isa.JSLE: "sle",
+}
+_SIMPLE_ALU = {isa.ADD: "add", isa.SUB: "sub", isa.MUL: "mul", isa.OR: "or", isa.AND: "and",
+               isa.XOR: "xor"}
+_SHIFTS = {isa.LSH: "shl", isa.RSH: "lshr", isa.ARSH: "ashr"}
+_ATOMIC_RMW = {isa.ATOMIC_ADD: "add", isa.ATOMIC_OR: "or", isa.ATOMIC_AND: "and",
+               isa.ATOMIC_XOR: "xor"}
+_ITYPE = {1: "i8", 2: "i16", 4: "i32", 8: "i64"}
+
+
+class JitError(ValueError):
+    """The program cannot be compiled (malformed or unsupported instruction), naming the insn."""
+
+    def __init__(self, message: str, pc: int | None = None):
+        self.pc = pc
+        super().__init__(message if pc is None else f"insn {pc}: {message}")
+
+
+@dataclass
+class CallTarget:
+    """What a helper/kfunc call compiles to.
+
+    ``address`` 0 means "not in the table": the call sets ``ERR_NO_HELPER`` at run time (as
+    the interpreter raises only when the call is reached). ``python`` marks a ctypes
+    callback (the call site records its pc first, so a raised exception names it).
+    ``unwind``: when the call returns 0 the whole program stops with r0 = 0.
+    """
+
+    address: int
+    python: bool = False
+    unwind: bool = False
+
+
+@dataclass
+class Bindings:
+    """Everything instance-specific the generated code refers to, resolved by jit.py."""
+
+    ctx_addr: int
+    helper: Callable[[int], CallTarget]           # helper id -> target
+    kfunc: Callable[[int], CallTarget]            # index into program.kfuncs -> target
+    map_addr: Callable[[int], int]                # map index -> struct bpf_map * address
+    map_value_addr: Callable[[int], int]          # map index -> address of value 0
+    callx_table: Callable[[], tuple[int, int]] | None = None  # () -> (table address, length)
+    check_addr: int = 0                           # jitrt_check, for checked mode
+    checked: bool = False
+    frame_size: int = isa.STACK_SIZE
+    symbol_prefix: str = "ubpf"
+
+
+def _s64(value: int) -> int:
+    return isa.to_s64(value)
+
+
+def _ptr(addr: int) -> str:
+    return f"inttoptr (i64 {_s64(addr)} to ptr)"
+
+
+def _ctx_field(b: Bindings, index: int) -> str:
+    return _ptr(b.ctx_addr + 8 * index)
+
+
+def split_functions(insns: list[Insn]) -> list[int]:
+    """Start indexes of the BPF functions: 0 plus every local call / PSEUDO_FUNC target."""
+    starts = {0}
+    n = len(insns)
+    skip = False
+    for pc, insn in enumerate(insns):
+        if skip:
+            skip = False
+            continue
+        if insn.is_lddw:
+            skip = True
+            if insn.src == isa.PSEUDO_FUNC:
+                target = pc + insn.imm + 1
+                if not 0 <= target < n:
+                    raise JitError(f"function address target {target} outside the program", pc)
+                starts.add(target)
+        elif insn.is_call and insn.src == isa.PSEUDO_CALL:
+            target = pc + insn.imm + 1
+            if not 0 <= target < n:
+                raise JitError(f"call target {target} outside the program", pc)
+            starts.add(target)
+    return sorted(starts)
+
+
+@dataclass
+class _Func:
+    index: int
+    start: int
+    end: int
+    name: str
+    lines: list[str] = field(default_factory=list)
+
+
+class ModuleGen:
+    """Generates one LLVM module for one program."""
+
+    def __init__(self, program: isa.Program, bindings: Bindings):
+        self.program = program
+        self.insns = program.insns
+        self.b = bindings
+        if not self.insns:
+            raise JitError("empty program")
+        self.starts = split_functions(self.insns)
+        ends = self.starts[1:] + [len(self.insns)]
+        self.funcs = [_Func(i, s, e, f"{bindings.symbol_prefix}_f{i}")
+                      for i, (s, e) in enumerate(zip(self.starts, ends))]
+        self.func_at = {f.start: f for f in self.funcs}
+        self._tmp = 0
+        self._intrinsics: set[str] = set()
+
+    # -- small emitters -------------------------------------------------------------------
+
+    def tmp(self) -> str:
+        self._tmp += 1
+        return f"%t{self._tmp}"
+
+    def emit(self, line: str) -> None:
+        self.out.append("  " + line)
+
+    def label(self, name: str) -> None:
+        self.out.append(f"{name}:")
+
+    def reg(self, r: int) -> str:
+        if not 0 <= r <= 10:
+            raise JitError(f"register r{r} does not exist", self.pc)
+        t = self.tmp()
+        self.emit(f"{t} = load i64, ptr %r{r}")
+        return t
+
+    def set_reg(self, r: int, value: str) -> None:
+        if not 0 <= r <= 10:
+            raise JitError(f"register r{r} does not exist", self.pc)
+        self.emit(f"store i64 {value}, ptr %r{r}")
+
+    def op(self, text: str) -> str:
+        t = self.tmp()
+        self.emit(f"{t} = {text}")
+        return t
+
+    def trunc32(self, v: str) -> str:
+        return self.op(f"trunc i64 {v} to i32")
+
+    def zext64(self, v: str, ty: str = "i32") -> str:
+        return self.op(f"zext {ty} {v} to i64")
+
+    def fail(self, code: int, pc: int) -> None:
+        """Set the error word (first error wins) and leave the function."""
+        b = self.b
+        old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERROR)}")
+        keep = self.op(f"icmp ne i64 {old}, 0")
+        new = self.op(f"select i1 {keep}, i64 {old}, i64 {code}")
+        self.emit(f"store i64 {new}, ptr {_ctx_field(b, CTX_ERROR)}")
+        pc_old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERR_PC)}")
+        pc_new = self.op(f"select i1 {keep}, i64 {pc_old}, i64 {pc}")
+        self.emit(f"store i64 {pc_new}, ptr {_ctx_field(b, CTX_ERR_PC)}")
+        self.emit("br label %err")
+
+    def check_error(self, pc: int) -> None:
+        """After a call that can fail: leave the function if the error word is set."""
+        e = self.op(f"load i64, ptr {_ctx_field(self.b, CTX_ERROR)}")
+        bad = self.op(f"icmp ne i64 {e}, 0")
+        cont = f"L{pc}_ok{self._tmp}"
+        self.emit(f"br i1 {bad}, label %err, label %{cont}")
+        self.label(cont)
+
+    def intrinsic(self, decl: str) -> None:
+        self._intrinsics.add(decl)
+
+    # -- module ---------------------------------------------------------------------------
+
+    def generate(self) -> str:
+        parts = []
+        for func in self.funcs:
+            parts.append(self.gen_function(func))
+        header = [f"; program {self.program.name!r}"]
+        header.extend(sorted(self._intrinsics))
+        return "\n".join(header) + "\n\n" + "\n\n".join(parts) + "\n"
+
+    def gen_function(self, func: _Func) -> str:
+        self.out = out = []
+        self.pc = func.start
+        b = self.b
+        leaders = self.find_leaders(func)
+        out.append(f"define i64 @{func.name}(i64 %a1, i64 %a2, i64 %a3, i64 %a4, i64 %a5) "
+                   f"nounwind {{")
+        self.label("entry")
+        for r in range(11):
+            self.emit(f"%r{r} = alloca i64, align 8")
+        for r in (0, 6, 7, 8, 9):
+            self.emit(f"store i64 0, ptr %r{r}")
+        for r in range(1, 6):
+            self.emit(f"store i64 %a{r}, ptr %r{r}")
+        self.emit(f"%fp = load i64, ptr {_ctx_field(b, CTX_SP)}")
+        self.emit(f"%lo = load i64, ptr {_ctx_field(b, CTX_STACK_LO)}")
+        self.emit(f"%frame = sub i64 %fp, {b.frame_size}")
+        self.emit("%deep = icmp ult i64 %frame, %lo")
+        self.emit("br i1 %deep, label %too_deep, label %prologue")
+        self.label("too_deep")
+        self.fail_no_frame(ERR_DEPTH, func.start)
+        self.label("prologue")
+        self.emit(f"store i64 %frame, ptr {_ctx_field(b, CTX_SP)}")
+        self.emit("store i64 %fp, ptr %r10")
+        self.emit(f"br label %L{func.start}")
+
+        pc = func.start
+        terminated = True  # the prologue ended with its own branch
+        while pc < func.end:
+            insn = self.insns[pc]
+            if pc in leaders:
+                if not terminated:
+                    self.emit(f"br label %L{pc}")
+                self.label(f"L{pc}")
+            elif terminated:
+                # Dead code after an unconditional transfer: still needs a block to live in.
+                self.label(f"L{pc}")
+            self.pc = pc
+            terminated = self.gen_insn(func, pc, insn)
+            pc += 2 if insn.is_lddw else 1
+        if not terminated:
+            self.fail(ERR_FELL_OFF, func.end - 1)
+
+        self.label("exit")
+        self.emit("%ret = load i64, ptr %r0")
+        self.emit(f"store i64 %fp, ptr {_ctx_field(b, CTX_SP)}")
+        self.emit("ret i64 %ret")
+        self.label("err")
+        self.emit(f"store i64 %fp, ptr {_ctx_field(b, CTX_SP)}")
+        self.emit("ret i64 0")
+        out.append("}")
+        return "\n".join(out)
+
+    def fail_no_frame(self, code: int, pc: int) -> None:
+        b = self.b
+        old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERROR)}")
+        keep = self.op(f"icmp ne i64 {old}, 0")
+        new = self.op(f"select i1 {keep}, i64 {old}, i64 {code}")
+        self.emit(f"store i64 {new}, ptr {_ctx_field(b, CTX_ERROR)}")
+        pc_old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERR_PC)}")
+        pc_new = self.op(f"select i1 {keep}, i64 {pc_old}, i64 {pc}")
+        self.emit(f"store i64 {pc_new}, ptr {_ctx_field(b, CTX_ERR_PC)}")
+        self.emit("ret i64 0")
+
+    def find_leaders(self, func: _Func) -> set[int]:
+        leaders = {func.start}
+        pc = func.start
+        while pc < func.end:
+            insn = self.insns[pc]
+            step = 2 if insn.is_lddw else 1
+            if insn.cls in (isa.JMP, isa.JMP32) and insn.op not in (isa.CALL,):
+                if insn.op != isa.EXIT:
+                    target = pc + insn.jump_offset() + 1
+                    if not func.start <= target < func.end:
+                        raise JitError(f"jump to {target} leaves its function "
+                                       f"[{func.start}, {func.end})", pc)
+                    if self.insns[target].opcode == 0 and target > 0 \
+                            and self.insns[target - 1].is_lddw:
+                        raise JitError(f"jump into the middle of lddw at {target - 1}", pc)
+                    leaders.add(target)
+                if pc + step < func.end:
+                    leaders.add(pc + step)
+            pc += step
+        return leaders
+
+    # -- instructions ---------------------------------------------------------------------
+
+    def gen_insn(self, func: _Func, pc: int, insn: Insn) -> bool:
+        """Emit one instruction; return True when it ends its block unconditionally."""
+        cls = insn.cls
+        if cls in (isa.ALU, isa.ALU64):
+            self.gen_alu(pc, insn)
+            return False
+        if cls in (isa.JMP, isa.JMP32):
+            return self.gen_jmp(func, pc, insn)
+        if cls == isa.LDX:
+            self.gen_ldx(pc, insn)
+            return False
+        if cls == isa.ST:
+            if insn.mode != isa.MEM:
+                raise JitError(f"unsupported st mode {insn.mode:#x}", pc)
+            self.gen_store(pc, insn.dst, insn.off, insn.size, str(insn.imm), imm=True)
+            return False
+        if cls == isa.STX:
+            if insn.mode == isa.MEM:
+                self.gen_store(pc, insn.dst, insn.off, insn.size, None, imm=False,
+                               src=insn.src)
+            elif insn.mode == isa.ATOMIC:
+                self.gen_atomic(pc, insn)
+            else:
+                raise JitError(f"unsupported stx mode {insn.mode:#x}", pc)
+            return False
+        if cls == isa.LD:
+            if insn.is_lddw:
+                self.gen_lddw(pc, insn)
+                return False
+            raise JitError(f"unsupported ld instruction {insn.opcode:#04x} (legacy packet "
+                           f"access is not part of this runtime)", pc)
+        raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
+
+    # ALU --------------------------------------------------------------------------------
+
+    def gen_alu(self, pc: int, insn: Insn) -> None:
+        is64 = insn.cls == isa.ALU64
+        op = insn.op
+        ty = "i64" if is64 else "i32"
+        bits = 64 if is64 else 32
+
+        if op == isa.END:
+            self.gen_end(pc, insn, is64)
+            return
+        if op == isa.NEG:
+            if insn.source or insn.off or insn.imm:
+                raise JitError("neg with operands", pc)
+            d = self.operand_dst(insn.dst, is64)
+            self.store_result(insn.dst, self.op(f"sub {ty} 0, {d}"), is64)
+            return
+
+        if op == isa.MOV:
+            if insn.source == isa.X and insn.off in (8, 16, 32):
+                if insn.off == 32 and not is64:
+                    raise JitError("movsx32 from 32 bits is not an instruction", pc)
+                s = self.reg(insn.src)
+                small = self.op(f"trunc i64 {s} to i{insn.off}")
+                self.store_result(insn.dst, self.op(f"sext i{insn.off} {small} to {ty}"), is64)
+                return
+            if insn.off != 0:
+                raise JitError(f"mov with offset {insn.off}", pc)
+            self.store_result(insn.dst, self.operand_src(insn, is64), is64)
+            return
+
+        if op in (isa.DIV, isa.MOD):
+            if insn.off not in (0, 1):
+                raise JitError(f"{isa.ALU_OP_NAMES[op]} with offset {insn.off}", pc)
+        elif insn.off != 0:
+            raise JitError(f"{isa.ALU_OP_NAMES.get(op, hex(op))} with offset {insn.off}", pc)
+
+        if op in _SIMPLE_ALU:
+            d = self.operand_dst(insn.dst, is64)
+            s = self.operand_src(insn, is64)
+            self.store_result(insn.dst, self.op(f"{_SIMPLE_ALU[op]} {ty} {d}, {s}"), is64)
+        elif op in _SHIFTS:
+            d = self.operand_dst(insn.dst, is64)
+            s = self.operand_src(insn, is64)
+            count = self.op(f"and {ty} {s}, {bits - 1}")
+            self.store_result(insn.dst, self.op(f"{_SHIFTS[op]} {ty} {d}, {count}"), is64)
+        elif op in (isa.DIV, isa.MOD):
+            d = self.operand_dst(insn.dst, is64)
+            s = self.operand_src(insn, is64)
+            self.store_result(insn.dst, self.divmod(op, insn.off == 1, ty, bits, d, s), is64)
+        else:
+            raise JitError(f"unknown alu operation {op:#x}", pc)
+
+    def divmod(self, op: int, signed: bool, ty: str, bits: int, d: str, s: str) -> str:
+        zero = self.op(f"icmp eq {ty} {s}, 0")
+        if not signed:
+            safe = self.op(f"select i1 {zero}, {ty} 1, {ty} {s}")
+            if op == isa.DIV:
+                q = self.op(f"udiv {ty} {d}, {safe}")
+                return self.op(f"select i1 {zero}, {ty} 0, {ty} {q}")
+            r = self.op(f"urem {ty} {d}, {safe}")
+            return self.op(f"select i1 {zero}, {ty} {d}, {ty} {r}")
+        minus1 = self.op(f"icmp eq {ty} {s}, -1")
+        special = self.op(f"or i1 {zero}, {minus1}")
+        safe = self.op(f"select i1 {special}, {ty} 1, {ty} {s}")
+        if op == isa.DIV:
+            q = self.op(f"sdiv {ty} {d}, {safe}")
+            neg = self.op(f"sub {ty} 0, {d}")            # x / -1 wraps like the kernel's
+            q1 = self.op(f"select i1 {minus1}, {ty} {neg}, {ty} {q}")
+            return self.op(f"select i1 {zero}, {ty} 0, {ty} {q1}")
+        r = self.op(f"srem {ty} {d}, {safe}")
+        r1 = self.op(f"select i1 {minus1}, {ty} 0, {ty} {r}")
+        return self.op(f"select i1 {zero}, {ty} {d}, {ty} {r1}")
+
+    def gen_end(self, pc: int, insn: Insn, is64: bool) -> None:
+        width = insn.imm
+        if width not in (16, 32, 64):
+            raise JitError(f"byte swap of width {width}", pc)
+        if insn.off:
+            raise JitError("byte swap with offset", pc)
+        if is64 and insn.source != 0:
+            raise JitError("bswap with the source bit set", pc)
+        swap = is64 or insn.source == isa.TO_BE
+        v = self.reg(insn.dst)
+        if width < 64:
+            v = self.op(f"trunc i64 {v} to i{width}")
+        if swap:
+            self.intrinsic(f"declare i{width} @llvm.bswap.i{width}(i{width})")
+            v = self.op(f"call i{width} @llvm.bswap.i{width}(i{width} {v})")
+        if width < 64:
+            v = self.op(f"zext i{width} {v} to i64")
+        self.set_reg(insn.dst, v)
+
+    def operand_dst(self, r: int, is64: bool) -> str:
+        v = self.reg(r)
+        return v if is64 else self.trunc32(v)
+
+    def operand_src(self, insn: Insn, is64: bool) -> str:
+        if insn.source == isa.X:
+            v = self.reg(insn.src)
+            return v if is64 else self.trunc32(v)
+        # K: sign-extended to 64 bits for ALU64, the 32-bit pattern for ALU32.
+        return str(isa.to_s32(insn.imm))
+
+    def store_result(self, r: int, value: str, is64: bool) -> None:
+        self.set_reg(r, value if is64 else self.zext64(value))
+
+    # Jumps and calls ----------------------------------------------------------------------
+
+    def gen_jmp(self, func: _Func, pc: int, insn: Insn) -> bool:
+        op = insn.op
+        if op == isa.EXIT:
+            if insn.opcode != isa.OP_EXIT:
+                raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
+            self.emit("br label %exit")
+            return True
+        if op == isa.CALL:
+            if insn.cls != isa.JMP:
+                raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
+            self.gen_call(pc, insn)
+            return False
+        target = pc + insn.jump_offset() + 1
+        if op == isa.JA:
+            if insn.opcode not in (isa.OP_JA, isa.OP_JA32):
+                raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
+            self.emit(f"br label %L{target}")
+            return True
+        if op not in _ICMP and op != isa.JSET:
+            raise JitError(f"unknown jump operation {op:#x}", pc)
+        is64 = insn.cls == isa.JMP
+        ty = "i64" if is64 else "i32"
+        d = self.operand_dst(insn.dst, is64)
+        s = self.operand_src(insn, is64)
+        if op == isa.JSET:
+            m = self.op(f"and {ty} {d}, {s}")
+            c = self.op(f"icmp ne {ty} {m}, 0")
+        else:
+            c = self.op(f"icmp {_ICMP[op]} {ty} {d}, {s}")
+        step = pc + 1
+        self.emit(f"br i1 {c}, label %L{target}, label %L{step}")
+        return True
+
+    def call_args(self) -> str:
+        return ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6))
+
+    def call_native(self, pc: int, target: CallTarget) -> None:
+        if target.address == 0:
+            self.fail(ERR_NO_HELPER, pc)
+            self.label(f"L{pc}_dead{self._tmp}")
+            return
+        args = self.call_args()
+        if target.python:
+            self.emit(f"store i64 {pc}, ptr {_ctx_field(self.b, CTX_ERR_PC)}")
+        r0 = self.op(f"call i64 {_ptr(target.address)}({args})")
+        self.set_reg(0, r0)
+        # Every call can end in an error: a Python helper raised, or a callback it ran failed.
+        self.check_error(pc)
+        if target.unwind:
+            stop = self.op(f"icmp eq i64 {r0}, 0")
+            cont, halt = f"L{pc}_go", f"L{pc}_unwind"
+            self.emit(f"br i1 {stop}, label %{halt}, label %{cont}")
+            self.label(halt)
+            self.emit(f"store i64 {ERR_UNWIND}, ptr {_ctx_field(self.b, CTX_ERROR)}")
+            self.emit("br label %err")
+            self.label(cont)
+
+    def gen_call(self, pc: int, insn: Insn) -> None:
+        if insn.source == isa.X:
+            self.gen_callx(pc, insn)
+            return
+        if insn.src == isa.CALL_HELPER:
+            self.call_native(pc, self.b.helper(insn.imm))
+        elif insn.src == isa.PSEUDO_KFUNC_CALL:
+            self.call_native(pc, self.b.kfunc(insn.imm))
+        elif insn.src == isa.PSEUDO_CALL:
+            callee = self.func_at[pc + insn.imm + 1]
+            args = self.call_args()
+            r0 = self.op(f"call i64 @{callee.name}({args})")
+            self.set_reg(0, r0)
+            self.check_error(pc)
+        else:
+            raise JitError(f"call with unknown src {insn.src}", pc)
+
+    def gen_callx(self, pc: int, insn: Insn) -> None:
+        """``callx rX``: rX holds a subprogram address (from a PSEUDO_FUNC lddw) or a helper id."""
+        target = self.reg(insn.dst)
+        args = self.call_args()
+        done = f"L{pc}_cx_done"
+        # Subprograms: compare with each function's address.
+        for f in self.funcs:
+            hit = self.op(f"icmp eq i64 {target}, ptrtoint (ptr @{f.name} to i64)")
+            yes, no = f"L{pc}_cx_f{f.index}", f"L{pc}_cx_n{f.index}"
+            self.emit(f"br i1 {hit}, label %{yes}, label %{no}")
+            self.label(yes)
+            r0 = self.op(f"call i64 @{f.name}({args})")
+            self.set_reg(0, r0)
+            self.emit(f"br label %{done}")
+            self.label(no)
+        # Helper ids: an address table filled by jit.py (0 = no such helper).
+        if self.b.callx_table is None:
+            self.fail(ERR_CALLX, pc)
+        else:
+            table, length = self.b.callx_table()
+            inrange = self.op(f"icmp ult i64 {target}, {length}")
+            look, bad = f"L{pc}_cx_look", f"L{pc}_cx_bad"
+            self.emit(f"br i1 {inrange}, label %{look}, label %{bad}")
+            self.label(look)
+            slot = self.op(f"getelementptr i64, ptr {_ptr(table)}, i64 {target}")
+            fn = self.op(f"load i64, ptr {slot}")
+            known = self.op(f"icmp ne i64 {fn}, 0")
+            call = f"L{pc}_cx_call"
+            self.emit(f"br i1 {known}, label %{call}, label %{bad}")
+            self.label(call)
+            fptr = self.op(f"inttoptr i64 {fn} to ptr")
+            r0 = self.op(f"call i64 {fptr}({args})")
+            self.set_reg(0, r0)
+            self.emit(f"br label %{done}")
+            self.label(bad)
+            self.fail(ERR_CALLX, pc)
+        self.label(done)
+        self.check_error(pc)
+
+    # Memory -----------------------------------------------------------------------------
+
+    def address(self, base_reg: int, off: int) -> str:
+        base = self.reg(base_reg)
+        if off == 0:
+            return base
+        return self.op(f"add i64 {base}, {off}")
+
+    def checked_access(self, pc: int, addr: str, size: int, write: bool) -> None:
+        if not self.b.checked:
+            return
+        bad = self.op(f"call i64 {_ptr(self.b.check_addr)}(i64 {_s64(self.b.ctx_addr)}, "
+                      f"i64 {addr}, i64 {size}, i64 {int(write)}, i64 {pc})")
+        isbad = self.op(f"icmp ne i64 {bad}, 0")
+        cont = f"L{pc}_acc{self._tmp}"
+        self.emit(f"br i1 {isbad}, label %err, label %{cont}")
+        self.label(cont)
+
+    def gen_ldx(self, pc: int, insn: Insn) -> None:
+        mode = insn.mode
+        if mode not in (isa.MEM, isa.MEMSX):
+            raise JitError(f"unsupported ldx mode {mode:#x}", pc)
+        size = isa.SIZE_BYTES[insn.size]
+        if mode == isa.MEMSX and size == 8:
+            raise JitError("sign-extending load of 8 bytes is not an instruction", pc)
+        ty = _ITYPE[size]
+        addr = self.address(insn.src, insn.off)
+        self.checked_access(pc, addr, size, False)
+        p = self.op(f"inttoptr i64 {addr} to ptr")
+        v = self.op(f"load {ty}, ptr {p}, align 1")
+        if size < 8:
+            ext = "sext" if mode == isa.MEMSX else "zext"
+            v = self.op(f"{ext} {ty} {v} to i64")
+        self.set_reg(insn.dst, v)
+
+    def gen_store(self, pc: int, dst: int, off: int, size_code: int, value: str | None,
+                  imm: bool, src: int = 0) -> None:
+        size = isa.SIZE_BYTES[size_code]
+        ty = _ITYPE[size]
+        addr = self.address(dst, off)
+        if imm:
+            # The immediate is sign-extended to 64 bits, then truncated to the store size.
+            v = str(isa.sign_extend(int(value), size * 8)) if size < 8 else value
+        else:
+            v = self.reg(src)
+            if size < 8:
+                v = self.op(f"trunc i64 {v} to {ty}")
+        self.checked_access(pc, addr, size, True)
+        p = self.op(f"inttoptr i64 {addr} to ptr")
+        self.emit(f"store {ty} {v}, ptr {p}, align 1")
+
+    def gen_atomic(self, pc: int, insn: Insn) -> None:
+        if insn.size not in (isa.W, isa.DW):
+            raise JitError("atomic operations are 32 or 64 bits wide", pc)
+        size = isa.SIZE_BYTES[insn.size]
+        ty = _ITYPE[size]
+        code = insn.imm
+        if code not in isa.ATOMIC_OPS:
+            raise JitError(f"unknown atomic operation {code:#x}", pc)
+        addr = self.address(insn.dst, insn.off)
+        self.checked_access(pc, addr, size, True)
+        p = self.op(f"inttoptr i64 {addr} to ptr")
+        src = self.reg(insn.src)
+        if size == 4:
+            src = self.trunc32(src)
+        if code == isa.CMPXCHG:
+            expected = self.reg(0)
+            if size == 4:
+                expected = self.trunc32(expected)
+            pair = self.op(f"cmpxchg ptr {p}, {ty} {expected}, {ty} {src} seq_cst seq_cst, "
+                           f"align {size}")
+            old = self.op(f"extractvalue {{ {ty}, i1 }} {pair}, 0")
+            self.set_reg(0, old if size == 8 else self.zext64(old))
+            return
+        rmw = "xchg" if code == isa.XCHG else _ATOMIC_RMW[code & ~isa.FETCH]
+        old = self.op(f"atomicrmw {rmw} ptr {p}, {ty} {src} seq_cst, align {size}")
+        if code & isa.FETCH:
+            self.set_reg(insn.src, old if size == 8 else self.zext64(old))
+
+    def gen_lddw(self, pc: int, insn: Insn) -> None:
+        src = insn.src
+        if pc + 1 >= len(self.insns):
+            raise JitError("lddw without its second slot", pc)
+        if src == 0:
+            value = str(_s64(insn.imm64))
+        elif src == isa.PSEUDO_MAP_IDX:
+            value = str(_s64(self.b.map_addr(insn.imm)))
+        elif src == isa.PSEUDO_MAP_IDX_VALUE:
+            offset = self.insns[pc + 1].imm
+            value = str(_s64(self.b.map_value_addr(insn.imm) + offset))
+        elif src == isa.PSEUDO_FUNC:
+            callee = self.func_at[pc + insn.imm + 1]
+            value = self.op(f"ptrtoint ptr @{callee.name} to i64")
+        else:
+            raise JitError(f"lddw with src {src} must be relocated by the loader first", pc)
+        self.set_reg(insn.dst, value)

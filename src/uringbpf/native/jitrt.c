@@ -1,0 +1,55 @@
+/*
+ * jitrt: the small native runtime of uringbpf's JIT.
+ *
+ * JIT code keeps one `struct jitrt_ctx` per compiled program (its address is baked into the
+ * code as a constant).  The context carries the error word that every engine-level failure
+ * sets (a Python helper raised, a call went too deep, a checked access failed), the program's
+ * stack pointer (frames are carved from one buffer so that helpers see the stack as an
+ * ordinary memory region) and, in checked mode, the table of regions the program may touch.
+ *
+ * Why C and not IR: the checked-mode test is a loop over a small table that is refreshed from
+ * Python between runs; keeping it in one C function keeps the generated IR small and lets
+ * a native driver share the same check.
+ */
+#include <stdint.h>
+#include <stddef.h>
+
+#include "jitrt.h"
+
+static int region_allows(const struct jitrt_region *r, uint64_t addr, uint64_t end, uint64_t write)
+{
+	if (addr < r->base || end > r->end)
+		return 0;
+	return !write || r->writable;
+}
+
+uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t write, uint64_t pc)
+{
+	uint64_t end = addr + size;
+
+	if (end >= addr) {
+		/* Live stack frames: from the current stack pointer up to the top of the buffer. */
+		if (addr >= c->sp && end <= c->stack_hi)
+			return 0;
+		for (uint64_t i = 0; i < c->nregions; i++)
+			if (region_allows(&c->regions[i], addr, end, write))
+				return 0;
+		/* A region may have been added since the table was built: ask the owner. */
+		if (c->miss && c->miss(addr, size, write))
+			return 0;
+	}
+	if (!c->error) {
+		c->error = JITRT_ERR_MEMORY;
+		c->err_pc = pc;
+		c->err_addr = addr;
+		c->err_size = size;
+		c->err_write = write;
+	}
+	return 1;
+}
+
+/* The context layout, for the Python side to assert that it agrees with this file. */
+uint64_t jitrt_ctx_size(void)
+{
+	return sizeof(struct jitrt_ctx);
+}

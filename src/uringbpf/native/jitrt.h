@@ -1,0 +1,45 @@
+/*
+ * The per-program context of JIT code (see jitrt.c and bpf/jit.py, which mirrors this layout).
+ *
+ * A native driver that calls JIT code through its entry address checks `error` after each
+ * call: non-zero means the run was abandoned (r0 is then 0) and the owning JitFunction holds
+ * the details; the driver hands control back to Python, which raises them.
+ */
+#ifndef URINGBPF_JITRT_H
+#define URINGBPF_JITRT_H
+
+#include <stdint.h>
+
+enum {
+	JITRT_OK = 0,
+	JITRT_ERR_MEMORY = 1,        /* checked mode: an access outside every region */
+	JITRT_ERR_HELPER = 2,        /* a helper/kfunc implemented in Python raised */
+	JITRT_ERR_DEPTH = 3,         /* BPF-to-BPF calls nested deeper than the stack allows */
+	JITRT_ERR_CALLX = 4,         /* callx to something that is neither a helper nor a subprogram */
+	JITRT_ERR_NO_HELPER = 5,     /* call of a helper id / kfunc that is not in the table */
+	JITRT_ERR_FELL_OFF = 6,      /* execution ran past the last instruction of a function */
+};
+
+struct jitrt_region {
+	uint64_t base;
+	uint64_t end;
+	uint64_t writable;
+};
+
+struct jitrt_ctx {
+	uint64_t error;       /* 0, or one of JITRT_ERR_* (the first error wins) */
+	uint64_t err_pc;      /* instruction index of the failure */
+	uint64_t err_addr;    /* memory errors: address, size, 1 for a store */
+	uint64_t err_size;
+	uint64_t err_write;
+	uint64_t sp;          /* lowest byte of the deepest live frame (frames grow down) */
+	uint64_t stack_lo;    /* bottom of the stack buffer: a frame below this is too deep */
+	uint64_t stack_hi;    /* top of the stack buffer: r10 of the entry function */
+	struct jitrt_region *regions;
+	uint64_t nregions;
+	uint64_t (*miss)(uint64_t addr, uint64_t size, uint64_t write);
+};
+
+uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t write, uint64_t pc);
+
+#endif
