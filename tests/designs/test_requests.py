@@ -1,0 +1,613 @@
+"""The 2021 BPF-requests RFC engine on the real kernel ring: CQs, routing, registration,
+IORING_OP_BPF checks, parking, helpers, the live-lock guard and the Dietrich/Schirmeier
+additions.  Programs here are hand-assembled and run on the reference interpreter; the
+C examples (interpreter and JIT) are in test_requests_examples.py."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import threading
+
+import pytest
+
+from uringbpf.bpf import asm, isa
+from uringbpf.bpf.memory import BpfMemoryError
+from uringbpf.designs import requests as R
+from uringbpf.uring import uapi as u
+from uringbpf.uring.ring import Ring as PlainRing
+
+
+def prog(text: str, name: str = "p", sleepable: bool = False) -> isa.Program:
+    sec = ("iouring.s/" if sleepable else "iouring/") + name
+    return isa.Program(name, asm.assemble(text), section=sec, sleepable=sleepable)
+
+
+# emit(CQ 1, user_data = ctx->user_data, res 7) and complete
+EMIT1 = """
+r6 = r1
+r3 = *(u64 *)(r1 + 0)
+r1 = r6
+r2 = 1
+r4 = 7
+r5 = 0
+call 165
+r0 = 0
+exit
+"""
+
+# First run: CQ 1 is empty -> park for 2 CQEs on CQ 1.  Second run: reap both and emit
+# (sum of their user_data, res = ctx->wait_nr seen at entry, which must be 0) to CQ 0.
+WAIT2 = """
+r6 = r1
+r7 = *(u32 *)(r6 + 8)
+r1 = r6
+r2 = 1
+r3 = r10
+r3 += -16
+r4 = 16
+call 166
+if r0 == 0 goto second
+*(u32 *)(r6 + 8) = 2
+*(u32 *)(r6 + 12) = 1
+r0 = 0
+exit
+second:
+r8 = *(u64 *)(r10 - 16)
+r1 = r6
+r2 = 1
+r3 = r10
+r3 += -16
+r4 = 16
+call 166
+r9 = *(u64 *)(r10 - 16)
+r8 += r9
+r1 = r6
+r2 = 0
+r3 = r8
+r4 = r7
+r5 = 0
+call 165
+r0 = 0
+exit
+"""
+
+# Park forever on CQ 1 (wait for 1000 CQEs).
+PARK = """
+*(u32 *)(r1 + 8) = 1000
+*(u32 *)(r1 + 12) = 1
+r0 = 0
+exit
+"""
+
+# Sleepable: queue a copy of itself (IORING_OP_BPF, slot 0, CQE to CQ 1), then complete.
+REQUEUE = f"""
+r6 = r1
+r1 = 0
+*(u64 *)(r10 - 64) = r1
+*(u64 *)(r10 - 56) = r1
+*(u64 *)(r10 - 48) = r1
+*(u64 *)(r10 - 40) = r1
+*(u64 *)(r10 - 32) = r1
+*(u64 *)(r10 - 24) = r1
+*(u64 *)(r10 - 16) = r1
+*(u64 *)(r10 - 8) = r1
+r1 = {R.IORING_OP_BPF}
+*(u8 *)(r10 - 64) = r1
+r1 = *(u64 *)(r6 + 0)
+*(u64 *)(r10 - 32) = r1
+r1 = 1
+*(u16 *)(r10 - 16) = r1
+r1 = r6
+r2 = r10
+r2 += -64
+r3 = 64
+call 164
+r0 = 0
+exit
+"""
+
+# Helper error codes, each emitted to CQ 0 as (user_data = case, res = return value).
+HELPER_ERRORS = """
+r6 = r1
+r1 = r6
+r2 = 9
+r3 = 0
+r4 = 0
+r5 = 0
+call 165
+r1 = r6
+r2 = 0
+r3 = 1
+r4 = r0
+r5 = 0
+call 165
+r1 = -1
+*(u64 *)(r10 - 16) = r1
+*(u64 *)(r10 - 8) = r1
+r1 = r6
+r2 = 1
+r3 = r10
+r3 += -16
+r4 = 16
+call 166
+r1 = r6
+r2 = 0
+r3 = 2
+r4 = r0
+r5 = 0
+call 165
+r1 = r6
+r2 = 0
+r3 = 3
+r4 = *(u64 *)(r10 - 16)
+r5 = 0
+call 165
+r1 = r6
+r2 = 1
+r3 = r10
+r3 += -16
+r4 = 8
+call 166
+r1 = r6
+r2 = 0
+r3 = 4
+r4 = r0
+r5 = 0
+call 165
+r1 = r6
+r2 = 1
+r3 = 50
+r4 = 0
+r5 = 0
+call 165
+r1 = r6
+r2 = 1
+r3 = 51
+r4 = 0
+r5 = 0
+call 165
+r1 = r6
+r2 = 0
+r3 = 5
+r4 = r0
+r5 = 0
+call 165
+r1 = r6
+r2 = r10
+r2 += -16
+r3 = 16
+call 164
+r1 = r6
+r2 = 0
+r3 = 6
+r4 = r0
+r5 = 0
+call 165
+r0 = 0
+exit
+"""
+
+# Read the CQ ring directly: ctx->user_data = address of a CQ; emit its tail to CQ 0.
+READ_TAIL = """
+r6 = r1
+r2 = *(u64 *)(r6 + 0)
+r4 = *(u32 *)(r2 + {tail})
+r1 = r6
+r2 = 0
+r3 = 1
+r5 = 0
+call 165
+r0 = 0
+exit
+"""
+
+# Reap one CQE from CQ 1 and emit (user_data 100, res = its res + 1000) to CQ 0.
+POSTPROCESS = """
+r6 = r1
+r1 = r6
+r2 = {cq}
+r3 = r10
+r3 += -16
+r4 = 16
+call 166
+r4 = -1
+if r0 != 0 goto out
+r4 = *(s32 *)(r10 - 8)
+r4 += 1000
+out:
+r1 = r6
+r2 = 0
+r3 = 100
+r5 = 0
+call 165
+r0 = 0
+exit
+"""
+
+# Emit (ctx->user_data, 0) to CQ 2, then park on CQ 1 for one CQE; the second run reaps it.
+MARK_AND_WAIT = """
+r6 = r1
+r1 = r6
+r2 = 1
+r3 = r10
+r3 += -16
+r4 = 16
+call 166
+if r0 == 0 goto done
+r1 = r6
+r2 = 2
+r3 = *(u64 *)(r6 + 0)
+r4 = 0
+r5 = 0
+call 165
+*(u32 *)(r6 + 8) = 1
+*(u32 *)(r6 + 12) = 1
+done:
+r0 = 0
+exit
+"""
+
+BAD_LOAD = """
+r2 = 0
+r0 = *(u64 *)(r2 + 0)
+r0 = 0
+exit
+"""
+
+
+@pytest.fixture
+def ring():
+    r = R.Ring(8, nr_cq=2, cq_sizes=[16, 4])
+    yield r
+    r.close()
+
+
+def nop(r, user_data, cq_idx=0, flags=0):
+    sqe = r.get_sqe()
+    sqe.opcode, sqe.fd, sqe.user_data, sqe.flags = u.IORING_OP_NOP, -1, user_data, flags
+    sqe.cq_idx = cq_idx
+    return sqe
+
+
+# --- CQs and routing ------------------------------------------------------------------
+def test_setup_validation_and_layout():
+    for kwargs in ({"nr_cq": 1}, {"cq_sizes": [8]}, {"nr_cq": 2, "cq_sizes": [8]},
+                   {"nr_cq": 1025, "cq_sizes": [8] * 1025}, {"nr_cq": 1, "cq_sizes": [0]}):
+        with pytest.raises(OSError) as exc:
+            R.Ring(4, **kwargs)
+        assert exc.value.errno == errno.EINVAL
+    r = R.Ring(4, nr_cq=2, cq_sizes=[5, 128])
+    try:
+        assert r.nr_cqs == 3
+        co = r.params.cq_off
+        for i, want in ((0, r.cq_entries), (1, 8), (2, 128)):
+            cq = r.cq(i)
+            assert cq.entries == want          # rounded up to a power of two
+            assert ctypes.c_uint32.from_address(cq.addr + co.ring_entries).value == want
+            assert ctypes.c_uint32.from_address(cq.addr + co.ring_mask).value == want - 1
+            assert cq.size == co.cqes + want * r.cqe_size
+        with pytest.raises(IndexError):
+            r.cq(3)
+    finally:
+        r.close()
+
+
+def test_cq_idx_routes_and_out_of_range_fails_on_cq0(ring):
+    nop(ring, 2, cq_idx=1)
+    nop(ring, 3, cq_idx=2)
+    nop(ring, 4, cq_idx=3)        # out of range
+    nop(ring, 5)
+    assert ring.submit() == 4
+    ring.wait_cqe_nr(2)
+    assert ring.reap() == [(4, -errno.EINVAL, 0), (5, 0, 0)]
+    assert ring.cq(1).drain() == [(2, 0, 0)]
+    assert ring.cq(2).drain() == [(3, 0, 0)]
+    # the kernel CQ was drained: nothing left behind under a token
+    assert ring.requests._tags == {}
+
+
+def test_only_cq0_keeps_overflow(ring):
+    for i in range(6):
+        nop(ring, 10 + i, cq_idx=2)   # CQ 2 has 4 entries
+    ring.submit()
+    ring.peek_cqe()
+    assert [c[0] for c in ring.cq(2).drain()] == [10, 11, 12, 13]
+    assert ring.cq(2).overflow == 2
+    n0 = ring.cq_entries
+    for batch in range(0, n0 + 3, 8):
+        for i in range(batch, min(batch + 8, n0 + 3)):
+            nop(ring, 1000 + i)
+        ring.submit()
+    ring.peek_cqe()
+    assert ring.cq_ready() == n0 and ring.cq(0).overflow == 0
+    got = [c.user_data for c in ring.reap()]
+    got += [c.user_data for c in ring.reap()]      # the backlog moved in after the advance
+    assert got == [1000 + i for i in range(n0 + 3)]
+
+
+def test_cancel_finds_a_routed_request(ring):
+    sqe = ring.get_sqe()
+    ts = u.KernelTimespec.from_seconds(30)
+    u_ts = ctypes.addressof(ts)
+    sqe.opcode, sqe.fd, sqe.addr, sqe.len, sqe.user_data = u.IORING_OP_TIMEOUT, -1, u_ts, 1, 77
+    sqe.cq_idx = 1
+    ring.submit()
+    ring.prep_cancel(77, user_data=78)
+    ring.submit()
+    assert ring.wait_cqe().res == 0 and ring.wait_cqe().user_data == 78
+    ring.cqe_seen()
+    ring.wait_cqe_nr(1, cq_idx=1)
+    assert ring.cq(1).drain() == [(77, -errno.ECANCELED, 0)]
+
+
+def test_enable_requests_on_an_open_ring():
+    r = PlainRing(8)
+    try:
+        eng = R.enable_requests(r, 1, [8])
+        assert isinstance(r, R.Ring) and r.requests is eng
+        nop(r, 9, cq_idx=1)
+        r.submit()
+        r.peek_cqe()
+        assert r.cq(1).drain() == [(9, 0, 0)]
+        with pytest.raises(RuntimeError):
+            R.enable_requests(r, 1, [8])
+    finally:
+        r.close()
+
+
+# --- registration -----------------------------------------------------------------------
+def test_register_errors(ring):
+    assert ring.unregister_bpf() == -errno.ENXIO
+    assert ring.register_bpf([]) == -errno.EINVAL
+    assert ring.register_bpf([None] * 101) == -errno.EINVAL
+    sock = isa.Program("s", asm.assemble("r0 = 0\nexit"), section="socket")
+    assert ring.register_bpf([sock]) == -errno.EINVAL
+    assert ring.register_bpf([prog(EMIT1), -1, None]) == 0
+    assert ring.register_bpf([prog(EMIT1)]) == -errno.EBUSY
+    assert ring.unregister_bpf() == 0
+    assert ring.unregister_bpf() == -errno.ENXIO
+    assert ring.register_bpf([None] * 100) == 0
+
+
+def test_bpf_sqe_checks(ring):
+    assert ring.register_bpf([prog(EMIT1), None]) == 0
+    cases = []
+
+    def add(ud, **fields):
+        sqe = R.prep_bpf(ring.get_sqe(), fields.pop("index", 0), ud, fields.pop("cq_idx", 0))
+        for k, v in fields.items():
+            setattr(sqe, k, v)
+        cases.append(ud)
+
+    add(1, index=1)                        # hole
+    add(2, index=2)                        # past the table
+    add(3, addr=8)
+    add(4, len=1)
+    add(5, ioprio=1)
+    add(6, flags=u.IOSQE_FIXED_FILE)
+    add(7, flags=u.IOSQE_BUFFER_SELECT)
+    add(8, cq_idx=3)                       # bad cq_idx: fails on CQ 0
+    ring.submit()
+    ring.wait_cqe_nr(8)
+    got = dict((c.user_data, c.res) for c in ring.reap())
+    assert got == {1: -errno.EFAULT, 2: -errno.EFAULT, 3: -errno.EINVAL, 4: -errno.EINVAL,
+                   5: -errno.EINVAL, 6: -errno.EINVAL, 7: -errno.EINVAL, 8: -errno.EINVAL}
+    # an error goes to the request's own (valid) CQ
+    R.prep_bpf(ring.get_sqe(), 1, 9, cq_idx=1)
+    ring.submit()
+    ring.wait_cqe_nr(1, cq_idx=1)
+    assert ring.cq(1).drain() == [(9, -errno.EFAULT, 0)]
+    assert ring.requests.stats["runs"] == 0
+
+
+def test_bpf_request_runs_and_completes_on_its_cq(ring):
+    assert ring.register_bpf([prog(EMIT1)]) == 0
+    ring.prep_bpf(0, user_data=0x55, cq_idx=2)
+    ring.submit()
+    ring.wait_cqe_nr(1, cq_idx=2)
+    assert ring.cq(1).drain() == [(0x55, 7, 0)]
+    assert ring.cq(2).drain() == [(0x55, 0, 0)]
+    assert ring.cq_ready() == 0
+
+
+def test_wait_nr_parks_and_reruns_with_a_fresh_ctx(ring):
+    assert ring.register_bpf([prog(WAIT2)]) == 0
+    ring.prep_bpf(0, user_data=1)
+    ring.submit()
+    assert len(ring.requests.parked()) == 1 and ring.cq_ready() == 0
+    nop(ring, 40, cq_idx=1)
+    ring.submit()
+    assert len(ring.requests.parked()) == 1 and ring.cq_ready() == 0
+    nop(ring, 2, cq_idx=1)
+    ring.submit()
+    ring.wait_cqe_nr(2)
+    assert ring.reap() == [(42, 0, 0), (1, 0, 0)]
+    assert ring.requests.stats["runs"] == 2
+
+
+def test_helper_error_codes():
+    r = R.Ring(8, nr_cq=1, cq_sizes=[1])
+    try:
+        assert r.register_bpf([prog(HELPER_ERRORS, sleepable=True)]) == 0
+        r.prep_bpf(0, user_data=99)
+        r.submit()
+        r.wait_cqe_nr(7)
+        got = {c.user_data: c.res for c in r.reap()}
+        assert got == {1: -errno.EINVAL,            # emit to a missing CQ
+                       2: -errno.ENOENT,            # reap from an empty CQ
+                       3: 0,                        # ...which zeroes the output
+                       4: -errno.EINVAL,            # reap with a bad length
+                       5: -errno.ENOMEM,            # emit to a full extra CQ
+                       6: -errno.EINVAL,            # queue_sqe with a bad length
+                       99: 0}
+        assert r.cq(1).drain() == [(50, 0, 0)]
+    finally:
+        r.close()
+
+
+def test_programs_read_cq_memory_directly(ring):
+    text = READ_TAIL.format(tail=ring.params.cq_off.tail)
+    assert ring.register_bpf([prog(text)]) == 0
+    for i in range(3):
+        nop(ring, i, cq_idx=1)
+    ring.submit()
+    ring.prep_bpf(0, user_data=ring.cq(1).addr)
+    ring.submit()
+    ring.wait_cqe_nr(2)
+    assert ring.reap()[0] == (1, 3, 0)
+
+
+def test_runtime_fault_fails_the_request(ring):
+    assert ring.register_bpf([prog(BAD_LOAD)]) == 0
+    ring.prep_bpf(0, user_data=5)
+    ring.submit()
+    assert ring.wait_cqe().res == -errno.EFAULT
+    assert isinstance(ring.requests.errors[0], BpfMemoryError)
+
+
+def test_skip_success_and_async_cancel_of_a_parked_request(ring):
+    assert ring.register_bpf([prog(EMIT1), prog(PARK)]) == 0
+    ring.prep_bpf(0, user_data=3, flags=u.IOSQE_CQE_SKIP_SUCCESS)
+    ring.prep_bpf(1, user_data=4)
+    ring.submit()
+    assert ring.cq_ready() == 0 and ring.requests.pending() == 1
+    ring.prep_cancel(4, user_data=5)
+    ring.submit()
+    ring.wait_cqe_nr(2)
+    assert sorted(ring.reap()) == [(4, -errno.ECANCELED, 0), (5, 0, 0)]
+    assert ring.cq(1).drain() == [(3, 7, 0)]
+
+
+# --- live-lock guard ----------------------------------------------------------------------
+def test_self_requeuing_program_does_not_starve_the_application():
+    r = R.Ring(8, nr_cq=1, cq_sizes=[2], max_runs_per_enter=50)
+    try:
+        assert r.register_bpf([prog(REQUEUE, sleepable=True)]) == 0
+        r.prep_bpf(0, user_data=1, cq_idx=1)
+        r.submit()
+        assert r.requests.stats["runs"] <= 50
+        for i in range(3):
+            nop(r, 100 + i)
+            r.submit()
+            assert r.wait_cqe().user_data == 100 + i
+            r.cqe_seen()
+        assert r.requests.stats["runs"] <= 50 * 7
+        assert r.requests.pending() >= 1          # still going
+    finally:
+        r.close()
+    assert r.closed
+
+
+def _interrupt_soon(delay=0.3):
+    pid = os.getpid()
+    t = threading.Timer(delay, lambda: os.kill(pid, signal.SIGINT))
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("program", ["park", "requeue"])
+def test_ctrl_c_interrupts_a_wait(program):
+    r = R.Ring(8, nr_cq=1, cq_sizes=[2])
+    try:
+        text, sleepable = (PARK, False) if program == "park" else (REQUEUE, True)
+        assert r.register_bpf([prog(text, sleepable=sleepable)]) == 0
+        r.prep_bpf(0, user_data=1, cq_idx=1)
+        r.submit()
+        t = _interrupt_soon()
+        with pytest.raises(KeyboardInterrupt):
+            r.wait_cqe()
+        t.join()
+        assert r.requests.pending() >= 1
+        engine = r.requests
+    finally:
+        r.close()
+    assert engine.pending() == 0 and engine.stats["cancelled"] >= 1
+
+
+def test_close_cancels_parked_requests():
+    r = R.Ring(8, nr_cq=1, cq_sizes=[2])
+    assert r.register_bpf([prog(PARK)]) == 0
+    for i in range(3):
+        r.prep_bpf(0, user_data=i)
+    r.submit()
+    engine = r.requests
+    assert len(engine.parked()) == 3
+    r.close()
+    assert engine.parked() == [] and engine.pending() == 0 and engine.stats["cancelled"] == 3
+    assert R._CTX_OWNERS == {} or all(q.engine is not engine for q in R._CTX_OWNERS.values())
+
+
+def test_wait_timeout(ring):
+    assert ring.register_bpf([prog(PARK)]) == 0
+    ring.prep_bpf(0, user_data=1)
+    ring.submit()
+    with pytest.raises(TimeoutError):
+        ring.wait_cqe(timeout=0.05)
+
+
+# --- the Dietrich/Schirmeier model ------------------------------------------------------------
+def test_linked_postprocess_with_suppressed_cqe(tmp_path):
+    """READ with its CQE on the private CQ, linked to a BPF request that turns it into
+    one CQE for the application: the 'Postprocess' use case."""
+    path = tmp_path / "data"
+    path.write_bytes(b"x" * 300)
+    r = R.Ring(8, private_cq=True)
+    fd = os.open(path, os.O_RDONLY)
+    buf = ctypes.create_string_buffer(4096)
+    try:
+        pcq = r.private_cq
+        assert pcq == 1 and r.nr_cqs == 2
+        assert r.register_bpf([prog(POSTPROCESS.format(cq=pcq))]) == 0
+        sqe = r.get_sqe()
+        sqe.opcode, sqe.fd, sqe.addr, sqe.len, sqe.user_data = (
+            u.IORING_OP_READ, fd, ctypes.addressof(buf), 300, 7)
+        sqe.flags = u.IOSQE_IO_LINK
+        sqe.cq_idx = pcq
+        r.prep_bpf(0, user_data=8, flags=u.IOSQE_CQE_SKIP_SUCCESS)
+        r.submit()
+        r.wait_cqe()
+        assert r.reap() == [(100, 1300, 0)]
+        assert r.cq(pcq).ready() == 0
+    finally:
+        r.close()
+        os.close(fd)
+
+
+def test_broken_link_cancels_the_bpf_request_without_running_it(ring):
+    assert ring.register_bpf([prog(EMIT1)]) == 0
+    sqe = ring.get_sqe()
+    sqe.opcode, sqe.fd, sqe.user_data, sqe.flags = u.IORING_OP_READ, -1, 1, u.IOSQE_IO_LINK
+    sqe.addr, sqe.len = 0, 8
+    ring.prep_bpf(0, user_data=2)
+    ring.submit()
+    ring.wait_cqe_nr(2)
+    assert ring.reap() == [(1, -errno.EBADF, 0), (2, -errno.ECANCELED, 0)]
+    assert ring.requests.stats["runs"] == 0
+
+
+@pytest.mark.parametrize("serialize", [False, True])
+def test_serialisation_flag(serialize):
+    r = R.Ring(8, nr_cq=2, cq_sizes=[8, 8], serialize=serialize)
+    try:
+        assert r.register_bpf([prog(MARK_AND_WAIT)]) == 0
+        r.prep_bpf(0, user_data=1)
+        r.prep_bpf(0, user_data=2)
+        r.submit()
+        first = [c[0] for c in r.cq(2).drain()]
+        assert first == ([1] if serialize else [1, 2])
+        nop(r, 0, cq_idx=1)
+        r.submit()
+        r.wait_cqe()
+        assert r.reap() == [(1, 0, 0)]
+        # serialised: B runs for the first time only now; otherwise B was woken with A,
+        # found CQ 1 already reaped, and marked and parked again
+        assert [c[0] for c in r.cq(2).drain()] == [2]
+        nop(r, 0, cq_idx=1)
+        r.submit()
+        r.wait_cqe()
+        assert r.reap() == [(2, 0, 0)]
+    finally:
+        r.close()
