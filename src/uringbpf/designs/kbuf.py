@@ -701,6 +701,9 @@ class RequestSource:
             if length <= 0 or length > self.max_io_bytes or length % SECTOR or offset % SECTOR:
                 raise ValueError(f"I/O must be 512-byte aligned and 1..{self.max_io_bytes} "
                                  f"bytes (offset {offset}, length {length})")
+        else:
+            # FLUSH and friends carry no data: no pages, so they never wait for a slot
+            return BlockRequest(self, op, offset, 0, flags, -1, 0)
         with self._lock:
             while not self._free:
                 if self.dead:

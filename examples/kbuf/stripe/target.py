@@ -1,0 +1,266 @@
+"""The stripe target: a ublk-style server loop on a KbufRing.
+
+Per tag: FETCH once, then for each delivered request split it with :class:`StripeLayout`
+into at most ``nr_files`` vectored ops and COMMIT_AND_FETCH the result once they are done:
+
+* ``copy``    READV/WRITEV on the server's per-tag buffer (the source copied a WRITE's pages
+              into it before the fetch CQE and copies a READ's data out at commit).
+* ``zc``      REGISTER_IO_BUF (CQE_SKIP_SUCCESS|HARDLINK) -> READV_FIXED/WRITEV_FIXED per
+              file (HARDLINK) -> UNREGISTER_IO_BUF, buffer index = tag, ``iov_base`` = offsets
+              into the request: the kernel reads/writes the request's pages directly. As in
+              kublk the per-file ops of one request are serialised by the link.
+* ``auto_zc`` UBLK_F_AUTO_BUF_REG: the source registered the pages at index = tag before the
+              fetch CQE, so the per-file ops are independent (and run in parallel).
+
+FLUSH is an fdatasync of every file; any short per-file result fails the request with -EIO.
+Every WRITE's crc32c goes to the integrity log, computed on the pages by address.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import threading
+
+from uringbpf.designs import kbuf as K
+from uringbpf.uring import prep, uapi as u
+
+from .integrity import IntegrityLog
+from .layout import DEFAULT_CHUNK, StripeLayout
+
+MODES = ("copy", "zc", "auto_zc")
+FETCH, DATA, REG, UNREG = 1, 2, 3, 4
+
+
+def _ud(kind: int, tag: int, i: int = 0) -> int:
+    return kind << 56 | tag << 16 | i
+
+
+class _TagState:
+    __slots__ = ("outstanding", "error", "length", "expect", "keep", "op")
+
+    def __init__(self):
+        self.outstanding, self.error, self.length = 0, 0, 0
+        self.expect: list[int] = []
+        self.keep: list = []
+        self.op = -1
+
+
+class StripeTarget:
+    def __init__(self, paths: list, chunk_size: int = DEFAULT_CHUNK, mode: str = "copy",
+                 queue_depth: int = 32, max_io_bytes: int = 1 << 20,
+                 integrity: IntegrityLog | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        self.paths = [os.fspath(p) for p in paths]
+        self.fds = [os.open(p, os.O_RDWR | os.O_CLOEXEC) for p in self.paths]
+        sizes = {os.fstat(fd).st_size - os.fstat(fd).st_size % chunk_size for fd in self.fds}
+        if len(sizes) != 1:
+            self.close()
+            raise ValueError("all backing files must have the same size (rounded to a chunk)")
+        try:
+            self.layout = StripeLayout(len(self.fds), chunk_size, sizes.pop())
+        except ValueError:
+            self.close()
+            raise
+        self.size = self.layout.size
+        self.mode, self.queue_depth, self.max_io_bytes = mode, queue_depth, max_io_bytes
+        self.integrity = integrity
+        self._bufs = None
+        self.stats = {"requests": 0, "ops": 0}
+
+    def make_source(self) -> K.RequestSource:
+        flags = {"copy": 0, "zc": K.UBLK_F_SUPPORT_ZERO_COPY,
+                 "auto_zc": K.UBLK_F_AUTO_BUF_REG | K.UBLK_F_SUPPORT_ZERO_COPY}[self.mode]
+        return K.RequestSource(self.queue_depth, self.max_io_bytes, flags, size=self.size)
+
+    def make_ring(self) -> K.KbufRing:
+        per_tag = len(self.fds) + 2
+        entries = 1
+        while entries < self.queue_depth * per_tag:
+            entries *= 2
+        buffers = self.queue_depth if self.mode != "copy" else 0
+        return K.KbufRing(entries, buffers=buffers, cq_entries=entries * 2)
+
+    # -- the loop
+    def serve(self, source: K.RequestSource, ring: K.KbufRing,
+              ready: threading.Event | None = None) -> None:
+        """Serve until the source is stopped (every fetch aborted with -ENODEV)."""
+        ring.register_source(source)
+        self.ring, self.source = ring, source
+        qd = self.queue_depth
+        if self.mode == "copy":
+            self._bufs = mmap.mmap(-1, qd * self.max_io_bytes)
+            self._buf_base = ctypes.addressof(ctypes.c_char.from_buffer(self._bufs))
+        self._tags = [_TagState() for _ in range(qd)]
+        for tag in range(qd):
+            self._queue_cmd(K.UBLK_U_IO_FETCH_REQ, tag, 0)
+        ring.submit()
+        if ready is not None:
+            ready.set()
+        aborted = 0
+        while aborted < qd:
+            c = ring.wait_cqe()
+            kind, tag = c.user_data >> 56, (c.user_data >> 16) & 0xFFFF
+            if kind == FETCH:
+                if c.res < 0:            # -ENODEV: the device is gone; other errors: ours
+                    aborted += 1
+                    continue
+                self._handle(tag)
+            else:
+                self._op_done(kind, tag, c.user_data & 0xFFFF, c.res)
+            ring.submit()
+
+    def _sqe(self) -> u.Sqe:
+        sqe = self.ring.get_sqe()
+        if sqe is None:
+            self.ring.submit()
+            sqe = self.ring.get_sqe()
+        return sqe
+
+    def _queue_cmd(self, cmd_op: int, tag: int, result: int) -> None:
+        sqe = self._sqe()
+        addr = self._buf_base + tag * self.max_io_bytes if self.mode == "copy" else 0
+        sqe_addr = K.auto_buf_reg_to_sqe_addr(tag) if self.mode == "auto_zc" else 0
+        K.prep_ublk_cmd(sqe, self.source.char_fd, cmd_op, tag, result=result, addr=addr,
+                        sqe_addr=sqe_addr)
+        sqe.user_data = _ud(FETCH, tag)
+
+    def _handle(self, tag: int) -> None:
+        desc = self.source.descs[tag]
+        op = desc.op_flags & 0xFF
+        st = self._tags[tag]
+        st.outstanding, st.error, st.expect, st.keep, st.op = 0, 0, [], [], op
+        st.length = desc.nr_sectors * K.SECTOR
+        offset = desc.start_sector * K.SECTOR
+        self.stats["requests"] += 1
+        if op == K.UBLK_IO_OP_FLUSH:
+            if self.integrity is not None:
+                self.integrity.flush()
+            for i, fd in enumerate(self.fds):
+                sqe = self._sqe()
+                prep.prep_rw(sqe, u.IORING_OP_FSYNC, fd, 0, 0, 0)
+                sqe.fsync_flags = u.IORING_FSYNC_DATASYNC
+                sqe.user_data = _ud(DATA, tag, i)
+                st.expect.append(0)
+            st.outstanding = len(self.fds)
+            return
+        if op not in (K.UBLK_IO_OP_READ, K.UBLK_IO_OP_WRITE) or st.length == 0 \
+                or offset + st.length > self.size:
+            self._commit(tag, -errno.EINVAL if op in (K.UBLK_IO_OP_READ, K.UBLK_IO_OP_WRITE)
+                         else -errno.EOPNOTSUPP)
+            return
+        write = op == K.UBLK_IO_OP_WRITE
+        fops = self.layout.split(offset, st.length)
+        zc = self.mode != "copy"
+        manual_reg = self.mode == "zc" or desc.op_flags & K.UBLK_IO_F_NEED_REG_BUF
+        if zc and manual_reg:
+            sqe = self._sqe()
+            K.prep_ublk_cmd(sqe, self.source.char_fd, K.UBLK_U_IO_REGISTER_IO_BUF, tag,
+                            addr=tag)
+            sqe.flags = u.IOSQE_CQE_SKIP_SUCCESS | u.IOSQE_IO_HARDLINK
+            sqe.user_data = _ud(REG, tag)
+        base = 0 if zc else self._buf_base + tag * self.max_io_bytes
+        for i, fop in enumerate(fops):
+            iov = (u.Iovec * len(fop.pieces))()
+            for j, (boff, n) in enumerate(fop.pieces):
+                iov[j].iov_base, iov[j].iov_len = base + boff, n
+            st.keep.append(iov)
+            sqe = self._sqe()
+            if zc:
+                K.prep_rwv_fixed(sqe, write, self.fds[fop.file], ctypes.addressof(iov),
+                                 len(fop.pieces), fop.file_offset, tag)
+            else:
+                prep.prep_rw(sqe, u.IORING_OP_WRITEV if write else u.IORING_OP_READV,
+                             self.fds[fop.file], ctypes.addressof(iov), len(fop.pieces),
+                             fop.file_offset)
+            if zc and manual_reg:
+                sqe.flags = u.IOSQE_IO_HARDLINK
+            sqe.user_data = _ud(DATA, tag, i)
+            st.expect.append(fop.length)
+        st.outstanding = len(fops)
+        if zc and manual_reg:
+            sqe = self._sqe()
+            K.prep_ublk_cmd(sqe, self.source.char_fd, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag,
+                            addr=tag)
+            sqe.user_data = _ud(UNREG, tag)
+            st.outstanding += 1
+        self.stats["ops"] += len(fops)
+        if write and self.integrity is not None:
+            if zc:
+                self.ring.submit()     # the REGISTER runs at submit: now the slot is filled
+                found = K.kbuf_table(self.ring).lookup(tag)
+                if found is None:
+                    return             # registration failed: the REG CQE will fail the request
+                addr = found[0]
+            else:
+                addr = base
+            self.integrity.record_write(offset, addr, st.length)
+
+    def _op_done(self, kind: int, tag: int, i: int, res: int) -> None:
+        st = self._tags[tag]
+        if kind == REG:                # only failures are posted (CQE_SKIP_SUCCESS)
+            st.error = st.error or res
+            return
+        if kind == DATA:
+            if res < 0:
+                st.error = st.error or res
+            elif res != st.expect[i]:
+                st.error = st.error or -errno.EIO
+        elif res < 0 and kind == UNREG:
+            st.error = st.error or res
+        st.outstanding -= 1
+        if st.outstanding == 0:
+            self._commit(tag, st.error if st.error else st.length)
+
+    def _commit(self, tag: int, result: int) -> None:
+        self._tags[tag].keep = []
+        self._queue_cmd(K.UBLK_U_IO_COMMIT_AND_FETCH_REQ, tag, result)
+
+    def close(self) -> None:
+        for fd in getattr(self, "fds", []):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = []
+
+
+def start(target: StripeTarget) -> tuple[K.RequestSource, K.KbufRing, threading.Thread]:
+    """Run ``target`` in a thread; returns (source, ring, thread). Stop with :func:`stop`."""
+    source = target.make_source()
+    ring = target.make_ring()
+    ready = threading.Event()
+    errors: list = []
+
+    def run():
+        try:
+            target.serve(source, ring, ready)
+        except BaseException as exc:          # surfaced by stop()
+            errors.append(exc)
+            ready.set()
+            source.stop()
+
+    thread = threading.Thread(target=run, name="stripe-target", daemon=True)
+    thread.errors = errors
+    thread.start()
+    ready.wait(10)
+    if errors:
+        raise errors[0]
+    return source, ring, thread
+
+
+def stop(source: K.RequestSource, ring: K.KbufRing, thread: threading.Thread,
+         target: StripeTarget | None = None) -> None:
+    source.stop()
+    thread.join(10)
+    ring.close()
+    source.close()
+    if target is not None:
+        if target.integrity is not None:
+            target.integrity.flush()
+        target.close()
+    if thread.errors:
+        raise thread.errors[0]
