@@ -368,6 +368,8 @@ class LoopAttachment:
 
     # the program -----------------------------------------------------------------
     def _entry_point(self, step: Any, engine: str | None):
+        if step is None:   # ops without a loop_step: every enter fails with -EFAULT
+            return 0, "none", None
         if isinstance(step, int):
             return step, engine or "native", None
         prog_engine = getattr(step, "engine", None)
@@ -433,6 +435,8 @@ class LoopAttachment:
         """One ``io_uring_enter`` of an attached ring: the loop until STOP (0) or -errno."""
         if self._destroyed:
             return -errno.EBADF
+        if not self._entry:
+            return -errno.EFAULT
         self._error = None
         self._route_submissions()
         if self._jit is not None:
@@ -612,17 +616,55 @@ def _kf_get_region(runtime, r1, r2, r3, r4, r5) -> int:
     return lib().uringbpf_kf_get_region(r1, r2 & 0xFFFFFFFF, r3, 0, 0)
 
 
+LOOP_STEP_PROG_TYPE = f"struct_ops:{STRUCT_OPS_TYPE}.loop_step"
+
+
 def _register_kfuncs() -> None:
+    allowed = frozenset({LOOP_STEP_PROG_TYPE})
     if KFUNC_SUBMIT_SQES not in helpers.KFUNCS:
-        helpers.kfunc(KFUNC_SUBMIT_SQES, (Arg.TRUSTED_PTR, Arg.SCALAR),
-                      sleepable_only=True)(_kf_submit_sqes)
+        helpers.kfunc(KFUNC_SUBMIT_SQES, (Arg.TRUSTED_PTR, Arg.SCALAR), sleepable_only=True,
+                      prog_types=allowed)(_kf_submit_sqes)
         helpers.KFUNCS[KFUNC_SUBMIT_SQES].native = ("loop", "uringbpf_kf_submit_sqes")
     if KFUNC_GET_REGION not in helpers.KFUNCS:
         helpers.kfunc(KFUNC_GET_REGION, (Arg.TRUSTED_PTR, Arg.SCALAR, Arg.SCALAR),
-                      Ret.MEM_OR_NULL, ret_size_arg=2,
+                      Ret.MEM_OR_NULL, ret_size_arg=2, prog_types=allowed,
                       kfunc_flags=frozenset({"RET_NULL"}))(_kf_get_region)
         helpers.KFUNCS[KFUNC_GET_REGION].native = ("loop", "uringbpf_kf_get_region")
 
 
+def _register_prog_type() -> None:
+    """loop_step(struct io_ring_ctx *ctx, struct iou_loop_params *lp): the verifier's view.
+
+    ``ctx`` is a trusted opaque pointer (only passed to the kfuncs); ``lp`` points to a
+    4-byte struct whose only field, ``cq_wait_idx``, may be read and written; the
+    program returns IOU_LOOP_CONTINUE or IOU_LOOP_STOP.
+    """
+    from ..bpf import progtypes as pt
+    params = pt.Layout("iou_loop_params", 4,
+                       (pt.Field("cq_wait_idx", 0, 4, read=True, write=True),))
+    pt.register_struct_ops_member(
+        STRUCT_OPS_TYPE, "loop_step",
+        [pt.ValueKind.trusted("io_ring_ctx"), pt.ValueKind.struct(params)],
+        ret_range=(IOU_LOOP_CONTINUE, IOU_LOOP_STOP), name=LOOP_STEP_PROG_TYPE)
+
+
+def _attach_struct_ops(obj, st_map) -> LoopAttachment:
+    """``obj.attach_struct_ops(name)`` for ``struct io_uring_bpf_ops`` (the kernel's reg()).
+
+    Finds the ring from ``ring_fd`` (EBADF / EOPNOTSUPP as io_uring_ctx_get_file), then
+    applies the install rules of :func:`attach_loop` (EOPNOTSUPP, EBUSY).
+    """
+    ring = ring_from_fd(int(st_map.get("ring_fd")))
+    step = st_map.programs.get("loop_step")
+    return attach_loop(ring, step)
+
+
+def _register_struct_ops() -> None:
+    from ..bpf import struct_ops
+    struct_ops.register(STRUCT_OPS_TYPE, _attach_struct_ops)
+
+
 _register_kfuncs()
+_register_prog_type()
+_register_struct_ops()
 helpers.add_provider(__name__)
