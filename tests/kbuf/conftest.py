@@ -1,0 +1,8 @@
+"""Make ``examples/kbuf/stripe`` importable as ``stripe`` for the kbuf tests."""
+
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kbuf"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
