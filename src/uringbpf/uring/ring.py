@@ -290,7 +290,7 @@ class Ring:
     def sq_space_left(self) -> int:
         return self.sq_entries - self.sq_ready()
 
-    def _flush(self) -> int:
+    def flush_sq(self) -> int:
         """Publish SQEs handed out by get_sqe; return how many the kernel may consume."""
         t = self._sqe_tail
         if self.sq_rewind:
@@ -307,7 +307,7 @@ class Ring:
 
     def submit(self) -> int:
         """Submit queued SQEs (io_uring_submit); returns how many the kernel consumed."""
-        n = self._flush()
+        n = self.flush_sq()
         if self._sqpoll:
             if self._sqr[self._sq_flags_i] & u.IORING_SQ_NEED_WAKEUP:
                 self._check(self.enter(0, 0, u.IORING_ENTER_SQ_WAKEUP), "io_uring_enter")
@@ -318,7 +318,7 @@ class Ring:
 
     def submit_and_wait(self, wait_nr: int = 1) -> int:
         """Submit queued SQEs and wait for at least ``wait_nr`` CQEs to be ready."""
-        n = self._flush()
+        n = self.flush_sq()
         return self._submitted(self.enter(n, wait_nr, u.IORING_ENTER_GETEVENTS if wait_nr else 0))
 
     def _submitted(self, ret: int) -> int:
@@ -500,7 +500,7 @@ class Ring:
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be >= 0")
         while self.cq_ready() < nr:
-            ret = self.enter(0, nr - self.cq_ready(), u.IORING_ENTER_GETEVENTS, None, timeout)
+            ret = self.enter(0, nr, u.IORING_ENTER_GETEVENTS, None, timeout)
             if ret == -errno.ETIME:
                 if self.cq_ready() >= nr:
                     break

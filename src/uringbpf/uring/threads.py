@@ -88,6 +88,9 @@ SUPPORTED_OPS = frozenset([
     u.IORING_OP_MSG_RING, u.IORING_OP_URING_CMD])
 _INLINE_OPS = frozenset([u.IORING_OP_NOP, u.IORING_OP_CLOSE, u.IORING_OP_OPENAT,
                          u.IORING_OP_MSG_RING, u.IORING_OP_ASYNC_CANCEL, u.IORING_OP_URING_CMD])
+# requests that always wait in poll() (so a cancel always catches them)
+_WAIT_OPS = frozenset([u.IORING_OP_POLL_ADD, u.IORING_OP_SEND, u.IORING_OP_RECV,
+                       u.IORING_OP_ACCEPT, u.IORING_OP_CONNECT, u.IORING_OP_TIMEOUT])
 _RW_LEN_OPS = frozenset([u.IORING_OP_READ, u.IORING_OP_WRITE, u.IORING_OP_READ_FIXED,
                          u.IORING_OP_WRITE_FIXED])
 _SETUP_OK = (u.IORING_SETUP_CQSIZE | u.IORING_SETUP_CLAMP | u.IORING_SETUP_SUBMIT_ALL
@@ -118,7 +121,7 @@ def _pow2(n: int) -> int:
 class _Req:
     __slots__ = ("op", "flags", "fd", "off", "addr", "len", "op_flags", "user_data",
                  "buf_index", "file_index", "ioprio", "seq", "efd", "cancelled",
-                 "timed_out", "waiting", "error")
+                 "timed_out", "waiting", "error", "started")
 
     def __init__(self, raw: bytes, seq: int):
         (self.op, self.flags, self.ioprio, self.fd, self.off, self.addr, self.len,
@@ -126,7 +129,7 @@ class _Req:
             _SQE.unpack_from(raw)
         self.seq = seq
         self.efd = None
-        self.cancelled = self.timed_out = self.waiting = False
+        self.cancelled = self.timed_out = self.waiting = self.started = False
         self.error = 0
 
 
@@ -308,6 +311,9 @@ class ThreadsBackend:
                 self._post(r.user_data, r.error or -errno.ECANCELED)
             return
         drain = any(r.flags & u.IOSQE_IO_DRAIN for r in chain)
+        with self._cond:   # findable by ASYNC_CANCEL from submission on, like the kernel's
+            for r in chain:
+                self._active.setdefault(r.user_data, []).append(r)
         with self._lock:
             if self._held or self._drain_running or (drain and self._running):
                 self._held.append((chain, drain))
@@ -383,6 +389,7 @@ class ThreadsBackend:
             lt = chain[i + 1] if i + 1 < n and chain[i + 1].op == u.IORING_OP_LINK_TIMEOUT \
                 else None
             if failed or self._closed:
+                self._unregister(r)
                 self._post(r.user_data, -errno.ECANCELED)
                 i += 1
                 continue
@@ -391,12 +398,17 @@ class ThreadsBackend:
                 deadline = self._deadline(lt)
                 if isinstance(deadline, int):
                     # bad timespec: the pair fails like a prep error
+                    self._unregister(r)
+                    self._unregister(lt)
                     self._post(r.user_data, -errno.ECANCELED)
                     self._post(lt.user_data, deadline)
                     failed = True
                     i += 2
                     continue
             res = self._execute(r, deadline)
+            self._unregister(r)
+            if lt is not None:
+                self._unregister(lt)
             bad = self._is_failure(r, res)
             if not (r.flags & u.IOSQE_CQE_SKIP_SUCCESS and not bad):
                 self._post(r.user_data, res, timeout=r.op == u.IORING_OP_TIMEOUT)
@@ -438,25 +450,28 @@ class ThreadsBackend:
             return time.monotonic() + (value - clock)
         return time.monotonic() + value
 
+    def _unregister(self, r: _Req) -> None:
+        with self._cond:
+            lst = self._active.get(r.user_data)
+            if lst is not None and r in lst:
+                lst.remove(r)
+                if not lst:
+                    del self._active[r.user_data]
+            if r.efd is not None:
+                os.close(r.efd)
+                r.efd = None
+
     def _execute(self, r: _Req, deadline: float | None) -> int:
         with self._cond:
-            self._active.setdefault(r.user_data, []).append(r)
+            if r.cancelled:
+                return -errno.ECANCELED
+            r.started = True
         try:
             return self._issue(r, deadline)
         except _Done as d:
             return d.res
         except OSError as exc:
             return -(exc.errno or errno.EIO)
-        finally:
-            with self._cond:
-                lst = self._active.get(r.user_data)
-                if lst is not None:
-                    lst.remove(r)
-                    if not lst:
-                        del self._active[r.user_data]
-                if r.efd is not None:
-                    os.close(r.efd)
-                    r.efd = None
 
     # ---------------------------------------------------------------- operations
     def _file(self, r: _Req) -> int:
@@ -744,10 +759,11 @@ class ThreadsBackend:
                 cands = cands[:1]
             done = 0
             for x in cands:
-                if x.waiting or x in self._timeouts:
-                    x.cancelled = True
-                    if x.efd is not None:
-                        os.eventfd_write(x.efd, 1)
+                # Always flag it: a request about to wait sees the flag before sleeping.
+                x.cancelled = True
+                if x.efd is not None:
+                    os.eventfd_write(x.efd, 1)
+                if not x.started or x.waiting or x.op in _WAIT_OPS or x in self._timeouts:
                     done += 1
             self._cond.notify_all()
         if fl & u.IORING_ASYNC_CANCEL_ALL:
