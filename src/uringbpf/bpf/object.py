@@ -1,0 +1,912 @@
+"""``BpfObject``: a libbpf-style loader for clang-built eBPF ELF objects.
+
+Flow (as libbpf's skeleton)::
+
+    obj = BpfObject.open("prog.bpf.o")      # parse ELF + BTF, create maps, relocate code
+    obj.rodata.max_inflight = 8             # global data by variable name
+    obj.struct_ops.nops_ops.ring_fd = fd    # struct_ops fields
+    obj.load()                              # resolve kfuncs, freeze .rodata, verify, JIT
+    obj.programs["nops_loop_step"](ctx)     # run a program (JIT or interpreter)
+    link = obj.attach_struct_ops("nops_ops")
+    obj.close()
+
+What ``open`` understands: programs by SEC name (several per section), ``.text``
+subprograms reached by calls or used as callbacks, BTF-defined maps in ``.maps``, global
+data in ``.rodata``/``.data``/``.bss`` and their ``.rodata.*``-style variants (one array map
+each), ``extern ... __ksym`` kfuncs (``__weak`` allowed), ``__kconfig`` externs
+(LINUX_KERNEL_VERSION), and struct_ops variables in ``.struct_ops``/``.struct_ops.link``.
+
+Choices where libbpf differs: maps are created by :meth:`BpfObject.open` (not ``load``), so
+``obj.maps[...]`` can be filled before loading and sizes come from the object only;
+relocation happens at open (so malformed code fails early) and kfuncs are resolved at load
+(designs register them on import).
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import inspect
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import btf as _btf
+from . import elf as _elf
+from . import helpers as _helpers
+from . import isa
+from . import maps as _maps
+from . import struct_ops as _struct_ops
+from .elf import BpfLoadError
+from .helpers import Runtime
+from .memory import AddressSpace
+
+_ENTRY_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)
+U64 = isa.U64
+
+# Section name -> (prog_type, sleepable) by prefix; libbpf's names, plus the io_uring ones.
+_SECTION_PREFIXES: list[tuple[str, str, bool]] = [
+    ("struct_ops.s", "struct_ops", True), ("struct_ops", "struct_ops", False),
+    ("iouring.s", "iouring", True), ("iouring", "iouring", False),
+    ("socket", "socket_filter", False), ("syscall", "syscall", True),
+    ("xdp", "xdp", False), ("tc", "sched_cls", False), ("classifier", "sched_cls", False),
+    ("kprobe", "kprobe", False), ("uprobe", "kprobe", False), ("tracepoint", "tracepoint", False),
+    ("tp", "tracepoint", False), ("raw_tp", "raw_tracepoint", False),
+    ("fentry.s", "tracing", True), ("fentry", "tracing", False),
+    ("fexit.s", "tracing", True), ("fexit", "tracing", False),
+    ("lsm.s", "lsm", True), ("lsm", "lsm", False), ("tp_btf", "tracing", False),
+    ("cgroup", "cgroup", False),
+]
+_DATA_SECTION = re.compile(r"^\.(rodata|data|bss)(\..+)?$")
+
+
+def section_prog_type(section: str) -> tuple[str, bool, str]:
+    """(prog_type, sleepable, attach target) for a program section name."""
+    for prefix, ptype, sleepable in _SECTION_PREFIXES:
+        if section == prefix or section.startswith(prefix + "/") or section.startswith(prefix + "+"):
+            rest = section[len(prefix):].lstrip("/+")
+            return ptype, sleepable, rest
+    return section.split("/", 1)[0] or "unspec", False, section.split("/", 1)[1] if "/" in section else ""
+
+
+@dataclass
+class _Func:
+    sec: int          # section index
+    start: int        # first slot in the section
+    end: int          # one past the last slot
+    name: str
+
+
+class LoadedProgram:
+    """One program of an object.  After ``load()``: ``prog(*args) -> r0``.
+
+    ``program`` is the relocated :class:`isa.Program` (exists from ``open``), ``runtime``
+    its :class:`Runtime`, ``engine`` "jit" or "interp", ``entry_address`` a native
+    ``uint64_t (*)(uint64_t r1..r5)`` (JIT code or a trampoline into the interpreter),
+    ``jit``/``interp`` the engine objects.
+    """
+
+    def __init__(self, obj: "BpfObject", program: isa.Program, weak_kfunc_sites: list[tuple[int, str]]):
+        self.obj = obj
+        self.program = program
+        self.name = program.name
+        self.section = program.section
+        self.autoload = True
+        self.runtime: Runtime | None = None
+        self.engine: str | None = None
+        self.jit = None
+        self.interp = None
+        self.verifier_result = None
+        self._weak_sites = weak_kfunc_sites
+        self._entry_cb = None
+        self.last_error: BaseException | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.engine is not None
+
+    @property
+    def sleepable(self) -> bool:
+        return self.program.sleepable
+
+    @property
+    def insns(self) -> list[isa.Insn]:
+        return self.program.insns
+
+    def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
+        if self.engine is None:
+            raise BpfLoadError(f"program {self.name!r} is not loaded (call obj.load() first)")
+        if self.engine == "jit":
+            return self.jit(r1, r2, r3, r4, r5)
+        return self.interp.run(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
+
+    run = __call__
+
+    @property
+    def entry_address(self) -> int:
+        if self.engine is None:
+            raise BpfLoadError(f"program {self.name!r} is not loaded")
+        if self.engine == "jit":
+            return self.jit.address
+        return self.interp.entry_address
+
+    def take_error(self) -> BaseException | None:
+        """The exception of the last native-entry run (interpreter trampoline or JIT)."""
+        eng = self.jit if self.engine == "jit" else self.interp
+        return eng.take_error() if eng is not None else None
+
+    def __repr__(self) -> str:
+        return (f"<LoadedProgram {self.name!r} section={self.section!r} "
+                f"engine={self.engine or 'not loaded'} insns={len(self.program.insns)}>")
+
+
+class GlobalData:
+    """Skeleton access to one global-data map (``obj.rodata``, ``obj.bss``, ``obj.data``).
+
+    Reads and writes go straight to the map's memory (what programs see).  Integers,
+    enums, pointers and bools read as ``int``; char arrays as ``bytes`` (up to the NUL);
+    anything else as raw ``bytes``.  ``.rodata`` becomes read-only after ``load()``.
+    """
+
+    def __init__(self, section: str, m: _maps.Map, variables: dict[str, tuple[int, int, int]],
+                 btf: _btf.Btf | None):
+        object.__setattr__(self, "_section", section)
+        object.__setattr__(self, "_map", m)
+        object.__setattr__(self, "_vars", variables)  # name -> (offset, size, btf type id)
+        object.__setattr__(self, "_btf", btf)
+
+    @property
+    def map(self) -> _maps.Map:
+        return self._map
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self._vars)
+
+    def raw(self) -> memoryview:
+        return self._map.memory()[:self._map.value_size]
+
+    def _kind(self, tid: int):
+        btf = self._btf
+        if btf is None or tid == 0:
+            return None
+        return btf.resolve(tid)
+
+    def get(self, name: str) -> Any:
+        off, size, tid = self._var(name)
+        raw = bytes(self._map.memory()[off:off + size])
+        t = self._kind(tid)
+        if t is None:
+            return int.from_bytes(raw, "little") if size in (1, 2, 4, 8) else raw
+        if t.kind == _btf.KIND_INT:
+            if t.int_encoding & _btf.INT_BOOL:
+                return bool(raw[0])
+            return int.from_bytes(raw, "little", signed=bool(t.int_encoding & _btf.INT_SIGNED))
+        if t.kind in (_btf.KIND_ENUM, _btf.KIND_ENUM64):
+            return int.from_bytes(raw, "little", signed=t.kind == _btf.KIND_ENUM)
+        if t.kind == _btf.KIND_PTR:
+            return int.from_bytes(raw, "little")
+        if t.kind == _btf.KIND_ARRAY:
+            elem = self._btf.resolve(t.elem_type)
+            if elem.kind == _btf.KIND_INT and elem.size == 1:
+                return raw.split(b"\0", 1)[0]
+        return raw
+
+    def set(self, name: str, value: Any) -> None:
+        if self._map.frozen:
+            raise BpfLoadError(f"{self._section} is read-only after load(): cannot set {name!r}")
+        off, size, _tid = self._var(name)
+        if isinstance(value, bool):
+            value = int(value)
+        if isinstance(value, int):
+            if size not in (1, 2, 4, 8):
+                raise TypeError(f"{self._section}.{name} is {size} bytes; assign bytes")
+            raw = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        else:
+            raw = value.encode() if isinstance(value, str) else bytes(value)
+            if len(raw) > size:
+                raise ValueError(f"{self._section}.{name}: {len(raw)} bytes do not fit in {size}")
+            raw = raw.ljust(size, b"\0")
+        self._map.memory()[off:off + size] = raw
+
+    def address_of(self, name: str) -> int:
+        """Native address of a variable (what the program's lddw of it yields)."""
+        return self._map.value_addr + self._var(name)[0]
+
+    def _var(self, name: str) -> tuple[int, int, int]:
+        try:
+            return self._vars[name]
+        except KeyError:
+            raise AttributeError(f"{self._section} has no variable {name!r} "
+                                 f"(have: {', '.join(self._vars) or 'none'})") from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.get(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.set(name, value)
+
+    def __dir__(self):
+        return list(self._vars)
+
+    def __repr__(self) -> str:
+        return f"<GlobalData {self._section} vars={list(self._vars)}>"
+
+
+class BpfObject:
+    """An opened eBPF ELF object: programs, maps, global data, struct_ops."""
+
+    def __init__(self, path: str, elf_file: _elf.ElfFile):
+        self.path = path
+        self.name = os.path.basename(path).split(".")[0] or "obj"
+        self.elf = elf_file
+        self.btf: _btf.Btf | None = None
+        self.license = ""
+        self.maps: dict[str, _maps.Map] = {}
+        self.map_list: list[_maps.Map] = []
+        self.programs: dict[str, LoadedProgram] = {}
+        self.printk: list[str] = []
+        self.loaded = False
+        self.closed = False
+        self._datasec: dict[str, GlobalData] = {}
+        self._sec_map: dict[int, int] = {}        # data section index -> map index
+        self._struct_ops: dict[str, _struct_ops.StructOpsMap] = {}
+        self._links: list[Any] = []
+        self._kconfig: dict[str, tuple[int, int, bool]] = {}  # name -> (offset, size, weak)
+        self._ksyms: dict[str, bool] = {}       # extern name -> weak
+
+    # ------------------------------------------------------------------ opening --
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "BpfObject":
+        path = os.fspath(path)
+        return cls._build(path, _elf.read(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "<memory>") -> "BpfObject":
+        return cls._build(name, _elf.parse(data, name))
+
+    @classmethod
+    def _build(cls, path: str, ef: _elf.ElfFile) -> "BpfObject":
+        obj = cls(path, ef)
+        try:
+            obj._parse()
+        except BaseException:
+            obj.close()
+            raise
+        return obj
+
+    def _err(self, msg: str) -> BpfLoadError:
+        return BpfLoadError(f"{self.path}: {msg}")
+
+    def _parse(self) -> None:
+        ef = self.elf
+        btf_sec = ef.section(".BTF")
+        if btf_sec is not None:
+            self.btf = _btf.Btf.parse(btf_sec.data, f"{self.path}: .BTF")
+        lic = ef.section("license")
+        if lic is not None:
+            self.license = lic.data.split(b"\0", 1)[0].decode("utf-8", "replace")
+        self._collect_externs()
+        self._create_btf_maps()
+        self._create_data_maps()
+        self._collect_struct_ops()
+        self._collect_programs()
+        self._bind_struct_ops()
+
+    # --- externs ---------------------------------------------------------------------
+    def _datasec_vars(self, name: str) -> list[_btf.Type]:
+        if self.btf is None:
+            return []
+        sec = self.btf.find(name, _btf.KIND_DATASEC)
+        return [self.btf[v.type] for v in sec.vars] if sec else []
+
+    def _collect_externs(self) -> None:
+        for sym in self.elf.symbols:
+            if sym.is_undef and sym.name and sym.bind in (_elf.STB_GLOBAL, _elf.STB_WEAK):
+                self._ksyms[sym.name] = sym.bind == _elf.STB_WEAK
+        kconfig = [t for t in self._datasec_vars(".kconfig") if t.kind == _btf.KIND_VAR]
+        off = 0
+        for var in kconfig:
+            size = self.btf.size_of(var.ref)
+            off = (off + min(size, 8) - 1) & ~(min(size, 8) - 1)
+            self._kconfig[var.name] = (off, size, self._ksyms.get(var.name, False))
+            off += size
+
+    # --- maps ------------------------------------------------------------------------
+    def _add_map(self, name: str, m: _maps.Map) -> int:
+        if name in self.maps:
+            m.close()
+            raise self._err(f"duplicate map name {name!r}")
+        self.maps[name] = m
+        self.map_list.append(m)
+        return len(self.map_list) - 1
+
+    def _create_btf_maps(self) -> None:
+        sec = self.elf.section(".maps")
+        if sec is None:
+            return
+        if self.btf is None:
+            raise self._err("section .maps needs BTF (compile with -g)")
+        types = {t.name: t for t in self._datasec_vars(".maps") if t.kind == _btf.KIND_VAR}
+        syms = sorted((s for s in self.elf.symbols if s.shndx == sec.index and s.type == _elf.STT_OBJECT),
+                      key=lambda s: s.value)
+        for sym in syms:
+            var = types.get(sym.name)
+            if var is None:
+                raise self._err(f".maps: map {sym.name!r} has no BTF description")
+            self._add_map(sym.name, self._btf_map(sym.name, var.ref))
+
+    def _btf_map(self, name: str, tid: int) -> _maps.Map:
+        btf = self.btf
+        t = btf.resolve(tid)
+        if t.kind != _btf.KIND_STRUCT:
+            raise self._err(f"map {name!r}: definition is a {t.kind_name}, not a struct")
+        spec: dict[str, int] = {}
+        key_type = value_type = 0
+        for m in t.members:
+            mt = btf.resolve(m.type)
+            if m.name in ("type", "max_entries", "map_flags", "key_size", "value_size",
+                          "numa_node", "pinning", "map_extra"):
+                # __uint(name, N) is `int (*name)[N]`
+                if mt.kind != _btf.KIND_PTR or btf.resolve(mt.ref).kind != _btf.KIND_ARRAY:
+                    raise self._err(f"map {name!r}: member {m.name!r} is not a __uint() definition")
+                spec[m.name] = btf.resolve(mt.ref).nelems
+            elif m.name in ("key", "value"):
+                if mt.kind != _btf.KIND_PTR:
+                    raise self._err(f"map {name!r}: member {m.name!r} is not a __type() definition")
+                size = btf.size_of(mt.ref)
+                spec[m.name + "_size"] = size
+                if m.name == "key":
+                    key_type = mt.ref
+                else:
+                    value_type = mt.ref
+            elif m.name == "values":
+                raise self._err(f"map {name!r}: map-in-map/prog-array initial values are not supported")
+            else:
+                raise self._err(f"map {name!r}: unknown map definition member {m.name!r}")
+        if "type" not in spec:
+            raise self._err(f"map {name!r}: no map type (__uint(type, ...))")
+        mtype = spec["type"]
+        max_entries = spec.get("max_entries", 0)
+        try:
+            return _maps.Map(name, mtype, spec.get("key_size", 0), spec.get("value_size", 0),
+                             max_entries, spec.get("map_flags", 0), key_type, value_type)
+        except _maps.MapError as exc:
+            raise self._err(f"cannot create map {name!r}: {exc.strerror}") from None
+
+    def _create_data_maps(self) -> None:
+        for sec in self.elf.sections:
+            if not _DATA_SECTION.match(sec.name) or not sec.is_alloc:
+                continue
+            if sec.size == 0:
+                continue
+            readonly = sec.name.startswith(".rodata")
+            flags = _maps.BPF_F_MMAPABLE | (_maps.BPF_F_RDONLY_PROG if readonly else 0)
+            try:
+                m = _maps.Map(sec.name, _maps.MAP_TYPE_ARRAY, 4, sec.size, 1, flags)
+            except _maps.MapError as exc:
+                raise self._err(f"cannot create map for {sec.name}: {exc.strerror}") from None
+            if sec.type != _elf.SHT_NOBITS:
+                m.memory()[:sec.size] = sec.data
+            idx = self._add_map(sec.name, m)
+            self._sec_map[sec.index] = idx
+            variables: dict[str, tuple[int, int, int]] = {}
+            btf_types = {t.name: t.ref for t in self._datasec_vars(sec.name) if t.kind == _btf.KIND_VAR}
+            for sym in self.elf.symbols:
+                if sym.shndx == sec.index and sym.type == _elf.STT_OBJECT and sym.name:
+                    if sym.value + sym.size > sec.size:
+                        raise self._err(f"variable {sym.name!r} [{sym.value}, +{sym.size}) is outside "
+                                        f"{sec.name} ({sec.size} bytes)")
+                    variables[sym.name] = (sym.value, sym.size, btf_types.get(sym.name, 0))
+            self._datasec[sec.name] = GlobalData(sec.name, m, variables, self.btf)
+        if self._kconfig:
+            size = max(off + size for off, size, _ in self._kconfig.values())
+            m = _maps.Map(".kconfig", _maps.MAP_TYPE_ARRAY, 4, max(size, 1), 1,
+                          _maps.BPF_F_RDONLY_PROG | _maps.BPF_F_MMAPABLE)
+            mem = m.memory()
+            for name, (off, sz, weak) in self._kconfig.items():
+                value = _kconfig_value(name)
+                if value is None:
+                    if not weak:
+                        m.close()
+                        raise self._err(f"unknown __kconfig extern {name!r} (declare it __weak "
+                                        "to get 0)")
+                    value = 0
+                mem[off:off + sz] = (value & ((1 << (8 * sz)) - 1)).to_bytes(sz, "little")
+            self._kconfig_map = self._add_map(".kconfig", m)
+
+    # --- struct_ops ------------------------------------------------------------------
+    def _collect_struct_ops(self) -> None:
+        for sec in self.elf.sections:
+            if sec.name not in (".struct_ops", ".struct_ops.link"):
+                continue
+            if self.btf is None:
+                raise self._err(f"{sec.name} needs BTF (compile with -g)")
+            types = {t.name: t.ref for t in self._datasec_vars(sec.name) if t.kind == _btf.KIND_VAR}
+            for sym in self.elf.symbols:
+                if sym.shndx != sec.index or sym.type != _elf.STT_OBJECT or not sym.name:
+                    continue
+                if sym.name not in types:
+                    raise self._err(f"{sec.name}: struct_ops {sym.name!r} has no BTF type")
+                if sym.value + sym.size > len(sec.data):
+                    raise self._err(f"{sec.name}: struct_ops {sym.name!r} runs past the section")
+                st = _struct_ops.StructOpsMap(sym.name, sec.name, self.btf, types[sym.name],
+                                              sec.data[sym.value:sym.value + sym.size])
+                st._sym_value = sym.value
+                st._sec_index = sec.index
+                self._struct_ops[sym.name] = st
+
+    def _bind_struct_ops(self) -> None:
+        for st in self._struct_ops.values():
+            for rel in self.elf.relocs.get(st._sec_index, []):
+                if not st._sym_value <= rel.offset < st._sym_value + len(st.data):
+                    continue
+                member = self._member_at(st, rel.offset - st._sym_value)
+                if rel.type != _elf.R_BPF_64_ABS64:
+                    raise self._err(f"{st.name}: unsupported relocation {rel.type_name} at member "
+                                    f"{member!r}")
+                if member is None or not st.is_func_member(member):
+                    raise self._err(f"{st.name}: relocation at offset {rel.offset - st._sym_value} "
+                                    "is not on a function-pointer member")
+                prog = self._program_for_symbol(rel.symbol)
+                if prog is None:
+                    raise self._err(f"{st.name}.{member}: {rel.symbol.name!r} is not a program of "
+                                    "this object")
+                st.programs[member] = prog
+                self._mark_struct_ops_prog(st, member, prog)
+                # the pointer slot holds no meaningful bytes in the object
+                off = st.field_offset(member)
+                st.data[off:off + 8] = bytes(8)
+
+    def _mark_struct_ops_prog(self, st: _struct_ops.StructOpsMap, member: str, prog: LoadedProgram) -> None:
+        if not prog.section.startswith("struct_ops"):
+            raise self._err(f"{st.name}.{member}: program {prog.name!r} is in section "
+                            f"{prog.section!r}, not struct_ops/")
+        prog.program.prog_type = "struct_ops"
+        if not prog.program.attach or "." not in prog.program.attach:
+            prog.program.attach = f"{st.type_name}.{member}"
+
+    @staticmethod
+    def _member_at(st: _struct_ops.StructOpsMap, offset: int) -> str | None:
+        for name in st.member_names:
+            m = st.member(name)
+            if m.offset <= offset < m.offset + max(st.field_size(name), 1):
+                return name
+        return None
+
+    def _program_for_symbol(self, sym: _elf.Symbol) -> LoadedProgram | None:
+        for prog in self.programs.values():
+            if prog.name == sym.name:
+                return prog
+        if sym.type == _elf.STT_SECTION:
+            sec = self.elf.sections[sym.shndx]
+            for prog in self.programs.values():
+                if prog.section == sec.name and prog._sec_start == sym.value // 8:
+                    return prog
+        return None
+
+    # --- programs --------------------------------------------------------------------
+    def _collect_programs(self) -> None:
+        ef = self.elf
+        self._code: dict[int, list[isa.Insn]] = {}
+        self._funcs: dict[int, list[_Func]] = {}
+        for sec in ef.sections:
+            if not (sec.is_exec and sec.type == _elf.SHT_PROGBITS) or sec.size == 0:
+                continue
+            if sec.size % isa.INSN_SIZE:
+                raise self._err(f"section {sec.name}: size {sec.size} is not a multiple of 8")
+            try:
+                self._code[sec.index] = isa.decode(sec.data)
+            except isa.DecodeError as exc:
+                raise self._err(f"section {sec.name}: {exc}") from None
+            funcs = []
+            for sym in ef.symbols:
+                if sym.shndx == sec.index and sym.type == _elf.STT_FUNC:
+                    if sym.value % 8 or sym.size % 8 or sym.value + sym.size > sec.size:
+                        raise self._err(f"function {sym.name!r} in {sec.name} has a bad range "
+                                        f"[{sym.value}, +{sym.size})")
+                    start = sym.value // 8
+                    end = (sym.value + sym.size) // 8 if sym.size else len(self._code[sec.index])
+                    funcs.append(_Func(sec.index, start, end, sym.name))
+            if not funcs and sec.name != ".text":
+                funcs.append(_Func(sec.index, 0, len(self._code[sec.index]),
+                                   sec.name.replace("/", "_")))
+            funcs.sort(key=lambda f: f.start)
+            self._funcs[sec.index] = funcs
+        self._check_relocs()
+        for sec_idx, funcs in self._funcs.items():
+            sec = ef.sections[sec_idx]
+            if sec.name == ".text":
+                continue
+            sym_binds = {s.name: s.bind for s in ef.symbols if s.shndx == sec_idx}
+            for f in funcs:
+                if sym_binds.get(f.name, _elf.STB_GLOBAL) == _elf.STB_LOCAL:
+                    continue  # static helpers placed in a program section are subprograms
+                if f.name in self.programs:
+                    raise self._err(f"duplicate program name {f.name!r}")
+                prog = self._relocate(f)
+                self.programs[f.name] = prog
+
+    def _check_relocs(self) -> None:
+        for sec_idx, rels in self.elf.relocs.items():
+            sec = self.elf.sections[sec_idx]
+            if sec_idx not in self._code:
+                continue
+            for rel in rels:
+                if rel.type not in (_elf.R_BPF_64_64, _elf.R_BPF_64_32, _elf.R_BPF_NONE):
+                    raise self._err(f"section {sec.name}: unsupported relocation {rel.type_name} at "
+                                    f"insn {rel.offset // 8} (symbol {rel.symbol.name!r})")
+                if rel.offset % 8:
+                    raise self._err(f"section {sec.name}: relocation at offset {rel.offset} is not "
+                                    "on an instruction boundary")
+
+    def _func_at(self, sec_idx: int, slot: int, where: str) -> _Func:
+        for f in self._funcs.get(sec_idx, []):
+            if f.start <= slot < f.end:
+                if f.start != slot:
+                    raise self._err(f"{where}: call target is inside function {f.name!r}, not at "
+                                    "its start")
+                return f
+        sec = self.elf.sections[sec_idx]
+        raise self._err(f"{where}: call target {slot} in {sec.name} is not a function")
+
+    def _relocate(self, main: _Func) -> LoadedProgram:
+        """Build one program: its function, then every subprogram it reaches, relocated."""
+        ef = self.elf
+        out: list[isa.Insn] = []
+        placed: dict[tuple[int, int], int] = {}
+        pending: list[_Func] = []
+        kfuncs: list[str] = []
+        weak_sites: list[tuple[int, str]] = []
+
+        def place(f: _Func) -> int:
+            key = (f.sec, f.start)
+            if key not in placed:
+                placed[key] = len(out)
+                out.extend(copy.copy(i) for i in self._code[f.sec][f.start:f.end])
+                pending.append(f)
+            return placed[key]
+
+        place(main)
+        sec_relocs = {}
+        while pending:
+            f = pending.pop(0)
+            if f.sec not in sec_relocs:
+                sec_relocs[f.sec] = {r.offset // 8: r for r in ef.relocs.get(f.sec, [])
+                                     if r.type != _elf.R_BPF_NONE}
+            relocs = sec_relocs[f.sec]
+            sname = ef.sections[f.sec].name
+            base = placed[(f.sec, f.start)]
+            for slot in range(f.start, f.end):
+                o = base + slot - f.start
+                insn = out[o]
+                where = f"program {main.name!r} ({sname} insn {slot})"
+                rel = relocs.get(slot)
+                if rel is not None:
+                    self._apply_reloc(rel, insn, out, o, slot, f, where, place, kfuncs, weak_sites)
+                elif insn.is_call and insn.src == isa.PSEUDO_CALL:
+                    target = self._func_at(f.sec, slot + insn.imm + 1, where)
+                    insn.imm = place(target) - (o + 1)
+                elif insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
+                    target = self._func_at(f.sec, slot + insn.imm + 1, where)
+                    self._set_func_ptr(insn, out, o, place(target))
+        ptype, sleepable, attach = section_prog_type(ef.sections[main.sec].name)
+        program = isa.Program(main.name, out, section=ef.sections[main.sec].name, prog_type=ptype,
+                              maps=self.map_list, kfuncs=kfuncs, sleepable=sleepable,
+                              attach=attach, btf_func_name=main.name)
+        prog = LoadedProgram(self, program, weak_sites)
+        prog._sec_start = main.start
+        return prog
+
+    @staticmethod
+    def _set_func_ptr(insn: isa.Insn, out: list[isa.Insn], o: int, target: int) -> None:
+        rel = target - (o + 1)
+        insn.src = isa.PSEUDO_FUNC
+        insn.imm = rel
+        insn.imm64 = rel & isa.U32
+        out[o + 1].imm = 0
+
+    def _apply_reloc(self, rel: _elf.Reloc, insn: isa.Insn, out: list[isa.Insn], o: int, slot: int,
+                     f: _Func, where: str, place: Callable[[_Func], int], kfuncs: list[str],
+                     weak_sites: list[tuple[int, str]]) -> None:
+        ef = self.elf
+        sym = rel.symbol
+        if insn.is_call:
+            if rel.type != _elf.R_BPF_64_32:
+                raise self._err(f"{where}: call has relocation {rel.type_name}, expected R_BPF_64_32")
+            if sym.is_undef:
+                if insn.src not in (isa.PSEUDO_CALL, isa.PSEUDO_KFUNC_CALL):
+                    raise self._err(f"{where}: call to extern {sym.name!r} is not a kfunc call")
+                if sym.name not in kfuncs:
+                    kfuncs.append(sym.name)
+                insn.src = isa.PSEUDO_KFUNC_CALL
+                insn.imm = kfuncs.index(sym.name)
+                insn.off = 0
+                if sym.bind == _elf.STB_WEAK:
+                    weak_sites.append((o, sym.name))
+                else:
+                    weak_sites.append((o, "!" + sym.name))
+                return
+            if insn.src != isa.PSEUDO_CALL:
+                raise self._err(f"{where}: relocated call is not a BPF-to-BPF call (src {insn.src})")
+            if sym.shndx not in self._code:
+                raise self._err(f"{where}: call into {ef.sections[sym.shndx].name}, which holds no code")
+            target = self._func_at(sym.shndx, sym.value // 8 + insn.imm + 1, where)
+            insn.imm = place(target) - (o + 1)
+            return
+        if not insn.is_lddw:
+            raise self._err(f"{where}: relocation {rel.type_name} against {sym.name!r} on an "
+                            f"instruction that is neither lddw nor call (opcode {insn.opcode:#04x})")
+        if rel.type != _elf.R_BPF_64_64:
+            raise self._err(f"{where}: lddw has relocation {rel.type_name}, expected R_BPF_64_64")
+        if sym.is_undef:
+            self._reloc_extern_lddw(sym, insn, out, o, where)
+            return
+        if sym.shndx in (_elf.SHN_ABS, _elf.SHN_COMMON):
+            raise self._err(f"{where}: relocation against absolute/common symbol {sym.name!r}")
+        tsec = ef.sections[sym.shndx]
+        if tsec.name == ".maps":
+            if sym.type == _elf.STT_SECTION:
+                name = next((s.name for s in ef.symbols if s.shndx == sym.shndx and
+                             s.type == _elf.STT_OBJECT and s.value == insn.imm), None)
+            else:
+                name = sym.name
+            if name not in self.maps:
+                raise self._err(f"{where}: reference to unknown map {name!r}")
+            idx = self.map_list.index(self.maps[name])
+            insn.src = isa.PSEUDO_MAP_IDX
+            insn.imm = idx
+            insn.imm64 = idx
+            out[o + 1].imm = 0
+            return
+        if sym.shndx in self._sec_map:
+            idx = self._sec_map[sym.shndx]
+            off = (sym.value if sym.type != _elf.STT_SECTION else 0) + insn.imm
+            if not 0 <= off <= tsec.size:
+                raise self._err(f"{where}: offset {off} is outside {tsec.name} ({tsec.size} bytes)")
+            insn.src = isa.PSEUDO_MAP_IDX_VALUE
+            insn.imm = idx
+            insn.imm64 = idx | (off << 32)
+            out[o + 1].imm = off
+            return
+        if sym.shndx in self._code:
+            target = self._func_at(sym.shndx, (sym.value + insn.imm) // 8, where)
+            self._set_func_ptr(insn, out, o, place(target))
+            return
+        if tsec.name in (".struct_ops", ".struct_ops.link"):
+            raise self._err(f"{where}: programs cannot reference struct_ops variable {sym.name!r}")
+        raise self._err(f"{where}: relocation against {sym.name!r} in section {tsec.name!r} "
+                        "(not a map, global data or code)")
+
+    def _reloc_extern_lddw(self, sym: _elf.Symbol, insn: isa.Insn, out: list[isa.Insn], o: int,
+                           where: str) -> None:
+        weak = sym.bind == _elf.STB_WEAK
+        if sym.name in self._kconfig:
+            off = self._kconfig[sym.name][0]
+            idx = self._kconfig_map
+            insn.src = isa.PSEUDO_MAP_IDX_VALUE
+            insn.imm = idx
+            insn.imm64 = idx | (off << 32)
+            out[o + 1].imm = off
+            return
+        # a __ksym address (bpf_ksym_exists(kfunc)): non-zero when the kfunc exists
+        k = _helpers.get_kfunc(sym.name)
+        value = 0
+        if k is not None:
+            value = _native_address(k.native) or 1
+        elif not weak:
+            raise self._err(f"{where}: extern {sym.name!r} is not a known kfunc or kconfig value")
+        insn.src = 0
+        insn.imm = isa.to_s32(value & isa.U32)
+        insn.imm64 = value
+        out[o + 1].imm = isa.to_s32(value >> 32)
+
+    # ------------------------------------------------------------------ skeleton --
+    def _data(self, name: str) -> GlobalData:
+        try:
+            return self._datasec[name]
+        except KeyError:
+            raise AttributeError(f"{self.path} has no {name} section") from None
+
+    @property
+    def rodata(self) -> GlobalData:
+        return self._data(".rodata")
+
+    @property
+    def data(self) -> GlobalData:
+        return self._data(".data")
+
+    @property
+    def bss(self) -> GlobalData:
+        return self._data(".bss")
+
+    def datasec(self, name: str) -> GlobalData:
+        """Any global-data section by name (``.rodata.cfg``, ``.data.table``...)."""
+        return self._data(name)
+
+    @property
+    def datasecs(self) -> dict[str, GlobalData]:
+        return dict(self._datasec)
+
+    @property
+    def struct_ops(self) -> _struct_ops.StructOpsNamespace:
+        return _struct_ops.StructOpsNamespace(self._struct_ops)
+
+    # -------------------------------------------------------------------- loading --
+    def load(self, engine: str | None = "jit", verify: bool = True, *, strict_engine: bool = False,
+             checked: bool = False) -> "BpfObject":
+        """Resolve kfuncs, freeze ``.rodata``, verify and prepare every program to run.
+
+        ``engine`` is "jit" (falls back to the interpreter, silently, when the JIT module is
+        missing or cannot compile the program; ``strict_engine=True`` raises instead) or
+        "interp".  ``verify=True`` runs :func:`uringbpf.bpf.verifier.verify` when that module
+        exists; its :class:`BpfVerifierError` propagates.
+        """
+        if self.closed:
+            raise BpfLoadError(f"{self.path}: object is closed")
+        if self.loaded:
+            raise BpfLoadError(f"{self.path}: already loaded")
+        engine = engine or "jit"
+        if engine not in ("jit", "interp"):
+            raise ValueError(f"engine must be 'jit' or 'interp', not {engine!r}")
+        _helpers.load_all()
+        progs = [p for p in self.programs.values() if p.autoload]
+        for prog in progs:
+            self._resolve_kfuncs(prog)
+        for m in self.map_list:
+            if m.map_flags & _maps.BPF_F_RDONLY_PROG and m.type == _maps.MAP_TYPE_ARRAY:
+                m.freeze()
+        for prog in progs:
+            self._load_program(prog, engine, verify, strict_engine, checked)
+        for st in self._struct_ops.values():
+            st.loaded = True
+        self.loaded = True
+        return self
+
+    def _resolve_kfuncs(self, prog: LoadedProgram) -> None:
+        program = prog.program
+        missing: set[str] = set()
+        for name in program.kfuncs:
+            if _helpers.get_kfunc(name) is None:
+                missing.add(name)
+        for o, tag in prog._weak_sites:
+            name = tag.lstrip("!")
+            if name not in missing:
+                continue
+            if tag.startswith("!"):
+                raise BpfLoadError(f"{self.path}: program {prog.name!r}: kfunc {name!r} (called at "
+                                   f"insn {o}) is not registered; import the design that provides "
+                                   "it or declare it __weak")
+            # unresolved __weak kfunc: the call becomes `r0 = 0` (libbpf poisons it likewise)
+            program.insns[o] = isa.Insn(isa.ALU64 | isa.MOV | isa.K, 0, 0, 0, 0)
+
+    def _new_runtime(self, prog: LoadedProgram) -> Runtime:
+        rt = Runtime(mem=AddressSpace(), maps=self.map_list, sleepable=prog.program.sleepable,
+                     printk=self.printk)
+        for m in self.map_list:
+            for r in m.regions():
+                rt.mem.add(r.base, r.size, r.writable, r.name)
+        return rt
+
+    def _load_program(self, prog: LoadedProgram, engine: str, verify: bool, strict: bool,
+                      checked: bool) -> None:
+        program = prog.program
+        if verify:
+            try:
+                from . import verifier
+            except ImportError:
+                verifier = None
+            if verifier is not None:
+                prog.verifier_result = _call_verifier(verifier.verify, program, self, prog)
+        rt = self._new_runtime(prog)
+        prog.runtime = rt
+        if engine == "jit":
+            try:
+                from . import jit
+                prog.jit = jit.compile(program, rt, checked=checked)
+                prog.engine = "jit"
+                return
+            except ImportError:
+                if strict:
+                    raise
+            except Exception as exc:  # noqa: BLE001 - any JIT failure falls back to the interpreter
+                if strict:
+                    raise
+                prog.jit_error = exc
+        from .interp import Interpreter
+        prog.interp = Interpreter(program, rt)
+        prog.engine = "interp"
+
+    # -------------------------------------------------------------------- attach --
+    def attach_struct_ops(self, name: str) -> Any:
+        """Hand struct_ops ``name`` to the design registered for its type; returns its link."""
+        if not self.loaded:
+            raise BpfLoadError(f"{self.path}: load() the object before attaching struct_ops")
+        st = self._struct_ops.get(name)
+        if st is None:
+            raise BpfLoadError(f"{self.path}: no struct_ops map {name!r} "
+                               f"(have: {', '.join(self._struct_ops) or 'none'})")
+        for member, prog in list(st.programs.items()):
+            if isinstance(prog, str):
+                prog = self.programs.get(prog)
+                if prog is None:
+                    raise BpfLoadError(f"{self.path}: struct_ops {name}.{member}: no program named "
+                                       f"{st.programs[member]!r}")
+                st.programs[member] = prog
+            if not prog.loaded:
+                raise BpfLoadError(f"{self.path}: struct_ops {name}.{member}: program "
+                                   f"{prog.name!r} is not loaded")
+        link = _struct_ops.attach(self, st)
+        st.link = link
+        self._links.append(link)
+        return link
+
+    # --------------------------------------------------------------------- closing --
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for link in reversed(self._links):
+            try:
+                link.destroy()
+            except Exception:  # noqa: BLE001 - closing must release everything else
+                pass
+        self._links.clear()
+        for prog in self.programs.values():
+            prog.jit = None
+            prog.interp = None
+            prog.engine = None
+        for m in self.map_list:
+            m.close()
+
+    def __enter__(self) -> "BpfObject":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<BpfObject {self.path} programs={list(self.programs)} maps={list(self.maps)} "
+                f"struct_ops={list(self._struct_ops)}>")
+
+
+def _call_verifier(verify: Callable, program: isa.Program, obj: BpfObject, prog: LoadedProgram):
+    """Call ``verify(program, ...)`` passing only the keyword arguments it accepts."""
+    try:
+        params = inspect.signature(verify).parameters
+    except (TypeError, ValueError):
+        params = {}
+    extra = {"btf": obj.btf, "obj": obj, "maps": obj.map_list}
+    kw = {k: v for k, v in extra.items() if k in params}
+    return verify(program, **kw)
+
+
+def _native_address(native: Any) -> int:
+    if native is None:
+        return 0
+    if isinstance(native, int):
+        return native
+    if isinstance(native, tuple) and len(native) == 2:
+        from .. import native as native_mod
+        try:
+            return native_mod.symbol_address(*native) or 0
+        except Exception:  # noqa: BLE001 - existence is what matters here
+            return 0
+    return 0
+
+
+def _kconfig_value(name: str) -> int | None:
+    if name == "LINUX_KERNEL_VERSION":
+        nums = re.findall(r"\d+", os.uname().release)[:3] + ["0", "0", "0"]
+        major, minor, patch = (int(x) for x in nums[:3])
+        return (major << 16) | (minor << 8) | min(patch, 255)
+    if name == "LINUX_HAS_BPF_COOKIE":
+        return 0
+    return None
+
+
+def open_object(path: str | os.PathLike) -> BpfObject:
+    return BpfObject.open(path)

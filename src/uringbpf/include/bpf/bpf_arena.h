@@ -1,0 +1,17 @@
+/* uringbpf: BPF arena kfuncs (BPF_MAP_TYPE_ARENA subset). The arena is mapped at a 4 GiB
+ * aligned address shared with Python (Map.memory()); pointers are plain addresses. */
+#ifndef __UBPF_BPF_ARENA_H
+#define __UBPF_BPF_ARENA_H
+#include <bpf/bpf_helpers.h>
+
+#ifndef PAGE_SIZE
+#define PAGE_SIZE 4096
+#endif
+#ifndef NUMA_NO_NODE
+#define NUMA_NO_NODE (-1)
+#endif
+
+extern void __arena *bpf_arena_alloc_pages(void *map, void __arena *addr, __u32 page_cnt,
+					   int node_id, __u64 flags) __ksym __weak;
+extern void bpf_arena_free_pages(void *map, void __arena *ptr, __u32 page_cnt) __ksym __weak;
+#endif

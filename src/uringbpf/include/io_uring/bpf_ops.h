@@ -1,0 +1,43 @@
+/* uringbpf: the Linux 7.1 io_uring loop struct_ops ("io_uring_bpf_ops", io_uring/bpf-ops.h).
+ * The kernel adds no UAPI header for it (programs take the types from vmlinux BTF); liburing's
+ * tests declare them in test/bpf_defs.h. This header provides exactly those names. */
+#ifndef __UBPF_IO_URING_BPF_OPS_H
+#define __UBPF_IO_URING_BPF_OPS_H
+
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <liburing/io_uring.h>
+
+#ifndef __UBPF_SIZE_T_DEFINED
+#define __UBPF_SIZE_T_DEFINED
+typedef __SIZE_TYPE__ __ubpf_size_t;
+#endif
+
+struct io_ring_ctx {};
+
+struct iou_loop_params {
+	/* CQE index to wait for (a hint: wake-ups may come early) */
+	__u32 cq_wait_idx;
+};
+
+enum {
+	IOU_REGION_MEM = 0,	/* parameter/memory region registered by the user */
+	IOU_REGION_CQ = 1,	/* SQ/CQ headers, SQ array and CQEs */
+	IOU_REGION_SQ = 2,	/* the SQE array */
+};
+
+enum {
+	IOU_LOOP_CONTINUE = 0,
+	IOU_LOOP_STOP = 1,
+};
+
+struct io_uring_bpf_ops {
+	int (*loop_step)(struct io_ring_ctx *, struct iou_loop_params *);
+	__u32 ring_fd;
+};
+
+extern __u8 *bpf_io_uring_get_region(struct io_ring_ctx *ctx, __u32 region_id,
+				     const __ubpf_size_t rdwr_buf_size) __weak __ksym;
+extern int bpf_io_uring_submit_sqes(struct io_ring_ctx *ctx, __u32 nr) __weak __ksym;
+
+#endif

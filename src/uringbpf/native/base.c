@@ -1,0 +1,154 @@
+/* uringbpf base helpers: native twins of the generic BPF helpers (time, random, probe
+ * reads, spin locks, bpf_loop). JIT code calls these directly; the interpreter's Python
+ * implementations call the same functions through ctypes after checking its regions.
+ * Every function takes and returns uint64_t registers. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ubpf_helper_ktime_get_ns(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a1; (void)a2; (void)a3; (void)a4; (void)a5;
+	return now(CLOCK_MONOTONIC);
+}
+
+uint64_t ubpf_helper_ktime_get_boot_ns(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a1; (void)a2; (void)a3; (void)a4; (void)a5;
+	return now(CLOCK_BOOTTIME);
+}
+
+uint64_t ubpf_helper_ktime_get_coarse_ns(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a1; (void)a2; (void)a3; (void)a4; (void)a5;
+	return now(CLOCK_MONOTONIC_COARSE);
+}
+
+static __thread uint64_t rnd_state;
+
+uint64_t ubpf_helper_get_prandom_u32(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a1; (void)a2; (void)a3; (void)a4; (void)a5;
+	if (!rnd_state) {
+		if (getrandom(&rnd_state, sizeof(rnd_state), 0) != sizeof(rnd_state) || !rnd_state)
+			rnd_state = now(CLOCK_MONOTONIC) | 1;
+	}
+	/* xorshift64* */
+	rnd_state ^= rnd_state >> 12;
+	rnd_state ^= rnd_state << 25;
+	rnd_state ^= rnd_state >> 27;
+	return (uint32_t)((rnd_state * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+uint64_t ubpf_helper_get_smp_processor_id(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a1; (void)a2; (void)a3; (void)a4; (void)a5;
+	return 0; /* one CPU's worth of per-CPU state (see maps.py) */
+}
+
+uint64_t ubpf_helper_get_current_pid_tgid(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a1; (void)a2; (void)a3; (void)a4; (void)a5;
+	return ((uint64_t)getpid() << 32) | (uint32_t)syscall(SYS_gettid);
+}
+
+/* A read of our own memory that fails with -EFAULT instead of crashing (the kernel's
+ * probe_read/copy_from_user contract): process_vm_readv on ourselves checks the source. */
+static int64_t safe_read(void *dst, const void *src, uint64_t size)
+{
+	if (size == 0)
+		return 0;
+	struct iovec local = { dst, size }, remote = { (void *)src, size };
+	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	if (n == (ssize_t)size)
+		return 0;
+	if (n < 0 && errno == ENOSYS) { /* no process_vm_readv (seccomp): trust the caller */
+		memcpy(dst, src, size);
+		return 0;
+	}
+	memset(dst, 0, size);
+	return -EFAULT;
+}
+
+uint64_t ubpf_helper_probe_read(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	return (uint64_t)safe_read((void *)dst, (const void *)src, (uint32_t)size);
+}
+
+/* probe_read_*_str: copy up to size-1 bytes and a NUL; returns the length with the NUL. */
+uint64_t ubpf_helper_probe_read_str(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	uint8_t *d = (uint8_t *)dst;
+	uint32_t n = (uint32_t)size;
+	if (n == 0)
+		return 0;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint32_t done = 0;
+	while (done < n - 1) {
+		uint64_t at = src + done;
+		uint64_t chunk = page - (at % page);
+		if (chunk > n - 1 - done)
+			chunk = n - 1 - done;
+		if (safe_read(d + done, (const void *)at, chunk) < 0) {
+			memset(d, 0, n);
+			return (uint64_t)-EFAULT;
+		}
+		void *nul = memchr(d + done, 0, chunk);
+		if (nul)
+			return (uint64_t)((uint8_t *)nul - d + 1);
+		done += (uint32_t)chunk;
+	}
+	d[n - 1] = 0;
+	return n;
+}
+
+uint64_t ubpf_helper_spin_lock(uint64_t lock, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a2; (void)a3; (void)a4; (void)a5;
+	volatile uint32_t *l = (volatile uint32_t *)lock;
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(l, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+	return 0;
+}
+
+uint64_t ubpf_helper_spin_unlock(uint64_t lock, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a2; (void)a3; (void)a4; (void)a5;
+	__atomic_store_n((volatile uint32_t *)lock, 0, __ATOMIC_RELEASE);
+	return 0;
+}
+
+typedef uint64_t (*bpf_fn5)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+/* bpf_loop(nr, callback, ctx, flags) for JIT code: callback is a native function pointer
+ * (the JIT-compiled subprogram); returns the number of iterations run. */
+uint64_t ubpf_helper_loop(uint64_t nr, uint64_t fn, uint64_t ctx, uint64_t flags, uint64_t a5)
+{
+	(void)a5;
+	if (flags)
+		return (uint64_t)-EINVAL;
+	if (nr > (1ULL << 23))
+		return (uint64_t)-E2BIG;
+	bpf_fn5 cb = (bpf_fn5)fn;
+	uint64_t i;
+	for (i = 0; i < nr; i++)
+		if (cb(i, ctx, 0, 0, 0))
+			return i + 1;
+	return i;
+}

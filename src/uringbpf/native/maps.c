@@ -1,0 +1,572 @@
+/* uringbpf maps: array, hash, per-CPU array/hash (one CPU), ring buffer and arena.
+ *
+ * One implementation for both engines: the JIT calls the ubpf_helper_* functions directly,
+ * the interpreter and Python call them through ctypes. Error codes are the kernel's
+ * (negative errno). See maps.h for the struct the program's map pointer points to. */
+#define _GNU_SOURCE
+#include "maps.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define BPF_ANY 0
+#define BPF_NOEXIST 1
+#define BPF_EXIST 2
+#define BPF_F_LOCK 4
+#define RB_BUSY (1U << 31)
+#define RB_DISCARD (1U << 30)
+#define RB_HDR 8
+
+static uint64_t page_size(void) { return (uint64_t)sysconf(_SC_PAGESIZE); }
+static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+
+static void map_lock(struct ubpf_map *m)
+{
+	while (__atomic_test_and_set((void *)&m->lock, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&m->lock, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+}
+
+static void map_unlock(struct ubpf_map *m) { __atomic_clear((void *)&m->lock, __ATOMIC_RELEASE); }
+
+static void *anon_map(uint64_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int is_array(const struct ubpf_map *m)
+{
+	return m->type == UBPF_MAP_ARRAY || m->type == UBPF_MAP_PERCPU_ARRAY;
+}
+
+static int is_hash(const struct ubpf_map *m)
+{
+	return m->type == UBPF_MAP_HASH || m->type == UBPF_MAP_PERCPU_HASH;
+}
+
+static int ringbuf_init(struct ubpf_map *m)
+{
+	uint64_t ps = page_size(), size = m->max_entries;
+	if (size < ps || (size & (size - 1)) || size % ps)
+		return -EINVAL;
+	int fd = memfd_create("ubpf-ringbuf", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	/* two control pages, then the data mapped twice back to back so a record that wraps
+	 * around the end is still contiguous (as in the kernel) */
+	uint64_t total = 2 * ps + 2 * size;
+	uint8_t *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (mmap(base + 2 * ps, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED ||
+	    mmap(base + 2 * ps + size, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+		munmap(base, total);
+		close(fd);
+		return -ENOMEM;
+	}
+	close(fd);
+	m->rb_base = base;
+	m->rb_len = total;
+	m->rb_consumer_pos = (volatile uint64_t *)base;
+	m->rb_producer_pos = (volatile uint64_t *)(base + ps);
+	m->rb_data = base + 2 * ps;
+	m->rb_mask = size - 1;
+	return 0;
+}
+
+static int arena_init(struct ubpf_map *m)
+{
+	uint64_t ps = page_size();
+	uint64_t len = (uint64_t)m->max_entries * ps;
+	const uint64_t four_g = 1ULL << 32;
+	if (m->max_entries == 0 || len > four_g)
+		return -EINVAL;
+	/* reserve 8 GiB so a 4 GiB-aligned base exists: the low 32 bits of an arena pointer
+	 * are then its offset, as the kernel's arena address-space casts assume */
+	uint64_t rlen = 2 * four_g;
+	uint8_t *r = mmap(NULL, rlen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return -ENOMEM;
+	uint8_t *base = (uint8_t *)round_up((uint64_t)r, four_g);
+	if (mmap(base, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		munmap(r, rlen);
+		return -ENOMEM;
+	}
+	m->arena_page_used = calloc(m->max_entries, 1);
+	if (!m->arena_page_used) {
+		munmap(r, rlen);
+		return -ENOMEM;
+	}
+	m->reserve_addr = (uint64_t)r;
+	m->reserve_len = rlen;
+	m->arena_base = base;
+	m->arena_len = len;
+	return 0;
+}
+
+static void map_free(struct ubpf_map *m)
+{
+	if (m->values)
+		munmap(m->values, m->values_len);
+	free(m->buckets);
+	free(m->next);
+	free(m->keys);
+	free(m->used);
+	if (m->rb_base)
+		munmap(m->rb_base, m->rb_len);
+	if (m->reserve_addr)
+		munmap((void *)m->reserve_addr, m->reserve_len);
+	free(m->arena_page_used);
+	m->magic = 0;
+	free(m);
+}
+
+/* Create a map; returns 0 and stores it in *out, or a negative errno. */
+int ubpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
+		    uint32_t map_flags, struct ubpf_map **out)
+{
+	struct ubpf_map *m = calloc(1, sizeof(*m));
+	int err = 0;
+	if (!m)
+		return -ENOMEM;
+	m->magic = UBPF_MAP_MAGIC;
+	m->type = type;
+	m->key_size = key_size;
+	m->value_size = value_size;
+	m->max_entries = max_entries;
+	m->map_flags = map_flags;
+	m->value_stride = (uint32_t)round_up(value_size, 8);
+	m->free_head = 0;
+	switch (type) {
+	case UBPF_MAP_ARRAY:
+	case UBPF_MAP_PERCPU_ARRAY:
+	case UBPF_MAP_HASH:
+	case UBPF_MAP_PERCPU_HASH:
+		if (max_entries == 0 || value_size == 0 || key_size == 0) {
+			err = -EINVAL;
+			break;
+		}
+		if (is_array(m) && key_size != 4) {
+			err = -EINVAL;
+			break;
+		}
+		if ((uint64_t)max_entries * m->value_stride > (1ULL << 32)) {
+			err = -E2BIG;
+			break;
+		}
+		m->values_len = round_up((uint64_t)max_entries * m->value_stride, page_size());
+		m->values = anon_map(m->values_len);
+		if (!m->values) {
+			err = -ENOMEM;
+			break;
+		}
+		if (is_hash(m)) {
+			uint32_t nb = 1;
+			while (nb < max_entries)
+				nb <<= 1;
+			m->n_buckets = nb;
+			m->buckets = malloc(sizeof(int32_t) * nb);
+			m->next = malloc(sizeof(int32_t) * max_entries);
+			m->keys = calloc(max_entries, key_size);
+			m->used = calloc(max_entries, 1);
+			if (!m->buckets || !m->next || !m->keys || !m->used) {
+				err = -ENOMEM;
+				break;
+			}
+			for (uint32_t i = 0; i < nb; i++)
+				m->buckets[i] = -1;
+			for (uint32_t i = 0; i < max_entries; i++)
+				m->next[i] = i + 1 < max_entries ? (int32_t)(i + 1) : -1;
+		}
+		break;
+	case UBPF_MAP_RINGBUF:
+		if (key_size || value_size) {
+			err = -EINVAL;
+			break;
+		}
+		err = ringbuf_init(m);
+		break;
+	case UBPF_MAP_ARENA:
+		if (key_size || value_size) {
+			err = -EINVAL;
+			break;
+		}
+		err = arena_init(m);
+		break;
+	default:
+		err = -EOPNOTSUPP;
+	}
+	if (err) {
+		map_free(m);
+		return err;
+	}
+	*out = m;
+	return 0;
+}
+
+void ubpf_map_destroy(struct ubpf_map *m)
+{
+	if (m && m->magic == UBPF_MAP_MAGIC)
+		map_free(m);
+}
+
+/* Make the values read-only (global .rodata after load: "frozen"). */
+int ubpf_map_freeze(struct ubpf_map *m)
+{
+	if (!m->values)
+		return -EINVAL;
+	return mprotect(m->values, m->values_len, PROT_READ) ? -errno : 0;
+}
+
+static uint64_t hash_key(const uint8_t *key, uint32_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (uint32_t i = 0; i < n; i++) {
+		h ^= key[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static int32_t hash_find(struct ubpf_map *m, const void *key, int32_t **link_out)
+{
+	uint32_t b = (uint32_t)(hash_key(key, m->key_size) & (m->n_buckets - 1));
+	int32_t *link = &m->buckets[b];
+	while (*link >= 0) {
+		int32_t i = *link;
+		if (!memcmp(m->keys + (uint64_t)i * m->key_size, key, m->key_size)) {
+			if (link_out)
+				*link_out = link;
+			return i;
+		}
+		link = &m->next[i];
+	}
+	if (link_out)
+		*link_out = &m->buckets[b];
+	return -1;
+}
+
+static void *map_lookup(struct ubpf_map *m, const void *key)
+{
+	if (is_array(m)) {
+		uint32_t idx = *(const uint32_t *)key;
+		return idx < m->max_entries ? m->values + (uint64_t)idx * m->value_stride : NULL;
+	}
+	if (is_hash(m)) {
+		map_lock(m);
+		int32_t i = hash_find(m, key, NULL);
+		map_unlock(m);
+		return i < 0 ? NULL : m->values + (uint64_t)i * m->value_stride;
+	}
+	return NULL;
+}
+
+uint64_t ubpf_helper_map_lookup_elem(uint64_t map, uint64_t key, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a3; (void)a4; (void)a5;
+	return (uint64_t)map_lookup((struct ubpf_map *)map, (const void *)key);
+}
+
+uint64_t ubpf_helper_map_lookup_percpu_elem(uint64_t map, uint64_t key, uint64_t cpu, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	if (m->type != UBPF_MAP_PERCPU_ARRAY && m->type != UBPF_MAP_PERCPU_HASH)
+		return 0;
+	if ((uint32_t)cpu != 0) /* uringbpf keeps one CPU's worth of per-CPU storage */
+		return 0;
+	return (uint64_t)map_lookup(m, (const void *)key);
+}
+
+uint64_t ubpf_helper_map_update_elem(uint64_t map, uint64_t key, uint64_t value, uint64_t flags, uint64_t a5)
+{
+	(void)a5;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	if ((flags & ~(uint64_t)BPF_F_LOCK) > BPF_EXIST)
+		return (uint64_t)-EINVAL;
+	if (is_array(m)) {
+		uint32_t idx = *(const uint32_t *)key;
+		if (idx >= m->max_entries)
+			return (uint64_t)-E2BIG;
+		if ((flags & ~(uint64_t)BPF_F_LOCK) == BPF_NOEXIST)
+			return (uint64_t)-EEXIST;
+		memcpy(m->values + (uint64_t)idx * m->value_stride, (const void *)value, m->value_size);
+		return 0;
+	}
+	if (is_hash(m)) {
+		int64_t ret = 0;
+		map_lock(m);
+		int32_t *link;
+		int32_t i = hash_find(m, (const void *)key, &link);
+		uint64_t op = flags & ~(uint64_t)BPF_F_LOCK;
+		if (i >= 0) {
+			if (op == BPF_NOEXIST)
+				ret = -EEXIST;
+			else
+				memcpy(m->values + (uint64_t)i * m->value_stride, (const void *)value, m->value_size);
+		} else if (op == BPF_EXIST) {
+			ret = -ENOENT;
+		} else if (m->free_head == (uint32_t)-1 || m->count >= m->max_entries) {
+			ret = -E2BIG;
+		} else {
+			int32_t n = (int32_t)m->free_head;
+			m->free_head = (uint32_t)m->next[n];
+			memcpy(m->keys + (uint64_t)n * m->key_size, (const void *)key, m->key_size);
+			memcpy(m->values + (uint64_t)n * m->value_stride, (const void *)value, m->value_size);
+			m->used[n] = 1;
+			m->next[n] = *link;
+			*link = n;
+			m->count++;
+		}
+		map_unlock(m);
+		return (uint64_t)ret;
+	}
+	return (uint64_t)-EINVAL;
+}
+
+uint64_t ubpf_helper_map_delete_elem(uint64_t map, uint64_t key, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a3; (void)a4; (void)a5;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	if (is_array(m))
+		return (uint64_t)-EINVAL;
+	if (!is_hash(m))
+		return (uint64_t)-EINVAL;
+	int64_t ret = 0;
+	map_lock(m);
+	int32_t *link;
+	int32_t i = hash_find(m, (const void *)key, &link);
+	if (i < 0) {
+		ret = -ENOENT;
+	} else {
+		*link = m->next[i];
+		m->used[i] = 0;
+		m->next[i] = (int32_t)m->free_head;
+		m->free_head = (uint32_t)i;
+		m->count--;
+	}
+	map_unlock(m);
+	return (uint64_t)ret;
+}
+
+/* Iteration as BPF_MAP_GET_NEXT_KEY: key NULL (or absent) gives the first key. */
+int ubpf_map_get_next_key(struct ubpf_map *m, const void *key, void *next_key)
+{
+	if (is_array(m)) {
+		uint32_t idx = key ? *(const uint32_t *)key : (uint32_t)-1;
+		uint32_t nxt = (key && idx < m->max_entries) ? idx + 1 : 0;
+		if (key && idx >= m->max_entries)
+			nxt = 0;
+		if (nxt >= m->max_entries)
+			return -ENOENT;
+		*(uint32_t *)next_key = nxt;
+		return 0;
+	}
+	if (!is_hash(m))
+		return -EINVAL;
+	int ret = -ENOENT;
+	map_lock(m);
+	uint32_t b = 0;
+	int32_t i = -1;
+	if (key) {
+		i = hash_find(m, key, NULL);
+		if (i >= 0) {
+			b = (uint32_t)(hash_key(key, m->key_size) & (m->n_buckets - 1));
+			i = m->next[i];
+			if (i < 0)
+				b++;
+		}
+	}
+	if (i < 0) {
+		for (; b < m->n_buckets; b++)
+			if (m->buckets[b] >= 0) {
+				i = m->buckets[b];
+				break;
+			}
+	}
+	if (i >= 0) {
+		memcpy(next_key, m->keys + (uint64_t)i * m->key_size, m->key_size);
+		ret = 0;
+	}
+	map_unlock(m);
+	return ret;
+}
+
+/* --- ring buffer ---------------------------------------------------------------------- */
+
+uint64_t ubpf_helper_ringbuf_reserve(uint64_t map, uint64_t size, uint64_t flags, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	if (m->type != UBPF_MAP_RINGBUF || flags || size == 0 || size > (RB_DISCARD - 1) ||
+	    size + RB_HDR > m->rb_mask + 1)
+		return 0;
+	uint64_t len = round_up(size + RB_HDR, 8);
+	uint64_t *hdr_ret = NULL;
+	map_lock(m);
+	uint64_t cons = __atomic_load_n(m->rb_consumer_pos, __ATOMIC_ACQUIRE);
+	uint64_t prod = *m->rb_producer_pos;
+	if (prod + len - cons <= m->rb_mask + 1) {
+		uint32_t *hdr = (uint32_t *)(m->rb_data + (prod & m->rb_mask));
+		hdr[0] = (uint32_t)size | RB_BUSY;
+		hdr[1] = (uint32_t)((prod & m->rb_mask) / 8);
+		__atomic_store_n(m->rb_producer_pos, prod + len, __ATOMIC_RELEASE);
+		hdr_ret = (uint64_t *)hdr;
+	}
+	map_unlock(m);
+	return hdr_ret ? (uint64_t)((uint8_t *)hdr_ret + RB_HDR) : 0;
+}
+
+static void ringbuf_commit(uint64_t sample, int discard)
+{
+	uint32_t *hdr = (uint32_t *)(sample - RB_HDR);
+	uint32_t len = __atomic_load_n(hdr, __ATOMIC_RELAXED) & ~RB_BUSY;
+	if (discard)
+		len |= RB_DISCARD;
+	__atomic_store_n(hdr, len, __ATOMIC_RELEASE);
+}
+
+uint64_t ubpf_helper_ringbuf_submit(uint64_t sample, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)flags; (void)a3; (void)a4; (void)a5;
+	ringbuf_commit(sample, 0);
+	return 0;
+}
+
+uint64_t ubpf_helper_ringbuf_discard(uint64_t sample, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)flags; (void)a3; (void)a4; (void)a5;
+	ringbuf_commit(sample, 1);
+	return 0;
+}
+
+uint64_t ubpf_helper_ringbuf_output(uint64_t map, uint64_t data, uint64_t size, uint64_t flags, uint64_t a5)
+{
+	(void)a5;
+	if (flags & ~3ULL)
+		return (uint64_t)-EINVAL;
+	uint64_t rec = ubpf_helper_ringbuf_reserve(map, size, 0, 0, 0);
+	if (!rec)
+		return (uint64_t)-EAGAIN;
+	memcpy((void *)rec, (const void *)data, size);
+	ringbuf_commit(rec, 0);
+	return 0;
+}
+
+uint64_t ubpf_helper_ringbuf_query(uint64_t map, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a3; (void)a4; (void)a5;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	if (m->type != UBPF_MAP_RINGBUF)
+		return 0;
+	uint64_t cons = __atomic_load_n(m->rb_consumer_pos, __ATOMIC_ACQUIRE);
+	uint64_t prod = __atomic_load_n(m->rb_producer_pos, __ATOMIC_ACQUIRE);
+	switch (flags) {
+	case 0: return prod - cons;           /* BPF_RB_AVAIL_DATA */
+	case 1: return m->rb_mask + 1;        /* BPF_RB_RING_SIZE */
+	case 2: return cons;                  /* BPF_RB_CONS_POS */
+	case 3: return prod;                  /* BPF_RB_PROD_POS */
+	}
+	return 0;
+}
+
+/* Consumer side: the next committed record (discarded ones are skipped).
+ * Returns its length and stores its address, 0 if none is ready (empty or still busy). */
+int64_t ubpf_ringbuf_peek(struct ubpf_map *m, uint64_t *data_addr)
+{
+	for (;;) {
+		uint64_t cons = __atomic_load_n(m->rb_consumer_pos, __ATOMIC_ACQUIRE);
+		uint64_t prod = __atomic_load_n(m->rb_producer_pos, __ATOMIC_ACQUIRE);
+		if (cons >= prod)
+			return -1;
+		uint32_t *hdr = (uint32_t *)(m->rb_data + (cons & m->rb_mask));
+		uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		if (len & RB_BUSY)
+			return -1;
+		uint32_t size = len & ~(RB_BUSY | RB_DISCARD);
+		if (len & RB_DISCARD) {
+			__atomic_store_n(m->rb_consumer_pos, cons + round_up(size + RB_HDR, 8), __ATOMIC_RELEASE);
+			continue;
+		}
+		*data_addr = (uint64_t)((uint8_t *)hdr + RB_HDR);
+		return size;
+	}
+}
+
+/* Consumer side: release the record returned by the last peek. */
+void ubpf_ringbuf_release(struct ubpf_map *m)
+{
+	uint64_t cons = __atomic_load_n(m->rb_consumer_pos, __ATOMIC_ACQUIRE);
+	uint32_t *hdr = (uint32_t *)(m->rb_data + (cons & m->rb_mask));
+	uint32_t size = __atomic_load_n(hdr, __ATOMIC_ACQUIRE) & ~(RB_BUSY | RB_DISCARD);
+	__atomic_store_n(m->rb_consumer_pos, cons + round_up(size + RB_HDR, 8), __ATOMIC_RELEASE);
+}
+
+/* --- arena (BPF_MAP_TYPE_ARENA subset) ------------------------------------------------- */
+
+/* kfunc bpf_arena_alloc_pages(map, addr hint or NULL, page_cnt, node_id, flags) */
+uint64_t ubpf_kfunc_arena_alloc_pages(uint64_t map, uint64_t addr, uint64_t page_cnt, uint64_t node, uint64_t flags)
+{
+	(void)node;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	uint64_t ps = page_size();
+	if (m->type != UBPF_MAP_ARENA || flags || page_cnt == 0 || page_cnt > m->max_entries)
+		return 0;
+	uint64_t start = 0, found = (uint64_t)-1;
+	map_lock(m);
+	if (addr) {
+		uint64_t off = (uint32_t)addr; /* arena pointers: the low 32 bits are the offset */
+		if (off % ps == 0 && off / ps + page_cnt <= m->max_entries) {
+			start = off / ps;
+			found = start;
+			for (uint64_t i = 0; i < page_cnt; i++)
+				if (m->arena_page_used[start + i])
+					found = (uint64_t)-1;
+		}
+	} else {
+		for (start = 0; start + page_cnt <= m->max_entries; start++) {
+			uint64_t i = 0;
+			while (i < page_cnt && !m->arena_page_used[start + i])
+				i++;
+			if (i == page_cnt) {
+				found = start;
+				break;
+			}
+			start += i;
+		}
+	}
+	if (found != (uint64_t)-1)
+		memset(m->arena_page_used + found, 1, page_cnt);
+	map_unlock(m);
+	return found == (uint64_t)-1 ? 0 : (uint64_t)(m->arena_base + found * ps);
+}
+
+/* kfunc bpf_arena_free_pages(map, ptr, page_cnt): the pages read back as zero afterwards */
+uint64_t ubpf_kfunc_arena_free_pages(uint64_t map, uint64_t ptr, uint64_t page_cnt, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	uint64_t ps = page_size();
+	if (m->type != UBPF_MAP_ARENA || !ptr)
+		return 0;
+	uint64_t off = (uint32_t)ptr;
+	if (off % ps || off / ps + page_cnt > m->max_entries)
+		return 0;
+	map_lock(m);
+	madvise(m->arena_base + off, page_cnt * ps, MADV_REMOVE);
+	memset(m->arena_base + off, 0, page_cnt * ps);
+	memset(m->arena_page_used + off / ps, 0, page_cnt);
+	map_unlock(m);
+	return 0;
+}
