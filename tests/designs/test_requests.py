@@ -258,6 +258,11 @@ exit
 """
 
 
+@pytest.fixture(params=["interp", "jit"])
+def engine(request):
+    return request.param
+
+
 @pytest.fixture
 def ring():
     r = R.Ring(8, nr_cq=2, cq_sizes=[16, 4])
@@ -372,8 +377,8 @@ def test_register_errors(ring):
     assert ring.register_bpf([None] * 100) == 0
 
 
-def test_bpf_sqe_checks(ring):
-    assert ring.register_bpf([prog(EMIT1), None]) == 0
+def test_bpf_sqe_checks(ring, engine):
+    assert ring.register_bpf([prog(EMIT1), None], engine) == 0
     cases = []
 
     def add(ud, **fields):
@@ -403,8 +408,8 @@ def test_bpf_sqe_checks(ring):
     assert ring.requests.stats["runs"] == 0
 
 
-def test_bpf_request_runs_and_completes_on_its_cq(ring):
-    assert ring.register_bpf([prog(EMIT1)]) == 0
+def test_bpf_request_runs_and_completes_on_its_cq(ring, engine):
+    assert ring.register_bpf([prog(EMIT1)], engine) == 0
     ring.prep_bpf(0, user_data=0x55, cq_idx=2)
     ring.submit()
     ring.wait_cqe_nr(1, cq_idx=2)
@@ -413,8 +418,8 @@ def test_bpf_request_runs_and_completes_on_its_cq(ring):
     assert ring.cq_ready() == 0
 
 
-def test_wait_nr_parks_and_reruns_with_a_fresh_ctx(ring):
-    assert ring.register_bpf([prog(WAIT2)]) == 0
+def test_wait_nr_parks_and_reruns_with_a_fresh_ctx(ring, engine):
+    assert ring.register_bpf([prog(WAIT2)], engine) == 0
     ring.prep_bpf(0, user_data=1)
     ring.submit()
     assert len(ring.requests.parked()) == 1 and ring.cq_ready() == 0
@@ -428,10 +433,10 @@ def test_wait_nr_parks_and_reruns_with_a_fresh_ctx(ring):
     assert ring.requests.stats["runs"] == 2
 
 
-def test_helper_error_codes():
+def test_helper_error_codes(engine):
     r = R.Ring(8, nr_cq=1, cq_sizes=[1])
     try:
-        assert r.register_bpf([prog(HELPER_ERRORS, sleepable=True)]) == 0
+        assert r.register_bpf([prog(HELPER_ERRORS, sleepable=True)], engine) == 0
         r.prep_bpf(0, user_data=99)
         r.submit()
         r.wait_cqe_nr(7)
@@ -448,9 +453,9 @@ def test_helper_error_codes():
         r.close()
 
 
-def test_programs_read_cq_memory_directly(ring):
+def test_programs_read_cq_memory_directly(ring, engine):
     text = READ_TAIL.format(tail=ring.params.cq_off.tail)
-    assert ring.register_bpf([prog(text)]) == 0
+    assert ring.register_bpf([prog(text)], engine) == 0
     for i in range(3):
         nop(ring, i, cq_idx=1)
     ring.submit()
@@ -460,16 +465,16 @@ def test_programs_read_cq_memory_directly(ring):
     assert ring.reap()[0] == (1, 3, 0)
 
 
-def test_runtime_fault_fails_the_request(ring):
-    assert ring.register_bpf([prog(BAD_LOAD)]) == 0
+def test_runtime_fault_fails_the_request(ring, engine):
+    assert ring.register_bpf([prog(BAD_LOAD)], engine) == 0
     ring.prep_bpf(0, user_data=5)
     ring.submit()
     assert ring.wait_cqe().res == -errno.EFAULT
     assert isinstance(ring.requests.errors[0], BpfMemoryError)
 
 
-def test_skip_success_and_async_cancel_of_a_parked_request(ring):
-    assert ring.register_bpf([prog(EMIT1), prog(PARK)]) == 0
+def test_skip_success_and_async_cancel_of_a_parked_request(ring, engine):
+    assert ring.register_bpf([prog(EMIT1), prog(PARK)], engine) == 0
     ring.prep_bpf(0, user_data=3, flags=u.IOSQE_CQE_SKIP_SUCCESS)
     ring.prep_bpf(1, user_data=4)
     ring.submit()
@@ -482,10 +487,10 @@ def test_skip_success_and_async_cancel_of_a_parked_request(ring):
 
 
 # --- live-lock guard ----------------------------------------------------------------------
-def test_self_requeuing_program_does_not_starve_the_application():
+def test_self_requeuing_program_does_not_starve_the_application(engine):
     r = R.Ring(8, nr_cq=1, cq_sizes=[2], max_runs_per_enter=50)
     try:
-        assert r.register_bpf([prog(REQUEUE, sleepable=True)]) == 0
+        assert r.register_bpf([prog(REQUEUE, sleepable=True)], engine) == 0
         r.prep_bpf(0, user_data=1, cq_idx=1)
         r.submit()
         assert r.requests.stats["runs"] <= 50
@@ -509,11 +514,11 @@ def _interrupt_soon(delay=0.3):
 
 
 @pytest.mark.parametrize("program", ["park", "requeue"])
-def test_ctrl_c_interrupts_a_wait(program):
+def test_ctrl_c_interrupts_a_wait(program, engine):
     r = R.Ring(8, nr_cq=1, cq_sizes=[2])
     try:
         text, sleepable = (PARK, False) if program == "park" else (REQUEUE, True)
-        assert r.register_bpf([prog(text, sleepable=sleepable)]) == 0
+        assert r.register_bpf([prog(text, sleepable=sleepable)], engine) == 0
         r.prep_bpf(0, user_data=1, cq_idx=1)
         r.submit()
         t = _interrupt_soon()
@@ -521,27 +526,27 @@ def test_ctrl_c_interrupts_a_wait(program):
             r.wait_cqe()
         t.join()
         assert r.requests.pending() >= 1
-        engine = r.requests
+        eng = r.requests
     finally:
         r.close()
-    assert engine.pending() == 0 and engine.stats["cancelled"] >= 1
+    assert eng.pending() == 0 and eng.stats["cancelled"] >= 1
 
 
-def test_close_cancels_parked_requests():
+def test_close_cancels_parked_requests(engine):
     r = R.Ring(8, nr_cq=1, cq_sizes=[2])
-    assert r.register_bpf([prog(PARK)]) == 0
+    assert r.register_bpf([prog(PARK)], engine) == 0
     for i in range(3):
         r.prep_bpf(0, user_data=i)
     r.submit()
-    engine = r.requests
-    assert len(engine.parked()) == 3
+    eng = r.requests
+    assert len(eng.parked()) == 3
     r.close()
-    assert engine.parked() == [] and engine.pending() == 0 and engine.stats["cancelled"] == 3
-    assert R._CTX_OWNERS == {} or all(q.engine is not engine for q in R._CTX_OWNERS.values())
+    assert eng.parked() == [] and eng.pending() == 0 and eng.stats["cancelled"] == 3
+    assert all(q.engine is not eng for q in R._CTX_OWNERS.values())
 
 
-def test_wait_timeout(ring):
-    assert ring.register_bpf([prog(PARK)]) == 0
+def test_wait_timeout(ring, engine):
+    assert ring.register_bpf([prog(PARK)], engine) == 0
     ring.prep_bpf(0, user_data=1)
     ring.submit()
     with pytest.raises(TimeoutError):
@@ -549,7 +554,7 @@ def test_wait_timeout(ring):
 
 
 # --- the Dietrich/Schirmeier model ------------------------------------------------------------
-def test_linked_postprocess_with_suppressed_cqe(tmp_path):
+def test_linked_postprocess_with_suppressed_cqe(tmp_path, engine):
     """READ with its CQE on the private CQ, linked to a BPF request that turns it into
     one CQE for the application: the 'Postprocess' use case."""
     path = tmp_path / "data"
@@ -560,7 +565,7 @@ def test_linked_postprocess_with_suppressed_cqe(tmp_path):
     try:
         pcq = r.private_cq
         assert pcq == 1 and r.nr_cqs == 2
-        assert r.register_bpf([prog(POSTPROCESS.format(cq=pcq))]) == 0
+        assert r.register_bpf([prog(POSTPROCESS.format(cq=pcq))], engine) == 0
         sqe = r.get_sqe()
         sqe.opcode, sqe.fd, sqe.addr, sqe.len, sqe.user_data = (
             u.IORING_OP_READ, fd, ctypes.addressof(buf), 300, 7)
@@ -576,8 +581,8 @@ def test_linked_postprocess_with_suppressed_cqe(tmp_path):
         os.close(fd)
 
 
-def test_broken_link_cancels_the_bpf_request_without_running_it(ring):
-    assert ring.register_bpf([prog(EMIT1)]) == 0
+def test_broken_link_cancels_the_bpf_request_without_running_it(ring, engine):
+    assert ring.register_bpf([prog(EMIT1)], engine) == 0
     sqe = ring.get_sqe()
     sqe.opcode, sqe.fd, sqe.user_data, sqe.flags = u.IORING_OP_READ, -1, 1, u.IOSQE_IO_LINK
     sqe.addr, sqe.len = 0, 8
@@ -589,10 +594,10 @@ def test_broken_link_cancels_the_bpf_request_without_running_it(ring):
 
 
 @pytest.mark.parametrize("serialize", [False, True])
-def test_serialisation_flag(serialize):
+def test_serialisation_flag(serialize, engine):
     r = R.Ring(8, nr_cq=2, cq_sizes=[8, 8], serialize=serialize)
     try:
-        assert r.register_bpf([prog(MARK_AND_WAIT)]) == 0
+        assert r.register_bpf([prog(MARK_AND_WAIT)], engine) == 0
         r.prep_bpf(0, user_data=1)
         r.prep_bpf(0, user_data=2)
         r.submit()

@@ -355,8 +355,11 @@ class RequestsEngine:
         return self.cqs[index]
 
     # -- registration (IORING_REGISTER_BPF / IORING_UNREGISTER_BPF)
-    def register_bpf(self, programs: Sequence[Any]) -> int:
+    def register_bpf(self, programs: Sequence[Any], engine: str = "interp") -> int:
         """Register up to 100 programs as slots 0..n-1; ``None`` or ``-1`` leaves a hole.
+
+        Programs are ``LoadedProgram`` s (their engine was chosen at load) or unloaded
+        ``isa.Program`` s (e.g. hand-assembled), run by ``engine`` ("interp" or "jit").
 
         Returns 0 or -errno like the RFC: -EINVAL for an empty/oversized list or a
         program that is not of the iouring type, -EBUSY if programs are registered.
@@ -372,7 +375,7 @@ class RequestsEngine:
             if prog is None or (isinstance(prog, int) and prog == -1):
                 slots.append(None)
                 continue
-            slot = _make_slot(i, prog)
+            slot = _make_slot(i, prog, engine)
             if slot is None:
                 return -errno.EINVAL
             slots.append(slot)
@@ -820,13 +823,15 @@ def _is_sleepable(program) -> bool:
     return bool(getattr(program, "sleepable", False)) or section.startswith("iouring.s")
 
 
-def _make_slot(index: int, prog) -> ProgramSlot | None:
-    """A slot for a LoadedProgram (``prog(ctx)``) or an ``isa.Program`` (interpreted)."""
+def _make_slot(index: int, prog, engine: str = "interp") -> ProgramSlot | None:
+    """A slot for a LoadedProgram (``prog(ctx)``) or an ``isa.Program`` (run by ``engine``)."""
     from ..bpf import isa
+    if engine not in ("interp", "jit"):
+        raise ValueError(f"engine must be 'interp' or 'jit', not {engine!r}")
     if isinstance(prog, isa.Program):
         if not _is_iouring_program(prog):
             return None
-        runner = _interpret(prog)
+        runner = _interpret(prog) if engine == "interp" else _jit(prog)
         return ProgramSlot(index, prog, runner, _is_sleepable(prog), prog.name,
                            runner.runtime)
     program = getattr(prog, "program", None)
@@ -848,6 +853,19 @@ class _interpret:
 
     def __call__(self, ctx: int) -> int:
         return self._interp.run(ctx)
+
+
+class _jit:
+    """JIT-compile an unloaded ``isa.Program`` (checked mode: it has not been verified)."""
+
+    def __init__(self, program) -> None:
+        from ..bpf import jit
+        self.program = program
+        self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program))
+        self._fn = jit.compile(program, self.runtime, checked=True)
+
+    def __call__(self, ctx: int) -> int:
+        return self._fn(ctx)
 
 
 # --- helpers (the RFC's ids) --------------------------------------------------------------
@@ -937,6 +955,8 @@ def _register_prog_type() -> None:
         pt.Field("user_data", 0, 8, read=True, write=False),
         pt.Field("wait_nr", 8, 4, read=True, write=True),
         pt.Field("wait_idx", 12, 4, read=True, write=True),
+        # clang merges `ctx->wait_idx = a; ctx->wait_nr = b;` into one 8-byte store
+        pt.Field("wait", 8, 8, read=True, write=True),
     ))
     pt.register_section_type("iouring", pt.ProgType(PROG_TYPE, ctx="struct", layout=layout,
                                                      ret_range=(0, 0), sleepable=None))
@@ -1023,8 +1043,8 @@ def _ring_class():
         def private_cq(self) -> int | None:
             return self.requests.private_cq
 
-        def register_bpf(self, programs: Sequence[Any]) -> int:
-            return self.requests.register_bpf(programs)
+        def register_bpf(self, programs: Sequence[Any], engine: str = "interp") -> int:
+            return self.requests.register_bpf(programs, engine)
 
         def unregister_bpf(self) -> int:
             return self.requests.unregister_bpf()
