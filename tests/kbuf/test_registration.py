@@ -398,3 +398,41 @@ def test_crc32c_known_vector():
     assert K.crc32c_bytes(b"123456789") == 0xE3069283
     assert K.crc32c_bytes(b"") == 0
     assert K.crc32c_bytes(b"6789", K.crc32c_bytes(b"12345")) == 0xE3069283
+
+
+def test_attach_table_on_the_general_ring(tmp_path):
+    """Other designs' rings: the same offset/direction rules through an SQE filter."""
+    from uringbpf.uring.ring import Ring
+    import mmap
+    fd = _file(tmp_path, bytes(8192))
+    pages = mmap.mmap(-1, 8192)
+    pages[:] = os.urandom(8192)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(pages))
+    with Ring(16) as ring:
+        table = K.attach_table(ring, 2)
+        assert K.kbuf_table(ring) is table
+        assert table.register_kbuf(1, base, 8192, K.KBUF_DIR_SOURCE) == 0
+        assert table.register_kbuf(1, base, 8192, K.KBUF_DIR_SOURCE) == -errno.EBUSY
+        assert table.register_kbuf(2, base, 8192, K.KBUF_DIR_SOURCE) == -errno.EINVAL
+
+        def run(fn, user_data):
+            sqe = ring.get_sqe()
+            fn(sqe)
+            sqe.user_data = user_data
+            ring.submit()
+            c = ring.wait_cqe(timeout=5)
+            assert c.user_data == user_data
+            res = c.res
+            ring.cqe_seen(c)
+            return res
+
+        assert run(lambda s: K.prep_write_fixed(s, fd, 4096, 1024, 0, 1), 1) == 1024
+        assert os.pread(fd, 1024, 0) == pages[4096:5120]
+        assert run(lambda s: K.prep_read_fixed(s, fd, 0, 512, 0, 1), 2) == -errno.EFAULT
+        assert run(lambda s: K.prep_write_fixed(s, fd, 8000, 512, 0, 1), 3) == -errno.EFAULT
+        iov = (u.Iovec * 2)(u.Iovec(0, 512), u.Iovec(7680, 512))
+        assert run(lambda s: K.prep_rwv_fixed(s, True, fd, ctypes.addressof(iov), 2, 2048, 1),
+                   4) == 1024
+        assert os.pread(fd, 1024, 2048) == pages[:512] + pages[7680:]
+        assert table.unregister_kbuf(1) == 0 and table.lookup(1) is None
+    os.close(fd)

@@ -163,13 +163,13 @@ class KbufTable:
     their direction and length, and their references.
     """
 
-    def __init__(self, ring_fd: int, nr: int):
+    def __init__(self, ring_fd: int, nr: int, register: bool = True):
         if not 0 <= nr <= IORING_MAX_REG_BUFFERS:
             raise ValueError(f"buffer table size must be 0..{IORING_MAX_REG_BUFFERS}")
         self.ring_fd = ring_fd
         self.nodes: list[KbufNode | None] = [None] * nr
         self.lock = threading.RLock()
-        if nr:
+        if nr and register:
             reg = u.IoUringRsrcRegister(nr=nr, flags=u.IORING_RSRC_REGISTER_SPARSE)
             ret = _register(ring_fd, u.IORING_REGISTER_BUFFERS2, ctypes.addressof(reg),
                             sizeof(reg))
@@ -328,11 +328,70 @@ def kbuf_table(ring) -> KbufTable:
     return table
 
 
-def attach_table(ring, nr: int) -> KbufTable:
-    """Register a sparse table of ``nr`` slots on any ring object with a ``fd`` attribute."""
-    table = KbufTable(ring.fd, nr)
+def attach_table(ring, nr: int, *, registered: bool = False) -> KbufTable:
+    """Give a general :class:`uringbpf.Ring` a kernel-buffer table of ``nr`` slots.
+
+    Registers the sparse table (unless ``registered``: the ring already did with
+    ``register_buffers_sparse(nr)``) and adds an SQE filter that applies the kernel-buffer
+    rules to READ/WRITE(V)_FIXED: direction and range (-EFAULT), ``offset -> address``.
+    Kernel buffers are then installed with :meth:`KbufTable.register_kbuf`. The general ring
+    has no completion hook, so here an op does *not* hold a node reference until its CQE
+    (the kernel's own pin still keeps the pages valid); :class:`KbufRing` is the complete
+    model (references, the ublk command channel).
+    """
+    table = KbufTable(ring.fd, nr, register=not registered)
     _tables[ring] = table
+    recent: collections.deque = collections.deque(maxlen=4096)   # translated iovec arrays
+
+    def kbuf_filter(sqe) -> int:
+        ddir = _FIXED_OPS.get(sqe.opcode)
+        if ddir is None or not table.is_kernel(sqe.buf_index):
+            return 0
+        if sqe.opcode in _VECTORED:
+            node, arr, err = import_vec(table, sqe, ddir)
+            if node is None:
+                return err
+            recent.append(arr)   # the kernel copies the iovecs at submit (FEAT_SUBMIT_STABLE)
+        else:
+            node, addr = table.import_fixed(sqe.buf_index, sqe.addr, sqe.len, ddir)
+            if node is None:
+                return addr
+            sqe.addr = addr
+        table.put(node)
+        return 0
+
+    ring.add_sqe_filter(kbuf_filter)
     return table
+
+
+def import_vec(table: KbufTable, sqe, ddir: int):
+    """READV_FIXED/WRITEV_FIXED on a kernel buffer: every ``iov_base`` is an offset.
+
+    Builds a translated iovec array, points ``sqe->addr`` at it and returns
+    ``(node, array, 0)`` with one node reference taken, or ``(None, None, -errno)``.
+    """
+    nr = sqe.len
+    if not 0 < nr <= 1024:
+        return None, None, -errno.EINVAL
+    raw = _read_user(sqe.addr, nr * sizeof(u.Iovec))
+    if raw is None:
+        return None, None, -errno.EFAULT
+    src = (u.Iovec * nr).from_buffer_copy(raw)
+    out = (u.Iovec * nr)()
+    node = None
+    for i in range(nr):
+        n, addr = table.import_fixed(sqe.buf_index, src[i].iov_base or 0, src[i].iov_len, ddir)
+        if n is None:
+            if node is not None:
+                table.put(node)
+            return None, None, addr
+        if node is None:
+            node = n
+        else:
+            table.put(n)          # one reference per request, as in the kernel
+        out[i].iov_base, out[i].iov_len = addr, src[i].iov_len
+    sqe.addr = ctypes.addressof(out)
+    return node, out, 0
 
 
 # --- the server ring ---------------------------------------------------------------------
@@ -456,7 +515,7 @@ class KbufRing:
     def _import(self, sqe: u.Sqe, ddir: int) -> None:
         flags, user_data = sqe.flags, sqe.user_data
         if sqe.opcode in _VECTORED:
-            node, keep, err = self._import_vec(sqe, ddir)
+            node, keep, err = import_vec(self.kbuf, sqe, ddir)
         else:
             node, addr = self.kbuf.import_fixed(sqe.buf_index, sqe.addr, sqe.len, ddir)
             err = addr if node is None else 0
@@ -471,31 +530,6 @@ class KbufRing:
         pend = _Pending(user_data, bool(flags & u.IOSQE_CQE_SKIP_SUCCESS), node, keep)
         sqe.flags = flags & ~u.IOSQE_CQE_SKIP_SUCCESS
         sqe.user_data = self._token(pend)
-
-    def _import_vec(self, sqe: u.Sqe, ddir: int):
-        nr = sqe.len
-        if not 0 < nr <= 1024:
-            return None, None, -errno.EINVAL
-        raw = _read_user(sqe.addr, nr * sizeof(u.Iovec))
-        if raw is None:
-            return None, None, -errno.EFAULT
-        src = (u.Iovec * nr).from_buffer_copy(raw)
-        out = (u.Iovec * nr)()
-        node = None
-        for i in range(nr):
-            n, addr = self.kbuf.import_fixed(sqe.buf_index, src[i].iov_base or 0,
-                                             src[i].iov_len, ddir)
-            if n is None:
-                if node is not None:
-                    self.kbuf.put(node)
-                return None, None, addr
-            if node is None:
-                node = n
-            else:
-                self.kbuf.put(n)      # one reference per request, like the kernel
-            out[i].iov_base, out[i].iov_len = addr, src[i].iov_len
-        sqe.addr = ctypes.addressof(out)
-        return node, out, 0
 
     def submit(self) -> int:
         """Translate the new SQEs, publish them, io_uring_enter. Returns the kernel's count."""
