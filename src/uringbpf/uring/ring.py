@@ -520,8 +520,15 @@ class Ring:
         cqr[self._cq_head_i] = (head + n) & M32
 
     def cqe_seen(self, cqe=None) -> None:
-        """io_uring_cqe_seen: consume the CQE returned by peek/wait."""
-        self.cq_advance(1)
+        """io_uring_cqe_seen: consume the CQE returned by peek/wait (hot path)."""
+        cqr = self._cqr
+        hi = self._cq_head_i
+        head = cqr[hi]
+        if head == cqr[self._cq_tail_i]:
+            raise ValueError("cqe_seen() but no CQE is ready")
+        if self._inflight:
+            self._release(head, 1)
+        cqr[hi] = (head + 1) & M32
 
     def for_each_cqe(self) -> Iterator:
         """Views of the ready CQEs, oldest first, without consuming (io_uring_for_each_cqe).
@@ -631,18 +638,29 @@ class Ring:
         return idx, sqe
 
     def prep_nop(self, user_data: int = 0, flags: int = 0, *, inject: int | None = None):
-        """A NOP (``inject``: complete with this result via IORING_NOP_INJECT_RESULT)."""
-        if inject is not None:
+        """A NOP (``inject``: complete with this result via IORING_NOP_INJECT_RESULT).
+
+        This is the benchmark hot path: the common case writes the SQE through word views
+        without going through ctypes attribute setters.
+        """
+        if inject is not None or self.sq_rewind or flags or not 0 <= user_data <= U64:
             _, sqe = self._sqe(u.IORING_OP_NOP, -1, 0, 0, 0, user_data, flags)
-            sqe.nop_flags = u.IORING_NOP_INJECT_RESULT
-            sqe.len = inject & M32
+            if inject is not None:
+                sqe.nop_flags = u.IORING_NOP_INJECT_RESULT
+                sqe.len = inject & M32
             return sqe
-        if not 0 <= user_data <= U64 or flags & ~_KNOWN_SQE_FLAGS:
-            raise ValueError("bad user_data or SQE flags")
-        idx = self._next_slot()
-        w = idx * self._sqe_words
-        self._sqe_w[w] = flags << 8          # opcode 0 (NOP), flags, ioprio 0
-        self._sqe_w[w + 1] = M32             # fd = -1
+        t = self._sqe_tail
+        if (t - self._sqr[self._sq_head_i]) & M32 >= self.sq_entries:
+            raise SubmissionQueueFull(f"all {self.sq_entries} SQEs are queued; submit() first")
+        idx = t & self.sq_mask
+        self._sqe_tail = (t + 1) & M32
+        if self._slot_keep:
+            self._slot_keep.pop(idx, None)
+        size = self.sqe_size
+        off = idx * size
+        self._sqe_b[off:off + size] = self._zero_sqe
+        w = off >> 2
+        self._sqe_w[w + 1] = M32             # fd = -1 (opcode 0 = NOP, flags 0)
         self._sqe_q[(w >> 1) + 4] = user_data
         v = self._sqe_views[idx]
         return v if v is not None else self.sqe_view(idx)

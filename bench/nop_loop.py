@@ -1,0 +1,135 @@
+"""Completion-driven NOP loop: each CQE triggers one new SQE, at 1, 8 and 32 in flight.
+
+Compares (a) C liburing (compiled on the fly with ``cc ... -luring`` when the compiler
+and liburing headers exist) with (b) uringbpf's ``Ring`` driven from Python, both on the
+kernel backend, plus (c) the thread-pool backend for reference. Prints ops/s and the
+ratio C / Python. This is the baseline the BPF designs (a program reacting to each CQE
+without returning to Python) must beat. Usage: ``python bench/nop_loop.py [ops]``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from uringbpf.uring import Ring  # noqa: E402
+
+INFLIGHT = (1, 8, 32)
+
+C_SOURCE = r"""
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned inflight = atoi(argv[1]);
+	unsigned long total = strtoul(argv[2], NULL, 10), done = 0, issued = 0;
+	struct io_uring ring;
+	struct io_uring_cqe *cqe;
+	unsigned head, n, i;
+	double t0;
+
+	if (io_uring_queue_init(64, &ring, 0) < 0)
+		return 1;
+	t0 = now();
+	for (i = 0; i < inflight; i++, issued++)
+		io_uring_prep_nop(io_uring_get_sqe(&ring));
+	while (done < total) {
+		if (io_uring_submit_and_wait(&ring, 1) < 0)
+			return 2;
+		n = 0;
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			n++;
+			if (issued < total) {
+				io_uring_sqe_set_data64(io_uring_get_sqe(&ring), cqe->user_data);
+				issued++;
+			}
+		}
+		io_uring_cq_advance(&ring, n);
+		done += n;
+	}
+	printf("%f\n", total / (now() - t0));
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+"""
+
+
+def build_c() -> str | None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or not Path("/usr/include/liburing.h").exists():
+        return None
+    out = Path(tempfile.gettempdir()) / f"uringbpf-nop-loop-{os.getuid()}"
+    src = out.with_suffix(".c")
+    src.write_text(C_SOURCE)
+    proc = subprocess.run([cc, "-O2", "-o", str(out), str(src), "-luring"], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        print(f"(C version not built: {proc.stderr.strip()[:200]})")
+        return None
+    return str(out)
+
+
+def run_c(binary: str, inflight: int, total: int) -> float:
+    out = subprocess.run([binary, str(inflight), str(total)], capture_output=True, text=True,
+                         check=True).stdout
+    return float(out)
+
+
+def run_py(inflight: int, total: int, backend: str = "kernel") -> float:
+    with Ring(64, backend=backend) as ring:
+        prep_nop, peek, seen = ring.prep_nop, ring.peek_cqe, ring.cqe_seen
+        submit_and_wait = ring.submit_and_wait
+        t0 = time.perf_counter()
+        issued = done = 0
+        for i in range(inflight):
+            prep_nop(i)
+            issued += 1
+        while done < total:
+            submit_and_wait(1)
+            cqe = peek()
+            while cqe is not None:
+                ud = cqe.user_data
+                seen()
+                done += 1
+                if issued < total:
+                    prep_nop(ud)
+                    issued += 1
+                cqe = peek()
+        return total / (time.perf_counter() - t0)
+
+
+def main() -> int:
+    total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    print(f"NOP loop, {total} ops; {platform.machine()}, Linux {platform.release()}, "
+          f"Python {platform.python_version()}, {os.cpu_count()} CPUs")
+    binary = build_c()
+    print(f"{'inflight':>8} {'C liburing':>14} {'Ring (Python)':>14} {'C/Python':>9} "
+          f"{'threads backend':>16}")
+    for inflight in INFLIGHT:
+        c = run_c(binary, inflight, total) if binary else float("nan")
+        py = run_py(inflight, total)
+        th = run_py(inflight, max(total // 20, 1000), "threads")
+        print(f"{inflight:>8} {c:>14,.0f} {py:>14,.0f} {c / py:>9.1f} {th:>16,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
