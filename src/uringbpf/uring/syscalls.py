@@ -55,8 +55,12 @@ def io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int,
     as C ints, zero-extended in the registers; the kernel reads them as u32), which is
     about 3x cheaper than wrapping each one in a ctypes object.
     """
-    r = _syscall(SYS_io_uring_enter, fd, to_submit & 0xFFFFFFFF, min_complete & 0xFFFFFFFF,
-                 flags & 0xFFFFFFFF, ctypes.c_void_p(arg) if arg else None, argsz)
+    if arg:   # 64-bit arguments must be real ctypes objects
+        r = _syscall(SYS_io_uring_enter, fd, to_submit & 0xFFFFFFFF, min_complete & 0xFFFFFFFF,
+                     flags & 0xFFFFFFFF, ctypes.c_void_p(arg), ctypes.c_size_t(argsz))
+    else:     # argp NULL: the kernel never looks at argsz
+        r = _syscall(SYS_io_uring_enter, fd, to_submit & 0xFFFFFFFF, min_complete & 0xFFFFFFFF,
+                     flags & 0xFFFFFFFF, None, None)
     return -ctypes.get_errno() if r == -1 else r
 
 
