@@ -244,7 +244,12 @@ def lddw_pair(dst: int, value: int, src: int = 0) -> list[Insn]:
 
 
 def cpu_version_needed(insn: Insn) -> int:
-    """Lowest cpu version (1-4) that has this instruction, as llvm's -mcpu counts."""
+    """Lowest cpu version (1-4) that has this instruction.
+
+    Follows RFC 9669 and the conformance groups of bpf_conformance: 32-bit ALU and
+    ``ja``/``call``/``exit`` are v1, ``jlt/jle/jslt/jsle`` v2, JMP32, atomics and
+    BPF-to-BPF/kfunc calls v3, and sdiv/smod, movsx, ldsx, bswap and gotol v4.
+    """
     cls, op = insn.cls, insn.op
     if cls in (ALU, ALU64):
         if op in (DIV, MOD) and insn.off == 1:
@@ -253,7 +258,7 @@ def cpu_version_needed(insn: Insn) -> int:
             return 4
         if op == END and cls == ALU64:
             return 4
-        return 3 if cls == ALU else 1
+        return 1
     if cls == LDX and insn.mode == MEMSX:
         return 4
     if insn.opcode == OP_JA32:
@@ -262,9 +267,123 @@ def cpu_version_needed(insn: Insn) -> int:
         return 3
     if cls == JMP and op in (JLT, JLE, JSLT, JSLE):
         return 2
+    if insn.opcode == OP_CALL and insn.src in (PSEUDO_CALL, PSEUDO_KFUNC_CALL):
+        return 3
     if cls == STX and insn.mode == ATOMIC:
-        return 3 if insn.imm not in (ATOMIC_ADD,) else 1
+        return 3
     return 1
+
+
+# RFC 9669 section 2.4 conformance groups.
+GROUPS = ("base32", "base64", "atomic32", "atomic64", "divmul32", "divmul64", "packet", "callx")
+DEFAULT_GROUPS = frozenset(GROUPS) - {"packet", "callx"}
+
+
+def conformance_group(insn: Insn) -> str:
+    """The RFC 9669 conformance group an instruction belongs to."""
+    cls, op, opcode = insn.cls, insn.op, insn.opcode
+    if cls == ALU:
+        if op in (MUL, DIV, MOD):
+            return "divmul32"
+        if op == END and insn.imm == 64:
+            return "base64"
+        return "base32"
+    if cls == ALU64:
+        if op in (MUL, DIV, MOD):
+            return "divmul64"
+        if op == END and insn.imm != 64:
+            return "base32"
+        return "base64"
+    if cls == LD:
+        return "packet" if insn.mode in (ABS, IND) else "base64"
+    if cls in (LDX, ST, STX):
+        if cls == STX and insn.mode == ATOMIC:
+            return "atomic64" if insn.size == DW else "atomic32"
+        return "base64" if insn.size == DW else "base32"
+    if opcode == OP_CALL | X:
+        return "callx"
+    if cls == JMP and op not in (JA, CALL, EXIT):
+        return "base64"
+    return "base32"
+
+
+_ALU_OPS = set(ALU_OP_NAMES)
+_JMP_OPS = set(JMP_OP_NAMES)
+
+
+def invalid_reason(insn: Insn) -> str | None:
+    """Why ``insn`` (not a placeholder slot) is not a valid instruction, or None.
+
+    Checks the opcode and the fields the opcode gives meaning to; unused fields are
+    not checked (the verifier is stricter).  Engines use this to refuse unknown
+    opcodes up front with a message naming what is wrong.
+    """
+    cls, op, opcode = insn.cls, insn.op, insn.opcode
+    if insn.dst > 10:
+        return f"invalid destination register r{insn.dst}"
+    if cls in (ALU, ALU64):
+        if op not in _ALU_OPS:
+            return f"unknown ALU opcode {opcode:#04x}"
+        if insn.source == X and insn.src > 10 and op not in (NEG, END):
+            return f"invalid source register r{insn.src}"
+        if op == END:
+            if insn.imm not in (16, 32, 64):
+                return f"invalid byte swap width {insn.imm}"
+            if cls == ALU64 and insn.source != 0:
+                return f"unknown ALU opcode {opcode:#04x}"
+        if op == NEG and insn.source != 0:
+            return f"unknown ALU opcode {opcode:#04x}"
+        if op in (DIV, MOD) and insn.off not in (0, 1):
+            return f"invalid offset {insn.off} for {ALU_OP_NAMES[op]}"
+        if op == MOV and insn.off:
+            if insn.source != X or insn.off not in (8, 16, 32) or (cls == ALU and insn.off == 32):
+                return f"invalid movsx offset {insn.off}"
+        return None
+    if cls in (JMP, JMP32):
+        if op not in _JMP_OPS:
+            return f"unknown jump opcode {opcode:#04x}"
+        if op in (CALL, EXIT):
+            if cls == JMP32:
+                return f"unknown jump opcode {opcode:#04x}"
+            if op == CALL:
+                if insn.source == X:
+                    if insn.dst > 10:
+                        return f"invalid callx register r{insn.dst}"
+                elif insn.src not in (CALL_HELPER, PSEUDO_CALL, PSEUDO_KFUNC_CALL):
+                    return f"invalid call source {insn.src}"
+            elif insn.source:
+                return f"unknown jump opcode {opcode:#04x}"
+            return None
+        if op == JA and insn.source:
+            return f"unknown jump opcode {opcode:#04x}"
+        if insn.source == X and insn.src > 10:
+            return f"invalid source register r{insn.src}"
+        return None
+    if cls == LD:
+        if opcode == OP_LDDW:
+            if insn.src > PSEUDO_MAP_IDX_VALUE:
+                return f"invalid lddw source {insn.src}"
+            return None
+        if insn.mode in (ABS, IND) and insn.size != DW:
+            return None
+        return f"unknown load opcode {opcode:#04x}"
+    if cls == LDX:
+        if insn.mode == MEM or (insn.mode == MEMSX and insn.size != DW):
+            return None if insn.src <= 10 else f"invalid source register r{insn.src}"
+        return f"unknown load opcode {opcode:#04x}"
+    if cls == ST:
+        return None if insn.mode == MEM else f"unknown store opcode {opcode:#04x}"
+    if cls == STX:
+        if insn.src > 10:
+            return f"invalid source register r{insn.src}"
+        if insn.mode == MEM:
+            return None
+        if insn.mode == ATOMIC and insn.size in (W, DW):
+            if insn.imm in ATOMIC_OPS:
+                return None
+            return f"unknown atomic operation {insn.imm:#x}"
+        return f"unknown store opcode {opcode:#04x}"
+    return f"unknown opcode {opcode:#04x}"  # pragma: no cover - all 8 classes handled
 
 
 @dataclass
