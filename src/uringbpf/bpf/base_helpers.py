@@ -348,8 +348,11 @@ def format_printk(rt: Runtime, fmt: bytes, args: list[int]) -> str:
             text = f"0x{arg:x}" if arg else "(null)"
         else:  # %s
             buf = ctypes.create_string_buffer(256)
-            n = _base_call("ubpf_helper_probe_read_str", ctypes.addressof(buf), 256, arg)
-            text = "(efault)" if n >= 1 << 63 else buf.value.decode("utf-8", "replace")
+            n = _base_call("ubpf_helper_probe_read_str", ctypes.addressof(buf), 256, arg) if arg else 0
+            if not arg:
+                text = "(null)"
+            else:
+                text = "(efault)" if n >= 1 << 63 else buf.value.decode("utf-8", "replace")
             if width:
                 text = format(text, f"{'<' if '-' in flags else '>'}{width}")
         out += text.encode()
@@ -362,6 +365,8 @@ def trace_printk(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     size = r2 & 0xFFFFFFFF
     fmt = rt.mem.read(r1, size) if size else b""
     fmt = fmt.split(b"\0", 1)[0]
+    if sum(1 for m in _FMT.finditer(fmt) if m.group(4) != b"%") > 3:
+        return _neg(errno.EINVAL)  # the kernel's trace_printk takes at most three arguments
     line = format_printk(rt, fmt, [r3, r4, r5])
     line = line[:-1] if line.endswith("\n") else line
     rt.printk.append(line)

@@ -273,6 +273,13 @@ class BpfObject:
         obj = cls(path, ef)
         try:
             obj._parse()
+        except BpfLoadError:
+            obj.close()
+            raise
+        except (IndexError, KeyError, ValueError, TypeError, OverflowError, isa.DecodeError) as exc:
+            # a malformed object that slipped past a specific check: still a load error
+            obj.close()
+            raise BpfLoadError(f"{path}: malformed object ({type(exc).__name__}: {exc})") from exc
         except BaseException:
             obj.close()
             raise

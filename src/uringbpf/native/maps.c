@@ -161,7 +161,8 @@ int ubpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint3
 			err = -EINVAL;
 			break;
 		}
-		if ((uint64_t)max_entries * m->value_stride > (1ULL << 32)) {
+		if ((uint64_t)max_entries * m->value_stride > (1ULL << 32) ||
+		    (is_hash(m) && max_entries > (1U << 24)) || key_size > 512 || value_size > (1U << 30)) {
 			err = -E2BIG;
 			break;
 		}

@@ -1,0 +1,439 @@
+"""The ELF/BTF loader: compile real C with `uringbpf cc`, open, relocate, load, run."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from uringbpf.bpf import btf as btfmod
+from uringbpf.bpf import cc, elf, helpers, isa, struct_ops
+from uringbpf.bpf.elf import BpfLoadError
+from uringbpf.bpf.object import BpfObject
+from uringbpf.uring import uapi
+
+from test_loader_support import PROGS, build, build_bytes, scratch
+
+ENGINES = ("interp", "jit")
+PY = sys.executable
+
+
+def opened(name, **kw):
+    return BpfObject.open(build(name, **kw))
+
+
+# --- the compiler driver -------------------------------------------------------------
+
+def test_cc_cli_builds_an_object_and_prints_include_dir(tmp_path):
+    out = tmp_path / "g.o"
+    proc = subprocess.run([PY, "-m", "uringbpf.cli", "cc", str(PROGS / "globals.bpf.c"), "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:4] == b"\x7fELF"
+    proc = subprocess.run([PY, "-m", "uringbpf.cli", "include-dir"], capture_output=True, text=True)
+    inc = Path(proc.stdout.strip())
+    for header in ("bpf/bpf_helpers.h", "bpf/bpf_tracing.h", "bpf/bpf_core_read.h", "linux/types.h",
+                   "linux/errno.h", "linux/bpf.h", "liburing/io_uring.h", "io_uring/bpf_ops.h"):
+        assert (inc / header).is_file(), header
+
+
+def test_cc_reports_compile_errors(tmp_path):
+    bad = tmp_path / "bad.bpf.c"
+    bad.write_text("int f(void) { return undeclared_thing; }\n")
+    proc = subprocess.run([PY, "-m", "uringbpf.cli", "cc", str(bad), "-o", str(tmp_path / "b.o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "undeclared_thing" in proc.stderr
+    with pytest.raises(cc.CompileError, match="undeclared_thing"):
+        cc.compile_c(bad, tmp_path / "b.o")
+    with pytest.raises(cc.CompileError, match="no such file"):
+        cc.compile_c(tmp_path / "missing.c", tmp_path / "m.o")
+    with pytest.raises(cc.CompileError, match="unknown BPF cpu"):
+        cc.find_compiler("v9")
+
+
+def test_headers_need_no_system_headers(tmp_path):
+    # with no system include path at all, only our include/ and the compiler's builtins
+    src = tmp_path / "inc.bpf.c"
+    src.write_text('#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n'
+                   '#include <liburing/io_uring.h>\n#include <io_uring/bpf_ops.h>\n'
+                   '#include <io_uring/bpf_requests.h>\n#include <io_uring/bpf_ext.h>\n'
+                   '#include <bpf/bpf_arena.h>\n'
+                   'SEC("syscall") int p(void *c) { return IORING_OP_NOP; }\n')
+    cc.compile_c(src, tmp_path / "inc.o", extra_flags=["-nostdinc", "-isystem",
+                                                         str(cc.include_dir())])
+    obj = BpfObject.open(tmp_path / "inc.o")
+    assert list(obj.programs) == ["p"]
+    obj.close()
+
+
+def test_cpu_v4_object_has_v4_instructions():
+    obj = opened("v4", cpu="v4")
+    insns = obj.programs["sdiv"].program.insns
+    assert max(isa.cpu_version_needed(i) for i in insns) == 4
+    for engine in ENGINES:
+        o = opened("v4", cpu="v4")
+        o.load(engine=engine, verify=False)
+        assert o.programs["sdiv"]() == 33  # -100 / -3, truncating
+        o.close()
+    obj.close()
+
+
+def test_uapi_header_layout_matches_python_uapi():
+    obj = opened("uapi")
+    ro = obj.rodata
+    assert ro.sqe_size == ctypes.sizeof(uapi.Sqe) == 64
+    assert ro.cqe_size == ctypes.sizeof(uapi.Cqe)
+    assert ro.params_size == ctypes.sizeof(uapi.IoUringParams)
+    assert ro.off_user_data == uapi.Sqe.user_data.offset
+    assert ro.off_buf_index == uapi.Sqe.buf_index.offset
+    assert ro.off_personality == uapi.Sqe.personality.offset
+    assert ro.off_file_index == uapi.Sqe.file_index.offset
+    assert ro.off_addr3 == uapi.Sqe.addr3.offset
+    assert ro.off_cmd == uapi.SQE_CMD_OFFSET
+    assert ro.off_cq_off == uapi.IoUringParams.cq_off.offset
+    assert ro.op_uring_cmd128 == uapi.IORING_OP_URING_CMD128
+    assert ro.setup_sq_rewind == uapi.IORING_SETUP_SQ_REWIND
+    assert ro.reg_bpf_filter == uapi.IORING_REGISTER_BPF_FILTER
+    assert ro.filter_ctx_size == 40
+    assert ro.loop_ops_size == 16
+    prog = obj.programs["nops_loop_step"]
+    assert prog.program.kfuncs == ["bpf_io_uring_get_region", "bpf_io_uring_submit_sqes"]
+    assert prog.program.attach == "io_uring_bpf_ops.loop_step"
+    assert prog.program.sleepable and prog.program.prog_type == "struct_ops"
+    st = obj.struct_ops.nops_ops
+    assert st.type_name == "io_uring_bpf_ops" and st.is_link
+    assert st.loop_step is prog
+    obj.close()
+
+
+# --- programs, relocation, global data ----------------------------------------------
+
+def test_programs_sections_and_subprograms():
+    obj = opened("globals")
+    assert set(obj.programs) == {"compute", "count_key", "weak_kfunc", "kversion", "printer"}
+    assert {p.section for p in obj.programs.values()} == {"syscall", "socket"}
+    assert obj.programs["printer"].program.prog_type == "socket_filter"
+    # compute calls mul_scale (static) and global_add (global) in .text: both appended
+    insns = obj.programs["compute"].program.insns
+    n_main = next(i for i, ins in enumerate(insns) if ins.is_exit) + 1
+    calls = [(pc, ins) for pc, ins in enumerate(insns) if ins.is_call and ins.src == isa.PSEUDO_CALL]
+    assert len(calls) == 2
+    targets = {pc + ins.imm + 1 for pc, ins in calls}
+    assert all(n_main <= t < len(insns) for t in targets) and len(targets) == 2
+    assert obj.license == "GPL"
+    obj.close()
+
+
+def test_map_and_global_data_relocations():
+    obj = opened("globals")
+    insns = obj.programs["count_key"].program.insns
+    map_loads = [i for i in insns if i.is_lddw and i.src == isa.PSEUDO_MAP_IDX]
+    assert {obj.map_list[i.imm].name for i in map_loads} == {"counts"}
+    value_loads = [(pc, i) for pc, i in enumerate(insns) if i.is_lddw and i.src == isa.PSEUDO_MAP_IDX_VALUE]
+    assert value_loads
+    for pc, i in value_loads:
+        assert insns[pc + 1].imm == i.imm64 >> 32   # offset in the second slot
+    bss = obj.maps[".bss"]
+    last_seen_off = obj.bss._vars["last_seen"][0]
+    assert any(obj.map_list[i.imm] is bss and insns[pc + 1].imm == last_seen_off for pc, i in value_loads)
+    strings = obj.maps[".rodata.str1.1"]
+    assert b"ubpf\0" in bytes(strings.memory())
+    assert obj.datasec(".data.custom").custom_data == 77
+    obj.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_run_globals_program(engine):
+    obj = opened("globals")
+    assert obj.rodata.scale == 3 and obj.rodata.negative == -5 and obj.rodata.greeting == b"hi"
+    assert obj.data.counter == 100 and obj.bss.last_seen == 0
+    obj.rodata.scale = 5
+    obj.rodata.greeting = b"Zed"
+    obj.datasec(".data.custom").custom_data = 1
+    obj.load(engine=engine, verify=False)
+    progs = obj.programs
+    assert all(p.engine in ENGINES for p in progs.values())
+    assert progs["compute"]() == 7 * 5 - 5 + 1
+    assert obj.bss.last_seen == 35 and obj.data.counter == 101
+    assert progs["count_key"]() == 1 and progs["count_key"]() == 2
+    assert obj.maps["counts"].lookup_int(35) == 2
+    assert progs["printer"]() == ord("Z")
+    assert obj.printk == ["value=5 name=ubpf"]
+    assert obj.maps["slots"].lookup_int(2) == 0x1234
+    assert progs["weak_kfunc"]() == 42          # unresolved __weak kfunc: exists() false, call = 0
+    major = int(os.uname().release.split(".")[0])
+    assert progs["kversion"]() == major
+    obj.close()
+
+
+def test_rodata_frozen_after_load():
+    obj = opened("globals")
+    obj.load(engine="interp", verify=False)
+    with pytest.raises(BpfLoadError, match="read-only"):
+        obj.rodata.scale = 9
+    assert obj.rodata.scale == 3
+    rt = obj.programs["compute"].runtime
+    addr = obj.rodata.address_of("scale")
+    assert rt.mem.find(addr, 4) is not None and not rt.mem.find(addr, 4).writable
+    assert obj.maps[".rodata"].memory().readonly
+    obj.bss.last_seen = 5                       # .bss stays writable
+    assert obj.bss.last_seen == 5
+    obj.close()
+
+
+def test_skeleton_errors():
+    obj = opened("globals")
+    with pytest.raises(AttributeError, match="no variable 'nope'"):
+        obj.bss.nope
+    with pytest.raises(ValueError, match="do not fit"):
+        obj.rodata.greeting = b"far too long"
+    with pytest.raises(BpfLoadError, match="not loaded"):
+        obj.programs["compute"]()
+    with pytest.raises(AttributeError):
+        obj.datasec(".data.none")
+    obj.close()
+
+
+# --- kfuncs --------------------------------------------------------------------------
+
+def _mul(rt, r1, r2, r3, r4, r5):
+    return (r1 * r2) & isa.U64
+
+
+if "ubpf_test_kfunc_mul" not in helpers.KFUNCS:
+    helpers.kfunc("ubpf_test_kfunc_mul", (helpers.Arg.SCALAR, helpers.Arg.SCALAR))(_mul)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_registered_kfunc(engine):
+    obj = opened("kfuncs")
+    prog = obj.programs["use_kfunc"]
+    assert prog.program.kfuncs == ["ubpf_test_kfunc_mul"]
+    assert any(i.is_call and i.src == isa.PSEUDO_KFUNC_CALL and i.imm == 0 for i in prog.program.insns)
+    obj.load(engine=engine, verify=False)
+    assert prog() == 42
+    obj.close()
+
+
+def test_missing_kfunc_is_a_load_error():
+    obj = BpfObject.open(build("kfuncs", defines=("MISSING",)))
+    with pytest.raises(BpfLoadError, match=r"use_kfunc.*ubpf_test_kfunc_missing.*not registered"):
+        obj.load(engine="interp", verify=False)
+    obj.close()
+
+
+# --- struct_ops ----------------------------------------------------------------------
+
+class _TestLink:
+    def __init__(self, obj, st):
+        self.obj, self.st, self.destroyed = obj, st, False
+
+    def destroy(self):
+        self.destroyed = True
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_struct_ops_object(engine):
+    attached = []
+
+    def attach(obj, st):
+        link = _TestLink(obj, st)
+        attached.append(link)
+        return link
+
+    struct_ops.register("ubpf_test_ops", attach)
+    try:
+        obj = opened("ops")
+        st = obj.struct_ops.test_ops
+        assert st.type_name == "ubpf_test_ops" and st.is_link
+        assert st.ring_fd == 17 and st.cookie == 0x1122334455667788
+        assert st.combine is obj.programs["combine"] and st.other is obj.programs["other"]
+        assert obj.programs["combine"].program.attach == "ubpf_test_ops.combine"
+        assert not obj.programs["combine"].sleepable and obj.programs["other"].sleepable
+        st.ring_fd = 99
+        assert st.ring_fd == 99 and struct.unpack_from("<I", st.data, st.field_offset("ring_fd"))[0] == 99
+        with pytest.raises(AttributeError, match="no member"):
+            st.set("nonexistent", 1)
+        with pytest.raises(BpfLoadError, match="load"):
+            obj.attach_struct_ops("test_ops")
+        obj.load(engine=engine, verify=False)
+        with pytest.raises(BpfLoadError, match="after load"):
+            st.ring_fd = 1
+        # struct_ops calling convention: r1 -> array of u64 arguments
+        pair = (ctypes.c_uint64 * 2)(10, 20)
+        args = (ctypes.c_uint64 * 2)(ctypes.addressof(pair), 4)
+        one = (ctypes.c_uint64 * 1)(5)
+        for prog in obj.programs.values():
+            for buf, name in ((pair, "pair"), (args, "args"), (one, "one")):
+                prog.runtime.mem.add(ctypes.addressof(buf), ctypes.sizeof(buf), True, name)
+        assert obj.programs["combine"](ctypes.addressof(args)) == 30 + 8
+        assert obj.programs["other"](ctypes.addressof(one)) == 4
+        assert obj.bss.calls == 2
+        link = obj.attach_struct_ops("test_ops")
+        assert attached == [link] and link.st is st and link.obj is obj
+        with pytest.raises(BpfLoadError, match="no struct_ops map"):
+            obj.attach_struct_ops("nope")
+        obj.close()
+        assert link.destroyed
+    finally:
+        struct_ops.unregister("ubpf_test_ops")
+
+
+def test_struct_ops_unregistered_type():
+    obj = opened("ops")
+    obj.load(engine="interp", verify=False)
+    with pytest.raises(BpfLoadError, match="no design registered struct_ops type 'ubpf_test_ops'"):
+        obj.attach_struct_ops("test_ops")
+    obj.close()
+
+
+# --- engines and the verifier hook --------------------------------------------------
+
+def test_entry_address_runs_the_program_natively():
+    for engine in ENGINES:
+        obj = opened("globals")
+        obj.load(engine=engine, verify=False)
+        prog = obj.programs["compute"]
+        fn = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)(prog.entry_address)
+        assert fn(0, 0, 0, 0, 0) == 7 * 3 - 5 + 77
+        obj.close()
+
+
+def test_verifier_is_called_and_its_error_propagates(monkeypatch):
+    import types
+
+    import uringbpf.bpf as bpfpkg
+
+    class FakeVerifierError(Exception):
+        pass
+
+    seen = []
+
+    def verify(program, btf=None):
+        seen.append((program.name, btf is not None))
+        if program.name == "printer":
+            raise FakeVerifierError("printer rejected")
+        return "ok"
+
+    mod = types.ModuleType("uringbpf.bpf.verifier")
+    mod.verify = verify
+    monkeypatch.setitem(sys.modules, "uringbpf.bpf.verifier", mod)
+    monkeypatch.setattr(bpfpkg, "verifier", mod, raising=False)
+    obj = opened("globals")
+    obj.programs["printer"].autoload = False
+    obj.load(engine="interp")
+    assert sorted(seen) == sorted((n, True) for n in obj.programs if n != "printer")
+    assert obj.programs["compute"].verifier_result == "ok"
+    obj.close()
+    obj = opened("globals")
+    with pytest.raises(FakeVerifierError, match="printer rejected"):
+        obj.load(engine="interp")
+    obj.close()
+
+
+# --- malformed input ----------------------------------------------------------------
+
+def test_not_elf_and_wrong_machine(tmp_path):
+    bad = tmp_path / "x.o"
+    bad.write_bytes(b"definitely not an ELF file")
+    with pytest.raises(BpfLoadError, match="not an ELF"):
+        BpfObject.open(bad)
+    with pytest.raises(BpfLoadError, match="cannot read"):
+        BpfObject.open(tmp_path / "missing.o")
+    src = tmp_path / "host.c"
+    src.write_text("int f(void) { return 1; }\n")
+    host = tmp_path / "host.o"
+    subprocess.run(["cc", "-c", str(src), "-o", str(host)], check=True)
+    with pytest.raises(BpfLoadError, match="not BPF"):
+        BpfObject.open(host)
+
+
+def test_truncated_objects_always_give_load_errors():
+    data = build_bytes("globals")
+    for cut in sorted({1, 3, 10, 63, 64, 100, len(data) // 3, len(data) // 2, len(data) - 100,
+                       len(data) - 1}):
+        with pytest.raises(BpfLoadError) as info:
+            BpfObject.from_bytes(data[:cut], f"cut{cut}")
+        assert f"cut{cut}" in str(info.value)
+
+
+def _rel_entries(data: bytes, ef: elf.ElfFile, sec_name: str):
+    rel = ef.section(sec_name)
+    return [(rel.offset + i * 16) for i in range(rel.size // 16)]
+
+
+def test_unknown_relocation_type_names_section_and_insn():
+    data = bytearray(build_bytes("globals"))
+    ef = elf.parse(bytes(data))
+    off = _rel_entries(data, ef, ".relsyscall")[0]
+    r_offset, r_info = struct.unpack_from("<QQ", data, off)
+    struct.pack_into("<QQ", data, off, r_offset, (r_info & ~0xFFFFFFFF) | 7)
+    with pytest.raises(BpfLoadError, match=rf"syscall: unsupported relocation type 7 at insn {r_offset // 8}"):
+        BpfObject.from_bytes(bytes(data), "patched.o")
+
+
+def test_relocation_on_a_plain_instruction():
+    data = bytearray(build_bytes("globals"))
+    ef = elf.parse(bytes(data))
+    text = ef.section("syscall")
+    insns = isa.decode(text.data)
+    plain = next(pc for pc, i in enumerate(insns) if i.opcode == isa.OP_EXIT)
+    offs = [o for o in _rel_entries(data, ef, ".relsyscall")
+            if struct.unpack_from("<QQ", data, o)[1] & 0xFFFFFFFF == elf.R_BPF_64_64]
+    _, r_info = struct.unpack_from("<QQ", data, offs[0])
+    struct.pack_into("<QQ", data, offs[0], plain * 8, r_info)
+    with pytest.raises(BpfLoadError, match="neither lddw nor call"):
+        BpfObject.from_bytes(bytes(data), "patched.o")
+
+
+def test_corrupt_btf():
+    data = bytearray(build_bytes("globals"))
+    ef = elf.parse(bytes(data))
+    btf_sec = ef.section(".BTF")
+    struct.pack_into("<H", data, btf_sec.offset, 0x1234)
+    with pytest.raises(BpfLoadError, match="bad BTF magic"):
+        BpfObject.from_bytes(bytes(data), "badbtf.o")
+    with pytest.raises(BpfLoadError, match="truncated"):
+        btfmod.Btf.parse(btf_sec.data[:40])
+
+
+def test_random_corruption_never_escapes_as_another_exception():
+    data = build_bytes("rings")
+    rng = random.Random(1234)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(150):
+        buf = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            pos = rng.randrange(len(buf))
+            buf[pos] = rng.randrange(256)
+        try:
+            obj = BpfObject.from_bytes(bytes(buf), "fuzz.o")
+        except BpfLoadError:
+            outcomes["error"] += 1
+            continue
+        outcomes["ok"] += 1
+        obj.close()
+    assert outcomes["ok"] + outcomes["error"] == 150
+
+
+def test_btf_decodes_maps_vars_and_funcs():
+    ef = elf.parse(build_bytes("globals"))
+    b = btfmod.Btf.parse(ef.section(".BTF").data)
+    counts = b.find("counts", btfmod.KIND_VAR)
+    st = b.resolve(counts.ref)
+    assert [m.name for m in st.members] == ["type", "max_entries", "key", "value"]
+    assert b.size_of(b.resolve(st.members[2].type).ref) == 4
+    func = b.find("compute", btfmod.KIND_FUNC)
+    proto = b[func.ref]
+    assert proto.kind == btfmod.KIND_FUNC_PROTO and len(proto.params) == 1
+    sec = b.find(".rodata", btfmod.KIND_DATASEC)
+    names = {b[v.type].name for v in sec.vars}
+    assert {"scale", "negative", "greeting"} <= names
+    assert b.type_name(b.find("greeting", btfmod.KIND_VAR).ref).endswith("[8]")
