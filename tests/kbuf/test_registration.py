@@ -18,10 +18,10 @@ def ud(kind, tag, i=0):
     return kind << 56 | tag << 16 | i
 
 
-@pytest.fixture
-def zc():
+@pytest.fixture(params=["region", "request"])
+def zc(request):
     source = K.RequestSource(queue_depth=4, max_io_bytes=64 * 1024,
-                             flags=K.UBLK_F_SUPPORT_ZERO_COPY)
+                             flags=K.UBLK_F_SUPPORT_ZERO_COPY, pin=request.param)
     ring = K.KbufRing(32, buffers=4)
     ring.register_source(source)
     yield source, ring
@@ -100,6 +100,14 @@ def test_unregister_errors(zc):
     assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, tag, addr=0) == 0
     assert run_cmd(ring, source, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag, addr=0) == 0
     assert run_cmd(ring, source, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag, addr=0) == -errno.EINVAL
+    # the slot is empty again: a fixed op on it fails like on any empty slot
+    r, w = os.pipe()
+    try:
+        assert _op(ring, lambda s: K.prep_read_fixed(s, r, 0, 512, 0, 0), 77) == -errno.EFAULT
+        assert _op(ring, lambda s: K.prep_read_fixed(s, r, 0, 512, 0, 2), 78) == -errno.EFAULT
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def test_register_needs_owned_request_with_data_and_zero_copy(zc, tmp_path):

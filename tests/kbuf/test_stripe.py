@@ -73,12 +73,14 @@ def test_target_refuses_unequal_files(tmp_path):
         StripeTarget([a, b], 65536)
 
 
-@pytest.mark.parametrize("mode", ["copy", "zc", "auto_zc"])
-def test_random_io_matches_shadow_and_files(tmp_path, mode):
+@pytest.mark.parametrize("mode,pin", [("copy", "region"), ("zc", "region"),
+                                      ("zc", "request"), ("auto_zc", "region"),
+                                      ("auto_zc", "request")])
+def test_random_io_matches_shadow_and_files(tmp_path, mode, pin):
     paths = make_files(tmp_path, 3, 512 * 1024)
     log = IntegrityLog(tmp_path / "log", engine="auto")
     target = StripeTarget(paths, 16384, mode, queue_depth=4, max_io_bytes=256 * 1024,
-                          integrity=log)
+                          integrity=log, pin=pin)
     source, ring, thread = start(target)
     rnd = random.Random(7)
     shadow = bytearray(target.size)

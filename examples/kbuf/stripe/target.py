@@ -51,7 +51,7 @@ class _TagState:
 class StripeTarget:
     def __init__(self, paths: list, chunk_size: int = DEFAULT_CHUNK, mode: str = "copy",
                  queue_depth: int = 32, max_io_bytes: int = 1 << 20,
-                 integrity: IntegrityLog | None = None):
+                 integrity: IntegrityLog | None = None, pin: str = "region"):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.paths = [os.fspath(p) for p in paths]
@@ -68,13 +68,15 @@ class StripeTarget:
         self.size = self.layout.size
         self.mode, self.queue_depth, self.max_io_bytes = mode, queue_depth, max_io_bytes
         self.integrity = integrity
+        self.pin = pin             # how the source pins request pages in the kernel table
         self._bufs = None
         self.stats = {"requests": 0, "ops": 0}
 
     def make_source(self) -> K.RequestSource:
         flags = {"copy": 0, "zc": K.UBLK_F_SUPPORT_ZERO_COPY,
                  "auto_zc": K.UBLK_F_AUTO_BUF_REG | K.UBLK_F_SUPPORT_ZERO_COPY}[self.mode]
-        return K.RequestSource(self.queue_depth, self.max_io_bytes, flags, size=self.size)
+        return K.RequestSource(self.queue_depth, self.max_io_bytes, flags, size=self.size,
+                               pin=self.pin)
 
     def make_ring(self) -> K.KbufRing:
         per_tag = len(self.fds) + 2

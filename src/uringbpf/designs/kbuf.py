@@ -168,6 +168,8 @@ class KbufTable:
             raise ValueError(f"buffer table size must be 0..{IORING_MAX_REG_BUFFERS}")
         self.ring_fd = ring_fd
         self.nodes: list[KbufNode | None] = [None] * nr
+        #: what each slot of the *kernel's* table holds: (addr, len) or None
+        self.pinned: list[tuple[int, int] | None] = [None] * nr
         self.lock = threading.RLock()
         if nr and register:
             reg = u.IoUringRsrcRegister(nr=nr, flags=u.IORING_RSRC_REGISTER_SPARSE)
@@ -187,16 +189,38 @@ class KbufTable:
                         sizeof(upd))
         return 0 if ret == 1 else (ret if ret < 0 else -errno.EIO)
 
+    def _pin(self, index: int, addr: int, length: int) -> int:
+        """Make the kernel's slot hold ``[addr, addr+len)`` (nothing if addr is 0)."""
+        want = (addr, length) if addr else None
+        if self.pinned[index] == want:
+            return 0
+        ret = self._update(index, addr, length)
+        if ret == 0:
+            self.pinned[index] = want
+        return ret
+
     # io_buffer_register_bvec / io_buffer_unregister_bvec
     def register_kbuf(self, index: int, addr: int, length: int, direction: int,
-                      release: Callable[[], None] | None = None, owner=None) -> int:
-        """Install a kernel buffer: 0, -EINVAL (index out of range), -EBUSY (occupied)."""
+                      release: Callable[[], None] | None = None, owner=None,
+                      pin: tuple[int, int] | None = None) -> int:
+        """Install a kernel buffer: 0, -EINVAL (index out of range), -EBUSY (occupied).
+
+        ``pin``: what the kernel's slot should hold. None pins exactly the buffer (one
+        BUFFERS_UPDATE per registration and per unregistration; the kernel enforces the range
+        too). A ``(base, size)`` span containing the buffer (the source's whole page region)
+        is pinned once and left in place across registrations, so a registration costs no
+        syscall; the request's range is then enforced by :meth:`import_fixed` alone, and a
+        slot that is empty here but still pinned in the kernel is refused (-EFAULT) on the
+        submit path, exactly as the kernel refuses an empty slot.
+        """
         with self.lock:
             if not 0 <= index < len(self.nodes):
                 return -errno.EINVAL
             if self.nodes[index] is not None:
                 return -errno.EBUSY
-            ret = self._update(index, addr, length)
+            if pin is not None and not (pin[0] <= addr and addr + length <= pin[0] + pin[1]):
+                raise ValueError("pin span must contain the buffer")
+            ret = self._pin(index, *(pin or (addr, length)))
             if ret < 0:
                 return ret
             self.nodes[index] = KbufNode(addr, length, direction, True, release, owner)
@@ -212,7 +236,8 @@ class KbufTable:
                 return -errno.EINVAL
             if not node.kernel:
                 return -errno.EBUSY
-            self._update(index, 0, 0)
+            if self.pinned[index] == (node.addr, node.length):
+                self._pin(index, 0, 0)         # exact pin: empty the kernel's slot too
             self.nodes[index] = None
         self.put(node)
         return 0
@@ -230,7 +255,7 @@ class KbufTable:
             old = self.nodes[index]
             if old is not None and old.kernel:
                 return -errno.EBUSY
-            ret = self._update(index, addr, length)
+            ret = self._pin(index, addr, length)
             if ret < 0:
                 return ret
             self.nodes[index] = KbufNode(addr, length, KBUF_DIR_BOTH, False, None, keep)
@@ -242,7 +267,7 @@ class KbufTable:
                 return -errno.EINVAL
             if self.nodes[index].kernel:
                 return -errno.EBUSY
-            self._update(index, 0, 0)
+            self._pin(index, 0, 0)
             self.nodes[index] = None
         return 0
 
@@ -261,8 +286,17 @@ class KbufTable:
 
     def is_kernel(self, index: int) -> bool:
         with self.lock:
-            return 0 <= index < len(self.nodes) and bool(self.nodes[index]) and \
+            return 0 <= index < len(self.nodes) and self.nodes[index] is not None and \
                 self.nodes[index].kernel
+
+    def needs_import(self, index: int) -> bool:
+        """Must a fixed op on this slot go through :meth:`import_fixed`? True for kernel
+        buffers and for slots empty here but still pinned in the kernel (-> -EFAULT)."""
+        with self.lock:
+            if not 0 <= index < len(self.nodes):
+                return False
+            node = self.nodes[index]
+            return node.kernel if node is not None else self.pinned[index] is not None
 
     def import_fixed(self, index: int, offset: int, length: int, ddir: int
                      ) -> tuple[KbufNode | None, int]:
@@ -345,7 +379,7 @@ def attach_table(ring, nr: int, *, registered: bool = False) -> KbufTable:
 
     def kbuf_filter(sqe) -> int:
         ddir = _FIXED_OPS.get(sqe.opcode)
-        if ddir is None or not table.is_kernel(sqe.buf_index):
+        if ddir is None or not table.needs_import(sqe.buf_index):
             return 0
         if sqe.opcode in _VECTORED:
             node, arr, err = import_vec(table, sqe, ddir)
@@ -404,6 +438,7 @@ class Completion:
     flags: int
 
 
+_ZERO_SQE = bytes(64)
 _TOKEN_BASE = 0xFFFF << 48      # user_data values the ring uses for its own bookkeeping
 _FIXED_OPS = {u.IORING_OP_READ_FIXED: KBUF_DIR_DEST, u.IORING_OP_WRITE_FIXED: KBUF_DIR_SOURCE,
               u.IORING_OP_READV_FIXED: KBUF_DIR_DEST, u.IORING_OP_WRITEV_FIXED: KBUF_DIR_SOURCE}
@@ -448,6 +483,10 @@ class KbufRing:
         self._cq_tail = c_uint32.from_address(cq + p.cq_off.tail)
         self._cq_mask = c_uint32.from_address(cq + p.cq_off.ring_mask).value
         self._cqes = cq + p.cq_off.cqes
+        # Zeroing SQEs through a memoryview instead of ctypes.memset: a ctypes call drops and
+        # re-takes the GIL, which costs microseconds when the block-layer thread is busy.
+        self._sqe_mem = memoryview((ctypes.c_char * self._b.sqes_size).from_address(
+            self._b.sqes_addr)).cast("B")
         self._tail = self._sq_tail.value
         self._flushed = self._tail
         self._ready: collections.deque[Completion] = collections.deque()
@@ -464,10 +503,9 @@ class KbufRing:
         if self._tail - self._sq_head.value >= self._sq_entries:
             return None
         idx = self._tail & self._sq_mask
-        addr = self._b.sqes_addr + idx * 64
-        ctypes.memset(addr, 0, 64)
+        self._sqe_mem[idx * 64:idx * 64 + 64] = _ZERO_SQE
         self._tail += 1
-        return u.Sqe.from_address(addr)
+        return u.Sqe.from_address(self._b.sqes_addr + idx * 64)
 
     def sq_space_left(self) -> int:
         return self._sq_entries - (self._tail - self._sq_head.value)
@@ -483,11 +521,15 @@ class KbufRing:
         self._pending[token] = pending
         return token
 
-    @staticmethod
-    def _to_nop(sqe: u.Sqe, res: int | None, flags: int, user_data: int) -> None:
+    def _to_nop(self, sqe: u.Sqe, res: int | None, flags: int, user_data: int) -> None:
         """Rewrite an SQE in place as NOP (optionally injecting ``res``), keeping its flags."""
-        ctypes.memset(ctypes.addressof(sqe), 0, 64)
-        prep.prep_nop(sqe, res)
+        off = ctypes.addressof(sqe) - self._b.sqes_addr
+        self._sqe_mem[off:off + 64] = _ZERO_SQE
+        sqe.opcode = u.IORING_OP_NOP
+        sqe.fd = -1
+        if res is not None:
+            sqe.nop_flags = u.IORING_NOP_INJECT_RESULT
+            sqe.len = res & 0xFFFFFFFF
         sqe.flags = flags
         sqe.user_data = user_data
 
@@ -496,7 +538,7 @@ class KbufRing:
         if op == u.IORING_OP_URING_CMD and sqe.fd in self._diverters \
                 and not sqe.flags & u.IOSQE_FIXED_FILE:
             self._divert(sqe, self._diverters[sqe.fd])
-        elif op in _FIXED_OPS and self.kbuf.is_kernel(sqe.buf_index):
+        elif op in _FIXED_OPS and self.kbuf.needs_import(sqe.buf_index):
             self._import(sqe, _FIXED_OPS[op])
 
     def _divert(self, sqe: u.Sqe, source: "RequestSource") -> None:
@@ -704,18 +746,22 @@ class RequestSource:
     """
 
     def __init__(self, queue_depth: int = 32, max_io_bytes: int = 1 << 20, flags: int = 0,
-                 size: int = 0):
+                 size: int = 0, pin: str = "region"):
         if not 1 <= queue_depth <= 4096:
             raise ValueError("queue_depth must be 1..4096")
         if max_io_bytes <= 0 or max_io_bytes % SECTOR:
             raise ValueError("max_io_bytes must be a positive multiple of 512")
+        if pin not in ("region", "request"):
+            raise ValueError("pin must be 'region' or 'request'")
         self.queue_depth, self.max_io_bytes, self.flags, self.size = (queue_depth, max_io_bytes,
                                                                       flags, size)
+        self.pin = pin
         self.char_fd = os.eventfd(0, os.EFD_CLOEXEC)
         self._nslots = 2 * queue_depth
         self._region = mmap.mmap(-1, self._nslots * max_io_bytes,
                                  flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self._region_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._region))
+        self._pin_span = (self._region_addr, len(self._region)) if pin == "region" else None
         self._free = list(range(self._nslots))
         self.descs = (UblksrvIoDesc * queue_depth)()     # "mmapped" descriptor array
         self._tags = [_Tag() for _ in range(queue_depth)]
@@ -723,6 +769,8 @@ class RequestSource:
         self._lock = threading.RLock()
         self._slot_cv = threading.Condition(self._lock)
         self._driver = KernelBackend(64, u.IoUringParams())   # posts CQEs with MSG_RING
+        self._driver_sqes = memoryview((ctypes.c_char * self._driver.sqes_size).from_address(
+            self._driver.sqes_addr)).cast("B")
         self._rings: weakref.WeakSet = weakref.WeakSet()
         self.dead = False
         self.stats = collections.Counter()
@@ -797,8 +845,8 @@ class RequestSource:
         op_flags = req.op | (req.flags & ~0xFF)
         if tag.auto is not None and req.has_data:
             index, aflags = tag.auto
-            ret = tag.ring.kbuf.register_kbuf(index, req.addr, req.length,
-                                              _direction(req), self._release_cb(req), req)
+            ret = tag.ring.kbuf.register_kbuf(index, req.addr, req.length, _direction(req),
+                                              self._release_cb(req), req, self._pin_span)
             if ret == 0:
                 req.refs += 1
                 tag.auto_ring = tag.ring
@@ -835,8 +883,8 @@ class RequestSource:
         tail = c_uint32.from_address(sq + p.sq_off.tail)
         mask = c_uint32.from_address(sq + p.sq_off.ring_mask).value
         idx = tail.value & mask
+        self._driver_sqes[idx * 64:idx * 64 + 64] = _ZERO_SQE
         sqe = u.Sqe.from_address(b.sqes_addr + idx * 64)
-        ctypes.memset(ctypes.addressof(sqe), 0, 64)
         prep.prep_msg_ring(sqe, ring.fd, res, user_data)
         sqe.flags = u.IOSQE_CQE_SKIP_SUCCESS
         c_uint32.from_address(sq + p.sq_off.array + 4 * idx).value = idx
@@ -937,7 +985,7 @@ class RequestSource:
         if cmd.addr >= (1 << 16):
             return -errno.EINVAL
         ret = ring.kbuf.register_kbuf(cmd.addr, req.addr, req.length, _direction(req),
-                                      self._release_cb(req), req)
+                                      self._release_cb(req), req, self._pin_span)
         if ret == 0:
             req.refs += 1
         return ret
