@@ -169,3 +169,17 @@ def test_closed_fd_in_sqe_does_not_crash(ring, tmp_path):
     ring.submit()
     ring.wait_cqe(timeout=5)
     assert [c.res for c in ring.reap()] == [-errno.EBADF]
+
+
+def test_sqpoll_kernel_only():
+    from uringbpf.uring import SETUP_SQPOLL
+    with Ring(8, flags=SETUP_SQPOLL, backend="kernel") as r:
+        r.prep_nop(11)
+        assert r.submit() == 1
+        r.wait_cqe(timeout=5)
+        assert [c.user_data for c in r.reap()] == [11]
+        with pytest.raises(ValueError):
+            r.add_sqe_filter(lambda sqe: 0)
+    with pytest.raises(OSError) as ei:
+        Ring(8, flags=SETUP_SQPOLL, backend="threads")
+    assert ei.value.errno == errno.EINVAL

@@ -425,6 +425,9 @@ class Ring:
         """
         if not callable(fn):
             raise TypeError("SQE filter must be callable")
+        if self._sqpoll:
+            raise ValueError("SQE filters cannot run on an SQPOLL ring: the kernel thread "
+                             "consumes SQEs without io_uring_enter")
         self._filters.append(fn)
 
     def remove_sqe_filter(self, fn: Callable) -> None:
