@@ -604,6 +604,7 @@ class BpfObject:
         program = isa.Program(main.name, out, section=ef.sections[main.sec].name, prog_type=ptype,
                               maps=self.map_list, kfuncs=kfuncs, sleepable=sleepable,
                               attach=attach, btf_func_name=main.name)
+        program.btf = self.btf  # struct layouts for the verifier (isa.Program allows extra attributes)
         prog = LoadedProgram(self, program, weak_sites)
         prog._sec_start = main.start
         return prog

@@ -4,6 +4,17 @@
 #define __UBPF_BPF_ARENA_H
 #include <bpf/bpf_helpers.h>
 
+/* uringbpf maps the arena at the same address for programs and Python, so arena pointers
+ * are plain pointers: __arena is empty unless UBPF_ARENA_ADDR_SPACE asks for clang's
+ * address_space(1) (whose addr_space_cast instructions uringbpf's engines do not run). */
+#ifndef __arena
+#if defined(UBPF_ARENA_ADDR_SPACE) && defined(__BPF_FEATURE_ADDR_SPACE_CAST)
+#define __arena __attribute__((address_space(1)))
+#else
+#define __arena
+#endif
+#endif
+
 #ifndef PAGE_SIZE
 #define PAGE_SIZE 4096
 #endif

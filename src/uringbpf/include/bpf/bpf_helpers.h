@@ -41,14 +41,6 @@
 #define __arg_trusted __attribute((btf_decl_tag("arg:trusted")))
 #define __arg_arena __attribute((btf_decl_tag("arg:arena")))
 
-#ifndef __arena
-#if defined(__BPF_FEATURE_ADDR_SPACE_CAST)
-#define __arena __attribute__((address_space(1)))
-#else
-#define __arena
-#endif
-#endif
-
 #ifndef NULL
 #define NULL ((void *)0)
 #endif
