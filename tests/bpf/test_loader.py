@@ -437,3 +437,34 @@ def test_btf_decodes_maps_vars_and_funcs():
     names = {b[v.type].name for v in sec.vars}
     assert {"scale", "negative", "greeting"} <= names
     assert b.type_name(b.find("greeting", btfmod.KIND_VAR).ref).endswith("[8]")
+
+
+def test_legacy_maps_section_is_rejected(tmp_path):
+    src = tmp_path / "legacy.bpf.c"
+    src.write_text('#include <bpf/bpf_helpers.h>\n'
+                   'struct bpf_map_def { unsigned int type, key_size, value_size, max_entries; };\n'
+                   'struct bpf_map_def legacy SEC("maps") = { 2, 4, 4, 1 };\n'
+                   'SEC("syscall") int p(void *c) { return 0; }\n')
+    cc.compile_c(src, tmp_path / "legacy.o")
+    with pytest.raises(BpfLoadError, match="legacy map definitions"):
+        BpfObject.open(tmp_path / "legacy.o")
+
+
+def test_close_frees_maps_and_autoload():
+    from uringbpf.bpf import maps as mapsmod
+    with BpfObject.open(build("globals")) as obj:
+        obj.programs["printer"].autoload = False
+        obj.load(engine="interp", verify=False)
+        assert not obj.programs["printer"].loaded and obj.programs["compute"].loaded
+        addrs = [m.addr for m in obj.map_list]
+        assert all(mapsmod.map_at(a) is not None for a in addrs)
+    assert obj.closed and all(mapsmod.map_at(a) is None for a in addrs)
+    with pytest.raises(BpfLoadError, match="closed"):
+        obj.load()
+    # a map nobody holds is freed by the garbage collector
+    m = mapsmod.Map("tmp", mapsmod.MAP_TYPE_ARRAY, 4, 4, 1)
+    addr = m.addr
+    del m
+    import gc
+    gc.collect()
+    assert mapsmod.map_at(addr) is None

@@ -21,6 +21,7 @@ import errno
 import os
 import threading
 import time
+import weakref
 from typing import Callable, Iterator
 
 from .. import native
@@ -129,7 +130,11 @@ def call_native(name: str, *args: int) -> int:
 
 # Live maps by native address: the interpreter-side helpers refuse pointers that are not
 # a live map (a native call with a bogus map pointer would crash the process).
-_live: dict[int, "Map"] = {}
+_live: "weakref.WeakValueDictionary[int, Map]" = weakref.WeakValueDictionary()
+
+
+def _destroy(addr: int) -> None:
+    lib().ubpf_map_destroy(ctypes.c_void_p(addr))
 
 
 def map_at(addr: int) -> "Map | None":
@@ -172,6 +177,8 @@ class Map:
         self.addr: int = out.value
         self._s = _UbpfMap.from_address(self.addr)
         _live[self.addr] = self
+        # a map nobody references any more frees its native memory (close() does it early)
+        self._finalizer = weakref.finalize(self, _destroy, self.addr)
 
     # --- addresses the engines need ---------------------------------------------------
     @property
@@ -368,7 +375,7 @@ class Map:
     def close(self) -> None:
         if self.addr:
             _live.pop(self.addr, None)
-            lib().ubpf_map_destroy(ctypes.c_void_p(self.addr))
+            self._finalizer()
             self.addr = 0
 
     def __repr__(self) -> str:

@@ -296,6 +296,9 @@ class BpfObject:
         lic = ef.section("license")
         if lic is not None:
             self.license = lic.data.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if ef.section("maps") is not None:
+            raise self._err("legacy map definitions in section 'maps' are not supported; "
+                            "use BTF-defined maps in SEC(\".maps\")")
         self._collect_externs()
         self._create_btf_maps()
         self._create_data_maps()
