@@ -23,6 +23,7 @@ import ctypes
 import hashlib
 import itertools
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -130,6 +131,7 @@ class CompiledModule:
     module: Any
     addresses: dict[str, int]
     ir: str
+    timings: dict[str, float] = None   # seconds spent in parse / optimize / codegen
 
     def release(self) -> None:
         with _llvm_lock:
@@ -146,7 +148,9 @@ def compile_ir(ir: str, symbols: list[str], opt_level: int = DEFAULT_OPT_LEVEL) 
     initialize()
     import llvmlite.binding as llvm
 
+    clock = time.perf_counter
     with _llvm_lock:
+        t0 = clock()
         try:
             module = llvm.parse_assembly(ir)
             module.verify()
@@ -154,11 +158,15 @@ def compile_ir(ir: str, symbols: list[str], opt_level: int = DEFAULT_OPT_LEVEL) 
             raise JitError(f"LLVM rejected the generated IR: {exc}") from None
         module.triple = _target_machine.triple
         module.data_layout = str(_target_machine.target_data)
+        t1 = clock()
         _optimize(module, opt_level)
+        t2 = clock()
         _engine.add_module(module)
         _engine.finalize_object()
         addresses = {name: _engine.get_function_address(name) for name in symbols}
-    return CompiledModule(module, addresses, ir)
+        t3 = clock()
+    timings = {"parse": t1 - t0, "optimize": t2 - t1, "codegen": t3 - t2}
+    return CompiledModule(module, addresses, ir, timings)
 
 
 # ---------------------------------------------------------------------------------------
@@ -504,8 +512,6 @@ def compile(program: isa.Program, runtime: Runtime | None = None, checked: bool 
     and ``unwind_helper`` names a helper whose 0 return stops the program with r0 = 0, as
     the interpreter's options of the same names (bpf_conformance uses both).
     """
-    import time
-
     start = time.perf_counter()
     runtime = runtime if runtime is not None else Runtime()
     if not isinstance(program, isa.Program):
@@ -524,7 +530,9 @@ def compile(program: isa.Program, runtime: Runtime | None = None, checked: bool 
     gen = ModuleGen(program, bindings)
     ir = gen.generate()
     symbols = [f.name for f in gen.funcs]
+    generated = time.perf_counter()
     compiled = compile_ir(ir, symbols, opt_level)
+    compiled.timings["generate"] = generated - start
     stack_region = runtime.mem.add_buffer(state.stack, True, f"jit-stack:{program.name}:{prefix}")
     fn = JitFunction(program, runtime, compiled, state, binder, symbols[0], checked,
                      stack_region, time.perf_counter() - start)

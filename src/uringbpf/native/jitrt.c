@@ -13,6 +13,7 @@
  */
 #include <stdint.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "jitrt.h"
 
@@ -52,4 +53,29 @@ uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t
 uint64_t jitrt_ctx_size(void)
 {
 	return sizeof(struct jitrt_ctx);
+}
+
+/*
+ * Run a program `repeat` times from native code and measure the total time, so that
+ * `uringbpf run` and the benchmarks time the engine and not the ctypes call around it.
+ * Stops early when the error word (if given) becomes non-zero; returns the runs done.
+ */
+uint64_t jitrt_repeat(jitrt_prog_fn fn, const uint64_t *args, uint64_t repeat,
+		      const volatile uint64_t *error_word, uint64_t *r0_out, uint64_t *ns_out)
+{
+	struct timespec t0, t1;
+	uint64_t r0 = 0, done = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (done < repeat) {
+		r0 = fn(args[0], args[1], args[2], args[3], args[4]);
+		done++;
+		if (error_word && *error_word)
+			break;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	*r0_out = r0;
+	*ns_out = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)t1.tv_nsec -
+		  (uint64_t)t0.tv_nsec;
+	return done;
 }

@@ -40,6 +40,10 @@ struct jitrt_ctx {
 	uint64_t (*miss)(uint64_t addr, uint64_t size, uint64_t write);
 };
 
+typedef uint64_t (*jitrt_prog_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+uint64_t jitrt_repeat(jitrt_prog_fn fn, const uint64_t *args, uint64_t repeat,
+		      const volatile uint64_t *error_word, uint64_t *r0_out, uint64_t *ns_out);
 uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t write, uint64_t pc);
 
 #endif
