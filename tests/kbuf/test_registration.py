@@ -226,8 +226,9 @@ def test_completion_needs_commit_and_unregister(zc, tmp_path):
     assert req.done and req.result == 512
     # a commit for a tag the server does not own is refused
     assert run_cmd(ring, source, K.UBLK_U_IO_COMMIT_AND_FETCH_REQ, 1, result=0) == -errno.EINVAL
-    # fetching an already armed tag is refused
-    assert run_cmd(ring, source, K.UBLK_U_IO_FETCH_REQ, tag) == -errno.EBUSY
+    # fetching an already armed tag is refused, and so is a buffer address on a zc device
+    assert run_cmd(ring, source, K.UBLK_U_IO_FETCH_REQ, tag) == -errno.EINVAL
+    assert run_cmd(ring, source, K.UBLK_U_IO_FETCH_REQ, 1, addr=4096) == -errno.EINVAL
 
 
 def test_linked_register_io_unregister_chain(zc, tmp_path):

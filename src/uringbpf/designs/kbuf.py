@@ -959,12 +959,14 @@ class RequestSource:
                 if sqe_addr >> 24 or aflags & ~UBLK_AUTO_BUF_REG_F_MASK:
                     return "done", -errno.EINVAL      # reserved fields must be zero
                 auto = (index, aflags)
-            elif not self._zero_copy and not cmd.addr:
+            if not self._zero_copy and not cmd.addr:
                 return "done", -errno.EINVAL          # copy mode needs the server buffer
+            if self._zero_copy and cmd.addr:
+                return "done", -errno.EINVAL          # no user mapping: addr must be unset
             tag = self._tags[cmd.tag]
             if cmd_op == UBLK_U_IO_FETCH_REQ:
                 if tag.state != "idle":
-                    return "done", -errno.EBUSY
+                    return "done", -errno.EINVAL      # each tag is fetched at most once
             else:
                 if tag.state != "owned" or tag.ring is not ring:
                     return "done", -errno.EINVAL
