@@ -468,3 +468,39 @@ def test_close_frees_maps_and_autoload():
     import gc
     gc.collect()
     assert mapsmod.map_at(addr) is None
+
+
+ASM_OBJECT = """
+	.text
+	.globl	add_two
+add_two:
+	r0 = r1
+	r0 += 2
+	exit
+	.section	"syscall","ax",@progbits
+	.globl	prog_a
+prog_a:
+	r1 = 5
+	call add_two
+	exit
+	.globl	prog_b
+prog_b:
+	r1 = 40
+	call add_two
+	exit
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hand_written_assembly_object(tmp_path, engine):
+    # labels without .type/.size: programs end where the next label starts
+    src = tmp_path / "a.s"
+    src.write_text(ASM_OBJECT)
+    out = tmp_path / "a.o"
+    subprocess.run(cc.find_compiler("v3") + ["-c", str(src), "-o", str(out)], check=True)
+    obj = BpfObject.open(out)
+    assert list(obj.programs) == ["prog_a", "prog_b"]
+    assert all(len(p.program.insns) == 6 for p in obj.programs.values())
+    obj.load(engine=engine, verify=False)
+    assert obj.programs["prog_a"]() == 7 and obj.programs["prog_b"]() == 42
+    obj.close()

@@ -514,7 +514,11 @@ class BpfObject:
                 raise self._err(f"section {sec.name}: {exc}") from None
             funcs = []
             for sym in ef.symbols:
-                if sym.shndx == sec.index and sym.type == _elf.STT_FUNC:
+                # functions: STT_FUNC, or global labels of hand-written assembly (STT_NOTYPE);
+                # local NOTYPE symbols are branch labels (LBB0_3)
+                is_func = sym.type == _elf.STT_FUNC or (
+                    sym.type == _elf.STT_NOTYPE and sym.bind != _elf.STB_LOCAL and sym.name)
+                if sym.shndx == sec.index and is_func:
                     if sym.value % 8 or sym.size % 8 or sym.value + sym.size > sec.size:
                         raise self._err(f"function {sym.name!r} in {sec.name} has a bad range "
                                         f"[{sym.value}, +{sym.size})")
@@ -525,6 +529,13 @@ class BpfObject:
                 funcs.append(_Func(sec.index, 0, len(self._code[sec.index]),
                                    sec.name.replace("/", "_")))
             funcs.sort(key=lambda f: f.start)
+            # symbols without a size (hand-written assembly) end where the next one starts
+            for i, f in enumerate(funcs):
+                sized = next((s for s in ef.symbols if s.shndx == sec.index and s.name == f.name
+                              and s.size), None)
+                if sized is None:
+                    nxt = [g.start for g in funcs[i + 1:] if g.start > f.start]
+                    f.end = nxt[0] if nxt else len(self._code[sec.index])
             self._funcs[sec.index] = funcs
         self._check_relocs()
         for sec_idx, funcs in self._funcs.items():
@@ -554,6 +565,9 @@ class BpfObject:
                                     "on an instruction boundary")
 
     def _func_at(self, sec_idx: int, slot: int, where: str) -> _Func:
+        for f in self._funcs.get(sec_idx, []):
+            if f.start == slot:
+                return f
         for f in self._funcs.get(sec_idx, []):
             if f.start <= slot < f.end:
                 if f.start != slot:
