@@ -445,3 +445,46 @@ def test_attach_table_on_the_general_ring(tmp_path):
         assert os.pread(fd, 1024, 2048) == pages[:512] + pages[7680:]
         assert table.unregister_kbuf(1) == 0 and table.lookup(1) is None
     os.close(fd)
+
+
+def _kfunc_prog(name):
+    from uringbpf.bpf import isa
+    I = isa.Insn
+    insns = [I(0x7A, dst=10, off=-16, imm=0x11223344),   # *(u64 *)(r10 - 16) = ...
+             I(0x7A, dst=10, off=-8, imm=0x55667788),    # *(u64 *)(r10 - 8) = ...
+             I(0xB7, dst=3, imm=8),                 # r3 = offset 8
+             I(0xBF, dst=4, src=10),                # r4 = r10
+             I(0x07, dst=4, imm=-16),               # r4 -= 16
+             I(0xB7, dst=5, imm=16),                # r5 = 16
+             I(0x85, src=isa.PSEUDO_KFUNC_CALL, imm=0),
+             I(0x55, dst=0, off=1, imm=0),          # if r0 != 0 goto exit
+             I(0x79, dst=0, src=10, off=-16),       # r0 = *(u64 *)(r10 - 16)
+             I(0x95)]
+    return isa.Program("kbuf_" + name, insns, kfuncs=[name])
+
+
+def test_programs_read_kernel_buffers_through_kfuncs(zc):
+    """A BPF program (reference interpreter) reads a request's pages by (ring fd, index)."""
+    from uringbpf.bpf.interp import Interpreter
+    source, ring = zc
+    fetch(ring, source, 0)
+    fetch(ring, source, 1)
+    payload = os.urandom(4096)
+    _, wtag = deliver(ring, source, K.UBLK_IO_OP_WRITE, 0, payload)
+    rreq, rtag = deliver(ring, source, K.UBLK_IO_OP_READ, 0, 4096)
+    assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, wtag, addr=1) == 0
+    assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, rtag, addr=2) == 0
+    read = Interpreter(_kfunc_prog("bpf_kbuf_read"))
+    assert read.run(ring.fd, 1) == int.from_bytes(payload[8:16], "little")   # overwrote stack
+    m64 = (1 << 64) - 1
+    assert read.run(ring.fd, 2) == -errno.EFAULT & m64      # a READ's pages are not a source
+    assert read.run(ring.fd, 0) == -errno.EFAULT & m64      # empty slot
+    assert read.run(ring.fd + 1000, 1) == -errno.EBADF & m64
+    # the program writes 16 bytes of its stack into the READ request's pages at offset 8
+    write = Interpreter(_kfunc_prog("bpf_kbuf_write"))
+    assert write.run(ring.fd, 2) == 0x11223344           # success: r0 = the stack word
+    assert write.run(ring.fd, 1) == -errno.EFAULT & m64     # a WRITE's pages are not a dest
+    view = rreq.view()
+    assert bytes(view[8:24]) == (0x11223344).to_bytes(8, "little") + \
+        (0x55667788).to_bytes(8, "little")
+    del view

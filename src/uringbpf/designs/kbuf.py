@@ -178,6 +178,7 @@ class KbufTable:
             if ret < 0:
                 raise OSError(-ret, f"registering a sparse table of {nr} buffers: "
                                     f"{os.strerror(-ret)}")
+        _by_fd[ring_fd] = self
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -332,6 +333,8 @@ class KbufTable:
 
     def close(self) -> None:
         """Ring teardown (io_rsrc_data_free): drop the table's reference on every slot."""
+        if _by_fd.get(self.ring_fd) is self:
+            del _by_fd[self.ring_fd]
         with self.lock:
             nodes, self.nodes = self.nodes, [None] * len(self.nodes)
         for node in nodes:
@@ -345,6 +348,12 @@ def _register(fd: int, opcode: int, arg: int, nr: int) -> int:
 
 
 _tables: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+#: ring fd -> its table, for programs (kfuncs name a ring by its fd, as IORING_OP_BPF does)
+_by_fd: "weakref.WeakValueDictionary[int, KbufTable]" = weakref.WeakValueDictionary()
+
+
+def table_by_fd(ring_fd: int) -> KbufTable | None:
+    return _by_fd.get(ring_fd)
 
 
 def kbuf_table(ring) -> KbufTable:
@@ -1100,3 +1109,59 @@ def prep_rwv_fixed(sqe: u.Sqe, write: bool, fd: int, iovecs_addr: int, nr: int,
     prep.prep_rw(sqe, op, fd, iovecs_addr, nr, file_offset)
     sqe.buf_index = buf_index
     return sqe
+
+
+# --- kfuncs: programs of any design read/write kernel buffers by (ring fd, index, offset) ----
+def _kbuf_copy_kfunc(rt, ring_fd: int, index: int, offset: int, mem: int, length: int,
+                     to_buffer: bool) -> int:
+    """The shared body of bpf_kbuf_read/bpf_kbuf_write: import_fixed's checks, then copy.
+
+    ``mem`` must be memory the program may touch (checked against ``rt.mem``, which holds
+    the interpreter's stack and the object's maps); the buffer side is checked against the
+    table (range and direction, -EFAULT), like a KFIXED descriptor of IORING_OP_BPF.
+    """
+    from ..bpf.memory import BpfMemoryError
+    table = _by_fd.get(int(ring_fd) & 0xFFFFFFFF)
+    if table is None:
+        return -errno.EBADF
+    if length > 1 << 24:
+        return -errno.E2BIG
+    try:
+        rt.mem.check(mem, length, not to_buffer)
+    except BpfMemoryError:
+        return -errno.EFAULT
+    ddir = KBUF_DIR_DEST if to_buffer else KBUF_DIR_SOURCE
+    node, addr = table.import_fixed(index & 0xFFFF if index < 1 << 16 else 1 << 16,
+                                    offset, length, ddir)
+    if node is None:
+        return addr
+    try:
+        if to_buffer:
+            ctypes.memmove(addr, mem, length)
+        else:
+            ctypes.memmove(mem, addr, length)
+    finally:
+        table.put(node)
+    return 0
+
+
+def _register_kfuncs() -> None:
+    from ..bpf import helpers as H
+    if "bpf_kbuf_read" in H.KFUNCS:
+        return
+    A = H.Arg
+
+    @H.kfunc("bpf_kbuf_read", (A.SCALAR, A.SCALAR, A.SCALAR, A.UNINIT_MEM, A.CONST_SIZE))
+    def bpf_kbuf_read(rt, ring_fd, index, offset, dst, length):
+        """int bpf_kbuf_read(u32 ring_fd, u32 buf_index, u64 offset, void *dst, u32 len):
+        copy from a registered buffer (must be a source: a WRITE request's pages)."""
+        return _kbuf_copy_kfunc(rt, ring_fd, index, offset, dst, length, False)
+
+    @H.kfunc("bpf_kbuf_write", (A.SCALAR, A.SCALAR, A.SCALAR, A.MEM, A.CONST_SIZE))
+    def bpf_kbuf_write(rt, ring_fd, index, offset, src, length):
+        """int bpf_kbuf_write(u32 ring_fd, u32 buf_index, u64 offset, const void *src, u32 len):
+        copy into a registered buffer (must be a destination: a READ request's pages)."""
+        return _kbuf_copy_kfunc(rt, ring_fd, index, offset, src, length, True)
+
+
+_register_kfuncs()
