@@ -78,3 +78,22 @@ def test_write_file(obj_path, engine, tmp_path):
     assert out["size"] == 256 * 1024 and out["ok"]               # every byte checked
     inflight, nxt, errors, peak = out["slots"]
     assert (inflight, nxt, errors, peak) == (0, 16, 0, 4)
+
+
+@pytest.fixture(scope="module")
+def dietrich_obj(tmp_path_factory):
+    return _example("postprocess").build(tmp_path_factory.mktemp("dietrich"))
+
+
+@pytest.mark.parametrize("mode", ["postprocess", "fork_join"])
+def test_dietrich_schirmeier_model(dietrich_obj, engine, mode, tmp_path):
+    ex = _example("postprocess")
+    out = ex.run(mode, engine, path=str(tmp_path / "lines"), nr_jobs=6, obj_path=dietrich_obj)
+    counts = out["counts"]
+    assert out["submitted"] == 12
+    if mode == "postprocess":       # one CQE per job, none for the READs or the BPF SQEs
+        assert out["cqes"] == [(100 + i, n, 0) for i, n in enumerate(counts)]
+    else:                           # only the join CQE, from the last job to finish
+        assert out["cqes"] == [(ex.JOIN_USER_DATA, sum(counts), 0)]
+        assert out["total_lines"] == sum(counts) and out["jobs_done"] == 6
+    assert out["private_left"] == 0 and out["runs"] == 6
