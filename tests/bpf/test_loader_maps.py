@@ -321,3 +321,122 @@ def test_rings_program(engine):
     assert lock == 0 and total == 10
     assert obj.maps["percpu"].lookup_percpu(0) == [(2).to_bytes(8, "little")]
     obj.close()
+
+
+# --- a model check of the hash map ---------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_ops = st.lists(st.tuples(st.sampled_from(["update", "delete", "lookup"]),
+                          st.integers(0, 40), st.integers(0, 2 ** 32 - 1),
+                          st.sampled_from([maps.BPF_ANY, maps.BPF_NOEXIST, maps.BPF_EXIST])),
+                max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_ops)
+def test_hash_map_matches_a_dict_model(ops):
+    m = Map("model", maps.MAP_TYPE_HASH, 4, 4, 16)
+    model: dict[int, int] = {}
+    try:
+        for op, key, value, flags in ops:
+            if op == "update":
+                want = None
+                if flags == maps.BPF_NOEXIST and key in model:
+                    want = errno.EEXIST
+                elif flags == maps.BPF_EXIST and key not in model:
+                    want = errno.ENOENT
+                elif key not in model and len(model) == 16:
+                    want = errno.E2BIG
+                try:
+                    m.update(key, value, flags)
+                    got = None
+                except MapError as exc:
+                    got = exc.errno
+                assert got == want
+                if want is None:
+                    model[key] = value
+            elif op == "delete":
+                try:
+                    m.delete(key)
+                    assert key in model
+                    del model[key]
+                except MapError as exc:
+                    assert exc.errno == errno.ENOENT and key not in model
+            else:
+                assert m.lookup_int(key) == model.get(key)
+            assert len(m) == len(model)
+        assert sorted(int.from_bytes(k, "little") for k in m.keys()) == sorted(model)
+    finally:
+        m.close()
+
+
+def test_ringbuf_concurrent_producers():
+    import threading
+    rb = Map("rb", maps.MAP_TYPE_RINGBUF, 0, 0, 1 << 16)
+    try:
+        got = []
+        ring = RingBuffer(rb, got.append)
+        per_thread = 2000
+
+        def produce(tag):
+            buf = ctypes.c_uint64()
+            for i in range(per_thread):
+                buf.value = tag << 32 | i
+                while maps.call_native("ringbuf_output", rb.addr, ctypes.addressof(buf), 8, 0):
+                    pass  # ring full: the consumer below drains it
+        threads = [threading.Thread(target=produce, args=(t,)) for t in (1, 2)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads) or ring.consume():
+            ring.consume()
+        values = [int.from_bytes(r, "little") for r in got]
+        assert len(values) == 2 * per_thread
+        for tag in (1, 2):
+            mine = [v & 0xFFFFFFFF for v in values if v >> 32 == tag]
+            assert mine == list(range(per_thread))   # per-producer order is kept
+    finally:
+        rb.close()
+
+
+def test_ringbuf_wakeups_follow_kernel_rules():
+    import os
+    import threading
+    rb = Map("rb", maps.MAP_TYPE_RINGBUF, 0, 0, 4096)
+    try:
+        with RingBuffer(rb) as ring:
+            efd = ring.fileno()
+            val = ctypes.c_uint64(1)
+
+            def signalled():
+                try:
+                    os.eventfd_read(efd)
+                    return True
+                except BlockingIOError:
+                    return False
+
+            assert maps.call_native("ringbuf_output", rb.addr, ctypes.addressof(val), 8, 1) == 0
+            assert not signalled()                       # BPF_RB_NO_WAKEUP
+            assert maps.call_native("ringbuf_output", rb.addr, ctypes.addressof(val), 8, 0) == 0
+            assert not signalled()                       # consumer is behind: no wake-up needed
+            assert maps.call_native("ringbuf_output", rb.addr, ctypes.addressof(val), 8, 2) == 0
+            assert signalled()                           # BPF_RB_FORCE_WAKEUP
+            assert ring.consume() == 3
+            assert maps.call_native("ringbuf_output", rb.addr, ctypes.addressof(val), 8, 0) == 0
+            assert signalled()                           # caught-up consumer is woken
+            assert ring.consume() == 1
+            # poll() sleeps on the eventfd until a producer thread commits
+            got = []
+
+            def later():
+                v = ctypes.c_uint64(77)
+                maps.call_native("ringbuf_output", rb.addr, ctypes.addressof(v), 8, 0)
+            t = threading.Timer(0.05, later)
+            t.start()
+            ring._rings = [(rb, got.append)]
+            assert ring.poll(10_000) == 1
+            t.join()
+            assert got == [(77).to_bytes(8, "little")]
+        assert rb._s.rb_eventfd == -1                    # closing the consumer detaches it
+    finally:
+        rb.close()

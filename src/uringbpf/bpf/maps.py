@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import select
 import threading
 import time
 import weakref
@@ -70,7 +71,8 @@ class _UbpfMap(ctypes.Structure):
         ("rb_data", ctypes.c_uint64), ("rb_mask", ctypes.c_uint64),
         ("arena_base", ctypes.c_uint64), ("arena_len", ctypes.c_uint64),
         ("arena_page_used", ctypes.c_uint64), ("reserve_addr", ctypes.c_uint64),
-        ("reserve_len", ctypes.c_uint64),
+        ("reserve_len", ctypes.c_uint64), ("rb_eventfd", ctypes.c_int32),
+        ("rb_pad", ctypes.c_uint32),
     ]
 
 
@@ -98,6 +100,8 @@ def lib() -> ctypes.CDLL:
             so.ubpf_ringbuf_peek.restype = ctypes.c_int64
             so.ubpf_ringbuf_release.argtypes = [ctypes.c_void_p]
             so.ubpf_ringbuf_release.restype = None
+            so.ubpf_ringbuf_set_eventfd.argtypes = [ctypes.c_void_p, ctypes.c_int]
+            so.ubpf_ringbuf_set_eventfd.restype = ctypes.c_int
             for name in HELPER_SYMBOLS.values():
                 fn = getattr(so, name)
                 fn.argtypes = _HELPER5
@@ -388,16 +392,28 @@ class RingBuffer:
 
     ``callback(data: bytes) -> int | None`` is called per record in order; a non-zero
     return stops consumption and is returned by :meth:`consume`/:meth:`poll`.
+
+    Producers signal an eventfd (:meth:`fileno`) the way the kernel wakes ring-buffer
+    consumers: when the consumer has caught up with the committed record, or always with
+    ``BPF_RB_FORCE_WAKEUP``, never with ``BPF_RB_NO_WAKEUP``.  :meth:`poll` sleeps on it;
+    an application can also wait for it itself (``select``, or an io_uring read/poll).
     """
 
     def __init__(self, ringbuf_map: Map | None = None, callback: Callable[[bytes], int | None] | None = None):
         self._rings: list[tuple[Map, Callable[[bytes], int | None]]] = []
+        self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         if ringbuf_map is not None:
             self.add(ringbuf_map, callback or (lambda data: None))
+
+    def fileno(self) -> int:
+        """The eventfd that becomes readable when records may be available."""
+        return self._efd
 
     def add(self, ringbuf_map: Map, callback: Callable[[bytes], int | None]) -> None:
         if ringbuf_map.type != MAP_TYPE_RINGBUF:
             raise MapError(errno.EINVAL, f"map {ringbuf_map.name!r} is not a ring buffer")
+        ringbuf_map._check_open()
+        lib().ubpf_ringbuf_set_eventfd(ctypes.c_void_p(ringbuf_map.addr), self._efd)
         self._rings.append((ringbuf_map, callback))
 
     def consume(self) -> int:
@@ -424,9 +440,17 @@ class RingBuffer:
         deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
         while True:
             n = self.consume()
-            if n or (deadline is not None and time.monotonic() >= deadline):
+            if n:
                 return n
-            time.sleep(0.0005)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return 0
+            # a producer that committed between consume() and here already signalled
+            select.select([self._efd], [], [], left)
+            try:
+                os.eventfd_read(self._efd)
+            except BlockingIOError:
+                pass
 
     def records(self) -> list[bytes]:
         """Drain and return all committed records of every ring (convenience)."""
@@ -438,3 +462,25 @@ class RingBuffer:
         finally:
             self._rings = saved
         return out
+
+    def close(self) -> None:
+        """Stop being signalled and close the eventfd."""
+        for m, _ in self._rings:
+            if not m.closed and m._s.rb_eventfd == self._efd:
+                lib().ubpf_ringbuf_set_eventfd(ctypes.c_void_p(m.addr), -1)
+        self._rings = []
+        if self._efd >= 0:
+            os.close(self._efd)
+            self._efd = -1
+
+    def __enter__(self) -> "RingBuffer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass

@@ -82,6 +82,8 @@ static int ringbuf_init(struct ubpf_map *m)
 	m->rb_producer_pos = (volatile uint64_t *)(base + ps);
 	m->rb_data = base + 2 * ps;
 	m->rb_mask = size - 1;
+	/* the producer page also records the map, so a commit can find it from a record */
+	*(struct ubpf_map **)(base + ps + 8) = m;
 	return 0;
 }
 
@@ -148,6 +150,7 @@ int ubpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint3
 	m->map_flags = map_flags;
 	m->value_stride = (uint32_t)round_up(value_size, 8);
 	m->free_head = 0;
+	m->rb_eventfd = -1;
 	switch (type) {
 	case UBPF_MAP_ARRAY:
 	case UBPF_MAP_PERCPU_ARRAY:
@@ -429,26 +432,48 @@ uint64_t ubpf_helper_ringbuf_reserve(uint64_t map, uint64_t size, uint64_t flags
 	return hdr_ret ? (uint64_t)((uint8_t *)hdr_ret + RB_HDR) : 0;
 }
 
-static void ringbuf_commit(uint64_t sample, int discard)
+static void ringbuf_commit(uint64_t sample, uint64_t flags, int discard)
 {
 	uint32_t *hdr = (uint32_t *)(sample - RB_HDR);
 	uint32_t len = __atomic_load_n(hdr, __ATOMIC_RELAXED) & ~RB_BUSY;
 	if (discard)
 		len |= RB_DISCARD;
 	__atomic_store_n(hdr, len, __ATOMIC_RELEASE);
+	/* wake a sleeping consumer as the kernel does: when forced, or when the consumer has
+	 * caught up with this very record (it may be waiting for it) */
+	uint64_t rec_pos = (uint64_t)hdr[1] * 8;
+	uint8_t *data = (uint8_t *)hdr - rec_pos;
+	struct ubpf_map *m = *(struct ubpf_map **)(data - page_size() + 8);
+	if (m->rb_eventfd < 0 || (flags & 1 /* BPF_RB_NO_WAKEUP */))
+		return;
+	uint64_t cons = __atomic_load_n(m->rb_consumer_pos, __ATOMIC_ACQUIRE) & m->rb_mask;
+	if ((flags & 2 /* BPF_RB_FORCE_WAKEUP */) || cons == rec_pos) {
+		uint64_t one = 1;
+		ssize_t n = write(m->rb_eventfd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+/* Signal `fd` (an eventfd) when records are committed; -1 turns it off. */
+int ubpf_ringbuf_set_eventfd(struct ubpf_map *m, int fd)
+{
+	if (m->type != UBPF_MAP_RINGBUF)
+		return -EINVAL;
+	m->rb_eventfd = fd;
+	return 0;
 }
 
 uint64_t ubpf_helper_ringbuf_submit(uint64_t sample, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
 {
-	(void)flags; (void)a3; (void)a4; (void)a5;
-	ringbuf_commit(sample, 0);
+	(void)a3; (void)a4; (void)a5;
+	ringbuf_commit(sample, flags, 0);
 	return 0;
 }
 
 uint64_t ubpf_helper_ringbuf_discard(uint64_t sample, uint64_t flags, uint64_t a3, uint64_t a4, uint64_t a5)
 {
-	(void)flags; (void)a3; (void)a4; (void)a5;
-	ringbuf_commit(sample, 1);
+	(void)a3; (void)a4; (void)a5;
+	ringbuf_commit(sample, flags, 1);
 	return 0;
 }
 
@@ -461,7 +486,7 @@ uint64_t ubpf_helper_ringbuf_output(uint64_t map, uint64_t data, uint64_t size, 
 	if (!rec)
 		return (uint64_t)-EAGAIN;
 	memcpy((void *)rec, (const void *)data, size);
-	ringbuf_commit(rec, 0);
+	ringbuf_commit(rec, flags, 0);
 	return 0;
 }
 

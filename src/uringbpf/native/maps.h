@@ -36,7 +36,7 @@ struct ubpf_map {
 	int32_t *next;           /* per element: next index in chain / free list */
 	uint8_t *keys;           /* max_entries * key_size */
 	uint8_t *used;           /* per element: 1 if live */
-	/* ring buffer: [consumer page][producer page][data x2 (same pages mapped twice)] */
+	/* ring buffer: [consumer page][producer page: pos, map pointer][data x2 (same pages mapped twice)] */
 	uint8_t *rb_base;        /* start of the whole mapping */
 	uint64_t rb_len;
 	volatile uint64_t *rb_consumer_pos;
@@ -49,6 +49,8 @@ struct ubpf_map {
 	uint8_t *arena_page_used;
 	uint64_t reserve_addr;   /* arena: reservation start (to unmap); else unused */
 	uint64_t reserve_len;
+	int32_t rb_eventfd;      /* ring buffer: eventfd signalled on commit (-1: none) */
+	uint32_t rb_pad;
 };
 
 #endif
