@@ -118,6 +118,10 @@ def test_percpu_maps_have_one_cpu():
     try:
         m.update(1, 10)
         assert m.lookup_percpu(1) == [(10).to_bytes(4, "little")]
+        m.update(2, [7])
+        assert m.lookup_int(2) == 7
+        with pytest.raises(ValueError, match="1 entry"):
+            m.update(2, [1, 2])
         k = ctypes.c_uint32(1)
         assert maps.call_native("map_lookup_percpu_elem", m.addr, ctypes.addressof(k), 0) == m.value_address(1)
         assert maps.call_native("map_lookup_percpu_elem", m.addr, ctypes.addressof(k), 1) == 0
@@ -440,3 +444,20 @@ def test_ringbuf_wakeups_follow_kernel_rules():
         assert rb._s.rb_eventfd == -1                    # closing the consumer detaches it
     finally:
         rb.close()
+
+
+def test_strncmp_and_current_comm():
+    a = ctypes.create_string_buffer(b"abcdef", 8)
+    b = ctypes.create_string_buffer(b"abcxyz", 8)
+    out = ctypes.create_string_buffer(16)
+    rt = _runtime_with(a, b, out)
+    strncmp = helpers.get_helper(182).impl
+    assert strncmp(rt, ctypes.addressof(a), 3, ctypes.addressof(b), 0, 0) == 0
+    assert strncmp(rt, ctypes.addressof(a), 4, ctypes.addressof(b), 0, 0) == neg(1)
+    assert strncmp(rt, ctypes.addressof(b), 4, ctypes.addressof(a), 0, 0) == 1
+    with pytest.raises(BpfMemoryError):
+        strncmp(rt, 0x10, 4, ctypes.addressof(a), 0, 0)
+    comm = helpers.get_helper(16).impl
+    assert comm(rt, ctypes.addressof(out), 16, 0, 0, 0) == 0
+    with open("/proc/self/comm", "rb") as f:
+        assert out.raw.split(b"\0")[0] == f.read().strip()[:15]

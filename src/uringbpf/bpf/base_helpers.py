@@ -33,6 +33,7 @@ BPF_FUNC_trace_printk = 6
 BPF_FUNC_get_prandom_u32 = 7
 BPF_FUNC_get_smp_processor_id = 8
 BPF_FUNC_get_current_pid_tgid = 14
+BPF_FUNC_get_current_comm = 16
 BPF_FUNC_spin_lock = 93
 BPF_FUNC_spin_unlock = 94
 BPF_FUNC_probe_read_user = 112
@@ -47,7 +48,10 @@ BPF_FUNC_ringbuf_discard = 133
 BPF_FUNC_ringbuf_query = 134
 BPF_FUNC_copy_from_user = 148
 BPF_FUNC_ktime_get_coarse_ns = 160
+# 164-167 (for_each_map_elem, snprintf, sys_bpf, btf_find_by_name_kind in mainline) are
+# taken by the 2021 io_uring BPF-requests RFC's helpers (designs/requests.py), as in that RFC.
 BPF_FUNC_loop = 181
+BPF_FUNC_strncmp = 182
 BPF_FUNC_map_lookup_percpu_elem = 195
 
 _base_lock = threading.Lock()
@@ -371,6 +375,38 @@ def trace_printk(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     line = line[:-1] if line.endswith("\n") else line
     rt.printk.append(line)
     return len(line) + 1
+
+
+@helper(BPF_FUNC_strncmp, "bpf_strncmp", (Arg.MEM, Arg.CONST_SIZE, Arg.ANYTHING))
+def strncmp(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """bpf_strncmp(s1, s1_sz, s2): like strncmp(s1, s2, s1_sz); s2 is a constant string."""
+    n = r2 & 0xFFFFFFFF
+    s1 = rt.mem.read(r1, n) if n else b""
+    region = rt.mem.check(r3, 1, False)
+    s2 = ctypes.string_at(r3, min(region.end - r3, n + 1))
+    for i in range(n):
+        a = s1[i]
+        b = s2[i] if i < len(s2) else 0
+        if a != b:
+            return _neg(1) if a < b else 1
+        if a == 0:
+            break
+    return 0
+
+
+@helper(BPF_FUNC_get_current_comm, "bpf_get_current_comm", (Arg.UNINIT_MEM, Arg.CONST_SIZE))
+def get_current_comm(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """The calling thread's name (as /proc/self/comm), NUL-terminated and zero-padded."""
+    size = r2 & 0xFFFFFFFF
+    if not size:
+        return _neg(errno.EINVAL)
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "rb") as f:
+            comm = f.read().rstrip(b"\n")
+    except OSError:
+        comm = b""
+    rt.mem.write(r1, (comm[:size - 1] + b"\0").ljust(size, b"\0"))
+    return 0
 
 
 # --- arena kfuncs --------------------------------------------------------------------

@@ -236,6 +236,10 @@ class Map:
         return ctypes.create_string_buffer(key, self.key_size)
 
     def _value(self, value) -> ctypes.Array:
+        if isinstance(value, (list, tuple)) and self.type in (MAP_TYPE_PERCPU_ARRAY, MAP_TYPE_PERCPU_HASH):
+            if len(value) != 1:  # one CPU's worth of storage (see the module docstring)
+                raise ValueError(f"map {self.name!r}: per-CPU value list must have 1 entry")
+            value = value[0]
         if isinstance(value, int):
             if self.value_size not in (1, 2, 4, 8):
                 raise TypeError(f"map {self.name!r}: value is {self.value_size} bytes; pass bytes")

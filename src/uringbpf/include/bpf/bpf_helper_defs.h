@@ -15,6 +15,7 @@ static long (* const bpf_trace_printk)(const char *fmt, __u32 fmt_size, ...) = (
 static __u32 (* const bpf_get_prandom_u32)(void) = (void *) 7;
 static __u32 (* const bpf_get_smp_processor_id)(void) = (void *) 8;
 static __u64 (* const bpf_get_current_pid_tgid)(void) = (void *) 14;
+static long (* const bpf_get_current_comm)(void *buf, __u32 size_of_buf) = (void *) 16;
 static long (* const bpf_spin_lock)(struct bpf_spin_lock *lock) = (void *) 93;
 static long (* const bpf_spin_unlock)(struct bpf_spin_lock *lock) = (void *) 94;
 static long (* const bpf_probe_read_user)(void *dst, __u32 size, const void *unsafe_ptr) = (void *) 112;
@@ -29,6 +30,7 @@ static void (* const bpf_ringbuf_discard)(void *data, __u64 flags) = (void *) 13
 static __u64 (* const bpf_ringbuf_query)(void *ringbuf, __u64 flags) = (void *) 134;
 static long (* const bpf_copy_from_user)(void *dst, __u32 size, const void *user_ptr) = (void *) 148;
 static __u64 (* const bpf_ktime_get_coarse_ns)(void) = (void *) 160;
+static long (* const bpf_strncmp)(const char *s1, __u32 s1_sz, const char *s2) = (void *) 182;
 static long (* const bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *) 181;
 static void *(* const bpf_map_lookup_percpu_elem)(void *map, const void *key, __u32 cpu) = (void *) 195;
 

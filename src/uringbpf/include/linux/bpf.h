@@ -107,6 +107,7 @@ enum bpf_func_id {
 	BPF_FUNC_get_prandom_u32 = 7,
 	BPF_FUNC_get_smp_processor_id = 8,
 	BPF_FUNC_get_current_pid_tgid = 14,
+	BPF_FUNC_get_current_comm = 16,
 	BPF_FUNC_spin_lock = 93,
 	BPF_FUNC_spin_unlock = 94,
 	BPF_FUNC_probe_read_user = 112,
@@ -122,6 +123,7 @@ enum bpf_func_id {
 	BPF_FUNC_copy_from_user = 148,
 	BPF_FUNC_ktime_get_coarse_ns = 160,
 	BPF_FUNC_loop = 181,
+	BPF_FUNC_strncmp = 182,
 	BPF_FUNC_map_lookup_percpu_elem = 195,
 };
 
