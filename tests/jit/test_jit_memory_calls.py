@@ -551,3 +551,56 @@ def test_stack_region_lives_with_the_function():
     assert stack[0].size == jit.STACK_FRAMES * isa.STACK_SIZE
     fn.close()
     assert not [r for r in rt.mem.regions() if r.name.startswith("jit-stack")]
+
+
+# --- the code cache ---------------------------------------------------------------------
+
+def test_cached_code_is_shared_but_instances_keep_their_own_bindings():
+    text = """
+        lddw %r2, map_idx_value(0)+8
+        ldxdw %r0, [%r2+0]
+        mov %r1, %r0
+        call 1000
+        exit
+    """
+    results = []
+    for value, factor in ((5, 2), (7, 3)):
+        buf = Buffer(16)
+        buf.write(8, value.to_bytes(8, "little"))
+        p = prog(text, maps=[FakeMapRef(0, buf.addr)])
+        before = jit.cache_info()
+        fn = jit.compile(p, Runtime(),
+                         helpers={1000: helper(lambda rt, r1, *a, f=factor: r1 * f)})
+        after = jit.cache_info()
+        results.append((fn, buf, after["hits"] - before["hits"]))
+    (first, _, hit1), (second, _, hit2) = results
+    assert hit2 == 1 and second.cached and second.ir == first.ir
+    assert first.address != second.address
+    assert first() == 10 and second() == 21
+    first.close()
+    assert second() == 21          # shared code outlives the first instance
+
+
+def test_cache_key_includes_how_calls_resolve():
+    def native_impl(*args):
+        return 99
+
+    cb = jit.HelperFn(native_impl)
+    addr = ctypes.cast(cb, ctypes.c_void_p).value
+    text = "call 1000\nexit"
+    py = jit.compile(prog(text), helpers={1000: helper(lambda *a: 1)})
+    nat = jit.compile(prog(text), helpers={1000: helper(lambda *a: 1, native=addr)})
+    missing = jit.compile(prog(text), helpers={})
+    assert py() == 1 and nat() == 99
+    with pytest.raises(BpfRuntimeError):
+        missing()
+    assert len({py.ir, nat.ir, missing.ir}) == 3
+
+
+def test_uncached_compile_and_closed_function():
+    fn = jit.compile(prog("mov %r0, 3\nexit"), cache=False)
+    assert not fn.cached and fn() == 3
+    assert set(fn.timings) >= {"parse", "optimize", "codegen", "generate"}
+    fn.close()
+    with pytest.raises(BpfRuntimeError, match="closed"):
+        fn()

@@ -6,6 +6,11 @@
 :mod:`uringbpf.bpf.jit_codegen`; this module binds it to one runtime (helpers, maps, stack,
 error context), drives LLVM and turns the context's error word back into Python exceptions.
 
+Compiled machine code does not depend on the runtime: instance values (context, maps,
+Python callbacks) are reached through the context's ``vars`` table and each instance gets
+small thunks that pass its context to the shared code. So code is cached by program hash
+(``cache_info()``): loading the same object again costs no LLVM time.
+
 Helpers and kfuncs come from the one table (:mod:`uringbpf.bpf.helpers`): a helper with a
 native twin (``Helper.native == (module, symbol)``) is called at its C address; any other
 is called through a ctypes callback into ``impl(runtime, r1..r5)``. A Python exception in
@@ -19,9 +24,11 @@ sees input that could make it abort: every ISA corner case is made explicit in t
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import hashlib
 import itertools
+import mmap
 import threading
 import time
 import weakref
@@ -36,7 +43,8 @@ from .jit_codegen import (
 )
 from .memory import AddressSpace, BpfMemoryError, BpfRuntimeError, Buffer
 
-__all__ = ["compile", "JitFunction", "JitError", "STACK_FRAMES", "initialize", "compile_ir"]
+__all__ = ["compile", "JitFunction", "JitError", "STACK_FRAMES", "initialize", "compile_ir",
+           "cache_info", "cache_clear"]
 
 #: Frames in one program's stack buffer: the entry function plus nested BPF-to-BPF calls
 #: (the interpreter's limit too, so both engines fail on the same call).
@@ -66,6 +74,7 @@ class JitContext(ctypes.Structure):
         ("regions", ctypes.POINTER(JitRegion)),
         ("nregions", ctypes.c_uint64),
         ("miss", ctypes.c_void_p),
+        ("vars", ctypes.c_void_p),
     ]
 
 
@@ -192,6 +201,47 @@ def _jitrt_symbols() -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------
+# Thunks: per-instance entry points into shared code.
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_THUNK_SIZE = 24
+
+
+def _thunk_bytes(env: int, target: int) -> bytes:
+    """``movabs r9, env; movabs rax, target; jmp rax``: call ``target(r1..r5, env)``."""
+    return (b"\x49\xb9" + env.to_bytes(8, "little") + b"\x48\xb8" + target.to_bytes(8, "little")
+            + b"\xff\xe0" + b"\xcc\xcc")
+
+
+class _ThunkPage:
+    """Executable memory holding one instance's thunks (W^X: written, then made RX)."""
+
+    def __init__(self, env: int, targets: list[int]):
+        code = b"".join(_thunk_bytes(env, t) for t in targets)
+        self.size = max(mmap.PAGESIZE, -(-len(code) // mmap.PAGESIZE) * mmap.PAGESIZE)
+        addr = _libc.mmap(None, self.size, mmap.PROT_READ | mmap.PROT_WRITE,
+                          mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap for JIT thunks failed")
+        ctypes.memmove(addr, code, len(code))
+        if _libc.mprotect(addr, self.size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+            _libc.munmap(addr, self.size)
+            raise OSError(ctypes.get_errno(), "mprotect for JIT thunks failed")
+        self.addr = addr
+        self.addresses = [addr + i * _THUNK_SIZE for i in range(len(targets))]
+
+    def free(self) -> None:
+        if self.addr:
+            _libc.munmap(self.addr, self.size)
+            self.addr = 0
+
+
+# ---------------------------------------------------------------------------------------
 # Binding one program to one runtime.
 
 
@@ -209,10 +259,10 @@ def _native_address(native: Any) -> int:
 
 
 class _Binder:
-    """Resolves the instance-specific addresses that the generated IR needs.
+    """Resolves calls (for the code) and vars slots (for one instance).
 
     Keeps every ctypes callback it creates in ``self.keep`` (JIT code holds raw pointers to
-    them, so they must live as long as the machine code).
+    them, so they must live as long as the instance).
     """
 
     def __init__(self, program: isa.Program, runtime: Runtime, state: "_RunState",
@@ -223,10 +273,11 @@ class _Binder:
         self.helpers = helpers
         self.unwind_helper = unwind_helper
         self.keep: list[Any] = []
-        self._cache: dict[int, CallTarget] = {}
-        self.callx_table_obj = None
+        self._trampolines: dict[int, int] = {}
 
-    def _lookup_helper(self, helper_id: int) -> Helper | None:
+    # -- resolution (decides the code: part of the cache key) -----------------------------
+
+    def lookup_helper(self, helper_id: int) -> Helper | None:
         if self.helpers is None:
             return get_helper(helper_id)
         h = self.helpers.get(helper_id)
@@ -237,22 +288,49 @@ class _Binder:
         return Helper(Proto(getattr(h, "__name__", f"helper#{helper_id}"), (Arg.ANYTHING,) * 5),
                       h, helper_id)
 
-    def target_for(self, helper: Helper | None, unwind: bool = False) -> CallTarget:
+    def lookup_kfunc(self, index: int) -> Helper | None:
+        kfuncs = self.program.kfuncs
+        if not 0 <= index < len(kfuncs):
+            return None
+        entry = kfuncs[index]
+        return get_kfunc(entry) if isinstance(entry, str) else entry
+
+    @staticmethod
+    def _target(helper: Helper | None, key: tuple, unwind: bool) -> CallTarget:
         if helper is None:
-            return CallTarget(0)
-        key = (id(helper), unwind)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
+            return CallTarget("missing")
         addr = _native_address(helper.native)
         if addr:
-            target = CallTarget(addr, python=False, unwind=unwind)
-        else:
-            target = CallTarget(self._trampoline(helper), python=True, unwind=unwind)
-        self._cache[key] = target
-        return target
+            return CallTarget("native", addr, unwind=unwind)
+        return CallTarget("python", key=key, unwind=unwind)
 
-    def _trampoline(self, helper: Helper) -> int:
+    def helper(self, helper_id: int) -> CallTarget:
+        return self._target(self.lookup_helper(helper_id), ("helper", helper_id),
+                            helper_id == self.unwind_helper)
+
+    def kfunc(self, index: int) -> CallTarget:
+        return self._target(self.lookup_kfunc(index), ("kfunc", index), False)
+
+    def call_signature(self) -> tuple:
+        """How every call of the program resolves (the code depends on it, the cache too)."""
+        sig = []
+        for pc, insn in enumerate(self.program.insns):
+            if not insn.is_call:
+                continue
+            if insn.source == isa.X:
+                sig.append((pc, "callx"))
+            elif insn.src == isa.CALL_HELPER:
+                sig.append((pc, self.helper(insn.imm)))
+            elif insn.src == isa.PSEUDO_KFUNC_CALL:
+                sig.append((pc, self.kfunc(insn.imm)))
+        return tuple(sig)
+
+    # -- instance values ------------------------------------------------------------------
+
+    def trampoline(self, helper: Helper) -> int:
+        cached = self._trampolines.get(id(helper))
+        if cached:
+            return cached
         impl, runtime, state, name = helper.impl, self.runtime, self.state, helper.name
         ctx = state.ctx
         U64 = isa.U64
@@ -270,18 +348,15 @@ class _Binder:
 
         cb = HelperFn(call)
         self.keep.append(cb)
-        return ctypes.cast(cb, ctypes.c_void_p).value
+        addr = ctypes.cast(cb, ctypes.c_void_p).value
+        self._trampolines[id(helper)] = addr
+        self.keep.append(helper)
+        return addr
 
-    def helper(self, helper_id: int) -> CallTarget:
-        return self.target_for(self._lookup_helper(helper_id),
-                               unwind=helper_id == self.unwind_helper)
-
-    def kfunc(self, index: int) -> CallTarget:
-        kfuncs = self.program.kfuncs
-        if not 0 <= index < len(kfuncs):
-            return CallTarget(0)
-        entry = kfuncs[index]
-        return self.target_for(get_kfunc(entry) if isinstance(entry, str) else entry)
+    def _call_address(self, helper: Helper | None) -> int:
+        if helper is None:
+            return 0
+        return _native_address(helper.native) or self.trampoline(helper)
 
     def _map(self, index: int):
         maps = self.program.maps
@@ -289,35 +364,46 @@ class _Binder:
             raise JitError(f"map index {index} out of range ({len(maps)} maps)")
         return maps[index]
 
-    def map_addr(self, index: int) -> int:
-        return int(self._map(index).addr)
-
-    def map_value_addr(self, index: int) -> int:
-        m = self._map(index)
-        addr = getattr(m, "value_addr", None)
-        if addr is None:
-            raise JitError(f"map {getattr(m, 'name', index)!r} has no direct value address")
-        return int(addr)
-
-    def callx_table(self) -> tuple[int, int]:
-        """Address table of every helper, indexed by id (for ``callx``; 0 = no helper)."""
-        if self.callx_table_obj is None:
+    def _callx_table(self):
+        table = getattr(self, "_table", None)
+        if table is None:
             if self.helpers is None:
                 load_all()
                 ids = list(HELPERS)
             else:
                 ids = [i for i in self.helpers if isinstance(i, int) and 0 <= i < 1 << 20]
-            length = max(ids, default=0) + 1
-            table = (ctypes.c_uint64 * length)()
+            table = (ctypes.c_uint64 * (max(ids, default=0) + 1))()
             for hid in ids:
-                table[hid] = self.helper(hid).address
-            self.callx_table_obj = table
+                table[hid] = self._call_address(self.lookup_helper(hid))
+            self._table = table
             self.keep.append(table)
-        return ctypes.addressof(self.callx_table_obj), len(self.callx_table_obj)
+        return table
+
+    def value(self, key: tuple, thunks: list[int]) -> int:
+        kind = key[0]
+        if kind == "map":
+            return int(self._map(key[1]).addr)
+        if kind == "map_value":
+            m = self._map(key[1])
+            addr = getattr(m, "value_addr", None)
+            if addr is None:
+                raise JitError(f"map {getattr(m, 'name', key[1])!r} has no direct value address")
+            return int(addr)
+        if kind == "helper":
+            return self.trampoline(self.lookup_helper(key[1]))
+        if kind == "kfunc":
+            return self.trampoline(self.lookup_kfunc(key[1]))
+        if kind == "thunk":
+            return thunks[key[1]]
+        if kind == "callx_table":
+            return ctypes.addressof(self._callx_table())
+        if kind == "callx_length":
+            return len(self._callx_table())
+        raise AssertionError(f"unknown vars slot {key!r}")
 
 
 class _RunState:
-    """The mutable per-program state the native code and the callbacks share."""
+    """The mutable per-instance state the native code and the callbacks share."""
 
     def __init__(self, frames: int):
         self.ctx = JitContext()
@@ -328,7 +414,81 @@ class _RunState:
         self.pending: BaseException | None = None
         self.pending_helper = ""
         self.regions = None
+        self.vars = None
         self.active = 0          # runs in progress through __call__ (nested via helpers)
+
+
+# ---------------------------------------------------------------------------------------
+# The code cache.
+
+
+@dataclass
+class _Code:
+    """Machine code for one (program, call resolution, mode): shared by its instances."""
+
+    compiled: CompiledModule
+    symbols: list[str]           # function k's symbol
+    starts: list[int]            # function k's first instruction
+    slots: list[tuple]           # the vars table layout
+    ir: str
+
+    def __post_init__(self):
+        self.entries = [self.compiled.addresses[s] for s in self.symbols]
+        weakref.finalize(self, self.compiled.release)
+
+
+_CACHE_SIZE = 64
+_cache: "collections.OrderedDict[tuple, _Code]" = collections.OrderedDict()
+_stats = {"hits": 0, "misses": 0}
+
+
+def cache_info() -> dict[str, int]:
+    """Hits, misses and entries of the compiled-code cache."""
+    return {**_stats, "entries": len(_cache), "max_entries": _CACHE_SIZE}
+
+
+def cache_clear() -> None:
+    """Forget cached code (instances keep theirs alive until they go)."""
+    with _llvm_lock:
+        _cache.clear()
+
+
+def program_hash(program: isa.Program) -> str:
+    """Hash of the instructions (kfuncs and helpers enter the key as call resolutions)."""
+    return hashlib.sha256(program.bytecode).hexdigest()
+
+
+def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: int,
+              use_cache: bool) -> tuple[_Code, bool]:
+    key = (program_hash(program), checked, opt_level, binder.call_signature())
+    with _llvm_lock:
+        code = _cache.get(key) if use_cache else None
+        if code is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+            return code, True
+    bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
+                        check_addr=_jitrt_symbols()["check"] if checked else 0,
+                        checked=checked, symbol_prefix=f"ubpf{next(_serial)}")
+    start = time.perf_counter()
+    gen = ModuleGen(program, bindings)
+    ir = gen.generate()
+    symbols = [f.name for f in gen.funcs]
+    generated = time.perf_counter()
+    compiled = compile_ir(ir, symbols, opt_level)
+    compiled.timings["generate"] = generated - start
+    code = _Code(compiled, symbols, list(gen.starts), list(gen.slots), ir)
+    with _llvm_lock:
+        _stats["misses"] += 1
+        if use_cache:
+            _cache[key] = code
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return code, False
+
+
+# ---------------------------------------------------------------------------------------
+# Instances.
 
 
 class JitFunction:
@@ -338,25 +498,36 @@ class JitFunction:
     helper that runs a callback) are fine because frames are taken stack-wise.
     """
 
-    def __init__(self, program: isa.Program, runtime: Runtime, compiled: CompiledModule,
-                 state: _RunState, binder: _Binder, entry_symbol: str, checked: bool,
-                 stack_region, compile_seconds: float):
+    def __init__(self, program: isa.Program, runtime: Runtime, code: _Code, state: _RunState,
+                 binder: _Binder, checked: bool, cached: bool):
         self.program = program
         self.runtime = runtime
         self.checked = checked
-        self.compile_seconds = compile_seconds
-        self._compiled = compiled
+        self.cached = cached
+        self._code = code
         self._state = state
         self._binder = binder
-        self._stack_region = stack_region
-        self.address: int = compiled.addresses[entry_symbol]
-        self._cfunc = ctypes.CFUNCTYPE(ctypes.c_uint64, *([ctypes.c_uint64] * 5))(self.address)
+        ctx_addr = ctypes.addressof(state.ctx)
+        self._thunks = _ThunkPage(ctx_addr, code.entries)
+        try:
+            values = [binder.value(k, self._thunks.addresses) for k in code.slots]
+        except BaseException:
+            self._thunks.free()
+            raise
+        state.vars = (ctypes.c_uint64 * max(len(values), 1))(*[v & isa.U64 for v in values])
+        state.ctx.vars = ctypes.addressof(state.vars)
+        self.address: int = self._thunks.addresses[0]
+        self._cfunc = HelperFn(self.address)
         self._miss = None
+        self._stack_region = runtime.mem.add_buffer(
+            state.stack, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
         if checked:
             self._miss = MissFn(self._region_miss)
             state.ctx.miss = ctypes.cast(self._miss, ctypes.c_void_p).value
             self.refresh_regions()
-        self._finalizer = weakref.finalize(self, _release, compiled, runtime.mem, stack_region)
+        self._finalizer = weakref.finalize(self, _release, self._thunks, runtime.mem,
+                                           self._stack_region)
+        self.compile_seconds = 0.0
 
     # -- what a native driver needs ---------------------------------------------------------
 
@@ -371,17 +542,23 @@ class JitFunction:
 
     @property
     def ir(self) -> str:
-        return self._compiled.ir
+        return self._code.ir
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds LLVM spent on this code (when it was compiled; cached code reuses it)."""
+        return dict(self._code.compiled.timings or {})
 
     def function_address(self, pc: int) -> int:
-        """Native address of the BPF function starting at instruction ``pc``."""
-        name = f"{self._prefix}_f{self._starts.index(pc)}"
-        return self._compiled.addresses[name]
+        """Native ``uint64_t (*)(r1..r5)`` of the BPF function starting at instruction ``pc``."""
+        return self._thunks.addresses[self._code.starts.index(pc)]
 
     # -- running ------------------------------------------------------------------------------
 
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
         state = self._state
+        if not self._finalizer.alive:
+            raise BpfRuntimeError(f"{self.program.name}: the JIT function was closed")
         if not state.active:
             self.reset()
             if self.checked:
@@ -477,32 +654,21 @@ class JitFunction:
         return 1
 
     def close(self) -> None:
-        """Drop the machine code and unregister the stack (the function must not run again)."""
+        """Unregister the stack and free the thunks (the function must not run again)."""
         self._finalizer()
 
-    # set by compile()
-    _prefix = ""
-    _starts: list[int] = []
 
-
-def _release(compiled: CompiledModule, mem: AddressSpace, region) -> None:
+def _release(thunks: _ThunkPage, mem: AddressSpace, region) -> None:
     try:
         mem.remove(region)
     except ValueError:
         pass
-    compiled.release()
-
-
-def program_hash(program: isa.Program) -> str:
-    """Hash of what decides the generated code apart from the runtime: insns and kfuncs."""
-    h = hashlib.sha256(program.bytecode)
-    h.update("\0".join(program.kfuncs).encode())
-    return h.hexdigest()
+    thunks.free()
 
 
 def compile(program: isa.Program, runtime: Runtime | None = None, checked: bool = False,
             opt_level: int = DEFAULT_OPT_LEVEL, *, helpers: Mapping[int, Any] | None = None,
-            unwind_helper: int | None = None) -> JitFunction:
+            unwind_helper: int | None = None, cache: bool = True) -> JitFunction:
     """JIT-compile ``program`` for ``runtime``; see :class:`JitFunction`.
 
     ``checked`` bounds-checks every load, store and atomic against ``runtime.mem`` and the
@@ -510,7 +676,8 @@ def compile(program: isa.Program, runtime: Runtime | None = None, checked: bool 
     0-3 (see ``_PIPELINES``); the default balances compile time against code quality.
     ``helpers`` replaces the helper table (id -> :class:`Helper` or ``impl(runtime, r1..r5)``)
     and ``unwind_helper`` names a helper whose 0 return stops the program with r0 = 0, as
-    the interpreter's options of the same names (bpf_conformance uses both).
+    the interpreter's options of the same names (bpf_conformance uses both). ``cache=False``
+    compiles even when the same code is cached.
     """
     start = time.perf_counter()
     runtime = runtime if runtime is not None else Runtime()
@@ -518,24 +685,7 @@ def compile(program: isa.Program, runtime: Runtime | None = None, checked: bool 
         raise TypeError(f"expected an isa.Program, got {type(program).__name__}")
     state = _RunState(STACK_FRAMES)
     binder = _Binder(program, runtime, state, helpers, unwind_helper)
-    prefix = f"ubpf{next(_serial)}"
-    bindings = Bindings(
-        ctx_addr=ctypes.addressof(state.ctx),
-        helper=binder.helper, kfunc=binder.kfunc,
-        map_addr=binder.map_addr, map_value_addr=binder.map_value_addr,
-        callx_table=binder.callx_table,
-        check_addr=_jitrt_symbols()["check"] if checked else 0,
-        checked=checked, symbol_prefix=prefix,
-    )
-    gen = ModuleGen(program, bindings)
-    ir = gen.generate()
-    symbols = [f.name for f in gen.funcs]
-    generated = time.perf_counter()
-    compiled = compile_ir(ir, symbols, opt_level)
-    compiled.timings["generate"] = generated - start
-    stack_region = runtime.mem.add_buffer(state.stack, True, f"jit-stack:{program.name}:{prefix}")
-    fn = JitFunction(program, runtime, compiled, state, binder, symbols[0], checked,
-                     stack_region, time.perf_counter() - start)
-    fn._prefix = prefix
-    fn._starts = list(gen.starts)
+    code, cached = _code_for(program, binder, checked, opt_level, cache)
+    fn = JitFunction(program, runtime, code, state, binder, checked, cached)
+    fn.compile_seconds = time.perf_counter() - start
     return fn

@@ -7,9 +7,15 @@ optimisation and machine code included) is dominated by what we do in Python.
 Shape of the generated code
 ---------------------------
 * Every BPF function (the entry and each ``PSEUDO_CALL`` / ``PSEUDO_FUNC`` target) becomes an
-  LLVM function ``i64 (i64 r1, ..., i64 r5)``: the C calling convention of a helper, so a
-  native driver, a helper that takes a callback, and a BPF-to-BPF call all call it the same
-  way. r6-r9 are callee-saved for free because each function has its own register slots.
+  LLVM function ``i64 (i64 r1, ..., i64 r5, i64 env)``. ``env`` is the address of the
+  instance's context (``struct jitrt_ctx``); each instance gets tiny thunks
+  ``i64 (i64 r1..r5)`` that load ``env`` into the sixth argument register and jump, so a
+  native driver or a helper taking a callback calls the C signature of a helper. The machine
+  code itself is instance-independent and can be cached by program hash.
+* Instance values (map addresses, Python-helper callbacks, thunk addresses, the callx table)
+  are read from the context's ``vars`` table with ``!invariant.load`` so LLVM hoists them;
+  native helpers are called at their (process-wide) address directly.
+  r6-r9 are callee-saved for free because each function has its own register slots.
 * Registers are ``alloca i64`` slots that the optimiser promotes to SSA values.
 * Frames: each function takes 512 bytes below the context's stack pointer on entry and gives
   them back on return. The stack lives in one buffer per program that is also a region of
@@ -21,8 +27,8 @@ Shape of the generated code
   results are zero-extended.
 * Errors (a Python helper raised, checked access failed, callx to nowhere) set the context's
   error word and return 0 from every active BPF function; the caller raises in Python.
-* Every address we call or touch (helpers, maps, the context) is a 64-bit constant, so the
-  machine code has no relocations to resolve and no code-model limits.
+* Every address we call is a 64-bit constant or a loaded value, so the machine code has no
+  relocations to resolve and no code-model limits.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from .isa import Insn
 # Offsets (in u64 words) of struct jitrt_ctx fields; see native/jitrt.h.
 CTX_ERROR, CTX_ERR_PC, CTX_ERR_ADDR, CTX_ERR_SIZE, CTX_ERR_WRITE, CTX_SP, CTX_STACK_LO, \
     CTX_STACK_HI = range(8)
+CTX_VARS = 11
 
 ERR_MEMORY = 1
 ERR_HELPER = 2
@@ -65,31 +72,29 @@ class JitError(ValueError):
         super().__init__(message if pc is None else f"insn {pc}: {message}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CallTarget:
     """What a helper/kfunc call compiles to.
 
-    ``address`` 0 means "not in the table": the call sets ``ERR_NO_HELPER`` at run time (as
-    the interpreter raises only when the call is reached). ``python`` marks a ctypes
-    callback (the call site records its pc first, so a raised exception names it).
-    ``unwind``: when the call returns 0 the whole program stops with r0 = 0.
+    ``kind`` is "native" (call ``address`` directly: a C function, the same in every
+    instance), "python" (a ctypes callback, per instance: its address comes from the vars
+    slot ``key``; the call site records its pc first so a raised exception names it) or
+    "missing" (sets ``ERR_NO_HELPER`` at run time, as the interpreter raises only when the
+    call is reached). ``unwind``: a 0 return stops the whole program with r0 = 0.
     """
 
-    address: int
-    python: bool = False
+    kind: str
+    address: int = 0
+    key: tuple = ()
     unwind: bool = False
 
 
 @dataclass
 class Bindings:
-    """Everything instance-specific the generated code refers to, resolved by jit.py."""
+    """How calls resolve; everything else instance-specific goes through vars slots."""
 
-    ctx_addr: int
     helper: Callable[[int], CallTarget]           # helper id -> target
     kfunc: Callable[[int], CallTarget]            # index into program.kfuncs -> target
-    map_addr: Callable[[int], int]                # map index -> struct bpf_map * address
-    map_value_addr: Callable[[int], int]          # map index -> address of value 0
-    callx_table: Callable[[], tuple[int, int]] | None = None  # () -> (table address, length)
     check_addr: int = 0                           # jitrt_check, for checked mode
     checked: bool = False
     frame_size: int = isa.STACK_SIZE
@@ -102,10 +107,6 @@ def _s64(value: int) -> int:
 
 def _ptr(addr: int) -> str:
     return f"inttoptr (i64 {_s64(addr)} to ptr)"
-
-
-def _ctx_field(b: Bindings, index: int) -> str:
-    return _ptr(b.ctx_addr + 8 * index)
 
 
 def split_functions(insns: list[Insn]) -> list[int]:
@@ -157,6 +158,9 @@ class ModuleGen:
         self.func_at = {f.start: f for f in self.funcs}
         self._tmp = 0
         self._intrinsics: set[str] = set()
+        #: vars table layout: slot i holds the value for key slots[i] (see jit.py).
+        self.slots: list[tuple] = []
+        self._slot_index: dict[tuple, int] = {}
 
     # -- small emitters -------------------------------------------------------------------
 
@@ -193,21 +197,33 @@ class ModuleGen:
     def zext64(self, v: str, ty: str = "i32") -> str:
         return self.op(f"zext {ty} {v} to i64")
 
-    def fail(self, code: int, pc: int) -> None:
-        """Set the error word (first error wins) and leave the function."""
-        b = self.b
-        old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERROR)}")
+    def slot(self, key: tuple) -> str:
+        """Load the instance value of ``key`` from the vars table (invariant during a run)."""
+        index = self._slot_index.get(key)
+        if index is None:
+            index = self._slot_index[key] = len(self.slots)
+            self.slots.append(key)
+        p = self.op(f"getelementptr i64, ptr %vars, i64 {index}")
+        return self.op(f"load i64, ptr {p}, !invariant.load !0")
+
+    def set_error(self, code: int, pc: int) -> None:
+        """Set the error word and its pc unless an earlier error is already recorded."""
+        old = self.op("load i64, ptr %p_err")
         keep = self.op(f"icmp ne i64 {old}, 0")
         new = self.op(f"select i1 {keep}, i64 {old}, i64 {code}")
-        self.emit(f"store i64 {new}, ptr {_ctx_field(b, CTX_ERROR)}")
-        pc_old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERR_PC)}")
+        self.emit(f"store i64 {new}, ptr %p_err")
+        pc_old = self.op("load i64, ptr %p_errpc")
         pc_new = self.op(f"select i1 {keep}, i64 {pc_old}, i64 {pc}")
-        self.emit(f"store i64 {pc_new}, ptr {_ctx_field(b, CTX_ERR_PC)}")
+        self.emit(f"store i64 {pc_new}, ptr %p_errpc")
+
+    def fail(self, code: int, pc: int) -> None:
+        """Set the error word (first error wins) and leave the function."""
+        self.set_error(code, pc)
         self.emit("br label %err")
 
     def check_error(self, pc: int) -> None:
         """After a call that can fail: leave the function if the error word is set."""
-        e = self.op(f"load i64, ptr {_ctx_field(self.b, CTX_ERROR)}")
+        e = self.op("load i64, ptr %p_err")
         bad = self.op(f"icmp ne i64 {e}, 0")
         cont = f"L{pc}_ok{self._tmp}"
         self.emit(f"br i1 {bad}, label %err, label %{cont}")
@@ -224,15 +240,15 @@ class ModuleGen:
             parts.append(self.gen_function(func))
         header = [f"; program {self.program.name!r}"]
         header.extend(sorted(self._intrinsics))
-        return "\n".join(header) + "\n\n" + "\n\n".join(parts) + "\n"
+        return ("\n".join(header) + "\n\n" + "\n\n".join(parts) + "\n\n!0 = !{}\n")
 
     def gen_function(self, func: _Func) -> str:
         self.out = out = []
         self.pc = func.start
         b = self.b
         leaders = self.find_leaders(func)
-        out.append(f"define i64 @{func.name}(i64 %a1, i64 %a2, i64 %a3, i64 %a4, i64 %a5) "
-                   f"nounwind {{")
+        out.append(f"define i64 @{func.name}(i64 %a1, i64 %a2, i64 %a3, i64 %a4, i64 %a5, "
+                   f"i64 %env) nounwind {{")
         self.label("entry")
         for r in range(11):
             self.emit(f"%r{r} = alloca i64, align 8")
@@ -240,15 +256,22 @@ class ModuleGen:
             self.emit(f"store i64 0, ptr %r{r}")
         for r in range(1, 6):
             self.emit(f"store i64 %a{r}, ptr %r{r}")
-        self.emit(f"%fp = load i64, ptr {_ctx_field(b, CTX_SP)}")
-        self.emit(f"%lo = load i64, ptr {_ctx_field(b, CTX_STACK_LO)}")
+        self.emit("%p_err = inttoptr i64 %env to ptr")
+        self.emit(f"%p_errpc = getelementptr i64, ptr %p_err, i64 {CTX_ERR_PC}")
+        self.emit(f"%p_sp = getelementptr i64, ptr %p_err, i64 {CTX_SP}")
+        self.emit(f"%p_lo = getelementptr i64, ptr %p_err, i64 {CTX_STACK_LO}")
+        self.emit(f"%p_vars = getelementptr i64, ptr %p_err, i64 {CTX_VARS}")
+        self.emit("%vars = load ptr, ptr %p_vars, !invariant.load !0")
+        self.emit("%fp = load i64, ptr %p_sp")
+        self.emit("%lo = load i64, ptr %p_lo")
         self.emit(f"%frame = sub i64 %fp, {b.frame_size}")
         self.emit("%deep = icmp ult i64 %frame, %lo")
         self.emit("br i1 %deep, label %too_deep, label %prologue")
         self.label("too_deep")
-        self.fail_no_frame(ERR_DEPTH, func.start)
+        self.set_error(ERR_DEPTH, func.start)
+        self.emit("ret i64 0")
         self.label("prologue")
-        self.emit(f"store i64 %frame, ptr {_ctx_field(b, CTX_SP)}")
+        self.emit("store i64 %frame, ptr %p_sp")
         self.emit("store i64 %fp, ptr %r10")
         self.emit(f"br label %L{func.start}")
 
@@ -271,24 +294,13 @@ class ModuleGen:
 
         self.label("exit")
         self.emit("%ret = load i64, ptr %r0")
-        self.emit(f"store i64 %fp, ptr {_ctx_field(b, CTX_SP)}")
+        self.emit("store i64 %fp, ptr %p_sp")
         self.emit("ret i64 %ret")
         self.label("err")
-        self.emit(f"store i64 %fp, ptr {_ctx_field(b, CTX_SP)}")
+        self.emit("store i64 %fp, ptr %p_sp")
         self.emit("ret i64 0")
         out.append("}")
         return "\n".join(out)
-
-    def fail_no_frame(self, code: int, pc: int) -> None:
-        b = self.b
-        old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERROR)}")
-        keep = self.op(f"icmp ne i64 {old}, 0")
-        new = self.op(f"select i1 {keep}, i64 {old}, i64 {code}")
-        self.emit(f"store i64 {new}, ptr {_ctx_field(b, CTX_ERROR)}")
-        pc_old = self.op(f"load i64, ptr {_ctx_field(b, CTX_ERR_PC)}")
-        pc_new = self.op(f"select i1 {keep}, i64 {pc_old}, i64 {pc}")
-        self.emit(f"store i64 {pc_new}, ptr {_ctx_field(b, CTX_ERR_PC)}")
-        self.emit("ret i64 0")
 
     def find_leaders(self, func: _Func) -> set[int]:
         leaders = {func.start}
@@ -489,17 +501,20 @@ class ModuleGen:
         return True
 
     def call_args(self) -> str:
-        return ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6))
+        return ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6)) + ", i64 %env"
 
     def call_native(self, pc: int, target: CallTarget) -> None:
-        if target.address == 0:
+        if target.kind == "missing":
             self.fail(ERR_NO_HELPER, pc)
             self.label(f"L{pc}_dead{self._tmp}")
             return
-        args = self.call_args()
-        if target.python:
-            self.emit(f"store i64 {pc}, ptr {_ctx_field(self.b, CTX_ERR_PC)}")
-        r0 = self.op(f"call i64 {_ptr(target.address)}({args})")
+        args = ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6))
+        if target.kind == "python":
+            self.emit(f"store i64 {pc}, ptr %p_errpc")
+            fn = self.op(f"inttoptr i64 {self.slot(target.key)} to ptr")
+        else:
+            fn = _ptr(target.address)
+        r0 = self.op(f"call i64 {fn}({args})")
         self.set_reg(0, r0)
         # Every call can end in an error: a Python helper raised, or a callback it ran failed.
         self.check_error(pc)
@@ -508,7 +523,7 @@ class ModuleGen:
             cont, halt = f"L{pc}_go", f"L{pc}_unwind"
             self.emit(f"br i1 {stop}, label %{halt}, label %{cont}")
             self.label(halt)
-            self.emit(f"store i64 {ERR_UNWIND}, ptr {_ctx_field(self.b, CTX_ERROR)}")
+            self.emit(f"store i64 {ERR_UNWIND}, ptr %p_err")
             self.emit("br label %err")
             self.label(cont)
 
@@ -534,9 +549,10 @@ class ModuleGen:
         target = self.reg(insn.dst)
         args = self.call_args()
         done = f"L{pc}_cx_done"
-        # Subprograms: compare with each function's address.
+        # Subprograms: compare with each function's thunk address.
         for f in self.funcs:
-            hit = self.op(f"icmp eq i64 {target}, ptrtoint (ptr @{f.name} to i64)")
+            thunk = self.slot(("thunk", f.index))
+            hit = self.op(f"icmp eq i64 {target}, {thunk}")
             yes, no = f"L{pc}_cx_f{f.index}", f"L{pc}_cx_n{f.index}"
             self.emit(f"br i1 {hit}, label %{yes}, label %{no}")
             self.label(yes)
@@ -544,27 +560,28 @@ class ModuleGen:
             self.set_reg(0, r0)
             self.emit(f"br label %{done}")
             self.label(no)
-        # Helper ids: an address table filled by jit.py (0 = no such helper).
-        if self.b.callx_table is None:
-            self.fail(ERR_CALLX, pc)
-        else:
-            table, length = self.b.callx_table()
-            inrange = self.op(f"icmp ult i64 {target}, {length}")
-            look, bad = f"L{pc}_cx_look", f"L{pc}_cx_bad"
-            self.emit(f"br i1 {inrange}, label %{look}, label %{bad}")
-            self.label(look)
-            slot = self.op(f"getelementptr i64, ptr {_ptr(table)}, i64 {target}")
-            fn = self.op(f"load i64, ptr {slot}")
-            known = self.op(f"icmp ne i64 {fn}, 0")
-            call = f"L{pc}_cx_call"
-            self.emit(f"br i1 {known}, label %{call}, label %{bad}")
-            self.label(call)
-            fptr = self.op(f"inttoptr i64 {fn} to ptr")
-            r0 = self.op(f"call i64 {fptr}({args})")
-            self.set_reg(0, r0)
-            self.emit(f"br label %{done}")
-            self.label(bad)
-            self.fail(ERR_CALLX, pc)
+        # Helper ids: an address table made by jit.py (0 = no such helper).
+        table = self.slot(("callx_table",))
+        length = self.slot(("callx_length",))
+        inrange = self.op(f"icmp ult i64 {target}, {length}")
+        look, bad = f"L{pc}_cx_look", f"L{pc}_cx_bad"
+        self.emit(f"br i1 {inrange}, label %{look}, label %{bad}")
+        self.label(look)
+        tp = self.op(f"inttoptr i64 {table} to ptr")
+        entry = self.op(f"getelementptr i64, ptr {tp}, i64 {target}")
+        fn = self.op(f"load i64, ptr {entry}")
+        known = self.op(f"icmp ne i64 {fn}, 0")
+        call = f"L{pc}_cx_call"
+        self.emit(f"br i1 {known}, label %{call}, label %{bad}")
+        self.label(call)
+        self.emit(f"store i64 {pc}, ptr %p_errpc")
+        fptr = self.op(f"inttoptr i64 {fn} to ptr")
+        hargs = ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6))
+        r0 = self.op(f"call i64 {fptr}({hargs})")
+        self.set_reg(0, r0)
+        self.emit(f"br label %{done}")
+        self.label(bad)
+        self.fail(ERR_CALLX, pc)
         self.label(done)
         self.check_error(pc)
 
@@ -579,7 +596,7 @@ class ModuleGen:
     def checked_access(self, pc: int, addr: str, size: int, write: bool) -> None:
         if not self.b.checked:
             return
-        bad = self.op(f"call i64 {_ptr(self.b.check_addr)}(i64 {_s64(self.b.ctx_addr)}, "
+        bad = self.op(f"call i64 {_ptr(self.b.check_addr)}(i64 %env, "
                       f"i64 {addr}, i64 {size}, i64 {int(write)}, i64 {pc})")
         isbad = self.op(f"icmp ne i64 {bad}, 0")
         cont = f"L{pc}_acc{self._tmp}"
@@ -654,13 +671,14 @@ class ModuleGen:
         if src == 0:
             value = str(_s64(insn.imm64))
         elif src == isa.PSEUDO_MAP_IDX:
-            value = str(_s64(self.b.map_addr(insn.imm)))
+            value = self.slot(("map", insn.imm))
         elif src == isa.PSEUDO_MAP_IDX_VALUE:
             offset = self.insns[pc + 1].imm
-            value = str(_s64(self.b.map_value_addr(insn.imm) + offset))
+            base = self.slot(("map_value", insn.imm))
+            value = self.op(f"add i64 {base}, {offset}") if offset else base
         elif src == isa.PSEUDO_FUNC:
             callee = self.func_at[pc + insn.imm + 1]
-            value = self.op(f"ptrtoint ptr @{callee.name} to i64")
+            value = self.slot(("thunk", callee.index))
         else:
             raise JitError(f"lddw with src {src} must be relocated by the loader first", pc)
         self.set_reg(insn.dst, value)

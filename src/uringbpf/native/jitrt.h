@@ -38,6 +38,7 @@ struct jitrt_ctx {
 	struct jitrt_region *regions;
 	uint64_t nregions;
 	uint64_t (*miss)(uint64_t addr, uint64_t size, uint64_t write);
+	uint64_t *vars;       /* instance values the shared code loads (maps, callbacks, thunks) */
 };
 
 typedef uint64_t (*jitrt_prog_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
