@@ -461,3 +461,41 @@ def test_strncmp_and_current_comm():
     assert comm(rt, ctypes.addressof(out), 16, 0, 0, 0) == 0
     with open("/proc/self/comm", "rb") as f:
         assert out.raw.split(b"\0")[0] == f.read().strip()[:15]
+
+
+def test_interpreter_side_helpers_refuse_misuse(monkeypatch):
+    # records: only reserved ones may be submitted, once
+    rb = Map("rb", maps.MAP_TYPE_RINGBUF, 0, 0, 4096)
+    try:
+        rt = Runtime(mem=AddressSpace(), maps=[rb])
+        for r in rb.regions():
+            rt.mem.add(r.base, r.size, r.writable, r.name)
+        reserve, submit, discard = (helpers.get_helper(i).impl for i in (131, 132, 133))
+        rec = reserve(rt, rb.addr, 16, 0, 0, 0)
+        assert rec
+        with pytest.raises(BpfRuntimeError, match="not a reserved"):
+            submit(rt, rec + 8, 0, 0, 0, 0)
+        submit(rt, rec, 0, 0, 0, 0)
+        with pytest.raises(BpfRuntimeError, match="already submitted"):
+            discard(rt, rec, 0, 0, 0, 0)
+        assert RingBuffer(rb).records() == [bytes(16)]
+    finally:
+        rb.close()
+    # a lock taken twice is reported, not a hang
+    lock = ctypes.c_uint32(0)
+    rt = _runtime_with(lock)
+    monkeypatch.setattr(base_helpers, "SPIN_LOCK_MAX_SPINS", 1000)
+    helpers.get_helper(93).impl(rt, ctypes.addressof(lock), 0, 0, 0, 0)
+    with pytest.raises(BpfRuntimeError, match="stays held"):
+        helpers.get_helper(93).impl(rt, ctypes.addressof(lock), 0, 0, 0, 0)
+
+
+def test_bpf_loop_in_interpreter_only_calls_program_functions():
+    obj = BpfObject.open(build("rings"))
+    obj.load(engine="interp", verify=False)
+    rt = obj.programs["produce"].runtime
+    loop = helpers.get_helper(181).impl
+    with pytest.raises(BpfRuntimeError, match="not a function of program"):
+        loop(rt, 3, 0x1234, 0, 0, 0)
+    assert obj.programs["produce"]() == 55
+    obj.close()

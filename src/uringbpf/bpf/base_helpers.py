@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import re
+import struct
 import threading
 
 from .. import native
@@ -67,6 +68,8 @@ def base_lib() -> ctypes.CDLL:
                 fn = getattr(so, name)
                 fn.argtypes = [ctypes.c_uint64] * 5
                 fn.restype = ctypes.c_uint64
+            so.ubpf_spin_trylock.argtypes = [ctypes.c_uint64, ctypes.c_uint64]
+            so.ubpf_spin_trylock.restype = ctypes.c_int
             _base = so
         return _base
 
@@ -160,11 +163,25 @@ def ringbuf_reserve(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     return _maps.call_native("ringbuf_reserve", r1, r2, r3)
 
 
+_BUSY = 1 << 31
+
+
 def _check_record(rt: Runtime, r1: int, name: str) -> None:
-    # The record header sits 8 bytes before the sample, inside a ring's data region.
-    region = rt.mem.check(r1 - 8, 8, True)
-    if not region.name.startswith("ringbuf "):
+    """``r1`` must be a sample from bpf_ringbuf_reserve that is still reserved.
+
+    (The C commit finds the ring from the record header, so a bad pointer must never reach it.)
+    """
+    hdr = (r1 - 8) & U64
+    region = rt.mem.check(hdr, 8, True)
+    ring = next((m for m in rt.maps if getattr(m, "type", None) == _maps.MAP_TYPE_RINGBUF
+                 and not m.closed and m._s.rb_data <= hdr < m._s.rb_data + m._s.rb_mask + 1), None)
+    if ring is None or not region.name.startswith("ringbuf "):
         raise BpfRuntimeError(f"{name}: {r1:#x} is not a ring buffer record")
+    offset = hdr - ring._s.rb_data
+    length, pg_off = struct.unpack("<II", ctypes.string_at(hdr, 8))
+    if offset % 8 or pg_off * 8 != offset or not length & _BUSY:
+        raise BpfRuntimeError(f"{name}: {r1:#x} is not a reserved ring buffer record "
+                              "(never reserved, or already submitted/discarded)")
 
 
 @helper(BPF_FUNC_ringbuf_submit, "bpf_ringbuf_submit", (Arg.RINGBUF_MEM, Arg.SCALAR), Ret.VOID,
@@ -270,10 +287,19 @@ def copy_from_user(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 # --- spin locks ----------------------------------------------------------------------
 
+SPIN_LOCK_MAX_SPINS = 1 << 26
+
+
 @helper(BPF_FUNC_spin_lock, "bpf_spin_lock", (Arg.SPIN_LOCK,), Ret.VOID)
 def spin_lock(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     rt.mem.check(r1, 4, True)
-    return _base_call("ubpf_helper_spin_lock", r1)
+    if r1 % 4:
+        raise BpfRuntimeError(f"bpf_spin_lock: lock at {r1:#x} is not 4-byte aligned")
+    # the same atomic exchange as the native twin, but bounded: an unverified program that
+    # locks twice gets an error instead of hanging the interpreter
+    if not base_lib().ubpf_spin_trylock(r1, SPIN_LOCK_MAX_SPINS):
+        raise BpfRuntimeError(f"bpf_spin_lock: lock at {r1:#x} stays held (locked twice?)")
+    return 0
 
 
 @helper(BPF_FUNC_spin_unlock, "bpf_spin_unlock", (Arg.SPIN_LOCK,), Ret.VOID)

@@ -842,8 +842,10 @@ class BpfObject:
                     raise
                 prog.jit_error = exc
         from .interp import Interpreter
-        prog.interp = Interpreter(program, rt)
+        interp = Interpreter(program, rt)
+        prog.interp = interp
         prog.engine = "interp"
+        rt.call_function = _callback_caller(interp)
 
     # -------------------------------------------------------------------- attach --
     def attach_struct_ops(self, name: str) -> Any:
@@ -907,6 +909,26 @@ def _call_verifier(verify: Callable, program: isa.Program, obj: BpfObject, prog:
     extra = {"btf": obj.btf, "obj": obj, "maps": obj.map_list}
     kw = {k: v for k, v in extra.items() if k in params}
     return verify(program, **kw)
+
+
+def _callback_caller(interp: Any) -> Callable[..., int]:
+    """``runtime.call_function(fn, r1..r5)`` for helpers that take a callback (bpf_loop).
+
+    ``fn`` must be one of this interpreter's ``lddw PSEUDO_FUNC`` values; anything else is
+    refused instead of being called as a native pointer.
+    """
+    from .memory import BpfRuntimeError
+
+    def call(fn: int, *args: int) -> int:
+        if interp.function_for_address(fn) is None:
+            raise BpfRuntimeError(f"callback {fn:#x} is not a function of program {interp.program.name!r}")
+        result = _ENTRY_FN(fn)(*(list(args) + [0] * (5 - len(args))))
+        err = interp.take_error() if hasattr(interp, "take_error") else None
+        if err is not None:
+            raise err
+        return result
+
+    return call
 
 
 def _native_address(native: Any) -> int:

@@ -127,6 +127,19 @@ uint64_t ubpf_helper_spin_lock(uint64_t lock, uint64_t a2, uint64_t a3, uint64_t
 	return 0;
 }
 
+/* For the interpreter: take the lock within `max_spins` attempts (1) or give up (0) so a
+ * program that never unlocks is reported instead of hanging the process. */
+int ubpf_spin_trylock(uint64_t lock, uint64_t max_spins)
+{
+	volatile uint32_t *l = (volatile uint32_t *)lock;
+	for (uint64_t i = 0; i < max_spins; i++) {
+		if (!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+			return 1;
+		__builtin_ia32_pause();
+	}
+	return 0;
+}
+
 uint64_t ubpf_helper_spin_unlock(uint64_t lock, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
 {
 	(void)a2; (void)a3; (void)a4; (void)a5;
