@@ -437,8 +437,11 @@ def get_current_comm(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 # --- arena kfuncs --------------------------------------------------------------------
 
+# The kernel types the result as an arena pointer; here it is memory of at least one page
+# (``ret_size``), or NULL, so a verifier without arena support still accepts the usual
+# one-page use.  "ARENA_RET" tells an arena-aware verifier the whole arena is reachable.
 @kfunc("bpf_arena_alloc_pages", (Arg.CONST_MAP_PTR, Arg.ANYTHING, Arg.SCALAR, Arg.SCALAR, Arg.SCALAR),
-       Ret.INTEGER, kfunc_flags=frozenset({"ARENA_RET"}))
+       Ret.MEM_OR_NULL, ret_size=4096, kfunc_flags=frozenset({"ARENA_RET", "RET_NULL"}))
 def arena_alloc_pages(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     m = _map(rt, r1, "bpf_arena_alloc_pages")
     if m.type != _maps.MAP_TYPE_ARENA:

@@ -44,7 +44,7 @@ int BPF_PROG(nops_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *l
 	sqes[0].opcode = IORING_OP_NOP;
 	sqes[0].user_data = bpf_htonl(1);
 	if (bpf_io_uring_submit_sqes(ring, 1) != 1)
-		return -EINVAL;
+		return IOU_LOOP_STOP;
 	ls->cq_wait_idx = 1;
 	return IOU_LOOP_CONTINUE;
 }
