@@ -504,3 +504,24 @@ def test_hand_written_assembly_object(tmp_path, engine):
     obj.load(engine=engine, verify=False)
     assert obj.programs["prog_a"]() == 7 and obj.programs["prog_b"]() == 42
     obj.close()
+
+
+def test_load_runs_the_real_verifier(tmp_path):
+    from uringbpf.bpf import verifier
+    obj = opened("globals")
+    obj.load(engine="interp")                      # verify=True by default: these programs pass
+    assert obj.programs["compute"]() == 7 * 3 - 5 + 77
+    obj.close()
+    src = tmp_path / "unsafe.bpf.c"
+    src.write_text('#include <linux/types.h>\n#include <bpf/bpf_helpers.h>\n'
+                   'struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);\n'
+                   '  __type(key, __u32); __type(value, __u64); } m SEC(".maps");\n'
+                   'SEC("syscall") int unsafe(void *ctx) {\n'
+                   '  __u32 k = 0; __u64 *v = bpf_map_lookup_elem(&m, &k);\n'
+                   '  return (int)*v; /* no NULL check */ }\n')
+    cc.compile_c(src, tmp_path / "unsafe.o")
+    obj = BpfObject.open(tmp_path / "unsafe.o")
+    with pytest.raises(verifier.BpfVerifierError):
+        obj.load(engine="interp")
+    assert not obj.programs["unsafe"].loaded
+    obj.close()
