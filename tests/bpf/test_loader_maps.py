@@ -499,3 +499,22 @@ def test_bpf_loop_in_interpreter_only_calls_program_functions():
         loop(rt, 3, 0x1234, 0, 0, 0)
     assert obj.programs["produce"]() == 55
     obj.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_open_coded_iterators(engine):
+    obj = BpfObject.open(build("rings"))
+    prog = obj.programs["iterate"]
+    assert {"bpf_iter_num_new", "bpf_iter_num_next", "bpf_iter_num_destroy"} == set(prog.program.kfuncs)
+    obj.load(engine=engine, verify=False)
+    assert prog() == 25 * 100 + 4
+    obj.close()
+    it = ctypes.c_uint64(0)
+    rt = _runtime_with(it)
+    new, nxt = helpers.get_kfunc("bpf_iter_num_new").impl, helpers.get_kfunc("bpf_iter_num_next").impl
+    assert new(rt, ctypes.addressof(it), 5, 2, 0, 0) == neg(errno.EINVAL)
+    assert nxt(rt, ctypes.addressof(it), 0, 0, 0, 0) == 0
+    assert new(rt, ctypes.addressof(it), 0, (1 << 23) + 1, 0, 0) == neg(errno.E2BIG)
+    assert new(rt, ctypes.addressof(it), -2 & U64, 0, 0, 0) == 0
+    p = nxt(rt, ctypes.addressof(it), 0, 0, 0, 0)
+    assert p == ctypes.addressof(it) and ctypes.c_int32.from_address(p).value == -2

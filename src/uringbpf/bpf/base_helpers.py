@@ -78,7 +78,8 @@ _BASE_SYMBOLS = ("ubpf_helper_ktime_get_ns", "ubpf_helper_ktime_get_boot_ns",
                  "ubpf_helper_ktime_get_coarse_ns", "ubpf_helper_get_prandom_u32",
                  "ubpf_helper_get_smp_processor_id", "ubpf_helper_get_current_pid_tgid",
                  "ubpf_helper_probe_read", "ubpf_helper_probe_read_str",
-                 "ubpf_helper_spin_lock", "ubpf_helper_spin_unlock", "ubpf_helper_loop")
+                 "ubpf_helper_spin_lock", "ubpf_helper_spin_unlock", "ubpf_helper_loop",
+                 "ubpf_kfunc_iter_num_new", "ubpf_kfunc_iter_num_next", "ubpf_kfunc_iter_num_destroy")
 
 
 def _base_call(symbol: str, *args: int) -> int:
@@ -435,6 +436,28 @@ def get_current_comm(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     return 0
 
 
+# --- open-coded numeric iterators (bpf_for / bpf_repeat) ----------------------------
+
+@kfunc("bpf_iter_num_new", (Arg.STACK_PTR, Arg.SCALAR, Arg.SCALAR),
+       kfunc_flags=frozenset({"ITER_NEW"}))
+def iter_num_new(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    rt.mem.check(r1, 8, True)
+    return _base_call("ubpf_kfunc_iter_num_new", r1, r2, r3)
+
+
+@kfunc("bpf_iter_num_next", (Arg.STACK_PTR,), Ret.MEM_OR_NULL, ret_size=4,
+       kfunc_flags=frozenset({"ITER_NEXT", "RET_NULL"}))
+def iter_num_next(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    rt.mem.check(r1, 8, True)
+    return _base_call("ubpf_kfunc_iter_num_next", r1)
+
+
+@kfunc("bpf_iter_num_destroy", (Arg.STACK_PTR,), Ret.VOID, kfunc_flags=frozenset({"ITER_DESTROY"}))
+def iter_num_destroy(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    rt.mem.check(r1, 8, True)
+    return _base_call("ubpf_kfunc_iter_num_destroy", r1)
+
+
 # --- arena kfuncs --------------------------------------------------------------------
 
 # The kernel types the result as an arena pointer; here it is memory of at least one page
@@ -474,5 +497,8 @@ for _id, _sym in ((5, "ubpf_helper_ktime_get_ns"), (125, "ubpf_helper_ktime_get_
                   (181, "ubpf_helper_loop")):
     _set_native(_id, "base", _sym)
 KFUNCS["bpf_arena_alloc_pages"].native = ("maps", "ubpf_kfunc_arena_alloc_pages")
+KFUNCS["bpf_iter_num_new"].native = ("base", "ubpf_kfunc_iter_num_new")
+KFUNCS["bpf_iter_num_next"].native = ("base", "ubpf_kfunc_iter_num_next")
+KFUNCS["bpf_iter_num_destroy"].native = ("base", "ubpf_kfunc_iter_num_destroy")
 KFUNCS["bpf_arena_free_pages"].native = ("maps", "ubpf_kfunc_arena_free_pages")
 del _id, _sym

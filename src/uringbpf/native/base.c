@@ -165,3 +165,48 @@ uint64_t ubpf_helper_loop(uint64_t nr, uint64_t fn, uint64_t ctx, uint64_t flags
 			return i + 1;
 	return i;
 }
+
+/* Open-coded numeric iterators (kfuncs bpf_iter_num_new/next/destroy, used by bpf_for()).
+ * The 8-byte struct bpf_iter_num holds {int cur; int end;} as in the kernel. */
+struct ubpf_iter_num {
+	int32_t cur;
+	int32_t end;
+};
+
+#define UBPF_MAX_LOOPS (8 * 1024 * 1024)
+
+uint64_t ubpf_kfunc_iter_num_new(uint64_t it, uint64_t start, uint64_t end, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	struct ubpf_iter_num *s = (struct ubpf_iter_num *)it;
+	int32_t st = (int32_t)start, en = (int32_t)end;
+	if (st > en) {
+		s->cur = s->end = 0;
+		return (uint64_t)-EINVAL;
+	}
+	if ((int64_t)en - st > UBPF_MAX_LOOPS) {
+		s->cur = s->end = 0;
+		return (uint64_t)-E2BIG;
+	}
+	s->cur = st - 1; /* next() pre-increments */
+	s->end = en;
+	return 0;
+}
+
+uint64_t ubpf_kfunc_iter_num_next(uint64_t it, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a2; (void)a3; (void)a4; (void)a5;
+	struct ubpf_iter_num *s = (struct ubpf_iter_num *)it;
+	if ((int64_t)s->cur + 1 >= s->end)
+		return 0;
+	s->cur++;
+	return (uint64_t)&s->cur;
+}
+
+uint64_t ubpf_kfunc_iter_num_destroy(uint64_t it, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	(void)a2; (void)a3; (void)a4; (void)a5;
+	struct ubpf_iter_num *s = (struct ubpf_iter_num *)it;
+	s->cur = s->end = 0;
+	return 0;
+}

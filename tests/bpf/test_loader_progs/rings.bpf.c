@@ -88,3 +88,15 @@ int produce(void *ctx)
 		*pc += 1;
 	return (int)sum;
 }
+
+SEC("syscall")
+int iterate(void *ctx)
+{
+	int i, sum = 0, n = 0;
+
+	bpf_for(i, 3, 8)          /* 3 + 4 + 5 + 6 + 7 = 25 */
+		sum += i;
+	bpf_repeat(4)
+		n++;
+	return sum * 100 + n;
+}

@@ -74,6 +74,36 @@
 	bpf_trace_printk(____fmt, sizeof(____fmt), ##args); \
 })
 
+/* open-coded numeric iterators: bpf_for(i, start, end) { ... } and bpf_repeat(n) { ... } */
+struct bpf_iter_num {
+	__u64 __opaque[1];
+} __attribute__((aligned(8)));
+
+extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __weak __ksym;
+extern int *bpf_iter_num_next(struct bpf_iter_num *it) __weak __ksym;
+extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __weak __ksym;
+
+#ifndef bpf_for
+#define bpf_for(i, start, end) for ( \
+	struct bpf_iter_num ___it __attribute__((aligned(8), cleanup(bpf_iter_num_destroy))), \
+	*___p __attribute__((unused)) = ( \
+		bpf_iter_num_new(&___it, (start), (end)), \
+		(void)bpf_iter_num_destroy, (void *)0); \
+	({ int *___t = bpf_iter_num_next(&___it); \
+	   (___t && ((i) = *___t, (i) >= (start) && (i) < (end))); }); \
+	)
+#endif
+
+#ifndef bpf_repeat
+#define bpf_repeat(N) for ( \
+	struct bpf_iter_num ___it __attribute__((aligned(8), cleanup(bpf_iter_num_destroy))), \
+	*___p __attribute__((unused)) = ( \
+		bpf_iter_num_new(&___it, 0, (N)), \
+		(void)bpf_iter_num_destroy, (void *)0); \
+	bpf_iter_num_next(&___it); \
+	)
+#endif
+
 #define bpf_for_each_loop(nr, cb, ctx) bpf_loop(nr, cb, ctx, 0)
 
 /* struct_ops helpers */
