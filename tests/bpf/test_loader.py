@@ -525,3 +525,18 @@ def test_load_runs_the_real_verifier(tmp_path):
         obj.load(engine="interp")
     assert not obj.programs["unsafe"].loaded
     obj.close()
+
+
+def test_prepare_resolves_kfuncs_without_loading():
+    obj = opened("globals")
+    programs = obj.prepare()
+    assert {p.name for p in programs} == set(obj.programs)
+    weak = obj.programs["weak_kfunc"].program
+    # the calls to the missing __weak kfunc are now `r0 = 0`
+    assert not any(i.is_call and i.src == isa.PSEUDO_KFUNC_CALL for i in weak.insns)
+    assert obj.prepare() and not obj.loaded
+    obj.close()
+    obj = BpfObject.open(build("kfuncs", defines=("MISSING",)))
+    with pytest.raises(BpfLoadError, match="ubpf_test_kfunc_missing"):
+        obj.prepare()
+    obj.close()

@@ -777,10 +777,8 @@ class BpfObject:
         engine = engine or "jit"
         if engine not in ("jit", "interp"):
             raise ValueError(f"engine must be 'jit' or 'interp', not {engine!r}")
-        _helpers.load_all()
+        self.prepare()
         progs = [p for p in self.programs.values() if p.autoload]
-        for prog in progs:
-            self._resolve_kfuncs(prog)
         for m in self.map_list:
             if m.map_flags & _maps.BPF_F_RDONLY_PROG and m.type == _maps.MAP_TYPE_ARRAY:
                 m.freeze()
@@ -790,6 +788,19 @@ class BpfObject:
             st.loaded = True
         self.loaded = True
         return self
+
+    def prepare(self) -> list[isa.Program]:
+        """Resolve kfuncs against the table (what ``load()`` does first) and return the
+        relocated programs that would be loaded, e.g. for ``uringbpf verify``.
+
+        A missing non-weak kfunc raises :class:`BpfLoadError`; calls to missing ``__weak``
+        kfuncs become ``r0 = 0``.  Safe to call more than once.
+        """
+        _helpers.load_all()
+        progs = [p for p in self.programs.values() if p.autoload]
+        for prog in progs:
+            self._resolve_kfuncs(prog)
+        return [p.program for p in progs]
 
     def _resolve_kfuncs(self, prog: LoadedProgram) -> None:
         program = prog.program
