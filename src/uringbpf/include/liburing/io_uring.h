@@ -560,6 +560,13 @@ struct io_uring_restriction {
 	__u32 resv2[3];
 };
 
+struct io_uring_task_restriction {
+	__u16	flags;
+	__u16	nr_res;
+	__u32	resv[3];
+	struct io_uring_restriction restrictions[0];
+};
+
 struct io_uring_clock_register {
 	__u32	clockid;
 	__u32	__resv[3];
@@ -615,7 +622,8 @@ struct io_uring_buf_reg {
 	__u32	ring_entries;
 	__u16	bgid;
 	__u16	flags;
-	__u64	resv[3];
+	__u32	min_left;
+	__u32	resv[5];
 };
 
 /* argument for IORING_REGISTER_PBUF_STATUS */
@@ -713,6 +721,16 @@ enum io_uring_socket_op {
 	SOCKET_URING_OP_GETSOCKNAME,
 };
 
+/* SOCKET_URING_OP_TX_TIMESTAMP: cqe->flags carry the timestamp kind */
+#define IORING_TIMESTAMP_HW_SHIFT	16
+#define IORING_TIMESTAMP_TYPE_SHIFT	(IORING_TIMESTAMP_HW_SHIFT + 1)
+#define IORING_CQE_F_TSTAMP_HW		((__u32)1 << IORING_TIMESTAMP_HW_SHIFT)
+
+struct io_timespec {
+	__u64	tv_sec;
+	__u64	tv_nsec;
+};
+
 /* Zero copy receive refill queue entry */
 struct io_uring_zcrx_rqe {
 	__u64	off;
@@ -735,6 +753,68 @@ struct io_uring_zcrx_offsets {
 	__u32	rqes;
 	__u32	__resv2;
 	__u64	__resv[2];
+};
+
+enum io_uring_zcrx_area_flags {
+	IORING_ZCRX_AREA_DMABUF		= 1,
+};
+
+struct io_uring_zcrx_area_reg {
+	__u64	addr;
+	__u64	len;
+	__u64	rq_area_token;
+	__u32	flags;
+	__u32	dmabuf_fd;
+	__u64	__resv2[2];
+};
+
+enum zcrx_reg_flags {
+	ZCRX_REG_IMPORT	= 1,
+	ZCRX_REG_NODEV	= 2,	/* no net device: data is copied */
+};
+
+enum zcrx_features {
+	ZCRX_FEATURE_RX_PAGE_SIZE	= 1 << 0,
+};
+
+/* Argument for IORING_REGISTER_ZCRX_IFQ */
+struct io_uring_zcrx_ifq_reg {
+	__u32	if_idx;
+	__u32	if_rxq;
+	__u32	rq_entries;
+	__u32	flags;
+	__u64	area_ptr;	/* struct io_uring_zcrx_area_reg * */
+	__u64	region_ptr;	/* struct io_uring_region_desc * */
+	struct io_uring_zcrx_offsets offsets;
+	__u32	zcrx_id;
+	__u32	rx_buf_len;
+	__u64	__resv[3];
+};
+
+enum zcrx_ctrl_op {
+	ZCRX_CTRL_FLUSH_RQ,
+	ZCRX_CTRL_EXPORT,
+	__ZCRX_CTRL_LAST,
+};
+
+struct zcrx_ctrl_flush_rq {
+	__u64	__resv[6];
+};
+
+struct zcrx_ctrl_export {
+	__u32	zcrx_fd;
+	__u32	__resv1[11];
+};
+
+/* Argument for IORING_REGISTER_ZCRX_CTRL */
+struct zcrx_ctrl {
+	__u32	zcrx_id;
+	__u32	op;	/* enum zcrx_ctrl_op */
+	__u64	__resv[2];
+	union {
+		struct zcrx_ctrl_export		zc_export;
+		struct zcrx_ctrl_flush_rq	zc_flush;
+	};
 };
 
 #ifdef __cplusplus

@@ -1,0 +1,2 @@
+/* uringbpf: liburing ships the filter UAPI here too. */
+#include <linux/io_uring/bpf_filter.h>

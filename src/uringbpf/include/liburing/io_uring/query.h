@@ -1,0 +1,2 @@
+/* uringbpf: liburing ships the query UAPI here too. */
+#include <linux/io_uring/query.h>
