@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: done.set())
     print(f"LISTENING {server.port} size={server.target.size} mode={args.mode} "
           f"crc={server.integrity.engine}", flush=True)
-    done.wait()
+    while not done.wait(0.2):      # a short wait keeps the signal handler responsive
+        pass
     server.close()
     return 0
 
