@@ -540,3 +540,26 @@ def test_prepare_resolves_kfuncs_without_loading():
     with pytest.raises(BpfLoadError, match="ubpf_test_kfunc_missing"):
         obj.prepare()
     obj.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_reuse_map_shares_a_map_between_objects(engine):
+    a = opened("globals")
+    b = opened("globals")
+    b.reuse_map("counts", a.maps["counts"])
+    with pytest.raises(BpfLoadError, match="type differs"):
+        b.reuse_map("slots", a.maps["counts"])     # hash of 64 vs array of 4
+    a.load(engine=engine, verify=False)
+    b.load(engine=engine, verify=False)
+    for obj in (a, b):
+        obj.programs["compute"]()                    # last_seen = 21 in each object's .bss
+    assert a.programs["count_key"]() == 1
+    assert b.programs["count_key"]() == 2              # same hash map
+    assert a.maps["counts"] is b.maps["counts"] and a.maps["counts"].lookup_int(21) == 2
+    with pytest.raises(BpfLoadError, match="before load"):
+        b.reuse_map("counts", a.maps["counts"])
+    b.close()
+    assert not a.maps["counts"].closed                # b does not own it
+    assert a.programs["count_key"]() == 3
+    a.close()
+    assert a.maps["counts"].closed

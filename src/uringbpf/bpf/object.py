@@ -257,6 +257,7 @@ class BpfObject:
         self._links: list[Any] = []
         self._kconfig: dict[str, tuple[int, int, bool]] = {}  # name -> (offset, size, weak)
         self._ksyms: dict[str, bool] = {}       # extern name -> weak
+        self._owned: set[int] = set()           # id() of the maps this object created
 
     # ------------------------------------------------------------------ opening --
     @classmethod
@@ -332,6 +333,7 @@ class BpfObject:
             raise self._err(f"duplicate map name {name!r}")
         self.maps[name] = m
         self.map_list.append(m)
+        self._owned.add(id(m))
         return len(self.map_list) - 1
 
     def _create_btf_maps(self) -> None:
@@ -729,6 +731,35 @@ class BpfObject:
         insn.imm64 = value
         out[o + 1].imm = isa.to_s32(value >> 32)
 
+    def reuse_map(self, name: str, other: _maps.Map) -> None:
+        """Use ``other`` (e.g. a map of another object) instead of this object's map ``name``.
+
+        Like libbpf's ``bpf_map__reuse_fd``: call before ``load()``; type, key size, value
+        size and max_entries must match.  Programs refer to maps by index, so they pick the
+        shared map up without re-relocation.  The caller keeps ``other`` open while this
+        object uses it (``close()`` closes it too, as it now belongs to both).
+        """
+        if self.loaded:
+            raise BpfLoadError(f"{self.path}: reuse_map({name!r}) must come before load()")
+        mine = self.maps.get(name)
+        if mine is None:
+            raise BpfLoadError(f"{self.path}: no map {name!r} (have: {', '.join(self.maps)})")
+        if other.closed:
+            raise BpfLoadError(f"{self.path}: reuse_map({name!r}): the replacement map is closed")
+        for attr in ("type", "key_size", "value_size", "max_entries"):
+            if getattr(mine, attr) != getattr(other, attr):
+                raise BpfLoadError(f"{self.path}: reuse_map({name!r}): {attr} differs "
+                                   f"({getattr(mine, attr)} here, {getattr(other, attr)} given)")
+        idx = self.map_list.index(mine)
+        self.map_list[idx] = other
+        self.maps[name] = other
+        if name in self._datasec:
+            gd = self._datasec[name]
+            object.__setattr__(gd, "_map", other)
+        if mine is not other:
+            self._owned.discard(id(mine))
+            mine.close()
+
     # ------------------------------------------------------------------ skeleton --
     def _data(self, name: str) -> GlobalData:
         try:
@@ -898,7 +929,8 @@ class BpfObject:
             prog.interp = None
             prog.engine = None
         for m in self.map_list:
-            m.close()
+            if id(m) in self._owned:
+                m.close()
 
     def __enter__(self) -> "BpfObject":
         return self
