@@ -64,7 +64,9 @@ def test_headers_need_no_system_headers(tmp_path):
     src.write_text('#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n'
                    '#include <liburing/io_uring.h>\n#include <io_uring/bpf_ops.h>\n'
                    '#include <io_uring/bpf_requests.h>\n#include <io_uring/bpf_ext.h>\n'
-                   '#include <bpf/bpf_arena.h>\n'
+                   '#include <bpf/bpf_arena.h>\n#include <bpf/bpf_core_read.h>\n'
+                   '#include <bpf/bpf_endian.h>\n#include <linux/io_uring.h>\n'
+                   '#include <liburing/io_uring/query.h>\n#include <liburing/io_uring/bpf_filter.h>\n'
                    'SEC("syscall") int p(void *c) { return IORING_OP_NOP; }\n')
     cc.compile_c(src, tmp_path / "inc.o", extra_flags=["-nostdinc", "-isystem",
                                                          str(cc.include_dir())])
