@@ -66,13 +66,17 @@ def test_headers_need_no_system_headers(tmp_path):
                    '#include <io_uring/bpf_requests.h>\n#include <io_uring/bpf_ext.h>\n'
                    '#include <bpf/bpf_arena.h>\n#include <bpf/bpf_core_read.h>\n'
                    '#include <bpf/bpf_endian.h>\n#include <linux/io_uring.h>\n'
-                   '#include <liburing/io_uring/query.h>\n#include <liburing/io_uring/bpf_filter.h>\n'
+                   '#include <liburing/io_uring/query.h>\n'
                    'SEC("syscall") int p(void *c) { return IORING_OP_NOP; }\n')
     cc.compile_c(src, tmp_path / "inc.o", extra_flags=["-nostdinc", "-isystem",
                                                          str(cc.include_dir())])
     obj = BpfObject.open(tmp_path / "inc.o")
     assert list(obj.programs) == ["p"]
     obj.close()
+    # the 7.0 filter context reuses the 2021 RFC's struct name, so it is compiled apart
+    src.write_text('#include <bpf/bpf_helpers.h>\n#include <liburing/io_uring/bpf_filter.h>\n'
+                   'SEC("syscall") int p(void *c) { return sizeof(struct io_uring_bpf_ctx); }\n')
+    cc.compile_c(src, tmp_path / "inc.o", extra_flags=["-nostdinc"])
 
 
 def test_cpu_v4_object_has_v4_instructions():
