@@ -590,8 +590,10 @@ uint64_t ubpf_kfunc_arena_free_pages(uint64_t map, uint64_t ptr, uint64_t page_c
 	if (off % ps || off / ps + page_cnt > m->max_entries)
 		return 0;
 	map_lock(m);
-	madvise(m->arena_base + off, page_cnt * ps, MADV_REMOVE);
-	memset(m->arena_base + off, 0, page_cnt * ps);
+	/* punch the pages out of the shared mapping (they read back as zero); clear them by
+	 * hand only if the kernel refuses */
+	if (madvise(m->arena_base + off, page_cnt * ps, MADV_REMOVE))
+		memset(m->arena_base + off, 0, page_cnt * ps);
 	memset(m->arena_page_used + off / ps, 0, page_cnt);
 	map_unlock(m);
 	return 0;
