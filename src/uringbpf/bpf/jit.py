@@ -38,8 +38,8 @@ from typing import Any, Mapping
 from . import isa
 from .helpers import Helper, Runtime, get_helper, get_kfunc, load_all, HELPERS
 from .jit_codegen import (
-    Bindings, CallTarget, JitError, ModuleGen, ERR_CALLX, ERR_DEPTH, ERR_FELL_OFF, ERR_HELPER,
-    ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
+    Bindings, CallTarget, JitError, ModuleGen, ERR_CALLX, ERR_DEPTH, ERR_DEPTH_CALLBACK,
+    ERR_FELL_OFF, ERR_HELPER, ERR_LEGACY, ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
 )
 from .memory import AddressSpace, BpfMemoryError, BpfRuntimeError, Buffer
 
@@ -274,26 +274,45 @@ class _Binder:
         self.unwind_helper = unwind_helper
         self.keep: list[Any] = []
         self._trampolines: dict[int, int] = {}
+        self._wrapped: dict[int, Helper | None] = {}
 
     # -- resolution (decides the code: part of the cache key) -----------------------------
 
     def lookup_helper(self, helper_id: int) -> Helper | None:
         if self.helpers is None:
             return get_helper(helper_id)
-        h = self.helpers.get(helper_id)
+        memo = self._wrapped.get(helper_id)
+        if memo is not None:
+            return memo
+        h = self._lookup_override(helper_id)
+        self._wrapped[helper_id] = h
+        return h
+
+    def _lookup_override(self, helper_id: int) -> Helper | None:
+        return self._as_helper(self.helpers.get(helper_id), f"helper#{helper_id}", helper_id)
+
+    @staticmethod
+    def _as_helper(h: Any, default_name: str, helper_id: int | None) -> Helper | None:
+        """A :class:`Helper`, or anything with ``impl`` (and ``name``/``native``), or a bare
+        ``impl(runtime, r1..r5)`` callable, as the interpreter accepts."""
         if h is None or isinstance(h, Helper):
             return h
-        # A bare ``impl(runtime, r1..r5)`` callable, as the interpreter accepts.
         from .helpers import Arg, Proto
-        return Helper(Proto(getattr(h, "__name__", f"helper#{helper_id}"), (Arg.ANYTHING,) * 5),
-                      h, helper_id)
+        impl = getattr(h, "impl", h)
+        if not callable(impl):
+            return None
+        name = getattr(h, "name", None) or getattr(impl, "__name__", default_name)
+        return Helper(Proto(name, (Arg.ANYTHING,) * 5), impl, helper_id,
+                      getattr(h, "native", None))
 
     def lookup_kfunc(self, index: int) -> Helper | None:
         kfuncs = self.program.kfuncs
         if not 0 <= index < len(kfuncs):
             return None
         entry = kfuncs[index]
-        return get_kfunc(entry) if isinstance(entry, str) else entry
+        if isinstance(entry, str):
+            return get_kfunc(entry)
+        return self._as_helper(entry, str(entry), None)
 
     @staticmethod
     def _target(helper: Helper | None, key: tuple, unwind: bool) -> CallTarget:
@@ -358,10 +377,10 @@ class _Binder:
             return 0
         return _native_address(helper.native) or self.trampoline(helper)
 
-    def _map(self, index: int):
+    def _map(self, index: int, pc: int | None):
         maps = self.program.maps
         if not 0 <= index < len(maps):
-            raise JitError(f"map index {index} out of range ({len(maps)} maps)")
+            raise JitError(f"lddw map index {index} out of range ({len(maps)} maps)", pc)
         return maps[index]
 
     def _callx_table(self):
@@ -379,15 +398,15 @@ class _Binder:
             self.keep.append(table)
         return table
 
-    def value(self, key: tuple, thunks: list[int]) -> int:
+    def value(self, key: tuple, thunks: list[int], pc: int | None = None) -> int:
         kind = key[0]
         if kind == "map":
-            return int(self._map(key[1]).addr)
+            return int(self._map(key[1], pc).addr)
         if kind == "map_value":
-            m = self._map(key[1])
+            m = self._map(key[1], pc)
             addr = getattr(m, "value_addr", None)
             if addr is None:
-                raise JitError(f"map {getattr(m, 'name', key[1])!r} has no direct value address")
+                raise JitError(f"lddw map value of map {key[1]} which has no direct value", pc)
             return int(addr)
         if kind == "helper":
             return self.trampoline(self.lookup_helper(key[1]))
@@ -430,6 +449,7 @@ class _Code:
     symbols: list[str]           # function k's symbol
     starts: list[int]            # function k's first instruction
     slots: list[tuple]           # the vars table layout
+    slot_pcs: list[int]          # first instruction using each slot (for error messages)
     ir: str
 
     def __post_init__(self):
@@ -477,7 +497,7 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
     generated = time.perf_counter()
     compiled = compile_ir(ir, symbols, opt_level)
     compiled.timings["generate"] = generated - start
-    code = _Code(compiled, symbols, list(gen.starts), list(gen.slots), ir)
+    code = _Code(compiled, symbols, list(gen.starts), list(gen.slots), list(gen.slot_pcs), ir)
     with _llvm_lock:
         _stats["misses"] += 1
         if use_cache:
@@ -510,7 +530,8 @@ class JitFunction:
         ctx_addr = ctypes.addressof(state.ctx)
         self._thunks = _ThunkPage(ctx_addr, code.entries)
         try:
-            values = [binder.value(k, self._thunks.addresses) for k in code.slots]
+            values = [binder.value(k, self._thunks.addresses, pc)
+                      for k, pc in zip(code.slots, code.slot_pcs)]
         except BaseException:
             self._thunks.free()
             raise
@@ -606,24 +627,40 @@ class JitFunction:
                 wrapped.__cause__ = exc
                 exc = wrapped
         elif code == ERR_MEMORY:
-            kind = "store" if ctx.err_write else "load"
-            exc = BpfMemoryError(f"{name}: out of bounds memory {kind} of {ctx.err_size} bytes "
-                                 f"at {ctx.err_addr:#x}", pc)
+            size, addr = int(ctx.err_size), int(ctx.err_addr)
+            region = self.runtime.mem.find(addr, size) if ctx.err_write else None
+            if region is not None and not region.writable:
+                exc = BpfMemoryError(f"store of {size} bytes to read-only {region.name} at "
+                                     f"{addr:#x}", pc)
+            else:
+                kind = "store" if ctx.err_write else "load"
+                exc = BpfMemoryError(f"out of bounds memory {kind} of {size} bytes at "
+                                     f"{addr:#x}", pc)
         elif code == ERR_DEPTH:
-            exc = BpfRuntimeError(f"{name}: BPF-to-BPF calls nested deeper than "
-                                  f"{STACK_FRAMES} frames", pc)
+            exc = BpfRuntimeError(f"call depth limit of {STACK_FRAMES} frames exceeded", pc)
+        elif code == ERR_DEPTH_CALLBACK:
+            exc = BpfRuntimeError(f"callback exceeds the call depth limit of {STACK_FRAMES}", pc)
         elif code == ERR_CALLX:
-            exc = BpfRuntimeError(f"{name}: callx to an address that is neither a helper "
-                                  f"nor a function of the program", pc)
+            exc = BpfRuntimeError(f"callx to invalid target {int(ctx.err_addr):#x}", pc)
         elif code == ERR_NO_HELPER:
-            exc = BpfRuntimeError(f"{name}: call of a helper or kfunc that is not in the "
-                                  f"table", pc)
+            exc = BpfRuntimeError(self._missing_call_message(pc), pc)
         elif code == ERR_FELL_OFF:
-            exc = BpfRuntimeError(f"{name}: execution ran past the end of a function", pc)
+            exc = BpfRuntimeError("execution fell off the end of the program", pc)
+        elif code == ERR_LEGACY:
+            exc = BpfRuntimeError("legacy packet access (LD ABS/IND) is not supported", pc)
         else:
             exc = BpfRuntimeError(f"{name}: JIT error {code}", pc)
         self.reset()
         return exc
+
+    def _missing_call_message(self, pc: int) -> str:
+        insn = self.program.insns[pc] if 0 <= pc < len(self.program.insns) else None
+        if insn is not None and insn.src == isa.PSEUDO_KFUNC_CALL:
+            kfuncs = self.program.kfuncs
+            if not 0 <= insn.imm < len(kfuncs):
+                return f"kfunc call index {insn.imm} is not in the program's kfunc list"
+            return f"call to unknown kfunc {kfuncs[insn.imm]!r}"
+        return f"call to unknown helper {insn.imm if insn is not None else '?'}"
 
     def raise_error(self) -> None:
         exc = self.take_error()

@@ -38,6 +38,7 @@ from typing import Callable
 
 from . import isa
 from .isa import Insn
+from .memory import BpfRuntimeError
 
 # Offsets (in u64 words) of struct jitrt_ctx fields; see native/jitrt.h.
 CTX_ERROR, CTX_ERR_PC, CTX_ERR_ADDR, CTX_ERR_SIZE, CTX_ERR_WRITE, CTX_SP, CTX_STACK_LO, \
@@ -51,6 +52,8 @@ ERR_CALLX = 4
 ERR_NO_HELPER = 5
 ERR_FELL_OFF = 6
 ERR_UNWIND = 7       # not an error: bpf_conformance's "unwind" helper stopped the program
+ERR_DEPTH_CALLBACK = 8   # a function entered through its thunk found no free frame
+ERR_LEGACY = 9       # LD ABS/IND reached (refused at run time, as the interpreter does)
 
 _ICMP = {
     isa.JEQ: "eq", isa.JNE: "ne", isa.JGT: "ugt", isa.JGE: "uge", isa.JLT: "ult",
@@ -64,12 +67,11 @@ _ATOMIC_RMW = {isa.ATOMIC_ADD: "add", isa.ATOMIC_OR: "or", isa.ATOMIC_AND: "and"
 _ITYPE = {1: "i8", 2: "i16", 4: "i32", 8: "i64"}
 
 
-class JitError(ValueError):
-    """The program cannot be compiled (malformed or unsupported instruction), naming the insn."""
+class JitError(BpfRuntimeError, ValueError):
+    """The program cannot be compiled (malformed instruction, bad jump), naming the insn.
 
-    def __init__(self, message: str, pc: int | None = None):
-        self.pc = pc
-        super().__init__(message if pc is None else f"insn {pc}: {message}")
+    Messages are the interpreter's for the same faults, so both engines report alike.
+    """
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,43 @@ def _ptr(addr: int) -> str:
     return f"inttoptr (i64 {_s64(addr)} to ptr)"
 
 
+def validate(insns: list[Insn]) -> list[bool]:
+    """Refuse what the interpreter refuses up front, with its messages; return placeholders."""
+    n = len(insns)
+    if n == 0:
+        raise JitError("empty program")
+    placeholder = [False] * n
+    for pc, insn in enumerate(insns):
+        if placeholder[pc]:
+            continue
+        if insn.is_lddw:
+            if pc + 1 >= n:
+                raise JitError("lddw is missing its second slot", pc)
+            placeholder[pc + 1] = True
+        reason = isa.invalid_reason(insn)
+        if reason is not None:
+            raise JitError(reason, pc)
+    for pc, insn in enumerate(insns):
+        if placeholder[pc]:
+            continue
+        target = None
+        if insn.is_jump:
+            target, what = pc + 1 + insn.jump_offset(), "jump"
+        elif insn.opcode == isa.OP_CALL and insn.src == isa.PSEUDO_CALL:
+            target, what = pc + 1 + insn.imm, "call"
+        elif insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
+            target, what = pc + 1 + insn.imm, "function address"
+        if target is not None:
+            if not 0 <= target < n:
+                raise JitError(f"{what} out of bounds (target {target})", pc)
+            if placeholder[target]:
+                raise JitError(f"{what} into the middle of lddw (target {target})", pc)
+    return placeholder
+
+
 def split_functions(insns: list[Insn]) -> list[int]:
     """Start indexes of the BPF functions: 0 plus every local call / PSEUDO_FUNC target."""
     starts = {0}
-    n = len(insns)
     skip = False
     for pc, insn in enumerate(insns):
         if skip:
@@ -121,15 +156,9 @@ def split_functions(insns: list[Insn]) -> list[int]:
         if insn.is_lddw:
             skip = True
             if insn.src == isa.PSEUDO_FUNC:
-                target = pc + insn.imm + 1
-                if not 0 <= target < n:
-                    raise JitError(f"function address target {target} outside the program", pc)
-                starts.add(target)
+                starts.add(pc + insn.imm + 1)
         elif insn.is_call and insn.src == isa.PSEUDO_CALL:
-            target = pc + insn.imm + 1
-            if not 0 <= target < n:
-                raise JitError(f"call target {target} outside the program", pc)
-            starts.add(target)
+            starts.add(pc + insn.imm + 1)
     return sorted(starts)
 
 
@@ -149,8 +178,7 @@ class ModuleGen:
         self.program = program
         self.insns = program.insns
         self.b = bindings
-        if not self.insns:
-            raise JitError("empty program")
+        validate(self.insns)
         self.starts = split_functions(self.insns)
         ends = self.starts[1:] + [len(self.insns)]
         self.funcs = [_Func(i, s, e, f"{bindings.symbol_prefix}_f{i}")
@@ -160,6 +188,7 @@ class ModuleGen:
         self._intrinsics: set[str] = set()
         #: vars table layout: slot i holds the value for key slots[i] (see jit.py).
         self.slots: list[tuple] = []
+        self.slot_pcs: list[int] = []         # first instruction using each slot
         self._slot_index: dict[tuple, int] = {}
 
     # -- small emitters -------------------------------------------------------------------
@@ -203,6 +232,7 @@ class ModuleGen:
         if index is None:
             index = self._slot_index[key] = len(self.slots)
             self.slots.append(key)
+            self.slot_pcs.append(self.pc)
         p = self.op(f"getelementptr i64, ptr %vars, i64 {index}")
         return self.op(f"load i64, ptr {p}, !invariant.load !0")
 
@@ -258,6 +288,7 @@ class ModuleGen:
             self.emit(f"store i64 %a{r}, ptr %r{r}")
         self.emit("%p_err = inttoptr i64 %env to ptr")
         self.emit(f"%p_errpc = getelementptr i64, ptr %p_err, i64 {CTX_ERR_PC}")
+        self.emit(f"%p_erraddr = getelementptr i64, ptr %p_err, i64 {CTX_ERR_ADDR}")
         self.emit(f"%p_sp = getelementptr i64, ptr %p_err, i64 {CTX_SP}")
         self.emit(f"%p_lo = getelementptr i64, ptr %p_err, i64 {CTX_STACK_LO}")
         self.emit(f"%p_vars = getelementptr i64, ptr %p_err, i64 {CTX_VARS}")
@@ -268,7 +299,7 @@ class ModuleGen:
         self.emit("%deep = icmp ult i64 %frame, %lo")
         self.emit("br i1 %deep, label %too_deep, label %prologue")
         self.label("too_deep")
-        self.set_error(ERR_DEPTH, func.start)
+        self.set_error(ERR_DEPTH_CALLBACK, func.start)
         self.emit("ret i64 0")
         self.label("prologue")
         self.emit("store i64 %frame, ptr %p_sp")
@@ -314,9 +345,6 @@ class ModuleGen:
                     if not func.start <= target < func.end:
                         raise JitError(f"jump to {target} leaves its function "
                                        f"[{func.start}, {func.end})", pc)
-                    if self.insns[target].opcode == 0 and target > 0 \
-                            and self.insns[target - 1].is_lddw:
-                        raise JitError(f"jump into the middle of lddw at {target - 1}", pc)
                     leaders.add(target)
                 if pc + step < func.end:
                     leaders.add(pc + step)
@@ -354,8 +382,10 @@ class ModuleGen:
             if insn.is_lddw:
                 self.gen_lddw(pc, insn)
                 return False
-            raise JitError(f"unsupported ld instruction {insn.opcode:#04x} (legacy packet "
-                           f"access is not part of this runtime)", pc)
+            # Legacy packet access: refused when reached, as the interpreter does.
+            self.fail(ERR_LEGACY, pc)
+            self.label(f"L{pc}_dead{self._tmp}")
+            return False
         raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
 
     # ALU --------------------------------------------------------------------------------
@@ -370,8 +400,6 @@ class ModuleGen:
             self.gen_end(pc, insn, is64)
             return
         if op == isa.NEG:
-            if insn.source or insn.off or insn.imm:
-                raise JitError("neg with operands", pc)
             d = self.operand_dst(insn.dst, is64)
             self.store_result(insn.dst, self.op(f"sub {ty} 0, {d}"), is64)
             return
@@ -385,15 +413,12 @@ class ModuleGen:
                 self.store_result(insn.dst, self.op(f"sext i{insn.off} {small} to {ty}"), is64)
                 return
             if insn.off != 0:
-                raise JitError(f"mov with offset {insn.off}", pc)
+                raise JitError(f"invalid movsx offset {insn.off}", pc)
             self.store_result(insn.dst, self.operand_src(insn, is64), is64)
             return
 
-        if op in (isa.DIV, isa.MOD):
-            if insn.off not in (0, 1):
-                raise JitError(f"{isa.ALU_OP_NAMES[op]} with offset {insn.off}", pc)
-        elif insn.off != 0:
-            raise JitError(f"{isa.ALU_OP_NAMES.get(op, hex(op))} with offset {insn.off}", pc)
+        if op in (isa.DIV, isa.MOD) and insn.off not in (0, 1):
+            raise JitError(f"invalid offset {insn.off} for {isa.ALU_OP_NAMES[op]}", pc)
 
         if op in _SIMPLE_ALU:
             d = self.operand_dst(insn.dst, is64)
@@ -537,6 +562,15 @@ class ModuleGen:
             self.call_native(pc, self.b.kfunc(insn.imm))
         elif insn.src == isa.PSEUDO_CALL:
             callee = self.func_at[pc + insn.imm + 1]
+            # Checked here too, so the error names the call (the callee checks again).
+            sp = self.op("load i64, ptr %p_sp")
+            need = self.op(f"sub i64 {sp}, {self.b.frame_size}")
+            deep = self.op(f"icmp ult i64 {need}, %lo")
+            ok, bad = f"L{pc}_room", f"L{pc}_deep"
+            self.emit(f"br i1 {deep}, label %{bad}, label %{ok}")
+            self.label(bad)
+            self.fail(ERR_DEPTH, pc)
+            self.label(ok)
             args = self.call_args()
             r0 = self.op(f"call i64 @{callee.name}({args})")
             self.set_reg(0, r0)
@@ -581,6 +615,7 @@ class ModuleGen:
         self.set_reg(0, r0)
         self.emit(f"br label %{done}")
         self.label(bad)
+        self.emit(f"store i64 {target}, ptr %p_erraddr")
         self.fail(ERR_CALLX, pc)
         self.label(done)
         self.check_error(pc)
@@ -645,6 +680,7 @@ class ModuleGen:
         if code not in isa.ATOMIC_OPS:
             raise JitError(f"unknown atomic operation {code:#x}", pc)
         addr = self.address(insn.dst, insn.off)
+        self.checked_access(pc, addr, size, False)   # read first, as the interpreter reports
         self.checked_access(pc, addr, size, True)
         p = self.op(f"inttoptr i64 {addr} to ptr")
         src = self.reg(insn.src)
@@ -667,7 +703,7 @@ class ModuleGen:
     def gen_lddw(self, pc: int, insn: Insn) -> None:
         src = insn.src
         if pc + 1 >= len(self.insns):
-            raise JitError("lddw without its second slot", pc)
+            raise JitError("lddw is missing its second slot", pc)
         if src == 0:
             value = str(_s64(insn.imm64))
         elif src == isa.PSEUDO_MAP_IDX:
@@ -680,5 +716,7 @@ class ModuleGen:
             callee = self.func_at[pc + insn.imm + 1]
             value = self.slot(("thunk", callee.index))
         else:
-            raise JitError(f"lddw with src {src} must be relocated by the loader first", pc)
+            kind = {isa.PSEUDO_MAP_FD: "map fd", isa.PSEUDO_MAP_VALUE: "map value",
+                    isa.PSEUDO_BTF_ID: "BTF id"}.get(src, f"src {src}")
+            raise JitError(f"unrelocated lddw {kind} form (load the object to relocate it)", pc)
         self.set_reg(insn.dst, value)

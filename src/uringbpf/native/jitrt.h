@@ -18,6 +18,9 @@ enum {
 	JITRT_ERR_CALLX = 4,         /* callx to something that is neither a helper nor a subprogram */
 	JITRT_ERR_NO_HELPER = 5,     /* call of a helper id / kfunc that is not in the table */
 	JITRT_ERR_FELL_OFF = 6,      /* execution ran past the last instruction of a function */
+	JITRT_UNWIND = 7,            /* not an error: the conformance "unwind" helper stopped it */
+	JITRT_ERR_DEPTH_CALLBACK = 8,/* a function entered through its thunk found no free frame */
+	JITRT_ERR_LEGACY = 9,        /* LD ABS/IND reached */
 };
 
 struct jitrt_region {
