@@ -123,8 +123,11 @@ def test_uapi_header_layout_matches_python_uapi():
 
 def test_programs_sections_and_subprograms():
     obj = opened("globals")
-    assert set(obj.programs) == {"compute", "count_key", "weak_kfunc", "kversion", "printer"}
+    assert set(obj.programs) == {"compute", "count_key", "weak_kfunc", "kversion", "printer",
+                                 "optional"}
     assert {p.section for p in obj.programs.values()} == {"syscall", "socket"}
+    # SEC("?syscall"): not loaded unless asked for
+    assert not obj.programs["optional"].autoload and obj.programs["compute"].autoload
     assert obj.programs["printer"].program.prog_type == "socket_filter"
     # compute calls mul_scale (static) and global_add (global) in .text: both appended
     insns = obj.programs["compute"].program.insns
@@ -165,7 +168,7 @@ def test_run_globals_program(engine):
     obj.datasec(".data.custom").custom_data = 1
     obj.load(engine=engine, verify=False)
     progs = obj.programs
-    assert all(p.engine in ENGINES for p in progs.values())
+    assert all(p.engine in ENGINES for p in progs.values() if p.autoload)
     assert progs["compute"]() == 7 * 5 - 5 + 1
     assert obj.bss.last_seen == 35 and obj.data.counter == 101
     assert progs["count_key"]() == 1 and progs["count_key"]() == 2
@@ -176,6 +179,7 @@ def test_run_globals_program(engine):
     assert progs["weak_kfunc"]() == 42          # unresolved __weak kfunc: exists() false, call = 0
     major = int(os.uname().release.split(".")[0])
     assert progs["kversion"]() == major
+    assert not progs["optional"].loaded
     obj.close()
 
 
@@ -335,7 +339,7 @@ def test_verifier_is_called_and_its_error_propagates(monkeypatch):
     obj = opened("globals")
     obj.programs["printer"].autoload = False
     obj.load(engine="interp")
-    assert sorted(seen) == sorted((n, True) for n in obj.programs if n != "printer")
+    assert sorted(seen) == sorted((n, True) for n in obj.programs if n not in ("printer", "optional"))
     assert obj.programs["compute"].verifier_result == "ok"
     obj.close()
     obj = opened("globals")
@@ -536,7 +540,7 @@ def test_load_runs_the_real_verifier(tmp_path):
 def test_prepare_resolves_kfuncs_without_loading():
     obj = opened("globals")
     programs = obj.prepare()
-    assert {p.name for p in programs} == set(obj.programs)
+    assert {p.name for p in programs} == set(obj.programs) - {"optional"}
     weak = obj.programs["weak_kfunc"].program
     # the calls to the missing __weak kfunc are now `r0 = 0`
     assert not any(i.is_call and i.src == isa.PSEUDO_KFUNC_CALL for i in weak.insns)

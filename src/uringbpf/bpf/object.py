@@ -496,7 +496,7 @@ class BpfObject:
         if sym.type == _elf.STT_SECTION:
             sec = self.elf.sections[sym.shndx]
             for prog in self.programs.values():
-                if prog.section == sec.name and prog._sec_start == sym.value // 8:
+                if prog.section == sec.name.lstrip("?") and prog._sec_start == sym.value // 8:
                     return prog
         return None
 
@@ -619,12 +619,16 @@ class BpfObject:
                 elif insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
                     target = self._func_at(f.sec, slot + insn.imm + 1, where)
                     self._set_func_ptr(insn, out, o, place(target))
-        ptype, sleepable, attach = section_prog_type(ef.sections[main.sec].name)
-        program = isa.Program(main.name, out, section=ef.sections[main.sec].name, prog_type=ptype,
+        section = ef.sections[main.sec].name
+        autoload = not section.startswith("?")   # libbpf: SEC("?name") is not loaded by default
+        section = section.lstrip("?")
+        ptype, sleepable, attach = section_prog_type(section)
+        program = isa.Program(main.name, out, section=section, prog_type=ptype,
                               maps=self.map_list, kfuncs=kfuncs, sleepable=sleepable,
                               attach=attach, btf_func_name=main.name)
         program.btf = self.btf  # struct layouts for the verifier (isa.Program allows extra attributes)
         prog = LoadedProgram(self, program, weak_sites)
+        prog.autoload = autoload
         prog._sec_start = main.start
         return prog
 

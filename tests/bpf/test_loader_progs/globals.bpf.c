@@ -87,3 +87,9 @@ int kversion(void *ctx)
 {
 	return LINUX_KERNEL_VERSION >> 16;
 }
+
+SEC("?syscall")
+int optional(void *ctx)
+{
+	return 5;
+}
