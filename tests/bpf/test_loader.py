@@ -573,3 +573,20 @@ def test_reuse_map_shares_a_map_between_objects(engine):
     assert a.programs["count_key"]() == 3
     a.close()
     assert a.maps["counts"].closed
+
+
+def test_docs_example_runs(tmp_path, capsys):
+    import re
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "loader.md").read_text()
+    c_src = re.search(r"```c\n(.*?)```", doc, re.S).group(1)
+    py_src = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "count.bpf.c").write_text(c_src)
+    proc = subprocess.run([PY, "-m", "uringbpf.cli", "cc", str(tmp_path / "count.bpf.c"), "-o",
+                           str(tmp_path / "count.bpf.o")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    exec(compile(py_src.replace('"count.bpf.o"', repr(str(tmp_path / "count.bpf.o"))),
+                 "loader.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "10" and out[1] == "6"
+    assert out[2] == repr([(5).to_bytes(8, "little"), (10).to_bytes(8, "little")])
+    assert out[3] == "['total=5', 'total=10']"
