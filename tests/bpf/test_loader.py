@@ -18,7 +18,7 @@ from uringbpf.bpf.elf import BpfLoadError
 from uringbpf.bpf.object import BpfObject
 from uringbpf.uring import uapi
 
-from test_loader_support import PROGS, build, build_bytes, scratch
+from test_loader_support import PROGS, build, build_bytes
 
 ENGINES = ("interp", "jit")
 PY = sys.executable
