@@ -518,3 +518,20 @@ def test_open_coded_iterators(engine):
     assert new(rt, ctypes.addressof(it), -2 & U64, 0, 0, 0) == 0
     p = nxt(rt, ctypes.addressof(it), 0, 0, 0, 0)
     assert p == ctypes.addressof(it) and ctypes.c_int32.from_address(p).value == -2
+
+
+def test_frozen_map_refuses_updates_natively():
+    m = Map("ro", maps.MAP_TYPE_ARRAY, 4, 8, 1, maps.BPF_F_RDONLY_PROG)
+    try:
+        m.update(0, 5)                    # writable until frozen, like a .rodata before load
+        m.freeze()
+        key, val = ctypes.c_uint32(0), ctypes.c_uint64(9)
+        # the C helper a JIT program would call fails instead of writing a read-only page
+        assert maps.call_native("map_update_elem", m.addr, ctypes.addressof(key),
+                                ctypes.addressof(val), 0) == neg(errno.EPERM)
+        with pytest.raises(MapError) as e:
+            m.update(0, 9)
+        assert e.value.errno == errno.EPERM
+        assert m.lookup_int(0) == 5 and m.memory().readonly
+    finally:
+        m.close()

@@ -72,7 +72,7 @@ class _UbpfMap(ctypes.Structure):
         ("arena_base", ctypes.c_uint64), ("arena_len", ctypes.c_uint64),
         ("arena_page_used", ctypes.c_uint64), ("reserve_addr", ctypes.c_uint64),
         ("reserve_len", ctypes.c_uint64), ("rb_eventfd", ctypes.c_int32),
-        ("rb_pad", ctypes.c_uint32),
+        ("frozen", ctypes.c_uint32),
     ]
 
 

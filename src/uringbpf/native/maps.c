@@ -230,7 +230,10 @@ int ubpf_map_freeze(struct ubpf_map *m)
 {
 	if (!m->values)
 		return -EINVAL;
-	return mprotect(m->values, m->values_len, PROT_READ) ? -errno : 0;
+	if (mprotect(m->values, m->values_len, PROT_READ))
+		return -errno;
+	m->frozen = 1;
+	return 0;
 }
 
 static uint64_t hash_key(const uint8_t *key, uint32_t n)
@@ -299,6 +302,8 @@ uint64_t ubpf_helper_map_update_elem(uint64_t map, uint64_t key, uint64_t value,
 	struct ubpf_map *m = (struct ubpf_map *)map;
 	if ((flags & ~(uint64_t)BPF_F_LOCK) > BPF_EXIST)
 		return (uint64_t)-EINVAL;
+	if (m->frozen)
+		return (uint64_t)-EPERM;
 	if (is_array(m)) {
 		uint32_t idx = *(const uint32_t *)key;
 		if (idx >= m->max_entries)

@@ -50,7 +50,7 @@ struct ubpf_map {
 	uint64_t reserve_addr;   /* arena: reservation start (to unmap); else unused */
 	uint64_t reserve_len;
 	int32_t rb_eventfd;      /* ring buffer: eventfd signalled on commit (-1: none) */
-	uint32_t rb_pad;
+	uint32_t frozen;         /* values are read-only (mprotect): updates fail with -EPERM */
 };
 
 #endif
