@@ -293,6 +293,14 @@ class ModuleGen:
         self.emit(f"%p_lo = getelementptr i64, ptr %p_err, i64 {CTX_STACK_LO}")
         self.emit(f"%p_vars = getelementptr i64, ptr %p_err, i64 {CTX_VARS}")
         self.emit("%vars = load ptr, ptr %p_vars, !invariant.load !0")
+        # A run already abandoned (a callback invoked again by a helper after an error):
+        # do nothing more.
+        self.emit("%pending = load i64, ptr %p_err")
+        self.emit("%abandoned = icmp ne i64 %pending, 0")
+        self.emit("br i1 %abandoned, label %abandon, label %frame_check")
+        self.label("abandon")
+        self.emit("ret i64 0")
+        self.label("frame_check")
         self.emit("%fp = load i64, ptr %p_sp")
         self.emit("%lo = load i64, ptr %p_lo")
         self.emit(f"%frame = sub i64 %fp, {b.frame_size}")
