@@ -140,7 +140,7 @@ class CompiledModule:
     module: Any
     addresses: dict[str, int]
     ir: str
-    timings: dict[str, float] = None   # seconds spent in parse / optimize / codegen
+    timings: dict[str, float] = None   # CPU seconds in generate / parse / optimize / codegen
 
     def release(self) -> None:
         with _llvm_lock:
@@ -157,7 +157,7 @@ def compile_ir(ir: str, symbols: list[str], opt_level: int = DEFAULT_OPT_LEVEL) 
     initialize()
     import llvmlite.binding as llvm
 
-    clock = time.perf_counter
+    clock = time.thread_time      # CPU time: this machine is shared
     with _llvm_lock:
         t0 = clock()
         try:
@@ -490,11 +490,11 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
     bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
                         check_addr=_jitrt_symbols()["check"] if checked else 0,
                         checked=checked, symbol_prefix=f"ubpf{next(_serial)}")
-    start = time.perf_counter()
+    start = time.thread_time()
     gen = ModuleGen(program, bindings)
     ir = gen.generate()
     symbols = [f.name for f in gen.funcs]
-    generated = time.perf_counter()
+    generated = time.thread_time()
     compiled = compile_ir(ir, symbols, opt_level)
     compiled.timings["generate"] = generated - start
     code = _Code(compiled, symbols, list(gen.starts), list(gen.slots), list(gen.slot_pcs), ir)
