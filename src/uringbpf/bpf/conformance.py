@@ -155,6 +155,10 @@ def _run_jit(program, runtime, r1: int, r2: int) -> int:
 
     kwargs = {}
     params = inspect.signature(compile_fn).parameters
+    if "checked" in params:
+        # No verifier runs here, so the JIT must bounds-check like the interpreter does:
+        # a conformance test that faults has to fail with a message, not crash the plugin.
+        kwargs["checked"] = True
     if "helpers" in params:
         kwargs["helpers"] = plugin_helpers()
     if "unwind_helper" in params:
