@@ -625,3 +625,29 @@ def test_uncached_compile_and_closed_function():
     fn.close()
     with pytest.raises(BpfRuntimeError, match="closed"):
         fn()
+
+
+def test_checked_mode_bounds_endless_loops():
+    p = prog("""
+        mov %r0, 0
+    top:
+        add %r0, 1
+        jne %r1, 0, top
+        exit
+    """)
+    fn = jit.compile(p, checked=True)
+    assert fn(0) == 1
+    fn.insn_limit = 10_000
+    with pytest.raises(BpfRuntimeError, match="insn 2: instruction limit of 10000 exceeded"):
+        fn(1)
+    # Every run starts with a fresh budget; a bounded loop under the limit is fine.
+    bounded = jit.compile(prog("""
+        mov %r0, 0
+    top:
+        add %r0, 1
+        jlt %r0, %r1, top
+        exit
+    """), checked=True)
+    bounded.insn_limit = 1000
+    for _ in range(3):
+        assert bounded(400) == 400

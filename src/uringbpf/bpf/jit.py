@@ -39,7 +39,8 @@ from . import isa
 from .helpers import Helper, Runtime, get_helper, get_kfunc, load_all, HELPERS
 from .jit_codegen import (
     Bindings, CallTarget, JitError, ModuleGen, ERR_CALLX, ERR_DEPTH, ERR_DEPTH_CALLBACK,
-    ERR_FELL_OFF, ERR_HELPER, ERR_LEGACY, ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
+    ERR_FELL_OFF, ERR_HELPER, ERR_LEGACY, ERR_LIMIT, ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
+    DEFAULT_INSN_LIMIT,
 )
 from .memory import AddressSpace, BpfMemoryError, BpfRuntimeError, Buffer
 
@@ -75,6 +76,8 @@ class JitContext(ctypes.Structure):
         ("nregions", ctypes.c_uint64),
         ("miss", ctypes.c_void_p),
         ("vars", ctypes.c_void_p),
+        ("budget", ctypes.c_int64),
+        ("insn_limit", ctypes.c_int64),
     ]
 
 
@@ -430,6 +433,7 @@ class _RunState:
         self.ctx.stack_lo = self.stack.addr
         self.ctx.stack_hi = self.stack.addr + self.stack.size
         self.ctx.sp = self.ctx.stack_hi
+        self.ctx.insn_limit = DEFAULT_INSN_LIMIT
         self.pending: BaseException | None = None
         self.pending_helper = ""
         self.regions = None
@@ -646,6 +650,8 @@ class JitFunction:
             exc = BpfRuntimeError(self._missing_call_message(pc), pc)
         elif code == ERR_FELL_OFF:
             exc = BpfRuntimeError("execution fell off the end of the program", pc)
+        elif code == ERR_LIMIT:
+            exc = BpfRuntimeError(f"instruction limit of {int(ctx.insn_limit)} exceeded", pc)
         elif code == ERR_LEGACY:
             exc = BpfRuntimeError("legacy packet access (LD ABS/IND) is not supported", pc)
         else:
@@ -689,6 +695,17 @@ class JitFunction:
         if write and not region.writable:
             return 0
         return 1
+
+    @property
+    def insn_limit(self) -> int:
+        """Checked mode: instructions one run may execute (counted on backward jumps)."""
+        return int(self._state.ctx.insn_limit)
+
+    @insn_limit.setter
+    def insn_limit(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("insn_limit must be positive")
+        self._state.ctx.insn_limit = value
 
     def close(self) -> None:
         """Unregister the stack and free the thunks (the function must not run again)."""

@@ -44,6 +44,11 @@ from .memory import BpfRuntimeError
 CTX_ERROR, CTX_ERR_PC, CTX_ERR_ADDR, CTX_ERR_SIZE, CTX_ERR_WRITE, CTX_SP, CTX_STACK_LO, \
     CTX_STACK_HI = range(8)
 CTX_VARS = 11
+CTX_BUDGET = 12
+CTX_LIMIT = 13
+
+#: Checked mode bounds each run (from the outermost entry) like the interpreter's max_insns.
+DEFAULT_INSN_LIMIT = 1 << 26
 
 ERR_MEMORY = 1
 ERR_HELPER = 2
@@ -54,6 +59,7 @@ ERR_FELL_OFF = 6
 ERR_UNWIND = 7       # not an error: bpf_conformance's "unwind" helper stopped the program
 ERR_DEPTH_CALLBACK = 8   # a function entered through its thunk found no free frame
 ERR_LEGACY = 9       # LD ABS/IND reached (refused at run time, as the interpreter does)
+ERR_LIMIT = 10       # checked mode: the instruction budget of the run is spent
 
 _ICMP = {
     isa.JEQ: "eq", isa.JNE: "ne", isa.JGT: "ugt", isa.JGE: "uge", isa.JLT: "ult",
@@ -312,6 +318,20 @@ class ModuleGen:
         self.label("prologue")
         self.emit("store i64 %frame, ptr %p_sp")
         self.emit("store i64 %fp, ptr %r10")
+        if b.checked:
+            # Checked mode counts instructions on backward jumps; the outermost entry of a
+            # run (no live frame yet) starts a fresh budget.
+            self.emit(f"%p_budget = getelementptr i64, ptr %p_err, i64 {CTX_BUDGET}")
+            self.emit(f"%p_limit = getelementptr i64, ptr %p_err, i64 {CTX_LIMIT}")
+            self.emit(f"%p_hi = getelementptr i64, ptr %p_err, i64 {CTX_STACK_HI}")
+            self.emit("%hi = load i64, ptr %p_hi")
+            self.emit("%outer = icmp eq i64 %fp, %hi")
+            self.emit("br i1 %outer, label %new_budget, label %body")
+            self.label("new_budget")
+            self.emit("%limit = load i64, ptr %p_limit")
+            self.emit("store i64 %limit, ptr %p_budget")
+            self.emit("br label %body")
+            self.label("body")
         self.emit(f"br label %L{func.start}")
 
         pc = func.start
@@ -513,6 +533,8 @@ class ModuleGen:
             self.gen_call(pc, insn)
             return False
         target = pc + insn.jump_offset() + 1
+        if self.b.checked and target <= pc:
+            self.spend(pc, pc - target + 1)
         if op == isa.JA:
             if insn.opcode not in (isa.OP_JA, isa.OP_JA32):
                 raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
@@ -532,6 +554,18 @@ class ModuleGen:
         step = pc + 1
         self.emit(f"br i1 {c}, label %L{target}, label %L{step}")
         return True
+
+    def spend(self, pc: int, count: int) -> None:
+        """Checked mode: take ``count`` instructions (a loop body) from the run's budget."""
+        left = self.op("load i64, ptr %p_budget")
+        now = self.op(f"sub i64 {left}, {count}")
+        self.emit(f"store i64 {now}, ptr %p_budget")
+        out = self.op(f"icmp slt i64 {now}, 0")
+        ok, spent = f"L{pc}_budget", f"L{pc}_spent"
+        self.emit(f"br i1 {out}, label %{spent}, label %{ok}")
+        self.label(spent)
+        self.fail(ERR_LIMIT, pc)
+        self.label(ok)
 
     def call_args(self) -> str:
         return ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6)) + ", i64 %env"

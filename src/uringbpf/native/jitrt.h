@@ -21,6 +21,7 @@ enum {
 	JITRT_UNWIND = 7,            /* not an error: the conformance "unwind" helper stopped it */
 	JITRT_ERR_DEPTH_CALLBACK = 8,/* a function entered through its thunk found no free frame */
 	JITRT_ERR_LEGACY = 9,        /* LD ABS/IND reached */
+	JITRT_ERR_LIMIT = 10,        /* checked mode: instruction budget of the run spent */
 };
 
 struct jitrt_region {
@@ -42,6 +43,8 @@ struct jitrt_ctx {
 	uint64_t nregions;
 	uint64_t (*miss)(uint64_t addr, uint64_t size, uint64_t write);
 	uint64_t *vars;       /* instance values the shared code loads (maps, callbacks, thunks) */
+	int64_t budget;       /* checked mode: instructions left in this run */
+	int64_t insn_limit;   /* checked mode: budget of a run (set at the outermost entry) */
 };
 
 typedef uint64_t (*jitrt_prog_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
