@@ -212,3 +212,52 @@ def test_cli_dispatch_through_uringbpf_command(tmp_path, capsys):
     assert cli.main(["asm", str(src), "-o", str(out)]) == 0
     assert cli.main(["disasm", str(out)]) == 0
     assert "r0 = 7" in capsys.readouterr().out
+
+
+C_PROGRAM = r"""
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+static __attribute__((noinline)) __u64 mix(__u64 a, __u64 b)
+{
+	return (a * 31) ^ (b >> 3);
+}
+
+SEC("syscall")
+int entry(void *ctx)
+{
+	__u64 acc = 7;
+	for (int i = 0; i < 10; i++)
+		acc = mix(acc, (__u64)i << 40);
+	return (int)(acc & 0x7fffffff);
+}
+"""
+
+
+def test_disasm_of_a_clang_object_reassembles_and_runs(tmp_path, capsys):
+    """uringbpf cc -> ELF -> uringbpf disasm -> assemble -> same code -> interpreter."""
+    from uringbpf import cli
+    from uringbpf.bpf.interp import Interpreter
+    from uringbpf.bpf.object import BpfObject
+
+    src = tmp_path / "mix.bpf.c"
+    src.write_text(C_PROGRAM)
+    obj_path = tmp_path / "mix.bpf.o"
+    assert cli.main(["cc", str(src), "-o", str(obj_path)]) == 0
+    assert disasm.main_disasm([str(obj_path)]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith("entry:")
+    assert "call pc" in listing  # the noinline subprogram is a BPF-to-BPF call
+    obj = BpfObject.open(obj_path)
+    try:
+        prog = obj.programs["entry"].program
+        body = listing.split(":", 1)[1].split("\n", 1)[1]
+        assert isa.encode(asm.assemble(body)) == isa.encode(prog.insns)
+        acc = 7
+        for i in range(10):
+            acc = ((acc * 31) ^ ((i << 40) >> 3)) & isa.U64
+        assert Interpreter(prog.insns).run() == acc & 0x7FFFFFFF
+    finally:
+        obj.close()
