@@ -488,3 +488,88 @@ def test_programs_read_kernel_buffers_through_kfuncs(zc):
     assert bytes(view[8:24]) == (0x11223344).to_bytes(8, "little") + \
         (0x55667788).to_bytes(8, "little")
     del view
+
+
+def test_table_matches_a_model_under_random_operations():
+    """Random register/unregister/user/import sequences against a dictionary model."""
+    import mmap
+    import random as _random
+    region = mmap.mmap(-1, 1 << 20)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    users = [bytearray(4096) for _ in range(3)]
+    for pin_mode in ("exact", "region"):
+        ring = K.KbufRing(8, buffers=6)
+        table = ring.kbuf
+        released = []
+        model: dict[int, tuple] = {}    # index -> ("k", addr, len, dir) | ("u",)
+        rnd = _random.Random(pin_mode)
+        try:
+            for step in range(400):
+                index = rnd.randrange(-1, 8)
+                action = rnd.choice(["reg", "reg", "unreg", "user", "unuser", "import"])
+                if action == "reg":
+                    addr = base + rnd.randrange(0, 200) * 4096
+                    length = rnd.randrange(1, 8) * 512
+                    direction = rnd.choice([K.KBUF_DIR_DEST, K.KBUF_DIR_SOURCE])
+                    pin = (base, 1 << 20) if pin_mode == "region" else None
+                    got = table.register_kbuf(index, addr, length, direction,
+                                              lambda s=step: released.append(s), None, pin)
+                    want = -errno.EINVAL if not 0 <= index < 6 else \
+                        -errno.EBUSY if index in model else 0
+                    if want == 0:
+                        model[index] = ("k", addr, length, direction, step)
+                elif action == "unreg":
+                    got = table.unregister_kbuf(index)
+                    want = -errno.EINVAL if not 0 <= index < 6 or index not in model else \
+                        -errno.EBUSY if model[index][0] == "u" else 0
+                    if want == 0:        # no op holds a reference: released at once
+                        assert model.pop(index)[4] in released
+                elif action == "user":
+                    if not 0 <= index < 6:
+                        assert table.register_user(index, rnd.choice(users)) == -errno.EINVAL
+                        continue
+                    got = table.register_user(index, rnd.choice(users))
+                    want = -errno.EBUSY if index in model and model[index][0] == "k" else 0
+                    if want == 0:
+                        model[index] = ("u",)
+                elif action == "unuser":
+                    got = table.unregister_user(index)
+                    want = -errno.EINVAL if not 0 <= index < 6 or index not in model else \
+                        -errno.EBUSY if model[index][0] == "k" else 0
+                    if want == 0:
+                        model.pop(index)
+                else:
+                    ddir = rnd.choice([K.KBUF_DIR_DEST, K.KBUF_DIR_SOURCE])
+                    off, n = rnd.randrange(0, 4096), rnd.randrange(0, 2048)
+                    node, got = table.import_fixed(index, off, n, ddir)
+                    entry = model.get(index)
+                    ok = entry is not None and entry[0] == "k" and off + n <= entry[2] \
+                        and entry[3] & ddir
+                    if ok:
+                        assert node is not None and got == entry[1] + off
+                        table.put(node)
+                        continue
+                    want = -errno.EFAULT
+                    if entry is not None and entry[0] == "u" and off + n <= 4096:
+                        # user buffers go to the kernel untouched; import is for kbufs only
+                        if node is not None:
+                            table.put(node)
+                        continue
+                    assert node is None
+                assert got == want, (step, action, index, got, want)
+                for i in range(6):
+                    e = model.get(i)
+                    looked = table.lookup(i)
+                    if e is None:
+                        assert looked is None
+                    elif e[0] == "k":
+                        assert looked == (e[1], e[2], e[3])
+                    # the kernel's slot holds something exactly when a fixed op must be
+                    # checked by us (kernel buffer or stale region pin) or is a user buffer
+                    assert table.needs_import(i) == (e is not None and e[0] == "k"
+                                                     or e is None and table.pinned[i] is not None)
+        finally:
+            ring.close()
+        # teardown released every kernel buffer still registered
+        assert sorted(released) == sorted(set(released))
+        assert all(e[0] == "u" or e[4] in released for e in model.values())

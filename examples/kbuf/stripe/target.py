@@ -113,7 +113,7 @@ class StripeTarget:
                 self._handle(tag)
             else:
                 self._op_done(kind, tag, c.user_data & 0xFFFF, c.res)
-            ring.submit()
+            # new SQEs go to the kernel with the next wait_cqe (one io_uring_enter for both)
 
     def _sqe(self) -> u.Sqe:
         sqe = self.ring.get_sqe()

@@ -629,15 +629,13 @@ class KbufRing:
 
     def wait_cqe(self, timeout: float | None = None) -> Completion | None:
         """Submit pending SQEs and wait for one completion (None on timeout)."""
+        c = self.peek_cqe()
+        if c is not None:
+            return c        # queued SQEs wait for the next wait/submit: fewer syscalls
         while True:
-            if self._tail != self._flushed:
-                self._submit(0, 0)
+            ret = self._submit(1, u.IORING_ENTER_GETEVENTS, timeout)   # submit + wait at once
             c = self.peek_cqe()
-            if c is not None:
-                return c
-            ret = self._submit(1, u.IORING_ENTER_GETEVENTS, timeout)
-            if ret == -errno.ETIME:
-                c = self.peek_cqe()
+            if c is not None or ret == -errno.ETIME:
                 return c
 
     def close(self) -> None:
