@@ -301,3 +301,23 @@ def test_jumps_match_oracle(a, b, bits, op):
     vm = Interpreter(prog(f"mov %r0, 1\nlddw %r1, {a:#x}\nlddw %r2, {b:#x}\n"
                           f"{op}{suffix} %r1, %r2, +1\nmov %r0, 0\nexit"))
     assert vm.run() == int(want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(base=st.sampled_from(["mem", "stack", "zero", "huge"]), delta=st.integers(-(1 << 20), 1 << 20),
+       off=st.integers(-(1 << 15), (1 << 15) - 1), size=st.sampled_from(["b", "h", "w", "dw"]),
+       store=st.booleans())
+def test_any_address_is_either_valid_or_a_clean_error(base, delta, off, size, store):
+    """Wild pointers never crash the process: the access works or raises BpfMemoryError."""
+    rt = runtime()
+    buf = Buffer(64, bytes(range(64)))
+    rt.mem.add_buffer(buf, True, "mem")
+    start = {"mem": buf.addr, "stack": 0, "zero": 0, "huge": M64 - 8}[base]
+    op = f"stx{size} [%r6{off:+d}], %r7" if store else f"ldx{size} %r0, [%r6{off:+d}]"
+    src = ("mov %r6, %r10\n" if base == "stack" else f"lddw %r6, {start:#x}\n")
+    src += f"lddw %r1, {delta & M64:#x}\nadd %r6, %r1\nmov %r7, -1\nmov %r0, 0\n{op}\nexit"
+    vm = Interpreter(prog(src), rt)
+    try:
+        vm.run()
+    except BpfMemoryError as exc:
+        assert exc.pc is not None and "out of bounds" in str(exc)

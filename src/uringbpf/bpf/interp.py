@@ -533,14 +533,14 @@ class Interpreter:
         views: dict[int, memoryview] = {}
 
         def find_view(a: int, size: int, write: bool, pc: int) -> tuple[memoryview, int]:
+            a &= M64  # address arithmetic wraps at 64 bits, as on the machine
             c = cache
             if c[0] <= a and a + size <= c[1] and (c[3] or not write):
                 return c[2], a - c[0]
-            region = space.find(a & M64, size) if a >= 0 else None
+            region = space.find(a, size)
             if region is None:
                 kind = "store" if write else "load"
-                raise BpfMemoryError(
-                    f"out of bounds memory {kind} of {size} bytes at {a & M64:#x}", pc)
+                raise BpfMemoryError(f"out of bounds memory {kind} of {size} bytes at {a:#x}", pc)
             if write and not region.writable:
                 raise BpfMemoryError(
                     f"store of {size} bytes to read-only {region.name} at {a:#x}", pc)
