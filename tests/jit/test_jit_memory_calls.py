@@ -651,3 +651,20 @@ def test_checked_mode_bounds_endless_loops():
     bounded.insn_limit = 1000
     for _ in range(3):
         assert bounded(400) == 400
+
+
+def test_memory_outside_the_stack_is_accessed_volatile():
+    """Ring memory is shared with the kernel: each BPF access must stay one access."""
+    fn = jit.compile(prog("""
+        ldxw %r0, [%r1+0]
+        ldxw %r2, [%r1+0]
+        stxw [%r1+4], %r2
+        stxdw [%r10-8], %r0
+        ldxdw %r3, [%r10-8]
+        exit
+    """))
+    assert fn.ir.count("load volatile i32") == 2
+    assert fn.ir.count("store volatile i32") == 1
+    assert "store i64 %t" in fn.ir and "load volatile i64" not in fn.ir
+    buf = Buffer(8, b"\x05\x00\x00\x00")
+    assert fn(buf.addr) == 5 and buf.read(4, 4) == b"\x05\x00\x00\x00"

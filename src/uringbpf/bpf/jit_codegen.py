@@ -109,6 +109,14 @@ class Bindings:
     symbol_prefix: str = "ubpf"
 
 
+def _volatile(base_reg: int) -> str:
+    """Accesses through anything but r10 are volatile: one BPF load/store is one machine
+    access, in program order, as with the kernel's JIT. Programs poll ring memory that the
+    kernel writes (CQ tail) and publish SQEs before moving the SQ tail; LLVM must not hoist,
+    merge or reorder those. Stack accesses (r10-based) stay plain so they optimise freely."""
+    return "" if base_reg == isa.R10 else " volatile"
+
+
 def _s64(value: int) -> int:
     return isa.to_s64(value)
 
@@ -691,7 +699,7 @@ class ModuleGen:
         addr = self.address(insn.src, insn.off)
         self.checked_access(pc, addr, size, False)
         p = self.op(f"inttoptr i64 {addr} to ptr")
-        v = self.op(f"load {ty}, ptr {p}, align 1")
+        v = self.op(f"load{_volatile(insn.src)} {ty}, ptr {p}, align 1")
         if size < 8:
             ext = "sext" if mode == isa.MEMSX else "zext"
             v = self.op(f"{ext} {ty} {v} to i64")
@@ -711,7 +719,7 @@ class ModuleGen:
                 v = self.op(f"trunc i64 {v} to {ty}")
         self.checked_access(pc, addr, size, True)
         p = self.op(f"inttoptr i64 {addr} to ptr")
-        self.emit(f"store {ty} {v}, ptr {p}, align 1")
+        self.emit(f"store{_volatile(dst)} {ty} {v}, ptr {p}, align 1")
 
     def gen_atomic(self, pc: int, insn: Insn) -> None:
         if insn.size not in (isa.W, isa.DW):
