@@ -138,3 +138,30 @@ def test_runner_main_over_directory(capsys):
     rc = conformance_runner.main([str(DATA), "--include-regex", "^alu64-add"])
     out = capsys.readouterr().out
     assert rc == 0 and "2 passed, 0 failed" in out
+
+
+ELF_SOURCE = r"""
+unsigned long long entry(unsigned char *mem, unsigned long long len)
+{
+	unsigned long long acc = len << 8;
+	for (unsigned long long i = 0; i < len && i < 8; i++)
+		acc += mem[i];
+	return acc;
+}
+"""
+
+
+def test_plugin_elf_option_with_a_compiled_object(tmp_path):
+    """--elf: the runner's ELF carries one function in .text; ours comes from uringbpf cc."""
+    from uringbpf import cli
+
+    src = tmp_path / "sum.c"
+    src.write_text(ELF_SOURCE)
+    obj = tmp_path / "sum.o"
+    assert cli.main(["cc", str(src), "-o", str(obj)]) == 0
+    elf_hex = " ".join(f"{b:02x}" for b in obj.read_bytes())
+    proc = _plugin(["05 06 07", "--elf"], elf_hex + "\n")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert int(proc.stdout, 16) == (3 << 8) + 5 + 6 + 7
+    rc, out = conformance.execute(b"\x7fELF garbage", b"", is_elf=True)
+    assert rc == 1 and out.strip()

@@ -20,7 +20,6 @@ unknown directives make a file skipped) so our runner judges files as upstream d
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import re
@@ -178,26 +177,30 @@ def _decode_hex(text: str) -> bytes:
 
 
 def _load_elf_program(data: bytes) -> bytes:
-    """The bytecode of the single program of an ELF the runner built (``--elf``)."""
+    """The bytecode of the program in an ELF the runner built (``--elf``).
+
+    The runner writes one function (``main``) into ``.text`` or ``xdp``.  Programs in
+    named sections come from the loader (relocated); libbpf treats ``.text`` as
+    subprograms only, so a lone ``.text`` function is taken from the section as is.
+    """
     try:
+        from . import elf as elf_mod
         from .object import BpfObject
     except ImportError as exc:
         raise PluginError(f"--elf needs the ELF loader (uringbpf.bpf.object): {exc}") from None
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(suffix=".o", delete=False) as f:
-        f.write(data)
-        path = f.name
+    obj = BpfObject.from_bytes(bytes(data), "<conformance-plugin --elf>")
     try:
-        obj = BpfObject.open(path)
         progs = obj.programs
         progs = list(progs.values()) if isinstance(progs, dict) else list(progs)
-        if not progs:
-            raise PluginError("ELF file has no program")
-        prog = getattr(progs[0], "program", progs[0])
-        return isa.encode(prog.insns)
+        if progs:
+            prog = getattr(progs[0], "program", progs[0])
+            return isa.encode(prog.insns)
     finally:
-        os.unlink(path)
+        obj.close()
+    text = elf_mod.parse(bytes(data), "<conformance-plugin --elf>").section(".text")
+    if text is None or not text.data:
+        raise PluginError("ELF file has no program")
+    return bytes(text.data)
 
 
 def main_conformance_plugin(argv: list[str]) -> int:
