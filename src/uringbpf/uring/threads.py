@@ -382,7 +382,7 @@ class ThreadsBackend:
 
     # ---------------------------------------------------------------- chains
     def _run_chain(self, chain: list[_Req]) -> None:
-        failed = False
+        failed = silent = False
         i, n = 0, len(chain)
         while i < n:
             r = chain[i]
@@ -390,7 +390,8 @@ class ThreadsBackend:
                 else None
             if failed or self._closed:
                 self._unregister(r)
-                self._post(r.user_data, -errno.ECANCELED)
+                if not silent:
+                    self._post(r.user_data, -errno.ECANCELED)
                 i += 1
                 continue
             deadline = None
@@ -417,6 +418,9 @@ class ThreadsBackend:
                 i += 1
             if bad and not r.flags & u.IOSQE_IO_HARDLINK:
                 failed = True
+                # A failing CQE_SKIP_SUCCESS request silences the cancellations of the rest
+                # of its chain (the kernel's REQ_F_SKIP_LINK_CQES): one CQE per chain.
+                silent = bool(r.flags & u.IOSQE_CQE_SKIP_SUCCESS)
             i += 1
 
     def _is_failure(self, r: _Req, res: int) -> bool:
