@@ -582,10 +582,12 @@ class JitFunction:
 
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
         state = self._state
-        if not self._finalizer.alive:
-            raise BpfRuntimeError(f"{self.program.name}: the JIT function was closed")
+        ctx = state.ctx
         if not state.active:
-            self.reset()
+            if self._closed:
+                raise BpfRuntimeError(f"{self.program.name}: the JIT function was closed")
+            if ctx.error:              # left by a native caller that did not take_error()
+                self.reset()
             if self.checked:
                 self.refresh_regions()
         U64 = isa.U64
@@ -594,7 +596,7 @@ class JitFunction:
             r0 = self._cfunc(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
         finally:
             state.active -= 1
-        if state.ctx.error:
+        if ctx.error:
             self.raise_error()
         return r0
 
@@ -709,7 +711,10 @@ class JitFunction:
 
     def close(self) -> None:
         """Unregister the stack and free the thunks (the function must not run again)."""
+        self._closed = True
         self._finalizer()
+
+    _closed = False
 
 
 def _release(thunks: _ThunkPage, mem: AddressSpace, region) -> None:
