@@ -112,7 +112,7 @@ def bench_nbd(paths: list[str], quick: bool) -> dict:
     results = {}
     n = 300 if quick else 2000
     for mode in ("copy", "zc"):
-        with StripeNbd(paths, 65536, mode, queue_depth=QD) as srv:
+        with StripeNbd(paths, 65536, mode, queue_depth=QD, engine="native") as srv:
             c = nbd.NbdClient("127.0.0.1", srv.port)
             data = os.urandom(131072)
             for name, ctype in (("128K seqwrite", nbd.CMD_WRITE), ("128K seqread", nbd.CMD_READ)):
@@ -162,6 +162,26 @@ def copy_cost() -> list[tuple[int, float, float]]:
     return out
 
 
+def crc_cost() -> list[tuple[str, int, float]]:
+    """Integrity crc32c per write: native C vs the BPF program on the JIT."""
+    from stripe.integrity import IntegrityLog
+    logs = [("native", IntegrityLog(None, engine="native"))]
+    try:
+        logs.append(("bpf-jit", IntegrityLog(None, engine="bpf", bpf_engine="jit")))
+    except Exception as exc:
+        print(f"  (BPF crc32c unavailable: {exc})")
+    out = []
+    for size in (4096, 131072):
+        buf = ctypes.create_string_buffer(os.urandom(size), size)
+        for name, log in logs:
+            reps = 2000 if size == 4096 else 200
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                log.crc(ctypes.addressof(buf), size)
+            out.append((name, size, (time.perf_counter() - t0) / reps * 1e6))
+    return out
+
+
 def table(title: str, results: dict, modes) -> None:
     print(f"\n{title}")
     print(f"{'workload':<15}{'mode':<10}{'IOPS':>10}{'MiB/s':>9}{'CPU us/IO':>11}{'vs copy':>9}")
@@ -186,8 +206,12 @@ def main() -> int:
         paths = make_files(d)
         table("request source -> target (no network)", bench_target(paths, quick),
               [m[0] for m in MODES])
-        table("NBD on 127.0.0.1 (our client, same process)", bench_nbd(paths, quick),
+        table("NBD on 127.0.0.1 (our client, same process; native crc32c)",
+              bench_nbd(paths, quick),
               ("copy", "zc"))
+    print("\nintegrity crc32c per write")
+    for name, size, us in crc_cost():
+        print(f"  {name:<8} {size >> 10:>4} KiB: {us:8.1f} us")
     print("\nnative copy (kbuf_copy) per I/O: cache-hot / over 64 MiB of buffers")
     for size, hot, cold in copy_cost():
         print(f"  {size >> 10:>5} KiB: {hot:7.2f} us ({size / hot / 1e3:5.1f} GB/s) / "
