@@ -529,14 +529,16 @@ class Interpreter:
         smv = stack.view()
         lo = stack.addr
         space = self.runtime.mem
-        cache = [0, 0, None, False]  # lo, hi, memoryview, writable (a region of runtime.mem)
+        # The last runtime.mem region touched, as closure cells the loads/stores read
+        # directly: [c_lo, c_hi) readable through c_mv, and writable when c_wr.
+        c_lo = c_hi = 0
+        c_mv: memoryview | None = None
+        c_wr = False
         views: dict[int, memoryview] = {}
 
         def find_view(a: int, size: int, write: bool, pc: int) -> tuple[memoryview, int]:
+            nonlocal c_lo, c_hi, c_mv, c_wr
             a &= M64  # address arithmetic wraps at 64 bits, as on the machine
-            c = cache
-            if c[0] <= a and a + size <= c[1] and (c[3] or not write):
-                return c[2], a - c[0]
             region = space.find(a, size)
             if region is None:
                 kind = "store" if write else "load"
@@ -548,12 +550,14 @@ class Interpreter:
             if mv is None:
                 mv = memoryview((ctypes.c_ubyte * region.size).from_address(region.base)).cast("B")
                 views[id(region)] = mv
-            c[0], c[1], c[2], c[3] = region.base, region.end, mv, region.writable
+            c_lo, c_hi, c_mv, c_wr = region.base, region.end, mv, region.writable
             return mv, a - region.base
 
         def reset_cache() -> None:
-            cache[0] = cache[1] = 0
-            cache[2] = None
+            nonlocal c_lo, c_hi, c_mv, c_wr
+            c_lo = c_hi = 0
+            c_mv = None
+            c_wr = False
             views.clear()
 
         def make_load(size: int):
@@ -564,6 +568,9 @@ class Interpreter:
                 o = a - lo
                 if 0 <= o <= lim:
                     return unpack(smv, o)[0]
+                o = a - c_lo
+                if 0 <= o and a + size <= c_hi:
+                    return unpack(c_mv, o)[0]
                 mv, off = find_view(a, size, False, pc)
                 return unpack(mv, off)[0]
             return load
@@ -576,6 +583,10 @@ class Interpreter:
                 o = a - lo
                 if 0 <= o <= lim:
                     pack(smv, o, v)
+                    return
+                o = a - c_lo
+                if c_wr and 0 <= o and a + size <= c_hi:
+                    pack(c_mv, o, v)
                     return
                 mv, off = find_view(a, size, True, pc)
                 pack(mv, off, v)
