@@ -403,3 +403,28 @@ def test_raw_enter_and_sqe_views(ring):
     assert n == 1
     assert ring.enter(n, 1, ENTER_GETEVENTS) == 1
     assert by_ud(wait_all(ring, 1)) == {55: 0}
+
+
+def test_fixed_buffer_outlives_unregister_while_in_flight(ring, tcp_pair):
+    import gc
+    import weakref
+
+    class Buf(bytearray):
+        pass
+
+    cli, conn = tcp_pair
+    buf = Buf(16)
+    ref = weakref.ref(buf)
+    ring.register_buffers([buf])
+    del buf
+    ring.prep_read_fixed(conn, 0, 4, -1)
+    ring.submit()
+    ring.unregister_buffers()
+    gc.collect()
+    assert ref() is not None          # the in-flight READ_FIXED still holds it
+    cli.sendall(b"abcd")
+    assert ring.wait_cqe(timeout=WAIT).res == 4
+    assert bytes(ref()[:4]) == b"abcd"
+    ring.cqe_seen()
+    gc.collect()
+    assert ref() is None

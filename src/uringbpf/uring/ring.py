@@ -720,9 +720,11 @@ class Ring:
             nbytes = size - buf_offset
         if not 0 <= nbytes <= size - buf_offset:
             raise ValueError(f"nbytes={nbytes} exceeds registered buffer {buf_index}")
-        _, sqe = self._sqe(op, _fileno(fd), base + buf_offset, nbytes, self._offset(offset),
-                           user_data, flags)
+        idx, sqe = self._sqe(op, _fileno(fd), base + buf_offset, nbytes, self._offset(offset),
+                             user_data, flags)
         sqe.buf_index = buf_index
+        # the registered buffers must outlive this request even if unregistered meanwhile
+        self._keep(idx, self._fixed_keep)
         return sqe
 
     def prep_read_fixed(self, fd, buf_index: int, nbytes: int | None = None, offset: int = 0,
