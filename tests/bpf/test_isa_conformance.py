@@ -75,6 +75,8 @@ def test_plugin_program_option_and_errors():
                                                    isa.Insn(isa.OP_EXIT)]))
     proc = _plugin(["--program", code], "")
     assert proc.returncode == 0 and proc.stdout.strip() == "ffffffffffffffff"
+    usage = _plugin(["--help"], "")
+    assert usage.returncode == 0 and "conformance-plugin" in usage.stdout
     bad = _plugin(["--bogus"], code + "\n")
     assert bad.returncode != 0 and "Invalid arguments: --bogus" in bad.stdout
     empty = _plugin([], "\n")

@@ -206,6 +206,11 @@ def _load_elf_program(data: bytes) -> bytes:
 def main_conformance_plugin(argv: list[str]) -> int:
     """Entry point of ``uringbpf conformance-plugin`` (see the module docstring)."""
     args = list(argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print("usage: uringbpf conformance-plugin [MEMORY-HEX] [--program HEX] [--jit|--interpret] "
+              "[--elf] < PROGRAM-HEX\n\nRuns one program the way the bpf_conformance runner "
+              "expects and prints r0 in hex (see docs/conformance.md).")
+        return 0
     memory_hex = ""
     program_hex = None
     engine = "interp"
