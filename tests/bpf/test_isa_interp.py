@@ -83,6 +83,14 @@ def test_pseudo_map_forms():
     with pytest.raises(BpfRuntimeError, match="unrelocated lddw map fd") as info:
         Interpreter(prog("mov %r0, 0\nlddw %r0, map_fd(3)\nexit"), rt)
     assert info.value.pc == 1
+    # maps named by fd resolve against runtime.maps
+    m1.fd = 3
+    rt.maps = [m0, m1]
+    assert Interpreter(prog("lddw %r0, map_fd(3)\nexit"), rt).run() == m1.addr
+    p3 = prog("lddw %r1, map_value(3)+4\nldxw %r0, [%r1]\nexit")
+    assert Interpreter(p3, rt).run() == int.from_bytes(bytes(range(4, 8)), "little")
+    with pytest.raises(BpfRuntimeError, match="BTF id"):
+        Interpreter(prog("lddw %r0, btf_id(7)\nexit"), rt)
 
 
 def test_default_helper_table_and_kfuncs(monkeypatch):

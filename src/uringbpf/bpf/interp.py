@@ -389,8 +389,21 @@ class Interpreter:
             return (int(value_addr) + isa.to_s32(insn.imm64 >> 32)) & M64
         if src == isa.PSEUDO_FUNC:
             return self._trampoline(pc + 1 + idx)
-        kind = {isa.PSEUDO_MAP_FD: "map fd", isa.PSEUDO_MAP_VALUE: "map value",
-                isa.PSEUDO_BTF_ID: "BTF id"}.get(src, f"src {src}")
+        if src in (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_VALUE):
+            # Bytecode that names maps by fd (as the kernel's bpf() does): resolve it against
+            # the maps of the runtime that carry that fd.
+            for m in getattr(self.runtime, "maps", None) or []:
+                if getattr(m, "fd", None) == idx:
+                    if src == isa.PSEUDO_MAP_FD:
+                        return int(m.addr) & M64
+                    value_addr = getattr(m, "value_addr", None)
+                    if value_addr is None:
+                        raise self._fail(f"lddw map value of map fd {idx} which has no direct value", pc)
+                    return (int(value_addr) + isa.to_s32(insn.imm64 >> 32)) & M64
+            kind = "map fd" if src == isa.PSEUDO_MAP_FD else "map value"
+            raise self._fail(f"unrelocated lddw {kind} form: no map with fd {idx} in the runtime "
+                             "(load the object to relocate it)", pc)
+        kind = {isa.PSEUDO_BTF_ID: "BTF id"}.get(src, f"src {src}")
         raise self._fail(f"unrelocated lddw {kind} form (load the object to relocate it)", pc)
 
     def _trampoline(self, entry_pc: int) -> int:
