@@ -180,3 +180,34 @@ def test_link_semantics_match_model(backend_name, reqs):
             r.prep_nop(i, flags=flags, inject=res)
         r.submit()
         assert by_ud(wait_all(r, len(reqs))) == model(reqs)
+
+
+def test_sq_rewind_keeps_buffers_alive(make_ring):
+    import gc
+    import socket
+    import weakref
+
+    class Buf(bytearray):
+        pass
+
+    r = make_ring(4, cq_entries=8, flags=REWIND)
+    a, b = socket.socketpair()
+    try:
+        buf = Buf(4)
+        ref = weakref.ref(buf)
+        r.prep_recv(a, buf, user_data=1)
+        del buf
+        assert r.sq_rewind_submit(1) == 1          # raw path: consumes slot 0
+        r.prep_nop(2)                               # slot 0 again
+        assert ctypes.addressof(r.sqe_view(0)) == r.sqes_addr
+        r.submit()
+        gc.collect()
+        assert ref() is not None
+        b.send(b"wxyz")
+        got = by_ud(wait_all(r, 2))
+        assert got == {1: 4, 2: 0}
+        gc.collect()
+        assert ref() is None
+    finally:
+        a.close()
+        b.close()

@@ -271,8 +271,15 @@ class Ring:
         off = idx * self.sqe_size
         self._sqe_b[off:off + self.sqe_size] = self._zero_sqe
         if self._slot_keep:
-            self._slot_keep.pop(idx, None)
+            self._drop_slot_keep(idx)
         return idx
+
+    def _drop_slot_keep(self, idx: int) -> None:
+        """A slot is reused while it still holds a keep-alive nobody transferred (its SQE
+        went to the kernel through native code or a hook): park it until close()."""
+        old = self._slot_keep.pop(idx, None)
+        if old is not None:
+            self._orphans.append(old)
 
     def get_sqe(self):
         """A zeroed SQE view for the next request (unlike liburing, always zeroed).
@@ -294,9 +301,7 @@ class Ring:
         """Publish SQEs handed out by get_sqe; return how many the kernel may consume."""
         t = self._sqe_tail
         if self.sq_rewind:
-            if t and (self._slot_keep or self._inflight):
-                self._transfer(range(t))
-            return t
+            return t          # keep-alives move in raw_enter, where the slots are consumed
         h = self._sqe_head
         if h != t:
             if self._slot_keep or self._inflight:
@@ -357,6 +362,11 @@ class Ring:
         ring; on an emulated SQ_REWIND ring this is where slots 0..to_submit-1 are handed
         to the kernel (see :meth:`sq_rewind_submit`).
         """
+        if to_submit and self.sq_rewind:
+            # slots 0..n-1 are consumed by this call, however they were filled
+            self._sqe_tail = 0
+            if self._slot_keep or self._inflight:
+                self._transfer(range(min(to_submit, self.sq_entries)))
         if to_submit and self.sq_rewind_emulated:
             return self._rewind_enter(to_submit, min_complete, flags, sig, timeout)
         if to_submit and self._filters:
@@ -658,7 +668,7 @@ class Ring:
         idx = t & self.sq_mask
         self._sqe_tail = (t + 1) & M32
         if self._slot_keep:
-            self._slot_keep.pop(idx, None)
+            self._drop_slot_keep(idx)
         size = self.sqe_size
         off = idx * size
         self._sqe_b[off:off + size] = self._zero_sqe
