@@ -383,7 +383,10 @@ class Interpreter:
             m = maps[idx]
             if src == isa.PSEUDO_MAP_IDX:
                 return int(m.addr) & M64
-            value_addr = getattr(m, "value_addr", None)
+            try:
+                value_addr = getattr(m, "value_addr", None)
+            except Exception as exc:  # e.g. a closed map, or a map type without direct values
+                raise self._fail(f"lddw map value of map {idx}: {exc}", pc) from exc
             if value_addr is None:
                 raise self._fail(f"lddw map value of map {idx} which has no direct value", pc)
             return (int(value_addr) + isa.to_s32(insn.imm64 >> 32)) & M64
