@@ -115,7 +115,12 @@ class Ring:
         self.flags = flags
         self._closed = False
         self._be = self._setup(entries, cq_entries or 0, flags, backend, sq_thread_idle)
-        self._init_memory()
+        try:
+            self._init_memory()
+        except BaseException:
+            self._closed = True
+            self._be.close()
+            raise
         # hooks (designs): see set_enter_hook / add_sqe_filter / add_register_hook
         self._enter_hook: Callable | None = None
         self._filters: list[Callable] = []
