@@ -29,6 +29,7 @@ import threading
 import weakref
 from ctypes import Structure, c_int32, c_uint32, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from .. import native
@@ -614,6 +615,129 @@ def _kf_get_region(runtime, r1, r2, r3, r4, r5) -> int:
     if _live_ctx(runtime, r1) is None:
         return 0
     return lib().uringbpf_kf_get_region(r1, r2 & 0xFFFFFFFF, r3, 0, 0)
+
+
+# --- the examples (examples/loop/*.bpf.c): building and running them -------------------
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "loop"
+RING_FLAGS = (uapi.IORING_SETUP_SINGLE_ISSUER | uapi.IORING_SETUP_DEFER_TASKRUN
+              | uapi.IORING_SETUP_NO_SQARRAY | uapi.IORING_SETUP_CQSIZE
+              | uapi.IORING_SETUP_SQ_REWIND)
+
+
+def example_object(name: str) -> Path:
+    """``examples/loop/<name>.bpf.c`` compiled with ``uringbpf cc`` (cached by source hash)."""
+    import hashlib
+    from ..bpf import cc
+    src = EXAMPLES_DIR / f"{name}.bpf.c"
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: the loop examples ship with the source tree")
+    digest = hashlib.sha256(src.read_bytes())
+    for header in sorted(cc.include_dir().rglob("*.h")):
+        digest.update(header.read_bytes())
+    out = native.cache_dir() / f"loop-example-{name}-{digest.hexdigest()[:16]}.bpf.o"
+    if not out.exists():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        cc.compile_c(src, tmp)
+        os.replace(tmp, out)
+    return out
+
+
+def make_ring(entries: int = 8, cq_entries: int | None = None, flags: int = RING_FLAGS):
+    """A ring the loop can drive: SINGLE_ISSUER | DEFER_TASKRUN | NO_SQARRAY | SQ_REWIND."""
+    from ..uring.ring import Ring
+    return Ring(entries, cq_entries=cq_entries or entries, flags=flags)
+
+
+def _set_ring_rodata(obj, ring) -> None:
+    ro = obj.rodata
+    ro.cq_head_offset = ring.params.cq_off.head
+    ro.cq_tail_offset = ring.params.cq_off.tail
+    ro.cqes_offset = ring.params.cq_off.cqes
+    ro.cq_entries = ring.params.cq_entries
+    ro.sq_entries = ring.params.sq_entries
+
+
+def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True, **rodata):
+    """Open, configure (ring offsets + ``rodata``) and load an example; returns the object."""
+    from ..bpf.object import BpfObject
+    obj = BpfObject.open(example_object(name))
+    st = next(iter(obj.struct_ops))
+    st.ring_fd = ring.fd
+    _set_ring_rodata(obj, ring)
+    for key, value in rodata.items():
+        setattr(obj.rodata, key, value)
+    obj.load(engine, verify=verify)
+    return obj
+
+
+def nops_example(ring, total: int, *, engine: str = "jit", cap: int | None = None,
+                 verify: bool = True):
+    """examples/loop/nops.bpf.c attached to ``ring`` with ``total`` NOPs to run."""
+    from ..bpf.object import BpfObject
+    obj = BpfObject.open(example_object("nops"))
+    obj.struct_ops.nops_ops.ring_fd = ring.fd
+    obj.bss.reqs_to_run = total
+    _set_ring_rodata(obj, ring)
+    obj.rodata.max_inflight = cap or ring.params.sq_entries
+    obj.load(engine, verify=verify)
+    return obj, obj.attach_struct_ops("nops_ops")
+
+
+@dataclass
+class CopyResult:
+    copied: int
+    error: int
+    done: bool
+    fnv1a: int | None = None
+    reads: int | None = None
+    short_reads: int | None = None
+    engine: str = ""
+
+
+def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "jit",
+            chunk: int = 4096, verify: bool = True) -> CopyResult:
+    """Copy ``in_fd`` (file, pipe or socket) to ``out_fd`` with the cp or cksum example.
+
+    One ``io_uring_enter`` on a fresh loop ring does the whole copy.  With ``checksum``
+    the buffer is the ring's parameter region and the program FNV-1a hashes the data.
+    """
+    ring = make_ring(8)
+    try:
+        if checksum:
+            region = register_region(ring, 4096)
+            name, extra = "cksum", {"buf_addr": region.addr}
+        else:
+            buf = mmap.mmap(-1, max(chunk, 1))
+            name = "cp"
+            extra = {"buf_addr": ctypes.addressof(ctypes.c_char.from_buffer(buf)),
+                     "chunk_size": chunk}
+        obj = open_example(name, ring, engine=engine, verify=verify, in_fd=in_fd,
+                           out_fd=out_fd, **extra)
+        try:
+            link = obj.attach_struct_ops(f"{name}_ops")
+            ret = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
+            if ret < 0:
+                raise OSError(-ret, f"loop run failed: {os.strerror(-ret)}")
+            bss = obj.bss
+            result = CopyResult(int(bss.copied), int(bss.error), bool(bss.done),
+                                engine=link.engine)
+            if checksum:
+                result.fnv1a = int(obj.data.fnv1a) & 0xFFFFFFFF
+            else:
+                result.reads, result.short_reads = int(bss.reads), int(bss.short_reads)
+            link.destroy()
+            return result
+        finally:
+            obj.close()
+    finally:
+        ring.close()
+
+
+def fnv1a32(data: bytes, h: int = 2166136261) -> int:
+    """The checksum cksum.bpf.c computes, in Python (for checking it)."""
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
 
 
 LOOP_STEP_PROG_TYPE = f"struct_ops:{STRUCT_OPS_TYPE}.loop_step"
