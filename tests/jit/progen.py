@@ -192,3 +192,62 @@ def programs(draw, max_funcs: int = 3) -> isa.Program:
     for name, units in zip(names, bodies):
         insns.extend(_resolve(units, starts, starts[name]))
     return isa.Program("random", insns)
+
+
+# ---------------------------------------------------------------------------------------
+# Programs that may fail: memory accesses around a data buffer and helpers that may raise.
+
+DATA_SIZE = 32
+#: r9 holds the data pointer for the whole program (no generated instruction writes it).
+DATA_REG = 9
+FAULTY_HELPER = 1000
+data_gpr = st.integers(0, 8)
+
+
+@st.composite
+def faulty_units(draw, count: int) -> list:
+    units: list = []
+    for _ in range(count):
+        kind = draw(st.integers(0, 9))
+        if kind <= 3:
+            insns = draw(alu_insn())
+            units.append([i for i in insns if i.dst != DATA_REG] or
+                         [Insn(isa.ALU64 | isa.ADD | isa.K, 0, imm=1)])
+        elif kind <= 6:
+            size = draw(st.sampled_from([isa.B, isa.H, isa.W, isa.DW]))
+            off = draw(st.integers(-8, DATA_SIZE + 8))
+            what = draw(st.integers(0, 3))
+            if what == 0:
+                units.append([Insn(isa.LDX | isa.MEM | size, draw(data_gpr), DATA_REG, off)])
+            elif what == 1:
+                units.append([Insn(isa.STX | isa.MEM | size, DATA_REG, draw(data_gpr), off)])
+            elif what == 2:
+                units.append([Insn(isa.ST | isa.MEM | size, DATA_REG, 0, off, draw(imm32))])
+            else:
+                width = draw(st.sampled_from([isa.W, isa.DW]))
+                code = draw(st.sampled_from(sorted(isa.ATOMIC_OPS)))
+                units.append([Insn(isa.STX | isa.ATOMIC | width, DATA_REG, draw(data_gpr),
+                                   off, code)])
+        elif kind <= 8:
+            op = draw(st.sampled_from(JMP_OPS))
+            units.append(("jump", Insn(isa.JMP | op | isa.K, draw(data_gpr), 0, 0,
+                                       draw(imm32)), draw(st.integers(0, 4))))
+        else:
+            units.append([Insn(isa.ALU64 | isa.MOV | isa.X, 1, draw(data_gpr)),
+                          Insn(isa.OP_CALL, imm=FAULTY_HELPER)]
+                         + _define_regs(draw, range(1, 6)))
+    return units
+
+
+@st.composite
+def faulty_programs(draw) -> isa.Program:
+    prologue = [Insn(isa.ALU64 | isa.MOV | isa.X, DATA_REG, 1)]
+    prologue.extend(_define_regs(draw, [0, 2, 3, 4, 5, 6, 7, 8]))
+    units = [prologue] + draw(faulty_units(draw(st.integers(3, 20))))
+    fold = []
+    for r in range(1, 9):
+        fold.append(Insn(isa.ALU64 | isa.XOR | isa.X, 0, r))
+        fold.append(Insn(isa.ALU64 | isa.MUL | isa.K, 0, 0, 0, 0x01000193))
+    units.append(fold)
+    units.append([Insn(isa.OP_EXIT)])
+    return isa.Program("faulty", _resolve(units, {}, 0))

@@ -304,7 +304,7 @@ class _Binder:
         impl = getattr(h, "impl", h)
         if not callable(impl):
             return None
-        name = getattr(h, "name", None) or getattr(impl, "__name__", default_name)
+        name = getattr(h, "name", None) or default_name     # the interpreter names it so too
         return Helper(Proto(name, (Arg.ANYTHING,) * 5), impl, helper_id,
                       getattr(h, "native", None))
 
