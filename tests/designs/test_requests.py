@@ -258,6 +258,22 @@ exit
 """
 
 
+_MODE = {"native": False}
+
+
+@pytest.fixture(autouse=True, params=["python-engine", "native-engine"])
+def engine_kind(request):
+    """Every test runs on both engines (designs/requests.py and native/requests.c)."""
+    _MODE["native"] = request.param == "native-engine"
+    yield request.param
+
+
+def mkring(*args, **kwargs):
+    r = R.Ring(*args, native=_MODE["native"], **kwargs)
+    assert r.requests.native == _MODE["native"]
+    return r
+
+
 @pytest.fixture(params=["interp", "jit"])
 def engine(request):
     return request.param
@@ -265,7 +281,7 @@ def engine(request):
 
 @pytest.fixture
 def ring():
-    r = R.Ring(8, nr_cq=2, cq_sizes=[16, 4])
+    r = mkring(8, nr_cq=2, cq_sizes=[16, 4])
     yield r
     r.close()
 
@@ -282,9 +298,9 @@ def test_setup_validation_and_layout():
     for kwargs in ({"nr_cq": 1}, {"cq_sizes": [8]}, {"nr_cq": 2, "cq_sizes": [8]},
                    {"nr_cq": 1025, "cq_sizes": [8] * 1025}, {"nr_cq": 1, "cq_sizes": [0]}):
         with pytest.raises(OSError) as exc:
-            R.Ring(4, **kwargs)
+            mkring(4, **kwargs)
         assert exc.value.errno == errno.EINVAL
-    r = R.Ring(4, nr_cq=2, cq_sizes=[5, 128])
+    r = mkring(4, nr_cq=2, cq_sizes=[5, 128])
     try:
         assert r.nr_cqs == 3
         co = r.params.cq_off
@@ -311,7 +327,7 @@ def test_cq_idx_routes_and_out_of_range_fails_on_cq0(ring):
     assert ring.cq(1).drain() == [(2, 0, 0)]
     assert ring.cq(2).drain() == [(3, 0, 0)]
     # the kernel CQ was drained: nothing left behind under a token
-    assert ring.requests._tags == {}
+    assert ring.requests.tokens_in_flight() == 0
 
 
 def test_only_cq0_keeps_overflow(ring):
@@ -422,10 +438,10 @@ def test_wait_nr_parks_and_reruns_with_a_fresh_ctx(ring, engine):
     assert ring.register_bpf([prog(WAIT2)], engine) == 0
     ring.prep_bpf(0, user_data=1)
     ring.submit()
-    assert len(ring.requests.parked()) == 1 and ring.cq_ready() == 0
+    assert ring.requests.nr_parked() == 1 and ring.cq_ready() == 0
     nop(ring, 40, cq_idx=1)
     ring.submit()
-    assert len(ring.requests.parked()) == 1 and ring.cq_ready() == 0
+    assert ring.requests.nr_parked() == 1 and ring.cq_ready() == 0
     nop(ring, 2, cq_idx=1)
     ring.submit()
     ring.wait_cqe_nr(2)
@@ -434,7 +450,7 @@ def test_wait_nr_parks_and_reruns_with_a_fresh_ctx(ring, engine):
 
 
 def test_helper_error_codes(engine):
-    r = R.Ring(8, nr_cq=1, cq_sizes=[1])
+    r = mkring(8, nr_cq=1, cq_sizes=[1])
     try:
         assert r.register_bpf([prog(HELPER_ERRORS, sleepable=True)], engine) == 0
         r.prep_bpf(0, user_data=99)
@@ -488,7 +504,7 @@ def test_skip_success_and_async_cancel_of_a_parked_request(ring, engine):
 
 # --- live-lock guard ----------------------------------------------------------------------
 def test_self_requeuing_program_does_not_starve_the_application(engine):
-    r = R.Ring(8, nr_cq=1, cq_sizes=[2], max_runs_per_enter=50)
+    r = mkring(8, nr_cq=1, cq_sizes=[2], max_runs_per_enter=50)
     try:
         assert r.register_bpf([prog(REQUEUE, sleepable=True)], engine) == 0
         r.prep_bpf(0, user_data=1, cq_idx=1)
@@ -515,7 +531,7 @@ def _interrupt_soon(delay=0.3):
 
 @pytest.mark.parametrize("program", ["park", "requeue"])
 def test_ctrl_c_interrupts_a_wait(program, engine):
-    r = R.Ring(8, nr_cq=1, cq_sizes=[2])
+    r = mkring(8, nr_cq=1, cq_sizes=[2])
     try:
         text, sleepable = (PARK, False) if program == "park" else (REQUEUE, True)
         assert r.register_bpf([prog(text, sleepable=sleepable)], engine) == 0
@@ -533,15 +549,15 @@ def test_ctrl_c_interrupts_a_wait(program, engine):
 
 
 def test_close_cancels_parked_requests(engine):
-    r = R.Ring(8, nr_cq=1, cq_sizes=[2])
+    r = mkring(8, nr_cq=1, cq_sizes=[2])
     assert r.register_bpf([prog(PARK)], engine) == 0
     for i in range(3):
         r.prep_bpf(0, user_data=i)
     r.submit()
     eng = r.requests
-    assert len(eng.parked()) == 3
+    assert eng.nr_parked() == 3
     r.close()
-    assert eng.parked() == [] and eng.pending() == 0 and eng.stats["cancelled"] == 3
+    assert eng.nr_parked() == 0 and eng.pending() == 0 and eng.stats["cancelled"] == 3
     assert all(q.engine is not eng for q in R._CTX_OWNERS.values())
 
 
@@ -559,7 +575,7 @@ def test_linked_postprocess_with_suppressed_cqe(tmp_path, engine):
     one CQE for the application: the 'Postprocess' use case."""
     path = tmp_path / "data"
     path.write_bytes(b"x" * 300)
-    r = R.Ring(8, private_cq=True)
+    r = mkring(8, private_cq=True)
     fd = os.open(path, os.O_RDONLY)
     buf = ctypes.create_string_buffer(4096)
     try:
@@ -595,7 +611,7 @@ def test_broken_link_cancels_the_bpf_request_without_running_it(ring, engine):
 
 @pytest.mark.parametrize("serialize", [False, True])
 def test_serialisation_flag(serialize, engine):
-    r = R.Ring(8, nr_cq=2, cq_sizes=[8, 8], serialize=serialize)
+    r = mkring(8, nr_cq=2, cq_sizes=[8, 8], serialize=serialize)
     try:
         assert r.register_bpf([prog(MARK_AND_WAIT)], engine) == 0
         r.prep_bpf(0, user_data=1)

@@ -97,3 +97,62 @@ def test_dietrich_schirmeier_model(dietrich_obj, engine, mode, tmp_path):
         assert out["cqes"] == [(ex.JOIN_USER_DATA, sum(counts), 0)]
         assert out["total_lines"] == sum(counts) and out["jobs_done"] == 6
     assert out["private_left"] == 0 and out["runs"] == 6
+
+
+@pytest.mark.parametrize("example", ["pingpong", "write_file"])
+def test_native_path_runs_no_python_per_cqe(obj_path, example, tmp_path):
+    """JIT programs on the native engine: while the programs bounce CQEs (pingpong: 24
+    runs, ~45 CQEs; write_file: 16 writes), no Python function of the engine, of the
+    helpers or of any trampoline runs — only the per-enter calls."""
+    common = _example("common")
+    ring, obj = common.setup("jit", obj_path=obj_path)
+    calls: dict[str, int] = {}
+
+    def profile(frame, event, arg):
+        if event == "call":
+            name = frame.f_code.co_name
+            calls[name] = calls.get(name, 0) + 1
+
+    try:
+        assert ring.requests.native
+        import ctypes
+        import os
+        if example == "pingpong":
+            mod = _example("pingpong")
+            ctxs = [mod.PingCtx(0), mod.PingCtx(1)]
+            for c in ctxs:
+                ring.prep_bpf(2, user_data=ctypes.addressof(c))
+            sqe = ring.get_sqe()
+            sqe.opcode, sqe.fd, sqe.user_data = 0, -1, 0
+            sqe.cq_idx = 1
+            want, runs = 2, 24
+        else:
+            mod = _example("write_file")
+            fd = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT, 0o600)
+            data = mod.pattern()
+            buf = ctypes.create_string_buffer(data, len(data))
+            ring.register_files([fd])
+            ring.prep_bpf(3, user_data=ctypes.addressof(buf))
+            want, runs = 1, 5
+        import sys
+        sys.setprofile(profile)
+        try:
+            ring.submit()
+            ring.wait_cqe_nr(want)
+        finally:
+            sys.setprofile(None)
+        assert ring.requests.stats["runs"] == runs
+        for name in ("_run", "_drain_kernel", "iouring_emit_cqe", "iouring_reap_cqe",
+                     "iouring_queue_sqe", "bpf_copy_to_user", "bpf_copy_from_user",
+                     "trampoline", "fallback", "call"):
+            assert calls.get(name, 0) == 0, (name, calls.get(name))
+        # the application's own SQEs go through the Python SQE filter, program SQEs do not
+        assert calls.get("_on_sqe", 0) == (3 if example == "pingpong" else 1)
+        assert calls.get("pump", 0) <= 4, calls
+        assert sum(calls.values()) < 80, calls
+        if example == "write_file":
+            with open(tmp_path / "out", "rb") as f:
+                assert f.read() == data
+            os.close(fd)
+    finally:
+        ring.close()

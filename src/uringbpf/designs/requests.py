@@ -79,6 +79,7 @@ class IoUringBpfCtx(Structure):
 
 assert sizeof(IoUringBpfCtx) == 16
 CTX_SIZE = sizeof(IoUringBpfCtx)
+CTX_BUF_SIZE = 128   # >= sizeof(struct rq_req) of native/requests.c (checked at load)
 _CQE_SIZE = sizeof(u.Cqe)
 
 # Opcodes whose kernel prep reads bytes 48..63 of the SQE for itself: there the RFC's
@@ -101,6 +102,24 @@ _token_counter = itertools.count(1)
 
 # ctx address -> the running BpfRequest (how helpers find their ring, like io_bpf_ctx).
 _CTX_OWNERS: dict[int, "BpfRequest"] = {}
+# request pools of native engines: base address -> size (their ctx pointers live there)
+_NATIVE_POOLS: dict[int, int] = {}
+
+
+# Exceptions raised in a Python helper called from C (they cannot unwind through C):
+# raised again by the engine as soon as the program run returns.
+PENDING_INTERRUPTS: list[BaseException] = []
+
+
+def raise_pending() -> None:
+    if PENDING_INTERRUPTS:
+        exc = PENDING_INTERRUPTS.pop(0)
+        PENDING_INTERRUPTS.clear()
+        raise exc
+
+
+def _native_ctx(ctx: int) -> bool:
+    return any(base <= ctx < base + size for base, size in _NATIVE_POOLS.items())
 
 
 def _u32(addr: int) -> ctypes.c_uint32:
@@ -140,6 +159,7 @@ class CompletionQueue:
         self.cqes_addr = self.addr + cq_off.cqes
         self.keep_overflow = keep_overflow
         self.backlog: deque[bytes] = deque()   # CQ 0's overflow list
+        self.flush_hook: Callable[[], None] | None = None   # the native engine's backlog
 
     # -- the kernel-visible fields
     @property
@@ -221,6 +241,8 @@ class CompletionQueue:
         return out
 
     def flush_backlog(self) -> None:
+        if self.flush_hook is not None:
+            self.flush_hook()
         while self.backlog and self.ready() < self.entries:
             raw = self.backlog.popleft()
             tail = self._tail.value
@@ -545,7 +567,9 @@ class RequestsEngine:
         return n
 
     def _start(self, req: BpfRequest) -> None:
-        req.ctx_buf = Buffer(CTX_SIZE + 8, align=16)
+        # as large as the native engine's struct rq_req, zeroed: a JIT program whose helpers
+        # are bound to the C twins finds eng == NULL there and is routed back to us
+        req.ctx_buf = Buffer(CTX_BUF_SIZE, align=16)
         _CTX_OWNERS[req.ctx_addr] = req
         mem = getattr(req.slot.runtime, "mem", None)
         if mem is not None:
@@ -605,6 +629,7 @@ class RequestsEngine:
         self.stats["runs"] += 1
         try:
             req.slot.call(req.ctx_addr)
+            raise_pending()
         except KeyboardInterrupt:
             self._ready.appendleft(req)               # not lost: runs again on next enter
             raise
@@ -664,6 +689,17 @@ class RequestsEngine:
         """True while programs are ready to run (the next pump will run them)."""
         return bool(self._ready)
 
+    def _kernel_cq_pending(self) -> bool:
+        return self._k_head.value != self._k_tail.value
+
+    def tokens_in_flight(self) -> int:
+        """Requests whose user_data is swapped for a token in the kernel right now."""
+        return len(self._tags)
+
+    @property
+    def native(self) -> bool:
+        return False
+
     # -- waiting --------------------------------------------------------------------
     def _kernel_wait(self, timeout: float | None) -> int:
         """Block in io_uring_enter for one kernel CQE (-ETIME on timeout, -EINTR on signal)."""
@@ -682,14 +718,14 @@ class RequestsEngine:
             self.pump()
             if cq.ready() >= nr:
                 return 0
-            if self._ready:
+            if self.busy:
                 if deadline is not None and time.monotonic() >= deadline:
                     return -errno.ETIME
                 continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return -errno.ETIME
-            if self._k_head.value != self._k_tail.value:
+            if self._kernel_cq_pending():
                 continue
             ret = self._kernel_wait(remaining)
             if ret == -errno.ETIME:
@@ -761,6 +797,9 @@ class RequestsEngine:
 
     def parked(self) -> list[BpfRequest]:
         return list(self._parked)
+
+    def nr_parked(self) -> int:
+        return len(self._parked)
 
     def pending(self) -> int:
         """BPF requests not yet completed (parked, ready, or waiting for their NOP)."""
@@ -902,6 +941,8 @@ def _register_helpers() -> None:
     @_helpers.helper(BPF_FUNC_iouring_queue_sqe, "iouring_queue_sqe",
                      (Arg.CTX, Arg.MEM, Arg.CONST_SIZE), sleepable_only=True)
     def iouring_queue_sqe(rt, ctx, sqe, size, _r4=0, _r5=0):
+        if _native_ctx(ctx):
+            return _native("rq_h_queue_sqe")(ctx, sqe, size, 0, 0)
         req = _request_of(ctx)
         if req is None or size != sizeof(u.Sqe) or not req.slot.sleepable:
             return -errno.EINVAL
@@ -910,6 +951,8 @@ def _register_helpers() -> None:
     @_helpers.helper(BPF_FUNC_iouring_emit_cqe, "iouring_emit_cqe",
                      (Arg.CTX, Arg.SCALAR, Arg.SCALAR, Arg.SCALAR, Arg.SCALAR))
     def iouring_emit_cqe(rt, ctx, cq_idx, user_data, res, flags):
+        if _native_ctx(ctx):
+            return _native("rq_h_emit_cqe")(ctx, cq_idx, user_data, res, flags)
         req = _request_of(ctx)
         if req is None:
             return -errno.EINVAL
@@ -918,6 +961,8 @@ def _register_helpers() -> None:
     @_helpers.helper(BPF_FUNC_iouring_reap_cqe, "iouring_reap_cqe",
                      (Arg.CTX, Arg.SCALAR, Arg.UNINIT_MEM, Arg.CONST_SIZE))
     def iouring_reap_cqe(rt, ctx, cq_idx, out, size, _r5=0):
+        if _native_ctx(ctx):
+            return _native("rq_h_reap_cqe")(ctx, cq_idx, out, size, 0)
         req = _request_of(ctx)
         size &= 0xFFFFFFFF
         ret = -errno.EINVAL
@@ -943,6 +988,38 @@ except ModuleNotFoundError as _exc:
     if _exc.name != "uringbpf.bpf.base_helpers":
         raise
 _register_helpers()
+
+
+def _native(name: str):
+    from . import requests_native
+    return requests_native.native_helper(name)
+
+
+def _install_native_twins() -> None:
+    """Bind helpers 164-167 to native/requests.c so JIT code calls C directly."""
+    try:
+        from . import requests_native
+        requests_native.install_native_twins(_helpers.HELPERS)
+    except Exception:          # no C compiler: the JIT calls the Python implementations
+        pass
+
+
+_install_native_twins()
+
+
+def make_engine(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, *,
+                native: bool | str = "auto", **options) -> RequestsEngine:
+    """The native engine when asked for (or "auto" and it builds), else the Python one."""
+    if native not in (True, False, "auto"):
+        raise ValueError("native must be True, False or 'auto'")
+    if native:
+        try:
+            from .requests_native import NativeRequestsEngine
+            return NativeRequestsEngine(ring, nr_cq, cq_sizes, **options)
+        except (ImportError, OSError, RuntimeError) as exc:
+            if native is True or isinstance(exc, OSError) and exc.errno == errno.EINVAL:
+                raise
+    return RequestsEngine(ring, nr_cq, cq_sizes, **options)
 
 
 def _register_prog_type() -> None:
@@ -999,7 +1076,7 @@ def enable_requests(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None,
     base = cls.__mro__[1]
     if type(ring) is not base:
         raise TypeError(f"enable_requests needs a plain {base.__name__}, not {type(ring).__name__}")
-    ring.requests = RequestsEngine(ring, nr_cq, cq_sizes, **options)
+    ring.requests = make_engine(ring, nr_cq, cq_sizes, **options)
     ring.__class__ = cls
     return ring.requests
 
@@ -1020,12 +1097,13 @@ def _ring_class():
 
         def __init__(self, entries: int = 8, *args, nr_cq: int = 0,
                      cq_sizes: Sequence[int] | None = None, serialize: bool = False,
-                     private_cq: bool = False, max_runs_per_enter: int = 256, **kwargs):
+                     private_cq: bool = False, max_runs_per_enter: int = 256,
+                     native: bool | str = "auto", **kwargs):
             super().__init__(entries, *args, **kwargs)
             try:
-                self.requests = RequestsEngine(self, nr_cq, cq_sizes, serialize=serialize,
-                                               private_cq=private_cq,
-                                               max_runs_per_enter=max_runs_per_enter)
+                self.requests = make_engine(self, nr_cq, cq_sizes, native=native,
+                                            serialize=serialize, private_cq=private_cq,
+                                            max_runs_per_enter=max_runs_per_enter)
             except BaseException:
                 super().close()
                 raise
