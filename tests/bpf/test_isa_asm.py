@@ -261,3 +261,36 @@ def test_disasm_of_a_clang_object_reassembles_and_runs(tmp_path, capsys):
         assert Interpreter(prog.insns).run() == acc & 0x7FFFFFFF
     finally:
         obj.close()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_WORDS = st.sampled_from([
+    "mov", "add32", "ldxw", "lock", "fetch", "xchg", "call", "local", "ja", "ja32", "%r1", "r2",
+    "w3", "[%r1+4]", "[%r10-8]", "+3", "-1", "0x10", "-0x5", "lddw", "map_idx(1)+4", "func(x)",
+    "x:", "=", "+=", "*(u32 *)(r1 + 4)", "if", "goto", "exit", ",", "be16", "(s8)", "ll", "#",
+    "callx", "s>>=", "atomic_fetch_add((u64 *)(r1 + 0),", "r2)", "cmpxchg_64(r1 + 0,", "skb[4]",
+    "99999999999999999999", "", "lock *(u64 *)(r1 + 0)"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_WORDS, max_size=7).map(" ".join), max_size=5).map("\n".join))
+def test_assembler_garbage_gives_asm_error_only(text):
+    try:
+        asm.assemble(text)
+    except asm.AsmError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=8, max_size=64).filter(lambda b: len(b) % 8 == 0))
+def test_disassembler_never_crashes_on_random_bytes(code):
+    try:
+        insns = isa.decode(code)
+    except isa.DecodeError:
+        return
+    for style in ("kernel", "ubpf"):
+        text = disasm.disassemble(insns, style)
+        assert text.count("\n") == sum(1 for i, _ in enumerate(insns)) - sum(
+            1 for j, insn in enumerate(insns) if j and insns[j - 1].is_lddw)
