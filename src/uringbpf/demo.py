@@ -146,3 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: {title}", flush=True)
         fn(opts)
     return 0
+
+
+# Design sections (each defined in its design module).
+from .designs import loop as _loop_design  # noqa: E402
+
+_loop_design.register_demo(add_section)
