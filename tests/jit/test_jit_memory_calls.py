@@ -668,3 +668,27 @@ def test_memory_outside_the_stack_is_accessed_volatile():
     assert "store i64 %t" in fn.ir and "load volatile i64" not in fn.ir
     buf = Buffer(8, b"\x05\x00\x00\x00")
     assert fn(buf.addr) == 5 and buf.read(4, 4) == b"\x05\x00\x00\x00"
+
+
+def test_compiling_and_running_from_several_threads():
+    import threading
+
+    results, errors = {}, []
+
+    def worker(k: int) -> None:
+        try:
+            # distinct programs (so each thread compiles) and a shared one (cache races)
+            own = jit.compile(prog(f"mov %r0, %r1\nmul %r0, {k + 2}\nexit"))
+            shared = jit.compile(prog("mov %r0, %r1\nadd %r0, 1000\nexit"))
+            results[k] = [(own(i), shared(i)) for i in range(200)]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(4):
+        assert results[k] == [(i * (k + 2), i + 1000) for i in range(200)]

@@ -101,9 +101,12 @@ def initialize() -> None:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         target = llvm.Target.from_default_triple()
+        try:
+            features = llvm.get_host_cpu_features().flatten()
+        except RuntimeError:           # some hosts do not report features: baseline x86-64
+            features = ""
         _target_machine = target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-            opt=2, jit=True)
+            cpu=llvm.get_host_cpu_name(), features=features, opt=2, jit=True)
         empty = llvm.parse_assembly("")
         empty.triple = _target_machine.triple
         _engine = llvm.create_mcjit_compiler(empty, _target_machine)
