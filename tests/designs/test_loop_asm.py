@@ -113,3 +113,38 @@ def test_interp_can_write_only_cq_wait_idx_and_regions(ring):
         ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
     assert isinstance(exc.value.__cause__, BpfMemoryError)
     link.destroy()
+
+
+def _python_calls_during_enter(ring, state, total, fn):
+    import sys
+    calls = []
+    state[0], state[1] = total, 0
+
+    def prof(frame, event, arg):
+        if event in ("call", "c_call"):
+            calls.append(event)
+
+    sys.setprofile(prof)
+    try:
+        ret = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
+    finally:
+        sys.setprofile(None)
+    assert ret == 0 and state[0] == 0
+    return len(calls)
+
+
+def test_jit_path_runs_no_python_per_completion(ring):
+    """The Python calls of one enter do not grow with the number of NOPs (JIT engine)."""
+    region = loop.register_region(ring, 8)
+    state = region.view().cast("I")
+    link = loop.attach_loop(ring, compile_jit(nops_asm_program(ring)))
+    few = _python_calls_during_enter(ring, state, 16, link)
+    many = _python_calls_during_enter(ring, state, 4000, link)
+    assert few == many and many < 50
+    link.destroy()
+    # the interpreter, by contrast, calls into Python for every step
+    link = loop.attach_loop(ring, InterpStep(nops_asm_program(ring)))
+    few = _python_calls_during_enter(ring, state, 16, link)
+    many = _python_calls_during_enter(ring, state, 400, link)
+    assert many > few + 40
+    link.destroy()

@@ -309,3 +309,22 @@ def test_user_data_token_roundtrip_with_cq_larger_than_sq():
         link.destroy()
     finally:
         r.close()
+
+
+def test_enter_from_another_thread_eexist(ring):
+    """DEFER_TASKRUN: only the ring's task may run its loop (-EEXIST), the step never runs."""
+    import threading
+    calls, result = [], []
+    link = loop.attach_loop(ring, lambda a: calls.append(a) or 1)
+    t = threading.Thread(target=lambda: result.append(ring.enter(0, 0, GETEVENTS)))
+    t.start()
+    t.join()
+    assert result == [-errno.EEXIST] and calls == []
+    assert ring.enter(0, 0, GETEVENTS) == 0 and len(calls) == 1
+    link.destroy()
+
+
+def test_ops_without_loop_step_efault(ring):
+    link = loop.attach_loop(ring, None)
+    assert ring.enter(0, 0, GETEVENTS) == -errno.EFAULT
+    link.destroy()

@@ -327,6 +327,11 @@ int64_t uringbpf_loop_run(struct ub_loop_ctx *ctx, ub_prog_fn step, const int *s
 		return -EFAULT;
 	if (ctx->running)
 		return -EBUSY;
+	/* io_run_loop refuses (-EEXIST) a task that may not run the ring's task work
+	 * (SINGLE_ISSUER/DEFER_TASKRUN from another thread): ask the kernel the same way. */
+	ret = ub_enter(ctx->ring_fd, 0, 0, UB_ENTER_GETEVENTS);
+	if (ret == -EEXIST)
+		return -EEXIST;
 	ctx->running = 1;
 	ctx->abort = 0;
 	install_signals(signals, nr_signals);
