@@ -632,3 +632,20 @@ def test_serialisation_flag(serialize, engine):
         assert r.reap() == [(2, 0, 0)]
     finally:
         r.close()
+
+
+def test_thread_pool_backend_uses_the_python_engine():
+    r = R.Ring(8, nr_cq=1, cq_sizes=[4], backend="threads")
+    try:
+        assert r.backend == "threads" and not r.requests.native
+        nop(r, 5, cq_idx=1)
+        nop(r, 6)
+        r.submit()
+        assert r.wait_cqe(timeout=5).user_data == 6
+        r.cqe_seen()
+        r.wait_cqe_nr(1, timeout=5, cq_idx=1)
+        assert r.cq(1).drain() == [(5, 0, 0)]
+    finally:
+        r.close()
+    with pytest.raises(ValueError):
+        R.Ring(8, backend="threads", native=True)

@@ -29,6 +29,11 @@ def engine(request):
     return request.param
 
 
+@pytest.fixture(params=["native-engine", "python-engine"])
+def native(request):
+    return request.param == "native-engine"
+
+
 def test_programs_are_verified_iouring_programs(obj_path, engine):
     common = _example("common")
     ring, obj = common.setup(engine, obj_path=obj_path)
@@ -42,8 +47,8 @@ def test_programs_are_verified_iouring_programs(obj_path, engine):
         ring.close()
 
 
-def test_features(obj_path, engine):
-    out = _example("features").run(engine, obj_path=obj_path)
+def test_features(obj_path, engine, native):
+    out = _example("features").run(engine, obj_path=obj_path, native=native)
     assert out["submitted"] == 1
     assert out["cqes"] == [(3, 13, 0), (2, 0, 0), (out["secret_addr"], 0, 0)]
     s = out["slots"]
@@ -63,16 +68,17 @@ def test_counting(obj_path, engine):
     assert out["cq1_left"] == 1                                  # the 11th tick is not reaped
 
 
-def test_pingpong(obj_path, engine):
-    out = _example("pingpong").run(engine, obj_path=obj_path)
+def test_pingpong(obj_path, engine, native):
+    out = _example("pingpong").run(engine, obj_path=obj_path, native=native)
     assert out["submitted"] == 3
     assert out["done"] == out["ctx_addrs"]
     assert out["slots"][5] == 20 and out["slots"][6] == 21
     assert out["slots"][0] == 1 and out["slots"][1] == 1
 
 
-def test_write_file(obj_path, engine, tmp_path):
-    out = _example("write_file").run(engine, path=str(tmp_path / "out"), obj_path=obj_path)
+def test_write_file(obj_path, engine, native, tmp_path):
+    out = _example("write_file").run(engine, path=str(tmp_path / "out"), obj_path=obj_path,
+                                     native=native)
     assert out["submitted"] == 1
     assert out["completions"] == [(out["buf_addr"], 0, 0)]
     assert out["size"] == 256 * 1024 and out["ok"]               # every byte checked

@@ -1012,6 +1012,10 @@ def make_engine(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, *,
     """The native engine when asked for (or "auto" and it builds), else the Python one."""
     if native not in (True, False, "auto"):
         raise ValueError("native must be True, False or 'auto'")
+    if native and getattr(ring, "backend", "kernel") != "kernel":
+        if native is True:
+            raise ValueError("the native engine needs the kernel backend")
+        native = False         # the thread-pool backend has no io_uring fd to enter
     if native:
         try:
             from .requests_native import NativeRequestsEngine
