@@ -573,6 +573,12 @@ class JitFunction:
         return self._code.ir
 
     @property
+    def slots(self) -> list[tuple]:
+        """The instance values the code loads: ("map", i), ("map_value", i), ("helper", id)
+        and ("kfunc", i) for calls through Python callbacks, ("thunk", k), callx table."""
+        return list(self._code.slots)
+
+    @property
     def timings(self) -> dict[str, float]:
         """Seconds LLVM spent on this code (when it was compiled; cached code reuses it)."""
         return dict(self._code.compiled.timings or {})
