@@ -649,3 +649,31 @@ def test_thread_pool_backend_uses_the_python_engine():
         r.close()
     with pytest.raises(ValueError):
         R.Ring(8, backend="threads", native=True)
+
+
+def test_unregister_cancels_a_request_waiting_in_a_link_chain(engine):
+    r = mkring(8)
+    try:
+        assert r.register_bpf([prog(EMIT1)], engine) == 0
+        ts = u.KernelTimespec.from_seconds(0.05)
+        sqe = r.get_sqe()
+        sqe.opcode, sqe.fd, sqe.addr, sqe.len, sqe.user_data = (
+            u.IORING_OP_TIMEOUT, -1, ctypes.addressof(ts), 1, 1)
+        sqe.flags = u.IOSQE_IO_LINK
+        r.prep_bpf(0, user_data=2)
+        r.submit()
+        assert r.requests.pending() == 1
+        assert r.unregister_bpf() == 0
+        assert r.reap() == [(2, -errno.ECANCELED, 0)]
+        assert r.register_bpf([prog(EMIT1)], engine) == 0
+        r.prep_bpf(0, user_data=3)          # may reuse the cancelled request's slot
+        r.submit()
+        r.wait_cqe_nr(1)
+        assert r.reap() == [(3, 0, 0)]
+        r.wait_cqe()                        # the timeout fires; its NOP's CQE is dropped
+        assert r.reap() == [(1, -errno.ETIME, 0)]
+        assert r.requests.stats["runs"] == 1
+        assert r.requests.tokens_in_flight() == 0
+        assert r.peek_cqe() is None
+    finally:
+        r.close()

@@ -65,6 +65,7 @@ struct rq_req {
 	uint32_t want_nr, want_idx;
 	uint32_t runs;
 	int32_t next; /* queue / free-list link */
+	uint64_t token; /* of the placeholder NOP while ST_PENDING before its CQE */
 };
 
 struct rq_cq {
@@ -327,6 +328,12 @@ static void finish(struct rq_engine *e, int32_t i, int32_t res)
 
 	if (r->state == ST_FREE)
 		return;
+	if (r->token) { /* its placeholder NOP is still in the kernel: forget it */
+		struct rq_tag *t = tag_find(e, r->token);
+		if (t && t->req == i)
+			t->req = -1; /* its CQE will be dropped when it comes */
+		r->token = 0;
+	}
 	if (r->state == ST_READY)
 		unlink_from(e, &e->ready_head, &e->ready_tail, i);
 	else if (r->state == ST_PARKED)
@@ -412,6 +419,7 @@ static int accept_bpf(struct rq_engine *e, uint8_t *sqe)
 		e->live--;
 		return -ENOMEM;
 	}
+	e->pool[i].token = token;
 	memset(sqe, 0, 64);
 	sqe[0] = RQ_OP_NOP;
 	sqe[1] = flags & SQE_LINK_FLAGS;
@@ -514,9 +522,11 @@ static uint32_t drain_kernel(struct rq_engine *e)
 				if (cq_post(&e->cqs[cq_idx], e->cqe_size, cqe))
 					e->stats[5]++;
 			} else {
-				struct rq_req *r = &e->pool[req];
+				struct rq_req *r = req >= 0 ? &e->pool[req] : NULL;
 				tag_del(e, t);
-				if (r->state == ST_PENDING) {
+				if (r)
+					r->token = 0;
+				if (r && r->state == ST_PENDING) {
 					if (res < 0)
 						finish(e, req, res);
 					else if (r->error)
