@@ -162,3 +162,64 @@ def test_native_path_runs_no_python_per_cqe(obj_path, example, tmp_path):
             os.close(fd)
     finally:
         ring.close()
+
+
+_BAD_PROGRAMS = {
+    # helper 164 is for sleepable programs only
+    "queue_in_non_sleepable": """
+SEC("iouring/q") int q(struct io_uring_bpf_ctx *ctx)
+{
+	struct io_uring_sqe sqe = {};
+	iouring_queue_sqe(ctx, &sqe, sizeof(sqe));
+	return 0;
+}""",
+    # user_data is read-only
+    "write_user_data": """
+SEC("iouring/w") int w(struct io_uring_bpf_ctx *ctx)
+{
+	ctx->user_data = 1;
+	return 0;
+}""",
+    # the return value must be 0
+    "return_one": """
+SEC("iouring/r") int r(struct io_uring_bpf_ctx *ctx)
+{
+	return 1;
+}""",
+    # nothing past the 16-byte context
+    "read_past_ctx": """
+SEC("iouring/p") int p(struct io_uring_bpf_ctx *ctx)
+{
+	ctx->wait_nr = *(volatile __u32 *)((char *)ctx + 16);
+	return 0;
+}""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_PROGRAMS))
+def test_verifier_refuses_what_the_rfc_refuses(case, tmp_path):
+    from uringbpf.bpf import cc
+    from uringbpf.bpf.object import BpfObject
+    src = tmp_path / f"{case}.bpf.c"
+    src.write_text('#include <linux/types.h>\n#include <bpf/bpf_helpers.h>\n'
+                   '#include <io_uring/bpf_requests.h>\nchar LICENSE[] SEC("license") = "GPL";\n'
+                   + _BAD_PROGRAMS[case])
+    cc.compile_c(src, tmp_path / f"{case}.o")
+    obj = BpfObject.open(tmp_path / f"{case}.o")
+    with pytest.raises(Exception) as exc:
+        obj.load(engine="interp")
+    assert "Verifier" in type(exc.value).__name__
+    want = {"queue_in_non_sleepable": "sleepable", "write_user_data": "not writable",
+            "return_one": "R0", "read_past_ctx": "off=16"}[case]
+    assert want in str(exc.value)
+
+
+def test_unloaded_program_is_refused(obj_path):
+    from uringbpf.bpf.object import BpfObject
+    from uringbpf.designs.requests import Ring
+    obj = BpfObject.open(obj_path)
+    r = Ring(4)
+    try:
+        assert r.register_bpf([obj.programs["features"]]) == -errno.EBADF
+    finally:
+        r.close()

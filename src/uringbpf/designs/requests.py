@@ -397,6 +397,8 @@ class RequestsEngine:
             if prog is None or (isinstance(prog, int) and prog == -1):
                 slots.append(None)
                 continue
+            if getattr(prog, "loaded", True) is False:
+                return -errno.EBADF          # like an fd that is not a loaded program
             slot = _make_slot(i, prog, engine)
             if slot is None:
                 return -errno.EINVAL
