@@ -153,6 +153,11 @@ def test_direction_rules_and_offsets(zc, tmp_path):
         assert (length, direction) == (2048, K.KBUF_DIR_SOURCE) and addr == req.addr
         # a WRITE request's pages are only a source: reading into them is -EFAULT
         assert _op(ring, lambda s: K.prep_read_fixed(s, fd, 0, 512, 0, 2), 1) == -errno.EFAULT
+
+        def fixed_file_read(s):          # the refusal wins over the (unregistered) file
+            K.prep_read_fixed(s, 0, 0, 512, 0, 2)
+            s.flags = u.IOSQE_FIXED_FILE
+        assert _op(ring, fixed_file_read, 11) == -errno.EFAULT
         # sqe->addr is an offset: 512 bytes from offset 1024 of the request
         assert _op(ring, lambda s: K.prep_write_fixed(s, fd, 1024, 512, 100, 2), 2) == 512
         assert os.pread(fd, 512, 100) == payload[1024:1536]

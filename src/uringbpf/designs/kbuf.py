@@ -453,6 +453,8 @@ _FIXED_OPS = {u.IORING_OP_READ_FIXED: KBUF_DIR_DEST, u.IORING_OP_WRITE_FIXED: KB
               u.IORING_OP_READV_FIXED: KBUF_DIR_DEST, u.IORING_OP_WRITEV_FIXED: KBUF_DIR_SOURCE}
 _VECTORED = {u.IORING_OP_READV_FIXED, u.IORING_OP_WRITEV_FIXED}
 _LINK_FLAGS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK
+_NOP_KEEP_FLAGS = (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK | u.IOSQE_IO_DRAIN | u.IOSQE_ASYNC
+                   | u.IOSQE_CQE_SKIP_SUCCESS)
 
 
 class _Pending:
@@ -536,6 +538,7 @@ class KbufRing:
         self._sqe_mem[off:off + 64] = _ZERO_SQE
         sqe.opcode = u.IORING_OP_NOP
         sqe.fd = -1
+        flags &= _NOP_KEEP_FLAGS          # a NOP has no file and no buffer group
         if res is not None:
             sqe.nop_flags = u.IORING_NOP_INJECT_RESULT
             sqe.len = res & 0xFFFFFFFF
@@ -551,7 +554,8 @@ class KbufRing:
             self._import(sqe, _FIXED_OPS[op])
 
     def _divert(self, sqe: u.Sqe, source: "RequestSource") -> None:
-        cmd = UblksrvIoCmd.from_buffer_copy(ctypes.string_at(ctypes.addressof(sqe) + 48, 16))
+        off = ctypes.addressof(sqe) - self._b.sqes_addr
+        cmd = UblksrvIoCmd.from_buffer_copy(self._sqe_mem, off + u.SQE_CMD_OFFSET)
         flags, user_data, cmd_op, addr = sqe.flags, sqe.user_data, sqe.cmd_op, sqe.addr
         kind, value = source.handle_cmd(self, cmd_op, cmd, addr, user_data, flags)
         self.stats["uring_cmd"] += 1
@@ -596,9 +600,11 @@ class KbufRing:
             c_uint32.from_address(self._sq_array + 4 * idx).value = idx
         self._flushed = self._tail
         self._sq_tail.value = self._tail
-        if not n and not wait_nr:
+        if not n and not wait_nr and self._sq_head.value == self._tail:
             return 0
-        ret = self._b.enter(n, wait_nr, flags, timeout=timeout)
+        # everything published and not yet consumed (an earlier enter may have stopped short)
+        to_submit = (self._tail - self._sq_head.value) & 0xFFFFFFFF
+        ret = self._b.enter(to_submit, wait_nr, flags, timeout=timeout)
         if ret < 0 and ret not in (-errno.ETIME, -errno.EINTR, -errno.EAGAIN, -errno.EBUSY):
             raise OSError(-ret, f"io_uring_enter: {os.strerror(-ret)}")
         return ret
