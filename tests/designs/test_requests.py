@@ -314,6 +314,16 @@ def test_setup_validation_and_layout():
             r.cq(3)
     finally:
         r.close()
+    r = mkring(4, nr_cq=1024, cq_sizes=[1] * 1024)    # IO_MAX_CQRINGS extra CQs
+    try:
+        nop(r, 7, cq_idx=1024)
+        nop(r, 8, cq_idx=1025)
+        r.submit()
+        r.wait_cqe()
+        assert r.reap() == [(8, -errno.EINVAL, 0)]
+        assert r.cq(1024).drain() == [(7, 0, 0)]
+    finally:
+        r.close()
 
 
 def test_cq_idx_routes_and_out_of_range_fails_on_cq0(ring):
@@ -675,5 +685,22 @@ def test_unregister_cancels_a_request_waiting_in_a_link_chain(engine):
         assert r.requests.stats["runs"] == 1
         assert r.requests.tokens_in_flight() == 0
         assert r.peek_cqe() is None
+    finally:
+        r.close()
+
+
+def test_cancel_a_request_queued_behind_a_serialised_one(engine):
+    r = mkring(8, nr_cq=1, cq_sizes=[4], serialize=True)
+    try:
+        assert r.register_bpf([prog(PARK)], engine) == 0
+        r.prep_bpf(0, user_data=1)
+        r.prep_bpf(0, user_data=2)
+        r.submit()
+        assert r.requests.nr_parked() == 1 and r.requests.pending() == 2
+        r.prep_cancel(2, user_data=3)
+        r.submit()
+        r.wait_cqe_nr(2)
+        assert sorted(r.reap()) == [(2, -errno.ECANCELED, 0), (3, 0, 0)]
+        assert r.requests.pending() == 1 and r.requests.stats["runs"] == 1
     finally:
         r.close()

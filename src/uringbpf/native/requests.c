@@ -442,7 +442,9 @@ static int retarget(struct rq_engine *e, uint8_t op, uint8_t *sqe)
 			return 0;
 		for (i = 0; i < RQ_POOL; i++) {
 			struct rq_req *r = &e->pool[i];
-			if (r->state >= ST_READY && r->orig_user_data == target) {
+			/* started: ready, parked, running, or queued behind a serialised one */
+			int started = r->state >= ST_READY || (r->state == ST_PENDING && !r->token);
+			if (started && r->orig_user_data == target) {
 				uint8_t keep = sqe[1] & (SQE_LINK_FLAGS | SQE_CQE_SKIP_SUCCESS);
 				finish(e, (int32_t)i, -ECANCELED);
 				e->stats[2]++;
