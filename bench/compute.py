@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from uringbpf.bpf import cc, isa  # noqa: E402
 from uringbpf.bpf.object import BpfObject  # noqa: E402
-from uringbpf.bpf.run import run_program, time_native  # noqa: E402
+from uringbpf.bpf.run import run_program  # noqa: E402
 
 SYS_bpf = 321            # x86-64
 BPF_PROG_LOAD = 5

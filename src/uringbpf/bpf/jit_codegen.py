@@ -15,18 +15,24 @@ Shape of the generated code
 * Instance values (map addresses, Python-helper callbacks, thunk addresses, the callx table)
   are read from the context's ``vars`` table with ``!invariant.load`` so LLVM hoists them;
   native helpers are called at their (process-wide) address directly.
-  r6-r9 are callee-saved for free because each function has its own register slots.
-* Registers are ``alloca i64`` slots that the optimiser promotes to SSA values.
+* Registers are ``alloca i64`` slots that the optimiser promotes to SSA values; r6-r9 are
+  callee-saved for free because each function has its own slots.
+* Accesses through any register but r10 are ``volatile`` (one BPF access = one machine
+  access, in order: ring memory is shared with the kernel); r10-based ones optimise freely.
 * Frames: each function takes 512 bytes below the context's stack pointer on entry and gives
   them back on return. The stack lives in one buffer per program that is also a region of
   ``runtime.mem``, so helpers implemented in Python can read keys and strings on it.
-  Running out of frames (calls nested too deep, recursion) sets ``JITRT_ERR_DEPTH``.
+  Running out of frames (calls nested too deep, recursion) sets ``JITRT_ERR_DEPTH`` at the
+  call (``JITRT_ERR_DEPTH_CALLBACK`` when entered through a thunk).
 * The ISA's corner cases are spelled out so LLVM never sees undefined behaviour: divisors
   are made safe before ``udiv``/``sdiv`` (div by 0 -> 0, mod by 0 -> dividend,
   ``INT_MIN / -1`` -> ``INT_MIN``, ``INT_MIN % -1`` -> 0), shift counts are masked, ALU32
   results are zero-extended.
 * Errors (a Python helper raised, checked access failed, callx to nowhere) set the context's
-  error word and return 0 from every active BPF function; the caller raises in Python.
+  error word and return 0 from every active BPF function; the caller raises in Python. A
+  function entered while the word is set returns 0 at once.
+* Checked mode: ``jitrt_check`` before every access, and backward jumps spend the run's
+  instruction budget (reset when the outermost frame is entered).
 * Every address we call is a 64-bit constant or a loaded value, so the machine code has no
   relocations to resolve and no code-model limits.
 """
