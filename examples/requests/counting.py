@@ -7,6 +7,7 @@ Run: ``python examples/requests/counting.py [interp]``.
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import time
 
@@ -19,7 +20,6 @@ def run(engine: str = "jit", tick: float = 0.2, **kw) -> dict:
     ring, obj = setup(engine, **kw)
     try:
         ts = KernelTimespec.from_seconds(tick)       # struct counting_ctx { ts }
-        import ctypes
         ring.prep_bpf(1, user_data=ctypes.addressof(ts))
         t0 = time.monotonic()
         submitted = ring.submit()

@@ -63,7 +63,7 @@ def run(mode: str = "postprocess", engine: str = "jit", path: str | None = None,
     counts = make_file(path, nr_jobs)
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert ring.register_bpf([obj.programs[name] for name in FUNCTIONS]) == 0
+        functions = ring.register_functions(obj, FUNCTIONS)     # {name: index}
         bufs = [ctypes.create_string_buffer(CHUNK) for _ in range(nr_jobs)]
         jobs = [Job(ctypes.addressof(bufs[i]), 100 + i) for i in range(nr_jobs)]
         for i in range(nr_jobs):
@@ -71,7 +71,7 @@ def run(mode: str = "postprocess", engine: str = "jit", path: str | None = None,
             sqe.opcode, sqe.fd, sqe.addr, sqe.len, sqe.off = (
                 u.IORING_OP_READ, fd, ctypes.addressof(bufs[i]), CHUNK, CHUNK * i)
             sqe.user_data, sqe.flags, sqe.cq_idx = i, u.IOSQE_IO_LINK, ring.private_cq
-            ring.prep_bpf(FUNCTIONS.index(mode), user_data=ctypes.addressof(jobs[i]),
+            ring.prep_bpf(mode, user_data=ctypes.addressof(jobs[i]),   # function by name
                           flags=u.IOSQE_CQE_SKIP_SUCCESS)
         submitted = ring.submit()
         want = nr_jobs if mode == "postprocess" else 1
@@ -80,7 +80,7 @@ def run(mode: str = "postprocess", engine: str = "jit", path: str | None = None,
         return {"submitted": submitted, "cqes": cqes, "counts": counts,
                 "private_left": ring.cq(ring.private_cq).ready(),
                 "total_lines": obj.bss.total_lines, "jobs_done": obj.bss.jobs_done,
-                "runs": ring.requests.stats["runs"]}
+                "runs": ring.requests.stats["runs"], "functions": functions}
     finally:
         ring.close()
         os.close(fd)

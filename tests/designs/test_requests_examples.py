@@ -103,6 +103,7 @@ def test_dietrich_schirmeier_model(dietrich_obj, engine, mode, tmp_path):
         assert out["cqes"] == [(ex.JOIN_USER_DATA, sum(counts), 0)]
         assert out["total_lines"] == sum(counts) and out["jobs_done"] == 6
     assert out["private_left"] == 0 and out["runs"] == 6
+    assert out["functions"] == {"postprocess": 0, "fork_join": 1}
 
 
 @pytest.mark.parametrize("example", ["pingpong", "write_file"])

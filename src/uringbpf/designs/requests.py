@@ -1131,10 +1131,28 @@ def _ring_class():
             return self.requests.register_bpf(programs, engine)
 
         def unregister_bpf(self) -> int:
+            self.__dict__.pop("functions", None)
             return self.requests.unregister_bpf()
 
-        def prep_bpf(self, index: int, *, user_data: int = 0, cq_idx: int = 0,
+        def register_functions(self, obj, names: Sequence[str] | None = None) -> dict:
+            """Dietrich/Schirmeier's "one program, several functions" on the RFC's table:
+            register ``obj``'s iouring programs (``names`` in order, or all in ELF
+            order) and return ``{name: index}``; ``prep_bpf`` then also takes a name."""
+            names = list(names) if names is not None else [
+                n for n, p in obj.programs.items() if _is_iouring_program(p.program)]
+            ret = self.requests.register_bpf([obj.programs[n] for n in names])
+            if ret:
+                raise OSError(-ret, f"register_bpf: {os.strerror(-ret)}")
+            self.functions = {n: i for i, n in enumerate(names)}
+            return dict(self.functions)
+
+        def prep_bpf(self, index: int | str, *, user_data: int = 0, cq_idx: int = 0,
                      flags: int = 0):
+            if isinstance(index, str):
+                functions = self.__dict__.get("functions") or {}
+                if index not in functions:
+                    raise KeyError(f"no registered function {index!r}")
+                index = functions[index]
             sqe = prep_bpf(self.get_sqe(), index, user_data, cq_idx)
             sqe.flags = flags
             return sqe
