@@ -578,3 +578,54 @@ def test_table_matches_a_model_under_random_operations():
         # teardown released every kernel buffer still registered
         assert sorted(released) == sorted(set(released))
         assert all(e[0] == "u" or e[4] in released for e in model.values())
+
+
+def test_request_completes_only_when_unregistered_from_every_ring(zc):
+    """REGISTER_IO_BUF into two rings; the request completes after the last unregister."""
+    source, ring_a = zc
+    ring_b = K.KbufRing(16, buffers=4)
+    ring_b.register_source(source)
+    try:
+        fetch(ring_a, source, 0)
+        req, tag = deliver(ring_a, source, K.UBLK_IO_OP_WRITE, 0, b"m" * 1024)
+        assert run_cmd(ring_a, source, K.UBLK_U_IO_REGISTER_IO_BUF, tag, addr=0) == 0
+        assert run_cmd(ring_b, source, K.UBLK_U_IO_REGISTER_IO_BUF, tag, addr=3) == 0
+        assert ring_b.kbuf.lookup(3) == (req.addr, 1024, K.KBUF_DIR_SOURCE)
+        sqe = cmd(ring_b, source, K.UBLK_U_IO_COMMIT_AND_FETCH_REQ, tag, result=1024)
+        sqe.user_data = ud(FETCH, tag)
+        ring_b.submit()                      # committed from the other ring
+        assert req.committed and not req.done
+        assert run_cmd(ring_a, source, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag, addr=0) == 0
+        assert not req.done                  # ring B still holds it
+        assert run_cmd(ring_b, source, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag, addr=3) == 0
+        assert req.done and req.result == 1024
+        # the tag is now armed on ring B: its next request arrives there
+        req2 = source.alloc_request(K.UBLK_IO_OP_READ, 0, 512)
+        source.queue_rq(req2)
+        c = ring_b.wait_cqe(timeout=5)
+        assert (c.user_data, c.res) == (ud(FETCH, tag), 0)
+    finally:
+        ring_b.close()
+
+
+def test_auto_buf_reg_commit_on_another_ring_needs_manual_unregister():
+    source = K.RequestSource(queue_depth=1, max_io_bytes=4096,
+                             flags=K.UBLK_F_AUTO_BUF_REG | K.UBLK_F_SUPPORT_ZERO_COPY)
+    ring_a, ring_b = K.KbufRing(8, buffers=2), K.KbufRing(8, buffers=2)
+    ring_a.register_source(source)
+    ring_b.register_source(source)
+    try:
+        fetch(ring_a, source, 0, sqe_addr=K.auto_buf_reg_to_sqe_addr(1))
+        req, tag = deliver(ring_a, source, K.UBLK_IO_OP_WRITE, 0, b"a" * 512)
+        assert ring_a.kbuf.lookup(1) is not None
+        sqe = cmd(ring_b, source, K.UBLK_U_IO_COMMIT_AND_FETCH_REQ, tag, result=512,
+                  sqe_addr=K.auto_buf_reg_to_sqe_addr(0))
+        sqe.user_data = ud(FETCH, tag)
+        ring_b.submit()
+        assert not req.done and ring_a.kbuf.lookup(1) is not None
+        assert run_cmd(ring_a, source, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag, addr=1) == 0
+        assert req.done and req.result == 512
+    finally:
+        ring_a.close()
+        ring_b.close()
+        source.close()

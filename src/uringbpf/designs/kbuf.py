@@ -959,8 +959,7 @@ class RequestSource:
                 return "done", -errno.EINVAL
             if self.dead:
                 tag = self._tags[cmd.tag]
-                if cmd_op == UBLK_U_IO_COMMIT_AND_FETCH_REQ and tag.state == "owned" \
-                        and tag.ring is ring:
+                if cmd_op == UBLK_U_IO_COMMIT_AND_FETCH_REQ and tag.state == "owned":
                     self._commit(ring, tag, cmd.result)    # finish it, but do not re-arm
                 return "done", UBLK_IO_RES_ABORT
             if sqe_flags & _LINK_FLAGS:
@@ -981,7 +980,9 @@ class RequestSource:
                 if tag.state != "idle":
                     return "done", -errno.EINVAL      # each tag is fetched at most once
             else:
-                if tag.state != "owned" or tag.ring is not ring:
+                # any of the server's rings may commit (and re-arm the tag there); an
+                # automatic registration stays in the ring that fetched (see _commit)
+                if tag.state != "owned":
                     return "done", -errno.EINVAL
                 self._commit(ring, tag, cmd.result)
             tag.state, tag.ring, tag.user_data = "parked", ring, user_data
@@ -1008,6 +1009,9 @@ class RequestSource:
     def _commit(self, ring: KbufRing, tag: _Tag, result: int) -> None:
         req = tag.request
         if tag.auto_ring is not None:
+            # AUTO_BUF_REG undoes its registration only on the ring that fetched; a commit
+            # from another ring leaves it to the server (UNREGISTER_IO_BUF there), else the
+            # request never completes — the kernel's rule
             if tag.auto_ring is ring and tag.auto is not None:
                 ring.kbuf.unregister_kbuf(tag.auto[0])     # -EINVAL if the server already did
             tag.auto_ring = None
