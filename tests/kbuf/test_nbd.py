@@ -132,3 +132,18 @@ def test_two_connections_share_the_device(tmp_path):
         assert a.read(8192, 512) == b"B" * 512
         a.disconnect()
         b.disconnect()
+
+
+def test_client_vanishing_mid_payload_leaves_server_healthy(tmp_path):
+    paths = make_files(tmp_path, 2, 256 * 1024)
+    with StripeNbd(paths, 4096, "auto_zc", queue_depth=2) as srv:
+        for _ in range(3):
+            c = NbdClient("127.0.0.1", srv.port)
+            c.sock.sendall(struct.pack(">IHHQQI", nbd.REQUEST_MAGIC, 0, nbd.CMD_WRITE, 1, 0,
+                                       65536) + b"p" * 1000)
+            c.close()                          # 64 KiB announced, 1000 bytes sent
+        c = NbdClient("127.0.0.1", srv.port)
+        c.write(0, b"q" * 4096)
+        assert c.read(0, 4096) == b"q" * 4096
+        c.disconnect()
+        assert srv.source.stats["queued"] == srv.source.stats["completed"]
