@@ -692,3 +692,12 @@ def test_compiling_and_running_from_several_threads():
     assert not errors
     for k in range(4):
         assert results[k] == [(i * (k + 2), i + 1000) for i in range(200)]
+
+
+def test_raw_bytecode_and_insn_lists_are_accepted():
+    code = isa.encode(assemble("mov %r0, %r1\nadd %r0, 2\nexit"))
+    assert jit.compile(code)(40) == 42
+    fn = jit.compile(assemble("mov %r0, 9\nexit"))
+    assert fn() == 9 and "JitFunction 'prog' 2 insns" in repr(fn)
+    with pytest.raises(TypeError):
+        jit.compile(42)

@@ -559,6 +559,11 @@ class JitFunction:
                                            self._stack_region)
         self.compile_seconds = 0.0
 
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"at {self.address:#x}"
+        return (f"<JitFunction {self.program.name!r} {len(self.program.insns)} insns {state}"
+                f"{' checked' if self.checked else ''}{' cached' if self.cached else ''}>")
+
     # -- what a native driver needs ---------------------------------------------------------
 
     @property
@@ -736,7 +741,8 @@ def _release(thunks: _ThunkPage, mem: AddressSpace, region) -> None:
     thunks.free()
 
 
-def compile(program: isa.Program, runtime: Runtime | None = None, checked: bool = False,
+def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
+            checked: bool = False,
             opt_level: int = DEFAULT_OPT_LEVEL, *, helpers: Mapping[int, Any] | None = None,
             unwind_helper: int | None = None, cache: bool = True) -> JitFunction:
     """JIT-compile ``program`` for ``runtime``; see :class:`JitFunction`.
@@ -751,6 +757,10 @@ def compile(program: isa.Program, runtime: Runtime | None = None, checked: bool 
     """
     start = time.perf_counter()
     runtime = runtime if runtime is not None else Runtime()
+    if isinstance(program, (bytes, bytearray, memoryview)):
+        program = isa.Program("prog", isa.decode(program))       # as the interpreter accepts
+    elif isinstance(program, list):
+        program = isa.Program("prog", program)
     if not isinstance(program, isa.Program):
         raise TypeError(f"expected an isa.Program, got {type(program).__name__}")
     state = _RunState(STACK_FRAMES)
