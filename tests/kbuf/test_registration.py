@@ -468,9 +468,20 @@ def _kfunc_prog(name):
     return isa.Program("kbuf_" + name, insns, kfuncs=[name])
 
 
-def test_programs_read_kernel_buffers_through_kfuncs(zc):
-    """A BPF program (reference interpreter) reads a request's pages by (ring fd, index)."""
-    from uringbpf.bpf.interp import Interpreter
+def _engine(name, program):
+    from uringbpf.bpf.helpers import Runtime
+    if name == "interp":
+        from uringbpf.bpf.interp import Interpreter
+        return Interpreter(program, Runtime()).run
+    from uringbpf.bpf import jit
+    rt = Runtime()
+    fn = jit.compile(program, rt)
+    return lambda *a: fn(*a)
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_programs_read_kernel_buffers_through_kfuncs(zc, engine):
+    """A BPF program reads/writes a request's pages by (ring fd, index, offset)."""
     source, ring = zc
     fetch(ring, source, 0)
     fetch(ring, source, 1)
@@ -479,16 +490,16 @@ def test_programs_read_kernel_buffers_through_kfuncs(zc):
     rreq, rtag = deliver(ring, source, K.UBLK_IO_OP_READ, 0, 4096)
     assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, wtag, addr=1) == 0
     assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, rtag, addr=2) == 0
-    read = Interpreter(_kfunc_prog("bpf_kbuf_read"))
-    assert read.run(ring.fd, 1) == int.from_bytes(payload[8:16], "little")   # overwrote stack
+    read = _engine(engine, _kfunc_prog("bpf_kbuf_read"))
+    assert read(ring.fd, 1) == int.from_bytes(payload[8:16], "little")   # overwrote stack
     m64 = (1 << 64) - 1
-    assert read.run(ring.fd, 2) == -errno.EFAULT & m64      # a READ's pages are not a source
-    assert read.run(ring.fd, 0) == -errno.EFAULT & m64      # empty slot
-    assert read.run(ring.fd + 1000, 1) == -errno.EBADF & m64
+    assert read(ring.fd, 2) == -errno.EFAULT & m64      # a READ's pages are not a source
+    assert read(ring.fd, 0) == -errno.EFAULT & m64      # empty slot
+    assert read(ring.fd + 1000, 1) == -errno.EBADF & m64
     # the program writes 16 bytes of its stack into the READ request's pages at offset 8
-    write = Interpreter(_kfunc_prog("bpf_kbuf_write"))
-    assert write.run(ring.fd, 2) == 0x11223344           # success: r0 = the stack word
-    assert write.run(ring.fd, 1) == -errno.EFAULT & m64     # a WRITE's pages are not a dest
+    write = _engine(engine, _kfunc_prog("bpf_kbuf_write"))
+    assert write(ring.fd, 2) == 0x11223344               # success: r0 = the stack word
+    assert write(ring.fd, 1) == -errno.EFAULT & m64     # a WRITE's pages are not a dest
     view = rreq.view()
     assert bytes(view[8:24]) == (0x11223344).to_bytes(8, "little") + \
         (0x55667788).to_bytes(8, "little")
