@@ -21,6 +21,9 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define UD_READ 1
 #define UD_WRITE 2
 
+/* io_uring regions are whole pages: one page of the ring header is always there */
+#define REGION_SIZE 4096
+
 const volatile unsigned cq_head_offset;
 const volatile unsigned cq_tail_offset;
 const volatile unsigned cqes_offset;
@@ -76,18 +79,27 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 	struct io_uring_cqe *cqe;
 	volatile __u32 *cq_head, *cq_tail;
 	__u8 *hdr;
+	unsigned head_off, tail_off, cqes_base, mask, off;
 	__u32 head;
 	__u64 ud;
 	int res;
 
-	hdr = bpf_io_uring_get_region(ring, IOU_REGION_CQ,
-				      cqes_offset + cq_entries * sizeof(struct io_uring_cqe));
+	hdr = bpf_io_uring_get_region(ring, IOU_REGION_CQ, REGION_SIZE);
 	if (!hdr) {
 		error = -14; /* EFAULT */
 		return IOU_LOOP_STOP;
 	}
-	cq_head = (volatile __u32 *)(hdr + cq_head_offset);
-	cq_tail = (volatile __u32 *)(hdr + cq_tail_offset);
+	/* read each .rodata value once (a volatile is reloaded at every use) and bound it */
+	head_off = cq_head_offset;
+	tail_off = cq_tail_offset;
+	cqes_base = cqes_offset;
+	mask = cq_entries - 1;
+	if (head_off > REGION_SIZE - 4 || tail_off > REGION_SIZE - 4) {
+		error = -22; /* EINVAL */
+		return IOU_LOOP_STOP;
+	}
+	cq_head = (volatile __u32 *)(hdr + head_off);
+	cq_tail = (volatile __u32 *)(hdr + tail_off);
 	head = *cq_head;
 
 	if (!started) {
@@ -101,7 +113,12 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 		lp->cq_wait_idx = head + 1;
 		return IOU_LOOP_CONTINUE;
 	}
-	cqe = (struct io_uring_cqe *)(hdr + cqes_offset) + (head & (cq_entries - 1));
+	off = cqes_base + (head & mask) * sizeof(struct io_uring_cqe);
+	if (off > REGION_SIZE - sizeof(struct io_uring_cqe)) {
+		error = -22;
+		return IOU_LOOP_STOP;
+	}
+	cqe = (struct io_uring_cqe *)(hdr + off);
 	res = cqe->res;
 	ud = cqe->user_data;
 	*cq_head = ++head;

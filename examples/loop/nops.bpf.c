@@ -13,7 +13,12 @@
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 #define NOP_TOKEN 0xabba1741ULL
-#define MAX_BATCH 64		/* verifier bound; sq_entries is at most this */
+#define MAX_BATCH 64		/* SQEs per step at most (one page of SQEs) */
+/*
+ * io_uring regions are whole pages, so asking for one page of each always succeeds
+ * and gives the verifier constant sizes; offsets from .rodata are checked against them.
+ */
+#define REGION_SIZE 4096
 
 /* set by the application before load (ring->params offsets) */
 const volatile unsigned cq_head_offset;
@@ -36,6 +41,8 @@ static unsigned batch_size(void)
 		room = left;
 	if (room > (int)sq_entries)
 		room = sq_entries;
+	if (room > MAX_BATCH)
+		room = MAX_BATCH;
 	return room > 0 ? room : 0;
 }
 
@@ -43,20 +50,24 @@ SEC("struct_ops.s/nops_loop_step")
 int BPF_PROG(nops_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 {
 	struct io_uring_sqe *sqes;
-	struct io_uring_cqe *cqes;
 	volatile __u32 *cq_head, *cq_tail;
+	unsigned head_off, tail_off, cqes_base, mask;
 	__u8 *hdr;
 	unsigned n, i, head, tail, seen = 0;
 
-	sqes = (struct io_uring_sqe *)bpf_io_uring_get_region(ring, IOU_REGION_SQ,
-				sq_entries * sizeof(struct io_uring_sqe));
-	hdr = bpf_io_uring_get_region(ring, IOU_REGION_CQ,
-				cqes_offset + cq_entries * sizeof(struct io_uring_cqe));
+	sqes = (struct io_uring_sqe *)bpf_io_uring_get_region(ring, IOU_REGION_SQ, REGION_SIZE);
+	hdr = bpf_io_uring_get_region(ring, IOU_REGION_CQ, REGION_SIZE);
 	if (!sqes || !hdr)
 		return IOU_LOOP_STOP;
-	cq_head = (volatile __u32 *)(hdr + cq_head_offset);
-	cq_tail = (volatile __u32 *)(hdr + cq_tail_offset);
-	cqes = (struct io_uring_cqe *)(hdr + cqes_offset);
+	/* read each .rodata value once: a volatile is reloaded at every use */
+	head_off = cq_head_offset;
+	tail_off = cq_tail_offset;
+	cqes_base = cqes_offset;
+	mask = cq_entries - 1;
+	if (head_off > REGION_SIZE - 4 || tail_off > REGION_SIZE - 4)
+		return IOU_LOOP_STOP;
+	cq_head = (volatile __u32 *)(hdr + head_off);
+	cq_tail = (volatile __u32 *)(hdr + tail_off);
 
 	n = batch_size();
 	if (n) {
@@ -75,8 +86,12 @@ int BPF_PROG(nops_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *l
 	head = *cq_head;
 	tail = *cq_tail;
 	for (i = 0; i < MAX_BATCH && head != tail; i++) {
-		struct io_uring_cqe *cqe = &cqes[head & (cq_entries - 1)];
+		unsigned off = cqes_base + (head & mask) * sizeof(struct io_uring_cqe);
+		struct io_uring_cqe *cqe;
 
+		if (off > REGION_SIZE - sizeof(struct io_uring_cqe))
+			return IOU_LOOP_STOP;
+		cqe = (struct io_uring_cqe *)(hdr + off);
 		if (cqe->user_data != NOP_TOKEN) {
 			bad_cqes++;
 			*cq_head = head;

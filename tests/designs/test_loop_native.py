@@ -76,13 +76,16 @@ def test_get_region_sizes_and_unknown_ids(ring):
     lib = loop.lib()
     link = loop.attach_loop(ring, lambda a: 1)
     ctx, p = link.addr, ring.params
-    sq = lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_SQ, 8 * 64, 0, 0)
-    assert sq and lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_SQ, 8 * 64 + 1, 0, 0) == 0
+    # regions are whole pages, as io_create_region makes them in 7.1
+    sq = lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_SQ, 4096, 0, 0)
+    assert sq == ring.sqes_addr
+    assert lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_SQ, 4097, 0, 0) == 0
     cq_size = p.cq_off.cqes + 8 * 16
     cq = lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_CQ, cq_size, 0, 0)
     assert cq == ring.cq_ring_addr
     # The CQ region is the ring header: the program reads the same head/tail as the ring.
     assert u32(cq + p.cq_off.ring_entries).value == 8
+    assert lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_CQ, 4096, 0, 0) == cq
     assert lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_CQ, 1 << 30, 0, 0) == 0
     assert lib.uringbpf_kf_get_region(ctx, 3, 1, 0, 0) == 0
     assert lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_MEM, 1, 0, 0) == 0  # none yet

@@ -267,6 +267,11 @@ def ring_layout(ring) -> RingLayout:
     if sq_ring == cq_ring:   # IORING_FEAT_SINGLE_MMAP: one region holds both headers
         sq_size = (p.sq_off.array + sq_entries * 4) if not no_sqarray else p.sq_off.flags + 4
         cq_size = max(cq_size, sq_size)
+    # io_uring regions are whole pages (io_create_region), so 7.1 hands programs page-sized
+    # regions; the mmaps behind ours are page-granular too.
+    page = mmap.PAGESIZE
+    cq_size = (cq_size + page - 1) // page * page
+    sq_region_size = (sq_entries * sqe_size + page - 1) // page * page
     return RingLayout(
         fd=int(ring.fd), flags=flags, sq_mode=sq_mode,
         sq_head=sq_ring + p.sq_off.head, sq_tail=sq_ring + p.sq_off.tail, sq_array=sq_array,
@@ -274,7 +279,7 @@ def ring_layout(ring) -> RingLayout:
         sqe_size=sqe_size, cqe_size=cqe_size,
         cq_head=cq_ring + p.cq_off.head, cq_tail=cq_ring + p.cq_off.tail,
         cq_region=cq_ring, cq_region_size=cq_size,
-        sq_region=sq_region, sq_region_size=sq_entries * sqe_size)
+        sq_region=sq_region, sq_region_size=sq_region_size)
 
 
 # --- attachment -------------------------------------------------------------------------
@@ -845,8 +850,10 @@ def _register_prog_type() -> None:
     """loop_step(struct io_ring_ctx *ctx, struct iou_loop_params *lp): the verifier's view.
 
     ``ctx`` is a trusted opaque pointer (only passed to the kfuncs); ``lp`` points to a
-    4-byte struct whose only field, ``cq_wait_idx``, may be read and written; the
-    program returns IOU_LOOP_CONTINUE or IOU_LOOP_STOP.
+    4-byte struct whose only field, ``cq_wait_idx``, may be read and written.  The
+    return value (IOU_LOOP_CONTINUE / IOU_LOOP_STOP) is checked when the loop runs, as
+    io_uring/loop.c does (-EINVAL for anything else), not by the verifier: the kernel's
+    verifier puts no range on an ``int``-returning struct_ops member.
     """
     from ..bpf import progtypes as pt
     params = pt.Layout("iou_loop_params", 4,
@@ -854,7 +861,7 @@ def _register_prog_type() -> None:
     pt.register_struct_ops_member(
         STRUCT_OPS_TYPE, "loop_step",
         [pt.ValueKind.trusted("io_ring_ctx"), pt.ValueKind.struct(params)],
-        ret_range=(IOU_LOOP_CONTINUE, IOU_LOOP_STOP), name=LOOP_STEP_PROG_TYPE)
+        ret_range=None, name=LOOP_STEP_PROG_TYPE)
 
 
 def _attach_struct_ops(obj, st_map) -> LoopAttachment:
