@@ -60,13 +60,13 @@ class StripeLayout:
         return [FileOp(f, off, tuple(pieces)) for f, (off, pieces) in sorted(per_file.items())]
 
     def read_files(self, files: list, offset: int, length: int) -> bytes:
-        """Reassemble device bytes straight from the backing files (for checking)."""
+        """Reassemble device bytes straight from the backing files (paths or fds; for
+        checking). Bytes past a file's end read as zeros."""
         out = bytearray(length)
         for op in self.split(offset, length):
             pos = op.file_offset
             for boff, n in op.pieces:
-                data = files[op.file].pread(n, pos) if hasattr(files[op.file], "pread") else \
-                    _pread(files[op.file], n, pos)
+                data = _pread(files[op.file], n, pos)
                 out[boff:boff + len(data)] = data
                 pos += n
         return bytes(out)

@@ -40,7 +40,7 @@ import mmap
 import os
 import threading
 import weakref
-from ctypes import Structure, c_int32, c_uint8, c_uint16, c_uint32, c_uint64, sizeof
+from ctypes import Structure, c_int32, c_uint16, c_uint32, c_uint64, sizeof
 from dataclasses import dataclass
 from typing import Callable
 
