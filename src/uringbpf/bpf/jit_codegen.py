@@ -253,8 +253,9 @@ class ModuleGen:
             index = self._slot_index[key] = len(self.slots)
             self.slots.append(key)
             self.slot_pcs.append(self.pc)
-        p = self.op(f"getelementptr i64, ptr %vars, i64 {index}")
-        return self.op(f"load i64, ptr {p}, !invariant.load !0")
+        # Loaded once per function, in the entry block (so it dominates every use).
+        self._func_slots.add(index)
+        return f"%slot{index}"
 
     def set_error(self, code: int, pc: int) -> None:
         """Set the error word and its pc unless an earlier error is already recorded."""
@@ -313,6 +314,8 @@ class ModuleGen:
         self.emit(f"%p_lo = getelementptr i64, ptr %p_err, i64 {CTX_STACK_LO}")
         self.emit(f"%p_vars = getelementptr i64, ptr %p_err, i64 {CTX_VARS}")
         self.emit("%vars = load ptr, ptr %p_vars, !invariant.load !0")
+        self._func_slots: set[int] = set()
+        slot_marker = len(out)
         # A run already abandoned (a callback invoked again by a helper after an error):
         # do nothing more.
         self.emit("%pending = load i64, ptr %p_err")
@@ -373,6 +376,10 @@ class ModuleGen:
         self.emit("store i64 %fp, ptr %p_sp")
         self.emit("ret i64 0")
         out.append("}")
+        out[slot_marker:slot_marker] = [
+            f"  %slot{i}.p = getelementptr i64, ptr %vars, i64 {i}\n"
+            f"  %slot{i} = load i64, ptr %slot{i}.p, !invariant.load !0"
+            for i in sorted(self._func_slots)]
         return "\n".join(out)
 
     def find_leaders(self, func: _Func) -> set[int]:
