@@ -25,6 +25,7 @@ import gc
 import mmap
 import os
 import signal
+import _signal
 import threading
 import weakref
 from ctypes import Structure, c_int32, c_uint32, c_uint64, c_void_p, sizeof
@@ -187,6 +188,7 @@ def register_region(ring, size: int) -> MemRegion:
     """
     if size <= 0:
         raise ValueError("region size must be > 0")
+    _hook_ring(ring)
     page = mmap.PAGESIZE
     size = (size + page - 1) // page * page
     area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -295,13 +297,14 @@ class LoopError(RuntimeError):
 def _python_signals() -> list[int]:
     """Signals whose handler is Python code: the loop must return -EINTR on them."""
     out = []
-    for sig in signal.valid_signals():
+    getsignal = _signal.getsignal   # the C function: signal.getsignal wraps it in enums
+    for sig in range(1, signal.NSIG):
         try:
-            handler = signal.getsignal(sig)
+            handler = getsignal(sig)
         except (ValueError, OSError):
             continue
         if callable(handler):
-            out.append(int(sig))
+            out.append(sig)
     return out
 
 
@@ -321,15 +324,12 @@ class LoopAttachment:
         self.addr = (ctypes.addressof(self._buf) + 15) & ~15
         self.ctx = LoopCtx.from_address(self.addr)
         self._error: BaseException | None = None
-        self._filter_table = None
         self._regions_added: list = []
         self._runtime = None
         self._jit = None
         self._py_submit = None
         self._fill_ctx()
         self._entry, self.engine, self._keep = self._entry_point(step, engine)
-        self._signals = _python_signals()
-        self._sig_array = (ctypes.c_int * max(len(self._signals), 1))(*self._signals)
         self.runs = 0
         self.last_result: int | None = None
         self._destroyed = False
@@ -447,17 +447,18 @@ class LoopAttachment:
         self._route_submissions()
         if self._jit is not None:
             self._jit.reset()
-        ret = int(lib().uringbpf_loop_run(self.addr, self._entry, self._sig_array,
-                                          len(self._signals)))
+        # looked up per run: a handler installed after attach must interrupt the loop too
+        sigs = _python_signals()
+        sig_array = (ctypes.c_int * max(len(sigs), 1))(*sigs)
+        ret = int(lib().uringbpf_loop_run(self.addr, self._entry, sig_array, len(sigs)))
         self.runs += 1
         self.last_result = ret
-        resync = getattr(self.ring, "_after_external_cq", None)
-        if resync is not None:
-            resync()
         if ret == _ABORTED:
             err, self._error = self._error, None
             if err is None and self._jit is not None:
                 err = self._jit.take_error()
+            if err is None:
+                raise LoopError("loop_step program aborted")
             if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit: as they are
                 raise err
             raise LoopError(f"loop_step program failed: {err}") from err
