@@ -138,3 +138,31 @@ def test_closing_the_object_detaches(nops_obj_path):
     obj.close()
     assert lp.attachment_of(ring) is None
     ring.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_selftest_style_program_runs_unchanged(tmp_path, engine):
+    """Sizes and offsets straight from .rodata, as 7.1 selftests write them.
+
+    Runs with ``verify=False``: accepting it needs the verifier to read frozen .rodata
+    as constants, as the kernel's does (see docs/designs/loop.md).
+    """
+    from uringbpf import BpfObject
+    from uringbpf.bpf import cc
+    from pathlib import Path
+    src = Path(__file__).parent / "data" / "loop_rodata_sizes.bpf.c"
+    out = cc.compile_c(src, tmp_path / "plain.bpf.o")
+    ring = loop.make_ring(8)
+    obj = BpfObject.open(out)
+    try:
+        obj.struct_ops.plain_ops.ring_fd = ring.fd
+        obj.bss.reqs_to_run = 100
+        loop._set_ring_rodata(obj, ring)
+        obj.load(engine, verify=False)
+        link = obj.attach_struct_ops("plain_ops")
+        assert ring.enter(0, 0, 1) == 0
+        assert obj.bss.reqs_to_run == 0 and obj.bss.inflight == 0
+        link.destroy()
+    finally:
+        obj.close()
+        ring.close()
