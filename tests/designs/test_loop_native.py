@@ -331,3 +331,15 @@ def test_ops_without_loop_step_efault(ring):
     link = loop.attach_loop(ring, None)
     assert ring.enter(0, 0, GETEVENTS) == -errno.EFAULT
     link.destroy()
+
+
+def test_thread_pool_backend_refused():
+    """Without a kernel ring there is nothing to drive: EOPNOTSUPP, like a non-ring fd."""
+    from uringbpf import Ring
+    r = Ring(8, cq_entries=8, flags=RING_FLAGS, backend="threads")
+    try:
+        with pytest.raises(OSError) as exc:
+            loop.attach_loop(r, lambda a: 1)
+        assert exc.value.errno == errno.EOPNOTSUPP
+    finally:
+        r.close()
