@@ -1,0 +1,36 @@
+"""``native/kbuf.c`` through ctypes: the copy of copy mode and crc32c, on raw addresses."""
+
+from __future__ import annotations
+
+import ctypes
+from ctypes import c_uint32, c_uint64
+
+def _native():
+    from ... import native
+    lib = native.load("kbuf")
+    lib.kbuf_copy.restype = c_uint64
+    lib.kbuf_copy.argtypes = [c_uint64, c_uint64, c_uint64]
+    lib.kbuf_crc32c.restype = c_uint32
+    lib.kbuf_crc32c.argtypes = [c_uint32, c_uint64, c_uint64]
+    return lib
+
+
+_lib = None
+
+
+def native_lib():
+    """The compiled ``native/kbuf.c`` (copy and crc32c on raw addresses)."""
+    global _lib
+    if _lib is None:
+        _lib = _native()
+    return _lib
+
+
+def crc32c(addr: int, length: int, crc: int = 0) -> int:
+    """crc32c of ``length`` bytes at native address ``addr`` (continue from ``crc``)."""
+    return native_lib().kbuf_crc32c(crc, addr, length)
+
+
+def crc32c_bytes(data: bytes, crc: int = 0) -> int:
+    buf = ctypes.create_string_buffer(bytes(data), max(len(data), 1))
+    return crc32c(ctypes.addressof(buf), len(data), crc)
