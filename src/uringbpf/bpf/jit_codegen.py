@@ -223,17 +223,39 @@ class ModuleGen:
     def label(self, name: str) -> None:
         self.out.append(f"{name}:")
 
+    # Registers live in alloca slots, but within one BPF basic block their current SSA
+    # values are remembered here: reads after the first are free and writes are stored back
+    # only when control leaves the block (``flush``). That keeps the IR (and the work of
+    # parsing it and of SROA) to a fraction of a load/store per register access.
+
     def reg(self, r: int) -> str:
+        value = self.cache.get(r)
+        if value is not None:
+            return value
         if not 0 <= r <= 10:
             raise JitError(f"register r{r} does not exist", self.pc)
         t = self.tmp()
         self.emit(f"{t} = load i64, ptr %r{r}")
+        self.cache[r] = t
         return t
 
     def set_reg(self, r: int, value: str) -> None:
         if not 0 <= r <= 10:
             raise JitError(f"register r{r} does not exist", self.pc)
-        self.emit(f"store i64 {value}, ptr %r{r}")
+        self.cache[r] = value
+        self.dirty.add(r)
+
+    def flush(self) -> None:
+        """Store the registers written in this block (before any branch to another block)."""
+        for r in sorted(self.dirty):
+            self.emit(f"store i64 {self.cache[r]}, ptr %r{r}")
+        self.dirty.clear()
+
+    def new_block(self, name: str) -> None:
+        """Start a block that other blocks may branch to: forget cached values."""
+        self.label(name)
+        self.cache.clear()
+        self.dirty.clear()
 
     def op(self, text: str) -> str:
         t = self.tmp()
@@ -295,6 +317,8 @@ class ModuleGen:
 
     def gen_function(self, func: _Func) -> str:
         self.out = out = []
+        self.cache: dict[int, str] = {}
+        self.dirty: set[int] = set()
         self.pc = func.start
         b = self.b
         leaders = self.find_leaders(func)
@@ -357,11 +381,12 @@ class ModuleGen:
             insn = self.insns[pc]
             if pc in leaders:
                 if not terminated:
+                    self.flush()
                     self.emit(f"br label %L{pc}")
-                self.label(f"L{pc}")
+                self.new_block(f"L{pc}")
             elif terminated:
                 # Dead code after an unconditional transfer: still needs a block to live in.
-                self.label(f"L{pc}")
+                self.new_block(f"L{pc}")
             self.pc = pc
             terminated = self.gen_insn(func, pc, insn)
             pc += 2 if insn.is_lddw else 1
@@ -433,7 +458,7 @@ class ModuleGen:
                 return False
             # Legacy packet access: refused when reached, as the interpreter does.
             self.fail(ERR_LEGACY, pc)
-            self.label(f"L{pc}_dead{self._tmp}")
+            self.new_block(f"L{pc}_dead{self._tmp}")
             return False
         raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
 
@@ -546,6 +571,7 @@ class ModuleGen:
         if op == isa.EXIT:
             if insn.opcode != isa.OP_EXIT:
                 raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
+            self.flush()
             self.emit("br label %exit")
             return True
         if op == isa.CALL:
@@ -559,6 +585,7 @@ class ModuleGen:
         if op == isa.JA:
             if insn.opcode not in (isa.OP_JA, isa.OP_JA32):
                 raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
+            self.flush()
             self.emit(f"br label %L{target}")
             return True
         if op not in _ICMP and op != isa.JSET:
@@ -573,6 +600,7 @@ class ModuleGen:
         else:
             c = self.op(f"icmp {_ICMP[op]} {ty} {d}, {s}")
         step = pc + 1
+        self.flush()
         self.emit(f"br i1 {c}, label %L{target}, label %L{step}")
         return True
 
@@ -594,7 +622,7 @@ class ModuleGen:
     def call_native(self, pc: int, target: CallTarget) -> None:
         if target.kind == "missing":
             self.fail(ERR_NO_HELPER, pc)
-            self.label(f"L{pc}_dead{self._tmp}")
+            self.new_block(f"L{pc}_dead{self._tmp}")
             return
         args = ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6))
         if target.kind == "python":
@@ -645,21 +673,25 @@ class ModuleGen:
         """``callx rX``: rX holds a subprogram address (from a PSEUDO_FUNC lddw) or a helper id."""
         target = self.reg(insn.dst)
         args = self.call_args()
+        hargs = ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6))
+        thunks = [self.slot(("thunk", f.index)) for f in self.funcs]
+        table = self.slot(("callx_table",))
+        length = self.slot(("callx_length",))
+        # The paths below merge again: registers go to their slots first, r0 is stored on
+        # each path and reloaded after the merge.
+        self.flush()
         done = f"L{pc}_cx_done"
         # Subprograms: compare with each function's thunk address.
-        for f in self.funcs:
-            thunk = self.slot(("thunk", f.index))
+        for f, thunk in zip(self.funcs, thunks):
             hit = self.op(f"icmp eq i64 {target}, {thunk}")
             yes, no = f"L{pc}_cx_f{f.index}", f"L{pc}_cx_n{f.index}"
             self.emit(f"br i1 {hit}, label %{yes}, label %{no}")
             self.label(yes)
             r0 = self.op(f"call i64 @{f.name}({args})")
-            self.set_reg(0, r0)
+            self.emit(f"store i64 {r0}, ptr %r0")
             self.emit(f"br label %{done}")
             self.label(no)
         # Helper ids: an address table made by jit.py (0 = no such helper).
-        table = self.slot(("callx_table",))
-        length = self.slot(("callx_length",))
         inrange = self.op(f"icmp ult i64 {target}, {length}")
         look, bad = f"L{pc}_cx_look", f"L{pc}_cx_bad"
         self.emit(f"br i1 {inrange}, label %{look}, label %{bad}")
@@ -673,14 +705,14 @@ class ModuleGen:
         self.label(call)
         self.emit(f"store i64 {pc}, ptr %p_errpc")
         fptr = self.op(f"inttoptr i64 {fn} to ptr")
-        hargs = ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6))
         r0 = self.op(f"call i64 {fptr}({hargs})")
-        self.set_reg(0, r0)
+        self.emit(f"store i64 {r0}, ptr %r0")
         self.emit(f"br label %{done}")
         self.label(bad)
         self.emit(f"store i64 {target}, ptr %p_erraddr")
         self.fail(ERR_CALLX, pc)
         self.label(done)
+        self.cache.pop(0, None)        # r0 differs per path: reload it from its slot
         self.check_error(pc)
 
     # Memory -----------------------------------------------------------------------------
