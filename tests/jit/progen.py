@@ -94,7 +94,7 @@ def _define_regs(draw, regs) -> list[Insn]:
 @st.composite
 def body(draw, callees: list[str], min_size=3, max_size=25) -> list:
     """A list of units: a list of Insn (one jump target at its start), ("jump", Insn,
-    distance in units) or ("call", name, [insns that redefine r1-r5])."""
+    distance in units) or ("call" | "callx", name, [insns that redefine r1-r5])."""
     units: list = []
     count = draw(st.integers(min_size, max_size))
     for _ in range(count):
@@ -112,7 +112,8 @@ def body(draw, callees: list[str], min_size=3, max_size=25) -> list:
                 insn = Insn(cls | op | isa.K, draw(gpr), 0, 0, draw(imm32))
             units.append(("jump", insn, draw(st.integers(0, 6))))
         elif callees:
-            units.append(("call", draw(st.sampled_from(callees)), _define_regs(draw, range(1, 6))))
+            kind = "callx" if draw(st.booleans()) else "call"
+            units.append((kind, draw(st.sampled_from(callees)), _define_regs(draw, range(1, 6))))
         else:
             units.append(("jump", Insn(isa.OP_JA), draw(st.integers(0, 3))))
     return units
@@ -132,6 +133,8 @@ def _size(unit) -> int:
         return len(unit)
     if unit[0] == "jump":
         return 1
+    if unit[0] == "callx":
+        return 3 + len(unit[2])      # lddw r3, func(...) (2 slots) + callx r3
     return 1 + len(unit[2])
 
 
@@ -156,6 +159,12 @@ def _resolve(units: list, starts: dict[str, int], base: int) -> list[Insn]:
                 out.append(Insn(isa.OP_JA, off=off))
             else:
                 out.append(Insn(insn.opcode, insn.dst, insn.src, off, insn.imm))
+        elif unit[0] == "callx":
+            # The function's address differs between engines: r3 is redefined afterwards.
+            rel = starts[unit[1]] - here - 1
+            out.extend(isa.lddw_pair(3, rel & isa.U32, isa.PSEUDO_FUNC))
+            out.append(Insn(isa.OP_CALL | isa.X, dst=3))
+            out.extend(unit[2])
         else:
             out.append(Insn(isa.OP_CALL, src=isa.PSEUDO_CALL, imm=starts[unit[1]] - here - 1))
             out.extend(unit[2])
