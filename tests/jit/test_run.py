@@ -103,3 +103,10 @@ def test_bad_arguments(obj, tmp_path, capsys):
     assert main_run([str(tmp_path / "missing.o"), "--prog", "x"]) == 1
     with pytest.raises(SystemExit):
         main_run([str(obj), "--jit", "--interp"])
+
+
+def test_failing_runs_stop_with_the_error(obj):
+    for engine in ("jit", "interp"):
+        with pytest.raises(Exception, match="out of bounds memory load of 1 bytes"):
+            run_program(obj, "unchecked", bytes(16), repeat=100000, engine=engine,
+                        verify=False, checked=True)

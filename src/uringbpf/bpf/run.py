@@ -17,6 +17,7 @@ import ctypes
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 __all__ = ["main_run", "time_native", "RunResult", "run_program"]
 
@@ -36,11 +37,13 @@ def _jitrt():
 
 
 def time_native(entry_address: int, args: tuple[int, ...], repeat: int,
-                error_address: int = 0) -> tuple[int, int, int]:
+                error_address: int = 0,
+                between_chunks: Callable[[], None] | None = None) -> tuple[int, int, int]:
     """Call ``entry_address(args)`` ``repeat`` times from C; return (r0, runs, total ns).
 
     Stops early when the u64 at ``error_address`` (a JIT context's error word) becomes
-    non-zero. Runs in chunks so a KeyboardInterrupt is seen within ~0.1 s.
+    non-zero. Runs in chunks so a KeyboardInterrupt is seen within ~0.1 s;
+    ``between_chunks`` may raise to stop (the interpreter's parked exception).
     """
     repeat_fn = _jitrt()
     argv = (ctypes.c_uint64 * 5)(*[(a & ((1 << 64) - 1)) for a in (tuple(args) + (0,) * 5)[:5]])
@@ -59,6 +62,8 @@ def time_native(entry_address: int, args: tuple[int, ...], repeat: int,
         last = r0.value
         if done < n:
             break
+        if between_chunks is not None:
+            between_chunks()
         # Grow the chunk towards ~_CHUNK_SECONDS of work.
         per_run = max(ns.value / max(done, 1), 1.0)
         chunk = max(1, min(chunk * 8, int(_CHUNK_SECONDS * 1e9 / per_run)))
@@ -113,10 +118,14 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
             retval, runs, total = time_native(fn.address, args, repeat, fn.error_address)
             fn.raise_error()        # the exception names the failing instruction
         else:
-            retval, runs, total = time_native(prog.entry_address, args, repeat)
-            err = prog.take_error()
-            if err is not None:
-                raise err
+            def check() -> None:
+                err = prog.take_error()
+                if err is not None:
+                    raise err
+
+            retval, runs, total = time_native(prog.entry_address, args, repeat,
+                                              between_chunks=check)
+            check()
         return RunResult(retval, runs, total, prog.engine, buf.read(0, len(data)))
     finally:
         obj.close()
