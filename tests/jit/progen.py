@@ -134,7 +134,7 @@ def _size(unit) -> int:
     if unit[0] == "jump":
         return 1
     if unit[0] == "callx":
-        return 3 + len(unit[2])      # lddw r3, func(...) (2 slots) + callx r3
+        return 3 + len(unit[2])      # lddw r0, func(...) (2 slots) + callx r0
     return 1 + len(unit[2])
 
 
@@ -160,10 +160,11 @@ def _resolve(units: list, starts: dict[str, int], base: int) -> list[Insn]:
             else:
                 out.append(Insn(insn.opcode, insn.dst, insn.src, off, insn.imm))
         elif unit[0] == "callx":
-            # The function's address differs between engines: r3 is redefined afterwards.
+            # The function's address differs between engines: it goes in r0, which is not
+            # an argument and which the call overwrites.
             rel = starts[unit[1]] - here - 1
-            out.extend(isa.lddw_pair(3, rel & isa.U32, isa.PSEUDO_FUNC))
-            out.append(Insn(isa.OP_CALL | isa.X, dst=3))
+            out.extend(isa.lddw_pair(0, rel & isa.U32, isa.PSEUDO_FUNC))
+            out.append(Insn(isa.OP_CALL | isa.X, dst=0))
             out.extend(unit[2])
         else:
             out.append(Insn(isa.OP_CALL, src=isa.PSEUDO_CALL, imm=starts[unit[1]] - here - 1))
