@@ -32,7 +32,7 @@ def run_both(program: isa.Program, args: tuple[int, ...]) -> tuple:
         jitted.close()
 
 
-@settings(derandomize=CI, max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(derandomize=CI, max_examples=180, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(program=programs(), args=st.tuples(*[st.integers(0, isa.U64)] * 5))
 def test_jit_matches_interpreter(program, args):
@@ -78,7 +78,7 @@ def _outcome(engine: str, program: isa.Program, data: Buffer, initial: bytes):
         return ("error", type(exc).__name__, str(exc), data.read())
 
 
-@settings(derandomize=CI, max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(derandomize=CI, max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.data_too_large])
 @given(program=faulty_programs(), initial=st.binary(min_size=DATA_SIZE, max_size=DATA_SIZE))
 def test_checked_jit_fails_like_the_interpreter(program, initial):
