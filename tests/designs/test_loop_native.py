@@ -343,3 +343,13 @@ def test_thread_pool_backend_refused():
         assert exc.value.errno == errno.EOPNOTSUPP
     finally:
         r.close()
+
+
+def test_enter_after_ring_close_is_ebadf_not_a_crash():
+    r = make_ring()
+    step = PyNops(r, 100)
+    link = loop.attach_loop(r, step)
+    hook = link.enter_hook
+    r.close()
+    assert hook(r, 0, 0, GETEVENTS) == -errno.EBADF and step.calls == 0
+    assert loop.attachment_of(r) is None

@@ -441,6 +441,9 @@ class LoopAttachment:
         """One ``io_uring_enter`` of an attached ring: the loop until STOP (0) or -errno."""
         if self._destroyed:
             return -errno.EBADF
+        if getattr(self.ring, "closed", False):   # ring teardown removes the ops
+            self.destroy()
+            return -errno.EBADF
         if not self._entry:
             return -errno.EFAULT
         self._error = None
@@ -510,9 +513,8 @@ class LoopAttachment:
             if _attachments.get(self.ring) is self:
                 del _attachments[self.ring]
             _ctx_by_addr.pop(self.addr, None)
-        setter = getattr(self.ring, "set_enter_hook", None)
-        if setter is not None:
-            setter(None)
+        if not getattr(self.ring, "closed", False):   # a closed ring refuses every call
+            self.ring.set_enter_hook(None)
         from . import filter as _filter
         _filter.remove_listener(self.ring, self._on_filters)
         if self._runtime is not None:
