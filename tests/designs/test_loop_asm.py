@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from loop_support import make_ring, nops_asm_program
@@ -149,3 +151,21 @@ def test_jit_path_runs_no_python_per_completion(ring):
     many = _python_calls_during_enter(ring, state, 400, link)
     assert many > few + 40
     link.destroy()
+
+
+def test_jit_busy_loop_is_interrupted_by_a_signal(ring):
+    """A JIT step that never stops: a signal with a Python handler ends the run (-EINTR)."""
+    import signal
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda s, f: fired.append(s))
+    try:
+        from uringbpf.bpf import asm, isa
+        spin = isa.Program("spin", asm.assemble("r0 = 0\nexit"), section="struct_ops.s/spin")
+        link = loop.attach_loop(ring, compile_jit(spin))
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS) == -errno.EINTR
+        assert fired == [signal.SIGALRM] and link.stats()["steps"] > 1
+        link.destroy()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
