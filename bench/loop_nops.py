@@ -19,7 +19,6 @@ loop_step-jit / python-ring >= 5).  The best of ``--repeat`` runs is kept for ea
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile

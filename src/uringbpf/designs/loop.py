@@ -31,7 +31,7 @@ import weakref
 from ctypes import Structure, c_int32, c_uint32, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import native
 from ..bpf import helpers
