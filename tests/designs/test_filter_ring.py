@@ -308,3 +308,20 @@ def test_native_ctx_matches_python_for_open_requests():
                 word = int.from_bytes(want[off:off + 4], "little")
                 got = loop.lib().uringbpf_filter_check(table.native_addr(), bytes(sqe))
                 assert got == (0 if word else -errno.EACCES), (opcode, off)
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_filters_see_every_sqe_of_a_c_program(engine):
+    """nops.bpf.c under a NOP filter: every SQE it submits is checked (in C) and denied."""
+    r = loop.make_ring(8)
+    try:
+        assert flt.register_bpf_filter(r, uapi.IORING_OP_NOP, DENY) == 0
+        obj, link = loop.nops_example(r, 200, engine=engine)
+        assert r.enter(0, 0, uapi.IORING_ENTER_GETEVENTS) == 0
+        # the program only checks the token, which a denied CQE keeps
+        assert obj.bss.reqs_to_run == 0 and obj.bss.bad_cqes == 0
+        assert link.stats()["sqes_denied"] == 200 == link.stats()["sqes_submitted"]
+        link.destroy()
+        obj.close()
+    finally:
+        r.close()
