@@ -224,3 +224,24 @@ def test_unloaded_program_is_refused(obj_path):
         assert r.register_bpf([obj.programs["features"]]) == -errno.EBADF
     finally:
         r.close()
+
+
+def test_program_sqes_meet_the_rings_other_filters(obj_path, engine, native):
+    """A 7.0 cBPF filter denying NOP on the ring also denies the NOP a program queues."""
+    import ctypes
+    from uringbpf.designs import cbpf, filter as cfilter
+    from uringbpf.uring import uapi as u
+    common = _example("common")
+    ring, obj = common.setup(engine, obj_path=obj_path, native=native)
+    try:
+        deny = [cbpf.stmt(cbpf.RET | cbpf.K, 0)]
+        assert cfilter.register_bpf_filter(ring, u.IORING_OP_NOP, deny) == 0
+        secret = ctypes.c_uint64(29)
+        ring.prep_bpf(0, user_data=ctypes.addressof(secret))
+        ring.submit()
+        ring.wait_cqe_nr(3, timeout=20)
+        assert [tuple(c) for c in ring.reap()] == [
+            (3, 13, 0), (2, -errno.EACCES, 0), (ctypes.addressof(secret), 0, 0)]
+        assert secret.value == 31
+    finally:
+        ring.close()

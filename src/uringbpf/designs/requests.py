@@ -1157,6 +1157,19 @@ def _ring_class():
             sqe.flags = flags
             return sqe
 
+        def add_sqe_filter(self, fn) -> None:
+            """Other designs' filters run before ours, so they see SQEs as submitted
+            (an IORING_OP_BPF SQE, the original user_data and cq_idx) rather than the
+            NOPs and tokens we turn them into."""
+            engine = self.__dict__.get("requests")
+            if engine is None:
+                return super().add_sqe_filter(fn)
+            super().remove_sqe_filter(engine._on_sqe)
+            try:
+                super().add_sqe_filter(fn)
+            finally:
+                super().add_sqe_filter(engine._on_sqe)
+
         # -- enter: submit to the kernel, then run programs, then wait on a CQ
         def enter(self, to_submit: int, min_complete: int = 0, flags: int = 0,
                   sig: int | None = None, timeout: float | None = None) -> int:

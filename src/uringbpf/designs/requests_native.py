@@ -21,6 +21,7 @@ from ..bpf.memory import BpfRuntimeError
 from . import requests as R
 
 _PROG_FN = ctypes.CFUNCTYPE(c_uint64, c_uint64, c_uint64, c_uint64, c_uint64, c_uint64)
+_SUBMIT_FN = ctypes.CFUNCTYPE(ctypes.c_int64, c_uint64)
 _lib = None
 
 
@@ -68,6 +69,7 @@ def lib() -> ctypes.CDLL:
         getattr(L, name).restype = c_uint64
         getattr(L, name).argtypes = [c_uint64] * 5
     L.rq_set_py_fallback.argtypes = [c_uint32, c_uint64]
+    L.rq_set_py_submit.argtypes = [c_void_p, c_uint64]
     if L.rq_req_size() > R.CTX_BUF_SIZE:
         raise RuntimeError("native/requests.c struct rq_req outgrew CTX_BUF_SIZE")
     _lib = L
@@ -115,6 +117,8 @@ class NativeRequestsEngine(R.RequestsEngine):
         R._NATIVE_POOLS[self.pool_addr] = self.pool_size
         self._keep: list = []
         self._interrupt: BaseException | None = None
+        self._py_submit = _SUBMIT_FN(self._submit_through_ring)
+        self._py_submit_on = False
 
     @property
     def native(self) -> bool:
@@ -219,6 +223,23 @@ class NativeRequestsEngine(R.RequestsEngine):
     def _cancel_all(self, res: int, post: bool) -> None:
         self._L.rq_cancel_all(self._e, res, int(post))
 
+    # -- program SQEs when other designs filter the ring in Python
+    def _submit_through_ring(self, sqe_ptr: int) -> int:
+        try:
+            return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
+        except BaseException as exc:       # cannot unwind through C
+            R.PENDING_INTERRUPTS.append(exc)
+            return -errno.EINTR
+
+    def _sync_filters(self) -> None:
+        """Programs' SQEs must meet every SQE filter of the ring: when a design other than
+        ours filters in Python (e.g. the 7.0 cBPF filters), C submits through the ring."""
+        others = any(f != self._on_sqe for f in getattr(self.ring, "_filters", ()))
+        if others != self._py_submit_on:
+            addr = ctypes.cast(self._py_submit, c_void_p).value if others else 0
+            self._L.rq_set_py_submit(self._e, addr)
+            self._py_submit_on = others
+
     # -- the completion loop
     def pump(self, max_runs: int | None = None) -> int:
         if self._closed or self._pumping or self._e is None:
@@ -229,6 +250,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         try:
             if not ring.sq_rewind and ring.sq_ready():
                 ring.submit()     # the C helper writes at the kernel tail: go after these
+            self._sync_filters()
             advance = not getattr(ring, "_inflight", None)
             head = self._k_head.value
             runs = L.rq_pump(self._e, budget, int(advance))
@@ -273,6 +295,7 @@ class NativeRequestsEngine(R.RequestsEngine):
                 return -errno.ETIME
             self._pumping = True
             try:
+                self._sync_filters()
                 ret = L.rq_wait(self._e, cq_idx, nr, self.max_runs_per_enter, left)
                 ret = self._after_native(ret)
             finally:

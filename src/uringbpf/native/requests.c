@@ -128,6 +128,7 @@ struct rq_engine {
 	int closed;
 	int pumping;
 	int32_t faulted_slot; /* last program whose error word was set, or -1 */
+	uint64_t py_submit;   /* int64_t (*)(uint64_t sqe): the ring has other SQE filters */
 	uint64_t stats[6];    /* runs, completed, cancelled, kernel_cqes, faults, dropped */
 };
 
@@ -754,6 +755,8 @@ uint64_t rq_h_queue_sqe(uint64_t ctx, uint64_t sqe_ptr, uint64_t len, uint64_t r
 	e = r->eng;
 	if (!e->slots[r->slot].sleepable)
 		return (uint64_t)(int64_t)-EINVAL;
+	if (e->py_submit) /* other designs filter SQEs in Python: go through the ring */
+		return (uint64_t)((int64_t (*)(uint64_t))(uintptr_t)e->py_submit)(sqe_ptr);
 	head = ld(e->sq_head);
 	tail = *e->sq_tail;
 	if (tail - head >= e->sq_entries)
@@ -920,6 +923,8 @@ struct rq_engine *rq_create(int fd, uint32_t setup_flags, uint32_t cqe_size,
 	}
 	return e;
 }
+
+void rq_set_py_submit(struct rq_engine *e, uint64_t fn) { e->py_submit = fn; }
 
 uint64_t rq_pool_addr(struct rq_engine *e) { return (uint64_t)(uintptr_t)e->pool; }
 uint64_t rq_pool_size(void) { return (uint64_t)RQ_POOL * sizeof(struct rq_req); }
