@@ -700,6 +700,7 @@ class CopyResult:
     reads: int | None = None
     short_reads: int | None = None
     engine: str = ""
+    seconds: float = 0.0      # time spent in the one io_uring_enter (the copy itself)
 
 
 def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "jit",
@@ -723,12 +724,15 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
                            out_fd=out_fd, **extra)
         try:
             link = obj.attach_struct_ops(f"{name}_ops")
+            import time
+            start = time.perf_counter()
             ret = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
+            seconds = time.perf_counter() - start
             if ret < 0:
                 raise OSError(-ret, f"loop run failed: {os.strerror(-ret)}")
             bss = obj.bss
             result = CopyResult(int(bss.copied), int(bss.error), bool(bss.done),
-                                engine=link.engine)
+                                engine=link.engine, seconds=seconds)
             if checksum:
                 result.fnv1a = int(obj.data.fnv1a) & 0xFFFFFFFF
             else:
