@@ -353,3 +353,44 @@ def test_enter_after_ring_close_is_ebadf_not_a_crash():
     r.close()
     assert hook(r, 0, 0, GETEVENTS) == -errno.EBADF and step.calls == 0
     assert loop.attachment_of(r) is None
+
+
+@pytest.mark.parametrize("deny", [False, True])
+def test_ring_without_sq_rewind_program_queues_by_head_tail(deny):
+    """Without SQ_REWIND the program fills SQEs at the SQ tail itself (7.1 rules)."""
+    from uringbpf.designs import filter as flt
+    r = make_ring(flags=RING_FLAGS & ~uapi.IORING_SETUP_SQ_REWIND)
+    try:
+        if deny:
+            assert flt.register_bpf_filter(r, uapi.IORING_OP_NOP, [flt.cbpf.stmt(0x06, 0)]) == 0
+        lib = loop.lib()
+        p = r.params
+        out = []
+
+        def step(args_addr):
+            ctx, _ = args_of(args_addr)
+            sqes = lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_SQ, 4096, 0, 0)
+            hdr = lib.uringbpf_kf_get_region(ctx, loop.IOU_REGION_CQ, 4096, 0, 0)
+            tail = u32(hdr + p.sq_off.tail)
+            for ud in (11, 12):
+                slot = tail.value & (p.sq_entries - 1)
+                ctypes.memset(sqes + 64 * slot, 0, 64)
+                ctypes.c_uint64.from_address(sqes + 64 * slot + 32).value = ud
+                tail.value += 1
+            assert ctypes.c_int64(lib.uringbpf_kf_submit_sqes(ctx, 2, 0, 0, 0)).value == 2
+            head, ctail = u32(hdr + p.cq_off.head), u32(hdr + p.cq_off.tail)
+            for i in range(head.value, ctail.value):
+                cqe = uapi.Cqe.from_address(hdr + p.cq_off.cqes + 16 * (i & 7))
+                out.append((cqe.user_data, cqe.res))
+            head.value = ctail.value
+            return loop.IOU_LOOP_STOP
+
+        link = loop.attach_loop(r, step)
+        assert link.ctx.sq_mode == 0
+        assert r.enter(0, 0, GETEVENTS) == 0
+        res = -errno.EACCES if deny else 0
+        assert sorted(out) == [(11, res), (12, res)]
+        assert link.stats()["sqes_denied"] == (2 if deny else 0)
+        link.destroy()
+    finally:
+        r.close()

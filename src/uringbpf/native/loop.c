@@ -131,12 +131,16 @@ static void filter_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
 	uint32_t tail = load_acquire(ctx->sq_ktail);
 	uint32_t i, n = tail - head;
 
+	if (ctx->sq_mode == UB_SQ_REWIND) /* a kernel with SQ_REWIND reads slots 0..nr-1 */
+		n = nr < ctx->sq_entries ? nr : ctx->sq_entries;
 	if (n > nr)
 		n = nr;
 	for (i = 0; i < n; i++) {
 		uint32_t idx = (head + i) & ctx->sq_mask;
 		uint8_t *sqe;
-		if (ctx->sq_array)
+		if (ctx->sq_mode == UB_SQ_REWIND)
+			idx = i;
+		else if (ctx->sq_array)
 			idx = ctx->sq_array[idx] & ctx->sq_mask;
 		sqe = ctx->ksqes + (size_t)idx * ctx->sqe_size;
 		if (ub_filter_check(filters, sqe)) {
