@@ -704,3 +704,30 @@ def test_cancel_a_request_queued_behind_a_serialised_one(engine):
         assert r.requests.pending() == 1 and r.requests.stats["runs"] == 1
     finally:
         r.close()
+
+
+def test_ring_prep_helpers_with_cq_idx_keep_their_buffers_right(tmp_path, engine):
+    """prep_read keeps its buffer alive by user_data: routing swaps user_data for a token
+    in the kernel and restores it before the ring's bookkeeping sees the CQE."""
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789" * 100)
+    r = mkring(8, nr_cq=1, cq_sizes=[8])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert r.register_bpf([prog(EMIT1)], engine) == 0
+        bufs = [bytearray(10) for _ in range(3)]
+        for i, b in enumerate(bufs):
+            sqe = r.prep_read(fd, b, 10 * i, user_data=500 + i)
+            sqe.cq_idx = 1
+        r.prep_bpf(0, user_data=9)
+        r.submit()
+        r.wait_cqe()                       # the BPF request's completion on CQ 0
+        assert r.reap() == [(9, 0, 0)]
+        r.wait_cqe_nr(4, timeout=10, cq_idx=1)
+        got = sorted(r.cq(1).drain())
+        assert got == [(9, 7, 0), (500, 10, 0), (501, 10, 0), (502, 10, 0)]
+        assert all(bytes(b) == b"0123456789" for b in bufs)
+        assert r.requests.tokens_in_flight() == 0
+    finally:
+        r.close()
+        os.close(fd)
