@@ -38,7 +38,7 @@
 
 #define UB_OP_NOP 0
 #define UB_NOP_INJECT_RESULT 1u
-#define UB_SQE_IO_LINK_FLAGS (4u | 8u | 2u | 64u) /* LINK, HARDLINK, DRAIN, CQE_SKIP_SUCCESS */
+#define UB_SQE_IO_LINK_FLAGS (4u | 8u | 2u) /* LINK, HARDLINK, DRAIN: as Ring._deny */
 
 static inline uint32_t load_acquire(const uint32_t *p)
 {
@@ -78,6 +78,7 @@ static void deny_sqe(uint8_t *sqe, uint32_t sqe_size)
 	memset(sqe, 0, sqe_size);
 	sqe[0] = UB_OP_NOP;
 	sqe[1] = flags;
+	memset(sqe + 4, 0xff, 4);        /* fd = -1 */
 	memcpy(sqe + 24, &res, 4);       /* len: the injected result */
 	memcpy(sqe + 28, &nop_flags, 4); /* nop_flags */
 	memcpy(sqe + 32, &user_data, 8);
