@@ -166,3 +166,22 @@ def test_selftest_style_program_runs_unchanged(tmp_path, engine):
     finally:
         obj.close()
         ring.close()
+
+
+def test_checked_jit_sees_the_regions_the_loop_allows(nops_obj_path):
+    """Checked JIT code bounds-checks every access against the regions the attach added."""
+    from uringbpf import BpfObject
+    ring = loop.make_ring(8)
+    obj = BpfObject.open(nops_obj_path)
+    try:
+        obj.struct_ops.nops_ops.ring_fd = ring.fd
+        obj.bss.reqs_to_run = 500
+        loop._set_ring_rodata(obj, ring)
+        obj.load("jit", checked=True)
+        link = obj.attach_struct_ops("nops_ops")
+        assert link.engine == "jit"
+        assert ring.enter(0, 0, 1) == 0 and obj.bss.reqs_to_run == 0
+        link.destroy()
+    finally:
+        obj.close()
+        ring.close()
