@@ -731,3 +731,35 @@ def test_ring_prep_helpers_with_cq_idx_keep_their_buffers_right(tmp_path, engine
     finally:
         r.close()
         os.close(fd)
+
+
+def test_requests_linked_after_a_bpf_request_wait_for_it(engine):
+    r = mkring(8, nr_cq=2, cq_sizes=[8, 8])
+    try:
+        assert r.register_bpf([prog(MARK_AND_WAIT), None], engine) == 0
+        r.prep_bpf(0, user_data=1, flags=u.IOSQE_IO_LINK)      # parks on CQ 1
+        nop(r, 77)
+        r.submit()
+        assert r.requests.nr_parked() == 1
+        assert r.peek_cqe() is None                             # the NOP waits
+        nop(r, 5, cq_idx=1)                                     # wake the program
+        r.submit()
+        r.wait_cqe_nr(2, timeout=10)
+        assert r.reap() == [(1, 0, 0), (77, 0, 0)]
+        # a failing BPF request breaks its chain, like any failed linked request
+        r.prep_bpf(1, user_data=2, flags=u.IOSQE_IO_LINK)      # empty slot: -EFAULT
+        nop(r, 78)
+        r.submit()
+        r.wait_cqe_nr(2, timeout=10)
+        assert r.reap() == [(2, -errno.EFAULT, 0), (78, -errno.ECANCELED, 0)]
+        assert r.requests.tokens_in_flight() == 0
+    finally:
+        r.close()
+
+
+def test_stray_gate_sqe_is_refused(ring):
+    R.prep_bpf_gate(ring.get_sqe())
+    ring.get_sqe().user_data = 0
+    ring.submit()
+    ring.wait_cqe_nr(1)
+    assert ring.reap()[0].res == -errno.EINVAL

@@ -46,6 +46,10 @@ from ..uring import uapi as u
 #: MKDIRAT has now).  65 is Ming Lei's later IORING_OP_BPF (designs/ops.py), so the RFC's
 #: request gets the next free number: both designs can sit on one ring.
 IORING_OP_BPF = 66
+#: Internal: the second SQE of a linked BPF request (see prep_bpf_linked): it becomes a
+#: READ of a pipe that the engine writes when the program completes, so the requests
+#: linked after the BPF request wait for it, and fail with -ECANCELED if it failed.
+IORING_OP_BPF_GATE = 67
 #: RFC register opcodes (15/16 at the time; today the kernel uses them for other things,
 #: so they are only exported for reference: registration goes through ``register_bpf``).
 IORING_REGISTER_BPF = 15
@@ -95,6 +99,9 @@ _RW_OPS = frozenset({u.IORING_OP_READ, u.IORING_OP_WRITE, u.IORING_OP_READV,
 _TARGETS_USER_DATA = frozenset({u.IORING_OP_ASYNC_CANCEL, u.IORING_OP_TIMEOUT_REMOVE,
                                 u.IORING_OP_POLL_REMOVE})
 _LINK_FLAGS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK | u.IOSQE_IO_DRAIN
+
+# Buffers that in-flight kernel requests may still write when a ring closes (never freed).
+_GRAVEYARD: list = []
 
 # Tokens that stand in for user_data while a request is in the kernel.
 _TOKEN_BASE = 0xB9F5_0000_0000_0000
@@ -282,6 +289,7 @@ class BpfRequest:
     wait_idx: int = 0
     runs: int = 0
     regions: list = field(default_factory=list)
+    gate_w: int = -1          # write end of the gate pipe (linked successors wait on it)
 
     @property
     def ctx_addr(self) -> int:
@@ -290,10 +298,11 @@ class BpfRequest:
 
 @dataclass
 class _Tag:
-    kind: str          # "route" (a request bound for CQ cq_idx) or "bpf" (a BPF placeholder)
+    kind: str          # "route" (bound for CQ cq_idx), "bpf" (a placeholder), "gate"
     user_data: int
     cq_idx: int
     request: BpfRequest | None = None
+    keep: Any = None   # a gate's read end and buffer
 
 
 class BpfProgramError(RuntimeError):
@@ -361,6 +370,8 @@ class RequestsEngine:
         self._live: set[BpfRequest] = set()
         self._pumping = False
         self._closed = False
+        self._gate_for: BpfRequest | None = None
+        self._gates: list[int] = []          # pipe fds to close at the end
         self.errors: list[BaseException] = []
         self.stats = {"runs": 0, "completed": 0, "cancelled": 0, "kernel_cqes": 0}
         ring.add_sqe_filter(self._on_sqe)
@@ -450,6 +461,9 @@ class RequestsEngine:
         opcode = ctypes.c_uint8.from_address(addr).value
         if opcode == IORING_OP_BPF:
             return self._accept_bpf_sqe(addr)
+        gate_for, self._gate_for = self._gate_for, None
+        if opcode == IORING_OP_BPF_GATE:
+            return self._accept_gate(addr, gate_for)
         view = u.Sqe.from_address(addr)
         if opcode in _TARGETS_USER_DATA and self._retarget(view, opcode):
             return 0
@@ -507,6 +521,7 @@ class RequestsEngine:
         """The RFC's io_init_req + io_bpf_prep checks, then park a placeholder NOP."""
         view = u.Sqe.from_address(addr)
         user_data, idx = view.user_data, view.cq_idx
+        self._gate_for = None
         if idx >= len(self.cqs):
             return -errno.EINVAL                      # io_init_req: fails on CQ 0
         err, slot = 0, None
@@ -529,7 +544,42 @@ class RequestsEngine:
         flags = view.flags & _LINK_FLAGS
         ctypes.memset(addr, 0, sizeof(u.Sqe))
         view.opcode, view.fd, view.flags, view.user_data = u.IORING_OP_NOP, -1, flags, token
+        if flags & (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK):
+            self._gate_for = req       # a gate SQE may follow (prep_bpf_linked)
         return 0
+
+    def _accept_gate(self, addr: int, req: BpfRequest | None) -> int:
+        """The gate after a linked BPF SQE: a 2-byte READ of a fresh pipe."""
+        view = u.Sqe.from_address(addr)
+        if req is None or req not in self._live:
+            return -errno.EINVAL           # a gate must follow its linked BPF SQE
+        r, w = os.pipe2(os.O_CLOEXEC)
+        buf = Buffer(8)
+        req.gate_w = w
+        self._gates.extend((r, w))
+        token = self._new_token(_Tag("gate", view.user_data, 0, req, keep=(r, buf)))
+        flags = view.flags & _LINK_FLAGS
+        ctypes.memset(addr, 0, sizeof(u.Sqe))
+        view.opcode, view.fd, view.addr, view.len = u.IORING_OP_READ, r, buf.addr, 2
+        view.off, view.flags, view.user_data = 0xFFFFFFFFFFFFFFFF, flags, token
+        return 0
+
+    def _open_gate(self, req: BpfRequest, res: int) -> None:
+        """Let the successors go (2 bytes: a full read) or break the chain (1 byte: short)."""
+        w, req.gate_w = req.gate_w, -1
+        try:
+            os.write(w, b"ok" if res >= 0 else b"x")
+        except OSError:
+            pass
+        self._close_fd(w)
+
+    def _close_fd(self, fd: int) -> None:
+        if fd in self._gates:
+            self._gates.remove(fd)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     # -- completion path -------------------------------------------------------------
     def _drain_kernel(self) -> int:
@@ -552,6 +602,9 @@ class RequestsEngine:
                 if not flags & u.IORING_CQE_F_MORE:
                     self._drop_token(ud, tag)
                 self.cqs[tag.cq_idx].post_raw(tag.user_data.to_bytes(8, "little") + raw[8:])
+            elif tag.kind == "gate":            # never seen by the application
+                self._drop_token(ud, tag)
+                self._close_fd(tag.keep[0])
             else:
                 self._drop_token(ud, tag)
                 req = tag.request
@@ -615,6 +668,8 @@ class RequestsEngine:
             req.regions.clear()
         if not self._closed and not (req.skip_success and res >= 0):
             self.cqs[req.cq_idx].post(req.user_data, res, 0)
+        if req.gate_w >= 0:
+            self._open_gate(req, res)
         self.stats["completed"] += 1
         if self._active is req:
             self._active = None
@@ -819,8 +874,12 @@ class RequestsEngine:
             for slot in self.slots:
                 if slot is not None:
                     self._hide_cqs(slot)
+        # the kernel may still write a gate's buffer while it tears the ring down
+        _GRAVEYARD.extend(t.keep for t in self._tags.values() if t.keep is not None)
         self._tags.clear()
         self._token_of_ud.clear()
+        for fd in list(self._gates):
+            self._close_fd(fd)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -1060,6 +1119,16 @@ def prep_bpf(sqe: u.Sqe, index: int, user_data: int = 0, cq_idx: int = 0) -> u.S
     return sqe
 
 
+def prep_bpf_gate(sqe: u.Sqe, flags: int = 0) -> u.Sqe:
+    """The SQE after a BPF SQE that has IOSQE_IO_LINK: holds the rest of the chain until
+    the program completes (``flags``: the link flags for what follows)."""
+    ctypes.memset(ctypes.addressof(sqe), 0, sizeof(u.Sqe))
+    sqe.opcode = IORING_OP_BPF_GATE
+    sqe.fd = -1
+    sqe.flags = flags & 0xFF
+    return sqe
+
+
 def set_cq_idx(sqe: u.Sqe, cq_idx: int) -> u.Sqe:
     """Send this request's CQE to CQ ``cq_idx`` (u16 at byte 48)."""
     if not 0 <= cq_idx <= 0xFFFF:
@@ -1153,8 +1222,14 @@ def _ring_class():
                 if index not in functions:
                     raise KeyError(f"no registered function {index!r}")
                 index = functions[index]
+            linked = flags & (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK)
+            if linked and self.sq_space_left() < 2:
+                raise RuntimeError("a linked BPF request needs 2 free SQEs; submit() first")
             sqe = prep_bpf(self.get_sqe(), index, user_data, cq_idx)
             sqe.flags = flags
+            if linked:     # successors wait for the program, as for any linked request
+                sqe.flags = flags | u.IOSQE_IO_LINK
+                prep_bpf_gate(self.get_sqe(), flags & (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK))
             return sqe
 
         def add_sqe_filter(self, fn) -> None:

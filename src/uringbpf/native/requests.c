@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #define RQ_OP_NOP 0
 #define RQ_OP_READ 22
 #define RQ_OP_BPF 66
+#define RQ_OP_BPF_GATE 67
 #define RQ_MAX_SLOTS 100
 #define RQ_POOL 4096
 #define RQ_TOKEN_BASE 0xB9F5000000000000ULL
@@ -46,7 +48,7 @@
 #define SETUP_SQPOLL 2u
 
 enum { ST_FREE = 0, ST_PENDING, ST_READY, ST_PARKED, ST_RUNNING };
-enum { TAG_ROUTE = 1, TAG_BPF = 2 };
+enum { TAG_ROUTE = 1, TAG_BPF = 2, TAG_GATE = 3 };
 
 struct rq_engine;
 
@@ -66,6 +68,7 @@ struct rq_req {
 	uint32_t runs;
 	int32_t next; /* queue / free-list link */
 	uint64_t token; /* of the placeholder NOP while ST_PENDING before its CQE */
+	int32_t gate_w; /* write end of the gate pipe holding linked successors, or -1 */
 };
 
 struct rq_cq {
@@ -83,6 +86,8 @@ struct rq_tag {
 	uint32_t cq_idx;
 	int32_t req;
 	uint32_t kind;
+	int32_t fd;  /* TAG_GATE: the pipe's read end */
+	void *buf;   /* TAG_GATE: what the READ fills */
 };
 
 struct rq_slot {
@@ -120,6 +125,7 @@ struct rq_engine {
 	uint32_t live;
 	int serialize;
 	int32_t active; /* serialised: the request between first run and completion, or -1 */
+	int32_t gate_for; /* the linked BPF SQE just filtered, whose gate may follow, or -1 */
 	int32_t serial_head, serial_tail;
 	/* tokens */
 	struct rq_tag *tags;
@@ -251,7 +257,7 @@ static uint64_t tag_add(struct rq_engine *e, uint32_t kind, uint64_t ud, uint32_
 		i = (i + 1) & (e->tag_cap - 1);
 	if (e->tags[i].token == 0)
 		e->tag_fill++;
-	e->tags[i] = (struct rq_tag){token, ud, cq_idx, req, kind};
+	e->tags[i] = (struct rq_tag){token, ud, cq_idx, req, kind, -1, NULL};
 	e->tag_used++;
 	return token;
 }
@@ -273,6 +279,7 @@ static int32_t req_alloc(struct rq_engine *e)
 	memset(&e->pool[i], 0, sizeof(e->pool[i]));
 	e->pool[i].eng = e;
 	e->pool[i].next = -1;
+	e->pool[i].gate_w = -1;
 	e->live++;
 	return i;
 }
@@ -343,6 +350,12 @@ static void finish(struct rq_engine *e, int32_t i, int32_t res)
 		unlink_from(e, &e->serial_head, &e->serial_tail, i);
 	if (!e->closed && !(r->skip_success && res >= 0))
 		post3(e, r->cq_idx, r->orig_user_data, res, 0);
+	if (r->gate_w >= 0) { /* 2 bytes: a full read; 1 byte: short, the chain breaks */
+		ssize_t w = write(r->gate_w, res >= 0 ? "ok" : "x", res >= 0 ? 2 : 1);
+		(void)w;
+		close(r->gate_w);
+		r->gate_w = -1;
+	}
 	r->state = ST_FREE;
 	r->next = e->free_head;
 	e->free_head = i;
@@ -386,6 +399,7 @@ static int accept_bpf(struct rq_engine *e, uint8_t *sqe)
 	uint8_t flags = sqe[1];
 	int32_t err = 0, i;
 
+	e->gate_for = -1;
 	memcpy(&ud, sqe + 32, 8);
 	memcpy(&idx, sqe + 48, 2);
 	memcpy(&ioprio, sqe + 2, 2);
@@ -425,6 +439,48 @@ static int accept_bpf(struct rq_engine *e, uint8_t *sqe)
 	sqe[0] = RQ_OP_NOP;
 	sqe[1] = flags & SQE_LINK_FLAGS;
 	*(int32_t *)(sqe + 4) = -1;
+	memcpy(sqe + 32, &token, 8);
+	e->gate_for = (flags & (SQE_IO_LINK | SQE_IO_HARDLINK)) ? i : -1;
+	return 0;
+}
+
+/* The gate after a linked BPF SQE: a 2-byte READ of a fresh pipe that finish() writes. */
+static int accept_gate(struct rq_engine *e, uint8_t *sqe, int32_t req)
+{
+	uint64_t ud, token, off = ~0ULL, addr;
+	uint32_t len = 2;
+	uint8_t flags = sqe[1] & SQE_LINK_FLAGS;
+	struct rq_tag *t;
+	int fds[2];
+	void *buf;
+
+	if (req < 0 || e->pool[req].state == ST_FREE)
+		return -EINVAL;
+	buf = calloc(1, 8);
+	if (!buf)
+		return -ENOMEM;
+	if (pipe2(fds, O_CLOEXEC)) {
+		free(buf);
+		return -errno;
+	}
+	memcpy(&ud, sqe + 32, 8);
+	token = tag_add(e, TAG_GATE, ud, 0, req);
+	if (!token) {
+		close(fds[0]), close(fds[1]), free(buf);
+		return -ENOMEM;
+	}
+	t = tag_find(e, token);
+	t->fd = fds[0];
+	t->buf = buf;
+	e->pool[req].gate_w = fds[1];
+	addr = (uint64_t)(uintptr_t)buf;
+	memset(sqe, 0, 64);
+	sqe[0] = RQ_OP_READ;
+	sqe[1] = flags;
+	memcpy(sqe + 4, &fds[0], 4);
+	memcpy(sqe + 8, &off, 8);
+	memcpy(sqe + 16, &addr, 8);
+	memcpy(sqe + 24, &len, 4);
 	memcpy(sqe + 32, &token, 8);
 	return 0;
 }
@@ -475,10 +531,16 @@ int rq_filter(struct rq_engine *e, uint64_t sqe_addr)
 	uint16_t idx;
 	uint64_t ud, token;
 
+	int32_t gate_for;
+
 	if (e->closed)
 		return 0;
 	if (op == RQ_OP_BPF)
 		return accept_bpf(e, sqe);
+	gate_for = e->gate_for;
+	e->gate_for = -1;
+	if (op == RQ_OP_BPF_GATE)
+		return accept_gate(e, sqe, gate_for);
 	if ((op == 14 || op == 12 || op == 7) && retarget(e, op, sqe))
 		return 0;
 	if (no_cq_idx(op, sqe))
@@ -524,6 +586,10 @@ static uint32_t drain_kernel(struct rq_engine *e)
 					tag_del(e, t);
 				if (cq_post(&e->cqs[cq_idx], e->cqe_size, cqe))
 					e->stats[5]++;
+			} else if (kind == TAG_GATE) { /* never seen by the application */
+				close(t->fd);
+				free(t->buf);
+				tag_del(e, t);
 			} else {
 				struct rq_req *r = req >= 0 ? &e->pool[req] : NULL;
 				tag_del(e, t);
@@ -894,6 +960,7 @@ struct rq_engine *rq_create(int fd, uint32_t setup_flags, uint32_t cqe_size,
 	e->nr_cqs = nr_cqs;
 	e->serialize = serialize;
 	e->active = -1;
+	e->gate_for = -1;
 	e->serial_head = e->serial_tail = -1;
 	e->ready_head = e->ready_tail = -1;
 	e->parked_head = -1;
@@ -982,6 +1049,9 @@ void rq_destroy(struct rq_engine *e)
 		return;
 	for (i = 0; i < e->nr_cqs; i++)
 		free(e->cqs[i].backlog);
+	for (i = 0; i < e->tag_cap; i++) /* gate buffers stay: the kernel may still write them */
+		if (e->tags[i].token > 1 && e->tags[i].kind == TAG_GATE)
+			close(e->tags[i].fd);
 	free(e->cqs);
 	free(e->pool);
 	free(e->tags);
