@@ -330,9 +330,30 @@ def _table_for(ring) -> FilterTable:
     if table is None:
         table = _tables[ring] = FilterTable()
         table.listeners.extend(_pending_listeners.pop(ring, []))
-        table.sqe_filter = lambda sqe, _t=table: _t.check(_sqe_bytes(sqe))
+        table.sqe_filter = _make_sqe_filter(table)
         ring.add_sqe_filter(table.sqe_filter)
     return table
+
+
+def _make_sqe_filter(table: FilterTable):
+    """The ring-side filter: the C check (native/cbpf.h) on the SQE in place.
+
+    Same table, same code as the loop's native submit path, one ctypes call per SQE;
+    the Python VM (:meth:`FilterTable.check`) is the fallback when the native module
+    cannot be built, and the reference the C code is tested against.
+    """
+    try:
+        from .loop import lib
+        check = lib().uringbpf_filter_check
+    except Exception:  # noqa: BLE001 - no C compiler: stay in Python
+        return lambda sqe, _t=table: _t.check(_sqe_bytes(sqe))
+
+    def sqe_filter(sqe, _t=table, _check=check):
+        if isinstance(sqe, ctypes.Structure):
+            return _check(_t.native_addr(), ctypes.addressof(sqe))
+        return _t.check(_sqe_bytes(sqe))
+
+    return sqe_filter
 
 
 def _sqe_bytes(sqe) -> bytes:
