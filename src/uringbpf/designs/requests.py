@@ -32,9 +32,9 @@ import itertools
 import os
 import time
 from collections import deque
-from ctypes import Structure, c_uint16, c_uint32, c_uint64, sizeof
+from ctypes import Structure, c_uint32, c_uint64, sizeof
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from ..bpf import helpers as _helpers
 from ..bpf.helpers import Arg
@@ -305,10 +305,6 @@ class _Tag:
     keep: Any = None   # a gate's read end and buffer
 
 
-class BpfProgramError(RuntimeError):
-    """A BPF request's program failed at run time (its request completed with -EFAULT)."""
-
-
 # --- the engine ---------------------------------------------------------------------------
 class RequestsEngine:
     """BPF requests and multiple CQs for one ring (see the module docstring).
@@ -509,7 +505,7 @@ class RequestsEngine:
                     self._finish(req, -errno.ECANCELED)
                     self.stats["cancelled"] += 1
                     ud, flags = view.user_data, view.flags & (_LINK_FLAGS | u.IOSQE_CQE_SKIP_SUCCESS)
-                    ctypes.memset(addr_of(view), 0, sizeof(u.Sqe))
+                    ctypes.memset(ctypes.addressof(view), 0, sizeof(u.Sqe))
                     view.opcode, view.fd, view.user_data, view.flags = u.IORING_OP_NOP, -1, ud, flags
                     return True
         token = self._token_of_ud.get(target)
@@ -892,10 +888,6 @@ def _base_method(ring, name: str):
     if isinstance(ring, BaseRing):
         return getattr(BaseRing, name).__get__(ring)
     return getattr(ring, name)
-
-
-def addr_of(view) -> int:
-    return ctypes.addressof(view)
 
 
 def _sqe_address(sqe) -> int:
