@@ -428,3 +428,20 @@ def test_fixed_buffer_outlives_unregister_while_in_flight(ring, tcp_pair):
     ring.cqe_seen()
     gc.collect()
     assert ref() is None
+
+
+def test_raw_register_probe_with_a_small_buffer(ring):
+    import ctypes
+    from uringbpf.uring import REGISTER_PROBE, IO_URING_OP_SUPPORTED
+
+    nr = 4                                     # header + 4 ops only, as liburing allows
+    buf = (ctypes.c_uint8 * (16 + 8 * nr))()
+    assert ring.register(REGISTER_PROBE, ctypes.addressof(buf), nr) == 0
+    raw = bytes(buf)
+    assert raw[1] == nr                        # ops_len
+    ops = [(raw[16 + 8 * i], int.from_bytes(raw[18 + 8 * i:20 + 8 * i], "little"))
+           for i in range(nr)]
+    assert ops[0] == (0, IO_URING_OP_SUPPORTED)            # NOP
+    assert [op for op, _ in ops] == [0, 1, 2, 3]
+    bad = (ctypes.c_uint8 * (16 + 8 * nr))(1)
+    assert ring.register(REGISTER_PROBE, ctypes.addressof(bad), nr) == -22

@@ -927,24 +927,30 @@ class ThreadsBackend:
         return upd.nr
 
     def _probe(self, arg: int, nr: int) -> int:
-        if nr > 256:
-            nr = 256
-        pr = self._read_struct(u.IoUringProbe, arg) if arg else None
-        if pr is None:
+        """IORING_REGISTER_PROBE: the caller's buffer holds the header and ``nr`` ops."""
+        nr = min(nr, 256)
+        size = 16 + 8 * nr
+        raw = sc.read_user(arg, size)
+        if raw is None:
             return -errno.EFAULT
-        if bytes(pr) != bytes(ctypes.sizeof(pr)):
-            return -errno.EINVAL
+        if any(raw):
+            return -errno.EINVAL          # the kernel wants a zeroed probe
+        pr = u.IoUringProbe()
         pr.last_op = u.IORING_OP_LAST - 1
         pr.ops_len = min(nr, u.IORING_OP_LAST)
         for i in range(pr.ops_len):
             pr.ops[i].op = i
             pr.ops[i].flags = u.IO_URING_OP_SUPPORTED if i in SUPPORTED_OPS else 0
-        if not sc.write_user(arg, bytes(pr)[:ctypes.sizeof(pr)]):
+        if not sc.write_user(arg, bytes(pr)[:size]):
             return -errno.EFAULT
         return 0
 
     def probe(self) -> set[int]:
-        return set(SUPPORTED_OPS)
+        pr = u.IoUringProbe()
+        ret = self._probe(ctypes.addressof(pr), 256)
+        if ret < 0:
+            raise OSError(-ret, "IORING_REGISTER_PROBE failed")
+        return {pr.ops[i].op for i in range(pr.ops_len) if pr.ops[i].flags & u.IO_URING_OP_SUPPORTED}
 
     # ---------------------------------------------------------------- close
     def close(self) -> None:
