@@ -445,3 +445,30 @@ def test_raw_register_probe_with_a_small_buffer(ring):
     assert [op for op, _ in ops] == [0, 1, 2, 3]
     bad = (ctypes.c_uint8 * (16 + 8 * nr))(1)
     assert ring.register(REGISTER_PROBE, ctypes.addressof(bad), nr) == -22
+
+
+def test_buffer_kinds(ring, tmp_path):
+    """memoryview slices, mmap and ctypes arrays work as read targets, in place."""
+    import ctypes
+    import mmap
+
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(64)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        big = bytearray(32)
+        mv = memoryview(big)[8:16]
+        mm = mmap.mmap(-1, 4096)
+        arr = (ctypes.c_char * 8)()
+        ring.prep_read(fd, mv, 0, user_data=1)
+        ring.prep_read(fd, mm, 0, nbytes=8, user_data=2)
+        ring.prep_read(fd, arr, 8, user_data=3)
+        ring.submit()
+        assert by_ud(wait_all(ring, 3)) == {1: 8, 2: 8, 3: 8}
+        assert big[8:16] == bytes(range(8)) and big[:8] == bytes(8)
+        assert mm[:8] == bytes(range(8))
+        assert arr.raw == bytes(range(8, 16))
+        with pytest.raises(ValueError):
+            ring.prep_read(fd, memoryview(big)[::2])       # not contiguous
+    finally:
+        os.close(fd)
