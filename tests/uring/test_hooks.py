@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from uringbpf.uring import (ENTER_GETEVENTS, OP_NOP, OP_WRITE, REGISTER_PROBE,
                             SETUP_DEFER_TASKRUN, SETUP_NO_SQARRAY, SETUP_SINGLE_ISSUER,
-                            SETUP_SQ_REWIND, SQE_IO_HARDLINK, SQE_IO_LINK, Completion, Ring, Sqe)
+                            SETUP_SQ_REWIND, SQE_IO_HARDLINK, SQE_IO_LINK, Completion, Ring)
 
 WAIT = 5.0
 REWIND = SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN | SETUP_NO_SQARRAY | SETUP_SQ_REWIND

@@ -31,8 +31,8 @@ def test_use_after_close(make_ring):
     assert sqe.user_data == 5
     del r
     gc.collect()
-    sqe.user_data = 6
-    assert "closed" in repr(sqe.__class__.__name__) or sqe.user_data == 6
+    sqe.user_data = 6                           # still fine once the ring object is gone
+    assert sqe.user_data == 6
 
 
 def test_context_manager_closes(backend):
@@ -145,7 +145,7 @@ def test_fallback_to_threads_when_io_uring_is_unavailable(monkeypatch):
     assert any(issubclass(w.category, RuntimeWarning) for w in caught)
 
 
-def test_closing_with_requests_in_flight_is_safe(make_ring, tcp_pair=None):
+def test_closing_with_requests_in_flight_is_safe(make_ring):
     import socket
     a, b = socket.socketpair()
     try:
