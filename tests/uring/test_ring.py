@@ -472,3 +472,26 @@ def test_buffer_kinds(ring, tmp_path):
             ring.prep_read(fd, memoryview(big)[::2])       # not contiguous
     finally:
         os.close(fd)
+
+
+def test_direct_descriptors(ring, tmp_path):
+    from uringbpf.uring import FILE_INDEX_ALLOC
+
+    path = tmp_path / "direct"
+    path.write_bytes(b"direct!")
+    ring.register_files_sparse(4)
+    ring.prep_openat(path, os.O_RDONLY, file_index=2, user_data=1, flags=SQE_IO_LINK)
+    buf = bytearray(7)
+    ring.prep_read(2, buf, 0, user_data=2, flags=SQE_FIXED_FILE | SQE_IO_LINK)
+    ring.prep_close(file_index=2, user_data=3)
+    ring.submit()
+    assert by_ud(wait_all(ring, 3)) == {1: 0, 2: 7, 3: 0}
+    assert buf == b"direct!"
+    ring.prep_read(2, bytearray(7), 0, user_data=4, flags=SQE_FIXED_FILE)
+    ring.prep_close(file_index=2, user_data=5)
+    ring.submit()
+    assert by_ud(wait_all(ring, 2)) == {4: -errno.EBADF, 5: -errno.EBADF}
+    ring.prep_openat(path, os.O_RDONLY, file_index=FILE_INDEX_ALLOC, user_data=6)
+    ring.submit()
+    slot = by_ud(wait_all(ring, 1))[6]
+    assert 0 <= slot < 4
