@@ -30,6 +30,7 @@ import ctypes
 import errno
 import itertools
 import os
+import sys
 import time
 from collections import deque
 from ctypes import Structure, c_uint32, c_uint64, sizeof
@@ -116,9 +117,38 @@ _NATIVE_POOLS: dict[int, int] = {}
 # Exceptions raised in a Python helper called from C (they cannot unwind through C):
 # raised again by the engine as soon as the program run returns.
 PENDING_INTERRUPTS: list[BaseException] = []
+#: Set while such an exception waits: the native loop checks it and returns to Python.
+STOP = ctypes.c_uint32(0)
+
+
+def hold_interrupt(exc: BaseException) -> None:
+    PENDING_INTERRUPTS.append(exc)
+    STOP.value = 1
+
+
+class catch_lost_interrupts:
+    """While programs run, a Ctrl-C can land in a ctypes callback (a C helper calling back
+    into Python) before any ``try`` of ours, and ctypes would only print it.  ctypes reports
+    such exceptions through ``sys.unraisablehook``: we keep the KeyboardInterrupt for
+    :func:`raise_pending` and hand anything else to the previous hook."""
+
+    def __enter__(self):
+        self.prev = sys.unraisablehook
+        sys.unraisablehook = self._hook
+        return self
+
+    def _hook(self, unraisable) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            hold_interrupt(unraisable.exc_value or KeyboardInterrupt())
+        else:
+            self.prev(unraisable)
+
+    def __exit__(self, *exc) -> None:
+        sys.unraisablehook = self.prev
 
 
 def raise_pending() -> None:
+    STOP.value = 0
     if PENDING_INTERRUPTS:
         exc = PENDING_INTERRUPTS.pop(0)
         PENDING_INTERRUPTS.clear()
@@ -681,7 +711,8 @@ class RequestsEngine:
         req.runs += 1
         self.stats["runs"] += 1
         try:
-            req.slot.call(req.ctx_addr)
+            with catch_lost_interrupts():
+                req.slot.call(req.ctx_addr)
             raise_pending()
         except KeyboardInterrupt:
             self._ready.appendleft(req)               # not lost: runs again on next enter

@@ -70,6 +70,7 @@ def lib() -> ctypes.CDLL:
         getattr(L, name).argtypes = [c_uint64] * 5
     L.rq_set_py_fallback.argtypes = [c_uint32, c_uint64]
     L.rq_set_py_submit.argtypes = [c_void_p, c_uint64]
+    L.rq_set_stop.argtypes = [c_void_p, c_uint64]
     if L.rq_req_size() > R.CTX_BUF_SIZE:
         raise RuntimeError("native/requests.c struct rq_req outgrew CTX_BUF_SIZE")
     _lib = L
@@ -110,13 +111,13 @@ class NativeRequestsEngine(R.RequestsEngine):
         if not self._e:
             raise MemoryError("rq_create failed")
         self._L = L
+        L.rq_set_stop(self._e, ctypes.addressof(R.STOP))
         for cq in self.cqs:
             cq.flush_hook = (lambda i=cq.index: L.rq_cq_flush(self._e, i))
         self.pool_addr = L.rq_pool_addr(self._e)
         self.pool_size = L.rq_pool_size()
         R._NATIVE_POOLS[self.pool_addr] = self.pool_size
         self._keep: list = []
-        self._interrupt: BaseException | None = None
         self._py_submit = _SUBMIT_FN(self._submit_through_ring)
         self._py_submit_on = False
 
@@ -204,7 +205,7 @@ class NativeRequestsEngine(R.RequestsEngine):
             try:
                 _call(ctx)
             except KeyboardInterrupt as exc:   # raised again once C has returned
-                self._interrupt = exc
+                R.hold_interrupt(exc)
             except BaseException as exc:
                 errors.append(exc)
                 _word.value = 1
@@ -228,7 +229,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         try:
             return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
         except BaseException as exc:       # cannot unwind through C
-            R.PENDING_INTERRUPTS.append(exc)
+            R.hold_interrupt(exc)
             return -errno.EINTR
 
     def _sync_filters(self) -> None:
@@ -253,7 +254,8 @@ class NativeRequestsEngine(R.RequestsEngine):
             self._sync_filters()
             advance = not getattr(ring, "_inflight", None)
             head = self._k_head.value
-            runs = L.rq_pump(self._e, budget, int(advance))
+            with R.catch_lost_interrupts():
+                runs = L.rq_pump(self._e, budget, int(advance))
             if not advance:
                 n = (L.rq_kernel_seen(self._e) - head) & 0xFFFFFFFF
                 if n:
@@ -270,9 +272,6 @@ class NativeRequestsEngine(R.RequestsEngine):
         if ret == -1:
             self._record_fault(L.rq_faulted_slot(self._e))
             ret = 0
-        interrupt, self._interrupt = self._interrupt, None
-        if interrupt is not None:
-            raise interrupt
         R.raise_pending()
         return ret
 
@@ -296,7 +295,8 @@ class NativeRequestsEngine(R.RequestsEngine):
             self._pumping = True
             try:
                 self._sync_filters()
-                ret = L.rq_wait(self._e, cq_idx, nr, self.max_runs_per_enter, left)
+                with R.catch_lost_interrupts():
+                    ret = L.rq_wait(self._e, cq_idx, nr, self.max_runs_per_enter, left)
                 ret = self._after_native(ret)
             finally:
                 self._pumping = False
@@ -316,7 +316,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         if exc is None and fn is None:
             return          # a Python trampoline already recorded it
         if isinstance(exc, KeyboardInterrupt):
-            self._interrupt = exc
+            R.hold_interrupt(exc)
             return
         self.errors.append(exc or BpfRuntimeError(f"program in slot {index} faulted"))
 
@@ -358,7 +358,7 @@ def install_native_twins(helpers_table: dict) -> None:
             try:
                 return int(_impl(None, a1, a2, a3, a4, a5)) & 0xFFFFFFFFFFFFFFFF
             except BaseException as exc:   # cannot cross C: raised after the run
-                R.PENDING_INTERRUPTS.append(exc)
+                R.hold_interrupt(exc)
                 return (-errno.EFAULT) & 0xFFFFFFFFFFFFFFFF
 
         cb = _PROG_FN(fallback)

@@ -135,6 +135,7 @@ struct rq_engine {
 	int pumping;
 	int32_t faulted_slot; /* last program whose error word was set, or -1 */
 	uint64_t py_submit;   /* int64_t (*)(uint64_t sqe): the ring has other SQE filters */
+	volatile uint32_t *stop; /* set by Python when a Ctrl-C was caught inside a callback */
 	uint64_t stats[6];    /* runs, completed, cancelled, kernel_cqes, faults, dropped */
 };
 
@@ -651,6 +652,14 @@ static void run_one(struct rq_engine *e, int32_t i)
 	((rq_prog_fn)(uintptr_t)s->entry)((uint64_t)(uintptr_t)r, 0, 0, 0, 0);
 	if (r->state != ST_RUNNING) /* cancelled from inside */
 		return;
+	if (e->stop && *e->stop) { /* Ctrl-C inside the run: not lost, it runs again */
+		r->state = ST_READY;
+		r->next = e->ready_head;
+		e->ready_head = i;
+		if (e->ready_tail < 0)
+			e->ready_tail = i;
+		return;
+	}
 	if (err && *err) {
 		e->faulted_slot = r->slot;
 		e->stats[4]++;
@@ -702,6 +711,8 @@ int rq_pump(struct rq_engine *e, uint32_t budget, int advance_head)
 				faulted = 1;
 				break;
 			}
+			if (e->stop && *e->stop)
+				break;
 		}
 	}
 	e->pumping = 0;
@@ -738,6 +749,8 @@ int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, 
 
 		if (runs < 0)
 			return -1;
+		if (e->stop && *e->stop)
+			return -EINTR;
 		used += (uint32_t)runs;
 		have = cq_ready(&e->cqs[cq_idx]);
 		if (have >= nr)
@@ -992,6 +1005,7 @@ struct rq_engine *rq_create(int fd, uint32_t setup_flags, uint32_t cqe_size,
 }
 
 void rq_set_py_submit(struct rq_engine *e, uint64_t fn) { e->py_submit = fn; }
+void rq_set_stop(struct rq_engine *e, uint64_t flag) { e->stop = (volatile uint32_t *)(uintptr_t)flag; }
 
 uint64_t rq_pool_addr(struct rq_engine *e) { return (uint64_t)(uintptr_t)e->pool; }
 uint64_t rq_pool_size(void) { return (uint64_t)RQ_POOL * sizeof(struct rq_req); }
