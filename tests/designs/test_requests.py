@@ -763,3 +763,23 @@ def test_stray_gate_sqe_is_refused(ring):
     ring.submit()
     ring.wait_cqe_nr(1)
     assert ring.reap()[0].res == -errno.EINVAL
+
+
+@pytest.mark.parametrize("flags", ["CQE32", "SQ_REWIND"])
+def test_other_ring_layouts(flags, engine):
+    setup = {"CQE32": u.IORING_SETUP_CQE32, "SQ_REWIND": u.IORING_SETUP_SQ_REWIND}[flags]
+    r = mkring(8, flags=setup, nr_cq=2, cq_sizes=[8, 8])
+    try:
+        assert r.cq(1).cqe_size == r.cqe_size
+        assert r.register_bpf([prog(WAIT2), prog(EMIT1)], engine) == 0
+        r.prep_bpf(0, user_data=1)
+        r.prep_bpf(1, user_data=30, cq_idx=2)
+        r.submit()
+        nop(r, 10, cq_idx=1)
+        r.submit()
+        r.wait_cqe_nr(2, timeout=10)         # WAIT2 reaps EMIT1's CQE (30) and the NOP (10)
+        assert r.reap() == [(40, 0, 0), (1, 0, 0)]
+        assert r.cq(2).drain() == [(30, 0, 0)]
+        assert r.cq(1).ready() == 0
+    finally:
+        r.close()
