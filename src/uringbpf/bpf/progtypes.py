@@ -1,0 +1,251 @@
+"""Program types: what a program's context looks like and what it may return.
+
+The verifier needs to know, for each program, what r1 (and for our data-buffer
+programs r2) hold at entry, which context fields may be read or written, what a load
+from the context yields (a scalar, or a pointer such as the ``struct io_ring_ctx *``
+argument of a struct_ops member), the allowed return range and whether the program may
+sleep.  Designs describe their attach points with the ``register_*`` functions below
+(called at import time of the design module); :func:`prog_type_for` picks the type of a
+program from its section name and, for struct_ops, from the member it is bound to.
+
+Three context shapes exist:
+
+``"struct"``
+    r1 points to a struct (:class:`Layout`) whose :class:`Field` s say what may be read
+    or written.  Used for e.g. the 2021 RFC's ``struct io_uring_bpf_ctx``.
+``"args"``
+    struct_ops style: r1 points to an array of u64 arguments (``BPF_PROG`` unpacks
+    ``ctx[0]``, ``ctx[1]``); each argument has a :class:`ValueKind` (scalar, trusted
+    pointer to an opaque kernel struct, pointer to a small struct with its own fields,
+    memory of a known size).
+``"buffer"``
+    ``uringbpf run`` and socket filters here: r1 points to a data buffer whose length
+    is only known at run time and r2 holds that length.  The verifier treats the
+    buffer like the kernel treats packet data: an access at ``r1 + off`` of ``size``
+    bytes is allowed only if ``off + size`` is at most a lower bound of the length,
+    learnt from comparisons of r2 (or a copy of it) against constants, or given by the
+    type's ``buffer_min_size``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+SCALAR = "scalar"
+TRUSTED = "trusted"      # pointer to an opaque kernel object; may be passed to kfuncs, not read
+STRUCT = "struct"        # pointer to a Layout with per-field permissions
+MEM = "mem"              # pointer to `size` bytes of plain memory
+BUFFER = "buffer"        # pointer to the run-time data buffer
+
+
+@dataclass(frozen=True)
+class ValueKind:
+    """What a context load yields (or what a struct_ops argument is)."""
+
+    kind: str = SCALAR
+    name: str = ""                       # struct name for TRUSTED / STRUCT
+    layout: "Layout | None" = None       # for STRUCT
+    size: int = 0                        # for MEM
+    nullable: bool = False
+    writable: bool = True                # for MEM
+
+    @staticmethod
+    def scalar() -> "ValueKind":
+        return ValueKind(SCALAR)
+
+    @staticmethod
+    def trusted(struct_name: str, nullable: bool = False) -> "ValueKind":
+        return ValueKind(TRUSTED, struct_name, nullable=nullable)
+
+    @staticmethod
+    def struct(layout: "Layout", nullable: bool = False) -> "ValueKind":
+        return ValueKind(STRUCT, layout.name, layout, nullable=nullable)
+
+    @staticmethod
+    def mem(size: int, nullable: bool = False, writable: bool = True) -> "ValueKind":
+        return ValueKind(MEM, size=size, nullable=nullable, writable=writable)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a context struct.
+
+    Scalar fields may be read with any narrower load that stays inside the field
+    (clang emits those); pointer fields must be loaded whole, as 8 bytes.
+    Only scalar fields may be writable.
+    """
+
+    name: str
+    offset: int
+    size: int
+    read: bool = True
+    write: bool = False
+    value: ValueKind = field(default_factory=ValueKind)
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """A context struct: its size and fields.  ``kind`` is "struct" or "args"."""
+
+    name: str
+    size: int
+    fields: tuple[Field, ...] = ()
+    kind: str = "struct"
+
+    def field_at(self, offset: int, size: int) -> Field | None:
+        for f in self.fields:
+            if f.offset <= offset and offset + size <= f.offset + f.size:
+                return f
+        return None
+
+
+def args_layout(name: str, args: list[ValueKind] | tuple[ValueKind, ...]) -> Layout:
+    """The u64 argument array a struct_ops member receives in r1."""
+    fields = tuple(Field(f"arg{i}", 8 * i, 8, True, False, kind) for i, kind in enumerate(args))
+    return Layout(name, 8 * len(fields), fields, kind="args")
+
+
+@dataclass(frozen=True, eq=False)
+class ProgType:
+    """Everything the verifier must know about one attach point."""
+
+    name: str
+    ctx: str = "struct"                  # "struct" | "args" | "buffer" | "none"
+    layout: Layout | None = None         # for "struct" and "args"
+    ret_range: tuple[int, int] | None = None   # inclusive signed range of r0 at exit; None: any
+    sleepable: bool | None = None        # True: always sleepable; None: from the section (".s")
+    buffer_min_size: int = 0             # for "buffer": bytes always present
+    buffer_writable: bool = True
+    groups: frozenset[str] = frozenset()  # extra names Proto.prog_types may list
+
+
+# A run-time data buffer in r1, its length in r2 (see the module docstring).
+SOCKET_FILTER = ProgType("socket_filter", ctx="buffer", groups=frozenset({"socket"}))
+SYSCALL = ProgType("syscall", ctx="buffer", sleepable=None, groups=frozenset({"syscall"}))
+
+_SECTION_TYPES: list[tuple[str, ProgType]] = []
+_STRUCT_OPS: dict[tuple[str, str], ProgType] = {}
+_BY_NAME: dict[str, ProgType] = {}
+_RESOLVERS: list[Callable] = []
+
+
+def register_prog_type(ptype: ProgType) -> ProgType:
+    _BY_NAME[ptype.name] = ptype
+    return ptype
+
+
+def register_section_type(prefix: str, ptype: ProgType) -> ProgType:
+    """Programs whose section is ``prefix`` or starts with ``prefix`` + "/" (or ".s/") get ``ptype``.
+
+    Later registrations win over earlier ones with the same prefix.
+    """
+    _SECTION_TYPES[:] = [(p, t) for p, t in _SECTION_TYPES if p != prefix]
+    _SECTION_TYPES.append((prefix, ptype))
+    register_prog_type(ptype)
+    return ptype
+
+
+def register_struct_ops_member(type_name: str, member: str, arg_kinds, ret_range=None,
+                               sleepable: bool | None = None, name: str | None = None) -> ProgType:
+    """Describe the program bound to ``type_name.member`` (e.g. io_uring_bpf_ops.loop_step).
+
+    ``arg_kinds`` are :class:`ValueKind` s of the member's arguments, in order; the
+    program gets r1 = pointer to the u64 array of them.
+    """
+    pname = name or f"struct_ops:{type_name}.{member}"
+    ptype = ProgType(pname, ctx="args", layout=args_layout(f"{type_name}.{member}", list(arg_kinds)),
+                     ret_range=ret_range, sleepable=sleepable)
+    _STRUCT_OPS[(type_name, member)] = ptype
+    register_prog_type(ptype)
+    return ptype
+
+
+def register_resolver(fn: Callable) -> None:
+    """``fn(program) -> ProgType | None`` consulted first (designs with unusual attach rules)."""
+    if fn not in _RESOLVERS:
+        _RESOLVERS.append(fn)
+
+
+def get_prog_type(name: str) -> ProgType | None:
+    return _BY_NAME.get(name)
+
+
+register_section_type("socket", SOCKET_FILTER)
+register_section_type("syscall", SYSCALL)
+register_prog_type(ProgType("socket_filter", ctx="buffer", groups=frozenset({"socket"})))
+_BY_NAME["socket_filter"] = SOCKET_FILTER
+
+
+class ProgTypeError(ValueError):
+    """No program type is known for a program (its design did not register one)."""
+
+
+def _section_matches(section: str, prefix: str) -> bool:
+    if section == prefix:
+        return True
+    for sep in ("/", ".s/", ".s"):
+        if section.startswith(prefix + sep):
+            return True
+    return False
+
+
+def _struct_ops_member(program) -> ProgType | None:
+    attach = getattr(program, "attach", "") or ""
+    section = getattr(program, "section", "") or ""
+    candidates = []
+    for text in (attach, section.split("/", 1)[1] if "/" in section else ""):
+        if not text:
+            continue
+        for sep in (".", ":", "/"):
+            if sep in text:
+                t, m = text.rsplit(sep, 1)
+                if (t, m) in _STRUCT_OPS:
+                    return _STRUCT_OPS[(t, m)]
+        candidates.append(text)
+    for text in candidates:
+        matches = [pt for (t, m), pt in _STRUCT_OPS.items() if m == text]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def prog_type_for(program) -> ProgType:
+    """The :class:`ProgType` of ``program`` (an ``isa.Program``), from attach, section or prog_type."""
+    try:  # design modules register their types at import
+        from . import helpers
+        helpers.load_all()
+    except Exception:  # pragma: no cover - a broken provider must not hide the real error
+        pass
+    for fn in _RESOLVERS:
+        pt = fn(program)
+        if pt is not None:
+            return pt
+    section = getattr(program, "section", "") or ""
+    if section.startswith("struct_ops"):
+        pt = _struct_ops_member(program)
+        if pt is None:
+            raise ProgTypeError(
+                f"program {program.name!r}: no struct_ops member registered for "
+                f"attach={getattr(program, 'attach', '')!r} section={section!r} "
+                "(the design must call progtypes.register_struct_ops_member)")
+        return pt
+    for prefix, pt in reversed(_SECTION_TYPES):
+        if _section_matches(section, prefix):
+            return pt
+    by_name = _BY_NAME.get(getattr(program, "prog_type", "") or "")
+    if by_name is not None:
+        return by_name
+    if not section:
+        return SOCKET_FILTER
+    raise ProgTypeError(f"program {program.name!r}: unknown section {section!r}")
+
+
+def is_sleepable(program, ptype: ProgType) -> bool:
+    if ptype.sleepable is not None:
+        return ptype.sleepable
+    if getattr(program, "sleepable", False):
+        return True
+    section = getattr(program, "section", "") or ""
+    head = section.split("/", 1)[0]
+    return head.endswith(".s")

@@ -1,0 +1,397 @@
+"""Static checks that need no value tracking: instruction fields, control flow, liveness.
+
+Run before the path exploration so that it can assume: every jump lands on an
+instruction head inside its own function, every function ends in ``exit`` or ``ja``,
+no instruction is unreachable, there is no recursion, and ``live_in[pc]`` tells which
+registers may still be read (used to ignore dead registers when comparing states).
+"""
+
+from __future__ import annotations
+
+from . import isa
+
+ALL_REGS = (1 << 10) - 1       # r0..r9 (r10 is fixed per frame)
+ARG_REGS = 0b111110            # r1..r5
+CALLER_SAVED = 0b111111        # r0..r5
+
+
+class CfgError(Exception):
+    def __init__(self, pc: int, message: str):
+        self.pc = pc
+        super().__init__(message)
+
+
+def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int) -> None:
+    insn = insns[pc]
+    cls, op, code = insn.cls, insn.op, insn.opcode
+
+    def bad(msg="invalid instruction"):
+        raise CfgError(pc, msg)
+
+    if insn.dst > 10 or insn.src > 10:
+        bad(f"R{max(insn.dst, insn.src)} is invalid")
+    if cls in (isa.ALU, isa.ALU64):
+        if op not in isa.ALU_OP_NAMES:
+            bad(f"unknown opcode {code:02x}")
+        if op == isa.END:
+            if insn.imm not in (16, 32, 64) or insn.src or insn.off:
+                bad("BPF_END uses reserved fields")
+            if cls == isa.ALU64 and insn.source != isa.K:
+                bad("BPF_END uses reserved fields")
+            return
+        if op == isa.NEG:
+            if insn.source != isa.K or insn.src or insn.off or insn.imm:
+                bad("BPF_NEG uses reserved fields")
+            return
+        if insn.source == isa.X:
+            if insn.imm:
+                bad("BPF_ALU uses reserved fields")
+        elif insn.src:
+            bad("BPF_ALU uses reserved fields")
+        if op == isa.MOV:
+            allowed = (0, 8, 16, 32) if insn.source == isa.X else (0,)
+            if cls == isa.ALU and insn.off == 32:
+                allowed = (0,)
+            if insn.off not in allowed:
+                bad("BPF_MOV uses reserved fields")
+        elif op in (isa.DIV, isa.MOD):
+            if insn.off not in (0, 1):
+                bad("BPF_ALU uses reserved fields")
+        elif insn.off:
+            bad("BPF_ALU uses reserved fields")
+        if insn.source == isa.K:
+            if op in (isa.DIV, isa.MOD) and insn.imm == 0:
+                bad("div by zero")
+            if op in (isa.LSH, isa.RSH, isa.ARSH):
+                width = 64 if cls == isa.ALU64 else 32
+                if not 0 <= insn.imm < width:
+                    bad(f"invalid shift {insn.imm}")
+        return
+    if cls == isa.LD:
+        if code != isa.OP_LDDW:
+            bad("BPF_LD_[ABS|IND] instructions are not supported")
+        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
+            bad("invalid BPF_LD_IMM insn")
+        if insn.off or (insn.src not in (0, isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE, isa.PSEUDO_FUNC)):
+            bad(f"unsupported lddw form src={insn.src} (programs must be relocated)")
+        if insn.src in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE) and not 0 <= insn.imm < nmaps:
+            bad(f"invalid map index {insn.imm} (have {nmaps} maps)")
+        return
+    if cls == isa.LDX:
+        if insn.mode not in (isa.MEM, isa.MEMSX) or insn.imm:
+            bad("BPF_LDX uses reserved fields")
+        if insn.mode == isa.MEMSX and insn.size == isa.DW:
+            bad("BPF_LDX uses reserved fields")
+        return
+    if cls == isa.ST:
+        if insn.mode != isa.MEM or insn.src:
+            bad("BPF_ST uses reserved fields")
+        return
+    if cls == isa.STX:
+        if insn.mode == isa.MEM:
+            if insn.imm:
+                bad("BPF_STX uses reserved fields")
+            return
+        if insn.mode == isa.ATOMIC:
+            if insn.size not in (isa.W, isa.DW):
+                bad(f"invalid atomic operand size")
+            if insn.imm not in isa.ATOMIC_OPS:
+                bad(f"BPF_ATOMIC uses invalid atomic opcode {insn.imm:02x}")
+            return
+        bad("BPF_STX uses reserved fields")
+    if cls in (isa.JMP, isa.JMP32):
+        if op not in isa.JMP_OP_NAMES:
+            bad(f"unknown opcode {code:02x}")
+        if op == isa.CALL:
+            if cls == isa.JMP32 or insn.source != isa.K or insn.off or insn.dst:
+                bad("BPF_CALL uses reserved fields")
+            if insn.src not in (isa.CALL_HELPER, isa.PSEUDO_CALL, isa.PSEUDO_KFUNC_CALL):
+                bad("BPF_CALL uses reserved fields")
+            if insn.src == isa.PSEUDO_KFUNC_CALL and not 0 <= insn.imm < nkfuncs:
+                bad(f"kfunc index {insn.imm} out of range (have {nkfuncs} kfuncs)")
+            return
+        if op == isa.EXIT:
+            if cls == isa.JMP32 or insn.source != isa.K or insn.imm or insn.off or insn.dst or insn.src:
+                bad("BPF_EXIT uses reserved fields")
+            return
+        if op == isa.JA:
+            if insn.source != isa.K or insn.src or insn.dst:
+                bad("BPF_JA uses reserved fields")
+            if cls == isa.JMP and insn.imm:
+                bad("BPF_JA uses reserved fields")
+            if cls == isa.JMP32 and insn.off:
+                bad("BPF_JA uses reserved fields")
+            return
+        if insn.source == isa.K and insn.src:
+            bad("BPF_JMP/JMP32 uses reserved fields")
+        if insn.source == isa.X and insn.imm:
+            bad("BPF_JMP/JMP32 uses reserved fields")
+        return
+    bad(f"unknown opcode {code:02x}")
+
+
+class Cfg:
+    """Subprograms, successors, reachability, call graph and register liveness."""
+
+    def __init__(self, program: isa.Program, arg_count, ret_precise: bool = True):
+        self.insns = insns = program.insns
+        n = len(insns)
+        if n == 0:
+            raise CfgError(0, "empty program")
+        if n > isa.MAX_INSNS:
+            raise CfgError(0, f"program has {n} insns, more than {isa.MAX_INSNS}")
+        self.second_slot = [False] * n
+        for pc, insn in enumerate(insns):
+            if self.second_slot[pc]:
+                continue
+            _check_fields(insns, pc, len(program.maps), len(program.kfuncs))
+            if insn.is_lddw:
+                self.second_slot[pc + 1] = True
+        # subprogram entries
+        entries = {0}
+        for pc, insn in enumerate(insns):
+            if self.second_slot[pc]:
+                continue
+            if (insn.is_call and insn.src == isa.PSEUDO_CALL) or (insn.is_lddw and insn.src == isa.PSEUDO_FUNC):
+                target = pc + insn.imm + 1
+                if not 0 <= target < n or self.second_slot[target]:
+                    raise CfgError(pc, f"call to invalid destination {target}")
+                entries.add(target)
+        self.entries = sorted(entries)
+        self.func_of = [0] * n
+        ends = self.entries[1:] + [n]
+        self.func_end = {}
+        for start, end in zip(self.entries, ends):
+            self.func_end[start] = end
+            for pc in range(start, end):
+                self.func_of[pc] = start
+            last = insns[end - 1]
+            if self.second_slot[end - 1] or not (last.is_exit or (last.is_jump and last.op == isa.JA)):
+                raise CfgError(end - 1, "last insn is not an exit or jmp")
+        # successors and jump targets
+        self.succ: list[tuple[int, ...]] = [()] * n
+        self.jump_targets: set[int] = set()
+        self.cond_fallthrough: set[int] = set()
+        self.callees: dict[int, set[int]] = {e: set() for e in self.entries}
+        for pc, insn in enumerate(insns):
+            if self.second_slot[pc]:
+                continue
+            if insn.is_exit:
+                continue
+            if insn.is_jump:
+                target = pc + insn.jump_offset() + 1
+                if not 0 <= target < n:
+                    raise CfgError(pc, f"jump out of range from insn {pc} to {target}")
+                if self.second_slot[target]:
+                    raise CfgError(pc, f"jump from insn {pc} into the middle of lddw at {target - 1}")
+                if self.func_of[target] != self.func_of[pc]:
+                    raise CfgError(pc, f"jump out of range from insn {pc} to {target}")
+                self.jump_targets.add(target)
+                if insn.op == isa.JA:
+                    self.succ[pc] = (target,)
+                else:
+                    self.succ[pc] = (pc + 1, target)
+                    self.cond_fallthrough.add(pc + 1)
+                continue
+            if insn.is_call and insn.src == isa.PSEUDO_CALL:
+                self.callees[self.func_of[pc]].add(pc + insn.imm + 1)
+            step = 2 if insn.is_lddw else 1
+            self.succ[pc] = (pc + step,)
+        # reachability (from each function entry; functions are reached through calls)
+        seen = [False] * n
+        todo = [0]
+        seen[0] = True
+        while todo:
+            pc = todo.pop()
+            insn = insns[pc]
+            nxt = list(self.succ[pc])
+            if insn.is_call and insn.src == isa.PSEUDO_CALL:
+                nxt.append(pc + insn.imm + 1)
+            if insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
+                nxt.append(pc + insn.imm + 1)
+            for s in nxt:
+                if not seen[s]:
+                    seen[s] = True
+                    todo.append(s)
+        for pc in range(n):
+            if not seen[pc] and not self.second_slot[pc]:
+                raise CfgError(pc, f"unreachable insn {pc}")
+        self._check_recursion()
+        self.live_in = self._liveness(arg_count)
+        self.precise_in = self._precision(arg_count, ret_precise)
+
+    def _check_recursion(self) -> None:
+        color: dict[int, int] = {}
+
+        def visit(f: int) -> None:
+            color[f] = 1
+            for g in self.callees[f]:
+                c = color.get(g)
+                if c == 1:
+                    raise CfgError(g, f"recursive call to subprogram at insn {g}")
+                if c is None:
+                    visit(g)
+            color[f] = 2
+
+        for e in self.entries:
+            if e not in color:
+                visit(e)
+        memo: dict[int, int] = {}
+
+        def depth(f: int) -> int:
+            if f not in memo:
+                memo[f] = 1 + max((depth(g) for g in self.callees[f]), default=0)
+            return memo[f]
+
+        if depth(0) > isa.MAX_CALL_DEPTH:
+            raise CfgError(0, f"the call stack of {depth(0)} frames is too deep")
+
+    def _use_def(self, pc: int, arg_count) -> tuple[int, int]:
+        insn = self.insns[pc]
+        cls, op = insn.cls, insn.op
+        d, s = 1 << insn.dst, 1 << insn.src
+        if cls in (isa.ALU, isa.ALU64):
+            if op == isa.MOV:
+                return (s if insn.source == isa.X else 0), d
+            if op in (isa.NEG, isa.END):
+                return d, d
+            return d | (s if insn.source == isa.X else 0), d
+        if cls == isa.LD:
+            return 0, d
+        if cls == isa.LDX:
+            return s, d
+        if cls == isa.ST:
+            return d, 0
+        if cls == isa.STX:
+            if insn.mode == isa.ATOMIC:
+                if insn.imm == isa.CMPXCHG:
+                    return d | s | 1, 1
+                if insn.imm & isa.FETCH:
+                    return d | s, s
+            return d | s, 0
+        if insn.is_exit:
+            return 1, 0
+        if insn.is_call:
+            if insn.src == isa.PSEUDO_CALL:
+                return ARG_REGS, CALLER_SAVED
+            n = arg_count(insn)
+            return (((1 << n) - 1) << 1), CALLER_SAVED
+        if insn.is_jump:
+            if op == isa.JA:
+                return 0, 0
+            return d | (s if insn.source == isa.X else 0), 0
+        return 0, 0
+
+    def _liveness(self, arg_count) -> list[int]:
+        n = len(self.insns)
+        use = [0] * n
+        defs = [0] * n
+        preds: list[list[int]] = [[] for _ in range(n)]
+        for pc in range(n):
+            if self.second_slot[pc]:
+                continue
+            use[pc], defs[pc] = self._use_def(pc, arg_count)
+            for s in self.succ[pc]:
+                if s < n:
+                    preds[s].append(pc)
+        live = [0] * n
+        work = [pc for pc in range(n) if not self.second_slot[pc]]
+        inwork = [True] * n
+        while work:
+            pc = work.pop()
+            inwork[pc] = False
+            out = 0
+            for s in self.succ[pc]:
+                if s < n:
+                    out |= live[s]
+            new = use[pc] | (out & ~defs[pc])
+            if new != live[pc]:
+                live[pc] = new
+                for p in preds[pc]:
+                    if not inwork[p]:
+                        inwork[p] = True
+                        work.append(p)
+        return live
+
+    def _precision(self, arg_count, ret_precise: bool) -> list[int]:
+        """Registers whose exact value may matter to a safety check later on.
+
+        A backward analysis like liveness, but a register only counts where its value can
+        reach a *check*: a memory access or pointer arithmetic, a helper argument, a
+        register-register comparison involving such a value, a store (a spilled value can
+        come back), the return value.  A scalar used only in comparisons with constants is
+        not precise: comparing explored states may then ignore its range (see
+        docs/verifier.md, "precision").  Over-approximate: extra precise registers only
+        cost pruning.
+        """
+        n = len(self.insns)
+        insns = self.insns
+        preds: list[list[int]] = [[] for _ in range(n)]
+        for pc in range(n):
+            if self.second_slot[pc]:
+                continue
+            for s in self.succ[pc]:
+                if s < n:
+                    preds[s].append(pc)
+        prec = [0] * n
+
+        def transfer(pc: int, out: int) -> int:
+            insn = insns[pc]
+            cls, op = insn.cls, insn.op
+            d, s = 1 << insn.dst, 1 << insn.src
+            if cls in (isa.ALU, isa.ALU64):
+                if op == isa.MOV:
+                    res = out & ~d
+                    if insn.source == isa.X and out & d:
+                        res |= s
+                    return res
+                if op in (isa.NEG, isa.END) or insn.source == isa.K:
+                    return out
+                res = out
+                if out & d:
+                    res |= s
+                if cls == isa.ALU64 and op in (isa.ADD, isa.SUB):
+                    res |= s
+                return res
+            if cls == isa.LD:
+                return out & ~d
+            if cls == isa.LDX:
+                return (out & ~d) | s
+            if cls == isa.ST:
+                return out | d
+            if cls == isa.STX:
+                res = out | d | s
+                if insn.mode == isa.ATOMIC and insn.imm == isa.CMPXCHG:
+                    res |= 1
+                return res
+            if insn.is_exit:
+                if self.func_of[pc] != 0 or ret_precise:
+                    return 1
+                return 0
+            if insn.is_call:
+                if insn.src == isa.PSEUDO_CALL:
+                    return (out & ~CALLER_SAVED) | ARG_REGS
+                k = arg_count(insn)
+                return (out & ~CALLER_SAVED) | (((1 << k) - 1) << 1)
+            if insn.is_jump and op != isa.JA and insn.source == isa.X:
+                if out & (d | s):
+                    return out | d | s
+            return out
+
+        work = [pc for pc in range(n) if not self.second_slot[pc]]
+        inwork = [True] * n
+        while work:
+            pc = work.pop()
+            inwork[pc] = False
+            out = 0
+            for s in self.succ[pc]:
+                if s < n:
+                    out |= prec[s]
+            new = transfer(pc, out) & ALL_REGS
+            if new != prec[pc]:
+                prec[pc] = new
+                for p in preds[pc]:
+                    if not inwork[p]:
+                        inwork[p] = True
+                        work.append(p)
+        return prec

@@ -1,0 +1,562 @@
+"""Scalar value tracking for the verifier: known bits (tnum) plus 64-bit ranges.
+
+A scalar is abstracted as ``(umin, umax, smin, smax, tnum)``: the unsigned and signed
+64-bit intervals it lies in, and a *tnum* ``(value, mask)`` saying which bits are known
+(bits in ``mask`` are unknown, the others equal the bits of ``value``).  Every transfer
+function below over-approximates: the concrete result of an operation on any values
+inside the inputs lies inside the output.  That is the whole soundness argument, and
+the fuzz tests check it against real execution.
+
+32-bit subregisters are not tracked separately (the kernel does); instead a 32-bit
+operation first *truncates* its operands (exact when a value is known to fit in 32 bits,
+otherwise the low 32 bits of the tnum) and wraps its result back to 32 bits.  Programs
+built by clang keep 32-bit values zero-extended, so in practice nothing is lost.
+
+Functions take and return plain tuples for speed: the verifier calls them for every
+processed instruction.
+"""
+
+from __future__ import annotations
+
+U64 = (1 << 64) - 1
+U32 = (1 << 32) - 1
+S64_MIN = -(1 << 63)
+S64_MAX = (1 << 63) - 1
+S32_MIN = -(1 << 31)
+S32_MAX = (1 << 31) - 1
+SIGN64 = 1 << 63
+
+# A scalar: (umin, umax, smin, smax, tv, tm)
+UNKNOWN = (0, U64, S64_MIN, S64_MAX, 0, U64)
+
+
+def s64(v: int) -> int:
+    v &= U64
+    return v - (1 << 64) if v & SIGN64 else v
+
+
+# ---------------------------------------------------------------- tnum
+
+
+def tnum_const(v: int) -> tuple[int, int]:
+    return (v & U64, 0)
+
+
+def tnum_range(lo: int, hi: int) -> tuple[int, int]:
+    """Smallest tnum containing every value of the unsigned interval [lo, hi]."""
+    chi = lo ^ hi
+    bits = chi.bit_length()
+    if bits > 63:
+        return (0, U64)
+    delta = (1 << bits) - 1
+    return (lo & ~delta & U64, delta)
+
+
+def tnum_add(a, b):
+    av, am = a
+    bv, bm = b
+    sm = am + bm
+    sv = av + bv
+    sigma = sm + sv
+    chi = sigma ^ sv
+    mu = (chi | am | bm) & U64
+    return (sv & ~mu & U64, mu)
+
+
+def tnum_sub(a, b):
+    av, am = a
+    bv, bm = b
+    dv = av - bv
+    alpha = dv + am
+    beta = dv - bm
+    chi = alpha ^ beta
+    mu = (chi | am | bm) & U64
+    return (dv & ~mu & U64, mu)
+
+
+def tnum_and(a, b):
+    av, am = a
+    bv, bm = b
+    alpha = av | am
+    beta = bv | bm
+    v = av & bv
+    return (v, alpha & beta & ~v & U64)
+
+
+def tnum_or(a, b):
+    v = a[0] | b[0]
+    mu = a[1] | b[1]
+    return (v, mu & ~v & U64)
+
+
+def tnum_xor(a, b):
+    v = a[0] ^ b[0]
+    mu = a[1] | b[1]
+    return (v & ~mu & U64, mu)
+
+
+def tnum_mul(a, b):
+    """Shift-and-add multiplication over known bits."""
+    av, am = a
+    bv, bm = b
+    if am == 0 and bm == 0:
+        return ((av * bv) & U64, 0)
+    acc_v = (av * bv) & U64
+    acc_m = (0, 0)
+    steps = 0
+    while (av or am) and steps < 64:
+        if av & 1:
+            acc_m = tnum_add(acc_m, (0, bm))
+        elif am & 1:
+            acc_m = tnum_add(acc_m, (0, (bv | bm) & U64))
+        av >>= 1
+        am >>= 1
+        bv = (bv << 1) & U64
+        bm = (bm << 1) & U64
+        steps += 1
+    return tnum_add((acc_v, 0), acc_m)
+
+
+def tnum_lshift(a, k):
+    return ((a[0] << k) & U64, (a[1] << k) & U64)
+
+
+def tnum_rshift(a, k):
+    return (a[0] >> k, a[1] >> k)
+
+
+def tnum_arshift(a, k, bits=64):
+    def sx(x):
+        x &= (1 << bits) - 1
+        return x - (1 << bits) if x >> (bits - 1) else x
+
+    full = (1 << bits) - 1
+    return ((sx(a[0]) >> k) & full, (sx(a[1]) >> k) & full)
+
+
+def tnum_intersect(a, b):
+    v = a[0] | b[0]
+    mu = a[1] & b[1]
+    return (v & ~mu & U64, mu)
+
+
+def tnum_in(outer, inner) -> bool:
+    """True if every value of ``inner`` is a value of ``outer``."""
+    if inner[1] & ~outer[1]:
+        return False
+    return (inner[0] & ~outer[1]) == outer[0]
+
+
+def tnum_cast32(a):
+    return (a[0] & U32, a[1] & U32)
+
+
+# ---------------------------------------------------------------- ranges
+
+
+def const(v: int):
+    v &= U64
+    return (v, v, s64(v), s64(v), v, 0)
+
+
+def from_tnum(tv: int, tm: int):
+    return sync((0, U64, S64_MIN, S64_MAX, tv, tm))
+
+
+def urange(lo: int, hi: int):
+    return sync((lo, hi, S64_MIN, S64_MAX, 0, U64))
+
+
+def srange(lo: int, hi: int):
+    return sync((0, U64, lo, hi, 0, U64))
+
+
+def is_const(s) -> bool:
+    return s[5] == 0
+
+
+def sync(s):
+    """Make the five views consistent with each other; ``None`` if they are contradictory.
+
+    The order mirrors what any sound reduction must do: bounds from known bits, signed
+    from unsigned (and back) where an interval does not cross a sign boundary, then
+    known bits from the bounds.  Two rounds reach a fixpoint in practice.
+    """
+    umin, umax, smin, smax, tv, tm = s
+    for _ in range(2):
+        # bounds from tnum
+        umin = max(umin, tv)
+        umax = min(umax, tv | tm)
+        smin = max(smin, s64(tv | (tm & SIGN64)))
+        smax = min(smax, s64(tv | (tm & S64_MAX)))
+        if umin > umax or smin > smax:
+            return None
+        # signed <-> unsigned
+        if smin >= 0 or smax < 0:
+            umin = max(umin, smin & U64)
+            umax = min(umax, smax & U64)
+        if s64(umin) <= s64(umax):
+            smin = max(smin, s64(umin))
+            smax = min(smax, s64(umax))
+        if umin > umax or smin > smax:
+            return None
+        # tnum from bounds
+        rv, rm = tnum_range(umin, umax)
+        nv = tv | rv
+        nm = tm & rm
+        if (tv & ~rm & ~tm) != (rv & ~rm & ~tm):
+            return None
+        tv, tm = nv & ~nm & U64, nm
+    if umin > umax or smin > smax or (tv & ~tm) != tv:
+        return None
+    return (umin, umax, smin, smax, tv, tm)
+
+
+def contains(outer, inner) -> bool:
+    return (outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2]
+            and inner[3] <= outer[3] and tnum_in((outer[4], outer[5]), (inner[4], inner[5])))
+
+
+def fits_u32(s) -> bool:
+    return s[1] <= U32
+
+
+def trunc32(s):
+    """The low 32 bits of a scalar, as a scalar in [0, 2**32)."""
+    if s[1] <= U32:
+        return s
+    tv, tm = tnum_cast32((s[4], s[5]))
+    return sync((0, U32, S64_MIN, S64_MAX, tv, tm)) or (0, U32, 0, U32, 0, U32)
+
+
+def sext32(s):
+    """A 32-bit value (in [0, 2**32)) read as a signed 32-bit number."""
+    umin, umax = s[0], s[1]
+    if umax <= S32_MAX:
+        return s
+    if umin >= 1 << 31:
+        lo, hi = umin - (1 << 32), umax - (1 << 32)
+        tv = (s[4] | (U64 ^ U32)) & U64
+        return sync((0, U64, lo, hi, tv, s[5])) or srange(lo, hi)
+    return srange(S32_MIN, S32_MAX)
+
+
+def sext(s, bits: int):
+    """Sign-extend the low ``bits`` bits (movsx, ldxs)."""
+    half = 1 << (bits - 1)
+    full = (1 << bits) - 1
+    if is_const(s):
+        v = s[4] & full
+        return const(v - (1 << bits) if v & half else v)
+    if s[1] < half:
+        return s
+    return srange(-half, half - 1)
+
+
+def wrap32(s):
+    """Result of a 32-bit ALU op: the low 32 bits, zero-extended."""
+    if s is None:
+        return (0, U32, 0, U32, 0, U32)
+    if s[0] >= 0 and s[1] <= U32 and s[2] >= 0:
+        return s
+    tv, tm = tnum_cast32((s[4], s[5]))
+    return sync((0, U32, 0, U32, tv, tm)) or (0, U32, 0, U32, 0, U32)
+
+
+def _or_unknown(s):
+    r = sync(s)
+    return UNKNOWN if r is None else r
+
+
+# ---------------------------------------------------------------- ALU
+
+
+def alu_add(a, b):
+    t = tnum_add((a[4], a[5]), (b[4], b[5]))
+    umin, umax = a[0] + b[0], a[1] + b[1]
+    if umax > U64:
+        umin, umax = 0, U64
+    smin, smax = a[2] + b[2], a[3] + b[3]
+    if smin < S64_MIN or smax > S64_MAX:
+        smin, smax = S64_MIN, S64_MAX
+    return _or_unknown((umin, umax, smin, smax, t[0], t[1]))
+
+
+def alu_sub(a, b):
+    t = tnum_sub((a[4], a[5]), (b[4], b[5]))
+    if a[0] >= b[1]:
+        umin, umax = a[0] - b[1], a[1] - b[0]
+    else:
+        umin, umax = 0, U64
+    smin, smax = a[2] - b[3], a[3] - b[2]
+    if smin < S64_MIN or smax > S64_MAX:
+        smin, smax = S64_MIN, S64_MAX
+    return _or_unknown((umin, umax, smin, smax, t[0], t[1]))
+
+
+def alu_mul(a, b):
+    t = tnum_mul((a[4], a[5]), (b[4], b[5]))
+    if a[1] <= U32 and b[1] <= U32:
+        umin, umax = a[0] * b[0], a[1] * b[1]
+    else:
+        umin, umax = 0, U64
+    return _or_unknown((umin, umax, S64_MIN, S64_MAX, t[0], t[1]))
+
+
+def alu_div(a, b):
+    """Unsigned division; BPF defines x / 0 == 0."""
+    if is_const(a) and is_const(b):
+        return const(a[4] // b[4] if b[4] else 0)
+    if b[0] > 0:
+        return urange(a[0] // b[1], a[1] // b[0])
+    return urange(0, a[1])
+
+
+def alu_mod(a, b):
+    """Unsigned modulo; BPF defines x % 0 == x."""
+    if is_const(a) and is_const(b):
+        return const(a[4] % b[4] if b[4] else a[4])
+    hi = a[1]
+    if b[0] > 0:
+        hi = min(hi, b[1] - 1)
+    return urange(0, hi)
+
+
+def alu_and(a, b):
+    t = tnum_and((a[4], a[5]), (b[4], b[5]))
+    return _or_unknown((t[0], min(a[1], b[1]), S64_MIN, S64_MAX, t[0], t[1]))
+
+
+def alu_or(a, b):
+    t = tnum_or((a[4], a[5]), (b[4], b[5]))
+    return _or_unknown((max(a[0], b[0]), t[0] | t[1], S64_MIN, S64_MAX, t[0], t[1]))
+
+
+def alu_xor(a, b):
+    t = tnum_xor((a[4], a[5]), (b[4], b[5]))
+    return from_tnum(*t)
+
+
+def alu_lsh(a, k: int, bits: int = 64):
+    full = (1 << bits) - 1
+    t = tnum_lshift((a[4], a[5]), k)
+    t = (t[0] & full, t[1] & full)
+    if (a[1] << k) <= full:
+        return _or_unknown((a[0] << k, a[1] << k, S64_MIN, S64_MAX, t[0], t[1]))
+    return _or_unknown((0, full, S64_MIN, S64_MAX, t[0], t[1]))
+
+
+def alu_rsh(a, k: int):
+    t = tnum_rshift((a[4], a[5]), k)
+    return _or_unknown((a[0] >> k, a[1] >> k, S64_MIN, S64_MAX, t[0], t[1]))
+
+
+def alu_arsh(a, k: int):
+    """Arithmetic shift right of a 64-bit value."""
+    t = tnum_arshift((a[4], a[5]), k)
+    return _or_unknown((0, U64, a[2] >> k, a[3] >> k, t[0], t[1]))
+
+
+def alu_neg(a):
+    if is_const(a):
+        return const(-a[4])
+    if a[2] > S64_MIN:
+        return srange(-a[3], -a[2])
+    return UNKNOWN
+
+
+def bswap(a, bits: int):
+    if is_const(a):
+        v = a[4] & ((1 << bits) - 1)
+        return const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
+    return urange(0, (1 << bits) - 1)
+
+
+def truncate(a, bits: int):
+    """Zero-extend the low ``bits`` bits (le16/le32, narrow loads)."""
+    if bits >= 64:
+        return a
+    full = (1 << bits) - 1
+    if a[1] <= full:
+        return a
+    tv, tm = a[4] & full, a[5] & full
+    return sync((0, full, 0, full, tv, tm)) or urange(0, full)
+
+
+# ---------------------------------------------------------------- comparisons
+
+# Comparison codes (independent of opcodes): unsigned/signed <, <=, >, >=, ==, !=, &.
+EQ, NE, GT, GE, LT, LE, SGT, SGE, SLT, SLE, SET = range(11)
+
+_FLIP = {EQ: NE, NE: EQ, GT: LE, GE: LT, LT: GE, LE: GT, SGT: SLE, SGE: SLT, SLT: SGE, SLE: SGT}
+_SWAP = {EQ: EQ, NE: NE, GT: LT, GE: LE, LT: GT, LE: GE, SGT: SLT, SGE: SLE, SLT: SGT, SLE: SGE}
+
+
+def branch_taken(a, b, op: int):
+    """True / False when ``a op b`` is decided for all values, None when either may happen."""
+    if op == EQ:
+        if is_const(a) and is_const(b):
+            return a[4] == b[4]
+        if a[1] < b[0] or b[1] < a[0] or a[3] < b[2] or b[3] < a[2]:
+            return False
+        if (a[4] ^ b[4]) & ~(a[5] | b[5]) & U64:
+            return False
+        return None
+    if op == NE:
+        r = branch_taken(a, b, EQ)
+        return None if r is None else not r
+    if op == GT:
+        if a[0] > b[1]:
+            return True
+        if a[1] <= b[0]:
+            return False
+        return None
+    if op == GE:
+        if a[0] >= b[1]:
+            return True
+        if a[1] < b[0]:
+            return False
+        return None
+    if op == LT:
+        return branch_taken(b, a, GT)
+    if op == LE:
+        return branch_taken(b, a, GE)
+    if op == SGT:
+        if a[2] > b[3]:
+            return True
+        if a[3] <= b[2]:
+            return False
+        return None
+    if op == SGE:
+        if a[2] >= b[3]:
+            return True
+        if a[3] < b[2]:
+            return False
+        return None
+    if op == SLT:
+        return branch_taken(b, a, SGT)
+    if op == SLE:
+        return branch_taken(b, a, SGE)
+    if op == SET:
+        if (a[4] & b[4]) != 0:
+            return True
+        if ((a[4] | a[5]) & (b[4] | b[5])) == 0:
+            return False
+        return None
+    raise ValueError(op)
+
+
+def _meet(s, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, tn=None):
+    tv, tm = (s[4], s[5])
+    if tn is not None:
+        if (tv ^ tn[0]) & ~(tm | tn[1]) & U64:
+            return None
+        tv, tm = tnum_intersect((tv, tm), tn)
+    return sync((max(s[0], umin), min(s[1], umax), max(s[2], smin), min(s[3], smax), tv, tm))
+
+
+def refine(a, b, op: int):
+    """Narrow ``a`` and ``b`` assuming ``a op b`` holds.  Returns (a', b') or None if impossible."""
+    if op == EQ:
+        m = _meet(a, b[0], b[1], b[2], b[3], (b[4], b[5]))
+        return None if m is None else (m, m)
+    if op == NE:
+        if is_const(b):
+            a = _exclude(a, b[4])
+            if a is None:
+                return None
+        if is_const(a):
+            b = _exclude(b, a[4])
+            if b is None:
+                return None
+        return a, b
+    if op == GT:  # a > b
+        if b[0] >= U64 or a[1] == 0:
+            return None
+        na = _meet(a, umin=b[0] + 1)
+        nb = _meet(b, umax=a[1] - 1)
+    elif op == GE:
+        na = _meet(a, umin=b[0])
+        nb = _meet(b, umax=a[1])
+    elif op == LT:
+        r = refine(b, a, GT)
+        return None if r is None else (r[1], r[0])
+    elif op == LE:
+        r = refine(b, a, GE)
+        return None if r is None else (r[1], r[0])
+    elif op == SGT:
+        if b[2] >= S64_MAX or a[3] == S64_MIN:
+            return None
+        na = _meet(a, smin=b[2] + 1)
+        nb = _meet(b, smax=a[3] - 1)
+    elif op == SGE:
+        na = _meet(a, smin=b[2])
+        nb = _meet(b, smax=a[3])
+    elif op == SLT:
+        r = refine(b, a, SGT)
+        return None if r is None else (r[1], r[0])
+    elif op == SLE:
+        r = refine(b, a, SGE)
+        return None if r is None else (r[1], r[0])
+    elif op == SET:
+        return a, b
+    else:
+        raise ValueError(op)
+    if na is None or nb is None:
+        return None
+    return na, nb
+
+
+def refine_not(a, b, op: int):
+    """Narrow assuming ``a op b`` does NOT hold."""
+    if op == SET:
+        if is_const(b):  # a & b == 0: the bits of b are known zero in a
+            tv, tm = a[4] & ~b[4] & U64, a[5] & ~b[4] & U64
+            if a[4] & b[4] & ~a[5]:
+                return None
+            na = sync((a[0], a[1], a[2], a[3], tv, tm))
+            return None if na is None else (na, b)
+        return a, b
+    return refine(a, b, _FLIP[op])
+
+
+def _exclude(s, v: int):
+    """Remove a single value at the edge of a range (the only exclusion ranges can express)."""
+    if is_const(s):
+        return None if s[4] == v else s
+    umin, umax, smin, smax = s[0], s[1], s[2], s[3]
+    if umin == v:
+        umin += 1
+    if umax == v:
+        umax -= 1
+    sv = s64(v)
+    if smin == sv:
+        smin += 1
+    if smax == sv:
+        smax -= 1
+    return sync((umin, umax, smin, smax, s[4], s[5]))
+
+
+def swap_op(op: int) -> int:
+    return _SWAP.get(op, op)
+
+
+def fmt(s) -> str:
+    """Kernel-style text: a constant prints as its value, otherwise the non-trivial bounds."""
+    if is_const(s):
+        return str(s64(s[4])) if s[4] & SIGN64 else str(s[4])
+    parts = []
+    umin, umax, smin, smax, tv, tm = s
+    same_signed = smin == umin and smax == umax
+    if not same_signed:
+        if smin != S64_MIN:
+            parts.append(f"smin={smin}")
+        if smax != S64_MAX:
+            parts.append(f"smax={smax}")
+    if umin != 0:
+        parts.append(f"umin={umin}")
+    if umax != U64:
+        parts.append(f"umax={umax}")
+    if tm != U64 and (tv, tm) != tnum_range(umin, umax):
+        parts.append(f"var_off=({tv:#x}; {tm:#x})")
+    return "scalar(" + ",".join(parts) + ")"

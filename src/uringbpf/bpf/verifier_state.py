@@ -1,0 +1,365 @@
+"""Abstract machine state of the verifier: registers, stack slots, frames, references.
+
+Registers and stack slots are *immutable* values, so copying a state at a branch is a
+shallow copy of a few lists and dicts; every transfer builds new objects.  The same
+classes know how to print themselves in the kernel's log style and how to decide
+whether an explored (old) state *subsumes* a new one — the core of state pruning.
+"""
+
+from __future__ import annotations
+
+from . import verifier_scalar as sc
+
+# Register types.
+NOT_INIT = 0
+SCALAR = 1
+PTR_CTX = 2        # obj = progtypes.Layout (fields of the context / args array / struct)
+PTR_STACK = 3      # frame = frame number
+PTR_MAP_VALUE = 4  # obj = map descriptor
+CONST_MAP = 5      # obj = map descriptor
+PTR_MEM = 6        # size = bytes, ro = read-only
+PTR_BUF = 7        # the run-time data buffer (packet-like; bound = State.buf_min)
+PTR_TRUSTED = 8    # obj = struct name of an opaque kernel object
+PTR_FUNC = 9       # size = subprogram entry insn
+
+TYPE_NAMES = {
+    NOT_INIT: "?", SCALAR: "scalar", PTR_CTX: "ctx", PTR_STACK: "fp", PTR_MAP_VALUE: "map_value",
+    CONST_MAP: "map_ptr", PTR_MEM: "mem", PTR_BUF: "buf", PTR_TRUSTED: "trusted_ptr",
+    PTR_FUNC: "func",
+}
+
+ZERO_OFF = sc.const(0)
+
+
+class Reg:
+    """One register (or spilled register) value.
+
+    For a scalar, ``var`` is its value.  For a pointer, the address is
+    ``base + off + var``: ``off`` is the fixed part, ``var`` the variable part
+    (a scalar).  ``id`` links copies (null checks and bound refinements apply to all
+    registers sharing it); ``ref`` is the acquired-reference id the pointer carries.
+    """
+
+    __slots__ = ("t", "var", "off", "id", "ref", "frame", "obj", "size", "null", "ro")
+
+    def __init__(self, t, var=ZERO_OFF, off=0, id=0, ref=0, frame=0, obj=None, size=0,
+                 null=False, ro=False):
+        self.t = t
+        self.var = var
+        self.off = off
+        self.id = id
+        self.ref = ref
+        self.frame = frame
+        self.obj = obj
+        self.size = size
+        self.null = null
+        self.ro = ro
+
+    def replace(self, **kw) -> "Reg":
+        r = Reg.__new__(Reg)
+        for name in Reg.__slots__:
+            setattr(r, name, kw[name] if name in kw else getattr(self, name))
+        return r
+
+    @property
+    def is_ptr(self) -> bool:
+        return self.t >= PTR_CTX
+
+    @property
+    def is_const(self) -> bool:
+        return self.t == SCALAR and self.var[5] == 0
+
+    @property
+    def value(self) -> int:
+        return self.var[4]
+
+    def type_name(self) -> str:
+        name = TYPE_NAMES[self.t]
+        if self.t == PTR_CTX and self.obj is not None and getattr(self.obj, "name", ""):
+            name = "ctx" if self.obj.kind != "struct" else f"ptr_{self.obj.name}"
+        if self.t == PTR_TRUSTED:
+            name = f"trusted_ptr_{self.obj}"
+        return name + ("_or_null" if self.null else "")
+
+    def fmt(self) -> str:
+        t = self.t
+        if t == NOT_INIT:
+            return "?"
+        if t == SCALAR:
+            s = sc.fmt(self.var)
+            return s if not self.id else (s[:-1] + f",id={self.id})" if s.endswith(")")
+                                          else f"scalar(id={self.id},v={s})")
+        extra = []
+        if t == PTR_STACK:
+            if sc.is_const(self.var):
+                return f"fp{self.off + sc.s64(self.var[4]):+d}".replace("+0", "0") \
+                    if self.frame == 0 else f"fp[{self.frame}]{self.off + sc.s64(self.var[4]):+d}"
+            extra.append(f"off={self.off}")
+        else:
+            extra.append(f"off={self.off}")
+        if t in (PTR_MAP_VALUE, CONST_MAP) and self.obj is not None:
+            extra.append(f"ks={getattr(self.obj, 'key_size', 0)},vs={getattr(self.obj, 'value_size', 0)}")
+        if t == PTR_MEM:
+            extra.append(f"sz={self.size}")
+        if t == PTR_FUNC:
+            extra = [f"insn={self.size}"]
+        if not sc.is_const(self.var) or self.var[4]:
+            extra.append("var=" + sc.fmt(self.var))
+        if self.id:
+            extra.append(f"id={self.id}")
+        if self.ref:
+            extra.append(f"ref_obj_id={self.ref}")
+        return f"{self.type_name()}({','.join(extra)})"
+
+
+UNINIT = Reg(NOT_INIT)
+UNKNOWN_SCALAR = Reg(SCALAR, sc.UNKNOWN)
+
+
+def scalar(var) -> Reg:
+    return Reg(SCALAR, var)
+
+
+def const_reg(v: int) -> Reg:
+    return Reg(SCALAR, sc.const(v))
+
+
+# Stack slots: ("B", bytes-kinds-str) | ("S", Reg) | ("O", ObjSlot)
+#   byte kinds: "u" uninitialised, "m" written (unknown), "0" known zero
+SLOT_UNINIT = ("B", "uuuuuuuu")
+
+
+class ObjSlot:
+    """A special object on the stack (an iterator or a dynptr), spanning ``nslots`` slots."""
+
+    __slots__ = ("kind", "type", "ref", "first", "nslots", "state")
+
+    def __init__(self, kind, type, ref, first, nslots, state="active"):
+        self.kind = kind
+        self.type = type
+        self.ref = ref
+        self.first = first
+        self.nslots = nslots
+        self.state = state
+
+
+class Frame:
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno")
+
+    def __init__(self, frameno: int, subprog: int, callsite: int):
+        self.regs = [UNINIT] * 11
+        self.stack: dict[int, tuple] = {}
+        self.callsite = callsite
+        self.subprog = subprog
+        self.frameno = frameno
+
+    def copy(self) -> "Frame":
+        f = Frame.__new__(Frame)
+        f.regs = list(self.regs)
+        f.stack = dict(self.stack)
+        f.callsite = self.callsite
+        f.subprog = self.subprog
+        f.frameno = self.frameno
+        return f
+
+
+class State:
+    __slots__ = ("frames", "refs", "buf_min", "checkpoint")
+
+    def __init__(self):
+        self.frames: list[Frame] = []
+        self.refs: dict[int, tuple[str, int]] = {}   # ref id -> (kind, insn that acquired it)
+        self.buf_min = 0
+        self.checkpoint = None
+
+    def copy(self) -> "State":
+        s = State.__new__(State)
+        s.frames = [f.copy() for f in self.frames]
+        s.refs = dict(self.refs)
+        s.buf_min = self.buf_min
+        s.checkpoint = self.checkpoint
+        return s
+
+    @property
+    def cur(self) -> Frame:
+        return self.frames[-1]
+
+    def all_regs(self):
+        """Yield (frame, where, Reg) for every register and spilled register."""
+        for f in self.frames:
+            for i, r in enumerate(f.regs):
+                yield f, i, r
+            for k, slot in f.stack.items():
+                if slot[0] == "S":
+                    yield f, ("slot", k), slot[1]
+
+    def set_reg_anywhere(self, frame: Frame, where, reg: Reg) -> None:
+        if isinstance(where, tuple):
+            frame.stack[where[1]] = ("S", reg)
+        else:
+            frame.regs[where] = reg
+
+    def fmt_regs(self, frame: Frame | None = None, live: int | None = None) -> str:
+        frame = frame or self.cur
+        parts = []
+        for i, r in enumerate(frame.regs):
+            if r.t == NOT_INIT:
+                continue
+            if i == 10:
+                parts.append("R10=fp0")
+                continue
+            parts.append(f"R{i}={r.fmt()}")
+        for k in sorted(frame.stack):
+            slot = frame.stack[k]
+            off = -8 * (k + 1)
+            if slot[0] == "S":
+                parts.append(f"fp{off}={slot[1].fmt()}")
+            elif slot[0] == "B":
+                if slot[1] != "uuuuuuuu":
+                    parts.append(f"fp{off}={slot[1]}")
+            else:
+                o = slot[1]
+                if o.first == k:
+                    parts.append(f"fp{off}={o.kind}_{o.type}(ref_id={o.ref},{o.state})")
+        prefix = f"frame{frame.frameno}: " if len(self.frames) > 1 else ""
+        return prefix + " ".join(parts)
+
+
+# ---------------------------------------------------------------- subsumption
+
+
+class IdMap:
+    """A consistent, one-to-one mapping from ids of the old state to ids of the new one."""
+
+    __slots__ = ("fwd", "back")
+
+    def __init__(self):
+        self.fwd: dict[int, int] = {}
+        self.back: dict[int, int] = {}
+
+    def check(self, old: int, cur: int) -> bool:
+        if old == 0:
+            return True
+        if cur == 0:
+            return False
+        f = self.fwd.get(old)
+        if f is None:
+            if cur in self.back:
+                return False
+            self.fwd[old] = cur
+            self.back[cur] = old
+            return True
+        return f == cur
+
+
+def reg_subsumes(old: Reg, cur: Reg, ids: IdMap) -> bool:
+    """Every concrete value ``cur`` may hold is one ``old`` may hold (with the same meaning)."""
+    if old is cur:
+        return old.id == 0 and old.ref == 0 or (ids.check(old.id, cur.id) and ids.check(old.ref, cur.ref))
+    if old.t == NOT_INIT:
+        return True
+    if old.t != cur.t:
+        return False
+    if old.t == SCALAR:
+        if not sc.contains(old.var, cur.var):
+            return False
+        return ids.check(old.id, cur.id)
+    if (old.off != cur.off or old.null != cur.null or old.obj is not cur.obj
+            or old.size != cur.size or old.frame != cur.frame or old.ro != cur.ro):
+        return False
+    if not sc.contains(old.var, cur.var):
+        return False
+    return ids.check(old.id, cur.id) and ids.check(old.ref, cur.ref)
+
+
+def _bytes_of_cur(slot) -> str:
+    if slot is None:
+        return "uuuuuuuu"
+    if slot[0] == "B":
+        return slot[1]
+    if slot[0] == "S":
+        r = slot[1]
+        if r.t == SCALAR:
+            return "00000000" if r.is_const and r.value == 0 else "mmmmmmmm"
+        return "pppppppp"
+    return "oooooooo"
+
+
+def slot_subsumes(old, cur, ids: IdMap) -> bool:
+    kind = old[0]
+    if old is cur and kind == "B":
+        return True
+    if kind == "B":
+        cb = _bytes_of_cur(cur)
+        for o, c in zip(old[1], cb):
+            if o == "u":
+                continue
+            if o == "m" and c in "m0":
+                continue
+            if o == "0" and c == "0":
+                continue
+            return False
+        return True
+    if kind == "S":
+        if cur is not None and cur[0] == "S":
+            return reg_subsumes(old[1], cur[1], ids)
+        r = old[1]
+        if r.t == NOT_INIT:
+            return True
+        if r.t == SCALAR and r.id == 0 and cur is not None and cur[0] == "B":
+            if cur[1] == "mmmmmmmm" or (cur[1].replace("0", "m") == "mmmmmmmm"
+                                         and sc.contains(r.var, sc.UNKNOWN)):
+                return sc.contains(r.var, sc.UNKNOWN)
+            if cur[1] == "00000000":
+                return sc.contains(r.var, sc.const(0))
+        return False
+    # object slot
+    if cur is None or cur[0] != "O":
+        return False
+    o, c = old[1], cur[1]
+    return (o.kind == c.kind and o.type == c.type and o.state == c.state and o.nslots == c.nslots
+            and o.first == c.first and ids.check(o.ref, c.ref))
+
+
+def state_subsumes(old: State, cur: State, live_masks: list[int],
+                   imprecise_masks: list[int] | None = None) -> bool:
+    """``old`` (fully explored, found safe) covers ``cur``: every run from cur is safe too.
+
+    ``live_masks`` gives, per frame, the registers that may still be read;
+    ``imprecise_masks`` the live scalar registers whose range no check depends on (only
+    their type and links are compared).
+    """
+    if len(old.frames) != len(cur.frames) or old.buf_min > cur.buf_min:
+        return False
+    if len(old.refs) != len(cur.refs):
+        return False
+    ids = IdMap()
+    if imprecise_masks is None:
+        imprecise_masks = [0] * len(live_masks)
+    for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
+        if fo.callsite != fc.callsite:
+            return False
+        ro, rc = fo.regs, fc.regs
+        for i in range(10):
+            if not live >> i & 1:
+                continue
+            a, b = ro[i], rc[i]
+            if (impr >> i & 1 and a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1):
+                if not ids.check(a.id, b.id):
+                    return False
+                continue
+            if not reg_subsumes(a, b, ids):
+                return False
+        so, scur = fo.stack, fc.stack
+        for k, slot in so.items():
+            if not slot_subsumes(slot, scur.get(k), ids):
+                return False
+    for ref in old.refs:
+        mapped = ids.fwd.get(ref)
+        if mapped is None or mapped not in cur.refs:
+            return False
+    return True
+
+
+def states_equal(a: State, b: State, live_masks: list[int]) -> bool:
+    return state_subsumes(a, b, live_masks) and state_subsumes(b, a, live_masks)

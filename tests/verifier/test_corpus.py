@@ -1,0 +1,35 @@
+"""Every corpus program is accepted or rejected as marked, for the reason given."""
+
+from __future__ import annotations
+
+import pytest
+
+import corpus_lib
+from uringbpf.bpf import verifier
+
+corpus_lib.register_test_env()
+CASES = corpus_lib.load_corpus()
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) >= 150
+    assert sum(c.expect == "accept" for c in CASES) >= 50
+    assert sum(c.expect == "reject" for c in CASES) >= 80
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_corpus_case(case):
+    program = case.program()
+    if case.expect == "accept":
+        try:
+            res = verifier.verify(program, max_insns=50_000)
+        except verifier.BpfVerifierError as exc:
+            pytest.fail(f"{case.file}:{case.line} {case.name}: unexpectedly rejected: {exc.message}\n{exc.log}")
+        assert res.processed_insns >= 1
+    else:
+        with pytest.raises(verifier.BpfVerifierError) as info:
+            verifier.verify(program, max_insns=50_000)
+        assert case.reason in info.value.message, (
+            f"{case.file}:{case.line} {case.name}: rejected for another reason:\n{info.value.log}")
+        # kernel-style log: the offending instruction index and the processed count
+        assert "processed" in info.value.log
