@@ -1,7 +1,9 @@
-"""Time the pingpong example's bounce (24 program runs, ~45 CQEs moved between CQs) on
-each engine pair: Python or native engine x interpreter or JIT.  Prints per-run costs
-and ratios; nothing here is asserted (see tests/designs/test_requests_examples.py).
-Run: ``python examples/requests/bench_engines.py [rounds]``.
+"""Time the examples on each engine pair (Python or native engine x interpreter or JIT):
+the pingpong bounce (24 program runs, ~45 CQEs moved between CQs) and nop_loop (NOPs kept
+8 in flight by one BPF request), against the same NOP loop written in Python on the
+plain Ring.  Prints costs and ratios; nothing here is asserted (the tests are in
+tests/designs/test_requests_examples.py).
+Run: ``python examples/requests/bench_engines.py [rounds] [nops]``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from common import build, setup
 from pingpong import PingCtx
 
 from uringbpf.uring import uapi as u
+from uringbpf.uring.ring import Ring as PlainRing
+
+QD = 8
 
 
 def one_game(ring, obj) -> float:
@@ -36,7 +41,41 @@ def one_game(ring, obj) -> float:
     return dt
 
 
-def main(rounds: int = 30) -> None:
+def nop_loop(ring, obj, nops: int) -> float:
+    arr = obj.maps["arr"]
+    for i in (20, 21, 22):
+        arr.update(i, (0).to_bytes(8, "little"))
+    t0 = time.perf_counter()
+    ring.prep_bpf(4, user_data=nops)
+    ring.submit()
+    ring.wait_cqe()
+    ring.reap()
+    dt = time.perf_counter() - t0
+    assert arr.lookup_int(22) == nops
+    return dt
+
+
+def python_nop_loop(nops: int) -> float:
+    """The same loop in Python on the plain Ring: reap, re-issue, QD 8."""
+    with PlainRing(QD) as ring:
+        t0 = time.perf_counter()
+        issued = done = 0
+        while issued < min(QD, nops):
+            ring.prep_nop(user_data=issued)
+            issued += 1
+        ring.submit()
+        while done < nops:
+            ring.wait_cqe()
+            for _ in ring.reap():
+                done += 1
+                if issued < nops:
+                    ring.prep_nop(user_data=issued)
+                    issued += 1
+            ring.submit()
+        return time.perf_counter() - t0
+
+
+def main(rounds: int = 30, nops: int = 20000) -> None:
     obj_path = build()
     results = {}
     for native in (False, True):
@@ -53,7 +92,23 @@ def main(rounds: int = 30) -> None:
     base = results["python engine + interp"]
     for key, value in results.items():
         print(f"{key:28s} {base / value:6.1f}x faster than python engine + interp")
+    print(f"\nnop_loop: {nops} NOPs, {QD} in flight, driven by one BPF request")
+    rates = {}
+    for native in (False, True):
+        for engine in ("interp", "jit"):
+            ring, obj = setup(engine, obj_path=obj_path, native=native)
+            try:
+                dt = nop_loop(ring, obj, nops)
+            finally:
+                ring.close()
+            key = f"{'native' if native else 'python'} engine + {engine}"
+            rates[key] = nops / dt
+    rates["python loop on Ring"] = nops / python_nop_loop(nops)
+    ref = rates["python loop on Ring"]
+    for key, rate in rates.items():
+        print(f"{key:28s} {rate:11,.0f} NOPs/s  {rate / ref:5.2f}x the Python loop")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 30)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 30,
+         int(sys.argv[2]) if len(sys.argv) > 2 else 20000)

@@ -16,7 +16,7 @@ from uringbpf.designs.requests import Ring
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "requests.bpf.c"
-PROGRAMS = ("features", "counting", "pingpong", "write_file")
+PROGRAMS = ("features", "counting", "pingpong", "write_file", "nop_loop")
 
 
 def build(out_dir: str | Path | None = None) -> Path:

@@ -195,3 +195,37 @@ int write_file(struct io_uring_bpf_ctx *ctx)
 	ctx->wait_nr = *inflight;
 	return 0;
 }
+
+/* 5. nop_loop (not in the RFC; for bench_engines.py): run `user_data` NOPs with up to
+ * NOP_QD in flight on CQ 1, re-running on every completion batch. */
+#define NOP_QD 8
+
+SEC("iouring.s/nop_loop")
+int nop_loop(struct io_uring_bpf_ctx *ctx)
+{
+	__u64 *inflight = slot(20), *issued = slot(21), *done = slot(22);
+	struct io_uring_cqe cqe;
+	struct io_uring_sqe sqe;
+	int i;
+
+	if (!inflight || !issued || !done)
+		return 0;
+	for (i = 0; i < NOP_QD; i++) {
+		if (!*inflight || iouring_reap_cqe(ctx, 1, &cqe, sizeof(cqe)))
+			break;
+		*inflight -= 1;
+		*done += 1;
+	}
+	for (i = 0; i < NOP_QD; i++) {
+		if (*inflight >= NOP_QD || *issued >= ctx->user_data)
+			break;
+		prep_sqe(&sqe, IORING_OP_NOP, -1, 0, 0, 0, *issued, 1);
+		if (iouring_queue_sqe(ctx, &sqe, sizeof(sqe)) < 0)
+			break;
+		*inflight += 1;
+		*issued += 1;
+	}
+	ctx->wait_idx = 1;
+	ctx->wait_nr = *inflight ? 1 : 0;
+	return 0;
+}
