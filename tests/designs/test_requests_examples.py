@@ -245,3 +245,17 @@ def test_program_sqes_meet_the_rings_other_filters(obj_path, engine, native):
         assert secret.value == 31
     finally:
         ring.close()
+
+
+def test_nop_loop(obj_path, engine, native):
+    common = _example("common")
+    ring, obj = common.setup(engine, obj_path=obj_path, native=native)
+    try:
+        ring.prep_bpf(4, user_data=300)
+        ring.submit()
+        ring.wait_cqe(timeout=30)
+        assert [tuple(c) for c in ring.reap()] == [(300, 0, 0)]
+        assert common.slots(obj, 23)[20:23] == [0, 300, 300]   # inflight, issued, done
+        assert ring.cq(1).ready() == 0
+    finally:
+        ring.close()
