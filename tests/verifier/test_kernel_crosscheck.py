@@ -1,0 +1,139 @@
+"""Cross-check the socket-filter subset of the corpus against the running kernel's verifier.
+
+Runs when bpf(2) works (root on this machine and in CI).  Every case whose verdict
+differs from the kernel's must be listed in KNOWN_DISAGREEMENTS with the reason (also
+written up in docs/verifier.md); a new disagreement, or a listed one that went away,
+fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import corpus_lib
+import kernel_bpf
+from uringbpf.bpf import isa, verifier
+from uringbpf.bpf.verifier_cfg import Cfg, CfgError
+
+corpus_lib.register_test_env()
+
+# name -> why we and the kernel (root, privileged) disagree.  Keep docs/verifier.md in sync.
+LEAK = "root (CAP_BPF/CAP_PERFMON) may leak addresses; we refuse every pointer-to-scalar leak"
+UNINIT = "privileged kernels allow reading uninitialised stack (allow_uninit_stack); we refuse it"
+KNOWN_DISAGREEMENTS = {
+    # the kernel is more permissive for root: we refuse address leaks and uninitialised reads
+    "regs_return_pointer_leak": LEAK,
+    "regs_mov32_of_pointer": LEAK,
+    "map_store_pointer_into_value": LEAK,
+    "ptr_neg_prohibited": LEAK,
+    "ptr_bswap_prohibited": LEAK,
+    "ptr_compare_two_pointers": LEAK,
+    "ptr_compare_with_const": LEAK,
+    "ptr_jset_prohibited": LEAK,
+    "ptr_leak_via_helper_arg": LEAK,
+    "atomic_cmpxchg_r0_pointer": LEAK,
+    "stack_overwrite_pointer_then_read_rest": LEAK,
+    "stack_read_uninit": UNINIT,
+    "stack_read_partially_init": UNINIT,
+    "map_key_uninit": UNINIT,
+    "map_update_value_uninit": UNINIT,
+    "atomic_stack_uninit": UNINIT,
+    "map_ptr_deref": "the kernel lets programs read struct bpf_map fields through BTF; our map "
+                     "pointers are opaque",
+    "call_helper_scalar_arg_pointer": "the kernel's bpf_ringbuf_query flags argument is ARG_ANYTHING; "
+                                      "our helper table declares it SCALAR",
+    "cfg_ld_abs_not_supported": "legacy LD_ABS/LD_IND packet loads need the kernel's sk_buff; our "
+                                "socket filters get a plain data buffer",
+    # the kernel is stricter
+    "stack_read_across_slots": "the kernel requires aligned stack accesses; we track bytes and "
+                               "allow a misaligned read of initialised bytes",
+    "ptr_sub_scalar_then_access": "the kernel refuses subtracting a register from a stack pointer; "
+                                  "we track the result like an addition",
+    "ptr_null_compare_nonnull_pointer": "the kernel still explores 'fp == 0'; we know a stack "
+                                        "pointer is never NULL and skip the dead branch",
+}
+
+
+def _comparable(case) -> str | None:
+    """Why a case is left out of the cross-check, or None."""
+    if case.prog_type != "socket_filter":
+        return "not a socket filter"
+    if case.kernel.startswith("skip"):
+        return case.kernel
+    program = case.program()
+    if program.kfuncs:
+        return "uses test kfuncs"
+    try:
+        cfg = Cfg(program, lambda insn: 5)
+    except CfgError:
+        return None
+    if cfg.live_in[0] & 0b110:
+        return "reads r1/r2 (our data buffer, the kernel's __sk_buff)"
+    return None
+
+
+CASES = [c for c in corpus_lib.load_corpus() if _comparable(c) is None]
+
+
+def _kernel_verdict(case) -> tuple[bool, str]:
+    fds = []
+    try:
+        for m in case.maps:
+            fd = kernel_bpf.map_create(m.type, m.key_size, m.value_size, m.max_entries, m.map_flags)
+            assert fd >= 0, f"map create failed for {case.name}: errno {-fd}"
+            fds.append(fd)
+        program = case.program()
+        fd, log = kernel_bpf.prog_load(kernel_bpf.kernel_form(program.insns, fds))
+        return fd >= 0, log
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _ours(case) -> tuple[bool, str]:
+    try:
+        verifier.verify(case.program(), max_insns=50_000)
+        return True, ""
+    except verifier.BpfVerifierError as exc:
+        return False, exc.message
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    why = kernel_bpf.available()
+    if why is not None:
+        pytest.skip(f"bpf(2) unusable here: {why}")
+
+
+def test_subset_is_substantial():
+    assert len(CASES) >= 60
+
+
+def test_crosscheck_against_kernel(kernel):
+    new, stale, agreed = [], [], 0
+    for case in CASES:
+        k_ok, k_log = _kernel_verdict(case)
+        o_ok, o_msg = _ours(case)
+        if k_ok == o_ok:
+            agreed += 1
+            if case.name in KNOWN_DISAGREEMENTS:
+                stale.append(case.name)
+            continue
+        if case.name not in KNOWN_DISAGREEMENTS:
+            tail = "\n".join(k_log.strip().splitlines()[-3:])
+            new.append(f"{case.name}: kernel {'accepts' if k_ok else 'rejects'}, we "
+                       f"{'accept' if o_ok else 'reject'} ({o_msg})\n    kernel: {tail}")
+    assert not new, "new disagreements with the kernel verifier:\n" + "\n".join(new)
+    assert not stale, f"listed disagreements that now agree (remove them): {stale}"
+    assert agreed >= 50
+
+
+def test_kernel_form_round_trip():
+    """Our relocated forms map back to the kernel's (fd, offset) forms."""
+    insns = isa.lddw_pair(1, 0 | (8 << 32), isa.PSEUDO_MAP_IDX_VALUE) + isa.lddw_pair(2, 0, isa.PSEUDO_MAP_IDX)
+    out = kernel_bpf.kernel_form(insns, [77])
+    assert out[0].src == isa.PSEUDO_MAP_VALUE and out[0].imm64 == 77 | (8 << 32)
+    assert out[2].src == isa.PSEUDO_MAP_FD and out[2].imm64 == 77
+    assert len(out) == 4
