@@ -110,6 +110,7 @@ struct rq_engine {
 	uint8_t *sqes;
 	uint32_t sq_mask, sq_entries, sqe_size;
 	uint32_t sq_queued; /* SQEs we put at the kernel tail since the last sync */
+	uint32_t sq_unsubmitted; /* of those, not yet handed to io_uring_enter */
 	/* CQs */
 	uint32_t nr_cqs;
 	struct rq_cq *cqs;
@@ -633,6 +634,21 @@ static void wake_parked(struct rq_engine *e)
 	}
 }
 
+/* Hand the SQEs programs queued during a run to the kernel in one io_uring_enter.  A
+ * program cannot tell the difference from one enter per SQE: CQEs reach the CQs it
+ * reads only between runs.  SQEs the kernel does not take stay queued for the next. */
+static void flush_sq(struct rq_engine *e)
+{
+	uint32_t n = e->sq_unsubmitted;
+	long ret;
+
+	if (!n)
+		return;
+	ret = syscall(__NR_io_uring_enter, e->fd, n, 0, 0, NULL, 0);
+	if (ret > 0)
+		e->sq_unsubmitted -= (uint32_t)ret < n ? (uint32_t)ret : n;
+}
+
 typedef uint64_t (*rq_prog_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 static void run_one(struct rq_engine *e, int32_t i)
@@ -650,6 +666,7 @@ static void run_one(struct rq_engine *e, int32_t i)
 	if (err)
 		*err = 0;
 	((rq_prog_fn)(uintptr_t)s->entry)((uint64_t)(uintptr_t)r, 0, 0, 0, 0);
+	flush_sq(e);
 	if (r->state != ST_RUNNING) /* cancelled from inside */
 		return;
 	if (e->stop && *e->stop) { /* Ctrl-C inside the run: not lost, it runs again */
@@ -824,7 +841,6 @@ uint64_t rq_h_queue_sqe(uint64_t ctx, uint64_t sqe_ptr, uint64_t len, uint64_t r
 	struct rq_engine *e;
 	uint32_t head, tail, slot;
 	uint8_t *dst;
-	long ret;
 	int f;
 
 	if (!r)
@@ -838,8 +854,12 @@ uint64_t rq_h_queue_sqe(uint64_t ctx, uint64_t sqe_ptr, uint64_t len, uint64_t r
 		return (uint64_t)((int64_t (*)(uint64_t))(uintptr_t)e->py_submit)(sqe_ptr);
 	head = ld(e->sq_head);
 	tail = *e->sq_tail;
-	if (tail - head >= e->sq_entries)
-		return (uint64_t)(int64_t)-EAGAIN;
+	if (tail - head >= e->sq_entries) {
+		flush_sq(e);
+		head = ld(e->sq_head);
+		if (tail - head >= e->sq_entries)
+			return (uint64_t)(int64_t)-EAGAIN;
+	}
 	slot = tail & e->sq_mask;
 	dst = e->sqes + (size_t)slot * e->sqe_size;
 	memset(dst, 0, e->sqe_size);
@@ -860,15 +880,7 @@ uint64_t rq_h_queue_sqe(uint64_t ctx, uint64_t sqe_ptr, uint64_t len, uint64_t r
 	if (e->sq_array)
 		e->sq_array[slot] = slot;
 	st(e->sq_tail, tail + 1);
-	ret = syscall(__NR_io_uring_enter, e->fd, 1, 0, 0, NULL, 0);
-	if (ret < 0) {
-		st(e->sq_tail, tail);
-		return (uint64_t)(int64_t)-errno;
-	}
-	if (ret == 0) {
-		st(e->sq_tail, tail);
-		return (uint64_t)(int64_t)-EAGAIN;
-	}
+	e->sq_unsubmitted++;  /* submitted when the run ends (flush_sq) */
 	e->sq_queued++;
 	return 1;
 }
