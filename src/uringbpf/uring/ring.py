@@ -95,6 +95,14 @@ class Ring:
     ``cqes_addr`` and masks ``sq_mask``/``cq_mask``.
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Ring":
+        # Extra CQs are the 2021 BPF-requests design: ``Ring(..., nr_cq=N, cq_sizes=[...])``
+        # builds that design's Ring subclass, so users never need to import it themselves.
+        if cls is Ring and ("nr_cq" in kwargs or "cq_sizes" in kwargs):
+            from ..designs.requests import Ring as RequestsRing
+            cls = RequestsRing  # Python then runs RequestsRing.__init__ with the same args
+        return super().__new__(cls)
+
     def __init__(self, entries: int = 64, cq_entries: int | None = None, flags: int = 0, *,
                  backend: str = "auto", sq_thread_idle: int = 0):
         if isinstance(entries, bool) or not isinstance(entries, int):
