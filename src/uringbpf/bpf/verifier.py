@@ -354,7 +354,9 @@ class Verifier:
                     if state_subsumes(cp.state, st, masks):
                         self._mark_decided(st)
                         return True
-                elif states_equal(cp.state, st, masks) and self._is_ancestor(cp, st.checkpoint):
+                elif (cp.state.iter_steps == st.iter_steps and states_equal(cp.state, st, masks)
+                      and self._is_ancestor(cp, st.checkpoint)):
+                    # (an iterator's next() in between bounds the loop: no verdict then)
                     raise _Reject(f"infinite loop detected at insn {pc}")
                 cp.miss += 1
                 if cp.miss > cp.hit * 3 + 3:
@@ -873,8 +875,9 @@ class Verifier:
             if init:
                 self._stack_check_init(frame, lo, hi, f"invalid indirect read from stack R{regno}")
             if write:
-                certain = sc.is_const(reg.var) and size_lo == size_hi
-                self._stack_mark_written(frame, lo, hi, known=certain)
+                # Like the kernel, a helper given "up to N bytes" of uninitialised stack is
+                # taken to initialise all N (helpers clear what they do not fill).
+                self._stack_mark_written(frame, lo, hi, known=sc.is_const(reg.var))
             return
         if t in (PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
             lo, hi = self._bounds(reg, regno, 0, size_hi)
@@ -1083,6 +1086,8 @@ class Verifier:
                               f"release function {name}")
             self._release(st, reg.ref)
         # stack objects (iterators, dynptrs)
+        if iter_next is not None:
+            st.iter_steps += 1
         obj_result = None
         for i, what in special_args.items():
             obj_result = self._stack_object_arg(st, proto, pc, i + 1, what) or obj_result

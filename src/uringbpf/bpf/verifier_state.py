@@ -164,13 +164,14 @@ class Frame:
 
 
 class State:
-    __slots__ = ("frames", "refs", "buf_min", "checkpoint")
+    __slots__ = ("frames", "refs", "buf_min", "checkpoint", "iter_steps")
 
     def __init__(self):
         self.frames: list[Frame] = []
         self.refs: dict[int, tuple[str, int]] = {}   # ref id -> (kind, insn that acquired it)
         self.buf_min = 0
         self.checkpoint = None
+        self.iter_steps = 0   # iterator next() calls on this path (not compared: see verifier)
 
     def copy(self) -> "State":
         s = State.__new__(State)
@@ -178,6 +179,7 @@ class State:
         s.refs = dict(self.refs)
         s.buf_min = self.buf_min
         s.checkpoint = self.checkpoint
+        s.iter_steps = self.iter_steps
         return s
 
     @property

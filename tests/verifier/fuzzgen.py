@@ -1,0 +1,271 @@
+"""Soundness fuzzing: random and mutated programs; whatever the verifier accepts must run
+without a memory violation (shared by tests/verifier/test_fuzz.py and bench/fuzz_verifier.py).
+
+Programs are socket filters (r1 = data buffer, r2 = its length) that may also touch one
+array map value (``lddw map_value``) and the stack.  The run-time layout leaves unmapped
+gaps around every region, so an out-of-bounds access is always a
+:class:`BpfMemoryError` in the interpreter, never a silent hit in a neighbour.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from uringbpf.bpf import helpers, isa, verifier
+from uringbpf.bpf.memory import AddressSpace, Buffer, BpfMemoryError, BpfRuntimeError
+
+VALUE_SIZE = 24
+ALU_OPS = [isa.ADD, isa.SUB, isa.MUL, isa.DIV, isa.OR, isa.AND, isa.LSH, isa.RSH, isa.MOD,
+           isa.XOR, isa.MOV, isa.ARSH]
+JMP_OPS = [isa.JEQ, isa.JNE, isa.JGT, isa.JGE, isa.JLT, isa.JLE, isa.JSGT, isa.JSGE, isa.JSLT,
+           isa.JSLE, isa.JSET]
+SIZES = [isa.B, isa.H, isa.W, isa.DW]
+
+
+@dataclass(eq=False)
+class RunMap:
+    """An array map whose single value lives in the fuzz arena (the interpreter reads
+    ``value_addr``; the verifier reads the sizes)."""
+
+    name: str
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    value_addr: int = 0
+    addr: int = 0
+    map_flags: int = 0
+
+
+class Arena:
+    """One native buffer with a data region and a map-value region, separated by gaps."""
+
+    def __init__(self):
+        self.buf = Buffer(8192)
+        self.data_off = 1024
+        self.value_off = 4096
+
+    def runtime(self, data: bytes, value: bytes) -> tuple[helpers.Runtime, int]:
+        mem = AddressSpace()
+        if data:
+            self.buf.write(self.data_off, data)
+            mem.add(self.buf.addr + self.data_off, len(data), True, "data")
+        self.buf.write(self.value_off, value)
+        mem.add(self.buf.addr + self.value_off, VALUE_SIZE, True, "map value")
+        return helpers.Runtime(mem=mem), self.buf.addr + self.data_off
+
+    @property
+    def value_addr(self) -> int:
+        return self.buf.addr + self.value_off
+
+
+def _rand_imm(rng: random.Random) -> int:
+    return rng.choice([0, 1, 2, 3, 4, 7, 8, 15, 16, 23, 24, 31, 32, 63, 64, -1, -8,
+                       rng.randint(-64, 64), rng.randint(0, 1 << 20)])
+
+
+def _offset(rng: random.Random, base: int) -> int:
+    if rng.random() < 0.25:
+        return rng.randint(-24, 24)
+    if base == 10:
+        return -8 * rng.randint(1, 8) + rng.choice([0, 0, 4])
+    if base == 9:
+        return rng.choice([0, 4, 8, -8])
+    if base == 8:
+        return rng.choice([0, 4, 8, 16, 20])
+    if base == 6:
+        return rng.choice([0, 1, 4, 8, 12, 16, 24])
+    return rng.randint(-8, 16)
+
+
+def _setup(rng: random.Random) -> list[isa.Insn]:
+    # r6 = data, r7 = len, r8 = map value, r9 = stack pointer
+    setup = [isa.Insn(isa.ALU64 | isa.MOV | isa.X, 6, 1), isa.Insn(isa.ALU64 | isa.MOV | isa.X, 7, 2)]
+    setup += isa.lddw_pair(8, 0, isa.PSEUDO_MAP_IDX_VALUE)
+    setup += [isa.Insn(isa.ALU64 | isa.MOV | isa.X, 9, 10),
+              isa.Insn(isa.ALU64 | isa.ADD | isa.K, 9, 0, 0, -rng.choice([8, 16, 32]))]
+    for r in range(6):
+        setup.append(isa.Insn(isa.ALU64 | isa.MOV | isa.K, r, 0, 0, _rand_imm(rng)))
+    if rng.random() < 0.8:  # initialise some stack
+        for k in range(1, rng.choice([2, 5, 9])):
+            setup.append(isa.Insn(isa.ST | isa.MEM | isa.DW, 10, 0, -8 * k, rng.choice([0, 1, 77])))
+    if rng.random() < 0.7:  # if r7 < K goto end (off == -2: fixed when laid out)
+        setup.append(isa.Insn(isa.JMP | rng.choice([isa.JLT, isa.JLE]) | isa.K, 7, 0, -2,
+                              rng.choice([0, 4, 8, 16, 24, 32, 64])))
+    return setup
+
+
+def _group(rng: random.Random) -> list[isa.Insn]:
+    """One random instruction or idiom; conditional jumps carry off=-1 (target: later)."""
+    kind = rng.random()
+    dst = rng.randrange(0, 6)
+    if kind < 0.30:
+        dst = rng.randrange(0, 3)
+        op = rng.choice(ALU_OPS)
+        cls = rng.choice([isa.ALU64, isa.ALU64, isa.ALU])
+        if rng.random() < 0.5:
+            imm = _rand_imm(rng)
+            if op in (isa.LSH, isa.RSH, isa.ARSH):
+                imm = rng.randrange(0, 32)
+            if op in (isa.DIV, isa.MOD) and imm == 0:
+                imm = 3
+            return [isa.Insn(cls | op | isa.K, dst, 0, 0, imm)]
+        return [isa.Insn(cls | op | isa.X, dst, rng.randrange(0, 10))]
+    if kind < 0.42:  # pointer copies and arithmetic
+        base = rng.choice([6, 8, 9, 10])
+        dst = rng.randrange(3, 6)
+        group = [isa.Insn(isa.ALU64 | isa.MOV | isa.X, dst, base)]
+        if rng.random() < 0.7:
+            if rng.random() < 0.5:
+                group.append(isa.Insn(isa.ALU64 | isa.ADD | isa.K, dst, 0, 0, rng.randint(-16, 24)))
+            else:
+                group.append(isa.Insn(isa.ALU64 | isa.ADD | isa.X, dst, rng.randrange(0, 6)))
+        return group
+    if kind < 0.52:  # masks keep indexes small
+        return [isa.Insn(isa.ALU64 | isa.AND | isa.K, dst, 0, 0, rng.choice([1, 3, 7, 15, 31]))]
+    if kind < 0.68:  # loads
+        base = rng.choice([6, 8, 9, 10, rng.randrange(0, 6)])
+        size = rng.choice(SIZES)
+        return [isa.Insn(isa.LDX | isa.MEM | size, dst, base, _offset(rng, base))]
+    if kind < 0.80:  # stores
+        base = rng.choice([6, 8, 9, 10, rng.randrange(0, 6)])
+        size = rng.choice(SIZES)
+        off = _offset(rng, base)
+        if rng.random() < 0.5:
+            return [isa.Insn(isa.STX | isa.MEM | size, base, rng.randrange(0, 10), off)]
+        return [isa.Insn(isa.ST | isa.MEM | size, base, 0, off, _rand_imm(rng))]
+    if kind < 0.90:  # branches
+        op = rng.choice(JMP_OPS)
+        cls = rng.choice([isa.JMP, isa.JMP, isa.JMP32])
+        reg = rng.choice([dst, 7, 7])
+        if rng.random() < 0.7:
+            return [isa.Insn(cls | op | isa.K, reg, 0, -1, _rand_imm(rng))]
+        return [isa.Insn(cls | op | isa.X, reg, rng.randrange(0, 10), -1)]
+    if kind < 0.95:  # atomics on the map value or stack
+        base = rng.choice([8, 9])
+        size = rng.choice([isa.W, isa.DW])
+        code = rng.choice(sorted(isa.ATOMIC_OPS))
+        return [isa.Insn(isa.STX | isa.ATOMIC | size, base, rng.randrange(0, 6),
+                         rng.choice([0, 4, 8, 16]), code)]
+    cnt = rng.randrange(1, 6)  # a small bounded loop
+    return [isa.Insn(isa.ALU64 | isa.MOV | isa.K, dst, 0, 0, 0),
+            isa.Insn(isa.ALU64 | isa.ADD | isa.K, dst, 0, 0, 1),
+            isa.Insn(isa.JMP | isa.JLT | isa.K, dst, 0, -2, cnt)]
+
+
+def layout(rng: random.Random, setup, groups, to_end: bool = False) -> list[isa.Insn]:
+    """Concatenate; branches of the setup go to the end, body branches to a later group
+    (or to the end when ``to_end``)."""
+    insns = [isa.Insn(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in setup]
+    starts = []
+    for group in groups:
+        starts.append(len(insns))
+        insns.extend(isa.Insn(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in group)
+    end = len(insns)
+    insns += [isa.Insn(isa.ALU64 | isa.MOV | isa.K, 0, 0, 0, 0), isa.Insn(isa.OP_EXIT)]
+    for i, insn in enumerate(insns[:end]):
+        if not insn.is_conditional_jump:
+            continue
+        if i < len(setup) and insn.off == -2:
+            insn.off = end - i - 1
+        elif i >= len(setup) and insn.off == -1:
+            later = [s for s in starts if s > i] + [end]
+            insn.off = (end if to_end else rng.choice(later)) - i - 1
+    return insns
+
+
+def random_program(rng: random.Random, n: int = 24) -> list[isa.Insn]:
+    """A random program with forward branches and a few idioms (mostly rejected)."""
+    return layout(rng, _setup(rng), [_group(rng) for _ in range(n)])
+
+
+def grown_program(rng: random.Random, n: int = 24, tries: int = 6, max_insns: int = 20_000) -> list[isa.Insn]:
+    """Grow a program group by group, keeping only groups the verifier still accepts.
+
+    The result is (almost always) accepted and sits close to the edge of what the
+    verifier allows, which is where unsound rules would show.
+    """
+    setup = _setup(rng)
+    groups: list[list[isa.Insn]] = []
+    m = RunMap("fuzz", 2, 4, VALUE_SIZE, 1)
+    for _ in range(n):
+        for _ in range(tries):
+            cand = groups + [_group(rng)]
+            prog = isa.Program("grow", layout(rng, setup, cand, to_end=True), section="socket", maps=[m])
+            try:
+                verifier.verify(prog, max_insns=max_insns)
+            except verifier.BpfVerifierError:
+                continue
+            groups = cand
+            break
+    return layout(rng, setup, groups, to_end=True)
+
+
+def mutate(rng: random.Random, insns: list[isa.Insn]) -> list[isa.Insn]:
+    """Flip one field of one instruction (keeping lddw pairs intact)."""
+    out = [isa.Insn(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in insns]
+    candidates = [k for k, i in enumerate(out) if i.opcode != 0 and not i.is_lddw]
+    if not candidates:
+        return out
+    k = rng.choice(candidates)
+    insn = out[k]
+    what = rng.randrange(5)
+    if what == 0:
+        insn.imm = _rand_imm(rng)
+    elif what == 1:
+        insn.off = insn.off + rng.choice([-8, -4, -1, 1, 4, 8])
+    elif what == 2:
+        insn.dst = rng.randrange(0, 11)
+    elif what == 3:
+        insn.src = rng.randrange(0, 11)
+    else:
+        if insn.cls in (isa.LDX, isa.STX, isa.ST):
+            insn.opcode = (insn.opcode & ~0x18) | rng.choice(SIZES)
+        elif insn.cls in (isa.ALU, isa.ALU64):
+            insn.opcode = (insn.opcode & 0x0F) | rng.choice(ALU_OPS)
+        elif insn.is_conditional_jump:
+            insn.opcode = (insn.opcode & 0x0F) | rng.choice(JMP_OPS)
+    return out
+
+
+@dataclass
+class FuzzStats:
+    generated: int = 0
+    accepted: int = 0
+    runs: int = 0
+    violations: int = 0
+    cfg_rejects: int = 0
+
+
+def check_program(insns: list[isa.Insn], rng: random.Random, arena: Arena, stats: FuzzStats,
+                  runs: int = 4, max_insns: int = 20_000) -> str | None:
+    """Verify; if accepted, run with several buffers.  Returns a failure description or None."""
+    from uringbpf.bpf.interp import Interpreter
+
+    stats.generated += 1
+    m = RunMap("fuzz", 2, 4, VALUE_SIZE, 1, value_addr=arena.value_addr)
+    prog = isa.Program("fuzz", insns, section="socket", maps=[m])
+    try:
+        verifier.verify(prog, max_insns=max_insns)
+    except verifier.BpfVerifierError as exc:
+        if "unreachable" in exc.message or "out of range" in exc.message:
+            stats.cfg_rejects += 1
+        return None
+    stats.accepted += 1
+    for _ in range(runs):
+        length = rng.choice([0, 1, 4, 8, 15, 16, 31, 32, 64, rng.randrange(0, 200)])
+        data = bytes(rng.randrange(256) for _ in range(length))
+        value = bytes(rng.randrange(256) for _ in range(VALUE_SIZE))
+        rt, data_addr = arena.runtime(data, value)
+        interp = Interpreter(prog, rt, max_insns=100_000)
+        stats.runs += 1
+        try:
+            interp.run(data_addr, length)
+        except BpfMemoryError as exc:
+            stats.violations += 1
+            text = "\n".join(f"{k}: {verifier.insn_text(i)}" for k, i in enumerate(insns) if i.opcode)
+            return f"accepted program faulted with len={length}: {exc}\n{text}"
+        except BpfRuntimeError:
+            pass
+    return None
