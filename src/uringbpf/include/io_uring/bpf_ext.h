@@ -28,12 +28,19 @@ struct io_bpf_buf_desc {
 	__u64	addr;
 };
 
+/* The request's 64-byte command area: pdu (44 bytes from offset 20) is the only part a
+ * program may write; it keeps per-request state from prep_fn to cleanup_fn. */
+#define URING_BPF_PDU_SIZE 44
 struct uring_bpf_data {
 	void *req_data;
 	const struct uring_bpf_ops *ops;
 	__u32 opf;
 	__u8 pdu[];
 };
+
+/* SQE helpers (userspace-style, also usable from BPF for reading the SQE in prep_fn) */
+#define IORING_BPF_OP_ID(opf) ((opf) >> IORING_BPF_OP_SHIFT)
+#define IORING_BPF_PROG_FLAGS(opf) ((opf) & ((1U << IORING_BPF_OP_SHIFT) - 1))
 
 struct uring_bpf_ops {
 	unsigned short id;
@@ -58,4 +65,23 @@ extern int *bpf_iter_uring_buf_next(struct bpf_iter_uring_buf *iter) __weak __ks
 extern void bpf_iter_uring_buf_destroy(struct bpf_iter_uring_buf *iter) __weak __ksym;
 extern int bpf_uring_buf_dynptr(struct bpf_iter_uring_buf *it__iter, struct bpf_dynptr *ptr__uninit) __weak __ksym;
 extern int bpf_uring_buf_dynptr_rdwr(struct bpf_iter_uring_buf *it__iter, struct bpf_dynptr *ptr__uninit) __weak __ksym;
+/* v2: copy min(dst len, src len) bytes between two descriptors; bytes copied or -errno */
+extern __s64 uring_bpf_memcpy(const struct uring_bpf_data *data, struct io_bpf_buf_desc *dst,
+			      struct io_bpf_buf_desc *src) __weak __ksym;
+
+/* generic dynptr accessors (kernel kfuncs/helpers; declared here until bpf_helper_defs.h has them) */
+extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u32 offset, void *buffer__opt,
+			      __u32 buffer__szk) __weak __ksym;
+extern void *bpf_dynptr_slice_rdwr(const struct bpf_dynptr *p, __u32 offset, void *buffer__opt,
+				   __u32 buffer__szk) __weak __ksym;
+extern __u32 bpf_dynptr_size(const struct bpf_dynptr *p) __weak __ksym;
+#ifndef UBPF_HAVE_DYNPTR_HELPERS
+#define UBPF_HAVE_DYNPTR_HELPERS
+static long (* const bpf_dynptr_read)(void *dst, __u32 len, const struct bpf_dynptr *src,
+				      __u32 offset, __u64 flags) = (void *)201;
+static long (* const bpf_dynptr_write)(const struct bpf_dynptr *dst, __u32 offset, void *src,
+				       __u32 len, __u64 flags) = (void *)202;
+static void *(* const bpf_dynptr_data)(const struct bpf_dynptr *ptr, __u32 offset,
+				       __u32 len) = (void *)203;
+#endif
 #endif

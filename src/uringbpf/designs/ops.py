@@ -1,0 +1,1058 @@
+"""Ming Lei's ``IORING_OP_BPF`` (v3 "bpf_ext", plus v2's memcpy kfunc) on kernels without it.
+
+The series (never merged) lets a BPF struct_ops ``uring_bpf_ops`` define an io_uring
+operation: ``prep_fn`` runs when the SQE is submitted, ``issue_fn`` when the request is
+issued (after the previous request of its link chain completed), ``fail_fn`` when it fails
+and ``cleanup_fn`` once at the end.  Programs reach the request's buffers through
+``struct io_bpf_buf_desc`` descriptors and kfuncs (a page iterator handing out dynptrs,
+v2's ``uring_bpf_memcpy``) and set the CQE result with ``uring_bpf_set_result``.
+
+No kernel runs these requests, so they never reach it.  A ring created with
+``IORING_SETUP_BPF_EXT`` (:class:`OpsRing`) routes ``io_uring_enter`` through our hook,
+which splits the submitted window at every ``IORING_OP_BPF`` SQE:
+
+* all BPF SQEs of the window are prepped first (the kernel preps at submit time);
+* the SQEs before a BPF op go to the kernel, followed by a *sentinel* NOP that takes the
+  BPF op's place in its link chain but ends the chain.  The kernel decides whether the
+  chain reached the BPF op (sentinel CQE 0) or broke (-ECANCELED) with its own rules;
+* we wait for the sentinel CQE, run ``issue_fn`` and rewrite that CQE in place into the
+  BPF op's CQE (its ``user_data``, its result), so the CQE sits where the kernel would
+  have posted it;
+* the rest of the chain is then submitted, or completed with -ECANCELED when the BPF op
+  failed and was not HARDLINKed.
+
+See docs/designs/ops.md for the mapping of v1-v3 and every deviation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import itertools
+import struct
+import threading
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..bpf import base_helpers as _base  # noqa: F401  (base helpers register first)
+from ..bpf import helpers
+from ..bpf.helpers import Arg, Ret
+from ..bpf.memory import BpfRuntimeError, Buffer
+from ..uring import syscalls
+from ..uring import uapi as u
+from ..uring.ring import Ring
+
+# --- UAPI of the series (v3 names; include/io_uring/bpf_ext.h) -------------------------
+IORING_OP_BPF = u.IORING_OP_URING_CMD128 + 1          # 65: appended after URING_CMD128
+IORING_SETUP_BPF_EXT = 1 << 21
+IORING_FEAT_BPF = 1 << 18
+IORING_BPF_OP_SHIFT = 24
+IO_RING_MAX_BPF_OPS = 16
+IO_BPF_BUF_USER, IO_BPF_BUF_FIXED, IO_BPF_BUF_VEC, IO_BPF_BUF_KFIXED, IO_BPF_BUF_REG_VEC = range(5)
+ITER_DEST, ITER_SOURCE = 0, 1
+IOU_ISSUE_SKIP_COMPLETE = -529                         # -EIOCBQUEUED
+UIO_MAXIOV = 1024
+
+STRUCT_OPS_TYPE = "uring_bpf_ops"
+MEMBERS = ("prep_fn", "issue_fn", "fail_fn", "cleanup_fn")
+PROG_TYPES = frozenset(f"struct_ops:{STRUCT_OPS_TYPE}.{m}" for m in MEMBERS)
+
+#: struct uring_bpf_data: req_data @0, ops @8, opf @16, pdu @20 .. 64 (the io_kiocb cmd area)
+DATA_SIZE = 64
+PDU_OFFSET = 20
+PDU_SIZE = DATA_SIZE - PDU_OFFSET
+_SLOT = 128                       # per request: data (64) + the SQE copy prep_fn sees (64)
+_PAGE = 4096
+_M32 = 0xFFFFFFFF
+_U64 = (1 << 64) - 1
+_LINKS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK
+_TOKEN_BASE = 0xB9E0_0000_0000_0000
+_ITER_MAGIC = 0x75726E67_62756669
+_DYNPTR_VALID, _DYNPTR_RDONLY = 1 << 30, 1 << 31
+
+_tokens = itertools.count(1)
+
+
+def _s32(v: int) -> int:
+    v &= _M32
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def bpf_op_flags(op_id: int, prog_flags: int = 0) -> int:
+    """``sqe->bpf_op_flags``: op id in the top 8 bits, 24 bits for the program."""
+    if not 0 <= op_id <= 0xFF or not 0 <= prog_flags < (1 << 24):
+        raise ValueError("op_id must be 0..255 and prog_flags 0..2**24-1")
+    return (op_id << IORING_BPF_OP_SHIFT) | prog_flags
+
+
+class BufDesc(ctypes.Structure):
+    """``struct io_bpf_buf_desc``."""
+
+    _fields_ = [("type", ctypes.c_uint8), ("reserved", ctypes.c_uint8),
+                ("buf_index", ctypes.c_uint16), ("len", ctypes.c_uint32),
+                ("addr", ctypes.c_uint64)]
+
+
+def buf_descs(*descs: tuple) -> ctypes.Array:
+    """An array of descriptors from ``(type, addr, len[, buf_index])`` tuples."""
+    arr = (BufDesc * max(1, len(descs)))()
+    for i, d in enumerate(descs):
+        t, addr, length = d[0], d[1], d[2]
+        arr[i].type, arr[i].addr, arr[i].len = t, addr, length
+        arr[i].buf_index = d[3] if len(d) > 3 else 0
+    return arr
+
+
+# --- the ring ------------------------------------------------------------------------
+class OpsRing(Ring):
+    """A :class:`~uringbpf.uring.ring.Ring` that knows ``IORING_SETUP_BPF_EXT``.
+
+    The flag is emulated (``emulated_flags``) and ``IORING_FEAT_BPF`` is reported in
+    ``features``.  Without the flag, ``IORING_OP_BPF`` SQEs fail with ``-EACCES`` (v1's
+    rule for a ring set up without the BPF flag).  With it, ``io_uring_enter`` goes
+    through :class:`OpsTable`; a loop struct_ops (Linux 7.1) cannot be attached
+    (``set_enter_hook`` refuses with EINVAL: the two share a union in the kernel).
+    """
+
+    def __init__(self, entries: int = 64, cq_entries: int | None = None, flags: int = 0,
+                 **kw: Any):
+        bpf_ext = bool(flags & IORING_SETUP_BPF_EXT)
+        flags &= ~IORING_SETUP_BPF_EXT
+        if bpf_ext and flags & (u.IORING_SETUP_SQPOLL | u.IORING_SETUP_SQ_REWIND):
+            raise ValueError("IORING_SETUP_BPF_EXT is not emulated with SQPOLL or SQ_REWIND")
+        self._ops_installing = True
+        super().__init__(entries, cq_entries, flags, **kw)
+        self.ops: OpsTable | None = None
+        self.features |= IORING_FEAT_BPF
+        if bpf_ext:
+            self.flags |= IORING_SETUP_BPF_EXT
+            self.emulated_flags |= IORING_SETUP_BPF_EXT
+            self.ops = OpsTable(self)
+            Ring.set_enter_hook(self, self.ops.enter_hook)
+        else:
+            self.add_sqe_filter(_deny_without_bpf_ext)
+        self._ops_installing = False
+        _rings.add(self)
+
+    def set_enter_hook(self, fn) -> None:
+        if self.__dict__.get("ops") is not None and fn is not self.ops.enter_hook:
+            raise OSError(errno.EINVAL, "a ring with IORING_SETUP_BPF_EXT cannot take "
+                                        "io_uring_bpf_ops (loop) at the same time")
+        super().set_enter_hook(fn)
+
+    def prep_bpf(self, op_id: int, descs=None, *, nr: int | None = None, prog_flags: int = 0,
+                 user_data: int = 0, flags: int = 0):
+        """An ``IORING_OP_BPF`` SQE: op ``op_id``, ``sqe->addr`` = descriptor array,
+        ``sqe->len`` = count (``nr`` overrides it).  ``descs`` is a ctypes array (kept
+        alive with the request), an address (int) or None."""
+        if descs is None:
+            addr, count, keep = 0, 0, None
+        elif isinstance(descs, int):
+            addr, count, keep = descs, nr or 0, None
+        else:
+            addr, count, keep = ctypes.addressof(descs), len(descs), descs
+        if nr is not None:
+            count = nr
+        idx, sqe = self._sqe(IORING_OP_BPF, -1, addr, count, 0, user_data, flags)
+        sqe.rw_flags = bpf_op_flags(op_id, prog_flags)
+        self._keep(idx, keep)
+        return sqe
+
+
+def _deny_without_bpf_ext(sqe) -> int:
+    return -errno.EACCES if sqe.opcode == IORING_OP_BPF else 0
+
+
+_rings: "weakref.WeakSet[OpsRing]" = weakref.WeakSet()
+
+
+def create_ring(entries: int = 64, cq_entries: int | None = None,
+                flags: int = IORING_SETUP_BPF_EXT, **kw: Any) -> OpsRing:
+    """``io_uring_queue_init`` with ``IORING_SETUP_BPF_EXT`` by default."""
+    return OpsRing(entries, cq_entries, flags, **kw)
+
+
+# --- per-ring table of 16 ops --------------------------------------------------------
+@dataclass
+class OpsSlot:
+    """One registered ``struct uring_bpf_ops`` (what the struct_ops link holds)."""
+
+    table: "OpsTable"
+    op_id: int
+    progs: dict
+    inflight: int = 0
+    closing: bool = False
+    runtimes: list = field(default_factory=list)
+
+    def destroy(self) -> None:
+        """Unregister: waits for the requests in flight (the series waits on ctx->bpf_wq)."""
+        self.table.unregister(self)
+
+    detach = destroy
+
+
+@dataclass
+class Request:
+    """One IORING_OP_BPF request between prep and its CQE."""
+
+    slot: OpsSlot | None
+    index: int
+    data: int
+    user_data: int
+    flags: int
+    opf: int
+    result: int = 0
+    prepped: bool = False
+    done: bool = False
+    iters: list = field(default_factory=list)
+
+
+class OpsTable:
+    """The ring's 16 ``uring_bpf_ops`` slots and its submit path (the enter hook)."""
+
+    def __init__(self, ring: OpsRing):
+        self.ring = weakref.proxy(ring)
+        self.slots: list[OpsSlot | None] = [None] * IO_RING_MAX_BPF_OPS
+        self.cond = threading.Condition(threading.RLock())
+        self.nreq = max(16, ring.sq_entries)
+        self.slab = Buffer(64 + self.nreq * _SLOT, align=64)
+        self.args_addr = self.slab.addr
+        self.free = list(range(self.nreq))
+        self.errors: list[BaseException] = []
+        self.stats = {"prep": 0, "issue": 0, "fail": 0, "cleanup": 0, "sentinels": 0}
+
+    # --- registration ------------------------------------------------------------------
+    def register(self, op_id: int, progs: dict) -> OpsSlot:
+        """Install ops ``op_id`` (EINVAL: id >= 16 or a sleepable callback; EBUSY: taken)."""
+        if not 0 <= op_id < IO_RING_MAX_BPF_OPS:
+            raise OSError(errno.EINVAL, f"uring_bpf_ops id {op_id} is not below "
+                                        f"{IO_RING_MAX_BPF_OPS}")
+        for name, p in progs.items():
+            if p is not None and getattr(getattr(p, "program", None), "sleepable", False):
+                raise OSError(errno.EINVAL, f"uring_bpf_ops.{name} must not be sleepable")
+        with self.cond:
+            if self.slots[op_id] is not None:
+                raise OSError(errno.EBUSY, f"uring_bpf_ops slot {op_id} is taken")
+            slot = OpsSlot(self, op_id, {m: progs.get(m) for m in MEMBERS})
+            for p in slot.progs.values():
+                if p is not None:
+                    self._allow(slot, p.runtime)
+            self.slots[op_id] = slot
+        return slot
+
+    def _allow(self, slot: OpsSlot, runtime) -> None:
+        mem = runtime.mem
+        if mem.find(self.slab.addr, self.slab.size) is None:
+            mem.add(self.slab.addr, self.slab.size, True, "uring_bpf_data")
+            slot.runtimes.append(runtime)
+
+    def unregister(self, slot: OpsSlot) -> None:
+        with self.cond:
+            if self.slots[slot.op_id] is not slot:
+                return
+            slot.closing = True
+            while slot.inflight:
+                self.cond.wait()
+            self.slots[slot.op_id] = None
+            for rt in slot.runtimes:
+                r = rt.mem.find(self.slab.addr, self.slab.size)
+                if r is not None and not any(s is not None and rt in s.runtimes
+                                             for s in self.slots):
+                    rt.mem.remove(r)
+
+    # --- running callbacks ------------------------------------------------------------
+    def _call(self, prog, *args: int) -> int:
+        buf = (ctypes.c_uint64 * 2).from_address(self.args_addr)
+        for i, a in enumerate(args):
+            buf[i] = a & _U64
+        try:
+            r = prog(self.args_addr)
+        except BpfRuntimeError as exc:
+            self.errors.append(exc)
+            return -errno.EFAULT
+        err = prog.take_error() if hasattr(prog, "take_error") else None
+        if err is not None:
+            self.errors.append(err)
+            return -errno.EFAULT
+        return _s32(r)
+
+    def _prep(self, sqe: bytes) -> tuple[Request | None, int]:
+        """io_uring_bpf_prep: (request, 0) or (None, -errno)."""
+        opf = struct.unpack_from("<I", sqe, 28)[0]
+        ud = struct.unpack_from("<Q", sqe, 32)[0]
+        op_id = opf >> IORING_BPF_OP_SHIFT
+        with self.cond:
+            slot = self.slots[op_id] if op_id < IO_RING_MAX_BPF_OPS else None
+            if slot is None or slot.closing or slot.progs.get("prep_fn") is None:
+                return None, -errno.EOPNOTSUPP
+            if not self.free:
+                return None, -errno.ENOMEM
+            index = self.free.pop()
+            slot.inflight += 1
+        data = self.slab.addr + 64 + index * _SLOT
+        ctypes.memset(data, 0, DATA_SIZE)
+        ctypes.memmove(data + DATA_SIZE, sqe, 64)
+        ctypes.c_uint64.from_address(data).value = data
+        ctypes.c_uint64.from_address(data + 8).value = id(slot) & _U64
+        ctypes.c_uint32.from_address(data + 16).value = opf
+        req = Request(slot, index, data, ud, sqe[1], opf)
+        _by_data[data] = req
+        self.stats["prep"] += 1
+        ret = self._call(slot.progs["prep_fn"], data, data + DATA_SIZE)
+        if ret:
+            self._release(req)
+            return None, ret if ret < 0 else -errno.EINVAL
+        req.prepped = True
+        return req, 0
+
+    def _issue(self, req: Request) -> int:
+        slot = req.slot
+        self.stats["issue"] += 1
+        issue = slot.progs.get("issue_fn")
+        ret = self._call(issue, req.data) if issue is not None else -errno.EOPNOTSUPP
+        _close_iters(req)
+        if ret == IOU_ISSUE_SKIP_COMPLETE or ret > 0:
+            ret = -errno.EINVAL
+        if ret < 0:
+            req.result = ret
+            self._fail(req)
+        return req.result
+
+    def _fail(self, req: Request) -> None:
+        fail = req.slot.progs.get("fail_fn") if req.slot else None
+        if fail is not None:
+            self.stats["fail"] += 1
+            self._call(fail, req.data)
+            _close_iters(req)
+
+    def _finish(self, req: Request) -> None:
+        """cleanup_fn once (only after a successful prep, REQ_F_NEED_CLEANUP), then free."""
+        if req.done:
+            return
+        req.done = True
+        cleanup = req.slot.progs.get("cleanup_fn") if req.slot else None
+        if req.prepped and cleanup is not None:
+            self.stats["cleanup"] += 1
+            self._call(cleanup, req.data)
+            _close_iters(req)
+        self._release(req)
+
+    def _cancel(self, req: Request) -> None:
+        req.result = -errno.ECANCELED
+        self._fail(req)
+        self._finish(req)
+
+    def _release(self, req: Request) -> None:
+        _by_data.pop(req.data, None)
+        with self.cond:
+            self.free.append(req.index)
+            if req.slot is not None:
+                req.slot.inflight -= 1
+            self.cond.notify_all()
+
+    # --- the submit path ---------------------------------------------------------------
+    def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int) -> int:
+        if to_submit <= 0:
+            return ring.raw_enter(to_submit, min_complete, flags)
+        sq = _SqAccess(ring)
+        head, tail = sq.head(), sq.tail()
+        n = min(to_submit, (tail - head) & _M32)
+        sqes = [sq.read(head + i) for i in range(n)]
+        if not any(s[0] == IORING_OP_BPF for s in sqes):
+            return ring.raw_enter(to_submit, min_complete, flags)
+        with self.cond:
+            return _Window(self, ring, sq, head, tail, sqes).run(min_complete, flags)
+
+
+class _SqAccess:
+    """Raw access to the kernel SQ of a (non-REWIND) ring: what native drivers do."""
+
+    def __init__(self, ring):
+        self.ring = ring
+        self.mask = ring.sq_mask
+        self.size = ring.sqe_size
+        self.ksqes = ring.kernel_sqes_addr
+        self.array = ring.sq_array_addr
+        self._head = ctypes.c_uint32.from_address(ring.sq_head_addr)
+        self._tail = ctypes.c_uint32.from_address(ring.sq_tail_addr)
+
+    def head(self) -> int:
+        return self._head.value
+
+    def tail(self) -> int:
+        return self._tail.value
+
+    def set_tail(self, v: int) -> None:
+        self._tail.value = v & _M32
+
+    def _slot(self, pos: int) -> int:
+        p = pos & self.mask
+        if self.array:
+            return ctypes.c_uint32.from_address(self.array + 4 * p).value
+        return p
+
+    def read(self, pos: int) -> bytes:
+        return ctypes.string_at(self.ksqes + self._slot(pos) * self.size, self.size)
+
+    def write(self, pos: int, sqe: bytes) -> None:
+        p = pos & self.mask
+        ctypes.memmove(self.ksqes + p * self.size, sqe, len(sqe))
+        if self.array:
+            ctypes.c_uint32.from_address(self.array + 4 * p).value = p
+
+
+def _nop(sqe_size: int, user_data: int, flags: int, inject: int | None = None) -> bytes:
+    b = bytearray(sqe_size)
+    b[0] = u.IORING_OP_NOP
+    b[1] = flags & 0xFF
+    struct.pack_into("<i", b, 4, -1)
+    if inject is not None:
+        struct.pack_into("<I", b, 24, inject & _M32)
+        struct.pack_into("<I", b, 28, u.IORING_NOP_INJECT_RESULT)
+    struct.pack_into("<Q", b, 32, user_data)
+    return bytes(b)
+
+
+class _Window:
+    """One io_uring_enter's worth of SQEs containing BPF ops (see the module docstring)."""
+
+    def __init__(self, table: OpsTable, ring, sq: _SqAccess, head: int, tail: int, sqes):
+        self.t, self.ring, self.sq = table, ring, sq
+        self.head, self.orig_tail = head, tail
+        self.pos = head                    # next SQ position we write to
+        self.items: list[list] = []        # [kind, payload, flags, user_data]
+        for s in sqes:
+            self.items.append(["b" if s[0] == IORING_OP_BPF else "k", s, s[1],
+                               struct.unpack_from("<Q", s, 32)[0]])
+        self.chain = []
+        cid = 0
+        for i, it in enumerate(self.items):
+            self.chain.append(cid)
+            if not it[2] & _LINKS:
+                cid += 1
+
+    def _chain_members(self, i: int) -> list[int]:
+        return [j for j in range(len(self.items)) if self.chain[j] == self.chain[i]]
+
+    def _cancel_item(self, j: int, silent: bool = False, res: int = -errno.ECANCELED) -> None:
+        it = self.items[j]
+        if it[0] == "b" and isinstance(it[1], Request):
+            self.t._cancel(it[1])
+        size = self.sq.size
+        if silent:
+            it[:] = ["k", _nop(size, it[3], u.IOSQE_CQE_SKIP_SUCCESS), 0, it[3]]
+        else:
+            it[:] = ["k", _nop(size, it[3], 0, res), 0, it[3]]
+
+    def _prep_all(self) -> None:
+        failed_chains = {}
+        for i, it in enumerate(self.items):
+            if it[0] != "b":
+                continue
+            req, err = self.t._prep(it[1])
+            if err:
+                failed_chains.setdefault(self.chain[i], []).append((i, err))
+                it[1] = None
+            else:
+                it[1] = req
+        for cid, fails in failed_chains.items():
+            errs = dict(fails)
+            for j in range(len(self.items)):
+                if self.chain[j] == cid:
+                    self._cancel_item(j, res=errs.get(j, -errno.ECANCELED))
+
+    def _push(self, items, min_complete: int = 0, flags: int = 0) -> int:
+        for k, it in enumerate(items):
+            self.sq.write(self.pos + k, it)
+        self.sq.set_tail(self.pos + len(items))
+        ret = self.ring.raw_enter(len(items), min_complete, flags)
+        self.pos = (self.pos + max(ret, 0)) & _M32
+        if ret != len(items):
+            self.sq.set_tail(self.pos)
+            if ret < 0:
+                raise _Abort(ret)
+            raise _Abort(-errno.EAGAIN)
+        return ret
+
+    def run(self, min_complete: int, flags: int) -> int:
+        try:
+            return self._run(min_complete, flags)
+        except _Abort as a:
+            # what was not consumed stays dropped; BPF ops among it are cancelled
+            for it in self.items:
+                if it[0] == "b" and isinstance(it[1], Request) and not it[1].done:
+                    self.t._cancel(it[1])
+            consumed = (self.pos - self.head) & _M32
+            return consumed if consumed else a.ret
+
+    def _run(self, min_complete: int, flags: int) -> int:
+        self._prep_all()
+        i, n = 0, len(self.items)
+        waited = False
+        while i < n:
+            b = next((j for j in range(i, n) if self.items[j][0] == "b"), None)
+            if b is None:
+                waited = True
+                self._push([it[1] for it in self.items[i:]], min_complete, flags)
+                break
+            req = self.items[b][1]
+            token = _TOKEN_BASE | next(_tokens)
+            sentinel = _nop(self.sq.size, token, req.flags & u.IOSQE_IO_DRAIN)
+            skip = {}
+            batch = []
+            for j in range(i, b):
+                it = self.items[j]
+                sqe = it[1]
+                if it[2] & u.IOSQE_CQE_SKIP_SUCCESS and self.chain[j] == self.chain[b]:
+                    tok = _TOKEN_BASE | next(_tokens)
+                    skip[tok] = (it[3], it[2])
+                    sqe = sqe[:32] + struct.pack("<Q", tok) + sqe[40:]
+                batch.append(sqe)
+            self.t.stats["sentinels"] += 1
+            self._push(batch + [sentinel])
+            state, cqe = _wait_token(self.ring, token, skip)
+            members = [j for j in self._chain_members(b) if j > b]
+            if state == "silent":
+                self.t._cancel(req)
+                for j in members:
+                    self._cancel_item(j, silent=True)
+            elif cqe.res == -errno.ECANCELED:
+                cqe.user_data = req.user_data
+                self.t._cancel(req)
+                for j in members:
+                    self._cancel_item(j)
+            else:
+                res = self.t._issue(req)
+                cqe.res = res
+                cqe.flags = 0
+                cqe.user_data = req.user_data
+                self.t._finish(req)
+                if res < 0 and req.flags & u.IOSQE_IO_LINK and not req.flags & u.IOSQE_IO_HARDLINK:
+                    for j in members:
+                        self._cancel_item(j)
+            i = b + 1
+        if not waited and flags & u.IORING_ENTER_GETEVENTS and min_complete:
+            self.ring.raw_enter(0, min_complete, flags)
+        if self.orig_tail != self.pos:
+            self.sq.set_tail(self.orig_tail)
+        return (self.pos - self.head) & _M32
+
+
+class _Abort(Exception):
+    def __init__(self, ret: int):
+        super().__init__(ret)
+        self.ret = ret
+
+
+class _Cqe(ctypes.Structure):
+    _fields_ = [("user_data", ctypes.c_uint64), ("res", ctypes.c_int32),
+                ("flags", ctypes.c_uint32)]
+
+
+def _wait_token(ring, token: int, skip: dict):
+    """Wait until the sentinel's CQE is in the CQ; ('done', cqe) or ('silent', None).
+
+    CQEs of tokenised CQE_SKIP_SUCCESS members get their user_data back as they appear;
+    such a CQE means the member failed, and a failed LINK (not HARDLINK) member with
+    CQE_SKIP_SUCCESS cancels the rest of its chain silently (no sentinel CQE)."""
+    head_w = ctypes.c_uint32.from_address(ring.cq_head_addr)
+    tail_w = ctypes.c_uint32.from_address(ring.cq_tail_addr)
+    seen = None
+    while True:
+        head, tail = head_w.value, tail_w.value
+        silent = False
+        pos = head if seen is None else seen
+        while pos != tail:
+            c = _Cqe.from_address(ring.cqes_addr + (pos & ring.cq_mask) * ring.cqe_size)
+            if c.user_data == token:
+                return "done", c
+            orig = skip.pop(c.user_data, None)
+            if orig is not None:
+                c.user_data = orig[0]
+                if orig[1] & u.IOSQE_IO_LINK and not orig[1] & u.IOSQE_IO_HARDLINK:
+                    silent = True
+            pos = (pos + 1) & _M32
+        seen = tail
+        if silent:
+            return "silent", None
+        ready = (tail - head) & _M32
+        if ready >= ring.cq_entries:
+            raise OSError(errno.EBUSY, "the CQ is full while an IORING_OP_BPF request waits "
+                                       "for its chain: reap CQEs or size the CQ larger")
+        ret = ring.raw_enter(0, ready + 1, u.IORING_ENTER_GETEVENTS)
+        if ret < 0 and ret != -errno.EINTR:
+            raise OSError(-ret, "io_uring_enter while waiting for a BPF op's chain")
+
+
+# --- attaching (struct_ops and direct) -------------------------------------------------
+def _table_of(ring) -> OpsTable:
+    table = getattr(ring, "ops", None) if isinstance(ring, OpsRing) else None
+    if not isinstance(table, OpsTable):
+        raise OSError(errno.EINVAL, "the ring was not set up with IORING_SETUP_BPF_EXT")
+    try:
+        from . import loop
+        if loop.attachment_of(ring) is not None:
+            raise OSError(errno.EINVAL, "the ring has io_uring_bpf_ops (loop) attached")
+    except ImportError:
+        pass
+    return table
+
+
+def register_ops(ring, op_id: int, prep_fn=None, issue_fn=None, fail_fn=None,
+                 cleanup_fn=None) -> OpsSlot:
+    """Install ops ``op_id`` on ``ring`` from loaded programs (what the struct_ops reg() does).
+
+    OSError EINVAL: not a BPF_EXT ring, id >= 16, a sleepable callback, loop ops attached;
+    EBUSY: slot taken.  ``slot.destroy()`` unregisters (waiting for requests in flight).
+    """
+    return _table_of(ring).register(op_id, {"prep_fn": prep_fn, "issue_fn": issue_fn,
+                                            "fail_fn": fail_fn, "cleanup_fn": cleanup_fn})
+
+
+def _ring_from_fd(fd: int):
+    for ring in list(_rings):
+        if not ring.closed and ring.fd == fd:
+            return ring
+    try:
+        from .loop import ring_from_fd
+        return ring_from_fd(fd)
+    except ImportError:  # pragma: no cover
+        raise OSError(errno.EBADF, f"ring_fd {fd} is not a ring") from None
+
+
+def _attach_struct_ops(obj, st_map) -> OpsSlot:
+    ring = _ring_from_fd(int(st_map.get("ring_fd")))
+    return register_ops(ring, int(st_map.get("id")), **{m: st_map.programs.get(m) for m in MEMBERS})
+
+
+# --- kfuncs -------------------------------------------------------------------------
+_by_data: dict[int, Request] = {}
+_iters: dict[int, "_Iter"] = {}
+_iter_ids = itertools.count(1)
+
+
+def _req(addr: int) -> Request | None:
+    return _by_data.get(addr)
+
+
+def kf_set_result(rt, r1, r2, r3, r4, r5) -> int:
+    req = _req(r1)
+    if req is not None:
+        req.result = _s32(r2)
+    return 0
+
+
+def _read_desc(rt, addr: int) -> bytes | None:
+    if rt is not None and rt.mem.find(addr, 16) is None:
+        return syscalls.read_user(addr, 16)
+    return ctypes.string_at(addr, 16) if addr else None
+
+
+def _registered(ring, index: int):
+    bufs = getattr(ring, "_fixed_bufs", None)     # adapter: Ring keeps its table privately
+    if not bufs or not 0 <= index < len(bufs) or bufs[index] is None:
+        return None
+    return bufs[index]
+
+
+def _iovecs(addr: int, nr: int):
+    if nr > UIO_MAXIOV:
+        return -errno.EINVAL
+    raw = syscalls.read_user(addr, 16 * nr)
+    if raw is None:
+        return -errno.EFAULT
+    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(nr)]
+
+
+def resolve_desc(ring, desc: bytes, direction: int):
+    """Segments ``[(addr, len, checked)]`` a descriptor names, or -errno.
+
+    ``checked`` is True when the memory is known valid (registered buffers); user
+    memory is probed page by page as it is used, like the kernel's page pinning."""
+    t, reserved, index, length, addr = struct.unpack("<BBHIQ", desc)
+    if reserved:
+        return -errno.EINVAL
+    if t == IO_BPF_BUF_USER:
+        return [(addr, length, False)]
+    if t == IO_BPF_BUF_VEC:
+        vecs = _iovecs(addr, length)
+        return vecs if isinstance(vecs, int) else [(a, n, False) for a, n in vecs]
+    if t == IO_BPF_BUF_FIXED:
+        reg = _registered(ring, index)
+        if reg is None or addr < reg[0] or addr + length > reg[0] + reg[1]:
+            return -errno.EFAULT
+        return [(addr, length, True)]
+    if t == IO_BPF_BUF_REG_VEC:
+        reg = _registered(ring, index)
+        if reg is None:
+            return -errno.EFAULT
+        vecs = _iovecs(addr, length)
+        if isinstance(vecs, int):
+            return vecs
+        for a, n in vecs:
+            if a < reg[0] or a + n > reg[0] + reg[1]:
+                return -errno.EFAULT
+        return [(a, n, True) for a, n in vecs]
+    if t == IO_BPF_BUF_KFIXED:
+        base = None
+        try:
+            from . import kbuf as K
+            found = K.kbuf_table(ring).lookup(index)
+            if found is not None:
+                kaddr, klen, kdir = found
+                need = K.KBUF_DIR_DEST if direction == ITER_DEST else K.KBUF_DIR_SOURCE
+                if not kdir & need:
+                    return -errno.EFAULT
+                base = (kaddr, klen)
+        except (ImportError, LookupError):
+            pass
+        if base is None:
+            base = _registered(ring, index)
+        if base is None or addr + length > base[1]:
+            return -errno.EFAULT
+        return [(base[0] + addr, length, True)]
+    return -errno.EINVAL
+
+
+class _Iter:
+    """State of one ``struct bpf_iter_uring_buf`` (the program's copy holds an id)."""
+
+    def __init__(self, rt, req, segs, direction: int, err: int):
+        self.rt, self.req, self.segs, self.dir, self.err = rt, req, segs, direction, err
+        self.seg = 0
+        self.off = 0
+        self.cur = None            # (addr, len) of the chunk handed out
+        self.region = None
+
+    def drop_region(self) -> None:
+        if self.region is not None:
+            try:
+                self.rt.mem.remove(self.region)
+            except ValueError:
+                pass
+            self.region = None
+
+    def next_chunk(self):
+        self.drop_region()
+        self.cur = None
+        if self.err or self.segs is None:
+            return None
+        while self.seg < len(self.segs):
+            a, n, checked = self.segs[self.seg]
+            if self.off >= n:
+                self.seg, self.off = self.seg + 1, 0
+                continue
+            cur = a + self.off
+            count = min(n - self.off, _PAGE - cur % _PAGE)
+            if not checked:
+                data = syscalls.read_user(cur, count)
+                if data is None or (self.dir == ITER_DEST and not syscalls.write_user(cur, data)):
+                    self.err = -errno.EFAULT
+                    return None
+            self.off += count
+            self.cur = (cur, count)
+            if self.rt.mem.find(cur, count) is None:
+                try:
+                    self.region = self.rt.mem.add(cur, count, self.dir == ITER_DEST,
+                                                  "uring_bpf buffer page")
+                except ValueError:
+                    self.region = None
+            return self.cur
+        return None
+
+
+def _iter_at(addr: int) -> "_Iter | None":
+    try:
+        if ctypes.c_uint64.from_address(addr).value != _ITER_MAGIC:
+            return None
+        return _iters.get(ctypes.c_uint64.from_address(addr + 8).value)
+    except (ValueError, OSError):  # pragma: no cover
+        return None
+
+
+def _stack_ok(rt, addr: int, size: int) -> bool:
+    return rt is None or (rt.mem.find(addr, size) is not None and rt.mem.find(addr, size).writable)
+
+
+def kf_iter_new(rt, r1, r2, r3, r4, r5) -> int:
+    if not _stack_ok(rt, r1, 64):
+        return -errno.EINVAL & _U64
+    ctypes.memset(r1, 0, 64)
+    req = _req(r2)
+    direction = r4 & _M32
+    err = 0
+    segs = None
+    if req is None:
+        err = -errno.EINVAL
+    elif direction not in (ITER_DEST, ITER_SOURCE):
+        err = -errno.EINVAL
+    else:
+        desc = _read_desc(rt, r3)
+        if desc is None:
+            err = -errno.EFAULT
+        else:
+            segs = resolve_desc(req.slot.table.ring, desc, direction)
+            if isinstance(segs, int):
+                err, segs = segs, None
+    it = _Iter(rt, req, segs, direction, err)
+    iid = next(_iter_ids)
+    _iters[iid] = it
+    if req is not None:
+        req.iters.append(iid)
+    ctypes.c_uint64.from_address(r1).value = _ITER_MAGIC
+    ctypes.c_uint64.from_address(r1 + 8).value = iid
+    return err & _U64
+
+
+def kf_iter_next(rt, r1, r2, r3, r4, r5) -> int:
+    it = _iter_at(r1)
+    if it is None:
+        return 0
+    chunk = it.next_chunk()
+    if chunk is None:
+        return 0
+    ctypes.c_int32.from_address(r1 + 16).value = chunk[1]
+    return r1 + 16
+
+
+def kf_iter_destroy(rt, r1, r2, r3, r4, r5) -> int:
+    it = _iter_at(r1)
+    if it is not None:
+        it.drop_region()
+        iid = ctypes.c_uint64.from_address(r1 + 8).value
+        _iters.pop(iid, None)
+        if it.req is not None and iid in it.req.iters:
+            it.req.iters.remove(iid)
+        ctypes.memset(r1, 0, 24)
+    return 0
+
+
+def _close_iters(req: Request) -> None:
+    for iid in list(req.iters):
+        it = _iters.pop(iid, None)
+        if it is not None:
+            it.drop_region()
+    req.iters.clear()
+
+
+def _make_dynptr(rt, r1, r2, writable: bool) -> int:
+    if not _stack_ok(rt, r2, 16):
+        return -errno.EINVAL & _U64
+    ctypes.memset(r2, 0, 16)
+    it = _iter_at(r1)
+    if it is None or it.cur is None:
+        return -errno.EINVAL & _U64
+    if writable and it.dir != ITER_DEST:
+        return -errno.EPERM & _U64
+    addr, count = it.cur
+    ctypes.c_uint64.from_address(r2).value = addr
+    ro = 0 if it.dir == ITER_DEST and writable else _DYNPTR_RDONLY
+    ctypes.c_uint32.from_address(r2 + 8).value = count
+    ctypes.c_uint32.from_address(r2 + 12).value = _DYNPTR_VALID | ro
+    return 0
+
+
+def kf_buf_dynptr(rt, r1, r2, r3, r4, r5) -> int:
+    return _make_dynptr(rt, r1, r2, False)
+
+
+def kf_buf_dynptr_rdwr(rt, r1, r2, r3, r4, r5) -> int:
+    return _make_dynptr(rt, r1, r2, True)
+
+
+def _dynptr(addr: int):
+    """(data, size, rdonly) of a dynptr made by the kfuncs above, or None."""
+    flags = ctypes.c_uint32.from_address(addr + 12).value
+    if not flags & _DYNPTR_VALID:
+        return None
+    return (ctypes.c_uint64.from_address(addr).value,
+            ctypes.c_uint32.from_address(addr + 8).value, bool(flags & _DYNPTR_RDONLY))
+
+
+def h_dynptr_read(rt, r1, r2, r3, r4, r5) -> int:
+    d = _dynptr(r3)
+    n, off = r2 & _M32, r4 & _M32
+    if d is None:
+        return -errno.EINVAL & _U64
+    if off + n > d[1]:
+        return -errno.E2BIG & _U64
+    ctypes.memmove(r1, d[0] + off, n)
+    return 0
+
+
+def h_dynptr_write(rt, r1, r2, r3, r4, r5) -> int:
+    d = _dynptr(r1)
+    off, n = r2 & _M32, r4 & _M32
+    if d is None or d[2]:
+        return -errno.EINVAL & _U64
+    if off + n > d[1]:
+        return -errno.E2BIG & _U64
+    ctypes.memmove(d[0] + off, r3, n)
+    return 0
+
+
+def h_dynptr_data(rt, r1, r2, r3, r4, r5) -> int:
+    d = _dynptr(r1)
+    off, n = r2 & _M32, r3 & _M32
+    if d is None or d[2] or off + n > d[1]:
+        return 0
+    return d[0] + off
+
+
+def kf_dynptr_slice(rt, r1, r2, r3, r4, r5) -> int:
+    d = _dynptr(r1)
+    off, n = r2 & _M32, r4 & _M32
+    if d is None or off + n > d[1]:
+        return 0
+    return d[0] + off
+
+
+def kf_dynptr_slice_rdwr(rt, r1, r2, r3, r4, r5) -> int:
+    d = _dynptr(r1)
+    if d is None or d[2]:
+        return 0
+    return kf_dynptr_slice(rt, r1, r2, r3, r4, r5)
+
+
+def kf_dynptr_size(rt, r1, r2, r3, r4, r5) -> int:
+    d = _dynptr(r1)
+    return d[1] if d is not None else 0
+
+
+def kf_memcpy(rt, r1, r2, r3, r4, r5) -> int:
+    """v2's ``uring_bpf_memcpy(data, dst, src)``: min(len) bytes; bytes copied or -errno."""
+    req = _req(r1)
+    if req is None:
+        return -errno.EINVAL & _U64
+    dd, sd = _read_desc(rt, r2), _read_desc(rt, r3)
+    if dd is None or sd is None:
+        return -errno.EFAULT & _U64
+    ring = req.slot.table.ring
+    dst, src = resolve_desc(ring, dd, ITER_DEST), resolve_desc(ring, sd, ITER_SOURCE)
+    for s in (dst, src):
+        if isinstance(s, int):
+            return s & _U64
+    total = min(sum(n for _, n, _ in dst), sum(n for _, n, _ in src))
+    parts = []
+    need = total
+    for a, n, _ in src:
+        take = min(n, need)
+        if take:
+            data = syscalls.read_user(a, take)
+            if data is None:
+                return -errno.EFAULT & _U64
+            parts.append(data)
+            need -= take
+    blob = b"".join(parts)
+    off = 0
+    for a, n, _ in dst:
+        take = min(n, total - off)
+        if take and not syscalls.write_user(a, blob[off:off + take]):
+            return -errno.EFAULT & _U64
+        off += take
+    return total
+
+
+# --- registration with the helper table, the verifier and struct_ops ------------------
+BPF_FUNC_dynptr_read, BPF_FUNC_dynptr_write, BPF_FUNC_dynptr_data = 201, 202, 203
+
+
+def _register_kfuncs() -> None:
+    K, H = helpers.KFUNCS, helpers.HELPERS
+    ours = PROG_TYPES
+
+    def kf(name, args, ret=Ret.INTEGER, fn=None, **kw):
+        if name not in K:
+            helpers.kfunc(name, args, ret, **kw)(fn)
+
+    kf("uring_bpf_set_result", (Arg.ANYTHING, Arg.SCALAR), Ret.VOID, kf_set_result,
+       prog_types=ours)
+    kf("uring_bpf_memcpy", (Arg.ANYTHING, Arg.ANYTHING, Arg.ANYTHING), Ret.INTEGER, kf_memcpy,
+       prog_types=ours)
+    kf("bpf_iter_uring_buf_new", (Arg.STACK_PTR, Arg.ANYTHING, Arg.ANYTHING, Arg.SCALAR),
+       Ret.INTEGER, kf_iter_new, prog_types=ours,
+       kfunc_flags=frozenset({"ITER_NEW", "ITER_SIZE:64"}))
+    kf("bpf_iter_uring_buf_next", (Arg.STACK_PTR,), Ret.MEM_OR_NULL, kf_iter_next, ret_size=4,
+       prog_types=ours, kfunc_flags=frozenset({"ITER_NEXT", "RET_NULL", "ITER_SIZE:64"}))
+    kf("bpf_iter_uring_buf_destroy", (Arg.STACK_PTR,), Ret.VOID, kf_iter_destroy,
+       prog_types=ours, kfunc_flags=frozenset({"ITER_DESTROY", "ITER_SIZE:64"}))
+    kf("bpf_uring_buf_dynptr", (Arg.STACK_PTR, Arg.STACK_PTR), Ret.INTEGER, kf_buf_dynptr,
+       prog_types=ours, kfunc_flags=frozenset({"DYNPTR_NEW:1"}))
+    kf("bpf_uring_buf_dynptr_rdwr", (Arg.STACK_PTR, Arg.STACK_PTR), Ret.INTEGER,
+       kf_buf_dynptr_rdwr, prog_types=ours, kfunc_flags=frozenset({"DYNPTR_NEW:1"}))
+    kf("bpf_dynptr_slice", (Arg.STACK_PTR, Arg.SCALAR, Arg.ANYTHING, Arg.SCALAR),
+       Ret.MEM_OR_NULL, kf_dynptr_slice, ret_size_arg=3, kfunc_flags=frozenset({"DYNPTR:0"}))
+    kf("bpf_dynptr_slice_rdwr", (Arg.STACK_PTR, Arg.SCALAR, Arg.ANYTHING, Arg.SCALAR),
+       Ret.MEM_OR_NULL, kf_dynptr_slice_rdwr, ret_size_arg=3,
+       kfunc_flags=frozenset({"DYNPTR:0"}))
+    kf("bpf_dynptr_size", (Arg.STACK_PTR,), Ret.INTEGER, kf_dynptr_size,
+       kfunc_flags=frozenset({"DYNPTR:0"}))
+    if BPF_FUNC_dynptr_read not in H:
+        helpers.helper(BPF_FUNC_dynptr_read, "bpf_dynptr_read",
+                       (Arg.UNINIT_MEM, Arg.CONST_SIZE_OR_ZERO, Arg.STACK_PTR, Arg.SCALAR,
+                        Arg.SCALAR), kfunc_flags=frozenset({"DYNPTR:2"}))(h_dynptr_read)
+    if BPF_FUNC_dynptr_write not in H:
+        helpers.helper(BPF_FUNC_dynptr_write, "bpf_dynptr_write",
+                       (Arg.STACK_PTR, Arg.SCALAR, Arg.MEM, Arg.CONST_SIZE_OR_ZERO, Arg.SCALAR),
+                       kfunc_flags=frozenset({"DYNPTR:0"}))(h_dynptr_write)
+    if BPF_FUNC_dynptr_data not in H:
+        helpers.helper(BPF_FUNC_dynptr_data, "bpf_dynptr_data",
+                       (Arg.STACK_PTR, Arg.SCALAR, Arg.SCALAR), Ret.MEM_OR_NULL, ret_size_arg=2,
+                       kfunc_flags=frozenset({"DYNPTR:0"}))(h_dynptr_data)
+
+
+def _register_prog_types() -> None:
+    """The four members: r1 -> [data, sqe] (prep) or [data]; only ``pdu`` is writable,
+    the SQE is read-only; callbacks are never sleepable (check_member in the series)."""
+    from ..bpf import progtypes as pt
+    data = pt.Layout("uring_bpf_data", DATA_SIZE, (
+        pt.Field("req_data", 0, 8), pt.Field("ops", 8, 8), pt.Field("opf", 16, 4),
+        pt.Field("pdu", PDU_OFFSET, PDU_SIZE, read=True, write=True)))
+    sqe = pt.Layout("io_uring_sqe", 64, (pt.Field("sqe", 0, 64),))
+    for m in MEMBERS:
+        args = [pt.ValueKind.struct(data)]
+        if m == "prep_fn":
+            args.append(pt.ValueKind.struct(sqe))
+        pt.register_struct_ops_member(STRUCT_OPS_TYPE, m, args, ret_range=None, sleepable=False)
+
+
+def _register_struct_ops() -> None:
+    from ..bpf import struct_ops
+    struct_ops.register(STRUCT_OPS_TYPE, _attach_struct_ops)
+
+
+# --- examples -------------------------------------------------------------------------
+EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "ops"
+
+
+def example_object(name: str, out_dir: Path | None = None) -> Path:
+    """Compile ``examples/ops/<name>.bpf.c`` (cached next to the source or in out_dir)."""
+    from ..bpf.cc import compile_c
+    src = EXAMPLES_DIR / f"{name}.bpf.c"
+    out = (out_dir or EXAMPLES_DIR / "build") / f"{name}.bpf.o"
+    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        compile_c(src, out)
+    return out
+
+
+def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True,
+                 maps: tuple = (), attach: bool = True, **kw):
+    """Open ``examples/ops/<name>.bpf.c``, point its struct_ops maps (all, or ``maps``) at
+    ``ring``, load, and attach them; returns ``(obj, links)``."""
+    from ..bpf.object import BpfObject
+    obj = BpfObject.open(str(example_object(name)))
+    chosen = [m for m in obj.struct_ops if not maps or m.name in maps]
+    for m in chosen:
+        m.ring_fd = ring.fd
+    obj.load(engine=engine, verify=verify, **kw)
+    links = [obj.attach_struct_ops(m.name) for m in chosen] if attach else []
+    return obj, links
+
+
+_register_kfuncs()
+_register_prog_types()
+_register_struct_ops()
+helpers.add_provider(__name__)
