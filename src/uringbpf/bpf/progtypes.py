@@ -173,8 +173,6 @@ def get_prog_type(name: str) -> ProgType | None:
 
 register_section_type("socket", SOCKET_FILTER)
 register_section_type("syscall", SYSCALL)
-register_prog_type(ProgType("socket_filter", ctx="buffer", groups=frozenset({"socket"})))
-_BY_NAME["socket_filter"] = SOCKET_FILTER
 
 
 class ProgTypeError(ValueError):
@@ -233,11 +231,12 @@ def prog_type_for(program) -> ProgType:
     for prefix, pt in reversed(_SECTION_TYPES):
         if _section_matches(section, prefix):
             return pt
-    by_name = _BY_NAME.get(getattr(program, "prog_type", "") or "")
-    if by_name is not None:
-        return by_name
-    if not section:
-        return SOCKET_FILTER
+    if not section:  # raw bytecode (uringbpf run, tests): the data-buffer convention
+        by_name = _BY_NAME.get(getattr(program, "prog_type", "") or "")
+        return by_name or SOCKET_FILTER
+    name = getattr(program, "prog_type", "") or ""
+    if name != SOCKET_FILTER.name and name in _BY_NAME:  # an explicit, registered type
+        return _BY_NAME[name]
     raise ProgTypeError(f"program {program.name!r}: unknown section {section!r}")
 
 

@@ -1,0 +1,138 @@
+"""`uringbpf verify`, the verify() API (statistics, logs) and program-type lookup."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+import corpus_lib
+from uringbpf.bpf import isa, progtypes, verifier
+
+corpus_lib.register_test_env()
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+SOURCE = r"""
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("socket")
+int checked(unsigned char *data, unsigned long len)
+{
+	unsigned int sum = 0;
+	if (len < 16)
+		return 0;
+	for (int i = 0; i < 16; i++)
+		sum += data[i];
+	return sum;
+}
+
+SEC("socket")
+int unchecked(unsigned char *data, unsigned long len)
+{
+	return data[8];
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def objfile(tmp_path_factory):
+    from uringbpf.bpf import cc
+    d = tmp_path_factory.mktemp("vobj")
+    src = d / "progs.bpf.c"
+    src.write_text(SOURCE)
+    return str(cc.compile_c(src, d / "progs.bpf.o"))
+
+
+def test_cli_reports_rejection_with_kernel_style_log(objfile, capsys):
+    rc = verifier.main_verify([objfile])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "checked: OK (socket_filter) processed" in out
+    assert "unchecked: REJECTED: invalid access to packet" in out
+    # the offending instruction: "N: (71) r0 = *(u8 *)(r1 +8)" and the register state
+    assert "(71)" in out and "R1=buf(off=0)" in out
+
+
+def test_cli_prog_filter_and_log_level(objfile, capsys):
+    assert verifier.main_verify([objfile, "--prog", "checked", "--log-level", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "unchecked" not in out
+    assert "R2=scalar(" in out            # register state after instructions
+    assert "processed" in out and "peak_states" in out
+    assert verifier.main_verify([objfile, "--prog", "nosuch"]) == 2
+
+
+def test_verify_api_stats_and_error_log():
+    prog = corpus_lib.load_corpus()
+    by_name = {c.name: c for c in prog}
+    res = verifier.verify(by_name["loop_count_to_100"].program())
+    assert res.processed_insns > 300          # the loop was followed, not summarised
+    assert res.total_states > 0 and res.peak_states > 0
+    assert res.prog_type == "socket_filter"
+    assert "processed" in res.stats_line()
+    res = verifier.verify(by_name["stack_lowest_slot_ok"].program())
+    assert res.max_stack == 512 and res.stack_depths[0] == 512
+    with pytest.raises(verifier.BpfVerifierError) as info:
+        verifier.verify(by_name["map_lookup_not_null_checked"].program(), log_level=1)
+    err = info.value
+    assert err.message == "R0 invalid mem access 'map_value_or_null'"
+    assert err.pc == 6
+    assert "6: (79) r0 = *(u64 *)(r0 " in err.log
+    assert "R0=map_value_or_null(off=0,ks=4,vs=8" in err.log
+    assert "call" in err.log                  # log level 1 traces the path
+
+
+def test_budget_is_enforced():
+    by_name = {c.name: c for c in corpus_lib.load_corpus()}
+    with pytest.raises(verifier.BpfVerifierError, match="too large"):
+        verifier.verify(by_name["loop_count_to_100"].program(), max_insns=100)
+
+
+def test_prog_type_for_sections_and_struct_ops():
+    mk = lambda section, attach="": isa.Program("p", [isa.Insn(isa.OP_EXIT)], section=section, attach=attach)
+    assert progtypes.prog_type_for(mk("socket")).name == "socket_filter"
+    assert progtypes.prog_type_for(mk("socket/x")).name == "socket_filter"
+    assert progtypes.prog_type_for(mk("syscall")).name == "syscall"
+    pt = progtypes.prog_type_for(mk("struct_ops/anything", "uringbpf_test_ops.test_loop"))
+    assert pt.name == "test_loop" and pt.ret_range == (0, 1)
+    assert progtypes.prog_type_for(mk("struct_ops.s/test_loop_s")).name == "test_loop_s"
+    with pytest.raises(progtypes.ProgTypeError):
+        progtypes.prog_type_for(mk("struct_ops/nobody_registered_this"))
+    with pytest.raises(progtypes.ProgTypeError):
+        progtypes.prog_type_for(mk("kprobe/do_sys_open"))
+    with pytest.raises(verifier.BpfVerifierError, match="no struct_ops member"):
+        verifier.verify(mk("struct_ops/nobody_registered_this"))
+
+
+def test_register_section_type_overrides_and_sleepable():
+    pt = progtypes.ProgType("unit_sleepy", ctx="none", sleepable=True)
+    progtypes.register_section_type("unit_sleepy", pt)
+    prog = isa.Program("p", [isa.Insn(isa.ALU64 | isa.MOV, 0, 0, 0, 0), isa.Insn(isa.OP_EXIT)],
+                       section="unit_sleepy/x")
+    assert progtypes.prog_type_for(prog) is pt
+    assert progtypes.is_sleepable(prog, pt)
+    assert verifier.verify(prog).prog_type == "unit_sleepy"
+    # r1 holds nothing in a "none" context program
+    prog.insns[0] = isa.Insn(isa.ALU64 | isa.MOV | isa.X, 0, 1)
+    with pytest.raises(verifier.BpfVerifierError, match="R1 !read_ok"):
+        verifier.verify(prog)
+
+
+def _example_sources():
+    return sorted((REPO / "examples").rglob("*.bpf.c"))
+
+
+@pytest.mark.parametrize("src", _example_sources(), ids=lambda p: str(p.relative_to(REPO)))
+def test_shipped_examples_verify(src, tmp_path):
+    """Every BPF program the designs ship passes (no false rejects)."""
+    from uringbpf.bpf import cc
+    from uringbpf.bpf.object import BpfObject
+    out = cc.compile_c(src, tmp_path / (src.stem + ".o"))
+    obj = BpfObject.open(str(out))
+    programs = obj.prepare()
+    assert programs
+    for prog in programs:
+        res = verifier.verify(prog)
+        assert res.processed_insns > 0
