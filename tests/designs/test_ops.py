@@ -1,0 +1,241 @@
+"""IORING_OP_BPF (Ming Lei's bpf_ext, v3 + v2 memcpy): examples/ops on both engines."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import importlib.util
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from uringbpf.bpf.cc import compile_c
+from uringbpf.bpf.object import BpfObject
+from uringbpf.designs import ops
+from uringbpf.designs.kbuf import crc32c_bytes
+from uringbpf.uring import uapi as u
+from uringbpf.uring.ring import Ring
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("ops_drivers", ROOT / "examples/ops/drivers.py")
+drivers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(drivers)
+
+ENGINES = ["interp", "jit"]
+LINK, HARD = u.IOSQE_IO_LINK, u.IOSQE_IO_HARDLINK
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_basic_two_ops_counters(engine):
+    r = drivers.run_basic(engine, n=6)
+    assert r["cqes"] == [(1000 + i, 42 if i % 2 == 0 else 43) for i in range(6)]
+    assert (r["prep"], r["issue"], r["cleanup"], r["fail"]) == (6, 6, 6, 0)
+
+
+@pytest.mark.parametrize("engine,kind", [
+    ("jit", drivers.USER), ("jit", drivers.VEC), ("jit", drivers.FIXED),
+    ("jit", drivers.REG_VEC), ("jit", drivers.KFIXED), ("interp", drivers.VEC)])
+def test_memcpy_iterator_both_directions(engine, kind):
+    r = drivers.run_memcpy(kind, engine)
+    assert r["cqes"] == [(0xCAFEBABE, drivers.SIZE), (0xCAFEBABF, drivers.SIZE)], r["errors"]
+    assert r["ok"] and r["cleanup"] == 2
+
+
+@pytest.mark.parametrize("engine,kind", [
+    ("jit", drivers.USER), ("jit", drivers.VEC), ("jit", drivers.FIXED),
+    ("jit", drivers.REG_VEC), ("interp", drivers.FIXED)])
+def test_memcpy_kfunc_with_arena(engine, kind):
+    r = drivers.run_memcpy(kind, engine, use_kfunc=True)
+    assert r["cqes"] == [(0xCAFEBABE, drivers.SIZE), (0xCAFEBABF, drivers.SIZE)]
+    assert r["ok"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("fixed", [False, True])
+def test_cksum_of_linked_read(tmp_path, engine, fixed):
+    data = os.urandom(3 * 8192 + 1234)
+    p = tmp_path / "data.bin"
+    p.write_bytes(data)
+    r = drivers.run_cksum(str(p), engine, fixed=fixed, block=8192)
+    assert len(r["blocks"]) == 4
+    for i, (nread, res, full) in enumerate(r["blocks"]):
+        chunk = data[i * 8192:(i + 1) * 8192]
+        assert nread == len(chunk)
+        assert full == crc32c_bytes(chunk)
+        assert res == full & 0x7FFFFFFF
+
+
+@pytest.fixture(params=ENGINES)
+def err_ring(request):
+    ring = ops.create_ring(16)
+    obj, links = ops.open_example("errors", ring, engine=request.param)
+    yield ring, obj
+    obj.close()
+    ring.close()
+
+
+def _one(ring, op_id, descs=None, flags=0, ud=1):
+    ring.prep_bpf(op_id, descs, user_data=ud, flags=flags)
+
+
+def _run(ring, n):
+    ring.submit()
+    return {c.user_data: c.res for c in ring.wait(n)}
+
+
+def test_error_paths(err_ring, tmp_path):
+    ring, obj = err_ring
+    b = obj.bss
+    _one(ring, 9, ud=9)                      # no ops in slot 9
+    _one(ring, 0, ud=10)                     # prep fails
+    _one(ring, 1, ud=11)                     # issue sets -EIO
+    _one(ring, 2, ud=12)                     # issue_fn returns -ENOMEM
+    _one(ring, 4, ud=14)                     # no prep_fn
+    _one(ring, 5, ud=15)                     # fine
+    got = _run(ring, 6)
+    assert got == {9: -errno.EOPNOTSUPP, 10: -errno.EINVAL, 11: -errno.EIO,
+                   12: -errno.ENOMEM, 14: -errno.EOPNOTSUPP, 15: 7}
+    preps, issues, fails, cleanups = (struct.unpack("<8Q", bytes(getattr(b, n)))
+                                      for n in ("preps", "issues", "fails", "cleanups"))
+    assert list(preps[:6]) == [1, 1, 1, 0, 0, 1]
+    assert list(issues[:6]) == [0, 1, 1, 0, 0, 1]
+    assert list(fails[:6]) == [0, 0, 1, 0, 0, 0]           # fail_fn: issue error (io_req_defer_failed)
+    assert list(cleanups[:6]) == [0, 1, 1, 0, 0, 1]        # only after a successful prep
+
+
+def test_bad_descriptors(err_ring):
+    ring, _ = err_ring
+    buf = ctypes.create_string_buffer(5000)
+    good = ops.buf_descs((ops.IO_BPF_BUF_USER, ctypes.addressof(buf), 5000))
+    unreg = ops.buf_descs((ops.IO_BPF_BUF_FIXED, ctypes.addressof(buf), 100, 3))
+    badtype = ops.buf_descs((9, ctypes.addressof(buf), 100))
+    kfixed = ops.buf_descs((ops.IO_BPF_BUF_KFIXED, 0, 100, 0))
+    vec = ops.buf_descs((ops.IO_BPF_BUF_VEC, 0x10, 2))
+    for ud, d in enumerate((good, unreg, badtype, kfixed, vec)):
+        _one(ring, 3, d, ud=ud)
+    got = _run(ring, 5)
+    assert got == {0: 5000, 1: -errno.EFAULT, 2: -errno.EINVAL, 3: -errno.EFAULT,
+                   4: -errno.EFAULT}
+
+
+def test_links_with_kernel_ops(err_ring, tmp_path):
+    ring, obj = err_ring
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 100)
+    fd = os.open(p, os.O_RDONLY)
+    buf = bytearray(100)
+    try:
+        # a failed READ (bad fd) cancels the BPF op and what follows
+        ring.prep_read(9999, buf, 0, user_data=1, flags=LINK)
+        _one(ring, 5, flags=LINK, ud=2)
+        ring.prep_nop(user_data=3)
+        assert _run(ring, 3) == {1: -errno.EBADF, 2: -errno.ECANCELED, 3: -errno.ECANCELED}
+        # READ -> BPF -> NOP -> BPF -> NOP: all run, in order
+        ring.prep_read(fd, buf, 0, user_data=10, flags=LINK)
+        _one(ring, 5, flags=LINK, ud=11)
+        ring.prep_nop(user_data=12, flags=LINK)
+        _one(ring, 5, flags=LINK, ud=13)
+        ring.prep_nop(user_data=14)
+        ring.submit()
+        cqes = ring.wait(5)
+        assert [(c.user_data, c.res) for c in cqes] == [(10, 100), (11, 7), (12, 0), (13, 7),
+                                                        (14, 0)]
+        # a failing BPF op breaks a LINK chain, not a HARDLINK one
+        _one(ring, 1, flags=LINK, ud=20)
+        ring.prep_nop(user_data=21)
+        _one(ring, 1, flags=HARD, ud=22)
+        ring.prep_nop(user_data=23)
+        assert _run(ring, 4) == {20: -errno.EIO, 21: -errno.ECANCELED, 22: -errno.EIO, 23: 0}
+        # a prep failure fails the whole chain at submit
+        ring.prep_nop(user_data=30, flags=LINK)
+        _one(ring, 0, flags=LINK, ud=31)
+        ring.prep_nop(user_data=32)
+        assert _run(ring, 3) == {30: -errno.ECANCELED, 31: -errno.EINVAL, 32: -errno.ECANCELED}
+        # independent requests after a BPF op in the same submit still complete
+        _one(ring, 5, ud=40)
+        ring.prep_nop(user_data=41)
+        assert _run(ring, 2) == {40: 7, 41: 0}
+    finally:
+        os.close(fd)
+
+
+def test_registration_rules():
+    with ops.create_ring(8) as ring:
+        obj, links = ops.open_example("basic", ring, engine="interp")
+        try:
+            progs = obj.programs
+            with pytest.raises(OSError) as e:
+                ops.register_ops(ring, 16, progs["basic_prep0"], progs["basic_issue0"])
+            assert e.value.errno == errno.EINVAL
+            with pytest.raises(OSError) as e:
+                ops.register_ops(ring, 0, progs["basic_prep0"], progs["basic_issue0"])
+            assert e.value.errno == errno.EBUSY
+            assert ring.features & ops.IORING_FEAT_BPF
+            assert ring.flags & ops.IORING_SETUP_BPF_EXT
+            # the 7.1 loop ops cannot share the ring
+            with pytest.raises(OSError) as e:
+                ring.set_enter_hook(lambda *a: 0)
+            assert e.value.errno == errno.EINVAL
+            # unregistering (no request in flight) frees the slot
+            links[0].destroy()
+            ring.prep_bpf(0, user_data=5)
+            ring.prep_bpf(1, user_data=6)
+            assert _run(ring, 2) == {5: -errno.EOPNOTSUPP, 6: 43}
+            slot = ops.register_ops(ring, 0, progs["basic_prep0"], progs["basic_issue0"])
+            ring.prep_bpf(0, user_data=7)
+            assert _run(ring, 1) == {7: 42}
+            slot.destroy()
+        finally:
+            obj.close()
+    with ops.OpsRing(8) as plain:               # no IORING_SETUP_BPF_EXT
+        with pytest.raises(OSError) as e:
+            ops.register_ops(plain, 0)
+        assert e.value.errno == errno.EINVAL
+        plain.prep_bpf(0, user_data=1)
+        assert _run(plain, 1) == {1: -errno.EACCES}
+    with Ring(8) as other:
+        with pytest.raises(OSError):
+            ops.register_ops(other, 0)
+
+
+LEAK = r"""
+#include <linux/errno.h>
+#include <io_uring/bpf_ext.h>
+#include <bpf/bpf_tracing.h>
+char LICENSE[] SEC("license") = "GPL";
+SEC("struct_ops/p") int BPF_PROG(p, struct uring_bpf_data *d, const struct io_uring_sqe *s) { return 0; }
+SEC("struct_ops/i") int BPF_PROG(i, struct uring_bpf_data *d)
+{
+	struct io_bpf_buf_desc desc = {};
+	struct bpf_iter_uring_buf it;
+	int *n;
+	bpf_iter_uring_buf_new(&it, d, &desc, ITER_SOURCE);
+	n = bpf_iter_uring_buf_next(&it);
+#ifndef LEAK
+	bpf_iter_uring_buf_destroy(&it);
+#endif
+	uring_bpf_set_result(d, n ? *n : 0);
+	return 0;
+}
+SEC(".struct_ops.link") struct uring_bpf_ops o = { .id = 0, .prep_fn = (void *)p, .issue_fn = (void *)i };
+"""
+
+
+@pytest.mark.parametrize("leak", [False, True])
+def test_verifier_iterator_lifecycle(tmp_path, leak):
+    src = tmp_path / "leak.bpf.c"
+    src.write_text(LEAK)
+    out = tmp_path / "leak.bpf.o"
+    compile_c(src, out, defines=("LEAK",) if leak else ())
+    obj = BpfObject.open(str(out))
+    try:
+        if leak:
+            with pytest.raises(Exception, match="(?i)unreleased|leak|reference|iter"):
+                obj.load(engine="interp")
+        else:
+            obj.load(engine="interp")
+            assert obj.programs["i"].verifier_result is not None
+    finally:
+        obj.close()
