@@ -340,14 +340,12 @@ class Verifier:
             evict = False
             for cp in lst:
                 if cp.done:
-                    if cp.decided:
-                        ok = state_subsumes(cp.state, st, masks)
-                    else:
-                        impr = [0] * (len(masks) - 1) + [masks[-1] & ~self.cfg.precise_in[pc]]
-                        ok = state_subsumes(cp.state, st, masks, impr)
+                    prec = (self.cfg.precise_branch_in if cp.decided else self.cfg.precise_in)[pc]
+                    impr = [0] * (len(masks) - 1) + [masks[-1] & ~prec]
+                    ok = state_subsumes(cp.state, st, masks, impr)
                     if ok:
                         cp.hit += 1
-                        if cp.decided:
+                        if cp.decided:  # what was proven below cp relied on decided branches
                             self._mark_decided(st)
                         return True
                 elif iter_point:

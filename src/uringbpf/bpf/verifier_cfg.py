@@ -218,7 +218,8 @@ class Cfg:
                 raise CfgError(pc, f"unreachable insn {pc}")
         self._check_recursion()
         self.live_in = self._liveness(arg_count)
-        self.precise_in = self._precision(arg_count, ret_precise)
+        self.precise_in = self._precision(arg_count, ret_precise, False)
+        self.precise_branch_in = self._precision(arg_count, ret_precise, True)
 
     def _check_recursion(self) -> None:
         color: dict[int, int] = {}
@@ -313,7 +314,7 @@ class Cfg:
                         work.append(p)
         return live
 
-    def _precision(self, arg_count, ret_precise: bool) -> list[int]:
+    def _precision(self, arg_count, ret_precise: bool, branches: bool) -> list[int]:
         """Registers whose exact value may matter to a safety check later on.
 
         A backward analysis like liveness, but a register only counts where its value can
@@ -321,8 +322,9 @@ class Cfg:
         register-register comparison involving such a value, a store (a spilled value can
         come back), the return value.  A scalar used only in comparisons with constants is
         not precise: comparing explored states may then ignore its range (see
-        docs/verifier.md, "precision").  Over-approximate: extra precise registers only
-        cost pruning.
+        docs/verifier.md, "precision").  With ``branches`` every comparison operand
+        counts too (used against states below which a branch was decided by a value).
+        Over-approximate: extra precise registers only cost pruning.
         """
         n = len(self.insns)
         insns = self.insns
@@ -373,8 +375,10 @@ class Cfg:
                     return (out & ~CALLER_SAVED) | ARG_REGS
                 k = arg_count(insn)
                 return (out & ~CALLER_SAVED) | (((1 << k) - 1) << 1)
-            if insn.is_jump and op != isa.JA and insn.source == isa.X:
-                if out & (d | s):
+            if insn.is_jump and op != isa.JA:
+                if branches:  # with_branches: every comparison operand counts
+                    return out | d | (s if insn.source == isa.X else 0)
+                if insn.source == isa.X and out & (d | s):
                     return out | d | s
             return out
 
