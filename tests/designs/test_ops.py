@@ -239,3 +239,77 @@ def test_verifier_iterator_lifecycle(tmp_path, leak):
             assert obj.programs["i"].verifier_result is not None
     finally:
         obj.close()
+
+
+def test_silent_cancel_after_failed_skip_success_member(err_ring):
+    ring, obj = err_ring
+    buf = bytearray(16)
+    ring.prep_read(9999, buf, 0, user_data=1, flags=LINK | u.IOSQE_CQE_SKIP_SUCCESS)
+    _one(ring, 5, flags=LINK, ud=2)
+    ring.prep_nop(user_data=3)
+    ring.prep_nop(user_data=4)                 # a separate chain: still completes
+    ring.submit()
+    got = {c.user_data: c.res for c in ring.wait(2)}
+    assert got == {1: -errno.EBADF, 4: 0}
+    assert ring.peek_cqe() is None
+    cleanups = struct.unpack("<8Q", bytes(obj.bss.cleanups))
+    assert cleanups[5] == 1                    # prepped, cancelled, cleaned up
+
+
+def _kernel_equivalent(chain):
+    """Results of the same chain with every BPF op replaced by a NOP injecting its result."""
+    with Ring(32) as ring:
+        for ud, kind, fl in chain:
+            ring.prep_nop(user_data=ud, flags=fl, inject={"ok": 7, "fail": -errno.EIO,
+                                                          "bok": 7, "bfail": -errno.EIO}.get(kind, 0) if kind != "nop" else None)
+        ring.submit()
+        return {c.user_data: c.res for c in ring.wait(len(chain))}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_links_match_the_kernel_rules(err_ring, seed):
+    import random
+    rnd = random.Random(seed)
+    ring, _ = err_ring
+    chain = []
+    for i in range(rnd.randint(2, 9)):
+        kind = rnd.choice(["nop", "fail", "bok", "bfail", "bok"])
+        fl = rnd.choice([0, LINK, LINK, HARD])
+        chain.append((100 + i, kind, fl))
+    for ud, kind, fl in chain:
+        if kind == "nop":
+            ring.prep_nop(user_data=ud, flags=fl)
+        elif kind == "fail":
+            ring.prep_nop(user_data=ud, flags=fl, inject=-errno.EIO)
+        else:
+            _one(ring, 5 if kind == "bok" else 1, flags=fl, ud=ud)
+    assert _run(ring, len(chain)) == _kernel_equivalent(chain)
+
+
+def test_unregister_waits_for_requests_in_flight(err_ring):
+    import threading
+    ring, obj = err_ring
+    r, w = os.pipe()
+    try:
+        buf = bytearray(4)
+        ring.prep_read(r, buf, 0, user_data=1, flags=LINK)
+        _one(ring, 5, ud=2)
+        t1 = threading.Thread(target=ring.submit)
+        t1.start()
+        slot = ring.ops.slots[5]
+        while slot.inflight == 0 and t1.is_alive():
+            t1.join(0.01)
+        assert slot.inflight == 1
+        t2 = threading.Thread(target=slot.destroy)
+        t2.start()
+        t2.join(0.3)
+        assert t2.is_alive()                   # still waiting for the request
+        os.write(w, b"abcd")
+        t1.join(10)
+        t2.join(10)
+        assert not t1.is_alive() and not t2.is_alive()
+        assert {c.user_data: c.res for c in ring.wait(2)} == {1: 4, 2: 7}
+        assert ring.ops.slots[5] is None
+    finally:
+        os.close(r)
+        os.close(w)
