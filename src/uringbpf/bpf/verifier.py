@@ -206,6 +206,9 @@ class Verifier:
                 proto = self._proto_for_call(insn)
                 if proto is not None and _flag(proto, "ITER_NEXT") is not None:
                     self.iter_next_pcs.add(pc)
+        for pc, insn in enumerate(self.insns):
+            if insn.is_lddw and insn.src == isa.PSEUDO_FUNC and not self.cfg.second_slot[pc]:
+                self.iter_next_pcs.add(pc + insn.imm + 1)   # callback entries loop like next()
         self.prune_points = self.cfg.jump_targets | self.cfg.cond_fallthrough | self.iter_next_pcs
         st = self._entry_state()
         try:
@@ -251,6 +254,7 @@ class Verifier:
 
     def _explore(self, st: State) -> None:
         stack: list[tuple[int, State]] = [(0, st)]
+        self._dfs = stack
         insns = self.insns
         prune_points = self.prune_points
         log_level = self.log_level
@@ -919,11 +923,46 @@ class Verifier:
             self.log(f"caller:\n {st.frames[-2].frameno}: {self.state.fmt_regs(caller)}\ncallee:\n {st.fmt_regs()}")
         return target
 
+    def _enter_callback(self, st: State, callsite: int, entry: int, ctx_reg: Reg) -> None:
+        """Push the frame of a helper-called callback: r1 = iteration index, r2 = its ctx.
+
+        The caller's r0 slot keeps the ctx argument (as ``obj``) while the callback runs,
+        so that the next call can pass it again."""
+        if len(st.frames) >= isa.MAX_CALL_DEPTH:
+            raise _Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
+        st.iter_steps += 1
+        caller = st.cur
+        for i in range(1, 6):
+            caller.regs[i] = UNINIT
+        caller.regs[0] = Reg(NOT_INIT, obj=ctx_reg)
+        f = Frame(len(st.frames), entry, callsite, callback=True)
+        f.regs[1] = Reg(SCALAR, sc.urange(0, sc.U32))
+        f.regs[2] = ctx_reg
+        f.regs[10] = Reg(PTR_STACK, frame=f.frameno)
+        st.frames.append(f)
+
     def _do_exit(self, st: State) -> int | None:
         f = st.cur
         r0 = f.regs[0]
         if r0.t == NOT_INIT:
             raise _Reject("R0 !read_ok")
+        if len(st.frames) > 1 and f.callback:
+            if r0.t != SCALAR or r0.var[2] < 0 or r0.var[3] > 1:
+                raise _Reject(f"At callback return the register R0 has {r0.fmt()} "
+                              "should have been in [0, 1]")
+            st.frames.pop()
+            caller = st.cur
+            # the helper may call the callback again ...
+            again = st.copy()
+            if again.checkpoint is not None:
+                again.checkpoint.live += 1
+            self._enter_callback(again, f.callsite, f.subprog, caller.regs[0].obj)
+            self._dfs.append((f.subprog, again))
+            # ... or return
+            caller.regs[0] = UNKNOWN_SCALAR
+            for i in range(1, 6):
+                caller.regs[i] = UNINIT
+            return f.callsite + 1
         if len(st.frames) > 1:
             if r0.t == PTR_STACK and r0.frame >= f.frameno:
                 raise _Reject("cannot return stack pointer to the caller")
@@ -989,6 +1028,7 @@ class Verifier:
         trusted_args = _flag(proto, "KF_TRUSTED_ARGS") is not None
         meta_map = None
         alloc_size = None
+        callback = None
         pending_mem: tuple[int, Arg] | None = None
         release_idx = proto.releases
         if release_idx is None and _flag(proto, "KF_RELEASE") is not None:
@@ -1064,7 +1104,12 @@ class Verifier:
                 if trusted_args and (reg.off or reg.var[4]):
                     raise _Reject(f"R{regno} must be an unmodified trusted pointer")
             elif kind == Arg.FUNC:
-                raise _Reject(f"R{regno} callbacks (bpf_loop and friends) are not supported yet")
+                if reg.t != PTR_FUNC:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=func")
+                if callback is not None:
+                    raise _Reject(f"{name}: more than one callback argument")
+                nxt = regs[regno + 1] if regno < 5 and i + 1 < len(proto.args) else UNINIT
+                callback = (reg.size, nxt)
             elif kind == Arg.STACK_PTR:
                 if reg.t != PTR_STACK:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=fp")
@@ -1089,6 +1134,14 @@ class Verifier:
         obj_result = None
         for i, what in special_args.items():
             obj_result = self._stack_object_arg(st, proto, pc, i + 1, what) or obj_result
+        if callback is not None:
+            # one path runs the callback (again and again, see _do_exit); this one
+            # returns from the helper without calling it
+            cb_state = st.copy()
+            if cb_state.checkpoint is not None:
+                cb_state.checkpoint.live += 1
+            self._enter_callback(cb_state, pc, callback[0], callback[1])
+            self._dfs.append((callback[0], cb_state))
         # clobber caller-saved registers, set r0
         for i in range(1, 6):
             regs[i] = UNINIT

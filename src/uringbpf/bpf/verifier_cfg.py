@@ -195,6 +195,9 @@ class Cfg:
                 continue
             if insn.is_call and insn.src == isa.PSEUDO_CALL:
                 self.callees[self.func_of[pc]].add(pc + insn.imm + 1)
+            if insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
+                # a callback (bpf_loop): runs on top of the frame that passes it
+                self.callees[self.func_of[pc]].add(pc + insn.imm + 1)
             step = 2 if insn.is_lddw else 1
             self.succ[pc] = (pc + step,)
         # reachability (from each function entry; functions are reached through calls)

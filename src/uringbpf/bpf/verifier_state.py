@@ -144,14 +144,15 @@ class ObjSlot:
 
 
 class Frame:
-    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno")
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "callback")
 
-    def __init__(self, frameno: int, subprog: int, callsite: int):
+    def __init__(self, frameno: int, subprog: int, callsite: int, callback: bool = False):
         self.regs = [UNINIT] * 11
         self.stack: dict[int, tuple] = {}
         self.callsite = callsite
         self.subprog = subprog
         self.frameno = frameno
+        self.callback = callback    # called by a helper (bpf_loop), returns into the helper
 
     def copy(self) -> "Frame":
         f = Frame.__new__(Frame)
@@ -160,6 +161,7 @@ class Frame:
         f.callsite = self.callsite
         f.subprog = self.subprog
         f.frameno = self.frameno
+        f.callback = self.callback
         return f
 
 
@@ -339,7 +341,7 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
     if imprecise_masks is None:
         imprecise_masks = [0] * len(live_masks)
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
-        if fo.callsite != fc.callsite:
+        if fo.callsite != fc.callsite or fo.callback != fc.callback:
             return False
         ro, rc = fo.regs, fc.regs
         for i in range(10):
