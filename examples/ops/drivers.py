@@ -102,32 +102,40 @@ def run_memcpy(kind: int, engine: str = "jit", use_kfunc: bool = False) -> dict:
             obj.close()
 
 
+def cksum_blocks(ring, obj, fd: int, size: int, buf, *, fixed: bool = False,
+                 block: int = 65536) -> list[tuple[int, int, int]]:
+    """On a ring with cksum.bpf.c attached: per block, READ (linked) -> BPF crc32c.
+    Returns ``(bytes read, CQE res of the op, full crc32c)`` per block."""
+    out = []
+    addr = _addr(buf)
+    for off in range(0, max(size, 1), block):
+        n = min(block, size - off)
+        if fixed:
+            ring.prep_read_fixed(fd, 0, n, off, user_data=1, flags=u.IOSQE_IO_LINK)
+            d = ops.buf_descs((FIXED, addr, n, 0))
+        else:
+            ring.prep_read(fd, buf, off, nbytes=n, user_data=1, flags=u.IOSQE_IO_LINK)
+            d = ops.buf_descs((USER, addr, n))
+        ring.prep_bpf(0, d, user_data=2)
+        ring.submit()
+        got = {c.user_data: c.res for c in ring.wait(2)}
+        out.append((got[1], got[2], obj.bss.last_crc))
+    return out
+
+
 def run_cksum(path: str, engine: str = "jit", *, fixed: bool = False,
               block: int = 65536) -> dict:
     """READ (linked) -> BPF crc32c of what it read, for each block of ``path``."""
     size = os.path.getsize(path)
     fd = os.open(path, os.O_RDONLY)
     buf = _pages(block)
-    out = []
     try:
         with ops.create_ring(8) as ring:
             obj, _ = ops.open_example("cksum", ring, engine=engine)
             try:
                 if fixed:
                     ring.register_buffers([buf])
-                addr = _addr(buf)
-                for off in range(0, max(size, 1), block):
-                    n = min(block, size - off)
-                    if fixed:
-                        ring.prep_read_fixed(fd, 0, n, off, user_data=1, flags=u.IOSQE_IO_LINK)
-                        d = ops.buf_descs((FIXED, addr, n, 0))
-                    else:
-                        ring.prep_read(fd, buf, off, nbytes=n, user_data=1, flags=u.IOSQE_IO_LINK)
-                        d = ops.buf_descs((USER, addr, n))
-                    ring.prep_bpf(0, d, user_data=2)
-                    ring.submit()
-                    got = {c.user_data: c.res for c in ring.wait(2)}
-                    out.append((got[1], got[2], obj.bss.last_crc))
+                out = cksum_blocks(ring, obj, fd, size, buf, fixed=fixed, block=block)
             finally:
                 if fixed:
                     ring.unregister_buffers()
@@ -135,6 +143,26 @@ def run_cksum(path: str, engine: str = "jit", *, fixed: bool = False,
     finally:
         os.close(fd)
     return {"blocks": out}
+
+
+def run_errors(engine: str = "jit") -> dict:
+    """The error paths of errors.bpf.c: user_data -> CQE res, and the callback counters."""
+    import struct
+    with ops.create_ring(16) as ring:
+        obj, _ = ops.open_example("errors", ring, engine=engine)
+        try:
+            buf = ctypes.create_string_buffer(100)
+            bad = ops.buf_descs((FIXED, ctypes.addressof(buf), 100, 3))   # not registered
+            for ud, op in ((9, 9), (10, 0), (11, 1), (12, 2), (14, 4), (15, 5)):
+                ring.prep_bpf(op, user_data=ud)
+            ring.prep_bpf(3, bad, user_data=13)
+            ring.submit()
+            res = {c.user_data: c.res for c in ring.wait(7)}
+            counters = {n: struct.unpack("<8Q", bytes(getattr(obj.bss, n)))[:6]
+                        for n in ("preps", "issues", "fails", "cleanups")}
+            return {"res": res, **counters}
+        finally:
+            obj.close()
 
 
 def main() -> None:
@@ -146,6 +174,7 @@ def main() -> None:
         print("memcpy", kind, {k: v for k, v in run_memcpy(kind, a.engine).items()})
     print("memcpy kfunc USER:", run_memcpy(USER, a.engine, use_kfunc=True))
     print("cksum of this file:", run_cksum(__file__, a.engine))
+    print("errors:", run_errors(a.engine))
 
 
 if __name__ == "__main__":
