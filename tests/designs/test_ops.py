@@ -313,3 +313,29 @@ def test_unregister_waits_for_requests_in_flight(err_ring):
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_dynptr_accessors_check_program_memory():
+    """The interpreter's entries refuse memory outside the run's regions before C runs."""
+    from uringbpf.bpf.helpers import Runtime
+    from uringbpf.bpf.memory import Buffer
+    rt = Runtime()
+    page = Buffer(4096)
+    dp = Buffer(16)
+    dst = Buffer(64)
+    for b, w in ((page, True), (dp, True), (dst, True)):
+        rt.mem.add_buffer(b, w, "t")
+    page.write(0, bytes(range(64)))
+    ctypes.c_uint64.from_address(dp.addr).value = page.addr
+    ctypes.c_uint32.from_address(dp.addr + 8).value = 100
+    ctypes.c_uint32.from_address(dp.addr + 12).value = (1 << 30) | (1 << 31)   # valid, read-only
+    M = (1 << 64) - 1
+    assert ops.h_dynptr_read(rt, dst.addr, 16, dp.addr, 8, 0) == 0
+    assert dst.read(0, 16) == bytes(range(8, 24))
+    assert ops.h_dynptr_read(rt, dst.addr, 16, dp.addr, 90, 0) == -errno.E2BIG & M
+    assert ops.h_dynptr_read(rt, 0x1000, 16, dp.addr, 0, 0) == -errno.EINVAL & M   # wild dst
+    assert ops.h_dynptr_write(rt, dp.addr, 0, dst.addr, 4, 0) == -errno.EINVAL & M  # read-only
+    assert ops.h_dynptr_data(rt, dp.addr, 0, 4, 0, 0) == 0                              # read-only
+    assert ops.kf_dynptr_slice(rt, dp.addr, 4, 0, 8, 0) == page.addr + 4
+    assert ops.kf_dynptr_slice(rt, dp.addr, 96, 0, 8, 0) == 0
+    assert ops.kf_dynptr_size(rt, dp.addr, 0, 0, 0, 0) == 100

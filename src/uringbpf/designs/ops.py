@@ -862,63 +862,64 @@ def kf_buf_dynptr_rdwr(rt, r1, r2, r3, r4, r5) -> int:
     return _make_dynptr(rt, r1, r2, True)
 
 
-def _dynptr(addr: int):
-    """(data, size, rdonly) of a dynptr made by the kfuncs above, or None."""
-    flags = ctypes.c_uint32.from_address(addr + 12).value
-    if not flags & _DYNPTR_VALID:
-        return None
-    return (ctypes.c_uint64.from_address(addr).value,
-            ctypes.c_uint32.from_address(addr + 8).value, bool(flags & _DYNPTR_RDONLY))
+def _lib():
+    global _LIB
+    if _LIB is None:
+        from .. import native
+        lib = native.load("ops")
+        for name in _NATIVE.values():
+            f = getattr(lib, name)
+            f.restype = ctypes.c_uint64
+            f.argtypes = [ctypes.c_uint64] * 5
+        _LIB = lib
+    return _LIB
+
+
+_LIB = None
+#: helper/kfunc name -> C twin in native/ops.c (the JIT calls these directly)
+_NATIVE = {"bpf_dynptr_read": "ops_dynptr_read", "bpf_dynptr_write": "ops_dynptr_write",
+           "bpf_dynptr_data": "ops_dynptr_data", "bpf_dynptr_slice": "ops_dynptr_slice",
+           "bpf_dynptr_slice_rdwr": "ops_dynptr_slice_rdwr", "bpf_dynptr_size": "ops_dynptr_size"}
+
+
+def _mem_ok(rt, addr: int, size: int, write: bool) -> bool:
+    """The interpreter's check of program-side memory before the C twin touches it."""
+    if size == 0:
+        return True
+    r = rt.mem.find(addr, size) if rt is not None else None
+    return r is not None and (r.writable or not write)
+
+
+def _dynptr_ok(rt, addr: int) -> bool:
+    return _mem_ok(rt, addr, 16, False)
 
 
 def h_dynptr_read(rt, r1, r2, r3, r4, r5) -> int:
-    d = _dynptr(r3)
-    n, off = r2 & _M32, r4 & _M32
-    if d is None:
+    if not _dynptr_ok(rt, r3) or not _mem_ok(rt, r1, r2 & _M32, True):
         return -errno.EINVAL & _U64
-    if off + n > d[1]:
-        return -errno.E2BIG & _U64
-    ctypes.memmove(r1, d[0] + off, n)
-    return 0
+    return _lib().ops_dynptr_read(r1, r2, r3, r4, r5)
 
 
 def h_dynptr_write(rt, r1, r2, r3, r4, r5) -> int:
-    d = _dynptr(r1)
-    off, n = r2 & _M32, r4 & _M32
-    if d is None or d[2]:
+    if not _dynptr_ok(rt, r1) or not _mem_ok(rt, r3, r4 & _M32, False):
         return -errno.EINVAL & _U64
-    if off + n > d[1]:
-        return -errno.E2BIG & _U64
-    ctypes.memmove(d[0] + off, r3, n)
-    return 0
+    return _lib().ops_dynptr_write(r1, r2, r3, r4, r5)
 
 
 def h_dynptr_data(rt, r1, r2, r3, r4, r5) -> int:
-    d = _dynptr(r1)
-    off, n = r2 & _M32, r3 & _M32
-    if d is None or d[2] or off + n > d[1]:
-        return 0
-    return d[0] + off
+    return _lib().ops_dynptr_data(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
 def kf_dynptr_slice(rt, r1, r2, r3, r4, r5) -> int:
-    d = _dynptr(r1)
-    off, n = r2 & _M32, r4 & _M32
-    if d is None or off + n > d[1]:
-        return 0
-    return d[0] + off
+    return _lib().ops_dynptr_slice(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
 def kf_dynptr_slice_rdwr(rt, r1, r2, r3, r4, r5) -> int:
-    d = _dynptr(r1)
-    if d is None or d[2]:
-        return 0
-    return kf_dynptr_slice(rt, r1, r2, r3, r4, r5)
+    return _lib().ops_dynptr_slice_rdwr(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
 def kf_dynptr_size(rt, r1, r2, r3, r4, r5) -> int:
-    d = _dynptr(r1)
-    return d[1] if d is not None else 0
+    return _lib().ops_dynptr_size(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
 def kf_memcpy(rt, r1, r2, r3, r4, r5) -> int:
@@ -1003,6 +1004,19 @@ def _register_kfuncs() -> None:
                        kfunc_flags=frozenset({"DYNPTR:0"}))(h_dynptr_data)
 
 
+def _bind_native() -> None:
+    """Native twins for the dynptr accessors we registered (skipped if no compiler)."""
+    try:
+        _lib()
+    except Exception:  # noqa: BLE001 - no C compiler: the Python entries still work
+        return
+    for name, sym in _NATIVE.items():
+        h = helpers.KFUNCS.get(name) or next((x for x in helpers.HELPERS.values()
+                                               if x.name == name), None)
+        if h is not None and h.impl in _OUR_IMPLS and h.native is None:
+            h.native = ("ops", sym)
+
+
 def _register_prog_types() -> None:
     """The four members: r1 -> [data, sqe] (prep) or [data]; only ``pdu`` is writable,
     the SQE is read-only; callbacks are never sleepable (check_member in the series)."""
@@ -1052,7 +1066,10 @@ def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True,
     return obj, links
 
 
+_OUR_IMPLS = (h_dynptr_read, h_dynptr_write, h_dynptr_data, kf_dynptr_slice,
+              kf_dynptr_slice_rdwr, kf_dynptr_size)
 _register_kfuncs()
+_bind_native()
 _register_prog_types()
 _register_struct_ops()
 helpers.add_provider(__name__)
