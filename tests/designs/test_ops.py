@@ -339,3 +339,31 @@ def test_dynptr_accessors_check_program_memory():
     assert ops.kf_dynptr_slice(rt, dp.addr, 4, 0, 8, 0) == page.addr + 4
     assert ops.kf_dynptr_slice(rt, dp.addr, 96, 0, 8, 0) == 0
     assert ops.kf_dynptr_size(rt, dp.addr, 0, 0, 0, 0) == 100
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kfixed_kernel_buffer_from_the_kbuf_table(engine):
+    """KFIXED names a kernel-registered buffer (the zero-copy design's table) by offset;
+    its direction is enforced (a READ-request buffer may only be written)."""
+    import mmap
+    from uringbpf.designs import kbuf as K
+    pages = mmap.mmap(-1, 8192)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(pages))
+    with ops.create_ring(8) as ring:
+        table = K.attach_table(ring, 4)
+        assert table.register_kbuf(1, addr, 8192, K.KBUF_DIR_DEST) == 0
+        obj, _ = ops.open_example("memcpy", ring, engine=engine)
+        try:
+            store = obj.bss.address_of("store")
+            ctypes.memmove(store, bytes(range(256)) * 8, 2048)
+            ring.prep_bpf(1, ops.buf_descs((ops.IO_BPF_BUF_KFIXED, 1024, 2048, 1)), user_data=1)
+            ring.prep_bpf(0, ops.buf_descs((ops.IO_BPF_BUF_KFIXED, 0, 512, 1)), user_data=2)
+            ring.prep_bpf(1, ops.buf_descs((ops.IO_BPF_BUF_KFIXED, 8000, 512, 1)), user_data=3)
+            ring.prep_bpf(1, ops.buf_descs((ops.IO_BPF_BUF_KFIXED, 0, 512, 2)), user_data=4)
+            assert _run(ring, 4) == {1: 2048, 2: -errno.EFAULT, 3: -errno.EFAULT,
+                                     4: -errno.EFAULT}
+            assert pages[1024:1024 + 2048] == bytes(range(256)) * 8
+            assert pages[:1024] == bytes(1024)
+        finally:
+            obj.close()
+            table.unregister_kbuf(1)

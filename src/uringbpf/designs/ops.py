@@ -213,7 +213,7 @@ class OpsTable:
     """The ring's 16 ``uring_bpf_ops`` slots and its submit path (the enter hook)."""
 
     def __init__(self, ring: OpsRing):
-        self.ring = weakref.proxy(ring)
+        self._ring = weakref.ref(ring)
         self.slots: list[OpsSlot | None] = [None] * IO_RING_MAX_BPF_OPS
         self.cond = threading.Condition(threading.RLock())
         self.nreq = max(16, ring.sq_entries)
@@ -222,6 +222,11 @@ class OpsTable:
         self.free = list(range(self.nreq))
         self.errors: list[BaseException] = []
         self.stats = {"prep": 0, "issue": 0, "fail": 0, "cleanup": 0, "sentinels": 0}
+
+    @property
+    def ring(self):
+        """The ring itself (a weak reference: the ring owns the table)."""
+        return self._ring()
 
     # --- registration ------------------------------------------------------------------
     def register(self, op_id: int, progs: dict) -> OpsSlot:
