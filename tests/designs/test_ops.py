@@ -367,3 +367,23 @@ def test_kfixed_kernel_buffer_from_the_kbuf_table(engine):
         finally:
             obj.close()
             table.unregister_kbuf(1)
+
+
+@pytest.mark.parametrize("kw", [{"backend": "threads"},
+                                {"flags": u.IORING_SETUP_DEFER_TASKRUN | u.IORING_SETUP_SINGLE_ISSUER}],
+                         ids=["threads-backend", "defer-taskrun"])
+def test_other_ring_kinds_and_wild_descriptor_array(kw):
+    flags = ops.IORING_SETUP_BPF_EXT | kw.get("flags", 0)
+    with ops.OpsRing(16, flags=flags, **{k: v for k, v in kw.items() if k != "flags"}) as ring:
+        obj, _ = ops.open_example("errors", ring, engine="jit")
+        try:
+            ring.prep_nop(user_data=1, flags=LINK)
+            ring.prep_bpf(5, user_data=2, flags=LINK)
+            ring.prep_nop(user_data=3)
+            ring.prep_bpf(1, user_data=4, flags=LINK)
+            ring.prep_nop(user_data=5)
+            ring.prep_bpf(3, 0xDEAD000, nr=1, user_data=6)     # sqe->addr is a wild pointer
+            assert _run(ring, 6) == {1: 0, 2: 7, 3: 0, 4: -errno.EIO, 5: -errno.ECANCELED,
+                                     6: -errno.EFAULT}
+        finally:
+            obj.close()
