@@ -142,12 +142,14 @@ def _group(rng: random.Random) -> list[isa.Insn]:
         if rng.random() < 0.7:
             return [isa.Insn(cls | op | isa.K, reg, 0, -1, _rand_imm(rng))]
         return [isa.Insn(cls | op | isa.X, reg, rng.randrange(0, 10), -1)]
-    if kind < 0.95:  # atomics on the map value or stack
+    if kind < 0.93:  # atomics on the map value or stack
         base = rng.choice([8, 9])
         size = rng.choice([isa.W, isa.DW])
         code = rng.choice(sorted(isa.ATOMIC_OPS))
         return [isa.Insn(isa.STX | isa.ATOMIC | size, base, rng.randrange(0, 6),
                          rng.choice([0, 4, 8, 16]), code)]
+    if kind < 0.96:  # an unknown value (clobbers r1-r5)
+        return [isa.Insn(isa.OP_CALL, 0, 0, 0, 7)]  # bpf_get_prandom_u32
     cnt = rng.randrange(1, 6)  # a small bounded loop
     return [isa.Insn(isa.ALU64 | isa.MOV | isa.K, dst, 0, 0, 0),
             isa.Insn(isa.ALU64 | isa.ADD | isa.K, dst, 0, 0, 1),
@@ -258,10 +260,9 @@ def check_program(insns: list[isa.Insn], rng: random.Random, arena: Arena, stats
         data = bytes(rng.randrange(256) for _ in range(length))
         value = bytes(rng.randrange(256) for _ in range(VALUE_SIZE))
         rt, data_addr = arena.runtime(data, value)
-        interp = Interpreter(prog, rt, max_insns=100_000)
         stats.runs += 1
         try:
-            interp.run(data_addr, length)
+            Interpreter(prog, rt, max_insns=100_000).run(data_addr, length)
         except BpfMemoryError as exc:
             stats.violations += 1
             text = "\n".join(f"{k}: {verifier.insn_text(i)}" for k, i in enumerate(insns) if i.opcode)
@@ -269,3 +270,21 @@ def check_program(insns: list[isa.Insn], rng: random.Random, arena: Arena, stats
         except BpfRuntimeError:
             pass
     return None
+
+
+def raw_program(rng: random.Random) -> list[isa.Insn]:
+    """Arbitrary instruction fields (robustness: the verifier must only ever refuse cleanly)."""
+    common = [0x07, 0x0f, 0xb7, 0xbf, 0x61, 0x79, 0x63, 0x7b, 0x15, 0x1d, 0x25, 0x85, 0x95,
+              0x05, 0xc3, 0xdb, 0x04, 0x16, 0xb4, 0x18]
+    insns: list[isa.Insn] = []
+    for _ in range(rng.randrange(1, 20)):
+        op = rng.choice([rng.randrange(256)] + common)
+        imm = rng.choice([0, 1, -1, 8, rng.randint(-2 ** 31, 2 ** 31 - 1)])
+        dst, src = rng.randrange(16), rng.randrange(16)
+        if op == isa.OP_LDDW:
+            src = rng.choice([0, 0, 1, 4, 5, 6])
+            insns += [isa.Insn(op, dst, src, 0, imm, imm & isa.U32), isa.Insn(0, 0, 0, 0, rng.choice([0, 8]))]
+        else:
+            insns.append(isa.Insn(op, dst, src, rng.randint(-5, 5), imm))
+    insns.append(isa.Insn(isa.OP_EXIT))
+    return insns

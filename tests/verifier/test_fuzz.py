@@ -64,3 +64,21 @@ def test_fuzz_mutated_corpus_programs():
             assert failure is None, failure
     print(f"mutated corpus: {stats}")
     assert stats.accepted >= 50
+
+
+def test_arbitrary_instruction_fields_are_refused_cleanly():
+    """Random opcodes/registers/offsets/immediates: only BpfVerifierError, never a crash."""
+    from uringbpf.bpf import verifier
+    rng = random.Random(99)
+    m = fuzzgen.RunMap("f", 2, 4, fuzzgen.VALUE_SIZE, 1)
+    outcomes = {"accepted": 0, "refused": 0}
+    for i in range(1500):
+        prog = isa.Program("raw", fuzzgen.raw_program(rng), section="socket", maps=[m],
+                           kfuncs=["bpf_iter_utest_new"])
+        try:
+            verifier.verify(prog, max_insns=5000, log_level=2 if i % 7 == 0 else 0)
+            outcomes["accepted"] += 1
+        except verifier.BpfVerifierError as exc:
+            assert exc.message and "processed" in exc.log
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 1000

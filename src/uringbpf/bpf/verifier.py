@@ -204,7 +204,15 @@ class Verifier:
         for pc, insn in enumerate(self.insns):
             if insn.is_call and insn.src != isa.PSEUDO_CALL and not self.cfg.second_slot[pc]:
                 proto = self._proto_for_call(insn)
-                if proto is not None and _flag(proto, "ITER_NEXT") is not None:
+                if proto is None:
+                    # refused even in code no path reaches: the engines compile all of it
+                    self.pc = pc
+                    msg = (f"invalid func unknown#{insn.imm}" if insn.src == isa.CALL_HELPER else
+                           f"calling kernel function {self.program.kfuncs[insn.imm]} is not allowed")
+                    self.log(self.insn_line(pc))
+                    self.log(msg)
+                    raise BpfVerifierError(msg, self._final_log(), pc)
+                if _flag(proto, "ITER_NEXT") is not None:
                     self.iter_next_pcs.add(pc)
         for pc, insn in enumerate(self.insns):
             if insn.is_lddw and insn.src == isa.PSEUDO_FUNC and not self.cfg.second_slot[pc]:
@@ -1388,7 +1396,11 @@ def main_verify(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"uringbpf verify: cannot open {args.obj}: {exc}", file=sys.stderr)
         return 2
-    programs = _programs_for_verify(obj)
+    try:
+        programs = _programs_for_verify(obj)
+    except Exception as exc:  # e.g. a kfunc no design registers
+        print(f"uringbpf verify: {args.obj}: {exc}", file=sys.stderr)
+        return 1
     if args.prog:
         wanted = set(args.prog)
         missing = wanted - {p.name for p in programs}
