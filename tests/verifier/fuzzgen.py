@@ -201,7 +201,11 @@ def grown_program(rng: random.Random, n: int = 24, tries: int = 6, max_insns: in
                 continue
             groups = cand
             break
-    return layout(rng, setup, groups, to_end=True)
+    program = layout(rng, setup, groups, to_end=True)
+    # the same groups with branches into later groups: joins exercise state pruning
+    # (often still accepted, since each group was valid on its own path)
+    rejoined = layout(rng, setup, groups, to_end=False)
+    return program if rng.random() < 0.5 else rejoined
 
 
 def mutate(rng: random.Random, insns: list[isa.Insn]) -> list[isa.Insn]:
