@@ -23,7 +23,7 @@ from . import helpers as helpers_mod
 from . import isa, progtypes
 from . import verifier_scalar as sc
 from .helpers import Arg, Ret
-from .verifier_cfg import ARG_REGS, CALLER_SAVED, Cfg, CfgError
+from .verifier_cfg import CALLER_SAVED, Cfg, CfgError
 from .verifier_disasm import insn_text
 from .verifier_state import (
     CONST_MAP, NOT_INIT, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
@@ -1139,9 +1139,8 @@ class Verifier:
         # stack objects (iterators, dynptrs)
         if iter_next is not None:
             st.iter_steps += 1
-        obj_result = None
         for i, what in special_args.items():
-            obj_result = self._stack_object_arg(st, proto, pc, i + 1, what) or obj_result
+            self._stack_object_arg(st, proto, pc, i + 1, what)
         if callback is not None:
             # one path runs the callback (again and again, see _do_exit); this one
             # returns from the helper without calling it
