@@ -29,6 +29,8 @@ def main(argv: list[str]) -> int:
     for i in range(count):
         prog = (fuzzgen.grown_program(rng, n=rng.randrange(4, 30)) if i % 2
                 else fuzzgen.random_program(rng, n=rng.randrange(4, 30)))
+        if i % 3 == 0:
+            prog = fuzzgen.as_subprog(prog)
         for candidate in [prog] + [fuzzgen.mutate(rng, prog) for _ in range(3)]:
             failure = fuzzgen.check_program(candidate, rng, arena, stats)
             if failure:

@@ -292,3 +292,10 @@ def raw_program(rng: random.Random) -> list[isa.Insn]:
             insns.append(isa.Insn(op, dst, src, rng.randint(-5, 5), imm))
     insns.append(isa.Insn(isa.OP_EXIT))
     return insns
+
+
+def as_subprog(insns: list[isa.Insn]) -> list[isa.Insn]:
+    """Run the same body as a BPF-to-BPF callee (its own frame and stack):
+    ``call f; exit; f: <body>`` (r1/r2 pass through as arguments)."""
+    return [isa.Insn(isa.OP_CALL, 0, isa.PSEUDO_CALL, 0, 1), isa.Insn(isa.OP_EXIT)] + [
+        isa.Insn(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in insns]

@@ -22,6 +22,8 @@ def _run(seed: int, count: int):
     for i in range(count):
         if i % 2:
             prog = fuzzgen.grown_program(rng, n=rng.randrange(4, 20))
+            if i % 3 == 0:
+                prog = fuzzgen.as_subprog(prog)
         else:
             prog = fuzzgen.random_program(rng, n=rng.randrange(4, 24))
         failure = fuzzgen.check_program(prog, rng, arena, stats)
