@@ -156,6 +156,7 @@ class Verifier:
         self.explored: dict[int, list[_Checkpoint]] = {}
         self.visits: dict[int, int] = {}
         self.iter_next_pcs: set[int] = set()
+        self.callback_entries: set[int] = set()
         self.cfg: Cfg | None = None
         self.pc = 0
         self.state: State | None = None
@@ -217,6 +218,7 @@ class Verifier:
         for pc, insn in enumerate(self.insns):
             if insn.is_lddw and insn.src == isa.PSEUDO_FUNC and not self.cfg.second_slot[pc]:
                 self.iter_next_pcs.add(pc + insn.imm + 1)   # callback entries loop like next()
+                self.callback_entries.add(pc + insn.imm + 1)
         self.prune_points = self.cfg.jump_targets | self.cfg.cond_fallthrough | self.iter_next_pcs
         st = self._entry_state()
         try:
@@ -393,6 +395,23 @@ class Verifier:
         return False
 
     @staticmethod
+    def _same_loop(old: State, cur: State, callback_entry: bool) -> bool:
+        """Is ``old`` an earlier iteration of the same loop instance as ``cur``?  (An
+        iterator created anew, or a new bpf_loop call, starts a fresh instance whose
+        first iteration must not be widened against the previous instance's.)"""
+        fo, fc = old.cur, cur.cur
+        if callback_entry:
+            return fo.callback == fc.callback
+        ro, rc = fo.regs[1], fc.regs[1]
+        if ro.t == PTR_STACK and rc.t == PTR_STACK and ro.frame == rc.frame:
+            k = (-(ro.off + sc.s64(ro.var[4])) - 1) // 8
+            so = old.frames[ro.frame].stack.get(k)
+            scur = cur.frames[rc.frame].stack.get(k)
+            if so is not None and scur is not None and so[0] == "O" and scur[0] == "O":
+                return so[1].ref == scur[1].ref
+        return False
+
+    @staticmethod
     def _mark_decided(st: State) -> None:
         c = st.checkpoint
         while c is not None and not c.decided:
@@ -411,22 +430,30 @@ class Verifier:
         """At an iterator's next() call, forget scalar values that changed since an
         earlier visit of the same loop, so the loop body converges (the iterator, not
         the verifier, bounds the number of iterations)."""
-        for cp in lst:
-            if cp.done or not self._is_ancestor(cp, st.checkpoint):
-                continue
+        cp = st.checkpoint  # the nearest ancestor at this instruction: the previous iteration
+        while cp is not None and cp.pc != lst[0].pc:
+            cp = cp.parent
+        if cp is not None and not cp.done:
             old = cp.state
-            if len(old.frames) != len(st.frames):
-                continue
+            if len(old.frames) != len(st.frames) or not self._same_loop(old, st, cp.pc in self.callback_entries):
+                return
             for fo, fc in zip(old.frames, st.frames):
                 for i in range(10):
                     ro, rc = fo.regs[i], fc.regs[i]
                     if ro.t == SCALAR and rc.t == SCALAR and ro.var != rc.var:
-                        fc.regs[i] = UNKNOWN_SCALAR
+                        fc.regs[i] = _widened(ro, rc)
                 for k, slot in list(fc.stack.items()):
                     so = fo.stack.get(k)
-                    if (slot[0] == "S" and so is not None and so[0] == "S" and slot[1].t == SCALAR
-                            and so[1].t == SCALAR and slot[1].var != so[1].var):
-                        fc.stack[k] = ("S", UNKNOWN_SCALAR)
+                    if so is None or so[0] != slot[0]:
+                        continue
+                    if (slot[0] == "S" and slot[1].t == SCALAR and so[1].t == SCALAR
+                            and slot[1].var != so[1].var):
+                        fc.stack[k] = ("S", _widened(so[1], slot[1]))
+                    elif slot[0] == "H" and slot[2] != so[2]:
+                        halves = tuple(
+                            None if h is None else h if (o is not None and o.var == h.var)
+                            else scalar(sc.urange(0, sc.U32)) for o, h in zip(so[2], slot[2]))
+                        fc.stack[k] = ("H", slot[1], halves)
             return
 
     # ------------------------------------------------------------ registers
@@ -778,7 +805,7 @@ class Verifier:
         slot = frame.stack.get(k)
         if slot is None:
             return "u"
-        if slot[0] == "B":
+        if slot[0] == "B" or slot[0] == "H":
             return slot[1][o - (-8 * (k + 1))]
         if slot[0] == "S":
             r = slot[1]
@@ -808,7 +835,7 @@ class Verifier:
                 raise _Reject(f"cannot overwrite {slot[1].kind} slot at fp{base}")
             if slot is None:
                 cur = list("uuuuuuuu")
-            elif slot[0] == "B":
+            elif slot[0] == "B" or slot[0] == "H":
                 cur = list(slot[1])
             else:
                 r = slot[1]
@@ -838,7 +865,15 @@ class Verifier:
         if value.is_ptr:
             raise _Reject(f"invalid size of register spill (R{value_regno} is a pointer, size={size} off={o})")
         zero = value.is_const and (value.value & ((1 << (8 * size)) - 1)) == 0
+        k = (-o - 1) // 8
+        old = frame.stack.get(k)
         self._stack_mark_written(frame, o, o + size, known=True, zero=zero)
+        if size == 4 and o % 4 == 0 and value.t == SCALAR:
+            # a 32-bit spill keeps its bounds (clang spills alu32 registers this way)
+            half = 0 if o % 8 == 0 else 1
+            halves = list(old[2]) if old is not None and old[0] == "H" else [None, None]
+            halves[half] = scalar(sc.trunc32(value.var))
+            frame.stack[k] = ("H", frame.stack[k][1], tuple(halves))
 
     def _stack_read(self, frame: Frame, o: int, size: int, signed: bool) -> Reg:
         k = (-o - 1) // 8
@@ -853,6 +888,10 @@ class Verifier:
                 raise _Reject(f"invalid size of register fill (pointer spilled at fp{o}, size={size})")
             v = sc.truncate(r.var, size * 8)
             return scalar(sc.sext(v, size * 8) if signed else v)
+        if slot is not None and slot[0] == "H" and size == 4 and o % 4 == 0:
+            r = slot[2][0 if o % 8 == 0 else 1]
+            if r is not None:
+                return scalar(sc.sext(r.var, 32)) if signed else r
         kinds = [self._byte_kind(frame, x) for x in range(o, o + size)]
         for j, kd in enumerate(kinds):
             if kd == "u":
@@ -931,7 +970,7 @@ class Verifier:
             self.log(f"caller:\n {st.frames[-2].frameno}: {self.state.fmt_regs(caller)}\ncallee:\n {st.fmt_regs()}")
         return target
 
-    def _enter_callback(self, st: State, callsite: int, entry: int, ctx_reg: Reg) -> None:
+    def _enter_callback(self, st: State, callsite: int, entry: int, ctx_reg: Reg, instance: int) -> None:
         """Push the frame of a helper-called callback: r1 = iteration index, r2 = its ctx.
 
         The caller's r0 slot keeps the ctx argument (as ``obj``) while the callback runs,
@@ -943,7 +982,7 @@ class Verifier:
         for i in range(1, 6):
             caller.regs[i] = UNINIT
         caller.regs[0] = Reg(NOT_INIT, obj=ctx_reg)
-        f = Frame(len(st.frames), entry, callsite, callback=True)
+        f = Frame(len(st.frames), entry, callsite, callback=instance)
         f.regs[1] = Reg(SCALAR, sc.urange(0, sc.U32))
         f.regs[2] = ctx_reg
         f.regs[10] = Reg(PTR_STACK, frame=f.frameno)
@@ -964,7 +1003,7 @@ class Verifier:
             again = st.copy()
             if again.checkpoint is not None:
                 again.checkpoint.live += 1
-            self._enter_callback(again, f.callsite, f.subprog, caller.regs[0].obj)
+            self._enter_callback(again, f.callsite, f.subprog, caller.regs[0].obj, f.callback)
             self._dfs.append((f.subprog, again))
             # ... or return
             caller.regs[0] = UNKNOWN_SCALAR
@@ -1147,7 +1186,7 @@ class Verifier:
             cb_state = st.copy()
             if cb_state.checkpoint is not None:
                 cb_state.checkpoint.live += 1
-            self._enter_callback(cb_state, pc, callback[0], callback[1])
+            self._enter_callback(cb_state, pc, callback[0], callback[1], self.new_id())
             self._dfs.append((callback[0], cb_state))
         # clobber caller-saved registers, set r0
         for i in range(1, 6):
@@ -1339,6 +1378,14 @@ class Verifier:
         total = self._chain_depth(0)
         if total > isa.STACK_SIZE:
             raise _Reject(f"combined stack size of calls is {total}. Too large")
+
+
+def _widened(old: Reg, cur: Reg) -> Reg:
+    """A value that changed around a loop: forget it, but keep "fits in 32 bits" (so JMP32
+    compares still refine it) and the id links of the current value."""
+    if old.var[1] <= sc.U32 and cur.var[1] <= sc.U32:
+        return Reg(SCALAR, sc.urange(0, sc.U32), id=cur.id if cur.id == LEN_ID else 0)
+    return UNKNOWN_SCALAR
 
 
 def _sdivmod(op: int, a: int, b: int, width: int) -> int:

@@ -125,6 +125,7 @@ def const_reg(v: int) -> Reg:
 
 
 # Stack slots: ("B", bytes-kinds-str) | ("S", Reg) | ("O", ObjSlot)
+#   | ("H", bytes-kinds-str, (low Reg | None, high Reg | None)): bytes plus 32-bit scalar spills
 #   byte kinds: "u" uninitialised, "m" written (unknown), "0" known zero
 SLOT_UNINIT = ("B", "uuuuuuuu")
 
@@ -146,13 +147,13 @@ class ObjSlot:
 class Frame:
     __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "callback")
 
-    def __init__(self, frameno: int, subprog: int, callsite: int, callback: bool = False):
+    def __init__(self, frameno: int, subprog: int, callsite: int, callback: int = 0):
         self.regs = [UNINIT] * 11
         self.stack: dict[int, tuple] = {}
         self.callsite = callsite
         self.subprog = subprog
         self.frameno = frameno
-        self.callback = callback    # called by a helper (bpf_loop), returns into the helper
+        self.callback = callback    # != 0: called by a helper (bpf_loop); the id of that helper call
 
     def copy(self) -> "Frame":
         f = Frame.__new__(Frame)
@@ -221,6 +222,9 @@ class State:
             elif slot[0] == "B":
                 if slot[1] != "uuuuuuuu":
                     parts.append(f"fp{off}={slot[1]}")
+            elif slot[0] == "H":
+                halves = ",".join("-" if r is None else r.fmt() for r in slot[2])
+                parts.append(f"fp{off}={slot[1]}[{halves}]")
             else:
                 o = slot[1]
                 if o.first == k:
@@ -279,7 +283,7 @@ def reg_subsumes(old: Reg, cur: Reg, ids: IdMap) -> bool:
 def _bytes_of_cur(slot) -> str:
     if slot is None:
         return "uuuuuuuu"
-    if slot[0] == "B":
+    if slot[0] == "B" or slot[0] == "H":
         return slot[1]
     if slot[0] == "S":
         r = slot[1]
@@ -293,6 +297,13 @@ def slot_subsumes(old, cur, ids: IdMap) -> bool:
     kind = old[0]
     if old is cur and kind == "B":
         return True
+    if kind == "H":
+        for j, r in enumerate(old[2]):
+            if r is None:
+                continue
+            if cur is None or cur[0] != "H" or cur[2][j] is None or not reg_subsumes(r, cur[2][j], ids):
+                return False
+        kind = "B"
     if kind == "B":
         cb = _bytes_of_cur(cur)
         for o, c in zip(old[1], cb):
@@ -310,7 +321,7 @@ def slot_subsumes(old, cur, ids: IdMap) -> bool:
         r = old[1]
         if r.t == NOT_INIT:
             return True
-        if r.t == SCALAR and r.id == 0 and cur is not None and cur[0] == "B":
+        if r.t == SCALAR and r.id == 0 and cur is not None and cur[0] in ("B", "H"):
             if cur[1] == "mmmmmmmm" or (cur[1].replace("0", "m") == "mmmmmmmm"
                                          and sc.contains(r.var, sc.UNKNOWN)):
                 return sc.contains(r.var, sc.UNKNOWN)
@@ -341,7 +352,7 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
     if imprecise_masks is None:
         imprecise_masks = [0] * len(live_masks)
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
-        if fo.callsite != fc.callsite or fo.callback != fc.callback:
+        if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False
         ro, rc = fo.regs, fc.regs
         for i in range(10):
