@@ -14,10 +14,11 @@ import errno
 import os
 import threading
 import weakref
-from ctypes import Structure, sizeof
+from ctypes import sizeof
 from typing import Callable
 
 from ...uring import uapi as u
+from ...uring.syscalls import read_user as _read_user
 from .uapi import IORING_MAX_REG_BUFFERS, KBUF_DIR_BOTH, KBUF_DIR_DEST, KBUF_DIR_SOURCE
 
 _FIXED_OPS = {u.IORING_OP_READ_FIXED: KBUF_DIR_DEST, u.IORING_OP_WRITE_FIXED: KBUF_DIR_SOURCE,
@@ -323,24 +324,3 @@ def import_vec(table: KbufTable, sqe, ddir: int):
         out[i].iov_base, out[i].iov_len = addr, src[i].iov_len
     sqe.addr = ctypes.addressof(out)
     return node, out, 0
-
-
-class _IoVec(Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_vm_readv = _libc.process_vm_readv
-_vm_readv.restype = ctypes.c_ssize_t
-_vm_readv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p,
-                      ctypes.c_ulong, ctypes.c_ulong]
-
-
-def _read_user(addr: int, size: int) -> bytes | None:
-    """Read our own memory without risking a segfault (None plays the kernel's -EFAULT)."""
-    if not addr:
-        return None
-    buf = ctypes.create_string_buffer(size)
-    loc, rem = _IoVec(ctypes.addressof(buf), size), _IoVec(addr, size)
-    ok = _vm_readv(os.getpid(), ctypes.byref(loc), 1, ctypes.byref(rem), 1, 0) == size
-    return buf.raw if ok else None
