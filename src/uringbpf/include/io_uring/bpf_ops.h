@@ -34,6 +34,7 @@ enum {
 struct io_uring_bpf_ops {
 	int (*loop_step)(struct io_ring_ctx *, struct iou_loop_params *);
 	__u32 ring_fd;
+	void *priv;	/* the kernel's 7.1 layout; programs leave it NULL */
 };
 
 extern __u8 *bpf_io_uring_get_region(struct io_ring_ctx *ctx, __u32 region_id,
