@@ -30,9 +30,9 @@ int BPF_PROG(cksum_prep, struct uring_bpf_data *data, const struct io_uring_sqe 
 	return 0;
 }
 
-/* One page of the buffer.  A separate (non-inlined) function so that each page's dynptr
- * lives in a fresh stack frame: see docs/designs/ops.md ("verifier"). */
-static __noinline int crc_page(struct bpf_iter_uring_buf *it, __u32 *crcp, int n)
+/* One page of the buffer: each page gets a new dynptr in the same stack slots (the
+ * verifier accepts re-initialising a dynptr that holds no reference, like the kernel). */
+static __always_inline int crc_page(struct bpf_iter_uring_buf *it, __u32 *crcp, int n)
 {
 	struct bpf_dynptr dp;
 	__u8 buf[CHUNK];

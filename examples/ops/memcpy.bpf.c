@@ -37,7 +37,7 @@ int BPF_PROG(copy_prep, struct uring_bpf_data *data, const struct io_uring_sqe *
 	return 0;
 }
 
-static __noinline int page_in(struct bpf_iter_uring_buf *it, __u64 *donep, int n)
+static __always_inline int page_in(struct bpf_iter_uring_buf *it, __u64 *donep, int n)
 {
 	struct bpf_dynptr dp;
 	__u64 done = *donep;
@@ -63,7 +63,7 @@ static __noinline int page_in(struct bpf_iter_uring_buf *it, __u64 *donep, int n
 	return 0;
 }
 
-static __noinline int page_out(struct bpf_iter_uring_buf *it, __u64 *donep, int n)
+static __always_inline int page_out(struct bpf_iter_uring_buf *it, __u64 *donep, int n)
 {
 	struct bpf_dynptr dp;
 	__u64 done = *donep;

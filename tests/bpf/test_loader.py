@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from uringbpf.bpf import btf as btfmod
-from uringbpf.bpf import cc, elf, helpers, isa, struct_ops
+from uringbpf.bpf import cc, elf, helpers, isa, progtypes, struct_ops
 from uringbpf.bpf.elf import BpfLoadError
 from uringbpf.bpf.object import BpfObject
 from uringbpf.uring import uapi
@@ -85,7 +85,7 @@ def test_cpu_v4_object_has_v4_instructions():
     assert max(isa.cpu_version_needed(i) for i in insns) == 4
     for engine in ENGINES:
         o = opened("v4", cpu="v4")
-        o.load(engine=engine, verify=False)
+        o.load(engine=engine)
         assert o.programs["sdiv"]() == 33  # -100 / -3, truncating
         o.close()
     obj.close()
@@ -166,7 +166,7 @@ def test_run_globals_program(engine):
     obj.rodata.scale = 5
     obj.rodata.greeting = b"Zed"
     obj.datasec(".data.custom").custom_data = 1
-    obj.load(engine=engine, verify=False)
+    obj.load(engine=engine)
     progs = obj.programs
     assert all(p.engine in ENGINES for p in progs.values() if p.autoload)
     assert progs["compute"]() == 7 * 5 - 5 + 1
@@ -185,7 +185,7 @@ def test_run_globals_program(engine):
 
 def test_rodata_frozen_after_load():
     obj = opened("globals")
-    obj.load(engine="interp", verify=False)
+    obj.load(engine="interp")
     with pytest.raises(BpfLoadError, match="read-only"):
         obj.rodata.scale = 9
     assert obj.rodata.scale == 3
@@ -227,7 +227,7 @@ def test_registered_kfunc(engine):
     prog = obj.programs["use_kfunc"]
     assert prog.program.kfuncs == ["ubpf_test_kfunc_mul"]
     assert any(i.is_call and i.src == isa.PSEUDO_KFUNC_CALL and i.imm == 0 for i in prog.program.insns)
-    obj.load(engine=engine, verify=False)
+    obj.load(engine=engine)
     assert prog() == 42
     obj.close()
 
@@ -235,7 +235,7 @@ def test_registered_kfunc(engine):
 def test_missing_kfunc_is_a_load_error():
     obj = BpfObject.open(build("kfuncs", defines=("MISSING",)))
     with pytest.raises(BpfLoadError, match=r"use_kfunc.*ubpf_test_kfunc_missing.*not registered"):
-        obj.load(engine="interp", verify=False)
+        obj.load(engine="interp")
     obj.close()
 
 
@@ -249,6 +249,16 @@ class _TestLink:
         self.destroyed = True
 
 
+def _register_test_ops_progtypes() -> None:
+    """The verifier needs a program type for each member of the test-only struct_ops type
+    (a design registers its own; this test plays the design).  Idempotent."""
+    ctx = progtypes.Layout("ubpf_test_ctx", 16, (progtypes.Field("a", 0, 8, read=True, write=False),
+                                                 progtypes.Field("b", 8, 8, read=True, write=False)))
+    progtypes.register_struct_ops_member("ubpf_test_ops", "combine",
+                                         [progtypes.ValueKind.struct(ctx), progtypes.ValueKind.scalar()])
+    progtypes.register_struct_ops_member("ubpf_test_ops", "other", [progtypes.ValueKind.scalar()])
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_struct_ops_object(engine):
     attached = []
@@ -258,6 +268,7 @@ def test_struct_ops_object(engine):
         attached.append(link)
         return link
 
+    _register_test_ops_progtypes()
     struct_ops.register("ubpf_test_ops", attach)
     try:
         obj = opened("ops")
@@ -273,7 +284,7 @@ def test_struct_ops_object(engine):
             st.set("nonexistent", 1)
         with pytest.raises(BpfLoadError, match="load"):
             obj.attach_struct_ops("test_ops")
-        obj.load(engine=engine, verify=False)
+        obj.load(engine=engine)
         with pytest.raises(BpfLoadError, match="after load"):
             st.ring_fd = 1
         # struct_ops calling convention: r1 -> array of u64 arguments
@@ -297,8 +308,9 @@ def test_struct_ops_object(engine):
 
 
 def test_struct_ops_unregistered_type():
+    _register_test_ops_progtypes()
     obj = opened("ops")
-    obj.load(engine="interp", verify=False)
+    obj.load(engine="interp")
     with pytest.raises(BpfLoadError, match="no design registered struct_ops type 'ubpf_test_ops'"):
         obj.attach_struct_ops("test_ops")
     obj.close()
@@ -309,7 +321,7 @@ def test_struct_ops_unregistered_type():
 def test_entry_address_runs_the_program_natively():
     for engine in ENGINES:
         obj = opened("globals")
-        obj.load(engine=engine, verify=False)
+        obj.load(engine=engine)
         prog = obj.programs["compute"]
         fn = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)(prog.entry_address)
         assert fn(0, 0, 0, 0, 0) == 7 * 3 - 5 + 77
@@ -464,7 +476,7 @@ def test_close_frees_maps_and_autoload():
     from uringbpf.bpf import maps as mapsmod
     with BpfObject.open(build("globals")) as obj:
         obj.programs["printer"].autoload = False
-        obj.load(engine="interp", verify=False)
+        obj.load(engine="interp")
         assert not obj.programs["printer"].loaded and obj.programs["compute"].loaded
         addrs = [m.addr for m in obj.map_list]
         assert all(mapsmod.map_at(a) is not None for a in addrs)
@@ -511,7 +523,7 @@ def test_hand_written_assembly_object(tmp_path, engine):
     obj = BpfObject.open(out)
     assert list(obj.programs) == ["prog_a", "prog_b"]
     assert all(len(p.program.insns) == 6 for p in obj.programs.values())
-    obj.load(engine=engine, verify=False)
+    obj.load(engine=engine)
     assert obj.programs["prog_a"]() == 7 and obj.programs["prog_b"]() == 42
     obj.close()
 
@@ -559,8 +571,8 @@ def test_reuse_map_shares_a_map_between_objects(engine):
     b.reuse_map("counts", a.maps["counts"])
     with pytest.raises(BpfLoadError, match="type differs"):
         b.reuse_map("slots", a.maps["counts"])     # hash of 64 vs array of 4
-    a.load(engine=engine, verify=False)
-    b.load(engine=engine, verify=False)
+    a.load(engine=engine)
+    b.load(engine=engine)
     for obj in (a, b):
         obj.programs["compute"]()                    # last_seen = 21 in each object's .bss
     assert a.programs["count_key"]() == 1

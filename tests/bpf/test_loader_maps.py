@@ -221,7 +221,7 @@ def test_arena_pages_shared_with_python():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_arena_program(engine):
     obj = BpfObject.open(build("arena"))
-    obj.load(engine=engine, verify=False)
+    obj.load(engine=engine)
     assert obj.programs["fill"]() == 0
     arena = obj.maps["arena"]
     assert obj.bss.page_addr == arena.value_addr
@@ -315,7 +315,7 @@ def test_printk_formatting_and_misc_helpers():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_rings_program(engine):
     obj = BpfObject.open(build("rings"))
-    obj.load(engine=engine, verify=False)
+    obj.load(engine=engine)
     prog = obj.programs["produce"]
     assert prog() == 55 and prog() == 55
     records = RingBuffer(obj.maps["events"]).records()
@@ -492,7 +492,7 @@ def test_interpreter_side_helpers_refuse_misuse(monkeypatch):
 
 def test_bpf_loop_in_interpreter_only_calls_program_functions():
     obj = BpfObject.open(build("rings"))
-    obj.load(engine="interp", verify=False)
+    obj.load(engine="interp")
     rt = obj.programs["produce"].runtime
     loop = helpers.get_helper(181).impl
     with pytest.raises(BpfRuntimeError, match="not a function of program"):
@@ -506,7 +506,7 @@ def test_open_coded_iterators(engine):
     obj = BpfObject.open(build("rings"))
     prog = obj.programs["iterate"]
     assert {"bpf_iter_num_new", "bpf_iter_num_next", "bpf_iter_num_destroy"} == set(prog.program.kfuncs)
-    obj.load(engine=engine, verify=False)
+    obj.load(engine=engine)
     assert prog() == 25 * 100 + 4
     obj.close()
     it = ctypes.c_uint64(0)

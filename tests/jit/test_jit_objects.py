@@ -76,8 +76,7 @@ def _observe(obj_path, engine: str, factor: int, inputs: list[bytes], checked: b
     obj = BpfObject.open(obj_path)
     try:
         obj.rodata.factor = factor
-        # verify=False: the verifier does not model bpf_loop callbacks yet.
-        obj.load(engine=engine, strict_engine=True, verify=False, checked=checked)
+        obj.load(engine=engine, strict_engine=True, checked=checked)   # verified (bpf_loop callbacks too)
         prog = obj.programs["mix"]
         assert prog.engine == engine
         results = []

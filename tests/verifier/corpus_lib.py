@@ -56,8 +56,14 @@ class Case:
     def program(self) -> isa.Program:
         insns, kfuncs = vasm.assemble(self.source, helper_names())
         section = "socket" if self.prog_type == "socket_filter" else self.prog_type
+        attach = ""
+        if self.prog_type.startswith("struct_ops:"):
+            # a design's struct_ops member type (e.g. struct_ops:uring_bpf_ops.issue_fn):
+            # bind it the way the loader does, by section and attach target
+            attach = self.prog_type.split(":", 1)[1]
+            section = "struct_ops/" + attach.rsplit(".", 1)[1]
         return isa.Program(self.name, insns, section=section, prog_type=self.prog_type,
-                           maps=list(self.maps), kfuncs=kfuncs,
+                           maps=list(self.maps), kfuncs=kfuncs, attach=attach,
                            sleepable=self.prog_type.endswith("_s"))
 
 
@@ -152,6 +158,19 @@ TEST_KFUNCS = {
     "bpf_iter_utest_destroy": ((Arg.STACK_PTR,), Ret.VOID,
                                {"kfunc_flags": frozenset({"ITER_DESTROY"})}),
     "uringbpf_test_only_loop": ((), Ret.INTEGER, {"prog_types": frozenset({"test_loop"})}),
+    # dynptrs: one made from an initialised utest iterator (ITER_ARG, like ops' per-page
+    # bpf_uring_buf_dynptr), one from a scalar, one acquired (holds a reference)
+    "uringbpf_test_dynptr_from_iter": ((Arg.STACK_PTR, Arg.STACK_PTR), Ret.INTEGER,
+                                       {"kfunc_flags": frozenset({"DYNPTR_NEW:1",
+                                                                  "ITER_ARG:0:bpf_iter_utest"})}),
+    "uringbpf_test_dynptr_plain": ((Arg.SCALAR, Arg.STACK_PTR), Ret.INTEGER,
+                                   {"kfunc_flags": frozenset({"DYNPTR_NEW:1"})}),
+    "uringbpf_test_dynptr_acquire": ((Arg.SCALAR, Arg.STACK_PTR), Ret.INTEGER,
+                                     {"kfunc_flags": frozenset({"DYNPTR_NEW:1", "KF_ACQUIRE"})}),
+    "uringbpf_test_dynptr_len": ((Arg.STACK_PTR,), Ret.INTEGER,
+                                 {"kfunc_flags": frozenset({"DYNPTR:0"})}),
+    "uringbpf_test_iter_peek": ((Arg.STACK_PTR,), Ret.INTEGER,
+                                {"kfunc_flags": frozenset({"ITER_ARG:0"})}),
 }
 
 _registered = False

@@ -53,6 +53,15 @@ class Ret(enum.Enum):
 
 @dataclass(frozen=True)
 class Proto:
+    """A helper's or kfunc's signature as the verifier checks it.
+
+    ``kfunc_flags`` (meanings in docs/verifier.md): ITER_NEW[:i], ITER_NEXT, ITER_DESTROY,
+    ITER_SIZE=N, ITER_ARG:i[:T] (arg i must be an initialised iterator, of type T if given,
+    e.g. ``ITER_ARG:0:bpf_iter_uring_buf``; no next/destroy meaning: the kernel's
+    ``__iter``), DYNPTR_NEW:i, DYNPTR:i, DYNPTR_SIZE=N, RET_NULL, KF_ACQUIRE, KF_RELEASE,
+    KF_RET_NULL, KF_SLEEPABLE, KF_TRUSTED_ARGS, ARENA_RET.
+    """
+
     name: str
     args: tuple[Arg, ...]
     ret: Ret = Ret.INTEGER

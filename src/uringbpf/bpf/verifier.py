@@ -120,6 +120,38 @@ def _flag(proto, name: str) -> str | None:
     return None
 
 
+def _frozen_map_read(ptr: Reg, lo: int, size: int, signed: bool) -> Reg | None:
+    """A load at a constant offset from a frozen, program-read-only, one-element array
+    (``.rodata`` after ``BpfObject.load`` froze it) gives the constant stored there, as the
+    kernel's verifier does: nobody can change those bytes any more, so sizes and offsets
+    kept in ``.rodata`` verify like literals.  Anything else: None (an unknown value)."""
+    m = ptr.obj
+    if (not ptr.ro or not sc.is_const(ptr.var) or not getattr(m, "frozen", False)
+            or getattr(m, "type", None) != 2 or getattr(m, "max_entries", 0) != 1
+            or size not in (1, 2, 4, 8)):
+        return None
+    try:
+        base = int(m.value_addr)
+    except Exception:  # noqa: BLE001 - a closed or unusual map: just not a constant
+        return None
+    if not base:
+        return None
+    import ctypes
+    raw = int.from_bytes(ctypes.string_at(base + lo, size), "little", signed=signed)
+    return const_reg(raw & sc.U64)
+
+
+#: ``Reg.obj`` of memory returned by an ``ARENA_RET`` kfunc (bpf_arena_alloc_pages)
+ARENA_MEM = "arena"
+
+
+def _is_arena_ptr(reg: Reg) -> bool:
+    """Arena memory is mapped into the user process too (user space reads its addresses
+    from the map), so storing an arena address leaks nothing, like the kernel allows.
+    The stored copy is a plain scalar: loading it back never gives a usable pointer."""
+    return reg.t == PTR_MEM and reg.obj is ARENA_MEM and not reg.null
+
+
 def _obj_type_name(name: str) -> str:
     for suffix in ("_new", "_next", "_destroy"):
         if name.endswith(suffix):
@@ -698,7 +730,9 @@ class Verifier:
         if t == PTR_STACK:
             return self._stack_access(st, ptr, regno, off, size, write, value, value_regno, signed)
         if write and value is not None and value.is_ptr:
-            raise _Reject(f"R{value_regno} leaks addr into {'ctx' if t == PTR_CTX else 'mem'}")
+            if t == PTR_CTX or not _is_arena_ptr(value):
+                raise _Reject(f"R{value_regno} leaks addr into {'ctx' if t == PTR_CTX else 'mem'}")
+            value = UNKNOWN_SCALAR   # an arena address is stored as plain data (see _is_arena_ptr)
         if t == PTR_CTX:
             return self._ctx_access(ptr, regno, off, size, write, signed)
         if t == PTR_MAP_VALUE:
@@ -712,6 +746,10 @@ class Verifier:
                 raise _Reject(f"R{regno} max value is outside of the allowed memory range")
             if write and ptr.ro:
                 raise _Reject(f"write into map forbidden, value_size={vs} off={lo} size={size}")
+            if not write:
+                known = _frozen_map_read(ptr, lo, size, signed)
+                if known is not None:
+                    return known
         elif t == PTR_MEM:
             lo, hi = self._bounds(ptr, regno, off, size)
             if lo < 0 or hi > ptr.size:
@@ -1068,6 +1106,11 @@ class Verifier:
             special_args[int(iter_next or 0)] = "iter"
         if iter_destroy is not None:
             special_args[int(iter_destroy or 0)] = "iter"
+        iter_arg = _flag(proto, "ITER_ARG")
+        if iter_arg is not None:
+            # ITER_ARG:n[:T] — arg n must be an initialised iterator (of type T), used
+            # only as an argument: no next() loop point, no destroy (the kernel's __iter)
+            special_args[int(iter_arg.split(":")[0] or 0)] = "iter_arg"
         if dyn_new is not None:
             special_args[int(dyn_new or 0)] = "dynptr_new"
         if dyn_use is not None:
@@ -1215,15 +1258,37 @@ class Verifier:
         frame = self._frame_of(st, reg)
         self._note_depth(frame, o)
         first = (-o - 1) // 8
+        if what == "iter_arg":
+            want = (_flag(proto, "ITER_ARG") or "").partition(":")[2]
+            slot = frame.stack.get(first)
+            if slot is None or slot[0] != "O" or slot[1].first != first or slot[1].kind != "iter":
+                raise _Reject(f"expected an initialized iter{' ' + want if want else ''} as "
+                              f"arg #{regno - 1} of {proto.name}")
+            if want and slot[1].type != want:
+                raise _Reject(f"expected an initialized iter {want} as arg #{regno - 1} of "
+                              f"{proto.name}, got {slot[1].type}")
+            return None
         keys = [first - j for j in range(nslots)]
         tname = _obj_type_name(proto.name)
         if what.endswith("_new"):
+            stale: list[ObjSlot] = []
             for k in keys:
                 slot = frame.stack.get(k)
                 if slot is not None and slot[0] == "O":
+                    old = slot[1]
+                    # like the kernel, a new dynptr may overwrite a dynptr that holds no
+                    # reference (nothing to release, so nothing leaks); an iterator or
+                    # an acquired dynptr must be destroyed/released first
+                    if objkind == "dynptr" and old.kind == "dynptr" and not old.ref:
+                        stale.append(old)
+                        continue
                     raise _Reject(f"{objkind} at fp{o} is already initialized (destroy it first)")
                 if slot is not None and slot[0] == "S" and slot[1].is_ptr:
                     raise _Reject(f"{objkind} at fp{o} would overwrite a spilled pointer")
+            for old in stale:
+                # the whole old dynptr goes, also the slots the new one does not cover
+                for k in range(old.first, old.first - old.nslots, -1):
+                    frame.stack[k] = SLOT_UNINIT
             ref = self.new_id() if objkind == "iter" or _flag(proto, "KF_ACQUIRE") is not None else 0
             obj = ObjSlot(objkind, tname, ref, first, nslots)
             for k in keys:
@@ -1272,7 +1337,8 @@ class Verifier:
             if size is None or size <= 0:
                 raise _Reject(f"{proto.name}: size of the returned memory must be a known constant")
             null = ret != Ret.MEM or nullable
-            r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0)
+            r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0,
+                    obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None)
             if ret == Ret.RINGBUF_MEM_OR_NULL:
                 acquires = True
         else:

@@ -985,9 +985,10 @@ def _register_kfuncs() -> None:
     kf("bpf_iter_uring_buf_destroy", (Arg.STACK_PTR,), Ret.VOID, kf_iter_destroy,
        prog_types=ours, kfunc_flags=frozenset({"ITER_DESTROY", "ITER_SIZE:64"}))
     kf("bpf_uring_buf_dynptr", (Arg.STACK_PTR, Arg.STACK_PTR), Ret.INTEGER, kf_buf_dynptr,
-       prog_types=ours, kfunc_flags=frozenset({"DYNPTR_NEW:1"}))
+       prog_types=ours, kfunc_flags=frozenset({"DYNPTR_NEW:1", "ITER_ARG:0:bpf_iter_uring_buf"}))
     kf("bpf_uring_buf_dynptr_rdwr", (Arg.STACK_PTR, Arg.STACK_PTR), Ret.INTEGER,
-       kf_buf_dynptr_rdwr, prog_types=ours, kfunc_flags=frozenset({"DYNPTR_NEW:1"}))
+       kf_buf_dynptr_rdwr, prog_types=ours,
+       kfunc_flags=frozenset({"DYNPTR_NEW:1", "ITER_ARG:0:bpf_iter_uring_buf"}))
     kf("bpf_dynptr_slice", (Arg.STACK_PTR, Arg.SCALAR, Arg.ANYTHING, Arg.SCALAR),
        Ret.MEM_OR_NULL, kf_dynptr_slice, ret_size_arg=3, kfunc_flags=frozenset({"DYNPTR:0"}))
     kf("bpf_dynptr_slice_rdwr", (Arg.STACK_PTR, Arg.SCALAR, Arg.ANYTHING, Arg.SCALAR),
