@@ -26,6 +26,7 @@ from ctypes import Structure, Union, c_uint8, c_uint16, c_uint32, c_uint64, size
 from typing import Iterable, Sequence
 
 from ..uring import uapi
+from ..uring.syscalls import read_user, write_user
 from . import cbpf
 from .cbpf import CbpfError, SockFilter
 
@@ -145,40 +146,9 @@ def compile_filter(insns: Sequence[SockFilter]) -> cbpf.Program:
     return cbpf.Program(insns, transform=check_io_uring_filter)
 
 
-# --- safe access to user memory --------------------------------------------------------
-class _IoVec(Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_vm_readv = _libc.process_vm_readv
-_vm_readv.restype = ctypes.c_ssize_t
-_vm_readv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p,
-                      ctypes.c_ulong, ctypes.c_ulong]
-_vm_writev = _libc.process_vm_writev
-_vm_writev.restype = ctypes.c_ssize_t
-_vm_writev.argtypes = _vm_readv.argtypes
-_getpid = _libc.getpid
-
-
-def _copy(fn, local: int, remote: int, size: int) -> bool:
-    loc, rem = _IoVec(local, size), _IoVec(remote, size)
-    return fn(_getpid(), ctypes.byref(loc), 1, ctypes.byref(rem), 1, 0) == size
-
-
-def copy_from_user(addr: int, size: int) -> bytes | None:
-    """Read ``size`` bytes at ``addr`` of this process, or None (EFAULT) — never a segfault."""
-    if size == 0:
-        return b""
-    if not addr:
-        return None
-    buf = ctypes.create_string_buffer(size)
-    return buf.raw if _copy(_vm_readv, ctypes.addressof(buf), addr, size) else None
-
-
-def copy_to_user(addr: int, data: bytes) -> bool:
-    buf = ctypes.create_string_buffer(data, len(data))
-    return bool(addr) and _copy(_vm_writev, ctypes.addressof(buf), addr, len(data))
+# --- safe access to user memory: the ring layer's process_vm_readv/writev wrappers -------
+copy_from_user = read_user     # bytes, or None where the kernel would say -EFAULT
+copy_to_user = write_user      # False where the kernel would say -EFAULT
 
 
 # --- the per-ring filter table ---------------------------------------------------------
