@@ -8,7 +8,10 @@
 #include <linux/errno.h>
 #include <io_uring/bpf_ext.h>
 #include <bpf/bpf_tracing.h>
-#include "crc32c_table.h"
+#include <uringbpf/crc32c.h>
+
+/* const volatile: the table stays in .rodata (one array-map value) */
+static const volatile __u32 crc32c_table[256] = UBPF_CRC32C_TABLE;
 
 char LICENSE[] SEC("license") = "GPL";
 
