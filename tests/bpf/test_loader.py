@@ -108,7 +108,7 @@ def test_uapi_header_layout_matches_python_uapi():
     assert ro.setup_sq_rewind == uapi.IORING_SETUP_SQ_REWIND
     assert ro.reg_bpf_filter == uapi.IORING_REGISTER_BPF_FILTER
     assert ro.filter_ctx_size == 40
-    assert ro.loop_ops_size == 16
+    assert ro.loop_ops_size == 24    # loop_step, ring_fd, void *priv (7.1 layout)
     prog = obj.programs["nops_loop_step"]
     assert prog.program.kfuncs == ["bpf_io_uring_get_region", "bpf_io_uring_submit_sqes"]
     assert prog.program.attach == "io_uring_bpf_ops.loop_step"
