@@ -175,6 +175,18 @@ def test_assembler_errors(text, message):
     assert "line" in str(info.value)
 
 
+def test_wide_immediates_truncate_only_when_asked():
+    """The .data parser mimics bpf_conformance (low 32 bits); plain assembly refuses."""
+    text = "mov %r0, 0x1ffffff80\njne %r0, 0xffffffffffffff80, +1\nexit"
+    with pytest.raises(asm.AsmError):
+        asm.assemble(text)
+    insns = asm.assemble(text, truncate_wide_imm=True)
+    assert [i.imm for i in insns[:2]] == [-128, -128]
+    # The mode does not leak into the next call.
+    with pytest.raises(asm.AsmError):
+        asm.assemble("mov %r0, 0x100000000")
+
+
 def test_invalid_instructions_disassemble_without_crashing():
     text = disasm.format_insn(Insn(0xFF))
     assert text.startswith("<invalid")

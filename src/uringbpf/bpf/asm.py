@@ -31,6 +31,7 @@ defines the label ``exit``, as in bpf_conformance.
 
 from __future__ import annotations
 
+import contextvars
 import re
 import sys
 from dataclasses import dataclass
@@ -67,12 +68,22 @@ def parse_int(text: str) -> int:
     return -value if neg else value
 
 
+# bpf_conformance's own assembler reads every 32-bit immediate with ``stoull`` and keeps
+# the low 32 bits, so a few upstream ``.data`` files spell an immediate wider than 32
+# bits (``0xffffffffffffff80`` meaning -128).  ``assemble(..., truncate_wide_imm=True)``
+# reproduces that for the conformance runner; everywhere else a wide immediate is an error.
+_TRUNCATE_WIDE_IMM: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "uringbpf_asm_truncate_wide_imm", default=False)
+
+
 def _imm32(text: str) -> int:
     """A 32-bit immediate: signed decimal, or hex up to 0xffffffff (two's complement)."""
     try:
         value = parse_int(text)
     except ValueError:
         raise ValueError(f"invalid immediate {text!r}") from None
+    if _TRUNCATE_WIDE_IMM.get() and -(1 << 64) < value < (1 << 64):
+        return isa.to_s32(value & isa.U32)
     if "0x" in text.lower() and not text.strip().startswith("-"):
         if value > isa.U32:
             raise ValueError(f"immediate out of 32-bit range: {text}")
@@ -503,8 +514,21 @@ def _strip_comment(line: str) -> str:
     return line[: m.start()] if m else line
 
 
-def assemble(text: str) -> list[Insn]:
-    """Assemble text in either dialect into instruction slots (lddw takes two)."""
+def assemble(text: str, *, truncate_wide_imm: bool = False) -> list[Insn]:
+    """Assemble text in either dialect into instruction slots (lddw takes two).
+
+    ``truncate_wide_imm=True`` keeps the low 32 bits of an immediate that does not fit
+    in 32 bits instead of refusing it, exactly as bpf_conformance's assembler does; only
+    the ``.data`` parser asks for it.
+    """
+    token = _TRUNCATE_WIDE_IMM.set(truncate_wide_imm)
+    try:
+        return _assemble(text)
+    finally:
+        _TRUNCATE_WIDE_IMM.reset(token)
+
+
+def _assemble(text: str) -> list[Insn]:
     pend: list[_Pending] = []
     labels: dict[str, int] = {}
     saw_exit = False

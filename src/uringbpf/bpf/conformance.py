@@ -284,7 +284,8 @@ class DataTest:
             return isa.decode(code)
         from .asm import assemble
 
-        return assemble(self.asm)
+        # Immediates wider than 32 bits keep their low 32 bits, as upstream's assembler does.
+        return assemble(self.asm, truncate_wide_imm=True)
 
     def bytecode(self) -> bytes:
         if self.raw:
