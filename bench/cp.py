@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         digest = make_source(src, size)
 
         engines: dict[str, object] = {
-            f"loop-jit (qd 1)": lambda: run_loop(src, dst, chunk),
+            "loop-jit (qd 1)": lambda: run_loop(src, dst, chunk),
             f"c-liburing (qd {args.qd})": lambda: run_c(exe, src, dst, chunk, args.qd),
         }
         if not args.no_python:
