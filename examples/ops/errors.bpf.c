@@ -2,7 +2,9 @@
  * op 0: prep_fn fails (-EINVAL)            op 1: issue sets a negative result (-EIO)
  * op 2: issue_fn returns an error (-ENOMEM) op 3: iterator over the SQE's descriptor
  *       (a bad descriptor's error becomes the result)
- * op 4: no prep_fn (-EOPNOTSUPP)            op 5: succeeds with res 7 (for chains) */
+ * op 4: no prep_fn (-EOPNOTSUPP)            op 5: succeeds with res 7 (for chains)
+ * op 6: like op 3 over a descriptor the program builds (the first half of the SQE's),
+ *       which the SQE does not name: resolved on demand rather than at prep */
 #include <linux/errno.h>
 #include <io_uring/bpf_ext.h>
 #include <bpf/bpf_tracing.h>
@@ -25,7 +27,7 @@ int BPF_PROG(err_prep, struct uring_bpf_data *data, const struct io_uring_sqe *s
 	preps[op]++;
 	if (op == 0)
 		return -EINVAL;
-	if (op == 3) {
+	if (op == 3 || op == 6) {
 		if (sqe->len != 1 || bpf_probe_read_user(&desc, sizeof(desc), (void *)sqe->addr))
 			return -EFAULT;
 		__builtin_memcpy(data->pdu, &desc, sizeof(desc));
@@ -48,8 +50,10 @@ int BPF_PROG(err_issue, struct uring_bpf_data *data)
 	}
 	if (op == 2)
 		return -ENOMEM;
-	if (op == 3) {
+	if (op == 3 || op == 6) {
 		__builtin_memcpy(&desc, data->pdu, sizeof(desc));
+		if (op == 6)
+			desc.len /= 2;
 		err = bpf_iter_uring_buf_new(&it, data, &desc, ITER_SOURCE);
 		while ((avail = bpf_iter_uring_buf_next(&it)))
 			n += *avail & 0xffff;
@@ -86,6 +90,7 @@ ERR_OP(err_op1, 1);
 ERR_OP(err_op2, 2);
 ERR_OP(err_op3, 3);
 ERR_OP(err_op5, 5);
+ERR_OP(err_op6, 6);
 
 SEC(".struct_ops.link")
 struct uring_bpf_ops err_op4 = {

@@ -203,10 +203,20 @@ class Request:
     user_data: int
     flags: int
     opf: int
-    result: int = 0
+    native: "_NReq | None" = None
     prepped: bool = False
     done: bool = False
-    iters: list = field(default_factory=list)
+    keep: list = field(default_factory=list)
+
+    @property
+    def result(self) -> int:
+        """The CQE result, kept in the native request (``uring_bpf_set_result`` writes it)."""
+        return self.native.result if self.native is not None else 0
+
+    @result.setter
+    def result(self, value: int) -> None:
+        if self.native is not None:
+            self.native.result = _s32(value)
 
 
 class OpsTable:
@@ -220,6 +230,11 @@ class OpsTable:
         self.slab = Buffer(64 + self.nreq * _SLOT, align=64)
         self.args_addr = self.slab.addr
         self.free = list(range(self.nreq))
+        lib = _lib()
+        self.native = lib.ops_tab_new(self.slab.addr, self.nreq)
+        if not self.native:
+            raise OSError(errno.ENOMEM, "no native request table for IORING_OP_BPF")
+        weakref.finalize(self, lib.ops_tab_free, self.native)
         self.errors: list[BaseException] = []
         self.stats = {"prep": 0, "issue": 0, "fail": 0, "cleanup": 0, "sentinels": 0}
 
@@ -302,7 +317,10 @@ class OpsTable:
         ctypes.c_uint64.from_address(data).value = data
         ctypes.c_uint64.from_address(data + 8).value = id(slot) & _U64
         ctypes.c_uint32.from_address(data + 16).value = opf
-        req = Request(slot, index, data, ud, sqe[1], opf)
+        nreq = _NReq.from_address(self.native and _lib().ops_tab_req(self.native, index))
+        req = Request(slot, index, data, ud, sqe[1], opf, nreq)
+        _prep_descs(self.ring, req, sqe)
+        nreq.data, nreq.result, nreq.live = data, 0, 1
         _by_data[data] = req
         self.stats["prep"] += 1
         ret = self._call(slot.progs["prep_fn"], data, data + DATA_SIZE)
@@ -350,7 +368,10 @@ class OpsTable:
         self._finish(req)
 
     def _release(self, req: Request) -> None:
+        if req.native is not None:
+            req.native.live, req.native.ndesc, req.native.descs = 0, 0, 0
         _by_data.pop(req.data, None)
+        req.keep.clear()
         with self.cond:
             self.free.append(req.index)
             if req.slot is not None:
@@ -634,8 +655,9 @@ def _attach_struct_ops(obj, st_map) -> OpsSlot:
 
 # --- kfuncs -------------------------------------------------------------------------
 _by_data: dict[int, Request] = {}
-_iters: dict[int, "_Iter"] = {}
-_iter_ids = itertools.count(1)
+#: iterator id -> [runtime, request data, region]: the interpreter's view of the page an
+#: iterator handed out (added to the run's address space, removed on next/destroy)
+_iter_regions: dict[int, list] = {}
 
 
 def _req(addr: int) -> Request | None:
@@ -643,11 +665,8 @@ def _req(addr: int) -> Request | None:
 
 
 def kf_set_result(rt, r1, r2, r3, r4, r5) -> int:
-    req = _req(r1)
-    if req is not None:
-        req.result = _s32(r2)
-    return 0
-
+    """``uring_bpf_set_result``: the interpreter's entry calls the JIT's C twin."""
+    return _lib().ops_set_result(r1, r2, 0, 0, 0)
 
 def _read_desc(rt, addr: int) -> bytes | None:
     if rt is not None and rt.mem.find(addr, 16) is None:
@@ -721,150 +740,183 @@ def resolve_desc(ring, desc: bytes, direction: int):
     return -errno.EINVAL
 
 
-class _Iter:
-    """State of one ``struct bpf_iter_uring_buf`` (the program's copy holds an id)."""
+# --- native request state (mirrors of native/ops.c) ------------------------------------
+class _Seg(ctypes.Structure):
+    """``struct ops_seg``: one piece of a buffer; ``checked`` = registered (known valid)."""
 
-    def __init__(self, rt, req, segs, direction: int, err: int):
-        self.rt, self.req, self.segs, self.dir, self.err = rt, req, segs, direction, err
-        self.seg = 0
-        self.off = 0
-        self.cur = None            # (addr, len) of the chunk handed out
-        self.region = None
-
-    def drop_region(self) -> None:
-        if self.region is not None:
-            try:
-                self.rt.mem.remove(self.region)
-            except ValueError:
-                pass
-            self.region = None
-
-    def next_chunk(self):
-        self.drop_region()
-        self.cur = None
-        if self.err or self.segs is None:
-            return None
-        while self.seg < len(self.segs):
-            a, n, checked = self.segs[self.seg]
-            if self.off >= n:
-                self.seg, self.off = self.seg + 1, 0
-                continue
-            cur = a + self.off
-            count = min(n - self.off, _PAGE - cur % _PAGE)
-            if not checked:
-                data = syscalls.read_user(cur, count)
-                if data is None or (self.dir == ITER_DEST and not syscalls.write_user(cur, data)):
-                    self.err = -errno.EFAULT
-                    return None
-            self.off += count
-            self.cur = (cur, count)
-            if self.rt.mem.find(cur, count) is None:
-                try:
-                    self.region = self.rt.mem.add(cur, count, self.dir == ITER_DEST,
-                                                  "uring_bpf buffer page")
-                except ValueError:
-                    self.region = None
-            return self.cur
-        return None
+    _fields_ = [("addr", ctypes.c_uint64), ("len", ctypes.c_uint64),
+                ("checked", ctypes.c_uint64)]
 
 
-def _iter_at(addr: int) -> "_Iter | None":
+class _RDesc(ctypes.Structure):
+    """``struct ops_rdesc``: a descriptor resolved for one direction (segments or -errno)."""
+
+    _fields_ = [("desc", ctypes.c_uint8 * 16), ("dir", ctypes.c_int32),
+                ("err", ctypes.c_int32), ("nseg", ctypes.c_uint64), ("segs", ctypes.c_uint64)]
+
+
+class _NReq(ctypes.Structure):
+    """``struct ops_req``: what the C kfuncs know of a live request."""
+
+    _fields_ = [("data", ctypes.c_uint64), ("result", ctypes.c_int32),
+                ("live", ctypes.c_uint32), ("ndesc", ctypes.c_uint64),
+                ("descs", ctypes.c_uint64)]
+
+
+#: descriptors of one SQE resolved at prep (more are resolved on demand by the callback)
+_MAX_PREP_DESCS = 16
+
+
+def _fill_rdesc(ring, rd: _RDesc, desc: bytes, direction: int, keep: list) -> None:
+    segs = resolve_desc(ring, desc, direction)
+    ctypes.memmove(ctypes.addressof(rd.desc), desc, 16)
+    rd.dir = direction
+    if isinstance(segs, int):
+        rd.err, rd.nseg, rd.segs = segs, 0, 0
+        return
+    arr = (_Seg * max(1, len(segs)))()
+    for i, (a, n, checked) in enumerate(segs):
+        arr[i].addr, arr[i].len, arr[i].checked = a, n, int(checked)
+    keep.append(arr)
+    rd.err, rd.nseg, rd.segs = 0, len(segs), ctypes.addressof(arr)
+
+
+def _prep_descs(ring, req: Request, sqe: bytes) -> None:
+    """Resolve the descriptors ``sqe->addr`` names (``sqe->len`` of them), both directions,
+    into the request's native table: the kfuncs then only walk C arrays.  This is the one
+    Python pass per request; a descriptor the program builds itself goes through
+    :func:`_resolve_cb` when it is used."""
+    addr = struct.unpack_from("<Q", sqe, 16)[0]
+    count = struct.unpack_from("<I", sqe, 24)[0]
+    if not addr or not 0 < count <= _MAX_PREP_DESCS or ring is None:
+        return
+    raw_buf = ctypes.create_string_buffer(16 * count)
+    if not _lib().ops_read_user(addr, ctypes.addressof(raw_buf), 16 * count):
+        return
+    raw = raw_buf.raw
+    table = (_RDesc * (2 * count))()
+    for i in range(count):
+        desc = raw[16 * i:16 * i + 16]
+        _fill_rdesc(ring, table[2 * i], desc, ITER_DEST, req.keep)
+        if desc[0] == IO_BPF_BUF_KFIXED:          # the only type whose check has a direction
+            _fill_rdesc(ring, table[2 * i + 1], desc, ITER_SOURCE, req.keep)
+        else:
+            ctypes.memmove(ctypes.addressof(table[2 * i + 1]), ctypes.addressof(table[2 * i]),
+                           ctypes.sizeof(_RDesc))
+            table[2 * i + 1].dir = ITER_SOURCE
+    req.keep.append(table)
+    req.native.ndesc, req.native.descs = 2 * count, ctypes.addressof(table)
+
+
+#: how often a kfunc's C twin had to call back into Python (descriptors the SQE did not name)
+native_stats = {"resolve_fallbacks": 0}
+
+_RESOLVE_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64,
+                               ctypes.c_int64, ctypes.c_uint64)
+
+
+def _resolve_py(data: int, desc_addr: int, direction: int, out: int) -> int:
+    """Called by native/ops.c for a descriptor the prep-time table does not hold."""
+    rd = _RDesc.from_address(out)
+    native_stats["resolve_fallbacks"] += 1
     try:
-        if ctypes.c_uint64.from_address(addr).value != _ITER_MAGIC:
-            return None
-        return _iters.get(ctypes.c_uint64.from_address(addr + 8).value)
-    except (ValueError, OSError):  # pragma: no cover
-        return None
+        req = _req(data)
+        if req is None:
+            rd.err = -errno.EINVAL
+            return 0
+        _fill_rdesc(req.slot.table.ring, rd, ctypes.string_at(desc_addr, 16), direction,
+                    req.keep)
+    except BaseException:  # noqa: BLE001 - must not unwind through C: a clean -EFAULT
+        rd.err, rd.nseg, rd.segs = -errno.EFAULT, 0, 0
+    return 0
+
+
+_resolve_cb = _RESOLVE_FN(_resolve_py)
 
 
 def _stack_ok(rt, addr: int, size: int) -> bool:
     return rt is None or (rt.mem.find(addr, size) is not None and rt.mem.find(addr, size).writable)
 
 
+def _iter_id(addr: int) -> int:
+    return ctypes.c_uint64.from_address(addr + 8).value
+
+
+def _drop_region(iid: int) -> None:
+    entry = _iter_regions.get(iid)
+    if entry is not None and entry[2] is not None:
+        try:
+            entry[0].mem.remove(entry[2])
+        except ValueError:
+            pass
+        entry[2] = None
+
+
 def kf_iter_new(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry: checks the iterator's stack slot, then the C twin."""
     if not _stack_ok(rt, r1, 64):
         return -errno.EINVAL & _U64
-    ctypes.memset(r1, 0, 64)
-    req = _req(r2)
-    direction = r4 & _M32
-    err = 0
-    segs = None
-    if req is None:
-        err = -errno.EINVAL
-    elif direction not in (ITER_DEST, ITER_SOURCE):
-        err = -errno.EINVAL
-    else:
-        desc = _read_desc(rt, r3)
-        if desc is None:
-            err = -errno.EFAULT
-        else:
-            segs = resolve_desc(req.slot.table.ring, desc, direction)
-            if isinstance(segs, int):
-                err, segs = segs, None
-    it = _Iter(rt, req, segs, direction, err)
-    iid = next(_iter_ids)
-    _iters[iid] = it
-    if req is not None:
-        req.iters.append(iid)
-    ctypes.c_uint64.from_address(r1).value = _ITER_MAGIC
-    ctypes.c_uint64.from_address(r1 + 8).value = iid
-    return err & _U64
+    ret = _lib().ops_iter_new(r1, r2, r3, r4, 0)
+    if ctypes.c_uint64.from_address(r1).value == _ITER_MAGIC and rt is not None:
+        _iter_regions[_iter_id(r1)] = [rt, r2, None]
+    return ret
 
 
 def kf_iter_next(rt, r1, r2, r3, r4, r5) -> int:
-    it = _iter_at(r1)
-    if it is None:
+    """C twin, then the chunk handed out becomes a region of the run (interpreter and
+    checked JIT code may then touch it)."""
+    if not _stack_ok(rt, r1, 24):
         return 0
-    chunk = it.next_chunk()
-    if chunk is None:
-        return 0
-    ctypes.c_int32.from_address(r1 + 16).value = chunk[1]
-    return r1 + 16
+    iid = _iter_id(r1)
+    _drop_region(iid)
+    ret = _lib().ops_iter_next(r1, 0, 0, 0, 0)
+    entry = _iter_regions.get(iid)
+    if ret and entry is not None:
+        cur = (ctypes.c_uint64 * 3)()
+        if _lib().ops_iter_cur(r1, ctypes.addressof(cur)):
+            addr, count = cur[0], cur[1]
+            if entry[0].mem.find(addr, count) is None:
+                try:
+                    entry[2] = entry[0].mem.add(addr, count, cur[2] == ITER_DEST,
+                                                "uring_bpf buffer page")
+                except ValueError:
+                    entry[2] = None
+    return ret
 
 
 def kf_iter_destroy(rt, r1, r2, r3, r4, r5) -> int:
-    it = _iter_at(r1)
-    if it is not None:
-        it.drop_region()
-        iid = ctypes.c_uint64.from_address(r1 + 8).value
-        _iters.pop(iid, None)
-        if it.req is not None and iid in it.req.iters:
-            it.req.iters.remove(iid)
-        ctypes.memset(r1, 0, 24)
-    return 0
+    if not _stack_ok(rt, r1, 24):
+        return 0
+    iid = _iter_id(r1)
+    _drop_region(iid)
+    _iter_regions.pop(iid, None)
+    return _lib().ops_iter_destroy(r1, 0, 0, 0, 0)
 
 
 def _close_iters(req: Request) -> None:
-    for iid in list(req.iters):
-        it = _iters.pop(iid, None)
-        if it is not None:
-            it.drop_region()
-    req.iters.clear()
-
-
-def _make_dynptr(rt, r1, r2, writable: bool) -> int:
-    if not _stack_ok(rt, r2, 16):
-        return -errno.EINVAL & _U64
-    ctypes.memset(r2, 0, 16)
-    it = _iter_at(r1)
-    if it is None or it.cur is None:
-        return -errno.EINVAL & _U64
-    if writable and it.dir != ITER_DEST:
-        return -errno.EPERM & _U64
-    addr, count = it.cur
-    ctypes.c_uint64.from_address(r2).value = addr
-    ro = 0 if it.dir == ITER_DEST and writable else _DYNPTR_RDONLY
-    ctypes.c_uint32.from_address(r2 + 8).value = count
-    ctypes.c_uint32.from_address(r2 + 12).value = _DYNPTR_VALID | ro
-    return 0
+    """A callback returned: its iterators are gone (native state and regions)."""
+    _lib().ops_close_iters(req.data)
+    for iid in [k for k, v in _iter_regions.items() if v[1] == req.data]:
+        _drop_region(iid)
+        del _iter_regions[iid]
 
 
 def kf_buf_dynptr(rt, r1, r2, r3, r4, r5) -> int:
-    return _make_dynptr(rt, r1, r2, False)
+    if not _stack_ok(rt, r2, 16):
+        return -errno.EINVAL & _U64
+    if not _stack_ok(rt, r1, 24):
+        ctypes.memset(r2, 0, 16)
+        return -errno.EINVAL & _U64
+    return _lib().ops_buf_dynptr(r1, r2, 0, 0, 0)
 
 
 def kf_buf_dynptr_rdwr(rt, r1, r2, r3, r4, r5) -> int:
-    return _make_dynptr(rt, r1, r2, True)
+    if not _stack_ok(rt, r2, 16):
+        return -errno.EINVAL & _U64
+    if not _stack_ok(rt, r1, 24):
+        ctypes.memset(r2, 0, 16)
+        return -errno.EINVAL & _U64
+    return _lib().ops_buf_dynptr_rdwr(r1, r2, 0, 0, 0)
 
 
 def _lib():
@@ -872,10 +924,18 @@ def _lib():
     if _LIB is None:
         from .. import native
         lib = native.load("ops")
-        for name in _NATIVE.values():
+        for name in list(_NATIVE.values()) + list(_OP_NATIVE.values()):
             f = getattr(lib, name)
             f.restype = ctypes.c_uint64
             f.argtypes = [ctypes.c_uint64] * 5
+        U = ctypes.c_uint64
+        for name, res, args in (("ops_tab_new", U, [U, U]), ("ops_tab_free", None, [U]),
+                                ("ops_tab_req", U, [U, U]), ("ops_set_resolver", None, [U]),
+                                ("ops_iter_cur", U, [U, U]), ("ops_close_iters", None, [U]),
+                                ("ops_read_user", U, [U, U, U])):
+            f = getattr(lib, name)
+            f.restype, f.argtypes = res, args
+        lib.ops_set_resolver(ctypes.cast(_resolve_cb, ctypes.c_void_p).value)
         _LIB = lib
     return _LIB
 
@@ -885,6 +945,12 @@ _LIB = None
 _NATIVE = {"bpf_dynptr_read": "ops_dynptr_read", "bpf_dynptr_write": "ops_dynptr_write",
            "bpf_dynptr_data": "ops_dynptr_data", "bpf_dynptr_slice": "ops_dynptr_slice",
            "bpf_dynptr_slice_rdwr": "ops_dynptr_slice_rdwr", "bpf_dynptr_size": "ops_dynptr_size"}
+#: the op-specific kfuncs -> their C twins (always ours: registered by this module)
+_OP_NATIVE = {"uring_bpf_set_result": "ops_set_result", "uring_bpf_memcpy": "ops_memcpy",
+              "bpf_iter_uring_buf_new": "ops_iter_new", "bpf_iter_uring_buf_next": "ops_iter_next",
+              "bpf_iter_uring_buf_destroy": "ops_iter_destroy",
+              "bpf_uring_buf_dynptr": "ops_buf_dynptr",
+              "bpf_uring_buf_dynptr_rdwr": "ops_buf_dynptr_rdwr"}
 
 
 def _mem_ok(rt, addr: int, size: int, write: bool) -> bool:
@@ -928,37 +994,9 @@ def kf_dynptr_size(rt, r1, r2, r3, r4, r5) -> int:
 
 
 def kf_memcpy(rt, r1, r2, r3, r4, r5) -> int:
-    """v2's ``uring_bpf_memcpy(data, dst, src)``: min(len) bytes; bytes copied or -errno."""
-    req = _req(r1)
-    if req is None:
-        return -errno.EINVAL & _U64
-    dd, sd = _read_desc(rt, r2), _read_desc(rt, r3)
-    if dd is None or sd is None:
-        return -errno.EFAULT & _U64
-    ring = req.slot.table.ring
-    dst, src = resolve_desc(ring, dd, ITER_DEST), resolve_desc(ring, sd, ITER_SOURCE)
-    for s in (dst, src):
-        if isinstance(s, int):
-            return s & _U64
-    total = min(sum(n for _, n, _ in dst), sum(n for _, n, _ in src))
-    parts = []
-    need = total
-    for a, n, _ in src:
-        take = min(n, need)
-        if take:
-            data = syscalls.read_user(a, take)
-            if data is None:
-                return -errno.EFAULT & _U64
-            parts.append(data)
-            need -= take
-    blob = b"".join(parts)
-    off = 0
-    for a, n, _ in dst:
-        take = min(n, total - off)
-        if take and not syscalls.write_user(a, blob[off:off + take]):
-            return -errno.EFAULT & _U64
-        off += take
-    return total
+    """v2's ``uring_bpf_memcpy(data, dst, src)``: min(len) bytes; bytes copied or -errno.
+    The C twin reads descriptors with ``process_vm_readv`` (a wild pointer is -EFAULT)."""
+    return _lib().ops_memcpy(r1, r2, r3, 0, 0)
 
 
 # --- registration with the helper table, the verifier and struct_ops ------------------
@@ -1011,11 +1049,17 @@ def _register_kfuncs() -> None:
 
 
 def _bind_native() -> None:
-    """Native twins for the dynptr accessors we registered (skipped if no compiler)."""
+    """The C twins of our kfuncs (and of the dynptr accessors we registered): JIT code calls
+    them directly.  The interpreter's entries call the same C (one implementation), so
+    native/ops.c must build; without a C compiler the ops design cannot run."""
     try:
         _lib()
-    except Exception:  # noqa: BLE001 - no C compiler: the Python entries still work
+    except Exception:  # noqa: BLE001 - no C compiler: fails later, at the first request
         return
+    for name, sym in _OP_NATIVE.items():
+        h = helpers.KFUNCS.get(name)
+        if h is not None and h.impl in _OUR_IMPLS and h.native is None:
+            h.native = ("ops", sym)
     for name, sym in _NATIVE.items():
         h = helpers.KFUNCS.get(name) or next((x for x in helpers.HELPERS.values()
                                                if x.name == name), None)
@@ -1073,7 +1117,8 @@ def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True,
 
 
 _OUR_IMPLS = (h_dynptr_read, h_dynptr_write, h_dynptr_data, kf_dynptr_slice,
-              kf_dynptr_slice_rdwr, kf_dynptr_size)
+              kf_dynptr_slice_rdwr, kf_dynptr_size, kf_set_result, kf_memcpy, kf_iter_new,
+              kf_iter_next, kf_iter_destroy, kf_buf_dynptr, kf_buf_dynptr_rdwr)
 _register_kfuncs()
 _bind_native()
 _register_prog_types()
