@@ -701,25 +701,67 @@ class CopyResult:
     short_reads: int | None = None
     engine: str = ""
     seconds: float = 0.0      # time spent in the one io_uring_enter (the copy itself)
+    depth: int = 1            # chunks in flight the cp program ran with (after clamping)
+    writes: int | None = None
+    short_writes: int | None = None
+
+
+MAX_COPY_DEPTH = 8   # cp.bpf.c's MAX_DEPTH
+
+
+def _seekable_offset(fd: int) -> int | None:
+    """The current offset of a regular file or block device, else None (pipe, socket, tty).
+
+    Only such inputs may be read at explicit offsets by several requests at once; a pipe
+    or socket has no offsets (lseek fails with ESPIPE) and must stay at depth 1.
+    """
+    import stat
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+            return None
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return None
 
 
 def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "jit",
-            chunk: int = 4096, verify: bool = True) -> CopyResult:
+            chunk: int = 4096, depth: int = 1, verify: bool = True) -> CopyResult:
     """Copy ``in_fd`` (file, pipe or socket) to ``out_fd`` with the cp or cksum example.
 
     One ``io_uring_enter`` on a fresh loop ring does the whole copy.  With ``checksum``
     the buffer is the ring's parameter region and the program FNV-1a hashes the data.
+
+    ``depth`` (1..8, cp only) is how many chunks the program keeps in flight.  Above 1
+    the input is read at explicit offsets, from its current offset on, and chunks are
+    written out of order, which needs a seekable input AND output: when either is a pipe,
+    socket or tty ``depth`` is clamped to 1 (reads at the file position, short reads
+    written as they come, in order).  ``CopyResult.depth`` says what ran.  After a deeper copy the input's
+    offset is moved past what was copied, as depth 1's reads at offset -1 do.
     """
-    ring = make_ring(8)
+    if not isinstance(depth, int) or not 1 <= depth <= MAX_COPY_DEPTH:
+        raise ValueError(f"depth must be an int in 1..{MAX_COPY_DEPTH}, got {depth!r}")
+    if not isinstance(chunk, int) or chunk <= 0 or chunk > 1 << 30:
+        raise ValueError(f"chunk must be an int in 1..{1 << 30}, got {chunk!r}")
+    if checksum and depth != 1:
+        raise ValueError("the cksum example hashes a stream in order: depth must be 1")
+    start_off = None
+    if depth > 1:
+        start_off = _seekable_offset(in_fd)
+        if start_off is None or _seekable_offset(out_fd) is None:
+            depth, start_off = 1, None
+    ring = make_ring(max(8, depth))
+    buf = None
     try:
         if checksum:
             region = register_region(ring, 4096)
             name, extra = "cksum", {"buf_addr": region.addr}
         else:
-            buf = mmap.mmap(-1, max(chunk, 1))
+            # one buffer per slot, contiguous: slot s uses [s * chunk, (s + 1) * chunk)
+            buf = mmap.mmap(-1, chunk * depth)
             name = "cp"
             extra = {"buf_addr": ctypes.addressof(ctypes.c_char.from_buffer(buf)),
-                     "chunk_size": chunk}
+                     "chunk_size": chunk, "depth": depth, "in_start": start_off or 0}
         obj = open_example(name, ring, engine=engine, verify=verify, in_fd=in_fd,
                            out_fd=out_fd, **extra)
         try:
@@ -737,12 +779,20 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
                 result.fnv1a = int(obj.data.fnv1a) & 0xFFFFFFFF
             else:
                 result.reads, result.short_reads = int(bss.reads), int(bss.short_reads)
+                result.writes, result.short_writes = int(bss.writes), int(bss.short_writes)
+                result.depth = depth
             link.destroy()
+            if start_off is not None and result.done:
+                os.lseek(in_fd, start_off + result.copied, os.SEEK_SET)
             return result
         finally:
             obj.close()
     finally:
+        # closing the ring cancels and reaps anything an error left in flight, so the
+        # buffers those requests point at are released only after it
         ring.close()
+        if buf is not None:
+            buf.close()
 
 
 def fnv1a32(data: bytes, h: int = 2166136261) -> int:
