@@ -235,6 +235,8 @@ class OpsTable:
         if not self.native:
             raise OSError(errno.ENOMEM, "no native request table for IORING_OP_BPF")
         weakref.finalize(self, lib.ops_tab_free, self.native)
+        self.nreqs = [_NReq.from_address(lib.ops_tab_req(self.native, i))
+                      for i in range(self.nreq)]
         self.errors: list[BaseException] = []
         self.stats = {"prep": 0, "issue": 0, "fail": 0, "cleanup": 0, "sentinels": 0}
 
@@ -317,7 +319,7 @@ class OpsTable:
         ctypes.c_uint64.from_address(data).value = data
         ctypes.c_uint64.from_address(data + 8).value = id(slot) & _U64
         ctypes.c_uint32.from_address(data + 16).value = opf
-        nreq = _NReq.from_address(self.native and _lib().ops_tab_req(self.native, index))
+        nreq = self.nreqs[index]
         req = Request(slot, index, data, ud, sqe[1], opf, nreq)
         _prep_descs(self.ring, req, sqe)
         nreq.data, nreq.result, nreq.live = data, 0, 1
@@ -767,18 +769,24 @@ class _NReq(ctypes.Structure):
 _MAX_PREP_DESCS = 16
 
 
-def _fill_rdesc(ring, rd: _RDesc, desc: bytes, direction: int, keep: list) -> None:
+_RDESC_FMT = struct.Struct("<16siiQQ")       # struct ops_rdesc, packed in one go
+_SEG_FMT = struct.Struct("<QQQ")             # struct ops_seg
+
+
+def _rdesc_bytes(ring, desc: bytes, direction: int, keep: list) -> bytes:
+    """One ``struct ops_rdesc``: the segments go to a buffer kept alive in ``keep``."""
     segs = resolve_desc(ring, desc, direction)
-    ctypes.memmove(ctypes.addressof(rd.desc), desc, 16)
-    rd.dir = direction
     if isinstance(segs, int):
-        rd.err, rd.nseg, rd.segs = segs, 0, 0
-        return
-    arr = (_Seg * max(1, len(segs)))()
-    for i, (a, n, checked) in enumerate(segs):
-        arr[i].addr, arr[i].len, arr[i].checked = a, n, int(checked)
+        return _RDESC_FMT.pack(desc, direction, segs, 0, 0)
+    arr = ctypes.create_string_buffer(
+        b"".join(_SEG_FMT.pack(a, n, 1 if checked else 0) for a, n, checked in segs) or b"\0")
     keep.append(arr)
-    rd.err, rd.nseg, rd.segs = 0, len(segs), ctypes.addressof(arr)
+    return _RDESC_FMT.pack(desc, direction, 0, len(segs), ctypes.addressof(arr))
+
+
+def _fill_rdesc(ring, rd: _RDesc, desc: bytes, direction: int, keep: list) -> None:
+    ctypes.memmove(ctypes.addressof(rd), _rdesc_bytes(ring, desc, direction, keep),
+                   ctypes.sizeof(_RDesc))
 
 
 def _prep_descs(ring, req: Request, sqe: bytes) -> None:
@@ -786,24 +794,23 @@ def _prep_descs(ring, req: Request, sqe: bytes) -> None:
     into the request's native table: the kfuncs then only walk C arrays.  This is the one
     Python pass per request; a descriptor the program builds itself goes through
     :func:`_resolve_cb` when it is used."""
-    addr = struct.unpack_from("<Q", sqe, 16)[0]
-    count = struct.unpack_from("<I", sqe, 24)[0]
+    addr, count = struct.unpack_from("<QI", sqe, 16)
     if not addr or not 0 < count <= _MAX_PREP_DESCS or ring is None:
         return
     raw_buf = ctypes.create_string_buffer(16 * count)
     if not _lib().ops_read_user(addr, ctypes.addressof(raw_buf), 16 * count):
         return
     raw = raw_buf.raw
-    table = (_RDesc * (2 * count))()
+    parts = []
     for i in range(count):
         desc = raw[16 * i:16 * i + 16]
-        _fill_rdesc(ring, table[2 * i], desc, ITER_DEST, req.keep)
+        dest = _rdesc_bytes(ring, desc, ITER_DEST, req.keep)
+        parts.append(dest)
         if desc[0] == IO_BPF_BUF_KFIXED:          # the only type whose check has a direction
-            _fill_rdesc(ring, table[2 * i + 1], desc, ITER_SOURCE, req.keep)
+            parts.append(_rdesc_bytes(ring, desc, ITER_SOURCE, req.keep))
         else:
-            ctypes.memmove(ctypes.addressof(table[2 * i + 1]), ctypes.addressof(table[2 * i]),
-                           ctypes.sizeof(_RDesc))
-            table[2 * i + 1].dir = ITER_SOURCE
+            parts.append(dest[:16] + struct.pack("<i", ITER_SOURCE) + dest[20:])
+    table = ctypes.create_string_buffer(b"".join(parts))
     req.keep.append(table)
     req.native.ndesc, req.native.descs = 2 * count, ctypes.addressof(table)
 
