@@ -408,3 +408,50 @@ def test_other_ring_kinds_and_wild_descriptor_array(kw):
                                      6: -errno.EFAULT}
         finally:
             obj.close()
+
+
+def test_native_kfuncs_refuse_unknown_requests_and_forged_iterators():
+    """The C twins look requests and iterators up in their own tables: a pointer that is
+    not a live request, a zeroed or forged iterator, give the documented errors (never a
+    crash); called here through the interpreter's entries with no runtime (pure C)."""
+    M = (1 << 64) - 1
+    data = ctypes.create_string_buffer(64)
+    it = (ctypes.c_uint64 * 8)()
+    dp = (ctypes.c_uint64 * 2)()
+    desc = ops.buf_descs((ops.IO_BPF_BUF_USER, ctypes.addressof(data), 64))
+    a_it, a_dp, a_data = ctypes.addressof(it), ctypes.addressof(dp), ctypes.addressof(data)
+    assert ops.kf_set_result(None, a_data, 5, 0, 0, 0) == 0
+    assert ops.kf_iter_new(None, a_it, a_data, ctypes.addressof(desc), 1, 0) == -errno.EINVAL & M
+    assert it[0] == ops._ITER_MAGIC                      # still an iterator: next is NULL
+    assert ops.kf_iter_next(None, a_it, 0, 0, 0, 0) == 0
+    assert ops.kf_buf_dynptr(None, a_it, a_dp, 0, 0, 0) == -errno.EINVAL & M
+    assert ops.kf_iter_destroy(None, a_it, 0, 0, 0, 0) == 0
+    assert it[0] == 0 and ops.kf_iter_next(None, a_it, 0, 0, 0, 0) == 0   # destroyed
+    it[0], it[1] = ops._ITER_MAGIC, 0xFFFF_FFFF_0000_0003                 # forged id
+    assert ops.kf_iter_next(None, a_it, 0, 0, 0, 0) == 0
+    assert ops.kf_buf_dynptr_rdwr(None, a_it, a_dp, 0, 0, 0) == -errno.EINVAL & M
+    assert ops.kf_memcpy(None, a_data, ctypes.addressof(desc), ctypes.addressof(desc),
+                         0, 0) == -errno.EINVAL & M
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_memcpy_kfunc_wild_memory_is_efault(engine):
+    """uring_bpf_memcpy (C twin) copies like copy_from/to_user: a wild source copies
+    nothing and is -EFAULT, a wild destination is -EFAULT, never a crash (v2 op 2)."""
+    dst = ctypes.create_string_buffer(b"\x11" * 64, 64)
+    src = ctypes.create_string_buffer(b"\x22" * 64, 64)
+    wild = 0xDEAD000
+    with ops.create_ring(8) as ring:
+        obj, _ = ops.open_example("memcpy", ring, engine=engine)
+        try:
+            U = ops.IO_BPF_BUF_USER
+            ring.prep_bpf(2, ops.buf_descs((U, ctypes.addressof(dst), 64), (U, wild, 64)),
+                          user_data=1)
+            ring.prep_bpf(2, ops.buf_descs((U, wild, 64), (U, ctypes.addressof(src), 64)),
+                          user_data=2)
+            ring.prep_bpf(2, ops.buf_descs((U, ctypes.addressof(dst), 64),
+                                           (U, ctypes.addressof(src), 32)), user_data=3)
+            assert _run(ring, 3) == {1: -errno.EFAULT, 2: -errno.EFAULT, 3: 32}
+            assert dst.raw == b"\x22" * 32 + b"\x11" * 32
+        finally:
+            obj.close()

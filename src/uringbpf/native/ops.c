@@ -108,7 +108,6 @@ uint64_t ops_dynptr_size(uint64_t p, uint64_t r2, uint64_t r3, uint64_t r4, uint
 #define OPS_ITER_MAGIC 0x75726E6762756669ull
 #define OPS_ITER_DEST 0
 #define OPS_ITER_SOURCE 1
-#define OPS_MAX_TABS 256
 #define OPS_ID_BITS 20
 
 struct ops_seg {                 /* mirrors ops.py _Seg */
@@ -154,7 +153,8 @@ struct ops_iter {
 typedef int64_t (*ops_resolve_fn)(uint64_t data, uint64_t desc16, int64_t dir, uint64_t out);
 
 static pthread_mutex_t ops_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ops_tab *ops_tabs[OPS_MAX_TABS];
+static struct ops_tab **ops_tabs;        /* live tables, compact: [0, ops_ntabs) */
+static uint64_t ops_ntabs, ops_tabs_cap;
 static struct ops_iter *ops_iters;
 static uint64_t ops_iter_cap, ops_iter_seq, ops_iter_hint;
 static ops_resolve_fn ops_resolver;
@@ -172,25 +172,32 @@ uint64_t ops_tab_new(uint64_t base, uint64_t nreq)
     t->base = base;
     t->nreq = nreq;
     pthread_mutex_lock(&ops_lock);
-    for (int i = 0; i < OPS_MAX_TABS; i++)
-        if (!ops_tabs[i]) {
-            ops_tabs[i] = t;
+    if (ops_ntabs == ops_tabs_cap) {
+        uint64_t cap = ops_tabs_cap ? ops_tabs_cap * 2 : 16;
+        struct ops_tab **n = realloc(ops_tabs, cap * sizeof(*n));
+        if (!n) {
             pthread_mutex_unlock(&ops_lock);
-            return (uint64_t)(uintptr_t)t;
+            free(t->reqs);
+            free(t);
+            return 0;
         }
+        ops_tabs = n;
+        ops_tabs_cap = cap;
+    }
+    ops_tabs[ops_ntabs++] = t;
     pthread_mutex_unlock(&ops_lock);
-    free(t->reqs);
-    free(t);
-    return 0;
+    return (uint64_t)(uintptr_t)t;
 }
 
 void ops_tab_free(uint64_t handle)
 {
     struct ops_tab *t = (void *)(uintptr_t)handle;
     pthread_mutex_lock(&ops_lock);
-    for (int i = 0; i < OPS_MAX_TABS; i++)
-        if (ops_tabs[i] == t)
-            ops_tabs[i] = NULL;
+    for (uint64_t i = 0; i < ops_ntabs; i++)
+        if (ops_tabs[i] == t) {
+            ops_tabs[i] = ops_tabs[--ops_ntabs];
+            break;
+        }
     for (uint64_t i = 0; i < ops_iter_cap; i++)
         if (ops_iters[i].id && ops_iters[i].req >= t->reqs && ops_iters[i].req < t->reqs + t->nreq)
             ops_iters[i].id = 0;
@@ -214,10 +221,10 @@ void ops_set_resolver(uint64_t fn)
 /* caller holds ops_lock */
 static struct ops_req *req_of(uint64_t data)
 {
-    for (int i = 0; i < OPS_MAX_TABS; i++) {
+    for (uint64_t i = 0; i < ops_ntabs; i++) {
         struct ops_tab *t = ops_tabs[i];
         uint64_t off;
-        if (!t || data < t->base + 64)
+        if (data < t->base + 64)
             continue;
         off = data - t->base - 64;
         if (off % OPS_SLOT || off / OPS_SLOT >= t->nreq)
