@@ -141,7 +141,8 @@ struct ops_tab {
 struct ops_iter {
     uint64_t id;                 /* 0: free */
     struct ops_req *req;
-    const struct ops_seg *segs;
+    const struct ops_seg *segs;  /* NULL with nseg 1: the USER segment in `own` */
+    struct ops_seg own;
     uint64_t nseg, seg, off;
     uint64_t cur_addr;
     uint32_t cur_len;
@@ -270,7 +271,7 @@ uint64_t ops_set_result(uint64_t data, uint64_t res, uint64_t r3, uint64_t r4, u
 /* Segments of a descriptor for `req`: the prep-time table, else the Python resolver.
  * Called without the lock; returns 0 or -errno, segs and nseg set on success. */
 static int32_t resolve(uint64_t data, const uint8_t desc[16], int32_t dir,
-                       const struct ops_seg **segs, uint64_t *nseg)
+                       const struct ops_seg **segs, uint64_t *nseg, struct ops_seg *scratch)
 {
     struct ops_rdesc out = { .err = -EFAULT };
     struct ops_req *req;
@@ -289,6 +290,16 @@ static int32_t resolve(uint64_t data, const uint8_t desc[16], int32_t dir,
     pthread_mutex_unlock(&ops_lock);
     if (!req)
         return -EINVAL;
+    if (desc[0] == 0 /* IO_BPF_BUF_USER */ && desc[1] == 0 /* reserved */) {
+        /* one unchecked segment: no table needed (a sub-range, an arena region...) */
+        memcpy(&scratch->addr, desc + 8, 8);
+        scratch->len = (uint64_t)desc[4] | (uint64_t)desc[5] << 8 | (uint64_t)desc[6] << 16 |
+                       (uint64_t)desc[7] << 24;
+        scratch->checked = 0;
+        *segs = scratch;
+        *nseg = 1;
+        return 0;
+    }
     if (!ops_resolver)
         return -EFAULT;
     ops_resolver(data, (uint64_t)(uintptr_t)desc, dir, (uint64_t)(uintptr_t)&out);
@@ -342,6 +353,7 @@ uint64_t ops_iter_new(uint64_t it, uint64_t data, uint64_t descp, uint64_t direc
 {
     uint8_t desc[16];
     const struct ops_seg *segs = NULL;
+    struct ops_seg scratch = { 0 };
     uint64_t nseg = 0;
     int32_t dir = (int32_t)(uint32_t)direction, err = 0;
     struct ops_req *req;
@@ -357,7 +369,7 @@ uint64_t ops_iter_new(uint64_t it, uint64_t data, uint64_t descp, uint64_t direc
     else if (!probe_read(descp, desc, 16))
         err = -EFAULT;
     else
-        err = resolve(data, desc, dir, &segs, &nseg);
+        err = resolve(data, desc, dir, &segs, &nseg, &scratch);
     if (err)
         segs = NULL, nseg = 0;
     pthread_mutex_lock(&ops_lock);
@@ -369,7 +381,8 @@ uint64_t ops_iter_new(uint64_t it, uint64_t data, uint64_t descp, uint64_t direc
     memset(st, 0, sizeof(*st));
     st->id = ((++ops_iter_seq) << OPS_ID_BITS) | (uint64_t)(st - ops_iters);
     st->req = req;
-    st->segs = segs;
+    st->segs = segs == &scratch ? NULL : segs;
+    st->own = scratch;
     st->nseg = nseg;
     st->dir = dir;
     st->err = err;
@@ -392,8 +405,8 @@ uint64_t ops_iter_next(uint64_t it, uint64_t r2, uint64_t r3, uint64_t r4, uint6
         return 0;
     }
     st->has_cur = 0;
-    while (!st->err && st->segs && st->seg < st->nseg) {
-        const struct ops_seg *s = &st->segs[st->seg];
+    while (!st->err && (st->segs || st->nseg == 1) && st->seg < st->nseg) {
+        const struct ops_seg *s = st->segs ? &st->segs[st->seg] : &st->own;
         uint64_t cur, count;
         if (st->off >= s->len) {
             st->seg++;
@@ -503,6 +516,7 @@ uint64_t ops_memcpy(uint64_t data, uint64_t dstp, uint64_t srcp, uint64_t r4, ui
 {
     uint8_t dd[16], sd[16];
     const struct ops_seg *ds, *ss;
+    struct ops_seg dscratch, sscratch;
     uint64_t dn, sn, dtot = 0, stot = 0, total, need, off;
     int32_t err;
     struct ops_req *req;
@@ -515,10 +529,10 @@ uint64_t ops_memcpy(uint64_t data, uint64_t dstp, uint64_t srcp, uint64_t r4, ui
         return (uint64_t)(int64_t)-EINVAL;
     if (!probe_read(dstp, dd, 16) || !probe_read(srcp, sd, 16))
         return (uint64_t)(int64_t)-EFAULT;
-    err = resolve(data, dd, OPS_ITER_DEST, &ds, &dn);
+    err = resolve(data, dd, OPS_ITER_DEST, &ds, &dn, &dscratch);
     if (err)
         return (uint64_t)(int64_t)err;
-    err = resolve(data, sd, OPS_ITER_SOURCE, &ss, &sn);
+    err = resolve(data, sd, OPS_ITER_SOURCE, &ss, &sn, &sscratch);
     if (err)
         return (uint64_t)(int64_t)err;
     for (uint64_t i = 0; i < dn; i++)
