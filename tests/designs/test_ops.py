@@ -457,3 +457,32 @@ def test_memcpy_kfunc_wild_memory_is_efault(engine):
             assert dst.raw == b"\x22" * 32 + b"\x11" * 32
         finally:
             obj.close()
+
+
+def test_native_kfuncs_on_rings_in_several_threads(tmp_path):
+    """The C twins share one set of tables (one mutex): JIT programs of two rings running
+    on two threads at once still see only their own requests and iterators."""
+    import threading
+    results, errors = {}, []
+
+    def worker(k: int) -> None:
+        try:
+            data = os.urandom(16 * 4096 + 100 * k)
+            p = tmp_path / f"t{k}.bin"
+            p.write_bytes(data)
+            r = drivers.run_cksum(str(p), "jit", fixed=bool(k % 2), block=8192)
+            results[k] = (data, r["blocks"])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(results) == 3
+    for data, blocks in results.values():
+        assert len(blocks) == (len(data) + 8191) // 8192
+        for i, (nread, res, full) in enumerate(blocks):
+            chunk = data[i * 8192:(i + 1) * 8192]
+            assert (nread, full, res) == (len(chunk), crc32c_bytes(chunk), full & 0x7FFFFFFF)
