@@ -1,31 +1,31 @@
 """Copy a file on tmpfs: the 7.1 loop_step cp program vs C liburing vs Python on Ring.
 
-    .venv/bin/python bench/cp.py [--size-mib 256] [--chunk-kib 128] [--rounds 5] [--qd 1]
-                                 [--extra-qd 4] [--pin CPU | --no-pin] [--no-proto]
+    .venv/bin/python bench/cp.py [--size-mib 256] [--chunk-kib 128] [--rounds 5]
+                                 [--depths 1 4] [--pin CPU | --no-pin] [--no-python]
                                  [--dir /dev/shm]
 
 Three implementations of the same copy (read a chunk, write exactly what the read
-returned at the output offset, resume short writes, stop when a read returns 0):
+returned at the output offset, resume short writes, stop when reads return 0), each at
+every depth of ``--depths`` (chunks in flight, default 1 and 4):
 
 * ``loop-jit``: examples/loop/cp.bpf.c as a Linux 7.1 ``loop_step`` on the native driver,
-  run through ``uringbpf.designs.loop.copy_fd(..., chunk=..., engine="jit")``: one
-  ``io_uring_enter`` does the whole copy.  The program keeps ONE request in flight
-  (read, then write, then read ...), and ``copy_fd`` offers no depth knob;
-* ``c-liburing``: the same loop in C against the system liburing, compiled on the fly
-  with ``cc -O2 -luring`` (a SINGLE_ISSUER | DEFER_TASKRUN ring, like the loop's ring);
-* ``python-ring``: the same loop in Python on :class:`uringbpf.Ring`.
+  run through ``uringbpf.designs.loop.copy_fd(..., chunk=..., depth=N, engine="jit")``:
+  one ``io_uring_enter`` does the whole copy.  The program keeps N slots (one buffer
+  each), handles every ready completion per step and submits the follow-up SQEs with one
+  ``bpf_io_uring_submit_sqes`` per step;
+* ``c-liburing``: the same slot loop in C against the system liburing, compiled on the
+  fly with ``cc -O2 -luring`` (a SINGLE_ISSUER | DEFER_TASKRUN ring, like the loop's ring);
+* ``python-ring``: the same slot loop in Python on :class:`uringbpf.Ring`.
 
-All three use the same chunk and queue depth 1 (the only depth the cp program has),
-reads at the file position (offset -1, as cp.bpf.c does).  ``--extra-qd N`` adds C and
-Python rows with N chunks in flight (explicit offsets), to show what depth would buy, and
-``loop-proto`` rows: a depth-N loop_step program kept in this file (BPF_CP_DEPTH,
-compiled on the fly, verified, JIT) run through the same loop driver.
+At depth 1 all three read at the file position (offset -1, as cp.bpf.c does for pipes);
+deeper, at explicit offsets.  The headline ratios are loop-jit / c-liburing at the same
+depth.
 
 tmpfs files do not support RWF_NOWAIT, so io_uring hands EVERY read and write to an
 io-wq worker thread; at depth 1 each request is a task -> worker -> task hand-off.  Where
 the scheduler puts that worker (same vCPU or the other one) changes a run's speed by up
 to 2.5x, so by default the whole benchmark is pinned to one CPU (the workers inherit the
-affinity); ``--no-pin`` measures the free-running case.
+affinity); ``--no-pin`` measures the free-running case, where depth matters.
 
 Engines run interleaved for ``--rounds`` rounds; every copy is checked byte-for-byte
 against the source by BLAKE2b hash and the output removed.  The MEDIAN of the rounds is
@@ -37,7 +37,6 @@ compiling); the loop program's whole ``copy_fd`` call is shown as well.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hashlib
 import mmap
 import os
@@ -179,169 +178,6 @@ int main(int argc, char **argv)
 """
 
 
-# A depth-N variant of examples/loop/cp.bpf.c, kept here (compiled on the fly like the C
-# baseline) to measure what several chunks in flight would give the loop design; it is a
-# prototype for this benchmark, not part of the examples.
-BPF_CP_DEPTH = r"""
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <io_uring/bpf_ops.h>
-
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-#define MAX_DEPTH 8		/* slots; user_data = slot | UD_WRITE */
-#define UD_WRITE 0x100
-#define REGION_SIZE 4096
-
-const volatile unsigned cq_head_offset;
-const volatile unsigned cq_tail_offset;
-const volatile unsigned cqes_offset;
-const volatile unsigned cq_entries = 16;
-const volatile int in_fd = -1;
-const volatile int out_fd = -1;
-const volatile __u64 buf_addr;		/* depth * chunk_size bytes */
-const volatile unsigned chunk_size = 4096;
-const volatile unsigned depth = 1;
-
-__u64 copied, next_off;
-int error, done;
-unsigned inflight, started;
-__u64 slot_off[MAX_DEPTH];
-__u32 slot_len[MAX_DEPTH], slot_written[MAX_DEPTH];
-
-static __always_inline void fill(struct io_uring_sqe *sqe, __u8 op, int fd, __u64 addr,
-				 __u32 len, __u64 off, __u64 ud)
-{
-	__builtin_memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = op;
-	sqe->fd = fd;
-	sqe->addr = addr;
-	sqe->len = len;
-	sqe->off = off;
-	sqe->user_data = ud;
-}
-
-SEC("struct_ops.s/cpq_loop_step")
-int BPF_PROG(cpq_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
-{
-	struct io_uring_sqe *sqes;
-	volatile __u32 *cq_head, *cq_tail;
-	unsigned head_off, tail_off, cqes_base, mask, chunk, d, n = 0, i, k, s;
-	__u32 head, tail;
-	__u64 base, roff;
-	__u8 *hdr;
-
-	sqes = (struct io_uring_sqe *)bpf_io_uring_get_region(ring, IOU_REGION_SQ, REGION_SIZE);
-	hdr = bpf_io_uring_get_region(ring, IOU_REGION_CQ, REGION_SIZE);
-	if (!sqes || !hdr) {
-		error = -14;
-		return IOU_LOOP_STOP;
-	}
-	head_off = cq_head_offset;
-	tail_off = cq_tail_offset;
-	cqes_base = cqes_offset;
-	mask = cq_entries - 1;
-	chunk = chunk_size;
-	base = buf_addr;
-	d = depth;
-	if (d > MAX_DEPTH)
-		d = MAX_DEPTH;
-	if (d == 0)
-		d = 1;
-	if (head_off > REGION_SIZE - 4 || tail_off > REGION_SIZE - 4) {
-		error = -22;
-		return IOU_LOOP_STOP;
-	}
-	cq_head = (volatile __u32 *)(hdr + head_off);
-	cq_tail = (volatile __u32 *)(hdr + tail_off);
-	head = *cq_head;
-
-	if (!started) {
-		started = 1;
-		for (i = 0; i < MAX_DEPTH && i < d; i++) {
-			roff = d == 1 ? (__u64)-1 : next_off;	/* depth 1: the file position */
-			slot_off[i] = next_off;
-			fill(&sqes[i], IORING_OP_READ, in_fd, base + (__u64)i * chunk, chunk, roff, i);
-			next_off += chunk;
-		}
-		n = i;
-		inflight = i;
-	} else {
-		tail = *cq_tail;
-		for (k = 0; k < MAX_DEPTH && head != tail; k++) {
-			unsigned off = cqes_base + (head & mask) * sizeof(struct io_uring_cqe);
-			struct io_uring_cqe *cqe;
-			struct io_uring_sqe *sqe;
-			__u64 ud, addr;
-			int res;
-
-			if (off > REGION_SIZE - sizeof(struct io_uring_cqe)) {
-				error = -22;
-				return IOU_LOOP_STOP;
-			}
-			cqe = (struct io_uring_cqe *)(hdr + off);
-			res = cqe->res;
-			ud = cqe->user_data;
-			head++;
-			if (res < 0) {
-				error = res;
-				*cq_head = head;
-				return IOU_LOOP_STOP;
-			}
-			s = ud & (MAX_DEPTH - 1);
-			addr = base + (__u64)s * chunk;
-			sqe = &sqes[n & (MAX_DEPTH - 1)];
-			if (!(ud & UD_WRITE)) {
-				if (res == 0) {		/* end of file for this slot */
-					inflight--;
-					continue;
-				}
-				slot_len[s] = res;
-				slot_written[s] = 0;
-				fill(sqe, IORING_OP_WRITE, out_fd, addr, res, slot_off[s], s | UD_WRITE);
-			} else {
-				if (res == 0) {
-					error = -5;
-					*cq_head = head;
-					return IOU_LOOP_STOP;
-				}
-				slot_written[s] += res;
-				copied += res;
-				if (slot_written[s] < slot_len[s]) {
-					fill(sqe, IORING_OP_WRITE, out_fd, addr + slot_written[s],
-					     slot_len[s] - slot_written[s], slot_off[s] + slot_written[s],
-					     s | UD_WRITE);
-				} else {
-					roff = d == 1 ? (__u64)-1 : next_off;
-					slot_off[s] = next_off;
-					fill(sqe, IORING_OP_READ, in_fd, addr, chunk, roff, s);
-					next_off += chunk;
-				}
-			}
-			n++;
-		}
-		*cq_head = head;
-	}
-	if (n && bpf_io_uring_submit_sqes(ring, n) != (int)n) {
-		error = -11;
-		return IOU_LOOP_STOP;
-	}
-	if (!inflight) {
-		done = 1;
-		return IOU_LOOP_STOP;
-	}
-	/* CQEs already waiting: come straight back; else sleep until the next one */
-	lp->cq_wait_idx = head + (head != *cq_tail ? 0 : 1);
-	return IOU_LOOP_CONTINUE;
-}
-
-SEC(".struct_ops.link")
-struct io_uring_bpf_ops cpq_ops = {
-	.loop_step = (void *)cpq_loop_step,
-};
-"""
-
-
 # --- setup ------------------------------------------------------------------------------
 def pick_dir(requested: str | None) -> tuple[Path, str]:
     """A tmpfs directory: --dir, else /dev/shm; fall back to /tmp and say what it is."""
@@ -475,76 +311,25 @@ def run_python(src: Path, dst: Path, chunk: int, qd: int) -> float:
             v.release()
 
 
-LOOP_TOTAL: list[float] = []   # whole copy_fd() calls (load + JIT + ring + copy)
+LOOP_TOTAL: dict[int, list[float]] = {}   # whole copy_fd() calls per depth (load+JIT+copy)
 
 
-def run_loop(src: Path, dst: Path, chunk: int, engine: str = "jit") -> float:
+def run_loop(src: Path, dst: Path, chunk: int, qd: int, engine: str = "jit") -> float:
+    """examples/loop/cp.bpf.c through copy_fd(..., depth=qd): one io_uring_enter."""
     from uringbpf.designs import loop
     in_fd = os.open(src, os.O_RDONLY)
     out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         t0 = time.perf_counter()
-        res = loop.copy_fd(in_fd, out_fd, chunk=chunk, engine=engine)
-        LOOP_TOTAL.append(time.perf_counter() - t0)
+        res = loop.copy_fd(in_fd, out_fd, chunk=chunk, engine=engine, depth=qd)
+        LOOP_TOTAL.setdefault(qd, []).append(time.perf_counter() - t0)
         if res.error or not res.done:
             raise RuntimeError(f"loop cp failed: error={res.error} done={res.done}")
-        if res.engine != engine:
-            raise RuntimeError(f"asked for {engine}, ran {res.engine}")
+        if res.engine != engine or res.depth != qd:
+            raise RuntimeError(f"asked for {engine} at depth {qd}, ran {res.engine} "
+                               f"at depth {res.depth}")
         return res.seconds
     finally:
-        os.close(in_fd)
-        os.close(out_fd)
-
-
-def build_depth_program(tmp: Path) -> tuple[Path | None, str]:
-    """Compile BPF_CP_DEPTH with uringbpf's BPF C compiler; (None, reason) on failure."""
-    try:
-        from uringbpf.bpf import cc
-        src = tmp / "cp_depth.bpf.c"
-        src.write_text(BPF_CP_DEPTH)
-        return cc.compile_c(src, tmp / "cp_depth.bpf.o"), ""
-    except Exception as exc:  # noqa: BLE001 - reported, the row is skipped
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-
-
-def run_loop_depth(obj_path: Path, src: Path, dst: Path, chunk: int, qd: int,
-                   verify: bool = True) -> float:
-    """The depth-N prototype as a loop_step: one io_uring_enter for the whole copy."""
-    from uringbpf.bpf.object import BpfObject
-    from uringbpf.designs import loop
-    from uringbpf.uring import uapi
-    in_fd = os.open(src, os.O_RDONLY)
-    out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    ring = loop.make_ring(8, 16)
-    buf = mmap.mmap(-1, chunk * qd)
-    try:
-        obj = BpfObject.open(obj_path)
-        st = next(iter(obj.struct_ops))
-        st.ring_fd = ring.fd
-        ro = obj.rodata
-        ro.cq_head_offset = ring.params.cq_off.head
-        ro.cq_tail_offset = ring.params.cq_off.tail
-        ro.cqes_offset = ring.params.cq_off.cqes
-        ro.cq_entries = ring.params.cq_entries
-        ro.in_fd, ro.out_fd, ro.chunk_size, ro.depth = in_fd, out_fd, chunk, qd
-        ro.buf_addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        obj.load("jit", verify=verify)
-        try:
-            link = obj.attach_struct_ops("cpq_ops")
-            if link.engine != "jit":
-                raise RuntimeError(f"asked for jit, ran {link.engine}")
-            start = time.perf_counter()
-            ret = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
-            seconds = time.perf_counter() - start
-            bss = obj.bss
-            if ret < 0 or int(bss.error) or not int(bss.done):
-                raise RuntimeError(f"depth cp failed: ret={ret} error={int(bss.error)}")
-            link.destroy()
-            return seconds
-        finally:
-            obj.close()
-    finally:
-        ring.close()
         os.close(in_fd)
         os.close(out_fd)
 
@@ -570,14 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--chunk-kib", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--qd", type=int, default=1,
-                    help="depth of the C/Python rows compared with the loop program (its "
-                    "cp.bpf.c has exactly one request in flight)")
-    ap.add_argument("--extra-qd", type=int, nargs="*", default=[4],
-                    help="extra C/Python rows at these depths (information only)")
+    ap.add_argument("--depths", type=int, nargs="+", default=[1, 4],
+                    help="chunks in flight for every engine (cp.bpf.c supports 1..8)")
     ap.add_argument("--no-python", action="store_true")
-    ap.add_argument("--no-proto", action="store_true",
-                    help="skip the depth-N loop_step prototype rows")
     ap.add_argument("--pin", type=int, default=None, metavar="CPU",
                     help="CPU to pin the benchmark (and so the io-wq workers) to; default: "
                     "the first CPU this process may use")
@@ -586,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
                     "bimodal per run on a 2-vCPU VM, see docs/benchmarks.md)")
     ap.add_argument("--dir", default=None, help="directory for the files (default /dev/shm)")
     args = ap.parse_args(argv)
+    if any(not 1 <= q <= 8 for q in args.depths):
+        ap.error("--depths: each depth must be in 1..8 (cp.bpf.c's MAX_DEPTH)")
+    depths = list(dict.fromkeys(args.depths))
     if args.no_pin:
         args.pin = None
     else:
@@ -601,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pinned to CPU {args.pin} (io-wq workers inherit the affinity)")
     note = "" if kind == "tmpfs" else "  (NOT tmpfs: /dev/shm unusable, fell back)"
     print(f"files in {where} ({kind}){note}; {args.size_mib} MiB, chunk {args.chunk_kib} KiB, "
-          f"{args.rounds} rounds interleaved, median reported")
+          f"depths {depths}, {args.rounds} rounds interleaved, median reported")
 
     with tempfile.TemporaryDirectory(prefix="uringbpf-cp-") as build, \
             tempfile.TemporaryDirectory(prefix="uringbpf-cp-", dir=where) as work:
@@ -609,29 +392,15 @@ def main(argv: list[str] | None = None) -> int:
         if exe is None:
             print(f"note: C liburing baseline unavailable: {why}; nothing to compare, exiting")
             return 0
-        proto, proto_why = (None, "") if args.no_proto else build_depth_program(Path(build))
-        if proto_why:
-            print(f"note: depth-N loop_step prototype unavailable: {proto_why}")
         src, dst = Path(work) / "src", Path(work) / "dst"
         digest = make_source(src, size)
 
-        engines: dict[str, object] = {
-            "loop-jit (qd 1)": lambda: run_loop(src, dst, chunk),
-            f"c-liburing (qd {args.qd})": lambda: run_c(exe, src, dst, chunk, args.qd),
-        }
-        if not args.no_python:
-            engines[f"python-ring (qd {args.qd})"] = lambda: run_python(src, dst, chunk, args.qd)
-        if proto is not None:
-            engines["loop-proto (qd 1)"] = lambda: run_loop_depth(proto, src, dst, chunk, 1)
-        for q in args.extra_qd:
-            if proto is not None and q != 1:
-                engines[f"loop-proto (qd {q})"] = (
-                    lambda q=q: run_loop_depth(proto, src, dst, chunk, q))
-            if q != args.qd:
-                engines[f"c-liburing (qd {q})"] = (lambda q=q: run_c(exe, src, dst, chunk, q))
-                if not args.no_python:
-                    engines[f"python-ring (qd {q})"] = (
-                        lambda q=q: run_python(src, dst, chunk, q))
+        engines: dict[str, object] = {}
+        for q in depths:
+            engines[f"loop-jit (qd {q})"] = lambda q=q: run_loop(src, dst, chunk, q)
+            engines[f"c-liburing (qd {q})"] = lambda q=q: run_c(exe, src, dst, chunk, q)
+            if not args.no_python:
+                engines[f"python-ring (qd {q})"] = lambda q=q: run_python(src, dst, chunk, q)
 
         times: dict[str, list[float]] = {name: [] for name in engines}
         for _ in range(args.rounds):
@@ -648,20 +417,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, ts in times.items():
         rate[name] = mib / statistics.median(ts)
         print(f"{name:24s} {rate[name]:13.0f} {mib / min(ts):11.0f} {mib / max(ts):12.0f}")
-    print(f"loop-jit whole copy_fd() call (load+JIT+ring+copy), median: "
-          f"{mib / statistics.median(LOOP_TOTAL):.0f} MiB/s")
+    for q in depths:
+        print(f"loop-jit (qd {q}) whole copy_fd() call (load+JIT+ring+copy), median: "
+              f"{mib / statistics.median(LOOP_TOTAL[q]):.0f} MiB/s")
     print("all copies verified (BLAKE2b of output == source)")
-    c_key, py_key = f"c-liburing (qd {args.qd})", f"python-ring (qd {args.qd})"
-    loop_rate = rate["loop-jit (qd 1)"]
-    print(f"ratio loop-jit / {c_key} = {loop_rate / rate[c_key]:.2f}  (target >= 0.9)")
-    if py_key in rate:
-        print(f"ratio loop-jit / {py_key} = {loop_rate / rate[py_key]:.2f}")
-    for q in args.extra_qd:
-        key, pkey = f"c-liburing (qd {q})", f"loop-proto (qd {q})"
-        if key in rate and q != args.qd:
-            print(f"ratio loop-jit / {key} = {loop_rate / rate[key]:.2f}  (information)")
-        if key in rate and pkey in rate:
-            print(f"ratio {pkey} / {key} = {rate[pkey] / rate[key]:.2f}  (prototype)")
+    for q in depths:
+        loop_rate = rate[f"loop-jit (qd {q})"]
+        c_key, py_key = f"c-liburing (qd {q})", f"python-ring (qd {q})"
+        print(f"ratio loop-jit (qd {q}) / {c_key} = {loop_rate / rate[c_key]:.2f}  "
+              "(target >= 0.9)")
+        if py_key in rate:
+            print(f"ratio loop-jit (qd {q}) / {py_key} = {loop_rate / rate[py_key]:.2f}")
+    if len(depths) > 1:
+        lo, hi = depths[0], depths[-1]
+        print(f"ratio loop-jit (qd {hi}) / loop-jit (qd {lo}) = "
+              f"{rate[f'loop-jit (qd {hi})'] / rate[f'loop-jit (qd {lo})']:.2f}")
     return 0
 
 

@@ -712,8 +712,8 @@ MAX_COPY_DEPTH = 8   # cp.bpf.c's MAX_DEPTH
 def _seekable_offset(fd: int) -> int | None:
     """The current offset of a regular file or block device, else None (pipe, socket, tty).
 
-    Only such inputs may be read at explicit offsets by several requests at once; a pipe
-    or socket has no offsets (lseek fails with ESPIPE) and must stay at depth 1.
+    Only such files may be read or written at explicit offsets by several requests at
+    once; a pipe or socket has no offsets (lseek fails with ESPIPE): depth 1 for those.
     """
     import stat
     try:
@@ -736,8 +736,9 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
     the input is read at explicit offsets, from its current offset on, and chunks are
     written out of order, which needs a seekable input AND output: when either is a pipe,
     socket or tty ``depth`` is clamped to 1 (reads at the file position, short reads
-    written as they come, in order).  ``CopyResult.depth`` says what ran.  After a deeper copy the input's
-    offset is moved past what was copied, as depth 1's reads at offset -1 do.
+    written as they come, in order).  ``CopyResult.depth`` says what ran.  After a deeper
+    copy the input's offset is moved past what was copied, as depth 1's reads at offset -1
+    do.
     """
     if not isinstance(depth, int) or not 1 <= depth <= MAX_COPY_DEPTH:
         raise ValueError(f"depth must be an int in 1..{MAX_COPY_DEPTH}, got {depth!r}")
