@@ -51,6 +51,12 @@ __u64 copied;		/* bytes written so far */
 __u64 reads, writes, short_reads, short_writes;
 int error;		/* first negative result, 0 on success */
 int done;		/* 1 once every slot read end of file */
+/*
+ * Requests submitted whose CQE this program has not consumed.  After an error stop,
+ * other slots' requests may still be running on buffers the application owns: it must
+ * wait for this many CQEs before freeing them (copy_fd does).
+ */
+__u32 pending;
 
 static unsigned started, inflight;
 static unsigned fill_limit;		/* a slot's chunk is done at this many bytes */
@@ -168,6 +174,7 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 			res = cqe->res;
 			ud = cqe->user_data;
 			head++;
+			pending--;
 			if (res < 0) {
 				error = res;
 				*cq_head = head;
@@ -218,9 +225,15 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 		*cq_head = head;
 	}
 	n = nsqe;
-	if (n && bpf_io_uring_submit_sqes(ring, n) != (int)n) {
-		error = -11; /* EAGAIN: the SQEs were not all consumed */
-		return IOU_LOOP_STOP;
+	if (n) {
+		int got = bpf_io_uring_submit_sqes(ring, n);
+
+		if (got > 0)
+			pending += got;
+		if (got != (int)n) {
+			error = -11; /* EAGAIN: the SQEs were not all consumed */
+			return IOU_LOOP_STOP;
+		}
 	}
 	if (!inflight) {
 		done = 1;

@@ -725,6 +725,22 @@ def _seekable_offset(fd: int) -> int | None:
         return None
 
 
+def _drain(ring, pending: int) -> None:
+    """Wait for the CQEs of requests cp.bpf.c left running when it stopped on an error.
+
+    Other slots' reads and writes may still be in io-wq workers, using the copy buffer:
+    closing the ring only starts their cancellation (the kernel finishes it in the
+    background), so the buffer may be unmapped only after their CQEs are posted.
+    """
+    while pending > 0:
+        ret = ring.enter(0, pending, uapi.IORING_ENTER_GETEVENTS)
+        if ret == -errno.EINTR:
+            continue
+        if ret < 0:
+            raise OSError(-ret, f"waiting for the copy's last requests: {os.strerror(-ret)}")
+        return
+
+
 def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "jit",
             chunk: int = 4096, depth: int = 1, verify: bool = True) -> CopyResult:
     """Copy ``in_fd`` (file, pipe or socket) to ``out_fd`` with the cp or cksum example.
@@ -783,14 +799,15 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
                 result.writes, result.short_writes = int(bss.writes), int(bss.short_writes)
                 result.depth = depth
             link.destroy()
+            if not checksum:
+                _drain(ring, int(bss.pending))
             if start_off is not None and result.done:
                 os.lseek(in_fd, start_off + result.copied, os.SEEK_SET)
             return result
         finally:
             obj.close()
     finally:
-        # closing the ring cancels and reaps anything an error left in flight, so the
-        # buffers those requests point at are released only after it
+        # requests an error left running were waited for (_drain) before this point
         ring.close()
         if buf is not None:
             buf.close()
