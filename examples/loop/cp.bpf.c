@@ -12,12 +12,12 @@
  * depth == 1 (the default): one request in flight, input read at offset -1 (the file
  * position), so in_fd may be a pipe or a socket; every read asks for a whole chunk.
  *
- * depth > 1 (seekable inputs only; copy_fd checks): `depth` slots, each with its own
- * buffer at buf_addr + slot * chunk_size, each owning one chunk of the file at a time
- * (read at in_start + the chunk's offset, written at the chunk's offset).  A short read
- * is written and then the rest of the same chunk is read again, so the copy is exact
- * even if a read comes back short in the middle of a file; a 0-byte read (end of file)
- * ends the slot.  Every completion ready at a step is handled in that step, the
+ * depth > 1 (seekable input and output only; copy_fd checks): `depth` slots, each with
+ * its own buffer at buf_addr + slot * chunk_size; slot s copies chunks s, s + depth,
+ * s + 2 * depth, ... one at a time (read at in_start + the chunk's offset, written at
+ * the chunk's offset).  A short read is written and then the rest of the same chunk
+ * is read again, so the copy is exact even if a read comes back short in the middle of
+ * a file; a 0-byte read (end of file) ends the slot.  Every completion ready at a step is handled in that step, the
  * follow-up SQEs go to SQ_REWIND slots 0..n-1 and are submitted with ONE
  * bpf_io_uring_submit_sqes.  user_data = slot << 8 | op.
  */
@@ -59,8 +59,6 @@ int done;		/* 1 once every slot read end of file */
 __u32 pending;
 
 static unsigned started, inflight;
-static unsigned fill_limit;		/* a slot's chunk is done at this many bytes */
-static __u64 stride_extra;		/* then it moves fill + this further */
 /*
  * SQEs written in this step.  A volatile global, not a local: loaded back from memory it
  * is just "0..MAX_DEPTH-1" once masked, so the verifier need not follow every count
@@ -109,7 +107,8 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 {
 	struct io_uring_sqe *sqes;
 	volatile __u32 *cq_head, *cq_tail;
-	unsigned head_off, tail_off, cqes_base, mask, chunk, d, n, i, k, s;
+	unsigned head_off, tail_off, cqes_base, mask, chunk, d, n, i, k, s, fill_limit;
+	__u64 stride_extra;
 	__u32 head, tail;
 	__u64 base, addr;
 	__u8 *hdr;
@@ -137,8 +136,6 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 	 * Slot s copies chunks s, s + depth, s + 2 * depth, ...: a slot is done with its chunk
 	 * once it holds fill_limit bytes and then moves pos + fill + stride_extra.  Depth 1
 	 * moves on after every read (fill_limit 1), so pipes get whole-chunk reads.
-	 * Kept in .bss, not in registers: fewer live registers in the CQE loop lets the
-	 * verifier prune its paths.
 	 */
 	fill_limit = d == 1 ? 1 : chunk;
 	stride_extra = (__u64)(d - 1) * chunk;
