@@ -631,28 +631,21 @@ class ThreadsBackend:
             return ret
 
     def _send(self, r: _Req, deadline) -> int:
-        fd = self._file(r)
-        flags = (r.op_flags | _MSG_DONTWAIT | _MSG_NOSIGNAL) & ~_MSG_WAITALL
-        done = 0
-        while True:
-            ret = _sys(_send(fd, (r.addr + done) or None, r.len - done, flags))
-            if ret == -errno.EAGAIN:
-                self._wait_fd(r, fd, select.POLLOUT, deadline)
-                continue
-            if ret < 0:
-                return ret if not done else done
-            done += ret
-            if not r.op_flags & _MSG_WAITALL or done >= r.len or ret == 0:
-                return done
+        return self._sock_xfer(r, deadline, _send, _MSG_NOSIGNAL, select.POLLOUT)
 
     def _recv(self, r: _Req, deadline) -> int:
+        return self._sock_xfer(r, deadline, _recv, 0, select.POLLIN)
+
+    def _sock_xfer(self, r: _Req, deadline, call, extra_flags: int, event: int) -> int:
+        """send/recv as the kernel's io_uring does: non-blocking tries, poll between them,
+        and MSG_WAITALL keeps going until the whole length moved (or EOF/error)."""
         fd = self._file(r)
-        flags = (r.op_flags | _MSG_DONTWAIT) & ~_MSG_WAITALL
+        flags = (r.op_flags | _MSG_DONTWAIT | extra_flags) & ~_MSG_WAITALL
         done = 0
         while True:
-            ret = _sys(_recv(fd, (r.addr + done) or None, r.len - done, flags))
+            ret = _sys(call(fd, (r.addr + done) or None, r.len - done, flags))
             if ret == -errno.EAGAIN:
-                self._wait_fd(r, fd, select.POLLIN, deadline)
+                self._wait_fd(r, fd, event, deadline)
                 continue
             if ret < 0:
                 return ret if not done else done
