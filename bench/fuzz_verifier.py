@@ -19,6 +19,9 @@ import fuzzgen  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print("usage: python bench/fuzz_verifier.py [COUNT [SEED]]   (default 2000, time-based)")
+        return 0
     count = int(argv[0]) if argv else 2000
     seed = int(argv[1]) if len(argv) > 1 else int(time.time())
     corpus_lib.register_test_env()

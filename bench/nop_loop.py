@@ -117,6 +117,9 @@ def run_py(inflight: int, total: int, backend: str = "kernel") -> float:
 
 
 def main() -> int:
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print("usage: python bench/nop_loop.py [TOTAL_NOPS]   (default 200000)")
+        return 0
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     print(f"NOP loop, {total} ops; {platform.machine()}, Linux {platform.release()}, "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs")
