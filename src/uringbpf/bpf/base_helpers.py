@@ -55,23 +55,14 @@ BPF_FUNC_loop = 181
 BPF_FUNC_strncmp = 182
 BPF_FUNC_map_lookup_percpu_elem = 195
 
-_base_lock = threading.Lock()
-_base: ctypes.CDLL | None = None
+def _set_base_prototypes(so: ctypes.CDLL) -> None:
+    native.set_register_prototypes(so, _BASE_SYMBOLS)
+    so.ubpf_spin_trylock.argtypes = [ctypes.c_uint64, ctypes.c_uint64]
+    so.ubpf_spin_trylock.restype = ctypes.c_int
 
 
 def base_lib() -> ctypes.CDLL:
-    global _base
-    with _base_lock:
-        if _base is None:
-            so = native.load("base")
-            for name in _BASE_SYMBOLS:
-                fn = getattr(so, name)
-                fn.argtypes = [ctypes.c_uint64] * 5
-                fn.restype = ctypes.c_uint64
-            so.ubpf_spin_trylock.argtypes = [ctypes.c_uint64, ctypes.c_uint64]
-            so.ubpf_spin_trylock.restype = ctypes.c_int
-            _base = so
-        return _base
+    return native.load("base", configure=_set_base_prototypes)
 
 
 _BASE_SYMBOLS = ("ubpf_helper_ktime_get_ns", "ubpf_helper_ktime_get_boot_ns",

@@ -20,7 +20,6 @@ import ctypes
 import errno
 import os
 import select
-import threading
 import time
 import weakref
 from typing import Callable, Iterator
@@ -77,37 +76,27 @@ class _UbpfMap(ctypes.Structure):
 
 
 _U64 = ctypes.c_uint64
-_HELPER5 = [_U64] * 5
-_lib_lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
+def _set_prototypes(so: ctypes.CDLL) -> None:
+    so.ubpf_map_create.argtypes = [ctypes.c_uint32] * 5 + [ctypes.POINTER(ctypes.c_void_p)]
+    so.ubpf_map_create.restype = ctypes.c_int
+    so.ubpf_map_destroy.argtypes = [ctypes.c_void_p]
+    so.ubpf_map_destroy.restype = None
+    so.ubpf_map_freeze.argtypes = [ctypes.c_void_p]
+    so.ubpf_map_freeze.restype = ctypes.c_int
+    so.ubpf_map_get_next_key.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    so.ubpf_map_get_next_key.restype = ctypes.c_int
+    so.ubpf_ringbuf_peek.argtypes = [ctypes.c_void_p, ctypes.POINTER(_U64)]
+    so.ubpf_ringbuf_peek.restype = ctypes.c_int64
+    so.ubpf_ringbuf_release.argtypes = [ctypes.c_void_p]
+    so.ubpf_ringbuf_release.restype = None
+    so.ubpf_ringbuf_set_eventfd.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    so.ubpf_ringbuf_set_eventfd.restype = ctypes.c_int
+    native.set_register_prototypes(so, HELPER_SYMBOLS.values())
 
 
 def lib() -> ctypes.CDLL:
     """The loaded native maps module with argument types set."""
-    global _lib
-    with _lib_lock:
-        if _lib is None:
-            so = native.load("maps")
-            so.ubpf_map_create.argtypes = [ctypes.c_uint32] * 5 + [ctypes.POINTER(ctypes.c_void_p)]
-            so.ubpf_map_create.restype = ctypes.c_int
-            so.ubpf_map_destroy.argtypes = [ctypes.c_void_p]
-            so.ubpf_map_destroy.restype = None
-            so.ubpf_map_freeze.argtypes = [ctypes.c_void_p]
-            so.ubpf_map_freeze.restype = ctypes.c_int
-            so.ubpf_map_get_next_key.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-            so.ubpf_map_get_next_key.restype = ctypes.c_int
-            so.ubpf_ringbuf_peek.argtypes = [ctypes.c_void_p, ctypes.POINTER(_U64)]
-            so.ubpf_ringbuf_peek.restype = ctypes.c_int64
-            so.ubpf_ringbuf_release.argtypes = [ctypes.c_void_p]
-            so.ubpf_ringbuf_release.restype = None
-            so.ubpf_ringbuf_set_eventfd.argtypes = [ctypes.c_void_p, ctypes.c_int]
-            so.ubpf_ringbuf_set_eventfd.restype = ctypes.c_int
-            for name in HELPER_SYMBOLS.values():
-                fn = getattr(so, name)
-                fn.argtypes = _HELPER5
-                fn.restype = _U64
-            _lib = so
-        return _lib
+    return native.load("maps", configure=_set_prototypes)
 
 
 #: helper/kfunc name -> C symbol in native/maps.c (each takes and returns u64 registers)

@@ -24,16 +24,18 @@ __all__ = ["main_run", "time_native", "RunResult", "run_program"]
 _CHUNK_SECONDS = 0.1
 
 
-def _jitrt():
-    from .. import native
-
-    lib = native.load("jitrt")
+def _set_repeat_prototype(lib: ctypes.CDLL) -> None:
     fn = lib.jitrt_repeat
     fn.restype = ctypes.c_uint64
     fn.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_uint64,
                    ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64),
                    ctypes.POINTER(ctypes.c_uint64)]
-    return fn
+
+
+def _jitrt():
+    from .. import native
+
+    return native.load("jitrt", configure=_set_repeat_prototype).jitrt_repeat
 
 
 def time_native(entry_address: int, args: tuple[int, ...], repeat: int,

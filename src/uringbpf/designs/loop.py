@@ -87,30 +87,22 @@ _MAGIC = 0x75626C6F6F703731
 STEP_FN = ctypes.CFUNCTYPE(c_uint64, c_uint64, c_uint64, c_uint64, c_uint64, c_uint64)
 PY_SUBMIT_FN = ctypes.CFUNCTYPE(ctypes.c_int64, c_uint64)
 
-_lib_lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
+def _set_prototypes(handle: ctypes.CDLL) -> None:
+    native.set_register_prototypes(handle, ("uringbpf_kf_submit_sqes", "uringbpf_kf_get_region"))
+    handle.uringbpf_loop_run.restype = ctypes.c_int64
+    handle.uringbpf_loop_run.argtypes = [c_void_p, c_void_p, c_void_p, ctypes.c_int]
+    handle.uringbpf_loop_ctx_size.restype = c_uint64
+    handle.uringbpf_filter_check.restype = c_int32
+    handle.uringbpf_filter_check.argtypes = [c_uint64, c_void_p]
+    handle.uringbpf_cbpf_run.restype = c_uint32
+    handle.uringbpf_cbpf_run.argtypes = [c_void_p, c_uint32, c_void_p, c_uint32]
+    if handle.uringbpf_loop_ctx_size() != sizeof(LoopCtx):
+        raise RuntimeError("native/loop.h and designs/loop.py LoopCtx disagree")
 
 
 def lib() -> ctypes.CDLL:
     """The native loop driver (native/loop.c), built on first use; checks the struct mirror."""
-    global _lib
-    with _lib_lock:
-        if _lib is None:
-            handle = native.load("loop")
-            for fn in (handle.uringbpf_kf_submit_sqes, handle.uringbpf_kf_get_region):
-                fn.restype = c_uint64
-                fn.argtypes = [c_uint64] * 5
-            handle.uringbpf_loop_run.restype = ctypes.c_int64
-            handle.uringbpf_loop_run.argtypes = [c_void_p, c_void_p, c_void_p, ctypes.c_int]
-            handle.uringbpf_loop_ctx_size.restype = c_uint64
-            handle.uringbpf_filter_check.restype = c_int32
-            handle.uringbpf_filter_check.argtypes = [c_uint64, c_void_p]
-            handle.uringbpf_cbpf_run.restype = c_uint32
-            handle.uringbpf_cbpf_run.argtypes = [c_void_p, c_uint32, c_void_p, c_uint32]
-            if handle.uringbpf_loop_ctx_size() != sizeof(LoopCtx):
-                raise RuntimeError("native/loop.h and designs/loop.py LoopCtx disagree")
-            _lib = handle
-        return _lib
+    return native.load("loop", configure=_set_prototypes)
 
 
 # --- the parameter region (IOU_REGION_MEM) ----------------------------------------------

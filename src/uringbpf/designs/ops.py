@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bpf import base_helpers as _base  # noqa: F401  (base helpers register first)
+from .. import native
 from ..bpf import helpers
 from ..bpf.helpers import Arg, Ret
 from ..bpf.memory import BpfRuntimeError, Buffer
@@ -926,28 +927,22 @@ def kf_buf_dynptr_rdwr(rt, r1, r2, r3, r4, r5) -> int:
     return _lib().ops_buf_dynptr_rdwr(r1, r2, 0, 0, 0)
 
 
+def _set_prototypes(lib: ctypes.CDLL) -> None:
+    native.set_register_prototypes(lib, list(_NATIVE.values()) + list(_OP_NATIVE.values()))
+    U = ctypes.c_uint64
+    for name, res, args in (("ops_tab_new", U, [U, U]), ("ops_tab_free", None, [U]),
+                            ("ops_tab_req", U, [U, U]), ("ops_set_resolver", None, [U]),
+                            ("ops_iter_cur", U, [U, U]), ("ops_close_iters", None, [U]),
+                            ("ops_read_user", U, [U, U, U])):
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+    lib.ops_set_resolver(ctypes.cast(_resolve_cb, ctypes.c_void_p).value)
+
+
 def _lib():
-    global _LIB
-    if _LIB is None:
-        from .. import native
-        lib = native.load("ops")
-        for name in list(_NATIVE.values()) + list(_OP_NATIVE.values()):
-            f = getattr(lib, name)
-            f.restype = ctypes.c_uint64
-            f.argtypes = [ctypes.c_uint64] * 5
-        U = ctypes.c_uint64
-        for name, res, args in (("ops_tab_new", U, [U, U]), ("ops_tab_free", None, [U]),
-                                ("ops_tab_req", U, [U, U]), ("ops_set_resolver", None, [U]),
-                                ("ops_iter_cur", U, [U, U]), ("ops_close_iters", None, [U]),
-                                ("ops_read_user", U, [U, U, U])):
-            f = getattr(lib, name)
-            f.restype, f.argtypes = res, args
-        lib.ops_set_resolver(ctypes.cast(_resolve_cb, ctypes.c_void_p).value)
-        _LIB = lib
-    return _LIB
+    return native.load("ops", configure=_set_prototypes)
 
 
-_LIB = None
 #: helper/kfunc name -> C twin in native/ops.c (the JIT calls these directly)
 _NATIVE = {"bpf_dynptr_read": "ops_dynptr_read", "bpf_dynptr_write": "ops_dynptr_write",
            "bpf_dynptr_data": "ops_dynptr_data", "bpf_dynptr_slice": "ops_dynptr_slice",

@@ -22,19 +22,11 @@ from . import requests as R
 
 _PROG_FN = ctypes.CFUNCTYPE(c_uint64, c_uint64, c_uint64, c_uint64, c_uint64, c_uint64)
 _SUBMIT_FN = ctypes.CFUNCTYPE(ctypes.c_int64, c_uint64)
-_lib = None
-
-
 class RqCqDesc(ctypes.Structure):
     _fields_ = [("addr", c_uint64), ("entries", c_uint32), ("keep_overflow", c_uint32)]
 
 
-def lib() -> ctypes.CDLL:
-    """The loaded native/requests.c (built on first use), with its prototypes."""
-    global _lib
-    if _lib is not None:
-        return _lib
-    L = native.load("requests")
+def _set_prototypes(L: ctypes.CDLL) -> None:
     L.rq_create.restype = c_void_p
     L.rq_create.argtypes = [c_int, c_uint32, c_uint32, POINTER(c_uint32), c_uint32,
                             POINTER(RqCqDesc), c_uint64, c_uint64, c_uint64, c_uint32,
@@ -65,16 +57,18 @@ def lib() -> ctypes.CDLL:
         getattr(L, name).restype = c_int32
         getattr(L, name).argtypes = [c_void_p]
     L.rq_stats.argtypes = [c_void_p, POINTER(c_uint64)]
-    for name in ("rq_h_queue_sqe", "rq_h_emit_cqe", "rq_h_reap_cqe", "rq_h_copy_to_user"):
-        getattr(L, name).restype = c_uint64
-        getattr(L, name).argtypes = [c_uint64] * 5
+    native.set_register_prototypes(L, ("rq_h_queue_sqe", "rq_h_emit_cqe", "rq_h_reap_cqe",
+                                       "rq_h_copy_to_user"))
     L.rq_set_py_fallback.argtypes = [c_uint32, c_uint64]
     L.rq_set_py_submit.argtypes = [c_void_p, c_uint64]
     L.rq_set_stop.argtypes = [c_void_p, c_uint64]
     if L.rq_req_size() > R.CTX_BUF_SIZE:
         raise RuntimeError("native/requests.c struct rq_req outgrew CTX_BUF_SIZE")
-    _lib = L
-    return L
+
+
+def lib() -> ctypes.CDLL:
+    """The loaded native/requests.c (built on first use), with its prototypes."""
+    return native.load("requests", configure=_set_prototypes)
 
 
 def _resync_sq(ring) -> None:

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 CFLAGS = ["-O2", "-g", "-fPIC", "-shared", "-std=gnu11", "-Wall", "-Wno-unused-function",
@@ -28,6 +29,7 @@ CFLAGS = ["-O2", "-g", "-fPIC", "-shared", "-std=gnu11", "-Wall", "-Wno-unused-f
 
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
+_configured: set[tuple[str, Callable[[ctypes.CDLL], None]]] = set()
 
 
 class NativeBuildError(RuntimeError):
@@ -87,14 +89,32 @@ def build(name: str, extra_flags: list[str] | None = None) -> Path:
     return target
 
 
-def load(name: str, extra_flags: list[str] | None = None) -> ctypes.CDLL:
-    """The loaded shared object of ``native/<name>.c`` (built on first use, then cached)."""
+def load(name: str, extra_flags: list[str] | None = None,
+         configure: Callable[[ctypes.CDLL], None] | None = None) -> ctypes.CDLL:
+    """The loaded shared object of ``native/<name>.c`` (built on first use, then cached).
+
+    ``configure(lib)`` (typically: set the ctypes prototypes a module uses) runs exactly
+    once per (module, function), under the lock, before any caller gets the library: the
+    Python modules that share one native module need no load-once state of their own.
+    """
     with _lock:
         lib = _loaded.get(name)
         if lib is None:
             lib = ctypes.CDLL(str(build(name, extra_flags)), mode=ctypes.RTLD_GLOBAL)
             _loaded[name] = lib
+        if configure is not None and (name, configure) not in _configured:
+            configure(lib)
+            _configured.add((name, configure))
         return lib
+
+
+def set_register_prototypes(lib: ctypes.CDLL, symbols) -> None:
+    """Declare ``symbols`` as helper-shaped C functions: ``uint64_t f(uint64_t r1..r5)``,
+    the calling convention of every helper/kfunc twin (docs/internals.md)."""
+    for symbol in symbols:
+        fn = getattr(lib, symbol)
+        fn.restype = ctypes.c_uint64
+        fn.argtypes = [ctypes.c_uint64] * 5
 
 
 def symbol_address(name: str, symbol: str) -> int:

@@ -5,25 +5,17 @@ from __future__ import annotations
 import ctypes
 from ctypes import c_uint32, c_uint64
 
-def _native():
-    from ... import native
-    lib = native.load("kbuf")
+def _set_prototypes(lib: ctypes.CDLL) -> None:
     lib.kbuf_copy.restype = c_uint64
     lib.kbuf_copy.argtypes = [c_uint64, c_uint64, c_uint64]
     lib.kbuf_crc32c.restype = c_uint32
     lib.kbuf_crc32c.argtypes = [c_uint32, c_uint64, c_uint64]
-    return lib
-
-
-_lib = None
 
 
 def native_lib():
     """The compiled ``native/kbuf.c`` (copy and crc32c on raw addresses)."""
-    global _lib
-    if _lib is None:
-        _lib = _native()
-    return _lib
+    from ... import native
+    return native.load("kbuf", configure=_set_prototypes)
 
 
 def crc32c(addr: int, length: int, crc: int = 0) -> int:
