@@ -34,3 +34,18 @@ def test_register_prototypes_make_helper_shaped_calls():
 def test_unknown_native_module_is_a_clear_error():
     with pytest.raises(native.NativeBuildError, match="no native module"):
         native.load("no-such-module")
+
+
+def test_compile_cached_reuses_the_object_until_an_input_changes(tmp_path, monkeypatch):
+    from uringbpf.bpf import cc
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    src = tmp_path / "p.bpf.c"
+    src.write_text('#include <bpf/bpf_helpers.h>\nSEC("socket") int p(void *c) { return 1; }\n'
+                   'char LICENSE[] SEC("license") = "MIT";\n')
+    first = cc.compile_cached(src)
+    assert cc.compile_cached(src) == first                 # same inputs: same object
+    (tmp_path / "local.h").write_text("/* a header beside the source */\n")
+    assert cc.compile_cached(src) != first                 # a header beside it changed
+    assert cc.compile_cached(src, defines=("X=1",)) != cc.compile_cached(src)
+    with pytest.raises(cc.CompileError):
+        cc.compile_cached(tmp_path / "missing.bpf.c")

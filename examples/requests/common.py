@@ -7,7 +7,6 @@ for results.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from uringbpf.bpf import cc
@@ -20,11 +19,10 @@ PROGRAMS = ("features", "counting", "pingpong", "write_file", "nop_loop")
 
 
 def build(out_dir: str | Path | None = None) -> Path:
-    """Compile requests.bpf.c with ``uringbpf cc``; returns the object's path."""
-    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="uringbpf-requests-"))
-    out = out_dir / "requests.bpf.o"
-    cc.compile_c(SOURCE, out)
-    return out
+    """Compile requests.bpf.c with ``uringbpf cc`` (into ``out_dir``, else cached)."""
+    if out_dir is None:
+        return cc.compile_cached(SOURCE)
+    return cc.compile_c(SOURCE, Path(out_dir) / "requests.bpf.o")
 
 
 def setup(engine: str = "jit", out_dir: str | Path | None = None, obj_path: Path | None = None,

@@ -31,9 +31,10 @@ class Job(ctypes.Structure):
 
 
 def build(out_dir: str | Path | None = None) -> Path:
-    out = Path(out_dir or tempfile.mkdtemp(prefix="uringbpf-dietrich-")) / "postprocess.bpf.o"
-    cc.compile_c(HERE / "postprocess.bpf.c", out)
-    return out
+    """Compile postprocess.bpf.c (into ``out_dir``, else cached)."""
+    if out_dir is None:
+        return cc.compile_cached(HERE / "postprocess.bpf.c")
+    return cc.compile_c(HERE / "postprocess.bpf.c", Path(out_dir) / "postprocess.bpf.o")
 
 
 def make_file(path: str | Path, nr_jobs: int) -> list[int]:

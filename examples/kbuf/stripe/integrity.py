@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -128,19 +127,10 @@ def _bpf_program(engine: str):
     with _load_lock:
         if engine in _loaded:
             return _loaded[engine]
-        import hashlib
-
-        from uringbpf.bpf.cc import compile_c
+        from uringbpf.bpf.cc import compile_cached
         from uringbpf.bpf.memory import Buffer
         from uringbpf.bpf.object import BpfObject
-        source = HERE / "crc32c.bpf.c"
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-        out = Path(tempfile.gettempdir()) / f"uringbpf-stripe-crc32c-{digest}.bpf.o"
-        if not out.exists():
-            tmp = out.with_suffix(f".{os.getpid()}.tmp")
-            compile_c(source, tmp)
-            os.replace(tmp, out)
-        obj = BpfObject.open(str(out))
+        obj = BpfObject.open(str(compile_cached(HERE / "crc32c.bpf.c")))
         obj.load(engine=engine)
         prog = obj.programs["crc32c_write"]
         if prog.engine != engine:

@@ -120,6 +120,34 @@ def compile_c(src_path: str | os.PathLike, out_path: str | os.PathLike, cpu: str
     return out
 
 
+def compile_cached(src_path: str | os.PathLike, cpu: str = "v3",
+                   defines: Sequence[str] = ()) -> Path:
+    """``compile_c`` into the user cache, reused while nothing that shapes the object changed.
+
+    The key covers the source, every header beside it and in our include/ tree, the cpu,
+    the defines and the compiler command (clang and zig emit different objects), so an
+    edited header rebuilds every example that may include it. The object is written under
+    a temporary name and renamed, so concurrent processes never read half a file.
+    """
+    import hashlib
+
+    from .. import native
+    src = Path(src_path)
+    if not src.exists():
+        raise CompileError(f"{src}: no such file")
+    digest = hashlib.sha256(src.read_bytes())
+    for header in sorted(src.parent.glob("*.h")) + sorted(INCLUDE_DIR.rglob("*.h")):
+        digest.update(str(header.name).encode())
+        digest.update(header.read_bytes())
+    digest.update(" ".join([cpu, *defines, *find_compiler(cpu)]).encode())
+    out = native.cache_dir() / f"{src.stem}-{digest.hexdigest()[:16]}.o"
+    if not out.exists():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        compile_c(src, tmp, cpu=cpu, defines=defines)
+        os.replace(tmp, out)
+    return out
+
+
 def main_cc(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="uringbpf cc", description="compile BPF C to an ELF object")
     ap.add_argument("source")

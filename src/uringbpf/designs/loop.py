@@ -625,21 +625,12 @@ RING_FLAGS = (uapi.IORING_SETUP_SINGLE_ISSUER | uapi.IORING_SETUP_DEFER_TASKRUN
 
 
 def example_object(name: str) -> Path:
-    """``examples/loop/<name>.bpf.c`` compiled with ``uringbpf cc`` (cached by source hash)."""
-    import hashlib
+    """``examples/loop/<name>.bpf.c`` compiled with ``uringbpf cc`` (cached, see cc.compile_cached)."""
     from ..bpf import cc
     src = EXAMPLES_DIR / f"{name}.bpf.c"
     if not src.exists():
         raise FileNotFoundError(f"{src}: the loop examples ship with the source tree")
-    digest = hashlib.sha256(src.read_bytes())
-    for header in sorted(cc.include_dir().rglob("*.h")):
-        digest.update(header.read_bytes())
-    out = native.cache_dir() / f"loop-example-{name}-{digest.hexdigest()[:16]}.bpf.o"
-    if not out.exists():
-        tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        cc.compile_c(src, tmp)
-        os.replace(tmp, out)
-    return out
+    return cc.compile_cached(src)
 
 
 def make_ring(entries: int = 8, cq_entries: int | None = None, flags: int = RING_FLAGS):

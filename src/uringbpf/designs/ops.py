@@ -1094,14 +1094,13 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "ops"
 
 
 def example_object(name: str, out_dir: Path | None = None) -> Path:
-    """Compile ``examples/ops/<name>.bpf.c`` (cached next to the source or in out_dir)."""
-    from ..bpf.cc import compile_c
+    """Compile ``examples/ops/<name>.bpf.c``: into ``out_dir`` if given, else cached
+    (see cc.compile_cached)."""
+    from ..bpf.cc import compile_c, compile_cached
     src = EXAMPLES_DIR / f"{name}.bpf.c"
-    out = (out_dir or EXAMPLES_DIR / "build") / f"{name}.bpf.o"
-    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        compile_c(src, out)
-    return out
+    if out_dir is None:
+        return compile_cached(src)
+    return compile_c(src, Path(out_dir) / f"{name}.bpf.o")
 
 
 def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True,
