@@ -321,9 +321,9 @@ class Cfg:
         """Registers whose exact value may matter to a safety check later on.
 
         A backward analysis like liveness, but a register only counts where its value can
-        reach a *check*: a memory access or pointer arithmetic, a helper argument, a
-        register-register comparison involving such a value, a store (a spilled value can
-        come back), the return value.  A scalar used only in comparisons with constants is
+        reach a *check*: a memory access or pointer arithmetic, a helper argument, any
+        register-register comparison (both sides), a store (a spilled value can come
+        back), the return value.  A scalar used only in comparisons with constants is
         not precise: comparing explored states may then ignore its range (see
         docs/verifier.md, "precision").  With ``branches`` every comparison operand
         counts too (used against states below which a branch was decided by a value).
@@ -381,7 +381,11 @@ class Cfg:
             if insn.is_jump and op != isa.JA:
                 if branches:  # with_branches: every comparison operand counts
                     return out | d | (s if insn.source == isa.X else 0)
-                if insn.source == isa.X and out & (d | s):
+                if insn.source == isa.X:
+                    # Both sides of a register-register compare are precise, always: the
+                    # refinement may reach a check through a register statically not
+                    # visible here (the data length, an id-linked copy in a register or
+                    # a stack slot), and each side bounds the other (issue #13, item 1).
                     return out | d | s
             return out
 
