@@ -204,6 +204,7 @@ class ThreadsBackend:
         # registered resources
         self._files: list | None = None
         self._bufs: list | None = None
+        self._evfd: int | None = None       # IORING_REGISTER_EVENTFD (a dup, like the kernel's reference)
 
     # ---------------------------------------------------------------- CQ
     def _post(self, user_data: int, res: int, flags: int = 0, timeout: bool = False) -> None:
@@ -215,6 +216,8 @@ class ThreadsBackend:
             self._overflow.append((user_data, res, flags))
             self._flush_overflow()
             self._cond.notify_all()
+            if self._evfd is not None:   # the kernel signals a registered eventfd per CQE
+                os.eventfd_write(self._evfd, 1)
 
     def _flush_overflow(self) -> None:
         w, co, so = self._w, self._co, self._so
@@ -938,6 +941,31 @@ class ThreadsBackend:
             return -errno.EFAULT
         return 0
 
+    def _reg_eventfd(self, arg: int, nr_args: int) -> int:
+        """IORING_REGISTER_EVENTFD: the kernel's rules (nr_args 1, one eventfd, EBUSY twice)."""
+        if nr_args != 1:
+            return -errno.EINVAL
+        fd = self._read_fds(arg, 1)[0]
+        with self._cond:
+            if self._evfd is not None:
+                return -errno.EBUSY
+            try:                             # the kernel's eventfd_ctx_fdget checks
+                kind = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                return -errno.EBADF
+            if kind != "anon_inode:[eventfd]":
+                return -errno.EINVAL
+            self._evfd = os.dup(fd)
+        return 0
+
+    def _unreg_eventfd(self, arg: int, nr_args: int) -> int:
+        with self._cond:
+            if self._evfd is None:
+                return -errno.ENXIO
+            os.close(self._evfd)
+            self._evfd = None
+        return 0
+
     def probe(self) -> set[int]:
         pr = u.IoUringProbe()
         ret = self._probe(ctypes.addressof(pr), 256)
@@ -967,6 +995,9 @@ class ThreadsBackend:
                 if fd is not None:
                     os.close(fd)
         self._files = None
+        if self._evfd is not None:
+            os.close(self._evfd)
+            self._evfd = None
         _registry.pop(self.fd, None)
         os.close(self.fd)
         self.fd = -1
@@ -983,4 +1014,6 @@ _REGISTER = {
     u.IORING_REGISTER_BUFFERS2: ThreadsBackend._reg_bufs2,
     u.IORING_REGISTER_BUFFERS_UPDATE: ThreadsBackend._bufs_update,
     u.IORING_REGISTER_PROBE: ThreadsBackend._probe,
+    u.IORING_REGISTER_EVENTFD: ThreadsBackend._reg_eventfd,
+    u.IORING_UNREGISTER_EVENTFD: ThreadsBackend._unreg_eventfd,
 }

@@ -1,0 +1,649 @@
+"""asyncio on top of a real io_uring: ``await ring.read(...)`` suspends the task, the
+ring's completions wake it.
+
+How it fits together (docs/aio.md has the user guide):
+
+* **Submission.** An operation claims an SQE (``Ring.prep_*`` with a fresh ``user_data``),
+  stores one ``asyncio.Future`` under that ``user_data`` and, if it is the first of this
+  event-loop iteration, schedules one ``flush`` with ``loop.call_soon``. Every SQE prepared
+  during the iteration therefore goes to the kernel in **one** ``io_uring_enter``.
+* **Completion.** An eventfd registered with ``IORING_REGISTER_EVENTFD`` is watched with
+  ``loop.add_reader``. On readiness: one ``read`` of the eventfd, then every ready CQE is
+  reaped in one pass straight from the CQ ring memory (no per-CQE Python object: the result
+  goes into the future) and the CQ head is advanced once with ``Ring.cq_advance``, which
+  also drops the buffers the ring kept alive for those requests. After a flush the CQ is
+  reaped too, so requests the kernel completed inline (page-cache reads) wake their tasks
+  without waiting for the selector.
+* **Cancellation.** When a task awaiting an operation is cancelled, an
+  ``IORING_OP_ASYNC_CANCEL`` for its ``user_data`` is queued. The future stays registered
+  until the request's own CQE arrives (``-ECANCELED``, or its real result if it won the
+  race); the :class:`~uringbpf.uring.ring.Ring` keeps the buffer alive until that CQE is
+  reaped, so the kernel never writes into freed memory.
+* **Errors.** A negative CQE result ``-errno`` raises ``OSError(errno, strerror)`` (the
+  subclass Python picks for that errno, e.g. ``FileNotFoundError``); an operation with
+  ``timeout=`` whose linked timeout fired raises ``TimeoutError``.
+
+The designs: :meth:`AioRing.chain` submits ``IORING_OP_BPF`` chains of an
+:class:`~uringbpf.designs.ops.OpsRing` (its emulated enter waits for the kernel part of the
+chain, so that flush runs in a worker thread while new operations queue), and
+:class:`RingThread` runs a ``loop_step`` program (Linux 7.1 loop design) whose native loop
+blocks in ``io_uring_enter`` until the program stops, in a dedicated thread that owns the
+SINGLE_ISSUER ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import errno
+import functools
+import os
+import socket
+from collections import deque
+from typing import Any, Callable
+
+from .uring import uapi as u
+from .uring.ring import Ring, RingClosedError, SubmissionQueueFull
+
+__all__ = ["AioRing", "Chain", "RingThread", "open_ring"]
+
+_M32 = 0xFFFFFFFF
+_LINK = u.IOSQE_IO_LINK
+_CANCELED = -errno.ECANCELED
+_TIME = -errno.ETIME
+
+
+def _error(res: int, what: str) -> OSError:
+    """``-errno`` -> the OSError subclass Python uses for that errno."""
+    return OSError(-res, f"{what}: {os.strerror(-res)}")
+
+
+class AioRing:
+    """An io_uring driven by the running asyncio event loop.
+
+    ``AioRing(entries=256, *, ring=None, flags=0, backend="auto")``
+
+    * ``entries``: SQ size of the ring created here (the CQ gets twice as many entries);
+      more operations than that may be in flight: a full SQ is submitted early.
+    * ``ring``: drive an existing :class:`~uringbpf.uring.ring.Ring` instead (it is not
+      closed by :meth:`close`); used for design rings such as ``designs.ops.OpsRing``.
+    * ``flags``/``backend``: passed to ``Ring`` (``backend="threads"`` works too: the
+      thread-pool backend signals the registered eventfd like the kernel does).
+
+    The ring binds to the event loop of its first operation; use it from that loop only.
+    Every operation accepts ``timeout=`` (seconds): the request is linked to an
+    ``IORING_OP_LINK_TIMEOUT`` and ``TimeoutError`` is raised when it fires.
+    """
+
+    def __init__(self, entries: int = 256, *, ring: Ring | None = None, flags: int = 0,
+                 backend: str = "auto"):
+        if ring is None:
+            ring = Ring(entries, cq_entries=2 * entries, flags=flags, backend=backend)
+            self._owns_ring = True
+        else:
+            if ring.closed:
+                raise RingClosedError("AioRing(ring=...): the ring is closed")
+            self._owns_ring = False
+        self.ring = ring
+        self._closed = False
+        self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        arg = ctypes.c_int32(self._efd)
+        ret = ring.register(u.IORING_REGISTER_EVENTFD, ctypes.addressof(arg), 1)
+        if ret < 0:
+            os.close(self._efd)
+            if self._owns_ring:
+                ring.close()
+            raise _error(ret, f"IORING_REGISTER_EVENTFD on a {ring.backend} ring")
+        # Zero-copy word views of the CQ ring. They are built from the addresses of the
+        # documented ring contract; ``_cq_keep`` (a CQE view, which references the mapped
+        # region) keeps the mapping alive for as long as these views exist.
+        self._cq_keep = ring.cqe_view(0)
+        size = ring.params.cq_off.cqes + ring.cq_entries * ring.cqe_size
+        mem = (ctypes.c_char * size).from_address(ring.cq_ring_addr)
+        b = memoryview(mem).cast("B")
+        self._cqw = b.cast("I")
+        self._cq_head_i = ring.params.cq_off.head >> 2
+        self._cq_tail_i = ring.params.cq_off.tail >> 2
+        cqes = b[ring.params.cq_off.cqes:size]
+        self._cqe_q = cqes.cast("Q")
+        self._cqe_i = cqes.cast("i")
+        self._cq_mask = ring.cq_mask
+        self._cq_entries = ring.cq_entries
+        self._cqe_step = ring.cqe_size >> 3
+        # The SQ flags word lives in the same mapping when the kernel has one mmap for
+        # both rings (FEAT_SINGLE_MMAP, Linux 5.4+, and the thread-pool backend).
+        single = ring.backend == "threads" or ring.features & u.IORING_FEAT_SINGLE_MMAP
+        self._sq_flags_i = ((ring.sq_flags_addr - ring.cq_ring_addr) >> 2) if single else -1
+        # DEFER_TASKRUN rings post CQEs only inside io_uring_enter(GETEVENTS).
+        self._getevents = bool(ring.kernel_flags & u.IORING_SETUP_DEFER_TASKRUN)
+        # An enter hook that waits (designs.ops.OpsRing with IORING_SETUP_BPF_EXT: the
+        # BPF op runs after the kernel part of its chain completed) must not run on the
+        # event loop thread.
+        self._blocking_enter = getattr(ring, "ops", None) is not None
+        self._busy = False
+        self._idle: asyncio.Event | None = None
+        self._futs: dict[int, asyncio.Future] = {}
+        self._ud = 1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_scheduled = False
+        #: SQEs prepared and not yet completed (their CQE not reaped), cancels included.
+        self.inflight = 0
+        #: ``(user_data, res)`` of the last CQEs that arrived for cancelled operations.
+        self.late_completions: deque = deque(maxlen=64)
+        #: counters: ``enters`` (flushes that called io_uring_enter), ``wakeups``
+        #: (eventfd readiness callbacks), ``reaped`` (CQEs), ``cancels`` (ASYNC_CANCELs sent).
+        self.stats = {"enters": 0, "wakeups": 0, "reaped": 0, "cancels": 0}
+
+    # ------------------------------------------------------------------ plumbing
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        if self._closed:
+            raise RingClosedError("the AioRing is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            loop.add_reader(self._efd, self._on_cq)
+        elif self._loop is not loop:
+            raise RuntimeError("this AioRing belongs to another event loop")
+        return loop
+
+    def _next_ud(self) -> int:
+        ud = self._ud
+        self._ud = ud + 1
+        return ud
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Submit everything prepared in this loop iteration: one io_uring_enter."""
+        self._flush_scheduled = False
+        if self._closed or self._busy:
+            return
+        ring = self.ring
+        if self._blocking_enter and ring.sq_ready():
+            self._flush_in_thread()
+            return
+        try:
+            if ring.submit():
+                self.stats["enters"] += 1
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EBUSY):
+                self._fail_all(exc)
+                return
+            # CQ overflow backlog / no memory: reap, then try again next iteration
+            self._schedule_flush()
+        self._reap()
+
+    def _flush_in_thread(self) -> None:
+        """Submit through a waiting enter hook in a worker thread; meanwhile new
+        operations wait for :attr:`_idle` and the CQ is not reaped (the hook rewrites
+        CQEs in place while it waits for a chain)."""
+        self._busy = True
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._idle.clear()
+        fut = self._loop.run_in_executor(None, self.ring.submit)
+        fut.add_done_callback(self._flushed_in_thread)
+
+    def _flushed_in_thread(self, fut: asyncio.Future) -> None:
+        self._busy = False
+        self._idle.set()
+        if self._closed:
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._fail_all(exc)
+            return
+        self.stats["enters"] += 1
+        self._reap()
+        if self.ring.sq_ready():
+            self._schedule_flush()
+
+    def _submit_now(self) -> None:
+        """The SQ is full: submit what is queued before preparing more (never mid-chain)."""
+        if self._busy:
+            raise SubmissionQueueFull("the SQ is full while an IORING_OP_BPF chain is "
+                                      "being submitted; use a larger ring")
+        self.ring.submit()
+        self.stats["enters"] += 1
+
+    def _on_cq(self) -> None:
+        """Eventfd readiness: one eventfd read per batch, then reap everything."""
+        try:
+            os.eventfd_read(self._efd)
+        except BlockingIOError:
+            pass
+        self.stats["wakeups"] += 1
+        if not self._busy:
+            if self._getevents:
+                self.ring.enter(0, 0, u.IORING_ENTER_GETEVENTS)
+            self._reap()
+
+    def _reap(self) -> None:
+        """Every ready CQE, in one pass over ring memory; one CQ head update."""
+        cqw, hi, ti = self._cqw, self._cq_head_i, self._cq_tail_i
+        while True:
+            head = cqw[hi]
+            n = (cqw[ti] - head) & _M32
+            if n:
+                q, w, mask, step = self._cqe_q, self._cqe_i, self._cq_mask, self._cqe_step
+                futs = self._futs
+                for k in range(n):
+                    i = ((head + k) & mask) * step
+                    fut = futs.pop(q[i], None)
+                    if fut is not None:
+                        if fut.done():          # its task was cancelled meanwhile
+                            self.late_completions.append((q[i], w[2 * i + 2]))
+                        else:
+                            fut.set_result(w[2 * i + 2])
+                self.inflight -= n
+                self.stats["reaped"] += n
+                self.ring.cq_advance(n)     # also releases the requests' buffers
+            # CQEs the kernel could not post while the CQ was full wait in its overflow
+            # list until an io_uring_enter(GETEVENTS) flushes them.
+            if self._sq_flags_i >= 0:
+                if not cqw[self._sq_flags_i] & u.IORING_SQ_CQ_OVERFLOW:
+                    if n < self._cq_entries:
+                        return
+                    continue        # the CQ was full: more may have been posted since
+                self.ring.enter(0, 0, u.IORING_ENTER_GETEVENTS)
+            elif n < self._cq_entries or self.ring.peek_cqe() is None:
+                return
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for fut in self._futs.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    def _cancel(self, ud: int) -> None:
+        """Ask the kernel to cancel request ``ud``; its CQE still arrives (-ECANCELED)."""
+        if self._closed:
+            return
+        try:
+            self.ring.prep_cancel(ud, user_data=self._next_ud())
+        except SubmissionQueueFull:
+            self._submit_now()
+            self.ring.prep_cancel(ud, user_data=self._next_ud())
+        self.inflight += 1
+        self.stats["cancels"] += 1
+        self._schedule_flush()
+
+    async def _wait_idle(self) -> None:
+        while self._busy:
+            await self._idle.wait()
+
+    def _prep(self, prep: Callable, args: tuple, kw: dict, timeout: float | None) -> int:
+        """Claim an SQE (plus one for a linked timeout) and return the op's user_data."""
+        ud = self._next_ud()
+        ring = self.ring
+        if timeout is None:
+            try:
+                prep(*args, user_data=ud, **kw)
+            except SubmissionQueueFull:
+                self._submit_now()
+                prep(*args, user_data=ud, **kw)
+            self.inflight += 1
+            return ud
+        if ring.sq_space_left() < 2:
+            self._submit_now()
+        prep(*args, user_data=ud, flags=kw.pop("flags", 0) | _LINK, **kw)
+        ring.prep_link_timeout(timeout, user_data=self._next_ud())
+        self.inflight += 2
+        return ud
+
+    async def _op(self, what: str, prep: Callable, args: tuple, kw: dict,
+                  timeout: float | None) -> int:
+        """The common path of every operation: prep, await the CQE, map errors."""
+        loop = self._loop if self._loop is not None and not self._closed else self._bind()
+        if self._busy:
+            await self._wait_idle()
+        ud = self._prep(prep, args, kw, timeout)
+        fut = loop.create_future()
+        self._futs[ud] = fut
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        try:
+            res = await fut
+        except asyncio.CancelledError:
+            if self._futs.get(ud) is fut:       # the request is still in the kernel
+                self._cancel(ud)
+            raise
+        if res < 0:
+            if res == _CANCELED and timeout is not None:
+                raise TimeoutError(f"{what}: no completion within {timeout} s")
+            raise _error(res, what)
+        return res
+
+    # ------------------------------------------------------------------ operations
+    async def read(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
+                   timeout: float | None = None) -> int:
+        """Read into the writable ``buf`` at ``offset`` (-1: the file position); returns
+        the byte count."""
+        return await self._op("read", self.ring.prep_read, (fd, buf, offset),
+                              {"nbytes": nbytes}, timeout)
+
+    async def write(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
+                    timeout: float | None = None) -> int:
+        """Write ``buf`` at ``offset`` (-1: the file position); returns the byte count."""
+        return await self._op("write", self.ring.prep_write, (fd, buf, offset),
+                              {"nbytes": nbytes}, timeout)
+
+    async def readv(self, fd: Any, bufs: list, offset: int = -1, *,
+                    timeout: float | None = None) -> int:
+        """preadv into a list of writable buffers; returns the byte count."""
+        return await self._op("readv", self.ring.prep_readv, (fd, bufs, offset), {}, timeout)
+
+    async def writev(self, fd: Any, bufs: list, offset: int = -1, *,
+                     timeout: float | None = None) -> int:
+        """pwritev of a list of buffers; returns the byte count."""
+        return await self._op("writev", self.ring.prep_writev, (fd, bufs, offset), {}, timeout)
+
+    async def recv(self, sock: Any, buf: Any, msg_flags: int = 0, *,
+                   nbytes: int | None = None, timeout: float | None = None) -> int:
+        """recv into the writable ``buf``; returns the byte count (0: peer closed)."""
+        return await self._op("recv", self.ring.prep_recv, (sock, buf, msg_flags),
+                              {"nbytes": nbytes}, timeout)
+
+    async def send(self, sock: Any, buf: Any, msg_flags: int = 0, *,
+                   nbytes: int | None = None, timeout: float | None = None) -> int:
+        """send ``buf``; returns the byte count (may be short, like send(2))."""
+        return await self._op("send", self.ring.prep_send, (sock, buf, msg_flags),
+                              {"nbytes": nbytes}, timeout)
+
+    async def sendall(self, sock: Any, data: Any, *, timeout: float | None = None) -> None:
+        """send until every byte of ``data`` went out."""
+        view = memoryview(data).cast("B")
+        while view:
+            n = await self.send(sock, view, timeout=timeout)
+            view = view[n:]
+
+    async def accept(self, sock: Any, flags: int = socket.SOCK_CLOEXEC, *,
+                     timeout: float | None = None) -> int:
+        """accept4(sock, NULL, NULL, flags): the new connection's fd."""
+        return await self._op("accept", self.ring.prep_accept, (sock, flags), {}, timeout)
+
+    async def connect(self, sock: Any, address: Any, *, timeout: float | None = None) -> None:
+        """connect(sock, address) (``(host, port)`` or an AF_UNIX path)."""
+        await self._op("connect", self.ring.prep_connect, (sock, address), {}, timeout)
+
+    async def openat(self, path: Any, flags: int = os.O_RDONLY, mode: int = 0o644, *,
+                     dfd: int = -100, timeout: float | None = None) -> int:
+        """openat(dfd, path, flags | O_CLOEXEC, mode): the new fd."""
+        return await self._op(f"openat {os.fsdecode(path)!r}", self.ring.prep_openat,
+                              (path, flags | os.O_CLOEXEC, mode), {"dfd": dfd}, timeout)
+
+    async def close(self, fd: int) -> None:
+        """close(fd) through the ring (IORING_OP_CLOSE)."""
+        await self._op("close", self.ring.prep_close, (fd,), {}, None)
+
+    async def fsync(self, fd: Any, *, datasync: bool = False,
+                    timeout: float | None = None) -> None:
+        """fsync (or fdatasync with ``datasync=True``)."""
+        await self._op("fsync", self.ring.prep_fsync,
+                       (fd, u.IORING_FSYNC_DATASYNC if datasync else 0), {}, timeout)
+
+    async def nop(self) -> int:
+        """A NOP round trip through the ring (returns 0)."""
+        return await self._op("nop", self.ring.prep_nop, (), {}, None)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the kernel's clock (IORING_OP_TIMEOUT; its -ETIME is success)."""
+        try:
+            await self._op("timeout", self.ring.prep_timeout, (seconds,), {}, None)
+        except OSError as exc:        # -ETIME: the timeout expired, which is the point
+            if exc.errno != errno.ETIME:
+                raise
+
+    # ------------------------------------------------------------------ chains
+    def chain(self, *, hard: bool = False) -> "Chain":
+        """A linked chain of operations (``IOSQE_IO_LINK``; ``hard=True``: HARDLINK)."""
+        return Chain(self, hard)
+
+    async def _run_chain(self, chain: "Chain") -> list[int]:
+        items = chain._items
+        if not items:
+            return []
+        loop = self._bind()
+        ring = self.ring
+        if len(items) > ring.sq_entries:
+            raise ValueError(f"a chain of {len(items)} does not fit in {ring.sq_entries} SQEs")
+        if self._busy:
+            await self._wait_idle()
+        if ring.sq_space_left() < len(items):
+            self._submit_now()      # chains never cross a submit: make room first
+        link = u.IOSQE_IO_HARDLINK if chain.hard else u.IOSQE_IO_LINK
+        uds = []
+        for k, (prep, args, kw) in enumerate(items):
+            ud = self._next_ud()
+            flags = kw.pop("flags", 0) | (link if k < len(items) - 1 else 0)
+            prep(*args, user_data=ud, flags=flags, **kw)
+            uds.append(ud)
+        self.inflight += len(uds)
+        futs = [loop.create_future() for _ in uds]
+        for ud, fut in zip(uds, futs):
+            self._futs[ud] = fut
+        self._schedule_flush()
+        results = []
+        try:
+            for fut in futs:
+                results.append(await fut)
+        except asyncio.CancelledError:
+            for ud, fut in zip(uds, futs):
+                if self._futs.get(ud) is fut:
+                    self._cancel(ud)
+            raise
+        return results
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Close now. Operations still waiting raise :class:`RingClosedError`; buffers of
+        requests still in the kernel stay alive (the Ring parks them, see docs/ring.md).
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._efd)
+        exc = RingClosedError("the AioRing was closed with this operation in flight")
+        for fut in self._futs.values():
+            if not fut.done() and not fut.get_loop().is_closed():
+                fut.set_exception(exc)
+        self._futs.clear()
+        ring = self.ring
+        self._cqw = self._cqe_q = self._cqe_i = None
+        self._cq_keep = None
+        if self._owns_ring:
+            ring.close()
+        elif not ring.closed:
+            ring.register(u.IORING_UNREGISTER_EVENTFD, 0, 0)
+        os.close(self._efd)
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Cancel everything in flight (IORING_ASYNC_CANCEL_ANY), wait up to ``timeout``
+        seconds for the CQEs (waiting tasks see ``OSError(ECANCELED)``), then close."""
+        if self._closed:
+            return
+        if self.inflight and self._loop is not None:
+            if self._busy:
+                await self._wait_idle()
+            try:
+                self.ring.prep_cancel(0, u.IORING_ASYNC_CANCEL_ANY,
+                                      user_data=self._next_ud())
+            except SubmissionQueueFull:
+                self._submit_now()
+                self.ring.prep_cancel(0, u.IORING_ASYNC_CANCEL_ANY,
+                                      user_data=self._next_ud())
+            self.inflight += 1
+            self._flush()
+            deadline = self._loop.time() + timeout
+            while self.inflight and self._loop.time() < deadline:
+                await asyncio.sleep(0.001)
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`/:meth:`aclose`."""
+        return self._closed
+
+    async def __aenter__(self) -> "AioRing":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"inflight={self.inflight}"
+        return f"<AioRing {state} ring={self.ring!r}>"
+
+
+class Chain:
+    """Operations linked with ``IOSQE_IO_LINK`` (or HARDLINK), submitted together.
+
+    Build it with the operation methods (each returns the chain), then
+    ``results = await chain``: one raw result per member, in order — ``>= 0`` or ``-errno``,
+    ``-ECANCELED`` for the members after a failed one, never an exception for a member's
+    failure (a chain's outcome is usually read as a whole). :meth:`check` raises instead.
+    ``link_timeout(seconds)`` bounds the member before it (IORING_OP_LINK_TIMEOUT).
+    ``bpf(op_id, descs)`` adds an ``IORING_OP_BPF`` request (needs a ring from
+    ``designs.ops.create_ring``).
+    """
+
+    def __init__(self, aring: AioRing, hard: bool = False):
+        self._aring = aring
+        self.hard = hard
+        self._items: list[tuple[Callable, tuple, dict]] = []
+
+    def _add(self, prep: Callable, *args: Any, **kw: Any) -> "Chain":
+        self._items.append((prep, args, kw))
+        return self
+
+    def read(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None) -> "Chain":
+        """Add a read (see :meth:`AioRing.read`)."""
+        return self._add(self._aring.ring.prep_read, fd, buf, offset, nbytes=nbytes)
+
+    def write(self, fd: Any, buf: Any, offset: int = -1, *,
+              nbytes: int | None = None) -> "Chain":
+        """Add a write."""
+        return self._add(self._aring.ring.prep_write, fd, buf, offset, nbytes=nbytes)
+
+    def readv(self, fd: Any, bufs: list, offset: int = -1) -> "Chain":
+        """Add a readv."""
+        return self._add(self._aring.ring.prep_readv, fd, bufs, offset)
+
+    def writev(self, fd: Any, bufs: list, offset: int = -1) -> "Chain":
+        """Add a writev."""
+        return self._add(self._aring.ring.prep_writev, fd, bufs, offset)
+
+    def recv(self, sock: Any, buf: Any, msg_flags: int = 0, *,
+             nbytes: int | None = None) -> "Chain":
+        """Add a recv."""
+        return self._add(self._aring.ring.prep_recv, sock, buf, msg_flags, nbytes=nbytes)
+
+    def send(self, sock: Any, buf: Any, msg_flags: int = 0, *,
+             nbytes: int | None = None) -> "Chain":
+        """Add a send."""
+        return self._add(self._aring.ring.prep_send, sock, buf, msg_flags, nbytes=nbytes)
+
+    def fsync(self, fd: Any, *, datasync: bool = False) -> "Chain":
+        """Add an fsync."""
+        return self._add(self._aring.ring.prep_fsync, fd,
+                         u.IORING_FSYNC_DATASYNC if datasync else 0)
+
+    def close(self, fd: int) -> "Chain":
+        """Add a close."""
+        return self._add(self._aring.ring.prep_close, fd)
+
+    def nop(self, inject: int | None = None) -> "Chain":
+        """Add a NOP (``inject``: complete with that result, IORING_NOP_INJECT_RESULT)."""
+        return self._add(self._aring.ring.prep_nop, inject=inject)
+
+    def timeout(self, seconds: float) -> "Chain":
+        """Add an IORING_OP_TIMEOUT (completes with -ETIME after ``seconds``)."""
+        return self._add(self._aring.ring.prep_timeout, seconds)
+
+    def link_timeout(self, seconds: float) -> "Chain":
+        """Bound the previous member to ``seconds`` (it completes with -ECANCELED and this
+        member with -ETIME when the time runs out)."""
+        if not self._items:
+            raise ValueError("link_timeout must follow another operation")
+        return self._add(self._aring.ring.prep_link_timeout, seconds)
+
+    def bpf(self, op_id: int, descs: Any = None, *, nr: int | None = None,
+            prog_flags: int = 0) -> "Chain":
+        """Add an IORING_OP_BPF request (designs.ops; the ring must be an OpsRing)."""
+        prep = getattr(self._aring.ring, "prep_bpf", None)
+        if prep is None:
+            raise TypeError("IORING_OP_BPF needs a ring from uringbpf.designs.ops.create_ring"
+                            f", not {type(self._aring.ring).__name__}")
+        return self._add(prep, op_id, descs, nr=nr, prog_flags=prog_flags)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __await__(self):
+        return self._aring._run_chain(self).__await__()
+
+    async def check(self) -> list[int]:
+        """Submit and return the results; raise OSError for the first failed member."""
+        results = await self._aring._run_chain(self)
+        for res in results:
+            if res < 0:
+                raise _error(res, "chain")
+        return results
+
+
+class RingThread:
+    """A dedicated thread for rings that must be entered from the thread that created
+    them (``IORING_SETUP_SINGLE_ISSUER``/``DEFER_TASKRUN``, as the loop_step design
+    requires) and for calls that block in ``io_uring_enter``.
+
+    ``await rt.call(fn, *args)`` runs ``fn`` there and returns its result; the event loop
+    stays responsive meanwhile (the native loop releases the GIL). Create the ring, load
+    and attach the program, and run it all through ``call``::
+
+        async with RingThread() as rt:
+            ring = await rt.call(loop.make_ring, 8)
+            obj, link = await rt.call(loop.nops_example, ring, 100_000)
+            await rt.run_loop(link)      # one io_uring_enter: the loop until STOP
+            await rt.call(lambda: (link.destroy(), obj.close(), ring.close()))
+    """
+
+    def __init__(self, name: str = "uringbpf-ring"):
+        self._ex = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+
+    async def call(self, fn: Callable, *args: Any, **kw: Any) -> Any:
+        """``fn(*args, **kw)`` in the ring thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._ex, functools.partial(fn, *args, **kw))
+
+    async def run_loop(self, link: Any) -> int:
+        """Run a loop_step attachment (``obj.attach_struct_ops(...)`` of the loop design)
+        until its program returns IOU_LOOP_STOP; ``-errno`` results raise OSError.
+
+        Cancelling the awaiting task does not stop the program (the kernel loop has no
+        cancellation either): the program decides when the loop ends.
+        """
+        ret = await self.call(link.run)
+        if ret < 0:
+            raise _error(ret, "loop_step run")
+        return ret
+
+    def close(self) -> None:
+        """Wait for the current call and stop the thread."""
+        self._ex.shutdown(wait=True)
+
+    async def __aenter__(self) -> "RingThread":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+
+def open_ring(entries: int = 256, **kw: Any) -> AioRing:
+    """``AioRing(entries, **kw)``: for ``async with open_ring() as ring:``."""
+    return AioRing(entries, **kw)
