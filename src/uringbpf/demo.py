@@ -116,30 +116,31 @@ def add_section(name: str, title: str, fn: Callable[[argparse.Namespace], None])
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="uringbpf demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only this section (repeatable)")
-    p.add_argument("--list", action="store_true", help="list the sections")
-    p.add_argument("--size-mb", type=float, default=32.0, help="copy size (default 32 MiB)")
-    p.add_argument("--block", type=int, default=128 * 1024, help="block size (default 128 KiB)")
-    p.add_argument("--depth", type=int, default=8, help="read->write pairs in flight")
-    p.add_argument("--backend", default="auto", choices=["auto", "kernel", "threads"])
+    """A stand-alone parser for :func:`main` (the ``uringbpf`` front end builds its own)."""
+    from .tools import demo as command
+
+    p = argparse.ArgumentParser(prog="uringbpf demo", description=command.DESCRIPTION)
+    command.configure(p)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    opts = parser().parse_args(argv or [])
+def run(opts: argparse.Namespace) -> int:
+    """Run the selected sections; 0 when all ran, 2 for bad options."""
+    import sys
+
     if opts.list:
         for name, title, _ in SECTIONS:
             print(f"{name:<12} {title}")
         return 0
-    if opts.block <= 0 or opts.depth <= 0 or opts.size_mb < 0:
-        print("uringbpf demo: --block, --depth must be > 0 and --size-mb >= 0")
+    if opts.block <= 0 or opts.depth <= 0 or not 0 <= opts.size_mb <= 1 << 20:
+        print("uringbpf demo: --block and --depth must be > 0, --size-mb between 0 and 1048576",
+              file=sys.stderr)
         return 2
     names = [n for n, _, _ in SECTIONS]
     unknown = set(opts.only or []) - set(names)
     if unknown:
-        print(f"uringbpf demo: unknown section(s) {', '.join(sorted(unknown))}; have {names}")
+        print(f"uringbpf demo: unknown section(s) {', '.join(sorted(unknown))} "
+              f"(sections: {', '.join(names)})", file=sys.stderr)
         return 2
     for name, title, fn in SECTIONS:
         if opts.only and name not in opts.only:
@@ -149,19 +150,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``uringbpf demo ARGV...`` without the front end (tests call this); the exit status."""
+    try:
+        opts = parser().parse_args(argv or [])
+    except SystemExit as exc:   # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    return run(opts)
+
+
 # Design sections (each defined in its design module, or driven from examples/).
 from .designs import loop as _loop_design  # noqa: E402
 
 _loop_design.register_demo(add_section)
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DESIGNS = Path(__file__).resolve().parent / "designs"
 
 
 def _example_module(folder: str, name: str):
-    """Import ``examples/<folder>/<name>.py`` (examples ship with the source tree, not the wheel)."""
+    """Import ``designs/<folder>/examples/<name>.py`` (shipped as package data)."""
     import importlib
     import sys
-    path = EXAMPLES / folder
+    path = DESIGNS / folder / "examples"
     if not (path / f"{name}.py").exists():
         return None
     if str(path) not in sys.path:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from uringbpf.bpf import conformance, isa
 
-PLUGIN_CMD = [sys.executable, "-m", "uringbpf.cli", "conformance-plugin"]
+PLUGIN_CMD = [sys.executable, "-m", "uringbpf", "conformance-plugin"]
 
 
 @dataclass

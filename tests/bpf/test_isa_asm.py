@@ -194,35 +194,37 @@ def test_invalid_instructions_disassemble_without_crashing():
 
 
 def test_cli_asm_and_disasm(tmp_path, capsys, monkeypatch):
+    from uringbpf import tools
+
     src = tmp_path / "p.s"
     src.write_text("mov %r0, 42\nexit\n")
     out = tmp_path / "p.bin"
-    assert asm.main_asm([str(src), "-o", str(out)]) == 0
+    assert tools.main(["asm", str(src), "-o", str(out)]) == 0
     assert out.read_bytes() == isa.encode([Insn(isa.ALU64 | isa.MOV, 0, imm=42), Insn(isa.OP_EXIT)])
-    assert disasm.main_disasm([str(out)]) == 0
+    assert tools.main(["disasm", str(out)]) == 0
     assert capsys.readouterr().out.split() == ["0:", "r0", "=", "42", "1:", "exit"]
     hexfile = tmp_path / "p.hex"
-    assert asm.main_asm([str(src), "--hex", "-o", str(hexfile)]) == 0
+    assert tools.main(["asm", str(src), "--hex", "-o", str(hexfile)]) == 0
     assert hexfile.read_text().startswith("b7 00 00 00 2a 00 00 00")
-    assert disasm.main_disasm([str(hexfile), "--style", "ubpf"]) == 0
+    assert tools.main(["disasm", str(hexfile), "--style", "ubpf"]) == 0
     assert "mov %r0, 42" in capsys.readouterr().out
     bad = tmp_path / "bad.s"
     bad.write_text("mov %r0\n")
-    assert asm.main_asm([str(bad)]) == 1
+    assert tools.main(["asm", str(bad)]) == 1
     assert "line 1" in capsys.readouterr().err
     ragged = tmp_path / "r.bin"
     ragged.write_bytes(b"\x95\x00\x00")
-    assert disasm.main_disasm([str(ragged)]) == 1
+    assert tools.main(["disasm", str(ragged)]) == 1
 
 
 def test_cli_dispatch_through_uringbpf_command(tmp_path, capsys):
-    from uringbpf import cli
+    from uringbpf import tools
 
     src = tmp_path / "p.s"
     src.write_text("r0 = 7\nexit\n")
     out = tmp_path / "p.bin"
-    assert cli.main(["asm", str(src), "-o", str(out)]) == 0
-    assert cli.main(["disasm", str(out)]) == 0
+    assert tools.main(["asm", str(src), "-o", str(out)]) == 0
+    assert tools.main(["disasm", str(out)]) == 0
     assert "r0 = 7" in capsys.readouterr().out
 
 
@@ -250,15 +252,15 @@ int entry(void *ctx)
 
 def test_disasm_of_a_clang_object_reassembles_and_runs(tmp_path, capsys):
     """uringbpf cc -> ELF -> uringbpf disasm -> assemble -> same code -> interpreter."""
-    from uringbpf import cli
+    from uringbpf import tools
     from uringbpf.bpf.interp import Interpreter
     from uringbpf.bpf.object import BpfObject
 
     src = tmp_path / "mix.bpf.c"
     src.write_text(C_PROGRAM)
     obj_path = tmp_path / "mix.bpf.o"
-    assert cli.main(["cc", str(src), "-o", str(obj_path)]) == 0
-    assert disasm.main_disasm([str(obj_path)]) == 0
+    assert tools.main(["cc", str(src), "-o", str(obj_path)]) == 0
+    assert tools.main(["disasm", str(obj_path)]) == 0
     listing = capsys.readouterr().out
     assert listing.startswith("entry:")
     assert "call pc" in listing  # the noinline subprogram is a BPF-to-BPF call

@@ -32,11 +32,11 @@ def opened(name, **kw):
 
 def test_cc_cli_builds_an_object_and_prints_include_dir(tmp_path):
     out = tmp_path / "g.o"
-    proc = subprocess.run([PY, "-m", "uringbpf.cli", "cc", str(PROGS / "globals.bpf.c"), "-o", str(out)],
+    proc = subprocess.run([PY, "-m", "uringbpf", "cc", str(PROGS / "globals.bpf.c"), "-o", str(out)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:4] == b"\x7fELF"
-    proc = subprocess.run([PY, "-m", "uringbpf.cli", "include-dir"], capture_output=True, text=True)
+    proc = subprocess.run([PY, "-m", "uringbpf", "include-dir"], capture_output=True, text=True)
     inc = Path(proc.stdout.strip())
     for header in ("bpf/bpf_helpers.h", "bpf/bpf_tracing.h", "bpf/bpf_core_read.h", "linux/types.h",
                    "linux/errno.h", "linux/bpf.h", "liburing/io_uring.h", "io_uring/bpf_ops.h"):
@@ -46,7 +46,7 @@ def test_cc_cli_builds_an_object_and_prints_include_dir(tmp_path):
 def test_cc_reports_compile_errors(tmp_path):
     bad = tmp_path / "bad.bpf.c"
     bad.write_text("int f(void) { return undeclared_thing; }\n")
-    proc = subprocess.run([PY, "-m", "uringbpf.cli", "cc", str(bad), "-o", str(tmp_path / "b.o")],
+    proc = subprocess.run([PY, "-m", "uringbpf", "cc", str(bad), "-o", str(tmp_path / "b.o")],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "undeclared_thing" in proc.stderr
@@ -593,7 +593,7 @@ def test_docs_example_runs(tmp_path, capsys):
     c_src = re.search(r"```c\n(.*?)```", doc, re.S).group(1)
     py_src = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
     (tmp_path / "count.bpf.c").write_text(c_src)
-    proc = subprocess.run([PY, "-m", "uringbpf.cli", "cc", str(tmp_path / "count.bpf.c"), "-o",
+    proc = subprocess.run([PY, "-m", "uringbpf", "cc", str(tmp_path / "count.bpf.c"), "-o",
                            str(tmp_path / "count.bpf.o")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     exec(compile(py_src.replace('"count.bpf.o"', repr(str(tmp_path / "count.bpf.o"))),

@@ -26,7 +26,7 @@ def build(name: str, cpu: str = "v3", defines: tuple[str, ...] = ()) -> Path:
     """Path of ``test_loader_progs/<name>.bpf.c`` compiled (cached for the session)."""
     tag = "-".join((name, cpu) + defines).replace("=", "_")
     out = _TMP / f"{tag}.bpf.o"
-    cmd = [sys.executable, "-m", "uringbpf.cli", "cc", str(PROGS / f"{name}.bpf.c"), "-o", str(out),
+    cmd = [sys.executable, "-m", "uringbpf", "cc", str(PROGS / f"{name}.bpf.c"), "-o", str(out),
            "--cpu", cpu] + [f"-D{d}" for d in defines]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

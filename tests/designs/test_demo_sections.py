@@ -21,7 +21,7 @@ def test_demo_requests_and_ops_sections(capsys):
 
 
 def test_whole_demo_as_make_demo_runs_it():
-    proc = subprocess.run([sys.executable, "-m", "uringbpf.cli", "demo"], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "uringbpf", "demo"], capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("== ") == 4

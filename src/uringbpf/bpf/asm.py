@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import contextvars
 import re
-import sys
 from dataclasses import dataclass
 
 from . import isa
 from .isa import Insn
 
-__all__ = ["AsmError", "assemble", "assemble_bytes", "main_asm"]
+__all__ = ["AsmError", "assemble", "assemble_bytes"]
 
 
 class AsmError(ValueError):
@@ -583,32 +582,3 @@ def _assemble(text: str) -> list[Insn]:
 
 def assemble_bytes(text: str) -> bytes:
     return isa.encode(assemble(text))
-
-
-def main_asm(argv: list[str]) -> int:
-    """``uringbpf asm FILE [-o OUT] [--hex]``: assemble to raw bytecode (stdout if no -o)."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="uringbpf asm", description=main_asm.__doc__)
-    ap.add_argument("file", help="assembly file ('-' for stdin)")
-    ap.add_argument("-o", "--output", help="write raw bytecode here")
-    ap.add_argument("--hex", action="store_true", help="print hex bytes (bpf_conformance style)")
-    args = ap.parse_args(argv)
-    text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
-    try:
-        code = assemble_bytes(text)
-    except AsmError as exc:
-        print(f"uringbpf asm: {args.file}: {exc}", file=sys.stderr)
-        return 1
-    if args.hex or not args.output and sys.stdout.isatty():
-        out = " ".join(f"{b:02x}" for b in code) + "\n"
-        if args.output:
-            open(args.output, "w").write(out)
-        else:
-            sys.stdout.write(out)
-    elif args.output:
-        with open(args.output, "wb") as f:
-            f.write(code)
-    else:
-        sys.stdout.buffer.write(code)
-    return 0

@@ -10,7 +10,8 @@ headers (``stddef.h``, ``stdint.h``...), and never ``/usr/include`` (``-nostdlib
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -19,6 +20,8 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
+
+log = logging.getLogger(__name__)
 
 INCLUDE_DIR = Path(__file__).resolve().parent.parent / "include"
 CPU_VERSIONS = ("v1", "v2", "v3", "v4")
@@ -63,9 +66,8 @@ def _clang_cmd(cpu: str) -> tuple[str, ...] | None:
 
 @lru_cache(maxsize=None)
 def _zig_cmd(cpu: str) -> tuple[str, ...] | None:
-    try:
-        import ziglang  # noqa: F401
-    except ImportError:
+    # ziglang is the optional `uringbpf[cc]` extra, not one of our modules: absent is normal.
+    if importlib.util.find_spec("ziglang") is None:
         return None
     cmd = [sys.executable, "-m", "ziglang", "cc", "-target", "bpfel-freestanding"]
     return tuple(cmd) if _probe(cmd, cpu) else None
@@ -84,10 +86,26 @@ def find_compiler(cpu: str = "v3", prefer: str | None = None) -> list[str]:
     for finder in order:
         cmd = finder(cpu)
         if cmd:
+            _log_choice(cmd, cpu)
             return list(cmd)
     raise CompileError(
         f"no compiler can build BPF for -mcpu={cpu}: install clang (>= 18 for v4) or the "
         "'ziglang' package (pip install 'uringbpf[cc]')")
+
+
+_reported: set[tuple[str, ...]] = set()
+
+
+def _log_choice(cmd: tuple[str, ...], cpu: str) -> None:
+    """Say once per process which compiler builds BPF (the choice changes the objects)."""
+    if cmd in _reported:
+        return
+    _reported.add(cmd)
+    if "ziglang" in cmd:
+        log.info("compiling BPF C (-mcpu=%s) with the clang of the ziglang package "
+                 "(no system clang can target BPF %s)", cpu, cpu)
+    else:
+        log.info("compiling BPF C (-mcpu=%s) with %s", cpu, cmd[0])
 
 
 def compile_c(src_path: str | os.PathLike, out_path: str | os.PathLike, cpu: str = "v3",
@@ -95,7 +113,10 @@ def compile_c(src_path: str | os.PathLike, out_path: str | os.PathLike, cpu: str
               extra_flags: Sequence[str] = (), compiler: str | None = None) -> Path:
     """Compile one BPF C file into an ELF object (``-O2 -g``, BTF included).
 
-    Returns the output path; raises :class:`CompileError` with the compiler's messages.
+    The source is compiled as C whatever its suffix (``-x c``: without it a compiler
+    driver takes an unknown suffix for linker input, compiles nothing and succeeds).
+    Returns the output path; raises :class:`CompileError` with the compiler's messages,
+    or when the compiler succeeded without writing the object.
     """
     src = Path(src_path)
     out = Path(out_path)
@@ -110,13 +131,15 @@ def compile_c(src_path: str | os.PathLike, out_path: str | os.PathLike, cpu: str
     incs += ["-I", str(INCLUDE_DIR)]
     defs = [f"-D{d}" for d in defines]
     out.parent.mkdir(parents=True, exist_ok=True)
-    full = cmd + flags + incs + defs + list(extra_flags) + ["-c", str(src), "-o", str(out)]
+    full = cmd + flags + incs + defs + list(extra_flags) + ["-x", "c", "-c", str(src), "-o", str(out)]
     try:
         proc = subprocess.run(full, capture_output=True, text=True, timeout=600)
     except subprocess.TimeoutExpired:
         raise CompileError(f"{src}: compiler timed out") from None
     if proc.returncode != 0:
-        raise CompileError(f"compiling {src} failed ({' '.join(full)}):\n{proc.stdout}{proc.stderr}")
+        raise CompileError(f"{src}: compilation failed:\n{proc.stdout}{proc.stderr}".rstrip())
+    if not out.is_file():
+        raise CompileError(f"{src}: the compiler wrote no object ({' '.join(full)})")
     return out
 
 
@@ -146,30 +169,3 @@ def compile_cached(src_path: str | os.PathLike, cpu: str = "v3",
         compile_c(src, tmp, cpu=cpu, defines=defines)
         os.replace(tmp, out)
     return out
-
-
-def main_cc(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="uringbpf cc", description="compile BPF C to an ELF object")
-    ap.add_argument("source")
-    ap.add_argument("-o", dest="output", help="output object (default: source with .o)")
-    ap.add_argument("--cpu", "-mcpu", default="v3", choices=CPU_VERSIONS)
-    ap.add_argument("-I", dest="includes", action="append", default=[])
-    ap.add_argument("-D", dest="defines", action="append", default=[])
-    ap.add_argument("--compiler", choices=("clang", "zig"), default=None)
-    args = ap.parse_args(argv)
-    out = args.output or str(Path(args.source).with_suffix(".o"))
-    try:
-        compile_c(args.source, out, cpu=args.cpu, include_dirs=args.includes,
-                  defines=args.defines, compiler=args.compiler)
-    except CompileError as exc:
-        print(f"uringbpf cc: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main_include_dir(argv: list[str]) -> int:
-    print(INCLUDE_DIR)
-    return 0
-
-
-main = main_cc

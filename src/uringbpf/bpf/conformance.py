@@ -1,6 +1,6 @@
 """bpf_conformance support: the plugin protocol and the ``.data`` test format.
 
-The plugin (``uringbpf conformance-plugin``) speaks the protocol the bpf_conformance
+The plugin (``uringbpf conformance-plugin``, :mod:`uringbpf.tools.conformance`) speaks the protocol the bpf_conformance
 runner uses for every runtime it measures:
 
 * argv: ``[MEMORY-HEX] [--program HEX] [--jit | --interpret] [--elf]`` — the optional
@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -33,7 +32,7 @@ from .memory import AddressSpace, BpfRuntimeError, Buffer
 
 __all__ = [
     "DataTest", "parse_data_file", "parse_data_text", "required_cpu_version", "required_groups",
-    "run_bytecode", "execute", "judge", "plugin_helpers", "main_conformance_plugin", "PluginError",
+    "run_bytecode", "execute", "judge", "plugin_helpers", "decode_hex", "PluginError",
 ]
 
 
@@ -166,7 +165,8 @@ def _run_jit(program, runtime, r1: int, r2: int) -> int:
     return int(fn(r1, r2)) & isa.U64
 
 
-def _decode_hex(text: str) -> bytes:
+def decode_hex(text: str) -> bytes:
+    """Bytes from hex pairs separated by white space; other tokens are ignored."""
     out = bytearray()
     for tok in text.split():
         try:
@@ -203,44 +203,6 @@ def _load_elf_program(data: bytes) -> bytes:
     return bytes(text.data)
 
 
-def main_conformance_plugin(argv: list[str]) -> int:
-    """Entry point of ``uringbpf conformance-plugin`` (see the module docstring)."""
-    args = list(argv)
-    if args[:1] in (["-h"], ["--help"]):
-        print("usage: uringbpf conformance-plugin [MEMORY-HEX] [--program HEX] [--jit|--interpret] "
-              "[--elf] < PROGRAM-HEX\n\nRuns one program the way the bpf_conformance runner "
-              "expects and prints r0 in hex (see docs/conformance.md).")
-        return 0
-    memory_hex = ""
-    program_hex = None
-    engine = "interp"
-    is_elf = False
-    if args and not args[0].startswith("--"):
-        memory_hex = args.pop(0)
-    while args:
-        opt = args.pop(0)
-        if opt == "--program" and args:
-            program_hex = args.pop(0)
-        elif opt == "--jit":
-            engine = "jit"
-        elif opt == "--interpret":
-            engine = "interp"
-        elif opt == "--elf":
-            is_elf = True
-        elif opt == "":
-            continue
-        else:
-            return _fail(f"Invalid arguments: {opt}")
-    if program_hex is None:
-        program_hex = sys.stdin.readline()
-    rc, out = execute(_decode_hex(program_hex), _decode_hex(memory_hex), engine, is_elf)
-    sys.stdout.write(out)
-    sys.stdout.flush()
-    if rc:
-        sys.stderr.write(out)
-    return rc
-
-
 def execute(code: bytes, memory: bytes, engine: str = "interp", is_elf: bool = False) -> tuple[int, str]:
     """What the plugin would answer: (exit status, stdout text).  Used in-process by tests."""
     try:
@@ -252,13 +214,6 @@ def execute(code: bytes, memory: bytes, engine: str = "interp", is_elf: bool = F
     except Exception as exc:  # noqa: BLE001 - any failure is reported, never a traceback
         return 1, f"{type(exc).__name__}: {exc}\n"
     return 0, f"{result:x}\n"
-
-
-def _fail(message: str) -> int:
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
-    print(message, file=sys.stderr)
-    return 1
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,18 +6,17 @@ because that is what people compare against when a program misbehaves.  Everythi
 print assembles back with :func:`uringbpf.bpf.asm.assemble` to the same bytes; pseudo
 64-bit immediates use the spellings documented there (``map_idx(0)``...).
 
-``uringbpf disasm FILE`` accepts raw bytecode, hex text, or an ELF object (through
-:class:`uringbpf.bpf.object.BpfObject`, one listing per program).
+The command ``uringbpf disasm`` (:mod:`uringbpf.tools.disasm`) prints these listings for
+raw bytecode, hex text or the programs of an ELF object.
 """
 
 from __future__ import annotations
 
-import sys
 
 from . import isa
 from .isa import Insn
 
-__all__ = ["format_insn", "disassemble", "main_disasm"]
+__all__ = ["format_insn", "disassemble"]
 
 _ALU_SYM = {isa.ADD: "+", isa.SUB: "-", isa.MUL: "*", isa.DIV: "/", isa.OR: "|", isa.AND: "&",
             isa.LSH: "<<", isa.RSH: ">>", isa.MOD: "%", isa.XOR: "^", isa.ARSH: "s>>"}
@@ -248,66 +247,3 @@ def disassemble(insns: list[Insn], style: str = "kernel", show_pc: bool = True,
                 text += "  ; " + " ".join(f"{b:02x}" for b in raw[8:])
         lines.append(prefix + text)
     return "\n".join(lines) + ("\n" if lines else "")
-
-
-def _programs_of(obj) -> list:
-    progs = getattr(obj, "programs", None)
-    if progs is None:
-        return []
-    if isinstance(progs, dict):
-        return list(progs.values())
-    return list(progs)
-
-
-def _disasm_elf(path: str, style: str, show_bytes: bool) -> str:
-    try:
-        from .object import BpfObject  # the loader area's module
-    except ImportError as exc:
-        raise RuntimeError(f"ELF input needs uringbpf.bpf.object ({exc})") from None
-    obj = BpfObject.open(path)
-    out = []
-    try:
-        for prog in _programs_of(obj):
-            program = getattr(prog, "program", prog)
-            insns = getattr(program, "insns", None)
-            if insns is None:
-                continue
-            name = getattr(program, "name", "?")
-            section = getattr(program, "section", "")
-            out.append(f"{name}:  ; section {section}\n" if section else f"{name}:\n")
-            out.append(disassemble(insns, style, show_bytes=show_bytes))
-            out.append("\n")
-    finally:
-        close = getattr(obj, "close", None)
-        if close:
-            close()
-    return "".join(out)
-
-
-def main_disasm(argv: list[str]) -> int:
-    """``uringbpf disasm FILE [--style kernel|ubpf] [--bytes]``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="uringbpf disasm",
-                                 description="disassemble raw bytecode, hex text or an ELF object")
-    ap.add_argument("file", help="raw bytecode, hex text, or ELF object ('-' for stdin)")
-    ap.add_argument("--style", choices=("kernel", "ubpf"), default="kernel")
-    ap.add_argument("--bytes", action="store_true", help="show the instruction bytes")
-    args = ap.parse_args(argv)
-    data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
-    try:
-        if data[:4] == b"\x7fELF":
-            sys.stdout.write(_disasm_elf(args.file, args.style, args.bytes))
-            return 0
-        try:
-            text = data.decode("ascii")
-            if text.strip() and all(c in "0123456789abcdefABCDEFx \t\r\n" for c in text):
-                data = bytes(int(t, 16) for t in text.split())
-        except (UnicodeDecodeError, ValueError):
-            pass
-        insns = isa.decode(data)
-    except (isa.DecodeError, RuntimeError, OSError, ValueError) as exc:
-        print(f"uringbpf disasm: {args.file}: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(disassemble(insns, args.style, show_bytes=args.bytes))
-    return 0

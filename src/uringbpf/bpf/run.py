@@ -1,4 +1,9 @@
-"""``uringbpf run OBJ --prog NAME``: run one program on a data buffer, like ``bpftool prog run``.
+"""Run one program on a data buffer, like ``bpftool prog run`` (``uringbpf run``).
+
+Only programs whose context is a data buffer can run this way (socket filters,
+``syscall`` programs, raw bytecode); like ``bpftool prog run`` on a type without a test
+run, other types (struct_ops members, io_uring programs...) are refused, because their
+context holds pointers that a data buffer would let the caller forge.
 
 The program gets the buffer socket-filter style (r1 = pointer, r2 = length, see
 ``progtypes`` "buffer" context), runs ``--repeat`` times on the same buffer, and the
@@ -12,16 +17,19 @@ runs in chunks of about 0.1 s so Ctrl-C is honoured between chunks.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["main_run", "time_native", "RunResult", "run_program"]
+__all__ = ["time_native", "RunResult", "run_program", "MAX_DATA_SIZE", "MAX_REPEAT"]
 
 _CHUNK_SECONDS = 0.1
+
+#: Largest data buffer :func:`run_program` accepts (1 GiB; the kernel's test run caps far lower).
+MAX_DATA_SIZE = 1 << 30
+#: Largest run count, the kernel's: ``BPF_PROG_TEST_RUN``'s ``repeat`` is a u32.
+MAX_REPEAT = (1 << 32) - 1
 
 
 def _set_repeat_prototype(lib: ctypes.CDLL) -> None:
@@ -74,6 +82,9 @@ def time_native(entry_address: int, args: tuple[int, ...], repeat: int,
 
 @dataclass
 class RunResult:
+    """What :func:`run_program` measured: r0 of the last run, runs done, their total
+    duration in ns, the engine used ("jit" or "interp") and the buffer after the runs."""
+
     retval: int
     runs: int
     total_ns: int
@@ -82,18 +93,28 @@ class RunResult:
 
     @property
     def avg_ns(self) -> float:
+        """Average duration of one run in ns (0 when nothing ran)."""
         return self.total_ns / self.runs if self.runs else 0.0
 
 
 def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat: int = 1,
                 engine: str = "jit", strict_engine: bool = False, verify: bool = True,
                 checked: bool = False) -> RunResult:
-    """Open ``obj_path``, load only ``prog_name`` with ``engine`` and run it on ``data``."""
+    """Open ``obj_path``, load only ``prog_name`` with ``engine`` and run it on ``data``.
+
+    ``prog_name`` may be None when the object has one program. Raises ValueError for a
+    bad ``repeat``/``data`` size or an unknown program, :class:`ProgTypeError` when the
+    program's context is not a data buffer, and the loader's, verifier's and engines'
+    errors as they come.
+    """
+    from . import progtypes
     from .memory import Buffer
     from .object import BpfObject
 
-    if repeat < 1:
-        raise ValueError("--repeat must be at least 1")
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise ValueError(f"repeat must be between 1 and {MAX_REPEAT}")
+    if len(data) > MAX_DATA_SIZE:
+        raise ValueError(f"data is {len(data)} bytes; at most {MAX_DATA_SIZE} are supported")
     obj = BpfObject.open(obj_path)
     try:
         names = list(obj.programs)
@@ -105,6 +126,12 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
         if prog_name not in obj.programs:
             raise ValueError(f"{obj_path} has no program {prog_name!r} "
                              f"(programs: {', '.join(names) or 'none'})")
+        ptype = progtypes.prog_type_for(obj.programs[prog_name].program)
+        if ptype.ctx != "buffer":
+            raise progtypes.ProgTypeError(
+                f"program {prog_name!r} is a {ptype.name} program: its context is not a "
+                "data buffer, so it cannot be run on one (only socket and syscall programs "
+                "can, as with bpftool prog run)")
         for name, p in obj.programs.items():
             p.autoload = name == prog_name
         obj.load(engine=engine, verify=verify, strict_engine=strict_engine, checked=checked)
@@ -131,63 +158,3 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
         return RunResult(retval, runs, total, prog.engine, buf.read(0, len(data)))
     finally:
         obj.close()
-
-
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="uringbpf run",
-        description="Run one program of an object on a data buffer (r1 = data, r2 = length) "
-                    "and print its return value and the average duration of a run.")
-    ap.add_argument("obj", help="eBPF ELF object (from `uringbpf cc`, clang or zig cc)")
-    ap.add_argument("--prog", help="program (function) name; optional if the object has one")
-    ap.add_argument("--data-in", type=Path, help="file whose bytes are the data buffer")
-    ap.add_argument("--data-size", type=int, default=64,
-                    help="size of a zero-filled buffer when --data-in is not given (64)")
-    ap.add_argument("--data-out", type=Path, help="write the buffer after the runs here")
-    ap.add_argument("--repeat", type=int, default=1, help="number of runs (1)")
-    eng = ap.add_mutually_exclusive_group()
-    eng.add_argument("--jit", dest="engine", action="store_const", const="jit",
-                     help="JIT-compile the program (default; an error if it cannot)")
-    eng.add_argument("--interp", dest="engine", action="store_const", const="interp",
-                     help="use the reference interpreter")
-    ap.add_argument("--no-verify", action="store_true",
-                    help="skip the verifier (implies --checked for the JIT)")
-    ap.add_argument("--checked", action="store_true",
-                    help="JIT with a bounds check on every memory access")
-    return ap
-
-
-def main_run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    if args.data_in is not None:
-        try:
-            data = args.data_in.read_bytes()
-        except OSError as exc:
-            print(f"uringbpf run: {exc}", file=sys.stderr)
-            return 1
-    else:
-        if args.data_size < 0:
-            print("uringbpf run: --data-size must be >= 0", file=sys.stderr)
-            return 2
-        data = bytes(args.data_size)
-    engine = args.engine or "jit"
-    checked = args.checked or args.no_verify
-    try:
-        result = run_program(args.obj, args.prog, data, args.repeat, engine=engine,
-                             strict_engine=True, verify=not args.no_verify, checked=checked)
-    except KeyboardInterrupt:
-        print("uringbpf run: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the command reports any failure in one line
-        print(f"uringbpf run: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    if args.data_out is not None:
-        args.data_out.write_bytes(result.data_out)
-    r = result.retval
-    print(f"Return value: {r} ({r:#x}), duration (average): {result.avg_ns:.0f} ns, "
-          f"runs: {result.runs}, engine: {result.engine}"
-          f"{' (checked)' if checked and result.engine == 'jit' else ''}")
-    return 0
-
-
-main = main_run

@@ -1,0 +1,168 @@
+"""The ``uringbpf`` command: one argparse front end, one module per subcommand.
+
+``uringbpf`` (the console script) and ``python -m uringbpf`` both call :func:`main`.
+Each subcommand is a module of this package listed in :data:`COMMANDS`; the module
+provides
+
+* ``HELP`` -- the one-line summary shown by ``uringbpf --help``;
+* ``DESCRIPTION`` (optional) -- the text at the top of ``uringbpf NAME --help``;
+* ``configure(parser)`` -- adds the subcommand's arguments;
+* ``run(args) -> int`` -- does the work and returns the exit status;
+* ``SOCKETS = True`` (optional) -- the command writes to sockets, see below.
+
+Modules import the library lazily inside ``run`` so ``uringbpf --help`` stays fast and
+compiles nothing.
+
+Exit status, the same for every subcommand:
+
+* 0 -- success;
+* 1 -- the command ran and failed: an input file is missing, unreadable or invalid, a
+  program was rejected, compilation failed, a named program does not exist;
+* 2 -- usage: the command line itself is wrong (unknown option, missing argument, a
+  number out of range).
+
+Errors are one line on stderr, ``uringbpf NAME: what went wrong``; a subcommand reports
+failure by raising :class:`~uringbpf.tools.common.CommandError` (or one of the library
+errors listed in :func:`~uringbpf.tools.common.expected_errors`).
+
+Writing to a closed pipe (``uringbpf verify x.o | head``) ends the process the way
+SIGPIPE ends a Unix tool: silently, status 141 in the shell. Commands run with SIGPIPE's
+default action restored, except those declaring ``SOCKETS = True`` (the demo's NBD
+target), where a peer closing a socket must stay an EPIPE error: they keep Python's
+ignored SIGPIPE and the front end turns the BrokenPipeError of stdout into the same end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+from types import ModuleType
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Subcommand name -> module of this package implementing it (in ``--help`` order).
+COMMANDS: dict[str, str] = {
+    "cc": "cc",
+    "include-dir": "include_dir",
+    "disasm": "disasm",
+    "asm": "asm",
+    "verify": "verify",
+    "run": "run",
+    "conformance-plugin": "conformance",
+    "demo": "demo",
+    "bench": "bench",
+}
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the paragraphs of descriptions as written (they are prose, not reflowable)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The complete ``uringbpf`` parser, one subparser per entry of :data:`COMMANDS`."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="uringbpf", formatter_class=_Formatter,
+        description="Programmable io_uring from Python: compile, inspect, verify and run "
+                    "eBPF programs, and tour the designs (uringbpf demo).",
+        epilog="Exit status: 0 success, 1 failure, 2 usage error. "
+               "'uringbpf COMMAND --help' describes one command.")
+    parser.add_argument("--version", action="version", version=f"uringbpf {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="report what the library decides (compiler choice, fallbacks); "
+                             "twice for debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMANDS:
+        mod = _module(name)
+        p = sub.add_parser(name, help=mod.HELP, formatter_class=_Formatter,
+                           description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.configure(p)
+        p.set_defaults(_run=mod.run, _parser=p)
+    return parser
+
+
+def _die_of_sigpipe() -> None:
+    """Leave as ``yes | head`` does: killed by SIGPIPE, no traceback, no message.
+
+    Python ignores SIGPIPE so writes raise BrokenPipeError instead; we restore the
+    default only here, at the very end, so sockets used while running (the demo's NBD
+    target) keep getting EPIPE rather than killing the process.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())   # the interpreter's final flush must not fail
+    except OSError:
+        pass  # stdout already gone: nothing left to protect
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``uringbpf ARGV...`` and return the exit status (0, 1 or 2; see the module doc)."""
+    from .common import CommandError, expected_errors, message_of
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not argv:
+        parser.print_usage(sys.stderr)
+        print("uringbpf: a command is required ('uringbpf --help' lists them)", file=sys.stderr)
+        return 2
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:   # reported by the subcommand's parser, so its usage line is shown
+            (getattr(args, "_parser", None) or parser).error(
+                f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:       # argparse: --help/--version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print("uringbpf: a command is required ('uringbpf --help' lists them)", file=sys.stderr)
+        return 2
+    _configure_logging(args.verbose)
+    previous = signal.getsignal(signal.SIGPIPE)
+    if not getattr(_module(args.command), "SOCKETS", False):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    where = f"uringbpf {args.command}"
+    try:
+        try:
+            status = int(args._run(args) or 0)
+        except CommandError as exc:
+            print(f"{where}: {exc}", file=sys.stderr)
+            status = exc.status
+        except BrokenPipeError:
+            raise       # an OSError, but not a failure of the command: see below
+        except expected_errors() as exc:
+            print(f"{where}: {message_of(exc)}", file=sys.stderr)
+            status = 1
+        except KeyboardInterrupt:
+            print(f"{where}: interrupted", file=sys.stderr)
+            status = 130
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _die_of_sigpipe()
+        status = 1   # not reached: SIGPIPE ends the process
+    finally:
+        # main() may be called in-process (tests, embedding): leave the handler as found.
+        signal.signal(signal.SIGPIPE, previous)
+    return status
+
+
+def _configure_logging(verbose: int) -> None:
+    """Show the ``uringbpf`` logger's records on stderr (warnings, or more with -v)."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    log = logging.getLogger("uringbpf")
+    if not any(getattr(h, "_uringbpf_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("uringbpf: %(message)s"))
+        handler._uringbpf_cli = True   # type: ignore[attr-defined]  # one handler per process
+        log.addHandler(handler)
+    log.setLevel(level)

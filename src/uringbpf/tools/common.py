@@ -1,0 +1,146 @@
+"""What every subcommand shares: the error type, reading inputs, choosing a program.
+
+Messages follow the Unix convention ``uringbpf NAME: FILE: what went wrong``: the front
+end adds ``uringbpf NAME:``, the message names the file once, and no Python class name
+appears (a user reading the line should not need to know the library's exceptions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["CommandError", "UsageError", "expected_errors", "message_of", "read_input",
+           "int_in_range", "choose_programs", "open_object"]
+
+
+class CommandError(Exception):
+    """The command failed; the message is printed after ``uringbpf NAME:``, exit 1."""
+
+    status = 1
+
+
+class UsageError(CommandError):
+    """The command line is inconsistent in a way argparse cannot see; exit 2."""
+
+    status = 2
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """Library exceptions that mean "bad input", reported as one line with exit 1.
+
+    Anything else escaping a subcommand is a bug in uringbpf and keeps its traceback.
+    """
+    from ..bpf.asm import AsmError
+    from ..bpf.cc import CompileError
+    from ..bpf.elf import BpfLoadError
+    from ..bpf.isa import DecodeError
+    from ..bpf.memory import BpfRuntimeError
+    from ..bpf.progtypes import ProgTypeError
+    from ..bpf.verifier import BpfVerifierError
+
+    return (OSError, AsmError, CompileError, BpfLoadError, DecodeError, BpfRuntimeError,
+            ProgTypeError, BpfVerifierError)
+
+
+def message_of(exc: BaseException) -> str:
+    """The message for ``exc``: ``FILE: reason`` for OS errors, its own text otherwise."""
+    if isinstance(exc, OSError) and exc.strerror:
+        name = exc.filename
+        return f"{name}: {exc.strerror}" if name is not None else exc.strerror
+    # The first line says what failed; later lines (compiler diagnostics) are kept.
+    text = str(exc).strip()
+    return text if text else (type(exc).__doc__ or "failed").strip()
+
+
+def read_input(path: str, *, text: bool = False, allow_empty: bool = False) -> Any:
+    """The bytes (or UTF-8 text) of ``path``, ``-`` meaning stdin; clear errors otherwise."""
+    if path == "-":
+        data = sys.stdin.buffer.read()
+        name = "<stdin>"
+    else:
+        p = Path(path)
+        if p.is_dir():
+            raise CommandError(f"{path}: is a directory")
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"{path}: {exc.strerror or exc}") from None
+        name = path
+    if not data and not allow_empty:
+        raise CommandError(f"{name}: empty file")
+    if text:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{name}: not text (byte {exc.start} is not UTF-8)") from None
+    return data
+
+
+def int_in_range(lo: int, hi: int):
+    """An argparse ``type=`` for integers in ``[lo, hi]`` (bad values are usage errors)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({lo}..{hi})")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def open_object(path: str):
+    """Open the ELF object ``path`` with :class:`~uringbpf.bpf.object.BpfObject`.
+
+    Missing files, directories and files that are not ELF get one clear line each.
+    """
+    from ..bpf.object import BpfObject
+
+    p = Path(path)
+    if p.is_dir():
+        raise CommandError(f"{path}: is a directory")
+    if not p.exists():
+        raise CommandError(f"{path}: no such file")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head != b"\x7fELF":
+        raise CommandError(f"{path}: not an ELF object"
+                           + (" (empty file)" if not head else ""))
+    return BpfObject.open(p)
+
+
+def choose_programs(path: str, names: Iterable[str], wanted: list[str] | None,
+                    *, one: bool = False) -> list[str]:
+    """Check ``wanted`` program names against ``names`` (all of an object's programs).
+
+    ``one=True``: exactly one program is needed (``run``); without ``--prog`` the object
+    must have a single program. Unknown names list the programs that exist.
+    """
+    names = list(names)
+    listing = ", ".join(names) or "none"
+    if not wanted:
+        if one and len(names) != 1:
+            raise CommandError(f"{path} has {len(names)} programs ({listing}): choose one with "
+                               "--prog")
+        return names
+    missing = [w for w in wanted if w not in names]
+    if missing:
+        raise CommandError(f"{path} has no program {', '.join(repr(m) for m in missing)} "
+                           f"(programs: {listing})")
+    return list(dict.fromkeys(wanted))
+
+
+def exists_dir_for(path: str) -> None:
+    """Refuse an output path whose directory does not exist (we never create it)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CommandError(f"{path}: directory {os.path.dirname(path) or '.'} does not exist")
+    if os.path.isdir(path):
+        raise CommandError(f"{path}: is a directory")
