@@ -1,0 +1,513 @@
+"""Kernel executor: hand an opened :class:`~uringbpf.bpf.object.BpfObject` to the running kernel.
+
+On a kernel that has a design natively (Linux >= 7.1 has ``struct io_uring_bpf_ops``,
+7.0 has ``IORING_REGISTER_BPF_FILTER``) the same Python flow as the emulation --
+``BpfObject.open``, set ``.rodata``/``.bss`` and struct_ops fields, ``load()``,
+``attach_struct_ops()`` -- can run the programs in the kernel instead: the objects'
+maps become kernel maps, programs are loaded with ``BPF_PROG_LOAD`` (the kernel's
+verifier decides), and a struct_ops variable becomes a ``BPF_MAP_TYPE_STRUCT_OPS``
+map plus a ``BPF_LINK_CREATE`` link, which is what libbpf does for a skeleton.
+
+Everything goes through the ``bpf(2)`` syscall with ctypes; no libbpf is needed.
+Programs keep the loader's relocated form: map references stay
+``BPF_PSEUDO_MAP_IDX``/``BPF_PSEUDO_MAP_IDX_VALUE`` indexes resolved by the kernel
+through ``fd_array``, and kfunc calls get the vmlinux BTF id of the kfunc's name.
+
+Global data sections (``.bss``, ``.data``, ``.rodata``) become mmapable kernel array
+maps; after load the object's ``GlobalData`` views read and write the kernel's memory,
+so ``obj.bss.counter`` shows what the kernel program wrote.
+
+Fact sources: include/uapi/linux/bpf.h (union bpf_attr layouts, enum values),
+kernel/bpf/bpf_struct_ops.c (value layout ``struct bpf_struct_ops_<name>``: common
+header then ``data``; function-pointer members carry program fds), and the 7.2 kernel's
+BTF (``struct io_uring_bpf_ops { loop_step; __u32 ring_fd; void *priv; }``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import isa
+from . import maps as _maps
+from .elf import BpfLoadError
+
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+LOOP_OPS_TYPE = "io_uring_bpf_ops"
+
+# enum bpf_cmd
+BPF_MAP_CREATE = 0
+BPF_MAP_LOOKUP_ELEM = 1
+BPF_MAP_UPDATE_ELEM = 2
+BPF_PROG_LOAD = 5
+BPF_BTF_LOAD = 18
+BPF_MAP_FREEZE = 22
+BPF_LINK_CREATE = 28
+# enum bpf_map_type / bpf_prog_type / bpf_attach_type
+BPF_MAP_TYPE_STRUCT_OPS = 26
+BPF_ATTACH_STRUCT_OPS = 44
+PROG_TYPES = {"socket_filter": 1, "kprobe": 2, "sched_cls": 3, "sched_act": 4,
+              "tracepoint": 5, "xdp": 6, "struct_ops": 27, "syscall": 31}
+BPF_F_SLEEPABLE = 1 << 4
+BPF_F_RDONLY_PROG = 1 << 7
+BPF_F_MMAPABLE = 1 << 10
+BPF_F_LINK = 1 << 13
+
+_ATTR_SIZE = 160      # > sizeof(union bpf_attr) of 7.2's used fields; the tail stays zero
+_LOG_SIZE = 1 << 20
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_NR_BPF = 321         # x86_64
+
+
+class KernelLoadError(BpfLoadError):
+    """The kernel refused a program or map; ``errno`` is the kernel's, ``log`` its verifier log."""
+
+    def __init__(self, what: str, err: int, log: str = ""):
+        self.errno = err
+        self.log = log
+        tail = "\n".join(log.strip().splitlines()[-8:])
+        super().__init__(f"{what}: {os.strerror(err)} (errno {err})" + (f"\n{tail}" if tail else ""))
+
+
+def bpf(cmd: int, attr: ctypes.Array) -> int:
+    """``bpf(cmd, attr, sizeof attr)``: the result, or -errno."""
+    ret = _libc.syscall(_NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    return -ctypes.get_errno() if ret < 0 else ret
+
+
+def _attr(fields: list[tuple[int, str, int]]) -> ctypes.Array:
+    buf = (ctypes.c_char * _ATTR_SIZE)()
+    for off, fmt, value in fields:
+        struct.pack_into("<" + fmt, buf, off, value)
+    return buf
+
+
+# --- vmlinux BTF: only the few ids and layouts we need ---------------------------------
+_KIND_STRUCT, _KIND_FUNC = 4, 12
+_VLEN_SIZE = {1: 4, 3: 12, 4: 12, 5: 12, 6: 8, 13: 8, 14: 4, 15: 12, 17: 4, 19: 12}
+_FIXED = {1, 3, 14, 17}        # kinds whose extra data is one record, not vlen records
+
+
+@dataclass
+class _Member:
+    name: str
+    index: int
+    offset: int                # bytes
+    type_id: int
+
+
+@dataclass
+class _Struct:
+    type_id: int
+    size: int
+    members: dict[str, _Member] = field(default_factory=dict)
+
+
+class VmlinuxBtf:
+    """Names -> ids of the running kernel's BTF (structs and functions only)."""
+
+    def __init__(self, data: bytes):
+        magic, _ver, _flags, hdr_len, type_off, type_len, str_off, _str_len = \
+            struct.unpack_from("<HBBIIIII", data, 0)
+        if magic != 0xEB9F:
+            raise BpfLoadError(f"{VMLINUX_BTF}: not BTF (magic {magic:#x})")
+        self._data = data
+        self._strs = hdr_len + str_off
+        self.structs: dict[str, tuple[int, int]] = {}   # name -> (type id, record offset)
+        self.funcs: dict[str, int] = {}
+        self.sizes: dict[int, int] = {}
+        pos, end, tid = hdr_len + type_off, hdr_len + type_off + type_len, 1
+        unpack = struct.unpack_from
+        while pos < end:
+            name_off, info, size = unpack("<III", data, pos)
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            if kind == _KIND_STRUCT and name_off:
+                self.structs.setdefault(self._str(name_off), (tid, pos))
+            elif kind == _KIND_FUNC:
+                self.funcs.setdefault(self._str(name_off), tid)
+            extra = _VLEN_SIZE.get(kind, 0)
+            pos += 12 + (extra if kind in _FIXED else extra * vlen)
+            tid += 1
+
+    def _str(self, off: int) -> str:
+        start = self._strs + off
+        return self._data[start:self._data.index(b"\0", start)].decode()
+
+    def struct(self, name: str) -> _Struct | None:
+        hit = self.structs.get(name)
+        if hit is None:
+            return None
+        tid, pos = hit
+        _n, info, size = struct.unpack_from("<III", self._data, pos)
+        kflag, vlen = info >> 31, info & 0xFFFF
+        st = _Struct(tid, size)
+        for i in range(vlen):
+            m_name, m_type, m_off = struct.unpack_from("<III", self._data, pos + 12 + 12 * i)
+            bits = m_off & 0xFFFFFF if kflag else m_off
+            name = self._str(m_name) if m_name else ""
+            st.members[name] = _Member(name, i, bits // 8, m_type)
+        return st
+
+
+_vmlinux: VmlinuxBtf | None = None
+
+
+def vmlinux() -> VmlinuxBtf:
+    """The running kernel's BTF (parsed once per process)."""
+    global _vmlinux
+    if _vmlinux is None:
+        with open(VMLINUX_BTF, "rb") as f:
+            _vmlinux = VmlinuxBtf(f.read())
+    return _vmlinux
+
+
+def has_loop_ops() -> bool:
+    """True when the running kernel has Linux 7.1's ``struct io_uring_bpf_ops``."""
+    if not os.path.exists(VMLINUX_BTF):
+        return False
+    return LOOP_OPS_TYPE in vmlinux().structs
+
+
+def resolve_executor(executor: str) -> str:
+    """"kernel", "emulated", or "auto" (the kernel when its BTF has io_uring_bpf_ops)."""
+    if executor == "auto":
+        return "kernel" if has_loop_ops() else "emulated"
+    if executor not in ("kernel", "emulated"):
+        raise ValueError(f"executor must be 'kernel', 'emulated' or 'auto', not {executor!r}")
+    return executor
+
+
+# --- syscall wrappers ------------------------------------------------------------------
+def _check(ret: int, what: str, log: str = "") -> int:
+    if ret < 0:
+        raise KernelLoadError(what, -ret, log)
+    return ret
+
+
+def _tiny_btf() -> bytes:
+    """A one-type BTF blob (``int``): map creation with btf_vmlinux_value_type_id wants a
+    btf_fd, and kernel/bpf/syscall.c only checks that it is a BTF object."""
+    types = struct.pack("<IIII", 1, 1 << 24, 4, (1 << 24) | 32)
+    strs = b"\0int\0"
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strs))
+    return hdr + types + strs
+
+
+def btf_load(blob: bytes) -> int:
+    buf = ctypes.create_string_buffer(blob, len(blob))
+    log = ctypes.create_string_buffer(1 << 16)
+    attr = _attr([(0, "Q", ctypes.addressof(buf)), (8, "Q", ctypes.addressof(log)),
+                  (16, "I", len(blob)), (20, "I", len(log)), (24, "I", 1)])
+    return _check(bpf(BPF_BTF_LOAD, attr), "BPF_BTF_LOAD", log.value.decode(errors="replace"))
+
+
+def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0,
+               name: str = "", btf_fd: int = 0, vmlinux_value_type_id: int = 0) -> int:
+    """``BPF_MAP_CREATE``: the map fd (raises :class:`KernelLoadError`)."""
+    attr = _attr([(0, "I", map_type), (4, "I", key_size), (8, "I", value_size),
+                  (12, "I", max_entries), (16, "I", flags), (48, "I", btf_fd),
+                  (60, "I", vmlinux_value_type_id)])
+    raw = _kernel_name(name)
+    ctypes.memmove(ctypes.addressof(attr) + 28, raw, len(raw))
+    return _check(bpf(BPF_MAP_CREATE, attr), f"BPF_MAP_CREATE {name or map_type}")
+
+
+def _kernel_name(name: str) -> bytes:
+    # object names: [A-Za-z0-9_.], at most 15 characters
+    return "".join(c if c.isalnum() or c in "_." else "_" for c in name)[:15].encode()
+
+
+def map_update(fd: int, key: bytes, value: bytes, flags: int = 0) -> int:
+    """``BPF_MAP_UPDATE_ELEM``: 0 or -errno (not raised: callers compare errnos)."""
+    k = ctypes.create_string_buffer(key, len(key))
+    v = ctypes.create_string_buffer(value, len(value))
+    attr = _attr([(0, "I", fd), (8, "Q", ctypes.addressof(k)), (16, "Q", ctypes.addressof(v)),
+                  (24, "Q", flags)])
+    return bpf(BPF_MAP_UPDATE_ELEM, attr)
+
+
+def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
+    k = ctypes.create_string_buffer(key, len(key))
+    v = ctypes.create_string_buffer(value_size)
+    attr = _attr([(0, "I", fd), (8, "Q", ctypes.addressof(k)), (16, "Q", ctypes.addressof(v))])
+    return v.raw if bpf(BPF_MAP_LOOKUP_ELEM, attr) == 0 else None
+
+
+def map_freeze(fd: int) -> None:
+    _check(bpf(BPF_MAP_FREEZE, _attr([(0, "I", fd)])), "BPF_MAP_FREEZE")
+
+
+def prog_load(prog_type: int, code: bytes, license: str, *, name: str = "",
+              expected_attach_type: int = 0, attach_btf_id: int = 0, flags: int = 0,
+              fd_array: list[int] | None = None, log_level: int = 1) -> tuple[int, str]:
+    """``BPF_PROG_LOAD``: (fd or -errno, verifier log)."""
+    insns = ctypes.create_string_buffer(code, len(code))
+    lic = ctypes.create_string_buffer(license.encode())
+    log = ctypes.create_string_buffer(_LOG_SIZE)
+    fds = (ctypes.c_int32 * max(len(fd_array or []), 1))(*(fd_array or []))
+    attr = _attr([(0, "I", prog_type), (4, "I", len(code) // 8), (8, "Q", ctypes.addressof(insns)),
+                  (16, "Q", ctypes.addressof(lic)), (24, "I", log_level), (28, "I", _LOG_SIZE),
+                  (32, "Q", ctypes.addressof(log)), (44, "I", flags),
+                  (68, "I", expected_attach_type), (108, "I", attach_btf_id),
+                  (120, "Q", ctypes.addressof(fds) if fd_array else 0)])
+    raw = _kernel_name(name)
+    ctypes.memmove(ctypes.addressof(attr) + 48, raw, len(raw))
+    ret = bpf(BPF_PROG_LOAD, attr)
+    if ret == -errno.ENOSPC and log_level:
+        # the log did not fit: the verdict is what matters, load again without it
+        ret, _ = prog_load(prog_type, code, license, name=name,
+                           expected_attach_type=expected_attach_type,
+                           attach_btf_id=attach_btf_id, flags=flags, fd_array=fd_array, log_level=0)
+    return ret, log.value.decode(errors="replace")
+
+
+def link_create(prog_or_map_fd: int, attach_type: int, target_fd: int = 0, flags: int = 0) -> int:
+    """``BPF_LINK_CREATE``: link fd or -errno."""
+    attr = _attr([(0, "I", prog_or_map_fd), (4, "I", target_fd), (8, "I", attach_type),
+                  (12, "I", flags)])
+    return bpf(BPF_LINK_CREATE, attr)
+
+
+# --- kernel-backed global data ---------------------------------------------------------
+class KernelArray:
+    """A one-entry kernel array map holding a global-data section, mmapped for Python.
+
+    Stands in for the object's emulated map in its ``GlobalData`` view after a kernel
+    load: ``memory()`` is the kernel's value, ``frozen`` mirrors ``.rodata``.
+    """
+
+    def __init__(self, name: str, value_size: int, flags: int, initial: bytes):
+        self.name = name
+        self.type = _maps.MAP_TYPE_ARRAY
+        self.key_size, self.value_size, self.max_entries = 4, value_size, 1
+        self.map_flags = flags
+        self.fd = map_create(_maps.MAP_TYPE_ARRAY, 4, value_size, 1, flags | BPF_F_MMAPABLE, name)
+        self.frozen = False
+        self._mm: mmap.mmap | None = None
+        self._mm_size = (value_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+        ret = map_update(self.fd, bytes(4), bytes(initial).ljust(value_size, b"\0")[:value_size])
+        _check(ret, f"BPF_MAP_UPDATE_ELEM {name}")
+        if flags & BPF_F_RDONLY_PROG:
+            map_freeze(self.fd)
+            self.frozen = True
+            self._mm = mmap.mmap(self.fd, self._mm_size, mmap.MAP_SHARED, mmap.PROT_READ)
+        else:
+            self._mm = mmap.mmap(self.fd, self._mm_size, mmap.MAP_SHARED,
+                                 mmap.PROT_READ | mmap.PROT_WRITE)
+
+    @property
+    def closed(self) -> bool:
+        return self._mm is None
+
+    def memory(self) -> memoryview:
+        if self._mm is None:
+            raise BpfLoadError(f"kernel map {self.name!r} is closed")
+        mv = memoryview(self._mm)[:self.value_size]
+        return mv.toreadonly() if self.frozen else mv
+
+    @property
+    def value_addr(self) -> int:
+        raise BpfLoadError(f"{self.name}: a kernel map's value has no address a BPF program "
+                           "of ours could use")
+
+    def close(self) -> None:
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+            os.close(self.fd)
+
+
+# --- loading an object -----------------------------------------------------------------
+@dataclass
+class KernelProgram:
+    name: str
+    fd: int
+    log: str
+
+
+class KernelLink:
+    """An attached struct_ops map in the kernel; ``destroy()`` detaches it."""
+
+    engine = "kernel"
+
+    def __init__(self, map_fd: int, link_fd: int | None):
+        self.map_fd, self.link_fd = map_fd, link_fd
+
+    def destroy(self) -> None:
+        if self.link_fd is not None:
+            os.close(self.link_fd)
+            self.link_fd = None
+        if self.map_fd is not None:
+            os.close(self.map_fd)
+            self.map_fd = None
+
+
+class KernelState:
+    """What one object holds in the kernel: maps, programs, links."""
+
+    def __init__(self) -> None:
+        self.map_fds: list[int] = []
+        self.owned_fds: list[int] = []
+        self.arrays: list[KernelArray] = []
+        self.programs: dict[str, KernelProgram] = {}
+        self.links: list[KernelLink] = []
+        self.btf_fd: int | None = None
+
+    def close(self) -> None:
+        for link in self.links:
+            link.destroy()
+        self.links.clear()
+        for p in self.programs.values():
+            os.close(p.fd)
+        self.programs.clear()
+        for a in self.arrays:
+            a.close()
+        self.arrays.clear()
+        for fd in self.owned_fds:
+            os.close(fd)
+        self.owned_fds.clear()
+        if self.btf_fd is not None:
+            os.close(self.btf_fd)
+            self.btf_fd = None
+
+
+def _struct_ops_binding(obj: Any, prog: Any) -> tuple[str, str] | None:
+    for st in obj._struct_ops.values():
+        for member, p in st.programs.items():
+            if p is prog or p == prog.name:
+                return st.type_name, member
+    return None
+
+
+def _kernel_code(program: isa.Program, weak_sites: list[tuple[int, str]]) -> bytes:
+    """The program's slots with kfunc call immediates set to vmlinux BTF ids."""
+    vm = vmlinux()
+    weak = {o for o, tag in weak_sites if not tag.startswith("!")}
+    out = []
+    for o, insn in enumerate(program.insns):
+        if insn.is_call and insn.src == isa.PSEUDO_KFUNC_CALL:
+            name = program.kfuncs[insn.imm]
+            tid = vm.funcs.get(name)
+            if tid is None:
+                if o not in weak:
+                    raise BpfLoadError(f"program {program.name!r}: kfunc {name!r} is not in the "
+                                       "running kernel's BTF")
+                # libbpf poisons calls to missing __weak kfuncs; r0 = 0 keeps them harmless
+                insn = isa.Insn(isa.ALU64 | isa.MOV | isa.K, 0, 0, 0, 0)
+            else:
+                insn = isa.Insn(insn.opcode, insn.dst, isa.PSEUDO_KFUNC_CALL, 0, tid)
+        out.append(insn)
+    return isa.encode(out)
+
+
+def load_program(obj: Any, prog: Any, map_fds: list[int]) -> tuple[int, str]:
+    """Load one relocated program of ``obj`` into the kernel: (fd or -errno, log)."""
+    program = prog.program
+    ptype = PROG_TYPES.get(program.prog_type)
+    if ptype is None:
+        raise BpfLoadError(f"program {prog.name!r}: prog type {program.prog_type!r} has no "
+                           "kernel loader here")
+    attach_type = attach_btf_id = 0
+    if program.prog_type == "struct_ops":
+        bound = _struct_ops_binding(obj, prog)
+        if bound is None:
+            raise BpfLoadError(f"program {prog.name!r} is in no struct_ops variable")
+        kst = vmlinux().struct(bound[0])
+        if kst is None:
+            raise BpfLoadError(f"the running kernel has no struct {bound[0]}")
+        if bound[1] not in kst.members:
+            raise BpfLoadError(f"kernel struct {bound[0]} has no member {bound[1]!r}")
+        attach_type, attach_btf_id = kst.members[bound[1]].index, kst.type_id
+    code = _kernel_code(program, prog._weak_sites)
+    return prog_load(ptype, code, obj.license or "GPL", name=prog.name,
+                     expected_attach_type=attach_type, attach_btf_id=attach_btf_id,
+                     flags=BPF_F_SLEEPABLE if program.sleepable else 0, fd_array=map_fds)
+
+
+def load(obj: Any) -> KernelState:
+    """Create ``obj``'s maps in the kernel, load its autoload programs, point its global
+    data views at the kernel maps.  Raises :class:`KernelLoadError` on refusal."""
+    st = KernelState()
+    try:
+        data_names = set(obj.datasecs)
+        for m in obj.map_list:
+            if m.name in data_names or m.name == ".kconfig":
+                initial = bytes(m.memory()[:m.value_size])
+                arr = KernelArray(m.name, m.value_size, m.map_flags & BPF_F_RDONLY_PROG, initial)
+                st.arrays.append(arr)
+                st.map_fds.append(arr.fd)
+            else:
+                fd = map_create(m.type, m.key_size, m.value_size, m.max_entries,
+                                m.map_flags, m.name)
+                st.owned_fds.append(fd)
+                st.map_fds.append(fd)
+        for prog in obj.programs.values():
+            if not prog.autoload:
+                continue
+            fd, log = load_program(obj, prog, st.map_fds)
+            if fd < 0:
+                raise KernelLoadError(f"BPF_PROG_LOAD {prog.name}", -fd, log)
+            st.programs[prog.name] = KernelProgram(prog.name, fd, log)
+    except BaseException:
+        st.close()
+        raise
+    for arr in st.arrays:
+        if arr.name in obj.datasecs:
+            object.__setattr__(obj.datasecs[arr.name], "_map", arr)
+    return st
+
+
+def attach_struct_ops(obj: Any, st_map: Any) -> KernelLink:
+    """Register struct_ops variable ``st_map`` of a kernel-loaded ``obj``: a
+    BPF_MAP_TYPE_STRUCT_OPS map whose value is the variable (function pointers as
+    program fds), then a link for ``.struct_ops.link`` variables.  Raises OSError with
+    the kernel's errno when the map update or the link is refused (e.g. the design's
+    ``reg`` callback: -EOPNOTSUPP for a ring without SINGLE_ISSUER|DEFER_TASKRUN)."""
+    state: KernelState = obj._kernel
+    vm = vmlinux()
+    kst = vm.struct(st_map.type_name)
+    val = vm.struct(f"bpf_struct_ops_{st_map.type_name}")
+    if kst is None or val is None:
+        raise BpfLoadError(f"the running kernel has no struct_ops type {st_map.type_name}")
+    base = val.members["data"].offset
+    value = bytearray(val.size)
+    for name in st_map.member_names:
+        km = kst.members.get(name)
+        if km is None:
+            raise BpfLoadError(f"kernel struct {st_map.type_name} has no member {name!r}")
+        off = base + km.offset
+        if st_map.is_func_member(name):
+            prog = st_map.programs.get(name)
+            if prog is None:
+                continue
+            pname = prog if isinstance(prog, str) else prog.name
+            struct.pack_into("<Q", value, off, state.programs[pname].fd)
+        else:
+            raw = bytes(st_map.data[st_map.field_offset(name):
+                                    st_map.field_offset(name) + st_map.field_size(name)])
+            value[off:off + len(raw)] = raw
+    if state.btf_fd is None:
+        state.btf_fd = btf_load(_tiny_btf())
+    map_fd = map_create(BPF_MAP_TYPE_STRUCT_OPS, 4, val.size, 1,
+                        BPF_F_LINK if st_map.is_link else 0, st_map.name,
+                        btf_fd=state.btf_fd, vmlinux_value_type_id=val.type_id)
+    ret = map_update(map_fd, bytes(4), bytes(value))
+    if ret < 0:
+        os.close(map_fd)
+        raise OSError(-ret, f"struct_ops {st_map.name}: map update: {os.strerror(-ret)}")
+    link_fd = None
+    if st_map.is_link:
+        link_fd = link_create(map_fd, BPF_ATTACH_STRUCT_OPS)
+        if link_fd < 0:
+            os.close(map_fd)
+            raise OSError(-link_fd, f"struct_ops {st_map.name}: link: {os.strerror(-link_fd)}")
+    link = KernelLink(map_fd, link_fd)
+    state.links.append(link)
+    return link
