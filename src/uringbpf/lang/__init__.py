@@ -1,0 +1,19 @@
+"""Ring programs written in Python: one function that runs in the application or in the ring.
+
+A restricted Python subset compiles (AST -> typed LLVM IR -> LLVM's BPF backend through
+llvmlite; no C compiler) into a real ``.bpf.o`` with BTF, which our loader, verifier, JIT
+and designs run like any clang-built object; the same function also runs as plain
+Python against the same ring, with the same integer semantics.  See
+docs/python-programs.md.
+"""
+
+from .appmode import LangMemoryError, Ptr, sizeof, zero
+from .errors import LangCompileError, LangError, LangRuntimeError, LangVerifierError
+from .module import Kfunc, LangFunction, Loaded, Module, inline
+from .types import FixedInt, array, ptr, s8, s16, s32, s64, u8, u16, u32, u64
+
+__all__ = [
+    "Module", "inline", "Kfunc", "LangFunction", "Loaded", "Ptr", "ptr", "array", "zero", "sizeof",
+    "FixedInt", "u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64",
+    "LangError", "LangCompileError", "LangVerifierError", "LangRuntimeError", "LangMemoryError",
+]

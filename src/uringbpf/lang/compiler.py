@@ -1,0 +1,1299 @@
+"""Python AST -> typed LLVM IR (text, with debug info) for the BPF target.
+
+One :class:`ModuleGen` per :class:`~uringbpf.lang.module.Module`; one :class:`FuncGen` per
+function.  Every local lives in an ``alloca`` (LLVM's mem2reg makes registers of them),
+every instruction carries a ``!dbg`` location with the Python line, so LLVM writes
+``.BTF.ext`` line info that maps instructions back to the source.  The debug info also
+gives the object its ``.BTF`` (global variables, the struct_ops type, kfunc prototypes),
+which libbpf, bpftool and our loader need.
+
+Typing rules are those of :mod:`uringbpf.lang.types`; the local-variable rule that makes
+the application run and the compiled run agree: a local has the type of its first
+assignment and every later assignment must give it a value of exactly that type (a
+plain int literal only to a plain-int local), because a Python local has no storage
+type that would convert the value.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import types as T
+from .errors import LangCompileError
+
+
+class _Bool:
+    def __repr__(self) -> str:
+        return "bool"
+
+
+class _Flex:
+    """A plain Python int: 64-bit signed storage, takes a fixed type when mixed."""
+
+    __name__ = "int"
+
+    def __repr__(self) -> str:
+        return "int"
+
+
+BOOL = _Bool()
+FLEX = _Flex()
+
+
+def _is_int(t: Any) -> bool:
+    return t is FLEX or (isinstance(t, type) and issubclass(t, T.FixedInt))
+
+
+def _bits(t: Any) -> int:
+    return 64 if t is FLEX else 1 if t is BOOL else t.BITS
+
+
+def _signed(t: Any) -> bool:
+    return t is FLEX or (t is not BOOL and t.SIGNED)
+
+
+def _llty(t: Any) -> str:
+    if t is BOOL:
+        return "i1"
+    if _is_int(t):
+        return f"i{_bits(t)}"
+    if isinstance(t, T.PtrType):
+        return "ptr"
+    if t is None:
+        return "void"
+    raise TypeError(t)
+
+
+def _tname(t: Any) -> str:
+    if t is None:
+        return "None"
+    if isinstance(t, T.PtrType):
+        return repr(t)
+    return getattr(t, "__name__", None) or repr(t)
+
+
+def _common(a: Any, b: Any) -> Any:
+    if a is FLEX and b is FLEX:
+        return FLEX
+    return T.common(a if a is not FLEX else int, b if b is not FLEX else int)
+
+
+def _wrap(value: int, t: Any) -> int:
+    """``value`` as the signed LLVM literal of type ``t``."""
+    bits = _bits(t)
+    v = value & ((1 << bits) - 1)
+    if bits > 1 and v >> (bits - 1):
+        v -= 1 << bits
+    return v
+
+
+@dataclass
+class Val:
+    """An IR value: ``ty`` None with ``const`` set is an untyped compile-time int."""
+
+    ty: Any
+    ref: str = ""
+    const: int | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.ty is None and self.const is not None
+
+
+# --- things a name can resolve to (besides locals) ---------------------------------------
+@dataclass
+class KfuncSig:
+    """A kfunc or helper as the compiler sees it."""
+
+    name: str
+    ret: Any                   # type (int class, PtrType) or None for void
+    args: tuple                # types
+    helper_id: int | None = None
+
+
+@dataclass
+class StructOpsSpec:
+    """An ops struct: its BTF name and members ``(name, "func"|int class|"ptr")``."""
+
+    type_name: str
+    members: tuple
+
+
+@dataclass
+class GlobalVar:
+    name: str
+    kind: Any                  # int class or ("array", int class, n)
+    section: str               # ".rodata" / ".bss" / ".data"
+    init: bytes
+
+
+class Builtin:
+    """A compile-time builtin (``zero``, ``sizeof``, ``range``...)."""
+
+    def __init__(self, name: str, fn: Callable):
+        self.name = name
+        self.fn = fn
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        return self.fn(*args, **kw)
+
+    def __repr__(self) -> str:
+        return f"<lang builtin {self.name}>"
+
+
+# --- the module -------------------------------------------------------------------------
+_ATTRS = '#0 = { nounwind "frame-pointer"="all" "no-builtins" "target-cpu"="v3" }\n' \
+         '#1 = { nounwind noinline "frame-pointer"="all" "no-builtins" "target-cpu"="v3" }\n' \
+         '#2 = { nounwind alwaysinline "frame-pointer"="all" "no-builtins" "target-cpu"="v3" }\n'
+
+
+class ModuleGen:
+    def __init__(self, name: str, filename: str, directory: str):
+        self.name = name
+        self.md: list[str] = []
+        self.globals_ir: list[str] = []
+        self.funcs_ir: list[str] = []
+        self.decls: dict[str, str] = {}
+        self.used: list[str] = []
+        self.gvars: dict[str, GlobalVar] = {}
+        self.gvar_md: list[int] = []
+        self.functions: dict[int, "FuncGen"] = {}   # id(LangFunction) -> generated
+        self.pending: list = []
+        self.files: dict[str, int] = {}
+        self._basic: dict[Any, int] = {}
+        self.cu = self._reserve()
+        self.main_file = self.file(filename, directory)
+        self.symbols: set[str] = set()
+
+    # metadata ------------------------------------------------------------------------
+    def _reserve(self) -> int:
+        self.md.append("")
+        return len(self.md) - 1
+
+    def meta(self, text: str) -> int:
+        self.md.append(text)
+        return len(self.md) - 1
+
+    def set_meta(self, idx: int, text: str) -> None:
+        self.md[idx] = text
+
+    def file(self, filename: str, directory: str = "") -> int:
+        key = filename
+        if key not in self.files:
+            self.files[key] = self.meta(f'!DIFile(filename: "{_esc(filename)}", directory: "{_esc(directory)}")')
+        return self.files[key]
+
+    def basic(self, t: Any) -> int:
+        """Debug type of a language type (pointers are ``void *``)."""
+        key = t if not isinstance(t, T.PtrType) else "ptr"
+        if key in self._basic:
+            return self._basic[key]
+        if key == "ptr":
+            idx = self.meta("!DIDerivedType(tag: DW_TAG_pointer_type, baseType: null, size: 64)")
+        elif key is None:
+            return 0
+        elif key is BOOL:
+            idx = self.meta('!DIBasicType(name: "_Bool", size: 8, encoding: DW_ATE_boolean)')
+        else:
+            bits, signed = _bits(key), _signed(key)
+            cname = {8: "char", 16: "short", 32: "int", 64: "long long"}[bits]
+            name = ("" if signed else "unsigned ") + cname
+            if bits == 8:
+                name = "signed char" if signed else "unsigned char"
+            enc = "DW_ATE_signed" if signed else "DW_ATE_unsigned"
+            if bits == 8:
+                enc = "DW_ATE_signed_char" if signed else "DW_ATE_unsigned_char"
+            idx = self.meta(f'!DIBasicType(name: "{name}", size: {bits}, encoding: {enc})')
+        self._basic[key] = idx
+        return idx
+
+    def kind_type(self, kind: Any) -> int:
+        if isinstance(kind, tuple):
+            elem = self.basic(kind[1])
+            sub = self.meta(f"!DISubrange(count: {kind[2]})")
+            return self.meta(f"!DICompositeType(tag: DW_TAG_array_type, baseType: !{elem}, "
+                             f"size: {T.sizeof(kind) * 8}, elements: !{{!{sub}}})")
+        return self.basic(kind)
+
+    def subroutine(self, ret: Any, args: list) -> int:
+        items = ", ".join(("null" if ret is None else f"!{self.basic(ret)}"),) if False else None
+        parts = ["null" if ret is None else f"!{self.basic(ret)}"] + [f"!{self.basic(a)}" for a in args]
+        return self.meta(f"!DISubroutineType(types: !{{{', '.join(parts)}}})")
+
+    # globals -------------------------------------------------------------------------
+    def add_global(self, gv: GlobalVar, line: int) -> None:
+        if gv.name in self.symbols:
+            raise ValueError(f"two globals named {gv.name!r}")
+        self.symbols.add(gv.name)
+        self.gvars[gv.name] = gv
+        lt = _kind_llty(gv.kind)
+        dtype = self.kind_type(gv.kind)
+        if gv.section == ".rodata":
+            dtype = self.meta(f"!DIDerivedType(tag: DW_TAG_volatile_type, baseType: !{dtype})")
+            dtype = self.meta(f"!DIDerivedType(tag: DW_TAG_const_type, baseType: !{dtype})")
+        var = self.meta(f'distinct !DIGlobalVariable(name: "{gv.name}", scope: !{self.cu}, '
+                        f"file: !{self.main_file}, line: {line}, type: !{dtype}, isLocal: false, "
+                        "isDefinition: true)")
+        gve = self.meta(f"!DIGlobalVariableExpression(var: !{var}, expr: !DIExpression())")
+        self.gvar_md.append(gve)
+        init = _bytes_const(gv.init, lt)
+        storage = "constant" if gv.section == ".rodata" else "global"
+        self.globals_ir.append(f'@{gv.name} = dso_local {storage} {lt} {init}, section "{gv.section}", '
+                               f"align {T.alignof(gv.kind)}, !dbg !{gve}")
+
+    def add_struct_ops(self, var: str, spec: StructOpsSpec, bindings: dict[str, str],
+                       values: dict[str, int], line: int) -> None:
+        members, lltypes, inits = [], [], []
+        off = 0
+        for mname, mkind in spec.members:
+            if mkind in ("func", "ptr"):
+                size, align = 8, 8
+            else:
+                size = align = mkind.BITS // 8
+            pad = (-off) % align
+            if pad:
+                lltypes.append(f"[{pad} x i8]")
+                inits.append(f"[{pad} x i8] zeroinitializer")
+                off += pad
+            if mkind == "func":
+                ret_t = self.basic(T.s32)
+                vp = self.basic(T.ptr[T.u8])
+                proto = self.meta(f"!DISubroutineType(types: !{{!{ret_t}, !{vp}, !{vp}}})")
+                dt = self.meta(f"!DIDerivedType(tag: DW_TAG_pointer_type, baseType: !{proto}, size: 64)")
+                lltypes.append("ptr")
+                target = bindings.get(mname)
+                inits.append(f"ptr @{target}" if target else "ptr null")
+            elif mkind == "ptr":
+                dt = self.basic(T.ptr[T.u8])
+                lltypes.append("ptr")
+                inits.append("ptr null")
+            else:
+                dt = self.basic(mkind)
+                lltypes.append(f"i{mkind.BITS}")
+                inits.append(f"i{mkind.BITS} {_wrap(values.get(mname, 0), mkind)}")
+            members.append((mname, dt, size * 8, off * 8))
+            off += size
+        pad = (-off) % 8
+        if pad:
+            lltypes.append(f"[{pad} x i8]")
+            inits.append(f"[{pad} x i8] zeroinitializer")
+            off += pad
+        st = self._reserve()
+        elems = [self.meta(f'!DIDerivedType(tag: DW_TAG_member, name: "{n}", scope: !{st}, '
+                           f"file: !{self.main_file}, baseType: !{dt}, size: {sz}, offset: {o})")
+                 for n, dt, sz, o in members]
+        self.set_meta(st, f'distinct !DICompositeType(tag: DW_TAG_structure_type, name: "{spec.type_name}", '
+                          f"file: !{self.main_file}, line: {line}, size: {off * 8}, "
+                          f"elements: !{{{', '.join('!' + str(e) for e in elems)}}})")
+        gvar = self.meta(f'distinct !DIGlobalVariable(name: "{var}", scope: !{self.cu}, file: '
+                         f"!{self.main_file}, line: {line}, type: !{st}, isLocal: false, isDefinition: true)")
+        gve = self.meta(f"!DIGlobalVariableExpression(var: !{gvar}, expr: !DIExpression())")
+        self.gvar_md.append(gve)
+        self.globals_ir.append(f'@{var} = dso_local global {{ {", ".join(lltypes)} }} '
+                               f'{{ {", ".join(inits)} }}, section ".struct_ops.link", align 8, !dbg !{gve}')
+        self.used.append(f"@{var}")
+
+    def declare_kfunc(self, sig: KfuncSig) -> str:
+        name = sig.name
+        if name not in self.decls:
+            sub = self.subroutine(sig.ret, list(sig.args))
+            sp = self.meta(f'!DISubprogram(name: "{name}", scope: !{self.main_file}, file: '
+                           f"!{self.main_file}, line: 1, type: !{sub}, flags: DIFlagPrototyped, "
+                           "spFlags: DISPFlagOptimized)")
+            args = ", ".join(_llty(a) for a in sig.args)
+            self.decls[name] = (f"declare !dbg !{sp} extern_weak {_llty(sig.ret)} @{name}({args}) "
+                                '#0 section ".ksyms"')
+        return name
+
+    def declare_intrinsic(self, text: str, key: str) -> None:
+        self.decls.setdefault(key, text)
+
+    def ir(self) -> str:
+        self.set_meta(self.cu, f'distinct !DICompileUnit(language: DW_LANG_C11, file: !{self.main_file}, '
+                                'producer: "uringbpf.lang", isOptimized: true, runtimeVersion: 0, '
+                                "emissionKind: FullDebug, globals: !{"
+                                + ", ".join(f"!{g}" for g in self.gvar_md) + "})")
+        out = ['target datalayout = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"',
+               'target triple = "bpfel"', ""]
+        out.append('@LICENSE = dso_local global [13 x i8] c"Dual MIT/GPL\\00", section "license", align 1')
+        self.used.insert(0, "@LICENSE")
+        out += self.globals_ir
+        out.append(f"@llvm.compiler.used = appending global [{len(self.used)} x ptr] "
+                   f"[{', '.join('ptr ' + u for u in self.used)}], section \"llvm.metadata\"")
+        out.append("")
+        out += self.funcs_ir
+        out += list(self.decls.values())
+        out.append("")
+        out.append("attributes " + _ATTRS.replace("\n#", "\nattributes #"))
+        out.append("!llvm.dbg.cu = !{!%d}" % self.cu)
+        f1 = self.meta('!{i32 7, !"Dwarf Version", i32 5}')
+        f2 = self.meta('!{i32 2, !"Debug Info Version", i32 3}')
+        out.append(f"!llvm.module.flags = !{{!{f1}, !{f2}}}")
+        for i, text in enumerate(self.md):
+            out.append(f"!{i} = {text}")
+        return "\n".join(out) + "\n"
+
+
+def _esc(s: str) -> str:
+    return s.replace("\\", "\\5C").replace('"', "\\22")
+
+
+def _kind_llty(kind: Any) -> str:
+    if isinstance(kind, tuple):
+        return f"[{kind[2]} x {_kind_llty(kind[1])}]"
+    if isinstance(kind, T.PtrType):
+        return "ptr"
+    return f"i{kind.BITS}"
+
+
+def _bytes_const(data: bytes, lt: str) -> str:
+    if not any(data):
+        return "zeroinitializer"
+    if lt.startswith("["):
+        n, _, elem = lt[1:-1].partition(" x ")
+        size = int(elem[1:]) // 8
+        vals = [int.from_bytes(data[i * size:(i + 1) * size], "little", signed=True)
+                for i in range(int(n))]
+        return "[" + ", ".join(f"{elem} {v}" for v in vals) + "]"
+    return str(int.from_bytes(data, "little", signed=True))
+
+
+# --- one function -----------------------------------------------------------------------
+@dataclass
+class Local:
+    ty: Any
+    slot: str
+
+
+@dataclass
+class FuncInfo:
+    """What the compiler needs to know about a Python function it compiles."""
+
+    pyfunc: Callable
+    symbol: str
+    params: list                      # [(name, type)]
+    ret: Any
+    section: str = ""                 # "" -> .text subprogram
+    inline: bool = False
+    ctx_args: bool = False            # struct_ops style: r1 -> u64 array of arguments
+    ctx_buffer: bool = False          # socket filter style: (data, len) in r1, r2
+
+
+class FuncGen:
+    def __init__(self, mod: ModuleGen, info: FuncInfo, resolver: "Resolver"):
+        self.mod = mod
+        self.info = info
+        self.resolver = resolver
+        fn = info.pyfunc
+        self.filename = inspect.getsourcefile(fn) or "<unknown>"
+        lines, first = inspect.getsourcelines(fn)
+        src = textwrap.dedent("".join(lines))
+        self.first = first
+        tree = ast.parse(src)
+        self.fdef = tree.body[0]
+        if not isinstance(self.fdef, ast.FunctionDef):
+            raise LangCompileError(self.filename, first, "only plain functions can be compiled")
+        self.env = resolver.env_of(fn)
+        self.locals: dict[str, Local] = {}
+        self.blocks: list[tuple[str, list[str]]] = []
+        self.cur: list[str] = []
+        self.terminated = False
+        self.n = 0
+        self.allocas: list[str] = []
+        self.loops: list[tuple[str, str]] = []
+        self.line = first
+        self.col = 1
+        self._locs: dict[tuple[int, int], int] = {}
+        self.sp = 0
+
+    # errors and locations ------------------------------------------------------------
+    def err(self, node: ast.AST | None, msg: str) -> LangCompileError:
+        line = self.first + node.lineno - 1 if node is not None and hasattr(node, "lineno") else self.line
+        return LangCompileError(self.filename, line, msg)
+
+    def at(self, node: ast.AST) -> None:
+        if hasattr(node, "lineno"):
+            self.line = self.first + node.lineno - 1
+            self.col = node.col_offset + 1
+
+    def dbg(self) -> str:
+        key = (self.line, self.col)
+        idx = self._locs.get(key)
+        if idx is None:
+            idx = self._locs[key] = self.mod.meta(f"!DILocation(line: {self.line}, column: {self.col}, "
+                                                  f"scope: !{self.sp})")
+        return f", !dbg !{idx}"
+
+    # emission ------------------------------------------------------------------------
+    def tmp(self) -> str:
+        self.n += 1
+        return f"%t{self.n}"
+
+    def label(self, hint: str = "b") -> str:
+        self.n += 1
+        return f"{hint}{self.n}"
+
+    def emit(self, text: str, value: bool = True) -> str:
+        if self.terminated:
+            self.start_block(self.label("dead"))
+        if value:
+            t = self.tmp()
+            self.cur.append(f"  {t} = {text}{self.dbg()}")
+            return t
+        self.cur.append(f"  {text}{self.dbg()}")
+        return ""
+
+    def term(self, text: str) -> None:
+        if self.terminated:
+            self.start_block(self.label("dead"))
+        self.cur.append(f"  {text}{self.dbg()}")
+        self.terminated = True
+
+    def start_block(self, name: str) -> None:
+        if not self.terminated and self.blocks:
+            self.cur.append(f"  br label %{name}{self.dbg()}")
+        self.cur = []
+        self.blocks.append((name, self.cur))
+        self.terminated = False
+
+    # the function --------------------------------------------------------------------
+    def generate(self) -> None:
+        info, mod = self.info, self.mod
+        f = self.fdef
+        self.at(f)
+        line = self.first + f.lineno - 1
+        sub = mod.subroutine(info.ret, [p[1] for p in info.params] if not info.ctx_args
+                             else [T.ptr[T.u64]])
+        flags = "DISPFlagDefinition | DISPFlagOptimized" + ("" if info.section else " | DISPFlagLocalToUnit")
+        fileid = mod.file(self.filename)
+        self.sp = mod.meta(f'distinct !DISubprogram(name: "{info.symbol}", scope: !{fileid}, '
+                           f"file: !{fileid}, line: {line}, type: !{sub}, scopeLine: {line}, "
+                           f"flags: DIFlagPrototyped, spFlags: {flags}, unit: !{mod.cu})")
+        self.start_block("entry")
+        if info.ctx_args:
+            args_ir = "ptr %ctx"
+            for i, (pname, pty) in enumerate(info.params):
+                slotp = self.emit(f"getelementptr inbounds i64, ptr %ctx, i64 {i}")
+                raw = self.emit(f"load i64, ptr {slotp}, align 8")
+                v = Val(pty, self.emit(f"inttoptr i64 {raw} to ptr") if isinstance(pty, T.PtrType)
+                        else self._conv_ir(Val(T.u64, raw), pty))
+                self.new_local(pname, v)
+        else:
+            args_ir = ", ".join(f"{_llty(t)} %a.{n}" for n, t in info.params)
+            for pname, pty in info.params:
+                self.new_local(pname, Val(pty, f"%a.{pname}"))
+        body = f.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]
+        self.stmts(body)
+        if not self.terminated and not self.reachable(self.blocks[-1][0]):
+            self.term("unreachable")
+        if not self.terminated:
+            if info.ret is None:
+                self.term("ret void")
+            else:
+                raise self.err(f.body[-1] if f.body else f,
+                               f"{info.symbol}: the end of the function is reachable without a "
+                               f"return (it returns {_tname(info.ret)})")
+        attrs = "#2" if info.inline else ("#0" if info.section else "#1")
+        linkage = "dso_local" if info.section else "internal"
+        sec = f' section "{info.section}"' if info.section else ""
+        out = [f"define {linkage} {_llty(info.ret)} @{info.symbol}({args_ir}) {attrs}{sec} !dbg !{self.sp} {{"]
+        for i, (name, insns) in enumerate(self.blocks):
+            out.append(f"{name}:")
+            if i == 0:
+                out += self.allocas
+            out += insns
+        out.append("}")
+        mod.funcs_ir.append("\n".join(out))
+        if info.section:
+            mod.used.append(f"@{info.symbol}")
+
+    def reachable(self, name: str) -> bool:
+        if name == "entry":
+            return True
+        needle = f"label %{name}"
+        return any(needle + "," in i or i.endswith(needle) or needle + " " in i
+                   for _, insns in self.blocks for i in insns)
+
+    # locals ----------------------------------------------------------------------------
+    def new_local(self, name: str, v: Val, node: ast.AST | None = None) -> Local:
+        ty = v.ty if not v.is_const else FLEX
+        if ty is None:
+            raise self.err(node, f"{name}: cannot store a value of no type")
+        slot = f"%v.{name}.{len(self.locals)}"
+        self.allocas.append(f"  {slot} = alloca {_llty(ty)}, align 8")
+        loc = self.locals[name] = Local(ty, slot)
+        self.store_local(loc, v, node)
+        return loc
+
+    def store_local(self, loc: Local, v: Val, node: ast.AST | None) -> None:
+        ir = self.coerce(v, loc.ty, node)
+        self.emit(f"store {_llty(loc.ty)} {ir}, ptr {loc.slot}", value=False)
+
+    def assign_name(self, name: str, v: Val, node: ast.AST) -> None:
+        loc = self.locals.get(name)
+        if loc is None:
+            if name in self.env and not _is_plain_global(self.env[name]):
+                raise self.err(node, f"{name!r} is a global of the module: programs cannot rebind it "
+                                     "(use a field of a bss/data section)")
+            self.new_local(name, v, node)
+            return
+        if v.is_const:
+            if loc.ty is not FLEX and loc.ty is not BOOL:
+                raise self.err(node, f"{name} is {_tname(loc.ty)}; a plain int would change its type "
+                                     f"in Python: write {name} = {_tname(loc.ty)}({v.const})")
+            if loc.ty is BOOL and not isinstance(v.const, bool):
+                raise self.err(node, f"{name} is bool; this is an int")
+        elif not _same_type(v.ty, loc.ty):
+            raise self.err(node, f"{name} is {_tname(loc.ty)}; this value is {_tname(v.ty)} "
+                                 f"(convert it: {_tname(loc.ty)}(...))")
+        self.store_local(loc, v, node)
+
+    # conversions -------------------------------------------------------------------------
+    def const_ir(self, value: int, ty: Any) -> str:
+        if ty is BOOL:
+            return "true" if value else "false"
+        if isinstance(ty, T.PtrType):
+            if value == 0:
+                return "null"
+            return self.emit(f"inttoptr i64 {_wrap(value, T.u64)} to ptr")
+        return str(_wrap(int(value), ty))
+
+    def _conv_ir(self, v: Val, to: Any) -> str:
+        """Value conversion int -> int (C semantics), bool -> int."""
+        frm = v.ty
+        if v.is_const:
+            return self.const_ir(v.const, to)
+        if frm is to or (_is_int(frm) and _is_int(to) and _bits(frm) == _bits(to)):
+            return v.ref
+        if frm is BOOL and _is_int(to):
+            return self.emit(f"zext i1 {v.ref} to i{_bits(to)}")
+        if _is_int(frm) and to is BOOL:
+            return self.emit(f"icmp ne i{_bits(frm)} {v.ref}, 0")
+        if _is_int(frm) and _is_int(to):
+            fb, tb = _bits(frm), _bits(to)
+            if tb < fb:
+                return self.emit(f"trunc i{fb} {v.ref} to i{tb}")
+            op = "sext" if _signed(frm) else "zext"
+            return self.emit(f"{op} i{fb} {v.ref} to i{tb}")
+        raise TypeError((frm, to))
+
+    def coerce(self, v: Val, to: Any, node: ast.AST | None) -> str:
+        if v.is_const:
+            if isinstance(to, T.PtrType) and v.const != 0:
+                raise self.err(node, f"the int {v.const} is not a pointer (only 0 / None is)")
+            return self.const_ir(v.const, to)
+        if _same_type(v.ty, to) or (_is_int(v.ty) and _is_int(to)) or (v.ty is BOOL and _is_int(to)):
+            return self._conv_ir(v, to)
+        if isinstance(v.ty, T.PtrType) and isinstance(to, T.PtrType):
+            return v.ref
+        raise self.err(node, f"expected {_tname(to)}, got {_tname(v.ty)}")
+
+    def truth(self, v: Val, node: ast.AST) -> str:
+        if v.is_const:
+            return "true" if v.const else "false"
+        if v.ty is BOOL:
+            return v.ref
+        if _is_int(v.ty):
+            return self.emit(f"icmp ne i{_bits(v.ty)} {v.ref}, 0")
+        if isinstance(v.ty, T.PtrType):
+            return self.emit(f"icmp ne ptr {v.ref}, null")
+        raise self.err(node, f"{_tname(v.ty)} has no truth value")
+
+    # statements ----------------------------------------------------------------------
+    def stmts(self, body: list[ast.stmt]) -> None:
+        for s in body:
+            self.stmt(s)
+
+    def stmt(self, s: ast.stmt) -> None:
+        self.at(s)
+        m = getattr(self, "s_" + type(s).__name__, None)
+        if m is None:
+            raise self.err(s, f"{_describe(s)} is not supported in BPF programs")
+        m(s)
+
+    def s_Pass(self, s: ast.Pass) -> None:
+        pass
+
+    def s_Expr(self, s: ast.Expr) -> None:
+        if isinstance(s.value, ast.Constant) and isinstance(s.value.value, str):
+            return
+        if not isinstance(s.value, ast.Call):
+            raise self.err(s, "an expression statement must be a call")
+        self.call(s.value, want_value=False)
+
+    def s_Assign(self, s: ast.Assign) -> None:
+        if len(s.targets) != 1:
+            raise self.err(s, "chained assignment (a = b = ...) is not supported")
+        v = self.expr(s.value)
+        self.assign(s.targets[0], v)
+
+    def s_AnnAssign(self, s: ast.AnnAssign) -> None:
+        if s.value is None or not isinstance(s.target, ast.Name):
+            raise self.err(s, "an annotated name needs a value (x: u32 = u32(0))")
+        ty = self.type_of_annotation(s.annotation)
+        v = self.expr(s.value)
+        if v.is_const and ty is not FLEX:
+            raise self.err(s, f"{s.target.id}: a plain int stays a plain int in Python whatever the "
+                              f"annotation: write {s.target.id} = {_tname(ty)}({v.const})")
+        if not v.is_const and not _same_type(v.ty, ty):
+            raise self.err(s, f"{s.target.id}: annotated {_tname(ty)}, value is {_tname(v.ty)}")
+        self.assign(s.target, v)
+
+    def s_AugAssign(self, s: ast.AugAssign) -> None:
+        cur = self.expr(_load(s.target))
+        self.at(s)
+        v = self.binop(s.op, cur, self.expr(s.value), s)
+        self.assign(s.target, v)
+
+    def assign(self, target: ast.expr, v: Val) -> None:
+        if isinstance(target, ast.Name):
+            self.assign_name(target.id, v, target)
+            return
+        place, ty, volatile = self.lvalue(target)
+        if isinstance(ty, (tuple,)) or ty is None or not (_is_int(ty) or isinstance(ty, T.PtrType)):
+            raise self.err(target, f"cannot assign to a {T.kind_name(ty)}")
+        ir = self.coerce(v, ty, target)
+        vol = "volatile " if volatile else ""
+        self.emit(f"store {vol}{_llty(ty)} {ir}, ptr {place}, align {T.alignof(ty)}", value=False)
+
+    def s_If(self, s: ast.If) -> None:
+        then, other, end = self.label("then"), self.label("else"), self.label("endif")
+        self.cond(s.test, then, other if s.orelse else end)
+        self.start_block(then)
+        self.stmts(s.body)
+        self.at(s)
+        if not self.terminated:
+            self.term(f"br label %{end}")
+        if s.orelse:
+            self.start_block(other)
+            self.stmts(s.orelse)
+            if not self.terminated:
+                self.term(f"br label %{end}")
+        self.start_block(end)
+
+    def s_While(self, s: ast.While) -> None:
+        if s.orelse:
+            raise self.err(s, "while ... else is not supported")
+        head, body, end = self.label("while"), self.label("wbody"), self.label("wend")
+        self.start_block(head)
+        self.at(s)
+        self.cond(s.test, body, end)
+        self.start_block(body)
+        self.loops.append((head, end))
+        self.stmts(s.body)
+        self.loops.pop()
+        self.at(s)
+        if not self.terminated:
+            self.term(f"br label %{head}")
+        self.start_block(end)
+
+    def s_For(self, s: ast.For) -> None:
+        if s.orelse:
+            raise self.err(s, "for ... else is not supported")
+        it = s.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
+                and self.lookup(it.func.id, it.func) is builtins.range):
+            raise self.err(s, "for loops iterate over range(...) only")
+        if not isinstance(s.target, ast.Name):
+            raise self.err(s, "the loop variable must be a name")
+        if it.keywords or not 1 <= len(it.args) <= 3:
+            raise self.err(it, "range() takes 1 to 3 positional arguments")
+        args = [self.expr(a) for a in it.args]
+        start, stop = (Val(None, const=0), args[0]) if len(args) == 1 else (args[0], args[1])
+        step = 1
+        if len(args) == 3:
+            if not args[2].is_const or args[2].const == 0:
+                raise self.err(it, "the step of range() must be a non-zero constant")
+            step = args[2].const
+        for a in (start, stop):
+            if not a.is_const and not _is_int(a.ty):
+                raise self.err(it, f"range() of a {_tname(a.ty)}")
+        # Python's range compares the values mathematically: do it in 64-bit signed
+        # (a u64 stop above 2**63 is the one case that would differ: refuse it)
+        for a in (start, stop):
+            if not a.is_const and a.ty is T.u64:
+                raise self.err(it, "range() over a u64: convert the bound to s64 or a narrower type")
+        counter = f"%v.range.{self.n}"
+        self.n += 1
+        self.allocas.append(f"  {counter} = alloca i64, align 8")
+        self.emit(f"store i64 {self._conv_ir(start, FLEX) if not start.is_const else start.const}, "
+                  f"ptr {counter}", value=False)
+        stop_ir = self._conv_ir(stop, FLEX) if not stop.is_const else str(stop.const)
+        head, body, latch, end = (self.label("for"), self.label("fbody"), self.label("fnext"),
+                                  self.label("fend"))
+        self.start_block(head)
+        c = self.emit(f"load i64, ptr {counter}")
+        test = self.emit(f"icmp {'slt' if step > 0 else 'sgt'} i64 {c}, {stop_ir}")
+        self.term(f"br i1 {test}, label %{body}, label %{end}")
+        self.start_block(body)
+        self.assign_name(s.target.id, Val(FLEX, c), s.target)
+        self.loops.append((latch, end))
+        self.stmts(s.body)
+        self.loops.pop()
+        self.at(s)
+        self.start_block(latch)
+        c2 = self.emit(f"load i64, ptr {counter}")
+        nxt = self.emit(f"add i64 {c2}, {step}")
+        self.emit(f"store i64 {nxt}, ptr {counter}", value=False)
+        self.term(f"br label %{head}")
+        self.start_block(end)
+
+    def s_Break(self, s: ast.Break) -> None:
+        if not self.loops:
+            raise self.err(s, "break outside a loop")
+        self.term(f"br label %{self.loops[-1][1]}")
+
+    def s_Continue(self, s: ast.Continue) -> None:
+        if not self.loops:
+            raise self.err(s, "continue outside a loop")
+        self.term(f"br label %{self.loops[-1][0]}")
+
+    def s_Return(self, s: ast.Return) -> None:
+        ret = self.info.ret
+        if s.value is None:
+            if ret is not None:
+                raise self.err(s, f"return without a value in a function returning {_tname(ret)}")
+            self.term("ret void")
+            return
+        if ret is None:
+            raise self.err(s, f"{self.info.symbol} returns nothing (annotate its return type)")
+        v = self.expr(s.value)
+        self.at(s)
+        self.term(f"ret {_llty(ret)} {self.coerce(v, ret, s)}")
+
+    # conditions ----------------------------------------------------------------------
+    def cond(self, e: ast.expr, yes: str, no: str) -> None:
+        if isinstance(e, ast.BoolOp):
+            for i, v in enumerate(e.values):
+                last = i == len(e.values) - 1
+                nxt = self.label("and" if isinstance(e.op, ast.And) else "or")
+                if isinstance(e.op, ast.And):
+                    self.cond(v, yes if last else nxt, no)
+                else:
+                    self.cond(v, yes, no if last else nxt)
+                if not last:
+                    self.start_block(nxt)
+            return
+        if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.Not):
+            self.cond(e.operand, no, yes)
+            return
+        v = self.expr(e)
+        self.at(e)
+        if v.is_const:
+            self.term(f"br label %{yes if v.const else no}")
+            return
+        self.term(f"br i1 {self.truth(v, e)}, label %{yes}, label %{no}")
+
+    # expressions ---------------------------------------------------------------------
+    def expr(self, e: ast.expr) -> Val:
+        self.at(e)
+        m = getattr(self, "e_" + type(e).__name__, None)
+        if m is None:
+            raise self.err(e, f"{_describe(e)} is not supported in BPF programs")
+        return m(e)
+
+    def e_Constant(self, e: ast.Constant) -> Val:
+        v = e.value
+        if isinstance(v, bool):
+            return Val(BOOL, "true" if v else "false")
+        if isinstance(v, int):
+            return Val(None, const=v)
+        if v is None:
+            return Val(None, const=0)
+        raise self.err(e, f"a {type(v).__name__} constant is not supported (integers only)")
+
+    def e_Name(self, e: ast.Name) -> Val:
+        loc = self.locals.get(e.id)
+        if loc is not None:
+            return Val(loc.ty, self.emit(f"load {_llty(loc.ty)}, ptr {loc.slot}"))
+        obj = self.lookup(e.id, e)
+        return self.value_of_object(obj, e)
+
+    def value_of_object(self, obj: Any, e: ast.AST) -> Val:
+        if isinstance(obj, bool):
+            return Val(BOOL, "true" if obj else "false")
+        if isinstance(obj, T.FixedInt):
+            return Val(type(obj), str(_wrap(int(obj), type(obj))))
+        if isinstance(obj, int):
+            return Val(None, const=int(obj))
+        raise self.err(e, f"{_describe_obj(obj)} is not a value a program can use")
+
+    def lookup(self, name: str, node: ast.AST) -> Any:
+        if name in self.env:
+            return self.env[name]
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise self.err(node, f"name {name!r} is not defined")
+
+    def static(self, e: ast.expr) -> Any:
+        """Evaluate a name/attribute chain at compile time (module constants, types...)."""
+        if isinstance(e, ast.Name):
+            if e.id in self.locals:
+                return _LOCAL
+            return self.lookup(e.id, e)
+        if isinstance(e, ast.Attribute):
+            base = self.static(e.value)
+            if base is _LOCAL or isinstance(base, (GlobalRef,)) or self.resolver.is_section(base):
+                return _LOCAL
+            try:
+                return getattr(base, e.attr)
+            except AttributeError:
+                raise self.err(e, f"{_describe_obj(base)} has no attribute {e.attr!r}") from None
+        if isinstance(e, ast.Subscript) and isinstance(e.value, ast.Name) and \
+                self.lookup(e.value.id, e.value) is T.ptr:
+            return T.ptr[self.type_of_annotation(e.slice, allow_struct=True)]
+        return _LOCAL
+
+    def type_of_annotation(self, node: ast.expr, allow_struct: bool = False) -> Any:
+        obj = self.static(node)
+        if obj is int:
+            return FLEX
+        if obj is bool:
+            return BOOL
+        if isinstance(obj, type) and issubclass(obj, T.FixedInt) and obj is not T.FixedInt:
+            return obj
+        if isinstance(obj, T.PtrType):
+            return obj
+        if allow_struct and (isinstance(obj, T.Opaque) or (isinstance(obj, type) and _is_ctypes_struct(obj))):
+            return obj
+        raise self.err(node, f"{ast.unparse(node)} is not a type (u8..u64, s8..s64, int, bool, ptr[T])")
+
+    def e_Attribute(self, e: ast.Attribute) -> Val:
+        st = self.static(e)
+        if st is not _LOCAL:
+            return self.value_of_object(st, e)
+        place, ty, volatile = self.lvalue(e)
+        return self.load(place, ty, volatile, e)
+
+    def load(self, place: str, ty: Any, volatile: bool, e: ast.AST) -> Val:
+        if isinstance(ty, tuple):      # an array: its address, as a pointer to the elements
+            return Val(T.ptr[ty[1]], place)
+        if isinstance(ty, type) and _is_ctypes_struct(ty):
+            return Val(T.ptr[ty], place)
+        vol = "volatile " if volatile else ""
+        return Val(ty, self.emit(f"load {vol}{_llty(ty)}, ptr {place}, align {T.alignof(ty)}"))
+
+    def e_Subscript(self, e: ast.Subscript) -> Val:
+        place, ty, volatile = self.lvalue(e)
+        return self.load(place, ty, volatile, e)
+
+    def lvalue(self, e: ast.expr) -> tuple[str, Any, bool]:
+        """(address, kind, volatile) of a place: a global field, ``p[i]``, ``p.field``."""
+        if isinstance(e, ast.Attribute):
+            base_static = self.static(e.value)
+            if self.resolver.is_section(base_static):
+                gv = self.resolver.section_field(base_static, e.attr)
+                if gv is None:
+                    raise self.err(e, f"section {base_static.__name__} has no field {e.attr!r}")
+                return f"@{gv.name}", gv.kind, gv.section == ".rodata"
+            base = self.expr(e.value)
+            if not isinstance(base.ty, T.PtrType) or not _is_ctypes_struct(base.ty.elem):
+                raise self.err(e, f".{e.attr} on a {_tname(base.ty)} (fields need a pointer to a "
+                                  "ctypes structure)")
+            fields = T.struct_fields(base.ty.elem)
+            if e.attr not in fields:
+                raise self.err(e, f"{base.ty.elem.__name__} has no field {e.attr!r}")
+            off, kind = fields[e.attr]
+            self.at(e)
+            addr = self.emit(f"getelementptr inbounds i8, ptr {base.ref}, i64 {off}") if off else base.ref
+            return addr, kind, False
+        if isinstance(e, ast.Subscript):
+            base = self.expr(e.value)
+            if not isinstance(base.ty, T.PtrType):
+                raise self.err(e, f"indexing a {_tname(base.ty)} (only pointers can be indexed)")
+            elem = base.ty.elem
+            if isinstance(elem, T.Opaque):
+                raise self.err(e, f"{elem.name} is opaque: it cannot be read")
+            idx = self.expr(e.slice)
+            self.at(e)
+            size = T.sizeof(elem)
+            if idx.is_const:
+                off = idx.const * size
+                addr = self.emit(f"getelementptr inbounds i8, ptr {base.ref}, i64 {off}") if off else base.ref
+            else:
+                if not _is_int(idx.ty):
+                    raise self.err(e.slice, f"an index must be an integer, not {_tname(idx.ty)}")
+                i64 = self._conv_ir(idx, FLEX if _signed(idx.ty) else T.u64)
+                addr = self.emit(f"getelementptr inbounds [{size} x i8], ptr {base.ref}, i64 {i64}")
+            # scalar reads through a pointer are volatile: ring memory changes under the
+            # program (the kernel posts CQEs), as the C programs' `volatile __u32 *`
+            return addr, elem, _is_int(elem)
+        if isinstance(e, ast.Name):
+            raise self.err(e, f"{e.id} is not a place")
+        raise self.err(e, f"cannot assign to {_describe(e)}")
+
+    def e_BinOp(self, e: ast.BinOp) -> Val:
+        a = self.expr(e.left)
+        b = self.expr(e.right)
+        self.at(e)
+        return self.binop(e.op, a, b, e)
+
+    def binop(self, op: ast.operator, a: Val, b: Val, e: ast.AST) -> Val:
+        # pointer arithmetic
+        if isinstance(a.ty, T.PtrType) or isinstance(b.ty, T.PtrType):
+            if isinstance(op, (ast.Add, ast.Sub)) and isinstance(a.ty, T.PtrType) and \
+                    (b.is_const or _is_int(b.ty)):
+                if isinstance(a.ty.elem, T.Opaque):
+                    raise self.err(e, f"arithmetic on a pointer to opaque {a.ty.elem.name}")
+                size = T.sizeof(a.ty.elem)
+                if b.is_const:
+                    off = b.const * size * (1 if isinstance(op, ast.Add) else -1)
+                    return Val(a.ty, self.emit(f"getelementptr i8, ptr {a.ref}, i64 {off}"))
+                i64 = self._conv_ir(b, FLEX if _signed(b.ty) else T.u64)
+                if isinstance(op, ast.Sub):
+                    i64 = self.emit(f"sub i64 0, {i64}")
+                return Val(a.ty, self.emit(f"getelementptr [{size} x i8], ptr {a.ref}, i64 {i64}"))
+            raise self.err(e, f"{_opname(op)} on {_tname(a.ty)} and {_tname(b.ty)}")
+        for v in (a, b):
+            if not v.is_const and not _is_int(v.ty):
+                raise self.err(e, f"arithmetic ({_opname(op)}) on a {_tname(v.ty)}")
+        if isinstance(op, ast.Div):
+            raise self.err(e, "/ is not integer division: use //")
+        if a.is_const and b.is_const:
+            try:
+                return Val(None, const=_fold(op, a.const, b.const))
+            except (ZeroDivisionError, TypeError, ValueError) as exc:
+                raise self.err(e, f"constant expression: {exc}") from None
+        if isinstance(op, (ast.LShift, ast.RShift)):
+            ty = a.ty if not a.is_const else FLEX
+            bits = _bits(ty)
+            x = self._conv_ir(a, ty)
+            n = self._conv_ir(b, ty) if not b.is_const else str(b.const & (bits - 1))
+            if not b.is_const:
+                n = self.emit(f"and i{bits} {n}, {bits - 1}")
+            ins = "shl" if isinstance(op, ast.LShift) else ("ashr" if _signed(ty) else "lshr")
+            return Val(ty, self.emit(f"{ins} i{bits} {x}, {n}"))
+        ty = _common(a.ty if not a.is_const else FLEX, b.ty if not b.is_const else FLEX) \
+            if not (a.is_const or b.is_const) else (b.ty if a.is_const else a.ty)
+        x, y = self._conv_ir(a, ty), self._conv_ir(b, ty)
+        bits = _bits(ty)
+        simple = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.BitAnd: "and",
+                  ast.BitOr: "or", ast.BitXor: "xor"}
+        if type(op) in simple:
+            return Val(ty, self.emit(f"{simple[type(op)]} i{bits} {x}, {y}"))
+        if isinstance(op, (ast.FloorDiv, ast.Mod)):
+            if _signed(ty):
+                raise self.err(e, f"// and % on signed {_tname(ty)}: convert to an unsigned type "
+                                  "(C truncates, Python floors)")
+            # BPF: x / 0 == 0, x % 0 == x; LLVM: undefined, so guard the divisor
+            if b.is_const and b.const & ((1 << bits) - 1):
+                return Val(ty, self.emit(f"{'udiv' if isinstance(op, ast.FloorDiv) else 'urem'} i{bits} {x}, {y}"))
+            zero = self.emit(f"icmp eq i{bits} {y}, 0")
+            safe = self.emit(f"select i1 {zero}, i{bits} 1, i{bits} {y}")
+            q = self.emit(f"{'udiv' if isinstance(op, ast.FloorDiv) else 'urem'} i{bits} {x}, {safe}")
+            fallback = "0" if isinstance(op, ast.FloorDiv) else x
+            return Val(ty, self.emit(f"select i1 {zero}, i{bits} {fallback}, i{bits} {q}"))
+        raise self.err(e, f"operator {_opname(op)} is not supported")
+
+    def e_UnaryOp(self, e: ast.UnaryOp) -> Val:
+        v = self.expr(e.operand)
+        self.at(e)
+        if isinstance(e.op, ast.Not):
+            if v.is_const:
+                return Val(BOOL, "false" if v.const else "true")
+            t = self.truth(v, e)
+            return Val(BOOL, self.emit(f"xor i1 {t}, true"))
+        if v.is_const:
+            return Val(None, const={ast.USub: lambda x: -x, ast.UAdd: lambda x: x,
+                                    ast.Invert: lambda x: ~x}[type(e.op)](v.const))
+        if not _is_int(v.ty):
+            raise self.err(e, f"{_opname(e.op)} on a {_tname(v.ty)}")
+        bits = _bits(v.ty)
+        if isinstance(e.op, ast.USub):
+            return Val(v.ty, self.emit(f"sub i{bits} 0, {v.ref}"))
+        if isinstance(e.op, ast.Invert):
+            return Val(v.ty, self.emit(f"xor i{bits} {v.ref}, -1"))
+        return v
+
+    def e_BoolOp(self, e: ast.BoolOp) -> Val:
+        yes, no, end = self.label("bt"), self.label("bf"), self.label("bend")
+        slot = f"%v.bool.{self.n}"
+        self.n += 1
+        self.allocas.append(f"  {slot} = alloca i1, align 1")
+        for v in e.values:
+            if not isinstance(v, (ast.Compare, ast.BoolOp)) and not (
+                    isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.Not)):
+                raise self.err(v, "`and`/`or` give an operand's value in Python: use them on "
+                                  "comparisons only (or in an if/while test)")
+        self.cond(e, yes, no)
+        self.start_block(yes)
+        self.emit(f"store i1 true, ptr {slot}", value=False)
+        self.term(f"br label %{end}")
+        self.start_block(no)
+        self.emit(f"store i1 false, ptr {slot}", value=False)
+        self.term(f"br label %{end}")
+        self.start_block(end)
+        return Val(BOOL, self.emit(f"load i1, ptr {slot}"))
+
+    def e_Compare(self, e: ast.Compare) -> Val:
+        left = self.expr(e.left)
+        results = []
+        for op, right_node in zip(e.ops, e.comparators):
+            right = self.expr(right_node)
+            self.at(e)
+            results.append(self.compare(op, left, right, e))
+            left = right
+        r = results[0]
+        for x in results[1:]:
+            r = Val(BOOL, self.emit(f"and i1 {r.ref}, {x.ref}"))
+        return r
+
+    def compare(self, op: ast.cmpop, a: Val, b: Val, e: ast.AST) -> Val:
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            if not (b.is_const and b.const == 0 and isinstance(a.ty, T.PtrType)):
+                raise self.err(e, "`is` compares a pointer with None only")
+            op = ast.Eq() if isinstance(op, ast.Is) else ast.NotEq()
+        if isinstance(op, (ast.In, ast.NotIn)):
+            raise self.err(e, "`in` is not supported")
+        if a.is_const and b.is_const:
+            return Val(BOOL, "true" if _fold_cmp(op, a.const, b.const) else "false")
+        if isinstance(a.ty, T.PtrType) or isinstance(b.ty, T.PtrType):
+            if not isinstance(op, (ast.Eq, ast.NotEq)):
+                raise self.err(e, "pointers compare with == and != only")
+            x = a.ref if not a.is_const else self.coerce(a, T.ptr[T.u8], e)
+            y = b.ref if not b.is_const else self.coerce(b, T.ptr[T.u8], e)
+            return Val(BOOL, self.emit(f"icmp {'eq' if isinstance(op, ast.Eq) else 'ne'} ptr {x}, {y}"))
+        if a.ty is BOOL or b.ty is BOOL:
+            if not isinstance(op, (ast.Eq, ast.NotEq)) or not (a.ty is BOOL and b.ty is BOOL):
+                raise self.err(e, "bools compare with bools, by == and != only")
+            return Val(BOOL, self.emit(f"icmp {'eq' if isinstance(op, ast.Eq) else 'ne'} i1 {a.ref}, {b.ref}"))
+        for v in (a, b):
+            if not v.is_const and not _is_int(v.ty):
+                raise self.err(e, f"comparing a {_tname(v.ty)}")
+        ty = b.ty if a.is_const else a.ty if b.is_const else _common(a.ty, b.ty)
+        x, y = self._conv_ir(a, ty), self._conv_ir(b, ty)
+        s = _signed(ty)
+        pred = {ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "slt" if s else "ult", ast.LtE: "sle" if s else "ule",
+                ast.Gt: "sgt" if s else "ugt", ast.GtE: "sge" if s else "uge"}[type(op)]
+        return Val(BOOL, self.emit(f"icmp {pred} i{_bits(ty)} {x}, {y}"))
+
+    def e_IfExp(self, e: ast.IfExp) -> Val:
+        yes, no, end = self.label("ift"), self.label("iff"), self.label("ifend")
+        self.cond(e.test, yes, no)
+        self.start_block(yes)
+        a = self.expr(e.body)
+        a_block, a_pos, a_loc = self.cur, len(self.cur), self.dbg()
+        self.term(f"br label %{end}")
+        self.start_block(no)
+        b = self.expr(e.orelse)
+        self.at(e)
+        if a.is_const and b.is_const:
+            ty = FLEX
+        elif a.is_const or b.is_const:
+            t = b.ty if a.is_const else a.ty
+            raise self.err(e, f"one branch is a plain int, the other {_tname(t)}: in Python the "
+                              f"result's type would depend on the branch (write {_tname(t)}(...))")
+        else:
+            if not _same_type(a.ty, b.ty):
+                raise self.err(e, f"the two branches give {_tname(a.ty)} and {_tname(b.ty)}: "
+                                  "convert one")
+            ty = a.ty
+        slot = f"%v.ifexp.{self.n}"
+        self.n += 1
+        self.allocas.append(f"  {slot} = alloca {_llty(ty)}, align 8")
+        self.emit(f"store {_llty(ty)} {self.coerce(b, ty, e)}, ptr {slot}", value=False)
+        self.term(f"br label %{end}")
+        air = a.ref if not a.is_const else self.const_ir_noemit(a.const, ty, e)
+        a_block.insert(a_pos, f"  store {_llty(ty)} {air}, ptr {slot}{a_loc}")
+        self.start_block(end)
+        return Val(ty, self.emit(f"load {_llty(ty)}, ptr {slot}"))
+
+    def const_ir_noemit(self, value: int, ty: Any, e: ast.AST) -> str:
+        if isinstance(ty, T.PtrType):
+            if value:
+                raise self.err(e, "only 0/None converts to a pointer")
+            return "null"
+        return self.const_ir(value, ty)
+
+    # calls ---------------------------------------------------------------------------
+    def e_Call(self, e: ast.Call) -> Val:
+        return self.call(e, want_value=True)
+
+    def call(self, e: ast.Call, want_value: bool) -> Val:
+        if e.keywords:
+            raise self.err(e, "keyword arguments are not supported in programs")
+        fobj = self.static(e.func)
+        if fobj is _LOCAL:
+            raise self.err(e, f"{ast.unparse(e.func)} is not a function a program can call")
+        # conversions
+        if isinstance(fobj, type) and issubclass(fobj, T.FixedInt) and fobj is not T.FixedInt:
+            if len(e.args) != 1:
+                raise self.err(e, f"{fobj.__name__}() takes one argument")
+            v = self.expr(e.args[0])
+            self.at(e)
+            if v.is_const:
+                return Val(fobj, str(_wrap(v.const, fobj)))
+            if isinstance(v.ty, T.PtrType):
+                raise self.err(e, f"{fobj.__name__}() of a pointer: programs cannot read addresses")
+            if not (_is_int(v.ty) or v.ty is BOOL):
+                raise self.err(e, f"{fobj.__name__}() of a {_tname(v.ty)}")
+            return Val(fobj, self._conv_ir(v, fobj))
+        if isinstance(fobj, T.PtrType):
+            if len(e.args) != 1:
+                raise self.err(e, f"{fobj!r}() takes one argument")
+            v = self.expr(e.args[0])
+            self.at(e)
+            if v.is_const:
+                return Val(fobj, self.coerce(v, fobj, e))
+            if isinstance(v.ty, T.PtrType):
+                return Val(fobj, v.ref)
+            raise self.err(e, f"{fobj!r}() of a {_tname(v.ty)}: integers do not become pointers")
+        if fobj is bool:
+            v = self.expr(e.args[0])
+            return Val(BOOL, self.truth(v, e))
+        hook = self.resolver.call_hook(fobj)
+        if hook is not None:
+            return hook(self, e, want_value)
+        raise self.err(e, f"{_describe_obj(fobj)} cannot be called from a program")
+
+    def call_function(self, info: FuncInfo, e: ast.Call) -> Val:
+        if len(e.args) != len(info.params):
+            raise self.err(e, f"{info.symbol}() takes {len(info.params)} arguments, got {len(e.args)}")
+        args = []
+        for a, (pname, pty) in zip(e.args, info.params):
+            v = self.expr(a)
+            self.at(e)
+            args.append(f"{_llty(pty)} {self.coerce(v, pty, a)}")
+        if info.ret is None:
+            self.emit(f"call void @{info.symbol}({', '.join(args)})", value=False)
+            return Val(None, const=0)
+        return Val(info.ret, self.emit(f"call {_llty(info.ret)} @{info.symbol}({', '.join(args)})"))
+
+    def call_kfunc(self, sig: KfuncSig, e: ast.Call) -> Val:
+        if len(e.args) != len(sig.args):
+            raise self.err(e, f"{sig.name}() takes {len(sig.args)} arguments, got {len(e.args)}")
+        args = []
+        for a, pty in zip(e.args, sig.args):
+            v = self.expr(a)
+            self.at(e)
+            args.append(f"{_llty(pty)} {self.coerce(v, pty, a)}")
+        if sig.helper_id is not None:
+            # helpers are called through their id: `call ptr inttoptr (i64 ID to ptr)`
+            fnty = f"{_llty(sig.ret)} ({', '.join(_llty(a) for a in sig.args)})"
+            callee = f"inttoptr (i64 {sig.helper_id} to ptr)"
+            if sig.ret is None:
+                self.emit(f"call {fnty} {callee}({', '.join(args)})", value=False)
+                return Val(None, const=0)
+            return Val(sig.ret, self.emit(f"call {fnty} {callee}({', '.join(args)})"))
+        self.mod.declare_kfunc(sig)
+        if sig.ret is None:
+            self.emit(f"call void @{sig.name}({', '.join(args)})", value=False)
+            return Val(None, const=0)
+        return Val(sig.ret, self.emit(f"call {_llty(sig.ret)} @{sig.name}({', '.join(args)})"))
+
+    def zero(self, e: ast.Call) -> Val:
+        if len(e.args) != 1:
+            raise self.err(e, "zero(p) takes one pointer")
+        v = self.expr(e.args[0])
+        if not isinstance(v.ty, T.PtrType) or isinstance(v.ty.elem, T.Opaque):
+            raise self.err(e, "zero() needs a pointer to a struct or an integer")
+        size = T.sizeof(v.ty.elem)
+        self.mod.declare_intrinsic("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)", "memset")
+        self.at(e)
+        self.emit(f"call void @llvm.memset.p0.i64(ptr align {T.alignof(v.ty.elem)} {v.ref}, i8 0, "
+                  f"i64 {size}, i1 false)", value=False)
+        return Val(None, const=0)
+
+
+_LOCAL = object()
+
+
+class GlobalRef:
+    pass
+
+
+def _is_ctypes_struct(t: Any) -> bool:
+    import ctypes
+    return isinstance(t, type) and issubclass(t, (ctypes.Structure, ctypes.Union))
+
+
+def _same_type(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, T.PtrType) and isinstance(b, T.PtrType):
+        return a.elem is b.elem
+    return False
+
+
+def _is_plain_global(obj: Any) -> bool:
+    return False
+
+
+def _load(target: ast.expr) -> ast.expr:
+    import copy
+    t = copy.deepcopy(target)
+    for n in ast.walk(t):
+        if hasattr(n, "ctx"):
+            n.ctx = ast.Load()
+    return t
+
+
+def _fold(op: ast.operator, a: int, b: int) -> int:
+    ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
+           ast.FloorDiv: lambda: a // b, ast.Mod: lambda: a % b, ast.LShift: lambda: a << b,
+           ast.RShift: lambda: a >> b, ast.BitAnd: lambda: a & b, ast.BitOr: lambda: a | b,
+           ast.BitXor: lambda: a ^ b, ast.Pow: lambda: a ** b}
+    f = ops.get(type(op))
+    if f is None:
+        raise TypeError(f"operator {_opname(op)}")
+    return f()
+
+
+def _fold_cmp(op: ast.cmpop, a: int, b: int) -> bool:
+    return {ast.Eq: a == b, ast.NotEq: a != b, ast.Lt: a < b, ast.LtE: a <= b, ast.Gt: a > b,
+            ast.GtE: a >= b}[type(op)]
+
+
+def _opname(op: ast.AST) -> str:
+    return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
+            ast.Mod: "%", ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|",
+            ast.BitXor: "^", ast.BitAnd: "&", ast.MatMult: "@", ast.USub: "unary -",
+            ast.UAdd: "unary +", ast.Invert: "~", ast.Not: "not"}.get(type(op), type(op).__name__)
+
+
+_DESCR = {
+    "Try": "try/except", "With": "with", "AsyncFunctionDef": "async def", "FunctionDef": "a nested def",
+    "ClassDef": "a class definition", "Lambda": "lambda", "ListComp": "a list comprehension",
+    "List": "a list", "Dict": "a dict", "Tuple": "a tuple", "Set": "a set", "Yield": "yield",
+    "Await": "await", "Raise": "raise", "Import": "import", "ImportFrom": "import",
+    "Global": "global", "Nonlocal": "nonlocal", "Delete": "del", "Assert": "assert",
+    "JoinedStr": "an f-string", "Starred": "*args", "GeneratorExp": "a generator",
+    "DictComp": "a dict comprehension", "SetComp": "a set comprehension", "Match": "match",
+    "NamedExpr": "the walrus operator (:=)", "Slice": "a slice",
+}
+
+
+def _describe(node: ast.AST) -> str:
+    return _DESCR.get(type(node).__name__, type(node).__name__)
+
+
+def _describe_obj(obj: Any) -> str:
+    if isinstance(obj, type):
+        return f"type {obj.__name__}"
+    if callable(obj):
+        return f"{getattr(obj, '__name__', repr(obj))}"
+    return f"{type(obj).__name__} {obj!r}"[:80]
+
+
+class Resolver:
+    """What the names of a program mean; implemented by :mod:`uringbpf.lang.module`."""
+
+    def env_of(self, fn: Callable) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def is_section(self, obj: Any) -> bool:
+        raise NotImplementedError
+
+    def section_field(self, section: Any, name: str) -> GlobalVar | None:
+        raise NotImplementedError
+
+    def call_hook(self, obj: Any) -> Callable | None:
+        raise NotImplementedError

@@ -1,0 +1,668 @@
+"""Modules of Python-written programs: sections, functions, programs, compilation, loading.
+
+A :class:`Module` collects what one ``.bpf.o`` holds: global sections (``@bpf.rodata``,
+``@bpf.bss``, ``@bpf.data`` classes), local functions (``@bpf.function``) and programs
+(``@bpf.socket_filter``, ``@bpf.loop_step(...)``...).  :meth:`Module.compile` turns them
+into a real ELF object (LLVM's BPF backend through llvmlite, with BTF); the object is
+opened by our own :class:`~uringbpf.bpf.object.BpfObject`, so verifier, JIT, interpreter
+and designs treat it like any clang-built object.
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import inspect
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..bpf import elf as _elf
+from ..bpf.elf import BpfLoadError
+from ..bpf.memory import BpfRuntimeError
+from ..bpf.object import BpfObject
+from . import compiler as C
+from . import srcmap
+from . import types as T
+from .appmode import Ptr, buffer_ptr
+from .errors import LangCompileError, LangRuntimeError, LangVerifierError
+
+_LLVM = None
+
+
+def llvm():
+    """llvmlite's binding with the BPF target ready (initialised once)."""
+    global _LLVM
+    if _LLVM is None:
+        import llvmlite.binding as binding
+        binding.initialize_all_targets()
+        binding.initialize_all_asmprinters()
+        target = binding.Target.from_triple("bpfel")
+        tm = target.create_target_machine(cpu="v3", opt=2)
+        _LLVM = (binding, tm)
+    return _LLVM
+
+
+# --- sections (global variables) ---------------------------------------------------------
+class Section:
+    """A global section: the decorated class's annotated fields become variables.
+
+    In the application each field reads and writes typed values in this object's own
+    memory, laid out as the compiled object lays them out; while a compiled program is
+    attached the fields are the loaded object's variables (``obj.bss.NAME``).
+    """
+
+    def __init__(self, module: "Module", kind: str, cls: type):
+        d = object.__setattr__
+        d(self, "_module", module)
+        d(self, "_kind", kind)
+        d(self, "__name__", cls.__name__)
+        d(self, "_line", inspect.getsourcelines(cls)[1])
+        fields: dict[str, tuple[Any, int]] = {}
+        off = 0
+        annotations = cls.__dict__.get("__annotations__", {})
+        for name, ann in annotations.items():
+            if isinstance(ann, str):
+                ann = eval(ann, vars(inspect.getmodule(cls)))  # noqa: S307 - the user's own annotation
+            if isinstance(ann, T.array):
+                fkind = ann.kind
+            elif isinstance(ann, type) and issubclass(ann, T.FixedInt) and ann is not T.FixedInt:
+                fkind = ann
+            else:
+                raise LangCompileError(inspect.getsourcefile(cls) or "?", self._line,
+                                       f"{cls.__name__}.{name}: a section field is u8..u64, s8..s64 "
+                                       f"or array(T, n), not {ann!r}")
+            align = T.alignof(fkind)
+            off = (off + align - 1) // align * align
+            fields[name] = (fkind, off)
+            off += T.sizeof(fkind)
+        d(self, "_fields", fields)
+        d(self, "_mem", bytearray(max(off, 1)))
+        d(self, "_bound", None)
+        d(self, "frozen", False)
+        for name, (fkind, _o) in fields.items():
+            if name in cls.__dict__:
+                init = cls.__dict__[name]
+                if isinstance(fkind, tuple):
+                    for i, v in enumerate(init):
+                        self._ptr(name)[i] = v
+                else:
+                    self._set(name, init)
+
+    @property
+    def section_name(self) -> str:
+        return "." + self._kind
+
+    def _ptr(self, name: str) -> Ptr:
+        fkind, off = self._fields[name]
+        if self._bound is not None:
+            raw = self._bound.raw()
+            return Ptr(raw, self._bound.address_of(name) - self._bound.map.value_addr,
+                       fkind[1] if isinstance(fkind, tuple) else fkind)
+        return Ptr(memoryview(self._mem), off, fkind[1] if isinstance(fkind, tuple) else fkind)
+
+    def _get(self, name: str) -> Any:
+        fkind, _off = self._fields[name]
+        p = self._ptr(name)
+        return p if isinstance(fkind, tuple) else p[0]
+
+    def _set(self, name: str, value: Any) -> None:
+        fkind, _off = self._fields[name]
+        if isinstance(fkind, tuple):
+            raise TypeError(f"{self.__name__}.{name} is an array: assign its elements")
+        if self.frozen:
+            raise AttributeError(f"{self.__name__} is read-only while the program runs (.rodata)")
+        if self._bound is not None:
+            self._bound.set(name, int(fkind(value)))
+            return
+        self._ptr(name)[0] = value
+
+    def __getattr__(self, name: str) -> Any:
+        fields = object.__getattribute__(self, "_fields")
+        if name in fields:
+            return self._get(name)
+        raise AttributeError(f"section {self.__name__} has no field {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._fields:
+            self._set(name, value)
+        elif name == "frozen":
+            object.__setattr__(self, name, value)
+        else:
+            raise AttributeError(f"section {self.__name__} has no field {name!r}")
+
+    def values(self) -> dict[str, Any]:
+        """Every field's current value (arrays as lists)."""
+        out = {}
+        for name, (fkind, _o) in self._fields.items():
+            if isinstance(fkind, tuple):
+                p = self._ptr(name)
+                out[name] = [p[i] for i in range(fkind[2])]
+            else:
+                out[name] = self._get(name)
+        return out
+
+    def raw_bytes(self, name: str) -> bytes:
+        fkind, _off = self._fields[name]
+        p = self._ptr(name)
+        return bytes(p.buf[p.off:p.off + T.sizeof(fkind)])
+
+    def _write_raw(self, name: str, data: bytes) -> None:
+        p = self._ptr(name)
+        p.buf[p.off:p.off + len(data)] = data
+
+    def bind(self, gd: Any) -> None:
+        """Make the fields the loaded object's variables (copying the current values in)."""
+        data = {n: self.raw_bytes(n) for n in self._fields}
+        object.__setattr__(self, "_bound", gd)
+        frozen_before = gd.map.frozen if hasattr(gd.map, "frozen") else False
+        if not frozen_before:
+            for n, raw in data.items():
+                off = gd.address_of(n) - gd.map.value_addr
+                gd.map.memory()[off:off + len(raw)] = raw
+
+    def unbind(self) -> None:
+        """Back to own memory, keeping the values the program left."""
+        gd = self._bound
+        if gd is None:
+            return
+        data = {n: self.raw_bytes(n) for n in self._fields}
+        object.__setattr__(self, "_bound", None)
+        for n, raw in data.items():
+            self._write_raw(n, raw)
+
+    def __repr__(self) -> str:
+        return f"<section .{self._kind} {self.__name__} {self.values()}>"
+
+
+# --- functions and programs --------------------------------------------------------------
+def _annotation(fn: Callable, ann: Any) -> Any:
+    if isinstance(ann, str):
+        env = dict(fn.__globals__)
+        env.update(_closure(fn))
+        ann = eval(ann, env)  # noqa: S307 - the user's own annotation text
+    if ann is None or ann is inspect.Signature.empty:
+        return None
+    if ann is int:
+        return C.FLEX
+    if ann is bool:
+        return C.BOOL
+    if isinstance(ann, type) and issubclass(ann, T.FixedInt) and ann is not T.FixedInt:
+        return ann
+    if isinstance(ann, T.PtrType):
+        return ann
+    raise TypeError(f"{ann!r} is not a type for a program value (u8..u64, s8..s64, int, bool, ptr[T])")
+
+
+def _closure(fn: Callable) -> dict[str, Any]:
+    out = {}
+    if fn.__closure__:
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
+            try:
+                out[name] = cell.cell_contents
+            except ValueError:
+                pass
+    return out
+
+
+def _convert(value: Any, ty: Any) -> Any:
+    """What storing ``value`` into a ``ty`` does (the Python run's argument/return rule)."""
+    if ty is None or ty is C.FLEX:
+        return int(value) if ty is C.FLEX and not isinstance(value, Ptr) else value
+    if ty is C.BOOL:
+        return bool(value)
+    if isinstance(ty, T.PtrType):
+        if value is None or (isinstance(value, int) and value == 0):
+            return Ptr(None, 0, ty.elem)
+        return value.retype(ty.elem) if isinstance(value, Ptr) else value
+    return ty(value)
+
+
+class LangFunction:
+    """A function programs call: a BPF-to-BPF call (``@bpf.function``) or inlined
+    (``@inline``).  Called from Python it converts arguments and result as the compiled
+    code does, so both runs see the same values."""
+
+    def __init__(self, fn: Callable, inline: bool = False):
+        self.fn = fn
+        self.inline = inline
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        self._sig: tuple | None = None
+
+    def signature(self) -> tuple[list, Any]:
+        if self._sig is None:
+            sig = inspect.signature(self.fn)
+            params = []
+            for p in sig.parameters.values():
+                if p.annotation is inspect.Parameter.empty:
+                    raise _err_at(self.fn, f"{self.fn.__name__}: parameter {p.name!r} needs a type "
+                                           "annotation")
+                params.append((p.name, _ann_or_err(self.fn, p.annotation)))
+            ret = _ann_or_err(self.fn, sig.return_annotation) \
+                if sig.return_annotation is not inspect.Signature.empty else None
+            self._sig = (params, ret)
+        return self._sig
+
+    def __call__(self, *args: Any) -> Any:
+        params, ret = self.signature()
+        conv = [_convert(a, t) for a, (_n, t) in zip(args, params)]
+        return _convert(self.fn(*conv), ret)
+
+    def __repr__(self) -> str:
+        return f"<lang function {self.fn.__name__}{' (inline)' if self.inline else ''}>"
+
+
+def _ann_or_err(fn: Callable, ann: Any) -> Any:
+    try:
+        return _annotation(fn, ann)
+    except (TypeError, NameError) as exc:
+        raise _err_at(fn, f"{fn.__name__}: {exc}") from None
+
+
+def _err_at(fn: Callable, msg: str) -> LangCompileError:
+    return LangCompileError(inspect.getsourcefile(fn) or "?", fn.__code__.co_firstlineno, msg)
+
+
+def inline(fn: Callable) -> LangFunction:
+    """Decorator: a function every caller gets a copy of (no BPF-to-BPF call)."""
+    return LangFunction(fn, inline=True)
+
+
+class Kfunc:
+    """A kfunc (or helper, with ``helper_id``) programs call by name; in the application
+    ``app(*args)`` does what the kernel function does."""
+
+    def __init__(self, name: str, ret: Any, args: tuple, app: Callable | None,
+                 helper_id: int | None = None):
+        self.sig = C.KfuncSig(name, ret, tuple(args), helper_id)
+        self.app = app
+        self.__name__ = name
+
+    def __call__(self, *args: Any) -> Any:
+        if self.app is None:
+            raise NotImplementedError(f"{self.__name__} has no application-side implementation")
+        conv = [_convert(a, t) for a, t in zip(args, self.sig.args)]
+        return _convert(self.app(*conv), self.sig.ret)
+
+    def __repr__(self) -> str:
+        return f"<kfunc {self.__name__}>"
+
+
+_ZERO = C.Builtin("zero", lambda p: p.zero())
+_SIZEOF = C.Builtin("sizeof", T.sizeof)
+
+
+@dataclass
+class Compiled:
+    """The compiler's output: LLVM IR, the ELF object and timings (seconds)."""
+
+    ir: str
+    elf: bytes
+    ir_seconds: float
+    llvm_seconds: float
+    records: list = field(default_factory=list)
+
+
+class Program:
+    """A program of a module; subclasses know how their design runs it."""
+
+    section_prefix = ""
+    kind = "program"
+
+    def __init__(self, module: "Module", fn: Callable, name: str | None = None):
+        self.module = module
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+        module._add_program(self)
+
+    # compiler view ---------------------------------------------------------------------
+    def func_info(self) -> C.FuncInfo:
+        raise NotImplementedError
+
+    @property
+    def section(self) -> str:
+        return f"{self.section_prefix}/{self.name}"
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} program {self.name} of module {self.module.name}>"
+
+
+class SocketFilter(Program):
+    """``SEC("socket")``: r1 = data buffer, r2 = its length; the test-bench program kind."""
+
+    kind = "socket_filter"
+
+    @property
+    def section(self) -> str:
+        return f"socket/{self.name}"
+
+    def func_info(self) -> C.FuncInfo:
+        sig = inspect.signature(self.fn)
+        params = list(sig.parameters)
+        if len(params) > 2:
+            raise _err_at(self.fn, f"{self.name}: a socket filter takes (data, length) at most")
+        types = [T.ptr[T.u8], T.u64][:len(params)]
+        ret = T.u64
+        if sig.return_annotation is not inspect.Signature.empty:
+            ret = _ann_or_err(self.fn, sig.return_annotation)
+        return C.FuncInfo(self.fn, self.name, list(zip(params, types)), ret, section=self.section,
+                          ctx_buffer=True)
+
+    def run_in_app(self, data: bytes = b"") -> int:
+        """Run the function as Python on a copy of ``data``; returns its result.
+        ``self.last_data`` holds the buffer afterwards."""
+        self.module.check()
+        buf = bytearray(data)
+        info = self.func_info()
+        args = [buffer_ptr(buf), T.u64(len(buf))][:len(info.params)]
+        ret = _convert(self.fn(*args), info.ret)
+        self.last_data = bytes(buf)
+        return int(ret)
+
+    def run(self, data: bytes = b"", engine: str = "jit") -> int:
+        """Compile, verify, load with ``engine`` and run once on a copy of ``data``."""
+        from ..bpf.memory import Buffer
+        loaded = self.module.load(engine=engine, only=[self.name])
+        try:
+            for sec in self.module.sections:
+                if sec.section_name in loaded.obj.datasecs:
+                    sec.bind(loaded.obj.datasec(sec.section_name))
+            prog = loaded.obj.programs[self.name]
+            buf = Buffer(max(len(data), 1), data)
+            prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
+            if prog.engine == "jit" and getattr(prog.jit, "checked", False):
+                prog.jit.refresh_regions()
+            try:
+                ret = prog(buf.addr, len(data))
+            except BpfRuntimeError as exc:
+                raise loaded.runtime_error(self.name, exc) from exc
+            self.last_data = buf.read(0, len(data))
+            return int(ret)
+        finally:
+            for sec in self.module.sections:
+                sec.unbind()
+            loaded.close()
+
+
+# --- the module ---------------------------------------------------------------------------
+class Module:
+    """One BPF object written in Python."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.sections: list[Section] = []
+        self.programs: dict[str, Program] = {}
+        self._compiled: Compiled | None = None
+        self._resolver = _Resolver(self)
+
+    # decorators ------------------------------------------------------------------------
+    def rodata(self, cls: type) -> Section:
+        """Read-only constants set by the application before load (``const volatile``)."""
+        return self._section("rodata", cls)
+
+    def bss(self, cls: type) -> Section:
+        """Zero-initialised variables (initial values other than 0 go to ``.data``)."""
+        return self._section("bss", cls)
+
+    def data(self, cls: type) -> Section:
+        return self._section("data", cls)
+
+    def _section(self, kind: str, cls: type) -> Section:
+        sec = Section(self, kind, cls)
+        if kind == "bss" and any(sec._mem):
+            object.__setattr__(sec, "_kind", "data")
+        self.sections.append(sec)
+        self._compiled = None
+        return sec
+
+    def function(self, fn: Callable) -> LangFunction:
+        """A local function: compiled once and reached by BPF-to-BPF calls."""
+        return LangFunction(fn)
+
+    def socket_filter(self, fn: Callable) -> SocketFilter:
+        return SocketFilter(self, fn)
+
+    def loop_step(self, ops_name: str) -> Callable[[Callable], Any]:
+        """The Linux 7.1 ``io_uring_bpf_ops.loop_step`` struct_ops, bound in ``ops_name``."""
+        from .loop import LoopStep
+
+        def deco(fn: Callable) -> LoopStep:
+            return LoopStep(self, fn, ops_name)
+        return deco
+
+    def _add_program(self, prog: Program) -> None:
+        if prog.name in self.programs:
+            raise ValueError(f"module {self.name}: two programs named {prog.name!r}")
+        self.programs[prog.name] = prog
+        self._compiled = None
+
+    # compiling -------------------------------------------------------------------------
+    def check(self) -> None:
+        """Type-check every program (what run_in_app requires): compile to IR."""
+        self.compile()
+
+    def compile(self) -> Compiled:
+        """Python -> LLVM IR -> BPF ELF object (cached until the module changes)."""
+        if self._compiled is not None:
+            return self._compiled
+        t0 = time.perf_counter()
+        ir = self.ir()
+        t1 = time.perf_counter()
+        binding, tm = llvm()
+        try:
+            mod = binding.parse_assembly(ir)
+            mod.verify()
+        except RuntimeError as exc:   # our IR generator's bug, not the user's
+            raise RuntimeError(f"uringbpf.lang produced invalid LLVM IR: {exc}") from exc
+        pto = binding.create_pipeline_tuning_options(speed_level=2)
+        pb = binding.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+        elf_bytes = tm.emit_object(mod)
+        t2 = time.perf_counter()
+        self._compiled = Compiled(ir, elf_bytes, t1 - t0, t2 - t1,
+                                  srcmap.line_records(_elf.parse(elf_bytes, self.name)))
+        return self._compiled
+
+    def ir(self) -> str:
+        first = next(iter(self.programs.values()), None)
+        filename = inspect.getsourcefile(first.fn) if first else f"{self.name}.py"
+        gen = C.ModuleGen(self.name, os.path.basename(filename or "?"),
+                          os.path.dirname(os.path.abspath(filename or ".")))
+        for sec in self.sections:
+            for fname, (fkind, off) in sec._fields.items():
+                size = T.sizeof(fkind)
+                init = bytes(sec._mem[off:off + size])
+                try:
+                    gen.add_global(C.GlobalVar(fname, fkind, sec.section_name, init), sec._line)
+                except ValueError as exc:
+                    raise LangCompileError(filename or "?", sec._line, str(exc)) from None
+        self._resolver.reset(gen)
+        for prog in self.programs.values():
+            info = prog.func_info()
+            C.FuncGen(gen, info, self._resolver).generate()
+            extra = getattr(prog, "module_extra", None)
+            if extra is not None:
+                extra(gen)
+        self._resolver.drain()
+        return gen.ir()
+
+    def emit_obj(self, path: str | os.PathLike) -> str:
+        """Write the ``.bpf.o`` (what ``--emit-obj`` does); returns the path."""
+        path = os.fspath(path)
+        with open(path, "wb") as f:
+            f.write(self.compile().elf)
+        return path
+
+    # loading ---------------------------------------------------------------------------
+    def open(self) -> BpfObject:
+        """The compiled object opened by our loader, sections' values copied in."""
+        obj = BpfObject.from_bytes(self.compile().elf, f"{self.name}.bpf.o")
+        for sec in self.sections:
+            if sec.section_name not in obj.datasecs:
+                continue
+            gd = obj.datasec(sec.section_name)
+            for n in sec._fields:
+                raw = sec.raw_bytes(n)
+                off = gd.address_of(n) - gd.map.value_addr
+                gd.map.memory()[off:off + len(raw)] = raw
+        return obj
+
+    def load(self, engine: str = "jit", only: list[str] | None = None,
+             obj: BpfObject | None = None) -> "Loaded":
+        """Open (unless ``obj`` is given), verify and load; verifier refusals become
+        :class:`LangVerifierError` naming the Python line."""
+        obj = obj or self.open()
+        if only is not None:
+            for name, p in obj.programs.items():
+                p.autoload = name in only
+        loaded = Loaded(self, obj)
+        from ..bpf import verifier as _verifier
+        try:
+            obj.load(engine, strict_engine=True)
+        except _verifier.BpfVerifierError as exc:
+            err = loaded.verifier_error(exc)
+            obj.close()
+            raise err from exc
+        except BaseException:
+            obj.close()
+            raise
+        return loaded
+
+
+class Loaded:
+    """A loaded object plus what maps its instructions back to Python lines."""
+
+    def __init__(self, module: Module, obj: BpfObject):
+        self.module = module
+        self.obj = obj
+        self._lines: dict[str, list] = {}
+
+    def lines(self, prog_name: str) -> list:
+        if prog_name not in self._lines:
+            p = self.obj.programs[prog_name]
+            self._lines[prog_name] = srcmap.program_lines(self.obj.elf, p.program.insns,
+                                                          p.section, self.module.compile().records)
+        return self._lines[prog_name]
+
+    def line_of(self, prog_name: str, pc: int | None) -> tuple[str, int]:
+        lines = self.lines(prog_name)
+        if pc is not None and 0 <= pc < len(lines) and lines[pc] is not None:
+            return lines[pc]
+        prog = self.module.programs.get(prog_name)
+        fn = prog.fn if prog else None
+        return (os.path.basename(inspect.getsourcefile(fn) or "?") if fn else "?",
+                fn.__code__.co_firstlineno if fn else 0)
+
+    def _failing_program(self, exc: Exception) -> str:
+        for name, p in self.obj.programs.items():
+            if p.autoload and not p.loaded:
+                return name
+        return next(iter(self.obj.programs))
+
+    def verifier_error(self, exc: Exception) -> LangVerifierError:
+        name = self._failing_program(exc)
+        pc = getattr(exc, "pc", None)
+        fname, line = self.line_of(name, pc)
+        log = getattr(exc, "log", "") or ""
+        lines = self.lines(name)
+        annotated = []
+        for ln in log.splitlines():
+            head = ln.split(":", 1)[0].strip()
+            if head.isdigit() and int(head) < len(lines) and lines[int(head)] is not None:
+                annotated.append(f"{ln}    ; {lines[int(head)][0]}:{lines[int(head)][1]}")
+            else:
+                annotated.append(ln)
+        msg = getattr(exc, "message", str(exc))
+        return LangVerifierError(self._path(fname), line, f"{msg}", "\n".join(annotated), pc)
+
+    def runtime_error(self, prog_name: str, exc: BaseException) -> LangRuntimeError:
+        pc = getattr(exc, "pc", None)
+        fname, line = self.line_of(prog_name, pc)
+        return LangRuntimeError(self._path(fname), line, str(exc), pc)
+
+    def _path(self, fname: str) -> str:
+        for p in self.module.programs.values():
+            src = inspect.getsourcefile(p.fn) or ""
+            if os.path.basename(src) == fname:
+                return src
+        return fname
+
+    def close(self) -> None:
+        self.obj.close()
+
+
+class _Resolver(C.Resolver):
+    def __init__(self, module: Module):
+        self.module = module
+        self.gen: C.ModuleGen | None = None
+        self.done: dict[int, C.FuncInfo] = {}
+        self.queue: list[tuple[LangFunction, C.FuncInfo]] = []
+
+    def reset(self, gen: C.ModuleGen) -> None:
+        self.gen = gen
+        self.done = {}
+        self.queue = []
+
+    def drain(self) -> None:
+        while self.queue:
+            lf, info = self.queue.pop(0)
+            C.FuncGen(self.gen, info, self).generate()
+
+    def env_of(self, fn: Callable) -> dict[str, Any]:
+        env = dict(fn.__globals__)
+        env.update(_closure(fn))
+        return env
+
+    def is_section(self, obj: Any) -> bool:
+        return isinstance(obj, Section)
+
+    def section_field(self, section: Any, name: str) -> C.GlobalVar | None:
+        if section not in self.module.sections:
+            return None
+        if name not in section._fields:
+            return None
+        return self.gen.gvars.get(name)
+
+    def function_info(self, lf: LangFunction) -> C.FuncInfo:
+        info = self.done.get(id(lf))
+        if info is None:
+            params, ret = lf.signature()
+            sym = lf.fn.__name__
+            n = 1
+            while sym in self.gen.symbols:
+                n += 1
+                sym = f"{lf.fn.__name__}_{n}"
+            self.gen.symbols.add(sym)
+            info = C.FuncInfo(lf.fn, sym, params, ret, inline=lf.inline)
+            self.done[id(lf)] = info
+            self.queue.append((lf, info))
+        return info
+
+    def call_hook(self, obj: Any) -> Callable | None:
+        if isinstance(obj, LangFunction):
+            return lambda g, e, want: g.call_function(self.function_info(obj), e)
+        if isinstance(obj, Kfunc):
+            return lambda g, e, want: g.call_kfunc(obj.sig, e)
+        if obj is _ZERO or getattr(obj, "__name__", None) == "zero" and obj.__module__ == "uringbpf.lang.appmode":
+            return lambda g, e, want: g.zero(e)
+        if obj is _SIZEOF or getattr(obj, "__name__", None) == "sizeof" and obj.__module__ == "uringbpf.lang.appmode":
+            def size(g, e, want):
+                if len(e.args) != 1:
+                    raise g.err(e, "sizeof(T) takes one type")
+                t = g.type_of_annotation(e.args[0], allow_struct=True)
+                return C.Val(None, const=T.sizeof(t if t is not C.FLEX else T.s64))
+            return size
+        if isinstance(obj, Program):
+            return lambda g, e, want: (_ for _ in ()).throw(
+                g.err(e, f"{obj.name} is a program: programs cannot call programs "
+                         "(make the shared code a @bpf.function)"))
+        return None
