@@ -315,9 +315,9 @@ def bpf_loop(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     """
     if r4:
         return _neg(errno.EINVAL)
-    nr = r1 & 0xFFFFFFFF
-    if nr > 1 << 23:
-        return _neg(errno.E2BIG)
+    nr = r1 & U64
+    if nr > 1 << 23:            # the kernel's inlined bpf_loop: 64-bit compare, w0 = -E2BIG
+        return _neg(errno.E2BIG) & 0xFFFFFFFF     # (see ubpf_helper_loop in native/base.c)
     call = getattr(rt, "call_function", None)
     if call is None:
         if r2 == 0:

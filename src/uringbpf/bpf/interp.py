@@ -23,8 +23,10 @@ Why it is built this way:
   Such an address is a real native function pointer (a ctypes trampoline into this
   interpreter) so a C helper like ``bpf_loop`` can call the callback directly.
 
-Not thread-safe: use one :class:`Interpreter` per thread (re-entrant runs from helper
-callbacks on the same thread are fine).  Atomics are performed under the GIL, which makes
+Threads: each thread that runs a program gets its own stacks and call state (issue #13
+item 8: one loaded program called from two threads must not share a stack), so one
+:class:`Interpreter` may run on several threads at once; re-entrant runs from helper
+callbacks on the same thread nest on that thread's stacks.  Atomics are performed under the GIL, which makes
 them atomic with respect to other Python threads but not to native code running
 concurrently on the same memory.
 """
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 from typing import Any, Callable, Mapping
 
 from . import isa
@@ -299,6 +302,26 @@ class _Context:
         self.reset = reset  # forget cached region views (regions may change between runs)
 
 
+class _PerThread(threading.local):
+    """A thread's run state: its stacks (one context per nesting level), the nesting
+    depth, the current call state and the exception parked by a native-entry run."""
+
+    def __init__(self) -> None:
+        self.pending: BaseException | None = None
+        self.contexts: list[_Context] = []
+        self.active = 0
+        self.state = [0, None]   # [current call depth, current register list]
+
+
+def _thread_attr(name: str) -> property:
+    def get(self):
+        return getattr(self._tls, name)
+
+    def put(self, value) -> None:
+        setattr(self._tls, name, value)
+    return property(get, put)
+
+
 class Interpreter:
     """Run one program.  ``run(r1..r5)`` returns r0 (unsigned 64-bit).
 
@@ -329,14 +352,16 @@ class Interpreter:
         self.max_depth = max_depth
         self._helper_table = helpers
         self._unwind = unwind_helper
-        self._pending: BaseException | None = None
+        self._tls = _PerThread()
         self._func_addrs: dict[int, int] = {}   # trampoline address -> entry pc
         self._trampolines: dict[int, Any] = {}  # entry pc -> ctypes callback (kept alive)
         self._entry_cb = None
-        self._contexts: list[_Context] = []
-        self._active = 0
-        self._state = [0, None]   # [current call depth, current register list]
         self._compile()
+
+    _pending = _thread_attr("pending")
+    _contexts = _thread_attr("contexts")
+    _active = _thread_attr("active")
+    _state = _thread_attr("state")
 
     # ---------------------------------------------------------------- compilation ---
     def _fail(self, message: str, pc: int | None) -> BpfRuntimeError:
@@ -541,7 +566,7 @@ class Interpreter:
     # ------------------------------------------------------------ run contexts ------
     def _new_context(self) -> _Context:
         total = self.stack_size * self.max_depth
-        stack = Buffer(total, align=16)
+        stack = Buffer(total, align=16, guard=True)   # no user pointer may name it
         smv = stack.view()
         lo = stack.addr
         space = self.runtime.mem

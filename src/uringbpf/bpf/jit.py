@@ -42,7 +42,7 @@ from .jit_codegen import (
     ERR_FELL_OFF, ERR_HELPER, ERR_LEGACY, ERR_LIMIT, ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
     DEFAULT_INSN_LIMIT,
 )
-from .memory import AddressSpace, BpfMemoryError, BpfRuntimeError, Buffer
+from .memory import AddressSpace, BpfMemoryError, BpfRuntimeError, Buffer, guard_object
 
 __all__ = ["compile", "JitFunction", "JitError", "STACK_FRAMES", "initialize", "compile_ir",
            "cache_info", "cache_clear"]
@@ -78,7 +78,15 @@ class JitContext(ctypes.Structure):
         ("vars", ctypes.c_void_p),
         ("budget", ctypes.c_int64),
         ("insn_limit", ctypes.c_int64),
+        ("owner", ctypes.c_uint64),
+        ("refused", ctypes.c_uint64),
     ]
+
+
+class JitThunk(ctypes.Structure):
+    """Mirror of ``struct jitrt_thunk``: what one thunk hands ``jitrt_gate``."""
+
+    _fields_ = [("ctx", ctypes.c_uint64), ("fn", ctypes.c_uint64)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,6 +214,10 @@ def _jitrt_symbols() -> dict[str, int]:
                 raise RuntimeError(f"jitrt_ctx is {size} bytes in C but "
                                    f"{ctypes.sizeof(JitContext)} in jit.py")
             _jitrt["check"] = native.symbol_address("jitrt", "jitrt_check")
+            _jitrt["gate"] = native.symbol_address("jitrt", "jitrt_gate")
+            lib.jitrt_take_refused.restype = ctypes.c_uint64
+            lib.jitrt_take_refused.argtypes = []
+            _jitrt["take_refused"] = lib.jitrt_take_refused
         return _jitrt
 
 
@@ -228,10 +240,15 @@ def _thunk_bytes(env: int, target: int) -> bytes:
 
 
 class _ThunkPage:
-    """Executable memory holding one instance's thunks (W^X: written, then made RX)."""
+    """Executable memory holding one instance's thunks (W^X: written, then made RX).
 
-    def __init__(self, env: int, targets: list[int]):
-        code = b"".join(_thunk_bytes(env, t) for t in targets)
+    Thunk k passes ``envs[k]`` (a ``struct jitrt_thunk``: context + code address) to
+    ``jitrt_gate``, which lets one thread at a time into the instance.
+    """
+
+    def __init__(self, envs: list[int], target: int):
+        targets = envs
+        code = b"".join(_thunk_bytes(env, target) for env in envs)
         self.size = max(mmap.PAGESIZE, -(-len(code) // mmap.PAGESIZE) * mmap.PAGESIZE)
         addr = _libc.mmap(None, self.size, mmap.PROT_READ | mmap.PROT_WRITE,
                           mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
@@ -435,7 +452,7 @@ class _RunState:
 
     def __init__(self, frames: int):
         self.ctx = JitContext()
-        self.stack = Buffer(frames * isa.STACK_SIZE, align=16)
+        self.stack = Buffer(frames * isa.STACK_SIZE, align=16, guard=True)
         self.ctx.stack_lo = self.stack.addr
         self.ctx.stack_hi = self.stack.addr + self.stack.size
         self.ctx.sp = self.ctx.stack_hi
@@ -537,7 +554,12 @@ class JitFunction:
         self._state = state
         self._binder = binder
         ctx_addr = ctypes.addressof(state.ctx)
-        self._thunks = _ThunkPage(ctx_addr, code.entries)
+        descs = (JitThunk * max(len(code.entries), 1))()
+        for i, entry in enumerate(code.entries):
+            descs[i].ctx, descs[i].fn = ctx_addr, entry
+        state.descs = descs
+        self._thunks = _ThunkPage([ctypes.addressof(descs[i]) for i in range(len(code.entries))],
+                                  _jitrt_symbols()["gate"])
         try:
             values = [binder.value(k, self._thunks.addresses, pc)
                       for k, pc in zip(code.slots, code.slot_pcs)]
@@ -546,6 +568,10 @@ class JitFunction:
             raise
         state.vars = (ctypes.c_uint64 * max(len(values), 1))(*[v & isa.U64 for v in values])
         state.ctx.vars = ctypes.addressof(state.vars)
+        # The context, its vars table and the thunk descriptors are the engine's own
+        # memory: no user pointer a program passes may name them (issue #13 item 5).
+        state.guards = [guard_object(state, ctypes.addressof(obj), ctypes.sizeof(obj))
+                        for obj in (state.ctx, state.vars, descs)]
         self.address: int = self._thunks.addresses[0]
         self._cfunc = HelperFn(self.address)
         self._miss = None
@@ -599,6 +625,10 @@ class JitFunction:
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
         state = self._state
         ctx = state.ctx
+        if ctx.owner and not state.active:
+            # Running on another thread right now (one stack, one error word): do not touch
+            # its state; jitrt_gate would refuse the entry anyway.
+            raise self._busy_error()
         if not state.active:
             if self._closed:
                 raise BpfRuntimeError(f"{self.program.name}: the JIT function was closed")
@@ -612,9 +642,16 @@ class JitFunction:
             r0 = self._cfunc(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
         finally:
             state.active -= 1
+        if _jitrt_symbols()["take_refused"]():
+            raise self._busy_error()
         if ctx.error:
             self.raise_error()
         return r0
+
+    def _busy_error(self) -> BpfRuntimeError:
+        return BpfRuntimeError(
+            f"{self.program.name}: the program is running on another thread; one loaded "
+            "program runs on one thread at a time (it has one stack): load it once per thread")
 
     def reset(self) -> None:
         """Clear the error word (a driver's next run starts clean).

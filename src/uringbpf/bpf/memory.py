@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import threading
+import weakref
 from dataclasses import dataclass
 
 
@@ -45,11 +47,16 @@ class Region:
 
 
 class Buffer:
-    """A zero-filled native buffer with a stable address (kept alive by this object)."""
+    """A zero-filled native buffer with a stable address (kept alive by this object).
 
-    __slots__ = ("raw", "addr", "size", "__weakref__")
+    ``guard=True`` registers it as runtime-owned memory (see :func:`guard_add`) for as long
+    as it lives: BPF stacks and engine contexts, which no user pointer may name.
+    """
 
-    def __init__(self, size: int, data: bytes | None = None, align: int = 8):
+    __slots__ = ("raw", "addr", "size", "_guard", "__weakref__")
+
+    def __init__(self, size: int, data: bytes | None = None, align: int = 8,
+                 guard: bool = False):
         if size < 0:
             raise ValueError("buffer size must be >= 0")
         # Over-allocate so the usable part is aligned (ctypes only guarantees 16 on most libcs).
@@ -57,6 +64,7 @@ class Buffer:
         base = ctypes.addressof(self.raw)
         self.addr = (base + align - 1) & ~(align - 1)
         self.size = size
+        self._guard = guard_object(self, self.addr, max(size, 1)) if guard else None
         if data:
             if len(data) > size:
                 raise ValueError("initial data larger than buffer")
@@ -75,6 +83,60 @@ class Buffer:
 
     def view(self) -> memoryview:
         return memoryview((ctypes.c_char * self.size).from_address(self.addr)).cast("B")
+
+
+# ---------------------------------------------------------------------------------------
+# Runtime-owned memory (native/guard.h): a user pointer may not name it.
+
+_guard_lock = threading.Lock()
+_guard_so = None
+
+
+def _guard_lib():
+    global _guard_so
+    with _guard_lock:
+        if _guard_so is None:
+            from .. import native
+
+            so = native.load("maps")
+            for name in ("ubpf_guard_add", "ubpf_guard_remove", "ubpf_guard_check"):
+                getattr(so, name).argtypes = [ctypes.c_uint64, ctypes.c_uint64]
+                getattr(so, name).restype = ctypes.c_int
+            so.ubpf_guard_check_sqe.argtypes = [ctypes.c_void_p]
+            so.ubpf_guard_check_sqe.restype = ctypes.c_int
+            so.ubpf_guard_count.argtypes = []
+            so.ubpf_guard_count.restype = ctypes.c_uint64
+            _guard_so = so
+        return _guard_so
+
+
+def guard_add(addr: int, size: int) -> None:
+    """Register ``[addr, addr+size)`` as runtime-owned: user-pointer helpers fail on it with
+    -EFAULT, SQEs a program submits that name it complete with -EFAULT (issue #13 item 5)."""
+    err = _guard_lib().ubpf_guard_add(addr, size)
+    if err:
+        raise OSError(-err, f"cannot register runtime memory {addr:#x}+{size}")
+
+
+def guard_remove(addr: int, size: int) -> None:
+    """Forget one :func:`guard_add` of exactly this range."""
+    _guard_lib().ubpf_guard_remove(addr, size)
+
+
+def guard_check(addr: int, size: int) -> bool:
+    """True when ``[addr, addr+size)`` overlaps runtime-owned memory."""
+    return bool(_guard_lib().ubpf_guard_check(addr & (2**64 - 1), size & (2**64 - 1)))
+
+
+def guard_check_sqe(sqe_addr: int) -> int:
+    """0, or -EFAULT when the SQE at ``sqe_addr`` names runtime-owned memory."""
+    return int(_guard_lib().ubpf_guard_check_sqe(sqe_addr))
+
+
+def guard_object(owner: object, addr: int, size: int) -> weakref.finalize:
+    """Register ``[addr, addr+size)`` while ``owner`` lives (returns the finalizer)."""
+    guard_add(addr, size)
+    return weakref.finalize(owner, guard_remove, addr, size)
 
 
 _LOADERS = {1: ctypes.c_uint8, 2: ctypes.c_uint16, 4: ctypes.c_uint32, 8: ctypes.c_uint64}

@@ -150,14 +150,22 @@ uint64_t ubpf_helper_spin_unlock(uint64_t lock, uint64_t a2, uint64_t a3, uint64
 typedef uint64_t (*bpf_fn5)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 
 /* bpf_loop(nr, callback, ctx, flags) for JIT code: callback is a native function pointer
- * (the JIT-compiled subprogram); returns the number of iterations run. */
+ * (the JIT-compiled subprogram); returns the number of iterations run.
+ *
+ * Which of the kernel's two bpf_loop bodies: the verifier inlines every bpf_loop call
+ * whose flags are a known zero (inline_bpf_loop(), kernel/bpf/verifier.c — what
+ * `bpf_loop(n, cb, ctx, 0)` always is), and the inlined code checks the whole 64-bit r1
+ * (`if r1 <= BPF_MAX_LOOPS` as a 64-bit jump) and fails with `w0 = -E2BIG`, a 32-bit
+ * move: r0 = 0xfffffff9.  The out-of-line helper (flags not provably zero) takes nr as a
+ * u32; with flags != 0 both forms fail with -EINVAL first.  We follow the inlined form,
+ * on both engines (issue #13 item 6; docs/jit.md). */
 uint64_t ubpf_helper_loop(uint64_t nr, uint64_t fn, uint64_t ctx, uint64_t flags, uint64_t a5)
 {
 	(void)a5;
 	if (flags)
 		return (uint64_t)-EINVAL;
 	if (nr > (1ULL << 23))
-		return (uint64_t)-E2BIG;
+		return (uint32_t)-E2BIG;
 	bpf_fn5 cb = (bpf_fn5)fn;
 	uint64_t i;
 	for (i = 0; i < nr; i++)

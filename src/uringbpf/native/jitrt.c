@@ -49,6 +49,50 @@ uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t
 	return 1;
 }
 
+/*
+ * Every entry into an instance from outside its own code (fn.address, a callback address
+ * that bpf_loop calls, a native driver) passes through here.  One instance has one stack
+ * and one error word, so it runs on one thread at a time (issue #13 item 8): the first
+ * entry on a thread claims the context, entries nested on that thread (callbacks) go
+ * straight through, and an entry from another thread while it is claimed is refused —
+ * r0 = 0, nothing runs, and the refusing thread's jitrt_take_refused() says so (the
+ * Python caller raises, the loop driver stops with -EBUSY).  Threads that want to run one
+ * program concurrently load it once per thread (each load is its own instance).
+ */
+typedef uint64_t (*jitrt_fn6)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+static __thread uint64_t thread_refused;
+
+uint64_t jitrt_gate(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+		    const struct jitrt_thunk *t)
+{
+	struct jitrt_ctx *c = t->ctx;
+	jitrt_fn6 fn = (jitrt_fn6)(uintptr_t)t->fn;
+	uint64_t self = (uint64_t)(uintptr_t)&thread_refused; /* unique per live thread */
+	uint64_t owner = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
+	uint64_t r;
+
+	if (owner == self)
+		return fn(a1, a2, a3, a4, a5, (uint64_t)(uintptr_t)c);
+	owner = 0;
+	if (!__atomic_compare_exchange_n(&c->owner, &owner, self, 0, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED)) {
+		thread_refused++;
+		__atomic_fetch_add(&c->refused, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	r = fn(a1, a2, a3, a4, a5, (uint64_t)(uintptr_t)c);
+	__atomic_store_n(&c->owner, 0, __ATOMIC_RELEASE);
+	return r;
+}
+
+/* Entries this thread had refused since the last call (and clear the count). */
+uint64_t jitrt_take_refused(void)
+{
+	uint64_t n = thread_refused;
+	thread_refused = 0;
+	return n;
+}
+
 /* The context layout, for the Python side to assert that it agrees with this file. */
 uint64_t jitrt_ctx_size(void)
 {

@@ -45,7 +45,19 @@ struct jitrt_ctx {
 	uint64_t *vars;       /* instance values the shared code loads (maps, callbacks, thunks) */
 	int64_t budget;       /* checked mode: instructions left in this run */
 	int64_t insn_limit;   /* checked mode: budget of a run (set at the outermost entry) */
+	uint64_t owner;       /* thread running the instance (jitrt_gate), 0 when idle */
+	uint64_t refused;     /* entries refused because another thread owned the instance */
 };
+
+/* What a thunk hands jitrt_gate: the instance's context and the function to run. */
+struct jitrt_thunk {
+	struct jitrt_ctx *ctx;
+	uint64_t fn;          /* uint64_t (*)(r1..r5, uint64_t ctx): the shared machine code */
+};
+
+uint64_t jitrt_gate(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+		    const struct jitrt_thunk *t);
+uint64_t jitrt_take_refused(void);
 
 typedef uint64_t (*jitrt_prog_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 

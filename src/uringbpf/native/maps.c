@@ -117,8 +117,38 @@ static int arena_init(struct ubpf_map *m)
 	return 0;
 }
 
+int ubpf_guard_add(uint64_t base, uint64_t len);
+int ubpf_guard_remove(uint64_t base, uint64_t len);
+
+/* Register (or forget) every piece of a map's storage as runtime-owned memory: the struct,
+ * values, hash tables, the ring buffer's mapping, the arena's page bitmap.  The arena's
+ * pages are user memory in the kernel too (mapped into the process), so they stay usable. */
+static void map_guard(struct ubpf_map *m, int add)
+{
+	const struct { const void *p; uint64_t len; } parts[] = {
+		{ m, sizeof(*m) },
+		{ m->values, m->values_len },
+		{ m->buckets, m->buckets ? sizeof(int32_t) * (uint64_t)m->n_buckets : 0 },
+		{ m->next, m->next ? sizeof(int32_t) * (uint64_t)m->max_entries : 0 },
+		{ m->keys, m->keys ? (uint64_t)m->max_entries * m->key_size : 0 },
+		{ m->used, m->used ? (uint64_t)m->max_entries : 0 },
+		{ m->rb_base, m->rb_len },
+		{ m->arena_page_used, m->arena_page_used ? (uint64_t)m->max_entries : 0 },
+	};
+	for (unsigned i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if (!parts[i].p || !parts[i].len)
+			continue;
+		if (add)
+			ubpf_guard_add((uint64_t)(uintptr_t)parts[i].p, parts[i].len);
+		else
+			ubpf_guard_remove((uint64_t)(uintptr_t)parts[i].p, parts[i].len);
+	}
+}
+
 static void map_free(struct ubpf_map *m)
 {
+	if (m->guarded)
+		map_guard(m, 0);
 	if (m->values)
 		munmap(m->values, m->values_len);
 	free(m->buckets);
@@ -215,6 +245,8 @@ int ubpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint3
 		map_free(m);
 		return err;
 	}
+	map_guard(m, 1);
+	m->guarded = 1;
 	*out = m;
 	return 0;
 }
@@ -602,4 +634,130 @@ uint64_t ubpf_kfunc_arena_free_pages(uint64_t map, uint64_t ptr, uint64_t page_c
 	memset(m->arena_page_used + off / ps, 0, page_cnt);
 	map_unlock(m);
 	return 0;
+}
+
+/* ---- the registry of runtime-owned memory (guard.h) -------------------------------- */
+
+#include <pthread.h>
+#include "guard.h"
+
+struct ubpf_guard_registry ubpf_guard_registry;
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ubpf_guard_table *guard_retired[64];
+static unsigned guard_nretired;
+
+/* Publish `t` (writers hold guard_lock) and free replaced tables no reader can hold. */
+static void guard_publish(struct ubpf_guard_table *t)
+{
+	struct ubpf_guard_table *old = __atomic_exchange_n(&ubpf_guard_registry.table, t,
+							   __ATOMIC_SEQ_CST);
+
+	if (old && guard_nretired < 64)
+		guard_retired[guard_nretired++] = old;
+	if (__atomic_load_n(&ubpf_guard_registry.readers, __ATOMIC_SEQ_CST) == 0) {
+		for (unsigned i = 0; i < guard_nretired; i++)
+			free(guard_retired[i]);
+		guard_nretired = 0;
+	}
+	__atomic_fetch_add(&ubpf_guard_registry.generation, 1, __ATOMIC_RELAXED);
+}
+
+static struct ubpf_guard_table *guard_alloc(uint64_t n)
+{
+	struct ubpf_guard_table *t = malloc(sizeof(*t) + (n ? n : 1) * sizeof(t->r[0]));
+	if (t)
+		t->n = n;
+	return t;
+}
+
+static void guard_fill_maxend(struct ubpf_guard_table *t)
+{
+	uint64_t max = 0;
+	for (uint64_t i = 0; i < t->n; i++) {
+		if (t->r[i].end > max)
+			max = t->r[i].end;
+		t->r[i].maxend = max;
+	}
+}
+
+/* Register [base, base+len) as runtime-owned. 0, -EINVAL or -ENOMEM. */
+int ubpf_guard_add(uint64_t base, uint64_t len)
+{
+	struct ubpf_guard_table *cur, *t;
+	uint64_t i, n;
+
+	if (!len || base + len < base)
+		return -EINVAL;
+	pthread_mutex_lock(&guard_lock);
+	cur = ubpf_guard_registry.table;
+	n = cur ? cur->n : 0;
+	t = guard_alloc(n + 1);
+	if (!t) {
+		pthread_mutex_unlock(&guard_lock);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n && cur->r[i].base <= base; i++)
+		t->r[i] = cur->r[i];
+	t->r[i].base = base;
+	t->r[i].end = base + len;
+	for (; i < n; i++)
+		t->r[i + 1] = cur->r[i];
+	guard_fill_maxend(t);
+	guard_publish(t);
+	pthread_mutex_unlock(&guard_lock);
+	return 0;
+}
+
+/* Forget one registration of exactly [base, base+len). 0 or -ENOENT. */
+int ubpf_guard_remove(uint64_t base, uint64_t len)
+{
+	struct ubpf_guard_table *cur, *t;
+	uint64_t i, j, n;
+	int found = 0;
+
+	pthread_mutex_lock(&guard_lock);
+	cur = ubpf_guard_registry.table;
+	n = cur ? cur->n : 0;
+	t = guard_alloc(n ? n - 1 : 0);
+	if (!t) {
+		/* cannot shrink: keep the (stale, harmless: stricter) range */
+		pthread_mutex_unlock(&guard_lock);
+		return -ENOMEM;
+	}
+	for (i = 0, j = 0; i < n; i++) {
+		if (!found && cur->r[i].base == base && cur->r[i].end == base + len) {
+			found = 1;
+			continue;
+		}
+		if (j < (n ? n - 1 : 0))
+			t->r[j++] = cur->r[i];
+	}
+	if (!found) {
+		free(t);
+		pthread_mutex_unlock(&guard_lock);
+		return -ENOENT;
+	}
+	t->n = j;
+	guard_fill_maxend(t);
+	guard_publish(t);
+	pthread_mutex_unlock(&guard_lock);
+	return 0;
+}
+
+/* For Python and tests: 1 when [addr, addr+len) touches runtime-owned memory. */
+int ubpf_guard_check(uint64_t addr, uint64_t len)
+{
+	return ubpf_guard_overlaps(addr, len);
+}
+
+/* For Python and tests: -EFAULT or 0 for an SQE (64 or 128 bytes at `sqe`). */
+int ubpf_guard_check_sqe(const uint8_t *sqe)
+{
+	return ubpf_guard_sqe(sqe);
+}
+
+uint64_t ubpf_guard_count(void)
+{
+	struct ubpf_guard_table *t = __atomic_load_n(&ubpf_guard_registry.table, __ATOMIC_ACQUIRE);
+	return t ? t->n : 0;
 }

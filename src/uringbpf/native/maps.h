@@ -51,6 +51,7 @@ struct ubpf_map {
 	uint64_t reserve_len;
 	int32_t rb_eventfd;      /* ring buffer: eventfd signalled on commit (-1: none) */
 	uint32_t frozen;         /* values are read-only (mprotect): updates fail with -EPERM */
+	uint32_t guarded;        /* storage is in the runtime-memory registry (guard.h) */
 };
 
 #endif
