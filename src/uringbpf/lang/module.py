@@ -370,27 +370,59 @@ class SocketFilter(Program):
 
     def run(self, data: bytes = b"", engine: str = "jit") -> int:
         """Compile, verify, load with ``engine`` and run once on a copy of ``data``."""
+        with self.loaded(engine) as runner:
+            ret = runner(data)
+            self.last_data = runner.last_data
+            return ret
+
+    def loaded(self, engine: str = "jit") -> "SocketRunner":
+        """Load once, run many times: ``with prog.loaded() as run: run(data)``."""
+        return SocketRunner(self, engine)
+
+
+class SocketRunner:
+    """A loaded socket filter; the module's sections are its variables until close()."""
+
+    def __init__(self, prog: SocketFilter, engine: str):
+        self.prog = prog
+        self.loaded = prog.module.load(engine=engine, only=[prog.name])
+        for sec in prog.module.sections:
+            if sec.section_name in self.loaded.obj.datasecs:
+                sec.bind(self.loaded.obj.datasec(sec.section_name))
+        self.program = self.loaded.obj.programs[prog.name]
+        self.last_data = b""
+
+    @property
+    def engine(self) -> str:
+        return self.program.engine
+
+    def __call__(self, data: bytes = b"") -> int:
         from ..bpf.memory import Buffer
-        loaded = self.module.load(engine=engine, only=[self.name])
+        prog = self.program
+        buf = Buffer(max(len(data), 1), data)
+        region = prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
         try:
-            for sec in self.module.sections:
-                if sec.section_name in loaded.obj.datasecs:
-                    sec.bind(loaded.obj.datasec(sec.section_name))
-            prog = loaded.obj.programs[self.name]
-            buf = Buffer(max(len(data), 1), data)
-            prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
             if prog.engine == "jit" and getattr(prog.jit, "checked", False):
                 prog.jit.refresh_regions()
             try:
                 ret = prog(buf.addr, len(data))
             except BpfRuntimeError as exc:
-                raise loaded.runtime_error(self.name, exc) from exc
+                raise self.loaded.runtime_error(self.prog.name, exc) from exc
             self.last_data = buf.read(0, len(data))
             return int(ret)
         finally:
-            for sec in self.module.sections:
-                sec.unbind()
-            loaded.close()
+            prog.runtime.mem.remove(region)
+
+    def close(self) -> None:
+        for sec in self.prog.module.sections:
+            sec.unbind()
+        self.loaded.close()
+
+    def __enter__(self) -> "SocketRunner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 # --- the module ---------------------------------------------------------------------------
