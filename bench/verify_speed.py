@@ -85,7 +85,7 @@ def main() -> int:
         return 0
     import tempfile
     with tempfile.TemporaryDirectory() as d:
-        for src in sorted((ROOT / "examples").rglob("*.bpf.c")):
+        for src in sorted((ROOT / "examples").glob("*/**/*.bpf.c")):
             try:
                 obj = BpfObject.open(str(cc.compile_c(src, pathlib.Path(d) / (src.stem + ".o"))))
                 progs = obj.prepare()

@@ -5,6 +5,7 @@ import ctypes
 import pytest
 
 from uringbpf import native
+from uringbpf.designs.kbuf.nativelib import NATIVE_SOURCE
 
 
 def test_configure_runs_once_per_function_and_every_function_runs():
@@ -16,9 +17,9 @@ def test_configure_runs_once_per_function_and_every_function_runs():
     def second(lib):
         calls.append(("second", lib))
 
-    a = native.load("kbuf", configure=first)
-    b = native.load("kbuf", configure=first)
-    c = native.load("kbuf", configure=second)
+    a = native.load(NATIVE_SOURCE, configure=first)
+    b = native.load(NATIVE_SOURCE, configure=first)
+    c = native.load(NATIVE_SOURCE, configure=second)
     assert a is b is c
     assert calls == [("first", a), ("second", a)]
 

@@ -8,8 +8,8 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from uringbpf.designs import cbpf
-from uringbpf.designs.cbpf import (A, ABS, ADD, ALU, AND, B, CbpfError, DIV, H, IMM, IND, JA,
+from uringbpf.designs.filter import cbpf
+from uringbpf.designs.filter.cbpf import (A, ABS, ADD, ALU, AND, B, CbpfError, DIV, H, IMM, IND, JA,
                                    JEQ, JGE, JGT, JMP, JSET, K, LD, LDX, LEN, LSH, MEM, MISC, MOD,
                                    MSH, MUL, NEG, OR, RET, RSH, ST, STX, SUB, TAX, TXA, W, X, XOR,
                                    SockFilter, jump, stmt)

@@ -13,8 +13,9 @@ from hypothesis import given, settings, strategies as st
 
 from loop_support import RING_FLAGS, make_ring, u32
 from uringbpf import Ring
-from uringbpf.designs import cbpf, filter as flt, loop
-from uringbpf.designs.cbpf import (ABS, ALU, AND, JEQ, JGE, JGT, JMP, JSET, K, LD, RET, W, X,
+from uringbpf.designs import filter as flt, loop
+from uringbpf.designs.filter import cbpf
+from uringbpf.designs.filter.cbpf import (ABS, ALU, AND, JEQ, JGE, JGT, JMP, JSET, K, LD, RET, W, X,
                                    jump, stmt)
 from uringbpf.uring import uapi
 

@@ -229,7 +229,8 @@ def test_unloaded_program_is_refused(obj_path):
 def test_program_sqes_meet_the_rings_other_filters(obj_path, engine, native):
     """A 7.0 cBPF filter denying NOP on the ring also denies the NOP a program queues."""
     import ctypes
-    from uringbpf.designs import cbpf, filter as cfilter
+    from uringbpf.designs import filter as cfilter
+    from uringbpf.designs.filter import cbpf
     from uringbpf.uring import uapi as u
     common = _example("common")
     ring, obj = common.setup(engine, obj_path=obj_path, native=native)

@@ -12,7 +12,7 @@ from uringbpf.bpf.helpers import Runtime
 from uringbpf.bpf.object import BpfObject
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted((ROOT / "examples").glob("**/*.bpf.c"))
+SOURCES = sorted((ROOT / "examples").glob("*/**/*.bpf.c"))  # */: examples/<design> are symlinks
 
 
 def test_there_are_examples():

@@ -1,10 +1,16 @@
 """Native pieces of uringbpf: small C files compiled on first use and loaded with ctypes.
 
 Why C at all: the completion path of a ring driven by a program must not run Python per
-CQE, and helpers/kfuncs must be callable from JIT code as plain native functions. Each
-``native/<name>.c`` is built into its own shared object (so one module can be rebuilt or
-broken without touching the others), cached by a hash of its source and of the headers in
-this folder under ``$XDG_CACHE_HOME/uringbpf`` (or ``~/.cache/uringbpf``).
+CQE, and helpers/kfuncs must be callable from JIT code as plain native functions. Each C
+file is built into its own shared object (so one module can be rebuilt or broken without
+touching the others), cached by a hash of its source, of the headers in this folder and of
+the headers next to the source, under ``$XDG_CACHE_HOME/uringbpf`` (or ``~/.cache/uringbpf``).
+
+A C file is named by a *source*: a bare name (``"maps"``) is ``native/<name>.c`` (the
+runtime's own C: maps, base helpers, JIT runtime); a :class:`~pathlib.Path` is any C file,
+which is how a design builds the C kept in its own folder (``designs/loop/loop.c``). The
+include path is the source's folder, then this folder (shared headers such as ``cbpf.h``).
+``Helper.native`` holds ``(source, symbol)`` in the same form.
 
 The compiler is the system ``cc`` when present, else the ``ziglang`` package's
 ``zig cc`` (a dependency of uringbpf, so a fresh machine can always build).
@@ -56,30 +62,43 @@ def compiler() -> list[str]:
     return [sys.executable, "-m", "ziglang", "cc"]
 
 
+def source_path(source: str | Path) -> Path:
+    """The C file a source names: ``native/<name>.c`` for a bare name, else the path itself."""
+    if isinstance(source, Path):
+        return source.resolve()
+    return HERE / f"{source}.c"
+
+
+def _include_dirs(source: Path) -> list[Path]:
+    return [source.parent] if source.parent == HERE else [source.parent, HERE]
+
+
 def _digest(source: Path, extra: list[str]) -> str:
     h = hashlib.sha256()
     h.update(source.read_bytes())
-    for header in sorted(HERE.glob("*.h")):
-        h.update(header.name.encode())
-        h.update(header.read_bytes())
+    for folder in _include_dirs(source):
+        for header in sorted(folder.glob("*.h")):
+            h.update(header.name.encode())
+            h.update(header.read_bytes())
     h.update(" ".join(CFLAGS + extra).encode())
     return h.hexdigest()[:16]
 
 
-def build(name: str, extra_flags: list[str] | None = None) -> Path:
-    """Compile ``native/<name>.c`` (if not cached) and return the shared object's path."""
+def build(name: str | Path, extra_flags: list[str] | None = None) -> Path:
+    """Compile the C file ``name`` names (if not cached) and return the shared object's path."""
     extra = list(extra_flags or [])
-    source = HERE / f"{name}.c"
+    source = source_path(name)
     if not source.exists():
         raise NativeBuildError(f"no native module {name!r} ({source})")
     out_dir = cache_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{name}-{_digest(source, extra)}.so"
+    target = out_dir / f"{source.stem}-{_digest(source, extra)}.so"
     if target.exists():
         return target
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
     os.close(fd)
-    cmd = compiler() + CFLAGS + extra + ["-I", str(HERE), "-o", tmp, str(source)]
+    includes = [arg for folder in _include_dirs(source) for arg in ("-I", str(folder))]
+    cmd = compiler() + CFLAGS + extra + includes + ["-o", tmp, str(source)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         os.unlink(tmp)
@@ -89,22 +108,23 @@ def build(name: str, extra_flags: list[str] | None = None) -> Path:
     return target
 
 
-def load(name: str, extra_flags: list[str] | None = None,
+def load(name: str | Path, extra_flags: list[str] | None = None,
          configure: Callable[[ctypes.CDLL], None] | None = None) -> ctypes.CDLL:
-    """The loaded shared object of ``native/<name>.c`` (built on first use, then cached).
+    """The loaded shared object of the C file ``name`` names (built on first use, then cached).
 
     ``configure(lib)`` (typically: set the ctypes prototypes a module uses) runs exactly
     once per (module, function), under the lock, before any caller gets the library: the
     Python modules that share one native module need no load-once state of their own.
     """
+    key = str(source_path(name))
     with _lock:
-        lib = _loaded.get(name)
+        lib = _loaded.get(key)
         if lib is None:
             lib = ctypes.CDLL(str(build(name, extra_flags)), mode=ctypes.RTLD_GLOBAL)
-            _loaded[name] = lib
-        if configure is not None and (name, configure) not in _configured:
+            _loaded[key] = lib
+        if configure is not None and (key, configure) not in _configured:
             configure(lib)
-            _configured.add((name, configure))
+            _configured.add((key, configure))
         return lib
 
 
@@ -117,7 +137,7 @@ def set_register_prototypes(lib: ctypes.CDLL, symbols) -> None:
         fn.argtypes = [ctypes.c_uint64] * 5
 
 
-def symbol_address(name: str, symbol: str) -> int:
-    """Address of ``symbol`` in native module ``name`` (for JIT code to call directly)."""
+def symbol_address(name: str | Path, symbol: str) -> int:
+    """Address of ``symbol`` in the native module ``name`` names (for JIT code to call directly)."""
     lib = load(name)
     return ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guard.h"
+
 static uint64_t now(clockid_t clk)
 {
 	struct timespec ts;
@@ -115,6 +117,30 @@ uint64_t ubpf_helper_probe_read_str(uint64_t dst, uint64_t size, uint64_t src, u
 	}
 	d[n - 1] = 0;
 	return n;
+}
+
+/* The user-memory forms (probe_read_user, probe_read_user_str, copy_from_user): the
+ * source is a user address, and the runtime's own memory (BPF stacks, maps, JIT state) is
+ * not user memory, as kernel memory is not for the kernel's helpers (guard.h). */
+uint64_t ubpf_helper_probe_read_user(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	if ((uint32_t)size && ubpf_guard_overlaps(src, (uint32_t)size)) {
+		memset((void *)dst, 0, (uint32_t)size);
+		return (uint64_t)-EFAULT;
+	}
+	return (uint64_t)safe_read((void *)dst, (const void *)src, (uint32_t)size);
+}
+
+uint64_t ubpf_helper_probe_read_user_str(uint64_t dst, uint64_t size, uint64_t src, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	/* a string may end anywhere before `size`; refusing the whole window is the safe side */
+	if ((uint32_t)size && ubpf_guard_overlaps(src, (uint32_t)size)) {
+		memset((void *)dst, 0, (uint32_t)size);
+		return (uint64_t)-EFAULT;
+	}
+	return ubpf_helper_probe_read_str(dst, size, src, 0, 0);
 }
 
 uint64_t ubpf_helper_spin_lock(uint64_t lock, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)

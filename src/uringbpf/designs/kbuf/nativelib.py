@@ -1,9 +1,16 @@
-"""``native/kbuf.c`` through ctypes: the copy of copy mode and crc32c, on raw addresses."""
+"""``designs/kbuf/kbuf.c`` through ctypes: the copy of copy mode and crc32c, on raw addresses."""
 
 from __future__ import annotations
 
 import ctypes
 from ctypes import c_uint32, c_uint64
+from pathlib import Path
+
+from ... import native
+
+#: The C of the kbuf design (built by :func:`uringbpf.native.load` on first use).
+NATIVE_SOURCE = Path(__file__).resolve().with_name("kbuf.c")
+
 
 def _set_prototypes(lib: ctypes.CDLL) -> None:
     lib.kbuf_copy.restype = c_uint64
@@ -13,9 +20,8 @@ def _set_prototypes(lib: ctypes.CDLL) -> None:
 
 
 def native_lib():
-    """The compiled ``native/kbuf.c`` (copy and crc32c on raw addresses)."""
-    from ... import native
-    return native.load("kbuf", configure=_set_prototypes)
+    """The compiled ``kbuf.c`` (copy and crc32c on raw addresses)."""
+    return native.load(NATIVE_SOURCE, configure=_set_prototypes)
 
 
 def crc32c(addr: int, length: int, crc: int = 0) -> int:

@@ -30,6 +30,7 @@
 
 #include "loop.h"
 #include "cbpf.h"
+#include "guard.h"
 
 #ifndef __NR_io_uring_enter
 #define __NR_io_uring_enter 426
@@ -62,16 +63,16 @@ static inline int ctx_ok(const struct ub_loop_ctx *ctx)
 }
 
 /*
- * A denied SQE still completes, with -EACCES and its own user_data, as the kernel
- * fails a request whose filter returned 0.  We get the kernel to post exactly that
+ * A denied SQE still completes, with its error (-EACCES for a filter, -EFAULT for an SQE
+ * that names the runtime's own memory) and its own user_data, as the kernel fails a
+ * request whose filter returned 0.  We get the kernel to post exactly that
  * CQE by turning the SQE into a NOP that injects the result (IORING_NOP_INJECT_RESULT);
  * the link/drain/skip flags stay so a denied link member breaks its chain as before.
  */
-static void deny_sqe(uint8_t *sqe, uint32_t sqe_size)
+static void deny_sqe(uint8_t *sqe, uint32_t sqe_size, int32_t res)
 {
 	uint64_t user_data;
 	uint8_t flags = sqe[1] & UB_SQE_IO_LINK_FLAGS;
-	int32_t res = -EACCES;
 	uint32_t nop_flags = UB_NOP_INJECT_RESULT;
 
 	memcpy(&user_data, sqe + 32, 8);
@@ -107,8 +108,12 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
 		uint8_t *dst = ctx->ksqes + (size_t)slot * ctx->sqe_size;
 
 		memcpy(dst, src + (size_t)i * ctx->sqe_size, ctx->sqe_size);
-		if (filters && ub_filter_check(filters, dst)) {
-			deny_sqe(dst, ctx->sqe_size);
+		/* checked on the copy the kernel will read: the program cannot change it after */
+		if (ubpf_guard_sqe(dst)) {
+			deny_sqe(dst, ctx->sqe_size, -EFAULT);
+			ctx->sqes_faulted++;
+		} else if (filters && ub_filter_check(filters, dst)) {
+			deny_sqe(dst, ctx->sqe_size, -EACCES);
 			ctx->sqes_denied++;
 		}
 		if (ctx->sq_array)
@@ -122,10 +127,13 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
 }
 
 /*
- * Filters on a ring without SQ_REWIND: the program queued SQEs itself between the
- * kernel's head and the tail it wrote; check each in place before the kernel sees it.
+ * A ring without SQ_REWIND emulation: the program queued SQEs itself in the kernel's SQE
+ * array (between the kernel's head and the tail it wrote, or slots 0..nr-1 with a kernel
+ * SQ_REWIND); check each in place before the kernel sees it.  Every SQE is checked
+ * against the runtime's own memory (guard.h: a CQE of -EFAULT), then against the cBPF
+ * filters if there are any (-EACCES).
  */
-static void filter_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
+static void check_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
 {
 	const struct ub_filter_table *filters = (const struct ub_filter_table *)(uintptr_t)ctx->filters;
 	uint32_t head = load_acquire(ctx->sq_khead);
@@ -144,9 +152,30 @@ static void filter_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
 		else if (ctx->sq_array)
 			idx = ctx->sq_array[idx] & ctx->sq_mask;
 		sqe = ctx->ksqes + (size_t)idx * ctx->sqe_size;
-		if (ub_filter_check(filters, sqe)) {
-			deny_sqe(sqe, ctx->sqe_size);
+		if (ubpf_guard_sqe(sqe)) {
+			deny_sqe(sqe, ctx->sqe_size, -EFAULT);
+			ctx->sqes_faulted++;
+		} else if (filters && ub_filter_check(filters, sqe)) {
+			deny_sqe(sqe, ctx->sqe_size, -EACCES);
 			ctx->sqes_denied++;
+		}
+	}
+}
+
+/* The py_submit path with SQ_REWIND emulation: Python copies slots 0..nr-1 of the private
+ * array; check them there first (guard only: the Python path runs the filters). */
+static void check_private(struct ub_loop_ctx *ctx, uint32_t nr)
+{
+	uint8_t *src = (uint8_t *)(uintptr_t)ctx->region_addr[UB_IOU_REGION_SQ];
+	uint32_t i;
+
+	if (nr > ctx->sq_entries)
+		nr = ctx->sq_entries;
+	for (i = 0; i < nr; i++) {
+		uint8_t *sqe = src + (size_t)i * ctx->sqe_size;
+		if (ubpf_guard_sqe(sqe)) {
+			deny_sqe(sqe, ctx->sqe_size, -EFAULT);
+			ctx->sqes_faulted++;
 		}
 	}
 }
@@ -166,6 +195,14 @@ uint64_t uringbpf_kf_submit_sqes(uint64_t ctx_addr, uint64_t nr64, uint64_t r3, 
 		return 0;
 	ctx->submit_calls++;
 	if (ctx->py_submit) {
+		if (ctx->sq_mode == UB_SQ_REWIND_EMU)
+			check_private(ctx, nr);
+		else {
+			uint64_t filters = ctx->filters;
+			ctx->filters = 0;        /* the Python path runs every filter itself */
+			check_in_place(ctx, nr);
+			ctx->filters = filters;
+		}
 		ret = ((int64_t (*)(uint64_t))(uintptr_t)ctx->py_submit)(nr);
 		ctx->submitted_in_step = 1;
 		if (ret > 0)
@@ -179,8 +216,7 @@ uint64_t uringbpf_kf_submit_sqes(uint64_t ctx_addr, uint64_t nr64, uint64_t r3, 
 		ret = submit_copied(ctx, (const uint8_t *)(uintptr_t)ctx->region_addr[UB_IOU_REGION_SQ], nr);
 		break;
 	default:
-		if (ctx->filters)
-			filter_in_place(ctx, nr);
+		check_in_place(ctx, nr);
 		ret = ub_enter(ctx->ring_fd, nr, 0, UB_ENTER_GETEVENTS);
 		break;
 	}

@@ -68,6 +68,7 @@ struct ub_loop_ctx {
 	uint64_t submit_calls;
 	uint64_t sqes_submitted;
 	uint64_t sqes_denied;
+	uint64_t sqes_faulted;   /* SQEs failed with -EFAULT: they named runtime-owned memory */
 	/* what loop_step gets: r1 = &args, args = {ctx, &params} (the struct_ops convention);
 	 * kept here rather than on the C stack so the interpreter can allow exactly them */
 	uint64_t args[2];

@@ -25,8 +25,8 @@ import weakref
 from ctypes import Structure, Union, c_uint8, c_uint16, c_uint32, c_uint64, sizeof
 from typing import Iterable, Sequence
 
-from ..uring import uapi
-from ..uring.syscalls import read_user, write_user
+from ...uring import uapi
+from ...uring.syscalls import read_user, write_user
 from . import cbpf
 from .cbpf import CbpfError, SockFilter
 
@@ -313,7 +313,7 @@ def _make_sqe_filter(table: FilterTable):
     cannot be built, and the reference the C code is tested against.
     """
     try:
-        from .loop import lib
+        from ..loop import lib
         check = lib().uringbpf_filter_check
     except Exception:  # noqa: BLE001 - no C compiler: stay in Python
         return lambda sqe, _t=table: _t.check(_sqe_bytes(sqe))

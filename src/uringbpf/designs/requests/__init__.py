@@ -37,10 +37,10 @@ from ctypes import Structure, c_uint32, c_uint64, sizeof
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..bpf import helpers as _helpers
-from ..bpf.helpers import Arg
-from ..bpf.memory import Buffer
-from ..uring import uapi as u
+from ...bpf import helpers as _helpers
+from ...bpf.helpers import Arg
+from ...bpf.memory import Buffer, guard_check, guard_check_sqe
+from ...uring import uapi as u
 
 # --- constants of the RFC -----------------------------------------------------------------
 #: The RFC appended IORING_OP_BPF after the last opcode of its day (it took the slot that
@@ -84,7 +84,7 @@ class IoUringBpfCtx(Structure):
 
 assert sizeof(IoUringBpfCtx) == 16
 CTX_SIZE = sizeof(IoUringBpfCtx)
-CTX_BUF_SIZE = 128   # >= sizeof(struct rq_req) of native/requests.c (checked at load)
+CTX_BUF_SIZE = 128   # >= sizeof(struct rq_req) of designs/requests/requests.c (checked at load)
 _CQE_SIZE = sizeof(u.Cqe)
 
 # Opcodes whose kernel prep reads bytes 48..63 of the SQE for itself: there the RFC's
@@ -848,6 +848,9 @@ class RequestsEngine:
         size = getattr(ring, "sqe_size", 64)
         ctypes.memset(addr, 0, size)
         ctypes.memmove(addr, data, 64)
+        err = guard_check_sqe(addr)         # names runtime-owned memory: a CQE of -EFAULT
+        if err:
+            ring._deny(sqe, err)
         try:
             ret = ring.submit()
         except OSError as exc:
@@ -915,7 +918,7 @@ class RequestsEngine:
 
 def _base_method(ring, name: str):
     """The uring.ring.Ring implementation of ``name`` bound to ``ring`` (not our override)."""
-    from ..uring.ring import Ring as BaseRing
+    from ...uring.ring import Ring as BaseRing
     if isinstance(ring, BaseRing):
         return getattr(BaseRing, name).__get__(ring)
     return getattr(ring, name)
@@ -948,7 +951,7 @@ def _is_sleepable(program) -> bool:
 
 def _make_slot(index: int, prog, engine: str = "interp") -> ProgramSlot | None:
     """A slot for a LoadedProgram (``prog(ctx)``) or an ``isa.Program`` (run by ``engine``)."""
-    from ..bpf import isa
+    from ...bpf import isa
     if engine not in ("interp", "jit"):
         raise ValueError(f"engine must be 'interp' or 'jit', not {engine!r}")
     if isinstance(prog, isa.Program):
@@ -969,7 +972,7 @@ class _interpret:
     """Run an unloaded ``isa.Program`` (e.g. hand-assembled) on the reference interpreter."""
 
     def __init__(self, program) -> None:
-        from ..bpf import interp
+        from ...bpf import interp
         self.program = program
         self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program))
         self._interp = interp.Interpreter(program, self.runtime)
@@ -982,7 +985,7 @@ class _jit:
     """JIT-compile an unloaded ``isa.Program`` (checked mode: it has not been verified)."""
 
     def __init__(self, program) -> None:
-        from ..bpf import jit
+        from ...bpf import jit
         self.program = program
         self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program))
         self._fn = jit.compile(program, self.runtime, checked=True)
@@ -1011,7 +1014,7 @@ def copy_to_user(uptr: int, src: int, size: int) -> int:
     """``copy_to_user`` for this process: 0 or -EFAULT, never a segfault."""
     if size == 0:
         return 0
-    if not uptr:
+    if not uptr or guard_check(uptr, size):   # the runtime's memory is not user memory
         return -errno.EFAULT
     local, remote = _IoVec(src, size), _IoVec(uptr, size)
     done = _vm_writev(os.getpid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
@@ -1075,14 +1078,14 @@ _register_helpers()
 
 
 def _native(name: str):
-    from . import requests_native
+    from . import native_engine as requests_native
     return requests_native.native_helper(name)
 
 
 def _install_native_twins() -> None:
-    """Bind helpers 164-167 to native/requests.c so JIT code calls C directly."""
+    """Bind helpers 164-167 to designs/requests/requests.c so JIT code calls C directly."""
     try:
-        from . import requests_native
+        from . import native_engine as requests_native
         requests_native.install_native_twins(_helpers.HELPERS)
     except Exception:          # no C compiler: the JIT calls the Python implementations
         pass
@@ -1102,7 +1105,7 @@ def make_engine(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, *,
         native = False         # the thread-pool backend has no io_uring fd to enter
     if native:
         try:
-            from .requests_native import NativeRequestsEngine
+            from .native_engine import NativeRequestsEngine
             return NativeRequestsEngine(ring, nr_cq, cq_sizes, **options)
         except (ImportError, OSError, RuntimeError) as exc:
             if native is True or isinstance(exc, OSError) and exc.errno == errno.EINVAL:
@@ -1113,7 +1116,7 @@ def make_engine(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, *,
 def _register_prog_type() -> None:
     """SEC("iouring/") and SEC("iouring.s/"): r1 -> io_uring_bpf_ctx, must return 0."""
     try:
-        from ..bpf import progtypes as pt
+        from ...bpf import progtypes as pt
     except ModuleNotFoundError:        # the verifier's module is not there yet
         return
     layout = pt.Layout("io_uring_bpf_ctx", CTX_SIZE, (
@@ -1181,7 +1184,7 @@ def enable_requests(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None,
 
 def _ring_class():
     """``Ring`` with ``nr_cq``/``cq_sizes``: built on first use from uring.ring.Ring."""
-    from ..uring.ring import Completion, Ring as BaseRing
+    from ...uring.ring import Completion, Ring as BaseRing
 
     class Ring(BaseRing):
         """A ring with the RFC's extra CQs and BPF requests.

@@ -103,6 +103,8 @@ uint64_t ops_dynptr_size(uint64_t p, uint64_t r2, uint64_t r3, uint64_t r4, uint
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "guard.h"   /* runtime-owned memory is not user memory (issue #13 item 5) */
+
 #define OPS_SLOT 128
 #define OPS_PAGE 4096u
 #define OPS_ITER_MAGIC 0x75726E6762756669ull
@@ -419,7 +421,7 @@ uint64_t ops_iter_next(uint64_t it, uint64_t r2, uint64_t r3, uint64_t r4, uint6
             count = OPS_PAGE - cur % OPS_PAGE;
         /* access rights are per page and a chunk never crosses one: probing one byte
          * (and, for ITER_DEST, writing it back) tells whether the whole chunk is usable */
-        if (!s->checked && (!probe_read(cur, page, 1) ||
+        if (!s->checked && (ubpf_guard_overlaps(cur, count) || !probe_read(cur, page, 1) ||
                             (st->dir == OPS_ITER_DEST && !probe_write(cur, page, 1)))) {
             st->err = -EFAULT;
             break;
@@ -547,7 +549,7 @@ uint64_t ops_memcpy(uint64_t data, uint64_t dstp, uint64_t srcp, uint64_t r4, ui
     off = 0;
     for (uint64_t i = 0; i < sn && need; i++) {
         uint64_t take = ss[i].len < need ? ss[i].len : need;
-        if (!probe_read(ss[i].addr, blob + off, take)) {
+        if (ubpf_guard_overlaps(ss[i].addr, take) || !probe_read(ss[i].addr, blob + off, take)) {
             free(blob);
             return (uint64_t)(int64_t)-EFAULT;
         }
@@ -557,7 +559,7 @@ uint64_t ops_memcpy(uint64_t data, uint64_t dstp, uint64_t srcp, uint64_t r4, ui
     off = 0;
     for (uint64_t i = 0; i < dn && off < total; i++) {
         uint64_t take = ds[i].len < total - off ? ds[i].len : total - off;
-        if (!probe_write(ds[i].addr, blob + off, take)) {
+        if (ubpf_guard_overlaps(ds[i].addr, take) || !probe_write(ds[i].addr, blob + off, take)) {
             free(blob);
             return (uint64_t)(int64_t)-EFAULT;
         }

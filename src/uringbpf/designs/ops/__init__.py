@@ -36,14 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bpf import base_helpers as _base  # noqa: F401  (base helpers register first)
-from .. import native
-from ..bpf import helpers
-from ..bpf.helpers import Arg, Ret
-from ..bpf.memory import BpfRuntimeError, Buffer
-from ..uring import syscalls
-from ..uring import uapi as u
-from ..uring.ring import Ring
+from ...bpf import base_helpers as _base  # noqa: F401  (base helpers register first)
+from ... import native
+
+#: The C of the ops design (built by :func:`uringbpf.native.load` on first use).
+NATIVE_SOURCE = Path(__file__).resolve().with_name("ops.c")
+from ...bpf import helpers
+from ...bpf.helpers import Arg, Ret
+from ...bpf.memory import BpfRuntimeError, Buffer
+from ...uring import syscalls
+from ...uring import uapi as u
+from ...uring.ring import Ring
 
 # --- UAPI of the series (v3 names; include/io_uring/bpf_ext.h) -------------------------
 IORING_OP_BPF = u.IORING_OP_URING_CMD128 + 1          # 65: appended after URING_CMD128
@@ -621,7 +624,7 @@ def _table_of(ring) -> OpsTable:
     if not isinstance(table, OpsTable):
         raise OSError(errno.EINVAL, "the ring was not set up with IORING_SETUP_BPF_EXT")
     try:
-        from . import loop
+        from .. import loop
         if loop.attachment_of(ring) is not None:
             raise OSError(errno.EINVAL, "the ring has io_uring_bpf_ops (loop) attached")
     except ImportError:
@@ -645,7 +648,7 @@ def _ring_from_fd(fd: int):
         if not ring.closed and ring.fd == fd:
             return ring
     try:
-        from .loop import ring_from_fd
+        from ..loop import ring_from_fd
         return ring_from_fd(fd)
     except ImportError:  # pragma: no cover
         raise OSError(errno.EBADF, f"ring_fd {fd} is not a ring") from None
@@ -725,7 +728,7 @@ def resolve_desc(ring, desc: bytes, direction: int):
     if t == IO_BPF_BUF_KFIXED:
         base = None
         try:
-            from . import kbuf as K
+            from .. import kbuf as K
             found = K.kbuf_table(ring).lookup(index)
             if found is not None:
                 kaddr, klen, kdir = found
@@ -743,7 +746,7 @@ def resolve_desc(ring, desc: bytes, direction: int):
     return -errno.EINVAL
 
 
-# --- native request state (mirrors of native/ops.c) ------------------------------------
+# --- native request state (mirrors of designs/ops/ops.c) ------------------------------------
 class _Seg(ctypes.Structure):
     """``struct ops_seg``: one piece of a buffer; ``checked`` = registered (known valid)."""
 
@@ -824,7 +827,7 @@ _RESOLVE_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64,
 
 
 def _resolve_py(data: int, desc_addr: int, direction: int, out: int) -> int:
-    """Called by native/ops.c for a descriptor the prep-time table does not hold."""
+    """Called by designs/ops/ops.c for a descriptor the prep-time table does not hold."""
     rd = _RDesc.from_address(out)
     native_stats["resolve_fallbacks"] += 1
     try:
@@ -940,10 +943,10 @@ def _set_prototypes(lib: ctypes.CDLL) -> None:
 
 
 def _lib():
-    return native.load("ops", configure=_set_prototypes)
+    return native.load(NATIVE_SOURCE, configure=_set_prototypes)
 
 
-#: helper/kfunc name -> C twin in native/ops.c (the JIT calls these directly)
+#: helper/kfunc name -> C twin in designs/ops/ops.c (the JIT calls these directly)
 _NATIVE = {"bpf_dynptr_read": "ops_dynptr_read", "bpf_dynptr_write": "ops_dynptr_write",
            "bpf_dynptr_data": "ops_dynptr_data", "bpf_dynptr_slice": "ops_dynptr_slice",
            "bpf_dynptr_slice_rdwr": "ops_dynptr_slice_rdwr", "bpf_dynptr_size": "ops_dynptr_size"}
@@ -1053,7 +1056,7 @@ def _register_kfuncs() -> None:
 def _bind_native() -> None:
     """The C twins of our kfuncs (and of the dynptr accessors we registered): JIT code calls
     them directly.  The interpreter's entries call the same C (one implementation), so
-    native/ops.c must build; without a C compiler the ops design cannot run."""
+    designs/ops/ops.c must build; without a C compiler the ops design cannot run."""
     try:
         _lib()
     except Exception:  # noqa: BLE001 - no C compiler: fails later, at the first request
@@ -1061,18 +1064,18 @@ def _bind_native() -> None:
     for name, sym in _OP_NATIVE.items():
         h = helpers.KFUNCS.get(name)
         if h is not None and h.impl in _OUR_IMPLS and h.native is None:
-            h.native = ("ops", sym)
+            h.native = (NATIVE_SOURCE, sym)
     for name, sym in _NATIVE.items():
         h = helpers.KFUNCS.get(name) or next((x for x in helpers.HELPERS.values()
                                                if x.name == name), None)
         if h is not None and h.impl in _OUR_IMPLS and h.native is None:
-            h.native = ("ops", sym)
+            h.native = (NATIVE_SOURCE, sym)
 
 
 def _register_prog_types() -> None:
     """The four members: r1 -> [data, sqe] (prep) or [data]; only ``pdu`` is writable,
     the SQE is read-only; callbacks are never sleepable (check_member in the series)."""
-    from ..bpf import progtypes as pt
+    from ...bpf import progtypes as pt
     data = pt.Layout("uring_bpf_data", DATA_SIZE, (
         pt.Field("req_data", 0, 8), pt.Field("ops", 8, 8), pt.Field("opf", 16, 4),
         pt.Field("pdu", PDU_OFFSET, PDU_SIZE, read=True, write=True)))
@@ -1085,18 +1088,18 @@ def _register_prog_types() -> None:
 
 
 def _register_struct_ops() -> None:
-    from ..bpf import struct_ops
+    from ...bpf import struct_ops
     struct_ops.register(STRUCT_OPS_TYPE, _attach_struct_ops)
 
 
 # --- examples -------------------------------------------------------------------------
-EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "ops"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 
 
 def example_object(name: str, out_dir: Path | None = None) -> Path:
     """Compile ``examples/ops/<name>.bpf.c``: into ``out_dir`` if given, else cached
     (see cc.compile_cached)."""
-    from ..bpf.cc import compile_c, compile_cached
+    from ...bpf.cc import compile_c, compile_cached
     src = EXAMPLES_DIR / f"{name}.bpf.c"
     if out_dir is None:
         return compile_cached(src)
@@ -1107,7 +1110,7 @@ def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True,
                  maps: tuple = (), attach: bool = True, **kw):
     """Open ``examples/ops/<name>.bpf.c``, point its struct_ops maps (all, or ``maps``) at
     ``ring``, load, and attach them; returns ``(obj, links)``."""
-    from ..bpf.object import BpfObject
+    from ...bpf.object import BpfObject
     obj = BpfObject.open(str(example_object(name)))
     chosen = [m for m in obj.struct_ops if not maps or m.name in maps]
     for m in chosen:

@@ -1,4 +1,4 @@
-"""The native engine of the BPF-requests design (``native/requests.c``).
+"""The native engine of the BPF-requests design (``designs/requests/requests.c``).
 
 Same behaviour as :class:`~.requests.RequestsEngine` (the tests run both), but the state
 — tokens, requests, the ready/parked queues, CQ 0's backlog — lives in C, and one
@@ -16,9 +16,14 @@ import errno
 from ctypes import POINTER, c_int, c_int32, c_uint32, c_uint64, c_void_p
 from typing import Any, Sequence
 
-from .. import native
-from ..bpf.memory import BpfRuntimeError
-from . import requests as R
+from pathlib import Path
+
+from ... import native
+from ...bpf.memory import BpfRuntimeError
+from .. import requests as R
+
+#: The C of this engine (built by :func:`uringbpf.native.load` on first use).
+NATIVE_SOURCE = Path(__file__).resolve().with_name("requests.c")
 
 _PROG_FN = ctypes.CFUNCTYPE(c_uint64, c_uint64, c_uint64, c_uint64, c_uint64, c_uint64)
 _SUBMIT_FN = ctypes.CFUNCTYPE(ctypes.c_int64, c_uint64)
@@ -63,12 +68,12 @@ def _set_prototypes(L: ctypes.CDLL) -> None:
     L.rq_set_py_submit.argtypes = [c_void_p, c_uint64]
     L.rq_set_stop.argtypes = [c_void_p, c_uint64]
     if L.rq_req_size() > R.CTX_BUF_SIZE:
-        raise RuntimeError("native/requests.c struct rq_req outgrew CTX_BUF_SIZE")
+        raise RuntimeError("designs/requests/requests.c struct rq_req outgrew CTX_BUF_SIZE")
 
 
 def lib() -> ctypes.CDLL:
-    """The loaded native/requests.c (built on first use), with its prototypes."""
-    return native.load("requests", configure=_set_prototypes)
+    """The loaded designs/requests/requests.c (built on first use), with its prototypes."""
+    return native.load(NATIVE_SOURCE, configure=_set_prototypes)
 
 
 def _resync_sq(ring) -> None:
@@ -85,7 +90,7 @@ def _resync_sq(ring) -> None:
 
 
 class NativeRequestsEngine(R.RequestsEngine):
-    """:class:`RequestsEngine` whose state and completion loop are in native/requests.c."""
+    """:class:`RequestsEngine` whose state and completion loop are in designs/requests/requests.c."""
 
     def __init__(self, ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, **options):
         self._e = None
@@ -332,7 +337,7 @@ class NativeRequestsEngine(R.RequestsEngine):
 
 
 def native_helper(name: str):
-    """A C helper of native/requests.c, for the Python implementations to call."""
+    """A C helper of designs/requests/requests.c, for the Python implementations to call."""
     return getattr(lib(), name)
 
 
@@ -343,7 +348,7 @@ def install_native_twins(helpers_table: dict) -> None:
                      (R.BPF_FUNC_iouring_emit_cqe, "rq_h_emit_cqe"),
                      (R.BPF_FUNC_iouring_reap_cqe, "rq_h_reap_cqe"),
                      (R.BPF_FUNC_copy_to_user, "rq_h_copy_to_user")):
-        helpers_table[hid].native = ("requests", sym)
+        helpers_table[hid].native = (NATIVE_SOURCE, sym)
     for which, hid in enumerate((R.BPF_FUNC_iouring_queue_sqe, R.BPF_FUNC_iouring_emit_cqe,
                                  R.BPF_FUNC_iouring_reap_cqe)):
         impl = helpers_table[hid].impl

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include "guard.h"
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -864,7 +865,9 @@ uint64_t rq_h_queue_sqe(uint64_t ctx, uint64_t sqe_ptr, uint64_t len, uint64_t r
 	dst = e->sqes + (size_t)slot * e->sqe_size;
 	memset(dst, 0, e->sqe_size);
 	memcpy(dst, (const void *)(uintptr_t)sqe_ptr, 64);
-	f = rq_filter(e, (uint64_t)(uintptr_t)dst);
+	f = ubpf_guard_sqe(dst); /* names runtime-owned memory: -EFAULT (guard.h) */
+	if (!f)
+		f = rq_filter(e, (uint64_t)(uintptr_t)dst);
 	if (f) { /* fail it in the kernel with its own user_data, like the ring's deny path */
 		uint64_t ud;
 		uint32_t res = (uint32_t)f, nop_flags = 1; /* IORING_NOP_INJECT_RESULT */
@@ -941,7 +944,7 @@ uint64_t rq_h_copy_to_user(uint64_t uptr, uint64_t src, uint64_t size, uint64_t 
 	(void)r4, (void)r5;
 	if (!(uint32_t)size)
 		return 0;
-	if (!uptr)
+	if (!uptr || ubpf_guard_overlaps(uptr, (uint32_t)size)) /* runtime memory: guard.h */
 		return (uint64_t)(int64_t)-EFAULT;
 	if (process_vm_writev(getpid(), &local, 1, &remote, 1, 0) != (ssize_t)(uint32_t)size)
 		return (uint64_t)(int64_t)-EFAULT;

@@ -7,7 +7,7 @@ work, repeat; ``IOU_LOOP_STOP`` returns 0.  The program drives the ring itself t
 two kfuncs: ``bpf_io_uring_get_region`` (SQE array, ring header + CQEs, the user's
 parameter region) and ``bpf_io_uring_submit_sqes``.
 
-Here the loop is C (``native/loop.c``) installed as the ring's enter hook.  The program
+Here the loop is C (``designs/loop/loop.c``) installed as the ring's enter hook.  The program
 is called through a native function pointer: JIT code directly, or a ctypes trampoline
 into the interpreter, so the same driver serves both engines and, with the JIT, no
 Python runs per iteration.  The kfuncs have one C implementation each; the
@@ -33,10 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import native
-from ..bpf import helpers
-from ..bpf.helpers import Arg, Ret
-from ..uring import syscalls, uapi
+from ... import native
+
+#: The C loop driver (built by :func:`uringbpf.native.load` on first use).
+NATIVE_SOURCE = Path(__file__).resolve().with_name("loop.c")
+from ...bpf import helpers
+from ...bpf.helpers import Arg, Ret
+from ...bpf.memory import guard_object
+from ...uring import syscalls, uapi
 
 IOU_LOOP_CONTINUE = 0
 IOU_LOOP_STOP = 1
@@ -65,7 +69,7 @@ class LoopParams(Structure):
 
 
 class LoopCtx(Structure):
-    """Mirror of ``struct ub_loop_ctx`` (native/loop.h): what ``struct io_ring_ctx *`` points to."""
+    """Mirror of ``struct ub_loop_ctx`` (designs/loop/loop.h): what ``struct io_ring_ctx *`` points to."""
 
     _fields_ = [
         ("magic", c_uint64), ("ring_fd", c_int32), ("sq_mode", c_uint32),
@@ -78,7 +82,7 @@ class LoopCtx(Structure):
         ("abort", c_int32), ("submitted_in_step", c_int32), ("running", c_uint32),
         ("pad", c_uint32),
         ("steps", c_uint64), ("waits", c_uint64), ("submit_calls", c_uint64),
-        ("sqes_submitted", c_uint64), ("sqes_denied", c_uint64),
+        ("sqes_submitted", c_uint64), ("sqes_denied", c_uint64), ("sqes_faulted", c_uint64),
         ("args", c_uint64 * 2), ("params", LoopParams),
     ]
 
@@ -97,12 +101,12 @@ def _set_prototypes(handle: ctypes.CDLL) -> None:
     handle.uringbpf_cbpf_run.restype = c_uint32
     handle.uringbpf_cbpf_run.argtypes = [c_void_p, c_uint32, c_void_p, c_uint32]
     if handle.uringbpf_loop_ctx_size() != sizeof(LoopCtx):
-        raise RuntimeError("native/loop.h and designs/loop.py LoopCtx disagree")
+        raise RuntimeError("designs/loop/loop.h and designs/loop LoopCtx disagree")
 
 
 def lib() -> ctypes.CDLL:
-    """The native loop driver (native/loop.c), built on first use; checks the struct mirror."""
-    return native.load("loop", configure=_set_prototypes)
+    """The native loop driver (designs/loop/loop.c), built on first use; checks the struct mirror."""
+    return native.load(NATIVE_SOURCE, configure=_set_prototypes)
 
 
 # --- the parameter region (IOU_REGION_MEM) ----------------------------------------------
@@ -315,6 +319,9 @@ class LoopAttachment:
         self._buf = ctypes.create_string_buffer(sizeof(LoopCtx) + 16)
         self.addr = (ctypes.addressof(self._buf) + 15) & ~15
         self.ctx = LoopCtx.from_address(self.addr)
+        # What `struct io_ring_ctx *` points to is the runtime's, never user memory: an SQE
+        # or user-pointer helper naming it fails with -EFAULT (issue #13 item 5).
+        self._guard = guard_object(self._buf, ctypes.addressof(self._buf), sizeof(self._buf))
         self._error: BaseException | None = None
         self._regions_added: list = []
         self._runtime = None
@@ -466,7 +473,7 @@ class LoopAttachment:
         filter a design added with ``ring.add_sqe_filter`` is Python, so then (and only
         then) ``bpf_io_uring_submit_sqes`` goes through ``ring.raw_enter``, which runs them.
         """
-        from . import filter as _filter
+        from .. import filter as _filter
         table = _filter.filters_of(self.ring)
         mine = table.sqe_filter if table is not None else None
         foreign = [f for f in getattr(self.ring, "_filters", ()) if f is not mine]
@@ -494,7 +501,8 @@ class LoopAttachment:
     def stats(self) -> dict[str, int]:
         c = self.ctx
         return {"steps": c.steps, "waits": c.waits, "submit_calls": c.submit_calls,
-                "sqes_submitted": c.sqes_submitted, "sqes_denied": c.sqes_denied}
+                "sqes_submitted": c.sqes_submitted, "sqes_denied": c.sqes_denied,
+                "sqes_faulted": c.sqes_faulted}
 
     def destroy(self) -> None:
         """Detach: the ring's ``enter`` is the normal syscall again (idempotent)."""
@@ -507,7 +515,7 @@ class LoopAttachment:
             _ctx_by_addr.pop(self.addr, None)
         if not getattr(self.ring, "closed", False):   # a closed ring refuses every call
             self.ring.set_enter_hook(None)
-        from . import filter as _filter
+        from .. import filter as _filter
         _filter.remove_listener(self.ring, self._on_filters)
         if self._runtime is not None:
             for region in self._regions_added:
@@ -550,7 +558,7 @@ def attach_loop(ring, step: Any, *, engine: str | None = None) -> LoopAttachment
         _attachments[ring] = att
         _ctx_by_addr[att.addr] = att
     _hook_ring(ring)
-    from . import filter as _filter
+    from .. import filter as _filter
     _filter.add_listener(ring, att._on_filters)
     ring.set_enter_hook(att.enter_hook)
     return att
@@ -584,7 +592,7 @@ def ring_from_fd(fd: int):
 
 def _known_rings():
     try:
-        from ..uring.ring import Ring
+        from ...uring.ring import Ring
     except ImportError:
         Ring = None
     registry = getattr(Ring, "instances", None) if Ring is not None else None
@@ -618,7 +626,7 @@ def _kf_get_region(runtime, r1, r2, r3, r4, r5) -> int:
 
 
 # --- the examples (examples/loop/*.bpf.c): building and running them -------------------
-EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples" / "loop"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 RING_FLAGS = (uapi.IORING_SETUP_SINGLE_ISSUER | uapi.IORING_SETUP_DEFER_TASKRUN
               | uapi.IORING_SETUP_NO_SQARRAY | uapi.IORING_SETUP_CQSIZE
               | uapi.IORING_SETUP_SQ_REWIND)
@@ -626,7 +634,7 @@ RING_FLAGS = (uapi.IORING_SETUP_SINGLE_ISSUER | uapi.IORING_SETUP_DEFER_TASKRUN
 
 def example_object(name: str) -> Path:
     """``examples/loop/<name>.bpf.c`` compiled with ``uringbpf cc`` (cached, see cc.compile_cached)."""
-    from ..bpf import cc
+    from ...bpf import cc
     src = EXAMPLES_DIR / f"{name}.bpf.c"
     if not src.exists():
         raise FileNotFoundError(f"{src}: the loop examples ship with the source tree")
@@ -635,7 +643,7 @@ def example_object(name: str) -> Path:
 
 def make_ring(entries: int = 8, cq_entries: int | None = None, flags: int = RING_FLAGS):
     """A ring the loop can drive: SINGLE_ISSUER | DEFER_TASKRUN | NO_SQARRAY | SQ_REWIND."""
-    from ..uring.ring import Ring
+    from ...uring.ring import Ring
     return Ring(entries, cq_entries=cq_entries or entries, flags=flags)
 
 
@@ -650,7 +658,7 @@ def _set_ring_rodata(obj, ring) -> None:
 
 def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True, **rodata):
     """Open, configure (ring offsets + ``rodata``) and load an example; returns the object."""
-    from ..bpf.object import BpfObject
+    from ...bpf.object import BpfObject
     obj = BpfObject.open(example_object(name))
     st = next(iter(obj.struct_ops))
     st.ring_fd = ring.fd
@@ -664,7 +672,7 @@ def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True, *
 def nops_example(ring, total: int, *, engine: str = "jit", cap: int | None = None,
                  verify: bool = True):
     """examples/loop/nops.bpf.c attached to ``ring`` with ``total`` NOPs to run."""
-    from ..bpf.object import BpfObject
+    from ...bpf.object import BpfObject
     obj = BpfObject.open(example_object("nops"))
     obj.struct_ops.nops_ops.ring_fd = ring.fd
     obj.bss.reqs_to_run = total
@@ -897,12 +905,12 @@ def _register_kfuncs() -> None:
     if KFUNC_SUBMIT_SQES not in helpers.KFUNCS:
         helpers.kfunc(KFUNC_SUBMIT_SQES, (Arg.TRUSTED_PTR, Arg.SCALAR), sleepable_only=True,
                       prog_types=allowed)(_kf_submit_sqes)
-        helpers.KFUNCS[KFUNC_SUBMIT_SQES].native = ("loop", "uringbpf_kf_submit_sqes")
+        helpers.KFUNCS[KFUNC_SUBMIT_SQES].native = (NATIVE_SOURCE, "uringbpf_kf_submit_sqes")
     if KFUNC_GET_REGION not in helpers.KFUNCS:
         helpers.kfunc(KFUNC_GET_REGION, (Arg.TRUSTED_PTR, Arg.SCALAR, Arg.SCALAR),
                       Ret.MEM_OR_NULL, ret_size_arg=2, prog_types=allowed,
                       kfunc_flags=frozenset({"RET_NULL"}))(_kf_get_region)
-        helpers.KFUNCS[KFUNC_GET_REGION].native = ("loop", "uringbpf_kf_get_region")
+        helpers.KFUNCS[KFUNC_GET_REGION].native = (NATIVE_SOURCE, "uringbpf_kf_get_region")
 
 
 def _register_prog_type() -> None:
@@ -914,7 +922,7 @@ def _register_prog_type() -> None:
     io_uring/loop.c does (-EINVAL for anything else), not by the verifier: the kernel's
     verifier puts no range on an ``int``-returning struct_ops member.
     """
-    from ..bpf import progtypes as pt
+    from ...bpf import progtypes as pt
     params = pt.Layout("iou_loop_params", 4,
                        (pt.Field("cq_wait_idx", 0, 4, read=True, write=True),))
     pt.register_struct_ops_member(
@@ -935,7 +943,7 @@ def _attach_struct_ops(obj, st_map) -> LoopAttachment:
 
 
 def _register_struct_ops() -> None:
-    from ..bpf import struct_ops
+    from ...bpf import struct_ops
     struct_ops.register(STRUCT_OPS_TYPE, _attach_struct_ops)
 
 
