@@ -52,6 +52,7 @@ _M32 = 0xFFFFFFFF
 _LINK = u.IOSQE_IO_LINK
 _CANCELED = -errno.ECANCELED
 _TIME = -errno.ETIME
+_CANCEL_EVERYTHING = u.IORING_ASYNC_CANCEL_ANY | u.IORING_ASYNC_CANCEL_ALL
 
 
 def _error(res: int, what: str) -> OSError:
@@ -297,7 +298,9 @@ class AioRing:
     async def _op(self, what: str, prep: Callable, args: tuple, kw: dict,
                   timeout: float | None) -> int:
         """The common path of every operation: prep, await the CQE, map errors."""
-        loop = self._loop if self._loop is not None and not self._closed else self._bind()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._closed:
+            self._bind()
         if self._busy:
             await self._wait_idle()
         ud = self._prep(prep, args, kw, timeout)
@@ -376,8 +379,8 @@ class AioRing:
         return await self._op(f"openat {os.fsdecode(path)!r}", self.ring.prep_openat,
                               (path, flags | os.O_CLOEXEC, mode), {"dfd": dfd}, timeout)
 
-    async def close(self, fd: int) -> None:
-        """close(fd) through the ring (IORING_OP_CLOSE)."""
+    async def close_fd(self, fd: int) -> None:
+        """close(fd) through the ring (IORING_OP_CLOSE). (``close()`` closes the ring.)"""
         await self._op("close", self.ring.prep_close, (fd,), {}, None)
 
     async def fsync(self, fd: Any, *, datasync: bool = False,
@@ -434,6 +437,7 @@ class AioRing:
         except asyncio.CancelledError:
             for ud, fut in zip(uds, futs):
                 if self._futs.get(ud) is fut:
+                    fut.cancel()            # its CQE is a late completion now
                     self._cancel(ud)
             raise
         return results
@@ -464,7 +468,7 @@ class AioRing:
         os.close(self._efd)
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        """Cancel everything in flight (IORING_ASYNC_CANCEL_ANY), wait up to ``timeout``
+        """Cancel everything in flight (IORING_ASYNC_CANCEL_ANY | ALL), wait up to ``timeout``
         seconds for the CQEs (waiting tasks see ``OSError(ECANCELED)``), then close."""
         if self._closed:
             return
@@ -472,11 +476,11 @@ class AioRing:
             if self._busy:
                 await self._wait_idle()
             try:
-                self.ring.prep_cancel(0, u.IORING_ASYNC_CANCEL_ANY,
+                self.ring.prep_cancel(0, _CANCEL_EVERYTHING,
                                       user_data=self._next_ud())
             except SubmissionQueueFull:
                 self._submit_now()
-                self.ring.prep_cancel(0, u.IORING_ASYNC_CANCEL_ANY,
+                self.ring.prep_cancel(0, _CANCEL_EVERYTHING,
                                       user_data=self._next_ud())
             self.inflight += 1
             self._flush()
@@ -554,8 +558,8 @@ class Chain:
         return self._add(self._aring.ring.prep_fsync, fd,
                          u.IORING_FSYNC_DATASYNC if datasync else 0)
 
-    def close(self, fd: int) -> "Chain":
-        """Add a close."""
+    def close_fd(self, fd: int) -> "Chain":
+        """Add a close(fd) (IORING_OP_CLOSE)."""
         return self._add(self._aring.ring.prep_close, fd)
 
     def nop(self, inject: int | None = None) -> "Chain":

@@ -1,0 +1,35 @@
+"""Fixtures for uringbpf.aio: the operation tests run on both ring backends."""
+
+import asyncio
+import socket
+
+import pytest
+
+
+@pytest.fixture(params=["kernel", "threads"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def run():
+    """``run(coro_fn)``: asyncio.run with a bound so a hang fails instead of blocking."""
+
+    def go(fn, *args, limit=20.0):
+        async def bounded():
+            return await asyncio.wait_for(fn(*args), limit)
+        return asyncio.run(bounded())
+
+    return go
+
+
+@pytest.fixture
+def tcp_pair():
+    """A connected (client, server) pair of 127.0.0.1 TCP sockets, closed afterwards."""
+    lst = socket.create_server(("127.0.0.1", 0))
+    cli = socket.create_connection(lst.getsockname())
+    srv, _ = lst.accept()
+    lst.close()
+    yield cli, srv
+    cli.close()
+    srv.close()
