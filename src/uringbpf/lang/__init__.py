@@ -10,10 +10,10 @@ docs/python-programs.md.
 from .appmode import LangMemoryError, Ptr, sizeof, zero
 from .errors import LangCompileError, LangError, LangRuntimeError, LangVerifierError
 from .module import Kfunc, LangFunction, Loaded, Module, inline
-from .types import FixedInt, array, ptr, s8, s16, s32, s64, u8, u16, u32, u64
+from .types import FixedInt, array, ptr, volatile, s8, s16, s32, s64, u8, u16, u32, u64
 
 __all__ = [
-    "Module", "inline", "Kfunc", "LangFunction", "Loaded", "Ptr", "ptr", "array", "zero", "sizeof",
+    "Module", "inline", "volatile", "Kfunc", "LangFunction", "Loaded", "Ptr", "ptr", "array", "zero", "sizeof",
     "FixedInt", "u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64",
     "LangError", "LangCompileError", "LangVerifierError", "LangRuntimeError", "LangMemoryError",
 ]

@@ -130,6 +130,7 @@ class GlobalVar:
     kind: Any                  # int class or ("array", int class, n)
     section: str               # ".rodata" / ".bss" / ".data"
     init: bytes
+    volatile: bool = False
 
 
 class Builtin:
@@ -657,6 +658,10 @@ class FuncGen:
         if isinstance(target, ast.Name):
             self.assign_name(target.id, v, target)
             return
+        if isinstance(target, ast.Attribute) and self.resolver.is_section(self.static(target.value)):
+            gv = self.resolver.section_field(self.static(target.value), target.attr)
+            if gv is not None and gv.section == ".rodata":
+                raise self.err(target, f"{target.attr} is in .rodata: programs cannot change it")
         place, ty, volatile = self.lvalue(target)
         if isinstance(ty, (tuple,)) or ty is None or not (_is_int(ty) or isinstance(ty, T.PtrType)):
             raise self.err(target, f"cannot assign to a {T.kind_name(ty)}")
@@ -893,7 +898,7 @@ class FuncGen:
                 gv = self.resolver.section_field(base_static, e.attr)
                 if gv is None:
                     raise self.err(e, f"section {base_static.__name__} has no field {e.attr!r}")
-                return f"@{gv.name}", gv.kind, gv.section == ".rodata"
+                return f"@{gv.name}", gv.kind, gv.section == ".rodata" or gv.volatile
             base = self.expr(e.value)
             if not isinstance(base.ty, T.PtrType) or not _is_ctypes_struct(base.ty.elem):
                 raise self.err(e, f".{e.attr} on a {_tname(base.ty)} (fields need a pointer to a "

@@ -60,11 +60,15 @@ class Section:
         d(self, "__name__", cls.__name__)
         d(self, "_line", inspect.getsourcelines(cls)[1])
         fields: dict[str, tuple[Any, int]] = {}
+        volatiles: set[str] = set()
         off = 0
         annotations = cls.__dict__.get("__annotations__", {})
         for name, ann in annotations.items():
             if isinstance(ann, str):
                 ann = eval(ann, vars(inspect.getmodule(cls)))  # noqa: S307 - the user's own annotation
+            is_volatile = isinstance(ann, T.volatile)
+            if is_volatile:
+                ann = ann.kind
             if isinstance(ann, T.array):
                 fkind = ann.kind
             elif isinstance(ann, type) and issubclass(ann, T.FixedInt) and ann is not T.FixedInt:
@@ -76,8 +80,11 @@ class Section:
             align = T.alignof(fkind)
             off = (off + align - 1) // align * align
             fields[name] = (fkind, off)
+            if is_volatile:
+                volatiles.add(name)
             off += T.sizeof(fkind)
         d(self, "_fields", fields)
+        d(self, "_volatile", volatiles)
         d(self, "_mem", bytearray(max(off, 1)))
         d(self, "_bound", None)
         d(self, "frozen", False)
@@ -514,7 +521,8 @@ class Module:
                 size = T.sizeof(fkind)
                 init = bytes(sec._mem[off:off + size])
                 try:
-                    gen.add_global(C.GlobalVar(fname, fkind, sec.section_name, init), sec._line)
+                    gen.add_global(C.GlobalVar(fname, fkind, sec.section_name, init,
+                                               fname in sec._volatile), sec._line)
                 except ValueError as exc:
                     raise LangCompileError(filename or "?", sec._line, str(exc)) from None
         self._resolver.reset(gen)

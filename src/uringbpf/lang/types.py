@@ -295,6 +295,14 @@ class array:
         self.kind = ("array", elem, int(length))
 
 
+class volatile:
+    """``nsqe: volatile(u32)``: a global the compiled code reloads at every use (C's
+    ``volatile``), e.g. so the verifier sees a masked value instead of following a counter."""
+
+    def __init__(self, kind: Any):
+        self.kind = kind
+
+
 def kind_name(kind: Any) -> str:
     if isinstance(kind, type):
         return kind.__name__
