@@ -1201,8 +1201,15 @@ class FuncGen:
         if not isinstance(v.ty, T.PtrType) or isinstance(v.ty.elem, T.Opaque):
             raise self.err(e, "zero() needs a pointer to a struct or an integer")
         size = T.sizeof(v.ty.elem)
-        self.mod.declare_intrinsic("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)", "memset")
         self.at(e)
+        if size % 8 == 0 and T.alignof(v.ty.elem) >= 8 and size <= 256:
+            # explicit 8-byte stores: LLVM drops the ones later field stores overwrite and
+            # keeps the rest 8 bytes wide (a memset it shortens is lowered byte by byte)
+            for off in range(0, size, 8):
+                p = self.emit(f"getelementptr inbounds i8, ptr {v.ref}, i64 {off}") if off else v.ref
+                self.emit(f"store i64 0, ptr {p}, align 8", value=False)
+            return Val(None, const=0)
+        self.mod.declare_intrinsic("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)", "memset")
         self.emit(f"call void @llvm.memset.p0.i64(ptr align {T.alignof(v.ty.elem)} {v.ref}, i8 0, "
                   f"i64 {size}, i1 false)", value=False)
         return Val(None, const=0)

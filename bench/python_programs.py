@@ -1,0 +1,141 @@
+"""Python-written ring programs (uringbpf.lang) against the C-compiled ones of the same design.
+
+    .venv/bin/python bench/python_programs.py [--nops 200000] [--rounds 5] [--cp-mib 32]
+
+* nops: examples/python/nops.py vs designs/loop/examples/nops.bpf.c, both JIT-compiled
+  and attached to a fresh 8-entry loop ring, one io_uring_enter each; alternating C and
+  Python runs, best of ``--rounds`` for each; ratio = Python throughput / C throughput.
+* cp: examples/python/cp.py vs cp.bpf.c (through loop.copy_fd), same file, chunk 64 KiB,
+  depth 4, alternating; ratio as above.
+* compile: AST -> LLVM IR -> BPF object -> opened, verified and JIT-compiled, for the
+  nops module, after LLVM is initialised (best of ``--rounds``), split into its stages.
+* in-app: the nops step run as Python in the application vs compiled in the ring
+  (``--app-nops`` NOPs each): how much slower the application run is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "examples" / "python"))
+
+from uringbpf import BpfObject  # noqa: E402
+from uringbpf.designs import loop  # noqa: E402
+from uringbpf.uring import ENTER_GETEVENTS  # noqa: E402
+
+import cp as py_cp  # noqa: E402
+import nops as py_nops  # noqa: E402
+
+
+def c_nops(n: int, k: int = 8) -> float:
+    ring = loop.make_ring(k)
+    obj = BpfObject.open(loop.example_object("nops"))
+    try:
+        obj.struct_ops.nops_ops.ring_fd = ring.fd
+        obj.bss.reqs_to_run = n
+        obj.rodata.cq_head_offset = ring.params.cq_off.head
+        obj.rodata.cq_tail_offset = ring.params.cq_off.tail
+        obj.rodata.cqes_offset = ring.params.cq_off.cqes
+        obj.rodata.cq_entries = obj.rodata.sq_entries = obj.rodata.max_inflight = k
+        obj.load("jit")
+        link = obj.attach_struct_ops("nops_ops")
+        start = time.perf_counter()
+        ret = ring.enter(0, 0, ENTER_GETEVENTS)
+        secs = time.perf_counter() - start
+        assert ret == 0 and obj.bss.reqs_to_run == 0, (ret, obj.bss.reqs_to_run)
+        link.destroy()
+        return secs
+    finally:
+        obj.close()
+        ring.close()
+
+
+def py_nops_run(n: int, k: int = 8, app: bool = False) -> float:
+    left, secs = py_nops.run(n, k, app=app)
+    assert left == 0
+    return secs
+
+
+def c_cp(src: str, dst: str, chunk: int, depth: int) -> float:
+    in_fd = os.open(src, os.O_RDONLY)
+    out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        r = loop.copy_fd(in_fd, out_fd, chunk=chunk, depth=depth)
+        assert r.error == 0 and r.done
+        return r.seconds
+    finally:
+        os.close(in_fd)
+        os.close(out_fd)
+
+
+def py_cp_run(src: str, dst: str, chunk: int, depth: int) -> float:
+    r = py_cp.copy(src, dst, chunk=chunk, depth=depth)
+    assert r["error"] == 0 and r["done"] == 1
+    return r["seconds"]
+
+
+def compile_times(rounds: int) -> dict[str, float]:
+    py_nops.bpf.compile()          # LLVM initialised, modules imported
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        py_nops.bpf._compiled = None
+        t0 = time.perf_counter()
+        c = py_nops.bpf.compile()
+        t1 = time.perf_counter()
+        loaded = py_nops.bpf.load("jit")
+        t2 = time.perf_counter()
+        loaded.close()
+        for key, v in (("ast_to_ir", c.ir_seconds), ("llvm_to_object", c.llvm_seconds),
+                       ("compile", t1 - t0), ("open_verify_jit", t2 - t1), ("total", t2 - t0)):
+            best[key] = min(best.get(key, 1e9), v)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nops", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cp-mib", type=int, default=32)
+    ap.add_argument("--app-nops", type=int, default=2000)
+    args = ap.parse_args()
+
+    c_nops(1000)
+    py_nops_run(1000)
+    c_best = py_best = 1e9
+    for _ in range(args.rounds):
+        c_best = min(c_best, c_nops(args.nops))
+        py_best = min(py_best, py_nops_run(args.nops))
+    print(f"nops x{args.nops}: C {args.nops / c_best / 1e6:.2f} M/s, Python {args.nops / py_best / 1e6:.2f} M/s, "
+          f"ratio Python/C {c_best / py_best:.2f}")
+
+    with tempfile.TemporaryDirectory(prefix="uringbpf-bench-") as tmp:
+        src = os.path.join(tmp, "src.bin")
+        with open(src, "wb") as f:
+            f.write(os.urandom(args.cp_mib << 20))
+        dst = os.path.join(tmp, "dst.bin")
+        c_best = py_best = 1e9
+        for _ in range(args.rounds):
+            c_best = min(c_best, c_cp(src, dst, 64 * 1024, 4))
+            py_best = min(py_best, py_cp_run(src, dst, 64 * 1024, 4))
+        mib = args.cp_mib
+        print(f"cp {mib} MiB (chunk 64 KiB, depth 4): C {mib / c_best:.0f} MiB/s, Python "
+              f"{mib / py_best:.0f} MiB/s, ratio Python/C {c_best / py_best:.2f}")
+
+    t = compile_times(args.rounds)
+    print("compile nops (best, ms): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in t.items()))
+
+    ring_s = min(py_nops_run(args.app_nops) for _ in range(3))
+    app_s = min(py_nops_run(args.app_nops, app=True) for _ in range(2))
+    print(f"in-app nops x{args.app_nops}: ring {ring_s * 1e3:.1f} ms, application {app_s * 1e3:.1f} ms, "
+          f"application/ring {app_s / ring_s:.0f}x slower")
+
+
+if __name__ == "__main__":
+    main()
