@@ -17,6 +17,7 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
+import uringbpf  # noqa: F401  (installs the default platform: the designs' kfuncs)
 from uringbpf.bpf import helpers, isa, progtypes
 from uringbpf.bpf.helpers import Arg, Ret
 
@@ -182,7 +183,6 @@ def register_test_env() -> None:
     if _registered:
         return
     _registered = True
-    helpers.load_all()
     for hid, name, args, ret, extra in _STD_HELPERS:
         if hid not in helpers.HELPERS:
             helpers.helper(hid, name, args, ret, **extra)(_run_ktime if hid == 5 else _not_run)

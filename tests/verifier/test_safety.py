@@ -118,3 +118,178 @@ r0 = 0
 exit
 """
     _refused(src, "invalid access to packet")
+
+
+# ---------------------------------------------------------------- 4. pointer -> scalar leaks
+
+@pytest.mark.parametrize("op", ["lock xchg *(u64 *)(r10 - 8) r2", "lock fetch_add *(u64 *)(r10 - 8) r2",
+                                "lock *(u64 *)(r10 - 8) += r2", "lock cmpxchg *(u64 *)(r10 - 8) r2",
+                                "lock fetch_or *(u32 *)(r10 - 8) r2"])
+def test_atomic_on_spilled_pointer_refused(op):
+    src = f"""
+r1 = r10
+*(u64 *)(r10 - 8) = r1
+r2 = 0
+r0 = 0
+{op}
+r0 = *(u64 *)(r10 - 8)
+r0 = r2
+exit
+"""
+    _refused(src, "BPF_ATOMIC on the spilled pointer")
+
+
+def test_ok_atomic_on_spilled_scalar():
+    _verify("""
+r1 = 5
+*(u64 *)(r10 - 8) = r1
+r2 = 1
+lock xchg *(u64 *)(r10 - 8) r2
+r0 = r2
+exit
+""")
+
+
+@pytest.mark.parametrize("helper", ["probe_read", "probe_read_kernel", "probe_read_user",
+                                    "probe_read_kernel_str"])
+def test_probe_read_of_spilled_pointer_refused(helper):
+    src = f"""
+*(u64 *)(r10 - 8) = r10
+r1 = r10
+r1 += -16
+r2 = 8
+r3 = r10
+r3 += -8
+call {helper}
+r0 = *(u64 *)(r10 - 16)
+exit
+"""
+    _refused(src, "reading a spilled pointer")
+
+
+def test_probe_read_of_pointer_leftovers_refused():
+    # a byte store over a spilled pointer leaves 7 of its bytes on the stack
+    src = """
+*(u64 *)(r10 - 8) = r10
+*(u8 *)(r10 - 8) = 0
+r1 = r10
+r1 += -16
+r2 = 8
+r3 = r10
+r3 += -8
+call probe_read_kernel
+r0 = 0
+exit
+"""
+    _refused(src, "uninitialized")
+
+
+def test_ok_probe_read_of_stack_data():
+    _verify("""
+r1 = 7
+*(u64 *)(r10 - 8) = r1
+r1 = r10
+r1 += -16
+r2 = 8
+r3 = r10
+r3 += -8
+call probe_read_kernel
+r0 = *(u64 *)(r10 - 16)
+exit
+""")
+
+
+# ---------------------------------------------------------------- 2. iterator loops terminate
+
+ITER_NEW = """r1 = r10
+r1 += -8
+r2 = 0
+r3 = 10
+call kfunc bpf_iter_num_new
+"""
+ITER_NEXT = """r1 = r10
+r1 += -8
+call kfunc bpf_iter_num_next
+"""
+ITER_DESTROY = """r1 = r10
+r1 += -8
+call kfunc bpf_iter_num_destroy
+"""
+
+
+def test_iter_new_next_destroy_forever_refused():
+    # for (;;) { bpf_iter_num_new(&it, 0, 10); bpf_iter_num_next(&it); bpf_iter_num_destroy(&it); }
+    _refused("loop:\n" + ITER_NEW + ITER_NEXT + ITER_DESTROY + "goto loop\n", "infinite loop detected")
+
+
+def test_iter_next_ignoring_null_refused():
+    # for (;;) bpf_iter_num_next(&it);  -- the drained iterator returns NULL forever
+    _refused(ITER_NEW + "loop:\n" + ITER_NEXT + "goto loop\n", "infinite loop detected")
+
+
+def test_iter_next_ignoring_null_with_counter_refused():
+    # the loop ends only when r6 reaches 1000 ... but r6 is compared, not advanced
+    src = ITER_NEW + "r6 = 0\nloop:\n" + ITER_NEXT + "if r6 > 1000 goto out\ngoto loop\nout:\n" \
+        + ITER_DESTROY + "r0 = 0\nexit\n"
+    _refused(src, "infinite loop detected")
+
+
+def test_iter_next_result_is_read_only():
+    # while ((p = bpf_iter_num_next(&it))) *p = 0;
+    src = ITER_NEW + "loop:\n" + ITER_NEXT + "if r0 == 0 goto out\n*(u32 *)(r0 + 0) = 0\ngoto loop\nout:\n" \
+        + ITER_DESTROY + "r0 = 0\nexit\n"
+    _refused(src, "cannot write into rdonly_mem")
+
+
+def test_ok_iter_loop_sums_elements():
+    src = ITER_NEW + "r6 = 0\nloop:\n" + ITER_NEXT + "if r0 == 0 goto out\nr1 = *(u32 *)(r0 + 0)\n" \
+        "r6 += r1\ngoto loop\nout:\n" + ITER_DESTROY + "r0 = 0\nexit\n"
+    _verify(src)
+
+
+def test_ok_iter_loop_with_bounded_counter():
+    # bounded by the counter, not by the iterator: each trip calls next() once
+    src = ITER_NEW + "r6 = 0\nloop:\n" + ITER_NEXT + "r6 += 1\nif r6 < 20 goto loop\n" \
+        + ITER_DESTROY + "r0 = 0\nexit\n"
+    _verify(src)
+
+
+# ---------------------------------------------------------------- 3. spin locks
+
+LOCK = "r1 = r6\ncall spin_lock\n"
+UNLOCK = "r1 = r6\ncall spin_unlock\n"
+LOCK_PROLOGUE = "r6 = map_value[0] ll\n"
+
+
+def _lock_prog(body: str) -> str:
+    return LOCK_PROLOGUE + body + "r0 = 0\nexit\n"
+
+
+@pytest.mark.parametrize("body,reason", [
+    (LOCK, "bpf_spin_unlock is missing"),
+    (UNLOCK, "bpf_spin_unlock without taking a lock"),
+    (LOCK + LOCK, "Locking two bpf_spin_locks are not allowed"),
+    (LOCK + "call ktime_get_ns\n" + UNLOCK, "function calls are not allowed while holding a lock"),
+    (LOCK + "r1 = r6\nr1 += 4\ncall spin_unlock\n", "bpf_spin_unlock of different lock"),
+    # locked on one path only
+    ("call get_prandom_u32\nif r0 == 0 goto skip\n" + LOCK + "skip:\n" + UNLOCK,
+     "bpf_spin_unlock without taking a lock"),
+    # unlocked on one path only
+    (LOCK + "r7 = *(u32 *)(r6 + 4)\nif r7 == 0 goto skip\n" + UNLOCK + "skip:\n",
+     "bpf_spin_unlock is missing"),
+])
+def test_spin_lock_pairing_refused(body, reason):
+    _refused(_lock_prog(body), reason, maps="0=array:4:8:1")
+
+
+def test_spin_lock_held_at_subprog_exit_refused():
+    src = LOCK_PROLOGUE + "r1 = r6\ncall local f\n" + UNLOCK + "r0 = 0\nexit\nf:\ncall spin_lock\nr0 = 0\nexit\n"
+    _refused(src, "bpf_spin_unlock is missing", maps="0=array:4:8:1")
+
+
+def test_ok_spin_lock_pairs():
+    _verify(_lock_prog(LOCK + "r7 = *(u32 *)(r6 + 4)\nr7 += 1\n*(u32 *)(r6 + 4) = r7\n" + UNLOCK),
+            maps="0=array:4:8:1")
+    # lock and unlock on both sides of a branch
+    _verify(_lock_prog("call get_prandom_u32\nif r0 == 0 goto skip\n" + LOCK + UNLOCK + "skip:\n"),
+            maps="0=array:4:8:1")

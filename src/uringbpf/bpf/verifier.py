@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from . import helpers as helpers_mod
 from . import isa, progtypes
+from ..errors import ProgTypeError
+from .platform import Platform, default_platform
 from . import verifier_scalar as sc
 from .helpers import Arg, Ret
 from .verifier_cfg import CALLER_SAVED, Cfg, CfgError
@@ -28,7 +30,7 @@ from .verifier_disasm import insn_text
 from .verifier_state import (
     CONST_MAP, NOT_INIT, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
     PTR_TRUSTED, SCALAR, SLOT_UNINIT, UNINIT, UNKNOWN_SCALAR, Frame, ObjSlot, Reg, State,
-    const_reg, scalar, state_subsumes, states_equal,
+    const_reg, iter_depths_differ, scalar, state_subsumes, states_equal,
 )
 
 MAX_INSNS_PROCESSED = 1_000_000
@@ -38,20 +40,7 @@ BPF_F_RDONLY_PROG = 1 << 7
 LOG_LIMIT = 4_000_000           # characters kept in the log (like the kernel's log buffer)
 
 
-class BpfVerifierError(Exception):
-    """The program was refused.  ``log`` is the kernel-style verifier log."""
-
-    def __init__(self, message: str, log: str = "", pc: int | None = None):
-        super().__init__(message, log)
-        self.message = message
-        self.log = log
-        self.pc = pc
-
-    def __str__(self) -> str:
-        if not self.log:
-            return self.message
-        lines = self.log.rstrip("\n").split("\n")
-        return self.message + "\n" + "\n".join(lines[-25:])
+from ..errors import BpfVerifierError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 @dataclass
@@ -107,6 +96,10 @@ _JMP_TO_CMP = {
 _SIGNED_CMP = {sc.SGT, sc.SGE, sc.SLT, sc.SLE}
 _MEM_ARGS = {Arg.MEM, Arg.UNINIT_MEM, Arg.MEM_OR_NULL}
 _SIZE_ARGS = {Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO}
+#: helpers that copy from an untyped source address (arg 3): see _check_raw_read_src
+_RAW_READ_HELPERS = frozenset({
+    "bpf_probe_read", "bpf_probe_read_str", "bpf_probe_read_kernel", "bpf_probe_read_user",
+    "bpf_probe_read_kernel_str", "bpf_probe_read_user_str"})
 
 
 def _flag(proto, name: str) -> str | None:
@@ -170,8 +163,9 @@ def _sized_unknown(size: int, signed: bool = False):
 
 class Verifier:
     def __init__(self, program: isa.Program, ptype: progtypes.ProgType, log_level: int = 0,
-                 max_insns: int = MAX_INSNS_PROCESSED):
+                 max_insns: int = MAX_INSNS_PROCESSED, platform: Platform | None = None):
         self.program = program
+        self.platform = platform if platform is not None else _platform_in_effect()
         self.insns = program.insns
         self.ptype = ptype
         self.log_level = log_level
@@ -188,6 +182,7 @@ class Verifier:
         self.explored: dict[int, list[_Checkpoint]] = {}
         self.visits: dict[int, int] = {}
         self.iter_next_pcs: set[int] = set()
+        self._iter_next_arg: dict[int, int] = {}
         self.callback_entries: set[int] = set()
         self.cfg: Cfg | None = None
         self.pc = 0
@@ -210,16 +205,19 @@ class Verifier:
 
     # ------------------------------------------------------------ helpers lookups
 
-    def _proto_for_call(self, insn: isa.Insn):
+    def _callee(self, insn: isa.Insn):
+        """The helper or kfunc a call instruction names (None: unknown), from the platform."""
         if insn.src == isa.CALL_HELPER:
-            h = helpers_mod.get_helper(insn.imm)
-            return None if h is None else h.proto
+            return self.platform.get_helper(insn.imm)
         if insn.src == isa.PSEUDO_KFUNC_CALL:
             if not 0 <= insn.imm < len(self.program.kfuncs):
                 return None
-            h = helpers_mod.get_kfunc(self.program.kfuncs[insn.imm])
-            return None if h is None else h.proto
+            return self.platform.get_kfunc(self.program.kfuncs[insn.imm])
         return None
+
+    def _proto_for_call(self, insn: isa.Insn):
+        h = self._callee(insn)
+        return None if h is None else h.proto
 
     def _arg_count(self, insn: isa.Insn) -> int:
         proto = self._proto_for_call(insn)
@@ -245,8 +243,10 @@ class Verifier:
                     self.log(self.insn_line(pc))
                     self.log(msg)
                     raise BpfVerifierError(msg, self._final_log(), pc)
-                if _flag(proto, "ITER_NEXT") is not None:
+                it = _flag(proto, "ITER_NEXT")
+                if it is not None:
                     self.iter_next_pcs.add(pc)
+                    self._iter_next_arg[pc] = int(it or 0)
         for pc, insn in enumerate(self.insns):
             if insn.is_lddw and insn.src == isa.PSEUDO_FUNC and not self.cfg.second_slot[pc]:
                 self.iter_next_pcs.add(pc + insn.imm + 1)   # callback entries loop like next()
@@ -394,21 +394,25 @@ class Verifier:
                         if cp.decided:  # what was proven below cp relied on decided branches
                             self._mark_decided(st)
                         return True
-                elif iter_point:
-                    if state_subsumes(cp.state, st, masks):
+                else:
+                    # at an iterator's next() (or a callback entry), a state covered by an
+                    # unfinished one converges, but only while the iterator is still
+                    # active: a drained one returns NULL forever (the kernel's rule)
+                    if (iter_point and state_subsumes(cp.state, st, masks)
+                            and self._loop_point_converges(st, pc)):
                         self._mark_decided(st)
                         return True
-                elif (cp.state.iter_steps == st.iter_steps and states_equal(cp.state, st, masks)
-                      and self._is_ancestor(cp, st.checkpoint)):
-                    # (an iterator's next() in between bounds the loop: no verdict then)
-                    raise _Reject(f"infinite loop detected at insn {pc}")
+                    if (cp.state.cb_steps == st.cb_steps and not iter_depths_differ(cp.state, st)
+                            and states_equal(cp.state, st, masks)
+                            and self._is_ancestor(cp, st.checkpoint)):
+                        raise _Reject(f"infinite loop detected at insn {pc}")
                 cp.miss += 1
                 if cp.miss > cp.hit * 3 + 3:
                     evict = True
             if evict and not iter_point:
                 lst[:] = [cp for cp in lst if cp.miss <= cp.hit * 3 + 3]
-            if iter_point:
-                self._widen(st, lst, masks)
+            if iter_point and pc in self.callback_entries:
+                self._widen(st, pc, st.checkpoint)
         else:
             lst = self.explored[pc] = []
         visits = self.visits.get(pc, 0) + 1
@@ -425,6 +429,45 @@ class Verifier:
         if self.cur_states > self.peak_states:
             self.peak_states = self.cur_states
         return False
+
+    def _loop_point_converges(self, st: State, pc: int) -> bool:
+        if pc in self.callback_entries:
+            return True
+        obj = self._iter_obj(st, st.cur.regs[1 + int(self._iter_next_arg.get(pc, 0))])
+        return obj is not None and obj.state == "active"
+
+    @staticmethod
+    def _iter_obj(st: State, reg: Reg) -> ObjSlot | None:
+        if reg.t != PTR_STACK or not sc.is_const(reg.var) or reg.frame >= len(st.frames):
+            return None
+        slot = st.frames[reg.frame].stack.get((-(reg.off + sc.s64(reg.var[4])) - 1) // 8)
+        if slot is None or slot[0] != "O" or slot[1].kind != "iter":
+            return None
+        return slot[1]
+
+    def _iter_next_fork(self, st: State, ireg: Reg, pc: int) -> None:
+        """next() of an active iterator: one path gets an element (active, depth + 1,
+        non-NULL r0), this one the end (drained, r0 = 0).  A drained iterator only ends."""
+        obj = self._iter_obj(st, ireg)
+        if obj is None:  # pragma: no cover - checked by _stack_object_arg
+            return
+        r0 = st.cur.regs[0]
+        if obj.state == "active":
+            active = st.copy()
+            if active.checkpoint is not None:
+                active.checkpoint.live += 1
+            self._replace_obj(active.frames[ireg.frame], obj, obj.replace(depth=obj.depth + 1))
+            active.cur.regs[0] = r0.replace(null=False, id=0) if r0.is_ptr else UNKNOWN_SCALAR
+            cp = active.checkpoint
+            self._widen(active, pc, cp.parent if cp is not None and cp.pc == pc else cp, obj, ireg.frame)
+            self._dfs.append((pc + 1, active))
+        self._replace_obj(st.frames[ireg.frame], obj, obj.replace(state="drained"))
+        st.cur.regs[0] = const_reg(0)
+
+    @staticmethod
+    def _replace_obj(frame: Frame, old: ObjSlot, new: ObjSlot) -> None:
+        for k in range(old.first, old.first - old.nslots, -1):
+            frame.stack[k] = ("O", new)
 
     @staticmethod
     def _same_loop(old: State, cur: State, callback_entry: bool) -> bool:
@@ -458,16 +501,26 @@ class Verifier:
             c = c.parent
         return False
 
-    def _widen(self, st: State, lst: list[_Checkpoint], masks: list[int]) -> None:
-        """At an iterator's next() call, forget scalar values that changed since an
-        earlier visit of the same loop, so the loop body converges (the iterator, not
-        the verifier, bounds the number of iterations)."""
-        cp = st.checkpoint  # the nearest ancestor at this instruction: the previous iteration
-        while cp is not None and cp.pc != lst[0].pc:
+    def _widen(self, st: State, pc: int, cp: _Checkpoint | None, iter_obj: ObjSlot | None = None,
+               iter_frame: int = 0) -> None:
+        """On the path where an active iterator's next() returned an element (or at a
+        callback entry), forget scalar values that changed since an earlier visit of the
+        same loop, so the loop body converges (the iterator, not the verifier, bounds the
+        number of iterations; the kernel's widen_imprecise_scalars).  The drained path
+        keeps its values: nothing bounds a loop around it."""
+        # the nearest ancestor at this instruction, from ``cp`` up: the previous iteration
+        while cp is not None and cp.pc != pc:
             cp = cp.parent
         if cp is not None and not cp.done:
             old = cp.state
-            if len(old.frames) != len(st.frames) or not self._same_loop(old, st, cp.pc in self.callback_entries):
+            if len(old.frames) != len(st.frames):
+                return
+            if iter_obj is not None:
+                # the same iterator instance (not a new one made in the same slots)
+                so = old.frames[iter_frame].stack.get(iter_obj.first)
+                if so is None or so[0] != "O" or so[1].ref != iter_obj.ref:
+                    return
+            elif not self._same_loop(old, st, cp.pc in self.callback_entries):
                 return
             for fo, fc in zip(old.frames, st.frames):
                 for i in range(10):
@@ -701,6 +754,16 @@ class Verifier:
             r0 = self.read_reg(st, 0)
             if r0.t != SCALAR:
                 raise _Reject("R0 leaks addr into mem")
+        if ptr.t == PTR_STACK:
+            # The kernel lets a privileged loader do this; here a fetch or an xchg on a
+            # spilled pointer would hand the program its address as a scalar, and any
+            # atomic op would turn the slot into a forged pointer-sized scalar (#13 item 4).
+            frame = self._frame_of(st, ptr)
+            lo, hi = self._bounds(ptr, insn.dst, insn.off, size)
+            for o in range(max(lo, -isa.STACK_SIZE), min(hi, 0)):
+                if self._byte_kind(frame, o) in "po":
+                    raise _Reject(f"BPF_ATOMIC on the spilled pointer at fp{o} is not allowed "
+                                  "(it would leak the pointer)")
         # an atomic op reads the old value, then writes an unknown one
         self._mem_access(st, ptr, insn.dst, insn.off, size, write=False)
         self._mem_access(st, ptr, insn.dst, insn.off, size, write=True, value=UNKNOWN_SCALAR,
@@ -981,15 +1044,20 @@ class Verifier:
     # ------------------------------------------------------------ calls
 
     def _do_call(self, st: State, insn: isa.Insn, pc: int) -> int:
+        if st.lock is not None:
+            # (the kernel allows a few kfuncs and, lately, static subprograms here; we
+            # allow only the unlock: nothing can then block or loop with the lock held)
+            h = self._callee(insn) if insn.src == isa.CALL_HELPER else None
+            if h is None or h.proto.name not in ("bpf_spin_unlock", "bpf_spin_lock"):
+                raise _Reject("function calls are not allowed while holding a lock")
         if insn.src == isa.PSEUDO_CALL:
             return self._call_subprog(st, pc, pc + insn.imm + 1)
+        h = self._callee(insn)
         if insn.src == isa.CALL_HELPER:
-            h = helpers_mod.get_helper(insn.imm)
             if h is None:
                 raise _Reject(f"invalid func unknown#{insn.imm}")
         else:
             name = self.program.kfuncs[insn.imm]
-            h = helpers_mod.get_kfunc(name)
             if h is None:
                 raise _Reject(f"calling kernel function {name} is not allowed")
         self._call_helper(st, h.proto, pc, h.is_kfunc)
@@ -1015,7 +1083,7 @@ class Verifier:
         so that the next call can pass it again."""
         if len(st.frames) >= isa.MAX_CALL_DEPTH:
             raise _Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
-        st.iter_steps += 1
+        st.cb_steps += 1
         caller = st.cur
         for i in range(1, 6):
             caller.regs[i] = UNINIT
@@ -1027,6 +1095,8 @@ class Verifier:
         st.frames.append(f)
 
     def _do_exit(self, st: State) -> int | None:
+        if st.lock is not None:
+            raise _Reject("bpf_spin_unlock is missing")
         f = st.cur
         r0 = f.regs[0]
         if r0.t == NOT_INIT:
@@ -1207,10 +1277,13 @@ class Verifier:
                 if reg.t != PTR_MAP_VALUE:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=map_value (spin lock)")
                 self._check_mem_region(st, reg, regno, 4, 4, write=True, init=False)
+                self._spin_lock_arg(st, name, reg, regno)
             else:
                 raise _Reject(f"R{regno} argument kind {kind} is not supported by the verifier")
         if pending_mem is not None:
             self._check_fixed_mem(st, *pending_mem, regs)
+        if name in _RAW_READ_HELPERS:
+            self._check_raw_read_src(st, regs)
         # releases
         if release_idx is not None:
             reg = regs[release_idx + 1]
@@ -1219,8 +1292,7 @@ class Verifier:
                               f"release function {name}")
             self._release(st, reg.ref)
         # stack objects (iterators, dynptrs)
-        if iter_next is not None:
-            st.iter_steps += 1
+        iter_reg = regs[int(iter_next or 0) + 1] if iter_next is not None else None
         for i, what in special_args.items():
             self._stack_object_arg(st, proto, pc, i + 1, what)
         if callback is not None:
@@ -1235,6 +1307,47 @@ class Verifier:
         for i in range(1, 6):
             regs[i] = UNINIT
         regs[0] = self._ret_reg(st, proto, pc, meta_map, alloc_size, is_kfunc)
+        if iter_reg is not None:
+            self._iter_next_fork(st, iter_reg, pc)
+
+    @staticmethod
+    def _spin_lock_arg(st: State, name: str, reg: Reg, regno: int) -> None:
+        """Lock/unlock pairing on every path, like the kernel: one lock at a time, the
+        unlock names the same lock (same map value, same offset), none held at exit."""
+        if not sc.is_const(reg.var):
+            raise _Reject(f"R{regno} bpf_spin_lock at a variable offset is not allowed")
+        lock = (reg.obj, reg.id, reg.off + sc.s64(reg.var[4]))
+        if name == "bpf_spin_lock":
+            if st.lock is not None:
+                raise _Reject("Locking two bpf_spin_locks are not allowed")
+            st.lock = lock
+        elif name == "bpf_spin_unlock":
+            if st.lock is None:
+                raise _Reject("bpf_spin_unlock without taking a lock")
+            if st.lock[0] is not lock[0] or st.lock[1] != lock[1] or st.lock[2] != lock[2]:
+                raise _Reject("bpf_spin_unlock of different lock")
+            st.lock = None
+
+    def _check_raw_read_src(self, st: State, regs) -> None:
+        """``bpf_probe_read*(dst, size, src)`` copies from any address.  Given an address
+        the verifier knows (the stack, the context), it must not copy pointer bytes or
+        stale bytes that may hold an old pointer: that would turn a pointer into data
+        (#13 item 4).  Plain addresses are checked at run time (docs/verifier.md)."""
+        src, size = regs[3], regs[2]
+        if src.t == PTR_CTX:
+            raise _Reject("R3 bpf_probe_read of the context would leak its pointers")
+        if src.t != PTR_STACK or size.t != SCALAR:
+            return
+        hi_size = size.var[1]
+        if hi_size == 0:
+            return
+        if hi_size >= MAX_VAR_OFF:
+            raise _Reject("R2 unbounded memory access, use 'var &= const' or 'if (var < const)'")
+        frame = self._frame_of(st, src)
+        lo, hi = self._bounds(src, 3, 0, hi_size)
+        if lo < -isa.STACK_SIZE or hi > 0:
+            raise _Reject(f"invalid indirect access to stack R3 off={lo} size={hi_size}")
+        self._stack_check_init(frame, lo, hi, "invalid indirect read from stack R3")
 
     def _check_fixed_mem(self, st: State, regno: int, kind: Arg, regs) -> None:
         """A memory argument with no size argument after it: at least one byte."""
@@ -1317,8 +1430,8 @@ class Verifier:
         acquires = proto.acquires or _flag(proto, "KF_ACQUIRE") is not None
         if ret == Ret.INTEGER:
             if _flag(proto, "ITER_NEXT") is not None and proto.ret_size:
-                r = Reg(PTR_MEM, size=proto.ret_size, null=True, id=self.new_id())
-                return r
+                # read-only, as in the kernel: the element belongs to the iterator
+                return Reg(PTR_MEM, size=proto.ret_size, null=True, id=self.new_id(), ro=True)
             return UNKNOWN_SCALAR
         if ret == Ret.VOID:
             return UNINIT
@@ -1338,7 +1451,8 @@ class Verifier:
                 raise _Reject(f"{proto.name}: size of the returned memory must be a known constant")
             null = ret != Ret.MEM or nullable
             r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0,
-                    obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None)
+                    obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None,
+                    ro=_flag(proto, "ITER_NEXT") is not None)
             if ret == Ret.RINGBUF_MEM_OR_NULL:
                 acquires = True
         else:
@@ -1473,19 +1587,30 @@ def _sdivmod(op: int, a: int, b: int, width: int) -> int:
     return (r if x >= 0 else -r) & mask
 
 
+def _platform_in_effect() -> Platform:
+    """The platform of a caller that passed none: the one made active with
+    ``Platform.active()`` (the loader does), else the default platform."""
+    active = helpers_mod.ACTIVE_PLATFORM.get()
+    return active if active is not None else default_platform()
+
+
 def verify(program: isa.Program, prog_type: progtypes.ProgType | None = None, log_level: int = 0,
-           max_insns: int = MAX_INSNS_PROCESSED) -> VerifierResult:
+           max_insns: int = MAX_INSNS_PROCESSED, platform: Platform | None = None) -> VerifierResult:
     """Verify ``program``; return statistics or raise :class:`BpfVerifierError` with the log.
 
-    ``prog_type`` defaults to :func:`progtypes.prog_type_for` (section/attach).
+    ``platform`` answers every helper, kfunc and program-type question (default: the
+    active platform, else :func:`~uringbpf.bpf.platform.default_platform`).
+    ``prog_type`` defaults to ``platform.prog_type_for(program)`` (section/attach).
     ``max_insns`` is the exploration budget (processed instructions, the kernel's 1M).
     """
+    if platform is None:
+        platform = _platform_in_effect()
     if prog_type is None:
         try:
-            prog_type = progtypes.prog_type_for(program)
-        except progtypes.ProgTypeError as exc:
+            prog_type = platform.prog_type_for(program)
+        except ProgTypeError as exc:
             raise BpfVerifierError(str(exc), str(exc) + "\n") from None
-    return Verifier(program, prog_type, log_level, max_insns).run()
+    return Verifier(program, prog_type, log_level, max_insns, platform).run()
 
 
 # ---------------------------------------------------------------- command line

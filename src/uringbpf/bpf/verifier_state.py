@@ -133,15 +133,28 @@ SLOT_UNINIT = ("B", "uuuuuuuu")
 class ObjSlot:
     """A special object on the stack (an iterator or a dynptr), spanning ``nslots`` slots."""
 
-    __slots__ = ("kind", "type", "ref", "first", "nslots", "state")
+    __slots__ = ("kind", "type", "ref", "first", "nslots", "state", "depth", "id", "parent")
 
-    def __init__(self, kind, type, ref, first, nslots, state="active"):
+    def __init__(self, kind, type, ref, first, nslots, state="active", depth=0, id=0, parent=0):
         self.kind = kind
         self.type = type
         self.ref = ref
         self.first = first
         self.nslots = nslots
+        # iterators, like the kernel's: "active" (next() may return an element) or
+        # "drained" (next() returned NULL); depth = next() calls that returned an element.
+        # State equality compares the state, not the depth; an infinite loop needs equal
+        # depths too (a loop whose iterator advanced is bounded by the iterator).
         self.state = state
+        self.depth = depth
+        self.id = id            # dynptrs: slices taken from it carry this id (Reg.parent)
+        self.parent = parent    # dynptrs made from an iterator: the iterator's ref
+
+    def replace(self, **kw) -> "ObjSlot":
+        o = ObjSlot.__new__(ObjSlot)
+        for name in ObjSlot.__slots__:
+            setattr(o, name, kw[name] if name in kw else getattr(self, name))
+        return o
 
 
 class Frame:
@@ -167,14 +180,18 @@ class Frame:
 
 
 class State:
-    __slots__ = ("frames", "refs", "buf_min", "checkpoint", "iter_steps")
+    __slots__ = ("frames", "refs", "buf_min", "checkpoint", "cb_steps", "lock")
 
     def __init__(self):
         self.frames: list[Frame] = []
         self.refs: dict[int, tuple[str, int]] = {}   # ref id -> (kind, insn that acquired it)
         self.buf_min = 0
         self.checkpoint = None
-        self.iter_steps = 0   # iterator next() calls on this path (not compared: see verifier)
+        # callback calls on this path (the kernel's callback_unroll_depth): two equal states
+        # with a different count are not an infinite loop
+        self.cb_steps = 0
+        # the bpf_spin_lock held: (map, id of the map-value pointer, offset) or None
+        self.lock: tuple | None = None
 
     def copy(self) -> "State":
         s = State.__new__(State)
@@ -182,7 +199,8 @@ class State:
         s.refs = dict(self.refs)
         s.buf_min = self.buf_min
         s.checkpoint = self.checkpoint
-        s.iter_steps = self.iter_steps
+        s.cb_steps = self.cb_steps
+        s.lock = self.lock
         return s
 
     @property
@@ -333,7 +351,22 @@ def slot_subsumes(old, cur, ids: IdMap) -> bool:
         return False
     o, c = old[1], cur[1]
     return (o.kind == c.kind and o.type == c.type and o.state == c.state and o.nslots == c.nslots
-            and o.first == c.first and ids.check(o.ref, c.ref))
+            and o.first == c.first and ids.check(o.ref, c.ref) and ids.check(o.id, c.id)
+            and ids.check(o.parent, c.parent))
+
+
+def iter_depths_differ(old: State, cur: State) -> bool:
+    """Some iterator active in both states advanced in between (the kernel's
+    iter_active_depths_differ): then equal states are not an infinite loop."""
+    for fo, fc in zip(old.frames, cur.frames):
+        for k, slot in fc.stack.items():
+            if slot[0] != "O" or slot[1].kind != "iter" or slot[1].state != "active":
+                continue
+            so = fo.stack.get(k)
+            if (so is not None and so[0] == "O" and so[1].state == "active"
+                    and so[1].depth != slot[1].depth):
+                return True
+    return False
 
 
 def state_subsumes(old: State, cur: State, live_masks: list[int],
@@ -349,6 +382,10 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
     if len(old.refs) != len(cur.refs):
         return False
     ids = IdMap()
+    if old.lock is not None or cur.lock is not None:
+        if (old.lock is None or cur.lock is None or old.lock[0] is not cur.lock[0]
+                or old.lock[2] != cur.lock[2] or not ids.check(old.lock[1], cur.lock[1])):
+            return False
     if imprecise_masks is None:
         imprecise_masks = [0] * len(live_masks)
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
