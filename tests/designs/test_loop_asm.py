@@ -71,7 +71,7 @@ def test_without_param_region_stops_at_once(ring, engine):
     link = loop.attach_loop(ring, fn)
     assert ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS) == 0
     assert link.stats() == {"steps": 1, "waits": 0, "submit_calls": 0, "sqes_submitted": 0,
-                            "sqes_denied": 0}
+                            "sqes_denied": 0, "sqes_faulted": 0}
     link.destroy()
 
 

@@ -57,6 +57,43 @@ static inline int ub_enter(int fd, unsigned to_submit, unsigned min_complete, un
 	return r < 0 ? -errno : (int)r;
 }
 
+/*
+ * Wait for `need` CQEs, but wake every UB_WAIT_SLICE_NS to see whether another thread
+ * asked the loop to stop (link destroy, ring close: issue #13 item 10) — a ring set up
+ * SINGLE_ISSUER/DEFER_TASKRUN cannot be woken by another thread's submission.  Only the
+ * sleeping path pays for the timeout argument.
+ */
+#define UB_ENTER_EXT_ARG 8u
+#define UB_WAIT_SLICE_NS 20000000ll
+struct ub_getevents_arg {
+	uint64_t sigmask;
+	uint32_t sigmask_sz;
+	uint32_t min_wait_usec;
+	uint64_t ts;
+};
+struct ub_timespec {
+	int64_t tv_sec;
+	int64_t tv_nsec;
+};
+
+static int ub_wait(const struct ub_loop_ctx *ctx, unsigned need)
+{
+	struct ub_timespec ts = { 0, UB_WAIT_SLICE_NS };
+	struct ub_getevents_arg arg = { 0, 0, 0, (uint64_t)(uintptr_t)&ts };
+	long r;
+
+	for (;;) {
+		r = syscall(__NR_io_uring_enter, ctx->ring_fd, 0, need,
+			    UB_ENTER_GETEVENTS | UB_ENTER_EXT_ARG, &arg, sizeof(arg));
+		if (r >= 0)
+			return (int)r;
+		if (errno != ETIME)
+			return -errno;
+		if (ctx->stop)
+			return -ECANCELED;
+	}
+}
+
 static inline int ctx_ok(const struct ub_loop_ctx *ctx)
 {
 	return ctx && ctx->magic == UB_LOOP_MAGIC;
@@ -323,6 +360,8 @@ static int64_t run_loop(struct ub_loop_ctx *ctx, ub_prog_fn step)
 		int32_t ret, nr_wait;
 		int eret;
 
+		if (ctx->stop)
+			return -ECANCELED;
 		ctx->submitted_in_step = 0;
 		r = step((uint64_t)(uintptr_t)args, 0, 0, 0, 0);
 		ctx->steps++;
@@ -341,12 +380,14 @@ static int64_t run_loop(struct ub_loop_ctx *ctx, ub_prog_fn step)
 		if (nr_wait > 0) {
 			uint32_t need = lp->cq_wait_idx - load_acquire(ctx->cq_khead);
 			ctx->waits++;
-			eret = ub_enter(ctx->ring_fd, 0, need, UB_ENTER_GETEVENTS);
+			eret = ub_wait(ctx, need);
 		} else if (!ctx->submitted_in_step) {
 			eret = ub_enter(ctx->ring_fd, 0, 0, UB_ENTER_GETEVENTS);
 		} else {
 			eret = 0;
 		}
+		if (eret == -ECANCELED)
+			return -ECANCELED;
 		if (eret == -EINTR || sig_generation != gen)
 			return -EINTR;
 		if (eret < 0 && eret != -ETIME && eret != -EBUSY && eret != -EAGAIN)
@@ -373,13 +414,30 @@ int64_t uringbpf_loop_run(struct ub_loop_ctx *ctx, ub_prog_fn step, const int *s
 	ret = ub_enter(ctx->ring_fd, 0, 0, UB_ENTER_GETEVENTS);
 	if (ret == -EEXIST)
 		return -EEXIST;
-	ctx->running = 1;
+	/* running before stop is read, stop before running is read on the other side
+	 * (uringbpf_loop_request_stop): one of the two threads sees the other */
+	if (!__atomic_compare_exchange_n(&ctx->running, &(uint32_t){0}, 1, 0, __ATOMIC_SEQ_CST,
+					 __ATOMIC_SEQ_CST))
+		return -EBUSY;
+	if (__atomic_load_n(&ctx->stop, __ATOMIC_SEQ_CST)) {
+		__atomic_store_n(&ctx->running, 0, __ATOMIC_RELEASE);
+		return -ECANCELED;
+	}
 	ctx->abort = 0;
 	install_signals(signals, nr_signals);
 	ret = run_loop(ctx, step);
 	restore_signals(signals, nr_signals);
-	ctx->running = 0;
+	/* the last access to ring memory is behind us: a closing thread may now unmap it */
+	__atomic_store_n(&ctx->running, 0, __ATOMIC_RELEASE);
 	return ret;
+}
+
+/* Ask the loop to end (-ECANCELED at its next step or wait slice); returns whether it is
+ * running now: the caller waits for `running` to drop before freeing what it uses. */
+uint32_t uringbpf_loop_request_stop(struct ub_loop_ctx *ctx)
+{
+	__atomic_store_n(&ctx->stop, 1, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&ctx->running, __ATOMIC_SEQ_CST);
 }
 
 /* For tests and the Python filter path: the same filter check the native submit runs. */

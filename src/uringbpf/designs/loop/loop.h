@@ -60,8 +60,9 @@ struct ub_loop_ctx {
 	/* run state */
 	volatile int32_t abort;        /* set by a Python trampoline that raised */
 	int32_t submitted_in_step;     /* the step's submit already ran local work */
-	uint32_t running;
-	uint32_t pad;
+	volatile uint32_t running;
+	volatile uint32_t stop;        /* set by another thread (link destroy, ring close): the
+				        * loop ends with -ECANCELED at its next step or wait */
 	/* statistics (read by Python for docs/benchmarks) */
 	uint64_t steps;
 	uint64_t waits;
