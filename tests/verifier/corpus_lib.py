@@ -172,6 +172,9 @@ TEST_KFUNCS = {
                                  {"kfunc_flags": frozenset({"DYNPTR:0"})}),
     "uringbpf_test_iter_peek": ((Arg.STACK_PTR,), Ret.INTEGER,
                                 {"kfunc_flags": frozenset({"ITER_ARG:0"})}),
+    # a slice of a dynptr (like bpf_dynptr_slice): (dynptr, offset, constant size)
+    "uringbpf_test_dynptr_slice": ((Arg.STACK_PTR, Arg.SCALAR, Arg.SCALAR), Ret.MEM_OR_NULL,
+                                   {"ret_size_arg": 2, "kfunc_flags": frozenset({"DYNPTR:0"})}),
 }
 
 _registered = False

@@ -293,3 +293,44 @@ def test_ok_spin_lock_pairs():
     # lock and unlock on both sides of a branch
     _verify(_lock_prog("call get_prandom_u32\nif r0 == 0 goto skip\n" + LOCK + UNLOCK + "skip:\n"),
             maps="0=array:4:8:1")
+
+
+# ---------------------------------------------------------------- 7. dynptr slices
+
+UTEST_NEW = "r1 = r10\nr1 += -8\nr2 = 0\nr3 = 10\ncall kfunc bpf_iter_utest_new\n"
+UTEST_NEXT = "r1 = r10\nr1 += -8\ncall kfunc bpf_iter_utest_next\n"
+UTEST_END = "done:\nr1 = r10\nr1 += -8\ncall kfunc bpf_iter_utest_destroy\nr0 = 0\nexit\n"
+DYN_FROM_ITER = "r1 = r10\nr1 += -8\nr2 = r10\nr2 += -32\ncall kfunc uringbpf_test_dynptr_from_iter\n"
+SLICE = "r1 = r10\nr1 += -32\nr2 = 0\nr3 = 4\ncall kfunc uringbpf_test_dynptr_slice\n" \
+        "if r0 == 0 goto done\nr6 = r0\n"
+
+
+def test_slice_kept_across_iterator_next_refused():
+    src = UTEST_NEW + UTEST_NEXT + "if r0 == 0 goto done\n" + DYN_FROM_ITER + SLICE + UTEST_NEXT \
+        + "r7 = *(u32 *)(r6 + 0)\n" + UTEST_END
+    _refused(src, "R6 !read_ok", prog_type="test_loop")
+
+
+def test_slice_spilled_across_iterator_next_refused():
+    src = UTEST_NEW + UTEST_NEXT + "if r0 == 0 goto done\n" + DYN_FROM_ITER + SLICE \
+        + "*(u64 *)(r10 - 48) = r6\n" + UTEST_NEXT + "r6 = *(u64 *)(r10 - 48)\n" \
+        + "r7 = *(u32 *)(r6 + 0)\n" + UTEST_END
+    _refused(src, "invalid read from stack", prog_type="test_loop")
+
+
+def test_dynptr_from_iterator_gone_after_next():
+    src = UTEST_NEW + UTEST_NEXT + "if r0 == 0 goto done\n" + DYN_FROM_ITER + UTEST_NEXT \
+        + "r1 = r10\nr1 += -32\ncall kfunc uringbpf_test_dynptr_len\n" + UTEST_END
+    _refused(src, "expected an initialized dynptr", prog_type="test_loop")
+
+
+def test_slice_after_dynptr_remade_refused():
+    plain = "r1 = 0\nr2 = r10\nr2 += -32\ncall kfunc uringbpf_test_dynptr_plain\n"
+    src = plain + SLICE + plain + "r0 = *(u32 *)(r6 + 0)\nr0 = 0\nexit\ndone:\nr0 = 0\nexit\n"
+    _refused(src, "R6 !read_ok", prog_type="test_loop")
+
+
+def test_ok_slice_used_before_next():
+    src = UTEST_NEW + "loop:\n" + UTEST_NEXT + "if r0 == 0 goto done\n" + DYN_FROM_ITER + SLICE \
+        + "r7 = *(u32 *)(r6 + 0)\ngoto loop\n" + UTEST_END
+    _verify(src, prog_type="test_loop")

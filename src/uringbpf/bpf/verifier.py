@@ -183,6 +183,7 @@ class Verifier:
         self.visits: dict[int, int] = {}
         self.iter_next_pcs: set[int] = set()
         self._iter_next_arg: dict[int, int] = {}
+        self._new_dynptr_parent = 0
         self.callback_entries: set[int] = set()
         self.cfg: Cfg | None = None
         self.pc = 0
@@ -435,6 +436,32 @@ class Verifier:
             return True
         obj = self._iter_obj(st, st.cur.regs[1 + int(self._iter_next_arg.get(pc, 0))])
         return obj is not None and obj.state == "active"
+
+    @staticmethod
+    def _stack_obj_at(st: State, reg: Reg) -> ObjSlot | None:
+        if reg.t != PTR_STACK or not sc.is_const(reg.var) or reg.frame >= len(st.frames):
+            return None
+        slot = st.frames[reg.frame].stack.get((-(reg.off + sc.s64(reg.var[4])) - 1) // 8)
+        return slot[1] if slot is not None and slot[0] == "O" else None
+
+    @staticmethod
+    def _invalidate_slices(st: State, dyn_id: int) -> None:
+        if not dyn_id:
+            return
+        for f, where, r in list(st.all_regs()):
+            if r.dyn == dyn_id:
+                st.set_reg_anywhere(f, where, UNINIT)
+
+    def _invalidate_iter_children(self, st: State, iter_ref: int) -> None:
+        """Dynptrs made from an iterator's current element (and their slices) are
+        destroyed when the iterator moves on or goes away."""
+        if not iter_ref:
+            return
+        for f in st.frames:
+            for k, slot in list(f.stack.items()):
+                if slot[0] == "O" and slot[1].kind == "dynptr" and slot[1].parent == iter_ref:
+                    f.stack[k] = SLOT_UNINIT
+                    self._invalidate_slices(st, slot[1].id)
 
     @staticmethod
     def _iter_obj(st: State, reg: Reg) -> ObjSlot | None:
@@ -1293,6 +1320,13 @@ class Verifier:
             self._release(st, reg.ref)
         # stack objects (iterators, dynptrs)
         iter_reg = regs[int(iter_next or 0) + 1] if iter_next is not None else None
+        slice_of = None
+        if dyn_use is not None and proto.ret in (Ret.MEM_OR_NULL, Ret.MEM):
+            slice_of = self._stack_obj_at(st, regs[int(dyn_use or 0) + 1])
+        iter_of_new = None
+        if dyn_new is not None and iter_arg is not None:
+            iter_of_new = self._stack_obj_at(st, regs[int(iter_arg.split(":")[0] or 0) + 1])
+        self._new_dynptr_parent = iter_of_new.ref if iter_of_new is not None else 0
         for i, what in special_args.items():
             self._stack_object_arg(st, proto, pc, i + 1, what)
         if callback is not None:
@@ -1307,7 +1341,14 @@ class Verifier:
         for i in range(1, 6):
             regs[i] = UNINIT
         regs[0] = self._ret_reg(st, proto, pc, meta_map, alloc_size, is_kfunc)
+        if slice_of is not None and regs[0].is_ptr:
+            # tied to its dynptr, like the kernel's dynptr_id (#13 item 7)
+            regs[0] = regs[0].replace(dyn=slice_of.id)
         if iter_reg is not None:
+            it = self._iter_obj(st, iter_reg)
+            if it is not None:
+                # the element's page changes: dynptrs made from it, and their slices, go
+                self._invalidate_iter_children(st, it.ref)
             self._iter_next_fork(st, iter_reg, pc)
 
     @staticmethod
@@ -1399,11 +1440,17 @@ class Verifier:
                 if slot is not None and slot[0] == "S" and slot[1].is_ptr:
                     raise _Reject(f"{objkind} at fp{o} would overwrite a spilled pointer")
             for old in stale:
-                # the whole old dynptr goes, also the slots the new one does not cover
+                # the whole old dynptr goes, also the slots the new one does not cover,
+                # and every slice taken from it
                 for k in range(old.first, old.first - old.nslots, -1):
                     frame.stack[k] = SLOT_UNINIT
+                self._invalidate_slices(st, old.id)
             ref = self.new_id() if objkind == "iter" or _flag(proto, "KF_ACQUIRE") is not None else 0
-            obj = ObjSlot(objkind, tname, ref, first, nslots)
+            if objkind == "dynptr":
+                obj = ObjSlot(objkind, tname, ref, first, nslots, id=self.new_id(),
+                              parent=self._new_dynptr_parent)
+            else:
+                obj = ObjSlot(objkind, tname, ref, first, nslots)
             for k in keys:
                 frame.stack[k] = ("O", obj)
             if ref:
@@ -1416,6 +1463,7 @@ class Verifier:
         if objkind == "iter" and obj.type != tname:
             raise _Reject(f"expected an initialized iter {tname} as arg #{regno - 1}, got {obj.type}")
         if _flag(proto, "ITER_DESTROY") is not None and objkind == "iter":
+            self._invalidate_iter_children(st, obj.ref)
             for k in keys:
                 frame.stack[k] = SLOT_UNINIT
             if obj.ref:

@@ -40,10 +40,11 @@ class Reg:
     registers sharing it); ``ref`` is the acquired-reference id the pointer carries.
     """
 
-    __slots__ = ("t", "var", "off", "id", "ref", "frame", "obj", "size", "null", "ro")
+    __slots__ = ("t", "var", "off", "id", "ref", "frame", "obj", "size", "null", "ro", "dyn")
 
     def __init__(self, t, var=ZERO_OFF, off=0, id=0, ref=0, frame=0, obj=None, size=0,
-                 null=False, ro=False):
+                 null=False, ro=False, dyn=0):
+        self.dyn = dyn   # a slice of the dynptr with this id: invalid once that dynptr goes
         self.t = t
         self.var = var
         self.off = off
@@ -295,7 +296,7 @@ def reg_subsumes(old: Reg, cur: Reg, ids: IdMap) -> bool:
         return False
     if not sc.contains(old.var, cur.var):
         return False
-    return ids.check(old.id, cur.id) and ids.check(old.ref, cur.ref)
+    return ids.check(old.id, cur.id) and ids.check(old.ref, cur.ref) and ids.check(old.dyn, cur.dyn)
 
 
 def _bytes_of_cur(slot) -> str:
