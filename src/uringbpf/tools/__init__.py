@@ -48,6 +48,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, str] = {
     "cc": "cc",
     "include-dir": "include_dir",
+    "vmlinux": "vmlinux",
     "disasm": "disasm",
     "asm": "asm",
     "verify": "verify",

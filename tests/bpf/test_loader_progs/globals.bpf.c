@@ -2,6 +2,7 @@
  * weak/unresolved kfuncs, kconfig. */
 #include <linux/types.h>
 #include <linux/errno.h>
+#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "GPL";

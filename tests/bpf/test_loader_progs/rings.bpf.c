@@ -1,5 +1,6 @@
 /* Loader test: ring buffer, bpf_loop with a callback, spin lock in a map value, printk. */
 #include <linux/types.h>
+#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "GPL";

@@ -2,6 +2,9 @@
  * aligned address shared with Python (Map.memory()); pointers are plain addresses. */
 #ifndef __UBPF_BPF_ARENA_H
 #define __UBPF_BPF_ARENA_H
+#ifndef __VMLINUX_H__
+#include <linux/bpf.h>	/* map types etc.; a vmlinux.h brings its own */
+#endif
 #include <bpf/bpf_helpers.h>
 
 /* uringbpf maps the arena at the same address for programs and Python, so arena pointers

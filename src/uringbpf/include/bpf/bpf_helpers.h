@@ -1,11 +1,16 @@
 /* uringbpf: libbpf-compatible <bpf/bpf_helpers.h>, written for uringbpf.
  * SEC(), map-definition macros, __ksym/__weak/__kconfig, bpf_printk and the helper
- * declarations (bpf_helper_defs.h). Needs no system header. */
+ * declarations (bpf_helper_defs.h). Needs no system header.
+ *
+ * Like libbpf's, this header does not include <linux/bpf.h>: the program brings the
+ * kernel types itself, either from a `vmlinux.h` (bpftool's, or `uringbpf vmlinux
+ * --design ...`) or from the UAPI headers (<linux/bpf.h> ...).  Including both would
+ * define enum bpf_map_type twice.  Only the fixed-width __u* types are needed here;
+ * <linux/types.h> gives them and repeats vmlinux.h's typedefs identically (allowed in C11). */
 #ifndef __BPF_HELPERS__
 #define __BPF_HELPERS__
 
 #include <linux/types.h>
-#include <linux/bpf.h>
 #include "bpf_helper_defs.h"
 
 #define __uint(name, val) int (*name)[val]
@@ -14,6 +19,28 @@
 #define __ulong(name, val) enum { ___bpf_concat(__unique_value, __COUNTER__) = val } name
 
 #define ___bpf_concat(a, b) a ## b
+
+/* libbpf 0.x legacy map definitions: `struct bpf_map_def SEC("maps") m = {...};`.
+ * libbpf 1.0 dropped them; uringbpf's loader still reads them (5 x u32, as libbpf did),
+ * because the 2021 RFC's examples and many older programs use them. */
+struct bpf_map_def {
+	unsigned int type;
+	unsigned int key_size;
+	unsigned int value_size;
+	unsigned int max_entries;
+	unsigned int map_flags;
+};
+
+enum libbpf_pin_type {
+	LIBBPF_PIN_NONE,
+	LIBBPF_PIN_BY_NAME,
+};
+
+enum libbpf_tristate {
+	TRI_NO = 0,
+	TRI_YES = 1,
+	TRI_MODULE = 2,
+};
 
 #define SEC(name) \
 	_Pragma("GCC diagnostic push") \
@@ -74,10 +101,9 @@
 	bpf_trace_printk(____fmt, sizeof(____fmt), ##args); \
 })
 
-/* open-coded numeric iterators: bpf_for(i, start, end) { ... } and bpf_repeat(n) { ... } */
-struct bpf_iter_num {
-	__u64 __opaque[1];
-} __attribute__((aligned(8)));
+/* open-coded numeric iterators: bpf_for(i, start, end) { ... } and bpf_repeat(n) { ... }.
+ * struct bpf_iter_num itself comes with the kernel types (<linux/bpf.h> or vmlinux.h). */
+struct bpf_iter_num;
 
 extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __weak __ksym;
 extern int *bpf_iter_num_next(struct bpf_iter_num *it) __weak __ksym;

@@ -3,6 +3,9 @@
 #ifndef __UBPF_IO_URING_BPF_EXT_H
 #define __UBPF_IO_URING_BPF_EXT_H
 #include <linux/types.h>
+#ifndef __VMLINUX_H__
+#include <linux/bpf.h>	/* map types etc.; a vmlinux.h brings its own */
+#endif
 #include <bpf/bpf_helpers.h>
 #include <liburing/io_uring.h>
 
@@ -69,19 +72,10 @@ extern int bpf_uring_buf_dynptr_rdwr(struct bpf_iter_uring_buf *it__iter, struct
 extern __s64 uring_bpf_memcpy(const struct uring_bpf_data *data, struct io_bpf_buf_desc *dst,
 			      struct io_bpf_buf_desc *src) __weak __ksym;
 
-/* generic dynptr accessors (kernel kfuncs/helpers; declared here until bpf_helper_defs.h has them) */
+/* generic dynptr kfuncs (helpers 201..203 are in bpf_helper_defs.h) */
 extern void *bpf_dynptr_slice(const struct bpf_dynptr *p, __u32 offset, void *buffer__opt,
 			      __u32 buffer__szk) __weak __ksym;
 extern void *bpf_dynptr_slice_rdwr(const struct bpf_dynptr *p, __u32 offset, void *buffer__opt,
 				   __u32 buffer__szk) __weak __ksym;
 extern __u32 bpf_dynptr_size(const struct bpf_dynptr *p) __weak __ksym;
-#ifndef UBPF_HAVE_DYNPTR_HELPERS
-#define UBPF_HAVE_DYNPTR_HELPERS
-static long (* const bpf_dynptr_read)(void *dst, __u32 len, const struct bpf_dynptr *src,
-				      __u32 offset, __u64 flags) = (void *)201;
-static long (* const bpf_dynptr_write)(const struct bpf_dynptr *dst, __u32 offset, void *src,
-				       __u32 len, __u64 flags) = (void *)202;
-static void *(* const bpf_dynptr_data)(const struct bpf_dynptr *ptr, __u32 offset,
-				       __u32 len) = (void *)203;
-#endif
 #endif

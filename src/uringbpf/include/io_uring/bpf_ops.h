@@ -5,6 +5,9 @@
 #define __UBPF_IO_URING_BPF_OPS_H
 
 #include <linux/types.h>
+#ifndef __VMLINUX_H__
+#include <linux/bpf.h>	/* map types etc.; a vmlinux.h brings its own */
+#endif
 #include <bpf/bpf_helpers.h>
 #include <liburing/io_uring.h>
 

@@ -125,6 +125,27 @@ enum bpf_func_id {
 	BPF_FUNC_loop = 181,
 	BPF_FUNC_strncmp = 182,
 	BPF_FUNC_map_lookup_percpu_elem = 195,
+	BPF_FUNC_dynptr_read = 201,
+	BPF_FUNC_dynptr_write = 202,
+	BPF_FUNC_dynptr_data = 203,
+};
+
+/* XDP verdicts and context (libbpf-bootstrap's and the selftests' programs name them). */
+enum xdp_action {
+	XDP_ABORTED = 0,
+	XDP_DROP,
+	XDP_PASS,
+	XDP_TX,
+	XDP_REDIRECT,
+};
+
+struct xdp_md {
+	__u32 data;
+	__u32 data_end;
+	__u32 data_meta;
+	__u32 ingress_ifindex;
+	__u32 rx_queue_index;
+	__u32 egress_ifindex;
 };
 
 struct bpf_spin_lock {
@@ -141,6 +162,11 @@ struct bpf_list_head {
 
 struct bpf_list_node {
 	__u64 __opaque[3];
+} __attribute__((aligned(8)));
+
+/* state of the open-coded numeric iterator (bpf_for, bpf_repeat) */
+struct bpf_iter_num {
+	__u64 __opaque[1];
 } __attribute__((aligned(8)));
 
 struct bpf_timer {

@@ -1,0 +1,2 @@
+/* uringbpf: <asm/types.h> */
+#include <asm-generic/int-ll64.h>
