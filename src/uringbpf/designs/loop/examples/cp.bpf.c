@@ -9,13 +9,15 @@
  * request: the write length is the read's result, a short write is resumed, and any
  * error stops the loop with the error recorded for the application.
  *
- * depth == 1 (the default): one request in flight, input read at offset -1 (the file
- * position), so in_fd may be a pipe or a socket; every read asks for a whole chunk.
+ * depth == 1 (the default): one request in flight, input read and output written at
+ * offset -1 (the file positions, which the kernel advances as read(2)/write(2) do), so
+ * either fd may be a pipe or a socket and what is already in the output stays, as with
+ * cp; every read asks for a whole chunk.
  *
  * depth > 1 (seekable input and output only; copy_fd checks): `depth` slots, each with
  * its own buffer at buf_addr + slot * chunk_size; slot s copies chunks s, s + depth,
  * s + 2 * depth, ... one at a time (read at in_start + the chunk's offset, written at
- * the chunk's offset).  A short read is written and then the rest of the same chunk
+ * out_start + the chunk's offset; copy_fd then moves both file positions past the copy).  A short read is written and then the rest of the same chunk
  * is read again, so the copy is exact even if a read comes back short in the middle of
  * a file; a 0-byte read (end of file) ends the slot.  Every completion ready at a step is handled in that step, the
  * follow-up SQEs go to SQ_REWIND slots 0..n-1 and are submitted with ONE
@@ -46,6 +48,7 @@ const volatile __u64 buf_addr;		/* user address of depth * chunk_size bytes */
 const volatile unsigned chunk_size = 4096;
 const volatile unsigned depth = 1;	/* 1..MAX_DEPTH chunks in flight */
 const volatile __u64 in_start;		/* input offset of byte 0 (depth > 1 only) */
+const volatile __u64 out_start;		/* output offset of byte 0 (depth > 1 only) */
 
 __u64 copied;		/* bytes written so far */
 __u64 reads, writes, short_reads, short_writes;
@@ -93,12 +96,14 @@ static __always_inline void prep_read(struct io_uring_sqe *sqe, unsigned s, unsi
 		 ((__u64)s << UD_SLOT_SHIFT) | UD_READ);
 }
 
-static __always_inline void prep_write(struct io_uring_sqe *sqe, unsigned s, __u64 addr)
+static __always_inline void prep_write(struct io_uring_sqe *sqe, unsigned s, unsigned d,
+				       __u64 addr)
 {
 	__u32 lo = slot_wlo[s];
+	__u64 off = d == 1 ? (__u64)-1 : out_start + slot_pos[s] + lo;
 
 	writes++;
-	fill_sqe(sqe, IORING_OP_WRITE, out_fd, addr + lo, slot_whi[s] - lo, slot_pos[s] + lo,
+	fill_sqe(sqe, IORING_OP_WRITE, out_fd, addr + lo, slot_whi[s] - lo, off,
 		 ((__u64)s << UD_SLOT_SHIFT) | UD_WRITE);
 }
 
@@ -192,7 +197,7 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 				slot_wlo[s] = fill;
 				slot_whi[s] = fill + res;
 				slot_fill[s] = fill + res;
-				prep_write(sqe, s, addr);
+				prep_write(sqe, s, d, addr);
 			} else {
 				if (res == 0) {
 					error = -5; /* EIO: a write that makes no progress */
@@ -203,7 +208,7 @@ int BPF_PROG(cp_loop_step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
 				copied += res;
 				if (slot_wlo[s] < slot_whi[s]) {
 					short_writes++;
-					prep_write(sqe, s, addr);
+					prep_write(sqe, s, d, addr);
 				} else {
 					/*
 					 * a finished chunk: the slot moves on to its next one,

@@ -56,6 +56,19 @@ class StripeTarget:
             raise ValueError(f"mode must be one of {MODES}")
         self.paths = [os.fspath(p) for p in paths]
         self.fds = [os.open(p, os.O_RDWR | os.O_CLOEXEC) for p in self.paths]
+        # The same file twice (also through a hard link or another path) would alias two
+        # stripes' chunks: acknowledged writes to one would be overwritten through the other
+        # (issue #13 item 14).  Identity is the device and inode of the opened file.
+        seen: dict[tuple[int, int], str] = {}
+        for path, fd in zip(self.paths, self.fds):
+            st = os.fstat(fd)
+            other = seen.get((st.st_dev, st.st_ino))
+            seen[(st.st_dev, st.st_ino)] = path
+            if other is not None:
+                self.close()
+                raise ValueError(f"backing files {other!r} and {path!r} are the same file "
+                                 f"(device {st.st_dev}, inode {st.st_ino}): each stripe needs "
+                                 "its own file")
         sizes = {os.fstat(fd).st_size - os.fstat(fd).st_size % chunk_size for fd in self.fds}
         if len(sizes) != 1:
             self.close()
