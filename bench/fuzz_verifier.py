@@ -1,12 +1,21 @@
-"""Soundness fuzzing at scale: `python bench/fuzz_verifier.py [COUNT] [SEED]`.
+"""Soundness fuzzing at scale: `python bench/fuzz_verifier.py [--mode MODE] [COUNT] [SEED]`.
 
-The same generators as tests/verifier/test_fuzz.py (random, grown-to-the-edge and
-mutated programs); every accepted program runs in the interpreter on several buffers
-and must not touch memory outside its regions.  Prints the counts.
+Modes (default ``all``: alternate both):
+
+* ``classic`` -- the generators of tests/verifier/test_fuzz.py (random, grown-to-the-edge
+  and mutated programs);
+* ``pruning`` -- programs whose paths join with values that differ only in registers that
+  later feed a compare (tests/verifier/fuzzgen.py ``pruning_source``); each verdict is
+  also compared with a verification without state pruning (pruning must never turn a
+  refusal into an acceptance).
+
+Every accepted program runs in the interpreter on several buffers and must not touch
+memory outside its regions.  Prints the counts (``--every N``: also every N programs).
 """
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import random
 import sys
@@ -18,31 +27,54 @@ import corpus_lib  # noqa: E402
 import fuzzgen  # noqa: E402
 
 
+def _classic(rng: random.Random, i: int) -> list:
+    prog = (fuzzgen.grown_program(rng, n=rng.randrange(4, 30)) if i % 2
+            else fuzzgen.random_program(rng, n=rng.randrange(4, 30)))
+    if i % 3 == 0:
+        prog = fuzzgen.as_subprog(prog)
+    return [prog] + [fuzzgen.mutate(rng, prog) for _ in range(3)]
+
+
 def main(argv: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in argv):
-        print("usage: python bench/fuzz_verifier.py [COUNT [SEED]]   (default 2000, time-based)")
-        return 0
-    count = int(argv[0]) if argv else 2000
-    seed = int(argv[1]) if len(argv) > 1 else int(time.time())
+    ap = argparse.ArgumentParser(prog="fuzz_verifier", description=__doc__.split("\n\n")[0])
+    ap.add_argument("count", nargs="?", type=int, default=2000, help="generator rounds")
+    ap.add_argument("seed", nargs="?", type=int, default=None, help="default: time-based")
+    ap.add_argument("--mode", choices=("all", "classic", "pruning"), default="all")
+    ap.add_argument("--every", type=int, default=0, help="print progress every N rounds")
+    args = ap.parse_args(argv)
+    seed = args.seed if args.seed is not None else int(time.time())
     corpus_lib.register_test_env()
     rng = random.Random(seed)
     arena = fuzzgen.Arena()
-    stats = fuzzgen.FuzzStats()
+    stats = {"classic": fuzzgen.FuzzStats(), "pruning": fuzzgen.FuzzStats()}
     t = time.perf_counter()
-    for i in range(count):
-        prog = (fuzzgen.grown_program(rng, n=rng.randrange(4, 30)) if i % 2
-                else fuzzgen.random_program(rng, n=rng.randrange(4, 30)))
-        if i % 3 == 0:
-            prog = fuzzgen.as_subprog(prog)
-        for candidate in [prog] + [fuzzgen.mutate(rng, prog) for _ in range(3)]:
-            failure = fuzzgen.check_program(candidate, rng, arena, stats)
+
+    def report() -> None:
+        dt = time.perf_counter() - t
+        for name, s in stats.items():
+            if s.generated:
+                print(f"seed {seed} {name}: {s.generated} programs, {s.accepted} accepted "
+                      f"({s.accepted / max(s.generated, 1):.0%}), {s.runs} runs, "
+                      f"{s.violations} memory violations/pruning disagreements, {dt:.1f} s",
+                      flush=True)
+
+    for i in range(args.count):
+        mode = args.mode if args.mode != "all" else ("pruning" if i % 2 else "classic")
+        if mode == "pruning":
+            candidates = [fuzzgen.pruning_program(rng)]
+            check = fuzzgen.check_pruning
+        else:
+            candidates = _classic(rng, i)
+            check = fuzzgen.check_program
+        for candidate in candidates:
+            failure = check(candidate, rng, arena, stats[mode])
             if failure:
-                print(f"SOUNDNESS BUG (seed {seed}, program {i}):\n{failure}")
+                report()
+                print(f"SOUNDNESS BUG (seed {seed}, round {i}, {mode}):\n{failure}")
                 return 1
-    dt = time.perf_counter() - t
-    print(f"seed {seed}: {stats.generated} programs, {stats.accepted} accepted "
-          f"({stats.accepted / max(stats.generated, 1):.0%}), {stats.runs} runs, "
-          f"{stats.violations} memory violations, {dt:.1f} s")
+        if args.every and (i + 1) % args.every == 0:
+            report()
+    report()
     return 0
 
 

@@ -299,3 +299,118 @@ def as_subprog(insns: list[isa.Insn]) -> list[isa.Insn]:
     ``call f; exit; f: <body>`` (r1/r2 pass through as arguments)."""
     return [isa.Insn(isa.OP_CALL, 0, isa.PSEUDO_CALL, 0, 1), isa.Insn(isa.OP_EXIT)] + [
         isa.Insn(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in insns]
+
+
+# ---------------------------------------------------------------- pruning-focused programs
+
+_PK = [0, 1, 2, 4, 7, 8, 15, 16, 17, 20, 23, 24, 25, 31, 32, 33, 63, 64, 255, 0x1000000]
+_PJMP = ["==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<=", "&"]
+
+
+def pruning_source(rng: random.Random) -> str:
+    """A program whose paths join with values that differ only in registers that later
+    feed a compare (issue #13 item 1): one or two diamonds assign different constants to
+    a register, then a compare involving it (against another register, an id-linked copy,
+    a spilled copy, or the data length) guards a memory access indexed by a related
+    register.  If pruning ignores the difference, an unsafe arm slips through."""
+    regs = [1, 2, 3, 4, 5]
+    rng.shuffle(regs)
+    ra, rb, rc, rd, rp = regs
+    out = ["r6 = r1", "r7 = r2", "r8 = map_value[0] ll", "r9 = 0"]
+    if rng.random() < 0.5:
+        out += ["call get_prandom_u32"]
+        src = 0
+    else:
+        out += ["if r7 < 4 goto end", "r0 = *(u32 *)(r6 + 0)"]
+        src = 0
+    out += [f"r{ra} = r{src}", f"r{ra} &= {rng.choice([3, 7, 15, 31, 63, 255, 0xffff])}"]
+    linked = rng.random() < 0.6
+    spilled = linked and rng.random() < 0.4
+    if linked:
+        out.append(f"r{rb} = r{ra}")
+        if spilled:
+            out += [f"*(u64 *)(r10 - 8) = r{rb}", f"r{rb} = 0"]
+    else:
+        out.append(f"r{rb} = r{ra}")
+        out.append(f"r{rb} += 0")   # a copy without the link (ALU breaks it)
+    out.append(f"r{rc} = {rng.choice(_PK)}")
+    out.append(f"r{rd} = {rng.choice(_PK)}")
+    for d in range(rng.choice([1, 1, 2])):
+        target = rng.choice([rc, rc, rd])
+        bit = 1 << rng.randrange(0, 8)
+        cond = rng.choice([f"if r0 & {bit} goto other{d}", f"if r0 > {rng.randrange(0, 300)} goto other{d}",
+                           f"if r{ra} == {rng.randrange(0, 8)} goto other{d}"])
+        out += [cond, f"r{target} = {rng.choice(_PK)}"]
+        if rng.random() < 0.3:
+            out.append(f"r9 = {rng.choice(_PK)}")   # a dead difference as well
+        out += [f"goto join{d}", f"other{d}:", f"r{target} = {rng.choice(_PK)}", f"join{d}:"]
+        if rng.random() < 0.3:
+            out.append("r9 += 1")
+    w = "w" if rng.random() < 0.15 else "r"
+    op = rng.choice(_PJMP)
+    cmp_kind = rng.randrange(6)
+    if cmp_kind == 0:
+        out.append(f"if {w}{ra} {op} {w}{rc} goto end")
+    elif cmp_kind == 1:
+        out.append(f"if {w}{rc} {op} {w}{ra} goto end")
+    elif cmp_kind == 2:
+        out.append(f"if {w}7 {op} {w}{rc} goto end")
+    elif cmp_kind == 3:
+        out.append(f"if {w}{rc} {op} {w}7 goto end")
+    elif cmp_kind == 4:
+        out.append(f"if {w}{ra} {op} {w}{rd} goto end")
+    else:
+        out.append(f"if {w}{ra} {op} {rng.choice(_PK)} goto end")
+    if spilled:
+        out.append(f"r{rb} = *(u64 *)(r10 - 8)")
+    idx = rng.choice([ra, rb, rb, rc, rd])
+    base = rng.choice(["r6", "r8", "r10"])
+    size = rng.choice(["u8", "u16", "u32", "u64"])
+    out.append(f"r{rp} = {base}")
+    if base == "r10":
+        out.append(f"r{rp} += -{rng.choice([16, 24, 32, 40])}")
+    elif rng.random() < 0.3:
+        out.append(f"r{rp} += {rng.choice([1, 4, 8])}")
+    out.append(f"r{rp} += r{idx}")
+    if rng.random() < 0.5:
+        out.append(f"r0 = *({size} *)(r{rp} + 0)")
+    else:
+        out.append(f"*({size} *)(r{rp} + 0) = r{rng.choice([ra, rc, 9])}")
+    out += ["end:", "r0 = 0", "exit"]
+    return "\n".join(out) + "\n"
+
+
+def pruning_program(rng: random.Random) -> list[isa.Insn]:
+    import corpus_lib
+    import vasm
+    insns, _ = vasm.assemble(pruning_source(rng), corpus_lib.helper_names())
+    return insns
+
+
+def verdict(insns: list[isa.Insn], prune: bool, max_insns: int = 20_000) -> str | None:
+    """None if accepted, else the refusal message."""
+    from uringbpf.bpf.platform import default_platform
+    m = RunMap("fuzz", 2, 4, VALUE_SIZE, 1)
+    prog = isa.Program("fuzz", insns, section="socket", maps=[m])
+    plat = default_platform()
+    v = verifier.Verifier(prog, plat.prog_type_for(prog), 0, max_insns, plat)
+    v.prune = prune
+    try:
+        v.run()
+    except verifier.BpfVerifierError as exc:
+        return exc.message
+    return None
+
+
+def check_pruning(insns: list[isa.Insn], rng: random.Random, arena: Arena, stats: FuzzStats) -> str | None:
+    """Pruning must never turn a refusal into an acceptance: compare the verdict with a
+    run that explores every path, then run what was accepted (check_program)."""
+    with_pruning = verdict(insns, True)
+    if with_pruning is None:
+        without = verdict(insns, False)
+        if without is not None and "too large" not in without:
+            stats.generated += 1
+            stats.violations += 1
+            text = "\n".join(f"{k}: {verifier.insn_text(i)}" for k, i in enumerate(insns) if i.opcode)
+            return f"accepted with pruning, refused without ({without}):\n{text}"
+    return check_program(insns, rng, arena, stats)

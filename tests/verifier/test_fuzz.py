@@ -84,3 +84,17 @@ def test_arbitrary_instruction_fields_are_refused_cleanly():
             assert exc.message and "processed" in exc.log
             outcomes["refused"] += 1
     assert outcomes["refused"] > 1000
+
+
+def test_fuzz_pruning_joins():
+    """Joined paths that differ only in compared registers (#13 item 1): pruning never
+    turns a refusal into an acceptance, and what is accepted runs in bounds."""
+    rng = random.Random(20261204)
+    arena = fuzzgen.Arena()
+    stats = fuzzgen.FuzzStats()
+    for _ in range(600):
+        failure = fuzzgen.check_pruning(fuzzgen.pruning_program(rng), rng, arena, stats)
+        assert failure is None, failure
+    assert stats.generated == 600
+    assert 100 < stats.accepted < 500    # both verdicts are exercised
+    assert stats.violations == 0

@@ -184,6 +184,9 @@ class Verifier:
         self.iter_next_pcs: set[int] = set()
         self._iter_next_arg: dict[int, int] = {}
         self._new_dynptr_parent = 0
+        # False: explore every path (no state pruning); the pruning fuzzer compares
+        # verdicts with and without it (bench/fuzz_verifier.py --pruning)
+        self.prune = True
         self.callback_entries: set[int] = set()
         self.cfg: Cfg | None = None
         self.pc = 0
@@ -311,7 +314,7 @@ class Verifier:
                 self.processed += 1
                 if self.processed > self.max_insns:
                     raise _Reject(f"BPF program is too large. Processed {self.processed} insn")
-                if pc in prune_points:
+                if pc in prune_points and self.prune:
                     if self._is_state_visited(pc, st):
                         if log_level:
                             self.log(f"{pc}: safe")
