@@ -217,3 +217,43 @@ def test_sqe_check_read_write_and_vectors():
     assert guard_check_sqe(_sqe(READV, iov.addr, 1).addr) == 0
     assert guard_check_sqe(_sqe(READV, stack.addr, 1).addr) == -errno.EFAULT  # the array
     assert guard_check_sqe(_sqe(READV, 8, 1).addr) == -errno.EFAULT           # unmapped array
+
+
+# bpf_probe_read_user / copy_from_user: the source is a user address; the program's own
+# stack (or a map, or JIT state) is not user memory -> -EFAULT, destination zeroed.
+_PROBE_USER = """
+    stdw [%r10-16], 0x4142
+    stdw [%r10-8], 0x7777
+    mov %r1, %r10
+    add %r1, -8
+    mov %r2, 8
+    lddw %r3, {src}
+    call {helper}
+    mov %r6, %r0
+    ldxdw %r7, [%r10-8]
+    lsh %r6, 32
+    rsh %r6, 32
+    lsh %r7, 32
+    or %r6, %r7
+    mov %r0, %r6
+    exit
+"""
+
+
+def _probe_prog(src: int, helper_id: int) -> isa.Program:
+    return prog(_PROBE_USER.format(src=src, helper=helper_id))
+
+
+@pytest.mark.parametrize("helper_id", [112, 148])   # probe_read_user, copy_from_user
+def test_probe_read_user_refuses_runtime_memory(helper_id):
+    m = maps_mod.Map("secret", 2, 4, 8, 1)
+    ctypes.c_uint64.from_address(m.value_addr).value = 0x5EC2E7
+    user = Buffer(8, data=(0x1234).to_bytes(8, "little"))
+    for engine in ("interp", "jit"):
+        for src, expect in ((m.value_addr, ((-errno.EFAULT) & 0xFFFFFFFF, 0)),
+                            (user.addr, (0, 0x1234))):
+            program = _probe_prog(src, helper_id)
+            rt = Runtime()
+            run = Interpreter(program, rt) if engine == "interp" else jit.compile(program, rt)
+            r0 = run()
+            assert (r0 & 0xFFFFFFFF, r0 >> 32) == (expect[0], expect[1]), (engine, hex(src))

@@ -69,6 +69,7 @@ _BASE_SYMBOLS = ("ubpf_helper_ktime_get_ns", "ubpf_helper_ktime_get_boot_ns",
                  "ubpf_helper_ktime_get_coarse_ns", "ubpf_helper_get_prandom_u32",
                  "ubpf_helper_get_smp_processor_id", "ubpf_helper_get_current_pid_tgid",
                  "ubpf_helper_probe_read", "ubpf_helper_probe_read_str",
+                 "ubpf_helper_probe_read_user", "ubpf_helper_probe_read_user_str",
                  "ubpf_helper_spin_lock", "ubpf_helper_spin_unlock", "ubpf_helper_loop",
                  "ubpf_kfunc_iter_num_new", "ubpf_kfunc_iter_num_next", "ubpf_kfunc_iter_num_destroy")
 
@@ -230,18 +231,20 @@ def get_current_pid_tgid(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 # --- memory reads --------------------------------------------------------------------
 
-def _probe_read(rt: Runtime, dst: int, size: int, src: int) -> int:
+def _probe_read(rt: Runtime, dst: int, size: int, src: int,
+                symbol: str = "ubpf_helper_probe_read") -> int:
     size &= 0xFFFFFFFF
     if size:
         rt.mem.check(dst, size, True)
-    return _base_call("ubpf_helper_probe_read", dst, size, src)
+    return _base_call(symbol, dst, size, src)
 
 
-def _probe_read_str(rt: Runtime, dst: int, size: int, src: int) -> int:
+def _probe_read_str(rt: Runtime, dst: int, size: int, src: int,
+                    symbol: str = "ubpf_helper_probe_read_str") -> int:
     size &= 0xFFFFFFFF
     if size:
         rt.mem.check(dst, size, True)
-    return _base_call("ubpf_helper_probe_read_str", dst, size, src)
+    return _base_call(symbol, dst, size, src)
 
 
 _READ_ARGS = (Arg.UNINIT_MEM, Arg.CONST_SIZE_OR_ZERO, Arg.ANYTHING)
@@ -254,7 +257,7 @@ def probe_read(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 @helper(BPF_FUNC_probe_read_user, "bpf_probe_read_user", _READ_ARGS)
 def probe_read_user(rt: Runtime, r1, r2, r3, r4, r5) -> int:
-    return _probe_read(rt, r1, r2, r3)
+    return _probe_read(rt, r1, r2, r3, "ubpf_helper_probe_read_user")
 
 
 @helper(BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel", _READ_ARGS)
@@ -264,7 +267,7 @@ def probe_read_kernel(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 @helper(BPF_FUNC_probe_read_user_str, "bpf_probe_read_user_str", _READ_ARGS)
 def probe_read_user_str(rt: Runtime, r1, r2, r3, r4, r5) -> int:
-    return _probe_read_str(rt, r1, r2, r3)
+    return _probe_read_str(rt, r1, r2, r3, "ubpf_helper_probe_read_user_str")
 
 
 @helper(BPF_FUNC_probe_read_kernel_str, "bpf_probe_read_kernel_str", _READ_ARGS)
@@ -274,7 +277,7 @@ def probe_read_kernel_str(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 @helper(BPF_FUNC_copy_from_user, "bpf_copy_from_user", _READ_ARGS, sleepable_only=True)
 def copy_from_user(rt: Runtime, r1, r2, r3, r4, r5) -> int:
-    return _probe_read(rt, r1, r2, r3)
+    return _probe_read(rt, r1, r2, r3, "ubpf_helper_probe_read_user")
 
 
 # --- spin locks ----------------------------------------------------------------------
@@ -481,9 +484,9 @@ for _id, _sym in ((1, "ubpf_helper_map_lookup_elem"), (2, "ubpf_helper_map_updat
 for _id, _sym in ((5, "ubpf_helper_ktime_get_ns"), (125, "ubpf_helper_ktime_get_boot_ns"),
                   (160, "ubpf_helper_ktime_get_coarse_ns"), (7, "ubpf_helper_get_prandom_u32"),
                   (8, "ubpf_helper_get_smp_processor_id"), (14, "ubpf_helper_get_current_pid_tgid"),
-                  (4, "ubpf_helper_probe_read"), (112, "ubpf_helper_probe_read"),
-                  (113, "ubpf_helper_probe_read"), (148, "ubpf_helper_probe_read"),
-                  (114, "ubpf_helper_probe_read_str"), (115, "ubpf_helper_probe_read_str"),
+                  (4, "ubpf_helper_probe_read"), (112, "ubpf_helper_probe_read_user"),
+                  (113, "ubpf_helper_probe_read"), (148, "ubpf_helper_probe_read_user"),
+                  (114, "ubpf_helper_probe_read_user_str"), (115, "ubpf_helper_probe_read_str"),
                   (93, "ubpf_helper_spin_lock"), (94, "ubpf_helper_spin_unlock"),
                   (181, "ubpf_helper_loop")):
     _set_native(_id, "base", _sym)
