@@ -45,23 +45,29 @@ def objfile(tmp_path_factory):
     return str(cc.compile_c(src, d / "progs.bpf.o"))
 
 
-def test_cli_reports_rejection_with_kernel_style_log(objfile, capsys):
-    rc = verifier.main_verify([objfile])
-    out = capsys.readouterr().out
-    assert rc == 1
-    assert "checked: OK (socket_filter) processed" in out
-    assert "unchecked: REJECTED: invalid access to packet" in out
+def test_verify_object_reports_rejection_with_kernel_style_log(objfile):
+    from uringbpf.bpf.object import BpfObject
+    obj = BpfObject.open(objfile)
+    verdicts = {v.name: v for v in verifier.verify_object(obj)}
+    assert verdicts["checked"].ok and verdicts["checked"].result.prog_type == "socket_filter"
+    bad = verdicts["unchecked"]
+    assert not bad.ok and "invalid access to packet" in bad.error.message
     # the offending instruction: "N: (71) r0 = *(u8 *)(r1 +8)" and the register state
-    assert "(71)" in out and "R1=buf(off=0)" in out
+    assert "(71)" in bad.log and "R1=buf(off=0)" in bad.log
+    assert "processed" in bad.log
+    # the error names the object and the program, as libbpf does
+    assert "prog 'unchecked'" in str(bad.error)
 
 
-def test_cli_prog_filter_and_log_level(objfile, capsys):
-    assert verifier.main_verify([objfile, "--prog", "checked", "--log-level", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "unchecked" not in out
-    assert "R2=scalar(" in out            # register state after instructions
-    assert "processed" in out and "peak_states" in out
-    assert verifier.main_verify([objfile, "--prog", "nosuch"]) == 2
+def test_verify_object_program_filter_and_log_level(objfile):
+    from uringbpf.bpf.object import BpfObject
+    obj = BpfObject.open(objfile)
+    verdicts = verifier.verify_object(obj, programs=["checked"], log_level=2)
+    assert [v.name for v in verdicts] == ["checked"]
+    assert "R2=scalar(" in verdicts[0].log            # register state after instructions
+    assert "processed" in verdicts[0].log and "peak_states" in verdicts[0].log
+    with pytest.raises(KeyError):
+        verifier.verify_object(obj, programs=["nosuch"])
 
 
 def test_verify_api_stats_and_error_log():
@@ -126,13 +132,14 @@ def _example_sources():
 
 @pytest.mark.parametrize("src", _example_sources(), ids=lambda p: str(p.relative_to(REPO)))
 def test_shipped_examples_verify(src, tmp_path):
-    """Every BPF program the designs ship passes (no false rejects)."""
+    """Every BPF program the designs ship passes (no false rejects), verified as
+    ``load()`` and libbpf do (``.rodata`` frozen: its values are constants)."""
     from uringbpf.bpf import cc
     from uringbpf.bpf.object import BpfObject
     out = cc.compile_c(src, tmp_path / (src.stem + ".o"))
     obj = BpfObject.open(str(out))
-    programs = obj.prepare()
-    assert programs
-    for prog in programs:
-        res = verifier.verify(prog)
-        assert res.processed_insns > 0
+    verdicts = verifier.verify_object(obj)
+    assert verdicts
+    for v in verdicts:
+        assert v.ok, f"{v.name}: {v.error}"
+        assert v.result.processed_insns > 0

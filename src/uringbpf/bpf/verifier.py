@@ -15,8 +15,6 @@ Public API: :func:`verify`, :class:`VerifierResult`, :class:`BpfVerifierError`,
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, field
 
 from . import helpers as helpers_mod
@@ -37,6 +35,7 @@ MAX_INSNS_PROCESSED = 1_000_000
 MAX_VAR_OFF = 1 << 29
 LEN_ID = 1                      # scalar id of the data-buffer length (r2 of "buffer" programs)
 BPF_F_RDONLY_PROG = 1 << 7
+_MAP_TYPE_ARRAY = 2
 LOG_LIMIT = 4_000_000           # characters kept in the log (like the kernel's log buffer)
 
 
@@ -1129,6 +1128,12 @@ class Verifier:
             raise _Reject("bpf_spin_unlock is missing")
         f = st.cur
         r0 = f.regs[0]
+        if len(st.frames) == 1 and self.ptype.ret_void:
+            # check_return_code: a void struct_ops member's R0 is never read
+            if st.refs:
+                rid, (kind, at) = next(iter(st.refs.items()))
+                raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+            return None
         if r0.t == NOT_INIT:
             raise _Reject("R0 !read_ok")
         if len(st.frames) > 1 and f.callback:
@@ -1664,71 +1669,55 @@ def verify(program: isa.Program, prog_type: progtypes.ProgType | None = None, lo
     return Verifier(program, prog_type, log_level, max_insns, platform).run()
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- whole objects
 
 
-def main_verify(argv: list[str] | None = None) -> int:
-    """``uringbpf verify OBJ [--prog NAME] [--log-level 1|2]``: 0 if every program passes."""
-    parser = argparse.ArgumentParser(prog="uringbpf verify", description=main_verify.__doc__)
-    parser.add_argument("obj", help="BPF ELF object file")
-    parser.add_argument("--prog", action="append", default=None, help="only this program (repeatable)")
-    parser.add_argument("--log-level", type=int, choices=(0, 1, 2), default=0)
-    args = parser.parse_args(argv)
-    try:
-        from .object import BpfObject  # written by the loader; imported lazily
-    except ImportError as exc:
-        print(f"uringbpf verify: the ELF loader is not available ({exc})", file=sys.stderr)
-        return 2
-    try:
-        obj = BpfObject.open(args.obj)
-    except Exception as exc:
-        print(f"uringbpf verify: cannot open {args.obj}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        programs = _programs_for_verify(obj)
-    except Exception as exc:  # e.g. a kfunc no design registers
-        print(f"uringbpf verify: {args.obj}: {exc}", file=sys.stderr)
-        return 1
-    if args.prog:
-        wanted = set(args.prog)
-        missing = wanted - {p.name for p in programs}
+@dataclass
+class ProgramVerdict:
+    """The verdict on one program of an object (:func:`verify_object`)."""
+
+    name: str
+    section: str
+    result: VerifierResult | None = None        # set when accepted
+    error: BpfVerifierError | None = None       # set when refused
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def log(self) -> str:
+        return self.result.log if self.result is not None else self.error.log
+
+
+def verify_object(obj, *, programs: list[str] | None = None, log_level: int = 0,
+                  max_insns: int = MAX_INSNS_PROCESSED) -> list[ProgramVerdict]:
+    """Verify every program of an opened :class:`~uringbpf.bpf.object.BpfObject` the way
+    ``obj.load()`` (and libbpf) would: kfuncs resolved against the object's platform,
+    read-only array maps (``.rodata``) frozen first, so ``const volatile`` values are
+    constants.  Freezing is what loading does too: afterwards ``.rodata`` cannot change.
+
+    ``programs`` selects programs by name (unknown names raise ``KeyError``).  Returns one
+    :class:`ProgramVerdict` per program, in object order; never raises for a refusal.
+    """
+    progs = obj.prepare()
+    if programs is not None:
+        known = {p.name for p in progs}
+        missing = [n for n in programs if n not in known]
         if missing:
-            print(f"uringbpf verify: no program named {', '.join(sorted(missing))}", file=sys.stderr)
-            return 2
-        programs = [p for p in programs if p.name in wanted]
-    failed = 0
-    for prog in programs:
-        try:
-            res = verify(prog, log_level=args.log_level)
-        except BpfVerifierError as exc:
-            failed += 1
-            print(f"{prog.name}: REJECTED: {exc.message}")
-            print(exc.log, end="")
-            continue
-        if args.log_level:
-            print(res.log, end="")
-        print(f"{prog.name}: OK ({res.prog_type}) {res.stats_line().splitlines()[0]}")
-    return 1 if failed else 0
-
-
-def _programs_for_verify(obj) -> list[isa.Program]:
-    """The relocated programs of an opened object, without running the loader's own verify."""
-    for attr in ("relocated_programs", "prepare"):
-        fn = getattr(obj, attr, None)
-        if callable(fn):
-            progs = fn()
-            if progs:
-                return list(progs)
-    progs = getattr(obj, "programs", None)
-    if isinstance(progs, dict):
-        progs = list(progs.values())
+            raise KeyError(f"no program named {', '.join(missing)}")
+        progs = [p for p in progs if p.name in set(programs)]
+    for m in obj.map_list:
+        if (m.map_flags & BPF_F_RDONLY_PROG and m.type == _MAP_TYPE_ARRAY
+                and not getattr(m, "frozen", False)):
+            m.freeze()
     out = []
-    for p in progs or []:
-        out.append(getattr(p, "program", p))
+    for prog in progs:
+        verdict = ProgramVerdict(prog.name, prog.section)
+        try:
+            verdict.result = verify(prog, log_level=log_level, max_insns=max_insns,
+                                    platform=obj.platform)
+        except BpfVerifierError as exc:
+            verdict.error = exc.with_context(getattr(obj, "path", None), prog.name)
+        out.append(verdict)
     return out
-
-
-main = main_verify
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main_verify())
