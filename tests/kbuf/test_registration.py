@@ -112,16 +112,17 @@ def test_unregister_errors(zc):
 
 def test_register_needs_owned_request_with_data_and_zero_copy(zc, tmp_path):
     source, ring = zc
-    assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, 0, addr=0) == -errno.EINVAL
+    # a tag the server has not received back: ublk's "pending io cmd" check, -EBUSY
+    assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, 0, addr=0) == -errno.EBUSY
     assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, 9, addr=0) == -errno.EINVAL
     fetch(ring, source, 0)
     _, tag = deliver(ring, source, K.UBLK_IO_OP_FLUSH, 0, 0)
     assert run_cmd(ring, source, K.UBLK_U_IO_REGISTER_IO_BUF, tag, addr=0) == -errno.EINVAL
-    # a copy-mode device has no zero copy
+    # a copy-mode device has no zero copy (the ownership check comes first: -EBUSY)
     copy_src = K.RequestSource(queue_depth=2, max_io_bytes=4096)
     ring.register_source(copy_src)
     try:
-        assert run_cmd(ring, copy_src, K.UBLK_U_IO_REGISTER_IO_BUF, 0, addr=0) == -errno.EINVAL
+        assert run_cmd(ring, copy_src, K.UBLK_U_IO_REGISTER_IO_BUF, 0, addr=0) == -errno.EBUSY
     finally:
         copy_src.close()
 
@@ -229,8 +230,8 @@ def test_completion_needs_commit_and_unregister(zc, tmp_path):
     assert not req.done                 # committed, but the table still holds the buffer
     assert run_cmd(ring, source, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag, addr=0) == 0
     assert req.done and req.result == 512
-    # a commit for a tag the server does not own is refused
-    assert run_cmd(ring, source, K.UBLK_U_IO_COMMIT_AND_FETCH_REQ, 1, result=0) == -errno.EINVAL
+    # a commit for a tag the server does not own is refused (-EBUSY, as ublk_drv)
+    assert run_cmd(ring, source, K.UBLK_U_IO_COMMIT_AND_FETCH_REQ, 1, result=0) == -errno.EBUSY
     # fetching an already armed tag is refused, and so is a buffer address on a zc device
     assert run_cmd(ring, source, K.UBLK_U_IO_FETCH_REQ, tag) == -errno.EINVAL
     assert run_cmd(ring, source, K.UBLK_U_IO_FETCH_REQ, 1, addr=4096) == -errno.EINVAL

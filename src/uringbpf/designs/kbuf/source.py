@@ -63,7 +63,8 @@ class BlockRequest:
 
 
 class _Tag:
-    __slots__ = ("state", "ring", "user_data", "buf_addr", "auto", "auto_ring", "request")
+    __slots__ = ("state", "ring", "user_data", "buf_addr", "auto", "auto_ring", "request",
+                 "fetched")
 
     def __init__(self):
         self.state = "idle"          # idle -> parked (fetch armed) -> owned (server has a request)
@@ -73,6 +74,7 @@ class _Tag:
         self.auto: tuple[int, int] | None = None      # (index, flags) for AUTO_BUF_REG
         self.auto_ring = None                          # ring the auto registration went into
         self.request: BlockRequest | None = None
+        self.fetched = False         # FETCH_REQ seen once (ublk's per-io ACTIVE history)
 
 
 class RequestSource:
@@ -277,16 +279,25 @@ class RequestSource:
         with self._lock:
             if cmd.q_id != 0 or cmd.tag >= self.queue_depth:
                 return "done", -errno.EINVAL
+            if cmd_op == UBLK_U_IO_UNREGISTER_IO_BUF:
+                # ublk_unregister_io_buf: only SUPPORT_ZERO_COPY devices (AUTO_BUF_REG alone
+                # is not enough); the index is an `unsigned int`, the table checks its range
+                if not self.flags & UBLK_F_SUPPORT_ZERO_COPY:
+                    return "done", -errno.EINVAL
+                index = cmd.addr & 0xFFFFFFFF
+                return "deferred", lambda: ring.kbuf.unregister_kbuf(index)
+            if cmd_op not in (UBLK_U_IO_FETCH_REQ, UBLK_U_IO_COMMIT_AND_FETCH_REQ,
+                              UBLK_U_IO_REGISTER_IO_BUF):
+                return "done", -errno.EINVAL
+            tag = self._tags[cmd.tag]
+            if cmd_op == UBLK_U_IO_FETCH_REQ and all(t.fetched for t in self._tags):
+                # ublk_fetch: FETCH_REQ is only allowed before the queue is set up
+                return "done", -errno.EBUSY
+            if cmd_op != UBLK_U_IO_FETCH_REQ and tag.state != "owned" and not self.dead:
+                # __ublk_ch_uring_cmd: "there is pending io cmd, something must be wrong"
+                return "done", -errno.EBUSY
             if cmd_op == UBLK_U_IO_REGISTER_IO_BUF:
                 return "done", self._register_io_buf(ring, cmd)
-            if cmd_op == UBLK_U_IO_UNREGISTER_IO_BUF:
-                if not self._zero_copy:
-                    return "done", -errno.EINVAL
-                index = cmd.addr
-                return "deferred", lambda: ring.kbuf.unregister_kbuf(index) \
-                    if index < (1 << 16) else -errno.EINVAL
-            if cmd_op not in (UBLK_U_IO_FETCH_REQ, UBLK_U_IO_COMMIT_AND_FETCH_REQ):
-                return "done", -errno.EINVAL
             if self.dead:
                 tag = self._tags[cmd.tag]
                 if cmd_op == UBLK_U_IO_COMMIT_AND_FETCH_REQ and tag.state == "owned":
@@ -305,10 +316,10 @@ class RequestSource:
                 return "done", -errno.EINVAL          # copy mode needs the server buffer
             if self._zero_copy and cmd.addr:
                 return "done", -errno.EINVAL          # no user mapping: addr must be unset
-            tag = self._tags[cmd.tag]
             if cmd_op == UBLK_U_IO_FETCH_REQ:
-                if tag.state != "idle":
+                if tag.fetched or tag.state != "idle":
                     return "done", -errno.EINVAL      # each tag is fetched at most once
+                tag.fetched = True
             else:
                 # any of the server's rings may commit (and re-arm the tag there); an
                 # automatic registration stays in the ring that fetched (see _commit)
@@ -322,15 +333,15 @@ class RequestSource:
             return "parked", None
 
     def _register_io_buf(self, ring: KbufRing, cmd: UblksrvIoCmd) -> int:
-        if not self._zero_copy:
+        """ublk_register_io_buf for a tag the server owns (checked by the caller)."""
+        if not self.flags & UBLK_F_SUPPORT_ZERO_COPY:
             return -errno.EINVAL
         tag = self._tags[cmd.tag]
         req = tag.request
-        if tag.state != "owned" or req is None or not req.has_data:
+        if req is None or not req.has_data:
             return -errno.EINVAL
-        if cmd.addr >= (1 << 16):
-            return -errno.EINVAL
-        ret = ring.kbuf.register_kbuf(cmd.addr, req.addr, req.length, _direction(req),
+        # the kernel passes `unsigned int index`: (1 << 32) | 1 is slot 1
+        ret = ring.kbuf.register_kbuf(cmd.addr & 0xFFFFFFFF, req.addr, req.length, _direction(req),
                                       self._release_cb(req), req, self._pin_span)
         if ret == 0:
             req.refs += 1
