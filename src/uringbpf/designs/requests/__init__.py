@@ -1120,7 +1120,9 @@ def _register_prog_type() -> None:
     except ModuleNotFoundError:        # the verifier's module is not there yet
         return
     layout = pt.Layout("io_uring_bpf_ctx", CTX_SIZE, (
-        pt.Field("user_data", 0, 8, read=True, write=False),
+        # io_bpf_is_valid_access (RFC v2) checks only offset and size, not the access
+        # type: a program may write user_data too (the next run's context is fresh)
+        pt.Field("user_data", 0, 8, read=True, write=True),
         pt.Field("wait_nr", 8, 4, read=True, write=True),
         pt.Field("wait_idx", 12, 4, read=True, write=True),
         # clang merges `ctx->wait_idx = a; ctx->wait_nr = b;` into one 8-byte store
