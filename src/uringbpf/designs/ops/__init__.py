@@ -63,10 +63,13 @@ STRUCT_OPS_TYPE = "uring_bpf_ops"
 MEMBERS = ("prep_fn", "issue_fn", "fail_fn", "cleanup_fn")
 PROG_TYPES = frozenset(f"struct_ops:{STRUCT_OPS_TYPE}.{m}" for m in MEMBERS)
 
-#: struct uring_bpf_data: req_data @0, ops @8, opf @16, pdu @20 .. 64 (the io_kiocb cmd area)
+#: struct uring_bpf_data, v3's final layout (after [PATCH v3 08/12]): req_data @0, ops @8,
+#: opf @16, issue_flags @20, lock_depth @24, pdu @28 .. 64 (36 bytes; v2 had pdu @20, 44 B)
 DATA_SIZE = 64
-PDU_OFFSET = 20
+PDU_OFFSET = 28
 PDU_SIZE = DATA_SIZE - PDU_OFFSET
+#: sizeof(struct bpf_iter_uring_buf) in v3: __u64 __opaque[12]
+ITER_SIZE = 96
 _SLOT = 128                       # per request: data (64) + the SQE copy prep_fn sees (64)
 _PAGE = 4096
 _M32 = 0xFFFFFFFF
@@ -114,8 +117,8 @@ class OpsRing(Ring):
     """A :class:`~uringbpf.uring.ring.Ring` that knows ``IORING_SETUP_BPF_EXT``.
 
     The flag is emulated (``emulated_flags``) and ``IORING_FEAT_BPF`` is reported in
-    ``features``.  Without the flag, ``IORING_OP_BPF`` SQEs fail with ``-EACCES`` (v1's
-    rule for a ring set up without the BPF flag).  With it, ``io_uring_enter`` goes
+    ``features``.  Without the flag, ``IORING_OP_BPF`` SQEs fail with ``-EOPNOTSUPP``
+    (v2 and v3: ``io_uring_bpf_prep`` on a ring without the flag; v1 said -EACCES).  With it, ``io_uring_enter`` goes
     through :class:`OpsTable`; a loop struct_ops (Linux 7.1) cannot be attached
     (``set_enter_hook`` refuses with EINVAL: the two share a union in the kernel).
     """
@@ -166,7 +169,7 @@ class OpsRing(Ring):
 
 
 def _deny_without_bpf_ext(sqe) -> int:
-    return -errno.EACCES if sqe.opcode == IORING_OP_BPF else 0
+    return -errno.EOPNOTSUPP if sqe.opcode == IORING_OP_BPF else 0
 
 
 _rings: "weakref.WeakSet[OpsRing]" = weakref.WeakSet()
@@ -309,8 +312,10 @@ class OpsTable:
         opf = struct.unpack_from("<I", sqe, 28)[0]
         ud = struct.unpack_from("<Q", sqe, 32)[0]
         op_id = opf >> IORING_BPF_OP_SHIFT
+        if op_id >= IO_RING_MAX_BPF_OPS:
+            return None, -errno.EINVAL          # v3: an id the table cannot hold
         with self.cond:
-            slot = self.slots[op_id] if op_id < IO_RING_MAX_BPF_OPS else None
+            slot = self.slots[op_id]
             if slot is None or slot.closing or slot.progs.get("prep_fn") is None:
                 return None, -errno.EOPNOTSUPP
             if not self.free:
@@ -340,7 +345,8 @@ class OpsTable:
         slot = req.slot
         self.stats["issue"] += 1
         issue = slot.progs.get("issue_fn")
-        ret = self._call(issue, req.data) if issue is not None else -errno.EOPNOTSUPP
+        # v3: ops without issue_fn complete the request with the result as it stands (0)
+        ret = self._call(issue, req.data) if issue is not None else 0
         _close_iters(req)
         if ret == IOU_ISSUE_SKIP_COMPLETE or ret > 0:
             ret = -errno.EINVAL
@@ -1022,11 +1028,11 @@ def _register_kfuncs() -> None:
        prog_types=ours)
     kf("bpf_iter_uring_buf_new", (Arg.STACK_PTR, Arg.ANYTHING, Arg.ANYTHING, Arg.SCALAR),
        Ret.INTEGER, kf_iter_new, prog_types=ours,
-       kfunc_flags=frozenset({"ITER_NEW", "ITER_SIZE:64"}))
+       kfunc_flags=frozenset({"ITER_NEW", f"ITER_SIZE:{ITER_SIZE}"}))
     kf("bpf_iter_uring_buf_next", (Arg.STACK_PTR,), Ret.MEM_OR_NULL, kf_iter_next, ret_size=4,
-       prog_types=ours, kfunc_flags=frozenset({"ITER_NEXT", "RET_NULL", "ITER_SIZE:64"}))
+       prog_types=ours, kfunc_flags=frozenset({"ITER_NEXT", "RET_NULL", f"ITER_SIZE:{ITER_SIZE}"}))
     kf("bpf_iter_uring_buf_destroy", (Arg.STACK_PTR,), Ret.VOID, kf_iter_destroy,
-       prog_types=ours, kfunc_flags=frozenset({"ITER_DESTROY", "ITER_SIZE:64"}))
+       prog_types=ours, kfunc_flags=frozenset({"ITER_DESTROY", f"ITER_SIZE:{ITER_SIZE}"}))
     kf("bpf_uring_buf_dynptr", (Arg.STACK_PTR, Arg.STACK_PTR), Ret.INTEGER, kf_buf_dynptr,
        prog_types=ours, kfunc_flags=frozenset({"DYNPTR_NEW:1", "ITER_ARG:0:bpf_iter_uring_buf"}))
     kf("bpf_uring_buf_dynptr_rdwr", (Arg.STACK_PTR, Arg.STACK_PTR), Ret.INTEGER,
@@ -1078,6 +1084,7 @@ def _register_prog_types() -> None:
     from ...bpf import progtypes as pt
     data = pt.Layout("uring_bpf_data", DATA_SIZE, (
         pt.Field("req_data", 0, 8), pt.Field("ops", 8, 8), pt.Field("opf", 16, 4),
+        pt.Field("issue_flags", 20, 4), pt.Field("lock_depth", 24, 4),
         pt.Field("pdu", PDU_OFFSET, PDU_SIZE, read=True, write=True)))
     sqe = pt.Layout("io_uring_sqe", 64, (pt.Field("sqe", 0, 64),))
     for m in MEMBERS:
