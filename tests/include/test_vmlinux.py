@@ -12,7 +12,7 @@ from uringbpf.bpf import cc
 from uringbpf.bpf.object import BpfObject
 from uringbpf.tools import vmlinux
 
-DESIGNS = ["loop", "filter", "rfc2021", "opbpf", "opbpf-v2", "kbuf"]
+DESIGNS = ["loop", "filter", "rfc2021", "opbpf", "kbuf"]
 
 # What each design's programs rely on, checked by the compiler against the generated header.
 LAYOUTS = {
@@ -35,10 +35,6 @@ LAYOUTS = {
         _Static_assert(sizeof(struct io_bpf_buf_desc) == 16, "desc");
         _Static_assert(IORING_OP_BPF == 65, "after URING_CMD128");
         _Static_assert(__builtin_offsetof(struct uring_bpf_ops, prep_fn) == 8, "ops");
-    """,
-    "opbpf-v2": """
-        _Static_assert(__builtin_offsetof(struct uring_bpf_data, pdu) == 20, "v2 pdu @20");
-        _Static_assert(IORING_OP_BPF == 65, "after URING_CMD128");
     """,
     "loop": """
         _Static_assert(sizeof(struct io_uring_bpf_ops) == 24, "24 bytes");

@@ -20,7 +20,8 @@ Designs (``--design``):
   ``struct io_uring_bpf_ctx {user_data, wait_nr, wait_idx}``;
 * ``opbpf`` -- Ming Lei's IORING_OP_BPF v3 (2026-03, final layout after 08/12):
   ``struct uring_bpf_data`` with ``pdu`` at 28 (36 bytes), ``bpf_iter_uring_buf`` of
-  12 u64; ``opbpf-v2`` gives v2's layout (pdu at 20, 44 bytes; 8-u64 iterator);
+  12 u64.  uringbpf runs this one ABI; v2's programs name the fields they use (``pdu``),
+  so they build against it unchanged, and v2's ``uring_bpf_memcpy`` kfunc is kept;
 * ``kbuf`` -- Linux 6.15+ registered kernel buffers: the io_uring UAPI and ublk's types.
 
 kfunc prototypes (which bpftool >= 7.4 adds) are emitted only when the program defines
@@ -43,8 +44,8 @@ programs were written for, so an upstream `#include "vmlinux.h"` program builds 
   uringbpf vmlinux --design rfc2021 -o vmlinux.h
   uringbpf cc uring.bpf.c -I . -o uring.bpf.o
 
-Designs: loop (7.1), filter (7.0), rfc2021 (RFC v2, 2021), opbpf (IORING_OP_BPF v3;
-opbpf-v2 for v2's struct layout), kbuf (6.15+ kernel buffers, ublk)."""
+Designs: loop (7.1), filter (7.0), rfc2021 (RFC v2, 2021), opbpf (IORING_OP_BPF v3,
+final layout), kbuf (6.15+ kernel buffers, ublk)."""
 
 _FRAGMENTS = Path(__file__).resolve().parent.parent / "include" / "uringbpf" / "vmlinux"
 _LIBURING_UAPI = Path(__file__).resolve().parent.parent / "include" / "liburing" / "io_uring.h"
@@ -59,8 +60,6 @@ DESIGNS: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {
                 ("base", "bpf", "rfc2021"), frozenset({"__UBPF_VMLINUX_2021"})),
     "opbpf": ("IORING_OP_BPF v3 (Ming Lei, 2026-03-25, final layout after 08/12)",
               ("base", "bpf", "@io_uring+bpf", "opbpf"), frozenset({"__UBPF_OPBPF_V3"})),
-    "opbpf-v2": ("IORING_OP_BPF v2 (Ming Lei, 2026-01-06)",
-                 ("base", "bpf", "@io_uring+bpf", "opbpf"), frozenset({"__UBPF_OPBPF_V2"})),
     "kbuf": ("Linux 6.15+: registered kernel buffers (io_uring rsrc.c, ublk_drv.c)",
              ("base", "bpf", "@io_uring", "kbuf"), frozenset()),
 }

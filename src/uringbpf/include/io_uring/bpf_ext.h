@@ -31,13 +31,16 @@ struct io_bpf_buf_desc {
 	__u64	addr;
 };
 
-/* The request's 64-byte command area: pdu (44 bytes from offset 20) is the only part a
- * program may write; it keeps per-request state from prep_fn to cleanup_fn. */
-#define URING_BPF_PDU_SIZE 44
+/* The request's 64-byte command area, v3's final layout ([PATCH v3 08/12] added
+ * issue_flags and lock_depth): pdu (36 bytes from offset 28) is the only part a program may
+ * write; it keeps per-request state from prep_fn to cleanup_fn. (v2: pdu at 20, 44 bytes.) */
+#define URING_BPF_PDU_SIZE 36
 struct uring_bpf_data {
 	void *req_data;
 	const struct uring_bpf_ops *ops;
 	__u32 opf;
+	__u32 issue_flags;
+	__u32 lock_depth;
 	__u8 pdu[];
 };
 
@@ -55,7 +58,7 @@ struct uring_bpf_ops {
 };
 
 struct bpf_iter_uring_buf {
-	__u64 __opaque[8];
+	__u64 __opaque[12];	/* v3: 96 bytes */
 } __attribute__((aligned(8)));
 
 #define ITER_DEST 0
