@@ -133,3 +133,22 @@ def test_cp_error_is_recorded_the_same_way(tmp_path):
             os.close(out_fd)
     assert results["app"] == results["jit"]
     assert results["app"][1]["error"] == -errno.EBADF
+
+
+import crc32c_op  # noqa: E402
+
+
+@pytest.mark.parametrize("size,block", [(10_000, 65536), (150_001, 65536), (1, 4096)])
+def test_crc32c_op_same_observables_both_ways(tmp_path, size, block):
+    path = tmp_path / "data.bin"
+    payload = bytes((i * 31 + (i >> 9)) & 0xFF for i in range(size))
+    path.write_bytes(payload)
+    app = crc32c_op.checksum_file(str(path), app=True, block=block)
+    jit = crc32c_op.checksum_file(str(path), engine="jit", block=block)
+    interp = crc32c_op.checksum_file(str(path), engine="interp", block=block)
+    assert app == jit == interp
+    blocks = [payload[o:o + block] for o in range(0, size, block)]
+    assert [b[0] for b in app["blocks"]] == [len(b) for b in blocks]
+    assert app["blocks"][-1][2] == crc32c_op.crc32c(blocks[-1])
+    assert [b[1] for b in app["blocks"]] == [crc32c_op.crc32c(b) & 0x7FFFFFFF for b in blocks]
+    assert app["bytes_seen"] == size and app["nr_cleanup"] == len(blocks)

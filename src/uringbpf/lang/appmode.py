@@ -28,24 +28,24 @@ def _elem_size(elem: Any) -> int:
 class Ptr:
     """A pointer in the application run: ``buf`` (None for NULL), byte ``off``, ``elem``."""
 
-    __slots__ = ("buf", "off", "elem", "obj")
+    __slots__ = ("_pbuf", "_poff", "_pelem", "_pobj")
 
     def __init__(self, buf: memoryview | None, off: int, elem: Any, obj: Any = None):
-        object.__setattr__(self, "buf", buf)
-        object.__setattr__(self, "off", off)
-        object.__setattr__(self, "elem", elem)
-        object.__setattr__(self, "obj", obj)     # opaque objects: what the kfuncs act on
+        object.__setattr__(self, "_pbuf", buf)
+        object.__setattr__(self, "_poff", off)
+        object.__setattr__(self, "_pelem", elem)
+        object.__setattr__(self, "_pobj", obj)     # opaque objects: what the kfuncs act on
 
     # identity --------------------------------------------------------------------------
     def __bool__(self) -> bool:
-        return self.buf is not None or self.obj is not None
+        return self._pbuf is not None or self._pobj is not None
 
     def __eq__(self, other: Any) -> bool:
         if other is None or (isinstance(other, int) and other == 0):
             return not self
         if not isinstance(other, Ptr):
             return NotImplemented
-        return self.buf is other.buf and self.off == other.off and self.obj is other.obj
+        return self._pbuf is other._pbuf and self._poff == other._poff and self._pobj is other._pobj
 
     def __ne__(self, other: Any) -> bool:
         r = self.__eq__(other)
@@ -55,18 +55,24 @@ class Ptr:
 
     def __repr__(self) -> str:
         if not self:
-            return f"{T.ptr[self.elem]!r}(NULL)"
-        return f"{T.ptr[self.elem]!r}(+{self.off})"
+            return f"{T.ptr[self._pelem]!r}(NULL)"
+        return f"{T.ptr[self._pelem]!r}(+{self._poff})"
 
-    def retype(self, elem: Any) -> "Ptr":
-        return Ptr(self.buf, self.off, elem, self.obj)
+    def _paddr(self) -> int:
+        """The native address this pointer holds (0 for NULL): what kfuncs receive."""
+        if self._pbuf is None:
+            return 0
+        return ctypes.addressof(ctypes.c_char.from_buffer(self._pbuf)) + self._poff
+
+    def _pretype(self, elem: Any) -> "Ptr":
+        return Ptr(self._pbuf, self._poff, elem, self._pobj)
 
     # arithmetic ------------------------------------------------------------------------
     def __add__(self, n: Any) -> "Ptr":
         if not isinstance(n, int):
             return NotImplemented
         self._need()
-        return Ptr(self.buf, self.off + int(n) * _elem_size(self.elem), self.elem)
+        return Ptr(self._pbuf, self._poff + int(n) * _elem_size(self._pelem), self._pelem)
 
     def __sub__(self, n: Any) -> "Ptr":
         if not isinstance(n, int):
@@ -75,15 +81,15 @@ class Ptr:
 
     # memory ----------------------------------------------------------------------------
     def _need(self) -> None:
-        if self.buf is None:
+        if self._pbuf is None:
             raise LangMemoryError("NULL pointer dereference")
 
     def _span(self, off: int, size: int) -> memoryview:
         self._need()
-        if off < 0 or off + size > len(self.buf):
+        if off < 0 or off + size > len(self._pbuf):
             raise LangMemoryError(f"access of {size} bytes at offset {off} outside the "
-                                  f"{len(self.buf)}-byte memory this pointer covers")
-        return self.buf[off:off + size]
+                                  f"{len(self._pbuf)}-byte memory this pointer covers")
+        return self._pbuf[off:off + size]
 
     def _read(self, off: int, kind: Any) -> Any:
         if isinstance(kind, type) and issubclass(kind, T.FixedInt):
@@ -91,9 +97,9 @@ class Ptr:
             return kind(int.from_bytes(raw, "little", signed=kind.SIGNED))
         if isinstance(kind, tuple):
             self._span(off, T.sizeof(kind))
-            return Ptr(self.buf, off, kind[1])
+            return Ptr(self._pbuf, off, kind[1])
         self._span(off, T.sizeof(kind))
-        return Ptr(self.buf, off, kind)
+        return Ptr(self._pbuf, off, kind)
 
     def _write(self, off: int, kind: Any, value: Any) -> None:
         if not (isinstance(kind, type) and issubclass(kind, T.FixedInt)):
@@ -104,23 +110,23 @@ class Ptr:
         self._span(off, kind.BITS // 8)[:] = int(v).to_bytes(kind.BITS // 8, "little", signed=kind.SIGNED)
 
     def __getitem__(self, i: Any) -> Any:
-        return self._read(self.off + int(i) * _elem_size(self.elem), self.elem)
+        return self._read(self._poff + int(i) * _elem_size(self._pelem), self._pelem)
 
     def __setitem__(self, i: Any, value: Any) -> None:
-        self._write(self.off + int(i) * _elem_size(self.elem), self.elem, value)
+        self._write(self._poff + int(i) * _elem_size(self._pelem), self._pelem, value)
 
     def _field(self, name: str) -> tuple[int, Any]:
-        elem = self.elem
+        elem = self._pelem
         if not (isinstance(elem, type) and issubclass(elem, (ctypes.Structure, ctypes.Union))):
             raise AttributeError(f"{self!r} points to no structure (no field {name!r})")
         fields = T.struct_fields(elem)
         if name not in fields:
             raise AttributeError(f"{elem.__name__} has no field {name!r}")
         off, kind = fields[name]
-        return self.off + off, kind
+        return self._poff + off, kind
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") or name.startswith("_p"):
             raise AttributeError(name)
         off, kind = self._field(name)
         return self._read(off, kind)
@@ -129,8 +135,8 @@ class Ptr:
         off, kind = self._field(name)
         self._write(off, kind, value)
 
-    def zero(self) -> None:
-        self._span(self.off, _elem_size(self.elem))[:] = bytes(_elem_size(self.elem))
+    def _pzero(self) -> None:
+        self._span(self._poff, _elem_size(self._pelem))[:] = bytes(_elem_size(self._pelem))
 
 
 def memory_ptr(addr: int, size: int, elem: Any = T.u8) -> Ptr:
@@ -149,9 +155,65 @@ def opaque_ptr(kind: T.Opaque, obj: Any) -> Ptr:
 
 def zero(p: Ptr) -> None:
     """``zero(p)``: clear the ``sizeof(*p)`` bytes ``p`` points to (``memset(p, 0, ...)``)."""
-    p.zero()
+    p._pzero()
 
 
 def sizeof(t: Any) -> int:
     """``sizeof(T)`` of an int type or a ctypes structure."""
     return T.sizeof(t)
+
+
+# --- the application run's runtime: what helper/kfunc implementations may touch ---------
+class AppRuntime:
+    """A :class:`~uringbpf.bpf.helpers.Runtime` for calls the application run makes into the
+    helper table (the same implementations the engines call), plus the stack memory
+    (``stack()``) handed out during the run."""
+
+    def __init__(self) -> None:
+        from ..bpf.helpers import Runtime
+        self.rt = Runtime()
+        self.keep: list = []
+        self.regions: list = []
+
+    def add(self, addr: int, size: int, writable: bool, name: str) -> None:
+        if self.rt.mem.find(addr, size) is None:
+            self.regions.append(self.rt.mem.add(addr, size, writable, name))
+
+    def release(self) -> None:
+        """Forget the stack memory of a finished run."""
+        for r in self.regions:
+            self.rt.mem.remove(r)
+        self.regions.clear()
+        self.keep.clear()
+
+
+_RUNTIMES: list[AppRuntime] = []
+
+
+def app_runtime() -> AppRuntime:
+    """The runtime of the application run in progress (a fresh one outside any)."""
+    if not _RUNTIMES:
+        _RUNTIMES.append(AppRuntime())
+    return _RUNTIMES[-1]
+
+
+def stack(t: Any, n: int = 1) -> Ptr:
+    """``stack(T, n=1)``: zeroed room for ``n`` values of ``T`` on the program's stack."""
+    size = T.sizeof(t) * int(n)
+    raw = (ctypes.c_char * max(size, 1))()
+    rt = app_runtime()
+    rt.keep.append(raw)
+    rt.add(ctypes.addressof(raw), max(size, 1), True, "stack")
+    return Ptr(memoryview(raw).cast("B"), 0, t)
+
+
+def copy(dst: Ptr, src: Ptr, n: int) -> None:
+    """``copy(dst, src, n)``: ``memcpy`` of ``n`` bytes (``n`` a constant)."""
+    data = bytes(src._span(src._poff, int(n)))
+    dst._span(dst._poff, int(n))[:] = data
+
+
+def bpf_range(start: int, end: int) -> range:
+    """``for i in bpf_range(a, b)``: like ``range(a, b)``; compiled as libbpf's ``bpf_for``
+    (an open-coded iterator: the verifier checks the body once, not every iteration)."""
+    return range(int(start), int(end))

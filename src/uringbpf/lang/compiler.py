@@ -704,9 +704,13 @@ class FuncGen:
         if s.orelse:
             raise self.err(s, "for ... else is not supported")
         it = s.iter
+        fobj = self.static(it.func) if isinstance(it, ast.Call) else None
+        if _is_bpf_range(fobj):
+            self.for_iter_num(s, it)
+            return
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)
                 and self.lookup(it.func.id, it.func) is builtins.range):
-            raise self.err(s, "for loops iterate over range(...) only")
+            raise self.err(s, "for loops iterate over range(...) or bpf_range(...) only")
         if not isinstance(s.target, ast.Name):
             raise self.err(s, "the loop variable must be a name")
         if it.keywords or not 1 <= len(it.args) <= 3:
@@ -750,6 +754,50 @@ class FuncGen:
         self.emit(f"store i64 {nxt}, ptr {counter}", value=False)
         self.term(f"br label %{head}")
         self.start_block(end)
+
+    def for_iter_num(self, s: ast.For, it: ast.Call) -> None:
+        """``for i in bpf_range(a, b)``: libbpf's ``bpf_for``, an open-coded numeric
+        iterator the verifier checks once instead of following every iteration."""
+        if not isinstance(s.target, ast.Name):
+            raise self.err(s, "the loop variable must be a name")
+        if it.keywords or len(it.args) != 2:
+            raise self.err(it, "bpf_range(start, end) takes two arguments")
+        start, end = (self.expr(a) for a in it.args)
+        self.at(s)
+        sig_new = KfuncSig("bpf_iter_num_new", T.s32, (T.ptr[T.u64], T.s32, T.s32))
+        sig_next = KfuncSig("bpf_iter_num_next", T.ptr[T.s32], (T.ptr[T.u64],))
+        sig_destroy = KfuncSig("bpf_iter_num_destroy", None, (T.ptr[T.u64],))
+        for sig in (sig_new, sig_next, sig_destroy):
+            self.mod.declare_kfunc(sig)
+        itv = f"%v.iter.{self.n}"
+        self.n += 1
+        self.allocas.append(f"  {itv} = alloca i64, align 8")
+        a = self.coerce(start, T.s32, it)
+        b = self.coerce(end, T.s32, it)
+        self.emit(f"call i32 @bpf_iter_num_new(ptr {itv}, i32 {a}, i32 {b})")
+        head, body, end_l = self.label("iter"), self.label("ibody"), self.label("iend")
+        self.start_block(head)
+        p = self.emit(f"call ptr @bpf_iter_num_next(ptr {itv})")
+        isnull = self.emit(f"icmp eq ptr {p}, null")
+        chk = self.label("ichk")
+        self.term(f"br i1 {isnull}, label %{end_l}, label %{chk}")
+        self.start_block(chk)
+        v = self.emit(f"load i32, ptr {p}, align 4")
+        # as bpf_for does: the bounds tell the verifier the value's range
+        lo = self.emit(f"icmp sge i32 {v}, {a}")
+        hi = self.emit(f"icmp slt i32 {v}, {b}")
+        ok = self.emit(f"and i1 {lo}, {hi}")
+        self.term(f"br i1 {ok}, label %{body}, label %{end_l}")
+        self.start_block(body)
+        self.assign_name(s.target.id, Val(FLEX, self.emit(f"sext i32 {v} to i64")), s.target)
+        self.loops.append((head, end_l))
+        self.stmts(s.body)
+        self.loops.pop()
+        self.at(s)
+        if not self.terminated:
+            self.term(f"br label %{head}")
+        self.start_block(end_l)
+        self.emit(f"call void @bpf_iter_num_destroy(ptr {itv})", value=False)
 
     def s_Break(self, s: ast.Break) -> None:
         if not self.loops:
@@ -1194,6 +1242,54 @@ class FuncGen:
             return Val(None, const=0)
         return Val(sig.ret, self.emit(f"call {_llty(sig.ret)} @{sig.name}({', '.join(args)})"))
 
+    def stack(self, e: ast.Call) -> Val:
+        if not 1 <= len(e.args) <= 2:
+            raise self.err(e, "stack(T, n=1) takes a type and an optional constant count")
+        t = self.type_of_annotation(e.args[0], allow_struct=True)
+        if t is FLEX or t is BOOL or isinstance(t, T.Opaque):
+            raise self.err(e, "stack() needs a fixed-width int type or a ctypes structure")
+        n = 1
+        if len(e.args) == 2:
+            c = self.expr(e.args[1])
+            if not c.is_const or c.const <= 0:
+                raise self.err(e, "the count of stack() must be a positive constant")
+            n = c.const
+        size = T.sizeof(t) * n
+        if size > 512:
+            raise self.err(e, f"stack() of {size} bytes: the BPF stack is 512 bytes")
+        slot = f"%v.stack.{self.n}"
+        self.n += 1
+        self.allocas.append(f"  {slot} = alloca [{size} x i8], align 8")
+        self.at(e)
+        # zeroed where it is asked for, as the application's fresh buffer is
+        self._zero_bytes(slot, (size + 7) // 8 * 8 if size % 8 else size, 8)
+        return Val(T.ptr[t], slot)
+
+    def copy(self, e: ast.Call) -> Val:
+        if len(e.args) != 3:
+            raise self.err(e, "copy(dst, src, n) takes two pointers and a constant size")
+        d, s, n = (self.expr(a) for a in e.args)
+        self.at(e)
+        for v in (d, s):
+            if not isinstance(v.ty, T.PtrType) or isinstance(v.ty.elem, T.Opaque):
+                raise self.err(e, "copy() copies between pointers to ints or structures")
+        if not n.is_const or n.const < 0:
+            raise self.err(e, "the size of copy() must be a constant")
+        self.mod.declare_intrinsic("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)", "memcpy")
+        self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {d.ref}, ptr {s.ref}, i64 {n.const}, i1 false)",
+                  value=False)
+        return Val(None, const=0)
+
+    def _zero_bytes(self, ref: str, size: int, align: int) -> None:
+        if size % 8 == 0 and align >= 8 and size <= 512:
+            for off in range(0, size, 8):
+                p = self.emit(f"getelementptr inbounds i8, ptr {ref}, i64 {off}") if off else ref
+                self.emit(f"store i64 0, ptr {p}, align 8", value=False)
+            return
+        self.mod.declare_intrinsic("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)", "memset")
+        self.emit(f"call void @llvm.memset.p0.i64(ptr align {align} {ref}, i8 0, i64 {size}, i1 false)",
+                  value=False)
+
     def zero(self, e: ast.Call) -> Val:
         if len(e.args) != 1:
             raise self.err(e, "zero(p) takes one pointer")
@@ -1220,6 +1316,11 @@ _LOCAL = object()
 
 class GlobalRef:
     pass
+
+
+def _is_bpf_range(obj: Any) -> bool:
+    return (getattr(obj, "__name__", None) == "bpf_range"
+            and getattr(obj, "__module__", None) == "uringbpf.lang.appmode")
 
 
 def _is_ctypes_struct(t: Any) -> bool:

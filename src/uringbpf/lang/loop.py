@@ -68,11 +68,11 @@ class AppRing:
 
 
 def _app_get_region(ctx: Ptr, region_id: int, size: int) -> Ptr:
-    return ctx.obj.get_region(region_id, size)
+    return ctx._pobj.get_region(region_id, size)
 
 
 def _app_submit_sqes(ctx: Ptr, nr: int) -> int:
-    return ctx.obj.submit_sqes(nr)
+    return ctx._pobj.submit_sqes(nr)
 
 
 bpf_io_uring_get_region = Kfunc("bpf_io_uring_get_region", T.ptr[T.u8],

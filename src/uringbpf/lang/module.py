@@ -153,11 +153,11 @@ class Section:
     def raw_bytes(self, name: str) -> bytes:
         fkind, _off = self._fields[name]
         p = self._ptr(name)
-        return bytes(p.buf[p.off:p.off + T.sizeof(fkind)])
+        return bytes(p._pbuf[p._poff:p._poff + T.sizeof(fkind)])
 
     def _write_raw(self, name: str, data: bytes) -> None:
         p = self._ptr(name)
-        p.buf[p.off:p.off + len(data)] = data
+        p._pbuf[p._poff:p._poff + len(data)] = data
 
     def bind(self, gd: Any) -> None:
         """Make the fields the loaded object's variables (copying the current values in)."""
@@ -222,7 +222,7 @@ def _convert(value: Any, ty: Any) -> Any:
     if isinstance(ty, T.PtrType):
         if value is None or (isinstance(value, int) and value == 0):
             return Ptr(None, 0, ty.elem)
-        return value.retype(ty.elem) if isinstance(value, Ptr) else value
+        return value._pretype(ty.elem) if isinstance(value, Ptr) else value
     return ty(value)
 
 
@@ -289,17 +289,37 @@ class Kfunc:
         self.__name__ = name
 
     def __call__(self, *args: Any) -> Any:
-        if self.app is None:
-            raise NotImplementedError(f"{self.__name__} has no application-side implementation")
         conv = [_convert(a, t) for a, t in zip(args, self.sig.args)]
-        return _convert(self.app(*conv), self.sig.ret)
+        if self.app is not None:
+            return _convert(self.app(*conv), self.sig.ret)
+        return self._table_call(conv)
+
+    def _table_call(self, args: list) -> Any:
+        """The application run calls the helper table's implementation itself (the one
+        the interpreter calls), with native addresses for pointers."""
+        from ..bpf import helpers as _helpers
+        from .appmode import app_runtime
+        h = (_helpers.get_helper(self.sig.helper_id) if self.sig.helper_id is not None
+             else _helpers.get_kfunc(self.sig.name))
+        if h is None:
+            raise NotImplementedError(f"{self.__name__}: not in the helper/kfunc table")
+        regs = [(a._paddr() if isinstance(a, Ptr) else int(a)) & 0xFFFFFFFFFFFFFFFF for a in args]
+        regs += [0] * (5 - len(regs))
+        r = h.impl(app_runtime().rt, *regs)
+        ret = self.sig.ret
+        if isinstance(ret, T.PtrType):
+            if not r:
+                return Ptr(None, 0, ret.elem)
+            from .appmode import memory_ptr
+            size = h.proto.ret_size or T.sizeof(ret.elem)
+            return memory_ptr(int(r), size, ret.elem)
+        return _convert(r, ret) if ret is not None else None
 
     def __repr__(self) -> str:
         return f"<kfunc {self.__name__}>"
 
 
-_ZERO = C.Builtin("zero", lambda p: p.zero())
-_SIZEOF = C.Builtin("sizeof", T.sizeof)
+_APPMODE_BUILTINS = ("zero", "sizeof", "stack", "copy")
 
 
 @dataclass
@@ -477,6 +497,12 @@ class Module:
         def deco(fn: Callable) -> LoopStep:
             return LoopStep(self, fn, ops_name)
         return deco
+
+    def uring_bpf_ops(self, name: str, op_id: int = 0) -> Any:
+        """An IORING_OP_BPF ``struct uring_bpf_ops`` variable; its ``.prep``/``.issue``/
+        ``.fail``/``.cleanup`` decorate the callbacks."""
+        from .ops import OpsStruct
+        return OpsStruct(self, name, op_id)
 
     def _add_program(self, prog: Program) -> None:
         if prog.name in self.programs:
@@ -692,9 +718,15 @@ class _Resolver(C.Resolver):
             return lambda g, e, want: g.call_function(self.function_info(obj), e)
         if isinstance(obj, Kfunc):
             return lambda g, e, want: g.call_kfunc(obj.sig, e)
-        if obj is _ZERO or getattr(obj, "__name__", None) == "zero" and obj.__module__ == "uringbpf.lang.appmode":
+        builtin = (getattr(obj, "__module__", None) == "uringbpf.lang.appmode"
+                   and getattr(obj, "__name__", None) in _APPMODE_BUILTINS)
+        if builtin and obj.__name__ == "zero":
             return lambda g, e, want: g.zero(e)
-        if obj is _SIZEOF or getattr(obj, "__name__", None) == "sizeof" and obj.__module__ == "uringbpf.lang.appmode":
+        if builtin and obj.__name__ == "stack":
+            return lambda g, e, want: g.stack(e)
+        if builtin and obj.__name__ == "copy":
+            return lambda g, e, want: g.copy(e)
+        if builtin and obj.__name__ == "sizeof":
             def size(g, e, want):
                 if len(e.args) != 1:
                     raise g.err(e, "sizeof(T) takes one type")

@@ -271,7 +271,7 @@ class PtrType:
     def __call__(self, value: Any) -> Any:
         from .appmode import Ptr
         if isinstance(value, Ptr):
-            return value.retype(self.elem)
+            return value._pretype(self.elem)
         if isinstance(value, int) and int(value) == 0:
             return Ptr(None, 0, self.elem)
         raise TypeError(f"cannot make a {self!r} from {value!r} in the application")
