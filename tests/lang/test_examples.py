@@ -152,3 +152,14 @@ def test_crc32c_op_same_observables_both_ways(tmp_path, size, block):
     assert app["blocks"][-1][2] == crc32c_op.crc32c(blocks[-1])
     assert [b[1] for b in app["blocks"]] == [crc32c_op.crc32c(b) & 0x7FFFFFFF for b in blocks]
     assert app["bytes_seen"] == size and app["nr_cleanup"] == len(blocks)
+
+
+import pingpong  # noqa: E402
+
+
+def test_pingpong_same_observables_both_ways():
+    app = pingpong.play(app=True)
+    jit = pingpong.play(engine="jit")
+    interp = pingpong.play(engine="interp")
+    assert app == jit == interp
+    assert app == {"submitted": 3, "done": True, "seen": [20, 21], "runs": 24}

@@ -498,6 +498,11 @@ class Module:
             return LoopStep(self, fn, ops_name)
         return deco
 
+    def request(self, fn: Callable) -> Any:
+        """A BPF request program of the 2021 RFC (``SEC("iouring.s/NAME")``)."""
+        from .requests import RequestProgram
+        return RequestProgram(self, fn)
+
     def uring_bpf_ops(self, name: str, op_id: int = 0) -> Any:
         """An IORING_OP_BPF ``struct uring_bpf_ops`` variable; its ``.prep``/``.issue``/
         ``.fail``/``.cleanup`` decorate the callbacks."""
