@@ -117,6 +117,8 @@ class LoadedProgram:
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
         if self.engine is None:
             raise BpfLoadError(f"program {self.name!r} is not loaded (call obj.load() first)")
+        if self.engine == "kernel":
+            raise BpfLoadError(f"program {self.name!r} was loaded into the kernel; it runs there")
         if self.engine == "jit":
             return self.jit(r1, r2, r3, r4, r5)
         return self.interp.run(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
@@ -258,6 +260,8 @@ class BpfObject:
         self._kconfig: dict[str, tuple[int, int, bool]] = {}  # name -> (offset, size, weak)
         self._ksyms: dict[str, bool] = {}       # extern name -> weak
         self._owned: set[int] = set()           # id() of the maps this object created
+        self._kernel = None                     # kernel_exec.KernelState after load(executor="kernel")
+        self.executor = "emulated"
 
     # ------------------------------------------------------------------ opening --
     @classmethod
@@ -797,7 +801,7 @@ class BpfObject:
 
     # -------------------------------------------------------------------- loading --
     def load(self, engine: str | None = "jit", verify: bool = True, *, strict_engine: bool = False,
-             checked: bool = False) -> "BpfObject":
+             checked: bool = False, executor: str = "emulated") -> "BpfObject":
         """Resolve kfuncs, freeze ``.rodata``, verify and prepare every program to run.
 
         ``engine`` is "jit" (falls back to the interpreter, silently, when the JIT module is
@@ -812,6 +816,19 @@ class BpfObject:
         engine = engine or "jit"
         if engine not in ("jit", "interp"):
             raise ValueError(f"engine must be 'jit' or 'interp', not {engine!r}")
+        # executor="kernel" (or "auto" on a kernel with io_uring_bpf_ops): the running
+        # kernel loads, verifies and runs the programs (bpf/kernel_exec.py)
+        from . import kernel_exec
+        if kernel_exec.resolve_executor(executor) == "kernel":
+            self._kernel = kernel_exec.load(self)
+            self.executor = "kernel"
+            for prog in self.programs.values():
+                if prog.autoload:
+                    prog.engine = "kernel"
+            for st in self._struct_ops.values():
+                st.loaded = True
+            self.loaded = True
+            return self
         self.prepare()
         progs = [p for p in self.programs.values() if p.autoload]
         for m in self.map_list:
@@ -912,7 +929,11 @@ class BpfObject:
             if not prog.loaded:
                 raise BpfLoadError(f"{self.path}: struct_ops {name}.{member}: program "
                                    f"{prog.name!r} is not loaded")
-        link = _struct_ops.attach(self, st)
+        if self._kernel is not None:
+            from . import kernel_exec
+            link = kernel_exec.attach_struct_ops(self, st)
+        else:
+            link = _struct_ops.attach(self, st)
         st.link = link
         self._links.append(link)
         return link
@@ -928,6 +949,9 @@ class BpfObject:
             except Exception:  # noqa: BLE001 - closing must release everything else
                 pass
         self._links.clear()
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
         for prog in self.programs.values():
             prog.jit = None
             prog.interp = None
