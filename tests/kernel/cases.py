@@ -1,0 +1,422 @@
+"""The differential cases: each is ``fn(executor) -> observables`` and runs once with
+``executor="kernel"`` (the 7.2 guest's own io_uring BPF code) and once with
+``executor="emulated"`` (uringbpf), in the same guest process; the two results must be
+equal.  Observables are plain data: return codes, errnos, CQEs in order
+(user_data, res, flags), globals after the run, file contents, verdicts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from uringbpf import BpfObject, Ring
+from uringbpf.bpf.elf import BpfLoadError
+from uringbpf.designs import filter as filt
+from uringbpf.designs import loop
+from uringbpf.designs.filter import cbpf
+from uringbpf.uring import uapi
+from uringbpf.uring import (ENTER_GETEVENTS, SETUP_CQSIZE, SETUP_DEFER_TASKRUN,
+                            SETUP_NO_SQARRAY, SETUP_SINGLE_ISSUER, SETUP_SQ_REWIND)
+
+REPO = Path(__file__).resolve().parents[2]
+OBJS = REPO / "build" / "kernel-vm" / "objs"
+LOOP_FLAGS = SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN | SETUP_NO_SQARRAY | SETUP_CQSIZE | SETUP_SQ_REWIND
+
+CASES: dict[str, Callable[[str], Any]] = {}
+
+
+def case(name: str):
+    def deco(fn):
+        CASES[name] = fn
+        return fn
+    return deco
+
+
+def _errno_of(exc: BaseException) -> Any:
+    if isinstance(exc, OSError):
+        return ("errno", errno.errorcode.get(exc.errno, exc.errno))
+    if isinstance(exc, BpfLoadError) or type(exc).__name__ == "BpfVerifierError":
+        return ("refused",)
+    raise exc
+
+
+def _cqes(ring: Ring) -> list[tuple[int, int, int]]:
+    out = []
+    while True:
+        cqe = ring.peek_cqe()
+        if cqe is None:
+            return out
+        out.append((cqe.user_data, cqe.res, cqe.flags))
+        ring.cqe_seen(cqe)
+
+
+# --- the loop design ------------------------------------------------------------------
+def _open(name: str, ring: Ring, ring_fd: int | None = None, **rodata) -> BpfObject:
+    obj = BpfObject.open(OBJS / f"{name}.o")
+    st = next(iter(obj.struct_ops))
+    st.ring_fd = ring.fd if ring_fd is None else ring_fd
+    if ".rodata" not in obj.datasecs:
+        return obj
+    ro = obj.rodata
+    for field, value in (("cq_head_offset", ring.params.cq_off.head),
+                         ("cq_tail_offset", ring.params.cq_off.tail),
+                         ("cqes_offset", ring.params.cq_off.cqes),
+                         ("cq_entries", ring.params.cq_entries),
+                         ("sq_entries", ring.params.sq_entries)):
+        if field in ro.variables:
+            setattr(ro, field, value)
+    for key, value in rodata.items():
+        setattr(ro, key, value)
+    return obj
+
+
+def run_nops(executor: str, total: int, k: int, engine: str = "interp") -> dict:
+    ring = Ring(k, cq_entries=k, flags=LOOP_FLAGS)
+    obj = _open("nops", ring, max_inflight=k)
+    try:
+        obj.bss.reqs_to_run = total
+        obj.load(engine, executor=executor)
+        link = obj.attach_struct_ops("nops_ops")
+        ret = ring.enter(0, 0, ENTER_GETEVENTS)
+        res = {"ret": ret, "left": obj.bss.reqs_to_run, "inflight": obj.bss.reqs_inflight,
+               "bad": obj.bss.bad_cqes, "cqes": _cqes(ring)}
+        link.destroy()
+        return res
+    finally:
+        obj.close()
+        ring.close()
+
+
+for _total, _k in ((1, 1), (200, 1), (1000, 8), (1000, 32)):
+    case(f"loop_nops_{_total}_k{_k}")(lambda ex, t=_total, k=_k: run_nops(ex, t, k))
+
+
+def run_cp(executor: str, data: bytes, chunk: int, depth: int, pipe_in: bool = False) -> dict:
+    import mmap
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in", Path(tmp) / "out"
+        src.write_bytes(data)
+        if pipe_in:
+            rfd, wfd = os.pipe()
+            os.write(wfd, data)
+            os.close(wfd)
+            in_fd = rfd
+        else:
+            in_fd = os.open(src, os.O_RDONLY)
+        out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        ring = Ring(8, cq_entries=8, flags=LOOP_FLAGS)
+        buf = mmap.mmap(-1, chunk * depth)
+        obj = _open("cp", ring, in_fd=in_fd, out_fd=out_fd,
+                    buf_addr=ctypes.addressof(ctypes.c_char.from_buffer(buf)),
+                    chunk_size=chunk, depth=depth, in_start=0)
+        try:
+            obj.load("interp", executor=executor)
+            link = obj.attach_struct_ops("cp_ops")
+            ret = ring.enter(0, 0, ENTER_GETEVENTS)
+            b = obj.bss
+            res = {"ret": ret, "copied": b.copied, "error": b.error, "done": b.done,
+                   "reads": b.reads, "writes": b.writes, "short_reads": b.short_reads,
+                   "pending": b.pending, "same": dst.read_bytes() == data,
+                   "size": dst.stat().st_size}
+            link.destroy()
+            return res
+        finally:
+            obj.close()
+            ring.close()
+            del buf
+            os.close(in_fd)
+            os.close(out_fd)
+
+
+_DATA = bytes((i * 7 + i // 251) & 0xFF for i in range(100_000))
+case("loop_cp_file_depth1")(lambda ex: run_cp(ex, _DATA, 4096, 1))
+case("loop_cp_file_depth4")(lambda ex: run_cp(ex, _DATA, 4096, 4))
+case("loop_cp_pipe")(lambda ex: run_cp(ex, _DATA[:60000], 4096, 1, pipe_in=True))
+
+
+def run_cksum(executor: str, data: bytes) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in", Path(tmp) / "out"
+        src.write_bytes(data)
+        in_fd = os.open(src, os.O_RDONLY)
+        out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        ring = Ring(8, cq_entries=8, flags=LOOP_FLAGS)
+        try:
+            region = loop.register_region(ring, 4096)
+            obj = _open("cksum", ring, in_fd=in_fd, out_fd=out_fd, buf_addr=region.addr)
+            try:
+                obj.load("interp", executor=executor)
+                link = obj.attach_struct_ops("cksum_ops")
+                ret = ring.enter(0, 0, ENTER_GETEVENTS)
+                res = {"ret": ret, "copied": obj.bss.copied, "error": obj.bss.error,
+                       "done": obj.bss.done, "fnv1a": obj.data.fnv1a & 0xFFFFFFFF,
+                       "expect": loop.fnv1a32(data), "same": dst.read_bytes() == data}
+                link.destroy()
+                return res
+            finally:
+                obj.close()
+        finally:
+            ring.close()
+            os.close(in_fd)
+            os.close(out_fd)
+
+
+case("loop_cksum_file")(lambda ex: run_cksum(ex, _DATA[:30000]))
+case("loop_cksum_empty")(lambda ex: run_cksum(ex, b""))
+
+
+# the error paths, with tests/kernel/bpf/probe.bpf.c
+def run_probe(executor: str, *, flags: int = LOOP_FLAGS, entries: int = 8, ring_fd: Any = None,
+              bss: dict | None = None, twice: bool = False, mem_region: int = 0,
+              enter_twice: bool = False) -> dict:
+    try:
+        ring = Ring(entries, cq_entries=entries, flags=flags)
+    except OSError as exc:
+        return {"setup": _errno_of(exc)}
+    extra_fds = []
+    try:
+        if ring_fd == "pipe":
+            r, w = os.pipe()
+            extra_fds += [r, w]
+            fd = r
+        elif ring_fd == "closed":
+            r, w = os.pipe()
+            os.close(r)
+            os.close(w)
+            fd = r
+        elif ring_fd is not None:
+            fd = ring_fd
+        else:
+            fd = ring.fd
+        if mem_region:
+            loop.register_region(ring, mem_region)
+        obj = _probe(executor, fd)
+        try:
+            for k, v in (bss or {}).items():
+                setattr(obj.bss, k, v)
+            res: dict[str, Any] = {"load": "ok"}
+            try:
+                link = obj.attach_struct_ops("probe_ops")
+                res["attach"] = 0
+            except Exception as exc:  # noqa: BLE001 - the errno is the observable
+                res["attach"] = _errno_of(exc)
+                return res
+            if twice:
+                obj2 = _probe(executor + "-2", fd)
+                try:
+                    obj2.attach_struct_ops("probe_ops")
+                    res["attach2"] = 0
+                except Exception as exc:  # noqa: BLE001
+                    res["attach2"] = _errno_of(exc)
+            res["enter"] = ring.enter(0, 0, ENTER_GETEVENTS)
+            if enter_twice:
+                res["enter2"] = ring.enter(0, 0, ENTER_GETEVENTS)
+            b = obj.bss
+            res.update(steps=b.steps, submit_ret=b.submit_ret, region_ok=b.region_ok,
+                       cqes=_cqes(ring))
+            return res
+        finally:
+            _release_probes()
+    finally:
+        ring.close()
+        for fd in extra_fds:
+            os.close(fd)
+
+
+# One loaded probe object per executor, shared by the error-path cases: loading (our
+# verifier + JIT) costs tens of seconds under TCG, and nothing a case observes depends
+# on a fresh load.  Before each case the struct_ops ring_fd bytes and .bss are reset.
+_PROBES: dict[str, tuple[BpfObject, bytes]] = {}
+
+
+def _probe(key: str, ring_fd: int) -> BpfObject:
+    if key not in _PROBES:
+        obj = BpfObject.open(OBJS / "probe.o")
+        obj.load("interp", executor=key.split("-")[0])
+        _PROBES[key] = (obj, bytes(obj.bss.raw()))
+    obj, bss0 = _PROBES[key]
+    st = obj.struct_ops.probe_ops
+    off = st.field_offset("ring_fd")
+    st.data[off:off + 4] = (ring_fd & 0xFFFFFFFF).to_bytes(4, "little")
+    obj.bss.raw()[:] = bss0
+    return obj
+
+
+def _release_probes() -> None:
+    for obj, _ in _PROBES.values():
+        for link in list(obj._links):
+            link.destroy()
+        obj._links.clear()
+        for st in obj.struct_ops:
+            st.link = None
+
+
+_P = run_probe
+case("loop_attach_ok_stop")(lambda ex: _P(ex, bss={"mode": 0, "ret_value": 1}))
+case("loop_attach_no_single_issuer")(lambda ex: _P(ex, flags=LOOP_FLAGS & ~SETUP_SINGLE_ISSUER))
+case("loop_attach_no_defer_taskrun")(lambda ex: _P(ex, flags=LOOP_FLAGS & ~SETUP_DEFER_TASKRUN))
+case("loop_attach_plain_ring")(lambda ex: _P(ex, flags=0))
+case("loop_attach_no_sq_rewind")(lambda ex: _P(ex, flags=LOOP_FLAGS & ~SETUP_SQ_REWIND,
+                                              bss={"mode": 0, "ret_value": 1}))
+case("loop_attach_with_sqarray")(lambda ex: _P(ex, flags=LOOP_FLAGS & ~SETUP_NO_SQARRAY,
+                                              bss={"mode": 0, "ret_value": 1}))
+case("loop_ring_fd_not_io_uring")(lambda ex: _P(ex, ring_fd="pipe"))
+case("loop_ring_fd_closed")(lambda ex: _P(ex, ring_fd="closed"))
+case("loop_ring_fd_minus_one")(lambda ex: _P(ex, ring_fd=-1))
+case("loop_second_attach")(lambda ex: _P(ex, twice=True, bss={"mode": 0, "ret_value": 1}))
+case("loop_ret_continue_then_cap")(lambda ex: _P(ex, bss={"mode": 0, "ret_value": 0, "max_steps": 3}))
+for _rv in (2, -1, 7):
+    case(f"loop_bad_return_{_rv}")(lambda ex, rv=_rv: _P(ex, bss={"mode": 0, "ret_value": rv}))
+# (an index no CQE will reach sleeps forever in both: not a case)
+for _wi in (0, 0xFFFFFFFF):
+    case(f"loop_cq_wait_idx_{_wi}")(lambda ex, wi=_wi: _P(ex, bss={"mode": 1, "wait_idx": wi}))
+for _n in (0, 1, 8, 9, 64, 0xFFFFFFFF):
+    case(f"loop_submit_{_n}_of_8")(lambda ex, n=_n: _P(ex, bss={"mode": 2, "submit_nr": n}))
+for _rid in (0, 1, 2, 3, 1000):
+    for _si in (0, 1, 3, 4):
+        case(f"loop_region_{_rid}_size{_si}")(
+            lambda ex, rid=_rid, si=_si: _P(ex, bss={"mode": 3, "region_id": rid, "size_idx": si}))
+for _si in (1, 2, 3):
+    case(f"loop_region_mem_registered_8k_size{_si}")(
+        lambda ex, si=_si: _P(ex, mem_region=8192, bss={"mode": 3, "region_id": 0, "size_idx": si}))
+case("loop_enter_twice")(lambda ex: _P(ex, enter_twice=True, bss={"mode": 0, "ret_value": 1}))
+
+
+# --- the cBPF filters -------------------------------------------------------------------
+OP_NOP, OP_READ, OP_SOCKET = uapi.IORING_OP_NOP, uapi.IORING_OP_READ, uapi.IORING_OP_SOCKET
+ALLOW = [cbpf.stmt(cbpf.RET | cbpf.K, 1)]
+DENY = [cbpf.stmt(cbpf.RET | cbpf.K, 0)]
+
+
+def _ud_is(v: int) -> list:
+    # user_data low word at offset 0 (little endian): allow only v
+    return [cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, 0),
+            cbpf.jump(cbpf.JMP | cbpf.JEQ | cbpf.K, v, 0, 1),
+            cbpf.stmt(cbpf.RET | cbpf.K, 1), cbpf.stmt(cbpf.RET | cbpf.K, 0)]
+
+
+def _family_is(fam: int) -> list:
+    return [cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, 16),
+            cbpf.jump(cbpf.JMP | cbpf.JEQ | cbpf.K, fam, 0, 1),
+            cbpf.stmt(cbpf.RET | cbpf.K, 1), cbpf.stmt(cbpf.RET | cbpf.K, 0)]
+
+
+def _register(ring: Ring, executor: str, opcode: int, code: bytes, *, flags: int = 0,
+              pdu_size: int | None = None, cmd_type: int = filt.IO_URING_BPF_CMD_FILTER,
+              cmd_flags: int = 0, resv: int = 0, nr_args: int = 1, null_ptr: bool = False,
+              filter_len: int | None = None) -> tuple[int, int]:
+    """IORING_REGISTER_BPF_FILTER through ring.register: the kernel's own, or (emulated)
+    the design's register hook.  Returns (ret, pdu_size written back)."""
+    if executor == "emulated":
+        filt.enable(ring)
+    buf = ctypes.create_string_buffer(code, max(len(code), 1))
+    reg = filt.IoUringBpf(cmd_type=cmd_type, cmd_flags=cmd_flags, resv=resv)
+    reg.filter.opcode = opcode
+    reg.filter.flags = flags
+    reg.filter.filter_len = len(code) // 8 if filter_len is None else filter_len
+    reg.filter.pdu_size = filt.FILTER_PDU_SIZE.get(opcode, 0) if pdu_size is None else pdu_size
+    reg.filter.filter_ptr = 0 if null_ptr else ctypes.addressof(buf)
+    ret = ring.register(filt.IORING_REGISTER_BPF_FILTER, ctypes.addressof(reg), nr_args)
+    return ret, reg.filter.pdu_size
+
+
+def _submit_and_reap(ring: Ring, n: int) -> list:
+    ring.submit_and_wait(n)
+    return _cqes(ring)
+
+
+def run_filter(executor: str, filters: list[tuple[int, list, int]], requests: list[str]) -> dict:
+    """Register ``filters`` (opcode, insns, flags) on a fresh ring, then issue
+    ``requests`` (nop:<ud>, read, socket:<family>) and return the CQEs."""
+    import socket
+    ring = Ring(8)
+    zero = os.open("/dev/zero", os.O_RDONLY)
+    buf = ctypes.create_string_buffer(64)
+    try:
+        regs = [_register(ring, executor, op, cbpf.pack(ins), flags=fl) for op, ins, fl in filters]
+        for i, req in enumerate(requests):
+            kind, _, arg = req.partition(":")
+            if kind == "nop":
+                ring.prep_nop(user_data=int(arg))
+            elif kind == "read":
+                ring.prep_read(zero, buf, 0, nbytes=16, user_data=100 + i)
+            elif kind == "socket":
+                sqe = ring.get_sqe()
+                ctypes.memset(ctypes.addressof(sqe), 0, 64)
+                sqe.opcode = OP_SOCKET
+                sqe.fd = int(arg)
+                sqe.off = socket.SOCK_STREAM
+                sqe.user_data = 200 + i
+        cqes = _submit_and_reap(ring, len(requests)) if requests else []
+        # socket CQEs carry fds that differ run to run: compare success, not the number
+        cqes = [(ud, (res >= 0) if ud >= 200 else res, fl) for ud, res, fl in cqes]
+        return {"regs": regs, "cqes": cqes}
+    finally:
+        ring.close()
+        os.close(zero)
+
+
+case("filter_none")(lambda ex: run_filter(ex, [], ["nop:1", "read"]))
+case("filter_allow_nop")(lambda ex: run_filter(ex, [(OP_NOP, ALLOW, 0)], ["nop:1", "nop:2"]))
+case("filter_deny_nop")(lambda ex: run_filter(ex, [(OP_NOP, DENY, 0)], ["nop:1", "read"]))
+case("filter_user_data")(lambda ex: run_filter(ex, [(OP_NOP, _ud_is(7), 0)], ["nop:7", "nop:8", "nop:7"]))
+case("filter_deny_rest")(lambda ex: run_filter(ex, [(OP_NOP, ALLOW, filt.FILTER_DENY_REST)],
+                                                ["nop:1", "read"]))
+case("filter_deny_rest_then_allow_read")(lambda ex: run_filter(
+    ex, [(OP_NOP, ALLOW, filt.FILTER_DENY_REST), (OP_READ, ALLOW, 0)], ["nop:1", "read"]))
+case("filter_stack_allow_then_deny")(lambda ex: run_filter(
+    ex, [(OP_NOP, ALLOW, 0), (OP_NOP, DENY, 0)], ["nop:3"]))
+case("filter_stack_deny_then_allow")(lambda ex: run_filter(
+    ex, [(OP_NOP, DENY, 0), (OP_NOP, ALLOW, 0)], ["nop:3"]))
+case("filter_stack_two_user_data")(lambda ex: run_filter(
+    ex, [(OP_NOP, _ud_is(5), 0), (OP_NOP, _ud_is(6), 0)], ["nop:5", "nop:6"]))
+case("filter_socket_family")(lambda ex: run_filter(
+    ex, [(OP_SOCKET, _family_is(2), 0)], ["socket:2", "socket:1", "socket:10"]))
+case("filter_read_deny_only")(lambda ex: run_filter(ex, [(uapi.IORING_OP_READ, DENY, 0)], ["nop:9", "read"]))
+
+
+def run_register(executor: str, opcode: int, insns: list | bytes = ALLOW, **kw) -> dict:
+    ring = Ring(4)
+    try:
+        code = insns if isinstance(insns, bytes) else cbpf.pack(insns)
+        ret, pdu = _register(ring, executor, opcode, code, **kw)
+        return {"ret": ret, "pdu_size": pdu}
+    finally:
+        ring.close()
+
+
+# payload-size negotiation: every opcode, strict with pdu 0
+for _op in range(uapi.IORING_OP_LAST + 2):
+    case(f"filter_pdu_strict_op{_op}")(
+        lambda ex, op=_op: run_register(ex, op, pdu_size=0, flags=filt.FILTER_SZ_STRICT))
+for _op, _pdu in ((OP_SOCKET, 32), (uapi.IORING_OP_OPENAT, 40), (OP_NOP, 8), (OP_SOCKET, 4)):
+    case(f"filter_pdu_op{_op}_given{_pdu}")(lambda ex, op=_op, p=_pdu: run_register(ex, op, pdu_size=p))
+_MALFORMED = {
+    "len0": dict(filter_len=0),
+    "len4097": dict(insns=ALLOW * 4097),
+    "null_ptr": dict(null_ptr=True),
+    "cmd_type0": dict(cmd_type=0),
+    "cmd_type2": dict(cmd_type=2),
+    "cmd_flags": dict(cmd_flags=1),
+    "resv": dict(resv=1),
+    "flags_unknown": dict(flags=4),
+    "nr_args2": dict(nr_args=2),
+    "nr_args0": dict(nr_args=0),
+    "no_ret": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.IMM, 1)]),
+    "jump_out": dict(insns=[cbpf.jump(cbpf.JMP | cbpf.JEQ | cbpf.K, 0, 5, 5)] + ALLOW),
+    "ld_past_ctx": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, 40)] + ALLOW),
+    "ld_misaligned": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, 2)] + ALLOW),
+    "ld_half": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.H | cbpf.ABS, 0)] + ALLOW),
+    "ld_last_word": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, 36)] + ALLOW),
+    "div_zero_k": dict(insns=[cbpf.stmt(cbpf.ALU | cbpf.DIV | cbpf.K, 0)] + ALLOW),
+    "ld_ind": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.W | cbpf.IND, 0)] + ALLOW),
+    "ret_a": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.IMM, 1), cbpf.stmt(cbpf.RET | cbpf.A)]),
+    "mem_uninit": dict(insns=[cbpf.stmt(cbpf.LD | cbpf.MEM, 3)] + ALLOW),
+}
+for _name, _kw in _MALFORMED.items():
+    case(f"filter_malformed_{_name}")(lambda ex, kw=_kw: run_register(ex, OP_NOP, **kw))

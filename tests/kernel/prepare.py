@@ -1,0 +1,39 @@
+"""Host side of ``make kernel-test``: build what the guest cannot (it has no compilers).
+
+Compiles every BPF C object the suite uses into build/kernel-vm/objs/ and every native
+module into the shared cache build/kernel-vm/cache/uringbpf (the guest sets
+XDG_CACHE_HOME to build/kernel-vm/cache, and native modules are keyed by their sources,
+not by the compiler, so the guest finds them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "build" / "kernel-vm"
+
+
+def main() -> None:
+    os.environ["XDG_CACHE_HOME"] = str(OUT / "cache")
+    from uringbpf import native
+    from uringbpf.bpf import cc
+    objs = OUT / "objs"
+    objs.mkdir(parents=True, exist_ok=True)
+    sources = sorted((REPO / "examples" / "loop").glob("*.bpf.c"))
+    sources += sorted((REPO / "tests" / "kernel" / "bpf").glob("*.bpf.c"))
+    for src in sources:
+        obj = cc.compile_cached(src)
+        shutil.copyfile(obj, objs / (src.name[:-len(".bpf.c")] + ".o"))
+    natives = sorted((REPO / "src" / "uringbpf" / "native").glob("*.c"))
+    natives += sorted((REPO / "src" / "uringbpf" / "designs").glob("*/*.c"))
+    for src in natives:
+        native.build(src)
+    print(f"prepared {len(sources)} objects, {len(natives)} native modules in {OUT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
