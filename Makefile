@@ -1,26 +1,65 @@
-# Two entry points: `make demo` and `make test`. Both build .venv from pyproject.toml.
+# Entry points: `make demo`, `make test`, `make wheel-check`. All build .venv from pyproject.toml.
+#
+# What gets installed (and why):
+#   make demo  uringbpf (editable) and llvmlite (the JIT, ~170 MB installed); plus the
+#              `uringbpf[cc]` extra -- the ziglang package, ~410 MB installed -- only when
+#              no system clang can compile BPF (install clang to skip it: apt install clang).
+#   make test  the above plus pytest, pytest-timeout, hypothesis (`uringbpf[test]`).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+PIP := $(PY) -m pip -q --disable-pip-version-check
+DEMO_STAMP := $(VENV)/.demo-installed
+TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test venv clean bench wheel-check
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
-	touch $(STAMP)
+# The BPF compiler decides the [cc] extra: ask uringbpf's own driver whether a system clang
+# can build BPF (the same probe `uringbpf cc` uses), after installing uringbpf itself.
+$(DEMO_STAMP): pyproject.toml
+	@start=$$(date +%s); \
+	if [ ! -x $(PY) ]; then \
+	  echo "make: creating $(VENV) (python venv)"; $(PYTHON) -m venv $(VENV) || exit 1; fi; \
+	echo "make: installing uringbpf (editable) and llvmlite, the JIT's LLVM (~45 MB download)"; \
+	$(PIP) install -e . || exit 1; \
+	if $(PY) -c "from uringbpf.bpf import cc; cc.find_compiler(prefer='clang')" 2>/dev/null; then \
+	  echo "make: a system clang compiles BPF: not installing the ziglang compiler"; \
+	else \
+	  echo "make: no system clang can compile BPF: installing uringbpf[cc] (the ziglang"; \
+	  echo "      package, ~80 MB download, ~410 MB installed; 'apt install clang' avoids it)"; \
+	  $(PIP) install -e '.[cc]' || exit 1; \
+	fi; \
+	echo "make: $(VENV) ready in $$(( $$(date +%s) - start )) s ($$(du -sm $(VENV) | cut -f1) MB)"
+	@touch $@
 
-venv: $(STAMP)
+$(TEST_STAMP): $(DEMO_STAMP)
+	@echo "make: installing the test tools (pytest, pytest-timeout, hypothesis)"
+	$(PIP) install -e '.[test]'
+	@touch $@
 
-demo: $(STAMP)
+venv: $(TEST_STAMP)
+
+demo: $(DEMO_STAMP)
+	@echo "make: running 'uringbpf demo' (the first run compiles the native parts and the"
+	@echo "      example programs, ~30 s; later runs reuse the cache)"
 	$(VENV)/bin/uringbpf demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: $(STAMP)
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+bench: $(DEMO_STAMP)
+	$(VENV)/bin/uringbpf bench all
+
+# A non-editable install from a built wheel, in a fresh venv, without the source tree on
+# sys.path: what `pip install uringbpf` users get (CI runs it after `make test`).
+wheel-check: $(DEMO_STAMP)
+	.ci/wheel-check
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
+
+# The differential suite in a Linux 7.2 guest under QEMU (tools/kernel-vm, docs/kernel.md):
+# sets the guest up (cached), exits 0 with one line when no suitable kernel exists.
+.PHONY: kernel-test
+kernel-test: venv
+	PY=$(PY) bash tools/kernel-vm/kernel-test

@@ -31,44 +31,23 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify and report; 1 if any program is rejected."""
-    from ..bpf.verifier import BpfVerifierError
+    from ..bpf.verifier import verify_object
 
     obj = open_object(args.obj)
     try:
         names = choose_programs(args.obj, obj.programs, args.prog)
-        failed = 0
-        for name, outcome in _verify_object(obj, names, log_level=args.log_level):
-            if isinstance(outcome, BpfVerifierError):
-                failed += 1
-                sys.stdout.write(f"{name}: REJECTED: {outcome.message}\n")
-                sys.stdout.write(outcome.log)
-                continue
-            if args.log_level:
-                sys.stdout.write(outcome.log)
-            sys.stdout.write(f"{name}: OK ({outcome.prog_type}) "
-                             f"{outcome.stats_line().splitlines()[0]}\n")
+        verdicts = verify_object(obj, programs=names, log_level=args.log_level)
     finally:
         obj.close()
+    failed = 0
+    for v in verdicts:
+        if v.error is not None:
+            failed += 1
+            sys.stdout.write(f"{v.name}: REJECTED: {v.error.message}\n")
+            sys.stdout.write(v.error.log)
+            continue
+        if args.log_level:
+            sys.stdout.write(v.result.log)
+        sys.stdout.write(f"{v.name}: OK ({v.result.prog_type}) "
+                         f"{v.result.stats_line().splitlines()[0]}\n")
     return 1 if failed else 0
-
-
-def _verify_object(obj, names: list[str], log_level: int):
-    """Yield ``(name, VerifierResult | BpfVerifierError)`` for each program in ``names``.
-
-    Stand-in until the verifier package exports its object-level API: the steps are
-    those of ``BpfObject.load()`` before an engine is chosen.
-    """
-    from ..bpf import maps as _maps
-    from ..bpf.verifier import BpfVerifierError, verify
-
-    for name, prog in obj.programs.items():
-        prog.autoload = name in names
-    obj.prepare()
-    for m in obj.map_list:      # what load() does: .rodata becomes constants
-        if m.map_flags & _maps.BPF_F_RDONLY_PROG and m.type == _maps.MAP_TYPE_ARRAY:
-            m.freeze()
-    for name in names:
-        try:
-            yield name, verify(obj.programs[name].program, log_level=log_level)
-        except BpfVerifierError as exc:
-            yield name, exc

@@ -7,6 +7,8 @@ Every UAPI constant is re-exported here under its kernel name and its short name
 
 from .uapi import *  # noqa: F401,F403
 from .uapi import __all__ as _uapi_all
+from .buffers import Buffer
 from .ring import Completion, Ring, RingClosedError, SubmissionQueueFull
 
-__all__ = list(_uapi_all) + ["Ring", "Completion", "RingClosedError", "SubmissionQueueFull"]
+__all__ = list(_uapi_all) + ["Ring", "Completion", "RingClosedError", "SubmissionQueueFull",
+                             "Buffer"]
