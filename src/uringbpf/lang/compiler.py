@@ -222,7 +222,6 @@ class ModuleGen:
         return self.basic(kind)
 
     def subroutine(self, ret: Any, args: list) -> int:
-        items = ", ".join(("null" if ret is None else f"!{self.basic(ret)}"),) if False else None
         parts = ["null" if ret is None else f"!{self.basic(ret)}"] + [f"!{self.basic(a)}" for a in args]
         return self.meta(f"!DISubroutineType(types: !{{{', '.join(parts)}}})")
 
@@ -298,6 +297,65 @@ class ModuleGen:
         self.globals_ir.append(f'@{var} = dso_local global {{ {", ".join(lltypes)} }} '
                                f'{{ {", ".join(inits)} }}, section ".struct_ops.link", align 8, !dbg !{gve}')
         self.used.append(f"@{var}")
+
+    def add_map(self, name: str, map_type: int, key: Any, value: Any, max_entries: int) -> None:
+        """A BTF-defined map: ``struct { __uint(type, T); __uint(max_entries, N);
+        __type(key, K); __type(value, V); } name SEC(".maps")``."""
+        if name in self.symbols:
+            raise ValueError(f"two globals named {name!r}")
+        self.symbols.add(name)
+        int_t = self.basic(T.s32)
+        members = []
+
+        def uint_member(mname: str, n: int) -> tuple:
+            sub = self.meta(f"!DISubrange(count: {n})")
+            arr = self.meta(f"!DICompositeType(tag: DW_TAG_array_type, baseType: !{int_t}, "
+                            f"size: {32 * n}, elements: !{{!{sub}}})")
+            return (mname, self.meta(f"!DIDerivedType(tag: DW_TAG_pointer_type, baseType: !{arr}, size: 64)"))
+
+        members.append(uint_member("type", map_type))
+        members.append(uint_member("max_entries", max_entries))
+        for mname, kind in (("key", key), ("value", value)):
+            if kind is None:
+                continue
+            if isinstance(kind, type) and issubclass(kind, T.FixedInt):
+                base = self.basic(kind)
+            else:
+                base = self._ctype_struct(kind)
+            members.append((mname, self.meta(f"!DIDerivedType(tag: DW_TAG_pointer_type, baseType: !{base}, size: 64)")))
+        st = self._reserve()
+        elems = [self.meta(f'!DIDerivedType(tag: DW_TAG_member, name: "{n}", scope: !{st}, file: '
+                           f"!{self.main_file}, baseType: !{dt}, size: 64, offset: {64 * i})")
+                 for i, (n, dt) in enumerate(members)]
+        self.set_meta(st, f"distinct !DICompositeType(tag: DW_TAG_structure_type, file: !{self.main_file}, "
+                          f"size: {64 * len(members)}, elements: !{{{', '.join('!' + str(e) for e in elems)}}})")
+        var = self.meta(f'distinct !DIGlobalVariable(name: "{name}", scope: !{self.cu}, file: '
+                        f"!{self.main_file}, line: 1, type: !{st}, isLocal: false, isDefinition: true)")
+        gve = self.meta(f"!DIGlobalVariableExpression(var: !{var}, expr: !DIExpression())")
+        self.gvar_md.append(gve)
+        self.globals_ir.append(f"@{name} = dso_local global [{len(members)} x ptr] zeroinitializer, "
+                               f'section ".maps", align 8, !dbg !{gve}')
+        self.used.append(f"@{name}")
+
+    def _ctype_struct(self, st: type) -> int:
+        """Debug type of a ctypes structure used as a map value (its size is what counts)."""
+        key = ("struct", st)
+        if key in self._basic:
+            return self._basic[key]
+        fields = []
+        idx = self._reserve()
+        for fname, (off, kind) in T.struct_fields(st).items():
+            if isinstance(kind, type) and issubclass(kind, T.FixedInt):
+                dt, size = self.basic(kind), kind.BITS
+            else:
+                continue
+            fields.append(self.meta(f'!DIDerivedType(tag: DW_TAG_member, name: "{fname}", scope: !{idx}, '
+                                    f"file: !{self.main_file}, baseType: !{dt}, size: {size}, offset: {off * 8})"))
+        self.set_meta(idx, f'distinct !DICompositeType(tag: DW_TAG_structure_type, name: "{st.__name__}", '
+                           f"file: !{self.main_file}, size: {T.sizeof(st) * 8}, "
+                           f"elements: !{{{', '.join('!' + str(f) for f in fields)}}})")
+        self._basic[key] = idx
+        return idx
 
     def declare_kfunc(self, sig: KfuncSig) -> str:
         name = sig.name
@@ -1241,6 +1299,58 @@ class FuncGen:
             self.emit(f"call void @{sig.name}({', '.join(args)})", value=False)
             return Val(None, const=0)
         return Val(sig.ret, self.emit(f"call {_llty(sig.ret)} @{sig.name}({', '.join(args)})"))
+
+    def map_call(self, m: Any, method: str, e: ast.Call) -> Val:
+        """``m.lookup(k)``, ``m.update(k, v[, flags])``, ``m.delete(k)``, ``rb.output(p, n[, flags])``."""
+        args = [self.expr(a) for a in e.args]
+        self.at(e)
+
+        def on_stack(v: Val, kind: Any, what: str) -> str:
+            slot = f"%v.{what}.{self.n}"
+            self.n += 1
+            size = T.sizeof(kind)
+            self.allocas.append(f"  {slot} = alloca [{size} x i8], align 8")
+            if isinstance(v.ty, T.PtrType):
+                self.mod.declare_intrinsic("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)", "memcpy")
+                self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {slot}, ptr {v.ref}, i64 {size}, i1 false)",
+                          value=False)
+            else:
+                if not (isinstance(kind, type) and issubclass(kind, T.FixedInt)):
+                    raise self.err(e, f"{m.name}: pass a pointer to the {T.kind_name(kind)} {what}")
+                self.emit(f"store {_llty(kind)} {self.coerce(v, kind, e)}, ptr {slot}, align 8", value=False)
+            return slot
+
+        def helper(hid: int, ret: Any, argv: list[str]) -> Val:
+            fnty = f"{_llty(ret)} ({', '.join(a.split()[0] for a in argv)})"
+            return Val(ret, self.emit(f"call {fnty} inttoptr (i64 {hid} to ptr)({', '.join(argv)})"))
+
+        want = {"lookup": (1, 1), "update": (2, 3), "delete": (1, 1), "output": (2, 3)}
+        if method not in want:
+            raise self.err(e, f"maps have no method {method!r} in programs")
+        lo, hi = want[method]
+        if not lo <= len(args) <= hi:
+            raise self.err(e, f"{m.name}.{method}() takes {lo} to {hi} arguments")
+        is_rb = m.map_type == 27
+        if is_rb != (method == "output"):
+            raise self.err(e, f"{m.name}.{method}(): not a method of this map type")
+        mp = f"ptr @{m.name}"
+        if method == "lookup":
+            k = on_stack(args[0], m.key, "key")
+            return helper(1, T.ptr[m.value], [mp, f"ptr {k}"])
+        if method == "update":
+            k = on_stack(args[0], m.key, "key")
+            v = on_stack(args[1], m.value, "value")
+            flags = self.coerce(args[2], T.u64, e) if len(args) == 3 else "0"
+            return helper(2, T.s64, [mp, f"ptr {k}", f"ptr {v}", f"i64 {flags}"])
+        if method == "delete":
+            k = on_stack(args[0], m.key, "key")
+            return helper(3, T.s64, [mp, f"ptr {k}"])
+        data = args[0]
+        if not isinstance(data.ty, T.PtrType):
+            raise self.err(e, "output() takes a pointer to the data")
+        size = self.coerce(args[1], T.u64, e)
+        flags = self.coerce(args[2], T.u64, e) if len(args) == 3 else "0"
+        return helper(130, T.s64, [mp, f"ptr {data.ref}", f"i64 {size}", f"i64 {flags}"])
 
     def stack(self, e: ast.Call) -> Val:
         if not 1 <= len(e.args) <= 2:

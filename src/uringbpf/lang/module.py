@@ -459,6 +459,7 @@ class Module:
     def __init__(self, name: str):
         self.name = name
         self.sections: list[Section] = []
+        self.maps: list = []
         self.programs: dict[str, Program] = {}
         self._compiled: Compiled | None = None
         self._resolver = _Resolver(self)
@@ -497,6 +498,26 @@ class Module:
         def deco(fn: Callable) -> LoopStep:
             return LoopStep(self, fn, ops_name)
         return deco
+
+    def array_map(self, name: str, key: Any, value: Any, max_entries: int) -> Any:
+        """``BPF_MAP_TYPE_ARRAY``: ``key`` an int type (u32), ``value`` an int type or a
+        ctypes structure."""
+        return self._map(name, 2, key, value, max_entries)
+
+    def hash_map(self, name: str, key: Any, value: Any, max_entries: int) -> Any:
+        """``BPF_MAP_TYPE_HASH``."""
+        return self._map(name, 1, key, value, max_entries)
+
+    def ringbuf(self, name: str, size: int) -> Any:
+        """``BPF_MAP_TYPE_RINGBUF`` of ``size`` bytes (a power-of-two number of pages)."""
+        return self._map(name, 27, None, None, size)
+
+    def _map(self, name: str, map_type: int, key: Any, value: Any, max_entries: int) -> Any:
+        from .maps import BpfMap
+        m = BpfMap(self, name, map_type, key, value, max_entries)
+        self.maps.append(m)
+        self._compiled = None
+        return m
 
     def request(self, fn: Callable) -> Any:
         """A BPF request program of the 2021 RFC (``SEC("iouring.s/NAME")``)."""
@@ -556,6 +577,8 @@ class Module:
                                                fname in sec._volatile), sec._line)
                 except ValueError as exc:
                     raise LangCompileError(filename or "?", sec._line, str(exc)) from None
+        for m in self.maps:
+            gen.add_map(m.name, m.map_type, m.key, m.value, m.max_entries)
         self._resolver.reset(gen)
         for prog in self.programs.values():
             info = prog.func_info()
@@ -577,6 +600,9 @@ class Module:
     def open(self) -> BpfObject:
         """The compiled object opened by our loader, sections' values copied in."""
         obj = BpfObject.from_bytes(self.compile().elf, f"{self.name}.bpf.o")
+        for m in self.maps:
+            # both runs use the one native map: its contents are an observable of both
+            obj.reuse_map(m.name, m.map)
         for sec in self.sections:
             if sec.section_name not in obj.datasecs:
                 continue
@@ -723,6 +749,10 @@ class _Resolver(C.Resolver):
             return lambda g, e, want: g.call_function(self.function_info(obj), e)
         if isinstance(obj, Kfunc):
             return lambda g, e, want: g.call_kfunc(obj.sig, e)
+        from .maps import BpfMap
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, BpfMap) and owner in self.module.maps:
+            return lambda g, e, want: g.map_call(owner, obj.__name__, e)
         builtin = (getattr(obj, "__module__", None) == "uringbpf.lang.appmode"
                    and getattr(obj, "__name__", None) in _APPMODE_BUILTINS)
         if builtin and obj.__name__ == "zero":

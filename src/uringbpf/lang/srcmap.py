@@ -70,6 +70,8 @@ def line_records(ef: _elf.ElfFile) -> list[LineRec]:
 def _shape(insn: isa.Insn) -> tuple:
     if insn.is_call or insn.is_lddw:
         return (insn.opcode, insn.dst)
+    if insn.opcode == 0:            # second half of an lddw: relocation rewrites its imm
+        return (0,)
     return (insn.opcode, insn.dst, insn.src, insn.off, insn.imm)
 
 

@@ -1,0 +1,96 @@
+"""Maps of a module: ``bpf.array_map(...)``, ``bpf.hash_map(...)``, ``bpf.ringbuf(...)``.
+
+A map is one native :class:`~uringbpf.bpf.maps.Map` that both runs share: the compiled
+object is told to use it (``BpfObject.reuse_map``, libbpf's ``bpf_map__reuse_fd``), and in
+the application the methods call the helper table's own implementations on it.  So the
+map's contents are the same observable in both runs, and persist across them.
+
+In a program: ``p = m.lookup(key)`` (``ptr[value]`` or NULL), ``m.update(key, value)``,
+``m.delete(key)`` (0 or -errno), ``rb.output(ptr, size)`` for a ring buffer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..bpf import maps as _maps
+from . import types as T
+from .appmode import Ptr, app_runtime, memory_ptr, stack
+
+BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_map_delete_elem = 1, 2, 3
+BPF_FUNC_ringbuf_output = 130
+
+
+class BpfMap:
+    """A map definition (``SEC(".maps")``) and its native map."""
+
+    def __init__(self, module: Any, name: str, map_type: int, key: Any, value: Any,
+                 max_entries: int):
+        self.module = module
+        self.name = name
+        self.map_type = map_type
+        self.key = key
+        self.value = value
+        self.max_entries = int(max_entries)
+        self._map: _maps.Map | None = None
+
+    @property
+    def key_size(self) -> int:
+        return T.sizeof(self.key) if self.key is not None else 0
+
+    @property
+    def value_size(self) -> int:
+        return T.sizeof(self.value) if self.value is not None else 0
+
+    @property
+    def map(self) -> _maps.Map:
+        """The native map both runs use (created on first use)."""
+        if self._map is None or self._map.closed:
+            self._map = _maps.Map(self.name, self.map_type, self.key_size, self.value_size,
+                                  self.max_entries)
+        return self._map
+
+    # the application side of the program-visible methods ---------------------------
+    def _call(self, helper_id: int, *regs: int) -> int:
+        from ..bpf import helpers as _helpers
+        h = _helpers.get_helper(helper_id)
+        args = [self.map.addr] + [r & 0xFFFFFFFFFFFFFFFF for r in regs]
+        return h.impl(app_runtime().rt, *(args + [0] * (5 - len(args))))
+
+    def _key(self, key: Any) -> Ptr:
+        k = stack(self.key)
+        k[0] = key
+        return k
+
+    def lookup(self, key: Any) -> Ptr:
+        addr = self._call(BPF_FUNC_map_lookup_elem, self._key(key)._paddr())
+        if not addr:
+            return Ptr(None, 0, self.value)
+        return memory_ptr(addr, self.value_size, self.value)
+
+    def update(self, key: Any, value: Any, flags: int = 0) -> T.s64:
+        v = stack(self.value)
+        if isinstance(value, Ptr):
+            v._pbuf[:] = value._span(value._poff, self.value_size)
+        else:
+            v[0] = value
+        return T.s64(self._call(BPF_FUNC_map_update_elem, self._key(key)._paddr(), v._paddr(),
+                                int(flags)))
+
+    def delete(self, key: Any) -> T.s64:
+        return T.s64(self._call(BPF_FUNC_map_delete_elem, self._key(key)._paddr()))
+
+    def output(self, data: Ptr, size: int, flags: int = 0) -> T.s64:
+        if self.map_type != _maps.MAP_TYPE_RINGBUF:
+            raise TypeError(f"{self.name} is not a ring buffer")
+        rt = app_runtime()
+        rt.add(data._paddr(), int(size), False, "output data")
+        return T.s64(self._call(BPF_FUNC_ringbuf_output, data._paddr(), int(size), int(flags)))
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+    def __repr__(self) -> str:
+        return f"<map {self.name} {_maps.MAP_TYPE_NAMES.get(self.map_type, self.map_type)}>"
