@@ -243,13 +243,19 @@ def copy(src: str, dst: str, chunk: int = 64 * 1024, depth: int = 1, app: bool =
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("src")
-    ap.add_argument("dst")
+    ap.add_argument("src", nargs="?")
+    ap.add_argument("dst", nargs="?")
     ap.add_argument("--chunk", type=int, default=64 * 1024)
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--app", action="store_true")
     ap.add_argument("--engine", choices=("jit", "interp"), default="jit")
+    ap.add_argument("--emit-obj", metavar="PATH", help="write the compiled .bpf.o and exit")
     args = ap.parse_args()
+    if args.emit_obj:
+        print(bpf.emit_obj(args.emit_obj))
+        return
+    if not args.src or not args.dst:
+        ap.error("SRC and DST are required")
     r = copy(args.src, args.dst, args.chunk, args.depth, args.app, args.engine)
     print(f"copied {r['copied']} bytes in {r['reads']} reads ({r['short_reads']} short), "
           f"error={r['error']} ({r['seconds'] * 1e3:.1f} ms, {'app' if args.app else args.engine})")

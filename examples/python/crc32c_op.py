@@ -164,11 +164,17 @@ def checksum_file(path: str, app: bool = False, engine: str = "jit", block: int 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("file")
+    ap.add_argument("file", nargs="?")
     ap.add_argument("--app", action="store_true")
     ap.add_argument("--engine", choices=("jit", "interp"), default="jit")
     ap.add_argument("--block", type=int, default=65536)
+    ap.add_argument("--emit-obj", metavar="PATH", help="write the compiled .bpf.o and exit")
     a = ap.parse_args()
+    if a.emit_obj:
+        print(bpf.emit_obj(a.emit_obj))
+        return
+    if not a.file:
+        ap.error("FILE is required")
     r = checksum_file(a.file, a.app, a.engine, a.block)
     for n, res, crc in r["blocks"]:
         print(f"{n:8d} bytes  crc32c {crc:#010x}  (CQE res {res})")

@@ -88,7 +88,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--app", action="store_true")
     ap.add_argument("--engine", choices=("jit", "interp"), default="jit")
+    ap.add_argument("--emit-obj", metavar="PATH", help="write the compiled .bpf.o and exit")
     a = ap.parse_args()
+    if a.emit_obj:
+        print(bpf.emit_obj(a.emit_obj))
+        return
     print(play(a.app, a.engine))
 
 
