@@ -36,6 +36,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo sections."""
-    from ..demo import run as demo_run
+    from ..demo import DemoCheckFailed, run as demo_run
+    from .common import CommandError
 
-    return demo_run(args)
+    try:
+        return demo_run(args)
+    except DemoCheckFailed as exc:
+        raise CommandError(f"check failed: {exc}") from None
