@@ -680,6 +680,58 @@ class Ring:
         sqe.user_data = user_data
         return idx, sqe
 
+    def prep_rw(self, op: int, fd: int, addr: int, length: int, offset: int = 0, *,
+                op_flags: int = 0, user_data: int = 0, flags: int = 0, keep: Any = None):
+        """liburing's ``io_uring_prep_rw`` on raw values: opcode ``op``, ``fd``, ``addr``,
+        ``len`` = ``length``, ``off`` = ``offset`` (-1: the file position), the op-specific
+        flags word (``rw_flags``/``msg_flags``/...) = ``op_flags``; returns the SQE view.
+
+        The hot path for callers that already hold an address (uringbpf.aio): no buffer
+        conversion, fields written through word views. The caller vouches for ``addr``
+        and ``length`` (as with a raw ``get_sqe()``); ``keep`` is kept alive until the
+        request's CQE is reaped, like the buffers of the other prep helpers.
+        """
+        if not 0 <= op <= 0xFF or self.sq_rewind:
+            if not 0 <= op <= 0xFF:
+                raise ValueError(f"opcode {op} out of range")
+            idx, sqe = self._sqe(op, _fileno(fd), addr, length, self._offset(offset),
+                                 user_data, flags)
+            sqe.rw_flags = op_flags & M32
+            self._keep(idx, keep)
+            return sqe
+        if not 0 <= user_data <= U64:
+            raise ValueError("user_data must fit in 64 bits")
+        if flags & ~_KNOWN_SQE_FLAGS or flags < 0:
+            raise ValueError(f"unknown IOSQE_* bits in {flags:#x}")
+        t = self._sqe_tail
+        if (t - self._sqr[self._sq_head_i]) & M32 >= self.sq_entries:
+            raise SubmissionQueueFull(f"all {self.sq_entries} SQEs are queued; submit() first")
+        idx = t & self.sq_mask
+        size = self.sqe_size
+        off = idx * size
+        w, q = off >> 2, off >> 3
+        sw, sq_ = self._sqe_w, self._sqe_q
+        # value checks before the slot is claimed: a bad argument leaves the SQ untouched
+        fdw = fd & M32 if type(fd) is int and -(1 << 31) <= fd < (1 << 31) else _fileno(fd) & M32
+        offq = U64 if offset == -1 else self._offset(offset)
+        if not 0 <= addr <= U64 or not 0 <= length <= M32:
+            raise ValueError("addr must fit in 64 bits and length in 32")
+        self._sqe_tail = (t + 1) & M32
+        if self._slot_keep:
+            self._drop_slot_keep(idx)
+        self._sqe_b[off:off + size] = self._zero_sqe
+        sw[w] = op | (flags << 8)
+        sw[w + 1] = fdw
+        sq_[q + 1] = offq
+        sq_[q + 2] = addr
+        sw[w + 6] = length
+        sw[w + 7] = op_flags & M32
+        sq_[q + 4] = user_data
+        if keep is not None:
+            self._slot_keep[idx] = keep
+        v = self._sqe_views[idx]
+        return v if v is not None else self.sqe_view(idx)
+
     def prep_nop(self, user_data: int = 0, flags: int = 0, *, inject: int | None = None):
         """A NOP (``inject``: complete with this result via IORING_NOP_INJECT_RESULT).
 
