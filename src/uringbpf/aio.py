@@ -43,6 +43,7 @@ import socket
 from collections import deque
 from typing import Any, Callable
 
+from .uring import buffers as bf
 from .uring import uapi as u
 from .uring.ring import Ring, RingClosedError, SubmissionQueueFull
 
@@ -51,6 +52,8 @@ __all__ = ["AioRing", "Chain", "RingThread", "open_ring"]
 _M32 = 0xFFFFFFFF
 _LINK = u.IOSQE_IO_LINK
 _CANCELED = -errno.ECANCELED
+_OP_READ, _OP_WRITE = u.IORING_OP_READ, u.IORING_OP_WRITE
+_OP_RECV, _OP_SEND = u.IORING_OP_RECV, u.IORING_OP_SEND
 _TIME = -errno.ETIME
 _CANCEL_EVERYTHING = u.IORING_ASYNC_CANCEL_ANY | u.IORING_ASYNC_CANCEL_ALL
 
@@ -58,6 +61,39 @@ _CANCEL_EVERYTHING = u.IORING_ASYNC_CANCEL_ANY | u.IORING_ASYNC_CANCEL_ALL
 def _error(res: int, what: str) -> OSError:
     """``-errno`` -> the OSError subclass Python uses for that errno."""
     return OSError(-res, f"{what}: {os.strerror(-res)}")
+
+
+# Buffers of requests still in the kernel when their AioRing was closed: never freed.
+_graveyard: list = []
+
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
+
+
+def _buffer(buf: Any, writable: bool, nbytes: int | None) -> tuple[int, int, Any]:
+    """(address, length, keep-alive) of ``buf``; the hot path for bytearray/memoryview.
+
+    ``c_char.from_buffer`` refuses read-only and non-contiguous buffers and exports the
+    buffer (a bytearray cannot be resized while the keep-alive lives); anything else,
+    and empty buffers, take the general path of ``uring.buffers``.
+    """
+    t = type(buf)
+    if t is bytearray or t is memoryview:
+        try:
+            keep = _from_buffer(buf)
+        except (TypeError, ValueError, BufferError):
+            addr, n, keep = bf.buffer_address(buf, writable)
+        else:
+            addr, n = _addressof(keep), len(buf) if t is bytearray else buf.nbytes
+    elif t is bf.Buffer:
+        addr, n, keep = buf.addr, buf.size, buf.export()
+    else:
+        addr, n, keep = bf.buffer_address(buf, writable)
+    if nbytes is not None:
+        if not 0 <= nbytes <= n:
+            raise ValueError(f"nbytes={nbytes} but the buffer has {n} bytes")
+        n = nbytes
+    return addr, n, keep
 
 
 class AioRing:
@@ -125,6 +161,8 @@ class AioRing:
         self._busy = False
         self._idle: asyncio.Event | None = None
         self._futs: dict[int, asyncio.Future] = {}
+        # keep-alives of in-flight prep_rw requests, dropped when their CQE is reaped
+        self._keeps: dict[int, Any] = {}
         self._ud = 1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
@@ -231,13 +269,16 @@ class AioRing:
             n = (cqw[ti] - head) & _M32
             if n:
                 q, w, mask, step = self._cqe_q, self._cqe_i, self._cq_mask, self._cqe_step
-                futs = self._futs
+                futs, keeps = self._futs, self._keeps
                 for k in range(n):
                     i = ((head + k) & mask) * step
-                    fut = futs.pop(q[i], None)
+                    ud = q[i]
+                    fut = futs.pop(ud, None)
                     if fut is not None:
+                        if keeps:
+                            keeps.pop(ud, None)     # the kernel is done with the buffer
                         if fut.done():          # its task was cancelled meanwhile
-                            self.late_completions.append((q[i], w[2 * i + 2]))
+                            self.late_completions.append((ud, w[2 * i + 2]))
                         else:
                             fut.set_result(w[2 * i + 2])
                 self.inflight -= n
@@ -321,19 +362,63 @@ class AioRing:
             raise _error(res, what)
         return res
 
+    async def _rw(self, op: int, fd: Any, addr: int, n: int, offset: int, op_flags: int,
+                  keep: Any, what: str, timeout: float | None) -> int:
+        """The hot path (read/write/recv/send): one SQE written by ``Ring.prep_rw``; the
+        buffer's keep-alive stays in :attr:`_keeps` until the CQE is reaped."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop or self._closed:
+            self._bind()
+        if self._busy:
+            await self._wait_idle()
+        ud = self._ud
+        self._ud = ud + 1
+        ring = self.ring
+        if timeout is None:
+            try:
+                ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud)
+            except SubmissionQueueFull:
+                self._submit_now()
+                ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud)
+            self.inflight += 1
+        else:
+            if ring.sq_space_left() < 2:
+                self._submit_now()
+            ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud, flags=_LINK)
+            ring.prep_link_timeout(timeout, user_data=self._next_ud())
+            self.inflight += 2
+        if keep is not None:
+            self._keeps[ud] = keep
+        fut = loop.create_future()
+        self._futs[ud] = fut
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        try:
+            res = await fut
+        except asyncio.CancelledError:
+            if self._futs.get(ud) is fut:       # the request is still in the kernel
+                self._cancel(ud)
+            raise
+        if res < 0:
+            if res == _CANCELED and timeout is not None:
+                raise TimeoutError(f"{what}: no completion within {timeout} s")
+            raise _error(res, what)
+        return res
+
     # ------------------------------------------------------------------ operations
     async def read(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
                    timeout: float | None = None) -> int:
         """Read into the writable ``buf`` at ``offset`` (-1: the file position); returns
         the byte count."""
-        return await self._op("read", self.ring.prep_read, (fd, buf, offset),
-                              {"nbytes": nbytes}, timeout)
+        addr, n, keep = _buffer(buf, True, nbytes)
+        return await self._rw(_OP_READ, fd, addr, n, offset, 0, keep, "read", timeout)
 
     async def write(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
                     timeout: float | None = None) -> int:
         """Write ``buf`` at ``offset`` (-1: the file position); returns the byte count."""
-        return await self._op("write", self.ring.prep_write, (fd, buf, offset),
-                              {"nbytes": nbytes}, timeout)
+        addr, n, keep = _buffer(buf, False, nbytes)
+        return await self._rw(_OP_WRITE, fd, addr, n, offset, 0, keep, "write", timeout)
 
     async def readv(self, fd: Any, bufs: list, offset: int = -1, *,
                     timeout: float | None = None) -> int:
@@ -348,14 +433,14 @@ class AioRing:
     async def recv(self, sock: Any, buf: Any, msg_flags: int = 0, *,
                    nbytes: int | None = None, timeout: float | None = None) -> int:
         """recv into the writable ``buf``; returns the byte count (0: peer closed)."""
-        return await self._op("recv", self.ring.prep_recv, (sock, buf, msg_flags),
-                              {"nbytes": nbytes}, timeout)
+        addr, n, keep = _buffer(buf, True, nbytes)
+        return await self._rw(_OP_RECV, sock, addr, n, 0, msg_flags, keep, "recv", timeout)
 
     async def send(self, sock: Any, buf: Any, msg_flags: int = 0, *,
                    nbytes: int | None = None, timeout: float | None = None) -> int:
         """send ``buf``; returns the byte count (may be short, like send(2))."""
-        return await self._op("send", self.ring.prep_send, (sock, buf, msg_flags),
-                              {"nbytes": nbytes}, timeout)
+        addr, n, keep = _buffer(buf, False, nbytes)
+        return await self._rw(_OP_SEND, sock, addr, n, 0, msg_flags, keep, "send", timeout)
 
     async def sendall(self, sock: Any, data: Any, *, timeout: float | None = None) -> None:
         """send until every byte of ``data`` went out."""
@@ -458,6 +543,9 @@ class AioRing:
             if not fut.done() and not fut.get_loop().is_closed():
                 fut.set_exception(exc)
         self._futs.clear()
+        if self._keeps:         # the kernel may still write into these
+            _graveyard.append(list(self._keeps.values()))
+            self._keeps.clear()
         ring = self.ring
         self._cqw = self._cqe_q = self._cqe_i = None
         self._cq_keep = None
