@@ -50,17 +50,8 @@ KNOWN_DISAGREEMENTS = {
     "cfg_ld_abs_not_supported": "legacy LD_ABS/LD_IND packet loads need the kernel's sk_buff; our "
                                 "socket filters get a plain data buffer",
     # the kernel is stricter
-    "stack_spill32_keeps_bounds": "we keep the bounds of a 4-byte spill of a 32-bit value; this "
-                                  "kernel forgets them for a 64-bit register stored as u32",
-    "stack_spill32_two_halves": "as stack_spill32_keeps_bounds",
     "scalar_mod_bounds": "we bound x % c by c - 1; the kernel treats a modulo result as unknown",
     "scalar_div_bounds": "we bound x / c by max(x) / c; the kernel treats a division result as unknown",
-    "stack_read_across_slots": "the kernel requires aligned stack accesses; we track bytes and "
-                               "allow a misaligned read of initialised bytes",
-    "ptr_sub_scalar_then_access": "the kernel refuses subtracting a register from a stack pointer; "
-                                  "we track the result like an addition",
-    "ptr_null_compare_nonnull_pointer": "the kernel still explores 'fp == 0'; we know a stack "
-                                        "pointer is never NULL and skip the dead branch",
 }
 
 

@@ -93,6 +93,7 @@ _JMP_TO_CMP = {
     isa.JSET: sc.SET,
 }
 _SIGNED_CMP = {sc.SGT, sc.SGE, sc.SLT, sc.SLE}
+_NOT_NULL_TYPES = {PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, CONST_MAP}
 _MEM_ARGS = {Arg.MEM, Arg.UNINIT_MEM, Arg.MEM_OR_NULL}
 _SIZE_ARGS = {Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO}
 #: helpers that copy from an untyped source address (arg 3): see _check_raw_read_src
@@ -149,6 +150,19 @@ def _obj_type_name(name: str) -> str:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+def _check_aligned(ptr: Reg, off: int, size: int, what: str) -> None:
+    """``ptr + off`` must be a multiple of ``size`` for every value it may take (the
+    kernel's check_generic_ptr_alignment; byte accesses are always aligned).  Stack
+    offsets are relative to an aligned frame; other objects start aligned."""
+    if size == 1:
+        return
+    v = ptr.var
+    fixed = ptr.off + off
+    if (v[4] | v[5]) & (size - 1) or fixed % size:
+        var_text = str(sc.s64(v[4])) if sc.is_const(v) else f"({v[4]:#x}; {v[5]:#x})"
+        raise _Reject(f"misaligned {what}access off {var_text}+{fixed} size {size}")
 
 
 def _sized_unknown(size: int, signed: bool = False):
@@ -708,8 +722,13 @@ class Verifier:
             raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
         if op == isa.ADD and s.is_ptr:
             d, s = s, d
+        elif op == isa.SUB and s.is_ptr:
+            raise _Reject(f"R{regno} tried to subtract pointer from scalar")
         elif op not in (isa.ADD, isa.SUB) or s.is_ptr:
             raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
+        if op == isa.SUB and d.t == PTR_STACK:
+            # the kernel's rule ("invalid fp arithmetic"): add a negative offset instead
+            raise _Reject(f"R{regno} subtraction from stack pointer prohibited")
         if d.null:
             raise _Reject(f"R{regno} pointer arithmetic on {d.type_name()} prohibited, null-check it first")
         if d.t in (CONST_MAP, PTR_FUNC, PTR_TRUSTED):
@@ -779,6 +798,9 @@ class Verifier:
             raise _Reject(f"R{insn.src} leaks addr into mem")
         if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
+        # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
+        _check_aligned(ptr, insn.off, size, {PTR_STACK: "stack ", PTR_MAP_VALUE: "",
+                                             PTR_MEM: "", PTR_BUF: "packet "}[ptr.t])
         if insn.imm == isa.CMPXCHG:
             r0 = self.read_reg(st, 0)
             if r0.t != SCALAR:
@@ -820,6 +842,9 @@ class Verifier:
         if ptr.null:
             raise _Reject(f"R{regno} invalid mem access '{ptr.type_name()}'")
         if t == PTR_STACK:
+            # the kernel requires aligned stack accesses for every loader (its spill
+            # tracking relies on it); other memory only for atomics (_do_atomic)
+            _check_aligned(ptr, off, size, "stack ")
             return self._stack_access(st, ptr, regno, off, size, write, value, value_regno, signed)
         if write and value is not None and value.is_ptr:
             if t == PTR_CTX or not _is_arena_ptr(value):
@@ -998,9 +1023,10 @@ class Verifier:
         k = (-o - 1) // 8
         old = frame.stack.get(k)
         self._stack_mark_written(frame, o, o + size, known=True, zero=zero)
-        if size == 4 and o % 4 == 0 and value.t == SCALAR:
-            # a 32-bit spill keeps its bounds (clang spills alu32 registers this way)
-            half = 0 if o % 8 == 0 else 1
+        if size == 4 and o % 8 == 0 and value.t == SCALAR:
+            # a 32-bit spill keeps its bounds (clang spills alu32 registers this way); like
+            # the kernel, only at the start of a slot: a spill at fp-4 is plain data
+            half = 0
             halves = list(old[2]) if old is not None and old[0] == "H" else [None, None]
             halves[half] = scalar(sc.trunc32(value.var))
             frame.stack[k] = ("H", frame.stack[k][1], tuple(halves))
@@ -1580,8 +1606,13 @@ class Verifier:
         if other.is_ptr or is32 or op not in (sc.EQ, sc.NE) or not (other.is_const and other.value == 0):
             raise _Reject(f"R{insn.dst} pointer comparison prohibited")
         if not ptr.null:
-            # a valid pointer is never NULL
-            return [(fall if op == sc.EQ else target, st)]
+            if ptr.t in _NOT_NULL_TYPES:
+                # a valid map value / memory / trusted pointer is never NULL (the kernel's
+                # reg_not_null): the branch is decided
+                return [(fall if op == sc.EQ else target, st)]
+            # the kernel explores both ways for other pointers (stack, ctx, ...): so do we,
+            # without changing the pointer
+            return [(fall, st), (target, st.copy())]
         other_st = st.copy()
         null_st, nonnull_st = (other_st, st) if op == sc.EQ else (st, other_st)
         self._mark_null(null_st, ptr, is_null=True)
