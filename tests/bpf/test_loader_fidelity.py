@@ -120,3 +120,94 @@ char LICENSE[] __attribute__((section("license"), used)) = "GPL";
 """)
     with pytest.raises(BpfLoadError, match=r"undefined symbol 'no_such_function'.*__ksym"):
         BpfObject.open(cc.compile_c(src, tmp_path / "undef2.o")).load(engine="interp")
+
+
+ARENA_LIST = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#define UBPF_ARENA_ADDR_SPACE
+#include <bpf/bpf_arena.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARENA);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 4);
+} arena SEC(".maps");
+
+struct node {
+	struct node __arena *next;
+	__u64 val;
+};
+
+__u64 result, head;
+
+SEC("syscall")
+int walk(void *ctx)
+{
+	struct node __arena *a = bpf_arena_alloc_pages(&arena, NULL, 1, NUMA_NO_NODE, 0);
+	struct node __arena *b;
+
+	if (!a)
+		return -1;
+	b = a + 1;
+	a->val = 40;
+	b->val = 2;
+	a->next = b;
+	b->next = 0;
+	result = a->val + a->next->val;
+	head = (__u64)a;
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def _has_addr_space_cast(path) -> bool:
+    from uringbpf.bpf import elf, isa
+    ef = elf.read(str(path))
+    return any(i.opcode == (isa.ALU64 | isa.MOV | isa.X) and i.off == 1
+               for s in ef.sections if s.is_exec and s.size for i in isa.decode(bytes(s.data)))
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_arena_pointers_with_addr_space_cast(tmp_path, engine):
+    """LLVM 19+ emits BPF_ADDR_SPACE_CAST for __arena (address_space(1)) pointers."""
+    src = tmp_path / "list.bpf.c"
+    src.write_text(ARENA_LIST)
+    out = cc.compile_c(src, tmp_path / "list.o", cpu="v4")
+    assert _has_addr_space_cast(out)
+    obj = BpfObject.open(out)
+    try:
+        obj.load(engine=engine)
+        assert obj.programs["walk"]() == 0
+        assert obj.bss.result == 42
+        # the pointer the program kept is the user address Python sees the arena at
+        arena = obj.maps["arena"]
+        assert arena.value_addr <= obj.bss.head < arena.value_addr + 4 * 4096
+    finally:
+        obj.close()
+
+
+@pytest.mark.parametrize("asm, arena, message", [
+    ("r1 = addr_space_cast(r1, 0, 2)", True, "between address space 1 and 0"),
+    ("r1 = addr_space_cast(r1, 0, 1)", False, "has an associated arena"),
+])
+def test_addr_space_cast_kernel_checks(tmp_path, asm, arena, message):
+    src = tmp_path / "cast.bpf.c"
+    src.write_text(r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+%s
+SEC("syscall")
+int prog(void *ctx)
+{
+	asm volatile("r1 = 0; %s" ::: "r1");
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+""" % ("struct { __uint(type, BPF_MAP_TYPE_ARENA); __uint(map_flags, BPF_F_MMAPABLE); "
+       "__uint(max_entries, 1); } arena SEC(\".maps\");" if arena else "", asm))
+    out = cc.compile_c(src, tmp_path / "cast.o", cpu="v4")
+    assert _has_addr_space_cast(out)
+    with pytest.raises(BpfLoadError, match=message):
+        BpfObject.open(out).load(engine="interp")

@@ -9,7 +9,8 @@
 
 /* uringbpf maps the arena at the same address for programs and Python, so arena pointers
  * are plain pointers: __arena is empty unless UBPF_ARENA_ADDR_SPACE asks for clang's
- * address_space(1) (whose addr_space_cast instructions uringbpf's engines do not run). */
+ * address_space(1), as libbpf's bpf_arena_common.h does; the loader then checks and lowers
+ * the BPF_ADDR_SPACE_CAST instructions LLVM 19+ emits (docs/loader.md). */
 #ifndef __arena
 #if defined(UBPF_ARENA_ADDR_SPACE) && defined(__BPF_FEATURE_ADDR_SPACE_CAST)
 #define __arena __attribute__((address_space(1)))
