@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from uringbpf.bpf import helpers, isa
 from uringbpf.bpf.asm import assemble
 from uringbpf.bpf.interp import Interpreter
+from uringbpf.bpf.platform import base_platform
 from uringbpf.bpf.memory import AddressSpace, BpfMemoryError, BpfRuntimeError, Buffer
 
 M64 = isa.U64
@@ -94,7 +95,6 @@ def test_pseudo_map_forms():
 
 
 def test_default_helper_table_and_kfuncs(monkeypatch):
-    monkeypatch.setattr(helpers, "_loaded", True)  # keep other areas' providers out of this test
     calls = []
 
     def h(rt, r1, r2, r3, r4, r5):
@@ -114,7 +114,8 @@ def test_default_helper_table_and_kfuncs(monkeypatch):
         mov %r1, %r0
         call runtime 0
         exit"""), kfuncs=["t_kfunc"])
-    assert Interpreter(p).run() == 45
+    # the base platform: no design is imported to find these
+    assert Interpreter(p, helpers.Runtime(platform=base_platform())).run() == 45
     assert calls == [(10, 2, 3, 4, 5)]
     with pytest.raises(BpfRuntimeError, match="unknown kfunc 'nope'"):
         Interpreter(isa.Program("t", assemble("call runtime 0\nexit"), kfuncs=["nope"]))

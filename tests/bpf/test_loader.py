@@ -311,7 +311,7 @@ def test_struct_ops_unregistered_type():
     _register_test_ops_progtypes()
     obj = opened("ops")
     obj.load(engine="interp")
-    with pytest.raises(BpfLoadError, match="no design registered struct_ops type 'ubpf_test_ops'"):
+    with pytest.raises(BpfLoadError, match="no design of platform 'default' provides struct_ops type 'ubpf_test_ops'"):
         obj.attach_struct_ops("test_ops")
     obj.close()
 
@@ -331,32 +331,31 @@ def test_entry_address_runs_the_program_natively():
 def test_verifier_is_called_and_its_error_propagates(monkeypatch):
     import types
 
-    import uringbpf.bpf as bpfpkg
-
-    class FakeVerifierError(Exception):
-        pass
+    from uringbpf.bpf import object as object_mod
+    from uringbpf.errors import BpfVerifierError
 
     seen = []
 
-    def verify(program, btf=None):
-        seen.append((program.name, btf is not None))
+    def verify(program):
+        seen.append(program.name)
         if program.name == "printer":
-            raise FakeVerifierError("printer rejected")
+            raise BpfVerifierError("printer rejected", "0: (85) call 6\nprinter rejected\n")
         return "ok"
 
-    mod = types.ModuleType("uringbpf.bpf.verifier")
-    mod.verify = verify
-    monkeypatch.setitem(sys.modules, "uringbpf.bpf.verifier", mod)
-    monkeypatch.setattr(bpfpkg, "verifier", mod, raising=False)
+    monkeypatch.setattr(object_mod, "_verifier", types.SimpleNamespace(verify=verify))
     obj = opened("globals")
     obj.programs["printer"].autoload = False
     obj.load(engine="interp")
-    assert sorted(seen) == sorted((n, True) for n in obj.programs if n not in ("printer", "optional"))
+    assert sorted(seen) == sorted(n for n in obj.programs if n not in ("printer", "optional"))
     assert obj.programs["compute"].verifier_result == "ok"
     obj.close()
     obj = opened("globals")
-    with pytest.raises(FakeVerifierError, match="printer rejected"):
+    # libbpf names the object and the program: "prog 'printer': BPF program load failed"
+    with pytest.raises(BpfVerifierError) as info:
         obj.load(engine="interp")
+    assert info.value.program == "printer" and info.value.object_path == str(obj.path)
+    first = str(info.value).splitlines()[0]
+    assert first == f"{obj.path}: prog 'printer': BPF program load failed: printer rejected"
     obj.close()
 
 

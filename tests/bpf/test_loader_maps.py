@@ -29,7 +29,6 @@ def neg(e):
 # --- the helper table -----------------------------------------------------------------
 
 def test_helper_ids_match_kernel_and_headers():
-    helpers.load_all()
     expected = {1: "bpf_map_lookup_elem", 2: "bpf_map_update_elem", 3: "bpf_map_delete_elem",
                 5: "bpf_ktime_get_ns", 6: "bpf_trace_printk", 7: "bpf_get_prandom_u32",
                 93: "bpf_spin_lock", 94: "bpf_spin_unlock", 112: "bpf_probe_read_user",

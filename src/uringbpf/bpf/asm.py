@@ -41,14 +41,7 @@ from .isa import Insn
 __all__ = ["AsmError", "assemble", "assemble_bytes"]
 
 
-class AsmError(ValueError):
-    """A line that does not assemble; carries the 1-based line number."""
-
-    def __init__(self, message: str, lineno: int | None = None, line: str | None = None):
-        self.lineno = lineno
-        self.line = line
-        where = f"line {lineno}: " if lineno is not None else ""
-        super().__init__(f"{where}{message}" + (f" ({line.strip()!r})" if line else ""))
+from ..errors import AsmError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,8 +27,7 @@ INCLUDE_DIR = Path(__file__).resolve().parent.parent / "include"
 CPU_VERSIONS = ("v1", "v2", "v3", "v4")
 
 
-class CompileError(RuntimeError):
-    """The C compiler rejected the program, or no BPF-capable compiler exists."""
+from ..errors import CompileError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 def include_dir() -> Path:

@@ -36,8 +36,7 @@ __all__ = [
 ]
 
 
-class PluginError(RuntimeError):
-    """A program the plugin refuses to load or run (the message is what it prints)."""
+from ..errors import PluginError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 # ---------------------------------------------------------------------------------------

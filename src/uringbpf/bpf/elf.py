@@ -11,8 +11,7 @@ import struct
 from dataclasses import dataclass, field
 
 
-class BpfLoadError(Exception):
-    """An object cannot be loaded; the message names the file, section, symbol or insn."""
+from ..errors import BpfLoadError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 EM_BPF = 247

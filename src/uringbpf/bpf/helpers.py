@@ -6,14 +6,15 @@ the same implementation (or a native twin named in :attr:`Helper.native`).
 
 Implementations take the :class:`Runtime` of the calling run followed by r1..r5 (as
 unsigned 64-bit ints) and return r0.  Helpers that do not use an argument still
-receive it.  Designs register their own helpers and kfuncs with :func:`helper` and
-:func:`kfunc` in their modules; :func:`load_all` imports them so the table is whole.
+receive it.  :data:`HELPERS` and :data:`KFUNCS` are the *base table* (filled by
+:mod:`uringbpf.bpf.base_helpers` with :func:`helper` and :func:`kfunc`); designs add theirs
+to a :class:`~uringbpf.bpf.platform.Platform`, never here.
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
-import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -96,11 +97,13 @@ class Runtime:
 
     ``host`` is the design object that runs the program (a loop attachment, a ring's
     BPF-request engine, ...); kfuncs that act on a ring reach it through here.
+    ``platform`` is where the engines look helpers and kfuncs up.
     """
 
     mem: AddressSpace = field(default_factory=AddressSpace)
     maps: list = field(default_factory=list)
     host: Any = None
+    platform: Any = None                 # the Platform helpers/kfuncs come from (None: base)
     sleepable: bool = False
     printk: list[str] = field(default_factory=list)
 
@@ -133,45 +136,52 @@ def kfunc(name: str, args: tuple[Arg, ...], ret: Ret = Ret.INTEGER, **proto_kw):
     return register
 
 
-# Modules that register helpers or kfuncs at import time.
-_PROVIDERS = (
-    "uringbpf.bpf.base_helpers",
-    "uringbpf.designs.loop",
-    "uringbpf.designs.requests",
-    "uringbpf.designs.ops",
-    "uringbpf.designs.kbuf",
-)
-_loaded = False
+#: The platform that the module-level lookups below answer from while
+#: ``Platform.active()`` runs.  Code that is handed a platform uses it directly; these
+#: lookups are for callers that are not handed one (yet).
+ACTIVE_PLATFORM: contextvars.ContextVar[Any] = contextvars.ContextVar("uringbpf_platform",
+                                                                        default=None)
 
 
-def load_all() -> None:
-    """Import every provider module so the table is complete (idempotent)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for name in _PROVIDERS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+def current_platform() -> Any:
+    """The active platform, else :func:`uringbpf.bpf.platform.default_platform`."""
+    platform = ACTIVE_PLATFORM.get()
+    if platform is None:
+        platform = DEFAULT_PLATFORM[0]()
+    return platform
 
 
-def add_provider(module_name: str) -> None:
-    """Designs call this (at import) so that :func:`load_all` imports them too."""
-    global _PROVIDERS
-    if module_name not in _PROVIDERS:
-        _PROVIDERS = _PROVIDERS + (module_name,)
-        if _loaded:
-            importlib.import_module(module_name)
+#: ``[default_platform]``, filled by :mod:`uringbpf.bpf.platform` (which imports this
+#: module, so it cannot be imported from here).
+DEFAULT_PLATFORM: list[Callable[[], Any]] = []
 
 
 def get_helper(helper_id: int) -> Helper | None:
-    load_all()
-    return HELPERS.get(helper_id)
+    """Helper ``helper_id`` of :func:`current_platform`."""
+    return current_platform().get_helper(helper_id)
 
 
 def get_kfunc(name: str) -> Helper | None:
-    load_all()
-    return KFUNCS.get(name)
+    """Kfunc ``name`` of :func:`current_platform`."""
+    return current_platform().get_kfunc(name)
+
+
+def _platform_of(runtime: Any) -> Any:
+    platform = getattr(runtime, "platform", None)
+    return platform if platform is not None else current_platform()
+
+
+def runtime_helper(runtime: Any, helper_id: int) -> Helper | None:
+    """Helper ``helper_id`` for a run: from the runtime's platform (set by the loader or
+    the design that made the runtime), else from :func:`current_platform`."""
+    return _platform_of(runtime).get_helper(helper_id)
+
+
+def runtime_kfunc(runtime: Any, name: str) -> Helper | None:
+    """Kfunc ``name`` for a run (see :func:`runtime_helper`)."""
+    return _platform_of(runtime).get_kfunc(name)
+
+
+def runtime_helper_ids(runtime: Any) -> list[int]:
+    """Every helper id a run may call (``callx`` tables)."""
+    return _platform_of(runtime).helper_ids()

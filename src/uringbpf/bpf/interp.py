@@ -16,7 +16,7 @@ Why it is built this way:
 * **Defined corner cases** (RFC 9669): division by zero gives 0, modulo by zero keeps
   the dividend (zero-extended for 32-bit ops), shift counts are masked, 32-bit ALU
   results are zero-extended, ``sdiv INT_MIN, -1`` is INT_MIN and ``smod`` of it is 0.
-* **Calls.**  Helpers by id (``helpers.get_helper(id).impl(runtime, r1..r5)``, or a
+* **Calls.**  Helpers by id (``runtime.platform.get_helper(id).impl(runtime, r1..r5)``, or a
   table passed in), kfuncs through ``program.kfuncs[imm]``, BPF-to-BPF calls with their
   own 512-byte frame (r6-r9 and r10 restored on exit), at most ``max_depth`` frames,
   ``callx`` to a helper id or to a subprogram address taken with ``lddw func()``.
@@ -326,7 +326,8 @@ class Interpreter:
     """Run one program.  ``run(r1..r5)`` returns r0 (unsigned 64-bit).
 
     ``helpers`` overrides the helper table (a mapping id -> :class:`Helper` or
-    ``impl(runtime, r1..r5)``); by default ``helpers.get_helper`` is used.
+    ``impl(runtime, r1..r5)``); by default the runtime's platform is asked
+    (``helpers.runtime_helper``).
     ``unwind_helper`` names a helper id that stops the program with r0 = 0 when it returns
     0 (bpf_conformance's helper 5).  ``max_insns`` bounds each run so that a looping
     program ends with a clear :class:`BpfRuntimeError` instead of hanging.
@@ -372,7 +373,7 @@ class Interpreter:
             h = self._helper_table.get(helper_id)
         else:
             from . import helpers as helpers_mod
-            h = helpers_mod.get_helper(helper_id)
+            h = helpers_mod.runtime_helper(self.runtime, helper_id)
         if h is None:
             raise self._fail(f"call to unknown helper {helper_id}", pc)
         impl = getattr(h, "impl", h)
@@ -388,7 +389,7 @@ class Interpreter:
         entry = kfuncs[index]
         if isinstance(entry, str):
             from . import helpers as helpers_mod
-            h = helpers_mod.get_kfunc(entry)
+            h = helpers_mod.runtime_kfunc(self.runtime, entry)
             if h is None:
                 raise self._fail(f"call to unknown kfunc {entry!r}", pc)
         else:

@@ -190,8 +190,7 @@ class Insn:
         return _SLOT.pack(self.opcode & 0xFF, regs, to_s16(self.off), to_s32(self.imm))
 
 
-class DecodeError(ValueError):
-    """Raised for byte strings that are not a whole number of well-formed slots."""
+from ..errors import DecodeError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 def decode(code: bytes | bytearray | memoryview) -> list[Insn]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from . import isa
-from .helpers import Helper, Runtime, get_helper, get_kfunc, load_all, HELPERS
+from .helpers import Helper, Runtime, runtime_helper, runtime_helper_ids, runtime_kfunc
 from .jit_codegen import (
     Bindings, CallTarget, JitError, ModuleGen, ERR_CALLX, ERR_DEPTH, ERR_DEPTH_CALLBACK,
     ERR_FELL_OFF, ERR_HELPER, ERR_LEGACY, ERR_LIMIT, ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
@@ -306,7 +306,7 @@ class _Binder:
 
     def lookup_helper(self, helper_id: int) -> Helper | None:
         if self.helpers is None:
-            return get_helper(helper_id)
+            return runtime_helper(self.runtime, helper_id)
         memo = self._wrapped.get(helper_id)
         if memo is not None:
             return memo
@@ -337,7 +337,7 @@ class _Binder:
             return None
         entry = kfuncs[index]
         if isinstance(entry, str):
-            return get_kfunc(entry)
+            return runtime_kfunc(self.runtime, entry)
         return self._as_helper(entry, str(entry), None)
 
     @staticmethod
@@ -413,8 +413,7 @@ class _Binder:
         table = getattr(self, "_table", None)
         if table is None:
             if self.helpers is None:
-                load_all()
-                ids = list(HELPERS)
+                ids = runtime_helper_ids(self.runtime)
             else:
                 ids = [i for i in self.helpers if isinstance(i, int) and 0 <= i < 1 << 20]
             table = (ctypes.c_uint64 * (max(ids, default=0) + 1))()

@@ -49,8 +49,7 @@ BPF_F_MMAPABLE = 1 << 10
 PAGE_SIZE = os.sysconf("SC_PAGESIZE")
 
 
-class MapError(OSError):
-    """A map operation failed with the kernel's errno (``.errno``)."""
+from ..errors import MapError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 class _UbpfMap(ctypes.Structure):
@@ -160,6 +159,7 @@ class Map:
         self.btf_key_type = btf_key_type
         self.btf_value_type = btf_value_type
         self.frozen = False
+        self._holders: dict[int, int] = {}   # id(loaded object) -> references (hold/release)
         out = ctypes.c_void_p()
         ret = lib().ubpf_map_create(map_type, key_size, value_size, max_entries, map_flags,
                                     ctypes.byref(out))
@@ -369,7 +369,31 @@ class Map:
     def arena_free_pages(self, ptr: int, page_cnt: int = 1) -> None:
         call_native("bpf_arena_free_pages", self.addr, ptr, page_cnt)
 
+    def hold(self, holder: object) -> None:
+        """A loaded program of ``holder`` uses this map: keep it alive (the kernel's
+        program -> map reference) until :meth:`release`."""
+        self._check_open()
+        self._holders[id(holder)] = self._holders.get(id(holder), 0) + 1
+
+    def release(self, holder: object) -> None:
+        """Drop one reference taken by :meth:`hold`."""
+        n = self._holders.get(id(holder), 0) - 1
+        if n > 0:
+            self._holders[id(holder)] = n
+        else:
+            self._holders.pop(id(holder), None)
+
     def close(self) -> None:
+        """Free the map's native memory.
+
+        Raises :class:`MapError` (``EBUSY``) while a loaded program uses it: the program
+        holds addresses inside it (the kernel keeps such a map alive; here freeing it
+        would let a later map reuse the memory under the running program). Close the
+        object (``obj.close()``) first.
+        """
+        if self._holders:
+            raise MapError(errno.EBUSY, f"map {self.name!r} is used by a loaded program; "
+                                        "close the object that loaded it first")
         if self.addr:
             _live.pop(self.addr, None)
             self._finalizer()

@@ -19,16 +19,7 @@ import weakref
 from dataclasses import dataclass
 
 
-class BpfRuntimeError(RuntimeError):
-    """A program did something at run time that the engine refuses (names the insn)."""
-
-    def __init__(self, message: str, pc: int | None = None):
-        self.pc = pc
-        super().__init__(message if pc is None else f"insn {pc}: {message}")
-
-
-class BpfMemoryError(BpfRuntimeError):
-    """An access outside every region the program may touch."""
+from ..errors import BpfMemoryError, BpfRuntimeError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 @dataclass(eq=False)

@@ -18,15 +18,16 @@ each), ``extern ... __ksym`` kfuncs (``__weak`` allowed), ``__kconfig`` externs
 
 Choices where libbpf differs: maps are created by :meth:`BpfObject.open` (not ``load``), so
 ``obj.maps[...]`` can be filled before loading and sizes come from the object only;
-relocation happens at open (so malformed code fails early) and kfuncs are resolved at load
-(designs register them on import).
+relocation happens at open (so malformed code fails early) and kfuncs are resolved at load,
+against the platform ``load(platform=)`` is given (default: every design, each imported
+only when a program needs it; see :mod:`uringbpf.bpf.platform`).
 """
 
 from __future__ import annotations
 
 import copy
 import ctypes
-import inspect
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -34,13 +35,18 @@ from typing import Any, Callable
 
 from . import btf as _btf
 from . import elf as _elf
-from . import helpers as _helpers
 from . import isa
+from . import jit as _jit
 from . import maps as _maps
+from . import platform as _platform
 from . import struct_ops as _struct_ops
-from .elf import BpfLoadError
+from . import verifier as _verifier
+from ..errors import BpfLoadError, BpfVerifierError, JitError, NativeBuildError
 from .helpers import Runtime
-from .memory import AddressSpace
+from .interp import Interpreter
+from .memory import AddressSpace, BpfRuntimeError
+
+log = logging.getLogger("uringbpf")
 
 _ENTRY_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)
 U64 = isa.U64
@@ -727,11 +733,12 @@ class BpfObject:
             insn.imm64 = idx | (off << 32)
             out[o + 1].imm = off
             return
-        # a __ksym address (bpf_ksym_exists(kfunc)): non-zero when the kfunc exists
-        k = _helpers.get_kfunc(sym.name)
+        # a __ksym address (bpf_ksym_exists(kfunc)): non-zero when the kfunc exists (the
+        # value is only ever tested: a program cannot call through it)
+        k = self.platform.get_kfunc(sym.name)
         value = 0
         if k is not None:
-            value = _native_address(k.native) or 1
+            value = 1
         elif not weak:
             raise self._err(f"{where}: extern {sym.name!r} is not a known kfunc or kconfig value")
         insn.src = 0
@@ -800,14 +807,20 @@ class BpfObject:
         return _struct_ops.StructOpsNamespace(self._struct_ops)
 
     # -------------------------------------------------------------------- loading --
-    def load(self, engine: str | None = "jit", verify: bool = True, *, strict_engine: bool = False,
-             checked: bool = False, executor: str = "emulated") -> "BpfObject":
+    def load(self, engine: str | None = "jit", verify: bool = True, *, strict_engine: bool = True,
+             checked: bool | None = None, executor: str = "emulated",
+             platform: "_platform.Platform | None" = None) -> "BpfObject":
         """Resolve kfuncs, freeze ``.rodata``, verify and prepare every program to run.
 
-        ``engine`` is "jit" (falls back to the interpreter, silently, when the JIT module is
-        missing or cannot compile the program; ``strict_engine=True`` raises instead) or
-        "interp".  ``verify=True`` runs :func:`uringbpf.bpf.verifier.verify` when that module
-        exists; its :class:`BpfVerifierError` propagates.
+        ``engine`` is "jit" or "interp".  A program the JIT cannot compile raises
+        :class:`JitError`; only with ``strict_engine=False`` does it run on the interpreter
+        instead (logged on the ``uringbpf`` logger, the error kept in ``prog.jit_error``).
+        ``verify=True`` runs :func:`uringbpf.bpf.verifier.verify`; its
+        :class:`BpfVerifierError` propagates, naming this object and the program.
+        ``verify=False`` is the only way to run an unverified program, and its JIT code is
+        then checked (``checked`` defaults to ``not verify``).
+        ``platform`` (default :func:`uringbpf.bpf.platform.default_platform`) supplies
+        helpers, kfuncs, program types and struct_ops attach functions.
         """
         if self.closed:
             raise BpfLoadError(f"{self.path}: object is closed")
@@ -829,6 +842,9 @@ class BpfObject:
                 st.loaded = True
             self.loaded = True
             return self
+        if platform is not None:
+            self.platform = platform
+        checked = (not verify) if checked is None else checked
         self.prepare()
         progs = [p for p in self.programs.values() if p.autoload]
         for m in self.map_list:
@@ -836,10 +852,27 @@ class BpfObject:
                 m.freeze()
         for prog in progs:
             self._load_program(prog, engine, verify, strict_engine, checked)
+        for m in self.map_list:      # loaded programs hold their maps (closing one raises)
+            m.hold(self)
+        self._holds_maps = True
         for st in self._struct_ops.values():
             st.loaded = True
         self.loaded = True
         return self
+
+    @property
+    def platform(self) -> "_platform.Platform":
+        """The platform this object resolves against (``load(platform=)``, else the default)."""
+        p = self.__dict__.get("_platform")
+        if p is None:
+            p = self.__dict__["_platform"] = _platform.default_platform()
+        return p
+
+    @platform.setter
+    def platform(self, value: "_platform.Platform") -> None:
+        if self.loaded:
+            raise BpfLoadError(f"{self.path}: the platform cannot change after load()")
+        self.__dict__["_platform"] = value
 
     def prepare(self) -> list[isa.Program]:
         """Resolve kfuncs against the table (what ``load()`` does first) and return the
@@ -848,7 +881,6 @@ class BpfObject:
         A missing non-weak kfunc raises :class:`BpfLoadError`; calls to missing ``__weak``
         kfuncs become ``r0 = 0``.  Safe to call more than once.
         """
-        _helpers.load_all()
         progs = [p for p in self.programs.values() if p.autoload]
         for prog in progs:
             self._resolve_kfuncs(prog)
@@ -858,7 +890,7 @@ class BpfObject:
         program = prog.program
         missing: set[str] = set()
         for name in program.kfuncs:
-            if _helpers.get_kfunc(name) is None:
+            if self.platform.get_kfunc(name) is None:
                 missing.add(name)
         for o, tag in prog._weak_sites:
             name = tag.lstrip("!")
@@ -873,7 +905,7 @@ class BpfObject:
 
     def _new_runtime(self, prog: LoadedProgram) -> Runtime:
         rt = Runtime(mem=AddressSpace(), maps=self.map_list, sleepable=prog.program.sleepable,
-                     printk=self.printk)
+                     printk=self.printk, platform=self.platform)
         for m in self.map_list:
             for r in m.regions():
                 rt.mem.add(r.base, r.size, r.writable, r.name)
@@ -883,28 +915,24 @@ class BpfObject:
                       checked: bool) -> None:
         program = prog.program
         if verify:
-            try:
-                from . import verifier
-            except ImportError:
-                verifier = None
-            if verifier is not None:
-                prog.verifier_result = _call_verifier(verifier.verify, program, self, prog)
+            with self.platform.active():   # the verifier's lookups answer from our platform
+                try:
+                    prog.verifier_result = _verifier.verify(program)
+                except BpfVerifierError as exc:
+                    raise exc.with_context(self.path, prog.name)
         rt = self._new_runtime(prog)
         prog.runtime = rt
         if engine == "jit":
             try:
-                from . import jit
-                prog.jit = jit.compile(program, rt, checked=checked)
+                prog.jit = _jit.compile(program, rt, checked=checked)
                 prog.engine = "jit"
                 return
-            except ImportError:
+            except (JitError, NativeBuildError) as exc:
                 if strict:
                     raise
-            except Exception as exc:  # noqa: BLE001 - any JIT failure falls back to the interpreter
-                if strict:
-                    raise
+                log.warning("%s: program %r runs on the interpreter: the JIT failed: %s",
+                            self.path, prog.name, exc)
                 prog.jit_error = exc
-        from .interp import Interpreter
         interp = Interpreter(program, rt)
         prog.interp = interp
         prog.engine = "interp"
@@ -933,7 +961,7 @@ class BpfObject:
             from . import kernel_exec
             link = kernel_exec.attach_struct_ops(self, st)
         else:
-            link = _struct_ops.attach(self, st)
+            link = _struct_ops.attach(self, st, self.platform)
         st.link = link
         self._links.append(link)
         return link
@@ -956,6 +984,9 @@ class BpfObject:
             prog.jit = None
             prog.interp = None
             prog.engine = None
+        if self.__dict__.pop("_holds_maps", False):
+            for m in self.map_list:
+                m.release(self)
         for m in self.map_list:
             if id(m) in self._owned:
                 m.close()
@@ -971,25 +1002,12 @@ class BpfObject:
                 f"struct_ops={list(self._struct_ops)}>")
 
 
-def _call_verifier(verify: Callable, program: isa.Program, obj: BpfObject, prog: LoadedProgram):
-    """Call ``verify(program, ...)`` passing only the keyword arguments it accepts."""
-    try:
-        params = inspect.signature(verify).parameters
-    except (TypeError, ValueError):
-        params = {}
-    extra = {"btf": obj.btf, "obj": obj, "maps": obj.map_list}
-    kw = {k: v for k, v in extra.items() if k in params}
-    return verify(program, **kw)
-
-
 def _callback_caller(interp: Any) -> Callable[..., int]:
     """``runtime.call_function(fn, r1..r5)`` for helpers that take a callback (bpf_loop).
 
     ``fn`` must be one of this interpreter's ``lddw PSEUDO_FUNC`` values; anything else is
     refused instead of being called as a native pointer.
     """
-    from .memory import BpfRuntimeError
-
     def call(fn: int, *args: int) -> int:
         if interp.function_for_address(fn) is None:
             raise BpfRuntimeError(f"callback {fn:#x} is not a function of program {interp.program.name!r}")
@@ -1000,20 +1018,6 @@ def _callback_caller(interp: Any) -> Callable[..., int]:
         return result
 
     return call
-
-
-def _native_address(native: Any) -> int:
-    if native is None:
-        return 0
-    if isinstance(native, int):
-        return native
-    if isinstance(native, tuple) and len(native) == 2:
-        from .. import native as native_mod
-        try:
-            return native_mod.symbol_address(*native) or 0
-        except Exception:  # noqa: BLE001 - existence is what matters here
-            return 0
-    return 0
 
 
 def _kconfig_value(name: str) -> int | None:

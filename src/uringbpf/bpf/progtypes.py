@@ -4,9 +4,11 @@ The verifier needs to know, for each program, what r1 (and for our data-buffer
 programs r2) hold at entry, which context fields may be read or written, what a load
 from the context yields (a scalar, or a pointer such as the ``struct io_ring_ctx *``
 argument of a struct_ops member), the allowed return range and whether the program may
-sleep.  Designs describe their attach points with the ``register_*`` functions below
-(called at import time of the design module); :func:`prog_type_for` picks the type of a
-program from its section name and, for struct_ops, from the member it is bound to.
+sleep.  Designs describe their attach points to a :class:`~uringbpf.bpf.platform.Platform`
+(``add_section``, ``add_struct_ops_member``); the ``register_*`` functions below fill the
+base registries every platform falls back to (socket and syscall, and test types).
+:func:`resolve_prog_type` picks the type of a program from its section name and, for
+struct_ops, from the member it is bound to.
 
 Three context shapes exist:
 
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
+
+from . import helpers as _helpers
 
 SCALAR = "scalar"
 TRUSTED = "trusted"      # pointer to an opaque kernel object; may be passed to kfuncs, not read
@@ -118,6 +122,9 @@ class ProgType:
     buffer_min_size: int = 0             # for "buffer": bytes always present
     buffer_writable: bool = True
     groups: frozenset[str] = frozenset()  # extra names Proto.prog_types may list
+    # struct_ops members declared `void f(...)`: the kernel's check_return_code returns
+    # before looking at R0 for them (IORING_OP_BPF's fail_fn/cleanup_fn)
+    ret_void: bool = False
 
 
 # A run-time data buffer in r1, its length in r2 (see the module docstring).
@@ -175,8 +182,7 @@ register_section_type("socket", SOCKET_FILTER)
 register_section_type("syscall", SYSCALL)
 
 
-class ProgTypeError(ValueError):
-    """No program type is known for a program (its design did not register one)."""
+from ..errors import ProgTypeError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 def _section_matches(section: str, prefix: str) -> bool:
@@ -188,7 +194,7 @@ def _section_matches(section: str, prefix: str) -> bool:
     return False
 
 
-def _struct_ops_member(program) -> ProgType | None:
+def _struct_ops_member(program, members: dict) -> ProgType | None:
     attach = getattr(program, "attach", "") or ""
     section = getattr(program, "section", "") or ""
     candidates = []
@@ -198,46 +204,51 @@ def _struct_ops_member(program) -> ProgType | None:
         for sep in (".", ":", "/"):
             if sep in text:
                 t, m = text.rsplit(sep, 1)
-                if (t, m) in _STRUCT_OPS:
-                    return _STRUCT_OPS[(t, m)]
+                if (t, m) in members:
+                    return members[(t, m)]
         candidates.append(text)
     for text in candidates:
-        matches = [pt for (t, m), pt in _STRUCT_OPS.items() if m == text]
+        matches = [pt for (t, m), pt in members.items() if m == text]
         if len(matches) == 1:
             return matches[0]
     return None
 
 
-def prog_type_for(program) -> ProgType:
-    """The :class:`ProgType` of ``program`` (an ``isa.Program``), from attach, section or prog_type."""
-    try:  # design modules register their types at import
-        from . import helpers
-        helpers.load_all()
-    except Exception:  # pragma: no cover - a broken provider must not hide the real error
-        pass
-    for fn in _RESOLVERS:
+def resolve_prog_type(program, sections: list[tuple[str, ProgType]],
+                      members: dict[tuple[str, str], ProgType], by_name: dict[str, ProgType],
+                      resolvers: list[Callable]) -> ProgType:
+    """The :class:`ProgType` of ``program`` from these tables (resolvers, then struct_ops
+    member, section, prog_type name); raises :class:`ProgTypeError`.  Later ``sections``
+    rows win over earlier ones."""
+    for fn in resolvers:
         pt = fn(program)
         if pt is not None:
             return pt
     section = getattr(program, "section", "") or ""
     if section.startswith("struct_ops"):
-        pt = _struct_ops_member(program)
+        pt = _struct_ops_member(program, members)
         if pt is None:
             raise ProgTypeError(
                 f"program {program.name!r}: no struct_ops member registered for "
                 f"attach={getattr(program, 'attach', '')!r} section={section!r} "
-                "(the design must call progtypes.register_struct_ops_member)")
+                "(its design must add it with Platform.add_struct_ops_member)")
         return pt
-    for prefix, pt in reversed(_SECTION_TYPES):
+    for prefix, pt in reversed(sections):
         if _section_matches(section, prefix):
             return pt
     if not section:  # raw bytecode (uringbpf run, tests): the data-buffer convention
-        by_name = _BY_NAME.get(getattr(program, "prog_type", "") or "")
-        return by_name or SOCKET_FILTER
+        return by_name.get(getattr(program, "prog_type", "") or "") or SOCKET_FILTER
     name = getattr(program, "prog_type", "") or ""
-    if name != SOCKET_FILTER.name and name in _BY_NAME:  # an explicit, registered type
-        return _BY_NAME[name]
+    if name != SOCKET_FILTER.name and name in by_name:  # an explicit, registered type
+        return by_name[name]
     raise ProgTypeError(f"program {program.name!r}: unknown section {section!r}")
+
+
+def prog_type_for(program) -> ProgType:
+    """The :class:`ProgType` of ``program`` on :func:`~uringbpf.bpf.helpers.current_platform`
+    (the active one, else the default).  Code that holds a
+    :class:`~uringbpf.bpf.platform.Platform` calls its ``prog_type_for`` instead."""
+    return _helpers.current_platform().prog_type_for(program)
 
 
 def is_sleepable(program, ptype: ProgType) -> bool:

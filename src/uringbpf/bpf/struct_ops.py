@@ -7,8 +7,10 @@ its bytes, BTF layout and member -> program bindings; fields are settable before
 ``load()`` (``obj.struct_ops.ops.ring_fd = fd``) and a function-pointer field holds a
 :class:`~uringbpf.bpf.object.LoadedProgram` after it.
 
-Designs register an attach function per ops type name with :func:`register`;
-``obj.attach_struct_ops(name)`` looks it up by the map's BTF type name.
+Designs add an attach function per ops type name to a platform
+(``Platform.add_struct_ops_type``); ``obj.attach_struct_ops(name)`` asks the object's
+platform for the map's BTF type name. :func:`register` fills the base registry every
+platform falls back to (used by tests).
 """
 
 from __future__ import annotations
@@ -37,17 +39,18 @@ def unregister(type_name: str) -> None:
 
 
 def get_attach(type_name: str) -> AttachFn | None:
-    if type_name not in _REGISTRY:
-        from . import helpers  # designs register at import
-        helpers.load_all()
+    """The attach function of ``type_name`` in the base registry (tests' types)."""
     return _REGISTRY.get(type_name)
 
 
-def attach(obj: Any, st_map: "StructOpsMap") -> Any:
-    fn = get_attach(st_map.type_name)
+def attach(obj: Any, st_map: "StructOpsMap", platform: Any) -> Any:
+    """Attach ``st_map`` with the function ``platform`` has for its BTF type."""
+    fn = platform.struct_ops_attach(st_map.type_name)
     if fn is None:
-        raise BpfLoadError(f"struct_ops {st_map.name!r}: no design registered struct_ops type "
-                           f"{st_map.type_name!r} (known: {', '.join(sorted(_REGISTRY)) or 'none'})")
+        known = sorted(set(_REGISTRY) | set(platform.struct_ops_types))
+        raise BpfLoadError(f"struct_ops {st_map.name!r}: no design of platform "
+                           f"{platform.name!r} provides struct_ops type {st_map.type_name!r} "
+                           f"(known: {', '.join(known) or 'none'})")
     return fn(obj, st_map)
 
 

@@ -36,10 +36,10 @@ CFLAGS = ["-O2", "-g", "-fPIC", "-shared", "-std=gnu11", "-Wall", "-Wno-unused-f
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
 _configured: set[tuple[str, Callable[[ctypes.CDLL], None]]] = set()
+_on_load: dict[str, list[Callable[[ctypes.CDLL], None]]] = {}
 
 
-class NativeBuildError(RuntimeError):
-    """A native module could not be compiled (the compiler's output is in the message)."""
+from ..errors import NativeBuildError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 def cache_dir() -> Path:
@@ -122,10 +122,26 @@ def load(name: str | Path, extra_flags: list[str] | None = None,
         if lib is None:
             lib = ctypes.CDLL(str(build(name, extra_flags)), mode=ctypes.RTLD_GLOBAL)
             _loaded[key] = lib
-        if configure is not None and (key, configure) not in _configured:
+        for fn in _on_load.get(key, []) + ([configure] if configure is not None else []):
+            if (key, fn) not in _configured:
+                fn(lib)
+                _configured.add((key, fn))
+        return lib
+
+
+def add_configure(name: str | Path, configure: Callable[[ctypes.CDLL], None]) -> None:
+    """Run ``configure(lib)`` once on the library ``name`` names before any caller gets it,
+    however it is first loaded (also by :func:`symbol_address` from JIT code). A design uses
+    this when its C must be set up (prototypes, Python callbacks) before C code runs."""
+    key = str(source_path(name))
+    with _lock:
+        fns = _on_load.setdefault(key, [])
+        if configure not in fns:
+            fns.append(configure)
+        lib = _loaded.get(key)
+        if lib is not None and (key, configure) not in _configured:
             configure(lib)
             _configured.add((key, configure))
-        return lib
 
 
 def set_register_prototypes(lib: ctypes.CDLL, symbols) -> None:

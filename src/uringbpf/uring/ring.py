@@ -50,16 +50,7 @@ _MAX_CQ_ENTRIES = 2 * 32768 * 2
 _graveyard: list = []
 
 
-class RingClosedError(ValueError):
-    """An operation on a ring after :meth:`Ring.close` (like I/O on a closed file)."""
-
-
-class SubmissionQueueFull(RuntimeError):
-    """``get_sqe`` found no free SQE: call ``submit()`` first.
-
-    We raise rather than auto-submitting because submitting in the middle of a link chain
-    would silently cut the chain in two (chains never cross a submit).
-    """
+from ..errors import RingClosedError, SubmissionQueueFull  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 def _fileno(fd: Any) -> int:

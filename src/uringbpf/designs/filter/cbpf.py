@@ -41,13 +41,7 @@ _U32 = 0xFFFFFFFF
 _INSN = struct.Struct("<HBBI")
 
 
-class CbpfError(ValueError):
-    """A classic program the kernel would refuse; ``errno`` is what it would return."""
-
-    def __init__(self, message: str, err: int = errno.EINVAL, pc: int | None = None):
-        self.errno = err
-        self.pc = pc
-        super().__init__(message if pc is None else f"insn {pc}: {message}")
+from ...errors import CbpfError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,27 @@ Everything runs on the real kernel io_uring; nothing here is a simulator.
 
 from __future__ import annotations
 
-from . import kfuncs as _kfuncs  # noqa: F401  (registers bpf_kbuf_read / bpf_kbuf_write)
+from ...bpf.platform import Design, Platform
+from . import kfuncs as _kfuncs
 from .nativelib import crc32c, crc32c_bytes, native_lib
 from .ring import Completion, KbufRing
 from .source import BlockRequest, RequestSource
 from .table import (KbufNode, KbufTable, attach_table, import_vec, kbuf_table, table_by_fd)
 from .uapi import *  # noqa: F401,F403  (the ublk UAPI names and SQE helpers)
 from .uapi import __all__ as _uapi_all
+
+
+
+class KbufDesign(Design):
+    """Registered kernel buffers: the ``bpf_kbuf_read`` / ``bpf_kbuf_write`` kfuncs."""
+
+    name = "kbuf"
+
+    def contribute(self, platform: Platform) -> None:
+        _kfuncs.add_kfuncs(platform)
+
+
+DESIGN = KbufDesign()
 
 __all__ = ["BlockRequest", "Completion", "KbufNode", "KbufRing", "KbufTable", "RequestSource",
            "attach_table", "crc32c", "crc32c_bytes", "import_vec", "kbuf_table",

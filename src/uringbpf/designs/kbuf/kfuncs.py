@@ -5,6 +5,9 @@ from __future__ import annotations
 import ctypes
 import errno
 
+from ...bpf.helpers import Arg
+from ...bpf.memory import BpfMemoryError
+from ...bpf.platform import Platform
 from .table import _by_fd
 from .uapi import KBUF_DIR_DEST, KBUF_DIR_SOURCE
 
@@ -18,7 +21,6 @@ def _kbuf_copy_kfunc(rt, ring_fd: int, index: int, offset: int, mem: int, length
     the interpreter's stack and the object's maps); the buffer side is checked against the
     table (range and direction, -EFAULT), like a KFIXED descriptor of IORING_OP_BPF.
     """
-    from ...bpf.memory import BpfMemoryError
     table = _by_fd.get(int(ring_fd) & 0xFFFFFFFF)
     if table is None:
         return -errno.EBADF
@@ -43,23 +45,19 @@ def _kbuf_copy_kfunc(rt, ring_fd: int, index: int, offset: int, mem: int, length
     return 0
 
 
-def _register_kfuncs() -> None:
-    from ...bpf import helpers as H
-    if "bpf_kbuf_read" in H.KFUNCS:
-        return
-    A = H.Arg
+def add_kfuncs(platform: Platform) -> None:
+    """Add ``bpf_kbuf_read`` / ``bpf_kbuf_write`` to ``platform``."""
+    A = Arg
 
-    @H.kfunc("bpf_kbuf_read", (A.SCALAR, A.SCALAR, A.SCALAR, A.UNINIT_MEM, A.CONST_SIZE))
+    @platform.kfunc("bpf_kbuf_read", (A.SCALAR, A.SCALAR, A.SCALAR, A.UNINIT_MEM, A.CONST_SIZE))
     def bpf_kbuf_read(rt, ring_fd, index, offset, dst, length):
         """int bpf_kbuf_read(u32 ring_fd, u32 buf_index, u64 offset, void *dst, u32 len):
         copy from a registered buffer (must be a source: a WRITE request's pages)."""
         return _kbuf_copy_kfunc(rt, ring_fd, index, offset, dst, length, False)
 
-    @H.kfunc("bpf_kbuf_write", (A.SCALAR, A.SCALAR, A.SCALAR, A.MEM, A.CONST_SIZE))
+    @platform.kfunc("bpf_kbuf_write", (A.SCALAR, A.SCALAR, A.SCALAR, A.MEM, A.CONST_SIZE))
     def bpf_kbuf_write(rt, ring_fd, index, offset, src, length):
         """int bpf_kbuf_write(u32 ring_fd, u32 buf_index, u64 offset, const void *src, u32 len):
         copy into a registered buffer (must be a destination: a READ request's pages)."""
         return _kbuf_copy_kfunc(rt, ring_fd, index, offset, src, length, True)
 
-
-_register_kfuncs()

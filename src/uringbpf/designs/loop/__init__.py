@@ -37,8 +37,9 @@ from ... import native
 
 #: The C loop driver (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("loop.c")
-from ...bpf import helpers
+from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg, Ret
+from ...bpf.platform import Design, Platform
 from ...bpf.memory import guard_object
 from ...uring import syscalls, uapi
 
@@ -286,8 +287,7 @@ _ctx_by_addr: dict[int, "LoopAttachment"] = {}
 _attach_lock = threading.Lock()
 
 
-class LoopError(RuntimeError):
-    """The program failed inside the loop (the interpreter's exception is the cause)."""
+from ...errors import LoopError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 def _python_signals() -> list[int]:
@@ -900,20 +900,18 @@ def register_demo(add_section) -> None:
 LOOP_STEP_PROG_TYPE = f"struct_ops:{STRUCT_OPS_TYPE}.loop_step"
 
 
-def _register_kfuncs() -> None:
+def _add_kfuncs(platform: Platform) -> None:
     allowed = frozenset({LOOP_STEP_PROG_TYPE})
-    if KFUNC_SUBMIT_SQES not in helpers.KFUNCS:
-        helpers.kfunc(KFUNC_SUBMIT_SQES, (Arg.TRUSTED_PTR, Arg.SCALAR), sleepable_only=True,
-                      prog_types=allowed)(_kf_submit_sqes)
-        helpers.KFUNCS[KFUNC_SUBMIT_SQES].native = (NATIVE_SOURCE, "uringbpf_kf_submit_sqes")
-    if KFUNC_GET_REGION not in helpers.KFUNCS:
-        helpers.kfunc(KFUNC_GET_REGION, (Arg.TRUSTED_PTR, Arg.SCALAR, Arg.SCALAR),
-                      Ret.MEM_OR_NULL, ret_size_arg=2, prog_types=allowed,
-                      kfunc_flags=frozenset({"RET_NULL"}))(_kf_get_region)
-        helpers.KFUNCS[KFUNC_GET_REGION].native = (NATIVE_SOURCE, "uringbpf_kf_get_region")
+    platform.kfunc(KFUNC_SUBMIT_SQES, (Arg.TRUSTED_PTR, Arg.SCALAR), sleepable_only=True,
+                   prog_types=allowed)(_kf_submit_sqes)
+    platform.kfuncs[KFUNC_SUBMIT_SQES].native = (NATIVE_SOURCE, "uringbpf_kf_submit_sqes")
+    platform.kfunc(KFUNC_GET_REGION, (Arg.TRUSTED_PTR, Arg.SCALAR, Arg.SCALAR),
+                   Ret.MEM_OR_NULL, ret_size_arg=2, prog_types=allowed,
+                   kfunc_flags=frozenset({"RET_NULL"}))(_kf_get_region)
+    platform.kfuncs[KFUNC_GET_REGION].native = (NATIVE_SOURCE, "uringbpf_kf_get_region")
 
 
-def _register_prog_type() -> None:
+def _add_prog_type(platform: Platform) -> None:
     """loop_step(struct io_ring_ctx *ctx, struct iou_loop_params *lp): the verifier's view.
 
     ``ctx`` is a trusted opaque pointer (only passed to the kfuncs); ``lp`` points to a
@@ -922,10 +920,9 @@ def _register_prog_type() -> None:
     io_uring/loop.c does (-EINVAL for anything else), not by the verifier: the kernel's
     verifier puts no range on an ``int``-returning struct_ops member.
     """
-    from ...bpf import progtypes as pt
     params = pt.Layout("iou_loop_params", 4,
                        (pt.Field("cq_wait_idx", 0, 4, read=True, write=True),))
-    pt.register_struct_ops_member(
+    platform.add_struct_ops_member(
         STRUCT_OPS_TYPE, "loop_step",
         [pt.ValueKind.trusted("io_ring_ctx"), pt.ValueKind.struct(params)],
         ret_range=None, name=LOOP_STEP_PROG_TYPE)
@@ -942,12 +939,16 @@ def _attach_struct_ops(obj, st_map) -> LoopAttachment:
     return attach_loop(ring, step)
 
 
-def _register_struct_ops() -> None:
-    from ...bpf import struct_ops
-    struct_ops.register(STRUCT_OPS_TYPE, _attach_struct_ops)
+class LoopDesign(Design):
+    """Linux 7.1 ``loop_step`` struct_ops: its two kfuncs, the ``loop_step`` program type
+    and the ``io_uring_bpf_ops`` attach function."""
+
+    name = "loop"
+
+    def contribute(self, platform: Platform) -> None:
+        _add_kfuncs(platform)
+        _add_prog_type(platform)
+        platform.add_struct_ops_type(STRUCT_OPS_TYPE, _attach_struct_ops)
 
 
-_register_kfuncs()
-_register_prog_type()
-_register_struct_ops()
-helpers.add_provider(__name__)
+DESIGN = LoopDesign()

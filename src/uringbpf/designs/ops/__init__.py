@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...bpf import base_helpers as _base  # noqa: F401  (base helpers register first)
 from ... import native
 
 #: The C of the ops design (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("ops.c")
-from ...bpf import helpers
+from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg, Ret
+from ...bpf.platform import Design, Platform
 from ...bpf.memory import BpfRuntimeError, Buffer
 from ...uring import syscalls
 from ...uring import uapi as u
@@ -1014,13 +1014,11 @@ def kf_memcpy(rt, r1, r2, r3, r4, r5) -> int:
 BPF_FUNC_dynptr_read, BPF_FUNC_dynptr_write, BPF_FUNC_dynptr_data = 201, 202, 203
 
 
-def _register_kfuncs() -> None:
-    K, H = helpers.KFUNCS, helpers.HELPERS
+def _add_kfuncs(platform: Platform) -> None:
     ours = PROG_TYPES
 
     def kf(name, args, ret=Ret.INTEGER, fn=None, **kw):
-        if name not in K:
-            helpers.kfunc(name, args, ret, **kw)(fn)
+        platform.kfunc(name, args, ret, **kw)(fn)
 
     kf("uring_bpf_set_result", (Arg.ANYTHING, Arg.SCALAR), Ret.VOID, kf_set_result,
        prog_types=ours)
@@ -1045,43 +1043,31 @@ def _register_kfuncs() -> None:
        kfunc_flags=frozenset({"DYNPTR:0"}))
     kf("bpf_dynptr_size", (Arg.STACK_PTR,), Ret.INTEGER, kf_dynptr_size,
        kfunc_flags=frozenset({"DYNPTR:0"}))
-    if BPF_FUNC_dynptr_read not in H:
-        helpers.helper(BPF_FUNC_dynptr_read, "bpf_dynptr_read",
-                       (Arg.UNINIT_MEM, Arg.CONST_SIZE_OR_ZERO, Arg.STACK_PTR, Arg.SCALAR,
-                        Arg.SCALAR), kfunc_flags=frozenset({"DYNPTR:2"}))(h_dynptr_read)
-    if BPF_FUNC_dynptr_write not in H:
-        helpers.helper(BPF_FUNC_dynptr_write, "bpf_dynptr_write",
-                       (Arg.STACK_PTR, Arg.SCALAR, Arg.MEM, Arg.CONST_SIZE_OR_ZERO, Arg.SCALAR),
-                       kfunc_flags=frozenset({"DYNPTR:0"}))(h_dynptr_write)
-    if BPF_FUNC_dynptr_data not in H:
-        helpers.helper(BPF_FUNC_dynptr_data, "bpf_dynptr_data",
-                       (Arg.STACK_PTR, Arg.SCALAR, Arg.SCALAR), Ret.MEM_OR_NULL, ret_size_arg=2,
-                       kfunc_flags=frozenset({"DYNPTR:0"}))(h_dynptr_data)
+    platform.helper(BPF_FUNC_dynptr_read, "bpf_dynptr_read",
+                    (Arg.UNINIT_MEM, Arg.CONST_SIZE_OR_ZERO, Arg.STACK_PTR, Arg.SCALAR,
+                     Arg.SCALAR), kfunc_flags=frozenset({"DYNPTR:2"}))(h_dynptr_read)
+    platform.helper(BPF_FUNC_dynptr_write, "bpf_dynptr_write",
+                    (Arg.STACK_PTR, Arg.SCALAR, Arg.MEM, Arg.CONST_SIZE_OR_ZERO, Arg.SCALAR),
+                    kfunc_flags=frozenset({"DYNPTR:0"}))(h_dynptr_write)
+    platform.helper(BPF_FUNC_dynptr_data, "bpf_dynptr_data",
+                    (Arg.STACK_PTR, Arg.SCALAR, Arg.SCALAR), Ret.MEM_OR_NULL, ret_size_arg=2,
+                    kfunc_flags=frozenset({"DYNPTR:0"}))(h_dynptr_data)
 
 
-def _bind_native() -> None:
-    """The C twins of our kfuncs (and of the dynptr accessors we registered): JIT code calls
-    them directly.  The interpreter's entries call the same C (one implementation), so
-    designs/ops/ops.c must build; without a C compiler the ops design cannot run."""
-    try:
-        _lib()
-    except Exception:  # noqa: BLE001 - no C compiler: fails later, at the first request
-        return
+def _bind_native(platform: Platform) -> None:
+    """The C twins of our kfuncs and dynptr accessors: JIT code calls them directly.  The
+    interpreter's entries call the same C (one implementation), so designs/ops/ops.c must
+    build (on first use, not here); without a C compiler the ops design cannot run."""
     for name, sym in _OP_NATIVE.items():
-        h = helpers.KFUNCS.get(name)
-        if h is not None and h.impl in _OUR_IMPLS and h.native is None:
-            h.native = (NATIVE_SOURCE, sym)
+        platform.kfuncs[name].native = (NATIVE_SOURCE, sym)
+    by_name = {h.name: h for h in platform.helpers.values()}
     for name, sym in _NATIVE.items():
-        h = helpers.KFUNCS.get(name) or next((x for x in helpers.HELPERS.values()
-                                               if x.name == name), None)
-        if h is not None and h.impl in _OUR_IMPLS and h.native is None:
-            h.native = (NATIVE_SOURCE, sym)
+        (platform.kfuncs.get(name) or by_name[name]).native = (NATIVE_SOURCE, sym)
 
 
-def _register_prog_types() -> None:
+def _add_prog_types(platform: Platform) -> None:
     """The four members: r1 -> [data, sqe] (prep) or [data]; only ``pdu`` is writable,
     the SQE is read-only; callbacks are never sleepable (check_member in the series)."""
-    from ...bpf import progtypes as pt
     data = pt.Layout("uring_bpf_data", DATA_SIZE, (
         pt.Field("req_data", 0, 8), pt.Field("ops", 8, 8), pt.Field("opf", 16, 4),
         pt.Field("issue_flags", 20, 4), pt.Field("lock_depth", 24, 4),
@@ -1091,12 +1077,9 @@ def _register_prog_types() -> None:
         args = [pt.ValueKind.struct(data)]
         if m == "prep_fn":
             args.append(pt.ValueKind.struct(sqe))
-        pt.register_struct_ops_member(STRUCT_OPS_TYPE, m, args, ret_range=None, sleepable=False)
-
-
-def _register_struct_ops() -> None:
-    from ...bpf import struct_ops
-    struct_ops.register(STRUCT_OPS_TYPE, _attach_struct_ops)
+        platform.add_struct_ops_member(STRUCT_OPS_TYPE, m, args, ret_range=None,
+                                       sleepable=False,
+                                       ret_void=m in ("fail_fn", "cleanup_fn"))
 
 
 # --- examples -------------------------------------------------------------------------
@@ -1127,11 +1110,17 @@ def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True,
     return obj, links
 
 
-_OUR_IMPLS = (h_dynptr_read, h_dynptr_write, h_dynptr_data, kf_dynptr_slice,
-              kf_dynptr_slice_rdwr, kf_dynptr_size, kf_set_result, kf_memcpy, kf_iter_new,
-              kf_iter_next, kf_iter_destroy, kf_buf_dynptr, kf_buf_dynptr_rdwr)
-_register_kfuncs()
-_bind_native()
-_register_prog_types()
-_register_struct_ops()
-helpers.add_provider(__name__)
+class OpsDesign(Design):
+    """IORING_OP_BPF (Ming Lei v3): its kfuncs and dynptr helpers (C twins in ops.c), the
+    four ``uring_bpf_ops`` members' program types and the struct_ops attach function."""
+
+    name = "ops"
+
+    def contribute(self, platform: Platform) -> None:
+        _add_kfuncs(platform)
+        _bind_native(platform)
+        _add_prog_types(platform)
+        platform.add_struct_ops_type(STRUCT_OPS_TYPE, _attach_struct_ops)
+
+
+DESIGN = OpsDesign()

@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ...bpf import helpers as _helpers
+from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg
+from ...bpf.platform import Design, Platform
 from ...bpf.memory import Buffer, guard_check, guard_check_sqe
 from ...uring import uapi as u
 
@@ -974,7 +976,7 @@ class _interpret:
     def __init__(self, program) -> None:
         from ...bpf import interp
         self.program = program
-        self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program))
+        self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program), platform=DESIGN.platform())
         self._interp = interp.Interpreter(program, self.runtime)
 
     def __call__(self, ctx: int) -> int:
@@ -987,7 +989,7 @@ class _jit:
     def __init__(self, program) -> None:
         from ...bpf import jit
         self.program = program
-        self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program))
+        self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program), platform=DESIGN.platform())
         self._fn = jit.compile(program, self.runtime, checked=True)
 
     def __call__(self, ctx: int) -> int:
@@ -1021,11 +1023,8 @@ def copy_to_user(uptr: int, src: int, size: int) -> int:
     return 0 if done == size else -errno.EFAULT
 
 
-def _register_helpers() -> None:
-    if BPF_FUNC_iouring_queue_sqe in _helpers.HELPERS:
-        return
-
-    @_helpers.helper(BPF_FUNC_iouring_queue_sqe, "iouring_queue_sqe",
+def _add_helpers(platform: Platform) -> None:
+    @platform.helper(BPF_FUNC_iouring_queue_sqe, "iouring_queue_sqe",
                      (Arg.CTX, Arg.MEM, Arg.CONST_SIZE), sleepable_only=True)
     def iouring_queue_sqe(rt, ctx, sqe, size, _r4=0, _r5=0):
         if _native_ctx(ctx):
@@ -1035,7 +1034,7 @@ def _register_helpers() -> None:
             return -errno.EINVAL
         return req.engine.queue_sqe(ctypes.string_at(sqe, sizeof(u.Sqe)))
 
-    @_helpers.helper(BPF_FUNC_iouring_emit_cqe, "iouring_emit_cqe",
+    @platform.helper(BPF_FUNC_iouring_emit_cqe, "iouring_emit_cqe",
                      (Arg.CTX, Arg.SCALAR, Arg.SCALAR, Arg.SCALAR, Arg.SCALAR))
     def iouring_emit_cqe(rt, ctx, cq_idx, user_data, res, flags):
         if _native_ctx(ctx):
@@ -1045,7 +1044,7 @@ def _register_helpers() -> None:
             return -errno.EINVAL
         return req.engine.emit_cqe(cq_idx & 0xFFFFFFFF, user_data, _s32(res), flags & 0xFFFFFFFF)
 
-    @_helpers.helper(BPF_FUNC_iouring_reap_cqe, "iouring_reap_cqe",
+    @platform.helper(BPF_FUNC_iouring_reap_cqe, "iouring_reap_cqe",
                      (Arg.CTX, Arg.SCALAR, Arg.UNINIT_MEM, Arg.CONST_SIZE))
     def iouring_reap_cqe(rt, ctx, cq_idx, out, size, _r5=0):
         if _native_ctx(ctx):
@@ -1062,36 +1061,14 @@ def _register_helpers() -> None:
             ctypes.memset(out, 0, size)
         return ret
 
-    @_helpers.helper(BPF_FUNC_copy_to_user, "bpf_copy_to_user",
+    @platform.helper(BPF_FUNC_copy_to_user, "bpf_copy_to_user",
                      (Arg.ANYTHING, Arg.MEM, Arg.CONST_SIZE_OR_ZERO), sleepable_only=True)
     def bpf_copy_to_user(rt, uptr, src, size, _r4=0, _r5=0):
         return copy_to_user(uptr, src, size & 0xFFFFFFFF)
 
 
-try:                                   # the base helpers own their ids (148 among them)
-    import importlib
-    importlib.import_module("uringbpf.bpf.base_helpers")
-except ModuleNotFoundError as _exc:
-    if _exc.name != "uringbpf.bpf.base_helpers":
-        raise
-_register_helpers()
-
-
 def _native(name: str):
-    from . import native_engine as requests_native
-    return requests_native.native_helper(name)
-
-
-def _install_native_twins() -> None:
-    """Bind helpers 164-167 to designs/requests/requests.c so JIT code calls C directly."""
-    try:
-        from . import native_engine as requests_native
-        requests_native.install_native_twins(_helpers.HELPERS)
-    except Exception:          # no C compiler: the JIT calls the Python implementations
-        pass
-
-
-_install_native_twins()
+    return native_engine.native_helper(name)
 
 
 def make_engine(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, *,
@@ -1105,20 +1082,15 @@ def make_engine(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, *,
         native = False         # the thread-pool backend has no io_uring fd to enter
     if native:
         try:
-            from .native_engine import NativeRequestsEngine
-            return NativeRequestsEngine(ring, nr_cq, cq_sizes, **options)
-        except (ImportError, OSError, RuntimeError) as exc:
+            return native_engine.NativeRequestsEngine(ring, nr_cq, cq_sizes, **options)
+        except (OSError, RuntimeError) as exc:
             if native is True or isinstance(exc, OSError) and exc.errno == errno.EINVAL:
                 raise
     return RequestsEngine(ring, nr_cq, cq_sizes, **options)
 
 
-def _register_prog_type() -> None:
+def _add_prog_type(platform: Platform) -> None:
     """SEC("iouring/") and SEC("iouring.s/"): r1 -> io_uring_bpf_ctx, must return 0."""
-    try:
-        from ...bpf import progtypes as pt
-    except ModuleNotFoundError:        # the verifier's module is not there yet
-        return
     layout = pt.Layout("io_uring_bpf_ctx", CTX_SIZE, (
         # io_bpf_is_valid_access (RFC v2) checks only offset and size, not the access
         # type: a program may write user_data too (the next run's context is fresh)
@@ -1128,11 +1100,22 @@ def _register_prog_type() -> None:
         # clang merges `ctx->wait_idx = a; ctx->wait_nr = b;` into one 8-byte store
         pt.Field("wait", 8, 8, read=True, write=True),
     ))
-    pt.register_section_type("iouring", pt.ProgType(PROG_TYPE, ctx="struct", layout=layout,
-                                                     ret_range=(0, 0), sleepable=None))
+    platform.add_section("iouring", pt.ProgType(PROG_TYPE, ctx="struct", layout=layout,
+                                                ret_range=(0, 0), sleepable=None))
 
 
-_register_prog_type()
+class RequestsDesign(Design):
+    """2021 RFC BPF requests: helpers 164-167 (C twins in requests.c) and SEC("iouring")."""
+
+    name = "requests"
+
+    def contribute(self, platform: Platform) -> None:
+        _add_helpers(platform)
+        native_engine.install_native_twins(platform.helpers)
+        _add_prog_type(platform)
+
+
+DESIGN = RequestsDesign()
 
 
 # --- user-facing API ------------------------------------------------------------------------
@@ -1358,3 +1341,7 @@ def __getattr__(name: str):
             _RING = _ring_class()
         return _RING
     raise AttributeError(name)
+
+
+# the native engine subclasses RequestsEngine (defined above)
+from . import native_engine  # noqa: E402

@@ -342,16 +342,22 @@ def native_helper(name: str):
 
 
 def install_native_twins(helpers_table: dict) -> None:
-    """Bind helpers 164-167 to their C twins and give C the Python fallbacks."""
-    L = lib()
+    """Bind helpers 164-167 to their C twins; when the C is first loaded (by the JIT or
+    by an engine), it gets the Python fallbacks. Compiles nothing now."""
     for hid, sym in ((R.BPF_FUNC_iouring_queue_sqe, "rq_h_queue_sqe"),
                      (R.BPF_FUNC_iouring_emit_cqe, "rq_h_emit_cqe"),
                      (R.BPF_FUNC_iouring_reap_cqe, "rq_h_reap_cqe"),
                      (R.BPF_FUNC_copy_to_user, "rq_h_copy_to_user")):
         helpers_table[hid].native = (NATIVE_SOURCE, sym)
+    impls = {hid: helpers_table[hid].impl for hid in (
+        R.BPF_FUNC_iouring_queue_sqe, R.BPF_FUNC_iouring_emit_cqe, R.BPF_FUNC_iouring_reap_cqe)}
+    native.add_configure(NATIVE_SOURCE, lambda L: _set_fallbacks(L, impls))
+
+
+def _set_fallbacks(L, impls: dict) -> None:
     for which, hid in enumerate((R.BPF_FUNC_iouring_queue_sqe, R.BPF_FUNC_iouring_emit_cqe,
                                  R.BPF_FUNC_iouring_reap_cqe)):
-        impl = helpers_table[hid].impl
+        impl = impls[hid]
 
         def fallback(a1, a2, a3, a4, a5, _impl=impl):
             try:
