@@ -142,3 +142,46 @@ def test_null_read_refused_by_verifier_and_raises_in_app():
 
     with pytest.raises(LangMemoryError):
         prog2.run_in_app(b"x")
+
+
+BAD_BODIES = [
+    ("return 1.5", "a float constant is not supported"),
+    ("x = n / 2\n    return 0", "/ is not integer division"),
+    ("return undefined_name", "name 'undefined_name' is not defined"),
+    ("return s32(-7) // 2", "// and % on signed s32"),
+    ("with open('x'):\n        pass\n    return 0", "with is not supported"),
+    ("return len(data)", "len cannot be called from a program"),
+    ("x = u32(1) if n else 0\n    return 0", "one branch is a plain int"),
+    ("return data * 2", "* on ptr[u8] and int: pointer arithmetic"),
+    ("for i in [1, 2]:\n        pass\n    return 0", "range(...) or bpf_range(...) only"),
+    ("st.ro = 1\n    return 0", "ro is in .rodata"),
+]
+
+
+@pytest.mark.parametrize("body,message", BAD_BODIES)
+def test_refusals_name_the_line(tmp_path, body, message):
+    src = tmp_path / "prog_bad.py"
+    src.write_text(
+        "from uringbpf.lang import Module, s32, u32, u64\n"
+        "bpf = Module('bad')\n"
+        "@bpf.rodata\n"
+        "class st:\n"
+        "    ro: u32 = 1\n"
+        "@bpf.socket_filter\n"
+        "def prog(data, n) -> u64:\n"
+        f"    {body}\n")
+    import importlib.util
+    import sys
+    name = f"prog_bad_{abs(hash(body))}"
+    spec = importlib.util.spec_from_file_location(name, src)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod          # inspect finds class sources through sys.modules
+    try:
+        spec.loader.exec_module(mod)
+        with pytest.raises(LangCompileError) as ei:
+            mod.bpf.compile()
+    finally:
+        del sys.modules[name]
+    assert message in str(ei.value)
+    assert ei.value.filename == str(src)
+    assert ei.value.line >= 8

@@ -1062,7 +1062,8 @@ class FuncGen:
                 if isinstance(op, ast.Sub):
                     i64 = self.emit(f"sub i64 0, {i64}")
                 return Val(a.ty, self.emit(f"getelementptr [{size} x i8], ptr {a.ref}, i64 {i64}"))
-            raise self.err(e, f"{_opname(op)} on {_tname(a.ty)} and {_tname(b.ty)}")
+            raise self.err(e, f"{_opname(op)} on {_vname(a)} and {_vname(b)}: pointer arithmetic "
+                              "is pointer + or - an integer only")
         for v in (a, b):
             if not v.is_const and not _is_int(v.ty):
                 raise self.err(e, f"arithmetic ({_opname(op)}) on a {_tname(v.ty)}")
@@ -1436,6 +1437,10 @@ def _is_bpf_range(obj: Any) -> bool:
 def _is_ctypes_struct(t: Any) -> bool:
     import ctypes
     return isinstance(t, type) and issubclass(t, (ctypes.Structure, ctypes.Union))
+
+
+def _vname(v: Val) -> str:
+    return "int" if v.is_const else _tname(v.ty)
 
 
 def _same_type(a: Any, b: Any) -> bool:
