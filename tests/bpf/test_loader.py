@@ -601,3 +601,71 @@ def test_docs_example_runs(tmp_path, capsys):
     assert out[0] == "10" and out[1] == "6"
     assert out[2] == repr([(5).to_bytes(8, "little"), (10).to_bytes(8, "little")])
     assert out[3] == "['total=5', 'total=10']"
+
+
+# --- issue #13 items 9 and 12: maps outlive nothing they are used by; nothing runs unverified
+
+def test_closing_a_map_a_loaded_program_uses_raises():
+    """A loaded program holds its maps (the kernel's reference): closing one raises EBUSY
+    instead of freeing memory the program still writes into."""
+    import errno
+
+    from uringbpf.errors import MapError
+    obj = opened("globals")
+    m = obj.maps["counts"]
+    obj.load(engine="interp")
+    with pytest.raises(MapError) as info:
+        m.close()
+    assert info.value.errno == errno.EBUSY and not m.closed
+    obj.close()                       # releases the hold, then closes the maps it owns
+    assert m.closed
+
+
+def test_unloaded_object_maps_close_freely():
+    obj = opened("globals")
+    obj.maps["counts"].close()       # nothing loaded holds it
+    assert obj.maps["counts"].closed
+    obj.close()
+
+
+def test_a_broken_verifier_import_fails_loudly():
+    """Verification used to be skipped when importing the verifier failed (#13 item 12)."""
+    code = ("import sys; sys.modules['uringbpf.bpf.verifier'] = None\n"
+            "try:\n    import uringbpf.bpf.object\nexcept ImportError:\n    print('raised')\n"
+            "else:\n    print('imported')\n")
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "raised"
+
+
+def test_jit_failure_raises_unless_fallback_is_asked_for(monkeypatch, caplog):
+    """No silent JIT -> interpreter fallback (#13 item 12): it raises; strict_engine=False
+    falls back and says so on the uringbpf logger."""
+    from uringbpf.bpf import object as object_mod
+    from uringbpf.errors import JitError
+
+    def broken(program, runtime, checked=False):
+        raise JitError("cannot compile this", 0)
+
+    monkeypatch.setattr(object_mod._jit, "compile", broken)
+    obj = opened("globals")
+    with pytest.raises(JitError, match="cannot compile this"):
+        obj.load(engine="jit")
+    obj.close()
+    obj = opened("globals")
+    with caplog.at_level("WARNING", logger="uringbpf"):
+        obj.load(engine="jit", strict_engine=False)
+    assert obj.programs["compute"].engine == "interp"
+    assert isinstance(obj.programs["compute"].jit_error, JitError)
+    assert any("runs on the interpreter" in r.getMessage() for r in caplog.records)
+    obj.close()
+
+
+def test_unverified_programs_get_checked_jit_code():
+    obj = opened("globals")
+    obj.load(engine="jit", verify=False)
+    assert obj.programs["compute"].jit.checked and obj.programs["compute"].verifier_result is None
+    obj.close()
+    obj = opened("globals")
+    obj.load(engine="jit")
+    assert not obj.programs["compute"].jit.checked
+    obj.close()
