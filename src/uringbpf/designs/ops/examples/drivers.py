@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import mmap
 import os
 
+from uringbpf import Buffer
 from uringbpf.designs import ops
 from uringbpf.uring import uapi as u
 
@@ -39,30 +39,22 @@ def run_basic(engine: str = "jit", n: int = 6) -> dict:
             obj.close()
 
 
-def _pages(n: int) -> mmap.mmap:
-    return mmap.mmap(-1, n)
-
-
-def _addr(m) -> int:
-    return ctypes.addressof(ctypes.c_char.from_buffer(m))
-
-
 def run_memcpy(kind: int, engine: str = "jit", use_kfunc: bool = False) -> dict:
     """Copy SIZE bytes buffer -> BPF memory -> a second buffer of the same kind.
 
     With ``use_kfunc`` (v2) the BPF side is the object's arena and the copies are
     ``uring_bpf_memcpy`` calls; otherwise (v3) it is global data reached through the
     page iterator.  Returns the two CQE results and whether every byte arrived."""
-    src_m, dst_m = _pages(SIZE + 8192), _pages(SIZE + 8192)
+    src_m, dst_m = Buffer(SIZE + 8192), Buffer(SIZE + 8192)
     pattern = bytes((i * 7 + 0xAB) & 0xFF for i in range(SIZE))
-    src_m[:SIZE] = pattern
-    src, dst = _addr(src_m), _addr(dst_m)
+    src_m.view[:SIZE] = pattern
+    src, dst = src_m.addr, dst_m.addr
     with ops.create_ring(8) as ring:
         obj, _ = ops.open_example("memcpy", ring, engine=engine)
         keep = []
         try:
             if kind in (FIXED, REG_VEC, KFIXED):
-                ring.register_buffers([memoryview(src_m)[:SIZE], memoryview(dst_m)[:SIZE]])
+                ring.register_buffers([src_m.view[:SIZE], dst_m.view[:SIZE]])
 
             def desc(which: int, addr: int) -> tuple:
                 index = which
@@ -94,7 +86,7 @@ def run_memcpy(kind: int, engine: str = "jit", use_kfunc: bool = False) -> dict:
             ring.submit()
             cqes = ring.wait(2)
             return {"cqes": [(c.user_data, c.res) for c in cqes],
-                    "ok": dst_m[:SIZE] == pattern, "cleanup": obj.bss.nr_cleanup,
+                    "ok": dst_m.view[:SIZE] == pattern, "cleanup": obj.bss.nr_cleanup,
                     "errors": list(ring.ops.errors)}
         finally:
             if kind in (FIXED, REG_VEC, KFIXED):
@@ -105,9 +97,10 @@ def run_memcpy(kind: int, engine: str = "jit", use_kfunc: bool = False) -> dict:
 def cksum_blocks(ring, obj, fd: int, size: int, buf, *, fixed: bool = False,
                  block: int = 65536) -> list[tuple[int, int, int]]:
     """On a ring with cksum.bpf.c attached: per block, READ (linked) -> BPF crc32c.
+    ``buf`` is a :class:`uringbpf.Buffer` of at least ``block`` bytes.
     Returns ``(bytes read, CQE res of the op, full crc32c)`` per block."""
     out = []
-    addr = _addr(buf)
+    addr = buf.addr
     for off in range(0, max(size, 1), block):
         n = min(block, size - off)
         if fixed:
@@ -128,7 +121,7 @@ def run_cksum(path: str, engine: str = "jit", *, fixed: bool = False,
     """READ (linked) -> BPF crc32c of what it read, for each block of ``path``."""
     size = os.path.getsize(path)
     fd = os.open(path, os.O_RDONLY)
-    buf = _pages(block)
+    buf = Buffer(block)
     try:
         with ops.create_ring(8) as ring:
             obj, _ = ops.open_example("cksum", ring, engine=engine)
@@ -151,8 +144,8 @@ def run_errors(engine: str = "jit") -> dict:
     with ops.create_ring(16) as ring:
         obj, _ = ops.open_example("errors", ring, engine=engine)
         try:
-            buf = ctypes.create_string_buffer(100)
-            bad = ops.buf_descs((FIXED, ctypes.addressof(buf), 100, 3))   # not registered
+            buf = Buffer(100)
+            bad = ops.buf_descs((FIXED, buf.addr, 100, 3))   # not registered
             for ud, op in ((9, 9), (10, 0), (11, 1), (12, 2), (14, 4), (15, 5)):
                 ring.prep_bpf(op, user_data=ud)
             ring.prep_bpf(3, bad, user_data=13)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from uringbpf import Buffer
 from uringbpf.bpf import cc
 from uringbpf.bpf.object import BpfObject
 from uringbpf.designs.requests import Ring
@@ -65,12 +66,12 @@ def run(mode: str = "postprocess", engine: str = "jit", path: str | None = None,
     fd = os.open(path, os.O_RDONLY)
     try:
         functions = ring.register_functions(obj, FUNCTIONS)     # {name: index}
-        bufs = [ctypes.create_string_buffer(CHUNK) for _ in range(nr_jobs)]
-        jobs = [Job(ctypes.addressof(bufs[i]), 100 + i) for i in range(nr_jobs)]
+        bufs = [Buffer(CHUNK) for _ in range(nr_jobs)]
+        jobs = [Job(bufs[i].addr, 100 + i) for i in range(nr_jobs)]
         for i in range(nr_jobs):
             sqe = ring.get_sqe()
             sqe.opcode, sqe.fd, sqe.addr, sqe.len, sqe.off = (
-                u.IORING_OP_READ, fd, ctypes.addressof(bufs[i]), CHUNK, CHUNK * i)
+                u.IORING_OP_READ, fd, bufs[i].addr, CHUNK, CHUNK * i)
             sqe.user_data, sqe.flags, sqe.cq_idx = i, u.IOSQE_IO_LINK, ring.private_cq
             ring.prep_bpf(mode, user_data=ctypes.addressof(jobs[i]),   # function by name
                           flags=u.IOSQE_CQE_SKIP_SUCCESS)

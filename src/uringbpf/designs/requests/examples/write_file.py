@@ -7,12 +7,13 @@ Run: ``python examples/requests/write_file.py [interp] [path]``.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import tempfile
 
 from common import setup, slots
+
+from uringbpf import Buffer
 
 BLOCK = 16 * 1024
 BLOCKS = 16
@@ -31,16 +32,17 @@ def run(engine: str = "jit", path: str | None = None, **kw) -> dict:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         data = pattern()
-        buf = ctypes.create_string_buffer(data, len(data))
+        buf = Buffer(len(data))
+        buf.view[:] = data
         ring.register_files([fd])
-        ring.prep_bpf(3, user_data=ctypes.addressof(buf))
+        ring.prep_bpf(3, user_data=buf.addr)
         submitted = ring.submit()
         ring.wait_cqe()
         completions = [tuple(c) for c in ring.reap()]
         with open(path, "rb") as f:
             written = f.read()
         return {"submitted": submitted, "completions": completions,
-                "buf_addr": ctypes.addressof(buf), "ok": written == data,
+                "buf_addr": buf.addr, "ok": written == data,
                 "size": len(written), "slots": slots(obj, 4), "path": path,
                 "runs": ring.requests.stats["runs"]}
     finally:

@@ -22,6 +22,7 @@ import os
 import threading
 from pathlib import Path
 
+from uringbpf import Buffer
 from uringbpf.designs import kbuf
 
 HERE = Path(__file__).resolve().parent
@@ -62,9 +63,10 @@ class IntegrityLog:
         self._prog, self._ctx_buf, self._run_lock = _bpf_program(self._want_engine)
         self._ctx = _CrcCtx.from_address(self._ctx_buf.addr)
         sample = os.urandom(4096 + 24)
-        buf = ctypes.create_string_buffer(sample, len(sample))
-        got = self._run_bpf(ctypes.addressof(buf), len(sample))
-        want = kbuf.crc32c(ctypes.addressof(buf), len(sample))
+        buf = Buffer(len(sample))
+        buf.view[:] = sample
+        got = self._run_bpf(buf.addr, len(sample))
+        want = kbuf.crc32c(buf.addr, len(sample))
         if got != want:
             raise RuntimeError(f"BPF crc32c self-check failed ({got:#x} != {want:#x})")
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import mmap
 import os
 import threading
 
+from uringbpf import Buffer
 from uringbpf.designs import kbuf as K
 from uringbpf.uring import prep, uapi as u
 
@@ -107,8 +107,8 @@ class StripeTarget:
         self.ring, self.source = ring, source
         qd = self.queue_depth
         if self.mode == "copy":
-            self._bufs = mmap.mmap(-1, qd * self.max_io_bytes)
-            self._buf_base = ctypes.addressof(ctypes.c_char.from_buffer(self._bufs))
+            self._bufs = Buffer(qd * self.max_io_bytes)
+            self._buf_base = self._bufs.addr
         self._tags = [_TagState() for _ in range(qd)]
         for tag in range(qd):
             self._queue_cmd(K.UBLK_U_IO_FETCH_REQ, tag, 0)
