@@ -106,3 +106,32 @@ def test_unchecked_lookup_is_refused_at_its_line():
         prog.run(b"x")
     lines, first = inspect.getsourcelines(prog.fn)
     assert ei.value.line == first + next(i for i, l in enumerate(lines) if "m.lookup(1)" in l)
+
+
+def test_arena_pages_same_both_ways():
+    bpf3 = Module("arena_test")
+    arena = bpf3.arena("arena", 4)
+
+    @bpf3.bss
+    class a_st:
+        ok: u32
+
+    @bpf3.socket_filter
+    def fill(data, n) -> u64:
+        p = ptr[u64](arena.alloc_pages(1))
+        if not p:
+            return 1
+        p[0] = 0xFEED
+        p[1] = p[0] + 1
+        a_st.ok = 1
+        return 0
+
+    seen = {}
+    for mode in ("app", "jit", "interp"):
+        arena.close()
+        a_st.ok = 0
+        ret = fill.run_in_app(b"") if mode == "app" else fill.run(b"", mode)
+        mem = arena.map.memory()
+        seen[mode] = (ret, a_st.ok, bytes(mem[:16]))
+    assert seen["app"] == seen["jit"] == seen["interp"]
+    assert seen["app"] == (0, 1, (0xFEED).to_bytes(8, "little") + (0xFEEE).to_bytes(8, "little"))

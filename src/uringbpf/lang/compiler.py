@@ -298,7 +298,8 @@ class ModuleGen:
                                f'{{ {", ".join(inits)} }}, section ".struct_ops.link", align 8, !dbg !{gve}')
         self.used.append(f"@{var}")
 
-    def add_map(self, name: str, map_type: int, key: Any, value: Any, max_entries: int) -> None:
+    def add_map(self, name: str, map_type: int, key: Any, value: Any, max_entries: int,
+                map_flags: int = 0) -> None:
         """A BTF-defined map: ``struct { __uint(type, T); __uint(max_entries, N);
         __type(key, K); __type(value, V); } name SEC(".maps")``."""
         if name in self.symbols:
@@ -314,6 +315,8 @@ class ModuleGen:
             return (mname, self.meta(f"!DIDerivedType(tag: DW_TAG_pointer_type, baseType: !{arr}, size: 64)"))
 
         members.append(uint_member("type", map_type))
+        if map_flags:
+            members.append(uint_member("map_flags", map_flags))
         members.append(uint_member("max_entries", max_entries))
         for mname, kind in (("key", key), ("value", value)):
             if kind is None:
@@ -1325,12 +1328,29 @@ class FuncGen:
             fnty = f"{_llty(ret)} ({', '.join(a.split()[0] for a in argv)})"
             return Val(ret, self.emit(f"call {fnty} inttoptr (i64 {hid} to ptr)({', '.join(argv)})"))
 
-        want = {"lookup": (1, 1), "update": (2, 3), "delete": (1, 1), "output": (2, 3)}
+        want = {"lookup": (1, 1), "update": (2, 3), "delete": (1, 1), "output": (2, 3),
+                "alloc_pages": (1, 1), "free_pages": (2, 2)}
         if method not in want:
             raise self.err(e, f"maps have no method {method!r} in programs")
         lo, hi = want[method]
         if not lo <= len(args) <= hi:
             raise self.err(e, f"{m.name}.{method}() takes {lo} to {hi} arguments")
+        if method in ("alloc_pages", "free_pages"):
+            if m.map_type != 33:
+                raise self.err(e, f"{m.name}.{method}(): {m.name} is not an arena")
+            if method == "alloc_pages":
+                sig = KfuncSig("bpf_arena_alloc_pages", T.ptr[T.u8],
+                               (T.ptr[T.u8], T.ptr[T.u8], T.u32, T.s32, T.u64))
+                self.mod.declare_kfunc(sig)
+                n = self.coerce(args[0], T.u32, e)
+                return Val(T.ptr[T.u8], self.emit(
+                    f"call ptr @bpf_arena_alloc_pages(ptr @{m.name}, ptr null, i32 {n}, i32 -1, i64 0)"))
+            sig = KfuncSig("bpf_arena_free_pages", None, (T.ptr[T.u8], T.ptr[T.u8], T.u32))
+            self.mod.declare_kfunc(sig)
+            p = self.coerce(args[0], T.ptr[T.u8], e)
+            n = self.coerce(args[1], T.u32, e)
+            self.emit(f"call void @bpf_arena_free_pages(ptr @{m.name}, ptr {p}, i32 {n})", value=False)
+            return Val(None, const=0)
         is_rb = m.map_type == 27
         if is_rb != (method == "output"):
             raise self.err(e, f"{m.name}.{method}(): not a method of this map type")

@@ -6,7 +6,8 @@ the application the methods call the helper table's own implementations on it.  
 map's contents are the same observable in both runs, and persist across them.
 
 In a program: ``p = m.lookup(key)`` (``ptr[value]`` or NULL), ``m.update(key, value)``,
-``m.delete(key)`` (0 or -errno), ``rb.output(ptr, size)`` for a ring buffer.
+``m.delete(key)`` (0 or -errno), ``rb.output(ptr, size)`` for a ring buffer,
+``arena.alloc_pages(n)`` / ``arena.free_pages(p, n)`` for an arena.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ class BpfMap:
     """A map definition (``SEC(".maps")``) and its native map."""
 
     def __init__(self, module: Any, name: str, map_type: int, key: Any, value: Any,
-                 max_entries: int):
+                 max_entries: int, map_flags: int = 0):
         self.module = module
         self.name = name
         self.map_type = map_type
         self.key = key
         self.value = value
         self.max_entries = int(max_entries)
+        self.map_flags = int(map_flags)
         self._map: _maps.Map | None = None
 
     @property
@@ -47,7 +49,7 @@ class BpfMap:
         """The native map both runs use (created on first use)."""
         if self._map is None or self._map.closed:
             self._map = _maps.Map(self.name, self.map_type, self.key_size, self.value_size,
-                                  self.max_entries)
+                                  self.max_entries, self.map_flags)
         return self._map
 
     # the application side of the program-visible methods ---------------------------
@@ -86,6 +88,23 @@ class BpfMap:
         rt = app_runtime()
         rt.add(data._paddr(), int(size), False, "output data")
         return T.s64(self._call(BPF_FUNC_ringbuf_output, data._paddr(), int(size), int(flags)))
+
+    def alloc_pages(self, page_cnt: int) -> Ptr:
+        """Arena: ``bpf_arena_alloc_pages(&arena, NULL, page_cnt, NUMA_NO_NODE, 0)``."""
+        from ..bpf import helpers as _helpers
+        if self.map_type != _maps.MAP_TYPE_ARENA:
+            raise TypeError(f"{self.name} is not an arena")
+        h = _helpers.get_kfunc("bpf_arena_alloc_pages")
+        addr = h.impl(app_runtime().rt, self.map.addr, 0, int(page_cnt) & 0xFFFFFFFF,
+                      0xFFFFFFFF, 0)
+        if not addr:
+            return Ptr(None, 0, T.u8)
+        return memory_ptr(addr, 4096 * int(page_cnt), T.u8)
+
+    def free_pages(self, p: Ptr, page_cnt: int) -> None:
+        from ..bpf import helpers as _helpers
+        h = _helpers.get_kfunc("bpf_arena_free_pages")
+        h.impl(app_runtime().rt, self.map.addr, p._paddr(), int(page_cnt) & 0xFFFFFFFF, 0, 0)
 
     def close(self) -> None:
         if self._map is not None:

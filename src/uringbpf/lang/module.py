@@ -512,9 +512,15 @@ class Module:
         """``BPF_MAP_TYPE_RINGBUF`` of ``size`` bytes (a power-of-two number of pages)."""
         return self._map(name, 27, None, None, size)
 
-    def _map(self, name: str, map_type: int, key: Any, value: Any, max_entries: int) -> Any:
+    def arena(self, name: str, pages: int) -> Any:
+        """``BPF_MAP_TYPE_ARENA`` of ``pages`` pages (``BPF_F_MMAPABLE``): memory the program
+        allocates with ``alloc_pages`` and the application reads through ``.map.memory()``."""
+        return self._map(name, 33, None, None, pages, 1 << 10)
+
+    def _map(self, name: str, map_type: int, key: Any, value: Any, max_entries: int,
+             map_flags: int = 0) -> Any:
         from .maps import BpfMap
-        m = BpfMap(self, name, map_type, key, value, max_entries)
+        m = BpfMap(self, name, map_type, key, value, max_entries, map_flags)
         self.maps.append(m)
         self._compiled = None
         return m
@@ -578,7 +584,7 @@ class Module:
                 except ValueError as exc:
                     raise LangCompileError(filename or "?", sec._line, str(exc)) from None
         for m in self.maps:
-            gen.add_map(m.name, m.map_type, m.key, m.value, m.max_entries)
+            gen.add_map(m.name, m.map_type, m.key, m.value, m.max_entries, m.map_flags)
         self._resolver.reset(gen)
         for prog in self.programs.values():
             info = prog.func_info()
