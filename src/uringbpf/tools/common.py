@@ -34,16 +34,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
     Anything else escaping a subcommand is a bug in uringbpf and keeps its traceback.
     """
-    from ..bpf.asm import AsmError
-    from ..bpf.cc import CompileError
-    from ..bpf.elf import BpfLoadError
-    from ..bpf.isa import DecodeError
-    from ..bpf.memory import BpfRuntimeError
-    from ..bpf.progtypes import ProgTypeError
-    from ..bpf.verifier import BpfVerifierError
+    from ..errors import UringBpfError
 
-    return (OSError, AsmError, CompileError, BpfLoadError, DecodeError, BpfRuntimeError,
-            ProgTypeError, BpfVerifierError)
+    return (OSError, UringBpfError)
 
 
 def message_of(exc: BaseException) -> str:
