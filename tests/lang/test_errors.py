@@ -185,3 +185,26 @@ def test_refusals_name_the_line(tmp_path, body, message):
     assert message in str(ei.value)
     assert ei.value.filename == str(src)
     assert ei.value.line >= 8
+
+
+def test_run_time_error_maps_the_failing_instruction_to_its_line():
+    from uringbpf.bpf.memory import BpfRuntimeError
+    bpf = Module("rt_map")
+
+    @bpf.socket_filter
+    def prog(data, n) -> u64:
+        if n < 2:
+            return 0
+        x = u32(data[0])
+        return u64(x * 3 + data[1])
+
+    loaded = bpf.load("interp")
+    try:
+        lines = loaded.lines("prog")
+        pc = max(i for i, ln in enumerate(lines) if ln and ln[1] == _line_of(prog.fn, "x * 3"))
+        err = loaded.runtime_error("prog", BpfRuntimeError("access outside every region", pc))
+    finally:
+        loaded.close()
+    assert isinstance(err, LangRuntimeError)
+    assert (err.filename, err.line, err.pc) == (HERE, _line_of(prog.fn, "x * 3"), pc)
+    assert str(err).startswith(f"{HERE}:{err.line}: insn {pc}: access outside every region")
