@@ -29,6 +29,7 @@ import copy
 import ctypes
 import logging
 import os
+import struct
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -307,10 +308,8 @@ class BpfObject:
         lic = ef.section("license")
         if lic is not None:
             self.license = lic.data.split(b"\0", 1)[0].decode("utf-8", "replace")
-        if ef.section("maps") is not None:
-            raise self._err("legacy map definitions in section 'maps' are not supported; "
-                            "use BTF-defined maps in SEC(\".maps\")")
         self._collect_externs()
+        self._create_legacy_maps()
         self._create_btf_maps()
         self._create_data_maps()
         self._collect_struct_ops()
@@ -346,6 +345,41 @@ class BpfObject:
         self._owned.add(id(m))
         return len(self.map_list) - 1
 
+    def _create_legacy_maps(self) -> None:
+        """libbpf 0.x ``struct bpf_map_def SEC("maps") m = {...}`` definitions.
+
+        As libbpf did: the section holds one record per map symbol, all of the same size
+        (section size / number of symbols), starting with the five u32 of
+        ``struct bpf_map_def`` (type, key_size, value_size, max_entries, map_flags); a
+        shorter record leaves the rest zero, a longer one is accepted only if its extra
+        bytes are zero (libbpf's checks).
+        """
+        sec = self.elf.section("maps")
+        if sec is None:
+            return
+        syms = sorted((s for s in self.elf.symbols if s.shndx == sec.index and s.name
+                       and s.type in (_elf.STT_OBJECT, _elf.STT_NOTYPE)), key=lambda s: s.value)
+        if not syms:
+            raise self._err("section 'maps' holds no map symbols")
+        if sec.size % len(syms):
+            raise self._err(f"section 'maps': size {sec.size} is not a multiple of its "
+                            f"{len(syms)} map definitions")
+        rec = sec.size // len(syms)
+        for sym in syms:
+            raw = bytes(sec.data[sym.value:sym.value + rec])
+            if len(raw) != rec:
+                raise self._err(f"legacy map {sym.name!r}: definition runs past section 'maps'")
+            # a shorter record (an older struct bpf_map_def) leaves the rest zero, as libbpf
+            mtype, ksz, vsz, nmax, flags = struct.unpack_from("<5I", raw.ljust(20, b"\0"))
+            if any(raw[20:]):
+                raise self._err(f"legacy map {sym.name!r}: unknown non-zero fields after "
+                                "struct bpf_map_def (libbpf 0.x refused them too)")
+            try:
+                m = _maps.Map(sym.name, mtype, ksz, vsz, nmax, flags)
+            except _maps.MapError as exc:
+                raise self._err(f"cannot create map {sym.name!r}: {exc.strerror}") from None
+            self._add_map(sym.name, m)
+
     def _create_btf_maps(self) -> None:
         sec = self.elf.section(".maps")
         if sec is None:
@@ -372,9 +406,15 @@ class BpfObject:
             mt = btf.resolve(m.type)
             if m.name in ("type", "max_entries", "map_flags", "key_size", "value_size",
                           "numa_node", "pinning", "map_extra"):
-                # __uint(name, N) is `int (*name)[N]`
+                # __uint(name, N) is `int (*name)[N]`; __ulong(name, N) (libbpf 1.4, for
+                # 64-bit values such as an arena's map_extra) is an anonymous enum whose
+                # only enumerator is N
+                if mt.kind in (_btf.KIND_ENUM, _btf.KIND_ENUM64) and len(mt.enum_values) == 1:
+                    spec[m.name] = mt.enum_values[0][1] & ((1 << 64) - 1)
+                    continue
                 if mt.kind != _btf.KIND_PTR or btf.resolve(mt.ref).kind != _btf.KIND_ARRAY:
-                    raise self._err(f"map {name!r}: member {m.name!r} is not a __uint() definition")
+                    raise self._err(f"map {name!r}: member {m.name!r} is neither a __uint() "
+                                    "nor a __ulong() definition")
                 spec[m.name] = btf.resolve(mt.ref).nelems
             elif m.name in ("key", "value"):
                 if mt.kind != _btf.KIND_PTR:
@@ -394,10 +434,14 @@ class BpfObject:
         mtype = spec["type"]
         max_entries = spec.get("max_entries", 0)
         try:
-            return _maps.Map(name, mtype, spec.get("key_size", 0), spec.get("value_size", 0),
-                             max_entries, spec.get("map_flags", 0), key_type, value_type)
+            m = _maps.Map(name, mtype, spec.get("key_size", 0), spec.get("value_size", 0),
+                          max_entries, spec.get("map_flags", 0), key_type, value_type)
         except _maps.MapError as exc:
             raise self._err(f"cannot create map {name!r}: {exc.strerror}") from None
+        # Recorded, not applied: an arena's map_extra asks the kernel for a fixed user
+        # address; uringbpf maps every arena at its own 4 GiB-aligned address (docs/loader.md).
+        m.map_extra = spec.get("map_extra", 0)
+        return m
 
     def _create_data_maps(self) -> None:
         for sec in self.elf.sections:
@@ -629,6 +673,7 @@ class BpfObject:
                 elif insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
                     target = self._func_at(f.sec, slot + insn.imm + 1, where)
                     self._set_func_ptr(insn, out, o, place(target))
+        self._lower_addr_space_casts(out, main.name)
         section = ef.sections[main.sec].name
         autoload = not section.startswith("?")   # libbpf: SEC("?name") is not loaded by default
         section = section.lstrip("?")
@@ -641,6 +686,33 @@ class BpfObject:
         prog.autoload = autoload
         prog._sec_start = main.start
         return prog
+
+    def _lower_addr_space_casts(self, out: list[isa.Insn], name: str) -> None:
+        """BPF_ADDR_SPACE_CAST (``r = addr_space_cast(r, dst_as, src_as)``, an ALU64 MOV_X
+        with off 1, imm ``dst_as << 16 | src_as``), which LLVM 19+ emits for ``__arena``
+        (address_space(1)) pointers: checked with the kernel's rules and messages, then
+        lowered to a plain ``mov``.
+
+        The kernel keeps arena pointers as user addresses (bpf_arena_alloc_pages returns
+        one) and casts as(1)->as(0) by re-attaching the upper 32 bits of the arena's user
+        address, as(0)->as(1) by keeping the lower 32.  uringbpf maps each arena at one
+        4 GiB-aligned address that programs and Python share, so every arena pointer a
+        program can hold is already that user address: as(1)->as(0) is the identity on it,
+        and as(0)->as(1) keeps the full address too (the one difference: a program that
+        inspects the upper half of a kern-side pointer sees the address, not 0).
+        """
+        for o, insn in enumerate(out):
+            if not (insn.cls == isa.ALU64 and insn.op == isa.MOV and insn.source == isa.X
+                    and insn.off == 1):
+                continue
+            where = f"program {name!r} insn {o}"
+            if insn.imm not in (1, 1 << 16):
+                raise self._err(f"{where}: addr_space_cast insn can only convert between "
+                                "address space 1 and 0")
+            if not any(m.type == _maps.MAP_TYPE_ARENA for m in self.map_list):
+                raise self._err(f"{where}: addr_space_cast insn can only be used in a program "
+                                "that has an associated arena")
+            out[o] = isa.Insn(isa.ALU64 | isa.MOV | isa.X, insn.dst, insn.src, 0, 0)
 
     @staticmethod
     def _set_func_ptr(insn: isa.Insn, out: list[isa.Insn], o: int, target: int) -> None:
@@ -659,6 +731,7 @@ class BpfObject:
             if rel.type != _elf.R_BPF_64_32:
                 raise self._err(f"{where}: call has relocation {rel.type_name}, expected R_BPF_64_32")
             if sym.is_undef:
+                self._check_extern_call(sym.name, where)
                 if insn.src not in (isa.PSEUDO_CALL, isa.PSEUDO_KFUNC_CALL):
                     raise self._err(f"{where}: call to extern {sym.name!r} is not a kfunc call")
                 if sym.name not in kfuncs:
@@ -689,10 +762,10 @@ class BpfObject:
         if sym.shndx in (_elf.SHN_ABS, _elf.SHN_COMMON):
             raise self._err(f"{where}: relocation against absolute/common symbol {sym.name!r}")
         tsec = ef.sections[sym.shndx]
-        if tsec.name == ".maps":
+        if tsec.name in (".maps", "maps"):     # "maps": libbpf 0.x legacy definitions
             if sym.type == _elf.STT_SECTION:
-                name = next((s.name for s in ef.symbols if s.shndx == sym.shndx and
-                             s.type == _elf.STT_OBJECT and s.value == insn.imm), None)
+                name = next((s.name for s in ef.symbols if s.shndx == sym.shndx and s.name and
+                             s.type in (_elf.STT_OBJECT, _elf.STT_NOTYPE) and s.value == insn.imm), None)
             else:
                 name = sym.name
             if name not in self.maps:
@@ -721,6 +794,27 @@ class BpfObject:
             raise self._err(f"{where}: programs cannot reference struct_ops variable {sym.name!r}")
         raise self._err(f"{where}: relocation against {sym.name!r} in section {tsec.name!r} "
                         "(not a map, global data or code)")
+
+    def _check_extern_call(self, name: str, where: str) -> None:
+        """Refuse a call to an undefined function that is not an ``extern ... __ksym`` kfunc.
+
+        clang < 15 turns a call to an undeclared function (a helper missing from the
+        headers) into exactly such a call; libbpf refuses it, and so do we, by name.
+        Objects without BTF cannot say what is a kfunc, so they are not checked here.
+        """
+        if self.btf is None:
+            return
+        ksyms = {t.name for t in self._datasec_vars(".ksyms") if t.kind == _btf.KIND_FUNC}
+        if name in ksyms:
+            return
+        hint = "declare it `extern ... __ksym` if it is a kfunc"
+        h = self.platform.helper_by_name(name)
+        if h is not None:
+            hint = (f"it is BPF helper #{h.helper_id}: include <bpf/bpf_helpers.h> (which "
+                    f"declares it) or declare `static ... (* const {name})(...) = (void *) "
+                    f"{h.helper_id};`")
+        raise self._err(f"{where}: call to undefined symbol {name!r}: it is not defined in "
+                        f"this object and not a __ksym kfunc; {hint}")
 
     def _reloc_extern_lddw(self, sym: _elf.Symbol, insn: isa.Insn, out: list[isa.Insn], o: int,
                            where: str) -> None:
