@@ -123,3 +123,24 @@ def test_sync_keeps_members_and_tnum_containment(x):
     assert member(sc.sync(a), av)
     assert sc.contains(sc.UNKNOWN, a)
     assert sc.contains(a, sc.const(av))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(abstract_with_member(), st.integers(0, sc.U32), st.integers(0, sc.U32), st.booleans())
+def test_refine_low32_keeps_members(x, lo, hi, signed):
+    """A 32-bit compare narrows the low half of a 64-bit value (#20): every concrete value
+    whose low 32 bits satisfy the narrowed 32-bit view stays a member."""
+    a, av = x
+    lo, hi = min(lo, hi), max(lo, hi)
+    low = av & sc.U32
+    if signed:
+        slo, shi = sorted((lo - (1 << 32) if lo >> 31 else lo, hi - (1 << 32) if hi >> 31 else hi))
+        narrowed = sc.srange(slo, shi)
+        inside = slo <= (low - (1 << 32) if low >> 31 else low) <= shi
+    else:
+        narrowed = sc.urange(lo, hi)
+        inside = lo <= low <= hi
+    r = sc.refine_low32(a, narrowed)
+    assert sc.contains(a, r)
+    if inside:
+        assert member(r, av)

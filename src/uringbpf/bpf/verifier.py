@@ -1586,10 +1586,22 @@ class Verifier:
 
     def _apply_refine(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, a, b, refined) -> None:
         na, nb = refined
-        if na != a and a == dst.var:
-            self._set_scalar(st, insn.dst, dst, na)
-        if insn.source == isa.X and nb != b and b == src.var:
-            self._set_scalar(st, insn.src, src, nb)
+        is32 = insn.cls == isa.JMP32
+        if na != a:
+            if a == dst.var:
+                self._set_scalar(st, insn.dst, dst, na)
+            elif is32:
+                # the compare saw only the low 32 bits (#20: `if w1 s< 0` narrows r1 too)
+                v = sc.refine_low32(dst.var, na)
+                if v != dst.var:
+                    self._set_scalar(st, insn.dst, dst, v)
+        if insn.source == isa.X and nb != b:
+            if b == src.var:
+                self._set_scalar(st, insn.src, src, nb)
+            elif is32:
+                v = sc.refine_low32(src.var, nb)
+                if v != src.var:
+                    self._set_scalar(st, insn.src, src, v)
 
     def _set_scalar(self, st: State, regno: int, old: Reg, var) -> None:
         st.cur.regs[regno] = old.replace(var=var)

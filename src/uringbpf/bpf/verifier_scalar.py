@@ -560,3 +560,29 @@ def fmt(s) -> str:
     if tm != U64 and (tv, tm) != tnum_range(umin, umax):
         parts.append(f"var_off=({tv:#x}; {tm:#x})")
     return "scalar(" + ",".join(parts) + ")"
+
+
+def refine_low32(full, narrowed):
+    """``full`` (64 bits) whose low 32 bits are known to lie in ``narrowed`` (a 32-bit
+    view of them: zero-extended, or sign-extended for signed JMP32 compares): the
+    kernel's 32-bit subregister bounds, kept here as known bits of the low half plus
+    what ``sync`` derives from them.  Returns ``full`` unchanged when nothing is learnt
+    (or the views contradict each other: then the branch was infeasible anyway)."""
+    if narrowed[1] <= U32:                       # zero-extended view
+        lo, hi = narrowed[0], narrowed[1]
+    elif narrowed[2] >= S32_MIN and narrowed[3] <= S32_MAX:   # sign-extended view
+        if narrowed[2] >= 0:
+            lo, hi = narrowed[2], narrowed[3]
+        elif narrowed[3] < 0:
+            lo, hi = narrowed[2] + (1 << 32), narrowed[3] + (1 << 32)
+        else:
+            lo, hi = 0, U32
+    else:
+        return full
+    tv, tm = tnum_intersect(tnum_cast32((narrowed[4], narrowed[5])), tnum_range(lo, hi))
+    upper = U64 ^ U32
+    if (full[4] ^ tv) & ~(full[5] | tm) & U32:
+        return full
+    v, m = tnum_intersect((full[4], full[5]), (tv, tm | upper))
+    out = sync((full[0], full[1], full[2], full[3], v, m))
+    return full if out is None else out
