@@ -1529,12 +1529,17 @@ class Verifier:
                 size = self._ret_size_value
             if size is None and alloc_size is not None:
                 size = alloc_size
+            ro = _flag(proto, "ITER_NEXT") is not None
+            elem = _flag(proto, "RET_ELEM_SIZE")
+            if size == 0 and elem:
+                # the kernel's rule for `T *f(..., rdwr_buf_size)` returning a pointer to a
+                # scalar T: size 0 means sizeof(T) read-only bytes
+                size, ro = int(elem), True
             if size is None or size <= 0:
                 raise _Reject(f"{proto.name}: size of the returned memory must be a known constant")
             null = ret != Ret.MEM or nullable
             r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0,
-                    obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None,
-                    ro=_flag(proto, "ITER_NEXT") is not None)
+                    obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None, ro=ro)
             if ret == Ret.RINGBUF_MEM_OR_NULL:
                 acquires = True
         else:

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import gc
 import mmap
 import os
 import signal
 import _signal
 import threading
+import time
 import weakref
 from ctypes import Structure, c_int32, c_uint32, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass
@@ -42,6 +42,7 @@ from ...bpf.helpers import Arg, Ret
 from ...bpf.platform import Design, Platform
 from ...bpf.memory import guard_object
 from ...uring import syscalls, uapi
+from ...uring.ring import Ring
 
 IOU_LOOP_CONTINUE = 0
 IOU_LOOP_STOP = 1
@@ -81,7 +82,7 @@ class LoopCtx(Structure):
         ("region_addr", c_uint64 * 3), ("region_size", c_uint64 * 3),
         ("filters", c_uint64), ("error_word", c_uint64), ("py_submit", c_uint64),
         ("abort", c_int32), ("submitted_in_step", c_int32), ("running", c_uint32),
-        ("pad", c_uint32),
+        ("stop", c_uint32),
         ("steps", c_uint64), ("waits", c_uint64), ("submit_calls", c_uint64),
         ("sqes_submitted", c_uint64), ("sqes_denied", c_uint64), ("sqes_faulted", c_uint64),
         ("args", c_uint64 * 2), ("params", LoopParams),
@@ -97,6 +98,8 @@ def _set_prototypes(handle: ctypes.CDLL) -> None:
     handle.uringbpf_loop_run.restype = ctypes.c_int64
     handle.uringbpf_loop_run.argtypes = [c_void_p, c_void_p, c_void_p, ctypes.c_int]
     handle.uringbpf_loop_ctx_size.restype = c_uint64
+    handle.uringbpf_loop_request_stop.restype = c_uint32
+    handle.uringbpf_loop_request_stop.argtypes = [c_void_p]
     handle.uringbpf_filter_check.restype = c_int32
     handle.uringbpf_filter_check.argtypes = [c_uint64, c_void_p]
     handle.uringbpf_cbpf_run.restype = c_uint32
@@ -332,6 +335,9 @@ class LoopAttachment:
         self.runs = 0
         self.last_result: int | None = None
         self._destroyed = False
+        self._runner: int | None = None     # thread running the native loop right now
+        self._destroy_pending = False
+        ring.add_close_hook(self._on_ring_close)
 
     # the native ctx ---------------------------------------------------------------
     def _fill_ctx(self) -> None:
@@ -452,7 +458,14 @@ class LoopAttachment:
         # looked up per run: a handler installed after attach must interrupt the loop too
         sigs = _python_signals()
         sig_array = (ctypes.c_int * max(len(sigs), 1))(*sigs)
-        ret = int(lib().uringbpf_loop_run(self.addr, self._entry, sig_array, len(sigs)))
+        self._runner = threading.get_ident()
+        try:
+            ret = int(lib().uringbpf_loop_run(self.addr, self._entry, sig_array, len(sigs)))
+        finally:
+            self._runner = None
+            if self._destroy_pending:          # destroy() from inside the loop's own step
+                self._destroy_pending = False
+                self._teardown()
         self.runs += 1
         self.last_result = ret
         if ret == _ABORTED:
@@ -504,8 +517,38 @@ class LoopAttachment:
                 "sqes_submitted": c.sqes_submitted, "sqes_denied": c.sqes_denied,
                 "sqes_faulted": c.sqes_faulted}
 
+    def _stop_running_loop(self) -> bool:
+        """End a loop running on another thread and wait until it no longer touches the
+        ring, the program or this context (issue #13 item 10).  False when the loop runs on
+        this very thread (we are inside its step): it ends after the step returns."""
+        if not lib().uringbpf_loop_request_stop(self.addr):
+            return True
+        if self._runner == threading.get_ident():
+            return False
+        while self.ctx.running:                # ends within one step or one wait slice
+            time.sleep(0.001)
+        return True
+
+    def _on_ring_close(self, ring) -> None:
+        if not self._stop_running_loop():
+            raise LoopError("Ring.close() from inside the ring's own loop_step: close it "
+                            "after ring.enter() has returned")
+        self.destroy()
+
     def destroy(self) -> None:
-        """Detach: the ring's ``enter`` is the normal syscall again (idempotent)."""
+        """Detach: the ring's ``enter`` is the normal syscall again (idempotent).
+
+        A loop running on another thread ends first (its ``enter`` fails with -ECANCELED);
+        called from inside the loop's own step, the detach completes when the step returns.
+        """
+        if self._destroyed or self._destroy_pending:
+            return
+        if not self._stop_running_loop():
+            self._destroy_pending = True
+            return
+        self._teardown()
+
+    def _teardown(self) -> None:
         if self._destroyed:
             return
         self._destroyed = True
@@ -515,6 +558,7 @@ class LoopAttachment:
             _ctx_by_addr.pop(self.addr, None)
         if not getattr(self.ring, "closed", False):   # a closed ring refuses every call
             self.ring.set_enter_hook(None)
+            self.ring.remove_close_hook(self._on_ring_close)
         from .. import filter as _filter
         _filter.remove_listener(self.ring, self._on_filters)
         if self._runtime is not None:
@@ -569,7 +613,6 @@ def attachment_of(ring) -> LoopAttachment | None:
 
 
 # --- finding a Ring by fd (struct_ops carry only ring_fd) -------------------------------
-_IO_URING_LINK = "anon_inode:[io_uring]"
 
 
 def ring_from_fd(fd: int):
@@ -578,33 +621,7 @@ def ring_from_fd(fd: int):
     OSError(EBADF) if ``fd`` is not open, OSError(EOPNOTSUPP) if it is not an io_uring
     (or not a ring this process drives through uringbpf).
     """
-    try:
-        target = os.readlink(f"/proc/self/fd/{int(fd)}")
-    except (OSError, ValueError):
-        raise OSError(errno.EBADF, f"ring_fd {fd} is not an open file") from None
-    if target != _IO_URING_LINK:
-        raise OSError(errno.EOPNOTSUPP, f"ring_fd {fd} is not an io_uring ({target})")
-    for ring in list(_known_rings()):
-        if getattr(ring, "fd", None) == fd and not getattr(ring, "closed", False):
-            return ring
-    raise OSError(errno.EOPNOTSUPP, f"io_uring fd {fd} was not created by uringbpf.Ring")
-
-
-def _known_rings():
-    try:
-        from ...uring.ring import Ring
-    except ImportError:
-        Ring = None
-    registry = getattr(Ring, "instances", None) if Ring is not None else None
-    if registry is not None:
-        yield from list(registry() if callable(registry) else registry)
-        return
-    for obj in gc.get_objects():
-        if Ring is not None and isinstance(obj, Ring):
-            yield obj
-        elif (not isinstance(obj, type) and callable(getattr(type(obj), "set_enter_hook", None))
-              and getattr(type(obj), "enter", None) is not None):
-            yield obj
+    return Ring.by_fd(int(fd))
 
 
 # --- kfuncs: one C implementation, reached through ctypes by the interpreter -----------
@@ -643,7 +660,6 @@ def example_object(name: str) -> Path:
 
 def make_ring(entries: int = 8, cq_entries: int | None = None, flags: int = RING_FLAGS):
     """A ring the loop can drive: SINGLE_ISSUER | DEFER_TASKRUN | NO_SQARRAY | SQ_REWIND."""
-    from ...uring.ring import Ring
     return Ring(entries, cq_entries=cq_entries or entries, flags=flags)
 
 
@@ -745,7 +761,8 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
     socket or tty ``depth`` is clamped to 1 (reads at the file position, short reads
     written as they come, in order).  ``CopyResult.depth`` says what ran.  After a deeper
     copy the input's offset is moved past what was copied, as depth 1's reads at offset -1
-    do.
+    do.  Output is written from the output's position on and the position ends after the
+    copy, as with cp: data already in the output stays (issue #13 item 13).
     """
     if not isinstance(depth, int) or not 1 <= depth <= MAX_COPY_DEPTH:
         raise ValueError(f"depth must be an int in 1..{MAX_COPY_DEPTH}, got {depth!r}")
@@ -754,9 +771,10 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
     if checksum and depth != 1:
         raise ValueError("the cksum example hashes a stream in order: depth must be 1")
     start_off = None
+    out_off = _seekable_offset(out_fd)     # None: a pipe or socket (offsets are ignored)
     if depth > 1:
         start_off = _seekable_offset(in_fd)
-        if start_off is None or _seekable_offset(out_fd) is None:
+        if start_off is None or out_off is None:
             depth, start_off = 1, None
     ring = make_ring(max(8, depth))
     buf = None
@@ -769,7 +787,8 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
             buf = mmap.mmap(-1, chunk * depth)
             name = "cp"
             extra = {"buf_addr": ctypes.addressof(ctypes.c_char.from_buffer(buf)),
-                     "chunk_size": chunk, "depth": depth, "in_start": start_off or 0}
+                     "chunk_size": chunk, "depth": depth, "in_start": start_off or 0,
+                     "out_start": out_off or 0}
         obj = open_example(name, ring, engine=engine, verify=verify, in_fd=in_fd,
                            out_fd=out_fd, **extra)
         try:
@@ -794,6 +813,10 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
                 _drain(ring, int(bss.pending))
             if start_off is not None and result.done:
                 os.lseek(in_fd, start_off + result.copied, os.SEEK_SET)
+            if out_off is not None and (result.done or depth == 1):
+                # writes at explicit offsets leave the position alone: move it past what
+                # was written, as write(2) and cp do (depth 1 writes contiguously)
+                os.lseek(out_fd, out_off + result.copied, os.SEEK_SET)
             return result
         finally:
             obj.close()
@@ -907,7 +930,8 @@ def _add_kfuncs(platform: Platform) -> None:
     platform.kfuncs[KFUNC_SUBMIT_SQES].native = (NATIVE_SOURCE, "uringbpf_kf_submit_sqes")
     platform.kfunc(KFUNC_GET_REGION, (Arg.TRUSTED_PTR, Arg.SCALAR, Arg.SCALAR),
                    Ret.MEM_OR_NULL, ret_size_arg=2, prog_types=allowed,
-                   kfunc_flags=frozenset({"RET_NULL"}))(_kf_get_region)
+                   # __u8 *: a size of 0 gives one read-only byte, as in the kernel
+                   kfunc_flags=frozenset({"RET_NULL", "RET_ELEM_SIZE=1"}))(_kf_get_region)
     platform.kfuncs[KFUNC_GET_REGION].native = (NATIVE_SOURCE, "uringbpf_kf_get_region")
 
 
