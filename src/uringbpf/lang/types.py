@@ -28,12 +28,15 @@ class FixedInt(int):
     SIGNED = False
     __slots__ = ()
 
+    MASK = (1 << 64) - 1
+    HALF = 1 << 63
+
     def __new__(cls, value: Any = 0) -> "FixedInt":
         if cls is FixedInt:
             raise TypeError("use a concrete width: u8..u64, s8..s64")
-        v = int(value) & ((1 << cls.BITS) - 1)
-        if cls.SIGNED and v >> (cls.BITS - 1):
-            v -= 1 << cls.BITS
+        v = int(value) & cls.MASK
+        if cls.SIGNED and v >= cls.HALF:
+            v -= cls.MASK + 1
         return int.__new__(cls, v)
 
     def __repr__(self) -> str:
@@ -41,9 +44,14 @@ class FixedInt(int):
 
     # --- arithmetic -------------------------------------------------------------------
     def _bin(self, other: Any, op, reflected: bool = False):
+        to = type(other)
+        if to is type(self) or to is int or to is bool:
+            # +, -, *, &, |, ^ commute with reduction modulo 2**BITS: wrap once, at the end
+            a, b = int(self), int(other)
+            return type(self)(op(b, a) if reflected else op(a, b))
         if not isinstance(other, int):
             return NotImplemented
-        t = common(type(self), type(other))
+        t = common(type(self), to)
         a, b = t(self), t(other)
         if reflected:
             a, b = b, a
@@ -118,6 +126,8 @@ class FixedInt(int):
 
     # --- comparisons: both sides converted to the common type first ---------------------
     def _cmp(self, other: Any, op):
+        if type(other) is type(self):
+            return op(int(self), int(other))
         if not isinstance(other, int):
             return NotImplemented
         t = common(type(self), type(other))
@@ -134,6 +144,7 @@ class FixedInt(int):
 
 def _make(name: str, bits: int, signed: bool) -> type:
     return type(name, (FixedInt,), {"BITS": bits, "SIGNED": signed, "__slots__": (),
+                                     "MASK": (1 << bits) - 1, "HALF": 1 << (bits - 1),
                                      "__doc__": f"{'signed' if signed else 'unsigned'} {bits}-bit integer "
                                                 "with C wrap-around"})
 
