@@ -21,7 +21,6 @@ def test_there_are_examples():
 
 @pytest.mark.parametrize("src", SOURCES, ids=[str(p.relative_to(ROOT / "examples")) for p in SOURCES])
 def test_example_compiles(src, tmp_path):
-    helpers.load_all()
     out = tmp_path / (src.stem + ".o")
     cc.compile_c(src, out, cpu="v3")
     obj = BpfObject.open(out)

@@ -11,6 +11,7 @@ from uringbpf.bpf.object import BpfObject
 
 SOURCE = r"""
 #include <linux/types.h>
+#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 char LICENSE[] SEC("license") = "GPL";

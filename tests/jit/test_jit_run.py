@@ -12,6 +12,7 @@ from uringbpf.tools import main as cli_main
 
 SOURCE = r"""
 #include <linux/types.h>
+#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 char LICENSE[] SEC("license") = "GPL";
 

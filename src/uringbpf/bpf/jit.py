@@ -115,6 +115,7 @@ def initialize() -> None:
             features = ""
         _target_machine = target.create_target_machine(
             cpu=llvm.get_host_cpu_name(), features=features, opt=2, jit=True)
+        _disk_state["features"] = features
         empty = llvm.parse_assembly("")
         empty.triple = _target_machine.triple
         _engine = llvm.create_mcjit_compiler(empty, _target_machine)
@@ -164,8 +165,49 @@ class CompiledModule:
         self.module = None
 
 
-def compile_ir(ir: str, symbols: list[str], opt_level: int = DEFAULT_OPT_LEVEL) -> CompiledModule:
-    """Parse, verify, optimise and JIT one module of IR text; return its symbols' addresses."""
+def _bind_symbols(natives: dict[str, int]) -> None:
+    """Tell LLVM's loader the C address of each native the code calls by name."""
+    import llvmlite.binding as llvm
+
+    for name, addr in natives.items():
+        if _bound.get(name) != addr:
+            llvm.add_symbol(name, addr)
+            _bound[name] = addr
+
+
+_bound: dict[str, int] = {}
+
+
+def _load_object(obj: bytes, symbols: list[str], natives: dict[str, int]) -> dict[str, int]:
+    """Load machine code (an ELF object) into the shared engine; its functions' addresses."""
+    import llvmlite.binding as llvm
+
+    _bind_symbols(natives)
+    _engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    _engine.finalize_object()
+    addresses = {name: _engine.get_function_address(name) for name in symbols}
+    missing = [name for name, addr in addresses.items() if not addr]
+    if missing:
+        raise JitError(f"machine code lacks {missing}")
+    return addresses
+
+
+def compile_ir(ir: str, symbols: list[str], opt_level: int = DEFAULT_OPT_LEVEL,
+               natives: dict[str, int] | None = None) -> CompiledModule:
+    """Parse, verify, optimise and compile one module of IR text, load it; return its
+    symbols' addresses.  ``natives`` binds the external functions the IR calls by name."""
+    obj, timings = _compile_object(ir, opt_level)
+    with _llvm_lock:
+        t = time.thread_time()
+        addresses = _load_object(obj, symbols, natives or {})
+        timings["load"] = time.thread_time() - t
+    compiled = CompiledModule(None, addresses, ir, timings)
+    compiled.object = obj
+    return compiled
+
+
+def _compile_object(ir: str, opt_level: int) -> tuple[bytes, dict[str, float]]:
+    """IR text -> x86-64 ELF object (the engine's target machine), with CPU seconds per phase."""
     initialize()
     import llvmlite.binding as llvm
 
@@ -182,17 +224,12 @@ def compile_ir(ir: str, symbols: list[str], opt_level: int = DEFAULT_OPT_LEVEL) 
         t1 = clock()
         _optimize(module, opt_level)
         t2 = clock()
-        _engine.add_module(module)
-        _engine.finalize_object()
-        addresses = {name: _engine.get_function_address(name) for name in symbols}
-        # The machine code stays in the engine's memory manager; the IR module is not needed
-        # any more (nothing links against it), so give its memory back now (~1 MiB per
-        # 1,000 instructions).
-        _engine.remove_module(module)
+        # Emitting an object and loading it (instead of handing MCJIT the module) gives
+        # bytes that the on-disk cache can keep; the code is the same.
+        obj = _target_machine.emit_object(module)
         module = None
         t3 = clock()
-    timings = {"parse": t1 - t0, "optimize": t2 - t1, "codegen": t3 - t2}
-    return CompiledModule(module, addresses, ir, timings)
+    return obj, {"parse": t1 - t0, "optimize": t2 - t1, "codegen": t3 - t2}
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,6 +251,7 @@ def _jitrt_symbols() -> dict[str, int]:
                 raise RuntimeError(f"jitrt_ctx is {size} bytes in C but "
                                    f"{ctypes.sizeof(JitContext)} in jit.py")
             _jitrt["check"] = native.symbol_address("jitrt", "jitrt_check")
+            _jitrt["check_name"] = _native_binding(("jitrt", "jitrt_check"))[1]
             _jitrt["gate"] = native.symbol_address("jitrt", "jitrt_gate")
             lib.jitrt_take_refused.restype = ctypes.c_uint64
             lib.jitrt_take_refused.argtypes = []
@@ -271,17 +309,28 @@ class _ThunkPage:
 # Binding one program to one runtime.
 
 
-def _native_address(native: Any) -> int:
-    """The C address of a helper's native twin, or 0 when it has none we can call."""
+def _native_binding(native: Any) -> tuple[int, str]:
+    """(C address, IR name) of a helper's native twin; (0, "") when it has none we can call.
+
+    A ``(module, symbol)`` twin is called by name (``symbol.<hash of module>``) and the name
+    bound to the address when the code is loaded, so the machine code holds no address of
+    this process; a bare integer address is called at that constant."""
     if native is None:
-        return 0
+        return 0, ""
     if isinstance(native, int):
-        return native
+        return native, ""
     if isinstance(native, tuple) and len(native) == 2:
         from .. import native as native_mod
 
-        return native_mod.symbol_address(*native) or 0
-    return 0
+        addr = native_mod.symbol_address(*native) or 0
+        tag = hashlib.sha256(str(native[0]).encode()).hexdigest()[:8]
+        return addr, (f"{native[1]}.{tag}" if addr else "")
+    return 0, ""
+
+
+def _native_address(native: Any) -> int:
+    """The C address of a helper's native twin, or 0 when it has none we can call."""
+    return _native_binding(native)[0]
 
 
 class _Binder:
@@ -299,6 +348,7 @@ class _Binder:
         self.helpers = helpers
         self.unwind_helper = unwind_helper
         self.keep: list[Any] = []
+        self.natives: dict[str, int] = {}     # IR name -> C address of natives called by name
         self._trampolines: dict[int, int] = {}
         self._wrapped: dict[int, Helper | None] = {}
 
@@ -340,11 +390,13 @@ class _Binder:
             return runtime_kfunc(self.runtime, entry)
         return self._as_helper(entry, str(entry), None)
 
-    @staticmethod
-    def _target(helper: Helper | None, key: tuple, unwind: bool) -> CallTarget:
+    def _target(self, helper: Helper | None, key: tuple, unwind: bool) -> CallTarget:
         if helper is None:
             return CallTarget("missing")
-        addr = _native_address(helper.native)
+        addr, name = _native_binding(helper.native)
+        if name:
+            self.natives[name] = addr
+            return CallTarget("native", 0, unwind=unwind, symbol=name)
         if addr:
             return CallTarget("native", addr, unwind=unwind)
         return CallTarget("python", key=key, unwind=unwind)
@@ -467,35 +519,169 @@ class _RunState:
 # The code cache.
 
 
-@dataclass
 class _Code:
     """Machine code for one (program, call resolution, mode): shared by its instances."""
 
-    compiled: CompiledModule
-    symbols: list[str]           # function k's symbol
-    starts: list[int]            # function k's first instruction
-    slots: list[tuple]           # the vars table layout
-    slot_pcs: list[int]          # first instruction using each slot (for error messages)
-    ir: str
+    def __init__(self, compiled: CompiledModule, symbols: list[str], starts: list[int],
+                 slots: list[tuple], slot_pcs: list[int], ir: "str | Any"):
+        self.compiled = compiled
+        self.symbols = symbols           # function k's symbol
+        self.starts = starts             # function k's first instruction
+        self.slots = slots               # the vars table layout
+        self.slot_pcs = slot_pcs         # first instruction using each slot (error messages)
+        self._ir = ir                    # the IR text, or a function that regenerates it
+        self.entries = [compiled.addresses[s] for s in symbols]
 
-    def __post_init__(self):
-        self.entries = [self.compiled.addresses[s] for s in self.symbols]
+    @property
+    def ir(self) -> str:
+        if not isinstance(self._ir, str):        # code loaded from the disk cache
+            self._ir = self._ir()
+        return self._ir
 
 
 _CACHE_SIZE = 64
 _cache: "collections.OrderedDict[tuple, _Code]" = collections.OrderedDict()
-_stats = {"hits": 0, "misses": 0}
+_stats = {"hits": 0, "misses": 0, "disk_hits": 0, "disk_writes": 0}
+#: machine code already loaded into the engine, by disk-cache key: never load one object
+#: twice (its symbols are named after the key)
+_loaded: dict[str, CompiledModule] = {}
 
 
 def cache_info() -> dict[str, int]:
-    """Hits, misses and entries of the compiled-code cache."""
-    return {**_stats, "entries": len(_cache), "max_entries": _CACHE_SIZE}
+    """Hits, misses and entries of the compiled-code cache (and of the disk cache)."""
+    return {**_stats, "entries": len(_cache), "max_entries": _CACHE_SIZE,
+            "disk": str(_disk_dir() or "")}
 
 
-def cache_clear() -> None:
-    """Forget cached code (instances keep theirs alive until they go)."""
+def cache_clear(disk: bool = False) -> None:
+    """Forget cached code (instances keep theirs alive until they go); ``disk=True`` also
+    deletes the on-disk cache's files."""
     with _llvm_lock:
         _cache.clear()
+        _loaded.clear()
+        if disk:
+            d = _disk_dir()
+            if d is not None:
+                for f in d.glob("*.jit"):
+                    f.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------
+# The on-disk cache: machine code of earlier processes, keyed by everything that decides it.
+#
+# A file holds the ELF object LLVM emitted and the metadata an instance needs (function
+# symbols and starts, the vars layout); nothing in it is an address of the process that
+# wrote it (natives are called by name and bound at load).  The key hashes the program's
+# bytes, how each call resolves, the mode and level, the generator's and loader's source,
+# the LLVM version and the target machine (triple, CPU, features).  Files are written to a
+# temporary name and renamed (readers never see half a file), carry a SHA-256 of their
+# contents, and live in a directory only this user may write: machine code from a file
+# another user could plant would run in this process.  ``URINGBPF_JIT_CACHE=0`` turns it
+# off; ``compile(cache=False)`` bypasses it.
+
+_DISK_MAGIC = b"UBPFJIT1"
+_disk_state: dict[str, Any] = {}
+
+
+def _disk_dir():
+    """The cache directory, or None when the cache is off or the directory is not safe."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("URINGBPF_JIT_CACHE", "1").lower() in ("0", "off", "no", "false"):
+        return None
+    if "dir" in _disk_state:
+        return _disk_state["dir"]
+    from .. import native
+
+    path: Path | None = Path(native.cache_dir()) / "jit"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.stat()
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            path = None              # someone else could put code here: do not run it
+    except OSError:
+        path = None
+    _disk_state["dir"] = path
+    return path
+
+
+def _code_version() -> str:
+    """What besides the key's inputs decides the code: our generator and loader, LLVM, the
+    target machine and the IR pipelines."""
+    version = _disk_state.get("version")
+    if version is None:
+        import llvmlite
+        import llvmlite.binding as llvm
+        from pathlib import Path
+
+        from . import jit_codegen
+
+        h = hashlib.sha256()
+        for mod_file in (__file__, jit_codegen.__file__):
+            h.update(Path(mod_file).read_bytes())
+        h.update(repr((llvmlite.__version__, llvm.llvm_version_info, _target_machine.triple,
+                       llvm.get_host_cpu_name(), _disk_state.get("features"),
+                       sorted(_PIPELINES.items()), isa.STACK_SIZE)).encode())
+        version = _disk_state["version"] = h.hexdigest()
+    return version
+
+
+def _disk_key(program: isa.Program, checked: bool, opt_level: int, signature: tuple) -> str:
+    h = hashlib.sha256(_code_version().encode())
+    h.update(program.bytecode)
+    h.update(repr((checked, opt_level, signature)).encode())
+    return h.hexdigest()
+
+
+def _disk_read(key: str):
+    """(metadata, object bytes) cached under ``key``, or None (absent, truncated, corrupt)."""
+    import json
+
+    d = _disk_dir()
+    if d is None:
+        return None
+    try:
+        blob = (d / f"{key}.jit").read_bytes()
+    except OSError:
+        return None
+    if len(blob) < 8 + 4 + 32 or blob[:8] != _DISK_MAGIC:
+        return None
+    body, digest = blob[:-32], blob[-32:]
+    if hashlib.sha256(body).digest() != digest:
+        return None
+    n = int.from_bytes(body[8:12], "little")
+    try:
+        meta = json.loads(body[12:12 + n].decode())
+    except ValueError:
+        return None
+    if meta.get("key") != key:
+        return None
+    return meta, body[12 + n:]
+
+
+def _disk_write(key: str, meta: dict, obj: bytes) -> None:
+    import json
+    import os
+    import tempfile
+
+    d = _disk_dir()
+    if d is None:
+        return
+    head = json.dumps({**meta, "key": key}).encode()
+    body = _DISK_MAGIC + len(head).to_bytes(4, "little") + head + obj
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body + hashlib.sha256(body).digest())
+            os.replace(tmp, d / f"{key}.jit")       # atomic: a reader sees all or nothing
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        _stats["disk_writes"] += 1
+    except OSError:
+        pass                     # a full or read-only disk only costs the next compile
 
 
 def program_hash(program: isa.Program) -> str:
@@ -505,24 +691,68 @@ def program_hash(program: isa.Program) -> str:
 
 def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: int,
               use_cache: bool) -> tuple[_Code, bool]:
-    key = (program_hash(program), checked, opt_level, binder.call_signature())
+    signature = binder.call_signature()
+    key = (program_hash(program), checked, opt_level, signature)
     with _llvm_lock:
         code = _cache.get(key) if use_cache else None
         if code is not None:
             _cache.move_to_end(key)
             _stats["hits"] += 1
             return code, True
+    initialize()
+    natives = dict(binder.natives)
+    rt = _jitrt_symbols() if checked else {}
+    if checked:
+        natives[rt["check_name"]] = rt["check"]
+    dkey = _disk_key(program, checked, opt_level, signature) if (
+        use_cache and _disk_dir() is not None) else None
     bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
-                        check_addr=_jitrt_symbols()["check"] if checked else 0,
-                        checked=checked, symbol_prefix=f"ubpf{next(_serial)}")
-    start = time.thread_time()
-    gen = ModuleGen(program, bindings)
-    ir = gen.generate()
-    symbols = [f.name for f in gen.funcs]
-    generated = time.thread_time()
-    compiled = compile_ir(ir, symbols, opt_level)
-    compiled.timings["generate"] = generated - start
-    code = _Code(compiled, symbols, list(gen.starts), list(gen.slots), list(gen.slot_pcs), ir)
+                        check_addr=rt.get("check", 0), check_symbol=rt.get("check_name", ""),
+                        checked=checked,
+                        symbol_prefix=f"ubpf_{dkey[:20]}" if dkey else f"ubpf{next(_serial)}")
+
+    def regenerate() -> str:
+        return ModuleGen(program, bindings).generate()
+
+    code = None
+    if dkey is not None:
+        start = time.thread_time()
+        with _llvm_lock:
+            compiled = _loaded.get(dkey)
+            entry = None if compiled is not None else _disk_read(dkey)
+            if entry is not None:
+                meta, obj = entry
+                compiled = CompiledModule(None, _load_object(obj, meta["symbols"], natives), "",
+                                          {"disk": 0.0})
+                compiled.meta = meta
+                _loaded[dkey] = compiled
+                _stats["disk_hits"] += 1
+        if compiled is not None:
+            meta = compiled.meta
+            compiled.timings = {"disk": time.thread_time() - start}
+            code = _Code(compiled, meta["symbols"], meta["starts"],
+                         [tuple(x) for x in meta["slots"]], meta["slot_pcs"], regenerate)
+    if code is None:
+        start = time.thread_time()
+        gen = ModuleGen(program, bindings)
+        ir = gen.generate()
+        symbols = [f.name for f in gen.funcs]
+        generated = time.thread_time()
+        obj, timings = _compile_object(ir, opt_level)
+        with _llvm_lock:
+            t = time.thread_time()
+            compiled = CompiledModule(None, _load_object(obj, symbols, natives), ir, timings)
+            timings["load"] = time.thread_time() - t
+        compiled.timings["generate"] = generated - start
+        meta = {"symbols": symbols, "starts": list(gen.starts),
+                "slots": [list(x) for x in gen.slots], "slot_pcs": list(gen.slot_pcs)}
+        compiled.meta = meta
+        code = _Code(compiled, symbols, list(gen.starts), list(gen.slots), list(gen.slot_pcs),
+                     ir)
+        if dkey is not None:
+            with _llvm_lock:
+                _loaded[dkey] = compiled
+            _disk_write(dkey, meta, obj)
     with _llvm_lock:
         _stats["misses"] += 1
         if use_cache:

@@ -101,6 +101,7 @@ class CallTarget:
     address: int = 0
     key: tuple = ()
     unwind: bool = False
+    symbol: str = ""     # native: the IR name the call uses (bound to ``address`` at load)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Bindings:
     helper: Callable[[int], CallTarget]           # helper id -> target
     kfunc: Callable[[int], CallTarget]            # index into program.kfuncs -> target
     check_addr: int = 0                           # jitrt_check, for checked mode
+    check_symbol: str = ""                        # its IR name (bound at load), if any
     checked: bool = False
     frame_size: int = isa.STACK_SIZE
     symbol_prefix: str = "ubpf"
@@ -628,6 +630,11 @@ class ModuleGen:
         if target.kind == "python":
             self.emit(f"store i64 {pc}, ptr %p_errpc")
             fn = self.op(f"inttoptr i64 {self.slot(target.key)} to ptr")
+        elif target.symbol:
+            # By name, bound to the C address when the object is loaded: the machine code
+            # then depends on no address of this process (it can be cached on disk).
+            self.intrinsic(f"declare i64 @{target.symbol}(i64, i64, i64, i64, i64)")
+            fn = f"@{target.symbol}"
         else:
             fn = _ptr(target.address)
         r0 = self.op(f"call i64 {fn}({args})")
@@ -726,7 +733,12 @@ class ModuleGen:
     def checked_access(self, pc: int, addr: str, size: int, write: bool) -> None:
         if not self.b.checked:
             return
-        bad = self.op(f"call i64 {_ptr(self.b.check_addr)}(i64 %env, "
+        if self.b.check_symbol:
+            self.intrinsic(f"declare i64 @{self.b.check_symbol}(i64, i64, i64, i64, i64)")
+            check = f"@{self.b.check_symbol}"
+        else:
+            check = _ptr(self.b.check_addr)
+        bad = self.op(f"call i64 {check}(i64 %env, "
                       f"i64 {addr}, i64 {size}, i64 {int(write)}, i64 {pc})")
         isbad = self.op(f"icmp ne i64 {bad}, 0")
         cont = f"L{pc}_acc{self._tmp}"

@@ -180,20 +180,24 @@ static inline int ubpf_guard_msghdr(uint64_t addr)
 	return ubpf_guard_iovecs(m.iov, m.iovlen);
 }
 
-/* Opcodes (enum io_uring_op) whose SQE names no memory at all: nothing to check. */
+/* Opcodes (enum io_uring_op) whose SQE names no memory at all: nothing to check.  A bit
+ * mask, because this test runs for every SQE a program submits (NOPs included). */
+#define UBPF_OP_BIT(op) (1ull << (op))
+#define UBPF_SQE_NO_MEMORY                                                                 \
+	(UBPF_OP_BIT(0) /* NOP */ | UBPF_OP_BIT(3) /* FSYNC */ | UBPF_OP_BIT(4) /* READ_FIXED */ | \
+	 UBPF_OP_BIT(5) /* WRITE_FIXED */ | UBPF_OP_BIT(6) /* POLL_ADD */ |                      \
+	 UBPF_OP_BIT(7) /* POLL_REMOVE */ | UBPF_OP_BIT(8) /* SYNC_FILE_RANGE */ |               \
+	 UBPF_OP_BIT(14) /* ASYNC_CANCEL (addr = user_data) */ | UBPF_OP_BIT(17) /* FALLOCATE */ | \
+	 UBPF_OP_BIT(19) /* CLOSE */ | UBPF_OP_BIT(24) /* FADVISE */ | UBPF_OP_BIT(30) /* SPLICE */ | \
+	 UBPF_OP_BIT(32) /* REMOVE_BUFFERS */ | UBPF_OP_BIT(33) /* TEE */ |                      \
+	 UBPF_OP_BIT(34) /* SHUTDOWN */ | UBPF_OP_BIT(40) /* MSG_RING */ | UBPF_OP_BIT(45) /* SOCKET */ | \
+	 UBPF_OP_BIT(49) /* READ_MULTISHOT (provided buffers) */ |                              \
+	 UBPF_OP_BIT(53) /* FIXED_FD_INSTALL */ | UBPF_OP_BIT(54) /* FTRUNCATE */ |             \
+	 UBPF_OP_BIT(56) /* LISTEN */ | UBPF_OP_BIT(62) /* NOP128 */)
+
 static inline int ubpf_sqe_no_memory(uint8_t op)
 {
-	switch (op) {
-	case 0:  /* NOP */ case 3: /* FSYNC */ case 4: /* READ_FIXED */ case 5: /* WRITE_FIXED */
-	case 6:  /* POLL_ADD */ case 7: /* POLL_REMOVE */ case 8: /* SYNC_FILE_RANGE */
-	case 14: /* ASYNC_CANCEL (addr = user_data) */ case 17: /* FALLOCATE */ case 19: /* CLOSE */
-	case 24: /* FADVISE */ case 30: /* SPLICE */ case 32: /* REMOVE_BUFFERS */ case 33: /* TEE */
-	case 34: /* SHUTDOWN */ case 40: /* MSG_RING */ case 45: /* SOCKET */
-	case 53: /* FIXED_FD_INSTALL */ case 54: /* FTRUNCATE */ case 56: /* LISTEN */
-	case 49: /* READ_MULTISHOT (provided buffers) */ case 62: /* NOP128 */
-		return 1;
-	}
-	return 0;
+	return op < 64 && ((UBPF_SQE_NO_MEMORY >> op) & 1);
 }
 
 /*
@@ -203,7 +207,16 @@ static inline int ubpf_sqe_no_memory(uint8_t op)
  * (paths, timespecs, sockaddrs, futex words, statx buffers, xattr names and values...).
  * Fixed-buffer ops are excepted: their memory was registered by the application.
  */
+static int ubpf_guard_sqe_slow(const uint8_t *sqe);
+
 static inline int ubpf_guard_sqe(const uint8_t *sqe)
+{
+	if (__builtin_expect(ubpf_sqe_no_memory(sqe[UBPF_SQE_OFF_OPCODE]), 1))
+		return 0;
+	return ubpf_guard_sqe_slow(sqe);
+}
+
+static __attribute__((noinline, unused)) int ubpf_guard_sqe_slow(const uint8_t *sqe)
 {
 	uint8_t op = sqe[UBPF_SQE_OFF_OPCODE];
 	uint64_t addr = ubpf_sqe_u64(sqe, UBPF_SQE_OFF_ADDR);
@@ -212,8 +225,6 @@ static inline int ubpf_guard_sqe(const uint8_t *sqe)
 	uint32_t len = ubpf_sqe_u32(sqe, UBPF_SQE_OFF_LEN);
 	uint8_t flags = sqe[1];
 
-	if (ubpf_sqe_no_memory(op))
-		return 0;
 	if (!ubpf_guard_find())
 		return 0;
 	switch (op) {

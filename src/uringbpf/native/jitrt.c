@@ -13,6 +13,7 @@
  */
 #include <stdint.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "jitrt.h"
@@ -57,7 +58,9 @@ uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t
  * straight through, and an entry from another thread while it is claimed is refused —
  * r0 = 0, nothing runs, and the refusing thread's jitrt_take_refused() says so (the
  * Python caller raises, the loop driver stops with -EBUSY).  Threads that want to run one
- * program concurrently load it once per thread (each load is its own instance).
+ * program concurrently load it once per thread (each load is its own instance).  The
+ * owner is pthread_self(): a native driver may claim the context for a whole run
+ * (designs/loop/loop.c does), so its per-step entries take the fast path.
  */
 typedef uint64_t (*jitrt_fn6)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 static __thread uint64_t thread_refused;
@@ -67,7 +70,7 @@ uint64_t jitrt_gate(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t
 {
 	struct jitrt_ctx *c = t->ctx;
 	jitrt_fn6 fn = (jitrt_fn6)(uintptr_t)t->fn;
-	uint64_t self = (uint64_t)(uintptr_t)&thread_refused; /* unique per live thread */
+	uint64_t self = (uint64_t)pthread_self();   /* unique per live thread */
 	uint64_t owner = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
 	uint64_t r;
 

@@ -31,6 +31,7 @@
 #include "loop.h"
 #include "cbpf.h"
 #include "guard.h"
+#include "jitrt.h"
 
 #ifndef __NR_io_uring_enter
 #define __NR_io_uring_enter 426
@@ -424,9 +425,27 @@ int64_t uringbpf_loop_run(struct ub_loop_ctx *ctx, ub_prog_fn step, const int *s
 		return -ECANCELED;
 	}
 	ctx->abort = 0;
-	install_signals(signals, nr_signals);
-	ret = run_loop(ctx, step);
-	restore_signals(signals, nr_signals);
+	/* A JIT step (error_word is its jitrt context): own the instance for the whole run, as
+	 * jitrt_gate would per step, so every step enters on the gate's fast path and another
+	 * thread's call is refused for the duration (one stack per instance). */
+	if (ctx->error_word) {
+		struct jitrt_ctx *jc = (struct jitrt_ctx *)(uintptr_t)ctx->error_word;
+		uint64_t self = (uint64_t)pthread_self(), free_owner = 0;
+		if (!__atomic_compare_exchange_n(&jc->owner, &free_owner, self, 0, __ATOMIC_ACQUIRE,
+						 __ATOMIC_RELAXED) && free_owner != self) {
+			__atomic_store_n(&ctx->running, 0, __ATOMIC_RELEASE);
+			return -EBUSY;
+		}
+		install_signals(signals, nr_signals);
+		ret = run_loop(ctx, step);
+		restore_signals(signals, nr_signals);
+		if (!free_owner)
+			__atomic_store_n(&jc->owner, 0, __ATOMIC_RELEASE);
+	} else {
+		install_signals(signals, nr_signals);
+		ret = run_loop(ctx, step);
+		restore_signals(signals, nr_signals);
+	}
 	/* the last access to ring memory is behind us: a closing thread may now unmap it */
 	__atomic_store_n(&ctx->running, 0, __ATOMIC_RELEASE);
 	return ret;

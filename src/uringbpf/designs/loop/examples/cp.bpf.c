@@ -9,10 +9,12 @@
  * request: the write length is the read's result, a short write is resumed, and any
  * error stops the loop with the error recorded for the application.
  *
- * depth == 1 (the default): one request in flight, input read and output written at
- * offset -1 (the file positions, which the kernel advances as read(2)/write(2) do), so
- * either fd may be a pipe or a socket and what is already in the output stays, as with
- * cp; every read asks for a whole chunk.
+ * depth == 1 (the default): one request in flight, input read at offset -1 (the file
+ * position), so in_fd may be a pipe or a socket; every read asks for a whole chunk.
+ * Output is written at out_start + the copy's offset (out_start: the output's position
+ * when the copy started, so what is already in the file stays, as with cp; ignored by
+ * pipes and sockets).  Not at offset -1: a write cut short (RLIMIT_FSIZE, a full disk)
+ * and resumed at -1 was seen to land at a stale position.
  *
  * depth > 1 (seekable input and output only; copy_fd checks): `depth` slots, each with
  * its own buffer at buf_addr + slot * chunk_size; slot s copies chunks s, s + depth,
@@ -48,7 +50,7 @@ const volatile __u64 buf_addr;		/* user address of depth * chunk_size bytes */
 const volatile unsigned chunk_size = 4096;
 const volatile unsigned depth = 1;	/* 1..MAX_DEPTH chunks in flight */
 const volatile __u64 in_start;		/* input offset of byte 0 (depth > 1 only) */
-const volatile __u64 out_start;		/* output offset of byte 0 (depth > 1 only) */
+const volatile __u64 out_start;		/* output offset of byte 0 */
 
 __u64 copied;		/* bytes written so far */
 __u64 reads, writes, short_reads, short_writes;
@@ -100,7 +102,7 @@ static __always_inline void prep_write(struct io_uring_sqe *sqe, unsigned s, uns
 				       __u64 addr)
 {
 	__u32 lo = slot_wlo[s];
-	__u64 off = d == 1 ? (__u64)-1 : out_start + slot_pos[s] + lo;
+	__u64 off = out_start + slot_pos[s] + lo;
 
 	writes++;
 	fill_sqe(sqe, IORING_OP_WRITE, out_fd, addr + lo, slot_whi[s] - lo, off,
