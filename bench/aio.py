@@ -7,14 +7,16 @@ Two workloads, each run by every implementation in a fresh event loop, in one pr
   uringbpf.aio (``await ring.read``) vs ``loop.run_in_executor(None, os.pread, ...)`` (the
   default executor) vs aiofiles (one file object per task: ``await f.seek``; ``await
   f.read``, the aiofiles API) vs ``aiofiles.os.wrap(os.pread)`` (one executor hop).
-* ``echo``: TCP echo over 127.0.0.1, ``--conns`` connections (100), each client sends
-  ``--size``-byte messages and waits for the echo, ``--msgs`` times. Server and clients
-  live in the same process and use the same API, so a round trip costs two sends and two
-  receives of that API. uringbpf.aio vs asyncio streams (default loop) vs asyncio streams
-  on uvloop; uringbpf.aio on uvloop is shown too.
+* ``echo``: a TCP echo server over 127.0.0.1 with ``--conns`` connections (100); one
+  load-generating client process (asyncio protocols on uvloop when installed, the same for
+  every server) sends ``--size``-byte messages and waits for each echo, ``--msgs`` times
+  per connection. Servers: uringbpf.aio (``await recv``; ``await send``) vs asyncio
+  streams (default loop) vs asyncio streams on uvloop; uringbpf.aio on uvloop is shown too.
 
-Prints operations per second and the ratios uringbpf.aio / each other. Not a test: numbers
-vary with the machine and its load (docs/benchmarks.md records a run).
+Prints, per implementation, operations per second and the CPU time the process spent per
+operation (all its threads), each with the ratio uringbpf.aio / that implementation
+(> 1: uringbpf.aio is ahead). Rows run interleaved ``--repeat`` times, best kept. Not a
+test: numbers vary with the machine and its load (docs/benchmarks.md records a run).
 ``python bench/aio.py [--only reads|echo] [--reads N] [--tasks N] [--conns N] ...``
 aiofiles and uvloop come with ``pip install .[bench]``; rows without them are skipped.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import os
 import random
 import socket
@@ -58,6 +61,24 @@ def _run(kind: str, coro_fn, *args):
         loop.close()
 
 
+def _table(rows, n: int, unit: str, repeat: int, *args) -> None:
+    """Run every row ``repeat`` times, interleaved (load drifts hit every row alike); keep
+    each row's best rate and least CPU; print them with the ratios aio / row."""
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for _ in range(repeat):
+        for name, loop_kind, fn in rows:
+            w, c = _run(loop_kind, fn, *args)
+            wall[name] = min(w, wall.get(name, w))
+            cpu[name] = min(c, cpu.get(name, c))
+    base = rows[0][0]
+    print(f"{'implementation':30} {unit + '/s':>14} {'aio ratio':>9} {'CPU us/' + unit:>14} "
+          f"{'aio ratio':>9}")
+    for name, _, _ in rows:
+        print(f"{name:30} {n / wall[name]:14,.0f} {wall[name] / wall[base]:9.2f} "
+              f"{cpu[name] / n * 1e6:14.1f} {cpu[name] / cpu[base]:9.2f}")
+
+
 # --------------------------------------------------------------------------- reads
 def _offsets(nblocks: int, total: int, tasks: int, seed: int = 1) -> list[list[int]]:
     rnd = random.Random(seed)
@@ -78,9 +99,9 @@ async def reads_aio(path: str, offs: list[list[int]]) -> float:
                 if await read(fd, buf, off) != BLOCK:
                     raise RuntimeError("short read")
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         await asyncio.gather(*(task(lst) for lst in offs))
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
     finally:
         await ar.aclose()
         os.close(fd)
@@ -98,9 +119,9 @@ async def reads_executor(path: str, offs: list[list[int]]) -> float:
                 if len(await loop.run_in_executor(None, os.pread, fd, BLOCK, off)) != BLOCK:
                     raise RuntimeError("short read")
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         await asyncio.gather(*(task(lst) for lst in offs))
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
     finally:
         os.close(fd)
 
@@ -116,9 +137,9 @@ async def reads_aiofiles(path: str, offs: list[list[int]]) -> float:
                 if len(await f.read(BLOCK)) != BLOCK:
                     raise RuntimeError("short read")
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         await asyncio.gather(*(task(f, lst) for f, lst in zip(files, offs)))
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
     finally:
         for f in files:
             await f.close()
@@ -135,9 +156,9 @@ async def reads_aiofiles_pread(path: str, offs: list[list[int]]) -> float:
                 if len(await pread(fd, BLOCK, off)) != BLOCK:
                     raise RuntimeError("short read")
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         await asyncio.gather(*(task(lst) for lst in offs))
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
     finally:
         os.close(fd)
 
@@ -161,22 +182,68 @@ def bench_reads(args) -> None:
                      ("aiofiles.os.wrap(os.pread)", "asyncio", reads_aiofiles_pread)]
         print(f"\n4 KiB random reads, {args.file_mib} MiB page-cached file, {args.tasks} tasks, "
               f"{n} reads")
-        print(f"{'implementation':32} {'reads/s':>12} {'aio ratio':>10}")
-        rates = {}
-        for name, loop_kind, fn in rows:
-            best = min(_run(loop_kind, fn, tmp.name, offs) for _ in range(args.repeat))
-            rates[name] = n / best
-        base = rates["uringbpf.aio"]
-        for name, rate in rates.items():
-            print(f"{name:32} {rate:12,.0f} {base / rate:10.2f}")
+        _table(rows, n, "read", args.repeat, tmp.name, offs)
 
 
 # --------------------------------------------------------------------------- echo
-async def echo_aio(conns: int, msgs: int, size: int) -> float:
+CLIENT = r"""
+import asyncio, json, sys, time
+conns, msgs, size, port = map(int, sys.argv[1:5])
+try:
+    import uvloop
+    loop = uvloop.new_event_loop()
+except ImportError:
+    loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+msg = b"x" * size
+
+
+class Client(asyncio.Protocol):
+    def __init__(self, done):
+        self.done, self.left, self.got = done, msgs, 0
+
+    def connection_made(self, transport):
+        self.t = transport
+        transport.write(msg)
+
+    def data_received(self, data):
+        self.got += len(data)
+        if self.got >= size:
+            self.got -= size
+            self.left -= 1
+            if self.left:
+                self.t.write(msg)
+            else:
+                self.t.close()
+                self.done.set_result(None)
+
+
+async def main():
+    dones = [loop.create_future() for _ in range(conns)]
+    # connect everybody first, then time the round trips
+    ts = [await loop.create_connection(lambda d=d: Client(d), "127.0.0.1", port) for d in dones]
+    t = time.perf_counter()
+    await asyncio.gather(*dones)
+    print(json.dumps({"seconds": time.perf_counter() - t}))
+
+loop.run_until_complete(main())
+"""
+
+
+async def _drive(port: int, args) -> float:
+    """Run the load generator (another process) against the server on ``port``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CLIENT, str(args.conns), str(args.msgs), str(args.size),
+        str(port), stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"echo client failed ({proc.returncode})")
+    return json.loads(out)["seconds"]
+
+
+async def echo_aio(args) -> float:
     ar = AioRing(512)
-    lst = socket.create_server(("127.0.0.1", 0), backlog=conns)
-    addr = lst.getsockname()
-    servers = []
+    lst = socket.create_server(("127.0.0.1", 0), backlog=args.conns)
 
     async def serve(fd):
         s = socket.socket(fileno=fd)
@@ -195,40 +262,24 @@ async def echo_aio(conns: int, msgs: int, size: int) -> float:
             s.close()
 
     async def acceptor():
-        for _ in range(conns):
-            fd = await ar.accept(lst)
-            servers.append(asyncio.ensure_future(serve(fd)))
-
-    async def client(sock):
-        msg = b"x" * size
-        buf = bytearray(size)
-        view = memoryview(buf)
-        recv, send = ar.recv, ar.send
-        for _ in range(msgs):
-            await send(sock, msg)
-            got = 0
-            while got < size:
-                got += await recv(sock, view[got:])
-        sock.shutdown(socket.SHUT_WR)
+        handlers = []
+        for _ in range(args.conns):
+            handlers.append(asyncio.ensure_future(serve(await ar.accept(lst))))
+        await asyncio.gather(*handlers)
 
     try:
-        socks = [socket.socket() for _ in range(conns)]
         acc = asyncio.ensure_future(acceptor())
-        await asyncio.gather(*(ar.connect(s, addr) for s in socks))
+        c = time.process_time()
+        dt = await _drive(lst.getsockname()[1], args)
+        c = time.process_time() - c
         await acc
-        t = time.perf_counter()
-        await asyncio.gather(*(client(s) for s in socks))
-        dt = time.perf_counter() - t
-        await asyncio.gather(*servers)
-        for s in socks:
-            s.close()
-        return dt
+        return dt, c
     finally:
         lst.close()
         await ar.aclose()
 
 
-async def echo_streams(conns: int, msgs: int, size: int) -> float:
+async def echo_streams(args) -> float:
     async def handle(reader, writer):
         while True:
             data = await reader.read(65536)
@@ -238,26 +289,14 @@ async def echo_streams(conns: int, msgs: int, size: int) -> float:
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=conns)
-    addr = server.sockets[0].getsockname()
-
-    async def client(reader, writer):
-        msg = b"x" * size
-        for _ in range(msgs):
-            writer.write(msg)
-            await writer.drain()
-            await reader.readexactly(size)
-        writer.write_eof()
-
-    pairs = await asyncio.gather(*(asyncio.open_connection(*addr) for _ in range(conns)))
-    t = time.perf_counter()
-    await asyncio.gather(*(client(r, w) for r, w in pairs))
-    dt = time.perf_counter() - t
-    for _, w in pairs:
-        w.close()
-    server.close()
-    await server.wait_closed()
-    return dt
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=args.conns)
+    try:
+        c = time.process_time()
+        dt = await _drive(server.sockets[0].getsockname()[1], args)
+        return dt, time.process_time() - c
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def bench_echo(args) -> None:
@@ -266,17 +305,10 @@ def bench_echo(args) -> None:
         rows += [("asyncio streams on uvloop", "uvloop", echo_streams),
                  ("uringbpf.aio on uvloop", "uvloop", echo_aio)]
     n = args.conns * args.msgs
-    print(f"\nTCP echo over 127.0.0.1, {args.conns} connections x {args.msgs} round trips of "
-          f"{args.size} B (server and clients in one process)")
-    print(f"{'implementation':32} {'round trips/s':>14} {'aio ratio':>10}")
-    rates = {}
-    for name, loop_kind, fn in rows:
-        best = min(_run(loop_kind, fn, args.conns, args.msgs, args.size)
-                   for _ in range(args.repeat))
-        rates[name] = n / best
-    base = rates["uringbpf.aio"]
-    for name, rate in rates.items():
-        print(f"{name:32} {rate:14,.0f} {base / rate:10.2f}")
+    print(f"\nTCP echo server over 127.0.0.1: {args.conns} connections x {args.msgs} round "
+          f"trips of {args.size} B, driven by one client process "
+          f"({'uvloop' if _have('uvloop') else 'asyncio'} protocols)")
+    _table(rows, n, "rt", args.repeat, args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -166,8 +166,8 @@ class AioRing:
         self._ud = 1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
-        #: SQEs prepared and not yet completed (their CQE not reaped), cancels included.
-        self.inflight = 0
+        # SQEs in flight without a future of their own (cancels, linked timeouts)
+        self._untracked = 0
         #: ``(user_data, res)`` of the last CQEs that arrived for cancelled operations.
         self.late_completions: deque = deque(maxlen=64)
         #: counters: ``enters`` (flushes that called io_uring_enter), ``wakeups``
@@ -205,12 +205,21 @@ class AioRing:
         if self._blocking_enter and ring.sq_ready():
             self._flush_in_thread()
             return
-        try:
-            if ring.submit():
+        if self._getevents:
+            # DEFER_TASKRUN: the same enter submits and runs the deferred completions
+            ret = ring.enter(ring.flush_sq(), 0, u.IORING_ENTER_GETEVENTS)
+            self.stats["enters"] += 1
+        else:
+            n = ring.flush_sq()
+            ret = ring.enter(n, 0, 0) if n else 0
+            if n:
                 self.stats["enters"] += 1
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EBUSY):
-                self._fail_all(exc)
+        if ret >= 0:
+            if ring.sq_ready():     # the kernel took fewer than published: go on next time
+                self._schedule_flush()
+        elif ret != -errno.EINTR:
+            if ret not in (-errno.EAGAIN, -errno.EBUSY):
+                self._fail_all(_error(ret, "io_uring_enter"))
                 return
             # CQ overflow backlog / no memory: reap, then try again next iteration
             self._schedule_flush()
@@ -274,14 +283,15 @@ class AioRing:
                     i = ((head + k) & mask) * step
                     ud = q[i]
                     fut = futs.pop(ud, None)
-                    if fut is not None:
+                    if fut is None:
+                        self._untracked -= 1
+                    else:
                         if keeps:
                             keeps.pop(ud, None)     # the kernel is done with the buffer
                         if fut.done():          # its task was cancelled meanwhile
                             self.late_completions.append((ud, w[2 * i + 2]))
                         else:
                             fut.set_result(w[2 * i + 2])
-                self.inflight -= n
                 self.stats["reaped"] += n
                 self.ring.cq_advance(n)     # also releases the requests' buffers
             # CQEs the kernel could not post while the CQ was full wait in its overflow
@@ -309,7 +319,7 @@ class AioRing:
         except SubmissionQueueFull:
             self._submit_now()
             self.ring.prep_cancel(ud, user_data=self._next_ud())
-        self.inflight += 1
+        self._untracked += 1
         self.stats["cancels"] += 1
         self._schedule_flush()
 
@@ -327,13 +337,12 @@ class AioRing:
             except SubmissionQueueFull:
                 self._submit_now()
                 prep(*args, user_data=ud, **kw)
-            self.inflight += 1
             return ud
         if ring.sq_space_left() < 2:
             self._submit_now()
         prep(*args, user_data=ud, flags=kw.pop("flags", 0) | _LINK, **kw)
         ring.prep_link_timeout(timeout, user_data=self._next_ud())
-        self.inflight += 2
+        self._untracked += 1
         return ud
 
     async def _op(self, what: str, prep: Callable, args: tuple, kw: dict,
@@ -380,13 +389,12 @@ class AioRing:
             except SubmissionQueueFull:
                 self._submit_now()
                 ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud)
-            self.inflight += 1
         else:
             if ring.sq_space_left() < 2:
                 self._submit_now()
             ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud, flags=_LINK)
             ring.prep_link_timeout(timeout, user_data=self._next_ud())
-            self.inflight += 2
+            self._untracked += 1
         if keep is not None:
             self._keeps[ud] = keep
         fut = loop.create_future()
@@ -510,22 +518,22 @@ class AioRing:
             flags = kw.pop("flags", 0) | (link if k < len(items) - 1 else 0)
             prep(*args, user_data=ud, flags=flags, **kw)
             uds.append(ud)
-        self.inflight += len(uds)
         futs = [loop.create_future() for _ in uds]
         for ud, fut in zip(uds, futs):
             self._futs[ud] = fut
         self._schedule_flush()
-        results = []
         try:
-            for fut in futs:
-                results.append(await fut)
+            # Members complete in chain order: awaiting the last one first costs one
+            # wake-up for the whole chain (the others are done by then).
+            for fut in reversed(futs):
+                await fut
         except asyncio.CancelledError:
             for ud, fut in zip(uds, futs):
                 if self._futs.get(ud) is fut:
                     fut.cancel()            # its CQE is a late completion now
                     self._cancel(ud)
             raise
-        return results
+        return [fut.result() for fut in futs]
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
@@ -570,12 +578,17 @@ class AioRing:
                 self._submit_now()
                 self.ring.prep_cancel(0, _CANCEL_EVERYTHING,
                                       user_data=self._next_ud())
-            self.inflight += 1
+            self._untracked += 1
             self._flush()
             deadline = self._loop.time() + timeout
             while self.inflight and self._loop.time() < deadline:
                 await asyncio.sleep(0.001)
         self.close()
+
+    @property
+    def inflight(self) -> int:
+        """SQEs prepared and not completed yet (CQE not reaped), cancels included."""
+        return len(self._futs) + self._untracked
 
     @property
     def closed(self) -> bool:
