@@ -208,3 +208,29 @@ def test_run_time_error_maps_the_failing_instruction_to_its_line():
     assert isinstance(err, LangRuntimeError)
     assert (err.filename, err.line, err.pc) == (HERE, _line_of(prog.fn, "x * 3"), pc)
     assert str(err).startswith(f"{HERE}:{err.line}: insn {pc}: access outside every region")
+
+
+def test_local_used_before_assignment_is_refused_like_python():
+    bpf = Module("unbound")
+    LIMIT = 5
+
+    @bpf.socket_filter
+    def prog(data, n) -> u64:
+        if n > LIMIT:
+            total = u64(n)      # `total` is local everywhere in the function, as in Python
+        return total
+
+    with pytest.raises(LangCompileError, match="'total' is used before it is assigned"):
+        bpf.compile()
+
+
+def test_a_local_may_shadow_a_module_name():
+    bpf = Module("shadow")
+    LIMIT = 5
+
+    @bpf.socket_filter
+    def prog(data, n) -> u64:
+        LIMIT = u64(7)          # a local, as Python makes it
+        return LIMIT + n
+
+    assert prog.run_in_app(b"ab") == prog.run(b"ab") == 9

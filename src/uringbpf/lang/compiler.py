@@ -461,6 +461,10 @@ class FuncGen:
         if not isinstance(self.fdef, ast.FunctionDef):
             raise LangCompileError(self.filename, first, "only plain functions can be compiled")
         self.env = resolver.env_of(fn)
+        # as in Python: a name assigned anywhere in the function is local everywhere in it
+        self.assigned = {n.id for n in ast.walk(self.fdef)
+                         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        self.assigned |= {a.arg for a in self.fdef.args.args}
         self.locals: dict[str, Local] = {}
         self.blocks: list[tuple[str, list[str]]] = []
         self.cur: list[str] = []
@@ -553,6 +557,7 @@ class FuncGen:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
             body = body[1:]
+        self._definite(body, {p[0] for p in info.params}, [])
         self.stmts(body)
         if not self.terminated and not self.reachable(self.blocks[-1][0]):
             self.term("unreachable")
@@ -576,6 +581,66 @@ class FuncGen:
         mod.funcs_ir.append("\n".join(out))
         if info.section:
             mod.used.append(f"@{info.symbol}")
+
+    # definite assignment: a read Python could find unbound is refused (the compiled
+    # program would read an undefined stack slot where Python raises UnboundLocalError)
+    def _reads(self, node: ast.AST | None, have: set[str]) -> None:
+        if node is None:
+            return
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in self.assigned \
+                    and n.id not in have:
+                raise self.err(n, f"local variable {n.id!r} is used before it is assigned "
+                                  "(on some path)")
+
+    def _definite(self, body: list, have: set[str], breaks: list) -> set[str] | None:
+        """Names surely assigned after ``body`` (None: it does not fall through)."""
+        have = set(have)
+        for st in body:
+            if isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                self._reads(st.value, have)
+                targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        if isinstance(st, ast.AugAssign):
+                            self._reads(ast.Name(t.id, ast.Load(), lineno=t.lineno,
+                                                 col_offset=t.col_offset), have)
+                        have.add(t.id)
+                    else:
+                        self._reads(t, have)
+            elif isinstance(st, ast.Return):
+                self._reads(st.value, have)
+                return None
+            elif isinstance(st, (ast.Break, ast.Continue)):
+                if isinstance(st, ast.Break):
+                    breaks.append(set(have))
+                return None
+            elif isinstance(st, ast.If):
+                self._reads(st.test, have)
+                a = self._definite(st.body, have, breaks)
+                b = self._definite(st.orelse, have, breaks)
+                if a is None and b is None:
+                    return None
+                have = a if b is None else b if a is None else a & b
+            elif isinstance(st, ast.While):
+                self._reads(st.test, have)
+                inner: list = []
+                self._definite(st.body, have, inner)
+                forever = isinstance(st.test, ast.Constant) and st.test.value is True
+                if forever:
+                    if not inner:
+                        return None
+                    have = set.intersection(*inner)
+            elif isinstance(st, ast.For):
+                self._reads(st.iter, have)
+                inner = []
+                body_have = set(have)
+                if isinstance(st.target, ast.Name):
+                    body_have.add(st.target.id)
+                self._definite(st.body, body_have, inner)
+            else:
+                self._reads(st, have)
+        return have
 
     def reachable(self, name: str) -> bool:
         if name == "entry":
@@ -602,9 +667,6 @@ class FuncGen:
     def assign_name(self, name: str, v: Val, node: ast.AST) -> None:
         loc = self.locals.get(name)
         if loc is None:
-            if name in self.env and not _is_plain_global(self.env[name]):
-                raise self.err(node, f"{name!r} is a global of the module: programs cannot rebind it "
-                                     "(use a field of a bss/data section)")
             self.new_local(name, v, node)
             return
         if v.is_const:
@@ -928,6 +990,8 @@ class FuncGen:
         loc = self.locals.get(e.id)
         if loc is not None:
             return Val(loc.ty, self.emit(f"load {_llty(loc.ty)}, ptr {loc.slot}"))
+        if e.id in self.assigned:
+            raise self.err(e, f"local variable {e.id!r} is used before it is assigned")
         obj = self.lookup(e.id, e)
         return self.value_of_object(obj, e)
 
@@ -950,12 +1014,12 @@ class FuncGen:
     def static(self, e: ast.expr) -> Any:
         """Evaluate a name/attribute chain at compile time (module constants, types...)."""
         if isinstance(e, ast.Name):
-            if e.id in self.locals:
+            if e.id in self.locals or e.id in self.assigned:
                 return _LOCAL
             return self.lookup(e.id, e)
         if isinstance(e, ast.Attribute):
             base = self.static(e.value)
-            if base is _LOCAL or isinstance(base, (GlobalRef,)) or self.resolver.is_section(base):
+            if base is _LOCAL or self.resolver.is_section(base):
                 return _LOCAL
             try:
                 return getattr(base, e.attr)
@@ -1445,10 +1509,6 @@ class FuncGen:
 _LOCAL = object()
 
 
-class GlobalRef:
-    pass
-
-
 def _is_bpf_range(obj: Any) -> bool:
     return (getattr(obj, "__name__", None) == "bpf_range"
             and getattr(obj, "__module__", None) == "uringbpf.lang.appmode")
@@ -1468,10 +1528,6 @@ def _same_type(a: Any, b: Any) -> bool:
         return True
     if isinstance(a, T.PtrType) and isinstance(b, T.PtrType):
         return a.elem is b.elem
-    return False
-
-
-def _is_plain_global(obj: Any) -> bool:
     return False
 
 
