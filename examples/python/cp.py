@@ -210,12 +210,11 @@ def setup(ring, in_fd: int, out_fd: int, buf_addr: int, chunk: int, depth: int,
             setattr(st, name, 0)
 
 
-def copy(src: str, dst: str, chunk: int = 64 * 1024, depth: int = 1, app: bool = False,
-         engine: str = "jit") -> dict:
-    """Copy SRC to DST; returns the program's globals and the seconds of the one enter."""
+def copy_fd(in_fd: int, out_fd: int, chunk: int = 64 * 1024, depth: int = 1, app: bool = False,
+            engine: str = "jit") -> dict:
+    """Copy ``in_fd`` to ``out_fd`` (depth > 1: both seekable, read from offset 0); returns
+    the program's globals, the enter's result and its seconds."""
     from uringbpf.designs import loop
-    in_fd = os.open(src, os.O_RDONLY)
-    out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     ring = loop.make_ring(max(8, depth))
     buf = mmap.mmap(-1, chunk * depth)
     try:
@@ -237,6 +236,16 @@ def copy(src: str, dst: str, chunk: int = 64 * 1024, depth: int = 1, app: bool =
     finally:
         ring.close()
         buf.close()
+
+
+def copy(src: str, dst: str, chunk: int = 64 * 1024, depth: int = 1, app: bool = False,
+         engine: str = "jit") -> dict:
+    """Copy the file SRC to DST (see :func:`copy_fd`)."""
+    in_fd = os.open(src, os.O_RDONLY)
+    out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        return copy_fd(in_fd, out_fd, chunk, depth, app, engine)
+    finally:
         os.close(in_fd)
         os.close(out_fd)
 

@@ -163,3 +163,35 @@ def test_pingpong_same_observables_both_ways():
     interp = pingpong.play(engine="interp")
     assert app == jit == interp
     assert app == {"submitted": 3, "done": True, "seen": [20, 21], "runs": 24}
+
+
+@pytest.mark.parametrize("mode", ["app", "jit"])
+def test_cp_from_a_pipe_is_short_read_proof(tmp_path, mode):
+    import threading
+    payload = bytes((i * 13 + 5) & 0xFF for i in range(200_000))
+    r_fd, w_fd = os.pipe()
+
+    def writer():
+        # irregular pieces, so reads come back short at arbitrary points
+        pos, sizes = 0, [1, 4095, 7, 65536, 3000, 123]
+        k = 0
+        while pos < len(payload):
+            n = sizes[k % len(sizes)]
+            pos += os.write(w_fd, payload[pos:pos + n])
+            k += 1
+        os.close(w_fd)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    dst = tmp_path / f"out-{mode}.bin"
+    out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        r = cp.copy_fd(r_fd, out_fd, chunk=16384, depth=1, app=mode == "app", engine=mode)
+    finally:
+        t.join()
+        os.close(out_fd)
+        os.close(r_fd)
+    assert r["error"] == 0 and r["done"] == 1 and r["copied"] == len(payload)
+    assert dst.read_bytes() == payload
+    # every write is exactly as long as the read before it: one write per non-empty read
+    assert r["writes"] == r["reads"] - 1 + r["short_writes"]
