@@ -21,6 +21,7 @@ import errno
 import os
 import socket
 import warnings
+import weakref
 from collections import namedtuple
 from typing import Any, Callable, Iterator
 
@@ -48,6 +49,8 @@ _MAX_CQ_ENTRIES = 2 * 32768 * 2
 # Objects still referenced by requests that never completed before their ring was
 # closed: kept forever rather than freed under the kernel's feet.
 _graveyard: list = []
+#: fd -> open Ring (Ring.by_fd); weak, so a dropped ring leaves by itself
+_by_fd: "weakref.WeakValueDictionary[int, Ring]" = weakref.WeakValueDictionary()
 
 
 from ..errors import RingClosedError, SubmissionQueueFull  # noqa: E402,F401  (defined in uringbpf.errors)
@@ -86,13 +89,24 @@ class Ring:
     ``cqes_addr`` and masks ``sq_mask``/``cq_mask``.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Ring":
-        # Extra CQs are the 2021 BPF-requests design: ``Ring(..., nr_cq=N, cq_sizes=[...])``
-        # builds that design's Ring subclass, so users never need to import it themselves.
-        if cls is Ring and ("nr_cq" in kwargs or "cq_sizes" in kwargs):
-            from ..designs.requests import Ring as RequestsRing
-            cls = RequestsRing  # Python then runs RequestsRing.__init__ with the same args
-        return super().__new__(cls)
+    @staticmethod
+    def by_fd(fd: int) -> "Ring":
+        """The open :class:`Ring` of this process whose io_uring fd is ``fd`` (the
+        kernel's ``io_uring_ctx_get_file``, for designs handed a ``ring_fd``).
+
+        Raises ``OSError(EBADF)`` if ``fd`` is not an open file, ``OSError(EOPNOTSUPP)`` if
+        it is not an io_uring or not one a :class:`Ring` of this process drives.
+        """
+        ring = _by_fd.get(fd)
+        if ring is not None and not ring.closed:
+            return ring
+        try:
+            target = os.readlink(f"/proc/self/fd/{int(fd)}")
+        except (OSError, ValueError):
+            raise OSError(errno.EBADF, f"ring_fd {fd} is not an open file") from None
+        if target != "anon_inode:[io_uring]":
+            raise OSError(errno.EOPNOTSUPP, f"ring_fd {fd} is not an io_uring ({target})")
+        raise OSError(errno.EOPNOTSUPP, f"io_uring fd {fd} was not created by uringbpf.Ring")
 
     def __init__(self, entries: int = 64, cq_entries: int | None = None, flags: int = 0, *,
                  backend: str = "auto", sq_thread_idle: int = 0):
@@ -121,6 +135,8 @@ class Ring:
             self._closed = True
             self._be.close()
             raise
+        if self.fd >= 0:
+            _by_fd[self.fd] = self
         # hooks (designs): see set_enter_hook / add_sqe_filter / add_register_hook
         self._enter_hook: Callable | None = None
         self._filters: list[Callable] = []
@@ -1024,6 +1040,16 @@ class Ring:
         self._fixed_keep = None
 
     # ------------------------------------------------------------------ close
+    def add_close_hook(self, fn: Callable[["Ring"], None]) -> None:
+        """Run ``fn(ring)`` at the start of :meth:`close`, before ring memory goes away
+        (the loop design stops a loop running on another thread there)."""
+        self.__dict__.setdefault("_close_hooks", []).append(fn)
+
+    def remove_close_hook(self, fn: Callable[["Ring"], None]) -> None:
+        hooks = self.__dict__.get("_close_hooks", [])
+        if fn in hooks:
+            hooks.remove(fn)
+
     def close(self) -> None:
         """Close the ring. Idempotent; any later use raises :class:`RingClosedError`.
 
@@ -1033,7 +1059,13 @@ class Ring:
         """
         if self._closed:
             return
+        # Designs whose native code may be using ring memory on another thread stop it
+        # here, before anything is unmapped; a hook may raise to refuse the close.
+        for hook in list(self.__dict__.get("_close_hooks", ())):
+            hook(self)
         self._closed = True
+        if _by_fd.get(self.fd) is self:
+            del _by_fd[self.fd]
         leftovers = [v for v in self._inflight.values()] + self._orphans + \
             list(self._slot_keep.values())
         if self._fixed_keep is not None:

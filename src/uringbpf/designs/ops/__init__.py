@@ -141,7 +141,6 @@ class OpsRing(Ring):
         else:
             self.add_sqe_filter(_deny_without_bpf_ext)
         self._ops_installing = False
-        _rings.add(self)
 
     def set_enter_hook(self, fn) -> None:
         if self.__dict__.get("ops") is not None and fn is not self.ops.enter_hook:
@@ -172,7 +171,6 @@ def _deny_without_bpf_ext(sqe) -> int:
     return -errno.EOPNOTSUPP if sqe.opcode == IORING_OP_BPF else 0
 
 
-_rings: "weakref.WeakSet[OpsRing]" = weakref.WeakSet()
 
 
 def create_ring(entries: int = 64, cq_entries: int | None = None,
@@ -650,14 +648,7 @@ def register_ops(ring, op_id: int, prep_fn=None, issue_fn=None, fail_fn=None,
 
 
 def _ring_from_fd(fd: int):
-    for ring in list(_rings):
-        if not ring.closed and ring.fd == fd:
-            return ring
-    try:
-        from ..loop import ring_from_fd
-        return ring_from_fd(fd)
-    except ImportError:  # pragma: no cover
-        raise OSError(errno.EBADF, f"ring_fd {fd} is not a ring") from None
+    return Ring.by_fd(fd)
 
 
 def _attach_struct_ops(obj, st_map) -> OpsSlot:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ... import native
 from ...bpf.memory import BpfRuntimeError
-from .. import requests as R
+from . import engine as R
 
 #: The C of this engine (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("requests.c")

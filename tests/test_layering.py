@@ -1,0 +1,196 @@
+"""The import structure of src/ (issue #12): layers, no cycles, cheap imports.
+
+Parses every module of src/uringbpf with :mod:`ast` (nothing is imported to check it):
+
+* lower layers never import higher ones: ``uring/`` and ``bpf/`` import nothing from
+  ``designs/``, ``tools/``, ``demo``, ``lang/``, ``aio`` or the default platform
+  (``uringbpf.platform``); ``designs/`` imports none of tools/demo/lang/aio/platform;
+* no import cycle between modules (module-level imports; a package's ``__init__`` and the
+  modules it re-exports count as one node only when the edge goes package -> child);
+* ``import uringbpf`` and loading a socket filter import no design module and compile no C.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PKG = SRC / "uringbpf"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PKG.rglob("*.py") if "examples" not in p.parts}
+
+
+def _resolve(mod: str, is_pkg: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = mod.split(".")
+    if not is_pkg:
+        base = base[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _type_checking_only(node: ast.stmt) -> bool:
+    """``if TYPE_CHECKING:`` blocks are never executed: not a run-time import."""
+    return isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) \
+        == "TYPE_CHECKING"
+
+
+def _imports(module_level_only: bool) -> dict[str, set[str]]:
+    """module -> the uringbpf modules it imports."""
+    mods = _modules()
+    graph: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        tree = ast.parse(path.read_text(), str(path))
+        nodes = tree.body if module_level_only else list(ast.walk(tree))
+        if module_level_only:   # also imports under module-level if/try (not in functions)
+            nodes = [n for top in tree.body if not isinstance(top, (ast.FunctionDef, ast.ClassDef,
+                                                                       ast.AsyncFunctionDef))
+                     and not _type_checking_only(top) for n in ast.walk(top)]
+        out: set[str] = set()
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(mod, path.name == "__init__.py", node)
+                names = [f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target
+                         for a in node.names]
+            else:
+                continue
+            for name in names:
+                while name and name not in mods:
+                    name = name.rpartition(".")[0]
+                if name.startswith("uringbpf") and name != mod:
+                    out.add(name)
+        graph[mod] = out
+    return graph
+
+
+HIGHER = ("uringbpf.designs", "uringbpf.tools", "uringbpf.demo", "uringbpf.lang",
+          "uringbpf.aio", "uringbpf.platform")
+
+
+def _is(mod: str, prefix: str) -> bool:
+    return mod == prefix or mod.startswith(prefix + ".")
+
+
+@pytest.mark.parametrize("lower,forbidden", [
+    ("uringbpf.uring", HIGHER + ("uringbpf.bpf",)),
+    ("uringbpf.bpf", HIGHER),
+    ("uringbpf.native", HIGHER + ("uringbpf.bpf", "uringbpf.uring")),
+    ("uringbpf.errors", ("uringbpf.",)),
+    ("uringbpf.designs", ("uringbpf.tools", "uringbpf.demo", "uringbpf.lang", "uringbpf.aio",
+                          "uringbpf.platform")),
+])
+def test_no_import_from_a_higher_layer(lower, forbidden):
+    bad = sorted(f"{m} -> {t}" for m, targets in _imports(False).items() if _is(m, lower)
+                 for t in targets if any(_is(t, f.rstrip(".")) or t.startswith(f) for f in forbidden)
+                 and not _is(t, lower))
+    assert bad == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    """Module-level imports form no cycle (the implicit "importing p.sub runs p/__init__"
+    is not an edge; a written ``p.sub -> p`` import is)."""
+    assert _cycles(_imports(True)) == []
+
+
+def _run_isolated(code: str, tmp_path: Path) -> str:
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(SRC))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_import_uringbpf_imports_no_design_and_compiles_nothing(tmp_path):
+    out = _run_isolated("import sys, uringbpf\n"
+                        "print(sorted(m for m in sys.modules if m.startswith('uringbpf.designs')))",
+                        tmp_path)
+    assert out.strip() == "[]"
+    assert not list((tmp_path / "cache").rglob("*.so"))
+
+
+def test_loading_a_socket_filter_imports_no_design_and_compiles_no_design_c(tmp_path):
+    src = tmp_path / "filter.bpf.c"
+    src.write_text('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
+                   'SEC("socket") int f(struct __sk_buff *skb) { return 0; }\n'
+                   'char LICENSE[] SEC("license") = "GPL";\n')
+    obj = tmp_path / "filter.bpf.o"
+    from uringbpf.bpf import cc
+    cc.compile_c(src, obj)
+    out = _run_isolated(
+        "import sys\nfrom uringbpf import BpfObject\n"
+        f"o = BpfObject.open({str(obj)!r}); o.load(engine='interp')\n"
+        "print(o.programs['f'](0, 0))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('uringbpf.designs')))", tmp_path)
+    assert out.split("\n")[:2] == ["0", "[]"]
+    design_c = {p.stem for p in PKG.glob("designs/*/*.c")}
+    built = {p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").rglob("*.so")}
+    assert not built & design_c, built
+
+
+def test_loading_a_loop_program_imports_the_loop_design_on_demand(tmp_path):
+    """The other half: the default platform finds a design's kfunc without the user
+    importing the design (behaviour unchanged for users)."""
+    out = _run_isolated(
+        "import sys\nfrom uringbpf.bpf.platform import default_platform\n"
+        "p = default_platform()\n"
+        "print(p.get_kfunc('bpf_io_uring_submit_sqes').name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('uringbpf.designs.')))", tmp_path)
+    lines = out.split("\n")
+    assert lines[0] == "bpf_io_uring_submit_sqes"
+    assert "uringbpf.designs.loop" in lines[1] and "uringbpf.designs.ops" not in lines[1]
