@@ -185,10 +185,9 @@ def run_probe(executor: str, *, flags: int = LOOP_FLAGS, entries: int = 8, ring_
             extra_fds += [r, w]
             fd = r
         elif ring_fd == "closed":
-            r, w = os.pipe()
-            os.close(r)
-            os.close(w)
-            fd = r
+            # a number no file uses (a just-closed fd would be reused by the kernel
+            # executor's own map fds before the attach looks it up)
+            fd = 65000
         elif ring_fd is not None:
             fd = ring_fd
         else:
@@ -330,11 +329,12 @@ def _submit_and_reap(ring: Ring, n: int) -> list:
     return _cqes(ring)
 
 
-def run_filter(executor: str, filters: list[tuple[int, list, int]], requests: list[str]) -> dict:
+def run_filter(executor: str, filters: list[tuple[int, list, int]], requests: list[str],
+               ring_flags: int = 0) -> dict:
     """Register ``filters`` (opcode, insns, flags) on a fresh ring, then issue
     ``requests`` (nop:<ud>, read, socket:<family>) and return the CQEs."""
     import socket
-    ring = Ring(8)
+    ring = Ring(8, flags=ring_flags)
     zero = os.open("/dev/zero", os.O_RDONLY)
     buf = ctypes.create_string_buffer(64)
     try:
@@ -377,6 +377,13 @@ case("filter_stack_two_user_data")(lambda ex: run_filter(
     ex, [(OP_NOP, _ud_is(5), 0), (OP_NOP, _ud_is(6), 0)], ["nop:5", "nop:6"]))
 case("filter_socket_family")(lambda ex: run_filter(
     ex, [(OP_SOCKET, _family_is(2), 0)], ["socket:2", "socket:1", "socket:10"]))
+# With IORING_SETUP_SUBMIT_ALL a refused SQE does not end the submission batch.
+case("filter_user_data_submit_all")(lambda ex: run_filter(
+    ex, [(OP_NOP, _ud_is(7), 0)], ["nop:7", "nop:8", "nop:7"], ring_flags=uapi.IORING_SETUP_SUBMIT_ALL))
+case("filter_socket_family_submit_all")(lambda ex: run_filter(
+    ex, [(OP_SOCKET, _family_is(2), 0)], ["socket:2", "socket:1", "socket:10"],
+    ring_flags=uapi.IORING_SETUP_SUBMIT_ALL))
+case("filter_deny_first_of_batch")(lambda ex: run_filter(ex, [(OP_NOP, DENY, 0)], ["nop:1"]))
 case("filter_read_deny_only")(lambda ex: run_filter(ex, [(uapi.IORING_OP_READ, DENY, 0)], ["nop:9", "read"]))
 
 
@@ -420,3 +427,22 @@ _MALFORMED = {
 }
 for _name, _kw in _MALFORMED.items():
     case(f"filter_malformed_{_name}")(lambda ex, kw=_kw: run_register(ex, OP_NOP, **kw))
+
+
+# --- the verifier on loop_step programs (tests/kernel/bpf/v_*.bpf.c) --------------------
+def run_verdict(executor: str, name: str) -> Any:
+    obj = BpfObject.open(OBJS / f"{name}.o")
+    try:
+        obj.load("interp", executor=executor)
+        return "accept"
+    except Exception as exc:  # noqa: BLE001 - the verdict is the observable
+        if isinstance(exc, BpfLoadError) or type(exc).__name__ == "BpfVerifierError":
+            return "refuse"
+        raise
+    finally:
+        obj.close()
+
+
+for _src in sorted((Path(__file__).parent / "bpf").glob("v_*.bpf.c")):
+    _n = _src.name[:-len(".bpf.c")]
+    case(f"loop_verifier_{_n[2:]}")(lambda ex, n=_n: run_verdict(ex, n))

@@ -4,8 +4,34 @@ Each entry: case name -> why.  The suite marks them xfail(strict=True): a listed
 that starts agreeing fails too, so this list stays true.
 """
 
-DISAGREEMENTS: dict[str, str] = {}
+BATCH = ("a request refused by a filter ends the kernel's submission batch (io_submit_sqes "
+         "stops at the first SQE that fails before issue unless IORING_SETUP_SUBMIT_ALL); "
+         "our submit path posts the -EACCES CQE and goes on with the rest of the batch")
 
-# Verifier corpus cases where the 7.2 kernel and we differ beyond the ones
-# tests/verifier/test_kernel_crosscheck.py already lists for the host kernel.
-VERIFIER: dict[str, str] = {}
+DISAGREEMENTS: dict[str, str] = {
+    "filter_deny_nop": BATCH,
+    "filter_user_data": BATCH,
+    "filter_stack_two_user_data": BATCH,
+    "filter_socket_family": BATCH,
+    "filter_pdu_strict_op16": "7.2 gives IORING_OP_CONNECT a 24-byte filter payload (struct "
+                              "io_uring_bpf_ctx.connect: family, port, v4/v6 address); our "
+                              "design has no CONNECT payload and expects pdu_size 0",
+    "loop_verifier_stack_uninit": "privileged kernels allow reading uninitialised stack "
+                                  "(env->allow_uninit_stack for CAP_PERFMON); we refuse it, as "
+                                  "for socket filters (docs/verifier.md)",
+}
+
+# Verifier corpus cases: test_kernel_crosscheck.KNOWN_DISAGREEMENTS (host 6.18) minus the
+# ones the 7.2 verifier decides as we do, plus the 7.2-only ones below.
+AGREE_ON_72: set[str] = {
+    "stack_spill32_keeps_bounds", "stack_spill32_two_halves",   # 7.2 keeps u32 spill bounds
+    "scalar_mod_bounds", "scalar_div_bounds",                   # 7.2 bounds x % c and x / c
+    "ptr_null_compare_nonnull_pointer",                         # 7.2 prunes 'fp == 0'
+    "ptr_sub_scalar_then_access",                               # 7.2 allows fp - reg
+}
+VERIFIER: dict[str, str] = {
+    "scalar_sdiv_unknown": "7.2 tracks signed division ranges and accepts the access; we treat "
+                           "an sdiv result as unknown and refuse (stricter, not unsafe)",
+    "call_subprog_too_deep": "7.2 accepts a chain of 9 call frames; we stop at 8 "
+                             "(MAX_CALL_FRAMES of earlier kernels; stricter, not unsafe)",
+}
