@@ -3,7 +3,7 @@
 import errno
 import gc
 import os
-import warnings
+import logging
 
 import pytest
 
@@ -125,10 +125,11 @@ def test_raw_enter_bad_flags(ring):
     assert ring.enter(0, 0, 1 << 30) == -errno.EINVAL
 
 
-def test_fallback_to_threads_when_io_uring_is_unavailable(monkeypatch):
+def test_fallback_to_threads_when_io_uring_is_unavailable(monkeypatch, caplog):
     monkeypatch.setattr(syscalls, "io_uring_setup", lambda entries, addr: -errno.ENOSYS)
-    with pytest.warns(RuntimeWarning, match="thread-pool"):
+    with caplog.at_level(logging.WARNING, logger="uringbpf"):
         r = Ring(8)
+    assert "using the thread-pool backend" in caplog.text
     with r:
         assert r.backend == "threads"
         r.prep_nop(3)
@@ -138,11 +139,11 @@ def test_fallback_to_threads_when_io_uring_is_unavailable(monkeypatch):
         Ring(8, backend="kernel")
     assert ei.value.errno == errno.ENOSYS
     monkeypatch.setattr(syscalls, "io_uring_setup", lambda entries, addr: -errno.EPERM)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="uringbpf"):
         with Ring(4) as r2:
             assert r2.backend == "threads"
-    assert any(issubclass(w.category, RuntimeWarning) for w in caught)
+    assert "io_uring unavailable" in caplog.text
 
 
 def test_closing_with_requests_in_flight_is_safe(make_ring):
