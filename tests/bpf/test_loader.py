@@ -537,7 +537,7 @@ def test_load_runs_the_real_verifier(tmp_path):
     assert obj.programs["compute"]() == 7 * 3 - 5 + 77
     obj.close()
     src = tmp_path / "unsafe.bpf.c"
-    src.write_text('#include <linux/types.h>\n#include <bpf/bpf_helpers.h>\n'
+    src.write_text('#include <linux/types.h>\n#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
                    'struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);\n'
                    '  __type(key, __u32); __type(value, __u64); } m SEC(".maps");\n'
                    'SEC("syscall") int unsafe(void *ctx) {\n'
