@@ -642,10 +642,13 @@ class BpfObject:
         kfuncs: list[str] = []
         weak_sites: list[tuple[int, str]] = []
 
+        func_names: dict[int, str] = {}     # first insn -> function name (verifier: global funcs)
+
         def place(f: _Func) -> int:
             key = (f.sec, f.start)
             if key not in placed:
                 placed[key] = len(out)
+                func_names[len(out)] = f.name
                 out.extend(copy.copy(i) for i in self._code[f.sec][f.start:f.end])
                 pending.append(f)
             return placed[key]
@@ -682,6 +685,7 @@ class BpfObject:
                               maps=self.map_list, kfuncs=kfuncs, sleepable=sleepable,
                               attach=attach, btf_func_name=main.name)
         program.btf = self.btf  # struct layouts for the verifier (isa.Program allows extra attributes)
+        program.func_names = func_names  # the verifier checks global functions on their own
         prog = LoadedProgram(self, program, weak_sites)
         prog.autoload = autoload
         prog._sec_start = main.start

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from . import helpers as helpers_mod
 from . import isa, progtypes
-from ..errors import ProgTypeError
+from ..errors import BpfLoadError, ProgTypeError
+from . import btf as _btf
 from .platform import Platform, default_platform
 from . import verifier_scalar as sc
 from .helpers import Arg, Ret
@@ -60,6 +61,19 @@ class VerifierResult:
         return (f"processed {self.processed_insns} insns (limit {MAX_INSNS_PROCESSED}) "
                 f"max_states_per_insn {self.max_states_per_insn} total_states {self.total_states} "
                 f"peak_states {self.peak_states} mark_read 0\nstack depth {depths or 0}")
+
+
+_BTF_KIND_INT, _BTF_KIND_PTR, _BTF_KIND_STRUCT = _btf.KIND_INT, _btf.KIND_PTR, _btf.KIND_STRUCT
+_BTF_KIND_ENUM, _BTF_KIND_FUNC, _BTF_KIND_ENUM64 = _btf.KIND_ENUM, _btf.KIND_FUNC, _btf.KIND_ENUM64
+_BTF_FUNC_GLOBAL = _btf.FUNC_GLOBAL
+
+
+@dataclass
+class _GlobalFunc:
+    idx: int            # subprogram number (func#N in messages)
+    name: str
+    entry: int
+    args: list          # ("scalar",) | ("ctx",) | ("mem", size) per argument
 
 
 class _Reject(Exception):
@@ -197,6 +211,8 @@ class Verifier:
         self.iter_next_pcs: set[int] = set()
         self._iter_next_arg: dict[int, int] = {}
         self._new_dynptr_parent = 0
+        self.global_funcs: dict[int, _GlobalFunc] = {}
+        self._in_global: int | None = None   # entry of the global function being verified
         # False: explore every path (no state pruning); the pruning fuzzer compares
         # verdicts with and without it (bench/fuzz_verifier.py --pruning)
         self.prune = True
@@ -271,7 +287,10 @@ class Verifier:
         self.prune_points = self.cfg.jump_targets | self.cfg.cond_fallthrough | self.iter_next_pcs
         st = self._entry_state()
         try:
+            self.global_funcs = self._find_global_funcs()
             self._explore(st)
+            for entry in sorted(self.global_funcs):
+                self._verify_global_func(entry)
             self._check_stack_chain()
         except _Reject as exc:
             self.log(self.insn_line(self.pc) if 0 <= self.pc < len(self.insns) else "")
@@ -311,8 +330,8 @@ class Verifier:
 
     # ------------------------------------------------------------ exploration
 
-    def _explore(self, st: State) -> None:
-        stack: list[tuple[int, State]] = [(0, st)]
+    def _explore(self, st: State, start: int = 0) -> None:
+        stack: list[tuple[int, State]] = [(start, st)]
         self._dfs = stack
         insns = self.insns
         prune_points = self.prune_points
@@ -1119,6 +1138,9 @@ class Verifier:
         return pc + 1
 
     def _call_subprog(self, st: State, pc: int, target: int) -> int:
+        gf = self.global_funcs.get(target)
+        if gf is not None:
+            return self._call_global(st, pc, gf)
         if len(st.frames) >= isa.MAX_CALL_DEPTH:
             raise _Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
         caller = st.cur
@@ -1130,6 +1152,110 @@ class Verifier:
         if self.log_level:
             self.log(f"caller:\n {st.frames[-2].frameno}: {self.state.fmt_regs(caller)}\ncallee:\n {st.fmt_regs()}")
         return target
+
+    # ------------------------------------------------------------ global functions
+
+    def _find_global_funcs(self) -> dict[int, "_GlobalFunc"]:
+        """Subprograms with global (non-static) linkage in BTF: the kernel verifies each
+        once, on its own, against its BTF signature, and a caller sees only that
+        signature (arguments checked, r0 an unknown scalar)."""
+        names = getattr(self.program, "func_names", None) or {}
+        btf = getattr(self.program, "btf", None)
+        out: dict[int, _GlobalFunc] = {}
+        if btf is None:
+            return out
+        for idx, entry in enumerate(sorted(self.cfg.entries)):
+            name = names.get(entry)
+            if entry == 0 or name is None:
+                continue
+            t = btf.find(name, _BTF_KIND_FUNC)
+            if t is None or t.linkage != _BTF_FUNC_GLOBAL:
+                continue
+            out[entry] = _GlobalFunc(idx, name, entry, self._global_args(btf, t, idx, name))
+        return out
+
+    def _global_args(self, btf, func, idx: int, name: str) -> list[tuple]:
+        proto = btf.resolve(func.ref)
+        if len(proto.params) > 5:
+            raise _Reject(f"Global function {name}() has more than 5 arguments")
+        args: list[tuple] = []
+        ctx_names = {"__sk_buff"}
+        layout = self.ptype.layout
+        if layout is not None and getattr(layout, "name", ""):
+            ctx_names.add(layout.name)
+        for i, p in enumerate(proto.params):
+            t = btf.resolve(p.type)
+            if t.kind in (_BTF_KIND_INT, _BTF_KIND_ENUM, _BTF_KIND_ENUM64):
+                args.append(("scalar",))
+                continue
+            if t.kind == _BTF_KIND_PTR:
+                pointee = btf.resolve(t.ref)
+                if pointee.kind == _BTF_KIND_STRUCT and pointee.name in ctx_names:
+                    args.append(("ctx",))
+                    continue
+                try:
+                    size = btf.size_of(pointee.id) if pointee.id else 0
+                except BpfLoadError:    # void, a function, a forward declaration: no size
+                    size = 0
+                if size > 0:
+                    args.append(("mem", size))
+                    continue
+                raise _Reject(f"func#{idx} '{name}' arg#{i} reference type('{btf.type_name(p.type)}') "
+                              "size cannot be determined")
+            raise _Reject(f"func#{idx} '{name}' arg#{i} type {btf.type_name(p.type)} is not supported")
+        return args
+
+    def _call_global(self, st: State, pc: int, gf: "_GlobalFunc") -> int:
+        regs = st.cur.regs
+        for i, kind in enumerate(gf.args):
+            regno = i + 1
+            reg = self.read_reg(st, regno)
+            bad = None
+            if kind[0] == "scalar":
+                if reg.t != SCALAR:
+                    bad = f"R{regno} is not a scalar"
+            elif kind[0] == "ctx":
+                if reg.t not in (PTR_CTX, PTR_BUF) or reg.off or not sc.is_const(reg.var) \
+                        or reg.var[4] or reg.null:
+                    bad = f"arg#{i} expected pointer to ctx, but got {reg.type_name()}"
+            else:
+                size = kind[1]
+                if reg.t == SCALAR and reg.is_const and reg.value == 0:
+                    pass        # NULL is a valid argument: the callee must check
+                elif not reg.is_ptr or reg.null:
+                    bad = f"R{regno} type={reg.type_name()} expected pointer to {size} bytes"
+                else:
+                    # the callee may read and write all of it
+                    self._check_mem_region(st, reg, regno, size, size, write=True, init=True)
+            if bad is not None:
+                raise _Reject(f"Caller passes invalid args into func#{gf.idx} ('{gf.name}'): {bad}")
+        for i in range(1, 6):
+            regs[i] = UNINIT
+        regs[0] = UNKNOWN_SCALAR
+        return pc + 1
+
+    def _verify_global_func(self, entry: int) -> None:
+        """Explore a global function from its entry with only its signature known."""
+        gf = self.global_funcs[entry]
+        st = State()
+        f = Frame(0, entry, -1)
+        f.regs[10] = Reg(PTR_STACK, frame=0)
+        base = self._entry_state().frames[0]
+        for i, kind in enumerate(gf.args):
+            if kind[0] == "scalar":
+                f.regs[i + 1] = UNKNOWN_SCALAR
+            elif kind[0] == "ctx":
+                f.regs[i + 1] = base.regs[1]
+            else:   # possibly NULL memory of the declared size
+                f.regs[i + 1] = Reg(PTR_MEM, size=kind[1], null=True, id=self.new_id())
+        st.frames.append(f)
+        if self.ptype.ctx == "buffer":
+            st.buf_min = self.ptype.buffer_min_size
+        self._in_global = entry
+        if self.log_level:
+            self.log(f"Validating {gf.name}() func#{gf.idx}...")
+        self._explore(st, entry)
+        self._in_global = None
 
     def _enter_callback(self, st: State, callsite: int, entry: int, ctx_reg: Reg, instance: int) -> None:
         """Push the frame of a helper-called callback: r1 = iteration index, r2 = its ctx.
@@ -1188,6 +1314,13 @@ class Verifier:
             for i in range(1, 6):
                 caller.regs[i] = UNINIT
             return f.callsite + 1
+        if self._in_global is not None:
+            if r0.t != SCALAR:
+                raise _Reject("At subprogram exit the register R0 is not a scalar value")
+            if st.refs:
+                rid, (kind, at) = next(iter(st.refs.items()))
+                raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+            return None
         if r0.t != SCALAR:
             raise _Reject("R0 leaks addr as return value")
         rr = self.ptype.ret_range

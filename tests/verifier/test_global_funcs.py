@@ -1,0 +1,95 @@
+"""Global (non-static) functions are verified once, on their own, against their BTF
+signature, as the kernel does (#20): arguments are unknown scalars or possibly-NULL
+pointers of the declared type, a context argument must be the context, and a caller
+sees only an unknown scalar return value."""
+
+from __future__ import annotations
+
+import pytest
+
+import corpus_lib
+from uringbpf.bpf import cc, verifier
+from uringbpf.bpf.object import BpfObject
+
+corpus_lib.register_test_env()
+
+HEAD = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, int);
+         __type(value, unsigned char[16]); } arr SEC(".maps");
+"""
+
+CASES = {
+    # the caller relies on the callee's result being < 16: only an unknown scalar is seen
+    "return_value_unknown": ("reject", "unbounded memory access", r"""
+__attribute__((noinline)) int pick(int x) { return x & 15; }
+SEC("socket") int prog(unsigned char *data, unsigned long len)
+{
+    int k = 0;
+    unsigned char *v = bpf_map_lookup_elem(&arr, &k);
+    if (!v) return 0;
+    long i = pick(len);
+    return v[i];
+}"""),
+    "static_return_value_known": ("accept", "", r"""
+static __attribute__((noinline)) int pick(int x) { return x & 15; }
+SEC("socket") int prog(unsigned char *data, unsigned long len)
+{
+    int k = 0;
+    unsigned char *v = bpf_map_lookup_elem(&arr, &k);
+    if (!v) return 0;
+    long i = pick(len);
+    return v[i];
+}"""),
+    # a pointer argument may be NULL inside the function
+    "pointer_arg_may_be_null": ("reject", "invalid mem access 'mem_or_null'", r"""
+__attribute__((noinline)) int get(int *p) { return *p; }
+SEC("socket") int prog(unsigned char *data, unsigned long len)
+{
+    int x = 3;
+    return get(&x);
+}"""),
+    "pointer_arg_null_checked": ("accept", "", r"""
+__attribute__((noinline)) int get(int *p) { if (!p) return 0; return *p; }
+SEC("socket") int prog(unsigned char *data, unsigned long len)
+{
+    int x = 3;
+    return get(&x) + get(0);
+}"""),
+    # the caller must pass initialised memory of the declared size
+    "caller_passes_scalar_for_pointer": ("reject", "Caller passes invalid args into func#1", r"""
+__attribute__((noinline)) int get(int *p) { if (!p) return 0; return *p; }
+SEC("socket") int prog(unsigned char *data, unsigned long len)
+{
+    return get((int *)len);
+}"""),
+    "scalar_args_unknown_in_callee": ("reject", "invalid access to memory, mem_size=1", r"""
+__attribute__((noinline)) int at(unsigned char *v, unsigned int i)
+{
+    if (!v) return 0;
+    return v[i & 31];
+}
+SEC("socket") int prog(unsigned char *data, unsigned long len)
+{
+    int k = 0;
+    unsigned char *v = bpf_map_lookup_elem(&arr, &k);
+    if (!v) return 0;
+    return at(v, 3);
+}"""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_global_function(name, tmp_path):
+    expect, reason, body = CASES[name]
+    src = tmp_path / f"{name}.bpf.c"
+    src.write_text(HEAD + body + "\n")
+    obj = BpfObject.open(str(cc.compile_c(src, tmp_path / f"{name}.o")))
+    (v,) = verifier.verify_object(obj)
+    if expect == "accept":
+        assert v.ok, v.error
+    else:
+        assert not v.ok, f"accepted:\n{v.log}"
+        assert reason in v.error.message, v.log
