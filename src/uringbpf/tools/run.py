@@ -49,6 +49,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the program and print its result."""
     from ..bpf.run import MAX_DATA_SIZE, run_program
+    from ..errors import BpfVerifierError
 
     if args.data_in is not None:
         data = read_input(args.data_in, allow_empty=True)
@@ -66,8 +67,12 @@ def run(args: argparse.Namespace) -> int:
         obj.close()
     engine = args.engine or "jit"
     checked = args.checked or args.no_verify
-    result = run_program(args.obj, prog, data, args.repeat, engine=engine, strict_engine=True,
-                         verify=not args.no_verify, checked=checked)
+    try:
+        result = run_program(args.obj, prog, data, args.repeat, engine=engine,
+                             strict_engine=True, verify=not args.no_verify, checked=checked)
+    except BpfVerifierError as exc:   # one line; the log is one command away
+        raise CommandError(f"{exc.message} (the log: uringbpf verify {args.obj} --prog {prog} "
+                           "--log-level 1)") from None
     if args.data_out is not None:
         with open(args.data_out, "wb") as f:
             f.write(result.data_out)
