@@ -195,3 +195,21 @@ def test_cp_from_a_pipe_is_short_read_proof(tmp_path, mode):
     assert dst.read_bytes() == payload
     # every write is exactly as long as the read before it: one write per non-empty read
     assert r["writes"] == r["reads"] - 1 + r["short_writes"]
+
+
+def test_a_second_attachment_of_the_same_module_is_refused():
+    r1, r2 = loop.make_ring(8), loop.make_ring(8)
+    try:
+        nops.setup(r1, 10, 8)
+        with nops.nops_loop_step.attach(r1) as h1:
+            with pytest.raises(RuntimeError, match="already belongs to a loaded object"):
+                nops.nops_loop_step.attach(r2)
+            # the first attachment still owns the sections
+            assert h1.enter() == 0 and nops.st.reqs_to_run == 0
+        # after the first detaches, a new attachment works
+        with nops.nops_loop_step.attach(r2) as h:
+            nops.st.reqs_to_run = 10
+            assert h.enter() == 0
+    finally:
+        r1.close()
+        r2.close()

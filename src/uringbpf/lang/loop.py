@@ -22,7 +22,7 @@ from . import compiler as C
 from . import types as T
 from .appmode import Ptr, memory_ptr, opaque_ptr
 from .errors import LangRuntimeError
-from .module import Kfunc, Module, Program, _convert, _err_at
+from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IoRingCtx = T.Opaque("io_ring_ctx")
 #: ``struct iou_loop_params`` (programs may write ``cq_wait_idx``)
@@ -157,26 +157,27 @@ class LoopStep(Program):
         getattr(obj.struct_ops, self.ops_name).ring_fd = ring.fd
         loaded = self.module.load(engine, obj=obj)
         try:
-            for sec in self.module.sections:
-                if sec.section_name in obj.datasecs:
-                    sec.bind(obj.datasec(sec.section_name))
-            link = obj.attach_struct_ops(self.ops_name)
+            bound = bind_sections(self.module, obj)
+            try:
+                link = obj.attach_struct_ops(self.ops_name)
+            except BaseException:
+                unbind_sections(bound)
+                raise
         except BaseException:
-            for sec in self.module.sections:
-                sec.unbind()
             loaded.close()
             raise
-        return LoopHandle(self, ring, loaded, link)
+        return LoopHandle(self, ring, loaded, link, bound)
 
 
 class LoopHandle:
     """An attached compiled loop_step: :meth:`enter` runs it; :meth:`close` detaches."""
 
-    def __init__(self, prog: LoopStep, ring: Any, loaded: Any, link: Any):
+    def __init__(self, prog: LoopStep, ring: Any, loaded: Any, link: Any, bound: list):
         self.prog = prog
         self.ring = ring
         self.loaded = loaded
         self.link = link
+        self._bound = bound
 
     @property
     def engine(self) -> str:
@@ -193,8 +194,8 @@ class LoopHandle:
         if self.link is not None:
             self.link.destroy()
             self.link = None
-        for sec in self.prog.module.sections:
-            sec.unbind()
+        unbind_sections(self._bound)
+        self._bound = []
         self.loaded.close()
 
     def __enter__(self) -> "LoopHandle":

@@ -160,7 +160,13 @@ class Section:
         p._pbuf[p._poff:p._poff + len(data)] = data
 
     def bind(self, gd: Any) -> None:
-        """Make the fields the loaded object's variables (copying the current values in)."""
+        """Make the fields the loaded object's variables (copying the current values in).
+
+        One loaded object at a time: the fields cannot be two objects' variables at once.
+        """
+        if self._bound is not None and self._bound is not gd:
+            raise RuntimeError(f"section {self.__name__} already belongs to a loaded object of "
+                               f"module {self._module.name}: close that attachment first")
         data = {n: self.raw_bytes(n) for n in self._fields}
         object.__setattr__(self, "_bound", gd)
         frozen_before = gd.map.frozen if hasattr(gd.map, "frozen") else False
@@ -181,6 +187,26 @@ class Section:
 
     def __repr__(self) -> str:
         return f"<section .{self._kind} {self.__name__} {self.values()}>"
+
+
+def bind_sections(module: "Module", obj: BpfObject) -> list[Section]:
+    """Make ``module``'s sections ``obj``'s variables; on failure none stays bound by this
+    call (a section another attachment holds keeps its binding)."""
+    bound: list[Section] = []
+    try:
+        for sec in module.sections:
+            if sec.section_name in obj.datasecs:
+                sec.bind(obj.datasec(sec.section_name))
+                bound.append(sec)
+    except BaseException:
+        unbind_sections(bound)
+        raise
+    return bound
+
+
+def unbind_sections(bound: list[Section]) -> None:
+    for sec in bound:
+        sec.unbind()
 
 
 # --- functions and programs --------------------------------------------------------------
@@ -413,11 +439,13 @@ class SocketRunner:
     def __init__(self, prog: SocketFilter, engine: str):
         self.prog = prog
         self.loaded = prog.module.load(engine=engine, only=[prog.name])
-        for sec in prog.module.sections:
-            if sec.section_name in self.loaded.obj.datasecs:
-                sec.bind(self.loaded.obj.datasec(sec.section_name))
         self.program = self.loaded.obj.programs[prog.name]
         self.last_data = b""
+
+    def _bind(self) -> list[Section]:
+        # bound for the call only: several runners (JIT, interpreter) of one module coexist,
+        # and each call sees the sections' current values and leaves its results there
+        return bind_sections(self.prog.module, self.loaded.obj)
 
     @property
     def engine(self) -> str:
@@ -428,6 +456,7 @@ class SocketRunner:
         prog = self.program
         buf = Buffer(max(len(data), 1), data)
         region = prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
+        bound = self._bind()
         try:
             if prog.engine == "jit" and getattr(prog.jit, "checked", False):
                 prog.jit.refresh_regions()
@@ -438,11 +467,10 @@ class SocketRunner:
             self.last_data = buf.read(0, len(data))
             return int(ret)
         finally:
+            unbind_sections(bound)
             prog.runtime.mem.remove(region)
 
     def close(self) -> None:
-        for sec in self.prog.module.sections:
-            sec.unbind()
         self.loaded.close()
 
     def __enter__(self) -> "SocketRunner":

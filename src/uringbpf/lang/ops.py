@@ -26,7 +26,7 @@ from ..designs import ops as _ops
 from . import compiler as C
 from . import types as T
 from .appmode import AppRuntime, Ptr, _RUNTIMES, memory_ptr
-from .module import Kfunc, Module, Program, _convert, _err_at
+from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IORING_OP_BPF = _ops.IORING_OP_BPF
 ITER_DEST = _ops.ITER_DEST
@@ -189,33 +189,34 @@ class OpsStruct:
         getattr(obj.struct_ops, self.name).ring_fd = ring.fd
         loaded = self.module.load(engine, obj=obj)
         try:
-            for sec in self.module.sections:
-                if sec.section_name in obj.datasecs:
-                    sec.bind(obj.datasec(sec.section_name))
-            link = obj.attach_struct_ops(self.name)
+            bound = bind_sections(self.module, obj)
+            try:
+                link = obj.attach_struct_ops(self.name)
+            except BaseException:
+                unbind_sections(bound)
+                raise
         except BaseException:
-            for sec in self.module.sections:
-                sec.unbind()
             loaded.close()
             raise
-        return OpsHandle(self, link, loaded)
+        return OpsHandle(self, link, loaded, bound)
 
 
 class OpsHandle:
     """Registered callbacks (application or compiled); :meth:`close` unregisters."""
 
-    def __init__(self, ops: OpsStruct, slot: Any, loaded: Any):
+    def __init__(self, ops: OpsStruct, slot: Any, loaded: Any, bound: list | None = None):
         self.ops = ops
         self.slot = slot
         self.loaded = loaded
+        self._bound = bound or []
 
     def close(self) -> None:
         if self.slot is not None:
             self.slot.destroy()
             self.slot = None
         if self.loaded is not None:
-            for sec in self.ops.module.sections:
-                sec.unbind()
+            unbind_sections(self._bound)
+            self._bound = []
             self.loaded.close()
             self.loaded = None
 

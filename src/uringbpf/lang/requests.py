@@ -20,7 +20,7 @@ from ..designs import requests as _rq
 from . import compiler as C
 from . import types as T
 from .appmode import AppRuntime, _RUNTIMES, memory_ptr
-from .module import Kfunc, Module, Program, _convert, _err_at
+from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IoUringBpfCtx = _rq.IoUringBpfCtx
 _P = T.ptr
@@ -71,17 +71,16 @@ class RequestProgram(Program):
         """Compile, load and register as program ``slot`` of ``ring``."""
         loaded = self.module.load(engine, only=[self.name])
         try:
-            obj = loaded.obj
-            for sec in self.module.sections:
-                if sec.section_name in obj.datasecs:
-                    sec.bind(obj.datasec(sec.section_name))
-            self._register(ring, obj.programs[self.name], slot)
+            bound = bind_sections(self.module, loaded.obj)
+            try:
+                self._register(ring, loaded.obj.programs[self.name], slot)
+            except BaseException:
+                unbind_sections(bound)
+                raise
         except BaseException:
-            for sec in self.module.sections:
-                sec.unbind()
             loaded.close()
             raise
-        return RequestHandle(self, ring, loaded)
+        return RequestHandle(self, ring, loaded, bound)
 
 
 class _AppProgramInfo:
@@ -118,10 +117,11 @@ class _AppRequest:
 class RequestHandle:
     """A registered request program; :meth:`close` unregisters (and unloads)."""
 
-    def __init__(self, prog: RequestProgram, ring: Any, loaded: Any):
+    def __init__(self, prog: RequestProgram, ring: Any, loaded: Any, bound: list | None = None):
         self.prog = prog
         self.ring = ring
         self.loaded = loaded
+        self._bound = bound or []
 
     def close(self) -> None:
         if self.ring is not None:
@@ -129,8 +129,8 @@ class RequestHandle:
                 self.ring.unregister_bpf()
             self.ring = None
         if self.loaded is not None:
-            for sec in self.prog.module.sections:
-                sec.unbind()
+            unbind_sections(self._bound)
+            self._bound = []
             self.loaded.close()
             self.loaded = None
 
