@@ -1,0 +1,187 @@
+"""bpf/kernel_exec on the host kernel: the parts that do not need Linux 7.1+.
+
+The loop design in a 7.2 kernel is covered by tests/kernel (``make kernel-test``); here
+a socket filter goes through the same executor (maps, global data, BPF_PROG_LOAD) into
+the host kernel and runs on real 127.0.0.1 UDP traffic.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import textwrap
+
+import pytest
+
+from uringbpf import BpfObject
+from uringbpf.bpf import cc, kernel_exec
+
+SO_ATTACH_BPF = 50
+
+FILTER_C = textwrap.dedent("""\
+    #include <linux/types.h>
+    #include <linux/bpf.h>
+    #include <bpf/bpf_helpers.h>
+
+    char LICENSE[] SEC("license") = "GPL";
+
+    const volatile __u32 keep = 1;     /* .rodata: 0 drops every packet */
+    __u64 packets;                     /* .bss */
+    __u64 bias = 1000;                 /* .data */
+
+    struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, __u64);
+    } seen SEC(".maps");
+
+    SEC("socket")
+    int count(struct __sk_buff *skb)
+    {
+        __u32 k = 0;
+        __u64 *v = bpf_map_lookup_elem(&seen, &k);
+
+        if (v)
+            __sync_fetch_and_add(v, 1);
+        packets++;
+        bias++;
+        return keep ? skb->len : 0;
+    }
+    """)
+
+BAD_C = textwrap.dedent("""\
+    #include <linux/types.h>
+    #include <linux/bpf.h>
+    #include <bpf/bpf_helpers.h>
+
+    char LICENSE[] SEC("license") = "GPL";
+
+    SEC("socket")
+    int oob(struct __sk_buff *skb)
+    {
+        /* socket filters may not read skb->data: "invalid bpf_context access" */
+        return *(volatile int *)(long)skb->data;
+    }
+    """)
+
+
+def _kernel_bpf_usable() -> str | None:
+    try:
+        fd = kernel_exec.map_create(2, 4, 8, 1)
+    except kernel_exec.KernelLoadError as exc:
+        return f"BPF_MAP_CREATE: {exc}"
+    os.close(fd)
+    return None
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory):
+    why = _kernel_bpf_usable()
+    if why is not None:
+        pytest.skip(f"bpf(2) unusable here: {why}")
+    d = tmp_path_factory.mktemp("kexec")
+    out = {}
+    for name, src in (("filter", FILTER_C), ("bad", BAD_C)):
+        c = d / f"{name}.bpf.c"
+        c.write_text(src)
+        out[name] = cc.compile_cached(c)
+    return out
+
+
+def _udp_pair():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(0.5)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    return rx, tx
+
+
+@pytest.mark.parametrize("keep", [1, 0])
+def test_socket_filter_runs_in_kernel(objects, keep):
+    obj = BpfObject.open(objects["filter"])
+    rx, tx = _udp_pair()
+    try:
+        obj.rodata.keep = keep
+        obj.load("interp", executor="kernel")
+        assert obj.executor == "kernel"
+        prog = obj.programs["count"]
+        fd = obj._kernel.programs["count"].fd
+        rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, fd)
+        for i in range(3):
+            tx.sendto(b"x" * (i + 1), rx.getsockname())
+        got = []
+        for _ in range(3 if keep else 1):
+            try:
+                got.append(rx.recv(64))
+            except socket.timeout:
+                break
+        assert got == ([b"x", b"xx", b"xxx"] if keep else [])
+        # the program's globals are the kernel's memory
+        assert obj.bss.packets == 3
+        assert obj.data.bias == 1003
+        # a BTF map: read back through the syscall
+        seen_fd = obj._kernel.map_fds[obj.map_list.index(obj.maps["seen"])]
+        assert struct.unpack("<Q", kernel_exec.map_lookup(seen_fd, bytes(4), 8))[0] == 3
+        with pytest.raises(Exception, match="kernel"):
+            prog()
+        with pytest.raises(Exception):
+            obj.rodata.keep = 1            # frozen in the kernel
+    finally:
+        rx.close()
+        tx.close()
+        obj.close()
+
+
+def test_kernel_refusal_carries_errno_and_log(objects):
+    obj = BpfObject.open(objects["bad"])
+    try:
+        with pytest.raises(kernel_exec.KernelLoadError) as info:
+            obj.load("interp", executor="kernel")
+        assert info.value.errno == errno.EACCES
+        assert "processed" in info.value.log or "invalid" in info.value.log
+        assert not obj.loaded
+    finally:
+        obj.close()
+
+
+def test_executor_names():
+    assert kernel_exec.resolve_executor("emulated") == "emulated"
+    assert kernel_exec.resolve_executor("kernel") == "kernel"
+    assert kernel_exec.resolve_executor("auto") == ("kernel" if kernel_exec.has_loop_ops() else "emulated")
+    with pytest.raises(ValueError):
+        kernel_exec.resolve_executor("fast")
+
+
+def _btf(types: bytes, strs: bytes) -> bytes:
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strs))
+    return hdr + types + strs
+
+
+def test_vmlinux_btf_scan_finds_struct_members_and_funcs():
+    # strings: 1 "int", 5 "ops", 9 "step", 14 "ring_fd", 22 "priv", 27 "kf"
+    strs = b"\0int\0ops\0step\0ring_fd\0priv\0kf\0"
+    types = b""
+    types += struct.pack("<IIII", 1, 1 << 24, 4, (1 << 24) | 32)                # [1] int
+    types += struct.pack("<III", 0, 2 << 24, 1)                                 # [2] ptr -> int
+    types += struct.pack("<III", 5, (4 << 24) | 3, 24)                          # [3] struct ops
+    types += struct.pack("<III", 9, 2, 0) + struct.pack("<III", 14, 1, 64) + struct.pack("<III", 22, 2, 128)
+    types += struct.pack("<III", 0, (13 << 24) | 1, 1) + struct.pack("<II", 0, 1)  # [4] proto(int)
+    types += struct.pack("<III", 27, 12 << 24, 4)                               # [5] func kf
+    vm = kernel_exec.VmlinuxBtf(_btf(types, strs))
+    st = vm.struct("ops")
+    assert st.type_id == 3 and st.size == 24
+    assert [(m.name, m.index, m.offset) for m in st.members.values()] == \
+        [("step", 0, 0), ("ring_fd", 1, 8), ("priv", 2, 16)]
+    assert vm.funcs == {"kf": 5}
+    assert vm.struct("nope") is None
+
+
+def test_tiny_btf_is_accepted_by_the_kernel():
+    if _kernel_bpf_usable() is not None:
+        pytest.skip("bpf(2) unusable here")
+    fd = kernel_exec.btf_load(kernel_exec._tiny_btf())
+    assert fd >= 0
+    os.close(fd)
