@@ -19,7 +19,8 @@ Exit status, the same for every subcommand:
 * 1 -- the command ran and failed: an input file is missing, unreadable or invalid, a
   program was rejected, compilation failed, a named program does not exist;
 * 2 -- usage: the command line itself is wrong (unknown option, missing argument, a
-  number out of range).
+  number out of range);
+* 130 -- interrupted (Ctrl-C), as shells report SIGINT.
 
 Errors are one line on stderr, ``uringbpf NAME: what went wrong``; a subcommand reports
 failure by raising :class:`~uringbpf.tools.common.CommandError` (or one of the library
