@@ -24,14 +24,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "examples" / "python"))
 
 from uringbpf import BpfObject  # noqa: E402
 from uringbpf.designs import loop  # noqa: E402
 from uringbpf.uring import ENTER_GETEVENTS  # noqa: E402
 
-import cp as py_cp  # noqa: E402
-import nops as py_nops  # noqa: E402
+
+def _example(name: str):
+    """examples/python/NAME.py, under its own module name (the C examples' drivers are
+    also called nops and cp)."""
+    import importlib.util
+    modname = f"uringbpf_python_example_{name}"
+    spec = importlib.util.spec_from_file_location(modname, ROOT / "examples" / "python" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+py_cp = _example("cp")
+py_nops = _example("nops")
 
 
 def c_nops(n: int, k: int = 8) -> float:
