@@ -65,6 +65,7 @@ def _copy_file(ring: Ring, src: int, dst: int, size: int, block: int, depth: int
 
 
 def section_copy(opts: argparse.Namespace) -> None:
+    """The ring layer: copy a file through linked READ -> WRITE pairs and check the copy."""
     size = int(opts.size_mb * (1 << 20)) + 1234        # deliberately not block aligned
     with tempfile.TemporaryDirectory(prefix="uringbpf-demo-") as tmp:
         src_path, dst_path = os.path.join(tmp, "src"), os.path.join(tmp, "dst")
@@ -190,6 +191,7 @@ def _example_module(folder: str, name: str):
 
 
 def section_requests(opts: argparse.Namespace) -> None:
+    """The 2021 RFC: pingpong across two CQs and a BPF request writing a file."""
     pingpong = _example_module("requests", "pingpong")
     write_file = _example_module("requests", "write_file")
     start = time.perf_counter()
@@ -208,6 +210,7 @@ def section_requests(opts: argparse.Namespace) -> None:
 
 
 def section_ops(opts: argparse.Namespace) -> None:
+    """IORING_OP_BPF: a crc32c op linked after each READ, checked against Python."""
     drivers = _example_module("ops", "drivers")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "data")
