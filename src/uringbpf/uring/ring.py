@@ -42,6 +42,29 @@ _KNOWN_SETUP = (1 << 21) - 1
 _KNOWN_SQE_FLAGS = 0x7F
 _LINK_FLAGS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK
 _DENY_KEEP_FLAGS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK | u.IOSQE_IO_DRAIN
+DENY_KEEP_FLAGS = _DENY_KEEP_FLAGS
+
+
+def deny_sqe(sqe: Any, res: int | None, keep_flags: int = _DENY_KEEP_FLAGS,
+             size: int | None = None) -> None:
+    """Rewrite ``sqe`` in place into a NOP that completes with ``res`` (``-errno``).
+
+    The one "deny" of every design (its C twin is ``uringbpf_deny_sqe`` in
+    ``native/sqe.h``): the NOP keeps the SQE's ``user_data`` and only its flags in
+    ``keep_flags`` (by default the link/drain flags, so the rest of its chain is cancelled
+    as the kernel would), and ``IORING_NOP_INJECT_RESULT`` makes the kernel complete it,
+    in SQ order, with ``res``. ``res=None`` gives a plain NOP (result 0). ``size`` bytes
+    are cleared (default ``sizeof(sqe)``; 128 for SQE128 rings).
+    """
+    ud, flags = sqe.user_data, sqe.flags & keep_flags
+    ctypes.memset(ctypes.addressof(sqe), 0, ctypes.sizeof(sqe) if size is None else size)
+    sqe.opcode = u.IORING_OP_NOP
+    sqe.flags = flags
+    sqe.fd = -1
+    if res is not None:
+        sqe.len = res & M32
+        sqe.nop_flags = u.IORING_NOP_INJECT_RESULT
+    sqe.user_data = ud
 _FALLBACK_ERRNOS = (errno.ENOSYS, errno.EPERM, errno.EACCES)
 _MAX_ENTRIES = 32768
 _MAX_CQ_ENTRIES = 2 * 32768 * 2
@@ -504,14 +527,7 @@ class Ring:
 
     @staticmethod
     def _deny(sqe, res: int) -> None:
-        ud, flags = sqe.user_data, sqe.flags & _DENY_KEEP_FLAGS
-        ctypes.memset(ctypes.addressof(sqe), 0, ctypes.sizeof(sqe))
-        sqe.opcode = u.IORING_OP_NOP
-        sqe.flags = flags
-        sqe.fd = -1
-        sqe.len = (res if res < 0 else -abs(res)) & M32
-        sqe.nop_flags = u.IORING_NOP_INJECT_RESULT
-        sqe.user_data = ud
+        deny_sqe(sqe, res if res < 0 else -abs(res))
 
     # ------------------------------------------------------------------ CQ side
     def cq_ready(self) -> int:

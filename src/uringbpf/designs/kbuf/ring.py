@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...uring import uapi as u
+from ...uring.ring import deny_sqe
 from ...uring.kernel import KernelBackend
 from .table import _FIXED_OPS, _VECTORED, KbufTable, import_vec
 from .uapi import UblksrvIoCmd
@@ -114,16 +115,9 @@ class KbufRing:
 
     def _to_nop(self, sqe: u.Sqe, res: int | None, flags: int, user_data: int) -> None:
         """Rewrite an SQE in place as NOP (optionally injecting ``res``), keeping its flags."""
-        off = ctypes.addressof(sqe) - self._b.sqes_addr
-        self._sqe_mem[off:off + 64] = _ZERO_SQE
-        sqe.opcode = u.IORING_OP_NOP
-        sqe.fd = -1
-        flags &= _NOP_KEEP_FLAGS          # a NOP has no file and no buffer group
-        if res is not None:
-            sqe.nop_flags = u.IORING_NOP_INJECT_RESULT
-            sqe.len = res & 0xFFFFFFFF
         sqe.flags = flags
         sqe.user_data = user_data
+        deny_sqe(sqe, res, _NOP_KEEP_FLAGS)  # a NOP has no file and no buffer group
 
     def _translate(self, sqe: u.Sqe) -> None:
         op = sqe.opcode

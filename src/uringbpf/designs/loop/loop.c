@@ -30,6 +30,7 @@
 
 #include "loop.h"
 #include "cbpf.h"
+#include "sqe.h"
 #include "guard.h"
 #include "jitrt.h"
 
@@ -109,18 +110,7 @@ static inline int ctx_ok(const struct ub_loop_ctx *ctx)
  */
 static void deny_sqe(uint8_t *sqe, uint32_t sqe_size, int32_t res)
 {
-	uint64_t user_data;
-	uint8_t flags = sqe[1] & UB_SQE_IO_LINK_FLAGS;
-	uint32_t nop_flags = UB_NOP_INJECT_RESULT;
-
-	memcpy(&user_data, sqe + 32, 8);
-	memset(sqe, 0, sqe_size);
-	sqe[0] = UB_OP_NOP;
-	sqe[1] = flags;
-	memset(sqe + 4, 0xff, 4);        /* fd = -1 */
-	memcpy(sqe + 24, &res, 4);       /* len: the injected result */
-	memcpy(sqe + 28, &nop_flags, 4); /* nop_flags */
-	memcpy(sqe + 32, &user_data, 8);
+	uringbpf_deny_sqe(sqe, sqe_size, res, UB_SQE_IO_LINK_FLAGS);  /* native/sqe.h */
 }
 
 /*

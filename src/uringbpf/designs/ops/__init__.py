@@ -46,7 +46,7 @@ from ...bpf.platform import Design, Platform
 from ...bpf.memory import BpfRuntimeError, Buffer
 from ...uring import syscalls
 from ...uring import uapi as u
-from ...uring.ring import Ring
+from ...uring.ring import Ring, deny_sqe
 
 # --- UAPI of the series (v3 names; include/io_uring/bpf_ext.h) -------------------------
 IORING_OP_BPF = u.IORING_OP_URING_CMD128 + 1          # 65: appended after URING_CMD128
@@ -440,14 +440,11 @@ class _SqAccess:
 
 
 def _nop(sqe_size: int, user_data: int, flags: int, inject: int | None = None) -> bytes:
-    b = bytearray(sqe_size)
-    b[0] = u.IORING_OP_NOP
-    b[1] = flags & 0xFF
-    struct.pack_into("<i", b, 4, -1)
-    if inject is not None:
-        struct.pack_into("<I", b, 24, inject & _M32)
-        struct.pack_into("<I", b, 28, u.IORING_NOP_INJECT_RESULT)
-    struct.pack_into("<Q", b, 32, user_data)
+    """The bytes of a NOP SQE (``deny_sqe``'s rewrite) with these flags and user_data."""
+    b = (ctypes.c_uint8 * sqe_size)()
+    sqe = u.Sqe.from_buffer(b)
+    sqe.user_data, sqe.flags = user_data, flags & 0xFF
+    deny_sqe(sqe, inject, keep_flags=0xFF, size=sqe_size)
     return bytes(b)
 
 

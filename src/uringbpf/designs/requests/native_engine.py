@@ -351,6 +351,8 @@ def install_native_twins(helpers_table: dict) -> None:
         helpers_table[hid].native = (NATIVE_SOURCE, sym)
     impls = {hid: helpers_table[hid].impl for hid in (
         R.BPF_FUNC_iouring_queue_sqe, R.BPF_FUNC_iouring_emit_cqe, R.BPF_FUNC_iouring_reap_cqe)}
+    # prototypes first (rq_set_py_fallback takes a pointer), however the C is first loaded
+    native.add_configure(NATIVE_SOURCE, _set_prototypes)
     native.add_configure(NATIVE_SOURCE, lambda L: _set_fallbacks(L, impls))
 
 

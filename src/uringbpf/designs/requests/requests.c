@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include "guard.h"
+#include "sqe.h"
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -868,18 +869,8 @@ uint64_t rq_h_queue_sqe(uint64_t ctx, uint64_t sqe_ptr, uint64_t len, uint64_t r
 	f = ubpf_guard_sqe(dst); /* names runtime-owned memory: -EFAULT (guard.h) */
 	if (!f)
 		f = rq_filter(e, (uint64_t)(uintptr_t)dst);
-	if (f) { /* fail it in the kernel with its own user_data, like the ring's deny path */
-		uint64_t ud;
-		uint32_t res = (uint32_t)f, nop_flags = 1; /* IORING_NOP_INJECT_RESULT */
-		uint8_t keep = dst[1] & SQE_LINK_FLAGS;
-		memcpy(&ud, dst + 32, 8);
-		memset(dst, 0, e->sqe_size);
-		dst[1] = keep;
-		*(int32_t *)(dst + 4) = -1;
-		memcpy(dst + 24, &res, 4);
-		memcpy(dst + 28, &nop_flags, 4);
-		memcpy(dst + 32, &ud, 8);
-	}
+	if (f) /* fail it in the kernel with its own user_data, like the ring's deny path */
+		uringbpf_deny_sqe(dst, e->sqe_size, (int32_t)f, SQE_LINK_FLAGS);  /* native/sqe.h */
 	if (e->sq_array)
 		e->sq_array[slot] = slot;
 	st(e->sq_tail, tail + 1);
