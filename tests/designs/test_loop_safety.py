@@ -155,11 +155,15 @@ def run():
         region = loop.register_region(ring, 8)
         state = region.view().cast("I")
         state[0], state[1] = 2**31, 0          # NOPs for far longer than the test
-        prog = nops_asm_program(ring)
-        step = jit.compile(prog, Runtime()) if engine == "jit" else InterpStep(prog)
-        out["link"], out["ring"] = loop.attach_loop(ring, step), ring
+        if what == "obj":                    # the C example through the loader
+            obj, link = loop.nops_example(ring, 2**30, engine=engine)
+            out["obj"], out["link"], out["ring"] = obj, link, ring
+        else:
+            prog = nops_asm_program(ring)
+            step = jit.compile(prog, Runtime()) if engine == "jit" else InterpStep(prog)
+            out["link"], out["ring"] = loop.attach_loop(ring, step), ring
+        step = None
         ready.set()
-        del step
         out["ret"] = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
     except BaseException as exc:
         out["exc"] = exc
@@ -174,6 +178,8 @@ while link.stats()["steps"] < 50 and t.is_alive():
     time.sleep(0.001)
 if what == "ring":
     ring.close()
+elif what == "obj":
+    out["obj"].close()                       # links, programs, maps: the loop ends first
 elif what == "link":                      # what obj.close() does: links, then programs
     link.destroy()
     link.program = None
@@ -187,7 +193,7 @@ print("RESULT", type(exc).__name__ if exc else ret, exc)
 
 
 @pytest.mark.parametrize("engine", ["jit", "interp"])
-@pytest.mark.parametrize("what", ["ring", "link"])
+@pytest.mark.parametrize("what", ["ring", "link", "obj"])
 def test_close_from_another_thread_ends_the_loop_cleanly(tmp_path, what, engine):
     """ring.close() (or link.destroy() then dropping the program, as obj.close() does) from
     another thread while ring.enter() runs the loop: no crash, the loop ends with a clear
@@ -204,3 +210,25 @@ def test_close_from_another_thread_ends_the_loop_cleanly(tmp_path, what, engine)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
     assert "LoopError" not in line and "out of bounds" not in line, line
     assert "ECANCELED" in line or str(-errno.ECANCELED) in line or "Operation canceled" in line, line
+
+
+# --- item 13: copy_fd honours and advances the output position, as cp does -------------
+
+@pytest.mark.parametrize("engine,depth", [("jit", 1), ("interp", 1), ("jit", 4)])
+def test_copy_fd_keeps_a_header_and_advances_the_output_position(tmp_path, engine, depth):
+    data = bytes(range(256)) * 97 + b"tail"             # several chunks, a short last one
+    (tmp_path / "src").write_bytes(data)
+    header = b"HEADER, written before the copy\n"
+    in_fd = os.open(tmp_path / "src", os.O_RDONLY)
+    out_fd = os.open(tmp_path / "dst", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(out_fd, header)
+        res = loop.copy_fd(in_fd, out_fd, engine=engine, chunk=4096, depth=depth)
+        assert res.done and not res.error and res.copied == len(data)
+        assert os.lseek(out_fd, 0, os.SEEK_CUR) == len(header) + len(data)
+        assert os.lseek(in_fd, 0, os.SEEK_CUR) == len(data)
+        os.write(out_fd, b"!")                           # appended after the copy, as cp
+    finally:
+        os.close(in_fd)
+        os.close(out_fd)
+    assert (tmp_path / "dst").read_bytes() == header + data + b"!"
