@@ -72,10 +72,10 @@ def _table(rows, n: int, unit: str, repeat: int, *args) -> None:
             wall[name] = min(w, wall.get(name, w))
             cpu[name] = min(c, cpu.get(name, c))
     base = rows[0][0]
-    print(f"{'implementation':30} {unit + '/s':>14} {'aio ratio':>9} {'CPU us/' + unit:>14} "
+    print(f"{'implementation':32} {unit + '/s':>14} {'aio ratio':>9} {'CPU us/' + unit:>14} "
           f"{'aio ratio':>9}")
     for name, _, _ in rows:
-        print(f"{name:30} {n / wall[name]:14,.0f} {wall[name] / wall[base]:9.2f} "
+        print(f"{name:32} {n / wall[name]:14,.0f} {wall[name] / wall[base]:9.2f} "
               f"{cpu[name] / n * 1e6:14.1f} {cpu[name] / cpu[base]:9.2f}")
 
 
@@ -300,7 +300,8 @@ async def echo_streams(args) -> float:
 
 
 def bench_echo(args) -> None:
-    rows = [("uringbpf.aio", "asyncio", echo_aio), ("asyncio streams", "asyncio", echo_streams)]
+    rows = [("uringbpf.aio", "asyncio", echo_aio),
+            ("asyncio streams", "asyncio", echo_streams)]
     if _have("uvloop"):
         rows += [("asyncio streams on uvloop", "uvloop", echo_streams),
                  ("uringbpf.aio on uvloop", "uvloop", echo_aio)]

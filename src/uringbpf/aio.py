@@ -512,12 +512,31 @@ class AioRing:
         if ring.sq_space_left() < len(items):
             self._submit_now()      # chains never cross a submit: make room first
         link = u.IOSQE_IO_HARDLINK if chain.hard else u.IOSQE_IO_LINK
-        uds = []
-        for k, (prep, args, kw) in enumerate(items):
-            ud = self._next_ud()
-            flags = kw.pop("flags", 0) | (link if k < len(items) - 1 else 0)
-            prep(*args, user_data=ud, flags=flags, **kw)
-            uds.append(ud)
+        uds: list[int] = []
+        last = len(items) - 1
+        sqe = None
+        try:
+            for k, (prep, args, kw) in enumerate(items):
+                ud = self._next_ud()
+                flags = link if k < last else 0
+                if prep is None:        # read/write/recv/send: the prep_rw hot path
+                    op, fd, addr, n, offset, op_flags = args
+                    sqe = ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags,
+                                       user_data=ud, flags=flags)
+                    if kw is not None:
+                        self._keeps[ud] = kw
+                else:
+                    sqe = prep(*args, user_data=ud, flags=flags, **kw)
+                uds.append(ud)
+        except BaseException:
+            # A member was refused before reaching the SQ: end the chain at the members
+            # already queued (they run and complete unobserved) instead of linking them
+            # to whatever is submitted next.
+            if sqe is not None:
+                sqe.flags &= ~link
+            self._untracked += len(uds)
+            self._schedule_flush()
+            raise
         futs = [loop.create_future() for _ in uds]
         for ud, fut in zip(uds, futs):
             self._futs[ud] = fut
@@ -627,14 +646,21 @@ class Chain:
         self._items.append((prep, args, kw))
         return self
 
+    def _rw(self, op: int, fd: Any, buf: Any, writable: bool, nbytes: int | None,
+            offset: int, op_flags: int) -> "Chain":
+        addr, n, keep = _buffer(buf, writable, nbytes)
+        # (None, prep_rw arguments, keep-alive): see AioRing._run_chain
+        self._items.append((None, (op, fd, addr, n, offset, op_flags), keep))
+        return self
+
     def read(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None) -> "Chain":
         """Add a read (see :meth:`AioRing.read`)."""
-        return self._add(self._aring.ring.prep_read, fd, buf, offset, nbytes=nbytes)
+        return self._rw(_OP_READ, fd, buf, True, nbytes, offset, 0)
 
     def write(self, fd: Any, buf: Any, offset: int = -1, *,
               nbytes: int | None = None) -> "Chain":
         """Add a write."""
-        return self._add(self._aring.ring.prep_write, fd, buf, offset, nbytes=nbytes)
+        return self._rw(_OP_WRITE, fd, buf, False, nbytes, offset, 0)
 
     def readv(self, fd: Any, bufs: list, offset: int = -1) -> "Chain":
         """Add a readv."""
@@ -647,12 +673,12 @@ class Chain:
     def recv(self, sock: Any, buf: Any, msg_flags: int = 0, *,
              nbytes: int | None = None) -> "Chain":
         """Add a recv."""
-        return self._add(self._aring.ring.prep_recv, sock, buf, msg_flags, nbytes=nbytes)
+        return self._rw(_OP_RECV, sock, buf, True, nbytes, 0, msg_flags)
 
     def send(self, sock: Any, buf: Any, msg_flags: int = 0, *,
              nbytes: int | None = None) -> "Chain":
         """Add a send."""
-        return self._add(self._aring.ring.prep_send, sock, buf, msg_flags, nbytes=nbytes)
+        return self._rw(_OP_SEND, sock, buf, False, nbytes, 0, msg_flags)
 
     def fsync(self, fd: Any, *, datasync: bool = False) -> "Chain":
         """Add an fsync."""

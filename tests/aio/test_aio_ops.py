@@ -266,6 +266,16 @@ def test_linked_chains(tmp_path, backend, run):
                     await ar.chain().nop(inject=-errno.ENOSPC).nop().check()
                 assert ei.value.errno == errno.ENOSPC
                 assert await ar.chain() == []
+                # a member refused at submission (bad fd type) ends the chain before it:
+                # what was queued completes unobserved and is not linked to later SQEs
+                with pytest.raises(TypeError):
+                    await ar.chain().nop(inject=-errno.EIO).fsync("not an fd")
+                assert await ar.nop() == 0
+                for _ in range(100):
+                    if not ar.inflight:
+                        break
+                    await asyncio.sleep(0.001)
+                assert ar.inflight == 0
             finally:
                 os.close(fd)
             assert path.read_bytes() == b"12345"
