@@ -257,3 +257,42 @@ def test_probe_read_user_refuses_runtime_memory(helper_id):
             run = Interpreter(program, rt) if engine == "interp" else jit.compile(program, rt)
             r0 = run()
             assert (r0 & 0xFFFFFFFF, r0 >> 32) == (expect[0], expect[1]), (engine, hex(src))
+
+
+def test_a_program_may_call_itself_back_on_its_own_thread():
+    """A Python helper that runs the same JitFunction again (same thread, nested) is not
+    'another thread': it runs, on the next frames of the same stack."""
+    box = {}
+
+    def impl(runtime, r1, r2, r3, r4, r5):
+        if r1 > 0:
+            return box["fn"](r1 - 1) + 1
+        return 0
+
+    box["fn"] = jit.compile(prog(_FRAME_PROG), Runtime(), helpers={1000: helper(impl)})
+    assert box["fn"](3) == 3
+
+
+def test_a_context_held_by_this_thread_runs_and_keeps_its_owner():
+    """The loop driver holds the context for a whole run (owner = this thread); a call from
+    a helper on that thread must run, and must not release the driver's claim."""
+    fn = jit.compile(prog("mov %r0, 5\nexit"), Runtime())
+    ctx = fn._state.ctx
+    ctx.owner = jit._this_thread()
+    try:
+        assert fn() == 5
+        assert ctx.owner == jit._this_thread()
+    finally:
+        ctx.owner = 0
+    t_out = {}
+    ctx.owner = 12345                       # some other thread holds it
+    try:
+        try:
+            fn()
+        except BpfRuntimeError as exc:
+            t_out["err"] = str(exc)
+        fn.reset()                          # not ours: leaves the other run's state alone
+    finally:
+        ctx.owner = 0
+    assert "another thread" in t_out["err"]
+    assert fn() == 5

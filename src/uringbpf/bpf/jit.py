@@ -269,6 +269,13 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _THUNK_SIZE = 24
+_libc.pthread_self.restype = ctypes.c_ulong
+_libc.pthread_self.argtypes = []
+
+
+def _this_thread() -> int:
+    """pthread_self(): how jitrt_gate and the loop driver name the thread owning a context."""
+    return _libc.pthread_self()
 
 
 def _thunk_bytes(env: int, target: int) -> bytes:
@@ -854,11 +861,13 @@ class JitFunction:
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
         state = self._state
         ctx = state.ctx
-        if ctx.owner and not state.active:
+        owner = ctx.owner
+        mine = bool(owner) and owner == _this_thread()
+        if owner and not mine:
             # Running on another thread right now (one stack, one error word): do not touch
             # its state; jitrt_gate would refuse the entry anyway.
             raise self._busy_error()
-        if not state.active:
+        if not state.active and not mine:      # mine: called back from inside a run here
             if self._closed:
                 raise BpfRuntimeError(f"{self.program.name}: the JIT function was closed")
             if ctx.error:              # left by a native caller that did not take_error()
@@ -888,9 +897,12 @@ class JitFunction:
         The stack pointer needs no reset: every return path of JIT code restores it.
         """
         ctx = self._state.ctx
+        owner = ctx.owner
+        if owner and owner != _this_thread():
+            return                 # another thread's run: its error word and stack are its own
         ctx.error = 0
         ctx.err_pc = ctx.err_addr = ctx.err_size = ctx.err_write = 0
-        if not self._state.active:
+        if not self._state.active and not owner:
             ctx.sp = ctx.stack_hi
         self._state.pending = None
 
