@@ -15,7 +15,7 @@ import pytest
 import corpus_lib
 import kernel_bpf
 from uringbpf.bpf import helpers, isa, verifier
-from uringbpf.bpf.verifier_cfg import Cfg, CfgError
+from uringbpf.bpf.verifier.cfg import Cfg, CfgError
 
 corpus_lib.register_test_env()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from uringbpf.bpf import verifier_scalar as sc
+from uringbpf.bpf.verifier import scalar as sc
 
 U64 = sc.U64
 

@@ -8,7 +8,7 @@ registers may still be read (used to ignore dead registers when comparing states
 
 from __future__ import annotations
 
-from . import isa
+from .. import isa
 
 ALL_REGS = (1 << 10) - 1       # r0..r9 (r10 is fixed per frame)
 ARG_REGS = 0b111110            # r1..r5

@@ -8,7 +8,7 @@ whether an explored (old) state *subsumes* a new one — the core of state pruni
 
 from __future__ import annotations
 
-from . import verifier_scalar as sc
+from . import scalar as sc
 
 # Register types.
 NOT_INIT = 0

@@ -1,0 +1,659 @@
+"""Call checks: helpers and kfuncs (arguments, returns, references), BPF-to-BPF and
+global functions, callbacks, iterators, dynptrs, spin locks, exit."""
+
+from __future__ import annotations
+
+from .. import isa
+from ...errors import BpfLoadError
+from ..helpers import Arg, Ret
+from . import scalar as sc
+from .state import (
+    CONST_MAP, NOT_INIT, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
+    PTR_TRUSTED, SCALAR, SLOT_UNINIT, UNINIT, UNKNOWN_SCALAR, Frame, ObjSlot, Reg, State,
+    const_reg,
+)
+from .common import (
+    _BTF_KIND_ENUM, _BTF_KIND_ENUM64, _BTF_KIND_FUNC, _BTF_KIND_INT, _BTF_KIND_PTR,
+    _BTF_KIND_STRUCT, ARENA_MEM, MAX_VAR_OFF, _BTF_FUNC_GLOBAL, _GlobalFunc, _MEM_ARGS,
+    _RAW_READ_HELPERS, _Reject, _SIZE_ARGS, _flag, _obj_type_name,
+)
+
+
+class CallsMixin:
+    """Helper, kfunc, BPF-to-BPF and global-function calls; iterators, dynptrs, spin
+    locks, references; exit."""
+
+    # ------------------------------------------------------------ calls
+
+    def _do_call(self, st: State, insn: isa.Insn, pc: int) -> int:
+        if st.lock is not None:
+            # (the kernel allows a few kfuncs and, lately, static subprograms here; we
+            # allow only the unlock: nothing can then block or loop with the lock held)
+            h = self._callee(insn) if insn.src == isa.CALL_HELPER else None
+            if h is None or h.proto.name not in ("bpf_spin_unlock", "bpf_spin_lock"):
+                raise _Reject("function calls are not allowed while holding a lock")
+        if insn.src == isa.PSEUDO_CALL:
+            return self._call_subprog(st, pc, pc + insn.imm + 1)
+        h = self._callee(insn)
+        if insn.src == isa.CALL_HELPER:
+            if h is None:
+                raise _Reject(f"invalid func unknown#{insn.imm}")
+        else:
+            name = self.program.kfuncs[insn.imm]
+            if h is None:
+                raise _Reject(f"calling kernel function {name} is not allowed")
+        self._call_helper(st, h.proto, pc, h.is_kfunc)
+        return pc + 1
+
+    def _call_subprog(self, st: State, pc: int, target: int) -> int:
+        gf = self.global_funcs.get(target)
+        if gf is not None:
+            return self._call_global(st, pc, gf)
+        if len(st.frames) >= isa.MAX_CALL_DEPTH:
+            raise _Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
+        caller = st.cur
+        f = Frame(len(st.frames), target, pc)
+        for i in range(1, 6):
+            f.regs[i] = caller.regs[i]
+        f.regs[10] = Reg(PTR_STACK, frame=f.frameno)
+        st.frames.append(f)
+        if self.log_level:
+            self.log(f"caller:\n {st.frames[-2].frameno}: {self.state.fmt_regs(caller)}\ncallee:\n {st.fmt_regs()}")
+        return target
+
+    # ------------------------------------------------------------ global functions
+
+    def _find_global_funcs(self) -> dict[int, "_GlobalFunc"]:
+        """Subprograms with global (non-static) linkage in BTF: the kernel verifies each
+        once, on its own, against its BTF signature, and a caller sees only that
+        signature (arguments checked, r0 an unknown scalar)."""
+        names = getattr(self.program, "func_names", None) or {}
+        btf = getattr(self.program, "btf", None)
+        out: dict[int, _GlobalFunc] = {}
+        if btf is None:
+            return out
+        for idx, entry in enumerate(sorted(self.cfg.entries)):
+            name = names.get(entry)
+            if entry == 0 or name is None:
+                continue
+            t = btf.find(name, _BTF_KIND_FUNC)
+            if t is None or t.linkage != _BTF_FUNC_GLOBAL:
+                continue
+            out[entry] = _GlobalFunc(idx, name, entry, self._global_args(btf, t, idx, name))
+        return out
+
+    def _global_args(self, btf, func, idx: int, name: str) -> list[tuple]:
+        proto = btf.resolve(func.ref)
+        if len(proto.params) > 5:
+            raise _Reject(f"Global function {name}() has more than 5 arguments")
+        args: list[tuple] = []
+        ctx_names = {"__sk_buff"}
+        layout = self.ptype.layout
+        if layout is not None and getattr(layout, "name", ""):
+            ctx_names.add(layout.name)
+        for i, p in enumerate(proto.params):
+            t = btf.resolve(p.type)
+            if t.kind in (_BTF_KIND_INT, _BTF_KIND_ENUM, _BTF_KIND_ENUM64):
+                args.append(("scalar",))
+                continue
+            if t.kind == _BTF_KIND_PTR:
+                pointee = btf.resolve(t.ref)
+                if pointee.kind == _BTF_KIND_STRUCT and pointee.name in ctx_names:
+                    args.append(("ctx",))
+                    continue
+                try:
+                    size = btf.size_of(pointee.id) if pointee.id else 0
+                except BpfLoadError:    # void, a function, a forward declaration: no size
+                    size = 0
+                if size > 0:
+                    args.append(("mem", size))
+                    continue
+                raise _Reject(f"func#{idx} '{name}' arg#{i} reference type('{btf.type_name(p.type)}') "
+                              "size cannot be determined")
+            raise _Reject(f"func#{idx} '{name}' arg#{i} type {btf.type_name(p.type)} is not supported")
+        return args
+
+    def _call_global(self, st: State, pc: int, gf: "_GlobalFunc") -> int:
+        regs = st.cur.regs
+        for i, kind in enumerate(gf.args):
+            regno = i + 1
+            reg = self.read_reg(st, regno)
+            bad = None
+            if kind[0] == "scalar":
+                if reg.t != SCALAR:
+                    bad = f"R{regno} is not a scalar"
+            elif kind[0] == "ctx":
+                if reg.t not in (PTR_CTX, PTR_BUF) or reg.off or not sc.is_const(reg.var) \
+                        or reg.var[4] or reg.null:
+                    bad = f"arg#{i} expected pointer to ctx, but got {reg.type_name()}"
+            else:
+                size = kind[1]
+                if reg.t == SCALAR and reg.is_const and reg.value == 0:
+                    pass        # NULL is a valid argument: the callee must check
+                elif not reg.is_ptr or reg.null:
+                    bad = f"R{regno} type={reg.type_name()} expected pointer to {size} bytes"
+                else:
+                    # the callee may read and write all of it
+                    self._check_mem_region(st, reg, regno, size, size, write=True, init=True)
+            if bad is not None:
+                raise _Reject(f"Caller passes invalid args into func#{gf.idx} ('{gf.name}'): {bad}")
+        for i in range(1, 6):
+            regs[i] = UNINIT
+        regs[0] = UNKNOWN_SCALAR
+        return pc + 1
+
+    def _verify_global_func(self, entry: int) -> None:
+        """Explore a global function from its entry with only its signature known."""
+        gf = self.global_funcs[entry]
+        st = State()
+        f = Frame(0, entry, -1)
+        f.regs[10] = Reg(PTR_STACK, frame=0)
+        base = self._entry_state().frames[0]
+        for i, kind in enumerate(gf.args):
+            if kind[0] == "scalar":
+                f.regs[i + 1] = UNKNOWN_SCALAR
+            elif kind[0] == "ctx":
+                f.regs[i + 1] = base.regs[1]
+            else:   # possibly NULL memory of the declared size
+                f.regs[i + 1] = Reg(PTR_MEM, size=kind[1], null=True, id=self.new_id())
+        st.frames.append(f)
+        if self.ptype.ctx == "buffer":
+            st.buf_min = self.ptype.buffer_min_size
+        self._in_global = entry
+        if self.log_level:
+            self.log(f"Validating {gf.name}() func#{gf.idx}...")
+        self._explore(st, entry)
+        self._in_global = None
+
+    def _enter_callback(self, st: State, callsite: int, entry: int, ctx_reg: Reg, instance: int) -> None:
+        """Push the frame of a helper-called callback: r1 = iteration index, r2 = its ctx.
+
+        The caller's r0 slot keeps the ctx argument (as ``obj``) while the callback runs,
+        so that the next call can pass it again."""
+        if len(st.frames) >= isa.MAX_CALL_DEPTH:
+            raise _Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
+        st.cb_steps += 1
+        caller = st.cur
+        for i in range(1, 6):
+            caller.regs[i] = UNINIT
+        caller.regs[0] = Reg(NOT_INIT, obj=ctx_reg)
+        f = Frame(len(st.frames), entry, callsite, callback=instance)
+        f.regs[1] = Reg(SCALAR, sc.urange(0, sc.U32))
+        f.regs[2] = ctx_reg
+        f.regs[10] = Reg(PTR_STACK, frame=f.frameno)
+        st.frames.append(f)
+
+    def _do_exit(self, st: State) -> int | None:
+        if st.lock is not None:
+            raise _Reject("bpf_spin_unlock is missing")
+        f = st.cur
+        r0 = f.regs[0]
+        if len(st.frames) == 1 and self.ptype.ret_void:
+            # check_return_code: a void struct_ops member's R0 is never read
+            if st.refs:
+                rid, (kind, at) = next(iter(st.refs.items()))
+                raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+            return None
+        if r0.t == NOT_INIT:
+            raise _Reject("R0 !read_ok")
+        if len(st.frames) > 1 and f.callback:
+            if r0.t != SCALAR or r0.var[2] < 0 or r0.var[3] > 1:
+                raise _Reject(f"At callback return the register R0 has {r0.fmt()} "
+                              "should have been in [0, 1]")
+            st.frames.pop()
+            caller = st.cur
+            # the helper may call the callback again ...
+            again = st.copy()
+            if again.checkpoint is not None:
+                again.checkpoint.live += 1
+            self._enter_callback(again, f.callsite, f.subprog, caller.regs[0].obj, f.callback)
+            self._dfs.append((f.subprog, again))
+            # ... or return
+            caller.regs[0] = UNKNOWN_SCALAR
+            for i in range(1, 6):
+                caller.regs[i] = UNINIT
+            return f.callsite + 1
+        if len(st.frames) > 1:
+            if r0.t == PTR_STACK and r0.frame >= f.frameno:
+                raise _Reject("cannot return stack pointer to the caller")
+            st.frames.pop()
+            caller = st.cur
+            caller.regs[0] = r0
+            for i in range(1, 6):
+                caller.regs[i] = UNINIT
+            return f.callsite + 1
+        if self._in_global is not None:
+            if r0.t != SCALAR:
+                raise _Reject("At subprogram exit the register R0 is not a scalar value")
+            if st.refs:
+                rid, (kind, at) = next(iter(st.refs.items()))
+                raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+            return None
+        if r0.t != SCALAR:
+            raise _Reject("R0 leaks addr as return value")
+        rr = self.ptype.ret_range
+        if rr is not None:
+            lo, hi = rr
+            if r0.var[2] < lo or r0.var[3] > hi:
+                raise _Reject(f"At program exit the register R0 has {sc.fmt(r0.var)} "
+                              f"should have been in [{lo}, {hi}]")
+        if st.refs:
+            rid, (kind, at) = next(iter(st.refs.items()))
+            raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+        return None
+
+    def _release(self, st: State, ref: int) -> None:
+        st.refs.pop(ref, None)
+        for f, where, r in list(st.all_regs()):
+            if r.ref == ref:
+                st.set_reg_anywhere(f, where, UNINIT)
+
+    def _call_helper(self, st: State, proto, pc: int, is_kfunc: bool) -> None:
+        name = proto.name
+        self._ret_size_value = None
+        if proto.ret_size_arg is not None:
+            sreg = st.cur.regs[proto.ret_size_arg + 1]
+            if sreg.t == SCALAR and sreg.is_const:
+                self._ret_size_value = sreg.value
+            elif proto.ret in (Ret.MEM_OR_NULL, Ret.MEM, Ret.RINGBUF_MEM_OR_NULL):
+                raise _Reject(f"R{proto.ret_size_arg + 1} size of the memory {name} returns "
+                              "must be a known constant")
+        if proto.prog_types is not None:
+            names = {self.ptype.name} | set(self.ptype.groups)
+            if not names & set(proto.prog_types):
+                raise _Reject(f"{'kfunc' if is_kfunc else 'helper'} {name} is not allowed in "
+                              f"{self.ptype.name} programs")
+        if (proto.sleepable_only or _flag(proto, "KF_SLEEPABLE") is not None) and not self.sleepable:
+            raise _Reject(f"{name} is sleepable: the program must be sleepable (section .s)")
+        regs = st.cur.regs
+        iter_new = _flag(proto, "ITER_NEW")
+        iter_next = _flag(proto, "ITER_NEXT")
+        iter_destroy = _flag(proto, "ITER_DESTROY")
+        dyn_new = _flag(proto, "DYNPTR_NEW")
+        dyn_use = _flag(proto, "DYNPTR")
+        special_args: dict[int, str] = {}
+        if iter_new is not None:
+            special_args[int(iter_new or 0)] = "iter_new"
+        if iter_next is not None:
+            special_args[int(iter_next or 0)] = "iter"
+        if iter_destroy is not None:
+            special_args[int(iter_destroy or 0)] = "iter"
+        iter_arg = _flag(proto, "ITER_ARG")
+        if iter_arg is not None:
+            # ITER_ARG:n[:T] — arg n must be an initialised iterator (of type T), used
+            # only as an argument: no next() loop point, no destroy (the kernel's __iter)
+            special_args[int(iter_arg.split(":")[0] or 0)] = "iter_arg"
+        if dyn_new is not None:
+            special_args[int(dyn_new or 0)] = "dynptr_new"
+        if dyn_use is not None:
+            special_args[int(dyn_use or 0)] = "dynptr"
+        trusted_args = _flag(proto, "KF_TRUSTED_ARGS") is not None
+        meta_map = None
+        alloc_size = None
+        callback = None
+        pending_mem: tuple[int, Arg] | None = None
+        release_idx = proto.releases
+        if release_idx is None and _flag(proto, "KF_RELEASE") is not None:
+            release_idx = 0
+        if len(proto.args) > 5:
+            raise _Reject(f"{name} has more than 5 arguments")
+        for i, kind in enumerate(proto.args):
+            regno = i + 1
+            if i in special_args:
+                self.read_reg(st, regno)
+                continue
+            reg = self.read_reg(st, regno)
+            if kind in _SIZE_ARGS:
+                if reg.t != SCALAR:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=scalar")
+                v = reg.var
+                if v[2] < 0:
+                    raise _Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
+                if v[1] >= MAX_VAR_OFF:
+                    raise _Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
+                if kind == Arg.CONST_SIZE and v[0] == 0:
+                    raise _Reject(f"R{regno} invalid zero-sized read")
+                if pending_mem is not None:
+                    pregno, pkind = pending_mem
+                    preg = regs[pregno]
+                    if pkind == Arg.MEM_OR_NULL and preg.t == SCALAR:
+                        if not (preg.is_const and preg.value == 0) or v[1] != 0:
+                            raise _Reject(f"R{pregno} NULL memory needs a zero size")
+                    else:
+                        self._check_mem_region(st, preg, pregno, v[0], v[1],
+                                               write=pkind == Arg.UNINIT_MEM, init=pkind != Arg.UNINIT_MEM)
+                    pending_mem = None
+                continue
+            if pending_mem is not None:
+                self._check_fixed_mem(st, *pending_mem, regs)
+                pending_mem = None
+            if kind == Arg.ANYTHING:
+                continue
+            if kind == Arg.SCALAR:
+                if reg.t != SCALAR:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=scalar")
+            elif kind == Arg.CTX:
+                if reg.t != PTR_CTX or reg.off or not sc.is_const(reg.var) or reg.var[4] or reg.null:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=ctx (unmodified)")
+            elif kind == Arg.CONST_MAP_PTR:
+                if reg.t != CONST_MAP:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=map_ptr")
+                meta_map = reg.obj
+            elif kind in (Arg.MAP_KEY, Arg.MAP_VALUE):
+                if meta_map is None:
+                    raise _Reject(f"R{regno} map key/value argument without a map argument before it")
+                size = getattr(meta_map, "key_size" if kind == Arg.MAP_KEY else "value_size", 0)
+                self._check_mem_region(st, reg, regno, size, size, write=False, init=True)
+            elif kind in _MEM_ARGS:
+                if kind != Arg.MEM_OR_NULL or reg.t != SCALAR:
+                    if reg.t == SCALAR:
+                        raise _Reject(f"R{regno} type=scalar expected=fp, pkt, map_value, mem")
+                pending_mem = (regno, kind)
+            elif kind == Arg.CONST_ALLOC_SIZE:
+                if not reg.is_const or reg.value == 0 or reg.value >= MAX_VAR_OFF:
+                    raise _Reject(f"R{regno} must be a known constant size > 0")
+                alloc_size = reg.value
+            elif kind == Arg.RINGBUF_MEM:
+                if reg.t != PTR_MEM or not reg.ref or reg.null:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=ringbuf_mem")
+                if reg.off or not sc.is_const(reg.var) or reg.var[4]:
+                    raise _Reject(f"R{regno} must have zero offset when passed to release func")
+                if release_idx is None:
+                    release_idx = i
+            elif kind == Arg.TRUSTED_PTR:
+                if reg.t != PTR_TRUSTED or reg.null:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=trusted_ptr")
+                if trusted_args and (reg.off or reg.var[4]):
+                    raise _Reject(f"R{regno} must be an unmodified trusted pointer")
+            elif kind == Arg.FUNC:
+                if reg.t != PTR_FUNC:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=func")
+                if callback is not None:
+                    raise _Reject(f"{name}: more than one callback argument")
+                nxt = regs[regno + 1] if regno < 5 and i + 1 < len(proto.args) else UNINIT
+                callback = (reg.size, nxt)
+            elif kind == Arg.STACK_PTR:
+                if reg.t != PTR_STACK:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=fp")
+            elif kind == Arg.SPIN_LOCK:
+                if reg.t != PTR_MAP_VALUE:
+                    raise _Reject(f"R{regno} type={reg.type_name()} expected=map_value (spin lock)")
+                self._check_mem_region(st, reg, regno, 4, 4, write=True, init=False)
+                self._spin_lock_arg(st, name, reg, regno)
+            else:
+                raise _Reject(f"R{regno} argument kind {kind} is not supported by the verifier")
+        if pending_mem is not None:
+            self._check_fixed_mem(st, *pending_mem, regs)
+        if name in _RAW_READ_HELPERS:
+            self._check_raw_read_src(st, regs)
+        # releases
+        if release_idx is not None:
+            reg = regs[release_idx + 1]
+            if reg.t == NOT_INIT or not reg.ref or reg.ref not in st.refs or reg.null:
+                raise _Reject(f"R{release_idx + 1} must be referenced (and non-null) when passed to "
+                              f"release function {name}")
+            self._release(st, reg.ref)
+        # stack objects (iterators, dynptrs)
+        iter_reg = regs[int(iter_next or 0) + 1] if iter_next is not None else None
+        slice_of = None
+        if dyn_use is not None and proto.ret in (Ret.MEM_OR_NULL, Ret.MEM):
+            slice_of = self._stack_obj_at(st, regs[int(dyn_use or 0) + 1])
+        iter_of_new = None
+        if dyn_new is not None and iter_arg is not None:
+            iter_of_new = self._stack_obj_at(st, regs[int(iter_arg.split(":")[0] or 0) + 1])
+        self._new_dynptr_parent = iter_of_new.ref if iter_of_new is not None else 0
+        for i, what in special_args.items():
+            self._stack_object_arg(st, proto, pc, i + 1, what)
+        if callback is not None:
+            # one path runs the callback (again and again, see _do_exit); this one
+            # returns from the helper without calling it
+            cb_state = st.copy()
+            if cb_state.checkpoint is not None:
+                cb_state.checkpoint.live += 1
+            self._enter_callback(cb_state, pc, callback[0], callback[1], self.new_id())
+            self._dfs.append((callback[0], cb_state))
+        # clobber caller-saved registers, set r0
+        for i in range(1, 6):
+            regs[i] = UNINIT
+        regs[0] = self._ret_reg(st, proto, pc, meta_map, alloc_size, is_kfunc)
+        if slice_of is not None and regs[0].is_ptr:
+            # tied to its dynptr, like the kernel's dynptr_id (#13 item 7)
+            regs[0] = regs[0].replace(dyn=slice_of.id)
+        if iter_reg is not None:
+            it = self._iter_obj(st, iter_reg)
+            if it is not None:
+                # the element's page changes: dynptrs made from it, and their slices, go
+                self._invalidate_iter_children(st, it.ref)
+            self._iter_next_fork(st, iter_reg, pc)
+
+    @staticmethod
+    def _spin_lock_arg(st: State, name: str, reg: Reg, regno: int) -> None:
+        """Lock/unlock pairing on every path, like the kernel: one lock at a time, the
+        unlock names the same lock (same map value, same offset), none held at exit."""
+        if not sc.is_const(reg.var):
+            raise _Reject(f"R{regno} bpf_spin_lock at a variable offset is not allowed")
+        lock = (reg.obj, reg.id, reg.off + sc.s64(reg.var[4]))
+        if name == "bpf_spin_lock":
+            if st.lock is not None:
+                raise _Reject("Locking two bpf_spin_locks are not allowed")
+            st.lock = lock
+        elif name == "bpf_spin_unlock":
+            if st.lock is None:
+                raise _Reject("bpf_spin_unlock without taking a lock")
+            if st.lock[0] is not lock[0] or st.lock[1] != lock[1] or st.lock[2] != lock[2]:
+                raise _Reject("bpf_spin_unlock of different lock")
+            st.lock = None
+
+    def _check_raw_read_src(self, st: State, regs) -> None:
+        """``bpf_probe_read*(dst, size, src)`` copies from any address.  Given an address
+        the verifier knows (the stack, the context), it must not copy pointer bytes or
+        stale bytes that may hold an old pointer: that would turn a pointer into data
+        (#13 item 4).  Plain addresses are checked at run time (docs/verifier.md)."""
+        src, size = regs[3], regs[2]
+        if src.t == PTR_CTX:
+            raise _Reject("R3 bpf_probe_read of the context would leak its pointers")
+        if src.t != PTR_STACK or size.t != SCALAR:
+            return
+        hi_size = size.var[1]
+        if hi_size == 0:
+            return
+        if hi_size >= MAX_VAR_OFF:
+            raise _Reject("R2 unbounded memory access, use 'var &= const' or 'if (var < const)'")
+        frame = self._frame_of(st, src)
+        lo, hi = self._bounds(src, 3, 0, hi_size)
+        if lo < -isa.STACK_SIZE or hi > 0:
+            raise _Reject(f"invalid indirect access to stack R3 off={lo} size={hi_size}")
+        self._stack_check_init(frame, lo, hi, "invalid indirect read from stack R3")
+
+    def _check_fixed_mem(self, st: State, regno: int, kind: Arg, regs) -> None:
+        """A memory argument with no size argument after it: at least one byte."""
+        reg = regs[regno]
+        if kind == Arg.MEM_OR_NULL and reg.t == SCALAR and reg.is_const and reg.value == 0:
+            return
+        self._check_mem_region(st, reg, regno, 1, 1, write=kind == Arg.UNINIT_MEM,
+                               init=kind != Arg.UNINIT_MEM)
+
+    def _stack_object_arg(self, st: State, proto, pc: int, regno: int, what: str):
+        reg = self.read_reg(st, regno)
+        if reg.t != PTR_STACK or not sc.is_const(reg.var):
+            raise _Reject(f"R{regno} expected a pointer to a stack slot for {proto.name}")
+        o = reg.off + sc.s64(reg.var[4])
+        objkind = "iter" if what.startswith("iter") else "dynptr"
+        size_flag = _flag(proto, "ITER_SIZE" if objkind == "iter" else "DYNPTR_SIZE")
+        size = int(size_flag) if size_flag else (8 if objkind == "iter" else 16)
+        nslots = max(1, (size + 7) // 8)
+        if o % 8 or o < -isa.STACK_SIZE or o + 8 * nslots > 0:
+            raise _Reject(f"R{regno} misaligned or out of range {objkind} slot fp{o}")
+        frame = self._frame_of(st, reg)
+        self._note_depth(frame, o)
+        first = (-o - 1) // 8
+        if what == "iter_arg":
+            want = (_flag(proto, "ITER_ARG") or "").partition(":")[2]
+            slot = frame.stack.get(first)
+            if slot is None or slot[0] != "O" or slot[1].first != first or slot[1].kind != "iter":
+                raise _Reject(f"expected an initialized iter{' ' + want if want else ''} as "
+                              f"arg #{regno - 1} of {proto.name}")
+            if want and slot[1].type != want:
+                raise _Reject(f"expected an initialized iter {want} as arg #{regno - 1} of "
+                              f"{proto.name}, got {slot[1].type}")
+            return None
+        keys = [first - j for j in range(nslots)]
+        tname = _obj_type_name(proto.name)
+        if what.endswith("_new"):
+            stale: list[ObjSlot] = []
+            for k in keys:
+                slot = frame.stack.get(k)
+                if slot is not None and slot[0] == "O":
+                    old = slot[1]
+                    # like the kernel, a new dynptr may overwrite a dynptr that holds no
+                    # reference (nothing to release, so nothing leaks); an iterator or
+                    # an acquired dynptr must be destroyed/released first
+                    if objkind == "dynptr" and old.kind == "dynptr" and not old.ref:
+                        stale.append(old)
+                        continue
+                    raise _Reject(f"{objkind} at fp{o} is already initialized (destroy it first)")
+                if slot is not None and slot[0] == "S" and slot[1].is_ptr:
+                    raise _Reject(f"{objkind} at fp{o} would overwrite a spilled pointer")
+            for old in stale:
+                # the whole old dynptr goes, also the slots the new one does not cover,
+                # and every slice taken from it
+                for k in range(old.first, old.first - old.nslots, -1):
+                    frame.stack[k] = SLOT_UNINIT
+                self._invalidate_slices(st, old.id)
+            ref = self.new_id() if objkind == "iter" or _flag(proto, "KF_ACQUIRE") is not None else 0
+            if objkind == "dynptr":
+                obj = ObjSlot(objkind, tname, ref, first, nslots, id=self.new_id(),
+                              parent=self._new_dynptr_parent)
+            else:
+                obj = ObjSlot(objkind, tname, ref, first, nslots)
+            for k in keys:
+                frame.stack[k] = ("O", obj)
+            if ref:
+                st.refs[ref] = (f"{objkind} {tname}", pc)
+            return None
+        slot = frame.stack.get(first)
+        if slot is None or slot[0] != "O" or slot[1].first != first or slot[1].kind != objkind:
+            raise _Reject(f"expected an initialized {objkind} as arg #{regno - 1} of {proto.name}")
+        obj = slot[1]
+        if objkind == "iter" and obj.type != tname:
+            raise _Reject(f"expected an initialized iter {tname} as arg #{regno - 1}, got {obj.type}")
+        if _flag(proto, "ITER_DESTROY") is not None and objkind == "iter":
+            self._invalidate_iter_children(st, obj.ref)
+            for k in keys:
+                frame.stack[k] = SLOT_UNINIT
+            if obj.ref:
+                st.refs.pop(obj.ref, None)
+        return None
+
+    def _ret_reg(self, st: State, proto, pc: int, meta_map, alloc_size, is_kfunc: bool) -> Reg:
+        ret = proto.ret
+        nullable = _flag(proto, "RET_NULL") is not None or _flag(proto, "KF_RET_NULL") is not None
+        if _flag(proto, "ITER_NEXT") is not None:
+            nullable = True
+        acquires = proto.acquires or _flag(proto, "KF_ACQUIRE") is not None
+        if ret == Ret.INTEGER:
+            if _flag(proto, "ITER_NEXT") is not None and proto.ret_size:
+                # read-only, as in the kernel: the element belongs to the iterator
+                return Reg(PTR_MEM, size=proto.ret_size, null=True, id=self.new_id(), ro=True)
+            return UNKNOWN_SCALAR
+        if ret == Ret.VOID:
+            return UNINIT
+        if ret == Ret.MAP_VALUE_OR_NULL:
+            if meta_map is None:
+                raise _Reject(f"{proto.name} returns a map value but has no map argument")
+            r = Reg(PTR_MAP_VALUE, obj=meta_map, null=True, id=self.new_id(), ro=self._map_ro(meta_map))
+        elif ret in (Ret.MEM_OR_NULL, Ret.MEM, Ret.RINGBUF_MEM_OR_NULL):
+            size = proto.ret_size
+            if proto.ret_size_arg is not None:
+                # the size argument was checked above; its register is clobbered now, so
+                # it was recorded before clobbering (see _call_helper)
+                size = self._ret_size_value
+            if size is None and alloc_size is not None:
+                size = alloc_size
+            ro = _flag(proto, "ITER_NEXT") is not None
+            elem = _flag(proto, "RET_ELEM_SIZE")
+            if size == 0 and elem:
+                # the kernel's rule for `T *f(..., rdwr_buf_size)` returning a pointer to a
+                # scalar T: size 0 means sizeof(T) read-only bytes
+                size, ro = int(elem), True
+            if size is None or size <= 0:
+                raise _Reject(f"{proto.name}: size of the returned memory must be a known constant")
+            null = ret != Ret.MEM or nullable
+            r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0,
+                    obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None, ro=ro)
+            if ret == Ret.RINGBUF_MEM_OR_NULL:
+                acquires = True
+        else:
+            return UNKNOWN_SCALAR
+        if acquires:
+            ref = self.new_id()
+            st.refs[ref] = (proto.name, pc)
+            r = r.replace(ref=ref)
+        return r
+
+    # ------------------------------------------------------------ stack objects
+
+    def _loop_point_converges(self, st: State, pc: int) -> bool:
+        if pc in self.callback_entries:
+            return True
+        obj = self._iter_obj(st, st.cur.regs[1 + int(self._iter_next_arg.get(pc, 0))])
+        return obj is not None and obj.state == "active"
+
+    @staticmethod
+    def _stack_obj_at(st: State, reg: Reg) -> ObjSlot | None:
+        if reg.t != PTR_STACK or not sc.is_const(reg.var) or reg.frame >= len(st.frames):
+            return None
+        slot = st.frames[reg.frame].stack.get((-(reg.off + sc.s64(reg.var[4])) - 1) // 8)
+        return slot[1] if slot is not None and slot[0] == "O" else None
+
+    @staticmethod
+    def _invalidate_slices(st: State, dyn_id: int) -> None:
+        if not dyn_id:
+            return
+        for f, where, r in list(st.all_regs()):
+            if r.dyn == dyn_id:
+                st.set_reg_anywhere(f, where, UNINIT)
+
+    def _invalidate_iter_children(self, st: State, iter_ref: int) -> None:
+        """Dynptrs made from an iterator's current element (and their slices) are
+        destroyed when the iterator moves on or goes away."""
+        if not iter_ref:
+            return
+        for f in st.frames:
+            for k, slot in list(f.stack.items()):
+                if slot[0] == "O" and slot[1].kind == "dynptr" and slot[1].parent == iter_ref:
+                    f.stack[k] = SLOT_UNINIT
+                    self._invalidate_slices(st, slot[1].id)
+
+    @staticmethod
+    def _iter_obj(st: State, reg: Reg) -> ObjSlot | None:
+        if reg.t != PTR_STACK or not sc.is_const(reg.var) or reg.frame >= len(st.frames):
+            return None
+        slot = st.frames[reg.frame].stack.get((-(reg.off + sc.s64(reg.var[4])) - 1) // 8)
+        if slot is None or slot[0] != "O" or slot[1].kind != "iter":
+            return None
+        return slot[1]
+
+    def _iter_next_fork(self, st: State, ireg: Reg, pc: int) -> None:
+        """next() of an active iterator: one path gets an element (active, depth + 1,
+        non-NULL r0), this one the end (drained, r0 = 0).  A drained iterator only ends."""
+        obj = self._iter_obj(st, ireg)
+        if obj is None:  # pragma: no cover - checked by _stack_object_arg
+            return
+        r0 = st.cur.regs[0]
+        if obj.state == "active":
+            active = st.copy()
+            if active.checkpoint is not None:
+                active.checkpoint.live += 1
+            self._replace_obj(active.frames[ireg.frame], obj, obj.replace(depth=obj.depth + 1))
+            active.cur.regs[0] = r0.replace(null=False, id=0) if r0.is_ptr else UNKNOWN_SCALAR
+            cp = active.checkpoint
+            self._widen(active, pc, cp.parent if cp is not None and cp.pc == pc else cp, obj, ireg.frame)
+            self._dfs.append((pc + 1, active))
+        self._replace_obj(st.frames[ireg.frame], obj, obj.replace(state="drained"))
+        st.cur.regs[0] = const_reg(0)
+
+    @staticmethod
+    def _replace_obj(frame: Frame, old: ObjSlot, new: ObjSlot) -> None:
+        for k in range(old.first, old.first - old.nslots, -1):
+            frame.stack[k] = ("O", new)

@@ -1,0 +1,204 @@
+"""Shared pieces of the verifier: limits, result and error types, small helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import btf as _btf
+from .. import helpers as helpers_mod
+from .. import isa
+from ..helpers import Arg
+from ..platform import Platform, default_platform
+from . import scalar as sc
+from .state import (
+    CONST_MAP, PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, const_reg,
+)
+
+
+MAX_INSNS_PROCESSED = 1_000_000
+MAX_VAR_OFF = 1 << 29
+LEN_ID = 1                      # scalar id of the data-buffer length (r2 of "buffer" programs)
+BPF_F_RDONLY_PROG = 1 << 7
+_MAP_TYPE_ARRAY = 2
+LOG_LIMIT = 4_000_000           # characters kept in the log (like the kernel's log buffer)
+
+
+
+
+@dataclass
+class VerifierResult:
+    """Statistics of a successful verification (named like the kernel's)."""
+
+    processed_insns: int
+    total_states: int
+    peak_states: int
+    max_states_per_insn: int
+    max_stack: int
+    stack_depths: dict[int, int] = field(default_factory=dict)
+    prog_type: str = ""
+    log: str = ""
+
+    def stats_line(self) -> str:
+        depths = "+".join(str(self.stack_depths[k]) for k in sorted(self.stack_depths))
+        return (f"processed {self.processed_insns} insns (limit {MAX_INSNS_PROCESSED}) "
+                f"max_states_per_insn {self.max_states_per_insn} total_states {self.total_states} "
+                f"peak_states {self.peak_states} mark_read 0\nstack depth {depths or 0}")
+
+
+_BTF_KIND_INT, _BTF_KIND_PTR, _BTF_KIND_STRUCT = _btf.KIND_INT, _btf.KIND_PTR, _btf.KIND_STRUCT
+_BTF_KIND_ENUM, _BTF_KIND_FUNC, _BTF_KIND_ENUM64 = _btf.KIND_ENUM, _btf.KIND_FUNC, _btf.KIND_ENUM64
+_BTF_FUNC_GLOBAL = _btf.FUNC_GLOBAL
+
+
+@dataclass
+class _GlobalFunc:
+    idx: int            # subprogram number (func#N in messages)
+    name: str
+    entry: int
+    args: list          # ("scalar",) | ("ctx",) | ("mem", size) per argument
+
+
+class _Reject(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class _Checkpoint:
+    """A state stored at a prune point.  ``live`` counts the paths still being explored
+    below it (it is ``done`` at zero); ``decided`` records that some path below it took
+    only one side of a branch because of register values, so comparisons against it
+    must be exact (see docs/verifier.md, "precision")."""
+
+    __slots__ = ("state", "parent", "live", "done", "pc", "decided", "hit", "miss")
+
+    def __init__(self, state, parent, pc):
+        self.state = state
+        self.parent = parent
+        self.live = 1
+        self.done = False
+        self.pc = pc
+        self.decided = False
+        self.hit = 0
+        self.miss = 0
+
+
+_JMP_TO_CMP = {
+    isa.JEQ: sc.EQ, isa.JNE: sc.NE, isa.JGT: sc.GT, isa.JGE: sc.GE, isa.JLT: sc.LT,
+    isa.JLE: sc.LE, isa.JSGT: sc.SGT, isa.JSGE: sc.SGE, isa.JSLT: sc.SLT, isa.JSLE: sc.SLE,
+    isa.JSET: sc.SET,
+}
+_SIGNED_CMP = {sc.SGT, sc.SGE, sc.SLT, sc.SLE}
+_NOT_NULL_TYPES = {PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, CONST_MAP}
+_MEM_ARGS = {Arg.MEM, Arg.UNINIT_MEM, Arg.MEM_OR_NULL}
+_SIZE_ARGS = {Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO}
+#: helpers that copy from an untyped source address (arg 3): see _check_raw_read_src
+_RAW_READ_HELPERS = frozenset({
+    "bpf_probe_read", "bpf_probe_read_str", "bpf_probe_read_kernel", "bpf_probe_read_user",
+    "bpf_probe_read_kernel_str", "bpf_probe_read_user_str"})
+
+
+def _flag(proto, name: str) -> str | None:
+    """A kfunc flag, bare or with a ``:value`` / ``=value`` suffix (returns "" or the value)."""
+    for f in proto.kfunc_flags:
+        if f == name:
+            return ""
+        for sep in (":", "="):
+            if f.startswith(name + sep):
+                return f[len(name) + 1:]
+    return None
+
+
+def _frozen_map_read(ptr: Reg, lo: int, size: int, signed: bool) -> Reg | None:
+    """A load at a constant offset from a frozen, program-read-only, one-element array
+    (``.rodata`` after ``BpfObject.load`` froze it) gives the constant stored there, as the
+    kernel's verifier does: nobody can change those bytes any more, so sizes and offsets
+    kept in ``.rodata`` verify like literals.  Anything else: None (an unknown value)."""
+    m = ptr.obj
+    if (not ptr.ro or not sc.is_const(ptr.var) or not getattr(m, "frozen", False)
+            or getattr(m, "type", None) != 2 or getattr(m, "max_entries", 0) != 1
+            or size not in (1, 2, 4, 8)):
+        return None
+    try:
+        base = int(m.value_addr)
+    except Exception:  # noqa: BLE001 - a closed or unusual map: just not a constant
+        return None
+    if not base:
+        return None
+    import ctypes
+    raw = int.from_bytes(ctypes.string_at(base + lo, size), "little", signed=signed)
+    return const_reg(raw & sc.U64)
+
+
+#: ``Reg.obj`` of memory returned by an ``ARENA_RET`` kfunc (bpf_arena_alloc_pages)
+ARENA_MEM = "arena"
+
+
+def _is_arena_ptr(reg: Reg) -> bool:
+    """Arena memory is mapped into the user process too (user space reads its addresses
+    from the map), so storing an arena address leaks nothing, like the kernel allows.
+    The stored copy is a plain scalar: loading it back never gives a usable pointer."""
+    return reg.t == PTR_MEM and reg.obj is ARENA_MEM and not reg.null
+
+
+def _obj_type_name(name: str) -> str:
+    for suffix in ("_new", "_next", "_destroy"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _check_aligned(ptr: Reg, off: int, size: int, what: str) -> None:
+    """``ptr + off`` must be a multiple of ``size`` for every value it may take (the
+    kernel's check_generic_ptr_alignment; byte accesses are always aligned).  Stack
+    offsets are relative to an aligned frame; other objects start aligned."""
+    if size == 1:
+        return
+    v = ptr.var
+    fixed = ptr.off + off
+    if (v[4] | v[5]) & (size - 1) or fixed % size:
+        var_text = str(sc.s64(v[4])) if sc.is_const(v) else f"({v[4]:#x}; {v[5]:#x})"
+        raise _Reject(f"misaligned {what}access off {var_text}+{fixed} size {size}")
+
+
+def _sized_unknown(size: int, signed: bool = False):
+    bits = size * 8
+    if bits >= 64:
+        return sc.UNKNOWN
+    if signed:
+        return sc.srange(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    return sc.urange(0, (1 << bits) - 1)
+
+
+def _widened(old: Reg, cur: Reg) -> Reg:
+    """A value that changed around a loop: forget it, but keep "fits in 32 bits" (so JMP32
+    compares still refine it) and the id links of the current value."""
+    if old.var[1] <= sc.U32 and cur.var[1] <= sc.U32:
+        return Reg(SCALAR, sc.urange(0, sc.U32), id=cur.id if cur.id == LEN_ID else 0)
+    return UNKNOWN_SCALAR
+
+
+def _sdivmod(op: int, a: int, b: int, width: int) -> int:
+    mask = (1 << width) - 1
+
+    def sx(x):
+        x &= mask
+        return x - (1 << width) if x >> (width - 1) else x
+
+    x, y = sx(a), sx(b)
+    if op == isa.DIV:
+        if y == 0:
+            return 0
+        q = abs(x) // abs(y)
+        return (q if (x < 0) == (y < 0) else -q) & mask
+    if y == 0:
+        return x & mask
+    r = abs(x) % abs(y)
+    return (r if x >= 0 else -r) & mask
+
+
+def _platform_in_effect() -> Platform:
+    """The platform of a caller that passed none: the one made active with
+    ``Platform.active()`` (the loader does), else the default platform."""
+    active = helpers_mod.ACTIVE_PLATFORM.get()
+    return active if active is not None else default_platform()

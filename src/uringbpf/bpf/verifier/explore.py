@@ -1,0 +1,403 @@
+"""Path exploration: the work list, checkpoints, state pruning, loop detection and widening."""
+
+from __future__ import annotations
+
+from .. import isa, progtypes
+from ...errors import BpfVerifierError
+from ..platform import Platform
+from . import scalar as sc
+from .cfg import CALLER_SAVED, Cfg, CfgError
+from .disasm import insn_text
+from .state import (
+    PTR_BUF, PTR_CTX, PTR_STACK, SCALAR, Frame, ObjSlot, Reg, State, iter_depths_differ,
+    scalar, state_subsumes, states_equal,
+)
+from .common import (
+    _platform_in_effect, LEN_ID, LOG_LIMIT, MAX_INSNS_PROCESSED, VerifierResult,
+    _Checkpoint, _GlobalFunc, _Reject, _flag, _widened,
+)
+from .transfer import TransferMixin
+from .memory import MemoryMixin
+from .calls import CallsMixin
+
+
+class Verifier(TransferMixin, MemoryMixin, CallsMixin):
+    """One verification: the exploration loop and state pruning (this module), the
+    per-instruction effects (transfer.py), memory checks (memory.py) and calls
+    (calls.py) as mixins sharing this object's state."""
+
+    def __init__(self, program: isa.Program, ptype: progtypes.ProgType, log_level: int = 0,
+                 max_insns: int = MAX_INSNS_PROCESSED, platform: Platform | None = None):
+        self.program = program
+        self.platform = platform if platform is not None else _platform_in_effect()
+        self.insns = program.insns
+        self.ptype = ptype
+        self.log_level = log_level
+        self.max_insns = max_insns
+        self.sleepable = progtypes.is_sleepable(program, ptype)
+        self.log_lines: list[str] = []
+        self.log_size = 0
+        self.next_id = LEN_ID + 1
+        self.processed = 0
+        self.total_states = 0
+        self.cur_states = 0
+        self.peak_states = 0
+        self.stack_depth: dict[int, int] = {}
+        self.explored: dict[int, list[_Checkpoint]] = {}
+        self.visits: dict[int, int] = {}
+        self.iter_next_pcs: set[int] = set()
+        self._iter_next_arg: dict[int, int] = {}
+        self._new_dynptr_parent = 0
+        self.global_funcs: dict[int, _GlobalFunc] = {}
+        self._in_global: int | None = None   # entry of the global function being verified
+        # False: explore every path (no state pruning); the pruning fuzzer compares
+        # verdicts with and without it (bench/fuzz_verifier.py --pruning)
+        self.prune = True
+        self.callback_entries: set[int] = set()
+        self.cfg: Cfg | None = None
+        self.pc = 0
+        self.state: State | None = None
+
+    # ------------------------------------------------------------ logging
+
+    def log(self, line: str) -> None:
+        if self.log_size < LOG_LIMIT:
+            self.log_lines.append(line)
+            self.log_size += len(line) + 1
+
+    def insn_line(self, pc: int) -> str:
+        insn = self.insns[pc]
+        return f"{pc}: ({insn.opcode:02x}) {insn_text(insn, pc, self._kfunc_name, self._helper_name)}"
+
+    def _kfunc_name(self, imm: int) -> str | None:
+        kfuncs = self.program.kfuncs
+        return kfuncs[imm] if 0 <= imm < len(kfuncs) else None
+
+    def _helper_name(self, helper_id: int) -> str | None:
+        h = self.platform.get_helper(helper_id)
+        return None if h is None else h.proto.name
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    # ------------------------------------------------------------ helpers lookups
+
+    def _callee(self, insn: isa.Insn):
+        """The helper or kfunc a call instruction names (None: unknown), from the platform."""
+        if insn.src == isa.CALL_HELPER:
+            return self.platform.get_helper(insn.imm)
+        if insn.src == isa.PSEUDO_KFUNC_CALL:
+            if not 0 <= insn.imm < len(self.program.kfuncs):
+                return None
+            return self.platform.get_kfunc(self.program.kfuncs[insn.imm])
+        return None
+
+    def _proto_for_call(self, insn: isa.Insn):
+        h = self._callee(insn)
+        return None if h is None else h.proto
+
+    def _arg_count(self, insn: isa.Insn) -> int:
+        proto = self._proto_for_call(insn)
+        return 5 if proto is None else min(5, len(proto.args))
+
+    # ------------------------------------------------------------ entry
+
+    def run(self) -> VerifierResult:
+        try:
+            self.cfg = Cfg(self.program, self._arg_count, self.ptype.ret_range is not None)
+        except CfgError as exc:
+            self.pc = exc.pc
+            self.log(str(exc))
+            raise BpfVerifierError(str(exc), self._final_log(), exc.pc) from None
+        for pc, insn in enumerate(self.insns):
+            if insn.is_call and insn.src != isa.PSEUDO_CALL and not self.cfg.second_slot[pc]:
+                proto = self._proto_for_call(insn)
+                if proto is None:
+                    # refused even in code no path reaches: the engines compile all of it
+                    self.pc = pc
+                    msg = (f"invalid func unknown#{insn.imm}" if insn.src == isa.CALL_HELPER else
+                           f"calling kernel function {self.program.kfuncs[insn.imm]} is not allowed")
+                    self.log(self.insn_line(pc))
+                    self.log(msg)
+                    raise BpfVerifierError(msg, self._final_log(), pc)
+                it = _flag(proto, "ITER_NEXT")
+                if it is not None:
+                    self.iter_next_pcs.add(pc)
+                    self._iter_next_arg[pc] = int(it or 0)
+        for pc, insn in enumerate(self.insns):
+            if insn.is_lddw and insn.src == isa.PSEUDO_FUNC and not self.cfg.second_slot[pc]:
+                self.iter_next_pcs.add(pc + insn.imm + 1)   # callback entries loop like next()
+                self.callback_entries.add(pc + insn.imm + 1)
+        self.prune_points = self.cfg.jump_targets | self.cfg.cond_fallthrough | self.iter_next_pcs
+        st = self._entry_state()
+        try:
+            self.global_funcs = self._find_global_funcs()
+            self._explore(st)
+            for entry in sorted(self.global_funcs):
+                self._verify_global_func(entry)
+            self._check_stack_chain()
+        except _Reject as exc:
+            self.log(self.insn_line(self.pc) if 0 <= self.pc < len(self.insns) else "")
+            self.log(exc.message)
+            if self.state is not None:
+                try:
+                    self.log(f"{self.pc}: {self.state.fmt_regs()}")
+                except Exception:  # pragma: no cover - formatting must never mask the error
+                    pass
+            raise BpfVerifierError(exc.message, self._final_log(), self.pc) from None
+        result = VerifierResult(self.processed, self.total_states, self.peak_states,
+                                max((len(v) for v in self.explored.values()), default=0),
+                                self.max_stack, dict(self.stack_depth), self.ptype.name)
+        self.log(result.stats_line())
+        result.log = "\n".join(self.log_lines) + "\n"
+        return result
+
+    def _final_log(self) -> str:
+        self.log(f"processed {self.processed} insns (limit {self.max_insns}) "
+                 f"max_states_per_insn {max((len(v) for v in self.explored.values()), default=0)} "
+                 f"total_states {self.total_states} peak_states {self.peak_states} mark_read 0")
+        return "\n".join(self.log_lines) + "\n"
+
+    def _entry_state(self) -> State:
+        st = State()
+        f = Frame(0, 0, -1)
+        f.regs[10] = Reg(PTR_STACK, frame=0)
+        pt = self.ptype
+        if pt.ctx in ("struct", "args") and pt.layout is not None:
+            f.regs[1] = Reg(PTR_CTX, obj=pt.layout)
+        elif pt.ctx == "buffer":
+            f.regs[1] = Reg(PTR_BUF, ro=not pt.buffer_writable)
+            f.regs[2] = Reg(SCALAR, sc.urange(0, sc.U32), id=LEN_ID)
+            st.buf_min = pt.buffer_min_size
+        st.frames.append(f)
+        return st
+
+    # ------------------------------------------------------------ exploration
+
+    def _explore(self, st: State, start: int = 0) -> None:
+        stack: list[tuple[int, State]] = [(start, st)]
+        self._dfs = stack
+        insns = self.insns
+        prune_points = self.prune_points
+        log_level = self.log_level
+        while stack:
+            pc, st = stack.pop()
+            self.state = st
+            if log_level:
+                self.log(f"from branch to {pc}: {st.fmt_regs()}")
+            while True:
+                self.pc = pc
+                self.processed += 1
+                if self.processed > self.max_insns:
+                    raise _Reject(f"BPF program is too large. Processed {self.processed} insn")
+                if pc in prune_points and self.prune:
+                    if self._is_state_visited(pc, st):
+                        if log_level:
+                            self.log(f"{pc}: safe")
+                        self._path_end(st)
+                        break
+                insn = insns[pc]
+                if log_level:
+                    self.log(self.insn_line(pc))
+                cls = insn.cls
+                if cls == isa.ALU64 or cls == isa.ALU:
+                    self._do_alu(st, insn)
+                    pc += 1
+                elif cls == isa.LDX:
+                    self._do_ldx(st, insn)
+                    pc += 1
+                elif cls == isa.STX or cls == isa.ST:
+                    self._do_store(st, insn)
+                    pc += 1
+                elif cls == isa.LD:
+                    self._do_lddw(st, insn, pc)
+                    pc += 2
+                else:
+                    op = insn.op
+                    if op == isa.JA:
+                        pc += insn.jump_offset() + 1
+                    elif op == isa.EXIT:
+                        nxt = self._do_exit(st)
+                        if nxt is None:
+                            self._path_end(st)
+                            break
+                        pc = nxt
+                    elif op == isa.CALL:
+                        pc = self._do_call(st, insn, pc)
+                    else:
+                        branches = self._do_cond_jump(st, insn, pc)
+                        if not branches:  # pragma: no cover - both edges impossible
+                            self._path_end(st)
+                            break
+                        if len(branches) == 2:
+                            (pc, st), other = branches[0], branches[1]
+                            if st.checkpoint is not None:
+                                st.checkpoint.live += 1
+                            stack.append(other)
+                        else:
+                            pc, st = branches[0]
+                        self.state = st
+                if log_level >= 2:
+                    self.log(f"{pc}: {st.fmt_regs()}")
+
+    def _path_end(self, st: State) -> None:
+        c = st.checkpoint
+        while c is not None:
+            c.live -= 1
+            if c.live > 0:
+                break
+            c.done = True
+            self.cur_states -= 1
+            c = c.parent
+
+    def _live_masks(self, st: State, pc: int) -> list[int]:
+        live = self.cfg.live_in
+        masks = []
+        for f in st.frames[:-1]:
+            masks.append(live[f.callsite + 1] & ~CALLER_SAVED)
+        masks.append(live[pc])
+        return masks
+
+    def _is_state_visited(self, pc: int, st: State) -> bool:
+        masks = self._live_masks(st, pc)
+        lst = self.explored.get(pc)
+        iter_point = pc in self.iter_next_pcs
+        if lst:
+            evict = False
+            for cp in lst:
+                if cp.done:
+                    prec = (self.cfg.precise_branch_in if cp.decided else self.cfg.precise_in)[pc]
+                    impr = [0] * (len(masks) - 1) + [masks[-1] & ~prec]
+                    ok = state_subsumes(cp.state, st, masks, impr)
+                    if ok:
+                        cp.hit += 1
+                        if cp.decided:  # what was proven below cp relied on decided branches
+                            self._mark_decided(st)
+                        return True
+                else:
+                    # at an iterator's next() (or a callback entry), a state covered by an
+                    # unfinished one converges, but only while the iterator is still
+                    # active: a drained one returns NULL forever (the kernel's rule)
+                    if (iter_point and state_subsumes(cp.state, st, masks)
+                            and self._loop_point_converges(st, pc)):
+                        self._mark_decided(st)
+                        return True
+                    if (cp.state.cb_steps == st.cb_steps and not iter_depths_differ(cp.state, st)
+                            and states_equal(cp.state, st, masks)
+                            and self._is_ancestor(cp, st.checkpoint)):
+                        raise _Reject(f"infinite loop detected at insn {pc}")
+                cp.miss += 1
+                if cp.miss > cp.hit * 3 + 3:
+                    evict = True
+            if evict and not iter_point:
+                lst[:] = [cp for cp in lst if cp.miss <= cp.hit * 3 + 3]
+            if iter_point and pc in self.callback_entries:
+                self._widen(st, pc, st.checkpoint)
+        else:
+            lst = self.explored[pc] = []
+        visits = self.visits.get(pc, 0) + 1
+        self.visits[pc] = visits
+        if len(lst) >= 64 and visits % 8:
+            return False
+        snapshot = st.copy()
+        snapshot.checkpoint = None
+        cp = _Checkpoint(snapshot, st.checkpoint, pc)
+        st.checkpoint = cp
+        lst.append(cp)
+        self.total_states += 1
+        self.cur_states += 1
+        if self.cur_states > self.peak_states:
+            self.peak_states = self.cur_states
+        return False
+
+    @staticmethod
+    def _same_loop(old: State, cur: State, callback_entry: bool) -> bool:
+        """Is ``old`` an earlier iteration of the same loop instance as ``cur``?  (An
+        iterator created anew, or a new bpf_loop call, starts a fresh instance whose
+        first iteration must not be widened against the previous instance's.)"""
+        fo, fc = old.cur, cur.cur
+        if callback_entry:
+            return fo.callback == fc.callback
+        ro, rc = fo.regs[1], fc.regs[1]
+        if ro.t == PTR_STACK and rc.t == PTR_STACK and ro.frame == rc.frame:
+            k = (-(ro.off + sc.s64(ro.var[4])) - 1) // 8
+            so = old.frames[ro.frame].stack.get(k)
+            scur = cur.frames[rc.frame].stack.get(k)
+            if so is not None and scur is not None and so[0] == "O" and scur[0] == "O":
+                return so[1].ref == scur[1].ref
+        return False
+
+    @staticmethod
+    def _mark_decided(st: State) -> None:
+        c = st.checkpoint
+        while c is not None and not c.decided:
+            c.decided = True
+            c = c.parent
+
+    @staticmethod
+    def _is_ancestor(cp: _Checkpoint, c: _Checkpoint | None) -> bool:
+        while c is not None:
+            if c is cp:
+                return True
+            c = c.parent
+        return False
+
+    def _widen(self, st: State, pc: int, cp: _Checkpoint | None, iter_obj: ObjSlot | None = None,
+               iter_frame: int = 0) -> None:
+        """On the path where an active iterator's next() returned an element (or at a
+        callback entry), forget scalar values that changed since an earlier visit of the
+        same loop, so the loop body converges (the iterator, not the verifier, bounds the
+        number of iterations; the kernel's widen_imprecise_scalars).  The drained path
+        keeps its values: nothing bounds a loop around it."""
+        # the nearest ancestor at this instruction, from ``cp`` up: the previous iteration
+        while cp is not None and cp.pc != pc:
+            cp = cp.parent
+        if cp is not None and not cp.done:
+            old = cp.state
+            if len(old.frames) != len(st.frames):
+                return
+            if iter_obj is not None:
+                # the same iterator instance (not a new one made in the same slots)
+                so = old.frames[iter_frame].stack.get(iter_obj.first)
+                if so is None or so[0] != "O" or so[1].ref != iter_obj.ref:
+                    return
+            elif not self._same_loop(old, st, cp.pc in self.callback_entries):
+                return
+            for fo, fc in zip(old.frames, st.frames):
+                for i in range(10):
+                    ro, rc = fo.regs[i], fc.regs[i]
+                    if ro.t == SCALAR and rc.t == SCALAR and ro.var != rc.var:
+                        fc.regs[i] = _widened(ro, rc)
+                for k, slot in list(fc.stack.items()):
+                    so = fo.stack.get(k)
+                    if so is None or so[0] != slot[0]:
+                        continue
+                    if (slot[0] == "S" and slot[1].t == SCALAR and so[1].t == SCALAR
+                            and slot[1].var != so[1].var):
+                        fc.stack[k] = ("S", _widened(so[1], slot[1]))
+                    elif slot[0] == "H" and slot[2] != so[2]:
+                        halves = tuple(
+                            None if h is None else h if (o is not None and o.var == h.var)
+                            else scalar(sc.urange(0, sc.U32)) for o, h in zip(so[2], slot[2]))
+                        fc.stack[k] = ("H", slot[1], halves)
+            return
+
+    # ------------------------------------------------------------ after exploration
+
+    @property
+    def max_stack(self) -> int:
+        return self._chain_depth(0) if self.cfg else 0
+
+    def _frame_size(self, subprog: int) -> int:
+        d = self.stack_depth.get(subprog, 0)
+        return (max(d, 1) + 31) // 32 * 32 if subprog != 0 or d else 0
+
+    def _chain_depth(self, f: int) -> int:
+        callees = self.cfg.callees.get(f, ())
+        return self._frame_size(f) + max((self._chain_depth(g) for g in callees), default=0)
+
+    def _check_stack_chain(self) -> None:
+        total = self._chain_depth(0)
+        if total > isa.STACK_SIZE:
+            raise _Reject(f"combined stack size of calls is {total}. Too large")

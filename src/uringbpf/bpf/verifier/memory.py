@@ -1,0 +1,341 @@
+"""Memory checks: map values, helper memory, the data buffer, the context, the stack."""
+
+from __future__ import annotations
+
+from .. import isa, progtypes
+from . import scalar as sc
+from .state import (
+    NOT_INIT, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR,
+    UNKNOWN_SCALAR, Frame, Reg, State, const_reg, scalar,
+)
+from .common import (
+    MAX_VAR_OFF, _Reject, _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown,
+)
+
+
+class MemoryMixin:
+    """Loads, stores, atomics: bounds, permissions, the byte-precise stack, the context."""
+
+    # ------------------------------------------------------------ memory
+
+    def _do_ldx(self, st: State, insn: isa.Insn) -> None:
+        size = isa.SIZE_BYTES[insn.size]
+        ptr = self.read_reg(st, insn.src)
+        signed = insn.mode == isa.MEMSX
+        val = self._mem_access(st, ptr, insn.src, insn.off, size, write=False, signed=signed)
+        self.write_reg(st, insn.dst, val)
+
+    def _do_store(self, st: State, insn: isa.Insn) -> None:
+        size = isa.SIZE_BYTES[insn.size]
+        ptr = self.read_reg(st, insn.dst)
+        if insn.cls == isa.ST:
+            value = const_reg(insn.imm)
+        else:
+            value = self.read_reg(st, insn.src)
+        if insn.cls == isa.STX and insn.mode == isa.ATOMIC:
+            self._do_atomic(st, insn, ptr, value, size)
+            return
+        self._mem_access(st, ptr, insn.dst, insn.off, size, write=True, value=value, value_regno=insn.src)
+
+    def _do_atomic(self, st: State, insn: isa.Insn, ptr: Reg, value: Reg, size: int) -> None:
+        if value.t != SCALAR:
+            raise _Reject(f"R{insn.src} leaks addr into mem")
+        if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
+            raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
+        # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
+        _check_aligned(ptr, insn.off, size, {PTR_STACK: "stack ", PTR_MAP_VALUE: "",
+                                             PTR_MEM: "", PTR_BUF: "packet "}[ptr.t])
+        if insn.imm == isa.CMPXCHG:
+            r0 = self.read_reg(st, 0)
+            if r0.t != SCALAR:
+                raise _Reject("R0 leaks addr into mem")
+        if ptr.t == PTR_STACK:
+            # The kernel lets a privileged loader do this; here a fetch or an xchg on a
+            # spilled pointer would hand the program its address as a scalar, and any
+            # atomic op would turn the slot into a forged pointer-sized scalar (#13 item 4).
+            frame = self._frame_of(st, ptr)
+            lo, hi = self._bounds(ptr, insn.dst, insn.off, size)
+            for o in range(max(lo, -isa.STACK_SIZE), min(hi, 0)):
+                if self._byte_kind(frame, o) in "po":
+                    raise _Reject(f"BPF_ATOMIC on the spilled pointer at fp{o} is not allowed "
+                                  "(it would leak the pointer)")
+        # an atomic op reads the old value, then writes an unknown one
+        self._mem_access(st, ptr, insn.dst, insn.off, size, write=False)
+        self._mem_access(st, ptr, insn.dst, insn.off, size, write=True, value=UNKNOWN_SCALAR,
+                         value_regno=insn.src)
+        result = scalar(_sized_unknown(size))
+        if insn.imm == isa.CMPXCHG:
+            st.cur.regs[0] = result
+        elif insn.imm & isa.FETCH:
+            self.write_reg(st, insn.src, result)
+
+    def _bounds(self, ptr: Reg, regno: int, off: int, size: int) -> tuple[int, int]:
+        """Lowest and highest byte offsets (relative to the object) an access may touch."""
+        v = ptr.var
+        if v[2] <= -MAX_VAR_OFF or v[3] >= MAX_VAR_OFF:
+            if v[2] < 0:
+                raise _Reject(f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.")
+            raise _Reject(f"R{regno} unbounded memory access, make sure to bounds check any such access")
+        lo = ptr.off + off + v[2]
+        hi = ptr.off + off + v[3] + size
+        return lo, hi
+
+    def _mem_access(self, st: State, ptr: Reg, regno: int, off: int, size: int, write: bool,
+                    value: Reg | None = None, value_regno: int = -1, signed: bool = False) -> Reg | None:
+        t = ptr.t
+        if ptr.null:
+            raise _Reject(f"R{regno} invalid mem access '{ptr.type_name()}'")
+        if t == PTR_STACK:
+            # the kernel requires aligned stack accesses for every loader (its spill
+            # tracking relies on it); other memory only for atomics (_do_atomic)
+            _check_aligned(ptr, off, size, "stack ")
+            return self._stack_access(st, ptr, regno, off, size, write, value, value_regno, signed)
+        if write and value is not None and value.is_ptr:
+            if t == PTR_CTX or not _is_arena_ptr(value):
+                raise _Reject(f"R{value_regno} leaks addr into {'ctx' if t == PTR_CTX else 'mem'}")
+            value = UNKNOWN_SCALAR   # an arena address is stored as plain data (see _is_arena_ptr)
+        if t == PTR_CTX:
+            return self._ctx_access(ptr, regno, off, size, write, signed)
+        if t == PTR_MAP_VALUE:
+            vs = getattr(ptr.obj, "value_size", 0)
+            lo, hi = self._bounds(ptr, regno, off, size)
+            if lo < 0 or hi > vs:
+                if sc.is_const(ptr.var):
+                    raise _Reject(f"invalid access to map value, value_size={vs} off={lo} size={size}")
+                if lo < 0:
+                    raise _Reject(f"R{regno} min value is outside of the allowed memory range")
+                raise _Reject(f"R{regno} max value is outside of the allowed memory range")
+            if write and ptr.ro:
+                raise _Reject(f"write into map forbidden, value_size={vs} off={lo} size={size}")
+            if not write:
+                known = _frozen_map_read(ptr, lo, size, signed)
+                if known is not None:
+                    return known
+        elif t == PTR_MEM:
+            lo, hi = self._bounds(ptr, regno, off, size)
+            if lo < 0 or hi > ptr.size:
+                raise _Reject(f"invalid access to memory, mem_size={ptr.size} off={lo} size={size}")
+            if write and ptr.ro:
+                raise _Reject(f"R{regno} cannot write into rdonly_mem")
+        elif t == PTR_BUF:
+            lo, hi = self._bounds(ptr, regno, off, size)
+            if lo < 0 or hi > st.buf_min:
+                raise _Reject(f"invalid access to packet, off={lo} size={size}, R{regno}(r={st.buf_min}): "
+                              f"compare the length (r2) against {hi} before the access")
+            if write and ptr.ro:
+                raise _Reject(f"R{regno} cannot write into packet")
+        else:
+            raise _Reject(f"R{regno} invalid mem access '{ptr.type_name()}'")
+        if write:
+            return None
+        return scalar(_sized_unknown(size, signed))
+
+    def _ctx_access(self, ptr: Reg, regno: int, off: int, size: int, write: bool, signed: bool) -> Reg | None:
+        layout = ptr.obj
+        if not sc.is_const(ptr.var):
+            raise _Reject(f"variable ctx access var_off={sc.fmt(ptr.var)} disallowed")
+        o = ptr.off + sc.s64(ptr.var[4]) + off
+        fld = layout.field_at(o, size) if layout is not None else None
+        if fld is None or o < 0:
+            raise _Reject(f"invalid bpf_context access off={o} size={size}")
+        if write:
+            if not fld.write or fld.value.kind != progtypes.SCALAR:
+                raise _Reject(f"invalid bpf_context access off={o} size={size} "
+                              f"(field {fld.name} of {layout.name} is not writable)")
+            return None
+        if not fld.read:
+            raise _Reject(f"invalid bpf_context access off={o} size={size} (field {fld.name} is not readable)")
+        kind = fld.value
+        if kind.kind == progtypes.SCALAR:
+            return scalar(_sized_unknown(size, signed))
+        if o != fld.offset or size != 8 or signed:
+            raise _Reject(f"invalid bpf_context access off={o} size={size} (pointer field {fld.name} must be read whole)")
+        nid = self.new_id() if kind.nullable else 0
+        if kind.kind == progtypes.TRUSTED:
+            return Reg(PTR_TRUSTED, obj=kind.name, null=kind.nullable, id=nid)
+        if kind.kind == progtypes.STRUCT:
+            return Reg(PTR_CTX, obj=kind.layout, null=kind.nullable, id=nid)
+        if kind.kind == progtypes.MEM:
+            return Reg(PTR_MEM, size=kind.size, null=kind.nullable, id=nid, ro=not kind.writable)
+        if kind.kind == progtypes.BUFFER:
+            return Reg(PTR_BUF, null=kind.nullable, id=nid)
+        raise _Reject(f"unsupported context field kind {kind.kind!r}")
+
+    # ------------------------------------------------------------ stack
+
+    def _frame_of(self, st: State, ptr: Reg) -> Frame:
+        if ptr.frame >= len(st.frames):  # pragma: no cover - prevented at exit
+            raise _Reject("stack pointer to a returned frame")
+        return st.frames[ptr.frame]
+
+    def _note_depth(self, frame: Frame, lo: int) -> None:
+        d = -lo
+        if d > self.stack_depth.get(frame.subprog, 0):
+            self.stack_depth[frame.subprog] = d
+
+    def _stack_access(self, st: State, ptr: Reg, regno: int, off: int, size: int, write: bool,
+                      value: Reg | None, value_regno: int, signed: bool) -> Reg | None:
+        frame = self._frame_of(st, ptr)
+        if sc.is_const(ptr.var):
+            o = ptr.off + sc.s64(ptr.var[4]) + off
+            if o < -isa.STACK_SIZE or o + size > 0:
+                raise _Reject(f"invalid {'write' if write else 'read'} to stack R{regno} off={o} size={size}")
+            self._note_depth(frame, o)
+            if write:
+                self._stack_write(st, frame, o, size, value, value_regno)
+                return None
+            return self._stack_read(frame, o, size, signed)
+        lo, hi = self._bounds(ptr, regno, off, size)
+        if lo < -isa.STACK_SIZE or hi > 0:
+            raise _Reject(f"invalid variable-offset {'write' if write else 'read'} to stack "
+                          f"R{regno} var_off={sc.fmt(ptr.var)} off={ptr.off + off} size={size}")
+        self._note_depth(frame, lo)
+        if write:
+            if value is not None and value.is_ptr:
+                raise _Reject(f"R{value_regno} spill of a pointer through a variable-offset stack pointer")
+            self._stack_mark_written(frame, lo, hi, known=False)
+            return None
+        self._stack_check_init(frame, lo, hi, f"invalid variable-offset read from stack R{regno}")
+        return scalar(_sized_unknown(size, signed))
+
+    @staticmethod
+    def _byte_kind(frame: Frame, o: int) -> str:
+        k = (-o - 1) // 8
+        slot = frame.stack.get(k)
+        if slot is None:
+            return "u"
+        if slot[0] == "B" or slot[0] == "H":
+            return slot[1][o - (-8 * (k + 1))]
+        if slot[0] == "S":
+            r = slot[1]
+            if r.t == SCALAR:
+                return "0" if r.is_const and r.value == 0 else "m"
+            if r.t == NOT_INIT:
+                return "u"
+            return "p"
+        return "o"
+
+    def _stack_check_init(self, frame: Frame, lo: int, hi: int, what: str) -> None:
+        for o in range(lo, hi):
+            k = self._byte_kind(frame, o)
+            if k == "u":
+                raise _Reject(f"{what}: invalid read from stack off {o} (uninitialized)")
+            if k == "p":
+                raise _Reject(f"{what}: reading a spilled pointer at off {o} as bytes")
+            if k == "o":
+                raise _Reject(f"{what}: reading an iterator/dynptr slot at off {o}")
+
+    def _stack_mark_written(self, frame: Frame, lo: int, hi: int, known: bool, zero: bool = False) -> None:
+        """Bytes [lo, hi) may have been written with unknown data (``known``: certainly written)."""
+        for k in range((-hi) // 8, (-lo - 1) // 8 + 1):
+            base = -8 * (k + 1)
+            slot = frame.stack.get(k)
+            if slot is not None and slot[0] == "O":
+                raise _Reject(f"cannot overwrite {slot[1].kind} slot at fp{base}")
+            if slot is None:
+                cur = list("uuuuuuuu")
+            elif slot[0] == "B" or slot[0] == "H":
+                cur = list(slot[1])
+            else:
+                r = slot[1]
+                if r.t == SCALAR:
+                    cur = list("00000000" if r.is_const and r.value == 0 else "mmmmmmmm")
+                else:
+                    cur = list("uuuuuuuu")  # leftover bytes of a pointer are not readable
+            for j in range(8):
+                o = base + j
+                if lo <= o < hi:
+                    if known:
+                        cur[j] = "0" if zero else "m"
+                    elif cur[j] == "0":
+                        cur[j] = "m"
+            frame.stack[k] = ("B", "".join(cur))
+
+    def _stack_write(self, st: State, frame: Frame, o: int, size: int, value: Reg, value_regno: int) -> None:
+        if value.is_ptr and value.t == PTR_STACK and value.frame > frame.frameno:
+            raise _Reject("cannot spill pointers to stack into stack frame of the caller")
+        if size == 8 and o % 8 == 0:
+            k = (-o - 1) // 8
+            slot = frame.stack.get(k)
+            if slot is not None and slot[0] == "O":
+                raise _Reject(f"cannot overwrite {slot[1].kind} slot at fp{o}")
+            frame.stack[k] = ("S", value)
+            return
+        if value.is_ptr:
+            raise _Reject(f"invalid size of register spill (R{value_regno} is a pointer, size={size} off={o})")
+        zero = value.is_const and (value.value & ((1 << (8 * size)) - 1)) == 0
+        k = (-o - 1) // 8
+        old = frame.stack.get(k)
+        self._stack_mark_written(frame, o, o + size, known=True, zero=zero)
+        if size == 4 and o % 8 == 0 and value.t == SCALAR:
+            # a 32-bit spill keeps its bounds (clang spills alu32 registers this way); like
+            # the kernel, only at the start of a slot: a spill at fp-4 is plain data
+            half = 0
+            halves = list(old[2]) if old is not None and old[0] == "H" else [None, None]
+            halves[half] = scalar(sc.trunc32(value.var))
+            frame.stack[k] = ("H", frame.stack[k][1], tuple(halves))
+
+    def _stack_read(self, frame: Frame, o: int, size: int, signed: bool) -> Reg:
+        k = (-o - 1) // 8
+        slot = frame.stack.get(k)
+        if slot is not None and slot[0] == "S" and o % 8 == 0:
+            r = slot[1]
+            if size == 8:
+                if r.t == NOT_INIT:
+                    raise _Reject(f"invalid read from stack off {o}+0 size 8 (released reference)")
+                return r
+            if r.t != SCALAR:
+                raise _Reject(f"invalid size of register fill (pointer spilled at fp{o}, size={size})")
+            v = sc.truncate(r.var, size * 8)
+            return scalar(sc.sext(v, size * 8) if signed else v)
+        if slot is not None and slot[0] == "H" and size == 4 and o % 4 == 0:
+            r = slot[2][0 if o % 8 == 0 else 1]
+            if r is not None:
+                return scalar(sc.sext(r.var, 32)) if signed else r
+        kinds = [self._byte_kind(frame, x) for x in range(o, o + size)]
+        for j, kd in enumerate(kinds):
+            if kd == "u":
+                raise _Reject(f"invalid read from stack off {o}+{j} size {size}")
+            if kd == "p":
+                raise _Reject(f"invalid size of register fill (pointer bytes at fp{o + j})")
+            if kd == "o":
+                raise _Reject(f"cannot read iterator/dynptr slot at fp{o + j}")
+        if all(kd == "0" for kd in kinds):
+            return const_reg(0)
+        return scalar(_sized_unknown(size, signed))
+
+    # ------------------------------------------------------------ helper memory arguments
+
+    def _check_mem_region(self, st: State, reg: Reg, regno: int, size_lo: int, size_hi: int,
+                          write: bool, init: bool, what: str = "") -> None:
+        """A helper will read (``init``) or write ``size`` bytes, size in [size_lo, size_hi]."""
+        if size_hi == 0:
+            return
+        if reg.null:
+            raise _Reject(f"R{regno} type={reg.type_name()} expected=fp, pkt, map_value, mem (null-check it first)")
+        t = reg.t
+        if t == PTR_STACK:
+            frame = self._frame_of(st, reg)
+            lo, _ = self._bounds(reg, regno, 0, 0)
+            _, hi = self._bounds(reg, regno, 0, size_hi)
+            if lo < -isa.STACK_SIZE or hi > 0:
+                raise _Reject(f"invalid indirect access to stack R{regno} off={lo} size={size_hi}")
+            self._note_depth(frame, lo)
+            if init:
+                self._stack_check_init(frame, lo, hi, f"invalid indirect read from stack R{regno}")
+            if write:
+                # Like the kernel, a helper given "up to N bytes" of uninitialised stack is
+                # taken to initialise all N (helpers clear what they do not fill).
+                self._stack_mark_written(frame, lo, hi, known=sc.is_const(reg.var))
+            return
+        if t in (PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
+            lo, hi = self._bounds(reg, regno, 0, size_hi)
+            limit = {PTR_MAP_VALUE: getattr(reg.obj, "value_size", 0), PTR_MEM: reg.size,
+                     PTR_BUF: st.buf_min}[t]
+            if lo < 0 or hi > limit:
+                raise _Reject(f"invalid access to {reg.type_name()} R{regno} off={lo} size={size_hi} "
+                              f"(limit {limit}){what}")
+            if write and reg.ro:
+                raise _Reject(f"R{regno} points to read-only memory")
+            return
+        raise _Reject(f"R{regno} type={reg.type_name()} expected=fp, pkt, map_value, mem")

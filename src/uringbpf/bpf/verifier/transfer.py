@@ -1,0 +1,300 @@
+"""Per-instruction transfer functions: registers, ALU, lddw, conditional jumps."""
+
+from __future__ import annotations
+
+from .. import isa
+from . import scalar as sc
+from .state import (
+    CONST_MAP, NOT_INIT, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
+    PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, State, const_reg, scalar,
+)
+from .common import (
+    BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
+    _SIGNED_CMP, _sdivmod,
+)
+
+
+class TransferMixin:
+    """Registers, ALU, lddw and conditional jumps: the per-instruction transfer functions."""
+
+    # ------------------------------------------------------------ registers
+
+    def read_reg(self, st: State, regno: int) -> Reg:
+        r = st.cur.regs[regno]
+        if r.t == NOT_INIT:
+            raise _Reject(f"R{regno} !read_ok")
+        return r
+
+    def write_reg(self, st: State, regno: int, reg: Reg) -> None:
+        if regno == 10:
+            raise _Reject("frame pointer is read only")
+        st.cur.regs[regno] = reg
+
+    # ------------------------------------------------------------ ALU
+
+    def _do_alu(self, st: State, insn: isa.Insn) -> None:
+        is64 = insn.cls == isa.ALU64
+        op = insn.op
+        dst = insn.dst
+        if dst == 10:
+            raise _Reject("frame pointer is read only")
+        if op == isa.END:
+            r = self.read_reg(st, dst)
+            if r.t != SCALAR:
+                raise _Reject(f"R{dst} pointer arithmetic with byte swap prohibited")
+            bits = insn.imm
+            if is64 or insn.source == isa.TO_BE:
+                v = sc.bswap(r.var, bits)
+            else:
+                v = sc.truncate(r.var, bits)
+            st.cur.regs[dst] = scalar(v)
+            return
+        if op == isa.NEG:
+            r = self.read_reg(st, dst)
+            if r.t != SCALAR:
+                raise _Reject(f"R{dst} pointer arithmetic with neg operator prohibited")
+            v = sc.alu_neg(r.var) if is64 else sc.wrap32(sc.alu_neg(sc.trunc32(r.var)))
+            st.cur.regs[dst] = scalar(v)
+            return
+        if insn.source == isa.X:
+            src = self.read_reg(st, insn.src)
+        else:
+            src = const_reg(insn.imm if is64 else insn.imm & sc.U32)
+        if op == isa.MOV:
+            self._do_mov(st, insn, src, is64)
+            return
+        d = self.read_reg(st, dst)
+        if d.t != SCALAR or src.t != SCALAR:
+            st.cur.regs[dst] = self._ptr_alu(insn, d, src, is64)
+            return
+        a, b = d.var, src.var
+        if not is64:
+            a, b = sc.trunc32(a), sc.trunc32(b)
+        signed = insn.off == 1 and op in (isa.DIV, isa.MOD)
+        width = 64 if is64 else 32
+        if signed:
+            v = sc.UNKNOWN
+            if sc.is_const(a) and sc.is_const(b):
+                v = sc.const(_sdivmod(op, a[4], b[4], width))
+        elif op == isa.ADD:
+            v = sc.alu_add(a, b)
+        elif op == isa.SUB:
+            v = sc.alu_sub(a, b)
+        elif op == isa.MUL:
+            v = sc.alu_mul(a, b)
+        elif op == isa.DIV:
+            v = sc.alu_div(a, b)
+        elif op == isa.MOD:
+            v = sc.alu_mod(a, b)
+        elif op == isa.AND:
+            v = sc.alu_and(a, b)
+        elif op == isa.OR:
+            v = sc.alu_or(a, b)
+        elif op == isa.XOR:
+            v = sc.alu_xor(a, b)
+        elif op in (isa.LSH, isa.RSH, isa.ARSH):
+            if sc.is_const(b) and b[4] < width:
+                k = b[4]
+                if op == isa.LSH:
+                    v = sc.alu_lsh(a, k, width)
+                elif op == isa.RSH:
+                    v = sc.alu_rsh(a, k)
+                elif is64:
+                    v = sc.alu_arsh(a, k)
+                else:
+                    v = sc.alu_arsh(sc.sext32(a), k)
+            elif op == isa.RSH:
+                v = sc.urange(0, a[1])
+            else:
+                v = sc.UNKNOWN
+        else:  # pragma: no cover - rejected by the field checks
+            raise _Reject(f"unknown ALU op {op:#x}")
+        if not is64:
+            v = sc.wrap32(v)
+        st.cur.regs[dst] = scalar(v)
+
+    def _do_mov(self, st: State, insn: isa.Insn, src: Reg, is64: bool) -> None:
+        dst = insn.dst
+        if insn.source == isa.K:
+            st.cur.regs[dst] = src
+            return
+        if insn.off:  # movsx
+            if src.t != SCALAR:
+                raise _Reject(f"R{insn.src} sign-extension of a pointer prohibited")
+            v = sc.sext(src.var, insn.off)
+            st.cur.regs[dst] = scalar(v if is64 else sc.wrap32(sc.trunc32(v)))
+            return
+        if is64:
+            if src.t == SCALAR and src.id == 0 and not sc.is_const(src.var):
+                src = src.replace(id=self.new_id())
+                st.cur.regs[insn.src] = src
+            st.cur.regs[dst] = src
+            return
+        if src.t != SCALAR:
+            raise _Reject(f"R{insn.src} partial copy of pointer")
+        if sc.fits_u32(src.var):
+            if src.id == 0 and not sc.is_const(src.var):
+                src = src.replace(id=self.new_id())
+                st.cur.regs[insn.src] = src
+            st.cur.regs[dst] = src
+        else:
+            st.cur.regs[dst] = scalar(sc.trunc32(src.var))
+
+    def _ptr_alu(self, insn: isa.Insn, d: Reg, s: Reg, is64: bool) -> Reg:
+        op = insn.op
+        regno = insn.dst
+        opname = isa.ALU_OP_NAMES.get(op, "?")
+        if not is64:
+            raise _Reject(f"R{regno} 32-bit pointer arithmetic prohibited")
+        if d.is_ptr and s.is_ptr:
+            if op == isa.SUB and d.t == s.t and d.t in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF) \
+                    and d.obj is s.obj and d.frame == s.frame and not d.null and not s.null:
+                return UNKNOWN_SCALAR
+            if op in (isa.ADD, isa.SUB):
+                raise _Reject(f"R{regno} pointer {opname} pointer prohibited")
+            raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
+        if op == isa.ADD and s.is_ptr:
+            d, s = s, d
+        elif op == isa.SUB and s.is_ptr:
+            raise _Reject(f"R{regno} tried to subtract pointer from scalar")
+        elif op not in (isa.ADD, isa.SUB) or s.is_ptr:
+            raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
+        if op == isa.SUB and d.t == PTR_STACK:
+            # the kernel's rule ("invalid fp arithmetic"): add a negative offset instead
+            raise _Reject(f"R{regno} subtraction from stack pointer prohibited")
+        if d.null:
+            raise _Reject(f"R{regno} pointer arithmetic on {d.type_name()} prohibited, null-check it first")
+        if d.t in (CONST_MAP, PTR_FUNC, PTR_TRUSTED):
+            raise _Reject(f"R{regno} pointer arithmetic on {d.type_name()} prohibited")
+        if d.t == PTR_CTX and not s.is_const:
+            raise _Reject(f"R{regno} variable offset on ctx pointer prohibited")
+        if s.is_const:
+            k = sc.s64(s.value)
+            off = d.off + k if op == isa.ADD else d.off - k
+            if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
+                raise _Reject(f"R{regno} pointer offset {off} is not allowed")
+            return d.replace(off=off, id=0)
+        var = sc.alu_add(d.var, s.var) if op == isa.ADD else sc.alu_sub(d.var, s.var)
+        return d.replace(var=var, id=0)
+
+    # ------------------------------------------------------------ lddw
+
+    def _do_lddw(self, st: State, insn: isa.Insn, pc: int) -> None:
+        dst = insn.dst
+        if dst == 10:
+            raise _Reject("frame pointer is read only")
+        src = insn.src
+        if src == 0:
+            st.cur.regs[dst] = const_reg(insn.imm64)
+        elif src == isa.PSEUDO_MAP_IDX:
+            st.cur.regs[dst] = Reg(CONST_MAP, obj=self.program.maps[insn.imm])
+        elif src == isa.PSEUDO_MAP_IDX_VALUE:
+            m = self.program.maps[insn.imm]
+            off = isa.to_s32(self.insns[pc + 1].imm)
+            vs = getattr(m, "value_size", 0)
+            if not 0 <= off < max(vs, 1):
+                raise _Reject(f"invalid access to map value pointer, value_size={vs} off={off}")
+            st.cur.regs[dst] = Reg(PTR_MAP_VALUE, off=off, obj=m, ro=self._map_ro(m))
+        elif src == isa.PSEUDO_FUNC:
+            st.cur.regs[dst] = Reg(PTR_FUNC, size=pc + insn.imm + 1)
+
+    @staticmethod
+    def _map_ro(m) -> bool:
+        flags = getattr(m, "map_flags", None)
+        if flags is None:
+            flags = getattr(m, "flags", 0) or 0
+        return bool(int(flags) & BPF_F_RDONLY_PROG)
+
+    # ------------------------------------------------------------ conditional jumps
+
+    def _do_cond_jump(self, st: State, insn: isa.Insn, pc: int):
+        op = _JMP_TO_CMP[insn.op]
+        is32 = insn.cls == isa.JMP32
+        dst = self.read_reg(st, insn.dst)
+        if insn.source == isa.X:
+            src = self.read_reg(st, insn.src)
+        else:
+            src = const_reg(insn.imm & sc.U32 if is32 else insn.imm)
+        target = pc + insn.off + 1
+        fall = pc + 1
+        if dst.is_ptr or src.is_ptr:
+            return self._ptr_cond(st, insn, dst, src, op, target, fall, is32)
+        a, b = dst.var, src.var
+        if is32:
+            a, b = sc.trunc32(a), sc.trunc32(b)
+            if op in _SIGNED_CMP:
+                a, b = sc.sext32(a), sc.sext32(b)
+        taken = sc.branch_taken(a, b, op)
+        if taken is not None:
+            self._mark_decided(st)
+            return [(target if taken else fall, st)]
+        out = []
+        other = st.copy()
+        r_fall = sc.refine_not(a, b, op)
+        r_take = sc.refine(a, b, op)
+        if r_fall is not None:
+            self._apply_refine(st, insn, dst, src, a, b, r_fall)
+            out.append((fall, st))
+        if r_take is not None:
+            self._apply_refine(other, insn, dst, src, a, b, r_take)
+            out.append((target, other))
+        if len(out) < 2:
+            self._mark_decided(st)
+        if self.log_level and len(out) == 2:
+            self.log(f"{pc}: branch both ways")
+        return out
+
+    def _apply_refine(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, a, b, refined) -> None:
+        na, nb = refined
+        is32 = insn.cls == isa.JMP32
+        if na != a:
+            if a == dst.var:
+                self._set_scalar(st, insn.dst, dst, na)
+            elif is32:
+                # the compare saw only the low 32 bits (#20: `if w1 s< 0` narrows r1 too)
+                v = sc.refine_low32(dst.var, na)
+                if v != dst.var:
+                    self._set_scalar(st, insn.dst, dst, v)
+        if insn.source == isa.X and nb != b:
+            if b == src.var:
+                self._set_scalar(st, insn.src, src, nb)
+            elif is32:
+                v = sc.refine_low32(src.var, nb)
+                if v != src.var:
+                    self._set_scalar(st, insn.src, src, v)
+
+    def _set_scalar(self, st: State, regno: int, old: Reg, var) -> None:
+        st.cur.regs[regno] = old.replace(var=var)
+        if old.id:
+            for f, where, r in list(st.all_regs()):
+                if r.t == SCALAR and r.id == old.id:
+                    st.set_reg_anywhere(f, where, r.replace(var=var))
+            if old.id == LEN_ID and var[0] > st.buf_min:
+                st.buf_min = min(var[0], 1 << 32)
+
+    def _ptr_cond(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, op: int, target: int,
+                  fall: int, is32: bool):
+        ptr, other = (dst, src) if dst.is_ptr else (src, dst)
+        if other.is_ptr or is32 or op not in (sc.EQ, sc.NE) or not (other.is_const and other.value == 0):
+            raise _Reject(f"R{insn.dst} pointer comparison prohibited")
+        if not ptr.null:
+            if ptr.t in _NOT_NULL_TYPES:
+                # a valid map value / memory / trusted pointer is never NULL (the kernel's
+                # reg_not_null): the branch is decided
+                return [(fall if op == sc.EQ else target, st)]
+            # the kernel explores both ways for other pointers (stack, ctx, ...): so do we,
+            # without changing the pointer
+            return [(fall, st), (target, st.copy())]
+        other_st = st.copy()
+        null_st, nonnull_st = (other_st, st) if op == sc.EQ else (st, other_st)
+        self._mark_null(null_st, ptr, is_null=True)
+        self._mark_null(nonnull_st, ptr, is_null=False)
+        return [(fall, st), (target, other_st)]
+
+    def _mark_null(self, st: State, ptr: Reg, is_null: bool) -> None:
+        pid = ptr.id
+        for f, where, r in list(st.all_regs()):
+            if r.is_ptr and r.null and r.id == pid:
+                st.set_reg_anywhere(f, where, const_reg(0) if is_null else r.replace(null=False))
+        if is_null and ptr.ref:
+            st.refs.pop(ptr.ref, None)
