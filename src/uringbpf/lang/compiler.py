@@ -190,12 +190,25 @@ class ModuleGen:
         return self.files[key]
 
     def basic(self, t: Any) -> int:
-        """Debug type of a language type (pointers are ``void *``)."""
-        key = t if not isinstance(t, T.PtrType) else "ptr"
+        """Debug type of a language type.  Pointers point to what they point to: an int
+        type, or a struct of the kernel's name (an Opaque's name, a ctypes class's
+        ``_btf_name_`` or class name), so libbpf can match kfunc prototypes."""
+        key = t
+        if isinstance(t, T.PtrType):
+            key = ("ptr", id(t.elem))
         if key in self._basic:
             return self._basic[key]
-        if key == "ptr":
-            idx = self.meta("!DIDerivedType(tag: DW_TAG_pointer_type, baseType: null, size: 64)")
+        if isinstance(t, T.PtrType):
+            elem = t.elem
+            if isinstance(elem, type) and issubclass(elem, T.FixedInt):
+                base = f"!{self.basic(elem)}"
+            elif isinstance(elem, T.Opaque):
+                base = f"!{self._named_struct(elem.name, elem.size)}"
+            elif _is_ctypes_struct(elem):
+                base = f"!{self._named_struct(getattr(elem, '_btf_name_', elem.__name__), T.sizeof(elem))}"
+            else:
+                base = "null"
+            idx = self.meta(f"!DIDerivedType(tag: DW_TAG_pointer_type, baseType: {base}, size: 64)")
         elif key is None:
             return 0
         elif key is BOOL:
@@ -212,6 +225,13 @@ class ModuleGen:
             idx = self.meta(f'!DIBasicType(name: "{name}", size: {bits}, encoding: {enc})')
         self._basic[key] = idx
         return idx
+
+    def _named_struct(self, name: str, size: int) -> int:
+        key = ("struct-name", name)
+        if key not in self._basic:
+            self._basic[key] = self.meta(f'!DICompositeType(tag: DW_TAG_structure_type, name: "{name}", '
+                                         f"file: !{self.main_file}, size: {size * 8}, elements: !{{}})")
+        return self._basic[key]
 
     def kind_type(self, kind: Any) -> int:
         if isinstance(kind, tuple):
@@ -537,9 +557,19 @@ class FuncGen:
                              else [T.ptr[T.u64]])
         flags = "DISPFlagDefinition | DISPFlagOptimized" + ("" if info.section else " | DISPFlagLocalToUnit")
         fileid = mod.file(self.filename)
-        self.sp = mod.meta(f'distinct !DISubprogram(name: "{info.symbol}", scope: !{fileid}, '
-                           f"file: !{fileid}, line: {line}, type: !{sub}, scopeLine: {line}, "
-                           f"flags: DIFlagPrototyped, spFlags: {flags}, unit: !{mod.cu})")
+        self.sp = mod._reserve()
+        # named parameters: the kernel's BTF check refuses a global function whose
+        # prototype has anonymous arguments ("Invalid arg#1")
+        pnames = [p[0] for p in info.params] if not info.ctx_args else ["ctx"]
+        ptypes = [p[1] for p in info.params] if not info.ctx_args else [T.ptr[T.u64]]
+        pvars = [mod.meta(f'!DILocalVariable(name: "{n}", arg: {i + 1}, scope: !{self.sp}, '
+                          f"file: !{fileid}, line: {line}, type: !{mod.basic(t)})")
+                 for i, (n, t) in enumerate(zip(pnames, ptypes))]
+        retained = "!{" + ", ".join(f"!{v}" for v in pvars) + "}"
+        mod.set_meta(self.sp, f'distinct !DISubprogram(name: "{info.symbol}", scope: !{fileid}, '
+                              f"file: !{fileid}, line: {line}, type: !{sub}, scopeLine: {line}, "
+                              f"flags: DIFlagPrototyped, spFlags: {flags}, unit: !{mod.cu}, "
+                              f"retainedNodes: {retained})")
         self.start_block("entry")
         if info.ctx_args:
             args_ir = "ptr %ctx"
@@ -887,9 +917,10 @@ class FuncGen:
             raise self.err(it, "bpf_range(start, end) takes two arguments")
         start, end = (self.expr(a) for a in it.args)
         self.at(s)
-        sig_new = KfuncSig("bpf_iter_num_new", T.s32, (T.ptr[T.u64], T.s32, T.s32))
-        sig_next = KfuncSig("bpf_iter_num_next", T.ptr[T.s32], (T.ptr[T.u64],))
-        sig_destroy = KfuncSig("bpf_iter_num_destroy", None, (T.ptr[T.u64],))
+        it_t = T.ptr[ITER_NUM]
+        sig_new = KfuncSig("bpf_iter_num_new", T.s32, (it_t, T.s32, T.s32))
+        sig_next = KfuncSig("bpf_iter_num_next", T.ptr[T.s32], (it_t,))
+        sig_destroy = KfuncSig("bpf_iter_num_destroy", None, (it_t,))
         for sig in (sig_new, sig_next, sig_destroy):
             self.mod.declare_kfunc(sig)
         itv = f"%v.iter.{self.n}"
@@ -1403,13 +1434,13 @@ class FuncGen:
             if m.map_type != 33:
                 raise self.err(e, f"{m.name}.{method}(): {m.name} is not an arena")
             if method == "alloc_pages":
-                sig = KfuncSig("bpf_arena_alloc_pages", T.ptr[T.u8],
-                               (T.ptr[T.u8], T.ptr[T.u8], T.u32, T.s32, T.u64))
+                void = T.ptr[None]      # void *p__map, void *addr__ign: the kernel's prototype
+                sig = KfuncSig("bpf_arena_alloc_pages", void, (void, void, T.u32, T.s32, T.u64))
                 self.mod.declare_kfunc(sig)
                 n = self.coerce(args[0], T.u32, e)
                 return Val(T.ptr[T.u8], self.emit(
                     f"call ptr @bpf_arena_alloc_pages(ptr @{m.name}, ptr null, i32 {n}, i32 -1, i64 0)"))
-            sig = KfuncSig("bpf_arena_free_pages", None, (T.ptr[T.u8], T.ptr[T.u8], T.u32))
+            sig = KfuncSig("bpf_arena_free_pages", None, (T.ptr[None], T.ptr[None], T.u32))
             self.mod.declare_kfunc(sig)
             p = self.coerce(args[0], T.ptr[T.u8], e)
             n = self.coerce(args[1], T.u32, e)
@@ -1507,6 +1538,7 @@ class FuncGen:
 
 
 _LOCAL = object()
+ITER_NUM = T.Opaque("bpf_iter_num", 8)      # struct bpf_iter_num { __u64 __opaque[1]; }
 
 
 def _is_bpf_range(obj: Any) -> bool:

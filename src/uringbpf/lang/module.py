@@ -396,7 +396,7 @@ class SocketFilter(Program):
 
     @property
     def section(self) -> str:
-        return f"socket/{self.name}"
+        return "socket"          # libbpf's exact name: SEC("socket"), several per section
 
     def func_info(self) -> C.FuncInfo:
         sig = inspect.signature(self.fn)

@@ -37,6 +37,8 @@ BufDesc = _ops.BufDesc
 class UringBpfData(ctypes.Structure):
     """``struct uring_bpf_data``: only ``pdu`` may be written by programs."""
 
+    _btf_name_ = "uring_bpf_data"
+
     _fields_ = [("req_data", ctypes.c_uint64), ("ops", ctypes.c_uint64), ("opf", ctypes.c_uint32),
                 ("issue_flags", ctypes.c_uint32), ("lock_depth", ctypes.c_uint32),
                 ("pdu", ctypes.c_uint8 * _ops.PDU_SIZE)]
@@ -48,11 +50,15 @@ assert ctypes.sizeof(UringBpfData) == _ops.DATA_SIZE and UringBpfData.pdu.offset
 class IterUringBuf(ctypes.Structure):
     """``struct bpf_iter_uring_buf`` (opaque, ``ITER_SIZE`` bytes, on the program's stack)."""
 
+    _btf_name_ = "bpf_iter_uring_buf"
+
     _fields_ = [("opaque", ctypes.c_uint64 * (_ops.ITER_SIZE // 8))]
 
 
 class Dynptr(ctypes.Structure):
     """``struct bpf_dynptr`` (opaque, 16 bytes, on the program's stack)."""
+
+    _btf_name_ = "bpf_dynptr"
 
     _fields_ = [("opaque", ctypes.c_uint64 * 2)]
 

@@ -258,10 +258,13 @@ def alignof(kind: Any) -> int:
 
 
 class Opaque:
-    """A kernel object programs only pass around (``struct io_ring_ctx *``)."""
+    """A kernel object programs only pass around (``struct io_ring_ctx *``); ``name`` is its
+    C struct name, which the object's BTF gives pointers to it (libbpf matches kfunc
+    prototypes against the kernel's by it)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, size: int = 0):
         self.name = name
+        self.size = size
 
     def __repr__(self) -> str:
         return f"Opaque({self.name})"
