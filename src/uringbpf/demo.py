@@ -259,7 +259,7 @@ def section_filter(opts: argparse.Namespace) -> None:
     from .uring import IORING_OP_OPENAT
 
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-    open_flags_at = flt.IoUringBpfCtx.u.offset     # ctx->open.flags (low 32 bits)
+    open_flags_at = flt.FilterCtx.u.offset     # ctx->open.flags (low 32 bits)
     read_only = [stmt(LD | W | ABS, open_flags_at), jump(JMP | JSET | K, write_flags, 0, 1),
                  stmt(RET | K, 0), stmt(RET | K, 1)]
     with tempfile.TemporaryDirectory(prefix="uringbpf-demo-") as tmp, Ring(8) as ring:

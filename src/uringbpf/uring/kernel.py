@@ -12,7 +12,7 @@ import ctypes
 import os
 
 from . import region as rg
-from . import syscalls as sc
+from . import syscalls
 from .uapi import (IORING_ENTER_EXT_ARG, IORING_FEAT_SINGLE_MMAP, IORING_OFF_CQ_RING,
                    IORING_OFF_SQ_RING, IORING_OFF_SQES, IORING_REGISTER_PROBE,
                    IORING_SETUP_CQE32, IORING_SETUP_NO_SQARRAY, IORING_SETUP_SQE128,
@@ -26,7 +26,7 @@ class KernelBackend:
     name = "kernel"
 
     def __init__(self, entries: int, params: IoUringParams):
-        fd = sc.io_uring_setup(entries, ctypes.addressof(params))
+        fd = syscalls.io_uring_setup(entries, ctypes.addressof(params))
         if fd < 0:
             raise OSError(-fd, f"io_uring_setup({entries}, flags={params.flags:#x}): "
                                f"{os.strerror(-fd)}")
@@ -52,19 +52,19 @@ class KernelBackend:
         # (see region.py): closing the ring never leaves a view over unmapped memory.
         if p.features & IORING_FEAT_SINGLE_MMAP:
             sq_size = cq_size = max(sq_size, cq_size)
-            self.sq_region = rg.wrap(sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING),
+            self.sq_region = rg.wrap(syscalls.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING),
                                      sq_size, owned=True)
             self.cq_region = self.sq_region
         else:
-            self.sq_region = rg.wrap(sc.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING),
+            self.sq_region = rg.wrap(syscalls.mmap_ring(self.fd, sq_size, IORING_OFF_SQ_RING),
                                      sq_size, owned=True)
-            self.cq_region = rg.wrap(sc.mmap_ring(self.fd, cq_size, IORING_OFF_CQ_RING),
+            self.cq_region = rg.wrap(syscalls.mmap_ring(self.fd, cq_size, IORING_OFF_CQ_RING),
                                      cq_size, owned=True)
         self.sq_ring_addr = self.sq_region.addr
         self.cq_ring_addr = self.cq_region.addr
         self.sq_ring_size, self.cq_ring_size = sq_size, cq_size
         self.sqes_size = p.sq_entries * sqe_size
-        self.sqe_region = rg.wrap(sc.mmap_ring(self.fd, self.sqes_size, IORING_OFF_SQES),
+        self.sqe_region = rg.wrap(syscalls.mmap_ring(self.fd, self.sqes_size, IORING_OFF_SQES),
                                   self.sqes_size, owned=True)
         self.sqes_addr = self.sqe_region.addr
 
@@ -72,16 +72,16 @@ class KernelBackend:
               sig: int | None = None, timeout: float | None = None) -> int:
         """io_uring_enter(2); ``timeout`` (seconds) uses IORING_ENTER_EXT_ARG."""
         if timeout is None:
-            return sc.io_uring_enter(self.fd, to_submit, min_complete, flags,
+            return syscalls.io_uring_enter(self.fd, to_submit, min_complete, flags,
                                      sig or 0, 8 if sig else 0)
         ts = KernelTimespec.from_seconds(timeout)
         arg = IoUringGeteventsArg(sigmask=sig or 0, sigmask_sz=8 if sig else 0,
                                   ts=ctypes.addressof(ts))
-        return sc.io_uring_enter(self.fd, to_submit, min_complete, flags | IORING_ENTER_EXT_ARG,
+        return syscalls.io_uring_enter(self.fd, to_submit, min_complete, flags | IORING_ENTER_EXT_ARG,
                                  ctypes.addressof(arg), ctypes.sizeof(arg))
 
     def register(self, opcode: int, arg: int, nr_args: int) -> int:
-        return sc.io_uring_register(self.fd, opcode, arg, nr_args)
+        return syscalls.io_uring_register(self.fd, opcode, arg, nr_args)
 
     def probe(self) -> set[int]:
         pr = IoUringProbe()

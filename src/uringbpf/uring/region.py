@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ctypes
 
-from . import syscalls as sc
+from . import syscalls
 
 _types: dict[int, type] = {}
 
@@ -34,14 +34,14 @@ def _region_type(size: int) -> type:
 def wrap(addr: int, size: int, owned: bool) -> ctypes.Array:
     """A byte array over ``[addr, addr+size)``; ``owned`` means munmap it when unreferenced."""
     region = _region_type(size).from_address(addr)
-    region.__dict__["_unmap"] = (lambda a=addr, s=size: sc.munmap(a, s)) if owned else None
+    region.__dict__["_unmap"] = (lambda a=addr, s=size: syscalls.munmap(a, s)) if owned else None
     region.__dict__["addr"] = addr
     return region
 
 
 def anonymous(size: int) -> ctypes.Array:
     """Fresh private zeroed memory (page granular), freed when unreferenced."""
-    return wrap(sc.mmap_anon(size), size, owned=True)
+    return wrap(syscalls.mmap_anon(size), size, owned=True)
 
 
 def u32_view(region: ctypes.Array) -> memoryview:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 from . import buffers as bf
 from . import prep as pp
 from . import region as rg
-from . import syscalls as sc
+from . import syscalls
 from . import uapi as u
 from .kernel import KernelBackend
 
@@ -372,7 +372,7 @@ class Ring:
         if not n:
             return 0
         if self._direct_fd >= 0:
-            return self._submitted(sc.io_uring_enter(self._direct_fd, n, 0, 0))
+            return self._submitted(syscalls.io_uring_enter(self._direct_fd, n, 0, 0))
         return self._submitted(self.enter(n, 0, 0))
 
     def submit_and_wait(self, wait_nr: int = 1) -> int:
@@ -380,7 +380,7 @@ class Ring:
         n = self.flush_sq()
         flags = u.IORING_ENTER_GETEVENTS if wait_nr else 0
         if self._direct_fd >= 0 and not self._sqpoll:
-            return self._submitted(sc.io_uring_enter(self._direct_fd, n, wait_nr, flags))
+            return self._submitted(syscalls.io_uring_enter(self._direct_fd, n, wait_nr, flags))
         return self._submitted(self.enter(n, wait_nr, flags))
 
     def _submitted(self, ret: int) -> int:

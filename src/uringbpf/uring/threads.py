@@ -38,7 +38,7 @@ import time
 import weakref
 
 from . import region as rg
-from . import syscalls as sc
+from . import syscalls
 from . import uapi as u
 
 M32 = 0xFFFFFFFF
@@ -439,13 +439,13 @@ class ThreadsBackend:
         return False
 
     def _iov_total(self, r: _Req) -> int:
-        raw = sc.read_user(r.addr, 16 * r.len)
+        raw = syscalls.read_user(r.addr, 16 * r.len)
         if raw is None:
             return -1
         return sum(struct.unpack_from("<Q", raw, 16 * i + 8)[0] for i in range(r.len))
 
     def _deadline(self, r: _Req):
-        raw = sc.read_user(r.addr, 16)
+        raw = syscalls.read_user(r.addr, 16)
         if raw is None:
             return -errno.EFAULT
         sec, nsec = struct.unpack("<qq", raw)
@@ -669,7 +669,7 @@ class ThreadsBackend:
         return ret
 
     def _openat(self, r: _Req) -> int:
-        if sc.read_user(r.addr, 1) is None:
+        if syscalls.read_user(r.addr, 1) is None:
             return -errno.EFAULT
         fd = _sys(_openat(r.fd, r.addr, r.op_flags & M32, r.len))
         if fd < 0 or not r.file_index:
@@ -783,13 +783,13 @@ class ThreadsBackend:
             return d.res
 
     def _read_struct(self, cls, addr: int):
-        raw = sc.read_user(addr, ctypes.sizeof(cls))
+        raw = syscalls.read_user(addr, ctypes.sizeof(cls))
         if raw is None:
             raise _Done(-errno.EFAULT)
         return cls.from_buffer_copy(raw)
 
     def _read_fds(self, addr: int, nr: int) -> list:
-        raw = sc.read_user(addr, 4 * nr)
+        raw = syscalls.read_user(addr, 4 * nr)
         if raw is None:
             raise _Done(-errno.EFAULT)
         return list(struct.unpack(f"<{nr}i", raw))
@@ -866,7 +866,7 @@ class ThreadsBackend:
         return self._update_files(upd.offset, upd.data, upd.nr)
 
     def _read_iovecs(self, addr: int, nr: int) -> list:
-        raw = sc.read_user(addr, 16 * nr)
+        raw = syscalls.read_user(addr, 16 * nr)
         if raw is None:
             raise _Done(-errno.EFAULT)
         out = []
@@ -926,7 +926,7 @@ class ThreadsBackend:
         """IORING_REGISTER_PROBE: the caller's buffer holds the header and ``nr`` ops."""
         nr = min(nr, 256)
         size = 16 + 8 * nr
-        raw = sc.read_user(arg, size)
+        raw = syscalls.read_user(arg, size)
         if raw is None:
             return -errno.EFAULT
         if any(raw):
@@ -937,7 +937,7 @@ class ThreadsBackend:
         for i in range(pr.ops_len):
             pr.ops[i].op = i
             pr.ops[i].flags = u.IO_URING_OP_SUPPORTED if i in SUPPORTED_OPS else 0
-        if not sc.write_user(arg, bytes(pr)[:size]):
+        if not syscalls.write_user(arg, bytes(pr)[:size]):
             return -errno.EFAULT
         return 0
 

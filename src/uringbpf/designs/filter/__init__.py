@@ -53,7 +53,7 @@ class _CtxU(Union):
     _fields_ = [("socket", _Socket), ("open", _Open)]
 
 
-class IoUringBpfCtx(Structure):
+class FilterCtx(Structure):
     """``struct io_uring_bpf_ctx``: what a filter's 32-bit loads read (40 bytes)."""
 
     _anonymous_ = ("u",)
@@ -81,10 +81,10 @@ class IoUringBpf(Structure):
                 ("u", _BpfU)]
 
 
-assert sizeof(IoUringBpfCtx) == 40 and sizeof(IoUringBpfFilter) == 64 and sizeof(IoUringBpf) == 72
-CTX_SIZE = sizeof(IoUringBpfCtx)
-_PDU_OFFSET = IoUringBpfCtx.pdu_size.offset
-_UNION_OFFSET = IoUringBpfCtx.u.offset
+assert sizeof(FilterCtx) == 40 and sizeof(IoUringBpfFilter) == 64 and sizeof(IoUringBpf) == 72
+CTX_SIZE = sizeof(FilterCtx)
+_PDU_OFFSET = FilterCtx.pdu_size.offset
+_UNION_OFFSET = FilterCtx.u.offset
 
 #: The payload each opcode adds to the context (io_issue_def.filter_pdu_size); 0 if none.
 FILTER_PDU_SIZE: dict[int, int] = {
@@ -229,7 +229,7 @@ class FilterTable:
 
 def build_ctx(sqe: bytes) -> bytes | None:
     """The ``io_uring_bpf_ctx`` the kernel builds for this SQE (None if prep would fail)."""
-    ctx = IoUringBpfCtx()
+    ctx = FilterCtx()
     s = uapi.Sqe.from_buffer_copy(sqe[:sizeof(uapi.Sqe)].ljust(sizeof(uapi.Sqe), b"\0"))
     ctx.opcode = s.opcode
     ctx.sqe_flags = s.flags & SQE_VALID_FLAGS

@@ -36,7 +36,7 @@ from __future__ import annotations
 from ...bpf.platform import Design, Platform
 from . import kfuncs as _kfuncs
 from .nativelib import crc32c, crc32c_bytes, native_lib
-from .ring import Completion, KbufRing
+from .ring import KbufCompletion, KbufRing
 from .source import BlockRequest, RequestSource
 from .table import (KbufNode, KbufTable, attach_table, import_vec, kbuf_table, table_by_fd)
 from .uapi import *  # noqa: F401,F403  (the ublk UAPI names and SQE helpers)
@@ -55,6 +55,6 @@ class KbufDesign(Design):
 
 DESIGN = KbufDesign()
 
-__all__ = ["BlockRequest", "Completion", "KbufNode", "KbufRing", "KbufTable", "RequestSource",
+__all__ = ["BlockRequest", "KbufCompletion", "KbufNode", "KbufRing", "KbufTable", "RequestSource",
            "attach_table", "crc32c", "crc32c_bytes", "import_vec", "kbuf_table",
            "native_lib", "table_by_fd", *_uapi_all]

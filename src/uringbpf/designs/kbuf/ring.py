@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # --- the server ring ---------------------------------------------------------------------
 @dataclass(slots=True)
-class Completion:
+class KbufCompletion:
     """A CQE after the kbuf layer's completion processing (copied out of the CQ)."""
 
     user_data: int
@@ -81,7 +81,7 @@ class KbufRing:
             self._b.sqes_addr)).cast("B")
         self._tail = self._sq_tail.value
         self._flushed = self._tail
-        self._ready: collections.deque[Completion] = collections.deque()
+        self._ready: collections.deque[KbufCompletion] = collections.deque()
         self._pending: dict[int, _Pending] = {}
         self._next_token = 0
         self._diverters: dict[int, "RequestSource"] = {}
@@ -193,21 +193,21 @@ class KbufRing:
             self._cq_head.value = head
             pend = self._pending.pop(ud, None) if ud >= _TOKEN_BASE else None
             if pend is None:
-                self._ready.append(Completion(ud, res, fl))
+                self._ready.append(KbufCompletion(ud, res, fl))
                 continue
             if pend.node is not None:
                 self.kbuf.put(pend.node)
             if pend.deferred is not None and res >= 0:
                 res = pend.deferred()
             if not (pend.skip_success and res >= 0):
-                self._ready.append(Completion(pend.user_data, res, fl))
+                self._ready.append(KbufCompletion(pend.user_data, res, fl))
 
-    def peek_cqe(self) -> Completion | None:
+    def peek_cqe(self) -> KbufCompletion | None:
         if not self._ready:
             self._reap()
         return self._ready.popleft() if self._ready else None
 
-    def wait_cqe(self, timeout: float | None = None) -> Completion | None:
+    def wait_cqe(self, timeout: float | None = None) -> KbufCompletion | None:
         """Submit pending SQEs and wait for one completion (None on timeout)."""
         c = self.peek_cqe()
         if c is not None:
