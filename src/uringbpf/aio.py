@@ -116,11 +116,16 @@ class AioRing:
     def __init__(self, entries: int = 256, *, ring: Ring | None = None, flags: int = 0,
                  backend: str = "auto"):
         if ring is None:
+            if flags & u.IORING_SETUP_SQ_REWIND:
+                raise ValueError("AioRing cannot drive an IORING_SETUP_SQ_REWIND ring")
             ring = Ring(entries, cq_entries=2 * entries, flags=flags, backend=backend)
             self._owns_ring = True
         else:
             if ring.closed:
                 raise RingClosedError("AioRing(ring=...): the ring is closed")
+            if ring.sq_rewind:
+                # slots 0..n-1 are rewritten on every submit: not a queue tasks can share
+                raise ValueError("AioRing cannot drive an IORING_SETUP_SQ_REWIND ring")
             self._owns_ring = False
         self.ring = ring
         self._closed = False

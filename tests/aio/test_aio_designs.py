@@ -144,3 +144,16 @@ def test_an_ops_ring_without_bpf_ext_denies_the_op(run):
             ring.close()
 
     run(main)
+
+
+def test_an_sq_rewind_ring_is_refused():
+    ring = loop.make_ring(8)
+    try:
+        try:
+            AioRing(ring=ring)
+        except ValueError as exc:
+            assert "SQ_REWIND" in str(exc)
+        else:
+            raise AssertionError("AioRing accepted an SQ_REWIND ring")
+    finally:
+        ring.close()
