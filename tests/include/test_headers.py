@@ -76,6 +76,8 @@ UAPI_PROG = r"""
 #include <linux/tcp.h>
 #include <linux/udp.h>
 #include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <linux/posix_types.h>
 #include <asm/types.h>
@@ -90,6 +92,7 @@ _Static_assert(sizeof(struct tcphdr) == 20, "tcphdr");
 _Static_assert(__builtin_offsetof(struct tcphdr, window) == 14, "tcphdr.window");
 _Static_assert(sizeof(struct udphdr) == 8, "udphdr");
 _Static_assert(sizeof(struct icmphdr) == 8, "icmphdr");
+_Static_assert(sizeof(struct icmp6hdr) == 8 && PACKET_OTHERHOST == 3, "icmp6hdr");
 _Static_assert(sizeof(struct sockaddr_in6) == 28, "sockaddr_in6");
 _Static_assert(_BITUL(3) == 8 && __KERNEL_DIV_ROUND_UP(9, 4) == 3, "const.h");
 _Static_assert(PATH_MAX == 4096 && ETH_P_IPV6 == 0x86DD && IPPROTO_UDP == 17, "values");
