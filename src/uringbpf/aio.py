@@ -165,6 +165,7 @@ class AioRing:
         self._blocking_enter = getattr(ring, "ops", None) is not None
         self._busy = False
         self._idle: asyncio.Event | None = None
+        self._deferred_cancels: list[int] = []
         self._futs: dict[int, asyncio.Future] = {}
         # keep-alives of in-flight prep_rw requests, dropped when their CQE is reaped
         self._keeps: dict[int, Any] = {}
@@ -246,6 +247,10 @@ class AioRing:
         self._idle.set()
         if self._closed:
             return
+        for ud in self._deferred_cancels:
+            if ud in self._futs:
+                self._cancel(ud)
+        self._deferred_cancels.clear()
         exc = fut.exception()
         if exc is not None:
             self._fail_all(exc)
@@ -319,6 +324,9 @@ class AioRing:
         """Ask the kernel to cancel request ``ud``; its CQE still arrives (-ECANCELED)."""
         if self._closed:
             return
+        if self._busy:                  # a worker is inside this ring's enter: later
+            self._deferred_cancels.append(ud)
+            return
         try:
             self.ring.prep_cancel(ud, user_data=self._next_ud())
         except SubmissionQueueFull:
@@ -334,6 +342,8 @@ class AioRing:
 
     def _prep(self, prep: Callable, args: tuple, kw: dict, timeout: float | None) -> int:
         """Claim an SQE (plus one for a linked timeout) and return the op's user_data."""
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be >= 0, not {timeout!r}")
         ud = self._next_ud()
         ring = self.ring
         if timeout is None:
@@ -380,6 +390,8 @@ class AioRing:
                   keep: Any, what: str, timeout: float | None) -> int:
         """The hot path (read/write/recv/send): one SQE written by ``Ring.prep_rw``; the
         buffer's keep-alive stays in :attr:`_keeps` until the CQE is reaped."""
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be >= 0, not {timeout!r}")
         loop = asyncio.get_running_loop()
         if loop is not self._loop or self._closed:
             self._bind()
@@ -566,6 +578,9 @@ class AioRing:
         Idempotent."""
         if self._closed:
             return
+        if self._busy:
+            raise RuntimeError("an IORING_OP_BPF batch is being handed to the ring by a worker "
+                               "thread: use 'await aclose()', which waits for it")
         self._closed = True
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -578,6 +593,9 @@ class AioRing:
         if self._keeps:         # the kernel may still write into these
             _graveyard.append(list(self._keeps.values()))
             self._keeps.clear()
+        self._release_ring()
+
+    def _release_ring(self) -> None:
         ring = self.ring
         self._cqw = self._cqe_q = self._cqe_i = None
         self._cq_keep = None

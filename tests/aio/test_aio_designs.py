@@ -6,6 +6,7 @@ import ctypes
 import os
 
 from uringbpf.aio import AioRing, RingThread
+from uringbpf.uring import RingClosedError
 from uringbpf.designs import loop
 from uringbpf.designs import ops
 
@@ -157,3 +158,59 @@ def test_an_sq_rewind_ring_is_refused():
             raise AssertionError("AioRing accepted an SQ_REWIND ring")
     finally:
         ring.close()
+
+
+def test_bpf_chain_waiting_on_a_socket_keeps_the_loop_running(tcp_pair, run):
+    """RECV (no data yet) -> BPF crc32c: the OpsRing's enter waits for the RECV in a
+    worker thread; the event loop keeps running, a NOP started meanwhile waits for the
+    hand-over and completes after it, and close() during the wait is safe."""
+    cli, srv = tcp_pair
+
+    async def main():
+        ring = ops.create_ring(16)
+        obj, _links = ops.open_example("cksum", ring)
+        try:
+            ar = AioRing(ring=ring)
+            buf = ctypes.create_string_buffer(64)
+            desc = ops.buf_descs((ops.IO_BPF_BUF_USER, ctypes.addressof(buf), 64))
+            chain = asyncio.ensure_future(ar.chain().recv(srv, buf, nbytes=64).bpf(0, desc))
+            for _ in range(500):
+                if ar._busy:
+                    break
+                await asyncio.sleep(0.001)
+            assert ar._busy                      # the worker is inside the ring's enter
+            nop = asyncio.ensure_future(ar.nop())
+            for _ in range(20):
+                await asyncio.sleep(0.001)      # the loop runs; the NOP waits
+            assert not nop.done() and not chain.done()
+            data = os.urandom(64)
+            cli.sendall(data)
+            n, crc = await chain
+            assert n == 64 and crc == _crc32c(data) & 0x7FFFFFFF
+            assert await nop == 0
+            # closing while the worker waits: close() refuses, aclose() waits for it
+            chain = asyncio.ensure_future(ar.chain().recv(srv, buf, nbytes=64).bpf(0, desc))
+            for _ in range(500):
+                if ar._busy:
+                    break
+                await asyncio.sleep(0.001)
+            assert ar._busy
+            try:
+                ar.close()
+            except RuntimeError as exc:
+                assert "aclose" in str(exc)
+            else:
+                raise AssertionError("close() during the hand-over must raise")
+            closing = asyncio.ensure_future(ar.aclose())
+            await asyncio.sleep(0.01)
+            assert not closing.done()
+            cli.sendall(data)                   # lets the worker's enter finish
+            await closing
+            assert ar.closed and not ring.closed
+            n, crc = await chain                # it completed before the ring closed
+            assert n == 64 and crc == _crc32c(data) & 0x7FFFFFFF
+        finally:
+            obj.close()
+            ring.close()
+
+    run(main, limit=60)

@@ -173,6 +173,12 @@ def test_recv_timeout_raises_timeout_error(tcp_pair, backend, run):
                     break
                 await asyncio.sleep(0.001)
             assert ar.inflight == 0                # the op and its link timeout completed
+            # a bad timeout is refused before any SQE is queued (nothing left linked)
+            with pytest.raises(ValueError):
+                await ar.recv(srv, bytearray(16), timeout=-1)
+            with pytest.raises(ValueError):
+                await ar.fsync(srv, timeout=float("nan"))
+            assert ar.ring.sq_ready() == 0 and await ar.nop() == 0
             cli.send(b"ping")
             buf = bytearray(16)
             assert await ar.recv(srv, buf, timeout=5) == 4    # a timeout that does not fire
