@@ -143,3 +143,45 @@ def test_shipped_examples_verify(src, tmp_path):
     for v in verdicts:
         assert v.ok, f"{v.name}: {v.error}"
         assert v.result.processed_insns > 0
+
+
+def test_log_diffs_against_the_kernels_syntax():
+    """#16: the log uses the kernel's instruction syntax and layout."""
+    src = """
+r6 = r1
+r1 = r10
+r1 += -8
+r2 = 0
+r3 = 4
+call kfunc bpf_iter_num_new
+r1 = r10
+r1 += -8
+call kfunc bpf_iter_num_next
+if r0 == 0 goto out
+r7 = *(u32 *)(r0 + 0)
+r1 = r10
+r1 += -8
+call kfunc bpf_iter_num_destroy
+r0 = *(u8 *)(r6 + 8)
+exit
+out:
+r1 = r10
+r1 += -8
+call kfunc bpf_iter_num_destroy
+r0 = 0
+exit
+"""
+    case = corpus_lib.Case("t", "reject", "", "socket_filter", [], src)
+    with pytest.raises(verifier.BpfVerifierError) as info:
+        verifier.verify(case.program(), log_level=1)
+    log = info.value.log
+    lines = log.splitlines()
+    assert not lines[0].startswith("from ")            # no "from branch to 0:" first line
+    assert "call bpf_iter_num_new#" in log and "kfunc#" not in log   # kfuncs by name
+    assert "if r0 == 0x0 goto pc+" in log                # hex immediates, pc-relative
+    assert "r7 = *(u32 *)(r0 +0)" in log                 # (reg +off)
+    assert "from 8 to 9: R0=mem(off=0,sz=4)" in log       # the active path of next(), kernel-style
+    bad = [ln for ln in lines if ln.endswith("r0 = *(u8 *)(r6 +8)")]
+    assert len(bad) == 1, log                            # the rejected insn printed once
+    # the error message follows the rejected instruction
+    assert lines[lines.index(bad[0]) + 1].startswith("invalid access to packet")

@@ -138,13 +138,12 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 self._verify_global_func(entry)
             self._check_stack_chain()
         except _Reject as exc:
-            self.log(self.insn_line(self.pc) if 0 <= self.pc < len(self.insns) else "")
+            # with a trace (log level 1/2) the instruction was just printed: once only
+            if not self.log_level and 0 <= self.pc < len(self.insns):
+                self.log(self.insn_line(self.pc))
             self.log(exc.message)
             if self.state is not None:
-                try:
-                    self.log(f"{self.pc}: {self.state.fmt_regs()}")
-                except Exception:  # pragma: no cover - formatting must never mask the error
-                    pass
+                self.log(f"{self.pc}: {self.state.fmt_regs()}")
             raise BpfVerifierError(exc.message, self._final_log(), self.pc) from None
         result = VerifierResult(self.processed, self.total_states, self.peak_states,
                                 max((len(v) for v in self.explored.values()), default=0),
@@ -176,16 +175,17 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
     # ------------------------------------------------------------ exploration
 
     def _explore(self, st: State, start: int = 0) -> None:
-        stack: list[tuple[int, State]] = [(start, st)]
+        # (pc, state, pc of the branch it came from; None for the entry)
+        stack: list[tuple[int, State, int | None]] = [(start, st, None)]
         self._dfs = stack
         insns = self.insns
         prune_points = self.prune_points
         log_level = self.log_level
         while stack:
-            pc, st = stack.pop()
+            pc, st, origin = stack.pop()
             self.state = st
-            if log_level:
-                self.log(f"from branch to {pc}: {st.fmt_regs()}")
+            if log_level and origin is not None:
+                self.log(f"from {origin} to {pc}: {st.fmt_regs()}")
             while True:
                 self.pc = pc
                 self.processed += 1
@@ -234,7 +234,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                             (pc, st), other = branches[0], branches[1]
                             if st.checkpoint is not None:
                                 st.checkpoint.live += 1
-                            stack.append(other)
+                            stack.append((other[0], other[1], self.pc))
                         else:
                             pc, st = branches[0]
                         self.state = st

@@ -240,8 +240,6 @@ class TransferMixin:
             out.append((target, other))
         if len(out) < 2:
             self._mark_decided(st)
-        if self.log_level and len(out) == 2:
-            self.log(f"{pc}: branch both ways")
         return out
 
     def _apply_refine(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, a, b, refined) -> None:
