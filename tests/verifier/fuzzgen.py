@@ -271,8 +271,13 @@ def check_program(insns: list[isa.Insn], rng: random.Random, arena: Arena, stats
             stats.violations += 1
             text = "\n".join(f"{k}: {verifier.insn_text(i)}" for k, i in enumerate(insns) if i.opcode)
             return f"accepted program faulted with len={length}: {exc}\n{text}"
-        except BpfRuntimeError:
-            pass
+        except BpfRuntimeError as exc:
+            # an accepted program must end within its budget (the verifier followed every
+            # path within max_insns processed instructions; the run allows 5x that)
+            if "instruction limit" in str(exc):
+                stats.violations += 1
+                text = "\n".join(f"{k}: {verifier.insn_text(i)}" for k, i in enumerate(insns) if i.opcode)
+                return f"accepted program did not terminate with len={length}: {exc}\n{text}"
     return None
 
 
