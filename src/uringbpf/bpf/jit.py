@@ -835,10 +835,12 @@ class JitFunction:
 
     @property
     def context_address(self) -> int:
+        """Address of the instance's ``struct jitrt_ctx`` (the error word is its first field)."""
         return ctypes.addressof(self._state.ctx)
 
     @property
     def ir(self) -> str:
+        """The LLVM IR of the code (regenerated on demand for code loaded from the disk cache)."""
         return self._code.ir
 
     @property
@@ -965,6 +967,7 @@ class JitFunction:
         return f"call to unknown helper {insn.imm if insn is not None else '?'}"
 
     def raise_error(self) -> None:
+        """Raise the exception of the last run's error word, if any (and clear it)."""
         exc = self.take_error()
         if exc is not None:
             raise exc

@@ -216,13 +216,16 @@ class ModuleGen:
     # -- small emitters -------------------------------------------------------------------
 
     def tmp(self) -> str:
+        """A fresh SSA value name."""
         self._tmp += 1
         return f"%t{self._tmp}"
 
     def emit(self, line: str) -> None:
+        """Append one instruction line to the current function."""
         self.out.append("  " + line)
 
     def label(self, name: str) -> None:
+        """Start basic block ``name`` (no fall-through is implied)."""
         self.out.append(f"{name}:")
 
     # Registers live in alloca slots, but within one BPF basic block their current SSA
@@ -231,6 +234,7 @@ class ModuleGen:
     # parsing it and of SROA) to a fraction of a load/store per register access.
 
     def reg(self, r: int) -> str:
+        """The current SSA value of BPF register ``r`` (loaded from its slot once per block)."""
         value = self.cache.get(r)
         if value is not None:
             return value
@@ -242,6 +246,7 @@ class ModuleGen:
         return t
 
     def set_reg(self, r: int, value: str) -> None:
+        """Make ``value`` the register's current value (stored at the block's end)."""
         if not 0 <= r <= 10:
             raise JitError(f"register r{r} does not exist", self.pc)
         self.cache[r] = value
@@ -260,14 +265,17 @@ class ModuleGen:
         self.dirty.clear()
 
     def op(self, text: str) -> str:
+        """Emit ``%t = text`` and return ``%t``."""
         t = self.tmp()
         self.emit(f"{t} = {text}")
         return t
 
     def trunc32(self, v: str) -> str:
+        """The low 32 bits of a 64-bit value."""
         return self.op(f"trunc i64 {v} to i32")
 
     def zext64(self, v: str, ty: str = "i32") -> str:
+        """Zero-extend a narrower value to 64 bits."""
         return self.op(f"zext {ty} {v} to i64")
 
     def slot(self, key: tuple) -> str:
@@ -305,11 +313,13 @@ class ModuleGen:
         self.label(cont)
 
     def intrinsic(self, decl: str) -> None:
+        """Declare an external function or intrinsic once per module."""
         self._intrinsics.add(decl)
 
     # -- module ---------------------------------------------------------------------------
 
     def generate(self) -> str:
+        """The whole module's IR text: one LLVM function per BPF function."""
         parts = []
         for func in self.funcs:
             parts.append(self.gen_function(func))
@@ -318,6 +328,7 @@ class ModuleGen:
         return ("\n".join(header) + "\n\n" + "\n\n".join(parts) + "\n\n!0 = !{}\n")
 
     def gen_function(self, func: _Func) -> str:
+        """IR of one BPF function (prologue, frame check, body, exits)."""
         self.out = out = []
         self.cache: dict[int, str] = {}
         self.dirty: set[int] = set()
@@ -410,6 +421,7 @@ class ModuleGen:
         return "\n".join(out)
 
     def find_leaders(self, func: _Func) -> set[int]:
+        """Instructions that start a basic block in ``func``."""
         leaders = {func.start}
         pc = func.start
         while pc < func.end:
@@ -467,6 +479,7 @@ class ModuleGen:
     # ALU --------------------------------------------------------------------------------
 
     def gen_alu(self, pc: int, insn: Insn) -> None:
+        """One ALU/ALU64 instruction (RFC 9669 semantics, no undefined behaviour)."""
         is64 = insn.cls == isa.ALU64
         op = insn.op
         ty = "i64" if is64 else "i32"
@@ -513,6 +526,7 @@ class ModuleGen:
             raise JitError(f"unknown alu operation {op:#x}", pc)
 
     def divmod(self, op: int, signed: bool, ty: str, bits: int, d: str, s: str) -> str:
+        """Division or modulo made safe for 0 and INT_MIN / -1, as RFC 9669 defines."""
         zero = self.op(f"icmp eq {ty} {s}, 0")
         if not signed:
             safe = self.op(f"select i1 {zero}, {ty} 1, {ty} {s}")
@@ -534,6 +548,7 @@ class ModuleGen:
         return self.op(f"select i1 {zero}, {ty} {d}, {ty} {r1}")
 
     def gen_end(self, pc: int, insn: Insn, is64: bool) -> None:
+        """Byte swaps (``le``, ``be``, ``bswap``)."""
         width = insn.imm
         if width not in (16, 32, 64):
             raise JitError(f"byte swap of width {width}", pc)
@@ -553,10 +568,12 @@ class ModuleGen:
         self.set_reg(insn.dst, v)
 
     def operand_dst(self, r: int, is64: bool) -> str:
+        """The destination register's value at the instruction's width."""
         v = self.reg(r)
         return v if is64 else self.trunc32(v)
 
     def operand_src(self, insn: Insn, is64: bool) -> str:
+        """The source operand (register or immediate) at the instruction's width."""
         if insn.source == isa.X:
             v = self.reg(insn.src)
             return v if is64 else self.trunc32(v)
@@ -564,11 +581,13 @@ class ModuleGen:
         return str(isa.to_s32(insn.imm))
 
     def store_result(self, r: int, value: str, is64: bool) -> None:
+        """Write an ALU result back, zero-extending 32-bit results."""
         self.set_reg(r, value if is64 else self.zext64(value))
 
     # Jumps and calls ----------------------------------------------------------------------
 
     def gen_jmp(self, func: _Func, pc: int, insn: Insn) -> bool:
+        """One JMP/JMP32 instruction; returns True when it ends the block."""
         op = insn.op
         if op == isa.EXIT:
             if insn.opcode != isa.OP_EXIT:
@@ -619,9 +638,11 @@ class ModuleGen:
         self.label(ok)
 
     def call_args(self) -> str:
+        """r1..r5 and the context, as the arguments of a BPF-to-BPF call."""
         return ", ".join(f"i64 {self.reg(r)}" for r in range(1, 6)) + ", i64 %env"
 
     def call_native(self, pc: int, target: CallTarget) -> None:
+        """A helper or kfunc call: native (by name or address), Python callback or missing."""
         if target.kind == "missing":
             self.fail(ERR_NO_HELPER, pc)
             self.new_block(f"L{pc}_dead{self._tmp}")
@@ -651,6 +672,7 @@ class ModuleGen:
             self.label(cont)
 
     def gen_call(self, pc: int, insn: Insn) -> None:
+        """``call``: helper, kfunc, BPF-to-BPF call (with its frame check) or callx."""
         if insn.source == isa.X:
             self.gen_callx(pc, insn)
             return
@@ -725,12 +747,14 @@ class ModuleGen:
     # Memory -----------------------------------------------------------------------------
 
     def address(self, base_reg: int, off: int) -> str:
+        """``reg + off`` as an i64 value."""
         base = self.reg(base_reg)
         if off == 0:
             return base
         return self.op(f"add i64 {base}, {off}")
 
     def checked_access(self, pc: int, addr: str, size: int, write: bool) -> None:
+        """Checked mode: call jitrt_check before the access; fail the run if refused."""
         if not self.b.checked:
             return
         if self.b.check_symbol:
@@ -746,6 +770,7 @@ class ModuleGen:
         self.label(cont)
 
     def gen_ldx(self, pc: int, insn: Insn) -> None:
+        """A load (zero- or sign-extending)."""
         mode = insn.mode
         if mode not in (isa.MEM, isa.MEMSX):
             raise JitError(f"unsupported ldx mode {mode:#x}", pc)
@@ -764,6 +789,7 @@ class ModuleGen:
 
     def gen_store(self, pc: int, dst: int, off: int, size_code: int, value: str | None,
                   imm: bool, src: int = 0) -> None:
+        """A store of a register or an immediate."""
         size = isa.SIZE_BYTES[size_code]
         ty = _ITYPE[size]
         addr = self.address(dst, off)
@@ -779,6 +805,7 @@ class ModuleGen:
         self.emit(f"store{_volatile(dst)} {ty} {v}, ptr {p}, align 1")
 
     def gen_atomic(self, pc: int, insn: Insn) -> None:
+        """An atomic read-modify-write, exchange or compare-exchange."""
         if insn.size not in (isa.W, isa.DW):
             raise JitError("atomic operations are 32 or 64 bits wide", pc)
         size = isa.SIZE_BYTES[insn.size]
@@ -808,6 +835,7 @@ class ModuleGen:
             self.set_reg(insn.src, old if size == 8 else self.zext64(old))
 
     def gen_lddw(self, pc: int, insn: Insn) -> None:
+        """``lddw``: a 64-bit immediate, a map, a map value or a function address."""
         src = insn.src
         if pc + 1 >= len(self.insns):
             raise JitError("lddw is missing its second slot", pc)

@@ -24,6 +24,7 @@ from ..errors import BpfMemoryError, BpfRuntimeError  # noqa: E402,F401  (define
 
 @dataclass(eq=False)
 class Region:
+    """One range of memory a program may touch: ``[base, base + size)``, maybe read-only."""
     base: int
     size: int
     writable: bool
@@ -31,9 +32,11 @@ class Region:
 
     @property
     def end(self) -> int:
+        """First address past the region."""
         return self.base + self.size
 
     def contains(self, addr: int, size: int) -> bool:
+        """True when ``[addr, addr + size)`` lies inside the region."""
         return self.base <= addr and addr + size <= self.base + self.size
 
 
@@ -62,17 +65,20 @@ class Buffer:
             ctypes.memmove(self.addr, data, len(data))
 
     def read(self, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes ``[offset, offset + length)`` of the buffer (IndexError outside it)."""
         length = self.size - offset if length is None else length
         if offset < 0 or length < 0 or offset + length > self.size:
             raise IndexError("read outside buffer")
         return ctypes.string_at(self.addr + offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
+        """Copy ``data`` into the buffer at ``offset`` (IndexError outside it)."""
         if offset < 0 or offset + len(data) > self.size:
             raise IndexError("write outside buffer")
         ctypes.memmove(self.addr + offset, bytes(data), len(data))
 
     def view(self) -> memoryview:
+        """A writable memoryview of the buffer's bytes."""
         return memoryview((ctypes.c_char * self.size).from_address(self.addr)).cast("B")
 
 
@@ -139,6 +145,7 @@ def raw_load(addr: int, size: int) -> int:
 
 
 def raw_store(addr: int, size: int, value: int) -> None:
+    """Unchecked little-endian store of ``size`` bytes (callers have checked the range)."""
     _LOADERS[size].from_address(addr).value = value & ((1 << (size * 8)) - 1)
 
 
@@ -153,6 +160,7 @@ class AddressSpace:
         self._regions: list[Region] = []
 
     def add(self, base: int, size: int, writable: bool, name: str) -> Region:
+        """Add a region (ValueError when it overlaps one already there)."""
         if size <= 0:
             raise ValueError(f"region {name!r} has size {size}")
         region = Region(base, size, writable, name)
@@ -166,17 +174,21 @@ class AddressSpace:
         return region
 
     def add_buffer(self, buf: Buffer, writable: bool, name: str) -> Region:
+        """Add a :class:`Buffer` as a region."""
         return self.add(buf.addr, buf.size, writable, name)
 
     def remove(self, region: Region) -> None:
+        """Remove a region that :meth:`add` returned."""
         i = self._regions.index(region)
         del self._regions[i]
         del self._bases[i]
 
     def regions(self) -> list[Region]:
+        """The regions, by base address."""
         return list(self._regions)
 
     def find(self, addr: int, size: int) -> Region | None:
+        """The region holding all of ``[addr, addr + size)``, or None."""
         i = bisect.bisect_right(self._bases, addr) - 1
         if i >= 0:
             region = self._regions[i]
@@ -185,6 +197,7 @@ class AddressSpace:
         return None
 
     def check(self, addr: int, size: int, write: bool, pc: int | None = None) -> Region:
+        """The region for an access, or raise :class:`BpfMemoryError` naming the instruction."""
         region = self.find(addr, size)
         if region is None:
             kind = "store" if write else "load"
@@ -194,20 +207,24 @@ class AddressSpace:
         return region
 
     def load(self, addr: int, size: int, pc: int | None = None) -> int:
+        """Checked little-endian load of ``size`` bytes."""
         self.check(addr, size, False, pc)
         return raw_load(addr, size)
 
     def store(self, addr: int, size: int, value: int, pc: int | None = None) -> None:
+        """Checked little-endian store of ``size`` bytes."""
         self.check(addr, size, True, pc)
         raw_store(addr, size, value)
 
     def read(self, addr: int, length: int, pc: int | None = None) -> bytes:
+        """Checked read of ``length`` bytes."""
         if length == 0:
             return b""
         self.check(addr, length, False, pc)
         return ctypes.string_at(addr, length)
 
     def write(self, addr: int, data: bytes, pc: int | None = None) -> None:
+        """Checked write of ``data``."""
         if not data:
             return
         self.check(addr, len(data), True, pc)

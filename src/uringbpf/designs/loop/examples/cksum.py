@@ -16,6 +16,7 @@ from uringbpf.designs import loop
 
 
 def copy_and_hash(src: str, dst: str, engine: str = "jit") -> loop.CopyResult:
+    """Copy ``src`` to ``dst`` with cksum.bpf.c; returns the CopyResult (with ``fnv1a``)."""
     in_fd = sys.stdin.fileno() if src == "-" else os.open(src, os.O_RDONLY)
     out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -27,6 +28,7 @@ def copy_and_hash(src: str, dst: str, engine: str = "jit") -> loop.CopyResult:
 
 
 def main() -> None:
+    """Command line: ``cksum.py SRC DST [--engine jit|interp]``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src")
     ap.add_argument("dst")

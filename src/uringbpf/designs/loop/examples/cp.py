@@ -19,6 +19,7 @@ from uringbpf.designs import loop
 
 def copy(src: str, dst: str, chunk: int = 128 * 1024, engine: str = "jit",
          depth: int = 1) -> loop.CopyResult:
+    """Copy file ``src`` (``-``: stdin) to ``dst`` with cp.bpf.c; returns the CopyResult."""
     in_fd = sys.stdin.fileno() if src == "-" else os.open(src, os.O_RDONLY)
     out_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -30,6 +31,7 @@ def copy(src: str, dst: str, chunk: int = 128 * 1024, engine: str = "jit",
 
 
 def main() -> None:
+    """Command line: ``cp.py SRC DST [--chunk N] [--depth N] [--engine jit|interp]``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src")
     ap.add_argument("dst")

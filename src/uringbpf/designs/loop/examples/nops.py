@@ -47,6 +47,7 @@ def run(nops: int, k: int = 8, engine: str = "jit") -> tuple[int, float, str]:
 
 
 def main() -> None:
+    """Command line: run N NOPs through nops.bpf.c and print the rate."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nops", type=int, default=100_000)
     ap.add_argument("--k", type=int, default=8)

@@ -34,6 +34,8 @@ class _CrcCtx(ctypes.Structure):
 
 
 class IntegrityLog:
+    """CRC32C of every write the target acknowledges (crc32c.bpf.c, or native code),
+    kept as ``(offset, length, crc)`` records and optionally appended to a file."""
     def __init__(self, path: str | os.PathLike | None = None, engine: str = "auto",
                  bpf_engine: str = "jit"):
         if engine not in ("auto", "bpf", "native"):
@@ -83,18 +85,21 @@ class IntegrityLog:
             return crc
 
     def crc(self, addr: int, length: int) -> int:
+        """CRC32C of ``length`` bytes at ``addr`` (the BPF program when it can take them)."""
         if self._prog is not None and length % 8 == 0:
             return self._run_bpf(addr, length)
         return kbuf.crc32c(addr, length)
 
     # -- the log
     def record_write(self, offset: int, addr: int, length: int) -> int:
+        """Record a write (its offset, length and the CRC32C of its data); returns the CRC."""
         crc = self.crc(addr, length)
         with self._lock:
             self.records.append((offset, length, crc))
         return crc
 
     def flush(self) -> None:
+        """Append the records since the last flush to the file and fsync it (no file: no-op)."""
         if self.path is None:
             return
         with self._lock:
@@ -109,6 +114,8 @@ class IntegrityLog:
 
 
 def read_log(path: str | os.PathLike) -> list[tuple[int, int, int]]:
+    """The records of a log file written by :meth:`IntegrityLog.flush`:
+    ``(offset, length, crc32c)`` per write."""
     out = []
     for line in Path(path).read_text().splitlines():
         o, n, c = line.split()

@@ -25,10 +25,12 @@ class FileOp:
 
     @property
     def length(self) -> int:
+        """Bytes this operation moves."""
         return sum(n for _, n in self.pieces)
 
 
 class StripeLayout:
+    """RAID-0 striping of a device over ``nr_files`` files in ``chunk_size`` chunks."""
     def __init__(self, nr_files: int, chunk_size: int, file_size: int):
         if not 1 <= nr_files <= MAX_FILES:
             raise ValueError(f"stripe needs 1..{MAX_FILES} backing files, got {nr_files}")

@@ -50,6 +50,7 @@ _REPLY = struct.Struct(">IIQ")
 
 
 class NbdError(Exception):
+    """An NBD protocol error (the peer broke the protocol or answered an error)."""
     pass
 
 
@@ -95,6 +96,7 @@ def _send_parts(sock: socket.socket, parts: list) -> None:
 
 
 def nbd_error(res: int) -> int:
+    """The NBD error code for a negative errno."""
     return _NBD_ERRNOS.get(-res, NBD_EIO)
 
 
@@ -116,6 +118,7 @@ class NbdServer:
                                         daemon=True)
 
     def start(self) -> "NbdServer":
+        """Accept and serve connections in background threads; returns self."""
         self._thread.start()
         return self
 
@@ -132,6 +135,7 @@ class NbdServer:
                              daemon=True).start()
 
     def close(self) -> None:
+        """Stop serving: close the listening socket and shut every connection down."""
         self._closing = True
         try:
             self._lsock.shutdown(socket.SHUT_RDWR)
@@ -370,6 +374,7 @@ class NbdClient:
         return rtype, _recv_exact(self.sock, length)
 
     def list_exports(self) -> list[str]:
+        """The server's export names (NBD_OPT_LIST)."""
         self._option(OPT_LIST, b"")
         names = []
         while True:
@@ -382,6 +387,7 @@ class NbdClient:
     # -- transmission
     def send(self, ctype: int, offset: int = 0, length: int = 0, data: bytes | None = None,
              flags: int = 0) -> int:
+        """Send one request; returns its cookie (the handle its reply carries)."""
         cookie = self._next
         self._next += 1
         if data is not None:
@@ -409,28 +415,33 @@ class NbdClient:
         return err, payload
 
     def read(self, offset: int, length: int) -> bytes:
+        """Read ``length`` bytes at ``offset`` from the export."""
         err, data = self._one(CMD_READ, offset, length)
         if err:
             raise NbdError(f"read failed: NBD error {err}")
         return data
 
     def write(self, offset: int, data: bytes, fua: bool = False) -> None:
+        """Write ``data`` at ``offset`` to the export."""
         err, _ = self._one(CMD_WRITE, offset, data=data, flags=CMD_FLAG_FUA if fua else 0)
         if err:
             raise NbdError(f"write failed: NBD error {err}")
 
     def flush(self) -> None:
+        """NBD_CMD_FLUSH: make earlier writes durable."""
         err, _ = self._one(CMD_FLUSH)
         if err:
             raise NbdError(f"flush failed: NBD error {err}")
 
     def disconnect(self) -> None:
+        """NBD_CMD_DISC: end the session, then close the socket."""
         try:
             self.sock.sendall(_REQ.pack(REQUEST_MAGIC, 0, CMD_DISC, 0, 0, 0))
         finally:
             self.sock.close()
 
     def close(self) -> None:
+        """Close the socket (no NBD_CMD_DISC: see :meth:`disconnect`)."""
         self.sock.close()
 
     def __enter__(self):

@@ -37,6 +37,7 @@ class StripeNbd:
         self.port = self.nbd.port
 
     def close(self) -> None:
+        """Stop the NBD server and the stripe target."""
         self.nbd.close()
         stop(self.source, self.ring, self.thread, self.target)
 
@@ -48,6 +49,7 @@ class StripeNbd:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: serve a stripe over backing files by NBD on 127.0.0.1."""
     ap = argparse.ArgumentParser(prog="stripe.server", description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+")
     ap.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)

@@ -49,6 +49,8 @@ class _TagState:
 
 
 class StripeTarget:
+    """A ublk-like target striping requests over backing files (one file per stripe:
+    the same file twice, by any path or link, is refused)."""
     def __init__(self, paths: list, chunk_size: int = DEFAULT_CHUNK, mode: str = "copy",
                  queue_depth: int = 32, max_io_bytes: int = 1 << 20,
                  integrity: IntegrityLog | None = None, pin: str = "region"):
@@ -86,12 +88,14 @@ class StripeTarget:
         self.stats = {"requests": 0, "ops": 0}
 
     def make_source(self) -> K.RequestSource:
+        """The request source (the emulated ublk device) for this target."""
         flags = {"copy": 0, "zc": K.UBLK_F_SUPPORT_ZERO_COPY,
                  "auto_zc": K.UBLK_F_AUTO_BUF_REG | K.UBLK_F_SUPPORT_ZERO_COPY}[self.mode]
         return K.RequestSource(self.queue_depth, self.max_io_bytes, flags, size=self.size,
                                pin=self.pin)
 
     def make_ring(self) -> K.KbufRing:
+        """The kbuf ring the target serves requests on."""
         per_tag = len(self.fds) + 2
         entries = 1
         while entries < self.queue_depth * per_tag:
@@ -235,6 +239,7 @@ class StripeTarget:
         self._queue_cmd(K.UBLK_U_IO_COMMIT_AND_FETCH_REQ, tag, result)
 
     def close(self) -> None:
+        """Close the backing files."""
         for fd in getattr(self, "fds", []):
             try:
                 os.close(fd)
@@ -269,6 +274,7 @@ def start(target: StripeTarget) -> tuple[K.RequestSource, K.KbufRing, threading.
 
 def stop(source: K.RequestSource, ring: K.KbufRing, thread: threading.Thread,
          target: StripeTarget | None = None) -> None:
+    """Stop a target started with :func:`start` and join its thread."""
     source.stop()
     thread.join(10)
     ring.close()
