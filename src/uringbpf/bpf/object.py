@@ -42,7 +42,7 @@ from . import maps as _maps
 from . import platform as _platform
 from . import struct_ops as _struct_ops
 from . import verifier as _verifier
-from ..errors import BpfLoadError, BpfVerifierError, JitError, NativeBuildError
+from ..errors import BpfLoadError, BpfVerifierError, JitError, NativeBuildError, UringBpfError
 from .helpers import Runtime
 from .interp import Interpreter
 from .memory import AddressSpace, BpfRuntimeError
@@ -1069,11 +1069,12 @@ class BpfObject:
         if self.closed:
             return
         self.closed = True
+        errors = []
         for link in reversed(self._links):
             try:
                 link.destroy()
-            except Exception:  # noqa: BLE001 - closing must release everything else
-                pass
+            except (OSError, UringBpfError) as exc:   # release the rest first, then raise
+                errors.append(exc)
         self._links.clear()
         if self._kernel is not None:
             self._kernel.close()
@@ -1088,6 +1089,8 @@ class BpfObject:
         for m in self.map_list:
             if id(m) in self._owned:
                 m.close()
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> "BpfObject":
         return self

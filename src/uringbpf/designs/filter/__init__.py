@@ -23,8 +23,10 @@ import errno
 import struct
 import weakref
 from ctypes import Structure, Union, c_uint8, c_uint16, c_uint32, c_uint64, sizeof
+from pathlib import Path
 from typing import Iterable, Sequence
 
+from ... import native
 from ...uring import uapi
 from ...uring.syscalls import read_user, write_user
 from . import cbpf
@@ -305,18 +307,31 @@ def _table_for(ring) -> FilterTable:
     return table
 
 
-def _make_sqe_filter(table: FilterTable):
-    """The ring-side filter: the C check (native/cbpf.h) on the SQE in place.
+#: this design's C (built on first use): filter.c, the check over native/cbpf.h
+NATIVE_SOURCE = Path(__file__).resolve().with_name("filter.c")
 
-    Same table, same code as the loop's native submit path, one ctypes call per SQE;
-    the Python VM (:meth:`FilterTable.check`) is the fallback when the native module
-    cannot be built, and the reference the C code is tested against.
+
+def _set_prototypes(so: ctypes.CDLL) -> None:
+    so.filter_sqe_check.restype = ctypes.c_int32
+    so.filter_sqe_check.argtypes = [ctypes.c_uint64, ctypes.c_void_p]
+    so.filter_cbpf_run.restype = ctypes.c_uint32
+    so.filter_cbpf_run.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p,
+                                   ctypes.c_uint32]
+
+
+def lib() -> ctypes.CDLL:
+    """The compiled filter.c (with its prototypes)."""
+    return native.load(NATIVE_SOURCE, configure=_set_prototypes)
+
+
+def _make_sqe_filter(table: FilterTable):
+    """The ring-side filter: the C check (filter.c over native/cbpf.h) on the SQE in place.
+
+    Same table, same code as the loop's native submit path, one ctypes call per SQE; the
+    Python VM (:meth:`FilterTable.check`) is the reference the C code is tested against
+    and runs SQEs that are not ctypes views.
     """
-    try:
-        from ..loop import lib
-        check = lib().uringbpf_filter_check
-    except Exception:  # noqa: BLE001 - no C compiler: stay in Python
-        return lambda sqe, _t=table: _t.check(_sqe_bytes(sqe))
+    check = lib().filter_sqe_check
 
     def sqe_filter(sqe, _t=table, _check=check):
         if isinstance(sqe, ctypes.Structure):

@@ -17,7 +17,9 @@ import weakref
 from ctypes import sizeof
 from typing import Callable
 
+from ...uring import syscalls
 from ...uring import uapi as u
+from ...uring.buffers import buffer_address
 from ...uring.syscalls import read_user as _read_user
 from .uapi import IORING_MAX_REG_BUFFERS, KBUF_DIR_BOTH, KBUF_DIR_DEST, KBUF_DIR_SOURCE
 
@@ -137,7 +139,6 @@ class KbufTable:
 
         Returns 0, -EINVAL (out of range) or -EBUSY (the slot holds a kernel buffer).
         """
-        from ...uring.buffers import buffer_address
         addr, length, keep = buffer_address(buffer, True, "fixed buffer")
         with self.lock:
             if not 0 <= index < len(self.nodes):
@@ -232,7 +233,6 @@ class KbufTable:
 
 
 def _register(fd: int, opcode: int, arg: int, nr: int) -> int:
-    from ...uring import syscalls
     return syscalls.io_uring_register(fd, opcode, arg, nr)
 
 

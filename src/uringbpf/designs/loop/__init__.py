@@ -19,12 +19,15 @@ state (:class:`LoopCtx`), as in the kernel it is opaque to the program.
 
 from __future__ import annotations
 
+import _signal
 import ctypes
 import errno
 import mmap
 import os
+import random
 import signal
-import _signal
+import stat
+import tempfile
 import threading
 import time
 import weakref
@@ -37,12 +40,15 @@ from ... import native
 
 #: The C loop driver (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("loop.c")
+from ...bpf import cc
 from ...bpf import progtypes as pt
+from ...bpf.object import BpfObject
 from ...bpf.helpers import Arg, Ret
 from ...bpf.platform import Design, Platform
 from ...bpf.memory import guard_object
 from ...uring import syscalls, uapi
 from ...uring.ring import Ring
+from .. import filter as _filter   # filters run inside the loop's native submit path
 
 IOU_LOOP_CONTINUE = 0
 IOU_LOOP_STOP = 1
@@ -290,7 +296,7 @@ _ctx_by_addr: dict[int, "LoopAttachment"] = {}
 _attach_lock = threading.Lock()
 
 
-from ...errors import LoopError  # noqa: E402,F401  (defined in uringbpf.errors)
+from ...errors import BpfVerifierError, LoopError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
 def _python_signals() -> list[int]:
@@ -486,7 +492,6 @@ class LoopAttachment:
         filter a design added with ``ring.add_sqe_filter`` is Python, so then (and only
         then) ``bpf_io_uring_submit_sqes`` goes through ``ring.raw_enter``, which runs them.
         """
-        from .. import filter as _filter
         table = _filter.filters_of(self.ring)
         mine = table.sqe_filter if table is not None else None
         foreign = [f for f in getattr(self.ring, "_filters", ()) if f is not mine]
@@ -559,7 +564,6 @@ class LoopAttachment:
         if not getattr(self.ring, "closed", False):   # a closed ring refuses every call
             self.ring.set_enter_hook(None)
             self.ring.remove_close_hook(self._on_ring_close)
-        from .. import filter as _filter
         _filter.remove_listener(self.ring, self._on_filters)
         if self._runtime is not None:
             for region in self._regions_added:
@@ -602,7 +606,6 @@ def attach_loop(ring, step: Any, *, engine: str | None = None) -> LoopAttachment
         _attachments[ring] = att
         _ctx_by_addr[att.addr] = att
     _hook_ring(ring)
-    from .. import filter as _filter
     _filter.add_listener(ring, att._on_filters)
     ring.set_enter_hook(att.enter_hook)
     return att
@@ -651,7 +654,6 @@ RING_FLAGS = (uapi.IORING_SETUP_SINGLE_ISSUER | uapi.IORING_SETUP_DEFER_TASKRUN
 
 def example_object(name: str) -> Path:
     """``examples/loop/<name>.bpf.c`` compiled with ``uringbpf cc`` (cached, see cc.compile_cached)."""
-    from ...bpf import cc
     src = EXAMPLES_DIR / f"{name}.bpf.c"
     if not src.exists():
         raise FileNotFoundError(f"{src}: the loop examples ship with the source tree")
@@ -674,7 +676,6 @@ def _set_ring_rodata(obj, ring) -> None:
 
 def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True, **rodata):
     """Open, configure (ring offsets + ``rodata``) and load an example; returns the object."""
-    from ...bpf.object import BpfObject
     obj = BpfObject.open(example_object(name))
     st = next(iter(obj.struct_ops))
     st.ring_fd = ring.fd
@@ -688,7 +689,6 @@ def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True, *
 def nops_example(ring, total: int, *, engine: str = "jit", cap: int | None = None,
                  verify: bool = True):
     """examples/loop/nops.bpf.c attached to ``ring`` with ``total`` NOPs to run."""
-    from ...bpf.object import BpfObject
     obj = BpfObject.open(example_object("nops"))
     obj.struct_ops.nops_ops.ring_fd = ring.fd
     obj.bss.reqs_to_run = total
@@ -722,7 +722,6 @@ def _seekable_offset(fd: int) -> int | None:
     Only such files may be read or written at explicit offsets by several requests at
     once; a pipe or socket has no offsets (lseek fails with ESPIPE): depth 1 for those.
     """
-    import stat
     try:
         mode = os.fstat(fd).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
@@ -793,7 +792,6 @@ def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "j
                            out_fd=out_fd, **extra)
         try:
             link = obj.attach_struct_ops(f"{name}_ops")
-            import time
             start = time.perf_counter()
             ret = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
             seconds = time.perf_counter() - start
@@ -839,18 +837,13 @@ def _load_verified(fn, *args, **kw):
     """Run an example loader with the verifier; if it refuses the program, say so and go on."""
     try:
         return fn(*args, verify=True, **kw)
-    except Exception as exc:  # noqa: BLE001 - the demo reports and continues unverified
-        if type(exc).__name__ != "BpfVerifierError":
-            raise
+    except BpfVerifierError as exc:   # the demo says so and asks for an unverified run
         print(f"  (verifier: {str(exc).splitlines()[0]} -- running unverified)")
         return fn(*args, verify=False, **kw)
 
 
 def demo_section(opts=None) -> None:
     """cp with short reads through a pipe, checksum-while-copy, and NOP throughput."""
-    import random
-    import threading
-    import time
     size = 4 << 20
     data = random.Random(1).randbytes(size)
     r, w = os.pipe()
@@ -862,7 +855,6 @@ def demo_section(opts=None) -> None:
         finally:
             os.close(w)
 
-    import tempfile
     with tempfile.TemporaryDirectory(prefix="uringbpf-loop-") as tmp:
         out_path = os.path.join(tmp, "out")
         out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)

@@ -41,12 +41,15 @@ from ... import native
 #: The C of the ops design (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("ops.c")
 from ...bpf import progtypes as pt
+from ...bpf.cc import compile_c, compile_cached
+from ...bpf.object import BpfObject
 from ...bpf.helpers import Arg, Ret
 from ...bpf.platform import Design, Platform
 from ...bpf.memory import BpfRuntimeError, Buffer
 from ...uring import syscalls
 from ...uring import uapi as u
 from ...uring.ring import Ring, deny_sqe
+from .. import kbuf as _kbuf   # KFIXED descriptors name buffers of the kbuf design's table
 
 # --- UAPI of the series (v3 names; include/io_uring/bpf_ext.h) -------------------------
 IORING_OP_BPF = u.IORING_OP_URING_CMD128 + 1          # 65: appended after URING_CMD128
@@ -624,12 +627,8 @@ def _table_of(ring) -> OpsTable:
     table = getattr(ring, "ops", None) if isinstance(ring, OpsRing) else None
     if not isinstance(table, OpsTable):
         raise OSError(errno.EINVAL, "the ring was not set up with IORING_SETUP_BPF_EXT")
-    try:
-        from .. import loop
-        if loop.attachment_of(ring) is not None:
-            raise OSError(errno.EINVAL, "the ring has io_uring_bpf_ops (loop) attached")
-    except ImportError:
-        pass
+    # (io_uring_bpf_ops of the loop design cannot be attached as well: OpsRing.set_enter_hook
+    # refuses any enter hook but its own)
     return table
 
 
@@ -721,17 +720,16 @@ def resolve_desc(ring, desc: bytes, direction: int):
         return [(a, n, True) for a, n in vecs]
     if t == IO_BPF_BUF_KFIXED:
         base = None
-        try:
-            from .. import kbuf as K
-            found = K.kbuf_table(ring).lookup(index)
-            if found is not None:
-                kaddr, klen, kdir = found
-                need = K.KBUF_DIR_DEST if direction == ITER_DEST else K.KBUF_DIR_SOURCE
-                if not kdir & need:
-                    return -errno.EFAULT
-                base = (kaddr, klen)
-        except (ImportError, LookupError):
-            pass
+        try:     # a kernel buffer of the kbuf design's table, if the ring has one
+            found = _kbuf.kbuf_table(ring).lookup(index)
+        except LookupError:
+            found = None
+        if found is not None:
+            kaddr, klen, kdir = found
+            need = _kbuf.KBUF_DIR_DEST if direction == ITER_DEST else _kbuf.KBUF_DIR_SOURCE
+            if not kdir & need:
+                return -errno.EFAULT
+            base = (kaddr, klen)
         if base is None:
             base = _registered(ring, index)
         if base is None or addr + length > base[1]:
@@ -1077,7 +1075,6 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 def example_object(name: str, out_dir: Path | None = None) -> Path:
     """Compile ``examples/ops/<name>.bpf.c``: into ``out_dir`` if given, else cached
     (see cc.compile_cached)."""
-    from ...bpf.cc import compile_c, compile_cached
     src = EXAMPLES_DIR / f"{name}.bpf.c"
     if out_dir is None:
         return compile_cached(src)
@@ -1088,7 +1085,6 @@ def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True,
                  maps: tuple = (), attach: bool = True, **kw):
     """Open ``examples/ops/<name>.bpf.c``, point its struct_ops maps (all, or ``maps``) at
     ``ring``, load, and attach them; returns ``(obj, links)``."""
-    from ...bpf.object import BpfObject
     obj = BpfObject.open(str(example_object(name)))
     chosen = [m for m in obj.struct_ops if not maps or m.name in maps]
     for m in chosen:

@@ -42,7 +42,7 @@ from ...bpf import interp, isa, jit
 from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg
 from ...bpf.platform import Platform
-from ...bpf.memory import Buffer, guard_check, guard_check_sqe
+from ...bpf.memory import BpfRuntimeError, Buffer, guard_check, guard_check_sqe
 from ...uring import uapi as u
 from ...uring.ring import Completion, Ring as BaseRing
 
@@ -724,7 +724,7 @@ class RequestsEngine:
         except KeyboardInterrupt:
             self._ready.appendleft(req)               # not lost: runs again on next enter
             raise
-        except Exception as exc:                      # BpfRuntimeError / BpfMemoryError
+        except BpfRuntimeError as exc:                # the program failed (any engine)
             self.errors.append(exc)
             self._finish(req, -errno.EFAULT)
             return

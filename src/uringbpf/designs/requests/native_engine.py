@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import time
 from ctypes import POINTER, c_int, c_int32, c_uint32, c_uint64, c_void_p
 from typing import Any, Sequence
 
@@ -276,7 +277,6 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     def wait(self, nr: int = 1, cq_idx: int = 0, timeout: float | None = None) -> int:
         """As :meth:`RequestsEngine.wait`, with the blocking loop in C (rq_wait)."""
-        import time
         self._check_open()
         cq = self.cq(cq_idx)
         ring, L = self.ring, self._L
@@ -330,10 +330,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         e, self._e = getattr(self, "_e", None), None
         if e:
             R._NATIVE_POOLS.pop(getattr(self, "pool_addr", 0), None)
-            try:
-                self._L.rq_destroy(e)
-            except Exception:
-                pass
+            self._L.rq_destroy(e)
 
 
 def native_helper(name: str):
