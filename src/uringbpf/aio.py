@@ -114,7 +114,9 @@ class AioRing:
     """
 
     def __init__(self, entries: int = 256, *, ring: Ring | None = None, flags: int = 0,
-                 backend: str = "auto"):
+                 backend: str = "auto", notify: str = "auto"):
+        if notify not in ("auto", "eventfd", "ring"):
+            raise ValueError(f"notify must be 'auto', 'eventfd' or 'ring', not {notify!r}")
         if ring is None:
             if flags & u.IORING_SETUP_SQ_REWIND:
                 raise ValueError("AioRing cannot drive an IORING_SETUP_SQ_REWIND ring")
@@ -129,14 +131,33 @@ class AioRing:
             self._owns_ring = False
         self.ring = ring
         self._closed = False
-        self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        arg = ctypes.c_int32(self._efd)
-        ret = ring.register(u.IORING_REGISTER_EVENTFD, ctypes.addressof(arg), 1)
-        if ret < 0:
-            os.close(self._efd)
+        # An enter hook that waits (designs.ops.OpsRing with IORING_SETUP_BPF_EXT: the
+        # BPF op runs after the kernel part of its chain completed) must not run on the
+        # event loop thread.
+        self._blocking_enter = getattr(ring, "ops", None) is not None
+        # Readiness: the kernel ring fd itself polls readable while CQEs (or deferred
+        # completions) wait, which saves the eventfd read per batch and the eventfd signal
+        # per CQE. The thread-pool backend has no pollable ring, and a ring whose enter
+        # hands batches to a worker thread must not be polled level-triggered while the
+        # CQ is left alone: both use the eventfd.
+        if notify == "auto":
+            notify = "ring" if ring.backend == "kernel" and not self._blocking_enter else "eventfd"
+        elif notify == "ring" and (ring.backend != "kernel" or self._blocking_enter):
             if self._owns_ring:
                 ring.close()
-            raise _error(ret, f"IORING_REGISTER_EVENTFD on a {ring.backend} ring")
+            raise ValueError("notify='ring' needs a kernel ring whose enter does not wait")
+        #: how CQ readiness reaches the event loop: ``"ring"`` (the ring fd) or ``"eventfd"``
+        self.notify = notify
+        self._efd = -1
+        if notify == "eventfd":
+            self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            arg = ctypes.c_int32(self._efd)
+            ret = ring.register(u.IORING_REGISTER_EVENTFD, ctypes.addressof(arg), 1)
+            if ret < 0:
+                os.close(self._efd)
+                if self._owns_ring:
+                    ring.close()
+                raise _error(ret, f"IORING_REGISTER_EVENTFD on a {ring.backend} ring")
         # Zero-copy word views of the CQ ring. They are built from the addresses of the
         # documented ring contract; ``_cq_keep`` (a CQE view, which references the mapped
         # region) keeps the mapping alive for as long as these views exist.
@@ -159,10 +180,6 @@ class AioRing:
         self._sq_flags_i = ((ring.sq_flags_addr - ring.cq_ring_addr) >> 2) if single else -1
         # DEFER_TASKRUN rings post CQEs only inside io_uring_enter(GETEVENTS).
         self._getevents = bool(ring.kernel_flags & u.IORING_SETUP_DEFER_TASKRUN)
-        # An enter hook that waits (designs.ops.OpsRing with IORING_SETUP_BPF_EXT: the
-        # BPF op runs after the kernel part of its chain completed) must not run on the
-        # event loop thread.
-        self._blocking_enter = getattr(ring, "ops", None) is not None
         self._busy = False
         self._idle: asyncio.Event | None = None
         self._deferred_cancels: list[int] = []
@@ -187,7 +204,12 @@ class AioRing:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
-            loop.add_reader(self._efd, self._on_cq)
+            if self.notify == "ring":
+                self._reader_fd = self.ring.fd
+                loop.add_reader(self._reader_fd, self._on_ring)
+            else:
+                self._reader_fd = self._efd
+                loop.add_reader(self._reader_fd, self._on_cq)
         elif self._loop is not loop:
             raise RuntimeError("this AioRing belongs to another event loop")
         return loop
@@ -267,6 +289,13 @@ class AioRing:
                                       "being submitted; use a larger ring")
         self.ring.submit()
         self.stats["enters"] += 1
+
+    def _on_ring(self) -> None:
+        """Ring fd readiness (level-triggered): reap; an empty CQ ends the readiness."""
+        self.stats["wakeups"] += 1
+        if self._getevents:
+            self.ring.enter(0, 0, u.IORING_ENTER_GETEVENTS)
+        self._reap()
 
     def _on_cq(self) -> None:
         """Eventfd readiness: one eventfd read per batch, then reap everything."""
@@ -584,7 +613,7 @@ class AioRing:
         self._closed = True
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.remove_reader(self._efd)
+            loop.remove_reader(self._reader_fd)
         exc = RingClosedError("the AioRing was closed with this operation in flight")
         for fut in self._futs.values():
             if not fut.done() and not fut.get_loop().is_closed():
@@ -601,9 +630,10 @@ class AioRing:
         self._cq_keep = None
         if self._owns_ring:
             ring.close()
-        elif not ring.closed:
+        elif not ring.closed and self._efd >= 0:
             ring.register(u.IORING_UNREGISTER_EVENTFD, 0, 0)
-        os.close(self._efd)
+        if self._efd >= 0:
+            os.close(self._efd)
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Cancel everything in flight (IORING_ASYNC_CANCEL_ANY | ALL), wait up to ``timeout``

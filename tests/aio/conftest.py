@@ -11,6 +11,15 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(params=["kernel", "kernel-eventfd", "threads"])
+def aio_kw(request):
+    """AioRing keyword arguments: the kernel ring polled through its own fd (the default),
+    the kernel ring with a registered eventfd, and the thread-pool backend (eventfd)."""
+    return {"kernel": {"backend": "kernel"},
+            "kernel-eventfd": {"backend": "kernel", "notify": "eventfd"},
+            "threads": {"backend": "threads"}}[request.param]
+
+
 @pytest.fixture
 def run():
     """``run(coro_fn)``: asyncio.run with a bound so a hang fails instead of blocking."""

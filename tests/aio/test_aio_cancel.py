@@ -23,11 +23,11 @@ async def _submitted(ar):
     raise AssertionError("SQEs were never submitted")
 
 
-def test_cancelled_recv_is_cancelled_in_the_kernel(tcp_pair, backend, run):
+def test_cancelled_recv_is_cancelled_in_the_kernel(tcp_pair, aio_kw, run):
     cli, srv = tcp_pair
 
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             buf = (ctypes.c_char * 64)()
             alive = weakref.ref(buf)
             task = asyncio.ensure_future(ar.recv(srv, buf))
@@ -55,14 +55,14 @@ def test_cancelled_recv_is_cancelled_in_the_kernel(tcp_pair, backend, run):
     run(main)
 
 
-def test_cancel_racing_a_completion_keeps_the_result_consistent(tmp_path, backend, run):
+def test_cancel_racing_a_completion_keeps_the_result_consistent(tmp_path, aio_kw, run):
     """Tasks cancelled right after submitting a read that completes at once: every CQE is
     accounted for (either the task got it or it is a late completion)."""
     path = tmp_path / "f"
     path.write_bytes(b"x" * 4096)
 
     async def main():
-        async with AioRing(64, backend=backend) as ar:
+        async with AioRing(64, **aio_kw) as ar:
             fd = os.open(path, os.O_RDONLY)
             try:
                 tasks = [asyncio.ensure_future(ar.read(fd, bytearray(64), 0)) for _ in range(50)]
@@ -100,11 +100,11 @@ def test_wait_for_timeout_cancels_the_sqe(tcp_pair, run):
     run(main)
 
 
-def test_cancelled_chain_cancels_its_members(tcp_pair, backend, run):
+def test_cancelled_chain_cancels_its_members(tcp_pair, aio_kw, run):
     cli, srv = tcp_pair
 
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             task = asyncio.ensure_future(ar.chain().recv(srv, bytearray(8)).send(srv, b"reply"))
             await _submitted(ar)
             assert ar.inflight == 2
@@ -124,11 +124,11 @@ def test_cancelled_chain_cancels_its_members(tcp_pair, backend, run):
     run(main)
 
 
-def test_close_with_operations_in_flight(tcp_pair, backend, run):
+def test_close_with_operations_in_flight(tcp_pair, aio_kw, run):
     cli, srv = tcp_pair
 
     async def main():
-        ar = AioRing(8, backend=backend)
+        ar = AioRing(8, **aio_kw)
         ring = ar.ring
         buf = bytearray(32)
         task = asyncio.ensure_future(ar.recv(srv, buf))
@@ -148,11 +148,11 @@ def test_close_with_operations_in_flight(tcp_pair, backend, run):
     run(main)
 
 
-def test_aclose_cancels_everything_in_flight(tcp_pair, backend, run):
+def test_aclose_cancels_everything_in_flight(tcp_pair, aio_kw, run):
     cli, srv = tcp_pair
 
     async def main():
-        ar = AioRing(8, backend=backend)
+        ar = AioRing(8, **aio_kw)
         tasks = [asyncio.ensure_future(ar.recv(srv, bytearray(8))) for _ in range(3)]
         tasks.append(asyncio.ensure_future(ar.sleep(30)))
         await _submitted(ar)

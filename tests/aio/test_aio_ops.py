@@ -1,4 +1,5 @@
-"""uringbpf.aio operations on real temp files and 127.0.0.1 sockets, on both backends."""
+"""uringbpf.aio operations on real temp files and 127.0.0.1 sockets, on both backends
+(the kernel ring polled through its fd and through a registered eventfd)."""
 
 import asyncio
 import errno
@@ -11,11 +12,11 @@ from uringbpf.aio import AioRing
 from uringbpf.uring import uapi as u
 
 
-def test_write_then_read_at_offsets_and_file_position(tmp_path, backend, run):
+def test_write_then_read_at_offsets_and_file_position(tmp_path, aio_kw, run):
     path = tmp_path / "f"
 
     async def main():
-        async with AioRing(16, backend=backend) as ar:
+        async with AioRing(16, **aio_kw) as ar:
             fd = os.open(path, os.O_RDWR | os.O_CREAT)
             try:
                 assert await ar.write(fd, b"hello ", 0) == 6
@@ -38,11 +39,11 @@ def test_write_then_read_at_offsets_and_file_position(tmp_path, backend, run):
     assert path.read_bytes() == b"hello world"
 
 
-def test_readv_writev(tmp_path, backend, run):
+def test_readv_writev(tmp_path, aio_kw, run):
     path = tmp_path / "v"
 
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             fd = os.open(path, os.O_RDWR | os.O_CREAT)
             try:
                 assert await ar.writev(fd, [b"abc", b"", b"defgh"], 0) == 8
@@ -55,11 +56,11 @@ def test_readv_writev(tmp_path, backend, run):
     run(main)
 
 
-def test_openat_fsync_close_through_the_ring(tmp_path, backend, run):
+def test_openat_fsync_close_through_the_ring(tmp_path, aio_kw, run):
     path = tmp_path / "new"
 
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             fd = await ar.openat(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             assert os.get_inheritable(fd) is False               # O_CLOEXEC added
             assert await ar.write(fd, b"data", 0) == 4
@@ -79,9 +80,9 @@ def test_openat_fsync_close_through_the_ring(tmp_path, backend, run):
     assert path.read_bytes() == b"data" and (path.stat().st_mode & 0o777) == 0o600
 
 
-def test_errors_are_oserror_with_the_kernels_errno(tmp_path, backend, run):
+def test_errors_are_oserror_with_the_kernels_errno(tmp_path, aio_kw, run):
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             r, w = os.pipe()
             try:
                 wo = os.open(tmp_path / "wo", os.O_WRONLY | os.O_CREAT)
@@ -114,9 +115,9 @@ def test_errors_are_oserror_with_the_kernels_errno(tmp_path, backend, run):
     run(main)
 
 
-def test_tcp_accept_connect_send_recv(backend, run):
+def test_tcp_accept_connect_send_recv(aio_kw, run):
     async def main():
-        async with AioRing(16, backend=backend) as ar:
+        async with AioRing(16, **aio_kw) as ar:
             lst = socket.create_server(("127.0.0.1", 0))
             cli = socket.socket()
             try:
@@ -161,11 +162,11 @@ def _free_port():
     return port
 
 
-def test_recv_timeout_raises_timeout_error(tcp_pair, backend, run):
+def test_recv_timeout_raises_timeout_error(tcp_pair, aio_kw, run):
     cli, srv = tcp_pair
 
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             with pytest.raises(TimeoutError):
                 await ar.recv(srv, bytearray(16), timeout=0.02)
             for _ in range(200):      # the link timeout's own CQE may come a moment later
@@ -191,9 +192,9 @@ def test_recv_timeout_raises_timeout_error(tcp_pair, backend, run):
     run(main)
 
 
-def test_sleep_on_the_kernel_clock_orders_wakeups(backend, run):
+def test_sleep_on_the_kernel_clock_orders_wakeups(aio_kw, run):
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             order = []
 
             async def sleeper(name, seconds):
@@ -228,7 +229,7 @@ def test_one_enter_per_loop_iteration(tmp_path, run):
     run(main)
 
 
-def test_many_concurrent_tasks_overflow_sq_and_cq(tmp_path, backend, run):
+def test_many_concurrent_tasks_overflow_sq_and_cq(tmp_path, aio_kw, run):
     """1000 reads on a 16-entry ring (CQ 32): the SQ fills (submitted early) and the CQ
     overflows into the kernel's backlog (flushed by the reaper); every byte is right."""
     path = tmp_path / "big"
@@ -236,7 +237,7 @@ def test_many_concurrent_tasks_overflow_sq_and_cq(tmp_path, backend, run):
     path.write_bytes(data)
 
     async def main():
-        async with AioRing(16, backend=backend) as ar:
+        async with AioRing(16, **aio_kw) as ar:
             fd = os.open(path, os.O_RDONLY)
             try:
                 async def one(i):
@@ -252,11 +253,11 @@ def test_many_concurrent_tasks_overflow_sq_and_cq(tmp_path, backend, run):
     run(main)
 
 
-def test_linked_chains(tmp_path, backend, run):
+def test_linked_chains(tmp_path, aio_kw, run):
     path = tmp_path / "chain"
 
     async def main():
-        async with AioRing(16, backend=backend) as ar:
+        async with AioRing(16, **aio_kw) as ar:
             fd = os.open(path, os.O_RDWR | os.O_CREAT)
             try:
                 buf = bytearray(5)
@@ -289,11 +290,11 @@ def test_linked_chains(tmp_path, backend, run):
     run(main)
 
 
-def test_chain_with_link_timeout(tcp_pair, backend, run):
+def test_chain_with_link_timeout(tcp_pair, aio_kw, run):
     cli, srv = tcp_pair
 
     async def main():
-        async with AioRing(8, backend=backend) as ar:
+        async with AioRing(8, **aio_kw) as ar:
             res = await ar.chain().recv(srv, bytearray(8)).link_timeout(0.02)
             assert res == [-errno.ECANCELED, -errno.ETIME]
             cli.send(b"abc")
@@ -344,3 +345,30 @@ def test_a_ring_belongs_to_one_event_loop(run):
             asyncio.run(use())
     finally:
         ar.close()
+
+
+def test_notify_modes(run):
+    """The kernel ring is polled through its own fd by default (no eventfd registered);
+    notify='eventfd' registers one; the thread-pool backend always uses an eventfd."""
+    async def main():
+        async with AioRing(4) as a, AioRing(4, notify="eventfd") as b, \
+                AioRing(4, backend="threads") as c:
+            assert (a.notify, b.notify, c.notify) == ("ring", "eventfd", "eventfd")
+            assert await a.nop() == await b.nop() == await c.nop() == 0
+            # ring mode left the eventfd slot free: the kernel accepts one now
+            import ctypes
+            efd = os.eventfd(0)
+            try:
+                arg = ctypes.c_int32(efd)
+                assert a.ring.register(u.IORING_REGISTER_EVENTFD, ctypes.addressof(arg), 1) == 0
+                assert b.ring.register(u.IORING_REGISTER_EVENTFD, ctypes.addressof(arg), 1) \
+                    == -errno.EBUSY
+                assert a.ring.register(u.IORING_UNREGISTER_EVENTFD, 0, 0) == 0
+            finally:
+                os.close(efd)
+        with pytest.raises(ValueError):
+            AioRing(4, backend="threads", notify="ring")
+        with pytest.raises(ValueError):
+            AioRing(4, notify="select")
+
+    run(main)
