@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from uringbpf.lang import Module, ptr, s32, u32, u64
+from uringbpf.lang import Module, ptr, s32, u32
 from uringbpf.lang.loop import (IOU_LOOP_CONTINUE, IOU_LOOP_STOP, IOU_REGION_CQ, IOU_REGION_SQ,
                                 bpf_io_uring_get_region, bpf_io_uring_submit_sqes)
 from uringbpf.lang.prep import prep_nop

@@ -1,6 +1,6 @@
 """A socket-filter-style program that exercises the integer subset (used by the tests)."""
 
-from uringbpf.lang import Module, array, ptr, s8, s16, s32, s64, u8, u16, u32, u64
+from uringbpf.lang import Module, array, ptr, s8, s32, s64, u8, u16, u32, u64
 
 bpf = Module("semantics")
 

@@ -3,8 +3,6 @@ io_uring_prep_*) does, in the application and compiled."""
 
 from __future__ import annotations
 
-import ctypes
-
 import pytest
 
 from uringbpf.lang import Module, ptr

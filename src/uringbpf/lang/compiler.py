@@ -20,7 +20,7 @@ import ast
 import builtins
 import inspect
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import types as T

@@ -21,7 +21,6 @@ from ..uring import uapi
 from . import compiler as C
 from . import types as T
 from .appmode import Ptr, memory_ptr, opaque_ptr
-from .errors import LangRuntimeError
 from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IoRingCtx = T.Opaque("io_ring_ctx")

@@ -10,8 +10,6 @@ and designs treat it like any clang-built object.
 
 from __future__ import annotations
 
-import ast
-import ctypes
 import inspect
 import os
 import time
@@ -19,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..bpf import elf as _elf
-from ..bpf.elf import BpfLoadError
 from ..bpf.memory import BpfRuntimeError
 from ..bpf.object import BpfObject
 from . import compiler as C

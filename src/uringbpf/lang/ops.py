@@ -25,7 +25,7 @@ from typing import Any, Callable
 from ..designs import ops as _ops
 from . import compiler as C
 from . import types as T
-from .appmode import AppRuntime, Ptr, _RUNTIMES, memory_ptr
+from .appmode import AppRuntime, _RUNTIMES, memory_ptr
 from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IORING_OP_BPF = _ops.IORING_OP_BPF

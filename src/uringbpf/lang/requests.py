@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import inspect
-from typing import Any, Callable
+from typing import Any
 
 from ..designs import requests as _rq
 from . import compiler as C
 from . import types as T
 from .appmode import AppRuntime, _RUNTIMES, memory_ptr
-from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
+from .module import Kfunc, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IoUringBpfCtx = _rq.IoUringBpfCtx
 _P = T.ptr
