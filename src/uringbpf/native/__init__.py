@@ -62,10 +62,18 @@ def compiler() -> list[str]:
     return [sys.executable, "-m", "ziglang", "cc"]
 
 
+_resolved: dict[Path, Path] = {}
+
+
 def source_path(source: str | Path) -> Path:
     """The C file a source names: ``native/<name>.c`` for a bare name, else the path itself."""
     if isinstance(source, Path):
-        return source.resolve()
+        # resolved once: load() runs on every kfunc call made through Python (the
+        # interpreter), and resolve() is a few lstat()s
+        resolved = _resolved.get(source)
+        if resolved is None:
+            resolved = _resolved[source] = source.resolve()
+        return resolved
     return HERE / f"{source}.c"
 
 
