@@ -266,8 +266,9 @@ def main() -> None:
     if not args.src or not args.dst:
         ap.error("SRC and DST are required")
     r = copy(args.src, args.dst, args.chunk, args.depth, args.app, args.engine)
-    print(f"copied {r['copied']} bytes in {r['reads']} reads ({r['short_reads']} short), "
-          f"error={r['error']} ({r['seconds'] * 1e3:.1f} ms, {'app' if args.app else args.engine})")
+    print(f"copied {int(r['copied'])} bytes in {int(r['reads'])} reads ({int(r['short_reads'])} "
+          f"short), error={int(r['error'])} ({r['seconds'] * 1e3:.1f} ms, "
+          f"{'app' if args.app else args.engine})")
 
 
 if __name__ == "__main__":
