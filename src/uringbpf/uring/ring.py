@@ -503,6 +503,33 @@ class Ring:
         self._filters.remove(fn)
         self._update_direct()
 
+    # --- what designs may read (they never write ring state directly) -----------------
+    @property
+    def sqe_filters(self) -> tuple[Callable, ...]:
+        """The SQE filters added with :meth:`add_sqe_filter`, in order."""
+        return tuple(self._filters)
+
+    @property
+    def inflight_count(self) -> int:
+        """Submitted requests whose buffers the ring keeps alive until their CQE is reaped."""
+        return len(self._inflight)
+
+    def fixed_buffer(self, index: int) -> tuple[int, int] | None:
+        """``(address, length)`` of registered buffer ``index`` (``register_buffers``), or
+        None when there is none (out of range, sparse slot, nothing registered)."""
+        bufs = self._fixed_bufs
+        if not bufs or not 0 <= index < len(bufs) or bufs[index] is None:
+            return None
+        return bufs[index]
+
+    def sync_sq_tail(self) -> None:
+        """Native code of a design queued SQEs at the kernel's SQ tail itself: take that
+        tail as the ring's own (liburing's ``sqe_head``/``sqe_tail``). Only valid while no
+        application SQE is pending; a no-op with SQ_REWIND (slots restart at 0)."""
+        if self.sq_rewind:
+            return
+        self._sqe_head = self._sqe_tail = self._sqr[self._sq_tail_i]
+
     def _filter_published(self, to_submit: int) -> None:
         head = self._sqr[self._sq_head_i]
         n = min(to_submit, (self._sqr[self._sq_tail_i] - head) & M32)

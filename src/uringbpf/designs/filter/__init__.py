@@ -431,7 +431,10 @@ def enable(ring) -> None:
     The ring knows no designs; this adds :func:`register_hook` to its register hooks
     (once), as the 7.0 kernel's io_uring_register would handle the opcode itself.
     """
-    if getattr(ring, "_cbpf_filter_hooked", False):
+    if ring in _hooked:
         return
     ring.add_register_hook(register_hook)
-    ring._cbpf_filter_hooked = True
+    _hooked.add(ring)
+
+
+_hooked: "weakref.WeakSet" = weakref.WeakSet()   # rings enable() added register_hook to

@@ -494,7 +494,7 @@ class LoopAttachment:
         """
         table = _filter.filters_of(self.ring)
         mine = table.sqe_filter if table is not None else None
-        foreign = [f for f in getattr(self.ring, "_filters", ()) if f is not mine]
+        foreign = [f for f in self.ring.sqe_filters if f is not mine]
         if not foreign:
             self.ctx.py_submit = 0
             return

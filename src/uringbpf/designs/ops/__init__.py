@@ -674,10 +674,7 @@ def _read_desc(rt, addr: int) -> bytes | None:
 
 
 def _registered(ring, index: int):
-    bufs = getattr(ring, "_fixed_bufs", None)     # adapter: Ring keeps its table privately
-    if not bufs or not 0 <= index < len(bufs) or bufs[index] is None:
-        return None
-    return bufs[index]
+    return ring.fixed_buffer(index)
 
 
 def _iovecs(addr: int, nr: int):

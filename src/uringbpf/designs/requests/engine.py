@@ -44,7 +44,7 @@ from ...bpf.helpers import Arg
 from ...bpf.platform import Platform
 from ...bpf.memory import BpfRuntimeError, Buffer, guard_check, guard_check_sqe
 from ...uring import uapi as u
-from ...uring.ring import Completion, Ring as BaseRing
+from ...uring.ring import Completion, Ring as BaseRing, deny_sqe
 
 # --- constants of the RFC -----------------------------------------------------------------
 #: The RFC appended IORING_OP_BPF after the last opcode of its day (it took the slot that
@@ -857,7 +857,7 @@ class RequestsEngine:
         ctypes.memmove(addr, data, 64)
         err = guard_check_sqe(addr)         # names runtime-owned memory: a CQE of -EFAULT
         if err:
-            ring._deny(sqe, err)
+            deny_sqe(sqe, err)
         try:
             ret = ring.submit()
         except OSError as exc:

@@ -78,16 +78,10 @@ def lib() -> ctypes.CDLL:
 
 
 def _resync_sq(ring) -> None:
-    """The C helper queued SQEs at the kernel SQ tail: move the ring's local tail along.
-
-    Adapter over uring.ring.Ring's private SQ bookkeeping (``_sqe_head``/``_sqe_tail``,
-    liburing's ``sqe_head``/``sqe_tail``), valid because we only pump with no
-    application SQE pending (see :meth:`NativeRequestsEngine.pump`).
-    """
-    if getattr(ring, "sq_rewind", False) or not hasattr(ring, "_sqe_tail"):
-        return
-    tail = ctypes.c_uint32.from_address(ring.sq_tail_addr).value
-    ring._sqe_head = ring._sqe_tail = tail
+    """The C helper queued SQEs at the kernel SQ tail: move the ring's local tail along
+    (valid because we only pump with no application SQE pending, see
+    :meth:`NativeRequestsEngine.pump`)."""
+    ring.sync_sq_tail()
 
 
 class NativeRequestsEngine(R.RequestsEngine):
@@ -235,7 +229,7 @@ class NativeRequestsEngine(R.RequestsEngine):
     def _sync_filters(self) -> None:
         """Programs' SQEs must meet every SQE filter of the ring: when a design other than
         ours filters in Python (e.g. the 7.0 cBPF filters), C submits through the ring."""
-        others = any(f != self._on_sqe for f in getattr(self.ring, "_filters", ()))
+        others = any(f != self._on_sqe for f in self.ring.sqe_filters)
         if others != self._py_submit_on:
             addr = ctypes.cast(self._py_submit, c_void_p).value if others else 0
             self._L.rq_set_py_submit(self._e, addr)
@@ -252,7 +246,7 @@ class NativeRequestsEngine(R.RequestsEngine):
             if not ring.sq_rewind and ring.sq_ready():
                 ring.submit()     # the C helper writes at the kernel tail: go after these
             self._sync_filters()
-            advance = not getattr(ring, "_inflight", None)
+            advance = not ring.inflight_count
             head = self._k_head.value
             with R.catch_lost_interrupts():
                 runs = L.rq_pump(self._e, budget, int(advance))
@@ -285,7 +279,7 @@ class NativeRequestsEngine(R.RequestsEngine):
             self.pump()
             if cq.ready() >= nr:
                 return 0
-            if getattr(ring, "_inflight", None) or (not ring.sq_rewind and ring.sq_ready()):
+            if ring.inflight_count or (not ring.sq_rewind and ring.sq_ready()):
                 return super().wait(nr, cq_idx, None if deadline is None
                                     else max(deadline - time.monotonic(), 0.0))
             left = -1 if deadline is None else int((deadline - time.monotonic()) * 1e9)
