@@ -446,3 +446,28 @@ def run_verdict(executor: str, name: str) -> Any:
 for _src in sorted((Path(__file__).parent / "bpf").glob("v_*.bpf.c")):
     _n = _src.name[:-len(".bpf.c")]
     case(f"loop_verifier_{_n[2:]}")(lambda ex, n=_n: run_verdict(ex, n))
+
+
+# --- the README's example, as written except for the executor -------------------------
+def run_readme(executor: str) -> Any:
+    """README.md's Python example with ``obj.load()`` -> ``obj.load(executor=...)``.
+
+    The guest has no BPF compiler, so ``loop.example_object`` is pointed at the objects
+    tests/kernel/prepare.py compiled from the same sources for the length of the run.
+    """
+    import re
+    text = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    if code.count("obj.load()") != 1:
+        raise AssertionError("README example no longer has exactly one obj.load()")
+    code = code.replace("obj.load()", f"obj.load(executor={executor!r})")
+    saved = loop.example_object
+    loop.example_object = lambda name: OBJS / f"{name}.o"
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+        return "ran"
+    finally:
+        loop.example_object = saved
+
+
+case("readme_example")(run_readme)
