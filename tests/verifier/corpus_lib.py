@@ -80,9 +80,12 @@ def parse_maps(text: str) -> list[FakeMap]:
     return maps
 
 
-def load_corpus() -> list[Case]:
+HELDOUT_DIR = pathlib.Path(__file__).parent / "heldout"
+
+
+def load_corpus(directory: pathlib.Path = CORPUS_DIR) -> list[Case]:
     cases: list[Case] = []
-    for path in sorted(CORPUS_DIR.glob("*.txt")):
+    for path in sorted(directory.glob("*.txt")):
         text = path.read_text()
         chunks = re.split(r"^### ", text, flags=re.M)
         offset = text[: len(chunks[0])].count("\n")
