@@ -776,8 +776,10 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
 class JitFunction:
     """A compiled program bound to one runtime.
 
-    Not re-entrant across threads (one context, one stack); nested calls on one thread (a
-    helper that runs a callback) are fine because frames are taken stack-wise.
+    One thread at a time (one context, one stack): a call from another thread while one
+    runs raises :class:`BpfRuntimeError` (``jitrt_gate`` refuses the entry; compile once per
+    thread to run concurrently). Nested calls on one thread (a helper that runs a callback)
+    are fine because frames are taken stack-wise.
     """
 
     def __init__(self, program: isa.Program, runtime: Runtime, code: _Code, state: _RunState,
