@@ -142,6 +142,7 @@ class MemRegion:
     keepalive: Any = None
 
     def view(self) -> memoryview:
+        """A writable memoryview of the region's bytes."""
         return memoryview((ctypes.c_char * self.size).from_address(self.addr)).cast("B")
 
 
@@ -377,10 +378,12 @@ class LoopAttachment:
 
     @property
     def params_addr(self) -> int:
+        """Address of the ``struct iou_loop_params`` the program gets."""
         return self.addr + LoopCtx.params.offset
 
     @property
     def args_addr(self) -> int:
+        """Address of the two-pointer args block (``r1`` of loop_step)."""
         return self.addr + LoopCtx.args.offset
 
     # the program -----------------------------------------------------------------
@@ -517,6 +520,7 @@ class LoopAttachment:
         return self.run()
 
     def stats(self) -> dict[str, int]:
+        """Counters since the attach: steps, waits, submit calls, SQEs submitted/denied/faulted."""
         c = self.ctx
         return {"steps": c.steps, "waits": c.waits, "submit_calls": c.submit_calls,
                 "sqes_submitted": c.sqes_submitted, "sqes_denied": c.sqes_denied,
@@ -612,6 +616,7 @@ def attach_loop(ring, step: Any, *, engine: str | None = None) -> LoopAttachment
 
 
 def attachment_of(ring) -> LoopAttachment | None:
+    """The live :class:`LoopAttachment` of ``ring``, or None."""
     return _attachments.get(ring)
 
 
@@ -700,6 +705,7 @@ def nops_example(ring, total: int, *, engine: str = "jit", cap: int | None = Non
 
 @dataclass
 class CopyResult:
+    """What :func:`copy_fd` did: bytes copied, error (-errno or 0), done, and counters."""
     copied: int
     error: int
     done: bool
@@ -908,6 +914,7 @@ def demo_section(opts=None) -> None:
 
 
 def register_demo(add_section) -> None:
+    """Add the loop design's section to ``uringbpf demo``."""
     add_section("loop", "Linux 7.1 loop_step: short-read-proof cp, checksum, NOP throughput",
                 demo_section)
 
