@@ -173,7 +173,7 @@ case("loop_cksum_empty")(lambda ex: run_cksum(ex, b""))
 # the error paths, with tests/kernel/bpf/probe.bpf.c
 def run_probe(executor: str, *, flags: int = LOOP_FLAGS, entries: int = 8, ring_fd: Any = None,
               bss: dict | None = None, twice: bool = False, mem_region: int = 0,
-              enter_twice: bool = False) -> dict:
+              enter_twice: bool = False, enter_submit: int = 0, after_detach: bool = False) -> dict:
     try:
         ring = Ring(entries, cq_entries=entries, flags=flags)
     except OSError as exc:
@@ -212,12 +212,19 @@ def run_probe(executor: str, *, flags: int = LOOP_FLAGS, entries: int = 8, ring_
                     res["attach2"] = 0
                 except Exception as exc:  # noqa: BLE001
                     res["attach2"] = _errno_of(exc)
-            res["enter"] = ring.enter(0, 0, ENTER_GETEVENTS)
+            res["enter"] = ring.enter(enter_submit, 0, ENTER_GETEVENTS)
             if enter_twice:
                 res["enter2"] = ring.enter(0, 0, ENTER_GETEVENTS)
             b = obj.bss
             res.update(steps=b.steps, submit_ret=b.submit_ret, region_ok=b.region_ok,
                        cqes=_cqes(ring))
+            if after_detach:
+                # detached: io_uring_enter is the plain syscall again
+                _release_probes()
+                ring.prep_nop(user_data=4242)
+                res["plain_submit"] = ring.submit_and_wait(1)
+                res["plain_cqes"] = _cqes(ring)
+                res["steps_after"] = obj.bss.steps
             return res
         finally:
             _release_probes()
@@ -283,6 +290,8 @@ for _rid in (0, 1, 2, 3, 1000):
 for _si in (1, 2, 3):
     case(f"loop_region_mem_registered_8k_size{_si}")(
         lambda ex, si=_si: _P(ex, mem_region=8192, bss={"mode": 3, "region_id": 0, "size_idx": si}))
+case("loop_detach_then_plain_nop")(lambda ex: _P(ex, after_detach=True, bss={"mode": 0, "ret_value": 1}))
+case("loop_enter_with_to_submit")(lambda ex: _P(ex, enter_submit=4, bss={"mode": 0, "ret_value": 1}))
 case("loop_enter_twice")(lambda ex: _P(ex, enter_twice=True, bss={"mode": 0, "ret_value": 1}))
 
 
