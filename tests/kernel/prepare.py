@@ -30,7 +30,8 @@ def main() -> None:
         shutil.copyfile(obj, objs / (src.name[:-len(".bpf.c")] + ".o"))
     # every C file of the package: wherever a native module lives (native/, a design's
     # folder), the guest finds it built (none of them takes extra flags today)
-    natives = sorted((REPO / "src" / "uringbpf").rglob("*.c"))
+    natives = sorted(p for p in (REPO / "src" / "uringbpf").rglob("*.c")
+                     if not p.name.endswith(".bpf.c"))
     for src in natives:
         native.build(src)
     print(f"prepared {len(sources)} objects, {len(natives)} native modules in {OUT}", file=sys.stderr)
