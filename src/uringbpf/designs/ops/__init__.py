@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import itertools
+import os
 import struct
 import threading
 import weakref
@@ -190,9 +191,17 @@ class OpsSlot:
     table: "OpsTable"
     op_id: int
     progs: dict
-    inflight: int = 0
+    py_inflight: int = 0
     closing: bool = False
     runtimes: list = field(default_factory=list)
+
+    @property
+    def inflight(self) -> int:
+        """Requests between prep and their end, on either submit path."""
+        n = self.py_inflight
+        if self.table.nring:
+            n += self.table._ninflight[self.op_id]
+        return n
 
     def destroy(self) -> None:
         """Unregister: waits for the requests in flight (the series waits on ctx->bpf_wq)."""
@@ -242,11 +251,99 @@ class OpsTable:
         self.native = lib.ops_tab_new(self.slab.addr, self.nreq)
         if not self.native:
             raise OSError(errno.ENOMEM, "no native request table for IORING_OP_BPF")
-        weakref.finalize(self, lib.ops_tab_free, self.native)
         self.nreqs = [_NReq.from_address(lib.ops_tab_req(self.native, i))
                       for i in range(self.nreq)]
         self.errors: list[BaseException] = []
-        self.stats = {"prep": 0, "issue": 0, "fail": 0, "cleanup": 0, "sentinels": 0}
+        self._pystats = {"prep": 0, "issue": 0, "fail": 0, "cleanup": 0, "sentinels": 0}
+        # The native submit path (ops_enter in ops.c): used while every program of every
+        # slot is verified JIT code (native_path); the interpreter keeps the Python path.
+        self.nring = 0
+        if ring.backend == "kernel":
+            geometry = (ctypes.c_uint32 * 6)(ring.sq_mask, ring.sq_entries, ring.sqe_size,
+                                             ring.cq_mask, ring.cq_entries, ring.cqe_size)
+            self._table_id = next(_tokens)
+            _native_tables[self._table_id] = self
+            self.nring = lib.ops_ring_new(
+                self.native, ring.fd, self.args_addr, self._table_id, ring.sq_head_addr,
+                ring.sq_tail_addr, ring.sq_array_addr, ring.kernel_sqes_addr,
+                ring.cq_head_addr, ring.cq_tail_addr, ring.cqes_addr, ctypes.addressof(geometry))
+            if not self.nring:
+                raise OSError(errno.ENOMEM, "no native submit path for IORING_OP_BPF")
+            self._nstatus = (ctypes.c_int64 * 2).from_address(lib.ops_ring_status(self.nring))
+            self._ninflight = (ctypes.c_uint64 * IO_RING_MAX_BPF_OPS).from_address(
+                lib.ops_ring_status(self.nring) + 16)
+            self._fixed_dirty = True
+            ring.add_register_hook(self._on_register)
+        weakref.finalize(self, _free_native, lib, self.native, self.nring)
+        #: True while ops_enter (C) runs this ring's submit path (see _update_native)
+        self.native_path = False
+        #: set False to force the Python path (tests compare the two on the same inputs)
+        self.allow_native = True
+
+    @property
+    def stats(self) -> dict:
+        """Callback and sentinel counts, both submit paths together."""
+        out = dict(self._pystats)
+        if self.nring:
+            arr = (ctypes.c_uint64 * 5)()
+            _lib().ops_ring_stats(self.nring, ctypes.addressof(arr))
+            for k, v in zip(("prep", "issue", "fail", "cleanup", "sentinels"), arr):
+                out[k] += v
+        return out
+
+    def _on_register(self, ring, opcode: int, arg: int, nr_args: int) -> None:
+        """Any io_uring_register may change the registered buffers: resync the C mirror
+        before the next native submit (the hook runs before the kernel call)."""
+        self._fixed_dirty = True
+
+    def _sync_fixed(self, ring) -> None:
+        lib = _lib()
+        lib.ops_ring_set_fixed(self.nring, -1, 0, 0, 0)
+        for i in range(_NFIXED):
+            reg = ring.fixed_buffer(i)
+            if reg is not None:
+                lib.ops_ring_set_fixed(self.nring, i, reg[0], reg[1], 1)
+        self._fixed_dirty = False
+
+    def _update_native(self) -> None:
+        """Push the slots to C and decide the path: native iff every program is unchecked
+        JIT code (its entry runs from C; the interpreter and checked code need Python)."""
+        if not self.nring:
+            return
+        lib = _lib()
+        ok = True
+        for op_id, slot in enumerate(self.slots):
+            lib.ops_ring_set_slot(self.nring, op_id, slot is not None,
+                                  bool(slot and slot.closing), id(slot) & _U64 if slot else 0)
+            for which, m in enumerate(MEMBERS):
+                p = slot.progs.get(m) if slot is not None else None
+                jit = getattr(p, "jit", None) if p is not None else None
+                if p is not None and (getattr(p, "engine", None) != "jit" or jit is None
+                                      or jit.checked):
+                    ok = False
+                lib.ops_ring_set_prog(self.nring, op_id, which,
+                                      p.entry_address if jit is not None else 0,
+                                      jit.error_address if jit is not None else 0)
+        self.native_path = ok and self.allow_native
+
+    def _take_native_errors(self) -> None:
+        """Errors the native path saved (first per program per enter) -> self.errors."""
+        lib = _lib()
+        out = (ctypes.c_uint64 * 5)()
+        for op_id, slot in enumerate(self.slots):
+            if slot is None:
+                continue
+            for which, m in enumerate(MEMBERS):
+                p = slot.progs.get(m)
+                if p is None or not lib.ops_ring_take_error(self.nring, op_id, which,
+                                                            ctypes.addressof(out)):
+                    continue
+                ctx = (ctypes.c_uint64 * 5).from_address(p.jit.error_address)
+                ctx[:] = out[:]
+                err = p.take_error()
+                self.errors.append(err if err is not None else BpfRuntimeError(
+                    f"{p.name}: stopped with error {out[0]} at insn {out[1]}"))
+        self._nstatus[0] = 0
 
     @property
     def ring(self):
@@ -270,6 +367,7 @@ class OpsTable:
                 if p is not None:
                     self._allow(slot, p.runtime)
             self.slots[op_id] = slot
+            self._update_native()
         return slot
 
     def _allow(self, slot: OpsSlot, runtime) -> None:
@@ -286,6 +384,7 @@ class OpsTable:
             while slot.inflight:
                 self.cond.wait()
             self.slots[slot.op_id] = None
+            self._update_native()
             for rt in slot.runtimes:
                 r = rt.mem.find(self.slab.addr, self.slab.size)
                 if r is not None and not any(s is not None and rt in s.runtimes
@@ -322,7 +421,7 @@ class OpsTable:
             if not self.free:
                 return None, -errno.ENOMEM
             index = self.free.pop()
-            slot.inflight += 1
+            slot.py_inflight += 1
         data = self.slab.addr + 64 + index * _SLOT
         ctypes.memset(data, 0, DATA_SIZE)
         ctypes.memmove(data + DATA_SIZE, sqe, 64)
@@ -334,7 +433,7 @@ class OpsTable:
         _prep_descs(self.ring, req, sqe)
         nreq.data, nreq.result, nreq.live = data, 0, 1
         _by_data[data] = req
-        self.stats["prep"] += 1
+        self._pystats["prep"] += 1
         ret = self._call(slot.progs["prep_fn"], data, data + DATA_SIZE)
         if ret:
             self._release(req)
@@ -344,7 +443,7 @@ class OpsTable:
 
     def _issue(self, req: Request) -> int:
         slot = req.slot
-        self.stats["issue"] += 1
+        self._pystats["issue"] += 1
         issue = slot.progs.get("issue_fn")
         # v3: ops without issue_fn complete the request with the result as it stands (0)
         ret = self._call(issue, req.data) if issue is not None else 0
@@ -359,7 +458,7 @@ class OpsTable:
     def _fail(self, req: Request) -> None:
         fail = req.slot.progs.get("fail_fn") if req.slot else None
         if fail is not None:
-            self.stats["fail"] += 1
+            self._pystats["fail"] += 1
             self._call(fail, req.data)
             _close_iters(req)
 
@@ -370,7 +469,7 @@ class OpsTable:
         req.done = True
         cleanup = req.slot.progs.get("cleanup_fn") if req.slot else None
         if req.prepped and cleanup is not None:
-            self.stats["cleanup"] += 1
+            self._pystats["cleanup"] += 1
             self._call(cleanup, req.data)
             _close_iters(req)
         self._release(req)
@@ -388,11 +487,26 @@ class OpsTable:
         with self.cond:
             self.free.append(req.index)
             if req.slot is not None:
-                req.slot.inflight -= 1
+                req.slot.py_inflight -= 1
             self.cond.notify_all()
 
     # --- the submit path ---------------------------------------------------------------
     def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int) -> int:
+        if self.native_path and self.allow_native and not ring.sqe_filters:
+            if self._fixed_dirty:
+                self._sync_fixed(ring)
+            with self.cond:
+                ret = _enter(self.nring, to_submit, min_complete, flags)
+            st = self._nstatus
+            if st[0]:
+                self._take_native_errors()
+            if st[1]:
+                code = -st[1]
+                raise OSError(code, "IORING_OP_BPF submit path: " + (
+                    "the CQ is full while an IORING_OP_BPF request waits for its chain: "
+                    "reap CQEs or size the CQ larger" if code == errno.EBUSY
+                    else os.strerror(code)))
+            return ret
         if to_submit <= 0:
             return ring.raw_enter(to_submit, min_complete, flags)
         sq = _SqAccess(ring)
@@ -716,23 +830,29 @@ def resolve_desc(ring, desc: bytes, direction: int):
                 return -errno.EFAULT
         return [(a, n, True) for a, n in vecs]
     if t == IO_BPF_BUF_KFIXED:
-        base = None
-        try:     # a kernel buffer of the kbuf design's table, if the ring has one
-            found = _kbuf.kbuf_table(ring).lookup(index)
-        except LookupError:
-            found = None
-        if found is not None:
-            kaddr, klen, kdir = found
-            need = _kbuf.KBUF_DIR_DEST if direction == ITER_DEST else _kbuf.KBUF_DIR_SOURCE
-            if not kdir & need:
-                return -errno.EFAULT
-            base = (kaddr, klen)
-        if base is None:
-            base = _registered(ring, index)
-        if base is None or addr + length > base[1]:
+        base = _kfixed_base(ring, index, direction)
+        if isinstance(base, int) or addr + length > base[1]:
             return -errno.EFAULT
         return [(base[0] + addr, length, True)]
     return -errno.EINVAL
+
+
+def _kfixed_base(ring, index: int, direction: int):
+    """``(addr, len)`` of the buffer a KFIXED descriptor's index names, or -errno: a kernel
+    buffer of the kbuf design's table if the ring has one (its direction checked), else a
+    registered buffer."""
+    try:
+        found = _kbuf.kbuf_table(ring).lookup(index)
+    except LookupError:
+        found = None
+    if found is not None:
+        kaddr, klen, kdir = found
+        need = _kbuf.KBUF_DIR_DEST if direction == ITER_DEST else _kbuf.KBUF_DIR_SOURCE
+        if not kdir & need:
+            return -errno.EFAULT
+        return (kaddr, klen)
+    base = _registered(ring, index)
+    return -errno.EFAULT if base is None else base
 
 
 # --- native request state (mirrors of designs/ops/ops.c) ------------------------------------
@@ -929,10 +1049,70 @@ def _set_prototypes(lib: ctypes.CDLL) -> None:
         f = getattr(lib, name)
         f.restype, f.argtypes = res, args
     lib.ops_set_resolver(ctypes.cast(_resolve_cb, ctypes.c_void_p).value)
+    I = ctypes.c_int64
+    for name, res, args in (("ops_ring_new", U, [U] * 12), ("ops_ring_free", None, [U]),
+                            ("ops_ring_set_prog", None, [U] * 5),
+                            ("ops_ring_set_slot", None, [U] * 5),
+                            ("ops_ring_set_fixed", None, [U, I, U, U, U]),
+                            ("ops_ring_stats", U, [U, U]), ("ops_ring_status", U, [U]),
+                            ("ops_ring_take_error", U, [U, U, U, U]),
+                            ("ops_set_lookup", None, [U]), ("ops_enter", I, [U, U, U, U])):
+        f = getattr(lib, name)
+        f.restype, f.argtypes = res, args
+    lib.ops_set_lookup(ctypes.cast(_lookup_cb, ctypes.c_void_p).value)
 
 
 def _lib():
     return native.load(NATIVE_SOURCE, configure=_set_prototypes)
+
+
+def _enter(handle: int, to_submit: int, min_complete: int, flags: int) -> int:
+    """ops_enter(): the native submit path (the C function bound once, on first use)."""
+    global _enter
+    fn = _lib().ops_enter
+    _enter = fn
+    return fn(handle, to_submit, min_complete, flags)
+
+
+def _free_native(lib, tab: int, nring: int) -> None:
+    if nring:
+        lib.ops_ring_free(nring)
+    lib.ops_tab_free(tab)
+
+
+#: registered buffers mirrored in C for the native path (ops.c OPS_NFIXED); higher indices
+#: and KFIXED descriptors are looked up through _native_lookup
+_NFIXED = 1024
+#: table id -> OpsTable, for _native_lookup (weak: a table goes with its ring)
+_native_tables: "weakref.WeakValueDictionary[int, OpsTable]" = weakref.WeakValueDictionary()
+_LOOKUP_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_int64, ctypes.c_uint64,
+                              ctypes.c_int64, ctypes.c_uint64)
+
+
+def _native_lookup(table_id: int, kind: int, index: int, direction: int, out: int) -> int:
+    """Called by ops.c for a registered buffer beyond its mirror (kind 1) or a KFIXED
+    descriptor's base (kind 3): writes (addr, len) to out; 0 or -errno."""
+    try:
+        table = _native_tables.get(table_id)
+        ring = table.ring if table is not None else None
+        if ring is None:
+            return -errno.EFAULT
+        if kind == 3:
+            found = _kfixed_base(ring, index, direction)
+            if isinstance(found, int):
+                return found
+            (ctypes.c_uint64 * 2).from_address(out)[:] = [found[0], found[1]]
+            return 0
+        reg = _registered(ring, index)
+        if reg is None:
+            return -errno.EFAULT
+        (ctypes.c_uint64 * 2).from_address(out)[:] = [reg[0], reg[1]]
+        return 0
+    except BaseException:  # noqa: BLE001 - must not unwind through C: a clean -EFAULT
+        return -errno.EFAULT
+
+
+_lookup_cb = _LOOKUP_FN(_native_lookup)
 
 
 #: helper/kfunc name -> C twin in designs/ops/ops.c (the JIT calls these directly)

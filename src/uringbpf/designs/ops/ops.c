@@ -126,12 +126,20 @@ struct ops_rdesc {               /* mirrors ops.py _RDesc: one (descriptor, dire
     uint64_t segs;               /* struct ops_seg * */
 };
 
-struct ops_req {                 /* mirrors ops.py _NReq */
+struct ops_ring;
+
+struct ops_req {                 /* mirrors ops.py _NReq (the first five fields) */
     uint64_t data;
     int32_t result;
     uint32_t live;
     uint64_t ndesc;
     uint64_t descs;              /* struct ops_rdesc * */
+    /* native submit path only (Python never reads these): */
+    struct ops_ring *nring;      /* the ring whose ops_enter prepped it, NULL: Python path */
+    void *allocs;                /* malloc'd descriptor tables/segments, freed on release */
+    uint32_t slot, prepped, done, index;
+    uint64_t user_data;
+    uint8_t flags;
 };
 
 struct ops_tab {
@@ -270,6 +278,10 @@ uint64_t ops_set_result(uint64_t data, uint64_t res, uint64_t r3, uint64_t r4, u
     return 0;
 }
 
+static int32_t ops_native_resolve(struct ops_req *req, const uint8_t desc[16], int32_t dir,
+                                  const struct ops_seg **segs, uint64_t *nseg,
+                                  struct ops_seg *scratch);
+
 /* Segments of a descriptor for `req`: the prep-time table, else the Python resolver.
  * Called without the lock; returns 0 or -errno, segs and nseg set on success. */
 static int32_t resolve(uint64_t data, const uint8_t desc[16], int32_t dir,
@@ -302,6 +314,8 @@ static int32_t resolve(uint64_t data, const uint8_t desc[16], int32_t dir,
         *nseg = 1;
         return 0;
     }
+    if (req->nring)              /* a request of the native path: resolved in C */
+        return ops_native_resolve(req, desc, dir, segs, nseg, scratch);
     if (!ops_resolver)
         return -EFAULT;
     ops_resolver(data, (uint64_t)(uintptr_t)desc, dir, (uint64_t)(uintptr_t)&out);
@@ -574,4 +588,852 @@ uint64_t ops_memcpy(uint64_t data, uint64_t dstp, uint64_t srcp, uint64_t r4, ui
 uint64_t ops_read_user(uint64_t addr, uint64_t buf, uint64_t n)
 {
     return probe_read(addr, (void *)(uintptr_t)buf, n);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The native submit path (issue #17): designs/ops/__init__.py's enter hook, _Window and
+ * OpsTable._prep/_issue/_fail/_finish in C, for rings whose ops programs all run as
+ * (verified, unchecked) JIT code.  One `struct ops_ring` per OpsTable; Python calls
+ * ops_enter() once per io_uring_enter and nothing per operation:
+ *
+ *   - every IORING_OP_BPF SQE of the window is prepped first (prep_fn through its native
+ *     entry, the SQE's descriptors resolved into the request's table in C);
+ *   - a chain that failed at prep becomes NOPs injecting -errno / -ECANCELED;
+ *   - the SQEs before a BPF op go to the kernel followed by a sentinel NOP in its place;
+ *     its CQE tells whether the chain reached the op (0) or broke (-ECANCELED); then
+ *     issue_fn runs and the sentinel CQE is rewritten in place into the op's CQE;
+ *   - the rest of the chain follows, or is cancelled when the op failed (LINK, not HARDLINK).
+ *
+ * Semantics are those of the Python _Window (the reference, used with the interpreter);
+ * tests/designs/test_ops_native.py runs both on the same inputs.  Buffers the kernel-buffer
+ * design owns (KFIXED) and registered buffers beyond OPS_NFIXED are looked up through one
+ * Python callback (ops_set_lookup): the only way back into Python on this path.
+ */
+#include <sys/syscall.h>
+
+#define OPS_OP_BPF 65
+#define OPS_MAX_OPS 16
+#define OPS_OP_SHIFT 24
+#define OPS_NFIXED 1024
+#define OPS_MAX_PREP_DESCS 16
+#define OPS_UIO_MAXIOV 1024
+#define OPS_SKIP_COMPLETE (-529)
+#define OPS_TOKEN_BASE 0xB9E0000000000000ull
+#define SQE_IO_DRAIN 2u
+#define SQE_IO_LINK 4u
+#define SQE_IO_HARDLINK 8u
+#define SQE_CQE_SKIP_SUCCESS 64u
+#define SQE_LINKS (SQE_IO_LINK | SQE_IO_HARDLINK)
+#define ENTER_GETEVENTS 1u
+
+enum { P_PREP, P_ISSUE, P_FAIL, P_CLEANUP, P_N };
+enum { S_PREP, S_ISSUE, S_FAIL, S_CLEANUP, S_SENTINELS, S_N };
+
+typedef uint64_t (*ops_entry_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+/* Python lookup: kind 1 = registered buffer `index` (FIXED/REG_VEC), 3 = KFIXED base for
+ * direction `dir`; writes (addr, len) to out[0..1]; returns 0 or -errno. */
+typedef int64_t (*ops_lookup_fn)(uint64_t table_id, int64_t kind, uint64_t index, int64_t dir,
+                                 uint64_t out);
+
+struct ops_nprog {
+    uint64_t entry;              /* uint64_t (*)(r1..r5): JIT code through its gate, 0: none */
+    uint64_t jctx;               /* its struct jitrt_ctx (error word first) */
+    uint64_t saved[5];           /* first error of this enter: error, pc, addr, size, write */
+    uint64_t nsaved;
+};
+
+struct ops_nslot {
+    struct ops_nprog p[P_N];
+    uint64_t cookie;             /* what data->ops holds (the Python slot's id) */
+    uint32_t present, closing;
+};
+
+struct ops_ring {
+    struct ops_tab *tab;
+    int fd;
+    uint32_t sq_mask, sq_entries, sqe_size, cq_mask, cq_entries, cqe_size;
+    uint32_t *sq_head, *sq_tail, *sq_array, *cq_head, *cq_tail;
+    uint8_t *sqes, *cqes;
+    uint64_t args;               /* two u64: r1 of every callback */
+    struct ops_nslot slots[OPS_MAX_OPS];
+    uint64_t fixed[OPS_NFIXED][2];
+    uint8_t fixed_set[OPS_NFIXED];
+    uint32_t *freel, nfree;
+    uint64_t token;
+    uint64_t stats[S_N];
+    uint64_t errors;             /* callbacks that stopped on an error since the last take */
+    int64_t fatal;               /* -errno the Python wrapper raises as OSError, 0: none */
+    uint64_t inflight[OPS_MAX_OPS]; /* per op id, prep to release (OpsSlot.inflight reads it) */
+    uint64_t table_id;
+};
+
+static ops_lookup_fn ops_lookup;
+
+void ops_set_lookup(uint64_t fn)
+{
+    ops_lookup = (ops_lookup_fn)(uintptr_t)fn;
+}
+
+static long sys_enter(int fd, uint32_t n, uint32_t mc, uint32_t flags)
+{
+    long r = syscall(__NR_io_uring_enter, fd, n, mc, flags, NULL, 0);
+    return r < 0 ? -errno : r;
+}
+
+/* addresses: the ring's mmaps as uring.Ring exposes them (see OpsTable._native_ring) */
+uint64_t ops_ring_new(uint64_t tab, uint64_t fd, uint64_t args, uint64_t table_id,
+                      uint64_t sq_head, uint64_t sq_tail, uint64_t sq_array, uint64_t sqes,
+                      uint64_t cq_head, uint64_t cq_tail, uint64_t cqes, uint64_t geometry)
+{
+    struct ops_ring *r = calloc(1, sizeof(*r));
+    struct ops_tab *t = (void *)(uintptr_t)tab;
+    const uint32_t *g = (const void *)(uintptr_t)geometry;  /* sq mask/entries/sqe size, cq ... */
+    if (!r)
+        return 0;
+    r->freel = calloc(t->nreq, sizeof(*r->freel));
+    if (!r->freel) {
+        free(r);
+        return 0;
+    }
+    for (uint64_t i = 0; i < t->nreq; i++)
+        r->freel[r->nfree++] = (uint32_t)(t->nreq - 1 - i);
+    r->tab = t;
+    r->fd = (int)fd;
+    r->args = args;
+    r->table_id = table_id;
+    r->sq_head = (void *)(uintptr_t)sq_head;
+    r->sq_tail = (void *)(uintptr_t)sq_tail;
+    r->sq_array = (void *)(uintptr_t)sq_array;
+    r->sqes = (void *)(uintptr_t)sqes;
+    r->cq_head = (void *)(uintptr_t)cq_head;
+    r->cq_tail = (void *)(uintptr_t)cq_tail;
+    r->cqes = (void *)(uintptr_t)cqes;
+    r->sq_mask = g[0];
+    r->sq_entries = g[1];
+    r->sqe_size = g[2];
+    r->cq_mask = g[3];
+    r->cq_entries = g[4];
+    r->cqe_size = g[5];
+    return (uint64_t)(uintptr_t)r;
+}
+
+void ops_ring_free(uint64_t h)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    free(r->freel);
+    free(r);
+}
+
+/* which: P_*; entry 0 removes the program */
+void ops_ring_set_prog(uint64_t h, uint64_t op_id, uint64_t which, uint64_t entry, uint64_t jctx)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    r->slots[op_id].p[which].entry = entry;
+    r->slots[op_id].p[which].jctx = jctx;
+    r->slots[op_id].p[which].nsaved = 0;
+}
+
+void ops_ring_set_slot(uint64_t h, uint64_t op_id, uint64_t present, uint64_t closing,
+                       uint64_t cookie)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    r->slots[op_id].present = (uint32_t)present;
+    r->slots[op_id].closing = (uint32_t)closing;
+    r->slots[op_id].cookie = cookie;
+}
+
+/* the registered-buffer mirror: n < 0 clears it, else entry n = (addr, len) or unset */
+void ops_ring_set_fixed(uint64_t h, int64_t n, uint64_t addr, uint64_t len, uint64_t set)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    if (n < 0) {
+        memset(r->fixed_set, 0, sizeof(r->fixed_set));
+        return;
+    }
+    if (n < OPS_NFIXED) {
+        r->fixed[n][0] = addr;
+        r->fixed[n][1] = len;
+        r->fixed_set[n] = (uint8_t)set;
+    }
+}
+
+uint64_t ops_ring_stats(uint64_t h, uint64_t out)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    memcpy((void *)(uintptr_t)out, r->stats, sizeof(r->stats));
+    return r->errors;
+}
+
+/* The first saved error of program (op_id, which) since the last call: 1 and out[0..4],
+ * or 0.  Clears it. */
+uint64_t ops_ring_take_error(uint64_t h, uint64_t op_id, uint64_t which, uint64_t out)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    struct ops_nprog *p = &r->slots[op_id].p[which];
+    if (!p->nsaved)
+        return 0;
+    memcpy((void *)(uintptr_t)out, p->saved, sizeof(p->saved));
+    p->nsaved = 0;
+    return 1;
+}
+
+void ops_ring_clear_errors(uint64_t h)
+{
+    ((struct ops_ring *)(uintptr_t)h)->errors = 0;
+}
+
+/* --- per-request memory ------------------------------------------------------------- */
+struct ops_alloc {
+    struct ops_alloc *next;
+    uint64_t pad;
+};
+
+static void *req_alloc(struct ops_req *req, size_t n)
+{
+    struct ops_alloc *a = calloc(1, sizeof(*a) + n);
+    if (!a)
+        return NULL;
+    a->next = req->allocs;
+    req->allocs = a;
+    return a + 1;
+}
+
+static void req_free_allocs(struct ops_req *req)
+{
+    struct ops_alloc *a = req->allocs;
+    while (a) {
+        struct ops_alloc *n = a->next;
+        free(a);
+        a = n;
+    }
+    req->allocs = NULL;
+}
+
+static int32_t reg_lookup(struct ops_ring *r, int kind, uint32_t index, int32_t dir,
+                          uint64_t *addr, uint64_t *len)
+{
+    uint64_t out[2] = { 0, 0 };
+    int32_t err;
+    if (kind == 1 && index < OPS_NFIXED) {
+        if (!r->fixed_set[index])
+            return -EFAULT;
+        *addr = r->fixed[index][0];
+        *len = r->fixed[index][1];
+        return 0;
+    }
+    if (!ops_lookup)
+        return -EFAULT;
+    err = (int32_t)ops_lookup(r->table_id, kind, index, dir, (uint64_t)(uintptr_t)out);
+    *addr = out[0];
+    *len = out[1];
+    return err;
+}
+
+static int32_t read_iovecs(struct ops_req *req, uint64_t addr, uint32_t nr,
+                           struct ops_seg **out)
+{
+    uint64_t *raw;
+    struct ops_seg *segs;
+    if (nr > OPS_UIO_MAXIOV)
+        return -EINVAL;
+    raw = malloc(16 * (size_t)nr + 1);
+    segs = req_alloc(req, sizeof(*segs) * (nr ? nr : 1));
+    if (!raw || !segs) {
+        free(raw);
+        return -ENOMEM;
+    }
+    if (!probe_read(addr, raw, 16 * (uint64_t)nr)) {
+        free(raw);
+        return -EFAULT;
+    }
+    for (uint32_t i = 0; i < nr; i++) {
+        segs[i].addr = raw[2 * i];
+        segs[i].len = raw[2 * i + 1];
+        segs[i].checked = 0;
+    }
+    free(raw);
+    *out = segs;
+    return 0;
+}
+
+/* designs/ops resolve_desc() in C: segments of a descriptor for `dir`, memory from `req` */
+static int32_t ndesc_resolve(struct ops_ring *r, struct ops_req *req, const uint8_t *desc,
+                             int32_t dir, struct ops_seg **segs, uint64_t *nseg)
+{
+    uint8_t type = desc[0];
+    uint16_t index;
+    uint32_t length;
+    uint64_t addr, base, blen;
+    struct ops_seg *s;
+    int32_t err;
+
+    memcpy(&index, desc + 2, 2);
+    memcpy(&length, desc + 4, 4);
+    memcpy(&addr, desc + 8, 8);
+    *nseg = 0;
+    if (desc[1])
+        return -EINVAL;
+    switch (type) {
+    case 0: /* USER */
+    case 2: /* VEC */
+        if (type == 2) {
+            err = read_iovecs(req, addr, length, segs);
+            if (!err)
+                *nseg = length;
+            return err;
+        }
+        s = req_alloc(req, sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        s->addr = addr;
+        s->len = length;
+        *segs = s;
+        *nseg = 1;
+        return 0;
+    case 1: /* FIXED */
+        err = reg_lookup(r, 1, index, dir, &base, &blen);
+        if (err || addr < base || addr + length > base + blen)
+            return -EFAULT;
+        s = req_alloc(req, sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        s->addr = addr;
+        s->len = length;
+        s->checked = 1;
+        *segs = s;
+        *nseg = 1;
+        return 0;
+    case 4: /* REG_VEC */
+        if (reg_lookup(r, 1, index, dir, &base, &blen))
+            return -EFAULT;
+        err = read_iovecs(req, addr, length, segs);
+        if (err)
+            return err;
+        for (uint32_t i = 0; i < length; i++) {
+            if ((*segs)[i].addr < base || (*segs)[i].addr + (*segs)[i].len > base + blen)
+                return -EFAULT;
+            (*segs)[i].checked = 1;
+        }
+        *nseg = length;
+        return 0;
+    case 3: /* KFIXED: the kbuf design's table (Python), else a registered buffer */
+        err = reg_lookup(r, 3, index, dir, &base, &blen);
+        if (err || addr + length > blen)
+            return -EFAULT;
+        s = req_alloc(req, sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        s->addr = base + addr;
+        s->len = length;
+        s->checked = 1;
+        *segs = s;
+        *nseg = 1;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* resolve() for a native request whose descriptor the SQE did not name */
+static int32_t ops_native_resolve(struct ops_req *req, const uint8_t desc[16], int32_t dir,
+                                  const struct ops_seg **segs, uint64_t *nseg,
+                                  struct ops_seg *scratch)
+{
+    struct ops_seg *s = NULL;
+    int32_t err = ndesc_resolve(req->nring, req, desc, dir, &s, nseg);
+    *segs = err ? NULL : s;
+    (void)scratch;
+    return err;
+}
+
+/* _prep_descs: the SQE's descriptors, both directions, into the request's table */
+static void nprep_descs(struct ops_ring *r, struct ops_req *req, const uint8_t *sqe)
+{
+    uint64_t addr;
+    uint32_t count;
+    uint8_t raw[16 * OPS_MAX_PREP_DESCS];
+    struct ops_rdesc *tab;
+
+    memcpy(&addr, sqe + 16, 8);
+    memcpy(&count, sqe + 24, 4);
+    if (!addr || !count || count > OPS_MAX_PREP_DESCS || !probe_read(addr, raw, 16 * count))
+        return;
+    tab = req_alloc(req, sizeof(*tab) * 2 * count);
+    if (!tab)
+        return;
+    for (uint32_t i = 0; i < count; i++) {
+        for (int d = 0; d < 2; d++) {
+            struct ops_rdesc *rd = &tab[2 * i + d];
+            struct ops_seg *segs = NULL;
+            memcpy(rd->desc, raw + 16 * i, 16);
+            rd->dir = d ? OPS_ITER_SOURCE : OPS_ITER_DEST;
+            if (d && raw[16 * i] != 3) {          /* only KFIXED checks a direction */
+                rd->err = tab[2 * i].err;
+                rd->nseg = tab[2 * i].nseg;
+                rd->segs = tab[2 * i].segs;
+                continue;
+            }
+            rd->err = ndesc_resolve(r, req, raw + 16 * i, rd->dir, &segs, &rd->nseg);
+            rd->segs = rd->err ? 0 : (uint64_t)(uintptr_t)segs;
+            if (rd->err)
+                rd->nseg = 0;
+        }
+    }
+    req->descs = (uint64_t)(uintptr_t)tab;
+    req->ndesc = 2 * count;
+}
+
+/* --- callbacks ------------------------------------------------------------------------ */
+static int32_t ncall(struct ops_ring *r, uint32_t op_id, int which, uint64_t a, uint64_t b)
+{
+    struct ops_nprog *p = &r->slots[op_id].p[which];
+    uint64_t *args = (void *)(uintptr_t)r->args, ret;
+    volatile uint64_t *jc = (volatile uint64_t *)(uintptr_t)p->jctx;
+    args[0] = a;
+    args[1] = b;
+    ret = ((ops_entry_fn)(uintptr_t)p->entry)(r->args, 0, 0, 0, 0);
+    if (jc && jc[0]) {
+        /* the program stopped on a runtime error: keep it for Python (take_error),
+         * clear the context as LoadedProgram.reset() does, and fail the callback */
+        if (!p->nsaved) {
+            for (int i = 0; i < 5; i++)
+                p->saved[i] = jc[i];
+            p->nsaved = 1;
+        }
+        for (int i = 0; i < 5; i++)
+            jc[i] = 0;
+        jc[5] = jc[7];                           /* sp = stack_hi */
+        r->errors++;
+        return -EFAULT;
+    }
+    return (int32_t)(uint32_t)ret;
+}
+
+static void nrelease(struct ops_ring *r, struct ops_req *req)
+{
+    pthread_mutex_lock(&ops_lock);
+    req->live = 0;
+    req->ndesc = 0;
+    req->descs = 0;
+    pthread_mutex_unlock(&ops_lock);
+    req_free_allocs(req);
+    req->nring = NULL;
+    __atomic_fetch_sub(&r->inflight[req->slot], 1, __ATOMIC_RELEASE);
+    r->freel[r->nfree++] = req->index;
+}
+
+static void nfail(struct ops_ring *r, struct ops_req *req)
+{
+    if (r->slots[req->slot].p[P_FAIL].entry) {
+        r->stats[S_FAIL]++;
+        ncall(r, req->slot, P_FAIL, req->data, 0);
+        ops_close_iters(req->data);
+    }
+}
+
+static void nfinish(struct ops_ring *r, struct ops_req *req)
+{
+    if (req->done)
+        return;
+    req->done = 1;
+    if (req->prepped && r->slots[req->slot].p[P_CLEANUP].entry) {
+        r->stats[S_CLEANUP]++;
+        ncall(r, req->slot, P_CLEANUP, req->data, 0);
+        ops_close_iters(req->data);
+    }
+    nrelease(r, req);
+}
+
+static void ncancel(struct ops_ring *r, struct ops_req *req)
+{
+    req->result = -ECANCELED;
+    nfail(r, req);
+    nfinish(r, req);
+}
+
+static int32_t nissue(struct ops_ring *r, struct ops_req *req)
+{
+    int32_t ret = 0;
+    r->stats[S_ISSUE]++;
+    if (r->slots[req->slot].p[P_ISSUE].entry)
+        ret = ncall(r, req->slot, P_ISSUE, req->data, 0);
+    ops_close_iters(req->data);
+    if (ret == OPS_SKIP_COMPLETE || ret > 0)
+        ret = -EINVAL;
+    if (ret < 0) {
+        req->result = ret;
+        nfail(r, req);
+    }
+    return req->result;
+}
+
+/* OpsTable._prep: the request, or NULL and *err */
+static struct ops_req *nprep(struct ops_ring *r, const uint8_t *sqe, int32_t *err)
+{
+    uint32_t opf, op_id, idx;
+    uint64_t data, ud;
+    struct ops_nslot *slot;
+    struct ops_req *req;
+    int32_t ret;
+
+    memcpy(&opf, sqe + 28, 4);
+    memcpy(&ud, sqe + 32, 8);
+    op_id = opf >> OPS_OP_SHIFT;
+    if (op_id >= OPS_MAX_OPS) {
+        *err = -EINVAL;
+        return NULL;
+    }
+    slot = &r->slots[op_id];
+    if (!slot->present || slot->closing || !slot->p[P_PREP].entry) {
+        *err = -EOPNOTSUPP;
+        return NULL;
+    }
+    if (!r->nfree) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    idx = r->freel[--r->nfree];
+    __atomic_fetch_add(&r->inflight[op_id], 1, __ATOMIC_RELEASE);
+    req = &r->tab->reqs[idx];
+    data = r->tab->base + 64 + (uint64_t)idx * OPS_SLOT;
+    memset((void *)(uintptr_t)data, 0, 64);
+    memcpy((void *)(uintptr_t)(data + 64), sqe, 64);
+    memcpy((void *)(uintptr_t)data, &data, 8);
+    memcpy((void *)(uintptr_t)(data + 8), &slot->cookie, 8);
+    memcpy((void *)(uintptr_t)(data + 16), &opf, 4);
+    req->nring = r;
+    req->allocs = NULL;
+    req->slot = op_id;
+    req->index = idx;
+    req->prepped = req->done = 0;
+    req->user_data = ud;
+    req->flags = sqe[1];
+    req->ndesc = 0;
+    req->descs = 0;
+    nprep_descs(r, req, sqe);
+    pthread_mutex_lock(&ops_lock);
+    req->data = data;
+    req->result = 0;
+    req->live = 1;
+    pthread_mutex_unlock(&ops_lock);
+    r->stats[S_PREP]++;
+    ret = ncall(r, op_id, P_PREP, data, data + 64);
+    if (ret) {
+        nrelease(r, req);
+        *err = ret < 0 ? ret : -EINVAL;
+        return NULL;
+    }
+    req->prepped = 1;
+    return req;
+}
+
+/* --- the window ----------------------------------------------------------------------- */
+struct witem {
+    uint8_t sqe[128];
+    uint8_t bpf, flags;
+    uint64_t ud;
+    uint32_t chain;
+    struct ops_req *req;
+};
+
+struct window {
+    struct ops_ring *r;
+    struct witem *it;
+    uint32_t n, head, pos, orig_tail;
+};
+
+static void make_nop(const struct ops_ring *r, uint8_t *sqe, uint64_t ud, uint8_t flags,
+                     int inject, int32_t res)
+{
+    memset(sqe, 0, r->sqe_size);
+    sqe[0] = 0;                                /* IORING_OP_NOP */
+    sqe[1] = flags;
+    memset(sqe + 4, 0xff, 4);                  /* fd = -1 */
+    if (inject) {
+        uint32_t nop_flags = 1;                /* IORING_NOP_INJECT_RESULT */
+        memcpy(sqe + 24, &res, 4);
+        memcpy(sqe + 28, &nop_flags, 4);
+    }
+    memcpy(sqe + 32, &ud, 8);
+}
+
+static void wcancel_item(struct window *w, uint32_t j, int silent, int32_t res)
+{
+    struct witem *it = &w->it[j];
+    if (it->bpf && it->req)
+        ncancel(w->r, it->req);
+    it->req = NULL;
+    it->bpf = 0;
+    if (silent)
+        make_nop(w->r, it->sqe, it->ud, SQE_CQE_SKIP_SUCCESS, 0, 0);
+    else
+        make_nop(w->r, it->sqe, it->ud, 0, 1, res);
+    it->flags = 0;
+}
+
+/* push `cnt` SQEs; 0, or the -errno / -EAGAIN that aborts the window */
+static long wpush(struct window *w, uint8_t *const *sqes, uint32_t cnt, uint32_t mc, uint32_t fl)
+{
+    struct ops_ring *r = w->r;
+    long ret;
+    for (uint32_t k = 0; k < cnt; k++) {
+        uint32_t p = (w->pos + k) & r->sq_mask;
+        memcpy(r->sqes + (size_t)p * r->sqe_size, sqes[k], r->sqe_size);
+        if (r->sq_array)
+            r->sq_array[p] = p;
+    }
+    __atomic_store_n(r->sq_tail, w->pos + cnt, __ATOMIC_RELEASE);
+    ret = sys_enter(r->fd, cnt, mc, fl);
+    w->pos += ret > 0 ? (uint32_t)ret : 0;
+    if (ret != (long)cnt) {
+        __atomic_store_n(r->sq_tail, w->pos, __ATOMIC_RELEASE);
+        return ret < 0 ? ret : -EAGAIN;
+    }
+    return 0;
+}
+
+struct skip_ent {
+    uint64_t tok, ud;
+    uint8_t flags, live;
+};
+
+/* _wait_token: 1 and *cqe (the sentinel's CQE in the CQ), 0 = silent, < 0 fatal -errno */
+static int wwait(struct ops_ring *r, uint64_t token, struct skip_ent *skip, uint32_t nskip,
+                 uint8_t **cqe_out)
+{
+    uint32_t seen = 0;
+    int have_seen = 0;
+    for (;;) {
+        uint32_t head = __atomic_load_n(r->cq_head, __ATOMIC_ACQUIRE);
+        uint32_t tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+        uint32_t pos = have_seen ? seen : head, ready;
+        int silent = 0;
+        long ret;
+        while (pos != tail) {
+            uint8_t *c = r->cqes + (size_t)(pos & r->cq_mask) * r->cqe_size;
+            uint64_t ud;
+            memcpy(&ud, c, 8);
+            if (ud == token) {
+                *cqe_out = c;
+                return 1;
+            }
+            for (uint32_t k = 0; k < nskip; k++)
+                if (skip[k].live && skip[k].tok == ud) {
+                    skip[k].live = 0;
+                    memcpy(c, &skip[k].ud, 8);
+                    if ((skip[k].flags & SQE_IO_LINK) && !(skip[k].flags & SQE_IO_HARDLINK))
+                        silent = 1;
+                    break;
+                }
+            pos++;
+        }
+        seen = tail;
+        have_seen = 1;
+        if (silent)
+            return 0;
+        ready = tail - head;
+        if (ready >= r->cq_entries)
+            return -EBUSY;
+        ret = sys_enter(r->fd, 0, ready + 1, ENTER_GETEVENTS);
+        if (ret < 0 && ret != -EINTR)
+            return (int)ret;
+    }
+}
+
+static void wabort_cancel(struct window *w)
+{
+    for (uint32_t j = 0; j < w->n; j++)
+        if (w->it[j].bpf && w->it[j].req && !w->it[j].req->done) {
+            ncancel(w->r, w->it[j].req);
+            w->it[j].req = NULL;
+        }
+}
+
+/* io_uring_enter for an IORING_SETUP_BPF_EXT ring: >= 0 or -errno like the syscall;
+ * r->fatal set (and -1 returned) for what the Python path raises as OSError. */
+int64_t ops_enter(uint64_t h, uint64_t to_submit, uint64_t min_complete, uint64_t flags)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    struct window w = { .r = r };
+    uint32_t head, tail, n, i = 0, cid = 0;
+    int any = 0, waited = 0;
+    long ret = 0;
+    uint8_t **batch = NULL;
+    struct skip_ent *skip = NULL;
+    int32_t *errs = NULL;
+
+    r->fatal = 0;
+    if (!to_submit)
+        return sys_enter(r->fd, 0, (uint32_t)min_complete, (uint32_t)flags);
+    head = __atomic_load_n(r->sq_head, __ATOMIC_ACQUIRE);
+    tail = *r->sq_tail;
+    n = tail - head;
+    if (to_submit < n)
+        n = (uint32_t)to_submit;
+    for (uint32_t k = 0; k < n && !any; k++) {
+        uint32_t p = (head + k) & r->sq_mask;
+        uint32_t slot = r->sq_array ? r->sq_array[p] : p;
+        any = slot < r->sq_entries && r->sqes[(size_t)slot * r->sqe_size] == OPS_OP_BPF;
+    }
+    if (!any)
+        return sys_enter(r->fd, (uint32_t)to_submit, (uint32_t)min_complete, (uint32_t)flags);
+
+    w.it = calloc(n, sizeof(*w.it));
+    batch = calloc(n + 1, sizeof(*batch));
+    skip = calloc(n + 1, sizeof(*skip));
+    errs = calloc(n, sizeof(*errs));
+    if (!w.it || !batch || !skip || !errs) {
+        r->fatal = -ENOMEM;
+        ret = -1;
+        goto out;
+    }
+    w.n = n;
+    w.head = w.pos = head;
+    w.orig_tail = tail;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t p = (head + k) & r->sq_mask;
+        uint32_t slot = r->sq_array ? r->sq_array[p] : p;
+        struct witem *it = &w.it[k];
+        memcpy(it->sqe, r->sqes + (size_t)(slot % r->sq_entries) * r->sqe_size, r->sqe_size);
+        it->bpf = it->sqe[0] == OPS_OP_BPF;
+        it->flags = it->sqe[1];
+        memcpy(&it->ud, it->sqe + 32, 8);
+        it->chain = cid;
+        if (!(it->flags & SQE_LINKS))
+            cid++;
+    }
+    /* _prep_all */
+    {
+        int failed = 0;
+        for (uint32_t k = 0; k < n; k++) {
+            if (!w.it[k].bpf)
+                continue;
+            w.it[k].req = nprep(r, w.it[k].sqe, &errs[k]);
+            failed |= !w.it[k].req;
+        }
+        if (failed) {
+            /* every member of a chain with a failed prep completes at once: the failed
+             * op with its own -errno, the others with -ECANCELED (no links left) */
+            uint8_t *bad = calloc(n, 1);
+            if (!bad) {
+                r->fatal = -ENOMEM;
+                wabort_cancel(&w);
+                ret = -1;
+                goto out;
+            }
+            for (uint32_t k = 0; k < n; k++)
+                if (w.it[k].bpf && !w.it[k].req)
+                    bad[w.it[k].chain] = 1;
+            for (uint32_t j = 0; j < n; j++)
+                if (bad[w.it[j].chain])
+                    wcancel_item(&w, j, 0, errs[j] ? errs[j] : -ECANCELED);
+            free(bad);
+        }
+    }
+    while (i < n) {
+        uint32_t b = n, nb = 0, nskip = 0;
+        uint64_t token;
+        uint8_t sentinel[128], *cqe = NULL;
+        struct ops_req *req;
+        int state;
+        for (uint32_t j = i; j < n; j++)
+            if (w.it[j].bpf) {
+                b = j;
+                break;
+            }
+        if (b == n) {
+            for (uint32_t j = i; j < n; j++)
+                batch[nb++] = w.it[j].sqe;
+            waited = 1;
+            ret = wpush(&w, batch, nb, (uint32_t)min_complete, (uint32_t)flags);
+            if (ret)
+                goto abort;
+            break;
+        }
+        req = w.it[b].req;
+        token = OPS_TOKEN_BASE | ++r->token;
+        make_nop(r, sentinel, token, req->flags & SQE_IO_DRAIN, 0, 0);
+        for (uint32_t j = i; j < b; j++) {
+            struct witem *it = &w.it[j];
+            if ((it->flags & SQE_CQE_SKIP_SUCCESS) && it->chain == w.it[b].chain) {
+                uint64_t tok = OPS_TOKEN_BASE | ++r->token;
+                skip[nskip].tok = tok;
+                skip[nskip].ud = it->ud;
+                skip[nskip].flags = it->flags;
+                skip[nskip].live = 1;
+                nskip++;
+                memcpy(it->sqe + 32, &tok, 8);
+            }
+            batch[nb++] = it->sqe;
+        }
+        batch[nb++] = sentinel;
+        r->stats[S_SENTINELS]++;
+        ret = wpush(&w, batch, nb, 0, 0);
+        if (ret)
+            goto abort;
+        state = wwait(r, token, skip, nskip, &cqe);
+        if (state < 0) {
+            r->fatal = state;
+            wabort_cancel(&w);
+            ret = -1;
+            goto out;
+        }
+        if (state == 0) {
+            ncancel(r, req);
+            w.it[b].req = NULL;
+            for (uint32_t j = b + 1; j < n; j++)
+                if (w.it[j].chain == w.it[b].chain)
+                    wcancel_item(&w, j, 1, 0);
+        } else {
+            int32_t res;
+            int32_t cres;
+            memcpy(&cres, cqe + 8, 4);
+            if (cres == -ECANCELED) {
+                memcpy(cqe, &req->user_data, 8);
+                ncancel(r, req);
+                w.it[b].req = NULL;
+                for (uint32_t j = b + 1; j < n; j++)
+                    if (w.it[j].chain == w.it[b].chain)
+                        wcancel_item(&w, j, 0, -ECANCELED);
+            } else {
+                uint32_t zero = 0;
+                res = nissue(r, req);
+                memcpy(cqe + 8, &res, 4);
+                memcpy(cqe + 12, &zero, 4);
+                memcpy(cqe, &req->user_data, 8);
+                nfinish(r, req);
+                w.it[b].req = NULL;
+                if (res < 0 && (req->flags & SQE_IO_LINK) && !(req->flags & SQE_IO_HARDLINK))
+                    for (uint32_t j = b + 1; j < n; j++)
+                        if (w.it[j].chain == w.it[b].chain)
+                            wcancel_item(&w, j, 0, -ECANCELED);
+            }
+        }
+        w.it[b].bpf = 0;
+        i = b + 1;
+    }
+    if (!waited && (flags & ENTER_GETEVENTS) && min_complete)
+        sys_enter(r->fd, 0, (uint32_t)min_complete, (uint32_t)flags);
+    if (w.orig_tail != w.pos)
+        __atomic_store_n(r->sq_tail, w.orig_tail, __ATOMIC_RELEASE);
+    ret = (long)(uint32_t)(w.pos - w.head);
+    goto out;
+abort:
+    wabort_cancel(&w);
+    {
+        uint32_t consumed = w.pos - w.head;
+        ret = consumed ? (long)consumed : ret;
+    }
+out:
+    free(w.it);
+    free(batch);
+    free(skip);
+    free(errs);
+    return ret;
+}
+
+/* &r->errors: two int64 the Python wrapper reads after each ops_enter (errors, fatal) */
+uint64_t ops_ring_status(uint64_t h)
+{
+    struct ops_ring *r = (void *)(uintptr_t)h;
+    return (uint64_t)(uintptr_t)&r->errors;
 }
