@@ -183,6 +183,13 @@ def sync(s):
     known bits from the bounds.  Two rounds reach a fixpoint in practice.
     """
     umin, umax, smin, smax, tv, tm = s
+    if not tm:
+        # a known value (the common case in unrolled and counted loops): the bounds must
+        # contain it, and then they are it
+        sv = tv - (1 << 64) if tv >> 63 else tv
+        if umin <= tv <= umax and smin <= sv <= smax:
+            return (tv, tv, sv, sv, tv, 0)
+        return None
     for _ in range(2):
         # bounds from tnum
         umin = max(umin, tv)

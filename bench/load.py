@@ -1,0 +1,157 @@
+"""Load time against the kernel (#19): `python bench/load.py [--only NAME] [--no-examples]`.
+
+For the two socket filters of the issue (crc32c over 4 KiB, bitwise; a byte histogram
+over 64 KiB) and every example object, prints
+
+* ours: verification time (``verifier.verify_object``: kfuncs resolved, ``.rodata``
+  frozen, every program), processed instructions, and the whole ``BpfObject.load()``
+  (verify + JIT compile) time;
+* the kernel's: ``bpftool prog load`` wall time (verify + JIT, libbpf) and its
+  ``verified_insns`` (``bpftool prog show``), when this kernel can load the object
+  (socket filters; the io_uring designs' program types need a kernel that has them:
+  the column says why it is empty).
+
+Times are wall seconds on a shared machine: compare the ratio within one run, not across
+runs.  Not a test (docs/benchmarks.md records the numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import uringbpf  # noqa: F401  (installs the default platform)
+from uringbpf.bpf import cc, verifier
+from uringbpf.bpf.object import BpfObject
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+CRC32C = r"""
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+__u8 buf[4096];
+
+SEC("socket")
+int crc32c_4k(void *ctx)
+{
+	__u32 crc = ~0u;
+	for (int i = 0; i < 4096; i++) {
+		crc ^= buf[i];
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
+	}
+	return ~crc;
+}
+"""
+
+HISTOGRAM = r"""
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+__u8 data[65536];
+__u32 hist[256];
+
+SEC("socket")
+int histogram_64k(void *ctx)
+{
+	for (int i = 0; i < 65536; i++)
+		hist[data[i]]++;
+	return hist[0];
+}
+"""
+
+
+def _ours(obj_path: pathlib.Path) -> dict:
+    obj = BpfObject.open(str(obj_path))
+    t = time.perf_counter()
+    verdicts = verifier.verify_object(obj)
+    t_verify = time.perf_counter() - t
+    obj.close()
+    row = {"verify_s": t_verify, "ok": all(v.ok for v in verdicts),
+           "processed": sum(v.result.processed_insns for v in verdicts if v.ok),
+           "programs": len(verdicts)}
+    if not row["ok"]:
+        row["error"] = next(v.error.message for v in verdicts if not v.ok)
+        return row
+    obj = BpfObject.open(str(obj_path))
+    t = time.perf_counter()
+    obj.load(engine="jit")
+    row["load_s"] = time.perf_counter() - t
+    obj.close()
+    return row
+
+
+def _kernel(obj_path: pathlib.Path, only_socket: bool) -> dict:
+    if shutil.which("bpftool") is None:
+        return {"why": "bpftool not installed (apt-get install bpftool)"}
+    if os.geteuid() != 0 or not os.path.isdir("/sys/fs/bpf"):
+        return {"why": "needs root and bpffs"}
+    if not only_socket:
+        return {"why": "program type not loadable by this kernel"}
+    pin = pathlib.Path("/sys/fs/bpf") / f"uringbpf_load_{os.getpid()}_{obj_path.stem}"
+    t = time.perf_counter()
+    proc = subprocess.run(["bpftool", "prog", "load", str(obj_path), str(pin)],
+                          capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if proc.returncode != 0:
+        return {"why": "kernel refused: " + (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    try:
+        info = json.loads(subprocess.run(["bpftool", "-j", "prog", "show", "pinned", str(pin)],
+                                         capture_output=True, text=True, check=True).stdout)
+    finally:
+        pin.unlink()
+    return {"load_s": dt, "verified_insns": info.get("verified_insns")}
+
+
+def _targets(tmp: pathlib.Path, only: str | None, examples: bool) -> list[tuple[str, pathlib.Path]]:
+    out = []
+    for name, text in (("crc32c_4k", CRC32C), ("histogram_64k", HISTOGRAM)):
+        src = tmp / f"{name}.bpf.c"
+        src.write_text(text)
+        out.append((name, src))
+    if examples:
+        for src in sorted((ROOT / "examples").glob("*/**/*.bpf.c")):
+            out.append((str(src.relative_to(ROOT)), src))
+    return [(n, s) for n, s in out if only is None or only in n]
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="bench/load.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", help="only targets whose name contains this")
+    ap.add_argument("--no-examples", action="store_true", help="only the two issue programs")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = pathlib.Path(d)
+        print(f"{'program':<44} {'ours: verify':>12} {'processed':>10} {'load+JIT':>9}   "
+              f"{'kernel: load':>12} {'verified':>9} {'ratio':>6}")
+        for name, src in _targets(tmp, args.only, not args.no_examples):
+            obj_path = cc.compile_c(src, tmp / (pathlib.Path(name).name + ".o"))
+            ours = _ours(obj_path)
+            obj = BpfObject.open(str(obj_path))
+            socket_only = all(p.section.startswith("socket") for p in obj.prepare())
+            obj.close()
+            kern = _kernel(obj_path, socket_only)
+            if not ours["ok"]:
+                print(f"{name:<44} REFUSED: {ours['error']}")
+                continue
+            line = (f"{name:<44} {ours['verify_s']:>11.3f}s {ours['processed']:>10} "
+                    f"{ours['load_s']:>8.3f}s   ")
+            if "load_s" in kern:
+                ratio = ours["load_s"] / kern["load_s"] if kern["load_s"] else float("nan")
+                line += f"{kern['load_s']:>11.3f}s {kern['verified_insns'] or '?':>9} {ratio:>5.1f}x"
+            else:
+                line += f"  ({kern['why']})"
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
