@@ -19,6 +19,9 @@ OUT = REPO / "build" / "kernel-vm"
 
 def main() -> None:
     os.environ["XDG_CACHE_HOME"] = str(OUT / "cache")
+    # build from this checkout's sources (what the guest imports through PYTHONPATH), not
+    # from wherever the venv's editable install points
+    sys.path.insert(0, str(REPO / "src"))
     from uringbpf import native
     from uringbpf.bpf import cc
     objs = OUT / "objs"
