@@ -54,10 +54,27 @@ static __always_inline int crc_page(struct bpf_iter_uring_buf *it, __u32 *crcp, 
 			len = CHUNK;
 		if (bpf_dynptr_read(buf, len, &dp, off, 0))
 			break;
-		bpf_for(j, 0, CHUNK) {
-			if (j >= len)
-				break;
-			crc = crc32c_table[(crc ^ buf[j]) & 0xff] ^ (crc >> 8);
+		if (len == CHUNK) {
+			/* a full chunk: 8 bytes per bpf_for() step (bpf_iter_num_next is a kfunc
+			 * call, in the kernel too: one per byte cost more than the lookups) */
+			bpf_for(j, 0, CHUNK / 8) {
+				__u8 *p = &buf[(j * 8) & (CHUNK - 8)];
+
+				crc = crc32c_table[(crc ^ p[0]) & 0xff] ^ (crc >> 8);
+				crc = crc32c_table[(crc ^ p[1]) & 0xff] ^ (crc >> 8);
+				crc = crc32c_table[(crc ^ p[2]) & 0xff] ^ (crc >> 8);
+				crc = crc32c_table[(crc ^ p[3]) & 0xff] ^ (crc >> 8);
+				crc = crc32c_table[(crc ^ p[4]) & 0xff] ^ (crc >> 8);
+				crc = crc32c_table[(crc ^ p[5]) & 0xff] ^ (crc >> 8);
+				crc = crc32c_table[(crc ^ p[6]) & 0xff] ^ (crc >> 8);
+				crc = crc32c_table[(crc ^ p[7]) & 0xff] ^ (crc >> 8);
+			}
+		} else {
+			bpf_for(j, 0, CHUNK) {
+				if (j >= len)
+					break;
+				crc = crc32c_table[(crc ^ buf[j]) & 0xff] ^ (crc >> 8);
+			}
 		}
 		total += len;
 	}
