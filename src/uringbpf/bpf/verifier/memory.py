@@ -114,7 +114,12 @@ class MemoryMixin:
         elif t == PTR_MEM:
             lo, hi = self._bounds(ptr, regno, off, size)
             if lo < 0 or hi > ptr.size:
-                raise _Reject(f"invalid access to memory, mem_size={ptr.size} off={lo} size={size}")
+                if sc.is_const(ptr.var):
+                    raise _Reject(f"invalid access to memory, mem_size={ptr.size} off={lo} size={size}")
+                # the kernel names the bound that failed (check_mem_region_access)
+                side = "min" if lo < 0 else "max"
+                raise _Reject(f"R{regno} {side} value is outside of the allowed memory range "
+                              f"(mem_size={ptr.size} off={lo if lo < 0 else hi - size} size={size})")
             if write and ptr.ro:
                 raise _Reject(f"R{regno} cannot write into rdonly_mem")
         elif t == PTR_BUF:
