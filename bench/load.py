@@ -7,7 +7,8 @@ over 64 KiB) and every example object, prints
   frozen, every program), processed instructions, and the whole ``BpfObject.load()``
   (verify + JIT compile) time;
 * the kernel's: ``bpftool prog load`` wall time (verify + JIT, libbpf) and its
-  ``verified_insns`` (``bpftool prog show``), when this kernel can load the object
+  ``verified_insns`` (``bpftool prog show``; n/a when this bpftool does not report it),
+  when this kernel can load the object
   (socket filters; the io_uring designs' program types need a kernel that has them:
   the column says why it is empty).
 
@@ -146,7 +147,7 @@ def main(argv: list[str]) -> int:
                     f"{ours['load_s']:>8.3f}s   ")
             if "load_s" in kern:
                 ratio = ours["load_s"] / kern["load_s"] if kern["load_s"] else float("nan")
-                line += f"{kern['load_s']:>11.3f}s {kern['verified_insns'] or '?':>9} {ratio:>5.1f}x"
+                line += f"{kern['load_s']:>11.3f}s {kern['verified_insns'] or 'n/a':>9} {ratio:>5.1f}x"
             else:
                 line += f"  ({kern['why']})"
             print(line, flush=True)
