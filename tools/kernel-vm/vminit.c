@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -95,6 +98,22 @@ int main(void)
 				path[i] = '/';
 			}
 		must_mount("work", work, "virtiofs", 0, NULL);
+	}
+
+	/* loopback up: tests talk to 127.0.0.1 (there is no other interface) */
+	{
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		struct ifreq ifr;
+
+		memset(&ifr, 0, sizeof(ifr));
+		strcpy(ifr.ifr_name, "lo");
+		if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) != 0)
+			say("vminit: no %s interface (errno %d)\n", "lo", errno);
+		ifr.ifr_flags |= IFF_UP;
+		if (s >= 0 && ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+			say("vminit: cannot bring %s up (errno %d)\n", "lo", errno);
+		if (s >= 0)
+			close(s);
 	}
 
 	out = open("/dev/hvc0", O_WRONLY | O_NOCTTY);
