@@ -291,6 +291,16 @@ class OpsTable:
                 out[k] += v
         return out
 
+    def path_stats(self) -> dict:
+        """The callback and sentinel counts per submit path: ``{"native": {...},
+        "python": {...}}`` (``stats`` is their sum)."""
+        nat = dict.fromkeys(self._pystats, 0)
+        if self.nring:
+            arr = (ctypes.c_uint64 * 5)()
+            _lib().ops_ring_stats(self.nring, ctypes.addressof(arr))
+            nat = dict(zip(("prep", "issue", "fail", "cleanup", "sentinels"), arr))
+        return {"native": nat, "python": dict(self._pystats)}
+
     def _on_register(self, ring, opcode: int, arg: int, nr_args: int) -> None:
         """Any io_uring_register may change the registered buffers: resync the C mirror
         before the next native submit (the hook runs before the kernel call)."""
@@ -660,7 +670,7 @@ class _Window:
                     skip[tok] = (it[3], it[2])
                     sqe = sqe[:32] + struct.pack("<Q", tok) + sqe[40:]
                 batch.append(sqe)
-            self.t.stats["sentinels"] += 1
+            self.t._pystats["sentinels"] += 1
             self._push(batch + [sentinel])
             state, cqe = _wait_token(self.ring, token, skip)
             members = [j for j in self._chain_members(b) if j > b]

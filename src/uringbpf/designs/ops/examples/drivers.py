@@ -101,18 +101,22 @@ def cksum_blocks(ring, obj, fd: int, size: int, buf, *, fixed: bool = False,
     Returns ``(bytes read, CQE res of the op, full crc32c)`` per block."""
     out = []
     addr = buf.addr
+    # one descriptor, rewritten per block (prep_fn copies it into the request's pdu), and
+    # the program's last_crc read in place: the loop allocates nothing per block
+    d = ops.buf_descs((FIXED if fixed else USER, addr, block, 0))
+    last_crc = ctypes.c_uint32.from_address(obj.bss.address_of("last_crc"))
+    link = u.IOSQE_IO_LINK
     for off in range(0, max(size, 1), block):
         n = min(block, size - off)
+        d[0].len = n
         if fixed:
-            ring.prep_read_fixed(fd, 0, n, off, user_data=1, flags=u.IOSQE_IO_LINK)
-            d = ops.buf_descs((FIXED, addr, n, 0))
+            ring.prep_read_fixed(fd, 0, n, off, user_data=1, flags=link)
         else:
-            ring.prep_read(fd, buf, off, nbytes=n, user_data=1, flags=u.IOSQE_IO_LINK)
-            d = ops.buf_descs((USER, addr, n))
+            ring.prep_read(fd, buf, off, nbytes=n, user_data=1, flags=link)
         ring.prep_bpf(0, d, user_data=2)
         ring.submit()
         got = {c.user_data: c.res for c in ring.wait(2)}
-        out.append((got[1], got[2], obj.bss.last_crc))
+        out.append((got[1], got[2], last_crc.value))
     return out
 
 
