@@ -334,3 +334,29 @@ def test_ok_slice_used_before_next():
     src = UTEST_NEW + "loop:\n" + UTEST_NEXT + "if r0 == 0 goto done\n" + DYN_FROM_ITER + SLICE \
         + "r7 = *(u32 *)(r6 + 0)\ngoto loop\n" + UTEST_END
     _verify(src, prog_type="test_loop")
+
+
+def _lookup(key: int, dst: int) -> str:
+    return (f"*(u32 *)(r10 - 4) = {key}\nr2 = r10\nr2 += -4\nr1 = map[0] ll\ncall map_lookup_elem\n"
+            f"if r0 == 0 goto out\nr{dst} = r0\n")
+
+
+def test_spin_unlock_of_another_element_refused():
+    # lock element 0's lock, unlock element 1's (same offset): element 0 stays locked
+    src = _lookup(0, 6) + _lookup(1, 7) + "r1 = r6\nr1 += 4\ncall spin_lock\n" \
+        "r1 = r7\nr1 += 4\ncall spin_unlock\nout:\nr0 = 0\nexit\n"
+    _refused(src, "bpf_spin_unlock of different lock", maps="0=array:4:8:2")
+
+
+def test_spin_unlock_of_another_element_after_join_refused():
+    # the two elements meet at a join: the lock held must not be pruned against another
+    src = _lookup(0, 6) + _lookup(1, 7) + "r1 = r6\nr1 += 4\ncall spin_lock\n" \
+        "r8 = r6\nr9 = *(u32 *)(r6 + 0)\nif r9 == 0 goto join\nr8 = r7\njoin:\n" \
+        "r1 = r8\nr1 += 4\ncall spin_unlock\nout:\nr0 = 0\nexit\n"
+    _refused(src, "bpf_spin_unlock of different lock", maps="0=array:4:8:2")
+
+
+def test_ok_spin_lock_through_lookup_and_offset():
+    src = _lookup(0, 6) + "r1 = r6\nr1 += 4\ncall spin_lock\nr1 = r6\nr1 += 4\ncall spin_unlock\n" \
+        "out:\nr0 = 0\nexit\n"
+    _verify(src, maps="0=array:4:8:2")

@@ -384,9 +384,10 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
         return False
     ids = IdMap()
     if old.lock is not None or cur.lock is not None:
-        if (old.lock is None or cur.lock is None or old.lock[0] is not cur.lock[0]
-                or old.lock[2] != cur.lock[2] or not ids.check(old.lock[1], cur.lock[1])):
-            return False
+        # never prune while a lock is held: which element a map-value pointer refers to
+        # (its id; 0 for a direct map_value) must match the lock exactly, and locked
+        # regions are short (no calls), so exploring them fully costs little
+        return False
     if imprecise_masks is None:
         imprecise_masks = [0] * len(live_masks)
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):

@@ -173,7 +173,9 @@ class TransferMixin:
             off = d.off + k if op == isa.ADD else d.off - k
             if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
                 raise _Reject(f"R{regno} pointer offset {off} is not allowed")
-            return d.replace(off=off, id=0)
+            # a map value keeps its id through constant offsets (the kernel does): the id
+            # tells which element a bpf_spin_lock/unlock pointer belongs to
+            return d.replace(off=off, id=d.id if d.t == PTR_MAP_VALUE else 0)
         var = sc.alu_add(d.var, s.var) if op == isa.ADD else sc.alu_sub(d.var, s.var)
         return d.replace(var=var, id=0)
 
