@@ -20,7 +20,7 @@ import ctypes
 import errno
 import os
 import socket
-import warnings
+import logging
 import weakref
 from collections import namedtuple
 from typing import Any, Callable, Iterator
@@ -31,6 +31,8 @@ from . import region as rg
 from . import syscalls
 from . import uapi as u
 from .kernel import KernelBackend
+
+log = logging.getLogger(__name__)
 
 M32 = 0xFFFFFFFF
 U64 = (1 << 64) - 1
@@ -188,8 +190,8 @@ class Ring:
             except OSError as exc:
                 if backend == "kernel" or exc.errno not in _FALLBACK_ERRNOS:
                     raise
-                warnings.warn(f"io_uring unavailable ({exc.strerror}); using the thread-pool "
-                              "backend", RuntimeWarning, stacklevel=3)
+                log.warning("io_uring unavailable (%s); using the thread-pool backend",
+                            exc.strerror)
         from .threads import ThreadsBackend
         return self._setup_backend(ThreadsBackend, entries, cq_entries, flags, idle)
 
@@ -207,6 +209,7 @@ class Ring:
         # The kernel does not know SQ_REWIND (Linux < 7.1): emulate it (see _rewind_enter).
         be = cls(entries, params(flags & ~u.IORING_SETUP_SQ_REWIND))
         self.emulated_flags |= u.IORING_SETUP_SQ_REWIND
+        log.info("IORING_SETUP_SQ_REWIND emulated: the kernel predates Linux 7.1")
         return be
 
     def _init_memory(self) -> None:
