@@ -33,3 +33,19 @@ def test_corpus_case(case):
             f"{case.file}:{case.line} {case.name}: rejected for another reason:\n{info.value.log}")
         # kernel-style log: the offending instruction index and the processed count
         assert "processed" in info.value.log
+
+
+def test_loop_step_kernel_verdicts():
+    """The loop_step cases' verdicts are a real Linux 7.2's (#20): recorded in the
+    tools/kernel-vm guest by kernel_loop_step.py into kernel72_loop_step.json."""
+    import json
+    import pathlib
+    rows = [json.loads(ln) for ln in (pathlib.Path(__file__).parent / "kernel72_loop_step.json")
+            .read_text().splitlines() if ln.strip()]
+    kernel = {r["name"]: r for r in rows if not r["sleepable"]}
+    cases = [c for c in CASES if c.prog_type == "struct_ops:io_uring_bpf_ops.loop_step"]
+    assert len(cases) >= 15
+    missing = [c.name for c in cases if c.name not in kernel]
+    assert not missing, f"no 7.2 verdict recorded for {missing}: rerun kernel_loop_step.py"
+    for c in cases:
+        assert (c.expect == "accept") == kernel[c.name]["ok"], (c.name, kernel[c.name])
