@@ -480,3 +480,44 @@ def run_readme(executor: str) -> Any:
 
 
 case("readme_example")(run_readme)
+
+
+# --- CONNECT's filter payload (7.2: family, port, address) -------------------------------
+def run_connect_filter(executor: str, field: str) -> dict:
+    """A filter that allows IORING_OP_CONNECT only when ``field`` of the context equals
+    the destination's (127.0.0.1:<listening port>); the connect's CQE says what it saw."""
+    import socket
+    import struct as st
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    off, want = {"family": (16, socket.AF_INET),
+                 "port": (20, st.unpack("<I", st.pack(">H", port) + b"\0\0")[0]),
+                 "v4": (24, st.unpack("<I", socket.inet_aton("127.0.0.1"))[0])}[field]
+    code = [cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, off),
+            cbpf.jump(cbpf.JMP | cbpf.JEQ | cbpf.K, want, 0, 1),
+            cbpf.stmt(cbpf.RET | cbpf.K, 1), cbpf.stmt(cbpf.RET | cbpf.K, 0)]
+    ring = Ring(4)
+    s = socket.socket()
+    sa = st.pack("<H", socket.AF_INET) + st.pack(">H", port) + socket.inet_aton("127.0.0.1") + bytes(8)
+    buf = ctypes.create_string_buffer(sa, len(sa))
+    try:
+        reg = _register(ring, executor, uapi.IORING_OP_CONNECT, cbpf.pack(code))
+        sqe = ring.get_sqe()
+        ctypes.memset(ctypes.addressof(sqe), 0, 64)
+        sqe.opcode = uapi.IORING_OP_CONNECT
+        sqe.fd = s.fileno()
+        sqe.addr = ctypes.addressof(buf)
+        sqe.off = len(sa)
+        sqe.user_data = 77
+        ring.submit_and_wait(1)
+        return {"reg": reg, "cqes": _cqes(ring)}
+    finally:
+        ring.close()
+        s.close()
+        srv.close()
+
+
+for _f in ("family", "port", "v4"):
+    case(f"filter_connect_{_f}")(lambda ex, f=_f: run_connect_filter(ex, f))
