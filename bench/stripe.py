@@ -77,19 +77,23 @@ def workloads(size: int, quick: bool):
     rnd = random.Random(1)
     n4k = 3000 if quick else 20000
     n128 = 400 if quick else 3000
+    n64 = 600 if quick else 4000
+    seq64 = [(i * 65536) % size for i in range(n64)]
     n1m = 60 if quick else 500
     rand4k = [rnd.randrange(size // 4096) * 4096 for _ in range(n4k)]
     seq128 = [(i * 131072) % size for i in range(n128)]
     seq1m = [(i << 20) % size for i in range(n1m)]
     return [("4K randread", K.UBLK_IO_OP_READ, rand4k, 4096),
             ("4K randwrite", K.UBLK_IO_OP_WRITE, rand4k, 4096),
+            ("64K seqread", K.UBLK_IO_OP_READ, seq64, 65536),
+            ("64K seqwrite", K.UBLK_IO_OP_WRITE, seq64, 65536),
             ("128K seqread", K.UBLK_IO_OP_READ, seq128, 131072),
             ("128K seqwrite", K.UBLK_IO_OP_WRITE, seq128, 131072),
             ("1M seqread", K.UBLK_IO_OP_READ, seq1m, 1 << 20),
             ("1M seqwrite", K.UBLK_IO_OP_WRITE, seq1m, 1 << 20)]
 
 
-def bench_target(paths: list[str], quick: bool) -> dict:
+def bench_target(paths: list[str], quick: bool, only: str | None = None) -> dict:
     """All modes run side by side (one target each, all started first) and the repeats go
     round-robin over the modes, so a burst of load from elsewhere hits every mode alike;
     each row is the median of REPEAT runs."""
@@ -101,6 +105,8 @@ def bench_target(paths: list[str], quick: bool) -> dict:
     try:
         size = running[0][1].size
         for name, op, offsets, length in workloads(size, quick):
+            if only and not name.startswith(only):
+                continue
             samples: dict[str, list] = {label: [] for label, *_ in running}
             for label, target, source, ring, thread in running:
                 drive(source, op, offsets[: len(offsets) // 10], length)      # warm up
@@ -156,7 +162,7 @@ def copy_cost() -> list[tuple[int, float, float]]:
     ctypes.memset(src, 1, span)
     ctypes.memset(dst, 2, span)
     s0, d0 = ctypes.addressof(src), ctypes.addressof(dst)
-    for size in (4096, 131072, 1 << 20):
+    for size in (4096, 65536, 131072, 1 << 20):
         reps = max(200, (256 << 20) // size)
         t0 = time.perf_counter()
         for _ in range(reps):
@@ -195,7 +201,7 @@ def crc_cost() -> list[tuple[str, int, float]]:
 def table(title: str, results: dict, modes) -> None:
     print(f"\n{title}")
     print(f"{'workload':<15}{'mode':<10}{'IOPS':>10}{'MiB/s':>9}{'CPU us/IO':>11}{'vs copy':>9}")
-    order = {"4K": 0, "128K": 1, "1M": 2}
+    order = {"4K": 0, "64K": 1, "128K": 2, "1M": 3}
     names = sorted({k[0] for k in results}, key=lambda s: (order[s.split()[0]], s))
     for name in names:
         base = results[(name, "copy")]
@@ -208,20 +214,86 @@ def table(title: str, results: dict, modes) -> None:
                   f"{iops / base[0]:>8.2f}x{flag}")
 
 
+def breakdown(paths: list[str], length: int, n: int) -> dict:
+    """CPU per I/O by layer, for copy / zc / auto at one size (sequential reads, then
+    writes): each thread's CPU time (time.thread_time) under cProfile, by source file (tottime, which
+    includes the C each Python function calls through ctypes), plus the kernel and C time
+    that is no Python function's (process CPU minus the profiled total)."""
+    import cProfile
+    import pstats
+    layers = {"bench/stripe.py": "block layer (bench driver)", "kbuf/source.py": "source (ublk)",
+              "kbuf/ring.py": "KbufRing submit/CQ", "kbuf/table.py": "kbuf table",
+              "stripe/target.py": "server loop (target)", "threading.py": "threading"}
+    out = {}
+    for op, opname in ((K.UBLK_IO_OP_READ, "read"), (K.UBLK_IO_OP_WRITE, "write")):
+        for label, mode, pin in (("copy", "copy", "region"), ("zc", "zc", "region"),
+                                 ("auto", "auto_zc", "region")):
+            target = StripeTarget(paths, 65536, mode, queue_depth=QD, pin=pin)
+            profs: list = []
+            orig_serve = target.serve
+
+            def serve(*a, _orig=orig_serve, **kw):
+                prof = cProfile.Profile(time.thread_time)
+                profs.append(prof)
+                prof.enable()
+                try:
+                    return _orig(*a, **kw)
+                finally:
+                    prof.disable()
+            target.serve = serve
+            source, ring, thread = start(target)
+            offsets = [(i * length) % target.size for i in range(n)]
+            drive(source, op, offsets[: n // 10], length)
+            main_prof = cProfile.Profile(time.thread_time)
+            main_prof.enable()
+            wall, cpu, fails = drive(source, op, offsets, length)
+            main_prof.disable()
+            stop(source, ring, thread, target)
+            per = dict.fromkeys(layers.values(), 0.0)
+            other = 0.0
+            for prof in [main_prof, *profs]:
+                for (path, _line, _fn), row in pstats.Stats(prof).stats.items():
+                    key = next((v for k, v in layers.items() if path.endswith(k)), None)
+                    if key is None:
+                        other += row[2]
+                    else:
+                        per[key] += row[2]
+            total = sum(per.values()) + other
+            per["other Python / builtins"] = other
+            per["CPU not in Python functions (kernel, C)"] = max(0.0, cpu - total)
+            out[(opname, label)] = ({k: v / n * 1e6 for k, v in per.items()}, cpu / n * 1e6,
+                                    fails)
+    return out
+
+
 def main() -> int:
     quick = "--quick" in sys.argv
+    if "--breakdown" in sys.argv:
+        kib = int(sys.argv[sys.argv.index("--breakdown") + 1])
+        with tempfile.TemporaryDirectory(prefix="uringbpf-stripe-bench-", dir="/var/tmp") as d:
+            paths = make_files(d)
+            res = breakdown(paths, kib << 10, 300 if quick else 2000)
+        print(f"CPU us per {kib} KiB I/O by layer (cProfile on; profiling inflates Python time)")
+        for (opname, label), (per, cpu, fails) in res.items():
+            print(f"{opname:5s} {label:5s} total {cpu:7.1f}" + (f" FAILED {fails}" if fails else ""))
+            for k, v in per.items():
+                print(f"      {k:42s} {v:7.1f}")
+        return 0
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     print(f"stripe target: 4 files x {FILE_SIZE >> 20} MiB, chunk 64 KiB, qd {QD}, "
           f"{os.cpu_count()} CPUs, kernel {os.uname().release}")
     with tempfile.TemporaryDirectory(prefix="uringbpf-stripe-bench-", dir="/var/tmp") as d:
         paths = make_files(d)
-        table("request source -> target (no network)", bench_target(paths, quick),
+        table("request source -> target (no network)", bench_target(paths, quick, only),
               [m[0] for m in MODES])
-        table("NBD on 127.0.0.1 (our client, same process; native crc32c)",
-              bench_nbd(paths, quick),
-              ("copy", "zc"))
-    print("\nintegrity crc32c per write")
-    for name, size, us in crc_cost():
-        print(f"  {name:<8} {size >> 10:>4} KiB: {us:8.1f} us")
+        if only is None:
+            table("NBD on 127.0.0.1 (our client, same process; native crc32c)",
+                  bench_nbd(paths, quick),
+                  ("copy", "zc"))
+    if only is None:
+        print("\nintegrity crc32c per write")
+        for name, size, us in crc_cost():
+            print(f"  {name:<8} {size >> 10:>4} KiB: {us:8.1f} us")
     print("\nnative copy (kbuf_copy) per I/O: cache-hot / over 64 MiB of buffers")
     for size, hot, cold in copy_cost():
         print(f"  {size >> 10:>5} KiB: {hot:7.2f} us ({size / hot / 1e3:5.1f} GB/s) / "
