@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import isa
+from . import elf as elf_mod
+from . import isa, jit
+from .object import BpfObject
 from .memory import AddressSpace, BpfRuntimeError, Buffer
 
 __all__ = [
@@ -141,10 +143,6 @@ def run_bytecode(code: bytes, mem: bytes = b"", engine: str = "interp",
 
 
 def _run_jit(program, runtime, r1: int, r2: int) -> int:
-    try:
-        from . import jit
-    except ImportError as exc:
-        raise PluginError(f"--jit: the JIT (uringbpf.bpf.jit) is not available: {exc}") from None
     compile_fn = getattr(jit, "compile", None)
     if compile_fn is None:
         raise PluginError("--jit: uringbpf.bpf.jit has no compile()")
@@ -182,11 +180,6 @@ def _load_elf_program(data: bytes) -> bytes:
     named sections come from the loader (relocated); libbpf treats ``.text`` as
     subprograms only, so a lone ``.text`` function is taken from the section as is.
     """
-    try:
-        from . import elf as elf_mod
-        from .object import BpfObject
-    except ImportError as exc:
-        raise PluginError(f"--elf needs the ELF loader (uringbpf.bpf.object): {exc}") from None
     obj = BpfObject.from_bytes(bytes(data), "<conformance-plugin --elf>")
     try:
         progs = obj.programs

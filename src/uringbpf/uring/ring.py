@@ -1131,11 +1131,9 @@ class Ring:
             self.__class__ = _ClosedRing
 
     def __del__(self) -> None:
-        try:
-            if not self.__dict__.get("_closed", True):
-                self.close()
-        except Exception:
-            pass
+        # an error here is reported by Python ("Exception ignored in ..."), not hidden
+        if not self.__dict__.get("_closed", True):
+            self.close()
 
 
 class _ClosedRing(Ring):

@@ -35,11 +35,14 @@ import stat
 import struct
 import threading
 import time
+import logging
 import weakref
 
 from . import region as rg
 from . import syscalls
 from . import uapi as u
+
+log = logging.getLogger(__name__)
 
 M32 = 0xFFFFFFFF
 U64 = (1 << 64) - 1
@@ -368,8 +371,8 @@ class ThreadsBackend:
                 return
             try:
                 fn()
-            except Exception:   # never let a worker die silently with a request in hand
-                pass
+            except Exception:   # never let a worker die with a request in hand: report it
+                log.exception("thread-pool backend: a request's worker function failed")
             with self._pool_lock:
                 self._idle += 1
             while True:

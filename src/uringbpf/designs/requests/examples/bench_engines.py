@@ -2,7 +2,7 @@
 the pingpong bounce (24 program runs, ~45 CQEs moved between CQs) and nop_loop (NOPs kept
 8 in flight by one BPF request), against the same NOP loop written in Python on the
 plain Ring.  Prints costs and ratios; nothing here is asserted (the tests are in
-tests/designs/test_requests_examples.py).
+tests/designs/requests/test_requests_examples.py).
 Run: ``python examples/requests/bench_engines.py [rounds] [nops]``.
 """
 

@@ -18,7 +18,7 @@ from uringbpf.designs.requests import Ring
 from uringbpf.tools import vmlinux
 from uringbpf.uring import uapi as u
 
-DATA = Path(__file__).resolve().parent / "data" / "rfc2021"
+DATA = Path(__file__).resolve().parents[1] / "data" / "rfc2021"
 PROGS = ("test", "counting", "pingpong", "write_file", "scribble")
 FILL_QD, FILL_BLOCKS, FILL_BLOCK_SIZE = 4, 16, 4096 * 4
 

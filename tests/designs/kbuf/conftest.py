@@ -3,6 +3,6 @@
 import sys
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kbuf"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "kbuf"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "requests"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "requests"
 
 
 def _example(name: str):

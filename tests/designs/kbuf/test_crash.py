@@ -15,7 +15,7 @@ from stripe import nbd
 from stripe.layout import StripeLayout
 from stripe.nbd import NbdClient
 
-SERVER = Path(__file__).resolve().parents[2] / "examples" / "kbuf" / "stripe" / "server.py"
+SERVER = Path(__file__).resolve().parents[3] / "examples" / "kbuf" / "stripe" / "server.py"
 BLOCK = 128 * 1024
 
 

@@ -18,7 +18,7 @@ from uringbpf.designs import ops
 from uringbpf.tools import vmlinux
 from uringbpf.uring import uapi as u
 
-DATA = Path(__file__).resolve().parent / "data" / "opbpf"
+DATA = Path(__file__).resolve().parents[1] / "data" / "opbpf"
 SIZE = 512 * 2050                      # the v3 selftest's buffer: 1,049,600 bytes
 USER, FIXED, VEC, REG_VEC = (ops.IO_BPF_BUF_USER, ops.IO_BPF_BUF_FIXED, ops.IO_BPF_BUF_VEC,
                              ops.IO_BPF_BUF_REG_VEC)

@@ -153,7 +153,7 @@ def test_selftest_style_program_runs_unchanged(tmp_path, engine):
     from uringbpf import BpfObject
     from uringbpf.bpf import cc
     from pathlib import Path
-    src = Path(__file__).parent / "data" / "loop_rodata_sizes.bpf.c"
+    src = Path(__file__).resolve().parents[1] / "data" / "loop_rodata_sizes.bpf.c"
     out = cc.compile_c(src, tmp_path / "plain.bpf.o")
     ring = loop.make_ring(8)
     obj = BpfObject.open(out)
