@@ -194,3 +194,56 @@ def test_loading_a_loop_program_imports_the_loop_design_on_demand(tmp_path):
     lines = out.split("\n")
     assert lines[0] == "bpf_io_uring_submit_sqes"
     assert "uringbpf.designs.loop" in lines[1] and "uringbpf.designs.ops" not in lines[1]
+
+
+# --- tolerance code (issue #12): counted on 6142d5a with this same parser -----------------
+#: ImportError handlers, imports inside functions, broad excepts under src/ on 6142d5a
+BASELINE = {"import_error": 16, "in_function_import": 82, "broad_except": 39}
+
+
+def _tolerance_counts() -> tuple[dict[str, int], list[str]]:
+    counts = {"import_error": 0, "in_function_import": 0, "broad_except": 0}
+    own_import_fallbacks = []
+    for path in _modules().values():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try):
+                for h in node.handlers:
+                    names = _handler_names(h)
+                    if names & {"ImportError", "ModuleNotFoundError"}:
+                        counts["import_error"] += 1
+                        for sub in node.body:
+                            for imp in ast.walk(sub):
+                                if isinstance(imp, ast.ImportFrom) and (imp.level or (imp.module or "").startswith("uringbpf")):
+                                    own_import_fallbacks.append(f"{path.name}:{h.lineno}")
+                    if names & {"Exception", "BaseException", "<bare>"}:
+                        counts["broad_except"] += 1
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                counts["in_function_import"] += sum(
+                    isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in ast.walk(node))
+    return counts, own_import_fallbacks
+
+
+def _handler_names(h: ast.ExceptHandler) -> set[str]:
+    if h.type is None:
+        return {"<bare>"}
+    elts = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+    return {getattr(e, "id", getattr(e, "attr", "")) for e in elts}
+
+
+def test_no_import_fallback_wraps_our_own_modules():
+    counts, own = _tolerance_counts()
+    assert own == []
+    assert counts["import_error"] <= BASELINE["import_error"] // 5    # cut by >= 80 %
+
+
+def test_no_silent_broad_except_pass():
+    """``except Exception: pass`` (or BaseException, or bare) hides failures: none left."""
+    silent = []
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ExceptHandler) and \
+                    _handler_names(node) & {"Exception", "BaseException", "<bare>"} and \
+                    all(isinstance(s, ast.Pass) for s in node.body):
+                silent.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert silent == []
