@@ -217,3 +217,21 @@ def test_cksum_chain_native_equals_python(tmp_path):
                 obj.close()
     finally:
         os.close(fd)
+
+
+def test_memory_probes_use_the_callers_pid_after_fork():
+    """ops.c caches its pid for process_vm_readv (getpid is a syscall per probe); a forked
+    child must probe its own memory, not its parent's."""
+    lib = ops._lib()
+    buf = ctypes.create_string_buffer(b"parent", 8)
+    out = ctypes.create_string_buffer(8)
+    assert lib.ops_read_user(ctypes.addressof(buf), ctypes.addressof(out), 8) == 1
+    assert out.value == b"parent"
+    pid = os.fork()
+    if pid == 0:
+        buf.value = b"child"
+        ok = (lib.ops_read_user(ctypes.addressof(buf), ctypes.addressof(out), 8) == 1
+              and out.value == b"child")
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

@@ -164,6 +164,12 @@ struct ops_iter {
 typedef int64_t (*ops_resolve_fn)(uint64_t data, uint64_t desc16, int64_t dir, uint64_t out);
 
 static pthread_mutex_t ops_lock = PTHREAD_MUTEX_INITIALIZER;
+static void ops_pid_reset(void);
+
+static void ops_register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, ops_pid_reset);
+}
 static struct ops_tab **ops_tabs;        /* live tables, compact: [0, ops_ntabs) */
 static uint64_t ops_ntabs, ops_tabs_cap;
 static struct ops_iter *ops_iters;
@@ -246,6 +252,27 @@ static struct ops_req *req_of(uint64_t data)
     return NULL;
 }
 
+/* Our pid for process_vm_readv/writev: getpid() is a syscall (glibc caches nothing), and
+ * the probes run several times per operation; a forked child resets it (atfork). */
+static pid_t ops_pid;
+
+static void ops_pid_reset(void)
+{
+    ops_pid = 0;
+}
+
+static pid_t self_pid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pid_t p = __atomic_load_n(&ops_pid, __ATOMIC_RELAXED);
+    if (!p) {
+        pthread_once(&once, ops_register_atfork);
+        p = getpid();
+        __atomic_store_n(&ops_pid, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
 static int probe_read(uint64_t addr, void *buf, uint64_t n)
 {
     struct iovec loc = { buf, n }, rem = { (void *)(uintptr_t)addr, n };
@@ -253,7 +280,7 @@ static int probe_read(uint64_t addr, void *buf, uint64_t n)
         return 1;
     if (!addr)
         return 0;
-    return process_vm_readv(getpid(), &loc, 1, &rem, 1, 0) == (ssize_t)n;
+    return process_vm_readv(self_pid(), &loc, 1, &rem, 1, 0) == (ssize_t)n;
 }
 
 static int probe_write(uint64_t addr, const void *buf, uint64_t n)
@@ -263,7 +290,7 @@ static int probe_write(uint64_t addr, const void *buf, uint64_t n)
         return 1;
     if (!addr)
         return 0;
-    return process_vm_writev(getpid(), &loc, 1, &rem, 1, 0) == (ssize_t)n;
+    return process_vm_writev(self_pid(), &loc, 1, &rem, 1, 0) == (ssize_t)n;
 }
 
 /* void uring_bpf_set_result(struct uring_bpf_data *data, int res) */
@@ -1367,7 +1394,15 @@ int64_t ops_enter(uint64_t h, uint64_t to_submit, uint64_t min_complete, uint64_
         }
         batch[nb++] = sentinel;
         r->stats[S_SENTINELS]++;
-        ret = wpush(&w, batch, nb, 0, 0);
+        {
+            /* submit and wait in one io_uring_enter: at least one CQE more than the CQ
+             * holds now is certain (the sentinel's, or a failed member's when the chain is
+             * cancelled silently); wwait() enters again if the sentinel is not there yet */
+            uint32_t ready = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE) -
+                             __atomic_load_n(r->cq_head, __ATOMIC_ACQUIRE);
+            ret = ready < r->cq_entries ? wpush(&w, batch, nb, ready + 1, ENTER_GETEVENTS)
+                                        : wpush(&w, batch, nb, 0, 0);
+        }
         if (ret)
             goto abort;
         state = wwait(r, token, skip, nskip, &cqe);
