@@ -12,6 +12,8 @@ for before the next block.  Rows, timed in alternating rounds over the same file
 * ``C app -> OP_BPF (native path)``: the same C loop, but the block goes through a
   READ -> IORING_OP_BPF chain on an OpsRing: the C application fills the SQEs and calls
   ``ops_enter`` (designs/ops/ops.c), the native submit path -- no Python at all per block;
+  ``FIXED buffer``: the same with the buffer registered and an IO_BPF_BUF_FIXED descriptor
+  (user memory is probed once per page with process_vm_readv; registered memory is not);
 * ``Python app -> OP_BPF (native path)`` / ``(Python path)``: drivers.cksum_blocks on Ring
   (prep_read, prep_bpf, submit, wait from Python); the submit hook in C (``ops_enter``) or
   the Python reference path (``ring.ops.allow_native = False``, what ran before #17);
@@ -108,6 +110,7 @@ struct opsring {
 	uint32_t *sq_tail, *sq_array, sq_mask, *cq_head, *cq_tail, cq_mask;
 	uint8_t *sqes, *cqes;
 	uint32_t *last_crc;
+	uint64_t desc_type;      /* IO_BPF_BUF_USER (0) or IO_BPF_BUF_FIXED (1, buffer 0) */
 };
 
 typedef int64_t (*enter_fn)(uint64_t, uint64_t, uint64_t, uint64_t);
@@ -134,7 +137,8 @@ int64_t c_ops_crc(struct opsring *r, int fd, uint64_t size, uint64_t block, uint
 		uint64_t a = (uint64_t)(uintptr_t)buf, ud;
 		int32_t rd = -1, cs = -1;
 		uint8_t *s = sqe_at(r, tail);
-		memset(desc, 0, 16);                        /* IO_BPF_BUF_USER */
+		memset(desc, 0, 16);
+		desc[0] = (uint8_t)r->desc_type;
 		memcpy(desc + 4, &len, 4);
 		memcpy(desc + 8, &a, 8);
 		s[0] = IORING_OP_READ;
@@ -189,7 +193,7 @@ class _OpsRingC(ctypes.Structure):
                 ("cq_head", ctypes.c_uint64), ("cq_tail", ctypes.c_uint64),
                 ("cq_mask", ctypes.c_uint32), ("pad1", ctypes.c_uint32),
                 ("sqes", ctypes.c_uint64), ("cqes", ctypes.c_uint64),
-                ("last_crc", ctypes.c_uint64)]
+                ("last_crc", ctypes.c_uint64), ("desc_type", ctypes.c_uint64)]
 
 
 def build_c() -> ctypes.CDLL | None:
@@ -258,9 +262,12 @@ def python_side(path: str, block: int, native_crc_: bool):
         os.close(fd)
 
 
-def bpf_side(path: str, block: int, engine: str, *, native_path: bool, lib=None):
+def bpf_side(path: str, block: int, engine: str, *, native_path: bool, lib=None,
+             fixed: bool = False):
     """Steady state: the object is loaded and attached before the clock starts.  ``lib``:
-    the C application drives the ring (ops_enter) instead of Python."""
+    the C application drives the ring (ops_enter) instead of Python; ``fixed``: the buffer
+    is registered and the descriptor is IO_BPF_BUF_FIXED (no per-page probe of user
+    memory, as registered buffers are pinned once in the kernel)."""
     fd = os.open(path, os.O_RDONLY)
     buf = Buffer(block)
     size = os.path.getsize(path)
@@ -269,6 +276,8 @@ def bpf_side(path: str, block: int, engine: str, *, native_path: bool, lib=None)
             obj, _ = ops.open_example("cksum", ring, engine=engine)
             try:
                 ring.ops.allow_native = native_path
+                if fixed:
+                    ring.register_buffers([buf])
                 drivers.cksum_blocks(ring, obj, fd, min(size, block), buf, block=block)  # warm
                 if lib is not None:
                     if not ring.ops.native_path:
@@ -278,7 +287,8 @@ def bpf_side(path: str, block: int, engine: str, *, native_path: bool, lib=None)
                                   ring.sq_tail_addr, ring.sq_array_addr, ring.sq_mask, 0,
                                   ring.cq_head_addr, ring.cq_tail_addr, ring.cq_mask, 0,
                                   ring.kernel_sqes_addr, ring.cqes_addr,
-                                  obj.bss.address_of("last_crc"))
+                                  obj.bss.address_of("last_crc"),
+                                  ops.IO_BPF_BUF_FIXED if fixed else ops.IO_BPF_BUF_USER)
                     out = ctypes.c_uint64()
 
                     def run():
@@ -291,7 +301,7 @@ def bpf_side(path: str, block: int, engine: str, *, native_path: bool, lib=None)
                     ring.sync_sq_tail()
                     return res
                 return _timed(lambda: sum(c for _, _, c in drivers.cksum_blocks(
-                    ring, obj, fd, size, buf, block=block)))
+                    ring, obj, fd, size, buf, block=block, fixed=fixed)))
             finally:
                 obj.close()
     finally:
@@ -322,8 +332,13 @@ def main() -> None:
                 if a.engine == "jit":
                     add("C app -> OP_BPF crc32c (native path)",
                         lambda: bpf_side(f.name, block, a.engine, native_path=True, lib=lib))
+                    add("C app -> OP_BPF crc32c (native path, FIXED buffer)",
+                        lambda: bpf_side(f.name, block, a.engine, native_path=True, lib=lib,
+                                         fixed=True))
             add(f"Python app -> OP_BPF crc32c (native path, {a.engine})",
                 lambda: bpf_side(f.name, block, a.engine, native_path=True))
+            add(f"Python app -> OP_BPF crc32c (native path, FIXED, {a.engine})",
+                lambda: bpf_side(f.name, block, a.engine, native_path=True, fixed=True))
             add(f"Python app -> OP_BPF crc32c (Python path, {a.engine})",
                 lambda: bpf_side(f.name, block, a.engine, native_path=False))
             add("READ + native crc32c (slicing-by-8, reference)",
