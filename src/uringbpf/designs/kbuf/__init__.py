@@ -50,6 +50,7 @@ class KbufDesign(Design):
     name = "kbuf"
 
     def contribute(self, platform: Platform) -> None:
+        """Register the kbuf kfuncs (bpf_kbuf_read/bpf_kbuf_write) on ``platform``."""
         _kfuncs.add_kfuncs(platform)
 
 

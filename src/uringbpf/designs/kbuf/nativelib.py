@@ -30,5 +30,6 @@ def crc32c(addr: int, length: int, crc: int = 0) -> int:
 
 
 def crc32c_bytes(data: bytes, crc: int = 0) -> int:
+    """crc32c of a bytes object (continue from ``crc``), through the native code."""
     buf = ctypes.create_string_buffer(bytes(data), max(len(data), 1))
     return crc32c(ctypes.addressof(buf), len(data), crc)

@@ -100,6 +100,7 @@ class KbufRing:
         return u.Sqe.from_address(self._b.sqes_addr + idx * 64)
 
     def sq_space_left(self) -> int:
+        """Free SQEs (io_uring_sq_space_left)."""
         return self._sq_entries - (self._tail - self._sq_head.value)
 
     def register_source(self, source: "RequestSource") -> None:
@@ -203,6 +204,7 @@ class KbufRing:
                 self._ready.append(KbufCompletion(pend.user_data, res, fl))
 
     def peek_cqe(self) -> KbufCompletion | None:
+        """The next completion after the kbuf layer's CQE processing, or None (no wait)."""
         if not self._ready:
             self._reap()
         return self._ready.popleft() if self._ready else None

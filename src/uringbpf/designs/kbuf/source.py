@@ -52,6 +52,7 @@ class BlockRequest:
 
     @property
     def has_data(self) -> bool:
+        """True for a READ or WRITE with pages (FLUSH and friends have none)."""
         return self.op in (UBLK_IO_OP_READ, UBLK_IO_OP_WRITE) and self.length > 0
 
     def view(self) -> memoryview:
@@ -59,6 +60,7 @@ class BlockRequest:
         return memoryview((ctypes.c_char * self.length).from_address(self.addr)).cast("B")
 
     def free(self) -> None:
+        """Give the request's pages back to the source (block-layer side, after completion)."""
         self.source._free_slot(self)
 
 
@@ -399,6 +401,7 @@ class RequestSource:
                     self._post(tag.ring, tag.user_data, UBLK_IO_RES_ABORT)
 
     def close(self) -> None:
+        """Stop the device, fail what the server still owns (-EIO) and release the driver ring."""
         with self._lock:
             if self.char_fd < 0:
                 return

@@ -153,6 +153,7 @@ class KbufTable:
         return 0
 
     def unregister_user(self, index: int) -> int:
+        """Empty a slot holding a user buffer: 0, -EINVAL (out of range or a kernel buffer)."""
         with self.lock:
             if not 0 <= index < len(self.nodes) or self.nodes[index] is None:
                 return -errno.EINVAL
@@ -176,6 +177,7 @@ class KbufTable:
             return node.addr, node.length, node.direction
 
     def is_kernel(self, index: int) -> bool:
+        """True when slot ``index`` holds a kernel (request) buffer."""
         with self.lock:
             return 0 <= index < len(self.nodes) and self.nodes[index] is not None and \
                 self.nodes[index].kernel
@@ -211,10 +213,12 @@ class KbufTable:
             return node, node.addr + offset
 
     def get(self, node: KbufNode) -> None:
+        """Take one more reference on ``node`` (an op in flight, a KFIXED user)."""
         with self.lock:
             node.refs += 1
 
     def put(self, node: KbufNode) -> None:
+        """Drop a reference on ``node``; the last one runs its release callback."""
         with self.lock:
             node.refs -= 1
             done = node.refs == 0
@@ -242,6 +246,7 @@ _by_fd: "weakref.WeakValueDictionary[int, KbufTable]" = weakref.WeakValueDiction
 
 
 def table_by_fd(ring_fd: int) -> KbufTable | None:
+    """The KbufTable of the ring with fd ``ring_fd``, or None."""
     return _by_fd.get(ring_fd)
 
 

@@ -84,6 +84,7 @@ def prep_ublk_cmd(sqe: u.Sqe, char_fd: int, cmd_op: int, tag: int, *, result: in
 
 def prep_read_fixed(sqe: u.Sqe, fd: int, offset_in_buf: int, length: int, file_offset: int,
                     buf_index: int) -> u.Sqe:
+    """READ_FIXED whose ``addr`` is an offset into registered buffer ``buf_index``."""
     prep.prep_rw(sqe, u.IORING_OP_READ_FIXED, fd, offset_in_buf, length, file_offset)
     sqe.buf_index = buf_index
     return sqe
@@ -91,6 +92,7 @@ def prep_read_fixed(sqe: u.Sqe, fd: int, offset_in_buf: int, length: int, file_o
 
 def prep_write_fixed(sqe: u.Sqe, fd: int, offset_in_buf: int, length: int, file_offset: int,
                      buf_index: int) -> u.Sqe:
+    """WRITE_FIXED whose ``addr`` is an offset into registered buffer ``buf_index``."""
     prep.prep_rw(sqe, u.IORING_OP_WRITE_FIXED, fd, offset_in_buf, length, file_offset)
     sqe.buf_index = buf_index
     return sqe
@@ -98,6 +100,7 @@ def prep_write_fixed(sqe: u.Sqe, fd: int, offset_in_buf: int, length: int, file_
 
 def prep_rwv_fixed(sqe: u.Sqe, write: bool, fd: int, iovecs_addr: int, nr: int,
                    file_offset: int, buf_index: int) -> u.Sqe:
+    """READV_FIXED / WRITEV_FIXED: ``iov_base`` values are offsets into buffer ``buf_index``."""
     op = u.IORING_OP_WRITEV_FIXED if write else u.IORING_OP_READV_FIXED
     prep.prep_rw(sqe, op, fd, iovecs_addr, nr, file_offset)
     sqe.buf_index = buf_index

@@ -147,6 +147,7 @@ class OpsRing(Ring):
         self._ops_installing = False
 
     def set_enter_hook(self, fn) -> None:
+        """Refuse any hook but the ops table's own (EINVAL: the loop design cannot attach too)."""
         if self.__dict__.get("ops") is not None and fn is not self.ops.enter_hook:
             raise OSError(errno.EINVAL, "a ring with IORING_SETUP_BPF_EXT cannot take "
                                         "io_uring_bpf_ops (loop) at the same time")
@@ -387,6 +388,7 @@ class OpsTable:
             slot.runtimes.append(runtime)
 
     def unregister(self, slot: OpsSlot) -> None:
+        """Remove ``slot`` once its requests in flight are done (waits, like ctx->bpf_wq)."""
         with self.cond:
             if self.slots[slot.op_id] is not slot:
                 return
@@ -502,6 +504,7 @@ class OpsTable:
 
     # --- the submit path ---------------------------------------------------------------
     def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int) -> int:
+        """io_uring_enter of a BPF_EXT ring: the native path (ops_enter in C) or the Python one."""
         if self.native_path and self.allow_native and not ring.sqe_filters:
             if self._fixed_dirty:
                 self._sync_fixed(ring)
@@ -1015,6 +1018,7 @@ def kf_iter_next(rt, r1, r2, r3, r4, r5) -> int:
 
 
 def kf_iter_destroy(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_iter_uring_buf_destroy (checks the stack slot, then C)."""
     if not _stack_ok(rt, r1, 24):
         return 0
     iid = _iter_id(r1)
@@ -1032,6 +1036,7 @@ def _close_iters(req: Request) -> None:
 
 
 def kf_buf_dynptr(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_uring_buf_dynptr (checks the stack slots, then C)."""
     if not _stack_ok(rt, r2, 16):
         return -errno.EINVAL & _U64
     if not _stack_ok(rt, r1, 24):
@@ -1041,6 +1046,7 @@ def kf_buf_dynptr(rt, r1, r2, r3, r4, r5) -> int:
 
 
 def kf_buf_dynptr_rdwr(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_uring_buf_dynptr_rdwr (checks the stack slots, then C)."""
     if not _stack_ok(rt, r2, 16):
         return -errno.EINVAL & _U64
     if not _stack_ok(rt, r1, 24):
@@ -1150,30 +1156,36 @@ def _dynptr_ok(rt, addr: int) -> bool:
 
 
 def h_dynptr_read(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_dynptr_read (checks program memory, then C)."""
     if not _dynptr_ok(rt, r3) or not _mem_ok(rt, r1, r2 & _M32, True):
         return -errno.EINVAL & _U64
     return _lib().ops_dynptr_read(r1, r2, r3, r4, r5)
 
 
 def h_dynptr_write(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_dynptr_write (checks program memory, then C)."""
     if not _dynptr_ok(rt, r1) or not _mem_ok(rt, r3, r4 & _M32, False):
         return -errno.EINVAL & _U64
     return _lib().ops_dynptr_write(r1, r2, r3, r4, r5)
 
 
 def h_dynptr_data(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_dynptr_data (checks the dynptr, then C)."""
     return _lib().ops_dynptr_data(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
 def kf_dynptr_slice(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_dynptr_slice (checks the dynptr, then C)."""
     return _lib().ops_dynptr_slice(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
 def kf_dynptr_slice_rdwr(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_dynptr_slice_rdwr (checks the dynptr, then C)."""
     return _lib().ops_dynptr_slice_rdwr(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
 def kf_dynptr_size(rt, r1, r2, r3, r4, r5) -> int:
+    """The interpreter's entry of bpf_dynptr_size (checks the dynptr, then C)."""
     return _lib().ops_dynptr_size(r1, r2, r3, r4, r5) if _dynptr_ok(rt, r1) else 0
 
 
@@ -1288,6 +1300,7 @@ class OpsDesign(Design):
     name = "ops"
 
     def contribute(self, platform: Platform) -> None:
+        """Register the kfuncs, their C twins, the member prog types and the struct_ops type."""
         _add_kfuncs(platform)
         _bind_native(platform)
         _add_prog_types(platform)

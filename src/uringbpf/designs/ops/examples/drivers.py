@@ -163,6 +163,7 @@ def run_errors(engine: str = "jit") -> dict:
 
 
 def main() -> None:
+    """Run every driver once and print what it saw."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", choices=("jit", "interp"), default="jit")
     a = ap.parse_args()
