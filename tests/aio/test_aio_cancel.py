@@ -44,6 +44,7 @@ def test_cancelled_recv_is_cancelled_in_the_kernel(tcp_pair, aio_kw, run):
                     break
                 await asyncio.sleep(0.001)
             assert ar.inflight == 0
+            assert ar.ring.sq_ready() == 0 and ar.ring.cq_ready() == 0   # nothing queued or unreaped
             assert ar.stats["cancels"] == 1
             # the recv's own CQE: -ECANCELED (the cancel SQE's CQE is not an operation's)
             assert [res for _, res in ar.late_completions] == [-errno.ECANCELED]
