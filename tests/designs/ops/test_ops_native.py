@@ -235,3 +235,19 @@ def test_memory_probes_use_the_callers_pid_after_fork():
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_closed_jit_code_is_never_called_from_c():
+    """Closing an attached program's JIT code (API misuse) must not let ops_enter jump into
+    freed thunks: the ring falls back to the Python path, which refuses the run."""
+    with ops.create_ring(8) as ring:
+        obj, _ = ops.open_example("basic", ring, engine="jit")
+        try:
+            assert ring.ops.native_path
+            ring.ops.slots[0].progs["issue_fn"].jit.close()
+            ring.prep_bpf(0, user_data=1)
+            ring.submit()
+            assert [(c.user_data, c.res) for c in ring.wait(1)] == [(1, -errno.EFAULT)]
+            assert not ring.ops.native_path and ring.ops.errors
+        finally:
+            obj.close()

@@ -278,6 +278,7 @@ class OpsTable:
         weakref.finalize(self, _free_native, lib, self.native, self.nring)
         #: True while ops_enter (C) runs this ring's submit path (see _update_native)
         self.native_path = False
+        self._native_jits: list = []
         #: set False to force the Python path (tests compare the two on the same inputs)
         self.allow_native = True
 
@@ -323,6 +324,7 @@ class OpsTable:
             return
         lib = _lib()
         ok = True
+        self._native_jits = []
         for op_id, slot in enumerate(self.slots):
             lib.ops_ring_set_slot(self.nring, op_id, slot is not None,
                                   bool(slot and slot.closing), id(slot) & _U64 if slot else 0)
@@ -332,6 +334,8 @@ class OpsTable:
                 if p is not None and (getattr(p, "engine", None) != "jit" or jit is None
                                       or jit.checked):
                     ok = False
+                if jit is not None:
+                    self._native_jits.append(jit)
                 lib.ops_ring_set_prog(self.nring, op_id, which,
                                       p.entry_address if jit is not None else 0,
                                       jit.error_address if jit is not None else 0)
@@ -505,6 +509,10 @@ class OpsTable:
     # --- the submit path ---------------------------------------------------------------
     def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int) -> int:
         """io_uring_enter of a BPF_EXT ring: the native path (ops_enter in C) or the Python one."""
+        if self.native_path and any(j._closed for j in self._native_jits):
+            # a program's JIT code was closed while attached: C must not call into it; the
+            # Python path refuses the run (-EFAULT, the error in self.errors)
+            self.native_path = False
         if self.native_path and self.allow_native and not ring.sqe_filters:
             if self._fixed_dirty:
                 self._sync_fixed(ring)
