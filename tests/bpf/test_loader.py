@@ -336,7 +336,8 @@ def test_verifier_is_called_and_its_error_propagates(monkeypatch):
 
     seen = []
 
-    def verify(program):
+    def verify(program, platform):
+        assert platform is obj.platform
         seen.append(program.name)
         if program.name == "printer":
             raise BpfVerifierError("printer rejected", "0: (85) call 6\nprinter rejected\n")

@@ -1013,11 +1013,10 @@ class BpfObject:
                       checked: bool) -> None:
         program = prog.program
         if verify:
-            with self.platform.active():   # the verifier's lookups answer from our platform
-                try:
-                    prog.verifier_result = _verifier.verify(program)
-                except BpfVerifierError as exc:
-                    raise exc.with_context(self.path, prog.name)
+            try:
+                prog.verifier_result = _verifier.verify(program, platform=self.platform)
+            except BpfVerifierError as exc:
+                raise exc.with_context(self.path, prog.name)
         rt = self._new_runtime(prog)
         prog.runtime = rt
         if engine == "jit":
