@@ -144,3 +144,20 @@ def test_refine_low32_keeps_members(x, lo, hi, signed):
     assert sc.contains(a, r)
     if inside:
         assert member(r, av)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(abstract_with_member(), st.sampled_from([1, 2, 3, 7, 16, -1, -3, -8, 0, sc.S64_MIN, sc.S64_MAX]))
+def test_signed_div_mod_by_constant_contain_results(x, c):
+    """BPF sdiv/smod (v4) by a constant: truncation toward zero, x s/ 0 = 0, x s% 0 = x,
+    S64_MIN s/ -1 wraps."""
+    a, av = x
+    sv = sc.s64(av)
+    if c == 0:
+        q, r = 0, sv
+    else:
+        q = abs(sv) // abs(c)
+        q = q if (sv < 0) == (c < 0) else -q
+        r = sv - q * c
+    assert member(sc.alu_sdiv_const(a, c), q & U64)
+    assert member(sc.alu_smod_const(a, c), r & U64)

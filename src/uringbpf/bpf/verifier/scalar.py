@@ -593,3 +593,36 @@ def refine_low32(full, narrowed):
     v, m = tnum_intersect((full[4], full[5]), (tv, tm | upper))
     out = sync((full[0], full[1], full[2], full[3], v, m))
     return full if out is None else out
+
+
+def _sdiv64(x: int, c: int) -> int:
+    """BPF's signed 64-bit division (truncates toward zero; S64_MIN / -1 wraps)."""
+    if c == 0:
+        return 0
+    q = abs(x) // abs(c)
+    q = q if (x < 0) == (c < 0) else -q
+    return s64(q & U64)
+
+
+def alu_sdiv_const(a, c: int):
+    """``a s/ c`` for a constant ``c`` (signed 64-bit): monotonic in ``a`` between the
+    signed bounds, except S64_MIN / -1, which wraps."""
+    if c == 0:
+        return const(0)
+    if c == -1 and a[2] == S64_MIN:
+        return UNKNOWN
+    q1, q2 = _sdiv64(a[2], c), _sdiv64(a[3], c)
+    return srange(min(q1, q2), max(q1, q2))
+
+
+def alu_smod_const(a, c: int):
+    """``a s% c`` for a constant ``c``: the result has the dividend's sign and a smaller
+    magnitude than ``c`` (x s% 0 == x)."""
+    if c == 0:
+        return a
+    m = abs(c) - 1
+    if a[2] >= 0:
+        return srange(0, min(a[3], m))
+    if a[3] <= 0:
+        return srange(max(a[2], -m), 0)
+    return srange(-m, m)

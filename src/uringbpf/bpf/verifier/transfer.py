@@ -76,6 +76,9 @@ class TransferMixin:
             v = sc.UNKNOWN
             if sc.is_const(a) and sc.is_const(b):
                 v = sc.const(_sdivmod(op, a[4], b[4], width))
+            elif is64 and sc.is_const(b):
+                # by a constant: bounded like the 7.2 kernel (tests: scalar_sdiv_*)
+                v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(a, sc.s64(b[4]))
         elif op == isa.ADD:
             v = sc.alu_add(a, b)
         elif op == isa.SUB:
