@@ -29,6 +29,9 @@ from typing import Callable
 
 from . import elf as elf_mod
 from . import isa, jit
+from .asm import assemble
+from .helpers import Runtime
+from .interp import Interpreter
 from .object import BpfObject
 from .memory import AddressSpace, BpfRuntimeError, Buffer
 
@@ -107,8 +110,6 @@ UNWIND_HELPER = 5
 
 
 def _runtime_with_memory(mem: bytes):
-    from .helpers import Runtime
-
     runtime = Runtime(mem=AddressSpace())
     buf = None
     if mem:
@@ -135,30 +136,16 @@ def run_bytecode(code: bytes, mem: bytes = b"", engine: str = "interp",
     r2 = len(mem)
     if engine == "jit":
         return _run_jit(program, runtime, r1, r2)
-    from .interp import Interpreter
-
     vm = Interpreter(program, runtime, helpers=plugin_helpers(), unwind_helper=UNWIND_HELPER,
                      max_insns=max_insns)
     return vm.run(r1, r2)
 
 
 def _run_jit(program, runtime, r1: int, r2: int) -> int:
-    compile_fn = getattr(jit, "compile", None)
-    if compile_fn is None:
-        raise PluginError("--jit: uringbpf.bpf.jit has no compile()")
-    import inspect
-
-    kwargs = {}
-    params = inspect.signature(compile_fn).parameters
-    if "checked" in params:
-        # No verifier runs here, so the JIT must bounds-check like the interpreter does:
-        # a conformance test that faults has to fail with a message, not crash the plugin.
-        kwargs["checked"] = True
-    if "helpers" in params:
-        kwargs["helpers"] = plugin_helpers()
-    if "unwind_helper" in params:
-        kwargs["unwind_helper"] = UNWIND_HELPER
-    fn = compile_fn(program, runtime, **kwargs)
+    # No verifier runs here, so the JIT must bounds-check like the interpreter does:
+    # a conformance test that faults has to fail with a message, not crash the plugin.
+    fn = jit.compile(program, runtime, checked=True, helpers=plugin_helpers(),
+                     unwind_helper=UNWIND_HELPER)
     return int(fn(r1, r2)) & isa.U64
 
 
@@ -229,8 +216,6 @@ class DataTest:
         if self.raw:
             code = b"".join((v & isa.U64).to_bytes(8, "little") for v in self.raw)
             return isa.decode(code)
-        from .asm import assemble
-
         # Immediates wider than 32 bits keep their low 32 bits, as upstream's assembler does.
         return assemble(self.asm, truncate_wide_imm=True)
 
