@@ -31,8 +31,6 @@ DISAGREEMENTS: dict[str, str] = {
 # Verifier corpus cases where the 7.2 kernel and we differ and tests/verifier's
 # KNOWN_DISAGREEMENTS (written for the host kernel) does not say why.
 VERIFIER: dict[str, str] = {
-    "scalar_sdiv_unknown": "7.2 tracks signed division ranges and accepts the access; we "
-                           "treated an sdiv result as unknown and refused (stricter, not unsafe)",
     "call_subprog_too_deep": "7.2 accepts a chain of 9 call frames; we stop at 8 "
                              "(isa.MAX_CALL_DEPTH; stricter, not unsafe)",
 }
