@@ -5,6 +5,9 @@ sees only an unknown scalar return value."""
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import pytest
 
 import corpus_lib
@@ -93,3 +96,22 @@ def test_global_function(name, tmp_path):
     else:
         assert not v.ok, f"accepted:\n{v.log}"
         assert reason in v.error.message, v.log
+
+
+GFUNCS = sorted((pathlib.Path(__file__).parent / "gfuncs").glob("*.bpf.c"))
+
+
+@pytest.mark.parametrize("src", GFUNCS, ids=lambda p: p.name)
+def test_loop_step_global_functions_match_linux_7_2(src, tmp_path):
+    """loop_step programs with global functions (tests/verifier/gfuncs): our verdict and
+    message equal Linux 7.2's, loaded with libbpf (`bpftool prog loadall` in the
+    tools/kernel-vm guest; recorded in kernel72_global_funcs.json)."""
+    rows = {r["name"]: r for r in map(json.loads, (pathlib.Path(__file__).parent /
+            "kernel72_global_funcs.json").read_text().splitlines())}
+    kernel = rows[src.name[:-len(".bpf.c")]]
+    obj = BpfObject.open(str(cc.compile_c(src, tmp_path / "g.o")))
+    (v,) = verifier.verify_object(obj)
+    assert v.ok == kernel["ok"], (v.error, kernel)
+    assert src.name.startswith("accept") == v.ok
+    if not v.ok:
+        assert v.error.message.startswith(kernel["last"]), (v.error.message, kernel["last"])

@@ -1,0 +1,16 @@
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <io_uring/bpf_ops.h>
+char LICENSE[] SEC("license") = "GPL";
+unsigned char tbl[16];
+
+/* bounded inside the global function: fine */
+__attribute__((noinline)) int at(unsigned int i) { return tbl[i & 15]; }
+SEC("struct_ops.s/step")
+int BPF_PROG(step, struct io_ring_ctx *ring, struct iou_loop_params *lp)
+{
+	return at(lp->cq_wait_idx);
+}
+
+SEC(".struct_ops.link")
+struct io_uring_bpf_ops ops = { .loop_step = (void *)step };
