@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from ...uring import uapi as u
 from ...uring.ring import deny_sqe
 from ...uring.kernel import KernelBackend
-from .table import _FIXED_OPS, _VECTORED, KbufTable, import_vec
+from .nativelib import kb_lib
+from .table import KbufTable
 from .uapi import UblksrvIoCmd
 
 if TYPE_CHECKING:
@@ -38,14 +39,9 @@ _NOP_KEEP_FLAGS = (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK | u.IOSQE_IO_DRAIN | u.
                    | u.IOSQE_CQE_SKIP_SUCCESS)
 
 
-class _Pending:
-    """Bookkeeping for an SQE whose CQE the ring must post-process."""
-
-    __slots__ = ("user_data", "skip_success", "node", "keep", "deferred")
-
-    def __init__(self, user_data, skip_success, node=None, keep=None, deferred=None):
-        self.user_data, self.skip_success = user_data, skip_success
-        self.node, self.keep, self.deferred = node, keep, deferred
+# kb_reap's record kinds (KB_REC_* in kbuf.c) and its batch size
+_REC_CQE, _REC_DEFERRED, _REC_RELEASE = 0, 1, 2
+_REAP_BATCH = 256
 
 
 class KbufRing:
@@ -82,12 +78,30 @@ class KbufRing:
         self._tail = self._sq_tail.value
         self._flushed = self._tail
         self._ready: collections.deque[KbufCompletion] = collections.deque()
-        self._pending: dict[int, _Pending] = {}
-        self._next_token = 0
+        #: token -> the command a linked chain runs when it reaches it (UNREGISTER_IO_BUF)
+        self._deferred: dict[int, "collections.abc.Callable[[], int]"] = {}
         self._diverters: dict[int, "RequestSource"] = {}
         self.kbuf = KbufTable(self.fd, buffers)
+        # The per-SQE and per-CQE kernel-buffer work (import of fixed ops, references held
+        # until the CQE, tokens) runs in kbuf.c once per batch, on the table's context.
+        self._lib = kb_lib()
+        self._ctx = self.kbuf.ctx
+        self._lib.kb_ring_attach(self._ctx, self._b.sqes_addr, self._sq_array, self._sq_mask,
+                                 ctypes.addressof(self._cq_head), ctypes.addressof(self._cq_tail),
+                                 self._cq_mask, self._cqes)
+        self._recs = (ctypes.c_int64 * (5 * _REAP_BATCH))()
+        self._rec_view = memoryview(self._recs).cast("B").cast("q")
         self.closed = False
-        self.stats = collections.Counter()
+        self._stats = collections.Counter()
+
+    @property
+    def stats(self) -> collections.Counter:
+        """Counters: ``uring_cmd`` (diverted commands), ``kbuf_import`` (fixed ops on kernel
+        buffers translated), ``kbuf_refused`` (fixed ops refused with an errno)."""
+        out = collections.Counter(self._stats)
+        out["kbuf_import"] += self._lib.kb_stat(self._ctx, 0)
+        out["kbuf_refused"] += self._lib.kb_stat(self._ctx, 1)
+        return +out
 
     # -- SQ side
     def get_sqe(self) -> u.Sqe | None:
@@ -105,14 +119,10 @@ class KbufRing:
 
     def register_source(self, source: "RequestSource") -> None:
         """Route URING_CMD SQEs on ``source.char_fd`` to ``source`` (its command channel)."""
+        if self._lib.kb_divert_add(self._ctx, source.char_fd) < 0:
+            raise ValueError("too many request sources on one ring")
         self._diverters[source.char_fd] = source
         source._rings.add(self)
-
-    def _token(self, pending: _Pending) -> int:
-        self._next_token = (self._next_token + 1) & 0xFFFFFFFFFFFF
-        token = _TOKEN_BASE | self._next_token
-        self._pending[token] = pending
-        return token
 
     def _to_nop(self, sqe: u.Sqe, res: int | None, flags: int, user_data: int) -> None:
         """Rewrite an SQE in place as NOP (optionally injecting ``res``), keeping its flags."""
@@ -120,46 +130,23 @@ class KbufRing:
         sqe.user_data = user_data
         deny_sqe(sqe, res, _NOP_KEEP_FLAGS)  # a NOP has no file and no buffer group
 
-    def _translate(self, sqe: u.Sqe) -> None:
-        op = sqe.opcode
-        if op == u.IORING_OP_URING_CMD and sqe.fd in self._diverters \
-                and not sqe.flags & u.IOSQE_FIXED_FILE:
-            self._divert(sqe, self._diverters[sqe.fd])
-        elif op in _FIXED_OPS and self.kbuf.needs_import(sqe.buf_index):
-            self._import(sqe, _FIXED_OPS[op])
-
     def _divert(self, sqe: u.Sqe, source: "RequestSource") -> None:
         off = ctypes.addressof(sqe) - self._b.sqes_addr
         cmd = UblksrvIoCmd.from_buffer_copy(self._sqe_mem, off + u.SQE_CMD_OFFSET)
         flags, user_data, cmd_op, addr = sqe.flags, sqe.user_data, sqe.cmd_op, sqe.addr
         kind, value = source.handle_cmd(self, cmd_op, cmd, addr, user_data, flags)
-        self.stats["uring_cmd"] += 1
+        self._stats["uring_cmd"] += 1
         if kind == "done":        # completed at issue: the kernel posts it in SQ order
             self._to_nop(sqe, value, flags, user_data)
         elif kind == "parked":    # the source posts the CQE later (MSG_RING)
             self._to_nop(sqe, None, u.IOSQE_CQE_SKIP_SUCCESS, user_data)
         else:                     # "deferred": run when the chain reaches it
-            pend = _Pending(user_data, bool(flags & u.IOSQE_CQE_SKIP_SUCCESS), deferred=value)
-            self._to_nop(sqe, None, flags & ~u.IOSQE_CQE_SKIP_SUCCESS, self._token(pend))
-
-    def _import(self, sqe: u.Sqe, ddir: int) -> None:
-        flags, user_data = sqe.flags, sqe.user_data
-        if sqe.opcode in _VECTORED:
-            node, keep, err = import_vec(self.kbuf, sqe, ddir)
-        else:
-            node, addr = self.kbuf.import_fixed(sqe.buf_index, sqe.addr, sqe.len, ddir)
-            err = addr if node is None else 0
-            keep = None
-            if node is not None:
-                sqe.addr = addr
-        if err:
-            self.stats["kbuf_refused"] += 1
-            self._to_nop(sqe, err, flags, user_data)
-            return
-        self.stats["kbuf_import"] += 1
-        pend = _Pending(user_data, bool(flags & u.IOSQE_CQE_SKIP_SUCCESS), node, keep)
-        sqe.flags = flags & ~u.IOSQE_CQE_SKIP_SUCCESS
-        sqe.user_data = self._token(pend)
+            token = self._lib.kb_pend_new(self._ctx, user_data, -1,
+                                          1 if flags & u.IOSQE_CQE_SKIP_SUCCESS else 0, 1)
+            if not token:
+                raise MemoryError("kbuf token pool")
+            self._deferred[token] = value
+            self._to_nop(sqe, None, flags & ~u.IOSQE_CQE_SKIP_SUCCESS, token)
 
     def submit(self) -> int:
         """Translate the new SQEs, publish them, io_uring_enter. Returns the kernel's count."""
@@ -169,10 +156,17 @@ class KbufRing:
         if self.closed:
             raise ValueError("ring is closed")
         n = self._tail - self._flushed
-        for i in range(self._flushed, self._tail):
-            idx = i & self._sq_mask
-            self._translate(u.Sqe.from_address(self._b.sqes_addr + idx * 64))
-            c_uint32.from_address(self._sq_array + 4 * idx).value = idx
+        # kbuf.c publishes the new SQEs and imports fixed ops on kernel buffers in one call;
+        # it stops at each URING_CMD for a request source (Python's command channel), whose
+        # effect (a registration) the SQEs after it must see.
+        pos, end, scan = self._flushed & 0xFFFFFFFF, self._tail & 0xFFFFFFFF, self._lib.kb_scan
+        while pos != end:
+            pos = scan(self._ctx, pos, end)
+            if pos == end:
+                break
+            sqe = u.Sqe.from_address(self._b.sqes_addr + (pos & self._sq_mask) * 64)
+            self._divert(sqe, self._diverters[sqe.fd])
+            pos = (pos + 1) & 0xFFFFFFFF
         self._flushed = self._tail
         self._sq_tail.value = self._tail
         if not n and not wait_nr and self._sq_head.value == self._tail:
@@ -186,22 +180,27 @@ class KbufRing:
 
     # -- CQ side
     def _reap(self) -> None:
-        head, tail = self._cq_head.value, self._cq_tail.value
-        while head != tail:
-            cqe = u.Cqe.from_address(self._cqes + (head & self._cq_mask) * 16)
-            ud, res, fl = cqe.user_data, cqe.res, cqe.flags
-            head += 1
-            self._cq_head.value = head
-            pend = self._pending.pop(ud, None) if ud >= _TOKEN_BASE else None
-            if pend is None:
-                self._ready.append(KbufCompletion(ud, res, fl))
-                continue
-            if pend.node is not None:
-                self.kbuf.put(pend.node)
-            if pend.deferred is not None and res >= 0:
-                res = pend.deferred()
-            if not (pend.skip_success and res >= 0):
-                self._ready.append(KbufCompletion(pend.user_data, res, fl))
+        # kbuf.c drains the CQ: tokens of imported ops drop their node reference and get the
+        # application's user_data back; what is left for Python are the completions, the
+        # deferred commands and the release callbacks, in CQ order.
+        recs, ready = self._rec_view, self._ready
+        while True:
+            n = self._lib.kb_reap(self._ctx, self._recs, _REAP_BATCH)
+            for i in range(0, 5 * n, 5):
+                kind, ud, res, fl = recs[i], recs[i + 1], recs[i + 2], recs[i + 3]
+                if kind == _REC_CQE:
+                    ready.append(KbufCompletion(ud & 0xFFFFFFFFFFFFFFFF, res, fl))
+                elif kind == _REC_RELEASE:
+                    self.kbuf._released(recs[i + 4])
+                else:
+                    fn = self._deferred.pop(recs[i + 4] & 0xFFFFFFFFFFFFFFFF)
+                    if res >= 0:
+                        res = fn()
+                    if not (fl >> 32 and res >= 0):
+                        ready.append(KbufCompletion(ud & 0xFFFFFFFFFFFFFFFF, res,
+                                                    fl & 0xFFFFFFFF))
+            if n < _REAP_BATCH - 1:
+                return
 
     def peek_cqe(self) -> KbufCompletion | None:
         """The next completion after the kbuf layer's CQE processing, or None (no wait)."""
@@ -228,7 +227,7 @@ class KbufRing:
         # The kernel's ring exit waits for in-flight requests before it frees the buffer
         # table; do the same (bounded) so no op still writes into pages we hand back.
         deadline = 50
-        while any(p.node is not None for p in self._pending.values()) and deadline:
+        while self._lib.kb_inflight(self._ctx) and deadline:
             self._submit(1, u.IORING_ENTER_GETEVENTS, 0.1)
             self._reap()
             deadline -= 1
@@ -236,11 +235,13 @@ class KbufRing:
         for source in list(self._diverters.values()):
             source._ring_closed(self)
         self._diverters.clear()
+        self._lib.kb_divert_clear(self._ctx)
         self.kbuf.close()
-        pend, self._pending = self._pending, {}
-        for p in pend.values():
-            if p.node is not None:
-                self.kbuf.put(p.node)
+        self._deferred.clear()
+        left = self._lib.kb_inflight(self._ctx)
+        released = (ctypes.c_int32 * max(left, 1))()
+        for i in range(self._lib.kb_pend_drain(self._ctx, released, left)):
+            self.kbuf._released(released[i])
         self._b.close()
 
     def __enter__(self):

@@ -21,11 +21,14 @@ from ...uring import syscalls
 from ...uring import uapi as u
 from ...uring.buffers import buffer_address
 from ...uring.syscalls import read_user as _read_user
+from .nativelib import kb_lib
 from .uapi import IORING_MAX_REG_BUFFERS, KBUF_DIR_BOTH, KBUF_DIR_DEST, KBUF_DIR_SOURCE
 
 _FIXED_OPS = {u.IORING_OP_READ_FIXED: KBUF_DIR_DEST, u.IORING_OP_WRITE_FIXED: KBUF_DIR_SOURCE,
               u.IORING_OP_READV_FIXED: KBUF_DIR_DEST, u.IORING_OP_WRITEV_FIXED: KBUF_DIR_SOURCE}
 _VECTORED = {u.IORING_OP_READV_FIXED, u.IORING_OP_WRITEV_FIXED}
+# a slot as kbuf.c's submit path sees it (KB_SLOT_* there)
+_SLOT_PLAIN, _SLOT_KERNEL, _SLOT_STALE = 0, 1, 2
 
 
 # --- the buffer table --------------------------------------------------------------------
@@ -35,14 +38,22 @@ class KbufNode:
     The table holds one reference while the slot names the node; every in-flight op (and
     every KFIXED user) holds one more. When the count reaches zero ``release`` runs: for a
     request buffer that drops the request's reference, as ``imu->release`` does in the kernel.
+    The count lives in ``kbuf.c`` (node ``nid`` of the table's context), where the submit and
+    completion paths take and drop the references of in-flight ops without Python.
     """
 
-    __slots__ = ("addr", "length", "direction", "kernel", "refs", "release", "owner")
+    __slots__ = ("addr", "length", "direction", "kernel", "release", "owner", "nid", "_ctx")
 
     def __init__(self, addr: int, length: int, direction: int, kernel: bool,
-                 release: Callable[[], None] | None = None, owner=None):
+                 release: Callable[[], None] | None = None, owner=None, *, nid: int = -1,
+                 ctx: int = 0):
         self.addr, self.length, self.direction, self.kernel = addr, length, direction, kernel
-        self.refs, self.release, self.owner = 1, release, owner
+        self.release, self.owner, self.nid, self._ctx = release, owner, nid, ctx
+
+    @property
+    def refs(self) -> int:
+        """References held on the node (0 once released)."""
+        return max(0, kb_lib().kb_node_refs(self._ctx, self.nid))
 
 
 class KbufTable:
@@ -62,6 +73,14 @@ class KbufTable:
         #: what each slot of the *kernel's* table holds: (addr, len) or None
         self.pinned: list[tuple[int, int] | None] = [None] * nr
         self.lock = threading.RLock()
+        lib = kb_lib()
+        self.ctx = lib.kb_ctx_new(nr)
+        if not self.ctx:
+            raise MemoryError("kbuf table context")
+        # freed with the table object, never earlier: nodes and in-flight ops name it
+        weakref.finalize(self, lib.kb_ctx_free, self.ctx)
+        #: node id -> node, for every node with references left (release runs at zero)
+        self._live: dict[int, KbufNode] = {}
         if nr and register:
             reg = u.IoUringRsrcRegister(nr=nr, flags=u.IORING_RSRC_REGISTER_SPARSE)
             ret = _register(ring_fd, u.IORING_REGISTER_BUFFERS2, ctypes.addressof(reg),
@@ -89,7 +108,27 @@ class KbufTable:
         ret = self._update(index, addr, length)
         if ret == 0:
             self.pinned[index] = want
+            self._sync(index)
         return ret
+
+    def _sync(self, index: int) -> None:
+        """Mirror slot ``index`` into kbuf.c (what its submit path imports or refuses)."""
+        node = self.nodes[index]
+        if node is not None and node.kernel:
+            kind, nid = _SLOT_KERNEL, node.nid
+        else:
+            kind = _SLOT_STALE if node is None and self.pinned[index] is not None else _SLOT_PLAIN
+            nid = -1
+        kb_lib().kb_slot_set(self.ctx, index, nid, kind)
+
+    def _new_node(self, addr: int, length: int, direction: int, kernel: bool,
+                  release: Callable[[], None] | None, owner) -> KbufNode:
+        nid = kb_lib().kb_node_new(self.ctx, addr, length, direction)
+        if nid < 0:
+            raise MemoryError("kbuf node pool")
+        node = KbufNode(addr, length, direction, kernel, release, owner, nid=nid, ctx=self.ctx)
+        self._live[nid] = node
+        return node
 
     # io_buffer_register_bvec / io_buffer_unregister_bvec
     def register_kbuf(self, index: int, addr: int, length: int, direction: int,
@@ -115,7 +154,8 @@ class KbufTable:
             ret = self._pin(index, *(pin or (addr, length)))
             if ret < 0:
                 return ret
-            self.nodes[index] = KbufNode(addr, length, direction, True, release, owner)
+            self.nodes[index] = self._new_node(addr, length, direction, True, release, owner)
+            self._sync(index)
             return 0
 
     def unregister_kbuf(self, index: int) -> int:
@@ -131,6 +171,7 @@ class KbufTable:
             if self.pinned[index] == (node.addr, node.length):
                 self._pin(index, 0, 0)         # exact pin: empty the kernel's slot too
             self.nodes[index] = None
+            self._sync(index)
         self.put(node)
         return 0
 
@@ -149,7 +190,10 @@ class KbufTable:
             ret = self._pin(index, addr, length)
             if ret < 0:
                 return ret
-            self.nodes[index] = KbufNode(addr, length, KBUF_DIR_BOTH, False, None, keep)
+            self.nodes[index] = self._new_node(addr, length, KBUF_DIR_BOTH, False, None, keep)
+            self._sync(index)
+        if old is not None:
+            self.put(old)
         return 0
 
     def unregister_user(self, index: int) -> int:
@@ -159,8 +203,11 @@ class KbufTable:
                 return -errno.EINVAL
             if self.nodes[index].kernel:
                 return -errno.EBUSY
+            old = self.nodes[index]
             self._pin(index, 0, 0)
             self.nodes[index] = None
+            self._sync(index)
+        self.put(old)
         return 0
 
     def lookup(self, index: int) -> tuple[int, int, int] | None:
@@ -209,20 +256,28 @@ class KbufTable:
                 return None, -errno.EFAULT
             if not node.direction & ddir:
                 return None, -errno.EFAULT
-            node.refs += 1
+            kb_lib().kb_node_get(self.ctx, node.nid)
             return node, node.addr + offset
 
     def get(self, node: KbufNode) -> None:
         """Take one more reference on ``node`` (an op in flight, a KFIXED user)."""
         with self.lock:
-            node.refs += 1
+            if kb_lib().kb_node_get(self.ctx, node.nid) < 0:
+                raise ValueError("the node was already released")
 
     def put(self, node: KbufNode) -> None:
         """Drop a reference on ``node``; the last one runs its release callback."""
         with self.lock:
-            node.refs -= 1
-            done = node.refs == 0
-        if done and node.release is not None:
+            left = kb_lib().kb_node_put(self.ctx, node.nid)
+            if left < 0:
+                raise ValueError("the node was already released")
+        if left == 0:
+            self._released(node.nid)
+
+    def _released(self, nid: int) -> None:
+        """Node ``nid`` lost its last reference (in :meth:`put` or in kbuf.c's CQ reap)."""
+        node = self._live.pop(nid)
+        if node.release is not None:
             node.release()
 
     def close(self) -> None:
@@ -231,6 +286,8 @@ class KbufTable:
             del _by_fd[self.ring_fd]
         with self.lock:
             nodes, self.nodes = self.nodes, [None] * len(self.nodes)
+            for index in range(len(self.nodes)):
+                self._sync(index)
         for node in nodes:
             if node is not None:
                 self.put(node)
