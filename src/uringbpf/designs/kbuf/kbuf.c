@@ -82,6 +82,7 @@ uint32_t kbuf_crc32c(uint32_t crc, uint64_t addr, uint64_t n)
 #include <errno.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "sqe.h"
 
 #define KB_OP_NOP 0
 #define KB_OP_READ_FIXED 4
@@ -97,7 +98,6 @@ uint32_t kbuf_crc32c(uint32_t crc, uint64_t addr, uint64_t n)
 #define KB_SQE_CQE_SKIP_SUCCESS 64u
 #define KB_NOP_KEEP (KB_SQE_IO_LINK | KB_SQE_IO_HARDLINK | KB_SQE_IO_DRAIN | KB_SQE_ASYNC | \
                      KB_SQE_CQE_SKIP_SUCCESS)
-#define KB_NOP_INJECT_RESULT 1u
 #define KB_DIR_DEST 1u
 #define KB_DIR_SOURCE 2u
 #define KB_TOKEN_BASE (0xFFFFull << 48)
@@ -338,18 +338,13 @@ static int64_t kb_check(struct kb_node *n, uint64_t off, uint64_t len, uint32_t 
     return (int64_t)(n->addr + off);
 }
 
-/* Rewrite an SQE as a NOP completing with res (0: plain NOP), as deny_sqe does. */
+/* Rewrite an SQE as a NOP completing with res (0 gives a plain NOP's result), keeping the
+ * given flags' link/drain/skip bits and user_data: the shared deny of native/sqe.h. */
 static void kb_to_nop(struct kb_sqe *s, int32_t res, uint32_t flags, uint64_t user_data)
 {
-    memset(s, 0, sizeof(*s));
-    s->opcode = KB_OP_NOP;
-    s->flags = (uint8_t)(flags & KB_NOP_KEEP);
-    s->fd = -1;
-    if (res) {
-        s->len = (uint32_t)res;
-        s->op_flags = KB_NOP_INJECT_RESULT;
-    }
+    s->flags = (uint8_t)flags;
     s->user_data = user_data;
+    uringbpf_deny_sqe((uint8_t *)s, sizeof(*s), res, (uint8_t)KB_NOP_KEEP);
 }
 
 /* Import one fixed op on a kernel buffer; returns 0 or -errno (the SQE untouched then). */
@@ -513,4 +508,12 @@ int32_t kb_pend_drain(struct kb_ctx *c, int32_t *released, int32_t max)
             released[n++] = nid;
     }
     return n;
+}
+
+/* The SQE at SQ position pos becomes a NOP completing with res (0: plain NOP) with the
+ * given flags (only the link/drain/skip ones kept) and user_data: deny_sqe in one call. */
+void kb_nop(struct kb_ctx *c, uint32_t pos, int32_t res, uint32_t flags, uint64_t user_data)
+{
+    kb_to_nop((struct kb_sqe *)(c->sqes + (size_t)(pos & c->sq_mask) * 64), res, flags,
+              user_data);
 }

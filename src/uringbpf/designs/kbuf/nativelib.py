@@ -61,7 +61,8 @@ def kb_lib() -> ctypes.PyDLL:
                 ("kb_inflight", u32, [vp]), ("kb_scan", u32, [vp, u32, u32]),
                 ("kb_stat", c_uint64, [vp, u32]),
                 ("kb_reap", i32, [vp, ctypes.c_void_p, i32]),
-                ("kb_pend_drain", i32, [vp, ctypes.c_void_p, i32])):
+                ("kb_pend_drain", i32, [vp, ctypes.c_void_p, i32]),
+                ("kb_nop", None, [vp, u32, i32, u32, c_uint64])):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
         _kb = lib

@@ -7,12 +7,12 @@ import collections
 import ctypes
 import errno
 import os
+import struct
 from ctypes import c_uint32
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...uring import uapi as u
-from ...uring.ring import deny_sqe
 from ...uring.kernel import KernelBackend
 from .nativelib import kb_lib
 from .table import KbufTable
@@ -35,6 +35,8 @@ class KbufCompletion:
 _ZERO_SQE = bytes(64)
 _TOKEN_BASE = 0xFFFF << 48      # user_data values the ring uses for its own bookkeeping
 _LINK_FLAGS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK
+#: flags, fd, cmd_op, addr, user_data of an SQE (offsets 1, 4, 8, 16, 32)
+_SQE_HEAD = struct.Struct("<xB2xiI4xQ8xQ")
 _NOP_KEEP_FLAGS = (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK | u.IOSQE_IO_DRAIN | u.IOSQE_ASYNC
                    | u.IOSQE_CQE_SKIP_SUCCESS)
 
@@ -124,29 +126,25 @@ class KbufRing:
         self._diverters[source.char_fd] = source
         source._rings.add(self)
 
-    def _to_nop(self, sqe: u.Sqe, res: int | None, flags: int, user_data: int) -> None:
-        """Rewrite an SQE in place as NOP (optionally injecting ``res``), keeping its flags."""
-        sqe.flags = flags
-        sqe.user_data = user_data
-        deny_sqe(sqe, res, _NOP_KEEP_FLAGS)  # a NOP has no file and no buffer group
-
-    def _divert(self, sqe: u.Sqe, source: "RequestSource") -> None:
-        off = ctypes.addressof(sqe) - self._b.sqes_addr
+    def _divert(self, pos: int) -> None:
+        """Run the URING_CMD at SQ position ``pos`` on its request source; the SQE becomes
+        a NOP (kb_nop) that completes in SQ order, or is skipped when the source parks it."""
+        off = (pos & self._sq_mask) * 64
+        flags, fd, cmd_op, addr, user_data = _SQE_HEAD.unpack_from(self._sqe_mem, off)
         cmd = UblksrvIoCmd.from_buffer_copy(self._sqe_mem, off + u.SQE_CMD_OFFSET)
-        flags, user_data, cmd_op, addr = sqe.flags, sqe.user_data, sqe.cmd_op, sqe.addr
-        kind, value = source.handle_cmd(self, cmd_op, cmd, addr, user_data, flags)
+        kind, value = self._diverters[fd].handle_cmd(self, cmd_op, cmd, addr, user_data, flags)
         self._stats["uring_cmd"] += 1
         if kind == "done":        # completed at issue: the kernel posts it in SQ order
-            self._to_nop(sqe, value, flags, user_data)
+            self._lib.kb_nop(self._ctx, pos, value, flags, user_data)
         elif kind == "parked":    # the source posts the CQE later (MSG_RING)
-            self._to_nop(sqe, None, u.IOSQE_CQE_SKIP_SUCCESS, user_data)
+            self._lib.kb_nop(self._ctx, pos, 0, u.IOSQE_CQE_SKIP_SUCCESS, user_data)
         else:                     # "deferred": run when the chain reaches it
             token = self._lib.kb_pend_new(self._ctx, user_data, -1,
                                           1 if flags & u.IOSQE_CQE_SKIP_SUCCESS else 0, 1)
             if not token:
                 raise MemoryError("kbuf token pool")
             self._deferred[token] = value
-            self._to_nop(sqe, None, flags & ~u.IOSQE_CQE_SKIP_SUCCESS, token)
+            self._lib.kb_nop(self._ctx, pos, 0, flags & ~u.IOSQE_CQE_SKIP_SUCCESS, token)
 
     def submit(self) -> int:
         """Translate the new SQEs, publish them, io_uring_enter. Returns the kernel's count."""
@@ -164,8 +162,7 @@ class KbufRing:
             pos = scan(self._ctx, pos, end)
             if pos == end:
                 break
-            sqe = u.Sqe.from_address(self._b.sqes_addr + (pos & self._sq_mask) * 64)
-            self._divert(sqe, self._diverters[sqe.fd])
+            self._divert(pos)
             pos = (pos + 1) & 0xFFFFFFFF
         self._flushed = self._tail
         self._sq_tail.value = self._tail
