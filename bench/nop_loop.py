@@ -1,8 +1,11 @@
 """Completion-driven NOP loop: each CQE triggers one new SQE, at 1, 8 and 32 in flight.
 
 Compares (a) C liburing (compiled on the fly with ``cc ... -luring`` when the compiler
-and liburing headers exist) with (b) uringbpf's ``Ring`` driven from Python, both on the
-kernel backend, plus (c) the thread-pool backend for reference. Prints ops/s and the
+and liburing headers exist) with (b) uringbpf's ``Ring`` driven from Python one CQE at a
+time, (c) ``Ring.fast()``'s batch verbs (``reap`` into a reusable array, ``prep_nops`` on
+the reaped array: compiled code, a few Python calls per batch), (d) the PyPI ``liburing``
+binding (Cython; the ``bench`` extra) when it is installed, all on the kernel backend,
+plus (e) the thread-pool backend for reference. Prints ops/s and the
 ratio C / Python. This is the baseline the BPF designs (a program reacting to each CQE
 without returning to Python) must beat. Usage: ``python bench/nop_loop.py [ops]``.
 """
@@ -20,7 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from array import array  # noqa: E402
+
 from uringbpf.uring import Ring  # noqa: E402
+
+try:
+    import liburing as pypi_liburing  # the PyPI binding: an optional column, not a dependency
+except ImportError:
+    pypi_liburing = None
 
 INFLIGHT = (1, 8, 32)
 
@@ -116,6 +126,54 @@ def run_py(inflight: int, total: int, backend: str = "kernel") -> float:
         return total / (time.perf_counter() - t0)
 
 
+def run_fast(inflight: int, total: int) -> float:
+    """The same loop on Ring.fast(): one reap (submit + wait + copy every ready CQE) and
+    one prep_nops (re-arm from the reaped user_data slice) per batch."""
+    with Ring(64, backend="kernel") as ring, ring.fast() as fp:
+        uds = array("Q", bytes(8 * 64))
+        prep_nops, reap = fp.prep_nops, fp.reap
+        t0 = time.perf_counter()
+        issued = prep_nops(array("Q", range(inflight)))
+        done = 0
+        while done < total:
+            n = reap(uds, None, None, 1)
+            done += n
+            if issued < total:
+                issued += prep_nops(uds, n if issued + n <= total else total - issued)
+        return total / (time.perf_counter() - t0)
+
+
+def run_binding(inflight: int, total: int) -> float:
+    """The same loop on the PyPI liburing binding (liburing's own calls, one per step)."""
+    L = pypi_liburing
+    ring, cqe = L.io_uring(), L.io_uring_cqe()
+    L.io_uring_queue_init(64, ring, 0)
+    try:
+        get_sqe, prep_nop, set_data = L.io_uring_get_sqe, L.io_uring_prep_nop, L.io_uring_sqe_set_data64
+        submit_and_wait, peek, seen = L.io_uring_submit_and_wait, L.io_uring_peek_cqe, L.io_uring_cqe_seen
+        t0 = time.perf_counter()
+        issued = done = 0
+        for i in range(inflight):
+            sqe = get_sqe(ring)
+            prep_nop(sqe)
+            set_data(sqe, i)
+            issued += 1
+        while done < total:
+            submit_and_wait(ring, 1)
+            while peek(ring, cqe) == 0:
+                ud = cqe.user_data
+                seen(ring, cqe)
+                done += 1
+                if issued < total:
+                    sqe = get_sqe(ring)
+                    prep_nop(sqe)
+                    set_data(sqe, ud)
+                    issued += 1
+        return total / (time.perf_counter() - t0)
+    finally:
+        L.io_uring_queue_exit(ring)
+
+
 def main() -> int:
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
         print("usage: python bench/nop_loop.py [TOTAL_NOPS]   (default 200000)")
@@ -124,13 +182,21 @@ def main() -> int:
     print(f"NOP loop, {total} ops; {platform.machine()}, Linux {platform.release()}, "
           f"Python {platform.python_version()}, {os.cpu_count()} CPUs")
     binary = build_c()
-    print(f"{'inflight':>8} {'C liburing':>14} {'Ring (Python)':>14} {'C/Python':>9} "
-          f"{'threads backend':>16}")
+    print(f"{'inflight':>8} {'C liburing':>12} {'Ring':>10} {'Ring.fast':>10} "
+          f"{'PyPI liburing':>14} {'fast/PyPI':>9} {'C/Ring':>7} {'threads':>9}")
+    nan = float("nan")
     for inflight in INFLIGHT:
-        c = run_c(binary, inflight, total) if binary else float("nan")
-        py = run_py(inflight, total)
+        # interleaved rounds, median of 3: the machine is shared, neighbours come and go
+        rounds: dict[str, list[float]] = {"c": [], "py": [], "fast": [], "pypi": []}
+        for _ in range(3):
+            rounds["c"].append(run_c(binary, inflight, total) if binary else nan)
+            rounds["py"].append(run_py(inflight, total))
+            rounds["fast"].append(run_fast(inflight, total))
+            rounds["pypi"].append(run_binding(inflight, total) if pypi_liburing else nan)
+        c, py, fast, pypi = (sorted(v)[1] for v in rounds.values())
         th = run_py(inflight, max(total // 20, 1000), "threads")
-        print(f"{inflight:>8} {c:>14,.0f} {py:>14,.0f} {c / py:>9.1f} {th:>16,.0f}")
+        print(f"{inflight:>8} {c:>12,.0f} {py:>10,.0f} {fast:>10,.0f} {pypi:>14,.0f} "
+              f"{fast / pypi:>9.2f} {c / py:>7.1f} {th:>9,.0f}")
     return 0
 
 

@@ -533,6 +533,13 @@ class Ring:
             return
         self._sqe_head = self._sqe_tail = self._sqr[self._sq_tail_i]
 
+    def fast(self) -> Any:
+        """Batch verbs in compiled code over this ring (:class:`uringbpf.uring.fast.FastPath`:
+        ``prep_nops``/``reap``/``for_each_cqe``/``submit_and_wait`` on arrays, no per-CQE
+        objects). Use as ``with ring.fast() as fp:``; see uring/fast.py for the contract."""
+        from .fast import fast_path
+        return fast_path(self)
+
     def _filter_published(self, to_submit: int) -> None:
         head = self._sqr[self._sq_head_i]
         n = min(to_submit, (self._sqr[self._sq_tail_i] - head) & M32)
