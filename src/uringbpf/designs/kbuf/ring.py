@@ -115,6 +115,21 @@ class KbufRing:
         self._tail += 1
         return u.Sqe.from_address(self._b.sqes_addr + idx * 64)
 
+    def queue_sqe_bytes(self, raw: bytes) -> bool:
+        """Queue a whole 64-byte SQE given as bytes (one copy into the SQ; False if full).
+
+        For servers that keep prepared commands as bytes (``struct.pack``) instead of filling
+        a ctypes SQE field by field: the submit path treats it like any other SQE.
+        """
+        if self._tail - self._sq_head.value >= self._sq_entries:
+            return False
+        if len(raw) != 64:
+            raise ValueError("an SQE is 64 bytes")
+        idx = self._tail & self._sq_mask
+        self._sqe_mem[idx * 64:idx * 64 + 64] = raw
+        self._tail += 1
+        return True
+
     def sq_space_left(self) -> int:
         """Free SQEs (io_uring_sq_space_left)."""
         return self._sq_entries - (self._tail - self._sq_head.value)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 import threading
 
 from uringbpf import Buffer
@@ -36,6 +37,20 @@ FETCH, DATA, REG, UNREG = 1, 2, 3, 4
 
 def _ud(kind: int, tag: int, i: int = 0) -> int:
     return kind << 56 | tag << 16 | i
+
+
+#: A ublk io command as a whole 64-byte SQE: opcode, flags, ioprio, fd, cmd_op, pad, addr
+#: (AUTO_BUF_REG data), len, uring_cmd_flags, user_data, buf_index, personality, file
+#: index, then ``struct ublksrv_io_cmd`` (q_id, tag, result, addr) in ``sqe->cmd``. One
+#: ``pack`` per command instead of a dozen ctypes field writes.
+_CMD_SQE = struct.Struct("<BBHiIIQIIQHHiHHiQ")
+assert _CMD_SQE.size == 64
+
+
+def _cmd_sqe(fd: int, cmd_op: int, tag: int, *, result: int = 0, addr: int = 0,
+             sqe_addr: int = 0, flags: int = 0, user_data: int = 0) -> bytes:
+    return _CMD_SQE.pack(u.IORING_OP_URING_CMD, flags, 0, fd, cmd_op, 0, sqe_addr, 0, 0,
+                         user_data, 0, 0, 0, 0, tag, result, addr)
 
 
 class _TagState:
@@ -114,6 +129,13 @@ class StripeTarget:
             self._bufs = Buffer(qd * self.max_io_bytes)
             self._buf_base = self._bufs.addr
         self._tags = [_TagState() for _ in range(qd)]
+        fd = source.char_fd
+        # the REGISTER/UNREGISTER commands of a tag never change: prepared once
+        self._reg_sqe = [_cmd_sqe(fd, K.UBLK_U_IO_REGISTER_IO_BUF, tag, addr=tag,
+                                  flags=u.IOSQE_CQE_SKIP_SUCCESS | u.IOSQE_IO_HARDLINK,
+                                  user_data=_ud(REG, tag)) for tag in range(qd)]
+        self._unreg_sqe = [_cmd_sqe(fd, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag, addr=tag,
+                                    user_data=_ud(UNREG, tag)) for tag in range(qd)]
         for tag in range(qd):
             self._queue_cmd(K.UBLK_U_IO_FETCH_REQ, tag, 0)
         ring.submit()
@@ -139,13 +161,17 @@ class StripeTarget:
             sqe = self.ring.get_sqe()
         return sqe
 
+    def _push(self, raw: bytes) -> None:
+        if not self.ring.queue_sqe_bytes(raw):
+            self.ring.submit()
+            if not self.ring.queue_sqe_bytes(raw):
+                raise RuntimeError("SQ full after submit")
+
     def _queue_cmd(self, cmd_op: int, tag: int, result: int) -> None:
-        sqe = self._sqe()
         addr = self._buf_base + tag * self.max_io_bytes if self.mode == "copy" else 0
         sqe_addr = K.auto_buf_reg_to_sqe_addr(tag) if self.mode == "auto_zc" else 0
-        K.prep_ublk_cmd(sqe, self.source.char_fd, cmd_op, tag, result=result, addr=addr,
-                        sqe_addr=sqe_addr)
-        sqe.user_data = _ud(FETCH, tag)
+        self._push(_cmd_sqe(self.source.char_fd, cmd_op, tag, result=result, addr=addr, sqe_addr=sqe_addr,
+                            user_data=_ud(FETCH, tag)))
 
     def _handle(self, tag: int) -> None:
         desc = self.source.descs[tag]
@@ -176,11 +202,7 @@ class StripeTarget:
         zc = self.mode != "copy"
         manual_reg = self.mode == "zc" or desc.op_flags & K.UBLK_IO_F_NEED_REG_BUF
         if zc and manual_reg:
-            sqe = self._sqe()
-            K.prep_ublk_cmd(sqe, self.source.char_fd, K.UBLK_U_IO_REGISTER_IO_BUF, tag,
-                            addr=tag)
-            sqe.flags = u.IOSQE_CQE_SKIP_SUCCESS | u.IOSQE_IO_HARDLINK
-            sqe.user_data = _ud(REG, tag)
+            self._push(self._reg_sqe[tag])
         base = 0 if zc else self._buf_base + tag * self.max_io_bytes
         for i, fop in enumerate(fops):
             iov = (u.Iovec * len(fop.pieces))()
@@ -201,10 +223,7 @@ class StripeTarget:
             st.expect.append(fop.length)
         st.outstanding = len(fops)
         if zc and manual_reg:
-            sqe = self._sqe()
-            K.prep_ublk_cmd(sqe, self.source.char_fd, K.UBLK_U_IO_UNREGISTER_IO_BUF, tag,
-                            addr=tag)
-            sqe.user_data = _ud(UNREG, tag)
+            self._push(self._unreg_sqe[tag])
             st.outstanding += 1
         self.stats["ops"] += len(fops)
         if write and self.integrity is not None:
