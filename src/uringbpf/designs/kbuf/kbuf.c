@@ -517,3 +517,29 @@ void kb_nop(struct kb_ctx *c, uint32_t pos, int32_t res, uint32_t flags, uint64_
     kb_to_nop((struct kb_sqe *)(c->sqes + (size_t)(pos & c->sq_mask) * 64), res, flags,
               user_data);
 }
+
+/* Registration and unregistration of a kernel buffer in one call each (the Python table
+ * has checked the index and the slot): a node with the table's reference in slot `index`;
+ * kb_slot_drop empties the slot (kind: PLAIN, or STALE while the kernel's slot is still
+ * pinned) and drops the table's reference, returning the references left (0: release). */
+int32_t kb_slot_install(struct kb_ctx *c, uint32_t index, uint64_t addr, uint64_t len,
+                        uint32_t dir)
+{
+    if (index >= c->nr_slots)
+        return -1;
+    int32_t nid = kb_node_new(c, addr, len, dir);
+    if (nid >= 0) {
+        c->slot_node[index] = nid;
+        c->slot_kind[index] = KB_SLOT_KERNEL;
+    }
+    return nid;
+}
+
+int64_t kb_slot_drop(struct kb_ctx *c, uint32_t index, uint32_t kind, int32_t nid)
+{
+    if (index >= c->nr_slots)
+        return -1;
+    c->slot_node[index] = -1;
+    c->slot_kind[index] = (uint8_t)kind;
+    return kb_node_put(c, nid);
+}

@@ -62,7 +62,9 @@ def kb_lib() -> ctypes.PyDLL:
                 ("kb_stat", c_uint64, [vp, u32]),
                 ("kb_reap", i32, [vp, ctypes.c_void_p, i32]),
                 ("kb_pend_drain", i32, [vp, ctypes.c_void_p, i32]),
-                ("kb_nop", None, [vp, u32, i32, u32, c_uint64])):
+                ("kb_nop", None, [vp, u32, i32, u32, c_uint64]),
+                ("kb_slot_install", i32, [vp, u32, c_uint64, c_uint64, u32]),
+                ("kb_slot_drop", i64, [vp, u32, u32, i32])):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
         _kb = lib

@@ -154,8 +154,13 @@ class KbufTable:
             ret = self._pin(index, *(pin or (addr, length)))
             if ret < 0:
                 return ret
-            self.nodes[index] = self._new_node(addr, length, direction, True, release, owner)
-            self._sync(index)
+            # node and slot in one call (the per-I/O path of zero copy)
+            nid = kb_lib().kb_slot_install(self.ctx, index, addr, length, direction)
+            if nid < 0:
+                raise MemoryError("kbuf node pool")
+            node = KbufNode(addr, length, direction, True, release, owner, nid=nid, ctx=self.ctx)
+            self._live[nid] = node
+            self.nodes[index] = node
             return 0
 
     def unregister_kbuf(self, index: int) -> int:
@@ -171,8 +176,11 @@ class KbufTable:
             if self.pinned[index] == (node.addr, node.length):
                 self._pin(index, 0, 0)         # exact pin: empty the kernel's slot too
             self.nodes[index] = None
-            self._sync(index)
-        self.put(node)
+            # empty the slot and drop the table's reference in one call
+            left = kb_lib().kb_slot_drop(self.ctx, index, _SLOT_PLAIN if self.pinned[index]
+                                         is None else _SLOT_STALE, node.nid)
+        if left == 0:
+            self._released(node.nid)
         return 0
 
     def register_user(self, index: int, buffer) -> int:
