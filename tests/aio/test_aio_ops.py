@@ -201,7 +201,9 @@ def test_sleep_on_the_kernel_clock_orders_wakeups(aio_kw, run):
                 await ar.sleep(seconds)
                 order.append(name)
 
-            await asyncio.gather(sleeper("long", 0.06), sleeper("short", 0.005),
+            # gaps wide enough that a loaded 2-core machine (thread-pool backend:
+            # one worker thread per sleep) cannot reorder them
+            await asyncio.gather(sleeper("long", 0.4), sleeper("short", 0.1),
                                  sleeper("zero", 0))
             assert order == ["zero", "short", "long"]
 
