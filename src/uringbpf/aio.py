@@ -192,6 +192,11 @@ class AioRing:
         self._flush_scheduled = False
         # SQEs in flight without a future of their own (cancels, linked timeouts)
         self._untracked = 0
+        # Ring.close() of a ring this AioRing drives (its own, or one passed in) ends the
+        # AioRing first: otherwise tasks awaiting its CQEs would wait forever (a closed
+        # ring fd is never readable again)
+        self._close_hook = self._on_ring_close
+        ring.add_close_hook(self._close_hook)
         #: ``(user_data, res)`` of the last CQEs that arrived for cancelled operations.
         self.late_completions: deque = deque(maxlen=64)
         #: counters: ``enters`` (flushes that called io_uring_enter), ``wakeups``
@@ -602,6 +607,34 @@ class AioRing:
         return [fut.result() for fut in futs]
 
     # ------------------------------------------------------------------ closing
+    def _on_ring_close(self, ring: Ring) -> None:
+        """The ring is being closed under this AioRing (ring.close() by its user): fail the
+        waiting operations now. Design hooks that ran before this one (an OpsRing's) have
+        already ended any enter a worker thread was in, so the hand-over is over too."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._shut()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._shut()
+            return
+        # another thread: futures belong to the event loop thread; the ring memory this
+        # AioRing reads stays mapped through its own views until _shut drops them
+        done = concurrent.futures.Future()
+
+        def shut() -> None:
+            try:
+                self._shut()
+            finally:
+                done.set_result(None)
+        loop.call_soon_threadsafe(shut)
+        if loop.is_running():
+            done.result(timeout=5)
+
     def close(self) -> None:
         """Close now. Operations still waiting raise :class:`RingClosedError`; buffers of
         requests still in the kernel stay alive (the Ring parks them, see docs/ring.md).
@@ -611,7 +644,15 @@ class AioRing:
         if self._busy:
             raise RuntimeError("an IORING_OP_BPF batch is being handed to the ring by a worker "
                                "thread: use 'await aclose()', which waits for it")
+        self._shut()
+
+    def _shut(self) -> None:
+        if self._closed:
+            return
         self._closed = True
+        self._busy = False
+        if self._idle is not None:
+            self._idle.set()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self._reader_fd)
@@ -629,6 +670,8 @@ class AioRing:
         ring = self.ring
         self._cqw = self._cqe_q = self._cqe_i = None
         self._cq_keep = None
+        if not ring.closed:
+            ring.remove_close_hook(self._close_hook)
         if self._owns_ring:
             ring.close()
         elif not ring.closed and self._efd >= 0:

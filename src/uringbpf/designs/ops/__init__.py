@@ -32,6 +32,7 @@ import itertools
 import os
 import struct
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,6 +276,12 @@ class OpsTable:
                 lib.ops_ring_status(self.nring) + 16)
             self._fixed_dirty = True
             ring.add_register_hook(self._on_register)
+            # ops_enter holds raw pointers into these mappings: they stay mapped for as long
+            # as the table (and so any running ops_enter) exists, not just the Ring object
+            self._mappings = (ring._be.sq_region, ring._be.cq_region, ring._be.sqe_region)
+        #: threads inside enter_hook right now (Ring.close() from another thread waits)
+        self._entering: list[int] = []
+        ring.add_close_hook(self._on_ring_close)
         weakref.finalize(self, _free_native, lib, self.native, self.nring)
         #: True while ops_enter (C) runs this ring's submit path (see _update_native)
         self.native_path = False
@@ -507,8 +514,43 @@ class OpsTable:
             self.cond.notify_all()
 
     # --- the submit path ---------------------------------------------------------------
+    def _on_ring_close(self, ring) -> None:
+        """Ring.close() while another thread is inside this ring's enter (it may wait there
+        for the kernel part of a chain): cancel everything in flight so that wait ends,
+        and return only once the enter has; refuse (EBUSY) if it does not end.
+
+        Unmapping under a running ops_enter made it write SQEs into memory Python had
+        reused, and enter an fd number that could name another ring by then."""
+        me = threading.get_ident()
+        if me in self._entering:
+            raise OSError(errno.EBUSY, "Ring.close() from inside the ring's own "
+                                       "io_uring_enter (an IORING_OP_BPF callback)")
+        if not self._entering:
+            return
+        reg = _SyncCancelReg(fd=-1, flags=_CANCEL_EVERYTHING)
+        reg.timeout_sec = reg.timeout_nsec = -1
+        deadline = time.monotonic() + _CLOSE_WAIT
+        while self._entering and time.monotonic() < deadline:
+            # again every round: the enter may have queued more of its batch meanwhile
+            ring.register(u.IORING_REGISTER_SYNC_CANCEL, ctypes.addressof(reg), 1)
+            end = time.monotonic() + 0.05
+            while self._entering and time.monotonic() < end:
+                time.sleep(0.001)
+        if self._entering:
+            raise OSError(errno.EBUSY, "Ring.close(): another thread is inside this ring's "
+                                       "io_uring_enter and its requests could not be "
+                                       "cancelled; close it after that enter returned")
+
     def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int) -> int:
         """io_uring_enter of a BPF_EXT ring: the native path (ops_enter in C) or the Python one."""
+        me = threading.get_ident()
+        self._entering.append(me)
+        try:
+            return self._enter(ring, to_submit, min_complete, flags)
+        finally:
+            self._entering.remove(me)
+
+    def _enter(self, ring, to_submit: int, min_complete: int, flags: int) -> int:
         if self.native_path and any(j._closed for j in self._native_jits):
             # a program's JIT code was closed while attached: C must not call into it; the
             # Python path refuses the run (-EFAULT, the error in self.errors)
@@ -538,6 +580,20 @@ class OpsTable:
             return ring.raw_enter(to_submit, min_complete, flags)
         with self.cond:
             return _Window(self, ring, sq, head, tail, sqes).run(min_complete, flags)
+
+
+#: how long Ring.close() waits for an enter running on another thread to end
+_CLOSE_WAIT = 5.0
+_CANCEL_EVERYTHING = u.IORING_ASYNC_CANCEL_ANY | u.IORING_ASYNC_CANCEL_ALL
+
+
+class _SyncCancelReg(ctypes.Structure):
+    """struct io_uring_sync_cancel_reg (IORING_REGISTER_SYNC_CANCEL, Linux 6.0)."""
+
+    _fields_ = [("addr", ctypes.c_uint64), ("fd", ctypes.c_int32), ("flags", ctypes.c_uint32),
+                ("timeout_sec", ctypes.c_int64), ("timeout_nsec", ctypes.c_int64),
+                ("opcode", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 7),
+                ("pad2", ctypes.c_uint64 * 3)]
 
 
 class _SqAccess:
