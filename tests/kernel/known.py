@@ -8,21 +8,11 @@ BATCH = ("a request refused by a filter ends the kernel's submission batch (io_s
          "stops at the first SQE that fails before issue unless IORING_SETUP_SUBMIT_ALL); "
          "our submit path posts the -EACCES CQE and goes on with the rest of the batch")
 
-CONNECT = ("7.2 gives IORING_OP_CONNECT a 24-byte filter payload (struct io_uring_bpf_ctx."
-           "connect: __u32 family at 16, __be16 port at 20, v4/v6 address at 24) and writes "
-           "pdu_size 24 back; our design has no CONNECT payload (pdu 0, zeros)")
-
 DISAGREEMENTS: dict[str, str] = {
-    "filter_connect_family": CONNECT,
-    "filter_connect_port": CONNECT,
-    "filter_connect_v4": CONNECT,
     "filter_deny_nop": BATCH,
     "filter_user_data": BATCH,
     "filter_stack_two_user_data": BATCH,
     "filter_socket_family": BATCH,
-    "filter_pdu_strict_op16": "7.2 gives IORING_OP_CONNECT a 24-byte filter payload (struct "
-                              "io_uring_bpf_ctx.connect: family, port, v4/v6 address); our "
-                              "design has no CONNECT payload and expects pdu_size 0",
     "loop_verifier_stack_uninit": "privileged kernels allow reading uninitialised stack "
                                   "(env->allow_uninit_stack for CAP_PERFMON); we refuse it, as "
                                   "for socket filters (docs/verifier.md)",

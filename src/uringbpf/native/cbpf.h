@@ -126,6 +126,58 @@ static uint32_t ub_cbpf_run(const struct ub_sock_filter *insns, uint32_t n, cons
 }
 
 /* struct io_uring_bpf_ctx for one SQE; 0 when the kernel's prep would fail first. */
+/*
+ * 7.2's CONNECT payload (io_connect_prep, then io_connect_bpf_populate in io_uring/net.c):
+ * __u32 family at 16, __be16 port at 20, v4/v6 address at 24, pdu_size 24.  The filter
+ * runs after prep, so a CONNECT whose prep fails (-EINVAL, -EFAULT) is let through for
+ * the kernel to fail (0).  Family needs addr_len >= 2, port and address the whole
+ * sockaddr_in (16) / sockaddr_in6 (28); shorter addresses leave the zeros.
+ */
+static int ub_filter_connect_ctx(const uint8_t *sqe, uint8_t *ctx)
+{
+	uint8_t ss[128];
+	int32_t addr_len;
+	uint64_t addr;
+	uint16_t family;
+	struct iovec local, remote;
+	size_t i;
+
+	for (i = 24; i < 32; i++)      /* len, rw_flags */
+		if (sqe[i])
+			return 0;
+	for (i = 40; i < 48; i++)      /* buf_index, (personality skipped), splice_fd_in */
+		if (i != 42 && i != 43 && sqe[i])
+			return 0;
+	memcpy(&addr_len, sqe + 8, 4); /* (int) sqe->addr2 */
+	memcpy(&addr, sqe + 16, 8);
+	if (addr_len < 0 || addr_len > (int32_t)sizeof(ss))
+		return 0;
+	if (addr_len) {
+		if (!addr)
+			return 0;
+		local.iov_base = ss;
+		local.iov_len = (size_t)addr_len;
+		remote.iov_base = (void *)(uintptr_t)addr;
+		remote.iov_len = (size_t)addr_len;
+		if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != addr_len)
+			return 0;
+	}
+	ctx[10] = 24;
+	if (addr_len < 2)
+		return 1;
+	memcpy(&family, ss, 2);
+	ctx[16] = (uint8_t)family;
+	ctx[17] = (uint8_t)(family >> 8);
+	if (family == 2 /* AF_INET */ && addr_len >= 16) {
+		memcpy(ctx + 20, ss + 2, 2);
+		memcpy(ctx + 24, ss + 4, 4);
+	} else if (family == 10 /* AF_INET6 */ && addr_len >= 28) {
+		memcpy(ctx + 20, ss + 2, 2);
+		memcpy(ctx + 24, ss + 8, 16);
+	}
+	return 1;
+}
+
 static int ub_filter_build_ctx(const uint8_t *sqe, uint8_t ctx[UB_FILTER_CTX_SIZE])
 {
 	uint8_t opcode = sqe[0];
@@ -177,6 +229,8 @@ static int ub_filter_build_ctx(const uint8_t *sqe, uint8_t ctx[UB_FILTER_CTX_SIZ
 		memcpy(ctx + 16, &flags, 8);
 		memcpy(ctx + 24, &mode, 8);
 		memcpy(ctx + 32, &resolve, 8);
+	} else if (opcode == 16 /* CONNECT */) {
+		return ub_filter_connect_ctx(sqe, ctx);
 	}
 	return 1;
 }

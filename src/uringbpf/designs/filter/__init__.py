@@ -51,8 +51,15 @@ class _Open(Structure):
     _fields_ = [("flags", c_uint64), ("mode", c_uint64), ("resolve", c_uint64)]
 
 
+class _Connect(Structure):
+    """7.2's CONNECT payload: ``port`` and the address stay in network byte order."""
+
+    _fields_ = [("family", c_uint32), ("port", c_uint8 * 2), ("pad", c_uint8 * 2),
+                ("addr", c_uint8 * 16)]   # v4_addr (4 bytes) or v6_addr (16) in the kernel
+
+
 class _CtxU(Union):
-    _fields_ = [("socket", _Socket), ("open", _Open)]
+    _fields_ = [("socket", _Socket), ("open", _Open), ("connect", _Connect)]
 
 
 class FilterCtx(Structure):
@@ -93,6 +100,7 @@ FILTER_PDU_SIZE: dict[int, int] = {
     uapi.IORING_OP_SOCKET: sizeof(_Socket),
     uapi.IORING_OP_OPENAT: sizeof(_Open),
     uapi.IORING_OP_OPENAT2: sizeof(_Open),
+    uapi.IORING_OP_CONNECT: sizeof(_Connect),
 }
 OP_LAST = uapi.IORING_OP_LAST
 SQE_VALID_FLAGS = 0x7F
@@ -262,7 +270,46 @@ def build_ctx(sqe: bytes) -> bytes | None:
         if not flags & _O_PATH:
             flags |= _O_LARGEFILE   # force_o_largefile() on 64-bit
         ctx.open.flags, ctx.open.mode, ctx.open.resolve = flags, mode, resolve
+    elif opcode == uapi.IORING_OP_CONNECT:
+        if not _connect_populate(ctx, raw):
+            return None
     return bytes(ctx)
+
+
+_AF_INET, _AF_INET6 = 2, 10
+_SOCKADDR_STORAGE = 128
+
+
+def _connect_populate(ctx: FilterCtx, raw: bytes) -> bool:
+    """CONNECT's payload (7.2 io_connect_prep + io_connect_bpf_populate, io_uring/net.c).
+
+    The filter runs after prep, so a CONNECT whose prep fails (-EINVAL, -EFAULT) never
+    reaches it: False then.  The payload is reported (pdu_size 24) for every CONNECT; the
+    family is filled once ``addr_len`` covers ``sa_family_t`` (2 bytes), port and
+    address only once it covers the whole ``sockaddr_in`` (16) / ``sockaddr_in6`` (28).
+    """
+    if any(raw[24:32]) or any(raw[40:42]) or any(raw[44:48]):  # len, rw_flags, buf_index, splice_fd_in
+        return False
+    addr_len = int.from_bytes(raw[8:12], "little", signed=True)  # (int) sqe->addr2
+    if addr_len < 0 or addr_len > _SOCKADDR_STORAGE:              # move_addr_to_kernel
+        return False
+    data = b""
+    if addr_len:
+        data = copy_from_user(int.from_bytes(raw[16:24], "little"), addr_len)
+        if data is None:
+            return False
+    ctx.pdu_size = sizeof(_Connect)
+    if addr_len < 2:
+        return True
+    family = int.from_bytes(data[0:2], "little")
+    ctx.connect.family = family
+    if family == _AF_INET and addr_len >= 16:
+        ctx.connect.port[:] = data[2:4]
+        ctx.connect.addr[:4] = data[4:8]
+    elif family == _AF_INET6 and addr_len >= 28:
+        ctx.connect.port[:] = data[2:4]
+        ctx.connect.addr[:] = data[8:24]
+    return True
 
 
 _NATIVE_MAGIC = 0x63627066

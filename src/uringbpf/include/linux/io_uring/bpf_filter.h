@@ -21,6 +21,17 @@ struct io_uring_bpf_ctx {
 			__u64	mode;
 			__u64	resolve;
 		} open;
+		/* 7.2: IORING_OP_CONNECT; family from addr_len >= 2, port and address only
+		 * for a full sockaddr_in / sockaddr_in6, network byte order */
+		struct {
+			__u32	family;
+			__be16	port;
+			__u8	pad[2];
+			union {
+				__be32	v4_addr;
+				__u8	v6_addr[16];
+			};
+		} connect;
 	};
 };
 

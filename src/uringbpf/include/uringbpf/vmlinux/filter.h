@@ -20,11 +20,11 @@ struct io_uring_bpf_ctx {
 		} open;
 		struct {
 			__u32 family;
-			__u16 port;
-			__u16 pad;
+			__be16 port;
+			__u8 pad[2];
 			union {
-				__u32 addr4;
-				__u8 addr6[16];
+				__be32 v4_addr;
+				__u8 v6_addr[16];
 			};
 		} connect;
 	};
