@@ -112,10 +112,16 @@ class _Window:
         syscalls.io_uring_enter = self._orig
 
 
-def finish(ctx: Ctx, ops: int, nbytes: int = 0, *, enters: int | None = None,
+_COUNTED: Any = object()
+
+
+def finish(ctx: Ctx, ops: int, nbytes: int = 0, *, enters: Any = _COUNTED,
            note: str = "", **extra: Any) -> Measure:
-    """The :class:`Measure` of a Python-driven run measured with ``ctx.measure()``."""
-    return Measure(ops, nbytes, ctx.secs, ctx.cpu, ctx.enters if enters is None else enters,
+    """The :class:`Measure` of a Python-driven run measured with ``ctx.measure()``
+    (``enters``: the counted ones by default; a number; or None = not countable)."""
+    if enters is _COUNTED:
+        enters = ctx.enters
+    return Measure(ops, nbytes, ctx.secs, ctx.cpu, enters,
                    ctx.pycalls if ctx.profile else None, note, extra)
 
 

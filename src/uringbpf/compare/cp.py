@@ -8,6 +8,7 @@ compared byte for byte with the source. Parameters: ``source``, ``size``, ``chun
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -151,15 +152,18 @@ def links(p: dict, ctx: Ctx) -> Measure:
 
     def body(in_fd: int, out_fd: int) -> Measure:
         buf = Buffer(chunk)
-        reads = copied = 0
+        reads = copied = cancelled = 0
         with Ring(8, backend="kernel") as ring:
             with ctx.measure():
                 off = 0
                 while True:
-                    # the last chunk's length is known for a file; a pipe is read to EOF
-                    ring.prep_read(in_fd, buf, -1, nbytes=chunk, user_data=1,
+                    # a file's size is known: its last chain is sized exactly; a pipe's is not
+                    n = chunk if p["source"] == "pipe" else min(chunk, p["size"] - off)
+                    if n == 0:
+                        break
+                    ring.prep_read(in_fd, buf, -1, nbytes=n, user_data=1,
                                    flags=u.IOSQE_IO_LINK)
-                    ring.prep_write(out_fd, buf, -1, nbytes=chunk, user_data=2)
+                    ring.prep_write(out_fd, buf, -1, nbytes=n, user_data=2)
                     ring.submit()
                     got = {c_.user_data: c_.res for c_ in ring.wait(2)}
                     while len(got) < 2:
@@ -167,13 +171,14 @@ def links(p: dict, ctx: Ctx) -> Measure:
                     if got[1] <= 0:
                         break
                     reads += 1
-                    copied += got[1]
                     off += got[1]
-                    if got[1] < chunk and p["source"] == "file":
-                        # file EOF: the chain wrote a whole chunk; trim what lies past EOF
-                        os.ftruncate(out_fd, off)
-                        break
-        return finish(ctx, reads, copied, note="fixed-length WRITE in the chain")
+                    # a short READ breaks the link: the kernel cancels the WRITE
+                    cancelled += got[2] == -errno.ECANCELED
+                    copied += max(got[2], 0)
+        if cancelled:
+            raise WrongOutput(f"{cancelled} of {reads} linked WRITEs cancelled: a short READ "
+                              "breaks the link (kernel semantics); the output lacks that data")
+        return finish(ctx, reads, copied, note="READ -> WRITE linked, sizes fixed at submit")
     return _run_py(p, ctx, body)
 
 

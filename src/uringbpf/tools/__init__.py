@@ -57,6 +57,7 @@ COMMANDS: dict[str, str] = {
     "conformance-plugin": "conformance",
     "demo": "demo",
     "bench": "bench",
+    "compare": "compare",
 }
 
 
