@@ -1,7 +1,9 @@
 """The stripe target: a ublk-style server loop on a KbufRing.
 
 Per tag: FETCH once, then for each delivered request split it with :class:`StripeLayout`
-into at most ``nr_files`` vectored ops and COMMIT_AND_FETCH the result once they are done:
+into at most ``nr_files`` ops (vectored when a file gets more than one piece; a single
+contiguous piece is a plain READ/WRITE or READ_FIXED/WRITE_FIXED) and COMMIT_AND_FETCH the
+result once they are done:
 
 * ``copy``    READV/WRITEV on the server's per-tag buffer (the source copied a WRITE's pages
               into it before the fetch CQE and copies a READ's data out at commit).
@@ -205,11 +207,28 @@ class StripeTarget:
             self._push(self._reg_sqe[tag])
         base = 0 if zc else self._buf_base + tag * self.max_io_bytes
         for i, fop in enumerate(fops):
+            sqe = self._sqe()
+            if len(fop.pieces) == 1:
+                # one contiguous piece (a request within one chunk, or chunk-aligned): the
+                # plain READ/WRITE (copy) or READ_FIXED/WRITE_FIXED (zero copy) — no iovec
+                # array to build, and none for the kernel side to copy in
+                boff, n = fop.pieces[0]
+                if zc:
+                    K.prep_write_fixed(sqe, self.fds[fop.file], boff, n, fop.file_offset, tag) \
+                        if write else K.prep_read_fixed(sqe, self.fds[fop.file], boff, n,
+                                                        fop.file_offset, tag)
+                else:
+                    prep.prep_rw(sqe, u.IORING_OP_WRITE if write else u.IORING_OP_READ,
+                                 self.fds[fop.file], base + boff, n, fop.file_offset)
+                if zc and manual_reg:
+                    sqe.flags = u.IOSQE_IO_HARDLINK
+                sqe.user_data = _ud(DATA, tag, i)
+                st.expect.append(fop.length)
+                continue
             iov = (u.Iovec * len(fop.pieces))()
             for j, (boff, n) in enumerate(fop.pieces):
                 iov[j].iov_base, iov[j].iov_len = base + boff, n
             st.keep.append(iov)
-            sqe = self._sqe()
             if zc:
                 K.prep_rwv_fixed(sqe, write, self.fds[fop.file], ctypes.addressof(iov),
                                  len(fop.pieces), fop.file_offset, tag)
