@@ -24,7 +24,7 @@ TITLE = "read -> crc32c -> write, 64 KiB blocks"
 
 
 def cases(quick: bool) -> list[dict]:
-    return [{"size": (1 << 20) + 4321 if quick else (16 << 20) + 4321, "block": 65536}]
+    return [{"size": (1 << 20) + 4321 if quick else (8 << 20) + 4321, "block": 65536}]
 
 
 def label(p: dict) -> str:
@@ -51,6 +51,7 @@ def _source(p: dict, ctx: Ctx) -> tuple[Path, list[int]]:
     if not path.exists():
         path.write_bytes(os.urandom(p["size"]))
         _refs.pop(key, None)
+        _refs.pop(("fnv", str(path)), None)
     if key not in _refs:
         data = path.read_bytes()
         blk = p["block"]
@@ -198,7 +199,10 @@ def loop(p: dict, ctx: Ctx) -> Measure:
     data = src.read_bytes()
     if res.error or dst.read_bytes() != data:
         raise WrongOutput(f"copy wrong (error {res.error})")
-    if res.fnv1a != L.fnv1a32(data):
+    key = ("fnv", str(src))
+    if key not in _refs:             # pure-Python FNV over the file: once per case
+        _refs[key] = L.fnv1a32(data)
+    if res.fnv1a != _refs[key]:
         raise WrongOutput("FNV-1a of the stream wrong")
     blocks = -(-res.copied // p["block"])
     return Measure(blocks, res.copied, res.seconds, ctx.cpu, ctx.enters,

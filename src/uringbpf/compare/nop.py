@@ -22,7 +22,7 @@ TITLE = "NOP chains, K in flight"
 
 
 def cases(quick: bool) -> list[dict]:
-    total = 2000 if quick else 200_000
+    total = 2000 if quick else 100_000
     return [{"k": k, "total": total} for k in (1, 8, 32)]
 
 
