@@ -94,16 +94,15 @@ class KbufRing:
         self._recs = (ctypes.c_int64 * (5 * _REAP_BATCH))()
         self._rec_view = memoryview(self._recs).cast("B").cast("q")
         self.closed = False
-        self._stats = collections.Counter()
+        self._ncmd = 0                 # diverted commands (a plain int: per-I/O path)
 
     @property
     def stats(self) -> collections.Counter:
         """Counters: ``uring_cmd`` (diverted commands), ``kbuf_import`` (fixed ops on kernel
         buffers translated), ``kbuf_refused`` (fixed ops refused with an errno)."""
-        out = collections.Counter(self._stats)
-        out["kbuf_import"] += self._lib.kb_stat(self._ctx, 0)
-        out["kbuf_refused"] += self._lib.kb_stat(self._ctx, 1)
-        return +out
+        return +collections.Counter(uring_cmd=self._ncmd,
+                                    kbuf_import=self._lib.kb_stat(self._ctx, 0),
+                                    kbuf_refused=self._lib.kb_stat(self._ctx, 1))
 
     # -- SQ side
     def get_sqe(self) -> u.Sqe | None:
@@ -148,7 +147,7 @@ class KbufRing:
         flags, fd, cmd_op, addr, user_data = _SQE_HEAD.unpack_from(self._sqe_mem, off)
         cmd = UblksrvIoCmd.from_buffer_copy(self._sqe_mem, off + u.SQE_CMD_OFFSET)
         kind, value = self._diverters[fd].handle_cmd(self, cmd_op, cmd, addr, user_data, flags)
-        self._stats["uring_cmd"] += 1
+        self._ncmd += 1
         if kind == "done":        # completed at issue: the kernel posts it in SQ order
             self._lib.kb_nop(self._ctx, pos, value, flags, user_data)
         elif kind == "parked":    # the source posts the CQE later (MSG_RING)
