@@ -211,7 +211,8 @@ def lang(p: dict, ctx: Ctx) -> Measure:
         copied = p["size"]
         return Measure(-(-copied // p["chunk"]), copied, res["seconds"], ctx.cpu, ctx.enters,
                        ctx.pycalls if ctx.profile else None,
-                       "CPU incl. compile+load; native driver enters not counted")
+                       "ops = chunk equivalents; CPU incl. compile+load; native driver "
+                       "enters not counted")
     return _run_py(p, ctx, body)
 
 
