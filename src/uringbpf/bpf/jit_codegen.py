@@ -372,19 +372,20 @@ class ModuleGen:
         self.emit("%vars = load ptr, ptr %p_vars, !invariant.load !0")
         self._func_slots: set[int] = set()
         slot_marker = len(out)
-        # Entry is refused when the run was already abandoned (a callback invoked again by a
-        # helper after an error: do nothing more) or no frame is left. One test and one
-        # block for both (blocks are what machine-code generation pays for, issue #19):
-        # set_error keeps an earlier error, so for an abandoned run it changes nothing.
+        # A run already abandoned (a callback invoked again by a helper after an error):
+        # do nothing more.
         self.emit("%pending = load i64, ptr %p_err")
+        self.emit("%abandoned = icmp ne i64 %pending, 0")
+        self.emit("br i1 %abandoned, label %abandon, label %frame_check")
+        self.label("abandon")
+        self.emit("ret i64 0")
+        self.label("frame_check")
         self.emit("%fp = load i64, ptr %p_sp")
         self.emit("%lo = load i64, ptr %p_lo")
         self.emit(f"%frame = sub i64 %fp, {b.frame_size}")
-        self.emit("%abandoned = icmp ne i64 %pending, 0")
         self.emit("%deep = icmp ult i64 %frame, %lo")
-        self.emit("%refuse = or i1 %abandoned, %deep")
-        self.emit("br i1 %refuse, label %refused, label %prologue")
-        self.label("refused")
+        self.emit("br i1 %deep, label %too_deep, label %prologue")
+        self.label("too_deep")
         self.set_error(ERR_DEPTH_CALLBACK, func.start)
         self.emit("ret i64 0")
         self.label("prologue")
