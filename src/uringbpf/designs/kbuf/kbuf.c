@@ -1,10 +1,12 @@
-/* Native pieces of the kbuf design (src/uringbpf/designs/kbuf.py).
+/* Native pieces of the kbuf design (src/uringbpf/designs/kbuf/).
  *
  * Two things must not run per byte in Python: the copy that "copy mode" does between a
  * request's pages and the server's buffer (the role ublk's driver plays with
  * copy_page_to_iter), and the crc32c that the stripe example's integrity log computes over
  * every write when no BPF engine is available. Both work on raw addresses, so the pages are
- * never turned into Python objects.
+ * never turned into Python objects. And the per-op work of the emulated kernel side (the
+ * buffer table's nodes and references, the fixed-SQE import, the CQ tokens) must not run
+ * per op in Python: see the second half of this file.
  */
 #include <stdint.h>
 #include <stddef.h>
