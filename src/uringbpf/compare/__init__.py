@@ -45,7 +45,7 @@ def _one(mod: Any, impl: str, params: dict, workdir: Path, quick: bool,
         return {"status": "n/a", "reason": str(exc)}
     except WrongOutput as exc:
         return {"status": "wrong", "reason": str(exc)}
-    except Exception as exc:    # noqa: BLE001 - surfaced: status "error", CLI exits 1
+    except Exception as exc:  # why: one design's breakage must not hide the others' rows; shown as "error", exit 1
         # One design's breakage must not hide the others' numbers; it is reported in the
         # table and the JSON, and `uringbpf compare` exits non-zero.
         return {"status": "error", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
@@ -166,9 +166,9 @@ def write_json(records: list[dict], path: Path, quick: bool) -> None:
 def plots(records: list[dict], out_dir: Path) -> list[Path]:
     """PNG plots (matplotlib, the optional ``plot`` extra): throughput vs K for the NOP
     workload, CPU per op vs block size for the stripe target. Returns the files written."""
-    import matplotlib
+    import matplotlib  # why: optional extra "plot"; only `uringbpf compare` without --quick pays for it
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # why: after use("Agg"), as matplotlib requires
     written = []
     nops = [r for r in records if r["workload"] == "nop" and r["status"] == "ok"]
     if nops:

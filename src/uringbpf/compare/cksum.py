@@ -14,6 +14,9 @@ import mmap
 import os
 from pathlib import Path
 
+from ..designs import loop as L
+from ..designs import ops
+from ..designs.kbuf import crc32c, crc32c_bytes
 from ..uring import Buffer, Ring
 from ..uring import uapi as u
 from .common import (CannotExpress, Ctx, Measure, WrongOutput, c_measure, finish, load_example,
@@ -45,7 +48,6 @@ _refs: dict = {}
 
 def _source(p: dict, ctx: Ctx) -> tuple[Path, list[int]]:
     """The input file and the reference crc32c of each block."""
-    from ..designs.kbuf import crc32c_bytes
     path = ctx.workdir / f"cksum-src-{p['size']}"
     key = (str(path), p["block"])
     if not path.exists():
@@ -79,7 +81,6 @@ def _files(p: dict, ctx: Ctx, tag: str):
 
 def python(p: dict, ctx: Ctx) -> Measure:
     """Ring READ, crc32c in native code (kbuf.crc32c) from Python, Ring WRITE."""
-    from ..designs.kbuf import crc32c
     src, want, dst = _files(p, ctx, "py")
     blk = p["block"]
     buf = Buffer(blk)
@@ -118,7 +119,6 @@ def c(p: dict, ctx: Ctx) -> Measure:
 def _chain(ring, in_fd: int, out_fd: int, size: int, blk: int, addr: int, buf, last_crc,
            ctx: Ctx) -> list[int]:
     """Per block: READ (link) -> OP_BPF crc32c (link) -> WRITE, one submit, wait 3 CQEs."""
-    from ..designs import ops
     crcs = []
     with ctx.measure():
         for off in range(0, size, blk):
@@ -139,7 +139,6 @@ def _chain(ring, in_fd: int, out_fd: int, size: int, blk: int, addr: int, buf, l
 
 def opbpf(p: dict, ctx: Ctx) -> Measure:
     """READ -> IORING_OP_BPF (ops/examples/cksum.bpf.c, JIT) -> WRITE, linked, per block."""
-    from ..designs import ops
     src, want, dst = _files(p, ctx, "opbpf")
     blk = p["block"]
     buf = Buffer(blk)
@@ -162,7 +161,6 @@ def opbpf(p: dict, ctx: Ctx) -> Measure:
 
 def lang(p: dict, ctx: Ctx) -> Measure:
     """The same chain with examples/python/crc32c_op.py (the op written in Python, JIT)."""
-    from ..designs import ops
     mod = load_example("crc32c_op")
     src, want, dst = _files(p, ctx, "lang")
     blk = p["block"]
@@ -187,7 +185,6 @@ def lang(p: dict, ctx: Ctx) -> Measure:
 def loop(p: dict, ctx: Ctx) -> Measure:
     """examples/loop/cksum.bpf.c: the loop_step copies and hashes in one enter, but its
     hash is FNV-1a of the whole stream (the example's choice), not crc32c per block."""
-    from ..designs import loop as L
     src, _want, dst = _files(p, ctx, "loop")
     in_fd, out_fd = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:

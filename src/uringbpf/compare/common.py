@@ -21,6 +21,8 @@ Counters kept here (docs/compare.md):
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -162,7 +164,6 @@ def cbench() -> Path:
 
 def run_c(args: list[str], *, stdin: Any = None) -> dict:
     """Run cbench with ``args``; its JSON line as a dict (a failure raises WrongOutput)."""
-    import json
     proc = subprocess.run([str(cbench()), *args], stdin=stdin, capture_output=True, text=True)
     if proc.returncode:
         raise WrongOutput(f"cbench {' '.join(args)} exited {proc.returncode}: "
@@ -186,7 +187,6 @@ def examples_python() -> Path:
 
 def load_example(name: str) -> Any:
     """Import examples/python/<name>.py under its own module name (as bench/ does)."""
-    import importlib.util
     mod_name = f"uringbpf_example_py_{name}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..designs import loop as L
 from ..uring import Buffer, Ring
 from ..uring import uapi as u
 from .common import (CannotExpress, Ctx, Measure, WrongOutput, c_measure, finish, load_example,
@@ -184,7 +185,6 @@ def links(p: dict, ctx: Ctx) -> Measure:
 
 def loop(p: dict, ctx: Ctx) -> Measure:
     """examples/loop/cp.bpf.c (7.1 loop_step, JIT) via loop.copy_fd: one io_uring_enter."""
-    from ..designs import loop as L
 
     def body(in_fd: int, out_fd: int) -> Measure:
         with ctx.measure():

@@ -10,6 +10,7 @@ that came, until EOF. Parameters: ``conns``, ``msg``, ``rounds``.
 from __future__ import annotations
 
 import errno
+import json
 import socket
 import subprocess
 
@@ -150,7 +151,6 @@ def links(p: dict, ctx: Ctx) -> Measure:
 
 
 def c(p: dict, ctx: Ctx) -> Measure:
-    import json
     exe = cbench()
     ls = _listener()
     port = ls.getsockname()[1]

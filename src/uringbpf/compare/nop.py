@@ -11,6 +11,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from array import array
+from pathlib import Path
+
+from .. import BpfObject
+from ..designs import loop as L
+from ..designs import ops
+from ..designs import requests as R
 
 from ..uring import Ring
 from ..uring import uapi as u
@@ -118,8 +124,6 @@ def _loop_run(p: dict, ctx: Ctx, run_one) -> Measure:
 
 def loop(p: dict, ctx: Ctx) -> Measure:
     """examples/loop/nops.bpf.c as a 7.1 loop_step (JIT), one io_uring_enter."""
-    from .. import BpfObject
-    from ..designs import loop as L
     k, total = p["k"], p["total"]
     ring = L.make_ring(k)
     obj = BpfObject.open(L.example_object("nops"))
@@ -151,7 +155,6 @@ def loop(p: dict, ctx: Ctx) -> Measure:
 
 def lang(p: dict, ctx: Ctx) -> Measure:
     """examples/python/nops.py: the same loop_step written in Python, compiled (JIT)."""
-    from ..designs import loop as L
     mod = load_example("nops")
     k, total = p["k"], p["total"]
     ring = L.make_ring(k)
@@ -172,7 +175,6 @@ def lang(p: dict, ctx: Ctx) -> Measure:
 def opbpf(p: dict, ctx: Ctx) -> Measure:
     """IORING_OP_BPF requests running basic.bpf.c's op 0 (a no-op that completes with 42),
     K in flight, re-issued from Python per completion: the per-op cost of OP_BPF."""
-    from ..designs import ops
     k, total = p["k"], p["total"]
     bad = 0
     with ops.create_ring(64) as ring:
@@ -201,8 +203,6 @@ def opbpf(p: dict, ctx: Ctx) -> Measure:
 
 
 def _requests_common():
-    from ..designs import requests as R
-    from pathlib import Path
     path = Path(R.__file__).resolve().parent / "examples" / "common.py"
     name = "uringbpf_example_requests_common"
     if name not in sys.modules:

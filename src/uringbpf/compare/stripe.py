@@ -17,7 +17,16 @@ import random
 import sys
 from pathlib import Path
 
+from ..designs import kbuf
 from .common import CannotExpress, Ctx, Measure, WrongOutput, finish
+
+# The stripe example is imported as the top-level package "stripe", as bench/stripe.py and
+# its own server script do (its modules import each other as stripe.*).
+_EXAMPLES = str(Path(kbuf.__file__).resolve().parent / "examples")
+if _EXAMPLES not in sys.path:
+    sys.path.insert(0, _EXAMPLES)
+from stripe import nbd  # noqa: E402
+from stripe.server import StripeNbd  # noqa: E402
 
 NAME = "stripe"
 TITLE = "stripe target over NBD (kbuf design), qd 16"
@@ -37,16 +46,6 @@ def cases(quick: bool) -> list[dict]:
 def label(p: dict) -> str:
     s = p["size"]
     return f"{s >> 10} KiB {p['pattern']} {p['op']}" if s < 1 << 20 else f"1 MiB seq {p['op']}"
-
-
-def _stripe_modules():
-    from ..designs import kbuf
-    root = Path(kbuf.__file__).resolve().parent / "examples"
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from stripe import nbd
-    from stripe.server import StripeNbd
-    return nbd, StripeNbd
 
 
 def _offsets(p: dict, size: int) -> list[int]:
@@ -73,7 +72,6 @@ def _backing(ctx: Ctx) -> list[str]:
 
 
 def _run(p: dict, ctx: Ctx, mode: str) -> Measure:
-    nbd, StripeNbd = _stripe_modules()
     paths = _backing(ctx)
     blk = p["size"]
     with StripeNbd(paths, 65536, mode, queue_depth=QD, engine="native") as srv:

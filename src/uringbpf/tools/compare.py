@@ -10,6 +10,7 @@ CI smoke test). Exit status 1 when any run's output was wrong or a run failed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import compare
+    from .. import compare  # why: it imports every design; `uringbpf --help` and the other commands must not
     for w in args.workload or []:
         if w not in compare.WORKLOADS:
             print(f"uringbpf compare: unknown workload {w!r}", file=sys.stderr)
@@ -48,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
     compare.write_json(records, args.out / "compare.json", args.quick)
     print(text)
     if not args.quick and not args.no_plots:
-        try:
-            import matplotlib  # noqa: F401  (optional extra "plot")
-        except ImportError:
+        if importlib.util.find_spec("matplotlib") is None:   # optional extra "plot"
             print("(no PNGs: matplotlib is not installed; pip install 'uringbpf[plot]')",
                   file=sys.stderr)
         else:
