@@ -8,6 +8,7 @@
  * buffer table's nodes and references, the fixed-SQE import, the CQ tokens) must not run
  * per op in Python: see the second half of this file.
  */
+#define _GNU_SOURCE          /* process_vm_readv */
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
@@ -126,20 +127,21 @@ struct kb_sqe {
 struct kb_cqe { uint64_t user_data; int32_t res; uint32_t flags; };
 struct kb_iov { uint64_t base, len; };
 
-/* A node id is its pool index | generation << 24: a stale id (a node released and its
- * index reused) is refused instead of touching the new node's count. */
+/* A node id is its pool index | generation << 24 (a 32-bit generation, so ids do not
+ * repeat in practice): a stale id (a node released and its index reused) is refused instead
+ * of touching the new node's count. */
 struct kb_node { uint64_t addr, len; uint32_t dir, used, gen, pad; int64_t refs; };
-#define KB_NID_INDEX(id) ((uint32_t)(id) & 0xFFFFFFu)
+#define KB_NID_INDEX(id) ((uint32_t)((uint64_t)(id) & 0xFFFFFFu))
 struct kb_pend {
     uint64_t user_data;
-    int32_t nid;              /* node referenced until the CQE, or -1 */
+    int64_t nid;              /* node referenced until the CQE, or -1 */
     uint8_t skip, deferred, used, pad;
     struct kb_iov *iov;       /* translated iovecs of a vectored op (the kernel reads them) */
 };
 
 struct kb_ctx {
     uint32_t nr_slots;
-    int32_t *slot_node;
+    int64_t *slot_node;
     uint8_t *slot_kind;
     struct kb_node *nodes;
     uint32_t nr_nodes, cap_nodes;
@@ -177,7 +179,7 @@ struct kb_ctx *kb_ctx_new(uint32_t nr_slots)
     if (!c)
         return NULL;
     c->nr_slots = nr_slots;
-    c->slot_node = malloc(sizeof(int32_t) * (nr_slots ? nr_slots : 1));
+    c->slot_node = malloc(sizeof(int64_t) * (nr_slots ? nr_slots : 1));
     c->slot_kind = calloc(nr_slots ? nr_slots : 1, 1);
     if (!c->slot_node || !c->slot_kind) {
         kb_ctx_free(c);
@@ -189,7 +191,7 @@ struct kb_ctx *kb_ctx_new(uint32_t nr_slots)
 }
 
 /* A new node with one reference (the table's): its id, or -1 when out of memory. */
-int32_t kb_node_new(struct kb_ctx *c, uint64_t addr, uint64_t len, uint32_t dir)
+int64_t kb_node_new(struct kb_ctx *c, uint64_t addr, uint64_t len, uint32_t dir)
 {
     int32_t id;
     if (c->nr_free_nodes) {
@@ -212,23 +214,24 @@ int32_t kb_node_new(struct kb_ctx *c, uint64_t addr, uint64_t len, uint32_t dir)
     }
     if ((uint32_t)id > 0xFFFFFFu)
         return -1;
-    uint32_t gen = (c->nodes[id].gen + 1) & 0x7F;
+    uint32_t gen = (c->nodes[id].gen + 1) & 0x7FFFFFFFu;
     c->nodes[id] = (struct kb_node){ addr, len, dir, 1, gen, 0, 1 };
-    return id | (int32_t)(gen << 24);
+    return (int64_t)id | (int64_t)gen << 24;
 }
 
-static int kb_node_ok(struct kb_ctx *c, int32_t id)
+static int kb_node_ok(struct kb_ctx *c, int64_t id)
 {
     uint32_t i = KB_NID_INDEX(id);
-    return id >= 0 && i < c->nr_nodes && c->nodes[i].used && c->nodes[i].gen == (uint32_t)id >> 24;
+    return id >= 0 && i < c->nr_nodes && c->nodes[i].used &&
+           c->nodes[i].gen == (uint64_t)id >> 24;
 }
 
-int64_t kb_node_refs(struct kb_ctx *c, int32_t id)
+int64_t kb_node_refs(struct kb_ctx *c, int64_t id)
 {
     return kb_node_ok(c, id) ? c->nodes[KB_NID_INDEX(id)].refs : -1;
 }
 
-int64_t kb_node_get(struct kb_ctx *c, int32_t id)
+int64_t kb_node_get(struct kb_ctx *c, int64_t id)
 {
     if (!kb_node_ok(c, id))
         return -1;
@@ -236,7 +239,7 @@ int64_t kb_node_get(struct kb_ctx *c, int32_t id)
 }
 
 /* Drop a reference; at zero the node is freed and 0 returned (the caller runs release). */
-int64_t kb_node_put(struct kb_ctx *c, int32_t id)
+int64_t kb_node_put(struct kb_ctx *c, int64_t id)
 {
     if (!kb_node_ok(c, id))
         return -1;
@@ -250,7 +253,7 @@ int64_t kb_node_put(struct kb_ctx *c, int32_t id)
 }
 
 /* Mirror of a slot of the Python table: its kernel node (or -1) and kind. */
-int kb_slot_set(struct kb_ctx *c, uint32_t index, int32_t nid, uint32_t kind)
+int kb_slot_set(struct kb_ctx *c, uint32_t index, int64_t nid, uint32_t kind)
 {
     if (index >= c->nr_slots)
         return -EINVAL;
@@ -287,7 +290,7 @@ int kb_divert_add(struct kb_ctx *c, int32_t fd)
 void kb_divert_clear(struct kb_ctx *c) { c->nr_divert = 0; }
 
 /* A token whose CQE kb_reap post-processes: TOKEN_BASE | index, or 0 when out of memory. */
-uint64_t kb_pend_new(struct kb_ctx *c, uint64_t user_data, int32_t nid, uint32_t skip,
+uint64_t kb_pend_new(struct kb_ctx *c, uint64_t user_data, int64_t nid, uint32_t skip,
                      uint32_t deferred)
 {
     int32_t id;
@@ -354,7 +357,7 @@ static int kb_import(struct kb_ctx *c, struct kb_sqe *s, uint32_t ddir, int vect
 {
     uint32_t index = s->buf_index;
     int kernel = c->slot_kind[index] == KB_SLOT_KERNEL && kb_node_ok(c, c->slot_node[index]);
-    int32_t nid = kernel ? c->slot_node[index] : -1;
+    int64_t nid = kernel ? c->slot_node[index] : -1;
     struct kb_node *n = kernel ? &c->nodes[KB_NID_INDEX(nid)] : NULL;
     struct kb_iov *iov = NULL;
     uint64_t addr;
@@ -476,7 +479,7 @@ int32_t kb_reap(struct kb_ctx *c, int64_t *out, int32_t max)
                 kb_pend_free(c, id);
                 continue;
             }
-            int32_t nid = p->nid;
+            int64_t nid = p->nid;
             uint64_t app = p->user_data;
             int skip = p->skip;
             kb_pend_free(c, id);
@@ -498,13 +501,13 @@ int32_t kb_reap(struct kb_ctx *c, int64_t *out, int32_t max)
 
 /* Ring teardown: forget every pending token, dropping the node references of in-flight
  * ops; writes the ids of nodes whose last reference went (at most max) and returns how many. */
-int32_t kb_pend_drain(struct kb_ctx *c, int32_t *released, int32_t max)
+int32_t kb_pend_drain(struct kb_ctx *c, int64_t *released, int32_t max)
 {
     int32_t n = 0;
     for (uint32_t i = 0; i < c->cap_pends; i++) {
         if (!c->pends[i].used)
             continue;
-        int32_t nid = c->pends[i].nid;
+        int64_t nid = c->pends[i].nid;
         kb_pend_free(c, i);
         if (nid >= 0 && kb_node_put(c, nid) == 0 && n < max)
             released[n++] = nid;
@@ -524,12 +527,12 @@ void kb_nop(struct kb_ctx *c, uint32_t pos, int32_t res, uint32_t flags, uint64_
  * has checked the index and the slot): a node with the table's reference in slot `index`;
  * kb_slot_drop empties the slot (kind: PLAIN, or STALE while the kernel's slot is still
  * pinned) and drops the table's reference, returning the references left (0: release). */
-int32_t kb_slot_install(struct kb_ctx *c, uint32_t index, uint64_t addr, uint64_t len,
+int64_t kb_slot_install(struct kb_ctx *c, uint32_t index, uint64_t addr, uint64_t len,
                         uint32_t dir)
 {
     if (index >= c->nr_slots)
         return -1;
-    int32_t nid = kb_node_new(c, addr, len, dir);
+    int64_t nid = kb_node_new(c, addr, len, dir);
     if (nid >= 0) {
         c->slot_node[index] = nid;
         c->slot_kind[index] = KB_SLOT_KERNEL;
@@ -537,7 +540,7 @@ int32_t kb_slot_install(struct kb_ctx *c, uint32_t index, uint64_t addr, uint64_
     return nid;
 }
 
-int64_t kb_slot_drop(struct kb_ctx *c, uint32_t index, uint32_t kind, int32_t nid)
+int64_t kb_slot_drop(struct kb_ctx *c, uint32_t index, uint32_t kind, int64_t nid)
 {
     if (index >= c->nr_slots)
         return -1;

@@ -51,20 +51,20 @@ def kb_lib() -> ctypes.PyDLL:
         vp, i32, u32, i64 = ctypes.c_void_p, ctypes.c_int32, c_uint32, ctypes.c_int64
         for name, res, args in (
                 ("kb_ctx_new", vp, [u32]), ("kb_ctx_free", None, [vp]),
-                ("kb_node_new", i32, [vp, c_uint64, c_uint64, u32]),
-                ("kb_node_refs", i64, [vp, i32]), ("kb_node_get", i64, [vp, i32]),
-                ("kb_node_put", i64, [vp, i32]), ("kb_slot_set", ctypes.c_int, [vp, u32, i32, u32]),
+                ("kb_node_new", i64, [vp, c_uint64, c_uint64, u32]),
+                ("kb_node_refs", i64, [vp, i64]), ("kb_node_get", i64, [vp, i64]),
+                ("kb_node_put", i64, [vp, i64]), ("kb_slot_set", ctypes.c_int, [vp, u32, i64, u32]),
                 ("kb_ring_attach", ctypes.c_int, [vp, c_uint64, c_uint64, u32, c_uint64, c_uint64,
                                                   u32, c_uint64]),
                 ("kb_divert_add", ctypes.c_int, [vp, i32]), ("kb_divert_clear", None, [vp]),
-                ("kb_pend_new", c_uint64, [vp, c_uint64, i32, u32, u32]),
+                ("kb_pend_new", c_uint64, [vp, c_uint64, i64, u32, u32]),
                 ("kb_inflight", u32, [vp]), ("kb_scan", u32, [vp, u32, u32]),
                 ("kb_stat", c_uint64, [vp, u32]),
                 ("kb_reap", i32, [vp, ctypes.c_void_p, i32]),
                 ("kb_pend_drain", i32, [vp, ctypes.c_void_p, i32]),
                 ("kb_nop", None, [vp, u32, i32, u32, c_uint64]),
-                ("kb_slot_install", i32, [vp, u32, c_uint64, c_uint64, u32]),
-                ("kb_slot_drop", i64, [vp, u32, u32, i32])):
+                ("kb_slot_install", i64, [vp, u32, c_uint64, c_uint64, u32]),
+                ("kb_slot_drop", i64, [vp, u32, u32, i64])):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
         _kb = lib

@@ -250,7 +250,7 @@ class KbufRing:
         self.kbuf.close()
         self._deferred.clear()
         left = self._lib.kb_inflight(self._ctx)
-        released = (ctypes.c_int32 * max(left, 1))()
+        released = (ctypes.c_int64 * max(left, 1))()
         for i in range(self._lib.kb_pend_drain(self._ctx, released, left)):
             self.kbuf._released(released[i])
         self._b.close()
