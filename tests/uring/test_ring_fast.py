@@ -99,3 +99,27 @@ def test_bad_arguments_raise():
             fp.prep_rw(300, 0, 0, 0, 0, 0)
         with pytest.raises(TypeError):
             fp.prep_nops()
+
+
+def test_verbs_raise_once_the_ring_or_the_fast_path_is_closed():
+    ring = Ring(8, backend="kernel")
+    fp = ring.fast()
+    ring.close()                      # ring memory is gone: no verb may touch it
+    with pytest.raises(ValueError):
+        fp.prep_nop(1)
+    with pytest.raises(ValueError):
+        fp.reap(array("Q", [0]))
+    with Ring(8, backend="kernel") as ring:
+        with ring.fast() as fp:
+            pass
+        with pytest.raises(ValueError):
+            fp.submit_and_wait(0)
+
+
+def test_registered_ring_fds_are_given_back():
+    # the kernel's per-task table has 16 slots: without release, the 17th would not register
+    for _ in range(40):
+        with Ring(4, backend="kernel") as ring, ring.fast() as fp:
+            assert fp.native.registered
+            fp.prep_nop(1)
+            assert fp.reap(array("Q", [0]), None, None, 1) == 1

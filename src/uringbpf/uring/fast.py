@@ -20,7 +20,8 @@ addr, len, offset, ud, flags=0)`` (raw addresses: the caller keeps memory alive)
 ``for_each_cqe(fn)`` (``fn(user_data, res, flags)`` per CQE), ``cq_ready()``,
 ``sq_space_left()``; attribute ``enters`` counts the io_uring_enter calls it made.
 
-Contract: while a fast path is open it owns the SQ tail; the Ring's own ``prep_*`` must
+Contract: while a fast path is open it owns the SQ tail (and a registered ring fd, from
+the task's table, released by ``close()``/the ``with`` exit or when the Ring closes); the Ring's own ``prep_*`` must
 not be mixed in (leaving the ``with`` block hands the tail back to the Ring). Only plain
 kernel rings qualify (no enter hook, SQE filter or SQ_REWIND, not the threads backend):
 those need the Ring's Python enter path, so :func:`fast_path` raises ``ValueError``.
@@ -79,6 +80,8 @@ class FastPath:
             ring.cq_head_addr, ring.cq_tail_addr, ring.cq_mask, ring.cqes_addr, ring.cqe_size)
         self.ring = ring
         self.native = fast
+        # closing the ring first (unmapping its memory) must turn the verbs into errors
+        ring.add_close_hook(self._ring_closing)
         for name in ("prep_nop", "prep_nops", "prep_rw", "submit", "submit_and_wait", "reap",
                      "for_each_cqe", "cq_ready", "sq_space_left"):
             setattr(self, name, getattr(fast, name))
@@ -88,10 +91,16 @@ class FastPath:
         """io_uring_enter calls made through this fast path."""
         return self.native.enters
 
+    def _ring_closing(self, ring: Any) -> None:
+        self.native.close()
+
     def close(self) -> None:
-        """Hand the SQ tail back to the Ring (its next ``get_sqe`` follows our SQEs)."""
+        """Hand the SQ tail back to the Ring (its next ``get_sqe`` follows our SQEs) and
+        release the registered ring fd; the verbs raise ``ValueError`` afterwards."""
         if not self.ring.closed:
+            self.ring.remove_close_hook(self._ring_closing)
             self.ring.sync_sq_tail()
+        self.native.close()
 
     def __enter__(self) -> "FastPath":
         return self

@@ -72,7 +72,31 @@ typedef struct {
 	char *cqes;
 	uint32_t unsubmitted;        /* published to the SQ tail, not yet passed to enter */
 	unsigned long long enters;   /* io_uring_enter calls made by this object */
+	int closed;                  /* close() ran (the ring may be unmapped): verbs raise */
 } Fast;
+
+#define REGISTER_USE_REGISTERED_RING (1u << 31)
+
+/* Give the registered ring fd back. The table is per task, not per ring, so it is
+ * released through the registered index itself (valid even if the ring fd was closed). */
+static void unregister_ring(Fast *f)
+{
+	if (f->enter_flags & ENTER_REGISTERED_RING) {
+		struct rsrc_update up = {.offset = (uint32_t)f->fd};
+		syscall(__NR_io_uring_register, f->fd,
+			UNREGISTER_RING_FDS | REGISTER_USE_REGISTERED_RING, &up, 1);
+		f->enter_flags = 0;
+		f->fd = f->ring_fd;
+	}
+}
+
+#define CHECK_OPEN(f)                                                                  \
+	do {                                                                           \
+		if ((f)->closed) {                                                     \
+			PyErr_SetString(PyExc_ValueError, "fast path is closed");        \
+			return NULL;                                                   \
+		}                                                                      \
+	} while (0)
 
 static inline uint32_t load_acquire(uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void store_release(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -134,6 +158,7 @@ static int get_u64(PyObject *o, uint64_t *out)
 
 static PyObject *f_prep_nop(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	uint64_t ud = 0, flags = 0;
 	if (n > 2) {
 		PyErr_SetString(PyExc_TypeError, "prep_nop(user_data=0, flags=0)");
@@ -160,6 +185,7 @@ static PyObject *f_prep_nop(Fast *f, PyObject *const *args, Py_ssize_t n)
  * (the SQEs already prepared stay queued). Returns how many were prepared. */
 static PyObject *f_prep_nops(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	Py_buffer view;
 	uint64_t flags = 0;
 	Py_ssize_t count = -1;
@@ -197,6 +223,7 @@ static PyObject *f_prep_nops(Fast *f, PyObject *const *args, Py_ssize_t n)
  * with a raw address: the caller keeps the memory alive until the CQE. */
 static PyObject *f_prep_rw(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	uint64_t v[7] = {0};
 	if (n < 6 || n > 7) {
 		PyErr_SetString(PyExc_TypeError, "prep_rw(opcode, fd, addr, len, offset, user_data, flags=0)");
@@ -225,6 +252,7 @@ static PyObject *f_prep_rw(Fast *f, PyObject *const *args, Py_ssize_t n)
 
 static PyObject *f_submit(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	(void)args;
 	if (n) {
 		PyErr_SetString(PyExc_TypeError, "submit() takes no arguments");
@@ -238,6 +266,7 @@ static PyObject *f_submit(Fast *f, PyObject *const *args, Py_ssize_t n)
 
 static PyObject *f_submit_and_wait(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	long wait_nr = 1;
 	if (n > 1) {
 		PyErr_SetString(PyExc_TypeError, "submit_and_wait(wait_nr=1)");
@@ -297,6 +326,7 @@ static int out_buffer(PyObject *o, Py_buffer *view, Py_ssize_t itemsize, const c
  * the arrays' length) into the arrays and advance the CQ head. Returns the count. */
 static PyObject *f_reap(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	Py_buffer b[3];
 	PyObject *none[3] = {Py_None, Py_None, Py_None};
 	long wait_nr = 0;
@@ -340,6 +370,7 @@ out:
  * before its call (so fn may prepare new SQEs). Returns the count. */
 static PyObject *f_for_each_cqe(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	if (n != 1) {
 		PyErr_SetString(PyExc_TypeError, "for_each_cqe(fn)");
 		return NULL;
@@ -369,6 +400,7 @@ static PyObject *f_for_each_cqe(Fast *f, PyObject *const *args, Py_ssize_t n)
 
 static PyObject *f_cq_ready(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	(void)args;
 	(void)n;
 	return PyLong_FromUnsignedLong(load_acquire(f->cq_tail) - *f->cq_head);
@@ -376,9 +408,19 @@ static PyObject *f_cq_ready(Fast *f, PyObject *const *args, Py_ssize_t n)
 
 static PyObject *f_sq_space_left(Fast *f, PyObject *const *args, Py_ssize_t n)
 {
+	CHECK_OPEN(f);
 	(void)args;
 	(void)n;
 	return PyLong_FromUnsignedLong(f->sq_entries - (*f->sq_tail - load_acquire(f->sq_head)));
+}
+
+static PyObject *f_close(Fast *f, PyObject *const *args, Py_ssize_t n)
+{
+	(void)args;
+	(void)n;
+	unregister_ring(f);
+	f->closed = 1;
+	Py_RETURN_NONE;
 }
 
 static PyObject *f_get_enters(Fast *f, void *c)
@@ -403,10 +445,18 @@ static PyMethodDef fast_methods[] = {
 	{"for_each_cqe", (PyCFunction)(void (*)(void))f_for_each_cqe, METH_FASTCALL, "for_each_cqe(fn) -> n"},
 	{"cq_ready", (PyCFunction)(void (*)(void))f_cq_ready, METH_FASTCALL, "cq_ready() -> n"},
 	{"sq_space_left", (PyCFunction)(void (*)(void))f_sq_space_left, METH_FASTCALL, "sq_space_left() -> n"},
+	{"close", (PyCFunction)(void (*)(void))f_close, METH_FASTCALL, "close(): unregister the ring fd; every verb raises afterwards"},
 	{NULL, NULL, 0, NULL},
 };
 
+static PyObject *f_get_registered(Fast *f, void *c)
+{
+	(void)c;
+	return PyBool_FromLong(!!(f->enter_flags & ENTER_REGISTERED_RING));
+}
+
 static PyGetSetDef fast_getset[] = {
+	{"registered", (getter)f_get_registered, NULL, "enters use a registered ring fd", NULL},
 	{"enters", (getter)f_get_enters, NULL, "io_uring_enter calls made through this object", NULL},
 	{"unsubmitted", (getter)f_get_unsubmitted, NULL, "SQEs published but not yet submitted", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
@@ -414,10 +464,7 @@ static PyGetSetDef fast_getset[] = {
 
 static void fast_dealloc(Fast *f)
 {
-	if (f->enter_flags & ENTER_REGISTERED_RING) {
-		struct rsrc_update up = {.offset = (uint32_t)f->fd};
-		syscall(__NR_io_uring_register, f->ring_fd, UNREGISTER_RING_FDS, &up, 1);
-	}
+	unregister_ring(f);
 	Py_XDECREF(f->owner);
 	Py_XDECREF(f->full_exc);
 	Py_TYPE(f)->tp_free((PyObject *)f);
