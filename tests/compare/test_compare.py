@@ -90,3 +90,13 @@ def test_runner_table_and_json(tmp_path):
     compare.write_json(recs, tmp_path / "c.json", True)
     data = json.loads((tmp_path / "c.json").read_text())
     assert len(data["records"]) == 9 and data["quick"] is True
+
+
+def test_cli_quick_subset_writes_table_and_json(tmp_path, capsys):
+    from uringbpf.tools import main
+    out = tmp_path / "out"
+    assert main(["compare", "--quick", "-w", "nop", "-i", "python", "-i", "links",
+                 "-o", str(out)]) == 0
+    assert "| K=8 | links | ok |" in (out / "compare.md").read_text()
+    assert json.loads((out / "compare.json").read_text())["quick"] is True
+    assert main(["compare", "--quick", "-i", "bogus", "-o", str(out)]) == 2

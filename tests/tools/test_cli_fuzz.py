@@ -62,7 +62,9 @@ def test_help(cli, name):
 NO_ARGS_STATUS = {"include-dir": 0, "bench": 0}   # demo without arguments runs the demo
 
 
-@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in ("demo", "conformance-plugin")])
+# compare without arguments runs the full, timed comparison (minutes): see tests/compare
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in ("demo", "conformance-plugin",
+                                                                    "compare")])
 def test_no_arguments(cli, name):
     status, _, err = cli(name)
     assert status == NO_ARGS_STATUS.get(name, 2), err
