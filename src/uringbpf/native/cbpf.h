@@ -35,8 +35,22 @@ struct ub_sock_filter {
 struct ub_filter_table {
 	uint32_t magic;
 	uint32_t nr_ops;
+	uint32_t flags;     /* UB_FILTER_F_*: what the ring's setup says about refusals */
 	uint32_t chain_off[UB_FILTER_MAX_OPS];
 };
+
+/* The ring has IORING_SETUP_SUBMIT_ALL: a refused SQE does not end the submission batch. */
+#define UB_FILTER_F_SUBMIT_ALL 1u
+
+/*
+ * After ub_filter_check refused `sqe`: does the kernel's io_submit_sqes stop there?  It
+ * does (the refused SQE counted as consumed) unless the ring has SUBMIT_ALL or the SQE
+ * links on (io_submit_fail_init keeps assembling the chain and returns 0).
+ */
+static int ub_filter_ends_batch(const struct ub_filter_table *t, const uint8_t *sqe)
+{
+	return !(t->flags & UB_FILTER_F_SUBMIT_ALL) && !(sqe[1] & (4u | 8u) /* LINK, HARDLINK */);
+}
 
 /* Returns the u32 the program returns; faults (division by zero) return 0. */
 static uint32_t ub_cbpf_run(const struct ub_sock_filter *insns, uint32_t n, const uint8_t *ctx,

@@ -40,8 +40,14 @@ def ring():
 def nop_results(ring, user_datas, flags=0):
     for ud in user_datas:
         ring.prep_nop(ud, flags)
-    ring.submit_and_wait(len(user_datas))
-    got = ring.reap()
+    # a refused SQE ends a submission batch (tests/uring/test_filter_batch.py): submit
+    # again until every SQE went in
+    while ring.sq_ready():
+        ring.submit()
+    got = []
+    while len(got) < len(user_datas):
+        ring.wait_cqe(timeout=5.0)
+        got.extend(ring.reap())
     return sorted((c.user_data, c.res) for c in got)
 
 
@@ -166,7 +172,7 @@ def test_register_through_the_ring(ring):
 
 
 # --- SQEs submitted by a loop_step program ------------------------------------------------
-def _loop_submit(r, user_datas, opcode=uapi.IORING_OP_NOP):
+def _loop_submit(r, user_datas, opcode=uapi.IORING_OP_NOP, expect=None):
     """A Python loop_step submitting one SQE per user_data and collecting the CQEs."""
     lib = loop.lib()
     p = r.params
@@ -181,7 +187,7 @@ def _loop_submit(r, user_datas, opcode=uapi.IORING_OP_NOP):
             ctypes.c_uint8.from_address(sqes + 64 * i).value = opcode
             ctypes.c_uint64.from_address(sqes + 64 * i + 32).value = ud
         n = ctypes.c_int64(lib.uringbpf_kf_submit_sqes(ctx, len(user_datas), 0, 0, 0)).value
-        assert n == len(user_datas)
+        assert n == (len(user_datas) if expect is None else expect)
         head, tail = u32(rings + p.cq_off.head), u32(rings + p.cq_off.tail)
         for i in range(head.value, tail.value):
             cqe = uapi.Cqe.from_address(rings + p.cq_off.cqes + 16 * (i & 7))
@@ -200,9 +206,12 @@ def test_filters_apply_to_program_submissions_natively():
     r = make_ring()
     try:
         assert flt.register_bpf_filter(r, uapi.IORING_OP_NOP, deny_user_data(2)) == 0
-        got, stats = _loop_submit(r, [1, 2, 3])
+        got, stats = _loop_submit(r, [1, 3, 2])
         assert got == [(1, 0), (2, -errno.EACCES), (3, 0)]
         assert stats["sqes_denied"] == 1   # decided in C, no trip to Python
+        # a refusal ends the batch, as bpf_io_uring_submit_sqes -> io_submit_sqes does
+        got, stats = _loop_submit(r, [1, 2, 3], expect=2)
+        assert got == [(1, 0), (2, -errno.EACCES)] and stats["sqes_denied"] == 1
     finally:
         r.close()
 
@@ -241,7 +250,7 @@ def test_other_python_sqe_filters_route_program_submissions_through_python():
             return -errno.EPERM if sqe.user_data == 3 else 0
 
         r.add_sqe_filter(my_filter)
-        got, stats = _loop_submit(r, [3, 4])
+        got, stats = _loop_submit(r, [4, 3])
         assert got == [(3, -errno.EPERM), (4, 0)]
         assert sorted(seen) == [3, 4] and stats["sqes_denied"] == 0
     finally:
@@ -313,8 +322,11 @@ def test_native_ctx_matches_python_for_open_requests():
 
 @pytest.mark.parametrize("engine", ["interp", "jit"])
 def test_filters_see_every_sqe_of_a_c_program(engine):
-    """nops.bpf.c under a NOP filter: every SQE it submits is checked (in C) and denied."""
-    r = loop.make_ring(8)
+    """nops.bpf.c under a NOP filter: every SQE it submits is checked (in C) and denied.
+
+    SUBMIT_ALL: without it the first refusal ends each batch, bpf_io_uring_submit_sqes
+    returns less than asked and nops.bpf.c stops (as on the kernel; see below)."""
+    r = loop.make_ring(8, flags=loop.RING_FLAGS | uapi.IORING_SETUP_SUBMIT_ALL)
     try:
         assert flt.register_bpf_filter(r, uapi.IORING_OP_NOP, DENY) == 0
         obj, link = loop.nops_example(r, 200, engine=engine)
@@ -322,6 +334,23 @@ def test_filters_see_every_sqe_of_a_c_program(engine):
         # the program only checks the token, which a denied CQE keeps
         assert obj.bss.reqs_to_run == 0 and obj.bss.bad_cqes == 0
         assert link.stats()["sqes_denied"] == 200 == link.stats()["sqes_submitted"]
+        link.destroy()
+        obj.close()
+    finally:
+        r.close()
+
+
+def test_refusal_ends_a_c_programs_batch():
+    """Without SUBMIT_ALL, submit_sqes(n) consumes up to the refused SQE and returns that
+    count; nops.bpf.c treats a short submit as an error and stops with work left."""
+    r = loop.make_ring(8)
+    try:
+        assert flt.register_bpf_filter(r, uapi.IORING_OP_NOP, DENY) == 0
+        obj, link = loop.nops_example(r, 200, engine="interp")
+        r.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
+        st_ = link.stats()
+        assert st_["sqes_denied"] == 1 == st_["sqes_submitted"]
+        assert obj.bss.reqs_to_run == 200
         link.destroy()
         obj.close()
     finally:

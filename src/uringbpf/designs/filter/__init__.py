@@ -177,6 +177,8 @@ class FilterTable:
         self.chains: dict[int, list | object] = {}
         self.listeners: list = []
         self.sqe_filter = None   # the function installed with ring.add_sqe_filter
+        #: the ring has IORING_SETUP_SUBMIT_ALL (native paths then go on after a refusal)
+        self.submit_all = False
         self._blob = None
 
     def install(self, opcode: int, program: cbpf.Program, flags: int) -> None:
@@ -196,7 +198,7 @@ class FilterTable:
 
     def native_blob(self) -> bytes:
         """The table as ``struct ub_filter_table`` + chains + programs (native/cbpf.h)."""
-        header = 8 + 4 * _NATIVE_MAX_OPS
+        header = 12 + 4 * _NATIVE_MAX_OPS
         body = bytearray()
         chain_off = [0] * _NATIVE_MAX_OPS
         prog_off: dict[int, int] = {}
@@ -211,7 +213,9 @@ class FilterTable:
                                                  for p in chain]
             chain_off[op] = header + len(body)
             body += struct.pack(f"<I{len(items)}I", len(items), *items)
-        return struct.pack(f"<II{_NATIVE_MAX_OPS}I", _NATIVE_MAGIC, OP_LAST, *chain_off) + body
+        flags = _NATIVE_F_SUBMIT_ALL if self.submit_all else 0
+        return struct.pack(f"<III{_NATIVE_MAX_OPS}I", _NATIVE_MAGIC, OP_LAST, flags,
+                           *chain_off) + body
 
     def native_addr(self) -> int:
         """Address of the current native blob (kept alive by this table until it changes)."""
@@ -313,6 +317,7 @@ def _connect_populate(ctx: FilterCtx, raw: bytes) -> bool:
 
 
 _NATIVE_MAGIC = 0x63627066
+_NATIVE_F_SUBMIT_ALL = 1     # UB_FILTER_F_SUBMIT_ALL
 _NATIVE_MAX_OPS = 256
 
 _tables: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -348,6 +353,7 @@ def _table_for(ring) -> FilterTable:
     table = _tables.get(ring)
     if table is None:
         table = _tables[ring] = FilterTable()
+        table.submit_all = bool(ring.flags & uapi.IORING_SETUP_SUBMIT_ALL)
         table.listeners.extend(_pending_listeners.pop(ring, []))
         table.sqe_filter = _make_sqe_filter(table)
         ring.add_sqe_filter(table.sqe_filter)

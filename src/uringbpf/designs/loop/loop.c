@@ -143,6 +143,8 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
 		} else if (filters && ub_filter_check(filters, dst)) {
 			deny_sqe(dst, ctx->sqe_size, -EACCES);
 			ctx->sqes_denied++;
+			if (ub_filter_ends_batch(filters, dst))
+				nr = i + 1;   /* the kernel's io_submit_sqes stops here */
 		}
 		if (ctx->sq_array)
 			ctx->sq_array[slot] = slot;
@@ -161,7 +163,7 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
  * against the runtime's own memory (guard.h: a CQE of -EFAULT), then against the cBPF
  * filters if there are any (-EACCES).
  */
-static void check_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
+static uint32_t check_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
 {
 	const struct ub_filter_table *filters = (const struct ub_filter_table *)(uintptr_t)ctx->filters;
 	uint32_t head = load_acquire(ctx->sq_khead);
@@ -186,8 +188,11 @@ static void check_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
 		} else if (filters && ub_filter_check(filters, sqe)) {
 			deny_sqe(sqe, ctx->sqe_size, -EACCES);
 			ctx->sqes_denied++;
+			if (ub_filter_ends_batch(filters, sqe))
+				return i + 1;   /* the kernel's io_submit_sqes stops here */
 		}
 	}
+	return nr;
 }
 
 /* The py_submit path with SQ_REWIND emulation: Python copies slots 0..nr-1 of the private
@@ -244,7 +249,7 @@ uint64_t uringbpf_kf_submit_sqes(uint64_t ctx_addr, uint64_t nr64, uint64_t r3, 
 		ret = submit_copied(ctx, (const uint8_t *)(uintptr_t)ctx->region_addr[UB_IOU_REGION_SQ], nr);
 		break;
 	default:
-		check_in_place(ctx, nr);
+		nr = check_in_place(ctx, nr);
 		ret = ub_enter(ctx->ring_fd, nr, 0, UB_ENTER_GETEVENTS);
 		break;
 	}
