@@ -95,3 +95,39 @@ def test_queue_sqe_bytes():
         assert ring.queue_sqe_bytes(bytes(nop)) and ring.queue_sqe_bytes(bytes(nop))
         assert not ring.queue_sqe_bytes(bytes(nop))    # SQ full
         assert [ring.wait_cqe(timeout=5).user_data for _ in range(2)] == [99, 99]
+
+
+def test_a_release_callback_may_reap_the_ring_again(tmp_path):
+    """kb_reap's records are read after the call; a release callback that reaps the same
+    ring again (more CQEs than one batch are waiting) must not overwrite the records still
+    being read: every CQE is delivered exactly once."""
+    path = tmp_path / "f"
+    path.write_bytes(b"y" * 4096)
+    fd = os.open(path, os.O_RDONLY)
+    buf = ctypes.create_string_buffer(8192)
+    addr = ctypes.addressof(buf)
+    nops = 300                                          # more than one reap batch (256)
+    with K.KbufRing(64, buffers=1, cq_entries=1024) as ring:
+        inner = []
+        assert ring.kbuf.register_kbuf(0, addr, 4096, K.KBUF_DIR_DEST,
+                                       lambda: inner.append(ring.peek_cqe()),
+                                       pin=(addr, 8192)) == 0
+        sqe = ring.get_sqe()
+        K.prep_read_fixed(sqe, fd, 0, 4096, 0, 0)
+        sqe.user_data = 1
+        ring._submit(0, 0)
+        assert ring.kbuf.unregister_kbuf(0) == 0        # the op holds the last reference
+        for ud in range(2, nops + 2):
+            sqe = ring.get_sqe()
+            if sqe is None:
+                ring._submit(0, 0)
+                sqe = ring.get_sqe()
+            sqe.opcode, sqe.fd, sqe.user_data = u.IORING_OP_NOP, -1, ud
+        ring._submit(nops + 1, u.IORING_ENTER_GETEVENTS, 5)
+        got = []
+        while (c := ring.peek_cqe()) is not None:
+            got.append(c.user_data)
+        assert len(inner) == 1 and inner[0] is not None
+        got.append(inner[0].user_data)
+        assert sorted(got) == list(range(1, nops + 2))
+    os.close(fd)

@@ -93,6 +93,7 @@ class KbufRing:
                                  self._cq_mask, self._cqes)
         self._recs = (ctypes.c_int64 * (5 * _REAP_BATCH))()
         self._rec_view = memoryview(self._recs).cast("B").cast("q")
+        self._reaping = 0
         self.closed = False
         self._ncmd = 0                 # diverted commands (a plain int: per-I/O path)
 
@@ -194,9 +195,21 @@ class KbufRing:
         # kbuf.c drains the CQ: tokens of imported ops drop their node reference and get the
         # application's user_data back; what is left for Python are the completions, the
         # deferred commands and the release callbacks, in CQ order.
-        recs, ready = self._rec_view, self._ready
+        buf, recs, ready = self._recs, self._rec_view, self._ready
+        if self._reaping:
+            # a release or deferred callback reaped this ring again: the outer loop still
+            # reads its records, so this call gets a buffer of its own
+            buf = (ctypes.c_int64 * (5 * _REAP_BATCH))()
+            recs = memoryview(buf).cast("B").cast("q")
+        self._reaping += 1
+        try:
+            self._reap_into(buf, recs, ready)
+        finally:
+            self._reaping -= 1
+
+    def _reap_into(self, buf, recs, ready) -> None:
         while True:
-            n = self._lib.kb_reap(self._ctx, self._recs, _REAP_BATCH)
+            n = self._lib.kb_reap(self._ctx, buf, _REAP_BATCH)
             for i in range(0, 5 * n, 5):
                 kind, ud, res, fl = recs[i], recs[i + 1], recs[i + 2], recs[i + 3]
                 if kind == _REC_CQE:
