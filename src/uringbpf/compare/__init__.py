@@ -151,6 +151,7 @@ def table(records: list[dict], quick: bool = False) -> str:
 
 
 def machine() -> dict:
+    """Machine, kernel, Python, CPU count, time and load average of this run."""
     return {"machine": platform.machine(), "kernel": platform.release(),
             "python": platform.python_version(), "cpus": os.cpu_count(),
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -158,6 +159,7 @@ def machine() -> dict:
 
 
 def write_json(records: list[dict], path: Path, quick: bool) -> None:
+    """Write every record (with its summary) and the machine description to ``path``."""
     data = {"machine": machine(), "quick": quick,
             "records": [{**r, "summary": summarize(r)} for r in records]}
     path.write_text(json.dumps(data, indent=1, default=str))

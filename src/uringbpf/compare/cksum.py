@@ -27,10 +27,12 @@ TITLE = "read -> crc32c -> write, 64 KiB blocks"
 
 
 def cases(quick: bool) -> list[dict]:
+    """The parameter sets of this workload (small ones with ``quick``)."""
     return [{"size": (1 << 20) + 4321 if quick else (8 << 20) + 4321, "block": 65536}]
 
 
 def label(p: dict) -> str:
+    """A case's short name for the table."""
     return f"{p['size'] >> 20} MiB / {p['block'] >> 10} KiB"
 
 
@@ -110,6 +112,7 @@ def python(p: dict, ctx: Ctx) -> Measure:
 
 
 def c(p: dict, ctx: Ctx) -> Measure:
+    """cbench.c: READ, crc32c in C (byte-wise table), WRITE."""
     src, want, dst = _files(p, ctx, "c")
     out = run_c(["cksum", str(src), str(dst), str(p["block"])])
     _check(src, dst, want, out["crcs"])
@@ -209,10 +212,12 @@ def loop(p: dict, ctx: Ctx) -> Measure:
 
 
 def links(p: dict, ctx: Ctx) -> Measure:
+    """Not expressible with links alone (raises CannotExpress)."""
     raise CannotExpress("a link chain has no step between READ and WRITE that computes")
 
 
 def rfc2021(p: dict, ctx: Ctx) -> Measure:
+    """No RFC program for this workload (raises CannotExpress)."""
     raise CannotExpress("the RFC's helper set has no checksum over request buffers (its "
                         "programs see their own memory, not the READ's pages); no program")
 

@@ -31,11 +31,13 @@ WRITER = ("import os, sys\n"
 
 
 def cases(quick: bool) -> list[dict]:
+    """The parameter sets of this workload (small ones with ``quick``)."""
     size = (2 << 20) + 12345 if quick else (64 << 20) + 12345
     return [{"source": s, "size": size, "chunk": 128 * 1024} for s in ("pipe", "file")]
 
 
 def label(p: dict) -> str:
+    """A case's short name for the table."""
     return f"{p['source']} {p['size'] >> 20} MiB"
 
 
@@ -128,6 +130,7 @@ def python(p: dict, ctx: Ctx) -> Measure:
 
 
 def c(p: dict, ctx: Ctx) -> Measure:
+    """cbench.c: the same short-read-proof copy in C liburing."""
     src = _source_file(p, ctx)
     dst = ctx.workdir / "cp-dst-c"
     if p["source"] == "pipe":
@@ -217,12 +220,14 @@ def lang(p: dict, ctx: Ctx) -> Measure:
 
 
 def opbpf(p: dict, ctx: Ctx) -> Measure:
+    """Not expressible with IORING_OP_BPF (raises CannotExpress)."""
     raise CannotExpress("an IORING_OP_BPF op runs between linked SQEs but cannot change the "
                         "next SQE's length: READ -> BPF -> WRITE has the links' short-read "
                         "problem (the app must re-issue)")
 
 
 def rfc2021(p: dict, ctx: Ctx) -> Measure:
+    """No RFC program for this workload (raises CannotExpress)."""
     raise CannotExpress("expressible (a BPF request can reap the READ's CQE and queue a WRITE "
                         "of res bytes, as write_file does) but no cp program exists for it")
 

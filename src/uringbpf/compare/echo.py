@@ -23,11 +23,13 @@ TITLE = "TCP echo on 127.0.0.1, N connections, fixed message size"
 
 
 def cases(quick: bool) -> list[dict]:
+    """The parameter sets of this workload (small ones with ``quick``)."""
     rounds = 50 if quick else 2000
     return [{"conns": n, "msg": 512, "rounds": rounds} for n in (1, 16)]
 
 
 def label(p: dict) -> str:
+    """A case's short name for the table."""
     return f"{p['conns']} conn x {p['msg']} B"
 
 
@@ -151,6 +153,7 @@ def links(p: dict, ctx: Ctx) -> Measure:
 
 
 def c(p: dict, ctx: Ctx) -> Measure:
+    """cbench.c echo server (C liburing) in its own process."""
     exe = cbench()
     ls = _listener()
     port = ls.getsockname()[1]

@@ -28,11 +28,13 @@ TITLE = "NOP chains, K in flight"
 
 
 def cases(quick: bool) -> list[dict]:
+    """The parameter sets of this workload (small ones with ``quick``)."""
     total = 2000 if quick else 100_000
     return [{"k": k, "total": total} for k in (1, 8, 32)]
 
 
 def label(p: dict) -> str:
+    """A case's short name for the table."""
     return f"K={p['k']}"
 
 
@@ -88,6 +90,7 @@ def python_fast(p: dict, ctx: Ctx) -> Measure:
 
 
 def c(p: dict, ctx: Ctx) -> Measure:
+    """cbench.c: the same NOP loop in C liburing."""
     out = run_c(["nop", str(p["k"]), str(p["total"])])
     if out["ops"] != p["total"]:
         raise WrongOutput(f"C: {out['ops']} completions")

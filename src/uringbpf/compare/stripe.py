@@ -35,6 +35,7 @@ FILE_SIZE = 8 << 20
 
 
 def cases(quick: bool) -> list[dict]:
+    """The parameter sets of this workload (small ones with ``quick``)."""
     out = []
     for size, pattern, n_full in ((4096, "rand", 4000), (131072, "seq", 800), (1 << 20, "seq", 120)):
         n = max(8, n_full // 20) if quick else n_full
@@ -44,6 +45,7 @@ def cases(quick: bool) -> list[dict]:
 
 
 def label(p: dict) -> str:
+    """A case's short name for the table."""
     s = p["size"]
     return f"{s >> 10} KiB {p['pattern']} {p['op']}" if s < 1 << 20 else f"1 MiB seq {p['op']}"
 
@@ -112,10 +114,12 @@ def _run(p: dict, ctx: Ctx, mode: str) -> Measure:
 
 
 def kbuf_copy(p: dict, ctx: Ctx) -> Measure:
+    """The stripe target in copy mode."""
     return _run(p, ctx, "copy")
 
 
 def kbuf_zc(p: dict, ctx: Ctx) -> Measure:
+    """The stripe target in zero-copy mode (REGISTER chain)."""
     return _run(p, ctx, "zc")
 
 

@@ -21,6 +21,7 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
 
 def configure(p: argparse.ArgumentParser) -> None:
+    """Add the subcommand's options."""
     p.add_argument("--quick", action="store_true",
                    help="small sizes, one verified run per implementation, no timing")
     p.add_argument("-w", "--workload", action="append", metavar="NAME",
@@ -35,6 +36,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the comparison; print the table; return the exit status."""
     from .. import compare  # why: it imports every design; `uringbpf --help` and the other commands must not
     for w in args.workload or []:
         if w not in compare.WORKLOADS:
