@@ -12,7 +12,6 @@ target: the table says so. CPU per op is this process's CPU: client + NBD server
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from pathlib import Path
