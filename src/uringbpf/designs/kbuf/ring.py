@@ -33,12 +33,11 @@ class KbufCompletion:
 
 
 _ZERO_SQE = bytes(64)
-_TOKEN_BASE = 0xFFFF << 48      # user_data values the ring uses for its own bookkeeping
+# user_data values with the top 16 bits set are the ring's own tokens (KB_TOKEN_BASE in
+# kbuf.c); a rewritten NOP keeps the link/drain/async/skip flags (KB_NOP_KEEP there)
 _LINK_FLAGS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK
 #: flags, fd, cmd_op, addr, user_data of an SQE (offsets 1, 4, 8, 16, 32)
 _SQE_HEAD = struct.Struct("<xB2xiI4xQ8xQ")
-_NOP_KEEP_FLAGS = (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK | u.IOSQE_IO_DRAIN | u.IOSQE_ASYNC
-                   | u.IOSQE_CQE_SKIP_SUCCESS)
 
 
 # kb_reap's record kinds (KB_REC_* in kbuf.c) and its batch size
