@@ -26,11 +26,13 @@ Ctrl-C is seen between runs and while blocked in ``io_uring_enter``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import itertools
 import os
 import sys
+import threading
 import time
 from collections import deque
 from ctypes import Structure, c_uint32, c_uint64, sizeof
@@ -44,7 +46,7 @@ from ...bpf.helpers import Arg
 from ...bpf.platform import Platform
 from ...bpf.memory import BpfRuntimeError, Buffer, guard_check, guard_check_sqe
 from ...uring import uapi as u
-from ...uring.ring import Completion, Ring as BaseRing, deny_sqe
+from ...uring.ring import Completion, Ring as BaseRing, RingClosedError, deny_sqe
 
 # --- constants of the RFC -----------------------------------------------------------------
 #: The RFC appended IORING_OP_BPF after the last opcode of its day (it took the slot that
@@ -107,6 +109,8 @@ _LINK_FLAGS = u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK | u.IOSQE_IO_DRAIN
 
 # Buffers that in-flight kernel requests may still write when a ring closes (never freed).
 _GRAVEYARD: list = []
+#: longest single io_uring_enter wait: a close() from another thread is seen this soon
+_WAIT_SLICE = 0.05
 
 # Tokens that stand in for user_data while a request is in the kernel.
 _TOKEN_BASE = 0xB9F5_0000_0000_0000
@@ -355,6 +359,9 @@ class RequestsEngine:
         #: where hand-assembled programs (``isa.Program``) find the RFC helpers (set by
         #: make_engine to the design's platform; None: the default platform)
         self.platform: Platform | None = None
+        #: threads inside wait(); set by close() from another thread to end their waits
+        self._waiters: list[int] = []
+        self._closing = False
         if (nr_cq == 0) != (not cq_sizes):
             raise OSError(errno.EINVAL, "nr_cq and cq_sizes must be given together")
         cq_sizes = list(cq_sizes or [])
@@ -805,25 +812,57 @@ class RequestsEngine:
         self._check_open()
         cq = self.cq(cq_idx)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            self.pump()
-            if cq.ready() >= nr:
-                return 0
-            if self.busy:
-                if deadline is not None and time.monotonic() >= deadline:
-                    return -errno.ETIME
-                continue
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return -errno.ETIME
-            if self._kernel_cq_pending():
-                continue
-            ret = self._kernel_wait(remaining)
-            if ret == -errno.ETIME:
+        with self._waiting():
+            while True:
+                self._check_closing()
                 self.pump()
-                return 0 if cq.ready() >= nr else -errno.ETIME
-            if ret < 0 and ret not in (-errno.EINTR, -errno.EAGAIN, -errno.EBUSY):
-                raise OSError(-ret, f"io_uring_enter: {os.strerror(-ret)}")
+                if cq.ready() >= nr:
+                    return 0
+                if self.busy:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return -errno.ETIME
+                    continue
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return -errno.ETIME
+                if self._kernel_cq_pending():
+                    continue
+                # in slices: a close() from another thread must end a wait no CQE ends
+                sliced = remaining is None or remaining > _WAIT_SLICE
+                ret = self._kernel_wait(_WAIT_SLICE if sliced else remaining)
+                if ret == -errno.ETIME and not sliced:
+                    self.pump()
+                    return 0 if cq.ready() >= nr else -errno.ETIME
+                if ret < 0 and ret not in (-errno.EINTR, -errno.EAGAIN, -errno.EBUSY,
+                                           -errno.ETIME):
+                    raise OSError(-ret, f"io_uring_enter: {os.strerror(-ret)}")
+
+    @contextlib.contextmanager
+    def _waiting(self):
+        """Marks this thread as inside :meth:`wait` (close() from another thread waits
+        for it to leave before the ring memory goes)."""
+        me = threading.get_ident()
+        self._waiters.append(me)
+        try:
+            yield
+        finally:
+            self._waiters.remove(me)
+
+    def _check_closing(self) -> None:
+        if self._closing:
+            raise RingClosedError("the ring was closed by another thread during wait()")
+
+    def _end_waits(self) -> None:
+        """close(): end the waits of other threads and return once they have left."""
+        others = [t for t in self._waiters if t != threading.get_ident()]
+        if not others:
+            return
+        self._closing = True
+        deadline = time.monotonic() + 5.0
+        while any(t != threading.get_ident() for t in self._waiters):
+            if time.monotonic() > deadline:
+                raise OSError(errno.EBUSY, "close(): another thread's wait() did not end")
+            time.sleep(0.001)
 
     def wait_cqe(self, cq_idx: int = 0, timeout: float | None = None) -> u.Cqe:
         """The head CQE of CQ ``cq_idx`` (a view), waiting for it; TimeoutError on timeout."""
@@ -903,6 +942,7 @@ class RequestsEngine:
         """Cancel every BPF request (parked ones included) and free the CQs' state."""
         if self._closed:
             return
+        self._end_waits()
         self._closed = True
         for req in list(self._live):
             self._finish(req, -errno.ECANCELED)

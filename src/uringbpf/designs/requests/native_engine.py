@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import threading
 import time
 from ctypes import POINTER, c_int, c_int32, c_uint32, c_uint64, c_void_p
 from typing import Any, Sequence
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 from pathlib import Path
 
 from ... import native
+from ...callbacks import barrier
 from ...bpf.memory import BpfRuntimeError
 from . import engine as R
 
@@ -52,6 +54,8 @@ def _set_prototypes(L: ctypes.CDLL) -> None:
     L.rq_wait.restype = c_int
     L.rq_cancel_all.argtypes = [c_void_p, c_int32, c_int]
     L.rq_close.argtypes = [c_void_p]
+    L.rq_request_close.argtypes = [c_void_p]
+    L.rq_request_close.restype = None
     L.rq_destroy.argtypes = [c_void_p]
     L.rq_cq_flush.argtypes = [c_void_p, c_uint32]
     L.rq_emit.argtypes = [c_void_p, c_uint32, c_uint64, c_int32, c_uint32]
@@ -112,7 +116,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         self.pool_size = L.rq_pool_size()
         R._NATIVE_POOLS[self.pool_addr] = self.pool_size
         self._keep: list = []
-        self._py_submit = _SUBMIT_FN(self._submit_through_ring)
+        self._py_submit = _SUBMIT_FN(barrier(self._submit_through_ring, _held_eintr))
         self._py_submit_on = False
 
     @property
@@ -195,17 +199,19 @@ class NativeRequestsEngine(R.RequestsEngine):
         word = c_uint64(0)
         call, errors = slot.call, self.errors
 
-        def trampoline(ctx, _r2, _r3, _r4, _r5, _call=call, _word=word):
-            try:
-                _call(ctx)
-            except KeyboardInterrupt as exc:   # raised again once C has returned
+        def trampoline(ctx, _r2, _r3, _r4, _r5, _call=call):
+            _call(ctx)
+            return 0
+
+        def failed(exc: BaseException, _args: tuple, _word=word) -> int:
+            if isinstance(exc, KeyboardInterrupt):   # raised again once C has returned
                 R.hold_interrupt(exc)
-            except BaseException as exc:
+            else:
                 errors.append(exc)
                 _word.value = 1
             return 0
 
-        cb = _PROG_FN(trampoline)
+        cb = _PROG_FN(barrier(trampoline, failed))
         self._keep.append((cb, word))
         return ctypes.cast(cb, c_void_p).value, ctypes.addressof(word)
 
@@ -220,11 +226,7 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     # -- program SQEs when other designs filter the ring in Python
     def _submit_through_ring(self, sqe_ptr: int) -> int:
-        try:
-            return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
-        except BaseException as exc:       # cannot unwind through C
-            R.hold_interrupt(exc)
-            return -errno.EINTR
+        return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
 
     def _sync_filters(self) -> None:
         """Programs' SQEs must meet every SQE filter of the ring: when a design other than
@@ -272,10 +274,15 @@ class NativeRequestsEngine(R.RequestsEngine):
     def wait(self, nr: int = 1, cq_idx: int = 0, timeout: float | None = None) -> int:
         """As :meth:`RequestsEngine.wait`, with the blocking loop in C (rq_wait)."""
         self._check_open()
+        with self._waiting():
+            return self._wait(nr, cq_idx, timeout)
+
+    def _wait(self, nr: int, cq_idx: int, timeout: float | None) -> int:
         cq = self.cq(cq_idx)
         ring, L = self.ring, self._L
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            self._check_closing()
             self.pump()
             if cq.ready() >= nr:
                 return 0
@@ -295,6 +302,8 @@ class NativeRequestsEngine(R.RequestsEngine):
                 self._pumping = False
             if ret == 0 and cq.ready() >= nr:
                 return 0
+            if ret == -errno.ECANCELED and self._closing:
+                self._check_closing()
             if ret == -errno.ETIME:
                 return 0 if cq.ready() >= nr else -errno.ETIME
             if ret < 0 and ret not in (-errno.EINTR, -errno.EAGAIN):
@@ -313,9 +322,15 @@ class NativeRequestsEngine(R.RequestsEngine):
             return
         self.errors.append(exc or BpfRuntimeError(f"program in slot {index} faulted"))
 
+    def _end_waits(self) -> None:
+        if self._e is not None and any(t != threading.get_ident() for t in self._waiters):
+            self._L.rq_request_close(self._e)     # ends rq_wait within one wait slice
+        super()._end_waits()
+
     def close(self) -> None:
         if self._closed:
             return
+        self._end_waits()
         if self._e is not None:
             self._L.rq_close(self._e)
         super().close()
@@ -347,19 +362,27 @@ def install_native_twins(helpers_table: dict) -> None:
     native.add_configure(NATIVE_SOURCE, lambda L: _set_fallbacks(L, impls))
 
 
+def _held_eintr(exc: BaseException, args: tuple) -> int:
+    """A Python submit that raised: -EINTR for C, the exception raised after the run."""
+    R.hold_interrupt(exc)
+    return -errno.EINTR
+
+
+def _held_efault(exc: BaseException, args: tuple) -> int:
+    """A helper fallback that raised: -EFAULT for C, the exception raised after the run."""
+    R.hold_interrupt(exc)
+    return (-errno.EFAULT) & 0xFFFFFFFFFFFFFFFF
+
+
 def _set_fallbacks(L, impls: dict) -> None:
     for which, hid in enumerate((R.BPF_FUNC_iouring_queue_sqe, R.BPF_FUNC_iouring_emit_cqe,
                                  R.BPF_FUNC_iouring_reap_cqe)):
         impl = impls[hid]
 
         def fallback(a1, a2, a3, a4, a5, _impl=impl):
-            try:
-                return int(_impl(None, a1, a2, a3, a4, a5)) & 0xFFFFFFFFFFFFFFFF
-            except BaseException as exc:   # cannot cross C: raised after the run
-                R.hold_interrupt(exc)
-                return (-errno.EFAULT) & 0xFFFFFFFFFFFFFFFF
+            return int(_impl(None, a1, a2, a3, a4, a5)) & 0xFFFFFFFFFFFFFFFF
 
-        cb = _PROG_FN(fallback)
+        cb = _PROG_FN(barrier(fallback, _held_efault))
         _FALLBACKS.append(cb)
         L.rq_set_py_fallback(which, ctypes.cast(cb, c_void_p).value)
 

@@ -139,6 +139,9 @@ struct rq_engine {
 	int32_t faulted_slot; /* last program whose error word was set, or -1 */
 	uint64_t py_submit;   /* int64_t (*)(uint64_t sqe): the ring has other SQE filters */
 	volatile uint32_t *stop; /* set by Python when a Ctrl-C was caught inside a callback */
+	/* set by rq_request_close from a thread closing the ring while another one waits in
+	 * rq_wait: the wait ends (-ECANCELED) within one wait slice, before anything is freed */
+	uint32_t closing;
 	uint64_t stats[6];    /* runs, completed, cancelled, kernel_cqes, faults, dropped */
 };
 
@@ -748,6 +751,8 @@ int rq_pump(struct rq_engine *e, uint32_t budget, int advance_head)
 struct rq_timespec { int64_t tv_sec, tv_nsec; };
 struct rq_getevents_arg { uint64_t sigmask; uint32_t sigmask_sz, min_wait_usec; uint64_t ts; };
 
+#define RQ_WAIT_SLICE_NS 50000000LL
+
 int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, int64_t timeout_ns)
 {
 	uint32_t used = 0;
@@ -761,11 +766,14 @@ int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, 
 		deadline = now.tv_sec * 1000000000LL + now.tv_nsec + timeout_ns;
 	}
 	for (;;) {
-		int runs = rq_pump(e, budget - used, 1);
+		int runs;
 		uint32_t need, have;
 		int32_t i;
 		long ret;
 
+		if (__atomic_load_n(&e->closing, __ATOMIC_SEQ_CST))
+			return -ECANCELED;
+		runs = rq_pump(e, budget - used, 1);
 		if (runs < 0)
 			return -1;
 		if (e->stop && *e->stop)
@@ -786,16 +794,20 @@ int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, 
 			if (n < need)
 				need = n;
 		}
-		if (deadline < 0) {
-			ret = syscall(__NR_io_uring_enter, e->fd, 0, need, 1u, NULL, 0);
-		} else {
+		{
+			/* waits in slices (RQ_WAIT_SLICE_NS): a close from another thread must be
+			 * seen by a wait that no CQE would ever end */
 			struct rq_timespec ts;
 			struct rq_getevents_arg arg = {0};
-			int64_t left;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left = deadline - (now.tv_sec * 1000000000LL + now.tv_nsec);
-			if (left <= 0)
-				return -ETIME;
+			int64_t left = RQ_WAIT_SLICE_NS;
+			if (deadline >= 0) {
+				clock_gettime(CLOCK_MONOTONIC, &now);
+				left = deadline - (now.tv_sec * 1000000000LL + now.tv_nsec);
+				if (left <= 0)
+					return -ETIME;
+				if (left > RQ_WAIT_SLICE_NS)
+					left = RQ_WAIT_SLICE_NS;
+			}
 			ts.tv_sec = left / 1000000000LL;
 			ts.tv_nsec = left % 1000000000LL;
 			arg.ts = (uint64_t)(uintptr_t)&ts;
@@ -1053,6 +1065,12 @@ int rq_cancel_all(struct rq_engine *e, int32_t res, int post)
 	e->stats[2] += n;
 	e->closed = closed;
 	return n;
+}
+
+/* Another thread is about to close the ring: end any rq_wait (see `closing`). */
+void rq_request_close(struct rq_engine *e)
+{
+	__atomic_store_n(&e->closing, 1, __ATOMIC_SEQ_CST);
 }
 
 void rq_close(struct rq_engine *e)
