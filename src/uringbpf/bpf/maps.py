@@ -129,6 +129,10 @@ def _destroy(addr: int) -> None:
     lib().ubpf_map_destroy(ctypes.c_void_p(addr))
 
 
+class _NativeMemory:
+    """Owner of one native map's memory (see Map.__init__)."""
+
+
 def map_at(addr: int) -> "Map | None":
     return _live.get(addr)
 
@@ -150,6 +154,12 @@ class Map:
         if map_type not in SUPPORTED_TYPES:
             tname = MAP_TYPE_NAMES.get(map_type, str(map_type))
             raise MapError(errno.EOPNOTSUPP, f"map {name!r}: map type {tname} is not supported")
+        for what, v in (("key_size", key_size), ("value_size", value_size),
+                        ("max_entries", max_entries), ("map_flags", map_flags)):
+            # bpf_attr fields are u32: anything else would be truncated on the way to C
+            # while Python kept the untruncated size (and read that many bytes)
+            if not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
+                raise MapError(errno.EINVAL, f"map {name!r}: {what} {v!r} is not a u32")
         self.name = name
         self.type = map_type
         self.key_size = key_size
@@ -170,8 +180,11 @@ class Map:
         self.addr: int = out.value
         self._s = _UbpfMap.from_address(self.addr)
         _live[self.addr] = self
-        # a map nobody references any more frees its native memory (close() does it early)
-        self._finalizer = weakref.finalize(self, _destroy, self.addr)
+        # The native memory goes when nothing references it: neither this Map (close()
+        # drops its reference early) nor a view from memory(), which would otherwise write
+        # into freed memory after close()
+        self._owner = _NativeMemory()
+        weakref.finalize(self._owner, _destroy, self.addr)
 
     # --- addresses the engines need ---------------------------------------------------
     @property
@@ -197,6 +210,7 @@ class Map:
 
     @property
     def value_stride(self) -> int:
+        self._check_open()
         return self._s.value_stride
 
     def regions(self) -> list[Region]:
@@ -314,6 +328,7 @@ class Map:
         return iter(list(self.keys()))
 
     def __len__(self) -> int:
+        self._check_open()
         if self.type in (MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY):
             return self.max_entries
         if self.type in (MAP_TYPE_HASH, MAP_TYPE_PERCPU_HASH):
@@ -350,7 +365,9 @@ class Map:
             base, size = self._s.values, self.max_entries * self._s.value_stride
         else:
             raise MapError(errno.EINVAL, f"map {self.name!r} has no flat memory")
-        mv = memoryview((ctypes.c_char * size).from_address(base)).cast("B")
+        arr = (ctypes.c_char * size).from_address(base)
+        arr._owner = self._owner        # the view keeps the native memory alive
+        mv = memoryview(arr).cast("B")
         return mv.toreadonly() if self.frozen else mv
 
     def freeze(self) -> None:
@@ -364,10 +381,18 @@ class Map:
     # arena
     def arena_alloc_pages(self, page_cnt: int = 1, addr: int = 0) -> int:
         """Allocate arena pages as bpf_arena_alloc_pages does; returns the address (0 = failed)."""
+        self._require_arena()
         return call_native("bpf_arena_alloc_pages", self.addr, addr, page_cnt, 0, 0)
 
     def arena_free_pages(self, ptr: int, page_cnt: int = 1) -> None:
+        """Free arena pages as bpf_arena_free_pages does (addresses outside: ignored)."""
+        self._require_arena()
         call_native("bpf_arena_free_pages", self.addr, ptr, page_cnt)
+
+    def _require_arena(self) -> None:
+        self._check_open()
+        if self.type != MAP_TYPE_ARENA:
+            raise MapError(errno.EINVAL, f"map {self.name!r} is not an arena")
 
     def hold(self, holder: object) -> None:
         """A loaded program of ``holder`` uses this map: keep it alive (the kernel's
@@ -396,8 +421,8 @@ class Map:
                                         "close the object that loaded it first")
         if self.addr:
             _live.pop(self.addr, None)
-            self._finalizer()
             self.addr = 0
+            self._owner = None      # freed now unless a memory() view still uses it
 
     def __repr__(self) -> str:
         return (f"<Map {self.name!r} {MAP_TYPE_NAMES.get(self.type, self.type)} key={self.key_size} "
