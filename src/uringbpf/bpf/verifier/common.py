@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 
 from .. import btf as _btf
 from .. import helpers as helpers_mod
 from .. import isa
+from ...errors import MapError
 from ..helpers import Arg
 from ..platform import Platform, default_platform
 from . import scalar as sc
@@ -121,11 +123,10 @@ def _frozen_map_read(ptr: Reg, lo: int, size: int, signed: bool) -> Reg | None:
         return None
     try:
         base = int(m.value_addr)
-    except Exception:  # noqa: BLE001 - a closed or unusual map: just not a constant
+    except (MapError, AttributeError, TypeError):  # a closed map or no map: not a constant
         return None
     if not base:
         return None
-    import ctypes
     raw = int.from_bytes(ctypes.string_at(base + lo, size), "little", signed=signed)
     return const_reg(raw & sc.U64)
 
