@@ -574,4 +574,5 @@ def _assemble(text: str) -> list[Insn]:
 
 
 def assemble_bytes(text: str) -> bytes:
+    """Assemble ``text`` and encode the result as raw bytecode."""
     return isa.encode(assemble(text))

@@ -62,6 +62,7 @@ def _set_base_prototypes(so: ctypes.CDLL) -> None:
 
 
 def base_lib() -> ctypes.CDLL:
+    """The native library of the base helpers (built on first use), with its prototypes set."""
     return native.load("base", configure=_set_base_prototypes)
 
 
@@ -99,6 +100,8 @@ def _set_native(helper_id: int, module: str, symbol: str) -> None:
 @helper(BPF_FUNC_map_lookup_elem, "bpf_map_lookup_elem", (Arg.CONST_MAP_PTR, Arg.MAP_KEY),
         Ret.MAP_VALUE_OR_NULL)
 def map_lookup_elem(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_map_lookup_elem``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     m = _map(rt, r1, "bpf_map_lookup_elem")
     rt.mem.check(r2, m.key_size, False)
     return _maps.call_native("map_lookup_elem", r1, r2)
@@ -107,6 +110,8 @@ def map_lookup_elem(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 @helper(BPF_FUNC_map_update_elem, "bpf_map_update_elem",
         (Arg.CONST_MAP_PTR, Arg.MAP_KEY, Arg.MAP_VALUE, Arg.ANYTHING))
 def map_update_elem(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_map_update_elem``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     m = _map(rt, r1, "bpf_map_update_elem")
     rt.mem.check(r2, m.key_size, False)
     rt.mem.check(r3, m.value_size, False)
@@ -117,6 +122,8 @@ def map_update_elem(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 @helper(BPF_FUNC_map_delete_elem, "bpf_map_delete_elem", (Arg.CONST_MAP_PTR, Arg.MAP_KEY))
 def map_delete_elem(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_map_delete_elem``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     m = _map(rt, r1, "bpf_map_delete_elem")
     rt.mem.check(r2, m.key_size, False)
     return _maps.call_native("map_delete_elem", r1, r2)
@@ -125,6 +132,8 @@ def map_delete_elem(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 @helper(BPF_FUNC_map_lookup_percpu_elem, "bpf_map_lookup_percpu_elem",
         (Arg.CONST_MAP_PTR, Arg.MAP_KEY, Arg.SCALAR), Ret.MAP_VALUE_OR_NULL)
 def map_lookup_percpu_elem(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_map_lookup_percpu_elem``: the Python implementation the interpreter calls
+    (r1..r5 as the program passed them)."""
     m = _map(rt, r1, "bpf_map_lookup_percpu_elem")
     rt.mem.check(r2, m.key_size, False)
     return _maps.call_native("map_lookup_percpu_elem", r1, r2, r3)
@@ -142,6 +151,8 @@ def _ringbuf(rt: Runtime, addr: int, name: str) -> "_maps.Map":
 @helper(BPF_FUNC_ringbuf_output, "bpf_ringbuf_output",
         (Arg.CONST_MAP_PTR, Arg.MEM, Arg.CONST_SIZE_OR_ZERO, Arg.SCALAR))
 def ringbuf_output(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ringbuf_output``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     _ringbuf(rt, r1, "bpf_ringbuf_output")
     if r3:
         rt.mem.check(r2, r3, False)
@@ -152,6 +163,8 @@ def ringbuf_output(rt: Runtime, r1, r2, r3, r4, r5) -> int:
         (Arg.CONST_MAP_PTR, Arg.CONST_ALLOC_SIZE, Arg.SCALAR), Ret.RINGBUF_MEM_OR_NULL,
         ret_size_arg=1, acquires=True)
 def ringbuf_reserve(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ringbuf_reserve``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     _ringbuf(rt, r1, "bpf_ringbuf_reserve")
     return _maps.call_native("ringbuf_reserve", r1, r2, r3)
 
@@ -180,6 +193,8 @@ def _check_record(rt: Runtime, r1: int, name: str) -> None:
 @helper(BPF_FUNC_ringbuf_submit, "bpf_ringbuf_submit", (Arg.RINGBUF_MEM, Arg.SCALAR), Ret.VOID,
         releases=0)
 def ringbuf_submit(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ringbuf_submit``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     _check_record(rt, r1, "bpf_ringbuf_submit")
     return _maps.call_native("ringbuf_submit", r1, r2)
 
@@ -187,12 +202,16 @@ def ringbuf_submit(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 @helper(BPF_FUNC_ringbuf_discard, "bpf_ringbuf_discard", (Arg.RINGBUF_MEM, Arg.SCALAR), Ret.VOID,
         releases=0)
 def ringbuf_discard(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ringbuf_discard``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     _check_record(rt, r1, "bpf_ringbuf_discard")
     return _maps.call_native("ringbuf_discard", r1, r2)
 
 
 @helper(BPF_FUNC_ringbuf_query, "bpf_ringbuf_query", (Arg.CONST_MAP_PTR, Arg.SCALAR))
 def ringbuf_query(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ringbuf_query``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     _ringbuf(rt, r1, "bpf_ringbuf_query")
     return _maps.call_native("ringbuf_query", r1, r2)
 
@@ -201,31 +220,42 @@ def ringbuf_query(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 @helper(BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns", ())
 def ktime_get_ns(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ktime_get_ns``: the Python implementation the interpreter calls (r1..r5 as the
+    program passed them)."""
     return _base_call("ubpf_helper_ktime_get_ns")
 
 
 @helper(BPF_FUNC_ktime_get_boot_ns, "bpf_ktime_get_boot_ns", ())
 def ktime_get_boot_ns(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ktime_get_boot_ns``: the Python implementation the interpreter calls (r1..r5
+    as the program passed them)."""
     return _base_call("ubpf_helper_ktime_get_boot_ns")
 
 
 @helper(BPF_FUNC_ktime_get_coarse_ns, "bpf_ktime_get_coarse_ns", ())
 def ktime_get_coarse_ns(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_ktime_get_coarse_ns``: the Python implementation the interpreter calls (r1..r5
+    as the program passed them)."""
     return _base_call("ubpf_helper_ktime_get_coarse_ns")
 
 
 @helper(BPF_FUNC_get_prandom_u32, "bpf_get_prandom_u32", ())
 def get_prandom_u32(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_get_prandom_u32``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     return _base_call("ubpf_helper_get_prandom_u32")
 
 
 @helper(BPF_FUNC_get_smp_processor_id, "bpf_get_smp_processor_id", ())
 def get_smp_processor_id(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_get_smp_processor_id``: always CPU 0 (programs run on the calling thread)."""
     return 0
 
 
 @helper(BPF_FUNC_get_current_pid_tgid, "bpf_get_current_pid_tgid", ())
 def get_current_pid_tgid(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_get_current_pid_tgid``: the Python implementation the interpreter calls
+    (r1..r5 as the program passed them)."""
     return _base_call("ubpf_helper_get_current_pid_tgid")
 
 
@@ -252,31 +282,43 @@ _READ_ARGS = (Arg.UNINIT_MEM, Arg.CONST_SIZE_OR_ZERO, Arg.ANYTHING)
 
 @helper(BPF_FUNC_probe_read, "bpf_probe_read", _READ_ARGS)
 def probe_read(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_probe_read``: the Python implementation the interpreter calls (r1..r5 as the
+    program passed them)."""
     return _probe_read(rt, r1, r2, r3)
 
 
 @helper(BPF_FUNC_probe_read_user, "bpf_probe_read_user", _READ_ARGS)
 def probe_read_user(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_probe_read_user``: the Python implementation the interpreter calls (r1..r5 as
+    the program passed them)."""
     return _probe_read(rt, r1, r2, r3, "ubpf_helper_probe_read_user")
 
 
 @helper(BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel", _READ_ARGS)
 def probe_read_kernel(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_probe_read_kernel``: the Python implementation the interpreter calls (r1..r5
+    as the program passed them)."""
     return _probe_read(rt, r1, r2, r3)
 
 
 @helper(BPF_FUNC_probe_read_user_str, "bpf_probe_read_user_str", _READ_ARGS)
 def probe_read_user_str(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_probe_read_user_str``: the Python implementation the interpreter calls (r1..r5
+    as the program passed them)."""
     return _probe_read_str(rt, r1, r2, r3, "ubpf_helper_probe_read_user_str")
 
 
 @helper(BPF_FUNC_probe_read_kernel_str, "bpf_probe_read_kernel_str", _READ_ARGS)
 def probe_read_kernel_str(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_probe_read_kernel_str``: the Python implementation the interpreter calls
+    (r1..r5 as the program passed them)."""
     return _probe_read_str(rt, r1, r2, r3)
 
 
 @helper(BPF_FUNC_copy_from_user, "bpf_copy_from_user", _READ_ARGS, sleepable_only=True)
 def copy_from_user(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_copy_from_user``: the Python implementation (runtime-owned memory gives
+    -EFAULT)."""
     return _probe_read(rt, r1, r2, r3, "ubpf_helper_probe_read_user")
 
 
@@ -287,6 +329,8 @@ SPIN_LOCK_MAX_SPINS = 1 << 26
 
 @helper(BPF_FUNC_spin_lock, "bpf_spin_lock", (Arg.SPIN_LOCK,), Ret.VOID)
 def spin_lock(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_spin_lock``: the Python implementation the interpreter calls (r1..r5 as the
+    program passed them)."""
     rt.mem.check(r1, 4, True)
     if r1 % 4:
         raise BpfRuntimeError(f"bpf_spin_lock: lock at {r1:#x} is not 4-byte aligned")
@@ -299,6 +343,8 @@ def spin_lock(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 
 @helper(BPF_FUNC_spin_unlock, "bpf_spin_unlock", (Arg.SPIN_LOCK,), Ret.VOID)
 def spin_unlock(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_spin_unlock``: the Python implementation the interpreter calls (r1..r5 as the
+    program passed them)."""
     rt.mem.check(r1, 4, True)
     return _base_call("ubpf_helper_spin_unlock", r1)
 
@@ -387,6 +433,8 @@ def format_printk(rt: Runtime, fmt: bytes, args: list[int]) -> str:
 
 @helper(BPF_FUNC_trace_printk, "bpf_trace_printk", (Arg.MEM, Arg.CONST_SIZE))
 def trace_printk(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """Helper ``bpf_trace_printk``: the Python implementation the interpreter calls (r1..r5 as the
+    program passed them)."""
     size = r2 & 0xFFFFFFFF
     fmt = rt.mem.read(r1, size) if size else b""
     fmt = fmt.split(b"\0", 1)[0]
@@ -435,6 +483,7 @@ def get_current_comm(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 @kfunc("bpf_iter_num_new", (Arg.STACK_PTR, Arg.SCALAR, Arg.SCALAR),
        kfunc_flags=frozenset({"ITER_NEW"}))
 def iter_num_new(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """kfunc ``bpf_iter_num_new``: the Python implementation the interpreter calls."""
     rt.mem.check(r1, 8, True)
     return _base_call("ubpf_kfunc_iter_num_new", r1, r2, r3)
 
@@ -442,12 +491,14 @@ def iter_num_new(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 @kfunc("bpf_iter_num_next", (Arg.STACK_PTR,), Ret.MEM_OR_NULL, ret_size=4,
        kfunc_flags=frozenset({"ITER_NEXT", "RET_NULL"}))
 def iter_num_next(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """kfunc ``bpf_iter_num_next``: the Python implementation the interpreter calls."""
     rt.mem.check(r1, 8, True)
     return _base_call("ubpf_kfunc_iter_num_next", r1)
 
 
 @kfunc("bpf_iter_num_destroy", (Arg.STACK_PTR,), Ret.VOID, kfunc_flags=frozenset({"ITER_DESTROY"}))
 def iter_num_destroy(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """kfunc ``bpf_iter_num_destroy``: the Python implementation the interpreter calls."""
     rt.mem.check(r1, 8, True)
     return _base_call("ubpf_kfunc_iter_num_destroy", r1)
 
@@ -460,6 +511,7 @@ def iter_num_destroy(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 @kfunc("bpf_arena_alloc_pages", (Arg.CONST_MAP_PTR, Arg.ANYTHING, Arg.SCALAR, Arg.SCALAR, Arg.SCALAR),
        Ret.MEM_OR_NULL, ret_size=4096, kfunc_flags=frozenset({"ARENA_RET", "RET_NULL"}))
 def arena_alloc_pages(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """kfunc ``bpf_arena_alloc_pages``: the Python implementation the interpreter calls."""
     m = _map(rt, r1, "bpf_arena_alloc_pages")
     if m.type != _maps.MAP_TYPE_ARENA:
         return 0
@@ -469,6 +521,7 @@ def arena_alloc_pages(rt: Runtime, r1, r2, r3, r4, r5) -> int:
 @kfunc("bpf_arena_free_pages", (Arg.CONST_MAP_PTR, Arg.ANYTHING, Arg.SCALAR), Ret.VOID,
        kfunc_flags=frozenset({"ARENA_ARG"}))
 def arena_free_pages(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """kfunc ``bpf_arena_free_pages``: the Python implementation the interpreter calls."""
     m = _map(rt, r1, "bpf_arena_free_pages")
     if m.type != _maps.MAP_TYPE_ARENA:
         return 0

@@ -31,6 +31,8 @@ _TYPE = struct.Struct("<III")
 
 @dataclass
 class Member:
+    """One member of a BTF struct or union: name, type id, offset in bits, bitfield width (0: not
+    a bitfield)."""
     name: str
     type: int
     bit_offset: int
@@ -38,17 +40,20 @@ class Member:
 
     @property
     def offset(self) -> int:
+        """Byte offset of the member (bit offset // 8)."""
         return self.bit_offset // 8
 
 
 @dataclass
 class Param:
+    """One parameter of a BTF FUNC_PROTO: name and type id."""
     name: str
     type: int
 
 
 @dataclass
 class VarSecInfo:
+    """One variable of a DATASEC: its VAR type id, offset and size in the section."""
     type: int
     offset: int
     size: int
@@ -56,6 +61,7 @@ class VarSecInfo:
 
 @dataclass
 class Type:
+    """One BTF type record (kind, name, size or referenced type, and its kind-specific members)."""
     id: int
     kind: int
     name: str
@@ -78,6 +84,7 @@ class Type:
 
     @property
     def kind_name(self) -> str:
+        """The kind's name as the kernel spells it (STRUCT, PTR...)."""
         return KIND_NAMES[self.kind] if self.kind < len(KIND_NAMES) else str(self.kind)
 
 
@@ -95,6 +102,7 @@ class Btf:
     # --- parsing ----------------------------------------------------------------------
     @classmethod
     def parse(cls, data: bytes, where: str = ".BTF") -> "Btf":
+        """Parse raw ``.BTF`` bytes; BpfLoadError (naming ``where``) for a malformed section."""
         data = bytes(data)
         if len(data) < _HDR.size:
             raise BpfLoadError(f"{where}: truncated BTF header ({len(data)} bytes)")
@@ -212,6 +220,7 @@ class Btf:
         return len(self.types)
 
     def find(self, name: str, kind: int | None = None) -> Type | None:
+        """The first type called ``name`` (of ``kind`` if given), or None."""
         if kind is not None:
             tid = self._by_name.get((name, kind))
             return self.types[tid] if tid else None
@@ -232,6 +241,7 @@ class Btf:
         return t
 
     def size_of(self, tid: int) -> int:
+        """Size in bytes of type ``tid`` after resolving typedefs and modifiers."""
         t = self.resolve(tid)
         if t.kind in (KIND_INT, KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_FLOAT,
                       KIND_DATASEC):
@@ -245,6 +255,8 @@ class Btf:
         raise BpfLoadError(f"BTF type {tid} ({t.kind_name} {t.name}) has no size")
 
     def member(self, struct_tid: int, name: str) -> Member | None:
+        """Member ``name`` of the struct/union ``struct_tid``, looking inside anonymous members;
+        None if absent."""
         t = self.resolve(struct_tid)
         for m in t.members:
             if m.name == name:
@@ -259,10 +271,12 @@ class Btf:
         return None
 
     def is_func_ptr(self, tid: int) -> bool:
+        """True if ``tid`` is a pointer to a function prototype (a struct_ops callback slot)."""
         t = self.resolve(tid)
         return t.kind == KIND_PTR and self.resolve(t.ref).kind == KIND_FUNC_PROTO
 
     def funcs(self) -> list[Type]:
+        """Every FUNC type (one per BPF function with BTF)."""
         return [t for t in self.types if t.kind == KIND_FUNC]
 
     def decl_tags(self, tid: int) -> list[tuple[int, str]]:

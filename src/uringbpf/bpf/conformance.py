@@ -220,12 +220,15 @@ class DataTest:
         return assemble(self.asm, truncate_wide_imm=True)
 
     def bytecode(self) -> bytes:
+        """The test's program as raw bytes (its ``-- raw`` section, else its assembled ``--
+        asm``)."""
         if self.raw:
             return b"".join((v & isa.U64).to_bytes(8, "little") for v in self.raw)
         return isa.encode(self.program())
 
 
 def parse_data_text(text: str, path: str = "<text>") -> DataTest:
+    """Parse the text of a bpf_conformance ``.data`` file (``path`` names it in messages)."""
     test = DataTest(path)
     state = None
     asm_lines: list[str] = []
@@ -291,6 +294,7 @@ def parse_data_text(text: str, path: str = "<text>") -> DataTest:
 
 
 def parse_data_file(path: str | os.PathLike) -> DataTest:
+    """Parse the bpf_conformance ``.data`` file at ``path``."""
     return parse_data_text(Path(path).read_text(encoding="utf-8", errors="replace"), str(path))
 
 
@@ -305,10 +309,12 @@ def _slots(insns: list[isa.Insn]):
 
 
 def required_cpu_version(insns: list[isa.Insn]) -> int:
+    """The lowest BPF ISA version (1-4) that has every instruction of ``insns``."""
     return max((isa.cpu_version_needed(i) for i in _slots(insns)), default=1)
 
 
 def required_groups(insns: list[isa.Insn]) -> set[str]:
+    """The conformance groups (base32, base64, atomic32...) ``insns`` use."""
     return {isa.conformance_group(i) for i in _slots(insns)}
 
 

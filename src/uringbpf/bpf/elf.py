@@ -42,6 +42,7 @@ _RELA = struct.Struct("<QQq")
 
 @dataclass
 class Section:
+    """One ELF section header (index, name, type, flags, file offset, size, link) and its data."""
     index: int
     name: str
     type: int
@@ -56,15 +57,18 @@ class Section:
 
     @property
     def is_alloc(self) -> bool:
+        """True for SHF_ALLOC sections (loaded data)."""
         return bool(self.flags & SHF_ALLOC)
 
     @property
     def is_exec(self) -> bool:
+        """True for SHF_EXECINSTR sections (program code)."""
         return bool(self.flags & SHF_EXECINSTR)
 
 
 @dataclass
 class Symbol:
+    """One symbol table entry (name, value, size, binding, type, section index)."""
     index: int
     name: str
     value: int
@@ -75,11 +79,13 @@ class Symbol:
 
     @property
     def is_undef(self) -> bool:
+        """True for an undefined symbol (an extern: kfunc, kconfig or ksym)."""
         return self.shndx == SHN_UNDEF
 
 
 @dataclass
 class Reloc:
+    """One relocation: the instruction offset it patches, its type and symbol."""
     offset: int
     type: int
     symbol: Symbol
@@ -87,17 +93,20 @@ class Reloc:
 
     @property
     def type_name(self) -> str:
+        """The relocation type's name (R_BPF_64_64...)."""
         return RELOC_NAMES.get(self.type, f"type {self.type}")
 
 
 @dataclass
 class ElfFile:
+    """A parsed ELF object: sections, symbols and relocations by target section."""
     path: str
     sections: list[Section]
     symbols: list[Symbol]
     relocs: dict[int, list[Reloc]] = field(default_factory=dict)  # target section -> relocs
 
     def section(self, name: str) -> Section | None:
+        """The first section called ``name``, or None."""
         for sec in self.sections:
             if sec.name == name:
                 return sec
@@ -207,6 +216,8 @@ def parse(data: bytes, path: str = "<memory>") -> ElfFile:
 
 
 def read(path: str) -> ElfFile:
+    """Parse the ELF file at ``path``; BpfLoadError if it cannot be read or is not a BPF ELF
+    object."""
     try:
         with open(path, "rb") as f:
             data = f.read()

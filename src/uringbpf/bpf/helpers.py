@@ -44,6 +44,7 @@ class Arg(enum.Enum):
 
 
 class Ret(enum.Enum):
+    """What a helper returns, as the verifier types r0 after the call."""
     INTEGER = "integer"
     VOID = "void"
     MAP_VALUE_OR_NULL = "map_value_or_null"
@@ -77,6 +78,7 @@ class Proto:
 
 @dataclass
 class Helper:
+    """A helper or kfunc: its prototype, its Python implementation and optional native twin."""
     proto: Proto
     impl: Callable[..., int]
     helper_id: int | None = None         # BPF_FUNC_* id for helpers, None for kfuncs
@@ -84,10 +86,12 @@ class Helper:
 
     @property
     def name(self) -> str:
+        """The helper's name (its prototype's)."""
         return self.proto.name
 
     @property
     def is_kfunc(self) -> bool:
+        """True for a kfunc (called by name), False for a numbered helper."""
         return self.helper_id is None
 
 

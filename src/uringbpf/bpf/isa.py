@@ -98,16 +98,19 @@ _SLOT = struct.Struct("<BBhi")
 
 
 def to_s64(value: int) -> int:
+    """``value`` as a signed 64-bit integer."""
     value &= U64
     return value - (1 << 64) if value >> 63 else value
 
 
 def to_s32(value: int) -> int:
+    """``value`` as a signed 32-bit integer."""
     value &= U32
     return value - (1 << 32) if value >> 31 else value
 
 
 def to_s16(value: int) -> int:
+    """``value`` as a signed 16-bit integer."""
     value &= 0xFFFF
     return value - (1 << 16) if value >> 15 else value
 
@@ -136,34 +139,43 @@ class Insn:
 
     @property
     def cls(self) -> int:
+        """The instruction class (low 3 bits of the opcode: LD, LDX, ST, STX, ALU, JMP, JMP32,
+        ALU64)."""
         return self.opcode & 0x07
 
     @property
     def op(self) -> int:
+        """The operation bits (high 4 bits: ADD, JEQ...)."""
         return self.opcode & 0xF0
 
     @property
     def source(self) -> int:
+        """The source bit: K (immediate) or X (register)."""
         return self.opcode & 0x08
 
     @property
     def size(self) -> int:
+        """The size bits of a load/store (W, H, B, DW)."""
         return self.opcode & 0x18
 
     @property
     def mode(self) -> int:
+        """The mode bits of a load/store (IMM, MEM, ATOMIC, MEMSX...)."""
         return self.opcode & 0xE0
 
     @property
     def is_lddw(self) -> bool:
+        """True for the two-slot 64-bit immediate load."""
         return self.opcode == OP_LDDW
 
     @property
     def is_call(self) -> bool:
+        """True for a call (helper, kfunc or BPF-to-BPF)."""
         return self.opcode == OP_CALL
 
     @property
     def is_exit(self) -> bool:
+        """True for ``exit``."""
         return self.opcode == OP_EXIT
 
     @property
@@ -174,6 +186,7 @@ class Insn:
 
     @property
     def is_conditional_jump(self) -> bool:
+        """True for a conditional jump (JMP/JMP32 other than ``ja``, call and exit)."""
         return self.is_jump and self.op != JA
 
     def jump_offset(self) -> int:
@@ -181,6 +194,7 @@ class Insn:
         return self.imm if self.opcode == OP_JA32 else self.off
 
     def encode(self) -> bytes:
+        """The instruction's 8 bytes (16 for lddw), little-endian."""
         regs = (self.src & 0xF) << 4 | (self.dst & 0xF)
         if self.is_lddw:
             lo = to_s32(self.imm64 & U32)
@@ -409,4 +423,5 @@ class Program:
 
     @property
     def bytecode(self) -> bytes:
+        """The program's instructions encoded as raw bytes."""
         return encode(self.insns)

@@ -141,6 +141,7 @@ class VmlinuxBtf:
         return self._data[start:self._data.index(b"\0", start)].decode()
 
     def struct(self, name: str) -> _Struct | None:
+        """The running kernel's struct ``name`` from its BTF (id, size, members), or None."""
         hit = self.structs.get(name)
         if hit is None:
             return None
@@ -201,6 +202,8 @@ def _tiny_btf() -> bytes:
 
 
 def btf_load(blob: bytes) -> int:
+    """BPF_BTF_LOAD ``blob`` into the kernel; returns the BTF fd (OSError with the kernel's log).
+    """
     buf = ctypes.create_string_buffer(blob, len(blob))
     log = ctypes.create_string_buffer(1 << 16)
     attr = _attr([(0, "Q", ctypes.addressof(buf)), (8, "Q", ctypes.addressof(log)),
@@ -234,6 +237,7 @@ def map_update(fd: int, key: bytes, value: bytes, flags: int = 0) -> int:
 
 
 def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
+    """BPF_MAP_LOOKUP_ELEM: the value at ``key`` of kernel map ``fd``, or None."""
     k = ctypes.create_string_buffer(key, len(key))
     v = ctypes.create_string_buffer(value_size)
     attr = _attr([(0, "I", fd), (8, "Q", ctypes.addressof(k)), (16, "Q", ctypes.addressof(v))])
@@ -241,6 +245,7 @@ def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
 
 
 def map_freeze(fd: int) -> None:
+    """BPF_MAP_FREEZE: make kernel map ``fd`` read-only for user space."""
     _check(bpf(BPF_MAP_FREEZE, _attr([(0, "I", fd)])), "BPF_MAP_FREEZE")
 
 
@@ -304,9 +309,11 @@ class KernelArray:
 
     @property
     def closed(self) -> bool:
+        """True once the map's fd and mapping were released."""
         return self._mm is None
 
     def memory(self) -> memoryview:
+        """The map's value, mmapped (read-only once frozen)."""
         if self._mm is None:
             raise BpfLoadError(f"kernel map {self.name!r} is closed")
         mv = memoryview(self._mm)[:self.value_size]
@@ -314,10 +321,12 @@ class KernelArray:
 
     @property
     def value_addr(self) -> int:
+        """Refused: kernel map memory has no address our own programs could use."""
         raise BpfLoadError(f"{self.name}: a kernel map's value has no address a BPF program "
                            "of ours could use")
 
     def close(self) -> None:
+        """Unmap the value and close the map fd (idempotent)."""
         if self._mm is not None:
             self._mm.close()
             self._mm = None
@@ -327,6 +336,7 @@ class KernelArray:
 # --- loading an object -----------------------------------------------------------------
 @dataclass
 class KernelProgram:
+    """A program loaded into the kernel: its name, fd and the kernel verifier's log."""
     name: str
     fd: int
     log: str
@@ -341,6 +351,7 @@ class KernelLink:
         self.map_fd, self.link_fd = map_fd, link_fd
 
     def destroy(self) -> None:
+        """Close the link and struct_ops map fds: the kernel detaches (idempotent)."""
         if self.link_fd is not None:
             os.close(self.link_fd)
             self.link_fd = None
@@ -361,6 +372,7 @@ class KernelState:
         self.btf_fd: int | None = None
 
     def close(self) -> None:
+        """Destroy the links, close the programs and maps loaded into the kernel."""
         for link in self.links:
             link.destroy()
         self.links.clear()

@@ -134,6 +134,7 @@ class _NativeMemory:
 
 
 def map_at(addr: int) -> "Map | None":
+    """The live map whose native address is ``addr``, or None."""
     return _live.get(addr)
 
 
@@ -189,6 +190,7 @@ class Map:
     # --- addresses the engines need ---------------------------------------------------
     @property
     def closed(self) -> bool:
+        """True once the map was closed (its memory released)."""
         return self.addr == 0
 
     def _check_open(self) -> None:
@@ -210,6 +212,7 @@ class Map:
 
     @property
     def value_stride(self) -> int:
+        """Bytes between consecutive values in the map's storage (value size rounded up to 8)."""
         self._check_open()
         return self._s.value_stride
 
@@ -271,6 +274,7 @@ class Map:
         return None if v is None else [v]
 
     def lookup_int(self, key, signed: bool = False) -> int | None:
+        """The value at ``key`` as a little-endian integer, or None if absent."""
         v = self.lookup(key)
         return None if v is None else int.from_bytes(v, "little", signed=signed)
 
@@ -281,6 +285,8 @@ class Map:
         return call_native("map_lookup_elem", self.addr, ctypes.addressof(k))
 
     def update(self, key, value, flags: int = BPF_ANY) -> None:
+        """Insert or replace ``key`` (``flags``: BPF_ANY, BPF_NOEXIST, BPF_EXIST); MapError with
+        the kernel's errno."""
         if self.frozen:
             raise MapError(errno.EPERM, f"map {self.name!r} is frozen (read-only after load)")
         self._require_kv()
@@ -289,12 +295,14 @@ class Map:
                               ctypes.addressof(v), flags), f"update of map {self.name!r}")
 
     def delete(self, key) -> None:
+        """Delete ``key``; MapError (ENOENT) if absent, EINVAL for arrays."""
         self._require_kv()
         k = self._key(key)
         _errcheck(call_native("map_delete_elem", self.addr, ctypes.addressof(k)),
                   f"delete from map {self.name!r}")
 
     def next_key(self, key=None) -> bytes | None:
+        """The key after ``key`` (the first with None), or None at the end."""
         self._require_kv()
         out = ctypes.create_string_buffer(self.key_size)
         k = None if key is None else self._key(key)
@@ -307,6 +315,7 @@ class Map:
         return out.raw
 
     def keys(self) -> Iterator[bytes]:
+        """Iterate over the keys (bpf_map_get_next_key order)."""
         key = self.next_key(None)
         seen = 0
         while key is not None and seen <= self.max_entries:
@@ -315,12 +324,14 @@ class Map:
             key = self.next_key(key)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Iterate over ``(key, value)`` pairs."""
         for key in list(self.keys()):
             value = self.lookup(key)
             if value is not None:
                 yield key, value
 
     def values(self) -> Iterator[bytes]:
+        """Iterate over the values."""
         for _, value in self.items():
             yield value
 
@@ -452,6 +463,8 @@ class RingBuffer:
         return self._efd
 
     def add(self, ringbuf_map: Map, callback: Callable[[bytes], int | None]) -> None:
+        """Also poll ``ringbuf_map``, calling ``callback(sample)`` for each record (like
+        ring_buffer__add)."""
         if ringbuf_map.type != MAP_TYPE_RINGBUF:
             raise MapError(errno.EINVAL, f"map {ringbuf_map.name!r} is not a ring buffer")
         ringbuf_map._check_open()

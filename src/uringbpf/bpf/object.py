@@ -111,14 +111,17 @@ class LoadedProgram:
 
     @property
     def loaded(self) -> bool:
+        """True once ``load()`` prepared an engine for the program."""
         return self.engine is not None
 
     @property
     def sleepable(self) -> bool:
+        """True for a sleepable program (``.s`` section or a sleepable attach point)."""
         return self.program.sleepable
 
     @property
     def insns(self) -> list[isa.Insn]:
+        """The relocated instructions (what the verifier and the engines see)."""
         return self.program.insns
 
     def __call__(self, r1: int = 0, r2: int = 0, r3: int = 0, r4: int = 0, r5: int = 0) -> int:
@@ -134,6 +137,7 @@ class LoadedProgram:
 
     @property
     def entry_address(self) -> int:
+        """Native address to call the loaded program (JIT code or the interpreter's trampoline)."""
         if self.engine is None:
             raise BpfLoadError(f"program {self.name!r} is not loaded")
         if self.engine == "jit":
@@ -167,13 +171,16 @@ class GlobalData:
 
     @property
     def map(self) -> _maps.Map:
+        """The array map holding the section's bytes."""
         return self._map
 
     @property
     def variables(self) -> list[str]:
+        """Names of the section's variables (from BTF), in declaration order."""
         return list(self._vars)
 
     def raw(self) -> memoryview:
+        """A memoryview of the whole section's bytes."""
         return self._map.memory()[:self._map.value_size]
 
     def _kind(self, tid: int):
@@ -183,6 +190,7 @@ class GlobalData:
         return btf.resolve(tid)
 
     def get(self, name: str) -> Any:
+        """The value of variable ``name``: an int, bool, or raw ``bytes`` for other types."""
         off, size, tid = self._var(name)
         raw = bytes(self._map.memory()[off:off + size])
         t = self._kind(tid)
@@ -203,6 +211,8 @@ class GlobalData:
         return raw
 
     def set(self, name: str, value: Any) -> None:
+        """Set variable ``name`` from an int, bool or bytes; BpfLoadError once ``.rodata`` is
+        frozen."""
         if self._map.frozen:
             raise BpfLoadError(f"{self._section} is read-only after load(): cannot set {name!r}")
         off, size, _tid = self._var(name)
@@ -273,11 +283,14 @@ class BpfObject:
     # ------------------------------------------------------------------ opening --
     @classmethod
     def open(cls, path: str | os.PathLike) -> "BpfObject":
+        """Parse the ELF object at ``path`` (maps created, programs relocated, nothing verified
+        yet)."""
         path = os.fspath(path)
         return cls._build(path, _elf.read(path))
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<memory>") -> "BpfObject":
+        """Like :meth:`open`, from the bytes of an ELF object; ``name`` appears in messages."""
         return cls._build(name, _elf.parse(data, name))
 
     @classmethod
@@ -882,14 +895,17 @@ class BpfObject:
 
     @property
     def rodata(self) -> GlobalData:
+        """The ``.rodata`` globals (``const volatile``): settable until ``load()`` freezes them."""
         return self._data(".rodata")
 
     @property
     def data(self) -> GlobalData:
+        """The ``.data`` globals (initialised, writable by programs and Python)."""
         return self._data(".data")
 
     @property
     def bss(self) -> GlobalData:
+        """The ``.bss`` globals (zero-initialised, writable by programs and Python)."""
         return self._data(".bss")
 
     def datasec(self, name: str) -> GlobalData:
@@ -898,10 +914,12 @@ class BpfObject:
 
     @property
     def datasecs(self) -> dict[str, GlobalData]:
+        """Every global-data section by name (``.rodata``, ``.bss``, ``.data.foo``...)."""
         return dict(self._datasec)
 
     @property
     def struct_ops(self) -> _struct_ops.StructOpsNamespace:
+        """The object's struct_ops maps by name (``obj.struct_ops.my_ops.ring_fd = ring.fd``)."""
         return _struct_ops.StructOpsNamespace(self._struct_ops)
 
     # -------------------------------------------------------------------- loading --
@@ -1065,6 +1083,8 @@ class BpfObject:
 
     # --------------------------------------------------------------------- closing --
     def close(self) -> None:
+        """Destroy the links, drop the engines and release the maps this object owns (idempotent).
+        """
         if self.closed:
             return
         self.closed = True
@@ -1131,4 +1151,5 @@ def _kconfig_value(name: str) -> int | None:
 
 
 def open_object(path: str | os.PathLike) -> BpfObject:
+    """``BpfObject.open(path)``, as a function."""
     return BpfObject.open(path)

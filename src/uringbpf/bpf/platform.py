@@ -72,6 +72,8 @@ class SectionDef:
     prog_type: _pt.ProgType
 
     def matches(self, section: str) -> bool:
+        """True if ``section`` names this prefix (``prefix`` or ``prefix/...``, sleepable forms
+        too)."""
         return _pt._section_matches(section, self.prefix)
 
 
@@ -219,6 +221,7 @@ class Platform:
         return register
 
     def add_helper(self, h: Helper) -> Helper:
+        """Add a numbered helper; ValueError for a kfunc or an id added twice."""
         if h.helper_id is None:
             raise ValueError(f"helper {h.name!r} has no id (a kfunc? use add_kfunc)")
         if h.helper_id in self.helpers:
@@ -227,12 +230,14 @@ class Platform:
         return h
 
     def add_kfunc(self, h: Helper) -> Helper:
+        """Add a kfunc by name; ValueError if the name is taken."""
         if h.name in self.kfuncs:
             raise ValueError(f"platform {self.name!r}: kfunc {h.name!r} added twice")
         self.kfuncs[h.name] = h
         return h
 
     def add_prog_type(self, ptype: _pt.ProgType) -> _pt.ProgType:
+        """Add (or replace) a program type by name; returns it."""
         self.prog_types[ptype.name] = ptype
         return ptype
 
@@ -297,6 +302,7 @@ class Platform:
         return None
 
     def get_prog_type(self, name: str) -> _pt.ProgType | None:
+        """The program type ``name`` of this platform (or a globally registered one), or None."""
         return self.prog_types.get(name) or _pt.get_prog_type(name)
 
     def struct_ops_attach(self, type_name: str) -> AttachFn | None:

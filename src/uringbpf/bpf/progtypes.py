@@ -56,18 +56,22 @@ class ValueKind:
 
     @staticmethod
     def scalar() -> "ValueKind":
+        """A plain integer argument."""
         return ValueKind(SCALAR)
 
     @staticmethod
     def trusted(struct_name: str, nullable: bool = False) -> "ValueKind":
+        """A trusted pointer to an opaque kernel ``struct_name`` (passed to kfuncs, not read)."""
         return ValueKind(TRUSTED, struct_name, nullable=nullable)
 
     @staticmethod
     def struct(layout: "Layout", nullable: bool = False) -> "ValueKind":
+        """A pointer to a struct described by ``layout`` (field permissions apply)."""
         return ValueKind(STRUCT, layout.name, layout, nullable=nullable)
 
     @staticmethod
     def mem(size: int, nullable: bool = False, writable: bool = True) -> "ValueKind":
+        """A pointer to ``size`` bytes of plain memory (read-only unless ``writable``)."""
         return ValueKind(MEM, size=size, nullable=nullable, writable=writable)
 
 
@@ -98,6 +102,7 @@ class Layout:
     kind: str = "struct"
 
     def field_at(self, offset: int, size: int) -> Field | None:
+        """The field wholly containing ``size`` bytes at ``offset``, or None."""
         for f in self.fields:
             if f.offset <= offset and offset + size <= f.offset + f.size:
                 return f
@@ -138,6 +143,7 @@ _RESOLVERS: list[Callable] = []
 
 
 def register_prog_type(ptype: ProgType) -> ProgType:
+    """Make ``ptype`` known by name (get_prog_type, Program.prog_type); returns it."""
     _BY_NAME[ptype.name] = ptype
     return ptype
 
@@ -175,6 +181,7 @@ def register_resolver(fn: Callable) -> None:
 
 
 def get_prog_type(name: str) -> ProgType | None:
+    """The registered program type called ``name``, or None."""
     return _BY_NAME.get(name)
 
 
@@ -252,6 +259,7 @@ def prog_type_for(program) -> ProgType:
 
 
 def is_sleepable(program, ptype: ProgType) -> bool:
+    """True if ``program`` of type ``ptype`` may sleep (the type's rule, else a ``.s`` section)."""
     if ptype.sleepable is not None:
         return ptype.sleepable
     if getattr(program, "sleepable", False):

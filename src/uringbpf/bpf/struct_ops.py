@@ -22,7 +22,9 @@ from .elf import BpfLoadError
 
 
 class Link(Protocol):
-    def destroy(self) -> None: ...
+    """What attaching a struct_ops returns: something to ``destroy()``."""
+    def destroy(self) -> None:
+        """Detach (idempotent)."""
 
 
 AttachFn = Callable[[Any, "StructOpsMap"], Any]
@@ -35,6 +37,7 @@ def register(type_name: str, attach_fn: AttachFn) -> None:
 
 
 def unregister(type_name: str) -> None:
+    """Forget the design registered for struct ``type_name`` (no-op if none)."""
     _REGISTRY.pop(type_name, None)
 
 
@@ -78,9 +81,11 @@ class StructOpsMap:
     # --- layout ---------------------------------------------------------------------
     @property
     def member_names(self) -> list[str]:
+        """The struct's member names, in order."""
         return list(self._members)
 
     def member(self, name: str) -> _btf.Member:
+        """The BTF member ``name``; AttributeError listing the members if absent."""
         m = self._members.get(name)
         if m is None:
             raise AttributeError(f"struct {self.type_name} has no member {name!r} "
@@ -88,16 +93,21 @@ class StructOpsMap:
         return m
 
     def is_func_member(self, name: str) -> bool:
+        """True if member ``name`` is a callback (a function pointer slot)."""
         return self.btf.is_func_ptr(self.member(name).type)
 
     def field_offset(self, name: str) -> int:
+        """Byte offset of member ``name``."""
         return self.member(name).offset
 
     def field_size(self, name: str) -> int:
+        """Size in bytes of member ``name``."""
         return self.btf.size_of(self.member(name).type)
 
     # --- values ----------------------------------------------------------------------
     def get(self, name: str) -> Any:
+        """Member ``name``: the program bound to a callback, an int for scalars, raw bytes
+        otherwise."""
         m = self.member(name)
         if self.btf.is_func_ptr(m.type):
             return self.programs.get(name)
@@ -112,6 +122,8 @@ class StructOpsMap:
         return raw
 
     def set(self, name: str, value: Any) -> None:
+        """Set member ``name`` (a program for callbacks, an int or bytes for data) before load().
+        """
         if self.loaded:
             raise BpfLoadError(f"struct_ops {self.name!r}: field {name!r} cannot change after load()")
         m = self.member(name)

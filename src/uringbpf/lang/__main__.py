@@ -32,6 +32,7 @@ def _modules(path: Path) -> list[Module]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: compile a Python BPF module; print IR, write the object or load it."""
     ap = argparse.ArgumentParser(prog="python -m uringbpf.lang", description=__doc__.splitlines()[0])
     ap.add_argument("file", type=Path)
     ap.add_argument("--emit-obj", metavar="PATH",

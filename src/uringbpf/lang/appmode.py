@@ -146,10 +146,12 @@ def memory_ptr(addr: int, size: int, elem: Any = T.u8) -> Ptr:
 
 
 def buffer_ptr(buf: bytearray | memoryview, elem: Any = T.u8) -> Ptr:
+    """A typed pointer over a Python buffer, for running programs as plain Python."""
     return Ptr(memoryview(buf).cast("B"), 0, elem)
 
 
 def opaque_ptr(kind: T.Opaque, obj: Any) -> Ptr:
+    """A pointer to an opaque kernel object (``kind``) backed by ``obj``, in app mode."""
     return Ptr(None, 0, kind, obj)
 
 
@@ -176,6 +178,7 @@ class AppRuntime:
         self.regions: list = []
 
     def add(self, addr: int, size: int, writable: bool, name: str) -> None:
+        """Let app-mode helper calls touch ``size`` bytes at ``addr`` (once per range)."""
         if self.rt.mem.find(addr, size) is None:
             self.regions.append(self.rt.mem.add(addr, size, writable, name))
 

@@ -102,6 +102,7 @@ class Val:
 
     @property
     def is_const(self) -> bool:
+        """True for a plain Python int not yet given a type."""
         return self.ty is None and self.const is not None
 
 
@@ -126,6 +127,7 @@ class StructOpsSpec:
 
 @dataclass
 class GlobalVar:
+    """A global variable of a module: name, type, section (.rodata/.bss/.data), initial bytes."""
     name: str
     kind: Any                  # int class or ("array", int class, n)
     section: str               # ".rodata" / ".bss" / ".data"
@@ -154,6 +156,8 @@ _ATTRS = '#0 = { nounwind "frame-pointer"="all" "no-builtins" "target-cpu"="v3" 
 
 
 class ModuleGen:
+    """Builds the LLVM IR module (globals, functions, debug info, BTF-bearing metadata) of a
+    Python BPF module."""
     def __init__(self, name: str, filename: str, directory: str):
         self.name = name
         self.md: list[str] = []
@@ -177,13 +181,16 @@ class ModuleGen:
         return len(self.md) - 1
 
     def meta(self, text: str) -> int:
+        """Add a metadata node; returns its index (``!N``)."""
         self.md.append(text)
         return len(self.md) - 1
 
     def set_meta(self, idx: int, text: str) -> None:
+        """Replace metadata node ``idx``."""
         self.md[idx] = text
 
     def file(self, filename: str, directory: str = "") -> int:
+        """The DIFile node of ``filename`` (created once)."""
         key = filename
         if key not in self.files:
             self.files[key] = self.meta(f'!DIFile(filename: "{_esc(filename)}", directory: "{_esc(directory)}")')
@@ -234,6 +241,7 @@ class ModuleGen:
         return self._basic[key]
 
     def kind_type(self, kind: Any) -> int:
+        """The debug-info type node of an int kind or an array ``("array", kind, n)``."""
         if isinstance(kind, tuple):
             elem = self.basic(kind[1])
             sub = self.meta(f"!DISubrange(count: {kind[2]})")
@@ -242,11 +250,13 @@ class ModuleGen:
         return self.basic(kind)
 
     def subroutine(self, ret: Any, args: list) -> int:
+        """A DISubroutineType for ``ret`` and ``args`` (None return: void)."""
         parts = ["null" if ret is None else f"!{self.basic(ret)}"] + [f"!{self.basic(a)}" for a in args]
         return self.meta(f"!DISubroutineType(types: !{{{', '.join(parts)}}})")
 
     # globals -------------------------------------------------------------------------
     def add_global(self, gv: GlobalVar, line: int) -> None:
+        """Emit global ``gv`` in its section with debug info; ValueError for a duplicate name."""
         if gv.name in self.symbols:
             raise ValueError(f"two globals named {gv.name!r}")
         self.symbols.add(gv.name)
@@ -268,6 +278,8 @@ class ModuleGen:
 
     def add_struct_ops(self, var: str, spec: StructOpsSpec, bindings: dict[str, str],
                        values: dict[str, int], line: int) -> None:
+        """Emit the struct_ops variable ``var`` of ``spec`` with its callbacks bound and values
+        set."""
         members, lltypes, inits = [], [], []
         off = 0
         for mname, mkind in spec.members:
@@ -381,6 +393,7 @@ class ModuleGen:
         return idx
 
     def declare_kfunc(self, sig: KfuncSig) -> str:
+        """Declare kfunc ``sig`` once (with the debug info BTF needs); returns its name."""
         name = sig.name
         if name not in self.decls:
             sub = self.subroutine(sig.ret, list(sig.args))
@@ -393,9 +406,11 @@ class ModuleGen:
         return name
 
     def declare_intrinsic(self, text: str, key: str) -> None:
+        """Declare an LLVM intrinsic once, under ``key``."""
         self.decls.setdefault(key, text)
 
     def ir(self) -> str:
+        """The complete module as LLVM IR text."""
         self.set_meta(self.cu, f'distinct !DICompileUnit(language: DW_LANG_C11, file: !{self.main_file}, '
                                 'producer: "uringbpf.lang", isOptimized: true, runtimeVersion: 0, '
                                 "emissionKind: FullDebug, globals: !{"
@@ -448,6 +463,7 @@ def _bytes_const(data: bytes, lt: str) -> str:
 # --- one function -----------------------------------------------------------------------
 @dataclass
 class Local:
+    """A local variable: its type and its stack slot (an LLVM alloca)."""
     ty: Any
     slot: str
 
@@ -467,6 +483,7 @@ class FuncInfo:
 
 
 class FuncGen:
+    """Compiles one Python function to LLVM IR, statement by statement."""
     def __init__(self, mod: ModuleGen, info: FuncInfo, resolver: "Resolver"):
         self.mod = mod
         self.info = info
@@ -499,15 +516,18 @@ class FuncGen:
 
     # errors and locations ------------------------------------------------------------
     def err(self, node: ast.AST | None, msg: str) -> LangCompileError:
+        """A LangCompileError with ``msg`` at ``node``'s line of the source file."""
         line = self.first + node.lineno - 1 if node is not None and hasattr(node, "lineno") else self.line
         return LangCompileError(self.filename, line, msg)
 
     def at(self, node: ast.AST) -> None:
+        """Make ``node``'s position the current source position (for debug locations)."""
         if hasattr(node, "lineno"):
             self.line = self.first + node.lineno - 1
             self.col = node.col_offset + 1
 
     def dbg(self) -> str:
+        """The ``!dbg`` suffix for the current source position."""
         key = (self.line, self.col)
         idx = self._locs.get(key)
         if idx is None:
@@ -517,14 +537,17 @@ class FuncGen:
 
     # emission ------------------------------------------------------------------------
     def tmp(self) -> str:
+        """A fresh SSA name."""
         self.n += 1
         return f"%t{self.n}"
 
     def label(self, hint: str = "b") -> str:
+        """A fresh block name starting with ``hint``."""
         self.n += 1
         return f"{hint}{self.n}"
 
     def emit(self, text: str, value: bool = True) -> str:
+        """Emit one instruction (into a fresh temporary when ``value``); returns the temporary."""
         if self.terminated:
             self.start_block(self.label("dead"))
         if value:
@@ -535,12 +558,14 @@ class FuncGen:
         return ""
 
     def term(self, text: str) -> None:
+        """Emit a terminator (br, ret) and close the current block."""
         if self.terminated:
             self.start_block(self.label("dead"))
         self.cur.append(f"  {text}{self.dbg()}")
         self.terminated = True
 
     def start_block(self, name: str) -> None:
+        """Open block ``name`` (falling through from an open block)."""
         if not self.terminated and self.blocks:
             self.cur.append(f"  br label %{name}{self.dbg()}")
         self.cur = []
@@ -549,6 +574,7 @@ class FuncGen:
 
     # the function --------------------------------------------------------------------
     def generate(self) -> None:
+        """Compile the function's body into the module."""
         info, mod = self.info, self.mod
         f = self.fdef
         self.at(f)
@@ -673,6 +699,7 @@ class FuncGen:
         return have
 
     def reachable(self, name: str) -> bool:
+        """True if some branch targets block ``name`` (or it is the entry)."""
         if name == "entry":
             return True
         needle = f"label %{name}"
@@ -681,6 +708,7 @@ class FuncGen:
 
     # locals ----------------------------------------------------------------------------
     def new_local(self, name: str, v: Val, node: ast.AST | None = None) -> Local:
+        """Create local ``name`` with the type of ``v`` and store ``v`` in it."""
         ty = v.ty if not v.is_const else FLEX
         if ty is None:
             raise self.err(node, f"{name}: cannot store a value of no type")
@@ -691,10 +719,13 @@ class FuncGen:
         return loc
 
     def store_local(self, loc: Local, v: Val, node: ast.AST | None) -> None:
+        """Store ``v`` (converted to the local's type) into ``loc``."""
         ir = self.coerce(v, loc.ty, node)
         self.emit(f"store {_llty(loc.ty)} {ir}, ptr {loc.slot}", value=False)
 
     def assign_name(self, name: str, v: Val, node: ast.AST) -> None:
+        """``name = v``: a new local or a store to an existing one (module globals cannot be
+        rebound)."""
         loc = self.locals.get(name)
         if loc is None:
             self.new_local(name, v, node)
@@ -712,6 +743,7 @@ class FuncGen:
 
     # conversions -------------------------------------------------------------------------
     def const_ir(self, value: int, ty: Any) -> str:
+        """The IR operand of the constant ``value`` as type ``ty``."""
         if ty is BOOL:
             return "true" if value else "false"
         if isinstance(ty, T.PtrType):
@@ -740,6 +772,7 @@ class FuncGen:
         raise TypeError((frm, to))
 
     def coerce(self, v: Val, to: Any, node: ast.AST | None) -> str:
+        """The IR operand of ``v`` converted to type ``to``; a compile error if it cannot be."""
         if v.is_const:
             if isinstance(to, T.PtrType) and v.const != 0:
                 raise self.err(node, f"the int {v.const} is not a pointer (only 0 / None is)")
@@ -751,6 +784,7 @@ class FuncGen:
         raise self.err(node, f"expected {_tname(to)}, got {_tname(v.ty)}")
 
     def truth(self, v: Val, node: ast.AST) -> str:
+        """An i1 operand: the truth value of ``v``."""
         if v.is_const:
             return "true" if v.const else "false"
         if v.ty is BOOL:
@@ -763,10 +797,12 @@ class FuncGen:
 
     # statements ----------------------------------------------------------------------
     def stmts(self, body: list[ast.stmt]) -> None:
+        """Compile a list of statements."""
         for s in body:
             self.stmt(s)
 
     def stmt(self, s: ast.stmt) -> None:
+        """Compile one statement (a compile error for unsupported kinds)."""
         self.at(s)
         m = getattr(self, "s_" + type(s).__name__, None)
         if m is None:
@@ -774,9 +810,11 @@ class FuncGen:
         m(s)
 
     def s_Pass(self, s: ast.Pass) -> None:
+        """``pass``."""
         pass
 
     def s_Expr(self, s: ast.Expr) -> None:
+        """An expression statement: a call (docstrings are skipped)."""
         if isinstance(s.value, ast.Constant) and isinstance(s.value.value, str):
             return
         if not isinstance(s.value, ast.Call):
@@ -784,12 +822,14 @@ class FuncGen:
         self.call(s.value, want_value=False)
 
     def s_Assign(self, s: ast.Assign) -> None:
+        """``target = value`` (one target)."""
         if len(s.targets) != 1:
             raise self.err(s, "chained assignment (a = b = ...) is not supported")
         v = self.expr(s.value)
         self.assign(s.targets[0], v)
 
     def s_AnnAssign(self, s: ast.AnnAssign) -> None:
+        """``name: type = value``."""
         if s.value is None or not isinstance(s.target, ast.Name):
             raise self.err(s, "an annotated name needs a value (x: u32 = u32(0))")
         ty = self.type_of_annotation(s.annotation)
@@ -802,12 +842,14 @@ class FuncGen:
         self.assign(s.target, v)
 
     def s_AugAssign(self, s: ast.AugAssign) -> None:
+        """``target op= value``."""
         cur = self.expr(_load(s.target))
         self.at(s)
         v = self.binop(s.op, cur, self.expr(s.value), s)
         self.assign(s.target, v)
 
     def assign(self, target: ast.expr, v: Val) -> None:
+        """Store ``v`` into a name, a section field, an attribute or a subscript."""
         if isinstance(target, ast.Name):
             self.assign_name(target.id, v, target)
             return
@@ -823,6 +865,7 @@ class FuncGen:
         self.emit(f"store {vol}{_llty(ty)} {ir}, ptr {place}, align {T.alignof(ty)}", value=False)
 
     def s_If(self, s: ast.If) -> None:
+        """``if``/``elif``/``else``."""
         then, other, end = self.label("then"), self.label("else"), self.label("endif")
         self.cond(s.test, then, other if s.orelse else end)
         self.start_block(then)
@@ -838,6 +881,7 @@ class FuncGen:
         self.start_block(end)
 
     def s_While(self, s: ast.While) -> None:
+        """``while`` (no ``else``)."""
         if s.orelse:
             raise self.err(s, "while ... else is not supported")
         head, body, end = self.label("while"), self.label("wbody"), self.label("wend")
@@ -854,6 +898,7 @@ class FuncGen:
         self.start_block(end)
 
     def s_For(self, s: ast.For) -> None:
+        """``for`` over ``bpf_range``/``range`` (no ``else``)."""
         if s.orelse:
             raise self.err(s, "for ... else is not supported")
         it = s.iter
@@ -954,16 +999,19 @@ class FuncGen:
         self.emit(f"call void @bpf_iter_num_destroy(ptr {itv})", value=False)
 
     def s_Break(self, s: ast.Break) -> None:
+        """``break`` out of the innermost loop."""
         if not self.loops:
             raise self.err(s, "break outside a loop")
         self.term(f"br label %{self.loops[-1][1]}")
 
     def s_Continue(self, s: ast.Continue) -> None:
+        """``continue`` the innermost loop."""
         if not self.loops:
             raise self.err(s, "continue outside a loop")
         self.term(f"br label %{self.loops[-1][0]}")
 
     def s_Return(self, s: ast.Return) -> None:
+        """``return`` with a value of the function's return type (or none for void)."""
         ret = self.info.ret
         if s.value is None:
             if ret is not None:
@@ -978,6 +1026,7 @@ class FuncGen:
 
     # conditions ----------------------------------------------------------------------
     def cond(self, e: ast.expr, yes: str, no: str) -> None:
+        """Branch to ``yes`` or ``no`` on ``e`` (short-circuiting ``and``/``or``/``not``)."""
         if isinstance(e, ast.BoolOp):
             for i, v in enumerate(e.values):
                 last = i == len(e.values) - 1
@@ -1001,6 +1050,7 @@ class FuncGen:
 
     # expressions ---------------------------------------------------------------------
     def expr(self, e: ast.expr) -> Val:
+        """Compile an expression to a value."""
         self.at(e)
         m = getattr(self, "e_" + type(e).__name__, None)
         if m is None:
@@ -1008,6 +1058,7 @@ class FuncGen:
         return m(e)
 
     def e_Constant(self, e: ast.Constant) -> Val:
+        """An int, bool or None constant."""
         v = e.value
         if isinstance(v, bool):
             return Val(BOOL, "true" if v else "false")
@@ -1018,6 +1069,7 @@ class FuncGen:
         raise self.err(e, f"a {type(v).__name__} constant is not supported (integers only)")
 
     def e_Name(self, e: ast.Name) -> Val:
+        """A local, a module global or another name of the function's environment."""
         loc = self.locals.get(e.id)
         if loc is not None:
             return Val(loc.ty, self.emit(f"load {_llty(loc.ty)}, ptr {loc.slot}"))
@@ -1027,6 +1079,7 @@ class FuncGen:
         return self.value_of_object(obj, e)
 
     def value_of_object(self, obj: Any, e: ast.AST) -> Val:
+        """The value of a Python object a name refers to (bools, typed and plain ints...)."""
         if isinstance(obj, bool):
             return Val(BOOL, "true" if obj else "false")
         if isinstance(obj, T.FixedInt):
@@ -1036,6 +1089,7 @@ class FuncGen:
         raise self.err(e, f"{_describe_obj(obj)} is not a value a program can use")
 
     def lookup(self, name: str, node: ast.AST) -> Any:
+        """The object ``name`` refers to: the function's environment, then builtins."""
         if name in self.env:
             return self.env[name]
         if hasattr(builtins, name):
@@ -1062,6 +1116,7 @@ class FuncGen:
         return _LOCAL
 
     def type_of_annotation(self, node: ast.expr, allow_struct: bool = False) -> Any:
+        """The type an annotation names (u8...u64, s8...s64, ptr[...])."""
         obj = self.static(node)
         if obj is int:
             return FLEX
@@ -1076,6 +1131,7 @@ class FuncGen:
         raise self.err(node, f"{ast.unparse(node)} is not a type (u8..u64, s8..s64, int, bool, ptr[T])")
 
     def e_Attribute(self, e: ast.Attribute) -> Val:
+        """``obj.attr``: a section field, a struct field through a pointer, a constant."""
         st = self.static(e)
         if st is not _LOCAL:
             return self.value_of_object(st, e)
@@ -1083,6 +1139,8 @@ class FuncGen:
         return self.load(place, ty, volatile, e)
 
     def load(self, place: str, ty: Any, volatile: bool, e: ast.AST) -> Val:
+        """Load a value of type ``ty`` from ``place`` (arrays and structs give a pointer instead).
+        """
         if isinstance(ty, tuple):      # an array: its address, as a pointer to the elements
             return Val(T.ptr[ty[1]], place)
         if isinstance(ty, type) and _is_ctypes_struct(ty):
@@ -1091,6 +1149,7 @@ class FuncGen:
         return Val(ty, self.emit(f"load {vol}{_llty(ty)}, ptr {place}, align {T.alignof(ty)}"))
 
     def e_Subscript(self, e: ast.Subscript) -> Val:
+        """``p[i]`` on pointers and arrays."""
         place, ty, volatile = self.lvalue(e)
         return self.load(place, ty, volatile, e)
 
@@ -1140,6 +1199,7 @@ class FuncGen:
         raise self.err(e, f"cannot assign to {_describe(e)}")
 
     def e_BinOp(self, e: ast.BinOp) -> Val:
+        """A binary operator."""
         a = self.expr(e.left)
         b = self.expr(e.right)
         self.at(e)
@@ -1147,6 +1207,7 @@ class FuncGen:
 
     def binop(self, op: ast.operator, a: Val, b: Val, e: ast.AST) -> Val:
         # pointer arithmetic
+        """``l op r`` with C-like integer rules (result type from the operands)."""
         if isinstance(a.ty, T.PtrType) or isinstance(b.ty, T.PtrType):
             if isinstance(op, (ast.Add, ast.Sub)) and isinstance(a.ty, T.PtrType) and \
                     (b.is_const or _is_int(b.ty)):
@@ -1204,6 +1265,7 @@ class FuncGen:
         raise self.err(e, f"operator {_opname(op)} is not supported")
 
     def e_UnaryOp(self, e: ast.UnaryOp) -> Val:
+        """``-x``, ``~x``, ``not x``, ``+x``."""
         v = self.expr(e.operand)
         self.at(e)
         if isinstance(e.op, ast.Not):
@@ -1224,6 +1286,7 @@ class FuncGen:
         return v
 
     def e_BoolOp(self, e: ast.BoolOp) -> Val:
+        """``and``/``or`` as values."""
         yes, no, end = self.label("bt"), self.label("bf"), self.label("bend")
         slot = f"%v.bool.{self.n}"
         self.n += 1
@@ -1244,6 +1307,7 @@ class FuncGen:
         return Val(BOOL, self.emit(f"load i1, ptr {slot}"))
 
     def e_Compare(self, e: ast.Compare) -> Val:
+        """A comparison (chains are refused)."""
         left = self.expr(e.left)
         results = []
         for op, right_node in zip(e.ops, e.comparators):
@@ -1257,6 +1321,7 @@ class FuncGen:
         return r
 
     def compare(self, op: ast.cmpop, a: Val, b: Val, e: ast.AST) -> Val:
+        """An i1 for ``l op r`` (signed or unsigned from the operand types)."""
         if isinstance(op, (ast.Is, ast.IsNot)):
             if not (b.is_const and b.const == 0 and isinstance(a.ty, T.PtrType)):
                 raise self.err(e, "`is` compares a pointer with None only")
@@ -1286,6 +1351,7 @@ class FuncGen:
         return Val(BOOL, self.emit(f"icmp {pred} i{_bits(ty)} {x}, {y}"))
 
     def e_IfExp(self, e: ast.IfExp) -> Val:
+        """``a if c else b``."""
         yes, no, end = self.label("ift"), self.label("iff"), self.label("ifend")
         self.cond(e.test, yes, no)
         self.start_block(yes)
@@ -1317,6 +1383,7 @@ class FuncGen:
         return Val(ty, self.emit(f"load {_llty(ty)}, ptr {slot}"))
 
     def const_ir_noemit(self, value: int, ty: Any, e: ast.AST) -> str:
+        """The IR of a constant that needs no instruction (ints and null pointers)."""
         if isinstance(ty, T.PtrType):
             if value:
                 raise self.err(e, "only 0/None converts to a pointer")
@@ -1325,9 +1392,11 @@ class FuncGen:
 
     # calls ---------------------------------------------------------------------------
     def e_Call(self, e: ast.Call) -> Val:
+        """A call expression (its value)."""
         return self.call(e, want_value=True)
 
     def call(self, e: ast.Call, want_value: bool) -> Val:
+        """Compile a call: a type conversion, a BPF function, a kfunc, a helper or an intrinsic."""
         if e.keywords:
             raise self.err(e, "keyword arguments are not supported in programs")
         fobj = self.static(e.func)
@@ -1365,6 +1434,7 @@ class FuncGen:
         raise self.err(e, f"{_describe_obj(fobj)} cannot be called from a program")
 
     def call_function(self, info: FuncInfo, e: ast.Call) -> Val:
+        """Call another BPF function of the module."""
         if len(e.args) != len(info.params):
             raise self.err(e, f"{info.symbol}() takes {len(info.params)} arguments, got {len(e.args)}")
         args = []
@@ -1378,6 +1448,7 @@ class FuncGen:
         return Val(info.ret, self.emit(f"call {_llty(info.ret)} @{info.symbol}({', '.join(args)})"))
 
     def call_kfunc(self, sig: KfuncSig, e: ast.Call) -> Val:
+        """Call a kfunc or helper with arguments converted to its signature."""
         if len(e.args) != len(sig.args):
             raise self.err(e, f"{sig.name}() takes {len(sig.args)} arguments, got {len(e.args)}")
         args = []
@@ -1469,6 +1540,8 @@ class FuncGen:
         return helper(130, T.s64, [mp, f"ptr {data.ref}", f"i64 {size}", f"i64 {flags}"])
 
     def stack(self, e: ast.Call) -> Val:
+        """``stack(T, n=1)``: stack space for ``n`` objects of type ``T``; returns a pointer to
+        it."""
         if not 1 <= len(e.args) <= 2:
             raise self.err(e, "stack(T, n=1) takes a type and an optional constant count")
         t = self.type_of_annotation(e.args[0], allow_struct=True)
@@ -1492,6 +1565,7 @@ class FuncGen:
         return Val(T.ptr[t], slot)
 
     def copy(self, e: ast.Call) -> Val:
+        """``copy(dst, src, n)``: copy ``n`` (a constant) bytes between two pointers."""
         if len(e.args) != 3:
             raise self.err(e, "copy(dst, src, n) takes two pointers and a constant size")
         d, s, n = (self.expr(a) for a in e.args)
@@ -1517,6 +1591,7 @@ class FuncGen:
                   value=False)
 
     def zero(self, e: ast.Call) -> Val:
+        """``zero(p)``: zero the object ``p`` points to."""
         if len(e.args) != 1:
             raise self.err(e, "zero(p) takes one pointer")
         v = self.expr(e.args[0])
@@ -1623,13 +1698,17 @@ class Resolver:
     """What the names of a program mean; implemented by :mod:`uringbpf.lang.module`."""
 
     def env_of(self, fn: Callable) -> dict[str, Any]:
+        """The names a Python function sees (its globals and closure)."""
         raise NotImplementedError
 
     def is_section(self, obj: Any) -> bool:
+        """True if ``obj`` is a global-data section proxy (bss, data, rodata)."""
         raise NotImplementedError
 
     def section_field(self, section: Any, name: str) -> GlobalVar | None:
+        """The global variable ``name`` of section ``obj``, or None."""
         raise NotImplementedError
 
     def call_hook(self, obj: Any) -> Callable | None:
+        """A compile-time handler for calling ``obj`` (intrinsics), or None."""
         raise NotImplementedError

@@ -46,6 +46,7 @@ class AppRing:
         self.submit_calls = 0
 
     def get_region(self, region_id: int, size: int) -> Ptr:
+        """App mode: ``bpf_io_uring_get_region`` on the real ring (a pointer, or null)."""
         lay = self.layout
         regions = {IOU_REGION_CQ: (lay.cq_region, lay.cq_region_size),
                    IOU_REGION_SQ: (lay.sq_region, lay.sq_region_size)}
@@ -56,6 +57,7 @@ class AppRing:
         return memory_ptr(addr, int(size))
 
     def submit_sqes(self, nr: int) -> int:
+        """App mode: ``bpf_io_uring_submit_sqes`` on the real ring."""
         nr = int(nr)
         if not nr:
             return 0
@@ -91,9 +93,11 @@ class LoopStep(Program):
 
     @property
     def section(self) -> str:
+        """The ELF section of the program (``struct_ops.s/NAME``)."""
         return f"struct_ops.s/{self.name}"
 
     def func_info(self) -> C.FuncInfo:
+        """What the compiler needs: context arguments, return type, section."""
         params = list(inspect.signature(self.fn).parameters)
         if len(params) != 2:
             raise _err_at(self.fn, f"{self.name}: a loop_step takes (ring, params)")
@@ -102,6 +106,7 @@ class LoopStep(Program):
                           T.s32, section=self.section, ctx_args=True)
 
     def module_extra(self, gen: C.ModuleGen) -> None:
+        """Emit the ``io_uring_bpf_ops`` struct_ops variable binding this program."""
         gen.add_struct_ops(self.ops_name, OPS_SPEC, {"loop_step": self.name}, {},
                            self.fn.__code__.co_firstlineno)
 
@@ -180,9 +185,11 @@ class LoopHandle:
 
     @property
     def engine(self) -> str:
+        """The engine running the program (``jit`` or ``interp``)."""
         return self.link.engine
 
     def enter(self) -> int:
+        """io_uring_enter on the ring: the loop runs until the program stops it."""
         try:
             return self.ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
         except _loop.LoopError as exc:
@@ -190,6 +197,7 @@ class LoopHandle:
             raise self.loaded.runtime_error(self.prog.name, cause) from exc
 
     def close(self) -> None:
+        """Detach the loop and release the object (idempotent)."""
         if self.link is not None:
             self.link.destroy()
             self.link = None

@@ -38,10 +38,12 @@ class BpfMap:
 
     @property
     def key_size(self) -> int:
+        """Key size in bytes (0 for maps without keys)."""
         return T.sizeof(self.key) if self.key is not None else 0
 
     @property
     def value_size(self) -> int:
+        """Value size in bytes."""
         return T.sizeof(self.value) if self.value is not None else 0
 
     @property
@@ -65,12 +67,14 @@ class BpfMap:
         return k
 
     def lookup(self, key: Any) -> Ptr:
+        """``bpf_map_lookup_elem``: a pointer to the value, or a null pointer."""
         addr = self._call(BPF_FUNC_map_lookup_elem, self._key(key)._paddr())
         if not addr:
             return Ptr(None, 0, self.value)
         return memory_ptr(addr, self.value_size, self.value)
 
     def update(self, key: Any, value: Any, flags: int = 0) -> T.s64:
+        """``bpf_map_update_elem``: 0 or -errno."""
         v = stack(self.value)
         if isinstance(value, Ptr):
             v._pbuf[:] = value._span(value._poff, self.value_size)
@@ -80,9 +84,11 @@ class BpfMap:
                                 int(flags)))
 
     def delete(self, key: Any) -> T.s64:
+        """``bpf_map_delete_elem``: 0 or -errno."""
         return T.s64(self._call(BPF_FUNC_map_delete_elem, self._key(key)._paddr()))
 
     def output(self, data: Ptr, size: int, flags: int = 0) -> T.s64:
+        """``bpf_ringbuf_output`` of ``size`` bytes at ``data``: 0 or -errno."""
         if self.map_type != _maps.MAP_TYPE_RINGBUF:
             raise TypeError(f"{self.name} is not a ring buffer")
         rt = app_runtime()
@@ -102,11 +108,13 @@ class BpfMap:
         return memory_ptr(addr, 4096 * int(page_cnt), T.u8)
 
     def free_pages(self, p: Ptr, page_cnt: int) -> None:
+        """``bpf_arena_free_pages`` of ``page_cnt`` pages at ``p``."""
         from ..bpf import helpers as _helpers
         h = _helpers.get_kfunc("bpf_arena_free_pages")
         h.impl(app_runtime().rt, self.map.addr, p._paddr(), int(page_cnt) & 0xFFFFFFFF, 0, 0)
 
     def close(self) -> None:
+        """Release the map when run in app mode (idempotent)."""
         if self._map is not None:
             self._map.close()
             self._map = None

@@ -96,6 +96,7 @@ class Section:
 
     @property
     def section_name(self) -> str:
+        """The ELF section (``.bss``, ``.data``, ``.rodata``)."""
         return "." + self._kind
 
     def _ptr(self, name: str) -> Ptr:
@@ -148,6 +149,7 @@ class Section:
         return out
 
     def raw_bytes(self, name: str) -> bytes:
+        """The bytes of field ``name``."""
         fkind, _off = self._fields[name]
         p = self._ptr(name)
         return bytes(p._pbuf[p._poff:p._poff + T.sizeof(fkind)])
@@ -202,6 +204,7 @@ def bind_sections(module: "Module", obj: BpfObject) -> list[Section]:
 
 
 def unbind_sections(bound: list[Section]) -> None:
+    """Give each section back its own memory (see ``Section.unbind``), keeping the values."""
     for sec in bound:
         sec.unbind()
 
@@ -263,6 +266,7 @@ class LangFunction:
         self._sig: tuple | None = None
 
     def signature(self) -> tuple[list, Any]:
+        """Parameter types and return type from the annotations (cached)."""
         if self._sig is None:
             sig = inspect.signature(self.fn)
             params = []
@@ -373,10 +377,12 @@ class Program:
 
     # compiler view ---------------------------------------------------------------------
     def func_info(self) -> C.FuncInfo:
+        """What the compiler needs to know about the program (each kind defines it)."""
         raise NotImplementedError
 
     @property
     def section(self) -> str:
+        """The program's ELF section: ``PREFIX/NAME`` (the prefix depends on the kind)."""
         return f"{self.section_prefix}/{self.name}"
 
     def __call__(self, *args: Any) -> Any:
@@ -393,9 +399,11 @@ class SocketFilter(Program):
 
     @property
     def section(self) -> str:
+        """``socket/NAME``."""
         return "socket"          # libbpf's exact name: SEC("socket"), several per section
 
     def func_info(self) -> C.FuncInfo:
+        """A socket filter: r1 = data, r2 = length, returns an int."""
         sig = inspect.signature(self.fn)
         params = list(sig.parameters)
         if len(params) > 2:
@@ -446,6 +454,7 @@ class SocketRunner:
 
     @property
     def engine(self) -> str:
+        """The engine running the program (``jit`` or ``interp``)."""
         return self.program.engine
 
     def __call__(self, data: bytes = b"") -> int:
@@ -468,6 +477,7 @@ class SocketRunner:
             prog.runtime.mem.remove(region)
 
     def close(self) -> None:
+        """Release the loaded object (idempotent)."""
         self.loaded.close()
 
     def __enter__(self) -> "SocketRunner":
@@ -499,6 +509,7 @@ class Module:
         return self._section("bss", cls)
 
     def data(self, cls: type) -> Section:
+        """Declare a ``.data`` section from a class of typed fields; returns its proxy."""
         return self._section("data", cls)
 
     def _section(self, kind: str, cls: type) -> Section:
@@ -514,6 +525,7 @@ class Module:
         return LangFunction(fn)
 
     def socket_filter(self, fn: Callable) -> SocketFilter:
+        """Decorator: compile the function as a socket-filter program."""
         return SocketFilter(self, fn)
 
     def loop_step(self, ops_name: str) -> Callable[[Callable], Any]:
@@ -595,6 +607,7 @@ class Module:
         return self._compiled
 
     def ir(self) -> str:
+        """The module's LLVM IR."""
         first = next(iter(self.programs.values()), None)
         filename = inspect.getsourcefile(first.fn) if first else f"{self.name}.py"
         gen = C.ModuleGen(self.name, os.path.basename(filename or "?"),
@@ -675,6 +688,7 @@ class Loaded:
         self._lines: dict[str, list] = {}
 
     def lines(self, prog_name: str) -> list:
+        """Source position of each instruction of program ``prog_name`` (from its line info)."""
         if prog_name not in self._lines:
             p = self.obj.programs[prog_name]
             self._lines[prog_name] = srcmap.program_lines(self.obj.elf, p.program.insns,
@@ -682,6 +696,7 @@ class Loaded:
         return self._lines[prog_name]
 
     def line_of(self, prog_name: str, pc: int | None) -> tuple[str, int]:
+        """``(file, line)`` of instruction ``pc`` of ``prog_name``."""
         lines = self.lines(prog_name)
         if pc is not None and 0 <= pc < len(lines) and lines[pc] is not None:
             return lines[pc]
@@ -697,6 +712,7 @@ class Loaded:
         return next(iter(self.obj.programs))
 
     def verifier_error(self, exc: Exception) -> LangVerifierError:
+        """A LangVerifierError naming the Python line of the refused instruction."""
         name = self._failing_program(exc)
         pc = getattr(exc, "pc", None)
         fname, line = self.line_of(name, pc)
@@ -713,6 +729,7 @@ class Loaded:
         return LangVerifierError(self._path(fname), line, f"{msg}", "\n".join(annotated), pc)
 
     def runtime_error(self, prog_name: str, exc: BaseException) -> LangRuntimeError:
+        """A LangRuntimeError naming the Python line where the program faulted."""
         pc = getattr(exc, "pc", None)
         fname, line = self.line_of(prog_name, pc)
         return LangRuntimeError(self._path(fname), line, str(exc), pc)
@@ -725,6 +742,7 @@ class Loaded:
         return fname
 
     def close(self) -> None:
+        """Close the underlying BpfObject."""
         self.obj.close()
 
 

@@ -98,9 +98,11 @@ class OpsCallback(Program):
 
     @property
     def section(self) -> str:
+        """``struct_ops/NAME``."""
         return f"struct_ops/{self.name}"
 
     def func_info(self) -> C.FuncInfo:
+        """The callback's context arguments and return type."""
         params = list(inspect.signature(self.fn).parameters)
         want = 2 if self.member == "prep_fn" else 1
         if len(params) != want:
@@ -111,9 +113,11 @@ class OpsCallback(Program):
                           section=self.section, ctx_args=True)
 
     def module_extra(self, gen: C.ModuleGen) -> None:
+        """Emit the ``uring_bpf_ops`` variable this callback belongs to."""
         self.ops._emit(gen)
 
     def app_callable(self, app_rt: AppRuntime) -> "_AppCallback":
+        """The callback as a plain Python function for app mode."""
         return _AppCallback(self, app_rt)
 
 
@@ -161,15 +165,19 @@ class OpsStruct:
         return cb
 
     def prep(self, fn: Callable) -> OpsCallback:
+        """Decorator: the op's ``prep_fn``."""
         return self._add("prep_fn", fn)
 
     def issue(self, fn: Callable) -> OpsCallback:
+        """Decorator: the op's ``issue_fn``."""
         return self._add("issue_fn", fn)
 
     def fail(self, fn: Callable) -> OpsCallback:
+        """Decorator: the op's ``fail_fn``."""
         return self._add("fail_fn", fn)
 
     def cleanup(self, fn: Callable) -> OpsCallback:
+        """Decorator: the op's ``cleanup_fn``."""
         return self._add("cleanup_fn", fn)
 
     def _emit(self, gen: C.ModuleGen) -> None:
@@ -191,6 +199,7 @@ class OpsStruct:
 
     # the compiled run ----------------------------------------------------------------
     def attach(self, ring: Any, engine: str = "jit") -> "OpsHandle":
+        """Compile, load and register the op on ``ring``; returns a handle to close."""
         obj = self.module.open()
         getattr(obj.struct_ops, self.name).ring_fd = ring.fd
         loaded = self.module.load(engine, obj=obj)
@@ -217,6 +226,7 @@ class OpsHandle:
         self._bound = bound or []
 
     def close(self) -> None:
+        """Unregister the op and release the object (idempotent)."""
         if self.slot is not None:
             self.slot.destroy()
             self.slot = None

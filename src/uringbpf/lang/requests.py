@@ -45,9 +45,11 @@ class RequestProgram(Program):
 
     @property
     def section(self) -> str:
+        """``iouring.s/NAME``."""
         return f"iouring.s/{self.name}"
 
     def func_info(self) -> C.FuncInfo:
+        """A BPF request: r1 = the request context, returns an int."""
         params = list(inspect.signature(self.fn).parameters)
         if len(params) != 1:
             raise _err_at(self.fn, f"{self.name}: a BPF request program takes (ctx)")
@@ -124,6 +126,7 @@ class RequestHandle:
         self._bound = bound or []
 
     def close(self) -> None:
+        """Unregister the programs and release the ring and object (idempotent)."""
         if self.ring is not None:
             if not getattr(self.ring, "closed", False):
                 self.ring.unregister_bpf()

@@ -19,6 +19,7 @@ from ..bpf import isa
 
 @dataclass(frozen=True)
 class LineRec:
+    """One line-info record: section, instruction index, file and line."""
     section: str
     insn: int          # instruction index in the section
     file: str

@@ -162,6 +162,7 @@ _BY_KEY = {(t.BITS, t.SIGNED): t for t in INT_TYPES.values()}
 
 
 def int_type(bits: int, signed: bool) -> type:
+    """The integer type of ``bits`` bits and signedness (u8...s64)."""
     return _BY_KEY[(bits, signed)]
 
 
@@ -248,6 +249,7 @@ def sizeof(kind: Any) -> int:
 
 
 def alignof(kind: Any) -> int:
+    """Alignment in bytes of a type."""
     if isinstance(kind, type) and issubclass(kind, FixedInt):
         return kind.BITS // 8
     if isinstance(kind, tuple) and kind[0] == "array":
@@ -318,6 +320,7 @@ class volatile:
 
 
 def kind_name(kind: Any) -> str:
+    """The name of a type as messages print it."""
     if isinstance(kind, type):
         return kind.__name__
     if isinstance(kind, tuple) and kind[0] == "array":

@@ -43,6 +43,8 @@ from ..errors import NativeBuildError  # noqa: E402,F401  (defined in uringbpf.e
 
 
 def cache_dir() -> Path:
+    """Where compiled native libraries and example objects are cached
+    (``$XDG_CACHE_HOME/uringbpf``)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "uringbpf"
 

@@ -81,9 +81,11 @@ class KernelBackend:
                                  ctypes.addressof(arg), ctypes.sizeof(arg))
 
     def register(self, opcode: int, arg: int, nr_args: int) -> int:
+        """``io_uring_register`` on this ring: ``>= 0`` or ``-errno``."""
         return syscalls.io_uring_register(self.fd, opcode, arg, nr_args)
 
     def probe(self) -> set[int]:
+        """The opcodes the kernel supports (IORING_REGISTER_PROBE)."""
         pr = IoUringProbe()
         ret = self.register(IORING_REGISTER_PROBE, ctypes.addressof(pr), 256)
         if ret < 0:

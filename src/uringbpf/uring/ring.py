@@ -280,6 +280,7 @@ class Ring:
     # ------------------------------------------------------------------ properties
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` ran."""
         return self._closed
 
     def __repr__(self) -> str:
@@ -350,6 +351,7 @@ class Ring:
         return (self._sqe_tail - self._sqr[self._sq_head_i]) & M32
 
     def sq_space_left(self) -> int:
+        """SQEs that can still be claimed before a submit (io_uring_sq_space_left)."""
         return self.sq_entries - self.sq_ready()
 
     def flush_sq(self) -> int:
@@ -503,6 +505,7 @@ class Ring:
         self._update_direct()
 
     def remove_sqe_filter(self, fn: Callable) -> None:
+        """Remove a filter added with :meth:`add_sqe_filter`."""
         self._filters.remove(fn)
         self._update_direct()
 
@@ -846,6 +849,7 @@ class Ring:
 
     def prep_write(self, fd, buf, offset: int = 0, *, nbytes: int | None = None,
                    user_data: int = 0, flags: int = 0):
+        """Write ``nbytes`` (default: all) of ``buf`` at ``offset`` (-1: the file position)."""
         return self._rw(u.IORING_OP_WRITE, fd, buf, offset, nbytes, False, user_data, flags)
 
     def _rwv(self, op: int, fd, bufs, offset: int, writable: bool, user_data: int, flags: int):
@@ -855,9 +859,11 @@ class Ring:
         return sqe
 
     def prep_readv(self, fd, bufs, offset: int = 0, *, user_data: int = 0, flags: int = 0):
+        """Read into a list of writable buffers (one iovec each)."""
         return self._rwv(u.IORING_OP_READV, fd, bufs, offset, True, user_data, flags)
 
     def prep_writev(self, fd, bufs, offset: int = 0, *, user_data: int = 0, flags: int = 0):
+        """Write a list of buffers (one iovec each)."""
         return self._rwv(u.IORING_OP_WRITEV, fd, bufs, offset, False, user_data, flags)
 
     def _fixed(self, op: int, fd, buf_index: int, nbytes: int | None, offset: int,
@@ -887,10 +893,13 @@ class Ring:
 
     def prep_write_fixed(self, fd, buf_index: int, nbytes: int | None = None, offset: int = 0,
                          *, buf_offset: int = 0, user_data: int = 0, flags: int = 0):
+        """WRITE_FIXED from registered buffer ``buf_index`` (from ``buf_offset``, ``nbytes`` or
+        the rest)."""
         return self._fixed(u.IORING_OP_WRITE_FIXED, fd, buf_index, nbytes, offset, buf_offset,
                            user_data, flags)
 
     def prep_fsync(self, fd, fsync_flags: int = 0, *, user_data: int = 0, flags: int = 0):
+        """IORING_OP_FSYNC (``fsync_flags``: IORING_FSYNC_DATASYNC for fdatasync)."""
         _, sqe = self._sqe(u.IORING_OP_FSYNC, _fileno(fd), 0, 0, 0, user_data, flags)
         sqe.fsync_flags = fsync_flags
         return sqe
@@ -939,18 +948,21 @@ class Ring:
         return sqe
 
     def prep_poll_add(self, fd, poll_mask: int, *, user_data: int = 0, flags: int = 0):
+        """IORING_OP_POLL_ADD: complete when ``fd`` has an event of ``poll_mask``."""
         _, sqe = self._sqe(u.IORING_OP_POLL_ADD, _fileno(fd), 0, 0, 0, user_data, flags)
         sqe.poll32_events = poll_mask & M32
         return sqe
 
     def prep_send(self, sock, buf, msg_flags: int = 0, *, nbytes: int | None = None,
                   user_data: int = 0, flags: int = 0):
+        """Send ``nbytes`` (default: all) of ``buf`` on a socket with ``msg_flags``."""
         sqe = self._rw(u.IORING_OP_SEND, sock, buf, 0, nbytes, False, user_data, flags)
         sqe.msg_flags = msg_flags & M32
         return sqe
 
     def prep_recv(self, sock, buf, msg_flags: int = 0, *, nbytes: int | None = None,
                   user_data: int = 0, flags: int = 0):
+        """Receive up to ``nbytes`` (default: the buffer's size) into a writable buffer."""
         sqe = self._rw(u.IORING_OP_RECV, sock, buf, 0, nbytes, True, user_data, flags)
         sqe.msg_flags = msg_flags & M32
         return sqe
@@ -1048,6 +1060,7 @@ class Ring:
                                          len(fds)), "IORING_REGISTER_FILES_UPDATE")
 
     def unregister_files(self) -> None:
+        """Drop the registered file table (IORING_UNREGISTER_FILES)."""
         self._check(self.register(u.IORING_UNREGISTER_FILES, 0, 0), "IORING_UNREGISTER_FILES")
 
     def register_buffers(self, buffers: list) -> None:
@@ -1088,6 +1101,7 @@ class Ring:
         return ret
 
     def unregister_buffers(self) -> None:
+        """Drop the registered buffers and release their keep-alives."""
         self._check(self.register(u.IORING_UNREGISTER_BUFFERS, 0, 0), "IORING_UNREGISTER_BUFFERS")
         self._fixed_bufs = None
         self._fixed_keep = None
@@ -1099,6 +1113,7 @@ class Ring:
         self.__dict__.setdefault("_close_hooks", []).append(fn)
 
     def remove_close_hook(self, fn: Callable[["Ring"], None]) -> None:
+        """Remove a hook added with ``add_close_hook`` (absent hooks are ignored)."""
         hooks = self.__dict__.get("_close_hooks", [])
         if fn in hooks:
             hooks.remove(fn)

@@ -65,6 +65,7 @@ def io_uring_enter(fd: int, to_submit: int, min_complete: int, flags: int,
 
 
 def io_uring_register(fd: int, opcode: int, arg: int, nr_args: int) -> int:
+    """The io_uring_register syscall: ``>= 0`` or ``-errno``."""
     return _ret(_syscall(ctypes.c_long(SYS_io_uring_register), ctypes.c_int(fd),
                          ctypes.c_uint(opcode), ctypes.c_void_p(arg or None),
                          ctypes.c_uint(nr_args)))
@@ -80,6 +81,7 @@ def mmap_ring(fd: int, size: int, offset: int) -> int:
 
 
 def munmap(addr: int, size: int) -> None:
+    """Unmap ``size`` bytes at ``addr``."""
     _munmap(addr, size)
 
 

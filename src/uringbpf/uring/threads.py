@@ -244,6 +244,8 @@ class ThreadsBackend:
     # ---------------------------------------------------------------- enter
     def enter(self, to_submit: int, min_complete: int, flags: int,
               sig: int | None = None, timeout: float | None = None) -> int:
+        """io_uring_enter for the thread-pool ring: submit, then wait as the flags ask; ``>= 0``
+        or ``-errno``."""
         if self._closed:
             return -errno.EBADF
         if flags & ~_ENTER_OK:
@@ -775,6 +777,8 @@ class ThreadsBackend:
 
     # ---------------------------------------------------------------- register
     def register(self, opcode: int, arg: int, nr_args: int) -> int:
+        """io_uring_register emulation for the opcodes this backend implements (-EINVAL for
+        others)."""
         if self._closed:
             return -errno.EBADF
         try:
@@ -970,6 +974,7 @@ class ThreadsBackend:
         return 0
 
     def probe(self) -> set[int]:
+        """The opcodes this backend implements."""
         pr = u.IoUringProbe()
         ret = self._probe(ctypes.addressof(pr), 256)
         if ret < 0:

@@ -215,18 +215,21 @@ IORING_REGISTER_DST_REPLACE = 1 << 1
 
 # --- layouts -----------------------------------------------------------------------
 class IoSqringOffsets(Structure):
+    """``struct io_sqring_offsets``: where the SQ ring's words are in its mmap."""
     _fields_ = [("head", c_uint32), ("tail", c_uint32), ("ring_mask", c_uint32),
                 ("ring_entries", c_uint32), ("flags", c_uint32), ("dropped", c_uint32),
                 ("array", c_uint32), ("resv1", c_uint32), ("user_addr", c_uint64)]
 
 
 class IoCqringOffsets(Structure):
+    """``struct io_cqring_offsets``: where the CQ ring's words and CQEs are in its mmap."""
     _fields_ = [("head", c_uint32), ("tail", c_uint32), ("ring_mask", c_uint32),
                 ("ring_entries", c_uint32), ("overflow", c_uint32), ("cqes", c_uint32),
                 ("flags", c_uint32), ("resv1", c_uint32), ("user_addr", c_uint64)]
 
 
 class IoUringParams(Structure):
+    """``struct io_uring_params``: io_uring_setup's argument and result."""
     _fields_ = [("sq_entries", c_uint32), ("cq_entries", c_uint32), ("flags", c_uint32),
                 ("sq_thread_cpu", c_uint32), ("sq_thread_idle", c_uint32),
                 ("features", c_uint32), ("wq_fd", c_uint32), ("resv", c_uint32 * 3),
@@ -302,10 +305,12 @@ class Sqe128(Structure):
 
 
 class Cqe(Structure):
+    """``struct io_uring_cqe`` (16 bytes)."""
     _fields_ = [("user_data", c_uint64), ("res", c_int32), ("flags", c_uint32)]
 
 
 class Cqe32(Structure):
+    """``struct io_uring_cqe`` of an IORING_SETUP_CQE32 ring (32 bytes)."""
     _fields_ = [("user_data", c_uint64), ("res", c_int32), ("flags", c_uint32),
                 ("big_cqe", c_uint64 * 2)]
 
@@ -314,29 +319,35 @@ SQE_CMD_OFFSET = 48
 
 
 class IoUringProbeOp(Structure):
+    """``struct io_uring_probe_op``: one opcode and its flags."""
     _fields_ = [("op", c_uint8), ("resv", c_uint8), ("flags", c_uint16), ("resv2", c_uint32)]
 
 
 class IoUringProbe(Structure):
+    """``struct io_uring_probe`` with room for 256 opcodes."""
     _fields_ = [("last_op", c_uint8), ("ops_len", c_uint8), ("resv", c_uint16),
                 ("resv2", c_uint32 * 3), ("ops", IoUringProbeOp * 256)]
 
 
 class IoUringRsrcRegister(Structure):
+    """``struct io_uring_rsrc_register`` (IORING_REGISTER_FILES2/BUFFERS2)."""
     _fields_ = [("nr", c_uint32), ("flags", c_uint32), ("resv2", c_uint64),
                 ("data", c_uint64), ("tags", c_uint64)]
 
 
 class IoUringRsrcUpdate(Structure):
+    """``struct io_uring_rsrc_update`` (IORING_REGISTER_FILES_UPDATE)."""
     _fields_ = [("offset", c_uint32), ("resv", c_uint32), ("data", c_uint64)]
 
 
 class IoUringRsrcUpdate2(Structure):
+    """``struct io_uring_rsrc_update2`` (…_UPDATE2, with tags)."""
     _fields_ = [("offset", c_uint32), ("resv", c_uint32), ("data", c_uint64),
                 ("tags", c_uint64), ("nr", c_uint32), ("resv2", c_uint32)]
 
 
 class IoUringGeteventsArg(Structure):
+    """``struct io_uring_getevents_arg`` (io_uring_enter with IORING_ENTER_EXT_ARG)."""
     _fields_ = [("sigmask", c_uint64), ("sigmask_sz", c_uint32), ("min_wait_usec", c_uint32),
                 ("ts", c_uint64)]
 
@@ -348,6 +359,7 @@ class KernelTimespec(Structure):
 
     @classmethod
     def from_seconds(cls, seconds: float) -> "KernelTimespec":
+        """A timespec for ``seconds`` (>= 0), rounded to the nanosecond."""
         if seconds < 0:
             raise ValueError("timeout must be >= 0")
         ns = int(round(seconds * 1e9))
@@ -355,6 +367,7 @@ class KernelTimespec(Structure):
 
 
 class Iovec(Structure):
+    """``struct iovec``."""
     _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
 
 

@@ -20,12 +20,14 @@ class TransferMixin:
     # ------------------------------------------------------------ registers
 
     def read_reg(self, st: State, regno: int) -> Reg:
+        """Register ``regno`` of the current frame; refuses an uninitialised one (``!read_ok``)."""
         r = st.cur.regs[regno]
         if r.t == NOT_INIT:
             raise _Reject(f"R{regno} !read_ok")
         return r
 
     def write_reg(self, st: State, regno: int, reg: Reg) -> None:
+        """Set register ``regno`` of the current frame; r10 is read-only."""
         if regno == 10:
             raise _Reject("frame pointer is read only")
         st.cur.regs[regno] = reg

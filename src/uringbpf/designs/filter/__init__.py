@@ -182,6 +182,8 @@ class FilterTable:
         self._blob = None
 
     def install(self, opcode: int, program: cbpf.Program, flags: int) -> None:
+        """Stack ``program`` on ``opcode`` (newest runs first); DENY_REST fills empty opcodes per
+        ``flags``."""
         chain = self.chains.get(opcode)
         # A DENY_REST marker only ever fills an empty slot; a real filter stacks on top of it.
         if chain is None:
@@ -338,6 +340,7 @@ def add_listener(ring, fn) -> None:
 
 
 def remove_listener(ring, fn) -> None:
+    """Stop calling ``fn`` when ``ring``'s filter table changes."""
     table = _tables.get(ring)
     for lst in (table.listeners if table is not None else [], _pending_listeners.get(ring, [])):
         while fn in lst:

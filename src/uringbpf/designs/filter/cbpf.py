@@ -54,6 +54,7 @@ class SockFilter:
     k: int = 0
 
     def pack(self) -> bytes:
+        """The instruction as ``struct sock_filter`` bytes (8, native order)."""
         return _INSN.pack(self.code & 0xFFFF, self.jt & 0xFF, self.jf & 0xFF, self.k & _U32)
 
 
@@ -68,10 +69,12 @@ def jump(code: int, k: int, jt: int, jf: int) -> SockFilter:
 
 
 def pack(insns: Iterable[SockFilter]) -> bytes:
+    """Encode a classic BPF program as ``struct sock_filter`` bytes."""
     return b"".join(i.pack() for i in insns)
 
 
 def unpack(data: bytes) -> list[SockFilter]:
+    """Decode ``struct sock_filter`` bytes; CbpfError if the length is not a multiple of 8."""
     if len(data) % INSN_SIZE:
         raise CbpfError(f"classic program length {len(data)} is not a multiple of {INSN_SIZE}")
     return [SockFilter(*_INSN.unpack_from(data, off)) for off in range(0, len(data), INSN_SIZE)]

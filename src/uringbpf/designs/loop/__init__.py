@@ -969,6 +969,7 @@ class LoopDesign(Design):
     name = "loop"
 
     def contribute(self, platform: Platform) -> None:
+        """Add the loop kfuncs, program type and struct_ops type to ``platform``."""
         _add_kfuncs(platform)
         _add_prog_type(platform)
         platform.add_struct_ops_type(STRUCT_OPS_TYPE, _attach_struct_ops)

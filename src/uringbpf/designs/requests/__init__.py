@@ -331,6 +331,7 @@ class RequestsDesign(Design):
     name = "requests"
 
     def contribute(self, platform: Platform) -> None:
+        """Add the RFC's helpers (with native twins) and program type to ``platform``."""
         _add_helpers(platform)
         native_engine.install_native_twins(platform.helpers)
         _add_prog_type(platform)

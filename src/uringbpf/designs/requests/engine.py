@@ -130,6 +130,7 @@ STOP = ctypes.c_uint32(0)
 
 
 def hold_interrupt(exc: BaseException) -> None:
+    """Park a KeyboardInterrupt raised inside a program run and ask the engine to stop."""
     PENDING_INTERRUPTS.append(exc)
     STOP.value = 1
 
@@ -156,6 +157,7 @@ class catch_lost_interrupts:
 
 
 def raise_pending() -> None:
+    """Re-raise the parked interrupt, if any, once the engine stopped."""
     STOP.value = 0
     if PENDING_INTERRUPTS:
         exc = PENDING_INTERRUPTS.pop(0)
@@ -209,10 +211,12 @@ class CompletionQueue:
     # -- the kernel-visible fields
     @property
     def head(self) -> int:
+        """The CQ head index."""
         return self._head.value
 
     @property
     def tail(self) -> int:
+        """The CQ tail index."""
         return self._tail.value
 
     @property
@@ -225,6 +229,7 @@ class CompletionQueue:
         return (self._tail.value - self._head.value) & 0xFFFFFFFF
 
     def space(self) -> int:
+        """Free CQE slots."""
         return self.entries - self.ready()
 
     # -- producer side
@@ -243,10 +248,12 @@ class CompletionQueue:
         return True
 
     def post(self, user_data: int, res: int, flags: int = 0) -> bool:
+        """Post a CQE; False if the CQ was full and it went to the backlog."""
         cqe = u.Cqe(user_data & 0xFFFFFFFFFFFFFFFF, _s32(res), flags & 0xFFFFFFFF)
         return self.post_raw(bytes(cqe).ljust(self.cqe_size, b"\0"))
 
     def full(self) -> bool:
+        """True when no CQE can be posted without the backlog."""
         return bool(self.backlog) or self.ready() >= self.entries
 
     # -- consumer side (liburing verbs)
@@ -257,6 +264,7 @@ class CompletionQueue:
         return u.Cqe.from_address(self.cqes_addr + (self._head.value & self.mask) * self.cqe_size)
 
     def advance(self, n: int = 1) -> None:
+        """Consume ``n`` CQEs (ValueError beyond those ready), then flush the backlog."""
         if n < 0 or n > self.ready():
             raise ValueError(f"cannot advance CQ {self.index} by {n} ({self.ready()} ready)")
         self._head.value = (self._head.value + n) & 0xFFFFFFFF
@@ -272,6 +280,7 @@ class CompletionQueue:
         return out
 
     def reap_raw(self) -> bytes | None:
+        """The next CQE's bytes, consumed, or None."""
         cqe = self.peek()
         if cqe is None:
             return None
@@ -280,12 +289,14 @@ class CompletionQueue:
         return raw
 
     def drain(self) -> list[tuple[int, int, int]]:
+        """Consume every ready CQE; returns ``(user_data, res, flags)`` tuples."""
         out = []
         while (item := self.pop()) is not None:
             out.append(item)
         return out
 
     def flush_backlog(self) -> None:
+        """Move overflowed CQEs into the CQ while there is room."""
         if self.flush_hook is not None:
             self.flush_hook()
         while self.backlog and self.ready() < self.entries:
@@ -331,6 +342,7 @@ class BpfRequest:
 
     @property
     def ctx_addr(self) -> int:
+        """Address of the request's context buffer (0 without one)."""
         return self.ctx_buf.addr if self.ctx_buf is not None else 0
 
 
@@ -423,6 +435,7 @@ class RequestsEngine:
         return len(self.cqs)
 
     def cq(self, index: int = 0) -> CompletionQueue:
+        """Completion queue ``index`` (0 is the main CQ); IndexError if it does not exist."""
         if not 0 <= index < len(self.cqs):
             raise IndexError(f"CQ {index} does not exist (this ring has {len(self.cqs)})")
         return self.cqs[index]
@@ -796,6 +809,7 @@ class RequestsEngine:
 
     @property
     def native(self) -> bool:
+        """False: requests run from Python (see NativeRequestsEngine)."""
         return False
 
     # -- waiting --------------------------------------------------------------------
@@ -871,11 +885,13 @@ class RequestsEngine:
         return self.cqs[cq_idx].peek()
 
     def peek_cqe(self, cq_idx: int = 0) -> u.Cqe | None:
+        """Run ready requests, then the next CQE of CQ ``cq_idx`` without consuming it, or None."""
         self._check_open()
         self.pump()
         return self.cq(cq_idx).peek()
 
     def cq_advance(self, n: int = 1, cq_idx: int = 0) -> None:
+        """Consume ``n`` CQEs of CQ ``cq_idx``."""
         self.cq(cq_idx).advance(n)
 
     # -- helpers' side ---------------------------------------------------------------
@@ -906,6 +922,8 @@ class RequestsEngine:
         return 1
 
     def emit_cqe(self, cq_idx: int, user_data: int, res: int, flags: int) -> int:
+        """Helper backend: post a CQE on CQ ``cq_idx``; 0, -EINVAL for a bad CQ, -ENOMEM when
+        full."""
         if cq_idx >= len(self.cqs):
             return -errno.EINVAL
         cq = self.cqs[cq_idx]
@@ -915,6 +933,8 @@ class RequestsEngine:
         return 0
 
     def reap_cqe(self, cq_idx: int) -> bytes | int:
+        """Helper backend: the next CQE of CQ ``cq_idx`` (bytes), -EINVAL for a bad CQ, -ENOENT if
+        empty."""
         if cq_idx >= len(self.cqs):
             return -errno.EINVAL
         raw = self.cqs[cq_idx].reap_raw()
@@ -929,9 +949,11 @@ class RequestsEngine:
             self.stats["cancelled"] += 1
 
     def parked(self) -> list[BpfRequest]:
+        """Requests waiting for a CQE (a copy)."""
         return list(self._parked)
 
     def nr_parked(self) -> int:
+        """Number of requests waiting for a CQE."""
         return len(self._parked)
 
     def pending(self) -> int:

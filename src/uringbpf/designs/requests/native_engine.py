@@ -31,6 +31,7 @@ NATIVE_SOURCE = Path(__file__).resolve().with_name("requests.c")
 _PROG_FN = ctypes.CFUNCTYPE(c_uint64, c_uint64, c_uint64, c_uint64, c_uint64, c_uint64)
 _SUBMIT_FN = ctypes.CFUNCTYPE(ctypes.c_int64, c_uint64)
 class RqCqDesc(ctypes.Structure):
+    """One CQ as the native engine sees it: address, entries, overflow policy."""
     _fields_ = [("addr", c_uint64), ("entries", c_uint32), ("keep_overflow", c_uint32)]
 
 
@@ -121,11 +122,13 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     @property
     def native(self) -> bool:
+        """True: requests run in native code."""
         return True
 
     # -- statistics and state, from C
     @property
     def stats(self) -> dict:
+        """Counters: runs, completed, cancelled, kernel_cqes, faults, dropped."""
         if self._e is None:
             return self.__dict__.get("_py_stats", {})
         out = (c_uint64 * 6)()
@@ -139,18 +142,23 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     @property
     def busy(self) -> bool:
+        """True if requests are ready to run."""
         return self._L.rq_ready_count(self._e) > 0
 
     def tokens_in_flight(self) -> int:
+        """Kernel requests submitted on behalf of BPF requests and not completed."""
         return self._L.rq_tags(self._e)
 
     def nr_parked(self) -> int:
+        """Number of requests waiting for a CQE."""
         return self._L.rq_parked_count(self._e)
 
     def parked(self) -> list:
+        """Placeholders, one per parked request (the native engine keeps no Python objects)."""
         return [None] * self.nr_parked()
 
     def pending(self) -> int:
+        """Requests not yet completed."""
         return self._L.rq_live(self._e) if self._e else 0
 
     # -- submit path
@@ -161,6 +169,8 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     # -- registration
     def register_bpf(self, programs: Sequence[Any], engine: str = "interp") -> int:
+        """Register the programs (as the Python engine) and hand their entry points to native
+        code."""
         ret = super().register_bpf(programs, engine)
         if ret:
             return ret
@@ -216,6 +226,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         return ctypes.cast(cb, c_void_p).value, ctypes.addressof(word)
 
     def unregister_bpf(self) -> int:
+        """Unregister the programs here and in native code."""
         ret = super().unregister_bpf()
         if ret == 0:
             self._L.rq_set_slots(self._e, 0, None, None, None)
@@ -239,6 +250,7 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     # -- the completion loop
     def pump(self, max_runs: int | None = None) -> int:
+        """Run ready requests in native code (at most ``max_runs``); returns how many ran."""
         if self._closed or self._pumping or self._e is None:
             return 0
         budget = self.max_runs_per_enter if max_runs is None else max_runs
@@ -328,6 +340,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         super()._end_waits()
 
     def close(self) -> None:
+        """Release the native engine, then the Python side (idempotent)."""
         if self._closed:
             return
         self._end_waits()

@@ -22,6 +22,7 @@ QD = 8
 
 
 def one_game(ring, obj) -> float:
+    """One pingpong game; returns its duration in seconds."""
     arr = obj.maps["arr"]
     for i in (0, 1, 5, 6):
         arr.update(i, (0).to_bytes(8, "little"))
@@ -42,6 +43,7 @@ def one_game(ring, obj) -> float:
 
 
 def nop_loop(ring, obj, nops: int) -> float:
+    """``nops`` NOPs driven by one BPF request; returns the duration in seconds."""
     arr = obj.maps["arr"]
     for i in (20, 21, 22):
         arr.update(i, (0).to_bytes(8, "little"))
@@ -76,6 +78,7 @@ def python_nop_loop(nops: int) -> float:
 
 
 def main(rounds: int = 30, nops: int = 20000) -> None:
+    """Time both games on every engine (Python/native, interpreter/JIT) and print them."""
     obj_path = build()
     results = {}
     for native in (False, True):

@@ -17,6 +17,7 @@ from uringbpf.uring.uapi import KernelTimespec
 
 
 def run(engine: str = "jit", tick: float = 0.2, **kw) -> dict:
+    """A BPF request counting CQEs for ``tick`` seconds; returns what it saw."""
     ring, obj = setup(engine, **kw)
     try:
         ts = KernelTimespec.from_seconds(tick)       # struct counting_ctx { ts }

@@ -14,6 +14,7 @@ from common import setup, slots
 
 
 def run(engine: str = "jit", **kw) -> dict:
+    """Exercise the RFC's helpers from one request; returns the CQEs and slot values."""
     ring, obj = setup(engine, **kw)
     try:
         secret = ctypes.c_uint64(29)

@@ -16,10 +16,12 @@ from uringbpf.uring import uapi as u
 
 
 class PingCtx(ctypes.Structure):
+    """The context of one player: its CQ index."""
     _fields_ = [("idx", ctypes.c_uint64)]
 
 
 def run(engine: str = "jit", **kw) -> dict:
+    """Two requests bounce a counter between CQ 1 and CQ 2; returns the slots and run count."""
     ring, obj = setup(engine, **kw)
     try:
         ctxs = [PingCtx(0), PingCtx(1)]

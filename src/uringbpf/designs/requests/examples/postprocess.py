@@ -28,6 +28,7 @@ FUNCTIONS = ("postprocess", "fork_join")
 
 
 class Job(ctypes.Structure):
+    """One job's context: the buffer a READ filled and the job id."""
     _fields_ = [("buf", ctypes.c_uint64), ("id", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
 
 
@@ -54,6 +55,8 @@ def make_file(path: str | Path, nr_jobs: int) -> list[int]:
 
 def run(mode: str = "postprocess", engine: str = "jit", path: str | None = None,
         nr_jobs: int = 6, obj_path: Path | None = None) -> dict:
+    """Read ``nr_jobs`` chunks and post-process each with a BPF function (``mode``); returns the
+    CQEs and counts."""
     ring = Ring(2 * nr_jobs, private_cq=True)
     obj = BpfObject.open(obj_path or build())
     obj.rodata.private_cq = ring.private_cq

@@ -25,6 +25,7 @@ def pattern() -> bytes:
 
 
 def run(engine: str = "jit", path: str | None = None, **kw) -> dict:
+    """One BPF request writes a file in blocks, 4 in flight; returns what the application saw."""
     ring, obj = setup(engine, **kw)
     if path is None:
         fd, path = tempfile.mkstemp(prefix="uringbpf-write-file-")
