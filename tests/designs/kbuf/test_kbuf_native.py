@@ -131,3 +131,21 @@ def test_a_release_callback_may_reap_the_ring_again(tmp_path):
         got.append(inner[0].user_data)
         assert sorted(got) == list(range(1, nops + 2))
     os.close(fd)
+
+
+def test_a_node_outliving_its_ring_keeps_the_table_context():
+    """A caller holding a node after its ring is closed and dropped can still read its
+    count (the node keeps the table, hence the C context, alive)."""
+    import gc
+    buf = ctypes.create_string_buffer(8192)
+    addr = ctypes.addressof(buf)
+    ring = K.KbufRing(2, buffers=1)
+    assert ring.kbuf.register_kbuf(0, addr, 4096, K.KBUF_DIR_DEST, pin=(addr, 8192)) == 0
+    node = ring.kbuf.nodes[0]
+    ring.kbuf.get(node)
+    ring.close()
+    del ring
+    gc.collect()
+    for _ in range(50):                  # churn the allocator over the freed context, if freed
+        K.KbufTable(-1, 64, register=False)
+    assert node.refs == 1

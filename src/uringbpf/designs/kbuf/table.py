@@ -42,18 +42,21 @@ class KbufNode:
     completion paths take and drop the references of in-flight ops without Python.
     """
 
-    __slots__ = ("addr", "length", "direction", "kernel", "release", "owner", "nid", "_ctx")
+    __slots__ = ("addr", "length", "direction", "kernel", "release", "owner", "nid", "_table")
 
     def __init__(self, addr: int, length: int, direction: int, kernel: bool,
                  release: Callable[[], None] | None = None, owner=None, *, nid: int = -1,
-                 ctx: int = 0):
+                 table: "KbufTable | None" = None):
         self.addr, self.length, self.direction, self.kernel = addr, length, direction, kernel
-        self.release, self.owner, self.nid, self._ctx = release, owner, nid, ctx
+        # the table, not its bare context: a node kept by a caller keeps the C context alive
+        self.release, self.owner, self.nid, self._table = release, owner, nid, table
 
     @property
     def refs(self) -> int:
         """References held on the node (0 once released)."""
-        return max(0, kb_lib().kb_node_refs(self._ctx, self.nid))
+        if self._table is None:
+            return 0
+        return max(0, kb_lib().kb_node_refs(self._table.ctx, self.nid))
 
 
 class KbufTable:
@@ -126,7 +129,7 @@ class KbufTable:
         nid = kb_lib().kb_node_new(self.ctx, addr, length, direction)
         if nid < 0:
             raise MemoryError("kbuf node pool")
-        node = KbufNode(addr, length, direction, kernel, release, owner, nid=nid, ctx=self.ctx)
+        node = KbufNode(addr, length, direction, kernel, release, owner, nid=nid, table=self)
         self._live[nid] = node
         return node
 
@@ -158,7 +161,7 @@ class KbufTable:
             nid = kb_lib().kb_slot_install(self.ctx, index, addr, length, direction)
             if nid < 0:
                 raise MemoryError("kbuf node pool")
-            node = KbufNode(addr, length, direction, True, release, owner, nid=nid, ctx=self.ctx)
+            node = KbufNode(addr, length, direction, True, release, owner, nid=nid, table=self)
             self._live[nid] = node
             self.nodes[index] = node
             return 0
