@@ -149,3 +149,16 @@ def test_a_node_outliving_its_ring_keeps_the_table_context():
     for _ in range(50):                  # churn the allocator over the freed context, if freed
         K.KbufTable(-1, 64, register=False)
     assert node.refs == 1
+
+
+def test_a_closed_ring_raises_instead_of_touching_its_unmapped_rings():
+    """After close() the SQ/CQ mappings are gone: every SQ/CQ call raises (it used to read
+    the unmapped CQ head and crash the process)."""
+    import gc
+    ring = K.KbufRing(4, buffers=1)
+    ring.close()
+    gc.collect()
+    for call in (ring.peek_cqe, ring.get_sqe, ring.sq_space_left, ring.submit,
+                 lambda: ring.queue_sqe_bytes(bytes(64)), lambda: ring.wait_cqe(0.01)):
+        with pytest.raises(ValueError):
+            call()

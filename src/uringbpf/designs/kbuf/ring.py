@@ -107,6 +107,8 @@ class KbufRing:
     # -- SQ side
     def get_sqe(self) -> u.Sqe | None:
         """A zeroed SQE in the kernel's SQE array, or None if the SQ is full."""
+        if self.closed:
+            raise ValueError("ring is closed")   # its SQ/CQ mappings are gone
         if self._tail - self._sq_head.value >= self._sq_entries:
             return None
         idx = self._tail & self._sq_mask
@@ -120,6 +122,8 @@ class KbufRing:
         For servers that keep prepared commands as bytes (``struct.pack``) instead of filling
         a ctypes SQE field by field: the submit path treats it like any other SQE.
         """
+        if self.closed:
+            raise ValueError("ring is closed")
         if self._tail - self._sq_head.value >= self._sq_entries:
             return False
         if len(raw) != 64:
@@ -131,6 +135,8 @@ class KbufRing:
 
     def sq_space_left(self) -> int:
         """Free SQEs (io_uring_sq_space_left)."""
+        if self.closed:
+            raise ValueError("ring is closed")
         return self._sq_entries - (self._tail - self._sq_head.value)
 
     def register_source(self, source: "RequestSource") -> None:
@@ -228,6 +234,8 @@ class KbufRing:
     def peek_cqe(self) -> KbufCompletion | None:
         """The next completion after the kbuf layer's CQE processing, or None (no wait)."""
         if not self._ready:
+            if self.closed:
+                raise ValueError("ring is closed")   # its CQ mapping is gone
             self._reap()
         return self._ready.popleft() if self._ready else None
 
