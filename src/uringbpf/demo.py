@@ -268,11 +268,15 @@ def section_filter(opts: argparse.Namespace) -> None:
             f.write(b"x" * 100)
         rc = flt.register_bpf_filter(ring, IORING_OP_OPENAT, read_only)
         _check(rc == 0, f"filter: registration failed ({rc})")
-        ring.prep_openat(path, os.O_RDONLY, user_data=1)
-        ring.prep_openat(path, os.O_WRONLY | os.O_TRUNC, user_data=2)
-        ring.prep_openat(os.path.join(tmp, "new"), os.O_WRONLY | os.O_CREAT, user_data=3)
-        ring.submit_and_wait(3)
-        res = {c.user_data: c.res for c in ring.wait(3)}
+        opens = [(path, os.O_RDONLY), (path, os.O_WRONLY | os.O_TRUNC),
+                 (os.path.join(tmp, "new"), os.O_WRONLY | os.O_CREAT)]
+        res = {}
+        # One at a time: as in the kernel, a refused SQE ends its submission batch, so the
+        # SQEs queued after it would wait for the next io_uring_enter.
+        for user_data, (name, flags) in enumerate(opens, 1):
+            ring.prep_openat(name, flags, user_data=user_data)
+            ring.submit_and_wait(1)
+            res.update((c.user_data, c.res) for c in ring.wait(1))
         for fd in (r for r in res.values() if r >= 0):
             os.close(fd)
         print("  OPENAT filter (a 4-instruction classic BPF program on open flags): "
