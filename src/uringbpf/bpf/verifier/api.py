@@ -47,10 +47,12 @@ class ProgramVerdict:
 
     @property
     def ok(self) -> bool:
+        """True if the program was accepted."""
         return self.error is None
 
     @property
     def log(self) -> str:
+        """The verifier log, whether the program was accepted or refused."""
         return self.result.log if self.result is not None else self.error.log
 
 

@@ -16,6 +16,8 @@ CALLER_SAVED = 0b111111        # r0..r5
 
 
 class CfgError(Exception):
+    """A control-flow fault found before exploration (jump out of range, unreachable code...), at
+    ``pc``."""
     def __init__(self, pc: int, message: str):
         self.pc = pc
         super().__init__(message)

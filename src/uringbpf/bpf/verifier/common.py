@@ -41,6 +41,8 @@ class VerifierResult:
     log: str = ""
 
     def stats_line(self) -> str:
+        """The kernel's closing statistics lines (``processed N insns ...`` and ``stack depth``).
+        """
         depths = "+".join(str(self.stack_depths[k]) for k in sorted(self.stack_depths))
         return (f"processed {self.processed_insns} insns (limit {MAX_INSNS_PROCESSED}) "
                 f"max_states_per_insn {self.max_states_per_insn} total_states {self.total_states} "

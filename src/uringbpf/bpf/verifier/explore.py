@@ -61,11 +61,13 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
     # ------------------------------------------------------------ logging
 
     def log(self, line: str) -> None:
+        """Append a line to the log (dropped past the log limit, like the kernel's buffer)."""
         if self.log_size < LOG_LIMIT:
             self.log_lines.append(line)
             self.log_size += len(line) + 1
 
     def insn_line(self, pc: int) -> str:
+        """The log line of instruction ``pc``: ``pc: (opcode) text``."""
         insn = self.insns[pc]
         return f"{pc}: ({insn.opcode:02x}) {insn_text(insn, pc, self._kfunc_name, self._helper_name)}"
 
@@ -78,6 +80,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         return None if h is None else h.proto.name
 
     def new_id(self) -> int:
+        """A fresh id for linking registers (pointer and scalar ids)."""
         self.next_id += 1
         return self.next_id
 
@@ -104,6 +107,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
     # ------------------------------------------------------------ entry
 
     def run(self) -> VerifierResult:
+        """Verify the program: its statistics, or BpfVerifierError with the log."""
         try:
             self.cfg = Cfg(self.program, self._arg_count, self.ptype.ret_range is not None)
         except CfgError as exc:
@@ -387,6 +391,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
 
     @property
     def max_stack(self) -> int:
+        """Deepest stack use along any call chain, in bytes."""
         return self._chain_depth(0) if self.cfg else 0
 
     def _frame_size(self, subprog: int) -> int:

@@ -31,6 +31,7 @@ UNKNOWN = (0, U64, S64_MIN, S64_MAX, 0, U64)
 
 
 def s64(v: int) -> int:
+    """``v`` as a signed 64-bit integer."""
     v &= U64
     return v - (1 << 64) if v & SIGN64 else v
 
@@ -39,6 +40,7 @@ def s64(v: int) -> int:
 
 
 def tnum_const(v: int) -> tuple[int, int]:
+    """The tnum of the constant ``v`` (every bit known)."""
     return (v & U64, 0)
 
 
@@ -53,6 +55,7 @@ def tnum_range(lo: int, hi: int) -> tuple[int, int]:
 
 
 def tnum_add(a, b):
+    """Known bits of ``a + b`` (the kernel's tnum_add)."""
     av, am = a
     bv, bm = b
     sm = am + bm
@@ -64,6 +67,7 @@ def tnum_add(a, b):
 
 
 def tnum_sub(a, b):
+    """Known bits of ``a - b`` (the kernel's tnum_sub)."""
     av, am = a
     bv, bm = b
     dv = av - bv
@@ -75,6 +79,7 @@ def tnum_sub(a, b):
 
 
 def tnum_and(a, b):
+    """Known bits of ``a & b``."""
     av, am = a
     bv, bm = b
     alpha = av | am
@@ -84,12 +89,14 @@ def tnum_and(a, b):
 
 
 def tnum_or(a, b):
+    """Known bits of ``a | b``."""
     v = a[0] | b[0]
     mu = a[1] | b[1]
     return (v, mu & ~v & U64)
 
 
 def tnum_xor(a, b):
+    """Known bits of ``a ^ b``."""
     v = a[0] ^ b[0]
     mu = a[1] | b[1]
     return (v & ~mu & U64, mu)
@@ -118,14 +125,17 @@ def tnum_mul(a, b):
 
 
 def tnum_lshift(a, k):
+    """Known bits of ``a << k`` (64-bit)."""
     return ((a[0] << k) & U64, (a[1] << k) & U64)
 
 
 def tnum_rshift(a, k):
+    """Known bits of ``a >> k`` (logical)."""
     return (a[0] >> k, a[1] >> k)
 
 
 def tnum_arshift(a, k, bits=64):
+    """Known bits of ``a s>> k`` on ``bits``-bit values."""
     def sx(x):
         x &= (1 << bits) - 1
         return x - (1 << bits) if x >> (bits - 1) else x
@@ -135,6 +145,7 @@ def tnum_arshift(a, k, bits=64):
 
 
 def tnum_intersect(a, b):
+    """Bits known in either of two tnums describing the same value."""
     v = a[0] | b[0]
     mu = a[1] & b[1]
     return (v & ~mu & U64, mu)
@@ -148,6 +159,7 @@ def tnum_in(outer, inner) -> bool:
 
 
 def tnum_cast32(a):
+    """The low 32 bits of a tnum."""
     return (a[0] & U32, a[1] & U32)
 
 
@@ -155,23 +167,28 @@ def tnum_cast32(a):
 
 
 def const(v: int):
+    """The scalar that is exactly ``v``."""
     v &= U64
     return (v, v, s64(v), s64(v), v, 0)
 
 
 def from_tnum(tv: int, tm: int):
+    """The scalar described only by the tnum ``(tv, tm)``, ranges derived from it."""
     return sync((0, U64, S64_MIN, S64_MAX, tv, tm))
 
 
 def urange(lo: int, hi: int):
+    """A scalar in the unsigned range ``[lo, hi]``."""
     return sync((lo, hi, S64_MIN, S64_MAX, 0, U64))
 
 
 def srange(lo: int, hi: int):
+    """A scalar in the signed range ``[lo, hi]``."""
     return sync((0, U64, lo, hi, 0, U64))
 
 
 def is_const(s) -> bool:
+    """True if every bit of the scalar is known."""
     return s[5] == 0
 
 
@@ -220,11 +237,13 @@ def sync(s):
 
 
 def contains(outer, inner) -> bool:
+    """True if every value of ``inner`` is a value of ``outer`` (state pruning's test)."""
     return (outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2]
             and inner[3] <= outer[3] and tnum_in((outer[4], outer[5]), (inner[4], inner[5])))
 
 
 def fits_u32(s) -> bool:
+    """True if the scalar is known to be below 2**32."""
     return s[1] <= U32
 
 
@@ -279,6 +298,7 @@ def _or_unknown(s):
 
 
 def alu_add(a, b):
+    """The scalar ``a + b`` (64-bit, wrapping)."""
     t = tnum_add((a[4], a[5]), (b[4], b[5]))
     umin, umax = a[0] + b[0], a[1] + b[1]
     if umax > U64:
@@ -290,6 +310,7 @@ def alu_add(a, b):
 
 
 def alu_sub(a, b):
+    """The scalar ``a - b`` (64-bit, wrapping)."""
     t = tnum_sub((a[4], a[5]), (b[4], b[5]))
     if a[0] >= b[1]:
         umin, umax = a[0] - b[1], a[1] - b[0]
@@ -302,6 +323,7 @@ def alu_sub(a, b):
 
 
 def alu_mul(a, b):
+    """The scalar ``a * b`` (64-bit, wrapping)."""
     t = tnum_mul((a[4], a[5]), (b[4], b[5]))
     if a[1] <= U32 and b[1] <= U32:
         umin, umax = a[0] * b[0], a[1] * b[1]
@@ -330,21 +352,25 @@ def alu_mod(a, b):
 
 
 def alu_and(a, b):
+    """The scalar ``a & b``."""
     t = tnum_and((a[4], a[5]), (b[4], b[5]))
     return _or_unknown((t[0], min(a[1], b[1]), S64_MIN, S64_MAX, t[0], t[1]))
 
 
 def alu_or(a, b):
+    """The scalar ``a | b``."""
     t = tnum_or((a[4], a[5]), (b[4], b[5]))
     return _or_unknown((max(a[0], b[0]), t[0] | t[1], S64_MIN, S64_MAX, t[0], t[1]))
 
 
 def alu_xor(a, b):
+    """The scalar ``a ^ b``."""
     t = tnum_xor((a[4], a[5]), (b[4], b[5]))
     return from_tnum(*t)
 
 
 def alu_lsh(a, k: int, bits: int = 64):
+    """The scalar ``a << k`` on ``bits``-bit values."""
     full = (1 << bits) - 1
     t = tnum_lshift((a[4], a[5]), k)
     t = (t[0] & full, t[1] & full)
@@ -354,6 +380,7 @@ def alu_lsh(a, k: int, bits: int = 64):
 
 
 def alu_rsh(a, k: int):
+    """The scalar ``a >> k`` (logical)."""
     t = tnum_rshift((a[4], a[5]), k)
     return _or_unknown((a[0] >> k, a[1] >> k, S64_MIN, S64_MAX, t[0], t[1]))
 
@@ -365,6 +392,7 @@ def alu_arsh(a, k: int):
 
 
 def alu_neg(a):
+    """The scalar ``-a`` (64-bit, wrapping)."""
     if is_const(a):
         return const(-a[4])
     if a[2] > S64_MIN:
@@ -373,6 +401,7 @@ def alu_neg(a):
 
 
 def bswap(a, bits: int):
+    """The scalar after a byte swap of its low ``bits`` bits."""
     if is_const(a):
         v = a[4] & ((1 << bits) - 1)
         return const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
@@ -545,6 +574,7 @@ def _exclude(s, v: int):
 
 
 def swap_op(op: int) -> int:
+    """The jump opcode with its operands swapped (``a < b`` is ``b > a``)."""
     return _SWAP.get(op, op)
 
 

@@ -57,6 +57,7 @@ class Reg:
         self.ro = ro
 
     def replace(self, **kw) -> "Reg":
+        """A copy of the register with the given fields changed."""
         r = Reg.__new__(Reg)
         for name in Reg.__slots__:
             setattr(r, name, kw[name] if name in kw else getattr(self, name))
@@ -64,17 +65,21 @@ class Reg:
 
     @property
     def is_ptr(self) -> bool:
+        """True for any pointer type."""
         return self.t >= PTR_CTX
 
     @property
     def is_const(self) -> bool:
+        """True for a scalar whose every bit is known."""
         return self.t == SCALAR and self.var[5] == 0
 
     @property
     def value(self) -> int:
+        """The value of a constant scalar (the known bits)."""
         return self.var[4]
 
     def type_name(self) -> str:
+        """The type as the kernel's log names it (``scalar``, ``map_value``, ``fp``...)."""
         name = TYPE_NAMES[self.t]
         if self.t == PTR_CTX and self.obj is not None and getattr(self.obj, "name", ""):
             name = "ctx" if self.obj.kind != "struct" else f"ptr_{self.obj.name}"
@@ -83,6 +88,7 @@ class Reg:
         return name + ("_or_null" if self.null else "")
 
     def fmt(self) -> str:
+        """The register as the kernel's log prints it (``scalar(umax=255)``, ``fp-8``...)."""
         t = self.t
         if t == NOT_INIT:
             return "?"
@@ -118,10 +124,12 @@ UNKNOWN_SCALAR = Reg(SCALAR, sc.UNKNOWN)
 
 
 def scalar(var) -> Reg:
+    """A scalar register with the abstract value ``var``."""
     return Reg(SCALAR, var)
 
 
 def const_reg(v: int) -> Reg:
+    """A scalar register holding exactly ``v``."""
     return Reg(SCALAR, sc.const(v))
 
 
@@ -152,6 +160,7 @@ class ObjSlot:
         self.parent = parent    # dynptrs made from an iterator: the iterator's ref
 
     def replace(self, **kw) -> "ObjSlot":
+        """A copy of the object slot with the given fields changed."""
         o = ObjSlot.__new__(ObjSlot)
         for name in ObjSlot.__slots__:
             setattr(o, name, kw[name] if name in kw else getattr(self, name))
@@ -159,6 +168,7 @@ class ObjSlot:
 
 
 class Frame:
+    """One call frame: registers, stack slots, call site and subprogram."""
     __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "callback")
 
     def __init__(self, frameno: int, subprog: int, callsite: int, callback: int = 0):
@@ -170,6 +180,7 @@ class Frame:
         self.callback = callback    # != 0: called by a helper (bpf_loop); the id of that helper call
 
     def copy(self) -> "Frame":
+        """A copy sharing the immutable registers and slots."""
         f = Frame.__new__(Frame)
         f.regs = list(self.regs)
         f.stack = dict(self.stack)
@@ -181,6 +192,7 @@ class Frame:
 
 
 class State:
+    """A verifier state: the frames of the call chain, held references, buffer bound, locks."""
     __slots__ = ("frames", "refs", "buf_min", "checkpoint", "cb_steps", "lock")
 
     def __init__(self):
@@ -195,6 +207,7 @@ class State:
         self.lock: tuple | None = None
 
     def copy(self) -> "State":
+        """A copy for exploring another branch."""
         s = State.__new__(State)
         s.frames = [f.copy() for f in self.frames]
         s.refs = dict(self.refs)
@@ -206,6 +219,7 @@ class State:
 
     @property
     def cur(self) -> Frame:
+        """The innermost frame."""
         return self.frames[-1]
 
     def all_regs(self):
@@ -218,12 +232,16 @@ class State:
                     yield f, ("slot", k), slot[1]
 
     def set_reg_anywhere(self, frame: Frame, where, reg: Reg) -> None:
+        """Store ``reg`` in a register or, for ``("slot", k)``, a spilled stack slot of ``frame``.
+        """
         if isinstance(where, tuple):
             frame.stack[where[1]] = ("S", reg)
         else:
             frame.regs[where] = reg
 
     def fmt_regs(self, frame: Frame | None = None, live: int | None = None) -> str:
+        """The registers and stack of ``frame`` (default: the innermost) as the kernel's log
+        prints them."""
         frame = frame or self.cur
         parts = []
         for i, r in enumerate(frame.regs):
@@ -265,6 +283,8 @@ class IdMap:
         self.back: dict[int, int] = {}
 
     def check(self, old: int, cur: int) -> bool:
+        """Map old id ``old`` to ``cur`` consistently; False if that breaks the one-to-one
+        mapping."""
         if old == 0:
             return True
         if cur == 0:
@@ -313,6 +333,7 @@ def _bytes_of_cur(slot) -> str:
 
 
 def slot_subsumes(old, cur, ids: IdMap) -> bool:
+    """True if stack slot ``old`` covers every value slot ``cur`` may hold."""
     kind = old[0]
     if old is cur and kind == "B":
         return True
@@ -416,4 +437,5 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
 
 
 def states_equal(a: State, b: State, live_masks: list[int]) -> bool:
+    """True if each state subsumes the other over the live registers."""
     return state_subsumes(a, b, live_masks) and state_subsumes(b, a, live_masks)
