@@ -16,7 +16,14 @@
 typedef __SIZE_TYPE__ __ubpf_size_t;
 #endif
 
-struct io_ring_ctx {};
+/* The context loop_step and the kfuncs get: 7.2's BTF names it struct iou_ctx (size 0);
+ * 7.1's postings and liburing's test/bpf_defs.h say struct io_ring_ctx, which stays an
+ * alias so those programs build unchanged.  A vmlinux.h (uringbpf vmlinux --design loop)
+ * already defines struct iou_ctx. */
+#ifndef __VMLINUX_H__
+struct iou_ctx {};
+#endif
+#define io_ring_ctx iou_ctx
 
 struct iou_loop_params {
 	/* CQE index to wait for (a hint: wake-ups may come early) */
@@ -35,13 +42,13 @@ enum {
 };
 
 struct io_uring_bpf_ops {
-	int (*loop_step)(struct io_ring_ctx *, struct iou_loop_params *);
+	int (*loop_step)(struct iou_ctx *, struct iou_loop_params *);
 	__u32 ring_fd;
 	void *priv;	/* the kernel's 7.1 layout; programs leave it NULL */
 };
 
-extern __u8 *bpf_io_uring_get_region(struct io_ring_ctx *ctx, __u32 region_id,
+extern __u8 *bpf_io_uring_get_region(struct iou_ctx *ctx, __u32 region_id,
 				     const __ubpf_size_t rdwr_buf_size) __weak __ksym;
-extern int bpf_io_uring_submit_sqes(struct io_ring_ctx *ctx, __u32 nr) __weak __ksym;
+extern int bpf_io_uring_submit_sqes(struct iou_ctx *ctx, __u32 nr) __weak __ksym;
 
 #endif
