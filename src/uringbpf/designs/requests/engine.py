@@ -783,6 +783,8 @@ class RequestsEngine:
         budget = self.max_runs_per_enter if max_runs is None else max_runs
         self._pumping = True
         runs = 0
+        me = threading.get_ident()
+        self._waiters.append(me)        # close() from another thread waits for this pump
         try:
             while True:
                 self._drain_kernel()
@@ -793,6 +795,7 @@ class RequestsEngine:
                 runs += 1
         finally:
             self._pumping = False
+            self._waiters.remove(me)
         return runs
 
     @property

@@ -21,7 +21,6 @@ from typing import Any, Sequence
 from pathlib import Path
 
 from ... import native
-from ...callbacks import barrier
 from ...bpf.memory import BpfRuntimeError
 from . import engine as R
 
@@ -117,7 +116,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         self.pool_size = L.rq_pool_size()
         R._NATIVE_POOLS[self.pool_addr] = self.pool_size
         self._keep: list = []
-        self._py_submit = _SUBMIT_FN(barrier(self._submit_through_ring, _held_eintr))
+        self._py_submit = _SUBMIT_FN(self._submit_through_ring)
         self._py_submit_on = False
 
     @property
@@ -209,19 +208,17 @@ class NativeRequestsEngine(R.RequestsEngine):
         word = c_uint64(0)
         call, errors = slot.call, self.errors
 
-        def trampoline(ctx, _r2, _r3, _r4, _r5, _call=call):
-            _call(ctx)
-            return 0
-
-        def failed(exc: BaseException, _args: tuple, _word=word) -> int:
-            if isinstance(exc, KeyboardInterrupt):   # raised again once C has returned
+        def trampoline(ctx, _r2, _r3, _r4, _r5, _call=call, _word=word):
+            try:
+                _call(ctx)
+            except KeyboardInterrupt as exc:   # raised again once C has returned
                 R.hold_interrupt(exc)
-            else:
+            except BaseException as exc:
                 errors.append(exc)
                 _word.value = 1
             return 0
 
-        cb = _PROG_FN(barrier(trampoline, failed))
+        cb = _PROG_FN(trampoline)
         self._keep.append((cb, word))
         return ctypes.cast(cb, c_void_p).value, ctypes.addressof(word)
 
@@ -237,7 +234,11 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     # -- program SQEs when other designs filter the ring in Python
     def _submit_through_ring(self, sqe_ptr: int) -> int:
-        return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
+        try:
+            return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
+        except BaseException as exc:       # cannot unwind through C
+            R.hold_interrupt(exc)
+            return -errno.EINTR
 
     def _sync_filters(self) -> None:
         """Programs' SQEs must meet every SQE filter of the ring: when a design other than
@@ -256,6 +257,8 @@ class NativeRequestsEngine(R.RequestsEngine):
         budget = self.max_runs_per_enter if max_runs is None else max_runs
         ring, L = self.ring, self._L
         self._pumping = True
+        me = threading.get_ident()
+        self._waiters.append(me)        # close() from another thread waits for rq_pump
         try:
             if not ring.sq_rewind and ring.sq_ready():
                 ring.submit()     # the C helper writes at the kernel tail: go after these
@@ -271,6 +274,7 @@ class NativeRequestsEngine(R.RequestsEngine):
             return self._after_native(runs)
         finally:
             self._pumping = False
+            self._waiters.remove(me)
 
     def _after_native(self, ret: int) -> int:
         """Bring Python up to date after C ran programs: SQ tail, faults, interrupts."""
@@ -375,27 +379,19 @@ def install_native_twins(helpers_table: dict) -> None:
     native.add_configure(NATIVE_SOURCE, lambda L: _set_fallbacks(L, impls))
 
 
-def _held_eintr(exc: BaseException, args: tuple) -> int:
-    """A Python submit that raised: -EINTR for C, the exception raised after the run."""
-    R.hold_interrupt(exc)
-    return -errno.EINTR
-
-
-def _held_efault(exc: BaseException, args: tuple) -> int:
-    """A helper fallback that raised: -EFAULT for C, the exception raised after the run."""
-    R.hold_interrupt(exc)
-    return (-errno.EFAULT) & 0xFFFFFFFFFFFFFFFF
-
-
 def _set_fallbacks(L, impls: dict) -> None:
     for which, hid in enumerate((R.BPF_FUNC_iouring_queue_sqe, R.BPF_FUNC_iouring_emit_cqe,
                                  R.BPF_FUNC_iouring_reap_cqe)):
         impl = impls[hid]
 
         def fallback(a1, a2, a3, a4, a5, _impl=impl):
-            return int(_impl(None, a1, a2, a3, a4, a5)) & 0xFFFFFFFFFFFFFFFF
+            try:
+                return int(_impl(None, a1, a2, a3, a4, a5)) & 0xFFFFFFFFFFFFFFFF
+            except BaseException as exc:   # cannot cross C: raised after the run
+                R.hold_interrupt(exc)
+                return (-errno.EFAULT) & 0xFFFFFFFFFFFFFFFF
 
-        cb = _PROG_FN(barrier(fallback, _held_efault))
+        cb = _PROG_FN(fallback)
         _FALLBACKS.append(cb)
         L.rq_set_py_fallback(which, ctypes.cast(cb, c_void_p).value)
 

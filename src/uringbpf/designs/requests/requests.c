@@ -766,7 +766,7 @@ int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, 
 		deadline = now.tv_sec * 1000000000LL + now.tv_nsec + timeout_ns;
 	}
 	for (;;) {
-		int runs;
+		int runs, sliced = 0;
 		uint32_t need, have;
 		int32_t i;
 		long ret;
@@ -800,6 +800,7 @@ int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, 
 			struct rq_timespec ts;
 			struct rq_getevents_arg arg = {0};
 			int64_t left = RQ_WAIT_SLICE_NS;
+			sliced = 1;
 			if (deadline >= 0) {
 				clock_gettime(CLOCK_MONOTONIC, &now);
 				left = deadline - (now.tv_sec * 1000000000LL + now.tv_nsec);
@@ -807,6 +808,8 @@ int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, 
 					return -ETIME;
 				if (left > RQ_WAIT_SLICE_NS)
 					left = RQ_WAIT_SLICE_NS;
+				else
+					sliced = 0;
 			}
 			ts.tv_sec = left / 1000000000LL;
 			ts.tv_nsec = left % 1000000000LL;
@@ -818,6 +821,10 @@ int rq_wait(struct rq_engine *e, uint32_t cq_idx, uint32_t nr, uint32_t budget, 
 			return -EINTR;
 		if (ret < 0 && errno != ETIME && errno != EAGAIN && errno != EBUSY)
 			return -errno;
+		/* a slice ended: back to Python, which runs the handlers of signals that
+		 * arrived outside the syscall (they did not interrupt it), then waits again */
+		if (ret < 0 && errno == ETIME && sliced)
+			return -EAGAIN;
 	}
 }
 
