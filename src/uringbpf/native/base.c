@@ -222,7 +222,7 @@ uint64_t ubpf_kfunc_iter_num_new(uint64_t it, uint64_t start, uint64_t end, uint
 		s->cur = s->end = 0;
 		return (uint64_t)-E2BIG;
 	}
-	s->cur = st - 1; /* next() pre-increments */
+	s->cur = (int32_t)((uint32_t)st - 1u); /* next() pre-increments; wraps as the kernel's */
 	s->end = en;
 	return 0;
 }
@@ -231,9 +231,15 @@ uint64_t ubpf_kfunc_iter_num_next(uint64_t it, uint64_t a2, uint64_t a3, uint64_
 {
 	(void)a2; (void)a3; (void)a4; (void)a5;
 	struct ubpf_iter_num *s = (struct ubpf_iter_num *)it;
-	if ((int64_t)s->cur + 1 >= s->end)
+	/* as the kernel: cur + 1 in int (wrapping, -fno-strict-overflow), then widened; for
+	 * start == INT_MIN, cur = start - 1 wrapped to INT_MAX and the first next() yields
+	 * INT_MIN (a 64-bit cur + 1 ended such a loop before its first step) */
+	int32_t nxt = (int32_t)((uint32_t)s->cur + 1u);
+	if ((int64_t)nxt >= s->end) {
+		s->cur = s->end = 0;
 		return 0;
-	s->cur++;
+	}
+	s->cur = nxt;
 	return (uint64_t)&s->cur;
 }
 
