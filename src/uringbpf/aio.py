@@ -57,6 +57,8 @@ _OP_RECV, _OP_SEND = u.IORING_OP_RECV, u.IORING_OP_SEND
 _TIME = -errno.ETIME
 _Future = asyncio.Future
 _CANCEL_EVERYTHING = u.IORING_ASYNC_CANCEL_ANY | u.IORING_ASYNC_CANCEL_ALL
+#: the longest operation timeout: its __kernel_timespec seconds must fit an s64
+_MAX_TIMEOUT = float(2 ** 62)
 
 
 def _error(res: int, what: str) -> OSError:
@@ -377,8 +379,10 @@ class AioRing:
 
     def _prep(self, prep: Callable, args: tuple, kw: dict, timeout: float | None) -> int:
         """Claim an SQE (plus one for a linked timeout) and return the op's user_data."""
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be >= 0, not {timeout!r}")
+        if timeout is not None and not 0 <= timeout <= _MAX_TIMEOUT:
+            # checked before the SQE is claimed: a linked timeout refused after its
+            # request was queued would leave that request linked to the next SQE
+            raise ValueError(f"timeout must be in 0..{_MAX_TIMEOUT:g} s, not {timeout!r}")
         ud = self._next_ud()
         ring = self.ring
         if timeout is None:
@@ -425,8 +429,10 @@ class AioRing:
                   keep: Any, what: str, timeout: float | None) -> int:
         """The hot path (read/write/recv/send): one SQE written by ``Ring.prep_rw``; the
         buffer's keep-alive stays in :attr:`_keeps` until the CQE is reaped."""
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(f"timeout must be >= 0, not {timeout!r}")
+        if timeout is not None and not 0 <= timeout <= _MAX_TIMEOUT:
+            # checked before the SQE is claimed: a linked timeout refused after its
+            # request was queued would leave that request linked to the next SQE
+            raise ValueError(f"timeout must be in 0..{_MAX_TIMEOUT:g} s, not {timeout!r}")
         loop = asyncio.get_running_loop()
         if loop is not self._loop or self._closed:
             self._bind()
@@ -580,7 +586,7 @@ class AioRing:
                 else:
                     sqe = prep(*args, user_data=ud, flags=flags, **kw)
                 uds.append(ud)
-        except BaseException:
+        except BaseException:  # why: whatever stops the chain (also cancellation) must cut it first; re-raised
             # A member was refused before reaching the SQ: end the chain at the members
             # already queued (they run and complete unobserved) instead of linking them
             # to whatever is submitted next.

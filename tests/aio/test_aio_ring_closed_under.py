@@ -37,3 +37,19 @@ def test_closing_the_ring_fails_waiting_operations(tcp_pair, run, notify, where)
             await ar.nop()
 
     run(main)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), -1.0, 1e30])
+def test_a_timeout_that_cannot_be_a_timespec_is_refused_before_any_sqe(bad, tcp_pair, run):
+    """Was: timeout=inf queued the request with IOSQE_IO_LINK, then the linked timeout
+    raised OverflowError: the request stayed linked to whatever was submitted next."""
+    cli, srv = tcp_pair
+
+    async def main():
+        async with AioRing(8) as ar:
+            with pytest.raises(ValueError):
+                await ar.recv(srv, bytearray(4), timeout=bad)
+            assert ar.ring.sq_ready() == 0 and ar.inflight == 0
+            assert await ar.nop() == 0
+
+    run(main)
