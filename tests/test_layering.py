@@ -201,8 +201,12 @@ def test_loading_a_loop_program_imports_the_loop_design_on_demand(tmp_path):
 BASELINE = {"import_error": 16, "in_function_import": 82, "broad_except": 39}
 
 
-def _tolerance_counts() -> tuple[dict[str, int], list[str]]:
+def _tolerance_sites() -> tuple[dict[str, int], list[tuple[str, Path, int]], list[str]]:
+    """(counts, sites, own_import_fallbacks). ``counts`` is counted as on 6142d5a (an import
+    in a nested function counts for each enclosing function); ``sites`` lists each
+    occurrence once: (kind, file, line of the import or of the ``except``)."""
     counts = {"import_error": 0, "in_function_import": 0, "broad_except": 0}
+    sites: set[tuple[str, Path, int]] = set()
     own_import_fallbacks = []
     for path in _modules().values():
         tree = ast.parse(path.read_text())
@@ -212,16 +216,25 @@ def _tolerance_counts() -> tuple[dict[str, int], list[str]]:
                     names = _handler_names(h)
                     if names & {"ImportError", "ModuleNotFoundError"}:
                         counts["import_error"] += 1
+                        sites.add(("import_error", path, h.lineno))
                         for sub in node.body:
                             for imp in ast.walk(sub):
                                 if isinstance(imp, ast.ImportFrom) and (imp.level or (imp.module or "").startswith("uringbpf")):
                                     own_import_fallbacks.append(f"{path.name}:{h.lineno}")
                     if names & {"Exception", "BaseException", "<bare>"}:
                         counts["broad_except"] += 1
+                        sites.add(("broad_except", path, h.lineno))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                counts["in_function_import"] += sum(
-                    isinstance(sub, (ast.Import, ast.ImportFrom)) for sub in ast.walk(node))
-    return counts, own_import_fallbacks
+                for sub in ast.walk(node):
+                    if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                        counts["in_function_import"] += 1
+                        sites.add(("in_function_import", path, sub.lineno))
+    return counts, sorted(sites), own_import_fallbacks
+
+
+def _tolerance_counts() -> tuple[dict[str, int], list[str]]:
+    counts, _, own = _tolerance_sites()
+    return counts, own
 
 
 def _handler_names(h: ast.ExceptHandler) -> set[str]:
@@ -246,4 +259,44 @@ def test_no_silent_broad_except_pass():
                     _handler_names(node) & {"Exception", "BaseException", "<bare>"} and \
                     all(isinstance(s, ast.Pass) for s in node.body):
                 silent.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert silent == []
+
+
+#: Ceilings: each kind cut by at least 80 % against BASELINE (issue #12, "Done when").
+CEILING = {kind: BASELINE[kind] // 5 for kind in BASELINE}
+
+#: Known gap, not yet fixed (file -> what is left). Its sites are listed by name so the gap
+#: stays visible; remove the entry when the file is fixed. native_engine's three C
+#: callbacks still catch BaseException themselves: moving them onto
+#: uringbpf.callbacks.barrier made test_ctrl_c_interrupts_a_wait[native-engine-*] hang
+#: (cause not found yet), so they were left as they are.
+PENDING = {"uringbpf/designs/requests/native_engine.py": 3}
+
+
+def _pending(path: Path) -> bool:
+    return str(path.relative_to(SRC)) in PENDING
+
+
+def test_tolerance_code_is_cut_by_80_percent():
+    """ImportError handlers, in-function imports and broad excepts under src/: at most a
+    fifth of 6142d5a's count each (PENDING files aside). Laziness has one mechanism per
+    place (the JIT module in BpfObject.load, lang's per-design parts, the tools' heavy
+    commands); C callbacks share one barrier (uringbpf.callbacks)."""
+    counts, sites, _ = _tolerance_sites()
+    pending = {k: sum(1 for kind, path, _ in sites if kind == k and _pending(path)) for k in counts}
+    assert pending["broad_except"] <= sum(PENDING.values())
+    left = {k: counts[k] - pending[k] for k in counts}
+    assert {k: v for k, v in left.items() if v > CEILING[k]} == {}, (left, CEILING)
+
+
+def test_each_remaining_one_says_why_it_must_stay():
+    """Every remaining in-function import, ImportError handler and broad except carries
+    ``# why:`` on its line: what would break without it (a C frame it must not unwind,
+    an import it must not pay for), so none quietly wraps our own code."""
+    _, sites, _ = _tolerance_sites()
+    silent = []
+    for kind, path, line in sites:
+        text = path.read_text().splitlines()[line - 1]
+        if "# why:" not in text and not _pending(path):
+            silent.append(f"{kind} {path.relative_to(SRC)}:{line}: {text.strip()}")
     assert silent == []

@@ -15,13 +15,18 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
+import importlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-from .uring import SQE_IO_LINK, Ring
+from .designs import filter as flt
+from .designs.filter.cbpf import ABS, JMP, JSET, K, LD, RET, W, jump, stmt
+from .tools import demo as command
+from .uring import IORING_OP_OPENAT, SQE_IO_LINK, Ring
 
 
 def _copy_file(ring: Ring, src: int, dst: int, size: int, block: int, depth: int) -> dict:
@@ -117,7 +122,6 @@ def add_section(name: str, title: str, fn: Callable[[argparse.Namespace], None])
 
 def parser() -> argparse.ArgumentParser:
     """A stand-alone parser for :func:`main` (the ``uringbpf`` front end builds its own)."""
-    from .tools import demo as command
 
     p = argparse.ArgumentParser(prog="uringbpf demo", description=command.DESCRIPTION)
     command.configure(p)
@@ -126,8 +130,6 @@ def parser() -> argparse.ArgumentParser:
 
 def run(opts: argparse.Namespace) -> int:
     """Run the selected sections; 0 when all ran, 2 for bad options."""
-    import sys
-
     if opts.list:
         for name, title, _ in SECTIONS:
             print(f"{name:<12} {title}")
@@ -182,8 +184,6 @@ def _example_module(folder: str, name: str):
     The examples are scripts that import each other by plain name, so their folder goes
     on ``sys.path`` as when they are run directly.
     """
-    import importlib
-    import sys
     path = DESIGNS / folder / "examples"
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
@@ -254,10 +254,6 @@ add_section("ops", "IORING_OP_BPF: a BPF-defined checksum op linked after a READ
 
 def section_filter(opts: argparse.Namespace) -> None:
     """Linux 7.0 cBPF opcode filters: a read-only sandbox for OPENAT, then DENY_REST."""
-    from .designs import filter as flt
-    from .designs.filter.cbpf import ABS, JMP, JSET, K, LD, RET, W, jump, stmt
-    from .uring import IORING_OP_OPENAT
-
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     open_flags_at = flt.FilterCtx.u.offset     # ctx->open.flags (low 32 bits)
     read_only = [stmt(LD | W | ABS, open_flags_at), jump(JMP | JSET | K, write_flags, 0, 1),
@@ -311,13 +307,8 @@ def _errname(res: int) -> str:
 
 def section_stripe(opts: argparse.Namespace) -> None:
     """Kernel buffers: the RAID-0 stripe target over NBD on 127.0.0.1, zero copy."""
-    import sys
-
-    path = str(DESIGNS / "kbuf" / "examples")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    from stripe.nbd import NbdClient
-    from stripe.server import StripeNbd
+    NbdClient = _example_module("kbuf", "stripe.nbd").NbdClient
+    StripeNbd = _example_module("kbuf", "stripe.server").StripeNbd
 
     size, io = 4 << 20, 128 << 10
     data = os.urandom(size)

@@ -644,13 +644,13 @@ def test_a_broken_verifier_import_fails_loudly():
 def test_jit_failure_raises_unless_fallback_is_asked_for(monkeypatch, caplog):
     """No silent JIT -> interpreter fallback (#13 item 12): it raises; strict_engine=False
     falls back and says so on the uringbpf logger."""
-    from uringbpf.bpf import object as object_mod
+    from uringbpf.bpf import jit as jit_mod
     from uringbpf.errors import JitError
 
     def broken(program, runtime, checked=False):
         raise JitError("cannot compile this", 0)
 
-    monkeypatch.setattr(object_mod._jit, "compile", broken)
+    monkeypatch.setattr(jit_mod, "compile", broken)
     obj = opened("globals")
     with pytest.raises(JitError, match="cannot compile this"):
         obj.load(engine="jit")

@@ -10,6 +10,7 @@ headers (``stddef.h``, ``stdint.h``...), and never ``/usr/include`` (``-nostdlib
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -28,6 +29,7 @@ CPU_VERSIONS = ("v1", "v2", "v3", "v4")
 
 
 from ..errors import CompileError  # noqa: E402,F401  (defined in uringbpf.errors)
+from .. import native
 
 
 def include_dir() -> Path:
@@ -151,9 +153,6 @@ def compile_cached(src_path: str | os.PathLike, cpu: str = "v3",
     edited header rebuilds every example that may include it. The object is written under
     a temporary name and renamed, so concurrent processes never read half a file.
     """
-    import hashlib
-
-    from .. import native
     src = Path(src_path)
     if not src.exists():
         raise CompileError(f"{src}: no such file")

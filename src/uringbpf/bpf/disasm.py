@@ -13,7 +13,7 @@ raw bytecode, hex text or the programs of an ELF object.
 from __future__ import annotations
 
 
-from . import isa
+from . import helpers, isa
 from .isa import Insn
 
 __all__ = ["format_insn", "disassemble"]
@@ -55,10 +55,6 @@ def _ubpf_mem(reg: int, off: int) -> str:
 
 def _helper_name(helper_id: int) -> str | None:
     """Name of an already registered helper (no provider imports from here)."""
-    try:
-        from . import helpers
-    except Exception:  # pragma: no cover - helpers is part of the package
-        return None
     h = helpers.HELPERS.get(helper_id)
     return h.name if h is not None else None
 

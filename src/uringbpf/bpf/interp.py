@@ -40,6 +40,10 @@ from typing import Any, Callable, Mapping
 
 from . import isa
 from .isa import Insn
+from . import helpers as helpers_mod
+from ..callbacks import barrier
+from ..errors import MapError
+from .helpers import Runtime
 from .memory import BpfMemoryError, BpfRuntimeError, Buffer
 
 __all__ = ["Interpreter", "BpfRuntimeError", "BpfMemoryError", "DEFAULT_MAX_INSNS"]
@@ -344,7 +348,6 @@ class Interpreter:
         elif isinstance(program, list):
             program = isa.Program("prog", program)
         if runtime is None:
-            from .helpers import Runtime
             runtime = Runtime()
         self.program = program
         self.runtime = runtime
@@ -372,7 +375,6 @@ class Interpreter:
         if self._helper_table is not None:
             h = self._helper_table.get(helper_id)
         else:
-            from . import helpers as helpers_mod
             h = helpers_mod.runtime_helper(self.runtime, helper_id)
         if h is None:
             raise self._fail(f"call to unknown helper {helper_id}", pc)
@@ -388,7 +390,6 @@ class Interpreter:
             raise self._fail(f"kfunc call index {index} is not in the program's kfunc list", pc)
         entry = kfuncs[index]
         if isinstance(entry, str):
-            from . import helpers as helpers_mod
             h = helpers_mod.runtime_kfunc(self.runtime, entry)
             if h is None:
                 raise self._fail(f"call to unknown kfunc {entry!r}", pc)
@@ -411,7 +412,7 @@ class Interpreter:
                 return int(m.addr) & M64
             try:
                 value_addr = getattr(m, "value_addr", None)
-            except Exception as exc:  # e.g. a closed map, or a map type without direct values
+            except MapError as exc:  # a closed map
                 raise self._fail(f"lddw map value of map {idx}: {exc}", pc) from exc
             if value_addr is None:
                 raise self._fail(f"lddw map value of map {idx} which has no direct value", pc)
@@ -440,13 +441,13 @@ class Interpreter:
         cb = self._trampolines.get(entry_pc)
         if cb is None:
             def callback(a1, a2, a3, a4, a5, _entry=entry_pc):
-                try:
-                    return self._call_function(_entry, (a1, a2, a3, a4, a5))
-                except BaseException as exc:  # noqa: BLE001 - re-raised after the helper returns
-                    if self._pending is None:
-                        self._pending = exc
-                    return 0
-            cb = _CALLBACK_TYPE(callback)
+                return self._call_function(_entry, (a1, a2, a3, a4, a5))
+
+            def park(exc: BaseException, _args: tuple) -> int:   # re-raised after the helper returns
+                if self._pending is None:
+                    self._pending = exc
+                return 0
+            cb = _CALLBACK_TYPE(barrier(callback, park))
             self._trampolines[entry_pc] = cb
             self._func_addrs[ctypes.cast(cb, ctypes.c_void_p).value] = entry_pc
         return ctypes.cast(cb, ctypes.c_void_p).value
@@ -690,7 +691,7 @@ class Interpreter:
                     if exc.pc is None:
                         raise type(exc)(str(exc), pc) from exc
                     raise
-                except Exception as exc:
+                except Exception as exc:  # why: helpers are user-registered callables too; the program sees any failure as a runtime error at its pc
                     raise BpfRuntimeError(f"{name} failed: {exc}", pc) from exc
                 finally:
                     reset_cache()
@@ -823,13 +824,10 @@ class Interpreter:
         :meth:`take_error` (the caller should check it); the call itself returns 0.
         """
         if self._entry_cb is None:
-            def entry(a1, a2, a3, a4, a5):
-                try:
-                    return self.run(a1, a2, a3, a4, a5)
-                except BaseException as exc:  # noqa: BLE001
-                    self._pending = exc
-                    return 0
-            self._entry_cb = _CALLBACK_TYPE(entry)
+            def park(exc: BaseException, _args: tuple) -> int:
+                self._pending = exc
+                return 0
+            self._entry_cb = _CALLBACK_TYPE(barrier(self.run, park))
         return ctypes.cast(self._entry_cb, ctypes.c_void_p).value
 
     def take_error(self) -> BaseException | None:

@@ -25,18 +25,31 @@ sees input that could make it abort: every ISA corner case is made explicit in t
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import hashlib
 import itertools
+import json
 import mmap
+import os
+import tempfile
 import threading
 import time
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
+# LLVM loads with this module; uringbpf.bpf.object imports it when a program is first
+# JIT-compiled, so `import uringbpf` does not pay for LLVM.
+import llvmlite
+import llvmlite.binding as llvm
+
 from . import isa
-from .helpers import Helper, Runtime, runtime_helper, runtime_helper_ids, runtime_kfunc
+from . import jit_codegen
+from .. import native as native_mod
+from ..callbacks import barrier
+from .helpers import Arg, Helper, Proto, Runtime, runtime_helper, runtime_helper_ids, runtime_kfunc
 from .jit_codegen import (
     Bindings, CallTarget, JitError, ModuleGen, ERR_CALLX, ERR_DEPTH, ERR_DEPTH_CALLBACK,
     ERR_FELL_OFF, ERR_HELPER, ERR_LEGACY, ERR_LIMIT, ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
@@ -104,8 +117,6 @@ def initialize() -> None:
     with _llvm_lock:
         if _engine is not None:
             return
-        import llvmlite.binding as llvm
-
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         target = llvm.Target.from_default_triple()
@@ -135,8 +146,6 @@ DEFAULT_OPT_LEVEL = 1
 
 
 def _optimize(module: Any, level: int) -> None:
-    import llvmlite.binding as llvm
-
     pto = llvm.create_pipeline_tuning_options(speed_level=min(max(level, 0), 3))
     pb = llvm.create_pass_builder(_target_machine, pto)
     if level >= 3:
@@ -167,8 +176,6 @@ class CompiledModule:
 
 def _bind_symbols(natives: dict[str, int]) -> None:
     """Tell LLVM's loader the C address of each native the code calls by name."""
-    import llvmlite.binding as llvm
-
     for name, addr in natives.items():
         if _bound.get(name) != addr:
             llvm.add_symbol(name, addr)
@@ -180,8 +187,6 @@ _bound: dict[str, int] = {}
 
 def _load_object(obj: bytes, symbols: list[str], natives: dict[str, int]) -> dict[str, int]:
     """Load machine code (an ELF object) into the shared engine; its functions' addresses."""
-    import llvmlite.binding as llvm
-
     _bind_symbols(natives)
     _engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     _engine.finalize_object()
@@ -209,8 +214,6 @@ def compile_ir(ir: str, symbols: list[str], opt_level: int = DEFAULT_OPT_LEVEL,
 def _compile_object(ir: str, opt_level: int) -> tuple[bytes, dict[str, float]]:
     """IR text -> x86-64 ELF object (the engine's target machine), with CPU seconds per phase."""
     initialize()
-    import llvmlite.binding as llvm
-
     clock = time.thread_time      # CPU time: this machine is shared
     with _llvm_lock:
         t0 = clock()
@@ -236,23 +239,26 @@ def _compile_object(ir: str, opt_level: int) -> tuple[bytes, dict[str, float]]:
 # Native runtime (native/jitrt.c).
 
 _jitrt_lock = threading.Lock()
+
+
+def _no_region(exc: BaseException, args: tuple) -> int:
+    """The region-miss callback failed: the access is refused (0 = no such region)."""
+    return 0
 _jitrt: dict[str, int] = {}
 
 
 def _jitrt_symbols() -> dict[str, int]:
     with _jitrt_lock:
         if not _jitrt:
-            from .. import native
-
-            lib = native.load("jitrt")
+            lib = native_mod.load("jitrt")
             lib.jitrt_ctx_size.restype = ctypes.c_uint64
             size = lib.jitrt_ctx_size()
             if size != ctypes.sizeof(JitContext):
                 raise RuntimeError(f"jitrt_ctx is {size} bytes in C but "
                                    f"{ctypes.sizeof(JitContext)} in jit.py")
-            _jitrt["check"] = native.symbol_address("jitrt", "jitrt_check")
+            _jitrt["check"] = native_mod.symbol_address("jitrt", "jitrt_check")
             _jitrt["check_name"] = _native_binding(("jitrt", "jitrt_check"))[1]
-            _jitrt["gate"] = native.symbol_address("jitrt", "jitrt_gate")
+            _jitrt["gate"] = native_mod.symbol_address("jitrt", "jitrt_gate")
             lib.jitrt_take_refused.restype = ctypes.c_uint64
             lib.jitrt_take_refused.argtypes = []
             _jitrt["take_refused"] = lib.jitrt_take_refused
@@ -327,8 +333,6 @@ def _native_binding(native: Any) -> tuple[int, str]:
     if isinstance(native, int):
         return native, ""
     if isinstance(native, tuple) and len(native) == 2:
-        from .. import native as native_mod
-
         addr = native_mod.symbol_address(*native) or 0
         tag = hashlib.sha256(str(native[0]).encode()).hexdigest()[:8]
         return addr, (f"{native[1]}.{tag}" if addr else "")
@@ -380,7 +384,6 @@ class _Binder:
         ``impl(runtime, r1..r5)`` callable, as the interpreter accepts."""
         if h is None or isinstance(h, Helper):
             return h
-        from .helpers import Arg, Proto
         impl = getattr(h, "impl", h)
         if not callable(impl):
             return None
@@ -440,17 +443,17 @@ class _Binder:
         U64 = isa.U64
 
         def call(r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-            try:
-                result = impl(runtime, r1, r2, r3, r4, r5)
-                return 0 if result is None else int(result) & U64
-            except BaseException as exc:  # parked and re-raised after the native frames
-                if not ctx.error:
-                    ctx.error = ERR_HELPER
-                    state.pending = exc
-                    state.pending_helper = name
-                return 0
+            result = impl(runtime, r1, r2, r3, r4, r5)
+            return 0 if result is None else int(result) & U64
 
-        cb = HelperFn(call)
+        def park(exc: BaseException, _args: tuple) -> int:   # re-raised after the native frames
+            if not ctx.error:
+                ctx.error = ERR_HELPER
+                state.pending = exc
+                state.pending_helper = name
+            return 0
+
+        cb = HelperFn(barrier(call, park))
         self.keep.append(cb)
         addr = ctypes.cast(cb, ctypes.c_void_p).value
         self._trampolines[id(helper)] = addr
@@ -592,16 +595,11 @@ _disk_state: dict[str, Any] = {}
 
 def _disk_dir():
     """The cache directory, or None when the cache is off or the directory is not safe."""
-    import os
-    from pathlib import Path
-
     if os.environ.get("URINGBPF_JIT_CACHE", "1").lower() in ("0", "off", "no", "false"):
         return None
     if "dir" in _disk_state:
         return _disk_state["dir"]
-    from .. import native
-
-    path: Path | None = Path(native.cache_dir()) / "jit"
+    path: Path | None = Path(native_mod.cache_dir()) / "jit"
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = path.stat()
@@ -618,12 +616,6 @@ def _code_version() -> str:
     target machine and the IR pipelines."""
     version = _disk_state.get("version")
     if version is None:
-        import llvmlite
-        import llvmlite.binding as llvm
-        from pathlib import Path
-
-        from . import jit_codegen
-
         h = hashlib.sha256()
         for mod_file in (__file__, jit_codegen.__file__):
             h.update(Path(mod_file).read_bytes())
@@ -643,8 +635,6 @@ def _disk_key(program: isa.Program, checked: bool, opt_level: int, signature: tu
 
 def _disk_read(key: str):
     """(metadata, object bytes) cached under ``key``, or None (absent, truncated, corrupt)."""
-    import json
-
     d = _disk_dir()
     if d is None:
         return None
@@ -668,9 +658,6 @@ def _disk_read(key: str):
 
 
 def _disk_write(key: str, meta: dict, obj: bytes) -> None:
-    import json
-    import os
-    import tempfile
 
     d = _disk_dir()
     if d is None:
@@ -679,13 +666,12 @@ def _disk_write(key: str, meta: dict, obj: bytes) -> None:
     body = _DISK_MAGIC + len(head).to_bytes(4, "little") + head + obj
     try:
         fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        try:
+        with contextlib.ExitStack() as undo:
+            undo.callback(os.unlink, tmp)
             with os.fdopen(fd, "wb") as f:
                 f.write(body + hashlib.sha256(body).digest())
             os.replace(tmp, d / f"{key}.jit")       # atomic: a reader sees all or nothing
-        except BaseException:
-            os.unlink(tmp)
-            raise
+            undo.pop_all()
         _stats["disk_writes"] += 1
     except OSError:
         pass                     # a full or read-only disk only costs the next compile
@@ -798,12 +784,11 @@ class JitFunction:
         state.descs = descs
         self._thunks = _ThunkPage([ctypes.addressof(descs[i]) for i in range(len(code.entries))],
                                   _jitrt_symbols()["gate"])
-        try:
+        with contextlib.ExitStack() as undo:
+            undo.callback(self._thunks.free)
             values = [binder.value(k, self._thunks.addresses, pc)
                       for k, pc in zip(code.slots, code.slot_pcs)]
-        except BaseException:
-            self._thunks.free()
-            raise
+            undo.pop_all()
         state.vars = (ctypes.c_uint64 * max(len(values), 1))(*[v & isa.U64 for v in values])
         state.ctx.vars = ctypes.addressof(state.vars)
         # The context, its vars table and the thunk descriptors are the engine's own
@@ -816,7 +801,7 @@ class JitFunction:
         self._stack_region = runtime.mem.add_buffer(
             state.stack, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
         if checked:
-            self._miss = MissFn(self._region_miss)
+            self._miss = MissFn(barrier(self._region_miss, _no_region))
             state.ctx.miss = ctypes.cast(self._miss, ctypes.c_void_p).value
             self.refresh_regions()
         self._finalizer = weakref.finalize(self, _release, self._thunks, runtime.mem,
@@ -987,10 +972,7 @@ class JitFunction:
         self._state.ctx.nregions = len(regions)
 
     def _region_miss(self, addr: int, size: int, write: int) -> int:
-        try:
-            region = self.runtime.mem.find(addr, size)
-        except BaseException:  # never let an exception cross the native frame
-            return 0
+        region = self.runtime.mem.find(addr, size)
         if region is None or region is self._stack_region:
             return 0
         if write and not region.writable:

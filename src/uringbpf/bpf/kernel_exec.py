@@ -25,6 +25,7 @@ BTF (``struct io_uring_bpf_ops { loop_step; __u32 ring_fd; void *priv; }``).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import mmap
@@ -447,7 +448,8 @@ def load(obj: Any) -> KernelState:
     """Create ``obj``'s maps in the kernel, load its autoload programs, point its global
     data views at the kernel maps.  Raises :class:`KernelLoadError` on refusal."""
     st = KernelState()
-    try:
+    with contextlib.ExitStack() as undo:     # a failure closes what was created
+        undo.callback(st.close)
         data_names = set(obj.datasecs)
         for m in obj.map_list:
             if m.name in data_names or m.name == ".kconfig":
@@ -467,9 +469,7 @@ def load(obj: Any) -> KernelState:
             if fd < 0:
                 raise KernelLoadError(f"BPF_PROG_LOAD {prog.name}", -fd, log)
             st.programs[prog.name] = KernelProgram(prog.name, fd, log)
-    except BaseException:
-        st.close()
-        raise
+        undo.pop_all()
     for arr in st.arrays:
         if arr.name in obj.datasecs:
             object.__setattr__(obj.datasecs[arr.name], "_map", arr)

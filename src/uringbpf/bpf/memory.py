@@ -19,6 +19,7 @@ import weakref
 from dataclasses import dataclass
 
 
+from .. import native
 from ..errors import BpfMemoryError, BpfRuntimeError  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
@@ -93,8 +94,6 @@ def _guard_lib():
     global _guard_so
     with _guard_lock:
         if _guard_so is None:
-            from .. import native
-
             so = native.load("maps")
             for name in ("ubpf_guard_add", "ubpf_guard_remove", "ubpf_guard_check"):
                 getattr(so, name).argtypes = [ctypes.c_uint64, ctypes.c_uint64]

@@ -25,6 +25,7 @@ only when a program needs it; see :mod:`uringbpf.bpf.platform`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import logging
@@ -37,7 +38,7 @@ from typing import Any, Callable
 from . import btf as _btf
 from . import elf as _elf
 from . import isa
-from . import jit as _jit
+from . import kernel_exec
 from . import maps as _maps
 from . import platform as _platform
 from . import struct_ops as _struct_ops
@@ -296,18 +297,18 @@ class BpfObject:
     @classmethod
     def _build(cls, path: str, ef: _elf.ElfFile) -> "BpfObject":
         obj = cls(path, ef)
-        try:
-            obj._parse()
-        except BpfLoadError:
-            obj.close()
-            raise
-        except (IndexError, KeyError, ValueError, TypeError, OverflowError, isa.DecodeError) as exc:
-            # a malformed object that slipped past a specific check: still a load error
-            obj.close()
-            raise BpfLoadError(f"{path}: malformed object ({type(exc).__name__}: {exc})") from exc
-        except BaseException:
-            obj.close()
-            raise
+        with contextlib.ExitStack() as undo:    # any failure closes the half-built object
+            undo.callback(obj.close)
+            try:
+                obj._parse()
+            except BpfLoadError:            # already names what is wrong (some are ValueErrors)
+                raise
+            except (IndexError, KeyError, ValueError, TypeError, OverflowError,
+                    isa.DecodeError) as exc:
+                # a malformed object that slipped past a specific check: still a load error
+                raise BpfLoadError(f"{path}: malformed object ({type(exc).__name__}: {exc})") \
+                    from exc
+            undo.pop_all()
         return obj
 
     def _err(self, msg: str) -> BpfLoadError:
@@ -947,7 +948,6 @@ class BpfObject:
             raise ValueError(f"engine must be 'jit' or 'interp', not {engine!r}")
         # executor="kernel" (or "auto" on a kernel with io_uring_bpf_ops): the running
         # kernel loads, verifies and runs the programs (bpf/kernel_exec.py)
-        from . import kernel_exec
         if kernel_exec.resolve_executor(executor) == "kernel":
             self._kernel = kernel_exec.load(self)
             self.executor = "kernel"
@@ -1038,6 +1038,7 @@ class BpfObject:
         rt = self._new_runtime(prog)
         prog.runtime = rt
         if engine == "jit":
+            from . import jit as _jit  # why: the one lazy import of the JIT: LLVM loads at the first JIT compile, not at `import uringbpf`
             try:
                 prog.jit = _jit.compile(program, rt, checked=checked)
                 prog.engine = "jit"
@@ -1073,7 +1074,6 @@ class BpfObject:
                 raise BpfLoadError(f"{self.path}: struct_ops {name}.{member}: program "
                                    f"{prog.name!r} is not loaded")
         if self._kernel is not None:
-            from . import kernel_exec
             link = kernel_exec.attach_struct_ops(self, st)
         else:
             link = _struct_ops.attach(self, st, self.platform)

@@ -22,6 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .. import native
+from . import progtypes
+from .memory import Buffer
+from .object import BpfObject
+
 __all__ = ["time_native", "RunResult", "run_program", "MAX_DATA_SIZE", "MAX_REPEAT"]
 
 _CHUNK_SECONDS = 0.1
@@ -41,8 +46,6 @@ def _set_repeat_prototype(lib: ctypes.CDLL) -> None:
 
 
 def _jitrt():
-    from .. import native
-
     return native.load("jitrt", configure=_set_repeat_prototype).jitrt_repeat
 
 
@@ -107,10 +110,6 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
     program's context is not a data buffer, and the loader's, verifier's and engines'
     errors as they come.
     """
-    from . import progtypes
-    from .memory import Buffer
-    from .object import BpfObject
-
     if not 1 <= repeat <= MAX_REPEAT:
         raise ValueError(f"repeat must be between 1 and {MAX_REPEAT}")
     if len(data) > MAX_DATA_SIZE:

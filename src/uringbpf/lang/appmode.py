@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
+from ..bpf.helpers import Runtime
 from . import types as T
 
 
@@ -172,7 +173,6 @@ class AppRuntime:
     (``stack()``) handed out during the run."""
 
     def __init__(self) -> None:
-        from ..bpf.helpers import Runtime
         self.rt = Runtime()
         self.keep: list = []
         self.regions: list = []

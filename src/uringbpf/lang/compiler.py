@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
+import ctypes
 import inspect
 import textwrap
 from dataclasses import dataclass
@@ -1622,7 +1624,6 @@ def _is_bpf_range(obj: Any) -> bool:
 
 
 def _is_ctypes_struct(t: Any) -> bool:
-    import ctypes
     return isinstance(t, type) and issubclass(t, (ctypes.Structure, ctypes.Union))
 
 
@@ -1639,7 +1640,6 @@ def _same_type(a: Any, b: Any) -> bool:
 
 
 def _load(target: ast.expr) -> ast.expr:
-    import copy
     t = copy.deepcopy(target)
     for n in ast.walk(t):
         if hasattr(n, "ctx"):

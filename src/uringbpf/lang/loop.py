@@ -11,6 +11,7 @@ memoryviews over the ring's own memory, submission is ``Ring.sq_rewind_submit``)
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import inspect
@@ -160,16 +161,12 @@ class LoopStep(Program):
         obj = self.module.open()
         getattr(obj.struct_ops, self.ops_name).ring_fd = ring.fd
         loaded = self.module.load(engine, obj=obj)
-        try:
+        with contextlib.ExitStack() as undo:     # a failure undoes what was done
+            undo.callback(loaded.close)
             bound = bind_sections(self.module, obj)
-            try:
-                link = obj.attach_struct_ops(self.ops_name)
-            except BaseException:
-                unbind_sections(bound)
-                raise
-        except BaseException:
-            loaded.close()
-            raise
+            undo.callback(unbind_sections, bound)
+            link = obj.attach_struct_ops(self.ops_name)
+            undo.pop_all()
         return LoopHandle(self, ring, loaded, link, bound)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..bpf import helpers as _helpers
 from ..bpf import maps as _maps
 from . import types as T
 from .appmode import Ptr, app_runtime, memory_ptr, stack
@@ -56,7 +57,6 @@ class BpfMap:
 
     # the application side of the program-visible methods ---------------------------
     def _call(self, helper_id: int, *regs: int) -> int:
-        from ..bpf import helpers as _helpers
         h = _helpers.get_helper(helper_id)
         args = [self.map.addr] + [r & 0xFFFFFFFFFFFFFFFF for r in regs]
         return h.impl(app_runtime().rt, *(args + [0] * (5 - len(args))))
@@ -97,7 +97,6 @@ class BpfMap:
 
     def alloc_pages(self, page_cnt: int) -> Ptr:
         """Arena: ``bpf_arena_alloc_pages(&arena, NULL, page_cnt, NUMA_NO_NODE, 0)``."""
-        from ..bpf import helpers as _helpers
         if self.map_type != _maps.MAP_TYPE_ARENA:
             raise TypeError(f"{self.name} is not an arena")
         h = _helpers.get_kfunc("bpf_arena_alloc_pages")
@@ -109,7 +108,6 @@ class BpfMap:
 
     def free_pages(self, p: Ptr, page_cnt: int) -> None:
         """``bpf_arena_free_pages`` of ``page_cnt`` pages at ``p``."""
-        from ..bpf import helpers as _helpers
         h = _helpers.get_kfunc("bpf_arena_free_pages")
         h.impl(app_runtime().rt, self.map.addr, p._paddr(), int(page_cnt) & 0xFFFFFFFF, 0, 0)
 

@@ -10,29 +10,44 @@ and designs treat it like any clang-built object.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import inspect
 import os
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Callable
 
+import llvmlite.binding as binding
+
 from ..bpf import elf as _elf
-from ..bpf.memory import BpfRuntimeError
+from ..bpf import helpers as _helpers
+from ..bpf.memory import BpfRuntimeError, Buffer
 from ..bpf.object import BpfObject
+from ..errors import BpfVerifierError
 from . import compiler as C
 from . import srcmap
 from . import types as T
-from .appmode import Ptr, buffer_ptr
+from .appmode import Ptr, app_runtime, buffer_ptr, memory_ptr
+from .maps import BpfMap
 from .errors import LangCompileError, LangRuntimeError, LangVerifierError
 
 _LLVM = None
+
+
+def _design_part(name: str) -> ModuleType:
+    """``uringbpf.lang.<name>`` (loop, ops, requests): the part of lang for one design,
+    imported when a module first uses that design. It imports this module and its
+    design, so importing it here at the top would be a cycle and would load every design
+    for any lang program."""
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 def llvm():
     """llvmlite's binding with the BPF target ready (initialised once)."""
     global _LLVM
     if _LLVM is None:
-        import llvmlite.binding as binding
         binding.initialize_all_targets()
         binding.initialize_all_asmprinters()
         target = binding.Target.from_triple("bpfel")
@@ -192,14 +207,13 @@ def bind_sections(module: "Module", obj: BpfObject) -> list[Section]:
     """Make ``module``'s sections ``obj``'s variables; on failure none stays bound by this
     call (a section another attachment holds keeps its binding)."""
     bound: list[Section] = []
-    try:
+    with contextlib.ExitStack() as undo:
+        undo.callback(unbind_sections, bound)   # the ones bound so far
         for sec in module.sections:
             if sec.section_name in obj.datasecs:
                 sec.bind(obj.datasec(sec.section_name))
                 bound.append(sec)
-    except BaseException:
-        unbind_sections(bound)
-        raise
+        undo.pop_all()
     return bound
 
 
@@ -324,8 +338,6 @@ class Kfunc:
     def _table_call(self, args: list) -> Any:
         """The application run calls the helper table's implementation itself (the one
         the interpreter calls), with native addresses for pointers."""
-        from ..bpf import helpers as _helpers
-        from .appmode import app_runtime
         h = (_helpers.get_helper(self.sig.helper_id) if self.sig.helper_id is not None
              else _helpers.get_kfunc(self.sig.name))
         if h is None:
@@ -337,7 +349,6 @@ class Kfunc:
         if isinstance(ret, T.PtrType):
             if not r:
                 return Ptr(None, 0, ret.elem)
-            from .appmode import memory_ptr
             size = h.proto.ret_size or T.sizeof(ret.elem)
             return memory_ptr(int(r), size, ret.elem)
         return _convert(r, ret) if ret is not None else None
@@ -458,7 +469,6 @@ class SocketRunner:
         return self.program.engine
 
     def __call__(self, data: bytes = b"") -> int:
-        from ..bpf.memory import Buffer
         prog = self.program
         buf = Buffer(max(len(data), 1), data)
         region = prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
@@ -530,10 +540,8 @@ class Module:
 
     def loop_step(self, ops_name: str) -> Callable[[Callable], Any]:
         """The Linux 7.1 ``io_uring_bpf_ops.loop_step`` struct_ops, bound in ``ops_name``."""
-        from .loop import LoopStep
-
-        def deco(fn: Callable) -> LoopStep:
-            return LoopStep(self, fn, ops_name)
+        def deco(fn: Callable) -> Any:
+            return _design_part("loop").LoopStep(self, fn, ops_name)
         return deco
 
     def array_map(self, name: str, key: Any, value: Any, max_entries: int) -> Any:
@@ -556,7 +564,6 @@ class Module:
 
     def _map(self, name: str, map_type: int, key: Any, value: Any, max_entries: int,
              map_flags: int = 0) -> Any:
-        from .maps import BpfMap
         m = BpfMap(self, name, map_type, key, value, max_entries, map_flags)
         self.maps.append(m)
         self._compiled = None
@@ -564,14 +571,12 @@ class Module:
 
     def request(self, fn: Callable) -> Any:
         """A BPF request program of the 2021 RFC (``SEC("iouring.s/NAME")``)."""
-        from .requests import RequestProgram
-        return RequestProgram(self, fn)
+        return _design_part("requests").RequestProgram(self, fn)
 
     def uring_bpf_ops(self, name: str, op_id: int = 0) -> Any:
         """An IORING_OP_BPF ``struct uring_bpf_ops`` variable; its ``.prep``/``.issue``/
         ``.fail``/``.cleanup`` decorate the callbacks."""
-        from .ops import OpsStruct
-        return OpsStruct(self, name, op_id)
+        return _design_part("ops").OpsStruct(self, name, op_id)
 
     def _add_program(self, prog: Program) -> None:
         if prog.name in self.programs:
@@ -666,16 +671,13 @@ class Module:
             for name, p in obj.programs.items():
                 p.autoload = name in only
         loaded = Loaded(self, obj)
-        from ..bpf import verifier as _verifier
-        try:
-            obj.load(engine, strict_engine=True)
-        except _verifier.BpfVerifierError as exc:
-            err = loaded.verifier_error(exc)
-            obj.close()
-            raise err from exc
-        except BaseException:
-            obj.close()
-            raise
+        with contextlib.ExitStack() as undo:
+            undo.callback(obj.close)
+            try:
+                obj.load(engine, strict_engine=True)
+            except BpfVerifierError as exc:
+                raise loaded.verifier_error(exc) from exc
+            undo.pop_all()
         return loaded
 
 
@@ -798,7 +800,6 @@ class _Resolver(C.Resolver):
             return lambda g, e, want: g.call_function(self.function_info(obj), e)
         if isinstance(obj, Kfunc):
             return lambda g, e, want: g.call_kfunc(obj.sig, e)
-        from .maps import BpfMap
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, BpfMap) and owner in self.module.maps:
             return lambda g, e, want: g.map_call(owner, obj.__name__, e)

@@ -18,11 +18,13 @@ the design's own kfunc implementations.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import inspect
 from typing import Any, Callable
 
 from ..designs import ops as _ops
+from ..uring.uapi import Sqe
 from . import compiler as C
 from . import types as T
 from .appmode import AppRuntime, _RUNTIMES, memory_ptr
@@ -122,7 +124,6 @@ class OpsCallback(Program):
 
 
 def _ops_sqe():
-    from ..uring.uapi import Sqe
     return Sqe
 
 
@@ -139,7 +140,6 @@ class _AppCallback:
         data = memory_ptr(args[0], _ops.DATA_SIZE, UringBpfData)
         call = [data]
         if self.cb.member == "prep_fn":
-            from ..uring.uapi import Sqe
             call.append(memory_ptr(args[1], 64, Sqe))
         _RUNTIMES.append(self.app_rt)
         try:
@@ -203,16 +203,12 @@ class OpsStruct:
         obj = self.module.open()
         getattr(obj.struct_ops, self.name).ring_fd = ring.fd
         loaded = self.module.load(engine, obj=obj)
-        try:
+        with contextlib.ExitStack() as undo:     # a failure undoes what was done
+            undo.callback(loaded.close)
             bound = bind_sections(self.module, obj)
-            try:
-                link = obj.attach_struct_ops(self.name)
-            except BaseException:
-                unbind_sections(bound)
-                raise
-        except BaseException:
-            loaded.close()
-            raise
+            undo.callback(unbind_sections, bound)
+            link = obj.attach_struct_ops(self.name)
+            undo.pop_all()
         return OpsHandle(self, link, loaded, bound)
 
 

@@ -12,6 +12,7 @@ calls (``iouring_reap_cqe``, ``iouring_emit_cqe``...) go to the design's impleme
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import inspect
 from typing import Any
@@ -72,16 +73,12 @@ class RequestProgram(Program):
     def attach(self, ring: Any, engine: str = "jit", slot: int = 0) -> "RequestHandle":
         """Compile, load and register as program ``slot`` of ``ring``."""
         loaded = self.module.load(engine, only=[self.name])
-        try:
+        with contextlib.ExitStack() as undo:     # a failure undoes what was done
+            undo.callback(loaded.close)
             bound = bind_sections(self.module, loaded.obj)
-            try:
-                self._register(ring, loaded.obj.programs[self.name], slot)
-            except BaseException:
-                unbind_sections(bound)
-                raise
-        except BaseException:
-            loaded.close()
-            raise
+            undo.callback(unbind_sections, bound)
+            self._register(ring, loaded.obj.programs[self.name], slot)
+            undo.pop_all()
         return RequestHandle(self, ring, loaded, bound)
 
 

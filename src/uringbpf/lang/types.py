@@ -285,7 +285,7 @@ class PtrType:
         return f"ptr[{getattr(e, '__name__', None) or getattr(e, 'name', None) or e}]"
 
     def __call__(self, value: Any) -> Any:
-        from .appmode import Ptr
+        from .appmode import Ptr  # why: appmode is built on this module (a top import would be a cycle); only calling ptr[T] on an app-mode value needs it
         if isinstance(value, Ptr):
             return value._pretype(self.elem)
         if isinstance(value, int) and int(value) == 0:

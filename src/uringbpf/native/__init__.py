@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -57,10 +58,8 @@ def compiler() -> list[str]:
         path = shutil.which(name)
         if path:
             return [path]
-    try:
-        import ziglang  # noqa: F401
-    except ImportError:
-        raise NativeBuildError("no C compiler: install cc, or the 'ziglang' package") from None
+    if importlib.util.find_spec("ziglang") is None:
+        raise NativeBuildError("no C compiler: install cc, or the 'ziglang' package")
     return [sys.executable, "-m", "ziglang", "cc"]
 
 

@@ -10,8 +10,10 @@ provides
 * ``run(args) -> int`` -- does the work and returns the exit status;
 * ``SOCKETS = True`` (optional) -- the command writes to sockets, see below.
 
-Modules import the library lazily inside ``run`` so ``uringbpf --help`` stays fast and
-compiles nothing.
+Modules import what they use at their top: importing this package has already imported
+``uringbpf`` itself, which compiles nothing. Only a module needing something heavier
+(LLVM, the designs) imports it inside ``run``, with a ``# why:`` comment, so that
+``uringbpf --help`` and the other commands do not pay for it.
 
 Exit status, the same for every subcommand:
 
@@ -43,6 +45,9 @@ import signal
 import sys
 from types import ModuleType
 
+from .. import __version__
+from .common import CommandError, expected_errors, message_of
+
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand name -> module of this package implementing it (in ``--help`` order).
@@ -71,7 +76,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     """The complete ``uringbpf`` parser, one subparser per entry of :data:`COMMANDS`."""
-    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="uringbpf", formatter_class=_Formatter,
@@ -111,7 +115,6 @@ def _die_of_sigpipe() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``uringbpf ARGV...`` and return the exit status (0, 1 or 2; see the module doc)."""
-    from .common import CommandError, expected_errors, message_of
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..bpf.asm import AsmError, assemble_bytes
 from .common import CommandError, exists_dir_for, read_input
 
 HELP = "assemble eBPF assembly (kernel or uBPF dialect) to raw bytecode"
@@ -27,7 +28,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Assemble ``args.file``."""
-    from ..bpf.asm import AsmError, assemble_bytes
 
     text = read_input(args.file, text=True)
     where = "<stdin>" if args.file == "-" else args.file

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from ..bpf.cc import CPU_VERSIONS, compile_c
 from .common import CommandError, exists_dir_for
 
 HELP = "compile BPF C to an ELF object (system clang, else the ziglang package)"
@@ -22,7 +24,6 @@ URINGBPF_CLANG to pick a clang binary, URINGBPF_CC=clang|zig to force one."""
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of ``uringbpf cc``."""
-    from ..bpf.cc import CPU_VERSIONS
 
     p.add_argument("source", help="BPF C source file")
     p.add_argument("-o", dest="output", metavar="OUT",
@@ -44,9 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compile ``args.source``; 0 when the object was written."""
-    from pathlib import Path
 
-    from ..bpf.cc import compile_c
 
     src = Path(args.source)
     if src.is_dir():

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..bpf.object import BpfObject
+from ..errors import UringBpfError
+
 __all__ = ["CommandError", "UsageError", "expected_errors", "message_of", "read_input",
            "int_in_range", "choose_programs", "open_object"]
 
@@ -34,7 +37,6 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
     Anything else escaping a subcommand is a bug in uringbpf and keeps its traceback.
     """
-    from ..errors import UringBpfError
 
     return (OSError, UringBpfError)
 
@@ -94,7 +96,6 @@ def open_object(path: str):
 
     Missing files, directories and files that are not ELF get one clear line each.
     """
-    from ..bpf.object import BpfObject
 
     p = Path(path)
     if p.is_dir():

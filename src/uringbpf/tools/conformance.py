@@ -31,7 +31,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the program; print r0 (status 0) or the error (status 1)."""
-    from ..bpf.conformance import decode_hex, execute
+    from ..bpf.conformance import decode_hex, execute  # why: it loads LLVM (the JIT); `uringbpf --help` and the other commands must not
 
     program_hex = args.program if args.program is not None else sys.stdin.readline()
     rc, out = execute(decode_hex(program_hex), decode_hex(args.memory),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..bpf import isa
+from ..bpf.disasm import disassemble
 from .common import CommandError, choose_programs, open_object, read_input
 
 HELP = "disassemble the programs of an ELF object, raw bytecode or hex text"
@@ -47,8 +49,6 @@ def _hex_or_raw(data: bytes) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     """Disassemble ``args.file`` to stdout."""
-    from ..bpf import isa
-    from ..bpf.disasm import disassemble
 
     data = read_input(args.file)
     if data[:4] == b"\x7fELF":

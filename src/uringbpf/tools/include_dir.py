@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..bpf.cc import include_dir
+
 HELP = "print the directory of uringbpf's BPF C headers"
 DESCRIPTION = """\
 Print the directory holding uringbpf's self-contained BPF headers (vmlinux.h,
@@ -18,7 +20,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the include directory."""
-    from ..bpf.cc import include_dir
 
     print(include_dir())
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..bpf.run import MAX_DATA_SIZE, MAX_REPEAT, run_program
+from ..errors import BpfVerifierError
 from .common import CommandError, choose_programs, exists_dir_for, int_in_range, open_object, \
     read_input
 
@@ -22,7 +24,6 @@ without a test run: their context holds pointers a data buffer would let you for
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of ``uringbpf run``."""
-    from ..bpf.run import MAX_DATA_SIZE, MAX_REPEAT
 
     p.add_argument("obj", help="eBPF ELF object (from 'uringbpf cc', clang or zig cc)")
     p.add_argument("--prog", metavar="NAME",
@@ -48,8 +49,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the program and print its result."""
-    from ..bpf.run import MAX_DATA_SIZE, run_program
-    from ..errors import BpfVerifierError
 
     if args.data_in is not None:
         data = read_input(args.data_in, allow_empty=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..bpf.verifier import verify_object
 from .common import choose_programs, open_object
 
 HELP = "verify the programs of an ELF object (kernel-style log)"
@@ -31,7 +32,6 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify and report; 1 if any program is rejected."""
-    from ..bpf.verifier import verify_object
 
     obj = open_object(args.obj)
     try:

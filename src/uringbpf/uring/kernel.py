@@ -8,6 +8,7 @@ backend (threads.py) only has to provide the same regions and verbs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 
@@ -33,11 +34,10 @@ class KernelBackend:
         self.fd = fd
         self.params = params
         self.sq_region = self.cq_region = self.sqe_region = None
-        try:
+        with contextlib.ExitStack() as undo:    # a failed mmap closes the ring fd
+            undo.callback(self.close)
             self._map(params)
-        except BaseException:
-            self.close()
-            raise
+            undo.pop_all()
 
     def _map(self, p: IoUringParams) -> None:
         sqe_size = 128 if p.flags & IORING_SETUP_SQE128 else 64

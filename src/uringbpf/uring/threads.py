@@ -373,7 +373,7 @@ class ThreadsBackend:
                 return
             try:
                 fn()
-            except Exception:   # never let a worker die with a request in hand: report it
+            except Exception:   # why: a worker thread must not die with a request in hand: the failure is logged
                 log.exception("thread-pool backend: a request's worker function failed")
             with self._pool_lock:
                 self._idle += 1

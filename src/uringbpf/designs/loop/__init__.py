@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import native
+from ...callbacks import barrier
 
 #: The C loop driver (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("loop.c")
@@ -414,15 +415,15 @@ class LoopAttachment:
         # inside the program stops the loop and is re-raised by enter().
         call = step
 
-        def trampoline(r1, r2, r3, r4, r5, _call=call, _self=self):
-            try:
-                return int(_call(r1)) & 0xFFFFFFFFFFFFFFFF
-            except BaseException as exc:  # noqa: BLE001 - re-raised after the loop
-                _self._error = exc
-                _self.ctx.abort = 1
-                return IOU_LOOP_STOP
+        def trampoline(r1, r2, r3, r4, r5, _call=call):
+            return int(_call(r1)) & 0xFFFFFFFFFFFFFFFF
 
-        fn = STEP_FN(trampoline)
+        def stop(exc: BaseException, _args: tuple) -> int:     # re-raised after the loop
+            self._error = exc
+            self.ctx.abort = 1
+            return IOU_LOOP_STOP
+
+        fn = STEP_FN(barrier(trampoline, stop))
         return ctypes.cast(fn, c_void_p).value, prog_engine or "python", fn
 
     def _allow(self, base: int, size: int, writable: bool, name: str) -> None:
@@ -504,15 +505,15 @@ class LoopAttachment:
         if self._py_submit is None:
             ring = self.ring
 
-            def submit(nr, _ring=ring, _self=self):
-                try:
-                    return _ring.raw_enter(int(nr), 0, uapi.IORING_ENTER_GETEVENTS)
-                except BaseException as exc:  # noqa: BLE001 - re-raised after the loop
-                    _self._error = exc
-                    _self.ctx.abort = 1
-                    return -errno.ECANCELED
+            def submit(nr, _ring=ring):
+                return _ring.raw_enter(int(nr), 0, uapi.IORING_ENTER_GETEVENTS)
 
-            self._py_submit = PY_SUBMIT_FN(submit)
+            def cancel(exc: BaseException, _args: tuple) -> int:  # re-raised after the loop
+                self._error = exc
+                self.ctx.abort = 1
+                return -errno.ECANCELED
+
+            self._py_submit = PY_SUBMIT_FN(barrier(submit, cancel))
         self.ctx.py_submit = ctypes.cast(self._py_submit, c_void_p).value
 
     def enter_hook(self, ring, to_submit: int, min_complete: int, flags: int, *a, **kw) -> int:

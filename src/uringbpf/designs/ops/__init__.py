@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import native
+from ...callbacks import barrier
 
 #: The C of the ops design (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("ops.c")
@@ -1016,19 +1017,23 @@ def _resolve_py(data: int, desc_addr: int, direction: int, out: int) -> int:
     """Called by designs/ops/ops.c for a descriptor the prep-time table does not hold."""
     rd = _RDesc.from_address(out)
     native_stats["resolve_fallbacks"] += 1
-    try:
-        req = _req(data)
-        if req is None:
-            rd.err = -errno.EINVAL
-            return 0
-        _fill_rdesc(req.slot.table.ring, rd, ctypes.string_at(desc_addr, 16), direction,
-                    req.keep)
-    except BaseException:  # noqa: BLE001 - must not unwind through C: a clean -EFAULT
-        rd.err, rd.nseg, rd.segs = -errno.EFAULT, 0, 0
+    req = _req(data)
+    if req is None:
+        rd.err = -errno.EINVAL
+        return 0
+    _fill_rdesc(req.slot.table.ring, rd, ctypes.string_at(desc_addr, 16), direction,
+                req.keep)
     return 0
 
 
-_resolve_cb = _RESOLVE_FN(_resolve_py)
+def _resolve_failed(exc: BaseException, args: tuple) -> int:
+    """A failed resolve is a clean -EFAULT for the request (C cannot take an exception)."""
+    rd = _RDesc.from_address(args[3])
+    rd.err, rd.nseg, rd.segs = -errno.EFAULT, 0, 0
+    return 0
+
+
+_resolve_cb = _RESOLVE_FN(barrier(_resolve_py, _resolve_failed))
 
 
 def _stack_ok(rt, addr: int, size: int) -> bool:
@@ -1172,27 +1177,29 @@ _LOOKUP_FN = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_int64, c
 def _native_lookup(table_id: int, kind: int, index: int, direction: int, out: int) -> int:
     """Called by ops.c for a registered buffer beyond its mirror (kind 1) or a KFIXED
     descriptor's base (kind 3): writes (addr, len) to out; 0 or -errno."""
-    try:
-        table = _native_tables.get(table_id)
-        ring = table.ring if table is not None else None
-        if ring is None:
-            return -errno.EFAULT
-        if kind == 3:
-            found = _kfixed_base(ring, index, direction)
-            if isinstance(found, int):
-                return found
-            (ctypes.c_uint64 * 2).from_address(out)[:] = [found[0], found[1]]
-            return 0
-        reg = _registered(ring, index)
-        if reg is None:
-            return -errno.EFAULT
-        (ctypes.c_uint64 * 2).from_address(out)[:] = [reg[0], reg[1]]
-        return 0
-    except BaseException:  # noqa: BLE001 - must not unwind through C: a clean -EFAULT
+    table = _native_tables.get(table_id)
+    ring = table.ring if table is not None else None
+    if ring is None:
         return -errno.EFAULT
+    if kind == 3:
+        found = _kfixed_base(ring, index, direction)
+        if isinstance(found, int):
+            return found
+        (ctypes.c_uint64 * 2).from_address(out)[:] = [found[0], found[1]]
+        return 0
+    reg = _registered(ring, index)
+    if reg is None:
+        return -errno.EFAULT
+    (ctypes.c_uint64 * 2).from_address(out)[:] = [reg[0], reg[1]]
+    return 0
 
 
-_lookup_cb = _LOOKUP_FN(_native_lookup)
+def _efault(exc: BaseException, args: tuple) -> int:
+    """A failed lookup is a clean -EFAULT (C cannot take an exception)."""
+    return -errno.EFAULT
+
+
+_lookup_cb = _LOOKUP_FN(barrier(_native_lookup, _efault))
 
 
 #: helper/kfunc name -> C twin in designs/ops/ops.c (the JIT calls these directly)

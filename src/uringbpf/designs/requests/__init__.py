@@ -32,6 +32,7 @@ BPF requests, the Python implementation) is :mod:`.engine`; the native engine ov
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 from ctypes import sizeof
@@ -174,13 +175,12 @@ def _ring_class():
                      private_cq: bool = False, max_runs_per_enter: int = 256,
                      native: bool | str = "auto", **kwargs):
             super().__init__(entries, *args, **kwargs)
-            try:
+            with contextlib.ExitStack() as undo:   # no engine: the ring closes again
+                undo.callback(super().close)
                 self.requests = make_engine(self, nr_cq, cq_sizes, native=native,
                                             serialize=serialize, private_cq=private_cq,
                                             max_runs_per_enter=max_runs_per_enter)
-            except BaseException:
-                super().close()
-                raise
+                undo.pop_all()
 
         # -- the RFC's additions
         def cq(self, index: int = 0) -> CompletionQueue:
