@@ -1,27 +1,8 @@
-"""The engine of the 2021 "io_uring BPF requests" RFC (Begunkov, v2) with multiple completion queues,
-and the Dietrich/Schirmeier programming model on top of it.
+"""The engine of the 2021 "io_uring BPF requests" RFC (Begunkov, v2): extra CQs, BPF
+requests parked on ``wait_nr``/``wait_idx``, helpers 164-167.
 
-What the RFC added to the kernel, and how we provide it on a kernel that has none of it:
-
-* **Extra CQs** (``nr_cq``/``cq_sizes`` at setup; ``sqe->cq_idx`` picks one).  The real
-  kernel has one CQ, so every CQ the application or a program sees — CQ 0 included — is a
-  block of memory laid out like the kernel's CQ ring (same ``cq_off`` offsets: head, tail,
-  ring_mask, ring_entries, overflow, CQEs).  The engine drains the *kernel's* CQ into them:
-  on submit it reads ``cq_idx`` (u16 at byte 48), clears it and, when it is not 0, swaps
-  the SQE's ``user_data`` for a private token; a kernel CQE carrying a token is posted to
-  its CQ with the original ``user_data``.  Only CQ 0 keeps an overflow list.
-* **BPF requests** (``IORING_OP_BPF``): never reach the kernel as such.  On submit the SQE
-  is checked like the RFC's ``io_bpf_prep`` and rewritten in place into a NOP carrying a
-  token; when that NOP completes (so a BPF SQE inside a link chain runs after the I/O
-  before it, as Dietrich/Schirmeier asked) the request is queued and its program runs
-  with a fresh ``struct io_uring_bpf_ctx``.  ``wait_nr``/``wait_idx`` park it until the
-  CQ holds enough CQEs; then the same program runs again.
-* **Helpers 164-167** with the RFC's ids (queue SQE, emit CQE, reap CQE, copy to user).
-
-Programs run on the application's thread inside ``submit``/``enter``/``wait_cqe`` (the
-RFC ran them from task_work of the submitting task): at most ``max_runs_per_enter`` runs
-per call, so a program that re-queues itself forever cannot starve the application, and
-Ctrl-C is seen between runs and while blocked in ``io_uring_enter``.
+How each RFC feature is provided on a kernel that has none of it is told once, in the
+package docstring (:mod:`uringbpf.designs.requests`) and in docs/designs/requests.md.
 """
 
 from __future__ import annotations
