@@ -270,10 +270,7 @@ CEILING = {kind: BASELINE[kind] // 5 for kind in BASELINE}
 #: callbacks still catch BaseException themselves: moving them onto
 #: uringbpf.callbacks.barrier made test_ctrl_c_interrupts_a_wait[native-engine-*] hang
 #: (cause not found yet), so they were left as they are.
-PENDING = {"uringbpf/designs/requests/native_engine.py": 3,
-           # fixed in the working tree (imports at the top, ExitStack), to be committed with
-           # the ring engineer's edits of the same file; remove this entry then
-           "uringbpf/uring/ring.py": 1}
+PENDING = {"uringbpf/designs/requests/native_engine.py": 3}
 
 
 def _pending(path: Path) -> bool:

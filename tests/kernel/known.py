@@ -4,15 +4,7 @@ Each entry: case name -> why.  The suite marks them xfail(strict=True): a listed
 that starts agreeing fails too, so this list stays true.
 """
 
-BATCH = ("a request refused by a filter ends the kernel's submission batch (io_submit_sqes "
-         "stops at the first SQE that fails before issue unless IORING_SETUP_SUBMIT_ALL); "
-         "our submit path posts the -EACCES CQE and goes on with the rest of the batch")
-
 DISAGREEMENTS: dict[str, str] = {
-    "filter_deny_nop": BATCH,
-    "filter_user_data": BATCH,
-    "filter_stack_two_user_data": BATCH,
-    "filter_socket_family": BATCH,
     "loop_verifier_stack_uninit": "privileged kernels allow reading uninitialised stack "
                                   "(env->allow_uninit_stack for CAP_PERFMON); we refuse it, as "
                                   "for socket filters (docs/verifier.md)",

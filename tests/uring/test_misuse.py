@@ -184,3 +184,24 @@ def test_sqpoll_kernel_only():
     with pytest.raises(OSError) as ei:
         Ring(8, flags=SETUP_SQPOLL, backend="threads")
     assert ei.value.errno == errno.EINVAL
+
+
+def test_failed_setup_leaves_nothing_for_del_to_close():
+    """io_uring_setup refusing the flags (DEFER_TASKRUN without SINGLE_ISSUER: -EINVAL)
+    raises OSError, and the half-built Ring's __del__ must not fail afterwards."""
+    import sys
+
+    from uringbpf.uring import uapi as u
+
+    seen = []
+    old = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        with pytest.raises(OSError) as info:
+            Ring(8, flags=u.IORING_SETUP_DEFER_TASKRUN, backend="kernel")
+        assert info.value.errno == errno.EINVAL
+        del info
+        gc.collect()
+    finally:
+        sys.unraisablehook = old
+    assert [repr(a.exc_value) for a in seen] == []

@@ -16,6 +16,7 @@ weakly ordered CPUs this module would need explicit barriers (documented in docs
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -30,7 +31,9 @@ from . import prep as pp
 from . import region as rg
 from . import syscalls
 from . import uapi as u
+from .fast import fast_path
 from .kernel import KernelBackend
+from .threads import ThreadsBackend
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +155,14 @@ class Ring:
         if flags & u.IORING_SETUP_SQ_REWIND and flags & u.IORING_SETUP_SQPOLL:
             raise ValueError("IORING_SETUP_SQ_REWIND cannot be combined with SQPOLL")
         self.flags = flags
-        self._closed = False
+        # closed until the ring is whole: if io_uring_setup or the mmaps fail, __del__ must
+        # not try to close a ring that never existed
+        self._closed = True
         self._be = self._setup(entries, cq_entries or 0, flags, backend, sq_thread_idle)
-        try:
+        with contextlib.ExitStack() as undo:    # no memory: the backend closes again
+            undo.callback(self._be.close)
             self._init_memory()
-        except BaseException:
-            self._closed = True
-            self._be.close()
-            raise
+            undo.pop_all()
         if self.fd >= 0:
             _by_fd[self.fd] = self
         # hooks (designs): see set_enter_hook / add_sqe_filter / add_register_hook
@@ -173,6 +176,7 @@ class Ring:
         self._fixed_bufs: list | None = None
         self._fixed_keep: Any = None
         self._update_direct()
+        self._closed = False
 
     def _update_direct(self) -> None:
         """submit*/wait may call the syscall directly when nothing sits on the enter path
@@ -192,7 +196,6 @@ class Ring:
                     raise
                 log.warning("io_uring unavailable (%s); using the thread-pool backend",
                             exc.strerror)
-        from .threads import ThreadsBackend
         return self._setup_backend(ThreadsBackend, entries, cq_entries, flags, idle)
 
     def _setup_backend(self, cls, entries: int, cq_entries: int, flags: int, idle: int):
@@ -433,10 +436,14 @@ class Ring:
             return self._rewind_enter(to_submit, min_complete, flags, sig, timeout)
         if to_submit and self._filters:
             if self.sq_rewind:
-                self._filter_slots(list(range(min(to_submit, self.sq_entries))),
-                                   self._sqe_region)
+                stop = self._filter_slots(list(range(min(to_submit, self.sq_entries))),
+                                          self._sqe_region)
             else:
-                self._filter_published(to_submit)
+                stop = self._filter_published(to_submit)
+            if stop is not None:
+                # a refused SQE ended the batch: the kernel's io_uring_enter returns the
+                # count consumed (the refused one included) without waiting for CQEs
+                return self._be.enter(stop, 0, flags & ~u.IORING_ENTER_GETEVENTS, sig, timeout)
         return self._be.enter(to_submit, min_complete, flags, sig, timeout)
 
     def sq_rewind_submit(self, nr: int, min_complete: int = 0, flags: int = 0) -> int:
@@ -473,7 +480,9 @@ class Ring:
                 self._sqr[self._sq_array_i + slot] = slot
             slots.append(slot)
         if self._filters and slots:
-            self._filter_slots(slots, self._ksqe_region)
+            stop = self._filter_slots(slots, self._ksqe_region)
+            if stop is not None:   # a refused SQE ended the batch (see raw_enter)
+                nr, min_complete, flags = stop, 0, flags & ~u.IORING_ENTER_GETEVENTS
         self._sqr[self._sq_tail_i] = (tail + nr) & M32
         ret = self._be.enter(nr, min_complete, flags, sig, timeout)
         self._sqr[self._sq_tail_i] = (tail + (ret if ret > 0 else 0)) & M32
@@ -540,10 +549,9 @@ class Ring:
         """Batch verbs in compiled code over this ring (:class:`uringbpf.uring.fast.FastPath`:
         ``prep_nops``/``reap``/``for_each_cqe``/``submit_and_wait`` on arrays, no per-CQE
         objects). Use as ``with ring.fast() as fp:``; see uring/fast.py for the contract."""
-        from .fast import fast_path
         return fast_path(self)
 
-    def _filter_published(self, to_submit: int) -> None:
+    def _filter_published(self, to_submit: int) -> int | None:
         head = self._sqr[self._sq_head_i]
         n = min(to_submit, (self._sqr[self._sq_tail_i] - head) & M32)
         slots = []
@@ -552,18 +560,30 @@ class Ring:
             idx = self._sqr[self._sq_array_i + pos] if self.sq_array_addr else pos
             if idx < self.sq_entries:
                 slots.append(idx)
-        self._filter_slots(slots, self._be.sqe_region)
+        return self._filter_slots(slots, self._be.sqe_region)
 
-    def _filter_slots(self, slots, region) -> None:
+    def _filter_slots(self, slots, region) -> int | None:
+        """Run the SQE filters on ``slots`` in submission order.
+
+        Returns None, or how many SQEs the kernel consumes when a refused one ends the
+        batch: io_submit_sqes() stops at an SQE that fails before issue (the refused one
+        is counted) unless the ring has IORING_SETUP_SUBMIT_ALL or the SQE links on
+        (io_submit_fail_init then keeps assembling the chain). The rest stay queued,
+        unfiltered, for the next enter, as in the kernel.
+        """
         size = self.sqe_size
         cls = self._sqe_cls
-        for idx in slots:
+        submit_all = self.flags & u.IORING_SETUP_SUBMIT_ALL
+        for n, idx in enumerate(slots):
             view = cls.from_buffer(region, idx * size)
             for fn in self._filters:
                 res = fn(view)
                 if res:
                     self._deny(view, int(res))
+                    if not submit_all and not view.flags & (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK):
+                        return n + 1
                     break
+        return None
 
     @staticmethod
     def _deny(sqe, res: int) -> None:

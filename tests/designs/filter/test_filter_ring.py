@@ -253,6 +253,9 @@ def test_other_python_sqe_filters_route_program_submissions_through_python():
         got, stats = _loop_submit(r, [4, 3])
         assert got == [(3, -errno.EPERM), (4, 0)]
         assert sorted(seen) == [3, 4] and stats["sqes_denied"] == 0
+        # the refusal ends the program's batch as in the kernel: 1 of 2 consumed
+        got, stats = _loop_submit(r, [3, 4], expect=1)
+        assert got == [(3, -errno.EPERM)] and seen[-1] == 3
     finally:
         r.close()
 

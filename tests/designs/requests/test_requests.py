@@ -331,7 +331,9 @@ def test_cq_idx_routes_and_out_of_range_fails_on_cq0(ring):
     nop(ring, 3, cq_idx=2)
     nop(ring, 4, cq_idx=3)        # out of range
     nop(ring, 5)
-    assert ring.submit() == 4
+    # the out-of-range SQE fails in io_init_req, which ends the submission batch
+    assert ring.submit() == 3
+    ring.submit()   # the native engine's pump may already have handed nop 5 over (H15 report)
     ring.wait_cqe_nr(2)
     assert ring.reap() == [(4, -errno.EINVAL, 0), (5, 0, 0)]
     assert ring.cq(1).drain() == [(2, 0, 0)]
