@@ -288,19 +288,18 @@ class Cfg:
             return d | (s if insn.source == isa.X else 0), 0
         return 0, 0
 
-    def _liveness(self, arg_count) -> list[int]:
+    def _backward(self, transfer) -> list[int]:
+        """Fixpoint of a backward bit-set analysis over the CFG: ``transfer(pc, out)`` maps
+        the union of the successors' sets to this instruction's set (liveness, precision)."""
         n = len(self.insns)
-        use = [0] * n
-        defs = [0] * n
         preds: list[list[int]] = [[] for _ in range(n)]
         for pc in range(n):
             if self.second_slot[pc]:
                 continue
-            use[pc], defs[pc] = self._use_def(pc, arg_count)
             for s in self.succ[pc]:
                 if s < n:
                     preds[s].append(pc)
-        live = [0] * n
+        sets = [0] * n
         work = [pc for pc in range(n) if not self.second_slot[pc]]
         inwork = [True] * n
         while work:
@@ -309,15 +308,24 @@ class Cfg:
             out = 0
             for s in self.succ[pc]:
                 if s < n:
-                    out |= live[s]
-            new = use[pc] | (out & ~defs[pc])
-            if new != live[pc]:
-                live[pc] = new
+                    out |= sets[s]
+            new = transfer(pc, out)
+            if new != sets[pc]:
+                sets[pc] = new
                 for p in preds[pc]:
                     if not inwork[p]:
                         inwork[p] = True
                         work.append(p)
-        return live
+        return sets
+
+    def _liveness(self, arg_count) -> list[int]:
+        n = len(self.insns)
+        use = [0] * n
+        defs = [0] * n
+        for pc in range(n):
+            if not self.second_slot[pc]:
+                use[pc], defs[pc] = self._use_def(pc, arg_count)
+        return self._backward(lambda pc, out: use[pc] | (out & ~defs[pc]))
 
     def _precision(self, arg_count, ret_precise: bool, branches: bool) -> list[int]:
         """Registers whose exact value may matter to a safety check later on.
@@ -331,16 +339,7 @@ class Cfg:
         counts too (used against states below which a branch was decided by a value).
         Over-approximate: extra precise registers only cost pruning.
         """
-        n = len(self.insns)
         insns = self.insns
-        preds: list[list[int]] = [[] for _ in range(n)]
-        for pc in range(n):
-            if self.second_slot[pc]:
-                continue
-            for s in self.succ[pc]:
-                if s < n:
-                    preds[s].append(pc)
-        prec = [0] * n
 
         def transfer(pc: int, out: int) -> int:
             insn = insns[pc]
@@ -391,20 +390,4 @@ class Cfg:
                     return out | d | s
             return out
 
-        work = [pc for pc in range(n) if not self.second_slot[pc]]
-        inwork = [True] * n
-        while work:
-            pc = work.pop()
-            inwork[pc] = False
-            out = 0
-            for s in self.succ[pc]:
-                if s < n:
-                    out |= prec[s]
-            new = transfer(pc, out) & ALL_REGS
-            if new != prec[pc]:
-                prec[pc] = new
-                for p in preds[pc]:
-                    if not inwork[p]:
-                        inwork[p] = True
-                        work.append(p)
-        return prec
+        return self._backward(lambda pc, out: transfer(pc, out) & ALL_REGS)
