@@ -2,10 +2,10 @@
 
 Modes (default ``all``: alternate both):
 
-* ``classic`` -- the generators of tests/verifier/test_fuzz.py (random, grown-to-the-edge
+* ``classic`` -- the generators of tests/bpf/verifier/test_fuzz.py (random, grown-to-the-edge
   and mutated programs);
 * ``pruning`` -- programs whose paths join with values that differ only in registers that
-  later feed a compare (tests/verifier/fuzzgen.py ``pruning_source``); each verdict is
+  later feed a compare (tests/bpf/verifier/fuzzgen.py ``pruning_source``); each verdict is
   also compared with a verification without state pruning (pruning must never turn a
   refusal into an acceptance).
 
@@ -21,7 +21,7 @@ import random
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "verifier"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "bpf" / "verifier"))
 
 import corpus_lib  # noqa: E402
 import fuzzgen  # noqa: E402

@@ -14,6 +14,6 @@ if not os.environ.get("URINGBPF_GUEST"):
     collect_ignore_glob = ["*"]
 else:
     sys.path.insert(0, str(Path(__file__).parent))
-    sys.path.insert(0, str(Path(__file__).parent.parent / "verifier"))
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bpf" / "verifier"))
 
     from summary import pytest_terminal_summary  # noqa: F401  (the closing "kernel <v>: N cases" line)

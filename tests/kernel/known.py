@@ -10,7 +10,7 @@ DISAGREEMENTS: dict[str, str] = {
                                   "for socket filters (docs/verifier.md)",
 }
 
-# Verifier corpus cases where the 7.2 kernel and we differ and tests/verifier's
+# Verifier corpus cases where the 7.2 kernel and we differ and tests/bpf/verifier's
 # KNOWN_DISAGREEMENTS (written for the host kernel) does not say why.
 VERIFIER: dict[str, str] = {
     "call_subprog_too_deep": "7.2 accepts a chain of 9 call frames; we stop at 8 "

@@ -43,7 +43,7 @@ _XC, _VCASES = _verifier_cases()
 
 
 def _vmark(case):
-    # Verifier cases: the reasons come from tests/verifier (H2 keeps them true against the
+    # Verifier cases: the reasons come from tests/bpf/verifier (H2 keeps them true against the
     # kernels it checks) plus known.VERIFIER.  Not strict: when our verifier or the list
     # moves to follow 7.2, a listed case that agrees counts as agreeing (xpassed); an
     # unlisted disagreement still fails.

@@ -103,7 +103,7 @@ GFUNCS = sorted((pathlib.Path(__file__).parent / "gfuncs").glob("*.bpf.c"))
 
 @pytest.mark.parametrize("src", GFUNCS, ids=lambda p: p.name)
 def test_loop_step_global_functions_match_linux_7_2(src, tmp_path):
-    """loop_step programs with global functions (tests/verifier/gfuncs): our verdict and
+    """loop_step programs with global functions (tests/bpf/verifier/gfuncs): our verdict and
     message equal Linux 7.2's, loaded with libbpf (`bpftool prog loadall` in the
     tools/kernel-vm guest; recorded in kernel72_global_funcs.json)."""
     rows = {r["name"]: r for r in map(json.loads, (pathlib.Path(__file__).parent /

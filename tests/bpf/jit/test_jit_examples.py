@@ -11,7 +11,7 @@ from uringbpf.bpf import cc, helpers, isa, jit
 from uringbpf.bpf.helpers import Runtime
 from uringbpf.bpf.object import BpfObject
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SOURCES = sorted((ROOT / "examples").glob("*/**/*.bpf.c"))  # */: examples/<design> are symlinks
 
 

@@ -16,7 +16,7 @@ from uringbpf.bpf import conformance, isa, jit
 from uringbpf.bpf.helpers import Runtime
 from uringbpf.bpf.memory import AddressSpace, BpfRuntimeError, Buffer
 
-DATA = Path(__file__).resolve().parent.parent / "bpf" / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"
 FILES = sorted(DATA.glob("*.data"))
 
 

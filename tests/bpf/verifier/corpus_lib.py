@@ -1,6 +1,6 @@
 """The verifier corpus: parsing, fake map descriptors, test-only helpers, kfuncs and program types.
 
-Corpus files (``tests/verifier/corpus/*.txt``) hold cases separated by ``### name`` lines::
+Corpus files (``tests/bpf/verifier/corpus/*.txt``) hold cases separated by ``### name`` lines::
 
     ### map_value_null_checked
     # free text explaining the case

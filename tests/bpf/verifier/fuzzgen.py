@@ -1,5 +1,5 @@
 """Soundness fuzzing: random and mutated programs; whatever the verifier accepts must run
-without a memory violation (shared by tests/verifier/test_fuzz.py and bench/fuzz_verifier.py).
+without a memory violation (shared by tests/bpf/verifier/test_fuzz.py and bench/fuzz_verifier.py).
 
 Programs are socket filters (r1 = data buffer, r2 = its length) that may also touch one
 array map value (``lddw map_value``) and the stack.  The run-time layout leaves unmapped

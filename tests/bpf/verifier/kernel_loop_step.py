@@ -1,10 +1,10 @@
 """Load the loop_step cases of the corpus into a kernel that has io_uring_bpf_ops (the
 7.2 guest of tools/kernel-vm) and print each kernel verdict as one JSON line.
 
-    tools/kernel-vm/run -- env PYTHONPATH=src python3 tests/verifier/kernel_loop_step.py
+    tools/kernel-vm/run -- env PYTHONPATH=src python3 tests/bpf/verifier/kernel_loop_step.py
 
 Not a pytest module (the guest runs it); the recorded verdicts are compared with the
-corpus by test_corpus.py::test_loop_step_kernel_verdicts (tests/verifier/kernel72_loop_step.json).
+corpus by test_corpus.py::test_loop_step_kernel_verdicts (tests/bpf/verifier/kernel72_loop_step.json).
 """
 
 from __future__ import annotations

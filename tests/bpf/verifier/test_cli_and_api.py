@@ -10,7 +10,7 @@ import corpus_lib
 from uringbpf.bpf import isa, progtypes, verifier
 
 corpus_lib.register_test_env()
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[3]
 
 SOURCE = r"""
 #include <bpf/bpf_helpers.h>
