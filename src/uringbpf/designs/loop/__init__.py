@@ -23,11 +23,7 @@ import _signal
 import ctypes
 import errno
 import mmap
-import os
-import random
 import signal
-import stat
-import tempfile
 import threading
 import time
 import weakref
@@ -37,19 +33,28 @@ from pathlib import Path
 from typing import Any
 
 from ... import native
+from ...bpf import progtypes as pt
+from ...bpf.helpers import Arg, Ret
+from ...bpf.memory import guard_object
+from ...bpf.platform import Design, Platform
 from ...callbacks import barrier
+from ...errors import BpfVerifierError, LoopError  # noqa: F401  (re-exported; defined in uringbpf.errors)
+from ...uring import memregion, uapi
+from ...uring.memregion import (  # noqa: F401  (the ring layer's; re-exported for callers of 7.1 code)
+    IORING_MAP_OFF_PARAM_REGION, IORING_MEM_REGION_REG_WAIT_ARG, IORING_MEM_REGION_TYPE_USER,
+    IORING_REGISTER_MEM_REGION, IoUringMemRegionReg, IoUringRegionDesc, MemRegion,
+    register_region, register_region_raw)
+from ...uring.ring import Ring
+from .. import filter as _filter   # filters run inside the loop's native submit path
+# split-out modules, re-exported so ``uringbpf.designs.loop.<name>`` keeps working
+from .copy import MAX_COPY_DEPTH, CopyResult, copy_fd, fnv1a32  # noqa: F401
+from .demo import demo_section, register_demo  # noqa: F401
+from .example import (  # noqa: F401
+    EXAMPLES_DIR, RING_FLAGS, _set_ring_rodata, example_object, make_ring, nops_example,
+    open_example)
 
 #: The C loop driver (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("loop.c")
-from ...bpf import cc
-from ...bpf import progtypes as pt
-from ...bpf.object import BpfObject
-from ...bpf.helpers import Arg, Ret
-from ...bpf.platform import Design, Platform
-from ...bpf.memory import guard_object
-from ...uring import syscalls, uapi
-from ...uring.ring import Ring
-from .. import filter as _filter   # filters run inside the loop's native submit path
 
 IOU_LOOP_CONTINUE = 0
 IOU_LOOP_STOP = 1
@@ -64,11 +69,6 @@ KFUNC_GET_REGION = "bpf_io_uring_get_region"
 # uringbpf_loop_run() result when the interpreter trampoline raised.
 _ABORTED = -1000
 _SQ_KERNEL, _SQ_REWIND, _SQ_REWIND_EMU = 0, 1, 2
-
-IORING_REGISTER_MEM_REGION = uapi.IORING_REGISTER_MEM_REGION
-IORING_MEM_REGION_TYPE_USER = 1
-IORING_MEM_REGION_REG_WAIT_ARG = 1
-IORING_MAP_OFF_PARAM_REGION = 0x20000000
 
 
 class LoopParams(Structure):
@@ -118,114 +118,6 @@ def _set_prototypes(handle: ctypes.CDLL) -> None:
 def lib() -> ctypes.CDLL:
     """The native loop driver (designs/loop/loop.c), built on first use; checks the struct mirror."""
     return native.load(NATIVE_SOURCE, configure=_set_prototypes)
-
-
-# --- the parameter region (IOU_REGION_MEM) ----------------------------------------------
-class IoUringRegionDesc(Structure):
-    """``struct io_uring_region_desc``."""
-
-    _fields_ = [("user_addr", c_uint64), ("size", c_uint64), ("flags", c_uint32),
-                ("id", c_uint32), ("mmap_offset", c_uint64), ("resv", c_uint64 * 4)]
-
-
-class IoUringMemRegionReg(Structure):
-    """``struct io_uring_mem_region_reg``: the IORING_REGISTER_MEM_REGION argument."""
-
-    _fields_ = [("region_uptr", c_uint64), ("flags", c_uint64), ("resv", c_uint64 * 2)]
-
-
-@dataclass
-class MemRegion:
-    """A ring's registered parameter region: what IOU_REGION_MEM returns to programs."""
-
-    addr: int
-    size: int
-    keepalive: Any = None
-
-    def view(self) -> memoryview:
-        """A writable memoryview of the region's bytes."""
-        return memoryview((ctypes.c_char * self.size).from_address(self.addr)).cast("B")
-
-
-_mem_regions: "weakref.WeakKeyDictionary[Any, MemRegion]" = weakref.WeakKeyDictionary()
-_hooked_rings: "weakref.WeakSet[Any]" = weakref.WeakSet()
-
-
-def _note_region(ring, region: MemRegion) -> None:
-    _mem_regions[ring] = region
-    att = _attachments.get(ring)
-    if att is not None:
-        att._set_mem_region(region)
-
-
-def register_region_raw(ring, arg: int, nr_args: int) -> int:
-    """``io_uring_register(fd, IORING_REGISTER_MEM_REGION, arg, nr_args)`` seen by the loop.
-
-    The kernel (6.13+) registers the region itself; we read back the descriptor so a
-    later ``bpf_io_uring_get_region(ctx, IOU_REGION_MEM, size)`` can return it, exactly
-    the memory 7.1 hands to programs (``ctx->param_region``).
-    """
-    ret = syscalls.io_uring_register(ring.fd, IORING_REGISTER_MEM_REGION, arg, nr_args)
-    if ret < 0:
-        return ret
-    reg = IoUringMemRegionReg.from_address(arg)
-    desc = IoUringRegionDesc.from_address(reg.region_uptr)
-    if desc.flags & IORING_MEM_REGION_TYPE_USER:
-        _note_region(ring, MemRegion(desc.user_addr, desc.size))
-    else:
-        addr = syscalls.mmap_ring(ring.fd, desc.size, desc.mmap_offset)
-        _note_region(ring, MemRegion(addr, desc.size, _Unmapper(addr, desc.size)))
-    return ret
-
-
-class _Unmapper:
-    def __init__(self, addr: int, size: int):
-        self.addr, self.size = addr, size
-
-    def __del__(self):
-        syscalls.munmap(self.addr, self.size)
-
-
-def register_region(ring, size: int) -> MemRegion:
-    """Register a ``size``-byte parameter region (liburing ``io_uring_register_region``).
-
-    The memory is page-aligned user memory (IORING_MEM_REGION_TYPE_USER) that this
-    process can read and write through :meth:`MemRegion.view`; a loop_step program gets
-    the same memory from ``bpf_io_uring_get_region(ctx, IOU_REGION_MEM, n)``.
-    Raises OSError(-errno) with the kernel's error (EBUSY for a second region).
-    """
-    if size <= 0:
-        raise ValueError("region size must be > 0")
-    _hook_ring(ring)
-    page = mmap.PAGESIZE
-    size = (size + page - 1) // page * page
-    area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    addr = ctypes.addressof(ctypes.c_char.from_buffer(area))
-    desc = IoUringRegionDesc(user_addr=addr, size=size, flags=IORING_MEM_REGION_TYPE_USER)
-    reg = IoUringMemRegionReg(region_uptr=ctypes.addressof(desc))
-    ret = register_region_raw(ring, ctypes.addressof(reg), 1)
-    if ret < 0:
-        area.close()
-        raise OSError(-ret, f"IORING_REGISTER_MEM_REGION: {os.strerror(-ret)}")
-    region = _mem_regions[ring]
-    region.keepalive = area
-    return region
-
-
-def _register_hook(ring, opcode: int, arg: int, nr_args: int) -> int | None:
-    if opcode == IORING_REGISTER_MEM_REGION:
-        return register_region_raw(ring, arg, nr_args)
-    return None
-
-
-def _hook_ring(ring) -> None:
-    """Install our register hook once per ring (so raw MEM_REGION registrations are seen)."""
-    if ring in _hooked_rings:
-        return
-    add = getattr(ring, "add_register_hook", None)
-    if add is not None:
-        add(_register_hook)
-    _hooked_rings.add(ring)
 
 
 # --- the ring's layout, as the driver needs it ------------------------------------------
@@ -298,9 +190,6 @@ _ctx_by_addr: dict[int, "LoopAttachment"] = {}
 _attach_lock = threading.Lock()
 
 
-from ...errors import BpfVerifierError, LoopError  # noqa: E402,F401  (defined in uringbpf.errors)
-
-
 def _python_signals() -> list[int]:
     """Signals whose handler is Python code: the loop must return -EINTR on them."""
     out = []
@@ -364,7 +253,7 @@ class LoopAttachment:
         c.region_size[IOU_REGION_SQ] = lay.sq_region_size
         c.args[0] = self.addr
         c.args[1] = self.addr + LoopCtx.params.offset
-        region = _mem_regions.get(self.ring)
+        region = memregion.mem_region_of(self.ring)
         if region is not None:
             self._set_mem_region(region)
 
@@ -570,6 +459,7 @@ class LoopAttachment:
             self.ring.set_enter_hook(None)
             self.ring.remove_close_hook(self._on_ring_close)
         _filter.remove_listener(self.ring, self._on_filters)
+        memregion.remove_listener(self.ring, self._set_mem_region)
         if self._runtime is not None:
             for region in self._regions_added:
                 try:
@@ -610,7 +500,8 @@ def attach_loop(ring, step: Any, *, engine: str | None = None) -> LoopAttachment
         att = LoopAttachment(ring, step, engine=engine)
         _attachments[ring] = att
         _ctx_by_addr[att.addr] = att
-    _hook_ring(ring)
+    memregion.watch(ring)      # a raw MEM_REGION registration after attach reaches the ctx
+    memregion.add_listener(ring, att._set_mem_region)
     _filter.add_listener(ring, att._on_filters)
     ring.set_enter_hook(att.enter_hook)
     return att
@@ -649,276 +540,6 @@ def _kf_get_region(runtime, r1, r2, r3, r4, r5) -> int:
     if _live_ctx(runtime, r1) is None:
         return 0
     return lib().uringbpf_kf_get_region(r1, r2 & 0xFFFFFFFF, r3, 0, 0)
-
-
-# --- the examples (examples/loop/*.bpf.c): building and running them -------------------
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-RING_FLAGS = (uapi.IORING_SETUP_SINGLE_ISSUER | uapi.IORING_SETUP_DEFER_TASKRUN
-              | uapi.IORING_SETUP_NO_SQARRAY | uapi.IORING_SETUP_CQSIZE
-              | uapi.IORING_SETUP_SQ_REWIND)
-
-
-def example_object(name: str) -> Path:
-    """``examples/loop/<name>.bpf.c`` compiled with ``uringbpf cc`` (cached, see cc.compile_cached)."""
-    src = EXAMPLES_DIR / f"{name}.bpf.c"
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: the loop examples ship with the source tree")
-    return cc.compile_cached(src)
-
-
-def make_ring(entries: int = 8, cq_entries: int | None = None, flags: int = RING_FLAGS):
-    """A ring the loop can drive: SINGLE_ISSUER | DEFER_TASKRUN | NO_SQARRAY | SQ_REWIND."""
-    return Ring(entries, cq_entries=cq_entries or entries, flags=flags)
-
-
-def _set_ring_rodata(obj, ring) -> None:
-    ro = obj.rodata
-    ro.cq_head_offset = ring.params.cq_off.head
-    ro.cq_tail_offset = ring.params.cq_off.tail
-    ro.cqes_offset = ring.params.cq_off.cqes
-    ro.cq_entries = ring.params.cq_entries
-    ro.sq_entries = ring.params.sq_entries
-
-
-def open_example(name: str, ring, *, engine: str = "jit", verify: bool = True, **rodata):
-    """Open, configure (ring offsets + ``rodata``) and load an example; returns the object."""
-    obj = BpfObject.open(example_object(name))
-    st = next(iter(obj.struct_ops))
-    st.ring_fd = ring.fd
-    _set_ring_rodata(obj, ring)
-    for key, value in rodata.items():
-        setattr(obj.rodata, key, value)
-    obj.load(engine, verify=verify)
-    return obj
-
-
-def nops_example(ring, total: int, *, engine: str = "jit", cap: int | None = None,
-                 verify: bool = True):
-    """examples/loop/nops.bpf.c attached to ``ring`` with ``total`` NOPs to run."""
-    obj = BpfObject.open(example_object("nops"))
-    obj.struct_ops.nops_ops.ring_fd = ring.fd
-    obj.bss.reqs_to_run = total
-    _set_ring_rodata(obj, ring)
-    obj.rodata.max_inflight = cap or ring.params.sq_entries
-    obj.load(engine, verify=verify)
-    return obj, obj.attach_struct_ops("nops_ops")
-
-
-@dataclass
-class CopyResult:
-    """What :func:`copy_fd` did: bytes copied, error (-errno or 0), done, and counters."""
-    copied: int
-    error: int
-    done: bool
-    fnv1a: int | None = None
-    reads: int | None = None
-    short_reads: int | None = None
-    engine: str = ""
-    seconds: float = 0.0      # time spent in the one io_uring_enter (the copy itself)
-    depth: int = 1            # chunks in flight the cp program ran with (after clamping)
-    writes: int | None = None
-    short_writes: int | None = None
-
-
-MAX_COPY_DEPTH = 8   # cp.bpf.c's MAX_DEPTH
-
-
-def _seekable_offset(fd: int) -> int | None:
-    """The current offset of a regular file or block device, else None (pipe, socket, tty).
-
-    Only such files may be read or written at explicit offsets by several requests at
-    once; a pipe or socket has no offsets (lseek fails with ESPIPE): depth 1 for those.
-    """
-    try:
-        mode = os.fstat(fd).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
-            return None
-        return os.lseek(fd, 0, os.SEEK_CUR)
-    except OSError:
-        return None
-
-
-def _drain(ring, pending: int) -> None:
-    """Wait for the CQEs of requests cp.bpf.c left running when it stopped on an error.
-
-    Other slots' reads and writes may still be in io-wq workers, using the copy buffer:
-    closing the ring only starts their cancellation (the kernel finishes it in the
-    background), so the buffer may be unmapped only after their CQEs are posted.
-    """
-    while pending > 0:
-        ret = ring.enter(0, pending, uapi.IORING_ENTER_GETEVENTS)
-        if ret == -errno.EINTR:
-            continue
-        if ret < 0:
-            raise OSError(-ret, f"waiting for the copy's last requests: {os.strerror(-ret)}")
-        return
-
-
-def copy_fd(in_fd: int, out_fd: int, *, checksum: bool = False, engine: str = "jit",
-            chunk: int = 4096, depth: int = 1, verify: bool = True) -> CopyResult:
-    """Copy ``in_fd`` (file, pipe or socket) to ``out_fd`` with the cp or cksum example.
-
-    One ``io_uring_enter`` on a fresh loop ring does the whole copy.  With ``checksum``
-    the buffer is the ring's parameter region and the program FNV-1a hashes the data.
-
-    ``depth`` (1..8, cp only) is how many chunks the program keeps in flight.  Above 1
-    the input is read at explicit offsets, from its current offset on, and chunks are
-    written out of order, which needs a seekable input AND output: when either is a pipe,
-    socket or tty ``depth`` is clamped to 1 (reads at the file position, short reads
-    written as they come, in order).  ``CopyResult.depth`` says what ran.  After a deeper
-    copy the input's offset is moved past what was copied, as depth 1's reads at offset -1
-    do.  Output is written from the output's position on and the position ends after the
-    copy, as with cp: data already in the output stays (issue #13 item 13).
-    """
-    if not isinstance(depth, int) or not 1 <= depth <= MAX_COPY_DEPTH:
-        raise ValueError(f"depth must be an int in 1..{MAX_COPY_DEPTH}, got {depth!r}")
-    if not isinstance(chunk, int) or chunk <= 0 or chunk > 1 << 30:
-        raise ValueError(f"chunk must be an int in 1..{1 << 30}, got {chunk!r}")
-    if checksum and depth != 1:
-        raise ValueError("the cksum example hashes a stream in order: depth must be 1")
-    start_off = None
-    out_off = _seekable_offset(out_fd)     # None: a pipe or socket (offsets are ignored)
-    if depth > 1:
-        start_off = _seekable_offset(in_fd)
-        if start_off is None or out_off is None:
-            depth, start_off = 1, None
-    ring = make_ring(max(8, depth))
-    buf = None
-    try:
-        if checksum:
-            region = register_region(ring, 4096)
-            name, extra = "cksum", {"buf_addr": region.addr}
-        else:
-            # one buffer per slot, contiguous: slot s uses [s * chunk, (s + 1) * chunk)
-            buf = mmap.mmap(-1, chunk * depth)
-            name = "cp"
-            extra = {"buf_addr": ctypes.addressof(ctypes.c_char.from_buffer(buf)),
-                     "chunk_size": chunk, "depth": depth, "in_start": start_off or 0,
-                     "out_start": out_off or 0}
-        obj = open_example(name, ring, engine=engine, verify=verify, in_fd=in_fd,
-                           out_fd=out_fd, **extra)
-        try:
-            link = obj.attach_struct_ops(f"{name}_ops")
-            start = time.perf_counter()
-            ret = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
-            seconds = time.perf_counter() - start
-            if ret < 0:
-                raise OSError(-ret, f"loop run failed: {os.strerror(-ret)}")
-            bss = obj.bss
-            result = CopyResult(int(bss.copied), int(bss.error), bool(bss.done),
-                                engine=link.engine, seconds=seconds)
-            if checksum:
-                result.fnv1a = int(obj.data.fnv1a) & 0xFFFFFFFF
-            else:
-                result.reads, result.short_reads = int(bss.reads), int(bss.short_reads)
-                result.writes, result.short_writes = int(bss.writes), int(bss.short_writes)
-                result.depth = depth
-            link.destroy()
-            if not checksum:
-                _drain(ring, int(bss.pending))
-            if start_off is not None and result.done:
-                os.lseek(in_fd, start_off + result.copied, os.SEEK_SET)
-            if out_off is not None and (result.done or depth == 1):
-                # writes at explicit offsets leave the position alone: move it past what
-                # was written, as write(2) and cp do (depth 1 writes contiguously)
-                os.lseek(out_fd, out_off + result.copied, os.SEEK_SET)
-            return result
-        finally:
-            obj.close()
-    finally:
-        # requests an error left running were waited for (_drain) before this point
-        ring.close()
-        if buf is not None:
-            buf.close()
-
-
-def fnv1a32(data: bytes, h: int = 2166136261) -> int:
-    """The checksum cksum.bpf.c computes, in Python (for checking it)."""
-    for b in data:
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-# --- `uringbpf demo` section ----------------------------------------------------------
-def _load_verified(fn, *args, **kw):
-    """Run an example loader with the verifier; if it refuses the program, say so and go on."""
-    try:
-        return fn(*args, verify=True, **kw)
-    except BpfVerifierError as exc:   # the demo says so and asks for an unverified run
-        print(f"  (verifier: {str(exc).splitlines()[0]} -- running unverified)")
-        return fn(*args, verify=False, **kw)
-
-
-def demo_section(opts=None) -> None:
-    """cp with short reads through a pipe, checksum-while-copy, and NOP throughput."""
-    size = 4 << 20
-    data = random.Random(1).randbytes(size)
-    r, w = os.pipe()
-
-    def writer():
-        try:
-            for i in range(0, size, 50_000):
-                os.write(w, data[i:i + 50_000])
-        finally:
-            os.close(w)
-
-    with tempfile.TemporaryDirectory(prefix="uringbpf-loop-") as tmp:
-        out_path = os.path.join(tmp, "out")
-        out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        t = threading.Thread(target=writer)
-        t.start()
-        start = time.perf_counter()
-        try:
-            res = _load_verified(copy_fd, r, out, chunk=128 * 1024)
-        finally:
-            os.close(r)
-            t.join()
-            os.close(out)
-        secs = time.perf_counter() - start
-        with open(out_path, "rb") as f:
-            same = f.read() == data
-    print(f"  cp.bpf.c: {res.copied / (1 << 20):.1f} MiB from a pipe in {res.reads} reads, "
-          f"{res.short_reads} of them short (128 KiB asked, <= 64 KiB in the pipe); each write "
-          f"as long as its read; identical: {'yes' if same else 'NO'}; "
-          f"one io_uring_enter of {res.seconds * 1e3:.0f} ms (a Python thread feeds the pipe), "
-          f"{secs * 1e3:.0f} ms with compile+verify+JIT, engine={res.engine}")
-    r, w = os.pipe()
-    with tempfile.TemporaryDirectory(prefix="uringbpf-loop-") as tmp:
-        out = os.open(os.path.join(tmp, "out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        t = threading.Thread(target=writer)
-        t.start()
-        try:
-            res = _load_verified(copy_fd, r, out, checksum=True)
-        finally:
-            os.close(r)
-            t.join()
-            os.close(out)
-    same = res.fnv1a == fnv1a32(data)
-    print(f"  cksum.bpf.c: copied {res.copied / (1 << 20):.1f} MiB and hashed it inside the loop:"
-          f" fnv1a32={res.fnv1a:#010x}, matches Python: {'yes' if same else 'NO'} "
-          "(no link chain can look at the data)")
-    for k in (8, 32):
-        ring = make_ring(k)
-        try:
-            obj, link = _load_verified(nops_example, ring, 300_000, cap=k)
-            start = time.perf_counter()
-            ret = ring.enter(0, 0, uapi.IORING_ENTER_GETEVENTS)
-            secs = time.perf_counter() - start
-            left = obj.bss.reqs_to_run
-            link.destroy()
-            obj.close()
-        finally:
-            ring.close()
-        print(f"  nops.bpf.c K={k}: 300000 NOPs in one io_uring_enter: {300_000 / secs / 1e6:.2f} M "
-              f"NOPs/s (ret={ret}, left={left}, engine={link.engine}; see bench/loop_nops.py "
-              "for C liburing and Python side by side)")
-
-
-def register_demo(add_section) -> None:
-    """Add the loop design's section to ``uringbpf demo``."""
-    add_section("loop", "Linux 7.1 loop_step: short-read-proof cp, checksum, NOP throughput",
-                demo_section)
-
 
 LOOP_STEP_PROG_TYPE = f"struct_ops:{STRUCT_OPS_TYPE}.loop_step"
 
