@@ -463,6 +463,29 @@ def _bytes_const(data: bytes, lt: str) -> str:
 
 
 # --- one function -----------------------------------------------------------------------
+_PARSED: dict[Any, tuple[str, int, ast.stmt, frozenset[str]]] = {}
+
+
+def parsed_source(fn: Callable) -> tuple[str, int, ast.stmt, frozenset[str]]:
+    """``(file, first line, AST of the def, names it assigns)`` of ``fn``.
+
+    Cached by code object: reading and tokenising the source was most of the Python side
+    of a recompile, and a code object's source does not change.  The compiler never
+    mutates these trees (rewrites work on copies)."""
+    code = fn.__code__
+    hit = _PARSED.get(code)
+    if hit is None:
+        filename = inspect.getsourcefile(fn) or "<unknown>"
+        lines, first = inspect.getsourcelines(fn)
+        fdef = ast.parse(textwrap.dedent("".join(lines))).body[0]
+        # as in Python: a name assigned anywhere in the function is local everywhere in it
+        assigned = {n.id for n in ast.walk(fdef) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        if isinstance(fdef, ast.FunctionDef):
+            assigned |= {a.arg for a in fdef.args.args}
+        hit = _PARSED[code] = (filename, first, fdef, frozenset(assigned))
+    return hit
+
+
 @dataclass
 class Local:
     """A local variable: its type and its stack slot (an LLVM alloca)."""
@@ -491,19 +514,11 @@ class FuncGen:
         self.info = info
         self.resolver = resolver
         fn = info.pyfunc
-        self.filename = inspect.getsourcefile(fn) or "<unknown>"
-        lines, first = inspect.getsourcelines(fn)
-        src = textwrap.dedent("".join(lines))
+        self.filename, first, self.fdef, self.assigned = parsed_source(fn)
         self.first = first
-        tree = ast.parse(src)
-        self.fdef = tree.body[0]
         if not isinstance(self.fdef, ast.FunctionDef):
             raise LangCompileError(self.filename, first, "only plain functions can be compiled")
         self.env = resolver.env_of(fn)
-        # as in Python: a name assigned anywhere in the function is local everywhere in it
-        self.assigned = {n.id for n in ast.walk(self.fdef)
-                         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        self.assigned |= {a.arg for a in self.fdef.args.args}
         self.locals: dict[str, Local] = {}
         self.blocks: list[tuple[str, list[str]]] = []
         self.cur: list[str] = []
