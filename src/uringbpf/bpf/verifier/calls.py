@@ -207,7 +207,7 @@ class CallsMixin:
             if again.checkpoint is not None:
                 again.checkpoint.live += 1
             self._enter_callback(again, f.callsite, f.subprog, caller.regs[0].obj, f.callback)
-            self._dfs.append((f.subprog, again, self.pc))
+            self._push(f.subprog, again, self.pc)
             # ... or return
             caller.regs[0] = UNKNOWN_SCALAR
             for i in range(1, 6):
@@ -411,7 +411,7 @@ class CallsMixin:
             if cb_state.checkpoint is not None:
                 cb_state.checkpoint.live += 1
             self._enter_callback(cb_state, pc, callback[0], callback[1], self.new_id())
-            self._dfs.append((callback[0], cb_state, pc))
+            self._push(callback[0], cb_state, pc)
         # clobber caller-saved registers, set r0
         for i in range(1, 6):
             regs[i] = UNINIT
@@ -649,7 +649,7 @@ class CallsMixin:
             active.cur.regs[0] = r0.replace(null=False, id=0) if r0.is_ptr else UNKNOWN_SCALAR
             cp = active.checkpoint
             self._widen(active, pc, cp.parent if cp is not None and cp.pc == pc else cp, obj, ireg.frame)
-            self._dfs.append((pc + 1, active, pc))
+            self._push(pc + 1, active, pc)
         self._replace_obj(st.frames[ireg.frame], obj, obj.replace(state="drained"))
         st.cur.regs[0] = const_reg(0)
 

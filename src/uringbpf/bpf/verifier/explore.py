@@ -21,6 +21,20 @@ from .memory import MemoryMixin
 from .calls import CallsMixin
 
 
+# BPF_COMPLEXITY_LIMIT_JMP_SEQ: the most states the kernel keeps queued for later
+JMP_SEQ_LIMIT = 8192
+
+
+class _SignMask32:
+    """Marker (as a scalar register's ``obj``): the value is 0 or 0xffffffff."""
+
+    def __repr__(self) -> str:
+        return "sign_mask32"
+
+
+SIGN_MASK32 = _SignMask32()
+
+
 class Verifier(TransferMixin, MemoryMixin, CallsMixin):
     """One verification: the exploration loop and state pruning (this module), the
     per-instruction effects (transfer.py), memory checks (memory.py) and calls
@@ -206,7 +220,14 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                     self.log(self.insn_line(pc))
                 cls = insn.cls
                 if cls == isa.ALU64 or cls == isa.ALU:
-                    self._do_alu(st, insn)
+                    op = insn.op
+                    if op == isa.AND or op == isa.OR:
+                        self._maybe_fork_scalars(st, insn, pc)
+                        self._do_alu(st, insn)
+                    elif cls == isa.ALU and (op == isa.NEG or op == isa.ARSH):
+                        self._do_alu_sign_mask32(st, insn)
+                    else:
+                        self._do_alu(st, insn)
                     pc += 1
                 elif cls == isa.LDX:
                     self._do_ldx(st, insn)
@@ -238,12 +259,80 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                             (pc, st), other = branches[0], branches[1]
                             if st.checkpoint is not None:
                                 st.checkpoint.live += 1
-                            stack.append((other[0], other[1], self.pc))
+                            self._push(other[0], other[1], self.pc)
                         else:
                             pc, st = branches[0]
                         self.state = st
                 if log_level >= 2:
                     self.log(f"{pc}: {st.fmt_regs()}")
+
+    def _push(self, pc: int, st: State, origin: int) -> None:
+        """Queue a state to explore later (the kernel's push_stack).  The kernel refuses a
+        program once more than BPF_COMPLEXITY_LIMIT_JMP_SEQ states are pending at once;
+        our queue is explored in the kernel's order (the fall-through or the current
+        path first, the jump target, the other scalar fork, the next iteration queued), so
+        the count is the kernel's."""
+        stack = self._dfs
+        stack.append((pc, st, origin))
+        if len(stack) > JMP_SEQ_LIMIT:
+            raise _Reject(f"The sequence of {len(stack)} jumps is too complex.")
+
+    def _maybe_fork_scalars(self, st: State, insn: isa.Insn, pc: int) -> None:
+        """``dst &= K`` / ``dst |= K`` on a scalar that is 0 or -1 (signed range [-1, 0],
+        64-bit, or 32-bit for a register marked by :meth:`_do_alu_sign_mask32`): like the
+        kernel's maybe_fork_scalars, go on with dst = -1 and queue a state with dst = 0
+        that runs this instruction again.  Each path then knows its exact result (clang's
+        branch-free ``x & -(y & 1)``), and each fork counts as a pending jump."""
+        regs = st.cur.regs
+        d = regs[insn.dst]
+        if d.t != SCALAR:
+            return
+        v = d.var
+        if v[5] == 0:
+            return
+        if insn.source == isa.X:
+            s = regs[insn.src]
+            if s.t != SCALAR or (s.var[5] if insn.cls == isa.ALU64 else s.var[5] & sc.U32):
+                return
+        if v[2] == -1 and v[3] == 0:
+            ones = sc.U64
+        elif d.obj is SIGN_MASK32 and v[1] <= sc.U32:
+            # the low half is 0 or 0xffffffff, the high half zero (32-bit results)
+            ones = sc.U32
+        else:
+            return
+        other = st.copy()
+        if other.checkpoint is not None:
+            other.checkpoint.live += 1
+        other.cur.regs[insn.dst] = scalar(sc.const(0))
+        regs[insn.dst] = scalar(sc.const(ones))
+        self._push(pc, other, pc)
+
+    def _do_alu_sign_mask32(self, st: State, insn: isa.Insn) -> None:
+        """A 32-bit ``neg`` or ``s>>=``, remembering when the result is 0 or 0xffffffff.
+
+        The kernel keeps a signed 32-bit range, [-1, 0] after ``-w`` of a value in [0, 1]
+        and after ``w s>>= 31`` (or any ``s>>=`` of such a value); our 32-bit values are
+        zero-extended 64-bit ranges, which cannot say "0 or 0xffffffff".  The fact rides on
+        the scalar register as ``obj`` (unused by scalars, ignored by pruning); every later
+        write makes a new register without it, so it never outlives the value."""
+        d = st.cur.regs[insn.dst]
+        mark = False
+        if d.t == SCALAR:
+            a = sc.trunc32(d.var)
+            if insn.op == isa.NEG:
+                mark = a[0] == 0 and a[1] == 1
+            else:
+                if insn.source == isa.X:
+                    s = st.cur.regs[insn.src]
+                    k = s.var[4] & 31 if s.t == SCALAR and s.var[5] & sc.U32 == 0 else -1
+                else:
+                    k = insn.imm & 31
+                mark = k == 31 or (k >= 0 and d.obj is SIGN_MASK32)
+        self._do_alu(st, insn)
+        r = st.cur.regs[insn.dst]
+        if mark and r.t == SCALAR and r.var[5] and r.var[1] <= sc.U32:
+            st.cur.regs[insn.dst] = r.replace(obj=SIGN_MASK32)
 
     def _path_end(self, st: State) -> None:
         c = st.checkpoint
