@@ -500,9 +500,10 @@ class Ring:
         """Run ``fn(sqe_view) -> 0 | -errno`` on every SQE before the kernel consumes it.
 
         A denied SQE is rewritten into a NOP with ``IORING_NOP_INJECT_RESULT`` carrying the
-        error and its own user_data, keeping its LINK/HARDLINK/DRAIN flags: the kernel then
-        completes it with that -errno without executing it, and a failed LINK member
-        cancels the rest of its chain with -ECANCELED, as for any failed request. Filters
+        error and its own user_data: the kernel then completes it with that -errno without
+        executing it.  A link chain with a denied member fails as a whole, as in the kernel
+        (its other members complete with -ECANCELED, see :meth:`_fail_chain`), and a denied
+        SQE that does not link on ends the submission batch unless SUBMIT_ALL. Filters
         run in the order added; the first non-zero result wins.
         """
         if not callable(fn):
@@ -570,24 +571,56 @@ class Ring:
         is counted) unless the ring has IORING_SETUP_SUBMIT_ALL or the SQE links on
         (io_submit_fail_init then keeps assembling the chain). The rest stay queued,
         unfiltered, for the next enter, as in the kernel.
+
+        A link chain with a refused member fails as a whole, none of it runs (see
+        :meth:`_fail_chain`); so SQEs are only rewritten once their chain is complete.
         """
         size = self.sqe_size
         cls = self._sqe_cls
         submit_all = self.flags & u.IORING_SETUP_SUBMIT_ALL
+        chain: list = []          # (view, res) of the chain being assembled
+        failed = False
         for n, idx in enumerate(slots):
             view = cls.from_buffer(region, idx * size)
+            res = 0
             for fn in self._filters:
-                res = fn(view)
+                res = int(fn(view))
                 if res:
-                    self._deny(view, int(res))
-                    if not submit_all and not view.flags & (u.IOSQE_IO_LINK | u.IOSQE_IO_HARDLINK):
-                        return n + 1
+                    res = res if res < 0 else -abs(res)
+                    failed = True
                     break
+            chain.append((view, res))
+            if view.flags & _LINK_FLAGS:
+                continue
+            # the chain (or a lone SQE) ends here
+            if failed:
+                self._fail_chain(chain)
+            chain, failed = [], False
+            if res and not submit_all:
+                return n + 1
+        if failed:
+            # io_submit_state_end() ends an open chain with the batch
+            self._fail_chain(chain)
         return None
 
     @staticmethod
-    def _deny(sqe, res: int) -> None:
-        deny_sqe(sqe, res if res < 0 else -abs(res))
+    def _fail_chain(chain: list) -> None:
+        """Post what the kernel posts for a link chain with a refused member.
+
+        io_submit_fail_init() (io_uring/io_uring.c) marks the refused request failed with
+        its error and the chain's head with -ECANCELED (unless the head is the refused
+        one), keeps assembling the chain, and io_queue_sqe_fallback() then fails the whole
+        chain without issuing any of it, HARDLINK or not: the head completes with its
+        result, and io_req_tw_fail_links() completes every later member with -ECANCELED,
+        or with its own error if it was refused too.  Each member becomes a NOP injecting
+        that result, hard-linked to the next one so the CQEs keep that order and nothing
+        cancels them on the way.
+        """
+        last = len(chain) - 1
+        for i, (view, res) in enumerate(chain):
+            deny_sqe(view, res or -errno.ECANCELED, keep_flags=u.IOSQE_IO_DRAIN)
+            if i < last:
+                view.flags |= u.IOSQE_IO_HARDLINK
 
     # ------------------------------------------------------------------ CQ side
     def cq_ready(self) -> int:
