@@ -9,10 +9,12 @@ stopped by the engine there).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-from typing import Any
+from typing import Any, Iterator
 
-from ..bpf.helpers import Runtime
+from ..bpf.helpers import Helper, Runtime
+from ..bpf.platform import Platform
 from . import types as T
 
 
@@ -169,13 +171,29 @@ def sizeof(t: Any) -> int:
 # --- the application run's runtime: what helper/kfunc implementations may touch ---------
 class AppRuntime:
     """A :class:`~uringbpf.bpf.helpers.Runtime` for calls the application run makes into the
-    helper table (the same implementations the engines call), plus the stack memory
-    (``stack()``) handed out during the run."""
+    helper table of ``platform`` (the same implementations the engines call for a program
+    loaded against that platform), plus the stack memory (``stack()``) handed out during
+    the run."""
 
-    def __init__(self) -> None:
-        self.rt = Runtime()
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.rt = Runtime(platform=platform)
         self.keep: list = []
         self.regions: list = []
+
+    def helper(self, helper_id: int) -> Helper:
+        """Helper ``helper_id`` of this run's platform (NotImplementedError if it has none)."""
+        h = self.platform.get_helper(helper_id)
+        if h is None:
+            raise NotImplementedError(f"helper #{helper_id} is not on platform {self.platform.name}")
+        return h
+
+    def kfunc(self, name: str) -> Helper:
+        """Kfunc ``name`` of this run's platform (NotImplementedError if it has none)."""
+        h = self.platform.get_kfunc(name)
+        if h is None:
+            raise NotImplementedError(f"kfunc {name} is not on platform {self.platform.name}")
+        return h
 
     def add(self, addr: int, size: int, writable: bool, name: str) -> None:
         """Let app-mode helper calls touch ``size`` bytes at ``addr`` (once per range)."""
@@ -189,14 +207,26 @@ class AppRuntime:
         self.regions.clear()
         self.keep.clear()
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator["AppRuntime"]:
+        """Make this the runtime of the program code run inside the block (helpers,
+        kfuncs, maps and ``stack()`` use it); its stack memory is released at the end."""
+        _RUNTIMES.append(self)
+        try:
+            yield self
+        finally:
+            _RUNTIMES.pop()
+            self.release()
+
 
 _RUNTIMES: list[AppRuntime] = []
 
 
 def app_runtime() -> AppRuntime:
-    """The runtime of the application run in progress (a fresh one outside any)."""
+    """The runtime of the application run in progress (``run_in_app``)."""
     if not _RUNTIMES:
-        _RUNTIMES.append(AppRuntime())
+        raise RuntimeError("program code called outside an application run: use "
+                           "prog.run_in_app(...) (helpers, kfuncs and stack() need its runtime)")
     return _RUNTIMES[-1]
 
 

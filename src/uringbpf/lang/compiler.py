@@ -403,7 +403,7 @@ class ModuleGen:
                            f"!{self.main_file}, line: 1, type: !{sub}, flags: DIFlagPrototyped, "
                            "spFlags: DISPFlagOptimized)")
             args = ", ".join(_llty(a) for a in sig.args)
-            self.decls[name] = (f"declare !dbg !{sp} extern_weak {_llty(sig.ret)} @{name}({args}) "
+            self.decls[name] = (f"declare !dbg !{sp} {_llty(sig.ret)} @{name}({args}) "
                                 '#0 section ".ksyms"')
         return name
 

@@ -118,6 +118,7 @@ class LoopStep(Program):
         another -errno from waiting."""
         self.module.check()
         app = AppRing(ring)
+        app_rt = self.module.app_run()
         ctx = opaque_ptr(IoRingCtx, app)
         params = bytearray(ctypes.sizeof(IouLoopParams))
         lp = Ptr(memoryview(params), 0, IouLoopParams)
@@ -134,7 +135,8 @@ class LoopStep(Program):
         try:
             while True:
                 app.submitted_in_step = False
-                r = int(_convert(self.fn(ctx, lp), T.s32))
+                with app_rt.running():
+                    r = int(_convert(self.fn(ctx, lp), T.s32))
                 if r == IOU_LOOP_STOP:
                     return 0
                 if r != IOU_LOOP_CONTINUE:

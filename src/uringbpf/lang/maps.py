@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..bpf import helpers as _helpers
 from ..bpf import maps as _maps
 from . import types as T
-from .appmode import Ptr, app_runtime, memory_ptr, stack
+from .appmode import _RUNTIMES, AppRuntime, Ptr, memory_ptr, stack
 
 BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_map_delete_elem = 1, 2, 3
 BPF_FUNC_ringbuf_output = 130
@@ -56,10 +55,16 @@ class BpfMap:
         return self._map
 
     # the application side of the program-visible methods ---------------------------
+    def _rt(self) -> AppRuntime:
+        """The runtime of the application run in progress; outside one (the application
+        reading or filling the map itself) the module's own, on the module's platform."""
+        return _RUNTIMES[-1] if _RUNTIMES else self.module.app_rt
+
     def _call(self, helper_id: int, *regs: int) -> int:
-        h = _helpers.get_helper(helper_id)
+        rt = self._rt()
+        h = rt.helper(helper_id)
         args = [self.map.addr] + [r & 0xFFFFFFFFFFFFFFFF for r in regs]
-        return h.impl(app_runtime().rt, *(args + [0] * (5 - len(args))))
+        return h.impl(rt.rt, *(args + [0] * (5 - len(args))))
 
     def _key(self, key: Any) -> Ptr:
         k = stack(self.key)
@@ -91,7 +96,7 @@ class BpfMap:
         """``bpf_ringbuf_output`` of ``size`` bytes at ``data``: 0 or -errno."""
         if self.map_type != _maps.MAP_TYPE_RINGBUF:
             raise TypeError(f"{self.name} is not a ring buffer")
-        rt = app_runtime()
+        rt = self._rt()
         rt.add(data._paddr(), int(size), False, "output data")
         return T.s64(self._call(BPF_FUNC_ringbuf_output, data._paddr(), int(size), int(flags)))
 
@@ -99,8 +104,8 @@ class BpfMap:
         """Arena: ``bpf_arena_alloc_pages(&arena, NULL, page_cnt, NUMA_NO_NODE, 0)``."""
         if self.map_type != _maps.MAP_TYPE_ARENA:
             raise TypeError(f"{self.name} is not an arena")
-        h = _helpers.get_kfunc("bpf_arena_alloc_pages")
-        addr = h.impl(app_runtime().rt, self.map.addr, 0, int(page_cnt) & 0xFFFFFFFF,
+        rt = self._rt()
+        addr = rt.kfunc("bpf_arena_alloc_pages").impl(rt.rt, self.map.addr, 0, int(page_cnt) & 0xFFFFFFFF,
                       0xFFFFFFFF, 0)
         if not addr:
             return Ptr(None, 0, T.u8)
@@ -108,8 +113,8 @@ class BpfMap:
 
     def free_pages(self, p: Ptr, page_cnt: int) -> None:
         """``bpf_arena_free_pages`` of ``page_cnt`` pages at ``p``."""
-        h = _helpers.get_kfunc("bpf_arena_free_pages")
-        h.impl(app_runtime().rt, self.map.addr, p._paddr(), int(page_cnt) & 0xFFFFFFFF, 0, 0)
+        rt = self._rt()
+        rt.kfunc("bpf_arena_free_pages").impl(rt.rt, self.map.addr, p._paddr(), int(page_cnt) & 0xFFFFFFFF, 0, 0)
 
     def close(self) -> None:
         """Release the map when run in app mode (idempotent)."""

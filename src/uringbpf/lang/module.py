@@ -22,14 +22,14 @@ from typing import Any, Callable
 import llvmlite.binding as binding
 
 from ..bpf import elf as _elf
-from ..bpf import helpers as _helpers
 from ..bpf.memory import BpfRuntimeError, Buffer
 from ..bpf.object import BpfObject
+from ..bpf.platform import Platform, default_platform
 from ..errors import BpfVerifierError
 from . import compiler as C
 from . import srcmap
 from . import types as T
-from .appmode import Ptr, app_runtime, buffer_ptr, memory_ptr
+from .appmode import AppRuntime, Ptr, app_runtime, buffer_ptr, memory_ptr
 from .maps import BpfMap
 from .errors import LangCompileError, LangRuntimeError, LangVerifierError
 
@@ -338,13 +338,11 @@ class Kfunc:
     def _table_call(self, args: list) -> Any:
         """The application run calls the helper table's implementation itself (the one
         the interpreter calls), with native addresses for pointers."""
-        h = (_helpers.get_helper(self.sig.helper_id) if self.sig.helper_id is not None
-             else _helpers.get_kfunc(self.sig.name))
-        if h is None:
-            raise NotImplementedError(f"{self.__name__}: not in the helper/kfunc table")
+        rt = app_runtime()
+        h = rt.helper(self.sig.helper_id) if self.sig.helper_id is not None else rt.kfunc(self.sig.name)
         regs = [(a._paddr() if isinstance(a, Ptr) else int(a)) & 0xFFFFFFFFFFFFFFFF for a in args]
         regs += [0] * (5 - len(regs))
-        r = h.impl(app_runtime().rt, *regs)
+        r = h.impl(rt.rt, *regs)
         ret = self.sig.ret
         if isinstance(ret, T.PtrType):
             if not r:
@@ -433,7 +431,8 @@ class SocketFilter(Program):
         buf = bytearray(data)
         info = self.func_info()
         args = [buffer_ptr(buf), T.u64(len(buf))][:len(info.params)]
-        ret = _convert(self.fn(*args), info.ret)
+        with self.module.app_run().running():
+            ret = _convert(self.fn(*args), info.ret)
         self.last_data = bytes(buf)
         return int(ret)
 
@@ -501,8 +500,12 @@ class SocketRunner:
 class Module:
     """One BPF object written in Python."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, platform: Platform | None = None):
         self.name = name
+        # one platform for both runs: the loader resolves the compiled program's helpers
+        # and kfuncs against it, the application run calls its implementations
+        self.platform = platform if platform is not None else default_platform()
+        self._app_rt: AppRuntime | None = None
         self.sections: list[Section] = []
         self.maps: list = []
         self.programs: dict[str, Program] = {}
@@ -583,6 +586,18 @@ class Module:
             raise ValueError(f"module {self.name}: two programs named {prog.name!r}")
         self.programs[prog.name] = prog
         self._compiled = None
+
+    @property
+    def app_rt(self) -> AppRuntime:
+        """The runtime of the application's own map calls outside any program run."""
+        if self._app_rt is None:
+            self._app_rt = AppRuntime(self.platform)
+        return self._app_rt
+
+    def app_run(self) -> AppRuntime:
+        """A fresh runtime for one application run of a program of this module
+        (``with module.app_run().running(): ...``)."""
+        return AppRuntime(self.platform)
 
     # compiling -------------------------------------------------------------------------
     def check(self) -> None:
@@ -674,7 +689,7 @@ class Module:
         with contextlib.ExitStack() as undo:
             undo.callback(obj.close)
             try:
-                obj.load(engine, strict_engine=True)
+                obj.load(engine, strict_engine=True, platform=self.platform)
             except BpfVerifierError as exc:
                 raise loaded.verifier_error(exc) from exc
             undo.pop_all()

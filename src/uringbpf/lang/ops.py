@@ -27,7 +27,7 @@ from ..designs import ops as _ops
 from ..uring.uapi import Sqe
 from . import compiler as C
 from . import types as T
-from .appmode import AppRuntime, _RUNTIMES, memory_ptr
+from .appmode import AppRuntime, memory_ptr
 from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IORING_OP_BPF = _ops.IORING_OP_BPF
@@ -141,12 +141,8 @@ class _AppCallback:
         call = [data]
         if self.cb.member == "prep_fn":
             call.append(memory_ptr(args[1], 64, Sqe))
-        _RUNTIMES.append(self.app_rt)
-        try:
+        with self.app_rt.running():
             return int(_convert(self.cb.fn(*call), T.s32))
-        finally:
-            _RUNTIMES.pop()
-            self.app_rt.release()
 
 
 class OpsStruct:
@@ -192,7 +188,7 @@ class OpsStruct:
     def run_in_app(self, ring: Any) -> "OpsHandle":
         """Register the callbacks, as Python, in ``ring``'s op table (slot ``op_id``)."""
         self.module.check()
-        app_rt = AppRuntime()
+        app_rt = self.module.app_run()
         progs = {m: cb.app_callable(app_rt) for m, cb in self.callbacks.items()}
         slot = _ops.register_ops(ring, self.op_id, **progs)
         return OpsHandle(self, slot, None)

@@ -20,7 +20,7 @@ from typing import Any
 from ..designs import requests as _rq
 from . import compiler as C
 from . import types as T
-from .appmode import AppRuntime, _RUNTIMES, memory_ptr
+from .appmode import AppRuntime, memory_ptr
 from .module import Kfunc, Program, _convert, _err_at, bind_sections, unbind_sections
 
 IoUringBpfCtx = _rq.IoUringBpfCtx
@@ -66,7 +66,7 @@ class RequestProgram(Program):
     def run_in_app(self, ring: Any, slot: int = 0) -> "RequestHandle":
         """Register the function, as Python, as program ``slot`` of ``ring``."""
         self.module.check()
-        prog = _AppRequest(self, AppRuntime())
+        prog = _AppRequest(self, self.module.app_run())
         self._register(ring, prog, slot)
         return RequestHandle(self, ring, None)
 
@@ -105,12 +105,8 @@ class _AppRequest:
 
     def __call__(self, ctx_addr: int) -> int:
         ctx = memory_ptr(int(ctx_addr), ctypes.sizeof(IoUringBpfCtx), IoUringBpfCtx)
-        _RUNTIMES.append(self.app_rt)
-        try:
+        with self.app_rt.running():
             return int(_convert(self.prog.fn(ctx), T.s32))
-        finally:
-            _RUNTIMES.pop()
-            self.app_rt.release()
 
 
 class RequestHandle:
