@@ -265,28 +265,13 @@ def test_no_silent_broad_except_pass():
 #: Ceilings: each kind cut by at least 80 % against BASELINE (issue #12, "Done when").
 CEILING = {kind: BASELINE[kind] // 5 for kind in BASELINE}
 
-#: Known gap, not yet fixed (file -> what is left). Its sites are listed by name so the gap
-#: stays visible; remove the entry when the file is fixed. native_engine's three C
-#: callbacks still catch BaseException themselves: moving them onto
-#: uringbpf.callbacks.barrier made test_ctrl_c_interrupts_a_wait[native-engine-*] hang
-#: (cause not found yet), so they were left as they are.
-PENDING = {"uringbpf/designs/requests/native_engine.py": 3}
-
-
-def _pending(path: Path) -> bool:
-    return str(path.relative_to(SRC)) in PENDING
-
-
 def test_tolerance_code_is_cut_by_80_percent():
     """ImportError handlers, in-function imports and broad excepts under src/: at most a
-    fifth of 6142d5a's count each (PENDING files aside). Laziness has one mechanism per
-    place (the JIT module in BpfObject.load, lang's per-design parts, the tools' heavy
-    commands); C callbacks share one barrier (uringbpf.callbacks)."""
-    counts, sites, _ = _tolerance_sites()
-    pending = {k: sum(1 for kind, path, _ in sites if kind == k and _pending(path)) for k in counts}
-    assert pending["broad_except"] <= sum(PENDING.values())
-    left = {k: counts[k] - pending[k] for k in counts}
-    assert {k: v for k, v in left.items() if v > CEILING[k]} == {}, (left, CEILING)
+    fifth of 6142d5a's count each. Laziness has one mechanism per place (the JIT module in
+    BpfObject.load, lang's per-design parts, the tools' heavy commands); C callbacks share
+    one barrier (uringbpf.callbacks)."""
+    counts, _, _ = _tolerance_sites()
+    assert {k: v for k, v in counts.items() if v > CEILING[k]} == {}, (counts, CEILING)
 
 
 def test_each_remaining_one_says_why_it_must_stay():
@@ -297,6 +282,6 @@ def test_each_remaining_one_says_why_it_must_stay():
     silent = []
     for kind, path, line in sites:
         text = path.read_text().splitlines()[line - 1]
-        if "# why:" not in text and not _pending(path):
+        if "# why:" not in text:
             silent.append(f"{kind} {path.relative_to(SRC)}:{line}: {text.strip()}")
     assert silent == []

@@ -6,6 +6,18 @@ would print it and hand C a meaningless value. Every such callback is wrapped by
 :func:`barrier`, which hands any exception to the caller's ``on_error``; that function
 records it (to be raised again once C has returned, or turned into an errno) and returns
 the value that tells C the call failed.
+
+Two rules keep a Ctrl-C from being lost on the way (see the requests design's native
+engine, tests/designs/requests/test_requests.py ``*ctrl_c*``):
+
+* ``on_error`` must tell a KeyboardInterrupt apart from a failure of the callback: record
+  it to be raised again, and tell the C loop to *stop* (a flag C checks after the call).
+  Recorded as an ordinary failure, C goes on (a program "fault" completes its request
+  with -EFAULT) and nobody raises the interrupt: the caller's wait never ends.
+* A signal can also raise in the wrapper's own frame, as it starts (the interpreter checks
+  pending signals on function entry), before the ``try``: ctypes then reports it through
+  ``sys.unraisablehook``. A C loop that runs callbacks while signals may arrive installs
+  a hook for its duration (``requests.engine.catch_lost_interrupts``).
 """
 
 from __future__ import annotations

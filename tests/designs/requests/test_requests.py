@@ -560,6 +560,113 @@ def test_ctrl_c_interrupts_a_wait(program, engine):
     assert eng.pending() == 0 and eng.stats["cancelled"] >= 1
 
 
+# Spin for long (seconds interpreted, ms JIT), then park on CQ 1.
+SPIN_THEN_PARK = """
+r6 = r1
+r2 = 0
+spin:
+r2 += 1
+if r2 < 20000000 goto spin
+*(u32 *)(r6 + 8) = 1000
+*(u32 *)(r6 + 12) = 1
+r0 = 0
+exit
+"""
+
+
+def test_ctrl_c_during_a_program_run_stops_the_loop_and_keeps_the_request(engine):
+    """SIGINT while a program runs (interpreted: inside the C -> Python trampoline; JIT:
+    in C, then in io_uring_enter).  Regression: the native engine's trampoline once
+    recorded the KeyboardInterrupt as a program fault, so C completed the request with
+    -EFAULT, did not stop, and the wait blocked for ever (here: TimeoutError)."""
+    r = mkring(8, nr_cq=1, cq_sizes=[2])
+    try:
+        assert r.register_bpf([prog(SPIN_THEN_PARK)], engine) == 0
+        r.prep_bpf(0, user_data=1, cq_idx=1)
+        t = _interrupt_soon()
+        with pytest.raises(KeyboardInterrupt):
+            r.submit()                        # programs run inside submit and wait
+            r.wait_cqe(timeout=10)
+        t.join()
+        eng = r.requests
+        assert eng.errors == [] and eng.stats.get("faults", 0) == 0
+        assert eng.pending() == 1             # interrupted, not completed: it runs again
+    finally:
+        r.close()
+    assert eng.pending() == 0 and eng.stats["cancelled"] == 1
+
+
+def _filter_that_raises(exc_factory, on_call: int):
+    """A Python SQE filter (another design's, as far as the engine knows) that raises on its
+    ``on_call``-th SQE: the native engine then submits programs' SQEs through a C -> Python
+    callback, so the exception is raised inside a program run, under C frames.  Counting
+    starts when ``calls[0]`` is set to 0 (``None``: disarmed)."""
+    calls: list = [None]
+
+    def sqe_filter(sqe):
+        if calls[0] is None:
+            return 0
+        calls[0] += 1
+        if calls[0] == on_call:
+            exc = exc_factory()
+            if exc is None:                   # a real SIGINT, handled inside this frame
+                signal.raise_signal(signal.SIGINT)
+            else:
+                raise exc
+        return 0
+    return sqe_filter, calls
+
+
+def test_ctrl_c_inside_a_program_run_is_raised_and_the_request_survives(engine):
+    """Deterministic Ctrl-C inside a C callback (no timing): it must come out of the wait
+    as KeyboardInterrupt (not recorded as a program fault, which leaves the request
+    completed with -EFAULT and the wait blocked), and the C loop must stop and keep the
+    request, which runs on at the next wait."""
+    r = mkring(8, nr_cq=1, cq_sizes=[2])
+    try:
+        sqe_filter, calls = _filter_that_raises(lambda: None, on_call=4)
+        r.add_sqe_filter(sqe_filter)
+        assert r.register_bpf([prog(REQUEUE, sleepable=True)], engine) == 0
+        r.prep_bpf(0, user_data=1, cq_idx=1)
+        r.submit()
+        calls[0] = 0
+        with pytest.raises(KeyboardInterrupt):
+            r.wait_cqe(timeout=10)            # a lost interrupt ends as TimeoutError
+        eng = r.requests
+        assert eng.errors == [] and eng.stats.get("faults", 0) == 0   # native counts faults
+        assert eng.pending() >= 1
+        seen = calls[0]
+        with pytest.raises(TimeoutError):     # the request is not lost: it runs on
+            r.wait_cqe(timeout=0.05)
+        assert calls[0] > seen
+    finally:
+        r.close()
+    assert eng.pending() == 0
+
+
+def test_an_exception_inside_a_program_run_surfaces_from_the_wait(engine, engine_kind):
+    """Any exception raised under C (here a buggy SQE filter) is raised again once C has
+    returned, as itself, never printed and dropped.  (The Python engine's interpreter runs
+    the helper in Python: there a failing helper is the program's runtime error.)"""
+    r = mkring(8, nr_cq=1, cq_sizes=[2])
+    try:
+        sqe_filter, calls = _filter_that_raises(lambda: ValueError("filter bug"), on_call=3)
+        r.add_sqe_filter(sqe_filter)
+        assert r.register_bpf([prog(REQUEUE, sleepable=True)], engine) == 0
+        r.prep_bpf(0, user_data=1, cq_idx=1)
+        r.submit()
+        calls[0] = 0
+        if engine_kind == "python-engine" and engine == "interp":
+            with pytest.raises(TimeoutError):
+                r.wait_cqe(timeout=0.2)
+            assert [repr(e.__cause__) for e in r.requests.errors] == ["ValueError('filter bug')"]
+        else:
+            with pytest.raises(ValueError, match="filter bug"):
+                r.wait_cqe(timeout=10)
+    finally:
+        r.close()
+
+
 def test_close_cancels_parked_requests(engine):
     r = mkring(8, nr_cq=1, cq_sizes=[2])
     assert r.register_bpf([prog(PARK)], engine) == 0

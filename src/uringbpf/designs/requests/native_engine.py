@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ... import native
 from ...bpf.memory import BpfRuntimeError
+from ...callbacks import barrier
 from . import engine as R
 
 #: The C of this engine (built by :func:`uringbpf.native.load` on first use).
@@ -116,7 +117,7 @@ class NativeRequestsEngine(R.RequestsEngine):
         self.pool_size = L.rq_pool_size()
         R._NATIVE_POOLS[self.pool_addr] = self.pool_size
         self._keep: list = []
-        self._py_submit = _SUBMIT_FN(self._submit_through_ring)
+        self._py_submit = _SUBMIT_FN(barrier(self._submit_through_ring, _held_as_eintr))
         self._py_submit_on = False
 
     @property
@@ -208,17 +209,19 @@ class NativeRequestsEngine(R.RequestsEngine):
         word = c_uint64(0)
         call, errors = slot.call, self.errors
 
-        def trampoline(ctx, _r2, _r3, _r4, _r5, _call=call, _word=word):
-            try:
-                _call(ctx)
-            except KeyboardInterrupt as exc:   # raised again once C has returned
+        def trampoline(ctx, _r2, _r3, _r4, _r5, _call=call):
+            _call(ctx)
+            return 0
+
+        def failed(exc: BaseException, _args: tuple, _word=word) -> int:
+            if isinstance(exc, KeyboardInterrupt):   # raised again once C has returned
                 R.hold_interrupt(exc)
-            except BaseException as exc:
+            else:                                    # the request completes with -EFAULT
                 errors.append(exc)
                 _word.value = 1
             return 0
 
-        cb = _PROG_FN(trampoline)
+        cb = _PROG_FN(barrier(trampoline, failed))
         self._keep.append((cb, word))
         return ctypes.cast(cb, c_void_p).value, ctypes.addressof(word)
 
@@ -234,11 +237,7 @@ class NativeRequestsEngine(R.RequestsEngine):
 
     # -- program SQEs when other designs filter the ring in Python
     def _submit_through_ring(self, sqe_ptr: int) -> int:
-        try:
-            return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
-        except BaseException as exc:       # cannot unwind through C
-            R.hold_interrupt(exc)
-            return -errno.EINTR
+        return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
 
     def _sync_filters(self) -> None:
         """Programs' SQEs must meet every SQE filter of the ring: when a design other than
@@ -385,15 +384,23 @@ def _set_fallbacks(L, impls: dict) -> None:
         impl = impls[hid]
 
         def fallback(a1, a2, a3, a4, a5, _impl=impl):
-            try:
-                return int(_impl(None, a1, a2, a3, a4, a5)) & 0xFFFFFFFFFFFFFFFF
-            except BaseException as exc:   # cannot cross C: raised after the run
-                R.hold_interrupt(exc)
-                return (-errno.EFAULT) & 0xFFFFFFFFFFFFFFFF
+            return int(_impl(None, a1, a2, a3, a4, a5)) & 0xFFFFFFFFFFFFFFFF
 
-        cb = _PROG_FN(fallback)
+        cb = _PROG_FN(barrier(fallback, _held_as_efault))
         _FALLBACKS.append(cb)
         L.rq_set_py_fallback(which, ctypes.cast(cb, c_void_p).value)
 
 
 _FALLBACKS: list = []
+
+
+def _held_as_eintr(exc: BaseException, _args: tuple) -> int:
+    """A program's SQE submitted through the ring raised: raised again once C has returned."""
+    R.hold_interrupt(exc)
+    return -errno.EINTR
+
+
+def _held_as_efault(exc: BaseException, _args: tuple) -> int:
+    """A Python helper fallback raised: the helper fails, the exception is raised after the run."""
+    R.hold_interrupt(exc)
+    return (-errno.EFAULT) & 0xFFFFFFFFFFFFFFFF
