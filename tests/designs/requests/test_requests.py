@@ -10,6 +10,7 @@ import errno
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -558,6 +559,59 @@ def test_ctrl_c_interrupts_a_wait(program, engine):
     finally:
         r.close()
     assert eng.pending() == 0 and eng.stats["cancelled"] >= 1
+
+
+# Sleepable: queue one NOP (user_data 99, CQ 0), then complete.
+QUEUE_NOP = """
+r6 = r1
+r1 = 0
+*(u64 *)(r10 - 64) = r1
+*(u64 *)(r10 - 56) = r1
+*(u64 *)(r10 - 48) = r1
+*(u64 *)(r10 - 40) = r1
+*(u64 *)(r10 - 32) = r1
+*(u64 *)(r10 - 24) = r1
+*(u64 *)(r10 - 16) = r1
+*(u64 *)(r10 - 8) = r1
+r1 = 99
+*(u64 *)(r10 - 32) = r1
+r1 = r6
+r2 = r10
+r2 += -64
+r3 = 64
+call 164
+r0 = 0
+exit
+"""
+
+
+def _all_cqes(r, cq_idx):
+    return sorted((c.user_data, c.res) for c in r.reap(cq_idx=cq_idx))
+
+
+@pytest.mark.parametrize("flags", [0, u.IORING_SETUP_NO_SQARRAY])
+def test_program_sqes_do_not_carry_unfiltered_sqes_of_a_cut_batch(engine, flags):
+    """A refused SQE ends its batch (uring/ring.py): the SQEs after it wait in the kernel
+    SQ for the next enter, not yet filtered.  A program's SQE must not hand them to the
+    kernel behind the filters' back.  Regression: the native engine's C io_uring_enter
+    (flush_sq) submitted them raw, so the NOP routed to CQ 1 completed on CQ 0."""
+    r = mkring(8, nr_cq=1, cq_sizes=[4], flags=flags)
+    try:
+        assert r.register_bpf([prog(QUEUE_NOP, sleepable=True)], engine) == 0
+        r.prep_bpf(0, user_data=10)
+        nop(r, 1, cq_idx=5)                   # refused (-EINVAL): ends the first batch
+        nop(r, 2, cq_idx=5)                   # refused: ends the next one
+        nop(r, 3, cq_idx=1)                   # its CQE belongs on CQ 1
+        assert r.submit() == 2
+        deadline = time.monotonic() + 10
+        while r.cq_ready(0) < 4 and time.monotonic() < deadline:
+            r.requests.pump()                 # the program runs once its NOP completed
+            r.submit()
+        assert _all_cqes(r, 1) == [(3, 0)]
+        assert _all_cqes(r, 0) == [(1, -errno.EINVAL), (2, -errno.EINVAL), (10, 0), (99, 0)]
+        assert r.requests.errors == []
+    finally:
+        r.close()
 
 
 # Spin for long (seconds interpreted, ms JIT), then park on CQ 1.

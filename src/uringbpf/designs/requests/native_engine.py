@@ -240,13 +240,22 @@ class NativeRequestsEngine(R.RequestsEngine):
         return self.queue_sqe(ctypes.string_at(sqe_ptr, 64))
 
     def _sync_filters(self) -> None:
-        """Programs' SQEs must meet every SQE filter of the ring: when a design other than
-        ours filters in Python (e.g. the 7.0 cBPF filters), C submits through the ring."""
-        others = any(f != self._on_sqe for f in self.ring.sqe_filters)
-        if others != self._py_submit_on:
-            addr = ctypes.cast(self._py_submit, c_void_p).value if others else 0
+        """Programs' SQEs must take the ring's filter path (C then submits through the ring)
+        when C's own ``io_uring_enter`` (flush_sq in requests.c) would get around it:
+
+        * a design other than ours filters in Python (e.g. the 7.0 cBPF filters);
+        * the kernel SQ still holds SQEs the filters have not seen: a refused SQE ended
+          the last batch and the rest wait for the next enter (uring/ring.py,
+          ``_filter_slots``).  The kernel consumes from its SQ head, so C's enter would
+          hand those to the kernel unfiltered (not denied, not routed to their CQ).
+        """
+        ring = self.ring
+        through_ring = (any(f != self._on_sqe for f in ring.sqe_filters)
+                        or (not ring.sq_rewind and ring.sq_ready() > 0))
+        if through_ring != self._py_submit_on:
+            addr = ctypes.cast(self._py_submit, c_void_p).value if through_ring else 0
             self._L.rq_set_py_submit(self._e, addr)
-            self._py_submit_on = others
+            self._py_submit_on = through_ring
 
     # -- the completion loop
     def pump(self, max_runs: int | None = None) -> int:
