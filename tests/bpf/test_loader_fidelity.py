@@ -6,6 +6,7 @@ import pytest
 
 from uringbpf.bpf import cc
 from uringbpf.bpf.object import BpfLoadError, BpfObject
+from uringbpf.errors import BpfVerifierError
 
 LEGACY = r"""
 #include <linux/bpf.h>
@@ -209,5 +210,7 @@ char LICENSE[] SEC("license") = "GPL";
        "__uint(max_entries, 1); } arena SEC(\".maps\");" if arena else "", asm))
     out = cc.compile_c(src, tmp_path / "cast.o", cpu="v4")
     assert _has_addr_space_cast(out)
-    with pytest.raises(BpfLoadError, match=message):
+    # the kernel's verifier refuses them (check_alu_op), with its log line for the insn
+    with pytest.raises(BpfVerifierError, match=message) as info:
         BpfObject.open(out).load(engine="interp")
+    assert f"(bf) {asm}" in info.value.log

@@ -211,8 +211,11 @@ def test_arena_pages_shared_with_python():
         ar.arena_free_pages(p2)
         assert ar.arena_alloc_pages(1, addr=p2) == p2    # fixed-address allocation
         assert struct.unpack_from("<Q", mem, 2 * maps.PAGE_SIZE)[0] == 0  # freed pages read zero
+        # the region engines may touch is the whole window and its guards: every
+        # window + u32 + s16 offset (+ 8 bytes) of a PROBE_MEM32 access lies inside
         (reg,) = ar.regions()
-        assert reg.base == base and reg.size == 4 * maps.PAGE_SIZE
+        assert ar.arena_window == base
+        assert reg.base <= base - 32768 and reg.base + reg.size >= base + (1 << 32) + 32767 + 8
     finally:
         ar.close()
 

@@ -44,6 +44,7 @@ from . import helpers as helpers_mod
 from ..callbacks import barrier
 from ..errors import MapError
 from .helpers import Runtime
+from .maps import MAP_TYPE_ARENA
 from .memory import BpfMemoryError, BpfRuntimeError, Buffer
 
 __all__ = ["Interpreter", "BpfRuntimeError", "BpfMemoryError", "DEFAULT_MAX_INSNS"]
@@ -207,7 +208,16 @@ class _Gen:
         elif op == isa.NEG:
             e(f"{D} = -{D} & {M}")
         elif op == isa.MOV:
-            if insn.off and insn.source == isa.X:
+            if is64 and insn.off == isa.ADDR_SPACE_CAST and insn.source == isa.X:
+                # the kernel JIT's BPF_ADDR_SPACE_CAST: to the arena side keeps the low 32
+                # bits; back to a user address puts the window's upper half on them (0
+                # stays 0)
+                if insn.imm == 1:
+                    e(f"{D} = {s} & {M32}")
+                else:
+                    e(f"t = {s} & {M32}")
+                    e(f"{D} = ({self.it.arena_window(None)} | t) if t else 0")
+            elif insn.off and insn.source == isa.X:
                 bits = insn.off
                 sb = 1 << (bits - 1)
                 e(f"{D} = ((({s} & {(1 << bits) - 1}) ^ {sb}) - {sb}) & {M}")
@@ -263,24 +273,30 @@ class _Gen:
             return f"{D} & {S}"
         return f"{D} {sym[op]} {S}"
 
+    def arena_addr(self, pc: int, reg: int, off: int) -> str:
+        """PROBE_MEM32: arena window + low 32 bits of the register + off (always inside the
+        window's mapping, guards included)."""
+        return f"{self.it.arena_window(pc) + off} + (r[{reg}] & {M32})"
+
     def mem(self, pc: int, insn: Insn) -> None:
         size = isa.SIZE_BYTES[insn.size]
         e = self.emit
+        arena = isa.is_arena_access(insn)
         if insn.cls == isa.LDX:
-            a = self.addr(insn.src, insn.off)
-            if insn.mode == isa.MEMSX:
+            a = self.arena_addr(pc, insn.src, insn.off) if arena else self.addr(insn.src, insn.off)
+            if insn.mode in (isa.MEMSX, isa.PROBE_MEM32SX):
                 bits = size * 8
                 sb = 1 << (bits - 1)
                 e(f"r[{insn.dst}] = ((LD{size}({a}, {pc}) ^ {sb}) - {sb}) & {M64}")
             else:
                 e(f"r[{insn.dst}] = LD{size}({a}, {pc})")
             return
-        a = self.addr(insn.dst, insn.off)
+        a = self.arena_addr(pc, insn.dst, insn.off) if arena else self.addr(insn.dst, insn.off)
         mask = (1 << (8 * size)) - 1
         if insn.cls == isa.ST:
             e(f"ST{size}({a}, {insn.imm & mask}, {pc})")
             return
-        if insn.mode == isa.MEM:
+        if insn.mode in (isa.MEM, isa.PROBE_MEM32):
             v = f"r[{insn.src}]" if size == 8 else f"r[{insn.src}] & {mask}"
             e(f"ST{size}({a}, {v}, {pc})")
             return
@@ -397,6 +413,13 @@ class Interpreter:
             h = entry
         impl = getattr(h, "impl", h)
         return impl, getattr(h, "name", str(entry))
+
+    def arena_window(self, pc: int | None) -> int:
+        """The 4 GiB window of the program's arena (the kernel allows one per program)."""
+        for m in self.program.maps:
+            if getattr(m, "type", None) == MAP_TYPE_ARENA:
+                return m.arena_window
+        raise self._fail("arena access or addr_space_cast in a program without an arena map", pc)
 
     def _lddw_value(self, pc: int, insn: Insn) -> int:
         src = insn.src

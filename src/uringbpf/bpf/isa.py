@@ -54,6 +54,13 @@ SIZE_BYTES = {W: 4, H: 2, B: 1, DW: 8}
 BYTES_SIZE = {4: W, 2: H, 1: B, 8: DW}
 SIZE_SUFFIX = {W: "w", H: "h", B: "b", DW: "dw"}
 IMM, ABS, IND, MEM, MEMSX, ATOMIC = 0x00, 0x20, 0x40, 0x60, 0x80, 0xC0
+# Modes only the verifier writes (as the kernel's include/linux/filter.h): an access
+# through an arena pointer, done at arena window + low 32 bits of the register + off.
+# Never valid in a program as loaded; see Program.arena_xlated.
+PROBE_MEM32, PROBE_MEM32SX, PROBE_ATOMIC = 0xA0, 0xC0, 0xE0
+#: ``off`` of BPF_ADDR_SPACE_CAST (ALU64 | MOV | X; imm 1: as(1) -> as(0), 1 << 16: back)
+ADDR_SPACE_CAST = 1
+
 
 # Atomic operations (in imm of STX|ATOMIC).
 FETCH = 0x01
@@ -324,6 +331,21 @@ _ALU_OPS = set(ALU_OP_NAMES)
 _JMP_OPS = set(JMP_OP_NAMES)
 
 
+def is_addr_space_cast(insn: Insn) -> bool:
+    """BPF_ADDR_SPACE_CAST: ``ALU64 | MOV | X`` with off 1 (LLVM 19+ for ``__arena``)."""
+    return insn.opcode == ALU64 | MOV | X and insn.off == ADDR_SPACE_CAST
+
+
+def is_arena_access(insn: Insn) -> bool:
+    """A load/store/atomic the verifier rewrote to go through the arena window."""
+    cls, mode = insn.cls, insn.mode
+    if cls == LDX:
+        return mode in (PROBE_MEM32, PROBE_MEM32SX)
+    if cls == STX:
+        return mode in (PROBE_MEM32, PROBE_ATOMIC)
+    return cls == ST and mode == PROBE_MEM32
+
+
 def invalid_reason(insn: Insn) -> str | None:
     """Why ``insn`` (not a placeholder slot) is not a valid instruction, or None.
 
@@ -348,6 +370,10 @@ def invalid_reason(insn: Insn) -> str | None:
             return f"unknown ALU opcode {opcode:#04x}"
         if op in (DIV, MOD) and insn.off not in (0, 1):
             return f"invalid offset {insn.off} for {ALU_OP_NAMES[op]}"
+        if is_addr_space_cast(insn):
+            if insn.imm not in (1, 1 << 16):
+                return f"invalid addr_space_cast {insn.imm:#x}"
+            return None
         if op == MOV and insn.off:
             if insn.source != X or insn.off not in (8, 16, 32) or (cls == ALU and insn.off == 32):
                 return f"invalid movsx offset {insn.off}"
@@ -381,17 +407,17 @@ def invalid_reason(insn: Insn) -> str | None:
             return None
         return f"unknown load opcode {opcode:#04x}"
     if cls == LDX:
-        if insn.mode == MEM or (insn.mode == MEMSX and insn.size != DW):
+        if insn.mode in (MEM, PROBE_MEM32) or (insn.mode in (MEMSX, PROBE_MEM32SX) and insn.size != DW):
             return None if insn.src <= 10 else f"invalid source register r{insn.src}"
         return f"unknown load opcode {opcode:#04x}"
     if cls == ST:
-        return None if insn.mode == MEM else f"unknown store opcode {opcode:#04x}"
+        return None if insn.mode in (MEM, PROBE_MEM32) else f"unknown store opcode {opcode:#04x}"
     if cls == STX:
         if insn.src > 10:
             return f"invalid source register r{insn.src}"
-        if insn.mode == MEM:
+        if insn.mode in (MEM, PROBE_MEM32):
             return None
-        if insn.mode == ATOMIC and insn.size in (W, DW):
+        if insn.mode in (ATOMIC, PROBE_ATOMIC) and insn.size in (W, DW):
             if insn.imm in ATOMIC_OPS:
                 return None
             return f"unknown atomic operation {insn.imm:#x}"
@@ -417,6 +443,9 @@ class Program:
     sleepable: bool = False
     attach: str = ""
     btf_func_name: str = ""
+    #: set by the verifier when it rewrote arena accesses to the PROBE_* modes (then, and
+    #: only then, are those modes part of the program: verifying it again accepts them)
+    arena_xlated: bool = False
 
     def __len__(self) -> int:
         return len(self.insns)

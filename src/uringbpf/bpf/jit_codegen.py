@@ -44,6 +44,7 @@ from typing import Callable
 
 from . import isa
 from .isa import Insn
+from .maps import ARENA_BASE_OFFSET, MAP_TYPE_ARENA
 from .memory import BpfRuntimeError
 
 # Offsets (in u64 words) of struct jitrt_ctx fields; see native/jitrt.h.
@@ -472,14 +473,15 @@ class ModuleGen:
             self.gen_ldx(pc, insn)
             return False
         if cls == isa.ST:
-            if insn.mode != isa.MEM:
+            if insn.mode not in (isa.MEM, isa.PROBE_MEM32):
                 raise JitError(f"unsupported st mode {insn.mode:#x}", pc)
-            self.gen_store(pc, insn.dst, insn.off, insn.size, str(insn.imm), imm=True)
+            self.gen_store(pc, insn.dst, insn.off, insn.size, str(insn.imm), imm=True,
+                           arena=insn.mode == isa.PROBE_MEM32)
             return False
         if cls == isa.STX:
-            if insn.mode == isa.MEM:
+            if insn.mode in (isa.MEM, isa.PROBE_MEM32):
                 self.gen_store(pc, insn.dst, insn.off, insn.size, None, imm=False,
-                               src=insn.src)
+                               src=insn.src, arena=insn.mode == isa.PROBE_MEM32)
             elif insn.mode == isa.ATOMIC:
                 self.gen_atomic(pc, insn)
             else:
@@ -513,6 +515,9 @@ class ModuleGen:
             return
 
         if op == isa.MOV:
+            if is64 and insn.source == isa.X and insn.off == isa.ADDR_SPACE_CAST:
+                self.gen_addr_space_cast(pc, insn)
+                return
             if insn.source == isa.X and insn.off in (8, 16, 32):
                 if insn.off == 32 and not is64:
                     raise JitError("movsx32 from 32 bits is not an instruction", pc)
@@ -768,8 +773,36 @@ class ModuleGen:
 
     # Memory -----------------------------------------------------------------------------
 
-    def address(self, base_reg: int, off: int) -> str:
-        """``reg + off`` as an i64 value."""
+    def arena_window(self, pc: int) -> str:
+        """The program's arena window (4 GiB aligned), read from its map's ``arena_base``
+        (instance data: the machine code stays shareable between instances)."""
+        for i, m in enumerate(self.program.maps):
+            if getattr(m, "type", None) == MAP_TYPE_ARENA:
+                break
+        else:
+            raise JitError("arena access or addr_space_cast in a program without an arena map", pc)
+        field = self.op(f"add i64 {self.slot(('map', i))}, {ARENA_BASE_OFFSET}")
+        base = self.op(f"load i64, ptr {self.op(f'inttoptr i64 {field} to ptr')}, align 8")
+        return self.op(f"and i64 {base}, -4294967296")
+
+    def gen_addr_space_cast(self, pc: int, insn: Insn) -> None:
+        """BPF_ADDR_SPACE_CAST as the kernel's JIT does it: imm 1 keeps the low 32 bits;
+        imm 1 << 16 puts the window's upper half on them, 0 staying 0."""
+        low = self.zext64(self.trunc32(self.reg(insn.src)))
+        if insn.imm == 1:
+            self.set_reg(insn.dst, low)
+            return
+        user = self.op(f"or i64 {low}, {self.arena_window(pc)}")
+        zero = self.op(f"icmp eq i64 {low}, 0")
+        self.set_reg(insn.dst, self.op(f"select i1 {zero}, i64 0, i64 {user}"))
+
+    def address(self, base_reg: int, off: int, arena: bool = False) -> str:
+        """``reg + off`` as an i64 value; for an arena access (PROBE_MEM32) the window +
+        the register's low 32 bits + off, which never leaves the window's mapping."""
+        if arena:
+            low = self.zext64(self.trunc32(self.reg(base_reg)))
+            where = self.op(f"add i64 {self.arena_window(self.pc)}, {low}")
+            return self.op(f"add i64 {where}, {off}") if off else where
         base = self.reg(base_reg)
         if off == 0:
             return base
@@ -794,13 +827,16 @@ class ModuleGen:
     def gen_ldx(self, pc: int, insn: Insn) -> None:
         """A load (zero- or sign-extending)."""
         mode = insn.mode
+        arena = isa.is_arena_access(insn)
+        if arena:
+            mode = isa.MEMSX if mode == isa.PROBE_MEM32SX else isa.MEM
         if mode not in (isa.MEM, isa.MEMSX):
             raise JitError(f"unsupported ldx mode {mode:#x}", pc)
         size = isa.SIZE_BYTES[insn.size]
         if mode == isa.MEMSX and size == 8:
             raise JitError("sign-extending load of 8 bytes is not an instruction", pc)
         ty = _ITYPE[size]
-        addr = self.address(insn.src, insn.off)
+        addr = self.address(insn.src, insn.off, arena)
         self.checked_access(pc, addr, size, False)
         p = self.op(f"inttoptr i64 {addr} to ptr")
         v = self.op(f"load{_volatile(insn.src)} {ty}, ptr {p}, align 1")
@@ -812,11 +848,11 @@ class ModuleGen:
         self.set_reg(insn.dst, v)
 
     def gen_store(self, pc: int, dst: int, off: int, size_code: int, value: str | None,
-                  imm: bool, src: int = 0) -> None:
-        """A store of a register or an immediate."""
+                  imm: bool, src: int = 0, arena: bool = False) -> None:
+        """A store of a register or an immediate (``arena``: PROBE_MEM32)."""
         size = isa.SIZE_BYTES[size_code]
         ty = _ITYPE[size]
-        addr = self.address(dst, off)
+        addr = self.address(dst, off, arena)
         if imm:
             # The immediate is sign-extended to 64 bits, then truncated to the store size.
             v = str(isa.sign_extend(int(value), size * 8)) if size < 8 else value

@@ -8,9 +8,11 @@ calls directly and the interpreter and Python call through ctypes: one implement
 Supported types: ARRAY, HASH, PERCPU_ARRAY and PERCPU_HASH (with **one CPU's worth** of
 storage: uringbpf runs a program on one thread at a time per attachment, so there is
 nothing to shard; ``lookup_percpu`` returns a one-element list), RINGBUF (BPF side:
-reserve/submit/discard/output/query; Python side: :class:`RingBuffer`), and an ARENA subset
-(pages shared between BPF and Python, mapped at a 4 GiB-aligned address so the low 32 bits
-of an arena pointer are its offset, as the kernel's address-space casts assume).
+reserve/submit/discard/output/query; Python side: :class:`RingBuffer`), and ARENA (pages
+shared between BPF and Python at the user address ``map_extra`` names, or one uringbpf
+picks, inside a fully mapped 4 GiB window with guard zones: every arena access the
+engines make, window + low 32 bits of the pointer + insn offset, lands in it; see
+docs/loader.md, "Arenas").
 Global data sections (``.rodata``, ``.data``, ``.bss``) are single-entry ARRAY maps.
 """
 
@@ -74,10 +76,16 @@ class _UbpfMap(ctypes.Structure):
     ]
 
 
+#: byte offset of ``arena_base`` in ``struct ubpf_map`` (the JIT reads the window from it)
+ARENA_BASE_OFFSET = _UbpfMap.arena_base.offset
+
 _U64 = ctypes.c_uint64
 def _set_prototypes(so: ctypes.CDLL) -> None:
     so.ubpf_map_create.argtypes = [ctypes.c_uint32] * 5 + [ctypes.POINTER(ctypes.c_void_p)]
     so.ubpf_map_create.restype = ctypes.c_int
+    so.ubpf_map_create_extra.argtypes = [ctypes.c_uint32] * 5 + [ctypes.c_uint64,
+                                                                 ctypes.POINTER(ctypes.c_void_p)]
+    so.ubpf_map_create_extra.restype = ctypes.c_int
     so.ubpf_map_destroy.argtypes = [ctypes.c_void_p]
     so.ubpf_map_destroy.restype = None
     so.ubpf_map_freeze.argtypes = [ctypes.c_void_p]
@@ -151,7 +159,7 @@ class Map:
 
     def __init__(self, name: str, map_type: int, key_size: int, value_size: int,
                  max_entries: int, map_flags: int = 0, btf_key_type: int = 0,
-                 btf_value_type: int = 0):
+                 btf_value_type: int = 0, map_extra: int = 0):
         if map_type not in SUPPORTED_TYPES:
             tname = MAP_TYPE_NAMES.get(map_type, str(map_type))
             raise MapError(errno.EOPNOTSUPP, f"map {name!r}: map type {tname} is not supported")
@@ -161,6 +169,9 @@ class Map:
             # while Python kept the untruncated size (and read that many bytes)
             if not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
                 raise MapError(errno.EINVAL, f"map {name!r}: {what} {v!r} is not a u32")
+        if not isinstance(map_extra, int) or not 0 <= map_extra < 1 << 64:
+            raise MapError(errno.EINVAL, f"map {name!r}: map_extra {map_extra!r} is not a u64")
+        self.map_extra = map_extra
         self.name = name
         self.type = map_type
         self.key_size = key_size
@@ -172,8 +183,8 @@ class Map:
         self.frozen = False
         self._holders: dict[int, int] = {}   # id(loaded object) -> references (hold/release)
         out = ctypes.c_void_p()
-        ret = lib().ubpf_map_create(map_type, key_size, value_size, max_entries, map_flags,
-                                    ctypes.byref(out))
+        ret = lib().ubpf_map_create_extra(map_type, key_size, value_size, max_entries,
+                                          map_flags, map_extra, ctypes.byref(out))
         if ret < 0:
             raise MapError(-ret, f"map {name!r} ({MAP_TYPE_NAMES.get(map_type, map_type)}, key "
                                  f"{key_size}, value {value_size}, max_entries {max_entries}): "
@@ -227,8 +238,17 @@ class Map:
         if self.type == MAP_TYPE_RINGBUF:
             return [Region(s.rb_data, 2 * (s.rb_mask + 1), True, f"ringbuf {self.name} data")]
         if self.type == MAP_TYPE_ARENA:
-            return [Region(s.arena_base, s.arena_len, True, f"arena {self.name}")]
+            # the whole window with its guards: what PROBE_MEM32 accesses may reach
+            return [Region(s.reserve_addr, s.reserve_len, True, f"arena {self.name}")]
         return []
+
+    @property
+    def arena_window(self) -> int:
+        """Arena: the start of its 4 GiB window (the kernel's kern_vm_start, and the upper
+        32 bits a user-side pointer gets from ``addr_space_cast(p, 1, 0)``)."""
+        self._check_open()
+        self._require_arena()
+        return self._s.arena_base & ~0xFFFFFFFF
 
     # --- Python API ------------------------------------------------------------------
     def _key(self, key) -> ctypes.Array:

@@ -448,13 +448,12 @@ class BpfObject:
         mtype = spec["type"]
         max_entries = spec.get("max_entries", 0)
         try:
+            # map_extra: an arena's user address (user_vm_start), as libbpf passes it
             m = _maps.Map(name, mtype, spec.get("key_size", 0), spec.get("value_size", 0),
-                          max_entries, spec.get("map_flags", 0), key_type, value_type)
+                          max_entries, spec.get("map_flags", 0), key_type, value_type,
+                          map_extra=spec.get("map_extra", 0))
         except _maps.MapError as exc:
             raise self._err(f"cannot create map {name!r}: {exc.strerror}") from None
-        # Recorded, not applied: an arena's map_extra asks the kernel for a fixed user
-        # address; uringbpf maps every arena at its own 4 GiB-aligned address (docs/loader.md).
-        m.map_extra = spec.get("map_extra", 0)
         return m
 
     def _create_data_maps(self) -> None:
@@ -690,7 +689,6 @@ class BpfObject:
                 elif insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
                     target = self._func_at(f.sec, slot + insn.imm + 1, where)
                     self._set_func_ptr(insn, out, o, place(target))
-        self._lower_addr_space_casts(out, main.name)
         section = ef.sections[main.sec].name
         autoload = not section.startswith("?")   # libbpf: SEC("?name") is not loaded by default
         section = section.lstrip("?")
@@ -704,33 +702,6 @@ class BpfObject:
         prog.autoload = autoload
         prog._sec_start = main.start
         return prog
-
-    def _lower_addr_space_casts(self, out: list[isa.Insn], name: str) -> None:
-        """BPF_ADDR_SPACE_CAST (``r = addr_space_cast(r, dst_as, src_as)``, an ALU64 MOV_X
-        with off 1, imm ``dst_as << 16 | src_as``), which LLVM 19+ emits for ``__arena``
-        (address_space(1)) pointers: checked with the kernel's rules and messages, then
-        lowered to a plain ``mov``.
-
-        The kernel keeps arena pointers as user addresses (bpf_arena_alloc_pages returns
-        one) and casts as(1)->as(0) by re-attaching the upper 32 bits of the arena's user
-        address, as(0)->as(1) by keeping the lower 32.  uringbpf maps each arena at one
-        4 GiB-aligned address that programs and Python share, so every arena pointer a
-        program can hold is already that user address: as(1)->as(0) is the identity on it,
-        and as(0)->as(1) keeps the full address too (the one difference: a program that
-        inspects the upper half of a kern-side pointer sees the address, not 0).
-        """
-        for o, insn in enumerate(out):
-            if not (insn.cls == isa.ALU64 and insn.op == isa.MOV and insn.source == isa.X
-                    and insn.off == 1):
-                continue
-            where = f"program {name!r} insn {o}"
-            if insn.imm not in (1, 1 << 16):
-                raise self._err(f"{where}: addr_space_cast insn can only convert between "
-                                "address space 1 and 0")
-            if not any(m.type == _maps.MAP_TYPE_ARENA for m in self.map_list):
-                raise self._err(f"{where}: addr_space_cast insn can only be used in a program "
-                                "that has an associated arena")
-            out[o] = isa.Insn(isa.ALU64 | isa.MOV | isa.X, insn.dst, insn.src, 0, 0)
 
     @staticmethod
     def _set_func_ptr(insn: isa.Insn, out: list[isa.Insn], o: int, target: int) -> None:

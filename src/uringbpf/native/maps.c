@@ -87,34 +87,86 @@ static int ringbuf_init(struct ubpf_map *m)
 	return 0;
 }
 
-static int arena_init(struct ubpf_map *m)
+#define FOUR_G (1ULL << 32)
+#define BPF_F_MMAPABLE (1U << 10)
+#define BPF_F_SEGV_ON_FAULT (1U << 15)
+#define BPF_F_NO_USER_CONV (1U << 18)
+
+/* Bytes below and above an arena's 4 GiB window that stay mapped: an access is
+ * window + (u32)reg + s16 off + up to 8 bytes, so 32 KiB each side would do; 64 KiB (the
+ * kernel's GUARD_SZ, at least two pages) keeps every such address in our reservation. */
+static uint64_t arena_guard(void)
 {
 	uint64_t ps = page_size();
+	return ps * 2 > 65536 ? ps * 2 : 65536;
+}
+
+/* The arena: one 4 GiB window (plus guards), reserved MAP_NORESERVE and readable and
+ * writable in full, so that window + (u32)pointer + off (the kernel's PROBE_MEM32 address,
+ * what both engines compute) is always mapped memory of this arena.  The pages start at
+ * user_vm_start (map_extra when given, as the kernel's arena takes it from user space;
+ * else the window's start); the window is the 4 GiB-aligned block holding them, so the
+ * low 32 bits of a user address index it exactly like the kernel's kern_vm area. */
+static int arena_init(struct ubpf_map *m, uint64_t map_extra)
+{
+	uint64_t ps = page_size(), guard = arena_guard();
 	uint64_t len = (uint64_t)m->max_entries * ps;
-	const uint64_t four_g = 1ULL << 32;
-	if (m->max_entries == 0 || len > four_g)
+	/* the kernel's arena_map_alloc checks, in its order and with its error codes */
+	if (m->max_entries == 0 || !(m->map_flags & BPF_F_MMAPABLE) ||
+	    (m->map_flags & ~(BPF_F_SEGV_ON_FAULT | BPF_F_MMAPABLE | BPF_F_NO_USER_CONV)))
 		return -EINVAL;
-	/* reserve 8 GiB so a 4 GiB-aligned base exists: the low 32 bits of an arena pointer
-	 * are then its offset, as the kernel's arena address-space casts assume */
-	uint64_t rlen = 2 * four_g;
-	uint8_t *r = mmap(NULL, rlen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r == MAP_FAILED)
-		return -ENOMEM;
-	uint8_t *base = (uint8_t *)round_up((uint64_t)r, four_g);
-	if (mmap(base, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
-		munmap(r, rlen);
-		return -ENOMEM;
+	if (map_extra & (ps - 1))
+		return -EINVAL;
+	if (len > FOUR_G)
+		return -E2BIG;
+	if ((map_extra >> 32) != ((map_extra + len - 1) >> 32))
+		return -ERANGE;
+	uint64_t rlen = FOUR_G + 2 * guard;
+	uint8_t *window;
+	if (map_extra) {
+		window = (uint8_t *)(map_extra & ~(FOUR_G - 1));
+		/* never replace a mapping the process already has (libbpf's MAP_FIXED would) */
+		void *r = mmap(window - guard, rlen, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+		if (r == MAP_FAILED)
+			return errno == EEXIST ? -EBUSY : -ENOMEM;
+		if (r != (void *)(window - guard)) { /* a kernel without FIXED_NOREPLACE */
+			munmap(r, rlen);
+			return -EBUSY;
+		}
+	} else {
+		/* reserve 4 GiB more than needed, keep the aligned part, give the rest back */
+		uint64_t big = rlen + FOUR_G;
+		uint8_t *r = mmap(NULL, big, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (r == MAP_FAILED)
+			return -ENOMEM;
+		window = (uint8_t *)round_up((uint64_t)r + guard, FOUR_G);
+		if (mmap(window - guard, rlen, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED) {
+			munmap(r, big);
+			return -ENOMEM;
+		}
+		if (window - guard > r)
+			munmap(r, (uint64_t)(window - guard - r));
+		if (r + big > window - guard + rlen)
+			munmap(window - guard + rlen, (uint64_t)(r + big - (window - guard + rlen)));
 	}
 	m->arena_page_used = calloc(m->max_entries, 1);
 	if (!m->arena_page_used) {
-		munmap(r, rlen);
+		munmap(window - guard, rlen);
 		return -ENOMEM;
 	}
-	m->reserve_addr = (uint64_t)r;
+	m->reserve_addr = (uint64_t)(window - guard);
 	m->reserve_len = rlen;
-	m->arena_base = base;
+	m->arena_base = map_extra ? (uint8_t *)map_extra : window;
 	m->arena_len = len;
 	return 0;
+}
+
+/* The kernel's compute_pgoff: the page of user address `uaddr` (any upper half). */
+static uint64_t arena_pgoff(const struct ubpf_map *m, uint64_t uaddr)
+{
+	return (uint32_t)(uaddr - (uint32_t)(uint64_t)m->arena_base) / page_size();
 }
 
 int ubpf_guard_add(uint64_t base, uint64_t len);
@@ -165,8 +217,20 @@ static void map_free(struct ubpf_map *m)
 }
 
 /* Create a map; returns 0 and stores it in *out, or a negative errno. */
+int ubpf_map_create_extra(uint32_t type, uint32_t key_size, uint32_t value_size,
+			  uint32_t max_entries, uint32_t map_flags, uint64_t map_extra,
+			  struct ubpf_map **out);
+
 int ubpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint32_t max_entries,
 		    uint32_t map_flags, struct ubpf_map **out)
+{
+	return ubpf_map_create_extra(type, key_size, value_size, max_entries, map_flags, 0, out);
+}
+
+/* Create a map with bpf_attr's map_extra (an arena's user address; 0: none). */
+int ubpf_map_create_extra(uint32_t type, uint32_t key_size, uint32_t value_size,
+			  uint32_t max_entries, uint32_t map_flags, uint64_t map_extra,
+			  struct ubpf_map **out)
 {
 	struct ubpf_map *m = calloc(1, sizeof(*m));
 	int err = 0;
@@ -236,7 +300,7 @@ int ubpf_map_create(uint32_t type, uint32_t key_size, uint32_t value_size, uint3
 			err = -EINVAL;
 			break;
 		}
-		err = arena_init(m);
+		err = arena_init(m, map_extra);
 		break;
 	default:
 		err = -EOPNOTSUPP;
@@ -589,9 +653,9 @@ uint64_t ubpf_kfunc_arena_alloc_pages(uint64_t map, uint64_t addr, uint64_t page
 	uint64_t start = 0, found = (uint64_t)-1;
 	map_lock(m);
 	if (addr) {
-		uint64_t off = (uint32_t)addr; /* arena pointers: the low 32 bits are the offset */
-		if (off % ps == 0 && off / ps + page_cnt <= m->max_entries) {
-			start = off / ps;
+		/* the kernel's rules: a page-aligned hint whose pages all lie in the arena */
+		if (addr % ps == 0 && arena_pgoff(m, addr) + page_cnt <= m->max_entries) {
+			start = arena_pgoff(m, addr);
 			found = start;
 			for (uint64_t i = 0; i < page_cnt; i++)
 				if (m->arena_page_used[start + i])
@@ -621,17 +685,22 @@ uint64_t ubpf_kfunc_arena_free_pages(uint64_t map, uint64_t ptr, uint64_t page_c
 	(void)a4; (void)a5;
 	struct ubpf_map *m = (struct ubpf_map *)map;
 	uint64_t ps = page_size();
-	if (m->type != UBPF_MAP_ARENA || !ptr)
+	if (m->type != UBPF_MAP_ARENA || !ptr || !page_cnt)
 		return 0;
-	uint64_t off = (uint32_t)ptr;
-	if (off % ps || off / ps + page_cnt > m->max_entries)
+	/* as the kernel's arena_free_pages: only the page-aligned low 32 bits count (a kern-
+	 * or a user-side pointer alike), and the range is clipped at the arena's end */
+	uint64_t full = ((uint64_t)m->arena_base & ~(FOUR_G - 1)) + ((uint32_t)ptr & ~(uint32_t)(ps - 1));
+	uint64_t start = (uint64_t)m->arena_base, end = start + m->arena_len;
+	if (full < start || full >= end)
 		return 0;
+	if (page_cnt > (end - full) / ps)
+		page_cnt = (end - full) / ps;
+	uint64_t pg = (full - start) / ps;
 	map_lock(m);
-	/* punch the pages out of the shared mapping (they read back as zero); clear them by
-	 * hand only if the kernel refuses */
-	if (madvise(m->arena_base + off, page_cnt * ps, MADV_REMOVE))
-		memset(m->arena_base + off, 0, page_cnt * ps);
-	memset(m->arena_page_used + off / ps, 0, page_cnt);
+	/* private anonymous memory: DONTNEED drops the pages, they read back as zero */
+	if (madvise(m->arena_base + pg * ps, page_cnt * ps, MADV_DONTNEED))
+		memset(m->arena_base + pg * ps, 0, page_cnt * ps);
+	memset(m->arena_page_used + pg, 0, page_cnt);
 	map_unlock(m);
 	return 0;
 }

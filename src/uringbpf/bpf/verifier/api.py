@@ -12,6 +12,7 @@ from .common import (
     _MAP_TYPE_ARRAY,
 )
 from .explore import Verifier
+from .memory import arena_unrewrite
 
 
 def verify(program: isa.Program, prog_type: progtypes.ProgType | None = None, log_level: int = 0,
@@ -30,7 +31,11 @@ def verify(program: isa.Program, prog_type: progtypes.ProgType | None = None, lo
             prog_type = platform.prog_type_for(program)
         except ProgTypeError as exc:
             raise BpfVerifierError(str(exc), str(exc) + "\n") from None
-    return Verifier(program, prog_type, log_level, max_insns, platform).run()
+    arena_unrewrite(program)
+    v = Verifier(program, prog_type, log_level, max_insns, platform)
+    result = v.run()
+    v.arena_rewrite()
+    return result
 
 
 # ---------------------------------------------------------------- whole objects

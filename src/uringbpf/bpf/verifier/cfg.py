@@ -45,6 +45,8 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int) -> N
             if insn.source != isa.K or insn.src or insn.off or insn.imm:
                 bad("BPF_NEG uses reserved fields")
             return
+        if isa.is_addr_space_cast(insn):
+            return  # BPF_ADDR_SPACE_CAST: its imm is checked when reached (transfer.py)
         if insn.source == isa.X:
             if insn.imm:
                 bad("BPF_ALU uses reserved fields")

@@ -13,7 +13,8 @@ from ..helpers import Arg
 from ..platform import Platform, default_platform
 from . import scalar as sc
 from .state import (
-    CONST_MAP, PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, const_reg,
+    CONST_MAP, PTR_ARENA, PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg,
+    const_reg,
 )
 
 
@@ -22,6 +23,7 @@ MAX_VAR_OFF = 1 << 29
 LEN_ID = 1                      # scalar id of the data-buffer length (r2 of "buffer" programs)
 BPF_F_RDONLY_PROG = 1 << 7
 _MAP_TYPE_ARRAY = 2
+_MAP_TYPE_ARENA = 33
 LOG_LIMIT = 4_000_000           # characters kept in the log (like the kernel's log buffer)
 
 
@@ -140,8 +142,16 @@ ARENA_MEM = "arena"
 def _is_arena_ptr(reg: Reg) -> bool:
     """Arena memory is mapped into the user process too (user space reads its addresses
     from the map), so storing an arena address leaks nothing, like the kernel allows.
-    The stored copy is a plain scalar: loading it back never gives a usable pointer."""
-    return reg.t == PTR_MEM and reg.obj is ARENA_MEM and not reg.null
+    The stored copy is a plain scalar: loading it back never gives a usable pointer.
+    An arena pointer of the kernel's kind (PTR_ARENA, from an addr_space_cast) likewise."""
+    return reg.t == PTR_ARENA or (reg.t == PTR_MEM and reg.obj is ARENA_MEM and not reg.null)
+
+
+def _arena_castable(reg: Reg) -> bool:
+    """What an addr_space_cast may convert: any number (the kernel's rule), an arena
+    pointer, or arena memory from bpf_arena_alloc_pages (NULL too: the cast keeps 0).
+    Other pointers are refused: their bits would become a storable arena value."""
+    return reg.t in (SCALAR, PTR_ARENA) or (reg.t == PTR_MEM and reg.obj is ARENA_MEM)
 
 
 def _obj_type_name(name: str) -> str:

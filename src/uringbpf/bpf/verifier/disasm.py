@@ -49,6 +49,8 @@ def insn_text(insn: isa.Insn, pc: int | None = None, kfunc_name: Callable[[int],
             kind = "be" if insn.source == isa.TO_BE else "le"
             return f"r{insn.dst} = {kind}{insn.imm} r{insn.dst}"
         src = f"{r}{insn.src}" if insn.source == isa.X else str(isa.to_s32(insn.imm & isa.U32))
+        if isa.is_addr_space_cast(insn):   # the kernel's print_bpf_insn spelling
+            return f"{dst} = addr_space_cast(r{insn.src}, {(insn.imm & 0xFFFFFFFF) >> 16}, {insn.imm & 0xFFFF})"
         if op == isa.MOV and insn.off and insn.source == isa.X:
             return f"{dst} = (s{insn.off}){r}{insn.src}"
         if op in (isa.DIV, isa.MOD) and insn.off == 1:

@@ -60,6 +60,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self.explored: dict[int, list[_Checkpoint]] = {}
         self.visits: dict[int, int] = {}
         self.iter_next_pcs: set[int] = set()
+        self.arena_access: dict[int, bool] = {}  # pc -> through an arena pointer (memory.py)
         self._iter_next_arg: dict[int, int] = {}
         self._new_dynptr_parent = 0
         self.global_funcs: dict[int, _GlobalFunc] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import isa, progtypes
 from . import scalar as sc
 from .state import (
-    NOT_INIT, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR,
+    NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR,
     UNKNOWN_SCALAR, Frame, Reg, State, const_reg, scalar,
 )
 from .common import (
@@ -18,9 +18,38 @@ class MemoryMixin:
 
     # ------------------------------------------------------------ memory
 
+    def _note_arena_access(self, ptr: Reg) -> None:
+        """Remember whether the instruction at ``self.pc`` goes through an arena pointer
+        (it becomes PROBE_MEM32, see arena_rewrite); one instruction serves one kind of
+        pointer only, as the kernel's save_aux_ptr_type demands."""
+        arena = ptr.t == PTR_ARENA
+        seen = self.arena_access.setdefault(self.pc, arena)
+        if seen != arena:
+            raise _Reject("same insn cannot be used with different pointers")
+
+    def arena_rewrite(self) -> None:
+        """After a successful verification: rewrite the loads and stores through arena
+        pointers to the PROBE_MEM32 modes (the kernel's convert_ctx_accesses), which the
+        engines perform at arena window + low 32 bits of the register + off, so they cannot
+        leave the window.  The program is marked (``arena_xlated``) so that verifying it
+        again undoes the rewrite first (:func:`arena_unrewrite`)."""
+        insns = self.program.insns
+        done = False
+        for pc, arena in self.arena_access.items():
+            if not arena:
+                continue
+            insn = insns[pc]
+            mode = isa.PROBE_MEM32SX if insn.mode == isa.MEMSX else isa.PROBE_MEM32
+            insns[pc] = isa.Insn((insn.opcode & ~0xE0) | mode, insn.dst, insn.src, insn.off,
+                                 insn.imm, insn.imm64)
+            done = True
+        if done:
+            self.program.arena_xlated = True
+
     def _do_ldx(self, st: State, insn: isa.Insn) -> None:
         size = isa.SIZE_BYTES[insn.size]
         ptr = self.read_reg(st, insn.src)
+        self._note_arena_access(ptr)
         signed = insn.mode == isa.MEMSX
         val = self._mem_access(st, ptr, insn.src, insn.off, size, write=False, signed=signed)
         self.write_reg(st, insn.dst, val)
@@ -32,6 +61,7 @@ class MemoryMixin:
             value = const_reg(insn.imm)
         else:
             value = self.read_reg(st, insn.src)
+        self._note_arena_access(ptr)
         if insn.cls == isa.STX and insn.mode == isa.ATOMIC:
             self._do_atomic(st, insn, ptr, value, size)
             return
@@ -41,6 +71,8 @@ class MemoryMixin:
         if value.t != SCALAR:
             raise _Reject(f"R{insn.src} leaks addr into mem")
         if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
+            # arena atomics too (the kernel's PROBE_ATOMIC): an arena address has no
+            # alignment the verifier can prove, and a misaligned lock op may trap
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
         # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
         _check_aligned(ptr, insn.off, size, {PTR_STACK: "stack ", PTR_MAP_VALUE: "",
@@ -96,6 +128,10 @@ class MemoryMixin:
             value = UNKNOWN_SCALAR   # an arena address is stored as plain data (see _is_arena_ptr)
         if t == PTR_CTX:
             return self._ctx_access(ptr, regno, off, size, write, signed)
+        if t == PTR_ARENA:
+            # any offset and size: the engines confine the access to the arena's window
+            # (the kernel's check_mem_access for PTR_TO_ARENA checks nothing either)
+            return None if write else scalar(_sized_unknown(size, signed))
         if t == PTR_MAP_VALUE:
             vs = getattr(ptr.obj, "value_size", 0)
             lo, hi = self._bounds(ptr, regno, off, size)
@@ -344,3 +380,17 @@ class MemoryMixin:
                 raise _Reject(f"R{regno} points to read-only memory")
             return
         raise _Reject(f"R{regno} type={reg.type_name()} expected=fp, pkt, map_value, mem")
+
+
+def arena_unrewrite(program: isa.Program) -> None:
+    """Undo :meth:`MemoryMixin.arena_rewrite` before the program is verified again: the
+    PROBE modes are the verifier's output, never its input."""
+    if not program.arena_xlated:
+        return
+    insns = program.insns
+    for pc, insn in enumerate(insns):
+        if isa.is_arena_access(insn):
+            mode = isa.MEMSX if insn.mode == isa.PROBE_MEM32SX else isa.MEM
+            insns[pc] = isa.Insn((insn.opcode & ~0xE0) | mode, insn.dst, insn.src, insn.off,
+                                 insn.imm, insn.imm64)
+    program.arena_xlated = False

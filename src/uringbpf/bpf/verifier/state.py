@@ -21,11 +21,13 @@ PTR_MEM = 6        # size = bytes, ro = read-only
 PTR_BUF = 7        # the run-time data buffer (packet-like; bound = State.buf_min)
 PTR_TRUSTED = 8    # obj = struct name of an opaque kernel object
 PTR_FUNC = 9       # size = subprogram entry insn
+PTR_ARENA = 10     # an arena address (the kernel's PTR_TO_ARENA): any value, accessed
+                   # at the arena window + its low 32 bits (PROBE_MEM32)
 
 TYPE_NAMES = {
     NOT_INIT: "?", SCALAR: "scalar", PTR_CTX: "ctx", PTR_STACK: "fp", PTR_MAP_VALUE: "map_value",
     CONST_MAP: "map_ptr", PTR_MEM: "mem", PTR_BUF: "buf", PTR_TRUSTED: "trusted_ptr",
-    PTR_FUNC: "func",
+    PTR_FUNC: "func", PTR_ARENA: "arena",
 }
 
 ZERO_OFF = sc.const(0)

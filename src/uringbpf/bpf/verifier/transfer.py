@@ -5,12 +5,12 @@ from __future__ import annotations
 from .. import isa
 from . import scalar as sc
 from .state import (
-    CONST_MAP, NOT_INIT, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
+    CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
     PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, State, const_reg, scalar,
 )
 from .common import (
     BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
-    _SIGNED_CMP, _sdivmod,
+    _MAP_TYPE_ARENA, _SIGNED_CMP, _arena_castable, _sdivmod,
 )
 
 
@@ -40,6 +40,8 @@ class TransferMixin:
         dst = insn.dst
         if dst == 10:
             raise _Reject("frame pointer is read only")
+        if op in (isa.END, isa.NEG) and self.read_reg(st, dst).t == PTR_ARENA:
+            return          # any arithmetic on an arena pointer keeps it one (kernel)
         if op == isa.END:
             r = self.read_reg(st, dst)
             if r.t != SCALAR:
@@ -66,6 +68,9 @@ class TransferMixin:
             self._do_mov(st, insn, src, is64)
             return
         d = self.read_reg(st, dst)
+        if d.t == PTR_ARENA or src.t == PTR_ARENA:
+            st.cur.regs[dst] = self._arena_alu(insn, d, src)
+            return
         if d.t != SCALAR or src.t != SCALAR:
             st.cur.regs[dst] = self._ptr_alu(insn, d, src, is64)
             return
@@ -118,10 +123,44 @@ class TransferMixin:
             v = sc.wrap32(v)
         st.cur.regs[dst] = scalar(v)
 
+    def _arena_alu(self, insn: isa.Insn, d: Reg, s: Reg) -> Reg:
+        """ALU with an arena pointer operand.  The kernel allows any arithmetic on one
+        (adjust_reg_min_max_vals): its value is only ever used as window + low 32 bits,
+        and it is no secret (user space sees the same numbers), so the result is an arena
+        pointer again (dst arena, or ``scalar + arena``) or a plain number."""
+        other = s if d.t == PTR_ARENA else d
+        if other.t not in (SCALAR, PTR_ARENA):
+            raise _Reject(f"R{insn.dst} pointer arithmetic between arena and "
+                          f"{other.type_name()} prohibited")
+        if d.t == PTR_ARENA or insn.op == isa.ADD:
+            return Reg(PTR_ARENA)
+        return UNKNOWN_SCALAR
+
+    def _addr_space_cast(self, st: State, insn: isa.Insn, src: Reg) -> None:
+        """BPF_ADDR_SPACE_CAST, checked as the kernel's check_alu_op does (when reached).
+        imm 1 (as(1) -> as(0), LLVM's cast before a dereference) gives an arena pointer:
+        the engines make it the low 32 bits, and the accesses through it PROBE_MEM32.
+        imm 1 << 16 (back to a user address) gives a number."""
+        if insn.imm not in (1, 1 << 16):
+            raise _Reject("addr_space_cast insn can only convert between address space 1 and 0")
+        if not any(getattr(m, "type", None) == _MAP_TYPE_ARENA for m in self.program.maps):
+            raise _Reject("addr_space_cast insn can only be used in a program that has an "
+                          "associated arena")
+        if not _arena_castable(src):
+            raise _Reject(f"R{insn.src} addr_space_cast of {src.type_name()} prohibited "
+                          "(only numbers and arena pointers convert)")
+        st.cur.regs[insn.dst] = Reg(PTR_ARENA) if insn.imm == 1 else UNKNOWN_SCALAR
+
     def _do_mov(self, st: State, insn: isa.Insn, src: Reg, is64: bool) -> None:
         dst = insn.dst
         if insn.source == isa.K:
             st.cur.regs[dst] = src
+            return
+        if is64 and insn.off == isa.ADDR_SPACE_CAST:
+            self._addr_space_cast(st, insn, src)
+            return
+        if not is64 and src.t == PTR_ARENA:
+            st.cur.regs[dst] = scalar(sc.urange(0, sc.U32))  # its low half: an arena offset
             return
         if insn.off:  # movsx
             if src.t != SCALAR:
@@ -224,6 +263,8 @@ class TransferMixin:
             src = const_reg(insn.imm & sc.U32 if is32 else insn.imm)
         target = pc + insn.off + 1
         fall = pc + 1
+        if (dst.t == PTR_ARENA or src.t == PTR_ARENA) and {dst.t, src.t} <= {SCALAR, PTR_ARENA}:
+            return [(fall, st), (target, st.copy())]     # a number to the kernel too: both ways
         if dst.is_ptr or src.is_ptr:
             return self._ptr_cond(st, insn, dst, src, op, target, fall, is32)
         a, b = dst.var, src.var

@@ -29,6 +29,12 @@ enum {
 	false = 0,
 	true = 1,
 };
+#ifndef __UBPF_VMLINUX_2021
+/* 6.9+ (kernel/bpf/core.c, 2024): PAGE_SIZE as an enum so vmlinux.h programs see it */
+enum page_size_enum {
+	__PAGE_SIZE = 4096,
+};
+#endif
 typedef long int __kernel_long_t;
 typedef long unsigned int __kernel_ulong_t;
 typedef int __kernel_pid_t;
