@@ -333,6 +333,17 @@ def _register(ring: Ring, executor: str, opcode: int, code: bytes, *, flags: int
     return ret, reg.filter.pdu_size
 
 
+_LINK_SUFFIX = {"": 0, "L": uapi.IOSQE_IO_LINK, "H": uapi.IOSQE_IO_HARDLINK}
+
+
+def _ud_not(*bad: int) -> list:
+    # refuse the listed user_data values (low word), allow the rest
+    out = [cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, 0)]
+    for i, v in enumerate(bad):
+        out.append(cbpf.jump(cbpf.JMP | cbpf.JEQ | cbpf.K, v, len(bad) - i, 0))
+    return out + [cbpf.stmt(cbpf.RET | cbpf.K, 1), cbpf.stmt(cbpf.RET | cbpf.K, 0)]
+
+
 def _submit_and_reap(ring: Ring, n: int) -> list:
     ring.submit_and_wait(n)
     return _cqes(ring)
@@ -350,8 +361,9 @@ def run_filter(executor: str, filters: list[tuple[int, list, int]], requests: li
         regs = [_register(ring, executor, op, cbpf.pack(ins), flags=fl) for op, ins, fl in filters]
         for i, req in enumerate(requests):
             kind, _, arg = req.partition(":")
+            arg, _, link = arg.partition(":")   # "nop:<ud>:L" links on, ":H" hard-links
             if kind == "nop":
-                ring.prep_nop(user_data=int(arg))
+                ring.prep_nop(user_data=int(arg), flags=_LINK_SUFFIX[link])
             elif kind == "read":
                 ring.prep_read(zero, buf, 0, nbytes=16, user_data=100 + i)
             elif kind == "socket":
@@ -392,6 +404,19 @@ case("filter_user_data_submit_all")(lambda ex: run_filter(
 case("filter_socket_family_submit_all")(lambda ex: run_filter(
     ex, [(OP_SOCKET, _family_is(2), 0)], ["socket:2", "socket:1", "socket:10"],
     ring_flags=uapi.IORING_SETUP_SUBMIT_ALL))
+# A refused SQE inside a link chain (io_submit_fail_init): the whole chain fails, its
+# head with -ECANCELED; the CQE order is compared too.
+_C = [(OP_NOP, _ud_not(5, 6), 0)]
+case("filter_chain_middle")(lambda ex: run_filter(ex, _C, ["nop:1:L", "nop:2:L", "nop:5:L", "nop:3", "nop:4"]))
+case("filter_chain_tail_ends_batch")(lambda ex: run_filter(ex, _C, ["nop:1:L", "nop:5", "nop:3"]))
+case("filter_chain_head_refused")(lambda ex: run_filter(ex, _C, ["nop:5:L", "nop:1:L", "nop:2", "nop:3"]))
+case("filter_chain_hardlink")(lambda ex: run_filter(ex, _C, ["nop:1:H", "nop:5:H", "nop:2", "nop:3"]))
+case("filter_chain_two_refused")(lambda ex: run_filter(ex, _C, ["nop:1:L", "nop:5:L", "nop:2:L", "nop:6", "nop:3"]))
+case("filter_chain_open_at_batch_end")(lambda ex: run_filter(ex, _C, ["nop:1", "nop:2:L", "nop:5:L"]))
+case("filter_chain_submit_all")(lambda ex: run_filter(
+    ex, _C, ["nop:1:L", "nop:5", "nop:3", "nop:2:L", "nop:4"], ring_flags=uapi.IORING_SETUP_SUBMIT_ALL))
+case("filter_chain_read_member")(lambda ex: run_filter(
+    ex, [(uapi.IORING_OP_READ, DENY, 0)], ["nop:1:L", "read", "nop:2"]))
 case("filter_deny_first_of_batch")(lambda ex: run_filter(ex, [(OP_NOP, DENY, 0)], ["nop:1"]))
 case("filter_read_deny_only")(lambda ex: run_filter(ex, [(uapi.IORING_OP_READ, DENY, 0)], ["nop:9", "read"]))
 
@@ -521,3 +546,211 @@ def run_connect_filter(executor: str, field: str) -> dict:
 
 for _f in ("family", "port", "v4"):
     case(f"filter_connect_{_f}")(lambda ex, f=_f: run_connect_filter(ex, f))
+
+
+# --- the examples/loop scripts, run as a user would with --executor ----------------------
+def run_example_script(executor: str, script: str, args: list[str], data: bytes | None = None,
+                       stdin_pipe: bool = False) -> dict:
+    """Run ``examples/loop/<script>`` in this process (``__main__``, its own argv) with
+    ``--executor <executor>``; returns its output with the run's timings and the engine name
+    masked (the only words that differ by design), and the bytes it wrote.
+
+    The guest has no BPF compiler: ``loop.example_object`` points at the prebuilt objects.
+    ``{src}``/``{dst}`` in ``args`` are a temp input holding ``data`` and an output path;
+    with ``stdin_pipe`` the input is ``-`` and ``data`` comes through a pipe on fd 0.
+    """
+    import contextlib
+    import io
+    import re
+    import runpy
+    import sys
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in", Path(tmp) / "out"
+        if data is not None:
+            src.write_bytes(data)
+        argv = [str(loop.EXAMPLES_DIR / script)] + \
+            [a.format(src="-" if stdin_pipe else src, dst=dst) for a in args] + \
+            ["--engine", "interp", "--executor", executor]
+        saved_fd0 = None
+        if stdin_pipe:
+            r, w = os.pipe()
+            os.write(w, data)       # < 64 KiB: fits the pipe buffer
+            os.close(w)
+            saved_fd0 = os.dup(0)
+            os.dup2(r, 0)
+            os.close(r)
+        # nops.py calls loop.example_object, copy_fd reaches it through open_example's module
+        helpers = sys.modules[loop.open_example.__module__]
+        saved = loop.example_object, helpers.example_object, sys.argv, sys.stdin
+        loop.example_object = helpers.example_object = lambda name: OBJS / f"{name}.o"
+        # pytest replaces sys.stdin with an object without fileno(); the script reads fd 0
+        sys.stdin = open(0, closefd=False)
+        out = io.StringIO()
+        code = 0
+        try:
+            sys.argv = argv
+            with contextlib.redirect_stdout(out):
+                try:
+                    runpy.run_path(argv[0], run_name="__main__")
+                except SystemExit as exc:     # the scripts exit with a message on error
+                    code = exc.code
+        finally:
+            loop.example_object, helpers.example_object, sys.argv, sys.stdin = saved
+            if saved_fd0 is not None:
+                os.dup2(saved_fd0, 0)
+                os.close(saved_fd0)
+        text = out.getvalue()
+        engine = re.findall(r"engine=(\w+)", text)
+        text = re.sub(r"engine=\w+", "engine=*", text)
+        text = re.sub(r"in [0-9.]+ ms \([0-9.]+ M/s", "in * ms (* M/s", text)
+        res = {"exit": code, "output": text,
+               "engine_matches_executor": [e == "kernel" for e in engine] == [executor == "kernel"] * len(engine)}
+        if data is not None:
+            res["same"] = dst.exists() and dst.read_bytes() == data
+        return res
+
+
+_EX = run_example_script
+case("example_nops_py")(lambda ex: _EX(ex, "nops.py", ["--nops", "3000", "--k", "8"]))
+case("example_nops_py_k1")(lambda ex: _EX(ex, "nops.py", ["--nops", "50", "--k", "1"]))
+case("example_cp_py")(lambda ex: _EX(ex, "cp.py", ["{src}", "{dst}", "--chunk", "16384"], _DATA))
+case("example_cp_py_depth4")(lambda ex: _EX(ex, "cp.py", ["{src}", "{dst}", "--chunk", "8192",
+                                                         "--depth", "4"], _DATA))
+case("example_cp_py_stdin_pipe")(lambda ex: _EX(ex, "cp.py", ["{src}", "{dst}", "--chunk", "4096"],
+                                                _DATA[:50000], stdin_pipe=True))
+case("example_cksum_py")(lambda ex: _EX(ex, "cksum.py", ["{src}", "{dst}"], _DATA[:40000]))
+case("example_cksum_py_empty")(lambda ex: _EX(ex, "cksum.py", ["{src}", "{dst}"], b""))
+
+
+# --- task-level ("blind") filters: io_uring_register(-1, IORING_REGISTER_BPF_FILTER) -------
+def _in_child(fn: Callable[[], Any]) -> Any:
+    """fn() in a forked child (task filters cannot be removed from a task); its result."""
+    import pickle
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            try:
+                out = ("ok", fn())
+            except BaseException as exc:  # noqa: BLE001 - carried to the parent as the observable
+                out = ("raised", repr(exc))
+            os.write(w, pickle.dumps(out))
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return pickle.loads(data)
+
+
+def _task_steps(executor: str, steps: list) -> list:
+    """Run ``steps`` in this task; one observable per step (see run_task)."""
+    from uringbpf.uring import syscalls
+    rings: dict[str, Ring] = {}
+    out: list = []
+    zero = os.open("/dev/zero", os.O_RDONLY)
+    buf = ctypes.create_string_buffer(64)
+    try:
+        for step in steps:
+            kind = step[0]
+            if kind == "task":
+                _, opcode, insns, flags, pdu, nr_args = step
+                reg, _keep = filt.build_registration(opcode, insns, flags, pdu)
+                addr = ctypes.addressof(reg)
+                if executor == "kernel":
+                    ret = syscalls.io_uring_register(-1, filt.IORING_REGISTER_BPF_FILTER, addr, nr_args)
+                else:
+                    ret = filt.register_task_bpf_filter_raw(addr, nr_args)
+                out.append((ret, reg.filter.pdu_size))
+            elif kind == "ring":
+                rings[step[1]] = Ring(8)
+                out.append("ring")
+            elif kind == "ringreg":
+                _, name, opcode, insns, flags = step
+                out.append(_register(rings[name], executor, opcode, cbpf.pack(insns), flags=flags))
+            elif kind == "nop":
+                ring = rings[step[1]]
+                ring.prep_nop(user_data=step[2])
+                out.append(_submit_and_reap(ring, 1))
+            elif kind == "read":
+                ring = rings[step[1]]
+                ring.prep_read(zero, buf, 0, nbytes=16, user_data=100)
+                out.append(_submit_and_reap(ring, 1))
+            elif kind == "fork":
+                out.append(_in_child(lambda s=step[1]: _task_steps(executor, s)))
+            elif kind == "drop_privs":
+                filt.lib()        # loaded while the build cache is still readable
+                os.setgroups([])
+                os.setresgid(65534, 65534, 65534)
+                os.setresuid(65534, 65534, 65534)
+                out.append("nobody")
+            elif kind == "no_new_privs":
+                out.append(ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0))
+            else:
+                raise ValueError(step)
+        return out
+    finally:
+        for ring in rings.values():
+            ring.close()
+        os.close(zero)
+
+
+def run_task(executor: str, steps: list) -> Any:
+    """Task-level filter scenario in a forked child: ("task", opcode, insns, flags, pdu, nr)
+    registers for the task, ("ring", name) creates a ring, ("ringreg", name, opcode, insns,
+    flags) registers on it, ("nop"|"read", name, ...) submits one request and gives its CQEs,
+    ("fork", steps) runs steps in a child, ("drop_privs",) becomes nobody, ("no_new_privs",)
+    sets it."""
+    return _in_child(lambda: _task_steps(executor, steps))
+
+
+def _t(opcode: int, insns: list, flags: int = 0, pdu: int | None = None, nr: int = 1) -> tuple:
+    return ("task", opcode, insns, flags, pdu, nr)
+
+
+_N8, _N9 = _ud_not(8), _ud_not(9)
+_TASK = {
+    "inherited_by_later_rings": [("ring", "a"), _t(OP_NOP, _N8), ("ring", "b"),
+                                 ("nop", "a", 8), ("nop", "b", 7), ("nop", "b", 8)],
+    "later_filter_reaches_shared_rings": [_t(OP_NOP, _N8), ("ring", "a"), _t(OP_NOP, _N9), ("ring", "b"),
+                                      ("nop", "a", 9), ("nop", "a", 8), ("nop", "b", 9), ("nop", "b", 8)],
+    "ring_level_on_inherited_ring": [_t(OP_NOP, _N8), ("ring", "a"), ("ringreg", "a", OP_NOP, _N9, 0),
+                                     ("ring", "b"), ("nop", "a", 9), ("nop", "a", 8),
+                                     ("nop", "b", 9), ("nop", "b", 8)],
+    "fork_inherits_and_keeps_own": [_t(OP_NOP, _N8),
+                                    ("fork", [("ring", "c"), ("nop", "c", 8), _t(OP_NOP, _N9),
+                                              ("ring", "d"), ("nop", "d", 9), ("nop", "c", 9)]),
+                                    ("ring", "a"), ("nop", "a", 9), ("nop", "a", 8)],
+    "ring_level_detaches_from_task": [_t(OP_NOP, _N8), ("ring", "a"), ("ringreg", "a", OP_NOP, _ud_not(7), 0),
+                                      _t(OP_NOP, _N9), ("nop", "a", 9), ("nop", "a", 7), ("ring", "b"),
+                                      ("nop", "b", 9), ("nop", "b", 7)],
+    "child_registration_copies": [_t(OP_NOP, _N8),
+                                  ("fork", [("ring", "c"), _t(OP_NOP, _N9), ("nop", "c", 9), ("nop", "c", 8),
+                                            ("ring", "d"), ("nop", "d", 9)]),
+                                  ("ring", "a"), ("nop", "a", 9)],
+    "deny_rest": [_t(OP_NOP, ALLOW, filt.FILTER_DENY_REST), ("ring", "a"), ("nop", "a", 1),
+                  ("read", "a")],
+    "deny_rest_then_ring_allow_read": [_t(OP_NOP, ALLOW, filt.FILTER_DENY_REST), ("ring", "a"),
+                                       ("ringreg", "a", uapi.IORING_OP_READ, ALLOW, 0),
+                                       ("read", "a"), ("ring", "b"), ("read", "b")],
+    "stack_task_filters": [_t(OP_NOP, _N8), _t(OP_NOP, _N9), ("ring", "a"), ("nop", "a", 7),
+                           ("nop", "a", 8), ("nop", "a", 9)],
+    "nr_args_2": [_t(OP_NOP, _N8, nr=2), ("ring", "a"), ("nop", "a", 8)],
+    "nr_args_0": [_t(OP_NOP, _N8, nr=0), ("ring", "a"), ("nop", "a", 8)],
+    "malformed": [_t(OP_NOP, [cbpf.stmt(cbpf.LD | cbpf.W | cbpf.ABS, 2)] + ALLOW), ("ring", "a"),
+                  ("nop", "a", 8)],
+    "opcode_past_last": [_t(uapi.IORING_OP_LAST, ALLOW), ("ring", "a"), ("nop", "a", 8)],
+    "pdu_strict_socket": [_t(OP_SOCKET, ALLOW, filt.FILTER_SZ_STRICT, 0), ("ring", "a"), ("nop", "a", 1)],
+    "pdu_smaller_socket": [_t(OP_SOCKET, ALLOW, 0, 4), ("ring", "a"), ("nop", "a", 1)],
+    "malformed_after_good": [_t(OP_NOP, _N8), _t(OP_NOP, [cbpf.stmt(cbpf.LD | cbpf.IND, 0)] + ALLOW),
+                             ("ring", "a"), ("nop", "a", 8), ("nop", "a", 7)],
+    "unprivileged": [("drop_privs",), _t(OP_NOP, _N8), ("ring", "a"), ("nop", "a", 8)],
+    "unprivileged_no_new_privs": [("drop_privs",), ("no_new_privs",), _t(OP_NOP, _N8),
+                                  ("ring", "a"), ("nop", "a", 8)],
+}
+for _name, _steps in _TASK.items():
+    case(f"filter_task_{_name}")(lambda ex, s=_steps: run_task(ex, s))

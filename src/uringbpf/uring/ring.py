@@ -84,6 +84,24 @@ _by_fd: "weakref.WeakValueDictionary[int, Ring]" = weakref.WeakValueDictionary()
 from ..errors import RingClosedError, SubmissionQueueFull  # noqa: E402,F401  (defined in uringbpf.errors)
 
 
+#: fn(ring) run at the end of every Ring's set-up (add_setup_hook)
+_setup_hooks: list[Callable] = []
+
+
+def add_setup_hook(fn: Callable) -> None:
+    """Run ``fn(ring)`` on every :class:`Ring` once it is set up (hooks run in the order
+    added; adding one twice is a no-op).
+
+    For designs whose kernel state is per task and copied into each ring the task creates:
+    the 7.0 task-level cBPF filters (``io_uring_register(-1, IORING_REGISTER_BPF_FILTER)``),
+    which io_uring_create() clones into every new ring.  The ring layer knows no design.
+    """
+    if not callable(fn):
+        raise TypeError("setup hook must be callable")
+    if fn not in _setup_hooks:
+        _setup_hooks.append(fn)
+
+
 def _fileno(fd: Any) -> int:
     if isinstance(fd, int):
         if not -(1 << 31) <= fd < (1 << 31):
@@ -177,6 +195,8 @@ class Ring:
         self._fixed_keep: Any = None
         self._update_direct()
         self._closed = False
+        for fn in list(_setup_hooks):
+            fn(self)
 
     def _update_direct(self) -> None:
         """submit*/wait may call the syscall directly when nothing sits on the enter path

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import struct
 import weakref
 from ctypes import Structure, Union, c_uint8, c_uint16, c_uint32, c_uint64, sizeof
@@ -28,6 +29,7 @@ from typing import Iterable, Sequence
 
 from ... import native
 from ...uring import uapi
+from ...uring.ring import add_setup_hook
 from ...uring.syscalls import read_user, write_user
 from . import cbpf
 from .cbpf import CbpfError, SockFilter
@@ -165,21 +167,21 @@ copy_to_user = write_user      # False where the kernel would say -EFAULT
 _DENY = object()   # the kernel's dummy_filter: an opcode denied by DENY_REST
 
 
-class FilterTable:
-    """Filters of one ring: per opcode a chain (newest first) or the deny marker.
-
-    The same table is also flattened into a native blob (:meth:`native_addr`, layout in
-    native/cbpf.h) that the C loop driver checks SQEs against when a loop_step program
-    submits them, so program-submitted SQEs are filtered without a trip to Python.
-    """
+class FilterSet:
+    """One set of filters (``struct io_bpf_filters``): per opcode a chain (newest first) or
+    the deny marker.  Rings and the task may share a set (see the task-level section);
+    every :class:`FilterTable` sharing it sees a change at once."""
 
     def __init__(self) -> None:
         self.chains: dict[int, list | object] = {}
-        self.listeners: list = []
-        self.sqe_filter = None   # the function installed with ring.add_sqe_filter
-        #: the ring has IORING_SETUP_SUBMIT_ALL (native paths then go on after a refusal)
-        self.submit_all = False
-        self._blob = None
+        self.tables: "weakref.WeakSet[FilterTable]" = weakref.WeakSet()
+
+    def copy(self) -> "FilterSet":
+        """A set with the same filters (io_bpf_filter_cow: filters never change once
+        installed and new ones only go in front of a chain, so sharing them is a copy)."""
+        twin = FilterSet()
+        twin.chains = {op: (c if c is _DENY else list(c)) for op, c in self.chains.items()}
+        return twin
 
     def install(self, opcode: int, program: cbpf.Program, flags: int) -> None:
         """Stack ``program`` on ``opcode`` (newest runs first); DENY_REST fills empty opcodes per
@@ -194,6 +196,51 @@ class FilterTable:
         if flags & IO_URING_BPF_FILTER_DENY_REST:
             for op in range(OP_LAST):
                 self.chains.setdefault(op, _DENY)
+        for table in list(self.tables):
+            table._changed()
+
+
+class FilterTable:
+    """The filters one ring (or the task) runs: a :class:`FilterSet`, maybe shared.
+
+    ``cow`` says the set is shared copy-on-write (``bpf_filters_cow``): the next
+    registration through this table first takes a private copy.  The table is also
+    flattened into a native blob (:meth:`native_addr`, layout in native/cbpf.h) that the
+    C loop driver checks SQEs against when a loop_step program submits them, so
+    program-submitted SQEs are filtered without a trip to Python.
+    """
+
+    def __init__(self, shared: FilterSet | None = None, cow: bool = False) -> None:
+        self.filters = shared if shared is not None else FilterSet()
+        self.filters.tables.add(self)
+        self.cow = cow
+        self.listeners: list = []
+        self.sqe_filter = None   # the function installed with ring.add_sqe_filter
+        #: the ring has IORING_SETUP_SUBMIT_ALL (native paths then go on after a refusal)
+        self.submit_all = False
+        self._blob = None
+
+    @property
+    def chains(self) -> dict[int, list | object]:
+        """Per opcode the chain of programs (newest first) or the deny marker."""
+        return self.filters.chains
+
+    def share(self) -> "FilterTable":
+        """A new table on the same set, copy-on-write for the new one only (what
+        io_bpf_filter_clone does for a ring made by the task, and a fork's child)."""
+        return FilterTable(self.filters, cow=True)
+
+    def install(self, opcode: int, program: cbpf.Program, flags: int) -> None:
+        """Register ``program`` here: on a shared copy-on-write set, on a private copy first
+        (io_register_bpf_filter's io_bpf_filter_cow); everyone sharing the set sees it."""
+        if self.cow:
+            self.filters.tables.discard(self)
+            self.filters = self.filters.copy()
+            self.filters.tables.add(self)
+            self.cow = False
+        self.filters.install(opcode, program, flags)
+
+    def _changed(self) -> None:
         self._blob = None
         for listener in list(self.listeners):
             listener(self.native_addr())
@@ -352,10 +399,10 @@ def filters_of(ring) -> FilterTable | None:
     return _tables.get(ring)
 
 
-def _table_for(ring) -> FilterTable:
+def _table_for(ring, base: FilterTable | None = None) -> FilterTable:
     table = _tables.get(ring)
     if table is None:
-        table = _tables[ring] = FilterTable()
+        table = _tables[ring] = base.share() if base is not None else FilterTable()
         table.submit_all = bool(ring.flags & uapi.IORING_SETUP_SUBMIT_ALL)
         table.listeners.extend(_pending_listeners.pop(ring, []))
         table.sqe_filter = _make_sqe_filter(table)
@@ -433,6 +480,21 @@ def register_bpf_filter_raw(ring, arg: int, nr_args: int = 1) -> int:
     """
     if nr_args != 1:
         return -errno.EINVAL
+    got = _read_registration(arg)
+    if isinstance(got, int):
+        return got
+    f, program = got
+    _table_for(ring).install(f.opcode, program, f.flags)
+    return 0
+
+
+def _read_registration(arg: int) -> int | tuple[IoUringBpfFilter, cbpf.Program]:
+    """io_register_bpf_filter up to the install: -errno, or (filter header, checked program).
+
+    Reads ``struct io_uring_bpf`` at ``arg`` without trusting it, writes back
+    ``filter.pdu_size`` (also on -EMSGSIZE, as the kernel does), then copies and checks
+    the classic program.
+    """
     raw = copy_from_user(arg, sizeof(IoUringBpf))
     if raw is None:
         return -errno.EFAULT
@@ -449,11 +511,9 @@ def register_bpf_filter_raw(ring, arg: int, nr_args: int = 1) -> int:
     if code is None:
         return -errno.EFAULT
     try:
-        program = compile_filter(cbpf.unpack(code))
+        return f, compile_filter(cbpf.unpack(code))
     except CbpfError as exc:
         return -exc.errno
-    _table_for(ring).install(f.opcode, program, f.flags)
-    return 0
 
 
 def register_bpf_filter(ring, opcode: int, insns: Iterable[SockFilter] | bytes,
@@ -463,6 +523,14 @@ def register_bpf_filter(ring, opcode: int, insns: Iterable[SockFilter] | bytes,
     ``pdu_size`` defaults to what the kernel expects for ``opcode``; returns 0 or
     -errno (-EINVAL for a refused program, -EMSGSIZE for a payload-size mismatch).
     """
+    reg, _buf = build_registration(opcode, insns, flags, pdu_size)
+    return register_bpf_filter_raw(ring, ctypes.addressof(reg), 1)
+
+
+def build_registration(opcode: int, insns: Iterable[SockFilter] | bytes, flags: int = 0,
+                       pdu_size: int | None = None) -> tuple[IoUringBpf, ctypes.Array]:
+    """``(struct io_uring_bpf, program buffer)`` for IORING_REGISTER_BPF_FILTER; keep both
+    alive until the registration returns. ``pdu_size`` defaults to the kernel's."""
     code = insns if isinstance(insns, (bytes, bytearray)) else cbpf.pack(insns)
     buf = ctypes.create_string_buffer(bytes(code), max(len(code), 1))
     reg = IoUringBpf(cmd_type=IO_URING_BPF_CMD_FILTER)
@@ -471,7 +539,7 @@ def register_bpf_filter(ring, opcode: int, insns: Iterable[SockFilter] | bytes,
     reg.filter.filter_len = len(code) // cbpf.INSN_SIZE
     reg.filter.pdu_size = FILTER_PDU_SIZE.get(opcode, 0) if pdu_size is None else pdu_size
     reg.filter.filter_ptr = ctypes.addressof(buf)
-    return register_bpf_filter_raw(ring, ctypes.addressof(reg), 1)
+    return reg, buf
 
 
 def register_hook(ring, opcode: int, arg: int, nr_args: int) -> int | None:
@@ -494,3 +562,99 @@ def enable(ring) -> None:
 
 
 _hooked: "weakref.WeakSet" = weakref.WeakSet()   # rings enable() added register_hook to
+
+
+# --- task-level ("blind") filters ------------------------------------------------------
+# io_uring_register(-1, IORING_REGISTER_BPF_FILTER, arg, 1) (io_uring/register.c,
+# io_register_bpf_filter_task) installs the filter in the calling task's restriction set
+# (task_struct.io_uring_restrict) instead of a ring's.  The set is then shared, not
+# copied (io_uring/bpf_filter.c io_bpf_filter_clone): io_uring_create() gives every ring
+# the task creates afterwards the task's set, and fork/clone gives the child the parent's
+# (__io_uring_fork); the receiving side is marked copy-on-write (bpf_filters_cow), the
+# task that registered is not.  What Linux 7.2 does with that (checked in the 7.2 guest,
+# tests/kernel filter_task_* cases):
+#   * a later registration on the task changes the shared set in place: rings the task
+#     created since its first registration see it too (not rings made before that: they
+#     got no set);
+#   * a ring-level registration on an inherited ring copies the set first: it stays in
+#     that ring, which from then on no longer sees the task's later registrations;
+#   * a child's first registration copies likewise: the parent does not see it.
+# There is no way to remove a task's filters.
+#
+# Emulated per process: the task's table lives in this module, rings get a table sharing
+# its set through uring.ring.add_setup_hook, and after fork() the child's task table is
+# marked copy-on-write (os.register_at_fork).  Not emulated: the kernel keeps one set per
+# thread (threads share one here), and a parent's registrations after a fork() also reach
+# a child that has not registered itself (a child process here has its own copy).
+_task_table: FilterTable | None = None
+
+_PR_GET_NO_NEW_PRIVS = 39
+_CAP_SYS_ADMIN = 21
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _task_may_register() -> bool:
+    """The seccomp-like rule of io_register_bpf_filter_task: no_new_privs set, or
+    CAP_SYS_ADMIN in the task's (effective) capabilities."""
+    if _libc.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1:
+        return True
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> _CAP_SYS_ADMIN & 1)
+    raise OSError(errno.ENOENT, "no CapEff line in /proc/self/status")
+
+
+def register_task_bpf_filter_raw(arg: int, nr_args: int = 1) -> int:
+    """``io_uring_register(-1, IORING_REGISTER_BPF_FILTER, arg, nr_args)``: 0 or -errno.
+
+    Same checks and errnos as a ring's registration, after the task-level ones:
+    ``-EACCES`` unless no_new_privs is set or the caller has CAP_SYS_ADMIN, ``-EINVAL``
+    unless ``nr_args`` is 1.  A filter registered here applies to the rings this process
+    creates from now on (not to the ones it has), see the section comment above.
+    """
+    global _task_table
+    if not _task_may_register():
+        return -errno.EACCES
+    if nr_args != 1:
+        return -errno.EINVAL
+    got = _read_registration(arg)
+    if isinstance(got, int):
+        return got
+    f, program = got
+    if _task_table is None:
+        _task_table = FilterTable()
+        add_setup_hook(_inherit_task_filters)
+    _task_table.install(f.opcode, program, f.flags)
+    return 0
+
+
+def register_task_bpf_filter(opcode: int, insns: Iterable[SockFilter] | bytes, flags: int = 0,
+                             pdu_size: int | None = None) -> int:
+    """:func:`register_bpf_filter` for the calling task (``fd = -1``): rings created from
+    now on start with this filter; returns 0 or -errno."""
+    reg, _buf = build_registration(opcode, insns, flags, pdu_size)
+    return register_task_bpf_filter_raw(ctypes.addressof(reg), 1)
+
+
+def task_filters() -> FilterTable | None:
+    """The calling process's task-level filter set (None before the first registration)."""
+    return _task_table
+
+
+def _task_forked() -> None:
+    """In a fork()'s child: its task set is the parent's, shared copy-on-write."""
+    if _task_table is not None:
+        _task_table.cow = True
+
+
+os.register_at_fork(after_in_child=_task_forked)
+
+
+def _inherit_task_filters(ring) -> None:
+    """Ring set-up hook: a new ring starts with a copy of the task's filters, and its own
+    ring-level registrations (through :func:`enable`) stack on that copy."""
+    if _task_table is None:
+        return
+    _table_for(ring, base=_task_table)
+    enable(ring)
