@@ -143,12 +143,19 @@ class AioRing:
         # per CQE. The thread-pool backend has no pollable ring, and a ring whose enter
         # hands batches to a worker thread must not be polled level-triggered while the
         # CQ is left alone: both use the eventfd.
+        # A DEFER_TASKRUN ring queues completions as task work that only an enter runs;
+        # queueing it signals a registered eventfd but does not wake pollers of the ring
+        # fd (a recv that completes later would never wake the loop): eventfd too.
+        deferred = bool(ring.backend == "kernel"
+                        and ring.kernel_flags & u.IORING_SETUP_DEFER_TASKRUN)
+        pollable = ring.backend == "kernel" and not self._blocking_enter and not deferred
         if notify == "auto":
-            notify = "ring" if ring.backend == "kernel" and not self._blocking_enter else "eventfd"
-        elif notify == "ring" and (ring.backend != "kernel" or self._blocking_enter):
+            notify = "ring" if pollable else "eventfd"
+        elif notify == "ring" and not pollable:
             if self._owns_ring:
                 ring.close()
-            raise ValueError("notify='ring' needs a kernel ring whose enter does not wait")
+            raise ValueError("notify='ring' needs a kernel ring without DEFER_TASKRUN whose "
+                             "enter does not wait")
         #: how CQ readiness reaches the event loop: ``"ring"`` (the ring fd) or ``"eventfd"``
         self.notify = notify
         self._efd = -1

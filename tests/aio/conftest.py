@@ -5,18 +5,28 @@ import socket
 
 import pytest
 
+from uringbpf.uring import uapi as u
+
 
 @pytest.fixture(params=["kernel", "threads"])
 def backend(request):
     return request.param
 
 
-@pytest.fixture(params=["kernel", "kernel-eventfd", "threads"])
+_COOP = u.IORING_SETUP_COOP_TASKRUN | u.IORING_SETUP_TASKRUN_FLAG
+_DEFER = u.IORING_SETUP_SINGLE_ISSUER | u.IORING_SETUP_DEFER_TASKRUN
+
+
+@pytest.fixture(params=["kernel", "kernel-eventfd", "kernel-coop", "kernel-defer", "threads"])
 def aio_kw(request):
     """AioRing keyword arguments: the kernel ring polled through its own fd (the default),
-    the kernel ring with a registered eventfd, and the thread-pool backend (eventfd)."""
+    the kernel ring with a registered eventfd, kernel rings set up with COOP_TASKRUN and
+    with DEFER_TASKRUN (completions run only inside io_uring_enter), and the thread-pool
+    backend (eventfd)."""
     return {"kernel": {"backend": "kernel"},
             "kernel-eventfd": {"backend": "kernel", "notify": "eventfd"},
+            "kernel-coop": {"backend": "kernel", "flags": _COOP},
+            "kernel-defer": {"backend": "kernel", "flags": _DEFER},
             "threads": {"backend": "threads"}}[request.param]
 
 

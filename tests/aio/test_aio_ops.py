@@ -370,6 +370,13 @@ def test_notify_modes(run):
                 os.close(efd)
         with pytest.raises(ValueError):
             AioRing(4, backend="threads", notify="ring")
+        # DEFER_TASKRUN completions do not wake pollers of the ring fd: eventfd (a ring-fd
+        # AioRing hung on its first write)
+        defer = u.IORING_SETUP_SINGLE_ISSUER | u.IORING_SETUP_DEFER_TASKRUN
+        async with AioRing(4, flags=defer) as d:
+            assert d.notify == "eventfd"
+        with pytest.raises(ValueError):
+            AioRing(4, flags=defer, notify="ring")
         with pytest.raises(ValueError):
             AioRing(4, notify="select")
 
