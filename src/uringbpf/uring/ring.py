@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 from . import buffers as bf
 from . import prep as pp
 from . import region as rg
+from . import sqrewind
 from . import syscalls
 from . import uapi as u
 from .fast import fast_path
@@ -273,6 +274,7 @@ class Ring:
             # The 7.1 "SQE region": the application writes slots 0..n-1 here; enter copies
             # them to the kernel's SQE slots at the SQ tail (see _rewind_enter).
             self._sqe_region = rg.anonymous(self.sq_entries * self.sqe_size)
+            self._rewinder: sqrewind.Rewinder | None = None   # its C is built on first use
         else:
             self._sqe_region = be.sqe_region
         self.sqes_addr = self._sqe_region.addr
@@ -481,31 +483,26 @@ class Ring:
     def _rewind_enter(self, nr: int, min_complete: int, flags: int, sig, timeout) -> int:
         """Emulated SQ_REWIND: copy slots 0..nr-1 to the kernel SQ, enter, retract the rest.
 
-        Exactly what docs/ring.md tells native drivers to do: the kernel ring is a normal
-        head/tail ring; we place copies at its tail, filter the copies, publish the tail,
-        enter, then move the tail back to head + consumed so unconsumed SQEs are dropped
-        (the next submit starts again from slot 0, as with the real flag).
+        Exactly what docs/ring.md tells native drivers to do, with the same C
+        (native/sqrewind.h, shared with designs/loop/loop.c): the kernel ring is a normal
+        head/tail ring; copies go at its tail, the filters run on the copies, the tail is
+        published, enter, then the tail moves back to tail + consumed so unconsumed SQEs
+        are dropped (the next submit starts again from slot 0, as with the real flag).
         """
-        nr = min(nr, self.sq_entries)
-        head = self._sqr[self._sq_head_i]
-        tail = self._sqr[self._sq_tail_i]
-        nr = min(nr, self.sq_entries - ((tail - head) & M32))
-        size = self.sqe_size
-        kb = memoryview(self._ksqe_region).cast("B")
-        slots = []
-        for i in range(nr):
-            slot = (tail + i) & self.sq_mask
-            kb[slot * size:(slot + 1) * size] = self._sqe_b[i * size:(i + 1) * size]
-            if self.sq_array_addr:
-                self._sqr[self._sq_array_i + slot] = slot
-            slots.append(slot)
-        if self._filters and slots:
+        rw = self._rewinder
+        if rw is None:
+            rw = self._rewinder = sqrewind.Rewinder(
+                self.sq_head_addr, self.sq_tail_addr, self.sq_array_addr,
+                self.kernel_sqes_addr, self.sq_entries, self.sqe_size, self.sqes_addr)
+        nr, tail = rw.stage(nr)
+        if self._filters and nr:
+            slots = [(tail + i) & self.sq_mask for i in range(nr)]
             stop = self._filter_slots(slots, self._ksqe_region)
             if stop is not None:   # a refused SQE ended the batch (see raw_enter)
                 nr, min_complete, flags = stop, 0, flags & ~u.IORING_ENTER_GETEVENTS
-        self._sqr[self._sq_tail_i] = (tail + nr) & M32
+        rw.publish(tail + nr)
         ret = self._be.enter(nr, min_complete, flags, sig, timeout)
-        self._sqr[self._sq_tail_i] = (tail + (ret if ret > 0 else 0)) & M32
+        rw.publish(tail + (ret if ret > 0 else 0))
         return ret
 
     def set_enter_hook(self, fn: Callable | None) -> None:

@@ -31,6 +31,7 @@
 #include "loop.h"
 #include "cbpf.h"
 #include "sqe.h"
+#include "sqrewind.h"
 #include "guard.h"
 #include "jitrt.h"
 
@@ -114,28 +115,27 @@ static void deny_sqe(uint8_t *sqe, uint32_t sqe_size, int32_t res)
 }
 
 /*
- * Queue slots [0, nr) of `src` at the kernel SQ tail (filters applied on the way),
- * submit them, and take back the ones the kernel did not consume: with SQ_REWIND
- * semantics unconsumed slots are simply dropped, the next submit starts at 0 again.
+ * Emulated SQ_REWIND (native/sqrewind.h, the one implementation ring.py shares): stage
+ * slots [0, nr) of `src` at the kernel SQ tail, check the copies (filters applied on the
+ * way), submit them, and take back the ones the kernel did not consume.
  */
 static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32_t nr)
 {
 	const struct ub_filter_table *filters = (const struct ub_filter_table *)(uintptr_t)ctx->filters;
-	uint32_t head = load_acquire(ctx->sq_khead);
-	uint32_t tail = *ctx->sq_ktail;
-	uint32_t space = ctx->sq_entries - (tail - head);
-	uint32_t i;
+	const struct uringbpf_ksq k = {
+		.head = ctx->sq_khead, .tail = ctx->sq_ktail, .array = ctx->sq_array,
+		.sqes = ctx->ksqes, .mask = ctx->sq_mask, .entries = ctx->sq_entries,
+		.sqe_size = ctx->sqe_size,
+	};
+	uint32_t tail, i;
 	int ret;
 
-	if (nr > space)
-		nr = space;
+	nr = uringbpf_sq_rewind_stage(&k, src, nr, &tail);
 	if (!nr)
 		return 0;
 	for (i = 0; i < nr; i++) {
-		uint32_t slot = (tail + i) & ctx->sq_mask;
-		uint8_t *dst = ctx->ksqes + (size_t)slot * ctx->sqe_size;
+		uint8_t *dst = ctx->ksqes + (size_t)((tail + i) & ctx->sq_mask) * ctx->sqe_size;
 
-		memcpy(dst, src + (size_t)i * ctx->sqe_size, ctx->sqe_size);
 		/* checked on the copy the kernel will read: the program cannot change it after */
 		if (ubpf_guard_sqe(dst)) {
 			deny_sqe(dst, ctx->sqe_size, -EFAULT);
@@ -143,16 +143,16 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
 		} else if (filters && ub_filter_check(filters, dst)) {
 			deny_sqe(dst, ctx->sqe_size, -EACCES);
 			ctx->sqes_denied++;
-			if (ub_filter_ends_batch(filters, dst))
+			if (ub_filter_ends_batch(filters, dst)) {
 				nr = i + 1;   /* the kernel's io_submit_sqes stops here */
+				break;
+			}
 		}
-		if (ctx->sq_array)
-			ctx->sq_array[slot] = slot;
 	}
-	store_release(ctx->sq_ktail, tail + nr);
+	uringbpf_sq_rewind_publish(&k, tail + nr);
 	ret = ub_enter(ctx->ring_fd, nr, 0, UB_ENTER_GETEVENTS);
 	/* Retract what the kernel did not take (the user owns the SQ tail). */
-	store_release(ctx->sq_ktail, tail + (ret > 0 ? (uint32_t)ret : 0));
+	uringbpf_sq_rewind_publish(&k, tail + (ret > 0 ? (uint32_t)ret : 0));
 	return ret;
 }
 

@@ -1,0 +1,16 @@
+/*
+ * native/sqrewind.h exported for ctypes: uring/ring.py's emulated SQ_REWIND submit
+ * (the loop design's C includes the header directly).
+ */
+#include "sqrewind.h"
+
+uint32_t uringbpf_sqrewind_stage(const struct uringbpf_ksq *k, const uint8_t *src, uint32_t nr,
+				 uint32_t *tail_out)
+{
+	return uringbpf_sq_rewind_stage(k, src, nr, tail_out);
+}
+
+void uringbpf_sqrewind_publish(const struct uringbpf_ksq *k, uint32_t tail)
+{
+	uringbpf_sq_rewind_publish(k, tail);
+}
