@@ -100,11 +100,18 @@ class Layout:
     size: int
     fields: tuple[Field, ...] = ()
     kind: str = "struct"
+    #: every access must be one whole field, no narrower load: for program types whose
+    #: kernel ``is_valid_access`` compares offset and size exactly (the 2021 RFC's)
+    exact: bool = False
 
     def field_at(self, offset: int, size: int) -> Field | None:
-        """The field wholly containing ``size`` bytes at ``offset``, or None."""
+        """The field wholly containing ``size`` bytes at ``offset`` (with ``exact``: the
+        field that is exactly those bytes), or None."""
         for f in self.fields:
-            if f.offset <= offset and offset + size <= f.offset + f.size:
+            if self.exact:
+                if f.offset == offset and f.size == size:
+                    return f
+            elif f.offset <= offset and offset + size <= f.offset + f.size:
                 return f
         return None
 

@@ -122,15 +122,15 @@ def make_engine(ring, nr_cq: int = 0, cq_sizes: Sequence[int] | None = None, *,
 
 def _add_prog_type(platform: Platform) -> None:
     """SEC("iouring/") and SEC("iouring.s/"): r1 -> io_uring_bpf_ctx, must return 0."""
+    # io_bpf_is_valid_access (RFC v2, fs/io_uring.c): 0 <= off < sizeof(ctx), off % size
+    # == 0, and off/size exactly one field: no narrower load, no access spanning two
+    # fields (so no merged 8-byte store to wait_nr + wait_idx). It never looks at the
+    # access type: a program may write user_data too (the next run's context is fresh).
     layout = pt.Layout("io_uring_bpf_ctx", CTX_SIZE, (
-        # io_bpf_is_valid_access (RFC v2) checks only offset and size, not the access
-        # type: a program may write user_data too (the next run's context is fresh)
         pt.Field("user_data", 0, 8, read=True, write=True),
         pt.Field("wait_nr", 8, 4, read=True, write=True),
         pt.Field("wait_idx", 12, 4, read=True, write=True),
-        # clang merges `ctx->wait_idx = a; ctx->wait_nr = b;` into one 8-byte store
-        pt.Field("wait", 8, 8, read=True, write=True),
-    ))
+    ), exact=True)
     platform.add_section("iouring", pt.ProgType(PROG_TYPE, ctx="struct", layout=layout,
                                                 ret_range=(0, 0), sleepable=None))
 

@@ -31,11 +31,19 @@
 /* offset of the RFC's `__u16 cq_idx` in struct io_uring_sqe (over addr3) */
 #define IORING_SQE_CQ_IDX_OFFSET 48
 
+/* The RFC's io_bpf_is_valid_access admits only whole-field accesses, so clang must not
+ * merge `ctx->wait_idx = a; ctx->wait_nr = b;` into one 8-byte store (nor narrow a load):
+ * preserve_access_index keeps each field access as written, as the RFC's vmlinux.h did. */
+#if __has_attribute(preserve_access_index)
+#define __UBPF_RFC_CTX_ATTR __attribute__((preserve_access_index))
+#else
+#define __UBPF_RFC_CTX_ATTR
+#endif
 struct io_uring_bpf_ctx {
 	__u64	user_data;	/* the BPF request's own sqe->user_data */
 	__u32	wait_nr;	/* set: run again once CQ wait_idx holds >= wait_nr CQEs */
 	__u32	wait_idx;
-};
+} __UBPF_RFC_CTX_ATTR;
 
 /* sqe->cq_idx of the RFC: the CQ that receives this request's CQE. */
 static __always_inline void io_uring_sqe_set_cq_idx(struct io_uring_sqe *sqe, __u16 cq_idx)
