@@ -208,7 +208,7 @@ def ringbuf_discard(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     return _maps.call_native("ringbuf_discard", r1, r2)
 
 
-@helper(BPF_FUNC_ringbuf_query, "bpf_ringbuf_query", (Arg.CONST_MAP_PTR, Arg.SCALAR))
+@helper(BPF_FUNC_ringbuf_query, "bpf_ringbuf_query", (Arg.CONST_MAP_PTR, Arg.ANYTHING))
 def ringbuf_query(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     """Helper ``bpf_ringbuf_query``: the Python implementation the interpreter calls (r1..r5 as
     the program passed them)."""

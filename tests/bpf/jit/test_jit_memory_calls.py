@@ -224,7 +224,7 @@ def _recursion(depth_arg: int) -> int:
 def test_call_depth_limit_matches_the_frame_count():
     # entry + f(n) ... f(0): n + 2 frames.
     assert _recursion(jit.STACK_FRAMES - 2) == jit.STACK_FRAMES - 1
-    with pytest.raises(BpfRuntimeError, match="insn 5: call depth limit of 8 frames exceeded"):
+    with pytest.raises(BpfRuntimeError, match=f"insn 5: call depth limit of {jit.STACK_FRAMES} frames exceeded"):
         _recursion(jit.STACK_FRAMES - 1)
     with pytest.raises(BpfRuntimeError, match="call depth limit"):
         _recursion(10_000)

@@ -8,6 +8,7 @@ Corpus files (``tests/bpf/verifier/corpus/*.txt``) hold cases separated by ``###
     type: socket_filter                 (default; or syscall, test_ctx, test_loop, ...)
     maps: 0=array:4:8:1 1=ringbuf:0:0:4096 2=array:4:8:1:ro
     kernel: skip <why>                  (optional: leave out of the kernel cross-check)
+    budget: 1000000                     (optional: processed-instruction budget; default 50,000)
     <assembly, see vasm.py>
 """
 
@@ -53,6 +54,7 @@ class Case:
     line: int = 0
     insns: list = field(default_factory=list)
     kfuncs: list = field(default_factory=list)
+    budget: int = 50_000        # max_insns for our verifier (the kernel always has 1M)
 
     def program(self) -> isa.Program:
         insns, kfuncs = vasm.assemble(self.source, helper_names())
@@ -94,6 +96,7 @@ def load_corpus(directory: pathlib.Path = CORPUS_DIR) -> list[Case]:
             lines = chunk.split("\n")
             name = lines[0].strip()
             expect, reason, ptype, maps, kernel = "", "", "socket_filter", [], ""
+            budget = 50_000
             body = []
             for ln in lines[1:]:
                 s = ln.strip()
@@ -107,12 +110,14 @@ def load_corpus(directory: pathlib.Path = CORPUS_DIR) -> list[Case]:
                     maps = parse_maps(s[len("maps:"):])
                 elif s.startswith("kernel:"):
                     kernel = s[len("kernel:"):].strip()
+                elif s.startswith("budget:"):
+                    budget = int(s[len("budget:"):])
                 else:
                     body.append(ln)
             assert expect in ("accept", "reject"), f"{path.name}:{name}: missing expect"
             assert expect == "accept" or reason, f"{path.name}:{name}: a reject needs a reason"
             cases.append(Case(name, expect, reason, ptype, maps, "\n".join(body), kernel,
-                              path.name, line_no))
+                              path.name, line_no, budget=budget))
             line_no += chunk.count("\n")
     names = [c.name for c in cases]
     dupes = {n for n in names if names.count(n) > 1}

@@ -12,6 +12,8 @@ import os
 
 from uringbpf.bpf import isa
 
+ENOSPC = 28
+
 SYS_bpf = 321  # x86_64
 BPF_MAP_CREATE = 0
 BPF_PROG_LOAD = 5
@@ -53,6 +55,11 @@ def prog_load(insns: list[isa.Insn], prog_type: int = BPF_PROG_TYPE_SOCKET_FILTE
     attr[32:40] = ctypes.addressof(log).to_bytes(8, "little")
     fd = _bpf(BPF_PROG_LOAD, attr)
     text = log.value.decode(errors="replace")
+    if fd == -ENOSPC:
+        # the log did not fit (long explorations): the verdict without a log, and the
+        # kernel's rotating log's tail for the reason
+        attr[24:40] = bytes(16)
+        fd = _bpf(BPF_PROG_LOAD, attr)
     if fd >= 0:
         os.close(fd)
     return fd, text

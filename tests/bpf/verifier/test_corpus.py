@@ -22,13 +22,13 @@ def test_corpus_case(case):
     program = case.program()
     if case.expect == "accept":
         try:
-            res = verifier.verify(program, max_insns=50_000)
+            res = verifier.verify(program, max_insns=case.budget)
         except verifier.BpfVerifierError as exc:
             pytest.fail(f"{case.file}:{case.line} {case.name}: unexpectedly rejected: {exc.message}\n{exc.log}")
         assert res.processed_insns >= 1
     else:
         with pytest.raises(verifier.BpfVerifierError) as info:
-            verifier.verify(program, max_insns=50_000)
+            verifier.verify(program, max_insns=case.budget)
         assert case.reason in info.value.message, (
             f"{case.file}:{case.line} {case.name}: rejected for another reason:\n{info.value.log}")
         # kernel-style log: the offending instruction index and the processed count

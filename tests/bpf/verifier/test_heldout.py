@@ -26,10 +26,10 @@ def test_heldout_is_substantial():
 def test_heldout_case(case):
     program = case.program()
     if case.expect == "accept":
-        verifier.verify(program, max_insns=50_000)
+        verifier.verify(program, max_insns=case.budget)
     else:
         with pytest.raises(verifier.BpfVerifierError) as info:
-            verifier.verify(program, max_insns=50_000)
+            verifier.verify(program, max_insns=case.budget)
         assert case.reason in info.value.message, info.value.log
 
 

@@ -252,7 +252,8 @@ class Cfg:
             return memo[f]
 
         if depth(0) > isa.MAX_CALL_DEPTH:
-            raise CfgError(0, f"the call stack of {depth(0)} frames is too deep")
+            # the kernel stops at the first frame over the limit and names that count
+            raise CfgError(0, f"the call stack of {isa.MAX_CALL_DEPTH + 1} frames is too deep")
 
     def _use_def(self, pc: int, arg_count) -> tuple[int, int]:
         insn = self.insns[pc]

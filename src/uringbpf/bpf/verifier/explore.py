@@ -35,6 +35,24 @@ class _SignMask32:
 SIGN_MASK32 = _SignMask32()
 
 
+class _NotEqual:
+    """Marker (as a scalar register's ``obj``): the value differs from each of ``values``."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: frozenset):
+        self.values = values
+
+    def __eq__(self, other) -> bool:
+        return type(other) is _NotEqual and other.values == self.values
+
+    def __hash__(self) -> int:
+        return hash(self.values)
+
+    def __repr__(self) -> str:
+        return f"not_equal({sorted(self.values)})"
+
+
 class Verifier(TransferMixin, MemoryMixin, CallsMixin):
     """One verification: the exploration loop and state pruning (this module), the
     per-instruction effects (transfer.py), memory checks (memory.py) and calls
@@ -252,7 +270,10 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                     elif op == isa.CALL:
                         pc = self._do_call(st, insn, pc)
                     else:
-                        branches = self._do_cond_jump(st, insn, pc)
+                        if op == isa.JEQ or op == isa.JNE:
+                            branches = self._cond_jump_eq(st, insn, pc)
+                        else:
+                            branches = self._do_cond_jump(st, insn, pc)
                         if not branches:  # pragma: no cover - both edges impossible
                             self._path_end(st)
                             break
@@ -308,6 +329,29 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         other.cur.regs[insn.dst] = scalar(sc.const(0))
         regs[insn.dst] = scalar(sc.const(ones))
         self._push(pc, other, pc)
+
+    def _cond_jump_eq(self, st: State, insn: isa.Insn, pc: int):
+        """``if rX == K`` / ``if rX != K`` (64-bit): where a path already took the "not
+        equal" side of the same test on the same value, the test is decided, as in Linux
+        7.2 (measured in the guest: ``if r6 == 7`` twice queues one branch, not two; a loop
+        testing a value that does not change queues it once).  The excluded constant rides
+        on the scalar register as ``obj`` like :data:`SIGN_MASK32`, and dies with the value."""
+        d = st.cur.regs[insn.dst]
+        if insn.cls != isa.JMP or insn.source != isa.K or d.t != SCALAR or not insn.off:
+            return self._do_cond_jump(st, insn, pc)
+        k = insn.imm & sc.U64
+        ne_pc = pc + 1 if insn.op == isa.JEQ else pc + 1 + insn.off
+        known = d.obj.values if type(d.obj) is _NotEqual else frozenset()
+        if k in known:
+            self._mark_decided(st)
+            return [(ne_pc, st)]
+        branches = self._do_cond_jump(st, insn, pc)
+        if len(branches) == 2:
+            for bpc, bst in branches:
+                r = bst.cur.regs[insn.dst]
+                if bpc == ne_pc and r.t == SCALAR and r.var[5]:
+                    bst.cur.regs[insn.dst] = r.replace(obj=_NotEqual(known | {k}))
+        return branches
 
     def _do_alu_sign_mask32(self, st: State, insn: isa.Insn) -> None:
         """A 32-bit ``neg`` or ``s>>=``, remembering when the result is 0 or 0xffffffff.

@@ -312,6 +312,10 @@ def reg_subsumes(old: Reg, cur: Reg, ids: IdMap) -> bool:
     if old.t == SCALAR:
         if not sc.contains(old.var, cur.var):
             return False
+        # a fact the explorer keeps beside the range (explore.py: 0-or--1, "!= K") was
+        # relied on below ``old``: only a value with the same fact is covered
+        if old.obj is not None and old.obj != cur.obj:
+            return False
         return ids.check(old.id, cur.id)
     if (old.off != cur.off or old.null != cur.null or old.obj is not cur.obj
             or old.size != cur.size or old.frame != cur.frame or old.ro != cur.ro):
