@@ -76,7 +76,7 @@ class _Checkpoint:
     only one side of a branch because of register values, so comparisons against it
     must be exact (see docs/verifier.md, "precision")."""
 
-    __slots__ = ("state", "parent", "live", "done", "pc", "decided", "hit", "miss")
+    __slots__ = ("state", "parent", "live", "done", "pc", "decided", "hit", "miss", "sig")
 
     def __init__(self, state, parent, pc):
         self.state = state
@@ -87,6 +87,7 @@ class _Checkpoint:
         self.decided = False
         self.hit = 0
         self.miss = 0
+        self.sig = None     # Verifier._loop_sig of the state, once computed
 
 
 _JMP_TO_CMP = {
@@ -174,13 +175,24 @@ def _check_aligned(ptr: Reg, off: int, size: int, what: str) -> None:
         raise _Reject(f"misaligned {what}access off {var_text}+{fixed} size {size}")
 
 
-def _sized_unknown(size: int, signed: bool = False):
+def _sized_unknown_value(size: int, signed: bool):
     bits = size * 8
     if bits >= 64:
         return sc.UNKNOWN
     if signed:
         return sc.srange(-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     return sc.urange(0, (1 << bits) - 1)
+
+
+#: every load makes one of these: computed once
+_SIZED_UNKNOWN = {(size, signed): _sized_unknown_value(size, signed)
+                  for size in (1, 2, 4, 8) for signed in (False, True)}
+
+
+def _sized_unknown(size: int, signed: bool = False):
+    """Any value of a ``size``-byte load (sign-extended when ``signed``)."""
+    v = _SIZED_UNKNOWN.get((size, signed))
+    return v if v is not None else _sized_unknown_value(size, signed)
 
 
 def _widened(old: Reg, cur: Reg) -> Reg:

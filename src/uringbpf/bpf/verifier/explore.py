@@ -9,7 +9,7 @@ from . import scalar as sc
 from .cfg import CALLER_SAVED, Cfg, CfgError
 from .disasm import insn_text
 from .state import (
-    PTR_BUF, PTR_CTX, PTR_STACK, SCALAR, Frame, ObjSlot, Reg, State, iter_depths_differ,
+    NOT_INIT, PTR_BUF, PTR_CTX, PTR_STACK, SCALAR, Frame, ObjSlot, Reg, State, iter_depths_differ,
     scalar, state_subsumes, states_equal,
 )
 from .common import (
@@ -77,6 +77,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self.stack_depth: dict[int, int] = {}
         self.explored: dict[int, list[_Checkpoint]] = {}
         self.visits: dict[int, int] = {}
+        self._live_idx: dict[int, tuple[int, ...]] = {}   # pc -> live registers (_loop_sig)
         self.iter_next_pcs: set[int] = set()
         self.arena_access: dict[int, bool] = {}  # pc -> through an arena pointer (memory.py)
         self._iter_next_arg: dict[int, int] = {}
@@ -397,12 +398,30 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         masks.append(live[pc])
         return masks
 
+    def _loop_sig(self, st: State, pc: int) -> tuple:
+        """What :func:`states_equal` compares exactly, in a form compared in one step: the
+        frame count and the innermost frame's live registers (a scalar's value; a
+        pointer's type, fixed and variable offset).  Equal states have equal signatures
+        (ids, stack slots and outer frames are left to states_equal)."""
+        idx = self._live_idx.get(pc)
+        if idx is None:
+            live = self.cfg.live_in[pc]
+            idx = self._live_idx[pc] = tuple(i for i in range(10) if live >> i & 1)
+        regs = st.frames[-1].regs
+        sig = [len(st.frames)]
+        for i in idx:
+            r = regs[i]
+            t = r.t
+            sig.append(r.var if t == SCALAR else (t, r.off, r.var) if t != NOT_INIT else None)
+        return tuple(sig)
+
     def _is_state_visited(self, pc: int, st: State) -> bool:
         masks = self._live_masks(st, pc)
         lst = self.explored.get(pc)
         iter_point = pc in self.iter_next_pcs
         if lst:
             evict = False
+            cur_sig = None
             for cp in lst:
                 if cp.done:
                     prec = (self.cfg.precise_branch_in if cp.decided else self.cfg.precise_in)[pc]
@@ -421,10 +440,18 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                             and self._loop_point_converges(st, pc)):
                         self._mark_decided(st)
                         return True
-                    if (cp.state.cb_steps == st.cb_steps and not iter_depths_differ(cp.state, st)
-                            and states_equal(cp.state, st, masks)
-                            and self._is_ancestor(cp, st.checkpoint)):
-                        raise _Reject(f"infinite loop detected at insn {pc}")
+                    if cp.state.cb_steps == st.cb_steps:
+                        # equal states have equal signatures: comparing those first skips
+                        # the full comparison for nearly every earlier loop iteration
+                        if cur_sig is None:
+                            cur_sig = self._loop_sig(st, pc)
+                        old_sig = cp.sig
+                        if old_sig is None:
+                            old_sig = cp.sig = self._loop_sig(cp.state, pc)
+                        if (old_sig == cur_sig and states_equal(cp.state, st, masks)
+                                and not iter_depths_differ(cp.state, st)
+                                and self._is_ancestor(cp, st.checkpoint)):
+                            raise _Reject(f"infinite loop detected at insn {pc}")
                 cp.miss += 1
                 if cp.miss > cp.hit * 3 + 3:
                     evict = True

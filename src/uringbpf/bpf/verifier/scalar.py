@@ -25,6 +25,7 @@ S64_MAX = (1 << 63) - 1
 S32_MIN = -(1 << 31)
 S32_MAX = (1 << 31) - 1
 SIGN64 = 1 << 63
+_W64 = 1 << 64
 
 # A scalar: (umin, umax, smin, smax, tv, tm)
 UNKNOWN = (0, U64, S64_MIN, S64_MAX, 0, U64)
@@ -203,35 +204,65 @@ def sync(s):
     if not tm:
         # a known value (the common case in unrolled and counted loops): the bounds must
         # contain it, and then they are it
-        sv = tv - (1 << 64) if tv >> 63 else tv
+        sv = tv - _W64 if tv >> 63 else tv
         if umin <= tv <= umax and smin <= sv <= smax:
             return (tv, tv, sv, sv, tv, 0)
         return None
-    for _ in range(2):
+    for _ in (0, 1):
+        u0, u1, s0, s1, t0, t1 = umin, umax, smin, smax, tv, tm
         # bounds from tnum
-        umin = max(umin, tv)
-        umax = min(umax, tv | tm)
-        smin = max(smin, s64(tv | (tm & SIGN64)))
-        smax = min(smax, s64(tv | (tm & S64_MAX)))
+        if tv > umin:
+            umin = tv
+        x = tv | tm
+        if x < umax:
+            umax = x
+        x = (tv | (tm & SIGN64)) & U64
+        if x >> 63:
+            x -= _W64
+        if x > smin:
+            smin = x
+        x = (tv | (tm & S64_MAX)) & U64
+        if x >> 63:
+            x -= _W64
+        if x < smax:
+            smax = x
         if umin > umax or smin > smax:
             return None
         # signed <-> unsigned
         if smin >= 0 or smax < 0:
-            umin = max(umin, smin & U64)
-            umax = min(umax, smax & U64)
-        if s64(umin) <= s64(umax):
-            smin = max(smin, s64(umin))
-            smax = min(smax, s64(umax))
+            x = smin & U64
+            if x > umin:
+                umin = x
+            x = smax & U64
+            if x < umax:
+                umax = x
+        a = umin & U64
+        if a >> 63:
+            a -= _W64
+        b = umax & U64
+        if b >> 63:
+            b -= _W64
+        if a <= b:
+            if a > smin:
+                smin = a
+            if b < smax:
+                smax = b
         if umin > umax or smin > smax:
             return None
-        # tnum from bounds
-        rv, rm = tnum_range(umin, umax)
-        nv = tv | rv
-        nm = tm & rm
+        # tnum from bounds (tnum_range inlined)
+        bits = (umin ^ umax).bit_length()
+        if bits > 63:
+            rv, rm = 0, U64
+        else:
+            rm = (1 << bits) - 1
+            rv = umin & ~rm & U64
         if (tv & ~rm & ~tm) != (rv & ~rm & ~tm):
             return None
-        tv, tm = nv & ~nm & U64, nm
-    if umin > umax or smin > smax or (tv & ~tm) != tv:
+        tm = tm & rm
+        tv = (tv | rv) & ~tm & U64
+        if umin == u0 and umax == u1 and smin == s0 and smax == s1 and tv == t0 and tm == t1:
+            break
+    if (tv & ~tm) != tv:
         return None
     return (umin, umax, smin, smax, tv, tm)
 

@@ -14,6 +14,77 @@ from .common import (
 )
 
 
+#: scalar ALU results by (opcode, off, dst value, src value); see TransferMixin._do_alu
+_ALU_MEMO: dict = {}
+#: constant registers by value (immediates)
+_CONST_REGS: dict = {}
+_MEMO_MAX = 1 << 16
+
+
+def const_imm(v: int) -> Reg:
+    """The constant register ``v`` (shared: registers are immutable)."""
+    r = _CONST_REGS.get(v)
+    if r is None:
+        if len(_CONST_REGS) >= _MEMO_MAX:
+            _CONST_REGS.clear()
+        r = _CONST_REGS[v] = const_reg(v)
+    return r
+
+
+def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
+    """The abstract value of ``a op b`` for a scalar ALU instruction (both operands
+    scalars; ``a`` the destination's value, ``b`` the source's or the immediate's)."""
+    op = opcode & 0xF0
+    is64 = opcode & 0x07 == isa.ALU64
+    if not is64:
+        a, b = sc.trunc32(a), sc.trunc32(b)
+    signed = off == 1 and op in (isa.DIV, isa.MOD)
+    width = 64 if is64 else 32
+    if signed:
+        v = sc.UNKNOWN
+        if sc.is_const(a) and sc.is_const(b):
+            v = sc.const(_sdivmod(op, a[4], b[4], width))
+        elif is64 and sc.is_const(b):
+            # by a constant: bounded like the 7.2 kernel (tests: scalar_sdiv_*)
+            v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(a, sc.s64(b[4]))
+    elif op == isa.ADD:
+        v = sc.alu_add(a, b)
+    elif op == isa.SUB:
+        v = sc.alu_sub(a, b)
+    elif op == isa.MUL:
+        v = sc.alu_mul(a, b)
+    elif op == isa.DIV:
+        v = sc.alu_div(a, b)
+    elif op == isa.MOD:
+        v = sc.alu_mod(a, b)
+    elif op == isa.AND:
+        v = sc.alu_and(a, b)
+    elif op == isa.OR:
+        v = sc.alu_or(a, b)
+    elif op == isa.XOR:
+        v = sc.alu_xor(a, b)
+    elif op in (isa.LSH, isa.RSH, isa.ARSH):
+        if sc.is_const(b) and b[4] < width:
+            k = b[4]
+            if op == isa.LSH:
+                v = sc.alu_lsh(a, k, width)
+            elif op == isa.RSH:
+                v = sc.alu_rsh(a, k)
+            elif is64:
+                v = sc.alu_arsh(a, k)
+            else:
+                v = sc.alu_arsh(sc.sext32(a), k)
+        elif op == isa.RSH:
+            v = sc.urange(0, a[1])
+        else:
+            v = sc.UNKNOWN
+    else:  # pragma: no cover - rejected by the field checks
+        raise _Reject(f"unknown ALU op {op:#x}")
+    if not is64:
+        v = sc.wrap32(v)
+    return v
+
+
 class TransferMixin:
     """Registers, ALU, lddw and conditional jumps: the per-instruction transfer functions."""
 
@@ -63,7 +134,7 @@ class TransferMixin:
         if insn.source == isa.X:
             src = self.read_reg(st, insn.src)
         else:
-            src = const_reg(insn.imm if is64 else insn.imm & sc.U32)
+            src = const_imm(insn.imm if is64 else insn.imm & sc.U32)
         if op == isa.MOV:
             self._do_mov(st, insn, src, is64)
             return
@@ -74,54 +145,15 @@ class TransferMixin:
         if d.t != SCALAR or src.t != SCALAR:
             st.cur.regs[dst] = self._ptr_alu(insn, d, src, is64)
             return
-        a, b = d.var, src.var
-        if not is64:
-            a, b = sc.trunc32(a), sc.trunc32(b)
-        signed = insn.off == 1 and op in (isa.DIV, isa.MOD)
-        width = 64 if is64 else 32
-        if signed:
-            v = sc.UNKNOWN
-            if sc.is_const(a) and sc.is_const(b):
-                v = sc.const(_sdivmod(op, a[4], b[4], width))
-            elif is64 and sc.is_const(b):
-                # by a constant: bounded like the 7.2 kernel (tests: scalar_sdiv_*)
-                v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(a, sc.s64(b[4]))
-        elif op == isa.ADD:
-            v = sc.alu_add(a, b)
-        elif op == isa.SUB:
-            v = sc.alu_sub(a, b)
-        elif op == isa.MUL:
-            v = sc.alu_mul(a, b)
-        elif op == isa.DIV:
-            v = sc.alu_div(a, b)
-        elif op == isa.MOD:
-            v = sc.alu_mod(a, b)
-        elif op == isa.AND:
-            v = sc.alu_and(a, b)
-        elif op == isa.OR:
-            v = sc.alu_or(a, b)
-        elif op == isa.XOR:
-            v = sc.alu_xor(a, b)
-        elif op in (isa.LSH, isa.RSH, isa.ARSH):
-            if sc.is_const(b) and b[4] < width:
-                k = b[4]
-                if op == isa.LSH:
-                    v = sc.alu_lsh(a, k, width)
-                elif op == isa.RSH:
-                    v = sc.alu_rsh(a, k)
-                elif is64:
-                    v = sc.alu_arsh(a, k)
-                else:
-                    v = sc.alu_arsh(sc.sext32(a), k)
-            elif op == isa.RSH:
-                v = sc.urange(0, a[1])
-            else:
-                v = sc.UNKNOWN
-        else:  # pragma: no cover - rejected by the field checks
-            raise _Reject(f"unknown ALU op {op:#x}")
-        if not is64:
-            v = sc.wrap32(v)
-        st.cur.regs[dst] = scalar(v)
+        # the scalar result is a pure function of (opcode, off, dst value, src value):
+        # loops repeat the same abstract computation on every iteration, so it is cached
+        key = (insn.opcode, insn.off, d.var, src.var)
+        r = _ALU_MEMO.get(key)
+        if r is None:
+            if len(_ALU_MEMO) >= _MEMO_MAX:
+                _ALU_MEMO.clear()
+            r = _ALU_MEMO[key] = scalar(scalar_alu(insn.opcode, insn.off, d.var, src.var))
+        st.cur.regs[dst] = r
 
     def _arena_alu(self, insn: isa.Insn, d: Reg, s: Reg) -> Reg:
         """ALU with an arena pointer operand.  The kernel allows any arithmetic on one

@@ -1,0 +1,164 @@
+"""The verifier's fast paths compute exactly what the plain definitions compute (#19).
+
+Speed work replaced straightforward code with inlined, cached or pre-filtered versions:
+``scalar.sync`` (inlined, early fixpoint exit), ``Reg.replace`` / ``scalar()`` (field by
+field), the ALU result cache (``transfer._ALU_MEMO``) and the loop-detection signature
+(``Verifier._loop_sig``).  Each is checked here against the definition it replaces, so a
+later edit that makes them disagree fails a test instead of changing verdicts quietly.
+No timing here: speed is measured by bench/load.py (docs/benchmarks.md, "Load speed").
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from uringbpf.bpf import isa, verifier
+from uringbpf.bpf.verifier import scalar as sc
+from uringbpf.bpf.verifier import state as vs
+from uringbpf.bpf.verifier import transfer
+
+from vasm import assemble
+
+U64, SIGN64 = sc.U64, sc.SIGN64
+
+
+def reference_sync(s):
+    """``scalar.sync`` as first written: two full rounds through the helper functions."""
+    umin, umax, smin, smax, tv, tm = s
+    if not tm:
+        sv = sc.s64(tv)
+        if umin <= tv <= umax and smin <= sv <= smax:
+            return (tv, tv, sv, sv, tv, 0)
+        return None
+    for _ in range(2):
+        umin = max(umin, tv)
+        umax = min(umax, tv | tm)
+        smin = max(smin, sc.s64(tv | (tm & SIGN64)))
+        smax = min(smax, sc.s64(tv | (tm & sc.S64_MAX)))
+        if umin > umax or smin > smax:
+            return None
+        if smin >= 0 or smax < 0:
+            umin = max(umin, smin & U64)
+            umax = min(umax, smax & U64)
+        if sc.s64(umin) <= sc.s64(umax):
+            smin = max(smin, sc.s64(umin))
+            smax = min(smax, sc.s64(umax))
+        if umin > umax or smin > smax:
+            return None
+        rv, rm = sc.tnum_range(umin, umax)
+        nv, nm = tv | rv, tm & rm
+        if (tv & ~rm & ~tm) != (rv & ~rm & ~tm):
+            return None
+        tv, tm = nv & ~nm & U64, nm
+    if umin > umax or smin > smax or (tv & ~tm) != tv:
+        return None
+    return (umin, umax, smin, smax, tv, tm)
+
+
+_EDGES = [0, 1, 2, 7, 8, 255, 256, sc.U32, sc.U32 + 1, 1 << 31, (1 << 31) - 1, sc.S64_MAX,
+          1 << 63, U64, U64 - 1, (1 << 63) + 1]
+
+
+def _random_scalar(rng: random.Random):
+    def val():
+        r = rng.random()
+        if r < 0.4:
+            return (rng.choice(_EDGES) + rng.choice((0, 0, 1, -1))) & U64
+        if r < 0.7:
+            return rng.getrandbits(rng.choice((3, 8, 16, 32, 33, 63, 64)))
+        return rng.getrandbits(64)
+
+    umin, umax = sorted((val(), val())) if rng.random() < 0.8 else (val(), val())
+    smin, smax = sorted((sc.s64(val()), sc.s64(val())))
+    if rng.random() < 0.3:
+        smin, smax = sc.S64_MIN, sc.S64_MAX
+    if rng.random() < 0.3:
+        umin, umax = 0, U64
+    tm = val() if rng.random() < 0.85 else 0
+    if rng.random() < 0.3:
+        tm = (1 << rng.randrange(65)) - 1
+    tv = val() & ~tm if rng.random() < 0.9 else val()
+    if tm == 0 and rng.random() < 0.3:
+        umin = umax = tv
+    return (umin, umax, smin, smax, tv, tm)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sync_matches_its_definition(seed):
+    rng = random.Random(seed)
+    for _ in range(5000):
+        s = _random_scalar(rng)
+        assert sc.sync(s) == reference_sync(s), s
+
+
+def test_sync_on_the_common_values():
+    for s in (sc.UNKNOWN, sc.urange(0, sc.U32), sc.urange(0, 255), sc.const(5), sc.const(U64),
+              sc.srange(-1, 0), sc.srange(-128, 127), (0, U64, sc.S64_MIN, sc.S64_MAX, 0x10, 0xf00)):
+        assert sc.sync(s) == reference_sync(s)
+
+
+def _all_slots_distinct() -> vs.Reg:
+    return vs.Reg(vs.PTR_MEM, var=sc.urange(0, 8), off=3, id=4, ref=5, frame=1, obj="o", size=9,
+                  null=True, ro=True, dyn=6)
+
+
+def test_reg_replace_copies_every_slot():
+    r = _all_slots_distinct()
+    same = r.replace()
+    assert same is not r
+    assert all(getattr(same, n) == getattr(r, n) for n in vs.Reg.__slots__)
+    for name in vs.Reg.__slots__:
+        changed = r.replace(**{name: "new"})
+        for n in vs.Reg.__slots__:
+            assert getattr(changed, n) == ("new" if n == name else getattr(r, n)), (name, n)
+
+
+def test_scalar_constructor_equals_reg_defaults():
+    var = sc.urange(1, 9)
+    fast, plain = vs.scalar(var), vs.Reg(vs.SCALAR, var)
+    assert all(getattr(fast, n) == getattr(plain, n) for n in vs.Reg.__slots__)
+
+
+def test_alu_cache_key_separates_signed_division():
+    """div and sdiv share an opcode (off 0 / 1): the cache must keep them apart."""
+    a, b = sc.const(-7 & U64), sc.const(2)
+    op = isa.ALU64 | isa.DIV | isa.X
+    assert transfer.scalar_alu(op, 0, a, b) != transfer.scalar_alu(op, 1, a, b)
+    assert transfer.scalar_alu(op, 1, a, b) == sc.const(-3 & U64)
+
+
+def _log_of(text: str) -> str:
+    insns, _ = assemble(text)
+    prog = isa.Program("t", insns, section="socket", prog_type="socket_filter")
+    log = verifier.verify(prog, log_level=2).log
+    return log
+
+
+def test_verdicts_same_with_a_warm_alu_cache():
+    """Verifying again (every ALU result now cached) gives the same log, for programs
+    whose values differ only in what the cache key must tell apart."""
+    progs = ["r0 = -7\nr0 s/= 2\nif r0 == -3 goto +1\nr0 = 1\nexit\n",
+             "r0 = -7\nr0 /= 2\nif r0 == -3 goto +1\nr0 = 1\nexit\n",
+             "r0 = -7\nw0 /= 2\nr0 &= 255\nexit\n",
+             "r0 = -7\nr0 s%= 2\nr0 += 4\nexit\n",
+             "r0 = -7\nr0 %= 2\nr0 += 4\nexit\n"]
+    first = []
+    for p in progs:
+        transfer._ALU_MEMO.clear()
+        first.append(_log_of(p))
+    for p, log in zip(progs, first):
+        assert _log_of(p) == log
+    assert len(set(first)) == len(first)
+
+
+def test_infinite_loop_found_through_the_signature():
+    """The loop check compares signatures first: equal states still end in the verdict,
+    unequal ones (a counter) do not."""
+    with pytest.raises(verifier.BpfVerifierError, match="infinite loop detected"):
+        insns, _ = assemble("r0 = 0\nr1 = 5\nloop:\nr2 = r1\nif r0 != 1 goto loop\nexit\n")
+        verifier.verify(isa.Program("t", insns, section="socket", prog_type="socket_filter"))
+    insns, _ = assemble("r0 = 0\nloop:\nr0 += 1\nif r0 < 50 goto loop\nexit\n")
+    res = verifier.verify(isa.Program("t", insns, section="socket", prog_type="socket_filter"))
+    assert res.processed_insns > 100
