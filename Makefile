@@ -1,10 +1,12 @@
 # Entry points: `make demo`, `make test`, `make wheel-check`. All build .venv from pyproject.toml.
 #
 # What gets installed (and why):
-#   make demo  uringbpf (editable) and llvmlite (the JIT, ~170 MB installed); plus the
+#   make demo  uringbpf (editable) alone: no dependencies, BPF programs run on the
+#              interpreter. The JIT's llvmlite (~175 MB installed) is the uringbpf[jit]
+#              extra, which `make test` installs (the demo then runs on the JIT). Plus the
 #              `uringbpf[cc]` extra -- the ziglang package, ~410 MB installed -- only when
 #              no system clang can compile BPF (install clang to skip it: apt install clang).
-#   make test  the above plus pytest, pytest-timeout, hypothesis (`uringbpf[test]`).
+#   make test  the above plus the JIT and pytest, pytest-timeout, hypothesis (`uringbpf[test]`).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,7 +22,8 @@ $(DEMO_STAMP): pyproject.toml
 	@start=$$(date +%s); \
 	if [ ! -x $(PY) ]; then \
 	  echo "make: creating $(VENV) (python venv)"; $(PYTHON) -m venv $(VENV) || exit 1; fi; \
-	echo "make: installing uringbpf (editable) and llvmlite, the JIT's LLVM (~45 MB download)"; \
+	echo "make: installing uringbpf (editable; no dependencies: without the uringbpf[jit]"; \
+	echo "      extra -- llvmlite, ~175 MB -- programs run on the interpreter; make test adds it)"; \
 	$(PIP) install -e . || exit 1; \
 	if $(PY) -c "from uringbpf.bpf import cc; cc.find_compiler(prefer='clang')" 2>/dev/null; then \
 	  echo "make: a system clang compiles BPF: not installing the ziglang compiler"; \
@@ -29,19 +32,22 @@ $(DEMO_STAMP): pyproject.toml
 	  echo "      package, ~80 MB download, ~410 MB installed; 'apt install clang' avoids it)"; \
 	  $(PIP) install -e '.[cc]' || exit 1; \
 	fi; \
-	echo "make: $(VENV) ready in $$(( $$(date +%s) - start )) s ($$(du -sm $(VENV) | cut -f1) MB)"
+	echo "make: $(VENV) ready in $$(( $$(date +%s) - start )) s ($$(du -sm $(VENV) | cut -f1) MB;" \
+	  "$$(du -sm --exclude=ziglang $(VENV) | cut -f1) MB without the ziglang compiler)"
 	@touch $@
 
 $(TEST_STAMP): $(DEMO_STAMP)
-	@echo "make: installing the test tools (pytest, pytest-timeout, hypothesis)"
-	$(PIP) install -e '.[test]'
+	@echo "make: installing the JIT (llvmlite, ~45 MB download) and the test tools (pytest,"
+	@echo "      pytest-timeout, hypothesis)"
+	$(PIP) install -e '.[test,jit]'
 	@touch $@
 
 venv: $(TEST_STAMP)
 
 demo: $(DEMO_STAMP)
 	@echo "make: running 'uringbpf demo' (the first run compiles the native parts and the"
-	@echo "      example programs, ~30 s; later runs reuse the cache)"
+	@echo "      example programs, ~30 s; later runs reuse the cache; its first line says"
+	@echo "      which engine runs the BPF programs)"
 	$(VENV)/bin/uringbpf demo
 
 test: $(TEST_STAMP)

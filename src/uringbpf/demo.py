@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .bpf import engines
 from .designs import filter as flt
 from .designs.filter.cbpf import ABS, JMP, JSET, K, LD, RET, W, jump, stmt
 from .tools import demo as command
@@ -144,6 +145,9 @@ def run(opts: argparse.Namespace) -> int:
         print(f"uringbpf demo: unknown section(s) {', '.join(sorted(unknown))} "
               f"(sections: {', '.join(names)})", file=sys.stderr)
         return 2
+    # The one engine decision (uringbpf.bpf.engines): every section runs its programs on it.
+    print(f"engine: {engines.describe(opts.engine)}", flush=True)
+    opts.engine = engines.resolve(opts.engine)
     for name, title, fn in SECTIONS:
         if opts.only and name not in opts.only:
             continue
@@ -195,14 +199,14 @@ def section_requests(opts: argparse.Namespace) -> None:
     pingpong = _example_module("requests", "pingpong")
     write_file = _example_module("requests", "write_file")
     start = time.perf_counter()
-    out = pingpong.run("jit")
+    out = pingpong.run(opts.engine)
     ms = (time.perf_counter() - start) * 1e3
     print(f"  pingpong: two BPF requests bounced a counter through CQ 1 and CQ 2: final values "
           f"{out['slots'][5]} and {out['slots'][6]} in {out['runs']} program runs "
-          f"({ms:.0f} ms incl. compile+verify+JIT)")
+          f"({ms:.0f} ms incl. compile+verify+{opts.engine}, engine={opts.engine})")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "written")
-        res = write_file.run("jit", path)
+        res = write_file.run(opts.engine, path)
         print(f"  write_file: one BPF request wrote {res['size'] // 1024} KiB in 16 KiB blocks, "
               f"4 in flight; the application saw {len(res['completions'])} completion(s); "
               f"bytes identical: {'yes' if res['ok'] else 'NO'}")
@@ -218,14 +222,15 @@ def section_ops(opts: argparse.Namespace) -> None:
         with open(path, "wb") as f:
             f.write(data)
         start = time.perf_counter()
-        out = drivers.run_cksum(path, "jit")
+        out = drivers.run_cksum(path, opts.engine)
         secs = time.perf_counter() - start
         blocks = out["blocks"]
         expect = [_crc32c(data[i:i + 65536]) for i in range(0, len(data), 65536)]
         got = [full for _read, _res, full in blocks]
         print(f"  READ -> IORING_OP_BPF crc32c, linked, {len(blocks)} blocks of 64 KiB: "
               f"results match a Python crc32c: {'yes' if got == expect else 'NO'} "
-              f"({secs * 1e3:.0f} ms incl. compile+verify+JIT)")
+              f"({secs * 1e3:.0f} ms incl. compile+verify+{opts.engine}, "
+              f"engine={opts.engine})")
         _check(got == expect, "ops: the BPF checksums differ from Python's")
 
 
@@ -247,7 +252,7 @@ def _crc32c_table(_cache: list = []) -> list[int]:
     return _cache
 
 
-add_section("requests", "2021 RFC BPF requests + multiple CQs (native engine, JIT)",
+add_section("requests", "2021 RFC BPF requests + multiple CQs (native engine)",
             section_requests)
 add_section("ops", "IORING_OP_BPF: a BPF-defined checksum op linked after a READ", section_ops)
 

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from . import btf as _btf
 from . import elf as _elf
+from . import engines
 from . import isa
 from . import kernel_exec
 from . import maps as _maps
@@ -895,12 +896,15 @@ class BpfObject:
         return _struct_ops.StructOpsNamespace(self._struct_ops)
 
     # -------------------------------------------------------------------- loading --
-    def load(self, engine: str | None = "jit", verify: bool = True, *, strict_engine: bool = True,
+    def load(self, engine: str | None = None, verify: bool = True, *, strict_engine: bool = True,
              checked: bool | None = None, executor: str = "emulated",
              platform: "_platform.Platform | None" = None) -> "BpfObject":
         """Resolve kfuncs, freeze ``.rodata``, verify and prepare every program to run.
 
-        ``engine`` is "jit" or "interp".  A program the JIT cannot compile raises
+        ``engine`` is "jit", "interp", or None/"auto" (the default): the JIT when llvmlite
+        (the ``uringbpf[jit]`` extra) is installed, else the interpreter; "jit" without
+        llvmlite raises :class:`~uringbpf.bpf.engines.JitUnavailableError`
+        (:mod:`uringbpf.bpf.engines` decides).  A program the JIT cannot compile raises
         :class:`JitError`; only with ``strict_engine=False`` does it run on the interpreter
         instead (logged on the ``uringbpf`` logger, the error kept in ``prog.jit_error``).
         ``verify=True`` runs :func:`uringbpf.bpf.verifier.verify`; its
@@ -914,9 +918,7 @@ class BpfObject:
             raise BpfLoadError(f"{self.path}: object is closed")
         if self.loaded:
             raise BpfLoadError(f"{self.path}: already loaded")
-        engine = engine or "jit"
-        if engine not in ("jit", "interp"):
-            raise ValueError(f"engine must be 'jit' or 'interp', not {engine!r}")
+        engine = engines.resolve(engine)     # None/"auto": the JIT when llvmlite is installed
         # executor="kernel" (or "auto" on a kernel with io_uring_bpf_ops): the running
         # kernel loads, verifies and runs the programs (bpf/kernel_exec.py)
         if kernel_exec.resolve_executor(executor) == "kernel":
@@ -1009,9 +1011,8 @@ class BpfObject:
         rt = self._new_runtime(prog)
         prog.runtime = rt
         if engine == "jit":
-            from . import jit as _jit  # why: the one lazy import of the JIT: LLVM loads at the first JIT compile, not at `import uringbpf`
             try:
-                prog.jit = _jit.compile(program, rt, checked=checked)
+                prog.jit = engines.jit_module().compile(program, rt, checked=checked)
                 prog.engine = "jit"
                 return
             except (JitError, NativeBuildError) as exc:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cksum, cp, echo, nop, stripe
+from ..bpf import engines
 from .common import CannotExpress, Ctx, Measure, WrongOutput
 
 WORKLOADS = {m.NAME: m for m in (nop, cp, cksum, echo, stripe)}
@@ -42,6 +43,8 @@ def _one(mod: Any, impl: str, params: dict, workdir: Path, quick: bool,
     try:
         m: Measure = mod.IMPLS[impl](params, ctx)
     except CannotExpress as exc:
+        return {"status": "n/a", "reason": str(exc)}
+    except engines.JitUnavailableError as exc:     # an install without the [jit] extra
         return {"status": "n/a", "reason": str(exc)}
     except WrongOutput as exc:
         return {"status": "wrong", "reason": str(exc)}

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..bpf import engines
 from ..uring import syscalls
 
 HERE = Path(__file__).resolve().parent
@@ -177,16 +178,22 @@ def c_measure(out: dict, **extra: Any) -> Measure:
                    extra.pop("note", ""), extra)
 
 
+#: examples/python (the Python-authored programs, #18) as this package sees them: in a
+#: source checkout ``python_examples`` is a symlink to the repository's examples/python;
+#: a built wheel holds a copy (package data), so an installed ``uringbpf compare`` has them.
+PYTHON_EXAMPLES = Path(__file__).resolve().parent / "python_examples"
+
+
 def examples_python() -> Path:
-    """examples/python of a source checkout (the Python-authored programs, #18)."""
-    path = Path(__file__).resolve().parents[3] / "examples" / "python"
-    if not path.is_dir():
-        raise CannotExpress("examples/python not found (it ships with the source checkout)")
-    return path
+    """The folder of the Python-authored example programs (examples/python)."""
+    return PYTHON_EXAMPLES
 
 
 def load_example(name: str) -> Any:
-    """Import examples/python/<name>.py under its own module name (as bench/ does)."""
+    """Import examples/python/<name>.py under its own module name (as bench/ does);
+    :class:`~uringbpf.bpf.engines.JitUnavailableError` without llvmlite (they compile
+    with uringbpf.lang)."""
+    engines.require_llvmlite(f"examples/python/{name}.py (a program written in Python)")
     mod_name = f"uringbpf_example_py_{name}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]

@@ -7,6 +7,12 @@ Python against the same ring, with the same integer semantics.  See
 docs/python-programs.md.
 """
 
+from ..bpf import engines as _engines
+
+# The compiler is LLVM's BPF backend through llvmlite (the uringbpf[jit] extra): without it,
+# say what to install instead of "No module named 'llvmlite'" from deep inside module.py.
+_engines.require_llvmlite("uringbpf.lang (BPF programs written in Python)")
+
 from .appmode import LangMemoryError, Ptr, bpf_range, copy, sizeof, stack, zero
 from .errors import LangCompileError, LangError, LangRuntimeError, LangVerifierError
 from .module import Kfunc, LangFunction, Loaded, Module, inline

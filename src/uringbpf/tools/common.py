@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..bpf import engines
 from ..bpf.object import BpfObject
 from ..errors import UringBpfError
 
@@ -38,7 +39,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     Anything else escaping a subcommand is a bug in uringbpf and keeps its traceback.
     """
 
-    return (OSError, UringBpfError)
+    return (OSError, UringBpfError, engines.JitUnavailableError)
 
 
 def message_of(exc: BaseException) -> str:

@@ -29,6 +29,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int_in_range(1, 4096), default=8, metavar="N",
                    help="read->write pairs in flight in the copy section (default 8, at "
                         "most 4096)")
+    p.add_argument("--engine", default="auto", choices=["auto", "jit", "interp"],
+                   help="what runs the BPF programs: the JIT (needs llvmlite, the "
+                        "uringbpf[jit] extra), the interpreter, or auto (the JIT when "
+                        "installed; the demo's first line says which)")
     p.add_argument("--backend", default="auto", choices=["auto", "kernel", "threads"],
                    help="ring backend of the copy section: the kernel's io_uring, the "
                         "thread-pool fallback, or auto (kernel when available)")

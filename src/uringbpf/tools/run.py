@@ -38,9 +38,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="number of runs (default 1); Ctrl-C stops early")
     eng = p.add_mutually_exclusive_group()
     eng.add_argument("--jit", dest="engine", action="store_const", const="jit",
-                     help="JIT-compile the program (default; an error if it cannot)")
+                     help="JIT-compile the program (the default when llvmlite, the "
+                          "uringbpf[jit] extra, is installed; an error if it cannot)")
     eng.add_argument("--interp", dest="engine", action="store_const", const="interp",
-                     help="use the reference interpreter")
+                     help="use the reference interpreter (the default without llvmlite)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the verifier (implies --checked for the JIT)")
     p.add_argument("--checked", action="store_true",
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                                one=True)[0]
     finally:
         obj.close()
-    engine = args.engine or "jit"
+    engine = args.engine        # None: the JIT when installed (uringbpf.bpf.engines)
     checked = args.checked or args.no_verify
     try:
         result = run_program(args.obj, prog, data, args.repeat, engine=engine,

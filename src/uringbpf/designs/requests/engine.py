@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ...bpf import helpers as _helpers
-from ...bpf import interp, isa, jit
+from ...bpf import engines, interp, isa
 from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg
 from ...bpf.platform import Platform
@@ -1037,7 +1037,7 @@ class _jit:
     def __init__(self, program, platform: Platform | None) -> None:
         self.program = program
         self.runtime = _helpers.Runtime(sleepable=_is_sleepable(program), platform=platform)
-        self._fn = jit.compile(program, self.runtime, checked=True)
+        self._fn = engines.jit_module().compile(program, self.runtime, checked=True)
 
     def __call__(self, ctx: int) -> int:
         return self._fn(ctx)

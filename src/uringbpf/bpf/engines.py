@@ -1,0 +1,80 @@
+"""Which engine runs a BPF program: the one place that decides.
+
+Two engines run verified programs: the reference interpreter (:mod:`uringbpf.bpf.interp`,
+always there) and the JIT (:mod:`uringbpf.bpf.jit`, LLVM through llvmlite). llvmlite is
+~170 MB installed (all of LLVM's targets in one shared library), so it is the optional
+extra ``uringbpf[jit]``; ``make test`` and CI install it, ``make demo`` does not.
+
+* ``engine=None`` or ``"auto"``: the JIT when llvmlite is installed, else the interpreter.
+* ``engine="jit"`` without llvmlite: :class:`JitUnavailableError`, which says what to install.
+* ``engine="interp"``: the interpreter.
+
+Both engines give the same results (tests/bpf/jit compares them); the JIT is faster.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from types import ModuleType
+
+__all__ = ["ENGINES", "JIT_EXTRA", "JitUnavailableError", "jit_available", "default_engine",
+           "resolve", "jit_module", "require_llvmlite", "describe"]
+
+#: the engine names ``resolve`` accepts (besides ``None``)
+ENGINES = ("auto", "jit", "interp")
+#: what to install for the JIT (and for BPF programs written in Python)
+JIT_EXTRA = "pip install 'uringbpf[jit]'"
+
+
+class JitUnavailableError(ImportError):
+    """The JIT (or uringbpf.lang's compiler) was asked for, but llvmlite is not installed."""
+
+    def __init__(self, what: str, alternative: str = ""):
+        super().__init__(f"{what} needs llvmlite, which is not installed: {JIT_EXTRA}"
+                         f"{f' ({alternative})' if alternative else ''}", name="llvmlite")
+
+
+def jit_available() -> bool:
+    """True when llvmlite can be imported (the JIT and uringbpf.lang work)."""
+    return importlib.util.find_spec("llvmlite") is not None
+
+
+def default_engine() -> str:
+    """``"jit"`` when llvmlite is installed, else ``"interp"``."""
+    return "jit" if jit_available() else "interp"
+
+
+def resolve(engine: str | None) -> str:
+    """The engine that runs a program asked to run on ``engine`` (see the module doc)."""
+    if engine is None or engine == "auto":
+        return default_engine()
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be 'jit', 'interp' or 'auto', not {engine!r}")
+    if engine == "jit" and not jit_available():
+        raise JitUnavailableError("engine='jit'", "or run on engine='interp'")
+    return engine
+
+
+def jit_module() -> ModuleType:
+    """:mod:`uringbpf.bpf.jit`, imported on first use; :class:`JitUnavailableError`
+    without llvmlite."""
+    resolve("jit")
+    from . import jit  # why: the one lazy import of the JIT: LLVM loads at the first JIT compile, not at `import uringbpf`, and not at all without the [jit] extra
+    return jit
+
+
+def require_llvmlite(what: str) -> None:
+    """Raise :class:`JitUnavailableError` naming ``what`` when llvmlite is missing."""
+    if not jit_available():
+        raise JitUnavailableError(what)
+
+
+def describe(engine: str | None = None) -> str:
+    """One line for users: which engine runs programs and why."""
+    name = resolve(engine)
+    if name == "jit":
+        return f"jit (LLVM through llvmlite {importlib.metadata.version('llvmlite')})"
+    if jit_available():
+        return "interp (the reference interpreter, as asked)"
+    return f"interp (the reference interpreter: llvmlite is not installed; {JIT_EXTRA} adds the JIT)"
