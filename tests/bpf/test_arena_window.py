@@ -143,3 +143,38 @@ int prog(void *ctx)
 """
     with pytest.raises(BpfVerifierError, match="same insn cannot be used with different pointers"):
         _load(tmp_path, text, "interp")
+
+
+GLOBALS = HEAD + r"""
+#define __arena_var __attribute__((address_space(1)))
+__u64 __arena_var counter = 5;        /* .addr_space.1: the arena's first bytes (libbpf) */
+__u64 __arena_var table[16];
+
+SEC("syscall")
+int prog(void *ctx)
+{
+	counter += 3;
+	table[2] = counter;
+	out[0] = counter;
+	return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_arena_globals(tmp_path, engine):
+    """``__arena`` globals (LLVM's .addr_space.1) live at the start of the arena; the
+    program reaches them through casts; Python sees them at the arena's address."""
+    obj = _load(tmp_path, GLOBALS, engine)
+    try:
+        arena = obj.maps["arena"]
+        g = obj.datasec(".addr_space.1")
+        assert g.counter == 5 and g.address_of("counter") == arena.value_addr
+        assert obj.programs["prog"]() == 0
+        assert (g.counter, struct.unpack("<8Q", bytes(obj.bss.out))[0]) == (8, 8)
+        assert struct.unpack_from("<Q", arena.memory(), g.address_of("table") - arena.value_addr
+                                  + 16)[0] == 8
+        # the globals' page is taken: allocation starts after it
+        assert arena.arena_alloc_pages(1) == arena.value_addr + 4096
+    finally:
+        obj.close()

@@ -327,6 +327,7 @@ class BpfObject:
         self._create_legacy_maps()
         self._create_btf_maps()
         self._create_data_maps()
+        self._place_arena_globals()
         self._collect_struct_ops()
         self._collect_programs()
         self._bind_struct_ops()
@@ -456,6 +457,38 @@ class BpfObject:
         except _maps.MapError as exc:
             raise self._err(f"cannot create map {name!r}: {exc.strerror}") from None
         return m
+
+    def _place_arena_globals(self) -> None:
+        """``.addr_space.1``: the globals clang puts in the arena (``__arena_global``,
+        address_space(1) variables).  As libbpf: the object's one arena gets them as its
+        first bytes (the pages taken, so bpf_arena_alloc_pages never hands them out) and
+        references to them become that arena's address + the variable's offset (the
+        kernel's arena_map_direct_value_addr; the verifier sees a number, which the
+        program casts before use)."""
+        sec = self.elf.section(".addr_space.1")
+        if sec is None or sec.size == 0:
+            return
+        arenas = [m for m in self.map_list if m.type == _maps.MAP_TYPE_ARENA]
+        if len(arenas) != 1:
+            raise self._err(f".addr_space.1 ({sec.size} bytes of arena globals) needs exactly "
+                            f"one arena map, the object has {len(arenas)}")
+        arena = arenas[0]
+        if sec.size > arena.max_entries * _maps.PAGE_SIZE:
+            raise self._err(f".addr_space.1 ({sec.size} bytes) does not fit arena "
+                            f"{arena.name!r} ({arena.max_entries} pages)")
+        pages = -(-sec.size // _maps.PAGE_SIZE)
+        if arena.arena_alloc_pages(pages, addr=arena.value_addr) != arena.value_addr:
+            raise self._err(f"arena {arena.name!r}: cannot reserve its first {pages} pages "
+                            "for .addr_space.1")
+        if sec.type != _elf.SHT_NOBITS:
+            arena.memory()[:sec.size] = sec.data
+        idx = self.map_list.index(arena)
+        self._sec_map[sec.index] = idx
+        btf_types = {t.name: t.ref for t in self._datasec_vars(sec.name) if t.kind == _btf.KIND_VAR}
+        variables = {sym.name: (sym.value, sym.size, btf_types.get(sym.name, 0))
+                     for sym in self.elf.symbols
+                     if sym.shndx == sec.index and sym.type == _elf.STT_OBJECT and sym.name}
+        self._datasec[sec.name] = GlobalData(sec.name, arena, variables, self.btf)
 
     def _create_data_maps(self) -> None:
         for sec in self.elf.sections:

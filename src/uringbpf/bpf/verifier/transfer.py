@@ -269,6 +269,14 @@ class TransferMixin:
         elif src == isa.PSEUDO_MAP_IDX_VALUE:
             m = self.program.maps[insn.imm]
             off = isa.to_s32(self.insns[pc + 1].imm)
+            if getattr(m, "type", None) == _MAP_TYPE_ARENA:
+                # an arena global's address: a number, as in the kernel's check_ld_imm
+                # (the program casts it to an arena pointer before dereferencing it)
+                arena_len = getattr(m, "max_entries", 0) * 4096
+                if not 0 <= off <= arena_len:
+                    raise _Reject(f"invalid access to arena, off={off} (arena {arena_len} bytes)")
+                st.cur.regs[dst] = UNKNOWN_SCALAR
+                return
             vs = getattr(m, "value_size", 0)
             if not 0 <= off < max(vs, 1):
                 raise _Reject(f"invalid access to map value pointer, value_size={vs} off={off}")
