@@ -107,7 +107,10 @@ _RAW_READ_HELPERS = frozenset({
 
 def _flag(proto, name: str) -> str | None:
     """A kfunc flag, bare or with a ``:value`` / ``=value`` suffix (returns "" or the value)."""
-    for f in proto.kfunc_flags:
+    flags = proto.kfunc_flags
+    if not flags:
+        return None     # helpers: no flags (asked a dozen times per call instruction)
+    for f in flags:
         if f == name:
             return ""
         for sep in (":", "="):

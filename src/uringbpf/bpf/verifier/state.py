@@ -417,6 +417,15 @@ def iter_depths_differ(old: State, cur: State) -> bool:
     return False
 
 
+#: live-register mask -> the register numbers in it (below 10), for the loops above
+_MASK_INDEXES: dict[int, tuple[int, ...]] = {}
+
+
+def _mask_indexes(mask: int) -> tuple[int, ...]:
+    idx = _MASK_INDEXES[mask] = tuple(i for i in range(10) if mask >> i & 1)
+    return idx
+
+
 def state_subsumes(old: State, cur: State, live_masks: list[int],
                    imprecise_masks: list[int] | None = None) -> bool:
     """``old`` (fully explored, found safe) covers ``cur``: every run from cur is safe too.
@@ -441,10 +450,13 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
         if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False
         ro, rc = fo.regs, fc.regs
-        for i in range(10):
-            if not live >> i & 1:
-                continue
+        idx = _MASK_INDEXES.get(live)
+        if idx is None:
+            idx = _mask_indexes(live)
+        for i in idx:
             a, b = ro[i], rc[i]
+            if a is b and not a.id and not a.ref:
+                continue    # shared (unchanged since the copy): covered, no ids to map
             if (impr >> i & 1 and a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1):
                 if not ids.check(a.id, b.id):
                     return False
@@ -453,7 +465,11 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
                 return False
         so, scur = fo.stack, fc.stack
         for k, slot in so.items():
-            if not slot_subsumes(slot, scur.get(k), ids):
+            c = scur.get(k)
+            if c is slot and (slot[0] == "B" or (slot[0] == "S" and not slot[1].id
+                                                 and not slot[1].ref)):
+                continue    # the same slot value, nothing id-linked in it
+            if not slot_subsumes(slot, c, ids):
                 return False
     for ref in old.refs:
         mapped = ids.fwd.get(ref)

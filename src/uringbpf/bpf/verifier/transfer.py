@@ -16,6 +16,8 @@ from .common import (
 
 #: scalar ALU results by (opcode, off, dst value, src value); see TransferMixin._do_alu
 _ALU_MEMO: dict = {}
+#: conditional jumps on scalars by (opcode, dst value, src value); see _do_cond_jump
+_COND_MEMO: dict = {}
 #: constant registers by value (immediates)
 _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
@@ -29,6 +31,22 @@ def const_imm(v: int) -> Reg:
             _CONST_REGS.clear()
         r = _CONST_REGS[v] = const_reg(v)
     return r
+
+
+def scalar_cond(opcode: int, av: tuple, bv: tuple) -> tuple:
+    """A conditional jump on two scalars: ``(a, b, taken, fall, take)`` where ``a``, ``b``
+    are the values compared (32-bit views for JMP32), ``taken`` True/False when decided,
+    else None and ``fall``/``take`` the refined ``(a, b)`` on each side (None: impossible)."""
+    op = _JMP_TO_CMP[opcode & 0xF0]
+    a, b = av, bv
+    if opcode & 0x07 == isa.JMP32:
+        a, b = sc.trunc32(a), sc.trunc32(b)
+        if op in _SIGNED_CMP:
+            a, b = sc.sext32(a), sc.sext32(b)
+    taken = sc.branch_taken(a, b, op)
+    if taken is not None:
+        return (a, b, taken, None, None)
+    return (a, b, None, sc.refine_not(a, b, op), sc.refine(a, b, op))
 
 
 def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
@@ -263,7 +281,7 @@ class TransferMixin:
             raise _Reject("frame pointer is read only")
         src = insn.src
         if src == 0:
-            st.cur.regs[dst] = const_reg(insn.imm64)
+            st.cur.regs[dst] = const_imm(insn.imm64)
         elif src == isa.PSEUDO_MAP_IDX:
             st.cur.regs[dst] = Reg(CONST_MAP, obj=self.program.maps[insn.imm])
         elif src == isa.PSEUDO_MAP_IDX_VALUE:
@@ -300,19 +318,24 @@ class TransferMixin:
         if insn.source == isa.X:
             src = self.read_reg(st, insn.src)
         else:
-            src = const_reg(insn.imm & sc.U32 if is32 else insn.imm)
+            src = const_imm(insn.imm & sc.U32 if is32 else insn.imm)
         target = pc + insn.off + 1
         fall = pc + 1
         if (dst.t == PTR_ARENA or src.t == PTR_ARENA) and {dst.t, src.t} <= {SCALAR, PTR_ARENA}:
             return [(fall, st), (target, st.copy())]     # a number to the kernel too: both ways
         if dst.is_ptr or src.is_ptr:
             return self._ptr_cond(st, insn, dst, src, op, target, fall, is32)
-        a, b = dst.var, src.var
-        if is32:
-            a, b = sc.trunc32(a), sc.trunc32(b)
-            if op in _SIGNED_CMP:
-                a, b = sc.sext32(a), sc.sext32(b)
-        taken = sc.branch_taken(a, b, op)
+        if dst.var[5] or src.var[5]:
+            # a pure function of the opcode and both values, cached like the ALU results
+            key = (insn.opcode, dst.var, src.var)
+            cond = _COND_MEMO.get(key)
+            if cond is None:
+                if len(_COND_MEMO) >= _MEMO_MAX:
+                    _COND_MEMO.clear()
+                cond = _COND_MEMO[key] = scalar_cond(insn.opcode, dst.var, src.var)
+        else:
+            cond = scalar_cond(insn.opcode, dst.var, src.var)
+        a, b, taken, r_fall, r_take = cond
         if taken is not None:
             self._mark_decided(st)
             return [(target if taken else fall, st)]
