@@ -7,11 +7,14 @@ window + low 32 bits + off (PROBE_MEM32)."""
 
 from __future__ import annotations
 
+import errno
 import struct
 
 import pytest
 
-from uringbpf.bpf import cc
+from uringbpf.bpf import cc, maps
+from uringbpf.bpf.maps import BPF_F_MMAPABLE, Map
+from uringbpf.errors import MapError
 from uringbpf.bpf.object import BpfObject
 from uringbpf.errors import BpfVerifierError
 
@@ -178,3 +181,31 @@ def test_arena_globals(tmp_path, engine):
         assert arena.arena_alloc_pages(1) == arena.value_addr + 4096
     finally:
         obj.close()
+
+
+@pytest.mark.parametrize("pages, flags, extra, code", [
+    (0, BPF_F_MMAPABLE, 0, errno.EINVAL),                       # no pages
+    (4, 0, 0, errno.EINVAL),                                    # not mmapable
+    (4, BPF_F_MMAPABLE | 1, 0, errno.EINVAL),                   # unknown flag
+    (4, BPF_F_MMAPABLE, (1 << 44) + 100, errno.EINVAL),         # map_extra not page aligned
+    ((1 << 20) + 1, BPF_F_MMAPABLE, 0, errno.E2BIG),            # more than 4 GiB
+    (4, BPF_F_MMAPABLE, (1 << 44) + (1 << 32) - 4096, errno.ERANGE),  # across 4 GiB
+])
+def test_arena_map_creation_codes(pages, flags, extra, code):
+    """The kernel's arena_map_alloc checks, with its error codes."""
+    with pytest.raises(MapError) as info:
+        Map("a", maps.MAP_TYPE_ARENA, 0, 0, pages, flags, map_extra=extra)
+    assert info.value.errno == code
+
+
+def test_arena_map_extra_never_replaces_a_mapping():
+    first = Map("a", maps.MAP_TYPE_ARENA, 0, 0, 4, BPF_F_MMAPABLE, map_extra=3 << 44)
+    try:
+        assert first.value_addr == 3 << 44
+        with pytest.raises(MapError) as info:
+            Map("b", maps.MAP_TYPE_ARENA, 0, 0, 4, BPF_F_MMAPABLE, map_extra=(3 << 44) + 8192)
+        assert info.value.errno == errno.EBUSY
+    finally:
+        first.close()
+    again = Map("c", maps.MAP_TYPE_ARENA, 0, 0, 4, BPF_F_MMAPABLE, map_extra=3 << 44)
+    again.close()                                          # closing gave the window back
