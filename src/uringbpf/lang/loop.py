@@ -48,14 +48,21 @@ class AppRing:
 
     def get_region(self, region_id: int, size: int) -> Ptr:
         """App mode: ``bpf_io_uring_get_region`` on the real ring (a pointer, or null)."""
+        region_id, size = int(region_id) & 0xFFFFFFFF, int(size)
+        if region_id == IOU_REGION_MEM:
+            # the memory the compiled program gets: the ring's registered region
+            mem = _loop.mem_region(self.ring)
+            if mem is None or size > len(mem):
+                return Ptr(None, 0, T.u8)
+            return Ptr(mem[:size], 0, T.u8)
         lay = self.layout
         regions = {IOU_REGION_CQ: (lay.cq_region, lay.cq_region_size),
                    IOU_REGION_SQ: (lay.sq_region, lay.sq_region_size)}
-        addr, rsize = regions.get(int(region_id), (0, 0))
-        if not addr or int(size) > rsize:
+        addr, rsize = regions.get(region_id, (0, 0))
+        if not addr or size > rsize:
             return Ptr(None, 0, T.u8)
         # the program may use `size` bytes: the verifier gives it no more
-        return memory_ptr(addr, int(size))
+        return memory_ptr(addr, size)
 
     def submit_sqes(self, nr: int) -> int:
         """App mode: ``bpf_io_uring_submit_sqes`` on the real ring."""

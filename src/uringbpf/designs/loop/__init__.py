@@ -190,6 +190,21 @@ _ctx_by_addr: dict[int, "LoopAttachment"] = {}
 _attach_lock = threading.Lock()
 
 
+def mem_region(ring) -> memoryview | None:
+    """The ring's ``IOU_REGION_MEM`` region as a writable memoryview, or None if none is
+    registered.
+
+    These are the very bytes a ``loop_step`` program gets from
+    ``bpf_io_uring_get_region(ctx, IOU_REGION_MEM, size)`` (the kernel's
+    ``ctx->param_region``, registered with ``IORING_REGISTER_MEM_REGION`` through
+    :func:`register_region` or a raw ``ring.register`` once the ring is watched); with
+    none registered the kfunc returns NULL.  For programs run in the application
+    (``uringbpf.lang``'s ``run_in_app``) and for callers reading what a program wrote.
+    """
+    region = memregion.mem_region_of(ring)
+    return region.view() if region is not None else None
+
+
 def _python_signals() -> list[int]:
     """Signals whose handler is Python code: the loop must return -EINTR on them."""
     out = []
