@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 from uringbpf import BpfObject
+from uringbpf.bpf import btf as btfmod
 from uringbpf.bpf import cc, kernel_exec
 
 SO_ATTACH_BPF = 50
@@ -68,6 +69,60 @@ BAD_C = textwrap.dedent("""\
     """)
 
 
+GLOBAL_C = textwrap.dedent("""\
+    #include <linux/types.h>
+    #include <linux/bpf.h>
+    #include <bpf/bpf_helpers.h>
+
+    char LICENSE[] SEC("license") = "GPL";
+    __u64 calls;
+    const volatile __u32 add = 1;
+
+    /* global: verified on its own, from its BTF prototype (func_info) */
+    __noinline int scale(int x)
+    {
+        calls++;
+        return x * 2 + add;
+    }
+
+    static __noinline int twice(int x) { return x + x; }
+
+    __noinline int len_of(struct __sk_buff *skb)
+    {
+        return skb ? skb->len : 0;
+    }
+
+    SEC("socket")
+    int count(struct __sk_buff *skb)
+    {
+        return scale(twice(len_of(skb))) > 0 ? skb->len : 0;
+    }
+    """)
+
+# A global function may be called with NULL for a pointer argument (its prototype says
+# nothing more): reading through it unchecked is refused -- only when the loader sends
+# func_info; without it the kernel verifies the call in its caller's context and accepts.
+GLOBAL_NULL_C = textwrap.dedent("""\
+    #include <linux/types.h>
+    #include <linux/bpf.h>
+    #include <bpf/bpf_helpers.h>
+
+    char LICENSE[] SEC("license") = "GPL";
+    __u32 word = 7;
+
+    __noinline int read_word(__u32 *p)
+    {
+        return *p;
+    }
+
+    SEC("socket")
+    int count(struct __sk_buff *skb)
+    {
+        return read_word(&word);
+    }
+    """)
+
+
 def _kernel_bpf_usable() -> str | None:
     try:
         fd = kernel_exec.map_create(2, 4, 8, 1)
@@ -84,7 +139,8 @@ def objects(tmp_path_factory):
         pytest.skip(f"bpf(2) unusable here: {why}")
     d = tmp_path_factory.mktemp("kexec")
     out = {}
-    for name, src in (("filter", FILTER_C), ("bad", BAD_C)):
+    for name, src in (("filter", FILTER_C), ("bad", BAD_C), ("global", GLOBAL_C),
+                      ("global_null", GLOBAL_NULL_C)):
         c = d / f"{name}.bpf.c"
         c.write_text(src)
         out[name] = cc.compile_cached(c)
@@ -185,3 +241,62 @@ def test_tiny_btf_is_accepted_by_the_kernel():
     fd = kernel_exec.btf_load(kernel_exec._tiny_btf())
     assert fd >= 0
     os.close(fd)
+
+
+def test_global_functions_go_with_func_info(objects):
+    """The object's BTF is uploaded and each program carries func_info, as libbpf sends
+    it: the kernel then verifies global functions from their prototypes."""
+    obj = BpfObject.open(objects["global"])
+    rx, tx = _udp_pair()
+    try:
+        func_info = kernel_exec.prog_func_info(obj, obj.programs["count"])
+        recs = [struct.unpack_from("<II", func_info, i) for i in range(0, len(func_info), 8)]
+        assert [o for o, _ in recs] == sorted(obj.programs["count"].program.func_names)
+        assert [obj.btf[t].name for _, t in recs] == ["count", "len_of", "twice", "scale"]
+        obj.load("interp", executor="kernel")
+        log = obj._kernel.programs["count"].log
+        assert "('scale') is safe for any args that match its prototype" in log
+        rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, obj._kernel.programs["count"].fd)
+        tx.sendto(b"abc", rx.getsockname())
+        assert rx.recv(64) == b"abc"
+        assert obj.bss.calls == 1
+    finally:
+        rx.close()
+        tx.close()
+        obj.close()
+
+
+def test_global_function_verdict_matches_the_emulation(objects):
+    """An unchecked read through a global function's pointer argument: refused by the
+    kernel (with func_info) and by our verifier alike."""
+    kobj = BpfObject.open(objects["global_null"])
+    eobj = BpfObject.open(objects["global_null"])
+    try:
+        with pytest.raises(kernel_exec.KernelLoadError) as info:
+            kobj.load("interp", executor="kernel")
+        assert info.value.errno == errno.EACCES and "read_word" in info.value.log
+        with pytest.raises(Exception, match="(?i)null|invalid|mem"):
+            eobj.load("interp")
+    finally:
+        kobj.close()
+        eobj.close()
+
+
+def test_sanitized_btf_keeps_ids_and_loads(objects):
+    """.bss/.data/.rodata DATASECs and their VARs become kernel-loadable stand-ins; FUNC
+    ids stay where func_info points."""
+    obj = BpfObject.open(objects["global"])
+    try:
+        raw = bytes(obj.elf.section(".BTF").data)
+        clean = kernel_exec.sanitize_btf(raw)
+        before, after = btfmod.Btf.parse(raw), btfmod.Btf.parse(clean)
+        assert len(before.types) == len(after.types)
+        assert any(t.kind == btfmod.KIND_DATASEC for t in before.types[1:])
+        assert not any(t.kind in (btfmod.KIND_DATASEC, btfmod.KIND_VAR) for t in after.types[1:])
+        assert after.find("scale", btfmod.KIND_FUNC).id == before.find("scale", btfmod.KIND_FUNC).id
+        fd = kernel_exec.btf_load(clean)
+        os.close(fd)
+        with pytest.raises(kernel_exec.KernelLoadError):
+            kernel_exec.btf_load(raw)       # what clang wrote is not loadable as is
+    finally:
+        obj.close()

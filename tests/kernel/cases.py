@@ -754,3 +754,24 @@ _TASK = {
 }
 for _name, _steps in _TASK.items():
     case(f"filter_task_{_name}")(lambda ex, s=_steps: run_task(ex, s))
+
+
+# --- global (non-static) BPF functions: func_info from the object's BTF ------------------
+def run_global_funcs(executor: str) -> dict:
+    """tests/kernel/bpf/g_global.bpf.c: a loop_step calling global functions (one taking a
+    pointer), run to its STOP; the kernel needs the functions' BTF (func_info) for them."""
+    ring = Ring(8, cq_entries=8, flags=LOOP_FLAGS)
+    obj = _open("g_global", ring)
+    try:
+        obj.load("interp", executor=executor)
+        link = obj.attach_struct_ops("g_ops")
+        ret = ring.enter(0, 0, ENTER_GETEVENTS)
+        res = {"ret": ret, "steps": obj.bss.steps, "total": obj.bss.total}
+        link.destroy()
+        return res
+    finally:
+        obj.close()
+        ring.close()
+
+
+case("loop_global_funcs")(run_global_funcs)

@@ -250,19 +250,36 @@ def map_freeze(fd: int) -> None:
     _check(bpf(BPF_MAP_FREEZE, _attr([(0, "I", fd)])), "BPF_MAP_FREEZE")
 
 
+@dataclass
+class ProgBtf:
+    """The BTF part of a BPF_PROG_LOAD: the program BTF's fd and the raw ``bpf_func_info``
+    records (8 bytes each, instruction offsets in slots)."""
+    btf_fd: int
+    func_info: bytes = b""
+
+
 def prog_load(prog_type: int, code: bytes, license: str, *, name: str = "",
               expected_attach_type: int = 0, attach_btf_id: int = 0, flags: int = 0,
-              fd_array: list[int] | None = None, log_level: int = 1) -> tuple[int, str]:
+              fd_array: list[int] | None = None, log_level: int = 1,
+              btf: ProgBtf | None = None) -> tuple[int, str]:
     """``BPF_PROG_LOAD``: (fd or -errno, verifier log)."""
     insns = ctypes.create_string_buffer(code, len(code))
     lic = ctypes.create_string_buffer(license.encode())
     log = ctypes.create_string_buffer(_LOG_SIZE)
     fds = (ctypes.c_int32 * max(len(fd_array or []), 1))(*(fd_array or []))
-    attr = _attr([(0, "I", prog_type), (4, "I", len(code) // 8), (8, "Q", ctypes.addressof(insns)),
-                  (16, "Q", ctypes.addressof(lic)), (24, "I", log_level), (28, "I", _LOG_SIZE),
-                  (32, "Q", ctypes.addressof(log)), (44, "I", flags),
-                  (68, "I", expected_attach_type), (108, "I", attach_btf_id),
-                  (120, "Q", ctypes.addressof(fds) if fd_array else 0)])
+    fields = [(0, "I", prog_type), (4, "I", len(code) // 8), (8, "Q", ctypes.addressof(insns)),
+              (16, "Q", ctypes.addressof(lic)), (24, "I", log_level), (28, "I", _LOG_SIZE),
+              (32, "Q", ctypes.addressof(log)), (44, "I", flags),
+              (68, "I", expected_attach_type), (108, "I", attach_btf_id),
+              (120, "Q", ctypes.addressof(fds) if fd_array else 0)]
+    finfo = None
+    if btf is not None:
+        fields.append((72, "I", btf.btf_fd))
+        if btf.func_info:
+            finfo = ctypes.create_string_buffer(btf.func_info, len(btf.func_info))
+            fields += [(76, "I", _FUNC_INFO_SIZE), (80, "Q", ctypes.addressof(finfo)),
+                       (88, "I", len(btf.func_info) // _FUNC_INFO_SIZE)]
+    attr = _attr(fields)
     raw = _kernel_name(name)
     ctypes.memmove(ctypes.addressof(attr) + 48, raw, len(raw))
     ret = bpf(BPF_PROG_LOAD, attr)
@@ -270,8 +287,81 @@ def prog_load(prog_type: int, code: bytes, license: str, *, name: str = "",
         # the log did not fit: the verdict is what matters, load again without it
         ret, _ = prog_load(prog_type, code, license, name=name,
                            expected_attach_type=expected_attach_type,
-                           attach_btf_id=attach_btf_id, flags=flags, fd_array=fd_array, log_level=0)
+                           attach_btf_id=attach_btf_id, flags=flags, fd_array=fd_array, log_level=0,
+                           btf=btf)
     return ret, log.value.decode(errors="replace")
+
+
+# --- the object's own BTF, for func_info (what libbpf sends) -------------------------
+_FUNC_INFO_SIZE = 8     # struct bpf_func_info { insn_off; type_id; }
+_BTF_HDR = struct.Struct("<HBBIIIII")
+_KIND_INT, _KIND_STRUCT, _KIND_FUNC, _KIND_VAR, _KIND_DATASEC, _KIND_DECL_TAG = 1, 4, 12, 14, 15, 17
+# bytes after the 12-byte common header: fixed per kind, plus vlen * per-item size
+_KIND_EXTRA = {1: (4, 0), 2: (0, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 7: (0, 0),
+               8: (0, 0), 9: (0, 0), 10: (0, 0), 11: (0, 0), 12: (0, 0), 13: (0, 8), 14: (4, 0),
+               15: (0, 12), 16: (0, 0), 17: (4, 0), 18: (0, 0), 19: (0, 12)}
+
+
+def sanitize_btf(data: bytes) -> bytes:
+    """The object's ``.BTF`` made loadable by BPF_BTF_LOAD, type ids unchanged.
+
+    clang leaves what libbpf fixes before loading: DATASECs without sizes or variable
+    offsets (and ``.ksyms`` listing extern functions), extern VARs and FUNCs, which the
+    kernel's BTF checks refuse.  Program loading needs none of them (func_info names
+    FUNCs, whose prototypes never reach a VAR), so, as libbpf does for kernels without
+    DATASEC: every VAR becomes a one-byte INT, every DATASEC an empty anonymous STRUCT.
+    An extern FUNC (a kfunc declaration, often with unnamed parameters, which
+    btf_func_check refuses) becomes such an INT too, and a DECL_TAG on a member or
+    parameter of a replaced type tags the whole type.
+    """
+    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = _BTF_HDR.unpack_from(data)
+    if magic != 0xEB9F or version != 1:
+        raise BpfLoadError(f".BTF: bad magic {magic:#x} or version {version}")
+    types = data[hdr_len + type_off:hdr_len + type_off + type_len]
+    strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
+    kinds = [0]
+    out = bytearray()
+    pos = 0
+    while pos < len(types):
+        name_off, info, size_type = struct.unpack_from("<III", types, pos)
+        kind, vlen = info >> 24 & 0x1F, info & 0xFFFF
+        if kind not in _KIND_EXTRA:
+            raise BpfLoadError(f".BTF: type {len(kinds)} has unknown kind {kind}")
+        fixed, item = _KIND_EXTRA[kind]
+        end = pos + 12 + fixed + vlen * item
+        rec = bytearray(types[pos:end])
+        if kind == _KIND_VAR or (kind == _KIND_FUNC and vlen > 1):    # vlen 2: BTF_FUNC_EXTERN
+            rec = bytearray(struct.pack("<IIII", name_off, _KIND_INT << 24, 1, 8))
+            kind = -1
+        elif kind == _KIND_DATASEC:
+            rec = bytearray(struct.pack("<III", 0, _KIND_STRUCT << 24, 0))
+            kind = -1
+        elif kind == _KIND_DECL_TAG and struct.unpack_from("<i", rec, 12)[0] >= 0 \
+                and size_type < len(kinds) and kinds[size_type] == -1:
+            struct.pack_into("<i", rec, 12, -1)   # its member/parameter is gone: tag the type
+        kinds.append(kind)
+        out += rec
+        pos = end
+    hdr = _BTF_HDR.pack(magic, version, flags, _BTF_HDR.size, 0, len(out), len(out), len(strings))
+    return hdr + bytes(out) + strings
+
+
+def prog_func_info(obj: Any, prog: Any) -> bytes:
+    """``bpf_func_info`` records for one relocated program of ``obj``, as libbpf sends
+    them: per function placed in the program its first slot and the id of its BTF FUNC;
+    empty when a function has no FUNC of its name (the load then goes without).
+
+    line_info is not sent: with it 7.2 refuses some programs after verifying them
+    (``EINVAL``, nothing in the log; examples/loop/cksum.bpf.c, even with one record at
+    slot 0), and global functions need only func_info.
+    """
+    out = b""
+    for start, name in sorted(prog.program.func_names.items()):
+        t = obj.btf.find(name, _KIND_FUNC)
+        if t is None:
+            return b""
+        out += struct.pack("<II", start, t.id)
+    return out
 
 
 def link_create(prog_or_map_fd: int, attach_type: int, target_fd: int = 0, flags: int = 0) -> int:
@@ -371,6 +461,7 @@ class KernelState:
         self.programs: dict[str, KernelProgram] = {}
         self.links: list[KernelLink] = []
         self.btf_fd: int | None = None
+        self.prog_btf_fd: int | None = None    # the object's own BTF (func_info)
 
     def close(self) -> None:
         """Destroy the links, close the programs and maps loaded into the kernel."""
@@ -386,9 +477,11 @@ class KernelState:
         for fd in self.owned_fds:
             os.close(fd)
         self.owned_fds.clear()
-        if self.btf_fd is not None:
-            os.close(self.btf_fd)
-            self.btf_fd = None
+        for attr in ("btf_fd", "prog_btf_fd"):
+            fd = getattr(self, attr)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, attr, None)
 
 
 def _struct_ops_binding(obj: Any, prog: Any) -> tuple[str, str] | None:
@@ -420,8 +513,14 @@ def _kernel_code(program: isa.Program, weak_sites: list[tuple[int, str]]) -> byt
     return isa.encode(out)
 
 
-def load_program(obj: Any, prog: Any, map_fds: list[int]) -> tuple[int, str]:
-    """Load one relocated program of ``obj`` into the kernel: (fd or -errno, log)."""
+def load_program(obj: Any, prog: Any, map_fds: list[int],
+                 prog_btf_fd: int | None = None) -> tuple[int, str]:
+    """Load one relocated program of ``obj`` into the kernel: (fd or -errno, log).
+
+    With ``prog_btf_fd`` (the object's BTF in the kernel) the load carries func_info as
+    libbpf's does, so global functions are verified on their own, from their BTF
+    prototypes, as for a libbpf-loaded object (without it the kernel verifies them in
+    their caller's context, which accepts more)."""
     program = prog.program
     ptype = PROG_TYPES.get(program.prog_type)
     if ptype is None:
@@ -439,9 +538,13 @@ def load_program(obj: Any, prog: Any, map_fds: list[int]) -> tuple[int, str]:
             raise BpfLoadError(f"kernel struct {bound[0]} has no member {bound[1]!r}")
         attach_type, attach_btf_id = kst.members[bound[1]].index, kst.type_id
     code = _kernel_code(program, prog._weak_sites)
+    pbtf = None
+    if prog_btf_fd is not None:
+        pbtf = ProgBtf(prog_btf_fd, prog_func_info(obj, prog))
     return prog_load(ptype, code, obj.license or "GPL", name=prog.name,
                      expected_attach_type=attach_type, attach_btf_id=attach_btf_id,
-                     flags=BPF_F_SLEEPABLE if program.sleepable else 0, fd_array=map_fds)
+                     flags=BPF_F_SLEEPABLE if program.sleepable else 0, fd_array=map_fds,
+                     btf=pbtf)
 
 
 def load(obj: Any) -> KernelState:
@@ -462,10 +565,12 @@ def load(obj: Any) -> KernelState:
                                 m.map_flags, m.name)
                 st.owned_fds.append(fd)
                 st.map_fds.append(fd)
+        if obj.btf is not None:
+            st.prog_btf_fd = btf_load(sanitize_btf(bytes(obj.elf.section(".BTF").data)))
         for prog in obj.programs.values():
             if not prog.autoload:
                 continue
-            fd, log = load_program(obj, prog, st.map_fds)
+            fd, log = load_program(obj, prog, st.map_fds, st.prog_btf_fd)
             if fd < 0:
                 raise KernelLoadError(f"BPF_PROG_LOAD {prog.name}", -fd, log)
             st.programs[prog.name] = KernelProgram(prog.name, fd, log)
