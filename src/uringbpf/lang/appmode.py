@@ -180,6 +180,22 @@ class AppRuntime:
         self.rt = Runtime(platform=platform)
         self.keep: list = []
         self.regions: list = []
+        self._maps: dict[int, tuple[Any, list]] = {}
+
+    def use_map(self, m: Any) -> None:
+        """Let helper calls of this runtime reach native map ``m`` (its memory included,
+        as a loaded object's runtime does); maps closed since are forgotten."""
+        if id(m) in self._maps and not m.closed:
+            return
+        for key, (old, regions) in list(self._maps.items()):
+            if old.closed or old is m:
+                for r in regions:
+                    self.rt.mem.remove(r)
+                self.rt.maps.remove(old)
+                del self._maps[key]
+        regions = [self.rt.mem.add(r.base, r.size, r.writable, r.name) for r in m.regions()]
+        self.rt.maps.append(m)
+        self._maps[id(m)] = (m, regions)
 
     def helper(self, helper_id: int) -> Helper:
         """Helper ``helper_id`` of this run's platform (NotImplementedError if it has none)."""

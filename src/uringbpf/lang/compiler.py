@@ -1488,7 +1488,11 @@ class FuncGen:
         return Val(sig.ret, self.emit(f"call {_llty(sig.ret)} @{sig.name}({', '.join(args)})"))
 
     def map_call(self, m: Any, method: str, e: ast.Call) -> Val:
-        """``m.lookup(k)``, ``m.update(k, v[, flags])``, ``m.delete(k)``, ``rb.output(p, n[, flags])``."""
+        """``m.lookup(k)``, ``m.update(k, v[, flags])``, ``m.delete(k)``; ring buffers:
+        ``rb.output(p, n[, flags])``, ``rb.reserve(T)``, ``rb.submit(p[, flags])``,
+        ``rb.discard(p[, flags])``; arenas: ``a.alloc_pages(n)``, ``a.free_pages(p, n)``."""
+        if method == "reserve":
+            return self.ringbuf_reserve(m, e)
         args = [self.expr(a) for a in e.args]
         self.at(e)
 
@@ -1512,7 +1516,7 @@ class FuncGen:
             return Val(ret, self.emit(f"call {fnty} inttoptr (i64 {hid} to ptr)({', '.join(argv)})"))
 
         want = {"lookup": (1, 1), "update": (2, 3), "delete": (1, 1), "output": (2, 3),
-                "alloc_pages": (1, 1), "free_pages": (2, 2)}
+                "submit": (1, 2), "discard": (1, 2), "alloc_pages": (1, 1), "free_pages": (2, 2)}
         if method not in want:
             raise self.err(e, f"maps have no method {method!r} in programs")
         lo, hi = want[method]
@@ -1535,8 +1539,18 @@ class FuncGen:
             self.emit(f"call void @bpf_arena_free_pages(ptr @{m.name}, ptr {p}, i32 {n})", value=False)
             return Val(None, const=0)
         is_rb = m.map_type == 27
-        if is_rb != (method == "output"):
+        if is_rb != (method in ("output", "submit", "discard")):
             raise self.err(e, f"{m.name}.{method}(): not a method of this map type")
+        if method in ("submit", "discard"):
+            # bpf_ringbuf_submit/discard(void *data, u64 flags): the record knows its ring
+            rec = args[0]
+            if not isinstance(rec.ty, T.PtrType):
+                raise self.err(e, f"{m.name}.{method}() takes the record {m.name}.reserve() gave")
+            flags = self.coerce(args[1], T.u64, e) if len(args) == 2 else "0"
+            hid = 132 if method == "submit" else 133
+            self.emit(f"call void (ptr, i64) inttoptr (i64 {hid} to ptr)(ptr {rec.ref}, i64 {flags})",
+                      value=False)
+            return Val(None, const=0)
         mp = f"ptr @{m.name}"
         if method == "lookup":
             k = on_stack(args[0], m.key, "key")
@@ -1555,6 +1569,20 @@ class FuncGen:
         size = self.coerce(args[1], T.u64, e)
         flags = self.coerce(args[2], T.u64, e) if len(args) == 3 else "0"
         return helper(130, T.s64, [mp, f"ptr {data.ref}", f"i64 {size}", f"i64 {flags}"])
+
+    def ringbuf_reserve(self, m: Any, e: ast.Call) -> Val:
+        """``rb.reserve(T)``: ``bpf_ringbuf_reserve(&rb, sizeof(T), 0)``, a ``ptr[T]`` record
+        or NULL; the verifier requires it submitted or discarded on every path."""
+        if m.map_type != 27:
+            raise self.err(e, f"{m.name}.reserve(): {m.name} is not a ring buffer")
+        if len(e.args) != 1 or e.keywords:
+            raise self.err(e, f"{m.name}.reserve(T) takes the record's type")
+        t = self.type_of_annotation(e.args[0], allow_struct=True)
+        if t is FLEX or t is BOOL or isinstance(t, T.Opaque):
+            raise self.err(e, f"{m.name}.reserve(T): T is a fixed-width int type or a ctypes structure")
+        self.at(e)
+        return Val(T.ptr[t], self.emit(f"call ptr (ptr, i64, i64) inttoptr (i64 131 to ptr)"
+                                       f"(ptr @{m.name}, i64 {T.sizeof(t)}, i64 0)"))
 
     def stack(self, e: ast.Call) -> Val:
         """``stack(T, n=1)``: stack space for ``n`` objects of type ``T``; returns a pointer to

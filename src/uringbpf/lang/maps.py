@@ -6,7 +6,8 @@ the application the methods call the helper table's own implementations on it.  
 map's contents are the same observable in both runs, and persist across them.
 
 In a program: ``p = m.lookup(key)`` (``ptr[value]`` or NULL), ``m.update(key, value)``,
-``m.delete(key)`` (0 or -errno), ``rb.output(ptr, size)`` for a ring buffer,
+``m.delete(key)`` (0 or -errno), ``rb.output(ptr, size)``, ``r = rb.reserve(T)`` then ``rb.submit(r)`` or
+``rb.discard(r)`` for a ring buffer,
 ``arena.alloc_pages(n)`` / ``arena.free_pages(p, n)`` for an arena.
 """
 
@@ -19,7 +20,8 @@ from . import types as T
 from .appmode import _RUNTIMES, AppRuntime, Ptr, memory_ptr, stack
 
 BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_map_delete_elem = 1, 2, 3
-BPF_FUNC_ringbuf_output = 130
+BPF_FUNC_ringbuf_output, BPF_FUNC_ringbuf_reserve = 130, 131
+BPF_FUNC_ringbuf_submit, BPF_FUNC_ringbuf_discard = 132, 133
 
 
 class BpfMap:
@@ -58,7 +60,9 @@ class BpfMap:
     def _rt(self) -> AppRuntime:
         """The runtime of the application run in progress; outside one (the application
         reading or filling the map itself) the module's own, on the module's platform."""
-        return _RUNTIMES[-1] if _RUNTIMES else self.module.app_rt
+        rt = _RUNTIMES[-1] if _RUNTIMES else self.module.app_rt
+        rt.use_map(self.map)
+        return rt
 
     def _call(self, helper_id: int, *regs: int) -> int:
         rt = self._rt()
@@ -94,11 +98,38 @@ class BpfMap:
 
     def output(self, data: Ptr, size: int, flags: int = 0) -> T.s64:
         """``bpf_ringbuf_output`` of ``size`` bytes at ``data``: 0 or -errno."""
-        if self.map_type != _maps.MAP_TYPE_RINGBUF:
-            raise TypeError(f"{self.name} is not a ring buffer")
+        self._need_ringbuf("output")
         rt = self._rt()
         rt.add(data._paddr(), int(size), False, "output data")
         return T.s64(self._call(BPF_FUNC_ringbuf_output, data._paddr(), int(size), int(flags)))
+
+    def reserve(self, t: Any) -> Ptr:
+        """``bpf_ringbuf_reserve(&rb, sizeof(T), 0)``: a ``ptr[T]`` record, or a null pointer
+        when the ring buffer is full."""
+        self._need_ringbuf("reserve")
+        addr = self._call(BPF_FUNC_ringbuf_reserve, T.sizeof(t), 0)
+        if not addr:
+            return Ptr(None, 0, t)
+        return memory_ptr(addr, T.sizeof(t), t)
+
+    def submit(self, record: Ptr, flags: int = 0) -> None:
+        """``bpf_ringbuf_submit``: publish a reserved record."""
+        self._need_ringbuf("submit")
+        self._record_call(BPF_FUNC_ringbuf_submit, record, flags)
+
+    def discard(self, record: Ptr, flags: int = 0) -> None:
+        """``bpf_ringbuf_discard``: drop a reserved record."""
+        self._need_ringbuf("discard")
+        self._record_call(BPF_FUNC_ringbuf_discard, record, flags)
+
+    def _need_ringbuf(self, what: str) -> None:
+        if self.map_type != _maps.MAP_TYPE_RINGBUF:
+            raise TypeError(f"{self.name}.{what}(): {self.name} is not a ring buffer")
+
+    def _record_call(self, helper_id: int, record: Ptr, flags: int) -> None:
+        # the helpers take the record only: it carries its ring in its header
+        rt = self._rt()
+        rt.helper(helper_id).impl(rt.rt, record._paddr(), int(flags) & 0xFFFFFFFFFFFFFFFF, 0, 0, 0)
 
     def alloc_pages(self, page_cnt: int) -> Ptr:
         """Arena: ``bpf_arena_alloc_pages(&arena, NULL, page_cnt, NUMA_NO_NODE, 0)``."""
