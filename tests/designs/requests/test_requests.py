@@ -83,8 +83,8 @@ r0 = 0
 exit
 """
 
-# Sleepable: queue a copy of itself (IORING_OP_BPF, slot 0, CQE to CQ 1), then complete.
-REQUEUE = f"""
+# r6 = ctx, a zeroed 64-byte SQE at r10 - 64 / queue it (helper 164) and complete
+_SQE_ON_STACK = """
 r6 = r1
 r1 = 0
 *(u64 *)(r10 - 64) = r1
@@ -95,12 +95,8 @@ r1 = 0
 *(u64 *)(r10 - 24) = r1
 *(u64 *)(r10 - 16) = r1
 *(u64 *)(r10 - 8) = r1
-r1 = {R.IORING_OP_BPF}
-*(u8 *)(r10 - 64) = r1
-r1 = *(u64 *)(r6 + 0)
-*(u64 *)(r10 - 32) = r1
-r1 = 1
-*(u16 *)(r10 - 16) = r1
+"""
+_QUEUE_IT = """
 r1 = r6
 r2 = r10
 r2 += -64
@@ -109,6 +105,16 @@ call 164
 r0 = 0
 exit
 """
+
+# Sleepable: queue a copy of itself (IORING_OP_BPF, slot 0, CQE to CQ 1), then complete.
+REQUEUE = _SQE_ON_STACK + f"""
+r1 = {R.IORING_OP_BPF}
+*(u8 *)(r10 - 64) = r1
+r1 = *(u64 *)(r6 + 0)
+*(u64 *)(r10 - 32) = r1
+r1 = 1
+*(u16 *)(r10 - 16) = r1
+""" + _QUEUE_IT
 
 # Helper error codes, each emitted to CQ 0 as (user_data = case, res = return value).
 HELPER_ERRORS = """
@@ -562,27 +568,10 @@ def test_ctrl_c_interrupts_a_wait(program, engine):
 
 
 # Sleepable: queue one NOP (user_data 99, CQ 0), then complete.
-QUEUE_NOP = """
-r6 = r1
-r1 = 0
-*(u64 *)(r10 - 64) = r1
-*(u64 *)(r10 - 56) = r1
-*(u64 *)(r10 - 48) = r1
-*(u64 *)(r10 - 40) = r1
-*(u64 *)(r10 - 32) = r1
-*(u64 *)(r10 - 24) = r1
-*(u64 *)(r10 - 16) = r1
-*(u64 *)(r10 - 8) = r1
+QUEUE_NOP = _SQE_ON_STACK + """
 r1 = 99
 *(u64 *)(r10 - 32) = r1
-r1 = r6
-r2 = r10
-r2 += -64
-r3 = 64
-call 164
-r0 = 0
-exit
-"""
+""" + _QUEUE_IT
 
 
 def _all_cqes(r, cq_idx):
