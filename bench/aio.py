@@ -279,6 +279,44 @@ async def echo_aio(args) -> float:
         await ar.aclose()
 
 
+async def echo_aio_stream(args) -> float:
+    """The same server on AioStream: a multishot recv per connection, writes not awaited
+    (the shape of the asyncio streams server below)."""
+    ar = AioRing(512)
+    lst = socket.create_server(("127.0.0.1", 0), backlog=args.conns)
+
+    async def serve(fd):
+        s = socket.socket(fileno=fd)
+        st = ar.stream(s)
+        try:
+            while True:
+                data = await st.read(65536)
+                if not data:
+                    return
+                st.write(data)
+                await st.drain()
+        finally:
+            await st.aclose()
+            s.close()
+
+    async def acceptor():
+        handlers = []
+        for _ in range(args.conns):
+            handlers.append(asyncio.ensure_future(serve(await ar.accept(lst))))
+        await asyncio.gather(*handlers)
+
+    try:
+        acc = asyncio.ensure_future(acceptor())
+        c = time.process_time()
+        dt = await _drive(lst.getsockname()[1], args)
+        c = time.process_time() - c
+        await acc
+        return dt, c
+    finally:
+        lst.close()
+        await ar.aclose()
+
+
 async def echo_streams(args) -> float:
     async def handle(reader, writer):
         while True:
@@ -300,11 +338,13 @@ async def echo_streams(args) -> float:
 
 
 def bench_echo(args) -> None:
-    rows = [("uringbpf.aio", "asyncio", echo_aio),
+    rows = [("uringbpf.aio AioStream", "asyncio", echo_aio_stream),
+            ("uringbpf.aio recv/send", "asyncio", echo_aio),
             ("asyncio streams", "asyncio", echo_streams)]
     if _have("uvloop"):
         rows += [("asyncio streams on uvloop", "uvloop", echo_streams),
-                 ("uringbpf.aio on uvloop", "uvloop", echo_aio)]
+                 ("uringbpf.aio AioStream on uvloop", "uvloop", echo_aio_stream),
+                 ("uringbpf.aio recv/send on uvloop", "uvloop", echo_aio)]
     n = args.conns * args.msgs
     print(f"\nTCP echo server over 127.0.0.1: {args.conns} connections x {args.msgs} round "
           f"trips of {args.size} B, driven by one client process "

@@ -47,7 +47,7 @@ from .uring import buffers as bf
 from .uring import uapi as u
 from .uring.ring import Ring, RingClosedError, SubmissionQueueFull
 
-__all__ = ["AioRing", "Chain", "RingThread", "open_ring"]
+__all__ = ["AioRing", "AioStream", "Chain", "RingThread", "open_ring"]
 
 _M32 = 0xFFFFFFFF
 _LINK = u.IOSQE_IO_LINK
@@ -55,6 +55,7 @@ _CANCELED = -errno.ECANCELED
 _OP_READ, _OP_WRITE = u.IORING_OP_READ, u.IORING_OP_WRITE
 _OP_RECV, _OP_SEND = u.IORING_OP_RECV, u.IORING_OP_SEND
 _TIME = -errno.ETIME
+_MORE = u.IORING_CQE_F_MORE
 _Future = asyncio.Future
 _CANCEL_EVERYTHING = u.IORING_ASYNC_CANCEL_ANY | u.IORING_ASYNC_CANCEL_ALL
 #: the longest operation timeout: its __kernel_timespec seconds must fit an s64
@@ -194,6 +195,9 @@ class AioRing:
         self._idle: asyncio.Event | None = None
         self._deferred_cancels: list[int] = []
         self._futs: dict[int, asyncio.Future] = {}
+        # user_data -> the AioStream whose multishot recv or send it is (no future per CQE)
+        self._sinks: dict[int, "AioStream"] = {}
+        self._bufring: _BufRing | None = None
         # keep-alives of in-flight prep_rw requests, dropped when their CQE is reaped
         self._keeps: dict[int, Any] = {}
         self._ud = 1
@@ -332,13 +336,20 @@ class AioRing:
             n = (cqw[ti] - head) & _M32
             if n:
                 q, w, mask, step = self._cqe_q, self._cqe_i, self._cq_mask, self._cqe_step
-                futs, keeps = self._futs, self._keeps
+                futs, keeps, sinks = self._futs, self._keeps, self._sinks
                 for k in range(n):
                     i = ((head + k) & mask) * step
                     ud = q[i]
                     fut = futs.pop(ud, None)
                     if fut is None:
-                        self._untracked -= 1
+                        sink = sinks.get(ud)
+                        if sink is None:
+                            self._untracked -= 1
+                        else:
+                            fl = w[2 * i + 3]
+                            if not fl & _MORE:      # its last CQE
+                                del sinks[ud]
+                            sink._cqe(ud, w[2 * i + 2], fl)
                     else:
                         if keeps:
                             keeps.pop(ud, None)     # the kernel is done with the buffer
@@ -619,6 +630,22 @@ class AioRing:
             raise
         return [fut.result() for fut in futs]
 
+    # ------------------------------------------------------------------ streams
+    def stream(self, sock: Any) -> "AioStream":
+        """A connected stream socket as an :class:`AioStream` (``read``/``write``/
+        ``drain``, like asyncio's StreamReader/StreamWriter): one multishot recv into
+        provided buffers feeds it, writes are sent without a task wake-up each.
+
+        Needs a kernel ring (provided buffer rings, Linux 5.19+, multishot recv, 6.0+).
+        """
+        self._bind()
+        if self.ring.backend != "kernel":
+            raise ValueError("AioRing.stream needs a kernel ring (provided buffers, "
+                             "multishot recv); use recv/send on the threads backend")
+        if self._bufring is None:
+            self._bufring = _BufRing(self.ring, _STREAM_BGID, _STREAM_BUFFERS, _STREAM_BUFSIZE)
+        return AioStream(self, sock)
+
     # ------------------------------------------------------------------ closing
     def _on_ring_close(self, ring: Ring) -> None:
         """The ring is being closed under this AioRing (ring.close() by its user): fail the
@@ -674,6 +701,9 @@ class AioRing:
             if not fut.done() and not fut.get_loop().is_closed():
                 fut.set_exception(exc)
         self._futs.clear()
+        for stream in set(self._sinks.values()):
+            stream._ring_closed(exc)
+        self._sinks.clear()
         if self._keeps:         # the kernel may still write into these
             _graveyard.append(list(self._keeps.values()))
             self._keeps.clear()
@@ -681,6 +711,9 @@ class AioRing:
 
     def _release_ring(self) -> None:
         ring = self.ring
+        if self._bufring is not None:
+            self._bufring.release(ring)
+            self._bufring = None
         self._cqw = self._cqe_q = self._cqe_i = None
         self._cq_keep = None
         if not ring.closed:
@@ -717,7 +750,7 @@ class AioRing:
     @property
     def inflight(self) -> int:
         """SQEs prepared and not completed yet (CQE not reaped), cancels included."""
-        return len(self._futs) + self._untracked
+        return len(self._futs) + self._untracked + len(self._sinks)
 
     @property
     def closed(self) -> bool:
@@ -733,6 +766,254 @@ class AioRing:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"inflight={self.inflight}"
         return f"<AioRing {state} ring={self.ring!r}>"
+
+
+#: the provided-buffer group AioStreams receive into: its id, buffer count and size
+_STREAM_BGID, _STREAM_BUFFERS, _STREAM_BUFSIZE = 0x7A10, 512, 8192
+_BUF_STRUCT = 16        # struct io_uring_buf {u64 addr; u32 len; u16 bid; u16 resv}
+
+
+class _BufRing:
+    """A provided-buffer ring (IORING_REGISTER_PBUF_RING): ``count`` buffers of ``size``
+    bytes the kernel picks from for multishot recvs. A buffer goes back to the ring as
+    soon as its bytes are copied out (:meth:`take`), so the ring is rarely empty; when it
+    is, a recv ends with -ENOBUFS and its stream re-arms."""
+
+    def __init__(self, ring: Ring, bgid: int, count: int, size: int):
+        self.bgid, self.count, self.size, self._mask = bgid, count, size, count - 1
+        self.ring_mem = bf.Buffer(count * _BUF_STRUCT)
+        self.data = bf.Buffer(count * size)
+        self._dview = self.data.view
+        v = self.ring_mem.view
+        self._q, self._w, self._h = v.cast("Q"), v.cast("I"), v.cast("H")
+        self._tail = 0
+        self._reg = (ctypes.c_uint64 * 5)(self.ring_mem.addr, count | (bgid << 32), 0, 0, 0)
+        ret = ring.register(u.IORING_REGISTER_PBUF_RING, ctypes.addressof(self._reg), 1)
+        if ret < 0:
+            raise _error(ret, "IORING_REGISTER_PBUF_RING")
+        for bid in range(count):
+            self._put(bid)
+
+    def _put(self, bid: int) -> None:
+        i = self._tail & self._mask
+        self._q[2 * i] = self.data.addr + bid * self.size
+        self._w[4 * i + 2] = self.size
+        self._h[8 * i + 6] = bid
+        self._tail = t = (self._tail + 1) & 0xFFFF
+        self._h[7] = t          # the ring's tail (bufs[0].resv): published last
+
+    def take(self, bid: int, n: int) -> bytes:
+        """The ``n`` bytes the kernel put in buffer ``bid``; the buffer goes back."""
+        off = bid * self.size
+        data = self._dview[off:off + n].tobytes()
+        self._put(bid)
+        return data
+
+    def release(self, ring: Ring) -> None:
+        if not ring.closed:
+            ret = ring.register(u.IORING_UNREGISTER_PBUF_RING, ctypes.addressof(self._reg), 1)
+            if ret < 0:         # still registered: the kernel may write into the buffers
+                _graveyard.append(self)
+
+
+class AioStream:
+    """A connected stream socket driven by an :class:`AioRing` (``AioRing.stream(sock)``).
+
+    * ``await read(n=65536)``: up to ``n`` bytes, ``b""`` at end of stream. One multishot
+      ``IORING_OP_RECV`` with provided buffers stays armed for the whole connection: each
+      arrival is one CQE, copied out and queued here; a task waits only when nothing is
+      queued.
+    * ``write(data)``: queue ``data`` (no await, like ``StreamWriter.write``); one
+      ``IORING_OP_SEND`` (MSG_WAITALL) is in flight per stream, later writes are joined
+      and sent when it completes, so bytes leave in order.
+    * ``await drain()``: wait while more than 64 KiB are unsent; raises the error a send
+      met (``OSError``), like ``StreamWriter.drain``.
+    * ``await aclose()``: cancel the recv, wait for queued writes; the socket stays open
+      (close it yourself).
+    """
+
+    HIGH_WATER = 64 * 1024
+
+    def __init__(self, aio: AioRing, sock: Any):
+        self._aio = aio
+        self._sock = sock
+        self._fd = sock if type(sock) is int else sock.fileno()
+        self._chunks: deque = deque()
+        self._eof = False
+        self._error: BaseException | None = None
+        self._reader: asyncio.Future | None = None
+        self._recv_ud = 0
+        self._send_ud = 0
+        self._sending: Any = b""        # bytes of the send in flight
+        self._sending_keep: Any = None
+        self._pending: list = []
+        self._pending_n = 0
+        self._drainer: asyncio.Future | None = None
+        self._closing = False
+        self._arm()
+
+    # -- the recv side
+    def _arm(self) -> None:
+        aio = self._aio
+        ud = aio._next_ud()
+        ring = aio.ring
+        try:
+            sqe = ring.prep_rw(_OP_RECV, self._fd, 0, 0, 0, user_data=ud,
+                               flags=u.IOSQE_BUFFER_SELECT)
+        except SubmissionQueueFull:
+            aio._submit_now()
+            sqe = ring.prep_rw(_OP_RECV, self._fd, 0, 0, 0, user_data=ud,
+                               flags=u.IOSQE_BUFFER_SELECT)
+        sqe.ioprio = u.IORING_RECV_MULTISHOT
+        sqe.buf_group = _STREAM_BGID
+        self._recv_ud = ud
+        aio._sinks[ud] = self
+        aio._schedule_flush()
+
+    def _cqe(self, ud: int, res: int, flags: int) -> None:
+        """A CQE of this stream's recv or send (called while the AioRing reaps)."""
+        if ud == self._recv_ud:
+            if res > 0:
+                self._chunks.append(self._aio._bufring.take(flags >> 16, res))
+            if not flags & _MORE:       # the multishot recv ended
+                self._recv_ud = 0
+                if self._closing:       # cancelled by aclose()
+                    self._eof = True
+                elif res > 0 or res == -errno.ENOBUFS:
+                    # the kernel may end a multishot at any CQE; -ENOBUFS: every buffer
+                    # was in use, and they are back by now
+                    self._arm()
+                elif res == 0:
+                    self._eof = True
+                else:
+                    self._error = _error(res, "recv")
+            r = self._reader
+            if r is not None and not r.done():
+                r.set_result(None)
+            return
+        # the send in flight
+        self._send_ud = 0
+        sent, self._sending = self._sending, b""
+        self._sending_keep = None
+        if res < 0:
+            self._error = _error(res, "send")
+        elif res < len(sent):       # MSG_WAITALL makes this rare (a signal); send the rest
+            self._pending.insert(0, sent[res:])
+            self._pending_n += len(sent) - res
+        if self._error is None and self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else bytearray().join(self._pending)
+            self._pending.clear()
+            self._pending_n = 0
+            self._send(data)
+        d = self._drainer
+        if d is not None and not d.done() and (self._error is not None
+                                               or self._pending_n + len(self._sending)
+                                               <= self.HIGH_WATER // 2):
+            d.set_result(None)
+
+    def _ring_closed(self, exc: BaseException) -> None:
+        if self._send_ud:       # the kernel may still read the send's bytes: never freed
+            _graveyard.append((self._sending, self._sending_keep))
+        self._error = exc
+        for f in (self._reader, self._drainer):
+            if f is not None and not f.done():
+                f.set_result(None)
+
+    async def read(self, n: int = 65536) -> bytes:
+        """Up to ``n`` bytes (``n`` >= 1); ``b""`` at the end of the stream."""
+        while True:
+            chunks = self._chunks
+            if chunks:
+                data = chunks.popleft()
+                if len(data) > n:
+                    chunks.appendleft(data[n:])
+                    data = data[:n]
+                return data
+            if self._error is not None:
+                raise self._error
+            if self._eof:
+                return b""
+            if n < 1:
+                raise ValueError(f"read(n): n must be >= 1, not {n}")
+            self._reader = r = _Future(loop=self._aio._loop)
+            try:
+                await r
+            finally:
+                self._reader = None
+
+    # -- the send side
+    def _send(self, data: bytes) -> None:
+        aio = self._aio
+        ud = aio._next_ud()
+        ring = aio.ring
+        # ``data`` is a bytearray of this stream's own: its buffer stays put, and
+        # ``_sending`` keeps it (and the exported view) alive until the send's CQE
+        keep = _from_buffer(data)
+        addr, n = _addressof(keep), len(data)
+        try:
+            ring.prep_rw(_OP_SEND, self._fd, addr, n, 0, op_flags=_SEND_FLAGS, user_data=ud)
+        except SubmissionQueueFull:
+            aio._submit_now()
+            ring.prep_rw(_OP_SEND, self._fd, addr, n, 0, op_flags=_SEND_FLAGS, user_data=ud)
+        self._sending = data
+        self._sending_keep = keep
+        self._send_ud = ud
+        aio._sinks[ud] = self
+        aio._schedule_flush()
+
+    def write(self, data: Any) -> None:
+        """Queue ``data`` for sending (bytes-like); returns at once."""
+        if self._error is not None:
+            raise self._error
+        if self._closing:
+            raise RuntimeError("write() on a closing AioStream")
+        data = bytearray(data)      # a copy: the caller may reuse its buffer at once
+        if not data:
+            return
+        if self._send_ud:
+            self._pending.append(data)
+            self._pending_n += len(data)
+        else:
+            self._send(data)
+
+    async def drain(self) -> None:
+        """Wait until at most 32 KiB are unsent if more than 64 KiB are; raise a send's
+        error."""
+        if self._error is not None:
+            raise self._error
+        if self._pending_n + len(self._sending) > self.HIGH_WATER:
+            self._drainer = d = _Future(loop=self._aio._loop)
+            try:
+                await d
+            finally:
+                self._drainer = None
+            if self._error is not None:
+                raise self._error
+
+    @property
+    def at_eof(self) -> bool:
+        """True once the peer ended the stream and every received byte was read."""
+        return self._eof and not self._chunks
+
+    async def aclose(self) -> None:
+        """Stop receiving (the recv is cancelled) and wait for queued writes to go out."""
+        if self._closing:
+            return
+        self._closing = True
+        aio = self._aio
+        if self._recv_ud and not aio._closed:
+            aio._cancel(self._recv_ud)
+        while (self._recv_ud or self._send_ud) and not aio._closed and self._error is None:
+            self._reader = r = _Future(loop=aio._loop)
+            self._drainer = r
+            try:
+                await r
+            finally:
+                self._reader = self._drainer = None
+
+
+# a plain int: socket's IntFlag members make every ``&`` on the hot path an enum call
+_SEND_FLAGS = int(socket.MSG_NOSIGNAL | socket.MSG_WAITALL)
 
 
 class Chain:
