@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -158,7 +159,7 @@ def interleaved(engines: dict, rounds: int) -> dict[str, float]:
     return best
 
 
-CODEGEN_VARIANTS = ("default", "fast-isel", "level0", "level0-greedy", "global-isel")
+CODEGEN_VARIANTS = ("default", "level1", "fast-isel", "level0", "level0-greedy", "global-isel")
 
 
 def apply_codegen(variant: str) -> None:
@@ -176,10 +177,10 @@ def apply_codegen(variant: str) -> None:
                "global-isel": ["-global-isel", "-global-isel-abort=2"]}.get(variant, [])
     for option in options:
         llvm.set_option("", option)
-    if variant.startswith("level0"):
+    if variant.startswith("level"):
         jit._target_machine = llvm.Target.from_default_triple().create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=jit._disk_state["features"], opt=0,
-            jit=True)
+            cpu=llvm.get_host_cpu_name(), features=jit._disk_state["features"],
+            opt=0 if variant.startswith("level0") else 1, jit=True)
 
 
 RUN_PROGRAMS = {
@@ -222,6 +223,127 @@ def run_times(work: Path, cpu: str, rounds: int) -> dict[str, Path]:
     for name, ns in best.items():
         print(f"  {name:14s} {ns:12.0f}")
     return objs
+
+
+PHASES = ("generate", "parse", "verify", "optimize", "codegen", "load")
+
+
+def phase_table(objs: dict[str, Path], cpu: str, work: Path) -> None:
+    """CPU ms per compile phase (best of 3 uncached compiles) for branchy and every program
+    of every example object, with the LLVM functions and basic blocks each becomes (after
+    the IR passes): machine-code generation costs per block and per function."""
+    import time
+
+    import llvmlite.binding as llvm
+
+    # The designs register the kfuncs the examples call (native twins are direct calls).
+    import uringbpf.designs.filter  # noqa: F401
+    import uringbpf.designs.kbuf  # noqa: F401
+    import uringbpf.designs.loop  # noqa: F401
+    import uringbpf.designs.ops  # noqa: F401
+    import uringbpf.designs.requests  # noqa: F401
+    from uringbpf.bpf import jit
+    from uringbpf.bpf.helpers import Runtime
+
+    jit.initialize()
+    paths = [("branchy", objs["branchy"])]
+    for src in sorted((HERE.parent / "examples").glob("*/**/*.bpf.c")):
+        out = work / f"{src.parent.name}_{src.stem}.o"
+        cc.compile_c(src, out, cpu=cpu)
+        paths.append((f"{src.parent.name}/{src.stem}", out))
+    print("compile phases (CPU ms, best of 3 uncached compiles; blocks after the IR passes):")
+    print(f"  {'program':44s} {'insns':>5s} {'fns':>3s} {'blocks':>6s} "
+          + " ".join(f"{p:>8s}" for p in PHASES) + f" {'total':>7s} {'ms/1k':>6s}")
+    totals = dict.fromkeys(PHASES + ("total",), 0.0)
+    count = 0
+    for label, path in paths:
+        obj = BpfObject.open(path)
+        for name, loaded in obj.programs.items():
+            program = loaded.program
+            best, timings = float("inf"), {}
+            for _ in range(3):
+                t = time.thread_time()
+                fn = jit.compile(program, Runtime(), cache=False)
+                spent = time.thread_time() - t
+                if spent < best:
+                    best, timings = spent, fn.timings
+                ir = fn.ir
+                fn.close()
+            mod = llvm.parse_assembly(ir)
+            jit._optimize(mod, jit.DEFAULT_OPT_LEVEL)
+            funcs = [f for f in mod.functions if not f.is_declaration]
+            blocks = sum(len(list(f.blocks)) for f in funcs)
+            n = len(program.insns)
+            row = " ".join(f"{timings.get(p, 0.0) * 1e3:8.2f}" for p in PHASES)
+            print(f"  {label + ':' + name:44s} {n:5d} {len(funcs):3d} {blocks:6d} {row} "
+                  f"{best * 1e3:7.2f} {best * 1e6 / n:6.1f}")
+            for p in PHASES:
+                totals[p] += timings.get(p, 0.0)
+            totals["total"] += best
+            count += n
+        obj.close()
+    row = " ".join(f"{totals[p] * 1e3:8.2f}" for p in PHASES)
+    print(f"  {'all of them':44s} {count:5d} {'':3s} {'':6s} {row} {totals['total'] * 1e3:7.2f} "
+          f"{totals['total'] * 1e6 / count:6.1f}")
+
+
+def ab_times(objs: dict[str, Path], variant: str, rounds: int) -> None:
+    """Same-process A/B of code quality: each program JIT-compiled twice, with our target
+    machine (codegen level 2) and with ``variant``'s (``level1``: LLVM's codegen level 1),
+    then both codes timed from C in interleaved rounds (best of each). Runs of identical
+    code in two processes differed by up to 2x on this shared machine; within one process,
+    interleaved, the noise is a few per cent. Prints whether the machine code differs."""
+    import random
+
+    import llvmlite.binding as llvm
+
+    from uringbpf.bpf import jit
+    from uringbpf.bpf.memory import Buffer
+    from uringbpf.bpf.run import time_native
+
+    os.environ["URINGBPF_JIT_CACHE"] = "0"     # neither code may come from or go to disk
+    jit.initialize()
+    machines = {"default": jit._target_machine,
+                variant: llvm.Target.from_default_triple().create_target_machine(
+                    cpu=llvm.get_host_cpu_name(), features=jit._disk_state["features"],
+                    opt={"level2": 2, "level1": 1, "level0": 0}[variant], jit=True)}
+    rnd = random.Random(19)
+    data = bytes(rnd.randrange(256) for _ in range(256))
+    keep, timers, asm = [], {}, {}
+    for name, path in objs.items():
+        repeat = RUN_PROGRAMS[name][1]
+        for label, machine in machines.items():
+            jit._target_machine = machine
+            jit.cache_clear()
+            obj = BpfObject.open(path)
+            for other, p in obj.programs.items():
+                p.autoload = other == name
+            obj.load(engine="jit", verify=False, checked=False)
+            prog = obj.programs[name]
+            buf = Buffer(len(data), data)
+            prog.runtime.mem.add(buf.addr, len(data), True, "data")
+            keep.append((obj, buf))
+            mod = llvm.parse_assembly(prog.jit.ir)
+            jit._optimize(mod, jit.DEFAULT_OPT_LEVEL)
+            text = re.sub(r"ubpf\w*?_f(\d+)", r"f\1", machine.emit_assembly(mod))
+            asm[name, label] = [line for line in text.splitlines()
+                                if not line.lstrip().startswith((".", "#"))]
+
+            def run(fn=prog.jit, args=(buf.addr, len(data)), repeat=repeat) -> float:
+                _, runs, ns = time_native(fn.address, args, repeat, fn.error_address)
+                return ns / runs
+            timers[name, label] = run
+    jit._target_machine = machines["default"]
+    best = interleaved(timers, rounds)
+    print(f"A/B in one process, ns per run (best of {rounds} interleaved rounds): "
+          f"ours (codegen level {jit.CODEGEN_LEVEL}) vs {variant}")
+    for name in objs:
+        a, b = best[name, "default"], best[name, variant]
+        same = asm[name, "default"] == asm[name, variant]
+        print(f"  {name:14s} {a:12.0f} {b:12.0f}  ratio {b / a:5.3f}"
+              f"  (machine code {'identical' if same else 'differs'})")
+    for obj, _ in keep:
+        obj.close()
 
 
 def compile_times(obj_path: Path, prog_name: str, levels=(0, 1, 2, 3),
@@ -296,10 +418,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--cpu", default="v3", choices=cc.CPU_VERSIONS)
-    ap.add_argument("--part", default="all", choices=("all", "compute", "jit"),
+    ap.add_argument("--part", default="all", choices=("all", "compute", "jit", "phases"),
                     help="compute: the engines on the compute loop; jit: compile and run "
-                         "times of the four programs")
+                         "times of the four programs; phases: compile time per phase of "
+                         "branchy and every example program")
     ap.add_argument("--codegen", default="default", choices=CODEGEN_VARIANTS)
+    ap.add_argument("--ab", choices=("level2", "level1", "level0"),
+                    help="with --part jit: time the four programs' code under our codegen "
+                         "level and this one in the same process (interleaved)")
     args = ap.parse_args(argv)
     apply_codegen(args.codegen)
     if args.codegen != "default":
@@ -307,8 +433,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="uringbpf-bench-") as tmp:
         work = Path(tmp)
+        if args.part == "phases":
+            path = work / "branchy.o"
+            cc.compile_c(HERE / "progs" / "branchy.bpf.c", path, cpu=args.cpu)
+            phase_table({"branchy": path}, args.cpu, work)
+            return 0
         if args.part != "compute":
             objs = run_times(work, args.cpu, args.rounds)
+            if args.ab:
+                ab_times(objs, args.ab, args.rounds)
+                return 0
             compile_times(objs["branchy"], "branchy", extra=args.codegen == "default")
             for name in ("compute", "crc32c_4k", "histogram_64k"):
                 compile_times(objs[name], name, levels=(1,), extra=False)

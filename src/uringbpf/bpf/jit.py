@@ -125,35 +125,55 @@ def initialize() -> None:
         except RuntimeError:           # some hosts do not report features: baseline x86-64
             features = ""
         _target_machine = target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=features, opt=2, jit=True)
+            cpu=llvm.get_host_cpu_name(), features=features, opt=CODEGEN_LEVEL, jit=True)
         _disk_state["features"] = features
         empty = llvm.parse_assembly("")
         empty.triple = _target_machine.triple
         _engine = llvm.create_mcjit_compiler(empty, _target_machine)
 
 
-#: IR passes per optimisation level. Machine-code generation (~25 ms per 1,000 insns at
-#: the engine's codegen level 2) dominates compile time, so the default keeps IR passes to
+#: LLVM's machine-code optimisation level (``CodeGenOptLevel``). Level 1 would be level 2
+#: without the post-RA list scheduler (it only reorders instructions within blocks; ~2 ms
+#: per 1,000 instructions), but same-process A/B runs could not show it costs < 5 % of run
+#: time on this shared machine, so level 2 stays. Level 0 (FastISel, fast allocator) and
+#: FastISel at any level make the hot loops several times slower (docs/jit.md, #19).
+CODEGEN_LEVEL = 2
+
+#: IR passes per optimisation level. Machine-code generation (~45 ms per 1,000 insns on
+#: branchy, per basic block) dominates compile time, so the default keeps IR passes to
 #: the cheap ones that matter for BPF code: SROA promotes the register slots to SSA values,
-#: simplifycfg merges the one-block-per-jump-target layout. Level 2 adds instcombine and
-#: GVN (~+20 ms); level 3 runs LLVM's whole O3 module pipeline.
+#: simplifycfg merges the one-block-per-jump-target layout (DCE after them changed no
+#: machine code of any bench or example program). Level 2 adds instcombine and GVN
+#: (~+14 ms on branchy); level 3 runs LLVM's whole O3 module pipeline.
 _PIPELINES = {
     0: ("sroa",),
-    1: ("sroa", "simplify_cfg", "dead_code_elimination"),
+    1: ("sroa", "simplify_cfg"),
     2: ("sroa", "simplify_cfg", "instruction_combine", "new_gvn", "simplify_cfg"),
 }
 DEFAULT_OPT_LEVEL = 1
 
 
+#: (target machine, level) -> (pass builder, pass manager, machine): built once, reused under
+#: _llvm_lock (building them is ~0.1 ms, a tenth of a small program's IR passes).
+_pass_managers: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+
+
 def _optimize(module: Any, level: int) -> None:
-    pto = llvm.create_pipeline_tuning_options(speed_level=min(max(level, 0), 3))
-    pb = llvm.create_pass_builder(_target_machine, pto)
-    if level >= 3:
-        pm = pb.getModulePassManager()
-    else:
-        pm = llvm.create_new_module_pass_manager()
-        for name in _PIPELINES[max(level, 0)]:
-            getattr(pm, f"add_{name}_pass")()
+    level = min(max(level, 0), 3)
+    key = (id(_target_machine), level)
+    entry = _pass_managers.get(key)
+    if entry is None:
+        pto = llvm.create_pipeline_tuning_options(speed_level=level)
+        pb = llvm.create_pass_builder(_target_machine, pto)
+        if level >= 3:
+            pm = pb.getModulePassManager()
+        else:
+            pm = llvm.create_new_module_pass_manager()
+            for name in _PIPELINES[level]:
+                getattr(pm, f"add_{name}_pass")()
+        # The machine is kept with them: its id stays unique while it lives.
+        entry = _pass_managers[key] = (pb, pm, _target_machine)
+    pb, pm, _ = entry
     pm.run(module, pb)
 
 
@@ -219,6 +239,7 @@ def _compile_object(ir: str, opt_level: int) -> tuple[bytes, dict[str, float]]:
         t0 = clock()
         try:
             module = llvm.parse_assembly(ir)
+            tp = clock()
             module.verify()
         except RuntimeError as exc:
             raise JitError(f"LLVM rejected the generated IR: {exc}") from None
@@ -232,7 +253,7 @@ def _compile_object(ir: str, opt_level: int) -> tuple[bytes, dict[str, float]]:
         obj = _target_machine.emit_object(module)
         module = None
         t3 = clock()
-    return obj, {"parse": t1 - t0, "optimize": t2 - t1, "codegen": t3 - t2}
+    return obj, {"parse": tp - t0, "verify": t1 - tp, "optimize": t2 - t1, "codegen": t3 - t2}
 
 
 # ---------------------------------------------------------------------------------------
@@ -621,14 +642,15 @@ def _code_version() -> str:
             h.update(Path(mod_file).read_bytes())
         h.update(repr((llvmlite.__version__, llvm.llvm_version_info, _target_machine.triple,
                        llvm.get_host_cpu_name(), _disk_state.get("features"),
-                       sorted(_PIPELINES.items()), isa.STACK_SIZE)).encode())
+                       sorted(_PIPELINES.items()), CODEGEN_LEVEL, isa.STACK_SIZE)).encode())
         version = _disk_state["version"] = h.hexdigest()
     return version
 
 
-def _disk_key(program: isa.Program, checked: bool, opt_level: int, signature: tuple) -> str:
+def _disk_key(program: isa.Program, checked: bool, opt_level: int, signature: tuple,
+              bytecode: bytes | None = None) -> str:
     h = hashlib.sha256(_code_version().encode())
-    h.update(program.bytecode)
+    h.update(program.bytecode if bytecode is None else bytecode)
     h.update(repr((checked, opt_level, signature)).encode())
     return h.hexdigest()
 
@@ -685,7 +707,9 @@ def program_hash(program: isa.Program) -> str:
 def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: int,
               use_cache: bool) -> tuple[_Code, bool]:
     signature = binder.call_signature()
-    key = (program_hash(program), checked, opt_level, signature)
+    # Encoding the program costs ~0.5 ms per 1,000 instructions: once, for both keys.
+    bytecode = program.bytecode
+    key = (hashlib.sha256(bytecode).hexdigest(), checked, opt_level, signature)
     with _llvm_lock:
         code = _cache.get(key) if use_cache else None
         if code is not None:
@@ -697,7 +721,7 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
     rt = _jitrt_symbols() if checked else {}
     if checked:
         natives[rt["check_name"]] = rt["check"]
-    dkey = _disk_key(program, checked, opt_level, signature) if (
+    dkey = _disk_key(program, checked, opt_level, signature, bytecode) if (
         use_cache and _disk_dir() is not None) else None
     bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
                         check_addr=rt.get("check", 0), check_symbol=rt.get("check_name", ""),
