@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import gc
 from dataclasses import dataclass, field
 
 from .. import btf as _btf
@@ -103,6 +105,25 @@ _SIZE_ARGS = {Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO}
 _RAW_READ_HELPERS = frozenset({
     "bpf_probe_read", "bpf_probe_read_str", "bpf_probe_read_kernel", "bpf_probe_read_user",
     "bpf_probe_read_kernel_str", "bpf_probe_read_user_str"})
+
+
+def gc_paused(fn):
+    """Run ``fn`` with Python's cyclic garbage collector paused (restored after).
+
+    Exploring makes millions of short-lived tuples and registers, and thousands of
+    checkpoint states stay alive; every few hundred allocations the collector would walk
+    all of them (a fifth of the time of a long verification).  Nothing here makes
+    reference cycles: reference counting frees it all the same."""
+    @functools.wraps(fn)
+    def paused(*args, **kwargs):
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
+    return paused
 
 
 def _flag(proto, name: str) -> str | None:

@@ -14,7 +14,7 @@ from .state import (
 )
 from .common import (
     _platform_in_effect, LEN_ID, LOG_LIMIT, MAX_INSNS_PROCESSED, VerifierResult,
-    _Checkpoint, _GlobalFunc, _Reject, _flag, _widened,
+    _Checkpoint, _GlobalFunc, _Reject, _flag, _widened, gc_paused,
 )
 from .transfer import TransferMixin
 from .memory import MemoryMixin
@@ -212,6 +212,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
 
     # ------------------------------------------------------------ exploration
 
+    @gc_paused
     def _explore(self, st: State, start: int = 0) -> None:
         # (pc, state, pc of the branch it came from; None for the entry)
         stack: list[tuple[int, State, int | None]] = [(start, st, None)]
@@ -238,7 +239,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 insn = insns[pc]
                 if log_level:
                     self.log(self.insn_line(pc))
-                cls = insn.cls
+                cls = insn.opcode & 0x07    # insn.cls without the property call
                 if cls == isa.ALU64 or cls == isa.ALU:
                     op = insn.op
                     if op == isa.AND or op == isa.OR:
@@ -416,7 +417,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         return tuple(sig)
 
     def _is_state_visited(self, pc: int, st: State) -> bool:
-        masks = self._live_masks(st, pc)
+        masks = self._live_masks(st, pc) if len(st.frames) > 1 else [self.cfg.live_in[pc]]
         lst = self.explored.get(pc)
         iter_point = pc in self.iter_next_pcs
         if lst:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from .. import isa
 from . import scalar as sc
 from .state import (
@@ -18,6 +20,10 @@ from .common import (
 _ALU_MEMO: dict = {}
 #: conditional jumps on scalars by (opcode, dst value, src value); see _do_cond_jump
 _COND_MEMO: dict = {}
+#: ALU operations _do_alu's fast path leaves to the general code (one operand, or a move)
+_ALU_GENERAL_OPS = frozenset({isa.END, isa.NEG, isa.MOV})
+#: ``mov dst, imm`` (64 or 32 bits): the opcode without its class bits
+_MOV_K = isa.MOV | isa.K
 #: constant registers by value (immediates)
 _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
@@ -30,6 +36,17 @@ def const_imm(v: int) -> Reg:
         if len(_CONST_REGS) >= _MEMO_MAX:
             _CONST_REGS.clear()
         r = _CONST_REGS[v] = const_reg(v)
+    return r
+
+
+def _scalar_alu_reg(opcode: int, off: int, a: tuple, b: tuple) -> Reg:
+    """The register :func:`scalar_alu` makes, from the cache when it was computed before."""
+    key = (opcode, off, a, b)
+    r = _ALU_MEMO.get(key)
+    if r is None:
+        if len(_ALU_MEMO) >= _MEMO_MAX:
+            _ALU_MEMO.clear()
+        r = _ALU_MEMO[key] = scalar(scalar_alu(opcode, off, a, b))
     return r
 
 
@@ -124,6 +141,28 @@ class TransferMixin:
     # ------------------------------------------------------------ ALU
 
     def _do_alu(self, st: State, insn: isa.Insn) -> None:
+        opcode = insn.opcode
+        dst = insn.dst
+        if dst != 10 and opcode & 0xF0 not in _ALU_GENERAL_OPS:
+            # fast path: both operands scalars, the cached result (what the general path
+            # below computes for this case, without its checks and property calls)
+            regs = st.frames[-1].regs
+            d = regs[dst]
+            if d.t == SCALAR:
+                if opcode & 0x08:
+                    s = regs[insn.src]
+                else:
+                    s = const_imm(insn.imm if opcode & 0x07 == isa.ALU64 else insn.imm & sc.U32)
+                if s.t == SCALAR:
+                    r = _ALU_MEMO.get((opcode, insn.off, d.var, s.var))
+                    if r is None:
+                        r = _scalar_alu_reg(opcode, insn.off, d.var, s.var)
+                    regs[dst] = r
+                    return
+        elif dst != 10 and opcode & 0xF8 == _MOV_K:
+            regs = st.frames[-1].regs
+            regs[dst] = const_imm(insn.imm if opcode & 0x07 == isa.ALU64 else insn.imm & sc.U32)
+            return
         is64 = insn.cls == isa.ALU64
         op = insn.op
         dst = insn.dst
@@ -165,13 +204,7 @@ class TransferMixin:
             return
         # the scalar result is a pure function of (opcode, off, dst value, src value):
         # loops repeat the same abstract computation on every iteration, so it is cached
-        key = (insn.opcode, insn.off, d.var, src.var)
-        r = _ALU_MEMO.get(key)
-        if r is None:
-            if len(_ALU_MEMO) >= _MEMO_MAX:
-                _ALU_MEMO.clear()
-            r = _ALU_MEMO[key] = scalar(scalar_alu(insn.opcode, insn.off, d.var, src.var))
-        st.cur.regs[dst] = r
+        st.cur.regs[dst] = _scalar_alu_reg(insn.opcode, insn.off, d.var, src.var)
 
     def _arena_alu(self, insn: isa.Insn, d: Reg, s: Reg) -> Reg:
         """ALU with an arena pointer operand.  The kernel allows any arithmetic on one
@@ -270,8 +303,8 @@ class TransferMixin:
             # a map value keeps its id through constant offsets (the kernel does): the id
             # tells which element a bpf_spin_lock/unlock pointer belongs to
             return d.replace(off=off, id=d.id if d.t == PTR_MAP_VALUE else 0)
-        var = sc.alu_add(d.var, s.var) if op == isa.ADD else sc.alu_sub(d.var, s.var)
-        return d.replace(var=var, id=0)
+        # alu_add / alu_sub of the variable parts: the 64-bit scalar ALU result, cached
+        return d.replace(var=_scalar_alu_reg(isa.ALU64 | op | isa.X, 0, d.var, s.var).var, id=0)
 
     # ------------------------------------------------------------ lddw
 
