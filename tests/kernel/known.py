@@ -5,9 +5,12 @@ that starts agreeing fails too, so this list stays true.
 """
 
 DISAGREEMENTS: dict[str, str] = {
-    "loop_verifier_stack_uninit": "privileged kernels allow reading uninitialised stack "
-                                  "(env->allow_uninit_stack for CAP_PERFMON); we refuse it, as "
-                                  "for socket filters (docs/verifier.md)",
+    "loop_verifier_stack_uninit": "privileged loads may read uninitialised stack: kernel/bpf/"
+                                  "verifier.c bpf_check() sets env->allow_uninit_stack = "
+                                  "bpf_allow_uninit_stack(token), i.e. bpf_token_capable(token, "
+                                  "CAP_PERFMON) (include/linux/bpf.h), and check_stack_read_fixed_off"
+                                  "/check_stack_range_initialized skip the 'invalid read from "
+                                  "stack' refusal; we always refuse it (stricter, docs/verifier.md)",
 }
 
 # Verifier corpus cases where the 7.2 kernel and we differ and tests/bpf/verifier's
