@@ -14,17 +14,20 @@ engine, tests/designs/requests/test_requests.py ``*ctrl_c*``):
   it to be raised again, and tell the C loop to *stop* (a flag C checks after the call).
   Recorded as an ordinary failure, C goes on (a program "fault" completes its request
   with -EFAULT) and nobody raises the interrupt: the caller's wait never ends.
-* A signal can also raise in the wrapper's own frame, as it starts (the interpreter checks
-  pending signals on function entry), before the ``try``: ctypes then reports it through
-  ``sys.unraisablehook``. A C loop that runs callbacks while signals may arrive installs
-  a hook for its duration (``requests.engine.catch_lost_interrupts``).
+* A signal that arrived while C ran raises as the wrapper's own frame starts (the
+  interpreter checks pending signals on function entry), before its ``try``: ctypes then
+  only reports it through ``sys.unraisablehook`` and hands C an undefined result. A C loop
+  that calls back while signals may arrive runs inside :class:`route_escapes`, which sends
+  such an exception to the barrier's ``on_error`` all the same (its return value cannot
+  reach C: ``on_error`` must also set the flag that C checks).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
-__all__ = ["barrier"]
+__all__ = ["barrier", "route_escapes"]
 
 
 def barrier(fn: Callable[..., int],
@@ -37,4 +40,29 @@ def barrier(fn: Callable[..., int],
         except BaseException as exc:  # why: the callback barrier: nothing may unwind through C frames; on_error records the failure
             return on_error(exc, args)
     call.__wrapped__ = fn  # type: ignore[attr-defined]
+    call.__barrier_on_error__ = on_error  # type: ignore[attr-defined]
     return call
+
+
+class route_escapes:
+    """``with route_escapes():`` around a C call that runs barrier callbacks.
+
+    An exception that escaped a barrier before its ``try`` (see the module docstring) is
+    given to that barrier's ``on_error`` (with ``args=()``); any other unraisable report goes
+    to the hook that was installed before.  Nests; restores the previous hook on exit.
+    """
+
+    def __enter__(self) -> "route_escapes":
+        self.prev = sys.unraisablehook
+        sys.unraisablehook = self._hook
+        return self
+
+    def _hook(self, unraisable) -> None:
+        on_error = getattr(unraisable.object, "__barrier_on_error__", None)
+        if on_error is not None and unraisable.exc_value is not None:
+            on_error(unraisable.exc_value, ())
+        else:
+            self.prev(unraisable)
+
+    def __exit__(self, *exc) -> None:
+        sys.unraisablehook = self.prev

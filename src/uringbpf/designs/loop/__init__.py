@@ -37,7 +37,7 @@ from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg, Ret
 from ...bpf.memory import guard_object
 from ...bpf.platform import Design, Platform
-from ...callbacks import barrier
+from ...callbacks import barrier, route_escapes
 from ...errors import BpfVerifierError, LoopError  # noqa: F401  (re-exported; defined in uringbpf.errors)
 from ...uring import memregion, uapi
 from ...uring.memregion import (  # noqa: F401  (the ring layer's; re-exported for callers of 7.1 code)
@@ -374,7 +374,8 @@ class LoopAttachment:
         sig_array = (ctypes.c_int * max(len(sigs), 1))(*sigs)
         self._runner = threading.get_ident()
         try:
-            ret = int(lib().uringbpf_loop_run(self.addr, self._entry, sig_array, len(sigs)))
+            with route_escapes():     # a Ctrl-C raised as a step's trampoline starts: abort
+                ret = int(lib().uringbpf_loop_run(self.addr, self._entry, sig_array, len(sigs)))
         finally:
             self._runner = None
             if self._destroy_pending:          # destroy() from inside the loop's own step

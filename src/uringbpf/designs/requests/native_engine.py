@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ... import native
 from ...bpf.memory import BpfRuntimeError
-from ...callbacks import barrier
+from ...callbacks import barrier, route_escapes
 from . import engine as R
 
 #: The C of this engine (built by :func:`uringbpf.native.load` on first use).
@@ -273,7 +273,7 @@ class NativeRequestsEngine(R.RequestsEngine):
             self._sync_filters()
             advance = not ring.inflight_count
             head = self._k_head.value
-            with R.catch_lost_interrupts():
+            with route_escapes():
                 runs = L.rq_pump(self._e, budget, int(advance))
             if not advance:
                 n = (L.rq_kernel_seen(self._e) - head) & 0xFFFFFFFF
@@ -319,7 +319,7 @@ class NativeRequestsEngine(R.RequestsEngine):
             self._pumping = True
             try:
                 self._sync_filters()
-                with R.catch_lost_interrupts():
+                with route_escapes():
                     ret = L.rq_wait(self._e, cq_idx, nr, self.max_runs_per_enter, left)
                 ret = self._after_native(ret)
             finally:

@@ -1,0 +1,89 @@
+"""uringbpf.callbacks: the barrier between C and Python callbacks, and its one gap."""
+
+import ctypes
+import sys
+from ctypes import CFUNCTYPE, c_uint64, c_void_p
+
+import pytest
+
+from uringbpf import native
+from uringbpf.callbacks import barrier, route_escapes
+
+# C that lets a signal arrive while C runs, then calls back: Python handles the signal
+# as the callback's first frame starts, before the barrier's try.
+C_SOURCE = r"""
+#include <signal.h>
+#include <stdint.h>
+uint64_t call_after_signal(uint64_t (*cb)(uint64_t), uint64_t arg)
+{
+	raise(SIGINT);
+	return cb(arg);
+}
+uint64_t call(uint64_t (*cb)(uint64_t), uint64_t arg) { return cb(arg); }
+"""
+
+CB = CFUNCTYPE(c_uint64, c_uint64)
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    src = tmp_path_factory.mktemp("cb") / "callbacks_test.c"
+    src.write_text(C_SOURCE)
+    lib = native.load(src)
+    for name in ("call_after_signal", "call"):
+        getattr(lib, name).restype = c_uint64
+        getattr(lib, name).argtypes = [c_void_p, c_uint64]
+    return lib
+
+
+def _guarded(seen):
+    def fn(x):
+        if x == 13:
+            raise ValueError("thirteen")
+        return x + 1
+
+    def on_error(exc, args):
+        seen.append((type(exc), args))
+        return 99
+    return CB(barrier(fn, on_error))
+
+
+def test_barrier_hands_an_exception_to_on_error_and_its_value_to_c(lib):
+    seen = []
+    cb = _guarded(seen)
+    assert lib.call(ctypes.cast(cb, c_void_p), 1) == 2
+    assert lib.call(ctypes.cast(cb, c_void_p), 13) == 99
+    assert seen == [(ValueError, (13,))]
+
+
+def test_a_signal_that_arrived_in_c_escapes_the_barrier_unless_routed(lib):
+    """The gap is real (first half), and route_escapes closes it (second half): a Ctrl-C
+    that was pending when C called back must reach on_error, not be printed and lost."""
+    seen, escaped = [], []
+    cb = _guarded(seen)
+    prev = sys.unraisablehook
+    sys.unraisablehook = lambda u: escaped.append(u.exc_type)
+    try:
+        lib.call_after_signal(ctypes.cast(cb, c_void_p), 1)
+    finally:
+        sys.unraisablehook = prev
+    assert escaped == [KeyboardInterrupt] and seen == []
+    with route_escapes():
+        lib.call_after_signal(ctypes.cast(cb, c_void_p), 1)
+    assert seen == [(KeyboardInterrupt, ())]
+    assert sys.unraisablehook is prev
+
+
+def test_route_escapes_passes_other_reports_on(lib):
+    got = []
+    prev = sys.unraisablehook
+    sys.unraisablehook = lambda u: got.append(u.exc_type)
+    try:
+        with route_escapes():
+            def bare(x):            # a callback without a barrier: not ours to route
+                raise KeyError(x)
+            cb = CB(bare)
+            lib.call(ctypes.cast(cb, c_void_p), 1)
+    finally:
+        sys.unraisablehook = prev
+    assert got == [KeyError]
