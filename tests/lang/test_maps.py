@@ -118,9 +118,10 @@ def test_arena_pages_same_both_ways():
 
     @bpf3.socket_filter
     def fill(data, n) -> u64:
-        p = ptr[u64](arena.alloc_pages(1))
-        if not p:
+        a = arena.alloc_pages(1)          # arena_ptr[u8]: tested before the cast (the
+        if not a:                         # cast keeps the low 32 bits, 0 on the first page)
             return 1
+        p = ptr[u64](a)
         p[0] = 0xFEED
         p[1] = p[0] + 1
         a_st.ok = 1

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 from typing import Any, Iterator
 
+from ..bpf import maps as _maps
 from ..bpf.helpers import Helper, Runtime
 from ..bpf.platform import Platform
 from . import types as T
@@ -70,12 +71,16 @@ class Ptr:
     def _pretype(self, elem: Any) -> "Ptr":
         return Ptr(self._pbuf, self._poff, elem, self._pobj)
 
+    def _to_generic(self, elem: Any) -> "Ptr":
+        """``ptr[elem](self)``: the same pointer re-typed (arena pointers override it)."""
+        return self._pretype(elem)
+
     # arithmetic ------------------------------------------------------------------------
     def __add__(self, n: Any) -> "Ptr":
         if not isinstance(n, int):
             return NotImplemented
         self._need()
-        return Ptr(self._pbuf, self._poff + int(n) * _elem_size(self._pelem), self._pelem)
+        return type(self)(self._pbuf, self._poff + int(n) * _elem_size(self._pelem), self._pelem)
 
     def __sub__(self, n: Any) -> "Ptr":
         if not isinstance(n, int):
@@ -140,6 +145,74 @@ class Ptr:
 
     def _pzero(self) -> None:
         self._span(self._poff, _elem_size(self._pelem))[:] = bytes(_elem_size(self._pelem))
+
+
+class ArenaPtr(Ptr):
+    """An ``arena_ptr[T]`` in the application run: a pointer over the whole arena (as the
+    compiled program may reach any of it) whose value is the arena address (``u64(p)``)."""
+
+    __slots__ = ()
+
+    def __int__(self) -> int:
+        return self._paddr()
+
+    __index__ = __int__
+
+    def _pretype(self, elem: Any) -> "Ptr":
+        return ArenaPtr(self._pbuf, self._poff, elem, self._pobj)
+
+    def _to_generic(self, elem: Any) -> "Ptr":
+        return KernArenaPtr(self._pbuf, self._poff, elem, self._pobj)
+
+    def __repr__(self) -> str:
+        return "arena_" + super().__repr__()
+
+
+class KernArenaPtr(Ptr):
+    """``ptr[T](p)`` of an arena pointer ``p``: the kernel's cast to address space 0 keeps
+    only the low 32 bits of the address (loads and stores add the arena's window), so the
+    pointer is NULL to a test when those bits are 0 -- the arena's first page can be such
+    an address -- while accesses through it still reach the arena."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return self._pbuf is not None and bool(self._paddr() & 0xFFFFFFFF)
+
+    def _pretype(self, elem: Any) -> "Ptr":
+        return KernArenaPtr(self._pbuf, self._poff, elem, self._pobj)
+
+
+def arena_memory_ptr(arena: Any, addr: int, elem: Any) -> ArenaPtr:
+    """``arena_ptr[elem]`` to ``addr`` inside native arena map ``arena`` (0: NULL).  Like
+    the kernel's cast to address space 1, only the low 32 bits of ``addr`` count: they
+    are the offset in the arena's 4 GiB window."""
+    if not addr:
+        return ArenaPtr(None, 0, elem)
+    mem = arena.memory()
+    base = arena.arena_window | (addr & 0xFFFFFFFF)
+    return ArenaPtr(mem, base - arena.value_addr, elem)
+
+
+def arena_pointer(value: Any, elem: Any) -> Ptr:
+    """``arena_ptr[T](value)`` in the application: a pointer of either kind re-typed (the
+    same memory), or an integer address in the arena of the run."""
+    if isinstance(value, KernArenaPtr) and not value:
+        return ArenaPtr(None, 0, elem)        # the cast back keeps 0 as NULL, as the kernel's
+    if isinstance(value, Ptr):
+        return ArenaPtr(value._pbuf, value._poff, elem, value._pobj)
+    if isinstance(value, int):
+        if int(value) == 0:
+            return ArenaPtr(None, 0, elem)
+        arenas = [m for m in app_runtime().rt.maps if m.type == _maps.MAP_TYPE_ARENA and not m.closed]
+        if len(arenas) != 1:
+            raise LangMemoryError(f"arena_ptr of the address {int(value):#x}: the run has "
+                                  f"{len(arenas)} arenas (a program uses one)")
+        return arena_memory_ptr(arenas[0], int(value), elem)
+    raise TypeError(f"cannot make an arena pointer from {value!r} in the application")
+
+
+T.ArenaPtrType.app_cast = staticmethod(arena_pointer)
 
 
 def memory_ptr(addr: int, size: int, elem: Any = T.u8) -> Ptr:

@@ -65,7 +65,7 @@ def _llty(t: Any) -> str:
     if _is_int(t):
         return f"i{_bits(t)}"
     if isinstance(t, T.PtrType):
-        return "ptr"
+        return "ptr addrspace(1)" if t.space else "ptr"
     if t is None:
         return "void"
     raise TypeError(t)
@@ -446,7 +446,7 @@ def _kind_llty(kind: Any) -> str:
     if isinstance(kind, tuple):
         return f"[{kind[2]} x {_kind_llty(kind[1])}]"
     if isinstance(kind, T.PtrType):
-        return "ptr"
+        return _llty(kind)
     return f"i{kind.BITS}"
 
 
@@ -766,7 +766,7 @@ class FuncGen:
         if isinstance(ty, T.PtrType):
             if value == 0:
                 return "null"
-            return self.emit(f"inttoptr i64 {_wrap(value, T.u64)} to ptr")
+            return self.emit(f"inttoptr i64 {_wrap(value, T.u64)} to {_llty(ty)}")
         return str(_wrap(int(value), ty))
 
     def _conv_ir(self, v: Val, to: Any) -> str:
@@ -797,8 +797,18 @@ class FuncGen:
         if _same_type(v.ty, to) or (_is_int(v.ty) and _is_int(to)) or (v.ty is BOOL and _is_int(to)):
             return self._conv_ir(v, to)
         if isinstance(v.ty, T.PtrType) and isinstance(to, T.PtrType):
+            if v.ty.space != to.space:
+                raise self.err(node, f"expected {_tname(to)}, got {_tname(v.ty)} (another address "
+                                     f"space: convert it, {_tname(to)}(...))")
             return v.ref
         raise self.err(node, f"expected {_tname(to)}, got {_tname(v.ty)}")
+
+    def generic(self, v: Val) -> str:
+        """``v``'s pointer in address space 0, what loads and stores go through: an arena
+        pointer is cast as LLVM's BPF backend casts it (``BPF_ADDR_SPACE_CAST``)."""
+        if v.ty.space:
+            return self.emit(f"addrspacecast {_llty(v.ty)} {v.ref} to ptr")
+        return v.ref
 
     def truth(self, v: Val, node: ast.AST) -> str:
         """An i1 operand: the truth value of ``v``."""
@@ -809,7 +819,7 @@ class FuncGen:
         if _is_int(v.ty):
             return self.emit(f"icmp ne i{_bits(v.ty)} {v.ref}, 0")
         if isinstance(v.ty, T.PtrType):
-            return self.emit(f"icmp ne ptr {v.ref}, null")
+            return self.emit(f"icmp ne {_llty(v.ty)} {v.ref}, null")
         raise self.err(node, f"{_tname(v.ty)} has no truth value")
 
     # statements ----------------------------------------------------------------------
@@ -1127,9 +1137,11 @@ class FuncGen:
                 return getattr(base, e.attr)
             except AttributeError:
                 raise self.err(e, f"{_describe_obj(base)} has no attribute {e.attr!r}") from None
-        if isinstance(e, ast.Subscript) and isinstance(e.value, ast.Name) and \
-                self.lookup(e.value.id, e.value) is T.ptr:
-            return T.ptr[self.type_of_annotation(e.slice, allow_struct=True)]
+        if isinstance(e, ast.Subscript) and isinstance(e.value, (ast.Name, ast.Attribute)):
+            # ptr[T] / arena_ptr[T], however the factory is named (lang.ptr[T] too)
+            factory = self.static(e.value)
+            if factory is T.ptr or factory is T.arena_ptr:
+                return factory[self.type_of_annotation(e.slice, allow_struct=True)]
         return _LOCAL
 
     def type_of_annotation(self, node: ast.expr, allow_struct: bool = False) -> Any:
@@ -1145,7 +1157,7 @@ class FuncGen:
             return obj
         if allow_struct and (isinstance(obj, T.Opaque) or (isinstance(obj, type) and _is_ctypes_struct(obj))):
             return obj
-        raise self.err(node, f"{ast.unparse(node)} is not a type (u8..u64, s8..s64, int, bool, ptr[T])")
+        raise self.err(node, f"{ast.unparse(node)} is not a type (u8..u64, s8..s64, int, bool, ptr[T], arena_ptr[T])")
 
     def e_Attribute(self, e: ast.Attribute) -> Val:
         """``obj.attr``: a section field, a struct field through a pointer, a constant."""
@@ -1188,7 +1200,8 @@ class FuncGen:
                 raise self.err(e, f"{base.ty.elem.__name__} has no field {e.attr!r}")
             off, kind = fields[e.attr]
             self.at(e)
-            addr = self.emit(f"getelementptr inbounds i8, ptr {base.ref}, i64 {off}") if off else base.ref
+            ref = self.generic(base)
+            addr = self.emit(f"getelementptr inbounds i8, ptr {ref}, i64 {off}") if off else ref
             return addr, kind, False
         if isinstance(e, ast.Subscript):
             base = self.expr(e.value)
@@ -1200,14 +1213,15 @@ class FuncGen:
             idx = self.expr(e.slice)
             self.at(e)
             size = T.sizeof(elem)
+            ref = self.generic(base)
             if idx.is_const:
                 off = idx.const * size
-                addr = self.emit(f"getelementptr inbounds i8, ptr {base.ref}, i64 {off}") if off else base.ref
+                addr = self.emit(f"getelementptr inbounds i8, ptr {ref}, i64 {off}") if off else ref
             else:
                 if not _is_int(idx.ty):
                     raise self.err(e.slice, f"an index must be an integer, not {_tname(idx.ty)}")
                 i64 = self._conv_ir(idx, FLEX if _signed(idx.ty) else T.u64)
-                addr = self.emit(f"getelementptr inbounds [{size} x i8], ptr {base.ref}, i64 {i64}")
+                addr = self.emit(f"getelementptr inbounds [{size} x i8], ptr {ref}, i64 {i64}")
             # scalar reads through a pointer are volatile: ring memory changes under the
             # program (the kernel posts CQEs), as the C programs' `volatile __u32 *`
             return addr, elem, _is_int(elem)
@@ -1233,11 +1247,11 @@ class FuncGen:
                 size = T.sizeof(a.ty.elem)
                 if b.is_const:
                     off = b.const * size * (1 if isinstance(op, ast.Add) else -1)
-                    return Val(a.ty, self.emit(f"getelementptr i8, ptr {a.ref}, i64 {off}"))
+                    return Val(a.ty, self.emit(f"getelementptr i8, {_llty(a.ty)} {a.ref}, i64 {off}"))
                 i64 = self._conv_ir(b, FLEX if _signed(b.ty) else T.u64)
                 if isinstance(op, ast.Sub):
                     i64 = self.emit(f"sub i64 0, {i64}")
-                return Val(a.ty, self.emit(f"getelementptr [{size} x i8], ptr {a.ref}, i64 {i64}"))
+                return Val(a.ty, self.emit(f"getelementptr [{size} x i8], {_llty(a.ty)} {a.ref}, i64 {i64}"))
             raise self.err(e, f"{_opname(op)} on {_vname(a)} and {_vname(b)}: pointer arithmetic "
                               "is pointer + or - an integer only")
         for v in (a, b):
@@ -1350,9 +1364,14 @@ class FuncGen:
         if isinstance(a.ty, T.PtrType) or isinstance(b.ty, T.PtrType):
             if not isinstance(op, (ast.Eq, ast.NotEq)):
                 raise self.err(e, "pointers compare with == and != only")
-            x = a.ref if not a.is_const else self.coerce(a, T.ptr[T.u8], e)
-            y = b.ref if not b.is_const else self.coerce(b, T.ptr[T.u8], e)
-            return Val(BOOL, self.emit(f"icmp {'eq' if isinstance(op, ast.Eq) else 'ne'} ptr {x}, {y}"))
+            pty = a.ty if not a.is_const else b.ty
+            if not isinstance(pty, T.PtrType) or not (a.is_const or b.is_const or isinstance(b.ty, T.PtrType)
+                                                      and a.ty.space == b.ty.space):
+                raise self.err(e, f"comparing {_vname(a)} with {_vname(b)}: pointers compare with "
+                                  "pointers of their address space (or None)")
+            x = a.ref if not a.is_const else self.coerce(a, pty, e)
+            y = b.ref if not b.is_const else self.coerce(b, pty, e)
+            return Val(BOOL, self.emit(f"icmp {'eq' if isinstance(op, ast.Eq) else 'ne'} {_llty(pty)} {x}, {y}"))
         if a.ty is BOOL or b.ty is BOOL:
             if not isinstance(op, (ast.Eq, ast.NotEq)) or not (a.ty is BOOL and b.ty is BOOL):
                 raise self.err(e, "bools compare with bools, by == and != only")
@@ -1427,6 +1446,10 @@ class FuncGen:
             self.at(e)
             if v.is_const:
                 return Val(fobj, str(_wrap(v.const, fobj)))
+            if isinstance(v.ty, T.PtrType) and v.ty.space:
+                # an arena pointer is a number the application shares (C: (__u64)p)
+                raw = Val(T.u64, self.emit(f"ptrtoint {_llty(v.ty)} {v.ref} to i64"))
+                return Val(fobj, self._conv_ir(raw, fobj))
             if isinstance(v.ty, T.PtrType):
                 raise self.err(e, f"{fobj.__name__}() of a pointer: programs cannot read addresses")
             if not (_is_int(v.ty) or v.ty is BOOL):
@@ -1440,7 +1463,13 @@ class FuncGen:
             if v.is_const:
                 return Val(fobj, self.coerce(v, fobj, e))
             if isinstance(v.ty, T.PtrType):
+                if v.ty.space != fobj.space:     # C's (T __arena *)p and (T *)q
+                    return Val(fobj, self.emit(f"addrspacecast {_llty(v.ty)} {v.ref} to {_llty(fobj)}"))
                 return Val(fobj, v.ref)
+            if fobj.space and _is_int(v.ty):
+                # a number stored in arena memory becomes an arena pointer again
+                i64 = self._conv_ir(v, T.u64)
+                return Val(fobj, self.emit(f"inttoptr i64 {i64} to {_llty(fobj)}"))
             raise self.err(e, f"{fobj!r}() of a {_tname(v.ty)}: integers do not become pointers")
         if fobj is bool:
             v = self.expr(e.args[0])
@@ -1525,18 +1554,26 @@ class FuncGen:
         if method in ("alloc_pages", "free_pages"):
             if m.map_type != 33:
                 raise self.err(e, f"{m.name}.{method}(): {m.name} is not an arena")
+            # the kernel's prototypes, as libbpf's bpf_arena_common.h declares them:
+            # void __arena *bpf_arena_alloc_pages(void *map, void __arena *addr, ...)
+            void, avoid = T.ptr[None], T.arena_ptr[None]
             if method == "alloc_pages":
-                void = T.ptr[None]      # void *p__map, void *addr__ign: the kernel's prototype
-                sig = KfuncSig("bpf_arena_alloc_pages", void, (void, void, T.u32, T.s32, T.u64))
+                sig = KfuncSig("bpf_arena_alloc_pages", avoid, (void, avoid, T.u32, T.s32, T.u64))
                 self.mod.declare_kfunc(sig)
                 n = self.coerce(args[0], T.u32, e)
-                return Val(T.ptr[T.u8], self.emit(
-                    f"call ptr @bpf_arena_alloc_pages(ptr @{m.name}, ptr null, i32 {n}, i32 -1, i64 0)"))
-            sig = KfuncSig("bpf_arena_free_pages", None, (T.ptr[None], T.ptr[None], T.u32))
+                return Val(T.arena_ptr[T.u8], self.emit(
+                    f"call ptr addrspace(1) @bpf_arena_alloc_pages(ptr @{m.name}, ptr addrspace(1) null, "
+                    f"i32 {n}, i32 -1, i64 0)"))
+            sig = KfuncSig("bpf_arena_free_pages", None, (void, avoid, T.u32))
             self.mod.declare_kfunc(sig)
-            p = self.coerce(args[0], T.ptr[T.u8], e)
+            pv = args[0]
+            if not isinstance(pv.ty, T.PtrType) and not pv.is_const:
+                raise self.err(e, f"{m.name}.free_pages(p, n): p is a pointer alloc_pages gave")
+            p = (self.emit(f"addrspacecast ptr {pv.ref} to ptr addrspace(1)")
+                 if isinstance(pv.ty, T.PtrType) and not pv.ty.space else self.coerce(pv, T.arena_ptr[T.u8], e))
             n = self.coerce(args[1], T.u32, e)
-            self.emit(f"call void @bpf_arena_free_pages(ptr @{m.name}, ptr {p}, i32 {n})", value=False)
+            self.emit(f"call void @bpf_arena_free_pages(ptr @{m.name}, ptr addrspace(1) {p}, i32 {n})",
+                      value=False)
             return Val(None, const=0)
         is_rb = m.map_type == 27
         if is_rb != (method in ("output", "submit", "discard")):
@@ -1621,7 +1658,8 @@ class FuncGen:
         if not n.is_const or n.const < 0:
             raise self.err(e, "the size of copy() must be a constant")
         self.mod.declare_intrinsic("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)", "memcpy")
-        self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {d.ref}, ptr {s.ref}, i64 {n.const}, i1 false)",
+        dref, sref = self.generic(d), self.generic(s)
+        self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {dref}, ptr {sref}, i64 {n.const}, i1 false)",
                   value=False)
         return Val(None, const=0)
 
@@ -1644,6 +1682,7 @@ class FuncGen:
             raise self.err(e, "zero() needs a pointer to a struct or an integer")
         size = T.sizeof(v.ty.elem)
         self.at(e)
+        v = Val(T.ptr[v.ty.elem], self.generic(v))
         if size % 8 == 0 and T.alignof(v.ty.elem) >= 8 and size <= 256:
             # explicit 8-byte stores: LLVM drops the ones later field stores overwrite and
             # keeps the rest 8 bytes wide (a memset it shortens is lowered byte by byte)
@@ -1678,7 +1717,7 @@ def _same_type(a: Any, b: Any) -> bool:
     if a is b:
         return True
     if isinstance(a, T.PtrType) and isinstance(b, T.PtrType):
-        return a.elem is b.elem
+        return a.elem is b.elem and a.space == b.space
     return False
 
 

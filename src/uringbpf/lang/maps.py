@@ -17,7 +17,7 @@ from typing import Any
 
 from ..bpf import maps as _maps
 from . import types as T
-from .appmode import _RUNTIMES, AppRuntime, Ptr, memory_ptr, stack
+from .appmode import _RUNTIMES, AppRuntime, Ptr, arena_memory_ptr, memory_ptr, stack
 
 BPF_FUNC_map_lookup_elem, BPF_FUNC_map_update_elem, BPF_FUNC_map_delete_elem = 1, 2, 3
 BPF_FUNC_ringbuf_output, BPF_FUNC_ringbuf_reserve = 130, 131
@@ -132,20 +132,20 @@ class BpfMap:
         rt.helper(helper_id).impl(rt.rt, record._paddr(), int(flags) & 0xFFFFFFFFFFFFFFFF, 0, 0, 0)
 
     def alloc_pages(self, page_cnt: int) -> Ptr:
-        """Arena: ``bpf_arena_alloc_pages(&arena, NULL, page_cnt, NUMA_NO_NODE, 0)``."""
+        """Arena: ``bpf_arena_alloc_pages(&arena, NULL, page_cnt, NUMA_NO_NODE, 0)``, an
+        ``arena_ptr[u8]`` (NULL when the arena is full)."""
         if self.map_type != _maps.MAP_TYPE_ARENA:
             raise TypeError(f"{self.name} is not an arena")
         rt = self._rt()
         addr = rt.kfunc("bpf_arena_alloc_pages").impl(rt.rt, self.map.addr, 0, int(page_cnt) & 0xFFFFFFFF,
-                      0xFFFFFFFF, 0)
-        if not addr:
-            return Ptr(None, 0, T.u8)
-        return memory_ptr(addr, 4096 * int(page_cnt), T.u8)
+                                                      0xFFFFFFFF, 0)
+        return arena_memory_ptr(self.map, addr, T.u8)
 
     def free_pages(self, p: Ptr, page_cnt: int) -> None:
         """``bpf_arena_free_pages`` of ``page_cnt`` pages at ``p``."""
         rt = self._rt()
-        rt.kfunc("bpf_arena_free_pages").impl(rt.rt, self.map.addr, p._paddr(), int(page_cnt) & 0xFFFFFFFF, 0, 0)
+        rt.kfunc("bpf_arena_free_pages").impl(rt.rt, self.map.addr, p._paddr(), int(page_cnt) & 0xFFFFFFFF,
+                                              0, 0)
 
     def close(self) -> None:
         """Release the map when run in app mode (idempotent)."""

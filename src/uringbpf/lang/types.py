@@ -276,6 +276,8 @@ class PtrType:
     """``ptr[T]``: the type of a pointer to ``T``; calling it converts (casts) a pointer."""
 
     _cache: dict[Any, "PtrType"] = {}
+    #: LLVM address space: 0 for kernel/ring memory, 1 for the arena (C's ``__arena``)
+    space = 0
 
     def __init__(self, elem: Any):
         self.elem = elem
@@ -287,7 +289,7 @@ class PtrType:
     def __call__(self, value: Any) -> Any:
         from .appmode import Ptr  # why: appmode is built on this module (a top import would be a cycle); only calling ptr[T] on an app-mode value needs it
         if isinstance(value, Ptr):
-            return value._pretype(self.elem)
+            return value._to_generic(self.elem)
         if isinstance(value, int) and int(value) == 0:
             return Ptr(None, 0, self.elem)
         raise TypeError(f"cannot make a {self!r} from {value!r} in the application")
@@ -302,6 +304,41 @@ class _PtrFactory:
 
 
 ptr = _PtrFactory()
+
+
+class ArenaPtrType(PtrType):
+    """``arena_ptr[T]``: a pointer into the program's arena map, C's ``T __arena *``
+    (LLVM address space 1, as libbpf's ``bpf_arena_common.h`` declares it).
+
+    Compiled, it is what clang makes of ``__arena`` pointers: loads and stores go through
+    ``BPF_ADDR_SPACE_CAST`` (LLVM inserts it), the value is the arena address the
+    application also sees, so it converts to and from ``u64`` (to store it in arena memory,
+    as C stores ``__arena`` pointers), and ``ptr[T](p)`` / ``arena_ptr[T](q)`` cast between
+    the address spaces."""
+
+    _cache: dict[Any, "ArenaPtrType"] = {}
+    space = 1
+
+    def __repr__(self) -> str:
+        return "arena_" + super().__repr__()
+
+    #: ``(value, elem) -> Ptr``: the application-side cast, set by :mod:`.appmode` (which
+    #: is built on this module, so this module cannot import it)
+    app_cast: Any = None
+
+    def __call__(self, value: Any) -> Any:
+        return ArenaPtrType.app_cast(value, self.elem)
+
+
+class _ArenaPtrFactory:
+    def __getitem__(self, elem: Any) -> ArenaPtrType:
+        t = ArenaPtrType._cache.get(elem)
+        if t is None:
+            t = ArenaPtrType._cache[elem] = ArenaPtrType(elem)
+        return t
+
+
+arena_ptr = _ArenaPtrFactory()
 
 
 class array:
