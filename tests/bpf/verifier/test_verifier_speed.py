@@ -11,6 +11,7 @@ No timing here: speed is measured by bench/load.py (docs/benchmarks.md, "Load sp
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,6 +19,7 @@ from uringbpf.bpf import isa, verifier
 from uringbpf.bpf.verifier import scalar as sc
 from uringbpf.bpf.verifier import state as vs
 from uringbpf.bpf.verifier import transfer
+from uringbpf.bpf.verifier.common import _flag
 
 from vasm import assemble
 
@@ -162,3 +164,14 @@ def test_infinite_loop_found_through_the_signature():
     insns, _ = assemble("r0 = 0\nloop:\nr0 += 1\nif r0 < 50 goto loop\nexit\n")
     res = verifier.verify(isa.Program("t", insns, section="socket", prog_type="socket_filter"))
     assert res.processed_insns > 100
+
+
+def test_flag_lookup_cached_same_answers():
+    """common._flag remembers answers for frozen flag sets: the same as scanning a list."""
+    flags = ["ITER_NEW:2", "RET_NULL", "ITER_SIZE=16", "KF_ACQUIRE"]
+    listed, frozen = SimpleNamespace(kfunc_flags=flags), SimpleNamespace(kfunc_flags=frozenset(flags))
+    for name in ("ITER_NEW", "RET_NULL", "ITER_SIZE", "KF_ACQUIRE", "ITER_NEXT", "RET", "ITER"):
+        for _ in range(2):      # the second answer comes from the cache
+            assert _flag(frozen, name) == _flag(listed, name)
+    assert _flag(frozen, "ITER_NEW") == "2" and _flag(frozen, "ITER_SIZE") == "16"
+    assert _flag(frozen, "RET_NULL") == "" and _flag(frozen, "ITER_NEXT") is None

@@ -131,13 +131,26 @@ def _flag(proto, name: str) -> str | None:
     flags = proto.kfunc_flags
     if not flags:
         return None     # helpers: no flags (asked a dozen times per call instruction)
+    fixed = isinstance(flags, frozenset)   # hashable and unchanging: its answers are too
+    if fixed and (flags, name) in _FLAG_MEMO:
+        return _FLAG_MEMO[flags, name]
+    found = None
     for f in flags:
         if f == name:
-            return ""
+            found = ""
+            break
         for sep in (":", "="):
             if f.startswith(name + sep):
-                return f[len(name) + 1:]
-    return None
+                found = f[len(name) + 1:]
+        if found is not None:
+            break
+    if fixed:
+        _FLAG_MEMO[flags, name] = found
+    return found
+
+
+#: _flag's answers by (kfunc flags, name)
+_FLAG_MEMO: dict = {}
 
 
 def _frozen_map_read(ptr: Reg, lo: int, size: int, signed: bool) -> Reg | None:

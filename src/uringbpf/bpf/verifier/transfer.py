@@ -39,6 +39,22 @@ def const_imm(v: int) -> Reg:
     return r
 
 
+def _update_linked(st: State, match, make) -> None:
+    """Replace every register and spilled register ``r`` of ``st`` for which ``match(r)``
+    by ``make(r)`` (what State.all_regs + set_reg_anywhere do, without building the list
+    of every register first: this runs at each null check and linked bound refinement)."""
+    for f in st.frames:
+        regs = f.regs
+        for i in range(11):
+            r = regs[i]
+            if match(r):
+                regs[i] = make(r)
+        stack = f.stack
+        hits = [(k, slot[1]) for k, slot in stack.items() if slot[0] == "S" and match(slot[1])]
+        for k, r in hits:
+            stack[k] = ("S", make(r))
+
+
 def _scalar_alu_reg(opcode: int, off: int, a: tuple, b: tuple) -> Reg:
     """The register :func:`scalar_alu` makes, from the cache when it was computed before."""
     key = (opcode, off, a, b)
@@ -408,9 +424,8 @@ class TransferMixin:
     def _set_scalar(self, st: State, regno: int, old: Reg, var) -> None:
         st.cur.regs[regno] = old.replace(var=var)
         if old.id:
-            for f, where, r in list(st.all_regs()):
-                if r.t == SCALAR and r.id == old.id:
-                    st.set_reg_anywhere(f, where, r.replace(var=var))
+            _update_linked(st, lambda r: r.t == SCALAR and r.id == old.id,
+                           lambda r: r.replace(var=var))
             if old.id == LEN_ID and var[0] > st.buf_min:
                 st.buf_min = min(var[0], 1 << 32)
 
@@ -435,8 +450,7 @@ class TransferMixin:
 
     def _mark_null(self, st: State, ptr: Reg, is_null: bool) -> None:
         pid = ptr.id
-        for f, where, r in list(st.all_regs()):
-            if r.is_ptr and r.null and r.id == pid:
-                st.set_reg_anywhere(f, where, const_reg(0) if is_null else r.replace(null=False))
+        _update_linked(st, lambda r: r.null and r.id == pid and r.is_ptr,
+                       (lambda r: const_imm(0)) if is_null else (lambda r: r.replace(null=False)))
         if is_null and ptr.ref:
             st.refs.pop(ptr.ref, None)
