@@ -648,9 +648,9 @@ def _code_version() -> str:
 
 
 def _disk_key(program: isa.Program, checked: bool, opt_level: int, signature: tuple,
-              bytecode: bytes | None = None) -> str:
+              fields: tuple | None = None) -> str:
     h = hashlib.sha256(_code_version().encode())
-    h.update(program.bytecode if bytecode is None else bytecode)
+    h.update(repr(_program_fields(program) if fields is None else fields).encode())
     h.update(repr((checked, opt_level, signature)).encode())
     return h.hexdigest()
 
@@ -704,12 +704,21 @@ def program_hash(program: isa.Program) -> str:
     return hashlib.sha256(program.bytecode).hexdigest()
 
 
+def _program_fields(program: isa.Program) -> tuple:
+    """Every field of every instruction slot: all the generated code depends on (calls
+    aside, which enter the key as their resolution). Not the encoded bytecode: that takes
+    an ``lddw``'s value from ``imm64`` while the generator reads the map index from ``imm``
+    and a map value's offset from the second slot's ``imm``, so two programs that differ
+    only there encoded alike and the second got the first's code. As a dict key the tuple
+    is compared exactly, and building it costs a sixth of encoding the program."""
+    return tuple([(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in program.insns])
+
+
 def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: int,
               use_cache: bool) -> tuple[_Code, bool]:
     signature = binder.call_signature()
-    # Encoding the program costs ~0.5 ms per 1,000 instructions: once, for both keys.
-    bytecode = program.bytecode
-    key = (hashlib.sha256(bytecode).hexdigest(), checked, opt_level, signature)
+    fields = _program_fields(program)
+    key = (fields, checked, opt_level, signature)
     with _llvm_lock:
         code = _cache.get(key) if use_cache else None
         if code is not None:
@@ -721,7 +730,7 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
     rt = _jitrt_symbols() if checked else {}
     if checked:
         natives[rt["check_name"]] = rt["check"]
-    dkey = _disk_key(program, checked, opt_level, signature, bytecode) if (
+    dkey = _disk_key(program, checked, opt_level, signature, fields) if (
         use_cache and _disk_dir() is not None) else None
     bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
                         check_addr=rt.get("check", 0), check_symbol=rt.get("check_name", ""),

@@ -1,7 +1,7 @@
 """The compile pipeline behind the JIT (#19 compile time): the IR pass managers are built
 once per (target machine, level) and reused, each level keeps its own passes, the code
 made with reused managers is right, compile phases are reported, and the disk-cache key
-follows the machine-code level."""
+follows the machine-code level and every field the generator reads."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from uringbpf.bpf import isa, jit
 from uringbpf.bpf.asm import assemble
 from uringbpf.bpf.helpers import Runtime
 from uringbpf.bpf.interp import Interpreter
+from uringbpf.bpf.memory import Buffer
 
 # Jumps over jumps: one LLVM block per jump target, which only simplifycfg (level >= 1,
 # not level 0) folds together.
@@ -71,6 +72,58 @@ def test_disk_key_follows_the_codegen_level(monkeypatch):
     monkeypatch.delitem(jit._disk_state, "version", raising=False)
     after = jit._disk_key(prog, False, 1, ())
     assert before != after
-    # The key from the encoded bytes handed in is the key from the program.
-    assert jit._disk_key(prog, False, 1, (), prog.bytecode) == after
+    # The key from the fields handed in is the key from the program.
+    assert jit._disk_key(prog, False, 1, (), jit._program_fields(prog)) == after
     monkeypatch.delitem(jit._disk_state, "version", raising=False)
+
+
+class _MapRef:
+    """What the loader puts in Program.maps: the map's addresses."""
+
+    def __init__(self, addr: int, value_addr: int | None):
+        self.addr, self.value_addr = addr, value_addr
+
+
+def _lddw_map_value(offset: int, placeholder_imm: int, index: int = 0) -> list[isa.Insn]:
+    """``r0 = &map[index].value + offset`` with the second slot's imm set apart: the
+    encoded bytecode takes the offset from imm64 only."""
+    return [isa.Insn(isa.OP_LDDW, 0, isa.PSEUDO_MAP_IDX_VALUE, 0, index,
+                     index | (offset << 32)),
+            isa.Insn(0, 0, 0, 0, placeholder_imm),
+            isa.Insn(isa.OP_EXIT)]
+
+
+def _cached_is_own_code(first: isa.Program, second: isa.Program) -> None:
+    """``second`` compiled after ``first`` (the code cache on) runs as ``second`` compiled
+    alone: the cache never hands it ``first``'s code."""
+    fa = jit.compile(first, Runtime())
+    fb = jit.compile(second, Runtime())
+    alone = jit.compile(second, Runtime(), cache=False)
+    assert fb() == alone()
+    assert jit._disk_key(first, False, 1, ()) != jit._disk_key(second, False, 1, ())
+    for fn in (fa, fb, alone):
+        fn.close()
+
+
+def test_code_cache_key_covers_the_lddw_second_slot():
+    # Regression: the memory and disk keys hashed the encoded bytecode, which takes an
+    # lddw's value from imm64 and leaves out the second slot's imm, where the generator
+    # reads a map value's offset: the second program ran the first one's code.
+    values = Buffer(64)
+    maps = [_MapRef(0x1000, values.addr)]
+    a = isa.Program("a", _lddw_map_value(0, 0), maps=maps)
+    b = isa.Program("b", _lddw_map_value(0, 16), maps=maps)
+    assert a.bytecode == b.bytecode
+    _cached_is_own_code(a, b)
+
+
+def test_code_cache_key_covers_the_lddw_map_index():
+    # The generator reads the map index from imm, the bytecode from imm64.
+    values = [Buffer(8), Buffer(8)]
+    maps = [_MapRef(0x1000, values[0].addr), _MapRef(0x2000, values[1].addr)]
+    second = _lddw_map_value(0, 0, 0)
+    second[0].imm = 1
+    a = isa.Program("a", _lddw_map_value(0, 0, 0), maps=maps)
+    b = isa.Program("b", second, maps=maps)
+    assert a.bytecode == b.bytecode
+    _cached_is_own_code(a, b)
