@@ -9,7 +9,7 @@ header.  The shared object is built on the first emulated submit, never at impor
 from __future__ import annotations
 
 import ctypes
-from ctypes import POINTER, c_uint32, c_void_p
+from ctypes import c_uint32, c_uint64, c_void_p
 
 from .. import native
 
@@ -23,11 +23,10 @@ class KernelSq(ctypes.Structure):
 
 
 def _set_prototypes(lib: ctypes.CDLL) -> None:
-    lib.uringbpf_sqrewind_stage.restype = c_uint32
-    lib.uringbpf_sqrewind_stage.argtypes = [POINTER(KernelSq), c_void_p, c_uint32,
-                                            POINTER(c_uint32)]
+    lib.uringbpf_sqrewind_stage.restype = c_uint64
+    lib.uringbpf_sqrewind_stage.argtypes = [c_void_p, c_void_p, c_uint32]
     lib.uringbpf_sqrewind_publish.restype = None
-    lib.uringbpf_sqrewind_publish.argtypes = [POINTER(KernelSq), c_uint32]
+    lib.uringbpf_sqrewind_publish.argtypes = [c_void_p, c_uint32]
 
 
 def lib() -> ctypes.CDLL:
@@ -36,23 +35,27 @@ def lib() -> ctypes.CDLL:
 
 
 class Rewinder:
-    """The emulation for one ring: ``stage`` copies, ``publish`` moves the kernel tail."""
+    """The emulation for one ring: ``stage`` copies, ``publish`` moves the kernel tail.
+
+    Addresses are passed as plain ints (no ``byref`` per call): a submit of one SQE costs
+    about what the Python copy it replaced did.
+    """
 
     def __init__(self, head: int, tail: int, array: int, sqes: int, entries: int,
                  sqe_size: int, src: int):
         self.ksq = KernelSq(head, tail, array or None, sqes, entries - 1, entries, sqe_size)
-        self.src = src
-        self._tail = c_uint32(0)
-        self._lib = lib()
+        self._ksq_addr = ctypes.addressof(self.ksq)
+        self._src = src
+        self._stage = lib().uringbpf_sqrewind_stage
+        self._publish = lib().uringbpf_sqrewind_publish
 
     def stage(self, nr: int) -> tuple[int, int]:
         """Copy slots ``0..nr-1`` to the kernel SQ at its tail (not published):
         ``(n, tail)``, n as many as there was room for; copy i is in slot (tail+i) & mask."""
-        n = self._lib.uringbpf_sqrewind_stage(ctypes.byref(self.ksq), self.src, nr,
-                                              ctypes.byref(self._tail))
-        return n, self._tail.value
+        v = self._stage(self._ksq_addr, self._src, nr)
+        return v & 0xFFFFFFFF, v >> 32
 
     def publish(self, tail: int) -> None:
         """Store the kernel SQ tail (release): ``tail + n`` to submit, ``tail + consumed``
         after the enter to drop what the kernel did not take."""
-        self._lib.uringbpf_sqrewind_publish(ctypes.byref(self.ksq), tail & 0xFFFFFFFF)
+        self._publish(self._ksq_addr, tail & 0xFFFFFFFF)
