@@ -87,6 +87,7 @@ def test_fixed_ints_wrap_like_c():
     assert type(u16(1) + s32(1)) is s32           # wider wins
     assert (s32(-1) < u32(1)) is False            # compared as unsigned, as in C
     assert u32(7) // 0 == 0 and u32(7) % 0 == 7   # BPF's division by zero
-    with pytest.raises(TypeError):
-        s32(-7) // 2
+    assert (s32(-7) // 2, s32(-7) % 2) == (-4, 1)  # Python's floor, not C's truncation
+    assert s32(-0x80000000) // -1 == -0x80000000   # wraps like the compiled code
+    assert s32(-7) // 0 == 0 and s32(-7) % 0 == -7
     assert u64(1) << 65 == 2                      # shift counts modulo the width

@@ -1283,8 +1283,7 @@ class FuncGen:
             return Val(ty, self.emit(f"{simple[type(op)]} i{bits} {x}, {y}"))
         if isinstance(op, (ast.FloorDiv, ast.Mod)):
             if _signed(ty):
-                raise self.err(e, f"// and % on signed {_tname(ty)}: convert to an unsigned type "
-                                  "(C truncates, Python floors)")
+                return Val(ty, self.signed_divmod(isinstance(op, ast.Mod), x, y, bits))
             # BPF: x / 0 == 0, x % 0 == x; LLVM: undefined, so guard the divisor
             if b.is_const and b.const & ((1 << bits) - 1):
                 return Val(ty, self.emit(f"{'udiv' if isinstance(op, ast.FloorDiv) else 'urem'} i{bits} {x}, {y}"))
@@ -1294,6 +1293,31 @@ class FuncGen:
             fallback = "0" if isinstance(op, ast.FloorDiv) else x
             return Val(ty, self.emit(f"select i1 {zero}, i{bits} {fallback}, i{bits} {q}"))
         raise self.err(e, f"operator {_opname(op)} is not supported")
+
+    def signed_divmod(self, mod: bool, x: str, y: str, bits: int) -> str:
+        """Python's ``x // y`` or ``x % y`` (floor: the remainder has the divisor's sign)
+        on signed ``i{bits}`` values, wrapped to the width, with BPF's answers for a zero
+        divisor (``x // 0 == 0``, ``x % 0 == x``).  Built from unsigned division of the
+        magnitudes, so it needs no BPF v4 sdiv/smod and has no LLVM undefined case
+        (INT_MIN // -1 wraps to INT_MIN, as the application's wrapped result does)."""
+        i = f"i{bits}"
+        zero = self.emit(f"icmp eq {i} {y}, 0")
+        d = self.emit(f"select i1 {zero}, {i} 1, {i} {y}")
+        xneg = self.emit(f"icmp slt {i} {x}, 0")
+        dneg = self.emit(f"icmp slt {i} {d}, 0")
+        ax = self.emit(f"select i1 {xneg}, {i} {self.emit(f'sub {i} 0, {x}')}, {i} {x}")
+        ad = self.emit(f"select i1 {dneg}, {i} {self.emit(f'sub {i} 0, {d}')}, {i} {d}")
+        uq = self.emit(f"udiv {i} {ax}, {ad}")
+        ur = self.emit(f"urem {i} {ax}, {ad}")
+        neg = self.emit(f"xor i1 {xneg}, {dneg}")
+        # signs differ: -(q + (r != 0)); same: q
+        up = self.emit(f"zext i1 {self.emit(f'icmp ne {i} {ur}, 0')} to {i}")
+        qneg = self.emit(f"sub {i} 0, {self.emit(f'add {i} {uq}, {up}')}")
+        q = self.emit(f"select i1 {neg}, {i} {qneg}, {i} {uq}")
+        if mod:
+            r = self.emit(f"sub {i} {x}, {self.emit(f'mul {i} {q}, {d}')}")
+            return self.emit(f"select i1 {zero}, {i} {x}, {i} {r}")
+        return self.emit(f"select i1 {zero}, {i} 0, {i} {q}")
 
     def e_UnaryOp(self, e: ast.UnaryOp) -> Val:
         """``-x``, ``~x``, ``not x``, ``+x``."""
@@ -1640,10 +1664,14 @@ class FuncGen:
             raise self.err(e, f"stack() of {size} bytes: the BPF stack is 512 bytes")
         slot = f"%v.stack.{self.n}"
         self.n += 1
-        self.allocas.append(f"  {slot} = alloca [{size} x i8], align 8")
+        # whole 8-byte words, allocated and zeroed alike: a zeroing store past the end of
+        # the alloca would be undefined behaviour, and LLVM dropped the object's last
+        # bytes' zeroes for it (the verifier then saw uninitialised stack)
+        room = (size + 7) // 8 * 8
+        self.allocas.append(f"  {slot} = alloca [{room} x i8], align 8")
         self.at(e)
         # zeroed where it is asked for, as the application's fresh buffer is
-        self._zero_bytes(slot, (size + 7) // 8 * 8 if size % 8 else size, 8)
+        self._zero_bytes(slot, room, 8)
         return Val(T.ptr[t], slot)
 
     def copy(self, e: ast.Call) -> Val:

@@ -455,6 +455,7 @@ class SocketRunner:
         self.prog = prog
         self.loaded = prog.module.load(engine=engine, only=[prog.name])
         self.program = self.loaded.obj.programs[prog.name]
+        self.ret = prog.func_info().ret
         self.last_data = b""
 
     def _bind(self) -> list[Section]:
@@ -480,7 +481,9 @@ class SocketRunner:
             except BpfRuntimeError as exc:
                 raise self.loaded.runtime_error(self.prog.name, exc) from exc
             self.last_data = buf.read(0, len(data))
-            return int(ret)
+            # r0 read as the declared return type (an s64 -1 is -1, as run_in_app says;
+            # the bits above a narrower type are not part of the result)
+            return int(_convert(ret, self.ret))
         finally:
             unbind_sections(bound)
             prog.runtime.mem.remove(region)

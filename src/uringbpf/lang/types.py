@@ -11,8 +11,9 @@ mixed operation for both, so the two runs cannot drift apart:
   promotion of narrow types to ``int``: ``u8 + u8`` is a ``u8``);
 * a plain Python ``int`` (a literal, or a local first assigned one) takes the other
   operand's type; two plain ints stay plain (64-bit signed in compiled code);
-* ``//`` and ``%`` are for unsigned types only (C truncates, Python floors); x // 0 is 0
-  and x % 0 is x, as BPF defines them;  shift counts are taken modulo the width.
+* ``//`` and ``%`` floor as in Python on signed types too (not C's truncation; the
+  compiled code builds it from unsigned division, BPF v3 has no signed one); a typed
+  x // 0 is 0 and x % 0 is x, as BPF defines them;  shift counts are taken modulo the width.
 """
 
 from __future__ import annotations
@@ -73,10 +74,9 @@ class FixedInt(int):
     def _div(self, other: Any, mod: bool, reflected: bool = False):
         if not isinstance(other, int):
             return NotImplemented
+        # Python's floor division and modulo, wrapped to the width; a zero divisor gives
+        # BPF's answers (the compiled code does the same: compiler.signed_divmod)
         t = common(type(self), type(other))
-        if t.SIGNED:
-            raise TypeError(f"// and % on signed {t.__name__}: convert to an unsigned type "
-                            "(C truncates, Python floors)")
         a, b = int(t(self)), int(t(other))
         if reflected:
             a, b = b, a
