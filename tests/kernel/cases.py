@@ -775,3 +775,39 @@ def run_global_funcs(executor: str) -> dict:
 
 
 case("loop_global_funcs")(run_global_funcs)
+
+
+# --- a filter refusing SQEs that a loop_step program submits in link chains --------------
+def run_loop_filter_chain(executor: str, flags: list[int], refuse: tuple[int, ...],
+                          ring_flags: int = 0) -> dict:
+    """tests/kernel/bpf/chain.bpf.c submits NOPs 1..n with ``flags`` in one
+    bpf_io_uring_submit_sqes; a filter refuses the user_data in ``refuse``.  The emulation
+    runs the filter in the loop driver's C (native/sqe.h chain rewrite)."""
+    ring = Ring(8, cq_entries=16, flags=LOOP_FLAGS | ring_flags)
+    try:
+        reg = _register(ring, executor, OP_NOP, cbpf.pack(_ud_not(*refuse)))
+        sqe_flags = (ctypes.c_uint8 * 8)(*flags)
+        obj = _open("chain", ring, n=len(flags))
+        try:
+            obj.rodata.sqe_flags = bytes(sqe_flags)
+            obj.load("interp", executor=executor)
+            link = obj.attach_struct_ops("chain_ops")
+            ret = ring.enter(0, 0, ENTER_GETEVENTS)
+            submit_ret = obj.data.submit_ret
+            link.destroy()
+            ring.enter(0, 0, ENTER_GETEVENTS)   # run the task work that fails link members
+            return {"reg": reg, "ret": ret, "submit_ret": submit_ret, "cqes": _cqes(ring)}
+        finally:
+            obj.close()
+    finally:
+        ring.close()
+
+
+_L, _H = uapi.IOSQE_IO_LINK, uapi.IOSQE_IO_HARDLINK
+case("loop_filter_chain_middle")(lambda ex: run_loop_filter_chain(ex, [_L, _L, 0, 0], (2,)))
+case("loop_filter_chain_tail_ends_batch")(lambda ex: run_loop_filter_chain(ex, [_L, 0, 0], (2,)))
+case("loop_filter_chain_hardlink")(lambda ex: run_loop_filter_chain(ex, [_H, _H, 0, 0], (1,)))
+case("loop_filter_chain_two_refused")(lambda ex: run_loop_filter_chain(ex, [_L, _L, _L, 0, 0], (2, 4)))
+case("loop_filter_chain_open_at_end")(lambda ex: run_loop_filter_chain(ex, [0, _L, _L], (2,)))
+case("loop_filter_chain_submit_all")(lambda ex: run_loop_filter_chain(
+    ex, [_L, 0, 0, _L, 0], (2,), ring_flags=uapi.IORING_SETUP_SUBMIT_ALL))

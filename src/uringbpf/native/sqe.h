@@ -8,6 +8,7 @@
 #ifndef URINGBPF_SQE_H
 #define URINGBPF_SQE_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -30,6 +31,39 @@ static inline void uringbpf_deny_sqe(uint8_t *sqe, uint32_t sqe_size, int32_t re
 	memcpy(sqe + 24, &res, 4);       /* len: the injected result */
 	memcpy(sqe + 28, &nop_flags, 4); /* nop_flags */
 	memcpy(sqe + 32, &user_data, 8);
+}
+
+/*
+ * A link chain with a refused member fails as a whole, as io_submit_fail_init() makes it
+ * fail (mirrored by uring.ring.Ring._fail_chain): while the chain is assembled a refused
+ * SQE is rewritten at once by uringbpf_chain_refuse() (a NOP carrying its error, its
+ * link/drain flags kept so the chain can still be followed, tagged in addr3); once the
+ * chain ends uringbpf_fail_chain_member() rewrites every member in order: a refused one
+ * completes with its error, the others with -ECANCELED, each hard-linked to the next but
+ * the last, so the CQEs come in the kernel's order and nothing cancels them on the way.
+ */
+#define URINGBPF_CHAIN_TAG 0x6e69616863627575ull /* "uubchain" */
+#define URINGBPF_SQE_LINKS (4u | 8u)           /* IOSQE_IO_LINK | IOSQE_IO_HARDLINK */
+
+static inline void uringbpf_chain_refuse(uint8_t *sqe, uint32_t sqe_size, int32_t res)
+{
+	uint64_t tag = URINGBPF_CHAIN_TAG;
+
+	uringbpf_deny_sqe(sqe, sqe_size, res, URINGBPF_DENY_KEEP_FLAGS);
+	memcpy(sqe + 48, &tag, 8);       /* addr3: cleared by uringbpf_fail_chain_member */
+}
+
+static inline void uringbpf_fail_chain_member(uint8_t *sqe, uint32_t sqe_size, int last)
+{
+	uint64_t tag;
+	int32_t res = -ECANCELED;
+
+	memcpy(&tag, sqe + 48, 8);
+	if (sqe[0] == URINGBPF_OP_NOP && tag == URINGBPF_CHAIN_TAG)
+		memcpy(&res, sqe + 24, 4);
+	uringbpf_deny_sqe(sqe, sqe_size, res, 2u /* IOSQE_IO_DRAIN */);
+	if (!last)
+		sqe[1] |= 8u;            /* IOSQE_IO_HARDLINK */
 }
 
 #endif

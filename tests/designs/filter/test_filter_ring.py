@@ -172,8 +172,9 @@ def test_register_through_the_ring(ring):
 
 
 # --- SQEs submitted by a loop_step program ------------------------------------------------
-def _loop_submit(r, user_datas, opcode=uapi.IORING_OP_NOP, expect=None):
-    """A Python loop_step submitting one SQE per user_data and collecting the CQEs."""
+def _loop_submit(r, user_datas, opcode=uapi.IORING_OP_NOP, expect=None, flags=None):
+    """A Python loop_step submitting one SQE per user_data (``flags``: their sqe flags) and
+    collecting the CQEs."""
     lib = loop.lib()
     p = r.params
     out = []
@@ -186,6 +187,7 @@ def _loop_submit(r, user_datas, opcode=uapi.IORING_OP_NOP, expect=None):
             ctypes.memset(sqes + 64 * i, 0, 64)
             ctypes.c_uint8.from_address(sqes + 64 * i).value = opcode
             ctypes.c_uint64.from_address(sqes + 64 * i + 32).value = ud
+            ctypes.c_uint8.from_address(sqes + 64 * i + 1).value = flags[i] if flags else 0
         n = ctypes.c_int64(lib.uringbpf_kf_submit_sqes(ctx, len(user_datas), 0, 0, 0)).value
         assert n == (len(user_datas) if expect is None else expect)
         head, tail = u32(rings + p.cq_off.head), u32(rings + p.cq_off.tail)
@@ -212,6 +214,27 @@ def test_filters_apply_to_program_submissions_natively():
         # a refusal ends the batch, as bpf_io_uring_submit_sqes -> io_submit_sqes does
         got, stats = _loop_submit(r, [1, 2, 3], expect=2)
         assert got == [(1, 0), (2, -errno.EACCES)] and stats["sqes_denied"] == 1
+    finally:
+        r.close()
+
+
+def test_program_submitted_chain_with_a_refused_member_fails_whole():
+    """The native submit path follows io_submit_fail_init like Ring's filter path
+    (tests/uring/test_filter_chain.py): head -ECANCELED, refused -EACCES, rest -ECANCELED,
+    HARDLINK too; the batch ends only at a refused SQE that does not link on."""
+    L, H = uapi.IOSQE_IO_LINK, uapi.IOSQE_IO_HARDLINK
+    r = make_ring()
+    try:
+        assert flt.register_bpf_filter(r, uapi.IORING_OP_NOP, deny_user_data(2)) == 0
+        got, stats = _loop_submit(r, [1, 2, 3, 4], flags=[L, L, 0, 0])
+        assert got == [(1, -errno.ECANCELED), (2, -errno.EACCES), (3, -errno.ECANCELED), (4, 0)]
+        assert stats["sqes_denied"] == 1
+        got, _ = _loop_submit(r, [1, 2, 3], flags=[H, 0, 0], expect=2)
+        assert got == [(1, -errno.ECANCELED), (2, -errno.EACCES)]
+        got, _ = _loop_submit(r, [2, 1, 5], flags=[H, H, 0])
+        assert got == [(1, -errno.ECANCELED), (2, -errno.EACCES), (5, -errno.ECANCELED)]
+        got, _ = _loop_submit(r, [1, 5, 2], flags=[0, L, L])    # open at the batch's end
+        assert got == [(1, 0), (2, -errno.EACCES), (5, -errno.ECANCELED)]
     finally:
         r.close()
 

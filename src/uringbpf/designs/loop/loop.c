@@ -103,11 +103,11 @@ static inline int ctx_ok(const struct ub_loop_ctx *ctx)
 }
 
 /*
- * A denied SQE still completes, with its error (-EACCES for a filter, -EFAULT for an SQE
- * that names the runtime's own memory) and its own user_data, as the kernel fails a
- * request whose filter returned 0.  We get the kernel to post exactly that
- * CQE by turning the SQE into a NOP that injects the result (IORING_NOP_INJECT_RESULT);
- * the link/drain/skip flags stay so a denied link member breaks its chain as before.
+ * An SQE that names the runtime's own memory still completes, with -EFAULT and its own
+ * user_data: we get the kernel to post that CQE by turning the SQE into a NOP that
+ * injects the result (IORING_NOP_INJECT_RESULT); the link/drain flags stay so it breaks
+ * its chain like a failed request.  A cBPF refusal (-EACCES) fails its whole link chain
+ * instead, as the kernel's does: uringbpf_chain_refuse/uringbpf_fail_chain_member.
  */
 static void deny_sqe(uint8_t *sqe, uint32_t sqe_size, int32_t res)
 {
@@ -127,8 +127,8 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
 		.sqes = ctx->ksqes, .mask = ctx->sq_mask, .entries = ctx->sq_entries,
 		.sqe_size = ctx->sqe_size,
 	};
-	uint32_t tail, i;
-	int ret;
+	uint32_t tail, i, first = 0;   /* first: first member of the chain being assembled */
+	int ret, failed = 0, ends = 0;
 
 	nr = uringbpf_sq_rewind_stage(&k, src, nr, &tail);
 	if (!nr)
@@ -141,10 +141,20 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
 			deny_sqe(dst, ctx->sqe_size, -EFAULT);
 			ctx->sqes_faulted++;
 		} else if (filters && ub_filter_check(filters, dst)) {
-			deny_sqe(dst, ctx->sqe_size, -EACCES);
+			ends = ub_filter_ends_batch(filters, dst);   /* io_submit_sqes stops here */
+			uringbpf_chain_refuse(dst, ctx->sqe_size, -EACCES);   /* native/sqe.h */
 			ctx->sqes_denied++;
-			if (ub_filter_ends_batch(filters, dst)) {
-				nr = i + 1;   /* the kernel's io_submit_sqes stops here */
+			failed = 1;
+		}
+		if (!(dst[1] & URINGBPF_SQE_LINKS) || ends || i + 1 == nr) {
+			/* the chain ends here (or with the batch): a refusal fails all of it */
+			for (; failed && first <= i; first++)
+				uringbpf_fail_chain_member(ctx->ksqes + (size_t)((tail + first) & ctx->sq_mask)
+							   * ctx->sqe_size, ctx->sqe_size, first == i);
+			first = i + 1;
+			failed = 0;
+			if (ends) {
+				nr = i + 1;
 				break;
 			}
 		}
@@ -163,6 +173,18 @@ static int64_t submit_copied(struct ub_loop_ctx *ctx, const uint8_t *src, uint32
  * against the runtime's own memory (guard.h: a CQE of -EFAULT), then against the cBPF
  * filters if there are any (-EACCES).
  */
+/* The i-th SQE the kernel will consume from `head` (see check_in_place). */
+static uint8_t *in_place_sqe(struct ub_loop_ctx *ctx, uint32_t head, uint32_t i)
+{
+	uint32_t idx = (head + i) & ctx->sq_mask;
+
+	if (ctx->sq_mode == UB_SQ_REWIND)
+		idx = i;
+	else if (ctx->sq_array)
+		idx = ctx->sq_array[idx] & ctx->sq_mask;
+	return ctx->ksqes + (size_t)idx * ctx->sqe_size;
+}
+
 static uint32_t check_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
 {
 	const struct ub_filter_table *filters = (const struct ub_filter_table *)(uintptr_t)ctx->filters;
@@ -170,26 +192,34 @@ static uint32_t check_in_place(struct ub_loop_ctx *ctx, uint32_t nr)
 	uint32_t tail = load_acquire(ctx->sq_ktail);
 	uint32_t i, n = tail - head;
 
+	uint32_t first = 0;   /* first member of the chain being assembled */
+	int failed = 0, ends = 0;
+
 	if (ctx->sq_mode == UB_SQ_REWIND) /* a kernel with SQ_REWIND reads slots 0..nr-1 */
 		n = nr < ctx->sq_entries ? nr : ctx->sq_entries;
 	if (n > nr)
 		n = nr;
 	for (i = 0; i < n; i++) {
-		uint32_t idx = (head + i) & ctx->sq_mask;
-		uint8_t *sqe;
-		if (ctx->sq_mode == UB_SQ_REWIND)
-			idx = i;
-		else if (ctx->sq_array)
-			idx = ctx->sq_array[idx] & ctx->sq_mask;
-		sqe = ctx->ksqes + (size_t)idx * ctx->sqe_size;
+		uint8_t *sqe = in_place_sqe(ctx, head, i);
+
 		if (ubpf_guard_sqe(sqe)) {
 			deny_sqe(sqe, ctx->sqe_size, -EFAULT);
 			ctx->sqes_faulted++;
 		} else if (filters && ub_filter_check(filters, sqe)) {
-			deny_sqe(sqe, ctx->sqe_size, -EACCES);
+			ends = ub_filter_ends_batch(filters, sqe);   /* io_submit_sqes stops here */
+			uringbpf_chain_refuse(sqe, ctx->sqe_size, -EACCES);   /* native/sqe.h */
 			ctx->sqes_denied++;
-			if (ub_filter_ends_batch(filters, sqe))
-				return i + 1;   /* the kernel's io_submit_sqes stops here */
+			failed = 1;
+		}
+		if (!(sqe[1] & URINGBPF_SQE_LINKS) || ends || i + 1 == n) {
+			/* the chain ends here (or with the batch): a refusal fails all of it */
+			for (; failed && first <= i; first++)
+				uringbpf_fail_chain_member(in_place_sqe(ctx, head, first), ctx->sqe_size,
+							   first == i);
+			first = i + 1;
+			failed = 0;
+			if (ends)
+				return i + 1;
 		}
 	}
 	return nr;
