@@ -106,3 +106,24 @@ def test_demo_says_which_engine_runs_the_programs():
     assert first.startswith("engine: interp (") and "uringbpf[jit]" in first, first
     assert "engine=interp" in proc.stdout and "engine=jit" not in proc.stdout
     assert "identical: yes" in proc.stdout and "matches Python: yes" in proc.stdout
+
+
+def test_without_llvmlite_every_command_is_one_line_or_works(tmp_path):
+    """Commands that reach the JIT indirectly: the conformance plugin runs on the
+    interpreter (its default) and reports --jit in its protocol's one line; bench, which
+    times the JIT, says what to install."""
+    prog = "b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00"     # r0 = 42; exit
+    for args, status, out_want in ((["conformance-plugin", "--program", prog], 0, "2a"),
+                                   (["conformance-plugin", "--jit", "--program", prog], 1,
+                                    "uringbpf[jit]"),
+                                   (["bench", "compute"], 1, "")):
+        proc = _without_llvmlite(f"""
+            from uringbpf.tools import main
+            sys.exit(main({args!r}))
+        """)
+        assert proc.returncode == status, (args, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr and "No module named" not in proc.stderr
+        assert out_want in proc.stdout
+        if args[0] == "bench":
+            assert proc.stderr.strip().startswith("uringbpf bench: ") and \
+                "pip install 'uringbpf[jit]'" in proc.stderr, proc.stderr

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import elf as elf_mod
-from . import isa, jit
+from . import engines, isa
 from .asm import assemble
 from .helpers import Runtime
 from .interp import Interpreter
@@ -144,8 +144,8 @@ def run_bytecode(code: bytes, mem: bytes = b"", engine: str = "interp",
 def _run_jit(program, runtime, r1: int, r2: int) -> int:
     # No verifier runs here, so the JIT must bounds-check like the interpreter does:
     # a conformance test that faults has to fail with a message, not crash the plugin.
-    fn = jit.compile(program, runtime, checked=True, helpers=plugin_helpers(),
-                     unwind_helper=UNWIND_HELPER)
+    fn = engines.jit_module().compile(program, runtime, checked=True,
+                                      helpers=plugin_helpers(), unwind_helper=UNWIND_HELPER)
     return int(fn(r1, r2)) & isa.U64
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..bpf import engines
 from .common import CommandError
 
 HELP = "list the benchmarks in bench/ or run one (source checkout only)"
@@ -70,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"no benchmark {args.name!r} (benchmarks: "
                                f"{', '.join(scripts)}, or all)")
         chosen = [scripts[name]]
+    # the benchmarks time the JIT against the interpreter and C: without llvmlite one line
+    # saying what to install, not a traceback per script
+    engines.require_llvmlite("uringbpf bench (the benchmarks time the JIT)")
     status = 0
     for script in chosen:
         if len(chosen) > 1:
