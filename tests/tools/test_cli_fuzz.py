@@ -92,6 +92,10 @@ def test_conformance_plugin_without_program(cli, monkeypatch):
     ["demo", "--size-mb", "1e300"],
     ["demo", "--only", "nosuch"],
     ["disasm", "{obj}", "--style", "nosuch"],
+    ["compare", "--rounds", "1" + "0" * 20],      # was accepted: ran for hours
+    ["compare", "--rounds", "0"],
+    ["compare", "--rounds", "-3"],
+    ["demo", "--engine", "llvm"],
 ])
 def test_huge_and_bad_numbers_are_usage_errors(cli, socket_obj, args):
     status, _, err = cli(*[a.format(obj=socket_obj) for a in args])

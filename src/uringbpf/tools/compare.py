@@ -16,6 +16,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from .common import int_in_range
+
+#: the most timed rounds --rounds accepts (each round runs every case once)
+MAX_ROUNDS = 1000
+
 HELP = "one workload, every design: verified throughput/CPU/syscall table (#17)"
 DESCRIPTION = __doc__.split("\n\n", 1)[1]
 
@@ -29,7 +34,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--impl", action="append", metavar="NAME",
                    help="only this implementation (repeatable): c, python, python-fast, "
                         "links, loop, opbpf, rfc2021, lang, kbuf-copy, kbuf-zc")
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds per implementation")
+    p.add_argument("--rounds", type=int_in_range(1, MAX_ROUNDS), default=5, metavar="N",
+                   help=f"timed rounds per implementation (default 5, at most {MAX_ROUNDS})")
     p.add_argument("-o", "--out", type=Path, default=Path("compare-out"),
                    help="directory for compare.md, compare.json and the PNGs")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
@@ -46,9 +52,6 @@ def run(args: argparse.Namespace) -> int:
         if i not in compare.IMPL_ORDER:
             print(f"uringbpf compare: unknown implementation {i!r}", file=sys.stderr)
             return 2
-    if args.rounds < 1:
-        print("uringbpf compare: --rounds must be >= 1", file=sys.stderr)
-        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     records = compare.run(args.workload, args.impl, quick=args.quick, rounds=args.rounds,
                           log=lambda s: print(s, file=sys.stderr, flush=True))
