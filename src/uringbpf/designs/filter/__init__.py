@@ -478,9 +478,7 @@ def register_bpf_filter_raw(ring, arg: int, nr_args: int = 1) -> int:
     ``arg`` is the address of a ``struct io_uring_bpf``; like the kernel we read it (and
     the filter it points to) without trusting it, and write back ``filter.pdu_size``.
     """
-    if nr_args != 1:
-        return -errno.EINVAL
-    got = _read_registration(arg)
+    got = _read_registration(arg, nr_args)
     if isinstance(got, int):
         return got
     f, program = got
@@ -488,13 +486,15 @@ def register_bpf_filter_raw(ring, arg: int, nr_args: int = 1) -> int:
     return 0
 
 
-def _read_registration(arg: int) -> int | tuple[IoUringBpfFilter, cbpf.Program]:
+def _read_registration(arg: int, nr_args: int) -> int | tuple[IoUringBpfFilter, cbpf.Program]:
     """io_register_bpf_filter up to the install: -errno, or (filter header, checked program).
 
-    Reads ``struct io_uring_bpf`` at ``arg`` without trusting it, writes back
-    ``filter.pdu_size`` (also on -EMSGSIZE, as the kernel does), then copies and checks
-    the classic program.
+    ``-EINVAL`` unless ``nr_args`` is 1; reads ``struct io_uring_bpf`` at ``arg`` without
+    trusting it, writes back ``filter.pdu_size`` (also on -EMSGSIZE, as the kernel does),
+    then copies and checks the classic program.
     """
+    if nr_args != 1:
+        return -errno.EINVAL
     raw = copy_from_user(arg, sizeof(IoUringBpf))
     if raw is None:
         return -errno.EFAULT
@@ -611,14 +611,13 @@ def register_task_bpf_filter_raw(arg: int, nr_args: int = 1) -> int:
     Same checks and errnos as a ring's registration, after the task-level ones:
     ``-EACCES`` unless no_new_privs is set or the caller has CAP_SYS_ADMIN, ``-EINVAL``
     unless ``nr_args`` is 1.  A filter registered here applies to the rings this process
-    creates from now on (not to the ones it has), see the section comment above.
+    creates from now on, and to those it created since its first task-level registration
+    that have no ring-level filter of their own (they share the set; section comment).
     """
     global _task_table
     if not _task_may_register():
         return -errno.EACCES
-    if nr_args != 1:
-        return -errno.EINVAL
-    got = _read_registration(arg)
+    got = _read_registration(arg, nr_args)
     if isinstance(got, int):
         return got
     f, program = got
