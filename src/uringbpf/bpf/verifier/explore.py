@@ -78,6 +78,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self.explored: dict[int, list[_Checkpoint]] = {}
         self.visits: dict[int, int] = {}
         self._live_idx: dict[int, tuple[int, ...]] = {}   # pc -> live registers (_loop_sig)
+        self._lddw_regs: dict[int, Reg] = {}   # pc -> the register an lddw makes (transfer.py)
         self.iter_next_pcs: set[int] = set()
         self.arena_access: dict[int, bool] = {}  # pc -> through an arena pointer (memory.py)
         self._iter_next_arg: dict[int, int] = {}

@@ -328,12 +328,22 @@ class TransferMixin:
         dst = insn.dst
         if dst == 10:
             raise _Reject("frame pointer is read only")
+        # the value depends on the instruction alone: made once per instruction
+        r = self._lddw_regs.get(pc)
+        if r is None:
+            r = self._lddw_reg(insn, pc)
+            if r is None:
+                return
+            self._lddw_regs[pc] = r
+        st.cur.regs[dst] = r
+
+    def _lddw_reg(self, insn: isa.Insn, pc: int) -> Reg | None:
         src = insn.src
         if src == 0:
-            st.cur.regs[dst] = const_imm(insn.imm64)
-        elif src == isa.PSEUDO_MAP_IDX:
-            st.cur.regs[dst] = Reg(CONST_MAP, obj=self.program.maps[insn.imm])
-        elif src == isa.PSEUDO_MAP_IDX_VALUE:
+            return const_imm(insn.imm64)
+        if src == isa.PSEUDO_MAP_IDX:
+            return Reg(CONST_MAP, obj=self.program.maps[insn.imm])
+        if src == isa.PSEUDO_MAP_IDX_VALUE:
             m = self.program.maps[insn.imm]
             off = isa.to_s32(self.insns[pc + 1].imm)
             if getattr(m, "type", None) == _MAP_TYPE_ARENA:
@@ -342,14 +352,14 @@ class TransferMixin:
                 arena_len = getattr(m, "max_entries", 0) * 4096
                 if not 0 <= off <= arena_len:
                     raise _Reject(f"invalid access to arena, off={off} (arena {arena_len} bytes)")
-                st.cur.regs[dst] = UNKNOWN_SCALAR
-                return
+                return UNKNOWN_SCALAR
             vs = getattr(m, "value_size", 0)
             if not 0 <= off < max(vs, 1):
                 raise _Reject(f"invalid access to map value pointer, value_size={vs} off={off}")
-            st.cur.regs[dst] = Reg(PTR_MAP_VALUE, off=off, obj=m, ro=self._map_ro(m))
-        elif src == isa.PSEUDO_FUNC:
-            st.cur.regs[dst] = Reg(PTR_FUNC, size=pc + insn.imm + 1)
+            return Reg(PTR_MAP_VALUE, off=off, obj=m, ro=self._map_ro(m))
+        if src == isa.PSEUDO_FUNC:
+            return Reg(PTR_FUNC, size=pc + insn.imm + 1)
+        return None
 
     @staticmethod
     def _map_ro(m) -> bool:
