@@ -331,6 +331,7 @@ class _PerThread(threading.local):
         self.contexts: list[_Context] = []
         self.active = 0
         self.state = [0, None]   # [current call depth, current register list]
+        self.pkt_len = 0         # r2 of the outermost run: the data length LD_ABS/LD_IND see
 
 
 def _thread_attr(name: str) -> property:
@@ -382,6 +383,7 @@ class Interpreter:
     _contexts = _thread_attr("contexts")
     _active = _thread_attr("active")
     _state = _thread_attr("state")
+    _pkt_len = _thread_attr("pkt_len")
 
     # ---------------------------------------------------------------- compilation ---
     def _fail(self, message: str, pc: int | None) -> BpfRuntimeError:
@@ -536,6 +538,10 @@ class Interpreter:
                     g.alu(insn)
                 elif insn.is_lddw:
                     g.emit(f"r[{insn.dst}] = {self._lddw_value(pc, insn)}")
+                elif cls == isa.LD and insn.mode in (isa.ABS, isa.IND) and insn.size != isa.DW:
+                    src = insn.src if insn.mode == isa.IND else -1
+                    g.emit(f"if LDPKT(r, {isa.SIZE_BYTES[insn.size]}, {src}, {insn.imm}, {pc}): "
+                           f"return {_UNWIND}")
                 elif cls == isa.LD:
                     g.emit(f"LEGACY({pc})")
                 elif cls in (isa.LDX, isa.ST, isa.STX):
@@ -687,6 +693,18 @@ class Interpreter:
         def legacy(pc: int) -> None:
             raise BpfRuntimeError("legacy packet access (LD ABS/IND) is not supported", pc)
 
+        def ld_packet(r: list, size: int, src: int, imm: int, pc: int) -> bool:
+            """LD_ABS (``src`` < 0) / LD_IND: r0 = the big-endian value at r6 + offset, the
+            offset an ``int`` as the kernel's skb load helpers take it; True when it is
+            outside the run's data length (entry r2): the program then ends with r0 = 0."""
+            off = (imm if src < 0 else r[src] + imm) & 0xFFFFFFFF
+            off = off - (1 << 32) if off & 0x80000000 else off
+            if off < 0 or off + size > self._pkt_len:
+                r[0] = 0
+                return True
+            r[0] = int.from_bytes(loads[size](r[6] + off, pc).to_bytes(size, "little"), "big")
+            return False
+
         def callx(r: list, reg: int, pc: int) -> int:
             target = r[reg]
             entry = self._func_addrs.get(target)
@@ -726,7 +744,7 @@ class Interpreter:
 
         ns: dict[str, Any] = {
             "_sdiv": _sdiv, "_smod": _smod, "_bswap": _bswap,
-            "ATOMIC": atomic, "LEGACY": legacy, "CALLX": callx,
+            "ATOMIC": atomic, "LEGACY": legacy, "LDPKT": ld_packet, "CALLX": callx,
         }
         for s in (1, 2, 4, 8):
             ns[f"LD{s}"] = loads[s]
@@ -767,12 +785,16 @@ class Interpreter:
         """Run from instruction 0 with r1..r5 as given; returns r0."""
         ctx = self._acquire()
         saved = self._state[:]
+        saved_len = self._pkt_len
+        # a socket filter's data length (r2; r1 = data): what LD_ABS/LD_IND bound against
+        self._pkt_len = r2 & M64
         try:
             top = ctx.stack.addr + ctx.stack.size
             r = [0, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64, 0, 0, 0, 0, top]
             return self._execute(ctx, r, 0, 0)
         finally:
             self._state[:] = saved
+            self._pkt_len = saved_len
             self._release(ctx)
 
     __call__ = run

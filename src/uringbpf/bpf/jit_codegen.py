@@ -491,7 +491,10 @@ class ModuleGen:
             if insn.is_lddw:
                 self.gen_lddw(pc, insn)
                 return False
-            # Legacy packet access: refused when reached, as the interpreter does.
+            if insn.mode in (isa.ABS, isa.IND) and insn.size != isa.DW:
+                self.gen_ld_packet(pc, insn)
+                return False
+            # Other legacy loads: refused when reached, as the interpreter does.
             self.fail(ERR_LEGACY, pc)
             self.new_block(f"L{pc}_dead{self._tmp}")
             return False
@@ -893,6 +896,37 @@ class ModuleGen:
         old = self.op(f"atomicrmw {rmw} ptr {p}, {ty} {src} seq_cst, align {size}")
         if code & isa.FETCH:
             self.set_reg(insn.src, old if size == 8 else self.zext64(old))
+
+    def gen_ld_packet(self, pc: int, insn: Insn) -> None:
+        """LD_ABS / LD_IND (socket filters): r0 = the big-endian value at r6 + offset (an
+        ``int``: imm, plus src for IND); outside [0, entry r2) the program ends with r0 = 0.
+        The verifier allows it in the main function only, whose ``%a2`` is the data length."""
+        size = isa.SIZE_BYTES[insn.size]
+        ty = _ITYPE[size]
+        if insn.mode == isa.IND:
+            low = self.op(f"add i32 {self.trunc32(self.reg(insn.src))}, {isa.to_s32(insn.imm)}")
+            off = self.op(f"sext i32 {low} to i64")
+        else:
+            off = str(isa.to_s32(insn.imm))
+        end = self.op(f"add i64 {off}, {size}")
+        neg = self.op(f"icmp slt i64 {off}, 0")
+        past = self.op(f"icmp ugt i64 {end}, %a2")
+        out = self.op(f"or i1 {neg}, {past}")
+        n = self._tmp
+        self.flush()
+        self.emit(f"br i1 {out}, label %L{pc}_pkt_out{n}, label %L{pc}_pkt_in{n}")
+        self.label(f"L{pc}_pkt_out{n}")
+        self.emit("store i64 0, ptr %r0")
+        self.emit("br label %exit")
+        self.label(f"L{pc}_pkt_in{n}")
+        addr = self.op(f"add i64 {self.reg(6)}, {off}")
+        self.checked_access(pc, addr, size, False)
+        ptr = self.op(f"inttoptr i64 {addr} to ptr")
+        v = self.op(f"load {ty}, ptr {ptr}, align 1")
+        if size > 1:
+            self.intrinsic(f"declare {ty} @llvm.bswap.{ty}({ty})")
+            v = self.op(f"call {ty} @llvm.bswap.{ty}({ty} {v})")
+        self.set_reg(0, self.zext64(v, ty))
 
     def gen_lddw(self, pc: int, insn: Insn) -> None:
         """``lddw``: a 64-bit immediate, a map, a map value or a function address."""

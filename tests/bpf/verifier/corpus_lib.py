@@ -8,6 +8,7 @@ Corpus files (``tests/bpf/verifier/corpus/*.txt``) hold cases separated by ``###
     type: socket_filter                 (default; or syscall, test_ctx, test_loop, ...)
     maps: 0=array:4:8:1 1=ringbuf:0:0:4096 2=array:4:8:1:ro
     kernel: skip <why>                  (optional: leave out of the kernel cross-check)
+    kernel: compare                     (cross-check even though r1 is read: LD_ABS's r6)
     budget: 1000000                     (optional: processed-instruction budget; default 50,000)
     <assembly, see vasm.py>
 """

@@ -282,9 +282,29 @@ def test_spin_lock_pairing_refused(body, reason):
     _refused(_lock_prog(body), reason, maps="0=array:4:8:1")
 
 
-def test_spin_lock_held_at_subprog_exit_refused():
+def test_spin_lock_held_at_subprog_exit():
+    # the kernel checks the lock at the main program's exit only: a subprogram may take
+    # it and return, the caller unlocks ...
     src = LOCK_PROLOGUE + "r1 = r6\ncall local f\n" + UNLOCK + "r0 = 0\nexit\nf:\ncall spin_lock\nr0 = 0\nexit\n"
+    _verify(src, maps="0=array:4:8:1")
+    # ... but the main program may not end with it held
+    src = LOCK_PROLOGUE + "r1 = r6\ncall local f\nr0 = 0\nexit\nf:\ncall spin_lock\nr0 = 0\nexit\n"
     _refused(src, "bpf_spin_unlock is missing", maps="0=array:4:8:1")
+
+
+def test_static_subprogram_under_a_lock():
+    # the kernel's rule since 6.10: the callee runs with the lock held ...
+    f_ok = "f:\nr0 = *(u32 *)(r1 + 4)\nr0 += 1\nexit\n"
+    _verify(LOCK_PROLOGUE + LOCK + "r1 = r6\ncall local f\n" + UNLOCK + "r0 = 0\nexit\n" + f_ok,
+            maps="0=array:4:8:1")
+    # ... and still may not call a helper, nor return with the value unchecked
+    f_helper = "f:\ncall ktime_get_ns\nexit\n"
+    _refused(LOCK_PROLOGUE + LOCK + "call local f\n" + UNLOCK + "r0 = 0\nexit\n" + f_helper,
+             "function calls are not allowed while holding a lock", maps="0=array:4:8:1")
+    # a second lock inside the callee
+    f_lock = "f:\ncall spin_lock\nr0 = 0\nexit\n"
+    _refused(LOCK_PROLOGUE + LOCK + "r1 = r6\ncall local f\n" + UNLOCK + "r0 = 0\nexit\n" + f_lock,
+             "Locking two bpf_spin_locks are not allowed", maps="0=array:4:8:1")
 
 
 def test_ok_spin_lock_pairs():

@@ -27,11 +27,17 @@ class CallsMixin:
 
     def _do_call(self, st: State, insn: isa.Insn, pc: int) -> int:
         if st.lock is not None:
-            # (the kernel allows a few kfuncs and, lately, static subprograms here; we
-            # allow only the unlock: nothing can then block or loop with the lock held)
-            h = self._callee(insn) if insn.src == isa.CALL_HELPER else None
-            if h is None or h.proto.name not in ("bpf_spin_unlock", "bpf_spin_lock"):
-                raise _Reject("function calls are not allowed while holding a lock")
+            # like the kernel (6.10+): a static subprogram may run with the lock held (its
+            # own calls meet this same rule, the lock state goes along); of the helpers and
+            # kfuncs we have, only the unlock (the kernel's other exceptions are rbtree and
+            # list kfuncs, which we do not provide)
+            if insn.src == isa.PSEUDO_CALL:
+                if pc + insn.imm + 1 in self.global_funcs:
+                    raise _Reject("global function calls are not allowed while holding a lock")
+            else:
+                h = self._callee(insn) if insn.src == isa.CALL_HELPER else None
+                if h is None or h.proto.name not in ("bpf_spin_unlock", "bpf_spin_lock"):
+                    raise _Reject("function calls are not allowed while holding a lock")
         if insn.src == isa.PSEUDO_CALL:
             return self._call_subprog(st, pc, pc + insn.imm + 1)
         h = self._callee(insn)
@@ -183,8 +189,39 @@ class CallsMixin:
         f.regs[10] = Reg(PTR_STACK, frame=f.frameno)
         st.frames.append(f)
 
-    def _do_exit(self, st: State) -> int | None:
+    def _do_ld_abs(self, st: State, insn: isa.Insn) -> None:
+        """BPF_LD | ABS/IND (the kernel's check_ld_abs): r0 = the big-endian value at data +
+        imm (+ src), read through R6, which must be the unmodified context (our data
+        buffer); out of bounds the program ends with 0, so no reference may be held.
+        R1-R5 become unreadable and r0 an unknown scalar, as in the kernel."""
+        if self.ptype.name != "socket_filter":
+            raise _Reject("BPF_LD_[ABS|IND] instructions not allowed for this program type")
+        regs = st.cur.regs
+        ctx = self.read_reg(st, 6)
+        if st.refs:
+            raise _Reject("BPF_LD_[ABS|IND] would lead to reference leak")
         if st.lock is not None:
+            raise _Reject("BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region")
+        if ctx.t != PTR_BUF:
+            raise _Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb")
+        if insn.mode == isa.IND:
+            off = self.read_reg(st, insn.src)
+            if off.t != SCALAR:
+                # the kernel (root) takes any register; an address as the offset would
+                # tell, by ending the program or not, whether it is below the length
+                raise _Reject(f"R{insn.src} pointer as LD_IND offset")
+        if ctx.off or not sc.is_const(ctx.var) or ctx.var[4]:
+            off = ctx.off + sc.s64(ctx.var[4])
+            raise _Reject(f"dereference of modified ctx ptr R6 off={off} disallowed")
+        for i in range(1, 6):
+            regs[i] = UNINIT
+        regs[0] = UNKNOWN_SCALAR
+
+    def _do_exit(self, st: State) -> int | None:
+        if st.lock is not None and (len(st.frames) == 1 or st.cur.callback):
+            # the kernel checks the lock at the main program's exit only (a static
+            # subprogram may return with it held, its caller unlocks); a callback that
+            # returned holding it would take it again on its next call
             raise _Reject("bpf_spin_unlock is missing")
         f = st.cur
         r0 = f.regs[0]

@@ -13,6 +13,7 @@ from .. import isa
 ALL_REGS = (1 << 10) - 1       # r0..r9 (r10 is fixed per frame)
 ARG_REGS = 0b111110            # r1..r5
 CALLER_SAVED = 0b111111        # r0..r5
+R6 = 1 << 6                   # the context of LD_ABS/LD_IND
 
 
 class CfgError(Exception):
@@ -72,8 +73,13 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int) -> N
                     bad(f"invalid shift {insn.imm}")
         return
     if cls == isa.LD:
+        if insn.mode in (isa.ABS, isa.IND) and insn.size != isa.DW:
+            # legacy packet loads (socket filters): r0 = data[r6-relative offset]
+            if insn.dst or insn.off or (insn.mode == isa.ABS and insn.src) or insn.src > 10:
+                bad("BPF_LD_[ABS|IND] uses reserved fields")
+            return
         if code != isa.OP_LDDW:
-            bad("BPF_LD_[ABS|IND] instructions are not supported")
+            bad(f"unknown opcode {code:02x}")
         if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
             bad("invalid BPF_LD_IMM insn")
         if insn.off or (insn.src not in (0, isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE, isa.PSEUDO_FUNC)):
@@ -172,6 +178,12 @@ class Cfg:
             last = insns[end - 1]
             if self.second_slot[end - 1] or not (last.is_exit or (last.is_jump and last.op == isa.JA)):
                 raise CfgError(end - 1, "last insn is not an exit or jmp")
+        for pc, insn in enumerate(insns):
+            if (not self.second_slot[pc] and insn.cls == isa.LD and not insn.is_lddw
+                    and self.func_of[pc] != 0):
+                # the kernel's rule for programs without BTF func_info (ours): LD_ABS
+                # ends the whole program, which only the main function can do
+                raise CfgError(pc, "LD_ABS is not allowed in subprogs without BTF")
         # successors and jump targets
         self.succ: list[tuple[int, ...]] = [()] * n
         self.jump_targets: set[int] = set()
@@ -266,6 +278,8 @@ class Cfg:
                 return d, d
             return d | (s if insn.source == isa.X else 0), d
         if cls == isa.LD:
+            if not insn.is_lddw:  # LD_ABS/LD_IND: reads r6 (and src), clobbers r0-r5
+                return R6 | (s if insn.mode == isa.IND else 0), CALLER_SAVED
             return 0, d
         if cls == isa.LDX:
             return s, d
@@ -363,6 +377,8 @@ class Cfg:
                     res |= s
                 return res
             if cls == isa.LD:
+                if not insn.is_lddw:
+                    return (out & ~CALLER_SAVED) | R6 | (s if insn.mode == isa.IND else 0)
                 return out & ~d
             if cls == isa.LDX:
                 return (out & ~d) | s

@@ -258,8 +258,12 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                     self._do_store(st, insn)
                     pc += 1
                 elif cls == isa.LD:
-                    self._do_lddw(st, insn, pc)
-                    pc += 2
+                    if insn.mode == isa.IMM:
+                        self._do_lddw(st, insn, pc)
+                        pc += 2
+                    else:
+                        self._do_ld_abs(st, insn)
+                        pc += 1
                 else:
                     op = insn.op
                     if op == isa.JA:
@@ -334,26 +338,41 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self._push(pc, other, pc)
 
     def _cond_jump_eq(self, st: State, insn: isa.Insn, pc: int):
-        """``if rX == K`` / ``if rX != K`` (64-bit): where a path already took the "not
-        equal" side of the same test on the same value, the test is decided, as in Linux
-        7.2 (measured in the guest: ``if r6 == 7`` twice queues one branch, not two; a loop
-        testing a value that does not change queues it once).  The excluded constant rides
-        on the scalar register as ``obj`` like :data:`SIGN_MASK32`, and dies with the value."""
+        """``if rX == K`` / ``if rX != K`` (64- or 32-bit; K an immediate or a constant
+        register) on a scalar linked to copies (an id): where a path took the "not equal"
+        side of the same test, the test is decided, as Linux 7.2 does.  Measured in the
+        guest: ``if r6 == 7`` twice queues one branch, and so does a loop testing a value
+        that does not change; the fact holds for the copies of r6 (before or after the
+        test, spilled or not) but not for a value without copies (``r6 &= 15``; a new
+        value) — the kernel keeps it with the linked registers.  The excluded constants
+        ride on the scalar registers as ``obj`` like :data:`SIGN_MASK32`, and die with the
+        value (a fact we drop where the kernel keeps it, ``r6 += 5``, only costs a branch)."""
         d = st.cur.regs[insn.dst]
-        if insn.cls != isa.JMP or insn.source != isa.K or d.t != SCALAR or not insn.off:
+        if d.t != SCALAR or not d.id or not insn.off:
             return self._do_cond_jump(st, insn, pc)
-        k = insn.imm & sc.U64
+        is32 = insn.cls == isa.JMP32
+        if insn.source == isa.X:
+            s = st.cur.regs[insn.src]
+            if s.t != SCALAR or s.var[5] & (sc.U32 if is32 else sc.U64):
+                return self._do_cond_jump(st, insn, pc)
+            k = s.var[4] & (sc.U32 if is32 else sc.U64)
+        else:
+            k = insn.imm & (sc.U32 if is32 else sc.U64)
+        key = (k, is32)
         ne_pc = pc + 1 if insn.op == isa.JEQ else pc + 1 + insn.off
         known = d.obj.values if type(d.obj) is _NotEqual else frozenset()
-        if k in known:
+        if key in known:
             self._mark_decided(st)
             return [(ne_pc, st)]
         branches = self._do_cond_jump(st, insn, pc)
         if len(branches) == 2:
             for bpc, bst in branches:
-                r = bst.cur.regs[insn.dst]
-                if bpc == ne_pc and r.t == SCALAR and r.var[5]:
-                    bst.cur.regs[insn.dst] = r.replace(obj=_NotEqual(known | {k}))
+                if bpc != ne_pc:
+                    continue
+                for f, where, r in list(bst.all_regs()):
+                    if r.t == SCALAR and r.id == d.id and r.var[5]:
+                        had = r.obj.values if type(r.obj) is _NotEqual else frozenset()
+                        bst.set_reg_anywhere(f, where, r.replace(obj=_NotEqual(had | {key})))
         return branches
 
     def _do_alu_sign_mask32(self, st: State, insn: isa.Insn) -> None:
