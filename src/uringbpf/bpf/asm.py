@@ -287,6 +287,11 @@ def _ubpf_line(mnemonic: str, ops: list[str], pend: list[_Pending], lineno: int,
         else:
             opcode = isa.ALU64 | isa.END
         return add(Insn(opcode, _reg(ops[0]), imm=int(m.group(2))))
+    if mn == "addr_space_cast":             # addr_space_cast %r1, %r2, 0, 1
+        want(4)
+        imm = int(ops[2], 0) << 16 | int(ops[3], 0)
+        return add(Insn(isa.ALU64 | isa.MOV | isa.X, _reg(ops[0]), _reg(ops[1]),
+                        isa.ADDR_SPACE_CAST, isa.to_s32(imm & isa.U32)))
     m = re.fullmatch(r"movsx(8|16|32)(32|64)", mn)
     if m:
         want(2)
@@ -466,6 +471,12 @@ def _kernel_line(text: str, pend: list[_Pending], lineno: int, line: str) -> boo
         opcode = {"le": isa.ALU | isa.END | isa.TO_LE, "be": isa.ALU | isa.END | isa.TO_BE,
                   "bswap": isa.ALU64 | isa.END}[kind]
         return add(Insn(opcode, _reg(m.group(1)), imm=int(m.group(3))))
+    # r1 = addr_space_cast(r2, 0, 1)  (BPF_ADDR_SPACE_CAST, as the kernel prints it)
+    m = re.fullmatch(r"(r\d+) = addr_space_cast\((r\d+), (\d+), (\d+)\)", t)
+    if m:
+        imm = int(m.group(3)) << 16 | int(m.group(4))
+        return add(Insn(isa.ALU64 | isa.MOV | isa.X, _reg(m.group(1)), _reg(m.group(2)),
+                        isa.ADDR_SPACE_CAST, isa.to_s32(imm & isa.U32)))
     # r0 = (s8)r1
     m = re.fullmatch(_R + r" = \(s(8|16|32)\) ?" + _R, t)
     if m:

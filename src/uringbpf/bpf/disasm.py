@@ -93,6 +93,9 @@ def format_insn(insn: Insn, style: str = "kernel") -> str:
             return f"{d} = -{d}"
         src = f"{p}{insn.src}" if insn.source == isa.X else _imm_text(insn.imm, is32)
         if op == isa.MOV:
+            if isa.is_addr_space_cast(insn):     # the kernel's print_bpf_insn spelling
+                imm = insn.imm & isa.U32
+                return f"{d} = addr_space_cast(r{insn.src}, {imm >> 16}, {imm & 0xFFFF})"
             if insn.off:
                 return f"{d} = (s{insn.off}){p}{insn.src}"
             return f"{d} = {src}"
@@ -171,6 +174,9 @@ def _format_ubpf(insn: Insn) -> str:
             return f"{'be' if insn.source == isa.TO_BE else 'le'}{insn.imm} %r{insn.dst}"
         if op == isa.NEG:
             return f"neg{suffix} %r{insn.dst}"
+        if isa.is_addr_space_cast(insn):
+            imm = insn.imm & isa.U32
+            return f"addr_space_cast %r{insn.dst}, %r{insn.src}, {imm >> 16}, {imm & 0xFFFF}"
         if op == isa.MOV and insn.off:
             return f"movsx{insn.off}{'32' if cls == isa.ALU else '64'} %r{insn.dst}, %r{insn.src}"
         name = isa.ALU_OP_NAMES[op]

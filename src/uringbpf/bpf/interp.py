@@ -494,7 +494,7 @@ class Interpreter:
                 if pc + 1 >= n:
                     raise self._fail("lddw is missing its second slot", pc)
                 placeholder[pc + 1] = True
-            reason = isa.invalid_reason(insn)
+            reason = isa.invalid_reason(insn, self.program.arena_xlated)
             if reason is not None:
                 raise self._fail(reason, pc)
         for pc, insn in enumerate(insns):

@@ -59,10 +59,9 @@ IMM, ABS, IND, MEM, MEMSX, ATOMIC = 0x00, 0x20, 0x40, 0x60, 0x80, 0xC0
 # Modes only the verifier writes (as the kernel's include/linux/filter.h): an access
 # through an arena pointer, done at arena window + low 32 bits of the register + off.
 # Never valid in a program as loaded; see Program.arena_xlated.
-PROBE_MEM32, PROBE_MEM32SX, PROBE_ATOMIC = 0xA0, 0xC0, 0xE0
+PROBE_MEM32, PROBE_MEM32SX = 0xA0, 0xC0
 #: ``off`` of BPF_ADDR_SPACE_CAST (ALU64 | MOV | X; imm 1: as(1) -> as(0), 1 << 16: back)
 ADDR_SPACE_CAST = 1
-
 
 # Atomic operations (in imm of STX|ATOMIC).
 FETCH = 0x01
@@ -343,17 +342,17 @@ def is_arena_access(insn: Insn) -> bool:
     cls, mode = insn.cls, insn.mode
     if cls == LDX:
         return mode in (PROBE_MEM32, PROBE_MEM32SX)
-    if cls == STX:
-        return mode in (PROBE_MEM32, PROBE_ATOMIC)
-    return cls == ST and mode == PROBE_MEM32
+    return cls in (ST, STX) and mode == PROBE_MEM32
 
 
-def invalid_reason(insn: Insn) -> str | None:
+def invalid_reason(insn: Insn, xlated: bool = False) -> str | None:
     """Why ``insn`` (not a placeholder slot) is not a valid instruction, or None.
 
     Checks the opcode and the fields the opcode gives meaning to; unused fields are
     not checked (the verifier is stricter).  Engines use this to refuse unknown
-    opcodes up front with a message naming what is wrong.
+    opcodes up front with a message naming what is wrong.  ``xlated``: the program
+    went through the verifier's arena rewrite (``Program.arena_xlated``), so the
+    PROBE_MEM32 modes are instructions too.
     """
     cls, op, opcode = insn.cls, insn.op, insn.opcode
     if insn.dst > 10:
@@ -408,18 +407,20 @@ def invalid_reason(insn: Insn) -> str | None:
         if insn.mode in (ABS, IND) and insn.size != DW:
             return None
         return f"unknown load opcode {opcode:#04x}"
+    mem = (MEM, PROBE_MEM32) if xlated else (MEM,)
     if cls == LDX:
-        if insn.mode in (MEM, PROBE_MEM32) or (insn.mode in (MEMSX, PROBE_MEM32SX) and insn.size != DW):
+        memsx = (MEMSX, PROBE_MEM32SX) if xlated else (MEMSX,)
+        if insn.mode in mem or (insn.mode in memsx and insn.size != DW):
             return None if insn.src <= 10 else f"invalid source register r{insn.src}"
         return f"unknown load opcode {opcode:#04x}"
     if cls == ST:
-        return None if insn.mode in (MEM, PROBE_MEM32) else f"unknown store opcode {opcode:#04x}"
+        return None if insn.mode in mem else f"unknown store opcode {opcode:#04x}"
     if cls == STX:
         if insn.src > 10:
             return f"invalid source register r{insn.src}"
-        if insn.mode in (MEM, PROBE_MEM32):
+        if insn.mode in mem:
             return None
-        if insn.mode in (ATOMIC, PROBE_ATOMIC) and insn.size in (W, DW):
+        if insn.mode == ATOMIC and insn.size in (W, DW):
             if insn.imm in ATOMIC_OPS:
                 return None
             return f"unknown atomic operation {insn.imm:#x}"

@@ -134,7 +134,7 @@ def _ptr(addr: int) -> str:
     return f"inttoptr (i64 {_s64(addr)} to ptr)"
 
 
-def validate(insns: list[Insn]) -> list[bool]:
+def validate(insns: list[Insn], xlated: bool = False) -> list[bool]:
     """Refuse what the interpreter refuses up front, with its messages; return placeholders."""
     n = len(insns)
     if n == 0:
@@ -147,7 +147,7 @@ def validate(insns: list[Insn]) -> list[bool]:
             if pc + 1 >= n:
                 raise JitError("lddw is missing its second slot", pc)
             placeholder[pc + 1] = True
-        reason = isa.invalid_reason(insn)
+        reason = isa.invalid_reason(insn, xlated)
         if reason is not None:
             raise JitError(reason, pc)
     for pc, insn in enumerate(insns):
@@ -201,7 +201,7 @@ class ModuleGen:
         self.program = program
         self.insns = program.insns
         self.b = bindings
-        validate(self.insns)
+        validate(self.insns, program.arena_xlated)
         self.starts = split_functions(self.insns)
         ends = self.starts[1:] + [len(self.insns)]
         self.funcs = [_Func(i, s, e, f"{bindings.symbol_prefix}_f{i}")

@@ -274,6 +274,7 @@ class BpfObject:
         self.closed = False
         self._datasec: dict[str, GlobalData] = {}
         self._sec_map: dict[int, int] = {}        # data section index -> map index
+        self._arena_data_off: dict[int, int] = {}  # .addr_space.1 index -> its offset in the arena
         self._struct_ops: dict[str, _struct_ops.StructOpsMap] = {}
         self._links: list[Any] = []
         self._kconfig: dict[str, tuple[int, int, bool]] = {}  # name -> (offset, size, weak)
@@ -460,11 +461,12 @@ class BpfObject:
 
     def _place_arena_globals(self) -> None:
         """``.addr_space.1``: the globals clang puts in the arena (``__arena_global``,
-        address_space(1) variables).  As libbpf: the object's one arena gets them as its
-        first bytes (the pages taken, so bpf_arena_alloc_pages never hands them out) and
-        references to them become that arena's address + the variable's offset (the
-        kernel's arena_map_direct_value_addr; the verifier sees a number, which the
-        program casts before use)."""
+        address_space(1) variables).  As libbpf (since "move arena globals to the end of
+        the arena", Dec 2025): the object's one arena holds them in its last pages (taken,
+        so bpf_arena_alloc_pages never hands them out) and references to them become the
+        arena's address + that offset + the variable's (the kernel's
+        arena_map_direct_value_addr; the verifier sees a number, which the program casts
+        before use)."""
         sec = self.elf.section(".addr_space.1")
         if sec is None or sec.size == 0:
             return
@@ -473,19 +475,21 @@ class BpfObject:
             raise self._err(f".addr_space.1 ({sec.size} bytes of arena globals) needs exactly "
                             f"one arena map, the object has {len(arenas)}")
         arena = arenas[0]
-        if sec.size > arena.max_entries * _maps.PAGE_SIZE:
-            raise self._err(f".addr_space.1 ({sec.size} bytes) does not fit arena "
-                            f"{arena.name!r} ({arena.max_entries} pages)")
         pages = -(-sec.size // _maps.PAGE_SIZE)
-        if arena.arena_alloc_pages(pages, addr=arena.value_addr) != arena.value_addr:
-            raise self._err(f"arena {arena.name!r}: cannot reserve its first {pages} pages "
+        if pages > arena.max_entries:
+            raise self._err(f"declared ARENA map size ({arena.max_entries} pages) is too small "
+                            f"to hold global __arena variables of size {sec.size}")
+        base = (arena.max_entries - pages) * _maps.PAGE_SIZE
+        if arena.arena_alloc_pages(pages, addr=arena.value_addr + base) != arena.value_addr + base:
+            raise self._err(f"arena {arena.name!r}: cannot reserve its last {pages} pages "
                             "for .addr_space.1")
         if sec.type != _elf.SHT_NOBITS:
-            arena.memory()[:sec.size] = sec.data
+            arena.memory()[base:base + sec.size] = sec.data
         idx = self.map_list.index(arena)
         self._sec_map[sec.index] = idx
+        self._arena_data_off[sec.index] = base
         btf_types = {t.name: t.ref for t in self._datasec_vars(sec.name) if t.kind == _btf.KIND_VAR}
-        variables = {sym.name: (sym.value, sym.size, btf_types.get(sym.name, 0))
+        variables = {sym.name: (base + sym.value, sym.size, btf_types.get(sym.name, 0))
                      for sym in self.elf.symbols
                      if sym.shndx == sec.index and sym.type == _elf.STT_OBJECT and sym.name}
         self._datasec[sec.name] = GlobalData(sec.name, arena, variables, self.btf)
@@ -804,6 +808,7 @@ class BpfObject:
             off = (sym.value if sym.type != _elf.STT_SECTION else 0) + insn.imm
             if not 0 <= off <= tsec.size:
                 raise self._err(f"{where}: offset {off} is outside {tsec.name} ({tsec.size} bytes)")
+            off += self._arena_data_off.get(sym.shndx, 0)    # arena globals: the arena's end
             insn.src = isa.PSEUDO_MAP_IDX_VALUE
             insn.imm = idx
             insn.imm64 = idx | (off << 32)

@@ -8,7 +8,7 @@ from ...errors import BpfLoadError
 from ..helpers import Arg, Ret
 from . import scalar as sc
 from .state import (
-    CONST_MAP, NOT_INIT, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
+    CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
     PTR_TRUSTED, SCALAR, SLOT_UNINIT, UNINIT, UNKNOWN_SCALAR, Frame, ObjSlot, Reg, State,
     const_reg,
 )
@@ -225,6 +225,8 @@ class CallsMixin:
             raise _Reject("bpf_spin_unlock is missing")
         f = st.cur
         r0 = f.regs[0]
+        if r0.t == PTR_ARENA and len(st.frames) == 1:
+            r0 = UNKNOWN_SCALAR   # program exit: an arena pointer is a number (Linux 7.2)
         if len(st.frames) == 1 and self.ptype.ret_void:
             # check_return_code: a void struct_ops member's R0 is never read
             if st.refs:

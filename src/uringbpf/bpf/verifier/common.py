@@ -181,8 +181,10 @@ def _is_arena_ptr(reg: Reg) -> bool:
     """Arena memory is mapped into the user process too (user space reads its addresses
     from the map), so storing an arena address leaks nothing, like the kernel allows.
     The stored copy is a plain scalar: loading it back never gives a usable pointer.
-    An arena pointer of the kernel's kind (PTR_ARENA, from an addr_space_cast) likewise."""
-    return reg.t == PTR_ARENA or (reg.t == PTR_MEM and reg.obj is ARENA_MEM and not reg.null)
+    An arena pointer of the kernel's kind (PTR_ARENA, from an addr_space_cast) likewise,
+    and arena memory before its NULL check (NULL or an arena address: no secret either;
+    the kernel types bpf_arena_alloc_pages' result a plain number)."""
+    return reg.t == PTR_ARENA or (reg.t == PTR_MEM and reg.obj is ARENA_MEM)
 
 
 def _arena_castable(reg: Reg) -> bool:

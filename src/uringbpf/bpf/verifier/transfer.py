@@ -12,7 +12,7 @@ from .state import (
 )
 from .common import (
     BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
-    _MAP_TYPE_ARENA, _SIGNED_CMP, _arena_castable, _sdivmod,
+    _MAP_TYPE_ARENA, _SIGNED_CMP, ARENA_MEM, _arena_castable, _is_arena_ptr, _sdivmod,
 )
 
 
@@ -136,6 +136,30 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
     return v
 
 
+def _arena_mem_as_number(d: Reg, s: Reg, op: int, is64: bool) -> bool:
+    """ALU on memory from bpf_arena_alloc_pages that the kernel, which types it a number,
+    accepts and our sized-memory view would not: before its NULL check, 32-bit, with an
+    operator other than +/-, or with another arena value.  Then it is an arena pointer (PTR_ARENA):
+    its accesses go through the window like any cast value's."""
+    for a, b in ((d, s), (s, d)):
+        if a.t == PTR_MEM and a.obj is ARENA_MEM:
+            return a.null or not is64 or op not in (isa.ADD, isa.SUB) or _is_arena_ptr(b)
+    return False
+
+
+def _arena_compare(dst: Reg, src: Reg, op: int, is32: bool) -> bool:
+    """A comparison the kernel sees between numbers (arena pointers and scalars), except
+    the NULL check of arena memory, which keeps its meaning (_ptr_cond)."""
+    if not (dst.t == PTR_ARENA or src.t == PTR_ARENA or _is_arena_ptr(dst) or _is_arena_ptr(src)):
+        return False
+    if not all(r.t == SCALAR or _is_arena_ptr(r) for r in (dst, src)):
+        return False
+    for a, b in ((dst, src), (src, dst)):
+        if a.t == PTR_MEM and b.is_const and b.value == 0 and op in (sc.EQ, sc.NE) and not is32:
+            return False
+    return True
+
+
 class TransferMixin:
     """Registers, ALU, lddw and conditional jumps: the per-instruction transfer functions."""
 
@@ -184,8 +208,9 @@ class TransferMixin:
         dst = insn.dst
         if dst == 10:
             raise _Reject("frame pointer is read only")
-        if op in (isa.END, isa.NEG) and self.read_reg(st, dst).t == PTR_ARENA:
-            return          # any arithmetic on an arena pointer keeps it one (kernel)
+        if op in (isa.END, isa.NEG) and _is_arena_ptr(self.read_reg(st, dst)):
+            st.cur.regs[dst] = Reg(PTR_ARENA)   # any arithmetic on an arena pointer (kernel)
+            return
         if op == isa.END:
             r = self.read_reg(st, dst)
             if r.t != SCALAR:
@@ -212,7 +237,7 @@ class TransferMixin:
             self._do_mov(st, insn, src, is64)
             return
         d = self.read_reg(st, dst)
-        if d.t == PTR_ARENA or src.t == PTR_ARENA:
+        if d.t == PTR_ARENA or src.t == PTR_ARENA or _arena_mem_as_number(d, src, op, is64):
             st.cur.regs[dst] = self._arena_alu(insn, d, src)
             return
         if d.t != SCALAR or src.t != SCALAR:
@@ -227,13 +252,24 @@ class TransferMixin:
         (adjust_reg_min_max_vals): its value is only ever used as window + low 32 bits,
         and it is no secret (user space sees the same numbers), so the result is an arena
         pointer again (dst arena, or ``scalar + arena``) or a plain number."""
-        other = s if d.t == PTR_ARENA else d
-        if other.t not in (SCALAR, PTR_ARENA):
+        other = s if _is_arena_ptr(d) else d
+        if other.t != SCALAR and not _is_arena_ptr(other):
             raise _Reject(f"R{insn.dst} pointer arithmetic between arena and "
                           f"{other.type_name()} prohibited")
-        if d.t == PTR_ARENA or insn.op == isa.ADD:
+        if _is_arena_ptr(d) or insn.op == isa.ADD:
             return Reg(PTR_ARENA)
         return UNKNOWN_SCALAR
+
+    @functools.cached_property
+    def _arena_associated(self) -> bool:
+        """The program names an arena map (an ``lddw`` of it or of an arena global): what
+        makes the kernel associate the arena with it (env->prog->aux->arena).  Programs
+        that only cast call ``bpf_arena_alloc_pages(&arena, NULL, 0, 0, 0)`` for this."""
+        maps = self.program.maps
+        return any(i.is_lddw and i.src in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE)
+                   and 0 <= i.imm < len(maps)
+                   and getattr(maps[i.imm], "type", None) == _MAP_TYPE_ARENA
+                   for i in self.insns)
 
     def _addr_space_cast(self, st: State, insn: isa.Insn, src: Reg) -> None:
         """BPF_ADDR_SPACE_CAST, checked as the kernel's check_alu_op does (when reached).
@@ -242,7 +278,7 @@ class TransferMixin:
         imm 1 << 16 (back to a user address) gives a number."""
         if insn.imm not in (1, 1 << 16):
             raise _Reject("addr_space_cast insn can only convert between address space 1 and 0")
-        if not any(getattr(m, "type", None) == _MAP_TYPE_ARENA for m in self.program.maps):
+        if not self._arena_associated:
             raise _Reject("addr_space_cast insn can only be used in a program that has an "
                           "associated arena")
         if not _arena_castable(src):
@@ -258,7 +294,7 @@ class TransferMixin:
         if is64 and insn.off == isa.ADDR_SPACE_CAST:
             self._addr_space_cast(st, insn, src)
             return
-        if not is64 and src.t == PTR_ARENA:
+        if not is64 and _is_arena_ptr(src):
             st.cur.regs[dst] = scalar(sc.urange(0, sc.U32))  # its low half: an arena offset
             return
         if insn.off:  # movsx
@@ -380,7 +416,7 @@ class TransferMixin:
             src = const_imm(insn.imm & sc.U32 if is32 else insn.imm)
         target = pc + insn.off + 1
         fall = pc + 1
-        if (dst.t == PTR_ARENA or src.t == PTR_ARENA) and {dst.t, src.t} <= {SCALAR, PTR_ARENA}:
+        if _arena_compare(dst, src, op, is32):
             return [(fall, st), (target, st.copy())]     # a number to the kernel too: both ways
         if dst.is_ptr or src.is_ptr:
             return self._ptr_cond(st, insn, dst, src, op, target, fall, is32)
