@@ -83,11 +83,20 @@ def _buffer(kind, buf, keep):
     return (kind, ctypes.addressof(iov), 5, 0)
 
 
-def _submit(ring, op, desc):
-    ring.prep_bpf(op, ops.buf_descs(desc), user_data=0xCAFEBABE)
-    ring.submit()
-    (cqe,) = ring.wait(1)
-    return cqe.user_data, cqe.res
+def _submit(ring, op, kind, buf):
+    """The driver's submit_op() (with register_fixed() around it): (user_data, res)."""
+    keep: list = []
+    fixed = kind in (FIXED, REG_VEC)
+    if fixed:
+        ring.register_buffers([memoryview(buf)])
+    try:
+        ring.prep_bpf(op, ops.buf_descs(_buffer(kind, buf, keep)), user_data=0xCAFEBABE)
+        ring.submit()
+        (cqe,) = ring.wait(1)
+        return cqe.user_data, cqe.res
+    finally:
+        if fixed:
+            ring.unregister_buffers()
 
 
 @pytest.mark.parametrize("kind", [USER, VEC, FIXED, REG_VEC])
@@ -95,14 +104,7 @@ def test_read_buffer_to_arena(setup, kind):
     ring, _, arena = setup
     buf = mmap.mmap(-1, SIZE)
     buf[:] = bytes([PATTERN]) * SIZE
-    keep: list = []
-    if kind in (FIXED, REG_VEC):
-        ring.register_buffers([memoryview(buf)])
-    try:
-        assert _submit(ring, 0, _buffer(kind, buf, keep)) == (0xCAFEBABE, SIZE)
-    finally:
-        if kind in (FIXED, REG_VEC):
-            ring.unregister_buffers()
+    assert _submit(ring, 0, kind, buf) == (0xCAFEBABE, SIZE)
     assert arena[:SIZE] == bytes([PATTERN]) * SIZE
     assert arena[SIZE:SIZE + 4096] == bytes(4096)       # nothing past the copy
 
@@ -112,14 +114,7 @@ def test_write_arena_to_buffer(setup, kind):
     ring, _, arena = setup
     buf = mmap.mmap(-1, SIZE)
     arena[:SIZE] = bytes([PATTERN]) * SIZE
-    keep: list = []
-    if kind in (FIXED, REG_VEC):
-        ring.register_buffers([memoryview(buf)])
-    try:
-        assert _submit(ring, 1, _buffer(kind, buf, keep)) == (0xCAFEBABE, SIZE)
-    finally:
-        if kind in (FIXED, REG_VEC):
-            ring.unregister_buffers()
+    assert _submit(ring, 1, kind, buf) == (0xCAFEBABE, SIZE)
     assert buf[:] == bytes([PATTERN]) * SIZE
 
 
