@@ -11,7 +11,7 @@ import ctypes
 
 import pytest
 
-from uringbpf.lang import Module, bpf_range, copy, ptr, s8, s16, s32, s64, sizeof, stack, u8, u16, u32, u64, zero
+from uringbpf.lang import LangCompileError, LangVerifierError, Module, bpf_range, copy, ptr, s8, s16, s32, s64, sizeof, stack, u8, u16, u32, u64, zero
 
 class Pt(ctypes.Structure):
     _fields_ = [("x", ctypes.c_int32), ("y", ctypes.c_int32), ("tag", ctypes.c_uint8), ("arr", ctypes.c_uint16 * 4)]
@@ -215,3 +215,232 @@ def test_known_answers():
     assert p5_signed.run_in_app(bytes(70)) == 127 - 21000 * 1000 - 400 + 10 + 3 - 4
     assert p13_divmod.run(bytes(3), "interp") == p13_divmod.run_in_app(bytes(3))
     assert p6_maps.run(b"ab", "jit") == 3         # the struct's zeroed tail made it verifiable
+
+
+# --- second batch: control flow and Python idioms ---------------------------------------
+import enum  # noqa: E402
+import uringbpf.lang as L  # noqa: E402
+
+class Flags(enum.IntEnum):
+    A = 1
+    B = 4
+
+LIMIT = 10
+TABLE = (3, 1, 4, 1, 5)
+
+class Item(ctypes.Structure):
+    _fields_ = [("k", ctypes.c_uint32), ("v", ctypes.c_uint32)]
+
+class Bag(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_uint32), ("items", Item * 4)]
+
+bpf2 = Module("review_programs_2")
+
+@bpf2.bss
+class g2:
+    x: u64
+
+@bpf2.function
+def fib(n: u32) -> u64:
+    a = u64(0)
+    b = u64(1)
+    for i in range(40):
+        if u32(i) >= n:
+            break
+        t = a + b
+        a = b
+        b = t
+    return a
+
+@bpf2.function
+def fill(bag: ptr[Bag], n: u32) -> None:
+    bag.n = n
+    for i in range(4):
+        bag.items[i].k = u32(i)
+        bag.items[i].v = u32(i) * n
+
+@bpf2.function
+def total(bag: ptr[Bag]) -> u32:
+    s = u32(0)
+    for i in range(4):
+        s += bag.items[i].v
+    return s
+
+@bpf2.socket_filter
+def q1_fib(data, n) -> u64:
+    return fib(u32(n))
+
+@bpf2.socket_filter
+def q2_bag(data, n) -> u64:
+    bag = stack(Bag)
+    fill(bag, u32(n))
+    return u64(total(bag))
+
+@bpf2.socket_filter
+def q3_range_step(data, n) -> u64:
+    t = u64(0)
+    for i in range(10, 0, -3):
+        t = t * 10 + u64(i)
+    for j in range(2, 12, 4):
+        t += u64(j)
+    return t
+
+@bpf2.socket_filter
+def q4_chained(data, n) -> u64:
+    r = u64(0)
+    if 2 < n < 10:
+        r += 1
+    if n == 0 or n >= 100:
+        r += 2
+    return r
+
+@bpf2.socket_filter
+def q5_enum(data, n) -> u64:
+    f = u32(n) & Flags.B
+    if f:
+        return u64(Flags.A) + LIMIT
+    return u64(LIMIT)
+
+@bpf2.socket_filter
+def q6_while_true(data, n) -> u64:
+    i = u32(0)
+    while True:
+        i += 1
+        if i > u32(n) or i > 50:
+            break
+    return u64(i)
+
+@bpf2.socket_filter
+def q7_swap(data, n) -> u64:
+    a = u32(1)
+    b = u32(2)
+    a, b = b, a
+    return u64(a) * 10 + u64(b)
+
+@bpf2.socket_filter
+def q8_early_return(data, n) -> u64:
+    d = ptr[u8](data)
+    for i in range(32):
+        if i >= n:
+            return 1000
+        if d[i] == 0x78:
+            return u64(i)
+    return 2000
+
+@bpf2.socket_filter
+def q9_range_n(data, n) -> u64:
+    t = u64(0)
+    m = n
+    if m > 20:
+        m = u64(20)
+    for i in range(m):
+        t += u64(i)
+    return t
+
+@bpf2.socket_filter
+def q10_tuple_index(data, n) -> u64:
+    return u64(TABLE[2]) + u64(L.u32(n))
+
+@bpf2.socket_filter
+def q11_ternary_neg(data, n) -> s64:
+    x = s32(n) - 5
+    y = -x if x < 0 else x
+    return s64(y) * s64(-1)
+
+@bpf2.socket_filter
+def q12_global_rw(data, n) -> u64:
+    g2.x = g2.x * 2 + u64(n)
+    g2.x |= 1
+    g2.x ^= u64(0xF0)
+    return g2.x >> 1
+
+
+
+PROGRAMS_2 = [q1_fib, q2_bag, q3_range_step, q4_chained, q5_enum, q6_while_true, q7_swap,
+              q8_early_return, q9_range_n, q10_tuple_index, q11_ternary_neg, q12_global_rw]
+
+
+def _observe2(prog, mode: str, data: bytes) -> tuple:
+    g2.x = 3
+    r = prog.run_in_app(data) if mode == "app" else prog.run(data, mode)
+    return int(r), g2.values()
+
+
+@pytest.mark.parametrize("prog", PROGRAMS_2, ids=lambda p: p.name)
+def test_program_same_both_ways_2(prog):
+    for data in [b"", b"\x01", b"xhello world 12345678", bytes(range(70))]:
+        app = _observe2(prog, "app", data)
+        assert app == _observe2(prog, "jit", data) == _observe2(prog, "interp", data), data
+
+
+def test_known_answers_2():
+    assert q7_swap.run(b"", "jit") == 21                 # a, b = b, a swaps
+    assert q9_range_n.run(bytes(30), "interp") == sum(range(20))   # no __multi3 exit
+    assert q10_tuple_index.run(b"ab", "jit") == 4 + 2
+    assert q1_fib.run(bytes(10), "jit") == 55
+
+
+def test_too_many_arguments_is_a_compile_error_not_an_exit():
+    bad = Module("review_six_args")
+
+    @bad.function
+    def six(a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) -> u64:
+        return a + b + c + d + e + f
+
+    @bad.socket_filter
+    def p(data, n) -> u64:
+        return six(n, n + 1, n * 2, n ^ 3, n | 4, n & 5)
+
+    with pytest.raises(LangCompileError, match=r"six\(\) takes 6 arguments: a BPF function takes at most 5"):
+        bad.compile()
+
+
+def test_stack_over_512_bytes_is_a_verifier_refusal_not_an_exit():
+    bad = Module("review_big_stack")
+
+    @bad.socket_filter
+    def p(data, n) -> u64:
+        a = stack(u8, 400)
+        b = stack(u8, 400)
+        a[n & 255] = 1
+        b[n & 255] = 2
+        return u64(a[3] + b[4])
+
+    with pytest.raises(LangVerifierError) as ei:
+        p.run(b"abc", "interp")
+    first = p.fn.__code__.co_firstlineno         # the decorator line
+    assert ei.value.line in (first + 2, first + 3)  # a = stack(...) or b = stack(...)
+
+
+def test_chained_and_unpacking_assignment():
+    m = Module("review_assign")
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        a = b = u64(n)
+        c, d = a + 1, b * 2
+        c, d = d, c
+        return c * 100 + d
+
+    assert p.run_in_app(bytes(3)) == p.run(bytes(3), "jit") == 6 * 100 + 4
+
+
+def test_bss_set_before_the_first_compile():
+    """The application may store into .bss before anything compiled the module: the
+    object still has a zero .bss (a non-zero one is an LLVM error that exits the process)
+    and both runs start from the stored value."""
+    m = Module("review_bss_first")
+
+    @m.bss
+    class acc:
+        total: u64
+
+    @m.socket_filter
+    def add(data, n) -> u64:
+        acc.total += n
+        return acc.total
+
+    acc.total = 40
+    assert add.run(b"ab", "interp") == 42
+    acc.total = 40
+    assert add.run_in_app(b"ab") == 42

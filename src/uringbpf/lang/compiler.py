@@ -673,6 +673,7 @@ class FuncGen:
             if isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 self._reads(st.value, have)
                 targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+                targets = [x for t in targets for x in (t.elts if isinstance(t, ast.Tuple) else [t])]
                 for t in targets:
                     if isinstance(t, ast.Name):
                         if isinstance(st, ast.AugAssign):
@@ -849,11 +850,26 @@ class FuncGen:
         self.call(s.value, want_value=False)
 
     def s_Assign(self, s: ast.Assign) -> None:
-        """``target = value`` (one target)."""
-        if len(s.targets) != 1:
-            raise self.err(s, "chained assignment (a = b = ...) is not supported")
+        """``target = value``, ``a = b = value`` (left to right, as Python) and
+        ``a, b = x, y`` (every value computed before any target is stored, so
+        ``a, b = b, a`` swaps)."""
+        if isinstance(s.value, ast.Tuple):
+            for t in s.targets:
+                if not isinstance(t, ast.Tuple) or len(t.elts) != len(s.value.elts):
+                    raise self.err(s, f"a tuple of {len(s.value.elts)} values is assigned to a "
+                                      f"tuple of as many targets only")
+                if any(isinstance(x, ast.Starred) for x in t.elts + s.value.elts):
+                    raise self.err(s, "starred assignment is not supported")
+            vals = [self.expr(x) for x in s.value.elts]
+            for t in s.targets:
+                for target, v in zip(t.elts, vals):
+                    self.assign(target, v)
+            return
         v = self.expr(s.value)
-        self.assign(s.targets[0], v)
+        for t in s.targets:
+            if isinstance(t, ast.Tuple):
+                raise self.err(t, "unpacking assigns a tuple of values only (a, b = x, y)")
+            self.assign(t, v)
 
     def s_AnnAssign(self, s: ast.AnnAssign) -> None:
         """``name: type = value``."""
@@ -950,11 +966,16 @@ class FuncGen:
         for a in (start, stop):
             if not a.is_const and not _is_int(a.ty):
                 raise self.err(it, f"range() of a {_tname(a.ty)}")
-        # Python's range compares the values mathematically: do it in 64-bit signed
-        # (a u64 stop above 2**63 is the one case that would differ: refuse it)
+        # Python's range compares the values mathematically: in 64-bit signed, or, for a
+        # u64 stop counted up to from a start that is never negative, in 64-bit unsigned
+        # (both exact there); other u64 bounds could differ: refuse them
+        unsigned = False
+        if not stop.is_const and stop.ty is T.u64:
+            unsigned = step > 0 and (start.const >= 0 if start.is_const else not _signed(start.ty))
         for a in (start, stop):
-            if not a.is_const and a.ty is T.u64:
-                raise self.err(it, "range() over a u64: convert the bound to s64 or a narrower type")
+            if not a.is_const and a.ty is T.u64 and not unsigned:
+                raise self.err(it, "range() over a u64 here (counting down, or from a signed "
+                                   "start): convert the bound to s64 or a narrower type")
         counter = f"%v.range.{self.n}"
         self.n += 1
         self.allocas.append(f"  {counter} = alloca i64, align 8")
@@ -965,7 +986,7 @@ class FuncGen:
                                   self.label("fend"))
         self.start_block(head)
         c = self.emit(f"load i64, ptr {counter}")
-        test = self.emit(f"icmp {'slt' if step > 0 else 'sgt'} i64 {c}, {stop_ir}")
+        test = self.emit(f"icmp {'ult' if unsigned else 'slt' if step > 0 else 'sgt'} i64 {c}, {stop_ir}")
         self.term(f"br i1 {test}, label %{body}, label %{end}")
         self.start_block(body)
         self.assign_name(s.target.id, Val(FLEX, c), s.target)
@@ -1142,6 +1163,14 @@ class FuncGen:
             factory = self.static(e.value)
             if factory is T.ptr or factory is T.arena_ptr:
                 return factory[self.type_of_annotation(e.slice, allow_struct=True)]
+            # a module constant tuple at a constant index: TABLE[2] is folded
+            if isinstance(factory, tuple) and isinstance(e.slice, ast.Constant) \
+                    and type(e.slice.value) is int:
+                try:
+                    return factory[e.slice.value]
+                except IndexError:
+                    raise self.err(e, f"index {e.slice.value} out of range of a tuple of "
+                                      f"{len(factory)}") from None
         return _LOCAL
 
     def type_of_annotation(self, node: ast.expr, allow_struct: bool = False) -> Any:
@@ -1178,7 +1207,11 @@ class FuncGen:
         return Val(ty, self.emit(f"load {vol}{_llty(ty)}, ptr {place}, align {T.alignof(ty)}"))
 
     def e_Subscript(self, e: ast.Subscript) -> Val:
-        """``p[i]`` on pointers and arrays."""
+        """``p[i]`` on pointers and arrays; a module tuple at a constant index."""
+        if isinstance(e.value, (ast.Name, ast.Attribute)):
+            st = self.static(e)
+            if st is not _LOCAL:
+                return self.value_of_object(st, e)
         place, ty, volatile = self.lvalue(e)
         return self.load(place, ty, volatile, e)
 

@@ -34,6 +34,8 @@ from .maps import BpfMap
 from .errors import LangCompileError, LangRuntimeError, LangVerifierError
 
 _LLVM = None
+#: r1-r5: the kernel's MAX_BPF_FUNC_ARGS
+MAX_BPF_FUNC_ARGS = 5
 
 
 def _design_part(name: str) -> ModuleType:
@@ -50,6 +52,11 @@ def llvm():
     if _LLVM is None:
         binding.initialize_all_targets()
         binding.initialize_all_asmprinters()
+        # LLVM's BPF backend reports a stack over 512 bytes as an error that exits the
+        # process (llvmlite installs no diagnostic handler); let it emit the code and the
+        # verifier refuse it, naming the Python line, as the kernel would refuse it.
+        # A BPF-target option: the JIT's host target is unaffected.
+        binding.set_option("uringbpf.lang", "-bpf-stack-size=32768")
         target = binding.Target.from_triple("bpfel")
         tm = target.create_target_machine(cpu="v3", opt=2)
         _LLVM = (binding, tm)
@@ -622,7 +629,15 @@ class Module:
             raise RuntimeError(f"uringbpf.lang produced invalid LLVM IR: {exc}") from exc
         pto = binding.create_pipeline_tuning_options(speed_level=2)
         pb = binding.create_pass_builder(tm, pto)
-        pb.getModulePassManager().run(mod, pb)
+        # IndVarSimplify would replace a summing loop's exit value by a closed form
+        # computed in i128, which the BPF backend can only lower to a __multi3 libcall it
+        # then reports as an error that exits the process: not for our module (the
+        # option is process-wide, so it is restored for the JIT's own compiles)
+        binding.set_option("uringbpf.lang", "-replexitval=never")
+        try:
+            pb.getModulePassManager().run(mod, pb)
+        finally:
+            binding.set_option("uringbpf.lang", "-replexitval=cheap")
         elf_bytes = tm.emit_object(mod)
         t2 = time.perf_counter()
         self._compiled = Compiled(ir, elf_bytes, t1 - t0, t2 - t1,
@@ -638,7 +653,10 @@ class Module:
         for sec in self.sections:
             for fname, (fkind, off) in sec._fields.items():
                 size = T.sizeof(fkind)
-                init = bytes(sec._mem[off:off + size])
+                # .bss is zeros in the object whatever the application stored since (its
+                # values are copied in at open(); a non-zero .bss initialiser is an LLVM
+                # error that exits the process)
+                init = bytes(size) if sec._kind == "bss" else bytes(sec._mem[off:off + size])
                 try:
                     gen.add_global(C.GlobalVar(fname, fkind, sec.section_name, init,
                                                fname in sec._volatile), sec._line)
@@ -802,6 +820,12 @@ class _Resolver(C.Resolver):
         info = self.done.get(id(lf))
         if info is None:
             params, ret = lf.signature()
+            if len(params) > MAX_BPF_FUNC_ARGS and not lf.inline:
+                # BPF passes arguments in r1-r5 only (LLVM's BPF backend would stop the
+                # process on such a call instead of reporting it)
+                raise _err_at(lf.fn, f"{lf.fn.__name__}() takes {len(params)} arguments: a BPF "
+                                     f"function takes at most {MAX_BPF_FUNC_ARGS} (make it "
+                                     "@inline, or pass a pointer to a structure)")
             sym = lf.fn.__name__
             n = 1
             while sym in self.gen.symbols:
