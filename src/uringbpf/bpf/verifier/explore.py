@@ -443,10 +443,15 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         if lst:
             evict = False
             cur_sig = None
+            impr_by_decided = [None, None]   # the imprecise masks, made once per visit
             for cp in lst:
                 if cp.done:
-                    prec = (self.cfg.precise_branch_in if cp.decided else self.cfg.precise_in)[pc]
-                    impr = [0] * (len(masks) - 1) + [masks[-1] & ~prec]
+                    impr = impr_by_decided[cp.decided]
+                    if impr is None:
+                        prec = (self.cfg.precise_branch_in if cp.decided
+                                else self.cfg.precise_in)[pc]
+                        impr = impr_by_decided[cp.decided] = (
+                            [0] * (len(masks) - 1) + [masks[-1] & ~prec])
                     ok = state_subsumes(cp.state, st, masks, impr)
                     if ok:
                         cp.hit += 1
