@@ -10,8 +10,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 #if defined(__BPF_FEATURE_ADDR_SPACE_CAST)
 #define __arena __attribute__((address_space(1)))
+#define to_kern(p) /* LLVM casts on its own */
 #else
 #define __arena
+#define to_kern(p) bpf_addr_space_cast(p, 0, 1)
 #endif
 #ifndef PAGE_SIZE
 #define PAGE_SIZE __PAGE_SIZE
@@ -28,6 +30,11 @@ struct {
 
 unsigned char __arena *arena_buf;
 
+/* what the two ops keep in the request's pdu (cast from data->pdu, as the series does) */
+struct op_pdu {
+	struct io_bpf_buf_desc desc;
+};
+
 extern void uring_bpf_set_result(struct uring_bpf_data *data, int res) __ksym;
 extern int bpf_iter_uring_buf_new(struct bpf_iter_uring_buf *iter, struct uring_bpf_data *data,
 				  struct io_bpf_buf_desc *desc, int direction) __ksym;
@@ -35,6 +42,7 @@ extern int *bpf_iter_uring_buf_next(struct bpf_iter_uring_buf *iter) __ksym;
 extern void bpf_iter_uring_buf_destroy(struct bpf_iter_uring_buf *iter) __ksym;
 extern int bpf_uring_buf_dynptr(struct bpf_iter_uring_buf *it__iter, struct bpf_dynptr *ptr__uninit) __ksym;
 extern int bpf_uring_buf_dynptr_rdwr(struct bpf_iter_uring_buf *it__iter, struct bpf_dynptr *ptr__uninit) __ksym;
+extern __u64 bpf_dynptr_size(const struct bpf_dynptr *ptr) __ksym;
 extern void *bpf_dynptr_slice(const struct bpf_dynptr *ptr, __u64 offset, void *buffer, __u64 buffer__szk) __ksym;
 void __arena *bpf_arena_alloc_pages(void *map, void __arena *addr, __u32 page_cnt, int node_id,
 				    __u64 flags) __ksym __weak;
@@ -64,6 +72,7 @@ static __noinline int from_arena(unsigned char __arena *from, unsigned char *to,
 SEC("struct_ops/prep")
 int BPF_PROG(prep, struct uring_bpf_data *data, const struct io_uring_sqe *sqe)
 {
+	struct op_pdu *pdu = (struct op_pdu *)data->pdu;
 	struct io_bpf_buf_desc desc;
 	int err;
 
@@ -72,7 +81,7 @@ int BPF_PROG(prep, struct uring_bpf_data *data, const struct io_uring_sqe *sqe)
 	err = bpf_probe_read_user(&desc, sizeof(desc), (void *)sqe->addr);
 	if (err)
 		return err;
-	__builtin_memcpy(data->pdu, &desc, sizeof(desc));
+	__builtin_memcpy(&pdu->desc, &desc, sizeof(desc));
 	return 0;
 }
 
@@ -144,17 +153,19 @@ static int page_out(u32 idx, struct walk *w)
 
 static __always_inline int run_copy(struct uring_bpf_data *data, int in)
 {
+	struct op_pdu *pdu = (struct op_pdu *)data->pdu;
 	struct io_bpf_buf_desc desc;
 	struct bpf_iter_uring_buf it;
 	unsigned char __arena *base = arena_buf;
 	struct walk w = {};
 
-	__builtin_memcpy(&desc, data->pdu, sizeof(desc));
-	bpf_arena_alloc_pages(&arena, NULL, 0, 0, 0);
+	desc = pdu->desc;
+	bpf_arena_alloc_pages(&arena, NULL, 0, 0, 0);   /* names the arena for the verifier */
 	if (!base) {
 		uring_bpf_set_result(data, -ENOMEM);
 		return 0;
 	}
+	to_kern(base);
 	bpf_iter_uring_buf_new(&it, data, &desc, in);
 	w.it = &it;
 	w.base = base;
