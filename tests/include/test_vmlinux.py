@@ -129,6 +129,23 @@ def test_rfc2021_has_no_modern_types(tmp_path):
     assert "IORING_OP_URING_CMD" not in text
 
 
+@pytest.mark.parametrize("design", sorted(vmlinux.DESIGNS))
+def test_page_size_enum_from_6_9(design, tmp_path):
+    """Linux 6.9+ BTF has `enum page_size_enum { __PAGE_SIZE = PAGE_SIZE }` (what arena
+    programs use for PAGE_SIZE); the 2021 RFC's 5.13 kernel does not."""
+    text = vmlinux.generate(design)
+    assert ("__PAGE_SIZE = 4096" in text) == (design != "rfc2021")
+    if design == "rfc2021":
+        return
+    (tmp_path / "vmlinux.h").write_text(text)
+    src = tmp_path / "p.bpf.c"
+    src.write_text('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n'
+                   'char LICENSE[] SEC("license") = "GPL";\n'
+                   '#ifndef PAGE_SIZE\n#define PAGE_SIZE __PAGE_SIZE\n#endif\n'
+                   'int out[PAGE_SIZE / 1024];\nSEC("syscall") int p(void *c) { return sizeof(out); }\n')
+    cc.compile_c(src, tmp_path / "p.o", include_dirs=[tmp_path])
+
+
 def test_cli_writes_the_header(tmp_path):
     out = tmp_path / "v.h"
     proc = subprocess.run([sys.executable, "-m", "uringbpf", "vmlinux", "--design", "opbpf",

@@ -24,6 +24,9 @@ Designs (``--design``):
   so they build against it unchanged, and v2's ``uring_bpf_memcpy`` kfunc is kept;
 * ``kbuf`` -- Linux 6.15+ registered kernel buffers: the io_uring UAPI and ublk's types.
 
+Every design of a 6.9+ kernel gets ``enum page_size_enum { __PAGE_SIZE = 4096 }``, which
+those kernels' BTF carries (arena programs write ``#define PAGE_SIZE __PAGE_SIZE``).
+
 kfunc prototypes (which bpftool >= 7.4 adds) are emitted only when the program defines
 ``UBPF_VMLINUX_KFUNCS`` before the include: programs of these patch sets declare their
 kfuncs themselves, often with slightly different qualifiers, and two declarations of one
