@@ -99,7 +99,8 @@ class JitContext(ctypes.Structure):
 class JitThunk(ctypes.Structure):
     """Mirror of ``struct jitrt_thunk``: what one thunk hands ``jitrt_gate``."""
 
-    _fields_ = [("ctx", ctypes.c_uint64), ("fn", ctypes.c_uint64)]
+    _fields_ = [("ctx", ctypes.c_uint64), ("fn", ctypes.c_uint64), ("pc", ctypes.c_uint64),
+                ("frame", ctypes.c_uint64)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,6 +278,11 @@ def _jitrt_symbols() -> dict[str, int]:
             if size != ctypes.sizeof(JitContext):
                 raise RuntimeError(f"jitrt_ctx is {size} bytes in C but "
                                    f"{ctypes.sizeof(JitContext)} in jit.py")
+            lib.jitrt_thunk_size.restype = ctypes.c_uint64
+            size = lib.jitrt_thunk_size()
+            if size != ctypes.sizeof(JitThunk):
+                raise RuntimeError(f"jitrt_thunk is {size} bytes in C but "
+                                   f"{ctypes.sizeof(JitThunk)} in jit.py")
             _jitrt["check"] = native_mod.symbol_address("jitrt", "jitrt_check")
             _jitrt["check_name"] = _native_binding(("jitrt", "jitrt_check"))[1]
             _jitrt["gate"] = native_mod.symbol_address("jitrt", "jitrt_gate")
@@ -813,7 +819,9 @@ class JitFunction:
         ctx_addr = ctypes.addressof(state.ctx)
         descs = (JitThunk * max(len(code.entries), 1))()
         for i, entry in enumerate(code.entries):
+            # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py).
             descs[i].ctx, descs[i].fn = ctx_addr, entry
+            descs[i].pc, descs[i].frame = code.starts[i], isa.STACK_SIZE
         state.descs = descs
         self._thunks = _ThunkPage([ctypes.addressof(descs[i]) for i in range(len(code.entries))],
                                   _jitrt_symbols()["gate"])

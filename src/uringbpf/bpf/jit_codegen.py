@@ -23,14 +23,15 @@ Shape of the generated code
   them back on return. The stack lives in one buffer per program that is also a region of
   ``runtime.mem``, so helpers implemented in Python can read keys and strings on it.
   Running out of frames (calls nested too deep, recursion) sets ``JITRT_ERR_DEPTH`` at the
-  call (``JITRT_ERR_DEPTH_CALLBACK`` when entered through a thunk).
+  call or callx (``JITRT_ERR_DEPTH_CALLBACK`` when entered through a thunk: tested by
+  ``jitrt_gate``, so functions have no entry tests of their own).
 * The ISA's corner cases are spelled out so LLVM never sees undefined behaviour: divisors
   are made safe before ``udiv``/``sdiv`` (div by 0 -> 0, mod by 0 -> dividend,
   ``INT_MIN / -1`` -> ``INT_MIN``, ``INT_MIN % -1`` -> 0), shift counts are masked, ALU32
   results are zero-extended.
 * Errors (a Python helper raised, checked access failed, callx to nowhere) set the context's
   error word and return 0 from every active BPF function; the caller raises in Python. A
-  function entered while the word is set returns 0 at once.
+  function entered through its thunk while the word is set returns 0 at once (the gate).
 * Checked mode: ``jitrt_check`` before every access, and backward jumps spend the run's
   instruction budget (reset when the outermost frame is entered).
 * Every address we call is a 64-bit constant or a loaded value, so the machine code has no
@@ -373,23 +374,16 @@ class ModuleGen:
         self.emit("%vars = load ptr, ptr %p_vars, !invariant.load !0")
         self._func_slots: set[int] = set()
         slot_marker = len(out)
-        # A run already abandoned (a callback invoked again by a helper after an error):
-        # do nothing more.
-        self.emit("%pending = load i64, ptr %p_err")
-        self.emit("%abandoned = icmp ne i64 %pending, 0")
-        self.emit("br i1 %abandoned, label %abandon, label %frame_check")
-        self.label("abandon")
-        self.emit("ret i64 0")
-        self.label("frame_check")
+        # No entry tests here (issue #19: they were 3 of the 5 blocks of a small function,
+        # ~100 µs of machine-code generation each). A function is entered either through
+        # its thunk, where jitrt_gate refuses a run already abandoned (a callback invoked
+        # again by a helper after an error) and an entry with no room for a frame
+        # (JITRT_ERR_DEPTH_CALLBACK), or by a direct call, which tests the room at the call
+        # site and is never reached with the error word set (every failing operation
+        # leaves the function at once).
         self.emit("%fp = load i64, ptr %p_sp")
         self.emit("%lo = load i64, ptr %p_lo")
         self.emit(f"%frame = sub i64 %fp, {b.frame_size}")
-        self.emit("%deep = icmp ult i64 %frame, %lo")
-        self.emit("br i1 %deep, label %too_deep, label %prologue")
-        self.label("too_deep")
-        self.set_error(ERR_DEPTH_CALLBACK, func.start)
-        self.emit("ret i64 0")
-        self.label("prologue")
         self.emit("store i64 %frame, ptr %p_sp")
         self.emit("store i64 %fp, ptr %r10")
         if b.checked:
@@ -740,12 +734,21 @@ class ModuleGen:
         # each path and reloaded after the merge.
         self.flush()
         done = f"L{pc}_cx_done"
+        # A subprogram is called directly (not through its thunk): the room for its frame
+        # is tested here, as for `call local` (the callee does not test it).
+        sp = self.op("load i64, ptr %p_sp")
+        need = self.op(f"sub i64 {sp}, {self.b.frame_size}")
+        deep = self.op(f"icmp ult i64 {need}, %lo")
+        too_deep = f"L{pc}_cx_deep"
         # Subprograms: compare with each function's thunk address.
         for f, thunk in zip(self.funcs, thunks):
             hit = self.op(f"icmp eq i64 {target}, {thunk}")
             yes, no = f"L{pc}_cx_f{f.index}", f"L{pc}_cx_n{f.index}"
             self.emit(f"br i1 {hit}, label %{yes}, label %{no}")
             self.label(yes)
+            room = f"L{pc}_cx_room{f.index}"
+            self.emit(f"br i1 {deep}, label %{too_deep}, label %{room}")
+            self.label(room)
             r0 = self.op(f"call i64 @{f.name}({args})")
             self.emit(f"store i64 {r0}, ptr %r0")
             self.emit(f"br label %{done}")
@@ -770,6 +773,8 @@ class ModuleGen:
         self.label(bad)
         self.emit(f"store i64 {target}, ptr %p_erraddr")
         self.fail(ERR_CALLX, pc)
+        self.label(too_deep)
+        self.fail(ERR_DEPTH, pc)
         self.label(done)
         self.cache.pop(0, None)        # r0 differs per path: reload it from its slot
         self.check_error(pc)

@@ -65,17 +65,36 @@ uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t
 typedef uint64_t (*jitrt_fn6)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 static __thread uint64_t thread_refused;
 
+/*
+ * Run t->fn on this thread's claim of the instance. The entry tests every function had in
+ * its own code are made here, once per entry through a thunk (direct BPF-to-BPF calls test
+ * the room for a frame at the call and never run with the error word set): a run already
+ * abandoned (a helper calling a callback again after an error) does nothing, and an entry
+ * with no room for the function's frame fails with JITRT_ERR_DEPTH_CALLBACK.
+ */
+static inline uint64_t gate_enter(struct jitrt_ctx *c, const struct jitrt_thunk *t,
+				  uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	if (c->error)
+		return 0;
+	if (c->sp - t->frame < c->stack_lo) {   /* the same test as a call site's */
+		c->error = JITRT_ERR_DEPTH_CALLBACK;
+		c->err_pc = t->pc;
+		return 0;
+	}
+	return ((jitrt_fn6)(uintptr_t)t->fn)(a1, a2, a3, a4, a5, (uint64_t)(uintptr_t)c);
+}
+
 uint64_t jitrt_gate(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
 		    const struct jitrt_thunk *t)
 {
 	struct jitrt_ctx *c = t->ctx;
-	jitrt_fn6 fn = (jitrt_fn6)(uintptr_t)t->fn;
 	uint64_t self = (uint64_t)pthread_self();   /* unique per live thread */
 	uint64_t owner = __atomic_load_n(&c->owner, __ATOMIC_ACQUIRE);
 	uint64_t r;
 
 	if (owner == self)
-		return fn(a1, a2, a3, a4, a5, (uint64_t)(uintptr_t)c);
+		return gate_enter(c, t, a1, a2, a3, a4, a5);
 	owner = 0;
 	if (!__atomic_compare_exchange_n(&c->owner, &owner, self, 0, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED)) {
@@ -83,7 +102,7 @@ uint64_t jitrt_gate(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t
 		__atomic_fetch_add(&c->refused, 1, __ATOMIC_RELAXED);
 		return 0;
 	}
-	r = fn(a1, a2, a3, a4, a5, (uint64_t)(uintptr_t)c);
+	r = gate_enter(c, t, a1, a2, a3, a4, a5);
 	__atomic_store_n(&c->owner, 0, __ATOMIC_RELEASE);
 	return r;
 }
@@ -100,6 +119,12 @@ uint64_t jitrt_take_refused(void)
 uint64_t jitrt_ctx_size(void)
 {
 	return sizeof(struct jitrt_ctx);
+}
+
+/* The thunk descriptor's size, for the same check. */
+uint64_t jitrt_thunk_size(void)
+{
+	return sizeof(struct jitrt_thunk);
 }
 
 /*

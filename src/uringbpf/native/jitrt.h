@@ -53,11 +53,15 @@ struct jitrt_ctx {
 struct jitrt_thunk {
 	struct jitrt_ctx *ctx;
 	uint64_t fn;          /* uint64_t (*)(r1..r5, uint64_t ctx): the shared machine code */
+	uint64_t pc;          /* the function's first instruction (names a refused entry) */
+	uint64_t frame;       /* bytes of stack one frame of the function takes */
 };
 
 uint64_t jitrt_gate(uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
 		    const struct jitrt_thunk *t);
 uint64_t jitrt_take_refused(void);
+uint64_t jitrt_ctx_size(void);
+uint64_t jitrt_thunk_size(void);
 
 typedef uint64_t (*jitrt_prog_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 

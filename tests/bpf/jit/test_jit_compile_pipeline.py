@@ -6,12 +6,13 @@ follows the machine-code level and every field the generator reads."""
 from __future__ import annotations
 
 import llvmlite.binding as llvm
+import pytest
 
 from uringbpf.bpf import isa, jit
 from uringbpf.bpf.asm import assemble
 from uringbpf.bpf.helpers import Runtime
 from uringbpf.bpf.interp import Interpreter
-from uringbpf.bpf.memory import Buffer
+from uringbpf.bpf.memory import BpfRuntimeError, Buffer
 
 # Jumps over jumps: one LLVM block per jump target, which only simplifycfg (level >= 1,
 # not level 0) folds together.
@@ -127,3 +128,89 @@ def test_code_cache_key_covers_the_lddw_map_index():
     b = isa.Program("b", second, maps=maps)
     assert a.bytecode == b.bytecode
     _cached_is_own_code(a, b)
+
+
+# --- entry tests in jitrt_gate, frame tests at each direct call ---------------------------
+# Functions have no entry tests of their own (3 of a small function's 5 LLVM blocks): the
+# thunk's gate refuses an abandoned run and an entry without room for a frame; direct
+# calls (`call local`, callx to a subprogram) test the room at the call.
+
+CALLX_RECURSION = """
+    lddw %r2, func(f)
+    callx %r2
+    exit
+f:
+    mov %r0, 1
+    jeq %r1, 0, +5
+    sub %r1, 1
+    lddw %r2, func(f)
+    callx %r2
+    add %r0, 1
+    exit
+"""
+
+
+def test_callx_recursion_fails_at_the_callx_like_the_interpreter():
+    # Before: the callee's own entry test failed with "callback exceeds ..." at its first
+    # instruction; the interpreter (and now the JIT) fail at the callx.
+    program = isa.Program("cx", assemble(CALLX_RECURSION))
+    fn = jit.compile(program, Runtime())
+    assert fn(jit.STACK_FRAMES - 2) == Interpreter(program, Runtime()).run(jit.STACK_FRAMES - 2)
+    for depth in (jit.STACK_FRAMES - 1, 1000):
+        with pytest.raises(BpfRuntimeError) as jit_err:
+            fn(depth)
+        with pytest.raises(BpfRuntimeError) as interp_err:
+            Interpreter(program, Runtime()).run(depth)
+        assert str(jit_err.value) == str(interp_err.value)
+        assert f"call depth limit of {jit.STACK_FRAMES} frames exceeded" in str(jit_err.value)
+    assert fn(3) == 4                      # the failed runs left nothing behind
+
+
+STORE_AND_RETURN = """
+    lddw %r3, func(g)
+    mov %r0, 0
+    exit
+g:
+    stxdw [%r1+0], %r2
+    mov %r0, 7
+    exit
+"""
+
+
+def _thunk_of_g(fn: jit.JitFunction):
+    return jit.HelperFn(fn.function_address(4))
+
+
+def test_thunk_entry_into_an_abandoned_run_does_nothing():
+    fn = jit.compile(isa.Program("t", assemble(STORE_AND_RETURN)), Runtime())
+    out = Buffer(8)
+    g = _thunk_of_g(fn)
+    assert g(out.addr, 5, 0, 0, 0) == 7 and out.read() == (5).to_bytes(8, "little")
+    ctx = jit.JitContext.from_address(fn.context_address)
+    ctx.error, ctx.err_pc = jit.ERR_CALLX, 99          # a failed run, not yet taken
+    assert g(out.addr, 6, 0, 0, 0) == 0
+    assert out.read() == (5).to_bytes(8, "little")    # g did not run
+    assert (ctx.error, ctx.err_pc) == (jit.ERR_CALLX, 99)   # the first error stays
+    fn.reset()
+    assert g(out.addr, 6, 0, 0, 0) == 7 and out.read() == (6).to_bytes(8, "little")
+    fn.close()
+
+
+def test_thunk_entry_without_room_for_a_frame_is_refused():
+    fn = jit.compile(isa.Program("t", assemble(STORE_AND_RETURN)), Runtime())
+    out = Buffer(8)
+    g = _thunk_of_g(fn)
+    ctx = jit.JitContext.from_address(fn.context_address)
+    for room in (0, 8, isa.STACK_SIZE - 1):
+        ctx.sp = ctx.stack_lo + room                 # as if every frame but a sliver were live
+        assert g(out.addr, 9, 0, 0, 0) == 0
+        assert out.read() == bytes(8)                # nothing ran
+        assert ctx.sp == ctx.stack_lo + room         # and the stack pointer is untouched
+        with pytest.raises(BpfRuntimeError, match=r"insn 4: callback exceeds the call depth"):
+            fn.raise_error()
+        ctx.sp = ctx.stack_hi
+    ctx.sp = ctx.stack_lo + isa.STACK_SIZE           # exactly one frame: runs
+    assert g(out.addr, 9, 0, 0, 0) == 7 and out.read() == (9).to_bytes(8, "little")
+    assert ctx.sp == ctx.stack_lo + isa.STACK_SIZE
+    ctx.sp = ctx.stack_hi
+    fn.close()
