@@ -234,6 +234,16 @@ def _sized_unknown(size: int, signed: bool = False):
     return v if v is not None else _sized_unknown_value(size, signed)
 
 
+#: the registers of those values (registers are immutable: one each is enough)
+_SIZED_UNKNOWN_REGS = {key: Reg(SCALAR, v) for key, v in _SIZED_UNKNOWN.items()}
+
+
+def _unknown_load(size: int, signed: bool = False) -> Reg:
+    """The register a ``size``-byte load of unknown memory gives: ``scalar(_sized_unknown())``."""
+    r = _SIZED_UNKNOWN_REGS.get((size, signed))
+    return r if r is not None else Reg(SCALAR, _sized_unknown_value(size, signed))
+
+
 def _widened(old: Reg, cur: Reg) -> Reg:
     """A value that changed around a loop: forget it, but keep "fits in 32 bits" (so JMP32
     compares still refine it) and the id links of the current value."""

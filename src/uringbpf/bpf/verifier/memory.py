@@ -10,6 +10,7 @@ from .state import (
 )
 from .common import (
     MAX_VAR_OFF, _Reject, _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown,
+    _unknown_load,
 )
 
 
@@ -131,7 +132,7 @@ class MemoryMixin:
         if t == PTR_ARENA:
             # any offset and size: the engines confine the access to the arena's window
             # (the kernel's check_mem_access for PTR_TO_ARENA checks nothing either)
-            return None if write else scalar(_sized_unknown(size, signed))
+            return None if write else _unknown_load(size, signed)
         if t == PTR_MAP_VALUE:
             vs = getattr(ptr.obj, "value_size", 0)
             lo, hi = self._bounds(ptr, regno, off, size)
@@ -169,7 +170,7 @@ class MemoryMixin:
             raise _Reject(f"R{regno} invalid mem access '{ptr.type_name()}'")
         if write:
             return None
-        return scalar(_sized_unknown(size, signed))
+        return _unknown_load(size, signed)
 
     def _ctx_access(self, ptr: Reg, regno: int, off: int, size: int, write: bool, signed: bool) -> Reg | None:
         layout = ptr.obj
@@ -188,7 +189,7 @@ class MemoryMixin:
             raise _Reject(f"invalid bpf_context access off={o} size={size} (field {fld.name} is not readable)")
         kind = fld.value
         if kind.kind == progtypes.SCALAR:
-            return scalar(_sized_unknown(size, signed))
+            return _unknown_load(size, signed)
         if o != fld.offset or size != 8 or signed:
             raise _Reject(f"invalid bpf_context access off={o} size={size} (pointer field {fld.name} must be read whole)")
         nid = self.new_id() if kind.nullable else 0
@@ -237,7 +238,7 @@ class MemoryMixin:
             self._stack_mark_written(frame, lo, hi, known=False)
             return None
         self._stack_check_init(frame, lo, hi, f"invalid variable-offset read from stack R{regno}")
-        return scalar(_sized_unknown(size, signed))
+        return _unknown_load(size, signed)
 
     @staticmethod
     def _byte_kind(frame: Frame, o: int) -> str:
@@ -343,7 +344,7 @@ class MemoryMixin:
                 raise _Reject(f"cannot read iterator/dynptr slot at fp{o + j}")
         if all(kd == "0" for kd in kinds):
             return const_reg(0)
-        return scalar(_sized_unknown(size, signed))
+        return _unknown_load(size, signed)
 
     # ------------------------------------------------------------ helper memory arguments
 
