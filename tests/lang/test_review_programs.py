@@ -444,3 +444,60 @@ def test_bss_set_before_the_first_compile():
     assert add.run(b"ab", "interp") == 42
     acc.total = 40
     assert add.run_in_app(b"ab") == 42
+
+
+class Big(ctypes.Structure):
+    _fields_ = [("a", ctypes.c_uint8 * 3000)]
+
+
+def test_copy_and_zero_over_1024_bytes_compile_and_agree():
+    """LLVM's BPF backend expands memcpy/memset of at most 1024 bytes; larger ones were a
+    libcall error that exited the process."""
+    m = Module("review_big_copy")
+    big = m.array_map("big", u32, Big, 2)
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        a = big.lookup(0)
+        b = big.lookup(1)
+        if not a or not b:
+            return 0
+        a.a[2999] = u8(n)
+        a.a[1500] = 7
+        copy(b, a, 3000)
+        zero(a)
+        return u64(b.a[2999]) + u64(b.a[1500]) + u64(a.a[2999])
+
+    seen = []
+    for mode in ("app", "jit", "interp"):
+        big.close()
+        r = p.run_in_app(bytes(9)) if mode == "app" else p.run(bytes(9), mode)
+        seen.append((r, bytes(big.map.lookup(1))))
+    assert seen[0] == seen[1] == seen[2] and seen[0][0] == 16
+
+
+def test_llvm_backend_refusals_are_compile_errors_at_their_line():
+    m = Module("review_mulov")
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        a = u64(n) * 0x100000001
+        b = u64(n) + 7
+        c = a * b
+        if b != 0 and c // b != a:          # LLVM: an i64 multiply-overflow test
+            return 1
+        return 0
+
+    with pytest.raises(LangCompileError, match="128-bit multiplication") as ei:
+        m.compile()
+    assert ei.value.line in (p.fn.__code__.co_firstlineno + 4, p.fn.__code__.co_firstlineno + 5)
+
+    m2 = Module("review_kf6")
+    k6 = L.Kfunc("k6", u64, (u64,) * 6, None)
+
+    @m2.socket_filter
+    def q(data, n) -> u64:
+        return k6(n, n, n, n, n, n)
+
+    with pytest.raises(LangCompileError, match="5 at most"):
+        m2.compile()

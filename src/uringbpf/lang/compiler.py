@@ -1554,6 +1554,9 @@ class FuncGen:
         """Call a kfunc or helper with arguments converted to its signature."""
         if len(e.args) != len(sig.args):
             raise self.err(e, f"{sig.name}() takes {len(sig.args)} arguments, got {len(e.args)}")
+        if len(sig.args) > 5:
+            raise self.err(e, f"{sig.name}() is declared with {len(sig.args)} arguments: BPF calls "
+                              "pass 5 at most (r1-r5)")
         args = []
         for a, pty in zip(e.args, sig.args):
             v = self.expr(a)
@@ -1718,11 +1721,32 @@ class FuncGen:
                 raise self.err(e, "copy() copies between pointers to ints or structures")
         if not n.is_const or n.const < 0:
             raise self.err(e, "the size of copy() must be a constant")
-        self.mod.declare_intrinsic("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)", "memcpy")
-        dref, sref = self.generic(d), self.generic(s)
-        self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {dref}, ptr {sref}, i64 {n.const}, i1 false)",
-                  value=False)
+        self.memcpy(self.generic(d), self.generic(s), n.const)
         return Val(None, const=0)
+
+    def _chunks(self, ref: str, size: int) -> list[tuple[str, int, int]]:
+        """``(pointer, offset, length)`` pieces of at most MEM_INLINE_MAX bytes."""
+        out = []
+        for off in range(0, size, MEM_INLINE_MAX):
+            p = self.emit(f"getelementptr inbounds i8, ptr {ref}, i64 {off}") if off else ref
+            out.append((p, off, min(MEM_INLINE_MAX, size - off)))
+        return out
+
+    def memcpy(self, dst: str, src: str, size: int) -> None:
+        """``memcpy`` of a constant ``size``, in pieces the BPF backend expands inline."""
+        self.mod.declare_intrinsic("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)", "memcpy")
+        vol = "true" if size > MEM_INLINE_MAX else "false"     # never merged back into one
+        for (d, _o, n), (s, _o2, _n) in zip(self._chunks(dst, size), self._chunks(src, size)):
+            self.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr {d}, ptr {s}, i64 {n}, i1 {vol})", value=False)
+
+    def memset0(self, ref: str, size: int, align: int) -> None:
+        """Zero ``size`` bytes at ``ref``, in pieces the BPF backend expands inline."""
+        self.mod.declare_intrinsic("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)", "memset")
+        # several pieces are volatile: LLVM would merge plain ones back into one too big
+        vol = "true" if size > MEM_INLINE_MAX else "false"
+        for p, off, n in self._chunks(ref, size):
+            a = align if off % align == 0 else 1
+            self.emit(f"call void @llvm.memset.p0.i64(ptr align {a} {p}, i8 0, i64 {n}, i1 {vol})", value=False)
 
     def _zero_bytes(self, ref: str, size: int, align: int) -> None:
         if size % 8 == 0 and align >= 8 and size <= 512:
@@ -1730,9 +1754,7 @@ class FuncGen:
                 p = self.emit(f"getelementptr inbounds i8, ptr {ref}, i64 {off}") if off else ref
                 self.emit(f"store i64 0, ptr {p}, align 8", value=False)
             return
-        self.mod.declare_intrinsic("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)", "memset")
-        self.emit(f"call void @llvm.memset.p0.i64(ptr align {align} {ref}, i8 0, i64 {size}, i1 false)",
-                  value=False)
+        self.memset0(ref, size, align)
 
     def zero(self, e: ast.Call) -> Val:
         """``zero(p)``: zero the object ``p`` points to."""
@@ -1751,13 +1773,14 @@ class FuncGen:
                 p = self.emit(f"getelementptr inbounds i8, ptr {v.ref}, i64 {off}") if off else v.ref
                 self.emit(f"store i64 0, ptr {p}, align 8", value=False)
             return Val(None, const=0)
-        self.mod.declare_intrinsic("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)", "memset")
-        self.emit(f"call void @llvm.memset.p0.i64(ptr align {T.alignof(v.ty.elem)} {v.ref}, i8 0, "
-                  f"i64 {size}, i1 false)", value=False)
+        self.memset0(v.ref, size, T.alignof(v.ty.elem))
         return Val(None, const=0)
 
 
 _LOCAL = object()
+#: the largest memcpy/memset LLVM's BPF backend expands inline; beyond it, it emits a
+#: libcall BPF cannot make, reported as an error that exits the process
+MEM_INLINE_MAX = 1024
 ITER_NUM = T.Opaque("bpf_iter_num", 8)      # struct bpf_iter_num { __u64 __opaque[1]; }
 
 

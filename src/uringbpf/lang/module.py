@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import inspect
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -61,6 +62,38 @@ def llvm():
         tm = target.create_target_machine(cpu="v3", opt=2)
         _LLVM = (binding, tm)
     return _LLVM
+
+
+# LLVM's BPF backend reports what BPF cannot do (a libcall, more than 5 arguments) as an
+# error that exits the process: llvmlite installs no diagnostic handler.  The compiler
+# avoids what it can; this finds, in the optimised IR, what the optimiser made of the
+# rest, so it becomes a compile error at its Python line instead.
+_HAZARDS = [
+    (re.compile(r"= (?:mul|udiv|sdiv|urem|srem) i128 |@llvm\.[us]mul\.with\.overflow\.i64\("),
+     "this needs a 128-bit multiplication or division, which BPF does not have (LLVM "
+     "makes one of an overflow test like x * y // y != x: test y != 0 and x > MAX // y "
+     "instead)"),
+    (re.compile(r"@llvm\.mem(?:cpy|move|set)\.[^(]*\((?:(?!i64 \d).)*i64 %"),
+     "a copy or fill of a size known only at run time: BPF has no memcpy/memset to call"),
+]
+_DBG = re.compile(r"!dbg !(\d+)")
+
+
+def backend_hazard(ir: str) -> tuple[int, str] | None:
+    """``(python line, message)`` of the first instruction of optimised ``ir`` the BPF
+    backend could not lower, or None."""
+    for text in ir.splitlines():
+        if not text.startswith("  "):
+            continue
+        for pattern, what in _HAZARDS:
+            if pattern.search(text):
+                m = _DBG.search(text)
+                line = 0
+                if m is not None:
+                    loc = re.search(rf"^!{m.group(1)} = !DILocation\(line: (\d+)", ir, re.M)
+                    line = int(loc.group(1)) if loc else 0
+                return line, what
+    return None
 
 
 # --- sections (global variables) ---------------------------------------------------------
@@ -638,6 +671,11 @@ class Module:
             pb.getModulePassManager().run(mod, pb)
         finally:
             binding.set_option("uringbpf.lang", "-replexitval=cheap")
+        hazard = backend_hazard(str(mod))
+        if hazard is not None:
+            line, what = hazard
+            first = next(iter(self.programs.values()), None)
+            raise LangCompileError(inspect.getsourcefile(first.fn) if first else "?", line, what)
         elf_bytes = tm.emit_object(mod)
         t2 = time.perf_counter()
         self._compiled = Compiled(ir, elf_bytes, t1 - t0, t2 - t1,
