@@ -349,3 +349,38 @@ def test_asm_and_disasm_know_the_cast(style):
     assert ("r1 = addr_space_cast(r2, 0, 1)" if style == "kernel"
             else "addr_space_cast %r1, %r2, 0, 1") in text
     assert isa.encode(asm.assemble(text)) == isa.encode(insns)
+
+
+RESERVE = HEAD + r"""
+SEC("syscall")
+int prog(void *ctx)
+{
+	char __arena *base = bpf_arena_alloc_pages(&arena, NULL, 1, -1, 0);  /* page 0 */
+
+	if (!base)
+		return 1;
+	out[0] = bpf_arena_reserve_pages(&arena, base + 4096, 1);          /* page 1: 0 */
+	out[1] = (__u64)bpf_arena_alloc_pages(&arena, base + 4096, 1, -1, 0);  /* taken: NULL */
+	out[2] = (__u64)bpf_arena_alloc_pages(&arena, NULL, 1, -1, 0) - (__u64)base;  /* page 2 */
+	out[3] = bpf_arena_reserve_pages(&arena, base, 1);                  /* allocated */
+	out[4] = bpf_arena_reserve_pages(&arena, base + 3 * 4096, 2);       /* past the end */
+	out[5] = bpf_arena_reserve_pages(&arena, base + 5, 1);              /* unaligned: 0 */
+	out[6] = bpf_arena_reserve_pages(&arena, base + 3 * 4096, 0);       /* nothing: 0 */
+	return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_reserve_pages(tmp_path, engine):
+    """bpf_arena_reserve_pages (6.17+) with the kernel's results."""
+    obj = _load(tmp_path, RESERVE, engine)
+    try:
+        assert obj.programs["prog"]() == 0
+        out = struct.unpack("<8q", bytes(obj.bss.out))
+        assert out[:7] == (0, 0, 2 * 4096, -errno.EBUSY, -errno.EINVAL, 0, 0)
+        arena = obj.maps["arena"]
+        assert arena.arena_reserve_pages(arena.value_addr + 3 * 4096) == 0
+        assert arena.arena_alloc_pages(1) == 0                  # every page taken now
+    finally:
+        obj.close()

@@ -528,6 +528,16 @@ def arena_free_pages(rt: Runtime, r1, r2, r3, r4, r5) -> int:
     return _maps.call_native("bpf_arena_free_pages", r1, r2, r3)
 
 
+@kfunc("bpf_arena_reserve_pages", (Arg.CONST_MAP_PTR, Arg.ANYTHING, Arg.SCALAR), Ret.INTEGER)
+def arena_reserve_pages(rt: Runtime, r1, r2, r3, r4, r5) -> int:
+    """kfunc ``bpf_arena_reserve_pages`` (6.17+): the Python implementation the interpreter
+    calls (the kernel's -EINVAL for a map that is no arena)."""
+    m = _map(rt, r1, "bpf_arena_reserve_pages")
+    if m.type != _maps.MAP_TYPE_ARENA:
+        return -errno.EINVAL & 0xFFFFFFFFFFFFFFFF
+    return _maps.call_native("bpf_arena_reserve_pages", r1, r2, r3)
+
+
 for _id, _sym in ((1, "ubpf_helper_map_lookup_elem"), (2, "ubpf_helper_map_update_elem"),
                   (3, "ubpf_helper_map_delete_elem"), (195, "ubpf_helper_map_lookup_percpu_elem"),
                   (130, "ubpf_helper_ringbuf_output"), (131, "ubpf_helper_ringbuf_reserve"),
@@ -548,4 +558,5 @@ KFUNCS["bpf_iter_num_new"].native = ("base", "ubpf_kfunc_iter_num_new")
 KFUNCS["bpf_iter_num_next"].native = ("base", "ubpf_kfunc_iter_num_next")
 KFUNCS["bpf_iter_num_destroy"].native = ("base", "ubpf_kfunc_iter_num_destroy")
 KFUNCS["bpf_arena_free_pages"].native = ("maps", "ubpf_kfunc_arena_free_pages")
+KFUNCS["bpf_arena_reserve_pages"].native = ("maps", "ubpf_kfunc_arena_reserve_pages")
 del _id, _sym

@@ -119,6 +119,7 @@ HELPER_SYMBOLS = {
     "ringbuf_query": "ubpf_helper_ringbuf_query",
     "bpf_arena_alloc_pages": "ubpf_kfunc_arena_alloc_pages",
     "bpf_arena_free_pages": "ubpf_kfunc_arena_free_pages",
+    "bpf_arena_reserve_pages": "ubpf_kfunc_arena_reserve_pages",
 }
 
 
@@ -419,6 +420,12 @@ class Map:
         """Free arena pages as bpf_arena_free_pages does (addresses outside: ignored)."""
         self._require_arena()
         call_native("bpf_arena_free_pages", self.addr, ptr, page_cnt)
+
+    def arena_reserve_pages(self, ptr: int, page_cnt: int = 1) -> int:
+        """Reserve arena pages as bpf_arena_reserve_pages does: 0, -EINVAL or -EBUSY."""
+        self._require_arena()
+        ret = call_native("bpf_arena_reserve_pages", self.addr, ptr, page_cnt)
+        return ret - (1 << 64) if ret >= 1 << 63 else ret
 
     def _require_arena(self) -> None:
         self._check_open()

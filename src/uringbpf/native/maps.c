@@ -705,6 +705,34 @@ uint64_t ubpf_kfunc_arena_free_pages(uint64_t map, uint64_t ptr, uint64_t page_c
 	return 0;
 }
 
+/* kfunc bpf_arena_reserve_pages(map, ptr, page_cnt) (6.17+): mark free pages taken without
+ * backing them, so bpf_arena_alloc_pages never returns them; the kernel's codes: an
+ * unaligned address does nothing (0), a range past the arena is -EINVAL, a range with a
+ * page already taken -EBUSY. */
+uint64_t ubpf_kfunc_arena_reserve_pages(uint64_t map, uint64_t ptr, uint64_t page_cnt, uint64_t a4, uint64_t a5)
+{
+	(void)a4; (void)a5;
+	struct ubpf_map *m = (struct ubpf_map *)map;
+	uint64_t ps = page_size();
+	page_cnt = (uint32_t)page_cnt;
+	if (m->type != UBPF_MAP_ARENA)
+		return (uint64_t)-EINVAL;
+	if (!page_cnt || ptr % ps)
+		return 0;
+	uint64_t pg = arena_pgoff(m, ptr);
+	if (pg + page_cnt > m->max_entries)
+		return (uint64_t)-EINVAL;
+	int64_t ret = 0;
+	map_lock(m);
+	for (uint64_t i = 0; i < page_cnt; i++)
+		if (m->arena_page_used[pg + i])
+			ret = -EBUSY;
+	if (!ret)
+		memset(m->arena_page_used + pg, 1, page_cnt);
+	map_unlock(m);
+	return (uint64_t)ret;
+}
+
 /* ---- the registry of runtime-owned memory (guard.h) -------------------------------- */
 
 #include <pthread.h>

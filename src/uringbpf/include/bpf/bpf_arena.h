@@ -29,4 +29,5 @@
 extern void __arena *bpf_arena_alloc_pages(void *map, void __arena *addr, __u32 page_cnt,
 					   int node_id, __u64 flags) __ksym __weak;
 extern void bpf_arena_free_pages(void *map, void __arena *ptr, __u32 page_cnt) __ksym __weak;
+extern int bpf_arena_reserve_pages(void *map, void __arena *ptr, __u32 page_cnt) __ksym __weak;
 #endif
