@@ -82,6 +82,8 @@ _DBG = re.compile(r"!dbg !(\d+)")
 def backend_hazard(ir: str) -> tuple[int, str] | None:
     """``(python line, message)`` of the first instruction of optimised ``ir`` the BPF
     backend could not lower, or None."""
+    if "i128" not in ir and ".with.overflow.i64" not in ir and "@llvm.mem" not in ir:
+        return None                  # the usual case, without a line-by-line scan
     for text in ir.splitlines():
         if not text.startswith("  "):
             continue
