@@ -6,7 +6,8 @@ over 64 KiB) and every example object, prints
 * ours: verification time, wall and CPU (``verifier.verify_object``: kfuncs resolved,
   ``.rodata`` frozen, every program), processed instructions, and the whole
   ``BpfObject.load()`` (verify + JIT compile) time;
-* the kernel's: ``bpftool prog load`` wall time (verify + JIT, libbpf) and its
+* the kernel's: ``bpftool prog load`` wall and CPU time (verify + JIT, libbpf; the CPU
+  is bpftool's user + system time, the verifier running in its bpf() call) and its
   ``verified_insns`` (``bpftool prog show``; n/a when this bpftool does not report it),
   when this kernel can load the object
   (socket filters; the io_uring designs' program types need a kernel that has them:
@@ -14,8 +15,8 @@ over 64 KiB) and every example object, prints
 
 A program both sides refuse (the issue's crc32c hits the kernel's jump-sequence limit)
 compares the time to refuse.  Times are seconds on a shared machine: compare the ratio
-within one run, not across runs; the CPU column is steadier than wall time when the
-machine is busy.  Not a test (docs/benchmarks.md records the numbers).
+within one run, not across runs; the CPU columns (and the CPU ratio, ours over the
+kernel's) are steadier than wall time when the machine is busy.  Not a test (docs/benchmarks.md records the numbers).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import pathlib
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -92,11 +94,16 @@ def _ours(obj_path: pathlib.Path) -> dict:
         row["error"] = next(v.error.message for v in verdicts if not v.ok)
         return row
     obj = BpfObject.open(str(obj_path))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     obj.load(engine="jit")
-    row["load_s"] = time.perf_counter() - t
+    row["load_s"], row["load_cpu"] = time.perf_counter() - t, time.process_time() - c
     obj.close()
     return row
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _kernel(obj_path: pathlib.Path, only_socket: bool) -> dict:
@@ -107,19 +114,20 @@ def _kernel(obj_path: pathlib.Path, only_socket: bool) -> dict:
     if not only_socket:
         return {"why": "program type not loadable by this kernel"}
     pin = pathlib.Path("/sys/fs/bpf") / f"uringbpf_load_{os.getpid()}_{obj_path.stem}"
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _children_cpu()
     proc = subprocess.run(["bpftool", "prog", "load", str(obj_path), str(pin)],
                           capture_output=True, text=True)
-    dt = time.perf_counter() - t
+    # the verifier and JIT run inside bpftool's bpf() call: its system time
+    dt, dc = time.perf_counter() - t, _children_cpu() - c
     if proc.returncode != 0:
         # refused too (e.g. the jump-sequence limit): its time to refuse still compares
-        return {"load_s": dt, "verified_insns": "refused"}
+        return {"load_s": dt, "load_cpu": dc, "verified_insns": "refused"}
     try:
         info = json.loads(subprocess.run(["bpftool", "-j", "prog", "show", "pinned", str(pin)],
                                          capture_output=True, text=True, check=True).stdout)
     finally:
         pin.unlink()
-    return {"load_s": dt, "verified_insns": info.get("verified_insns")}
+    return {"load_s": dt, "load_cpu": dc, "verified_insns": info.get("verified_insns")}
 
 
 def _targets(tmp: pathlib.Path, only: str | None, examples: bool) -> list[tuple[str, pathlib.Path]]:
@@ -142,7 +150,8 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
         print(f"{'program':<44} {'ours: verify':>12} {'(CPU)':>7} {'processed':>10} "
-              f"{'load+JIT':>9}   {'kernel: load':>12} {'verified':>9} {'ratio':>6}")
+              f"{'load+JIT':>9} {'(CPU)':>7}   {'kernel: load':>12} {'(CPU)':>7} {'verified':>9} "
+              f"{'ratio':>6} {'CPU':>6}")
         for name, src in _targets(tmp, args.only, not args.no_examples):
             obj_path = cc.compile_c(src, tmp / (pathlib.Path(name).name + ".o"))
             ours = _ours(obj_path)
@@ -153,15 +162,17 @@ def main(argv: list[str]) -> int:
             line = (f"{name:<44} {ours['verify_s']:>11.3f}s {ours['verify_cpu']:>6.3f}s "
                     f"{ours['processed']:>10} ")
             if ours["ok"]:
-                line += f"{ours['load_s']:>8.3f}s   "
-                ours_total = ours["load_s"]
+                line += f"{ours['load_s']:>8.3f}s {ours['load_cpu']:>6.3f}s   "
+                ours_total, ours_cpu = ours["load_s"], ours["load_cpu"]
             else:
                 # refused: the kernel's time to refuse is the comparison
-                line += f"{'refused':>9}   "
-                ours_total = ours["verify_s"]
+                line += f"{'refused':>9} {'':>7}   "
+                ours_total, ours_cpu = ours["verify_s"], ours["verify_cpu"]
             if "load_s" in kern:
                 ratio = ours_total / kern["load_s"] if kern["load_s"] else float("nan")
-                line += f"{kern['load_s']:>11.3f}s {kern['verified_insns'] or 'n/a':>9} {ratio:>5.1f}x"
+                cpu_ratio = ours_cpu / kern["load_cpu"] if kern["load_cpu"] else float("nan")
+                line += (f"{kern['load_s']:>11.3f}s {kern['load_cpu']:>6.3f}s "
+                         f"{kern['verified_insns'] or 'n/a':>9} {ratio:>5.1f}x {cpu_ratio:>5.1f}x")
             else:
                 line += f"  ({kern['why']})"
             if not ours["ok"]:
