@@ -501,3 +501,46 @@ def test_llvm_backend_refusals_are_compile_errors_at_their_line():
 
     with pytest.raises(LangCompileError, match="5 at most"):
         m2.compile()
+
+
+def test_nested_defs_read_the_enclosing_locals_at_call_time():
+    m = Module("review_nested")
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        d = ptr[u8](data)
+        limit = u64(4)
+
+        def byte_at(i: u64) -> u64:
+            if i >= n or i >= limit:          # enclosing locals, read when called
+                return u64(0)
+            return u64(d[i])
+
+        def scaled(x: u64) -> u64:
+            return x * 1000
+
+        s = u64(0)
+        for i in range(8):
+            s += byte_at(u64(i))
+        limit = u64(8)
+        for i in range(8):
+            s += scaled(byte_at(u64(i)))
+        return s
+
+    for data in (b"", bytes(4), b"abcdefgh", b"abcdefghijk"):
+        assert p.run_in_app(data) == p.run(data, "jit") == p.run(data, "interp")
+    assert p.run(b"abcdefgh", "jit") == (97 + 98 + 99 + 100) + 1000 * sum(range(97, 105))
+
+
+def test_nested_def_takes_and_returns_exactly_its_types():
+    m = Module("review_nested_types")
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        def h(x: u32) -> u32:
+            return x + 1
+        return u64(h(n))                      # n is u64: Python would not convert it
+
+    with pytest.raises(LangCompileError, match="x of nested def h is u32; this value is u64") as ei:
+        m.compile()
+    assert ei.value.line == p.fn.__code__.co_firstlineno + 4

@@ -176,6 +176,7 @@ class ModuleGen:
         self.cu = self._reserve()
         self.main_file = self.file(filename, directory)
         self.symbols: set[str] = set()
+        self.symbols_done: set[str] = set()      # nested defs queued for compilation
 
     # metadata ------------------------------------------------------------------------
     def _reserve(self) -> int:
@@ -478,12 +479,40 @@ def parsed_source(fn: Callable) -> tuple[str, int, ast.stmt, frozenset[str]]:
         filename = inspect.getsourcefile(fn) or "<unknown>"
         lines, first = inspect.getsourcelines(fn)
         fdef = ast.parse(textwrap.dedent("".join(lines))).body[0]
-        # as in Python: a name assigned anywhere in the function is local everywhere in it
-        assigned = {n.id for n in ast.walk(fdef) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        if isinstance(fdef, ast.FunctionDef):
-            assigned |= {a.arg for a in fdef.args.args}
-        hit = _PARSED[code] = (filename, first, fdef, frozenset(assigned))
+        hit = _PARSED[code] = (filename, first, fdef, assigned_names(fdef))
     return hit
+
+
+def assigned_names(fdef: ast.stmt) -> frozenset[str]:
+    """The names local to ``fdef``: as in Python, a name assigned anywhere in a function
+    is local everywhere in it; a nested def's own names are its own (its name is ours)."""
+    out: set[str] = set()
+    todo = list(ast.iter_child_nodes(fdef))
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            out.add(n.id)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            if isinstance(n, ast.FunctionDef):
+                out.add(n.name)
+            continue
+        todo.extend(ast.iter_child_nodes(n))
+    if isinstance(fdef, ast.FunctionDef):
+        out |= {a.arg for a in fdef.args.args}
+    return frozenset(out)
+
+
+@dataclass
+class NestedDef:
+    """A ``def`` inside a program function: compiled as a function of its own (inlined),
+    its names resolved in the enclosing function's module; in the application it is the
+    plain Python closure."""
+
+    fdef: ast.FunctionDef
+    filename: str
+    first: int
+    env: dict
+    outer_locals: frozenset
 
 
 @dataclass
@@ -505,6 +534,8 @@ class FuncInfo:
     inline: bool = False
     ctx_args: bool = False            # struct_ops style: r1 -> u64 array of arguments
     ctx_buffer: bool = False          # socket filter style: (data, len) in r1, r2
+    exact: bool = False               # a nested def: arguments/result of exactly their types
+    captured: list | None = None      # a nested def: the enclosing locals it reads
 
 
 class FuncGen:
@@ -514,11 +545,19 @@ class FuncGen:
         self.info = info
         self.resolver = resolver
         fn = info.pyfunc
-        self.filename, first, self.fdef, self.assigned = parsed_source(fn)
+        self.outer_locals: frozenset = frozenset()
+        if isinstance(fn, NestedDef):
+            self.filename, first, self.fdef = fn.filename, fn.first, fn.fdef
+            self.assigned = assigned_names(fn.fdef)
+            self.env = fn.env
+            self.outer_locals = fn.outer_locals - self.assigned
+        else:
+            self.filename, first, self.fdef, self.assigned = parsed_source(fn)
+            self.env = resolver.env_of(fn)
         self.first = first
         if not isinstance(self.fdef, ast.FunctionDef):
             raise LangCompileError(self.filename, first, "only plain functions can be compiled")
-        self.env = resolver.env_of(fn)
+        self.nested: dict[str, FuncInfo] = {}
         self.locals: dict[str, Local] = {}
         self.blocks: list[tuple[str, list[str]]] = []
         self.cur: list[str] = []
@@ -682,6 +721,8 @@ class FuncGen:
                         have.add(t.id)
                     else:
                         self._reads(t, have)
+            elif isinstance(st, ast.FunctionDef):
+                have.add(st.name)            # its body is checked when it is compiled
             elif isinstance(st, ast.Return):
                 self._reads(st.value, have)
                 return None
@@ -840,6 +881,42 @@ class FuncGen:
     def s_Pass(self, s: ast.Pass) -> None:
         """``pass``."""
         pass
+
+    def s_FunctionDef(self, s: ast.FunctionDef) -> None:
+        """A nested ``def``: a function of its own, inlined where it is called.  Its
+        arguments and return value must have exactly the annotated types (the Python
+        closure converts nothing, so a conversion would make the two runs differ)."""
+        a = s.args
+        if s.decorator_list or a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
+            raise self.err(s, f"nested def {s.name}: plain positional parameters only, no "
+                              "decorators or defaults")
+        if s.name in self.nested or s.name in self.locals:
+            raise self.err(s, f"{s.name} is defined twice in this function")
+        params = []
+        for arg in a.args:
+            if arg.annotation is None:
+                raise self.err(s, f"nested def {s.name}: parameter {arg.arg!r} needs a type annotation")
+            params.append((arg.arg, self.type_of_annotation(arg.annotation)))
+        ret = None if s.returns is None or (isinstance(s.returns, ast.Constant) and s.returns.value is None) \
+            else self.type_of_annotation(s.returns)
+        if len(params) > 5:
+            raise self.err(s, f"nested def {s.name} takes {len(params)} arguments: 5 at most (r1-r5)")
+        symbol = f"{self.info.symbol}__{s.name}"
+        n = 1
+        while symbol in self.mod.symbols:
+            n += 1
+            symbol = f"{self.info.symbol}__{s.name}_{n}"
+        self.mod.symbols.add(symbol)
+        outer = self.assigned | self.outer_locals
+        own = assigned_names(s)
+        # what it reads of ours: passed at each call as extra arguments, the values the
+        # Python closure would read at that moment
+        captured = sorted({n.id for st in s.body for n in ast.walk(st)
+                           if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                           and n.id in outer and n.id not in own})
+        nested = NestedDef(s, self.filename, self.first, self.env, outer)
+        info = FuncInfo(nested, symbol, params, ret, inline=True, exact=True, captured=captured)
+        self.nested[s.name] = info
 
     def s_Expr(self, s: ast.Expr) -> None:
         """An expression statement: a call (docstrings are skipped)."""
@@ -1070,6 +1147,9 @@ class FuncGen:
             raise self.err(s, f"{self.info.symbol} returns nothing (annotate its return type)")
         v = self.expr(s.value)
         self.at(s)
+        if self.info.exact and not (_same_type(v.ty, ret) if not v.is_const else ret is FLEX):
+            raise self.err(s, f"{self.fdef.name} returns {_tname(ret)}; this value is {_vname(v)} "
+                              f"(a nested def converts nothing in Python: return a {_tname(ret)})")
         self.term(f"ret {_llty(ret)} {self.coerce(v, ret, s)}")
 
     # conditions ----------------------------------------------------------------------
@@ -1142,6 +1222,9 @@ class FuncGen:
             return self.env[name]
         if hasattr(builtins, name):
             return getattr(builtins, name)
+        if name in self.outer_locals:
+            raise self.err(node, f"{name} is a local of the enclosing function: a nested def is "
+                                 "compiled on its own, pass it as an argument")
         raise self.err(node, f"name {name!r} is not defined")
 
     def static(self, e: ast.expr) -> Any:
@@ -1492,6 +1575,8 @@ class FuncGen:
         """Compile a call: a type conversion, a BPF function, a kfunc, a helper or an intrinsic."""
         if e.keywords:
             raise self.err(e, "keyword arguments are not supported in programs")
+        if isinstance(e.func, ast.Name) and e.func.id in self.nested:
+            return self.call_function(self.nested[e.func.id], e)
         fobj = self.static(e.func)
         if fobj is _LOCAL:
             raise self.err(e, f"{ast.unparse(e.func)} is not a function a program can call")
@@ -1537,13 +1622,41 @@ class FuncGen:
         raise self.err(e, f"{_describe_obj(fobj)} cannot be called from a program")
 
     def call_function(self, info: FuncInfo, e: ast.Call) -> Val:
-        """Call another BPF function of the module."""
-        if len(e.args) != len(info.params):
-            raise self.err(e, f"{info.symbol}() takes {len(info.params)} arguments, got {len(e.args)}")
+        """Call another BPF function of the module (or a nested def of this one)."""
+        nparams = len(info.params) - (len(info.captured) if info.captured is not None and
+                                      info.symbol in self.mod.symbols_done else 0)
+        if len(e.args) != nparams:
+            raise self.err(e, f"{info.symbol}() takes {nparams} arguments, got {len(e.args)}")
+        extra = []
+        if info.captured is not None:
+            for name in info.captured:
+                loc = self.locals.get(name)
+                if loc is None:
+                    raise self.err(e, f"{info.symbol.rsplit('__', 1)[-1]} reads {name}, which has no "
+                                      "value here")
+                extra.append((name, loc))
+            if info.symbol not in self.mod.symbols_done:   # first call: the types are known now
+                if len(info.params) + len(extra) > 5:
+                    raise self.err(e, f"{info.symbol.rsplit('__', 1)[-1]} takes {len(info.params)} "
+                                      f"arguments and reads {len(extra)} locals: 5 in all at most")
+                info.params = info.params + [(name, loc.ty) for name, loc in extra]
+                self.mod.symbols_done.add(info.symbol)
+                self.resolver.queue.append((None, info))
+            for name, loc in extra:
+                if not _same_type(loc.ty, dict(info.params)[name]):
+                    raise self.err(e, f"{name} changed type since the first call")
         args = []
-        for a, (pname, pty) in zip(e.args, info.params):
+        for a, (pname, pty) in zip(list(e.args) + [None] * len(extra), info.params):
+            if a is None:
+                loc = self.locals[pname]
+                args.append(f"{_llty(pty)} {self.emit(f'load {_llty(loc.ty)}, ptr {loc.slot}')}")
+                continue
             v = self.expr(a)
             self.at(e)
+            if info.exact and not (_same_type(v.ty, pty) if not v.is_const else pty is FLEX):
+                raise self.err(a, f"{pname} of nested def {info.symbol.rsplit('__', 1)[-1]} is "
+                                  f"{_tname(pty)}; this value is {_vname(v)} (a nested def converts "
+                                  f"nothing in Python: pass a {_tname(pty)})")
             args.append(f"{_llty(pty)} {self.coerce(v, pty, a)}")
         if info.ret is None:
             self.emit(f"call void @{info.symbol}({', '.join(args)})", value=False)
@@ -1837,7 +1950,7 @@ def _opname(op: ast.AST) -> str:
 
 
 _DESCR = {
-    "Try": "try/except", "With": "with", "AsyncFunctionDef": "async def", "FunctionDef": "a nested def",
+    "Try": "try/except", "With": "with", "AsyncFunctionDef": "async def",
     "ClassDef": "a class definition", "Lambda": "lambda", "ListComp": "a list comprehension",
     "List": "a list", "Dict": "a dict", "Tuple": "a tuple", "Set": "a set", "Yield": "yield",
     "Await": "await", "Raise": "raise", "Import": "import", "ImportFrom": "import",
