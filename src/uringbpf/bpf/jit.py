@@ -133,11 +133,11 @@ def initialize() -> None:
         _engine = llvm.create_mcjit_compiler(empty, _target_machine)
 
 
-#: LLVM's machine-code optimisation level (``CodeGenOptLevel``). Level 1 would be level 2
+#: LLVM's machine-code optimisation level (``CodeGenOptLevel``). Level 1 is level 2
 #: without the post-RA list scheduler (it only reorders instructions within blocks; ~2 ms
-#: per 1,000 instructions), but same-process A/B runs could not show it costs < 5 % of run
-#: time on this shared machine, so level 2 stays. Level 0 (FastISel, fast allocator) and
-#: FastISel at any level make the hot loops several times slower (docs/jit.md, #19).
+#: per 1,000 instructions), but the crc32c loop ran ~1.8x slower without it (docs/jit.md,
+#: "Compile time (issue #19)"). Level 0 (FastISel, fast allocator) and FastISel at any
+#: level make the hot loops several times slower.
 CODEGEN_LEVEL = 2
 
 #: IR passes per optimisation level. Machine-code generation (~45 ms per 1,000 insns on
