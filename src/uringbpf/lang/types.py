@@ -296,14 +296,19 @@ class PtrType:
 
 
 class _PtrFactory:
+    """``ptr[T]`` (``arena_ptr[T]``): one type object per element type."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
     def __getitem__(self, elem: Any) -> PtrType:
-        t = PtrType._cache.get(elem)
+        t = self.cls._cache.get(elem)
         if t is None:
-            t = PtrType._cache[elem] = PtrType(elem)
+            t = self.cls._cache[elem] = self.cls(elem)
         return t
 
 
-ptr = _PtrFactory()
+ptr = _PtrFactory(PtrType)
 
 
 class ArenaPtrType(PtrType):
@@ -330,15 +335,7 @@ class ArenaPtrType(PtrType):
         return ArenaPtrType.app_cast(value, self.elem)
 
 
-class _ArenaPtrFactory:
-    def __getitem__(self, elem: Any) -> ArenaPtrType:
-        t = ArenaPtrType._cache.get(elem)
-        if t is None:
-            t = ArenaPtrType._cache[elem] = ArenaPtrType(elem)
-        return t
-
-
-arena_ptr = _ArenaPtrFactory()
+arena_ptr = _PtrFactory(ArenaPtrType)
 
 
 class array:
