@@ -5,7 +5,9 @@ over 64 KiB) and every example object, prints
 
 * ours: verification time, wall and CPU (``verifier.verify_object``: kfuncs resolved,
   ``.rodata`` frozen, every program), processed instructions, and the whole
-  ``BpfObject.load()`` (verify + JIT compile) time;
+  ``BpfObject.load()`` (verify + JIT compile) time, and the JIT's CPU share of it (its
+  compile phases; marked ``d`` when code came from the on-disk cache:
+  ``URINGBPF_JIT_CACHE=0`` measures cold compiles);
 * the kernel's: ``bpftool prog load`` wall and CPU time (verify + JIT, libbpf; the CPU
   is bpftool's user + system time, the verifier running in its bpf() call) and its
   ``verified_insns`` (``bpftool prog show``; n/a when this bpftool does not report it),
@@ -97,6 +99,11 @@ def _ours(obj_path: pathlib.Path) -> dict:
     t, c = time.perf_counter(), time.process_time()
     obj.load(engine="jit")
     row["load_s"], row["load_cpu"] = time.perf_counter() - t, time.process_time() - c
+    # The JIT's share of that CPU (its compile phases: jit.JitFunction.timings); "d" when
+    # some code came from the on-disk cache (URINGBPF_JIT_CACHE=0 for cold compiles).
+    fns = [p.jit for p in obj.programs.values() if p.jit is not None]
+    row["jit_cpu"] = sum(sum(fn.timings.values()) for fn in fns if not fn.cached)
+    row["jit_mark"] = "d" if any("disk" in fn.timings for fn in fns) else " "
     obj.close()
     return row
 
@@ -150,7 +157,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
         print(f"{'program':<44} {'ours: verify':>12} {'(CPU)':>7} {'processed':>10} "
-              f"{'load+JIT':>9} {'(CPU)':>7}   {'kernel: load':>12} {'(CPU)':>7} {'verified':>9} "
+              f"{'load+JIT':>9} {'(CPU)':>7} {'JIT CPU':>8}   {'kernel: load':>12} {'(CPU)':>7} {'verified':>9} "
               f"{'ratio':>6} {'CPU':>6}")
         for name, src in _targets(tmp, args.only, not args.no_examples):
             obj_path = cc.compile_c(src, tmp / (pathlib.Path(name).name + ".o"))
@@ -162,11 +169,12 @@ def main(argv: list[str]) -> int:
             line = (f"{name:<44} {ours['verify_s']:>11.3f}s {ours['verify_cpu']:>6.3f}s "
                     f"{ours['processed']:>10} ")
             if ours["ok"]:
-                line += f"{ours['load_s']:>8.3f}s {ours['load_cpu']:>6.3f}s   "
+                line += (f"{ours['load_s']:>8.3f}s {ours['load_cpu']:>6.3f}s "
+                         f"{ours['jit_cpu']:>6.3f}s{ours['jit_mark']}   ")
                 ours_total, ours_cpu = ours["load_s"], ours["load_cpu"]
             else:
                 # refused: the kernel's time to refuse is the comparison
-                line += f"{'refused':>9} {'':>7}   "
+                line += f"{'refused':>9} {'':>7} {'':>8}   "
                 ours_total, ours_cpu = ours["verify_s"], ours["verify_cpu"]
             if "load_s" in kern:
                 ratio = ours_total / kern["load_s"] if kern["load_s"] else float("nan")
