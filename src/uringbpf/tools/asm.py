@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..bpf.asm import AsmError, assemble_bytes
-from .common import CommandError, exists_dir_for, read_input
+from .common import CommandError, exists_dir_for, read_input, write_output
 
 HELP = "assemble eBPF assembly (kernel or uBPF dialect) to raw bytecode"
 DESCRIPTION = """\
@@ -40,13 +40,11 @@ def run(args: argparse.Namespace) -> int:
     if args.hex or not args.output and sys.stdout.isatty():
         out = " ".join(f"{b:02x}" for b in code) + "\n"
         if args.output:
-            with open(args.output, "w", encoding="ascii") as f:
-                f.write(out)
+            write_output(args.output, out)
         else:
             sys.stdout.write(out)
     elif args.output:
-        with open(args.output, "wb") as f:
-            f.write(code)
+        write_output(args.output, code)
     else:
         sys.stdout.buffer.write(code)
     return 0

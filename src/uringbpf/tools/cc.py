@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 from ..bpf.cc import CPU_VERSIONS, compile_c
-from .common import CommandError, exists_dir_for
+from .common import CommandError, exists_dir_for, write_output
 
 HELP = "compile BPF C to an ELF object (system clang, else the ziglang package)"
 DESCRIPTION = """\
@@ -63,6 +65,15 @@ def run(args: argparse.Namespace) -> int:
     if Path(out).resolve() == src.resolve():
         raise CommandError(f"{out}: output would overwrite the source")
     exists_dir_for(out)
-    compile_c(src, out, cpu=args.cpu, include_dirs=args.includes, defines=args.defines,
+    kw = dict(cpu=args.cpu, include_dirs=args.includes, defines=args.defines,
               compiler=args.compiler)
+    if os.path.exists(out) and not os.path.isfile(out):
+        # a device, FIFO or /dev/stdout: compilers write a temporary file and rename it
+        # over the output, which would replace the device node (as root: /dev/full became
+        # a regular file, "written" with status 0). Compile aside, then write into it.
+        with tempfile.TemporaryDirectory(prefix="uringbpf-cc-") as tmp:
+            obj = Path(compile_c(src, Path(tmp) / "out.o", **kw)).read_bytes()
+        write_output(out, obj)
+        return 0
+    compile_c(src, out, **kw)
     return 0

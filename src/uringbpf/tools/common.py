@@ -52,20 +52,30 @@ def message_of(exc: BaseException) -> str:
     return text if text else (type(exc).__doc__ or "failed").strip()
 
 
-def read_input(path: str, *, text: bool = False, allow_empty: bool = False) -> Any:
-    """The bytes (or UTF-8 text) of ``path``, ``-`` meaning stdin; clear errors otherwise."""
+#: the most bytes an input file may have (an object, a listing): /dev/zero or an endless
+#: pipe is refused once this much was read, instead of filling memory
+MAX_INPUT = 256 << 20
+
+
+def read_input(path: str, *, text: bool = False, allow_empty: bool = False,
+               limit: int = MAX_INPUT) -> Any:
+    """The bytes (or UTF-8 text) of ``path``, ``-`` meaning stdin; clear errors otherwise
+    (also for more than ``limit`` bytes)."""
     if path == "-":
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(limit + 1)
         name = "<stdin>"
     else:
         p = Path(path)
         if p.is_dir():
             raise CommandError(f"{path}: is a directory")
         try:
-            data = p.read_bytes()
+            with open(p, "rb") as f:
+                data = f.read(limit + 1)
         except OSError as exc:
             raise CommandError(f"{path}: {exc.strerror or exc}") from None
         name = path
+    if len(data) > limit:
+        raise CommandError(f"{name}: more than {limit} bytes (not an input this command reads)")
     if not data and not allow_empty:
         raise CommandError(f"{name}: empty file")
     if text:
@@ -101,10 +111,16 @@ def open_object(path: str):
     p = Path(path)
     if p.is_dir():
         raise CommandError(f"{path}: is a directory")
-    if not p.exists():
-        raise CommandError(f"{path}: no such file")
-    with open(p, "rb") as f:
-        head = f.read(4)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except OSError as exc:      # a symlink loop, EIO, EACCES...: what and where, one line
+        raise CommandError(f"{path}: {exc.strerror or exc}") from None
+    if size > MAX_INPUT:
+        raise CommandError(f"{path}: more than {MAX_INPUT} bytes (not a BPF object)")
     if head != b"\x7fELF":
         raise CommandError(f"{path}: not an ELF object"
                            + (" (empty file)" if not head else ""))
@@ -130,6 +146,16 @@ def choose_programs(path: str, names: Iterable[str], wanted: list[str] | None,
         raise CommandError(f"{path} has no program {', '.join(repr(m) for m in missing)} "
                            f"(programs: {listing})")
     return list(dict.fromkeys(wanted))
+
+
+def write_output(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to the output file ``path`` (opened and written in place, so a
+    device or FIFO stays what it is); a failure names the path (``x.o: No space left``)."""
+    try:
+        with open(path, "w" if isinstance(data, str) else "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise CommandError(f"{os.fsdecode(path)}: {exc.strerror or exc}") from None
 
 
 def exists_dir_for(path: str) -> None:

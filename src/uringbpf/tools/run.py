@@ -8,7 +8,7 @@ import sys
 from ..bpf.run import MAX_DATA_SIZE, MAX_REPEAT, run_program
 from ..errors import BpfVerifierError
 from .common import CommandError, choose_programs, exists_dir_for, int_in_range, open_object, \
-    read_input
+    read_input, write_output
 
 HELP = "run one program on a data buffer and time it (like bpftool prog run)"
 DESCRIPTION = """\
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the program and print its result."""
 
     if args.data_in is not None:
-        data = read_input(args.data_in, allow_empty=True)
+        data = read_input(args.data_in, allow_empty=True, limit=MAX_DATA_SIZE)
         if len(data) > MAX_DATA_SIZE:
             raise CommandError(f"{args.data_in}: larger than {MAX_DATA_SIZE} bytes")
     else:
@@ -74,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{exc.message} (the log: uringbpf verify {args.obj} --prog {prog} "
                            "--log-level 1)") from None
     if args.data_out is not None:
-        with open(args.data_out, "wb") as f:
-            f.write(result.data_out)
+        write_output(args.data_out, result.data_out)
     r = result.retval
     sys.stdout.write(f"Return value: {r} ({r:#x}), duration (average): {result.avg_ns:.0f} ns, "
                      f"runs: {result.runs}, engine: {result.engine}"

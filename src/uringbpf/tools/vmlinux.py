@@ -39,6 +39,8 @@ import argparse
 import re
 from pathlib import Path
 
+from .common import write_output
+
 HELP = "write the vmlinux.h of a design's kernel or patch set"
 DESCRIPTION = """\
 Write a vmlinux.h with the types of the kernel (or never-merged patch set) a design's
@@ -170,5 +172,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "-":
         print(generate(args.design), end="")
     else:
-        write(args.design, args.output)
+        path = Path(args.output)
+        write_output(path / "vmlinux.h" if path.is_dir() else path, generate(args.design))
     return 0
