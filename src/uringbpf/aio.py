@@ -642,6 +642,12 @@ class AioRing:
         if self.ring.backend != "kernel":
             raise ValueError("AioRing.stream needs a kernel ring (provided buffers, "
                              "multishot recv); use recv/send on the threads backend")
+        fd = sock if type(sock) is int else sock.fileno()
+        if fd < 0:
+            raise ValueError("AioRing.stream: the socket is closed")
+        # two multishot recvs on one socket would split its bytes between two streams
+        if any(st._fd == fd and st._recv_ud for st in self._sinks.values()):
+            raise ValueError(f"fd {fd} already has an open AioStream on this ring")
         if self._bufring is None:
             self._bufring = _BufRing(self.ring, _STREAM_BGID, _STREAM_BUFFERS, _STREAM_BUFSIZE)
         return AioStream(self, sock)
@@ -921,6 +927,8 @@ class AioStream:
 
     async def read(self, n: int = 65536) -> bytes:
         """Up to ``n`` bytes (``n`` >= 1); ``b""`` at the end of the stream."""
+        if type(n) is not int or n < 1:
+            raise ValueError(f"read(n): n must be an int >= 1, not {n!r}")
         while True:
             chunks = self._chunks
             if chunks:
@@ -933,8 +941,6 @@ class AioStream:
                 raise self._error
             if self._eof:
                 return b""
-            if n < 1:
-                raise ValueError(f"read(n): n must be >= 1, not {n}")
             self._reader = r = _Future(loop=self._aio._loop)
             try:
                 await r

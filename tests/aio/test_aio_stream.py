@@ -98,8 +98,11 @@ def test_read_n_splits_chunks(tcp_pair, run):
             out = [await st.read(3)]
             while sum(map(len, out)) < 10:
                 out.append(await st.read(3))
-            with pytest.raises(ValueError):
-                await st.read(0)
+            cli.sendall(b"xyz")
+            for bad in (0, -1, 2.5, None):      # -1 used to return all but the last byte
+                with pytest.raises(ValueError):
+                    await st.read(bad)
+            assert await st.read() == b"xyz"
             await st.aclose()
             return out
 
@@ -215,3 +218,25 @@ def test_threads_backend_has_no_streams(tcp_pair, run):
                 ar.stream(tcp_pair[1])
 
     run(main)
+
+
+def test_one_stream_per_socket(tcp_pair, run):
+    """A second multishot recv on the same socket would split its bytes between two
+    streams: refused while the first is open, allowed after its aclose()."""
+    async def main():
+        async with AioRing(8) as ar:
+            st = ar.stream(tcp_pair[1])
+            with pytest.raises(ValueError):
+                ar.stream(tcp_pair[1].fileno())
+            await st.aclose()
+            again = ar.stream(tcp_pair[1])
+            tcp_pair[0].sendall(b"ok")
+            got = await again.read()
+            await again.aclose()
+            closed = socket.socket()
+            closed.close()
+            with pytest.raises(ValueError):
+                ar.stream(closed)
+            return got
+
+    assert run(main) == b"ok"
