@@ -161,17 +161,21 @@ _pass_managers: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
 
 def _optimize(module: Any, level: int) -> None:
     level = min(max(level, 0), 3)
+    if level >= 3:
+        # LLVM's O3 pipeline from the pass builder runs once: a second run of the same
+        # manager fails an assertion inside LLVM (the process aborts), so it is built anew.
+        pto = llvm.create_pipeline_tuning_options(speed_level=level)
+        pb = llvm.create_pass_builder(_target_machine, pto)
+        pb.getModulePassManager().run(module, pb)
+        return
     key = (id(_target_machine), level)
     entry = _pass_managers.get(key)
     if entry is None:
         pto = llvm.create_pipeline_tuning_options(speed_level=level)
         pb = llvm.create_pass_builder(_target_machine, pto)
-        if level >= 3:
-            pm = pb.getModulePassManager()
-        else:
-            pm = llvm.create_new_module_pass_manager()
-            for name in _PIPELINES[level]:
-                getattr(pm, f"add_{name}_pass")()
+        pm = llvm.create_new_module_pass_manager()
+        for name in _PIPELINES[level]:
+            getattr(pm, f"add_{name}_pass")()
         # The machine is kept with them: its id stays unique while it lives.
         entry = _pass_managers[key] = (pb, pm, _target_machine)
     pb, pm, _ = entry

@@ -5,6 +5,9 @@ follows the machine-code level and every field the generator reads."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import llvmlite.binding as llvm
 import pytest
 
@@ -214,3 +217,24 @@ def test_thunk_entry_without_room_for_a_frame_is_refused():
     assert ctx.sp == ctx.stack_lo + isa.STACK_SIZE
     ctx.sp = ctx.stack_hi
     fn.close()
+
+
+def test_every_opt_level_compiles_twice_in_one_process():
+    # Regression: the reused pass managers included level 3's, which LLVM cannot run a
+    # second time (an assertion inside LLVM aborted the process). In a child process, so
+    # an abort is a failure here and not the end of the test run.
+    script = (
+        "from uringbpf.bpf import isa, jit\n"
+        "from uringbpf.bpf.asm import assemble\n"
+        "from uringbpf.bpf.helpers import Runtime\n"
+        "from uringbpf.bpf.interp import Interpreter\n"
+        f"prog = isa.Program('b', assemble({BRANCHY!r}))\n"
+        "want = [Interpreter(prog, Runtime()).run(r1) for r1 in range(4)]\n"
+        "for level in (0, 1, 2, 3, 3, 2, 1, 0, 3):\n"
+        "    fn = jit.compile(prog, Runtime(), opt_level=level, cache=False)\n"
+        "    assert [fn(r1) for r1 in range(4)] == want, level\n"
+        "    fn.close()\n"
+        "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
