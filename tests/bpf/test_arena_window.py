@@ -384,3 +384,17 @@ def test_reserve_pages(tmp_path, engine):
         assert arena.arena_alloc_pages(1) == 0                  # every page taken now
     finally:
         obj.close()
+
+
+def test_rewritten_accesses_disassemble_as_written(tmp_path):
+    """After load the program holds PROBE_MEM32 accesses; disassembled they read as the
+    loads and stores the program wrote."""
+    obj = _load(tmp_path, CASTS, "interp")
+    try:
+        prog = obj.programs["prog"].program
+        probes = [i for i in prog.insns if isa.is_arena_access(i)]
+        assert probes
+        text = disasm.disassemble(prog.insns, "kernel")
+        assert "invalid" not in text and "*(u64 *)(r" in text
+    finally:
+        obj.close()

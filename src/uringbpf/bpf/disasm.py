@@ -70,7 +70,9 @@ def _pseudo_imm(insn: Insn, second_imm: int) -> str:
 
 
 def format_insn(insn: Insn, style: str = "kernel") -> str:
-    """One instruction as text (``style`` is ``"kernel"`` or ``"ubpf"``)."""
+    """One instruction as text (``style`` is ``"kernel"`` or ``"ubpf"``).  An arena access
+    the verifier rewrote (PROBE_MEM32) reads as the load/store the program wrote."""
+    insn = isa.plain_access(insn)
     if style == "ubpf":
         return _format_ubpf(insn)
     if style != "kernel":

@@ -345,6 +345,15 @@ def is_arena_access(insn: Insn) -> bool:
     return cls in (ST, STX) and mode == PROBE_MEM32
 
 
+def plain_access(insn: Insn) -> Insn:
+    """The load/store an arena access (PROBE_MEM32 mode) was before the verifier's rewrite;
+    any other instruction unchanged."""
+    if not is_arena_access(insn):
+        return insn
+    mode = MEMSX if insn.mode == PROBE_MEM32SX else MEM
+    return Insn((insn.opcode & ~0xE0) | mode, insn.dst, insn.src, insn.off, insn.imm, insn.imm64)
+
+
 def invalid_reason(insn: Insn, xlated: bool = False) -> str | None:
     """Why ``insn`` (not a placeholder slot) is not a valid instruction, or None.
 

@@ -388,10 +388,5 @@ def arena_unrewrite(program: isa.Program) -> None:
     PROBE modes are the verifier's output, never its input."""
     if not program.arena_xlated:
         return
-    insns = program.insns
-    for pc, insn in enumerate(insns):
-        if isa.is_arena_access(insn):
-            mode = isa.MEMSX if insn.mode == isa.PROBE_MEM32SX else isa.MEM
-            insns[pc] = isa.Insn((insn.opcode & ~0xE0) | mode, insn.dst, insn.src, insn.off,
-                                 insn.imm, insn.imm64)
+    program.insns[:] = [isa.plain_access(insn) for insn in program.insns]
     program.arena_xlated = False
