@@ -241,30 +241,23 @@ async def _drive(port: int, args) -> float:
     return json.loads(out)["seconds"]
 
 
-async def echo_aio(args) -> float:
+async def _aio_server(args, serve) -> tuple[float, float]:
+    """Accept ``args.conns`` connections through one AioRing, run ``serve(ring, sock)`` on
+    each, drive the client; (seconds, CPU seconds of this process)."""
     ar = AioRing(512)
     lst = socket.create_server(("127.0.0.1", 0), backlog=args.conns)
 
-    async def serve(fd):
+    async def handle(fd):
         s = socket.socket(fileno=fd)
-        buf = bytearray(65536)
-        view = memoryview(buf)
-        recv, send = ar.recv, ar.send
         try:
-            while True:
-                n = await recv(s, buf)
-                if not n:
-                    return
-                off = 0
-                while off < n:
-                    off += await send(s, view[off:n])
+            await serve(ar, s)
         finally:
             s.close()
 
     async def acceptor():
         handlers = []
         for _ in range(args.conns):
-            handlers.append(asyncio.ensure_future(serve(await ar.accept(lst))))
+            handlers.append(asyncio.ensure_future(handle(await ar.accept(lst))))
         await asyncio.gather(*handlers)
 
     try:
@@ -279,42 +272,41 @@ async def echo_aio(args) -> float:
         await ar.aclose()
 
 
-async def echo_aio_stream(args) -> float:
+async def _serve_recv_send(ar: AioRing, s: socket.socket) -> None:
+    buf = bytearray(65536)
+    view = memoryview(buf)
+    recv, send = ar.recv, ar.send
+    while True:
+        n = await recv(s, buf)
+        if not n:
+            return
+        off = 0
+        while off < n:
+            off += await send(s, view[off:n])
+
+
+async def _serve_stream(ar: AioRing, s: socket.socket) -> None:
+    st = ar.stream(s)
+    try:
+        while True:
+            data = await st.read(65536)
+            if not data:
+                return
+            st.write(data)
+            await st.drain()
+    finally:
+        await st.aclose()
+
+
+async def echo_aio(args) -> tuple[float, float]:
+    """uringbpf.aio with ``await ring.recv`` + ``await ring.send`` per round trip."""
+    return await _aio_server(args, _serve_recv_send)
+
+
+async def echo_aio_stream(args) -> tuple[float, float]:
     """The same server on AioStream: a multishot recv per connection, writes not awaited
     (the shape of the asyncio streams server below)."""
-    ar = AioRing(512)
-    lst = socket.create_server(("127.0.0.1", 0), backlog=args.conns)
-
-    async def serve(fd):
-        s = socket.socket(fileno=fd)
-        st = ar.stream(s)
-        try:
-            while True:
-                data = await st.read(65536)
-                if not data:
-                    return
-                st.write(data)
-                await st.drain()
-        finally:
-            await st.aclose()
-            s.close()
-
-    async def acceptor():
-        handlers = []
-        for _ in range(args.conns):
-            handlers.append(asyncio.ensure_future(serve(await ar.accept(lst))))
-        await asyncio.gather(*handlers)
-
-    try:
-        acc = asyncio.ensure_future(acceptor())
-        c = time.process_time()
-        dt = await _drive(lst.getsockname()[1], args)
-        c = time.process_time() - c
-        await acc
-        return dt, c
-    finally:
-        lst.close()
-        await ar.aclose()
+    return await _aio_server(args, _serve_stream)
 
 
 async def echo_streams(args) -> float:
