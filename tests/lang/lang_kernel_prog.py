@@ -1,12 +1,21 @@
 """A Python-written program the running kernel must accept (tests/lang/test_kernel_load.py):
-globals, an array map, a BPF-to-BPF call, an open-coded iterator loop -- and no
+globals, an array map, a BPF-to-BPF call, an open-coded iterator loop, ring buffer
+records reserved then submitted or discarded, signed floor division -- and no
 context access,
 since the kernel's socket-filter context is a struct __sk_buff, not our data buffer."""
 
-from uringbpf.lang import Module, bpf_range, u32, u64
+import ctypes
+
+from uringbpf.lang import Module, bpf_range, s32, u32, u64
+
+
+class Event(ctypes.Structure):
+    _fields_ = [("calls", ctypes.c_uint32), ("q", ctypes.c_int32), ("total", ctypes.c_uint64)]
+
 
 bpf = Module("kernel_prog")
 counts = bpf.array_map("counts", u32, u64, 8)
+events = bpf.ringbuf("events", 4096)
 # (no arena: this machine's kernel refuses to create one, EPERM, even for root)
 
 
@@ -30,4 +39,14 @@ def kprog(skb, n) -> u64:
     st.calls += 1
     for i in bpf_range(0, 4):
         st.total += bump(u32(i))
+    e = events.reserve(Event)
+    if not e:
+        return 0
+    e.calls = st.calls
+    e.q = (s32(st.calls) - 10) // 3
+    e.total = st.total
+    if st.calls & 1:
+        events.submit(e)
+    else:
+        events.discard(e)
     return 0
