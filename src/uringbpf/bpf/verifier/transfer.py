@@ -139,8 +139,9 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
 def _arena_mem_as_number(d: Reg, s: Reg, op: int, is64: bool) -> bool:
     """ALU on memory from bpf_arena_alloc_pages that the kernel, which types it a number,
     accepts and our sized-memory view would not: before its NULL check, 32-bit, with an
-    operator other than +/-, or with another arena value.  Then it is an arena pointer (PTR_ARENA):
-    its accesses go through the window like any cast value's."""
+    operator other than +/-, or with another arena value.  The result is then what the
+    kernel makes it: a number (an arena pointer only where a PTR_ARENA operand makes it one,
+    see _arena_alu); the program casts it before a dereference, as LLVM does."""
     for a, b in ((d, s), (s, d)):
         if a.t == PTR_MEM and a.obj is ARENA_MEM:
             return a.null or not is64 or op not in (isa.ADD, isa.SUB) or _is_arena_ptr(b)
@@ -209,7 +210,9 @@ class TransferMixin:
         if dst == 10:
             raise _Reject("frame pointer is read only")
         if op in (isa.END, isa.NEG) and _is_arena_ptr(self.read_reg(st, dst)):
-            st.cur.regs[dst] = Reg(PTR_ARENA)   # any arithmetic on an arena pointer (kernel)
+            # any arithmetic on an arena pointer keeps it one; arena memory is a number
+            st.cur.regs[dst] = (Reg(PTR_ARENA) if st.cur.regs[dst].t == PTR_ARENA
+                                else UNKNOWN_SCALAR)
             return
         if op == isa.END:
             r = self.read_reg(st, dst)
@@ -251,12 +254,13 @@ class TransferMixin:
         """ALU with an arena pointer operand.  The kernel allows any arithmetic on one
         (adjust_reg_min_max_vals): its value is only ever used as window + low 32 bits,
         and it is no secret (user space sees the same numbers), so the result is an arena
-        pointer again (dst arena, or ``scalar + arena``) or a plain number."""
+        pointer again (dst arena, or ``scalar + arena``) or a plain number.  Memory from
+        bpf_arena_alloc_pages counts as the number the kernel types it."""
         other = s if _is_arena_ptr(d) else d
         if other.t != SCALAR and not _is_arena_ptr(other):
             raise _Reject(f"R{insn.dst} pointer arithmetic between arena and "
                           f"{other.type_name()} prohibited")
-        if _is_arena_ptr(d) or insn.op == isa.ADD:
+        if d.t == PTR_ARENA or (insn.op == isa.ADD and s.t == PTR_ARENA):
             return Reg(PTR_ARENA)
         return UNKNOWN_SCALAR
 
