@@ -856,6 +856,7 @@ class AioStream:
         self._pending_n = 0
         self._drainer: asyncio.Future | None = None
         self._closing = False
+        self._take = aio._bufring.take
         self._arm()
 
     # -- the recv side
@@ -880,7 +881,7 @@ class AioStream:
         """A CQE of this stream's recv or send (called while the AioRing reaps)."""
         if ud == self._recv_ud:
             if res > 0:
-                self._chunks.append(self._aio._bufring.take(flags >> 16, res))
+                self._chunks.append(self._take(flags >> 16, res))
             if not flags & _MORE:       # the multishot recv ended
                 self._recv_ud = 0
                 if self._closing:       # cancelled by aclose()
@@ -950,7 +951,8 @@ class AioStream:
     # -- the send side
     def _send(self, data: bytes) -> None:
         aio = self._aio
-        ud = aio._next_ud()
+        ud = aio._ud                # _next_ud() and _schedule_flush() inlined: the hot path
+        aio._ud = ud + 1
         ring = aio.ring
         # ``data`` is a bytearray of this stream's own: its buffer stays put, and
         # ``_sending`` keeps it (and the exported view) alive until the send's CQE
@@ -965,7 +967,9 @@ class AioStream:
         self._sending_keep = keep
         self._send_ud = ud
         aio._sinks[ud] = self
-        aio._schedule_flush()
+        if not aio._flush_scheduled:
+            aio._flush_scheduled = True
+            aio._loop.call_soon(aio._flush)
 
     def write(self, data: Any) -> None:
         """Queue ``data`` for sending (bytes-like); returns at once."""
