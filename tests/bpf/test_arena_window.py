@@ -7,13 +7,16 @@ window + low 32 bits + off (PROBE_MEM32)."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import re
 import struct
 
 import pytest
 
-from uringbpf.bpf import asm, cc, disasm, isa, maps
+from uringbpf.bpf import asm, cc, disasm, isa, jit, maps
+from uringbpf.bpf.helpers import Runtime
+from uringbpf.bpf.interp import Interpreter
 from uringbpf.bpf.verifier import verify
 from uringbpf.bpf.maps import BPF_F_MMAPABLE, Map
 from uringbpf.errors import MapError
@@ -398,3 +401,52 @@ def test_rewritten_accesses_disassemble_as_written(tmp_path):
         assert "invalid" not in text and "*(u64 *)(r" in text
     finally:
         obj.close()
+
+
+# A hand-written program (uringbpf's assembler, kernel syntax) that tries every way out
+# of the window: a pointer cast from a number with all upper bits set, the largest and
+# smallest offsets, 64-bit arithmetic past 4 GiB, and a pointer re-made from a number it
+# stored in the arena.  Both engines must stay in the window and agree.
+ESCAPE = """
+r2 = map_idx(0) ll
+r1 = -1
+r1 = addr_space_cast(r1, 0, 1)
+*(u64 *)(r1 + 32767) = 0x11
+r3 = 0
+r3 = addr_space_cast(r3, 0, 1)
+*(u64 *)(r3 - 32768) = 0x22
+r4 = r1
+r4 += r1
+r5 = 0x7fffffff
+r5 <<= 8
+r4 += r5
+*(u32 *)(r4 + 0) = 0x33
+*(u64 *)(r3 + 64) = r4
+r6 = *(u64 *)(r3 + 64)
+r6 = addr_space_cast(r6, 0, 1)
+r0 = *(u32 *)(r6 + 0)
+exit
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_raw_program_cannot_leave_the_window(engine):
+    arena = Map("arena", maps.MAP_TYPE_ARENA, 0, 0, 4, BPF_F_MMAPABLE)
+    try:
+        prog = isa.Program("escape", asm.assemble(ESCAPE), section="syscall",
+                           prog_type="syscall", maps=[arena])
+        verify(prog)
+        assert prog.arena_xlated
+        rt = Runtime()
+        for r in arena.regions():
+            rt.mem.add(r.base, r.size, r.writable, r.name)
+        run = Interpreter(prog, rt).run if engine == "interp" else jit.compile(prog, rt)
+        assert run() == 0x33
+        w, mem = arena.arena_window, (ctypes.c_ubyte * 16)
+        low = (0xFFFFFFFF * 2 + 0x7FFFFFFF00) & 0xFFFFFFFF        # r4's low 32 bits
+        assert ctypes.c_uint64.from_address(w + 0xFFFFFFFF + 32767).value == 0x11
+        assert ctypes.c_uint64.from_address(w - 32768).value == 0x22
+        assert ctypes.c_uint32.from_address(w + low).value == 0x33
+        assert bytes(mem.from_address(w + 64))[:8] != bytes(8)
+    finally:
+        arena.close()
