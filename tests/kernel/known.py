@@ -16,6 +16,7 @@ DISAGREEMENTS: dict[str, str] = {
 # Verifier corpus cases where the 7.2 kernel and we differ and tests/bpf/verifier's
 # KNOWN_DISAGREEMENTS (written for the host kernel) does not say why.
 VERIFIER: dict[str, str] = {
-    "call_subprog_too_deep": "7.2 accepts a chain of 9 call frames; we stop at 8 "
-                             "(isa.MAX_CALL_DEPTH; stricter, not unsafe)",
+    "neq_shifted_by_add": "7.2 carries a remembered 'r6 != 7' through r6 += 5 (linked "
+                          "registers with a delta) and decides the later 'r6 == 12'; we drop "
+                          "the fact at any ALU write and explore that branch (stricter, not unsafe)",
 }
