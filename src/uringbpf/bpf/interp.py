@@ -171,6 +171,11 @@ class _Gen:
         return f"r[{reg}]"
 
     def alu(self, insn: Insn) -> None:
+        if self.it.program.arena_xlated and isa.is_arena_zext(insn):
+            # 64-bit ALU on an arena pointer: the result keeps its low 32 bits (needs_zext)
+            self.alu(isa.plain_access(insn))
+            self.emit(f"r[{insn.dst}] &= {M32}")
+            return
         d = insn.dst
         is64 = insn.cls == isa.ALU64
         op = insn.op

@@ -62,6 +62,9 @@ IMM, ABS, IND, MEM, MEMSX, ATOMIC = 0x00, 0x20, 0x40, 0x60, 0x80, 0xC0
 PROBE_MEM32, PROBE_MEM32SX = 0xA0, 0xC0
 #: ``off`` of BPF_ADDR_SPACE_CAST (ALU64 | MOV | X; imm 1: as(1) -> as(0), 1 << 16: back)
 ADDR_SPACE_CAST = 1
+#: flag the verifier sets in the ``off`` of a 64-bit ALU instruction whose destination is an
+#: arena pointer (the kernel's needs_zext): the engines zero-extend the result from 32 bits
+ARENA_ZEXT = 0x100
 
 # Atomic operations (in imm of STX|ATOMIC).
 FETCH = 0x01
@@ -345,9 +348,17 @@ def is_arena_access(insn: Insn) -> bool:
     return cls in (ST, STX) and mode == PROBE_MEM32
 
 
+def is_arena_zext(insn: Insn) -> bool:
+    """A 64-bit ALU instruction the verifier marked to zero-extend its result (ARENA_ZEXT)."""
+    return insn.cls == ALU64 and insn.op != MOV and bool(insn.off & ARENA_ZEXT)
+
+
 def plain_access(insn: Insn) -> Insn:
-    """The load/store an arena access (PROBE_MEM32 mode) was before the verifier's rewrite;
-    any other instruction unchanged."""
+    """The instruction as the program had it before the verifier's arena rewrite (a
+    PROBE_MEM32 access back to a load/store, an ARENA_ZEXT mark removed); any other
+    instruction unchanged."""
+    if is_arena_zext(insn):
+        return Insn(insn.opcode, insn.dst, insn.src, insn.off & ~ARENA_ZEXT, insn.imm, insn.imm64)
     if not is_arena_access(insn):
         return insn
     mode = MEMSX if insn.mode == PROBE_MEM32SX else MEM
@@ -367,6 +378,8 @@ def invalid_reason(insn: Insn, xlated: bool = False) -> str | None:
     if insn.dst > 10:
         return f"invalid destination register r{insn.dst}"
     if cls in (ALU, ALU64):
+        if xlated and is_arena_zext(insn):
+            insn = plain_access(insn)
         if op not in _ALU_OPS:
             return f"unknown ALU opcode {opcode:#04x}"
         if insn.source == X and insn.src > 10 and op not in (NEG, END):

@@ -498,6 +498,11 @@ class ModuleGen:
 
     def gen_alu(self, pc: int, insn: Insn) -> None:
         """One ALU/ALU64 instruction (RFC 9669 semantics, no undefined behaviour)."""
+        if self.program.arena_xlated and isa.is_arena_zext(insn):
+            # 64-bit ALU on an arena pointer: the result keeps its low 32 bits (needs_zext)
+            self.gen_alu(pc, isa.plain_access(insn))
+            self.set_reg(insn.dst, self.zext64(self.trunc32(self.reg(insn.dst))))
+            return
         is64 = insn.cls == isa.ALU64
         op = insn.op
         ty = "i64" if is64 else "i32"

@@ -81,6 +81,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self._lddw_regs: dict[int, Reg] = {}   # pc -> the register an lddw makes (transfer.py)
         self.iter_next_pcs: set[int] = set()
         self.arena_access: dict[int, bool] = {}  # pc -> through an arena pointer (memory.py)
+        self.arena_zext: set[int] = set()   # 64-bit ALU on an arena pointer (transfer.py)
         self._iter_next_arg: dict[int, int] = {}
         self._new_dynptr_parent = 0
         self.global_funcs: dict[int, _GlobalFunc] = {}

@@ -36,6 +36,11 @@ class MemoryMixin:
         again undoes the rewrite first (:func:`arena_unrewrite`)."""
         insns = self.program.insns
         done = False
+        for pc in self.arena_zext:
+            insn = insns[pc]
+            insns[pc] = isa.Insn(insn.opcode, insn.dst, insn.src, insn.off | isa.ARENA_ZEXT,
+                                 insn.imm, insn.imm64)
+            done = True
         for pc, arena in self.arena_access.items():
             if not arena:
                 continue

@@ -211,8 +211,12 @@ class TransferMixin:
             raise _Reject("frame pointer is read only")
         if op in (isa.END, isa.NEG) and _is_arena_ptr(self.read_reg(st, dst)):
             # any arithmetic on an arena pointer keeps it one; arena memory is a number
-            st.cur.regs[dst] = (Reg(PTR_ARENA) if st.cur.regs[dst].t == PTR_ARENA
-                                else UNKNOWN_SCALAR)
+            if st.cur.regs[dst].t == PTR_ARENA:
+                if is64:
+                    self.arena_zext.add(self.pc)
+                st.cur.regs[dst] = Reg(PTR_ARENA)
+            else:
+                st.cur.regs[dst] = UNKNOWN_SCALAR
             return
         if op == isa.END:
             r = self.read_reg(st, dst)
@@ -241,6 +245,10 @@ class TransferMixin:
             return
         d = self.read_reg(st, dst)
         if d.t == PTR_ARENA or src.t == PTR_ARENA or _arena_mem_as_number(d, src, op, is64):
+            if d.t == PTR_ARENA and is64:
+                # the kernel's needs_zext: an arena pointer stays 32 bits after 64-bit ALU
+                # (an instruction some path runs on one is marked for every path, as there)
+                self.arena_zext.add(self.pc)
             st.cur.regs[dst] = self._arena_alu(insn, d, src)
             return
         if d.t != SCALAR or src.t != SCALAR:
