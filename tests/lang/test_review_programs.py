@@ -544,3 +544,18 @@ def test_nested_def_takes_and_returns_exactly_its_types():
     with pytest.raises(LangCompileError, match="x of nested def h is u32; this value is u64") as ei:
         m.compile()
     assert ei.value.line == p.fn.__code__.co_firstlineno + 4
+
+
+def test_program_without_source_is_a_compile_error():
+    """A program defined where inspect finds no source (exec, python -c) is one clear
+    compile error, not an OSError from inspect."""
+    code = compile("from uringbpf.lang import Module, u64\n"
+                   "m = Module('review_nosource')\n"
+                   "@m.socket_filter\n"
+                   "def p(data, n) -> u64:\n"
+                   "    return n\n", "<no-such-file-h7>", "exec")
+    ns: dict = {}
+    exec(code, ns)      # noqa: S102 - the point of the test
+    with pytest.raises(LangCompileError, match="source of p is not available") as ei:
+        ns["m"].compile()
+    assert ei.value.line == 3

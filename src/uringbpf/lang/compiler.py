@@ -476,8 +476,13 @@ def parsed_source(fn: Callable) -> tuple[str, int, ast.stmt, frozenset[str]]:
     code = fn.__code__
     hit = _PARSED.get(code)
     if hit is None:
-        filename = inspect.getsourcefile(fn) or "<unknown>"
-        lines, first = inspect.getsourcelines(fn)
+        filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
+        try:
+            lines, first = inspect.getsourcelines(fn)
+        except OSError:
+            raise LangCompileError(filename, fn.__code__.co_firstlineno,
+                                   f"the source of {fn.__name__} is not available (exec, python -c?): "
+                                   "the compiler reads it, so define programs in a file") from None
         fdef = ast.parse(textwrap.dedent("".join(lines))).body[0]
         hit = _PARSED[code] = (filename, first, fdef, assigned_names(fdef))
     return hit

@@ -112,7 +112,12 @@ class Section:
         d(self, "_module", module)
         d(self, "_kind", kind)
         d(self, "__name__", cls.__name__)
-        d(self, "_line", inspect.getsourcelines(cls)[1])
+        try:
+            d(self, "_line", inspect.getsourcelines(cls)[1])
+        except OSError:
+            raise LangCompileError(inspect.getsourcefile(cls) or "<unknown>", 0,
+                                   f"the source of section {cls.__name__} is not available (exec, "
+                                   "python -c?): define modules in a file") from None
         fields: dict[str, tuple[Any, int]] = {}
         volatiles: set[str] = set()
         off = 0
