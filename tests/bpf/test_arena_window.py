@@ -85,6 +85,11 @@ int prog(void *ctx)
 """
 
 
+def _out(obj, signed: bool = False) -> tuple:
+    """The program's ``__u64 out[8]`` in .bss."""
+    return struct.unpack("<8q" if signed else "<8Q", bytes(obj.bss.out))
+
+
 def _load(tmp_path, text, engine):
     src = tmp_path / "arena.bpf.c"
     src.write_text(text)
@@ -100,7 +105,7 @@ def test_casts_both_ways_and_a_number_dereferenced(tmp_path, engine):
         arena = obj.maps["arena"]
         window = arena.arena_window
         assert obj.programs["prog"]() == 0
-        out = struct.unpack("<8Q", bytes(obj.bss.out))
+        out = _out(obj)
         assert list(out[:3]) == [0x2000, window | 0x2000, 0]
         mem = arena.memory()
         assert struct.unpack_from("<QQ", mem, 0x2000) == (0x77, 0x2000)
@@ -116,7 +121,7 @@ def test_offsets_past_the_window_stay_in_its_guards(tmp_path, engine):
         assert obj.programs["prog"]() == 0
         # far's upper half is ignored (window + 32767); top + 4 GiB is top again, and the
         # register itself is zero-extended after the 64-bit add (the kernel's needs_zext)
-        out = struct.unpack("<8Q", bytes(obj.bss.out))
+        out = _out(obj)
         assert out[:5] == (0x11, 0x22, 0x33, 0x11, 0xFFFFFFFF)
     finally:
         obj.close()
@@ -189,7 +194,7 @@ def test_arena_globals(tmp_path, engine):
         last = arena.value_addr + 3 * 4096                   # 4 pages, globals in the last
         assert g.counter == 5 and g.address_of("counter") == last
         assert obj.programs["prog"]() == 0
-        assert (g.counter, struct.unpack("<8Q", bytes(obj.bss.out))[0]) == (8, 8)
+        assert (g.counter, _out(obj)[0]) == (8, 8)
         assert struct.unpack_from("<Q", arena.memory(), g.address_of("table") - arena.value_addr
                                   + 16)[0] == 8
         # the globals' page is taken: the first three pages are all that is left
@@ -260,7 +265,7 @@ def test_alloc_pages_result_is_a_number_to_the_program(tmp_path, engine):
     try:
         arena = obj.maps["arena"]
         assert obj.programs["prog"]() == 0
-        out = struct.unpack("<8Q", bytes(obj.bss.out))
+        out = _out(obj)
         assert obj.bss.saved == arena.value_addr
         assert out[:2] == (42, 1 + 64)
         assert struct.unpack_from("<Q", arena.memory(), 4096 + 24)[0] == 42
@@ -383,7 +388,7 @@ def test_reserve_pages(tmp_path, engine):
     obj = _load(tmp_path, RESERVE, engine)
     try:
         assert obj.programs["prog"]() == 0
-        out = struct.unpack("<8q", bytes(obj.bss.out))
+        out = _out(obj, signed=True)
         assert out[:7] == (0, 0, 2 * 4096, -errno.EBUSY, -errno.EINVAL, 0, 0)
         arena = obj.maps["arena"]
         assert arena.arena_reserve_pages(arena.value_addr + 3 * 4096) == 0
