@@ -10,6 +10,7 @@ No timing here: speed is measured by bench/load.py (docs/benchmarks.md, "Load sp
 
 from __future__ import annotations
 
+import gc
 import random
 from types import SimpleNamespace
 
@@ -175,3 +176,22 @@ def test_flag_lookup_cached_same_answers():
             assert _flag(frozen, name) == _flag(listed, name)
     assert _flag(frozen, "ITER_NEW") == "2" and _flag(frozen, "ITER_SIZE") == "16"
     assert _flag(frozen, "RET_NULL") == "" and _flag(frozen, "ITER_NEXT") is None
+
+
+def test_gc_state_restored_after_verification():
+    """Exploring pauses the cyclic GC; it is back on afterwards, after a refusal too,
+    and stays off for a caller who had turned it off."""
+    ok, _ = assemble("r0 = 0\nexit\n")
+    bad, _ = assemble("r0 = r5\nexit\n")
+    assert gc.isenabled()
+    verifier.verify(isa.Program("t", ok, section="socket", prog_type="socket_filter"))
+    assert gc.isenabled()
+    with pytest.raises(verifier.BpfVerifierError):
+        verifier.verify(isa.Program("t", bad, section="socket", prog_type="socket_filter"))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        verifier.verify(isa.Program("t", ok, section="socket", prog_type="socket_filter"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
