@@ -1,12 +1,12 @@
 """A Python-written program the running kernel must accept (tests/lang/test_kernel_load.py):
 globals, an array map, a BPF-to-BPF call, an open-coded iterator loop, ring buffer
-records reserved then submitted or discarded, signed floor division -- and no
+records reserved then submitted or discarded, signed floor division, bpf_printk -- and no
 context access,
 since the kernel's socket-filter context is a struct __sk_buff, not our data buffer."""
 
 import ctypes
 
-from uringbpf.lang import Module, bpf_range, s32, u32, u64
+from uringbpf.lang import Module, bpf_printk, bpf_range, s32, u32, u64
 
 
 class Event(ctypes.Structure):
@@ -46,6 +46,7 @@ def kprog(skb, n) -> u64:
     e.q = (s32(st.calls) - 10) // 3
     e.total = st.total
     if st.calls & 1:
+        bpf_printk("kprog: call %u total %llu", st.calls, st.total)
         events.submit(e)
     else:
         events.discard(e)

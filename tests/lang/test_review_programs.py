@@ -559,3 +559,32 @@ def test_program_without_source_is_a_compile_error():
     with pytest.raises(LangCompileError, match="source of p is not available") as ei:
         ns["m"].compile()
     assert ei.value.line == 3
+
+
+def test_bpf_printk_lines_are_the_same_both_ways():
+    m = Module("review_printk")
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        L.bpf_printk("n=%d neg=%d", n, s32(n) - 10)
+        if n > 2:
+            L.bpf_printk("first=%x", ptr[u8](data)[0])
+        return u64(L.bpf_printk("plain"))
+
+    lines = {}
+    for mode in ("app", "jit", "interp"):
+        m.printk.clear()
+        rets = [p.run_in_app(d) if mode == "app" else p.run(d, mode) for d in (b"", b"\xab\xcd\xef")]
+        lines[mode] = (rets, list(m.printk))
+    assert lines["app"] == lines["jit"] == lines["interp"]
+    assert lines["app"] == ([6, 6], ["n=0 neg=-10", "plain", "n=3 neg=-7", "first=ab", "plain"])
+
+    bad = Module("review_printk_bad")
+
+    @bad.socket_filter
+    def q(data, n) -> u64:
+        L.bpf_printk("%d %d %d %d", n, n, n, n)
+        return 0
+
+    with pytest.raises(LangCompileError, match="three values at most"):
+        bad.compile()

@@ -13,13 +13,13 @@ from ..bpf import engines as _engines
 # say what to install instead of "No module named 'llvmlite'" from deep inside module.py.
 _engines.require_llvmlite("uringbpf.lang (BPF programs written in Python)")
 
-from .appmode import LangMemoryError, Ptr, bpf_range, copy, sizeof, stack, zero
+from .appmode import LangMemoryError, Ptr, bpf_printk, bpf_range, copy, sizeof, stack, zero
 from .errors import LangCompileError, LangError, LangRuntimeError, LangVerifierError
 from .module import Kfunc, LangFunction, Loaded, Module, inline
 from .types import FixedInt, arena_ptr, array, ptr, volatile, s8, s16, s32, s64, u8, u16, u32, u64
 
 __all__ = [
-    "Module", "inline", "volatile", "Kfunc", "LangFunction", "Loaded", "Ptr", "ptr", "arena_ptr", "array", "zero", "sizeof", "stack", "copy", "bpf_range",
+    "Module", "inline", "volatile", "Kfunc", "LangFunction", "Loaded", "Ptr", "ptr", "arena_ptr", "array", "zero", "sizeof", "stack", "copy", "bpf_range", "bpf_printk",
     "FixedInt", "u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64",
     "LangError", "LangCompileError", "LangVerifierError", "LangRuntimeError", "LangMemoryError",
 ]

@@ -248,9 +248,9 @@ class AppRuntime:
     loaded against that platform), plus the stack memory (``stack()``) handed out during
     the run."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, printk: list[str] | None = None) -> None:
         self.platform = platform
-        self.rt = Runtime(platform=platform)
+        self.rt = Runtime(platform=platform, printk=printk if printk is not None else [])
         self.keep: list = []
         self.regions: list = []
         self._maps: dict[int, tuple[Any, list]] = {}
@@ -333,6 +333,24 @@ def copy(dst: Ptr, src: Ptr, n: int) -> None:
     """``copy(dst, src, n)``: ``memcpy`` of ``n`` bytes (``n`` a constant)."""
     data = bytes(src._span(src._poff, int(n)))
     dst._span(dst._poff, int(n))[:] = data
+
+
+def bpf_printk(fmt: str, *args: Any) -> int:
+    """``bpf_printk(fmt, a, b, c)``: the kernel's ``bpf_trace_printk`` (``%d %u %x %s %c %p``
+    with ``l``/``ll``; three values at most).  The line goes to the module's ``printk``
+    list in both runs; returns the helper's result (the line's length + 1, or -errno)."""
+    rt = app_runtime()
+    raw = fmt.encode() + b"\0"
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    rt.keep.append(buf)
+    rt.add(ctypes.addressof(buf), len(raw), False, "printk format")
+    regs = [(a._paddr() if isinstance(a, Ptr) else int(a)) & 0xFFFFFFFFFFFFFFFF for a in args]
+    regs += [0] * (3 - len(regs))
+    return T.s64(rt.helper(BPF_FUNC_trace_printk).impl(rt.rt, ctypes.addressof(buf), len(raw), *regs))
+
+
+#: ``bpf_trace_printk``'s helper id
+BPF_FUNC_trace_printk = 6
 
 
 def bpf_range(start: int, end: int) -> range:

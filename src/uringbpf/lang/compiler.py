@@ -176,6 +176,7 @@ class ModuleGen:
         self.cu = self._reserve()
         self.main_file = self.file(filename, directory)
         self.symbols: set[str] = set()
+        self.strings: dict[bytes, str] = {}
         self.symbols_done: set[str] = set()      # nested defs queued for compilation
 
     # metadata ------------------------------------------------------------------------
@@ -407,6 +408,17 @@ class ModuleGen:
             self.decls[name] = (f"declare !dbg !{sp} {_llty(sig.ret)} @{name}({args}) "
                                 '#0 section ".ksyms"')
         return name
+
+    def string_const(self, raw: bytes) -> str:
+        """A read-only byte string in ``.rodata`` (as clang places a function's
+        ``static const char fmt[]``); returns its symbol."""
+        name = self.strings.get(raw)
+        if name is None:
+            name = self.strings[raw] = f".str.{len(self.strings)}"
+            text = "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:02X}" for b in raw)
+            self.globals_ir.append(f'@"{name}" = private unnamed_addr constant [{len(raw)} x i8] '
+                                   f'c"{text}", section ".rodata.str1.1", align 1')
+        return f'"{name}"'
 
     def declare_intrinsic(self, text: str, key: str) -> None:
         """Declare an LLVM intrinsic once, under ``key``."""
@@ -1784,6 +1796,29 @@ class FuncGen:
         size = self.coerce(args[1], T.u64, e)
         flags = self.coerce(args[2], T.u64, e) if len(args) == 3 else "0"
         return helper(130, T.s64, [mp, f"ptr {data.ref}", f"i64 {size}", f"i64 {flags}"])
+
+    def printk(self, e: ast.Call) -> Val:
+        """``bpf_printk("fmt", a, b, c)``: libbpf's macro, ``bpf_trace_printk`` (helper 6) of
+        a format kept in ``.rodata`` with at most three values."""
+        if not e.args or not isinstance(e.args[0], ast.Constant) or not isinstance(e.args[0].value, str):
+            raise self.err(e, "bpf_printk(fmt, ...) takes a string literal first")
+        if len(e.args) > 4:
+            raise self.err(e, "bpf_printk takes three values at most (the kernel's trace_printk)")
+        vals = []
+        for a in e.args[1:]:
+            v = self.expr(a)
+            if not v.is_const and not (_is_int(v.ty) or v.ty is BOOL or isinstance(v.ty, T.PtrType)):
+                raise self.err(a, f"bpf_printk of a {_tname(v.ty)}")
+            if isinstance(v.ty, T.PtrType):
+                vals.append(self.emit(f"ptrtoint {_llty(v.ty)} {v.ref} to i64"))
+            else:
+                vals.append(self._conv_ir(v, T.u64) if not v.is_const else str(_wrap(v.const, T.u64)))
+        self.at(e)
+        raw = e.args[0].value.encode() + b"\0"
+        name = self.mod.string_const(raw)
+        argv = [f"ptr @{name}", f"i32 {len(raw)}"] + [f"i64 {x}" for x in vals]
+        fnty = f"i64 (ptr, i32{', i64' * len(vals)})"
+        return Val(T.s64, self.emit(f"call {fnty} inttoptr (i64 6 to ptr)({', '.join(argv)})"))
 
     def ringbuf_reserve(self, m: Any, e: ast.Call) -> Val:
         """``rb.reserve(T)``: ``bpf_ringbuf_reserve(&rb, sizeof(T), 0)``, a ``ptr[T]`` record

@@ -402,7 +402,7 @@ class Kfunc:
         return f"<kfunc {self.__name__}>"
 
 
-_APPMODE_BUILTINS = ("zero", "sizeof", "stack", "copy")
+_APPMODE_BUILTINS = ("zero", "sizeof", "stack", "copy", "bpf_printk")
 
 
 @dataclass
@@ -556,6 +556,8 @@ class Module:
         # and kfuncs against it, the application run calls its implementations
         self.platform = platform if platform is not None else default_platform()
         self._app_rt: AppRuntime | None = None
+        #: ``bpf_printk`` lines of both runs, in order (the loaded objects append here too)
+        self.printk: list[str] = []
         self.sections: list[Section] = []
         self.maps: list = []
         self.programs: dict[str, Program] = {}
@@ -641,13 +643,13 @@ class Module:
     def app_rt(self) -> AppRuntime:
         """The runtime of the application's own map calls outside any program run."""
         if self._app_rt is None:
-            self._app_rt = AppRuntime(self.platform)
+            self._app_rt = AppRuntime(self.platform, self.printk)
         return self._app_rt
 
     def app_run(self) -> AppRuntime:
         """A fresh runtime for one application run of a program of this module
         (``with module.app_run().running(): ...``)."""
-        return AppRuntime(self.platform)
+        return AppRuntime(self.platform, self.printk)
 
     # compiling -------------------------------------------------------------------------
     def check(self) -> None:
@@ -730,6 +732,7 @@ class Module:
     def open(self) -> BpfObject:
         """The compiled object opened by our loader, sections' values copied in."""
         obj = BpfObject.from_bytes(self.compile().elf, f"{self.name}.bpf.o")
+        obj.printk = self.printk        # the compiled run's bpf_printk lines join the app run's
         for m in self.maps:
             # both runs use the one native map: its contents are an observable of both
             obj.reuse_map(m.name, m.map)
@@ -898,6 +901,8 @@ class _Resolver(C.Resolver):
             return lambda g, e, want: g.stack(e)
         if builtin and obj.__name__ == "copy":
             return lambda g, e, want: g.copy(e)
+        if builtin and obj.__name__ == "bpf_printk":
+            return lambda g, e, want: g.printk(e)
         if builtin and obj.__name__ == "sizeof":
             def size(g, e, want):
                 if len(e.args) != 1:
