@@ -77,3 +77,16 @@ def test_symlink_loop_and_io_error_are_one_line_with_the_path(cli, tmp_path):
             f"uringbpf {cmd}: {a}: Too many levels of symbolic links", err
     status, _, err = cli("verify", "/proc/self/mem")
     assert status == 1 and err.strip() == "uringbpf verify: /proc/self/mem: Input/output error"
+
+
+def test_conformance_plugin_endless_stdin_is_refused():
+    """The plugin reads its program as one stdin line: `< /dev/zero` has none."""
+    import subprocess
+    import sys
+
+    with open("/dev/zero", "rb") as zero:
+        proc = subprocess.run([sys.executable, "-m", "uringbpf", "conformance-plugin"],
+                              stdin=zero, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("uringbpf conformance-plugin: <stdin>: a program line "
+                                   "longer than 33554432 characters")

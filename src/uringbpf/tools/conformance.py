@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import CommandError
+
+#: the longest program line read from stdin
+MAX_LINE = 32 << 20
+
 HELP = "run one program as a bpf_conformance plugin (prints r0 in hex)"
 DESCRIPTION = """\
 Speak the plugin protocol of the bpf_conformance test runner: the program comes as one
@@ -33,7 +38,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the program; print r0 (status 0) or the error (status 1)."""
     from ..bpf.conformance import decode_hex, execute  # why: it loads LLVM (the JIT); `uringbpf --help` and the other commands must not
 
-    program_hex = args.program if args.program is not None else sys.stdin.readline()
+    if args.program is not None:
+        program_hex = args.program
+    else:
+        # one line, bounded: `< /dev/zero` must not fill memory (1M instructions as hex
+        # pairs are 24 MiB)
+        program_hex = sys.stdin.readline(MAX_LINE + 1)
+        if len(program_hex) > MAX_LINE:
+            raise CommandError(f"<stdin>: a program line longer than {MAX_LINE} characters")
     rc, out = execute(decode_hex(program_hex), decode_hex(args.memory),
                       args.engine or "interp", args.elf)
     sys.stdout.write(out)
