@@ -834,11 +834,15 @@ class AioStream:
       and sent when it completes, so bytes leave in order.
     * ``await drain()``: wait while more than 64 KiB are unsent; raises the error a send
       met (``OSError``), like ``StreamWriter.drain``.
+    * Flow control: more than 256 KiB received and not read pauses receiving (the recv is
+      cancelled, TCP's window then holds the peer back); reading below 128 KiB resumes it.
     * ``await aclose()``: cancel the recv, wait for queued writes; the socket stays open
       (close it yourself).
     """
 
     HIGH_WATER = 64 * 1024
+    #: received-but-unread bytes above which receiving pauses (resumes below half)
+    READ_HIGH_WATER = 256 * 1024
 
     def __init__(self, aio: AioRing, sock: Any):
         self._aio = aio
@@ -856,6 +860,8 @@ class AioStream:
         self._pending_n = 0
         self._drainer: asyncio.Future | None = None
         self._closing = False
+        self._queued = 0                # bytes received and not read yet
+        self._paused = False            # recv cancelled because nobody reads
         self._take = aio._bufring.take
         self._arm()
 
@@ -882,10 +888,20 @@ class AioStream:
         if ud == self._recv_ud:
             if res > 0:
                 self._chunks.append(self._take(flags >> 16, res))
+                self._queued += res
+                if self._queued > self.READ_HIGH_WATER and not self._paused:
+                    # nobody reads: stop receiving (the socket buffer, then TCP's window,
+                    # holds the peer back), like a transport's pause_reading()
+                    self._paused = True
+                    self._aio._cancel(ud)
             if not flags & _MORE:       # the multishot recv ended
                 self._recv_ud = 0
                 if self._closing:       # cancelled by aclose()
                     self._eof = True
+                elif self._paused and (res > 0 or res in (_CANCELED, -errno.ENOBUFS)):
+                    if self._queued <= self.READ_HIGH_WATER // 2:    # read() caught up
+                        self._paused = False
+                        self._arm()
                 elif res > 0 or res == -errno.ENOBUFS:
                     # the kernel may end a multishot at any CQE; -ENOBUFS: every buffer
                     # was in use, and they are back by now
@@ -937,6 +953,11 @@ class AioStream:
                 if len(data) > n:
                     chunks.appendleft(data[n:])
                     data = data[:n]
+                self._queued -= len(data)
+                if self._paused and not self._recv_ud and not self._eof and \
+                        self._error is None and self._queued <= self.READ_HIGH_WATER // 2:
+                    self._paused = False        # resume receiving
+                    self._arm()
                 return data
             if self._error is not None:
                 raise self._error
@@ -999,6 +1020,16 @@ class AioStream:
                 self._drainer = None
             if self._error is not None:
                 raise self._error
+
+    @property
+    def queued(self) -> int:
+        """Bytes received and not read yet."""
+        return self._queued
+
+    @property
+    def paused(self) -> bool:
+        """True while receiving is paused because more than READ_HIGH_WATER bytes wait."""
+        return self._paused
 
     @property
     def at_eof(self) -> bool:

@@ -240,3 +240,30 @@ def test_one_stream_per_socket(tcp_pair, run):
             return got
 
     assert run(main) == b"ok"
+
+
+def test_a_stream_nobody_reads_stops_receiving(tcp_pair, run):
+    """8 MiB sent to a stream that is not read: receiving pauses once 256 KiB are queued
+    (the recv is cancelled; TCP's window holds the sender), resumes as read() catches up,
+    and every byte arrives in order."""
+    cli, srv = tcp_pair
+    data = os.urandom(8 << 20)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with AioRing(8) as ar:
+            st = ar.stream(srv)
+            cli.setblocking(False)
+            sender = asyncio.ensure_future(loop.sock_sendall(cli, data))
+            await asyncio.sleep(0.3)            # the sender fills whatever it can
+            queued = st.queued
+            assert st.paused and queued <= 2 * AioStream.READ_HIGH_WATER, queued
+            assert not sender.done()            # held back by the window, not buffered here
+            got = bytearray()
+            while len(got) < len(data):
+                got += await st.read()
+            await sender
+            await st.aclose()
+            return bytes(got)
+
+    assert run(main) == data
