@@ -5,11 +5,11 @@ that starts agreeing fails too, so this list stays true.
 """
 
 _TWO_CHAINS = ("the kernel posts all later members of a failed chain in one task-work pass "
-               "(io_uring/io_uring.c io_fail_links -> io_req_tw_fail_links), so chain A's "
-               "members come before chain B's; we rewrite members into hard-linked NOPs, each "
-               "queued as task work when the one before it completes, so A's and B's members "
-               "alternate. The CQEs (user_data, res) are the same; a single failed chain per "
-               "batch keeps the kernel's order (docs/kernel.md)")
+               "(io_uring/io_uring.c io_fail_links -> io_req_tw_fail_links); we rewrite them "
+               "into hard-linked NOPs, one task-work pass per member, so when the batch holds "
+               "another link chain (failed or not) the later members of the two alternate. "
+               "Same CQEs (user_data, res), other order; a failed chain alone in its batch "
+               "keeps the kernel's order (docs/kernel.md)")
 
 DISAGREEMENTS: dict[str, str] = {
     "loop_verifier_stack_uninit": "privileged loads may read uninitialised stack: kernel/bpf/"
@@ -18,7 +18,7 @@ DISAGREEMENTS: dict[str, str] = {
                                   "CAP_PERFMON) (include/linux/bpf.h), and check_stack_read_fixed_off"
                                   "/check_stack_range_initialized skip the 'invalid read from "
                                   "stack' refusal; we always refuse it (stricter, docs/verifier.md)",
-    # Two link chains failed by filter refusals in one batch: same CQEs, other order.
+    # A failed link chain beside another chain in one batch: same CQEs, other order.
     "filter_chain_two_failed_chains": _TWO_CHAINS,
     "loop_filter_chain_two_failed_chains": _TWO_CHAINS,
 }
