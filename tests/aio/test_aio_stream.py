@@ -255,7 +255,11 @@ def test_a_stream_nobody_reads_stops_receiving(tcp_pair, run):
             st = ar.stream(srv)
             cli.setblocking(False)
             sender = asyncio.ensure_future(loop.sock_sendall(cli, data))
-            await asyncio.sleep(0.3)            # the sender fills whatever it can
+            for _ in range(1000):               # the sender fills whatever it can
+                await asyncio.sleep(0.01)
+                if st.paused and not st._recv_ud:   # paused, and the recv's last CQE came
+                    break
+            await asyncio.sleep(0.1)
             queued = st.queued
             assert st.paused and queued <= 2 * AioStream.READ_HIGH_WATER, queued
             assert not sender.done()            # held back by the window, not buffered here
