@@ -588,3 +588,32 @@ def test_bpf_printk_lines_are_the_same_both_ways():
 
     with pytest.raises(LangCompileError, match="three values at most"):
         bad.compile()
+
+
+def test_in_and_min_max():
+    m = Module("review_in_minmax")
+    OPS = (1, 4, 9)
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        r = u64(0)
+        if n in OPS:
+            r += 1
+        if u32(n) not in (u32(2), 3, 9):
+            r += 10
+        lo = min(n, u64(5))
+        hi = max(s32(n) - 7, s32(-2), s32(1) - s32(n))
+        return r + lo * 1000 + u64(hi + 100) * 100000
+
+    for d in range(12):
+        assert p.run_in_app(bytes(d)) == p.run(bytes(d), "jit") == p.run(bytes(d), "interp"), d
+    assert p.run(bytes(9), "interp") == 1 + 5 * 1000 + 102 * 100000
+
+    bad = Module("review_min_mixed")
+
+    @bad.socket_filter
+    def q(data, n) -> u64:
+        return min(n, 64)                # int 64 or u64 n in Python, by value
+
+    with pytest.raises(LangCompileError, match=r"min\(\) of int with u64"):
+        bad.compile()

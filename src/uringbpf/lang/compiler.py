@@ -1496,6 +1496,8 @@ class FuncGen:
 
     def e_Compare(self, e: ast.Compare) -> Val:
         """A comparison (chains are refused)."""
+        if any(isinstance(op, (ast.In, ast.NotIn)) for op in e.ops):
+            return self.membership(e)
         left = self.expr(e.left)
         results = []
         for op, right_node in zip(e.ops, e.comparators):
@@ -1506,6 +1508,55 @@ class FuncGen:
         r = results[0]
         for x in results[1:]:
             r = Val(BOOL, self.emit(f"and i1 {r.ref}, {x.ref}"))
+        return r
+
+    def min_max(self, is_min: bool, e: ast.Call) -> Val:
+        """``min(a, b, ...)`` / ``max(...)`` of values of one type: Python returns one of
+        its arguments, so with mixed types the result's type would depend on the values
+        (``min(u32(5), 3)`` is the int 3) and the runs could differ; mixing is refused."""
+        name = "min" if is_min else "max"
+        if len(e.args) < 2:
+            raise self.err(e, f"{name}() takes two or more values")
+        vals = [self.expr(a) for a in e.args]
+        self.at(e)
+        if all(v.is_const for v in vals):
+            f = min if is_min else max
+            return Val(None, const=f(v.const for v in vals))
+        ty = next(v.ty for v in vals if not v.is_const)
+        for a, v in zip(e.args, vals):
+            if v.is_const or not _same_type(v.ty, ty) or not _is_int(ty):
+                raise self.err(a, f"{name}() of {_vname(v)} with {_tname(ty)}: Python returns one of "
+                                  f"the arguments, so they must have one type (write {_tname(ty)}(...))")
+        pred = ("slt" if _signed(ty) else "ult") if is_min else ("sgt" if _signed(ty) else "ugt")
+        bits = _bits(ty)
+        cur = vals[0].ref
+        for v in vals[1:]:
+            # Python keeps the first of equal values; for integers any is the same value
+            keep = self.emit(f"icmp {pred} i{bits} {v.ref}, {cur}")
+            cur = self.emit(f"select i1 {keep}, i{bits} {v.ref}, i{bits} {cur}")
+        return Val(ty, cur)
+
+    def membership(self, e: ast.Compare) -> Val:
+        """``x in (a, b, c)`` / ``x not in ...``: over a tuple written there or a module
+        tuple; ``x == a or x == b ...`` with Python's value comparison."""
+        if len(e.ops) != 1:
+            raise self.err(e, "`in` cannot be chained with other comparisons")
+        node = e.comparators[0]
+        if isinstance(node, ast.Tuple):
+            items = [self.expr(x) for x in node.elts]
+        else:
+            tup = self.static(node) if isinstance(node, (ast.Name, ast.Attribute)) else _LOCAL
+            if not isinstance(tup, tuple) or not all(isinstance(x, int) for x in tup):
+                raise self.err(e, "`in` tests membership in a tuple of values only")
+            items = [Val(None, const=int(x)) for x in tup]
+        x = self.expr(e.left)
+        self.at(e)
+        r: Val = Val(BOOL, "false")
+        for item in items:
+            eq = self.compare(ast.Eq(), x, item, e)
+            r = eq if r.ref == "false" else Val(BOOL, self.emit(f"or i1 {r.ref}, {eq.ref}"))
+        if isinstance(e.ops[0], ast.NotIn):
+            return Val(BOOL, self.emit(f"xor i1 {r.ref}, true"))
         return r
 
     def compare(self, op: ast.cmpop, a: Val, b: Val, e: ast.AST) -> Val:
@@ -1633,6 +1684,8 @@ class FuncGen:
         if fobj is bool:
             v = self.expr(e.args[0])
             return Val(BOOL, self.truth(v, e))
+        if fobj is builtins.min or fobj is builtins.max:
+            return self.min_max(fobj is builtins.min, e)
         hook = self.resolver.call_hook(fobj)
         if hook is not None:
             return hook(self, e, want_value)
