@@ -15,6 +15,7 @@ HELDOUT = corpus_lib.load_corpus(corpus_lib.HELDOUT_DIR)
 # deliberate differences (same classes as test_kernel_crosscheck.KNOWN_DISAGREEMENTS)
 KNOWN = {
     "ho_map_lookup_key_uninit_partial": xc.UNINIT,
+    "ho72_chain_16_frames_32b_each": xc.FRAMES_72,   # the host (6.18) allows 8 frames
 }
 
 
