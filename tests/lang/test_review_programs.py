@@ -617,3 +617,44 @@ def test_in_and_min_max():
 
     with pytest.raises(LangCompileError, match=r"min\(\) of int with u64"):
         bad.compile()
+
+
+class Pt3(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_int32), ("y", ctypes.c_int32), ("hist", ctypes.c_uint16 * 4)]
+
+
+def test_structure_globals():
+    m = Module("review_struct_globals")
+
+    @m.bss
+    class st3:
+        calls: u32
+        pt: Pt3
+
+    @m.data
+    class dt3:
+        origin: Pt3 = Pt3(3, 4)
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        st3.calls += 1
+        st3.pt.x += s32(n)
+        st3.pt.y = dt3.origin.y * 2
+        st3.pt.hist[n & 3] += 1
+        q = st3.pt
+        q.y += 1
+        return u64(st3.pt.x) + u64(st3.pt.y) * 100 + u64(dt3.origin.x) * 10000
+
+    res = {}
+    for mode in ("app", "jit", "interp"):
+        st3.calls = 0
+        st3.pt.x = st3.pt.y = 0
+        for i in range(4):
+            st3.pt.hist[i] = 0
+        rets = [p.run_in_app(bytes(k)) if mode == "app" else p.run(bytes(k), mode) for k in (1, 2, 5)]
+        res[mode] = (rets, st3.values(), dt3.values())
+    assert res["app"] == res["jit"] == res["interp"]
+    assert res["app"][0] == [30901, 30903, 30908]
+    assert Pt3.from_buffer_copy(res["app"][1]["pt"]).hist[1] == 2
+    with pytest.raises(TypeError, match="is a structure: assign its fields"):
+        st3.pt = Pt3()

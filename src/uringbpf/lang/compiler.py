@@ -251,6 +251,8 @@ class ModuleGen:
             sub = self.meta(f"!DISubrange(count: {kind[2]})")
             return self.meta(f"!DICompositeType(tag: DW_TAG_array_type, baseType: !{elem}, "
                              f"size: {T.sizeof(kind) * 8}, elements: !{{!{sub}}})")
+        if _is_ctypes_struct(kind):      # a structure global: its name and size in BTF
+            return self._named_struct(getattr(kind, "_btf_name_", kind.__name__), T.sizeof(kind))
         return self.basic(kind)
 
     def subroutine(self, ret: Any, args: list) -> int:
@@ -458,6 +460,8 @@ def _esc(s: str) -> str:
 def _kind_llty(kind: Any) -> str:
     if isinstance(kind, tuple):
         return f"[{kind[2]} x {_kind_llty(kind[1])}]"
+    if _is_ctypes_struct(kind):
+        return f"[{T.sizeof(kind)} x i8]"
     if isinstance(kind, T.PtrType):
         return _llty(kind)
     return f"i{kind.BITS}"

@@ -11,6 +11,7 @@ and designs treat it like any clang-built object.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import inspect
 import os
@@ -98,6 +99,10 @@ def backend_hazard(ir: str) -> tuple[int, str] | None:
     return None
 
 
+def _is_struct(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, (ctypes.Structure, ctypes.Union))
+
+
 # --- sections (global variables) ---------------------------------------------------------
 class Section:
     """A global section: the decorated class's annotated fields become variables.
@@ -114,7 +119,7 @@ class Section:
         d(self, "__name__", cls.__name__)
         try:
             d(self, "_line", inspect.getsourcelines(cls)[1])
-        except OSError:
+        except (OSError, TypeError):     # TypeError: its module is not in sys.modules
             raise LangCompileError(inspect.getsourcefile(cls) or "<unknown>", 0,
                                    f"the source of section {cls.__name__} is not available (exec, "
                                    "python -c?): define modules in a file") from None
@@ -132,10 +137,13 @@ class Section:
                 fkind = ann.kind
             elif isinstance(ann, type) and issubclass(ann, T.FixedInt) and ann is not T.FixedInt:
                 fkind = ann
+            elif isinstance(ann, type) and issubclass(ann, (ctypes.Structure, ctypes.Union)) \
+                    and not is_volatile:
+                fkind = ann              # a structure: programs reach it through its fields
             else:
                 raise LangCompileError(inspect.getsourcefile(cls) or "?", self._line,
-                                       f"{cls.__name__}.{name}: a section field is u8..u64, s8..s64 "
-                                       f"or array(T, n), not {ann!r}")
+                                       f"{cls.__name__}.{name}: a section field is u8..u64, s8..s64, "
+                                       f"array(T, n) or a ctypes structure, not {ann!r}")
             align = T.alignof(fkind)
             off = (off + align - 1) // align * align
             fields[name] = (fkind, off)
@@ -147,10 +155,12 @@ class Section:
         d(self, "_mem", bytearray(max(off, 1)))
         d(self, "_bound", None)
         d(self, "frozen", False)
-        for name, (fkind, _o) in fields.items():
+        for name, (fkind, off) in fields.items():
             if name in cls.__dict__:
                 init = cls.__dict__[name]
-                if isinstance(fkind, tuple):
+                if _is_struct(fkind):
+                    self._mem[off:off + T.sizeof(fkind)] = bytes(init)   # a ctypes instance
+                elif isinstance(fkind, tuple):
                     for i, v in enumerate(init):
                         self._ptr(name)[i] = v
                 else:
@@ -172,12 +182,14 @@ class Section:
     def _get(self, name: str) -> Any:
         fkind, _off = self._fields[name]
         p = self._ptr(name)
-        return p if isinstance(fkind, tuple) else p[0]
+        return p if isinstance(fkind, tuple) or _is_struct(fkind) else p[0]
 
     def _set(self, name: str, value: Any) -> None:
         fkind, _off = self._fields[name]
         if isinstance(fkind, tuple):
             raise TypeError(f"{self.__name__}.{name} is an array: assign its elements")
+        if _is_struct(fkind):
+            raise TypeError(f"{self.__name__}.{name} is a structure: assign its fields")
         if self.frozen:
             raise AttributeError(f"{self.__name__} is read-only while the program runs (.rodata)")
         if self._bound is not None:
@@ -206,6 +218,8 @@ class Section:
             if isinstance(fkind, tuple):
                 p = self._ptr(name)
                 out[name] = [p[i] for i in range(fkind[2])]
+            elif _is_struct(fkind):
+                out[name] = self.raw_bytes(name)
             else:
                 out[name] = self._get(name)
         return out
