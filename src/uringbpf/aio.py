@@ -23,6 +23,10 @@ How it fits together (docs/aio.md has the user guide):
   subclass Python picks for that errno, e.g. ``FileNotFoundError``); an operation with
   ``timeout=`` whose linked timeout fired raises ``TimeoutError``.
 
+Streams: :meth:`AioRing.stream` turns a connected socket into an :class:`AioStream`: one
+multishot recv into a provided-buffer ring feeds it, writes are queued without a task
+wake-up, and its CQEs go to the stream object while the CQ is reaped (no future per CQE).
+
 The designs: :meth:`AioRing.chain` submits ``IORING_OP_BPF`` chains of an
 :class:`~uringbpf.designs.ops.OpsRing` (its emulated enter waits for the kernel part of the
 chain, so that flush runs in a worker thread while new operations queue), and
