@@ -125,7 +125,7 @@ def _leaders(insns: list[Insn], n: int, placeholder: list[bool]) -> tuple[set[in
             continue
         if insn.is_lddw:
             if insn.src == isa.PSEUDO_FUNC:
-                target = pc + 1 + isa.to_s32(insn.imm64 & M32)
+                target = pc + 1 + insn.imm
                 leaders.add(target)
                 entries.add(target)
             continue
@@ -429,10 +429,15 @@ class Interpreter:
         raise self._fail("arena access or addr_space_cast in a program without an arena map", pc)
 
     def _lddw_value(self, pc: int, insn: Insn) -> int:
+        """What ``lddw`` at ``pc`` loads. The pseudo forms read the fields the kernel (and
+        the verifier and the JIT) read: the value, map index, fd or function offset from
+        ``imm``, the value's upper half or a map value's offset from the second slot's
+        ``imm``; never ``imm64``, which a hand-built instruction may leave stale."""
         src = insn.src
         if src == 0:
-            return insn.imm64
-        idx = isa.to_s32(insn.imm64 & M32)
+            return isa.lddw_imm64(self.program.insns, pc)
+        idx = insn.imm
+        off = isa.to_s32(self.program.insns[pc + 1].imm)
         maps = getattr(self.program, "maps", None) or []
         if src in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE):
             if not 0 <= idx < len(maps):
@@ -446,7 +451,7 @@ class Interpreter:
                 raise self._fail(f"lddw map value of map {idx}: {exc}", pc) from exc
             if value_addr is None:
                 raise self._fail(f"lddw map value of map {idx} which has no direct value", pc)
-            return (int(value_addr) + isa.to_s32(insn.imm64 >> 32)) & M64
+            return (int(value_addr) + off) & M64
         if src == isa.PSEUDO_FUNC:
             return self._trampoline(pc + 1 + idx)
         if src in (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_VALUE):
@@ -459,7 +464,7 @@ class Interpreter:
                     value_addr = getattr(m, "value_addr", None)
                     if value_addr is None:
                         raise self._fail(f"lddw map value of map fd {idx} which has no direct value", pc)
-                    return (int(value_addr) + isa.to_s32(insn.imm64 >> 32)) & M64
+                    return (int(value_addr) + off) & M64
             kind = "map fd" if src == isa.PSEUDO_MAP_FD else "map value"
             raise self._fail(f"unrelocated lddw {kind} form: no map with fd {idx} in the runtime "
                              "(load the object to relocate it)", pc)
@@ -513,7 +518,7 @@ class Interpreter:
                 target = pc + 1 + insn.imm
                 what = "call"
             elif insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
-                target = pc + 1 + isa.to_s32(insn.imm64 & M32)
+                target = pc + 1 + insn.imm
                 what = "function address"
             if target is not None:
                 if not 0 <= target < n:

@@ -260,6 +260,13 @@ def encode(insns: list[Insn]) -> bytes:
     return bytes(out)
 
 
+def lddw_imm64(insns: list[Insn], pc: int) -> int:
+    """The 64-bit immediate of the ``lddw`` at ``pc`` as the kernel reads it: ``imm`` of its
+    first slot, the second slot's ``imm`` on top (``imm64`` is a copy a hand-built
+    instruction may leave stale; the verifier makes it agree, see ``verifier.cfg``)."""
+    return (insns[pc].imm & U32) | ((insns[pc + 1].imm & U32) << 32)
+
+
 def lddw_pair(dst: int, value: int, src: int = 0) -> list[Insn]:
     """The two slots of ``dst = value ll`` (``src`` selects a pseudo form)."""
     value &= U64

@@ -943,8 +943,8 @@ class ModuleGen:
         src = insn.src
         if pc + 1 >= len(self.insns):
             raise JitError("lddw is missing its second slot", pc)
-        if src == 0:
-            value = str(_s64(insn.imm64))
+        if src == 0:     # the kernel's fields, as the interpreter reads them (not imm64)
+            value = str(_s64(isa.lddw_imm64(self.insns, pc)))
         elif src == isa.PSEUDO_MAP_IDX:
             value = self.slot(("map", insn.imm))
         elif src == isa.PSEUDO_MAP_IDX_VALUE:

@@ -11,6 +11,7 @@ from .common import (
     _platform_in_effect, BPF_F_RDONLY_PROG, MAX_INSNS_PROCESSED, VerifierResult,
     _MAP_TYPE_ARRAY,
 )
+from .cfg import sync_lddw_imm64
 from .explore import Verifier
 from .memory import arena_unrewrite
 
@@ -32,6 +33,7 @@ def verify(program: isa.Program, prog_type: progtypes.ProgType | None = None, lo
         except ProgTypeError as exc:
             raise BpfVerifierError(str(exc), str(exc) + "\n") from None
     arena_unrewrite(program)
+    sync_lddw_imm64(program)
     v = Verifier(program, prog_type, log_level, max_insns, platform)
     result = v.run()
     v.arena_rewrite()

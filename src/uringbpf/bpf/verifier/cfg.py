@@ -9,6 +9,7 @@ registers may still be read (used to ignore dead registers when comparing states
 from __future__ import annotations
 
 from .. import isa
+from .common import _MAP_TYPE_ARENA, _MAP_TYPE_ARRAY
 
 ALL_REGS = (1 << 10) - 1       # r0..r9 (r10 is fixed per frame)
 ARG_REGS = 0b111110            # r1..r5
@@ -24,14 +25,78 @@ class CfgError(Exception):
         super().__init__(message)
 
 
-def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int) -> None:
+def _check_lddw(insns: list[isa.Insn], pc: int, nmaps: int, maps, bad) -> None:
+    """The 64-bit immediate load as the kernel's resolve_pseudo_ldimm64 (every lddw, reached
+    or not) and check_ld_imm take it: the second slot is all zero but its imm, MAP_IDX wants
+    a zero second imm, only arrays of one value and arenas have a direct value, and the
+    value's offset (the second imm, as u32) lies inside it.
+
+    Our :class:`~uringbpf.bpf.isa.Insn` carries the immediate twice (``imm`` plus the second
+    slot's ``imm``, and ``imm64``); :func:`sync_lddw_imm64` makes the copy agree first.
+    """
+    insn = insns[pc]
+    nxt = insns[pc + 1] if pc + 1 < len(insns) else None
+    if nxt is None or nxt.opcode or nxt.dst or nxt.src or nxt.off:
+        bad("invalid bpf_ld_imm64 insn")
+    src = insn.src
+    if src > isa.PSEUDO_MAP_IDX_VALUE or (src in (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_IDX) and nxt.imm):
+        bad("unrecognized bpf_ld_imm64 insn")
+    if src in (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_VALUE, isa.PSEUDO_BTF_ID):
+        bad(f"unsupported lddw form src={src} (programs must be relocated)")
+    if src in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE):
+        if not 0 <= insn.imm < nmaps:
+            bad(f"invalid map index {insn.imm} (have {nmaps} maps)")
+        if src == isa.PSEUDO_MAP_IDX_VALUE and maps is not None:
+            _check_direct_value(maps[insn.imm], nxt.imm & isa.U32, bad)
+    if insn.off:
+        bad("BPF_LD_IMM64 uses reserved fields")
+
+
+def sync_lddw_imm64(program: isa.Program) -> None:
+    """Set every ``lddw``'s ``imm64`` from the fields the kernel reads (``imm`` and the
+    second slot's ``imm``, :func:`~uringbpf.bpf.isa.lddw_imm64`). A hand-built instruction
+    may set only those (as BPF_RAW_INSN does) or a stale ``imm64``; everything after the
+    verifier (transfer functions, bytecode, JIT cache keys) then reads one value."""
+    insns = program.insns
+    pc = 0
+    while pc < len(insns) - 1:
+        if insns[pc].is_lddw:
+            insns[pc].imm64 = isa.lddw_imm64(insns, pc)
+            pc += 2
+        else:
+            pc += 1
+
+
+def _check_direct_value(m, off: int, bad) -> None:
+    """``map_direct_value_addr`` of the map types we have: an array of exactly one value
+    (array_map_direct_value_addr) and an arena (arena_map_direct_value_addr); any other
+    type has none. Maps that do not say their type (test doubles) are left to the
+    exploration's offset check."""
+    mtype = getattr(m, "type", None)
+    if mtype is None:
+        return
+    if mtype == _MAP_TYPE_ARENA:
+        size = getattr(m, "max_entries", 0) * 4096
+        if off > size:
+            bad(f"invalid access to map value pointer, value_size=0 off={off}")
+        return
+    if mtype != _MAP_TYPE_ARRAY:
+        bad("no direct value access support for this map type")
+    vs = getattr(m, "value_size", 0)
+    if getattr(m, "max_entries", 0) != 1 or off >= vs:
+        bad(f"invalid access to map value pointer, value_size={vs} off={off}")
+
+
+def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
+                  maps: list | None = None) -> None:
     insn = insns[pc]
     cls, op, code = insn.cls, insn.op, insn.opcode
 
     def bad(msg="invalid instruction"):
         raise CfgError(pc, msg)
 
-    if insn.dst > 10 or insn.src > 10:
+    # an lddw's src is a pseudo form, not a register (checked by _check_lddw)
+    if insn.dst > 10 or (insn.src > 10 and code != isa.OP_LDDW):
         bad(f"R{max(insn.dst, insn.src)} is invalid")
     if cls in (isa.ALU, isa.ALU64):
         if op not in isa.ALU_OP_NAMES:
@@ -80,12 +145,7 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int) -> N
             return
         if code != isa.OP_LDDW:
             bad(f"unknown opcode {code:02x}")
-        if pc + 1 >= len(insns) or insns[pc + 1].opcode != 0:
-            bad("invalid BPF_LD_IMM insn")
-        if insn.off or (insn.src not in (0, isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE, isa.PSEUDO_FUNC)):
-            bad(f"unsupported lddw form src={insn.src} (programs must be relocated)")
-        if insn.src in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE) and not 0 <= insn.imm < nmaps:
-            bad(f"invalid map index {insn.imm} (have {nmaps} maps)")
+        _check_lddw(insns, pc, nmaps, maps, bad)
         return
     if cls == isa.LDX:
         if insn.mode not in (isa.MEM, isa.MEMSX) or insn.imm:
@@ -154,7 +214,7 @@ class Cfg:
         for pc, insn in enumerate(insns):
             if self.second_slot[pc]:
                 continue
-            _check_fields(insns, pc, len(program.maps), len(program.kfuncs))
+            _check_fields(insns, pc, len(program.maps), len(program.kfuncs), program.maps)
             if insn.is_lddw:
                 self.second_slot[pc + 1] = True
         # subprogram entries
