@@ -658,3 +658,19 @@ def test_structure_globals():
     assert Pt3.from_buffer_copy(res["app"][1]["pt"]).hist[1] == 2
     with pytest.raises(TypeError, match="is a structure: assign its fields"):
         st3.pt = Pt3()
+
+
+def test_int_and_abs():
+    m = Module("review_int_abs")
+
+    @m.socket_filter
+    def p(data, n) -> s64:
+        a = s32(n) - 5
+        b = int(a) * 3 + int(u32(n))          # plain ints: 64-bit signed once compiled
+        c = abs(a) + abs(s32(-2147483647) - s32(n & 1))   # keeps s32, wraps at INT_MIN
+        d = abs(s8(-128))
+        return s64(b) * 1000 + s64(c) + s64(d) * 1000000
+
+    for k in (0, 3, 9):
+        assert p.run_in_app(bytes(k)) == p.run(bytes(k), "jit") == p.run(bytes(k), "interp"), k
+    assert p.run(bytes(0), "jit") == -15 * 1000 + (5 + 2147483647 - 2 ** 32) - 128 * 1000000

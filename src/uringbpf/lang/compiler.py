@@ -1690,6 +1690,23 @@ class FuncGen:
             return Val(BOOL, self.truth(v, e))
         if fobj is builtins.min or fobj is builtins.max:
             return self.min_max(fobj is builtins.min, e)
+        if fobj is int or fobj is abs:
+            if len(e.args) != 1:
+                raise self.err(e, f"{fobj.__name__}() takes one value")
+            v = self.expr(e.args[0])
+            self.at(e)
+            if v.is_const:
+                return Val(None, const=int(v.const) if fobj is int else abs(int(v.const)))
+            if not _is_int(v.ty) and v.ty is not BOOL:
+                raise self.err(e, f"{fobj.__name__}() of a {_tname(v.ty)}")
+            if fobj is int:          # a plain int: 64-bit signed once compiled
+                return Val(FLEX, self._conv_ir(v, FLEX))
+            if not _signed(v.ty):
+                return v
+            bits = _bits(v.ty)       # abs() keeps the type; abs(INT_MIN) wraps to INT_MIN
+            neg = self.emit(f"icmp slt i{bits} {v.ref}, 0")
+            return Val(v.ty, self.emit(f"select i1 {neg}, i{bits} {self.emit(f'sub i{bits} 0, {v.ref}')}, "
+                                       f"i{bits} {v.ref}"))
         hook = self.resolver.call_hook(fobj)
         if hook is not None:
             return hook(self, e, want_value)

@@ -123,6 +123,8 @@ class FixedInt(int):
     def __neg__(self): return type(self)(-int(self))
     def __pos__(self): return self
     def __invert__(self): return type(self)(~int(self))
+    # abs() keeps the type and wraps (abs(s32(-2**31)) is itself), as the compiled code
+    def __abs__(self): return type(self)(abs(int(self)))
 
     # --- comparisons: both sides converted to the common type first ---------------------
     def _cmp(self, other: Any, op):
