@@ -674,3 +674,44 @@ def test_int_and_abs():
     for k in (0, 3, 9):
         assert p.run_in_app(bytes(k)) == p.run(bytes(k), "jit") == p.run(bytes(k), "interp"), k
     assert p.run(bytes(0), "jit") == -15 * 1000 + (5 + 2147483647 - 2 ** 32) - 128 * 1000000
+
+
+def test_null_tests_agree_and_is_none_is_refused():
+    """A function returning a NULL pointer: `if not p` / `p == None` agree in both runs;
+    `p is None` would not (a NULL pointer is an object in the application) and is refused."""
+    m = Module("review_null")
+
+    @m.function
+    def find(d: ptr[u8], n: u64, c: u8) -> ptr[u8]:
+        for i in range(32):
+            if u64(i) >= n:
+                break
+            if d[i] == c:
+                return d + i
+        return None
+
+    @m.socket_filter
+    def p(data, n) -> u64:
+        q = find(ptr[u8](data), n, 0x61)
+        r = u64(0)
+        if q != None:  # noqa: E711
+            r += 1
+        if not q:
+            r += 10
+        return r
+
+    for d in (b"", b"xa", b"zzzz"):
+        assert p.run_in_app(d) == p.run(d, "jit") == p.run(d, "interp"), d
+    assert [p.run(d, "jit") for d in (b"", b"xa")] == [10, 1]
+
+    bad = Module("review_is_none")
+
+    @bad.socket_filter
+    def q(data, n) -> u64:
+        x = ptr[u8](data)
+        if x is None:
+            return 1
+        return 0
+
+    with pytest.raises(LangCompileError, match="is None"):
+        bad.compile()

@@ -1566,9 +1566,11 @@ class FuncGen:
     def compare(self, op: ast.cmpop, a: Val, b: Val, e: ast.AST) -> Val:
         """An i1 for ``l op r`` (signed or unsigned from the operand types)."""
         if isinstance(op, (ast.Is, ast.IsNot)):
-            if not (b.is_const and b.const == 0 and isinstance(a.ty, T.PtrType)):
-                raise self.err(e, "`is` compares a pointer with None only")
-            op = ast.Eq() if isinstance(op, ast.Is) else ast.NotEq()
+            # `is` cannot be overloaded: in the application a NULL pointer is a Ptr object,
+            # so `p is None` would be False there and true compiled
+            raise self.err(e, "`is None` / `is not None` cannot test a pointer the same way in "
+                              "both runs (a NULL pointer is an object in the application): "
+                              "write `if not p:` / `if p:` or `p == None`")
         if isinstance(op, (ast.In, ast.NotIn)):
             raise self.err(e, "`in` is not supported")
         if a.is_const and b.is_const:
