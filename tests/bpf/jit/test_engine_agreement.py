@@ -229,3 +229,272 @@ def test_unverified_engines_read_the_same_fields(two_arrays):
     program = isa.Program("t", lddw(0, 0, 7, 1, imm64=3) + [EXIT])
     assert _outcome("interp", program, rt, ()) == _outcome("jit", program, rt, ()) \
         == ("ok", 7 | 1 << 32)
+
+
+# ------------------------------------------------------------------ the generator
+#
+# Each family builds a short program around one instruction whose fields are drawn from
+# edge values (valid most of the time, reserved or out of range some of the time). The
+# verifier decides; what it accepts both engines run, and they must agree on r0 (which
+# reads back every stack slot, so memory written is compared too) and on the error.
+
+EDGE = [0, 1, -1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 33, 63, 64, 255, 256, 0x7FFF, -0x8000,
+        0xFFFF, 0x7FFFFFFF, -0x80000000, 1 << 16, 1 << 20]
+OFFS = [0, 0, 0, 1, -1, -8, -16, -64, 8, 32767, -32768]
+REGS = [0, 0, 0, 1, 2, 5, 6, 9, 10, 11, 15]
+DATA = bytes((i * 37 + 11) & 0xFF for i in range(64))
+STACK_SLOTS = 8                  # the prologue zeroes [r10 - 64, r10)
+
+
+def _edge(rng: random.Random, pool=EDGE) -> int:
+    return rng.choice(pool) if rng.random() < 0.8 else rng.randint(-(1 << 31), (1 << 31) - 1)
+
+
+def _field(rng: random.Random, valid: int, pool) -> int:
+    """Mostly the valid value of a field, sometimes any value of ``pool``."""
+    return valid if rng.random() < 0.75 else rng.choice(pool)
+
+
+def _fold() -> list[Insn]:
+    """r0 = a mix of r0..r9 and every stack slot: one number that differs when any
+    register or byte of the window does. Reads a register the verifier knows nothing of
+    make it refuse the program (then nothing runs)."""
+    out = []
+    for reg in range(1, 10):
+        out += [Insn(isa.ALU64 | isa.LSH | isa.K, 0, 0, 0, 5),
+                Insn(isa.ALU64 | isa.XOR | isa.X, 0, reg)]
+    for slot in range(1, STACK_SLOTS + 1):
+        out += [Insn(isa.LDX | isa.MEM | isa.DW, 1, 10, -8 * slot),
+                Insn(isa.ALU64 | isa.MUL | isa.K, 0, 0, 0, 31),
+                Insn(isa.ALU64 | isa.ADD | isa.X, 0, 1)]
+    return out
+
+
+def _prologue(rng: random.Random, skip: tuple[int, ...] = ()) -> list[Insn]:
+    """Zero the stack window and give r0..r9 (except ``skip``) edge values."""
+    out = [Insn(isa.ST | isa.MEM | isa.DW, 10, 0, -8 * s, 0) for s in range(1, STACK_SLOTS + 1)]
+    for reg in range(10):
+        if reg in skip:
+            continue
+        if rng.random() < 0.3:
+            value = rng.choice([isa.U64, 1 << 63, 1 << 32, 0xFFFFFFFF, 0x80000000]) \
+                if rng.random() < 0.7 else rng.getrandbits(64)
+            out += lddw(reg, 0, value & U32, value >> 32)
+        else:
+            out.append(mov(reg, _edge(rng)))
+    return out
+
+
+def _alu(rng: random.Random) -> list[Insn]:
+    cls = rng.choice([isa.ALU, isa.ALU64])
+    op = rng.choice(list(isa.ALU_OP_NAMES))
+    source = rng.choice([isa.K, isa.X])
+    off = 0
+    imm = _edge(rng)
+    if op == isa.END:
+        imm = _field(rng, rng.choice([16, 32, 64]), [0, 8, 24, 128])
+        source = rng.choice([isa.TO_LE, isa.TO_BE]) if cls == isa.ALU else _field(rng, isa.K, [isa.X])
+    elif op == isa.NEG:
+        source, imm = _field(rng, isa.K, [isa.X]), _field(rng, 0, EDGE)
+    elif op == isa.MOV and source == isa.X:
+        off = _field(rng, rng.choice([0, 8, 16, 32]), OFFS)
+    elif op in (isa.DIV, isa.MOD):
+        off = _field(rng, rng.choice([0, 1]), OFFS)
+    elif op in (isa.LSH, isa.RSH, isa.ARSH) and source == isa.K and rng.random() < 0.7:
+        imm = rng.randrange(32 if cls == isa.ALU else 64)
+    else:
+        off = _field(rng, 0, OFFS)
+    if source == isa.X and op not in (isa.END,):
+        imm = _field(rng, 0, EDGE)
+    src = _field(rng, rng.randrange(10) if source == isa.X else 0, REGS)
+    dst = _field(rng, rng.randrange(10), REGS)
+    return [Insn(cls | op | source, dst, src, off, isa.to_s32(imm))]
+
+
+def _jmp(rng: random.Random) -> list[Insn]:
+    """A forward jump over one instruction (or a reserved-field variant)."""
+    cls = rng.choice([isa.JMP, isa.JMP32])
+    op = rng.choice(list(isa.CONDITIONAL_JUMPS) + [isa.JA])
+    source = _field(rng, rng.choice([isa.K, isa.X]), [isa.K, isa.X])
+    dst, src = rng.randrange(10), rng.randrange(10) if source == isa.X else 0
+    off, imm = 1, _edge(rng) if source == isa.K else 0
+    if op == isa.JA:
+        source, dst, src = _field(rng, isa.K, [isa.X]), _field(rng, 0, REGS), _field(rng, 0, REGS)
+        off, imm = (1, _field(rng, 0, EDGE)) if cls == isa.JMP else (_field(rng, 0, OFFS), 1)
+    else:
+        src = _field(rng, src, REGS)
+        imm = _field(rng, imm, EDGE) if source == isa.X else imm
+    return [Insn(cls | op | source, dst, src, off, isa.to_s32(imm)), mov(0, 0x5A5A)]
+
+
+def _mem(rng: random.Random) -> list[Insn]:
+    """A stack load, store or atomic at an edge offset, maybe with reserved fields."""
+    size = rng.choice([isa.B, isa.H, isa.W, isa.DW])
+    nbytes = isa.SIZE_BYTES[size]
+    off = -nbytes * rng.randint(1, 64 // nbytes) if rng.random() < 0.8 else rng.choice(OFFS)
+    kind = rng.randrange(4)
+    base = _field(rng, 10, REGS)
+    if kind == 0:
+        mode = _field(rng, rng.choice([isa.MEM, isa.MEMSX]), [isa.IMM, isa.ABS, isa.ATOMIC])
+        return [Insn(isa.LDX | mode | size, rng.randrange(10), base, off, _field(rng, 0, EDGE))]
+    if kind == 1:
+        return [Insn(isa.ST | _field(rng, isa.MEM, [isa.ATOMIC, isa.MEMSX]) | size, base,
+                     _field(rng, 0, REGS), off, _edge(rng))]
+    if kind == 2:
+        return [Insn(isa.STX | _field(rng, isa.MEM, [isa.MEMSX]) | size, base, rng.randrange(10),
+                     off, _field(rng, 0, EDGE))]
+    aop = _field(rng, rng.choice(sorted(isa.ATOMIC_OPS)), [2, 0x10, 0xE0, 0xF0, 0x100])
+    size = _field(rng, rng.choice([isa.W, isa.DW]), [isa.B, isa.H])
+    nbytes = isa.SIZE_BYTES[size]
+    if rng.random() < 0.8:
+        off = -nbytes * rng.randint(1, 64 // nbytes)
+    out = []
+    if aop == isa.CMPXCHG:
+        out.append(mov(0, rng.choice([0, 1, -1])))
+    return out + [Insn(isa.STX | isa.ATOMIC | size, base, rng.randrange(1, 10), off, aop)]
+
+
+def _lddw_form(rng: random.Random, nmaps: int) -> list[Insn]:
+    src = rng.choice([0, 0, 4, 5, 5, 6, 6, 6, 1, 2, 3, 7])
+    imm = rng.randrange(nmaps + 1) if src in (5, 6) else _edge(rng)
+    imm2 = _field(rng, 0, EDGE) if src in (1, 5) else _edge(rng, [0, 1, 7, 8, 15, 16, 31, 32, -1])
+    imm64 = None if rng.random() < 0.5 else rng.getrandbits(64)
+    second = (0, 0, 0) if rng.random() < 0.85 else (rng.choice([0, 1]), rng.choice([0, 1]),
+                                                     rng.choice([0, 1, -1]))
+    dst = _field(rng, rng.randrange(1, 10), REGS)
+    if src == 4:
+        imm = 3 + 1                               # the function after the main one's exit
+    insns = lddw(dst, src, imm, imm2, imm64, _field(rng, 0, OFFS), second)
+    if src == 6:                                  # read the value it points to
+        insns.append(Insn(isa.LDX | isa.MEM | rng.choice([isa.B, isa.W, isa.DW]), 0, dst, 0))
+    if src:
+        insns.append(mov(dst, 0))                 # a pointer cannot be returned
+    return insns
+
+
+def _ld_packet(rng: random.Random) -> list[Insn]:
+    """LD_ABS / LD_IND with edge offsets around the data (0..64 bytes long)."""
+    mode = rng.choice([isa.ABS, isa.IND])
+    size = rng.choice([isa.B, isa.H, isa.W]) if rng.random() < 0.9 else isa.DW
+    imm = rng.choice([0, 1, 2, 3, 4, 31, 60, 61, 62, 63, 64, 65, -1, -2, -4, 0x7FFFFFFF,
+                      -0x80000000, -0x100000, -0x200000]) if rng.random() < 0.4 else \
+        rng.randrange(64) if rng.random() < 0.8 else _edge(rng)
+    out = []
+    src = 0
+    if mode == isa.IND:
+        src = rng.choice([3, 4, 7, 8])
+        value = rng.choice([0, 1, 2, 30, 64, -1, -3, 1 << 32, (1 << 32) - 2, (1 << 31) - 1,
+                            1 << 31, 0xFFFFFFFF00000004, 0x100000010])
+        out += lddw(src, 0, value & U32, (value >> 32) & U32)
+        src = _field(rng, src, REGS)
+    insn = Insn(isa.LD | mode | size, _field(rng, 0, REGS), src, _field(rng, 0, OFFS),
+                isa.to_s32(imm))
+    return out + [insn, Insn(isa.ALU64 | isa.ADD | isa.X, 0, 7)]
+
+
+def _arena(rng: random.Random) -> list[Insn]:
+    """A number cast into the arena, stored through and read back (and cast back)."""
+    value = rng.choice([0, 1, 8, 4096, 8191, 0x3FF8, 0xFFFFFFF8, 0xFFFFFFFF, 1 << 32,
+                        0x1234567800002000, isa.U64, 0x7FFF0000]) \
+        if rng.random() < 0.8 else rng.getrandbits(64)
+    size = rng.choice([isa.B, isa.H, isa.W, isa.DW])
+    off = rng.choice([0, 8, -8, 4095, 4096, 32767, -32768, 1, -1])
+    cast = _field(rng, 1, [1 << 16, 0, 2, (1 << 16) | 1, -1])
+    cast_off = _field(rng, isa.ADDR_SPACE_CAST, [0, 2, 8])
+    out = lddw(2, isa.PSEUDO_MAP_IDX, 0, 0)                         # names the arena
+    out += lddw(1, 0, value & U32, value >> 32)
+    out.append(Insn(isa.ALU64 | isa.MOV | isa.X, 1, _field(rng, 1, [10, 2, 11]), cast_off, cast))
+    kind = rng.randrange(4)
+    if kind == 0:
+        out += [Insn(isa.ST | isa.MEM | size, 1, 0, off, _edge(rng)),
+                Insn(isa.LDX | isa.MEM | size, 0, 1, off)]
+    elif kind == 1:
+        out += [mov(3, _edge(rng)), Insn(isa.STX | isa.MEM | size, 1, 3, off),
+                Insn(isa.LDX | _field(rng, isa.MEM, [isa.MEMSX]) | size, 0, 1, off)]
+    elif kind == 2:        # 64-bit arithmetic on the arena pointer, then an access
+        out += [Insn(isa.ALU64 | rng.choice([isa.ADD, isa.SUB, isa.OR]) | isa.K, 1, 0, 0, _edge(rng)),
+                Insn(isa.ST | isa.MEM | size, 1, 0, off, 0x77),
+                Insn(isa.LDX | isa.MEM | size, 0, 1, off)]
+    else:                  # back to a user address: a number (upper half: the window's)
+        out += [Insn(isa.ALU64 | isa.MOV | isa.X, 0, 1, 1, 1 << 16),
+                Insn(isa.ALU64 | isa.AND | isa.K, 0, 0, 0, -1)]
+        out.append(lddw(3, 0, 0xFFFFFFFF, 0)[0])
+        out[-1:] = lddw(3, 0, 0xFFFFFFFF, 0)
+        out.append(Insn(isa.ALU64 | isa.AND | isa.X, 0, 3))        # its low 32 bits
+    return out
+
+
+FAMILIES = ("alu", "jmp", "mem", "lddw", "ld_packet", "arena")
+
+
+def _program(rng: random.Random, family: str, nmaps: int) -> list[Insn]:
+    if family == "ld_packet":
+        body = [Insn(isa.ALU64 | isa.MOV | isa.X, 6, 1), mov(7, rng.randrange(1 << 16)), mov(0, 0)]
+        for _ in range(rng.randint(1, 3)):
+            body += _ld_packet(rng)
+        return body + [EXIT]
+    if family == "arena":
+        return _arena(rng) + [EXIT]
+    make = {"alu": _alu, "jmp": _jmp, "mem": _mem}.get(family)
+    pro = _prologue(rng)
+    if make is None:
+        body = _lddw_form(rng, nmaps)
+    else:
+        body = [i for _ in range(rng.randint(1, 3)) for i in make(rng)]
+    tail = _fold() + [EXIT]
+    main = pro + body + tail
+    funcs = [pc for pc, insn in enumerate(main) if insn.is_lddw and insn.src == isa.PSEUDO_FUNC
+             and pc >= len(pro)]
+    if not funcs:
+        return main
+    for pc in funcs:         # name a subprogram placed after the main function's exit
+        main[pc].imm = len(main) - pc - 1
+    return main + [mov(0, 1), EXIT]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_random_programs_agree(family):
+    """Seeded: the same programs every run. Counts are asserted so that a generator that
+    stops producing accepted programs (all refused) is noticed."""
+    rng = random.Random(f"h9-{family}")
+    arrays = [Map("v", maps.MAP_TYPE_ARRAY, 4, 16, 1), Map("w", maps.MAP_TYPE_ARRAY, 4, 64, 1),
+              Map("h", maps.MAP_TYPE_HASH, 4, 8, 4), Map("n", maps.MAP_TYPE_ARRAY, 4, 16, 4)]
+    arrays[0].update(struct.pack("<I", 0), bytes(range(16)))
+    arrays[1].update(struct.pack("<I", 0), DATA)
+    arenas = [Map(f"arena{e}", maps.MAP_TYPE_ARENA, 0, 0, 4, BPF_F_MMAPABLE) for e in range(2)]
+    data = [Buffer(64, DATA) for _ in range(2)]
+    accepted = refused = 0
+    try:
+        for n in range(PROGRAMS[family]):
+            insns = _program(rng, family, len(arrays))
+            map_list = [arenas[0]] if family == "arena" else arrays
+            program = isa.Program(f"{family}{n}", insns, section="socket",
+                                  prog_type="socket_filter", maps=map_list)
+            try:
+                verify(program)
+            except BpfVerifierError:
+                refused += 1
+                continue
+            accepted += 1
+            length = rng.choice([0, 1, 2, 4, 31, 32, 60, 63, 64, 64, 64, 64])
+            got = {}
+            for e, engine in enumerate(("interp", "jit")):
+                prog = program
+                if family == "arena":
+                    prog = isa.Program(program.name, program.insns, section="socket",
+                                       prog_type="socket_filter", maps=[arenas[e]],
+                                       arena_xlated=program.arena_xlated)
+                rt = _runtime(prog.maps)
+                data[e].write(0, DATA)
+                rt.mem.add_buffer(data[e], True, "data")
+                got[engine] = _outcome(engine, prog, rt, (data[e].addr, length))
+                got[engine] += (data[e].read(),)
+            assert got["interp"] == got["jit"], (family, n, isa.encode(insns).hex())
+    finally:
+        for m in arrays + arenas:
+            m.close()
+    assert accepted >= PROGRAMS[family] // 10, (accepted, refused)
+    assert refused >= PROGRAMS[family] // 20, (accepted, refused)
+
+
+PROGRAMS = {"alu": 700, "jmp": 400, "mem": 500, "lddw": 500, "ld_packet": 500, "arena": 400}
