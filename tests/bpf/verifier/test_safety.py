@@ -380,3 +380,29 @@ def test_ok_spin_lock_through_lookup_and_offset():
     src = _lookup(0, 6) + "r1 = r6\nr1 += 4\ncall spin_lock\nr1 = r6\nr1 += 4\ncall spin_unlock\n" \
         "out:\nr0 = 0\nexit\n"
     _verify(src, maps="0=array:4:8:2")
+
+
+# ---------------------------------------------------------------- scalar forks (#20)
+
+def test_scalar_fork_needs_a_real_sign_mask():
+    # w0 s>>= 31 gives 0 or -1, and the AND forks; after w0 += 1 the value is 1 or 0 but
+    # the register is a new one: no fork, so the access at 1 stays possible and is refused
+    idx = "call get_prandom_u32\nw0 s>>= 31\n{mid}w0 &= 0x11\nif w0 == 1 goto bad\nr0 = 0\nexit\n" \
+          "bad:\nr0 = *(u64 *)(r0 + 0)\nexit\n"
+    _verify(idx.format(mid=""))
+    _refused(idx.format(mid="w0 += 1\n"), "invalid mem access 'scalar'")
+    # a shift by a register that is not a known amount below 32 makes no sign mask
+    src = "call get_prandom_u32\nr6 = r0\ncall get_prandom_u32\nw6 s>>= w0\nw6 &= 0x11\n" \
+          "if w6 == 1 goto bad\nr0 = 0\nexit\nbad:\nr0 = *(u64 *)(r0 + 0)\nexit\n"
+    _refused(src, "invalid mem access 'scalar'")
+
+
+def test_remembered_not_equal_is_per_value():
+    # "r6 != 7" is remembered for r6 and its copies, never for another value in r6
+    src = "call get_prandom_u32\nr6 = r0\nr7 = r6\nif r6 == 7 goto out\ncall get_prandom_u32\n" \
+          "r6 = r0\nr8 = r6\nif r6 == 7 goto bad\nout:\nr0 = 0\nexit\nbad:\nr0 = *(u64 *)(r0 + 0)\nexit\n"
+    _refused(src, "invalid mem access 'scalar'")
+    # ... and the path that took the equal side does not know it
+    src = "call get_prandom_u32\nr6 = r0\nr7 = r6\nif r6 != 7 goto out\nif r7 == 7 goto bad\n" \
+          "out:\nr0 = 0\nexit\nbad:\nr0 = *(u64 *)(r0 + 0)\nexit\n"
+    _refused(src, "invalid mem access 'scalar'")

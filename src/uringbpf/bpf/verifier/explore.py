@@ -392,11 +392,12 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 mark = a[0] == 0 and a[1] == 1
             else:
                 if insn.source == isa.X:
+                    # only a known amount below 32: what larger ones do is the engine's
                     s = st.cur.regs[insn.src]
-                    k = s.var[4] & 31 if s.t == SCALAR and s.var[5] & sc.U32 == 0 else -1
+                    k = s.var[4] if s.t == SCALAR and s.var[5] == 0 and s.var[4] < 32 else -1
                 else:
-                    k = insn.imm & 31
-                mark = k == 31 or (k >= 0 and d.obj is SIGN_MASK32)
+                    k = insn.imm   # 0..31 (cfg.py refuses other 32-bit shift immediates)
+                mark = k == 31 or (0 <= k < 32 and d.obj is SIGN_MASK32)
         self._do_alu(st, insn)
         r = st.cur.regs[insn.dst]
         if mark and r.t == SCALAR and r.var[5] and r.var[1] <= sc.U32:
