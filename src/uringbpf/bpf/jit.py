@@ -717,9 +717,10 @@ def program_hash(program: isa.Program) -> str:
 def _program_fields(program: isa.Program) -> tuple:
     """Every field of every instruction slot: all the generated code depends on (calls
     aside, which enter the key as their resolution). Not the encoded bytecode: that takes
-    an ``lddw``'s value from ``imm64`` while the generator reads the map index from ``imm``
-    and a map value's offset from the second slot's ``imm``, so two programs that differ
-    only there encoded alike and the second got the first's code. As a dict key the tuple
+    an ``lddw``'s value from ``imm64`` while the generator (like the kernel, the verifier
+    and the interpreter) reads ``imm`` and the second slot's ``imm``, so two unverified
+    programs that differ only there encoded alike and the second got the first's code
+    (the verifier makes the two agree). As a dict key the tuple
     is compared exactly, and building it costs a sixth of encoding the program."""
     return tuple([(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in program.insns])
 

@@ -231,6 +231,30 @@ def test_unverified_engines_read_the_same_fields(two_arrays):
         == ("ok", 7 | 1 << 32)
 
 
+# ------------------------------------------------------------------ reserved fields
+
+@pytest.mark.parametrize("insn,reason", [
+    # check_alu_op's MOV branch reports every reserved MOV field as "BPF_MOV ..."
+    (Insn(isa.ALU64 | isa.MOV | isa.X, 0, 1, 0, 5), "BPF_MOV uses reserved fields"),
+    (Insn(isa.ALU64 | isa.MOV | isa.K, 0, 1, 0, 5), "BPF_MOV uses reserved fields"),
+    (Insn(isa.ALU | isa.MOV | isa.X, 0, 1, 32, 0), "BPF_MOV uses reserved fields"),
+    (Insn(isa.ALU | isa.MOV | isa.X, 0, 1, 1, 1), "BPF_MOV uses reserved fields"),
+    (Insn(isa.ALU64 | isa.ADD | isa.X, 0, 1, 0, 5), "BPF_ALU uses reserved fields"),
+    (Insn(isa.ALU64 | isa.ADD | isa.K, 0, 0, 1, 5), "BPF_ALU uses reserved fields"),
+    # check_ld_abs looks at dst/off/src of ABS before any register number
+    (Insn(isa.LD | isa.ABS | isa.W, 11, 0, 0, 0), r"BPF_LD_\[ABS\|IND\] uses reserved fields"),
+    (Insn(isa.LD | isa.ABS | isa.B, 0, 12, 0, 0), r"BPF_LD_\[ABS\|IND\] uses reserved fields"),
+    (Insn(isa.LD | isa.IND | isa.H, 0, 11, 0, 0), "R11 is invalid"),
+    (Insn(isa.LD | isa.ABS | isa.DW, 0, 0, 0, 0), "unknown opcode 38"),
+])
+def test_reserved_field_verdicts_name_the_kernel_check(insn, reason):
+    """Same verdict and the kernel's message. Before: the MOV cases said "BPF_ALU uses
+    reserved fields" and LD_ABS with register 11/12 said "R11 is invalid"."""
+    insns = [Insn(isa.ALU64 | isa.MOV | isa.X, 6, 1), mov(0, 0), mov(1, 0), insn, EXIT]
+    with pytest.raises(BpfVerifierError, match=reason):
+        verify_and_run(insns)
+
+
 # ------------------------------------------------------------------ the generator
 #
 # Each family builds a short program around one instruction whose fields are drawn from

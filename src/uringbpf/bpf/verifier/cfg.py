@@ -95,8 +95,10 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
     def bad(msg="invalid instruction"):
         raise CfgError(pc, msg)
 
-    # an lddw's src is a pseudo form, not a register (checked by _check_lddw)
-    if insn.dst > 10 or (insn.src > 10 and code != isa.OP_LDDW):
+    # an lddw's src is a pseudo form, not a register (checked by _check_lddw); LD_ABS/IND
+    # look at their fields before their registers (check_ld_abs: "uses reserved fields")
+    legacy = cls == isa.LD and insn.mode in (isa.ABS, isa.IND) and insn.size != isa.DW
+    if (insn.dst > 10 and not legacy) or (insn.src > 10 and code != isa.OP_LDDW and not legacy):
         bad(f"R{max(insn.dst, insn.src)} is invalid")
     if cls in (isa.ALU, isa.ALU64):
         if op not in isa.ALU_OP_NAMES:
@@ -113,18 +115,20 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
             return
         if isa.is_addr_space_cast(insn):
             return  # BPF_ADDR_SPACE_CAST: its imm is checked when reached (transfer.py)
+        if op == isa.MOV:
+            # check_alu_op's BPF_MOV branch names itself for every reserved field
+            allowed = (0, 8, 16, 32) if insn.source == isa.X else (0,)
+            if cls == isa.ALU and insn.off == 32:
+                allowed = (0,)
+            if insn.off not in allowed or (insn.imm if insn.source == isa.X else insn.src):
+                bad("BPF_MOV uses reserved fields")
+            return
         if insn.source == isa.X:
             if insn.imm:
                 bad("BPF_ALU uses reserved fields")
         elif insn.src:
             bad("BPF_ALU uses reserved fields")
-        if op == isa.MOV:
-            allowed = (0, 8, 16, 32) if insn.source == isa.X else (0,)
-            if cls == isa.ALU and insn.off == 32:
-                allowed = (0,)
-            if insn.off not in allowed:
-                bad("BPF_MOV uses reserved fields")
-        elif op in (isa.DIV, isa.MOD):
+        if op in (isa.DIV, isa.MOD):
             if insn.off not in (0, 1):
                 bad("BPF_ALU uses reserved fields")
         elif insn.off:
@@ -140,8 +144,10 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
     if cls == isa.LD:
         if insn.mode in (isa.ABS, isa.IND) and insn.size != isa.DW:
             # legacy packet loads (socket filters): r0 = data[r6-relative offset]
-            if insn.dst or insn.off or (insn.mode == isa.ABS and insn.src) or insn.src > 10:
+            if insn.dst or insn.off or (insn.mode == isa.ABS and insn.src):
                 bad("BPF_LD_[ABS|IND] uses reserved fields")
+            if insn.src > 10:
+                bad(f"R{insn.src} is invalid")
             return
         if code != isa.OP_LDDW:
             bad(f"unknown opcode {code:02x}")
