@@ -12,9 +12,11 @@ BpfLoadError`` is this ``BpfLoadError``), so both import paths name one class.
 from __future__ import annotations
 
 import errno as _errno
+import os as _os
 
 __all__ = [
-    "AsmError", "BpfLoadError", "BpfMemoryError", "BpfRuntimeError", "BpfVerifierError",
+    "AsmError", "BpfLoadError", "JitUnavailableError", "KernelLoadError", "LangError",
+    "LangCompileError", "LangRuntimeError", "LangVerifierError", "BpfMemoryError", "BpfRuntimeError", "BpfVerifierError",
     "CbpfError", "CompileError", "DecodeError", "JitError", "LoopError", "MapError",
     "NativeBuildError", "PluginError", "ProgTypeError", "RingClosedError",
     "SubmissionQueueFull", "UringBpfError",
@@ -160,3 +162,65 @@ class SubmissionQueueFull(UringBpfError, RuntimeError):
     We raise rather than auto-submitting because submitting in the middle of a link chain
     would silently cut the chain in two (chains never cross a submit).
     """
+
+
+class JitUnavailableError(UringBpfError, ImportError):
+    """The JIT (or :mod:`uringbpf.lang`'s compiler) was asked for, but llvmlite -- the
+    ``uringbpf[jit]`` extra -- is not installed (raised by :mod:`uringbpf.bpf.engines`)."""
+
+    def __init__(self, what: str, alternative: str = ""):
+        super().__init__(f"{what} needs llvmlite, which is not installed: "
+                         f"pip install 'uringbpf[jit]'"
+                         f"{f' ({alternative})' if alternative else ''}", name="llvmlite")
+
+
+class KernelLoadError(BpfLoadError):
+    """The running kernel refused a program or map handed to it by the kernel executor
+    (``executor="kernel"``); ``errno`` is the kernel's, ``log`` its verifier log."""
+
+    def __init__(self, what: str, err: int, log: str = ""):
+        self.errno = err
+        self.log = log
+        tail = "\n".join(log.strip().splitlines()[-8:])
+        super().__init__(f"{what}: {_os.strerror(err)} (errno {err})" + (f"\n{tail}" if tail else ""))
+
+
+# --- programs written in Python (uringbpf.lang) ------------------------------------------
+
+class LangError(UringBpfError):
+    """Base of :mod:`uringbpf.lang`'s errors: each names the Python file and line of the
+    program's source it is about."""
+
+    def __init__(self, filename: str, line: int, message: str, detail: str = ""):
+        self.filename = filename
+        self.line = line
+        self.message = message
+        self.detail = detail
+        super().__init__(f"{filename}:{line}: {message}")
+
+    def __str__(self) -> str:
+        head = f"{self.filename}:{self.line}: {self.message}"
+        return head + ("\n" + self.detail if self.detail else "")
+
+
+class LangCompileError(LangError):
+    """The function uses something outside the Python subset, or its types do not fit."""
+
+
+class LangVerifierError(LangError):
+    """The verifier refused the compiled program; ``line`` is where the refused
+    instruction came from, ``log`` the verifier log annotated with Python lines."""
+
+    def __init__(self, filename: str, line: int, message: str, log: str = "",
+                 pc: int | None = None):
+        super().__init__(filename, line, message)
+        self.log = log
+        self.pc = pc
+
+
+class LangRuntimeError(LangError):
+    """The compiled program failed at run time (an engine refused an access...)."""
+
+    def __init__(self, filename: str, line: int, message: str, pc: int | None = None):
+        super().__init__(filename, line, message)
+        self.pc = pc

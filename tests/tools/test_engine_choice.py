@@ -74,7 +74,7 @@ def test_without_llvmlite_python_programs_say_what_to_install():
     proc = _without_llvmlite("import uringbpf.lang")
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("uringbpf.bpf.engines.JitUnavailableError: uringbpf.lang"), last
+    assert last.startswith("uringbpf.errors.JitUnavailableError: uringbpf.lang"), last
     assert "pip install 'uringbpf[jit]'" in last and "No module named" not in proc.stderr
 
 

@@ -18,6 +18,8 @@ import importlib.metadata
 import importlib.util
 from types import ModuleType
 
+from ..errors import JitUnavailableError
+
 __all__ = ["ENGINES", "JIT_EXTRA", "JitUnavailableError", "jit_available", "default_engine",
            "resolve", "jit_module", "require_llvmlite", "describe"]
 
@@ -27,12 +29,6 @@ ENGINES = ("auto", "jit", "interp")
 JIT_EXTRA = "pip install 'uringbpf[jit]'"
 
 
-class JitUnavailableError(ImportError):
-    """The JIT (or uringbpf.lang's compiler) was asked for, but llvmlite is not installed."""
-
-    def __init__(self, what: str, alternative: str = ""):
-        super().__init__(f"{what} needs llvmlite, which is not installed: {JIT_EXTRA}"
-                         f"{f' ({alternative})' if alternative else ''}", name="llvmlite")
 
 
 def jit_available() -> bool:

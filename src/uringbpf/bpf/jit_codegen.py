@@ -46,7 +46,7 @@ from typing import Callable
 from . import isa
 from .isa import Insn
 from .maps import ARENA_BASE_OFFSET, MAP_TYPE_ARENA
-from .memory import BpfRuntimeError
+from ..errors import JitError
 
 # Offsets (in u64 words) of struct jitrt_ctx fields; see native/jitrt.h.
 CTX_ERROR, CTX_ERR_PC, CTX_ERR_ADDR, CTX_ERR_SIZE, CTX_ERR_WRITE, CTX_SP, CTX_STACK_LO, \
@@ -81,11 +81,6 @@ _ATOMIC_RMW = {isa.ATOMIC_ADD: "add", isa.ATOMIC_OR: "or", isa.ATOMIC_AND: "and"
 _ITYPE = {1: "i8", 2: "i16", 4: "i32", 8: "i64"}
 
 
-class JitError(BpfRuntimeError, ValueError):
-    """The program cannot be compiled (malformed instruction, bad jump), naming the insn.
-
-    Messages are the interpreter's for the same faults, so both engines report alike.
-    """
 
 
 @dataclass(frozen=True)

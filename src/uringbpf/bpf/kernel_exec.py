@@ -36,7 +36,7 @@ from typing import Any
 
 from . import isa
 from . import maps as _maps
-from .elf import BpfLoadError
+from ..errors import BpfLoadError, KernelLoadError
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 LOOP_OPS_TYPE = "io_uring_bpf_ops"
@@ -67,14 +67,6 @@ _libc.syscall.restype = ctypes.c_long
 _NR_BPF = 321         # x86_64
 
 
-class KernelLoadError(BpfLoadError):
-    """The kernel refused a program or map; ``errno`` is the kernel's, ``log`` its verifier log."""
-
-    def __init__(self, what: str, err: int, log: str = ""):
-        self.errno = err
-        self.log = log
-        tail = "\n".join(log.strip().splitlines()[-8:])
-        super().__init__(f"{what}: {os.strerror(err)} (errno {err})" + (f"\n{tail}" if tail else ""))
 
 
 def bpf(cmd: int, attr: ctypes.Array) -> int:
