@@ -246,6 +246,23 @@ def test_unverified_engines_read_the_same_fields(two_arrays):
     (Insn(isa.LD | isa.ABS | isa.B, 0, 12, 0, 0), r"BPF_LD_\[ABS\|IND\] uses reserved fields"),
     (Insn(isa.LD | isa.IND | isa.H, 0, 11, 0, 0), "R11 is invalid"),
     (Insn(isa.LD | isa.ABS | isa.DW, 0, 0, 0, 0), "unknown opcode 38"),
+    # not in the kernel's instruction table (checked for every instruction up front)
+    (Insn(isa.ALU | isa.NEG | isa.X, 0, 0, 0, 0), "unknown opcode 8c"),
+    (Insn(isa.ALU64 | isa.END | isa.TO_BE, 0, 0, 0, 16), "unknown opcode df"),
+    (Insn(isa.JMP | isa.JA | isa.X, 0, 0, 0, 0), "unknown opcode 0d"),
+    (Insn(isa.JMP32 | isa.JA | isa.X, 0, 0, 0, 0), "unknown opcode 0e"),
+    (Insn(isa.JMP | isa.CALL | isa.X, 1, 0, 0, 0), "unknown opcode 8d"),
+    (Insn(isa.JMP32 | isa.CALL, 0, 0, 0, 1), "unknown opcode 86"),
+    (Insn(isa.JMP32 | isa.EXIT, 0, 0, 0, 0), "unknown opcode 96"),
+    (Insn(isa.JMP | isa.EXIT | isa.X, 0, 0, 0, 0), "unknown opcode 9d"),
+    (Insn(isa.LDX | isa.MEMSX | isa.DW, 0, 10, -8, 0), "unknown opcode 99"),
+    (Insn(isa.ST | isa.ATOMIC | isa.W, 10, 0, -8, 1), "unknown opcode c2"),
+    (Insn(isa.STX | isa.MEMSX | isa.DW, 10, 1, -8, 0), "unknown opcode 9b"),
+    (Insn(isa.LDX | isa.IMM | isa.W, 0, 10, -8, 0), "BPF_LDX uses reserved fields"),
+    (Insn(isa.LDX | isa.MEM | isa.W, 0, 10, -8, 1), "BPF_LDX uses reserved fields"),
+    (Insn(isa.ST | isa.MEM | isa.W, 10, 1, -8, 1), "BPF_ST uses reserved fields"),
+    (Insn(isa.STX | isa.MEM | isa.W, 10, 1, -8, 1), "BPF_STX uses reserved fields"),
+    (Insn(isa.JMP | isa.EXIT, 0, 0, 0, 1), "BPF_EXIT uses reserved fields"),
 ])
 def test_reserved_field_verdicts_name_the_kernel_check(insn, reason):
     """Same verdict and the kernel's message. Before: the MOV cases said "BPF_ALU uses
@@ -254,6 +271,13 @@ def test_reserved_field_verdicts_name_the_kernel_check(insn, reason):
     with pytest.raises(BpfVerifierError, match=reason):
         verify_and_run(insns)
 
+
+
+@pytest.mark.parametrize("off", [1, -1, 0x7FFF])
+def test_exit_off_is_not_reserved(off):
+    """do_check's exit check reads src, dst, imm and the K bit, not off: accepted, and both
+    engines return. Before: refused as "BPF_EXIT uses reserved fields"."""
+    assert verify_and_run([mov(0, 9), Insn(isa.JMP | isa.EXIT, 0, 0, off, 0)]) == ("ok", 9)
 
 # ------------------------------------------------------------------ the generator
 #

@@ -87,6 +87,25 @@ def _check_direct_value(m, off: int, bad) -> None:
         bad(f"invalid access to map value pointer, value_size={vs} off={off}")
 
 
+def _in_insn_table(insn: isa.Insn) -> bool:
+    """Whether an ALU or jump opcode is in the kernel's instruction table (core.c's
+    BPF_INSN_MAP, which resolve_pseudo_ldimm64 checks every instruction against, reached
+    or not): neg, exit, call and ja only with the K bit, bswap only as ALU64 | END | TO_LE,
+    no call or exit in JMP32. Other classes are checked by their own rules."""
+    cls, op = insn.cls, insn.op
+    if cls in (isa.ALU, isa.ALU64):
+        if op not in isa.ALU_OP_NAMES:
+            return False
+        if op == isa.NEG or (op == isa.END and cls == isa.ALU64):
+            return insn.source == isa.K
+        return True
+    if cls in (isa.JMP, isa.JMP32):
+        if op not in isa.JMP_OP_NAMES or (cls == isa.JMP32 and op in (isa.CALL, isa.EXIT)):
+            return False
+        return op not in (isa.JA, isa.CALL, isa.EXIT) or insn.source == isa.K
+    return True
+
+
 def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
                   maps: list | None = None) -> None:
     insn = insns[pc]
@@ -100,9 +119,9 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
     legacy = cls == isa.LD and insn.mode in (isa.ABS, isa.IND) and insn.size != isa.DW
     if (insn.dst > 10 and not legacy) or (insn.src > 10 and code != isa.OP_LDDW and not legacy):
         bad(f"R{max(insn.dst, insn.src)} is invalid")
+    if not _in_insn_table(insn):
+        bad(f"unknown opcode {code:02x}")
     if cls in (isa.ALU, isa.ALU64):
-        if op not in isa.ALU_OP_NAMES:
-            bad(f"unknown opcode {code:02x}")
         if op == isa.END:
             if insn.imm not in (16, 32, 64) or insn.src or insn.off:
                 bad("BPF_END uses reserved fields")
@@ -153,14 +172,19 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
             bad(f"unknown opcode {code:02x}")
         _check_lddw(insns, pc, nmaps, maps, bad)
         return
+    # resolve_pseudo_ldimm64 looks at the LDX fields first, then whether the opcode is one
+    # of the kernel's instruction table (which has no LDX|MEMSX|DW and, for ST/STX, only
+    # the MEM modes and STX|ATOMIC): "unknown opcode"; the rest is do_check's
     if cls == isa.LDX:
         if insn.mode not in (isa.MEM, isa.MEMSX) or insn.imm:
             bad("BPF_LDX uses reserved fields")
         if insn.mode == isa.MEMSX and insn.size == isa.DW:
-            bad("BPF_LDX uses reserved fields")
+            bad(f"unknown opcode {code:02x}")
         return
     if cls == isa.ST:
-        if insn.mode != isa.MEM or insn.src:
+        if insn.mode != isa.MEM:
+            bad(f"unknown opcode {code:02x}")
+        if insn.src:
             bad("BPF_ST uses reserved fields")
         return
     if cls == isa.STX:
@@ -168,6 +192,8 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
             if insn.imm:
                 bad("BPF_STX uses reserved fields")
             return
+        if insn.mode != isa.ATOMIC:
+            bad(f"unknown opcode {code:02x}")
         if insn.mode == isa.ATOMIC:
             if insn.size not in (isa.W, isa.DW):
                 bad(f"invalid atomic operand size")
@@ -176,8 +202,6 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
             return
         bad("BPF_STX uses reserved fields")
     if cls in (isa.JMP, isa.JMP32):
-        if op not in isa.JMP_OP_NAMES:
-            bad(f"unknown opcode {code:02x}")
         if op == isa.CALL:
             if cls == isa.JMP32 or insn.source != isa.K or insn.off or insn.dst:
                 bad("BPF_CALL uses reserved fields")
@@ -187,7 +211,8 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
                 bad(f"kfunc index {insn.imm} out of range (have {nkfuncs} kfuncs)")
             return
         if op == isa.EXIT:
-            if cls == isa.JMP32 or insn.source != isa.K or insn.imm or insn.off or insn.dst or insn.src:
+            # off is not among the fields do_check looks at for exit
+            if cls == isa.JMP32 or insn.source != isa.K or insn.imm or insn.dst or insn.src:
                 bad("BPF_EXIT uses reserved fields")
             return
         if op == isa.JA:
