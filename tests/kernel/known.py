@@ -26,7 +26,4 @@ DISAGREEMENTS: dict[str, str] = {
 # Verifier corpus cases where the 7.2 kernel and we differ and tests/bpf/verifier's
 # KNOWN_DISAGREEMENTS (written for the host kernel) does not say why.
 VERIFIER: dict[str, str] = {
-    "neq_shifted_by_add": "7.2 carries a remembered 'r6 != 7' through r6 += 5 (linked "
-                          "registers with a delta) and decides the later 'r6 == 12'; we drop "
-                          "the fact at any ALU write and explore that branch (stricter, not unsafe)",
 }

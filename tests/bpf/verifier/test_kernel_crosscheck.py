@@ -71,6 +71,8 @@ KNOWN_DISAGREEMENTS = {
     "neq_copy_before": NEQ_72,
     "neq_through_spill": NEQ_72,
     "neq_two_constants": NEQ_72,
+    "neq_shifted_by_add": NEQ_72,
+    "neq_shifted_by_sub": NEQ_72,
     # 6.18 allows 8 call frames, 7.2 16 (its MAX_CALL_FRAMES, measured in the guest)
     "call_subprog_too_deep": FRAMES_72,
     "call_chain_10_frames": FRAMES_72,
@@ -177,8 +179,6 @@ ONLY_6_18 = {name for name, why in KNOWN_DISAGREEMENTS.items()
 KNOWN_72 = {name: why for name, why in KNOWN_DISAGREEMENTS.items() if name not in ONLY_6_18}
 KNOWN_72.update({
     "ho_map_lookup_key_uninit_partial": UNINIT,
-    "neq_shifted_by_add": "7.2 carries a remembered rX != K through rX += C (linked registers "
-                          "with a delta); we drop it at any ALU write: one more branch explored",
 })
 
 

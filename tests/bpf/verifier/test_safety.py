@@ -406,3 +406,14 @@ def test_remembered_not_equal_is_per_value():
     src = "call get_prandom_u32\nr6 = r0\nr7 = r6\nif r6 != 7 goto out\nif r7 == 7 goto bad\n" \
           "out:\nr0 = 0\nexit\nbad:\nr0 = *(u64 *)(r0 + 0)\nexit\n"
     _refused(src, "invalid mem access 'scalar'")
+
+
+def test_remembered_not_equal_moves_with_the_value_exactly():
+    base = "call get_prandom_u32\nr6 = r0\nif r6 == 7 goto out\n{op}\nif r6 == {k} goto bad\n" \
+           "out:\nr0 = 0\nexit\nbad:\nr0 = *(u64 *)(r0 + 0)\nexit\n"
+    _verify(base.format(op="r6 += 5", k=12))
+    _verify(base.format(op="r6 += -8", k=-1))
+    _refused(base.format(op="r6 += 5", k=7), "invalid mem access 'scalar'")
+    _refused(base.format(op="r6 += 5", k=11), "invalid mem access 'scalar'")
+    # a 32-bit add is not moved (the upper half changes)
+    _refused(base.format(op="w6 += 5", k=12), "invalid mem access 'scalar'")

@@ -249,6 +249,9 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                         self._do_alu(st, insn)
                     elif cls == isa.ALU and (op == isa.NEG or op == isa.ARSH):
                         self._do_alu_sign_mask32(st, insn)
+                    elif ((op == isa.ADD or op == isa.SUB) and cls == isa.ALU64
+                          and type(st.cur.regs[insn.dst].obj) is _NotEqual):
+                        self._do_alu_not_equal(st, insn)
                     else:
                         self._do_alu(st, insn)
                     pc += 1
@@ -349,7 +352,9 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         ride on the scalar registers as ``obj`` like :data:`SIGN_MASK32`, and die with the
         value (a fact we drop where the kernel keeps it, ``r6 += 5``, only costs a branch)."""
         d = st.cur.regs[insn.dst]
-        if d.t != SCALAR or not d.id or not insn.off:
+        if d.t != SCALAR or not insn.off or not (d.id or type(d.obj) is _NotEqual):
+            # (the fact is made only for a value with copies, as in 7.2; once made it
+            # also stays with a value moved by a constant, _do_alu_not_equal)
             return self._do_cond_jump(st, insn, pc)
         is32 = insn.cls == isa.JMP32
         if insn.source == isa.X:
@@ -366,7 +371,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             self._mark_decided(st)
             return [(ne_pc, st)]
         branches = self._do_cond_jump(st, insn, pc)
-        if len(branches) == 2:
+        if len(branches) == 2 and d.id:
             for bpc, bst in branches:
                 if bpc != ne_pc:
                     continue
@@ -375,6 +380,27 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                         had = r.obj.values if type(r.obj) is _NotEqual else frozenset()
                         bst.set_reg_anywhere(f, where, r.replace(obj=_NotEqual(had | {key})))
         return branches
+
+    def _do_alu_not_equal(self, st: State, insn: isa.Insn) -> None:
+        """``rX += C`` / ``rX -= C`` (64-bit, C an immediate or a constant register) on a
+        value known to differ from some constants: it then differs from each of them moved
+        by C, as 7.2 keeps it through its linked registers with a delta (``r6 != 7``, then
+        ``r6 += 5``, decides ``r6 == 12``).  Adding a constant is a bijection modulo 2**64
+        (and 2**32 for the low half), so the moved fact is exact."""
+        d = st.cur.regs[insn.dst]
+        if insn.source == isa.X:
+            s = st.cur.regs[insn.src]
+            c = s.var[4] if s.t == SCALAR and s.var[5] == 0 else None
+        else:
+            c = insn.imm & sc.U64
+        self._do_alu(st, insn)
+        r = st.cur.regs[insn.dst]
+        if c is None or r.t != SCALAR or not r.var[5]:
+            return
+        if insn.op == isa.SUB:
+            c = -c
+        moved = frozenset(((k + c) & (sc.U32 if is32 else sc.U64), is32) for k, is32 in d.obj.values)
+        st.cur.regs[insn.dst] = r.replace(obj=_NotEqual(moved))
 
     def _do_alu_sign_mask32(self, st: State, insn: isa.Insn) -> None:
         """A 32-bit ``neg`` or ``s>>=``, remembering when the result is 0 or 0xffffffff.
