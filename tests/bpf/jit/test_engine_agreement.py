@@ -222,8 +222,8 @@ def test_arena_global_offset_bound():
 def test_unverified_engines_read_the_same_fields(two_arrays):
     """Without the verifier (which syncs imm64) both engines still read imm and the second
     imm: a stale imm64 cannot make them differ."""
-    program = isa.Program("t", lddw(1, isa.PSEUDO_MAP_IDX_VALUE, 1, 2, imm64=0) + LOAD_BYTE
-                          + [], maps=two_arrays)
+    program = isa.Program("t", lddw(1, isa.PSEUDO_MAP_IDX_VALUE, 1, 2, imm64=0) + LOAD_BYTE,
+                          maps=two_arrays)
     rt = _runtime(two_arrays)
     assert _outcome("interp", program, rt, ()) == _outcome("jit", program, rt, ()) == ("ok", 102)
     program = isa.Program("t", lddw(0, 0, 7, 1, imm64=3) + [EXIT])
@@ -450,7 +450,10 @@ def _arena(rng: random.Random) -> list[Insn]:
     cast = _field(rng, 1, [1 << 16, 0, 2, (1 << 16) | 1, -1])
     cast_off = _field(rng, isa.ADDR_SPACE_CAST, [0, 2, 8])
     out = lddw(2, isa.PSEUDO_MAP_IDX, 0, 0)                         # names the arena
-    out += lddw(1, 0, value & U32, value >> 32)
+    if rng.random() < 0.3:   # an arena global's address (a number, the arena's user address)
+        out += lddw(1, isa.PSEUDO_MAP_IDX_VALUE, 0, rng.choice([0, 8, 4096, 16376, 16384, 16385]))
+    else:
+        out += lddw(1, 0, value & U32, value >> 32)
     out.append(Insn(isa.ALU64 | isa.MOV | isa.X, 1, _field(rng, 1, [10, 2, 11]), cast_off, cast))
     kind = rng.randrange(4)
     if kind == 0:
@@ -466,8 +469,7 @@ def _arena(rng: random.Random) -> list[Insn]:
     else:                  # back to a user address: a number (upper half: the window's)
         out += [Insn(isa.ALU64 | isa.MOV | isa.X, 0, 1, 1, 1 << 16),
                 Insn(isa.ALU64 | isa.AND | isa.K, 0, 0, 0, -1)]
-        out.append(lddw(3, 0, 0xFFFFFFFF, 0)[0])
-        out[-1:] = lddw(3, 0, 0xFFFFFFFF, 0)
+        out += lddw(3, 0, 0xFFFFFFFF, 0)
         out.append(Insn(isa.ALU64 | isa.AND | isa.X, 0, 3))        # its low 32 bits
     return out
 
