@@ -448,8 +448,6 @@ class TransferMixin:
             return [(target if taken else fall, st)]
         out = []
         other = st.copy()
-        r_fall = sc.refine_not(a, b, op)
-        r_take = sc.refine(a, b, op)
         if r_fall is not None:
             self._apply_refine(st, insn, dst, src, a, b, r_fall)
             out.append((fall, st))
