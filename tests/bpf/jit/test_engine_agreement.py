@@ -474,7 +474,34 @@ def _arena(rng: random.Random) -> list[Insn]:
     return out
 
 
-FAMILIES = ("alu", "jmp", "mem", "lddw", "ld_packet", "arena")
+def _map_calls(rng: random.Random) -> list[Insn]:
+    """Helper calls on the maps (lookup, update, delete) with edge keys, flags and value
+    offsets; what they return goes into r9, what a lookup finds is read or written."""
+    mi = rng.randrange(4)
+    key = rng.choice([0, 1, 2, 3, 4, -1, 0x10000])
+    out = [Insn(isa.ST | isa.MEM | isa.W, 10, 0, -72, key),
+           Insn(isa.ALU64 | isa.MOV | isa.X, 2, 10), Insn(isa.ALU64 | isa.ADD | isa.K, 2, 0, 0, -72)]
+    out += lddw(1, isa.PSEUDO_MAP_IDX, mi if rng.random() < 0.92 else rng.choice([4, 7]), 0)
+    kind = rng.randrange(3)
+    if kind == 0:
+        size = rng.choice([isa.B, isa.W, isa.DW])
+        off = rng.choice([0, 1, 4, 8, 15, 16, 56, 63, 64, -1])
+        out += [Insn(isa.OP_CALL, 0, 0, 0, 1),
+                Insn(isa.JMP | isa.JEQ | isa.K, 0, 0, 2, 0),
+                Insn(isa.LDX | isa.MEM | size, 3, 0, off) if rng.random() < 0.5
+                else Insn(isa.ST | isa.MEM | size, 0, 0, off, _edge(rng)),
+                mov(0, 1),
+                Insn(isa.ALU64 | isa.ADD | isa.X, 9, 0)]
+    elif kind == 1:
+        out += [Insn(isa.ALU64 | isa.MOV | isa.X, 3, 10), Insn(isa.ALU64 | isa.ADD | isa.K, 3, 0, 0, -64),
+                mov(4, rng.choice([0, 1, 2, 4, 8])), Insn(isa.OP_CALL, 0, 0, 0, 2),
+                Insn(isa.ALU64 | isa.ADD | isa.X, 9, 0)]
+    else:
+        out += [Insn(isa.OP_CALL, 0, 0, 0, 3), Insn(isa.ALU64 | isa.ADD | isa.X, 9, 0)]
+    return out + [mov(r, 0) for r in range(0, 6)]      # r0-r5 are not kept by a call
+
+
+FAMILIES = ("alu", "jmp", "mem", "lddw", "ld_packet", "arena", "maps")
 
 
 def _program(rng: random.Random, family: str, nmaps: int) -> list[Insn]:
@@ -485,7 +512,7 @@ def _program(rng: random.Random, family: str, nmaps: int) -> list[Insn]:
         return body + [EXIT]
     if family == "arena":
         return _arena(rng) + [EXIT]
-    make = {"alu": _alu, "jmp": _jmp, "mem": _mem}.get(family)
+    make = {"alu": _alu, "jmp": _jmp, "mem": _mem, "maps": _map_calls}.get(family)
     pro = _prologue(rng)
     if make is None:
         body = _lddw_form(rng, nmaps)
@@ -502,24 +529,41 @@ def _program(rng: random.Random, family: str, nmaps: int) -> list[Insn]:
     return main + [mov(0, 1), EXIT]
 
 
+def _map_set() -> list[Map]:
+    """The maps every family's programs may name: two single-value arrays (index 0, 1), a
+    hash (2), an array of four (3), an arena (4). Each engine gets its own set, filled
+    alike, so that what one run writes cannot reach the other's."""
+    ms = [Map("v", maps.MAP_TYPE_ARRAY, 4, 16, 1), Map("w", maps.MAP_TYPE_ARRAY, 4, 64, 1),
+          Map("h", maps.MAP_TYPE_HASH, 4, 8, 4), Map("n", maps.MAP_TYPE_ARRAY, 4, 16, 4),
+          Map("arena", maps.MAP_TYPE_ARENA, 0, 0, 4, BPF_F_MMAPABLE)]
+    ms[0].update(struct.pack("<I", 0), bytes(range(16)))
+    ms[1].update(struct.pack("<I", 0), DATA)
+    ms[2].update(struct.pack("<I", 1), struct.pack("<Q", 0x1122334455667788))
+    return ms
+
+
+def _map_contents(ms: list[Map]) -> tuple:
+    """Every value of the non-arena maps (the arena is read back by the programs)."""
+    return tuple(tuple(sorted(m.items())) for m in ms[:4])
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_random_programs_agree(family):
     """Seeded: the same programs every run. Counts are asserted so that a generator that
     stops producing accepted programs (all refused) is noticed."""
     rng = random.Random(f"h9-{family}")
-    arrays = [Map("v", maps.MAP_TYPE_ARRAY, 4, 16, 1), Map("w", maps.MAP_TYPE_ARRAY, 4, 64, 1),
-              Map("h", maps.MAP_TYPE_HASH, 4, 8, 4), Map("n", maps.MAP_TYPE_ARRAY, 4, 16, 4)]
-    arrays[0].update(struct.pack("<I", 0), bytes(range(16)))
-    arrays[1].update(struct.pack("<I", 0), DATA)
-    arenas = [Map(f"arena{e}", maps.MAP_TYPE_ARENA, 0, 0, 4, BPF_F_MMAPABLE) for e in range(2)]
+    sets = [_map_set(), _map_set()]
     data = [Buffer(64, DATA) for _ in range(2)]
     accepted = refused = 0
     try:
         for n in range(PROGRAMS[family]):
-            insns = _program(rng, family, len(arrays))
-            map_list = [arenas[0]] if family == "arena" else arrays
-            program = isa.Program(f"{family}{n}", insns, section="socket",
-                                  prog_type="socket_filter", maps=map_list)
+            insns = _program(rng, family, 4)
+
+            def program_for(ms: list[Map], xlated: bool = False) -> isa.Program:
+                return isa.Program(f"{family}{n}", insns, section="socket",
+                                   prog_type="socket_filter", arena_xlated=xlated,
+                                   maps=[ms[4]] if family == "arena" else ms[:4])
+            program = program_for(sets[0])
             try:
                 verify(program)
             except BpfVerifierError:
@@ -529,22 +573,19 @@ def test_random_programs_agree(family):
             length = rng.choice([0, 1, 2, 4, 31, 32, 60, 63, 64, 64, 64, 64])
             got = {}
             for e, engine in enumerate(("interp", "jit")):
-                prog = program
-                if family == "arena":
-                    prog = isa.Program(program.name, program.insns, section="socket",
-                                       prog_type="socket_filter", maps=[arenas[e]],
-                                       arena_xlated=program.arena_xlated)
+                prog = program if e == 0 else program_for(sets[e], program.arena_xlated)
                 rt = _runtime(prog.maps)
                 data[e].write(0, DATA)
                 rt.mem.add_buffer(data[e], True, "data")
-                got[engine] = _outcome(engine, prog, rt, (data[e].addr, length))
-                got[engine] += (data[e].read(),)
+                got[engine] = _outcome(engine, prog, rt, (data[e].addr, length)) + (
+                    data[e].read(), _map_contents(sets[e]))
             assert got["interp"] == got["jit"], (family, n, isa.encode(insns).hex())
     finally:
-        for m in arrays + arenas:
+        for m in sets[0] + sets[1]:
             m.close()
     assert accepted >= PROGRAMS[family] // 10, (accepted, refused)
     assert refused >= PROGRAMS[family] // 20, (accepted, refused)
 
 
-PROGRAMS = {"alu": 700, "jmp": 400, "mem": 500, "lddw": 500, "ld_packet": 500, "arena": 400}
+PROGRAMS = {"alu": 700, "jmp": 400, "mem": 500, "lddw": 500, "ld_packet": 500, "arena": 400,
+            "maps": 400}
