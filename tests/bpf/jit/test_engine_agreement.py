@@ -501,7 +501,55 @@ def _map_calls(rng: random.Random) -> list[Insn]:
     return out + [mov(r, 0) for r in range(0, 6)]      # r0-r5 are not kept by a call
 
 
-FAMILIES = ("alu", "jmp", "mem", "lddw", "ld_packet", "arena", "maps")
+def _bounds(rng: random.Random) -> list[Insn]:
+    """A variable offset into a map value or the stack: a scalar shaped by random ALU
+    operations and bounded (or not) by random conditional jumps, added to the pointer,
+    then a load or store. The verifier must refuse every access it cannot prove inside;
+    an access it wrongly accepts makes the interpreter (which checks every address) fail
+    where the JIT does not."""
+    to_stack = rng.random() < 0.4
+    out = [Insn(isa.ST | isa.MEM | isa.W, 10, 0, -72, 0),
+           Insn(isa.ALU64 | isa.MOV | isa.X, 2, 10), Insn(isa.ALU64 | isa.ADD | isa.K, 2, 0, 0, -72)]
+    out += lddw(1, isa.PSEUDO_MAP_IDX, rng.choice([0, 1, 3]), 0)
+    out += [Insn(isa.OP_CALL, 0, 0, 0, 1), Insn(isa.JMP | isa.JNE | isa.K, 0, 0, 2, 0),
+            mov(0, 0), EXIT, Insn(isa.ALU64 | isa.MOV | isa.X, 6, 0)]
+    out += [mov(r, rng.choice([0, 1, 5, 17, 64, -1, -64])) for r in range(1, 6)]
+    reg = rng.choice([1, 2, 3, 7, 8])
+    # an unknown number: what the map value holds (the programs before wrote some of it)
+    out.append(Insn(isa.LDX | isa.MEM | rng.choice([isa.B, isa.H, isa.W, isa.DW]), reg, 6,
+                    rng.choice([0, 8])))
+    if to_stack:
+        out.append(Insn(isa.ALU64 | isa.MOV | isa.X, 6, 10))
+    for _ in range(rng.randint(1, 4)):
+        cls = rng.choice([isa.ALU, isa.ALU64])
+        op = rng.choice([isa.ADD, isa.SUB, isa.AND, isa.OR, isa.LSH, isa.RSH, isa.ARSH, isa.MUL,
+                         isa.MOD, isa.DIV, isa.XOR, isa.MOV, isa.NEG])
+        if op == isa.NEG:
+            out.append(Insn(cls | op, reg))
+        elif rng.random() < 0.6:
+            imm = rng.randrange(32) if op in (isa.LSH, isa.RSH, isa.ARSH) else \
+                rng.choice([1, 3, 7, 8, 15, 16, 63, 64, 0xFF, -1, -8, 0x7FFFFFFF])
+            out.append(Insn(cls | op | isa.K, reg, 0, 0, imm))
+        else:
+            out.append(Insn(cls | op | isa.X, reg, rng.choice([1, 2, 3, 4, 5, 7, 8, 9])))
+        if rng.random() < 0.5:      # a bound: past it, end the program
+            jop = rng.choice([isa.JGT, isa.JGE, isa.JSGT, isa.JSGE, isa.JLT, isa.JSLT, isa.JNE,
+                              isa.JEQ, isa.JSET])
+            out += [Insn(rng.choice([isa.JMP, isa.JMP32]) | jop | isa.K, reg, 0, 2,
+                         rng.choice([0, 1, 7, 8, 15, 16, 48, 56, 63, 64, -1, -64])),
+                    Insn(isa.ALU64 | isa.ADD | isa.K, 6, 0, 0, 0), Insn(isa.JMP | isa.JA, 0, 0, 2, 0),
+                    mov(0, 0), EXIT]
+    size = rng.choice([isa.B, isa.H, isa.W, isa.DW])
+    off = rng.choice([0, 1, 8, -8, -64, -1, 15, 56]) if not to_stack else rng.choice([-8, -16, -64, -72, 0, -1])
+    out.append(Insn(isa.ALU64 | rng.choice([isa.ADD, isa.ADD, isa.SUB]) | isa.X, 6, reg))
+    if rng.random() < 0.5:
+        out += [Insn(isa.LDX | isa.MEM | size, 4, 6, off), Insn(isa.ALU64 | isa.ADD | isa.X, 9, 4)]
+    else:
+        out.append(Insn(isa.ST | isa.MEM | size, 6, 0, off, rng.choice([0x5A, -1])))
+    return out + [mov(r, 0) for r in range(0, 7)]
+
+
+FAMILIES = ("alu", "jmp", "mem", "lddw", "ld_packet", "arena", "maps", "bounds")
 
 
 def _program(rng: random.Random, family: str, nmaps: int) -> list[Insn]:
@@ -512,7 +560,8 @@ def _program(rng: random.Random, family: str, nmaps: int) -> list[Insn]:
         return body + [EXIT]
     if family == "arena":
         return _arena(rng) + [EXIT]
-    make = {"alu": _alu, "jmp": _jmp, "mem": _mem, "maps": _map_calls}.get(family)
+    make = {"alu": _alu, "jmp": _jmp, "mem": _mem, "maps": _map_calls,
+            "bounds": _bounds}.get(family)
     pro = _prologue(rng)
     if make is None:
         body = _lddw_form(rng, nmaps)
@@ -588,4 +637,4 @@ def test_random_programs_agree(family):
 
 
 PROGRAMS = {"alu": 700, "jmp": 400, "mem": 500, "lddw": 500, "ld_packet": 500, "arena": 400,
-            "maps": 400}
+            "maps": 400, "bounds": 600}
