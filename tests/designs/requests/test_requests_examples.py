@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -261,3 +262,27 @@ def test_nop_loop(obj_path, engine, native):
         assert ring.cq(1).ready() == 0
     finally:
         ring.close()
+
+
+def _run_bench(*args: str):
+    return subprocess.run([sys.executable, str(EXAMPLES / "bench_engines.py"), *args],
+                          cwd=EXAMPLES, capture_output=True, text=True, timeout=120)
+
+
+def test_bench_engines_has_a_real_help():
+    """``--help`` describes the script and its two arguments (it once read ``--help`` as
+    the round count and died on int())."""
+    done = _run_bench("--help")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: bench_engines.py")
+    assert "rounds" in done.stdout and "nops" in done.stdout and "default: 30" in done.stdout
+    bad = _run_bench("0")
+    assert bad.returncode == 2 and "must be at least 1" in bad.stderr
+
+
+def test_bench_engines_runs_with_its_positional_arguments():
+    """The documented form ``bench_engines.py ROUNDS NOPS`` still works (docs/benchmarks.md)."""
+    done = _run_bench("1", "16")
+    assert done.returncode == 0, done.stderr
+    assert "nop_loop: 16 NOPs" in done.stdout
+    assert "native engine + jit" in done.stdout

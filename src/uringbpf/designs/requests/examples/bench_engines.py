@@ -3,13 +3,14 @@ the pingpong bounce (24 program runs, ~45 CQEs moved between CQs) and nop_loop (
 8 in flight by one BPF request), against the same NOP loop written in Python on the
 plain Ring.  Prints costs and ratios; nothing here is asserted (the tests are in
 tests/designs/requests/test_requests_examples.py).
-Run: ``python examples/requests/bench_engines.py [rounds] [nops]``.
+Run: ``python examples/requests/bench_engines.py [rounds] [nops]`` (``--help`` for the
+options).
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
-import sys
 import time
 
 from common import build, setup
@@ -112,6 +113,29 @@ def main(rounds: int = 30, nops: int = 20000) -> None:
         print(f"{key:28s} {rate:11,.0f} NOPs/s  {rate / ref:5.2f}x the Python loop")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: ``[rounds] [nops]`` (both optional, positional as before)."""
+    ap = argparse.ArgumentParser(
+        description="Time the requests design's examples on each engine pair (Python or "
+                    "native engine x interpreter or JIT): the pingpong game and nop_loop, "
+                    "against a NOP loop written in Python on the plain Ring. Prints costs "
+                    "and ratios; asserts nothing.")
+    ap.add_argument("rounds", nargs="?", type=_positive, default=30,
+                    help="pingpong games per engine pair; the best one is reported "
+                         "(default: %(default)s)")
+    ap.add_argument("nops", nargs="?", type=_positive, default=20000,
+                    help="NOPs each nop_loop run (and the Python loop) completes, %d in "
+                         "flight (default: %%(default)s)" % QD)
+    return ap.parse_args(argv)
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 30,
-         int(sys.argv[2]) if len(sys.argv) > 2 else 20000)
+    _args = parse_args()
+    main(_args.rounds, _args.nops)
