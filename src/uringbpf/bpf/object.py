@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import errno
 import logging
 import os
 import struct
@@ -894,8 +895,26 @@ class BpfObject:
             gd = self._datasec[name]
             object.__setattr__(gd, "_map", other)
         if mine is not other:
+            self._move_arena_globals(mine, other)
             self._owned.discard(id(mine))
             mine.close()
+
+    def _move_arena_globals(self, mine: _maps.Map, other: _maps.Map) -> None:
+        """``reuse_map`` of the arena holding ``.addr_space.1``: as libbpf copies the
+        object's arena globals into a reused arena's mapping (which populates those pages),
+        take the same last pages of ``other`` unless already taken and copy the bytes."""
+        for sec_index, base in self._arena_data_off.items():
+            sec = self.elf.sections[sec_index]
+            gd = self._datasec.get(sec.name)
+            if gd is None or gd.map is not mine:
+                continue
+            for page in range(-(-sec.size // _maps.PAGE_SIZE)):
+                ret = other.arena_reserve_pages(other.value_addr + base + page * _maps.PAGE_SIZE)
+                if ret not in (0, -errno.EBUSY):        # EBUSY: already populated
+                    raise BpfLoadError(f"{self.path}: reuse_map({mine.name!r}): cannot take "
+                                       f"the page of .addr_space.1 at +{base + page * _maps.PAGE_SIZE}")
+            other.memory()[base:base + sec.size] = mine.memory()[base:base + sec.size]
+            object.__setattr__(gd, "_map", other)
 
     # ------------------------------------------------------------------ skeleton --
     def _data(self, name: str) -> GlobalData:

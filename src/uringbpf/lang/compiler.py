@@ -127,12 +127,16 @@ class StructOpsSpec:
     members: tuple
 
 
+#: the section of ``__arena`` globals (clang: variables in address space 1)
+ARENA_SECTION = ".addr_space.1"
+
+
 @dataclass
 class GlobalVar:
     """A global variable of a module: name, type, section (.rodata/.bss/.data), initial bytes."""
     name: str
     kind: Any                  # int class or ("array", int class, n)
-    section: str               # ".rodata" / ".bss" / ".data"
+    section: str               # ".rodata" / ".bss" / ".data" / ".addr_space.1"
     init: bytes
     volatile: bool = False
 
@@ -279,6 +283,10 @@ class ModuleGen:
         self.gvar_md.append(gve)
         init = _bytes_const(gv.init, lt)
         storage = "constant" if gv.section == ".rodata" else "global"
+        if gv.section == ARENA_SECTION:
+            # clang's __arena variable: address space 1, which the BPF backend puts in
+            # .addr_space.1 (LLVM 19+); references are lddw numbers cast before access
+            storage = "addrspace(1) global"
         self.globals_ir.append(f'@{gv.name} = dso_local {storage} {lt} {init}, section "{gv.section}", '
                                f"align {T.alignof(gv.kind)}, !dbg !{gve}")
 
@@ -1297,6 +1305,14 @@ class FuncGen:
         st = self.static(e)
         if st is not _LOCAL:
             return self.value_of_object(st, e)
+        base_static = self.static(e.value)
+        if self.resolver.is_section(base_static):
+            gv = self.resolver.section_field(base_static, e.attr)
+            if gv is not None and gv.section == ARENA_SECTION and \
+                    (isinstance(gv.kind, tuple) or _is_ctypes_struct(gv.kind)):
+                # an __arena array or structure is an arena pointer, as in C
+                return Val(T.arena_ptr[gv.kind[1] if isinstance(gv.kind, tuple) else gv.kind],
+                           f"@{gv.name}")
         place, ty, volatile = self.lvalue(e)
         return self.load(place, ty, volatile, e)
 
@@ -1327,6 +1343,10 @@ class FuncGen:
                 gv = self.resolver.section_field(base_static, e.attr)
                 if gv is None:
                     raise self.err(e, f"section {base_static.__name__} has no field {e.attr!r}")
+                if gv.section == ARENA_SECTION:     # as(1) -> as(0) before the access
+                    self.at(e)
+                    return (self.emit(f"addrspacecast ptr addrspace(1) @{gv.name} to ptr"), gv.kind,
+                            gv.volatile)
                 return f"@{gv.name}", gv.kind, gv.section == ".rodata" or gv.volatile
             base = self.expr(e.value)
             if not isinstance(base.ty, T.PtrType) or not _is_ctypes_struct(base.ty.elem):

@@ -13,6 +13,8 @@ In a program: ``p = m.lookup(key)`` (``ptr[value]`` or NULL), ``m.update(key, va
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import Any
 
 from ..bpf import maps as _maps
@@ -52,8 +54,15 @@ class BpfMap:
     def map(self) -> _maps.Map:
         """The native map both runs use (created on first use)."""
         if self._map is None or self._map.closed:
-            self._map = _maps.Map(self.name, self.map_type, self.key_size, self.value_size,
-                                  self.max_entries, self.map_flags)
+            m = _maps.Map(self.name, self.map_type, self.key_size, self.value_size,
+                          self.max_entries, self.map_flags)
+            with contextlib.ExitStack() as undo:
+                undo.callback(m.close)
+                for sec in self.module.sections:
+                    if sec._arena is self:
+                        sec.place_in_arena(m)      # __arena globals: the arena's last pages
+                undo.pop_all()
+            self._map = m
         return self._map
 
     # the application side of the program-visible methods ---------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import importlib
 import inspect
 import os
@@ -24,14 +25,15 @@ from typing import Any, Callable
 import llvmlite.binding as binding
 
 from ..bpf import elf as _elf
+from ..bpf import maps as _maps
 from ..bpf.memory import BpfRuntimeError, Buffer
 from ..bpf.object import BpfObject
 from ..bpf.platform import Platform, default_platform
-from ..errors import BpfVerifierError
+from ..errors import BpfVerifierError, MapError
 from . import compiler as C
 from . import srcmap
 from . import types as T
-from .appmode import AppRuntime, Ptr, app_runtime, buffer_ptr, memory_ptr
+from .appmode import AppRuntime, ArenaPtr, Ptr, app_runtime, buffer_ptr, memory_ptr
 from .maps import BpfMap
 from .errors import LangCompileError, LangRuntimeError, LangVerifierError
 
@@ -153,7 +155,9 @@ class Section:
         d(self, "_fields", fields)
         d(self, "_volatile", volatiles)
         d(self, "_mem", bytearray(max(off, 1)))
+        d(self, "_size", off)
         d(self, "_bound", None)
+        d(self, "_arena", None)      # __arena globals: their BpfMap, set once initialised
         d(self, "frozen", False)
         for name, (fkind, off) in fields.items():
             if name in cls.__dict__:
@@ -168,11 +172,44 @@ class Section:
 
     @property
     def section_name(self) -> str:
-        """The ELF section (``.bss``, ``.data``, ``.rodata``)."""
+        """The ELF section (``.bss``, ``.data``, ``.rodata``, ``.addr_space.1``)."""
         return "." + self._kind
+
+    @property
+    def arena_offset(self) -> int:
+        """``__arena`` globals: their offset in the arena, the start of its last pages
+        (where libbpf puts ``.addr_space.1`` since Dec 2025, and our loader too)."""
+        if self._arena is None:
+            raise AttributeError(f"section {self.__name__} is not in an arena")
+        return (self._arena.max_entries - self.arena_pages) * _maps.PAGE_SIZE
+
+    @property
+    def arena_pages(self) -> int:
+        """Pages the section takes (``__arena`` globals)."""
+        return -(-self._size // _maps.PAGE_SIZE)
+
+    def place_in_arena(self, m: Any) -> None:
+        """Take the globals' pages of the new native arena ``m`` (so ``alloc_pages``
+        never returns them) and write the declared initial values there: what the loader
+        does for ``.addr_space.1``."""
+        if not self._size:
+            return
+        addr = m.value_addr + self.arena_offset
+        if m.arena_alloc_pages(self.arena_pages, addr=addr) != addr:
+            raise MapError(errno.EBUSY, f"arena {m.name!r}: cannot take its last "
+                                        f"{self.arena_pages} pages for {self.__name__}")
+        m.memory()[self.arena_offset:self.arena_offset + self._size] = self._mem[:self._size]
 
     def _ptr(self, name: str) -> Ptr:
         fkind, off = self._fields[name]
+        elem = fkind[1] if isinstance(fkind, tuple) else fkind
+        if self._arena is not None:
+            # __arena globals have no memory of their own: they are the arena's last pages,
+            # in the application run as in a loaded object (which uses the same native map)
+            m = self._bound.map if self._bound is not None else self._arena.map
+            where = (self._bound.address_of(name) - m.value_addr if self._bound is not None
+                     else self.arena_offset + off)
+            return ArenaPtr(m.memory(), where, elem)
         if self._bound is not None:
             raw = self._bound.raw()
             return Ptr(raw, self._bound.address_of(name) - self._bound.map.value_addr,
@@ -591,6 +628,32 @@ class Module:
         """Declare a ``.data`` section from a class of typed fields; returns its proxy."""
         return self._section("data", cls)
 
+    def arena_globals(self, cls: type) -> Section:
+        """Variables in the module's arena (C's ``__arena`` globals, section
+        ``.addr_space.1``): its last pages, reserved so ``alloc_pages`` never returns them.
+        Programs reach them through casts (arrays and structures are ``arena_ptr``); the
+        application reads and writes them in the arena's memory."""
+        sec = Section(self, "addr_space.1", cls)
+        arenas = [m for m in self.maps if m.map_type == _maps.MAP_TYPE_ARENA]
+        where = inspect.getsourcefile(cls) or "?"
+        if len(arenas) != 1:
+            raise LangCompileError(where, sec._line, f"arena globals {cls.__name__}: the module needs "
+                                   f"exactly one arena declared before them, it has {len(arenas)}")
+        if any(s.section_name == sec.section_name for s in self.sections):
+            raise LangCompileError(where, sec._line, f"arena globals {cls.__name__}: a module has one "
+                                   "class of arena globals (put the fields together)")
+        if sec.arena_pages > arenas[0].max_entries:
+            raise LangCompileError(where, sec._line, f"arena globals {cls.__name__} ({sec._size} bytes) "
+                                   f"do not fit in arena {arenas[0].name} ({arenas[0].max_entries} "
+                                   "pages): the loader refuses it as libbpf does (-E2BIG)")
+        if arenas[0]._map is not None and not arenas[0]._map.closed:
+            raise LangCompileError(where, sec._line, f"arena globals {cls.__name__}: arena "
+                                   f"{arenas[0].name} is already in use (declare them before use)")
+        object.__setattr__(sec, "_arena", arenas[0])
+        self.sections.append(sec)
+        self._compiled = None
+        return sec
+
     def _section(self, kind: str, cls: type) -> Section:
         sec = Section(self, kind, cls)
         if kind == "bss" and any(sec._mem):
@@ -747,15 +810,17 @@ class Module:
         """The compiled object opened by our loader, sections' values copied in."""
         obj = BpfObject.from_bytes(self.compile().elf, f"{self.name}.bpf.o")
         obj.printk = self.printk        # the compiled run's bpf_printk lines join the app run's
+        # the current values first: reusing the arena writes the object's initial __arena
+        # globals over the ones the application holds (as libbpf's copy into a reused arena)
+        values = [(sec, {n: sec.raw_bytes(n) for n in sec._fields}) for sec in self.sections]
         for m in self.maps:
             # both runs use the one native map: its contents are an observable of both
             obj.reuse_map(m.name, m.map)
-        for sec in self.sections:
+        for sec, raws in values:
             if sec.section_name not in obj.datasecs:
                 continue
             gd = obj.datasec(sec.section_name)
-            for n in sec._fields:
-                raw = sec.raw_bytes(n)
+            for n, raw in raws.items():
                 off = gd.address_of(n) - gd.map.value_addr
                 gd.map.memory()[off:off + len(raw)] = raw
         return obj
