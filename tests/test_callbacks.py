@@ -1,12 +1,15 @@
 """uringbpf.callbacks: the barrier between C and Python callbacks, and its one gap."""
 
 import ctypes
+import signal
 import sys
 from ctypes import CFUNCTYPE, c_uint64, c_void_p
 
 import pytest
 
 from uringbpf import native
+from uringbpf.bpf import asm, isa, jit
+from uringbpf.bpf.helpers import Arg, Helper, Proto, Runtime
 from uringbpf.callbacks import barrier, route_escapes
 
 # C that lets a signal arrive while C runs, then calls back: Python handles the signal
@@ -87,3 +90,56 @@ def test_route_escapes_passes_other_reports_on(lib):
     finally:
         sys.unraisablehook = prev
     assert got == [KeyError]
+
+
+# --- a JIT program whose native helper lets a signal arrive, then calls a Python helper ---
+# Helper 1 is libc's raise() itself (a native twin: JIT code calls it directly, no Python
+# frame runs); helper 2 is implemented in Python, so the JIT calls it through a barrier
+# trampoline: the pending SIGINT fires as that trampoline's frame starts.
+JIT_RAISE_THEN_CALL = """
+r1 = {sig}
+call 1
+r1 = 7
+call 2
+r0 += 40
+exit
+"""
+
+
+def _jit(text: str, helpers: dict) -> jit.JitFunction:
+    return jit.compile(isa.Program("p", asm.assemble(text)), Runtime(), helpers=helpers,
+                       cache=False)
+
+
+def _jit_raise_then_call(python_helper):
+    libc = ctypes.CDLL(None)
+    raise_addr = ctypes.cast(libc["raise"], c_void_p).value
+    helpers = {1: Helper(Proto("raise", (Arg.SCALAR,)), lambda rt, *a: 0, 1, native=raise_addr),
+               2: Helper(Proto("py_helper", (Arg.SCALAR,)), python_helper, 2)}
+    return _jit(JIT_RAISE_THEN_CALL.format(sig=int(signal.SIGINT)), helpers)
+
+
+def test_a_sigint_raised_in_jit_code_surfaces_from_the_jit_call():
+    """JitFunction.__call__ runs JIT code that calls Python helpers: a Ctrl-C that arrived
+    in native code escapes the helper's barrier unless routed.  Regression: it was printed
+    and lost, the program ran on and returned 40 + garbage."""
+    calls = []
+
+    def py_helper(rt, r1, *_):
+        calls.append(r1)
+        return 2
+    fn = _jit_raise_then_call(py_helper)
+    escaped = []
+    prev = sys.unraisablehook
+    sys.unraisablehook = lambda u: escaped.append(u.exc_type)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fn()
+    finally:
+        sys.unraisablehook = prev
+    assert escaped == [] and calls == []
+    # the function stays usable: no stale error word, no stale parked exception
+    fn.reset()
+    assert fn.take_error() is None
+    assert _jit("r1 = 7\ncall 2\nr0 += 40\nexit", {2: py_helper})() == 42
+    assert calls == [7]

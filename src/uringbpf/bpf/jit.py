@@ -48,7 +48,7 @@ import llvmlite.binding as llvm
 from . import isa
 from . import jit_codegen
 from .. import native as native_mod
-from ..callbacks import barrier
+from ..callbacks import barrier, route_escapes
 from .helpers import Arg, Helper, Proto, Runtime, runtime_helper, runtime_helper_ids, runtime_kfunc
 from .jit_codegen import (
     Bindings, CallTarget, JitError, ModuleGen, ERR_CALLX, ERR_DEPTH, ERR_DEPTH_CALLBACK,
@@ -912,7 +912,14 @@ class JitFunction:
         U64 = isa.U64
         state.active += 1
         try:
-            r0 = self._cfunc(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
+            if self._binder._trampolines or self.checked:
+                # The code calls back into Python (helper trampolines; checked code's region
+                # miss): a Ctrl-C that arrived in native code fires as a callback's frame
+                # starts, before its barrier's try; route_escapes hands it to the barrier.
+                with route_escapes():
+                    r0 = self._cfunc(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
+            else:
+                r0 = self._cfunc(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
         finally:
             state.active -= 1
         if _jitrt_symbols()["take_refused"]():
