@@ -192,3 +192,22 @@ def test_misuse_refused_with_file_and_line():
         @twice.arena_globals
         class g4:
             y: u64
+
+
+def test_second_arena_after_the_globals_is_refused_at_compile():
+    two = Module("two_arenas")
+    two.arena("a1", 2)
+
+    @two.arena_globals
+    class g5:
+        x: u64
+
+    two.arena("a2", 2)
+
+    @two.socket_filter
+    def f(data, n) -> u64:
+        g5.x += 1
+        return g5.x
+
+    with pytest.raises(LangCompileError, match=r"test_arena_globals.py:\d+: .*2 arenas"):
+        two.compile()

@@ -650,6 +650,7 @@ class Module:
             raise LangCompileError(where, sec._line, f"arena globals {cls.__name__}: arena "
                                    f"{arenas[0].name} is already in use (declare them before use)")
         object.__setattr__(sec, "_arena", arenas[0])
+        object.__setattr__(sec, "_arena_cls", cls)
         self.sections.append(sec)
         self._compiled = None
         return sec
@@ -774,7 +775,13 @@ class Module:
         filename = inspect.getsourcefile(first.fn) if first else f"{self.name}.py"
         gen = C.ModuleGen(self.name, os.path.basename(filename or "?"),
                           os.path.dirname(os.path.abspath(filename or ".")))
+        n_arenas = sum(m.map_type == _maps.MAP_TYPE_ARENA for m in self.maps)
         for sec in self.sections:
+            if sec._arena is not None and n_arenas != 1:
+                # an arena declared after the globals: the loader would refuse the object
+                raise LangCompileError(inspect.getsourcefile(sec._arena_cls) or "?", sec._line,
+                                       f"arena globals {sec.__name__}: the module has {n_arenas} "
+                                       "arenas, arena globals need exactly one")
             for fname, (fkind, off) in sec._fields.items():
                 size = T.sizeof(fkind)
                 # .bss is zeros in the object whatever the application stored since (its
