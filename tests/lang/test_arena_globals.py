@@ -211,3 +211,20 @@ def test_second_arena_after_the_globals_is_refused_at_compile():
 
     with pytest.raises(LangCompileError, match=r"test_arena_globals.py:\d+: .*2 arenas"):
         two.compile()
+
+
+def test_reuse_map_carries_the_arena_globals():
+    """``BpfObject.reuse_map`` of the arena holding ``.addr_space.1``: the globals' pages of
+    the reused arena are taken and hold the object's values, and the section follows."""
+    obj = BpfObject.from_bytes(bpf.compile().elf, "arena_globals_test.bpf.o")
+    other = _maps.Map("arena", _maps.MAP_TYPE_ARENA, 0, 0, PAGES, _maps.BPF_F_MMAPABLE)
+    try:
+        obj.reuse_map("arena", other)
+        g = obj.datasec(".addr_space.1")
+        assert g.map is other and g.counter == 5
+        assert g.address_of("counter") == other.value_addr + (PAGES - 1) * 4096
+        assert other.arena_alloc_pages(PAGES) == 0              # the last page is taken
+        assert other.arena_alloc_pages(PAGES - 1) == other.value_addr
+    finally:
+        obj.close()
+        other.close()
