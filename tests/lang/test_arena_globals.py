@@ -228,3 +228,46 @@ def test_reuse_map_carries_the_arena_globals():
     finally:
         obj.close()
         other.close()
+
+
+big = Module("arena_big_globals")
+big_arena = big.arena("arena", 5)
+
+
+@big.arena_globals
+class bg:
+    head: u32 = 9
+    words: array(u64, 600)       # 4808 bytes in all: the arena's last two pages
+    tail: u32
+
+
+@big.socket_filter
+def fill(data, length) -> s64:
+    bg.words[599] = u64(bg.head) + length
+    bg.tail = u32(bg.words[599]) + 1
+    n = s64(0)
+    for i in range(8):           # what is left for the program: 3 pages
+        if not big_arena.alloc_pages(1):
+            break
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_globals_over_two_pages(mode):
+    big_arena.close()
+    ret = fill.run_in_app(b"abc") if mode == "app" else fill.run(b"abc", mode)
+    assert ret == 3
+    assert bg.words[599] == 12 and bg.tail == 13 and bg.head == 9
+    m = big_arena.map
+    start = 3 * 4096                                       # 5 pages, globals in the last 2
+    assert bg.arena_offset == start and bg.arena_pages == 2
+    assert int.from_bytes(m.memory()[start:start + 4], "little") == 9
+    c = big.compile()
+    obj = BpfObject.from_bytes(c.elf, "big.bpf.o")
+    try:
+        g = obj.datasec(".addr_space.1")
+        for name, (_kind, off) in bg._fields.items():
+            assert g.address_of(name) - obj.maps["arena"].value_addr == start + off
+    finally:
+        obj.close()
