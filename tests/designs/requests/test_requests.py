@@ -9,13 +9,16 @@ import ctypes
 import errno
 import os
 import signal
+import sys
 import threading
 import time
 
 import pytest
 
+from uringbpf import native
 from uringbpf.bpf import asm, isa
 from uringbpf.bpf.memory import BpfMemoryError
+from uringbpf.callbacks import barrier
 from uringbpf.designs import requests as R
 from uringbpf.uring import uapi as u
 from uringbpf.uring.ring import Ring as PlainRing
@@ -934,4 +937,78 @@ def test_other_ring_layouts(flags, engine):
         assert r.cq(2).drain() == [(30, 0, 0)]
         assert r.cq(1).ready() == 0
     finally:
+        r.close()
+
+
+# --- a signal that arrives while C runs, then C calls back into Python ----------------------
+_SIGNAL_THEN_CALL_C = r"""
+#include <signal.h>
+#include <stdint.h>
+uint64_t signal_then_call(uint64_t (*cb)(uint64_t), uint64_t arg, int sig)
+{
+	raise(sig);
+	return cb(arg);
+}
+"""
+
+
+class _Boom(Exception):
+    """Raised by the test's SIGUSR1 handler."""
+
+
+@pytest.fixture(scope="module")
+def signal_lib(tmp_path_factory):
+    src = tmp_path_factory.mktemp("sig") / "signal_then_call.c"
+    src.write_text(_SIGNAL_THEN_CALL_C)
+    lib = native.load(src)
+    lib.signal_then_call.restype = ctypes.c_uint64
+    lib.signal_then_call.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int]
+    return lib
+
+
+class _ProgramThatCallsC:
+    """A loaded program as far as the engine knows (``prog(ctx)`` with ``.program``) whose
+    run goes through C that takes a signal and then calls back into Python through a
+    barrier that holds what it catches for the engine (as the design's own callbacks do)."""
+
+    def __init__(self, lib, sig: int):
+        self.program = prog("r0 = 0\nexit")
+        self.lib, self.sig, self.ran = lib, sig, []
+
+        def held(exc, _args):
+            R.hold_interrupt(exc)
+            return 0
+        self.cb = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(
+            barrier(self.ran.append, held))
+
+    def __call__(self, ctx: int) -> int:
+        return self.lib.signal_then_call(ctypes.cast(self.cb, ctypes.c_void_p), 1, self.sig)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGUSR1])
+def test_a_signal_handled_as_a_callback_starts_surfaces_from_the_wait(signal_lib, sig):
+    """Whatever a signal handler raises while C runs (Ctrl-C's KeyboardInterrupt, or a
+    handler's own exception) fires as the callback's frame starts, before the barrier's
+    try: the engine runs programs inside callbacks.route_escapes, so it reaches the
+    barrier's on_error and comes out of the wait.  Regression: the Python engine had its
+    own hook that kept only KeyboardInterrupt; anything else was printed and lost."""
+    def boom(_signum, _frame):
+        raise _Boom("from the handler")
+    prev_handler = signal.signal(signal.SIGUSR1, boom)
+    escaped = []
+    prev_hook = sys.unraisablehook
+    sys.unraisablehook = lambda unr: escaped.append(unr.exc_type)
+    r = mkring(8, nr_cq=1, cq_sizes=[2])
+    try:
+        p = _ProgramThatCallsC(signal_lib, sig)
+        assert r.register_bpf([p]) == 0
+        r.prep_bpf(0, user_data=1)
+        with pytest.raises(KeyboardInterrupt if sig == signal.SIGINT else _Boom):
+            r.submit()
+            r.wait_cqe(timeout=5)
+        assert escaped == [] and p.ran == []
+        assert r.requests.pending() == 1          # interrupted, not completed
+    finally:
+        sys.unraisablehook = prev_hook
+        signal.signal(signal.SIGUSR1, prev_handler)
         r.close()

@@ -12,7 +12,6 @@ import ctypes
 import errno
 import itertools
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg
 from ...bpf.platform import Platform
 from ...bpf.memory import BpfRuntimeError, Buffer, guard_check, guard_check_sqe
+from ...callbacks import route_escapes
 from ...uring import uapi as u
 from ...uring.ring import Completion, Ring as BaseRing, RingClosedError, deny_sqe
 
@@ -114,27 +114,6 @@ def hold_interrupt(exc: BaseException) -> None:
     """Park a KeyboardInterrupt raised inside a program run and ask the engine to stop."""
     PENDING_INTERRUPTS.append(exc)
     STOP.value = 1
-
-
-class catch_lost_interrupts:
-    """While programs run, a Ctrl-C can land in a ctypes callback (a C helper calling back
-    into Python) before any ``try`` of ours, and ctypes would only print it.  ctypes reports
-    such exceptions through ``sys.unraisablehook``: we keep the KeyboardInterrupt for
-    :func:`raise_pending` and hand anything else to the previous hook."""
-
-    def __enter__(self):
-        self.prev = sys.unraisablehook
-        sys.unraisablehook = self._hook
-        return self
-
-    def _hook(self, unraisable) -> None:
-        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
-            hold_interrupt(unraisable.exc_value or KeyboardInterrupt())
-        else:
-            self.prev(unraisable)
-
-    def __exit__(self, *exc) -> None:
-        sys.unraisablehook = self.prev
 
 
 def raise_pending() -> None:
@@ -719,7 +698,7 @@ class RequestsEngine:
         req.runs += 1
         self.stats["runs"] += 1
         try:
-            with catch_lost_interrupts():
+            with route_escapes():             # a Ctrl-C that fired as a callback started
                 req.slot.call(req.ctx_addr)
             raise_pending()
         except KeyboardInterrupt:
