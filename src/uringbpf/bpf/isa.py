@@ -60,6 +60,9 @@ IMM, ABS, IND, MEM, MEMSX, ATOMIC = 0x00, 0x20, 0x40, 0x60, 0x80, 0xC0
 # through an arena pointer, done at arena window + low 32 bits of the register + off.
 # Never valid in a program as loaded; see Program.arena_xlated.
 PROBE_MEM32, PROBE_MEM32SX = 0xA0, 0xC0
+#: STX mode of an atomic through an arena pointer (the kernel's BPF_PROBE_ATOMIC): the
+#: same operation, at arena window + low 32 bits of the register + off
+PROBE_ATOMIC = 0xE0
 #: ``off`` of BPF_ADDR_SPACE_CAST (ALU64 | MOV | X; imm 1: as(1) -> as(0), 1 << 16: back)
 ADDR_SPACE_CAST = 1
 #: flag the verifier sets in the ``off`` of a 64-bit ALU instruction whose destination is an
@@ -352,7 +355,7 @@ def is_arena_access(insn: Insn) -> bool:
     cls, mode = insn.cls, insn.mode
     if cls == LDX:
         return mode in (PROBE_MEM32, PROBE_MEM32SX)
-    return cls in (ST, STX) and mode == PROBE_MEM32
+    return (cls in (ST, STX) and mode == PROBE_MEM32) or (cls == STX and mode == PROBE_ATOMIC)
 
 
 def is_arena_zext(insn: Insn) -> bool:
@@ -368,7 +371,7 @@ def plain_access(insn: Insn) -> Insn:
         return Insn(insn.opcode, insn.dst, insn.src, insn.off & ~ARENA_ZEXT, insn.imm, insn.imm64)
     if not is_arena_access(insn):
         return insn
-    mode = MEMSX if insn.mode == PROBE_MEM32SX else MEM
+    mode = {PROBE_MEM32SX: MEMSX, PROBE_ATOMIC: ATOMIC}.get(insn.mode, MEM)
     return Insn((insn.opcode & ~0xE0) | mode, insn.dst, insn.src, insn.off, insn.imm, insn.imm64)
 
 
@@ -449,7 +452,8 @@ def invalid_reason(insn: Insn, xlated: bool = False) -> str | None:
             return f"invalid source register r{insn.src}"
         if insn.mode in mem:
             return None
-        if insn.mode == ATOMIC and insn.size in (W, DW):
+        atomic = insn.mode == ATOMIC or (xlated and insn.mode == PROBE_ATOMIC)
+        if atomic and insn.size in (W, DW):
             if insn.imm in ATOMIC_OPS:
                 return None
             return f"unknown atomic operation {insn.imm:#x}"

@@ -471,7 +471,7 @@ class ModuleGen:
             if insn.mode in (isa.MEM, isa.PROBE_MEM32):
                 self.gen_store(pc, insn.dst, insn.off, insn.size, None, imm=False,
                                src=insn.src, arena=insn.mode == isa.PROBE_MEM32)
-            elif insn.mode == isa.ATOMIC:
+            elif insn.mode in (isa.ATOMIC, isa.PROBE_ATOMIC):
                 self.gen_atomic(pc, insn)
             else:
                 raise JitError(f"unsupported stx mode {insn.mode:#x}", pc)
@@ -881,26 +881,68 @@ class ModuleGen:
         code = insn.imm
         if code not in isa.ATOMIC_OPS:
             raise JitError(f"unknown atomic operation {code:#x}", pc)
-        addr = self.address(insn.dst, insn.off)
+        # PROBE_ATOMIC (an arena pointer): window + low 32 bits + off, as loads and stores
+        addr = self.address(insn.dst, insn.off, insn.mode == isa.PROBE_ATOMIC)
         self.checked_access(pc, addr, size, False)   # read first, as the interpreter reports
         self.checked_access(pc, addr, size, True)
         p = self.op(f"inttoptr i64 {addr} to ptr")
         src = self.reg(insn.src)
         if size == 4:
             src = self.trunc32(src)
+        expected = ""
         if code == isa.CMPXCHG:
             expected = self.reg(0)
             if size == 4:
                 expected = self.trunc32(expected)
+        if insn.mode == isa.PROBE_ATOMIC:
+            old = self.arena_atomic(pc, addr, p, ty, code, src, expected)
+        else:
+            old = self.atomic_op(p, ty, code, src, expected)
+        if code == isa.CMPXCHG:
+            self.set_reg(0, old if size == 8 else self.zext64(old))
+        elif code & isa.FETCH:
+            self.set_reg(insn.src, old if size == 8 else self.zext64(old))
+
+    def atomic_op(self, p: str, ty: str, code: int, src: str, expected: str) -> str:
+        """The locked operation ``code`` on ``ty`` at ``p``; returns the old value."""
+        size = int(ty[1:]) // 8
+        if code == isa.CMPXCHG:
             pair = self.op(f"cmpxchg ptr {p}, {ty} {expected}, {ty} {src} seq_cst seq_cst, "
                            f"align {size}")
-            old = self.op(f"extractvalue {{ {ty}, i1 }} {pair}, 0")
-            self.set_reg(0, old if size == 8 else self.zext64(old))
-            return
+            return self.op(f"extractvalue {{ {ty}, i1 }} {pair}, 0")
         rmw = "xchg" if code == isa.XCHG else _ATOMIC_RMW[code & ~isa.FETCH]
-        old = self.op(f"atomicrmw {rmw} ptr {p}, {ty} {src} seq_cst, align {size}")
-        if code & isa.FETCH:
-            self.set_reg(insn.src, old if size == 8 else self.zext64(old))
+        return self.op(f"atomicrmw {rmw} ptr {p}, {ty} {src} seq_cst, align {size}")
+
+    def arena_atomic(self, pc: int, addr: str, p: str, ty: str, code: int, src: str,
+                     expected: str) -> str:
+        """An arena atomic (PROBE_ATOMIC).  The verifier cannot know an arena address's
+        alignment (nor does the kernel's), so the address may straddle a cache line: a
+        locked instruction there is a split lock, which a host with split-lock detection
+        answers with SIGBUS.  Such an access is done as a plain load, operation and store
+        (the result the interpreter gives; only its atomicity against other threads is
+        lost); every other one is the locked instruction."""
+        size = int(ty[1:]) // 8
+        n = self._tmp
+        line = self.op(f"and i64 {addr}, 63")
+        crosses = self.op(f"icmp ugt i64 {line}, {64 - size}")
+        split, locked, join = f"L{pc}_split{n}", f"L{pc}_lock{n}", f"L{pc}_joined{n}"
+        self.emit(f"br i1 {crosses}, label %{split}, label %{locked}")
+        self.label(split)
+        old_s = self.op(f"load {ty}, ptr {p}, align 1")
+        if code == isa.CMPXCHG:
+            same = self.op(f"icmp eq {ty} {old_s}, {expected}")
+            new = self.op(f"select i1 {same}, {ty} {src}, {ty} {old_s}")
+        elif code == isa.XCHG:
+            new = src
+        else:
+            new = self.op(f"{_ATOMIC_RMW[code & ~isa.FETCH]} {ty} {old_s}, {src}")
+        self.emit(f"store {ty} {new}, ptr {p}, align 1")
+        self.emit(f"br label %{join}")
+        self.label(locked)
+        old_l = self.atomic_op(p, ty, code, src, expected)
+        self.emit(f"br label %{join}")
+        self.label(join)
+        return self.op(f"phi {ty} [ {old_s}, %{split} ], [ {old_l}, %{locked} ]")
 
     def gen_ld_packet(self, pc: int, insn: Insn) -> None:
         """LD_ABS / LD_IND (socket filters): r0 = the big-endian value at r6 + offset (an

@@ -46,6 +46,8 @@ class MemoryMixin:
                 continue
             insn = insns[pc]
             mode = isa.PROBE_MEM32SX if insn.mode == isa.MEMSX else isa.PROBE_MEM32
+            if insn.cls == isa.STX and insn.mode == isa.ATOMIC:
+                mode = isa.PROBE_ATOMIC      # the kernel's BPF_PROBE_ATOMIC
             insns[pc] = isa.Insn((insn.opcode & ~0xE0) | mode, insn.dst, insn.src, insn.off,
                                  insn.imm, insn.imm64)
             done = True
@@ -76,9 +78,10 @@ class MemoryMixin:
     def _do_atomic(self, st: State, insn: isa.Insn, ptr: Reg, value: Reg, size: int) -> None:
         if value.t != SCALAR:
             raise _Reject(f"R{insn.src} leaks addr into mem")
+        if ptr.t == PTR_ARENA:
+            self._arena_atomic(st, insn)
+            return
         if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
-            # arena atomics too (the kernel's PROBE_ATOMIC): an arena address has no
-            # alignment the verifier can prove, and a misaligned lock op may trap
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
         # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
         _check_aligned(ptr, insn.off, size, {PTR_STACK: "stack ", PTR_MAP_VALUE: "",
@@ -102,6 +105,23 @@ class MemoryMixin:
         self._mem_access(st, ptr, insn.dst, insn.off, size, write=True, value=UNKNOWN_SCALAR,
                          value_regno=insn.src)
         result = scalar(_sized_unknown(size))
+        if insn.imm == isa.CMPXCHG:
+            st.cur.regs[0] = result
+        elif insn.imm & isa.FETCH:
+            self.write_reg(st, insn.src, result)
+
+    def _arena_atomic(self, st: State, insn: isa.Insn) -> None:
+        """An atomic through an arena pointer (the kernel's PROBE_ATOMIC, x86-64 JIT): the
+        engines do it at arena window + low 32 bits + off.  As the kernel: no alignment
+        check (check_ptr_alignment skips PTR_TO_ARENA) and no bounds; the and/or/xor
+        forms with FETCH are refused (x86's bpf_jit_supports_insn has no arena version of
+        its cmpxchg loop).  The operands must be numbers, as for any atomic here."""
+        if insn.imm in (isa.ATOMIC_AND | isa.FETCH, isa.ATOMIC_OR | isa.FETCH,
+                        isa.ATOMIC_XOR | isa.FETCH):
+            raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} arena is not allowed")
+        if insn.imm == isa.CMPXCHG and self.read_reg(st, 0).t != SCALAR:
+            raise _Reject("R0 leaks addr into mem")
+        result = scalar(_sized_unknown(isa.SIZE_BYTES[insn.size]))
         if insn.imm == isa.CMPXCHG:
             st.cur.regs[0] = result
         elif insn.imm & isa.FETCH:
