@@ -12,7 +12,7 @@ import pytest
 from uringbpf import BpfObject
 from uringbpf.bpf import isa
 from uringbpf.bpf import maps as _maps
-from uringbpf.lang import LangCompileError, Module, arena_ptr, array, s64, u32, u64
+from uringbpf.lang import LangCompileError, Module, arena_ptr, array, ptr, s64, u32, u64
 
 PAGES = 4
 
@@ -158,12 +158,10 @@ def test_arena_array_is_an_arena_pointer():
 
     @bad.socket_filter
     def f(data, n) -> u64:
-        q = ptr_of(data)
+        q = ptr[u64](data)
         q = g.t                             # an arena pointer into a plain pointer local
         return 0
 
-    from uringbpf.lang import ptr
-    ptr_of = ptr[u64]
     with pytest.raises(LangCompileError, match=r"test_arena_globals.py:\d+: .*arena_ptr\[u64\]"):
         bad.compile()
 
