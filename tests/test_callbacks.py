@@ -143,3 +143,21 @@ def test_a_sigint_raised_in_jit_code_surfaces_from_the_jit_call():
     assert fn.take_error() is None
     assert _jit("r1 = 7\ncall 2\nr0 += 40\nexit", {2: py_helper})() == 42
     assert calls == [7]
+
+
+def test_a_sigint_before_a_native_helpers_callback_reaches_its_barrier(lib):
+    """The class, not only trampolines: a native helper (here C's ``call``) may itself call
+    back into Python through its own barrier; a Ctrl-C that arrived in native code fires as
+    that callback starts.  JitFunction.__call__ routes it to that barrier's on_error."""
+    seen = []
+    cb = _guarded(seen)
+    libc = ctypes.CDLL(None)
+    natives = {1: ctypes.cast(libc["raise"], c_void_p).value,
+               3: ctypes.cast(lib.call, c_void_p).value}
+    helpers = {hid: Helper(Proto(f"native{hid}", (Arg.SCALAR, Arg.SCALAR)), lambda rt, *a: 0,
+                           hid, native=addr) for hid, addr in natives.items()}
+    text = (f"r1 = {int(signal.SIGINT)}\ncall 1\n"
+            f"r1 = {ctypes.cast(cb, c_void_p).value} ll\nr2 = 5\ncall 3\nexit")
+    fn = _jit(text, helpers)
+    fn()
+    assert seen == [(KeyboardInterrupt, ())]

@@ -912,13 +912,11 @@ class JitFunction:
         U64 = isa.U64
         state.active += 1
         try:
-            if self._binder._trampolines or self.checked:
-                # The code calls back into Python (helper trampolines; checked code's region
-                # miss): a Ctrl-C that arrived in native code fires as a callback's frame
-                # starts, before its barrier's try; route_escapes hands it to the barrier.
-                with route_escapes():
-                    r0 = self._cfunc(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
-            else:
+            # The code may call back into Python (helper trampolines, checked code's region
+            # miss, native helpers with callbacks of their own): a Ctrl-C that arrived in
+            # native code fires as a callback's frame starts, before its barrier's try;
+            # route_escapes hands it to that barrier.
+            with route_escapes():
                 r0 = self._cfunc(r1 & U64, r2 & U64, r3 & U64, r4 & U64, r5 & U64)
         finally:
             state.active -= 1
