@@ -45,7 +45,7 @@ import functools
 import os
 import socket
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 from .uring import buffers as bf
 from .uring import uapi as u
@@ -61,6 +61,7 @@ _OP_RECV, _OP_SEND = u.IORING_OP_RECV, u.IORING_OP_SEND
 _TIME = -errno.ETIME
 _MORE = u.IORING_CQE_F_MORE
 _Future = asyncio.Future
+_Socket = socket.socket
 _CANCEL_EVERYTHING = u.IORING_ASYNC_CANCEL_ANY | u.IORING_ASYNC_CANCEL_ALL
 #: the longest operation timeout: its __kernel_timespec seconds must fit an s64
 _MAX_TIMEOUT = float(2 ** 62)
@@ -447,10 +448,23 @@ class AioRing:
             raise _error(res, what)
         return res
 
-    async def _rw(self, op: int, fd: Any, addr: int, n: int, offset: int, op_flags: int,
-                  keep: Any, what: str, timeout: float | None) -> int:
-        """The hot path (read/write/recv/send): one SQE written by ``Ring.prep_rw``; the
-        buffer's keep-alive stays in :attr:`_keeps` until the CQE is reaped."""
+    async def _rw(self, op: int, fd: Any, buf: Any, writable: bool, nbytes: int | None,
+                  offset: int, op_flags: int, what: str, timeout: float | None) -> int:
+        """The hot path (read/write/recv/send) in one coroutine frame: the buffer's
+        address, one SQE written by ``Ring.prep_rw``, one future; the buffer's keep-alive
+        stays in :attr:`_keeps` until the CQE is reaped."""
+        # ``_buffer`` inlined for the common case (a whole bytearray or a writable
+        # memoryview, no nbytes): a function call per operation is a measurable share
+        t = type(buf)
+        if nbytes is None and (t is bytearray or t is memoryview):
+            try:
+                keep = _from_buffer(buf)
+            except (TypeError, ValueError, BufferError):
+                addr, n, keep = _buffer(buf, writable, None)
+            else:
+                addr, n = _addressof(keep), len(buf) if t is bytearray else buf.nbytes
+        else:
+            addr, n, keep = _buffer(buf, writable, nbytes)
         if timeout is not None and not 0 <= timeout <= _MAX_TIMEOUT:
             # checked before the SQE is claimed: a linked timeout refused after its
             # request was queued would leave that request linked to the next SQE
@@ -460,6 +474,10 @@ class AioRing:
             self._bind()
         if self._busy:
             await self._wait_idle()
+        if type(fd) is _Socket:
+            # Ring.prep_rw converts other fd objects with a Python function call; an int
+            # takes its inline range check
+            fd = fd.fileno()
         ud = self._ud
         self._ud = ud + 1
         ring = self.ring
@@ -475,38 +493,54 @@ class AioRing:
             ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud, flags=_LINK)
             ring.prep_link_timeout(timeout, user_data=self._next_ud())
             self._untracked += 1
-        if keep is not None:
-            self._keeps[ud] = keep
         fut = _Future(loop=loop)     # the C future loop.create_future() makes, one call less
         self._futs[ud] = fut
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
+        # ``keep`` (the buffer's export) lives in this frame while the request is in the
+        # kernel (a dict entry per operation less); only when the await ends early is it
+        # parked where the request's CQE releases it
+        done = False
         try:
             res = await fut
+            done = True
         except asyncio.CancelledError:
             if self._futs.get(ud) is fut:       # the request is still in the kernel
                 self._cancel(ud)
             raise
+        finally:
+            if not done and keep is not None:
+                self._park(ud, fut, keep)
         if res < 0:
             if res == _CANCELED and timeout is not None:
                 raise TimeoutError(f"{what}: no completion within {timeout} s")
             raise _error(res, what)
         return res
 
-    # ------------------------------------------------------------------ operations
-    async def read(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
-                   timeout: float | None = None) -> int:
-        """Read into the writable ``buf`` at ``offset`` (-1: the file position); returns
-        the byte count."""
-        addr, n, keep = _buffer(buf, True, nbytes)
-        return await self._rw(_OP_READ, fd, addr, n, offset, 0, keep, "read", timeout)
+    def _park(self, ud: int, fut: asyncio.Future, keep: Any) -> None:
+        """An operation's await ended before its CQE was reaped (cancelled, ring closed,
+        failed enter): keep its buffer alive until the kernel is done with it."""
+        if self._futs.get(ud) is fut:
+            self._keeps[ud] = keep      # released when its CQE is reaped
+        elif self._closed:
+            _graveyard.append(keep)     # closed with the request possibly in the kernel
 
-    async def write(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
-                    timeout: float | None = None) -> int:
-        """Write ``buf`` at ``offset`` (-1: the file position); returns the byte count."""
-        addr, n, keep = _buffer(buf, False, nbytes)
-        return await self._rw(_OP_WRITE, fd, addr, n, offset, 0, keep, "write", timeout)
+    # ------------------------------------------------------------------ operations
+    # read/write/recv/send are plain functions returning the ``_rw`` coroutine: an
+    # ``async def`` wrapper would add a second coroutine frame to create and resume per
+    # operation. Nothing runs before the await either way (errors surface when awaited).
+    def read(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
+             timeout: float | None = None) -> Coroutine[Any, Any, int]:
+        """``await read(fd, buf, offset=-1)``: read into the writable ``buf`` at
+        ``offset`` (-1: the file position); returns the byte count."""
+        return self._rw(_OP_READ, fd, buf, True, nbytes, offset, 0, "read", timeout)
+
+    def write(self, fd: Any, buf: Any, offset: int = -1, *, nbytes: int | None = None,
+              timeout: float | None = None) -> Coroutine[Any, Any, int]:
+        """``await write(fd, buf, offset=-1)``: write ``buf`` at ``offset`` (-1: the file
+        position); returns the byte count."""
+        return self._rw(_OP_WRITE, fd, buf, False, nbytes, offset, 0, "write", timeout)
 
     async def readv(self, fd: Any, bufs: list, offset: int = -1, *,
                     timeout: float | None = None) -> int:
@@ -518,17 +552,19 @@ class AioRing:
         """pwritev of a list of buffers; returns the byte count."""
         return await self._op("writev", self.ring.prep_writev, (fd, bufs, offset), {}, timeout)
 
-    async def recv(self, sock: Any, buf: Any, msg_flags: int = 0, *,
-                   nbytes: int | None = None, timeout: float | None = None) -> int:
-        """recv into the writable ``buf``; returns the byte count (0: peer closed)."""
-        addr, n, keep = _buffer(buf, True, nbytes)
-        return await self._rw(_OP_RECV, sock, addr, n, 0, msg_flags, keep, "recv", timeout)
+    def recv(self, sock: Any, buf: Any, msg_flags: int = 0, *,
+             nbytes: int | None = None,
+             timeout: float | None = None) -> Coroutine[Any, Any, int]:
+        """``await recv(sock, buf)``: recv into the writable ``buf``; returns the byte
+        count (0: peer closed)."""
+        return self._rw(_OP_RECV, sock, buf, True, nbytes, 0, msg_flags, "recv", timeout)
 
-    async def send(self, sock: Any, buf: Any, msg_flags: int = 0, *,
-                   nbytes: int | None = None, timeout: float | None = None) -> int:
-        """send ``buf``; returns the byte count (may be short, like send(2))."""
-        addr, n, keep = _buffer(buf, False, nbytes)
-        return await self._rw(_OP_SEND, sock, addr, n, 0, msg_flags, keep, "send", timeout)
+    def send(self, sock: Any, buf: Any, msg_flags: int = 0, *,
+             nbytes: int | None = None,
+             timeout: float | None = None) -> Coroutine[Any, Any, int]:
+        """``await send(sock, buf)``: send ``buf``; returns the byte count (may be short,
+        like send(2))."""
+        return self._rw(_OP_SEND, sock, buf, False, nbytes, 0, msg_flags, "send", timeout)
 
     async def sendall(self, sock: Any, data: Any, *, timeout: float | None = None) -> None:
         """send until every byte of ``data`` went out."""

@@ -164,3 +164,87 @@ def test_aclose_cancels_everything_in_flight(tcp_pair, aio_kw, run):
         assert ar.closed
 
     run(main)
+
+
+def _exported(buf: bytearray) -> bool:
+    """True while something (the ring's keep-alive) holds an export of ``buf``: a
+    bytearray cannot change size then."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return True
+    buf.pop()
+    return False
+
+
+@pytest.mark.parametrize("kind", ["bytearray", "memoryview", "nbytes"])
+def test_a_cancelled_operations_buffer_outlives_its_task_until_the_cqe(tcp_pair, aio_kw, run,
+                                                                       kind):
+    """The keep-alive of a read/recv lives in the awaiting coroutine; a cancelled task
+    ends before the kernel's CQE, so the buffer's export must move to the ring and be
+    released only when that CQE is reaped."""
+    cli, srv = tcp_pair
+
+    async def main():
+        async with AioRing(8, **aio_kw) as ar:
+            buf = bytearray(64)
+            arg = {"bytearray": buf, "memoryview": memoryview(buf)[8:],
+                   "nbytes": buf}[kind]
+            kw = {"nbytes": 16} if kind == "nbytes" else {}
+            task = asyncio.ensure_future(ar.recv(srv, arg, **kw))
+            await _submitted(ar)
+            del arg
+            assert _exported(buf)
+            task.cancel()
+            await asyncio.wait([task])
+            assert task.cancelled()
+            del task
+            gc.collect()
+            # the task is gone; the request may still be in the kernel until its CQE
+            assert ar.inflight == 0 or _exported(buf)
+            for _ in range(200):
+                if ar.inflight == 0:
+                    break
+                await asyncio.sleep(0.001)
+            assert ar.inflight == 0
+            gc.collect()
+            assert not _exported(buf)       # released with the CQE, not leaked
+            cli.send(b"x")
+            assert await ar.recv(srv, buf) == 1
+
+    run(main)
+
+
+def test_a_buffer_in_flight_when_the_ring_closes_is_never_released(tcp_pair, aio_kw, run):
+    """Closed with a recv in the kernel: the task fails with RingClosedError and its
+    buffer's export is parked for good (the kernel may still write into it)."""
+    _cli, srv = tcp_pair
+
+    async def main():
+        ar = AioRing(8, **aio_kw)
+        buf = bytearray(64)
+        task = asyncio.ensure_future(ar.recv(srv, buf))
+        await _submitted(ar)
+        ar.close()
+        with pytest.raises(RingClosedError):
+            await task
+        del task
+        gc.collect()
+        assert _exported(buf)
+
+    run(main)
+
+
+def test_a_completed_operation_releases_its_buffer(tcp_pair, aio_kw, run):
+    cli, srv = tcp_pair
+
+    async def main():
+        async with AioRing(8, **aio_kw) as ar:
+            buf = bytearray(64)
+            cli.send(b"abc")
+            assert await ar.recv(srv, buf) == 3
+            assert await ar.send(srv, buf, nbytes=3) == 3
+            gc.collect()
+            assert not _exported(buf) and ar.inflight == 0
+
+    run(main)
