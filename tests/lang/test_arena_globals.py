@@ -269,3 +269,78 @@ def test_globals_over_two_pages(mode):
             assert g.address_of(name) - obj.maps["arena"].value_addr == start + off
     finally:
         obj.close()
+
+
+lst = Module("arena_global_list")
+lst_arena = lst.arena("arena", 6)
+
+
+@lst.arena_globals
+class lg:
+    head: arena_ptr[Node]     # C: struct node __arena * __arena head;
+    count: u32
+
+
+@lst.socket_filter
+def push_one(data, length) -> s64:
+    """Push a node on a page of its own onto the list ``lg.head``; return the values' sum."""
+    page = lst_arena.alloc_pages(1)
+    if not page:
+        return -1
+    n = arena_ptr[Node](page)
+    n.val = u64(length)
+    n.next = u64(lg.head)
+    lg.head = n
+    lg.count += 1
+    total = s64(0)
+    cur = lg.head
+    for i in range(8):
+        if not cur:
+            break
+        total += s64(cur.val)
+        cur = arena_ptr[Node](cur.next)
+    return total
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_arena_pointer_global_same_both_ways(mode):
+    lst_arena.close()
+    rets = [push_one.run_in_app(bytes(k)) if mode == "app" else push_one.run(bytes(k), mode)
+            for k in (3, 4, 5, 6, 7, 8)]
+    # five pages for nodes (the sixth holds the globals), then NULL from alloc_pages
+    assert rets == [3, 7, 12, 18, 25, -1]
+    m = lst_arena.map
+    assert lg.count == 5
+    head = lg.head                            # read from Python: an arena pointer
+    assert int(head) == m.value_addr + 4 * 4096 and head.val == 7
+    assert lg.values() == {"head": m.value_addr + 4 * 4096, "count": 5}
+    vals, addr = [], int(head)
+    while addr:
+        node = Node.from_buffer_copy(m.memory()[addr - m.value_addr:][:16])
+        vals.append(node.val)
+        addr = node.next
+    assert vals == [7, 6, 5, 4, 3]
+
+
+def test_application_sets_an_arena_pointer_global():
+    lst_arena.close()
+    assert push_one.run(b"ab", "jit") == 2
+    lg.head = 0                               # the application empties the list
+    assert push_one.run_in_app(b"abc") == 3
+    lg.head = lst_arena.map.value_addr        # back to the first node, as an address
+    assert push_one.run(b"abcd", "interp") == 4 + 2
+    with pytest.raises(TypeError, match="arena pointer"):
+        lg.head = ptr[u64](lg.head)           # a plain pointer: not an arena address
+
+
+def test_arena_pointer_field_misuse():
+    m = Module("arena_ptr_misuse")
+    m.arena("ar", 2)
+    with pytest.raises(LangCompileError, match=r"test_arena_globals.py:\d+: .*starts NULL"):
+        @m.arena_globals
+        class g6:
+            p: arena_ptr[u64] = 5
+    with pytest.raises(LangCompileError, match=r"test_arena_globals.py:\d+: .*arena_ptr\[T\], not"):
+        @m.bss
+        class g7:
+            p: arena_ptr[u64]          # only arena globals hold arena pointers

@@ -33,7 +33,7 @@ from ..errors import BpfVerifierError, MapError
 from . import compiler as C
 from . import srcmap
 from . import types as T
-from .appmode import AppRuntime, ArenaPtr, Ptr, app_runtime, buffer_ptr, memory_ptr
+from .appmode import AppRuntime, ArenaPtr, Ptr, app_runtime, arena_memory_ptr, buffer_ptr, memory_ptr
 from .maps import BpfMap
 from .errors import LangCompileError, LangRuntimeError, LangVerifierError
 
@@ -142,10 +142,13 @@ class Section:
             elif isinstance(ann, type) and issubclass(ann, (ctypes.Structure, ctypes.Union)) \
                     and not is_volatile:
                 fkind = ann              # a structure: programs reach it through its fields
+            elif isinstance(ann, T.ArenaPtrType) and kind == "addr_space.1" and not is_volatile:
+                fkind = ann              # C's `T __arena * __arena p;`: an arena address
             else:
                 raise LangCompileError(inspect.getsourcefile(cls) or "?", self._line,
                                        f"{cls.__name__}.{name}: a section field is u8..u64, s8..s64, "
-                                       f"array(T, n) or a ctypes structure, not {ann!r}")
+                                       f"array(T, n), a ctypes structure or (arena globals) "
+                                       f"arena_ptr[T], not {ann!r}")
             align = T.alignof(fkind)
             off = (off + align - 1) // align * align
             fields[name] = (fkind, off)
@@ -162,6 +165,13 @@ class Section:
         for name, (fkind, off) in fields.items():
             if name in cls.__dict__:
                 init = cls.__dict__[name]
+                if isinstance(fkind, T.ArenaPtrType) and init not in (0, None):
+                    # arena addresses exist once the arena does: only NULL is an initialiser
+                    raise LangCompileError(inspect.getsourcefile(cls) or "?", self._line,
+                                           f"{cls.__name__}.{name}: an arena pointer starts NULL "
+                                           f"(= 0), not {init!r}")
+                if isinstance(fkind, T.ArenaPtrType):
+                    continue                 # NULL: the memory is zero already
                 if _is_struct(fkind):
                     self._mem[off:off + T.sizeof(fkind)] = bytes(init)   # a ctypes instance
                 elif isinstance(fkind, tuple):
@@ -206,7 +216,7 @@ class Section:
         if self._arena is not None:
             # __arena globals have no memory of their own: they are the arena's last pages,
             # in the application run as in a loaded object (which uses the same native map)
-            m = self._bound.map if self._bound is not None else self._arena.map
+            m = self._arena_map()
             where = (self._bound.address_of(name) - m.value_addr if self._bound is not None
                      else self.arena_offset + off)
             return ArenaPtr(m.memory(), where, elem)
@@ -216,8 +226,15 @@ class Section:
                        fkind[1] if isinstance(fkind, tuple) else fkind)
         return Ptr(memoryview(self._mem), off, fkind[1] if isinstance(fkind, tuple) else fkind)
 
+    def _arena_map(self) -> Any:
+        """The native arena holding these ``__arena`` globals now."""
+        return self._bound.map if self._bound is not None else self._arena.map
+
     def _get(self, name: str) -> Any:
         fkind, _off = self._fields[name]
+        if isinstance(fkind, T.ArenaPtrType):       # an arena address, as an arena pointer
+            return arena_memory_ptr(self._arena_map(), int(self._ptr(name)._pretype(T.u64)[0]),
+                                    fkind.elem)
         p = self._ptr(name)
         return p if isinstance(fkind, tuple) or _is_struct(fkind) else p[0]
 
@@ -229,6 +246,14 @@ class Section:
             raise TypeError(f"{self.__name__}.{name} is a structure: assign its fields")
         if self.frozen:
             raise AttributeError(f"{self.__name__} is read-only while the program runs (.rodata)")
+        if isinstance(fkind, T.ArenaPtrType):
+            if isinstance(value, Ptr) and not isinstance(value, ArenaPtr):
+                raise TypeError(f"{self.__name__}.{name} is {fkind!r}: assign an arena pointer "
+                                "or an arena address")
+            # the address the program would store: the arena's upper half + the low 32 bits
+            addr = int(value) if not isinstance(value, Ptr) else (value._paddr() if value else 0)
+            self._ptr(name)._pretype(T.u64)[0] = addr
+            return
         if self._bound is not None:
             self._bound.set(name, int(fkind(value)))
             return
@@ -257,6 +282,8 @@ class Section:
                 out[name] = [p[i] for i in range(fkind[2])]
             elif _is_struct(fkind):
                 out[name] = self.raw_bytes(name)
+            elif isinstance(fkind, T.ArenaPtrType):
+                out[name] = int(self._ptr(name)._pretype(T.u64)[0])   # the arena address
             else:
                 out[name] = self._get(name)
         return out
