@@ -455,8 +455,16 @@ def _arena(rng: random.Random) -> list[Insn]:
     else:
         out += lddw(1, 0, value & U32, value >> 32)
     out.append(Insn(isa.ALU64 | isa.MOV | isa.X, 1, _field(rng, 1, [10, 2, 11]), cast_off, cast))
-    kind = rng.randrange(4)
-    if kind == 0:
+    kind = rng.randrange(5)
+    if kind == 4:          # an atomic through the arena pointer (what it fetched, then the cell)
+        aop = rng.choice(sorted(isa.ATOMIC_OPS))
+        asize = rng.choice([isa.W, isa.DW])
+        out += [Insn(isa.ST | isa.MEM | asize, 1, 0, off, _edge(rng)), mov(0, rng.choice([0, -1, 5])),
+                mov(3, _edge(rng)), Insn(isa.STX | isa.ATOMIC | asize, 1, 3, off, aop),
+                Insn(isa.LDX | isa.MEM | asize, 4, 1, off),
+                Insn(isa.ALU64 | isa.LSH | isa.K, 0, 0, 0, 7), Insn(isa.ALU64 | isa.XOR | isa.X, 0, 3),
+                Insn(isa.ALU64 | isa.LSH | isa.K, 0, 0, 0, 7), Insn(isa.ALU64 | isa.XOR | isa.X, 0, 4)]
+    elif kind == 0:
         out += [Insn(isa.ST | isa.MEM | size, 1, 0, off, _edge(rng)),
                 Insn(isa.LDX | isa.MEM | size, 0, 1, off)]
     elif kind == 1:
