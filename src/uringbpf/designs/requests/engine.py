@@ -25,7 +25,7 @@ from ...bpf import progtypes as pt
 from ...bpf.helpers import Arg
 from ...bpf.platform import Platform
 from ...bpf.memory import BpfRuntimeError, Buffer, guard_check, guard_check_sqe
-from ...callbacks import route_escapes
+from ...callbacks import barrier, route_escapes
 from ...uring import uapi as u
 from ...uring.ring import Completion, Ring as BaseRing, RingClosedError, deny_sqe
 
@@ -111,13 +111,24 @@ STOP = ctypes.c_uint32(0)
 
 
 def hold_interrupt(exc: BaseException) -> None:
-    """Park a KeyboardInterrupt raised inside a program run and ask the engine to stop."""
+    """Park an exception raised under a program run (a KeyboardInterrupt, a failing SQE
+    filter of another design) and ask the engine to stop; :func:`raise_pending` raises it."""
     PENDING_INTERRUPTS.append(exc)
     STOP.value = 1
 
 
+def _submit_failed(exc: BaseException, _args: tuple) -> int:
+    """The ring's submit raised under a program's helper: an OSError is the helper's
+    -errno; anything else (a KeyboardInterrupt, a failing SQE filter) is held for
+    :func:`raise_pending` and the helper fails with -EINTR."""
+    if isinstance(exc, OSError):
+        return -(exc.errno or errno.EINVAL)
+    hold_interrupt(exc)
+    return -errno.EINTR
+
+
 def raise_pending() -> None:
-    """Re-raise the parked interrupt, if any, once the engine stopped."""
+    """Re-raise the parked exception, if any, once the engine stopped."""
     STOP.value = 0
     if PENDING_INTERRUPTS:
         exc = PENDING_INTERRUPTS.pop(0)
@@ -700,14 +711,23 @@ class RequestsEngine:
         try:
             with route_escapes():             # a Ctrl-C that fired as a callback started
                 req.slot.call(req.ctx_addr)
-            raise_pending()
         except KeyboardInterrupt:
             self._ready.appendleft(req)               # not lost: runs again on next enter
+            STOP.value = 0
+            PENDING_INTERRUPTS.clear()
             raise
         except BpfRuntimeError as exc:                # the program failed (any engine)
+            if PENDING_INTERRUPTS:                    # because of what was held: raise that
+                self._ready.appendleft(req)
+                raise_pending()
             self.errors.append(exc)
             self._finish(req, -errno.EFAULT)
             return
+        if PENDING_INTERRUPTS:
+            # Held during the run (an interrupt, another design's SQE filter failing under
+            # a helper): raised as itself, as the native engine does; the request is kept.
+            self._ready.appendleft(req)
+        raise_pending()
         if req not in self._live:                     # cancelled from inside (unregister)
             return
         wait_nr, wait_idx = ctx.wait_nr, ctx.wait_idx
@@ -861,13 +881,18 @@ class RequestsEngine:
     def queue_sqe(self, data: bytes) -> int:
         """iouring_queue_sqe: hand one SQE straight to the kernel (1 or -errno)."""
         ring = self.ring
+        # The ring's submit runs every SQE filter, other designs' Python too: what one of
+        # them raises is not the program's fault.  It is held and raised as itself once the
+        # run is over (as the native engine's C -> Python submit does), on every engine.
+        submit = barrier(ring.submit, _submit_failed)
         try:
             sqe = ring.get_sqe()
         except RuntimeError:                  # SubmissionQueueFull: flush, then retry
+            if submit() < 0 or PENDING_INTERRUPTS:
+                return -errno.EAGAIN
             try:
-                ring.submit()
                 sqe = ring.get_sqe()
-            except (RuntimeError, OSError):
+            except RuntimeError:
                 return -errno.EAGAIN
         addr = _sqe_address(sqe)
         size = getattr(ring, "sqe_size", 64)
@@ -876,10 +901,7 @@ class RequestsEngine:
         err = guard_check_sqe(addr)         # names runtime-owned memory: a CQE of -EFAULT
         if err:
             deny_sqe(sqe, err)
-        try:
-            ret = ring.submit()
-        except OSError as exc:
-            return -(exc.errno or errno.EINVAL)
+        ret = submit()
         if isinstance(ret, int) and ret < 0:
             return ret
         return 1
