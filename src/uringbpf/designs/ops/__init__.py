@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import native
-from ...callbacks import barrier
+from ...callbacks import barrier, route_escapes
 
 #: The C of the ops design (built by :func:`uringbpf.native.load` on first use).
 NATIVE_SOURCE = Path(__file__).resolve().with_name("ops.c")
@@ -364,6 +364,9 @@ class OpsTable:
                 ctx = (ctypes.c_uint64 * 5).from_address(p.jit.error_address)
                 ctx[:] = out[:]
                 err = p.take_error()
+                if err is not None and not isinstance(err, Exception):
+                    _HELD.append(err)        # a Ctrl-C in a Python helper: not the program's
+                    continue
                 self.errors.append(err if err is not None else BpfRuntimeError(
                     f"{p.name}: stopped with error {out[0]} at insn {out[1]}"))
         self._nstatus[0] = 0
@@ -559,11 +562,12 @@ class OpsTable:
         if self.native_path and self.allow_native and not ring.sqe_filters:
             if self._fixed_dirty:
                 self._sync_fixed(ring)
-            with self.cond:
+            with self.cond, route_escapes():   # a Ctrl-C that fired as a callback started
                 ret = _enter(self.nring, to_submit, min_complete, flags)
             st = self._nstatus
             if st[0]:
                 self._take_native_errors()
+            _raise_held()
             if st[1]:
                 code = -st[1]
                 raise OSError(code, "IORING_OP_BPF submit path: " + (
@@ -1026,10 +1030,35 @@ def _resolve_py(data: int, desc_addr: int, direction: int, out: int) -> int:
     return 0
 
 
+#: What C's callbacks caught that is not the request's failure (a KeyboardInterrupt, or
+#: whatever escaped a callback before its barrier's try, see uringbpf.callbacks): raised
+#: again once ops_enter has returned.  C cannot be told to stop: the request the callback
+#: served fails cleanly (-EFAULT) and ops_enter finishes its window.
+_HELD: list[BaseException] = []
+
+
+def _hold(exc: BaseException, args: tuple) -> bool:
+    """Keep ``exc`` for :func:`_raise_held` when it is not a failure of the callback."""
+    if isinstance(exc, Exception) and args:
+        return False
+    _HELD.append(exc)
+    return True
+
+
+def _raise_held() -> None:
+    if _HELD:
+        exc = _HELD[0]
+        _HELD.clear()
+        raise exc
+
+
 def _resolve_failed(exc: BaseException, args: tuple) -> int:
-    """A failed resolve is a clean -EFAULT for the request (C cannot take an exception)."""
-    rd = _RDesc.from_address(args[3])
-    rd.err, rd.nseg, rd.segs = -errno.EFAULT, 0, 0
+    """A failed resolve is a clean -EFAULT for the request (C cannot take an exception);
+    an interrupt is raised again after ops_enter."""
+    _hold(exc, args)
+    if args:                       # () when it escaped before the try: C's rd is its own
+        rd = _RDesc.from_address(args[3])
+        rd.err, rd.nseg, rd.segs = -errno.EFAULT, 0, 0
     return 0
 
 
@@ -1195,7 +1224,9 @@ def _native_lookup(table_id: int, kind: int, index: int, direction: int, out: in
 
 
 def _efault(exc: BaseException, args: tuple) -> int:
-    """A failed lookup is a clean -EFAULT (C cannot take an exception)."""
+    """A failed lookup is a clean -EFAULT (C cannot take an exception); an interrupt is
+    raised again after ops_enter."""
+    _hold(exc, args)
     return -errno.EFAULT
 
 
