@@ -42,11 +42,16 @@ import concurrent.futures
 import ctypes
 import errno
 import functools
+import importlib.machinery
+import importlib.util
 import os
 import socket
+import sysconfig
+import threading
 from collections import deque
 from typing import Any, Callable, Coroutine
 
+from . import native
 from .uring import buffers as bf
 from .uring import uapi as u
 from .uring.ring import Ring, RingClosedError, SubmissionQueueFull
@@ -105,6 +110,26 @@ def _buffer(buf: Any, writable: bool, nbytes: int | None) -> tuple[int, int, Any
     return addr, n, keep
 
 
+_native_lock = threading.Lock()
+_native_mod: Any = None
+
+
+def _native() -> Any:
+    """The ``_aioreap`` extension (native/aioreap.c: the CQ reaping loop), compiled and
+    cached on first use like ``Ring.fast()``'s."""
+    global _native_mod
+    with _native_lock:
+        if _native_mod is None:
+            path = str(native.build("aioreap", ["-I", sysconfig.get_paths()["include"]]))
+            name = "uringbpf._aioreap"
+            loader = importlib.machinery.ExtensionFileLoader(name, path)
+            mod = importlib.util.module_from_spec(
+                importlib.util.spec_from_file_location(name, path, loader=loader))
+            loader.exec_module(mod)
+            _native_mod = mod
+        return _native_mod
+
+
 class AioRing:
     """An io_uring driven by the running asyncio event loop.
 
@@ -126,6 +151,8 @@ class AioRing:
                  backend: str = "auto", notify: str = "auto"):
         if notify not in ("auto", "eventfd", "ring"):
             raise ValueError(f"notify must be 'auto', 'eventfd' or 'ring', not {notify!r}")
+        ext = _native()     # built before anything needs closing
+        self._native_reap, self._native_prep = ext.reap, ext.prep_rw
         if ring is None:
             if flags & u.IORING_SETUP_SQ_REWIND:
                 raise ValueError("AioRing cannot drive an IORING_SETUP_SQ_REWIND ring")
@@ -174,22 +201,23 @@ class AioRing:
                 if self._owns_ring:
                     ring.close()
                 raise _error(ret, f"IORING_REGISTER_EVENTFD on a {ring.backend} ring")
-        # Zero-copy word views of the CQ ring. They are built from the addresses of the
-        # documented ring contract; ``_cq_keep`` (a CQE view, which references the mapped
-        # region) keeps the mapping alive for as long as these views exist.
+        # A word view of the CQ ring (the SQ flags word below) and the addresses the
+        # native reaping loop reads, from the documented ring contract; ``_cq_keep`` (a
+        # CQE view, which references the mapped region) keeps the mapping alive until
+        # _release_ring drops both.
         self._cq_keep = ring.cqe_view(0)
         size = ring.params.cq_off.cqes + ring.cq_entries * ring.cqe_size
         mem = (ctypes.c_char * size).from_address(ring.cq_ring_addr)
-        b = memoryview(mem).cast("B")
-        self._cqw = b.cast("I")
-        self._cq_head_i = ring.params.cq_off.head >> 2
-        self._cq_tail_i = ring.params.cq_off.tail >> 2
-        cqes = b[ring.params.cq_off.cqes:size]
-        self._cqe_q = cqes.cast("Q")
-        self._cqe_i = cqes.cast("i")
-        self._cq_mask = ring.cq_mask
+        self._cqw = memoryview(mem).cast("B").cast("I")
         self._cq_entries = ring.cq_entries
-        self._cqe_step = ring.cqe_size >> 3
+        off = ring.params.cq_off
+        self._reap_args = (ring.cq_ring_addr + off.head, ring.cq_ring_addr + off.tail,
+                           ring.cq_ring_addr + off.cqes, ring.cq_mask, ring.cqe_size)
+        self._others: list = []         # CQEs the native loop leaves to Python
+        # what the native prep_rw needs to claim and write an SQE like Ring.prep_rw
+        self._sq_layout = (ring.sq_head_addr, ring.sqes_addr, ring.sq_mask, ring.sq_entries,
+                           ring.sqe_size)
+        self._late: list = []
         # The SQ flags word lives in the same mapping when the kernel has one mmap for
         # both rings (FEAT_SINGLE_MMAP, Linux 5.4+, and the thread-pool backend).
         single = ring.backend == "threads" or ring.features & u.IORING_FEAT_SINGLE_MMAP
@@ -334,34 +362,27 @@ class AioRing:
             self._reap()
 
     def _reap(self) -> None:
-        """Every ready CQE, in one pass over ring memory; one CQ head update."""
-        cqw, hi, ti = self._cqw, self._cq_head_i, self._cq_tail_i
+        """Every ready CQE in one native pass over ring memory (futures get their results
+        there); one CQ head update."""
+        cqw = self._cqw
         while True:
-            head = cqw[hi]
-            n = (cqw[ti] - head) & _M32
+            others, late = self._others, self._late
+            n = self._native_reap(*self._reap_args, self._futs, self._keeps, others, late)
             if n:
-                q, w, mask, step = self._cqe_q, self._cqe_i, self._cq_mask, self._cqe_step
-                futs, keeps, sinks = self._futs, self._keeps, self._sinks
-                for k in range(n):
-                    i = ((head + k) & mask) * step
-                    ud = q[i]
-                    fut = futs.pop(ud, None)
-                    if fut is None:
+                if others:
+                    sinks = self._sinks
+                    for ud, res, fl in others:
                         sink = sinks.get(ud)
                         if sink is None:
                             self._untracked -= 1
                         else:
-                            fl = w[2 * i + 3]
                             if not fl & _MORE:      # its last CQE
                                 del sinks[ud]
-                            sink._cqe(ud, w[2 * i + 2], fl)
-                    else:
-                        if keeps:
-                            keeps.pop(ud, None)     # the kernel is done with the buffer
-                        if fut.done():          # its task was cancelled meanwhile
-                            self.late_completions.append((ud, w[2 * i + 2]))
-                        else:
-                            fut.set_result(w[2 * i + 2])
+                            sink._cqe(ud, res, fl)
+                    others.clear()
+                if late:
+                    self.late_completions.extend(late)
+                    late.clear()
                 self.stats["reaped"] += n
                 self.ring.cq_advance(n)     # also releases the requests' buffers
             # CQEs the kernel could not post while the CQ was full wait in its overflow
@@ -481,7 +502,14 @@ class AioRing:
         ud = self._ud
         self._ud = ud + 1
         ring = self.ring
-        if timeout is None:
+        if timeout is None and type(fd) is int:
+            # Ring.prep_rw's work in C (the Python version is most of an await's own cost)
+            prep, layout = self._native_prep, self._sq_layout
+            if not prep(layout, ring, op, fd, addr, n, offset, op_flags, ud):
+                self._submit_now()
+                if not prep(layout, ring, op, fd, addr, n, offset, op_flags, ud):
+                    raise SubmissionQueueFull(f"all {ring.sq_entries} SQEs are queued")
+        elif timeout is None:       # an fd object: Ring.prep_rw converts it
             try:
                 ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud)
             except SubmissionQueueFull:
@@ -760,7 +788,8 @@ class AioRing:
         if self._bufring is not None:
             self._bufring.release(ring)
             self._bufring = None
-        self._cqw = self._cqe_q = self._cqe_i = None
+        self._cqw = None
+        self._reap_args = ()
         self._cq_keep = None
         if not ring.closed:
             ring.remove_close_hook(self._close_hook)
