@@ -504,11 +504,9 @@ class AioRing:
         ring = self.ring
         if timeout is None and type(fd) is int:
             # Ring.prep_rw's work in C (the Python version is most of an await's own cost)
-            prep, layout = self._native_prep, self._sq_layout
-            if not prep(layout, ring, op, fd, addr, n, offset, op_flags, ud):
-                self._submit_now()
-                if not prep(layout, ring, op, fd, addr, n, offset, op_flags, ud):
-                    raise SubmissionQueueFull(f"all {ring.sq_entries} SQEs are queued")
+            if not self._native_prep(self._sq_layout, ring, op, fd, addr, n, offset, op_flags,
+                                     ud):
+                self._prep_after_submit(op, fd, addr, n, offset, op_flags, ud)
         elif timeout is None:       # an fd object: Ring.prep_rw converts it
             try:
                 ring.prep_rw(op, fd, addr, n, offset, op_flags=op_flags, user_data=ud)
@@ -545,6 +543,15 @@ class AioRing:
                 raise TimeoutError(f"{what}: no completion within {timeout} s")
             raise _error(res, what)
         return res
+
+    def _prep_after_submit(self, op: int, fd: int, addr: int, n: int, offset: int,
+                           op_flags: int, ud: int) -> None:
+        """The SQ was full for the native prep: submit what is queued, then prepare."""
+        self._submit_now()
+        if not self._native_prep(self._sq_layout, self.ring, op, fd, addr, n, offset,
+                                 op_flags, ud):
+            raise SubmissionQueueFull(f"all {self.ring.sq_entries} SQEs are queued and the "
+                                      "kernel took none of them")
 
     def _park(self, ud: int, fut: asyncio.Future, keep: Any) -> None:
         """An operation's await ended before its CQE was reaped (cancelled, ring closed,
@@ -1048,11 +1055,10 @@ class AioStream:
         # ``_sending`` keeps it (and the exported view) alive until the send's CQE
         keep = _from_buffer(data)
         addr, n = _addressof(keep), len(data)
-        try:
-            ring.prep_rw(_OP_SEND, self._fd, addr, n, 0, op_flags=_SEND_FLAGS, user_data=ud)
-        except SubmissionQueueFull:
-            aio._submit_now()
-            ring.prep_rw(_OP_SEND, self._fd, addr, n, 0, op_flags=_SEND_FLAGS, user_data=ud)
+        # Ring.prep_rw's work, in C
+        if not aio._native_prep(aio._sq_layout, ring, _OP_SEND, self._fd, addr, n, 0,
+                                _SEND_FLAGS, ud):
+            aio._prep_after_submit(_OP_SEND, self._fd, addr, n, 0, _SEND_FLAGS, ud)
         self._sending = data
         self._sending_keep = keep
         self._send_ud = ud
