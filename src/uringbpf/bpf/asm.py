@@ -420,6 +420,15 @@ def _kernel_line(text: str, pend: list[_Pending], lineno: int, line: str) -> boo
         return add(Insn(isa.STX | isa.ATOMIC | _BYTES_SIZE[m.group(3)], int(m.group(4)),
                         _reg(m.group(7)), _addr_off(m.group(5), m.group(6)),
                         _KFETCH[m.group(2)] | isa.FETCH))
+    # w0 = load_acquire((u8 *)(r1 + 0)) / store_release((u64 *)(r1 + 8), r2)
+    m = re.fullmatch(_R + r" = load_acquire\(\(\s*u(8|16|32|64) \*\s*\)" + _ADDR + r"\)", t)
+    if m:
+        return add(Insn(isa.STX | isa.ATOMIC | _BYTES_SIZE[m.group(2)], _reg(m.group(1)),
+                        int(m.group(3)), _addr_off(m.group(4), m.group(5)), isa.LOAD_ACQ))
+    m = re.fullmatch(r"store_release\(\(\s*u(8|16|32|64) \*\s*\)" + _ADDR + r", " + _R + r"\)", t)
+    if m:
+        return add(Insn(isa.STX | isa.ATOMIC | _BYTES_SIZE[m.group(1)], int(m.group(2)),
+                        _reg(m.group(5)), _addr_off(m.group(3), m.group(4)), isa.STORE_REL))
     # r2 = xchg_64(r1 + 0, r2) / w2 = xchg32_32(r1 + 0, w2)
     m = re.fullmatch(_R + r" = xchg(?:32)?_(32|64)\(" + _ADDR_NOPAREN + r", " + _R + r"\)", t)
     if m:
@@ -503,7 +512,7 @@ def _kernel_line(text: str, pend: list[_Pending], lineno: int, line: str) -> boo
 
 def _looks_kernel(text: str) -> bool:
     t = text.strip()
-    return ("=" in t or t.startswith(("if ", "goto", "lock *", "callx r"))
+    return ("=" in t or t.startswith(("if ", "goto", "lock *", "callx r", "store_release("))
             or t.startswith("call pc") or t.startswith("call kfunc#")
             or bool(re.fullmatch(r"call [\w.]+#-?\d+", t)))
 

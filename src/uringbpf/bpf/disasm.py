@@ -146,6 +146,8 @@ def format_insn(insn: Insn, style: str = "kernel") -> str:
         return f"*(u{bits} *){_addr(insn.dst, insn.off)} = {insn.imm}"
     if insn.mode == isa.MEM:
         return f"*(u{bits} *){_addr(insn.dst, insn.off)} = r{insn.src}"
+    if insn.imm in isa.ATOMIC_LOAD_STORE:
+        return _acquire_release(insn)
     # atomics
     p = "w" if insn.size == isa.W else "r"
     s = f"{p}{insn.src}"
@@ -220,6 +222,9 @@ def _format_ubpf(insn: Insn) -> str:
         return f"st{sz} {_ubpf_mem(insn.dst, insn.off)}, {insn.imm}"
     if insn.mode == isa.MEM:
         return f"stx{sz} {_ubpf_mem(insn.dst, insn.off)}, %r{insn.src}"
+    if insn.imm in isa.ATOMIC_LOAD_STORE:
+        # uBPF has no mnemonic for these: the LLVM spelling, which assemble() reads too
+        return _acquire_release(insn)
     suffix = "32" if insn.size == isa.W else ""
     mem = _ubpf_mem(insn.dst, insn.off)
     if insn.imm == isa.XCHG:
@@ -251,3 +256,13 @@ def disassemble(insns: list[Insn], style: str = "kernel", show_pc: bool = True,
                 text += "  ; " + " ".join(f"{b:02x}" for b in raw[8:])
         lines.append(prefix + text)
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _acquire_release(insn: isa.Insn) -> str:
+    """Load-acquire / store-release as LLVM spells them (the register is ``w`` below 64
+    bits): ``w0 = load_acquire((u8 *)(r1 + 0))``, ``store_release((u64 *)(r1 + 8), r2)``."""
+    p = "r" if insn.size == isa.DW else "w"
+    bits = _BITS[insn.size]
+    if insn.imm == isa.LOAD_ACQ:
+        return f"{p}{insn.dst} = load_acquire((u{bits} *){_addr(insn.src, insn.off)})"
+    return f"store_release((u{bits} *){_addr(insn.dst, insn.off)}, {p}{insn.src})"

@@ -287,6 +287,13 @@ class _Gen:
         size = isa.SIZE_BYTES[insn.size]
         e = self.emit
         arena = isa.is_arena_access(insn)
+        if insn.cls == isa.STX and insn.imm == isa.LOAD_ACQ and insn.mode in (isa.ATOMIC,
+                                                                             isa.PROBE_ATOMIC):
+            # load-acquire: a plain load (zero-extending).  Each instruction here runs to
+            # its end under the GIL, so no later access can be seen before it.
+            a = self.arena_addr(pc, insn.src, insn.off) if arena else self.addr(insn.src, insn.off)
+            e(f"r[{insn.dst}] = LD{size}({a}, {pc})")
+            return
         if insn.cls == isa.LDX:
             a = self.arena_addr(pc, insn.src, insn.off) if arena else self.addr(insn.src, insn.off)
             if insn.mode in (isa.MEMSX, isa.PROBE_MEM32SX):
@@ -301,7 +308,8 @@ class _Gen:
         if insn.cls == isa.ST:
             e(f"ST{size}({a}, {insn.imm & mask}, {pc})")
             return
-        if insn.mode in (isa.MEM, isa.PROBE_MEM32):
+        if insn.mode in (isa.MEM, isa.PROBE_MEM32) or insn.imm == isa.STORE_REL:
+            # (store-release: a plain store, ordered after every earlier access as above)
             v = f"r[{insn.src}]" if size == 8 else f"r[{insn.src}] & {mask}"
             e(f"ST{size}({a}, {v}, {pc})")
             return

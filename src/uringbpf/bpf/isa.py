@@ -79,6 +79,12 @@ ATOMIC_OPS = {
     ATOMIC_ADD | FETCH, ATOMIC_OR | FETCH, ATOMIC_AND | FETCH, ATOMIC_XOR | FETCH,
     XCHG, CMPXCHG,
 }
+#: load-acquire / store-release (Linux 6.15+, imm of STX|ATOMIC, any of the four sizes):
+#: ``dst = load_acquire(src + off)`` and ``store_release(dst + off, src)``.  Not read-modify-
+#: write operations, so they are kept apart from ATOMIC_OPS.
+LOAD_ACQ = 0x100
+STORE_REL = 0x110
+ATOMIC_LOAD_STORE = {LOAD_ACQ, STORE_REL}
 
 # src_reg values of a 64-bit immediate load (lddw), as in the kernel's bpf.h.
 PSEUDO_MAP_FD = 1
@@ -304,7 +310,8 @@ def cpu_version_needed(insn: Insn) -> int:
     if insn.opcode == OP_CALL and insn.src in (PSEUDO_CALL, PSEUDO_KFUNC_CALL):
         return 3
     if cls == STX and insn.mode == ATOMIC:
-        return 3
+        # LLVM emits load-acquire/store-release from -mcpu=v4 on
+        return 4 if insn.imm in ATOMIC_LOAD_STORE else 3
     return 1
 
 
@@ -453,6 +460,8 @@ def invalid_reason(insn: Insn, xlated: bool = False) -> str | None:
         if insn.mode in mem:
             return None
         atomic = insn.mode == ATOMIC or (xlated and insn.mode == PROBE_ATOMIC)
+        if atomic and insn.imm in ATOMIC_LOAD_STORE:
+            return None
         if atomic and insn.size in (W, DW):
             if insn.imm in ATOMIC_OPS:
                 return None

@@ -471,6 +471,8 @@ class ModuleGen:
             if insn.mode in (isa.MEM, isa.PROBE_MEM32):
                 self.gen_store(pc, insn.dst, insn.off, insn.size, None, imm=False,
                                src=insn.src, arena=insn.mode == isa.PROBE_MEM32)
+            elif insn.mode in (isa.ATOMIC, isa.PROBE_ATOMIC) and insn.imm in isa.ATOMIC_LOAD_STORE:
+                self.gen_load_acquire_store_release(pc, insn)
             elif insn.mode in (isa.ATOMIC, isa.PROBE_ATOMIC):
                 self.gen_atomic(pc, insn)
             else:
@@ -871,6 +873,24 @@ class ModuleGen:
         self.checked_access(pc, addr, size, True)
         p = self.op(f"inttoptr i64 {addr} to ptr")
         self.emit(f"store{_volatile(dst)} {ty} {v}, ptr {p}, align 1")
+
+    def gen_load_acquire_store_release(self, pc: int, insn: Insn) -> None:
+        """Load-acquire / store-release (any size; PROBE_ATOMIC: through the arena).  The
+        access is the plain load or store, with an acquire fence after the load and a
+        release fence before the store: on x86-64 the fences emit no instruction (its
+        ordinary loads and stores already have these semantics, as the kernel's JIT
+        relies on) but keep LLVM from moving other accesses across.  Fences rather than
+        ``load atomic``: an arena address may be unaligned, which an atomic access in
+        LLVM IR may not be."""
+        arena = insn.mode == isa.PROBE_ATOMIC
+        mem = isa.PROBE_MEM32 if arena else isa.MEM
+        if insn.imm == isa.LOAD_ACQ:
+            self.gen_ldx(pc, Insn(isa.LDX | insn.size | mem, insn.dst, insn.src, insn.off))
+            self.emit("fence acquire")
+            return
+        self.emit("fence release")
+        self.gen_store(pc, insn.dst, insn.off, insn.size, None, imm=False, src=insn.src,
+                       arena=arena)
 
     def gen_atomic(self, pc: int, insn: Insn) -> None:
         """An atomic read-modify-write, exchange or compare-exchange."""

@@ -195,6 +195,8 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
         if insn.mode != isa.ATOMIC:
             bad(f"unknown opcode {code:02x}")
         if insn.mode == isa.ATOMIC:
+            if insn.imm in isa.ATOMIC_LOAD_STORE:
+                return      # load-acquire/store-release: every size (check_atomic)
             if insn.size not in (isa.W, isa.DW):
                 bad(f"invalid atomic operand size")
             if insn.imm not in isa.ATOMIC_OPS:
@@ -378,6 +380,8 @@ class Cfg:
             return d, 0
         if cls == isa.STX:
             if insn.mode == isa.ATOMIC:
+                if insn.imm == isa.LOAD_ACQ:
+                    return s, d
                 if insn.imm == isa.CMPXCHG:
                     return d | s | 1, 1
                 if insn.imm & isa.FETCH:
@@ -475,6 +479,8 @@ class Cfg:
                 return (out & ~d) | s
             if cls == isa.ST:
                 return out | d
+            if cls == isa.STX and insn.mode == isa.ATOMIC and insn.imm == isa.LOAD_ACQ:
+                return (out & ~d) | s       # a load, as LDX
             if cls == isa.STX:
                 res = out | d | s
                 if insn.mode == isa.ATOMIC and insn.imm == isa.CMPXCHG:

@@ -78,6 +78,10 @@ def insn_text(insn: isa.Insn, pc: int | None = None, kfunc_name: Callable[[int],
         sz, a = _SZ[insn.size], _mem(insn.dst, insn.off)
         bits = "64" if insn.size == isa.DW else ""
         r = "r" if insn.size == isa.DW else "w"
+        if insn.imm == isa.LOAD_ACQ:
+            return f"{r}{insn.dst} = load_acquire(({sz} *){_mem(insn.src, insn.off)})"
+        if insn.imm == isa.STORE_REL:
+            return f"store_release(({sz} *){a}, {r}{insn.src})"
         if insn.imm == isa.XCHG:
             return f"{r}{insn.src} = atomic{bits}_xchg(({sz} *){a}, {r}{insn.src})"
         if insn.imm == isa.CMPXCHG:

@@ -54,6 +54,43 @@ class MemoryMixin:
         if done:
             self.program.arena_xlated = True
 
+    #: the memory an atomic may go through (besides the arena), with the word the kernel's
+    #: check_ptr_alignment puts in its "misaligned ... access" message
+    _ATOMIC_MEM = {PTR_STACK: "stack ", PTR_MAP_VALUE: "", PTR_MEM: "", PTR_BUF: "packet "}
+
+    def _do_atomic_load_store(self, st: State, insn: isa.Insn) -> None:
+        """Load-acquire (``dst = load_acquire(src + off)``) and store-release
+        (``store_release(dst + off, src)``), any of the four sizes: the kernel's
+        check_atomic_load/check_atomic_store.  The access is checked exactly as the load or
+        store of that size (check_load_mem / check_store_reg: so a store-release of a
+        pointer spills it on the stack and is refused elsewhere, our rule for every store),
+        always aligned (strict_alignment_once), and only then is the pointer's type checked:
+        the context, the data buffer (the kernel's ctx/packet of a socket filter) and kernel
+        objects are refused.  Through an
+        arena pointer it is the arena load or store (x86-64's bpf_jit_supports_insn allows
+        both there)."""
+        size = isa.SIZE_BYTES[insn.size]
+        load = insn.imm == isa.LOAD_ACQ
+        regno = insn.src if load else insn.dst
+        ptr = self.read_reg(st, regno)
+        value = None if load else self.read_reg(st, insn.src)
+        self._note_arena_access(ptr)
+        # the run-time data buffer stands for the kernel's ctx/packet there, where these
+        # are refused
+        what = None if ptr.t == PTR_BUF else self._ATOMIC_MEM.get(ptr.t)
+        if what is not None and not ptr.null:
+            _check_aligned(ptr, insn.off, size, what)
+        if load:
+            val = self._mem_access(st, ptr, regno, insn.off, size, write=False)
+        else:
+            self._mem_access(st, ptr, regno, insn.off, size, write=True, value=value,
+                             value_regno=insn.src)
+        if what is None and ptr.t != PTR_ARENA:
+            raise _Reject(f"BPF_ATOMIC {'loads from' if load else 'stores into'} R{regno} "
+                          f"{ptr.type_name()} is not allowed")
+        if load:
+            self.write_reg(st, insn.dst, val)
+
     def _do_ldx(self, st: State, insn: isa.Insn) -> None:
         size = isa.SIZE_BYTES[insn.size]
         ptr = self.read_reg(st, insn.src)
@@ -63,6 +100,9 @@ class MemoryMixin:
         self.write_reg(st, insn.dst, val)
 
     def _do_store(self, st: State, insn: isa.Insn) -> None:
+        if insn.cls == isa.STX and insn.mode == isa.ATOMIC and insn.imm in isa.ATOMIC_LOAD_STORE:
+            self._do_atomic_load_store(st, insn)
+            return
         size = isa.SIZE_BYTES[insn.size]
         ptr = self.read_reg(st, insn.dst)
         if insn.cls == isa.ST:
@@ -84,8 +124,7 @@ class MemoryMixin:
         if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
         # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
-        _check_aligned(ptr, insn.off, size, {PTR_STACK: "stack ", PTR_MAP_VALUE: "",
-                                             PTR_MEM: "", PTR_BUF: "packet "}[ptr.t])
+        _check_aligned(ptr, insn.off, size, self._ATOMIC_MEM[ptr.t])
         if insn.imm == isa.CMPXCHG:
             r0 = self.read_reg(st, 0)
             if r0.t != SCALAR:
