@@ -61,9 +61,10 @@ def _run(kind: str, coro_fn, *args):
         loop.close()
 
 
-def _table(rows, n: int, unit: str, repeat: int, *args) -> None:
+def _table(rows, n: int, unit: str, repeat: int, *args) -> tuple[dict, dict]:
     """Run every row ``repeat`` times, interleaved (load drifts hit every row alike); keep
-    each row's best rate and least CPU; print them with the ratios aio / row."""
+    each row's best rate and least CPU; print them with the ratios aio / row; return
+    (seconds, CPU seconds) per row."""
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
     for _ in range(repeat):
@@ -77,6 +78,7 @@ def _table(rows, n: int, unit: str, repeat: int, *args) -> None:
     for name, _, _ in rows:
         print(f"{name:32} {n / wall[name]:14,.0f} {wall[name] / wall[base]:9.2f} "
               f"{cpu[name] / n * 1e6:14.1f} {cpu[name] / cpu[base]:9.2f}")
+    return wall, cpu
 
 
 # --------------------------------------------------------------------------- reads
@@ -341,7 +343,16 @@ def bench_echo(args) -> None:
     print(f"\nTCP echo server over 127.0.0.1: {args.conns} connections x {args.msgs} round "
           f"trips of {args.size} B, driven by one client process "
           f"({'uvloop' if _have('uvloop') else 'asyncio'} protocols)")
-    _table(rows, n, "rt", args.repeat, args)
+    wall, cpu = _table(rows, n, "rt", args.repeat, args)
+    # the await path (what asyncio-style code written against uringbpf.aio runs) against
+    # the streams servers, each on the same loop kind
+    pairs = [("uringbpf.aio recv/send", "asyncio streams")]
+    if _have("uvloop"):
+        pairs += [("uringbpf.aio recv/send", "asyncio streams on uvloop"),
+                  ("uringbpf.aio recv/send on uvloop", "asyncio streams on uvloop")]
+    for mine, other in pairs:
+        print(f"{mine} vs {other}: {wall[other] / wall[mine]:.2f}x round trips/s, "
+              f"{cpu[other] / cpu[mine]:.2f}x less CPU per round trip")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,14 +3,15 @@ ring's completions wake it.
 
 How it fits together (docs/aio.md has the user guide):
 
-* **Submission.** An operation claims an SQE (``Ring.prep_*`` with a fresh ``user_data``),
+* **Submission.** An operation claims an SQE (``Ring.prep_*`` with a fresh ``user_data``;
+  read/write/recv/send write theirs in C, native/aioreap.c ``prep_rw``),
   stores one ``asyncio.Future`` under that ``user_data`` and, if it is the first of this
   event-loop iteration, schedules one ``flush`` with ``loop.call_soon``. Every SQE prepared
   during the iteration therefore goes to the kernel in **one** ``io_uring_enter``.
 * **Completion.** An eventfd registered with ``IORING_REGISTER_EVENTFD`` is watched with
   ``loop.add_reader``. On readiness: one ``read`` of the eventfd, then every ready CQE is
-  reaped in one pass straight from the CQ ring memory (no per-CQE Python object: the result
-  goes into the future) and the CQ head is advanced once with ``Ring.cq_advance``, which
+  reaped by one C loop over the CQ ring memory (native/aioreap.c: the result goes into the
+  future there) and the CQ head is advanced once with ``Ring.cq_advance``, which
   also drops the buffers the ring kept alive for those requests. After a flush the CQ is
   reaped too, so requests the kernel completed inline (page-cache reads) wake their tasks
   without waiting for the selector.
