@@ -473,8 +473,9 @@ class AioRing:
     async def _rw(self, op: int, fd: Any, buf: Any, writable: bool, nbytes: int | None,
                   offset: int, op_flags: int, what: str, timeout: float | None) -> int:
         """The hot path (read/write/recv/send) in one coroutine frame: the buffer's
-        address, one SQE written by ``Ring.prep_rw``, one future; the buffer's keep-alive
-        stays in :attr:`_keeps` until the CQE is reaped."""
+        address, one SQE (written in C, or by ``Ring.prep_rw`` for fd objects and linked
+        timeouts), one future; the buffer's keep-alive stays in this frame, or in
+        :attr:`_keeps` until the CQE is reaped if the await ends first (:meth:`_park`)."""
         # ``_buffer`` inlined for the common case (a whole bytearray or a writable
         # memoryview, no nbytes): a function call per operation is a measurable share
         t = type(buf)
