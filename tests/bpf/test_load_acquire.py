@@ -306,3 +306,25 @@ def test_spelling_round_trip(sz):
     assert asm.assemble(text) == [load, store]
     assert isa.encode(asm.assemble(text)) == isa.encode([load, store])
     assert insn_str(load) != insn_str(store)
+
+
+def test_lookup_result_must_be_null_checked_first(array):
+    lookup = """
+        r1 = 0
+        *(u32 *)(r10 - 4) = r1
+        r2 = r10
+        r2 += -4
+        r1 = map_idx(0) ll
+        call 1
+    """
+    assert "R0 invalid mem access 'map_value_or_null'" in refused(
+        lookup + "w1 = load_acquire((u32 *)(r0 + 0))\nr0 = 0\nexit", [array])
+    assert "R0 invalid mem access 'map_value_or_null'" in refused(
+        lookup + "r1 = 1\nstore_release((u32 *)(r0 + 0), w1)\nr0 = 0\nexit", [array])
+    verify(program(lookup + "if r0 == 0 goto +2\nr1 = 1\nstore_release((u32 *)(r0 + 4), w1)\n"
+                            "r0 = 0\nexit", [array]))
+
+
+def test_frame_pointer_is_not_a_destination():
+    assert "frame pointer is read only" in refused(
+        "r1 = 0\n*(u64 *)(r10 - 8) = r1\nr10 = load_acquire((u64 *)(r10 - 8))\nr0 = 0\nexit")
