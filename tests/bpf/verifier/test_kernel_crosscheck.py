@@ -50,9 +50,6 @@ KNOWN_DISAGREEMENTS = {
     "ld_ind_pointer_offset": LEAK,
     "priv_compare_pointer_with_scalar": LEAK,
     "priv_uninit_stack_read": UNINIT,
-    "crc32c_bitwise_8_bytes": "the kernel (6.18 and 7.2) runs out of its 1M instructions (its checkpoints at the loop "
-                              "test are evicted, so each byte's 256 scalar-fork combinations "
-                              "multiply); our pruning keeps them and accepts after 40,719",
     # this (6.18) kernel is stricter than Linux 7.2, whose verdicts we follow
     # (kernel72_socket.json, recorded in the tools/kernel-vm guest)
     "scalar_mod_bounds": "7.2 bounds x % c by c - 1 as we do; 6.18 treats the result as unknown",

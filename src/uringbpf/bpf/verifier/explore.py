@@ -71,12 +71,16 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self.log_size = 0
         self.next_id = LEN_ID + 1
         self.processed = 0
+        # the kernel's jmps_processed, and both counters when the last checkpoint was
+        # added (prev_jmps_processed / prev_insn_processed): they space checkpoints out
+        self.jmps_processed = 0
+        self._prev_jmps = 0
+        self._prev_processed = 0
         self.total_states = 0
         self.cur_states = 0
         self.peak_states = 0
         self.stack_depth: dict[int, int] = {}
         self.explored: dict[int, list[_Checkpoint]] = {}
-        self.visits: dict[int, int] = {}
         self._live_idx: dict[int, tuple[int, ...]] = {}   # pc -> live registers (_loop_sig)
         self._lddw_regs: dict[int, Reg] = {}   # pc -> the register an lddw makes (transfer.py)
         self.iter_next_pcs: set[int] = set()
@@ -169,7 +173,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             if insn.is_lddw and insn.src == isa.PSEUDO_FUNC and not self.cfg.second_slot[pc]:
                 self.iter_next_pcs.add(pc + insn.imm + 1)   # callback entries loop like next()
                 self.callback_entries.add(pc + insn.imm + 1)
-        self.prune_points = self.cfg.jump_targets | self.cfg.cond_fallthrough | self.iter_next_pcs
+        self.prune_points = self._kernel_prune_points()
         st = self._entry_state()
         try:
             self.global_funcs = self._find_global_funcs()
@@ -191,6 +195,24 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self.log(result.stats_line())
         result.log = "\n".join(self.log_lines) + "\n"
         return result
+
+    def _kernel_prune_points(self) -> set[int]:
+        """Where the kernel looks for an equal state (its check_cfg marks): each
+        conditional jump itself, every jump target, the instruction after a call, a
+        subprogram call itself, an iterator's next() and a callback entry.  The
+        fall-through of a conditional jump is not one: its state was looked up at the
+        jump just before."""
+        points = set(self.cfg.jump_targets) | self.iter_next_pcs
+        for pc, insn in enumerate(self.insns):
+            if self.cfg.second_slot[pc]:
+                continue
+            if insn.is_jump and insn.op != isa.JA:
+                points.add(pc)
+            elif insn.is_call:
+                points.add(pc + 1)
+                if insn.src == isa.PSEUDO_CALL:
+                    points.add(pc)
+        return {pc for pc in points if pc < len(self.insns)}
 
     def _final_log(self) -> str:
         self.log(f"processed {self.processed} insns (limit {self.max_insns}) "
@@ -269,6 +291,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                         self._do_ld_abs(st, insn)
                         pc += 1
                 else:
+                    self.jmps_processed += 1
                     op = insn.op
                     if op == isa.JA:
                         pc += insn.jump_offset() + 1
@@ -465,14 +488,29 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         return tuple(sig)
 
     def _is_state_visited(self, pc: int, st: State) -> bool:
+        """Look for a stored state at ``pc`` that covers ``st`` (prune: True), else maybe
+        store ``st`` as a new checkpoint.  The bookkeeping is the kernel's, so the
+        processed-instruction counts (and verdicts near the 1M budget) follow it: a new
+        checkpoint only after 2 jumps and 8 instructions since the last one (anywhere),
+        inside a loop (an unfinished state at ``pc``) only after 20 jumps or 100
+        instructions, the newest states compared first, a miss counted only when a state
+        will be added, and a state evicted once it missed more than 3 + 3 x hits times.
+        Storing fewer states than possible is always sound: it only prunes less."""
         masks = self._live_masks(st, pc) if len(st.frames) > 1 else [self.cfg.live_in[pc]]
         lst = self.explored.get(pc)
         iter_point = pc in self.iter_next_pcs
+        # an iterator's next() and a callback entry are the kernel's forced checkpoints
+        force_new = iter_point
+        jmps = self.jmps_processed - self._prev_jmps
+        insns = self.processed - self._prev_processed
+        add_new = force_new or (jmps >= 2 and insns >= 8)
         if lst:
-            evict = False
             cur_sig = None
             impr_by_decided = [None, None]   # the imprecise masks, made once per visit
-            for cp in lst:
+            # newest first (the kernel adds at the list head); a state is evicted as soon
+            # as it misses once too often, before a later one may hit
+            for i in range(len(lst) - 1, -1, -1):
+                cp = lst[i]
                 if cp.done:
                     impr = impr_by_decided[cp.decided]
                     if impr is None:
@@ -489,9 +527,14 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 else:
                     # at an iterator's next() (or a callback entry), a state covered by an
                     # unfinished one converges, but only while the iterator is still
-                    # active: a drained one returns NULL forever (the kernel's rule)
+                    # active: a drained one returns NULL forever (the kernel's rule).  And
+                    # only against an earlier iteration of the same iterator: one made
+                    # anew each time round an outer loop restarts (`for (;;) { new; next;
+                    # destroy; }` never ends), which the checkpoints before next() used
+                    # to catch; the kernel's sparser ones need not be there.
                     if (iter_point and state_subsumes(cp.state, st, masks)
-                            and self._loop_point_converges(st, pc)):
+                            and self._loop_point_converges(st, pc)
+                            and self._same_loop(cp.state, st, pc in self.callback_entries)):
                         self._mark_decided(st)
                         return True
                     if cp.state.cb_steps == st.cb_steps:
@@ -506,19 +549,24 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                                 and not iter_depths_differ(cp.state, st)
                                 and self._is_ancestor(cp, st.checkpoint)):
                             raise _Reject(f"infinite loop detected at insn {pc}")
-                cp.miss += 1
-                if cp.miss > cp.hit * 3 + 3:
-                    evict = True
-            if evict and not iter_point:
-                lst[:] = [cp for cp in lst if cp.miss <= cp.hit * 3 + 3]
+                    # inside a loop: different iterations rarely prune each other, so
+                    # store one only now and then (the kernel's 20 jumps / 100 insns)
+                    if not force_new and jmps < 20 and insns < 100:
+                        add_new = False
+                if add_new:
+                    # (without a state to add, a miss is not counted: iterations of a
+                    # loop would otherwise evict the states stored before it)
+                    cp.miss += 1
+                if self._evictable(cp, force_new):
+                    del lst[i]
             if iter_point and pc in self.callback_entries:
                 self._widen(st, pc, st.checkpoint)
         else:
             lst = self.explored[pc] = []
-        visits = self.visits.get(pc, 0) + 1
-        self.visits[pc] = visits
-        if len(lst) >= 64 and visits % 8:
+        if not add_new:
             return False
+        self._prev_jmps = self.jmps_processed
+        self._prev_processed = self.processed
         snapshot = st.copy()
         snapshot.checkpoint = None
         cp = _Checkpoint(snapshot, st.checkpoint, pc)
@@ -529,6 +577,14 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         if self.cur_states > self.peak_states:
             self.peak_states = self.cur_states
         return False
+
+    @staticmethod
+    def _evictable(cp: _Checkpoint, forced: bool) -> bool:
+        """Has ``cp`` missed too often to be worth comparing against?  (The kernel's
+        ``miss_cnt > hit_cnt * n + n``: n = 3, or 64 for an unfinished state at a forced
+        checkpoint, which is how iterator loops converge.)"""
+        n = 64 if forced and not cp.done else 3
+        return cp.miss > cp.hit * n + n
 
     @staticmethod
     def _same_loop(old: State, cur: State, callback_entry: bool) -> bool:
