@@ -159,6 +159,44 @@ def test_crosscheck_against_kernel(kernel):
     assert agreed >= 150
 
 
+# name -> why the processed-instruction counts differ although both accept
+COUNT_DIFFERS = {
+    "jmpseq_cond_8192": NEQ_72,
+    "misaligned_map_value_load_ok": "this kernel knows a constant in-range key of an array "
+                                    "map finds an element and skips the NULL branch",
+}
+
+
+def _processed(log: str) -> int:
+    import re
+    return int(re.search(r"processed (\d+) insns", log).group(1))
+
+
+def test_processed_counts_match_kernel(kernel):
+    """Where both accept, we process as many instructions as the kernel: the checkpoint
+    bookkeeping (prune points, spacing, eviction) is the kernel's, so the complexity
+    budget runs out on the same programs (#20)."""
+    differ, stale, equal = [], [], 0
+    for case in CASES:
+        k_ok, k_log = _kernel_verdict(case)
+        if not k_ok:
+            continue
+        try:
+            ours = verifier.verify(case.program(), max_insns=case.budget).processed_insns
+        except verifier.BpfVerifierError:
+            continue
+        k = _processed(k_log)
+        if k == ours:
+            equal += 1
+            if case.name in COUNT_DIFFERS:
+                stale.append(case.name)
+        elif case.name not in COUNT_DIFFERS:
+            differ.append(f"{case.name}: kernel {k}, ours {ours}")
+    assert not differ, "processed counts differ from the kernel's:\n" + "\n".join(differ)
+    assert not stale, f"listed count differences that went away (remove them): {stale}"
+    assert equal >= 100
+
+
 def test_kernel_form_round_trip():
     """Our relocated forms map back to the kernel's (fd, offset) forms."""
     insns = isa.lddw_pair(1, 0 | (8 << 32), isa.PSEUDO_MAP_IDX_VALUE) + isa.lddw_pair(2, 0, isa.PSEUDO_MAP_IDX)
