@@ -428,6 +428,11 @@ class OpsTable:
         except BpfRuntimeError as exc:
             self.errors.append(exc)
             return -errno.EFAULT
+        except KeyboardInterrupt as exc:
+            # As on the native path: the window must finish (requests in flight, slots'
+            # counts), so the interrupt is raised once the enter is over; this call fails.
+            _HELD.append(exc)
+            return -errno.EFAULT
         err = prog.take_error() if hasattr(prog, "take_error") else None
         if err is not None:
             self.errors.append(err)
@@ -584,7 +589,9 @@ class OpsTable:
         if not any(s[0] == IORING_OP_BPF for s in sqes):
             return ring.raw_enter(to_submit, min_complete, flags)
         with self.cond:
-            return _Window(self, ring, sq, head, tail, sqes).run(min_complete, flags)
+            ret = _Window(self, ring, sq, head, tail, sqes).run(min_complete, flags)
+        _raise_held()
+        return ret
 
 
 #: how long Ring.close() waits for an enter running on another thread to end
