@@ -19,7 +19,10 @@ engine, tests/designs/requests/test_requests.py ``*ctrl_c*``):
   only reports it through ``sys.unraisablehook`` and hands C an undefined result. A C loop
   that calls back while signals may arrive runs inside :class:`route_escapes`, which sends
   such an exception to the barrier's ``on_error`` all the same (its return value cannot
-  reach C: ``on_error`` must also set the flag that C checks).
+  reach C: ``on_error`` must also set the flag that C checks).  Users: the loop driver's
+  run, the requests engines' program runs and native pump/wait, the ops design's
+  ``ops_enter``, and :meth:`uringbpf.bpf.jit.JitFunction.__call__` (JIT code calls Python
+  helpers, and native helpers may call back too).
 """
 
 from __future__ import annotations
