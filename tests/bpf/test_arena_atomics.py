@@ -249,13 +249,13 @@ def _plain_verdict(ptr_setup: list[Insn], imm: int, off: int, size: int = isa.DW
 @pytest.mark.parametrize("imm", sorted(ACCEPTED.values()) + sorted(REFUSED.values()))
 def test_non_arena_atomics_keep_their_checks(imm):
     """The same operations elsewhere: on the stack every one is allowed (fetch and/or/xor
-    too) and alignment is still required; the packet needs its bounds check; a number
-    that was not cast into the arena is no pointer."""
+    too) and alignment is still required; the data buffer (the kernel's ctx/packet) takes
+    none (check_atomic_rmw); a number that was not cast into the arena is no pointer."""
     fp = [Insn(0xBF, 1, 10, 0, 0), Insn(0x7A, 10, 0, -16, 0), Insn(0x7A, 10, 0, -8, 0)]
     _plain_verdict(fp, imm, -16)
     with pytest.raises(BpfVerifierError, match="misaligned stack access"):
         _plain_verdict(fp, imm, -12)
-    with pytest.raises(BpfVerifierError, match="invalid access to packet"):
+    with pytest.raises(BpfVerifierError, match="BPF_ATOMIC stores into R1 buf is not allowed"):
         _plain_verdict([], imm, 0)
     with pytest.raises(BpfVerifierError, match="BPF_ATOMIC stores into R1 scalar"):
         _plain_verdict([Insn(0xB7, 1, 0, 0, 0x2000)], imm, 0)

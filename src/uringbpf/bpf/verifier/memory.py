@@ -121,7 +121,9 @@ class MemoryMixin:
         if ptr.t == PTR_ARENA:
             self._arena_atomic(st, insn)
             return
-        if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF):
+        # The data buffer of a socket filter / syscall program stands for the kernel's
+        # ctx or packet, where check_atomic_rmw refuses every atomic (is_ctx_reg/is_pkt_reg).
+        if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM):
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
         # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
         _check_aligned(ptr, insn.off, size, self._ATOMIC_MEM[ptr.t])
