@@ -2,8 +2,9 @@
 counts of programs whose exploration depends on where and how often states are stored.
 
 The expected numbers are the kernel's own (``processed N insns ... total_states M`` of
-``bpf(BPF_PROG_LOAD)`` on the 6.18 host, root; the crc32c case's 8-byte form is also
-refused by Linux 7.2, kernel72_socket.json).  test_kernel_crosscheck.py compares every
+``bpf(BPF_PROG_LOAD)``, root), the same on the 6.18 host and in the Linux 7.2.13 guest
+(tools/kernel-vm, measured once for every case here); the crc32c case's 8-byte form is
+refused by both (kernel72_socket.json).  test_kernel_crosscheck.py compares every
 corpus socket filter's count live where bpf(2) works; these run everywhere.
 """
 
