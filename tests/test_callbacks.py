@@ -10,6 +10,7 @@ import pytest
 from uringbpf import native
 from uringbpf.bpf import asm, isa, jit
 from uringbpf.bpf.helpers import Arg, Helper, Proto, Runtime
+from uringbpf.bpf.interp import Interpreter
 from uringbpf.callbacks import barrier, route_escapes
 
 # C that lets a signal arrive while C runs, then calls back: Python handles the signal
@@ -160,4 +161,116 @@ def test_a_sigint_before_a_native_helpers_callback_reaches_its_barrier(lib):
             f"r1 = {ctypes.cast(cb, c_void_p).value} ll\nr2 = 5\ncall 3\nexit")
     fn = _jit(text, helpers)
     fn()
+    assert seen == [(KeyboardInterrupt, ())]
+
+
+# --- checked JIT code: the region-miss callback is a barrier callback too ---
+# An access outside the region table calls back into Python (runtime.mem may have grown
+# since the table was built).  A Ctrl-C that arrived in native code fires there.
+CHECKED_ACCESSES = {
+    "load": "r0 = *(u64 *)(r1 + 0)",
+    "store": "*(u32 *)(r1 + 0) = r2",
+    "atomic": "lock *(u64 *)(r1 + 0) += r2",
+}
+
+
+def _checked_raise_then_access(access: str) -> jit.JitFunction:
+    libc = ctypes.CDLL(None)
+    helpers = {1: Helper(Proto("raise", (Arg.SCALAR,)), lambda rt, *a: 0, 1,
+                         native=ctypes.cast(libc["raise"], c_void_p).value)}
+    text = (f"r6 = r1\nr1 = {int(signal.SIGINT)}\ncall 1\nr1 = r6\nr2 = 1\n"
+            f"{access}\nr0 = 5\nexit")
+    return jit.compile(isa.Program("p", asm.assemble(text)), Runtime(), checked=True,
+                       helpers=helpers, cache=False)
+
+
+@pytest.mark.parametrize("access", sorted(CHECKED_ACCESSES))
+def test_a_sigint_before_a_checked_access_miss_surfaces_from_the_jit_call(access):
+    """Regression: the region-miss callback's on_error answered "no region", so the
+    interrupt became a BpfMemoryError (out of bounds) and was lost."""
+    fn = _checked_raise_then_access(CHECKED_ACCESSES[access])
+    escaped = []
+    prev = sys.unraisablehook
+    sys.unraisablehook = lambda u: escaped.append(u.exc_type)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fn(0x10)                 # no region there: the miss callback runs
+    finally:
+        sys.unraisablehook = prev
+    assert escaped == []
+    assert fn.take_error() is None   # nothing stale: the next run reports its own outcome
+
+
+def test_a_checked_function_stays_usable_after_an_interrupted_miss():
+    fn = _checked_raise_then_access(CHECKED_ACCESSES["load"])
+    with pytest.raises(KeyboardInterrupt):
+        fn(0x10)
+    buf = ctypes.create_string_buffer(8)
+    region = fn.runtime.mem.add(ctypes.addressof(buf), 8, True, "late")
+    prev = signal.signal(signal.SIGINT, lambda *a: None)      # this run's raise is harmless
+    try:
+        assert fn(ctypes.addressof(buf)) == 5
+        with pytest.raises(jit.BpfMemoryError):                # a real miss is still refused
+            fn(0x10)
+    finally:
+        signal.signal(signal.SIGINT, prev)
+        fn.runtime.mem.remove(region)
+
+
+# --- the interpreter: a helper calls native code that lets a signal arrive, then calls back ---
+INTERP_NATIVE_CALLBACK = """
+r1 = func(cb) ll
+r2 = 5
+call 1
+r0 += 100
+exit
+cb:
+r0 = r1
+r0 += 1
+exit
+"""
+
+
+def _interp_with(lib, c_function: str):
+    native_fn = getattr(lib, c_function)
+    helpers = {1: Helper(Proto("native_call", (Arg.SCALAR, Arg.SCALAR)),
+                         lambda rt, r1, r2, *_: native_fn(r1, r2), 1)}
+    return Interpreter(isa.Program("p", asm.assemble(INTERP_NATIVE_CALLBACK)), helpers=helpers)
+
+
+def test_a_sigint_before_a_native_helpers_callback_surfaces_from_the_interpreter(lib):
+    """Regression: the interpreter's helper call was not routed, so the Ctrl-C escaped the
+    callback trampoline's barrier, was printed and lost, and the program ran on with
+    whatever ctypes handed C."""
+    vm = _interp_with(lib, "call_after_signal")
+    escaped = []
+    prev = sys.unraisablehook
+    sys.unraisablehook = lambda u: escaped.append(u.exc_type)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            vm.run()
+    finally:
+        sys.unraisablehook = prev
+    assert escaped == []
+    assert sys.unraisablehook is prev
+    # usable: nothing parked is left behind, the same helper and callback work again
+    assert vm.take_error() is None
+    assert _interp_with(lib, "call").run() == 106
+    prev_handler = signal.signal(signal.SIGINT, lambda *a: None)
+    try:
+        assert vm.run() == 106
+    finally:
+        signal.signal(signal.SIGINT, prev_handler)
+
+
+def test_a_sigint_before_a_foreign_barrier_in_an_interpreted_helper_reaches_it(lib):
+    """The class: the helper's native code calls back through a barrier that is not the
+    interpreter's own; the Ctrl-C reaches that barrier's on_error."""
+    seen = []
+    cb = _guarded(seen)
+    native_fn = lib.call_after_signal
+    helpers = {1: Helper(Proto("native_call", (Arg.SCALAR,)),
+                         lambda rt, r1, *_: native_fn(ctypes.cast(cb, c_void_p), r1), 1)}
+    vm = Interpreter(isa.Program("p", asm.assemble("r1 = 3\ncall 1\nexit")), helpers=helpers)
+    vm.run()
     assert seen == [(KeyboardInterrupt, ())]

@@ -21,8 +21,9 @@ engine, tests/designs/requests/test_requests.py ``*ctrl_c*``):
   such an exception to the barrier's ``on_error`` all the same (its return value cannot
   reach C: ``on_error`` must also set the flag that C checks).  Users: the loop driver's
   run, the requests engines' program runs and native pump/wait, the ops design's
-  ``ops_enter``, and :meth:`uringbpf.bpf.jit.JitFunction.__call__` (JIT code calls Python
-  helpers, and native helpers may call back too).
+  ``ops_enter``, :meth:`uringbpf.bpf.jit.JitFunction.__call__` (JIT code calls Python
+  helpers and checked code's region-miss callback, and native helpers may call back too),
+  and the interpreter's helper calls (a helper's native code may call back).
 """
 
 from __future__ import annotations

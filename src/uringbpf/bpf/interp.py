@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping
 from . import isa
 from .isa import Insn
 from . import helpers as helpers_mod
-from ..callbacks import barrier
+from ..callbacks import barrier, route_escapes
 from ..errors import MapError
 from .helpers import Runtime
 from .maps import MAP_TYPE_ARENA
@@ -745,7 +745,14 @@ class Interpreter:
         def wrap(impl: Callable, name: str, pc: int, unwind: bool):
             def call(a1: int, a2: int, a3: int, a4: int, a5: int) -> int:
                 try:
-                    value = impl(runtime, a1, a2, a3, a4, a5)
+                    # A helper may call native code that calls back into Python (this
+                    # interpreter's callback trampolines, or barriers of its own): a Ctrl-C
+                    # that arrived in that native code fires as the callback's frame starts,
+                    # before its barrier's try; route_escapes hands it to that barrier's
+                    # on_error (a trampoline parks it in _pending, raised below).  Per
+                    # helper call, not per instruction.
+                    with route_escapes():
+                        value = impl(runtime, a1, a2, a3, a4, a5)
                 except BpfRuntimeError as exc:
                     if exc.pc is None:
                         raise type(exc)(str(exc), pc) from exc

@@ -267,9 +267,20 @@ def _compile_object(ir: str, opt_level: int) -> tuple[bytes, dict[str, float]]:
 _jitrt_lock = threading.Lock()
 
 
-def _no_region(exc: BaseException, args: tuple) -> int:
-    """The region-miss callback failed: the access is refused (0 = no such region)."""
-    return 0
+def _parker(state: "_RunState", name: str):
+    """The ``on_error`` of a barrier callback that JIT code calls (a helper trampoline, the
+    checked-mode region miss): park the exception (a Ctrl-C too) for
+    :meth:`JitFunction.__call__` to re-raise, set the error word so the code stops, and
+    return 0.  The first failure of a run wins: it is the one the program saw."""
+    ctx = state.ctx
+
+    def park(exc: BaseException, _args: tuple) -> int:   # re-raised after the native frames
+        if not ctx.error:
+            ctx.error = ERR_HELPER
+            state.pending = exc
+            state.pending_helper = name
+        return 0
+    return park
 _jitrt: dict[str, int] = {}
 
 
@@ -469,22 +480,14 @@ class _Binder:
         cached = self._trampolines.get(id(helper))
         if cached:
             return cached
-        impl, runtime, state, name = helper.impl, self.runtime, self.state, helper.name
-        ctx = state.ctx
+        impl, runtime = helper.impl, self.runtime
         U64 = isa.U64
 
         def call(r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
             result = impl(runtime, r1, r2, r3, r4, r5)
             return 0 if result is None else int(result) & U64
 
-        def park(exc: BaseException, _args: tuple) -> int:   # re-raised after the native frames
-            if not ctx.error:
-                ctx.error = ERR_HELPER
-                state.pending = exc
-                state.pending_helper = name
-            return 0
-
-        cb = HelperFn(barrier(call, park))
+        cb = HelperFn(barrier(call, _parker(self.state, helper.name)))
         self.keep.append(cb)
         addr = ctypes.cast(cb, ctypes.c_void_p).value
         self._trampolines[id(helper)] = addr
@@ -847,7 +850,11 @@ class JitFunction:
         self._stack_region = runtime.mem.add_buffer(
             state.stack, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
         if checked:
-            self._miss = MissFn(barrier(self._region_miss, _no_region))
+            # A failed lookup (a Ctrl-C that arrived in native code, most often) is parked
+            # like a helper's failure: reported as "no region" it became a BpfMemoryError
+            # and the interrupt was lost.
+            self._miss = MissFn(barrier(self._region_miss,
+                                        _parker(state, "checked access's region lookup")))
             state.ctx.miss = ctypes.cast(self._miss, ctypes.c_void_p).value
             self.refresh_regions()
         self._finalizer = weakref.finalize(self, _release, self._thunks, runtime.mem,

@@ -36,8 +36,13 @@ uint64_t jitrt_check(struct jitrt_ctx *c, uint64_t addr, uint64_t size, uint64_t
 		for (uint64_t i = 0; i < c->nregions; i++)
 			if (region_allows(&c->regions[i], addr, end, write))
 				return 0;
-		/* A region may have been added since the table was built: ask the owner. */
-		if (c->miss && c->miss(addr, size, write))
+		/*
+		 * A region may have been added since the table was built: ask the owner.  The
+		 * answer counts only if the callback did not fail: a Ctrl-C that fires as its
+		 * Python frame starts leaves C an undefined return value, and the failure is
+		 * known only from the error word its on_error sets (callbacks.route_escapes).
+		 */
+		if (c->miss && c->miss(addr, size, write) && !c->error)
 			return 0;
 	}
 	if (!c->error) {
