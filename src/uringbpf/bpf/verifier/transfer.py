@@ -82,6 +82,11 @@ def scalar_cond(opcode: int, av: tuple, bv: tuple) -> tuple:
     return (a, b, None, sc.refine_not(a, b, op), sc.refine(a, b, op))
 
 
+#: the ALU operations whose abstract value needs only the two operands
+_BINARY = {isa.ADD: sc.alu_add, isa.SUB: sc.alu_sub, isa.MUL: sc.alu_mul, isa.DIV: sc.alu_div,
+           isa.MOD: sc.alu_mod, isa.AND: sc.alu_and, isa.OR: sc.alu_or, isa.XOR: sc.alu_xor}
+
+
 def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
     """The abstract value of ``a op b`` for a scalar ALU instruction (both operands
     scalars; ``a`` the destination's value, ``b`` the source's or the immediate's)."""
@@ -98,22 +103,8 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
         elif is64 and sc.is_const(b):
             # by a constant: bounded like the 7.2 kernel (tests: scalar_sdiv_*)
             v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(a, sc.s64(b[4]))
-    elif op == isa.ADD:
-        v = sc.alu_add(a, b)
-    elif op == isa.SUB:
-        v = sc.alu_sub(a, b)
-    elif op == isa.MUL:
-        v = sc.alu_mul(a, b)
-    elif op == isa.DIV:
-        v = sc.alu_div(a, b)
-    elif op == isa.MOD:
-        v = sc.alu_mod(a, b)
-    elif op == isa.AND:
-        v = sc.alu_and(a, b)
-    elif op == isa.OR:
-        v = sc.alu_or(a, b)
-    elif op == isa.XOR:
-        v = sc.alu_xor(a, b)
+    elif op in _BINARY:
+        v = _BINARY[op](a, b)
     elif op in (isa.LSH, isa.RSH, isa.ARSH):
         if sc.is_const(b) and b[4] < width:
             k = b[4]
