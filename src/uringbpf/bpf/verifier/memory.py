@@ -56,7 +56,7 @@ class MemoryMixin:
 
     #: the memory an atomic may go through (besides the arena), with the word the kernel's
     #: check_ptr_alignment puts in its "misaligned ... access" message
-    _ATOMIC_MEM = {PTR_STACK: "stack ", PTR_MAP_VALUE: "", PTR_MEM: "", PTR_BUF: "packet "}
+    _ATOMIC_MEM = {PTR_STACK: "stack ", PTR_MAP_VALUE: "value ", PTR_MEM: "", PTR_BUF: "packet "}
 
     def _do_atomic_load_store(self, st: State, insn: isa.Insn) -> None:
         """Load-acquire (``dst = load_acquire(src + off)``) and store-release
