@@ -49,24 +49,18 @@ py_nops = _example("nops")
 
 def c_nops(n: int, k: int = 8) -> float:
     ring = loop.make_ring(k)
-    obj = BpfObject.open(loop.example_object("nops"))
     try:
-        obj.struct_ops.nops_ops.ring_fd = ring.fd
-        obj.bss.reqs_to_run = n
-        obj.rodata.cq_head_offset = ring.params.cq_off.head
-        obj.rodata.cq_tail_offset = ring.params.cq_off.tail
-        obj.rodata.cqes_offset = ring.params.cq_off.cqes
-        obj.rodata.cq_entries = obj.rodata.sq_entries = obj.rodata.max_inflight = k
-        obj.load("jit")
-        link = obj.attach_struct_ops("nops_ops")
-        start = time.perf_counter()
-        ret = ring.enter(0, 0, ENTER_GETEVENTS)
-        secs = time.perf_counter() - start
-        assert ret == 0 and obj.bss.reqs_to_run == 0, (ret, obj.bss.reqs_to_run)
-        link.destroy()
+        obj, link = loop.nops_example(ring, n, engine="jit", cap=k)
+        try:
+            start = time.perf_counter()
+            ret = ring.enter(0, 0, ENTER_GETEVENTS)
+            secs = time.perf_counter() - start
+            assert ret == 0 and obj.bss.reqs_to_run == 0, (ret, obj.bss.reqs_to_run)
+        finally:
+            link.destroy()
+            obj.close()
         return secs
     finally:
-        obj.close()
         ring.close()
 
 

@@ -13,7 +13,6 @@ import sys
 from array import array
 from pathlib import Path
 
-from .. import BpfObject
 from ..designs import loop as L
 from ..designs import ops
 from ..designs import requests as R
@@ -129,16 +128,8 @@ def loop(p: dict, ctx: Ctx) -> Measure:
     """examples/loop/nops.bpf.c as a 7.1 loop_step (JIT), one io_uring_enter."""
     k, total = p["k"], p["total"]
     ring = L.make_ring(k)
-    obj = BpfObject.open(L.example_object("nops"))
     try:
-        obj.struct_ops.nops_ops.ring_fd = ring.fd
-        obj.bss.reqs_to_run = total
-        obj.rodata.cq_head_offset = ring.params.cq_off.head
-        obj.rodata.cq_tail_offset = ring.params.cq_off.tail
-        obj.rodata.cqes_offset = ring.params.cq_off.cqes
-        obj.rodata.cq_entries = obj.rodata.sq_entries = obj.rodata.max_inflight = k
-        obj.load("jit")
-        link = obj.attach_struct_ops("nops_ops")
+        obj, link = L.nops_example(ring, total, engine="jit", cap=k)
 
         def one() -> int:
             with ctx.measure():
@@ -151,8 +142,8 @@ def loop(p: dict, ctx: Ctx) -> Measure:
             return _loop_run(p, ctx, one)
         finally:
             link.destroy()
+            obj.close()
     finally:
-        obj.close()
         ring.close()
 
 
