@@ -41,40 +41,8 @@ from uringbpf.bpf.object import BpfObject
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-CRC32C = r"""
-#include <linux/types.h>
-#include <bpf/bpf_helpers.h>
-char LICENSE[] SEC("license") = "GPL";
-__u8 buf[4096];
-
-SEC("socket")
-int crc32c_4k(void *ctx)
-{
-	__u32 crc = ~0u;
-	for (int i = 0; i < 4096; i++) {
-		crc ^= buf[i];
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0x82F63B78u & -(crc & 1));
-	}
-	return ~crc;
-}
-"""
-
-HISTOGRAM = r"""
-#include <linux/types.h>
-#include <bpf/bpf_helpers.h>
-char LICENSE[] SEC("license") = "GPL";
-__u8 data[65536];
-__u32 hist[256];
-
-SEC("socket")
-int histogram_64k(void *ctx)
-{
-	for (int i = 0; i < 65536; i++)
-		hist[data[i]]++;
-	return hist[0];
-}
-"""
+#: the issue's two socket filters (bench/compute.py times the same objects' run time)
+ISSUE_PROGRAMS = ("crc32c_4k", "histogram_64k")
 
 
 def _processed(verdict) -> int:
@@ -137,12 +105,10 @@ def _kernel(obj_path: pathlib.Path, only_socket: bool) -> dict:
     return {"load_s": dt, "load_cpu": dc, "verified_insns": info.get("verified_insns")}
 
 
-def _targets(tmp: pathlib.Path, only: str | None, examples: bool) -> list[tuple[str, pathlib.Path]]:
+def _targets(only: str | None, examples: bool) -> list[tuple[str, pathlib.Path]]:
     out = []
-    for name, text in (("crc32c_4k", CRC32C), ("histogram_64k", HISTOGRAM)):
-        src = tmp / f"{name}.bpf.c"
-        src.write_text(text)
-        out.append((name, src))
+    for name in ISSUE_PROGRAMS:
+        out.append((name, ROOT / "bench" / "progs" / f"{name}.bpf.c"))
     if examples:
         for src in sorted((ROOT / "examples").glob("*/**/*.bpf.c")):
             out.append((str(src.relative_to(ROOT)), src))
@@ -159,7 +125,7 @@ def main(argv: list[str]) -> int:
         print(f"{'program':<44} {'ours: verify':>12} {'(CPU)':>7} {'processed':>10} "
               f"{'load+JIT':>9} {'(CPU)':>7} {'JIT CPU':>8}   {'kernel: load':>12} {'(CPU)':>7} {'verified':>9} "
               f"{'ratio':>6} {'CPU':>6}")
-        for name, src in _targets(tmp, args.only, not args.no_examples):
+        for name, src in _targets(args.only, not args.no_examples):
             obj_path = cc.compile_c(src, tmp / (pathlib.Path(name).name + ".o"))
             ours = _ours(obj_path)
             obj = BpfObject.open(str(obj_path))

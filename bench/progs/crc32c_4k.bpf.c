@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Issue #19's first program: crc32c over 4 KiB, bitwise (the same C as bench/load.py's).
+/* Issue #19's first program: crc32c over 4 KiB, bitwise (bench/load.py verifies and loads it).
  * bench/compute.py times its JIT code, to hold compile-time work to the same code quality. */
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
