@@ -175,39 +175,38 @@ def plots(records: list[dict], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # why: after use("Agg"), as matplotlib requires
     written = []
+
+    def figure(name: str, series: dict[str, list[tuple[float, float]]], xlabel: str,
+               ylabel: str, title: str) -> None:
+        # one log2-x line plot per workload, one line per series
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for label, pts in series.items():
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        path = out_dir / name
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+
     nops = [r for r in records if r["workload"] == "nop" and r["status"] == "ok"]
     if nops:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for impl in sorted({r["impl"] for r in nops}):
-            pts = sorted((r["params"]["k"], summarize(r)["ops_s"]) for r in nops
-                         if r["impl"] == impl)
-            ax.plot([k for k, _ in pts], [v / 1e6 for _, v in pts], marker="o", label=impl)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("K (in flight)")
-        ax.set_ylabel("M ops/s")
-        ax.set_title("NOP chains: throughput vs K")
-        ax.legend(fontsize=8)
-        path = out_dir / "compare-nop.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        figure("compare-nop.png",
+               {impl: sorted((r["params"]["k"], summarize(r)["ops_s"] / 1e6) for r in nops
+                             if r["impl"] == impl)
+                for impl in sorted({r["impl"] for r in nops})},
+               "K (in flight)", "M ops/s", "NOP chains: throughput vs K")
     st = [r for r in records if r["workload"] == "stripe" and r["status"] == "ok"]
     if st:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for (impl, op) in sorted({(r["impl"], r["params"]["op"]) for r in st}):
-            pts = sorted((r["params"]["size"], summarize(r)["cpu_us_op"]) for r in st
-                         if r["impl"] == impl and r["params"]["op"] == op)
-            ax.plot([s // 1024 for s, _ in pts], [v for _, v in pts], marker="o",
-                    label=f"{impl} {op}")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("I/O size (KiB)")
-        ax.set_ylabel("CPU µs per I/O")
-        ax.set_title("stripe target over NBD: CPU per I/O vs size")
-        ax.legend(fontsize=8)
-        path = out_dir / "compare-stripe.png"
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        figure("compare-stripe.png",
+               {f"{impl} {op}": sorted((r["params"]["size"] // 1024, summarize(r)["cpu_us_op"])
+                                       for r in st
+                                       if r["impl"] == impl and r["params"]["op"] == op)
+                for (impl, op) in sorted({(r["impl"], r["params"]["op"]) for r in st})},
+               "I/O size (KiB)", "CPU µs per I/O", "stripe target over NBD: CPU per I/O vs size")
     return written
 
 
