@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -822,3 +823,40 @@ case("loop_filter_chain_task_filter")(lambda ex: _in_child(
 # A failed chain beside another link chain in one batch: the CQE order of their later
 # members differs (known.py).
 case("loop_filter_chain_two_failed_chains")(lambda ex: run_loop_filter_chain(ex, [_L, _L, 0, _H, 0], (2, 5)))
+
+
+# --- an arena: kernel map with map_extra, mmapped, __arena globals copied in -----------
+def run_arena(executor: str, name: str) -> dict:
+    """tests/kernel/bpf/arena.h (``arena_fixed``: map_extra 1 << 44; ``arena_any``: the
+    mmap picks): a loop_step allocating two arena pages and updating ``__arena`` globals
+    (one initialised in the ELF, one set from Python before load) for five steps.
+    Compared: the globals, the allocated pages' bytes and every arena address relative to
+    the arena's start (absolute too when map_extra fixes it)."""
+    ring = Ring(8, cq_entries=8, flags=LOOP_FLAGS)
+    obj = _open(name, ring)
+    try:
+        globs = obj.datasec(".addr_space.1")
+        globs.seed = 7
+        obj.load("interp", executor=executor)
+        link = obj.attach_struct_ops("arena_ops")
+        ret = ring.enter(0, 0, ENTER_GETEVENTS)
+        arena = obj.maps["arena"]
+        base = arena.value_addr
+        mem = arena.memory()
+        page = obj.bss.page_addr - base
+        res = {"ret": ret, "steps": obj.bss.steps, "sum": obj.bss.sum,
+               "steps_a": globs.steps_a, "table": globs.table, "seed": globs.seed,
+               "base": base if arena.map_extra else base % 4096,
+               "page": page, "table_at": obj.bss.table_addr - base,
+               "words": struct.unpack_from("<24Q", mem, page),
+               "second_page": struct.unpack_from("<Q", mem, page + 4096 + 7 * 8)[0]}
+        del mem
+        link.destroy()
+        return res
+    finally:
+        obj.close()
+        ring.close()
+
+
+case("loop_arena_fixed_address")(lambda ex: run_arena(ex, "arena_fixed"))
+case("loop_arena_any_address")(lambda ex: run_arena(ex, "arena_any"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,76 @@ def test_refused_loop_step_carries_the_kernel_log():
         assert info.value.errno == 13 and info.value.log
     finally:
         obj.close()
+
+
+def _mapping_at(addr: int) -> str | None:
+    """The /proc/self/maps line of the mapping starting at ``addr``, or None."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if int(line.split("-", 1)[0], 16) == addr:
+                return line.strip()
+    return None
+
+
+def test_kernel_arena_replaces_the_emulated_one_at_map_extra():
+    """arena_fixed (map_extra 1 << 44): after a kernel load the object's arena is the
+    kernel's map, mmapped at 1 << 44 (the emulated one that held the address is gone),
+    its __arena globals are the ELF's bytes plus what Python set before load(); closing
+    the object frees the address for the next object."""
+    obj = BpfObject.open(OBJS / "arena_fixed.o")
+    try:
+        emulated = obj.maps["arena"]
+        globs = obj.datasec(".addr_space.1")
+        globs.seed = 42
+        obj.load("interp", executor="kernel")
+        arena = obj.maps["arena"]
+        assert isinstance(arena, kernel_exec.KernelArena) and emulated.closed
+        assert obj.map_list[obj.map_list.index(arena)] is arena and arena.fd >= 0
+        assert arena.value_addr == arena.map_extra == 1 << 44
+        assert "bpf-map" in _mapping_at(1 << 44)
+        assert globs.map is arena and globs.seed == 42 and globs.steps_a == 0
+        assert struct.unpack("<4Q", globs.table) == (1, 2, 3, 4)
+        # the globals sit in the arena's last page, where the program's address points
+        last = (arena.max_entries - 1) * 4096
+        assert struct.unpack_from("<Q", arena.memory(), last)[0] == 1
+    finally:
+        obj.close()
+    assert _mapping_at(1 << 44) is None
+    again = BpfObject.open(OBJS / "arena_fixed.o")      # the emulated arena at 1 << 44
+    try:
+        assert again.maps["arena"].value_addr == 1 << 44
+    finally:
+        again.close()
+
+
+def test_refused_kernel_load_leaves_the_emulated_arena():
+    """A program the kernel refuses: the object keeps its emulated arena, still at
+    map_extra and usable (the kernel arena was never mapped there)."""
+    obj = BpfObject.open(OBJS / "v_arena_params_past_end.o")
+    try:
+        with pytest.raises(kernel_exec.KernelLoadError):
+            obj.load("interp", executor="kernel")
+        arena = obj.maps["arena"]
+        assert not isinstance(arena, kernel_exec.KernelArena) and not arena.closed
+        assert arena.value_addr == 1 << 44
+        assert obj.datasec(".addr_space.1").hits == 0
+    finally:
+        obj.close()
+
+
+def test_kernel_arena_pages_outlive_close_while_viewed():
+    """A memoryview of the kernel arena taken before close() stays readable (the mapping
+    goes with the last view), so Python never reads unmapped memory."""
+    obj = BpfObject.open(OBJS / "arena_any.o")
+    obj.load("interp", executor="kernel")
+    arena = obj.maps["arena"]
+    view = arena.memory()
+    last = (arena.max_entries - 1) * 4096
+    obj.close()
+    assert arena.closed
+    assert struct.unpack_from("<Q", view, last)[0] == 1    # table[0] survives
+    with pytest.raises(Exception, match="not mapped"):
+        arena.memory()
+    start = arena._addr
+    del view
+    assert _mapping_at(start) is None

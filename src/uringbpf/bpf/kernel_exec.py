@@ -31,6 +31,7 @@ import errno
 import mmap
 import os
 import struct
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,11 +206,13 @@ def btf_load(blob: bytes) -> int:
 
 
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0,
-               name: str = "", btf_fd: int = 0, vmlinux_value_type_id: int = 0) -> int:
-    """``BPF_MAP_CREATE``: the map fd (raises :class:`KernelLoadError`)."""
+               name: str = "", btf_fd: int = 0, vmlinux_value_type_id: int = 0,
+               map_extra: int = 0) -> int:
+    """``BPF_MAP_CREATE``: the map fd (raises :class:`KernelLoadError`).  ``map_extra``
+    is the u64 at offset 64 of ``union bpf_attr`` (an arena's user address)."""
     attr = _attr([(0, "I", map_type), (4, "I", key_size), (8, "I", value_size),
                   (12, "I", max_entries), (16, "I", flags), (48, "I", btf_fd),
-                  (60, "I", vmlinux_value_type_id)])
+                  (60, "I", vmlinux_value_type_id), (64, "Q", map_extra)])
     raw = _kernel_name(name)
     ctypes.memmove(ctypes.addressof(attr) + 28, raw, len(raw))
     return _check(bpf(BPF_MAP_CREATE, attr), f"BPF_MAP_CREATE {name or map_type}")
@@ -416,6 +419,96 @@ class KernelArray:
             os.close(self.fd)
 
 
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+_MAP_FIXED_NOREPLACE = 0x100000
+
+
+class KernelArena:
+    """A kernel ``BPF_MAP_TYPE_ARENA`` map, mmapped into this process as libbpf does.
+
+    kernel/bpf/arena.c: the pages live at ``user_vm_start``, which ``map_extra`` fixes at
+    creation, or else the first ``mmap()`` picks; the verifier refuses a program whose
+    arena has neither (``arena's user address must be set via map_extra or mmap()``).
+    The mapping is ``max_entries`` pages, exactly (``arena_map_mmap`` refuses another
+    size).  A user-space access to a page no program allocated makes the kernel
+    allocate it (``arena_vm_fault``), as in a libbpf process.  Stands in for the
+    object's emulated arena after a kernel load: ``memory()`` and ``value_addr`` are
+    the kernel's pages, at the address the program's arena pointers hold.
+    """
+
+    def __init__(self, name: str, max_entries: int, flags: int, map_extra: int):
+        self.name = name
+        self.type = _maps.MAP_TYPE_ARENA
+        self.key_size = self.value_size = 0
+        self.max_entries, self.map_flags, self.map_extra = max_entries, flags, map_extra
+        self.frozen = False
+        self.fd = map_create(self.type, 0, 0, max_entries, flags, name, map_extra=map_extra)
+        self._len = max_entries * _maps.PAGE_SIZE
+        self._addr = 0
+        self._owner: _Mapping | None = None
+
+    def mmap(self) -> None:
+        """Map the arena: at ``map_extra`` when set (never over an existing mapping: our
+        emulated arena may still hold that address), else where the kernel picks."""
+        where, flags = None, mmap.MAP_SHARED
+        if self.map_extra:
+            where, flags = self.map_extra, flags | _MAP_FIXED_NOREPLACE
+        addr = _libc.mmap(where, self._len, mmap.PROT_READ | mmap.PROT_WRITE, flags, self.fd, 0)
+        if addr == _MAP_FAILED or addr is None:
+            err = ctypes.get_errno()
+            raise KernelLoadError(f"mmap of arena {self.name}", err,
+                                  f"{os.strerror(err)} at {where or 0:#x}, {self._len} bytes")
+        if where is not None and addr != where:     # a kernel without FIXED_NOREPLACE
+            _libc.munmap(addr, self._len)
+            raise KernelLoadError(f"mmap of arena {self.name}", errno.EBUSY,
+                                  f"{where:#x} is taken")
+        self._addr = addr
+        # views of the pages keep the mapping: it goes when the last of them does
+        self._owner = _Mapping()
+        weakref.finalize(self._owner, _libc.munmap, addr, self._len)
+
+    @property
+    def closed(self) -> bool:
+        """True once the map's fd was closed."""
+        return self.fd < 0
+
+    def _mapped(self) -> int:
+        if self._owner is None:
+            raise BpfLoadError(f"kernel arena {self.name!r} is not mapped")
+        return self._addr
+
+    def memory(self) -> memoryview:
+        """The arena's pages (all ``max_entries`` of them), writable."""
+        arr = (ctypes.c_char * self._len).from_address(self._mapped())
+        arr._owner = self._owner
+        return memoryview(arr).cast("B")
+
+    @property
+    def value_addr(self) -> int:
+        """The arena's user address (``user_vm_start``): what its pointers hold."""
+        return self._mapped()
+
+    @property
+    def arena_window(self) -> int:
+        """The 4 GiB block holding the arena (its pointers' upper 32 bits)."""
+        return self._mapped() & ~0xFFFFFFFF
+
+    def close(self) -> None:
+        """Close the map fd and drop the mapping (idempotent; views still held keep it)."""
+        self._owner = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _Mapping:
+    """Lifetime token of a KernelArena's mapping (weakref target)."""
+
+
 # --- loading an object -----------------------------------------------------------------
 @dataclass
 class KernelProgram:
@@ -450,6 +543,7 @@ class KernelState:
         self.map_fds: list[int] = []
         self.owned_fds: list[int] = []
         self.arrays: list[KernelArray] = []
+        self.arenas: list[KernelArena] = []
         self.programs: dict[str, KernelProgram] = {}
         self.links: list[KernelLink] = []
         self.btf_fd: int | None = None
@@ -466,6 +560,9 @@ class KernelState:
         for a in self.arrays:
             a.close()
         self.arrays.clear()
+        for arena in self.arenas:
+            arena.close()
+        self.arenas.clear()
         for fd in self.owned_fds:
             os.close(fd)
         self.owned_fds.clear()
@@ -543,6 +640,7 @@ def load(obj: Any) -> KernelState:
     """Create ``obj``'s maps in the kernel, load its autoload programs, point its global
     data views at the kernel maps.  Raises :class:`KernelLoadError` on refusal."""
     st = KernelState()
+    arenas: list[tuple[Any, KernelArena]] = []
     with contextlib.ExitStack() as undo:     # a failure closes what was created
         undo.callback(st.close)
         data_names = set(obj.datasecs)
@@ -552,6 +650,13 @@ def load(obj: Any) -> KernelState:
                 arr = KernelArray(m.name, m.value_size, m.map_flags & BPF_F_RDONLY_PROG, initial)
                 st.arrays.append(arr)
                 st.map_fds.append(arr.fd)
+            elif m.type == _maps.MAP_TYPE_ARENA:
+                arena = KernelArena(m.name, m.max_entries, m.map_flags, m.map_extra)
+                st.arenas.append(arena)
+                st.map_fds.append(arena.fd)
+                arenas.append((m, arena))
+                if not m.map_extra:
+                    arena.mmap()    # the verifier wants user_vm_start: the mmap picks it
             else:
                 fd = map_create(m.type, m.key_size, m.value_size, m.max_entries,
                                 m.map_flags, m.name)
@@ -566,11 +671,41 @@ def load(obj: Any) -> KernelState:
             if fd < 0:
                 raise KernelLoadError(f"BPF_PROG_LOAD {prog.name}", -fd, log)
             st.programs[prog.name] = KernelProgram(prog.name, fd, log)
+        for emulated, arena in arenas:
+            _take_arena(obj, emulated, arena)
         undo.pop_all()
     for arr in st.arrays:
         if arr.name in obj.datasecs:
             object.__setattr__(obj.datasecs[arr.name], "_map", arr)
     return st
+
+
+def _take_arena(obj: Any, emulated: Any, arena: KernelArena) -> None:
+    """Put kernel ``arena`` where the object had its emulated arena, as libbpf sets an
+    arena up: mmapped (at ``map_extra``, which the emulated one held until now: it is
+    released first), and the arena globals (``.addr_space.1``, in the arena's last pages)
+    copied in, which makes the kernel allocate those pages.  What the object's arena
+    globals hold now (the ELF's initial data, or what Python wrote before ``load()``)
+    is what the kernel's programs start from, as with the emulation."""
+    idx = obj.map_list.index(emulated)
+    views = [gd for gd in obj.datasecs.values() if gd.map is emulated]
+    spans = []
+    for sec_index, base in obj._arena_data_off.items():
+        if obj._sec_map.get(sec_index) == idx:
+            size = obj.elf.sections[sec_index].size
+            spans.append((base, bytes(emulated.memory()[base:base + size])))
+    obj.map_list[idx] = arena
+    obj.maps[emulated.name] = arena
+    for gd in views:
+        object.__setattr__(gd, "_map", arena)
+    if id(emulated) in obj._owned:
+        obj._owned.discard(id(emulated))
+        emulated.close()
+    if arena.map_extra:
+        arena.mmap()
+    mem = arena.memory()
+    for base, data in spans:
+        mem[base:base + len(data)] = data
 
 
 def attach_struct_ops(obj: Any, st_map: Any) -> KernelLink:
