@@ -16,15 +16,20 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 from types import ModuleType
 
 from ..errors import JitUnavailableError
 
-__all__ = ["ENGINES", "JIT_EXTRA", "JitUnavailableError", "jit_available", "default_engine",
-           "resolve", "jit_module", "require_llvmlite", "describe"]
+__all__ = ["ENGINES", "JIT_EXTRA", "JIT_TIERS", "JitUnavailableError", "jit_available",
+           "default_engine", "resolve", "jit_module", "require_llvmlite", "describe", "jit_tier"]
 
 #: the engine names ``resolve`` accepts (besides ``None``)
 ENGINES = ("auto", "jit", "interp")
+#: the JIT's tiers ``jit_tier`` accepts: ``direct`` translates BPF to x86-64 itself
+#: (:mod:`uringbpf.bpf.jit_x86`, ~100x faster to compile), ``llvm`` through LLVM, ``auto``
+#: the direct tier for every program it translates and LLVM for the rest
+JIT_TIERS = ("auto", "direct", "llvm")
 #: what to install for the JIT (and for BPF programs written in Python)
 JIT_EXTRA = "pip install 'uringbpf[jit]'"
 
@@ -58,6 +63,17 @@ def jit_module() -> ModuleType:
     resolve("jit")
     from . import jit  # why: the one lazy import of the JIT: LLVM loads at the first JIT compile, not at `import uringbpf`, and not at all without the [jit] extra
     return jit
+
+
+def jit_tier(tier: str | None = None) -> str:
+    """The JIT tier to use: ``tier``, else the ``URINGBPF_JIT_TIER`` environment variable,
+    else ``"auto"``. Which tier a program then gets is decided by ``jit.tier_for``
+    (``auto``: the direct tier unless it does not translate the program)."""
+    if tier is None:
+        tier = os.environ.get("URINGBPF_JIT_TIER", "auto") or "auto"
+    if tier not in JIT_TIERS:
+        raise ValueError(f"JIT tier must be one of {', '.join(JIT_TIERS)}, not {tier!r}")
+    return tier
 
 
 def require_llvmlite(what: str) -> None:

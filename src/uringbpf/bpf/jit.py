@@ -24,6 +24,7 @@ sees input that could make it abort: every ISA corner case is made explicit in t
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import ctypes
@@ -32,6 +33,7 @@ import itertools
 import json
 import mmap
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -46,7 +48,9 @@ import llvmlite
 import llvmlite.binding as llvm
 
 from . import isa
+from . import engines
 from . import jit_codegen
+from . import jit_x86
 from .. import native as native_mod
 from ..callbacks import barrier, route_escapes
 from .helpers import Arg, Helper, Proto, Runtime, runtime_helper, runtime_helper_ids, runtime_kfunc
@@ -332,32 +336,44 @@ def _thunk_bytes(env: int, target: int) -> bytes:
             + b"\xff\xe0" + b"\xcc\xcc")
 
 
+def _map_code(code: bytes) -> tuple[int, int]:
+    """Executable memory holding ``code`` (W^X: mapped read-write, written, then made
+    read-execute); returns (address, mapped size)."""
+    size = max(mmap.PAGESIZE, -(-len(code) // mmap.PAGESIZE) * mmap.PAGESIZE)
+    addr = _libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
+                      mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap for JIT code failed")
+    ctypes.memmove(addr, code, len(code))
+    if _libc.mprotect(addr, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+        _libc.munmap(addr, size)
+        raise OSError(ctypes.get_errno(), "mprotect for JIT code failed")
+    return addr, size
+
+
 class _ThunkPage:
-    """Executable memory holding one instance's thunks (W^X: written, then made RX).
+    """Executable memory holding one instance's thunks.
 
     Thunk k passes ``envs[k]`` (a ``struct jitrt_thunk``: context + code address) to
     ``jitrt_gate``, which lets one thread at a time into the instance.
     """
 
     def __init__(self, envs: list[int], target: int):
-        targets = envs
-        code = b"".join(_thunk_bytes(env, target) for env in envs)
-        self.size = max(mmap.PAGESIZE, -(-len(code) // mmap.PAGESIZE) * mmap.PAGESIZE)
-        addr = _libc.mmap(None, self.size, mmap.PROT_READ | mmap.PROT_WRITE,
-                          mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), "mmap for JIT thunks failed")
-        ctypes.memmove(addr, code, len(code))
-        if _libc.mprotect(addr, self.size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-            _libc.munmap(addr, self.size)
-            raise OSError(ctypes.get_errno(), "mprotect for JIT thunks failed")
-        self.addr = addr
-        self.addresses = [addr + i * _THUNK_SIZE for i in range(len(targets))]
+        self.addr, self.size = _map_code(b"".join(_thunk_bytes(env, target) for env in envs))
+        self.addresses = [self.addr + i * _THUNK_SIZE for i in range(len(envs))]
 
     def free(self) -> None:
         if self.addr:
             _libc.munmap(self.addr, self.size)
             self.addr = 0
+
+
+class _CodePages:
+    """The direct tier's machine code of one program (unmapped when the last user goes)."""
+
+    def __init__(self, code: bytes):
+        self.addr, self.size = _map_code(code)
+        self._finalizer = weakref.finalize(self, _libc.munmap, self.addr, self.size)
 
 
 # ---------------------------------------------------------------------------------------
@@ -402,6 +418,8 @@ class _Binder:
         self.unwind_helper = unwind_helper
         self.keep: list[Any] = []
         self.natives: dict[str, int] = {}     # IR name -> C address of natives called by name
+        # start value of each frame's hidden may_goto counter (a vars slot: not in the code)
+        self.may_goto_loops = isa.BPF_MAX_LOOPS
         self._trampolines: dict[int, int] = {}
         self._wrapped: dict[int, Helper | None] = {}
 
@@ -539,6 +557,8 @@ class _Binder:
             return ctypes.addressof(self._callx_table())
         if kind == "callx_length":
             return len(self._callx_table())
+        if kind == "may_goto_loops":
+            return self.may_goto_loops
         raise AssertionError(f"unknown vars slot {key!r}")
 
 
@@ -556,6 +576,7 @@ class _RunState:
         self.pending_helper = ""
         self.regions = None
         self.vars = None
+        self.old_vars: list = []   # vars tables replaced by tiering (kept while runs may use them)
         self.active = 0          # runs in progress through __call__ (nested via helpers)
 
 
@@ -575,6 +596,8 @@ class _Code:
         self.slot_pcs = slot_pcs         # first instruction using each slot (error messages)
         self._ir = ir                    # the IR text, or a function that regenerates it
         self.entries = [compiled.addresses[s] for s in symbols]
+        self.tier = "llvm"               # or "direct" (jit_x86's machine code)
+        self.template: jit_x86.X86Code | None = None    # the direct tier's code
 
     @property
     def ir(self) -> str:
@@ -728,10 +751,35 @@ def _program_fields(program: isa.Program) -> tuple:
     return tuple([(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64) for i in program.insns])
 
 
+def tier_for(program: isa.Program, tier: str) -> tuple[str, str]:
+    """How ``program`` is compiled when ``tier`` (:func:`engines.jit_tier`) is asked, and
+    why not directly: the one place that decides. Plans: ``"tiered"`` (``auto``: the
+    direct tier's code at once, LLVM's compiled in a background thread and switched to
+    when ready, unless LLVM's code is already in a cache), ``"direct"`` (direct code
+    only) and ``"llvm"`` (LLVM's, compiled now: asked for, or a program the direct tier
+    does not translate: arena accesses, opcodes it does not know such as may_goto)."""
+    if tier == "llvm":
+        return "llvm", "asked for"
+    reason = jit_x86.unsupported_reason(program)
+    if reason is None:
+        return ("tiered" if tier == "auto" else "direct"), ""
+    if tier == "direct":
+        raise JitError(f"the direct tier does not translate this program: {reason}")
+    return "llvm", reason
+
+
 def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: int,
-              use_cache: bool) -> tuple[_Code, bool]:
+              use_cache: bool, plan: str = "llvm") -> tuple[_Code | None, bool]:
+    """The code for ``program`` under ``plan`` (see :func:`tier_for`; ``"cached"``: LLVM's
+    code if a cache has it, else None) and whether it came from a cache."""
     signature = binder.call_signature()
     fields = _program_fields(program)
+    if plan == "tiered" and use_cache:
+        code, cached = _code_for(program, binder, checked, opt_level, use_cache, "cached")
+        if code is not None:
+            return code, cached
+    if plan in ("tiered", "direct"):
+        return _direct_code(program, binder, checked, use_cache, signature, fields)
     key = (fields, checked, opt_level, signature)
     with _llvm_lock:
         code = _cache.get(key) if use_cache else None
@@ -772,6 +820,8 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
             compiled.timings = {"disk": time.thread_time() - start}
             code = _Code(compiled, meta["symbols"], meta["starts"],
                          [tuple(x) for x in meta["slots"]], meta["slot_pcs"], regenerate)
+    if code is None and plan == "cached":
+        return None, False
     if code is None:
         start = time.thread_time()
         gen = ModuleGen(program, bindings)
@@ -825,25 +875,32 @@ class JitFunction:
         self._state = state
         self._binder = binder
         ctx_addr = ctypes.addressof(state.ctx)
-        descs = (JitThunk * max(len(code.entries), 1))()
-        for i, entry in enumerate(code.entries):
+        nfuncs = len(code.starts)
+        descs = (JitThunk * nfuncs)()
+        for i in range(nfuncs):
             # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py).
-            descs[i].ctx, descs[i].fn = ctx_addr, entry
+            descs[i].ctx = ctx_addr
             descs[i].pc, descs[i].frame = code.starts[i], isa.STACK_SIZE
         state.descs = descs
-        self._thunks = _ThunkPage([ctypes.addressof(descs[i]) for i in range(len(code.entries))],
+        self._thunks = _ThunkPage([ctypes.addressof(descs[i]) for i in range(nfuncs)],
                                   _jitrt_symbols()["gate"])
+        self._pages = None
+        state.guards = [guard_object(state, ctypes.addressof(obj), ctypes.sizeof(obj))
+                        for obj in (state.ctx, descs)]
         with contextlib.ExitStack() as undo:
             undo.callback(self._thunks.free)
-            values = [binder.value(k, self._thunks.addresses, pc)
-                      for k, pc in zip(code.slots, code.slot_pcs)]
+            values = self._values(code)
+            if code.template is not None:
+                # The direct tier's code: this instance's copy with its values in place.
+                self._pages = _CodePages(code.template.instantiate(values))
+                entries = [self._pages.addr + offset for offset in code.template.offsets]
+                values = []
+            else:
+                entries = code.entries
             undo.pop_all()
-        state.vars = (ctypes.c_uint64 * max(len(values), 1))(*[v & isa.U64 for v in values])
-        state.ctx.vars = ctypes.addressof(state.vars)
-        # The context, its vars table and the thunk descriptors are the engine's own
-        # memory: no user pointer a program passes may name them (issue #13 item 5).
-        state.guards = [guard_object(state, ctypes.addressof(obj), ctypes.sizeof(obj))
-                        for obj in (state.ctx, state.vars, descs)]
+        self._set_vars(values)
+        for i, entry in enumerate(entries):
+            descs[i].fn = entry
         self.address: int = self._thunks.addresses[0]
         self._cfunc = HelperFn(self.address)
         self._miss = None
@@ -860,6 +917,37 @@ class JitFunction:
         self._finalizer = weakref.finalize(self, _release, self._thunks, runtime.mem,
                                            self._stack_region)
         self.compile_seconds = 0.0
+        #: why the program's code is LLVM's from the start ("" when the direct tier made it)
+        self.tier_reason = ""
+
+    def _values(self, code: _Code) -> list[int]:
+        """This instance's value of each of ``code``'s slots."""
+        return [self._binder.value(k, self._thunks.addresses, pc)
+                for k, pc in zip(code.slots, code.slot_pcs)]
+
+    def _set_vars(self, values: list[int]) -> None:
+        """Make ``values`` the context's vars table (LLVM code's instance values). The
+        context, its vars table and the thunk descriptors are the engine's own memory: no
+        user pointer a program passes may name them (issue #13 item 5)."""
+        state = self._state
+        table = (ctypes.c_uint64 * max(len(values), 1))(*[v & isa.U64 for v in values])
+        state.guards.append(guard_object(state, ctypes.addressof(table), ctypes.sizeof(table)))
+        state.old_vars.append(state.vars)      # a run may still be using it
+        state.vars = table
+        state.ctx.vars = ctypes.addressof(table)
+
+    def _switch(self, code: _Code) -> None:
+        """Run LLVM's ``code`` from now on (tiering; see :mod:`jit_x86`): its vars table
+        first (the direct code does not read it), then each function's entry in the thunk
+        descriptors, one aligned 8-byte store each. A run already inside the direct code
+        finishes there; calls through thunks (callbacks, native drivers) enter the new
+        code from then on. The direct code stays mapped until the instance is released."""
+        if self._closed or code.starts != self._code.starts:
+            return
+        self._set_vars(self._values(code))
+        for i, entry in enumerate(code.entries):
+            self._state.descs[i].fn = entry
+        self._code = code
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"at {self.address:#x}"
@@ -893,6 +981,16 @@ class JitFunction:
     def timings(self) -> dict[str, float]:
         """Seconds LLVM spent on this code (when it was compiled; cached code reuses it)."""
         return dict(self._code.compiled.timings or {})
+
+    @property
+    def tier(self) -> str:
+        """Which tier made the machine code: ``"direct"`` (:mod:`jit_x86`) or ``"llvm"``."""
+        return self._code.tier
+
+    @property
+    def machine_code(self) -> bytes | None:
+        """The direct tier's machine code (None for LLVM code)."""
+        return getattr(self._code.compiled, "machine_code", None)
 
     def function_address(self, pc: int) -> int:
         """Native ``uint64_t (*)(r1..r5)`` of the BPF function starting at instruction ``pc``."""
@@ -1064,10 +1162,155 @@ def _release(thunks: _ThunkPage, mem: AddressSpace, region) -> None:
     thunks.free()
 
 
+# ---------------------------------------------------------------------------------------
+# Tiering: LLVM's code compiled in the background for programs running direct code.
+#
+# One worker thread takes jobs in order; llvmlite's calls release the GIL, so the program
+# (and everything else in the process) keeps running meanwhile. A job is shared by every
+# instance of the same code (same key as the code cache) that starts while it is pending;
+# when it is done each live instance switches (JitFunction._switch) and the code is in
+# the memory and disk caches, so later loads get LLVM's code at once.
+
+_tier_lock = threading.Lock()
+_tier_jobs: dict[tuple, "_TierJob"] = {}
+_tier_queue: "queue.Queue[_TierJob | None]" = queue.Queue()
+_tier_state: dict[str, Any] = {"thread": None, "stopped": False}
+
+
+class _TierJob:
+    """One background LLVM compile and the instances waiting for it."""
+
+    def __init__(self, key: tuple, fn: "JitFunction", binder: _Binder, opt_level: int,
+                 use_cache: bool):
+        self.key = key
+        self.program = fn.program
+        self.binder = binder
+        self.checked = fn.checked
+        self.opt_level = opt_level
+        self.use_cache = use_cache
+        self.instances: "weakref.WeakSet[JitFunction]" = weakref.WeakSet([fn])
+        self.code: _Code | None = None
+        self.error: JitError | None = None
+
+
+def _tier_up(fn: "JitFunction", binder: _Binder, opt_level: int, use_cache: bool) -> None:
+    """Queue LLVM's compile of ``fn``'s program (or join the pending one) for ``fn``."""
+    key = (_program_fields(fn.program), fn.checked, opt_level, binder.call_signature())
+    with _tier_lock:
+        if _tier_state["stopped"]:
+            return
+        job = _tier_jobs.get(key)
+        if job is not None and job.code is None:
+            job.instances.add(fn)
+            return
+        job = _TierJob(key, fn, binder, opt_level, use_cache)
+        _tier_jobs[key] = job
+        _tier_queue.put(job)
+        thread = _tier_state["thread"]
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_tier_worker, name="uringbpf-jit-llvm",
+                                      daemon=True)
+            _tier_state["thread"] = thread
+            thread.start()
+
+
+def _tier_worker() -> None:
+    while True:
+        job = _tier_queue.get()
+        try:
+            if job is None:
+                return
+            _tier_run(job)
+        finally:
+            _tier_queue.task_done()
+
+
+def _tier_run(job: _TierJob) -> None:
+    try:
+        code, _ = _code_for(job.program, job.binder, job.checked, job.opt_level,
+                            job.use_cache, "llvm")
+    except JitError as exc:
+        # LLVM refused what the direct tier translated: the instances keep the direct
+        # code (it honours the same contract); the reason is kept on the job.
+        job.error = exc
+        code = None
+    with _tier_lock:
+        job.code = code
+        instances = list(job.instances) if code is not None else []
+        job.instances = weakref.WeakSet()
+        job.binder = None
+        if _tier_jobs.get(job.key) is job:
+            del _tier_jobs[job.key]
+    for fn in instances:
+        fn._switch(code)
+
+
+def tiering_wait() -> None:
+    """Block until every queued background LLVM compile is done and switched to."""
+    _tier_queue.join()
+
+
+def _tier_shutdown() -> None:
+    """At exit: drop queued jobs and let the running one finish (LLVM must not be torn
+    down under a compile)."""
+    with _tier_lock:
+        _tier_state["stopped"] = True
+    while True:
+        try:
+            _tier_queue.get_nowait()
+        except queue.Empty:
+            break
+        _tier_queue.task_done()
+    thread = _tier_state["thread"]
+    if thread is not None and thread.is_alive():
+        _tier_queue.put(None)
+        thread.join()
+
+
+atexit.register(_tier_shutdown)
+
+
+def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache: bool,
+                 signature: tuple, fields: tuple) -> tuple[_Code, bool]:
+    """The direct tier's code for ``program`` (memory-cached like LLVM's; never on disk:
+    translating costs less than reading a file)."""
+    key = (fields, checked, "direct", signature)
+    with _llvm_lock:
+        code = _cache.get(key) if use_cache else None
+        if code is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+            return code, True
+    start = time.thread_time()
+    rt = _jitrt_symbols() if checked else {}
+    bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
+                        check_addr=rt.get("check", 0), checked=checked)
+    out = jit_x86.translate(program, bindings, binder.natives)
+    compiled = CompiledModule(None, {}, "", {"translate": time.thread_time() - start})
+    compiled.machine_code = out.code
+
+    def regenerate() -> str:
+        return ModuleGen(program, Bindings(
+            helper=binder.helper, kfunc=binder.kfunc, checked=checked,
+            check_addr=rt.get("check", 0))).generate()
+
+    code = _Code(compiled, [], out.starts, out.slots, out.slot_pcs, regenerate)
+    code.template = out
+    code.tier = "direct"
+    with _llvm_lock:
+        _stats["misses"] += 1
+        if use_cache:
+            _cache[key] = code
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return code, False
+
+
 def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
             checked: bool = False,
             opt_level: int = DEFAULT_OPT_LEVEL, *, helpers: Mapping[int, Any] | None = None,
-            unwind_helper: int | None = None, cache: bool = True) -> JitFunction:
+            unwind_helper: int | None = None, cache: bool = True,
+            tier: str | None = None, may_goto_loops: int = isa.BPF_MAX_LOOPS) -> JitFunction:
     """JIT-compile ``program`` for ``runtime``; see :class:`JitFunction`.
 
     ``checked`` bounds-checks every load, store and atomic against ``runtime.mem`` and the
@@ -1076,7 +1319,11 @@ def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
     ``helpers`` replaces the helper table (id -> :class:`Helper` or ``impl(runtime, r1..r5)``)
     and ``unwind_helper`` names a helper whose 0 return stops the program with r0 = 0, as
     the interpreter's options of the same names (bpf_conformance uses both). ``cache=False``
-    compiles even when the same code is cached.
+    compiles even when the same code is cached. ``tier``: ``"auto"`` (the default, or
+    ``URINGBPF_JIT_TIER``), ``"direct"`` or ``"llvm"`` (:func:`engines.jit_tier`); the code's
+    tier is ``JitFunction.tier``. ``may_goto_loops``: how many times each frame's
+    ``may_goto`` falls through before it jumps (the kernel's BPF_MAX_LOOPS, 8M; smaller
+    only to test the exhaustion path quickly), as the interpreter's option.
     """
     start = time.perf_counter()
     runtime = runtime if runtime is not None else Runtime()
@@ -1088,7 +1335,12 @@ def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
         raise TypeError(f"expected an isa.Program, got {type(program).__name__}")
     state = _RunState(STACK_FRAMES)
     binder = _Binder(program, runtime, state, helpers, unwind_helper)
-    code, cached = _code_for(program, binder, checked, opt_level, cache)
+    binder.may_goto_loops = may_goto_loops
+    plan, reason = tier_for(program, engines.jit_tier(tier))
+    code, cached = _code_for(program, binder, checked, opt_level, cache, plan)
     fn = JitFunction(program, runtime, code, state, binder, checked, cached)
+    fn.tier_reason = reason
+    if plan == "tiered" and code.tier == "direct":
+        _tier_up(fn, binder, opt_level, cache)
     fn.compile_seconds = time.perf_counter() - start
     return fn

@@ -17,6 +17,12 @@ from uringbpf.bpf.helpers import Runtime
 from uringbpf.bpf.interp import Interpreter
 from uringbpf.bpf.memory import BpfRuntimeError, Buffer
 
+
+@pytest.fixture(autouse=True)
+def _llvm_tier(monkeypatch):
+    """These tests are about the LLVM tier (phases, IR, its disk cache): ask for it."""
+    monkeypatch.setenv("URINGBPF_JIT_TIER", "llvm")
+
 # Jumps over jumps: one LLVM block per jump target, which only simplifycfg (level >= 1,
 # not level 0) folds together.
 BRANCHY = """

@@ -24,7 +24,7 @@ text = '''
     exit
 '''
 prog = isa.Program("disk", assemble(text))
-fn = jit.compile(prog, Runtime())
+fn = jit.compile(prog, Runtime(), tier="llvm")
 out = {"r0": fn(14), "info": jit.cache_info(), "timings": sorted(fn.timings),
        "ir_has_call": "call i64 @" in fn.ir}
 print(json.dumps(out))

@@ -1,0 +1,713 @@
+"""The JIT's direct tier: eBPF straight to x86-64 machine code, one pass and jump fix-ups.
+
+LLVM's instruction selection alone costs 100-170 µs per basic block (docs/jit.md), so a
+program of 1,000 instructions cannot compile in 10 ms through it. This tier maps BPF
+registers to x86-64 registers, as the kernel's and uBPF's JITs do, and writes each
+instruction's machine code directly (:mod:`uringbpf.bpf.x86` encodes). Its code keeps
+exactly the runtime contract of the LLVM code (:mod:`uringbpf.bpf.jit_codegen`), so
+:class:`uringbpf.bpf.jit.JitFunction`, the thunks, ``jitrt_gate`` and the native drivers
+run either without knowing which:
+
+* every BPF function is ``uint64_t f(r1..r5, ctx)`` (SysV: rdi, rsi, rdx, rcx, r8, r9);
+  it takes 512 bytes below ``ctx->sp`` as its frame on entry and gives them back on every
+  return; r0 and r6-r9 start at 0;
+* instance values (maps, Python-callback trampolines, thunks, the callx table) are 64-bit
+  constants in the code: the translation is a template (``X86Code.patches`` says where
+  each ``slots`` value goes) that each instance copies and fills in (:meth:`X86Code.
+  instantiate`). The code never reads the context's ``vars`` table, which is LLVM's
+  layout: an instance can switch to LLVM code while a run is inside this code;
+* failures set the error word (the first one wins, with its pc) and return 0 from every
+  active function; every call is followed by a test of the word;
+* registers r1-r5 keep their values across calls (the LLVM code keeps them in its own
+  slots, the interpreter in its register file): an unverified program that reads one
+  after a call gets the same value on all engines;
+* checked mode: ``jitrt_check(ctx, addr, size, write, pc)`` before every access (read
+  then write for an atomic), backward jumps spend the run's instruction budget, which the
+  outermost entry (``fp == ctx->stack_hi``) sets from ``insn_limit``;
+* the ISA's corner cases as RFC 9669 defines them: division by zero gives 0 (modulo:
+  the dividend), ``INT_MIN / -1`` wraps (modulo: 0), shift counts are masked by the
+  hardware exactly as BPF masks them, ALU32 results are zero-extended (x86-64 32-bit
+  operations do that; a 32-bit ``cmpxchg`` is zero-extended explicitly).
+
+Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8, r6 rbx,
+r7 r13, r8 r14, r9 r15, r10 rbp; r12 holds the context; r9, r10, r11 are scratch. The
+native frame holds the function's fp (``[rsp]``; BPF may overwrite r10 in an unverified
+program) and the entry r2 (``[rsp+8]``: the data length LD_ABS/IND test against).
+
+What this tier does not translate (:func:`unsupported_reason`) goes to LLVM: arena
+accesses and ``addr_space_cast`` (PROBE_MEM32 and the split-lock path of arena atomics),
+and any opcode it does not know (``may_goto``). The choice is made in one place,
+``jit._code_for``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import isa
+from .isa import Insn
+from .jit_codegen import (
+    Bindings, CallTarget, CTX_BUDGET, CTX_ERR_ADDR, CTX_ERR_PC, CTX_ERROR, CTX_LIMIT,
+    CTX_SP, CTX_STACK_HI, CTX_STACK_LO, ERR_CALLX, ERR_DEPTH, ERR_FELL_OFF,
+    ERR_LEGACY, ERR_LIMIT, ERR_NO_HELPER, ERR_UNWIND, split_functions, validate,
+)
+from .x86 import (
+    ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SUB, ALU_XOR, Asm, CC, R8, R9, R10, R11, R12, R13,
+    R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, SAR, SHL, SHR,
+)
+from ..errors import JitError
+
+__all__ = ["X86Code", "translate", "unsupported_reason"]
+
+#: BPF register -> x86-64 register
+REG = (RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP)
+CTX = R12
+_ARGS = (RDI, RSI, RDX, RCX, R8)
+_SAVED = (RBP, RBX, R12, R13, R14, R15)
+_LOCALS = 24          # [rsp] fp, [rsp+8] entry r2, padding: keeps rsp 16-byte aligned
+
+_ERR, _ERR_PC, _ERR_ADDR, _SP, _LO, _HI = (8 * x for x in (
+    CTX_ERROR, CTX_ERR_PC, CTX_ERR_ADDR, CTX_SP, CTX_STACK_LO, CTX_STACK_HI))
+_BUDGET, _LIMIT = 8 * CTX_BUDGET, 8 * CTX_LIMIT
+
+_GROUP1 = {isa.ADD: ALU_ADD, isa.SUB: ALU_SUB, isa.OR: ALU_OR, isa.AND: ALU_AND,
+           isa.XOR: ALU_XOR}
+_SHIFT = {isa.LSH: SHL, isa.RSH: SHR, isa.ARSH: SAR}
+_JCC = {isa.JEQ: CC["e"], isa.JNE: CC["ne"], isa.JGT: CC["a"], isa.JGE: CC["ae"],
+        isa.JLT: CC["b"], isa.JLE: CC["be"], isa.JSGT: CC["g"], isa.JSGE: CC["ge"],
+        isa.JSLT: CC["l"], isa.JSLE: CC["le"], isa.JSET: CC["ne"]}
+_ATOMIC_ALU = {isa.ATOMIC_ADD: ALU_ADD, isa.ATOMIC_OR: ALU_OR, isa.ATOMIC_AND: ALU_AND,
+               isa.ATOMIC_XOR: ALU_XOR}
+_JMP_OPS = set(_JCC) | {isa.JA, isa.CALL, isa.EXIT}
+_ALU_OPS = set(isa.ALU_OP_NAMES)
+_JNE, _JE, _JB, _JS = CC["ne"], CC["e"], CC["b"], CC["s"]
+
+
+@dataclass
+class X86Code:
+    """One program's machine code template: function k starts at ``offsets[k]`` and is BPF
+    function ``starts[k]``; the instance value of ``slots[i]`` (``slot_pcs[i]``: its first
+    user) goes into the 8 bytes at each offset ``o`` of ``patches`` with ``(o, i)``."""
+
+    code: bytes
+    offsets: list[int]
+    starts: list[int]
+    slots: list[tuple]
+    slot_pcs: list[int]
+    patches: list[tuple[int, int]]
+
+    def instantiate(self, values: list[int]) -> bytes:
+        """The machine code with ``values[i]`` (the instance's value of ``slots[i]``) in
+        place."""
+        code = bytearray(self.code)
+        for at, index in self.patches:
+            code[at:at + 8] = (values[index] & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+        return bytes(code)
+
+
+def unsupported_reason(program: isa.Program) -> str | None:
+    """Why the direct tier leaves ``program`` to LLVM, or None when it translates it."""
+    for pc, insn in enumerate(program.insns):
+        cls = insn.cls
+        if insn.opcode == 0 and pc and program.insns[pc - 1].is_lddw:
+            continue
+        if isa.is_arena_access(insn) or isa.is_addr_space_cast(insn) or (
+                program.arena_xlated and isa.is_arena_zext(insn)):
+            return f"arena access at {pc}"
+        if cls in (isa.JMP, isa.JMP32) and insn.op not in _JMP_OPS:
+            return f"jump opcode {insn.opcode:#04x} at {pc}"
+        if cls in (isa.ALU, isa.ALU64) and insn.op not in _ALU_OPS:
+            return f"ALU opcode {insn.opcode:#04x} at {pc}"
+    return None
+
+
+def translate(program: isa.Program, bindings: Bindings, natives: dict[str, int]) -> X86Code:
+    """Machine code for ``program`` (see the module doc). ``natives`` maps the symbol of a
+    native call target to its C address. Raises :class:`JitError` for what the LLVM
+    generator refuses, with its messages."""
+    return _Translator(program, bindings, natives).run()
+
+
+class _Translator:
+    def __init__(self, program: isa.Program, bindings: Bindings, natives: dict[str, int]):
+        self.program = program
+        self.insns = program.insns
+        self.b = bindings
+        self.natives = natives
+        self.placeholder = validate(self.insns, program.arena_xlated)
+        self.starts = split_functions(self.insns)
+        self.a = Asm()
+        self.slots: list[tuple] = []
+        self.slot_pcs: list[int] = []
+        self._slot_index: dict[tuple, int] = {}
+        self.patches: list[tuple[int, int]] = []
+        self._stubs: list[tuple[object, int, int]] = []
+        self._n = 0
+
+    def run(self) -> X86Code:
+        ends = self.starts[1:] + [len(self.insns)]
+        offsets = []
+        for k, (start, end) in enumerate(zip(self.starts, ends)):
+            offsets.append(len(self.a.code))
+            self.function(k, start, end)
+        return X86Code(self.a.resolve(), offsets, list(self.starts), self.slots,
+                       self.slot_pcs, self.patches)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def load_slot(self, reg: int, key: tuple, pc: int) -> None:
+        """``movabs reg, <the instance value of key>`` (filled in per instance)."""
+        index = self._slot_index.get(key)
+        if index is None:
+            index = self._slot_index[key] = len(self.slots)
+            self.slots.append(key)
+            self.slot_pcs.append(pc)
+        self.patches.append((self.a.movabs(reg), index))
+
+    def fail_to(self, code: int, pc: int) -> object:
+        """A label that sets the error ``code`` at ``pc`` (first error wins) and leaves."""
+        self._n += 1
+        label = ("stub", self._n)
+        self._stubs.append((label, code, pc))
+        return label
+
+    def fail(self, code: int, pc: int) -> None:
+        self.a.jmp(self.fail_to(code, pc))
+
+    def check_error(self) -> None:
+        """After a call: leave the function when the error word is set."""
+        self.a.alu_mi(ALU_CMP, CTX, _ERR, 0)
+        self.a.jcc(_JNE, self.err)
+
+    def epilogue(self) -> None:
+        a = self.a
+        a.load(R11, RSP, 0, 8)
+        a.store(CTX, _SP, R11, 8)
+        a.alu_ri(ALU_ADD, RSP, _LOCALS, True)
+        for reg in reversed(_SAVED):
+            a.pop(reg)
+        a.ret()
+
+    def save_args(self) -> None:
+        """Keep r1-r5 over a call (six pushes keep rsp 16-byte aligned)."""
+        for reg in _ARGS:
+            self.a.push(reg)
+        self.a.push(R8)
+
+    def restore_args(self) -> None:
+        self.a.pop(R8)
+        for reg in reversed(_ARGS):
+            self.a.pop(reg)
+
+    def check_access(self, base: int, off: int, size: int, write: bool, pc: int) -> None:
+        """Checked mode: ``jitrt_check`` on ``[base + off]`` (every BPF register kept)."""
+        if not self.b.checked:
+            return
+        self.a.lea(R11, base, off)
+        self.check_r11(size, write, pc)
+
+    def check_r11(self, size: int, write: bool, pc: int) -> None:
+        a = self.a
+        a.push(RAX)
+        self.save_args()
+        a.alu_ri(ALU_SUB, RSP, 8, True)            # seven pushes: realign
+        a.mov_rr(RDI, CTX)
+        a.mov_rr(RSI, R11)
+        a.mov_ri(RDX, size)
+        a.mov_ri(RCX, int(write))
+        a.mov_ri(R8, pc)
+        a.mov_ri(RAX, self.b.check_addr)
+        a.call_r(RAX)
+        a.mov_rr(R11, RAX)
+        a.alu_ri(ALU_ADD, RSP, 8, True)
+        self.restore_args()
+        a.pop(RAX)
+        a.test_rr(R11, R11, True)
+        a.jcc(_JNE, self.err)
+
+    # -- functions ---------------------------------------------------------------------------
+
+    def function(self, k: int, start: int, end: int) -> None:
+        a = self.a
+        self.err = ("err", k)
+        a.label(("fn", start))
+        for reg in _SAVED:
+            a.push(reg)
+        a.alu_ri(ALU_SUB, RSP, _LOCALS, True)
+        a.mov_rr(CTX, R9)
+        a.load(RBP, CTX, _SP, 8)
+        a.store(RSP, 0, RBP, 8)
+        a.store(RSP, 8, RSI, 8)
+        a.lea(R11, RBP, -self.b.frame_size)
+        a.store(CTX, _SP, R11, 8)
+        for reg in (RAX, RBX, R13, R14, R15):
+            a.alu_rr(ALU_XOR, reg, reg, False)
+        if self.b.checked:
+            # The outermost entry of a run (no live frame yet) starts a fresh budget.
+            body = ("body", k)
+            a.alu_rm(ALU_CMP, RBP, CTX, _HI)
+            a.jcc(_JNE, body)
+            a.load(R11, CTX, _LIMIT, 8)
+            a.store(CTX, _BUDGET, R11, 8)
+            a.label(body)
+
+        insns, placeholder = self.insns, self.placeholder
+        self.targets = targets = set()
+        for pc in range(start, end):
+            insn = insns[pc]
+            if insn.is_jump and not placeholder[pc]:
+                targets.add(pc + insn.jump_offset() + 1)
+        terminated = False
+        self.skip = -1
+        for pc in range(start, end):
+            if placeholder[pc] or pc == self.skip:
+                continue
+            insn = insns[pc]
+            a.label(pc)
+            terminated = self.insn(pc, insn, start, end)
+        if not terminated:
+            self.fail(ERR_FELL_OFF, end - 1)
+        # Cold paths after the body: error stubs, then the common error exit.
+        common = ("fail", k)
+        for label, code, pc in self._stubs:
+            a.label(label)
+            a.mov_ri(R11, code)
+            a.mov_ri(R10, pc)
+            a.jmp(common)
+        self._stubs.clear()
+        a.label(common)
+        a.alu_mi(ALU_CMP, CTX, _ERR, 0)
+        a.jcc(_JNE, self.err)
+        a.store(CTX, _ERR, R11, 8)
+        a.store(CTX, _ERR_PC, R10, 8)
+        a.label(self.err)
+        a.alu_rr(ALU_XOR, RAX, RAX, False)
+        self.epilogue()
+
+    # -- instructions ----------------------------------------------------------------------
+
+    def insn(self, pc: int, insn: Insn, start: int, end: int) -> bool:
+        """Translate one instruction; True when it ends its block unconditionally."""
+        cls = insn.cls
+        if cls == isa.ALU64:
+            self.alu(pc, insn, True)
+            return False
+        if cls == isa.ALU:
+            self.alu(pc, insn, False)
+            return False
+        if cls in (isa.JMP, isa.JMP32):
+            return self.jump(pc, insn, start, end)
+        a = self.a
+        if cls == isa.LDX:
+            size = isa.SIZE_BYTES[insn.size]
+            base = REG[insn.src]
+            self.check_access(base, insn.off, size, False, pc)
+            a.load(REG[insn.dst], base, insn.off, size, insn.mode == isa.MEMSX)
+            return False
+        if cls == isa.ST:
+            size = isa.SIZE_BYTES[insn.size]
+            base = REG[insn.dst]
+            self.check_access(base, insn.off, size, True, pc)
+            a.store_imm(base, insn.off, insn.imm, size)
+            return False
+        if cls == isa.STX:
+            if insn.mode == isa.MEM:
+                size = isa.SIZE_BYTES[insn.size]
+                base = REG[insn.dst]
+                self.check_access(base, insn.off, size, True, pc)
+                a.store(base, insn.off, REG[insn.src], size)
+            elif insn.imm == isa.LOAD_ACQ:
+                # x86-64 loads and stores are acquire and release already (TSO), as the
+                # kernel's JIT relies on; this code is never reordered by a compiler.
+                size = isa.SIZE_BYTES[insn.size]
+                self.check_access(REG[insn.src], insn.off, size, False, pc)
+                a.load(REG[insn.dst], REG[insn.src], insn.off, size)
+            elif insn.imm == isa.STORE_REL:
+                size = isa.SIZE_BYTES[insn.size]
+                self.check_access(REG[insn.dst], insn.off, size, True, pc)
+                a.store(REG[insn.dst], insn.off, REG[insn.src], size)
+            else:
+                self.atomic(pc, insn)
+            return False
+        # LD
+        if insn.is_lddw:
+            self.lddw(pc, insn)
+        elif insn.mode in (isa.ABS, isa.IND):
+            self.ld_packet(pc, insn)
+        else:
+            self.fail(ERR_LEGACY, pc)
+        return False
+
+    def alu(self, pc: int, insn: Insn, w: bool) -> None:
+        a = self.a
+        op = insn.op
+        d = REG[insn.dst]
+        x = insn.opcode & isa.X
+        if op == isa.MOV:
+            if x:
+                s = REG[insn.src]
+                if insn.off:
+                    a.movsx_rr(d, s, insn.off, w)
+                elif d != s or not w:
+                    a.mov_rr(d, s, w)
+            elif w:
+                a.mov_ri(d, insn.imm)
+            else:
+                a.mov_ri32(d, insn.imm)
+            return
+        group = _GROUP1.get(op)
+        if group is not None:
+            if x:
+                a.alu_rr(group, d, REG[insn.src], w)
+            else:
+                a.alu_ri(group, d, insn.imm, w)
+            return
+        if op == isa.MUL:
+            if x:
+                a.imul_rr(d, REG[insn.src], w)
+            else:
+                a.imul_ri(d, insn.imm, w)
+            return
+        shift = _SHIFT.get(op)
+        if shift is not None:
+            if x:
+                self.shift_reg(shift, d, REG[insn.src], w)
+            else:
+                count = insn.imm & (63 if w else 31)
+                if count:
+                    a.shift_ri(shift, d, count, w)
+                elif not w:
+                    a.mov_rr(d, d, False)
+            return
+        if op == isa.NEG:
+            a.neg(d, w)
+        elif op in (isa.DIV, isa.MOD):
+            self.divmod(insn, d, w)
+        elif op == isa.END:
+            self.byteswap(insn, d, w)
+        else:
+            raise JitError(f"unknown alu operation {op:#x}", pc)
+
+    def shift_reg(self, op: int, d: int, s: int, w: bool) -> None:
+        """Shift by a register: the count goes through cl (rcx is BPF r4: kept in r11)."""
+        a = self.a
+        if s == RCX:
+            a.shift_cl(op, d, w)
+            return
+        a.mov_rr(R11, RCX)
+        a.mov_rr(RCX, s)
+        if d == RCX:
+            a.shift_cl(op, R11, w)
+            a.mov_rr(RCX, R11)
+        else:
+            a.shift_cl(op, d, w)
+            a.mov_rr(RCX, R11)
+
+    def divmod(self, insn: Insn, d: int, w: bool) -> None:
+        """DIV/MOD (signed when ``off`` is 1) with RFC 9669's results for a zero divisor and
+        for INT_MIN / -1; rax and rdx (BPF r0, r3) are kept in r10/r9 around the divide."""
+        a = self.a
+        self._n += 1
+        n = self._n
+        signed = insn.off == 1
+        is_div = insn.op == isa.DIV
+        done, zero, minus1 = ("dv", n), ("dz", n), ("dm", n)
+        known = None
+        if insn.opcode & isa.X:
+            a.mov_rr(R11, REG[insn.src], w)
+        else:
+            known = insn.imm if w else insn.imm & 0xFFFFFFFF
+            if known == 0 or (signed and insn.imm == -1):
+                # the special results need no divide
+                self._divmod_special(d, w, is_div, known == 0)
+                return
+            if w:
+                a.mov_ri(R11, insn.imm)
+            else:
+                a.mov_ri32(R11, insn.imm)
+        if known is None:
+            a.test_rr(R11, R11, w)
+            a.jcc(_JE, zero)
+            if signed:
+                a.alu_ri(ALU_CMP, R11, -1, w)
+                a.jcc(_JE, minus1)
+        a.mov_rr(R10, RAX)
+        a.mov_rr(R9, RDX)
+        if d != RAX:
+            a.mov_rr(RAX, d)
+        if signed:
+            a.sign_extend_rax(w)
+        else:
+            a.alu_rr(ALU_XOR, RDX, RDX, False)
+        a.div(R11, w, signed)
+        a.mov_rr(R11, RAX if is_div else RDX)
+        a.mov_rr(RAX, R10)
+        a.mov_rr(RDX, R9)
+        a.mov_rr(d, R11)
+        if known is None:
+            a.jmp(done)
+            a.label(zero)
+            self._divmod_special(d, w, is_div, True)
+            if signed:
+                a.jmp(done)
+                a.label(minus1)
+                self._divmod_special(d, w, is_div, False)
+            a.label(done)
+
+    def _divmod_special(self, d: int, w: bool, is_div: bool, by_zero: bool) -> None:
+        a = self.a
+        if by_zero:
+            if is_div:
+                a.alu_rr(ALU_XOR, d, d, False)         # x / 0 = 0
+            elif not w:
+                a.mov_rr(d, d, False)                  # x % 0 = x (ALU32: zero-extended)
+        elif is_div:
+            a.neg(d, w)                                # x / -1 = -x (INT_MIN wraps)
+        else:
+            a.alu_rr(ALU_XOR, d, d, False)             # x % -1 = 0
+
+    def byteswap(self, insn: Insn, d: int, w: bool) -> None:
+        a = self.a
+        width = insn.imm
+        swap = w or insn.source == isa.TO_BE
+        if width == 16:
+            if swap:
+                a.rol16_8(d)
+            a.movzx16(d, d)
+        elif width == 32:
+            if swap:
+                a.bswap(d, False)
+            else:
+                a.mov_rr(d, d, False)
+        elif swap:
+            a.bswap(d, True)
+
+    # -- jumps and calls ---------------------------------------------------------------------
+
+    def jump(self, pc: int, insn: Insn, start: int, end: int) -> bool:
+        a = self.a
+        op = insn.op
+        if op == isa.EXIT:
+            self.epilogue()
+            return True
+        if op == isa.CALL:
+            self.call(pc, insn)
+            return False
+        target = pc + insn.jump_offset() + 1
+        if not start <= target < end:
+            raise JitError(f"jump to {target} leaves its function [{start}, {end})", pc)
+        if self.b.checked and target <= pc:
+            a.alu_mi(ALU_SUB, CTX, _BUDGET, pc - target + 1)
+            a.jcc(_JS, self.fail_to(ERR_LIMIT, pc))
+        if op == isa.JA:
+            a.jmp(target)
+            return True
+        w = insn.cls == isa.JMP
+        d = REG[insn.dst]
+        if insn.opcode & isa.X:
+            if op == isa.JSET:
+                a.test_rr(d, REG[insn.src], w)
+            else:
+                a.alu_rr(ALU_CMP, d, REG[insn.src], w)
+        elif op == isa.JSET:
+            a.test_ri(d, insn.imm, w)
+        elif insn.imm == 0 and op in (isa.JEQ, isa.JNE):
+            a.test_rr(d, d, w)
+        else:
+            a.alu_ri(ALU_CMP, d, insn.imm, w)
+        nxt = self.insns[pc + 1] if pc + 1 < end else None
+        if (target == pc + 2 and nxt is not None and nxt.opcode in (isa.OP_JA, isa.OP_JA32)
+                and pc + 1 not in self.targets and not self.b.checked):
+            # `if c goto +1; goto L` (a loop's back edge as compilers lay it out): one
+            # `j!c L` (x86 condition codes come in pairs: c ^ 1 is the opposite test).
+            far = pc + 2 + nxt.jump_offset()
+            if not start <= far < end:
+                raise JitError(f"jump to {far} leaves its function [{start}, {end})", pc + 1)
+            a.jcc(_JCC[op] ^ 1, far)
+            self.skip = pc + 1
+            return False
+        a.jcc(_JCC[op], target)
+        return False
+
+    def call(self, pc: int, insn: Insn) -> None:
+        if insn.opcode & isa.X:
+            self.callx(pc, insn)
+        elif insn.src == isa.CALL_HELPER:
+            self.call_native(pc, self.b.helper(insn.imm))
+        elif insn.src == isa.PSEUDO_KFUNC_CALL:
+            self.call_native(pc, self.b.kfunc(insn.imm))
+        elif insn.src == isa.PSEUDO_CALL:
+            self.room_check(ERR_DEPTH, pc)
+            self.call_local(pc + insn.imm + 1)
+            self.check_error()
+        else:
+            raise JitError(f"call with unknown src {insn.src}", pc)
+
+    def room_check(self, code: int, pc: int) -> None:
+        """Fail with ``code`` when no frame is left below the stack pointer."""
+        a = self.a
+        a.load(R11, CTX, _SP, 8)
+        a.alu_ri(ALU_SUB, R11, self.b.frame_size, True)
+        a.alu_rm(ALU_CMP, R11, CTX, _LO)
+        a.jcc(_JB, self.fail_to(code, pc))
+
+    def call_local(self, target: int) -> None:
+        a = self.a
+        self.save_args()
+        a.mov_rr(R9, CTX)
+        a.call_label(("fn", target))
+        self.restore_args()
+
+    def call_native(self, pc: int, target: CallTarget) -> None:
+        """A helper or kfunc: native C (at its address), Python trampoline or missing."""
+        a = self.a
+        if target.kind == "missing":
+            self.fail(ERR_NO_HELPER, pc)
+            return
+        self.save_args()
+        if target.kind == "python":
+            a.store_imm(CTX, _ERR_PC, pc, 8)
+            self.load_slot(R11, target.key, pc)
+        else:
+            a.mov_ri(R11, self.natives[target.symbol] if target.symbol else target.address)
+        a.call_r(R11)
+        self.restore_args()
+        self.check_error()
+        if target.unwind:
+            self._n += 1
+            go = ("go", self._n)
+            a.test_rr(RAX, RAX, True)
+            a.jcc(_JNE, go)
+            a.store_imm(CTX, _ERR, ERR_UNWIND, 8)
+            a.jmp(self.err)
+            a.label(go)
+
+    def callx(self, pc: int, insn: Insn) -> None:
+        """``callx rX``: a subprogram's thunk address (compared with each) or a helper id
+        (looked up in the instance's callx table; 0 there: no such helper)."""
+        a = self.a
+        self._n += 1
+        n = self._n
+        done, bad = ("cx_done", n), ("cx_bad", n)
+        a.mov_rr(R11, REG[insn.dst])
+        for k, start in enumerate(self.starts):
+            miss = ("cx_miss", n, k)
+            self.load_slot(R10, ("thunk", k), pc)
+            a.alu_rr(ALU_CMP, R11, R10, True)
+            a.jcc(_JNE, miss)
+            self.room_check(ERR_DEPTH, pc)
+            self.call_local(start)
+            a.jmp(done)
+            a.label(miss)
+        self.load_slot(R10, ("callx_length",), pc)
+        a.alu_rr(ALU_CMP, R11, R10, True)
+        a.jcc(CC["ae"], bad)
+        self.load_slot(R10, ("callx_table",), pc)
+        a.shift_ri(SHL, R11, 3, True)
+        a.alu_rr(ALU_ADD, R10, R11, True)
+        a.shift_ri(SHR, R11, 3, True)
+        a.load(R10, R10, 0, 8)
+        a.test_rr(R10, R10, True)
+        a.jcc(_JE, bad)
+        a.store_imm(CTX, _ERR_PC, pc, 8)
+        self.save_args()
+        a.call_r(R10)
+        self.restore_args()
+        a.jmp(done)
+        a.label(bad)
+        a.store(CTX, _ERR_ADDR, R11, 8)
+        self.fail(ERR_CALLX, pc)
+        a.label(done)
+        self.check_error()
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def atomic(self, pc: int, insn: Insn) -> None:
+        a = self.a
+        w = insn.size == isa.DW
+        size = 8 if w else 4
+        base, off, s = REG[insn.dst], insn.off, REG[insn.src]
+        code = insn.imm
+        self.check_access(base, off, size, False, pc)   # read first, as the interpreter reports
+        self.check_access(base, off, size, True, pc)
+        if code == isa.CMPXCHG:
+            a.lock_cmpxchg(base, off, s, w)
+            if not w:
+                a.mov_rr(RAX, RAX, False)               # r0 = zero-extended old value
+        elif code == isa.XCHG:
+            a.xchg(base, off, s, w)
+        elif code == isa.ATOMIC_ADD | isa.FETCH:
+            a.lock_xadd(base, off, s, w)
+        elif not code & isa.FETCH:
+            a.lock_alu(_ATOMIC_ALU[code], base, off, s, w)
+        else:
+            # fetch_or/and/xor: a cmpxchg loop (rax is r0: kept in r10; the address in r9
+            # in case the base is r0; the operand read from r10 if it is r0).
+            self._n += 1
+            again = ("cas", self._n)
+            a.mov_rr(R10, RAX)
+            a.lea(R9, base, off)
+            operand = R10 if s == RAX else s
+            a.load(RAX, R9, 0, size)
+            a.label(again)
+            a.mov_rr(R11, RAX)
+            a.alu_rr(_ATOMIC_ALU[code & ~isa.FETCH], R11, operand, w)
+            a.lock_cmpxchg(R9, 0, R11, w)
+            a.jcc(_JNE, again)
+            a.mov_rr(R11, RAX, w)
+            a.mov_rr(RAX, R10)
+            a.mov_rr(s, R11)
+
+    def ld_packet(self, pc: int, insn: Insn) -> None:
+        """LD_ABS / LD_IND: r0 = the big-endian value at r6 + offset; outside [0, entry r2)
+        the function returns with r0 = 0 (as the LLVM code and the interpreter)."""
+        a = self.a
+        size = isa.SIZE_BYTES[insn.size]
+        self._n += 1
+        out, inside = ("pkt_out", self._n), ("pkt_in", self._n)
+        if insn.mode == isa.IND:
+            a.mov_rr(R11, REG[insn.src], False)
+            a.alu_ri(ALU_ADD, R11, insn.imm, False)
+            a.movsx_rr(R11, R11, 32, True)
+        else:
+            a.mov_ri(R11, insn.imm)
+        a.test_rr(R11, R11, True)
+        a.jcc(_JS, out)
+        a.lea(R10, R11, size)
+        a.alu_rm(ALU_CMP, R10, RSP, 8)
+        a.jcc(CC["be"], inside)
+        a.label(out)
+        a.alu_rr(ALU_XOR, RAX, RAX, False)
+        self.epilogue()
+        a.label(inside)
+        a.alu_rr(ALU_ADD, R11, RBX, True)
+        if self.b.checked:
+            a.store(RSP, 16, R11, 8)           # the call of jitrt_check takes r9-r11
+            self.check_r11(size, False, pc)
+            a.load(R11, RSP, 16, 8)
+        a.load(RAX, R11, 0, size)
+        if size == 2:
+            a.rol16_8(RAX)
+        elif size == 4:
+            a.bswap(RAX, False)
+
+    def lddw(self, pc: int, insn: Insn) -> None:
+        a = self.a
+        d = REG[insn.dst]
+        src = insn.src
+        if src == 0:
+            a.mov_ri(d, isa.lddw_imm64(self.insns, pc))
+        elif src == isa.PSEUDO_MAP_IDX:
+            self.load_slot(d, ("map", insn.imm), pc)
+        elif src == isa.PSEUDO_MAP_IDX_VALUE:
+            self.load_slot(d, ("map_value", insn.imm), pc)
+            offset = self.insns[pc + 1].imm
+            if offset:
+                a.alu_ri(ALU_ADD, d, offset, True)
+        elif src == isa.PSEUDO_FUNC:
+            k = self.starts.index(pc + insn.imm + 1)
+            self.load_slot(d, ("thunk", k), pc)
+        else:
+            kind = {isa.PSEUDO_MAP_FD: "map fd", isa.PSEUDO_MAP_VALUE: "map value",
+                    isa.PSEUDO_BTF_ID: "BTF id"}.get(src, f"src {src}")
+            raise JitError(f"unrelocated lddw {kind} form (load the object to relocate it)", pc)
