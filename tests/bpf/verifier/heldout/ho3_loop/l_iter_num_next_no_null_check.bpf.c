@@ -1,0 +1,22 @@
+/* the pointer from bpf_iter_num_next read without the NULL check */
+#include "ho3.h"
+NAKED_STEP
+{
+	asm volatile(
+	"r1 = r10;"
+	"r1 += -8;"
+	"r2 = 0;"
+	"r3 = 16;"
+	"call %[bpf_iter_num_new];"
+	"r1 = r10;"
+	"r1 += -8;"
+	"call %[bpf_iter_num_next];"
+	"r6 = *(u32 *)(r0 + 0);"
+	"r1 = r10;"
+	"r1 += -8;"
+	"call %[bpf_iter_num_destroy];"
+	"r0 = 0;"
+	"exit;"
+	:: IMM(bpf_iter_num_new), IMM(bpf_iter_num_next), IMM(bpf_iter_num_destroy) : "memory");
+}
+OPS;

@@ -1,0 +1,12 @@
+/* a 4-byte store at a checked offset <= 60 of a 64-byte region: ends exactly at the end */
+#include "ho3.h"
+STEP
+{
+	__u8 *p = bpf_io_uring_get_region(ring, IOU_REGION_MEM, 64);
+	__u32 i = lp->cq_wait_idx;
+	if (!p || i > 60)
+		return IOU_LOOP_STOP;
+	*(__u32 *)(p + i) = 0;
+	return IOU_LOOP_CONTINUE;
+}
+OPS;
