@@ -399,7 +399,9 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 if bpc != ne_pc:
                     continue
                 for f, where, r in list(bst.all_regs()):
-                    if r.t == SCALAR and r.id == d.id and r.var[5]:
+                    # (the same id and delta: the same value; partners with another
+                    # delta are not told, which only costs a branch)
+                    if r.t == SCALAR and r.id == d.id and r.off == d.off and r.var[5]:
                         had = r.obj.values if type(r.obj) is _NotEqual else frozenset()
                         bst.set_reg_anywhere(f, where, r.replace(obj=_NotEqual(had | {key})))
         return branches

@@ -344,6 +344,24 @@ def alu_add(a, b):
     return _or_unknown((umin, umax, smin, smax, t[0], t[1]))
 
 
+def add_const32(a, k: int):
+    """The low 32 bits of ``a + k``, zero-extended (``k`` a signed constant): what a
+    32-bit delta link makes of a partner's value.  Exact when the low 32 bits of ``a``
+    move without crossing 2**32 as unsigned or without crossing the s32 limits as
+    signed numbers (the kernel's scalar32_min_max_add + zext_32_to_64)."""
+    lo32 = trunc32(a)
+    v = wrap32(alu_add(lo32, const(k & U64)))
+    d = k & U32
+    ulo, uhi = lo32[0] + d, lo32[1] + d
+    if ulo >> 32 == uhi >> 32:
+        v = _meet(v, ulo & U32, uhi & U32) or v
+    s32 = sext32(lo32)
+    slo, shi = s32[2] + k, s32[3] + k
+    if S32_MIN <= slo and shi <= S32_MAX and (slo >= 0 or shi < 0):
+        v = _meet(v, slo & U32, shi & U32) or v
+    return v
+
+
 def alu_sub(a, b):
     """The scalar ``a - b`` (64-bit, wrapping)."""
     t = tnum_sub((a[4], a[5]), (b[4], b[5]))

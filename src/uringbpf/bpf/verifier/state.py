@@ -32,6 +32,15 @@ TYPE_NAMES = {
 
 ZERO_OFF = sc.const(0)
 
+# Scalar links with a constant delta (the kernel's BPF_ADD_CONST64/32 flags on
+# bpf_reg_state.id, Linux 6.11+, 32-bit and negative deltas since 7.0): after
+# ``r1 = r3; r1 += K`` r1 carries r3's id with one of these bits set and ``off = K``,
+# meaning r1 == r3 + K (mod 2**64; mod 2**32 with both values zero-extended for the
+# 32-bit flag).  Ids come from a counter far below bit 30.
+ADD_CONST64 = 1 << 31
+ADD_CONST32 = 1 << 30
+ADD_CONST = ADD_CONST64 | ADD_CONST32
+
 
 class Reg:
     """One register (or spilled register) value.
@@ -40,6 +49,8 @@ class Reg:
     ``base + off + var``: ``off`` is the fixed part, ``var`` the variable part
     (a scalar).  ``id`` links copies (null checks and bound refinements apply to all
     registers sharing it); ``ref`` is the acquired-reference id the pointer carries.
+    A scalar whose ``id`` has an :data:`ADD_CONST` bit is its base id's value plus
+    ``off`` (the kernel keeps the delta in ``reg->off`` too); other scalars have off 0.
     """
 
     __slots__ = ("t", "var", "off", "id", "ref", "frame", "obj", "size", "null", "ro", "dyn")
@@ -109,8 +120,12 @@ class Reg:
             return "?"
         if t == SCALAR:
             s = sc.fmt(self.var)
-            return s if not self.id else (s[:-1] + f",id={self.id})" if s.endswith(")")
-                                          else f"scalar(id={self.id},v={s})")
+            if not self.id:
+                return s
+            # the kernel's log: id=N, or id=N+K / id=N-K for a link with a delta
+            link = str(self.id & ~ADD_CONST) + (f"{self.off:+d}" if self.id & ADD_CONST else "")
+            return (s[:-1] + f",id={link})" if s.endswith(")")
+                    else f"scalar(id={link},v={s})")
         extra = []
         if t == PTR_STACK:
             if sc.is_const(self.var):
@@ -321,10 +336,33 @@ class IdMap:
         return f == cur
 
 
+def scalar_ids_match(old: Reg, cur: Reg, ids: IdMap) -> bool:
+    """The links of scalar ``old`` hold for ``cur`` (the kernel's regsafe +
+    check_scalar_ids for scalars): the same kind of link (none, plain, 64- or 32-bit
+    delta) with the same delta, ids mapped one to one, and for a delta link its base id
+    mapped consistently too (``r3 = r2 + K`` in old must be ``r3 = r2' + K`` in cur with
+    r2' the register r2 maps to, not a sibling of some other register)."""
+    oid = old.id
+    if not oid:
+        return True
+    cid = cur.id
+    if oid & ADD_CONST:
+        if oid & ADD_CONST != cid & ADD_CONST or old.off != cur.off:
+            return False
+        return ids.check(oid, cid) and ids.check(oid & ~ADD_CONST, cid & ~ADD_CONST)
+    if cid & ADD_CONST:
+        return False
+    return ids.check(oid, cid)
+
+
 def reg_subsumes(old: Reg, cur: Reg, ids: IdMap) -> bool:
     """Every concrete value ``cur`` may hold is one ``old`` may hold (with the same meaning)."""
     if old is cur:
-        return old.id == 0 and old.ref == 0 or (ids.check(old.id, cur.id) and ids.check(old.ref, cur.ref))
+        if old.id == 0 and old.ref == 0:
+            return True
+        if old.t == SCALAR:
+            return scalar_ids_match(old, cur, ids)
+        return ids.check(old.id, cur.id) and ids.check(old.ref, cur.ref)
     if old.t == NOT_INIT:
         return True
     if old.t != cur.t:
@@ -336,7 +374,7 @@ def reg_subsumes(old: Reg, cur: Reg, ids: IdMap) -> bool:
         # relied on below ``old``: only a value with the same fact is covered
         if old.obj is not None and old.obj != cur.obj:
             return False
-        return ids.check(old.id, cur.id)
+        return scalar_ids_match(old, cur, ids)
     if (old.off != cur.off or old.null != cur.null or old.obj is not cur.obj
             or old.size != cur.size or old.frame != cur.frame or old.ro != cur.ro):
         return False
@@ -426,6 +464,23 @@ def _mask_indexes(mask: int) -> tuple[int, ...]:
     return idx
 
 
+def _in_delta_group(old: State, rid: int, memo: list) -> bool:
+    """Does the scalar id ``rid`` belong to a group of registers linked with a delta in
+    ``old``?  Such a register's range is compared even where the static precision says
+    no check depends on it: a branch on it moves its partners' ranges by the delta (the
+    kernel's sync_linked_regs), and a partner may be precise, as the kernel's backtracking
+    marks every register linked at a jump precise together (bt_sync_linked_regs).  The
+    partners of a plain link (delta 0) always share one value, so comparing the precise
+    one covers them; with a delta their abstract ranges can differ (wrap-around)."""
+    if not memo:
+        bases = set()
+        for _f, _w, r in old.all_regs():
+            if r.t == SCALAR and r.id & ADD_CONST:
+                bases.add(r.id & ~ADD_CONST)
+        memo.append(bases)
+    return (rid & ~ADD_CONST) in memo[0]
+
+
 def state_subsumes(old: State, cur: State, live_masks: list[int],
                    imprecise_masks: list[int] | None = None) -> bool:
     """``old`` (fully explored, found safe) covers ``cur``: every run from cur is safe too.
@@ -446,6 +501,7 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
         return False
     if imprecise_masks is None:
         imprecise_masks = [0] * len(live_masks)
+    delta_bases: list = []      # filled on first use by _in_delta_group
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
         if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False
@@ -457,8 +513,9 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
             a, b = ro[i], rc[i]
             if a is b and not a.id and not a.ref:
                 continue    # shared (unchanged since the copy): covered, no ids to map
-            if (impr >> i & 1 and a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1):
-                if not ids.check(a.id, b.id):
+            if (impr >> i & 1 and a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1
+                    and not (a.id and _in_delta_group(old, a.id, delta_bases))):
+                if not scalar_ids_match(a, b, ids):
                     return False
                 continue
             if not reg_subsumes(a, b, ids):

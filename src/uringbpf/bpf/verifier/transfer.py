@@ -7,8 +7,9 @@ import functools
 from .. import isa
 from . import scalar as sc
 from .state import (
-    CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
-    PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, State, const_reg, scalar,
+    ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX,
+    PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, State,
+    const_reg, scalar,
 )
 from .common import (
     BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
@@ -22,6 +23,8 @@ _ALU_MEMO: dict = {}
 _COND_MEMO: dict = {}
 #: ALU operations _do_alu's fast path leaves to the general code (one operand, or a move)
 _ALU_GENERAL_OPS = frozenset({isa.END, isa.NEG, isa.MOV})
+#: the ALU operations that may keep a scalar linked, with a delta (see _linked_add)
+_ADD_SUB = frozenset({isa.ADD, isa.SUB})
 #: ``mov dst, imm`` (64 or 32 bits): the opcode without its class bits
 _MOV_K = isa.MOV | isa.K
 #: constant registers by value (immediates)
@@ -39,6 +42,17 @@ def const_imm(v: int) -> Reg:
     return r
 
 
+def _synced(known: Reg, r: Reg) -> Reg | None:
+    """Register ``r`` after :meth:`TransferMixin._sync_linked` from ``known``."""
+    if (not ((r.id | known.id) & ADD_CONST)) or r.off == known.off:
+        if (r.id ^ known.id) & ADD_CONST == ADD_CONST:
+            return None
+        # the kernel's copy_register_state: the value, id and delta of known
+        return r.replace(var=known.var, id=known.id, off=known.off)
+    v = sync_linked_var(known, r)
+    return None if v is None else r.replace(var=v)
+
+
 def _update_linked(st: State, match, make) -> None:
     """Replace every register and spilled register ``r`` of ``st`` for which ``match(r)``
     by ``make(r)`` (what State.all_regs + set_reg_anywhere do, without building the list
@@ -53,6 +67,52 @@ def _update_linked(st: State, match, make) -> None:
         hits = [(k, slot[1]) for k, slot in stack.items() if slot[0] == "S" and match(slot[1])]
         for k, r in hits:
             stack[k] = ("S", make(r))
+
+
+def _linked_add(insn: isa.Insn, d: Reg, s: Reg, res: Reg, is64: bool) -> Reg:
+    """``dst += K`` / ``dst -= K`` (K a constant, immediate or register) on a linked
+    scalar ``d``: the result ``res`` stays linked to ``d``'s partners with the delta K, as
+    in the kernel's adjust_reg_min_max_vals (7.2): 64-bit K must fit in s32; a 32-bit
+    operation links only a value known below 2**32 (its partners and it then agree
+    modulo 2**32, all zero-extended); ``-= S32_MIN`` has no s32 delta; a value that
+    already has a delta, or ``rX += rX``, loses its link.  Whatever is refused returns
+    ``res`` unlinked (id 0, off 0: the kernel's clear_id)."""
+    if d.id & ADD_CONST or (insn.source == isa.X and insn.src == insn.dst):
+        return res
+    if is64:
+        if s.var[5]:
+            return res
+        k = sc.s64(s.var[4])
+        if not sc.S32_MIN <= k <= sc.S32_MAX:
+            return res
+        flag = ADD_CONST64
+    else:
+        if s.var[5] & sc.U32 or d.var[1] > sc.U32:
+            return res
+        k = s.var[4] & sc.U32
+        k = k - (1 << 32) if k >> 31 else k
+        flag = ADD_CONST32
+    if insn.op == isa.SUB:
+        if k == sc.S32_MIN:
+            return res
+        k = -k
+    return res.replace(id=d.id | flag, off=k)
+
+
+def sync_linked_var(known: Reg, reg: Reg):
+    """The value of ``reg``, linked to ``known`` (same base id), once a branch refined
+    ``known`` (the kernel's sync_linked_regs, 7.2): ``known``'s value moved by the
+    difference of their deltas, truncated to 32 bits when either link is a 32-bit one.
+    None: a 32-bit and a 64-bit delta link, whose values are not tied (skipped)."""
+    flags = (reg.id ^ known.id) & ADD_CONST
+    if flags == ADD_CONST:
+        return None
+    delta = reg.off - known.off
+    if (reg.id | known.id) & ADD_CONST32:
+        return sc.add_const32(known.var, delta)
+    if delta == 0:
+        return known.var
+    return sc.alu_add(known.var, sc.const(delta & sc.U64))
 
 
 def _scalar_alu_reg(opcode: int, off: int, a: tuple, b: tuple) -> Reg:
@@ -180,7 +240,9 @@ class TransferMixin:
             # below computes for this case, without its checks and property calls)
             regs = st.frames[-1].regs
             d = regs[dst]
-            if d.t == SCALAR:
+            # (a linked scalar moved by +/-: the general path decides whether the link
+            # stays, with a delta; any other operation leaves a new value, unlinked)
+            if d.t == SCALAR and not (d.id and opcode & 0xF0 in _ADD_SUB):
                 if opcode & 0x08:
                     s = regs[insn.src]
                 else:
@@ -247,7 +309,10 @@ class TransferMixin:
             return
         # the scalar result is a pure function of (opcode, off, dst value, src value):
         # loops repeat the same abstract computation on every iteration, so it is cached
-        st.cur.regs[dst] = _scalar_alu_reg(insn.opcode, insn.off, d.var, src.var)
+        r = _scalar_alu_reg(insn.opcode, insn.off, d.var, src.var)
+        if d.id and op in _ADD_SUB:
+            r = _linked_add(insn, d, src, r, is64)
+        st.cur.regs[dst] = r
 
     def _arena_alu(self, insn: isa.Insn, d: Reg, s: Reg) -> Reg:
         """ALU with an arena pointer operand.  The kernel allows any arithmetic on one
@@ -307,20 +372,29 @@ class TransferMixin:
             st.cur.regs[dst] = scalar(v if is64 else sc.wrap32(sc.trunc32(v)))
             return
         if is64:
-            if src.t == SCALAR and src.id == 0 and not sc.is_const(src.var):
-                src = src.replace(id=self.new_id())
-                st.cur.regs[insn.src] = src
+            if src.t == SCALAR:
+                src = self._id_before_mov(st, insn.src, src)
             st.cur.regs[dst] = src
             return
         if src.t != SCALAR:
             raise _Reject(f"R{insn.src} partial copy of pointer")
         if sc.fits_u32(src.var):
-            if src.id == 0 and not sc.is_const(src.var):
-                src = src.replace(id=self.new_id())
-                st.cur.regs[insn.src] = src
-            st.cur.regs[dst] = src
+            st.cur.regs[dst] = self._id_before_mov(st, insn.src, src)
         else:
             st.cur.regs[dst] = scalar(sc.trunc32(src.var))
+
+    def _id_before_mov(self, st: State, regno: int, src: Reg) -> Reg:
+        """The kernel's assign_scalar_id_before_mov: a scalar copied by ``rX = rY`` gets
+        an id shared with the copy, so a branch on either refines both.  A source that
+        already has a delta link gives it up first (one delta per register: the copy
+        would otherwise need a delta of a delta)."""
+        if src.id & ADD_CONST:
+            src = src.replace(id=0, off=0)
+            st.cur.regs[regno] = src
+        if src.id == 0 and src.var[5]:
+            src = src.replace(id=self.new_id())
+            st.cur.regs[regno] = src
+        return src
 
     def _ptr_alu(self, insn: isa.Insn, d: Reg, s: Reg, is64: bool) -> Reg:
         op = insn.op
@@ -452,29 +526,61 @@ class TransferMixin:
     def _apply_refine(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, a, b, refined) -> None:
         na, nb = refined
         is32 = insn.cls == isa.JMP32
+        regs = st.cur.regs
         if na != a:
             if a == dst.var:
-                self._set_scalar(st, insn.dst, dst, na)
+                regs[insn.dst] = dst.replace(var=na)
             elif is32:
                 # the compare saw only the low 32 bits (#20: `if w1 s< 0` narrows r1 too)
                 v = sc.refine_low32(dst.var, na)
                 if v != dst.var:
-                    self._set_scalar(st, insn.dst, dst, v)
+                    regs[insn.dst] = dst.replace(var=v)
         if insn.source == isa.X and nb != b:
             if b == src.var:
-                self._set_scalar(st, insn.src, src, nb)
+                regs[insn.src] = src.replace(var=nb)
             elif is32:
                 v = sc.refine_low32(src.var, nb)
                 if v != src.var:
-                    self._set_scalar(st, insn.src, src, v)
+                    regs[insn.src] = src.replace(var=v)
+        # then every register linked to either operand takes its (new) range, in the
+        # kernel's order: the source's partners first, then the destination's; even an
+        # operand the compare did not narrow is copied to its partners, as there
+        if insn.source == isa.X and src.id:
+            self._sync_linked(st, insn.src)
+        if dst.id:
+            self._sync_linked(st, insn.dst)
 
-    def _set_scalar(self, st: State, regno: int, old: Reg, var) -> None:
-        st.cur.regs[regno] = old.replace(var=var)
-        if old.id:
-            _update_linked(st, lambda r: r.t == SCALAR and r.id == old.id,
-                           lambda r: r.replace(var=var))
-            if old.id == LEN_ID and var[0] > st.buf_min:
-                st.buf_min = min(var[0], 1 << 32)
+    def _sync_linked(self, st: State, regno: int) -> None:
+        """Give every scalar linked to register ``regno`` (a register or spilled slot of
+        any frame with the same base id) the range of ``regno`` moved by their deltas
+        (the kernel's sync_linked_regs); with a plain link (or the same delta) the
+        partner becomes a copy of it.  The data-buffer length's partners raise the
+        buffer's known minimum size."""
+        regs = st.cur.regs
+        known = regs[regno]
+        kid = known.id
+        base = kid & ~ADD_CONST
+        for f in st.frames:
+            fregs = f.regs
+            for i in range(11):
+                r = fregs[i]
+                if r.t == SCALAR and r.id and (r.id & ~ADD_CONST) == base and r is not known:
+                    nr = _synced(known, r)
+                    if nr is not None:
+                        fregs[i] = nr
+            stack = f.stack
+            hits = [(k, slot[1]) for k, slot in stack.items()
+                    if slot[0] == "S" and slot[1].t == SCALAR and slot[1].id
+                    and (slot[1].id & ~ADD_CONST) == base]
+            for k, r in hits:
+                nr = _synced(known, r)
+                if nr is not None:
+                    stack[k] = ("S", nr)
+        if base == LEN_ID:
+            v = known.var if not kid & ADD_CONST else sync_linked_var(
+                known, known.replace(id=LEN_ID, off=0))
+            if v[0] > st.buf_min:
+                st.buf_min = min(v[0], 1 << 32)
 
     def _ptr_cond(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, op: int, target: int,
                   fall: int, is32: bool):
