@@ -50,6 +50,22 @@ def test_refused_loop_step_carries_the_kernel_log():
         with pytest.raises(kernel_exec.KernelLoadError) as info:
             obj.load("interp", executor="kernel")
         assert info.value.errno == 13 and info.value.log
+        # line_info went with it: the log names the source line refused
+        assert "@ v_region_past_end.bpf.c:" in info.value.log
+    finally:
+        obj.close()
+
+
+@pytest.mark.parametrize("name", ["cksum", "nops", "cp", "g_global", "arena_fixed"])
+def test_examples_load_with_line_info(name):
+    """Every loop example loads with line_info (cksum's level-1 log peaks past 1 MiB with
+    it: the load is repeated without a log, which once came back EINVAL)."""
+    obj = BpfObject.open(OBJS / f"{name}.o")
+    try:
+        for prog in obj.programs.values():
+            assert kernel_exec.prog_line_info(obj, prog)
+        obj.load("interp", executor="kernel")
+        assert obj.executor == "kernel"
     finally:
         obj.close()
 

@@ -247,10 +247,12 @@ def map_freeze(fd: int) -> None:
 
 @dataclass
 class ProgBtf:
-    """The BTF part of a BPF_PROG_LOAD: the program BTF's fd and the raw ``bpf_func_info``
-    records (8 bytes each, instruction offsets in slots)."""
+    """The BTF part of a BPF_PROG_LOAD: the program BTF's fd, the raw ``bpf_func_info``
+    records (8 bytes each) and ``bpf_line_info`` records (16 bytes each), instruction
+    offsets in slots of the program as loaded."""
     btf_fd: int
     func_info: bytes = b""
+    line_info: bytes = b""
 
 
 def prog_load(prog_type: int, code: bytes, license: str, *, name: str = "",
@@ -260,20 +262,27 @@ def prog_load(prog_type: int, code: bytes, license: str, *, name: str = "",
     """``BPF_PROG_LOAD``: (fd or -errno, verifier log)."""
     insns = ctypes.create_string_buffer(code, len(code))
     lic = ctypes.create_string_buffer(license.encode())
-    log = ctypes.create_string_buffer(_LOG_SIZE)
+    # a log buffer goes with a log level only: kernel/bpf/log.c bpf_verifier_log_attr_valid
+    # refuses a buffer without a level (EINVAL, and no log to say so)
+    log = ctypes.create_string_buffer(_LOG_SIZE if log_level else 1)
     fds = (ctypes.c_int32 * max(len(fd_array or []), 1))(*(fd_array or []))
     fields = [(0, "I", prog_type), (4, "I", len(code) // 8), (8, "Q", ctypes.addressof(insns)),
-              (16, "Q", ctypes.addressof(lic)), (24, "I", log_level), (28, "I", _LOG_SIZE),
-              (32, "Q", ctypes.addressof(log)), (44, "I", flags),
+              (16, "Q", ctypes.addressof(lic)), (44, "I", flags),
               (68, "I", expected_attach_type), (108, "I", attach_btf_id),
               (120, "Q", ctypes.addressof(fds) if fd_array else 0)]
-    finfo = None
+    if log_level:
+        fields += [(24, "I", log_level), (28, "I", _LOG_SIZE), (32, "Q", ctypes.addressof(log))]
+    keep = []
     if btf is not None:
         fields.append((72, "I", btf.btf_fd))
-        if btf.func_info:
-            finfo = ctypes.create_string_buffer(btf.func_info, len(btf.func_info))
-            fields += [(76, "I", _FUNC_INFO_SIZE), (80, "Q", ctypes.addressof(finfo)),
-                       (88, "I", len(btf.func_info) // _FUNC_INFO_SIZE)]
+        for blob, size, at in ((btf.func_info, _FUNC_INFO_SIZE, 76),
+                               (btf.line_info, _LINE_INFO_SIZE, 92)):
+            if blob:
+                buf = ctypes.create_string_buffer(blob, len(blob))
+                keep.append(buf)
+                # rec_size, pointer, count: func_info at 76/80/88, line_info at 92/96/104
+                fields += [(at, "I", size), (at + 4, "Q", ctypes.addressof(buf)),
+                           (at + 12, "I", len(blob) // size)]
     attr = _attr(fields)
     raw = _kernel_name(name)
     ctypes.memmove(ctypes.addressof(attr) + 48, raw, len(raw))
@@ -289,6 +298,7 @@ def prog_load(prog_type: int, code: bytes, license: str, *, name: str = "",
 
 # --- the object's own BTF, for func_info (what libbpf sends) -------------------------
 _FUNC_INFO_SIZE = 8     # struct bpf_func_info { insn_off; type_id; }
+_LINE_INFO_SIZE = 16    # struct bpf_line_info { insn_off; file_name_off; line_off; line_col; }
 _BTF_HDR = struct.Struct("<HBBIIIII")
 _KIND_INT, _KIND_STRUCT, _KIND_FUNC, _KIND_VAR, _KIND_DATASEC, _KIND_DECL_TAG = 1, 4, 12, 14, 15, 17
 # bytes after the 12-byte common header: fixed per kind, plus vlen * per-item size
@@ -344,12 +354,7 @@ def sanitize_btf(data: bytes) -> bytes:
 def prog_func_info(obj: Any, prog: Any) -> bytes:
     """``bpf_func_info`` records for one relocated program of ``obj``, as libbpf sends
     them: per function placed in the program its first slot and the id of its BTF FUNC;
-    empty when a function has no FUNC of its name (the load then goes without).
-
-    line_info is not sent: with it 7.2 refuses some programs after verifying them
-    (``EINVAL``, nothing in the log; examples/loop/cksum.bpf.c, even with one record at
-    slot 0), and global functions need only func_info.
-    """
+    empty when a function has no FUNC of its name (the load then goes without)."""
     out = b""
     for start, name in sorted(prog.program.func_names.items()):
         t = obj.btf.find(name, _KIND_FUNC)
@@ -357,6 +362,68 @@ def prog_func_info(obj: Any, prog: Any) -> bytes:
             return b""
         out += struct.pack("<II", start, t.id)
     return out
+
+
+def btf_ext_lines(obj: Any) -> dict[str, list[tuple[int, int, int, int]]]:
+    """The object's ``.BTF.ext`` line_info: per code section name, its records as
+    ``(instruction index in the section, file_name_off, line_off, line_col)``, string
+    offsets into the ``.BTF`` string section (which :func:`sanitize_btf` keeps as is)."""
+    ext = obj.elf.section(".BTF.ext")
+    if ext is None or obj.btf is None:
+        return {}
+    data = bytes(ext.data)
+    magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
+    if magic != 0xEB9F:
+        raise BpfLoadError(f"{obj.path}: .BTF.ext: bad magic {magic:#x}")
+    _func_off, _func_len, line_off, line_len = struct.unpack_from("<IIII", data, 8)
+    out: dict[str, list[tuple[int, int, int, int]]] = {}
+    if line_len == 0:
+        return out
+    pos, end = hdr_len + line_off, hdr_len + line_off + line_len
+    (rec_size,) = struct.unpack_from("<I", data, pos)
+    if rec_size < _LINE_INFO_SIZE:
+        raise BpfLoadError(f"{obj.path}: .BTF.ext: line_info records of {rec_size} bytes")
+    pos += 4
+    while pos < end:
+        sec_name_off, num = struct.unpack_from("<II", data, pos)
+        pos += 8
+        strs = obj.btf.strings
+        name = strs[sec_name_off:strs.find(b"\0", sec_name_off)].decode(errors="replace")
+        recs = out.setdefault(name, [])
+        for i in range(num):
+            insn_off, file_off, line, col = struct.unpack_from("<IIII", data, pos + i * rec_size)
+            recs.append((insn_off // isa.INSN_SIZE, file_off, line, col))
+        pos += num * rec_size
+    return out
+
+
+def prog_line_info(obj: Any, prog: Any) -> bytes:
+    """``bpf_line_info`` records for one relocated program of ``obj``, as libbpf sends
+    them after placing subprograms: each placed function's records, moved to where the
+    function sits in the program (kernel/bpf/verifier.c check_btf_line wants them strictly
+    increasing, inside the program, on an instruction's first slot, with valid string
+    offsets, and one exactly at each function's first slot).  Empty when a placed function
+    has no record at its start, or its source function cannot be told apart (the load
+    then goes without line_info, which only feeds the verifier log)."""
+    by_sec = btf_ext_lines(obj)
+    if not by_sec:
+        return b""
+    funcs: dict[str, list[Any]] = {}
+    for sec_funcs in obj._funcs.values():
+        for f in sec_funcs:
+            funcs.setdefault(f.name, []).append(f)
+    out = []
+    for base, name in sorted(prog.program.func_names.items()):
+        found = funcs.get(name, [])
+        if len(found) != 1:
+            return b""
+        f = found[0]
+        recs = sorted(r for r in by_sec.get(obj.elf.sections[f.sec].name.lstrip("?"), [])
+                      if f.start <= r[0] < f.end)
+        if not recs or recs[0][0] != f.start:
+            return b""
+        out += [(base + r[0] - f.start,) + r[1:] for r in recs]
+    return b"".join(struct.pack("<IIII", *r) for r in out)
 
 
 def link_create(prog_or_map_fd: int, attach_type: int, target_fd: int = 0, flags: int = 0) -> int:
@@ -629,7 +696,7 @@ def load_program(obj: Any, prog: Any, map_fds: list[int],
     code = _kernel_code(program, prog._weak_sites)
     pbtf = None
     if prog_btf_fd is not None:
-        pbtf = ProgBtf(prog_btf_fd, prog_func_info(obj, prog))
+        pbtf = ProgBtf(prog_btf_fd, prog_func_info(obj, prog), prog_line_info(obj, prog))
     return prog_load(ptype, code, obj.license or "GPL", name=prog.name,
                      expected_attach_type=attach_type, attach_btf_id=attach_btf_id,
                      flags=BPF_F_SLEEPABLE if program.sleepable else 0, fd_array=map_fds,
