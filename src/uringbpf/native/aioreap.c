@@ -31,12 +31,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
-
-struct cqe {
-	uint64_t user_data;
-	int32_t res;
-	uint32_t flags;
-};
+#include "uring_entries.h"
 
 static PyObject *str_set_result;
 static PyObject *str_sqe_tail;
@@ -68,7 +63,7 @@ static PyObject *reap(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 	uint32_t n = tail - head;
 	const char *cqes = (const char *)(uintptr_t)ca;
 	for (uint32_t k = 0; k < n; k++) {
-		const struct cqe *c = (const struct cqe *)(cqes + ((head + k) & mask) * size);
+		const struct uringbpf_cqe *c = (const struct uringbpf_cqe *)(cqes + ((head + k) & mask) * size);
 		PyObject *ud = PyLong_FromUnsignedLongLong(c->user_data);
 		if (!ud)
 			return NULL;
@@ -120,15 +115,6 @@ static PyObject *reap(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 	}
 	return PyLong_FromUnsignedLong(n);
 }
-
-struct sqe {                 /* struct io_uring_sqe, the fields written here */
-	uint8_t opcode, flags;
-	uint16_t ioprio;
-	int32_t fd;
-	uint64_t off, addr;
-	uint32_t len, op_flags;
-	uint64_t user_data;
-};
 
 static int u64_arg(PyObject *o, uint64_t *out, const char *what)
 {
@@ -231,7 +217,7 @@ static PyObject *prep_rw(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 	Py_DECREF(nt);
 	char *slot = (char *)(uintptr_t)sqes_a + (size_t)idx * size;
 	memset(slot, 0, size);
-	struct sqe *s = (struct sqe *)slot;
+	struct uringbpf_sqe *s = (struct uringbpf_sqe *)slot;
 	s->opcode = (uint8_t)op;
 	s->fd = (int32_t)fd;
 	s->off = off;

@@ -85,6 +85,7 @@ uint32_t kbuf_crc32c(uint32_t crc, uint64_t addr, uint64_t n)
 #include <errno.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "uring_entries.h"
 #include "sqe.h"
 
 #define KB_OP_NOP 0
@@ -112,19 +113,6 @@ uint32_t kbuf_crc32c(uint32_t crc, uint64_t addr, uint64_t n)
 #define KB_SLOT_KERNEL 1    /* a kernel (request) buffer: import here */
 #define KB_SLOT_STALE 2     /* empty here but still pinned in the kernel's table: -EFAULT */
 
-/* one SQE as laid out in include/uapi/linux/io_uring.h (the fields used here) */
-struct kb_sqe {
-    uint8_t opcode, flags;
-    uint16_t ioprio;
-    int32_t fd;
-    uint64_t off, addr;
-    uint32_t len, op_flags;
-    uint64_t user_data;
-    uint16_t buf_index, personality;
-    int32_t splice_fd_in;
-    uint64_t pad[2];
-};
-struct kb_cqe { uint64_t user_data; int32_t res; uint32_t flags; };
 struct kb_iov { uint64_t base, len; };
 
 /* A node id is its pool index | generation << 24 (a 32-bit generation, so ids do not
@@ -156,7 +144,7 @@ struct kb_ctx {
     uint32_t sq_mask;
     uint32_t *cq_head, *cq_tail;
     uint32_t cq_mask;
-    struct kb_cqe *cqes;
+    struct uringbpf_cqe *cqes;
     int32_t divert[KB_MAX_DIVERT];
     uint32_t nr_divert;
     uint64_t stat_import, stat_refused;
@@ -271,7 +259,7 @@ int kb_ring_attach(struct kb_ctx *c, uint64_t sqes, uint64_t sq_array, uint32_t 
     c->cq_head = (uint32_t *)(uintptr_t)cq_head;
     c->cq_tail = (uint32_t *)(uintptr_t)cq_tail;
     c->cq_mask = cq_mask;
-    c->cqes = (struct kb_cqe *)(uintptr_t)cqes;
+    c->cqes = (struct uringbpf_cqe *)(uintptr_t)cqes;
     return 0;
 }
 
@@ -345,7 +333,7 @@ static int64_t kb_check(struct kb_node *n, uint64_t off, uint64_t len, uint32_t 
 
 /* Rewrite an SQE as a NOP completing with res (0 gives a plain NOP's result), keeping the
  * given flags' link/drain/skip bits and user_data: the shared deny of native/sqe.h. */
-static void kb_to_nop(struct kb_sqe *s, int32_t res, uint32_t flags, uint64_t user_data)
+static void kb_to_nop(struct uringbpf_sqe *s, int32_t res, uint32_t flags, uint64_t user_data)
 {
     s->flags = (uint8_t)flags;
     s->user_data = user_data;
@@ -353,7 +341,7 @@ static void kb_to_nop(struct kb_sqe *s, int32_t res, uint32_t flags, uint64_t us
 }
 
 /* Import one fixed op on a kernel buffer; returns 0 or -errno (the SQE untouched then). */
-static int kb_import(struct kb_ctx *c, struct kb_sqe *s, uint32_t ddir, int vectored)
+static int kb_import(struct kb_ctx *c, struct uringbpf_sqe *s, uint32_t ddir, int vectored)
 {
     uint32_t index = s->buf_index;
     int kernel = c->slot_kind[index] == KB_SLOT_KERNEL && kb_node_ok(c, c->slot_node[index]);
@@ -413,7 +401,7 @@ uint32_t kb_scan(struct kb_ctx *c, uint32_t from, uint32_t to)
 {
     for (uint32_t pos = from; pos != to; pos++) {
         uint32_t idx = pos & c->sq_mask;
-        struct kb_sqe *s = (struct kb_sqe *)(c->sqes + (size_t)idx * 64);
+        struct uringbpf_sqe *s = (struct uringbpf_sqe *)(c->sqes + (size_t)idx * 64);
         c->sq_array[idx] = idx;
         uint32_t ddir;
         switch (s->opcode) {
@@ -462,7 +450,7 @@ int32_t kb_reap(struct kb_ctx *c, int64_t *out, int32_t max)
     uint32_t tail = __atomic_load_n(c->cq_tail, __ATOMIC_ACQUIRE);
     int32_t n = 0;
     while (head != tail && n + 2 <= max) {
-        struct kb_cqe *q = &c->cqes[head & c->cq_mask];
+        struct uringbpf_cqe *q = &c->cqes[head & c->cq_mask];
         uint64_t ud = q->user_data;
         int64_t res = q->res;
         uint64_t flags = q->flags;
@@ -519,7 +507,7 @@ int32_t kb_pend_drain(struct kb_ctx *c, int64_t *released, int32_t max)
  * given flags (only the link/drain/skip ones kept) and user_data: deny_sqe in one call. */
 void kb_nop(struct kb_ctx *c, uint32_t pos, int32_t res, uint32_t flags, uint64_t user_data)
 {
-    kb_to_nop((struct kb_sqe *)(c->sqes + (size_t)(pos & c->sq_mask) * 64), res, flags,
+    kb_to_nop((struct uringbpf_sqe *)(c->sqes + (size_t)(pos & c->sq_mask) * 64), res, flags,
               user_data);
 }
 
