@@ -9,7 +9,7 @@ uBPF dialect (``%r`` may be written without ``%``)::
     mov %r0, 1              add32 %r1, %r2         movsx1664 %r0, %r1
     ldxw %r0, [%r1+4]       stxdw [%r10-8], %r1    stw [%r10-4], 7
     ldxsb %r0, [%r1]        lddw %r0, 0x1122334455667788
-    jeq %r1, 0, +2          jslt32 %r1, %r2, label ja32 +5
+    jeq %r1, 0, +2          jslt32 %r1, %r2, label ja32 +5   may_goto +3
     lock fetch add [%r1], %r2               lock cmpxchg32 [%r1+8], %r3
     le16 %r0  be32 %r0  bswap64 %r0  call 5  call local fn  call runtime 3  call %r2
     ldabsw 4  ldindh %r2, 8  exit
@@ -18,6 +18,7 @@ Kernel dialect (what ``bpftool``/``llvm-objdump`` print)::
 
     r0 = 1   w1 += w2   r0 = (s16)r1   r0 = *(u32 *)(r1 + 4)   *(u64 *)(r10 - 8) = r1
     if r1 == 0 goto +2   gotol +5   r1 = 0x1122334455667788 ll   r1 = be16 r1
+    may_goto +3   may_goto pc+3   may_goto label
     lock *(u64 *)(r1 + 0) += r2   r2 = atomic_fetch_and((u32 *)(r1 + 0), w2)
     r0 = cmpxchg_64(r1 + 0, r0, r2)   call bpf_map_lookup_elem#1   call pc+3   callx r2
 
@@ -231,6 +232,10 @@ def _ubpf_line(mnemonic: str, ops: list[str], pend: list[_Pending], lineno: int,
     if mn == "lddw":
         want(2)
         return _lddw(_reg(ops[0]), ops[1], pend, lineno, line)
+    if mn == "may_goto":
+        want(1)
+        off, label = _target(ops[0])
+        return add(Insn(isa.OP_MAY_GOTO, off=off), label)
     if mn in ("ja", "ja32", "goto", "gotol"):
         want(1)
         off, label = _target(ops[0])
@@ -382,6 +387,10 @@ def _kernel_line(text: str, pend: list[_Pending], lineno: int, line: str) -> boo
     t = re.sub(r"\s+", " ", text.strip())
     if t == "exit":
         return add(Insn(isa.OP_EXIT))
+    m = re.fullmatch(r"may_goto (?:pc)?(.+)", t)
+    if m:   # llvm-objdump's "may_goto +N", the kernel log's "may_goto pc+N"
+        off, label = _target(m.group(1))
+        return add(Insn(isa.OP_MAY_GOTO, off=off), label)
     m = re.fullmatch(r"(goto|gotol) (.+)", t)
     if m:
         off, label = _target(m.group(2))
@@ -512,7 +521,8 @@ def _kernel_line(text: str, pend: list[_Pending], lineno: int, line: str) -> boo
 
 def _looks_kernel(text: str) -> bool:
     t = text.strip()
-    return ("=" in t or t.startswith(("if ", "goto", "lock *", "callx r", "store_release("))
+    return ("=" in t or t.startswith(("if ", "goto", "lock *", "callx r", "store_release(",
+                                      "may_goto pc"))
             or t.startswith("call pc") or t.startswith("call kfunc#")
             or bool(re.fullmatch(r"call [\w.]+#-?\d+", t)))
 

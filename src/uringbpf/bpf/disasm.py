@@ -121,6 +121,9 @@ def format_insn(insn: Insn, style: str = "kernel") -> str:
             return f"goto {_signed(insn.off)}"
         if opcode == isa.OP_JA32:
             return f"gotol {_signed(insn.imm)}"
+        if opcode == isa.OP_MAY_GOTO:
+            # llvm-objdump's spelling (the kernel log's is "may_goto pc+N")
+            return f"may_goto {_signed(insn.off)}"
         is32 = cls == isa.JMP32
         p = "w" if is32 else "r"
         src = f"{p}{insn.src}" if insn.source == isa.X else _imm_text(insn.imm, is32)
@@ -203,6 +206,8 @@ def _format_ubpf(insn: Insn) -> str:
             return f"ja {_signed(insn.off)}"
         if opcode == isa.OP_JA32:
             return f"ja32 {_signed(insn.imm)}"
+        if opcode == isa.OP_MAY_GOTO:
+            return f"may_goto {_signed(insn.off)}"
         suffix = "32" if cls == isa.JMP32 else ""
         src = f"%r{insn.src}" if insn.source == isa.X else str(insn.imm)
         return f"{isa.JMP_OP_NAMES[op]}{suffix} %r{insn.dst}, {src}, {_signed(insn.off)}"

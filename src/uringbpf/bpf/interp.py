@@ -20,6 +20,10 @@ Why it is built this way:
   table passed in), kfuncs through ``program.kfuncs[imm]``, BPF-to-BPF calls with their
   own 512-byte frame (r6-r9 and r10 restored on exit), at most ``max_depth`` frames,
   ``callx`` to a helper id or to a subprogram address taken with ``lddw func()``.
+* **may_goto.**  Each frame has a hidden loop counter (``r[11]`` of the register list,
+  saved and set anew at every call, as the kernel's prologue sets the stack slot below the
+  frame): ``may_goto`` jumps once it is 0, else counts it down and falls through.  It starts
+  at ``may_goto_loops`` (the kernel's BPF_MAX_LOOPS, 8M).
   Such an address is a real native function pointer (a ctypes trampoline into this
   interpreter) so a C helper like ``bpf_loop`` can call the callback directly.
 
@@ -365,6 +369,8 @@ class Interpreter:
     ``unwind_helper`` names a helper id that stops the program with r0 = 0 when it returns
     0 (bpf_conformance's helper 5).  ``max_insns`` bounds each run so that a looping
     program ends with a clear :class:`BpfRuntimeError` instead of hanging.
+    ``may_goto_loops``: how many times each frame's ``may_goto`` falls through before it
+    jumps (the kernel's BPF_MAX_LOOPS; smaller only to test the exhaustion path quickly).
     """
 
     def __init__(self, program: Any, runtime: Any = None, *,
@@ -372,7 +378,8 @@ class Interpreter:
                  unwind_helper: int | None = None,
                  max_insns: int = DEFAULT_MAX_INSNS,
                  stack_size: int = isa.STACK_SIZE,
-                 max_depth: int = isa.MAX_CALL_DEPTH):
+                 max_depth: int = isa.MAX_CALL_DEPTH,
+                 may_goto_loops: int = isa.BPF_MAX_LOOPS):
         if isinstance(program, (bytes, bytearray, memoryview)):
             program = isa.Program("prog", isa.decode(program))
         elif isinstance(program, list):
@@ -384,6 +391,7 @@ class Interpreter:
         self.max_insns = max_insns
         self.stack_size = stack_size
         self.max_depth = max_depth
+        self.may_goto_loops = may_goto_loops
         self._helper_table = helpers
         self._unwind = unwind_helper
         self._tls = _PerThread()
@@ -589,7 +597,11 @@ class Interpreter:
                     terminated = True
                 elif insn.is_jump:
                     target = pc + 1 + insn.jump_offset()
-                    if insn.op == isa.JA:
+                    if insn.is_may_goto:   # r[11]: the frame's hidden counter
+                        g.emit(f"if r[11] == 0: return {target}")
+                        g.emit("r[11] -= 1")
+                        g.emit(f"return {pc + 1}")
+                    elif insn.op == isa.JA:
                         g.emit(f"return {target}")
                     else:
                         g.emit(f"return {target} if {g.cond(insn)} else {pc + 1}")
@@ -815,7 +827,8 @@ class Interpreter:
         self._pkt_len = r2 & M64
         try:
             top = ctx.stack.addr + ctx.stack.size
-            r = [0, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64, 0, 0, 0, 0, top]
+            r = [0, r1 & M64, r2 & M64, r3 & M64, r4 & M64, r5 & M64, 0, 0, 0, 0, top,
+                 self.may_goto_loops]
             return self._execute(ctx, r, 0, 0)
         finally:
             self._state[:] = saved
@@ -832,14 +845,15 @@ class Interpreter:
             ctx = self._acquire()
             try:
                 top = ctx.stack.addr + ctx.stack.size
-                r = [0, *(a & M64 for a in args), 0, 0, 0, 0, top]
+                r = [0, *(a & M64 for a in args), 0, 0, 0, 0, top, self.may_goto_loops]
                 return self._execute(ctx, r, entry, 0)
             finally:
                 self._release(ctx)
         if depth + 1 >= self.max_depth:
             raise BpfRuntimeError(f"callback exceeds the call depth limit of {self.max_depth}", None)
         ctx = self._contexts[self._active - 1]
-        r = [0, *(a & M64 for a in args), 0, 0, 0, 0, caller_regs[10] - self.stack_size]
+        r = [0, *(a & M64 for a in args), 0, 0, 0, 0, caller_regs[10] - self.stack_size,
+             self.may_goto_loops]
         saved = self._state[:]
         try:
             return self._execute(ctx, r, entry, depth + 1)
@@ -853,6 +867,7 @@ class Interpreter:
         limit = self.max_insns
         frame = self.stack_size
         max_depth = self.max_depth
+        loops = self.may_goto_loops
         state = self._state
         frames: list[tuple] = []
         state[0] = depth
@@ -870,7 +885,7 @@ class Interpreter:
                 if not frames:
                     state[1] = None
                     return r[0]
-                pc, r[6], r[7], r[8], r[9], r[10] = frames.pop()
+                pc, r[6], r[7], r[8], r[9], r[10], r[11] = frames.pop()
                 state[0] -= 1
                 continue
             if nxt == _UNWIND:
@@ -880,9 +895,10 @@ class Interpreter:
             if depth + len(frames) + 1 >= max_depth:
                 raise BpfRuntimeError(
                     f"call depth limit of {max_depth} frames exceeded", call_pc)
-            frames.append((ends[pc], r[6], r[7], r[8], r[9], r[10]))
+            frames.append((ends[pc], r[6], r[7], r[8], r[9], r[10], r[11]))
             state[0] += 1
             r[10] -= frame
+            r[11] = loops
             pc = _CALL_BASE - nxt
 
     # ------------------------------------------------------------ native entry ------

@@ -49,6 +49,14 @@ JMP_OP_NAMES = {
     JSGE: "jsge", CALL: "call", EXIT: "exit", JLT: "jlt", JLE: "jle", JSLT: "jslt", JSLE: "jsle",
 }
 CONDITIONAL_JUMPS = (JEQ, JGT, JGE, JSET, JNE, JSGT, JSGE, JLT, JLE, JSLT, JSLE)
+#: BPF_JCOND (Linux 6.9+): a jump whose condition is not a register test.  Its only form is
+#: ``may_goto`` (JMP | JCOND | K, src_reg BPF_MAY_GOTO = 0, dst_reg 0, imm 0, ``off`` the
+#: target): the engines take the jump once the frame's hidden loop counter is spent.
+JCOND = 0xE0
+MAY_GOTO = 0
+#: the hidden counter's start value in every frame that has a may_goto (the kernel's
+#: BPF_MAX_LOOPS, include/linux/bpf.h: 8 * 1024 * 1024)
+BPF_MAX_LOOPS = 8 * 1024 * 1024
 
 # Load/store sizes (bits 3-4) and modes (bits 5-7).
 W, H, B, DW = 0x00, 0x08, 0x10, 0x18
@@ -110,6 +118,7 @@ OP_CALL = JMP | CALL             # 0x85
 OP_EXIT = JMP | EXIT             # 0x95
 OP_JA = JMP | JA                 # 0x05
 OP_JA32 = JMP32 | JA             # 0x06 (gotol: offset in imm)
+OP_MAY_GOTO = JMP | JCOND        # 0xe5 (may_goto: offset in off)
 
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
@@ -203,6 +212,11 @@ class Insn:
         """Any jump that transfers control within the program (not call/exit)."""
         cls = self.cls
         return cls in (JMP, JMP32) and self.op not in (CALL, EXIT)
+
+    @property
+    def is_may_goto(self) -> bool:
+        """True for ``may_goto`` (0xe5): a conditional jump that tests no register."""
+        return self.opcode == OP_MAY_GOTO
 
     @property
     def is_conditional_jump(self) -> bool:
@@ -419,6 +433,10 @@ def invalid_reason(insn: Insn, xlated: bool = False) -> str | None:
                 return f"invalid movsx offset {insn.off}"
         return None
     if cls in (JMP, JMP32):
+        if opcode == OP_MAY_GOTO:
+            if insn.src != MAY_GOTO or insn.dst or insn.imm:
+                return f"invalid may_goto imm {insn.imm}"
+            return None
         if op not in _JMP_OPS:
             return f"unknown jump opcode {opcode:#04x}"
         if op in (CALL, EXIT):

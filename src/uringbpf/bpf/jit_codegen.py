@@ -356,6 +356,9 @@ class ModuleGen:
         self.label("entry")
         for r in range(11):
             self.emit(f"%r{r} = alloca i64, align 8")
+        has_may_goto = any(self.insns[pc].is_may_goto for pc in range(func.start, func.end))
+        if has_may_goto:
+            self.emit("%mg = alloca i64, align 8")    # the frame's hidden may_goto counter
         for r in (0, 6, 7, 8, 9):
             self.emit(f"store i64 0, ptr %r{r}")
         for r in range(1, 6):
@@ -395,6 +398,10 @@ class ModuleGen:
             self.emit("store i64 %limit, ptr %p_budget")
             self.emit("br label %body")
             self.label("body")
+        if has_may_goto:
+            # set on every entry, as the kernel's prologue store of BPF_MAX_LOOPS; the start
+            # value is a vars slot (``may_goto_loops``), so the code does not depend on it
+            self.emit(f"store i64 {self.slot(('may_goto_loops',))}, ptr %mg")
         self.emit(f"br label %L{func.start}")
 
         pc = func.start
@@ -629,6 +636,9 @@ class ModuleGen:
         target = pc + insn.jump_offset() + 1
         if self.b.checked and target <= pc:
             self.spend(pc, pc - target + 1)
+        if insn.is_may_goto:
+            self.gen_may_goto(pc, target)
+            return True
         if op == isa.JA:
             if insn.opcode not in (isa.OP_JA, isa.OP_JA32):
                 raise JitError(f"unknown opcode {insn.opcode:#04x}", pc)
@@ -650,6 +660,20 @@ class ModuleGen:
         self.flush()
         self.emit(f"br i1 {c}, label %L{target}, label %L{step}")
         return True
+
+    def gen_may_goto(self, pc: int, target: int) -> None:
+        """``may_goto``: jump once the frame's counter is spent, else count one down and fall
+        through (the kernel's rewrite in do_misc_fixups: ``if cnt == 0 goto target;
+        cnt -= 1``, the count in a stack slot below the frame; here a slot of its own)."""
+        self.flush()
+        left = self.op("load i64, ptr %mg")
+        spent = self.op(f"icmp eq i64 {left}, 0")
+        go = f"L{pc}_mg"
+        self.emit(f"br i1 {spent}, label %L{target}, label %{go}")
+        self.label(go)
+        less = self.op(f"sub i64 {left}, 1")
+        self.emit(f"store i64 {less}, ptr %mg")
+        self.emit(f"br label %L{pc + 1}")
 
     def spend(self, pc: int, count: int) -> None:
         """Checked mode: take ``count`` instructions (a loop body) from the run's budget."""

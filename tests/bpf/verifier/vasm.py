@@ -10,7 +10,7 @@ One instruction per line, ``label:`` lines, ``#`` or ``;`` comments::
     lock *(u64 *)(r1 + 0) += r2         lock fetch_add *(u64 *)(r1 + 0) r2
     lock xchg *(u64 *)(r1 + 0) r2       lock cmpxchg *(u64 *)(r1 + 0) r2
     if r1 s> r2 goto out                if w1 == 3 goto +2
-    goto loop         gotol loop        exit
+    goto loop         gotol loop        exit              may_goto out
     call 1            call map_lookup_elem     call kfunc NAME     call local LABEL
     .raw 0x07 1 0 0 5                   (opcode dst src off imm)
 """
@@ -97,6 +97,9 @@ def _one(line, at, target, kfuncs, helper_names):
         return [isa.Insn(op, d, s, off, imm)]
     if line == "exit":
         return [isa.Insn(isa.OP_EXIT)]
+    m = re.fullmatch(r"may_goto\s+(\S+)", line)
+    if m:
+        return [isa.Insn(isa.OP_MAY_GOTO, off=target(m.group(1), at))]
     m = re.fullmatch(r"(goto|gotol)\s+(\S+)", line)
     if m:
         off = target(m.group(2), at)

@@ -100,6 +100,8 @@ def _in_insn_table(insn: isa.Insn) -> bool:
             return insn.source == isa.K
         return True
     if cls in (isa.JMP, isa.JMP32):
+        if op == isa.JCOND:     # only JMP | JCOND | K (may_goto) is in the table
+            return insn.opcode == isa.OP_MAY_GOTO
         if op not in isa.JMP_OP_NAMES or (cls == isa.JMP32 and op in (isa.CALL, isa.EXIT)):
             return False
         return op not in (isa.JA, isa.CALL, isa.EXIT) or insn.source == isa.K
@@ -217,6 +219,12 @@ def _check_fields(insns: list[isa.Insn], pc: int, nmaps: int, nkfuncs: int,
             if cls == isa.JMP32 or insn.source != isa.K or insn.imm or insn.dst or insn.src:
                 bad("BPF_EXIT uses reserved fields")
             return
+        if insn.is_may_goto:
+            # the kernel names only imm, whichever of src_reg (BPF_MAY_GOTO = 0), dst_reg
+            # and imm is set (check_cond_jmp_op); off 0 is allowed (clang 20 emits it)
+            if insn.src != isa.MAY_GOTO or insn.dst or insn.imm:
+                bad(f"invalid may_goto imm {insn.imm}")
+            return
         if op == isa.JA:
             if insn.source != isa.K or insn.src or insn.dst:
                 bad("BPF_JA uses reserved fields")
@@ -332,6 +340,16 @@ class Cfg:
         self.live_in = self._liveness(arg_count)
         self.precise_in = self._precision(arg_count, ret_precise, False)
         self.precise_branch_in = self._precision(arg_count, ret_precise, True)
+        # may_goto loops: what the kernel's precision marks would keep from widening (a
+        # value reaching a memory access or pointer arithmetic), without the compares
+        # and what it keeps when a compare is decided (a constant against an immediate, or
+        # against a register holding a constant)
+        self.may_goto_keep_in = self.may_goto_cmp_in = self.may_goto_cmpx_in = None
+        if any(i.is_may_goto for i in insns):
+            self.may_goto_keep_in = self._precision(arg_count, ret_precise, False, compares=False)
+            self.may_goto_cmp_in = self._precision(arg_count, ret_precise, True, compares=False)
+            self.may_goto_cmpx_in = self._precision(arg_count, ret_precise, True, compares=False,
+                                                    regreg=True)
 
     def _check_recursion(self) -> None:
         color: dict[int, int] = {}
@@ -395,7 +413,7 @@ class Cfg:
             n = arg_count(insn)
             return (((1 << n) - 1) << 1), CALLER_SAVED
         if insn.is_jump:
-            if op == isa.JA:
+            if op == isa.JA or insn.is_may_goto:   # may_goto reads no register
                 return 0, 0
             return d | (s if insn.source == isa.X else 0), 0
         return 0, 0
@@ -439,7 +457,8 @@ class Cfg:
                 use[pc], defs[pc] = self._use_def(pc, arg_count)
         return self._backward(lambda pc, out: use[pc] | (out & ~defs[pc]))
 
-    def _precision(self, arg_count, ret_precise: bool, branches: bool) -> list[int]:
+    def _precision(self, arg_count, ret_precise: bool, branches: bool,
+                   compares: bool = True, regreg: bool = False) -> list[int]:
         """Registers whose exact value may matter to a safety check later on.
 
         A backward analysis like liveness, but a register only counts where its value can
@@ -449,7 +468,12 @@ class Cfg:
         not precise: comparing explored states may then ignore its range (see
         docs/verifier.md, "precision").  With ``branches`` every comparison operand
         counts too (used against states below which a branch was decided by a value).
-        Over-approximate: extra precise registers only cost pruning.
+        Over-approximate: extra precise registers only cost pruning.  ``compares=False``
+        leaves out register-register comparisons and the scalar added to a possible pointer,
+        a subprogram's arguments and result, and with ``branches`` counts only comparisons
+        with an immediate (``regreg``: only register-register ones) -- what a may_goto loop
+        keeps from widening: the kernel marks a compared value precise only when the branch
+        is decided, an added one only when the pointer is used.
         """
         insns = self.insns
 
@@ -468,7 +492,9 @@ class Cfg:
                 res = out
                 if out & d:
                     res |= s
-                if cls == isa.ALU64 and op in (isa.ADD, isa.SUB):
+                if cls == isa.ALU64 and op in (isa.ADD, isa.SUB) and compares:
+                    # (pointer arithmetic; for may_goto widening only a pointer's later
+                    # use counts, which reaches the source through ``out & d``)
                     res |= s
                 return res
             if cls == isa.LD:
@@ -487,18 +513,24 @@ class Cfg:
                     res |= 1
                 return res
             if insn.is_exit:
-                if self.func_of[pc] != 0 or ret_precise:
+                if (self.func_of[pc] != 0 and compares) or ret_precise:
                     return 1
                 return 0
             if insn.is_call:
                 if insn.src == isa.PSEUDO_CALL:
-                    return (out & ~CALLER_SAVED) | ARG_REGS
+                    # (for may_goto widening a subprogram's arguments and result are not
+                    # kept: the kernel marks them only when the other side needs them)
+                    return (out & ~CALLER_SAVED) | (ARG_REGS if compares else 0)
                 k = arg_count(insn)
                 return (out & ~CALLER_SAVED) | (((1 << k) - 1) << 1)
-            if insn.is_jump and op != isa.JA:
+            if insn.is_jump and op != isa.JA and not insn.is_may_goto:
+                if branches and not compares:   # with an immediate, or reg-reg only
+                    if insn.source == isa.K:
+                        return out if regreg else out | d
+                    return out | d | s if regreg else out
                 if branches:  # with_branches: every comparison operand counts
                     return out | d | (s if insn.source == isa.X else 0)
-                if insn.source == isa.X:
+                if insn.source == isa.X and compares:
                     # Both sides of a register-register compare are precise, always: the
                     # refinement may reach a check through a register statically not
                     # visible here (the data length, an id-linked copy in a register or

@@ -102,6 +102,8 @@ def insn_text(insn: isa.Insn, pc: int | None = None, kfunc_name: Callable[[int],
         return f"call {name or 'unknown'}#{insn.imm}"
     if op == isa.JA:
         return f"goto pc{insn.jump_offset():+d}"
+    if insn.is_may_goto:
+        return f"may_goto pc{insn.off:+d}"   # kernel/bpf/disasm.c's spelling
     r = "r" if cls == isa.JMP else "w"
     src = f"{r}{insn.src}" if insn.source == isa.X else f"{insn.imm & isa.U32:#x}"
     return f"if {r}{insn.dst} {_JMP_SYM.get(op, '?')} {src} goto pc{insn.off:+d}"

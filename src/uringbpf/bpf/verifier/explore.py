@@ -9,8 +9,8 @@ from . import scalar as sc
 from .cfg import CALLER_SAVED, Cfg, CfgError
 from .disasm import insn_text
 from .state import (
-    NOT_INIT, PTR_BUF, PTR_CTX, PTR_STACK, SCALAR, Frame, ObjSlot, Reg, State, iter_depths_differ,
-    scalar, state_subsumes, states_equal,
+    NOT_INIT, PTR_BUF, PTR_CTX, PTR_STACK, SCALAR, UNKNOWN_SCALAR, Frame, ObjSlot, Reg, State,
+    iter_depths_differ, scalar, state_subsumes, states_equal,
 )
 from .common import (
     _platform_in_effect, LEN_ID, LOG_LIMIT, MAX_INSNS_PROCESSED, VerifierResult,
@@ -295,6 +295,8 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                     op = insn.op
                     if op == isa.JA:
                         pc += insn.jump_offset() + 1
+                    elif op == isa.JCOND:     # may_goto (the only JCOND cfg.py lets in)
+                        pc = self._do_may_goto(st, insn, pc)
                     elif op == isa.EXIT:
                         nxt = self._do_exit(st)
                         if nxt is None:
@@ -332,6 +334,78 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         stack.append((pc, st, origin))
         if len(stack) > JMP_SEQ_LIMIT:
             raise _Reject(f"The sequence of {len(stack)} jumps is too complex.")
+
+    def _do_may_goto(self, st: State, insn: isa.Insn, pc: int) -> int:
+        """``may_goto``, as the kernel's check_cond_jmp_op (BPF_JCOND) explores it: this
+        state goes on at the jump target (the way out of the loop, taken at run time once
+        the frame's hidden counter is spent), and the fall-through (the loop body) is queued
+        with ``may_goto_depth + 1``, its scalars widened against the previous visit of this
+        instruction on the path (widen_imprecise_scalars).  Nothing is compared: both ways
+        are always possible.  Returns the next pc."""
+        body = st.copy()
+        body.may_goto_depth += 1
+        if body.checkpoint is not None:
+            body.checkpoint.live += 1
+        prev = self._may_goto_prev(st, pc)
+        if prev is not None:
+            self._widen_may_goto(prev, body, pc + 1)
+        self._push(pc + 1, body, pc)
+        return pc + insn.off + 1
+
+    @staticmethod
+    def _may_goto_prev(st: State, pc: int) -> _Checkpoint | None:
+        """The kernel's find_prev_entry: the latest unfinished state stored at ``pc`` on this
+        path with the same call sites, not counting the one just stored (a may_goto is a
+        forced checkpoint, so each visit that is not pruned stores one)."""
+        cp = st.checkpoint
+        if cp is not None and cp.pc == pc:
+            cp = cp.parent
+        sites = [f.callsite for f in st.frames]
+        while cp is not None:
+            if (cp.pc == pc and not cp.done
+                    and [f.callsite for f in cp.state.frames] == sites):
+                return cp
+            cp = cp.parent
+        return None
+
+    def _widen_may_goto(self, prev: _Checkpoint, st: State, pc: int) -> None:
+        """Forget (make unknown) the scalars of ``st`` that changed since ``prev``, the loop's
+        previous visit, unless the kernel would have marked them precise by then: values
+        that reach a memory access or pointer arithmetic (static, ``may_goto_keep_in``) and
+        constants later compared with an immediate, or with registers that all hold
+        constants (``may_goto_cmp_in``, ``may_goto_cmpx_in``: the kernel's branch is
+        decided, so a loop with a constant bound unrolls as there).  Spilled
+        scalars are always widened.  Widening only makes the state more general: whatever
+        is kept, the result stays sound."""
+        old = prev.state
+        if len(old.frames) != len(st.frames):
+            return
+        cfg = self.cfg
+        last = len(st.frames) - 1
+        for depth, (fo, fc) in enumerate(zip(old.frames, st.frames)):
+            at = pc if depth == last else st.frames[depth + 1].callsite + 1
+            keep = cfg.may_goto_keep_in[at]
+            compared = cfg.may_goto_cmp_in[at]
+            # reg-reg compares are decided only when every register they may involve holds
+            # a constant now (a bound read from memory keeps the counter widened)
+            cmpx = cfg.may_goto_cmpx_in[at]
+            if cmpx and all(fc.regs[j].t != SCALAR or fc.regs[j].var[5] == 0
+                            for j in range(10) if cmpx >> j & 1):
+                compared |= cmpx
+            for i in range(10):
+                ro, rc = fo.regs[i], fc.regs[i]
+                if (ro.t != SCALAR or rc.t != SCALAR or ro.var == rc.var or keep >> i & 1
+                        or rc.id == LEN_ID):
+                    continue
+                if compared >> i & 1 and ro.var[5] == 0 and rc.var[5] == 0:
+                    continue
+                fc.regs[i] = UNKNOWN_SCALAR
+            for k, slot in list(fc.stack.items()):
+                so = fo.stack.get(k)
+                if (so is None or so[0] != "S" or slot[0] != "S" or so[1].t != SCALAR
+                        or slot[1].t != SCALAR or so[1].var == slot[1].var):
+                    continue
+                fc.stack[k] = ("S", UNKNOWN_SCALAR)
 
     def _maybe_fork_scalars(self, st: State, insn: isa.Insn, pc: int) -> None:
         """``dst &= K`` / ``dst |= K`` on a scalar that is 0 or -1 (signed range [-1, 0],
@@ -501,8 +575,10 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         masks = self._live_masks(st, pc) if len(st.frames) > 1 else [self.cfg.live_in[pc]]
         lst = self.explored.get(pc)
         iter_point = pc in self.iter_next_pcs
-        # an iterator's next() and a callback entry are the kernel's forced checkpoints
-        force_new = iter_point
+        may_goto = self.insns[pc].is_may_goto
+        # an iterator's next(), a callback entry and a may_goto are the kernel's forced
+        # checkpoints
+        force_new = iter_point or may_goto
         jmps = self.jmps_processed - self._prev_jmps
         insns = self.processed - self._prev_processed
         add_new = force_new or (jmps >= 2 and insns >= 8)
@@ -539,7 +615,17 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                             and self._same_loop(cp.state, st, pc in self.callback_entries)):
                         self._mark_decided(st)
                         return True
-                    if cp.state.cb_steps == st.cb_steps:
+                    # at a may_goto, a state covered by an unfinished one that was there
+                    # with another may_goto depth converges (the kernel compares with
+                    # RANGE_WITHIN: every live range, precise or not); the run-time counter,
+                    # not the verifier, bounds the loop
+                    if (may_goto and cp.state.may_goto_depth != st.may_goto_depth
+                            and state_subsumes(cp.state, st, masks)):
+                        cp.hit += 1
+                        self._mark_decided(st)
+                        return True
+                    if (cp.state.cb_steps == st.cb_steps
+                            and cp.state.may_goto_depth == st.may_goto_depth):
                         # equal states have equal signatures: comparing those first skips
                         # the full comparison for nearly every earlier loop iteration
                         if cur_sig is None:

@@ -230,7 +230,7 @@ class Frame:
 
 class State:
     """A verifier state: the frames of the call chain, held references, buffer bound, locks."""
-    __slots__ = ("frames", "refs", "buf_min", "checkpoint", "cb_steps", "lock")
+    __slots__ = ("frames", "refs", "buf_min", "checkpoint", "cb_steps", "lock", "may_goto_depth")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -242,6 +242,10 @@ class State:
         self.cb_steps = 0
         # the bpf_spin_lock held: (map, id of the map-value pointer, offset) or None
         self.lock: tuple | None = None
+        # may_goto fall-throughs taken on this path (the kernel's may_goto_depth): at a
+        # may_goto, a state covered by an unfinished one with another depth converges, and
+        # equal states with different depths are not an infinite loop
+        self.may_goto_depth = 0
 
     def copy(self) -> "State":
         """A copy for exploring another branch."""
@@ -252,6 +256,7 @@ class State:
         s.checkpoint = self.checkpoint
         s.cb_steps = self.cb_steps
         s.lock = self.lock
+        s.may_goto_depth = self.may_goto_depth
         return s
 
     @property
