@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from fork_child import run_forked
 from uringbpf import BpfObject, Ring
 from uringbpf.bpf.elf import BpfLoadError
 from uringbpf.designs import filter as filt
@@ -627,27 +628,9 @@ case("example_cksum_py_empty")(lambda ex: _EX(ex, "cksum.py", ["{src}", "{dst}"]
 
 # --- task-level ("blind") filters: io_uring_register(-1, IORING_REGISTER_BPF_FILTER) -------
 def _in_child(fn: Callable[[], Any]) -> Any:
-    """fn() in a forked child (task filters cannot be removed from a task); its result."""
-    import pickle
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                out = ("ok", fn())
-            except BaseException as exc:  # noqa: BLE001 - carried to the parent as the observable
-                out = ("raised", repr(exc))
-            os.write(w, pickle.dumps(out))
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return pickle.loads(data)
+    """fn() in a forked child (task filters cannot be removed from a task): its outcome,
+    ``("ok", result)`` or ``("raised", repr(exc))``, is the observable."""
+    return run_forked(fn)
 
 
 def _task_steps(executor: str, steps: list) -> list:

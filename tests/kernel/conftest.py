@@ -15,5 +15,6 @@ if not os.environ.get("URINGBPF_GUEST"):
 else:
     sys.path.insert(0, str(Path(__file__).parent))
     sys.path.insert(0, str(Path(__file__).parent.parent / "bpf" / "verifier"))
+    sys.path.append(str(Path(__file__).parent.parent / "designs"))   # fork_child
 
     from summary import pytest_terminal_summary  # noqa: F401  (the closing "kernel <v>: N cases" line)

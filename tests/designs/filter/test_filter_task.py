@@ -12,8 +12,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import pickle
 
+from fork_child import run_forked
 from uringbpf import Ring
 from uringbpf.designs import filter as filt
 from uringbpf.designs.filter import cbpf
@@ -31,26 +31,8 @@ def ud_not(v):
 
 def in_child(fn):
     """fn() in a forked child; its (picklable) result, or the child's exception re-raised."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                out = ("ok", fn())
-            except BaseException as exc:  # noqa: BLE001 - carried to the parent, re-raised there
-                out = ("err", repr(exc))
-            os.write(w, pickle.dumps(out))
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    kind, value = pickle.loads(data)
-    if kind == "err":
+    kind, value = run_forked(fn)
+    if kind == "raised":
         raise AssertionError(f"in the child: {value}")
     return value
 
