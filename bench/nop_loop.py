@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from array import array  # noqa: E402
-
+from uringbpf.compare.nop import nop_loop, nop_loop_fast  # noqa: E402
 from uringbpf.uring import Ring  # noqa: E402
 
 try:
@@ -103,44 +102,30 @@ def run_c(binary: str, inflight: int, total: int) -> float:
     return float(out)
 
 
+def _checked(done: int, bad: int, total: int, what: str) -> None:
+    if bad or done != total:
+        raise SystemExit(f"{what}: {bad} bad CQEs, {done}/{total} completions")
+
+
 def run_py(inflight: int, total: int, backend: str = "kernel") -> float:
+    """compare.nop's driver loop, one CQE at a time, on a Ring of ``backend``."""
     with Ring(64, backend=backend) as ring:
-        prep_nop, peek, seen = ring.prep_nop, ring.peek_cqe, ring.cqe_seen
-        submit_and_wait = ring.submit_and_wait
         t0 = time.perf_counter()
-        issued = done = 0
-        for i in range(inflight):
-            prep_nop(i)
-            issued += 1
-        while done < total:
-            submit_and_wait(1)
-            cqe = peek()
-            while cqe is not None:
-                ud = cqe.user_data
-                seen()
-                done += 1
-                if issued < total:
-                    prep_nop(ud)
-                    issued += 1
-                cqe = peek()
-        return total / (time.perf_counter() - t0)
+        done, bad = nop_loop(ring, inflight, total)
+        rate = total / (time.perf_counter() - t0)
+    _checked(done, bad, total, f"Ring ({backend})")
+    return rate
 
 
 def run_fast(inflight: int, total: int) -> float:
     """The same loop on Ring.fast(): one reap (submit + wait + copy every ready CQE) and
     one prep_nops (re-arm from the reaped user_data slice) per batch."""
     with Ring(64, backend="kernel") as ring, ring.fast() as fp:
-        uds = array("Q", bytes(8 * 64))
-        prep_nops, reap = fp.prep_nops, fp.reap
         t0 = time.perf_counter()
-        issued = prep_nops(array("Q", range(inflight)))
-        done = 0
-        while done < total:
-            n = reap(uds, None, None, 1)
-            done += n
-            if issued < total:
-                issued += prep_nops(uds, n if issued + n <= total else total - issued)
-        return total / (time.perf_counter() - t0)
+        done, bad = nop_loop_fast(fp, inflight, total)
+        rate = total / (time.perf_counter() - t0)
+    _checked(done, bad, total, "Ring.fast")
+    return rate
 
 
 def run_binding(inflight: int, total: int) -> float:

@@ -19,6 +19,7 @@ from ..designs import requests as R
 
 from ..uring import Ring
 from ..uring import uapi as u
+from ..uring.fast import FastPath
 from .common import (CannotExpress, Ctx, Measure, WrongOutput, c_measure, finish, load_example,
                      run_c)
 
@@ -37,29 +38,57 @@ def label(p: dict) -> str:
     return f"K={p['k']}"
 
 
-def python(p: dict, ctx: Ctx) -> Measure:
-    """Ring, one CQE at a time (peek/seen/prep_nop), as bench/nop_loop.py."""
-    k, total = p["k"], p["total"]
-    bad = 0
-    with Ring(64, backend="kernel") as ring:
-        prep_nop, peek, seen, saw = ring.prep_nop, ring.peek_cqe, ring.cqe_seen, ring.submit_and_wait
-        with ctx.measure():
-            issued = done = 0
-            for i in range(k):
-                prep_nop(i + 1)
+def nop_loop(ring: Ring, k: int, total: int) -> tuple[int, int]:
+    """The completion-driven NOP loop, one CQE at a time (peek/seen/prep_nop): K NOPs in
+    flight (user_data 1..K), each completion re-issues its user_data until ``total`` have
+    completed.  Returns (completions, bad CQEs: a result other than 0 or a user_data
+    outside 1..K).  The Python column of this workload and of bench/nop_loop.py."""
+    prep_nop, peek, seen, saw = ring.prep_nop, ring.peek_cqe, ring.cqe_seen, ring.submit_and_wait
+    bad = issued = done = 0
+    for i in range(k):
+        prep_nop(i + 1)
+        issued += 1
+    while done < total:
+        saw(1)
+        cqe = peek()
+        while cqe is not None:
+            ud, res = cqe.user_data, cqe.res
+            bad += res != 0 or not 1 <= ud <= k
+            seen()
+            done += 1
+            if issued < total:
+                prep_nop(ud)
                 issued += 1
-            while done < total:
-                saw(1)
-                cqe = peek()
-                while cqe is not None:
-                    ud, res = cqe.user_data, cqe.res
-                    bad += res != 0 or not 1 <= ud <= k
-                    seen()
-                    done += 1
-                    if issued < total:
-                        prep_nop(ud)
-                        issued += 1
-                    cqe = peek()
+            cqe = peek()
+    return done, bad
+
+
+def nop_loop_fast(fp: FastPath, k: int, total: int) -> tuple[int, int]:
+    """:func:`nop_loop` on ``Ring.fast()``'s verbs: one ``reap`` (submit, wait, copy every
+    ready CQE into arrays) and one ``prep_nops`` (re-arm from the reaped user_data) per
+    batch, results checked with one C-level scan per batch.  Returns (completions, bad)."""
+    uds, res = array("Q", bytes(8 * 64)), array("i", bytes(4 * 64))
+    prep_nops, reap = fp.prep_nops, fp.reap
+    bad = 0
+    issued = prep_nops(array("Q", range(1, k + 1)))
+    done = 0
+    while done < total:
+        n = reap(uds, res, None, 1)
+        done += n
+        if res.count(0) < 64:       # one C-level scan per batch, not per CQE
+            bad += 64 - res.count(0)
+            res = array("i", bytes(4 * 64))
+        if issued < total:
+            issued += prep_nops(uds, n if issued + n <= total else total - issued)
+    return done, bad
+
+
+def python(p: dict, ctx: Ctx) -> Measure:
+    """Ring, one CQE at a time (:func:`nop_loop`, as bench/nop_loop.py)."""
+    k, total = p["k"], p["total"]
+    with Ring(64, backend="kernel") as ring:
+        with ctx.measure():
+            done, bad = nop_loop(ring, k, total)
     if bad or done != total:
         raise WrongOutput(f"{bad} bad CQEs, {done}/{total} completions")
     return finish(ctx, total)
@@ -69,20 +98,8 @@ def python_fast(p: dict, ctx: Ctx) -> Measure:
     """Ring.fast(): reap into an array, re-arm with prep_nops from it (compiled verbs)."""
     k, total = p["k"], p["total"]
     with Ring(64, backend="kernel") as ring, ring.fast() as fp:
-        uds, res = array("Q", bytes(8 * 64)), array("i", bytes(4 * 64))
-        prep_nops, reap = fp.prep_nops, fp.reap
-        bad = 0
         with ctx.measure():
-            issued = prep_nops(array("Q", range(1, k + 1)))
-            done = 0
-            while done < total:
-                n = reap(uds, res, None, 1)
-                done += n
-                if res.count(0) < 64:       # one C-level scan per batch, not per CQE
-                    bad += 64 - res.count(0)
-                    res = array("i", bytes(4 * 64))
-                if issued < total:
-                    issued += prep_nops(uds, n if issued + n <= total else total - issued)
+            done, bad = nop_loop_fast(fp, k, total)
         if bad or done != total:
             raise WrongOutput(f"{bad} bad CQEs, {done}/{total} completions")
         return finish(ctx, total, enters=fp.enters)
