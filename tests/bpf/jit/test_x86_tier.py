@@ -1,0 +1,191 @@
+"""The JIT's tiers (#19): which tier a program gets (jit.tier_for, recorded in
+JitFunction.tier), the switch from direct code to LLVM's in the background, the runtime
+contract of the direct code (errors, checked accesses, budget, calls, LD_ABS), and the
+direct tier against the interpreter on fuzzer-generated programs the verifier accepts."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from uringbpf.bpf import isa, jit, verifier
+from uringbpf.bpf.asm import assemble
+from uringbpf.bpf.helpers import Arg, Helper, Proto, Runtime
+from uringbpf.bpf.interp import Interpreter
+from uringbpf.bpf.isa import Insn
+from uringbpf.bpf.memory import BpfMemoryError, BpfRuntimeError, Buffer
+from uringbpf.errors import JitError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "verifier"))
+import fuzzgen  # noqa: E402
+
+
+def prog(text: str) -> isa.Program:
+    return isa.Program("t", assemble(text))
+
+
+def test_tier_decision_is_recorded():
+    plain = prog("mov %r0, 7\nexit")
+    assert jit.tier_for(plain, "auto") == ("tiered", "")
+    assert jit.tier_for(plain, "direct") == ("direct", "")
+    assert jit.tier_for(plain, "llvm") == ("llvm", "asked for")
+    cast = isa.Program("t", [Insn(isa.ALU64 | isa.MOV | isa.X, 1, 1, isa.ADDR_SPACE_CAST, 1),
+                             Insn(isa.ALU64 | isa.MOV | isa.K, 0), Insn(isa.OP_EXIT)])
+    plan, reason = jit.tier_for(cast, "auto")
+    assert plan == "llvm" and "arena" in reason
+    with pytest.raises(JitError, match="direct tier does not translate"):
+        jit.tier_for(cast, "direct")
+    fn = jit.compile(plain, Runtime(), tier="direct", cache=False)
+    assert fn.tier == "direct" and fn.tier_reason == "" and fn() == 7
+    fn = jit.compile(plain, Runtime(), tier="llvm", cache=False)
+    assert fn.tier == "llvm" and fn.tier_reason == "asked for" and fn() == 7
+
+
+def test_unknown_jump_opcode_goes_to_llvm():
+    """An opcode the direct tier does not know (may_goto is JMP | 0xe0) is LLVM's."""
+    insns = [Insn(isa.JMP | 0xE0, 0, 0, 0, 0), Insn(isa.ALU64 | isa.MOV | isa.K, 0),
+             Insn(isa.OP_EXIT)]
+    plan, reason = jit.tier_for(isa.Program("t", insns), "auto")
+    assert plan == "llvm" and "0xe5" in reason
+
+
+def test_tiering_switches_every_instance_to_llvm(monkeypatch):
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    text = "mov %r0, %r1\nmul %r0, 3\nadd %r0, {}\nexit".format(random.randrange(1 << 20))
+    with jit._llvm_lock:          # the background compile waits until both run direct code
+        a = jit.compile(prog(text), Runtime(), tier="auto")
+        b = jit.compile(prog(text), Runtime(), tier="auto")
+        assert a.tier == b.tier == "direct"
+        before = (a(5), b(6))
+    jit.tiering_wait()
+    assert a.tier == b.tier == "llvm"
+    assert (a(5), b(6)) == before
+    c = jit.compile(prog(text), Runtime(), tier="auto")        # LLVM's code is cached now
+    assert c.tier == "llvm" and c(5) == before[0]
+
+
+def _helper(fn, hid=1000) -> dict:
+    return {hid: Helper(Proto("h", (Arg.ANYTHING,) * 5), fn, hid, None)}
+
+
+def test_registers_kept_over_calls_and_python_helper_error():
+    """r1-r5 keep their values over a helper call (as the interpreter and LLVM code);
+    a raising Python helper stops the run with the error naming its pc."""
+    text = """
+        mov %r1, 11
+        mov %r2, 22
+        mov %r5, 55
+        call 1000
+        add %r0, %r1
+        add %r0, %r2
+        add %r0, %r5
+        exit
+    """
+    helpers = _helper(lambda rt, *a: 100)
+    fn = jit.compile(prog(text), Runtime(), tier="direct", helpers=helpers)
+    ref = Interpreter(prog(text), Runtime(), helpers=helpers).run()
+    assert fn() == ref == 188
+
+    def boom(rt, *a):
+        raise ValueError("boom")
+    fn = jit.compile(prog(text), Runtime(), tier="direct", helpers=_helper(boom))
+    with pytest.raises(BpfRuntimeError, match="boom") as info:
+        fn()
+    assert info.value.pc == 3
+
+
+def test_checked_mode_refuses_out_of_bounds_and_spends_the_budget():
+    fn = jit.compile(prog("ldxdw %r0, [%r1+8]\nexit"), Runtime(), checked=True, tier="direct")
+    buf = Buffer(8)
+    fn.runtime.mem.add(buf.addr, 8, True, "small")
+    with pytest.raises(BpfMemoryError, match="load of 8 bytes"):
+        fn(buf.addr)
+    loop = jit.compile(prog("mov %r0, 0\nadd %r0, 1\nja -2\nexit"), Runtime(), checked=True,
+                       tier="direct")
+    loop.insn_limit = 1000
+    with pytest.raises(BpfRuntimeError, match="instruction limit of 1000"):
+        loop()
+    assert loop.tier == "direct"
+
+
+def test_call_depth_and_fall_off():
+    recurse = isa.Program("t", [Insn(isa.OP_CALL, 0, isa.PSEUDO_CALL, 0, -1),
+                                Insn(isa.OP_EXIT)])
+    fn = jit.compile(recurse, Runtime(), tier="direct")
+    with pytest.raises(BpfRuntimeError, match="call depth limit"):
+        fn()
+    fell = jit.compile(isa.Program("t", [Insn(isa.ALU64 | isa.MOV | isa.K, 0)]), Runtime(),
+                       tier="direct")
+    with pytest.raises(BpfRuntimeError, match="fell off"):
+        fell()
+
+
+def test_ld_abs_ind_bounds():
+    """LD_ABS/IND read big-endian at r6 + offset and end the program with r0 = 0 outside
+    [0, entry r2)."""
+    data = bytes(range(1, 17))
+    buf = Buffer(len(data), data)
+    for mode, size, imm, idx in [(isa.ABS, isa.H, 2, 0), (isa.ABS, isa.W, 12, 0),
+                                 (isa.ABS, isa.W, 13, 0), (isa.IND, isa.B, -1, 3),
+                                 (isa.IND, isa.W, 4, -5), (isa.ABS, isa.B, -1, 0)]:
+        insns = [Insn(isa.ALU64 | isa.MOV | isa.X, 6, 1), Insn(isa.ALU64 | isa.MOV | isa.K, 3, 0, 0, idx),
+                 Insn(isa.LD | mode | size, 0, 3, 0, imm), Insn(isa.ALU64 | isa.ADD | isa.K, 0, 0, 0, 1),
+                 Insn(isa.OP_EXIT)]
+        program = isa.Program("t", insns)
+        rt = Runtime()
+        rt.mem.add(buf.addr, buf.size, False, "pkt")
+        ref = Interpreter(program, rt).run(buf.addr, len(data))
+        for checked in (False, True):
+            fn = jit.compile(program, rt, checked=checked, tier="direct")
+            assert fn(buf.addr, len(data)) == ref, (mode, size, imm, idx, checked)
+
+
+def test_fuzzed_programs_agree_with_the_interpreter(monkeypatch):
+    """Programs of the verifier fuzzer (bench/fuzz_verifier.py's generators) that the
+    verifier accepts: same r0 and same memory afterwards on the direct tier as on the
+    interpreter (when two interpreter runs with their stacks at different addresses
+    agree: some programs compute with stack addresses) and as LLVM's code of the same
+    instance (the same stack: always)."""
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    rng = random.Random(19)
+    arena = fuzzgen.Arena()
+    compared = 0
+    for i in range(200):
+        insns = fuzzgen.grown_program(rng, n=rng.randrange(4, 30)) if i % 2 else \
+            fuzzgen.random_program(rng, n=rng.randrange(4, 30))
+        m = fuzzgen.RunMap("fuzz", 2, 4, fuzzgen.VALUE_SIZE, 1, value_addr=arena.value_addr)
+        program = isa.Program("fuzz", insns, section="socket", maps=[m])
+        try:
+            verifier.verify(program, max_insns=20_000)
+        except verifier.BpfVerifierError:
+            continue
+        length = rng.choice([0, 4, 16, 64])
+        data = bytes(rng.randrange(256) for _ in range(length))
+        value = bytes(rng.randrange(256) for _ in range(fuzzgen.VALUE_SIZE))
+        out = {}
+        runs = []
+        for _ in range(2):       # two interpreters: two stacks at different addresses
+            rt, addr = arena.runtime(data, value)
+            runs.append((Interpreter(program, rt, max_insns=100_000).run(addr, length),
+                         arena.buf.read(0, arena.buf.size)))
+        out["interp"] = runs[0]
+        rt, addr = arena.runtime(data, value)
+        with jit._llvm_lock:          # LLVM's compile waits until the direct code ran
+            fn = jit.compile(program, rt, tier="auto", cache=False)
+            assert fn.tier == "direct"
+            out["direct"] = (fn(addr, length), arena.buf.read(0, arena.buf.size))
+        jit.tiering_wait()
+        assert fn.tier == "llvm"
+        arena.runtime(data, value)
+        out["llvm"] = (fn(addr, length), arena.buf.read(0, arena.buf.size))
+        fn.close()
+        text = "\n".join(verifier.insn_text(x) for x in insns if x.opcode)
+        diff = [k for k in range(arena.buf.size) if out["direct"][1][k] != out["llvm"][1][k]]
+        assert out["direct"] == out["llvm"], (out["direct"][0], out["llvm"][0], diff[:8], text)
+        if runs[0] == runs[1]:      # else the results depend on where the stack is
+            assert out["direct"] == out["interp"], text
+            compared += 1
+    assert compared > 25
