@@ -346,6 +346,71 @@ def ab_times(objs: dict[str, Path], variant: str, rounds: int) -> None:
         obj.close()
 
 
+def tier_times(work: Path, cpu: str, rounds: int) -> None:
+    """The two JIT tiers side by side (#19): CPU ms per 1,000 instructions of an uncached
+    compile (best of 5; the direct tier: translation + mapping + instance, LLVM: all its
+    phases) and run time of each tier's code, timed from C in interleaved rounds in this
+    process (best of each). Same r0 required."""
+    import random
+    import time
+
+    from uringbpf.bpf import jit
+    from uringbpf.bpf.helpers import Runtime
+    from uringbpf.bpf.memory import Buffer
+    from uringbpf.bpf.run import time_native
+
+    os.environ["URINGBPF_JIT_CACHE"] = "0"
+    jit.initialize()
+    rnd = random.Random(19)
+    data = bytes(rnd.randrange(256) for _ in range(256))
+    timers, keep = {}, []
+    print("JIT tiers: compile CPU ms (best of 5, uncached) and ms per 1,000 insns")
+    for name, (src, repeat) in RUN_PROGRAMS.items():
+        path = work / f"{name}.tiers.o"
+        cc.compile_c(HERE / "progs" / src, path, cpu=cpu)
+        for tier in ("llvm", "direct"):
+            obj = BpfObject.open(path)
+            program = obj.programs[name].program
+            best = float("inf")
+            for _ in range(5):
+                t = time.thread_time()
+                fn = jit.compile(program, Runtime(), cache=False, tier=tier)
+                best = min(best, time.thread_time() - t)
+                fn.close()
+            n = len(program.insns)
+            print(f"  {name:14s} {tier:6s} {n:5d} insns {best * 1e3:8.2f} ms "
+                  f"{best * 1e6 / n:7.2f} ms/1k")
+            for other, p in obj.programs.items():
+                p.autoload = other == name
+            os.environ["URINGBPF_JIT_TIER"] = tier
+            obj.load(engine="jit", verify=False, checked=False)
+            del os.environ["URINGBPF_JIT_TIER"]
+            prog = obj.programs[name]
+            assert prog.jit.tier == tier
+            buf = Buffer(len(data), data)
+            prog.runtime.mem.add(buf.addr, len(data), True, "data")
+            keep.append((obj, buf))
+
+            def run(fn=prog.jit, args=(buf.addr, len(data)), repeat=repeat):
+                r0, runs, ns = time_native(fn.address, args, repeat, fn.error_address)
+                return ns / runs, r0
+            timers[name, tier] = run
+    best_ns = {k: float("inf") for k in timers}
+    r0s = {}
+    for _ in range(rounds):
+        for k, fn in timers.items():
+            ns, r0s[k] = fn()
+            best_ns[k] = min(best_ns[k], ns)
+    print(f"run time, ns per run (best of {rounds} interleaved rounds): llvm, direct, ratio")
+    for name in RUN_PROGRAMS:
+        a, b = best_ns[name, "llvm"], best_ns[name, "direct"]
+        if r0s[name, "llvm"] != r0s[name, "direct"]:
+            raise AssertionError(f"{name}: r0 {r0s[name, 'llvm']:#x} vs {r0s[name, 'direct']:#x}")
+        print(f"  {name:14s} {a:12.0f} {b:12.0f}  {b / a:5.2f}")
+    for obj, _ in keep:
+        obj.close()
+
+
 def compile_times(obj_path: Path, prog_name: str, levels=(0, 1, 2, 3),
                   extra: bool = True) -> None:
     import time
@@ -418,10 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--cpu", default="v3", choices=cc.CPU_VERSIONS)
-    ap.add_argument("--part", default="all", choices=("all", "compute", "jit", "phases"),
+    ap.add_argument("--part", default="all",
+                    choices=("all", "compute", "jit", "phases", "tiers"),
                     help="compute: the engines on the compute loop; jit: compile and run "
                          "times of the four programs; phases: compile time per phase of "
-                         "branchy and every example program")
+                         "branchy and every example program; tiers: the direct tier "
+                         "against LLVM (compile time and run time)")
     ap.add_argument("--codegen", default="default", choices=CODEGEN_VARIANTS)
     ap.add_argument("--ab", choices=("level2", "level1", "level0"),
                     help="with --part jit: time the four programs' code under our codegen "
@@ -433,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="uringbpf-bench-") as tmp:
         work = Path(tmp)
+        if args.part == "tiers":
+            tier_times(work, args.cpu, args.rounds)
+            return 0
         if args.part == "phases":
             path = work / "branchy.o"
             cc.compile_c(HERE / "progs" / "branchy.bpf.c", path, cpu=args.cpu)
