@@ -11,7 +11,6 @@ memoryviews over the ring's own memory, submission is ``Ring.sq_rewind_submit``)
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import inspect
@@ -22,7 +21,7 @@ from ..uring import uapi
 from . import compiler as C
 from . import types as T
 from .appmode import Ptr, memory_ptr, opaque_ptr
-from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
+from .module import Kfunc, Module, Program, _convert, _err_at, attach_compiled, unbind_sections
 
 IoRingCtx = T.Opaque("io_ring_ctx")
 #: ``struct iou_loop_params`` (programs may write ``cq_wait_idx``)
@@ -167,15 +166,7 @@ class LoopStep(Program):
     def attach(self, ring: Any, engine: str = "jit") -> "LoopHandle":
         """Compile, load and attach to ``ring``: each ``handle.enter()`` (or
         ``ring.enter(0, 0, IORING_ENTER_GETEVENTS)``) runs the loop in the ring."""
-        obj = self.module.open()
-        getattr(obj.struct_ops, self.ops_name).ring_fd = ring.fd
-        loaded = self.module.load(engine, obj=obj)
-        with contextlib.ExitStack() as undo:     # a failure undoes what was done
-            undo.callback(loaded.close)
-            bound = bind_sections(self.module, obj)
-            undo.callback(unbind_sections, bound)
-            link = obj.attach_struct_ops(self.ops_name)
-            undo.pop_all()
+        loaded, link, bound = attach_compiled(self.module, ring, engine, self.ops_name)
         return LoopHandle(self, ring, loaded, link, bound)
 
 

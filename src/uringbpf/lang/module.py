@@ -348,6 +348,22 @@ def unbind_sections(bound: list[Section]) -> None:
         sec.unbind()
 
 
+def attach_compiled(module: "Module", ring: Any, engine: str, ops_name: str) -> tuple[Any, Any, list]:
+    """Compile and load ``module``, point its struct_ops variable ``ops_name`` at ``ring``,
+    bind its sections to the object's variables and attach: ``(loaded, link, bound)``.
+    A failure undoes what was done (the loop and ops programs' ``attach``)."""
+    obj = module.open()
+    getattr(obj.struct_ops, ops_name).ring_fd = ring.fd
+    loaded = module.load(engine, obj=obj)
+    with contextlib.ExitStack() as undo:
+        undo.callback(loaded.close)
+        bound = bind_sections(module, obj)
+        undo.callback(unbind_sections, bound)
+        link = obj.attach_struct_ops(ops_name)
+        undo.pop_all()
+    return loaded, link, bound
+
+
 # --- functions and programs --------------------------------------------------------------
 def _annotation(fn: Callable, ann: Any) -> Any:
     if isinstance(ann, str):

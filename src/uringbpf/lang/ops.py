@@ -18,7 +18,6 @@ the design's own kfunc implementations.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import inspect
 from typing import Any, Callable
@@ -28,7 +27,7 @@ from ..uring.uapi import Sqe
 from . import compiler as C
 from . import types as T
 from .appmode import AppRuntime, memory_ptr
-from .module import Kfunc, Module, Program, _convert, _err_at, bind_sections, unbind_sections
+from .module import Kfunc, Module, Program, _convert, _err_at, attach_compiled, unbind_sections
 
 IORING_OP_BPF = _ops.IORING_OP_BPF
 ITER_DEST = _ops.ITER_DEST
@@ -196,15 +195,7 @@ class OpsStruct:
     # the compiled run ----------------------------------------------------------------
     def attach(self, ring: Any, engine: str = "jit") -> "OpsHandle":
         """Compile, load and register the op on ``ring``; returns a handle to close."""
-        obj = self.module.open()
-        getattr(obj.struct_ops, self.name).ring_fd = ring.fd
-        loaded = self.module.load(engine, obj=obj)
-        with contextlib.ExitStack() as undo:     # a failure undoes what was done
-            undo.callback(loaded.close)
-            bound = bind_sections(self.module, obj)
-            undo.callback(unbind_sections, bound)
-            link = obj.attach_struct_ops(self.name)
-            undo.pop_all()
+        loaded, link, bound = attach_compiled(self.module, ring, engine, self.name)
         return OpsHandle(self, link, loaded, bound)
 
 
