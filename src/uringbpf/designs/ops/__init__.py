@@ -36,7 +36,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ... import native
 from ...callbacks import barrier, route_escapes
@@ -1140,24 +1140,25 @@ def _close_iters(req: Request) -> None:
         del _iter_regions[iid]
 
 
+def _buf_dynptr(rt, it: int, ptr: int, native: Callable[..., int]) -> int:
+    """bpf_uring_buf_dynptr[_rdwr] from the interpreter: the dynptr (16 bytes) and the
+    iterator (24) must be the program's stack slots, then the C kfunc ``native`` runs."""
+    if not _stack_ok(rt, ptr, 16):
+        return -errno.EINVAL & _U64
+    if not _stack_ok(rt, it, 24):
+        ctypes.memset(ptr, 0, 16)
+        return -errno.EINVAL & _U64
+    return native(it, ptr, 0, 0, 0)
+
+
 def kf_buf_dynptr(rt, r1, r2, r3, r4, r5) -> int:
     """The interpreter's entry of bpf_uring_buf_dynptr (checks the stack slots, then C)."""
-    if not _stack_ok(rt, r2, 16):
-        return -errno.EINVAL & _U64
-    if not _stack_ok(rt, r1, 24):
-        ctypes.memset(r2, 0, 16)
-        return -errno.EINVAL & _U64
-    return _lib().ops_buf_dynptr(r1, r2, 0, 0, 0)
+    return _buf_dynptr(rt, r1, r2, _lib().ops_buf_dynptr)
 
 
 def kf_buf_dynptr_rdwr(rt, r1, r2, r3, r4, r5) -> int:
     """The interpreter's entry of bpf_uring_buf_dynptr_rdwr (checks the stack slots, then C)."""
-    if not _stack_ok(rt, r2, 16):
-        return -errno.EINVAL & _U64
-    if not _stack_ok(rt, r1, 24):
-        ctypes.memset(r2, 0, 16)
-        return -errno.EINVAL & _U64
-    return _lib().ops_buf_dynptr_rdwr(r1, r2, 0, 0, 0)
+    return _buf_dynptr(rt, r1, r2, _lib().ops_buf_dynptr_rdwr)
 
 
 def _set_prototypes(lib: ctypes.CDLL) -> None:
