@@ -768,6 +768,16 @@ def tier_for(program: isa.Program, tier: str) -> tuple[str, str]:
     return "llvm", reason
 
 
+def _cache_put(key: tuple, code: _Code, use_cache: bool) -> None:
+    """Count a compile and keep its code in the memory cache (least recently used out)."""
+    with _llvm_lock:
+        _stats["misses"] += 1
+        if use_cache:
+            _cache[key] = code
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+
+
 def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: int,
               use_cache: bool, plan: str = "llvm") -> tuple[_Code | None, bool]:
     """The code for ``program`` under ``plan`` (see :func:`tier_for`; ``"cached"``: LLVM's
@@ -843,12 +853,7 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
             with _llvm_lock:
                 _loaded[dkey] = compiled
             _disk_write(dkey, meta, obj)
-    with _llvm_lock:
-        _stats["misses"] += 1
-        if use_cache:
-            _cache[key] = code
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
+    _cache_put(key, code, use_cache)
     return code, False
 
 
@@ -1297,12 +1302,7 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     code = _Code(compiled, [], out.starts, out.slots, out.slot_pcs, regenerate)
     code.template = out
     code.tier = "direct"
-    with _llvm_lock:
-        _stats["misses"] += 1
-        if use_cache:
-            _cache[key] = code
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
+    _cache_put(key, code, use_cache)
     return code, False
 
 
