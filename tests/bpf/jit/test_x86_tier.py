@@ -143,49 +143,80 @@ def test_ld_abs_ind_bounds():
             assert fn(buf.addr, len(data)) == ref, (mode, size, imm, idx, checked)
 
 
-def test_fuzzed_programs_agree_with_the_interpreter(monkeypatch):
-    """Programs of the verifier fuzzer (bench/fuzz_verifier.py's generators) that the
-    verifier accepts: same r0 and same memory afterwards on the direct tier as on the
-    interpreter (when two interpreter runs with their stacks at different addresses
-    agree: some programs compute with stack addresses) and as LLVM's code of the same
-    instance (the same stack: always)."""
-    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
-    rng = random.Random(19)
+def _candidates(rng: random.Random, i: int) -> list[list[Insn]]:
+    """The programs bench/fuzz_verifier.py makes in round ``i`` (both of its modes)."""
+    if i % 2:
+        return [fuzzgen.pruning_program(rng)]
+    prog = (fuzzgen.grown_program(rng, n=rng.randrange(4, 30)) if i % 4 == 1
+            else fuzzgen.random_program(rng, n=rng.randrange(4, 30)))
+    if i % 3 == 0:
+        prog = fuzzgen.as_subprog(prog)
+    return [prog, fuzzgen.mutate(rng, prog)]
+
+
+def fuzz(rounds: int, seed: int) -> tuple[int, int, int]:
+    """Run the verifier fuzzer's accepted programs on the interpreter, the direct tier and
+    LLVM's code of the same instance; (accepted, compared with the interpreter, compared
+    direct with LLVM). Raises AssertionError with the program on a difference."""
+    rng = random.Random(seed)
     arena = fuzzgen.Arena()
-    compared = 0
-    for i in range(200):
-        insns = fuzzgen.grown_program(rng, n=rng.randrange(4, 30)) if i % 2 else \
-            fuzzgen.random_program(rng, n=rng.randrange(4, 30))
-        m = fuzzgen.RunMap("fuzz", 2, 4, fuzzgen.VALUE_SIZE, 1, value_addr=arena.value_addr)
-        program = isa.Program("fuzz", insns, section="socket", maps=[m])
-        try:
-            verifier.verify(program, max_insns=20_000)
-        except verifier.BpfVerifierError:
-            continue
-        length = rng.choice([0, 4, 16, 64])
-        data = bytes(rng.randrange(256) for _ in range(length))
-        value = bytes(rng.randrange(256) for _ in range(fuzzgen.VALUE_SIZE))
-        out = {}
-        runs = []
-        for _ in range(2):       # two interpreters: two stacks at different addresses
-            rt, addr = arena.runtime(data, value)
-            runs.append((Interpreter(program, rt, max_insns=100_000).run(addr, length),
-                         arena.buf.read(0, arena.buf.size)))
-        out["interp"] = runs[0]
+    accepted = with_interp = 0
+    for i in range(rounds):
+        for insns in _candidates(rng, i):
+            m = fuzzgen.RunMap("fuzz", 2, 4, fuzzgen.VALUE_SIZE, 1, value_addr=arena.value_addr)
+            program = isa.Program("fuzz", insns, section="socket", maps=[m])
+            try:
+                verifier.verify(program, max_insns=20_000)
+            except verifier.BpfVerifierError:
+                continue
+            accepted += 1
+            with_interp += _agree(program, rng, arena)
+    return accepted, with_interp, accepted
+
+
+def _agree(program: isa.Program, rng: random.Random, arena) -> bool:
+    length = rng.choice([0, 4, 16, 64, rng.randrange(0, 200)])
+    data = bytes(rng.randrange(256) for _ in range(length))
+    value = bytes(rng.randrange(256) for _ in range(fuzzgen.VALUE_SIZE))
+    runs = []
+    for _ in range(2):       # two interpreters: two stacks at different addresses
         rt, addr = arena.runtime(data, value)
-        with jit._llvm_lock:          # LLVM's compile waits until the direct code ran
-            fn = jit.compile(program, rt, tier="auto", cache=False)
-            assert fn.tier == "direct"
-            out["direct"] = (fn(addr, length), arena.buf.read(0, arena.buf.size))
-        jit.tiering_wait()
-        assert fn.tier == "llvm"
-        arena.runtime(data, value)
-        out["llvm"] = (fn(addr, length), arena.buf.read(0, arena.buf.size))
-        fn.close()
-        text = "\n".join(verifier.insn_text(x) for x in insns if x.opcode)
-        diff = [k for k in range(arena.buf.size) if out["direct"][1][k] != out["llvm"][1][k]]
-        assert out["direct"] == out["llvm"], (out["direct"][0], out["llvm"][0], diff[:8], text)
-        if runs[0] == runs[1]:      # else the results depend on where the stack is
-            assert out["direct"] == out["interp"], text
-            compared += 1
-    assert compared > 25
+        runs.append((Interpreter(program, rt, max_insns=100_000).run(addr, length),
+                     arena.buf.read(0, arena.buf.size)))
+    rt, addr = arena.runtime(data, value)
+    with jit._llvm_lock:          # LLVM's compile waits until the direct code ran
+        fn = jit.compile(program, rt, tier="auto", cache=False)
+        assert fn.tier == "direct"
+        direct = (fn(addr, length), arena.buf.read(0, arena.buf.size))
+    jit.tiering_wait()
+    assert fn.tier == "llvm"
+    arena.runtime(data, value)
+    llvm = (fn(addr, length), arena.buf.read(0, arena.buf.size))
+    fn.close()
+    text = "\n".join(verifier.insn_text(x) for x in program.insns if x.opcode)
+    assert direct == llvm, f"direct tier and LLVM differ (len {length}):\n{text}"
+    if runs[0] != runs[1]:        # the results depend on where the stack is
+        return False
+    assert direct == runs[0], f"direct tier and interpreter differ (len {length}):\n{text}"
+    return True
+
+
+def test_fuzzed_programs_agree_with_the_interpreter(monkeypatch):
+    """Programs of the verifier fuzzer (bench/fuzz_verifier.py's generators, both modes)
+    that the verifier accepts: same r0 and same memory afterwards on the direct tier as on
+    the interpreter (when two interpreter runs with their stacks at different addresses
+    agree: some programs compute with stack addresses) and as LLVM's code of the same
+    instance (the same stack: always). Larger runs: ``python
+    tests/bpf/jit/test_x86_tier.py ROUNDS SEED``."""
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    accepted, with_interp, _ = fuzz(300, 19)
+    assert accepted > 40 and with_interp > 25
+
+
+if __name__ == "__main__":
+    import os
+
+    os.environ["URINGBPF_JIT_CACHE"] = "0"
+    count, seed = int(sys.argv[1]), int(sys.argv[2])
+    print("accepted %d, compared with the interpreter %d, direct vs LLVM %d"
+          % fuzz(count, seed))
