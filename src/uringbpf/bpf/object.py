@@ -1027,10 +1027,33 @@ class BpfObject:
         A missing non-weak kfunc raises :class:`BpfLoadError`; calls to missing ``__weak``
         kfuncs become ``r0 = 0``.  Safe to call more than once.
         """
+        self._check_btf_func_params()
         progs = [p for p in self.programs.values() if p.autoload]
         for prog in progs:
             self._resolve_kfuncs(prog)
         return [p.program for p in progs]
+
+    def _check_btf_func_params(self) -> None:
+        """Refuse what the kernel's BTF check refuses in a function's prototype.
+
+        libbpf must load the object's BTF into the kernel when the object has struct_ops
+        (``kernel_needs_btf``), and the kernel's ``btf_func_check`` refuses a defined
+        (static or global) function whose prototype has a typed parameter without a name:
+        what clang emits for a naked function declared with parameters.  Such an object
+        never loads on Linux 7.2 ("Invalid arg#1"), so it must not load here either (#20,
+        held-out corpus 3: l_btf_naked_unnamed_param).  Extern declarations (kfuncs) are
+        not checked: the loader rewrites those before the kernel sees them.
+        """
+        if self.btf is None or not self._struct_ops:
+            return
+        for func in self.btf.funcs():
+            if func.linkage not in (_btf.FUNC_STATIC, _btf.FUNC_GLOBAL):
+                continue
+            for i, param in enumerate(self.btf[func.ref].params):
+                if param.type and not param.name:
+                    raise self._err(f"[{func.id}] FUNC {func.name} type_id={func.ref} "
+                                    f"Invalid arg#{i + 1}: a parameter without a name in BTF "
+                                    "(a naked function declared with parameters?)")
 
     def _resolve_kfuncs(self, prog: LoadedProgram) -> None:
         program = prog.program
