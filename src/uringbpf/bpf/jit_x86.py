@@ -63,8 +63,6 @@ __all__ = ["X86Code", "translate", "unsupported_reason"]
 REG = (RAX, RDI, RSI, RDX, RCX, R8, RBX, R13, R14, R15, RBP)
 CTX = R12
 _ARGS = (RDI, RSI, RDX, RCX, R8)
-_SAVED = (RBP, RBX, R12, R13, R14, R15)
-_LOCALS = 24          # [rsp] fp, [rsp+8] entry r2, padding: keeps rsp 16-byte aligned
 
 _ERR, _ERR_PC, _ERR_ADDR, _SP, _LO, _HI = (8 * x for x in (
     CTX_ERROR, CTX_ERR_PC, CTX_ERR_ADDR, CTX_SP, CTX_STACK_LO, CTX_STACK_HI))
@@ -103,6 +101,43 @@ class X86Code:
         for at, index in self.patches:
             code[at:at + 8] = (values[index] & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
         return bytes(code)
+
+
+_frames: dict[tuple, tuple[bytes, bytes]] = {}
+
+
+def _frame_code(saved: tuple[int, ...], frame_size: int) -> tuple[bytes, bytes]:
+    """(prologue, epilogue) of a function that saves ``saved``: the native frame keeps rsp
+    16-byte aligned for calls and holds fp at [rsp], the entry r2 at [rsp+8] and a scratch
+    word at [rsp+16]; the BPF frame is taken below ``ctx->sp``; r0 and the saved BPF
+    registers start at 0."""
+    key = (saved, frame_size)
+    code = _frames.get(key)
+    if code is not None:
+        return code
+    locals_ = 24 if len(saved) % 2 == 0 else 32
+    a = Asm()
+    for reg in saved:
+        a.push(reg)
+    a.alu_ri(ALU_SUB, RSP, locals_, True)
+    a.mov_rr(CTX, R9)
+    a.load(RBP, CTX, _SP, 8)
+    a.store(RSP, 0, RBP, 8)
+    a.store(RSP, 8, RSI, 8)
+    a.lea(R11, RBP, -frame_size)
+    a.store(CTX, _SP, R11, 8)
+    for reg in (RAX,) + saved[2:]:
+        a.alu_rr(ALU_XOR, reg, reg, False)
+    prologue = bytes(a.code)
+    a = Asm()
+    a.load(R11, RSP, 0, 8)
+    a.store(CTX, _SP, R11, 8)
+    a.alu_ri(ALU_ADD, RSP, locals_, True)
+    for reg in reversed(saved):
+        a.pop(reg)
+    a.ret()
+    code = _frames[key] = (prologue, bytes(a.code))
+    return code
 
 
 def unsupported_reason(program: isa.Program) -> str | None:
@@ -180,13 +215,9 @@ class _Translator:
         self.a.jcc(_JNE, self.err)
 
     def epilogue(self) -> None:
-        a = self.a
-        a.load(R11, RSP, 0, 8)
-        a.store(CTX, _SP, R11, 8)
-        a.alu_ri(ALU_ADD, RSP, _LOCALS, True)
-        for reg in reversed(_SAVED):
-            a.pop(reg)
-        a.ret()
+        """Give the frame back (``ctx->sp = fp``) and return (the bytes are the same at
+        every exit of a function: made once)."""
+        self.a.code += self._epilogue
 
     def save_args(self) -> None:
         """Keep r1-r5 over a call (six pushes keep rsp 16-byte aligned)."""
@@ -231,17 +262,19 @@ class _Translator:
         a = self.a
         self.err = ("err", k)
         a.label(("fn", start))
-        for reg in _SAVED:
-            a.push(reg)
-        a.alu_ri(ALU_SUB, RSP, _LOCALS, True)
-        a.mov_rr(CTX, R9)
-        a.load(RBP, CTX, _SP, 8)
-        a.store(RSP, 0, RBP, 8)
-        a.store(RSP, 8, RSI, 8)
-        a.lea(R11, RBP, -self.b.frame_size)
-        a.store(CTX, _SP, R11, 8)
-        for reg in (RAX, RBX, R13, R14, R15):
-            a.alu_rr(ALU_XOR, reg, reg, False)
+        # Only the callee-saved registers of the BPF registers r6-r9 this function names
+        # are saved and zeroed (LD_ABS/IND name r6); rbp (r10) and r12 (the context) always.
+        insns, placeholder = self.insns, self.placeholder
+        used = set()
+        for pc in range(start, end):
+            insn = insns[pc]
+            used.add(insn.dst)
+            used.add(insn.src)
+            if insn.cls == isa.LD and insn.mode in (isa.ABS, isa.IND):
+                used.add(6)
+        saved = (RBP, R12) + tuple(REG[r] for r in (6, 7, 8, 9) if r in used)
+        prologue, self._epilogue = _frame_code(saved, self.b.frame_size)
+        a.code += prologue
         if self.b.checked:
             # The outermost entry of a run (no live frame yet) starts a fresh budget.
             body = ("body", k)
@@ -251,7 +284,6 @@ class _Translator:
             a.store(CTX, _BUDGET, R11, 8)
             a.label(body)
 
-        insns, placeholder = self.insns, self.placeholder
         self.targets = targets = set()
         for pc in range(start, end):
             insn = insns[pc]
