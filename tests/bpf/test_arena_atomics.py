@@ -255,7 +255,7 @@ def test_non_arena_atomics_keep_their_checks(imm):
     _plain_verdict(fp, imm, -16)
     with pytest.raises(BpfVerifierError, match="misaligned stack access"):
         _plain_verdict(fp, imm, -12)
-    with pytest.raises(BpfVerifierError, match="BPF_ATOMIC stores into R1 buf is not allowed"):
+    with pytest.raises(BpfVerifierError, match="BPF_ATOMIC stores into R1 ctx is not allowed"):
         _plain_verdict([], imm, 0)
     with pytest.raises(BpfVerifierError, match="BPF_ATOMIC stores into R1 scalar"):
         _plain_verdict([Insn(0xB7, 1, 0, 0, 0x2000)], imm, 0)

@@ -194,9 +194,9 @@ def test_arena_any_offset(engine, sz):
     ("r1 = 0\nstore_release((u16 *)(r10 - 3), w1)\nr0 = 0\nexit", "misaligned stack access"),
     # a socket filter's r1 (the data buffer here, the kernel's __sk_buff ctx / packet)
     ("if r2 < 8 goto +1\nw0 = load_acquire((u32 *)(r1 + 0))\nr0 = 0\nexit",
-     "BPF_ATOMIC loads from R1 buf is not allowed"),
+     "BPF_ATOMIC loads from R1 ctx is not allowed"),
     ("if r2 < 8 goto +2\nw2 = 1\nstore_release((u8 *)(r1 + 0), w2)\nr0 = 0\nexit",
-     "BPF_ATOMIC stores into R1 buf is not allowed"),
+     "BPF_ATOMIC stores into R1 ctx is not allowed"),
     # registers
     ("r0 = load_acquire((u64 *)(r3 + 0))\nexit", "R3 !read_ok"),
     ("r1 = 0\nr0 = load_acquire((u64 *)(r1 + 0))\nexit", "R1 invalid mem access 'scalar'"),

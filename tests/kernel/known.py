@@ -21,12 +21,6 @@ DISAGREEMENTS: dict[str, str] = {
     # A failed link chain beside another chain in one batch: same CQEs, other order.
     "filter_chain_two_failed_chains": _TWO_CHAINS,
     "loop_filter_chain_two_failed_chains": _TWO_CHAINS,
-    # Looser than 7.2, not deliberate: the verifier owner is told (remove when it refuses).
-    "loop_verifier_arena_two": "the kernel refuses a program referencing two arena maps "
-                               "before verifying it (kernel/bpf/verifier.c, ld_imm64 map "
-                               "pass: EBUSY 'Only one arena per program'); our verifier "
-                               "accepts it, and both engines address every arena access "
-                               "through the first arena's window",
 }
 
 # Verifier corpus cases where the 7.2 kernel and we differ and tests/bpf/verifier's

@@ -44,7 +44,7 @@ def test_program_choice(cli, socket_obj):
 def test_rejection_and_checked_fault_are_one_line_without_class_names(cli, socket_obj, tmp_path):
     status, _, err = cli("run", socket_obj, "--prog", "unchecked")
     assert status == 1 and "BpfVerifierError" not in err
-    assert "invalid access to packet" in err
+    assert "invalid bpf_context access" in err
     assert len(err.strip().splitlines()) == 1 and "uringbpf verify" in err   # log: one command away
     status, _, err = cli("run", socket_obj, "--prog", "unchecked", "--no-verify",
                          "--data-size", "16")

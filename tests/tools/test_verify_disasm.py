@@ -20,7 +20,7 @@ def test_verify_reports_each_program(cli, socket_obj):
     status, out, _ = cli("verify", socket_obj)
     assert status == 1
     assert "sum8: OK (socket_filter)" in out
-    assert "unchecked: REJECTED: invalid access to packet" in out
+    assert "unchecked: REJECTED: invalid bpf_context access" in out
 
 
 def test_verify_unknown_program_lists_the_programs(cli, socket_obj):

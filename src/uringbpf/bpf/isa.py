@@ -509,6 +509,10 @@ class Program:
     #: set by the verifier when it rewrote arena accesses to the PROBE_* modes (then, and
     #: only then, are those modes part of the program: verifying it again accepts them)
     arena_xlated: bool = False
+    #: set by the verifier: the instructions no explored path reached, by pc, which it
+    #: replaced with ``ja -1`` (the kernel's sanitize_dead_code); put back before the
+    #: program is verified again
+    dead_code: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.insns)

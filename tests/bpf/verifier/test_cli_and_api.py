@@ -51,9 +51,9 @@ def test_verify_object_reports_rejection_with_kernel_style_log(objfile):
     verdicts = {v.name: v for v in verifier.verify_object(obj)}
     assert verdicts["checked"].ok and verdicts["checked"].result.prog_type == "socket_filter"
     bad = verdicts["unchecked"]
-    assert not bad.ok and "invalid access to packet" in bad.error.message
+    assert not bad.ok and "invalid bpf_context access" in bad.error.message
     # the offending instruction: "N: (71) r0 = *(u8 *)(r1 +8)" and the register state
-    assert "(71)" in bad.log and "R1=buf(off=0)" in bad.log
+    assert "(71)" in bad.log and "R1=ctx(off=0)" in bad.log
     assert "processed" in bad.log
     # the error names the object and the program, as libbpf does
     assert "prog 'unchecked'" in str(bad.error)
@@ -184,4 +184,6 @@ exit
     bad = [ln for ln in lines if ln.endswith("r0 = *(u8 *)(r6 +8)")]
     assert len(bad) == 1, log                            # the rejected insn printed once
     # the error message follows the rejected instruction
-    assert lines[lines.index(bad[0]) + 1].startswith("invalid access to packet")
+    at = lines.index(bad[0])
+    assert lines[at + 1].startswith("R6(r=")              # our buffer's hint, then
+    assert lines[at + 2].startswith("invalid bpf_context access")   # the kernel's message

@@ -68,7 +68,7 @@ SEC("socket") int prog(unsigned char *data, unsigned long len)
 {
     return get((int *)len);
 }"""),
-    "scalar_args_unknown_in_callee": ("reject", "max value is outside of the allowed memory range (mem_size=1", r"""
+    "scalar_args_unknown_in_callee": ("reject", "R1 max value is outside of the allowed memory range", r"""
 __attribute__((noinline)) int at(unsigned char *v, unsigned int i)
 {
     if (!v) return 0;

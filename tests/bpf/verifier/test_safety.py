@@ -52,7 +52,7 @@ exit
 
 
 def test_len_register_compare_both_sides_precise():
-    _refused(LEN_COMPARE, "invalid access to packet")
+    _refused(LEN_COMPARE, "invalid bpf_context access")
 
 
 # r3 and r4 are linked (r4 = r3); r3 is compared with r5 (8 or 255), r4 indexes the stack.
@@ -117,7 +117,7 @@ out:
 r0 = 0
 exit
 """
-    _refused(src, "invalid access to packet")
+    _refused(src, "invalid bpf_context access")
 
 
 # ---------------------------------------------------------------- 4. pointer -> scalar leaks

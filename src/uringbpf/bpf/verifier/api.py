@@ -13,7 +13,7 @@ from .common import (
 )
 from .cfg import sync_lddw_imm64
 from .explore import Verifier
-from .memory import arena_unrewrite
+from .memory import arena_unrewrite, dead_code_restore
 
 
 def verify(program: isa.Program, prog_type: progtypes.ProgType | None = None, log_level: int = 0,
@@ -32,11 +32,13 @@ def verify(program: isa.Program, prog_type: progtypes.ProgType | None = None, lo
             prog_type = platform.prog_type_for(program)
         except ProgTypeError as exc:
             raise BpfVerifierError(str(exc), str(exc) + "\n") from None
+    dead_code_restore(program)
     arena_unrewrite(program)
     sync_lddw_imm64(program)
     v = Verifier(program, prog_type, log_level, max_insns, platform)
     result = v.run()
     v.arena_rewrite()
+    v.sanitize_dead_code()
     return result
 
 

@@ -12,11 +12,16 @@ from .state import (
     PTR_TRUSTED, SCALAR, SLOT_UNINIT, UNINIT, UNKNOWN_SCALAR, Frame, ObjSlot, Reg, State,
     const_reg,
 )
+from .common import FUNC_ONLY_MAP_TYPES, MAP_TYPE_ONLY_FUNCS, MEM_ARG_TYPES
 from .common import (
     _BTF_KIND_ENUM, _BTF_KIND_ENUM64, _BTF_KIND_FUNC, _BTF_KIND_INT, _BTF_KIND_PTR,
     _BTF_KIND_STRUCT, ARENA_MEM, MAX_VAR_OFF, _BTF_FUNC_GLOBAL, _GlobalFunc, _MEM_ARGS,
     _RAW_READ_HELPERS, _Reject, _SIZE_ARGS, _flag, _obj_type_name,
 )
+
+#: the last line of a refusal for a reference still held at exit (the kernel's
+#: check_resource_leak prefix); each held reference is named on a line before it
+LEAK_AT_EXIT = "BPF_EXIT instruction in main prog would lead to reference leak"
 
 
 class CallsMixin:
@@ -50,6 +55,19 @@ class CallsMixin:
                 raise _Reject(f"calling kernel function {name} is not allowed")
         self._call_helper(st, h.proto, pc, h.is_kfunc)
         return pc + 1
+
+    @staticmethod
+    def _check_map_func(m, name: str, helper_id: int) -> None:
+        """The helper and the map type must go together (check_map_func_compatibility, after
+        the arguments): a ring buffer only with the ringbuf helpers, those only with a ring
+        buffer, the per-CPU lookup only with a per-CPU map.  The runtime checks the type as
+        well; this is the kernel's verdict, at load time."""
+        mtype = getattr(m, "type", None)
+        only_funcs = MAP_TYPE_ONLY_FUNCS.get(mtype)
+        only_types = FUNC_ONLY_MAP_TYPES.get(name)
+        if (only_funcs is not None and name not in only_funcs) or (
+                only_types is not None and mtype not in only_types):
+            raise _Reject(f"cannot pass map_type {mtype} into func {name}#{helper_id}")
 
     def _call_subprog(self, st: State, pc: int, target: int) -> int:
         gf = self.global_funcs.get(target)
@@ -85,7 +103,8 @@ class CallsMixin:
             t = btf.find(name, _BTF_KIND_FUNC)
             if t is None or t.linkage != _BTF_FUNC_GLOBAL:
                 continue
-            out[entry] = _GlobalFunc(idx, name, entry, self._global_args(btf, t, idx, name))
+            out[entry] = _GlobalFunc(idx, name, entry, self._global_args(btf, t, idx, name),
+                                     void=btf.resolve(t.ref).ref == 0)
         return out
 
     def _global_args(self, btf, func, idx: int, name: str) -> list[tuple]:
@@ -136,10 +155,14 @@ class CallsMixin:
                 size = kind[1]
                 if reg.t == SCALAR and reg.is_const and reg.value == 0:
                     pass        # NULL is a valid argument: the callee must check
-                elif not reg.is_ptr or reg.null:
+                elif not reg.is_ptr:
                     bad = f"R{regno} type={reg.type_name()} expected pointer to {size} bytes"
                 else:
-                    # the callee may read and write all of it
+                    # the callee may read and write all of it; the parameter is
+                    # PTR_TO_MEM | PTR_MAYBE_NULL, so a pointer that may be NULL is checked
+                    # as if it were not (the kernel's check_mem_reg)
+                    if reg.null:
+                        reg = reg.replace(null=False)
                     self._check_mem_region(st, reg, regno, size, size, write=True, init=True)
             if bad is not None:
                 raise _Reject(f"Caller passes invalid args into func#{gf.idx} ('{gf.name}'): {bad}")
@@ -227,11 +250,13 @@ class CallsMixin:
         r0 = f.regs[0]
         if r0.t == PTR_ARENA and len(st.frames) == 1:
             r0 = UNKNOWN_SCALAR   # program exit: an arena pointer is a number (Linux 7.2)
-        if len(st.frames) == 1 and self.ptype.ret_void:
-            # check_return_code: a void struct_ops member's R0 is never read
+        if len(st.frames) == 1 and (self.ptype.ret_void or (
+                self._in_global is not None and self.global_funcs[self._in_global].void)):
+            # check_return_code: a void struct_ops member's or global function's R0 is
+            # never read (the caller sees an unknown scalar)
             if st.refs:
                 rid, (kind, at) = next(iter(st.refs.items()))
-                raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+                raise _Reject(LEAK_AT_EXIT, (f"Unreleased reference id={rid} alloc_insn={at}",))
             return None
         # a static subprogram hands R0 back as it is, even unset (the kernel's
         # prepare_func_exit): clang drops the return value nobody reads; the caller's
@@ -269,7 +294,7 @@ class CallsMixin:
                 raise _Reject("At subprogram exit the register R0 is not a scalar value")
             if st.refs:
                 rid, (kind, at) = next(iter(st.refs.items()))
-                raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+                raise _Reject(LEAK_AT_EXIT, (f"Unreleased reference id={rid} alloc_insn={at}",))
             return None
         if r0.t != SCALAR:
             raise _Reject("R0 leaks addr as return value")
@@ -281,7 +306,7 @@ class CallsMixin:
                               f"should have been in [{lo}, {hi}]")
         if st.refs:
             rid, (kind, at) = next(iter(st.refs.items()))
-            raise _Reject(f"Unreleased reference id={rid} alloc_insn={at} ({kind})")
+            raise _Reject(LEAK_AT_EXIT, (f"Unreleased reference id={rid} alloc_insn={at}",))
         return None
 
     def _release(self, st: State, ref: int) -> None:
@@ -298,15 +323,20 @@ class CallsMixin:
             if sreg.t == SCALAR and sreg.is_const:
                 self._ret_size_value = sreg.value
             elif proto.ret in (Ret.MEM_OR_NULL, Ret.MEM, Ret.RINGBUF_MEM_OR_NULL):
-                raise _Reject(f"R{proto.ret_size_arg + 1} size of the memory {name} returns "
-                              "must be a known constant")
+                # the kernel's texts: a kfunc's size argument (check_kfunc_args), a
+                # helper's (check_func_arg, stray quote included)
+                raise _Reject(f"R{proto.ret_size_arg + 1} is not a const" if is_kfunc else
+                              f"R{proto.ret_size_arg + 1} is not a known constant'")
         if proto.prog_types is not None:
             names = {self.ptype.name} | set(self.ptype.groups)
             if not names & set(proto.prog_types):
                 raise _Reject(f"{'kfunc' if is_kfunc else 'helper'} {name} is not allowed in "
                               f"{self.ptype.name} programs")
         if (proto.sleepable_only or _flag(proto, "KF_SLEEPABLE") is not None) and not self.sleepable:
-            raise _Reject(f"{name} is sleepable: the program must be sleepable (section .s)")
+            # the kernel's texts (check_kfunc_call / check_helper_call); a sleepable
+            # program is one in a ".s" section
+            raise _Reject(f"program must be sleepable to call sleepable kfunc {name}" if is_kfunc
+                          else "helper call might sleep in a non-sleepable prog")
         regs = st.cur.regs
         iter_new = _flag(proto, "ITER_NEW")
         iter_next = _flag(proto, "ITER_NEXT")
@@ -354,7 +384,7 @@ class CallsMixin:
                 if v[1] >= MAX_VAR_OFF:
                     raise _Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
                 if kind == Arg.CONST_SIZE and v[0] == 0:
-                    raise _Reject(f"R{regno} invalid zero-sized read")
+                    raise _Reject(f"R{regno} invalid zero-sized read: u64=[0,0]")
                 if pending_mem is not None:
                     pregno, pkind = pending_mem
                     preg = regs[pregno]
@@ -385,11 +415,14 @@ class CallsMixin:
                 if meta_map is None:
                     raise _Reject(f"R{regno} map key/value argument without a map argument before it")
                 size = getattr(meta_map, "key_size" if kind == Arg.MAP_KEY else "value_size", 0)
+                if size == 0:
+                    # a ring buffer's key/value (check_stack_range_initialized)
+                    raise _Reject("invalid zero-sized read")
                 self._check_mem_region(st, reg, regno, size, size, write=False, init=True)
             elif kind in _MEM_ARGS:
                 if kind != Arg.MEM_OR_NULL or reg.t != SCALAR:
                     if reg.t == SCALAR:
-                        raise _Reject(f"R{regno} type=scalar expected=fp, pkt, map_value, mem")
+                        raise _Reject(f"R{regno} type=scalar expected={MEM_ARG_TYPES}")
                 pending_mem = (regno, kind)
             elif kind == Arg.CONST_ALLOC_SIZE:
                 if not reg.is_const or reg.value == 0 or reg.value >= MAX_VAR_OFF:
@@ -399,7 +432,7 @@ class CallsMixin:
                 if reg.t != PTR_MEM or not reg.ref or reg.null:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=ringbuf_mem")
                 if reg.off or not sc.is_const(reg.var) or reg.var[4]:
-                    raise _Reject(f"R{regno} must have zero offset when passed to release func")
+                    raise _Reject(f"R{regno} must have zero offset when passed to release func or trusted arg to kfunc")
                 if release_idx is None:
                     release_idx = i
             elif kind == Arg.TRUSTED_PTR:
@@ -426,6 +459,8 @@ class CallsMixin:
                 raise _Reject(f"R{regno} argument kind {kind} is not supported by the verifier")
         if pending_mem is not None:
             self._check_fixed_mem(st, *pending_mem, regs)
+        if meta_map is not None and not is_kfunc:
+            self._check_map_func(meta_map, name, self.insns[pc].imm)
         if name in _RAW_READ_HELPERS:
             self._check_raw_read_src(st, regs)
         # releases
@@ -504,7 +539,7 @@ class CallsMixin:
         frame = self._frame_of(st, src)
         lo, hi = self._bounds(src, 3, 0, hi_size)
         if lo < -isa.STACK_SIZE or hi > 0:
-            raise _Reject(f"invalid indirect access to stack R3 off={lo} size={hi_size}")
+            raise _Reject(f"invalid read from stack R3 off={lo} size={hi_size}")
         self._stack_check_init(frame, lo, hi, "invalid indirect read from stack R3")
 
     def _check_fixed_mem(self, st: State, regno: int, kind: Arg, regs) -> None:

@@ -26,6 +26,22 @@ LEN_ID = 1                      # scalar id of the data-buffer length (r2 of "bu
 BPF_F_RDONLY_PROG = 1 << 7
 _MAP_TYPE_ARRAY = 2
 _MAP_TYPE_ARENA = 33
+_MAP_TYPE_RINGBUF = 27
+_RINGBUF_FUNCS = frozenset({"bpf_ringbuf_output", "bpf_ringbuf_reserve", "bpf_ringbuf_query",
+                            "bpf_ringbuf_reserve_dynptr", "bpf_ringbuf_submit_dynptr",
+                            "bpf_ringbuf_discard_dynptr"})
+
+#: the kernel's check_map_func_compatibility for the map types and helpers we have: a map
+#: type that takes only some helpers, then a helper that takes only some map types (hash,
+#: array, per-CPU hash, per-CPU array, LRU per-CPU hash, ring buffer)
+MAP_TYPE_ONLY_FUNCS = {_MAP_TYPE_RINGBUF: _RINGBUF_FUNCS}
+FUNC_ONLY_MAP_TYPES = {**{f: frozenset({_MAP_TYPE_RINGBUF}) for f in _RINGBUF_FUNCS
+                          if f not in ("bpf_ringbuf_submit_dynptr", "bpf_ringbuf_discard_dynptr")},
+                       "bpf_map_lookup_percpu_elem": frozenset({5, 6, 10})}
+
+#: the register types check_helper_mem_access takes for a memory argument, as Linux 7.2
+#: lists them when the argument is something else (measured in the guest)
+MEM_ARG_TYPES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_, ctx"
 LOG_LIMIT = 4_000_000           # characters kept in the log (like the kernel's log buffer)
 
 
@@ -64,12 +80,17 @@ class _GlobalFunc:
     name: str
     entry: int
     args: list          # ("scalar",) | ("ctx",) | ("mem", size) per argument
+    void: bool = False  # returns void: r0 is not checked at its exit (check_return_code)
 
 
 class _Reject(Exception):
-    def __init__(self, message: str):
+    """A refusal: ``message`` is the log's last line (the kernel's error), ``pre`` the
+    lines the kernel prints just before it (e.g. the access that failed, then the bound)."""
+
+    def __init__(self, message: str, pre: tuple[str, ...] = ()):
         super().__init__(message)
         self.message = message
+        self.pre = pre
 
 
 class _Checkpoint:
@@ -78,7 +99,8 @@ class _Checkpoint:
     only one side of a branch because of register values, so comparisons against it
     must be exact (see docs/verifier.md, "precision")."""
 
-    __slots__ = ("state", "parent", "live", "done", "pc", "decided", "hit", "miss", "sig")
+    __slots__ = ("state", "parent", "live", "done", "pc", "decided", "hit", "miss", "sig",
+                 "loop_head")
 
     def __init__(self, state, parent, pc):
         self.state = state
@@ -90,6 +112,9 @@ class _Checkpoint:
         self.hit = 0
         self.miss = 0
         self.sig = None     # Verifier._loop_sig of the state, once computed
+        # the unfinished may_goto state a path below this one was pruned against: while it
+        # is unfinished, comparisons against this one use every range (explore.py)
+        self.loop_head = None
 
 
 _JMP_TO_CMP = {

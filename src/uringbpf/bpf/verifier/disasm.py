@@ -86,6 +86,8 @@ def insn_text(insn: isa.Insn, pc: int | None = None, kfunc_name: Callable[[int],
             return f"{r}{insn.src} = atomic{bits}_xchg(({sz} *){a}, {r}{insn.src})"
         if insn.imm == isa.CMPXCHG:
             return f"r0 = atomic{bits}_cmpxchg(({sz} *){a}, r0, {r}{insn.src})"
+        if insn.imm not in isa.ATOMIC_OPS:
+            return f"BUG_{insn.opcode:02x}"     # kernel/bpf/disasm.c: an unknown atomic op
         name = _ATOMIC_OP.get(insn.imm & ~isa.FETCH, "?")
         if insn.imm & isa.FETCH:
             return f"{r}{insn.src} = atomic{bits}_fetch_{name}(({sz} *){a}, {r}{insn.src})"

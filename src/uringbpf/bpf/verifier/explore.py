@@ -94,6 +94,9 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         # verdicts with and without it (bench/fuzz_verifier.py --pruning)
         self.prune = True
         self.callback_entries: set[int] = set()
+        # 1 at each instruction an explored path reached (the kernel's insn_aux_data.seen):
+        # the others are dead code, rewritten to `ja -1` after success (sanitize_dead_code)
+        self.seen = bytearray(len(program.insns))
         self.cfg: Cfg | None = None
         self.pc = 0
         self.state: State | None = None
@@ -157,8 +160,10 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         for pc, insn in enumerate(self.insns):
             if insn.is_call and insn.src != isa.PSEUDO_CALL and not self.cfg.second_slot[pc]:
                 proto = self._proto_for_call(insn)
+                if proto is None and insn.src == isa.CALL_HELPER:
+                    continue    # 7.2 refuses an unknown helper id only where reached (_do_call)
                 if proto is None:
-                    # refused even in code no path reaches: the engines compile all of it
+                    # an unknown kfunc is refused everywhere (the kernel's add_kfunc_call)
                     self.pc = pc
                     msg = (f"invalid func unknown#{insn.imm}" if insn.src == isa.CALL_HELPER else
                            f"calling kernel function {self.program.kfuncs[insn.imm]} is not allowed")
@@ -185,6 +190,8 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             # with a trace (log level 1/2) the instruction was just printed: once only
             if not self.log_level and 0 <= self.pc < len(self.insns):
                 self.log(self.insn_line(self.pc))
+            for line in exc.pre:
+                self.log(line)
             self.log(exc.message)
             if self.state is not None:
                 self.log(f"{self.pc}: {self.state.fmt_regs()}")
@@ -244,6 +251,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         insns = self.insns
         prune_points = self.prune_points
         log_level = self.log_level
+        seen = self.seen
         while stack:
             pc, st, origin = stack.pop()
             self.state = st
@@ -263,6 +271,8 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 insn = insns[pc]
                 if log_level:
                     self.log(self.insn_line(pc))
+                if not seen[pc]:
+                    self._first_visit(st, insn, pc)     # memory.py: the reached-only checks
                 cls = insn.opcode & 0x07    # insn.cls without the property call
                 if cls == isa.ALU64 or cls == isa.ALU:
                     op = insn.op

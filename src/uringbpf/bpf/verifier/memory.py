@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from .. import isa, progtypes
 from . import scalar as sc
+from .cfg import reached_fault
 from .state import (
     NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR,
     UNKNOWN_SCALAR, Frame, Reg, State, const_reg, scalar,
 )
+from .common import MEM_ARG_TYPES
 from .common import (
     MAX_VAR_OFF, _Reject, _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown,
     _unknown_load,
@@ -53,6 +55,36 @@ class MemoryMixin:
             done = True
         if done:
             self.program.arena_xlated = True
+
+    def _first_visit(self, st: State, insn: isa.Insn, pc: int) -> None:
+        """The first time a path reaches ``pc``: mark it seen and make the checks Linux 7.2
+        makes only on reached instructions (:func:`~.cfg.reached_fault`), after the
+        destination register's read check as check_alu_op orders them."""
+        self.seen[pc] = 1
+        fault = reached_fault(insn)
+        if fault is not None:
+            if insn.cls in (isa.ALU, isa.ALU64):
+                self.read_reg(st, insn.dst)
+            raise _Reject(fault)
+
+    def sanitize_dead_code(self) -> None:
+        """After a successful verification: every instruction no explored path reached
+        becomes ``ja -1``, as the kernel's sanitize_dead_code does.  Dead code passed only
+        the checks made on every instruction (fields that the kernel checks when reached
+        were never looked at), so neither engine may see it: a jump to itself compiles and
+        interprets like any jump and is never executed.  The originals are kept in
+        ``Program.dead_code`` and put back before the program is verified again
+        (:func:`dead_code_restore`), so a second verification sees the program as given."""
+        insns = self.program.insns
+        seen = self.seen
+        second = self.cfg.second_slot
+        dead = {}
+        for pc, insn in enumerate(insns):
+            if seen[pc] or (second[pc] and seen[pc - 1]):
+                continue
+            dead[pc] = insn
+            insns[pc] = isa.Insn(isa.OP_JA, 0, 0, -1, 0)
+        self.program.dead_code = dead
 
     #: the memory an atomic may go through (besides the arena), with the word the kernel's
     #: check_ptr_alignment puts in its "misaligned ... access" message
@@ -203,11 +235,8 @@ class MemoryMixin:
             vs = getattr(ptr.obj, "value_size", 0)
             lo, hi = self._bounds(ptr, regno, off, size)
             if lo < 0 or hi > vs:
-                if sc.is_const(ptr.var):
-                    raise _Reject(f"invalid access to map value, value_size={vs} off={lo} size={size}")
-                if lo < 0:
-                    raise _Reject(f"R{regno} min value is outside of the allowed memory range")
-                raise _Reject(f"R{regno} max value is outside of the allowed memory range")
+                self._region_fault(ptr, regno, lo, hi, size, vs,
+                                   f"invalid access to map value, value_size={vs}")
             if write and ptr.ro:
                 raise _Reject(f"write into map forbidden, value_size={vs} off={lo} size={size}")
             if not write:
@@ -217,26 +246,40 @@ class MemoryMixin:
         elif t == PTR_MEM:
             lo, hi = self._bounds(ptr, regno, off, size)
             if lo < 0 or hi > ptr.size:
-                if sc.is_const(ptr.var):
-                    raise _Reject(f"invalid access to memory, mem_size={ptr.size} off={lo} size={size}")
-                # the kernel names the bound that failed (check_mem_region_access)
-                side = "min" if lo < 0 else "max"
-                raise _Reject(f"R{regno} {side} value is outside of the allowed memory range "
-                              f"(mem_size={ptr.size} off={lo if lo < 0 else hi - size} size={size})")
+                self._region_fault(ptr, regno, lo, hi, size, ptr.size,
+                                   f"invalid access to memory, mem_size={ptr.size}")
             if write and ptr.ro:
                 raise _Reject(f"R{regno} cannot write into rdonly_mem")
         elif t == PTR_BUF:
             lo, hi = self._bounds(ptr, regno, off, size)
             if lo < 0 or hi > st.buf_min:
-                raise _Reject(f"invalid access to packet, off={lo} size={size}, R{regno}(r={st.buf_min}): "
-                              f"compare the length (r2) against {hi} before the access")
+                # r1 is the kernel's context: its message last, our buffer's hint before
+                raise _Reject(f"invalid bpf_context access off={lo} size={size}",
+                              (f"R{regno}(r={st.buf_min}): compare the length (r2) against "
+                               f"{hi} before the access",))
             if write and ptr.ro:
-                raise _Reject(f"R{regno} cannot write into packet")
+                raise _Reject(f"invalid bpf_context access off={lo} size={size}",
+                              (f"R{regno} points to read-only data",))
         else:
             raise _Reject(f"R{regno} invalid mem access '{ptr.type_name()}'")
         if write:
             return None
         return _unknown_load(size, signed)
+
+    @staticmethod
+    def _region_fault(ptr: Reg, regno: int, lo: int, hi: int, size: int, limit: int,
+                      what: str) -> None:
+        """Refuse an access outside a map value or a memory region (``limit`` bytes) as the
+        kernel's check_mem_region_access does: a variable part that may be negative and
+        takes the access below the start is named as such; else the access at the lowest
+        offset is tried, then at the highest, and the one that fails is printed (``what``
+        names the region) with a last line naming that bound."""
+        if ptr.var[2] < 0 and lo < 0:
+            raise _Reject(f"R{regno} min value is negative, either use unsigned index or do "
+                          "a if (index >=0) check.")
+        side, at = ("min", lo) if lo < 0 or lo + size > limit else ("max", hi - size)
+        raise _Reject(f"R{regno} {side} value is outside of the allowed memory range",
+                      (f"{what} off={at} size={size}",))
 
     def _ctx_access(self, ptr: Reg, regno: int, off: int, size: int, write: bool, signed: bool) -> Reg | None:
         layout = ptr.obj
@@ -287,7 +330,7 @@ class MemoryMixin:
         if sc.is_const(ptr.var):
             o = ptr.off + sc.s64(ptr.var[4]) + off
             if o < -isa.STACK_SIZE or o + size > 0:
-                raise _Reject(f"invalid {'write' if write else 'read'} to stack R{regno} off={o} size={size}")
+                raise _Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} off={o} size={size}")
             self._note_depth(frame, o)
             if write:
                 self._stack_write(st, frame, o, size, value, value_regno)
@@ -295,7 +338,7 @@ class MemoryMixin:
             return self._stack_read(frame, o, size, signed)
         lo, hi = self._bounds(ptr, regno, off, size)
         if lo < -isa.STACK_SIZE or hi > 0:
-            raise _Reject(f"invalid variable-offset {'write' if write else 'read'} to stack "
+            raise _Reject(f"invalid variable-offset {'write to' if write else 'read from'} stack "
                           f"R{regno} var_off={sc.fmt(ptr.var)} off={ptr.off + off} size={size}")
         self._note_depth(frame, lo)
         if write:
@@ -367,10 +410,15 @@ class MemoryMixin:
             slot = frame.stack.get(k)
             if slot is not None and slot[0] == "O":
                 raise _Reject(f"cannot overwrite {slot[1].kind} slot at fp{o}")
+            if value.t == SCALAR and 0 <= value_regno < 10 and st.cur.regs[value_regno] is value:
+                # a spill is a copy (the kernel's check_stack_write_fixed_off calls
+                # assign_scalar_id_before_mov): the register and the slot share an id,
+                # and a register linked with a delta gives that link up first
+                value = self._id_before_mov(st, value_regno, value)
             frame.stack[k] = ("S", value)
             return
         if value.is_ptr:
-            raise _Reject(f"invalid size of register spill (R{value_regno} is a pointer, size={size} off={o})")
+            raise _Reject("invalid size of register spill")
         zero = value.is_const and (value.value & ((1 << (8 * size)) - 1)) == 0
         k = (-o - 1) // 8
         old = frame.stack.get(k)
@@ -393,7 +441,7 @@ class MemoryMixin:
                     raise _Reject(f"invalid read from stack off {o}+0 size 8 (released reference)")
                 return r
             if r.t != SCALAR:
-                raise _Reject(f"invalid size of register fill (pointer spilled at fp{o}, size={size})")
+                raise _Reject("invalid size of register fill")
             v = sc.truncate(r.var, size * 8)
             return scalar(sc.sext(v, size * 8) if signed else v)
         if slot is not None and slot[0] == "H" and size == 4 and o % 4 == 0:
@@ -405,7 +453,7 @@ class MemoryMixin:
             if kd == "u":
                 raise _Reject(f"invalid read from stack off {o}+{j} size {size}")
             if kd == "p":
-                raise _Reject(f"invalid size of register fill (pointer bytes at fp{o + j})")
+                raise _Reject("invalid size of register fill")
             if kd == "o":
                 raise _Reject(f"cannot read iterator/dynptr slot at fp{o + j}")
         if all(kd == "0" for kd in kinds):
@@ -420,14 +468,17 @@ class MemoryMixin:
         if size_hi == 0:
             return
         if reg.null:
-            raise _Reject(f"R{regno} type={reg.type_name()} expected=fp, pkt, map_value, mem (null-check it first)")
+            raise _Reject(f"R{regno} type={reg.type_name()} expected={MEM_ARG_TYPES}")
         t = reg.t
         if t == PTR_STACK:
             frame = self._frame_of(st, reg)
             lo, _ = self._bounds(reg, regno, 0, 0)
             _, hi = self._bounds(reg, regno, 0, size_hi)
             if lo < -isa.STACK_SIZE or hi > 0:
-                raise _Reject(f"invalid indirect access to stack R{regno} off={lo} size={size_hi}")
+                # 7.2's check_stack_range_initialized names the helper's access like a load
+                # or a store (6.x said "indirect access to")
+                raise _Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} "
+                              f"off={lo} size={size_hi}")
             self._note_depth(frame, lo)
             if init:
                 self._stack_check_init(frame, lo, hi, f"invalid indirect read from stack R{regno}")
@@ -446,7 +497,29 @@ class MemoryMixin:
             if write and reg.ro:
                 raise _Reject(f"R{regno} points to read-only memory")
             return
-        raise _Reject(f"R{regno} type={reg.type_name()} expected=fp, pkt, map_value, mem")
+        if t == PTR_CTX and reg.obj is not None and reg.obj.kind == "struct" and not reg.null \
+                and sc.is_const(reg.var) and self._ctx_struct_bytes_ok(reg, size_hi, write):
+            return      # a BTF struct the kernel reads and writes as memory (PTR_TO_BTF_ID)
+        raise _Reject(f"R{regno} type={reg.type_name()} expected={MEM_ARG_TYPES}")
+
+    @staticmethod
+    def _ctx_struct_bytes_ok(reg: Reg, size: int, write: bool) -> bool:
+        """Whether ``size`` bytes at a context struct pointer are all plain data fields the
+        program may read (and, for ``write``, write): only then may memory-typed code (a
+        global function's pointer parameter) have them.  Pointer fields and fields the
+        program may not write stay out of reach, as in a direct access."""
+        layout = reg.obj
+        at = reg.off + sc.s64(reg.var[4])
+        end = at + size
+        if at < 0 or end > layout.size:
+            return False
+        while at < end:
+            fld = next((f for f in layout.fields if f.offset <= at < f.offset + f.size), None)
+            if (fld is None or not fld.read or fld.value.kind != progtypes.SCALAR
+                    or (write and not fld.write)):
+                return False
+            at = fld.offset + fld.size
+        return True
 
 
 def arena_unrewrite(program: isa.Program) -> None:
@@ -456,3 +529,11 @@ def arena_unrewrite(program: isa.Program) -> None:
         return
     program.insns[:] = [isa.plain_access(insn) for insn in program.insns]
     program.arena_xlated = False
+
+
+def dead_code_restore(program: isa.Program) -> None:
+    """Undo :meth:`MemoryMixin.sanitize_dead_code` before the program is verified again:
+    the ``ja -1`` traps are the verifier's output, never its input."""
+    for pc, insn in program.dead_code.items():
+        program.insns[pc] = insn
+    program.dead_code = {}

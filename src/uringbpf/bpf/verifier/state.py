@@ -26,7 +26,8 @@ PTR_ARENA = 10     # an arena address (the kernel's PTR_TO_ARENA): any value, ac
 
 TYPE_NAMES = {
     NOT_INIT: "?", SCALAR: "scalar", PTR_CTX: "ctx", PTR_STACK: "fp", PTR_MAP_VALUE: "map_value",
-    CONST_MAP: "map_ptr", PTR_MEM: "mem", PTR_BUF: "buf", PTR_TRUSTED: "trusted_ptr",
+    # PTR_BUF is r1 of a socket filter or syscall program: the kernel's PTR_TO_CTX there
+    CONST_MAP: "map_ptr", PTR_MEM: "mem", PTR_BUF: "ctx", PTR_TRUSTED: "trusted_ptr",
     PTR_FUNC: "func", PTR_ARENA: "arena",
 }
 
