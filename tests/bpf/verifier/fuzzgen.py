@@ -419,3 +419,225 @@ def check_pruning(insns: list[isa.Insn], rng: random.Random, arena: Arena, stats
             text = "\n".join(f"{k}: {verifier.insn_text(i)}" for k, i in enumerate(insns) if i.opcode)
             return f"accepted with pruning, refused without ({without}):\n{text}"
     return check_program(insns, rng, arena, stats)
+
+
+# ---------------------------------------------------------------- delta-linked scalars
+
+#: constants for ``rX += K`` links: small deltas both ways and the s32 / u32 limits
+_LK = [0, 1, -1, 2, -2, 3, 4, -4, 7, -7, 8, -8, 15, 16, -16, 255, -256, 0x7fffffff,
+       -0x7fffffff, -0x80000000, 0x80000000, 0xffffffff]
+_LJMP = ["==", "!=", ">", ">=", "<", "<=", "s>", "s>=", "s<", "s<="]
+
+
+def _lk(rng: random.Random) -> int:
+    k = rng.choice(_LK)
+    return k if -0x80000000 <= k <= 0x7fffffff else rng.choice([k - (1 << 32), -1])
+
+
+def linked_source(rng: random.Random) -> str:
+    """A program with scalars linked by a constant delta (``rB = rA; rB += K``, 64- or
+    32-bit, add or sub, immediate or constant register; sometimes a third partner, a
+    spill and fill, a link breaker, a join of two paths), a compare on one partner and
+    a memory access (map value, stack or data buffer) indexed by another: whatever the
+    verifier accepts must stay in bounds on every run (the kernel's sync_linked_regs
+    rules; a wrong delta, width or wrap lets an out-of-bounds index through)."""
+    regs = [1, 2, 3, 4, 5]
+    rng.shuffle(regs)
+    ra, rb, rc, rd, rp = regs
+    out = ["r6 = r1", "r7 = r2", "r8 = map_value[0] ll", "r9 = 0"]
+    from_len = rng.random() < 0.2
+    if from_len:
+        out.append(f"r{ra} = r7")      # the data length itself (its bound is the buffer's)
+    else:
+        if rng.random() < 0.5:
+            out.append("call get_prandom_u32")
+        else:
+            out += ["if r7 < 8 goto end", f"r0 = *({rng.choice(['u8', 'u32', 'u64'])} *)(r6 + 0)"]
+        out.append(f"r{ra} = r0")
+        shape = rng.randrange(7)
+        if shape == 5:      # a few values just below 2**32: 32-bit deltas wrap
+            out.append(f"w{ra} |= {rng.choice([0xfffffff0, 0xfffffffc])}")
+        elif shape == 6:    # a few values just below 2**64 (small negative numbers)
+            out.append(f"r{ra} |= -16")
+        elif shape == 0:
+            out.append(f"r{ra} &= {rng.choice([7, 15, 63, 255, 0xffff])}")
+        elif shape == 1:
+            out.append(f"r{ra} -= {rng.choice([1, 8, 100, 0x80000000])}")   # may be negative
+        elif shape == 2:
+            out.append(f"w{ra} = w{ra}")
+    out.append(f"r{rb} = r{ra}")
+
+    def link(dst: str) -> list[str]:
+        w = "w" if rng.random() < 0.3 else "r"
+        op = rng.choice(["+=", "+=", "-="])
+        k = _lk(rng)
+        if rng.random() < 0.25:
+            if rng.random() < 0.3:      # a 64-bit constant beyond s32: no link
+                return [f"r9 = {rng.choice([1 << 31, 1 << 32, (1 << 32) + 1, -(1 << 33)])} ll",
+                        f"{w}{dst} {op} {w}9"]
+            return [f"r9 = {k}", f"{w}{dst} {op} {w}9"]
+        return [f"{w}{dst} {op} {k}"]
+
+    out += link(str(rb))
+    if rng.random() < 0.5:
+        out.append(f"r{rc} = r{rng.choice([ra, ra, rb])}")
+        out += link(str(rc))
+    else:
+        out.append(f"r{rc} = {rng.choice([0, 1, 8])}")
+    if rng.random() < 0.3:
+        breaker = rng.choice([f"w{rb} += 1", f"r{rb} += 1", f"r{rb} += r{ra}", f"r{rb} *= 1",
+                              f"w{rb} = w{rb}", f"r{rd} = r{rb}", f"r{rb} -= r{rb}",
+                              f"r{ra} = (s8)r{ra}", f"r{rb} = -r{rb}"])
+        out.append(breaker)
+    spilled = rng.random() < 0.3
+    if spilled:
+        out += [f"*(u64 *)(r10 - 8) = r{rb}", f"r{rb} = 0"]
+    out.append(f"r{rd} = {rng.choice([0, 4, 7, 8, 16, 255])}")
+    if rng.random() < 0.4:      # two paths that join with a different compare operand
+        out += [f"if r{ra} & {1 << rng.randrange(0, 4)} goto other",
+                f"r{rd} = {rng.choice([0, 1, 7, 8, 15, 16])}", "goto join", "other:",
+                f"r{rd} = {rng.choice([0, 2, 8, 23, 24, 64])}", "join:"]
+    for _ in range(rng.choice([1, 1, 2])):
+        w = "w" if rng.random() < 0.2 else "r"
+        subj = rng.choice([ra, rb, rb, rc]) if not spilled else rng.choice([ra, rc])
+        other = f"{w}{rd}" if rng.random() < 0.25 else str(rng.choice(
+            [0, 1, 4, 7, 8, 16, 17, 24, 255, -1, -8, 0x7fffffff]))
+        out.append(f"if {w}{subj} {rng.choice(_LJMP)} {other} goto end")
+    if spilled:
+        out.append(f"r{rb} = *(u64 *)(r10 - 8)")
+    idx = rng.choice([ra, rb, rb, rc])
+    base = rng.choice(["r6", "r8", "r8", "r10"])
+    size = rng.choice(["u8", "u16", "u32", "u64"])
+    out.append(f"r{rp} = {base}")
+    if base == "r10":
+        out.append(f"r{rp} += -{rng.choice([16, 24, 32, 40])}")
+    elif rng.random() < 0.3:
+        out.append(f"r{rp} += {rng.choice([-1, 1, 4, 8])}")
+    out.append(f"r{rp} += r{idx}")
+    if rng.random() < 0.5:
+        out.append(f"r0 = *({size} *)(r{rp} + 0)")
+    else:
+        out.append(f"*({size} *)(r{rp} + 0) = r{rng.choice([ra, rc, 9])}")
+    out += ["end:", "r0 = 0", "exit"]
+    return "\n".join(out) + "\n"
+
+
+def linked_program(rng: random.Random) -> list[isa.Insn]:
+    """:func:`linked_source` assembled."""
+    import corpus_lib
+    import vasm
+    insns, _ = vasm.assemble(linked_source(rng), corpus_lib.helper_names())
+    return insns
+
+
+# ---------------------------------------------------------------- may_goto loops
+
+def may_goto_source(rng: random.Random) -> str:
+    """A program with one or two may_goto loops (sometimes nested, sometimes in a
+    subprogram) whose bodies move two registers by constants, copies, masks and shifts,
+    break out on compares, and index the map value or the stack, guarded or not, in the
+    body or after the loop.  The verifier widens what changes around the loop (unless it
+    reaches an access) and prunes a visit covered by an earlier one at another depth; if
+    either lets an unsafe value through, some counter value makes the run fault."""
+    ra, rb, rp = rng.sample([3, 4, 5, 9], 3)
+    out = ["r6 = r1", "r7 = r2", "r8 = map_value[0] ll", f"r{ra} = {rng.choice(_PK[:8])}",
+           f"r{rb} = {rng.choice(_PK[:8])}"]
+
+    def access(guarded: bool, reg: int, tail: str) -> list[str]:
+        lines = []
+        if guarded:
+            lim = rng.choice([VALUE_SIZE - 1, VALUE_SIZE - 4, VALUE_SIZE, 15, 7])
+            lines.append(f"if r{reg} > {lim} goto {tail}")
+        base = rng.choice(["r8", "r8", "r10"])
+        lines.append(f"r{rp} = {base}")
+        if base == "r10":
+            lines.append(f"r{rp} += -{rng.choice([24, 32, 40])}")
+        lines.append(f"r{rp} += r{reg}")
+        size = rng.choice(["u8", "u16", "u32"])
+        if rng.random() < 0.5:
+            lines.append(f"r0 = *({size} *)(r{rp} + 0)")
+        else:
+            lines.append(f"*({size} *)(r{rp} + 0) = r{rng.choice([ra, rb])}")
+        return lines
+
+    def body(tag: str, depth: int) -> list[str]:
+        lines = [f"loop{tag}:", f"may_goto out{tag}"]
+        for _ in range(rng.randrange(1, 5)):
+            k = rng.random()
+            r, s = rng.sample([ra, rb], 2)
+            if k < 0.35:
+                lines.append(f"r{r} {rng.choice(['+=', '-=', '&=', '|=', '<<=', '>>='])} "
+                             f"{rng.choice([1, 1, 2, 3, 7, 15])}")
+            elif k < 0.45:
+                lines.append(f"r{r} = r{s}")
+            elif k < 0.6:
+                lines.append(f"if r{r} {rng.choice(['>', '>=', '==', '!=', 's>'])} "
+                             f"{rng.choice(_PK[:12])} goto out{tag}")
+            elif k < 0.7:
+                lines.append(f"if r{r} {rng.choice(['>', '<'])} r{s} goto out{tag}")
+            elif k < 0.85:
+                lines.extend(access(rng.random() < 0.7, r, f"out{tag}"))
+            elif depth == 0:
+                lines.extend(body(tag + "i", 1))
+        lines += [f"goto loop{tag}", f"out{tag}:"]
+        return lines
+
+    out += ["r1 = 0", "*(u64 *)(r10 - 8) = r1", "*(u64 *)(r10 - 16) = r1",
+            "*(u64 *)(r10 - 24) = r1", "*(u64 *)(r10 - 32) = r1", "*(u64 *)(r10 - 40) = r1"]
+    in_sub = rng.random() < 0.25
+    if in_sub:
+        out += ["call local sub", "r0 = 0", "exit", "sub:", "r1 = 0",
+                "*(u64 *)(r10 - 8) = r1", "*(u64 *)(r10 - 16) = r1", "*(u64 *)(r10 - 24) = r1",
+                "*(u64 *)(r10 - 32) = r1", "*(u64 *)(r10 - 40) = r1", "r8 = map_value[0] ll",
+                f"r{ra} = {rng.choice(_PK[:8])}", f"r{rb} = {rng.choice(_PK[:8])}"]
+    out += body("", 0)
+    if rng.random() < 0.7:
+        out += access(rng.random() < 0.6, rng.choice([ra, rb]), "end")
+    out += ["end:", "r0 = 0", "exit"]
+    return "\n".join(out) + "\n"
+
+
+def may_goto_program(rng: random.Random) -> list[isa.Insn]:
+    """:func:`may_goto_source` assembled."""
+    import corpus_lib
+    import vasm
+    insns, _ = vasm.assemble(may_goto_source(rng), corpus_lib.helper_names())
+    return insns
+
+
+#: counter start values the accepted may_goto programs run with (0: the jump at once)
+MAY_GOTO_CAPS = (0, 1, 2, 3, 5, 9, 17, 40)
+
+
+def check_may_goto(insns: list[isa.Insn], rng: random.Random, arena: Arena,
+                   stats: FuzzStats) -> str | None:
+    """Pruning must not turn a refusal into an acceptance (a run without pruning cannot end
+    an unbounded may_goto loop: its "too large" proves nothing), and an accepted program
+    must run without a memory fault for every counter value in :data:`MAY_GOTO_CAPS`
+    (each cap takes another exit of the loop) on random data."""
+    from uringbpf.bpf.interp import Interpreter
+
+    text = lambda: "\n".join(f"{k}: {verifier.insn_text(i)}" for k, i in enumerate(insns)
+                             if i.opcode)
+    stats.generated += 1
+    if verdict(insns, True) is not None:
+        return None
+    without = verdict(insns, False)
+    if without is not None and "too large" not in without:
+        stats.violations += 1
+        return f"accepted with pruning, refused without ({without}):\n{text()}"
+    stats.accepted += 1
+    m = RunMap("fuzz", 2, 4, VALUE_SIZE, 1, value_addr=arena.value_addr)
+    prog = isa.Program("fuzz", insns, section="socket", maps=[m])
+    for cap in MAY_GOTO_CAPS:
+        length = rng.choice([0, 4, 16, 64])
+        data = bytes(rng.randrange(256) for _ in range(length))
+        value = bytes(rng.randrange(256) for _ in range(VALUE_SIZE))
+        rt, data_addr = arena.runtime(data, value)
+        stats.runs += 1
+        try:
+            Interpreter(prog, rt, max_insns=100_000, may_goto_loops=cap).run(data_addr, length)
+        except BpfMemoryError as exc:
+            stats.violations += 1
+            return f"accepted may_goto program faulted with cap {cap}: {exc}\n{text()}"
+    return None

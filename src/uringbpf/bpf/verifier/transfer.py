@@ -368,6 +368,10 @@ class TransferMixin:
         if insn.off:  # movsx
             if src.t != SCALAR:
                 raise _Reject(f"R{insn.src} sign-extension of a pointer prohibited")
+            if src.var[1] < 1 << (insn.off - 1):
+                # no bit to extend: a plain copy, linked like one (the kernel's no_sext)
+                st.cur.regs[dst] = self._id_before_mov(st, insn.src, src)
+                return
             v = sc.sext(src.var, insn.off)
             st.cur.regs[dst] = scalar(v if is64 else sc.wrap32(sc.trunc32(v)))
             return
