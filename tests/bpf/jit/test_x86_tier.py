@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from uringbpf.bpf import isa, jit, verifier
+from uringbpf.bpf import conformance, isa, jit, verifier
 from uringbpf.bpf.asm import assemble
 from uringbpf.bpf.helpers import Arg, Helper, Proto, Runtime
 from uringbpf.bpf.interp import Interpreter
@@ -141,6 +141,22 @@ def test_ld_abs_ind_bounds():
         for checked in (False, True):
             fn = jit.compile(program, rt, checked=checked, tier="direct")
             assert fn(buf.addr, len(data)) == ref, (mode, size, imm, idx, checked)
+
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.data")), ids=lambda p: p.stem)
+def test_conformance_data_on_the_direct_tier(path, monkeypatch):
+    """tests/bpf/data (bpf_conformance's format) as the plugin runs it with ``--jit``
+    (checked mode), on the direct tier only."""
+    monkeypatch.setenv("URINGBPF_JIT_TIER", "direct")
+    test = conformance.parse_data_file(path)
+    if test.skip:
+        pytest.skip(test.skip)
+    rc, out = conformance.execute(test.bytecode(), test.mem, "jit")
+    ok, message = conformance.judge(test, rc, out, out if rc else "")
+    assert ok, message
 
 
 def _candidates(rng: random.Random, i: int) -> list[list[Insn]]:
