@@ -10,6 +10,8 @@ extra ``uringbpf[jit]``; ``make test`` and CI install it, ``make demo`` does not
 * ``engine="interp"``: the interpreter.
 
 Both engines give the same results (tests/bpf/jit compares them); the JIT is faster.
+The JIT has two tiers (``jit_tier``; docs/jit.md): code translated directly to x86-64 at
+once, LLVM's code compiled in the background and switched to (``auto``), or either alone.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def describe(engine: str | None = None) -> str:
     """One line for users: which engine runs programs and why."""
     name = resolve(engine)
     if name == "jit":
-        return f"jit (LLVM through llvmlite {importlib.metadata.version('llvmlite')})"
+        return (f"jit (LLVM through llvmlite {importlib.metadata.version('llvmlite')}; tier "
+                f"{jit_tier()}: direct x86-64 code first unless 'llvm')")
     if jit_available():
         return "interp (the reference interpreter, as asked)"
     return f"interp (the reference interpreter: llvmlite is not installed; {JIT_EXTRA} adds the JIT)"
