@@ -59,25 +59,29 @@ done:
 exit
 """
 
-# name -> (source, kernel verdict, kernel processed count when accepted)
+# name -> (source, kernel verdict, kernel processed count when accepted).  Two accepted
+# cases have no count: fact_loop (kernel 58, ours 82: our static precision keeps a
+# subprogram's return value precise, so the five exits of the loop are not pruned against
+# each other) and spill_plain_refined_in_slot (kernel 12, ours 13: the kernel's stack
+# liveness drops the dead slot fp-8 at the join, we compare every slot).
 CASES: dict[str, tuple[str, str, int | None]] = {
     "fact_loop": (FACT, "accept", None),
     # the delta is positive or negative, 64-bit add or sub, immediate or register
-    "add_pos_in_bounds": (U32 + "r7 = r6\nr7 += 4\nif r6 > 11 goto out\n" + READ7, "accept", None),
+    "add_pos_in_bounds": (U32 + "r7 = r6\nr7 += 4\nif r6 > 11 goto out\n" + READ7, "accept", 11),
     "add_pos_one_past": (U32 + "r7 = r6\nr7 += 4\nif r6 > 12 goto out\n" + READ7, "reject", None),
-    "add_neg_refines_base": (U64 + "r7 = r6\nr7 += -4\nif r7 > 11 goto out\n" + READ6, "accept", None),
+    "add_neg_refines_base": (U64 + "r7 = r6\nr7 += -4\nif r7 > 11 goto out\n" + READ6, "accept", 11),
     "add_neg_one_past": (U64 + "r7 = r6\nr7 += -4\nif r7 > 12 goto out\n" + READ6, "reject", None),
     "sub_imm": (U64 + "r7 = r6\nr7 -= 3\nif r7 s< 0 goto out\nif r7 > 12 goto out\n" + READ6,
-                "accept", None),
+                "accept", 13),
     "sub_imm_one_past": (U64 + "r7 = r6\nr7 -= 3\nif r7 s< 0 goto out\nif r7 > 13 goto out\n"
                          + READ6, "reject", None),
     "sub_reg_const": (U64 + "r9 = 5\nr7 = r6\nr7 -= r9\nif r7 > 10 goto out\n" + READ6,
-                      "accept", None),
-    "add_zero_links": (U64 + "r7 = r6\nr7 += 0\nif r7 > 15 goto out\n" + READ6, "accept", None),
+                      "accept", 12),
+    "add_zero_links": (U64 + "r7 = r6\nr7 += 0\nif r7 > 15 goto out\n" + READ6, "accept", 11),
     "signed_below_zero": (U64 + "r7 = r6\nr7 += 4\nif r7 > 15 goto out\n" + READ6, "reject", None),
     "three_partners": (U64 + "r7 = r6\nr7 += 4\nr9 = r6\nr9 += -2\nif r7 > 15 goto out\n"
                        "if r7 < 6 goto out\nr8 += r9\nr0 = *(u8 *)(r8 + 0)\nout:\nr0 = 0\nexit\n",
-                       "accept", None),
+                       "accept", 17),
     "three_partners_negative": (U64 + "r7 = r6\nr7 += 4\nr9 = r6\nr9 += -2\nif r7 > 15 goto out\n"
                                 "if r7 < 5 goto out\nr8 += r9\nr0 = *(u8 *)(r8 + 0)\nout:\n"
                                 "r0 = 0\nexit\n", "reject", None),
@@ -93,39 +97,39 @@ CASES: dict[str, tuple[str, str, int | None]] = {
                                      + READ6, "reject", None),
     "copy_of_delta_links_copy": (U64 + "r7 = r6\nr7 += 4\nr9 = r7\nif r7 > 15 goto out\n"
                                  "r8 += r9\nr0 = *(u8 *)(r8 + 0)\nout:\nr0 = 0\nexit\n",
-                                 "accept", None),
+                                 "accept", 12),
     "add_self_breaks": (U32 + "r6 &= 7\nr7 = r6\nr7 += r7\nif r7 > 1 goto out\nr7 = r6\n"
                         "r7 *= 3\n" + READ7, "reject", None),
     # the delta must fit in s32 (64-bit), -= S32_MIN has no delta
     "delta_s32_max": (U32 + "r7 = r6\nr7 += 0x7fffffff\nr9 = 0x8000000e ll\n"
-                      "if r7 > r9 goto out\n" + READ6, "accept", None),
+                      "if r7 > r9 goto out\n" + READ6, "accept", 12),
     "delta_over_s32": (U32 + "r7 = r6\nr9 = 0x80000000 ll\nr7 += r9\nr9 = 0x8000000f ll\n"
                        "if r7 > r9 goto out\n" + READ6, "reject", None),
     "delta_s32_min": (U32 + "r7 = r6\nr7 += -0x80000000\nr9 = 0xffffffff8000000f ll\n"
                       "if r7 > r9 goto out\nr9 = 0xffffffff80000000 ll\nif r7 < r9 goto out\n"
-                      + READ6, "accept", None),
+                      + READ6, "accept", 17),
     "sub_s32_min": (U32 + "r7 = r6\nr9 = -0x80000000\nr7 -= r9\nr9 = 0x8000000f ll\n"
                     "if r7 > r9 goto out\nr9 = 0x80000000 ll\nif r7 < r9 goto out\n" + READ6,
                     "reject", None),
     # 32-bit links: made only on a value below 2**32, zero-extended when synced
     "alu32_link": (U32 + "r7 = r6\nw7 += 1\nif r7 > 15 goto out\nif r7 == 0 goto out\n" + READ6,
-                   "accept", None),
+                   "accept", 13),
     "alu32_link_wraps": (U32 + "r7 = r6\nw7 += 1\nif r7 > 15 goto out\n" + READ6, "reject", None),
     "alu32_no_link_above_u32": (U64 + "r7 = r6\nw7 += 1\nif r7 > 15 goto out\nif r7 == 0 goto out\n"
                                 + READ6, "reject", None),
     "alu32_zext_partner": (U32 + "r7 = r6\nw7 += 5\nif w6 < 0xfffffffc goto out\n" + READ7,
-                           "accept", None),
-    "alu32_sub_link": (U32 + "r7 = r6\nw7 -= 2\nif w7 > 13 goto out\n" + READ6, "accept", None),
+                           "accept", 11),
+    "alu32_sub_link": (U32 + "r7 = r6\nw7 -= 2\nif w7 > 13 goto out\n" + READ6, "accept", 11),
     "alu32_sub_link_one_past": (U32 + "r7 = r6\nw7 -= 2\nif w7 > 14 goto out\n" + READ6, "reject",
                                 None),
     "alu32_sub_link_nowrap": (U32 + "r7 = r6\nw7 -= 2\nif w7 > 13 goto out\nif r6 < 2 goto out\n"
-                              + READ6, "accept", None),
+                              + READ6, "accept", 12),
     "mixed_widths_not_synced": (U32 + "r7 = r6\nw7 += 1\nr9 = r6\nr9 += 2\nr2 = 0xffffffff ll\n"
                                 "if r7 < r2 goto out\nr9 >>= 32\nif r9 == 0 goto out\n"
                                 "r0 = *(u64 *)(r10 + 8)\nout:\nr0 = 0\nexit\n", "reject", None),
     # movsx links when it does not sign-extend
     "movsx_no_sext_links": (U64 + "r6 &= 0x7f\nr7 = (s8)r6\nif r7 > 15 goto out\n" + READ6,
-                            "accept", None),
+                            "accept", 11),
     "movsx_sext_unlinks": (U64 + "r6 &= 0xff\nr7 = (s8)r6\nif r7 > 15 goto out\nif r7 s< 0 goto out\n"
                            + READ6, "reject", None),
     # a spill is a copy: a delta-linked register gives its link up, then register and
@@ -135,7 +139,7 @@ CASES: dict[str, tuple[str, str, int | None]] = {
                                None),
     "spill_then_link": (U64 + "*(u64 *)(r10 - 8) = r6\nr7 = r6\nr7 += 4\nr6 = 0\n"
                         "if r7 > 15 goto out\nif r7 < 4 goto out\nr7 = *(u64 *)(r10 - 8)\n" + READ7,
-                        "accept", None),
+                        "accept", 18),
     "spill_then_link_one_past": (U64 + "*(u64 *)(r10 - 8) = r6\nr7 = r6\nr7 += 4\nr6 = 0\n"
                                  "if r7 > 20 goto out\nif r7 < 4 goto out\nr7 = *(u64 *)(r10 - 8)\n"
                                  + READ7,
@@ -149,7 +153,7 @@ CASES: dict[str, tuple[str, str, int | None]] = {
     # stack: a variable offset from the partner's bound
     "stack_write_in_bounds": (U64 + "r7 = r6\nr7 += -16\nif r6 > 15 goto out\nr9 = r10\n"
                               "r9 += r7\nr0 = 0\n*(u8 *)(r9 + 0) = r0\nout:\nr0 = 0\nexit\n",
-                              "accept", None),
+                              "accept", 13),
     "stack_write_one_past": (U64 + "r7 = r6\nr7 += -16\nif r6 > 16 goto out\nr9 = r10\n"
                              "r9 += r7\nr0 = 0\n*(u8 *)(r9 + 0) = r0\nout:\nr0 = 0\nexit\n",
                              "reject", None),
@@ -166,7 +170,7 @@ CASES: dict[str, tuple[str, str, int | None]] = {
     "prune_same_delta": (U64 + "r9 = r0\nr7 = r6\nif r9 & 1 goto other\nr7 += 4\nr1 = 1\n"
                          "r1 += 1\nr1 += 1\nr1 += 1\ngoto join\nother:\nr7 += 4\njoin:\n"
                          "r1 = 0\nr1 += 1\nif r9 & 2 goto +0\nif r6 > 11 goto out\n" + READ7,
-                         "accept", None),
+                         "accept", 41),
 }
 
 # the buffer model only (direct reads of a socket filter's data: no kernel verdict)

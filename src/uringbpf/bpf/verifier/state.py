@@ -125,6 +125,8 @@ class Reg:
                 return s
             # the kernel's log: id=N, or id=N+K / id=N-K for a link with a delta
             link = str(self.id & ~ADD_CONST) + (f"{self.off:+d}" if self.id & ADD_CONST else "")
+            if s == "scalar()":
+                return f"scalar(id={link})"
             return (s[:-1] + f",id={link})" if s.endswith(")")
                     else f"scalar(id={link},v={s})")
         extra = []
