@@ -8,6 +8,10 @@ Modes (default ``all``: alternate both):
   later feed a compare (tests/bpf/verifier/fuzzgen.py ``pruning_source``); each verdict is
   also compared with a verification without state pruning (pruning must never turn a
   refusal into an acceptance).
+* ``may_goto`` -- programs with may_goto loops (``fuzzgen.may_goto_source``: nested, in a
+  subprogram, accesses in and after the loop); checked against the run without pruning
+  and run with several small counter caps (``fuzzgen.check_may_goto``).  Not part of
+  ``all``.
 
 Every accepted program runs in the interpreter on several buffers and must not touch
 memory outside its regions.  Prints the counts (``--every N``: also every N programs).
@@ -39,14 +43,15 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="fuzz_verifier", description=__doc__.split("\n\n")[0])
     ap.add_argument("count", nargs="?", type=int, default=2000, help="generator rounds")
     ap.add_argument("seed", nargs="?", type=int, default=None, help="default: time-based")
-    ap.add_argument("--mode", choices=("all", "classic", "pruning"), default="all")
+    ap.add_argument("--mode", choices=("all", "classic", "pruning", "may_goto"), default="all")
     ap.add_argument("--every", type=int, default=0, help="print progress every N rounds")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time())
     corpus_lib.register_test_env()
     rng = random.Random(seed)
     arena = fuzzgen.Arena()
-    stats = {"classic": fuzzgen.FuzzStats(), "pruning": fuzzgen.FuzzStats()}
+    stats = {"classic": fuzzgen.FuzzStats(), "pruning": fuzzgen.FuzzStats(),
+             "may_goto": fuzzgen.FuzzStats()}
     t = time.perf_counter()
 
     def report() -> None:
@@ -63,6 +68,9 @@ def main(argv: list[str]) -> int:
         if mode == "pruning":
             candidates = [fuzzgen.pruning_program(rng)]
             check = fuzzgen.check_pruning
+        elif mode == "may_goto":
+            candidates = [fuzzgen.may_goto_program(rng)]
+            check = fuzzgen.check_may_goto
         else:
             candidates = _classic(rng, i)
             check = fuzzgen.check_program

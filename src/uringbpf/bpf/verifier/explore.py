@@ -396,11 +396,12 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             at = pc if depth == last else st.frames[depth + 1].callsite + 1
             keep = cfg.may_goto_keep_in[at]
             compared = cfg.may_goto_cmp_in[at]
-            # reg-reg compares are decided only when every register they may involve holds
-            # a constant now (a bound read from memory keeps the counter widened)
+            # reg-reg compares count as decided only when both sides come into the loop
+            # (two scalar registers at least) and each holds a constant now; a bound read
+            # from memory in the loop keeps the counter widened
             cmpx = cfg.may_goto_cmpx_in[at]
-            if cmpx and all(fc.regs[j].t != SCALAR or fc.regs[j].var[5] == 0
-                            for j in range(10) if cmpx >> j & 1):
+            sides = [fc.regs[j] for j in range(10) if cmpx >> j & 1 and fc.regs[j].t == SCALAR]
+            if len(sides) >= 2 and all(r.var[5] == 0 for r in sides):
                 compared |= cmpx
             for i in range(10):
                 ro, rc = fo.regs[i], fc.regs[i]
@@ -599,7 +600,15 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             # as it misses once too often, before a later one may hit
             for i in range(len(lst) - 1, -1, -1):
                 cp = lst[i]
-                if cp.done:
+                if cp.done and cp.loop_head is not None and not cp.loop_head.done:
+                    # below cp a may_goto loop was pruned against a state still being
+                    # explored: like the kernel inside an SCC whose back edges are pending
+                    # (incomplete_read_marks, RANGE_WITHIN), compare every live range
+                    if state_subsumes(cp.state, st, masks):
+                        cp.hit += 1
+                        self._mark_decided(st)
+                        return True
+                elif cp.done:
                     impr = impr_by_decided[cp.decided]
                     if impr is None:
                         prec = (self.cfg.precise_branch_in if cp.decided
@@ -633,6 +642,11 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                             and state_subsumes(cp.state, st, masks)):
                         cp.hit += 1
                         self._mark_decided(st)
+                        c = st.checkpoint
+                        while c is not None and c is not cp:
+                            if c.loop_head is None or c.loop_head.done:
+                                c.loop_head = cp
+                            c = c.parent
                         return True
                     if (cp.state.cb_steps == st.cb_steps
                             and cp.state.may_goto_depth == st.may_goto_depth):
