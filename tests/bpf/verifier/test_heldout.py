@@ -138,20 +138,22 @@ HO3_IN_PROGRESS = {
 # Same verdict, another message (ours does not start with 7.2's last log line): D's area.
 HO3_MESSAGE_ONLY = set("""
     ho3_jmp32_unsigned_upper_half_unknown ho3_alu32_sub_wraps_high ho3_spill32_fill64_mixed
-    ho3_mapval_signed_min_negative ho3_stack_var_off_past_512 ho3b_null_check_jmp32
-    ho3b_null_check_signed ho3b_rdonly_map_helper_dst ho3b_ringbuf_use_after_submit
-    ho3b_pointer_plus_pointer ho3b_infinite_self_loop ho3b_jgt_minus1_never
-    l_bpf_loop_cb_returns_2 l_global_ctx_arg_kfunc l_global_struct_ptr_too_small
-    l_iter_double_destroy l_iter_next_after_destroy l_iter_num_misaligned_slot
-    l_iter_num_unchecked_index l_iter_slot_overwritten l_params_read_u64
-    l_region_null_check_jmp32 l_ring_ptr_as_map_key l_ring_ptr_offset_to_kfunc
-    l_submit_not_sleepable l_submit_with_params_ptr
+    ho3_stack_var_off_past_512 ho3b_null_check_jmp32 ho3b_null_check_signed
+    ho3b_rdonly_map_helper_dst ho3b_ringbuf_use_after_submit ho3b_pointer_plus_pointer
+    ho3b_infinite_self_loop ho3b_jgt_minus1_never ho3c_stack_var_off_mult4
+    ho3c_mod32_by_unknown l_bpf_loop_cb_returns_2 l_global_ctx_arg_kfunc
+    l_global_struct64_small_region l_global_struct_ptr_too_small l_iter_double_destroy
+    l_iter_next_after_destroy l_iter_num_misaligned_slot l_iter_num_unchecked_index
+    l_iter_slot_overwritten l_params_read_u64 l_region_null_check_jmp32
+    l_region_too_small_for_key l_region_update_value_past_end l_ring_ptr_as_map_key
+    l_ring_ptr_offset_to_kfunc l_submit_with_params_ptr
 """.split())
 # Both accept, another processed-instruction count (the checkpoints: explore.py/state.py).
 HO3_COUNT_DIFFERS = set("""
     ho3_linked_through_spill ho3_helper_update_value_from_map ho3_null_check_through_spill
-    l_bpf_loop_flags_nonzero l_bpf_loop_nested l_bpf_loop_nr_unknown l_bpf_loop_state
-    l_iter_num_nested l_map_value_idx_lt_16
+    l_bpf_loop_cb_can_loop l_bpf_loop_cb_with_iter l_bpf_loop_flags_nonzero
+    l_bpf_loop_idx_checked l_bpf_loop_nested l_bpf_loop_nr_unknown l_bpf_loop_state
+    l_global_with_can_loop l_iter_num_nested l_map_value_idx_lt_16 l_params_null_check
 """.split())
 
 
