@@ -106,6 +106,26 @@ class X86Code:
 _frames: dict[tuple, tuple[bytes, bytes]] = {}
 
 
+def _bound(insn: Insn, checked: bool) -> int:
+    """At least the bytes of machine code :class:`_Translator` writes for ``insn`` (the
+    largest encodings: a movabs is 10 bytes, a memory operand with a 32-bit displacement
+    and an immediate 12, a jump 6, the longest epilogue 26); what is not small (calls,
+    div/mod, shifts by a register, atomics, packet loads, checked accesses) counts 1,000."""
+    cls = insn.cls
+    if cls in (isa.ALU, isa.ALU64):
+        return 1000 if insn.op in (isa.DIV, isa.MOD) or (
+            insn.op in _SHIFT and insn.opcode & isa.X) else 14
+    if cls in (isa.JMP, isa.JMP32):
+        return 1000 if insn.op == isa.CALL else 32
+    if checked:
+        return 1000
+    if cls in (isa.LDX, isa.ST) or (cls == isa.STX and insn.mode == isa.MEM):
+        return 14
+    if insn.is_lddw:
+        return 20
+    return 1000
+
+
 def _frame_code(saved: tuple[int, ...], frame_size: int) -> tuple[bytes, bytes]:
     """(prologue, epilogue) of a function that saves ``saved``: the native frame keeps rsp
     16-byte aligned for calls and holds fp at [rsp], the entry r2 at [rsp+8] and a scratch
@@ -285,10 +305,18 @@ class _Translator:
             a.label(body)
 
         self.targets = targets = set()
+        # Upper bounds of each instruction's machine code (prefix sums): a forward jump
+        # whose target is surely within 127 bytes takes the 2-byte form.
+        self.reach = reach = [0] * (end - start + 1)
+        total = 0
         for pc in range(start, end):
             insn = insns[pc]
             if insn.is_jump and not placeholder[pc]:
                 targets.add(pc + insn.jump_offset() + 1)
+            reach[pc - start] = total
+            total += 0 if placeholder[pc] else _bound(insn, self.b.checked)
+        reach[end - start] = total
+        self.start = start
         terminated = False
         self.skip = -1
         for pc in range(start, end):
@@ -555,11 +583,19 @@ class _Translator:
             far = pc + 2 + nxt.jump_offset()
             if not start <= far < end:
                 raise JitError(f"jump to {far} leaves its function [{start}, {end})", pc + 1)
-            a.jcc(_JCC[op] ^ 1, far)
+            self.jcc(pc + 2, _JCC[op] ^ 1, far)
             self.skip = pc + 1
             return False
-        a.jcc(_JCC[op], target)
+        self.jcc(pc + 1, _JCC[op], target)
         return False
+
+    def jcc(self, after: int, cc: int, target: int) -> None:
+        """A conditional jump whose fall-through is instruction ``after``."""
+        if target > after and (self.reach[target - self.start]
+                               - self.reach[after - self.start]) <= 127:
+            self.a.jcc_short(cc, target)
+        else:
+            self.a.jcc(cc, target)
 
     def call(self, pc: int, insn: Insn) -> None:
         if insn.opcode & isa.X:

@@ -35,12 +35,13 @@ ROL, SHL, SHR, SAR = 0, 4, 5, 7
 class Asm:
     """Machine code being written: ``code`` plus labels and the jumps still to patch."""
 
-    __slots__ = ("code", "labels", "fixups")
+    __slots__ = ("code", "labels", "fixups", "short")
 
     def __init__(self) -> None:
         self.code = bytearray()
         self.labels: dict = {}
         self.fixups: list[tuple[int, object]] = []    # (offset of a rel32, label)
+        self.short: list[tuple[int, object]] = []     # (offset of a rel8, label)
 
     # -- prefixes and operands --------------------------------------------------------------
 
@@ -326,6 +327,12 @@ class Asm:
         self.code += bytes((0x0F, 0x80 | cc, 0, 0, 0, 0))
         self.fixups.append((len(self.code) - 4, target))
 
+    def jcc_short(self, cc: int, target: object) -> None:
+        """``j<cc> target`` with an 8-bit displacement: the caller knows that the label
+        will be placed within 127 bytes after this instruction."""
+        self.code += bytes((0x70 | cc, 0))
+        self.short.append((len(self.code) - 1, target))
+
     def call_label(self, target: object) -> None:
         """``call target`` (a label of this code)."""
         self.code += b"\xe8\0\0\0\0"
@@ -338,4 +345,10 @@ class Asm:
         for at, target in self.fixups:
             code[at:at + 4] = ((labels[target] - (at + 4)) & 0xFFFFFFFF).to_bytes(4, "little")
         self.fixups.clear()
+        for at, target in self.short:
+            rel = labels[target] - (at + 1)
+            if not 0 <= rel <= 127:
+                raise RuntimeError(f"short jump of {rel} bytes: a translator bug")
+            code[at] = rel
+        self.short.clear()
         return bytes(code)
