@@ -245,6 +245,21 @@ def test_log_shows_delta():
     assert "id=9-1" in r.fmt()
 
 
+def test_fuzz_linked_programs():
+    """Random delta-linked programs (fuzzgen.linked_program): pruning never turns a
+    refusal into an acceptance, and what is accepted runs in bounds on random data."""
+    import random
+    import fuzzgen
+    rng = random.Random(20261205)
+    arena = fuzzgen.Arena()
+    stats = fuzzgen.FuzzStats()
+    for _ in range(150):
+        failure = fuzzgen.check_pruning(fuzzgen.linked_program(rng), rng, arena, stats)
+        assert failure is None, failure
+    assert stats.violations == 0
+    assert 25 < stats.accepted < 125     # both verdicts are exercised
+
+
 def _kernel_verdicts() -> dict:
     """Load every CASES program with bpf(2) (root): {name: [verdict, processed, last line]}."""
     import os
