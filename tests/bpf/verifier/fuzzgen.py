@@ -368,21 +368,30 @@ def pruning_source(rng: random.Random) -> str:
         out.append(f"if {w}{ra} {op} {rng.choice(_PK)} goto end")
     if spilled:
         out.append(f"r{rb} = *(u64 *)(r10 - 8)")
-    idx = rng.choice([ra, rb, rb, rc, rd])
-    base = rng.choice(["r6", "r8", "r10"])
+    out += _indexed_access(rng, rp, [ra, rb, rb, rc, rd], ["r6", "r8", "r10"], [1, 4, 8],
+                           [ra, rc, 9])
+    return "\n".join(out) + "\n"
+
+
+def _indexed_access(rng: random.Random, rp: int, idxs: list, bases: list, moves: list,
+                    values: list) -> list[str]:
+    """The end of a generated program: ``r<rp>`` = a base pointer (data, map value or
+    stack), maybe moved by a constant, plus an index register from ``idxs``, then a load
+    or a store through it, and the ``end:`` label the guards jump to."""
+    idx = rng.choice(idxs)
+    base = rng.choice(bases)
     size = rng.choice(["u8", "u16", "u32", "u64"])
-    out.append(f"r{rp} = {base}")
+    out = [f"r{rp} = {base}"]
     if base == "r10":
         out.append(f"r{rp} += -{rng.choice([16, 24, 32, 40])}")
     elif rng.random() < 0.3:
-        out.append(f"r{rp} += {rng.choice([1, 4, 8])}")
+        out.append(f"r{rp} += {rng.choice(moves)}")
     out.append(f"r{rp} += r{idx}")
     if rng.random() < 0.5:
         out.append(f"r0 = *({size} *)(r{rp} + 0)")
     else:
-        out.append(f"*({size} *)(r{rp} + 0) = r{rng.choice([ra, rc, 9])}")
-    out += ["end:", "r0 = 0", "exit"]
-    return "\n".join(out) + "\n"
+        out.append(f"*({size} *)(r{rp} + 0) = r{rng.choice(values)}")
+    return out + ["end:", "r0 = 0", "exit"]
 
 
 def pruning_program(rng: random.Random) -> list[isa.Insn]:
@@ -505,20 +514,8 @@ def linked_source(rng: random.Random) -> str:
         out.append(f"if {w}{subj} {rng.choice(_LJMP)} {other} goto end")
     if spilled:
         out.append(f"r{rb} = *(u64 *)(r10 - 8)")
-    idx = rng.choice([ra, rb, rb, rc])
-    base = rng.choice(["r6", "r8", "r8", "r10"])
-    size = rng.choice(["u8", "u16", "u32", "u64"])
-    out.append(f"r{rp} = {base}")
-    if base == "r10":
-        out.append(f"r{rp} += -{rng.choice([16, 24, 32, 40])}")
-    elif rng.random() < 0.3:
-        out.append(f"r{rp} += {rng.choice([-1, 1, 4, 8])}")
-    out.append(f"r{rp} += r{idx}")
-    if rng.random() < 0.5:
-        out.append(f"r0 = *({size} *)(r{rp} + 0)")
-    else:
-        out.append(f"*({size} *)(r{rp} + 0) = r{rng.choice([ra, rc, 9])}")
-    out += ["end:", "r0 = 0", "exit"]
+    out += _indexed_access(rng, rp, [ra, rb, rb, rc], ["r6", "r8", "r8", "r10"], [-1, 1, 4, 8],
+                           [ra, rc, 9])
     return "\n".join(out) + "\n"
 
 
