@@ -4,22 +4,8 @@
  * arena pointers kept where Python reads them.  arena_fixed.bpf.c puts the arena at
  * map_extra = 1 << 44 (as Ming Lei's bpf_ext_memcpy reproduction does), arena_any.bpf.c
  * lets the mmap pick the address. */
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <io_uring/bpf_ops.h>
-#define UBPF_ARENA_ADDR_SPACE
-#include <bpf/bpf_arena.h>
-
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARENA);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 8);
-#ifdef ARENA_AT
-	__ulong(map_extra, ARENA_AT);
-#endif
-} arena SEC(".maps");
+#define ARENA_PAGES 8
+#include "arena_map.h"
 
 __u64 __arena steps_a;			/* zero-initialised arena global */
 __u64 __arena table[4] = {1, 2, 3, 4};	/* initialised: the ELF's bytes are copied in */

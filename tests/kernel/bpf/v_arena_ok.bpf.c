@@ -1,18 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <io_uring/bpf_ops.h>
-#define UBPF_ARENA_ADDR_SPACE
-#include <bpf/bpf_arena.h>
+#define ARENA_PAGES 2
+#define ARENA_AT (1ULL << 44)
+#include "arena_map.h"
 
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
 /* verifier case: __arena globals and an allocated page, arena at map_extra 1 << 44 */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARENA);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 2);
-	__ulong(map_extra, 1ULL << 44);
-} arena SEC(".maps");
 
 __u64 __arena hits;
 
