@@ -4,8 +4,10 @@ heldout/03_*.txt and the loop_step programs of heldout/ho3_loop/*.bpf.c.
 Two steps, because the guest has no compiler::
 
     .venv/bin/python tests/bpf/verifier/kernel_heldout3.py build      # host: compile the C
-    tools/kernel-vm/run -- /path/to/guest/python3 tests/bpf/verifier/kernel_heldout3.py guest \\
-        > tests/bpf/verifier/kernel72_heldout3.json
+    XDG_CACHE_HOME=build/kernel-vm/cache .venv/bin/python -c \\
+        "from uringbpf.bpf import maps; maps.lib()"       # the guest has no C compiler either
+    tools/kernel-vm/run -- env XDG_CACHE_HOME=$PWD/build/kernel-vm/cache \\
+        python3 tests/bpf/verifier/kernel_heldout3.py guest > tests/bpf/verifier/kernel72_heldout3.json
 
 The guest step prints one JSON line per program: name, kind ("socket" or "loop_step"),
 ok, errno, the last line of the verifier log ("last", the refusal message) and the
@@ -76,11 +78,14 @@ def guest_loop_step() -> None:
         print(json.dumps({"name": case_name(src), "kind": "loop_step", **row}), flush=True)
 
 
-def guest_socket() -> None:
+def guest_socket(only: list[str] | None = None) -> None:
+    """Socket filters of the corpus files (``only``: these file names, a short guest run)."""
     import corpus_lib
     import kernel_bpf
     corpus_lib.register_test_env()
     for path in SOCKET_FILES:
+        if only and path.name not in only:
+            continue
         for case in corpus_lib.load_corpus(path.parent):
             if case.file != path.name:
                 continue
@@ -99,9 +104,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["build"]:
         return build()
     if argv[:1] == ["guest"]:
-        # "guest" alone: both kinds; "guest socket" / "guest loop_step": one of them
-        if argv[1:] in ([], ["socket"]):
-            guest_socket()
+        # "guest" alone: both kinds; "guest socket [FILE...]" / "guest loop_step": one of them
+        if argv[1:2] in ([], ["socket"]):
+            guest_socket(argv[2:])
         if argv[1:] in ([], ["loop_step"]):
             guest_loop_step()
         return 0

@@ -137,6 +137,7 @@ HO3_IN_PROGRESS = {
 }
 # Same verdict, another message (ours does not start with 7.2's last log line): D's area.
 HO3_MESSAGE_ONLY = set("""
+    ho3d_link_broken_by_reg_add ho3d_link_delta_large
     ho3_jmp32_unsigned_upper_half_unknown ho3_alu32_sub_wraps_high ho3_spill32_fill64_mixed
     ho3_stack_var_off_past_512 ho3b_null_check_jmp32 ho3b_null_check_signed
     ho3b_rdonly_map_helper_dst ho3b_ringbuf_use_after_submit ho3b_pointer_plus_pointer
