@@ -764,6 +764,8 @@ def tier_for(program: isa.Program, tier: str) -> tuple[str, str]:
     if reason is None:
         return ("tiered" if tier == "auto" else "direct"), ""
     if tier == "direct":
+        # An invalid program is refused with the message every engine gives for it.
+        jit_codegen.validate(program.insns, program.arena_xlated)
         raise JitError(f"the direct tier does not translate this program: {reason}")
     return "llvm", reason
 

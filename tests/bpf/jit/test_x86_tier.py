@@ -44,6 +44,16 @@ def test_tier_decision_is_recorded():
     assert fn.tier == "llvm" and fn.tier_reason == "asked for" and fn() == 7
 
 
+def test_invalid_programs_get_the_validation_message_on_every_tier():
+    for tier in ("auto", "direct", "llvm"):
+        with pytest.raises(JitError, match="unknown ALU opcode"):
+            jit.compile(isa.Program("bad", [Insn(0xFF), Insn(isa.OP_EXIT)]), tier=tier)
+        with pytest.raises(JitError, match="leaves its function"):
+            jit.compile(isa.Program("bad", [Insn(isa.OP_CALL, 0, isa.PSEUDO_CALL, 0, 1),
+                                            Insn(isa.OP_EXIT), Insn(isa.OP_JA, 0, 0, -3),
+                                            Insn(isa.OP_EXIT)]), tier=tier)
+
+
 def test_unknown_jump_opcode_goes_to_llvm():
     """An opcode the direct tier does not know (may_goto is JMP | 0xe0) is LLVM's."""
     insns = [Insn(isa.JMP | 0xE0, 0, 0, 0, 0), Insn(isa.ALU64 | isa.MOV | isa.K, 0),
