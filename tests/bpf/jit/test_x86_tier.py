@@ -5,6 +5,7 @@ direct tier against the interpreter on fuzzer-generated programs the verifier ac
 
 from __future__ import annotations
 
+import ctypes
 import random
 import sys
 from pathlib import Path
@@ -75,6 +76,28 @@ def test_tiering_switches_every_instance_to_llvm(monkeypatch):
     assert (a(5), b(6)) == before
     c = jit.compile(prog(text), Runtime(), tier="auto")        # LLVM's code is cached now
     assert c.tier == "llvm" and c(5) == before[0]
+
+
+def test_switch_keeps_thunks_callx_and_callbacks(monkeypatch):
+    """A function address taken in the direct code (lddw func + callx), a subprogram's
+    thunk called from Python: the same before and after the switch to LLVM's code."""
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    k = random.randrange(1, 1 << 20)
+    insns = [*isa.lddw_pair(6, 0, isa.PSEUDO_FUNC), Insn(isa.ALU64 | isa.MOV | isa.K, 1, 0, 0, k),
+             Insn(isa.OP_CALL | isa.X, 6), Insn(isa.ALU64 | isa.ADD | isa.K, 0, 0, 0, 1),
+             Insn(isa.OP_EXIT),
+             Insn(isa.ALU64 | isa.MOV | isa.X, 0, 1), Insn(isa.ALU64 | isa.MUL | isa.K, 0, 0, 0, 3),
+             Insn(isa.OP_EXIT)]
+    insns[0].imm = 5                  # lddw func: the subprogram at 0 + 5 + 1
+    program = isa.Program("t", insns)
+    with jit._llvm_lock:
+        fn = jit.compile(program, Runtime(), tier="auto")
+        assert fn.tier == "direct"
+        sub = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)(fn.function_address(6))
+        before = (fn(), sub(7, 0, 0, 0, 0))
+    jit.tiering_wait()
+    assert fn.tier == "llvm"
+    assert before == (3 * k + 1, 21) == (fn(), sub(7, 0, 0, 0, 0))
 
 
 def _helper(fn, hid=1000) -> dict:
