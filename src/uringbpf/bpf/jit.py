@@ -1,4 +1,10 @@
-"""The JIT: eBPF programs to native x86-64 code through LLVM (llvmlite MCJIT).
+"""The JIT: eBPF programs to native x86-64 code, directly (:mod:`jit_x86`) and through LLVM
+(llvmlite MCJIT).
+
+Two tiers (docs/jit.md): by default a program runs the direct tier's code at once
+(~5 ms per 1,000 instructions to make) while LLVM compiles its code in a background
+thread; each instance switches to LLVM's code when it is ready, and later loads find it in
+the caches. :func:`tier_for` decides; ``JitFunction.tier`` says which code runs.
 
 ``compile(program, runtime)`` returns a :class:`JitFunction` whose ``address`` is a native
 ``uint64_t f(uint64_t r1, ..., uint64_t r5)``: Python calls it through ctypes, a native driver
