@@ -123,6 +123,24 @@ GLOBAL_NULL_C = textwrap.dedent("""\
     """)
 
 
+# SEC("?name"): not loaded by default (libbpf); .BTF.ext names the section with its "?"
+LAZY_C = textwrap.dedent("""\
+    #include <linux/types.h>
+    #include <linux/bpf.h>
+    #include <bpf/bpf_helpers.h>
+
+    char LICENSE[] SEC("license") = "GPL";
+
+    static __noinline int twice(int x) { return x + x; }
+
+    SEC("?socket")
+    int lazy(struct __sk_buff *skb)
+    {
+        return twice(skb->len) ? skb->len : 0;
+    }
+    """)
+
+
 def _kernel_bpf_usable() -> str | None:
     try:
         fd = kernel_exec.map_create(2, 4, 8, 1)
@@ -140,7 +158,7 @@ def objects(tmp_path_factory):
     d = tmp_path_factory.mktemp("kexec")
     out = {}
     for name, src in (("filter", FILTER_C), ("bad", BAD_C), ("global", GLOBAL_C),
-                      ("global_null", GLOBAL_NULL_C)):
+                      ("global_null", GLOBAL_NULL_C), ("lazy", LAZY_C)):
         c = d / f"{name}.bpf.c"
         c.write_text(src)
         out[name] = cc.compile_cached(c)
@@ -358,6 +376,27 @@ def test_load_whose_log_overflows_goes_again_without_a_log(objects, monkeypatch,
         rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, obj._kernel.programs["count"].fd)
         tx.sendto(b"abcd", rx.getsockname())
         assert rx.recv(64) == b"abcd"
+    finally:
+        rx.close()
+        tx.close()
+        obj.close()
+
+
+def test_line_info_of_a_program_in_a_question_mark_section(objects):
+    """A SEC("?socket") program (autoload off) and its subprogram get their line_info:
+    the records are filed under the section's full name, "?" included."""
+    obj = BpfObject.open(objects["lazy"])
+    rx, tx = _udp_pair()
+    try:
+        prog = obj.programs["lazy"]
+        assert not prog.autoload
+        offs = [r[0] for r in _line_records(kernel_exec.prog_line_info(obj, prog))]
+        assert set(prog.program.func_names) <= set(offs) and offs == sorted(set(offs))
+        prog.autoload = True
+        obj.load("interp", executor="kernel")
+        rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, obj._kernel.programs["lazy"].fd)
+        tx.sendto(b"xyz", rx.getsockname())
+        assert rx.recv(64) == b"xyz"
     finally:
         rx.close()
         tx.close()

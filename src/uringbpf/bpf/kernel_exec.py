@@ -418,11 +418,14 @@ def prog_line_info(obj: Any, prog: Any) -> bytes:
         if len(found) != 1:
             return b""
         f = found[0]
-        recs = sorted(r for r in by_sec.get(obj.elf.sections[f.sec].name.lstrip("?"), [])
+        recs = sorted(r for r in by_sec.get(obj.elf.sections[f.sec].name, [])
                       if f.start <= r[0] < f.end)
         if not recs or recs[0][0] != f.start:
             return b""
         out += [(base + r[0] - f.start,) + r[1:] for r in recs]
+    offs = [r[0] for r in out]
+    if any(a >= b for a, b in zip(offs, offs[1:])):
+        return b""      # two records for one instruction: check_btf_line would refuse them
     return b"".join(struct.pack("<IIII", *r) for r in out)
 
 
