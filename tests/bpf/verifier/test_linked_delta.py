@@ -247,6 +247,48 @@ def test_sync_skips_mixed_widths_and_zero_extends_32bit():
     assert sync_linked_var(_reg(sc.const(3), id=5 | ADD_CONST32, off=1), r64) is None
 
 
+def _state(r6: Reg, r7: Reg):
+    from uringbpf.bpf.verifier.state import Frame, State
+    st = State()
+    f = Frame(0, 0, -1)
+    f.regs[6], f.regs[7] = r6, r7
+    st.frames.append(f)
+    return st
+
+
+def test_pruning_compares_an_imprecise_partner_of_a_delta_link():
+    """r6 is statically imprecise (only compared with constants below), r7 = r6 + 4 is
+    precise.  A branch on r6 below moves r7 by the delta, so r6's range must be covered
+    too (the kernel marks linked registers precise together); a plain link (same value)
+    needs only the precise partner."""
+    from uringbpf.bpf.verifier.state import state_subsumes
+    live, impr = [1 << 6 | 1 << 7], [1 << 6]
+    old = _state(_reg(sc.urange(0, 10), id=7), _reg(sc.urange(4, 14), id=7 | ADD_CONST64, off=4))
+    cur = _state(_reg(sc.urange(0, 20), id=8), _reg(sc.urange(4, 14), id=8 | ADD_CONST64, off=4))
+    assert not state_subsumes(old, cur, live, impr)
+    narrow = _state(_reg(sc.urange(2, 9), id=8), _reg(sc.urange(6, 13), id=8 | ADD_CONST64, off=4))
+    assert state_subsumes(old, narrow, live, impr)
+    plain_old = _state(_reg(sc.urange(0, 10), id=7), _reg(sc.urange(0, 10), id=7))
+    plain_cur = _state(_reg(sc.urange(0, 20), id=8), _reg(sc.urange(0, 10), id=8))
+    assert state_subsumes(plain_old, plain_cur, live, impr)
+
+
+def test_pruning_maps_base_ids_consistently():
+    """7.2's check_scalar_ids base check: old r7 = r6 + 4, cur r7 = (some other r) + 4."""
+    from uringbpf.bpf.verifier.state import state_subsumes
+    live = [1 << 6 | 1 << 7]
+    v = sc.urange(0, 10)
+    old = _state(_reg(v, id=7), _reg(v, id=7 | ADD_CONST64, off=4))
+    same = _state(_reg(v, id=8), _reg(v, id=8 | ADD_CONST64, off=4))
+    other = _state(_reg(v, id=8), _reg(v, id=9 | ADD_CONST64, off=4))
+    width = _state(_reg(v, id=8), _reg(v, id=8 | ADD_CONST32, off=4))
+    delta = _state(_reg(v, id=8), _reg(v, id=8 | ADD_CONST64, off=5))
+    assert state_subsumes(old, same, live)
+    assert not state_subsumes(old, other, live)
+    assert not state_subsumes(old, width, live)
+    assert not state_subsumes(old, delta, live)
+
+
 def test_log_shows_delta():
     r = _reg(sc.urange(0, 7), id=9 | ADD_CONST64, off=-1)
     assert "id=9-1" in r.fmt()
