@@ -512,11 +512,11 @@ class Cfg:
         docs/verifier.md, "precision").  With ``branches`` every comparison operand
         counts too (used against states below which a branch was decided by a value).
         Over-approximate: extra precise registers only cost pruning.  ``compares=False``
-        leaves out register-register comparisons and the scalar added to a possible pointer,
-        a subprogram's arguments and result, and with ``branches`` counts only comparisons
-        with an immediate (``regreg``: only register-register ones) -- what a may_goto loop
-        keeps from widening: the kernel marks a compared value precise only when the branch
-        is decided, an added one only when the pointer is used.
+        leaves out register-register comparisons, the scalar added to a possible pointer,
+        a stored value, a subprogram's arguments and result, and with ``branches`` counts
+        only comparisons with an immediate (``regreg``: only register-register ones) -- what
+        a may_goto loop keeps from widening: the kernel marks a compared value precise only
+        when the branch is decided, an added or stored one only when it is used.
         """
         insns = self.insns
 
@@ -551,7 +551,9 @@ class Cfg:
             if cls == isa.STX and insn.mode == isa.ATOMIC and insn.imm == isa.LOAD_ACQ:
                 return (out & ~d) | s       # a load, as LDX
             if cls == isa.STX:
-                res = out | d | s
+                # (for may_goto widening a stored value is not kept: the kernel marks it
+                # only when it is loaded back and used)
+                res = out | d | (s if compares or insn.mode == isa.ATOMIC else 0)
                 if insn.mode == isa.ATOMIC and insn.imm == isa.CMPXCHG:
                     res |= 1
                 return res
