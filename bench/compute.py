@@ -494,6 +494,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --part jit: time the four programs' code under our codegen "
                          "level and this one in the same process (interleaved)")
     args = ap.parse_args(argv)
+    # The run-time and compile-time parts measure LLVM's code (the JIT's steady state: the
+    # direct tier's code runs only until the background compile is done); --part tiers
+    # compares the two tiers explicitly.
+    os.environ.setdefault("URINGBPF_JIT_TIER", "llvm")
     apply_codegen(args.codegen)
     if args.codegen != "default":
         print(f"machine code: {args.codegen} (an experiment; disk cache off)")
