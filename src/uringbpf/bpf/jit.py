@@ -1239,6 +1239,7 @@ def _tier_worker() -> None:
 
 
 def _tier_run(job: _TierJob) -> None:
+    code = None
     try:
         code, _ = _code_for(job.program, job.binder, job.checked, job.opt_level,
                             job.use_cache, "llvm")
@@ -1246,14 +1247,15 @@ def _tier_run(job: _TierJob) -> None:
         # LLVM refused what the direct tier translated: the instances keep the direct
         # code (it honours the same contract); the reason is kept on the job.
         job.error = exc
-        code = None
-    with _tier_lock:
-        job.code = code
-        instances = list(job.instances) if code is not None else []
-        job.instances = weakref.WeakSet()
-        job.binder = None
-        if _tier_jobs.get(job.key) is job:
-            del _tier_jobs[job.key]
+    finally:
+        # Whatever happened, the job is over: later loads start a new one.
+        with _tier_lock:
+            job.code = code
+            instances = list(job.instances) if code is not None else []
+            job.instances = weakref.WeakSet()
+            job.binder = None
+            if _tier_jobs.get(job.key) is job:
+                del _tier_jobs[job.key]
     for fn in instances:
         fn._switch(code)
 
