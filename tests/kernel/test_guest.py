@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import struct
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from uringbpf import BpfObject
 from uringbpf.bpf import kernel_exec
+from uringbpf.errors import MapError
 
 OBJS = Path(__file__).resolve().parents[2] / "build" / "kernel-vm" / "objs"
 
@@ -141,3 +143,37 @@ def test_kernel_arena_pages_outlive_close_while_viewed():
     start = arena._addr
     del view
     assert _mapping_at(start) is None
+
+
+def test_kernel_arena_refuses_user_space_page_calls():
+    """A kernel arena's pages are the programs' to allocate: the emulated arena's
+    arena_alloc_pages/free/reserve raise on it (MapError EOPNOTSUPP) instead of guessing."""
+    obj = BpfObject.open(OBJS / "arena_any.o")
+    try:
+        obj.load("interp", executor="kernel")
+        arena = obj.maps["arena"]
+        for verb in (arena.arena_alloc_pages, arena.arena_free_pages, arena.arena_reserve_pages):
+            with pytest.raises(MapError) as info:
+                verb(1)
+            assert info.value.errno == errno.EOPNOTSUPP
+    finally:
+        obj.close()
+
+
+def test_fixed_arena_address_held_by_a_view_is_a_clear_error():
+    """A memoryview of the emulated arena kept across load() keeps 1 << 44 mapped: the
+    kernel arena cannot go there, and the load says why (EEXIST) instead of mapping over
+    memory Python still reads."""
+    obj = BpfObject.open(OBJS / "arena_fixed.o")
+    view = obj.maps["arena"].memory()
+    try:
+        with pytest.raises(kernel_exec.KernelLoadError) as info:
+            obj.load("interp", executor="kernel")
+        assert info.value.errno == errno.EEXIST and "memoryview" in str(info.value)
+        assert not obj.loaded
+        view[0] = 1                      # still the emulated arena's memory
+    finally:
+        del view
+        obj.close()
+    again = BpfObject.open(OBJS / "arena_fixed.o")
+    again.close()

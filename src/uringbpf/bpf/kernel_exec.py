@@ -37,7 +37,7 @@ from typing import Any
 
 from . import isa
 from . import maps as _maps
-from ..errors import BpfLoadError, KernelLoadError
+from ..errors import BpfLoadError, KernelLoadError, MapError
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 LOOP_OPS_TYPE = "io_uring_bpf_ops"
@@ -531,7 +531,10 @@ class KernelArena:
         if addr == _MAP_FAILED or addr is None:
             err = ctypes.get_errno()
             raise KernelLoadError(f"mmap of arena {self.name}", err,
-                                  f"{os.strerror(err)} at {where or 0:#x}, {self._len} bytes")
+                                  f"{os.strerror(err)} at {where or 0:#x}, {self._len} bytes"
+                                  + (" (the address is taken: by a map this object shares "
+                                     "through reuse_map(), or a memoryview of its emulated "
+                                     "arena still held)" if err == errno.EEXIST else ""))
         if where is not None and addr != where:     # a kernel without FIXED_NOREPLACE
             _libc.munmap(addr, self._len)
             raise KernelLoadError(f"mmap of arena {self.name}", errno.EBUSY,
@@ -566,6 +569,14 @@ class KernelArena:
     def arena_window(self) -> int:
         """The 4 GiB block holding the arena (its pointers' upper 32 bits)."""
         return self._mapped() & ~0xFFFFFFFF
+
+    def arena_alloc_pages(self, page_cnt: int = 1, addr: int = 0) -> int:
+        """Refused: user space has no call that allocates a kernel arena's pages (touching
+        a page in :meth:`memory` allocates it, as the kernel's ``arena_vm_fault`` does)."""
+        raise MapError(errno.EOPNOTSUPP, f"arena {self.name!r} is the kernel's: its programs "
+                       "allocate pages (bpf_arena_alloc_pages); user space touches them")
+
+    arena_free_pages = arena_reserve_pages = arena_alloc_pages
 
     def close(self) -> None:
         """Close the map fd and drop the mapping (idempotent; views still held keep it)."""
@@ -758,21 +769,24 @@ def _take_arena(obj: Any, emulated: Any, arena: KernelArena) -> None:
     globals hold now (the ELF's initial data, or what Python wrote before ``load()``)
     is what the kernel's programs start from, as with the emulation."""
     idx = obj.map_list.index(emulated)
-    views = [gd for gd in obj.datasecs.values() if gd.map is emulated]
     spans = []
     for sec_index, base in obj._arena_data_off.items():
         if obj._sec_map.get(sec_index) == idx:
             size = obj.elf.sections[sec_index].size
             spans.append((base, bytes(emulated.memory()[base:base + size])))
+    if arena.map_extra:
+        if id(emulated) in obj._owned:
+            obj._owned.discard(id(emulated))
+            emulated.close()        # its pages go with its last memoryview
+        arena.mmap()
     obj.map_list[idx] = arena
     obj.maps[emulated.name] = arena
-    for gd in views:
-        object.__setattr__(gd, "_map", arena)
+    for gd in obj.datasecs.values():
+        if gd.map is emulated:
+            object.__setattr__(gd, "_map", arena)
     if id(emulated) in obj._owned:
         obj._owned.discard(id(emulated))
         emulated.close()
-    if arena.map_extra:
-        arena.mmap()
     mem = arena.memory()
     for base, data in spans:
         mem[base:base + len(data)] = data
