@@ -1241,6 +1241,12 @@ def _tier_worker() -> None:
 def _tier_run(job: _TierJob) -> None:
     code = None
     try:
+        with _tier_lock:
+            wanted = len(job.instances) > 0
+        if not wanted:
+            # Every instance went before its turn (short-lived loads, tests): no compile;
+            # a later load queues it again.
+            return
         code, _ = _code_for(job.program, job.binder, job.checked, job.opt_level,
                             job.use_cache, "llvm")
     except JitError as exc:

@@ -6,6 +6,7 @@ direct tier against the interpreter on fuzzer-generated programs the verifier ac
 from __future__ import annotations
 
 import ctypes
+import gc
 import random
 import sys
 from pathlib import Path
@@ -76,6 +77,22 @@ def test_tiering_switches_every_instance_to_llvm(monkeypatch):
     assert (a(5), b(6)) == before
     c = jit.compile(prog(text), Runtime(), tier="auto")        # LLVM's code is cached now
     assert c.tier == "llvm" and c(5) == before[0]
+
+
+def test_no_background_compile_for_instances_already_gone(monkeypatch):
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    text = "mov %r0, {}\nexit".format(random.randrange(1 << 30))
+    with jit._llvm_lock:
+        fn = jit.compile(prog(text), Runtime(), tier="auto")
+        assert fn.tier == "direct" and fn() >= 0
+        compiles = jit.cache_info()["misses"]
+        del fn
+        gc.collect()
+    jit.tiering_wait()
+    assert jit.cache_info()["misses"] == compiles
+    fn = jit.compile(prog(text), Runtime(), tier="auto")      # queued again, and done
+    jit.tiering_wait()
+    assert fn.tier == "llvm" and jit.cache_info()["misses"] == compiles + 1   # direct: a hit
 
 
 def test_switch_keeps_thunks_callx_and_callbacks(monkeypatch):
