@@ -776,6 +776,18 @@ def tier_for(program: isa.Program, tier: str) -> tuple[str, str]:
     return "llvm", reason
 
 
+def _cache_get(key: tuple, use_cache: bool) -> _Code | None:
+    """The memory cache's code for ``key`` (counted as a hit), or None."""
+    if not use_cache:
+        return None
+    with _llvm_lock:
+        code = _cache.get(key)
+        if code is not None:
+            _cache.move_to_end(key)
+            _stats["hits"] += 1
+        return code
+
+
 def _cache_put(key: tuple, code: _Code, use_cache: bool) -> None:
     """Count a compile and keep its code in the memory cache (least recently used out)."""
     with _llvm_lock:
@@ -799,12 +811,9 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
     if plan in ("tiered", "direct"):
         return _direct_code(program, binder, checked, use_cache, signature, fields)
     key = (fields, checked, opt_level, signature)
-    with _llvm_lock:
-        code = _cache.get(key) if use_cache else None
-        if code is not None:
-            _cache.move_to_end(key)
-            _stats["hits"] += 1
-            return code, True
+    code = _cache_get(key, use_cache)
+    if code is not None:
+        return code, True
     initialize()
     natives = dict(binder.natives)
     rt = _jitrt_symbols() if checked else {}
@@ -1296,12 +1305,9 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     """The direct tier's code for ``program`` (memory-cached like LLVM's; never on disk:
     translating costs less than reading a file)."""
     key = (fields, checked, "direct", signature)
-    with _llvm_lock:
-        code = _cache.get(key) if use_cache else None
-        if code is not None:
-            _cache.move_to_end(key)
-            _stats["hits"] += 1
-            return code, True
+    code = _cache_get(key, use_cache)
+    if code is not None:
+        return code, True
     start = time.thread_time()
     rt = _jitrt_symbols() if checked else {}
     bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
