@@ -77,6 +77,19 @@ def available() -> str | None:
     return None
 
 
+def load_case(case) -> tuple[int, str]:
+    """Load one corpus case (corpus_lib.Case) as a socket filter with fresh kernel maps of
+    its map specs: (fd or -errno, verifier log).  The maps and the program are closed."""
+    fds = [map_create(m.type, m.key_size, m.value_size, m.max_entries, m.map_flags)
+           for m in case.maps]
+    try:
+        return prog_load(kernel_form(case.program().insns, fds))
+    finally:
+        for f in fds:
+            if f >= 0:
+                os.close(f)
+
+
 def kernel_form(insns: list[isa.Insn], map_fds: list[int]) -> list[isa.Insn]:
     """Our PSEUDO_MAP_IDX[_VALUE] lddw forms back to the kernel's map-fd forms."""
     out: list[isa.Insn] = []

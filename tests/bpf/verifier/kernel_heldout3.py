@@ -20,7 +20,6 @@ the recorded verdicts with uringbpf's.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import sys
@@ -89,11 +88,7 @@ def guest_socket(only: list[str] | None = None) -> None:
         for case in corpus_lib.load_corpus(path.parent):
             if case.file != path.name:
                 continue
-            fds = [kernel_bpf.map_create(m.type, m.key_size, m.value_size, m.max_entries, m.map_flags)
-                   for m in case.maps]
-            fd, log = kernel_bpf.prog_load(kernel_bpf.kernel_form(case.program().insns, fds))
-            for f in fds:
-                os.close(f)
+            fd, log = kernel_bpf.load_case(case)
             last, processed = summary(log)
             print(json.dumps({"name": case.name, "kind": "socket", "ok": fd >= 0,
                               "errno": -fd if fd < 0 else 0, "last": "" if fd >= 0 else last,

@@ -59,8 +59,6 @@ def socket_filters(only: list[str] | None = None) -> int:
     """The socket-filter cases of the corpus and the held-out corpus that the host
     cross-check compares (test_kernel_crosscheck._comparable), with this kernel's verdicts.
     ``only``: corpus file names to limit the run to (a targeted batch in the slow guest)."""
-    import os
-
     import kernel_bpf
     import test_kernel_crosscheck as xc
     corpus_lib.register_test_env()
@@ -72,11 +70,7 @@ def socket_filters(only: list[str] | None = None) -> int:
                 continue    # held-out corpus 3 has its own recorder, kernel_heldout3.py
             if xc._comparable(case) is not None:
                 continue
-            fds = [kernel_bpf.map_create(m.type, m.key_size, m.value_size, m.max_entries, m.map_flags)
-                   for m in case.maps]
-            fd, log = kernel_bpf.prog_load(kernel_bpf.kernel_form(case.program().insns, fds))
-            for f in fds:
-                os.close(f)
+            fd, log = kernel_bpf.load_case(case)
             tail = [ln for ln in log.strip().splitlines() if ln and not ln.startswith("processed")]
             print(json.dumps({"name": case.name, "ok": fd >= 0, "last": tail[-1] if tail else ""}),
                   flush=True)

@@ -23,6 +23,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define NAKED_STEP SEC("struct_ops.s/step") __attribute__((naked)) void step(void)
 #define OPS SEC(".struct_ops.link") struct io_uring_bpf_ops ops = { .loop_step = (void *)step }
 
+/* pieces of the naked programs' assembly (string literals, concatenated) */
+#define ASM_RING_R6 "r6 = *(u64 *)(r1 + 0);"			/* r6 = the ring */
+#define ASM_REGION(id, size) "r1 = r6;" "r2 = " #id ";" "r3 = " #size ";"	\
+	"call %[bpf_io_uring_get_region];"			/* r0 = region or NULL */
+#define ASM_ITER_NEW(n) "r1 = r10;" "r1 += -8;" "r2 = 0;" "r3 = " #n ";"	\
+	"call %[bpf_iter_num_new];"				/* iterator at fp-8 over [0, n) */
+#define ASM_ITER(fn) "r1 = r10;" "r1 += -8;" "call %[" #fn "];"	/* fn(fp-8) */
+
 #define IMM(name) [name] "i"(name)
 #define IMM_ADDR(name) [name] "i"(&name)
 

@@ -3,11 +3,8 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
-	"r1 = r6;"
-	"r2 = 0;"
-	"r3 = 64;"
-	"call %[bpf_io_uring_get_region];"
+	ASM_RING_R6
+	ASM_REGION(0, 64)
 	"if r0 == 0 goto 1f;"
 	"r1 = 1;"
 	"lock *(u64 *)(r0 + 4) += r1;"

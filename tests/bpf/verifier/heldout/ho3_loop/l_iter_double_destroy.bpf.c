@@ -3,17 +3,9 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r1 = r10;"
-	"r1 += -8;"
-	"r2 = 0;"
-	"r3 = 4;"
-	"call %[bpf_iter_num_new];"
-	"r1 = r10;"
-	"r1 += -8;"
-	"call %[bpf_iter_num_destroy];"
-	"r1 = r10;"
-	"r1 += -8;"
-	"call %[bpf_iter_num_destroy];"
+	ASM_ITER_NEW(4)
+	ASM_ITER(bpf_iter_num_destroy)
+	ASM_ITER(bpf_iter_num_destroy)
 	"r0 = 0;"
 	"exit;"
 	:: IMM(bpf_iter_num_new), IMM(bpf_iter_num_destroy) : "memory");

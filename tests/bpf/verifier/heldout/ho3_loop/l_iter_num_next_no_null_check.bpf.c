@@ -3,18 +3,10 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r1 = r10;"
-	"r1 += -8;"
-	"r2 = 0;"
-	"r3 = 16;"
-	"call %[bpf_iter_num_new];"
-	"r1 = r10;"
-	"r1 += -8;"
-	"call %[bpf_iter_num_next];"
+	ASM_ITER_NEW(16)
+	ASM_ITER(bpf_iter_num_next)
 	"r6 = *(u32 *)(r0 + 0);"
-	"r1 = r10;"
-	"r1 += -8;"
-	"call %[bpf_iter_num_destroy];"
+	ASM_ITER(bpf_iter_num_destroy)
 	"r0 = 0;"
 	"exit;"
 	:: IMM(bpf_iter_num_new), IMM(bpf_iter_num_next), IMM(bpf_iter_num_destroy) : "memory");

@@ -3,15 +3,9 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r1 = r10;"
-	"r1 += -8;"
-	"r2 = 0;"
-	"r3 = 16;"
-	"call %[bpf_iter_num_new];"
+	ASM_ITER_NEW(16)
 	"2:"
-	"r1 = r10;"
-	"r1 += -8;"
-	"call %[bpf_iter_num_next];"
+	ASM_ITER(bpf_iter_num_next)
 	"if r0 != 0 goto 2b;"
 	"r0 = 0;"
 	"exit;"

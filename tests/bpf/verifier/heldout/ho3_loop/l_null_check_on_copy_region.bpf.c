@@ -3,11 +3,8 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
-	"r1 = r6;"
-	"r2 = 0;"
-	"r3 = 64;"
-	"call %[bpf_io_uring_get_region];"
+	ASM_RING_R6
+	ASM_REGION(0, 64)
 	"r7 = r0;"
 	"if r7 == 0 goto 1f;"
 	"*(u8 *)(r0 + 63) = 1;"

@@ -3,7 +3,7 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
+	ASM_RING_R6
 	"*(u32 *)(r10 - 4) = 0;"
 	"r1 = %[arr] ll;"
 	"r2 = r10;"

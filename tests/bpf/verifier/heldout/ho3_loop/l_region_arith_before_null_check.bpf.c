@@ -3,12 +3,9 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
+	ASM_RING_R6
 	"r7 = *(u64 *)(r1 + 8);"
-	"r1 = r6;"
-	"r2 = 0;"
-	"r3 = 64;"
-	"call %[bpf_io_uring_get_region];"
+	ASM_REGION(0, 64)
 	"r0 += 8;"
 	"if r0 == 0 goto 1f;"
 	"*(u8 *)(r0 + 0) = 1;"

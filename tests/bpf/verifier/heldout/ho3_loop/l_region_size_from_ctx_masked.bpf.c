@@ -3,7 +3,7 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
+	ASM_RING_R6
 	"r7 = *(u64 *)(r1 + 8);"
 	"r3 = *(u32 *)(r7 + 0);"
 	"r3 &= 63;"

@@ -3,7 +3,7 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
+	ASM_RING_R6
 	"r6 += 8;"
 	"r1 = r6;"
 	"r2 = 1;"

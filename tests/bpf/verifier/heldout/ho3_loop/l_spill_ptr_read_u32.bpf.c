@@ -3,7 +3,7 @@
 NAKED_STEP
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
+	ASM_RING_R6
 	"*(u64 *)(r10 - 8) = r6;"
 	"r0 = *(u32 *)(r10 - 8);"
 	"r0 = 0;"

@@ -3,7 +3,7 @@
 SEC("struct_ops/step") __attribute__((naked)) void step(void)
 {
 	asm volatile(
-	"r6 = *(u64 *)(r1 + 0);"
+	ASM_RING_R6
 	"r1 = r6;"
 	"r2 = 1;"
 	"call %[bpf_io_uring_submit_sqes];"
