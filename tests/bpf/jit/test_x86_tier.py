@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
+import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from uringbpf import native
 from uringbpf.bpf import conformance, isa, jit, verifier
 from uringbpf.bpf.asm import assemble
 from uringbpf.bpf.helpers import Arg, Helper, Proto, Runtime
@@ -115,6 +119,37 @@ def test_switch_keeps_thunks_callx_and_callbacks(monkeypatch):
     jit.tiering_wait()
     assert fn.tier == "llvm"
     assert before == (3 * k + 1, 21) == (fn(), sub(7, 0, 0, 0, 0))
+
+
+_DISK_SCRIPT = r"""
+import json
+from uringbpf.bpf import isa, jit
+from uringbpf.bpf.asm import assemble
+from uringbpf.bpf.helpers import Runtime
+fn = jit.compile(isa.Program("t", assemble("mov %r0, %r1\nmul %r0, 7\nexit")), Runtime())
+first = fn.tier
+jit.tiering_wait()
+print(json.dumps([first, fn.tier, fn(3), jit.cache_info()["disk_hits"]]))
+"""
+
+
+def test_next_process_gets_llvm_code_from_the_disk_cache(tmp_path):
+    """auto: the first process runs the direct code and writes LLVM's to the disk cache in
+    the background; the next process loads LLVM's code at once."""
+    built = tmp_path / "uringbpf"          # this process's native libraries: no rebuild
+    built.mkdir()
+    for lib in native.cache_dir().glob("*.so"):
+        (built / lib.name).symlink_to(lib)
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    env.pop("URINGBPF_JIT_CACHE", None)
+    env.pop("URINGBPF_JIT_TIER", None)
+    out = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", _DISK_SCRIPT], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert out == [["direct", "llvm", 21, 0], ["llvm", "llvm", 21, 1]]
 
 
 def _helper(fn, hid=1000) -> dict:
@@ -291,8 +326,6 @@ def test_fuzzed_programs_agree_with_the_interpreter(monkeypatch):
 
 
 if __name__ == "__main__":
-    import os
-
     os.environ["URINGBPF_JIT_CACHE"] = "0"
     count, seed = int(sys.argv[1]), int(sys.argv[2])
     print("accepted %d, compared with the interpreter %d, direct vs LLVM %d"
