@@ -101,40 +101,16 @@ HO3_DELIBERATE = {
 # Gaps found by this corpus and sent to the owner of the code (/tmp/team/notes-C.md); the
 # class is in the value.  Not deliberate: each should go.  A listed case that agrees is
 # reported as a warning (its fix may land before this list is updated).
-_MAP_FUNC = ("LOOSER (D, calls.py): no map-type/helper compatibility check (the kernel's "
-             "check_map_func_compatibility) and a 0-byte key passed as memory")
-_GLOBAL_NULL = ("STRICTER (D, calls.py): a global function's pointer parameter may be NULL, "
-                "so 7.2 accepts a map_value_or_null argument")
 HO3_GAPS = {
-    **{n: _MAP_FUNC for n in (
-        "ho3b_lookup_on_ringbuf", "ho3b_update_on_ringbuf", "ho3b_ringbuf_output_on_array",
-        "ho3b_ringbuf_reserve_on_hash", "ho3b_percpu_lookup_elem_on_array")},
     "ho3_stack_var_off_neg_add_512": "STRICTER (L): BPF_NEG loses the tnum (the kernel computes "
                                      "0 - x with tnum_sub: (0; ...fff8)), so an aligned "
                                      "variable stack offset looks misaligned",
     "ho3b_arsh32_bounds": "STRICTER (L): 32-bit signed bounds through ARSH32 are lost",
-    "ho3_atomic_fetch_result_unknown": "STRICTER (D): an atomic fetch from a stack slot holding "
-                                       "a spilled scalar gives the spilled value in 7.2",
-    "l_atomic_ctx_field": "STRICTER (D): 7.2 allows an atomic add on a writable field of a "
-                          "struct_ops argument (only ctx/pkt/flow_keys/sock/arena are refused)",
-    "l_global_map_value_arg": _GLOBAL_NULL,
-    "l_global_with_can_loop": _GLOBAL_NULL,
-    "l_global_params_arg": "STRICTER (D): 7.2 passes a trusted struct pointer of the declared "
-                           "type to a global function's pointer parameter",
-    "l_global_void_return": "STRICTER (D): a global void function need not set R0",
 }
-# Features being implemented right now (#20: M may_goto, L linked scalars, D dead code):
-# expected to change when their work lands; disagreeing is allowed, agreeing is reported.
-HO3_IN_PROGRESS = {
-    **{n: "L: linked scalars with a constant delta" for n in (
-        "ho3_linked_delta_bound_on_base", "ho3_linked_delta_bound_on_copy",
-        "ho3_linked_delta_negative", "ho3_linked_broken_by_write", "l_linked_delta_region")},
-    **{n: "M: may_goto" for n in (
-        "ho3_may_goto_endless_loop", "ho3_may_goto_index_checked", "ho3_may_goto_nested",
-        "l_can_loop_checked_index", "l_can_loop_endless")},
-    **{n: "D: dead code is not checked beyond what the kernel's early passes check" for n in (
-        "ho3_dead_div_by_zero_imm", "ho3_dead_unknown_helper")},
-}
+# Features that were being implemented while this corpus was written (#20: M may_goto, L
+# linked scalars, D dead code, map/helper compatibility, global functions): all of their
+# cases agree now and are checked strictly above.  A case listed here may disagree.
+HO3_IN_PROGRESS: dict[str, str] = {}
 # Same verdict, another message (ours does not start with 7.2's last log line): D's area.
 HO3_MESSAGE_ONLY = set("""
     ho3d_link_broken_by_reg_add ho3d_link_delta_large
