@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 from uringbpf import BpfObject
+from uringbpf.errors import BpfLoadError
 from uringbpf.bpf import btf as btfmod
 from uringbpf.bpf import cc, kernel_exec
 
@@ -400,4 +401,26 @@ def test_line_info_of_a_program_in_a_question_mark_section(objects):
     finally:
         rx.close()
         tx.close()
+        obj.close()
+
+
+def test_btf_ext_line_info_parser_refuses_malformed_sections(objects):
+    """bpf/btf.ext_line_info (kernel_exec's line_info and lang's source map read it):
+    the object's own section parses; truncated, foreign or overlong ones raise."""
+    obj = BpfObject.open(objects["global"])
+    try:
+        ext = bytes(obj.elf.section(".BTF.ext").data)
+        strs = obj.btf.strings
+        lines = btfmod.ext_line_info(ext, strs)
+        assert set(lines) == {"socket", ".text"} and all(lines.values())
+        assert lines["socket"][0].insn == 0 and lines["socket"][0].line > 0
+        hdr_len, line_off = struct.unpack_from("<I", ext, 4)[0], struct.unpack_from("<I", ext, 16)[0]
+        count_at = hdr_len + line_off + 4 + 4          # the first section's record count
+        too_many = bytearray(ext)
+        struct.pack_into("<I", too_many, count_at, 1 << 20)
+        for bad, what in ((ext[:10], "truncated"), (b"\0\0" + ext[2:], "magic"),
+                          (bytes(too_many), "out of bounds")):
+            with pytest.raises(BpfLoadError, match=what):
+                btfmod.ext_line_info(bad, strs)
+    finally:
         obj.close()

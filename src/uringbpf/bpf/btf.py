@@ -301,3 +301,62 @@ class Btf:
         if t.kind == KIND_FUNC_PROTO:
             return f"{self.type_name(t.ref)} (*)({', '.join(self.type_name(p.type) for p in t.params)})"
         return t.name or t.kind_name
+
+
+# --- .BTF.ext line_info ------------------------------------------------------------------
+_LINE_INFO_MIN = 16     # struct bpf_line_info { insn_off; file_name_off; line_off; line_col; }
+
+
+@dataclass(frozen=True)
+class LineInfo:
+    """One ``.BTF.ext`` line_info record: the instruction index in its code section, and
+    (as ``struct bpf_line_info`` has them) the file name's and source line's offsets into
+    the ``.BTF`` string section and ``line_col`` (line << 10 | column)."""
+    insn: int
+    file_name_off: int
+    line_off: int
+    line_col: int
+
+    @property
+    def line(self) -> int:
+        """The source line number."""
+        return self.line_col >> 10
+
+    @property
+    def col(self) -> int:
+        """The source column."""
+        return self.line_col & 0x3FF
+
+
+def ext_line_info(ext: bytes, strings: bytes, where: str = ".BTF.ext") -> dict[str, list[LineInfo]]:
+    """The line_info of a ``.BTF.ext`` section, per code section name (names read from
+    ``strings``, the ``.BTF`` string section), records in the order LLVM wrote them."""
+    ext = bytes(ext)
+    if len(ext) < 24:
+        raise BpfLoadError(f"{where}: truncated header ({len(ext)} bytes)")
+    magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", ext, 0)
+    if magic != BTF_MAGIC:
+        raise BpfLoadError(f"{where}: bad magic {magic:#x}")
+    _func_off, _func_len, line_off, line_len = struct.unpack_from("<IIII", ext, 8)
+    out: dict[str, list[LineInfo]] = {}
+    if line_len == 0:
+        return out
+    pos, end = hdr_len + line_off, hdr_len + line_off + line_len
+    if end > len(ext):
+        raise BpfLoadError(f"{where}: line_info past the end of the section")
+    (rec_size,) = struct.unpack_from("<I", ext, pos)
+    if rec_size < _LINE_INFO_MIN:
+        raise BpfLoadError(f"{where}: line_info records of {rec_size} bytes")
+    pos += 4
+    while pos < end:
+        name_off, num = struct.unpack_from("<II", ext, pos)
+        pos += 8
+        if pos + num * rec_size > end or name_off >= len(strings):
+            raise BpfLoadError(f"{where}: line_info section record out of bounds")
+        name = strings[name_off:strings.find(b"\0", name_off)].decode("utf-8", "replace")
+        recs = out.setdefault(name, [])
+        for i in range(num):
+            insn_off, file_off, src_off, line_col = struct.unpack_from("<IIII", ext, pos + i * rec_size)
+            recs.append(LineInfo(insn_off // 8, file_off, src_off, line_col))
+        pos += num * rec_size
+    return out

@@ -35,6 +35,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import btf as _btf
 from . import isa
 from . import maps as _maps
 from ..errors import BpfLoadError, KernelLoadError, MapError
@@ -364,39 +365,6 @@ def prog_func_info(obj: Any, prog: Any) -> bytes:
     return out
 
 
-def btf_ext_lines(obj: Any) -> dict[str, list[tuple[int, int, int, int]]]:
-    """The object's ``.BTF.ext`` line_info: per code section name, its records as
-    ``(instruction index in the section, file_name_off, line_off, line_col)``, string
-    offsets into the ``.BTF`` string section (which :func:`sanitize_btf` keeps as is)."""
-    ext = obj.elf.section(".BTF.ext")
-    if ext is None or obj.btf is None:
-        return {}
-    data = bytes(ext.data)
-    magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
-    if magic != 0xEB9F:
-        raise BpfLoadError(f"{obj.path}: .BTF.ext: bad magic {magic:#x}")
-    _func_off, _func_len, line_off, line_len = struct.unpack_from("<IIII", data, 8)
-    out: dict[str, list[tuple[int, int, int, int]]] = {}
-    if line_len == 0:
-        return out
-    pos, end = hdr_len + line_off, hdr_len + line_off + line_len
-    (rec_size,) = struct.unpack_from("<I", data, pos)
-    if rec_size < _LINE_INFO_SIZE:
-        raise BpfLoadError(f"{obj.path}: .BTF.ext: line_info records of {rec_size} bytes")
-    pos += 4
-    while pos < end:
-        sec_name_off, num = struct.unpack_from("<II", data, pos)
-        pos += 8
-        strs = obj.btf.strings
-        name = strs[sec_name_off:strs.find(b"\0", sec_name_off)].decode(errors="replace")
-        recs = out.setdefault(name, [])
-        for i in range(num):
-            insn_off, file_off, line, col = struct.unpack_from("<IIII", data, pos + i * rec_size)
-            recs.append((insn_off // isa.INSN_SIZE, file_off, line, col))
-        pos += num * rec_size
-    return out
-
-
 def prog_line_info(obj: Any, prog: Any) -> bytes:
     """``bpf_line_info`` records for one relocated program of ``obj``, as libbpf sends
     them after placing subprograms: each placed function's records, moved to where the
@@ -405,9 +373,10 @@ def prog_line_info(obj: Any, prog: Any) -> bytes:
     offsets, and one exactly at each function's first slot).  Empty when a placed function
     has no record at its start, or its source function cannot be told apart (the load
     then goes without line_info, which only feeds the verifier log)."""
-    by_sec = btf_ext_lines(obj)
-    if not by_sec:
+    ext = obj.elf.section(".BTF.ext")
+    if ext is None or obj.btf is None:
         return b""
+    by_sec = _btf.ext_line_info(ext.data, obj.btf.strings, f"{obj.path}: .BTF.ext")
     funcs: dict[str, list[Any]] = {}
     for sec_funcs in obj._funcs.values():
         for f in sec_funcs:
@@ -418,8 +387,9 @@ def prog_line_info(obj: Any, prog: Any) -> bytes:
         if len(found) != 1:
             return b""
         f = found[0]
-        recs = sorted(r for r in by_sec.get(obj.elf.sections[f.sec].name, [])
-                      if f.start <= r[0] < f.end)
+        recs = sorted((r.insn, r.file_name_off, r.line_off, r.line_col)
+                      for r in by_sec.get(obj.elf.sections[f.sec].name, [])
+                      if f.start <= r.insn < f.end)
         if not recs or recs[0][0] != f.start:
             return b""
         out += [(base + r[0] - f.start,) + r[1:] for r in recs]

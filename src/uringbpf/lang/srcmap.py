@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ..bpf import btf as _btf
 from ..bpf import elf as _elf
 from ..bpf import isa
 
@@ -46,26 +47,9 @@ def line_records(ef: _elf.ElfFile) -> list[LineRec]:
     btf = ef.section(".BTF")
     if ext is None or btf is None:
         return []
-    data, strs = bytes(ext.data), _btf_strings(bytes(btf.data))
-    magic, _ver, _flags, hdr_len = struct.unpack_from("<HBBI", data, 0)
-    if magic != 0xEB9F:
-        raise ValueError("bad .BTF.ext magic")
-    _foff, _flen, loff, llen = struct.unpack_from("<IIII", data, 8)
-    pos, end = hdr_len + loff, hdr_len + loff + llen
-    if llen == 0:
-        return []
-    (rec_size,) = struct.unpack_from("<I", data, pos)
-    pos += 4
-    out: list[LineRec] = []
-    while pos < end:
-        sec_off, num = struct.unpack_from("<II", data, pos)
-        pos += 8
-        sec = _str(strs, sec_off)
-        for i in range(num):
-            insn_off, file_off, _line_off, line_col = struct.unpack_from("<IIII", data, pos + i * rec_size)
-            out.append(LineRec(sec, insn_off // 8, _str(strs, file_off), line_col >> 10, line_col & 0x3FF))
-        pos += num * rec_size
-    return out
+    strs = _btf_strings(bytes(btf.data))
+    return [LineRec(sec, r.insn, _str(strs, r.file_name_off), r.line, r.col)
+            for sec, recs in _btf.ext_line_info(ext.data, strs).items() for r in recs]
 
 
 def _shape(insn: isa.Insn) -> tuple:
