@@ -342,44 +342,48 @@ def _thunk_bytes(env: int, target: int) -> bytes:
             + b"\xff\xe0" + b"\xcc\xcc")
 
 
-def _map_code(code: bytes) -> tuple[int, int]:
-    """Executable memory holding ``code`` (W^X: mapped read-write, written, then made
-    read-execute); returns (address, mapped size)."""
-    size = max(mmap.PAGESIZE, -(-len(code) // mmap.PAGESIZE) * mmap.PAGESIZE)
-    addr = _libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
-                      mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-    if addr in (None, ctypes.c_void_p(-1).value):
-        raise OSError(ctypes.get_errno(), "mmap for JIT code failed")
-    ctypes.memmove(addr, code, len(code))
-    if _libc.mprotect(addr, size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-        _libc.munmap(addr, size)
-        raise OSError(ctypes.get_errno(), "mprotect for JIT code failed")
-    return addr, size
-
-
 class _ThunkPage:
-    """Executable memory holding one instance's thunks.
+    """Executable memory holding one instance's thunks, and the direct tier's code.
 
     Thunk k passes ``envs[k]`` (a ``struct jitrt_thunk``: context + code address) to
-    ``jitrt_gate``, which lets one thread at a time into the instance.
+    ``jitrt_gate``, which lets one thread at a time into the instance. The page is mapped
+    read-write with ``room`` bytes after the thunks for the instance's code (which needs
+    the thunks' addresses: they are its values), and made read-execute by :meth:`seal`
+    (W^X). One mapping, not two: mmap and mprotect are most of a small program's compile
+    time on this host (~40 µs a call). A page holding code is unmapped only when nothing
+    refers to it any more: a helper that closes the function during a run returns into
+    that code.
     """
 
-    def __init__(self, envs: list[int], target: int):
-        self.addr, self.size = _map_code(b"".join(_thunk_bytes(env, target) for env in envs))
-        self.addresses = [self.addr + i * _THUNK_SIZE for i in range(len(envs))]
+    def __init__(self, envs: list[int], target: int, room: int = 0):
+        thunks = b"".join(_thunk_bytes(env, target) for env in envs)
+        self.code_offset = -(-len(thunks) // 16) * 16
+        self.size = max(mmap.PAGESIZE, -(-(self.code_offset + room) // mmap.PAGESIZE)
+                        * mmap.PAGESIZE)
+        addr = _libc.mmap(None, self.size, mmap.PROT_READ | mmap.PROT_WRITE,
+                          mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        if addr in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap for JIT code failed")
+        self.addr = addr
+        ctypes.memmove(addr, thunks, len(thunks))
+        self.addresses = [addr + i * _THUNK_SIZE for i in range(len(envs))]
+        self.holds_code = room > 0
+        if self.holds_code:
+            self._finalizer = weakref.finalize(self, _libc.munmap, addr, self.size)
+
+    def seal(self, code: bytes = b"") -> None:
+        """Write ``code`` after the thunks and make the page read-execute."""
+        ctypes.memmove(self.addr + self.code_offset, code, len(code))
+        if _libc.mprotect(self.addr, self.size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+            raise OSError(ctypes.get_errno(), "mprotect for JIT code failed")
 
     def free(self) -> None:
+        """Unmap the thunks (a page with code: when the last reference goes)."""
+        if self.holds_code:
+            return
         if self.addr:
             _libc.munmap(self.addr, self.size)
             self.addr = 0
-
-
-class _CodePages:
-    """The direct tier's machine code of one program (unmapped when the last user goes)."""
-
-    def __init__(self, code: bytes):
-        self.addr, self.size = _map_code(code)
-        self._finalizer = weakref.finalize(self, _libc.munmap, self.addr, self.size)
 
 
 # ---------------------------------------------------------------------------------------
@@ -904,9 +908,9 @@ class JitFunction:
             descs[i].ctx = ctx_addr
             descs[i].pc, descs[i].frame = code.starts[i], isa.STACK_SIZE
         state.descs = descs
+        room = len(code.template.code) if code.template is not None else 0
         self._thunks = _ThunkPage([ctypes.addressof(descs[i]) for i in range(nfuncs)],
-                                  _jitrt_symbols()["gate"])
-        self._pages = None
+                                  _jitrt_symbols()["gate"], room)
         state.guards = [guard_object(state, ctypes.addressof(obj), ctypes.sizeof(obj))
                         for obj in (state.ctx, descs)]
         with contextlib.ExitStack() as undo:
@@ -914,10 +918,12 @@ class JitFunction:
             values = self._values(code)
             if code.template is not None:
                 # The direct tier's code: this instance's copy with its values in place.
-                self._pages = _CodePages(code.template.instantiate(values))
-                entries = [self._pages.addr + offset for offset in code.template.offsets]
+                self._thunks.seal(code.template.instantiate(values))
+                base = self._thunks.addr + self._thunks.code_offset
+                entries = [base + offset for offset in code.template.offsets]
                 values = []
             else:
+                self._thunks.seal()
                 entries = code.entries
             undo.pop_all()
         self._set_vars(values)

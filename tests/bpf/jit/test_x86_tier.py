@@ -182,6 +182,23 @@ def test_registers_kept_over_calls_and_python_helper_error():
     assert info.value.pc == 3
 
 
+@pytest.mark.parametrize("tier", ["direct", "llvm"])
+def test_close_from_a_helper_during_the_run(tier):
+    """A helper that closes the function while it runs: the run returns into its code,
+    which stays mapped until nothing refers to it; later calls raise."""
+    box = []
+
+    def closer(rt, *args):
+        box[0].close()
+        return 5
+    fn = jit.compile(prog("call 1000\nadd %r0, 1\nexit"), Runtime(), tier=tier,
+                     helpers=_helper(closer))
+    box.append(fn)
+    assert fn() == 6
+    with pytest.raises(BpfRuntimeError, match="closed"):
+        fn()
+
+
 def test_checked_mode_refuses_out_of_bounds_and_spends_the_budget():
     fn = jit.compile(prog("ldxdw %r0, [%r1+8]\nexit"), Runtime(), checked=True, tier="direct")
     buf = Buffer(8)
