@@ -99,7 +99,7 @@ SEC("socket") int prog(void *ctx)
     return first(bpf_map_lookup_elem(&arr, &k));
 }"""),
     # the possibly-NULL argument must still be big enough when it is not NULL
-    "maybe_null_argument_too_small": ("reject", "invalid access to", r"""
+    "maybe_null_argument_too_small": ("reject", "Caller passes invalid args into func#1", r"""
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, int);
          __type(value, unsigned char[4]); } small SEC(".maps");
 __attribute__((noinline)) int first(unsigned char (*v)[16]) { return v ? (*v)[0] : 0; }

@@ -45,7 +45,7 @@ KNOWN = {
     "atomic_pointer_operand": _LEAK,
     "stack_var_offset_out_of_range": _TNUM, "stack_var_offset_misaligned": _TNUM,
     "ho_misaligned_stack_var_offset": _TNUM,
-    "loop_params_write_past_end_refused": _BTF, "loop_ctx_deref_refused": _BTF,
+    "loop_ctx_deref_refused": _BTF,
     **{n: _TRANSFER for n in """
         stack_var_offset_unbounded stack_spill32_read_as_u64 map_var_index_unchecked
         map_var_index_signed_negative map_var_index_lower_bound_only scalar_alu32_wraps

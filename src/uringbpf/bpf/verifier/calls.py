@@ -24,6 +24,15 @@ from .common import (
 LEAK_AT_EXIT = "BPF_EXIT instruction in main prog would lead to reference leak"
 
 
+def _smin_smax(reg: Reg) -> str:
+    """A return value as the kernel's verbose_invalid_scalar prints it: its signed bounds
+    that are not the type's limits, else "unknown scalar value" (leading space included)."""
+    smin, smax = reg.var[2], reg.var[3]
+    text = (f" smin={smin}" if smin > -(1 << 63) else "") + (
+        f" smax={smax}" if smax < (1 << 63) - 1 else "")
+    return text or " unknown scalar value"
+
+
 class CallsMixin:
     """Helper, kfunc, BPF-to-BPF and global-function calls; iterators, dynptrs, spin
     locks, references; exit."""
@@ -163,9 +172,13 @@ class CallsMixin:
                     # as if it were not (the kernel's check_mem_reg)
                     if reg.null:
                         reg = reg.replace(null=False)
-                    self._check_mem_region(st, reg, regno, size, size, write=True, init=True)
+                    try:
+                        self._check_mem_region(st, reg, regno, size, size, write=True, init=True)
+                    except _Reject as exc:      # the kernel names the call on the last line
+                        bad = "\n".join((*exc.pre, exc.message))
             if bad is not None:
-                raise _Reject(f"Caller passes invalid args into func#{gf.idx} ('{gf.name}'): {bad}")
+                raise _Reject(f"Caller passes invalid args into func#{gf.idx} ('{gf.name}')",
+                              (bad,))
         for i in range(1, 6):
             regs[i] = UNINIT
         regs[0] = UNKNOWN_SCALAR
@@ -265,7 +278,7 @@ class CallsMixin:
             raise _Reject("R0 !read_ok")
         if len(st.frames) > 1 and f.callback:
             if r0.t != SCALAR or r0.var[2] < 0 or r0.var[3] > 1:
-                raise _Reject(f"At callback return the register R0 has {r0.fmt()} "
+                raise _Reject(f"At callback return the register R0 has{_smin_smax(r0)} "
                               "should have been in [0, 1]")
             st.frames.pop()
             caller = st.cur
@@ -302,7 +315,7 @@ class CallsMixin:
         if rr is not None:
             lo, hi = rr
             if r0.var[2] < lo or r0.var[3] > hi:
-                raise _Reject(f"At program exit the register R0 has {sc.fmt(r0.var)} "
+                raise _Reject(f"At program exit the register R0 has{_smin_smax(r0)} "
                               f"should have been in [{lo}, {hi}]")
         if st.refs:
             rid, (kind, at) = next(iter(st.refs.items()))

@@ -293,6 +293,14 @@ class MemoryMixin:
             raise _Reject(f"variable ctx access var_off={sc.fmt(ptr.var)} disallowed")
         o = ptr.off + sc.s64(ptr.var[4]) + off
         fld = layout.field_at(o, size) if layout is not None else None
+        if self._is_btf_struct(ptr):
+            # the kernel's btf_struct_access on a PTR_TO_BTF_ID struct (7.2's texts)
+            if write and (fld is None or o < 0 or not fld.write
+                          or fld.value.kind != progtypes.SCALAR):
+                raise _Reject(f"R{regno} cannot write into {ptr.type_name()} at off={o} "
+                              f"size={size}")
+            if o < 0 or o + size > layout.size:
+                raise _Reject(f"access beyond struct {layout.name} at off {o} size {size}")
         if fld is None or o < 0:
             raise _Reject(f"invalid bpf_context access off={o} size={size}")
         if write:
@@ -498,10 +506,20 @@ class MemoryMixin:
             limit = {PTR_MAP_VALUE: getattr(reg.obj, "value_size", 0), PTR_MEM: reg.size,
                      PTR_BUF: st.buf_min}[t]
             if lo < 0 or hi > limit:
-                raise _Reject(f"invalid access to {reg.type_name()} R{regno} off={lo} size={size_hi} "
-                              f"(limit {limit}){what}")
+                if t == PTR_BUF:
+                    raise _Reject(f"invalid bpf_context access off={lo} size={size_hi}",
+                                  (f"R{regno} helper memory past the proven length "
+                                   f"({limit}){what}",))
+                self._region_fault(reg, regno, lo, hi, size_hi, limit,
+                                   f"invalid access to map value, value_size={limit}"
+                                   if t == PTR_MAP_VALUE else
+                                   f"invalid access to memory, mem_size={limit}")
             if write and reg.ro:
-                raise _Reject(f"R{regno} points to read-only memory")
+                # the kernel's check_map_access_type / the read-only memory's type name
+                raise _Reject(f"write into map forbidden, value_size={limit} off={lo} "
+                              f"size={size_hi}" if t == PTR_MAP_VALUE else
+                              f"R{regno} cannot write into rdonly_mem" if t == PTR_MEM else
+                              f"invalid bpf_context access off={lo} size={size_hi}")
             return
         if self._is_btf_struct(reg) and not reg.null and sc.is_const(reg.var) \
                 and self._ctx_struct_bytes_ok(reg, size_hi, write):
