@@ -174,6 +174,19 @@ def _udp_pair():
     return rx, tx
 
 
+def _echo_through(obj, prog: str, payload: bytes) -> bytes:
+    """Attach kernel program ``prog`` of ``obj`` to a fresh 127.0.0.1 UDP socket, send it
+    ``payload`` and return what the socket receives."""
+    rx, tx = _udp_pair()
+    try:
+        rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, obj._kernel.programs[prog].fd)
+        tx.sendto(payload, rx.getsockname())
+        return rx.recv(64)
+    finally:
+        rx.close()
+        tx.close()
+
+
 @pytest.mark.parametrize("keep", [1, 0])
 def test_socket_filter_runs_in_kernel(objects, keep):
     obj = BpfObject.open(objects["filter"])
@@ -371,15 +384,10 @@ def test_load_whose_log_overflows_goes_again_without_a_log(objects, monkeypatch,
     refuse examples/loop/cksum.bpf.c once line_info made its log peak past 1 MiB."""
     monkeypatch.setattr(kernel_exec, "_LOG_SIZE", 256)
     obj = BpfObject.open(objects[name])
-    rx, tx = _udp_pair()
     try:
         obj.load("interp", executor="kernel")
-        rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, obj._kernel.programs["count"].fd)
-        tx.sendto(b"abcd", rx.getsockname())
-        assert rx.recv(64) == b"abcd"
+        assert _echo_through(obj, "count", b"abcd") == b"abcd"
     finally:
-        rx.close()
-        tx.close()
         obj.close()
 
 
@@ -387,7 +395,6 @@ def test_line_info_of_a_program_in_a_question_mark_section(objects):
     """A SEC("?socket") program (autoload off) and its subprogram get their line_info:
     the records are filed under the section's full name, "?" included."""
     obj = BpfObject.open(objects["lazy"])
-    rx, tx = _udp_pair()
     try:
         prog = obj.programs["lazy"]
         assert not prog.autoload
@@ -395,12 +402,8 @@ def test_line_info_of_a_program_in_a_question_mark_section(objects):
         assert set(prog.program.func_names) <= set(offs) and offs == sorted(set(offs))
         prog.autoload = True
         obj.load("interp", executor="kernel")
-        rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, obj._kernel.programs["lazy"].fd)
-        tx.sendto(b"xyz", rx.getsockname())
-        assert rx.recv(64) == b"xyz"
+        assert _echo_through(obj, "lazy", b"xyz") == b"xyz"
     finally:
-        rx.close()
-        tx.close()
         obj.close()
 
 
