@@ -417,6 +417,13 @@ class _Translator:
             return
         group = _GROUP1.get(op)
         if group is not None:
+            if op == isa.AND and not x and insn.imm in (0xFF, 0xFFFF):
+                # `and` with 0xff / 0xffff is a zero-extending move (3-4 bytes, not 6-7)
+                if insn.imm == 0xFF:
+                    a.movzx8(d, d)
+                else:
+                    a.movzx16(d, d)
+                return
             if x:
                 a.alu_rr(group, d, REG[insn.src], w)
             else:
@@ -560,7 +567,10 @@ class _Translator:
             a.alu_mi(ALU_SUB, CTX, _BUDGET, pc - target + 1)
             a.jcc(_JS, self.fail_to(ERR_LIMIT, pc))
         if op == isa.JA:
-            a.jmp(target)
+            if target > pc + 1 and self.near(pc + 1, target):
+                a.jmp_short(target)
+            else:
+                a.jmp(target)
             return True
         w = insn.cls == isa.JMP
         d = REG[insn.dst]
@@ -589,10 +599,14 @@ class _Translator:
         self.jcc(pc + 1, _JCC[op], target)
         return False
 
+    def near(self, after: int, target: int) -> bool:
+        """True when the code of instructions ``after`` .. ``target - 1`` is surely at
+        most 127 bytes (a jump placed just before ``after`` reaches ``target`` in 8 bits)."""
+        return self.reach[target - self.start] - self.reach[after - self.start] <= 127
+
     def jcc(self, after: int, cc: int, target: int) -> None:
         """A conditional jump whose fall-through is instruction ``after``."""
-        if target > after and (self.reach[target - self.start]
-                               - self.reach[after - self.start]) <= 127:
+        if target > after and self.near(after, target):
             self.a.jcc_short(cc, target)
         else:
             self.a.jcc(cc, target)

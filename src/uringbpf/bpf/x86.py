@@ -333,6 +333,15 @@ class Asm:
         self.code += bytes((0x70 | cc, 0))
         self.short.append((len(self.code) - 1, target))
 
+    def jmp_short(self, target: object) -> None:
+        """``jmp target`` with an 8-bit displacement (the label will be within 127 bytes)."""
+        self.code += b"\xeb\0"
+        self.short.append((len(self.code) - 1, target))
+
+    def movzx8(self, dst: int, src: int) -> None:
+        """``movzx dst32, src8`` (zero-extended to 64 bits)."""
+        self._rr(b"\x0f\xb6", dst, src, False, byte_regs=True)
+
     def call_label(self, target: object) -> None:
         """``call target`` (a label of this code)."""
         self.code += b"\xe8\0\0\0\0"

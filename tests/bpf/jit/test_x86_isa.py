@@ -19,7 +19,8 @@ from uringbpf.bpf.memory import Buffer
 U64 = isa.U64
 VALUES = [0, 1, 2, 7, 31, 32, 63, 64, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000,
           0x8000000000000000, 0x7FFFFFFFFFFFFFFF, U64, U64 - 6, 0x123456789ABCDEF0]
-IMMS = [0, 1, -1, 2, 7, 31, 32, 33, 63, 64, -0x80000000, 0x7FFFFFFF, -7, 0x1234]
+IMMS = [0, 1, -1, 2, 7, 31, 32, 33, 63, 64, -0x80000000, 0x7FFFFFFF, -7, 0x1234, 0xFF,
+        0xFFFF]
 # (dst, src): plain registers, and the ones the x86 code must keep around div and shifts
 PAIRS = [(1, 2), (0, 3), (3, 0), (4, 3), (3, 4), (2, 4), (4, 4), (0, 0), (7, 9)]
 #: fewer values for the register pairs past the first (the program size is the test's cost)
@@ -143,6 +144,9 @@ def test_conditional_jumps(cls):
                       Insn(cls | op | isa.K, 2, 0, 1, imm),
                       Insn(isa.OP_JA, 0, 0, 1),
                       Insn(isa.ALU64 | isa.MOV | isa.K, 7, 0, 0, 1),
+                      Insn(isa.ALU64 | isa.ADD | isa.K, 7, 0, 0, 2),
+                      Insn(isa.OP_JA, 0, 0, 1),            # a forward ja (2-byte form)
+                      Insn(isa.ALU64 | isa.ADD | isa.K, 7, 0, 0, 4),
                       store_result(n, 7)]
             n += 1
     run_both(insns, n)
