@@ -122,7 +122,7 @@ def run_fast(inflight: int, total: int) -> float:
     one prep_nops (re-arm from the reaped user_data slice) per batch."""
     with Ring(64, backend="kernel") as ring, ring.fast() as fp:
         t0 = time.perf_counter()
-        done, bad = nop_loop_fast(fp, inflight, total)
+        done, bad = nop_loop_fast(fp, inflight, total, check=False)
         rate = total / (time.perf_counter() - t0)
     _checked(done, bad, total, "Ring.fast")
     return rate
