@@ -24,6 +24,16 @@ from .common import (
 LEAK_AT_EXIT = "BPF_EXIT instruction in main prog would lead to reference leak"
 
 
+def _iter_expected(what: str, tname: str, regno: int) -> str:
+    """7.2's process_iter_arg refusal: an iterator constructor needs an uninitialised slot,
+    every other iterator argument an initialised one of its type (``iter_num`` for
+    ``bpf_iter_num``)."""
+    kind = "iter_" + tname.removeprefix("bpf_iter_") if tname else "iter"
+    if what.endswith("_new"):
+        return f"expected uninitialized {kind} as R{regno}"
+    return f"expected an initialized {kind} as R{regno}"
+
+
 def _smin_smax(reg: Reg) -> str:
     """A return value as the kernel's verbose_invalid_scalar prints it: its signed bounds
     that are not the type's limits, else "unknown scalar value" (leading space included)."""
@@ -573,6 +583,9 @@ class CallsMixin:
         size = int(size_flag) if size_flag else (8 if objkind == "iter" else 16)
         nslots = max(1, (size + 7) // 8)
         if o % 8 or o < -isa.STACK_SIZE or o + 8 * nslots > 0:
+            if objkind == "iter" and what != "iter_arg":
+                # 7.2's process_iter_arg: the slot is not a valid (un)initialised iterator
+                raise _Reject(_iter_expected(what, _obj_type_name(proto.name), regno))
             raise _Reject(f"R{regno} misaligned or out of range {objkind} slot fp{o}")
         frame = self._frame_of(st, reg)
         self._note_depth(frame, o)
@@ -580,12 +593,9 @@ class CallsMixin:
         if what == "iter_arg":
             want = (_flag(proto, "ITER_ARG") or "").partition(":")[2]
             slot = frame.stack.get(first)
-            if slot is None or slot[0] != "O" or slot[1].first != first or slot[1].kind != "iter":
-                raise _Reject(f"expected an initialized iter{' ' + want if want else ''} as "
-                              f"arg #{regno - 1} of {proto.name}")
-            if want and slot[1].type != want:
-                raise _Reject(f"expected an initialized iter {want} as arg #{regno - 1} of "
-                              f"{proto.name}, got {slot[1].type}")
+            if (slot is None or slot[0] != "O" or slot[1].first != first
+                    or slot[1].kind != "iter" or (want and slot[1].type != want)):
+                raise _Reject(_iter_expected("iter", want, regno))
             return None
         keys = [first - j for j in range(nslots)]
         tname = _obj_type_name(proto.name)
@@ -601,6 +611,8 @@ class CallsMixin:
                     if objkind == "dynptr" and old.kind == "dynptr" and not old.ref:
                         stale.append(old)
                         continue
+                    if objkind == "iter":
+                        raise _Reject(_iter_expected(what, tname, regno))
                     raise _Reject(f"{objkind} at fp{o} is already initialized (destroy it first)")
                 if slot is not None and slot[0] == "S" and slot[1].is_ptr:
                     raise _Reject(f"{objkind} at fp{o} would overwrite a spilled pointer")
@@ -623,10 +635,12 @@ class CallsMixin:
             return None
         slot = frame.stack.get(first)
         if slot is None or slot[0] != "O" or slot[1].first != first or slot[1].kind != objkind:
+            if objkind == "iter":
+                raise _Reject(_iter_expected(what, tname, regno))
             raise _Reject(f"expected an initialized {objkind} as arg #{regno - 1} of {proto.name}")
         obj = slot[1]
         if objkind == "iter" and obj.type != tname:
-            raise _Reject(f"expected an initialized iter {tname} as arg #{regno - 1}, got {obj.type}")
+            raise _Reject(_iter_expected(what, tname, regno))
         if _flag(proto, "ITER_DESTROY") is not None and objkind == "iter":
             self._invalidate_iter_children(st, obj.ref)
             for k in keys:
