@@ -376,7 +376,7 @@ class TransferMixin:
             st.cur.regs[dst] = scalar(v if is64 else sc.wrap32(sc.trunc32(v)))
             return
         if is64:
-            if src.t == SCALAR:
+            if src.t == SCALAR and (src.id & ADD_CONST or (not src.id and src.var[5])):
                 src = self._id_before_mov(st, insn.src, src)
             st.cur.regs[dst] = src
             return
