@@ -12,6 +12,9 @@ Modes (default ``all``: alternate both):
   subprogram, accesses in and after the loop); checked against the run without pruning
   and run with several small counter caps (``fuzzgen.check_may_goto``).  Not part of
   ``all``.
+* ``linked`` -- programs with scalars linked by a constant delta (``fuzzgen.linked_source``:
+  ``rB = rA; rB += K``, 64/32-bit, breakers, spills, joins; a compare on one partner, an
+  access indexed by another), checked like ``pruning``.  Not part of ``all``.
 
 Every accepted program runs in the interpreter on several buffers and must not touch
 memory outside its regions.  Prints the counts (``--every N``: also every N programs).
@@ -43,7 +46,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="fuzz_verifier", description=__doc__.split("\n\n")[0])
     ap.add_argument("count", nargs="?", type=int, default=2000, help="generator rounds")
     ap.add_argument("seed", nargs="?", type=int, default=None, help="default: time-based")
-    ap.add_argument("--mode", choices=("all", "classic", "pruning", "may_goto"), default="all")
+    ap.add_argument("--mode", choices=("all", "classic", "pruning", "may_goto", "linked"), default="all")
     ap.add_argument("--every", type=int, default=0, help="print progress every N rounds")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time())
@@ -51,7 +54,7 @@ def main(argv: list[str]) -> int:
     rng = random.Random(seed)
     arena = fuzzgen.Arena()
     stats = {"classic": fuzzgen.FuzzStats(), "pruning": fuzzgen.FuzzStats(),
-             "may_goto": fuzzgen.FuzzStats()}
+             "may_goto": fuzzgen.FuzzStats(), "linked": fuzzgen.FuzzStats()}
     t = time.perf_counter()
 
     def report() -> None:
@@ -67,6 +70,9 @@ def main(argv: list[str]) -> int:
         mode = args.mode if args.mode != "all" else ("pruning" if i % 2 else "classic")
         if mode == "pruning":
             candidates = [fuzzgen.pruning_program(rng)]
+            check = fuzzgen.check_pruning
+        elif mode == "linked":
+            candidates = [fuzzgen.linked_program(rng)]
             check = fuzzgen.check_pruning
         elif mode == "may_goto":
             candidates = [fuzzgen.may_goto_program(rng)]
