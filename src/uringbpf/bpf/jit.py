@@ -125,6 +125,8 @@ _serial = itertools.count()
 def initialize() -> None:
     """Initialise LLVM's native target and the shared MCJIT engine (idempotent)."""
     global _engine, _target_machine
+    if _engine is not None:
+        return
     with _llvm_lock:
         if _engine is not None:
             return
@@ -633,7 +635,7 @@ def cache_info() -> dict[str, int]:
 def cache_clear(disk: bool = False) -> None:
     """Forget cached code (instances keep theirs alive until they go); ``disk=True`` also
     deletes the on-disk cache's files."""
-    with _llvm_lock:
+    with _llvm_lock, _cache_lock:
         _cache.clear()
         _loaded.clear()
         if disk:
@@ -780,11 +782,16 @@ def tier_for(program: isa.Program, tier: str) -> tuple[str, str]:
     return "llvm", reason
 
 
+#: guards the memory cache and its counters: never held during LLVM work, so a direct-tier
+#: compile does not wait for a background LLVM compile
+_cache_lock = threading.Lock()
+
+
 def _cache_get(key: tuple, use_cache: bool) -> _Code | None:
     """The memory cache's code for ``key`` (counted as a hit), or None."""
     if not use_cache:
         return None
-    with _llvm_lock:
+    with _cache_lock:
         code = _cache.get(key)
         if code is not None:
             _cache.move_to_end(key)
@@ -794,7 +801,7 @@ def _cache_get(key: tuple, use_cache: bool) -> _Code | None:
 
 def _cache_put(key: tuple, code: _Code, use_cache: bool) -> None:
     """Count a compile and keep its code in the memory cache (least recently used out)."""
-    with _llvm_lock:
+    with _cache_lock:
         _stats["misses"] += 1
         if use_cache:
             _cache[key] = code
@@ -804,14 +811,23 @@ def _cache_put(key: tuple, code: _Code, use_cache: bool) -> None:
 
 def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: int,
               use_cache: bool, plan: str = "llvm") -> tuple[_Code | None, bool]:
-    """The code for ``program`` under ``plan`` (see :func:`tier_for`; ``"cached"``: LLVM's
+    """The code for ``program`` under ``plan`` (see :func:`tier_for`; ``"disk"``: LLVM's
     code if a cache has it, else None) and whether it came from a cache."""
     signature = binder.call_signature()
     fields = _program_fields(program)
     if plan == "tiered" and use_cache:
-        code, cached = _code_for(program, binder, checked, opt_level, use_cache, "cached")
+        code = _cache_get((fields, checked, opt_level, signature), True)
         if code is not None:
-            return code, cached
+            return code, True
+        # LLVM's code from the disk cache, unless LLVM is busy (a background compile holds
+        # its lock): the direct code is ready sooner than that compile ends.
+        if _disk_dir() is not None and _llvm_lock.acquire(blocking=False):
+            try:
+                code, cached = _code_for(program, binder, checked, opt_level, True, "disk")
+            finally:
+                _llvm_lock.release()
+            if code is not None:
+                return code, cached
     if plan in ("tiered", "direct"):
         return _direct_code(program, binder, checked, use_cache, signature, fields)
     key = (fields, checked, opt_level, signature)
@@ -851,7 +867,7 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
             compiled.timings = {"disk": time.thread_time() - start}
             code = _Code(compiled, meta["symbols"], meta["starts"],
                          [tuple(x) for x in meta["slots"]], meta["slot_pcs"], regenerate)
-    if code is None and plan == "cached":
+    if code is None and plan == "disk":
         return None, False
     if code is None:
         start = time.thread_time()
@@ -921,7 +937,7 @@ class JitFunction:
                 self._thunks.seal(code.template.instantiate(values))
                 base = self._thunks.addr + self._thunks.code_offset
                 entries = [base + offset for offset in code.template.offsets]
-                values = []
+                values = []          # in the code; the vars table is LLVM's (empty here)
             else:
                 self._thunks.seal()
                 entries = code.entries
@@ -1256,14 +1272,15 @@ def _tier_worker() -> None:
 def _tier_run(job: _TierJob) -> None:
     code = None
     try:
-        with _tier_lock:
-            wanted = len(job.instances) > 0
-        if not wanted:
-            # Every instance went before its turn (short-lived loads, tests): no compile;
-            # a later load queues it again.
-            return
-        code, _ = _code_for(job.program, job.binder, job.checked, job.opt_level,
-                            job.use_cache, "llvm")
+        with _llvm_lock:      # LLVM's own: the liveness test stands until the compile ends
+            with _tier_lock:
+                wanted = len(job.instances) > 0
+            if not wanted:
+                # Every instance went before its turn (short-lived loads, tests): no
+                # compile; a later load queues it again.
+                return
+            code, _ = _code_for(job.program, job.binder, job.checked, job.opt_level,
+                                job.use_cache, "llvm")
     except JitError as exc:
         # LLVM refused what the direct tier translated: the instances keep the direct
         # code (it honours the same contract); the reason is kept on the job.

@@ -22,7 +22,7 @@ from uringbpf.bpf.asm import assemble
 from uringbpf.bpf.helpers import Arg, Helper, Proto, Runtime
 from uringbpf.bpf.interp import Interpreter
 from uringbpf.bpf.isa import Insn
-from uringbpf.bpf.memory import BpfMemoryError, BpfRuntimeError, Buffer
+from uringbpf.bpf.memory import BpfMemoryError, BpfRuntimeError, Buffer, guard_check
 from uringbpf.errors import JitError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "verifier"))
@@ -86,6 +86,7 @@ def test_tiering_switches_every_instance_to_llvm(monkeypatch):
 def test_no_background_compile_for_instances_already_gone(monkeypatch):
     monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
     text = "mov %r0, {}\nexit".format(random.randrange(1 << 30))
+    jit.tiering_wait()            # earlier tests' background compiles must not count
     with jit._llvm_lock:
         fn = jit.compile(prog(text), Runtime(), tier="auto")
         assert fn.tier == "direct" and fn() >= 0
@@ -197,6 +198,16 @@ def test_close_from_a_helper_during_the_run(tier):
     assert fn() == 6
     with pytest.raises(BpfRuntimeError, match="closed"):
         fn()
+
+
+def test_direct_instance_memory_is_runtime_owned():
+    """The context, vars table, thunk descriptors and stack of a direct-tier instance are
+    the engine's memory (issue #13 item 5), as an LLVM instance's."""
+    fn = jit.compile(prog("mov %r0, 1\nexit"), Runtime(), tier="direct")
+    state = fn._state
+    for addr in (state.stack.addr + 100, ctypes.addressof(state.ctx),
+                 ctypes.addressof(state.vars), ctypes.addressof(state.descs)):
+        assert guard_check(addr, 8)
 
 
 def test_checked_mode_refuses_out_of_bounds_and_spends_the_budget():
