@@ -12,6 +12,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,31 @@ def test_tiering_switches_every_instance_to_llvm(monkeypatch):
     assert (a(5), b(6)) == before
     c = jit.compile(prog(text), Runtime(), tier="auto")        # LLVM's code is cached now
     assert c.tier == "llvm" and c(5) == before[0]
+
+
+def test_direct_compile_does_not_wait_for_llvm():
+    """While LLVM is busy (another thread holds its lock, as a background compile does),
+    an auto compile still returns at once with the direct code, disk cache on or off."""
+    busy, release = threading.Event(), threading.Event()
+
+    def hold():
+        with jit._llvm_lock:
+            busy.set()
+            release.wait(30)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert busy.wait(10)
+    out = []
+    text = "mov %r0, {}\nexit".format(random.randrange(1 << 30))
+    worker = threading.Thread(target=lambda: out.append(
+        jit.compile(prog(text), Runtime(), tier="auto")))
+    worker.start()
+    worker.join(20)
+    done = not worker.is_alive()
+    release.set()
+    holder.join()
+    worker.join()
+    assert done and out[0].tier == "direct" and out[0]() >= 0
 
 
 def test_no_background_compile_for_instances_already_gone(monkeypatch):
