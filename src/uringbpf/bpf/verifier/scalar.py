@@ -445,12 +445,10 @@ def alu_arsh(a, k: int):
 
 
 def alu_neg(a):
-    """The scalar ``-a`` (64-bit, wrapping)."""
-    if is_const(a):
-        return const(-a[4])
-    if a[2] > S64_MIN:
-        return srange(-a[3], -a[2])
-    return UNKNOWN
+    """The scalar ``-a`` (64-bit, wrapping): ``0 - a``, as the kernel computes BPF_NEG
+    (scalar_min_max_sub from a known 0 and tnum_neg), so the known bits survive
+    (``-(x & 8)`` is 0 or -8: aligned for an 8-byte stack access)."""
+    return alu_sub(const(0), a)
 
 
 def bswap(a, bits: int):
