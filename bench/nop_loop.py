@@ -104,16 +104,16 @@ def run_c(binary: str, inflight: int, total: int) -> float:
 
 def _checked(done: int, bad: int, total: int, what: str) -> None:
     if bad or done != total:
-        raise SystemExit(f"{what}: {bad} bad CQEs, {done}/{total} completions")
+        raise SystemExit(f"{what}: bad CQE results ({bad:#x}), {done}/{total} completions")
 
 
 def run_py(inflight: int, total: int, backend: str = "kernel") -> float:
     """compare.nop's driver loop, one CQE at a time, on a Ring of ``backend``."""
     with Ring(64, backend=backend) as ring:
         t0 = time.perf_counter()
-        done, bad = nop_loop(ring, inflight, total)
+        done, results = nop_loop(ring, inflight, total)
         rate = total / (time.perf_counter() - t0)
-    _checked(done, bad, total, f"Ring ({backend})")
+    _checked(done, results, total, f"Ring ({backend})")
     return rate
 
 
