@@ -220,3 +220,12 @@ def test_fetch_from_a_known_stack_slot_keeps_its_value(store, ok):
     assert got == ok, msg
     if not ok:
         assert "outside of the allowed memory range" in msg
+
+
+def test_sleepable_helper_in_a_non_sleepable_program():
+    """7.2 (guest, raw socket filter calling bpf_copy_from_user; 6.18 says "helper call
+    might sleep in a non-sleepable prog")."""
+    text = ("*(u64 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\nr2 = 8\nr3 = 0\n"
+            "call copy_from_user\nr0 = 0\nexit")
+    assert _ours(_prog(text)) == (
+        False, "sleepable helper bpf_copy_from_user#148 in non-sleepable prog")

@@ -359,7 +359,7 @@ class CallsMixin:
             # the kernel's texts (check_kfunc_call / check_helper_call); a sleepable
             # program is one in a ".s" section
             raise _Reject(f"program must be sleepable to call sleepable kfunc {name}" if is_kfunc
-                          else "helper call might sleep in a non-sleepable prog")
+                          else f"sleepable helper {name}#{self.insns[pc].imm} in non-sleepable prog")
         regs = st.cur.regs
         iter_new = _flag(proto, "ITER_NEW")
         iter_next = _flag(proto, "ITER_NEXT")
