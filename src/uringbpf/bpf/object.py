@@ -955,7 +955,8 @@ class BpfObject:
     # -------------------------------------------------------------------- loading --
     def load(self, engine: str | None = None, verify: bool = True, *, strict_engine: bool = True,
              checked: bool | None = None, executor: str = "emulated",
-             platform: "_platform.Platform | None" = None) -> "BpfObject":
+             platform: "_platform.Platform | None" = None,
+             jit_tier: str | None = None) -> "BpfObject":
         """Resolve kfuncs, freeze ``.rodata``, verify and prepare every program to run.
 
         ``engine`` is "jit", "interp", or None/"auto" (the default): the JIT when llvmlite
@@ -970,6 +971,8 @@ class BpfObject:
         then checked (``checked`` defaults to ``not verify``).
         ``platform`` (default :func:`uringbpf.bpf.platform.default_platform`) supplies
         helpers, kfuncs, program types and struct_ops attach functions.
+        ``jit_tier`` ("auto", "direct", "llvm"; default ``URINGBPF_JIT_TIER`` or "auto")
+        chooses the JIT's code tier (:func:`uringbpf.bpf.engines.jit_tier`).
         """
         if self.closed:
             raise BpfLoadError(f"{self.path}: object is closed")
@@ -997,7 +1000,7 @@ class BpfObject:
             if m.map_flags & _maps.BPF_F_RDONLY_PROG and m.type == _maps.MAP_TYPE_ARRAY:
                 m.freeze()
         for prog in progs:
-            self._load_program(prog, engine, verify, strict_engine, checked)
+            self._load_program(prog, engine, verify, strict_engine, checked, jit_tier)
         for m in self.map_list:      # loaded programs hold their maps (closing one raises)
             m.hold(self)
         self._holds_maps = True
@@ -1081,7 +1084,7 @@ class BpfObject:
         return rt
 
     def _load_program(self, prog: LoadedProgram, engine: str, verify: bool, strict: bool,
-                      checked: bool) -> None:
+                      checked: bool, jit_tier: str | None = None) -> None:
         program = prog.program
         if verify:
             try:
@@ -1092,7 +1095,8 @@ class BpfObject:
         prog.runtime = rt
         if engine == "jit":
             try:
-                prog.jit = engines.jit_module().compile(program, rt, checked=checked)
+                prog.jit = engines.jit_module().compile(program, rt, checked=checked,
+                                                        tier=jit_tier)
                 prog.engine = "jit"
                 return
             except (JitError, NativeBuildError) as exc:

@@ -13,6 +13,12 @@ Runs are timed from native code (``jitrt_repeat`` in ``native/jitrt.c`` calls th
 address in a loop), so the figure is the engine's cost, comparable with the kernel's
 ``BPF_PROG_TEST_RUN`` duration, and not the cost of a ctypes call from Python. The loop
 runs in chunks of about 0.1 s so Ctrl-C is honoured between chunks.
+
+JIT tiers (docs/jit.md "Two tiers"): with the ``auto`` tier a load runs the direct x86-64
+code at once and switches to LLVM's code when a background thread has compiled it, maybe
+in the middle of the timed runs. :class:`RunResult` says which code ran (``code``), and
+``wait_llvm=True`` waits for the switch before the first run, so that every timed run is
+LLVM's code.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import native
-from . import progtypes
+from . import engines, progtypes
 from .memory import Buffer
 from .object import BpfObject
 
@@ -86,13 +92,17 @@ def time_native(entry_address: int, args: tuple[int, ...], repeat: int,
 @dataclass
 class RunResult:
     """What :func:`run_program` measured: r0 of the last run, runs done, their total
-    duration in ns, the engine used ("jit" or "interp") and the buffer after the runs."""
+    duration in ns, the engine used ("jit" or "interp"), the buffer after the runs and
+    which JIT code ran."""
 
     retval: int
     runs: int
     total_ns: int
     engine: str
     data_out: bytes
+    #: the JIT code that ran: "direct", "llvm", or "direct+llvm" when the background switch
+    #: to LLVM's code came during the runs (the duration then mixes both); "" for interp
+    code: str = ""
 
     @property
     def avg_ns(self) -> float:
@@ -102,18 +112,26 @@ class RunResult:
 
 def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat: int = 1,
                 engine: str = "jit", strict_engine: bool = False, verify: bool = True,
-                checked: bool = False) -> RunResult:
+                checked: bool = False, jit_tier: str | None = None,
+                wait_llvm: bool = False) -> RunResult:
     """Open ``obj_path``, load only ``prog_name`` with ``engine`` and run it on ``data``.
 
     ``prog_name`` may be None when the object has one program. Raises ValueError for a
     bad ``repeat``/``data`` size or an unknown program, :class:`ProgTypeError` when the
     program's context is not a data buffer, and the loader's, verifier's and engines'
-    errors as they come.
+    errors as they come. ``jit_tier`` ("auto", "direct", "llvm"; default
+    ``URINGBPF_JIT_TIER`` or "auto") chooses the JIT code; ``wait_llvm`` waits for the
+    ``auto`` tier's background LLVM compile before the runs (ValueError with another
+    engine or tier, which never switch).
     """
     if not 1 <= repeat <= MAX_REPEAT:
         raise ValueError(f"repeat must be between 1 and {MAX_REPEAT}")
     if len(data) > MAX_DATA_SIZE:
         raise ValueError(f"data is {len(data)} bytes; at most {MAX_DATA_SIZE} are supported")
+    if jit_tier is not None:
+        engines.jit_tier(jit_tier)          # ValueError for an unknown tier, before loading
+    if wait_llvm and (engine == "interp" or engines.jit_tier(jit_tier) != "auto"):
+        raise ValueError("waiting for LLVM's code only applies to the JIT's auto tier")
     obj = BpfObject.open(obj_path)
     try:
         names = list(obj.programs)
@@ -133,17 +151,24 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
                 "can, as with bpftool prog run)")
         for name, p in obj.programs.items():
             p.autoload = name == prog_name
-        obj.load(engine=engine, verify=verify, strict_engine=strict_engine, checked=checked)
+        obj.load(engine=engine, verify=verify, strict_engine=strict_engine, checked=checked,
+                 jit_tier=jit_tier)
         prog = obj.programs[prog_name]
         buf = Buffer(max(len(data), 1), data)
         prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
         args = (buf.addr, len(data))
+        code = ""
         if prog.engine == "jit":
             fn = prog.jit
+            if wait_llvm:
+                engines.jit_module().tiering_wait()
             fn.reset()
             if fn.checked:
                 fn.refresh_regions()
+            before = fn.tier
             retval, runs, total = time_native(fn.address, args, repeat, fn.error_address)
+            after = fn.tier
+            code = before if before == after else f"{before}+{after}"
             fn.raise_error()        # the exception names the failing instruction
         else:
             def check() -> None:
@@ -154,6 +179,6 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
             retval, runs, total = time_native(prog.entry_address, args, repeat,
                                               between_chunks=check)
             check()
-        return RunResult(retval, runs, total, prog.engine, buf.read(0, len(data)))
+        return RunResult(retval, runs, total, prog.engine, buf.read(0, len(data)), code)
     finally:
         obj.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..bpf.engines import JIT_TIERS, jit_tier
 from ..bpf.run import MAX_DATA_SIZE, MAX_REPEAT, run_program
 from ..errors import BpfVerifierError
 from .common import CommandError, choose_programs, exists_dir_for, int_in_range, open_object, \
@@ -46,6 +47,23 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="skip the verifier (implies --checked for the JIT)")
     p.add_argument("--checked", action="store_true",
                    help="JIT with a bounds check on every memory access")
+    p.add_argument("--jit-tier", choices=JIT_TIERS, metavar="TIER",
+                   help="JIT code: auto (direct x86-64 code at once, LLVM's when its "
+                        "background compile is done), direct or llvm (default: "
+                        "$URINGBPF_JIT_TIER or auto); the summary says which code ran")
+    p.add_argument("--wait-llvm", action="store_true",
+                   help="with the auto tier: wait for LLVM's code before the runs, so "
+                        "every timed run is LLVM's")
+
+
+def _code_note(code: str) -> str:
+    """The summary's word on which JIT code ran (tiers: docs/jit.md)."""
+    if not code:
+        return ""
+    if "+" in code:
+        return (f", code: {code} (LLVM's code replaced the direct code during the runs: "
+                "the average mixes both; --wait-llvm or --jit-tier to time one)")
+    return f", code: {code}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,9 +85,15 @@ def run(args: argparse.Namespace) -> int:
         obj.close()
     engine = args.engine        # None: the JIT when installed (uringbpf.bpf.engines)
     checked = args.checked or args.no_verify
+    if engine == "interp" and (args.jit_tier is not None or args.wait_llvm):
+        raise CommandError("--jit-tier and --wait-llvm choose the JIT's code: not with --interp")
+    if args.wait_llvm and jit_tier(args.jit_tier) != "auto":
+        raise CommandError(f"--wait-llvm: the {jit_tier(args.jit_tier)} tier never switches "
+                           "code (it applies to the auto tier)")
     try:
         result = run_program(args.obj, prog, data, args.repeat, engine=engine,
-                             strict_engine=True, verify=not args.no_verify, checked=checked)
+                             strict_engine=True, verify=not args.no_verify, checked=checked,
+                             jit_tier=args.jit_tier, wait_llvm=args.wait_llvm)
     except BpfVerifierError as exc:   # one line; the log is one command away
         raise CommandError(f"{exc.message} (the log: uringbpf verify {args.obj} --prog {prog} "
                            "--log-level 1)") from None
@@ -78,5 +102,6 @@ def run(args: argparse.Namespace) -> int:
     r = result.retval
     sys.stdout.write(f"Return value: {r} ({r:#x}), duration (average): {result.avg_ns:.0f} ns, "
                      f"runs: {result.runs}, engine: {result.engine}"
-                     f"{' (checked)' if checked and result.engine == 'jit' else ''}\n")
+                     f"{' (checked)' if checked and result.engine == 'jit' else ''}"
+                     f"{_code_note(result.code)}\n")
     return 0
