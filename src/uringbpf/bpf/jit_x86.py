@@ -85,21 +85,23 @@ _JNE, _JE, _JB, _JS = CC["ne"], CC["e"], CC["b"], CC["s"]
 class X86Code:
     """One program's machine code template: function k starts at ``offsets[k]`` and is BPF
     function ``starts[k]``; the instance value of ``slots[i]`` (``slot_pcs[i]``: its first
-    user) goes into the 8 bytes at each offset ``o`` of ``patches`` with ``(o, i)``."""
+    user), plus ``a``, goes into the 8 bytes at each offset ``o`` of ``patches`` with
+    ``(o, i, a)``."""
 
     code: bytes
     offsets: list[int]
     starts: list[int]
     slots: list[tuple]
     slot_pcs: list[int]
-    patches: list[tuple[int, int]]
+    patches: list[tuple[int, int, int]]
 
     def instantiate(self, values: list[int]) -> bytes:
-        """The machine code with ``values[i]`` (the instance's value of ``slots[i]``) in
-        place."""
+        """The machine code with ``values[i] + addend`` (``values[i]``: the instance's value
+        of ``slots[i]``) at each patch ``(offset, i, addend)``."""
         code = bytearray(self.code)
-        for at, index in self.patches:
-            code[at:at + 8] = (values[index] & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+        for at, index, addend in self.patches:
+            code[at:at + 8] = ((values[index] + addend) & 0xFFFFFFFFFFFFFFFF).to_bytes(
+                8, "little")
         return bytes(code)
 
 
@@ -109,14 +111,23 @@ _frames: dict[tuple, tuple[bytes, bytes]] = {}
 def _bound(insn: Insn, checked: bool) -> int:
     """At least the bytes of machine code :class:`_Translator` writes for ``insn`` (the
     largest encodings: a movabs is 10 bytes, a memory operand with a 32-bit displacement
-    and an immediate 12, a jump 6, the longest epilogue 26); what is not small (calls,
-    div/mod, shifts by a register, atomics, packet loads, checked accesses) counts 1,000."""
+    and an immediate 12, a compare and jump 13, the longest epilogue 26); what is not
+    small (calls, div/mod, shifts by a register, atomics, packet loads, checked accesses)
+    counts 1,000."""
     cls = insn.cls
     if cls in (isa.ALU, isa.ALU64):
-        return 1000 if insn.op in (isa.DIV, isa.MOD) or (
-            insn.op in _SHIFT and insn.opcode & isa.X) else 14
+        if insn.op in (isa.DIV, isa.MOD) or (insn.op in _SHIFT and insn.opcode & isa.X):
+            return 1000
+        # register forms are at most 4 bytes (imul, movzx, movsx: REX 0F xx ModRM); an
+        # immediate 10 (movabs), a byte swap 9 (rol16 + movzx)
+        return 10 if insn.op == isa.END or not insn.opcode & isa.X else 4
     if cls in (isa.JMP, isa.JMP32):
-        return 1000 if insn.op == isa.CALL else 32
+        if insn.op == isa.CALL:
+            return 1000
+        if checked or insn.op == isa.EXIT:
+            return 32
+        # a compare (at most 7 bytes: REX.W 81 /7 imm32) and a 6-byte jcc; a jmp is 5
+        return 5 if insn.op == isa.JA else 14
     if checked:
         return 1000
     if cls in (isa.LDX, isa.ST) or (cls == isa.STX and insn.mode == isa.MEM):
@@ -195,7 +206,7 @@ class _Translator:
         self.slots: list[tuple] = []
         self.slot_pcs: list[int] = []
         self._slot_index: dict[tuple, int] = {}
-        self.patches: list[tuple[int, int]] = []
+        self.patches: list[tuple[int, int, int]] = []
         self._stubs: list[tuple[object, int, int]] = []
         self._n = 0
 
@@ -210,14 +221,14 @@ class _Translator:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def load_slot(self, reg: int, key: tuple, pc: int) -> None:
-        """``movabs reg, <the instance value of key>`` (filled in per instance)."""
+    def load_slot(self, reg: int, key: tuple, pc: int, addend: int = 0) -> None:
+        """``movabs reg, <the instance value of key> + addend`` (filled in per instance)."""
         index = self._slot_index.get(key)
         if index is None:
             index = self._slot_index[key] = len(self.slots)
             self.slots.append(key)
             self.slot_pcs.append(pc)
-        self.patches.append((self.a.movabs(reg), index))
+        self.patches.append((self.a.movabs(reg), index, addend))
 
     def fail_to(self, code: int, pc: int) -> object:
         """A label that sets the error ``code`` at ``pc`` (first error wins) and leaves."""
@@ -289,40 +300,59 @@ class _Translator:
         for pc in range(start, end):
             insn = insns[pc]
             used.add(insn.dst)
-            used.add(insn.src)
+            if not insn.is_lddw:            # an lddw's src is its kind (6: map value)
+                used.add(insn.src)
             if insn.cls == isa.LD and insn.mode in (isa.ABS, isa.IND):
                 used.add(6)
         saved = (RBP, R12) + tuple(REG[r] for r in (6, 7, 8, 9) if r in used)
         prologue, self._epilogue = _frame_code(saved, self.b.frame_size)
         a.code += prologue
         if self.b.checked:
-            # The outermost entry of a run (no live frame yet) starts a fresh budget.
-            body = ("body", k)
+            # The outermost entry of a run (no live frame yet) starts a fresh budget; every
+            # other entry (a local call, callx, a callback) spends the function's length, as
+            # a backward jump spends its loop's: a tree of calls has no backward jump (f0
+            # calls f1 k times, f1 calls f2 k times, ...: k**depth calls) and would
+            # otherwise run unbounded.
+            body, nested = ("body", k), ("nested", k)
             a.alu_rm(ALU_CMP, RBP, CTX, _HI)
-            a.jcc(_JNE, body)
+            a.jcc(_JNE, nested)
             a.load(R11, CTX, _LIMIT, 8)
             a.store(CTX, _BUDGET, R11, 8)
+            a.jmp(body)
+            a.label(nested)
+            a.alu_mi(ALU_SUB, CTX, _BUDGET, end - start)
+            a.jcc(_JS, self.fail_to(ERR_LIMIT, start))
             a.label(body)
 
         self.targets = targets = set()
+        # Loop heads (targets of backward jumps) start on a 16-byte boundary, as LLVM
+        # aligns its loops: fewer fetch blocks per iteration.
+        heads = set()
+        for pc in range(start, end):
+            insn = insns[pc]
+            if insn.is_jump and not placeholder[pc]:
+                target = pc + insn.jump_offset() + 1
+                targets.add(target)
+                if target <= pc:
+                    heads.add(target)
         # Upper bounds of each instruction's machine code (prefix sums): a forward jump
         # whose target is surely within 127 bytes takes the 2-byte form.
         self.reach = reach = [0] * (end - start + 1)
         total = 0
         for pc in range(start, end):
-            insn = insns[pc]
-            if insn.is_jump and not placeholder[pc]:
-                targets.add(pc + insn.jump_offset() + 1)
             reach[pc - start] = total
-            total += 0 if placeholder[pc] else _bound(insn, self.b.checked)
+            if not placeholder[pc]:
+                total += _bound(insns[pc], self.b.checked) + (15 if pc in heads else 0)
         reach[end - start] = total
-        self.start = start
+        self.start, self.end = start, end
         terminated = False
-        self.skip = -1
+        self.skip = self.skip2 = -1
         for pc in range(start, end):
-            if placeholder[pc] or pc == self.skip:
+            if placeholder[pc] or pc == self.skip or pc == self.skip2:
                 continue
             insn = insns[pc]
+            if pc in heads:
+                a.align(16)
             a.label(pc)
             terminated = self.insn(pc, insn, start, end)
         if not terminated:
@@ -359,6 +389,8 @@ class _Translator:
             return self.jump(pc, insn, start, end)
         a = self.a
         if cls == isa.LDX:
+            if self.update_in_memory(pc, insn):
+                return False
             size = isa.SIZE_BYTES[insn.size]
             base = REG[insn.src]
             self.check_access(base, insn.off, size, False, pc)
@@ -406,6 +438,19 @@ class _Translator:
         if op == isa.MOV:
             if x:
                 s = REG[insn.src]
+                nxt = self.insns[pc + 1] if pc + 1 < self.end else None
+                if (not insn.off and nxt is not None and nxt.cls in (isa.ALU, isa.ALU64)
+                        and nxt.op == isa.AND and not nxt.opcode & isa.X
+                        and nxt.dst == insn.dst and nxt.imm in (0xFF, 0xFFFF)
+                        and pc + 1 not in self.targets and not self.placeholder[pc + 1]):
+                    # `d = s; d &= 0xff` (either width: both keep the low byte, zero
+                    # the rest): one zero-extending move from s
+                    if nxt.imm == 0xFF:
+                        a.movzx8(d, s)
+                    else:
+                        a.movzx16(d, s)
+                    self.skip = pc + 1
+                    return
                 if insn.off:
                     a.movsx_rr(d, s, insn.off, w)
                 elif d != s or not w:
@@ -417,6 +462,8 @@ class _Translator:
             return
         group = _GROUP1.get(op)
         if group is not None:
+            if op == isa.ADD and x and w and self.fold_add_into_load(pc, insn):
+                return
             if op == isa.AND and not x and insn.imm in (0xFF, 0xFFFF):
                 # `and` with 0xff / 0xffff is a zero-extending move (3-4 bytes, not 6-7)
                 if insn.imm == 0xFF:
@@ -454,6 +501,107 @@ class _Translator:
             self.byteswap(insn, d, w)
         else:
             raise JitError(f"unknown alu operation {op:#x}", pc)
+
+    def update_in_memory(self, pc: int, insn: Insn) -> bool:
+        """``rA = *(size *)(rB + off); rA op= K|rC; *(size *)(rB + off) = rA`` with rA dead
+        afterwards (a counter update: ``hist[x]++``) is one ``op size [rB + off], K|rC``,
+        as LLVM selects it: the same one read and one write of the same bytes, in the same
+        order, and add/sub/and/or/xor give the same low ``size`` bytes at either width (a
+        64-bit value needs a 64-bit operation: ALU32 would clear its upper half). Unchecked
+        code only; not when the second or third instruction is a jump target. True when
+        done (the two following instructions are skipped)."""
+        if self.b.checked or insn.mode != isa.MEM or pc + 2 >= self.end:
+            return False
+        op, st = self.insns[pc + 1], self.insns[pc + 2]
+        a_reg, size = insn.dst, isa.SIZE_BYTES[insn.size]
+        group = _GROUP1.get(op.op) if op.cls in (isa.ALU, isa.ALU64) else None
+        x = op.opcode & isa.X
+        if (group is None or op.dst != a_reg or a_reg == insn.src
+                or (x and (op.src == a_reg or size < 4))
+                or (size == 8 and op.cls != isa.ALU64)
+                or st.cls != isa.STX or st.mode != isa.MEM or st.size != insn.size
+                or st.dst != insn.src or st.src != a_reg or st.off != insn.off
+                or pc + 1 in self.targets or pc + 2 in self.targets
+                or not self.dead_after(pc + 3, a_reg)):
+            return False
+        base = REG[insn.src]
+        if x:
+            self.a.alu_mem_reg(group, base, insn.off, REG[op.src], size == 8)
+        else:
+            self.a.alu_mem_imm(group, base, insn.off, op.imm, size)
+        self.skip2 = pc + 2
+        self.skip = pc + 1
+        return True
+
+    def dead_after(self, pc: int, reg: int, budget: int = 48) -> bool:
+        """True when no path from instruction ``pc`` reads BPF register ``reg`` before
+        writing it (exit reads r0; a call, an atomic or a packet load counts as a read of
+        every register; looking at more than ``budget`` instructions: not dead)."""
+        work, seen = [pc], set()
+        insns, start, end, placeholder = self.insns, self.start, self.end, self.placeholder
+        while work:
+            pc = work.pop()
+            if pc in seen:
+                continue
+            seen.add(pc)
+            if len(seen) > budget or not start <= pc < end:
+                return False
+            insn = insns[pc]
+            cls = insn.cls
+            if cls in (isa.ALU, isa.ALU64):
+                x = insn.opcode & isa.X and insn.op != isa.END
+                if (x and insn.src == reg) or (insn.dst == reg and insn.op != isa.MOV):
+                    return False
+                if insn.dst != reg:
+                    work.append(pc + 1)
+            elif cls in (isa.JMP, isa.JMP32):
+                if insn.op == isa.EXIT:
+                    if reg == 0:
+                        return False
+                elif insn.op == isa.CALL:
+                    return False
+                else:
+                    if insn.op != isa.JA and (insn.dst == reg or (
+                            insn.opcode & isa.X and insn.src == reg)):
+                        return False
+                    work.append(pc + insn.jump_offset() + 1)
+                    if insn.op != isa.JA:
+                        work.append(pc + 1)
+            elif cls == isa.LDX:
+                if insn.src == reg:
+                    return False
+                if insn.dst != reg:
+                    work.append(pc + 1)
+            elif cls == isa.ST:
+                if insn.dst == reg:
+                    return False
+                work.append(pc + 1)
+            elif cls == isa.STX and insn.mode == isa.MEM:
+                if reg in (insn.dst, insn.src):
+                    return False
+                work.append(pc + 1)
+            elif insn.is_lddw and not placeholder[pc]:
+                if insn.dst != reg:
+                    work.append(pc + 2)
+            else:
+                return False
+        return True
+
+    def fold_add_into_load(self, pc: int, insn: Insn) -> bool:
+        """``rX += rY; rX = *(size *)(rX + off)`` (array indexing as compilers write it)
+        is one load from ``[rX + rY + off]``: the load overwrites rX, so the sum is never
+        seen, and x86 address arithmetic wraps at 64 bits as the BPF add does. Unchecked
+        code only (the checked access is tested on the sum); not when the load is a jump
+        target. True when done (the load is skipped)."""
+        nxt = self.insns[pc + 1] if pc + 1 < self.end else None
+        if (nxt is None or self.b.checked or nxt.cls != isa.LDX or pc + 1 in self.targets
+                or nxt.mode not in (isa.MEM, isa.MEMSX) or nxt.src != insn.dst
+                or nxt.dst != insn.dst or insn.src == 10 or insn.dst == 10):
+            return False
+        self.a.load(REG[nxt.dst], REG[insn.dst], nxt.off, isa.SIZE_BYTES[nxt.size],
+                    nxt.mode == isa.MEMSX, index=REG[insn.src])
+        self.skip = pc + 1
+        return True
 
     def shift_reg(self, op: int, d: int, s: int, w: bool) -> None:
         """Shift by a register: the count goes through cl (rcx is BPF r4: kept in r11)."""
@@ -782,10 +930,9 @@ class _Translator:
         elif src == isa.PSEUDO_MAP_IDX:
             self.load_slot(d, ("map", insn.imm), pc)
         elif src == isa.PSEUDO_MAP_IDX_VALUE:
-            self.load_slot(d, ("map_value", insn.imm), pc)
-            offset = self.insns[pc + 1].imm
-            if offset:
-                a.alu_ri(ALU_ADD, d, offset, True)
+            # the offset is the second half's imm; folded into the constant (one movabs,
+            # not movabs + add: this is often inside a loop); 64-bit wrap as the add did
+            self.load_slot(d, ("map_value", insn.imm), pc, self.insns[pc + 1].imm)
         elif src == isa.PSEUDO_FUNC:
             k = self.starts.index(pc + insn.imm + 1)
             self.load_slot(d, ("thunk", k), pc)

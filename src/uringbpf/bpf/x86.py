@@ -32,6 +32,13 @@ ALU_ADD, ALU_OR, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP = (0x01, 0), (0x09, 1), (0x2
 ROL, SHL, SHR, SAR = 0, 4, 5, 7
 
 
+#: the recommended multi-byte NOP of each length 1-9 (Intel SDM vol. 2B, NOP)
+_NOPS = (b"", b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00",
+         b"\x0f\x1f\x44\x00\x00", b"\x66\x0f\x1f\x44\x00\x00",
+         b"\x0f\x1f\x80\x00\x00\x00\x00", b"\x0f\x1f\x84\x00\x00\x00\x00\x00",
+         b"\x66\x0f\x1f\x84\x00\x00\x00\x00\x00")
+
+
 class Asm:
     """Machine code being written: ``code`` plus labels and the jumps still to patch."""
 
@@ -54,15 +61,29 @@ class Asm:
         self.code.append(0xC0 | (reg & 7) << 3 | (rm & 7))
 
     def _rm(self, opcode: bytes, reg: int, base: int, disp: int, w: bool,
-            byte_regs: bool = False, prefix: int = 0) -> None:
-        """``opcode`` with a memory operand ``[base + disp]``."""
+            byte_regs: bool = False, prefix: int = 0, index: int | None = None) -> None:
+        """``opcode`` with a memory operand ``[base + disp]`` (``[base + index + disp]``
+        with an index register, never rsp)."""
         c = self.code
         if prefix:
             c.append(prefix)
         rex = (8 if w else 0) | (4 if reg & 8 else 0) | (1 if base & 8 else 0)
+        if index is not None:
+            rex |= 2 if index & 8 else 0
         if rex or byte_regs:
             c.append(0x40 | rex)
         c += opcode
+        if index is not None:
+            # ModRM r/m = 100 (a SIB follows), SIB scale 1; base 101 needs a displacement
+            sib = (index & 7) << 3 | (base & 7)
+            if disp == 0 and base & 7 != 5:
+                c += bytes(((reg & 7) << 3 | 4, sib))
+            elif -128 <= disp <= 127:
+                c += bytes((0x40 | (reg & 7) << 3 | 4, sib, disp & 0xFF))
+            else:
+                c += bytes((0x80 | (reg & 7) << 3 | 4, sib))
+                c += (disp & 0xFFFFFFFF).to_bytes(4, "little")
+            return
         b = base & 7
         if disp == 0 and b != 5:
             c.append((reg & 7) << 3 | b)
@@ -111,19 +132,23 @@ class Asm:
         """``mov r32, imm32`` (the register is zero-extended)."""
         self.mov_ri(dst, value & 0xFFFFFFFF)
 
-    def load(self, dst: int, base: int, disp: int, size: int, signed: bool = False) -> None:
-        """``dst = *(size *)(base + disp)`` zero- or sign-extended to 64 bits."""
+    def load(self, dst: int, base: int, disp: int, size: int, signed: bool = False,
+             index: int | None = None) -> None:
+        """``dst = *(size *)(base + disp)`` (``+ index`` when given) zero- or sign-extended
+        to 64 bits."""
         if size == 8:
-            self._rm(b"\x8b", dst, base, disp, True)
+            self._rm(b"\x8b", dst, base, disp, True, index=index)
         elif size == 4:
             if signed:
-                self._rm(b"\x63", dst, base, disp, True)          # movsxd
+                self._rm(b"\x63", dst, base, disp, True, index=index)          # movsxd
             else:
-                self._rm(b"\x8b", dst, base, disp, False)
+                self._rm(b"\x8b", dst, base, disp, False, index=index)
         elif signed:
-            self._rm(b"\x0f\xbe" if size == 1 else b"\x0f\xbf", dst, base, disp, True)
+            self._rm(b"\x0f\xbe" if size == 1 else b"\x0f\xbf", dst, base, disp, True,
+                     index=index)
         else:
-            self._rm(b"\x0f\xb6" if size == 1 else b"\x0f\xb7", dst, base, disp, False)
+            self._rm(b"\x0f\xb6" if size == 1 else b"\x0f\xb7", dst, base, disp, False,
+                     index=index)
 
     def store(self, base: int, disp: int, src: int, size: int) -> None:
         """``*(size *)(base + disp) = src``."""
@@ -187,6 +212,32 @@ class Asm:
         else:
             self._rm(b"\x81", op[1], base, disp, True)
             self.code += (imm & 0xFFFFFFFF).to_bytes(4, "little")
+
+    def alu_mem_imm(self, op: tuple[int, int], base: int, disp: int, imm: int,
+                    size: int) -> None:
+        """``op size [base + disp], imm`` for a 1, 2, 4 or 8-byte operand (8: the
+        sign-extended imm32); one read and one write of the operand."""
+        if size == 8:
+            self.alu_mi(op, base, disp, imm)
+            return
+        bits = 8 * size
+        value = imm & ((1 << bits) - 1)
+        signed = value - (1 << bits) if value >> (bits - 1) else value
+        prefix = 0x66 if size == 2 else 0
+        if size == 1:
+            self._rm(b"\x80", op[1], base, disp, False)
+            self.code.append(value)
+        elif -128 <= signed <= 127:
+            self._rm(b"\x83", op[1], base, disp, False, prefix=prefix)
+            self.code.append(signed & 0xFF)
+        else:
+            self._rm(b"\x81", op[1], base, disp, False, prefix=prefix)
+            self.code += value.to_bytes(size, "little")
+
+    def alu_mem_reg(self, op: tuple[int, int], base: int, disp: int, src: int,
+                    w: bool) -> None:
+        """``op dword/qword [base + disp], src``."""
+        self._rm(bytes((op[0],)), src, base, disp, w)
 
     def alu_rm(self, op: tuple[int, int], reg: int, base: int, disp: int) -> None:
         """``op reg, qword [base + disp]`` (the ``r, r/m`` form: opcode + 2)."""
@@ -340,7 +391,18 @@ class Asm:
 
     def movzx8(self, dst: int, src: int) -> None:
         """``movzx dst32, src8`` (zero-extended to 64 bits)."""
-        self._rr(b"\x0f\xb6", dst, src, False, byte_regs=True)
+        # spl/bpl/sil/dil need a REX prefix (without one, 4-7 name ah/ch/dh/bh)
+        self._rr(b"\x0f\xb6", dst, src, False, byte_regs=4 <= src < 8)
+
+    def align(self, boundary: int = 16) -> None:
+        """Pad with the fewest multi-byte NOPs (the SDM's recommended forms) to a multiple
+        of ``boundary``: a loop head on a 16-byte boundary is fetched and decoded in fewer
+        blocks per iteration, as LLVM's ``.p2align 4`` does for its loops."""
+        gap = -len(self.code) % boundary
+        while gap:
+            n = min(gap, len(_NOPS) - 1)
+            self.code += _NOPS[n]
+            gap -= n
 
     def call_label(self, target: object) -> None:
         """``call target`` (a label of this code)."""

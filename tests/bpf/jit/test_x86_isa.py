@@ -197,3 +197,120 @@ def test_division_by_zero_register_keeps_r0_and_r3():
         insns += [store_result(n, 0), store_result(n + 1, 3), store_result(n + 2, dst)]
         n += 3
     run_both(insns, n)
+
+
+def test_move_then_mask_is_one_zero_extending_move():
+    """`d = s; d &= 0xff` (or 0xffff), both widths, is translated as one movzx from s
+    (jit_x86's pair rule): through every register kind (rsi/rdi need a REX prefix for their
+    low byte, r8-r15 another), with d == s, and not fused when the mask is a jump target."""
+    insns, n = [], 0
+    for mov_cls, and_cls, mask in itertools.product((isa.ALU, isa.ALU64), (isa.ALU, isa.ALU64),
+                                                    (0xFF, 0xFFFF)):
+        for dst, src in ((4, 3), (0, 1), (3, 2), (5, 9), (7, 0), (2, 2), (9, 8), (1, 5)):
+            if BASE in (dst, src):
+                continue
+            for value in (0x123456789ABCDEF0, U64, 0x80, 0x8000FF7F):
+                insns += lddw(src, value) + lddw(dst, ~value)
+                insns += [Insn(mov_cls | isa.MOV | isa.X, dst, src),
+                          Insn(and_cls | isa.AND | isa.K, dst, 0, 0, mask),
+                          store_result(n, dst)]
+                n += 1
+    # the mask is the target of a jump: the move and the mask stay two instructions
+    insns += lddw(2, 0xABCD) + lddw(3, 0x1234) + [
+        Insn(isa.ALU64 | isa.MOV | isa.X, 3, 2),
+        Insn(isa.JMP | isa.JA, 0, 0, 1),
+        Insn(isa.ALU64 | isa.MOV | isa.K, 3, 0, 0, 0x777),
+        Insn(isa.ALU64 | isa.AND | isa.K, 3, 0, 0, 0xFF),
+        store_result(n, 3)]
+    run_both(insns, n + 1)
+
+
+def test_add_then_load_through_the_sum_is_one_indexed_load():
+    """`rX += rY; rX = *(size *)(rX + off)` becomes one load from [rX + rY + off] (jit_x86's
+    pair rule): every size, sign-extending loads, 8- and 32-bit and negative offsets, bases
+    that need a displacement byte in x86 (r7 = r13) or a REX prefix, an index of r0/r10,
+    sums that wrap around 2**64; and not fused when the load is a jump target."""
+    pattern = bytes((i * 37 + 11) & 0xFF for i in range(64))
+    insns = []
+    for i in range(8):
+        insns += lddw(0, int.from_bytes(pattern[8 * i:8 * i + 8], "little"))
+        insns.append(store_result(i, 0))
+    n = 8
+    sizes = [(isa.LDX | isa.MEM | sz) for sz in (isa.B, isa.H, isa.W, isa.DW)] + [
+        (isa.LDX | isa.MEMSX | sz) for sz in (isa.B, isa.H, isa.W)]
+    for opcode, (x, y), (bias, off) in itertools.product(
+            sizes, ((1, 2), (7, 3), (0, 9), (9, 0), (3, 7), (5, 8), (2, 10)),
+            ((1000, 0), (-5, 3), (0x12345, -0x8000), (-0x7000, 0x7FF0), (1 << 63, 17))):
+        if x == BASE or y == BASE:
+            continue
+        at = 8 * (n % 7) + 1                # an unaligned byte of the pattern
+        tmp = next(r for r in (1, 2, 3, 4, 5, 8, 9) if r not in (x, y))
+        # x = r6 + at - off - y, so that x + y + off = r6 + at
+        insns.append(Insn(isa.ALU64 | isa.MOV | isa.X, x, BASE))
+        if y == 10:
+            insns.append(Insn(isa.ALU64 | isa.SUB | isa.X, x, 10))
+            insns += lddw(tmp, at - off)
+        else:
+            insns += lddw(y, bias) + lddw(tmp, at - off - bias)
+        insns.append(Insn(isa.ALU64 | isa.ADD | isa.X, x, tmp))
+        insns += [Insn(isa.ALU64 | isa.ADD | isa.X, x, y),
+                  Insn(opcode, x, x, off),
+                  store_result(n, x)]
+        n += 1
+    # the load is a jump target: the add and the load stay apart (the jump skips the add)
+    insns += [Insn(isa.ALU64 | isa.MOV | isa.X, 2, BASE),
+              Insn(isa.ALU64 | isa.MOV | isa.K, 3, 0, 0, 9),
+              Insn(isa.JMP | isa.JA, 0, 0, 1),
+              Insn(isa.ALU64 | isa.ADD | isa.X, 2, 3),
+              Insn(isa.LDX | isa.MEM | isa.B, 2, 2, 2),
+              store_result(n, 2)]
+    run_both(insns, n + 1)
+
+
+def test_load_op_store_of_a_dead_register_is_one_memory_operation():
+    """`rA = *(size *)(rB + off); rA op= K|rC; *(size *)(rB + off) = rA` is one `op [mem]`
+    when rA is dead afterwards (jit_x86.update_in_memory): every size, add/sub/and/or/xor,
+    immediates at the sign-extension edges of each width, register operands, ALU32 on a
+    64-bit value (must stay three instructions: it clears the upper half), bases rbp (r10)
+    and r13 (r7), and rA read afterwards (not dead: must keep the value)."""
+    ops = [isa.ADD, isa.SUB, isa.AND, isa.OR, isa.XOR]
+    imms = [1, -1, 0x7F, 0x80, -0x80, 0x7FFF, 0x8000, -0x80000000, 0x12345678]
+    initial = 0x8123456789ABCDEF
+    insns, n = [], 0
+    for size, cls, op, src, (a_reg, b_reg), tail in itertools.product(
+            (isa.B, isa.H, isa.W, isa.DW), (isa.ALU, isa.ALU64), ops,
+            imms + ["reg"], ((2, 7), (0, 3), (7, 9), (4, 10)), ("dead", "live", "jump", "fall")):
+        if tail != "dead" and src not in (1, "reg"):
+            continue                  # the live/jump tails on fewer forms: program size
+        slot = 8 * n
+        off = -8 if b_reg == 10 else slot
+        insns += lddw(1, initial)
+        if b_reg == 10:
+            insns.append(Insn(isa.STX | isa.MEM | isa.DW, 10, 1, -8))
+        else:
+            insns += [Insn(isa.ALU64 | isa.MOV | isa.X, b_reg, BASE),
+                      Insn(isa.STX | isa.MEM | isa.DW, b_reg, 1, off)]
+        x = src == "reg"
+        if x:
+            insns += lddw(5, 0xF0F0F0F0_0F0F0F0F ^ n)
+        insns += lddw(a_reg, 0x5555)
+        insns += [Insn(isa.LDX | isa.MEM | size, a_reg, b_reg, off),
+                  Insn(cls | op | (isa.X if x else isa.K), a_reg, 5 if x else 0, 0,
+                       0 if x else src),
+                  Insn(isa.STX | isa.MEM | size, b_reg, a_reg, off)]
+        if tail == "live":
+            insns.append(store_result(n + 1, a_reg))
+        elif tail == "jump":
+            # rA is read on the taken branch only (r1 != 0): not dead
+            insns += [Insn(isa.JMP | isa.JNE | isa.K, 1, 0, 1, 0),
+                      Insn(isa.ALU64 | isa.MOV | isa.K, a_reg, 0, 0, 0),
+                      store_result(n + 1, a_reg)]
+        elif tail == "fall":
+            # rA is read on the fall-through only (r1 != 0): not dead
+            insns += [Insn(isa.JMP | isa.JEQ | isa.K, 1, 0, 1, 0),
+                      store_result(n + 1, a_reg)]
+        insns.append(Insn(isa.ALU64 | isa.MOV | isa.K, a_reg, 0, 0, 0))    # rA dead
+        if b_reg == 10:
+            insns += [Insn(isa.LDX | isa.MEM | isa.DW, 1, 10, -8), store_result(n, 1)]
+        n += 2
+    run_both(insns, n)
