@@ -327,7 +327,7 @@ class _Translator:
         self.targets = targets = set()
         # Loop heads (targets of backward jumps) start on a 16-byte boundary, as LLVM
         # aligns its loops: fewer fetch blocks per iteration.
-        heads = set()
+        self.heads = heads = set()
         for pc in range(start, end):
             insn = insns[pc]
             if insn.is_jump and not placeholder[pc]:
@@ -750,7 +750,10 @@ class _Translator:
     def near(self, after: int, target: int) -> bool:
         """True when the code of instructions ``after`` .. ``target - 1`` is surely at
         most 127 bytes (a jump placed just before ``after`` reaches ``target`` in 8 bits)."""
-        return self.reach[target - self.start] - self.reach[after - self.start] <= 127
+        # reach[target] is where the target's own alignment padding starts: a jump to a
+        # loop head crosses that padding too
+        pad = 15 if target in self.heads else 0
+        return self.reach[target - self.start] + pad - self.reach[after - self.start] <= 127
 
     def jcc(self, after: int, cc: int, target: int) -> None:
         """A conditional jump whose fall-through is instruction ``after``."""
