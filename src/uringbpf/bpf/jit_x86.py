@@ -346,9 +346,9 @@ class _Translator:
         reach[end - start] = total
         self.start, self.end = start, end
         terminated = False
-        self.skip = self.skip2 = -1
+        self.skip = self.skip2 = self.skip3 = -1
         for pc in range(start, end):
-            if placeholder[pc] or pc == self.skip or pc == self.skip2:
+            if placeholder[pc] or pc in (self.skip, self.skip2, self.skip3):
                 continue
             insn = insns[pc]
             if pc in heads:
@@ -462,7 +462,9 @@ class _Translator:
             return
         group = _GROUP1.get(op)
         if group is not None:
-            if op == isa.ADD and x and w and self.fold_add_into_load(pc, insn):
+            if op == isa.ADD and x and w and (
+                    self.fold_add_into_load(pc, insn)
+                    or self.update_in_memory(pc + 1, self.insns[pc + 1], pc)):
                 return
             if op == isa.AND and not x and insn.imm in (0xFF, 0xFFFF):
                 # `and` with 0xff / 0xffff is a zero-extending move (3-4 bytes, not 6-7)
@@ -502,15 +504,22 @@ class _Translator:
         else:
             raise JitError(f"unknown alu operation {op:#x}", pc)
 
-    def update_in_memory(self, pc: int, insn: Insn) -> bool:
+    def update_in_memory(self, pc: int, insn: Insn, add: int | None = None) -> bool:
         """``rA = *(size *)(rB + off); rA op= K|rC; *(size *)(rB + off) = rA`` with rA dead
         afterwards (a counter update: ``hist[x]++``) is one ``op size [rB + off], K|rC``,
         as LLVM selects it: the same one read and one write of the same bytes, in the same
         order, and add/sub/and/or/xor give the same low ``size`` bytes at either width (a
         64-bit value needs a 64-bit operation: ALU32 would clear its upper half). Unchecked
         code only; not when the second or third instruction is a jump target. True when
-        done (the two following instructions are skipped)."""
-        if self.b.checked or insn.mode != isa.MEM or pc + 2 >= self.end:
+        done (the two following instructions are skipped).
+
+        With ``add`` (the pc of ``rB += rI`` just before, ``insn`` at ``add + 1``), an
+        element update ``a[i] op= v``: when rB is dead afterwards too, the sum is only the
+        address, so it is ``op size [rB + rI + off]`` (rB keeps a loop-invariant value in
+        a loop: the CPU sees the same address expression each iteration, as in LLVM's
+        code); ``add`` is then skipped as well."""
+        if (self.b.checked or insn.cls != isa.LDX or insn.mode != isa.MEM
+                or pc + 2 >= self.end):
             return False
         op, st = self.insns[pc + 1], self.insns[pc + 2]
         a_reg, size = insn.dst, isa.SIZE_BYTES[insn.size]
@@ -524,13 +533,22 @@ class _Translator:
                 or pc + 1 in self.targets or pc + 2 in self.targets
                 or not self.dead_after(pc + 3, a_reg)):
             return False
+        index = None
+        if add is not None:
+            ins = self.insns[add]
+            if (ins.dst != insn.src or pc in self.targets or (x and op.src == ins.dst)
+                    or ins.src == ins.dst or not self.dead_after(pc + 3, ins.dst)):
+                return False
+            index = REG[ins.src]
         base = REG[insn.src]
         if x:
-            self.a.alu_mem_reg(group, base, insn.off, REG[op.src], size == 8)
+            self.a.alu_mem_reg(group, base, insn.off, REG[op.src], size == 8, index)
         else:
-            self.a.alu_mem_imm(group, base, insn.off, op.imm, size)
+            self.a.alu_mem_imm(group, base, insn.off, op.imm, size, index)
         self.skip2 = pc + 2
         self.skip = pc + 1
+        if add is not None:
+            self.skip3 = pc
         return True
 
     def dead_after(self, pc: int, reg: int, budget: int = 48) -> bool:

@@ -214,30 +214,32 @@ class Asm:
             self.code += (imm & 0xFFFFFFFF).to_bytes(4, "little")
 
     def alu_mem_imm(self, op: tuple[int, int], base: int, disp: int, imm: int,
-                    size: int) -> None:
-        """``op size [base + disp], imm`` for a 1, 2, 4 or 8-byte operand (8: the
-        sign-extended imm32); one read and one write of the operand."""
+                    size: int, index: int | None = None) -> None:
+        """``op size [base + disp], imm`` (``+ index`` when given) for a 1, 2, 4 or 8-byte
+        operand (8: the sign-extended imm32); one read and one write of the operand."""
         if size == 8:
-            self.alu_mi(op, base, disp, imm)
-            return
-        bits = 8 * size
-        value = imm & ((1 << bits) - 1)
-        signed = value - (1 << bits) if value >> (bits - 1) else value
+            value = imm & 0xFFFFFFFF
+            signed = value - (1 << 32) if value >> 31 else value
+        else:
+            bits = 8 * size
+            value = imm & ((1 << bits) - 1)
+            signed = value - (1 << bits) if value >> (bits - 1) else value
         prefix = 0x66 if size == 2 else 0
+        w = size == 8
         if size == 1:
-            self._rm(b"\x80", op[1], base, disp, False)
+            self._rm(b"\x80", op[1], base, disp, False, index=index)
             self.code.append(value)
         elif -128 <= signed <= 127:
-            self._rm(b"\x83", op[1], base, disp, False, prefix=prefix)
+            self._rm(b"\x83", op[1], base, disp, w, prefix=prefix, index=index)
             self.code.append(signed & 0xFF)
         else:
-            self._rm(b"\x81", op[1], base, disp, False, prefix=prefix)
-            self.code += value.to_bytes(size, "little")
+            self._rm(b"\x81", op[1], base, disp, w, prefix=prefix, index=index)
+            self.code += value.to_bytes(min(size, 4), "little")
 
     def alu_mem_reg(self, op: tuple[int, int], base: int, disp: int, src: int,
-                    w: bool) -> None:
-        """``op dword/qword [base + disp], src``."""
-        self._rm(bytes((op[0],)), src, base, disp, w)
+                    w: bool, index: int | None = None) -> None:
+        """``op dword/qword [base + disp], src`` (``+ index`` when given)."""
+        self._rm(bytes((op[0],)), src, base, disp, w, index=index)
 
     def alu_rm(self, op: tuple[int, int], reg: int, base: int, disp: int) -> None:
         """``op reg, qword [base + disp]`` (the ``r, r/m`` form: opcode + 2)."""

@@ -314,3 +314,45 @@ def test_load_op_store_of_a_dead_register_is_one_memory_operation():
             insns += [Insn(isa.LDX | isa.MEM | isa.DW, 1, 10, -8), store_result(n, 1)]
         n += 2
     run_both(insns, n)
+
+
+def test_element_update_through_a_dead_sum_is_one_indexed_memory_operation():
+    """`rB += rI; rA = *(rB + off); rA op= K|rC; *(rB + off) = rA` with rA and rB dead is
+    one `op [rB + rI + off]`: sizes, immediates and registers, rI == rA (the index is read
+    before the load), rC == rI, and rB or rA read afterwards (must keep the sum/value)."""
+    insns, n = [], 0
+    initial = 0x0123456789ABCDEF
+    for size, op, (b_reg, i_reg, a_reg), src, tail in itertools.product(
+            (isa.B, isa.H, isa.W, isa.DW), (isa.ADD, isa.SUB, isa.XOR),
+            ((3, 2, 2), (7, 9, 0), (1, 10, 4), (9, 4, 5)), (1, -0x81, "reg", "index"),
+            ("dead", "base live", "value live")):
+        slot = 8 * n
+        c_reg = 8 if src == "reg" else i_reg
+        insns += lddw(5 if a_reg != 5 else 1, initial)
+        insns.append(Insn(isa.STX | isa.MEM | isa.DW, BASE, 5 if a_reg != 5 else 1, slot))
+        if i_reg != 10:
+            insns += lddw(i_reg, 0x1000 + n)
+        insns += lddw(8, 0x0F0F0F0F_F0F0F0F0 + n)
+        # rB = r6 - rI + slot - 4, so that rB + rI + 4 = r6 + slot
+        insns += [Insn(isa.ALU64 | isa.MOV | isa.X, b_reg, BASE),
+                  Insn(isa.ALU64 | isa.SUB | isa.X, b_reg, i_reg),
+                  Insn(isa.ALU64 | isa.ADD | isa.K, b_reg, 0, 0, slot - 4),
+                  Insn(isa.ALU64 | isa.ADD | isa.X, b_reg, i_reg),
+                  Insn(isa.LDX | isa.MEM | size, a_reg, b_reg, 4)]
+        if src in ("reg", "index"):
+            if size in (isa.B, isa.H) or (src == "index" and i_reg in (a_reg, 10)):
+                insns.append(Insn(isa.ALU64 | op | isa.K, a_reg, 0, 0, 3))
+            else:
+                insns.append(Insn(isa.ALU64 | op | isa.X, a_reg, c_reg))
+        else:
+            insns.append(Insn(isa.ALU64 | op | isa.K, a_reg, 0, 0, src))
+        insns.append(Insn(isa.STX | isa.MEM | size, b_reg, a_reg, 4))
+        if tail == "base live":               # as an offset: buffers differ per engine
+            insns += [Insn(isa.ALU64 | isa.SUB | isa.X, b_reg, BASE),
+                      store_result(n + 1, b_reg)]
+        elif tail == "value live":
+            insns.append(store_result(n + 1, a_reg))
+        insns += [Insn(isa.ALU64 | isa.MOV | isa.K, a_reg, 0, 0, 0),
+                  Insn(isa.ALU64 | isa.MOV | isa.K, b_reg, 0, 0, 0)]
+        n += 2
+    run_both(insns, n)
