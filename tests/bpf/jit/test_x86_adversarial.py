@@ -435,3 +435,83 @@ def test_closed_and_dropped_during_the_run(tier, checked):
     assert call() == 13
     with pytest.raises(BpfRuntimeError, match="closed"):
         call()
+
+
+_REGS = [0, 1, 2, 3, 4, 5, 7, 8]        # r9 = r6 = the buffer; r10 untouched
+
+
+def _peephole_program(rnd: random.Random) -> list[Insn]:
+    """A loop (3 rounds) over random items built around the translator's peepholes:
+    ``b = base + i; a = *(b + off); a op= v; *(b + off) = a`` (update in memory, with and
+    without the index), ``b += i; b = *(b + off)`` (indexed load), ``a = s; a &= 0xff``,
+    arithmetic and forward jumps over whole items (so liveness sees branches); then a
+    checksum of the registers and the 256-byte buffer."""
+    insns = [x_op(isa.MOV, 9, 1)]
+    insns += [Insn(isa.ST | isa.MEM | isa.DW, 9, 0, 8 * i, rnd.getrandbits(31)) for i in range(32)]
+    insns.append(x_op(isa.MOV, 6, 9))
+    insns += [k_op(isa.MOV, r, rnd.randrange(31)) for r in _REGS]
+    insns.append(Insn(isa.ST | isa.MEM | isa.DW, 10, 0, -16, 0))
+    items = []
+    for _ in range(rnd.randrange(5, 25)):
+        kind = rnd.random()
+        a, b, c = rnd.sample(_REGS, 3)
+        size = rnd.choice([isa.B, isa.H, isa.W, isa.DW])
+        off = isa.SIZE_BYTES[size] * rnd.randrange(8)
+        w = rnd.random() < 0.7
+        op = rnd.choice([isa.ADD, isa.SUB, isa.AND, isa.OR, isa.XOR])
+        value = (k_op(op, a, rnd.choice([1, -1, 0xFF, 0x7FFFFFFF, -0x80000000, 3]), w)
+                 if rnd.random() < 0.5 else x_op(op, a, rnd.choice([c, b, a]), w))
+        if kind < 0.35:
+            items.append([x_op(isa.MOV, b, 9), k_op(isa.AND, c, 7), k_op(isa.LSH, c, 3),
+                          x_op(isa.ADD, b, c) if rnd.random() < 0.5 else k_op(isa.ADD, b, 0),
+                          Insn(isa.LDX | isa.MEM | size, a, b, off), value,
+                          Insn(isa.STX | isa.MEM | size, b, a, off)])
+        elif kind < 0.55:
+            items.append([x_op(isa.MOV, b, 9), k_op(isa.AND, c, 15), k_op(isa.LSH, c, 3),
+                          x_op(isa.ADD, b, c), Insn(isa.LDX | isa.MEM | size, b, b, off)])
+        elif kind < 0.7:
+            items.append([x_op(isa.MOV, a, rnd.choice(_REGS), rnd.random() < 0.5),
+                          k_op(isa.AND, a, rnd.choice([0xFF, 0xFFFF]), rnd.random() < 0.5)])
+        elif kind < 0.85:
+            items.append([x_op(rnd.choice([isa.ADD, isa.XOR, isa.MUL]), a, b),
+                          k_op(isa.MOV, rnd.choice(_REGS), rnd.getrandbits(16))])
+        else:
+            items.append(None)                # a forward jump over the next item
+    body = []
+    for i, item in enumerate(items):
+        if item is None:
+            nxt = items[i + 1] if i + 1 < len(items) and items[i + 1] is not None else []
+            op = rnd.choice([isa.JGT, isa.JEQ, isa.JSET])
+            body.append(Insn(isa.JMP | op | isa.K, rnd.choice(_REGS), 0, len(nxt),
+                             rnd.randrange(16)))
+        else:
+            body += item
+    body += [Insn(isa.LDX | isa.MEM | isa.DW, 1, 10, -16), k_op(isa.ADD, 1, 1),
+             Insn(isa.STX | isa.MEM | isa.DW, 10, 1, -16)]
+    body.append(Insn(isa.JMP | isa.JLT | isa.K, 1, 0, -(len(body) + 1), 3))
+    insns += body
+    insns.append(Insn(isa.ST | isa.MEM | isa.DW, 10, 0, -8, 0))
+    for r in range(9):
+        insns += [Insn(isa.LDX | isa.MEM | isa.DW, 9, 10, -8), k_op(isa.MUL, 9, 1000003),
+                  x_op(isa.XOR, 9, r), Insn(isa.STX | isa.MEM | isa.DW, 10, 9, -8)]
+    insns += [x_op(isa.MOV, 9, 6), k_op(isa.MOV, 0, 0)]
+    for i in range(32):
+        insns += [Insn(isa.LDX | isa.MEM | isa.DW, 1, 9, 8 * i), k_op(isa.MUL, 0, 1000003),
+                  x_op(isa.XOR, 0, 1)]
+    return insns + [Insn(isa.LDX | isa.MEM | isa.DW, 1, 10, -8), x_op(isa.XOR, 0, 1), EXIT]
+
+
+def test_peephole_fuzz_against_the_interpreter():
+    """200 random programs around the unchecked-only peepholes (liveness-based update in
+    memory, indexed loads, movzx): the direct tier's r0 (a checksum of every register and
+    of the buffer, whose address both engines share) is the interpreter's."""
+    data = Buffer(256)
+
+    def runtime():
+        rt = Runtime()
+        rt.mem.add(data.addr, data.size, True, "buffer")
+        return rt
+    for seed in range(200):
+        insns = _peephole_program(random.Random(seed))
+        assert_same(insns, args=(data.addr,), make_runtime=runtime,
+                    engines=("interp", "direct")), seed
