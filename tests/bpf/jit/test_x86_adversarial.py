@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import random
 import re
+import threading
+import time
 
 import pytest
 
@@ -515,3 +517,39 @@ def test_peephole_fuzz_against_the_interpreter():
         insns = _peephole_program(random.Random(seed))
         assert_same(insns, args=(data.addr,), make_runtime=runtime,
                     engines=("interp", "direct")), seed
+
+
+def test_switch_while_another_thread_spins_in_the_direct_code(monkeypatch):
+    """One thread runs the direct code (a loop polling a flag word, no helper: native code
+    only, the GIL released); the background compile switches the instance meanwhile; the
+    flag is set after the switch and the run finishes with the right result; the next run
+    is LLVM's code."""
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    flag = Buffer(16)
+    k = random.randrange(1, 1 << 20)
+    insns = [k_op(isa.MOV, 0, k), k_op(isa.ADD, 0, 1),           # r0 counts the polls
+             Insn(isa.STX | isa.MEM | isa.DW, 1, 0, 8),
+             Insn(isa.LDX | isa.MEM | isa.DW, 2, 1, 0),
+             Insn(isa.JMP | isa.JEQ | isa.K, 2, 0, -4, 0),
+             k_op(isa.MOV, 0, 0), x_op(isa.ADD, 0, 2), EXIT]
+    program = isa.Program("spin%d" % k, insns)
+    rt = Runtime()
+    rt.mem.add(flag.addr, flag.size, True, "flag")
+    with jit._llvm_lock:
+        fn = jit.compile(program, rt, tier="auto")
+        assert fn.tier == "direct"
+        out = []
+        worker = threading.Thread(target=lambda: out.append(fn(flag.addr)))
+        worker.start()
+        for _ in range(100_000):        # inside the direct code before the switch starts
+            if int.from_bytes(flag.read(8, 8), "little") > k:
+                break
+            time.sleep(0.001)
+        assert int.from_bytes(flag.read(8, 8), "little") > k
+    jit.tiering_wait()
+    assert fn.tier == "llvm" and worker.is_alive()
+    flag.write(0, (5).to_bytes(8, "little"))
+    worker.join(30)
+    assert out == [5] and int.from_bytes(flag.read(8, 8), "little") > k
+    flag.write(0, (6).to_bytes(8, "little"))
+    assert fn(flag.addr) == 6 and fn.tier == "llvm"
