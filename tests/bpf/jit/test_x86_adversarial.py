@@ -553,3 +553,35 @@ def test_switch_while_another_thread_spins_in_the_direct_code(monkeypatch):
     assert out == [5] and int.from_bytes(flag.read(8, 8), "little") > k
     flag.write(0, (6).to_bytes(8, "little"))
     assert fn(flag.addr) == 6 and fn.tier == "llvm"
+
+
+@pytest.mark.parametrize("tier", ["direct", "llvm"])
+@pytest.mark.parametrize("checked", [False, True], ids=["unchecked", "checked"])
+def test_closed_by_another_thread_during_the_run(tier, checked):
+    """The main thread closes the instance and drops it while a worker thread spins in its
+    code; released, the run finishes in that code (stack, flag) with the right result."""
+    flag = Buffer(16)
+    k = random.randrange(1, 1 << 20)
+    insns = [k_op(isa.MOV, 0, k), k_op(isa.ADD, 0, 1), Insn(isa.STX | isa.MEM | isa.DW, 1, 0, 8),
+             Insn(isa.LDX | isa.MEM | isa.DW, 2, 1, 0), Insn(isa.JMP | isa.JEQ | isa.K, 2, 0, -4, 0),
+             Insn(isa.STX | isa.MEM | isa.DW, 10, 2, -8), Insn(isa.LDX | isa.MEM | isa.DW, 0, 10, -8),
+             EXIT]
+    rt = Runtime()
+    rt.mem.add(flag.addr, flag.size, True, "flag")
+    fn = jit.compile(isa.Program("close%d" % k, insns), rt, tier=tier, checked=checked,
+                     cache=False)
+    fn.insn_limit = 1 << 62                      # the spin must not run out of budget
+    out = []
+    call = fn.__call__
+    worker = threading.Thread(target=lambda: out.append(call(flag.addr)))
+    worker.start()
+    for _ in range(100_000):
+        if int.from_bytes(flag.read(8, 8), "little") > k:
+            break
+        time.sleep(0.001)
+    fn.close()
+    del fn
+    gc.collect()
+    flag.write(0, (7).to_bytes(8, "little"))
+    worker.join(30)
+    assert out == [7]
