@@ -8,6 +8,7 @@ engines' contracts agree, on LLVM's code: the results must be the same."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import random
 import re
@@ -585,3 +586,22 @@ def test_closed_by_another_thread_during_the_run(tier, checked):
     flag.write(0, (7).to_bytes(8, "little"))
     worker.join(30)
     assert out == [7]
+
+
+def test_callback_recursion_through_a_helper_stops_at_the_depth_limit():
+    """A helper that calls the callback whose address it is given, the callback calling
+    the helper again (writing its frame's last byte each time): every tier and mode stops
+    at the depth limit with an error, never past the stack."""
+    proto = ctypes.CFUNCTYPE(ctypes.c_uint64, *([ctypes.c_uint64] * 5))
+
+    def again(rt, cb, depth, *rest):
+        return proto(cb)(cb, depth + 1, 0, 0, 0)
+    insns = [*isa.lddw_pair(1, 0, isa.PSEUDO_FUNC), k_op(isa.MOV, 2, 0),
+             Insn(isa.OP_CALL, 0, 0, 0, 1000), EXIT,
+             Insn(isa.ST | isa.MEM | isa.B, 10, 0, -512, 1), Insn(isa.OP_CALL, 0, 0, 0, 1000),
+             k_op(isa.ADD, 0, 1), EXIT]
+    insns[0].imm = 5 - 1
+    results = run_engines(insns, engines=("interp", "direct", "direct-checked", "llvm",
+                                          "llvm-checked"), helpers=_helper(again))
+    for engine, got in results.items():
+        assert got[0] == "BpfRuntimeError" and "call depth limit of 16" in got[2], (engine, got)
