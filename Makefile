@@ -7,14 +7,26 @@
 #              `uringbpf[cc]` extra -- the ziglang package, ~410 MB installed -- only when
 #              no system clang can compile BPF (install clang to skip it: apt install clang).
 #   make test  the above plus the JIT and pytest, pytest-timeout, hypothesis (`uringbpf[test]`).
+#
+# The verifier's compiled core (setup.py; docs/internals.md "The compiled verifier core"):
+# `pip install -e .` compiles the hot verifier modules with Cython (a build requirement pip
+# fetches into its isolated build env, ~3 MB; the C compile costs ~1 min of CPU, most of
+# `make demo`'s time on a machine with a pip cache). Edit a verifier module and that build is
+# *stale*: uringbpf.bpf.verifier.CORE says so and the pure-Python modules run (never the old
+# compiled ones) until `make core` rebuilds it in place (Cython then goes into .venv).
+# `make test` rebuilds it first and runs the suite with URINGBPF_VERIFIER=compiled (a
+# missing or stale core is then an error, not a silently slower run); the pure-Python core
+# stays tested by tests/bpf/verifier/test_compiled_core.py (URINGBPF_VERIFIER=pure).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 DEMO_STAMP := $(VENV)/.demo-installed
 TEST_STAMP := $(VENV)/.test-installed
+CORE_SRC := $(wildcard src/uringbpf/bpf/verifier/*.py src/uringbpf/bpf/verifier/*.pxd) setup.py
+CORE_STAMP := src/uringbpf/bpf/verifier/_compiled/SOURCES.sha256
 
-.PHONY: demo test venv clean bench wheel-check
+.PHONY: demo test venv clean bench wheel-check core
 
 # The BPF compiler decides the [cc] extra: ask uringbpf's own driver whether a system clang
 # can build BPF (the same probe `uringbpf cc` uses), after installing uringbpf itself.
@@ -44,14 +56,21 @@ $(TEST_STAMP): $(DEMO_STAMP)
 
 venv: $(TEST_STAMP)
 
+# Rebuild the compiled verifier core in place when a verifier source is newer than it.
+$(CORE_STAMP): $(CORE_SRC) | $(DEMO_STAMP)
+	@$(PY) -c "import Cython" 2>/dev/null || $(PIP) install 'Cython>=3.0'
+	$(PY) setup.py -q build_ext --inplace
+
+core: $(CORE_STAMP)
+
 demo: $(DEMO_STAMP)
 	@echo "make: running 'uringbpf demo' (the first run compiles the native parts and the"
 	@echo "      example programs, ~30 s; later runs reuse the cache; its first line says"
 	@echo "      which engine runs the BPF programs)"
 	$(VENV)/bin/uringbpf demo
 
-test: $(TEST_STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+test: $(TEST_STAMP) $(CORE_STAMP)
+	URINGBPF_VERIFIER=compiled $(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(TEST_STAMP)       # the benchmarks time the JIT: the [jit] extra
 	$(VENV)/bin/uringbpf bench all
@@ -62,7 +81,7 @@ wheel-check: $(DEMO_STAMP)
 	.ci/wheel-check
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info src/uringbpf/bpf/verifier/_compiled
 
 # The differential suite in a Linux 7.2 guest under QEMU (tools/kernel-vm, docs/kernel.md):
 # sets the guest up (cached), exits 0 with one line when no suitable kernel exists.

@@ -30,10 +30,16 @@ Every helper, kfunc and program-type question goes to a :class:`~uringbpf.bpf.pl
 from __future__ import annotations
 
 from ...errors import BpfVerifierError
+from . import core as _core
+
+#: which core runs the verifier's hot modules: ``"compiled"`` or why the pure-Python
+#: modules run instead (:mod:`.core` chooses, here, before any other verifier module loads)
+CORE: str = _core.select(__path__)
+
 from .api import ProgramVerdict, verify, verify_object
 from .common import MAX_INSNS_PROCESSED, VerifierResult
 from .disasm import insn_text
 from .explore import Verifier
 
-__all__ = ["BpfVerifierError", "MAX_INSNS_PROCESSED", "ProgramVerdict", "Verifier",
+__all__ = ["BpfVerifierError", "CORE", "MAX_INSNS_PROCESSED", "ProgramVerdict", "Verifier",
            "VerifierResult", "insn_text", "verify", "verify_object"]

@@ -152,7 +152,7 @@ class Reg:
         return f"{self.type_name()}({','.join(extra)})"
 
 
-_new_reg = object.__new__
+_new_reg = Reg.__new__
 UNINIT = Reg(NOT_INIT)
 UNKNOWN_SCALAR = Reg(SCALAR, sc.UNKNOWN)
 

@@ -1,0 +1,21 @@
+# Cython declarations augmenting state.py for the compiled core (verifier/core.py): the
+# state classes become extension types with typed slots (same attribute names, same
+# Python-object values), so attribute access on a typed variable is a struct read.
+cdef class Reg:
+    cdef public object t, var, off, id, ref, frame, obj, size, null, ro, dyn
+
+cdef class ObjSlot:
+    cdef public object kind, type, ref, first, nslots, state, depth, id, parent
+
+cdef class Frame:
+    cdef public list regs
+    cdef public dict stack
+    cdef public object callsite, subprog, frameno, callback
+
+cdef class State:
+    cdef public list frames
+    cdef public dict refs
+    cdef public object buf_min, checkpoint, cb_steps, lock
+
+cdef class IdMap:
+    cdef public dict fwd, back

@@ -1,0 +1,166 @@
+"""The compiled verifier core (verifier/core.py, setup.py): chosen only when fresh, and
+giving exactly the pure-Python verifier's verdicts, messages, logs and processed counts.
+
+The equivalence test runs this file as a script twice, with ``URINGBPF_VERIFIER=pure`` and
+``=compiled``, over the verifier corpus (log level 2: every message and state line) and
+seeded fuzz programs (random, grown to 20k instructions, pruning-heavy), and compares the
+dumps.  It fails, naming the state, when the compiled core is missing or stale: ``make
+core`` (``make test`` does it) builds it.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from uringbpf.bpf import isa, verifier
+from uringbpf.bpf.verifier import core
+
+HERE = pathlib.Path(__file__).resolve().parent
+SRC = pathlib.Path(core.__file__).resolve().parent
+
+
+def _fake_tree(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A copy of the compiled modules' sources (and .pxd files), no build."""
+    for path in core.source_files(SRC):
+        shutil.copy(path, tmp_path / path.name)
+    return tmp_path
+
+
+def _fake_build(src: pathlib.Path, suffix: str) -> None:
+    """What setup.py leaves: one file per module (contents irrelevant to the check) and
+    the recorded hash."""
+    out = src / core.COMPILED_DIR
+    out.mkdir()
+    for name in core.COMPILED_MODULES:
+        (out / f"{name}{suffix}").write_bytes(b"")
+    (out / core.HASH_FILE).write_text(core.source_hash(src) + "\n")
+
+
+def test_build_states(tmp_path):
+    src = _fake_tree(tmp_path)
+    assert core.build_state(src) == core.NOT_BUILT
+    _fake_build(src, importlib.machinery.EXTENSION_SUFFIXES[0])
+    assert core.build_state(src) == core.COMPILED
+    # a one-byte edit of any compiled module's source makes the build stale
+    first = src / f"{core.COMPILED_MODULES[0]}.py"
+    first.write_text(first.read_text() + "\n")
+    assert core.build_state(src) == core.STALE
+
+
+def test_pxd_edit_makes_the_build_stale(tmp_path):
+    src = _fake_tree(tmp_path)
+    pxds = sorted(src.glob("*.pxd"))
+    assert pxds, "the compiled core's type declarations are part of its sources"
+    _fake_build(src, importlib.machinery.EXTENSION_SUFFIXES[0])
+    pxds[0].write_text(pxds[0].read_text() + "# edited\n")
+    assert core.build_state(src) == core.STALE
+
+
+def test_build_for_another_python_is_not_used(tmp_path):
+    src = _fake_tree(tmp_path)
+    _fake_build(src, ".cpython-39-x86_64-linux-gnu.so")
+    assert core.build_state(src) == core.OTHER_PYTHON
+
+
+def _select_in_subprocess(mode: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, URINGBPF_VERIFIER=mode)
+    code = ("from uringbpf.bpf import verifier; from uringbpf.bpf.verifier import explore;"
+            "print(verifier.CORE); print(explore.__file__)")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_pure_request_runs_the_source_modules():
+    out = _select_in_subprocess("pure")
+    assert out.returncode == 0, out.stderr
+    state, explore_file = out.stdout.split("\n")[:2]
+    assert state == core.PURE_REQUESTED
+    assert explore_file == str(SRC / "explore.py")
+
+
+def test_bad_mode_is_an_error():
+    out = _select_in_subprocess("fast")
+    assert out.returncode != 0 and "CoreError" in out.stderr and "'fast'" in out.stderr
+
+
+def test_compiled_request_runs_the_compiled_modules_or_fails():
+    out = _select_in_subprocess("compiled")
+    if core.build_state(SRC) == core.COMPILED:
+        assert out.returncode == 0, out.stderr
+        state, explore_file = out.stdout.split("\n")[:2]
+        assert state == core.COMPILED
+        assert pathlib.Path(explore_file).parent == SRC / core.COMPILED_DIR
+    else:   # never a silent fallback when the compiled core was asked for
+        assert out.returncode != 0 and "CoreError" in out.stderr
+
+
+def test_session_core_is_the_selected_one():
+    assert verifier.CORE == core.STATE
+    compiled = pathlib.Path(verifier.explore.__file__).parent == SRC / core.COMPILED_DIR
+    assert compiled == (verifier.CORE == core.COMPILED)
+
+
+# ------------------------------------------------------------ equivalence
+
+
+def _dump() -> list:
+    """Verdict, message, processed count and log of every case (run as a script)."""
+    sys.path.insert(0, str(HERE))
+    import corpus_lib
+    import fuzzgen
+
+    corpus_lib.register_test_env()
+    rows: list = [verifier.CORE]
+    for case in corpus_lib.load_corpus():
+        try:
+            res = verifier.verify(case.program(), log_level=2, max_insns=case.budget)
+            rows.append([case.name, "ok", res.stats_line(), res.log])
+        except verifier.BpfVerifierError as exc:
+            rows.append([case.name, exc.message, exc.log])
+    rng = random.Random(19)
+    makers = [fuzzgen.random_program, fuzzgen.grown_program, fuzzgen.pruning_program,
+              fuzzgen.raw_program]
+    for i in range(400):
+        insns = makers[i % len(makers)](rng)
+        prog = isa.Program("fuzz", insns, section="socket",
+                           maps=[fuzzgen.RunMap("fuzz", 2, 4, fuzzgen.VALUE_SIZE, 1)])
+        try:
+            res = verifier.verify(prog, log_level=1, max_insns=20_000)
+            rows.append([i, "ok", res.stats_line(), res.log])
+        except verifier.BpfVerifierError as exc:
+            rows.append([i, exc.message, exc.log])
+    return rows
+
+
+def _run_dump(mode: str, out: pathlib.Path) -> list:
+    env = dict(os.environ, URINGBPF_VERIFIER=mode)
+    proc = subprocess.run([sys.executable, __file__, str(out)], env=env, cwd=HERE,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_compiled_core_matches_pure_python(tmp_path):
+    state = core.build_state(SRC)
+    if state != core.COMPILED:
+        pytest.fail(f"the compiled verifier core is {state}")
+    pure = _run_dump("pure", tmp_path / "pure.json")
+    compiled = _run_dump("compiled", tmp_path / "compiled.json")
+    assert pure[0] == core.PURE_REQUESTED and compiled[0] == core.COMPILED
+    assert len(pure) == len(compiled) > 500
+    assert sum(row[1] == "ok" for row in pure) > 100      # both verdicts well represented
+    assert sum(row[1] != "ok" for row in pure) > 100
+    for p, c in zip(pure[1:], compiled[1:]):
+        assert p == c, p[0]
+
+
+if __name__ == "__main__":
+    pathlib.Path(sys.argv[1]).write_text(json.dumps(_dump()))
