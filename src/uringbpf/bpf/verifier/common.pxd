@@ -3,3 +3,4 @@ from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 
 cdef class _Checkpoint:
     cdef public object state, parent, live, done, pc, decided, hit, miss, sig
+cimport uringbpf.bpf.verifier.scalar as sc

@@ -3,3 +3,4 @@
 # so attribute access on those arguments is a struct read.
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.common cimport _Checkpoint
+cimport uringbpf.bpf.verifier.scalar as sc

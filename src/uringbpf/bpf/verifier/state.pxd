@@ -19,3 +19,9 @@ cdef class State:
 
 cdef class IdMap:
     cdef public dict fwd, back
+cimport uringbpf.bpf.verifier.scalar as sc
+
+# the subsumption helpers state_subsumes calls per register and slot: direct C calls
+cpdef reg_subsumes(Reg old, Reg cur, IdMap ids)
+cpdef slot_subsumes(old, cur, IdMap ids)
+cpdef _bytes_of_cur(slot)

@@ -2,3 +2,5 @@
 # (verifier/core.py): its State/Reg/Frame annotations name the extension types of state.pxd,
 # so attribute access on those arguments is a struct read.
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
+# (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
+# 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
