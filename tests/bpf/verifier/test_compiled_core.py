@@ -10,11 +10,13 @@ core`` (``make test`` does it) builds it.
 
 from __future__ import annotations
 
+import ast
 import importlib.machinery
 import json
 import os
 import pathlib
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -106,6 +108,49 @@ def test_session_core_is_the_selected_one():
     assert verifier.CORE == core.STATE
     compiled = pathlib.Path(verifier.explore.__file__).parent == SRC / core.COMPILED_DIR
     assert compiled == (verifier.CORE == core.COMPILED)
+
+
+def _pxd_classes(pxd: pathlib.Path) -> dict[str, set[str]]:
+    """``cdef class`` name -> the attribute names its ``cdef public`` lines declare."""
+    classes: dict[str, set[str]] = {}
+    current = None
+    for line in pxd.read_text().splitlines():
+        m = re.match(r"cdef class (\w+)", line)
+        if m:
+            current = classes.setdefault(m.group(1), set())
+        elif current is not None and (m := re.match(r"\s+cdef public \w+ (.*)", line)):
+            current.update(name.strip() for name in m.group(1).split(","))
+        elif line and not line[0].isspace():
+            current = None
+    return classes
+
+
+def _py_slots(py: pathlib.Path) -> dict[str, set[str]]:
+    """class name -> its ``__slots__`` names, read from the source."""
+    slots = {}
+    for node in ast.parse(py.read_text()).body:
+        if isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                        and getattr(stmt.targets[0], "id", "") == "__slots__"):
+                    slots[node.name] = set(ast.literal_eval(stmt.value))
+    return slots
+
+
+@pytest.mark.parametrize("module", [m for m in core.COMPILED_MODULES
+                                    if (SRC / f"{m}.pxd").exists()])
+def test_pxd_classes_declare_the_slots(module):
+    """An extension type has no attribute its .pxd does not declare: a slot added to a
+    class in the .py must be declared in the .pxd too, or the compiled core breaks."""
+    declared = _pxd_classes(SRC / f"{module}.pxd")
+    slots = _py_slots(SRC / f"{module}.py")
+    for name, attrs in declared.items():
+        assert attrs == slots.get(name), f"{module}.pxd: cdef class {name} vs {module}.py __slots__"
+
+
+def test_pxd_declares_the_state_classes():
+    assert set(_pxd_classes(SRC / "state.pxd")) >= {"Reg", "Frame", "State", "ObjSlot"}
+    assert "_Checkpoint" in _pxd_classes(SRC / "common.pxd")
 
 
 # ------------------------------------------------------------ equivalence

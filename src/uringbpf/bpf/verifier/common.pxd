@@ -2,5 +2,5 @@
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 
 cdef class _Checkpoint:
-    cdef public object state, parent, live, done, pc, decided, hit, miss, sig
+    cdef public object state, parent, live, done, pc, decided, hit, miss, sig, loop_head
 cimport uringbpf.bpf.verifier.scalar as sc

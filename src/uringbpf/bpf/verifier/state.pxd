@@ -1,6 +1,8 @@
 # Cython declarations augmenting state.py for the compiled core (verifier/core.py): the
 # state classes become extension types with typed slots (same attribute names, same
 # Python-object values), so attribute access on a typed variable is a struct read.
+# Each class declares exactly the names of its __slots__ in state.py: a slot added there
+# must be added here (test_compiled_core.py::test_pxd_classes_declare_the_slots checks).
 cdef class Reg:
     cdef public object t, var, off, id, ref, frame, obj, size, null, ro, dyn
 
@@ -15,7 +17,7 @@ cdef class Frame:
 cdef class State:
     cdef public list frames
     cdef public dict refs
-    cdef public object buf_min, checkpoint, cb_steps, lock
+    cdef public object buf_min, checkpoint, cb_steps, lock, may_goto_depth
 
 cdef class IdMap:
     cdef public dict fwd, back
