@@ -18,7 +18,11 @@ over 64 KiB) and every example object, prints
 A program both sides refuse (the issue's crc32c hits the kernel's jump-sequence limit)
 compares the time to refuse.  Times are seconds on a shared machine: compare the ratio
 within one run, not across runs; the CPU columns (and the CPU ratio, ours over the
-kernel's) are steadier than wall time when the machine is busy.  Not a test (docs/benchmarks.md records the numbers).
+kernel's) are steadier than wall time when the machine is busy.  The first line names the
+verifier core that ran (``verifier.CORE``: compiled, or why the pure-Python one);
+``--both-cores`` instead times verification with each core (``URINGBPF_VERIFIER=pure`` and
+``=compiled``, a process each) against the kernel.  Not a test (docs/benchmarks.md records
+the numbers).
 """
 
 from __future__ import annotations
@@ -115,13 +119,58 @@ def _targets(only: str | None, examples: bool) -> list[tuple[str, pathlib.Path]]
     return [(n, s) for n, s in out if only is None or only in n]
 
 
+def _ours_with_core(obj_path: pathlib.Path, core: str) -> dict:
+    """:func:`_ours` in a fresh interpreter running the verifier core ``core`` (``pure`` or
+    ``compiled``: ``URINGBPF_VERIFIER``; the core is chosen once per process)."""
+    env = dict(os.environ, URINGBPF_VERIFIER=core)
+    proc = subprocess.run([sys.executable, __file__, "--ours-json", str(obj_path)], env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def _both_cores(targets, tmp: pathlib.Path) -> None:
+    """Verification CPU of the pure-Python and the compiled verifier core, alternating per
+    target (the pure one first for half of them), against the kernel's load CPU."""
+    print(f"{'program':<44} {'processed':>10} {'pure CPU':>9} {'compiled':>9} {'speedup':>8}"
+          f"   {'kernel CPU':>10} {'ratio pure':>10} {'compiled':>9}")
+    for i, (name, src) in enumerate(targets):
+        obj_path = cc.compile_c(src, tmp / (pathlib.Path(name).name + ".o"))
+        order = ("pure", "compiled") if i % 2 == 0 else ("compiled", "pure")
+        rows = {core: _ours_with_core(obj_path, core) for core in order}
+        pure, comp = rows["pure"], rows["compiled"]
+        assert pure["processed"] == comp["processed"], (name, pure, comp)
+        obj = BpfObject.open(str(obj_path))
+        socket_only = all(p.section.startswith("socket") for p in obj.prepare())
+        obj.close()
+        kern = _kernel(obj_path, socket_only)
+        line = (f"{name:<44} {pure['processed']:>10} {pure['verify_cpu']:>8.3f}s "
+                f"{comp['verify_cpu']:>8.3f}s {pure['verify_cpu'] / comp['verify_cpu']:>7.2f}x   ")
+        if "load_s" in kern and kern["load_cpu"]:
+            line += (f"{kern['load_cpu']:>9.3f}s {pure['verify_cpu'] / kern['load_cpu']:>9.1f}x "
+                     f"{comp['verify_cpu'] / kern['load_cpu']:>8.1f}x")
+        else:
+            line += f"  ({kern.get('why', 'no kernel CPU time')})"
+        print(line, flush=True)
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="bench/load.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", help="only targets whose name contains this")
     ap.add_argument("--no-examples", action="store_true", help="only the two issue programs")
+    ap.add_argument("--both-cores", action="store_true",
+                    help="verification CPU of the pure-Python and the compiled verifier core "
+                         "side by side (one process per core and target)")
+    ap.add_argument("--ours-json", metavar="OBJ", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.ours_json:          # the worker of --both-cores
+        print(json.dumps(_ours(pathlib.Path(args.ours_json))))
+        return 0
+    print(f"verifier core: {verifier.CORE}", flush=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
+        if args.both_cores:
+            _both_cores(_targets(args.only, not args.no_examples), tmp)
+            return 0
         print(f"{'program':<44} {'ours: verify':>12} {'(CPU)':>7} {'processed':>10} "
               f"{'load+JIT':>9} {'(CPU)':>7} {'JIT CPU':>8}   {'kernel: load':>12} {'(CPU)':>7} {'verified':>9} "
               f"{'ratio':>6} {'CPU':>6}")
