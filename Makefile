@@ -14,6 +14,9 @@
 # `make demo`'s time on a machine with a pip cache). Edit a verifier module and that build is
 # *stale*: uringbpf.bpf.verifier.CORE says so and the pure-Python modules run (never the old
 # compiled ones) until `make core` rebuilds it in place (Cython then goes into .venv).
+# Only the first `pip install -e .` compiles it: the later ones, which add the [cc] or
+# [test,jit] extras' dependencies, pass URINGBPF_BUILD_CORE=0 (no extension built; the one in
+# src/ stays, the editable install runs src/) instead of compiling it again each time.
 # `make test` rebuilds it first and runs the suite with URINGBPF_VERIFIER=compiled (a
 # missing or stale core is then an error, not a silently slower run); the pure-Python core
 # stays tested by tests/bpf/verifier/test_compiled_core.py (URINGBPF_VERIFIER=pure).
@@ -42,7 +45,7 @@ $(DEMO_STAMP): pyproject.toml
 	else \
 	  echo "make: no system clang can compile BPF: installing uringbpf[cc] (the ziglang"; \
 	  echo "      package, ~80 MB download, ~410 MB installed; 'apt install clang' avoids it)"; \
-	  $(PIP) install -e '.[cc]' || exit 1; \
+	  URINGBPF_BUILD_CORE=0 $(PIP) install -e '.[cc]' || exit 1; \
 	fi; \
 	echo "make: $(VENV) ready in $$(( $$(date +%s) - start )) s ($$(du -sm $(VENV) | cut -f1) MB;" \
 	  "$$(du -sm --exclude=ziglang $(VENV) | cut -f1) MB without the ziglang compiler)"
@@ -51,7 +54,7 @@ $(DEMO_STAMP): pyproject.toml
 $(TEST_STAMP): $(DEMO_STAMP)
 	@echo "make: installing the JIT (llvmlite, ~45 MB download) and the test tools (pytest,"
 	@echo "      pytest-timeout, hypothesis)"
-	$(PIP) install -e '.[test,jit]'
+	URINGBPF_BUILD_CORE=0 $(PIP) install -e '.[test,jit]'
 	@touch $@
 
 venv: $(TEST_STAMP)

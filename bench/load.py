@@ -109,6 +109,14 @@ def _kernel(obj_path: pathlib.Path, only_socket: bool) -> dict:
     return {"load_s": dt, "load_cpu": dc, "verified_insns": info.get("verified_insns")}
 
 
+def _kernel_for(obj_path: pathlib.Path) -> dict:
+    """:func:`_kernel` for the object: the kernel loads only socket filters here."""
+    obj = BpfObject.open(str(obj_path))
+    socket_only = all(p.section.startswith("socket") for p in obj.prepare())
+    obj.close()
+    return _kernel(obj_path, socket_only)
+
+
 def _targets(only: str | None, examples: bool) -> list[tuple[str, pathlib.Path]]:
     out = []
     for name in ISSUE_PROGRAMS:
@@ -139,10 +147,7 @@ def _both_cores(targets, tmp: pathlib.Path) -> None:
         rows = {core: _ours_with_core(obj_path, core) for core in order}
         pure, comp = rows["pure"], rows["compiled"]
         assert pure["processed"] == comp["processed"], (name, pure, comp)
-        obj = BpfObject.open(str(obj_path))
-        socket_only = all(p.section.startswith("socket") for p in obj.prepare())
-        obj.close()
-        kern = _kernel(obj_path, socket_only)
+        kern = _kernel_for(obj_path)
         line = (f"{name:<44} {pure['processed']:>10} {pure['verify_cpu']:>8.3f}s "
                 f"{comp['verify_cpu']:>8.3f}s {pure['verify_cpu'] / comp['verify_cpu']:>7.2f}x   ")
         if "load_s" in kern and kern["load_cpu"]:
@@ -177,10 +182,7 @@ def main(argv: list[str]) -> int:
         for name, src in _targets(args.only, not args.no_examples):
             obj_path = cc.compile_c(src, tmp / (pathlib.Path(name).name + ".o"))
             ours = _ours(obj_path)
-            obj = BpfObject.open(str(obj_path))
-            socket_only = all(p.section.startswith("socket") for p in obj.prepare())
-            obj.close()
-            kern = _kernel(obj_path, socket_only)
+            kern = _kernel_for(obj_path)
             line = (f"{name:<44} {ours['verify_s']:>11.3f}s {ours['verify_cpu']:>6.3f}s "
                     f"{ours['processed']:>10} ")
             if ours["ok"]:
