@@ -21,6 +21,7 @@ Modules, each readable alone:
 ``scalar``     the scalar domain: tnum + unsigned/signed 64-bit ranges, transfer functions
 ``disasm``     instruction text of the log, in the kernel's syntax
 ``common``     limits, result types and small helpers shared by the others
+``core``       which core runs (``CORE``): these modules, or their compiled twin (docs/internals.md)
 =============  ===========================================================================
 
 Every helper, kfunc and program-type question goes to a :class:`~uringbpf.bpf.platform.Platform`
