@@ -9,17 +9,15 @@
 #   make test  the above plus the JIT and pytest, pytest-timeout, hypothesis (`uringbpf[test]`).
 #
 # The verifier's compiled core (setup.py; docs/internals.md "The compiled verifier core"):
-# `pip install -e .` compiles the hot verifier modules with Cython (a build requirement pip
-# fetches into its isolated build env, ~3 MB; the C compile costs ~1 min of CPU, most of
-# `make demo`'s time on a machine with a pip cache). Edit a verifier module and that build is
-# *stale*: uringbpf.bpf.verifier.CORE says so and the pure-Python modules run (never the old
-# compiled ones) until `make core` rebuilds it in place (Cython then goes into .venv).
-# Only the first `pip install -e .` compiles it: the later ones, which add the [cc] or
-# [test,jit] extras' dependencies, pass URINGBPF_BUILD_CORE=0 (no extension built; the one in
-# src/ stays, the editable install runs src/) instead of compiling it again each time.
-# `make test` rebuilds it first and runs the suite with URINGBPF_VERIFIER=compiled (a
-# missing or stale core is then an error, not a silently slower run); the pure-Python core
-# stays tested by tests/bpf/verifier/test_compiled_core.py (URINGBPF_VERIFIER=pure).
+# Cython compiles the hot verifier modules (~1 min of CPU). `make demo` does not build it:
+# the examples verify in ~0.1 s either way, and a first run should not wait for a C compile
+# (every `pip install -e` here passes URINGBPF_BUILD_CORE=0). `make core` builds it in place
+# (Cython then goes into .venv); `make test` builds it first and runs the suite with
+# URINGBPF_VERIFIER=compiled (a missing or stale core is then an error, not a silently slower
+# run); the pure-Python core stays tested by tests/bpf/verifier/test_compiled_core.py
+# (URINGBPF_VERIFIER=pure). Edit a verifier module and the build is *stale*:
+# uringbpf.bpf.verifier.CORE says so and the pure-Python modules run (never the old compiled
+# ones) until `make core`. A wheel (`pip install .`, `make wheel-check`) carries the core.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -39,7 +37,7 @@ $(DEMO_STAMP): pyproject.toml
 	  echo "make: creating $(VENV) (python venv)"; $(PYTHON) -m venv $(VENV) || exit 1; fi; \
 	echo "make: installing uringbpf (editable; no dependencies: without the uringbpf[jit]"; \
 	echo "      extra -- llvmlite, ~175 MB -- programs run on the interpreter; make test adds it)"; \
-	$(PIP) install -e . || exit 1; \
+	URINGBPF_BUILD_CORE=0 $(PIP) install -e . || exit 1; \
 	if $(PY) -c "from uringbpf.bpf import cc; cc.find_compiler(prefer='clang')" 2>/dev/null; then \
 	  echo "make: a system clang compiles BPF: not installing the ziglang compiler"; \
 	else \
