@@ -15,8 +15,13 @@ U64 = sc.U64
 
 
 def member(s, v: int) -> bool:
+    """``v`` is a value of ``s``: in each of its views, the 32-bit bounds of the low half
+    included."""
     v &= U64
-    return (s[0] <= v <= s[1] and s[2] <= sc.s64(v) <= s[3] and (v & ~s[5] & U64) == s[4])
+    low = v & sc.U32
+    slow = low - (1 << 32) if low >> 31 else low
+    return (s[0] <= v <= s[1] and s[2] <= sc.s64(v) <= s[3] and (v & ~s[5] & U64) == s[4]
+            and s[6] <= low <= s[7] and s[8] <= slow <= s[9])
 
 
 @st.composite

@@ -7,10 +7,15 @@ function below over-approximates: the concrete result of an operation on any val
 inside the inputs lies inside the output.  That is the whole soundness argument, and
 the fuzz tests check it against real execution.
 
-32-bit subregisters are not tracked separately (the kernel does); instead a 32-bit
-operation first *truncates* its operands (exact when a value is known to fit in 32 bits,
-otherwise the low 32 bits of the tnum) and wraps its result back to 32 bits.  Programs
-built by clang keep 32-bit values zero-extended, so in practice nothing is lost.
+The low 32 bits (the subregister) have their own bounds, as in the kernel (#20): a scalar
+is the 10-tuple ``(umin, umax, smin, smax, tv, tm, u32min, u32max, s32min, s32max)``;
+``sync`` derives each view from the others (the kernel's reg_bounds_sync: 32-bit bounds
+from the low half of the tnum and from a 64-bit range that stays inside one 2**32 block,
+u32 <-> s32, and back to the 64-bit range when it stays inside one block, which is the
+zero-extended value of every ALU32 result).  A 32-bit operation *truncates* its operands
+(the low 32 bits with their 32-bit bounds), and wraps its result back to 32 bits keeping
+those bounds; ADD/SUB compute them as the kernel's scalar32_min_max_add/sub, ARSH from
+the signed 32-bit range.  A 6-tuple given to ``sync`` gets unknown 32-bit bounds.
 
 Functions take and return plain tuples for speed: the verifier calls them for every
 processed instruction.
@@ -27,8 +32,10 @@ S32_MAX = (1 << 31) - 1
 SIGN64 = 1 << 63
 _W64 = 1 << 64
 
-# A scalar: (umin, umax, smin, smax, tv, tm)
-UNKNOWN = (0, U64, S64_MIN, S64_MAX, 0, U64)
+# A scalar: (umin, umax, smin, smax, tv, tm, u32min, u32max, s32min, s32max)
+_ANY32 = (0, U32, S32_MIN, S32_MAX)
+UNKNOWN = (0, U64, S64_MIN, S64_MAX, 0, U64) + _ANY32
+_B31 = 1 << 31
 
 
 def s64(v: int) -> int:
@@ -170,7 +177,9 @@ def tnum_cast32(a):
 def const(v: int):
     """The scalar that is exactly ``v``."""
     v &= U64
-    return (v, v, s64(v), s64(v), v, 0)
+    lo = v & U32
+    sl = lo - (1 << 32) if lo >> 31 else lo
+    return (v, v, s64(v), s64(v), v, 0, lo, lo, sl, sl)
 
 
 def from_tnum(tv: int, tm: int):
@@ -194,7 +203,100 @@ def is_const(s) -> bool:
 
 
 def sync(s):
-    """Make the five views consistent with each other; ``None`` if they are contradictory.
+    """Make the views consistent with each other (64-bit ranges and tnum by ``_sync64``,
+    then the 32-bit bounds by ``_sync32``); ``None`` if they are contradictory."""
+    if len(s) == 6:
+        r = _sync64(s)
+        return None if r is None else _sync32(r, 0, U32, S32_MIN, S32_MAX)
+    r = _sync64(s[:6])
+    return None if r is None else _sync32(r, s[6], s[7], s[8], s[9])
+
+
+def _sync32(r, u0, u1, s0, s1):
+    """The 64-bit scalar ``r`` (already synced) with 32-bit bounds ``[u0, u1]``/``[s0, s1]``
+    of its low half: each narrowed by the other views and pushed back into them.
+
+    Sound because every rule maps an interval through a bijection that is monotonic
+    on it: inside one 2**32-aligned block a value and its low 32 bits (unsigned) move
+    together, inside one block centred on a multiple of 2**32 a value and its low 32
+    bits read as signed do, and a 32-bit interval on one side of 2**31 reads the same
+    as u32 or s32."""
+    for _ in (0, 1, 2):
+        umin, umax, smin, smax, tv, tm = r
+        if not tm:
+            lo = tv & U32
+            sl = lo - (1 << 32) if lo >> 31 else lo
+            if u0 <= lo <= u1 and s0 <= sl <= s1:
+                return r + (lo, lo, sl, sl)
+            return None
+        # from the low half of the tnum
+        lv, lm = tv & U32, tm & U32
+        if lv > u0:
+            u0 = lv
+        if (lv | lm) < u1:
+            u1 = lv | lm
+        x = lv | (lm & _B31)
+        x = x - (1 << 32) if x >> 31 else x
+        if x > s0:
+            s0 = x
+        x = lv | (lm & S32_MAX)
+        x = x - (1 << 32) if x >> 31 else x
+        if x < s1:
+            s1 = x
+        # from 64-bit ranges inside one block
+        for lo, hi in ((umin, umax), (smin, smax)):
+            if lo >> 32 == hi >> 32:
+                u0, u1 = max(u0, lo & U32), min(u1, hi & U32)
+            g = (lo + _B31) >> 32
+            if g == (hi + _B31) >> 32:
+                g <<= 32
+                s0, s1 = max(s0, lo - g), min(s1, hi - g)
+        if u0 > u1 or s0 > s1:
+            return None
+        # u32 <-> s32
+        if u0 >> 31 == u1 >> 31:
+            x = -(1 << 32) if u0 >> 31 else 0
+            s0, s1 = max(s0, u0 + x), min(s1, u1 + x)
+        if s0 >= 0 or s1 < 0:
+            u0, u1 = max(u0, s0 & U32), min(u1, s1 & U32)
+        if u0 > u1 or s0 > s1:
+            return None
+        # back into the 64-bit ranges, where they stay inside one block
+        umin, umax = _in_block(umin, umax, u0, u1, s0, s1)
+        smin, smax = _in_block(smin, smax, u0, u1, s0, s1)
+        if umin > umax or smin > smax:
+            return None
+        # known bits of the low half from the u32 range
+        rv, rm = tnum_range(u0, u1)
+        if (tv ^ rv) & ~(tm | rm) & U32:
+            return None
+        ntm = tm & (rm | (U64 ^ U32))
+        ntv = (tv | (rv & ~rm)) & ~ntm & U64
+        n = (umin, umax, smin, smax, ntv, ntm)
+        if n == r:
+            return r + (u0, u1, s0, s1)
+        r = _sync64(n)
+        if r is None:
+            return None
+    return r + (u0, u1, s0, s1)
+
+
+def _in_block(lo, hi, u0, u1, s0, s1):
+    """The 64-bit interval ``[lo, hi]`` narrowed by the 32-bit bounds of its values' low
+    half, where it stays inside one 2**32 block (unsigned) or one block centred on a
+    multiple of 2**32 (signed)."""
+    if lo >> 32 == hi >> 32:
+        h = lo >> 32 << 32
+        lo, hi = max(lo, h + u0), min(hi, h + u1)
+    g = (lo + _B31) >> 32
+    if g == (hi + _B31) >> 32:
+        g <<= 32
+        lo, hi = max(lo, g + s0), min(hi, g + s1)
+    return lo, hi
+
+
+def _sync64(s):
+    """Make the five 64-bit views consistent with each other; ``None`` if they are contradictory.
 
     The order mirrors what any sound reduction must do: bounds from known bits, signed
     from unsigned (and back) where an interval does not cross a sign boundary, then
@@ -204,7 +306,7 @@ def sync(s):
     instruction (tests/bpf/verifier/test_verifier_speed.py checks it against the plain
     definition).
     """
-    umin, umax, smin, smax, tv, tm = s
+    umin, umax, smin, smax, tv, tm = s[:6]
     if not tm:
         # a known value (the common case in unrolled and counted loops): the bounds must
         # contain it, and then they are it
@@ -274,7 +376,9 @@ def sync(s):
 def contains(outer, inner) -> bool:
     """True if every value of ``inner`` is a value of ``outer`` (state pruning's test)."""
     return (outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2]
-            and inner[3] <= outer[3] and tnum_in((outer[4], outer[5]), (inner[4], inner[5])))
+            and inner[3] <= outer[3] and tnum_in((outer[4], outer[5]), (inner[4], inner[5]))
+            and outer[6] <= inner[6] and inner[7] <= outer[7] and outer[8] <= inner[8]
+            and inner[9] <= outer[9])
 
 
 def fits_u32(s) -> bool:
@@ -283,23 +387,25 @@ def fits_u32(s) -> bool:
 
 
 def trunc32(s):
-    """The low 32 bits of a scalar, as a scalar in [0, 2**32)."""
+    """The low 32 bits of a scalar, as a scalar in [0, 2**32) (its 32-bit bounds kept)."""
     if s[1] <= U32:
         return s
     tv, tm = tnum_cast32((s[4], s[5]))
-    return sync((0, U32, S64_MIN, S64_MAX, tv, tm)) or (0, U32, 0, U32, 0, U32)
+    return sync((0, U32, 0, U32, tv, tm) + s[6:10]) or _ANY_U32
 
 
 def sext32(s):
-    """A 32-bit value (in [0, 2**32)) read as a signed 32-bit number."""
-    umin, umax = s[0], s[1]
-    if umax <= S32_MAX:
+    """A 32-bit value (in [0, 2**32)) read as a signed 32-bit number: its signed range
+    is its s32 bounds, the upper half copies bit 31."""
+    if s[1] <= S32_MAX:
         return s
-    if umin >= 1 << 31:
-        lo, hi = umin - (1 << 32), umax - (1 << 32)
-        tv = (s[4] | (U64 ^ U32)) & U64
-        return sync((0, U64, lo, hi, tv, s[5])) or srange(lo, hi)
-    return srange(S32_MIN, S32_MAX)
+    tv, tm = s[4] & U32, s[5] & U32
+    upper = U64 ^ U32
+    if tm & _B31:
+        tm |= upper
+    elif tv & _B31:
+        tv |= upper
+    return sync((0, U64, s[8], s[9], tv, tm) + s[6:10]) or srange(s[8], s[9])
 
 
 def sext(s, bits: int):
@@ -311,17 +417,50 @@ def sext(s, bits: int):
         return const(v - (1 << bits) if v & half else v)
     if s[1] < half:
         return s
+    if bits == 32:
+        return sext32(trunc32(s))
     return srange(-half, half - 1)
 
 
 def wrap32(s):
-    """Result of a 32-bit ALU op: the low 32 bits, zero-extended."""
+    """Result of a 32-bit ALU op: the low 32 bits, zero-extended (their 32-bit bounds
+    are the result's)."""
     if s is None:
-        return (0, U32, 0, U32, 0, U32)
+        return _ANY_U32
     if s[0] >= 0 and s[1] <= U32 and s[2] >= 0:
         return s
     tv, tm = tnum_cast32((s[4], s[5]))
-    return sync((0, U32, 0, U32, tv, tm)) or (0, U32, 0, U32, 0, U32)
+    return sync((0, U32, 0, U32, tv, tm) + s[6:10]) or _ANY_U32
+
+
+def with_bounds32(s, u0: int, u1: int, s0: int, s1: int):
+    """``s`` whose low 32 bits are also known to lie in ``[u0, u1]`` (unsigned) and
+    ``[s0, s1]`` (signed); ``s`` itself if that contradicts it."""
+    r = sync(s[:6] + (max(s[6], u0), min(s[7], u1), max(s[8], s0), min(s[9], s1)))
+    return s if r is None else r
+
+
+def bounds32_add_sub(a, b, sub: bool):
+    """The 32-bit bounds ``(u32min, u32max, s32min, s32max)`` of ``a + b`` (``a - b`` if
+    ``sub``) on 32-bit values, from the operands' 32-bit bounds: the kernel's
+    scalar32_min_max_add/sub (an interval that may wrap becomes unknown)."""
+    if sub:
+        if a[6] >= b[7]:
+            u0, u1 = a[6] - b[7], a[7] - b[6]
+        else:
+            u0, u1 = 0, U32
+        s0, s1 = a[8] - b[9], a[9] - b[8]
+    else:
+        u0, u1 = a[6] + b[6], a[7] + b[7]
+        if u1 > U32:
+            u0, u1 = 0, U32
+        s0, s1 = a[8] + b[8], a[9] + b[9]
+    if s0 < S32_MIN or s1 > S32_MAX:
+        s0, s1 = S32_MIN, S32_MAX
+    return u0, u1, s0, s1
+
+
+_ANY_U32 = sync((0, U32, 0, U32, 0, U32))
 
 
 def _or_unknown(s):
@@ -467,7 +606,8 @@ def truncate(a, bits: int):
     if a[1] <= full:
         return a
     tv, tm = a[4] & full, a[5] & full
-    return sync((0, full, 0, full, tv, tm)) or urange(0, full)
+    keep = a[6:10] if bits == 32 else ()     # the low 32 bits themselves: their bounds hold
+    return sync((0, full, 0, full, tv, tm) + keep) or urange(0, full)
 
 
 # ---------------------------------------------------------------- comparisons
@@ -525,6 +665,10 @@ def branch_taken(a, b, op: int):
     if op == SLE:
         return branch_taken(b, a, SGE)
     if op == SET:
+        if a[5] and b[5]:
+            # neither side constant: the kernel's is_scalar_branch_taken explores both,
+            # and so do we (deciding it would accept programs 7.2 refuses)
+            return None
         if (a[4] & b[4]) != 0:
             return True
         if ((a[4] | a[5]) & (b[4] | b[5])) == 0:
@@ -539,7 +683,8 @@ def _meet(s, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, tn=None):
         if (tv ^ tn[0]) & ~(tm | tn[1]) & U64:
             return None
         tv, tm = tnum_intersect((tv, tm), tn)
-    return sync((max(s[0], umin), min(s[1], umax), max(s[2], smin), min(s[3], smax), tv, tm))
+    return sync((max(s[0], umin), min(s[1], umax), max(s[2], smin), min(s[3], smax), tv, tm)
+                + s[6:10])
 
 
 def refine(a, b, op: int):
@@ -601,7 +746,7 @@ def refine_not(a, b, op: int):
             tv, tm = a[4] & ~b[4] & U64, a[5] & ~b[4] & U64
             if a[4] & b[4] & ~a[5]:
                 return None
-            na = sync((a[0], a[1], a[2], a[3], tv, tm))
+            na = sync((a[0], a[1], a[2], a[3], tv, tm) + a[6:10])
             return None if na is None else (na, b)
         return a, b
     return refine(a, b, _FLIP[op])
@@ -621,7 +766,7 @@ def _exclude(s, v: int):
         smin += 1
     if smax == sv:
         smax -= 1
-    return sync((umin, umax, smin, smax, s[4], s[5]))
+    return sync((umin, umax, smin, smax, s[4], s[5]) + s[6:10])
 
 
 def swap_op(op: int) -> int:
@@ -634,7 +779,7 @@ def fmt(s) -> str:
     if is_const(s):
         return str(s64(s[4])) if s[4] & SIGN64 else str(s[4])
     parts = []
-    umin, umax, smin, smax, tv, tm = s
+    umin, umax, smin, smax, tv, tm = s[:6]
     same_signed = smin == umin and smax == umax
     if not same_signed:
         if smin != S64_MIN:
@@ -652,27 +797,17 @@ def fmt(s) -> str:
 
 def refine_low32(full, narrowed):
     """``full`` (64 bits) whose low 32 bits are known to lie in ``narrowed`` (a 32-bit
-    view of them: zero-extended, or sign-extended for signed JMP32 compares): the
-    kernel's 32-bit subregister bounds, kept here as known bits of the low half plus
-    what ``sync`` derives from them.  Returns ``full`` unchanged when nothing is learnt
-    (or the views contradict each other: then the branch was infeasible anyway)."""
-    if narrowed[1] <= U32:                       # zero-extended view
-        lo, hi = narrowed[0], narrowed[1]
-    elif narrowed[2] >= S32_MIN and narrowed[3] <= S32_MAX:   # sign-extended view
-        if narrowed[2] >= 0:
-            lo, hi = narrowed[2], narrowed[3]
-        elif narrowed[3] < 0:
-            lo, hi = narrowed[2] + (1 << 32), narrowed[3] + (1 << 32)
-        else:
-            lo, hi = 0, U32
-    else:
-        return full
-    tv, tm = tnum_intersect(tnum_cast32((narrowed[4], narrowed[5])), tnum_range(lo, hi))
-    upper = U64 ^ U32
+    view of them: zero-extended, or sign-extended for signed JMP32 compares): its 32-bit
+    bounds and the known bits of its low half meet the view's, then ``sync`` carries
+    them into the 64-bit ranges where the upper half allows it (the kernel's
+    reg_bounds_sync after a JMP32 refinement).  Returns ``full`` unchanged when the
+    views contradict each other (then the branch was infeasible anyway)."""
+    tv, tm = narrowed[4] & U32, narrowed[5] & U32
     if (full[4] ^ tv) & ~(full[5] | tm) & U32:
         return full
-    v, m = tnum_intersect((full[4], full[5]), (tv, tm | upper))
-    out = sync((full[0], full[1], full[2], full[3], v, m))
+    v, m = tnum_intersect((full[4], full[5]), (tv, tm | (U64 ^ U32)))
+    out = sync((full[0], full[1], full[2], full[3], v, m, max(full[6], narrowed[6]),
+                min(full[7], narrowed[7]), max(full[8], narrowed[8]), min(full[9], narrowed[9])))
     return full if out is None else out
 
 

@@ -139,7 +139,23 @@ def scalar_cond(opcode: int, av: tuple, bv: tuple) -> tuple:
     taken = sc.branch_taken(a, b, op)
     if taken is not None:
         return (a, b, taken, None, None)
-    return (a, b, None, sc.refine_not(a, b, op), sc.refine(a, b, op))
+    fall, take = sc.refine_not(a, b, op), sc.refine(a, b, op)
+    if opcode & 0x07 == isa.JMP32 and op in (sc.EQ, sc.NE):
+        # equal low halves: each takes the other's 32-bit bounds too (regs_refine_cond_op)
+        if op == sc.EQ:
+            take = _equal32(take, a, b)
+        else:
+            fall = _equal32(fall, a, b)
+    return (a, b, None, fall, take)
+
+
+def _equal32(pair, a, b):
+    """The refined views ``pair`` of ``a`` and ``b``, known equal: both in the meet of
+    the 32-bit bounds of all four."""
+    if pair is None:
+        return None
+    x = sc.with_bounds32(sc.with_bounds32(pair[0], *b[6:10]), *pair[1][6:10])
+    return x, sc.with_bounds32(sc.with_bounds32(pair[1], *a[6:10]), *x[6:10])
 
 
 #: the ALU operations whose abstract value needs only the two operands
@@ -184,6 +200,9 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
         raise _Reject(f"unknown ALU op {op:#x}")
     if not is64:
         v = sc.wrap32(v)
+        if op in (isa.ADD, isa.SUB) and not signed:
+            # the 32-bit bounds of the sum (#20: `w0 s>>= 29; w0 += 4` is [0, 7])
+            v = sc.with_bounds32(v, *sc.bounds32_add_sub(a, b, op == isa.SUB))
     return v
 
 
