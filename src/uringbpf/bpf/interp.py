@@ -347,7 +347,10 @@ class _PerThread(threading.local):
         self.pending: BaseException | None = None
         self.contexts: list[_Context] = []
         self.active = 0
-        self.state = [0, None]   # [current call depth, current register list]
+        # [current call depth, current register list, instructions run by the callbacks
+        # of the current run (helpers call them in runs of their own: each starts from this
+        # count and adds its own, so a tree of callbacks shares the run's budget)]
+        self.state = [0, None, 0]
         self.pkt_len = 0         # r2 of the outermost run: the data length LD_ABS/LD_IND see
 
 
@@ -822,6 +825,7 @@ class Interpreter:
         """Run from instruction 0 with r1..r5 as given; returns r0."""
         ctx = self._acquire()
         saved = self._state[:]
+        self._state[2] = 0     # a fresh budget for this run's callbacks
         saved_len = self._pkt_len
         # a socket filter's data length (r2; r1 = data): what LD_ABS/LD_IND bound against
         self._pkt_len = r2 & M64
@@ -839,7 +843,7 @@ class Interpreter:
 
     def _call_function(self, entry: int, args: tuple[int, ...]) -> int:
         """Run the subprogram at ``entry`` as a callback (from a helper) in a new frame."""
-        depth, caller_regs = self._state
+        depth, caller_regs = self._state[:2]
         if caller_regs is None or self._active == 0:
             # Called outside a run (e.g. a test calling the trampoline): own context.
             ctx = self._acquire()
@@ -854,13 +858,19 @@ class Interpreter:
         ctx = self._contexts[self._active - 1]
         r = [0, *(a & M64 for a in args), 0, 0, 0, 0, caller_regs[10] - self.stack_size,
              self.may_goto_loops]
-        saved = self._state[:]
+        state = self._state
+        saved = state[:]
         try:
-            return self._execute(ctx, r, entry, depth + 1)
+            return self._execute(ctx, r, entry, depth + 1, saved[2])
         finally:
-            self._state[:] = saved
+            spent = state[2]
+            state[:] = saved
+            state[2] = spent
 
-    def _execute(self, ctx: _Context, r: list, pc: int, depth: int) -> int:
+    def _execute(self, ctx: _Context, r: list, pc: int, depth: int, steps: int = 0) -> int:
+        """Run from ``pc`` until the frame it started in returns; ``steps``: instructions
+        the run has already spent (a callback's start). Adds what it ran to the count of
+        the run's callbacks (``state[2]``), also when it fails."""
         blocks = ctx.blocks
         lens = self._lens
         ends = self._ends
@@ -870,36 +880,48 @@ class Interpreter:
         loops = self.may_goto_loops
         state = self._state
         frames: list[tuple] = []
+        if steps > limit:
+            # a callback entered after the run's callbacks spent the budget (one that is a
+            # single block would make no checked transition)
+            raise BpfRuntimeError(f"instruction limit of {limit} exceeded", pc)
         state[0] = depth
         state[1] = r
-        steps = 0
-        while True:
-            nxt = blocks[pc](r)
-            steps += lens[pc]
-            if nxt >= 0:
-                pc = nxt
-                if steps > limit:
-                    raise BpfRuntimeError(f"instruction limit of {limit} exceeded", pc)
-                continue
-            if nxt == _EXIT:
-                if not frames:
+        base = steps
+        try:
+            while True:
+                nxt = blocks[pc](r)
+                steps += lens[pc]
+                if nxt >= 0:
+                    pc = nxt
+                    if steps > limit:
+                        raise BpfRuntimeError(f"instruction limit of {limit} exceeded", pc)
+                    continue
+                if nxt == _EXIT:
+                    if not frames:
+                        state[1] = None
+                        return r[0]
+                    pc, r[6], r[7], r[8], r[9], r[10], r[11] = frames.pop()
+                    state[0] -= 1
+                    continue
+                if nxt == _UNWIND:
                     state[1] = None
                     return r[0]
-                pc, r[6], r[7], r[8], r[9], r[10], r[11] = frames.pop()
-                state[0] -= 1
-                continue
-            if nxt == _UNWIND:
-                state[1] = None
-                return r[0]
-            call_pc = ends[pc] - 1
-            if depth + len(frames) + 1 >= max_depth:
-                raise BpfRuntimeError(
-                    f"call depth limit of {max_depth} frames exceeded", call_pc)
-            frames.append((ends[pc], r[6], r[7], r[8], r[9], r[10], r[11]))
-            state[0] += 1
-            r[10] -= frame
-            r[11] = loops
-            pc = _CALL_BASE - nxt
+                ret = ends[pc]
+                pc = _CALL_BASE - nxt
+                # Calls are checked too: a tree of calls without a backward jump (f0 calls
+                # f1 k times, f1 calls f2 k times, ...) makes no block-to-block jump. The
+                # error's pc is the callee's first instruction, as on both JIT tiers.
+                if steps > limit:
+                    raise BpfRuntimeError(f"instruction limit of {limit} exceeded", pc)
+                if depth + len(frames) + 1 >= max_depth:
+                    raise BpfRuntimeError(
+                        f"call depth limit of {max_depth} frames exceeded", ret - 1)
+                frames.append((ret, r[6], r[7], r[8], r[9], r[10], r[11]))
+                state[0] += 1
+                r[10] -= frame
+                r[11] = loops
+        finally:
+            state[2] += steps - base
 
     # ------------------------------------------------------------ native entry ------
     @property

@@ -386,16 +386,22 @@ class ModuleGen:
         self.emit("store i64 %fp, ptr %r10")
         if b.checked:
             # Checked mode counts instructions on backward jumps; the outermost entry of a
-            # run (no live frame yet) starts a fresh budget.
+            # run (no live frame yet) starts a fresh budget. Every other entry (a local
+            # call, callx, a callback) spends the function's length, as the direct tier
+            # does: a tree of calls (f0 calls f1 k times, f1 calls f2 k times, ...) has
+            # no backward jump and would otherwise run k**depth functions unbounded.
             self.emit(f"%p_budget = getelementptr i64, ptr %p_err, i64 {CTX_BUDGET}")
             self.emit(f"%p_limit = getelementptr i64, ptr %p_err, i64 {CTX_LIMIT}")
             self.emit(f"%p_hi = getelementptr i64, ptr %p_err, i64 {CTX_STACK_HI}")
             self.emit("%hi = load i64, ptr %p_hi")
             self.emit("%outer = icmp eq i64 %fp, %hi")
-            self.emit("br i1 %outer, label %new_budget, label %body")
+            self.emit("br i1 %outer, label %new_budget, label %nested")
             self.label("new_budget")
             self.emit("%limit = load i64, ptr %p_limit")
             self.emit("store i64 %limit, ptr %p_budget")
+            self.emit("br label %body")
+            self.label("nested")
+            self.spend(func.start, func.end - func.start, "_entry")
             self.emit("br label %body")
             self.label("body")
         if has_may_goto:
@@ -405,6 +411,7 @@ class ModuleGen:
         self.emit(f"br label %L{func.start}")
 
         pc = func.start
+        self._fell_off = False
         terminated = True  # the prologue ended with its own branch
         while pc < func.end:
             insn = self.insns[pc]
@@ -420,6 +427,12 @@ class ModuleGen:
             terminated = self.gen_insn(func, pc, insn)
             pc += 2 if insn.is_lddw else 1
         if not terminated:
+            self.fail(ERR_FELL_OFF, func.end - 1)
+        if self._fell_off:
+            # a conditional jump or may_goto as the function's last instruction: its
+            # fall-through leaves the function (the next one's first instruction has no
+            # block here), the same error as running off its end
+            self.new_block("fell_off")
             self.fail(ERR_FELL_OFF, func.end - 1)
 
         self.label("exit")
@@ -637,7 +650,7 @@ class ModuleGen:
         if self.b.checked and target <= pc:
             self.spend(pc, pc - target + 1)
         if insn.is_may_goto:
-            self.gen_may_goto(pc, target)
+            self.gen_may_goto(pc, target, self.fall_through(func, pc))
             return True
         if op == isa.JA:
             if insn.opcode not in (isa.OP_JA, isa.OP_JA32):
@@ -656,12 +669,19 @@ class ModuleGen:
             c = self.op(f"icmp ne {ty} {m}, 0")
         else:
             c = self.op(f"icmp {_ICMP[op]} {ty} {d}, {s}")
-        step = pc + 1
         self.flush()
-        self.emit(f"br i1 {c}, label %L{target}, label %L{step}")
+        self.emit(f"br i1 {c}, label %L{target}, label %{self.fall_through(func, pc)}")
         return True
 
-    def gen_may_goto(self, pc: int, target: int) -> None:
+    def fall_through(self, func: _Func, pc: int) -> str:
+        """The label of the instruction after the jump at ``pc``: past the function's end,
+        a block that fails with ERR_FELL_OFF (emitted once, after the body)."""
+        if pc + 1 < func.end:
+            return f"L{pc + 1}"
+        self._fell_off = True
+        return "fell_off"
+
+    def gen_may_goto(self, pc: int, target: int, step: str) -> None:
         """``may_goto``: jump once the frame's counter is spent, else count one down and fall
         through (the kernel's rewrite in do_misc_fixups: ``if cnt == 0 goto target;
         cnt -= 1``, the count in a stack slot below the frame; here a slot of its own)."""
@@ -673,15 +693,16 @@ class ModuleGen:
         self.label(go)
         less = self.op(f"sub i64 {left}, 1")
         self.emit(f"store i64 {less}, ptr %mg")
-        self.emit(f"br label %L{pc + 1}")
+        self.emit(f"br label %{step}")
 
-    def spend(self, pc: int, count: int) -> None:
-        """Checked mode: take ``count`` instructions (a loop body) from the run's budget."""
+    def spend(self, pc: int, count: int, tag: str = "") -> None:
+        """Checked mode: take ``count`` instructions (a loop body, or a function on entry)
+        from the run's budget; ``tag`` keeps the labels apart when one pc spends twice."""
         left = self.op("load i64, ptr %p_budget")
         now = self.op(f"sub i64 {left}, {count}")
         self.emit(f"store i64 {now}, ptr %p_budget")
         out = self.op(f"icmp slt i64 {now}, 0")
-        ok, spent = f"L{pc}_budget", f"L{pc}_spent"
+        ok, spent = f"L{pc}_budget{tag}", f"L{pc}_spent{tag}"
         self.emit(f"br i1 {out}, label %{spent}, label %{ok}")
         self.label(spent)
         self.fail(ERR_LIMIT, pc)
