@@ -569,8 +569,11 @@ class Interpreter:
                     g.emit(f"r[{insn.dst}] = {self._lddw_value(pc, insn)}")
                 elif cls == isa.LD and insn.mode in (isa.ABS, isa.IND) and insn.size != isa.DW:
                     src = insn.src if insn.mode == isa.IND else -1
+                    # out of bounds: the current function returns 0, as the kernel's
+                    # rewrite (bpf_gen_ld_abs: a hidden ``r0 = 0; exit``) does; its caller
+                    # goes on (selftests verifier_ld_ind.c, "subprog early exit")
                     g.emit(f"if LDPKT(r, {isa.SIZE_BYTES[insn.size]}, {src}, {insn.imm}, {pc}): "
-                           f"return {_UNWIND}")
+                           f"return {_EXIT}")
                 elif cls == isa.LD:
                     g.emit(f"LEGACY({pc})")
                 elif cls in (isa.LDX, isa.ST, isa.STX):
@@ -729,7 +732,7 @@ class Interpreter:
         def ld_packet(r: list, size: int, src: int, imm: int, pc: int) -> bool:
             """LD_ABS (``src`` < 0) / LD_IND: r0 = the big-endian value at r6 + offset, the
             offset an ``int`` as the kernel's skb load helpers take it; True when it is
-            outside the run's data length (entry r2): the program then ends with r0 = 0."""
+            outside the run's data length (entry r2): the function then returns 0."""
             off = (imm if src < 0 else r[src] + imm) & 0xFFFFFFFF
             off = off - (1 << 32) if off & 0x80000000 else off
             if off < 0 or off + size > self._pkt_len:

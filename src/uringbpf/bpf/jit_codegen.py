@@ -1011,8 +1011,9 @@ class ModuleGen:
 
     def gen_ld_packet(self, pc: int, insn: Insn) -> None:
         """LD_ABS / LD_IND (socket filters): r0 = the big-endian value at r6 + offset (an
-        ``int``: imm, plus src for IND); outside [0, entry r2) the program ends with r0 = 0.
-        The verifier allows it in the main function only, whose ``%a2`` is the data length."""
+        ``int``: imm, plus src for IND); outside [0, entry r2) the function returns 0 (the
+        kernel's bpf_gen_ld_abs emits ``r0 = 0; exit``: in a subprogram its caller goes on).
+        ``%a2`` is the function's entry r2: the main function's is the data length."""
         size = isa.SIZE_BYTES[insn.size]
         ty = _ITYPE[size]
         if insn.mode == isa.IND:

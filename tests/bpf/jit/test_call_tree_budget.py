@@ -4,8 +4,8 @@ program without backward jumps whose functions call each other (f0 calls f1 k ti
 calls f2 k times, ...) or whose callbacks make a helper call them again does k**depth
 work, and must stop with the same "instruction limit" error. Also: LLVM's IR for a
 conditional jump as the last instruction of a function (its fall-through leaves the
-function), and LD_ABS/LD_IND out of bounds inside a subprogram (the whole program ends
-with r0 = 0, as in the kernel)."""
+function), and LD_ABS/LD_IND out of bounds inside a subprogram (that function returns 0
+and its caller goes on, as the kernel's rewrite of LD_ABS does)."""
 
 from __future__ import annotations
 
@@ -210,3 +210,51 @@ def test_a_conditional_jump_ending_a_function(cls, op, then_g):
                 assert got["interp"] == got["llvm"]
     with pytest.raises(verifier.BpfVerifierError):
         verifier.verify(isa.Program("t", insns, section="socket"))
+
+
+# --- LD_ABS / LD_IND out of bounds in a subprogram ----------------------------------------
+
+DATA = bytes(range(0x80, 0xC0))
+
+
+def packet_program(size: int, mode: int, off: int, nested: bool) -> list[Insn]:
+    """main: r0 = sub(data, length) + 5. sub: r0 = packet[off (+ r7 = 3 for IND)] + 100,
+    or (``nested``) sub2() + 100 where sub2 does the load. The loading function sets r6
+    (the context, as the kernel's verifier wants it there) and r7 itself. An out-of-bounds
+    load makes the function holding it return 0 (the kernel's bpf_gen_ld_abs: r0 = 0;
+    exit); its callers go on."""
+    load = [Insn(isa.ALU64 | isa.MOV | isa.X, 6, 1, 0), mov(7, 3),
+            Insn(isa.LD | mode | size, 0, 7 if mode == isa.IND else 0, 0, off)]
+    main = [call_at(0, 3), addi(0, 5), EXIT]
+    if not nested:
+        return main + load + [addi(0, 100), EXIT]
+    return main + [call_at(3, 6), addi(0, 100), EXIT] + load + [addi(0, 1000), EXIT]
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["sub", "sub-of-sub"])
+@pytest.mark.parametrize("mode", [isa.ABS, isa.IND], ids=["abs", "ind"])
+@pytest.mark.parametrize("size", [isa.B, isa.H, isa.W], ids=["b", "h", "w"])
+def test_packet_load_out_of_bounds_returns_from_the_subprogram(size, mode, nested):
+    """In bounds the value is loaded; out of bounds (before the data, past its end, at
+    the last bytes) only the loading function returns 0 and its callers go on: the same
+    on the interpreter and both JIT tiers, checked or not."""
+    width = isa.SIZE_BYTES[size]
+    base = 3 if mode == isa.IND else 0
+    for length in (len(DATA), 7):
+        for off in (-1, 0, 1, length - width - base, length - width - base + 1, 1 << 20,
+                    -(1 << 31)):
+            insns = packet_program(size, mode, off, nested)
+            at = base + off
+            if 0 <= at and at + width <= length:
+                loaded = int.from_bytes(DATA[at:at + width], "big")
+                want = loaded + (1000 if nested else 0) + 100 + 5
+            else:
+                want = (100 if nested else 0) + 5
+            for engine in ENGINES:
+                for checked in (False, True):
+                    rt = Runtime()
+                    buf = Buffer(len(DATA), DATA)
+                    rt.mem.add_buffer(buf, False, "data")
+                    got = run(insns, engine, checked=checked, runtime=rt,
+                              args=(buf.addr, length))
+                    assert got == ("ok", want), (engine, checked, length, off, got)
