@@ -258,3 +258,15 @@ def test_packet_load_out_of_bounds_returns_from_the_subprogram(size, mode, neste
                     got = run(insns, engine, checked=checked, runtime=rt,
                               args=(buf.addr, length))
                     assert got == ("ok", want), (engine, checked, length, off, got)
+
+
+@pytest.mark.parametrize("checked", [False, True], ids=["unchecked", "checked"])
+def test_may_goto_ending_a_function_on_llvm(checked):
+    """``may_goto`` as a function's last instruction (the direct tier leaves may_goto to
+    LLVM): its fall-through, taken while the frame's counter lasts, is ERR_FELL_OFF at it;
+    a later function exists (its first instruction used to be the branch target)."""
+    main = [call_at(0, 3), EXIT, call_at(2, 7)]
+    f = [mov(0, 5), Insn(isa.OP_JA, 0, 0, 1), EXIT, Insn(isa.OP_MAY_GOTO, 0, 0, -2)]
+    g = [mov(0, 77), EXIT]
+    kind, pc, message = run(main + f + g, "llvm", checked=checked)
+    assert kind == "BpfRuntimeError" and pc == 6 and "fell off" in message
