@@ -647,7 +647,7 @@ def test_jit_failure_raises_unless_fallback_is_asked_for(monkeypatch, caplog):
     from uringbpf.bpf import jit as jit_mod
     from uringbpf.errors import JitError
 
-    def broken(program, runtime, checked=False):
+    def broken(program, runtime, checked=False, tier=None):
         raise JitError("cannot compile this", 0)
 
     monkeypatch.setattr(jit_mod, "compile", broken)
@@ -662,6 +662,32 @@ def test_jit_failure_raises_unless_fallback_is_asked_for(monkeypatch, caplog):
     assert isinstance(obj.programs["compute"].jit_error, JitError)
     assert any("runs on the interpreter" in r.getMessage() for r in caplog.records)
     obj.close()
+
+
+def test_close_while_the_llvm_code_is_pending(monkeypatch):
+    """Closing an object whose programs still wait for LLVM's code (the JIT's auto tier):
+    the background switch must not read the released maps (it raised MapError in its
+    thread), and a function still held afterwards refuses to run."""
+    import threading
+
+    from uringbpf.bpf import jit as jit_mod
+    from uringbpf.bpf.memory import BpfRuntimeError
+
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    jit_mod.tiering_wait()
+    obj = opened("globals")
+    with jit_mod._llvm_lock:             # the background compile waits for the close
+        obj.load(engine="jit", jit_tier="auto")
+        fn = obj.programs["compute"].jit
+        assert fn.tier == "direct"
+        obj.close()
+    jit_mod.tiering_wait()
+    assert failures == []
+    assert fn.tier == "direct"           # never switched: it was closed first
+    with pytest.raises(BpfRuntimeError, match="closed"):
+        fn()
 
 
 def test_unverified_programs_get_checked_jit_code():

@@ -986,12 +986,16 @@ class JitFunction:
         descriptors, one aligned 8-byte store each. A run already inside the direct code
         finishes there; calls through thunks (callbacks, native drivers) enter the new
         code from then on. The direct code stays mapped until the instance is released."""
-        if self._closed or code.starts != self._code.starts:
-            return
-        self._set_vars(self._values(code))
-        for i, entry in enumerate(code.entries):
-            self._state.descs[i].fn = entry
-        self._code = code
+        # Under the instance's lock, which close() takes too: the owner (BpfObject.close)
+        # closes the function before it releases the maps whose addresses _values reads,
+        # so a switch either ends before that or sees the function closed.
+        with self._switch_lock:
+            if self._closed or code.starts != self._code.starts:
+                return
+            self._set_vars(self._values(code))
+            for i, entry in enumerate(code.entries):
+                self._state.descs[i].fn = entry
+            self._code = code
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"at {self.address:#x}"
@@ -1192,10 +1196,14 @@ class JitFunction:
 
     def close(self) -> None:
         """Unregister the stack and free the thunks (the function must not run again)."""
-        self._closed = True
+        with self._switch_lock:
+            self._closed = True
         self._finalizer()
 
     _closed = False
+    #: serialises the background switch to LLVM's code with close() (see _switch); one
+    #: lock for every instance, as both are rare and short
+    _switch_lock = threading.Lock()
 
 
 def _release(thunks: _ThunkPage, mem: AddressSpace, region) -> None:

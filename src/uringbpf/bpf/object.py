@@ -1155,6 +1155,11 @@ class BpfObject:
             self._kernel.close()
             self._kernel = None
         for prog in self.programs.values():
+            if prog.jit is not None:
+                # before the maps go: a background switch to LLVM's code reads their
+                # addresses, and a caller still holding the function must get an error,
+                # not run over released maps
+                prog.jit.close()
             prog.jit = None
             prog.interp = None
             prog.engine = None
