@@ -15,6 +15,7 @@ package works the same, slower).
 from __future__ import annotations
 
 import importlib.util
+import sys
 import os
 import pathlib
 
@@ -27,8 +28,10 @@ PACKAGE = "uringbpf.bpf.verifier"
 
 
 def _core_module():
-    """``uringbpf.bpf.verifier.core`` loaded by path (stdlib only): the module list and
+    """``uringbpf.bpf.verifier.core`` loaded by path: the module list and
     the source hash, shared with the run-time selection."""
+    # core.py raises uringbpf.errors.CoreError: the source tree must be importable
+    sys.path.insert(0, str(ROOT / "src"))
     spec = importlib.util.spec_from_file_location("_uringbpf_verifier_core", VERIFIER / "core.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

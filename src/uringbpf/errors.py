@@ -17,7 +17,7 @@ import os as _os
 __all__ = [
     "AsmError", "BpfLoadError", "JitUnavailableError", "KernelLoadError", "LangError",
     "LangCompileError", "LangRuntimeError", "LangVerifierError", "BpfMemoryError", "BpfRuntimeError", "BpfVerifierError",
-    "CbpfError", "CompileError", "DecodeError", "JitError", "LoopError", "MapError",
+    "CbpfError", "CompileError", "CoreError", "DecodeError", "JitError", "LoopError", "MapError",
     "NativeBuildError", "PluginError", "ProgTypeError", "RingClosedError",
     "SubmissionQueueFull", "UringBpfError",
 ]
@@ -224,3 +224,10 @@ class LangRuntimeError(LangError):
     def __init__(self, filename: str, line: int, message: str, pc: int | None = None):
         super().__init__(filename, line, message)
         self.pc = pc
+
+
+class CoreError(UringBpfError, RuntimeError):
+    """Raised when the verifier package is imported with ``URINGBPF_VERIFIER=compiled``
+    and the compiled verifier core cannot run (not built, stale, built for another
+    Python), or with a value other than auto, pure or compiled
+    (``uringbpf.bpf.verifier.core.select``)."""

@@ -19,8 +19,9 @@ messages: only the code executing them differs.  The outcome is a named state,
 ``URINGBPF_VERIFIER=compiled`` turns every state but ``compiled`` into an error (CI uses
 it so a broken build cannot pass unnoticed as the pure core).
 
-This module is never compiled and imports only the standard library: ``setup.py`` loads
-it by path to compute the same hash.
+This module is never compiled and imports only the standard library and
+:mod:`uringbpf.errors`: ``setup.py`` loads it by path (with ``src`` on ``sys.path``) to
+compute the same hash.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import hashlib
 import importlib.machinery
 import os
 import pathlib
+
+from uringbpf.errors import CoreError  # absolute: setup.py loads this file by path
 
 #: the verifier modules compiled into ``_compiled/`` (the hot loop and everything it calls
 #: per instruction; ``cfg``, ``api``, ``disasm`` run once per program and stay pure)
@@ -50,10 +53,6 @@ OTHER_PYTHON = "pure (compiled core built for another Python: make core)"
 
 #: the state chosen at import (set by :func:`select`)
 STATE = NOT_BUILT
-
-
-class CoreError(RuntimeError):
-    """``URINGBPF_VERIFIER=compiled`` (or a bad value) and the compiled core can't run."""
 
 
 def source_files(src_dir: pathlib.Path) -> list[pathlib.Path]:
