@@ -39,6 +39,7 @@ import itertools
 import json
 import mmap
 import os
+import signal
 import queue
 import tempfile
 import threading
@@ -1267,6 +1268,11 @@ def _tier_up(fn: "JitFunction", binder: _Binder, opt_level: int, use_cache: bool
 
 
 def _tier_worker() -> None:
+    # Block every signal in this thread: a process-directed signal (Ctrl-C, a test's
+    # os.kill) must reach a thread that waits for it -- the main thread blocked in
+    # io_uring_enter returns EINTR only if the kernel picks it. Delivered here, mid-LLVM,
+    # the wait went on for ever (tests ``*ctrl_c*`` / keyboard-interrupt hung under load).
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     while True:
         job = _tier_queue.get()
         try:

@@ -384,3 +384,23 @@ if __name__ == "__main__":
     count, seed = int(sys.argv[1]), int(sys.argv[2])
     print("accepted %d, compared with the interpreter %d, direct vs LLVM %d"
           % fuzz(count, seed))
+
+
+def test_background_llvm_thread_blocks_signals(monkeypatch):
+    """The background LLVM thread must not take process-directed signals: a Ctrl-C
+    delivered to it, mid-compile, never interrupted the main thread's io_uring_enter
+    (the requests and loop Ctrl-C tests hung in a cold-cache run). Its mask in /proc says
+    SIGINT is blocked there."""
+    import signal
+
+    monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
+    fn = jit.compile(prog("mov %r0, {}\nexit".format(random.randrange(1 << 30))), Runtime(),
+                     tier="auto")
+    jit.tiering_wait()
+    workers = [t for t in threading.enumerate() if t.name == "uringbpf-jit-llvm"]
+    assert workers, "the background compile ran on its worker thread"
+    status = Path(f"/proc/self/task/{workers[0].native_id}/status").read_text()
+    blocked = int(next(line.split()[1] for line in status.splitlines()
+                       if line.startswith("SigBlk:")), 16)
+    assert blocked >> (signal.SIGINT - 1) & 1 and blocked >> (signal.SIGTERM - 1) & 1
+    assert fn() >= 0
