@@ -677,6 +677,7 @@ def test_close_while_the_llvm_code_is_pending(monkeypatch):
     failures = []
     monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
     jit_mod.tiering_wait()
+    jit_mod.cache_clear()                # an earlier test's LLVM code would come at once
     obj = opened("globals")
     with jit_mod._llvm_lock:             # the background compile waits for the close
         obj.load(engine="jit", jit_tier="auto")
