@@ -69,10 +69,14 @@ def jit_module() -> ModuleType:
 
 def jit_tier(tier: str | None = None) -> str:
     """The JIT tier to use: ``tier``, else the ``URINGBPF_JIT_TIER`` environment variable,
-    else ``"auto"``. Which tier a program then gets is decided by ``jit.tier_for``
-    (``auto``: the direct tier unless it does not translate the program)."""
+    else ``"llvm"``. Which tier a program then gets is decided by ``jit.tier_for``
+    (``auto``: the direct tier unless it does not translate the program).
+
+    Why not ``auto`` by default: with it, a Ctrl-C raised inside a loop step was lost in
+    full-suite runs with a cold code cache (test_keyboard_interrupt_propagates hung); the
+    cause is not found yet, so the direct tier is opt-in until it is."""
     if tier is None:
-        tier = os.environ.get("URINGBPF_JIT_TIER", "auto") or "auto"
+        tier = os.environ.get("URINGBPF_JIT_TIER", "llvm") or "llvm"
     if tier not in JIT_TIERS:
         raise ValueError(f"JIT tier must be one of {', '.join(JIT_TIERS)}, not {tier!r}")
     return tier
