@@ -50,7 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jit-tier", choices=JIT_TIERS, metavar="TIER",
                    help="JIT code: auto (direct x86-64 code at once, LLVM's when its "
                         "background compile is done), direct or llvm (default: "
-                        "$URINGBPF_JIT_TIER or auto); the summary says which code ran")
+                        "$URINGBPF_JIT_TIER or llvm); the summary says which code ran")
     p.add_argument("--wait-llvm", action="store_true",
                    help="with the auto tier: wait for LLVM's code before the runs, so "
                         "every timed run is LLVM's")
