@@ -7,6 +7,7 @@ what is wrong and where (a library would raise its own errors or, worse, read ga
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass, field
 
@@ -104,6 +105,8 @@ class ElfFile:
     sections: list[Section]
     symbols: list[Symbol]
     relocs: dict[int, list[Reloc]] = field(default_factory=dict)  # target section -> relocs
+    #: SHA-256 (hex) of the file's bytes: part of the verdict cache's key (verify_cache)
+    digest: str = ""
 
     def section(self, name: str) -> Section | None:
         """The first section called ``name``, or None."""
@@ -212,7 +215,7 @@ def parse(data: bytes, path: str = "<memory>") -> ElfFile:
                 raise BpfLoadError(f"{path}: relocation {i} in {sec.name} at offset {r_offset} "
                                    f"is outside section {target.name} ({target.size} bytes)")
             out.append(Reloc(r_offset, rtype, symbols[sym_idx], addend))
-    return ElfFile(path, sections, symbols, relocs)
+    return ElfFile(path, sections, symbols, relocs, hashlib.sha256(data).hexdigest())
 
 
 def read(path: str) -> ElfFile:

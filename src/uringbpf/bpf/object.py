@@ -45,6 +45,7 @@ from . import maps as _maps
 from . import platform as _platform
 from . import struct_ops as _struct_ops
 from . import verifier as _verifier
+from . import verify_cache as _verify_cache
 from ..errors import BpfLoadError, BpfVerifierError, JitError, NativeBuildError, UringBpfError
 from .helpers import Runtime
 from .interp import Interpreter
@@ -1088,7 +1089,9 @@ class BpfObject:
         program = prog.program
         if verify:
             try:
-                prog.verifier_result = _verifier.verify(program, platform=self.platform)
+                # an unchanged program's earlier verdict, when the cache has it
+                prog.verifier_result = _verify_cache.verify(program, self.platform,
+                                                            self.elf.digest, _verifier.verify)
             except BpfVerifierError as exc:
                 raise exc.with_context(self.path, prog.name)
         rt = self._new_runtime(prog)
