@@ -79,6 +79,7 @@ _ATOMIC_ALU = {isa.ATOMIC_ADD: ALU_ADD, isa.ATOMIC_OR: ALU_OR, isa.ATOMIC_AND: A
 _JMP_OPS = set(_JCC) | {isa.JA, isa.CALL, isa.EXIT}
 _ALU_OPS = set(isa.ALU_OP_NAMES)
 _JNE, _JE, _JB, _JS = CC["ne"], CC["e"], CC["b"], CC["s"]
+_UNSIGNED = (isa.JEQ, isa.JNE, isa.JGT, isa.JGE, isa.JLT, isa.JLE)
 
 
 @dataclass
@@ -297,16 +298,38 @@ class _Translator:
         # are saved and zeroed (LD_ABS/IND name r6); rbp (r10) and r12 (the context) always.
         insns, placeholder = self.insns, self.placeholder
         used = set()
+        calls = False
+        self.targets = targets = set()
+        # Loop heads (targets of backward jumps) start on a 16-byte boundary, as LLVM
+        # aligns its loops: fewer fetch blocks per iteration.
+        self.heads = heads = set()
+        loops = []
         for pc in range(start, end):
             insn = insns[pc]
             used.add(insn.dst)
             if not insn.is_lddw:            # an lddw's src is its kind (6: map value)
                 used.add(insn.src)
-            if insn.cls == isa.LD and insn.mode in (isa.ABS, isa.IND):
+            cls = insn.cls
+            if cls == isa.LD and insn.mode in (isa.ABS, isa.IND):
                 used.add(6)
-        saved = (RBP, R12) + tuple(REG[r] for r in (6, 7, 8, 9) if r in used)
+            elif cls in (isa.JMP, isa.JMP32) and not placeholder[pc]:
+                op = insn.op
+                if op == isa.CALL:
+                    calls = True
+                elif op != isa.EXIT:
+                    target = pc + insn.jump_offset() + 1
+                    targets.add(target)
+                    if target <= pc:
+                        heads.add(target)
+                        loops.append((target, pc))
+        self.pins = pins = self.choose_pins(start, end, used, calls, loops)
+        pinned = set(pins.values())
+        saved = (RBP, R12) + tuple(REG[r] for r in (6, 7, 8, 9)
+                                   if r in used or REG[r] in pinned)
         prologue, self._epilogue = _frame_code(saved, self.b.frame_size)
         a.code += prologue
+        for key, reg in pins.items():
+            self.load_slot(reg, key, self.pin_pcs[key])
         if self.b.checked:
             # The outermost entry of a run (no live frame yet) starts a fresh budget; every
             # other entry (a local call, callx, a callback) spends the function's length, as
@@ -324,17 +347,6 @@ class _Translator:
             a.jcc(_JS, self.fail_to(ERR_LIMIT, start))
             a.label(body)
 
-        self.targets = targets = set()
-        # Loop heads (targets of backward jumps) start on a 16-byte boundary, as LLVM
-        # aligns its loops: fewer fetch blocks per iteration.
-        self.heads = heads = set()
-        for pc in range(start, end):
-            insn = insns[pc]
-            if insn.is_jump and not placeholder[pc]:
-                target = pc + insn.jump_offset() + 1
-                targets.add(target)
-                if target <= pc:
-                    heads.add(target)
         # Upper bounds of each instruction's machine code (prefix sums): a forward jump
         # whose target is surely within 127 bytes takes the 2-byte form.
         self.reach = reach = [0] * (end - start + 1)
@@ -346,9 +358,11 @@ class _Translator:
         reach[end - start] = total
         self.start, self.end = start, end
         terminated = False
-        self.skip = self.skip2 = self.skip3 = -1
+        # A rule that merges instructions sets `resume` past the ones it consumed
+        self.resume = start
+        self.byte_cmp = (-1, 0)
         for pc in range(start, end):
-            if placeholder[pc] or pc in (self.skip, self.skip2, self.skip3):
+            if placeholder[pc] or pc < self.resume:
                 continue
             insn = insns[pc]
             if pc in heads:
@@ -373,6 +387,43 @@ class _Translator:
         a.label(self.err)
         a.alu_rr(ALU_XOR, RAX, RAX, False)
         self.epilogue()
+
+    def choose_pins(self, start: int, end: int, used: set, calls: bool,
+                    loops: list[tuple[int, int]]) -> dict[tuple, int]:
+        """Instance constants (map and map-value addresses) that an ``lddw`` inside a loop
+        loads, each given an x86 register of its own for the whole function when one is
+        free: loaded once in the prologue, so the loop's ``lddw`` is a register move (or
+        the base of an address, :meth:`pinned_access`) instead of a 10-byte ``movabs``
+        per iteration, as LLVM hoists them. Free: a BPF register r6-r9 the function
+        never names (its callee-saved x86 register is then saved like a used one), and
+        r1-r5 when the function also makes no call of any kind (no callee or helper can
+        see their entry values; the code's own uses of rcx/rdx as scratch for shifts and
+        division restore them). Most uses first; at most one register per constant."""
+        self.pin_pcs = {}
+        if not loops:
+            return {}
+        # pcs inside some loop: a difference array over the back edges' spans
+        depth = [0] * (end - start + 1)
+        for head, back in loops:
+            depth[head - start] += 1
+            depth[back - start + 1] -= 1
+        count: dict[tuple, int] = {}
+        inside = 0
+        insns = self.insns
+        for pc in range(start, end):
+            inside += depth[pc - start]
+            insn = insns[pc]
+            if inside and insn.is_lddw and insn.src in (isa.PSEUDO_MAP_IDX,
+                                                         isa.PSEUDO_MAP_IDX_VALUE):
+                key = ("map" if insn.src == isa.PSEUDO_MAP_IDX else "map_value", insn.imm)
+                count[key] = count.get(key, 0) + 1
+                self.pin_pcs.setdefault(key, pc)
+        if not count:
+            return {}
+        free = [] if calls else [REG[r] for r in (1, 2, 3, 4, 5) if r not in used]
+        free += [REG[r] for r in (6, 7, 8, 9) if r not in used]
+        ranked = sorted(count, key=lambda key: -count[key])
+        return dict(zip(ranked, free))
 
     # -- instructions ----------------------------------------------------------------------
 
@@ -423,7 +474,8 @@ class _Translator:
             return False
         # LD
         if insn.is_lddw:
-            self.lddw(pc, insn)
+            if not (self.pins and self.pinned_access(pc)):
+                self.lddw(pc, insn)
         elif insn.mode in (isa.ABS, isa.IND):
             self.ld_packet(pc, insn)
         else:
@@ -445,11 +497,13 @@ class _Translator:
                         and pc + 1 not in self.targets and not self.placeholder[pc + 1]):
                     # `d = s; d &= 0xff` (either width: both keep the low byte, zero
                     # the rest): one zero-extending move from s
+                    if nxt.imm == 0xFF and self.byte_compare(pc, insn):
+                        return
                     if nxt.imm == 0xFF:
                         a.movzx8(d, s)
                     else:
                         a.movzx16(d, s)
-                    self.skip = pc + 1
+                    self.resume = pc + 2
                     return
                 if insn.off:
                     a.movsx_rr(d, s, insn.off, w)
@@ -486,6 +540,8 @@ class _Translator:
             return
         shift = _SHIFT.get(op)
         if shift is not None:
+            if self.pins and op == isa.LSH and w and not x and self.pinned_access(pc):
+                return
             if x:
                 self.shift_reg(shift, d, REG[insn.src], w)
             else:
@@ -504,7 +560,8 @@ class _Translator:
         else:
             raise JitError(f"unknown alu operation {op:#x}", pc)
 
-    def update_in_memory(self, pc: int, insn: Insn, add: int | None = None) -> bool:
+    def update_in_memory(self, pc: int, insn: Insn, add: int | None = None,
+                         pinned: tuple[int, int, int] | None = None) -> bool:
         """``rA = *(size *)(rB + off); rA op= K|rC; *(size *)(rB + off) = rA`` with rA dead
         afterwards (a counter update: ``hist[x]++``) is one ``op size [rB + off], K|rC``,
         as LLVM selects it: the same one read and one write of the same bytes, in the same
@@ -517,7 +574,10 @@ class _Translator:
         element update ``a[i] op= v``: when rB is dead afterwards too, the sum is only the
         address, so it is ``op size [rB + rI + off]`` (rB keeps a loop-invariant value in
         a loop: the CPU sees the same address expression each iteration, as in LLVM's
-        code); ``add`` is then skipped as well."""
+        code); ``add`` is then skipped as well. With ``pinned`` = (x86 register, addend,
+        scale) as well, rB was a pinned constant + addend (:meth:`pinned_access`) and rI
+        is still unshifted when ``scale`` is not 0 (then rI must be dead afterwards and
+        not the operand): ``op size [pin + rI << scale + addend + off]``."""
         if (self.b.checked or insn.cls != isa.LDX or insn.mode != isa.MEM
                 or pc + 2 >= self.end):
             return False
@@ -534,22 +594,67 @@ class _Translator:
                 or not self.dead_after(pc + 3, a_reg)):
             return False
         index = None
+        base, disp, scale = REG[insn.src], insn.off, 0
         if add is not None:
             ins = self.insns[add]
             if (ins.dst != insn.src or pc in self.targets or (x and op.src == ins.dst)
                     or ins.src == ins.dst or not self.dead_after(pc + 3, ins.dst)):
                 return False
             index = REG[ins.src]
-        base = REG[insn.src]
+            if pinned is not None:
+                base, addend, scale = pinned
+                disp += addend
+                if not -1 << 31 <= disp < 1 << 31 or (scale and (
+                        (x and op.src == ins.src) or not self.dead_after(pc + 3, ins.src))):
+                    return False
         if x:
-            self.a.alu_mem_reg(group, base, insn.off, REG[op.src], size == 8, index)
+            self.a.alu_mem_reg(group, base, disp, REG[op.src], size == 8, index, scale)
         else:
-            self.a.alu_mem_imm(group, base, insn.off, op.imm, size, index)
-        self.skip2 = pc + 2
-        self.skip = pc + 1
-        if add is not None:
-            self.skip3 = pc
+            self.a.alu_mem_imm(group, base, disp, op.imm, size, index, scale)
+        self.resume = pc + 3
         return True
+
+    def pinned_access(self, pc: int) -> bool:
+        """``[rI <<= s;] rB = <pinned constant> + a; rB += rI`` (s 1-3) followed by a load
+        into rB (``rB = *(size *)(rB + off)``) or an element update (see
+        :meth:`update_in_memory`) is one access to ``[pin + rI << s + a + off]``, as LLVM
+        selects an array access with a hoisted base: rB is overwritten by the load (or
+        dead), and rI, left unshifted, must be dead after the access. Unchecked code
+        only; none of the instructions after the first may be a jump target. True when
+        done (``resume`` is past the access)."""
+        insns, targets, end = self.insns, self.targets, self.end
+        insn = insns[pc]
+        scale = 0
+        if insn.opcode == isa.ALU64 | isa.LSH | isa.K:
+            scale, pc = insn.imm, pc + 1
+            if not 1 <= scale <= 3 or pc in targets:
+                return False
+            insn = insns[pc]
+        add_pc = pc + 2
+        if (self.b.checked or add_pc + 1 >= end or not insn.is_lddw
+                or insn.src not in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE)):
+            return False
+        pin = self.pins.get(
+            ("map" if insn.src == isa.PSEUDO_MAP_IDX else "map_value", insn.imm))
+        add, nxt = insns[add_pc], insns[add_pc + 1]
+        b = insn.dst
+        if (pin is None or add.opcode != isa.ALU64 | isa.ADD | isa.X or add.dst != b
+                or add.src == b or add.src == 10 or add_pc in targets
+                or add_pc + 1 in targets
+                or (scale and add.src != insns[pc - 1].dst)):
+            return False
+        addend = insns[pc + 1].imm if insn.src == isa.PSEUDO_MAP_IDX_VALUE else 0
+        if nxt.cls == isa.LDX and nxt.mode in (isa.MEM, isa.MEMSX) and nxt.src == b \
+                and nxt.dst == b:
+            disp = addend + nxt.off
+            if not -1 << 31 <= disp < 1 << 31 or (
+                    scale and not self.dead_after(add_pc + 2, add.src)):
+                return False
+            self.a.load(REG[b], pin, disp, isa.SIZE_BYTES[nxt.size], nxt.mode == isa.MEMSX,
+                        index=REG[add.src], scale=scale)
+            self.resume = add_pc + 2
+            return True
+        return self.update_in_memory(add_pc + 1, nxt, add_pc, (pin, addend, scale))
 
     def dead_after(self, pc: int, reg: int, budget: int = 48) -> bool:
         """True when no path from instruction ``pc`` reads BPF register ``reg`` before
@@ -605,6 +710,28 @@ class _Translator:
                 return False
         return True
 
+    def byte_compare(self, pc: int, insn: Insn) -> bool:
+        """``d = s; d &= 0xff; if d <op> K`` (op ==, !=, or an unsigned order; K 0-255;
+        either width for each) with d dead on both sides of the jump is one byte compare
+        ``cmp s8, K`` (``test s8, s8`` for 0), as LLVM selects ``(v & 0xff) == K``: the
+        zero-extended low byte compares with K exactly as the byte does. Not when the
+        second or third instruction is a jump target. True when done (``resume`` is the
+        jump, which emits the compare; :meth:`jump`)."""
+        jmp_pc = pc + 2
+        if jmp_pc >= self.end or jmp_pc in self.targets:
+            return False
+        j = self.insns[jmp_pc]
+        d = insn.dst
+        if (j.cls not in (isa.JMP, isa.JMP32) or j.op not in _UNSIGNED or j.opcode & isa.X
+                or j.dst != d or not 0 <= j.imm <= 255):
+            return False
+        target = jmp_pc + j.jump_offset() + 1
+        if not (self.dead_after(jmp_pc + 1, d) and self.dead_after(target, d)):
+            return False
+        self.byte_cmp = (jmp_pc, REG[insn.src])
+        self.resume = jmp_pc
+        return True
+
     def fold_add_into_load(self, pc: int, insn: Insn) -> bool:
         """``rX += rY; rX = *(size *)(rX + off)`` (array indexing as compilers write it)
         is one load from ``[rX + rY + off]``: the load overwrites rX, so the sum is never
@@ -618,7 +745,7 @@ class _Translator:
             return False
         self.a.load(REG[nxt.dst], REG[insn.dst], nxt.off, isa.SIZE_BYTES[nxt.size],
                     nxt.mode == isa.MEMSX, index=REG[insn.src])
-        self.skip = pc + 1
+        self.resume = pc + 2
         return True
 
     def shift_reg(self, op: int, d: int, s: int, w: bool) -> None:
@@ -740,7 +867,9 @@ class _Translator:
             return True
         w = insn.cls == isa.JMP
         d = REG[insn.dst]
-        if insn.opcode & isa.X:
+        if self.byte_cmp[0] == pc:
+            a.cmp8_ri(self.byte_cmp[1], insn.imm)
+        elif insn.opcode & isa.X:
             if op == isa.JSET:
                 a.test_rr(d, REG[insn.src], w)
             else:
@@ -760,7 +889,7 @@ class _Translator:
             if not start <= far < end:
                 raise JitError(f"jump to {far} leaves its function [{start}, {end})", pc + 1)
             self.jcc(pc + 2, _JCC[op] ^ 1, far)
-            self.skip = pc + 1
+            self.resume = pc + 2
             return False
         self.jcc(pc + 1, _JCC[op], target)
         return False
@@ -948,12 +1077,18 @@ class _Translator:
         src = insn.src
         if src == 0:
             a.mov_ri(d, isa.lddw_imm64(self.insns, pc))
-        elif src == isa.PSEUDO_MAP_IDX:
-            self.load_slot(d, ("map", insn.imm), pc)
-        elif src == isa.PSEUDO_MAP_IDX_VALUE:
-            # the offset is the second half's imm; folded into the constant (one movabs,
-            # not movabs + add: this is often inside a loop); 64-bit wrap as the add did
-            self.load_slot(d, ("map_value", insn.imm), pc, self.insns[pc + 1].imm)
+        elif src in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE):
+            key = ("map" if src == isa.PSEUDO_MAP_IDX else "map_value", insn.imm)
+            # a map value's offset is the second half's imm; folded into the constant
+            # (one movabs, not movabs + add); 64-bit wrap as the add did
+            addend = self.insns[pc + 1].imm if src == isa.PSEUDO_MAP_IDX_VALUE else 0
+            pin = self.pins.get(key)
+            if pin is None:
+                self.load_slot(d, key, pc, addend)
+            elif addend:
+                self.a.lea(d, pin, addend)       # lea wraps at 64 bits like the add
+            else:
+                self.a.mov_rr(d, pin)
         elif src == isa.PSEUDO_FUNC:
             k = self.starts.index(pc + insn.imm + 1)
             self.load_slot(d, ("thunk", k), pc)

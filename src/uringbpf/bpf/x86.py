@@ -61,9 +61,10 @@ class Asm:
         self.code.append(0xC0 | (reg & 7) << 3 | (rm & 7))
 
     def _rm(self, opcode: bytes, reg: int, base: int, disp: int, w: bool,
-            byte_regs: bool = False, prefix: int = 0, index: int | None = None) -> None:
-        """``opcode`` with a memory operand ``[base + disp]`` (``[base + index + disp]``
-        with an index register, never rsp)."""
+            byte_regs: bool = False, prefix: int = 0, index: int | None = None,
+            scale: int = 0) -> None:
+        """``opcode`` with a memory operand ``[base + disp]`` (``[base + index << scale +
+        disp]`` with an index register, never rsp; ``scale`` 0-3)."""
         c = self.code
         if prefix:
             c.append(prefix)
@@ -74,8 +75,8 @@ class Asm:
             c.append(0x40 | rex)
         c += opcode
         if index is not None:
-            # ModRM r/m = 100 (a SIB follows), SIB scale 1; base 101 needs a displacement
-            sib = (index & 7) << 3 | (base & 7)
+            # ModRM r/m = 100 (a SIB follows); base 101 needs a displacement
+            sib = scale << 6 | (index & 7) << 3 | (base & 7)
             if disp == 0 and base & 7 != 5:
                 c += bytes(((reg & 7) << 3 | 4, sib))
             elif -128 <= disp <= 127:
@@ -133,22 +134,22 @@ class Asm:
         self.mov_ri(dst, value & 0xFFFFFFFF)
 
     def load(self, dst: int, base: int, disp: int, size: int, signed: bool = False,
-             index: int | None = None) -> None:
-        """``dst = *(size *)(base + disp)`` (``+ index`` when given) zero- or sign-extended
-        to 64 bits."""
+             index: int | None = None, scale: int = 0) -> None:
+        """``dst = *(size *)(base + disp)`` (``+ index << scale`` when given) zero- or
+        sign-extended to 64 bits."""
         if size == 8:
-            self._rm(b"\x8b", dst, base, disp, True, index=index)
+            self._rm(b"\x8b", dst, base, disp, True, index=index, scale=scale)
         elif size == 4:
             if signed:
-                self._rm(b"\x63", dst, base, disp, True, index=index)          # movsxd
+                self._rm(b"\x63", dst, base, disp, True, index=index, scale=scale)  # movsxd
             else:
-                self._rm(b"\x8b", dst, base, disp, False, index=index)
+                self._rm(b"\x8b", dst, base, disp, False, index=index, scale=scale)
         elif signed:
             self._rm(b"\x0f\xbe" if size == 1 else b"\x0f\xbf", dst, base, disp, True,
-                     index=index)
+                     index=index, scale=scale)
         else:
             self._rm(b"\x0f\xb6" if size == 1 else b"\x0f\xb7", dst, base, disp, False,
-                     index=index)
+                     index=index, scale=scale)
 
     def store(self, base: int, disp: int, src: int, size: int) -> None:
         """``*(size *)(base + disp) = src``."""
@@ -214,9 +215,10 @@ class Asm:
             self.code += (imm & 0xFFFFFFFF).to_bytes(4, "little")
 
     def alu_mem_imm(self, op: tuple[int, int], base: int, disp: int, imm: int,
-                    size: int, index: int | None = None) -> None:
-        """``op size [base + disp], imm`` (``+ index`` when given) for a 1, 2, 4 or 8-byte
-        operand (8: the sign-extended imm32); one read and one write of the operand."""
+                    size: int, index: int | None = None, scale: int = 0) -> None:
+        """``op size [base + disp], imm`` (``+ index << scale`` when given) for a 1, 2, 4
+        or 8-byte operand (8: the sign-extended imm32); one read and one write of the
+        operand."""
         if size == 8:
             value = imm & 0xFFFFFFFF
             signed = value - (1 << 32) if value >> 31 else value
@@ -227,19 +229,19 @@ class Asm:
         prefix = 0x66 if size == 2 else 0
         w = size == 8
         if size == 1:
-            self._rm(b"\x80", op[1], base, disp, False, index=index)
+            self._rm(b"\x80", op[1], base, disp, False, index=index, scale=scale)
             self.code.append(value)
         elif -128 <= signed <= 127:
-            self._rm(b"\x83", op[1], base, disp, w, prefix=prefix, index=index)
+            self._rm(b"\x83", op[1], base, disp, w, prefix=prefix, index=index, scale=scale)
             self.code.append(signed & 0xFF)
         else:
-            self._rm(b"\x81", op[1], base, disp, w, prefix=prefix, index=index)
+            self._rm(b"\x81", op[1], base, disp, w, prefix=prefix, index=index, scale=scale)
             self.code += value.to_bytes(min(size, 4), "little")
 
     def alu_mem_reg(self, op: tuple[int, int], base: int, disp: int, src: int,
-                    w: bool, index: int | None = None) -> None:
-        """``op dword/qword [base + disp], src`` (``+ index`` when given)."""
-        self._rm(bytes((op[0],)), src, base, disp, w, index=index)
+                    w: bool, index: int | None = None, scale: int = 0) -> None:
+        """``op dword/qword [base + disp], src`` (``+ index << scale`` when given)."""
+        self._rm(bytes((op[0],)), src, base, disp, w, index=index, scale=scale)
 
     def alu_rm(self, op: tuple[int, int], reg: int, base: int, disp: int) -> None:
         """``op reg, qword [base + disp]`` (the ``r, r/m`` form: opcode + 2)."""
@@ -253,6 +255,15 @@ class Asm:
         """``test a, imm32``."""
         self._rr(b"\xf7", 0, a, w)
         self.code += (imm & 0xFFFFFFFF).to_bytes(4, "little")
+
+    def cmp8_ri(self, reg: int, imm: int) -> None:
+        """``cmp reg8, imm8`` (the low byte; 0-255 unsigned), or ``test reg8, reg8`` for 0."""
+        # spl/bpl/sil/dil need a REX prefix (without one, 4-7 name ah/ch/dh/bh)
+        if imm == 0:
+            self._rr(b"\x84", reg, reg, False, byte_regs=4 <= reg < 8)
+        else:
+            self._rr(b"\x80", 7, reg, False, byte_regs=4 <= reg < 8)
+            self.code.append(imm & 0xFF)
 
     def imul_rr(self, dst: int, src: int, w: bool) -> None:
         """``dst *= src`` (low bits: the same for signed and unsigned)."""
