@@ -26,7 +26,6 @@ only when a program needs it; see :mod:`uringbpf.bpf.platform`).
 from __future__ import annotations
 
 import contextlib
-import copy
 import ctypes
 import errno
 import logging
@@ -612,6 +611,10 @@ class BpfObject:
         ef = self.elf
         self._code: dict[int, list[isa.Insn]] = {}
         self._funcs: dict[int, list[_Func]] = {}
+        # symbols by section, once (not a scan of every symbol per section and per function)
+        by_sec: dict[int, list[_elf.Symbol]] = {}
+        for sym in ef.symbols:
+            by_sec.setdefault(sym.shndx, []).append(sym)
         for sec in ef.sections:
             if not (sec.is_exec and sec.type == _elf.SHT_PROGBITS) or sec.size == 0:
                 continue
@@ -622,12 +625,13 @@ class BpfObject:
             except isa.DecodeError as exc:
                 raise self._err(f"section {sec.name}: {exc}") from None
             funcs = []
-            for sym in ef.symbols:
+            sec_syms = by_sec.get(sec.index, [])
+            for sym in sec_syms:
                 # functions: STT_FUNC, or global labels of hand-written assembly (STT_NOTYPE);
                 # local NOTYPE symbols are branch labels (LBB0_3)
                 is_func = sym.type == _elf.STT_FUNC or (
                     sym.type == _elf.STT_NOTYPE and sym.bind != _elf.STB_LOCAL and sym.name)
-                if sym.shndx == sec.index and is_func:
+                if is_func:
                     if sym.value % 8 or sym.size % 8 or sym.value + sym.size > sec.size:
                         raise self._err(f"function {sym.name!r} in {sec.name} has a bad range "
                                         f"[{sym.value}, +{sym.size})")
@@ -639,10 +643,9 @@ class BpfObject:
                                    sec.name.replace("/", "_")))
             funcs.sort(key=lambda f: f.start)
             # symbols without a size (hand-written assembly) end where the next one starts
+            sized = {s.name for s in sec_syms if s.size}
             for i, f in enumerate(funcs):
-                sized = next((s for s in ef.symbols if s.shndx == sec.index and s.name == f.name
-                              and s.size), None)
-                if sized is None:
+                if f.name not in sized:
                     nxt = [g.start for g in funcs[i + 1:] if g.start > f.start]
                     f.end = nxt[0] if nxt else len(self._code[sec.index])
             self._funcs[sec.index] = funcs
@@ -651,7 +654,7 @@ class BpfObject:
             sec = ef.sections[sec_idx]
             if sec.name == ".text":
                 continue
-            sym_binds = {s.name: s.bind for s in ef.symbols if s.shndx == sec_idx}
+            sym_binds = {s.name: s.bind for s in by_sec.get(sec_idx, [])}
             for f in funcs:
                 if sym_binds.get(f.name, _elf.STB_GLOBAL) == _elf.STB_LOCAL:
                     continue  # static helpers placed in a program section are subprograms
@@ -702,7 +705,10 @@ class BpfObject:
             if key not in placed:
                 placed[key] = len(out)
                 func_names[len(out)] = f.name
-                out.extend(copy.copy(i) for i in self._code[f.sec][f.start:f.end])
+                # fresh slots (relocation writes them); the constructor, not copy.copy, which
+                # went through __reduce_ex__ and was most of open()'s time
+                out.extend([isa.Insn(i.opcode, i.dst, i.src, i.off, i.imm, i.imm64)
+                            for i in self._code[f.sec][f.start:f.end]])
                 pending.append(f)
             return placed[key]
 
@@ -719,14 +725,16 @@ class BpfObject:
             for slot in range(f.start, f.end):
                 o = base + slot - f.start
                 insn = out[o]
-                where = f"program {main.name!r} ({sname} insn {slot})"
                 rel = relocs.get(slot)
                 if rel is not None:
+                    where = f"program {main.name!r} ({sname} insn {slot})"
                     self._apply_reloc(rel, insn, out, o, slot, f, where, place, kfuncs, weak_sites)
-                elif insn.is_call and insn.src == isa.PSEUDO_CALL:
+                elif insn.opcode == isa.OP_CALL and insn.src == isa.PSEUDO_CALL:
+                    where = f"program {main.name!r} ({sname} insn {slot})"
                     target = self._func_at(f.sec, slot + insn.imm + 1, where)
                     insn.imm = place(target) - (o + 1)
-                elif insn.is_lddw and insn.src == isa.PSEUDO_FUNC:
+                elif insn.opcode == isa.OP_LDDW and insn.src == isa.PSEUDO_FUNC:
+                    where = f"program {main.name!r} ({sname} insn {slot})"
                     target = self._func_at(f.sec, slot + insn.imm + 1, where)
                     self._set_func_ptr(insn, out, o, place(target))
         section = ef.sections[main.sec].name

@@ -113,7 +113,7 @@ class RunResult:
 def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat: int = 1,
                 engine: str = "jit", strict_engine: bool = False, verify: bool = True,
                 checked: bool = False, jit_tier: str | None = None,
-                wait_llvm: bool = False) -> RunResult:
+                wait_llvm: bool = False, opened: BpfObject | None = None) -> RunResult:
     """Open ``obj_path``, load only ``prog_name`` with ``engine`` and run it on ``data``.
 
     ``prog_name`` may be None when the object has one program. Raises ValueError for a
@@ -122,8 +122,24 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
     errors as they come. ``jit_tier`` ("auto", "direct", "llvm"; default
     ``URINGBPF_JIT_TIER`` or "auto") chooses the JIT code; ``wait_llvm`` waits for the
     ``auto`` tier's background LLVM compile before the runs (ValueError with another
-    engine or tier, which never switch).
+    engine or tier, which never switch).  ``opened`` is ``obj_path`` already opened by the
+    caller (``uringbpf run`` opens it to check the program name first), so it is not
+    parsed twice; this call closes it in any case.
     """
+    obj = opened
+    try:
+        _check_run_args(data, repeat, engine, jit_tier, wait_llvm)
+        if obj is None:
+            obj = BpfObject.open(obj_path)
+        return _load_and_run(obj, obj_path, prog_name, data, repeat, engine, strict_engine,
+                             verify, checked, jit_tier, wait_llvm)
+    finally:
+        if obj is not None:
+            obj.close()
+
+
+def _check_run_args(data: bytes, repeat: int, engine: str, jit_tier: str | None,
+                    wait_llvm: bool) -> None:
     if not 1 <= repeat <= MAX_REPEAT:
         raise ValueError(f"repeat must be between 1 and {MAX_REPEAT}")
     if len(data) > MAX_DATA_SIZE:
@@ -132,53 +148,54 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
         engines.jit_tier(jit_tier)          # ValueError for an unknown tier, before loading
     if wait_llvm and (engine == "interp" or engines.jit_tier(jit_tier) != "auto"):
         raise ValueError("waiting for LLVM's code only applies to the JIT's auto tier")
-    obj = BpfObject.open(obj_path)
-    try:
-        names = list(obj.programs)
-        if prog_name is None:
-            if len(names) != 1:
-                raise ValueError(f"{obj_path} has {len(names)} programs ({', '.join(names)}): "
-                                 "choose one with --prog")
-            prog_name = names[0]
-        if prog_name not in obj.programs:
-            raise ValueError(f"{obj_path} has no program {prog_name!r} "
-                             f"(programs: {', '.join(names) or 'none'})")
-        ptype = progtypes.prog_type_for(obj.programs[prog_name].program)
-        if ptype.ctx != "buffer":
-            raise progtypes.ProgTypeError(
-                f"program {prog_name!r} is a {ptype.name} program: its context is not a "
-                "data buffer, so it cannot be run on one (only socket and syscall programs "
-                "can, as with bpftool prog run)")
-        for name, p in obj.programs.items():
-            p.autoload = name == prog_name
-        obj.load(engine=engine, verify=verify, strict_engine=strict_engine, checked=checked,
-                 jit_tier=jit_tier)
-        prog = obj.programs[prog_name]
-        buf = Buffer(max(len(data), 1), data)
-        prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
-        args = (buf.addr, len(data))
-        code = ""
-        if prog.engine == "jit":
-            fn = prog.jit
-            if wait_llvm:
-                engines.jit_module().tiering_wait()
-            fn.reset()
-            if fn.checked:
-                fn.refresh_regions()
-            before = fn.tier
-            retval, runs, total = time_native(fn.address, args, repeat, fn.error_address)
-            after = fn.tier
-            code = before if before == after else f"{before}+{after}"
-            fn.raise_error()        # the exception names the failing instruction
-        else:
-            def check() -> None:
-                err = prog.take_error()
-                if err is not None:
-                    raise err
 
-            retval, runs, total = time_native(prog.entry_address, args, repeat,
-                                              between_chunks=check)
-            check()
-        return RunResult(retval, runs, total, prog.engine, buf.read(0, len(data)), code)
-    finally:
-        obj.close()
+
+def _load_and_run(obj: BpfObject, obj_path: str | Path, prog_name: str | None, data: bytes,
+                  repeat: int, engine: str, strict_engine: bool, verify: bool, checked: bool,
+                  jit_tier: str | None, wait_llvm: bool) -> RunResult:
+    names = list(obj.programs)
+    if prog_name is None:
+        if len(names) != 1:
+            raise ValueError(f"{obj_path} has {len(names)} programs ({', '.join(names)}): "
+                             "choose one with --prog")
+        prog_name = names[0]
+    if prog_name not in obj.programs:
+        raise ValueError(f"{obj_path} has no program {prog_name!r} "
+                         f"(programs: {', '.join(names) or 'none'})")
+    ptype = progtypes.prog_type_for(obj.programs[prog_name].program)
+    if ptype.ctx != "buffer":
+        raise progtypes.ProgTypeError(
+            f"program {prog_name!r} is a {ptype.name} program: its context is not a "
+            "data buffer, so it cannot be run on one (only socket and syscall programs "
+            "can, as with bpftool prog run)")
+    for name, p in obj.programs.items():
+        p.autoload = name == prog_name
+    obj.load(engine=engine, verify=verify, strict_engine=strict_engine, checked=checked,
+             jit_tier=jit_tier)
+    prog = obj.programs[prog_name]
+    buf = Buffer(max(len(data), 1), data)
+    prog.runtime.mem.add(buf.addr, max(len(data), 1), True, "data")
+    args = (buf.addr, len(data))
+    code = ""
+    if prog.engine == "jit":
+        fn = prog.jit
+        if wait_llvm:
+            engines.jit_module().tiering_wait()
+        fn.reset()
+        if fn.checked:
+            fn.refresh_regions()
+        before = fn.tier
+        retval, runs, total = time_native(fn.address, args, repeat, fn.error_address)
+        after = fn.tier
+        code = before if before == after else f"{before}+{after}"
+        fn.raise_error()        # the exception names the failing instruction
+    else:
+        def check() -> None:
+            err = prog.take_error()
+            if err is not None:
+                raise err
+
+        retval, runs, total = time_native(prog.entry_address, args, repeat,
+                                          between_chunks=check)
+        check()
+    return RunResult(retval, runs, total, prog.engine, buf.read(0, len(data)), code)

@@ -66,6 +66,14 @@ def _code_note(code: str) -> str:
     return f", code: {code}"
 
 
+def _check_tier_args(args: argparse.Namespace) -> None:
+    if args.engine == "interp" and (args.jit_tier is not None or args.wait_llvm):
+        raise CommandError("--jit-tier and --wait-llvm choose the JIT's code: not with --interp")
+    if args.wait_llvm and jit_tier(args.jit_tier) != "auto":
+        raise CommandError(f"--wait-llvm: the {jit_tier(args.jit_tier)} tier never switches "
+                           "code (it applies to the auto tier)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the program and print its result."""
 
@@ -77,23 +85,20 @@ def run(args: argparse.Namespace) -> int:
         data = bytes(args.data_size)
     if args.data_out is not None:
         exists_dir_for(args.data_out)
-    obj = open_object(args.obj)
+    obj = open_object(args.obj)     # parsed once: run_program takes it and closes it
     try:
         prog = choose_programs(args.obj, obj.programs, [args.prog] if args.prog else None,
                                one=True)[0]
-    finally:
+        _check_tier_args(args)
+    except CommandError:
         obj.close()
+        raise
     engine = args.engine        # None: the JIT when installed (uringbpf.bpf.engines)
     checked = args.checked or args.no_verify
-    if engine == "interp" and (args.jit_tier is not None or args.wait_llvm):
-        raise CommandError("--jit-tier and --wait-llvm choose the JIT's code: not with --interp")
-    if args.wait_llvm and jit_tier(args.jit_tier) != "auto":
-        raise CommandError(f"--wait-llvm: the {jit_tier(args.jit_tier)} tier never switches "
-                           "code (it applies to the auto tier)")
     try:
         result = run_program(args.obj, prog, data, args.repeat, engine=engine,
                              strict_engine=True, verify=not args.no_verify, checked=checked,
-                             jit_tier=args.jit_tier, wait_llvm=args.wait_llvm)
+                             jit_tier=args.jit_tier, wait_llvm=args.wait_llvm, opened=obj)
     except BpfVerifierError as exc:   # one line; the log is one command away
         raise CommandError(f"{exc.message} (the log: uringbpf verify {args.obj} --prog {prog} "
                            "--log-level 1)") from None
