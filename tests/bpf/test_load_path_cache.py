@@ -350,6 +350,22 @@ def test_a_verification_that_changes_another_field_is_not_stored(rod, monkeypatc
     obj.close()
 
 
+@pytest.mark.parametrize("value", [("a", "tuple"), {"a", "set"}])
+def test_a_result_json_cannot_carry_exactly_is_not_stored(rod, monkeypatch, value):
+    real = verifier.verify
+
+    def verify(program, platform):
+        result = real(program, platform=platform)
+        result.prog_type = value        # would read back as a list, or not at all
+        return result
+    monkeypatch.setattr(verifier, "verify", verify)
+    obj = _opened(rod)
+    assert verify_cache.verify(obj.programs["indexed"].program, obj.platform, obj.elf.digest,
+                               verify).prog_type == value
+    assert verify_cache.stats()["uncacheable"] == 1 and verify_cache.stats()["stores"] == 0
+    obj.close()
+
+
 def _module_imports(path: Path, module: str) -> set[str]:
     """The modules ``path`` (module ``module``) imports, by any import statement."""
     out = set()

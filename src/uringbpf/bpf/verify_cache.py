@@ -336,8 +336,15 @@ def verify(program: isa.Program, platform: Platform, elf_digest: str,
         return result
     changed = {n for n in set(before) | set(after) if before.get(n) != after.get(n)}
     same_objects = all(getattr(program, n, None) is o for n, o in objects.items())
-    if changed <= set(_OUTPUTS) and same_objects:
-        _write(k, {"result": _result_data(result), "state": _outputs(program)})
+    data = _result_data(result)
+    # stored only if it reads back as the very result (a field JSON cannot carry exactly,
+    # a tuple or a set, would come back as something else or not at all)
+    try:
+        replayable = _result_from(json.loads(json.dumps(data))) == result
+    except (TypeError, ValueError):
+        replayable = False
+    if changed <= set(_OUTPUTS) and same_objects and replayable:
+        _write(k, {"result": data, "state": _outputs(program)})
     else:
         _stats["uncacheable"] += 1      # verification changed something we cannot replay
     return result
