@@ -4,6 +4,9 @@ refinement and 32-bit view keeps every concrete value of its inputs.
 The abstract values are built the way the verifier builds them (chains of ALU32 ops and
 JMP32 refinements from the generators of test_scalar_domain), so their 32-bit bounds
 carry information the 64-bit ranges do not (a signed 32-bit range across zero).
+Results are checked by membership only: Linux 7.2 keeps each range as one arc, so a
+narrowing may trade a bound for another (the unsigned one for the signed one) and its
+tuple need not lie inside its input's.
 """
 
 from __future__ import annotations
@@ -110,7 +113,6 @@ def test_jmp32_refinement_keeps_every_concrete_pair(x, y, op, imm):
         b = sc.const(bv)
     ra, rb = refine_jmp32(isa.JMP32 | op, a, av, b, bv)
     assert member(ra, av) and member(rb, bv), (op, a, b, av, bv, ra, rb)
-    assert sc.contains(a, ra) and sc.contains(b, rb)
 
 
 @settings(max_examples=800, deadline=None)
@@ -146,7 +148,6 @@ def test_sync_keeps_every_value_of_its_hull(values):
     r = sc.sync(hull)
     assert r is not None, hull
     assert all(member(r, v) for v in values), (hull, r)
-    assert sc.contains(hull, r)
 
 
 @settings(max_examples=800, deadline=None)
@@ -157,6 +158,5 @@ def test_with_bounds32_keeps_values_inside(x, u0, u1, s0, s1):
     u0, u1 = sorted((u0, u1))
     s0, s1 = sorted((s0, s1))
     r = sc.with_bounds32(a, u0, u1, s0, s1)
-    assert sc.contains(a, r)
     if u0 <= av & U32 <= u1 and s0 <= s32(av) <= s1:
         assert member(r, av)

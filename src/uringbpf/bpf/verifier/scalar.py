@@ -1,4 +1,4 @@
-"""Scalar value tracking for the verifier: known bits (tnum) plus 64-bit ranges.
+"""Scalar value tracking for the verifier: known bits (tnum) plus 64- and 32-bit ranges.
 
 A scalar is abstracted as ``(umin, umax, smin, smax, tnum)``: the unsigned and signed
 64-bit intervals it lies in, and a *tnum* ``(value, mask)`` saying which bits are known
@@ -8,14 +8,15 @@ inside the inputs lies inside the output.  That is the whole soundness argument,
 the fuzz tests check it against real execution.
 
 The low 32 bits (the subregister) have their own bounds, as in the kernel (#20): a scalar
-is the 10-tuple ``(umin, umax, smin, smax, tv, tm, u32min, u32max, s32min, s32max)``;
-``sync`` derives each view from the others (the kernel's reg_bounds_sync: 32-bit bounds
-from the low half of the tnum and from a 64-bit range that stays inside one 2**32 block,
-u32 <-> s32, and back to the 64-bit range when it stays inside one block, which is the
-zero-extended value of every ALU32 result).  A 32-bit operation *truncates* its operands
-(the low 32 bits with their 32-bit bounds), and wraps its result back to 32 bits keeping
-those bounds; ADD/SUB compute them as the kernel's scalar32_min_max_add/sub, ARSH from
-the signed 32-bit range.  A 6-tuple given to ``sync`` gets unknown 32-bit bounds.
+is the 10-tuple ``(umin, umax, smin, smax, tv, tm, u32min, u32max, s32min, s32max)``.
+The ranges follow Linux 7.2's domain (kernel/bpf/cnum.c): the 64-bit range and the
+32-bit range are each ONE arc of the number circle, and the tuple holds the bounds read
+off them (an arc across 2**64 has the whole unsigned range, one across 2**63 the whole
+signed range).  ``sync`` is 7.2's reg_bounds_sync on (tnum, arc64, arc32), one pass, and
+each ALU operation computes both arcs and the tnum as 7.2's scalar_min_max_* and
+scalar32_min_max_* do.  A 32-bit operation *truncates* its operands (the low 32 bits,
+their 32-bit arc kept), and ``wrap32`` zero-extends the result from its 32-bit arc (the
+kernel's zext_32_to_64).  A 6-tuple given to ``sync`` gets unknown 32-bit bounds.
 
 Functions take and return plain tuples for speed: the verifier calls them for every
 processed instruction.
@@ -171,6 +172,247 @@ def tnum_cast32(a):
     return (a[0] & U32, a[1] & U32)
 
 
+# ---------------------------------------------------------------- circular ranges (7.2)
+
+# Linux 7.2 keeps a scalar's 64-bit range and its low half's 32-bit range each as ONE arc
+# of the number circle (kernel/bpf/cnum.c: `base`, `size`; the arc is base .. base+size,
+# wrapping).  The unsigned and signed bounds are both read off that one arc, so a pair of
+# intervals whose intersection has two pieces (an unsigned compare across 2**64 next to
+# a signed range) is kept as the smaller of the two, as there.  Our tuples hold the
+# bounds read off the arcs; _arc64/_arc32 turn them back into the arcs (exactly, for a
+# tuple made here), and _bounds_sync is the kernel's reg_bounds_sync on the arcs.
+# An arc is (base, size) with the width's mask ``m``; _EMPTY(m) is (m, m).
+
+
+def _c_urange(lo, hi, m):
+    """The arc of the unsigned interval [lo, hi] (empty when lo > hi)."""
+    if lo > hi:
+        return (m, m)
+    return (lo, hi - lo)
+
+
+def _c_srange(lo, hi, m):
+    """The arc of the signed interval [lo, hi] (empty when lo > hi)."""
+    if lo > hi:
+        return (m, m)
+    size = hi - lo
+    return (0 if size == m else lo & m, size)
+
+
+def _c_umin(c, m):
+    return 0 if c[1] > m - c[0] else c[0]
+
+
+def _c_umax(c, m):
+    return m if c[1] > m - c[0] else c[0] + c[1]
+
+
+def _c_contains(c, v, m):
+    base, size = c
+    if base == m and size == m:
+        return False
+    if size > m - base:
+        return v >= base or v <= (base + size) & m
+    return base <= v <= base + size
+
+
+def _c_sbounds(c, m):
+    """(smin, smax) of an arc: the whole signed range when it holds both signed ends."""
+    half = (m >> 1) + 1
+    if _c_contains(c, half - 1, m) and _c_contains(c, half, m):
+        return (-half, half - 1)
+    lo = c[0]
+    hi = (c[0] + c[1]) & m
+    lo = lo - (m + 1) if lo >= half else lo
+    hi = hi - (m + 1) if hi >= half else hi
+    return (lo, hi) if lo <= hi else (hi, lo)
+
+
+def _c_intersect(a, b, m):
+    """One arc holding every value of both arcs (the kernel's cnum_intersect: of two
+    pieces, the smaller input)."""
+    if (a[0] == m and a[1] == m) or (b[0] == m and b[1] == m):
+        return (m, m)
+    if a[0] > b[0]:
+        a, b = b, a
+    dbase = b[0] - a[0]
+    if b[1] > m - dbase:
+        if dbase <= a[1]:
+            return a if a[1] <= b[1] else b
+        return (a[0], min(a[1], (dbase + b[1]) & m))
+    if a[1] >= dbase:
+        return (b[0], min(a[1] - dbase, b[1]))
+    return (m, m)
+
+
+def _c_normalize(c, m):
+    if c[1] == m and c[0] != 0 and c[0] != m >> 1:
+        return (0, m)
+    return c
+
+
+def _c_add(a, b, m):
+    """The arc of ``x + y`` for x, y on the two arcs (wrapping)."""
+    if (a[0] == m and a[1] == m) or (b[0] == m and b[1] == m):
+        return (m, m)
+    if a[1] > m - b[1]:
+        return (0, m)
+    return _c_normalize(((a[0] + b[0]) & m, a[1] + b[1]), m)
+
+
+def _c_negate(a, m):
+    if a[0] == m and a[1] == m:
+        return a
+    return _c_normalize((-(a[0] + a[1]) & m, a[1]), m)
+
+
+def _c32_from_c64(c):
+    """The arc of the low halves of a 64-bit arc."""
+    if c[0] == U64 and c[1] == U64:
+        return (U32, U32)
+    if c[1] >= U32:
+        return (0, U32)
+    return (c[0] & U32, c[1])
+
+
+def _c64_c32_intersect(a, b):
+    """The 64-bit arc ``a`` cut to the values whose low half lies on the 32-bit arc ``b``
+    (kernel/bpf/cnum.c cnum64_cnum32_intersect: only its two ends move)."""
+    if (a[0] == U64 and a[1] == U64) or (b[0] == U32 and b[1] == U32):
+        return (U64, U64)
+    b1base = (b[0] - a[0]) & U32
+    b1size = b[1]
+    asz = a[1] & U32
+    base, size = a
+    if b1size > U32 - b1base:
+        b1max = (b1base + b1size) & U32
+        if b1max < asz < b1base:
+            size -= asz - b1max
+        return (base, size)
+    if size < b1base:
+        return (U64, U64)
+    base = (base + b1base) & U64
+    size -= b1base
+    b1max = b1base + b1size
+    d = 0
+    if asz < b1base:
+        d = asz + (1 << 32) - b1max
+    elif asz >= b1max:
+        d = asz - b1max
+    if size < d:
+        return (U64, U64)
+    return (base, size - d)
+
+
+def _c_from_tnum(tv, tm, m):
+    """The arc of a tnum's values: signed from its extremes when the sign bit may be set."""
+    half = (m >> 1) + 1
+    if (tm | tv) & half:
+        lo = tv | (tm & half)
+        hi = tv | (tm & (half - 1))
+        return _c_srange(lo - (m + 1), hi - (m + 1) if hi >= half else hi, m)
+    return (tv, tm)
+
+
+def tnum_step(tv: int, tm: int, z: int) -> int:
+    """The smallest value of the tnum above ``z`` (its largest value if none is)."""
+    tmax = tv | tm
+    if z >= tmax:
+        return tmax
+    if z < tv:
+        return tv
+    y = z + 1
+    diff = (y ^ tv) & ~tm & U64
+    if not diff:
+        return y
+    h = diff.bit_length() - 1
+    if tv >> h & 1:
+        keep = ~((1 << (h + 1)) - 1)
+        return (y & keep & U64) | (tv & ((1 << (h + 1)) - 1))
+    free = tm & ~y & ~((1 << (h + 1)) - 1) & U64
+    p = (free & -free).bit_length() - 1
+    return (y & ~((1 << (p + 1)) - 1) & U64) | (1 << p) | (tv & ((1 << p) - 1))
+
+
+def _arc64(s):
+    """The 64-bit arc of a scalar tuple."""
+    return _c_intersect(_c_urange(s[0], s[1], U64), _c_srange(s[2], s[3], U64), U64)
+
+
+def _arc32(s):
+    """The 32-bit arc of a scalar tuple's low half."""
+    if len(s) == 6:
+        return (0, U32)
+    return _c_intersect(_c_urange(s[6], s[7], U32), _c_srange(s[8], s[9], U32), U32)
+
+
+def _update64(c64, tv, tm, c32):
+    """__update_reg64_bounds: the arc cut by the tnum, and a constant where the range and
+    the tnum share one value."""
+    c64 = _c_intersect(c64, _c_from_tnum(tv, tm, U64), U64)
+    if c64[0] == U64 and c64[1] == U64:
+        return c64, tv, tm, c32
+    umin, umax = _c_umin(c64, U64), _c_umax(c64, U64)
+    nxt = tnum_step(tv, tm, umin)
+    inside = (umin & ~tm) == tv
+    v = None
+    if inside:
+        if nxt > umax:
+            v = umin
+    elif nxt == tv | tm:
+        v = nxt
+    elif nxt <= umax and tnum_step(tv, tm, nxt) > umax:
+        v = nxt
+    if v is None:
+        return c64, tv, tm, c32
+    return (v, 0), v, 0, (v & U32, 0)
+
+
+def _bounds_sync(c64, tv, tm, c32):
+    """The kernel's reg_bounds_sync on (tnum, 64-bit arc, 32-bit arc), as a scalar tuple;
+    None when a range is empty (an impossible branch).  One pass, as there (not a
+    fixpoint: what the kernel does not learn, we do not either)."""
+    if (c64[0] == U64 and c64[1] == U64) or (c32[0] == U32 and c32[1] == U32):
+        return None
+    if tm:
+        # __update_reg_bounds
+        c32 = _c_intersect(c32, _c_from_tnum(tv & U32, tm & U32, U32), U32)
+        c64, tv, tm, c32 = _update64(c64, tv, tm, c32)
+        # __reg_deduce_bounds, twice
+        c32 = _c_intersect(c32, _c32_from_c64(c64), U32)
+        c64 = _c64_c32_intersect(c64, c32)
+        c32 = _c_intersect(c32, _c32_from_c64(c64), U32)
+        c64 = _c64_c32_intersect(c64, c32)
+        if (c64[0] == U64 and c64[1] == U64) or (c32[0] == U32 and c32[1] == U32):
+            return None
+        # __reg_bound_offset
+        rv, rm = tnum_range(_c_umin(c64, U64), _c_umax(c64, U64))
+        v64, m64 = tnum_intersect((tv, tm), (rv, rm))
+        rv, rm = tnum_range(_c_umin(c32, U32), _c_umax(c32, U32))
+        v32, m32 = tnum_intersect((v64 & U32, m64 & U32), (rv, rm))
+        tm = (m64 & ~U32 & U64) | m32
+        tv = ((v64 & ~U32 & U64) | v32) & ~tm & U64
+        # __update_reg_bounds
+        c32 = _c_intersect(c32, _c_from_tnum(tv & U32, tm & U32, U32), U32)
+        c64, tv, tm, c32 = _update64(c64, tv, tm, c32)
+        if (c64[0] == U64 and c64[1] == U64) or (c32[0] == U32 and c32[1] == U32):
+            return None
+    if not tm:
+        if _c_contains(c64, tv, U64) and _c_contains(c32, tv & U32, U32):
+            return const(tv)
+        return None
+    smin, smax = _c_sbounds(c64, U64)
+    s0, s1 = _c_sbounds(c32, U32)
+    return (_c_umin(c64, U64), _c_umax(c64, U64), smin, smax, tv, tm,
+            _c_umin(c32, U32), _c_umax(c32, U32), s0, s1)
+
+
+def _pack(c64, t, c32):
+    """A scalar from its two arcs and tnum (synced); unknown when they contradict."""
+    r = _bounds_sync(c64, t[0], t[1], c32)
+    return UNKNOWN if r is None else r
+
+
 # ---------------------------------------------------------------- ranges
 
 
@@ -203,174 +445,10 @@ def is_const(s) -> bool:
 
 
 def sync(s):
-    """Make the views consistent with each other (64-bit ranges and tnum by ``_sync64``,
-    then the 32-bit bounds by ``_sync32``); ``None`` if they are contradictory."""
-    if len(s) == 6:
-        r = _sync64(s)
-        return None if r is None else _sync32(r, 0, U32, S32_MIN, S32_MAX)
-    r = _sync64(s[:6])
-    return None if r is None else _sync32(r, s[6], s[7], s[8], s[9])
-
-
-def _sync32(r, u0, u1, s0, s1):
-    """The 64-bit scalar ``r`` (already synced) with 32-bit bounds ``[u0, u1]``/``[s0, s1]``
-    of its low half: each narrowed by the other views and pushed back into them.
-
-    Sound because every rule maps an interval through a bijection that is monotonic
-    on it: inside one 2**32-aligned block a value and its low 32 bits (unsigned) move
-    together, inside one block centred on a multiple of 2**32 a value and its low 32
-    bits read as signed do, and a 32-bit interval on one side of 2**31 reads the same
-    as u32 or s32."""
-    for _ in (0, 1, 2):
-        umin, umax, smin, smax, tv, tm = r
-        if not tm:
-            lo = tv & U32
-            sl = lo - (1 << 32) if lo >> 31 else lo
-            if u0 <= lo <= u1 and s0 <= sl <= s1:
-                return r + (lo, lo, sl, sl)
-            return None
-        # from the low half of the tnum
-        lv, lm = tv & U32, tm & U32
-        if lv > u0:
-            u0 = lv
-        if (lv | lm) < u1:
-            u1 = lv | lm
-        x = lv | (lm & _B31)
-        x = x - (1 << 32) if x >> 31 else x
-        if x > s0:
-            s0 = x
-        x = lv | (lm & S32_MAX)
-        x = x - (1 << 32) if x >> 31 else x
-        if x < s1:
-            s1 = x
-        # from 64-bit ranges inside one block
-        for lo, hi in ((umin, umax), (smin, smax)):
-            if lo >> 32 == hi >> 32:
-                u0, u1 = max(u0, lo & U32), min(u1, hi & U32)
-            g = (lo + _B31) >> 32
-            if g == (hi + _B31) >> 32:
-                g <<= 32
-                s0, s1 = max(s0, lo - g), min(s1, hi - g)
-        if u0 > u1 or s0 > s1:
-            return None
-        # u32 <-> s32
-        if u0 >> 31 == u1 >> 31:
-            x = -(1 << 32) if u0 >> 31 else 0
-            s0, s1 = max(s0, u0 + x), min(s1, u1 + x)
-        if s0 >= 0 or s1 < 0:
-            u0, u1 = max(u0, s0 & U32), min(u1, s1 & U32)
-        if u0 > u1 or s0 > s1:
-            return None
-        # back into the 64-bit ranges, where they stay inside one block
-        umin, umax = _in_block(umin, umax, u0, u1, s0, s1)
-        smin, smax = _in_block(smin, smax, u0, u1, s0, s1)
-        if umin > umax or smin > smax:
-            return None
-        # known bits of the low half from the u32 range
-        rv, rm = tnum_range(u0, u1)
-        if (tv ^ rv) & ~(tm | rm) & U32:
-            return None
-        ntm = tm & (rm | (U64 ^ U32))
-        ntv = (tv | (rv & ~rm)) & ~ntm & U64
-        n = (umin, umax, smin, smax, ntv, ntm)
-        if n == r:
-            return r + (u0, u1, s0, s1)
-        r = _sync64(n)
-        if r is None:
-            return None
-    return r + (u0, u1, s0, s1)
-
-
-def _in_block(lo, hi, u0, u1, s0, s1):
-    """The 64-bit interval ``[lo, hi]`` narrowed by the 32-bit bounds of its values' low
-    half, where it stays inside one 2**32 block (unsigned) or one block centred on a
-    multiple of 2**32 (signed)."""
-    if lo >> 32 == hi >> 32:
-        h = lo >> 32 << 32
-        lo, hi = max(lo, h + u0), min(hi, h + u1)
-    g = (lo + _B31) >> 32
-    if g == (hi + _B31) >> 32:
-        g <<= 32
-        lo, hi = max(lo, g + s0), min(hi, g + s1)
-    return lo, hi
-
-
-def _sync64(s):
-    """Make the five 64-bit views consistent with each other; ``None`` if they are contradictory.
-
-    The order mirrors what any sound reduction must do: bounds from known bits, signed
-    from unsigned (and back) where an interval does not cross a sign boundary, then
-    known bits from the bounds.  Two rounds reach a fixpoint in practice; a round that
-    changes nothing ends early (the next would compute the same).  Written out with
-    plain comparisons instead of helper calls: this runs for nearly every processed
-    instruction (tests/bpf/verifier/test_verifier_speed.py checks it against the plain
-    definition).
-    """
-    umin, umax, smin, smax, tv, tm = s[:6]
-    if not tm:
-        # a known value (the common case in unrolled and counted loops): the bounds must
-        # contain it, and then they are it
-        sv = tv - _W64 if tv >> 63 else tv
-        if umin <= tv <= umax and smin <= sv <= smax:
-            return (tv, tv, sv, sv, tv, 0)
-        return None
-    for _ in (0, 1):
-        u0, u1, s0, s1, t0, t1 = umin, umax, smin, smax, tv, tm
-        # bounds from tnum
-        if tv > umin:
-            umin = tv
-        x = tv | tm
-        if x < umax:
-            umax = x
-        x = (tv | (tm & SIGN64)) & U64
-        if x >> 63:
-            x -= _W64
-        if x > smin:
-            smin = x
-        x = (tv | (tm & S64_MAX)) & U64
-        if x >> 63:
-            x -= _W64
-        if x < smax:
-            smax = x
-        if umin > umax or smin > smax:
-            return None
-        # signed <-> unsigned
-        if smin >= 0 or smax < 0:
-            x = smin & U64
-            if x > umin:
-                umin = x
-            x = smax & U64
-            if x < umax:
-                umax = x
-        a = umin & U64
-        if a >> 63:
-            a -= _W64
-        b = umax & U64
-        if b >> 63:
-            b -= _W64
-        if a <= b:
-            if a > smin:
-                smin = a
-            if b < smax:
-                smax = b
-        if umin > umax or smin > smax:
-            return None
-        # tnum from bounds (tnum_range inlined)
-        bits = (umin ^ umax).bit_length()
-        if bits > 63:
-            rv, rm = 0, U64
-        else:
-            rm = (1 << bits) - 1
-            rv = umin & ~rm & U64
-        if (tv & ~rm & ~tm) != (rv & ~rm & ~tm):
-            return None
-        tm = tm & rm
-        tv = (tv | rv) & ~tm & U64
-        if umin == u0 and umax == u1 and smin == s0 and smax == s1 and tv == t0 and tm == t1:
-            break
-    if (tv & ~tm) != tv:
-        return None
-    return (umin, umax, smin, smax, tv, tm)
+    """Make the views consistent with each other, as the kernel's reg_bounds_sync does
+    (7.2: on one 64-bit and one 32-bit arc, see _bounds_sync); ``None`` if they are
+    contradictory.  A 6-tuple has unknown 32-bit bounds."""
+    return _bounds_sync(_arc64(s), s[4], s[5], _arc32(s))
 
 
 def contains(outer, inner) -> bool:
@@ -386,12 +464,22 @@ def fits_u32(s) -> bool:
     return s[1] <= U32
 
 
+def _zext(c32, tv, tm):
+    """A zero-extended 32-bit value (the kernel's zext_32_to_64): its 32-bit arc, the low
+    half of its tnum, and the 64-bit range of those zero-extended."""
+    c32 = _c_intersect(c32, _c_from_tnum(tv & U32, tm & U32, U32), U32)
+    if c32[0] == U32 and c32[1] == U32:
+        return _ANY_U32
+    c64 = (_c_umin(c32, U32), _c_umax(c32, U32) - _c_umin(c32, U32))
+    r = _bounds_sync(c64, tv & U32, tm & U32, c32)
+    return _ANY_U32 if r is None else r
+
+
 def trunc32(s):
     """The low 32 bits of a scalar, as a scalar in [0, 2**32) (its 32-bit bounds kept)."""
-    if s[1] <= U32:
+    if s[1] <= U32 and s[0] == s[6] and s[1] == s[7]:
         return s
-    tv, tm = tnum_cast32((s[4], s[5]))
-    return sync((0, U32, 0, U32, tv, tm) + s[6:10]) or _ANY_U32
+    return _zext(_arc32(s), s[4], s[5])
 
 
 def sext32(s):
@@ -423,44 +511,31 @@ def sext(s, bits: int):
 
 
 def wrap32(s):
-    """Result of a 32-bit ALU op: the low 32 bits, zero-extended (their 32-bit bounds
-    are the result's)."""
+    """Result of a 32-bit ALU op: the low 32 bits, zero-extended, keeping their 32-bit
+    bounds (the kernel's zext_32_to_64: the 64-bit range comes from the 32-bit one)."""
     if s is None:
         return _ANY_U32
-    if s[0] >= 0 and s[1] <= U32 and s[2] >= 0:
-        return s
-    tv, tm = tnum_cast32((s[4], s[5]))
-    return sync((0, U32, 0, U32, tv, tm) + s[6:10]) or _ANY_U32
+    return trunc32(s)
 
 
 def with_bounds32(s, u0: int, u1: int, s0: int, s1: int):
     """``s`` whose low 32 bits are also known to lie in ``[u0, u1]`` (unsigned) and
     ``[s0, s1]`` (signed); ``s`` itself if that contradicts it."""
-    r = sync(s[:6] + (max(s[6], u0), min(s[7], u1), max(s[8], s0), min(s[9], s1)))
+    c32 = _c_intersect(_arc32(s), _c_intersect(_c_urange(u0, u1, U32),
+                                               _c_srange(s0, s1, U32), U32), U32)
+    r = _bounds_sync(_arc64(s), s[4], s[5], c32)
     return s if r is None else r
 
 
 def bounds32_add_sub(a, b, sub: bool):
     """The 32-bit bounds ``(u32min, u32max, s32min, s32max)`` of ``a + b`` (``a - b`` if
-    ``sub``) on 32-bit values, from the operands' 32-bit bounds: the kernel's
-    scalar32_min_max_add/sub (an interval that may wrap becomes unknown)."""
-    if sub:
-        if a[6] >= b[7]:
-            u0, u1 = a[6] - b[7], a[7] - b[6]
-        else:
-            u0, u1 = 0, U32
-        s0, s1 = a[8] - b[9], a[9] - b[8]
-    else:
-        u0, u1 = a[6] + b[6], a[7] + b[7]
-        if u1 > U32:
-            u0, u1 = 0, U32
-        s0, s1 = a[8] + b[8], a[9] + b[9]
-    if s0 < S32_MIN or s1 > S32_MAX:
-        s0, s1 = S32_MIN, S32_MAX
-    return u0, u1, s0, s1
+    ``sub``): the kernel's scalar32_min_max_add/sub, an arc sum (see alu_add)."""
+    c = _c_add(_arc32(a), _c_negate(_arc32(b), U32) if sub else _arc32(b), U32)
+    s0, s1 = _c_sbounds(c, U32)
+    return _c_umin(c, U32), _c_umax(c, U32), s0, s1
 
 
-_ANY_U32 = sync((0, U32, 0, U32, 0, U32))
+_ANY_U32 = (0, U32, 0, U32, 0, U32, 0, U32, S32_MIN, S32_MAX)
 
 
 def _or_unknown(s):
@@ -469,118 +544,149 @@ def _or_unknown(s):
 
 
 # ---------------------------------------------------------------- ALU
+# Each operation computes the 64-bit arc, the 32-bit arc and the tnum of its result as
+# the kernel's scalar_min_max_* / scalar32_min_max_* do (7.2, adjust_scalar_min_max_vals),
+# then syncs them.  A 32-bit operation gets its operands' low halves (trunc32: their
+# 32-bit arcs kept) and wrap32 zero-extends the result from its 32-bit arc, so the
+# kernel's 32-bit rule is the one that counts there.
+
+
+def _arcs_add(a, b, sub: bool):
+    a64, a32, b64, b32 = _arc64(a), _arc32(a), _arc64(b), _arc32(b)
+    if sub:
+        b64, b32 = _c_negate(b64, U64), _c_negate(b32, U32)
+    return _c_add(a64, b64, U64), _c_add(a32, b32, U32)
 
 
 def alu_add(a, b):
-    """The scalar ``a + b`` (64-bit, wrapping)."""
-    t = tnum_add((a[4], a[5]), (b[4], b[5]))
-    umin, umax = a[0] + b[0], a[1] + b[1]
-    if umax > U64:
-        umin, umax = 0, U64
-    smin, smax = a[2] + b[2], a[3] + b[3]
-    if smin < S64_MIN or smax > S64_MAX:
-        smin, smax = S64_MIN, S64_MAX
-    return _or_unknown((umin, umax, smin, smax, t[0], t[1]))
+    """The scalar ``a + b`` (64-bit, wrapping; 32-bit bounds of the low halves' sum)."""
+    c64, c32 = _arcs_add(a, b, False)
+    return _pack(c64, tnum_add((a[4], a[5]), (b[4], b[5])), c32)
 
 
 def add_const32(a, k: int):
     """The low 32 bits of ``a + k``, zero-extended (``k`` a signed constant): what a
-    32-bit delta link makes of a partner's value.  Exact when the low 32 bits of ``a``
-    move without crossing 2**32 as unsigned or without crossing the s32 limits as
-    signed numbers (the kernel's scalar32_min_max_add + zext_32_to_64)."""
-    lo32 = trunc32(a)
-    v = wrap32(alu_add(lo32, const(k & U64)))
-    d = k & U32
-    ulo, uhi = lo32[0] + d, lo32[1] + d
-    if ulo >> 32 == uhi >> 32:
-        v = _meet(v, ulo & U32, uhi & U32) or v
-    s32 = sext32(lo32)
-    slo, shi = s32[2] + k, s32[3] + k
-    if S32_MIN <= slo and shi <= S32_MAX and (slo >= 0 or shi < 0):
-        v = _meet(v, slo & U32, shi & U32) or v
-    return v
+    32-bit delta link makes of a partner's value (the kernel's sync_linked_regs:
+    scalar_min_max_add of the delta, then zext_32_to_64)."""
+    return wrap32(alu_add(a, const(k & U64)))
 
 
 def alu_sub(a, b):
     """The scalar ``a - b`` (64-bit, wrapping)."""
-    t = tnum_sub((a[4], a[5]), (b[4], b[5]))
-    if a[0] >= b[1]:
-        umin, umax = a[0] - b[1], a[1] - b[0]
-    else:
-        umin, umax = 0, U64
-    smin, smax = a[2] - b[3], a[3] - b[2]
-    if smin < S64_MIN or smax > S64_MAX:
-        smin, smax = S64_MIN, S64_MAX
-    return _or_unknown((umin, umax, smin, smax, t[0], t[1]))
+    c64, c32 = _arcs_add(a, b, True)
+    return _pack(c64, tnum_sub((a[4], a[5]), (b[4], b[5])), c32)
+
+
+def _mul_arc(au0, au1, as0, as1, bu0, bu1, bs0, bs1, m):
+    """scalar_min_max_mul's range for one width: unsigned and signed products of the
+    bounds, each unknown when it may overflow, as one arc."""
+    half = (m >> 1) + 1
+    u0, u1 = au0 * bu0, au1 * bu1
+    if u1 > m:
+        u0, u1 = 0, m
+    p = (as0 * bs0, as0 * bs1, as1 * bs0, as1 * bs1)
+    s0, s1 = min(p), max(p)
+    if s0 < -half or s1 >= half:
+        s0, s1 = -half, half - 1
+    return _c_intersect(_c_urange(u0, u1, m), _c_srange(s0, s1, m), m)
 
 
 def alu_mul(a, b):
     """The scalar ``a * b`` (64-bit, wrapping)."""
     t = tnum_mul((a[4], a[5]), (b[4], b[5]))
-    if a[1] <= U32 and b[1] <= U32:
-        umin, umax = a[0] * b[0], a[1] * b[1]
-    else:
-        umin, umax = 0, U64
-    return _or_unknown((umin, umax, S64_MIN, S64_MAX, t[0], t[1]))
+    c64 = _mul_arc(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], U64)
+    c32 = _mul_arc(a[6], a[7], a[8], a[9], b[6], b[7], b[8], b[9], U32)
+    return _pack(c64, t, c32)
 
 
 def alu_div(a, b):
-    """Unsigned division; BPF defines x / 0 == 0."""
-    if is_const(a) and is_const(b):
-        return const(a[4] // b[4] if b[4] else 0)
-    if b[0] > 0:
-        return urange(a[0] // b[1], a[1] // b[0])
-    return urange(0, a[1])
+    """Unsigned division; BPF defines x / 0 == 0.  The kernel bounds it only for a
+    constant divisor (anything else is unknown)."""
+    if not is_const(b):
+        return UNKNOWN
+    c = b[4]
+    if c == 0:
+        return const(0)
+    if is_const(a):
+        return const(a[4] // c)
+    return urange(a[0] // c, a[1] // c)
 
 
 def alu_mod(a, b):
-    """Unsigned modulo; BPF defines x % 0 == x."""
-    if is_const(a) and is_const(b):
-        return const(a[4] % b[4] if b[4] else a[4])
-    hi = a[1]
-    if b[0] > 0:
-        hi = min(hi, b[1] - 1)
-    return urange(0, hi)
+    """Unsigned modulo; BPF defines x % 0 == x.  Bounded for a constant divisor only."""
+    if not is_const(b):
+        return UNKNOWN
+    c = b[4]
+    if c == 0:
+        return a
+    if is_const(a):
+        return const(a[4] % c)
+    if a[1] <= c - 1:
+        return a
+    return urange(0, min(a[1], c - 1))
 
 
 def alu_and(a, b):
-    """The scalar ``a & b``."""
-    t = tnum_and((a[4], a[5]), (b[4], b[5]))
-    return _or_unknown((t[0], min(a[1], b[1]), S64_MIN, S64_MAX, t[0], t[1]))
+    """The scalar ``a & b``: minimum from the known bits, maximum the smaller maximum."""
+    tv, tm = tnum_and((a[4], a[5]), (b[4], b[5]))
+    if not tm:
+        return const(tv)
+    c64 = _c_urange(tv, min(a[1], b[1]), U64)
+    c32 = _c_urange(tv & U32, min(a[7], b[7]), U32)
+    if not (tm & U32):
+        c32 = (tv & U32, 0)
+    return _pack(c64, (tv, tm), c32)
 
 
 def alu_or(a, b):
-    """The scalar ``a | b``."""
-    t = tnum_or((a[4], a[5]), (b[4], b[5]))
-    return _or_unknown((max(a[0], b[0]), t[0] | t[1], S64_MIN, S64_MAX, t[0], t[1]))
+    """The scalar ``a | b``: minimum the larger minimum, maximum from the known bits."""
+    tv, tm = tnum_or((a[4], a[5]), (b[4], b[5]))
+    if not tm:
+        return const(tv)
+    c64 = _c_urange(max(a[0], b[0]), tv | tm, U64)
+    c32 = _c_urange(max(a[6], b[6]), (tv | tm) & U32, U32)
+    if not (tm & U32):
+        c32 = (tv & U32, 0)
+    return _pack(c64, (tv, tm), c32)
 
 
 def alu_xor(a, b):
-    """The scalar ``a ^ b``."""
-    t = tnum_xor((a[4], a[5]), (b[4], b[5]))
-    return from_tnum(*t)
+    """The scalar ``a ^ b`` (bounds from the known bits)."""
+    tv, tm = tnum_xor((a[4], a[5]), (b[4], b[5]))
+    if not tm:
+        return const(tv)
+    return _pack((tv, tm), (tv, tm), (tv & U32, tm & U32))
 
 
 def alu_lsh(a, k: int, bits: int = 64):
     """The scalar ``a << k`` on ``bits``-bit values."""
-    full = (1 << bits) - 1
-    t = tnum_lshift((a[4], a[5]), k)
-    t = (t[0] & full, t[1] & full)
-    if (a[1] << k) <= full:
-        return _or_unknown((a[0] << k, a[1] << k, S64_MIN, S64_MAX, t[0], t[1]))
-    return _or_unknown((0, full, S64_MIN, S64_MAX, t[0], t[1]))
+    if k > 31 or a[7] > 1 << (31 - k):
+        c32 = (0, U32)
+    else:
+        c32 = _c_urange(a[6] << k, a[7] << k, U32)
+    if bits == 32:
+        tv, tm = ((a[4] << k) & U32, (a[5] << k) & U32)
+        return _pack((0, U64), (tv, tm), c32)
+    if k == 32:
+        s = _c_srange(a[8] << 32, a[9] << 32, U64)
+    else:
+        s = (0, U64)
+    if a[1] > 1 << (63 - k):
+        u = (0, U64)
+    else:
+        u = _c_urange(a[0] << k, a[1] << k, U64)
+    return _pack(_c_intersect(u, s, U64), tnum_lshift((a[4], a[5]), k), c32)
 
 
 def alu_rsh(a, k: int):
     """The scalar ``a >> k`` (logical)."""
-    t = tnum_rshift((a[4], a[5]), k)
-    return _or_unknown((a[0] >> k, a[1] >> k, S64_MIN, S64_MAX, t[0], t[1]))
+    return _pack(_c_urange(a[0] >> k, a[1] >> k, U64), tnum_rshift((a[4], a[5]), k), (0, U32))
 
 
 def alu_arsh(a, k: int):
     """Arithmetic shift right of a 64-bit value."""
-    t = tnum_arshift((a[4], a[5]), k)
-    return _or_unknown((0, U64, a[2] >> k, a[3] >> k, t[0], t[1]))
+    return _pack(_c_srange(a[2] >> k, a[3] >> k, U64), tnum_arshift((a[4], a[5]), k),
+                 (0, U32))
 
 
 def alu_neg(a):
@@ -677,63 +783,70 @@ def branch_taken(a, b, op: int):
     raise ValueError(op)
 
 
-def _meet(s, umin=0, umax=U64, smin=S64_MIN, smax=S64_MAX, tn=None):
-    tv, tm = (s[4], s[5])
-    if tn is not None:
-        if (tv ^ tn[0]) & ~(tm | tn[1]) & U64:
-            return None
-        tv, tm = tnum_intersect((tv, tm), tn)
-    return sync((max(s[0], umin), min(s[1], umax), max(s[2], smin), min(s[3], smax), tv, tm)
-                + s[6:10])
-
-
 def refine(a, b, op: int):
-    """Narrow ``a`` and ``b`` assuming ``a op b`` holds.  Returns (a', b') or None if impossible."""
+    """Narrow ``a`` and ``b`` assuming ``a op b`` holds (the kernel's regs_refine_cond_op
+    then reg_bounds_sync, 7.2).  Returns (a', b') or None if impossible."""
     if op == EQ:
-        m = _meet(a, b[0], b[1], b[2], b[3], (b[4], b[5]))
+        if (a[4] ^ b[4]) & ~(a[5] | b[5]) & U64:
+            return None
+        m = _bounds_sync(_c_intersect(_arc64(a), _arc64(b), U64),
+                         *tnum_intersect((a[4], a[5]), (b[4], b[5])),
+                         _c_intersect(_arc32(a), _arc32(b), U32))
         return None if m is None else (m, m)
     if op == NE:
         if is_const(b):
             a = _exclude(a, b[4])
             if a is None:
                 return None
-        if is_const(a):
+        elif is_const(a):
             b = _exclude(b, a[4])
             if b is None:
                 return None
         return a, b
-    if op == GT:  # a > b
-        if b[0] >= U64 or a[1] == 0:
-            return None
-        na = _meet(a, umin=b[0] + 1)
-        nb = _meet(b, umax=a[1] - 1)
-    elif op == GE:
-        na = _meet(a, umin=b[0])
-        nb = _meet(b, umax=a[1])
-    elif op == LT:
-        r = refine(b, a, GT)
-        return None if r is None else (r[1], r[0])
-    elif op == LE:
-        r = refine(b, a, GE)
-        return None if r is None else (r[1], r[0])
-    elif op == SGT:
-        if b[2] >= S64_MAX or a[3] == S64_MIN:
-            return None
-        na = _meet(a, smin=b[2] + 1)
-        nb = _meet(b, smax=a[3] - 1)
-    elif op == SGE:
-        na = _meet(a, smin=b[2])
-        nb = _meet(b, smax=a[3])
-    elif op == SLT:
-        r = refine(b, a, SGT)
-        return None if r is None else (r[1], r[0])
-    elif op == SLE:
-        r = refine(b, a, SGE)
-        return None if r is None else (r[1], r[0])
-    elif op == SET:
+    if op == SET:
+        # the true branch learns a bit only from a one-bit constant
+        if not is_const(b):
+            if not is_const(a):
+                return a, b
+            r = refine(b, a, SET)
+            return None if r is None else (r[1], r[0])
+        v = b[4]
+        if v and not v & (v - 1):
+            na = sync(a[:4] + tnum_or((a[4], a[5]), (v, 0)) + a[6:10])
+            return None if na is None else (na, b)
         return a, b
+    if op in (GT, GE, SGT, SGE):
+        r = refine(b, a, _SWAP[op])
+        return None if r is None else (r[1], r[0])
+    a64, b64 = _arc64(a), _arc64(b)
+    if op == LE:
+        a64 = _c_intersect(a64, _c_urange(0, _c_umax(b64, U64), U64), U64)
+        b64 = _c_intersect(b64, _c_urange(_c_umin(a64, U64), U64, U64), U64)
+    elif op == LT:
+        hi = _c_umax(b64, U64)
+        if hi == 0:
+            return None
+        a64 = _c_intersect(a64, _c_urange(0, hi - 1, U64), U64)
+        lo = _c_umin(a64, U64)
+        if lo == U64:
+            return None
+        b64 = _c_intersect(b64, _c_urange(lo + 1, U64, U64), U64)
+    elif op == SLE:
+        a64 = _c_intersect(a64, _c_srange(S64_MIN, _c_sbounds(b64, U64)[1], U64), U64)
+        b64 = _c_intersect(b64, _c_srange(_c_sbounds(a64, U64)[0], S64_MAX, U64), U64)
+    elif op == SLT:
+        hi = _c_sbounds(b64, U64)[1]
+        if hi == S64_MIN:
+            return None
+        a64 = _c_intersect(a64, _c_srange(S64_MIN, hi - 1, U64), U64)
+        lo = _c_sbounds(a64, U64)[0]
+        if lo == S64_MAX:
+            return None
+        b64 = _c_intersect(b64, _c_srange(lo + 1, S64_MAX, U64), U64)
     else:
         raise ValueError(op)
+    na = _bounds_sync(a64, a[4], a[5], _arc32(a))
+    nb = _bounds_sync(b64, b[4], b[5], _arc32(b))
     if na is None or nb is None:
         return None
     return na, nb
@@ -742,31 +855,27 @@ def refine(a, b, op: int):
 def refine_not(a, b, op: int):
     """Narrow assuming ``a op b`` does NOT hold."""
     if op == SET:
-        if is_const(b):  # a & b == 0: the bits of b are known zero in a
-            tv, tm = a[4] & ~b[4] & U64, a[5] & ~b[4] & U64
-            if a[4] & b[4] & ~a[5]:
-                return None
-            na = sync((a[0], a[1], a[2], a[3], tv, tm) + a[6:10])
-            return None if na is None else (na, b)
-        return a, b
+        if not is_const(b):
+            if not is_const(a):
+                return a, b
+            r = refine_not(b, a, SET)
+            return None if r is None else (r[1], r[0])
+        # a & b == 0: the bits of b are known zero in a; the kernel forgets a's ranges
+        # first (they may contradict the new tnum on a dead branch) and re-derives them
+        if a[4] & b[4] & ~a[5]:
+            return None
+        na = sync((0, U64, S64_MIN, S64_MAX, a[4] & ~b[4] & U64, a[5] & ~b[4] & U64) + _ANY32)
+        return None if na is None else (na, b)
     return refine(a, b, _FLIP[op])
 
 
 def _exclude(s, v: int):
-    """Remove a single value at the edge of a range (the only exclusion ranges can express)."""
+    """``s`` without the value ``v``: the arc cut by its complement (only a value at an
+    end of the arc goes, as in the kernel's JNE)."""
     if is_const(s):
         return None if s[4] == v else s
-    umin, umax, smin, smax = s[0], s[1], s[2], s[3]
-    if umin == v:
-        umin += 1
-    if umax == v:
-        umax -= 1
-    sv = s64(v)
-    if smin == sv:
-        smin += 1
-    if smax == sv:
-        smax -= 1
-    return sync((umin, umax, smin, smax, s[4], s[5]) + s[6:10])
+    c64 = _c_intersect(_arc64(s), ((v + 1) & U64, U64 - 1), U64)
+    return _bounds_sync(c64, s[4], s[5], _arc32(s))
 
 
 def swap_op(op: int) -> int:
@@ -798,17 +907,24 @@ def fmt(s) -> str:
 def refine_low32(full, narrowed):
     """``full`` (64 bits) whose low 32 bits are known to lie in ``narrowed`` (a 32-bit
     view of them: zero-extended, or sign-extended for signed JMP32 compares): its 32-bit
-    bounds and the known bits of its low half meet the view's, then ``sync`` carries
-    them into the 64-bit ranges where the upper half allows it (the kernel's
-    reg_bounds_sync after a JMP32 refinement).  Returns ``full`` unchanged when the
-    views contradict each other (then the branch was infeasible anyway)."""
+    arc and the known bits of its low half meet the view's, then the kernel's
+    reg_bounds_sync carries them into the 64-bit arc where the upper half allows it.
+    Returns ``full`` unchanged when the views contradict each other (then the branch
+    was infeasible anyway)."""
     tv, tm = narrowed[4] & U32, narrowed[5] & U32
     if (full[4] ^ tv) & ~(full[5] | tm) & U32:
         return full
-    v, m = tnum_intersect((full[4], full[5]), (tv, tm | (U64 ^ U32)))
-    out = sync((full[0], full[1], full[2], full[3], v, m, max(full[6], narrowed[6]),
-                min(full[7], narrowed[7]), max(full[8], narrowed[8]), min(full[9], narrowed[9])))
-    return full if out is None else out
+    # the range first, as the kernel's compares refine only the 32-bit range (the tnum
+    # learns from it in reg_bounds_sync, after the 64-bit arc did); the view's known
+    # bits then add what only EQ and JSET teach
+    out = _bounds_sync(_arc64(full), full[4], full[5],
+                       _c_intersect(_arc32(full), _arc32(narrowed), U32))
+    if out is None:
+        return full
+    v, m = tnum_intersect((out[4], out[5]), (tv, tm | (U64 ^ U32)))
+    if (v, m) != (out[4], out[5]):
+        out = _bounds_sync(_arc64(out), v, m, _arc32(out)) or out
+    return out
 
 
 def _sdiv64(x: int, c: int) -> int:
@@ -822,21 +938,24 @@ def _sdiv64(x: int, c: int) -> int:
 
 def alu_sdiv_const(a, c: int):
     """``a s/ c`` for a constant ``c`` (signed 64-bit): monotonic in ``a`` between the
-    signed bounds, except S64_MIN / -1, which wraps."""
+    signed bounds, except S64_MIN / -1, which wraps (the kernel's scalar_min_max_sdiv)."""
     if c == 0:
         return const(0)
     if c == -1 and a[2] == S64_MIN:
-        return UNKNOWN
+        return const(S64_MIN & U64) if a[3] == S64_MIN else UNKNOWN
     q1, q2 = _sdiv64(a[2], c), _sdiv64(a[3], c)
     return srange(min(q1, q2), max(q1, q2))
 
 
 def alu_smod_const(a, c: int):
     """``a s% c`` for a constant ``c``: the result has the dividend's sign and a smaller
-    magnitude than ``c`` (x s% 0 == x)."""
+    magnitude than ``c`` (x s% 0 == x; a dividend already in range is kept whole, as in
+    the kernel's scalar_min_max_smod)."""
     if c == 0:
         return a
     m = abs(c) - 1
+    if a[2] >= -m and a[3] <= m:
+        return a
     if a[2] >= 0:
         return srange(0, min(a[3], m))
     if a[3] <= 0:
