@@ -21,149 +21,82 @@ from uringbpf.bpf.verifier import transfer
 
 corpus_lib.register_test_env()
 
-# (name, the kernel accepts, map value size, program); every program reads one byte at
-# map_value + r0 (or r0 after the shown arithmetic)
+_TAIL = {
+    # what follows the case's own lines: an access at map_value + reg, then the exit
+    "out": "r1 = map_value[0] ll\nr1 += {reg}\nr0 = *(u8 *)(r1 + 0)\nout:\nr0 = 0\nexit\n",
+    "exit": "r1 = map_value[0] ll\nr1 += {reg}\nr0 = *(u8 *)(r1 + 0)\nexit\n",
+    "same": "same:\nr1 = map_value[0] ll\nr1 += {reg}\nr0 = *(u8 *)(r1 + 0)\nr0 = 0\nexit\n",
+}
+
+
+def _one(name: str, ok: bool, size: int, lines: str, reg: str = "r0", tail: str = "out"):
+    """A case: (name, the kernel accepts, map value size, program)."""
+    return (name, ok, size, lines.lstrip("\n") + _TAIL[tail].format(reg=reg))
+
+
+def _size_pair(name: str, size: int, lines: str, **kw):
+    """An accepted program and its twin on a map value one byte too small."""
+    return _one(name, True, size, lines, **kw), _one(name + "_off1", False, size - 1, lines, **kw)
+
+
+def _line_pair(name: str, size: int, lines: str, change: tuple[str, str], **kw):
+    """An accepted program and its twin with one line changed by one (``change``)."""
+    old, new = change
+    assert lines.count(old + "\n") == 1, old
+    return (_one(name, True, size, lines, **kw),
+            _one(name + "_off1", False, size, lines.replace(old + "\n", new + "\n"), **kw))
+
+
+# every program reads one byte at map_value + r0 (or the register named) after its lines
 CASES = [
-    ("arsh32_add", True, 8, """
+    *_size_pair("arsh32_add", 8, """
 call get_prandom_u32
 w0 s>>= 29
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("arsh32_add_off1", False, 7, """
-call get_prandom_u32
-w0 s>>= 29
-w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("arsh32_add3_off1", False, 8, """
+""", tail="exit"),
+    _one("arsh32_add3_off1", False, 8, """
 call get_prandom_u32
 w0 s>>= 29
 w0 += 3
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("jmp32_s_imm", True, 8, """
+""", tail="exit"),
+    *_line_pair("jmp32_s_imm", 8, """
 call get_prandom_u32
 w0 = w0
 if w0 s< 0 goto out
 if w0 s> 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_s_imm_nozext", False, 8, """
+""", ('if w0 s> 7 goto out', 'if w0 s> 8 goto out')),
+    _one("jmp32_s_imm_nozext", False, 8, """
 call get_prandom_u32
 if w0 s< 0 goto out
 if w0 s> 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_s_imm_ktime", False, 8, """
+    _one("jmp32_s_imm_ktime", False, 8, """
 call ktime_get_ns
 if w0 s< 0 goto out
 if w0 s> 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_s_imm_ktime_zext_after", True, 8, """
+    _one("jmp32_s_imm_ktime_zext_after", True, 8, """
 call ktime_get_ns
 if w0 s< 0 goto out
 if w0 s> 7 goto out
 w0 = w0
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_s_imm_off1", False, 8, """
-call get_prandom_u32
-w0 = w0
-if w0 s< 0 goto out
-if w0 s> 8 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_s_reg", True, 8, """
+    *_line_pair("jmp32_s_reg", 8, """
 call get_prandom_u32
 w0 = w0
 r2 = 8
 r3 = 0
 if w0 s>= w2 goto out
 if w3 s> w0 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_s_reg_off1", False, 8, """
-call get_prandom_u32
-w0 = w0
-r2 = 8
-r3 = -1
-if w0 s>= w2 goto out
-if w3 s> w0 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_neg_range_add", True, 8, """
+""", ('r3 = 0', 'r3 = -1')),
+    *_line_pair("jmp32_neg_range_add", 8, """
 call get_prandom_u32
 w0 = w0
 if w0 s> -1 goto out
 if w0 s< -8 goto out
 w0 += 8
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_neg_range_add_off1", False, 8, """
-call get_prandom_u32
-w0 = w0
-if w0 s> -1 goto out
-if w0 s< -9 goto out
-w0 += 8
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_neg_branch_taken_side", True, 8, """
+""", ('if w0 s< -8 goto out', 'if w0 s< -9 goto out')),
+    _one("jmp32_neg_branch_taken_side", True, 8, """
 call get_prandom_u32
 w0 = w0
 if w0 s< -8 goto out
@@ -171,217 +104,75 @@ if w0 s< 0 goto neg
 goto out
 neg:
 w0 += 8
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("alu32_sub_add", True, 8, """
+    _one("alu32_sub_add", True, 8, """
 call get_prandom_u32
 w0 &= 7
 w0 -= 4
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("alu32_sub_signed_cmp", True, 8, """
+""", tail="exit"),
+    *_line_pair("alu32_sub_signed_cmp", 8, """
 call get_prandom_u32
 w0 &= 15
 w0 -= 8
 if w0 s< 0 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("alu32_sub_signed_cmp_off1", False, 8, """
-call get_prandom_u32
-w0 &= 15
-w0 -= 7
-if w0 s< 0 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_u_imm_ktime", False, 8, """
+""", ('w0 -= 8', 'w0 -= 7')),
+    _one("jmp32_u_imm_ktime", False, 8, """
 call ktime_get_ns
 if w0 > 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_u_imm", True, 8, """
+    _one("jmp32_u_imm", True, 8, """
 call get_prandom_u32
 w0 = w0
 if w0 > 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("arsh32_cmp_neg", True, 8, """
+    *_size_pair("arsh32_cmp_neg", 8, """
 call get_prandom_u32
 w0 s>>= 28
 if w0 s< 0 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("arsh32_cmp_neg_off1", False, 7, """
-call get_prandom_u32
-w0 s>>= 28
-if w0 s< 0 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("arsh32_negate_side", True, 8, """
+    _one("arsh32_negate_side", True, 8, """
 call get_prandom_u32
 w0 s>>= 29
 if w0 s>= 0 goto out
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_u_reg", True, 8, """
+    _one("jmp32_u_reg", True, 8, """
 call get_prandom_u32
 w0 = w0
 r2 = 7
 if w0 > w2 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_u_ktime_zext_5", True, 6, """
+    *_size_pair("jmp32_u_ktime_zext_5", 6, """
 call ktime_get_ns
 if w0 > 5 goto out
 w0 = w0
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_u_ktime_zext_5_off1", False, 5, """
-call ktime_get_ns
-if w0 > 5 goto out
-w0 = w0
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_ne_zero_edge", True, 7, """
+    *_size_pair("jmp32_ne_zero_edge", 7, """
 call get_prandom_u32
 w0 &= 7
 if w0 == 0 goto out
 w0 -= 1
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_ne_zero_edge_off1", False, 6, """
-call get_prandom_u32
-w0 &= 7
-if w0 == 0 goto out
-w0 -= 1
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("movsx32_jmp32_signed", True, 8, """
+    _one("movsx32_jmp32_signed", True, 8, """
 call get_prandom_u32
 r0 = (s32)r0
 if w0 s< 0 goto out
 if w0 s> 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("alu32_sub_arsh_add", True, 16, """
+    *_size_pair("alu32_sub_arsh_add", 16, """
 call get_prandom_u32
 w0 &= 255
 w0 -= 128
 w0 s>>= 4
 w0 += 8
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("alu32_sub_arsh_add_off1", False, 15, """
-call get_prandom_u32
-w0 &= 255
-w0 -= 128
-w0 s>>= 4
-w0 += 8
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("arsh32_then_jmp64", True, 4, """
+""", tail="exit"),
+    *_size_pair("arsh32_then_jmp64", 4, """
 call get_prandom_u32
 w0 s>>= 29
 if r0 > 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("arsh32_then_jmp64_off1", False, 3, """
-call get_prandom_u32
-w0 s>>= 29
-if r0 > 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_big_side_unsafe", False, 8, """
+    _one("jmp32_big_side_unsafe", False, 8, """
 call get_prandom_u32
 w0 = w0
 if w0 s< 0 goto out
@@ -392,60 +183,19 @@ r0 = *(u8 *)(r1 + 0)
 goto out
 big:
 if w0 s> 8 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jset32_sign_bit", True, 8, """
+    *_size_pair("jset32_sign_bit", 8, """
 call get_prandom_u32
 if w0 & 0x80000000 goto out
 w0 s>>= 28
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jset32_sign_bit_off1", False, 7, """
-call get_prandom_u32
-if w0 & 0x80000000 goto out
-w0 s>>= 28
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("alu32_add_wraps_u32", True, 8, """
+    *_line_pair("alu32_add_wraps_u32", 8, """
 call get_prandom_u32
 w0 = w0
 if w0 < 0xfffffff8 goto out
 w0 += 8
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("alu32_add_wraps_u32_off1", False, 8, """
-call get_prandom_u32
-w0 = w0
-if w0 < 0xfffffff7 goto out
-w0 += 8
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jmp32_sle_reg_both", True, 8, """
+""", ('if w0 < 0xfffffff8 goto out', 'if w0 < 0xfffffff7 goto out')),
+    _one("jmp32_sle_reg_both", True, 8, """
 call get_prandom_u32
 r6 = r0
 call get_prandom_u32
@@ -456,14 +206,8 @@ r0 = 0
 exit
 le:
 if w0 s< 0 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_upper_unknown_no_narrow64", False, 8, """
+    _one("jmp32_upper_unknown_no_narrow64", False, 8, """
 call get_prandom_u32
 r6 = r0
 call get_prandom_u32
@@ -471,27 +215,15 @@ r0 <<= 32
 r0 |= r6
 if w0 s< 0 goto out
 if w0 s> 7 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_s_gt_neg_window", True, 8, """
+    _one("jmp32_s_gt_neg_window", True, 8, """
 call get_prandom_u32
 w0 = w0
 if w0 s> -5 goto out
 if w0 s< -12 goto out
 w0 += 12
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_upper_unknown_zext_after", True, 8, """
+    _one("jmp32_upper_unknown_zext_after", True, 8, """
 call get_prandom_u32
 r6 = r0
 call get_prandom_u32
@@ -500,14 +232,8 @@ r0 |= r6
 if w0 s< 0 goto out
 if w0 s> 7 goto out
 w0 = w0
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jmp32_upper_const_one", True, 8, """
+    _one("jmp32_upper_const_one", True, 8, """
 call get_prandom_u32
 w0 = w0
 r1 = 1
@@ -518,102 +244,52 @@ if w0 s> 7 goto out
 r1 = 1
 r1 <<= 32
 r0 -= r1
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("mul32_neg", False, 8, """
+    _one("mul32_neg", False, 8, """
 call get_prandom_u32
 w0 s>>= 29
 w0 *= -1
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("mul32_pos", True, 16, """
+""", tail="exit"),
+    _one("mul32_pos", True, 16, """
 call get_prandom_u32
 w0 s>>= 29
 w0 += 4
 w0 *= 2
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("or32_neg", False, 8, """
+""", tail="exit"),
+    _one("or32_neg", False, 8, """
 call get_prandom_u32
 w0 s>>= 29
 w0 |= 1
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("neg32", False, 8, """
+""", tail="exit"),
+    _one("neg32", False, 8, """
 call get_prandom_u32
 w0 s>>= 29
 w0 = -w0
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("arsh32_twice", True, 8, """
+""", tail="exit"),
+    _one("arsh32_twice", True, 8, """
 call get_prandom_u32
 w0 s>>= 20
 w0 s>>= 9
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("lsh32_then_arsh", True, 8, """
+""", tail="exit"),
+    _one("lsh32_then_arsh", True, 8, """
 call get_prandom_u32
 w0 <<= 29
 w0 s>>= 29
 w0 += 4
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-exit
-"""),
-    ("jeq32_meets_s32", True, 2, """
+""", tail="exit"),
+    *_size_pair("jeq32_meets_s32", 2, """
 call get_prandom_u32
 r6 = r0
 call get_prandom_u32
 w6 s>>= 30
 w0 >>= 24
 if w0 != w6 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
 """),
-    ("jeq32_meets_s32_off1", False, 1, """
-call get_prandom_u32
-r6 = r0
-call get_prandom_u32
-w6 s>>= 30
-w0 >>= 24
-if w0 != w6 goto out
-r1 = map_value[0] ll
-r1 += r0
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jeq32_meets_other_side", True, 2, """
+    _one("jeq32_meets_other_side", True, 2, """
 call get_prandom_u32
 r6 = r0
 call get_prandom_u32
@@ -622,14 +298,8 @@ w0 >>= 24
 if w6 == w0 goto same
 r0 = 0
 exit
-same:
-r1 = map_value[0] ll
-r1 += r6
-r0 = *(u8 *)(r1 + 0)
-r0 = 0
-exit
-"""),
-    ("jeq64_meets_through_64bit", True, 2, """
+""", reg="r6", tail="same"),
+    _one("jeq64_meets_through_64bit", True, 2, """
 call get_prandom_u32
 r6 = r0
 call get_prandom_u32
@@ -638,39 +308,21 @@ w0 >>= 24
 if r6 == r0 goto same
 r0 = 0
 exit
-same:
-r1 = map_value[0] ll
-r1 += r6
-r0 = *(u8 *)(r1 + 0)
-r0 = 0
-exit
-"""),
-    ("jset_two_unknowns_not_decided", False, 8, """
+""", reg="r6", tail="same"),
+    _one("jset_two_unknowns_not_decided", False, 8, """
 call get_prandom_u32
 r6 = r0
 call get_prandom_u32
 w6 |= -2147483648
 w0 |= -2147483648
 if r6 & r0 goto out
-r1 = map_value[0] ll
-r1 += r6
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
-    ("jset_const_decided", True, 8, """
+""", reg="r6"),
+    _one("jset_const_decided", True, 8, """
 call get_prandom_u32
 r6 = r0
 w6 |= -2147483648
 if r6 & 0x80000000 goto out
-r1 = map_value[0] ll
-r1 += r6
-r0 = *(u8 *)(r1 + 0)
-out:
-r0 = 0
-exit
-"""),
+""", reg="r6"),
 ]
 
 
