@@ -1,0 +1,52 @@
+"""Start-up of the load path (issue #19, first run): what ``import uringbpf`` and the
+``uringbpf run``/``verify`` commands import, each checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _modules_after(code: str) -> set[str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\n"
+                          "print(json.dumps(sorted(sys.modules)))"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_import_uringbpf_imports_neither_the_ring_nor_the_loader_nor_llvm():
+    mods = _modules_after("import uringbpf")
+    assert not {m for m in mods if m.startswith(("uringbpf.uring", "llvmlite"))}
+    assert "uringbpf.bpf.object" not in mods
+
+
+def test_the_loader_commands_do_not_import_the_ring():
+    mods = _modules_after("import uringbpf.tools.run, uringbpf.tools.verify, uringbpf.bpf.run")
+    assert "uringbpf.bpf.object" in mods
+    assert not {m for m in mods if m.startswith("uringbpf.uring")}
+
+
+def test_the_public_names_still_resolve():
+    mods = _modules_after(
+        "import uringbpf\n"
+        "from uringbpf import Ring, Buffer, BpfObject\n"
+        "from uringbpf.uring.ring import Ring as R\n"
+        "from uringbpf.bpf.object import BpfObject as B\n"
+        "assert Ring is R and BpfObject is B and uringbpf.Ring is R\n"
+        "assert {'Ring', 'Buffer', 'BpfObject'} <= set(dir(uringbpf))\n"
+        "ns = {}\n"
+        "exec('from uringbpf import *', ns)\n"
+        "assert ns['Ring'] is R and ns['Buffer'] is Buffer\n"
+        "try:\n"
+        "    uringbpf.NoSuchName\n"
+        "except AttributeError as exc:\n"
+        "    assert 'NoSuchName' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n")
+    assert "uringbpf.uring.ring" in mods
