@@ -366,6 +366,26 @@ def test_a_result_json_cannot_carry_exactly_is_not_stored(rod, monkeypatch, valu
     obj.close()
 
 
+def test_the_least_recently_used_verdicts_go_beyond_the_limit(rod, cache, monkeypatch):
+    _load(rod).close()                                  # stored, then used again below
+    (mine,) = cache.glob("*.json")
+    old = []
+    for i in range(4):
+        f = cache / f"{i:064x}.json"
+        f.write_text("x")
+        os.utime(f, ns=(10**18 + i, 10**18 + i))        # older than anything written now
+        old.append(f)
+    os.utime(mine, ns=(1, 1))                           # the oldest of all...
+    _load(rod).close()                                  # ...until this hit touches it
+    assert verify_cache.stats()["hits"] == 1 and mine.stat().st_mtime_ns > 10**18 + 3
+    monkeypatch.setattr(verify_cache, "MAX_ENTRIES", 3)
+    monkeypatch.setitem(verify_cache._state, "pruned", False)
+    _load(rod, limit=4).close()                         # a store: prunes once
+    left = set(cache.glob("*.json"))
+    assert len(left) == 3 and mine in left and old[3] in left
+    assert not left & set(old[:3])
+
+
 def _module_imports(path: Path, module: str) -> set[str]:
     """The modules ``path`` (module ``module``) imports, by any import statement."""
     out = set()

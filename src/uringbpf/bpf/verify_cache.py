@@ -79,6 +79,10 @@ _OUTPUTS = ("insns", "dead_code", "arena_xlated")
 #: through the ELF digest); verification must leave them the same objects
 _OBJECTS = ("maps", "btf")
 
+#: at most this many verdicts are kept: the first store of a process removes the least
+#: recently used beyond it (a verifier edit leaves every older verdict unreachable)
+MAX_ENTRIES = 4096
+
 _stats = {"hits": 0, "misses": 0, "stores": 0, "uncacheable": 0}
 _state: dict[str, Any] = {}
 
@@ -248,7 +252,24 @@ def _read(k: str) -> dict | None:
         return None
     if not isinstance(entry, dict) or entry.get("magic") != _MAGIC or entry.get("key") != k:
         return None
+    with contextlib.suppress(OSError):      # recently used: kept by _prune
+        os.utime(d / f"{k}.json")
     return entry
+
+
+def _prune(d: Path) -> None:
+    """Keep the :data:`MAX_ENTRIES` most recently used verdicts (files touched on a hit)."""
+    try:
+        entries = [(e.stat().st_mtime_ns, e.path) for e in os.scandir(d)
+                   if e.name.endswith(".json")]
+    except OSError:
+        return
+    if len(entries) <= MAX_ENTRIES:
+        return
+    entries.sort()
+    for _, path in entries[:len(entries) - MAX_ENTRIES]:
+        with contextlib.suppress(FileNotFoundError):    # another process removed it
+            os.unlink(path)
 
 
 def _write(k: str, entry: dict) -> None:
@@ -267,7 +288,10 @@ def _write(k: str, entry: dict) -> None:
             undo.pop_all()
         _stats["stores"] += 1
     except OSError:
-        pass                # a full or read-only disk only costs the next verification
+        return              # a full or read-only disk only costs the next verification
+    if not _state.get("pruned"):            # once per process: a directory scan
+        _state["pruned"] = True
+        _prune(d)
 
 
 def _result_data(result: Any) -> dict:
