@@ -14,7 +14,8 @@ Verify the programs of an eBPF ELF object exactly as BpfObject.load() does befor
 runs them: kfuncs resolved, .rodata frozen (its values are constants, as libbpf
 makes them), then the verifier on each program. Prints one line per program (OK with
 the kernel's statistics, or REJECTED with the reason) and, with --log-level, the
-kernel-style verifier log.
+kernel-style verifier log. It always runs the verifier: load() may instead take an
+unchanged program's earlier verdict from the verdict cache (docs/loader.md).
 
 Exit status: 0 when every program passes, 1 when one is rejected or the object
 cannot be loaded, 2 on a usage error."""
