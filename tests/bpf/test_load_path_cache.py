@@ -116,6 +116,27 @@ def test_a_reload_takes_the_verdict_and_leaves_the_program_as_verification_does(
     second.close()
 
 
+EXAMPLES = sorted(str(p.relative_to(Path(__file__).resolve().parents[2] / "examples"))
+                  for p in (Path(__file__).resolve().parents[2] / "examples").glob("*/**/*.bpf.c"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_example_reloads_from_the_cache_as_verified(example):
+    """struct_ops loop steps, IORING_OP_BPF ops, request programs, kbuf filters: kfuncs,
+    global functions, callbacks, arenas; the replayed state equals the verified one."""
+    path = cc.compile_cached(Path(__file__).resolve().parents[2] / "examples" / example)
+    first = BpfObject.open(path)
+    first.load(engine="interp")
+    fresh = _snapshot(first)
+    assert verify_cache.stats()["stores"] == len(fresh) > 0
+    second = BpfObject.open(path)
+    second.load(engine="interp")
+    assert verify_cache.stats()["hits"] == len(fresh)
+    assert _snapshot(second) == fresh
+    first.close()
+    second.close()
+
+
 def test_a_rodata_change_verifies_again_and_can_refuse(rod):
     _load(rod).close()
     with pytest.raises(BpfVerifierError, match="outside of the allowed memory range"):
