@@ -196,6 +196,10 @@ def translate(program: isa.Program, bindings: Bindings, natives: dict[str, int])
 
 
 class _Translator:
+    #: lay blocks out for the common path (:meth:`layout`); False keeps program order
+    #: (checked code always does), which tests measuring encodings rely on
+    reorder = True
+
     def __init__(self, program: isa.Program, bindings: Bindings, natives: dict[str, int]):
         self.program = program
         self.insns = program.insns
@@ -347,30 +351,53 @@ class _Translator:
             a.jcc(_JS, self.fail_to(ERR_LIMIT, start))
             a.label(body)
 
-        # Upper bounds of each instruction's machine code (prefix sums): a forward jump
-        # whose target is surely within 127 bytes takes the 2-byte form.
-        self.reach = reach = [0] * (end - start + 1)
-        total = 0
-        for pc in range(start, end):
-            reach[pc - start] = total
-            if not placeholder[pc]:
-                total += _bound(insns[pc], self.b.checked) + (15 if pc in heads else 0)
-        reach[end - start] = total
         self.start, self.end = start, end
-        terminated = False
-        # A rule that merges instructions sets `resume` past the ones it consumed
-        self.resume = start
+        blocks = self.blocks(start, end)
+        order = blocks if self.b.checked or not self.reorder else self.layout(blocks, start)
+        # Upper bounds of each block's machine code in layout order (prefix sums, with
+        # the alignment padding before a loop head and room for a `jmp` at every block's
+        # end): a forward jump whose target is surely within 127 bytes takes the 2-byte
+        # form.
+        checked = self.b.checked
+        self.where = where = {}
+        self.reach = reach = {}
+        ends = []
+        total = 0
+        for index, (first, last) in enumerate(order):
+            if first in heads:
+                total += 15
+            where[first] = index
+            reach[first] = total
+            for pc in range(first, last + 1):
+                if not placeholder[pc]:
+                    total += _bound(insns[pc], checked)
+            ends.append(total)
+            total += 5
+        # A rule that merges instructions sets `resume` past the ones it consumed (never
+        # past its block: the instructions it takes are not jump targets, and no rule
+        # takes a jump but the one that ends it)
         self.byte_cmp = (-1, 0)
-        for pc in range(start, end):
-            if placeholder[pc] or pc < self.resume:
-                continue
-            insn = insns[pc]
-            if pc in heads:
+        count = len(order)
+        for index, (first, last) in enumerate(order):
+            self.index, self.reach_end = index, ends[index]
+            self.next_block = order[index + 1][0] if index + 1 < count else -1
+            if first in heads:
                 a.align(16)
-            a.label(pc)
-            terminated = self.insn(pc, insn, start, end)
-        if not terminated:
-            self.fail(ERR_FELL_OFF, end - 1)
+            a.label(first)
+            self.resume = first
+            self.depth = [0] * 11
+            for pc in range(first, last + 1):
+                if placeholder[pc] or pc < self.resume:
+                    continue
+                a.label(pc)
+                self.insn(pc, insns[pc], start, end)
+            insn = insns[last]
+            if not insn.is_jump and not insn.is_exit:
+                # falls into the next instruction's block: it may be elsewhere now
+                if last + 1 >= end:
+                    self.fail(ERR_FELL_OFF, end - 1)
+                elif self.next_block != last + 1:
+                    self.jmp_to(last + 1)
         # Cold paths after the body: error stubs, then the common error exit.
         common = ("fail", k)
         for label, code, pc in self._stubs:
@@ -430,16 +457,22 @@ class _Translator:
     def insn(self, pc: int, insn: Insn, start: int, end: int) -> bool:
         """Translate one instruction; True when it ends its block unconditionally."""
         cls = insn.cls
-        if cls == isa.ALU64:
-            self.alu(pc, insn, True)
-            return False
-        if cls == isa.ALU:
-            self.alu(pc, insn, False)
+        if cls == isa.ALU64 or cls == isa.ALU:
+            self.alu(pc, insn, cls == isa.ALU64)
+            # how many dependent operations each register's value is from the block's
+            # start (moves are free; loads count 4): :meth:`reassociate` reads it
+            depth, dst = self.depth, insn.dst
+            if insn.op == isa.MOV:
+                depth[dst] = depth[insn.src] if insn.opcode & isa.X else 0
+            else:
+                depth[dst] = max(depth[dst], depth[insn.src] if insn.opcode & isa.X
+                                 else 0) + (3 if insn.op == isa.MUL else 1)
             return False
         if cls in (isa.JMP, isa.JMP32):
             return self.jump(pc, insn, start, end)
         a = self.a
         if cls == isa.LDX:
+            self.depth[insn.dst] = self.depth[insn.src] + 4
             if self.update_in_memory(pc, insn):
                 return False
             size = isa.SIZE_BYTES[insn.size]
@@ -528,6 +561,8 @@ class _Translator:
                     a.movzx16(d, d)
                 return
             if x:
+                if op != isa.SUB and self.reassociate(pc, insn):
+                    return
                 a.alu_rr(group, d, REG[insn.src], w)
             else:
                 a.alu_ri(group, d, insn.imm, w)
@@ -710,6 +745,34 @@ class _Translator:
                 return False
         return True
 
+    def reassociate(self, pc: int, insn: Insn) -> bool:
+        """``a op= b; c op= a`` (op add, or, and or xor: associative and commutative at
+        either width, both instructions the same) with a dead afterwards computes
+        ``c op a op b`` in any order; when c's value is not the last of the three to be
+        ready (``depth``, counted from the block's start), ``c op= <earlier of a, b>; c
+        op= <later>`` shortens the chain, as LLVM's reassociation does (crc32c's last
+        steps: one dependent operation fewer per byte). Not when the second instruction
+        is a jump target. True when done (``resume`` is past both)."""
+        nxt_pc = pc + 1
+        if nxt_pc >= self.end or nxt_pc in self.targets:
+            return False
+        nxt = self.insns[nxt_pc]
+        a_reg, b_reg, c_reg = insn.dst, insn.src, nxt.dst
+        if (nxt.opcode != insn.opcode or nxt.src != a_reg or c_reg in (a_reg, b_reg)
+                or a_reg == b_reg):
+            return False
+        depth = self.depth
+        da, db, dc = depth[a_reg], depth[b_reg], depth[c_reg]
+        if dc >= max(da, db) or not self.dead_after(nxt_pc + 1, a_reg):
+            return False
+        first, second = (a_reg, b_reg) if da <= db else (b_reg, a_reg)
+        group, w = _GROUP1[insn.op], insn.cls == isa.ALU64
+        self.a.alu_rr(group, REG[c_reg], REG[first], w)
+        self.a.alu_rr(group, REG[c_reg], REG[second], w)
+        depth[c_reg] = max(max(dc, depth[first]) + 1, depth[second])
+        self.resume = nxt_pc + 1
+        return True
+
     def byte_compare(self, pc: int, insn: Insn) -> bool:
         """``d = s; d &= 0xff; if d <op> K`` (op ==, !=, or an unsigned order; K 0-255;
         either width for each) with d dead on both sides of the jump is one byte compare
@@ -860,10 +923,9 @@ class _Translator:
             a.alu_mi(ALU_SUB, CTX, _BUDGET, pc - target + 1)
             a.jcc(_JS, self.fail_to(ERR_LIMIT, pc))
         if op == isa.JA:
-            if target > pc + 1 and self.near(pc + 1, target):
-                a.jmp_short(target)
-            else:
-                a.jmp(target)
+            target = self.resolve(target)
+            if target != self.next_block:
+                self.jmp_to(target)
             return True
         w = insn.cls == isa.JMP
         d = REG[insn.dst]
@@ -880,34 +942,132 @@ class _Translator:
             a.test_rr(d, d, w)
         else:
             a.alu_ri(ALU_CMP, d, insn.imm, w)
-        nxt = self.insns[pc + 1] if pc + 1 < end else None
-        if (target == pc + 2 and nxt is not None and nxt.opcode in (isa.OP_JA, isa.OP_JA32)
-                and pc + 1 not in self.targets and not self.b.checked):
-            # `if c goto +1; goto L` (a loop's back edge as compilers lay it out): one
-            # `j!c L` (x86 condition codes come in pairs: c ^ 1 is the opposite test).
-            far = pc + 2 + nxt.jump_offset()
-            if not start <= far < end:
-                raise JitError(f"jump to {far} leaves its function [{start}, {end})", pc + 1)
-            self.jcc(pc + 2, _JCC[op] ^ 1, far)
-            self.resume = pc + 2
+        cc = _JCC[op]
+        after = pc + 1
+        if after >= end:                        # falls off the function when not taken
+            self.jcc_to(cc, self.resolve(target))
+            self.fail(ERR_FELL_OFF, end - 1)
             return False
-        self.jcc(pc + 1, _JCC[op], target)
+        nxt = self.next_block
+        if nxt == after:
+            self.jcc_to(cc, self.resolve(target))
+            return False
+        # the fall-through block is elsewhere (layout): x86 condition codes come in pairs
+        # (cc ^ 1 is the opposite test), so the taken side can be the one that falls
+        far, near = self.resolve(target), self.resolve(after)
+        if nxt in (target, far):
+            self.jcc_to(cc ^ 1, near)
+        else:
+            self.jcc_to(cc, far)
+            if nxt != near:
+                self.jmp_to(near)
         return False
 
-    def near(self, after: int, target: int) -> bool:
-        """True when the code of instructions ``after`` .. ``target - 1`` is surely at
-        most 127 bytes (a jump placed just before ``after`` reaches ``target`` in 8 bits)."""
-        # reach[target] is where the target's own alignment padding starts: a jump to a
-        # loop head crosses that padding too
-        pad = 15 if target in self.heads else 0
-        return self.reach[target - self.start] + pad - self.reach[after - self.start] <= 127
-
-    def jcc(self, after: int, cc: int, target: int) -> None:
-        """A conditional jump whose fall-through is instruction ``after``."""
-        if target > after and self.near(after, target):
+    def jcc_to(self, cc: int, target: int) -> None:
+        """``j<cc>`` to the block at ``target``: 2 bytes when it comes later in the
+        layout and the code between is surely at most 127 bytes (the labels of earlier
+        blocks are known: :meth:`Asm.jcc` picks the form)."""
+        if (self.where[target] > self.index
+                and self.reach[target] - self.reach_end <= 127):
             self.a.jcc_short(cc, target)
         else:
             self.a.jcc(cc, target)
+
+    def jmp_to(self, target: int) -> None:
+        """``jmp`` to the block at ``target`` (2 bytes when surely near, as jcc_to)."""
+        if (self.where[target] > self.index
+                and self.reach[target] - self.reach_end <= 127):
+            self.a.jmp_short(target)
+        else:
+            self.a.jmp(target)
+
+    def resolve(self, pc: int) -> int:
+        """Where a jump to ``pc`` may go instead: through blocks that are only a forward
+        or unchecked ``goto`` (jump threading), at most 4 of them (a cycle of gotos is
+        left as it is)."""
+        hops = self.hops
+        for _ in range(4):
+            nxt = hops.get(pc)
+            if nxt is None or nxt == pc:
+                break
+            pc = nxt
+        return pc
+
+    def blocks(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The function's basic blocks in program order, ``(first, last)`` pcs: each
+        starts at a jump target or after a jump, exit or call-free end. Also fills
+        ``hops`` (unchecked code): blocks that are one ``goto`` inside the function,
+        which jumps and falls may skip (checked code spends the budget on backward
+        ones: not skipped there)."""
+        insns, targets, placeholder = self.insns, self.targets, self.placeholder
+        self.hops = hops = {}
+        out = []
+        first = start
+        checked = self.b.checked
+        for pc in range(start, end):
+            if placeholder[pc]:
+                continue
+            if pc != first and pc in targets:
+                out.append((first, pc - 1))
+                first = pc
+            insn = insns[pc]
+            if insn.cls in (isa.JMP, isa.JMP32) and insn.op != isa.CALL:
+                if pc == first and insn.op == isa.JA and not checked:
+                    target = pc + insn.jump_offset() + 1
+                    if start <= target < end:
+                        hops[pc] = target
+                out.append((first, pc))
+                first = pc + 1
+        if first < end:
+            out.append((first, end - 1))
+        return out
+
+    def layout(self, blocks: list[tuple[int, int]], start: int) -> list[tuple[int, int]]:
+        """The order to write ``blocks`` in (unchecked code): chains that follow each
+        block with its likely successor, so the common path falls through as in LLVM's
+        block placement: after a ``goto``, its target (when not placed yet); after a
+        conditional jump, the fall-through, but the target for ``!=`` (a test for
+        equality is predicted false, LLVM's static heuristic); after other instructions,
+        the next one. A chain ends at a placed block or an exit; the next starts at the
+        first block not placed yet. Blocks that are only a ``goto`` reached by falling
+        into them are skipped (every jump and fall goes through them: :meth:`resolve`)."""
+        insns, targets, end = self.insns, self.targets, self.end
+        index = {first: i for i, (first, _) in enumerate(blocks)}
+        count = len(blocks)
+        placed = [False] * count
+        hops = self.hops
+        for i, (first, _) in enumerate(blocks):
+            if first in hops and first not in targets and first != start:
+                placed[i] = True                # never written
+        order = []
+        i, scan = 0, 0
+        while True:
+            placed[i] = True
+            order.append(blocks[i])
+            last = blocks[i][1]
+            insn = insns[last]
+            if insn.cls not in (isa.JMP, isa.JMP32) or insn.op == isa.CALL:
+                options = (last + 1,)
+            elif insn.op == isa.EXIT:
+                options = ()
+            elif insn.op == isa.JA:
+                options = (last + insn.jump_offset() + 1,)
+            elif insn.op == isa.JNE:
+                options = (last + insn.jump_offset() + 1, last + 1)
+            else:
+                options = (last + 1, last + insn.jump_offset() + 1)
+            i = -1
+            for option in options:
+                j = index.get(self.resolve(option), -1) if option < end else -1
+                if j >= 0 and not placed[j]:
+                    i = j
+                    break
+            if i < 0:
+                while scan < count and placed[scan]:
+                    scan += 1
+                if scan == count:
+                    return order
+                i = scan
 
     def call(self, pc: int, insn: Insn) -> None:
         if insn.opcode & isa.X:

@@ -416,3 +416,243 @@ def test_masked_byte_compare(op):
                 insns += [k_op(isa.ADD, 7, 5)]
     insns += [x_op(isa.MOV, 0, 7), EXIT]
     assert_same(insns, engines=("interp", "direct", "direct-checked"))
+
+
+# ------------------------------------------------------------------ block layout
+
+def _layout_of(insns: list[Insn], checked: bool = False) -> list[int]:
+    """The first pcs of the blocks in the order the direct code writes them."""
+    t = jit_x86._Translator(isa.Program("codegen", list(insns)),
+                            Bindings(helper=lambda i: CallTarget("native", address=1),
+                                     kfunc=lambda i: CallTarget("native", address=1),
+                                     checked=checked), {})
+    t.run()
+    return sorted(t.where, key=t.where.get)
+
+
+def _rules(n: int) -> list[Insn]:
+    """branchy.bpf.c's shape (clang's BPF layout): per rule, load a byte, `if b != K
+    goto other` (the equal arm falls through and jumps to the next rule), `if v < L goto
+    third`, the second arm jumps to the next rule, the third falls into it; every arm
+    first tests that the length allows the next rule (else to the exit)."""
+    out = [x_op(isa.MOV, 0, 2), jump(isa.JLT, 2, 4, 0)]        # patched: to the exit
+    fixups = [1]
+    for k in range(n):
+        out += [Insn(isa.LDX | isa.MEM | isa.W, 3, 1, 0 if k == 0 else 4 * k),
+                x_op(isa.MOV, 4, 3, False), k_op(isa.AND, 4, 0xFF, False),
+                jump(isa.JNE, 4, (k * 37) & 0xFF, 3, False),
+                x_op(isa.ADD, 0, 3), jump(isa.JLT, 2, 4 * k + 8, 0),
+                Insn(isa.JMP | isa.JA, 0, 0, 7)]
+        fixups += [len(out) - 2]
+        out += [jump(isa.JLT, 3, 256 * (k + 1), 3), x_op(isa.XOR, 0, 3),
+                jump(isa.JLT, 2, 4 * k + 8, 0), Insn(isa.JMP | isa.JA, 0, 0, 3)]
+        fixups += [len(out) - 2]
+        out += [x_op(isa.SUB, 0, 3), k_op(isa.ADD, 0, k), jump(isa.JLT, 2, 4 * k + 8, 0)]
+        fixups += [len(out) - 1]
+    exit_pc = len(out)
+    out += [x_op(isa.MOV, 1, 0), k_op(isa.RSH, 1, 32), x_op(isa.XOR, 0, 1), EXIT]
+    for pc in fixups:
+        j = out[pc]
+        out[pc] = Insn(j.opcode, j.dst, j.src, exit_pc - pc - 1, j.imm)
+    return out
+
+
+def test_layout_makes_the_common_path_of_rules_fall_through():
+    """On branchy's shape, the layout writes the `!=` target after the test (equality
+    predicted false) and the second arm's `goto next rule` target right after it, so the
+    path of a byte that matches no rule and is over the limit (the common one) takes no
+    jump; the results equal the interpreter's on many inputs, and checked code keeps the
+    program order."""
+    insns = _rules(6)
+    order = _layout_of(insns)
+    rule = 2                                   # rule 0 starts at pc 2 (11 insns + 3 each)
+    for k in range(6):
+        first = rule + 14 * k
+        other, second, third = first + 7, first + 8, first + 11
+        # the test's block, then the `!=` target, then the second arm, then the next rule
+        at = order.index(first)
+        assert order[at + 1:at + 4] == [other, second, first + 14], (k, order)
+        assert order.index(third) > order.index(first + 14)
+    assert _layout_of(insns, checked=True) == sorted(_layout_of(insns, checked=True))
+    rng = random.Random(5)
+    for _ in range(40):
+        data = bytes(rng.randrange(256) for _ in range(28))
+        if rng.random() < 0.5:
+            data = bytes(b if i % 4 else (k * 37) & 0xFF for k, b in enumerate(data)
+                         for i in [k])
+        _same_on_data(insns, data)
+
+
+def _same_on_data(insns: list[Insn], data: bytes) -> None:
+    from uringbpf.bpf.memory import Buffer
+    program = isa.Program("codegen", list(insns))
+    got = []
+    for engine in ENGINES:
+        buf = Buffer(len(data) + 8, data)
+        rt = Runtime()
+        rt.mem.add(buf.addr, buf.size, True, "data")
+        for length in (len(data), 9, 3):
+            if engine == "interp":
+                got.append((engine, Interpreter(program, rt).run(buf.addr, length)))
+            else:
+                fn = jit.compile(program, rt, checked=engine.endswith("checked"),
+                                 tier="direct", cache=False)
+                got.append((engine, fn(buf.addr, length)))
+                fn.close()
+    by_engine = {}
+    for engine, r0 in got:
+        by_engine.setdefault(engine, []).append(r0)
+    assert len({tuple(v) for v in by_engine.values()}) == 1, by_engine
+
+
+def _random_cfg(rng: random.Random, n: int) -> list[Insn]:
+    """A random control-flow graph: ALU steps on r0-r5, forward conditional jumps of
+    every kind (JMP and JMP32, register and immediate), forward gotos (often to other
+    gotos: chains to thread), exits, lddw before jump targets (blocks ending in their
+    second slot), and bounded loops (a back edge taken while its own counter, r6-r9,
+    stays under a limit: counters only grow, so every run ends)."""
+    slots: list[list] = []
+    for i in range(n):
+        kind = rng.choices(["alu", "cond", "goto", "exit", "lddw", "loop"],
+                           [5, 5, 3, 1, 1, 1])[0]
+        slots.append([kind, rng.random(), rng.random()])
+    # lay the slots out into instructions, then resolve the jumps by slot index
+    out, starts, pending = [], [], []
+    for i, (kind, u, v) in enumerate(slots):
+        starts.append(len(out))
+        d, s = rng.randrange(6), rng.randrange(6)
+        if kind == "alu":
+            op = rng.choice([isa.ADD, isa.SUB, isa.XOR, isa.OR, isa.AND, isa.MUL, isa.LSH,
+                             isa.RSH, isa.MOV])
+            if rng.random() < 0.5:
+                out.append(x_op(op, d, s, rng.random() < 0.7))
+            else:
+                imm = rng.choice([0, 1, 3, 0xFF, -1, 0x7FFF]) if op not in (
+                    isa.LSH, isa.RSH) else rng.randrange(32)
+                out.append(k_op(op, d, imm, rng.random() < 0.7))
+        elif kind == "cond":
+            op = rng.choice(list(jit_x86._JCC))
+            w = rng.random() < 0.6
+            target = rng.randrange(i + 1, n + 1)
+            if rng.random() < 0.4:
+                out.append(Insn((isa.JMP if w else isa.JMP32) | op | isa.X, d, s, 0))
+            else:
+                out.append(Insn((isa.JMP if w else isa.JMP32) | op | isa.K, d, 0, 0,
+                                rng.choice([0, 1, 0x80, 0xFF, -1, 7])))
+            pending.append((len(out) - 1, target))
+        elif kind == "goto":
+            target = rng.randrange(i + 1, n + 1)
+            out.append(Insn(isa.JMP | isa.JA, 0, 0, 0))
+            pending.append((len(out) - 1, target))
+        elif kind == "exit":
+            out += [x_op(isa.XOR, 0, 1), x_op(isa.ADD, 0, 3), EXIT]
+        elif kind == "lddw":
+            out += isa.lddw_pair(d, rng.getrandbits(64))
+        else:
+            counter = 6 + rng.randrange(4)
+            back = rng.randrange(max(0, i - 6), i + 1)
+            out += [k_op(isa.ADD, counter, 1),
+                    Insn(isa.JMP | isa.JLT | isa.K, counter, 0, 0, rng.choice([3, 8, 20]))]
+            pending.append((len(out) - 1, ("back", back)))
+    starts.append(len(out))
+    out += [x_op(isa.XOR, 0, 2), x_op(isa.ADD, 0, 4), x_op(isa.XOR, 0, 5), EXIT]
+    for pc, target in pending:
+        to = starts[target[1]] if isinstance(target, tuple) else starts[target]
+        j = out[pc]
+        out[pc] = Insn(j.opcode, j.dst, j.src, to - pc - 1, j.imm)
+    head = [k_op(isa.MOV, r, 0) for r in (6, 7, 8, 9)] + [
+        k_op(isa.MOV, 3, 11), k_op(isa.MOV, 4, -5), k_op(isa.MOV, 5, 0x80)]
+    return head + out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layout_random_control_flow(seed):
+    """Random control-flow graphs (see _random_cfg) on the interpreter and the direct
+    code, unchecked (laid out, gotos threaded) and checked (program order), with
+    several arguments: the same r0."""
+    rng = random.Random(1000 + seed)
+    for _ in range(25):
+        insns = _random_cfg(rng, rng.randrange(3, 40))
+        program = isa.Program("cfg", insns)
+        for args in ((0, 0), (1, 2), (0xFF, 0x80), (U64, 7)):
+            want = Interpreter(program, Runtime()).run(*args)
+            for checked in (False, True):
+                fn = jit.compile(program, Runtime(), checked=checked, tier="direct",
+                                 cache=False)
+                assert fn(*args) == want, (checked, args, insns)
+                fn.close()
+
+
+def test_goto_chains_and_cycles():
+    """Gotos to gotos are threaded (unchecked), a cycle of gotos compiles (and runs out
+    of budget in checked mode with LLVM's error and pc), a function that starts with a
+    goto, a goto as the last instruction of a block that ends in an lddw's second slot,
+    and a conditional jump ending the function (falls off: the same error as LLVM)."""
+    chain = [Insn(isa.JMP | isa.JA, 0, 0, 1), k_op(isa.MOV, 0, 9), Insn(isa.JMP | isa.JA, 0, 0, 1),
+             EXIT, Insn(isa.JMP | isa.JA, 0, 0, 1), EXIT, k_op(isa.ADD, 0, 5),
+             jump(isa.JEQ, 1, 0, -6), Insn(isa.JMP | isa.JA, 0, 0, -4)]
+    # r1 == 0: 0 -> 2 -> 4 -> 6 (r0 += 5) -> 7 taken -> 2 -> ... loops: use r1 != 0
+    assert _same(chain, (1, 0)) == ("ok", 5)
+    cycle = [k_op(isa.MOV, 0, 1), jump(isa.JNE, 1, 0, 1), EXIT,
+             Insn(isa.JMP | isa.JA, 0, 0, 1), Insn(isa.JMP | isa.JA, 0, 0, -2),
+             Insn(isa.JMP | isa.JA, 0, 0, -2)]           # 3 -> 5 -> 4 -> 3 when r1 != 0
+    assert _same(cycle, (0, 0)) == ("ok", 1)
+    got = run(cycle, engines=("direct-checked", "llvm-checked"), limit=1000)
+    assert got["direct-checked"][0] == ("ok", 1)
+    program = isa.Program("cycle", cycle)
+    for tier in ("direct", "llvm"):
+        fn = jit.compile(program, Runtime(), checked=True, tier=tier, cache=False)
+        fn.insn_limit = 1000
+        with pytest.raises(BpfRuntimeError) as info:
+            fn(1, 0)
+        assert "instruction limit" in str(info.value)
+        fn.close()
+    jit.compile(program, Runtime(), tier="direct", cache=False).close()
+    lddw_end = [jump(isa.JEQ, 1, 0, 2)] + isa.lddw_pair(0, 0x1234_5678_9ABC) + [
+        k_op(isa.ADD, 0, 1), EXIT]
+    assert _same(lddw_end, (0, 0)) == ("ok", 1)
+    assert _same(lddw_end, (1, 0)) == ("ok", 0x1234_5678_9ABD)
+    fall_off = [k_op(isa.MOV, 0, 3), jump(isa.JNE, 1, 0, -2)]     # r1 = 0: falls off
+    got = run(fall_off, engines=("direct", "direct-checked", "llvm"))
+    assert len({repr(v[0]) for v in got.values()}) == 1, got
+
+
+def _same(insns: list[Insn], args: tuple) -> tuple:
+    program = isa.Program("codegen", list(insns))
+    want = ("ok", Interpreter(program, Runtime()).run(*args))
+    for checked in (False, True):
+        fn = jit.compile(program, Runtime(), checked=checked, tier="direct", cache=False)
+        assert ("ok", fn(*args)) == want, checked
+        fn.close()
+    return want
+
+
+# ------------------------------------------------------------------ reassociation
+
+@pytest.mark.parametrize("op", [isa.ADD, isa.OR, isa.AND, isa.XOR, isa.SUB],
+                         ids=lambda op: isa.ALU_OP_NAMES[op])
+def test_reassociated_pairs(op):
+    """``a op= b; c op= a`` with a dead: computed as ``c op= x; c op= y`` when c's value
+    is ready before a's or b's (each of a, b, c made the latest by a chain of operations
+    before the pair), both widths (values with carries across bit 31), a read afterwards
+    (not dead: kept), the second instruction a jump target, and sub (not associative:
+    never)."""
+    insns = [k_op(isa.MOV, 7, 0)]
+    values = [0x8000_0000_FFFF_FFFF, 0x1234_5678_9ABC_DEF0, U64, 0x7FFF_FFFF]
+    for (a, b, c), latest, w, tail, (va, vb, vc) in itertools.product(
+            ((1, 2, 3), (0, 5, 4), (4, 3, 0), (8, 9, 2)), ("a", "b", "c", "none"),
+            (True, False), ("dead", "live", "target"),
+            list(itertools.permutations(values, 3))[::7]):
+        insns += isa.lddw_pair(a, va) + isa.lddw_pair(b, vb) + isa.lddw_pair(c, vc)
+        reg = {"a": a, "b": b, "c": c}.get(latest)
+        if reg is not None:                  # a chain makes this one's value the latest
+            insns += [k_op(isa.MUL, reg, 3), k_op(isa.ADD, reg, 1), k_op(isa.XOR, reg, 5)]
+        insns.append(x_op(op, a, b, w))
+        if tail == "target":
+            insns.append(Insn(isa.JMP | isa.JA, 0, 0, 0))
+        insns.append(x_op(op, c, a, w))
+        if tail == "live":
+            insns += [k_op(isa.MUL, 7, 7), x_op(isa.ADD, 7, a)]
+        insns += [k_op(isa.MUL, 7, 31), x_op(isa.ADD, 7, c), k_op(isa.MOV, a, 0)]
+    insns += [x_op(isa.MOV, 0, 7), EXIT]
+    assert_same(insns)
