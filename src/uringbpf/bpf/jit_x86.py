@@ -310,14 +310,15 @@ class _Translator:
         loops = []
         for pc in range(start, end):
             insn = insns[pc]
+            opcode = insn.opcode
             used.add(insn.dst)
-            if not insn.is_lddw:            # an lddw's src is its kind (6: map value)
+            if opcode != isa.OP_LDDW:       # an lddw's src is its kind (6: map value)
                 used.add(insn.src)
-            cls = insn.cls
-            if cls == isa.LD and insn.mode in (isa.ABS, isa.IND):
+            cls = opcode & 7
+            if cls == isa.LD and opcode & 0xE0 in (isa.ABS, isa.IND):
                 used.add(6)
-            elif cls in (isa.JMP, isa.JMP32) and not placeholder[pc]:
-                op = insn.op
+            elif (cls == isa.JMP or cls == isa.JMP32) and not placeholder[pc]:
+                op = opcode & 0xF0
                 if op == isa.CALL:
                     calls = True
                 elif op != isa.EXIT:
@@ -691,11 +692,12 @@ class _Translator:
             return True
         return self.update_in_memory(add_pc + 1, nxt, add_pc, (pin, addend, scale))
 
-    def dead_after(self, pc: int, reg: int, budget: int = 48) -> bool:
-        """True when no path from instruction ``pc`` reads BPF register ``reg`` before
-        writing it (exit reads r0; a call, an atomic or a packet load counts as a read of
-        every register; looking at more than ``budget`` instructions: not dead)."""
-        work, seen = [pc], set()
+    def dead_after(self, pc: int, reg: int, budget: int = 48, also: int = -1) -> bool:
+        """True when no path from instruction ``pc`` (and from ``also``, when given)
+        reads BPF register ``reg`` before writing it (exit reads r0; a call, an atomic
+        or a packet load counts as a read of every register; looking at more than
+        ``budget`` instructions: not dead)."""
+        work, seen = [pc] if also < 0 else [pc, also], set()
         insns, start, end, placeholder = self.insns, self.start, self.end, self.placeholder
         while work:
             pc = work.pop()
@@ -705,25 +707,26 @@ class _Translator:
             if len(seen) > budget or not start <= pc < end:
                 return False
             insn = insns[pc]
-            cls = insn.cls
-            if cls in (isa.ALU, isa.ALU64):
-                x = insn.opcode & isa.X and insn.op != isa.END
-                if (x and insn.src == reg) or (insn.dst == reg and insn.op != isa.MOV):
+            opcode = insn.opcode
+            cls, op = opcode & 7, opcode & 0xF0
+            if cls == isa.ALU or cls == isa.ALU64:
+                if ((opcode & isa.X and op != isa.END and insn.src == reg)
+                        or (insn.dst == reg and op != isa.MOV)):
                     return False
                 if insn.dst != reg:
                     work.append(pc + 1)
-            elif cls in (isa.JMP, isa.JMP32):
-                if insn.op == isa.EXIT:
+            elif cls == isa.JMP or cls == isa.JMP32:
+                if op == isa.EXIT:
                     if reg == 0:
                         return False
-                elif insn.op == isa.CALL:
+                elif op == isa.CALL:
                     return False
                 else:
-                    if insn.op != isa.JA and (insn.dst == reg or (
-                            insn.opcode & isa.X and insn.src == reg)):
+                    if op != isa.JA and (insn.dst == reg or (
+                            opcode & isa.X and insn.src == reg)):
                         return False
                     work.append(pc + insn.jump_offset() + 1)
-                    if insn.op != isa.JA:
+                    if op != isa.JA:
                         work.append(pc + 1)
             elif cls == isa.LDX:
                 if insn.src == reg:
@@ -734,11 +737,11 @@ class _Translator:
                 if insn.dst == reg:
                     return False
                 work.append(pc + 1)
-            elif cls == isa.STX and insn.mode == isa.MEM:
-                if reg in (insn.dst, insn.src):
+            elif cls == isa.STX and opcode & 0xE0 == isa.MEM:
+                if reg == insn.dst or reg == insn.src:
                     return False
                 work.append(pc + 1)
-            elif insn.is_lddw and not placeholder[pc]:
+            elif opcode == isa.OP_LDDW and not placeholder[pc]:
                 if insn.dst != reg:
                     work.append(pc + 2)
             else:
@@ -789,7 +792,7 @@ class _Translator:
                 or j.dst != d or not 0 <= j.imm <= 255):
             return False
         target = jmp_pc + j.jump_offset() + 1
-        if not (self.dead_after(jmp_pc + 1, d) and self.dead_after(target, d)):
+        if not self.dead_after(jmp_pc + 1, d, also=target):
             return False
         self.byte_cmp = (jmp_pc, REG[insn.src])
         self.resume = jmp_pc
@@ -1011,8 +1014,9 @@ class _Translator:
                 out.append((first, pc - 1))
                 first = pc
             insn = insns[pc]
-            if insn.cls in (isa.JMP, isa.JMP32) and insn.op != isa.CALL:
-                if pc == first and insn.op == isa.JA and not checked:
+            opcode = insn.opcode
+            if (opcode & 7 == isa.JMP or opcode & 7 == isa.JMP32) and opcode & 0xF0 != isa.CALL:
+                if pc == first and opcode & 0xF0 == isa.JA and not checked:
                     target = pc + insn.jump_offset() + 1
                     if start <= target < end:
                         hops[pc] = target
