@@ -13,6 +13,8 @@ import ctypes
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -283,6 +285,37 @@ def test_the_same_inputs_give_the_same_key_in_another_object(rod):
     assert _key(a, a.programs["indexed"].program) == _key(b, b.programs["indexed"].program)
     a.close()
     b.close()
+
+
+def test_the_key_is_the_same_in_processes_with_other_hash_seeds(rod):
+    """Sets (prototype flags, program-type groups) are written sorted: a string's hash, and
+    so a set's order, changes with PYTHONHASHSEED."""
+    code = ("import uringbpf, sys\n"
+            "from uringbpf.bpf import verify_cache\n"
+            "from uringbpf.bpf.object import BpfObject\n"
+            "obj = BpfObject.open(sys.argv[1]); obj.prepare()\n"
+            "[m.freeze() for m in obj.map_list if m.map_flags & 0x80]\n"
+            "p = obj.programs['indexed'].program\n"
+            "print(verify_cache.key(p, obj.platform, obj.elf.digest))\n")
+    keys = set()
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, "-c", code, str(rod)], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        keys.add(out.strip())
+    assert len(keys) == 1
+
+
+def test_canonical_forms_do_not_collide():
+    def canon(value):           # as the key hashes it
+        return json.dumps(verify_cache._canon(value), sort_keys=True)
+
+    insn = isa.Insn(0xB7, 0, 0, 0, 1)
+    pairs = [([], {}), (["dict", []], {}), ([0xB7, 0, 0, 0, 1, 0], insn), ("ab", b"ab"),
+             ([1], {1}), ((1, 2), [[1], 2]), (True, 1), (None, [])]
+    for a, b in pairs:
+        assert canon(a) != canon(b), (a, b)
+    assert canon(frozenset({"b", "a"})) == canon(frozenset({"a", "b"}))
 
 
 # ------------------------------------------------------------------------- safety --

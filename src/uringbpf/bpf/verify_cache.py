@@ -164,9 +164,9 @@ def _canon(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return ["enum", type(value).__qualname__, _canon(value.value)]
     if isinstance(value, isa.Insn):
-        return _insn(value)
-    if isinstance(value, (list, tuple)):
-        return [_canon(v) for v in value]
+        return ["insn", _insn(value)]
+    if isinstance(value, (list, tuple)):       # tagged like the others: never mistaken for one
+        return ["list", [_canon(v) for v in value]]
     if isinstance(value, (set, frozenset)):
         return ["set", sorted(json.dumps(_canon(v), sort_keys=True) for v in value)]
     if isinstance(value, dict):
