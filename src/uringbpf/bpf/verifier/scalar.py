@@ -452,11 +452,29 @@ def sync(s):
 
 
 def contains(outer, inner) -> bool:
-    """True if every value of ``inner`` is a value of ``outer`` (state pruning's test)."""
-    return (outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2]
-            and inner[3] <= outer[3] and tnum_in((outer[4], outer[5]), (inner[4], inner[5]))
-            and outer[6] <= inner[6] and inner[7] <= outer[7] and outer[8] <= inner[8]
-            and inner[9] <= outer[9])
+    """True if every value of ``inner`` is a value of ``outer`` (state pruning's test):
+    known bits, and each range arc inside the other's (7.2's range_within on cnums;
+    two tuples read off arcs may trade an unsigned bound for a signed one)."""
+    if not tnum_in((outer[4], outer[5]), (inner[4], inner[5])):
+        return False
+    if (outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2]
+            and inner[3] <= outer[3] and outer[6] <= inner[6] and inner[7] <= outer[7]
+            and outer[8] <= inner[8] and inner[9] <= outer[9]):
+        return True
+    return (_c_subset(_arc64(outer), _arc64(inner), U64)
+            and _c_subset(_arc32(outer), _arc32(inner), U32))
+
+
+def _c_subset(big, small, m):
+    """Every value of the arc ``small`` lies on the arc ``big``."""
+    if small[0] == m and small[1] == m:
+        return True
+    if big[0] == m and big[1] == m:
+        return False
+    base = (small[0] - big[0]) & m
+    if small[1] > m - base and big[1] < m:
+        return False
+    return base + small[1] <= big[1]
 
 
 def fits_u32(s) -> bool:
@@ -497,7 +515,11 @@ def sext32(s):
 
 
 def sext(s, bits: int):
-    """Sign-extend the low ``bits`` bits (movsx, ldxs)."""
+    """Sign-extend the low ``bits`` bits (movsx, ldxs), as the kernel's
+    coerce_reg_to_size_sx: from the signed 64-bit bounds, kept only when their upper bits
+    agree and the sign-extended ends have one sign; otherwise the whole signed
+    ``bits``-bit range (the known low half of a value whose upper half is unknown is
+    lost, as there)."""
     half = 1 << (bits - 1)
     full = (1 << bits) - 1
     if is_const(s):
@@ -505,8 +527,13 @@ def sext(s, bits: int):
         return const(v - (1 << bits) if v & half else v)
     if s[1] < half:
         return s
-    if bits == 32:
-        return sext32(trunc32(s))
+    if (s[2] & U64) >> bits == (s[3] & U64) >> bits:
+        lo, hi = s[2] & full, s[3] & full
+        lo = lo - (1 << bits) if lo & half else lo
+        hi = hi - (1 << bits) if hi & half else hi
+        lo, hi = min(lo, hi), max(lo, hi)
+        if (lo >= 0) == (hi >= 0):
+            return srange(lo, hi)
     return srange(-half, half - 1)
 
 
@@ -525,14 +552,6 @@ def with_bounds32(s, u0: int, u1: int, s0: int, s1: int):
                                                _c_srange(s0, s1, U32), U32), U32)
     r = _bounds_sync(_arc64(s), s[4], s[5], c32)
     return s if r is None else r
-
-
-def bounds32_add_sub(a, b, sub: bool):
-    """The 32-bit bounds ``(u32min, u32max, s32min, s32max)`` of ``a + b`` (``a - b`` if
-    ``sub``): the kernel's scalar32_min_max_add/sub, an arc sum (see alu_add)."""
-    c = _c_add(_arc32(a), _c_negate(_arc32(b), U32) if sub else _arc32(b), U32)
-    s0, s1 = _c_sbounds(c, U32)
-    return _c_umin(c, U32), _c_umax(c, U32), s0, s1
 
 
 _ANY_U32 = (0, U32, 0, U32, 0, U32, 0, U32, S32_MIN, S32_MAX)
@@ -914,6 +933,14 @@ def refine_low32(full, narrowed):
     tv, tm = narrowed[4] & U32, narrowed[5] & U32
     if (full[4] ^ tv) & ~(full[5] | tm) & U32:
         return full
+    if (not _c_subset(_arc32(full), _arc32(narrowed), U32)
+            and narrowed == sync((0, U64, S64_MIN, S64_MAX) + narrowed[4:6] + _ANY32)):
+        # a view wider than the value, with only the ranges of its known bits: the
+        # false side of `if w & K` (refine_not), where the kernel forgets the register's
+        # ranges (64- and 32-bit) and keeps only its known bits
+        out = sync((0, U64, S64_MIN, S64_MAX, (full[4] & ~U32 & U64) | tv,
+                    (full[5] & ~U32 & U64) | tm) + _ANY32)
+        return full if out is None else out
     # the range first, as the kernel's compares refine only the 32-bit range (the tnum
     # learns from it in reg_bounds_sync, after the 64-bit arc did); the view's known
     # bits then add what only EQ and JSET teach

@@ -163,6 +163,11 @@ _BINARY = {isa.ADD: sc.alu_add, isa.SUB: sc.alu_sub, isa.MUL: sc.alu_mul, isa.DI
            isa.MOD: sc.alu_mod, isa.AND: sc.alu_and, isa.OR: sc.alu_or, isa.XOR: sc.alu_xor}
 
 
+_SHIFTS = frozenset((isa.LSH, isa.RSH, isa.ARSH))
+#: the operations the kernel bounds only by a constant operand (else: unknown)
+_CONST_ONLY = _SHIFTS | {isa.DIV, isa.MOD}
+
+
 def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
     """The abstract value of ``a op b`` for a scalar ALU instruction (both operands
     scalars; ``a`` the destination's value, ``b`` the source's or the immediate's)."""
@@ -172,37 +177,43 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
         a, b = sc.trunc32(a), sc.trunc32(b)
     signed = off == 1 and op in (isa.DIV, isa.MOD)
     width = 64 if is64 else 32
+    if not sc.is_const(b) and op in _CONST_ONLY or op in _SHIFTS and b[4] >= width:
+        # the kernel computes no range then (is_safe_to_compute_dst_reg_range): the
+        # whole register is unknown, not zero-extended even for an ALU32 operation
+        return sc.UNKNOWN
     if signed:
         v = sc.UNKNOWN
         if sc.is_const(a) and sc.is_const(b):
             v = sc.const(_sdivmod(op, a[4], b[4], width))
-        elif is64 and sc.is_const(b):
+        elif is64:
             # by a constant: bounded like the 7.2 kernel (tests: scalar_sdiv_*)
             v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(a, sc.s64(b[4]))
+        else:
+            # scalar32_min_max_sdiv/smod: the same on the signed 32-bit view
+            c = b[4] - (1 << 32) if b[4] >> 31 else b[4]
+            s = sc.sext32(a)
+            if op == isa.DIV and c == -1 and s[2] == sc.S32_MIN:
+                v = sc.const(s[2]) if s[3] == sc.S32_MIN else sc.srange(sc.S32_MIN, sc.S32_MAX)
+            else:
+                v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(s, c)
     elif op in _BINARY:
         v = _BINARY[op](a, b)
-    elif op in (isa.LSH, isa.RSH, isa.ARSH):
-        if sc.is_const(b) and b[4] < width:
-            k = b[4]
-            if op == isa.LSH:
-                v = sc.alu_lsh(a, k, width)
-            elif op == isa.RSH:
-                v = sc.alu_rsh(a, k)
-            elif is64:
-                v = sc.alu_arsh(a, k)
-            else:
-                v = sc.alu_arsh(sc.sext32(a), k)
+    elif op in _SHIFTS:
+        k = b[4]
+        if op == isa.LSH:
+            v = sc.alu_lsh(a, k, width)
         elif op == isa.RSH:
-            v = sc.urange(0, a[1])
+            v = sc.alu_rsh(a, k)
+        elif is64:
+            v = sc.alu_arsh(a, k)
         else:
-            v = sc.UNKNOWN
+            v = sc.alu_arsh(sc.sext32(a), k)
     else:  # pragma: no cover - rejected by the field checks
         raise _Reject(f"unknown ALU op {op:#x}")
     if not is64:
+        # zero-extended from the 32-bit range each operation computed (#20:
+        # `w0 s>>= 29; w0 += 4` is [0, 7])
         v = sc.wrap32(v)
-        if op in (isa.ADD, isa.SUB) and not signed:
-            # the 32-bit bounds of the sum (#20: `w0 s>>= 29; w0 += 4` is [0, 7])
-            v = sc.with_bounds32(v, *sc.bounds32_add_sub(a, b, op == isa.SUB))
     return v
 
 
