@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+# "compile" times verification: not a verdict from the verdict cache (bpf/verify_cache.py),
+# which every round after the first would otherwise take
+os.environ.setdefault("URINGBPF_VERIFY_CACHE", "0")
 
 from uringbpf import BpfObject  # noqa: E402
 from uringbpf.designs import loop  # noqa: E402
