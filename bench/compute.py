@@ -346,11 +346,15 @@ def ab_times(objs: dict[str, Path], variant: str, rounds: int) -> None:
         obj.close()
 
 
+TIER_REPEAT = {"compute": 1000, "branchy": 100000}
+
+
 def tier_times(work: Path, cpu: str, rounds: int) -> None:
     """The two JIT tiers side by side (#19): CPU ms per 1,000 instructions of an uncached
     compile (best of 5; the direct tier: translation + mapping + instance, LLVM: all its
-    phases) and run time of each tier's code, timed from C in interleaved rounds in this
-    process (best of each). Same r0 required."""
+    phases) and run time of each tier's code, timed from C in this process: rounds that
+    time the two tiers of a program back to back, in alternating order (best of each,
+    and the median of the rounds' direct/LLVM ratios). Same r0 required."""
     import random
     import time
 
@@ -366,6 +370,8 @@ def tier_times(work: Path, cpu: str, rounds: int) -> None:
     timers, keep = {}, []
     print("JIT tiers: compile CPU ms (best of 5, uncached) and ms per 1,000 insns")
     for name, (src, repeat) in RUN_PROGRAMS.items():
+        # ~2-20 ms per timed call, so that a round's two calls see the same machine
+        repeat = TIER_REPEAT.get(name, repeat)
         path = work / f"{name}.tiers.o"
         cc.compile_c(HERE / "progs" / src, path, cpu=cpu)
         for tier in ("llvm", "direct"):
@@ -397,16 +403,26 @@ def tier_times(work: Path, cpu: str, rounds: int) -> None:
             timers[name, tier] = run
     best_ns = {k: float("inf") for k in timers}
     r0s = {}
-    for _ in range(rounds):
-        for k, fn in timers.items():
-            ns, r0s[k] = fn()
-            best_ns[k] = min(best_ns[k], ns)
-    print(f"run time, ns per run (best of {rounds} interleaved rounds): llvm, direct, ratio")
+    paired: dict[str, list[float]] = {name: [] for name in RUN_PROGRAMS}
+    for i in range(rounds):
+        for name in RUN_PROGRAMS:
+            # the two tiers back to back, in alternating order: this machine's speed
+            # changes from second to second (other tenants), so each round's pair of
+            # times is taken at the same moment and their ratio counts (median below)
+            got = {}
+            for tier in (("llvm", "direct") if i % 2 else ("direct", "llvm")):
+                ns, r0s[name, tier] = timers[name, tier]()
+                best_ns[name, tier] = min(best_ns[name, tier], ns)
+                got[tier] = ns
+            paired[name].append(got["direct"] / got["llvm"])
+    print(f"run time, ns per run (best of {rounds} alternating rounds): llvm, direct, "
+          "ratio of the bests, median of the rounds' ratios")
     for name in RUN_PROGRAMS:
         a, b = best_ns[name, "llvm"], best_ns[name, "direct"]
         if r0s[name, "llvm"] != r0s[name, "direct"]:
             raise AssertionError(f"{name}: r0 {r0s[name, 'llvm']:#x} vs {r0s[name, 'direct']:#x}")
-        print(f"  {name:14s} {a:12.0f} {b:12.0f}  {b / a:5.2f}")
+        ratios = sorted(paired[name])
+        print(f"  {name:14s} {a:12.0f} {b:12.0f}  {b / a:5.2f}  {ratios[len(ratios) // 2]:5.2f}")
     for obj, _ in keep:
         obj.close()
 

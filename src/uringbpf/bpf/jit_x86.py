@@ -32,7 +32,14 @@ run either without knowing which:
 Register map (BPF -> x86-64): r0 rax, r1 rdi, r2 rsi, r3 rdx, r4 rcx, r5 r8, r6 rbx,
 r7 r13, r8 r14, r9 r15, r10 rbp; r12 holds the context; r9, r10, r11 are scratch. The
 native frame holds the function's fp (``[rsp]``; BPF may overwrite r10 in an unverified
-program) and the entry r2 (``[rsp+8]``: the data length LD_ABS/IND test against).
+program) and the entry r2 (``[rsp+8]``: the data length LD_ABS/IND test against). The
+x86 register of a BPF register a function never names may hold a map address its loops
+load (:meth:`_Translator.choose_pins`).
+
+Code quality (issue #19): the blocks of a function are written in an order that makes the
+likely path fall through (:meth:`_Translator.layout`; checked code keeps program order),
+and a few rules select what LLVM selects for common shapes (indexed and read-modify-write
+accesses, byte compares, reassociation); docs/jit.md, "Code quality of the direct tier".
 
 What this tier does not translate (:func:`unsupported_reason`) goes to LLVM: arena
 accesses and ``addr_space_cast`` (PROBE_MEM32 and the split-lock path of arena atomics),
