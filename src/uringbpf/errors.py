@@ -19,7 +19,7 @@ __all__ = [
     "LangCompileError", "LangRuntimeError", "LangVerifierError", "BpfMemoryError", "BpfRuntimeError", "BpfVerifierError",
     "CbpfError", "CompileError", "CoreError", "DecodeError", "JitError", "LoopError", "MapError",
     "NativeBuildError", "PluginError", "ProgTypeError", "RingClosedError",
-    "SubmissionQueueFull", "UringBpfError",
+    "SubmissionQueueFull", "UncacheableError", "UringBpfError",
 ]
 
 
@@ -231,3 +231,9 @@ class CoreError(UringBpfError, RuntimeError):
     and the compiled verifier core cannot run (not built, stale, built for another
     Python), or with a value other than auto, pure or compiled
     (``uringbpf.bpf.verifier.core.select``)."""
+
+
+class UncacheableError(UringBpfError, ValueError):
+    """Raised by :func:`uringbpf.bpf.verify_cache.key` when an input of a verdict cannot be
+    written down exactly in the key (no ELF digest, no program type, a map or program field
+    of a kind the key does not know); ``BpfObject.load()`` then verifies without the cache."""

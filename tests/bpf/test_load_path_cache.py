@@ -24,7 +24,7 @@ from uringbpf.bpf import cc, isa, verifier, verify_cache
 from uringbpf.bpf import maps as maps_mod
 from uringbpf.bpf.helpers import Helper, Proto, Ret
 from uringbpf.bpf.object import BpfObject
-from uringbpf.errors import BpfVerifierError
+from uringbpf.errors import BpfVerifierError, UncacheableError
 
 from test_arena_window import ATOMICS
 from test_loader_support import build
@@ -381,7 +381,7 @@ def test_a_map_of_another_class_is_not_cached(rod):
     other = OtherMap(m.name, m.type, m.key_size, m.value_size, m.max_entries, m.map_flags)
     program.maps = list(program.maps)           # not the object's own list
     program.maps[i] = other
-    with pytest.raises(verify_cache.Uncacheable):
+    with pytest.raises(UncacheableError):
         _key(obj, program)
     verify_cache.verify(program, obj.platform, obj.elf.digest)
     verify_cache.verify(program, obj.platform, obj.elf.digest)

@@ -59,11 +59,11 @@ from . import isa
 from . import maps as _maps
 from . import verifier as _verifier
 from .. import native as _native
-from ..errors import ProgTypeError
+from ..errors import ProgTypeError, UncacheableError
 from .platform import Platform
 from .verifier.api import arena_unrewrite, dead_code_restore, sync_lddw_imm64
 
-__all__ = ["ENV", "Uncacheable", "enabled", "cache_dir", "source_files", "code_version", "key",
+__all__ = ["ENV", "enabled", "cache_dir", "source_files", "code_version", "key",
            "verify",
            "stats", "clear"]
 
@@ -85,10 +85,6 @@ MAX_ENTRIES = 4096
 
 _stats = {"hits": 0, "misses": 0, "stores": 0, "uncacheable": 0}
 _state: dict[str, Any] = {}
-
-
-class Uncacheable(Exception):
-    """An input of the verdict that the key cannot write down exactly: verify, do not cache."""
 
 
 def enabled() -> bool:
@@ -154,7 +150,7 @@ def code_version() -> str:
 
 def _canon(value: Any) -> Any:
     """``value`` as plain JSON data, the same in every process (sets sorted, enums and
-    dataclasses named); Uncacheable for anything else (callables, arbitrary objects)."""
+    dataclasses named); UncacheableError for anything else (callables, arbitrary objects)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -176,7 +172,7 @@ def _canon(value: Any) -> Any:
         cls = type(value)
         return ["dc", f"{cls.__module__}.{cls.__qualname__}",
                 [[f.name, _canon(getattr(value, f.name))] for f in dataclasses.fields(value)]]
-    raise Uncacheable(f"cannot key a {type(value).__qualname__}")
+    raise UncacheableError(f"cannot key a {type(value).__qualname__}")
 
 
 def _insn(insn: isa.Insn) -> list[int]:
@@ -185,13 +181,13 @@ def _insn(insn: isa.Insn) -> list[int]:
 
 def _map_key(m: Any) -> list:
     if type(m) is not _maps.Map:
-        raise Uncacheable(f"map of class {type(m).__qualname__}")
+        raise UncacheableError(f"map of class {type(m).__qualname__}")
     row = [m.name, m.type, m.key_size, m.value_size, m.max_entries, m.map_flags, m.map_extra,
            m.btf_key_type, m.btf_value_type, bool(m.frozen)]
     if m.frozen and m.type in (_maps.MAP_TYPE_ARRAY, _maps.MAP_TYPE_PERCPU_ARRAY):
         row.append(hashlib.sha256(m.memory()).hexdigest())   # const values the verifier reads
     elif m.frozen:
-        raise Uncacheable(f"frozen map {m.name!r} of type {m.type}")
+        raise UncacheableError(f"frozen map {m.name!r} of type {m.type}")
     return row
 
 
@@ -204,15 +200,15 @@ def _program_state(program: isa.Program) -> dict[str, Any]:
 def key(program: isa.Program, platform: Platform, elf_digest: str,
         max_insns: int = _verifier.MAX_INSNS_PROCESSED, state: dict | None = None) -> str:
     """The cache key of ``program`` as the verifier would see it now (call after the
-    earlier verification's rewrites were undone); Uncacheable when an input cannot be
+    earlier verification's rewrites were undone); UncacheableError when an input cannot be
     written down exactly.  ``elf_digest`` is the SHA-256 of the ELF file it came from;
     ``state`` is :func:`_program_state` of the program when the caller has it already."""
     if not elf_digest:
-        raise Uncacheable("no ELF digest")
+        raise UncacheableError("no ELF digest")
     try:        # the program type as the verifier resolves it
         ptype = platform.prog_type_for(program)
     except ProgTypeError:
-        raise Uncacheable("no program type") from None      # verify() refuses it
+        raise UncacheableError("no program type") from None      # verify() refuses it
     helpers = sorted({i.imm for i in program.insns
                       if i.opcode == isa.OP_CALL and i.src == 0})
     parts = {
@@ -343,7 +339,7 @@ def verify(program: isa.Program, platform: Platform, elf_digest: str,
         before = _program_state(program)
         k = key(program, platform, elf_digest, state=before)
         objects = {name: getattr(program, name, None) for name in _OBJECTS}
-    except Uncacheable:
+    except UncacheableError:
         _stats["uncacheable"] += 1
         return verify_fn(program, platform=platform)
     entry = _read(k)
@@ -355,7 +351,7 @@ def verify(program: isa.Program, platform: Platform, elf_digest: str,
     result = verify_fn(program, platform=platform)
     try:
         after = _program_state(program)
-    except Uncacheable:
+    except UncacheableError:
         _stats["uncacheable"] += 1
         return result
     changed = {n for n in set(before) | set(after) if before.get(n) != after.get(n)}
