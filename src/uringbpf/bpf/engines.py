@@ -16,7 +16,6 @@ once, LLVM's code compiled in the background and switched to (``auto``), or eith
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 from types import ModuleType
@@ -92,6 +91,7 @@ def describe(engine: str | None = None) -> str:
     """One line for users: which engine runs programs and why."""
     name = resolve(engine)
     if name == "jit":
+        import importlib.metadata  # why: 20-50 ms (email, zipfile...) that every `import uringbpf.bpf.object` paid for this one line
         return (f"jit (LLVM through llvmlite {importlib.metadata.version('llvmlite')}; tier "
                 f"{jit_tier()}: direct x86-64 code first unless 'llvm')")
     if jit_available():
