@@ -391,7 +391,6 @@ class _Translator:
             self.next_block = order[index + 1][0] if index + 1 < count else -1
             if first in heads:
                 a.align(16)
-            a.label(first)
             self.resume = first
             self.depth = [0] * 11
             for pc in range(first, last + 1):
@@ -405,7 +404,7 @@ class _Translator:
                 if last + 1 >= end:
                     self.fail(ERR_FELL_OFF, end - 1)
                 elif self.next_block != last + 1:
-                    self.jmp_to(last + 1)
+                    self.jmp_to(self.resolve(last + 1))
         # Cold paths after the body: error stubs, then the common error exit.
         common = ("fail", k)
         for label, code, pc in self._stubs:
