@@ -1,0 +1,11 @@
+/* realistic: idx / 2**26 of a u32 is [0, 63] */
+#include "ho4.h"
+STEP
+{
+	__u8 *p = bpf_io_uring_get_region(ring, IOU_REGION_MEM, 64);
+	if (!p)
+		return IOU_LOOP_STOP;
+	p[lp->cq_wait_idx / 67108864u] = 1;
+	return IOU_LOOP_CONTINUE;
+}
+OPS;

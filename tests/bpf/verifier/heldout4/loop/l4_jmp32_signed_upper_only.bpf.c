@@ -1,0 +1,19 @@
+/* s32 <= 63 alone on a u32 field: the negative half remains */
+#include "ho4.h"
+NAKED_STEP
+{
+	asm volatile(
+	ASM_RING_R6
+	"r8 = *(u64 *)(r1 + 8);"
+	ASM_REGION(0, 64)
+	"if r0 == 0 goto 1f;"
+	"r1 = *(u32 *)(r8 + 0);"
+	"if w1 s> 63 goto 1f;"
+	"r0 += r1;"
+	"*(u8 *)(r0 + 0) = 1;"
+	"1:"
+	"r0 = 0;"
+	"exit;"
+	:: IMM(bpf_io_uring_get_region) : "memory");
+}
+OPS;
