@@ -29,7 +29,7 @@ from uringbpf.bpf.interp import Interpreter
 from uringbpf.bpf.isa import Insn
 from uringbpf.bpf.jit_codegen import Bindings, CallTarget
 from uringbpf.bpf.maps import Map
-from uringbpf.bpf.memory import AddressSpace, BpfRuntimeError
+from uringbpf.bpf.memory import AddressSpace, BpfRuntimeError, Buffer
 from uringbpf.errors import JitError
 
 U64 = isa.U64
@@ -86,19 +86,25 @@ def _runtime(map_list: list[Map]) -> Runtime:
 
 
 def run(insns: list[Insn], engines=ENGINES, helpers=None, limit: int | None = None,
-        seed: int = 1) -> dict:
-    """Each engine's (outcome, map bytes) for ``insns`` over fresh, equal maps."""
+        seed: int = 1, packet: bytes | None = None) -> dict:
+    """Each engine's (outcome, map bytes) for ``insns`` over fresh, equal maps; with
+    ``packet``, r1 and r2 are its address and length (else 0)."""
     out = {}
     for engine in engines:
         map_list = _maps(seed)
         program = isa.Program("codegen", list(insns), maps=map_list)
         rt = _runtime(map_list)
+        args = (0, 0)
+        if packet is not None:
+            data = Buffer(len(packet), packet)
+            rt.mem.add(data.addr, data.size, False, "packet")
+            args = (data.addr, len(packet))
         try:
             if engine == "interp":
                 kw = {"helpers": helpers} if helpers else {}
                 if limit is not None:
                     kw["max_insns"] = limit
-                result = ("ok", Interpreter(program, rt, **kw).run(0, 0))
+                result = ("ok", Interpreter(program, rt, **kw).run(*args))
             else:
                 tier = "llvm" if engine.startswith("llvm") else "direct"
                 fn = jit.compile(program, rt, checked=engine.endswith("checked"), tier=tier,
@@ -107,7 +113,7 @@ def run(insns: list[Insn], engines=ENGINES, helpers=None, limit: int | None = No
                 if limit is not None:
                     fn.insn_limit = limit
                 try:
-                    result = ("ok", fn(0, 0))
+                    result = ("ok", fn(*args))
                 finally:
                     fn.close()
         except (BpfRuntimeError, JitError) as exc:
@@ -289,6 +295,28 @@ def test_pinned_constants_in_a_caller_and_its_callee():
     caller[at] = local_call(at, len(caller))
     insns = caller + callee
     assert_same(insns, engines=ENGINES + ("llvm",))
+
+
+def test_pinned_constants_with_callx_and_packet_loads():
+    """A loop with LD_IND (r6 the packet: never pinned), a pinned map value, and a
+    ``callx`` of a subprogram's address (a call: r1-r5 are not pinned; the pin in r9's
+    callee-saved register survives it) on every engine."""
+    body = [Insn(isa.LD | isa.IND | isa.B, 0, 8, 0, 0), x_op(isa.ADD, 7, 0)]
+    body += map_value(3, 0, 64) + [x_op(isa.ADD, 3, 8), Insn(isa.LDX | isa.MEM | isa.B, 3, 3, 0),
+                                   x_op(isa.XOR, 7, 3), x_op(isa.MOV, 1, 8)]
+    func_at = len(body)
+    body += [None, None, Insn(isa.OP_CALL | isa.X, 2), x_op(isa.ADD, 7, 0)]
+    insns = [x_op(isa.MOV, 6, 1), k_op(isa.MOV, 7, 0)] + loop(body, n=40, counter=8)[:-1] + [
+        x_op(isa.MOV, 0, 7), EXIT]
+    at = 2 + 1 + func_at                        # the lddw of the function's address
+    sub = len(insns)
+    insns[at:at + 2] = isa.lddw_pair(2, sub - at - 1, isa.PSEUDO_FUNC)
+    insns += [x_op(isa.MOV, 0, 1), k_op(isa.MUL, 0, 3), k_op(isa.ADD, 0, 1), EXIT]
+    packet = bytes((i * 7 + 3) & 0xFF for i in range(64))
+    got = run(insns, engines=ENGINES + ("llvm",), packet=packet)
+    first = got["interp"]
+    assert first[0][0] == "ok"
+    assert all(v == first for v in got.values()), got
 
 
 def test_pinned_argument_registers_survive_division_and_shifts():
