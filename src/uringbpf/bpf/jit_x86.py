@@ -361,7 +361,8 @@ class _Translator:
 
         self.start, self.end = start, end
         blocks = self.blocks(start, end)
-        order = blocks if self.b.checked or not self.reorder else self.layout(blocks, start)
+        order = (blocks if self.b.checked or not self.reorder
+                 else self.layout(blocks, start, loops))
         # Upper bounds of each block's machine code in layout order (prefix sums, with
         # the alignment padding before a loop head and room for a `jmp` at every block's
         # end): a forward jump whose target is surely within 127 bytes takes the 2-byte
@@ -1032,12 +1033,14 @@ class _Translator:
             out.append((first, end - 1))
         return out
 
-    def layout(self, blocks: list[tuple[int, int]], start: int) -> list[tuple[int, int]]:
+    def layout(self, blocks: list[tuple[int, int]], start: int,
+               loops: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The order to write ``blocks`` in (unchecked code): chains that follow each
         block with its likely successor, so the common path falls through as in LLVM's
         block placement: after a ``goto``, its target (when not placed yet); after a
         conditional jump, the fall-through, but the target for ``!=`` (a test for
-        equality is predicted false, LLVM's static heuristic); after other instructions,
+        equality is predicted false, LLVM's static heuristic) unless it leaves a loop
+        (``loops``: the back edges' spans); after other instructions,
         the next one. A chain ends at a placed block or an exit; the next starts at the
         first block not placed yet. Blocks that are only a ``goto`` reached by falling
         into them are skipped (every jump and fall goes through them: :meth:`resolve`)."""
@@ -1062,7 +1065,11 @@ class _Translator:
                 options = ()
             elif insn.op == isa.JA:
                 options = (last + insn.jump_offset() + 1,)
-            elif insn.op == isa.JNE:
+            elif insn.op == isa.JNE and not any(
+                    h <= last <= b and not h <= last + insn.jump_offset() + 1 <= b
+                    for h, b in loops):
+                # (a jump out of a loop is predicted not taken first, as LLVM's loop
+                # heuristic outranks its equality one)
                 options = (last + insn.jump_offset() + 1, last + 1)
             else:
                 options = (last + 1, last + insn.jump_offset() + 1)

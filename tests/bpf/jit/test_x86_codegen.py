@@ -684,3 +684,25 @@ def test_reassociated_pairs(op):
         insns += [k_op(isa.MUL, 7, 31), x_op(isa.ADD, 7, c), k_op(isa.MOV, a, 0)]
     insns += [x_op(isa.MOV, 0, 7), EXIT]
     assert_same(insns)
+
+
+def test_layout_keeps_a_loop_body_after_a_not_equal_exit_test():
+    """A `!=` test that leaves a loop is predicted not taken (a loop's exit), unlike
+    other `!=` tests: the loop body stays the fall-through; the results are the
+    interpreter's."""
+    insns = [k_op(isa.MOV, 0, 0), k_op(isa.MOV, 3, 0),
+             x_op(isa.MOV, 6, 3), k_op(isa.AND, 6, 0x100),      # 2: head
+             jump(isa.JNE, 6, 0, 4),                             # 4: leaves the loop
+             k_op(isa.ADD, 3, 1), x_op(isa.ADD, 0, 3),           # 5: body
+             jump(isa.JLT, 3, 100, -6),                          # 7: back to 2
+             k_op(isa.ADD, 0, 0),                                # 8
+             EXIT]                                               # 9
+    order = _layout_of(insns)
+    assert order.index(5) == order.index(2) + 1, order
+    assert _same(insns, (0, 0)) == ("ok", sum(range(1, 101)))
+    # the same test outside a loop: its target comes first
+    flat = [k_op(isa.MOV, 0, 1), jump(isa.JNE, 1, 0, 2), k_op(isa.ADD, 0, 2), EXIT,
+            k_op(isa.ADD, 0, 3), EXIT]
+    order = _layout_of(flat)
+    assert order[:2] == [0, 4], order
+    assert _same(flat, (1, 0)) == ("ok", 4) and _same(flat, (0, 0)) == ("ok", 3)
