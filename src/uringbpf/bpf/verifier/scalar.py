@@ -716,11 +716,17 @@ def alu_neg(a):
 
 
 def bswap(a, bits: int):
-    """The scalar after a byte swap of its low ``bits`` bits."""
+    """The scalar after a byte swap of its low ``bits`` bits (upper bits cleared): the
+    known bits move with their bytes and the ranges come from them, as the kernel's
+    tnum_bswap16/32/64 then __mark_reg_unbounded."""
     if is_const(a):
         v = a[4] & ((1 << bits) - 1)
         return const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
-    return urange(0, (1 << bits) - 1)
+    n = bits // 8
+    full = (1 << bits) - 1
+    tv = int.from_bytes((a[4] & full).to_bytes(n, "little"), "big")
+    tm = int.from_bytes((a[5] & full).to_bytes(n, "little"), "big")
+    return from_tnum(tv, tm)
 
 
 def truncate(a, bits: int):
@@ -802,9 +808,11 @@ def branch_taken(a, b, op: int):
     raise ValueError(op)
 
 
-def refine(a, b, op: int):
+def refine(a, b, op: int, is32: bool = False):
     """Narrow ``a`` and ``b`` assuming ``a op b`` holds (the kernel's regs_refine_cond_op
-    then reg_bounds_sync, 7.2).  Returns (a', b') or None if impossible."""
+    then reg_bounds_sync, 7.2).  Returns (a', b') or None if impossible.  ``is32``: ``a``
+    and ``b`` are the 32-bit views of a JMP32 compare (transfer.scalar_cond), whose
+    32-bit arcs the kernel narrows directly, before they meet the known bits."""
     if op == EQ:
         if (a[4] ^ b[4]) & ~(a[5] | b[5]) & U64:
             return None
@@ -814,11 +822,11 @@ def refine(a, b, op: int):
         return None if m is None else (m, m)
     if op == NE:
         if is_const(b):
-            a = _exclude(a, b[4])
+            a = _exclude(a, b[4], is32)
             if a is None:
                 return None
         elif is_const(a):
-            b = _exclude(b, a[4])
+            b = _exclude(b, a[4], is32)
             if b is None:
                 return None
         return a, b
@@ -835,7 +843,7 @@ def refine(a, b, op: int):
             return None if na is None else (na, b)
         return a, b
     if op in (GT, GE, SGT, SGE):
-        r = refine(b, a, _SWAP[op])
+        r = refine(b, a, _SWAP[op], is32)
         return None if r is None else (r[1], r[0])
     a64, b64 = _arc64(a), _arc64(b)
     if op == LE:
@@ -864,15 +872,20 @@ def refine(a, b, op: int):
         b64 = _c_intersect(b64, _c_srange(lo + 1, S64_MAX, U64), U64)
     else:
         raise ValueError(op)
-    na = _bounds_sync(a64, a[4], a[5], _arc32(a))
-    nb = _bounds_sync(b64, b[4], b[5], _arc32(b))
+    a32, b32 = _arc32(a), _arc32(b)
+    if is32:
+        # a view's 64-bit arc lies in one 32-bit window: the same cut of its 32-bit arc
+        a32 = _c_intersect(a32, _c32_from_c64(a64), U32)
+        b32 = _c_intersect(b32, _c32_from_c64(b64), U32)
+    na = _bounds_sync(a64, a[4], a[5], a32)
+    nb = _bounds_sync(b64, b[4], b[5], b32)
     if na is None or nb is None:
         return None
     return na, nb
 
 
-def refine_not(a, b, op: int):
-    """Narrow assuming ``a op b`` does NOT hold."""
+def refine_not(a, b, op: int, is32: bool = False):
+    """Narrow assuming ``a op b`` does NOT hold (``is32``: as for refine)."""
     if op == SET:
         if not is_const(b):
             if not is_const(a):
@@ -885,16 +898,20 @@ def refine_not(a, b, op: int):
             return None
         na = sync((0, U64, S64_MIN, S64_MAX, a[4] & ~b[4] & U64, a[5] & ~b[4] & U64) + _ANY32)
         return None if na is None else (na, b)
-    return refine(a, b, _FLIP[op])
+    return refine(a, b, _FLIP[op], is32)
 
 
-def _exclude(s, v: int):
+def _exclude(s, v: int, is32: bool = False):
     """``s`` without the value ``v``: the arc cut by its complement (only a value at an
-    end of the arc goes, as in the kernel's JNE)."""
+    end of the arc goes, as in the kernel's JNE; for a JMP32 view its 32-bit arc is cut,
+    which may wrap where the view's 64-bit arc does not)."""
     if is_const(s):
         return None if s[4] == v else s
     c64 = _c_intersect(_arc64(s), ((v + 1) & U64, U64 - 1), U64)
-    return _bounds_sync(c64, s[4], s[5], _arc32(s))
+    c32 = _arc32(s)
+    if is32:
+        c32 = _c_intersect(c32, ((v + 1) & U32, U32 - 1), U32)
+    return _bounds_sync(c64, s[4], s[5], c32)
 
 
 def swap_op(op: int) -> int:

@@ -132,15 +132,16 @@ def scalar_cond(opcode: int, av: tuple, bv: tuple) -> tuple:
     else None and ``fall``/``take`` the refined ``(a, b)`` on each side (None: impossible)."""
     op = _JMP_TO_CMP[opcode & 0xF0]
     a, b = av, bv
-    if opcode & 0x07 == isa.JMP32:
+    is32 = opcode & 0x07 == isa.JMP32
+    if is32:
         a, b = sc.trunc32(a), sc.trunc32(b)
         if op in _SIGNED_CMP:
             a, b = sc.sext32(a), sc.sext32(b)
     taken = sc.branch_taken(a, b, op)
     if taken is not None:
         return (a, b, taken, None, None)
-    fall, take = sc.refine_not(a, b, op), sc.refine(a, b, op)
-    if opcode & 0x07 == isa.JMP32 and op in (sc.EQ, sc.NE):
+    fall, take = sc.refine_not(a, b, op, is32), sc.refine(a, b, op, is32)
+    if is32 and op in (sc.EQ, sc.NE):
         # equal low halves: each takes the other's 32-bit bounds too (regs_refine_cond_op)
         if op == sc.EQ:
             take = _equal32(take, a, b)
@@ -173,11 +174,13 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
     scalars; ``a`` the destination's value, ``b`` the source's or the immediate's)."""
     op = opcode & 0xF0
     is64 = opcode & 0x07 == isa.ALU64
+    # a shift is bounded only if the WHOLE source is below the width, even for ALU32
+    shift_max = b[1]
     if not is64:
         a, b = sc.trunc32(a), sc.trunc32(b)
     signed = off == 1 and op in (isa.DIV, isa.MOD)
     width = 64 if is64 else 32
-    if not sc.is_const(b) and op in _CONST_ONLY or op in _SHIFTS and b[4] >= width:
+    if not sc.is_const(b) and op in _CONST_ONLY or op in _SHIFTS and shift_max >= width:
         # the kernel computes no range then (is_safe_to_compute_dst_reg_range): the
         # whole register is unknown, not zero-extended even for an ALU32 operation
         return sc.UNKNOWN
