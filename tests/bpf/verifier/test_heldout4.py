@@ -12,7 +12,7 @@ functions with each kind of argument, ``.rodata`` constants as sizes, a zero-siz
 variable stack offsets; most good programs come with a twin that hides one fault.
 
 Each verdict, last log line and processed count is the kernel's as root, recorded by
-heldout4/record.py into kernel72_heldout4.json (socket filters also with 6.18's verdict).
+heldout4/record_ho4.py into kernel72_heldout4.json (socket filters also with 6.18's verdict).
 No guest is needed here. The loop_step verdicts are the ``uringbpf verify OBJ`` command's
 (run in-process), the socket filters' the library's ``verify()`` (the CLI needs an ELF).
 """
@@ -26,6 +26,7 @@ import json
 import pathlib
 import re
 import sys
+import warnings
 from contextlib import redirect_stdout
 
 import pytest
@@ -37,7 +38,7 @@ from uringbpf.tools import main as uringbpf_main
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE / "heldout4"))
-import record  # noqa: E402  (heldout4/record.py: the corpus lists and the guest recorder)
+import record_ho4 as record  # noqa: E402  (the corpus lists and the guest recorder)
 
 corpus_lib.register_test_env()
 
@@ -74,14 +75,13 @@ DELIBERATE: dict[str, str] = {
 # Disagreements that are not deliberate: found by this corpus and sent to their owners
 # (/tmp/team/notes-C.md; J: scalar.py, the range domain; V: the rest of the verifier).
 # Strict xfails: a fix makes the case pass, and then it must be taken off this list.
+# Found and fixed by J during this check (scalar.py), now checked strictly above: a JMP32
+# `==`/`!=` at an end of a wrapped 32-bit arc (h4_edge_ne32_*, l4_ne32_wrapped_arc_idx) and
+# byte swaps of non-constants keeping the known bits (h4_edge_bswap*, h4_edge_be16_*); batch
+# 3 (04_socket_e.txt, 40 programs) re-checked their neighbours against 7.2: all agree.
 _SANE = ("V, looser: 7.2 refuses the pointer arithmetic itself (check_reg_sane_offset: a scalar "
          "operand or result whose signed minimum is unbounded or at least 2**29 away); we refuse "
          "only a later access, so the program without one loads")
-_NE32 = ("J, stricter: a JMP32 == / != against the value at an end of a WRAPPED 32-bit arc does not "
-         "cut the arc (scalar._exclude cuts the 64-bit arc of the zero-extended view only); "
-         "7.2's regs_refine_cond_op cuts the 32-bit cnum")
-_BSWAP = ("J, stricter: a byte swap of a non-constant gives [0, 2**bits) (scalar.bswap); 6.18 "
-          "and 7.2 swap the known bits (tnum), so bswap16(x & 15) >> 8 is [0, 15]")
 GAPS: dict[str, str] = {
     **{n: _SANE for n in (
         "h4_sane_map_unbounded_add", "h4_sane_map_unbounded_sub", "h4_sane_fp_unbounded_add",
@@ -89,12 +89,34 @@ GAPS: dict[str, str] = {
         "h4_sane_map_wrap_2_63_operand", "h4_sane_map_unbounded_then_checked_copy",
         "h4_sane_ringbuf_mem_unbounded_copy", "h4_sane_map_s32_unknown_add",
         "l4_sane_region_range_at_2_29", "l4_sane_region_unbounded_add")},
-    **{n: _NE32 for n in (
-        "h4_edge_ne32_low_end_wrapped", "h4_edge_ne32_high_end_wrapped", "l4_ne32_wrapped_arc_idx")},
-    **{n: _BSWAP for n in (
-        "h4_edge_bswap16_shift", "h4_edge_bswap32_shift", "h4_edge_be16_high_byte",
-        "h4_edge_bswap64_nibble")},
 }
+
+# Same verdict (both refuse), another message: ours does not start with 7.2's last log line.
+# By cause (all outside scalar.py, so V's): 7.2 refuses the pointer arithmetic by an operand
+# whose signed minimum is unbounded (check_reg_sane_offset) where we refuse the access after
+# it (the GAPS above); 7.2 moves a stack pointer's constant offset into its var_off once a
+# variable is added ('off (0xfffffffffffffff0; 0x4)+0', 'var_off=(0x0; 0xffffffffffffffff)
+# off=0'); 7.2 says 'min value is negative' for a map access whose smin + off < 0 where we
+# say 'min value is outside'; 7.2's infinite-loop refusal ends with the state dump ('old
+# state: ...'); 'rdonly_mem_or_null' for a zero-size region; the wording of a void * global
+# function argument.  A listed case whose message comes to match is reported (warning).
+MESSAGE_DIFFERS = set("""
+    h4_mix_s64_high_only h4_mix_s32_pair_then_64_access h4_mix_s32_pair_then_64_access_off1
+    h4_mix_u32_then_s64_upper_only h4_mix_s32_on_64bit_unknown h4_mix_signed_reg_compare_no_low
+    h4_alu32_lsh_unknown_amount_jmp32 h4_alu32_rsh_unknown_amount_jmp32
+    h4_alu32_div_unknown_divisor_jmp32 h4_alu64_and_negative_mask h4_link_broken_by_new_value
+    h4_link_through_spill_delta h4_link_through_spill_delta_off1 h4_link_delta_then_mul_breaks
+    h4_stack_var_jmp32_bounded h4_stack_var_jmp32_bounded_off1 h4_sane_map_const_2_29
+    h4_edge_jmp32_reg_eq_no_zext l4_idx_lsh32_var_jmp32
+    h4_stack_var_off_step4_u64 l4_stack_var_u32_step2 h4_stack_var_read_past_top
+    l4_stack_var_index_past
+    h4_loop_signed_down_counter_off1
+    h4_loop_no_progress l4_loop_infinite_same_state
+    l4_region0_no_null_check l4_gf_void_ptr_arg
+""".split())
+# Both accept, another processed-instruction count: none (every accepted program's count is
+# 7.2's).  A case listed here whose count comes to match is reported.
+COUNT_DIFFERS: set[str] = set()
 
 
 @functools.cache
@@ -136,9 +158,9 @@ def test_corpus_is_complete():
     6.18's for each socket filter; every listed case exists."""
     assert len(NAMES) >= 120 and len(SOCKET) >= 50 and len(LOOP) >= 50
     assert len(set(NAMES)) == len(NAMES)
-    assert set(NAMES) == set(ROWS), "rerun heldout4/record.py in the guest"
+    assert set(NAMES) == set(ROWS), "rerun heldout4/record_ho4.py in the guest"
     assert all("ok618" in ROWS[n] for n in SOCKET)
-    assert (set(DELIBERATE) | set(GAPS)) <= set(NAMES)
+    assert (set(DELIBERATE) | set(GAPS) | MESSAGE_DIFFERS | COUNT_DIFFERS) <= set(NAMES)
     assert not set(DELIBERATE) & set(GAPS)
 
 
@@ -174,13 +196,25 @@ def _params():
 @pytest.mark.parametrize("name", _params())
 def test_verdict_matches_linux_7_2(name):
     row = ROWS[name]
-    ok, msg, _processed = ours(name)
+    ok, msg, processed = ours(name)
     kernel = f"7.2 {'accepts' if row['ok'] else 'refuses: ' + row['last']}"
     mine = f"we {'accept' if ok else 'refuse: ' + msg}"
     if name in DELIBERATE:
         assert row["ok"] and not ok, f"{name}: {kernel}, {mine}: drop it from DELIBERATE"
         return
     assert ok == row["ok"], f"{name}: {kernel}, {mine}"
+    if not ok:
+        same = msg.startswith(row["last"])
+        if name in MESSAGE_DIFFERS:
+            if same:
+                warnings.warn(f"{name}: the message now matches 7.2's; unlist it")
+        else:
+            assert same, f"{name}: 7.2 says {row['last']!r}, we say {msg!r}"
+    elif name in COUNT_DIFFERS:
+        if processed == row["processed"]:
+            warnings.warn(f"{name}: the processed count now matches 7.2's; unlist it")
+    else:
+        assert processed == row["processed"], f"{name}: 7.2 processed {row['processed']}, we {processed}"
 
 
 @pytest.mark.parametrize("name", list(SOCKET))

@@ -3,11 +3,11 @@ heldout4/04_*.txt and the loop_step programs of heldout4/loop/*.bpf.c.
 
 Linux 7.2 in the tools/kernel-vm guest (no compiler there, so the C is built first)::
 
-    .venv/bin/python tests/bpf/verifier/heldout4/record.py build
+    .venv/bin/python tests/bpf/verifier/heldout4/record_ho4.py build
     XDG_CACHE_HOME=build/kernel-vm/cache .venv/bin/python -c "from uringbpf.bpf import maps; maps.lib()"
     tools/kernel-vm/run -- env XDG_CACHE_HOME=$PWD/build/kernel-vm/cache \\
-        python3 tests/bpf/verifier/heldout4/record.py guest > /tmp/ho4-72.jsonl
-    .venv/bin/python tests/bpf/verifier/heldout4/record.py host /tmp/ho4-72.jsonl \\
+        python3 tests/bpf/verifier/heldout4/record_ho4.py guest > /tmp/ho4-72.jsonl
+    .venv/bin/python tests/bpf/verifier/heldout4/record_ho4.py host /tmp/ho4-72.jsonl \\
         > tests/bpf/verifier/kernel72_heldout4.json
 
 ``guest`` prints one JSON row per program (name, kind, ok, errno, the last line of the
