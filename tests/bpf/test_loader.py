@@ -680,7 +680,7 @@ def test_close_while_the_llvm_code_is_pending(monkeypatch):
     jit_mod.cache_clear()                # an earlier test's LLVM code would come at once
     obj = opened("globals")
     with jit_mod._llvm_lock:             # the background compile waits for the close
-        obj.load(engine="jit", jit_tier="auto")
+        obj.load(engine="jit", jit_tier="tiered")
         fn = obj.programs["compute"].jit
         assert fn.tier == "direct"
         obj.close()

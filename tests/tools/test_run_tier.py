@@ -13,7 +13,7 @@ from uringbpf.bpf.run import run_program
 from uringbpf.tools import main as cli_main
 
 # A constant differs per test session so that no disk- or memory-cached LLVM code of an
-# earlier run exists for it: ``auto`` then starts on the direct code.
+# earlier run exists for it: ``tiered`` then starts on the direct code.
 SOURCE = r"""
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
@@ -69,17 +69,29 @@ def test_wait_llvm_times_llvm_code_only(obj, capsys):
     path, data_in, want = obj
     jit.tiering_wait()
     rc = cli_main(["run", str(path), "--data-in", str(data_in), "--repeat", "3",
-                   "--jit-tier", "auto", "--wait-llvm"])
+                   "--jit-tier", "tiered", "--wait-llvm"])
     assert rc == 0
     assert _summary(capsys.readouterr().out) == (want, "llvm")
 
 
-def test_auto_says_direct_while_llvm_is_not_ready(obj):
+def test_the_default_tier_runs_direct_code_and_compiles_nothing_in_the_background(
+        obj, capsys, monkeypatch):
+    """The default (``auto``): the direct tier's code, and no LLVM compile queued for it."""
+    path, data_in, want = obj
+    monkeypatch.delenv("URINGBPF_JIT_TIER", raising=False)
+    jit.tiering_wait()
+    queued = jit._tier_queue.unfinished_tasks
+    assert cli_main(["run", str(path), "--data-in", str(data_in), "--repeat", "3"]) == 0
+    assert _summary(capsys.readouterr().out) == (want, "direct")
+    assert jit._tier_queue.unfinished_tasks == queued == 0
+
+
+def test_tiered_says_direct_while_llvm_is_not_ready(obj):
     path, data_in, want = obj
     jit.tiering_wait()
     data = data_in.read_bytes()
     with jit._llvm_lock:        # the background compile cannot finish during these runs
-        result = run_program(path, None, data, repeat=20, engine="jit", jit_tier="auto")
+        result = run_program(path, None, data, repeat=20, engine="jit", jit_tier="tiered")
     jit.tiering_wait()
     assert (result.retval, result.code) == (want, "direct")
 

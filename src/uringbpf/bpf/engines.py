@@ -10,8 +10,10 @@ extra ``uringbpf[jit]``; ``make test`` and CI install it, ``make demo`` does not
 * ``engine="interp"``: the interpreter.
 
 Both engines give the same results (tests/bpf/jit compares them); the JIT is faster.
-The JIT has two tiers (``jit_tier``; docs/jit.md): code translated directly to x86-64 at
-once, LLVM's code compiled in the background and switched to (``auto``), or either alone.
+The JIT has two code generators (``jit_tier``; docs/jit.md): its own direct translation to
+x86-64 (the default for every program it translates, LLVM for the rest: ``auto``), and LLVM
+alone (``llvm``); ``tiered`` runs the direct code at once and switches to LLVM's, compiled in
+a background thread.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ __all__ = ["ENGINES", "JIT_EXTRA", "JIT_TIERS", "JitUnavailableError", "jit_avai
 #: the engine names ``resolve`` accepts (besides ``None``)
 ENGINES = ("auto", "jit", "interp")
 #: the JIT's tiers ``jit_tier`` accepts: ``direct`` translates BPF to x86-64 itself
-#: (:mod:`uringbpf.bpf.jit_x86`, ~100x faster to compile), ``llvm`` through LLVM, ``auto``
-#: the direct tier for every program it translates and LLVM for the rest
-JIT_TIERS = ("auto", "direct", "llvm")
+#: (:mod:`uringbpf.bpf.jit_x86`, ~10x faster to compile than LLVM, code as fast), ``llvm``
+#: through LLVM, ``auto`` the direct tier for every program it translates and LLVM for the
+#: rest, ``tiered`` the direct code at once and LLVM's from a background compile on
+JIT_TIERS = ("auto", "direct", "llvm", "tiered")
 #: what to install for the JIT (and for BPF programs written in Python)
 JIT_EXTRA = "pip install 'uringbpf[jit]'"
 
@@ -68,14 +71,14 @@ def jit_module() -> ModuleType:
 
 def jit_tier(tier: str | None = None) -> str:
     """The JIT tier to use: ``tier``, else the ``URINGBPF_JIT_TIER`` environment variable,
-    else ``"llvm"``. Which tier a program then gets is decided by ``jit.tier_for``
-    (``auto``: the direct tier unless it does not translate the program).
+    else ``"auto"``. Which code a program then gets is decided by ``jit.tier_for``
+    (``auto``: the direct tier unless it does not translate the program, then LLVM).
 
-    Why not ``auto`` by default: with it, a Ctrl-C raised inside a loop step was lost in
-    full-suite runs with a cold code cache (test_keyboard_interrupt_propagates hung); the
-    cause is not found yet, so the direct tier is opt-in until it is."""
+    Why ``auto`` and not ``tiered`` by default: the direct tier's code runs within a few
+    per cent of LLVM's (docs/benchmarks.md), so a background LLVM compile would spend CPU
+    for nothing, and no thread is started behind the user's back."""
     if tier is None:
-        tier = os.environ.get("URINGBPF_JIT_TIER", "llvm") or "llvm"
+        tier = os.environ.get("URINGBPF_JIT_TIER", "auto") or "auto"
     if tier not in JIT_TIERS:
         raise ValueError(f"JIT tier must be one of {', '.join(JIT_TIERS)}, not {tier!r}")
     return tier
@@ -92,8 +95,8 @@ def describe(engine: str | None = None) -> str:
     name = resolve(engine)
     if name == "jit":
         import importlib.metadata  # why: 20-50 ms (email, zipfile...) that every `import uringbpf.bpf.object` paid for this one line
-        return (f"jit (LLVM through llvmlite {importlib.metadata.version('llvmlite')}; tier "
-                f"{jit_tier()}: direct x86-64 code first unless 'llvm')")
+        return (f"jit (tier {jit_tier()}: direct x86-64 code, LLVM through llvmlite "
+                f"{importlib.metadata.version('llvmlite')} where it is asked for or needed)")
     if jit_available():
         return "interp (the reference interpreter, as asked)"
     return f"interp (the reference interpreter: llvmlite is not installed; {JIT_EXTRA} adds the JIT)"

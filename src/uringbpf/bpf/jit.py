@@ -1,10 +1,12 @@
 """The JIT: eBPF programs to native x86-64 code, directly (:mod:`jit_x86`) and through LLVM
 (llvmlite MCJIT).
 
-Two tiers (docs/jit.md): by default a program runs the direct tier's code at once
-(~5 ms per 1,000 instructions to make) while LLVM compiles its code in a background
-thread; each instance switches to LLVM's code when it is ready, and later loads find it in
-the caches. :func:`tier_for` decides; ``JitFunction.tier`` says which code runs.
+Two code generators (docs/jit.md): by default a program runs the direct tier's code
+(~5 ms per 1,000 instructions to make, within a few per cent of LLVM's code), and LLVM
+compiles only what the direct tier does not translate. ``tiered`` runs the direct code at
+once while LLVM compiles its code in a background thread; each instance then switches to
+LLVM's code, and later loads find it in the caches. :func:`tier_for` decides;
+``JitFunction.tier`` says which code runs.
 
 ``compile(program, runtime)`` returns a :class:`JitFunction` whose ``address`` is a native
 ``uint64_t f(uint64_t r1, ..., uint64_t r5)``: Python calls it through ctypes, a native driver
@@ -766,16 +768,17 @@ def _program_fields(program: isa.Program) -> tuple:
 
 def tier_for(program: isa.Program, tier: str) -> tuple[str, str]:
     """How ``program`` is compiled when ``tier`` (:func:`engines.jit_tier`) is asked, and
-    why not directly: the one place that decides. Plans: ``"tiered"`` (``auto``: the
-    direct tier's code at once, LLVM's compiled in a background thread and switched to
-    when ready, unless LLVM's code is already in a cache), ``"direct"`` (direct code
-    only) and ``"llvm"`` (LLVM's, compiled now: asked for, or a program the direct tier
-    does not translate: arena accesses, opcodes it does not know such as may_goto)."""
+    why not directly: the one place that decides. Plans: ``"direct"`` (``auto`` and
+    ``direct``: direct code only), ``"tiered"`` (``tiered``: the direct tier's code at
+    once, LLVM's compiled in a background thread and switched to when ready, unless LLVM's
+    code is already in a cache) and ``"llvm"`` (LLVM's, compiled now: asked for, or a
+    program the direct tier does not translate: arena accesses, opcodes it does not know
+    such as may_goto)."""
     if tier == "llvm":
         return "llvm", "asked for"
     reason = jit_x86.unsupported_reason(program)
     if reason is None:
-        return ("tiered" if tier == "auto" else "direct"), ""
+        return ("tiered" if tier == "tiered" else "direct"), ""
     if tier == "direct":
         # An invalid program is refused with the message every engine gives for it.
         jit_codegen.validate(program.insns, program.arena_xlated)
@@ -1379,8 +1382,8 @@ def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
     and ``unwind_helper`` names a helper whose 0 return stops the program with r0 = 0, as
     the interpreter's options of the same names (bpf_conformance uses both). ``cache=False``
     compiles even when the same code is cached. ``tier``: ``"auto"`` (the default, or
-    ``URINGBPF_JIT_TIER``), ``"direct"`` or ``"llvm"`` (:func:`engines.jit_tier`); the code's
-    tier is ``JitFunction.tier``. ``may_goto_loops``: how many times each frame's
+    ``URINGBPF_JIT_TIER``), ``"direct"``, ``"llvm"`` or ``"tiered"``
+    (:func:`engines.jit_tier`); the code's tier is ``JitFunction.tier``. ``may_goto_loops``: how many times each frame's
     ``may_goto`` falls through before it jumps (the kernel's BPF_MAX_LOOPS, 8M; smaller
     only to test the exhaustion path quickly), as the interpreter's option.
     """

@@ -980,7 +980,8 @@ class BpfObject:
         then checked (``checked`` defaults to ``not verify``).
         ``platform`` (default :func:`uringbpf.bpf.platform.default_platform`) supplies
         helpers, kfuncs, program types and struct_ops attach functions.
-        ``jit_tier`` ("auto", "direct", "llvm"; default ``URINGBPF_JIT_TIER`` or "auto")
+        ``jit_tier`` ("auto", "direct", "llvm", "tiered"; default ``URINGBPF_JIT_TIER`` or
+        "auto")
         chooses the JIT's code tier (:func:`uringbpf.bpf.engines.jit_tier`).
         """
         if self.closed:

@@ -119,9 +119,9 @@ def run_program(obj_path: str | Path, prog_name: str | None, data: bytes, repeat
     ``prog_name`` may be None when the object has one program. Raises ValueError for a
     bad ``repeat``/``data`` size or an unknown program, :class:`ProgTypeError` when the
     program's context is not a data buffer, and the loader's, verifier's and engines'
-    errors as they come. ``jit_tier`` ("auto", "direct", "llvm"; default
-    ``URINGBPF_JIT_TIER`` or "auto") chooses the JIT code; ``wait_llvm`` waits for the
-    ``auto`` tier's background LLVM compile before the runs (ValueError with another
+    errors as they come. ``jit_tier`` ("auto", "direct", "llvm", "tiered";
+    default ``URINGBPF_JIT_TIER`` or "auto") chooses the JIT code; ``wait_llvm`` waits for
+    the ``tiered`` tier's background LLVM compile before the runs (ValueError with another
     engine or tier, which never switch).  ``opened`` is ``obj_path`` already opened by the
     caller (``uringbpf run`` opens it to check the program name first), so it is not
     parsed twice; this call closes it in any case.
@@ -146,8 +146,8 @@ def _check_run_args(data: bytes, repeat: int, engine: str, jit_tier: str | None,
         raise ValueError(f"data is {len(data)} bytes; at most {MAX_DATA_SIZE} are supported")
     if jit_tier is not None:
         engines.jit_tier(jit_tier)          # ValueError for an unknown tier, before loading
-    if wait_llvm and (engine == "interp" or engines.jit_tier(jit_tier) != "auto"):
-        raise ValueError("waiting for LLVM's code only applies to the JIT's auto tier")
+    if wait_llvm and (engine == "interp" or engines.jit_tier(jit_tier) != "tiered"):
+        raise ValueError("waiting for LLVM's code only applies to the JIT's tiered tier")
 
 
 def _load_and_run(obj: BpfObject, obj_path: str | Path, prog_name: str | None, data: bytes,

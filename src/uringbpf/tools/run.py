@@ -48,11 +48,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checked", action="store_true",
                    help="JIT with a bounds check on every memory access")
     p.add_argument("--jit-tier", choices=JIT_TIERS, metavar="TIER",
-                   help="JIT code: auto (direct x86-64 code at once, LLVM's when its "
-                        "background compile is done), direct or llvm (default: "
-                        "$URINGBPF_JIT_TIER or llvm); the summary says which code ran")
+                   help="JIT code: auto (direct x86-64 code, LLVM's for a program the "
+                        "direct tier does not translate), direct, llvm, or tiered (direct "
+                        "code at once, LLVM's when its background compile is done) "
+                        "(default: $URINGBPF_JIT_TIER or auto); the summary says which "
+                        "code ran")
     p.add_argument("--wait-llvm", action="store_true",
-                   help="with the auto tier: wait for LLVM's code before the runs, so "
+                   help="with the tiered tier: wait for LLVM's code before the runs, so "
                         "every timed run is LLVM's")
 
 
@@ -69,9 +71,9 @@ def _code_note(code: str) -> str:
 def _check_tier_args(args: argparse.Namespace) -> None:
     if args.engine == "interp" and (args.jit_tier is not None or args.wait_llvm):
         raise CommandError("--jit-tier and --wait-llvm choose the JIT's code: not with --interp")
-    if args.wait_llvm and jit_tier(args.jit_tier) != "auto":
+    if args.wait_llvm and jit_tier(args.jit_tier) != "tiered":
         raise CommandError(f"--wait-llvm: the {jit_tier(args.jit_tier)} tier never switches "
-                           "code (it applies to the auto tier)")
+                           "code (it applies to the tiered tier)")
 
 
 def run(args: argparse.Namespace) -> int:

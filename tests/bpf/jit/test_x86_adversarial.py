@@ -402,7 +402,7 @@ def test_switch_to_llvm_while_a_run_is_inside_the_direct_code(monkeypatch):
         return 7
     for checked in (False, True):
         with jit._llvm_lock:      # the background compile waits until the run has started
-            fn = jit.compile(program, Runtime(), tier="auto", checked=checked,
+            fn = jit.compile(program, Runtime(), tier="tiered", checked=checked,
                              helpers=_helper(waiter))
             box[:] = [fn]
             assert fn.tier == "direct"
@@ -537,7 +537,7 @@ def test_switch_while_another_thread_spins_in_the_direct_code(monkeypatch):
     rt = Runtime()
     rt.mem.add(flag.addr, flag.size, True, "flag")
     with jit._llvm_lock:
-        fn = jit.compile(program, rt, tier="auto")
+        fn = jit.compile(program, rt, tier="tiered")
         assert fn.tier == "direct"
         out = []
         worker = threading.Thread(target=lambda: out.append(fn(flag.addr)))

@@ -36,13 +36,15 @@ def prog(text: str) -> isa.Program:
 
 def test_tier_decision_is_recorded():
     plain = prog("mov %r0, 7\nexit")
-    assert jit.tier_for(plain, "auto") == ("tiered", "")
+    assert jit.tier_for(plain, "auto") == ("direct", "")
+    assert jit.tier_for(plain, "tiered") == ("tiered", "")
     assert jit.tier_for(plain, "direct") == ("direct", "")
     assert jit.tier_for(plain, "llvm") == ("llvm", "asked for")
     cast = isa.Program("t", [Insn(isa.ALU64 | isa.MOV | isa.X, 1, 1, isa.ADDR_SPACE_CAST, 1),
                              Insn(isa.ALU64 | isa.MOV | isa.K, 0), Insn(isa.OP_EXIT)])
-    plan, reason = jit.tier_for(cast, "auto")
-    assert plan == "llvm" and "arena" in reason
+    for tier in ("auto", "tiered"):
+        plan, reason = jit.tier_for(cast, tier)
+        assert plan == "llvm" and "arena" in reason
     with pytest.raises(JitError, match="direct tier does not translate"):
         jit.tier_for(cast, "direct")
     fn = jit.compile(plain, Runtime(), tier="direct", cache=False)
@@ -52,7 +54,7 @@ def test_tier_decision_is_recorded():
 
 
 def test_invalid_programs_get_the_validation_message_on_every_tier():
-    for tier in ("auto", "direct", "llvm"):
+    for tier in ("auto", "direct", "llvm", "tiered"):
         with pytest.raises(JitError, match="unknown ALU opcode"):
             jit.compile(isa.Program("bad", [Insn(0xFF), Insn(isa.OP_EXIT)]), tier=tier)
         with pytest.raises(JitError, match="leaves its function"):
@@ -73,14 +75,14 @@ def test_tiering_switches_every_instance_to_llvm(monkeypatch):
     monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
     text = "mov %r0, %r1\nmul %r0, 3\nadd %r0, {}\nexit".format(random.randrange(1 << 20))
     with jit._llvm_lock:          # the background compile waits until both run direct code
-        a = jit.compile(prog(text), Runtime(), tier="auto")
-        b = jit.compile(prog(text), Runtime(), tier="auto")
+        a = jit.compile(prog(text), Runtime(), tier="tiered")
+        b = jit.compile(prog(text), Runtime(), tier="tiered")
         assert a.tier == b.tier == "direct"
         before = (a(5), b(6))
     jit.tiering_wait()
     assert a.tier == b.tier == "llvm"
     assert (a(5), b(6)) == before
-    c = jit.compile(prog(text), Runtime(), tier="auto")        # LLVM's code is cached now
+    c = jit.compile(prog(text), Runtime(), tier="tiered")        # LLVM's code is cached now
     assert c.tier == "llvm" and c(5) == before[0]
 
 
@@ -99,7 +101,7 @@ def test_direct_compile_does_not_wait_for_llvm():
     out = []
     text = "mov %r0, {}\nexit".format(random.randrange(1 << 30))
     worker = threading.Thread(target=lambda: out.append(
-        jit.compile(prog(text), Runtime(), tier="auto")))
+        jit.compile(prog(text), Runtime(), tier="tiered")))
     worker.start()
     worker.join(20)
     done = not worker.is_alive()
@@ -114,14 +116,14 @@ def test_no_background_compile_for_instances_already_gone(monkeypatch):
     text = "mov %r0, {}\nexit".format(random.randrange(1 << 30))
     jit.tiering_wait()            # earlier tests' background compiles must not count
     with jit._llvm_lock:
-        fn = jit.compile(prog(text), Runtime(), tier="auto")
+        fn = jit.compile(prog(text), Runtime(), tier="tiered")
         assert fn.tier == "direct" and fn() >= 0
         compiles = jit.cache_info()["misses"]
         del fn
         gc.collect()
     jit.tiering_wait()
     assert jit.cache_info()["misses"] == compiles
-    fn = jit.compile(prog(text), Runtime(), tier="auto")      # queued again, and done
+    fn = jit.compile(prog(text), Runtime(), tier="tiered")      # queued again, and done
     jit.tiering_wait()
     assert fn.tier == "llvm" and jit.cache_info()["misses"] == compiles + 1   # direct: a hit
 
@@ -139,7 +141,7 @@ def test_switch_keeps_thunks_callx_and_callbacks(monkeypatch):
     insns[0].imm = 5                  # lddw func: the subprogram at 0 + 5 + 1
     program = isa.Program("t", insns)
     with jit._llvm_lock:
-        fn = jit.compile(program, Runtime(), tier="auto")
+        fn = jit.compile(program, Runtime(), tier="tiered")
         assert fn.tier == "direct"
         sub = ctypes.CFUNCTYPE(ctypes.c_uint64, *[ctypes.c_uint64] * 5)(fn.function_address(6))
         before = (fn(), sub(7, 0, 0, 0, 0))
@@ -169,7 +171,7 @@ def test_next_process_gets_llvm_code_from_the_disk_cache(tmp_path):
         (built / lib.name).symlink_to(lib)
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
     env.pop("URINGBPF_JIT_CACHE", None)
-    env["URINGBPF_JIT_TIER"] = "auto"     # the direct tier first (the default is llvm)
+    env["URINGBPF_JIT_TIER"] = "tiered"   # the direct code first, LLVM's in the background
     out = []
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-c", _DISK_SCRIPT], capture_output=True,
@@ -345,7 +347,7 @@ def _agree(program: isa.Program, rng: random.Random, arena) -> bool | None:
                      arena.buf.read(0, arena.buf.size)))
     rt, addr = arena.runtime(data, value)
     with jit._llvm_lock:          # LLVM's compile waits until the direct code ran
-        fn = jit.compile(program, rt, tier="auto", cache=False)
+        fn = jit.compile(program, rt, tier="tiered", cache=False)
         assert fn.tier == "direct"
         direct = (fn(addr, length), arena.buf.read(0, arena.buf.size))
         arena.runtime(data, value)
@@ -395,7 +397,7 @@ def test_background_llvm_thread_blocks_signals(monkeypatch):
 
     monkeypatch.setenv("URINGBPF_JIT_CACHE", "0")
     fn = jit.compile(prog("mov %r0, {}\nexit".format(random.randrange(1 << 30))), Runtime(),
-                     tier="auto")
+                     tier="tiered")
     jit.tiering_wait()
     workers = [t for t in threading.enumerate() if t.name == "uringbpf-jit-llvm"]
     assert workers, "the background compile ran on its worker thread"
