@@ -50,3 +50,14 @@ def test_the_public_names_still_resolve():
         "else:\n"
         "    raise AssertionError('no AttributeError')\n")
     assert "uringbpf.uring.ring" in mods
+
+
+def test_a_direct_tier_jit_run_never_loads_llvm(tmp_path):
+    """The default JIT tier runs the direct tier's code: compiling and running a program
+    leaves LLVM (llvmlite, ~50 ms to load) unloaded; asking for the llvm tier loads it."""
+    code = ("from uringbpf.bpf import asm, isa, jit\n"
+            "p = isa.Program('p', asm.assemble('r0 = 6\\nr0 *= 7\\nexit'))\n"
+            "assert jit.compile(p, cache=False)() == 42\n")
+    assert not {m for m in _modules_after(code) if m.startswith("llvmlite")}
+    code += "assert jit.compile(p, cache=False, tier='llvm')() == 42\n"
+    assert "llvmlite.binding" in _modules_after(code)

@@ -51,10 +51,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-# LLVM loads with this module; uringbpf.bpf.object imports it when a program is first
-# JIT-compiled, so `import uringbpf` does not pay for LLVM.
-import llvmlite
-import llvmlite.binding as llvm
+# LLVM (llvmlite and its shared library) loads at the first use of LLVM (initialize()), not
+# with this module: a process that only uses the direct tier never pays for it (~50 ms).
+# Until then both names are None; every path to them goes through initialize().
+llvmlite: Any = None
+llvm: Any = None
 
 from . import isa
 from . import engines
@@ -126,13 +127,16 @@ _serial = itertools.count()
 
 
 def initialize() -> None:
-    """Initialise LLVM's native target and the shared MCJIT engine (idempotent)."""
-    global _engine, _target_machine
+    """Import llvmlite, initialise LLVM's native target and the shared MCJIT engine
+    (idempotent)."""
+    global _engine, _target_machine, llvm, llvmlite
     if _engine is not None:
         return
     with _llvm_lock:
         if _engine is not None:
             return
+        import llvmlite.binding  # why: LLVM loads at its first use, so direct-tier-only processes never load it (~50 ms)
+        llvm = llvmlite.binding          # (the import bound the global llvmlite)
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         target = llvm.Target.from_default_triple()
