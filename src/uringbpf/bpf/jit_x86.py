@@ -650,11 +650,26 @@ class _Translator:
                 if not -1 << 31 <= disp < 1 << 31 or (scale and (
                         (x and op.src == ins.src) or not self.dead_after(pc + 3, ins.src))):
                     return False
+        self.resume = pc + 3
+        # An add or sub of a constant just after it (a loop counter: `i++`), to a register
+        # the update does not use, goes first, as LLVM schedules `hist[x]++; i++`: the
+        # load feeding the address and the update are apart (measured: the histogram loop
+        # 5 % faster so on this machine).
+        after = self.resume
+        if after < self.end and after not in self.targets:
+            nxt = self.insns[after]
+            if (nxt.opcode & 0xF7 in (isa.ALU64 | isa.ADD, isa.ALU64 | isa.SUB, isa.ALU | isa.ADD,
+                                      isa.ALU | isa.SUB) and not nxt.opcode & isa.X
+                    and nxt.dst not in (insn.src, a_reg, 10)
+                    and (add is None or nxt.dst != self.insns[add].src)
+                    and not (x and nxt.dst == op.src)):
+                self.a.alu_ri(_GROUP1[nxt.opcode & 0xF0], REG[nxt.dst], nxt.imm,
+                              nxt.opcode & 7 == isa.ALU64)
+                self.resume = after + 1
         if x:
             self.a.alu_mem_reg(group, base, disp, REG[op.src], size == 8, index, scale)
         else:
             self.a.alu_mem_imm(group, base, disp, op.imm, size, index, scale)
-        self.resume = pc + 3
         return True
 
     def pinned_access(self, pc: int) -> bool:

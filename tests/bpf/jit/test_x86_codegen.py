@@ -706,3 +706,22 @@ def test_layout_keeps_a_loop_body_after_a_not_equal_exit_test():
     order = _layout_of(flat)
     assert order[:2] == [0, 4], order
     assert _same(flat, (1, 0)) == ("ok", 4) and _same(flat, (0, 0)) == ("ok", 3)
+
+
+@pytest.mark.parametrize("then", ["counter", "index", "operand", "target", "alu32", "sub"])
+def test_counter_step_after_an_update_goes_first_only_when_independent(then):
+    """``hist[x]++; i++``: the add of a constant after a fused update is written before
+    it when the update does not use that register; never when it is the update's index
+    or operand register, or a jump target."""
+    body = [x_op(isa.MOV, 2, 1), k_op(isa.AND, 2, 63), k_op(isa.LSH, 2, 2)] + map_value(3, 0, 0) + [
+        x_op(isa.ADD, 3, 2), Insn(isa.LDX | isa.MEM | isa.W, 4, 3, 0)]
+    body.append(x_op(isa.ADD, 4, 5, False) if then == "operand" else k_op(isa.ADD, 4, 3))
+    body.append(Insn(isa.STX | isa.MEM | isa.W, 3, 4, 0))
+    step = {"counter": [k_op(isa.ADD, 7, 5)], "index": [k_op(isa.ADD, 2, 4)],
+            "operand": [k_op(isa.ADD, 5, 1)], "alu32": [k_op(isa.ADD, 7, -1, False)],
+            "sub": [k_op(isa.SUB, 7, 3)],
+            "target": [Insn(isa.JMP | isa.JA, 0, 0, 0), k_op(isa.ADD, 7, 5)]}[then]
+    body += step + [x_op(isa.ADD, 0, 7), x_op(isa.XOR, 0, 2), x_op(isa.ADD, 0, 5)]
+    insns = [k_op(isa.MOV, 0, 0)] + isa.lddw_pair(7, 1 << 40) + [k_op(isa.MOV, 5, 7)] + \
+        loop(body, n=150)[:-1] + [EXIT]
+    assert_same(insns, engines=ENGINES + ("llvm",))
