@@ -831,17 +831,7 @@ def refine(a, b, op: int, is32: bool = False):
                 return None
         return a, b
     if op == SET:
-        # the true branch learns a bit only from a one-bit constant
-        if not is_const(b):
-            if not is_const(a):
-                return a, b
-            r = refine(b, a, SET)
-            return None if r is None else (r[1], r[0])
-        v = b[4]
-        if v and not v & (v - 1):
-            na = sync(a[:4] + tnum_or((a[4], a[5]), (v, 0)) + a[6:10])
-            return None if na is None else (na, b)
-        return a, b
+        return _set_sides(_set_true, a, b)
     if op in (GT, GE, SGT, SGE):
         r = refine(b, a, _SWAP[op], is32)
         return None if r is None else (r[1], r[0])
@@ -887,18 +877,38 @@ def refine(a, b, op: int, is32: bool = False):
 def refine_not(a, b, op: int, is32: bool = False):
     """Narrow assuming ``a op b`` does NOT hold (``is32``: as for refine)."""
     if op == SET:
-        if not is_const(b):
-            if not is_const(a):
-                return a, b
-            r = refine_not(b, a, SET)
-            return None if r is None else (r[1], r[0])
-        # a & b == 0: the bits of b are known zero in a; the kernel forgets a's ranges
-        # first (they may contradict the new tnum on a dead branch) and re-derives them
-        if a[4] & b[4] & ~a[5]:
-            return None
-        na = sync((0, U64, S64_MIN, S64_MAX, a[4] & ~b[4] & U64, a[5] & ~b[4] & U64) + _ANY32)
-        return None if na is None else (na, b)
+        return _set_sides(_set_false, a, b)
     return refine(a, b, _FLIP[op], is32)
+
+
+def _set_sides(fn, a, b):
+    """``fn(a, b)`` for a `&` test, the constant operand second (the kernel swaps the
+    operands when only the first is constant); both unchanged when neither is."""
+    if is_const(b):
+        return fn(a, b)
+    if not is_const(a):
+        return a, b
+    r = fn(b, a)
+    return None if r is None else (r[1], r[0])
+
+
+def _set_true(a, b):
+    """``a & b != 0`` for a constant ``b``: a bit is learnt only from a one-bit constant."""
+    v = b[4]
+    if v and not v & (v - 1):
+        na = sync(a[:4] + tnum_or((a[4], a[5]), (v, 0)) + a[6:10])
+        return None if na is None else (na, b)
+    return a, b
+
+
+def _set_false(a, b):
+    """``a & b == 0`` for a constant ``b``: the bits of b are known zero in a; the kernel
+    forgets a's ranges first (they may contradict the new tnum on a dead branch) and
+    re-derives them."""
+    if a[4] & b[4] & ~a[5]:
+        return None
+    na = sync((0, U64, S64_MIN, S64_MAX, a[4] & ~b[4] & U64, a[5] & ~b[4] & U64) + _ANY32)
+    return None if na is None else (na, b)
 
 
 def _exclude(s, v: int, is32: bool = False):
