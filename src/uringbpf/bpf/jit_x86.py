@@ -1006,6 +1006,18 @@ class _Translator:
         else:
             self.a.jmp(target)
 
+    def goes_on(self, last: int) -> int:
+        """Where a block ending at ``last`` goes on when it does not leave early: the
+        target of its ``goto``, the fall-through of its conditional jump or of its last
+        instruction (through :meth:`resolve`); -1 after an exit or off the function."""
+        insn = self.insns[last]
+        if insn.cls in (isa.JMP, isa.JMP32) and insn.op != isa.CALL:
+            if insn.op == isa.EXIT:
+                return -1
+            if insn.op == isa.JA:
+                return self.resolve(last + insn.jump_offset() + 1)
+        return self.resolve(last + 1) if last + 1 < self.end else -1
+
     def resolve(self, pc: int) -> int:
         """Where a jump to ``pc`` may go instead: through blocks that are only a forward
         or unchecked ``goto`` (jump threading), at most 4 of them (a cycle of gotos is
@@ -1068,6 +1080,7 @@ class _Translator:
             if first in hops and first not in targets and first != start:
                 placed[i] = True                # never written
         order = []
+        forced: dict[int, int] = {}
         i, scan = 0, 0
         while True:
             placed[i] = True
@@ -1088,8 +1101,25 @@ class _Translator:
                 options = (last + insn.jump_offset() + 1, last + 1)
             else:
                 options = (last + 1, last + insn.jump_offset() + 1)
-            i = -1
-            for option in options:
+                # A diamond (both arms go on at one block M, neither predicted): the
+                # target's arm, then the fall-through's, then M, as LLVM hedges it: the
+                # first arm jumps to M, the second is jumped to and falls into M, so
+                # either path takes one jump (a chain through one arm would take none on
+                # that arm and two on the other).
+                arm_t = index.get(self.resolve(options[1]), -1)
+                arm_f = index.get(self.resolve(options[0]), -1)
+                if (arm_t >= 0 and arm_f >= 0 and arm_t != arm_f and not placed[arm_t]
+                        and not placed[arm_f]):
+                    merge = self.goes_on(blocks[arm_t][1])
+                    if merge >= 0 and merge == self.goes_on(blocks[arm_f][1]):
+                        at = index.get(merge, -1)
+                        if at >= 0 and not placed[at] and at not in (arm_t, arm_f):
+                            forced[arm_t] = arm_f
+                            options = (options[1],)
+            i = forced.pop(i, -1)
+            if i >= 0 and placed[i]:
+                i = -1
+            for option in options if i < 0 else ():
                 j = index.get(self.resolve(option), -1) if option < end else -1
                 if j >= 0 and not placed[j]:
                     i = j

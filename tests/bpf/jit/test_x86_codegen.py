@@ -485,22 +485,21 @@ def _rules(n: int) -> list[Insn]:
     return out
 
 
-def test_layout_makes_the_common_path_of_rules_fall_through():
+def test_layout_of_rules_takes_one_jump_on_either_arm():
     """On branchy's shape, the layout writes the `!=` target after the test (equality
-    predicted false) and the second arm's `goto next rule` target right after it, so the
-    path of a byte that matches no rule and is over the limit (the common one) takes no
-    jump; the results equal the interpreter's on many inputs, and checked code keeps the
-    program order."""
+    predicted false), then the diamond of the second and third arms hedged as LLVM does:
+    the third arm (the `<` target), the second, then the next rule, so that either arm
+    takes one jump (the first arm, `==`, is out of line); the results equal the
+    interpreter's on many inputs, and checked code keeps the program order."""
     insns = _rules(6)
     order = _layout_of(insns)
     rule = 2                                   # rule 0 starts at pc 2 (11 insns + 3 each)
     for k in range(6):
         first = rule + 14 * k
         other, second, third = first + 7, first + 8, first + 11
-        # the test's block, then the `!=` target, then the second arm, then the next rule
         at = order.index(first)
-        assert order[at + 1:at + 4] == [other, second, first + 14], (k, order)
-        assert order.index(third) > order.index(first + 14)
+        assert order[at + 1:at + 5] == [other, third, second, first + 14], (k, order)
+        assert order.index(first + 4) > order.index(first + 14)      # the == arm
     assert _layout_of(insns, checked=True) == sorted(_layout_of(insns, checked=True))
     rng = random.Random(5)
     for _ in range(40):
