@@ -1,0 +1,18 @@
+/* realistic: bpf_loop over a region pointer kept in a stack struct */
+#include "ho4.h"
+struct lctx { __u8 *p; __u32 s; };
+static int cb(__u32 i, void *d)
+{
+	struct lctx *x = d;
+	if (!x->p)
+		return 1;
+	x->s += x->p[i & 15];
+	return 0;
+}
+STEP
+{
+	struct lctx x = { .p = bpf_io_uring_get_region(ring, IOU_REGION_MEM, 16), .s = 0 };
+	bpf_loop(16, cb, &x, 0);
+	return x.s & 1;
+}
+OPS;

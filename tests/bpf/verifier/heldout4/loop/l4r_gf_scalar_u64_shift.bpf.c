@@ -1,0 +1,16 @@
+/* realistic: a global function bounds a u64 by a shift before indexing */
+#include "ho4.h"
+struct blk64 { __u8 b[64]; };
+__attribute__((noinline)) int bump(struct blk64 *b, __u64 h)
+{
+	if (!b)
+		return 0;
+	b->b[h >> 58] += 1;
+	return 0;
+}
+STEP
+{
+	__u64 h = lp->cq_wait_idx;
+	return bump((struct blk64 *)bpf_io_uring_get_region(ring, IOU_REGION_MEM, 64), h * 0x9e3779b97f4a7c15ull);
+}
+OPS;

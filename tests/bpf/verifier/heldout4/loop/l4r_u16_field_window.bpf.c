@@ -1,0 +1,13 @@
+/* realistic: a u16 window [base, base + 8) of a 64-byte region, base checked */
+#include "ho4.h"
+STEP
+{
+	__u8 *p = bpf_io_uring_get_region(ring, IOU_REGION_MEM, 64);
+	__u16 base = (__u16)lp->cq_wait_idx;
+	if (!p || base > 56)
+		return IOU_LOOP_STOP;
+	for (int k = 0; k < 8; k++)
+		p[base + k] = 0;
+	return IOU_LOOP_CONTINUE;
+}
+OPS;
