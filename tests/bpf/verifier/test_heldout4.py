@@ -83,6 +83,12 @@ DELIBERATE: dict[str, str] = {
 _SANE = ("V, looser: 7.2 refuses the pointer arithmetic itself (check_reg_sane_offset: a scalar "
          "operand or result whose signed minimum is unbounded or at least 2**29 away); we refuse "
          "only a later access, so the program without one loads")
+_NEGVAR = ("V, looser: a variable offset that may be negative (smin < 0, so its unsigned maximum "
+           "is huge) with a constant offset that brings the access back inside (p[32 + d], d in "
+           "[-32, 31]); 7.2's check_mem_region_access refuses any umax >= 2**29 ('unbounded "
+           "memory access'), for map values, regions and ring buffer records (not the stack; and "
+           "7.2, unlike 6.18, accepts it when the pointer was moved by the constant first: "
+           "h4_negvar_map_ptr_moved_first)")
 GAPS: dict[str, str] = {
     **{n: _SANE for n in (
         "h4_sane_map_unbounded_add", "h4_sane_map_unbounded_sub", "h4_sane_fp_unbounded_add",
@@ -90,11 +96,9 @@ GAPS: dict[str, str] = {
         "h4_sane_map_wrap_2_63_operand", "h4_sane_map_unbounded_then_checked_copy",
         "h4_sane_ringbuf_mem_unbounded_copy", "h4_sane_map_s32_unknown_add",
         "l4_sane_region_range_at_2_29", "l4_sane_region_unbounded_add")},
-    "l4r_s64_negative_offset": (
-        "J, looser than 7.2 (sound): `(long)(int)x` checked in [-32, 31] through a 32-bit linked "
-        "copy (w3 = w2; w3 += -32; if w3 < 0xffffffc0), then r2 <<= 32; r2 s>>= 32: we keep "
-        "[-32, 31], 7.2 refuses the access as unbounded (its socket-filter twins "
-        "h4_link32_wrapped_then_sext_shift and h4_sext_shift_* agree)"),
+    **{n: _NEGVAR for n in (
+        "l4r_s64_negative_offset", "h4_negvar_map_fixed_off",
+        "h4_negvar_ringbuf_fixed_off")},
 }
 
 # Same verdict (both refuse), another message: ours does not start with 7.2's last log line.
@@ -119,7 +123,7 @@ MESSAGE_DIFFERS = set("""
     h4_loop_signed_down_counter_off1
     h4_loop_no_progress l4_loop_infinite_same_state
     l4_region0_no_null_check l4_gf_void_ptr_arg l4r_signed_int_index_off1
-    h4_sext_movsx_low_wrapped h4_link32_wrapped_then_movsx
+    h4_sext_movsx_low_wrapped h4_link32_wrapped_then_movsx h4_negvar_map_jmp32_signed
 """.split())
 # Both accept, another processed-instruction count (where states are stored and pruned:
 # our precision is static): a bpf_loop callback (7.2 53, we 71), a can_loop loop in a
