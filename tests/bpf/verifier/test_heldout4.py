@@ -83,12 +83,13 @@ DELIBERATE: dict[str, str] = {
 _SANE = ("V, looser: 7.2 refuses the pointer arithmetic itself (check_reg_sane_offset: a scalar "
          "operand or result whose signed minimum is unbounded or at least 2**29 away); we refuse "
          "only a later access, so the program without one loads")
-_NEGVAR = ("V, looser: a variable offset that may be negative (smin < 0, so its unsigned maximum "
-           "is huge) with a constant offset that brings the access back inside (p[32 + d], d in "
-           "[-32, 31]); 7.2's check_mem_region_access refuses any umax >= 2**29 ('unbounded "
-           "memory access'), for map values, regions and ring buffer records (not the stack; and "
-           "7.2, unlike 6.18, accepts it when the pointer was moved by the constant first: "
-           "h4_negvar_map_ptr_moved_first)")
+_NEGVAR = ("V, looser: 7.2 keeps a pointer's constant and variable offsets as one range (the "
+           "constant folded into var_off: 'off (0xfffffffffffffff0; 0x4)+0') and refuses an access "
+           "when that range may be negative (unsigned maximum >= 2**29: 'unbounded memory "
+           "access'), whatever the instruction's own offset: map value + [-32, 31] read at +32, "
+           "map value + [0, 15] - 8 read at +8 (6.18 accepts that one), regions, ring buffer "
+           "records; we check the access's final offset. (It accepts map value + 32 + [-32, 31] "
+           "and (map value + 32) - [0, 15], which 6.18 refuses; the stack is not concerned)")
 GAPS: dict[str, str] = {
     **{n: _SANE for n in (
         "h4_sane_map_unbounded_add", "h4_sane_map_unbounded_sub", "h4_sane_fp_unbounded_add",
@@ -98,7 +99,8 @@ GAPS: dict[str, str] = {
         "l4_sane_region_range_at_2_29", "l4_sane_region_unbounded_add")},
     **{n: _NEGVAR for n in (
         "l4r_s64_negative_offset", "h4_negvar_map_fixed_off",
-        "h4_negvar_ringbuf_fixed_off")},
+        "h4_negvar_ringbuf_fixed_off", "h4_ptr_var_then_negative_const",
+        "h4_ptr_negative_const_then_var")},
 }
 
 # Same verdict (both refuse), another message: ours does not start with 7.2's last log line.
