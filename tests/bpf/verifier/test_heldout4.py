@@ -80,52 +80,24 @@ DELIBERATE: dict[str, str] = {
 # `==`/`!=` at an end of a wrapped 32-bit arc (h4_edge_ne32_*, l4_ne32_wrapped_arc_idx) and
 # byte swaps of non-constants keeping the known bits (h4_edge_bswap*, h4_edge_be16_*); batch
 # 3 (04_socket_e.txt, 40 programs) re-checked their neighbours against 7.2: all agree.
-_SANE = ("V, looser: 7.2 refuses the pointer arithmetic itself (check_reg_sane_offset: a scalar "
-         "operand or result whose signed minimum is unbounded or at least 2**29 away); we refuse "
-         "only a later access, so the program without one loads")
-_NEGVAR = ("V, looser: 7.2 keeps a pointer's constant and variable offsets as one range (the "
-           "constant folded into var_off: 'off (0xfffffffffffffff0; 0x4)+0') and refuses an access "
-           "when that range may be negative (unsigned maximum >= 2**29: 'unbounded memory "
-           "access'), whatever the instruction's own offset: map value + [-32, 31] read at +32, "
-           "map value + [0, 15] - 8 read at +8 (6.18 accepts that one), regions, ring buffer "
-           "records; we check the access's final offset. (It accepts map value + 32 + [-32, 31] "
-           "and (map value + 32) - [0, 15], which 6.18 refuses; the stack is not concerned)")
-GAPS: dict[str, str] = {
-    **{n: _SANE for n in (
-        "h4_sane_map_unbounded_add", "h4_sane_map_unbounded_sub", "h4_sane_fp_unbounded_add",
-        "h4_sane_map_range_at_2_29", "h4_sane_map_range_at_minus_2_29",
-        "h4_sane_map_wrap_2_63_operand", "h4_sane_map_unbounded_then_checked_copy",
-        "h4_sane_ringbuf_mem_unbounded_copy", "h4_sane_map_s32_unknown_add",
-        "l4_sane_region_range_at_2_29", "l4_sane_region_unbounded_add")},
-    **{n: _NEGVAR for n in (
-        "l4r_s64_negative_offset", "h4_negvar_map_fixed_off",
-        "h4_negvar_ringbuf_fixed_off", "h4_ptr_var_then_negative_const",
-        "h4_ptr_negative_const_then_var")},
-}
+# Found by this corpus and fixed by D (verifier/sanity.py): 7.2 refuses the pointer
+# arithmetic itself when an operand or the result is not a sane offset
+# (check_reg_sane_offset: h4_sane_*, l4_sane_*), and an access through a pointer whose
+# constant and variable offsets together may be negative, whatever the instruction's own
+# offset (check_mem_region_access's "unbounded memory access": h4_negvar_*,
+# h4_ptr_*_negative_const*, l4r_s64_negative_offset); neighbours in test_ptr_sanity.py.
+GAPS: dict[str, str] = {}
 
 # Same verdict (both refuse), another message: ours does not start with 7.2's last log line.
-# By cause (all outside scalar.py, so V's): 7.2 refuses the pointer arithmetic by an operand
-# whose signed minimum is unbounded (check_reg_sane_offset) where we refuse the access after
-# it (the GAPS above); 7.2 moves a stack pointer's constant offset into its var_off once a
-# variable is added ('off (0xfffffffffffffff0; 0x4)+0', 'var_off=(0x0; 0xffffffffffffffff)
-# off=0'); 7.2 says 'min value is negative' for a map access whose smin + off < 0 where we
-# say 'min value is outside'; 7.2's infinite-loop refusal ends with the state dump ('old
+# By cause (all outside scalar.py, so V's): 7.2 moves a stack pointer's constant offset into
+# its var_off once a variable is added ('off (0xfffffffffffffff0; 0x4)+0',
+# 'var_off=(0x0; 0xffffffffffffffff) off=0'); 7.2's infinite-loop refusal ends with the state dump ('old
 # state: ...'); 'rdonly_mem_or_null' for a zero-size region; the wording of a void * global
 # function argument.  A listed case whose message comes to match is reported (warning).
 MESSAGE_DIFFERS = set("""
-    h4_mix_s64_high_only h4_mix_s32_pair_then_64_access h4_mix_s32_pair_then_64_access_off1
-    h4_mix_u32_then_s64_upper_only h4_mix_s32_on_64bit_unknown h4_mix_signed_reg_compare_no_low
-    h4_alu32_lsh_unknown_amount_jmp32 h4_alu32_rsh_unknown_amount_jmp32
-    h4_alu32_div_unknown_divisor_jmp32 h4_alu64_and_negative_mask h4_link_broken_by_new_value
-    h4_link_through_spill_delta h4_link_through_spill_delta_off1 h4_link_delta_then_mul_breaks
-    h4_stack_var_jmp32_bounded h4_stack_var_jmp32_bounded_off1 h4_sane_map_const_2_29
-    h4_edge_jmp32_reg_eq_no_zext l4_idx_lsh32_var_jmp32
     h4_stack_var_off_step4_u64 l4_stack_var_u32_step2 h4_stack_var_read_past_top
-    l4_stack_var_index_past
-    h4_loop_signed_down_counter_off1
-    h4_loop_no_progress l4_loop_infinite_same_state
-    l4_region0_no_null_check l4_gf_void_ptr_arg l4r_signed_int_index_off1
-    h4_sext_movsx_low_wrapped h4_link32_wrapped_then_movsx h4_negvar_map_jmp32_signed
+    l4_stack_var_index_past h4_loop_signed_down_counter_off1 h4_loop_no_progress
+    l4_loop_infinite_same_state l4_region0_no_null_check l4_gf_void_ptr_arg
 """.split())
 # Both accept, another processed-instruction count (where states are stored and pruned:
 # our precision is static): a bpf_loop callback (7.2 53, we 71), a can_loop loop in a

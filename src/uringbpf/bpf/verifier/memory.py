@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import isa, progtypes
 from . import scalar as sc
+from . import sanity
 from .cfg import reached_fault
 from .state import (
     NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR,
@@ -243,6 +244,7 @@ class MemoryMixin:
             if lo < 0 or hi > vs:
                 self._region_fault(ptr, regno, lo, hi, size, vs,
                                    f"invalid access to map value, value_size={vs}")
+            sanity.check_var_not_negative(ptr, regno)
             if write and ptr.ro:
                 raise _Reject(f"write into map forbidden, value_size={vs} off={lo} size={size}")
             if not write:
@@ -254,6 +256,7 @@ class MemoryMixin:
             if lo < 0 or hi > ptr.size:
                 self._region_fault(ptr, regno, lo, hi, size, ptr.size,
                                    f"invalid access to memory, mem_size={ptr.size}")
+            sanity.check_var_not_negative(ptr, regno)
             if write and ptr.ro:
                 raise _Reject(f"R{regno} cannot write into rdonly_mem")
         elif t == PTR_BUF:

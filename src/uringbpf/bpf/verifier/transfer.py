@@ -6,6 +6,7 @@ import functools
 
 from .. import isa
 from . import scalar as sc
+from . import sanity
 from .state import (
     ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX,
     PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, State,
@@ -452,6 +453,7 @@ class TransferMixin:
             raise _Reject(f"R{regno} tried to subtract pointer from scalar")
         elif op not in (isa.ADD, isa.SUB) or s.is_ptr:
             raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
+        sanity.check_ptr_operands(d, s)
         if op == isa.SUB and d.t == PTR_STACK:
             # the kernel's rule ("invalid fp arithmetic"): add a negative offset instead
             raise _Reject(f"R{regno} subtraction from stack pointer prohibited")
@@ -464,13 +466,16 @@ class TransferMixin:
         if s.is_const:
             k = sc.s64(s.value)
             off = d.off + k if op == isa.ADD else d.off - k
+            sanity.check_ptr_result(d, off, d.var)
             if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
                 raise _Reject(f"R{regno} pointer offset {off} is not allowed")
             # a map value keeps its id through constant offsets (the kernel does): the id
             # tells which element a bpf_spin_lock/unlock pointer belongs to
             return d.replace(off=off, id=d.id if d.t == PTR_MAP_VALUE else 0)
         # alu_add / alu_sub of the variable parts: the 64-bit scalar ALU result, cached
-        return d.replace(var=_scalar_alu_reg(isa.ALU64 | op | isa.X, 0, d.var, s.var).var, id=0)
+        var = _scalar_alu_reg(isa.ALU64 | op | isa.X, 0, d.var, s.var).var
+        sanity.check_ptr_result(d, d.off, var)
+        return d.replace(var=var, id=0)
 
     # ------------------------------------------------------------ lddw
 
