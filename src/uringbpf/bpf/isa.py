@@ -157,6 +157,12 @@ class Insn:
     ``imm`` is the signed 32-bit immediate of the slot.  For the first slot of an
     ``lddw`` ``imm64`` holds the combined 64-bit value (unsigned); the second slot
     is a placeholder with ``opcode == 0``.
+
+    The opcode's parts (``cls``, ``op``, ``source``, ``size``, ``mode``) are plain
+    attributes computed once, at construction: the verifier reads them for every
+    instruction it processes, and a property call costs more than the rest of a simple
+    transfer.  So an instruction's ``opcode`` is never reassigned: make a new ``Insn``
+    (as every rewrite here does).
     """
 
     opcode: int
@@ -165,32 +171,25 @@ class Insn:
     off: int = 0
     imm: int = 0
     imm64: int = 0
+    #: the instruction class (low 3 bits of the opcode: LD, LDX, ST, STX, ALU, JMP, JMP32,
+    #: ALU64)
+    cls: int = field(init=False, repr=False, compare=False)
+    #: the operation bits (high 4 bits: ADD, JEQ...)
+    op: int = field(init=False, repr=False, compare=False)
+    #: the source bit: K (immediate) or X (register)
+    source: int = field(init=False, repr=False, compare=False)
+    #: the size bits of a load/store (W, H, B, DW)
+    size: int = field(init=False, repr=False, compare=False)
+    #: the mode bits of a load/store (IMM, MEM, ATOMIC, MEMSX...)
+    mode: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def cls(self) -> int:
-        """The instruction class (low 3 bits of the opcode: LD, LDX, ST, STX, ALU, JMP, JMP32,
-        ALU64)."""
-        return self.opcode & 0x07
-
-    @property
-    def op(self) -> int:
-        """The operation bits (high 4 bits: ADD, JEQ...)."""
-        return self.opcode & 0xF0
-
-    @property
-    def source(self) -> int:
-        """The source bit: K (immediate) or X (register)."""
-        return self.opcode & 0x08
-
-    @property
-    def size(self) -> int:
-        """The size bits of a load/store (W, H, B, DW)."""
-        return self.opcode & 0x18
-
-    @property
-    def mode(self) -> int:
-        """The mode bits of a load/store (IMM, MEM, ATOMIC, MEMSX...)."""
-        return self.opcode & 0xE0
+    def __post_init__(self) -> None:
+        opcode = self.opcode
+        self.cls = opcode & 0x07
+        self.op = opcode & 0xF0
+        self.source = opcode & 0x08
+        self.size = opcode & 0x18
+        self.mode = opcode & 0xE0
 
     @property
     def is_lddw(self) -> bool:

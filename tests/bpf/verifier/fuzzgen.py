@@ -226,12 +226,16 @@ def mutate(rng: random.Random, insns: list[isa.Insn]) -> list[isa.Insn]:
     elif what == 3:
         insn.src = rng.randrange(0, 11)
     else:
+        # a new instruction, not a new opcode in this one: isa.Insn computes the opcode's
+        # parts (cls, op, ...) once, when it is made
+        opcode = insn.opcode
         if insn.cls in (isa.LDX, isa.STX, isa.ST):
-            insn.opcode = (insn.opcode & ~0x18) | rng.choice(SIZES)
+            opcode = (opcode & ~0x18) | rng.choice(SIZES)
         elif insn.cls in (isa.ALU, isa.ALU64):
-            insn.opcode = (insn.opcode & 0x0F) | rng.choice(ALU_OPS)
+            opcode = (opcode & 0x0F) | rng.choice(ALU_OPS)
         elif insn.is_conditional_jump:
-            insn.opcode = (insn.opcode & 0x0F) | rng.choice(JMP_OPS)
+            opcode = (opcode & 0x0F) | rng.choice(JMP_OPS)
+        out[k] = isa.Insn(opcode, insn.dst, insn.src, insn.off, insn.imm, insn.imm64)
     return out
 
 

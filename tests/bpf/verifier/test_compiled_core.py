@@ -145,7 +145,42 @@ def test_pxd_classes_declare_the_slots(module):
     declared = _pxd_classes(SRC / f"{module}.pxd")
     slots = _py_slots(SRC / f"{module}.py")
     for name, attrs in declared.items():
+        if name in _VERIFIER_CHAIN:
+            continue    # no __slots__: test_verifier_chain_declares_its_attributes
         assert attrs == slots.get(name), f"{module}.pxd: cdef class {name} vs {module}.py __slots__"
+
+
+#: the verifier's class chain (module, class): Verifier(TransferMixin(MemoryMixin(CallsMixin)))
+_VERIFIER_CHAIN = {"Verifier": "explore", "TransferMixin": "transfer", "MemoryMixin": "memory",
+                   "CallsMixin": "calls"}
+
+
+def _self_assigned(py: pathlib.Path, cls: str) -> set[str]:
+    """Attribute names ``self.X`` assigned (``=``, ``+=``, annotated) in class ``cls``."""
+    names = set()
+    for node in ast.parse(py.read_text()).body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for sub in ast.walk(node):
+                targets = (sub.targets if isinstance(sub, ast.Assign) else
+                           [sub.target] if isinstance(sub, (ast.AugAssign, ast.AnnAssign)) else [])
+                for t in targets:
+                    if (isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                            and t.value.id == "self"):
+                        names.add(t.attr)
+    return names
+
+
+def test_verifier_chain_declares_its_attributes():
+    """The verifier's classes are extension types without an instance ``__dict__`` in the
+    compiled core: every attribute any of them assigns must be declared in calls.pxd (the
+    chain's base), and the others declare none (one place to look)."""
+    assigned = set()
+    for cls, module in _VERIFIER_CHAIN.items():
+        assigned |= _self_assigned(SRC / f"{module}.py", cls)
+        if cls != "CallsMixin":
+            assert not _pxd_classes(SRC / f"{module}.pxd").get(cls), f"{module}.pxd: {cls}"
+    declared = _pxd_classes(SRC / "calls.pxd")["CallsMixin"]
+    assert assigned and assigned <= declared, sorted(assigned - declared)
 
 
 def test_pxd_declares_the_state_classes():

@@ -1,5 +1,27 @@
-# Cython declarations augmenting the .py of the same name for the compiled core
-# (verifier/core.py): its State/Reg/Frame annotations name the extension types of state.pxd,
-# so attribute access on those arguments is a struct read.
+# Cython declarations augmenting calls.py for the compiled core (verifier/core.py).
+# CallsMixin is the base of the verifier's class chain (Verifier -> TransferMixin ->
+# MemoryMixin -> CallsMixin): an extension type holding every attribute of a verification
+# as a typed slot (an attribute assigned anywhere in the four classes must be declared
+# here: the extension type has no instance __dict__), so `self.x` is a struct read in every
+# part, and the helpers all parts call per instruction are cpdef (C calls).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
+from uringbpf.bpf.verifier.common cimport _Checkpoint
 cimport uringbpf.bpf.verifier.scalar as sc
+
+cdef class CallsMixin:
+    cdef public object program, platform, insns, ptype, sleepable, cfg, global_funcs
+    cdef public object _in_global, _ret_size_value, _arena_assoc
+    cdef public list log_lines, _dfs
+    cdef public dict stack_depth, explored, _live_idx, _lddw_regs, arena_access, _iter_next_arg
+    cdef public set iter_next_pcs, arena_zext, callback_entries, prune_points
+    cdef public bytearray seen
+    cdef public State state
+    cdef public Py_ssize_t log_level, max_insns, log_size, next_id, processed, jmps_processed
+    cdef public Py_ssize_t _prev_jmps, _prev_processed, total_states, cur_states, peak_states
+    cdef public Py_ssize_t pc
+    cdef public object _new_dynptr_parent
+    cdef public bint prune
+
+    cpdef Reg read_reg(self, State st, Py_ssize_t regno)
+    cpdef write_reg(self, State st, Py_ssize_t regno, Reg reg)
+    cpdef _mark_decided(self, State st)

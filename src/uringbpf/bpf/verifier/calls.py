@@ -7,6 +7,12 @@ from .. import isa
 from ...errors import BpfLoadError
 from ..helpers import Arg, Ret
 from . import scalar as sc
+from .scalar import (  # names: cheaper than module attributes, per instruction
+    U32,
+)
+from ..isa import (  # names: cheaper than module attributes, per instruction
+    CALL_HELPER, IND, MAX_CALL_DEPTH, PSEUDO_CALL, STACK_SIZE,
+)
 from .state import (
     CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
     PTR_TRUSTED, SCALAR, SLOT_UNINIT, UNINIT, UNKNOWN_SCALAR, Frame, ObjSlot, Reg, State,
@@ -14,7 +20,7 @@ from .state import (
 )
 from .common import FUNC_ONLY_MAP_TYPES, MAP_TYPE_ONLY_FUNCS, MEM_ARG_TYPES
 from .common import (
-    _BTF_KIND_ENUM, _BTF_KIND_ENUM64, _BTF_KIND_FUNC, _BTF_KIND_INT, _BTF_KIND_PTR,
+    Num, _BTF_KIND_ENUM, _BTF_KIND_ENUM64, _Checkpoint, _BTF_KIND_FUNC, _BTF_KIND_INT, _BTF_KIND_PTR,
     _BTF_KIND_STRUCT, ARENA_MEM, MAX_VAR_OFF, _BTF_FUNC_GLOBAL, _GlobalFunc, _MEM_ARGS,
     _RAW_READ_HELPERS, _Reject, _SIZE_ARGS, _flag, _obj_type_name,
 )
@@ -45,7 +51,36 @@ def _smin_smax(reg: Reg) -> str:
 
 class CallsMixin:
     """Helper, kfunc, BPF-to-BPF and global-function calls; iterators, dynptrs, spin
-    locks, references; exit."""
+    locks, references; exit.
+
+    The base of the verifier's class chain (``Verifier(TransferMixin(MemoryMixin(
+    CallsMixin)))``): the compiled core makes each an extension type, with every
+    attribute of the verifier declared here (calls.pxd), and the small helpers every
+    part calls per instruction (registers, decided branches) defined here, so those
+    calls are C calls from each subclass."""
+
+    # ------------------------------------------------------------ registers
+
+    def read_reg(self, st: State, regno: Num) -> Reg:
+        """Register ``regno`` of the current frame; refuses an uninitialised one (``!read_ok``)."""
+        r = st.frames[-1].regs[regno]
+        if r.t == NOT_INIT:
+            raise _Reject(f"R{regno} !read_ok")
+        return r
+
+    def write_reg(self, st: State, regno: Num, reg: Reg) -> None:
+        """Set register ``regno`` of the current frame; r10 is read-only."""
+        if regno == 10:
+            raise _Reject("frame pointer is read only")
+        st.frames[-1].regs[regno] = reg
+
+    def _mark_decided(self, st: State) -> None:
+        """Some branch of the path of ``st`` was decided by register values: every
+        checkpoint above it (up to one already marked) must be compared exactly."""
+        c: _Checkpoint = st.checkpoint
+        while c is not None and not c.decided:
+            c.decided = True
+            c = c.parent
 
     # ------------------------------------------------------------ calls
 
@@ -55,17 +90,17 @@ class CallsMixin:
             # own calls meet this same rule, the lock state goes along); of the helpers and
             # kfuncs we have, only the unlock (the kernel's other exceptions are rbtree and
             # list kfuncs, which we do not provide)
-            if insn.src == isa.PSEUDO_CALL:
+            if insn.src == PSEUDO_CALL:
                 if pc + insn.imm + 1 in self.global_funcs:
                     raise _Reject("global function calls are not allowed while holding a lock")
             else:
-                h = self._callee(insn) if insn.src == isa.CALL_HELPER else None
+                h = self._callee(insn) if insn.src == CALL_HELPER else None
                 if h is None or h.proto.name not in ("bpf_spin_unlock", "bpf_spin_lock"):
                     raise _Reject("function calls are not allowed while holding a lock")
-        if insn.src == isa.PSEUDO_CALL:
+        if insn.src == PSEUDO_CALL:
             return self._call_subprog(st, pc, pc + insn.imm + 1)
         h = self._callee(insn)
-        if insn.src == isa.CALL_HELPER:
+        if insn.src == CALL_HELPER:
             if h is None:
                 raise _Reject(f"invalid func unknown#{insn.imm}")
         else:
@@ -92,7 +127,7 @@ class CallsMixin:
         gf = self.global_funcs.get(target)
         if gf is not None:
             return self._call_global(st, pc, gf)
-        if len(st.frames) >= isa.MAX_CALL_DEPTH:
+        if len(st.frames) >= MAX_CALL_DEPTH:
             raise _Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
         caller = st.cur
         f = Frame(len(st.frames), target, pc)
@@ -158,7 +193,7 @@ class CallsMixin:
         return args
 
     def _call_global(self, st: State, pc: int, gf: "_GlobalFunc") -> int:
-        regs = st.cur.regs
+        regs = st.frames[-1].regs
         for i, kind in enumerate(gf.args):
             regno = i + 1
             reg = self.read_reg(st, regno)
@@ -222,7 +257,7 @@ class CallsMixin:
 
         The caller's r0 slot keeps the ctx argument (as ``obj``) while the callback runs,
         so that the next call can pass it again."""
-        if len(st.frames) >= isa.MAX_CALL_DEPTH:
+        if len(st.frames) >= MAX_CALL_DEPTH:
             raise _Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
         st.cb_steps += 1
         caller = st.cur
@@ -230,7 +265,7 @@ class CallsMixin:
             caller.regs[i] = UNINIT
         caller.regs[0] = Reg(NOT_INIT, obj=ctx_reg)
         f = Frame(len(st.frames), entry, callsite, callback=instance)
-        f.regs[1] = Reg(SCALAR, sc.urange(0, sc.U32))
+        f.regs[1] = Reg(SCALAR, sc.urange(0, U32))
         f.regs[2] = ctx_reg
         f.regs[10] = Reg(PTR_STACK, frame=f.frameno)
         st.frames.append(f)
@@ -242,7 +277,7 @@ class CallsMixin:
         R1-R5 become unreadable and r0 an unknown scalar, as in the kernel."""
         if self.ptype.name != "socket_filter":
             raise _Reject("BPF_LD_[ABS|IND] instructions not allowed for this program type")
-        regs = st.cur.regs
+        regs = st.frames[-1].regs
         ctx = self.read_reg(st, 6)
         if st.refs:
             raise _Reject("BPF_LD_[ABS|IND] would lead to reference leak")
@@ -250,7 +285,7 @@ class CallsMixin:
             raise _Reject("BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region")
         if ctx.t != PTR_BUF:
             raise _Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb")
-        if insn.mode == isa.IND:
+        if insn.mode == IND:
             off = self.read_reg(st, insn.src)
             if off.t != SCALAR:
                 # the kernel (root) takes any register; an address as the offset would
@@ -342,7 +377,7 @@ class CallsMixin:
         name = proto.name
         self._ret_size_value = None
         if proto.ret_size_arg is not None:
-            sreg = st.cur.regs[proto.ret_size_arg + 1]
+            sreg = st.frames[-1].regs[proto.ret_size_arg + 1]
             if sreg.t == SCALAR and sreg.is_const:
                 self._ret_size_value = sreg.value
             elif proto.ret in (Ret.MEM_OR_NULL, Ret.MEM, Ret.RINGBUF_MEM_OR_NULL):
@@ -360,7 +395,7 @@ class CallsMixin:
             # program is one in a ".s" section
             raise _Reject(f"program must be sleepable to call sleepable kfunc {name}" if is_kfunc
                           else f"sleepable helper {name}#{self.insns[pc].imm} in non-sleepable prog")
-        regs = st.cur.regs
+        regs = st.frames[-1].regs
         iter_new = _flag(proto, "ITER_NEW")
         iter_next = _flag(proto, "ITER_NEXT")
         iter_destroy = _flag(proto, "ITER_DESTROY")
@@ -561,7 +596,7 @@ class CallsMixin:
             raise _Reject("R2 unbounded memory access, use 'var &= const' or 'if (var < const)'")
         frame = self._frame_of(st, src)
         lo, hi = self._bounds(src, 3, 0, hi_size)
-        if lo < -isa.STACK_SIZE or hi > 0:
+        if lo < -STACK_SIZE or hi > 0:
             raise _Reject(f"invalid read from stack R3 off={lo} size={hi_size}")
         self._stack_check_init(frame, lo, hi, "invalid indirect read from stack R3")
 
@@ -582,7 +617,7 @@ class CallsMixin:
         size_flag = _flag(proto, "ITER_SIZE" if objkind == "iter" else "DYNPTR_SIZE")
         size = int(size_flag) if size_flag else (8 if objkind == "iter" else 16)
         nslots = max(1, (size + 7) // 8)
-        if o % 8 or o < -isa.STACK_SIZE or o + 8 * nslots > 0:
+        if o % 8 or o < -STACK_SIZE or o + 8 * nslots > 0:
             if objkind == "iter" and what != "iter_arg":
                 # 7.2's process_iter_arg: the slot is not a valid (un)initialised iterator
                 raise _Reject(_iter_expected(what, _obj_type_name(proto.name), regno))
@@ -700,7 +735,7 @@ class CallsMixin:
     def _loop_point_converges(self, st: State, pc: int) -> bool:
         if pc in self.callback_entries:
             return True
-        obj = self._iter_obj(st, st.cur.regs[1 + int(self._iter_next_arg.get(pc, 0))])
+        obj = self._iter_obj(st, st.frames[-1].regs[1 + int(self._iter_next_arg.get(pc, 0))])
         return obj is not None and obj.state == "active"
 
     @staticmethod
@@ -744,7 +779,7 @@ class CallsMixin:
         obj = self._iter_obj(st, ireg)
         if obj is None:  # pragma: no cover - checked by _stack_object_arg
             return
-        r0 = st.cur.regs[0]
+        r0 = st.frames[-1].regs[0]
         if obj.state == "active":
             active = st.copy()
             if active.checkpoint is not None:
@@ -755,7 +790,7 @@ class CallsMixin:
             self._widen(active, pc, cp.parent if cp is not None and cp.pc == pc else cp, obj, ireg.frame)
             self._push(pc + 1, active, pc)
         self._replace_obj(st.frames[ireg.frame], obj, obj.replace(state="drained"))
-        st.cur.regs[0] = const_reg(0)
+        st.frames[-1].regs[0] = const_reg(0)
 
     @staticmethod
     def _replace_obj(frame: Frame, old: ObjSlot, new: ObjSlot) -> None:

@@ -1,6 +1,19 @@
-# Cython declarations augmenting the .py of the same name for the compiled core
-# (verifier/core.py): its State/Reg/Frame annotations name the extension types of state.pxd,
-# so attribute access on those arguments is a struct read.
+# Cython declarations augmenting explore.py for the compiled core (verifier/core.py): its
+# State/Reg/Frame annotations name the extension types of state.pxd (attribute access on
+# those arguments is a struct read); Verifier is the last link of the class chain
+# (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.common cimport _Checkpoint
+from uringbpf.bpf.verifier.transfer cimport TransferMixin
 cimport uringbpf.bpf.verifier.scalar as sc
+
+cpdef bint _evictable(_Checkpoint cp, bint forced) except -1
+
+cdef class Verifier(TransferMixin):
+    # the explorer's per-instruction steps: C calls from _explore
+    cpdef _push(self, Py_ssize_t pc, State st, origin)
+    cpdef list _cond_jump_eq(self, State st, insn, Py_ssize_t pc)
+    cpdef _path_end(self, State st)
+    cpdef list _live_masks(self, State st, Py_ssize_t pc)
+    cpdef tuple _loop_sig(self, State st, Py_ssize_t pc)
+    cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1

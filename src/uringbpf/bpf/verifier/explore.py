@@ -6,6 +6,14 @@ from .. import isa, progtypes
 from ...errors import BpfVerifierError
 from ..platform import Platform
 from . import scalar as sc
+from .scalar import (  # names: cheaper than module attributes, per instruction
+    U32, U64,
+)
+from ..isa import (  # names: cheaper than module attributes, per instruction
+    ADD, ALU, ALU64, AND, ARSH, CALL, CALL_HELPER, EXIT, IMM, JA, JCOND, JEQ, JMP32, JNE,
+    LD, LDX, NEG, OR, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, ST, STACK_SIZE, STX,
+    SUB, X,
+)
 from .cfg import CALLER_SAVED, Cfg, CfgError
 from .disasm import insn_text
 from .state import (
@@ -13,12 +21,10 @@ from .state import (
     iter_depths_differ, scalar, state_subsumes, states_equal,
 )
 from .common import (
-    _platform_in_effect, LEN_ID, LOG_LIMIT, MAX_INSNS_PROCESSED, VerifierResult,
+    _platform_in_effect, LEN_ID, Num, LOG_LIMIT, MAX_INSNS_PROCESSED, VerifierResult,
     _Checkpoint, _GlobalFunc, _Reject, _flag, _widened, gc_paused,
 )
 from .transfer import TransferMixin
-from .memory import MemoryMixin
-from .calls import CallsMixin
 
 
 # BPF_COMPLEXITY_LIMIT_JMP_SEQ: the most states the kernel keeps queued for later
@@ -53,7 +59,15 @@ class _NotEqual:
         return f"not_equal({sorted(self.values)})"
 
 
-class Verifier(TransferMixin, MemoryMixin, CallsMixin):
+def _evictable(cp: _Checkpoint, forced: bool) -> bool:
+    """Has ``cp`` missed too often to be worth comparing against?  (The kernel's
+    ``miss_cnt > hit_cnt * n + n``: n = 3, or 64 for an unfinished state at a forced
+    checkpoint, which is how iterator loops converge.)"""
+    n = 64 if forced and not cp.done else 3
+    return cp.miss > cp.hit * n + n
+
+
+class Verifier(TransferMixin):
     """One verification: the exploration loop and state pruning (this module), the
     per-instruction effects (transfer.py), memory checks (memory.py) and calls
     (calls.py) as mixins sharing this object's state."""
@@ -100,6 +114,10 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         self.cfg: Cfg | None = None
         self.pc = 0
         self.state: State | None = None
+        self.prune_points: set[int] = set()
+        self._dfs: list = []                 # the work list of _explore
+        self._arena_assoc: bool | None = None  # transfer.py: _arena_associated, once known
+        self._ret_size_value = None          # calls.py: a helper's constant size argument
 
     # ------------------------------------------------------------ logging
 
@@ -131,9 +149,9 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
 
     def _callee(self, insn: isa.Insn):
         """The helper or kfunc a call instruction names (None: unknown), from the platform."""
-        if insn.src == isa.CALL_HELPER:
+        if insn.src == CALL_HELPER:
             return self.platform.get_helper(insn.imm)
-        if insn.src == isa.PSEUDO_KFUNC_CALL:
+        if insn.src == PSEUDO_KFUNC_CALL:
             if not 0 <= insn.imm < len(self.program.kfuncs):
                 return None
             return self.platform.get_kfunc(self.program.kfuncs[insn.imm])
@@ -158,14 +176,14 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             self.log(str(exc))
             raise BpfVerifierError(str(exc), self._final_log(), exc.pc) from None
         for pc, insn in enumerate(self.insns):
-            if insn.is_call and insn.src != isa.PSEUDO_CALL and not self.cfg.second_slot[pc]:
+            if insn.is_call and insn.src != PSEUDO_CALL and not self.cfg.second_slot[pc]:
                 proto = self._proto_for_call(insn)
-                if proto is None and insn.src == isa.CALL_HELPER:
+                if proto is None and insn.src == CALL_HELPER:
                     continue    # 7.2 refuses an unknown helper id only where reached (_do_call)
                 if proto is None:
                     # an unknown kfunc is refused everywhere (the kernel's add_kfunc_call)
                     self.pc = pc
-                    msg = (f"invalid func unknown#{insn.imm}" if insn.src == isa.CALL_HELPER else
+                    msg = (f"invalid func unknown#{insn.imm}" if insn.src == CALL_HELPER else
                            f"calling kernel function {self.program.kfuncs[insn.imm]} is not allowed")
                     self.log(self.insn_line(pc))
                     self.log(msg)
@@ -175,7 +193,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                     self.iter_next_pcs.add(pc)
                     self._iter_next_arg[pc] = int(it or 0)
         for pc, insn in enumerate(self.insns):
-            if insn.is_lddw and insn.src == isa.PSEUDO_FUNC and not self.cfg.second_slot[pc]:
+            if insn.is_lddw and insn.src == PSEUDO_FUNC and not self.cfg.second_slot[pc]:
                 self.iter_next_pcs.add(pc + insn.imm + 1)   # callback entries loop like next()
                 self.callback_entries.add(pc + insn.imm + 1)
         self.prune_points = self._kernel_prune_points()
@@ -213,11 +231,11 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         for pc, insn in enumerate(self.insns):
             if self.cfg.second_slot[pc]:
                 continue
-            if insn.is_jump and insn.op != isa.JA:
+            if insn.is_jump and insn.op != JA:
                 points.add(pc)
             elif insn.is_call:
                 points.add(pc + 1)
-                if insn.src == isa.PSEUDO_CALL:
+                if insn.src == PSEUDO_CALL:
                     points.add(pc)
         return {pc for pc in points if pc < len(self.insns)}
 
@@ -236,7 +254,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             f.regs[1] = Reg(PTR_CTX, obj=pt.layout)
         elif pt.ctx == "buffer":
             f.regs[1] = Reg(PTR_BUF, ro=not pt.buffer_writable)
-            f.regs[2] = Reg(SCALAR, sc.urange(0, sc.U32), id=LEN_ID)
+            f.regs[2] = Reg(SCALAR, sc.urange(0, U32), id=LEN_ID)
             st.buf_min = pt.buffer_min_size
         st.frames.append(f)
         return st
@@ -274,27 +292,27 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 if not seen[pc]:
                     self._first_visit(st, insn, pc)     # memory.py: the reached-only checks
                 cls = insn.opcode & 0x07    # insn.cls without the property call
-                if cls == isa.ALU64 or cls == isa.ALU:
+                if cls == ALU64 or cls == ALU:
                     op = insn.op
-                    if op == isa.AND or op == isa.OR:
+                    if op == AND or op == OR:
                         self._maybe_fork_scalars(st, insn, pc)
                         self._do_alu(st, insn)
-                    elif cls == isa.ALU and (op == isa.NEG or op == isa.ARSH):
+                    elif cls == ALU and (op == NEG or op == ARSH):
                         self._do_alu_sign_mask32(st, insn)
-                    elif ((op == isa.ADD or op == isa.SUB) and cls == isa.ALU64
-                          and type(st.cur.regs[insn.dst].obj) is _NotEqual):
+                    elif ((op == ADD or op == SUB) and cls == ALU64
+                          and type(st.frames[-1].regs[insn.dst].obj) is _NotEqual):
                         self._do_alu_not_equal(st, insn)
                     else:
                         self._do_alu(st, insn)
                     pc += 1
-                elif cls == isa.LDX:
+                elif cls == LDX:
                     self._do_ldx(st, insn)
                     pc += 1
-                elif cls == isa.STX or cls == isa.ST:
+                elif cls == STX or cls == ST:
                     self._do_store(st, insn)
                     pc += 1
-                elif cls == isa.LD:
-                    if insn.mode == isa.IMM:
+                elif cls == LD:
+                    if insn.mode == IMM:
                         self._do_lddw(st, insn, pc)
                         pc += 2
                     else:
@@ -303,20 +321,20 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 else:
                     self.jmps_processed += 1
                     op = insn.op
-                    if op == isa.JA:
+                    if op == JA:
                         pc += insn.jump_offset() + 1
-                    elif op == isa.JCOND:     # may_goto (the only JCOND cfg.py lets in)
+                    elif op == JCOND:     # may_goto (the only JCOND cfg.py lets in)
                         pc = self._do_may_goto(st, insn, pc)
-                    elif op == isa.EXIT:
+                    elif op == EXIT:
                         nxt = self._do_exit(st)
                         if nxt is None:
                             self._path_end(st)
                             break
                         pc = nxt
-                    elif op == isa.CALL:
+                    elif op == CALL:
                         pc = self._do_call(st, insn, pc)
                     else:
-                        if op == isa.JEQ or op == isa.JNE:
+                        if op == JEQ or op == JNE:
                             branches = self._cond_jump_eq(st, insn, pc)
                         else:
                             branches = self._do_cond_jump(st, insn, pc)
@@ -334,7 +352,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                 if log_level >= 2:
                     self.log(f"{pc}: {st.fmt_regs()}")
 
-    def _push(self, pc: int, st: State, origin: int) -> None:
+    def _push(self, pc: Num, st: State, origin: Num) -> None:
         """Queue a state to explore later (the kernel's push_stack).  The kernel refuses a
         program once more than BPF_COMPLEXITY_LIMIT_JMP_SEQ states are pending at once;
         our queue is explored in the kernel's order (the fall-through or the current
@@ -424,22 +442,22 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         kernel's maybe_fork_scalars, go on with dst = -1 and queue a state with dst = 0
         that runs this instruction again.  Each path then knows its exact result (clang's
         branch-free ``x & -(y & 1)``), and each fork counts as a pending jump."""
-        regs = st.cur.regs
+        regs = st.frames[-1].regs
         d = regs[insn.dst]
         if d.t != SCALAR:
             return
         v = d.var
         if v[5] == 0:
             return
-        if insn.source == isa.X:
+        if insn.source == X:
             s = regs[insn.src]
-            if s.t != SCALAR or (s.var[5] if insn.cls == isa.ALU64 else s.var[5] & sc.U32):
+            if s.t != SCALAR or (s.var[5] if insn.cls == ALU64 else s.var[5] & U32):
                 return
         if v[2] == -1 and v[3] == 0:
-            ones = sc.U64
-        elif d.obj is SIGN_MASK32 and v[1] <= sc.U32:
+            ones = U64
+        elif d.obj is SIGN_MASK32 and v[1] <= U32:
             # the low half is 0 or 0xffffffff, the high half zero (32-bit results)
-            ones = sc.U32
+            ones = U32
         else:
             return
         other = st.copy()
@@ -449,7 +467,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         regs[insn.dst] = scalar(sc.const(ones))
         self._push(pc, other, pc)
 
-    def _cond_jump_eq(self, st: State, insn: isa.Insn, pc: int):
+    def _cond_jump_eq(self, st: State, insn: isa.Insn, pc: Num):
         """``if rX == K`` / ``if rX != K`` (64- or 32-bit; K an immediate or a constant
         register) on a scalar linked to copies (an id): where a path took the "not equal"
         side of the same test, the test is decided, as Linux 7.2 does.  Measured in the
@@ -459,21 +477,21 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         value) — the kernel keeps it with the linked registers.  The excluded constants
         ride on the scalar registers as ``obj`` like :data:`SIGN_MASK32`, and die with the
         value (a fact we drop where the kernel keeps it, ``r6 += 5``, only costs a branch)."""
-        d = st.cur.regs[insn.dst]
+        d = st.frames[-1].regs[insn.dst]
         if d.t != SCALAR or not insn.off or not (d.id or type(d.obj) is _NotEqual):
             # (the fact is made only for a value with copies, as in 7.2; once made it
             # also stays with a value moved by a constant, _do_alu_not_equal)
             return self._do_cond_jump(st, insn, pc)
-        is32 = insn.cls == isa.JMP32
-        if insn.source == isa.X:
-            s = st.cur.regs[insn.src]
-            if s.t != SCALAR or s.var[5] & (sc.U32 if is32 else sc.U64):
+        is32 = insn.cls == JMP32
+        if insn.source == X:
+            s = st.frames[-1].regs[insn.src]
+            if s.t != SCALAR or s.var[5] & (U32 if is32 else U64):
                 return self._do_cond_jump(st, insn, pc)
-            k = s.var[4] & (sc.U32 if is32 else sc.U64)
+            k = s.var[4] & (U32 if is32 else U64)
         else:
-            k = insn.imm & (sc.U32 if is32 else sc.U64)
+            k = insn.imm & (U32 if is32 else U64)
         key = (k, is32)
-        ne_pc = pc + 1 if insn.op == isa.JEQ else pc + 1 + insn.off
+        ne_pc = pc + 1 if insn.op == JEQ else pc + 1 + insn.off
         known = d.obj.values if type(d.obj) is _NotEqual else frozenset()
         if key in known:
             self._mark_decided(st)
@@ -497,20 +515,20 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         by C, as 7.2 keeps it through its linked registers with a delta (``r6 != 7``, then
         ``r6 += 5``, decides ``r6 == 12``).  Adding a constant is a bijection modulo 2**64
         (and 2**32 for the low half), so the moved fact is exact."""
-        d = st.cur.regs[insn.dst]
-        if insn.source == isa.X:
-            s = st.cur.regs[insn.src]
+        d = st.frames[-1].regs[insn.dst]
+        if insn.source == X:
+            s = st.frames[-1].regs[insn.src]
             c = s.var[4] if s.t == SCALAR and s.var[5] == 0 else None
         else:
-            c = insn.imm & sc.U64
+            c = insn.imm & U64
         self._do_alu(st, insn)
-        r = st.cur.regs[insn.dst]
+        r = st.frames[-1].regs[insn.dst]
         if c is None or r.t != SCALAR or not r.var[5]:
             return
-        if insn.op == isa.SUB:
+        if insn.op == SUB:
             c = -c
-        moved = frozenset(((k + c) & (sc.U32 if is32 else sc.U64), is32) for k, is32 in d.obj.values)
-        st.cur.regs[insn.dst] = r.replace(obj=_NotEqual(moved))
+        moved = frozenset(((k + c) & (U32 if is32 else U64), is32) for k, is32 in d.obj.values)
+        st.frames[-1].regs[insn.dst] = r.replace(obj=_NotEqual(moved))
 
     def _do_alu_sign_mask32(self, st: State, insn: isa.Insn) -> None:
         """A 32-bit ``neg`` or ``s>>=``, remembering when the result is 0 or 0xffffffff.
@@ -520,27 +538,27 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         zero-extended 64-bit ranges, which cannot say "0 or 0xffffffff".  The fact rides on
         the scalar register as ``obj`` (unused by scalars, ignored by pruning); every later
         write makes a new register without it, so it never outlives the value."""
-        d = st.cur.regs[insn.dst]
+        d = st.frames[-1].regs[insn.dst]
         mark = False
         if d.t == SCALAR:
             a = sc.trunc32(d.var)
-            if insn.op == isa.NEG:
+            if insn.op == NEG:
                 mark = a[0] == 0 and a[1] == 1
             else:
-                if insn.source == isa.X:
+                if insn.source == X:
                     # only a known amount below 32: what larger ones do is the engine's
-                    s = st.cur.regs[insn.src]
+                    s = st.frames[-1].regs[insn.src]
                     k = s.var[4] if s.t == SCALAR and s.var[5] == 0 and s.var[4] < 32 else -1
                 else:
                     k = insn.imm   # 0..31 (cfg.py refuses other 32-bit shift immediates)
                 mark = k == 31 or (0 <= k < 32 and d.obj is SIGN_MASK32)
         self._do_alu(st, insn)
-        r = st.cur.regs[insn.dst]
-        if mark and r.t == SCALAR and r.var[5] and r.var[1] <= sc.U32:
-            st.cur.regs[insn.dst] = r.replace(obj=SIGN_MASK32)
+        r = st.frames[-1].regs[insn.dst]
+        if mark and r.t == SCALAR and r.var[5] and r.var[1] <= U32:
+            st.frames[-1].regs[insn.dst] = r.replace(obj=SIGN_MASK32)
 
     def _path_end(self, st: State) -> None:
-        c = st.checkpoint
+        c: _Checkpoint = st.checkpoint
         while c is not None:
             c.live -= 1
             if c.live > 0:
@@ -549,7 +567,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             self.cur_states -= 1
             c = c.parent
 
-    def _live_masks(self, st: State, pc: int) -> list[int]:
+    def _live_masks(self, st: State, pc: Num) -> list[int]:
         live = self.cfg.live_in
         masks = []
         for f in st.frames[:-1]:
@@ -557,7 +575,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         masks.append(live[pc])
         return masks
 
-    def _loop_sig(self, st: State, pc: int) -> tuple:
+    def _loop_sig(self, st: State, pc: Num) -> tuple:
         """What :func:`states_equal` compares exactly, in a form compared in one step: the
         frame count and the innermost frame's live registers (a scalar's value; a
         pointer's type, fixed and variable offset).  Equal states have equal signatures
@@ -565,7 +583,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         idx = self._live_idx.get(pc)
         if idx is None:
             live = self.cfg.live_in[pc]
-            idx = self._live_idx[pc] = tuple(i for i in range(10) if live >> i & 1)
+            idx = self._live_idx[pc] = tuple([i for i in range(10) if live >> i & 1])
         regs = st.frames[-1].regs
         sig = [len(st.frames)]
         for i in idx:
@@ -574,7 +592,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             sig.append(r.var if t == SCALAR else (t, r.off, r.var) if t != NOT_INIT else None)
         return tuple(sig)
 
-    def _is_state_visited(self, pc: int, st: State) -> bool:
+    def _is_state_visited(self, pc: Num, st: State) -> bool:
         """Look for a stored state at ``pc`` that covers ``st`` (prune: True), else maybe
         store ``st`` as a new checkpoint.  The bookkeeping is the kernel's, so the
         processed-instruction counts (and verdicts near the 1M budget) follow it: a new
@@ -599,7 +617,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             # newest first (the kernel adds at the list head); a state is evicted as soon
             # as it misses once too often, before a later one may hit
             for i in range(len(lst) - 1, -1, -1):
-                cp = lst[i]
+                cp: _Checkpoint = lst[i]
                 if cp.done and cp.loop_head is not None and not cp.loop_head.done:
                     # below cp a may_goto loop was pruned against a state still being
                     # explored: like the kernel inside an SCC whose back edges are pending
@@ -669,7 +687,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                     # (without a state to add, a miss is not counted: iterations of a
                     # loop would otherwise evict the states stored before it)
                     cp.miss += 1
-                if self._evictable(cp, force_new):
+                if _evictable(cp, force_new):
                     del lst[i]
             if iter_point and pc in self.callback_entries:
                 self._widen(st, pc, st.checkpoint)
@@ -691,14 +709,6 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
         return False
 
     @staticmethod
-    def _evictable(cp: _Checkpoint, forced: bool) -> bool:
-        """Has ``cp`` missed too often to be worth comparing against?  (The kernel's
-        ``miss_cnt > hit_cnt * n + n``: n = 3, or 64 for an unfinished state at a forced
-        checkpoint, which is how iterator loops converge.)"""
-        n = 64 if forced and not cp.done else 3
-        return cp.miss > cp.hit * n + n
-
-    @staticmethod
     def _same_loop(old: State, cur: State, callback_entry: bool) -> bool:
         """Is ``old`` an earlier iteration of the same loop instance as ``cur``?  (An
         iterator created anew, or a new bpf_loop call, starts a fresh instance whose
@@ -714,13 +724,6 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
             if so is not None and scur is not None and so[0] == "O" and scur[0] == "O":
                 return so[1].ref == scur[1].ref
         return False
-
-    @staticmethod
-    def _mark_decided(st: State) -> None:
-        c = st.checkpoint
-        while c is not None and not c.decided:
-            c.decided = True
-            c = c.parent
 
     @staticmethod
     def _is_ancestor(cp: _Checkpoint, c: _Checkpoint | None) -> bool:
@@ -766,7 +769,7 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
                     elif slot[0] == "H" and slot[2] != so[2]:
                         halves = tuple(
                             None if h is None else h if (o is not None and o.var == h.var)
-                            else scalar(sc.urange(0, sc.U32)) for o, h in zip(so[2], slot[2]))
+                            else scalar(sc.urange(0, U32)) for o, h in zip(so[2], slot[2]))
                         fc.stack[k] = ("H", slot[1], halves)
             return
 
@@ -794,5 +797,5 @@ class Verifier(TransferMixin, MemoryMixin, CallsMixin):
 
     def _check_stack_chain(self) -> None:
         total, frames = self._chain(0)
-        if total > isa.STACK_SIZE:
+        if total > STACK_SIZE:
             raise _Reject(f"combined stack size of {frames} calls is {total}. Too large")

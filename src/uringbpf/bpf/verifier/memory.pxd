@@ -1,5 +1,17 @@
-# Cython declarations augmenting the .py of the same name for the compiled core
-# (verifier/core.py): its State/Reg/Frame annotations name the extension types of state.pxd,
-# so attribute access on those arguments is a struct read.
+# Cython declarations augmenting memory.py for the compiled core (verifier/core.py): its
+# State/Reg/Frame annotations name the extension types of state.pxd (attribute access on
+# those arguments is a struct read); MemoryMixin is a link of the verifier's class chain
+# (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
+from uringbpf.bpf.verifier.calls cimport CallsMixin
 cimport uringbpf.bpf.verifier.scalar as sc
+
+cdef class MemoryMixin(CallsMixin):
+    # the per-instruction memory checks: C calls from the explorer
+    cpdef _note_arena_access(self, Reg ptr)
+    cpdef _first_visit(self, State st, insn, Py_ssize_t pc)
+    cpdef _do_ldx(self, State st, insn)
+    cpdef _do_store(self, State st, insn)
+    cpdef tuple _bounds(self, Reg ptr, regno, off, size)
+    cpdef _mem_access(self, State st, Reg ptr, regno, off, size, bint write, Reg value=*,
+                      value_regno=*, bint signed=*)

@@ -5,19 +5,25 @@ from __future__ import annotations
 from .. import isa, progtypes
 from . import scalar as sc
 from . import sanity
+from ..isa import (  # names: cheaper than module attributes, per instruction
+    ALU, ALU64, ARENA_ZEXT, ATOMIC, ATOMIC_AND, ATOMIC_LOAD_STORE, ATOMIC_OR, ATOMIC_XOR,
+    CMPXCHG, FETCH, LOAD_ACQ, MEMSX, OP_JA, PROBE_ATOMIC, PROBE_MEM32, PROBE_MEM32SX,
+    SIZE_BYTES, ST, STACK_SIZE, STX,
+)
 from .cfg import reached_fault
 from .state import (
     NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR,
     UNKNOWN_SCALAR, Frame, Reg, State, const_reg, scalar,
 )
+from .calls import CallsMixin
 from .common import MEM_ARG_TYPES
 from .common import (
-    MAX_VAR_OFF, _Reject, _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown,
+    MAX_VAR_OFF, Num, _Reject, _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown,
     _unknown_load,
 )
 
 
-class MemoryMixin:
+class MemoryMixin(CallsMixin):
     """Loads, stores, atomics: bounds, permissions, the byte-precise stack, the context."""
 
     # ------------------------------------------------------------ memory
@@ -41,30 +47,30 @@ class MemoryMixin:
         done = False
         for pc in self.arena_zext:
             insn = insns[pc]
-            insns[pc] = isa.Insn(insn.opcode, insn.dst, insn.src, insn.off | isa.ARENA_ZEXT,
+            insns[pc] = isa.Insn(insn.opcode, insn.dst, insn.src, insn.off | ARENA_ZEXT,
                                  insn.imm, insn.imm64)
             done = True
         for pc, arena in self.arena_access.items():
             if not arena:
                 continue
             insn = insns[pc]
-            mode = isa.PROBE_MEM32SX if insn.mode == isa.MEMSX else isa.PROBE_MEM32
-            if insn.cls == isa.STX and insn.mode == isa.ATOMIC:
-                mode = isa.PROBE_ATOMIC      # the kernel's BPF_PROBE_ATOMIC
+            mode = PROBE_MEM32SX if insn.mode == MEMSX else PROBE_MEM32
+            if insn.cls == STX and insn.mode == ATOMIC:
+                mode = PROBE_ATOMIC      # the kernel's BPF_PROBE_ATOMIC
             insns[pc] = isa.Insn((insn.opcode & ~0xE0) | mode, insn.dst, insn.src, insn.off,
                                  insn.imm, insn.imm64)
             done = True
         if done:
             self.program.arena_xlated = True
 
-    def _first_visit(self, st: State, insn: isa.Insn, pc: int) -> None:
+    def _first_visit(self, st: State, insn: isa.Insn, pc: Num) -> None:
         """The first time a path reaches ``pc``: mark it seen and make the checks Linux 7.2
         makes only on reached instructions (:func:`~.cfg.reached_fault`), after the
         destination register's read check as check_alu_op orders them."""
         self.seen[pc] = 1
         fault = reached_fault(insn)
         if fault is not None:
-            if insn.cls in (isa.ALU, isa.ALU64):
+            if insn.cls in (ALU, ALU64):
                 self.read_reg(st, insn.dst)
             raise _Reject(fault)
 
@@ -84,7 +90,7 @@ class MemoryMixin:
             if seen[pc] or (second[pc] and seen[pc - 1]):
                 continue
             dead[pc] = insn
-            insns[pc] = isa.Insn(isa.OP_JA, 0, 0, -1, 0)
+            insns[pc] = isa.Insn(OP_JA, 0, 0, -1, 0)
         self.program.dead_code = dead
 
     #: the memory an atomic may go through (besides the arena), with the word the kernel's
@@ -102,8 +108,8 @@ class MemoryMixin:
         objects are refused.  Through an
         arena pointer it is the arena load or store (x86-64's bpf_jit_supports_insn allows
         both there)."""
-        size = isa.SIZE_BYTES[insn.size]
-        load = insn.imm == isa.LOAD_ACQ
+        size = SIZE_BYTES[insn.size]
+        load = insn.imm == LOAD_ACQ
         regno = insn.src if load else insn.dst
         ptr = self.read_reg(st, regno)
         value = None if load else self.read_reg(st, insn.src)
@@ -125,25 +131,25 @@ class MemoryMixin:
             self.write_reg(st, insn.dst, val)
 
     def _do_ldx(self, st: State, insn: isa.Insn) -> None:
-        size = isa.SIZE_BYTES[insn.size]
+        size = SIZE_BYTES[insn.size]
         ptr = self.read_reg(st, insn.src)
         self._note_arena_access(ptr)
-        signed = insn.mode == isa.MEMSX
+        signed = insn.mode == MEMSX
         val = self._mem_access(st, ptr, insn.src, insn.off, size, write=False, signed=signed)
         self.write_reg(st, insn.dst, val)
 
     def _do_store(self, st: State, insn: isa.Insn) -> None:
-        if insn.cls == isa.STX and insn.mode == isa.ATOMIC and insn.imm in isa.ATOMIC_LOAD_STORE:
+        if insn.cls == STX and insn.mode == ATOMIC and insn.imm in ATOMIC_LOAD_STORE:
             self._do_atomic_load_store(st, insn)
             return
-        size = isa.SIZE_BYTES[insn.size]
+        size = SIZE_BYTES[insn.size]
         ptr = self.read_reg(st, insn.dst)
-        if insn.cls == isa.ST:
+        if insn.cls == ST:
             value = const_reg(insn.imm)
         else:
             value = self.read_reg(st, insn.src)
         self._note_arena_access(ptr)
-        if insn.cls == isa.STX and insn.mode == isa.ATOMIC:
+        if insn.cls == STX and insn.mode == ATOMIC:
             self._do_atomic(st, insn, ptr, value, size)
             return
         self._mem_access(st, ptr, insn.dst, insn.off, size, write=True, value=value, value_regno=insn.src)
@@ -164,7 +170,7 @@ class MemoryMixin:
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} {ptr.type_name()} is not allowed")
         # atomics are aligned on every kind of memory (the kernel's strict_alignment_once)
         _check_aligned(ptr, insn.off, size, "" if ctx_struct else self._ATOMIC_MEM[ptr.t])
-        if insn.imm == isa.CMPXCHG:
+        if insn.imm == CMPXCHG:
             r0 = self.read_reg(st, 0)
             if r0.t != SCALAR:
                 raise _Reject("R0 leaks addr into mem")
@@ -174,7 +180,7 @@ class MemoryMixin:
             # atomic op would turn the slot into a forged pointer-sized scalar (#13 item 4).
             frame = self._frame_of(st, ptr)
             lo, hi = self._bounds(ptr, insn.dst, insn.off, size)
-            for o in range(max(lo, -isa.STACK_SIZE), min(hi, 0)):
+            for o in range(max(lo, -STACK_SIZE), min(hi, 0)):
                 if self._byte_kind(frame, o) in "po":
                     raise _Reject(f"BPF_ATOMIC on the spilled pointer at fp{o} is not allowed "
                                   "(it would leak the pointer)")
@@ -185,9 +191,9 @@ class MemoryMixin:
         self._mem_access(st, ptr, insn.dst, insn.off, size, write=True, value=UNKNOWN_SCALAR,
                          value_regno=insn.src)
         result = old if old is not None and old.t == SCALAR else scalar(_sized_unknown(size))
-        if insn.imm == isa.CMPXCHG:
-            st.cur.regs[0] = result
-        elif insn.imm & isa.FETCH:
+        if insn.imm == CMPXCHG:
+            st.frames[-1].regs[0] = result
+        elif insn.imm & FETCH:
             self.write_reg(st, insn.src, result)
 
     def _arena_atomic(self, st: State, insn: isa.Insn) -> None:
@@ -196,18 +202,18 @@ class MemoryMixin:
         check (check_ptr_alignment skips PTR_TO_ARENA) and no bounds; the and/or/xor
         forms with FETCH are refused (x86's bpf_jit_supports_insn has no arena version of
         its cmpxchg loop).  The operands must be numbers, as for any atomic here."""
-        if insn.imm in (isa.ATOMIC_AND | isa.FETCH, isa.ATOMIC_OR | isa.FETCH,
-                        isa.ATOMIC_XOR | isa.FETCH):
+        if insn.imm in (ATOMIC_AND | FETCH, ATOMIC_OR | FETCH,
+                        ATOMIC_XOR | FETCH):
             raise _Reject(f"BPF_ATOMIC stores into R{insn.dst} arena is not allowed")
-        if insn.imm == isa.CMPXCHG and self.read_reg(st, 0).t != SCALAR:
+        if insn.imm == CMPXCHG and self.read_reg(st, 0).t != SCALAR:
             raise _Reject("R0 leaks addr into mem")
-        result = scalar(_sized_unknown(isa.SIZE_BYTES[insn.size]))
-        if insn.imm == isa.CMPXCHG:
-            st.cur.regs[0] = result
-        elif insn.imm & isa.FETCH:
+        result = scalar(_sized_unknown(SIZE_BYTES[insn.size]))
+        if insn.imm == CMPXCHG:
+            st.frames[-1].regs[0] = result
+        elif insn.imm & FETCH:
             self.write_reg(st, insn.src, result)
 
-    def _bounds(self, ptr: Reg, regno: int, off: int, size: int) -> tuple[int, int]:
+    def _bounds(self, ptr: Reg, regno: Num, off: Num, size: Num) -> tuple[int, int]:
         """Lowest and highest byte offsets (relative to the object) an access may touch."""
         v = ptr.var
         if v[2] <= -MAX_VAR_OFF or v[3] >= MAX_VAR_OFF:
@@ -218,8 +224,8 @@ class MemoryMixin:
         hi = ptr.off + off + v[3] + size
         return lo, hi
 
-    def _mem_access(self, st: State, ptr: Reg, regno: int, off: int, size: int, write: bool,
-                    value: Reg | None = None, value_regno: int = -1, signed: bool = False) -> Reg | None:
+    def _mem_access(self, st: State, ptr: Reg, regno: Num, off: Num, size: Num, write: bool,
+                    value: Reg | None = None, value_regno: Num = -1, signed: bool = False) -> Reg | None:
         t = ptr.t
         if ptr.null:
             raise _Reject(f"R{regno} invalid mem access '{ptr.type_name()}'")
@@ -346,7 +352,7 @@ class MemoryMixin:
         frame = self._frame_of(st, ptr)
         if sc.is_const(ptr.var):
             o = ptr.off + sc.s64(ptr.var[4]) + off
-            if o < -isa.STACK_SIZE or o + size > 0:
+            if o < -STACK_SIZE or o + size > 0:
                 raise _Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} off={o} size={size}")
             self._note_depth(frame, o)
             if write:
@@ -354,7 +360,7 @@ class MemoryMixin:
                 return None
             return self._stack_read(frame, o, size, signed)
         lo, hi = self._bounds(ptr, regno, off, size)
-        if lo < -isa.STACK_SIZE or hi > 0:
+        if lo < -STACK_SIZE or hi > 0:
             raise _Reject(f"invalid variable-offset {'write to' if write else 'read from'} stack "
                           f"R{regno} var_off={sc.fmt(ptr.var)} off={ptr.off + off} size={size}")
         self._note_depth(frame, lo)
@@ -427,7 +433,7 @@ class MemoryMixin:
             slot = frame.stack.get(k)
             if slot is not None and slot[0] == "O":
                 raise _Reject(f"cannot overwrite {slot[1].kind} slot at fp{o}")
-            if value.t == SCALAR and 0 <= value_regno < 10 and st.cur.regs[value_regno] is value:
+            if value.t == SCALAR and 0 <= value_regno < 10 and st.frames[-1].regs[value_regno] is value:
                 # a spill is a copy (the kernel's check_stack_write_fixed_off calls
                 # assign_scalar_id_before_mov): the register and the slot share an id,
                 # and a register linked with a delta gives that link up first
@@ -491,7 +497,7 @@ class MemoryMixin:
             frame = self._frame_of(st, reg)
             lo, _ = self._bounds(reg, regno, 0, 0)
             _, hi = self._bounds(reg, regno, 0, size_hi)
-            if lo < -isa.STACK_SIZE or hi > 0:
+            if lo < -STACK_SIZE or hi > 0:
                 # 7.2's check_stack_range_initialized names the helper's access like a load
                 # or a store (6.x said "indirect access to")
                 raise _Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} "

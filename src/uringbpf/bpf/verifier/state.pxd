@@ -27,3 +27,5 @@ cimport uringbpf.bpf.verifier.scalar as sc
 cpdef reg_subsumes(Reg old, Reg cur, IdMap ids)
 cpdef slot_subsumes(old, cur, IdMap ids)
 cpdef _bytes_of_cur(slot)
+
+cpdef Reg copy_reg(Reg src)

@@ -72,20 +72,7 @@ class Reg:
 
     def replace(self, **kw) -> "Reg":
         """A copy of the register with the given fields changed."""
-        # field by field rather than a loop over __slots__: this runs for most processed
-        # instructions (test_verifier_speed.py checks it copies every slot)
-        r = _new_reg(Reg)
-        r.t = self.t
-        r.var = self.var
-        r.off = self.off
-        r.id = self.id
-        r.ref = self.ref
-        r.frame = self.frame
-        r.obj = self.obj
-        r.size = self.size
-        r.null = self.null
-        r.ro = self.ro
-        r.dyn = self.dyn
+        r = copy_reg(self)
         for name, value in kw.items():
             setattr(r, name, value)
         return r
@@ -153,6 +140,27 @@ class Reg:
 
 
 _new_reg = Reg.__new__
+
+
+def copy_reg(src: Reg) -> Reg:
+    """A copy of register ``src``, for the hot paths that then set a field or two on it
+    (``replace`` without the keyword arguments: a C call and struct writes in the
+    compiled core)."""
+    # field by field rather than a loop over __slots__: this runs for most processed
+    # instructions (test_verifier_speed.py checks it copies every slot)
+    r = _new_reg(Reg)
+    r.t = src.t
+    r.var = src.var
+    r.off = src.off
+    r.id = src.id
+    r.ref = src.ref
+    r.frame = src.frame
+    r.obj = src.obj
+    r.size = src.size
+    r.null = src.null
+    r.ro = src.ro
+    r.dyn = src.dyn
+    return r
 UNINIT = Reg(NOT_INIT)
 UNKNOWN_SCALAR = Reg(SCALAR, sc.UNKNOWN)
 

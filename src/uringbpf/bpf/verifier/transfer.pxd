@@ -1,6 +1,16 @@
-# Cython declarations augmenting the .py of the same name for the compiled core
-# (verifier/core.py): its State/Reg/Frame annotations name the extension types of state.pxd,
-# so attribute access on those arguments is a struct read.
-from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
+# Cython declarations augmenting transfer.py for the compiled core (verifier/core.py): its
+# State/Reg/Frame annotations name the extension types of state.pxd (attribute access on
+# those arguments is a struct read); TransferMixin is a link of the verifier's class chain
+# (calls.pxd declares the attributes).
+from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap, copy_reg
+from uringbpf.bpf.verifier.memory cimport MemoryMixin
 # (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
 # 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
+
+cdef class TransferMixin(MemoryMixin):
+    # the per-instruction transfer functions: C calls from the explorer
+    cpdef _do_alu(self, State st, insn)
+    cpdef _do_mov(self, State st, insn, Reg src, bint is64)
+    cpdef Reg _ptr_alu(self, insn, Reg d, Reg s, bint is64)
+    cpdef _do_lddw(self, State st, insn, Py_ssize_t pc)
+    cpdef list _do_cond_jump(self, State st, insn, Py_ssize_t pc)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import functools
-
 from .. import isa
 from . import scalar as sc
 from . import sanity
+from .scalar import (  # names: cheaper than module attributes, per instruction
+    EQ, NE, S32_MAX, S32_MIN, U32, U64, UNKNOWN,
+)
+from ..isa import (  # names: cheaper than module attributes, per instruction
+    ADD, ADDR_SPACE_CAST, ALU64, ALU_OP_NAMES, AND, ARSH, DIV, END, JMP32, K, LSH, MOD,
+    MOV, MUL, NEG, OR, PSEUDO_FUNC, PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE, RSH, SUB, TO_BE,
+    X, XOR,
+)
 from .state import (
     ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX,
     PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, State,
-    const_reg, scalar,
+    const_reg, copy_reg, scalar,
 )
+from .memory import MemoryMixin
 from .common import (
-    BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
+    BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, Num, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
     _MAP_TYPE_ARENA, _SIGNED_CMP, ARENA_MEM, _arena_castable, _is_arena_ptr, _sdivmod,
 )
 
@@ -23,11 +30,11 @@ _ALU_MEMO: dict = {}
 #: conditional jumps on scalars by (opcode, dst value, src value); see _do_cond_jump
 _COND_MEMO: dict = {}
 #: ALU operations _do_alu's fast path leaves to the general code (one operand, or a move)
-_ALU_GENERAL_OPS = frozenset({isa.END, isa.NEG, isa.MOV})
+_ALU_GENERAL_OPS = frozenset({END, NEG, MOV})
 #: the ALU operations that may keep a scalar linked, with a delta (see _linked_add)
-_ADD_SUB = frozenset({isa.ADD, isa.SUB})
+_ADD_SUB = frozenset({ADD, SUB})
 #: ``mov dst, imm`` (64 or 32 bits): the opcode without its class bits
-_MOV_K = isa.MOV | isa.K
+_MOV_K = MOV | K
 #: constant registers by value (immediates)
 _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
@@ -78,23 +85,23 @@ def _linked_add(insn: isa.Insn, d: Reg, s: Reg, res: Reg, is64: bool) -> Reg:
     modulo 2**32, all zero-extended); ``-= S32_MIN`` has no s32 delta; a value that
     already has a delta, or ``rX += rX``, loses its link.  Whatever is refused returns
     ``res`` unlinked (id 0, off 0: the kernel's clear_id)."""
-    if d.id & ADD_CONST or (insn.source == isa.X and insn.src == insn.dst):
+    if d.id & ADD_CONST or (insn.source == X and insn.src == insn.dst):
         return res
     if is64:
         if s.var[5]:
             return res
         k = sc.s64(s.var[4])
-        if not sc.S32_MIN <= k <= sc.S32_MAX:
+        if not S32_MIN <= k <= S32_MAX:
             return res
         flag = ADD_CONST64
     else:
-        if s.var[5] & sc.U32 or d.var[1] > sc.U32:
+        if s.var[5] & U32 or d.var[1] > U32:
             return res
-        k = s.var[4] & sc.U32
+        k = s.var[4] & U32
         k = k - (1 << 32) if k >> 31 else k
         flag = ADD_CONST32
-    if insn.op == isa.SUB:
-        if k == sc.S32_MIN:
+    if insn.op == SUB:
+        if k == S32_MIN:
             return res
         k = -k
     return res.replace(id=d.id | flag, off=k)
@@ -113,7 +120,7 @@ def sync_linked_var(known: Reg, reg: Reg):
         return sc.add_const32(known.var, delta)
     if delta == 0:
         return known.var
-    return sc.alu_add(known.var, sc.const(delta & sc.U64))
+    return sc.alu_add(known.var, sc.const(delta & U64))
 
 
 def _scalar_alu_reg(opcode: int, off: int, a: tuple, b: tuple) -> Reg:
@@ -133,7 +140,7 @@ def scalar_cond(opcode: int, av: tuple, bv: tuple) -> tuple:
     else None and ``fall``/``take`` the refined ``(a, b)`` on each side (None: impossible)."""
     op = _JMP_TO_CMP[opcode & 0xF0]
     a, b = av, bv
-    is32 = opcode & 0x07 == isa.JMP32
+    is32 = opcode & 0x07 == JMP32
     if is32:
         a, b = sc.trunc32(a), sc.trunc32(b)
         if op in _SIGNED_CMP:
@@ -142,9 +149,9 @@ def scalar_cond(opcode: int, av: tuple, bv: tuple) -> tuple:
     if taken is not None:
         return (a, b, taken, None, None)
     fall, take = sc.refine_not(a, b, op, is32), sc.refine(a, b, op, is32)
-    if is32 and op in (sc.EQ, sc.NE):
+    if is32 and op in (EQ, NE):
         # equal low halves: each takes the other's 32-bit bounds too (regs_refine_cond_op)
-        if op == sc.EQ:
+        if op == EQ:
             take = _equal32(take, a, b)
         else:
             fall = _equal32(fall, a, b)
@@ -161,8 +168,8 @@ def _equal32(pair, a, b):
 
 
 #: the ALU operations whose abstract value needs only the two operands
-_BINARY = {isa.ADD: sc.alu_add, isa.SUB: sc.alu_sub, isa.MUL: sc.alu_mul, isa.DIV: sc.alu_div,
-           isa.MOD: sc.alu_mod, isa.AND: sc.alu_and, isa.OR: sc.alu_or, isa.XOR: sc.alu_xor}
+_BINARY = {ADD: sc.alu_add, SUB: sc.alu_sub, MUL: sc.alu_mul, DIV: sc.alu_div,
+           MOD: sc.alu_mod, AND: sc.alu_and, OR: sc.alu_or, XOR: sc.alu_xor}
 
 
 _SHIFTS = frozenset((isa.LSH, isa.RSH, isa.ARSH))
@@ -174,19 +181,19 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
     """The abstract value of ``a op b`` for a scalar ALU instruction (both operands
     scalars; ``a`` the destination's value, ``b`` the source's or the immediate's)."""
     op = opcode & 0xF0
-    is64 = opcode & 0x07 == isa.ALU64
+    is64 = opcode & 0x07 == ALU64
     # a shift is bounded only if the WHOLE source is below the width, even for ALU32
     shift_max = b[1]
     if not is64:
         a, b = sc.trunc32(a), sc.trunc32(b)
-    signed = off == 1 and op in (isa.DIV, isa.MOD)
+    signed = off == 1 and op in (DIV, MOD)
     width = 64 if is64 else 32
     if not sc.is_const(b) and op in _CONST_ONLY or op in _SHIFTS and shift_max >= width:
         # the kernel computes no range then (is_safe_to_compute_dst_reg_range): the
         # whole register is unknown, not zero-extended even for an ALU32 operation
         return sc.UNKNOWN
     if signed:
-        v = sc.UNKNOWN
+        v = UNKNOWN
         if sc.is_const(a) and sc.is_const(b):
             v = sc.const(_sdivmod(op, a[4], b[4], width))
         elif is64:
@@ -229,7 +236,7 @@ def _arena_mem_as_number(d: Reg, s: Reg, op: int, is64: bool) -> bool:
     see _arena_alu); the program casts it before a dereference, as LLVM does."""
     for a, b in ((d, s), (s, d)):
         if a.t == PTR_MEM and a.obj is ARENA_MEM:
-            return a.null or not is64 or op not in (isa.ADD, isa.SUB) or _is_arena_ptr(b)
+            return a.null or not is64 or op not in (ADD, SUB) or _is_arena_ptr(b)
     return False
 
 
@@ -241,28 +248,13 @@ def _arena_compare(dst: Reg, src: Reg, op: int, is32: bool) -> bool:
     if not all(r.t == SCALAR or _is_arena_ptr(r) for r in (dst, src)):
         return False
     for a, b in ((dst, src), (src, dst)):
-        if a.t == PTR_MEM and b.is_const and b.value == 0 and op in (sc.EQ, sc.NE) and not is32:
+        if a.t == PTR_MEM and b.is_const and b.value == 0 and op in (EQ, NE) and not is32:
             return False
     return True
 
 
-class TransferMixin:
+class TransferMixin(MemoryMixin):
     """Registers, ALU, lddw and conditional jumps: the per-instruction transfer functions."""
-
-    # ------------------------------------------------------------ registers
-
-    def read_reg(self, st: State, regno: int) -> Reg:
-        """Register ``regno`` of the current frame; refuses an uninitialised one (``!read_ok``)."""
-        r = st.cur.regs[regno]
-        if r.t == NOT_INIT:
-            raise _Reject(f"R{regno} !read_ok")
-        return r
-
-    def write_reg(self, st: State, regno: int, reg: Reg) -> None:
-        """Set register ``regno`` of the current frame; r10 is read-only."""
-        if regno == 10:
-            raise _Reject("frame pointer is read only")
-        st.cur.regs[regno] = reg
 
     # ------------------------------------------------------------ ALU
 
@@ -280,7 +272,7 @@ class TransferMixin:
                 if opcode & 0x08:
                     s = regs[insn.src]
                 else:
-                    s = const_imm(insn.imm if opcode & 0x07 == isa.ALU64 else insn.imm & sc.U32)
+                    s = const_imm(insn.imm if opcode & 0x07 == ALU64 else insn.imm & U32)
                 if s.t == SCALAR:
                     r = _ALU_MEMO.get((opcode, insn.off, d.var, s.var))
                     if r is None:
@@ -289,45 +281,45 @@ class TransferMixin:
                     return
         elif dst != 10 and opcode & 0xF8 == _MOV_K:
             regs = st.frames[-1].regs
-            regs[dst] = const_imm(insn.imm if opcode & 0x07 == isa.ALU64 else insn.imm & sc.U32)
+            regs[dst] = const_imm(insn.imm if opcode & 0x07 == ALU64 else insn.imm & U32)
             return
-        is64 = insn.cls == isa.ALU64
+        is64 = insn.cls == ALU64
         op = insn.op
         dst = insn.dst
         if dst == 10:
             raise _Reject("frame pointer is read only")
-        if op in (isa.END, isa.NEG) and _is_arena_ptr(self.read_reg(st, dst)):
+        if op in (END, NEG) and _is_arena_ptr(self.read_reg(st, dst)):
             # any arithmetic on an arena pointer keeps it one; arena memory is a number
-            if st.cur.regs[dst].t == PTR_ARENA:
+            if st.frames[-1].regs[dst].t == PTR_ARENA:
                 if is64:
                     self.arena_zext.add(self.pc)
-                st.cur.regs[dst] = Reg(PTR_ARENA)
+                st.frames[-1].regs[dst] = Reg(PTR_ARENA)
             else:
-                st.cur.regs[dst] = UNKNOWN_SCALAR
+                st.frames[-1].regs[dst] = UNKNOWN_SCALAR
             return
-        if op == isa.END:
+        if op == END:
             r = self.read_reg(st, dst)
             if r.t != SCALAR:
                 raise _Reject(f"R{dst} pointer arithmetic with byte swap prohibited")
             bits = insn.imm
-            if is64 or insn.source == isa.TO_BE:
+            if is64 or insn.source == TO_BE:
                 v = sc.bswap(r.var, bits)
             else:
                 v = sc.truncate(r.var, bits)
-            st.cur.regs[dst] = scalar(v)
+            st.frames[-1].regs[dst] = scalar(v)
             return
-        if op == isa.NEG:
+        if op == NEG:
             r = self.read_reg(st, dst)
             if r.t != SCALAR:
                 raise _Reject(f"R{dst} pointer arithmetic with neg operator prohibited")
             v = sc.alu_neg(r.var) if is64 else sc.wrap32(sc.alu_neg(sc.trunc32(r.var)))
-            st.cur.regs[dst] = scalar(v)
+            st.frames[-1].regs[dst] = scalar(v)
             return
-        if insn.source == isa.X:
+        if insn.source == X:
             src = self.read_reg(st, insn.src)
         else:
-            src = const_imm(insn.imm if is64 else insn.imm & sc.U32)
-        if op == isa.MOV:
+            src = const_imm(insn.imm if is64 else insn.imm & U32)
+        if op == MOV:
             self._do_mov(st, insn, src, is64)
             return
         d = self.read_reg(st, dst)
@@ -336,17 +328,17 @@ class TransferMixin:
                 # the kernel's needs_zext: an arena pointer stays 32 bits after 64-bit ALU
                 # (an instruction some path runs on one is marked for every path, as there)
                 self.arena_zext.add(self.pc)
-            st.cur.regs[dst] = self._arena_alu(insn, d, src)
+            st.frames[-1].regs[dst] = self._arena_alu(insn, d, src)
             return
         if d.t != SCALAR or src.t != SCALAR:
-            st.cur.regs[dst] = self._ptr_alu(insn, d, src, is64)
+            st.frames[-1].regs[dst] = self._ptr_alu(insn, d, src, is64)
             return
         # the scalar result is a pure function of (opcode, off, dst value, src value):
         # loops repeat the same abstract computation on every iteration, so it is cached
         r = _scalar_alu_reg(insn.opcode, insn.off, d.var, src.var)
         if d.id and op in _ADD_SUB:
             r = _linked_add(insn, d, src, r, is64)
-        st.cur.regs[dst] = r
+        st.frames[-1].regs[dst] = r
 
     def _arena_alu(self, insn: isa.Insn, d: Reg, s: Reg) -> Reg:
         """ALU with an arena pointer operand.  The kernel allows any arithmetic on one
@@ -358,17 +350,24 @@ class TransferMixin:
         if other.t != SCALAR and not _is_arena_ptr(other):
             raise _Reject(f"R{insn.dst} pointer arithmetic between arena and "
                           f"{other.type_name()} prohibited")
-        if d.t == PTR_ARENA or (insn.op == isa.ADD and s.t == PTR_ARENA):
+        if d.t == PTR_ARENA or (insn.op == ADD and s.t == PTR_ARENA):
             return Reg(PTR_ARENA)
         return UNKNOWN_SCALAR
 
-    @functools.cached_property
+    @property
     def _arena_associated(self) -> bool:
         """The program names an arena map (an ``lddw`` of it or of an arena global): what
         makes the kernel associate the arena with it (env->prog->aux->arena).  Programs
-        that only cast call ``bpf_arena_alloc_pages(&arena, NULL, 0, 0, 0)`` for this."""
+        that only cast call ``bpf_arena_alloc_pages(&arena, NULL, 0, 0, 0)`` for this.
+        Computed once (``_arena_assoc``: a declared slot of the compiled class, which has
+        no instance ``__dict__`` for functools.cached_property)."""
+        if self._arena_assoc is None:
+            self._arena_assoc = self._find_arena_association()
+        return self._arena_assoc
+
+    def _find_arena_association(self) -> bool:
         maps = self.program.maps
-        return any(i.is_lddw and i.src in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE)
+        return any(i.is_lddw and i.src in (PSEUDO_MAP_IDX, PSEUDO_MAP_IDX_VALUE)
                    and 0 <= i.imm < len(maps)
                    and getattr(maps[i.imm], "type", None) == _MAP_TYPE_ARENA
                    for i in self.insns)
@@ -386,40 +385,40 @@ class TransferMixin:
         if not _arena_castable(src):
             raise _Reject(f"R{insn.src} addr_space_cast of {src.type_name()} prohibited "
                           "(only numbers and arena pointers convert)")
-        st.cur.regs[insn.dst] = Reg(PTR_ARENA) if insn.imm == 1 else UNKNOWN_SCALAR
+        st.frames[-1].regs[insn.dst] = Reg(PTR_ARENA) if insn.imm == 1 else UNKNOWN_SCALAR
 
     def _do_mov(self, st: State, insn: isa.Insn, src: Reg, is64: bool) -> None:
         dst = insn.dst
-        if insn.source == isa.K:
-            st.cur.regs[dst] = src
+        if insn.source == K:
+            st.frames[-1].regs[dst] = src
             return
-        if is64 and insn.off == isa.ADDR_SPACE_CAST:
+        if is64 and insn.off == ADDR_SPACE_CAST:
             self._addr_space_cast(st, insn, src)
             return
         if not is64 and _is_arena_ptr(src):
-            st.cur.regs[dst] = scalar(sc.urange(0, sc.U32))  # its low half: an arena offset
+            st.frames[-1].regs[dst] = scalar(sc.urange(0, U32))  # its low half: an arena offset
             return
         if insn.off:  # movsx
             if src.t != SCALAR:
                 raise _Reject(f"R{insn.src} sign-extension of a pointer prohibited")
             if src.var[1] < 1 << (insn.off - 1):
                 # no bit to extend: a plain copy, linked like one (the kernel's no_sext)
-                st.cur.regs[dst] = self._id_before_mov(st, insn.src, src)
+                st.frames[-1].regs[dst] = self._id_before_mov(st, insn.src, src)
                 return
             v = sc.sext(src.var, insn.off)
-            st.cur.regs[dst] = scalar(v if is64 else sc.wrap32(sc.trunc32(v)))
+            st.frames[-1].regs[dst] = scalar(v if is64 else sc.wrap32(sc.trunc32(v)))
             return
         if is64:
             if src.t == SCALAR and (src.id & ADD_CONST or (not src.id and src.var[5])):
                 src = self._id_before_mov(st, insn.src, src)
-            st.cur.regs[dst] = src
+            st.frames[-1].regs[dst] = src
             return
         if src.t != SCALAR:
             raise _Reject(f"R{insn.src} partial copy of pointer")
         if sc.fits_u32(src.var):
-            st.cur.regs[dst] = self._id_before_mov(st, insn.src, src)
+            st.frames[-1].regs[dst] = self._id_before_mov(st, insn.src, src)
         else:
-            st.cur.regs[dst] = scalar(sc.trunc32(src.var))
+            st.frames[-1].regs[dst] = scalar(sc.trunc32(src.var))
 
     def _id_before_mov(self, st: State, regno: int, src: Reg) -> Reg:
         """The kernel's assign_scalar_id_before_mov: a scalar copied by ``rX = rY`` gets
@@ -428,33 +427,33 @@ class TransferMixin:
         would otherwise need a delta of a delta)."""
         if src.id & ADD_CONST:
             src = src.replace(id=0, off=0)
-            st.cur.regs[regno] = src
+            st.frames[-1].regs[regno] = src
         if src.id == 0 and src.var[5]:
             src = src.replace(id=self.new_id())
-            st.cur.regs[regno] = src
+            st.frames[-1].regs[regno] = src
         return src
 
     def _ptr_alu(self, insn: isa.Insn, d: Reg, s: Reg, is64: bool) -> Reg:
         op = insn.op
         regno = insn.dst
-        opname = isa.ALU_OP_NAMES.get(op, "?")
+        opname = ALU_OP_NAMES.get(op, "?")
         if not is64:
             raise _Reject(f"R{regno} 32-bit pointer arithmetic prohibited")
-        if d.is_ptr and s.is_ptr:
-            if op == isa.SUB and d.t == s.t and d.t in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF) \
+        if d.t >= PTR_CTX and s.t >= PTR_CTX:     # (is_ptr, without the property call)
+            if op == SUB and d.t == s.t and d.t in (PTR_STACK, PTR_MAP_VALUE, PTR_MEM, PTR_BUF) \
                     and d.obj is s.obj and d.frame == s.frame and not d.null and not s.null:
                 return UNKNOWN_SCALAR
-            if op in (isa.ADD, isa.SUB):
+            if op in (ADD, SUB):
                 raise _Reject(f"R{regno} pointer {opname} pointer prohibited")
             raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
-        if op == isa.ADD and s.is_ptr:
+        if op == ADD and s.is_ptr:
             d, s = s, d
-        elif op == isa.SUB and s.is_ptr:
+        elif op == SUB and s.is_ptr:
             raise _Reject(f"R{regno} tried to subtract pointer from scalar")
-        elif op not in (isa.ADD, isa.SUB) or s.is_ptr:
+        elif op not in (ADD, SUB) or s.is_ptr:
             raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
         sanity.check_ptr_operands(d, s)
-        if op == isa.SUB and d.t == PTR_STACK:
+        if op == SUB and d.t == PTR_STACK:
             # the kernel's rule ("invalid fp arithmetic"): add a negative offset instead
             raise _Reject(f"R{regno} subtraction from stack pointer prohibited")
         if d.null:
@@ -465,21 +464,28 @@ class TransferMixin:
             raise _Reject(f"R{regno} variable offset on ctx pointer prohibited")
         if s.is_const:
             k = sc.s64(s.value)
-            off = d.off + k if op == isa.ADD else d.off - k
+            off = d.off + k if op == ADD else d.off - k
             sanity.check_ptr_result(d, off, d.var)
             if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
                 raise _Reject(f"R{regno} pointer offset {off} is not allowed")
             # a map value keeps its id through constant offsets (the kernel does): the id
             # tells which element a bpf_spin_lock/unlock pointer belongs to
-            return d.replace(off=off, id=d.id if d.t == PTR_MAP_VALUE else 0)
+            r = copy_reg(d)
+            r.off = off
+            if d.t != PTR_MAP_VALUE:
+                r.id = 0
+            return r
         # alu_add / alu_sub of the variable parts: the 64-bit scalar ALU result, cached
-        var = _scalar_alu_reg(isa.ALU64 | op | isa.X, 0, d.var, s.var).var
+        var = _scalar_alu_reg(ALU64 | op | X, 0, d.var, s.var).var
         sanity.check_ptr_result(d, d.off, var)
-        return d.replace(var=var, id=0)
+        r = copy_reg(d)
+        r.var = var
+        r.id = 0
+        return r
 
     # ------------------------------------------------------------ lddw
 
-    def _do_lddw(self, st: State, insn: isa.Insn, pc: int) -> None:
+    def _do_lddw(self, st: State, insn: isa.Insn, pc: Num) -> None:
         dst = insn.dst
         if dst == 10:
             raise _Reject("frame pointer is read only")
@@ -490,15 +496,15 @@ class TransferMixin:
             if r is None:
                 return
             self._lddw_regs[pc] = r
-        st.cur.regs[dst] = r
+        st.frames[-1].regs[dst] = r
 
     def _lddw_reg(self, insn: isa.Insn, pc: int) -> Reg | None:
         src = insn.src
         if src == 0:
             return const_imm(insn.imm64)
-        if src == isa.PSEUDO_MAP_IDX:
+        if src == PSEUDO_MAP_IDX:
             return Reg(CONST_MAP, obj=self.program.maps[insn.imm])
-        if src == isa.PSEUDO_MAP_IDX_VALUE:
+        if src == PSEUDO_MAP_IDX_VALUE:
             m = self.program.maps[insn.imm]
             off = isa.to_s32(self.insns[pc + 1].imm)
             if getattr(m, "type", None) == _MAP_TYPE_ARENA:
@@ -512,7 +518,7 @@ class TransferMixin:
             if not 0 <= off < max(vs, 1):
                 raise _Reject(f"invalid access to map value pointer, value_size={vs} off={off}")
             return Reg(PTR_MAP_VALUE, off=off, obj=m, ro=self._map_ro(m))
-        if src == isa.PSEUDO_FUNC:
+        if src == PSEUDO_FUNC:
             return Reg(PTR_FUNC, size=pc + insn.imm + 1)
         return None
 
@@ -525,14 +531,14 @@ class TransferMixin:
 
     # ------------------------------------------------------------ conditional jumps
 
-    def _do_cond_jump(self, st: State, insn: isa.Insn, pc: int):
+    def _do_cond_jump(self, st: State, insn: isa.Insn, pc: Num):
         op = _JMP_TO_CMP[insn.op]
-        is32 = insn.cls == isa.JMP32
+        is32 = insn.cls == JMP32
         dst = self.read_reg(st, insn.dst)
-        if insn.source == isa.X:
+        if insn.source == X:
             src = self.read_reg(st, insn.src)
         else:
-            src = const_imm(insn.imm & sc.U32 if is32 else insn.imm)
+            src = const_imm(insn.imm & U32 if is32 else insn.imm)
         target = pc + insn.off + 1
         fall = pc + 1
         if _arena_compare(dst, src, op, is32):
@@ -567,8 +573,8 @@ class TransferMixin:
 
     def _apply_refine(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, a, b, refined) -> None:
         na, nb = refined
-        is32 = insn.cls == isa.JMP32
-        regs = st.cur.regs
+        is32 = insn.cls == JMP32
+        regs = st.frames[-1].regs
         if na != a:
             if a == dst.var:
                 regs[insn.dst] = dst.replace(var=na)
@@ -577,7 +583,7 @@ class TransferMixin:
                 v = sc.refine_low32(dst.var, na)
                 if v != dst.var:
                     regs[insn.dst] = dst.replace(var=v)
-        if insn.source == isa.X and nb != b:
+        if insn.source == X and nb != b:
             if b == src.var:
                 regs[insn.src] = src.replace(var=nb)
             elif is32:
@@ -587,7 +593,7 @@ class TransferMixin:
         # then every register linked to either operand takes its (new) range, in the
         # kernel's order: the source's partners first, then the destination's; even an
         # operand the compare did not narrow is copied to its partners, as there
-        if insn.source == isa.X and src.id:
+        if insn.source == X and src.id:
             self._sync_linked(st, insn.src)
         if dst.id:
             self._sync_linked(st, insn.dst)
@@ -598,7 +604,7 @@ class TransferMixin:
         (the kernel's sync_linked_regs); with a plain link (or the same delta) the
         partner becomes a copy of it.  The data-buffer length's partners raise the
         buffer's known minimum size."""
-        regs = st.cur.regs
+        regs = st.frames[-1].regs
         known = regs[regno]
         kid = known.id
         base = kid & ~ADD_CONST
@@ -627,18 +633,18 @@ class TransferMixin:
     def _ptr_cond(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, op: int, target: int,
                   fall: int, is32: bool):
         ptr, other = (dst, src) if dst.is_ptr else (src, dst)
-        if other.is_ptr or is32 or op not in (sc.EQ, sc.NE) or not (other.is_const and other.value == 0):
+        if other.is_ptr or is32 or op not in (EQ, NE) or not (other.is_const and other.value == 0):
             raise _Reject(f"R{insn.dst} pointer comparison prohibited")
         if not ptr.null:
             if ptr.t in _NOT_NULL_TYPES:
                 # a valid map value / memory / trusted pointer is never NULL (the kernel's
                 # reg_not_null): the branch is decided
-                return [(fall if op == sc.EQ else target, st)]
+                return [(fall if op == EQ else target, st)]
             # the kernel explores both ways for other pointers (stack, ctx, ...): so do we,
             # without changing the pointer
             return [(fall, st), (target, st.copy())]
         other_st = st.copy()
-        null_st, nonnull_st = (other_st, st) if op == sc.EQ else (st, other_st)
+        null_st, nonnull_st = (other_st, st) if op == EQ else (st, other_st)
         self._mark_null(null_st, ptr, is_null=True)
         self._mark_null(nonnull_st, ptr, is_null=False)
         return [(fall, st), (target, other_st)]
