@@ -25,3 +25,7 @@ cdef class CallsMixin:
     cpdef Reg read_reg(self, State st, Py_ssize_t regno)
     cpdef write_reg(self, State st, Py_ssize_t regno, Reg reg)
     cpdef _mark_decided(self, State st)
+    cpdef _do_call(self, State st, insn, Py_ssize_t pc)
+    cpdef _do_exit(self, State st)
+    cpdef _call_helper(self, State st, proto, Py_ssize_t pc, bint is_kfunc)
+    cpdef Reg _ret_reg(self, State st, proto, Py_ssize_t pc, meta_map, alloc_size, bint is_kfunc)

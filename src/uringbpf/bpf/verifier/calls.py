@@ -84,7 +84,7 @@ class CallsMixin:
 
     # ------------------------------------------------------------ calls
 
-    def _do_call(self, st: State, insn: isa.Insn, pc: int) -> int:
+    def _do_call(self, st: State, insn: isa.Insn, pc: Num) -> int:
         if st.lock is not None:
             # like the kernel (6.10+): a static subprogram may run with the lock held (its
             # own calls meet this same rule, the lock state goes along); of the helpers and
@@ -373,7 +373,7 @@ class CallsMixin:
             if r.ref == ref:
                 st.set_reg_anywhere(f, where, UNINIT)
 
-    def _call_helper(self, st: State, proto, pc: int, is_kfunc: bool) -> None:
+    def _call_helper(self, st: State, proto, pc: Num, is_kfunc: bool) -> None:
         name = proto.name
         self._ret_size_value = None
         if proto.ret_size_arg is not None:
@@ -684,7 +684,7 @@ class CallsMixin:
                 st.refs.pop(obj.ref, None)
         return None
 
-    def _ret_reg(self, st: State, proto, pc: int, meta_map, alloc_size, is_kfunc: bool) -> Reg:
+    def _ret_reg(self, st: State, proto, pc: Num, meta_map, alloc_size, is_kfunc: bool) -> Reg:
         ret = proto.ret
         nullable = _flag(proto, "RET_NULL") is not None or _flag(proto, "KF_RET_NULL") is not None
         if _flag(proto, "ITER_NEXT") is not None:

@@ -9,3 +9,10 @@ cdef class _Checkpoint:
     cdef public bint done, decided
     cdef public object sig
 cimport uringbpf.bpf.verifier.scalar as sc
+
+# the memory checks' helpers: C calls from memory.py and transfer.py
+cpdef Reg _frozen_map_read(Reg ptr, lo, size, bint signed)
+cpdef bint _is_arena_ptr(Reg reg) except -1
+cpdef _check_aligned(Reg ptr, off, size, str what)
+cpdef Reg _unknown_load(size, bint signed=*)
+cpdef _sized_unknown(size, bint signed=*)

@@ -183,7 +183,7 @@ def _flag(proto, name: str) -> str | None:
 _FLAG_MEMO: dict = {}
 
 
-def _frozen_map_read(ptr: Reg, lo: int, size: int, signed: bool) -> Reg | None:
+def _frozen_map_read(ptr: Reg, lo: Num, size: Num, signed: bool) -> Reg | None:
     """A load at a constant offset from a frozen, program-read-only, one-element array
     (``.rodata`` after ``BpfObject.load`` froze it) gives the constant stored there, as the
     kernel's verifier does: nobody can change those bytes any more, so sizes and offsets
@@ -231,7 +231,7 @@ def _obj_type_name(name: str) -> str:
     return name
 
 
-def _check_aligned(ptr: Reg, off: int, size: int, what: str) -> None:
+def _check_aligned(ptr: Reg, off: Num, size: Num, what: str) -> None:
     """``ptr + off`` must be a multiple of ``size`` for every value it may take (the
     kernel's check_generic_ptr_alignment; byte accesses are always aligned).  Stack
     offsets are relative to an aligned frame; other objects start aligned."""
@@ -258,7 +258,7 @@ _SIZED_UNKNOWN = {(size, signed): _sized_unknown_value(size, signed)
                   for size in (1, 2, 4, 8) for signed in (False, True)}
 
 
-def _sized_unknown(size: int, signed: bool = False):
+def _sized_unknown(size: Num, signed: bool = False):
     """Any value of a ``size``-byte load (sign-extended when ``signed``)."""
     v = _SIZED_UNKNOWN.get((size, signed))
     return v if v is not None else _sized_unknown_value(size, signed)
@@ -268,7 +268,7 @@ def _sized_unknown(size: int, signed: bool = False):
 _SIZED_UNKNOWN_REGS = {key: Reg(SCALAR, v) for key, v in _SIZED_UNKNOWN.items()}
 
 
-def _unknown_load(size: int, signed: bool = False) -> Reg:
+def _unknown_load(size: Num, signed: bool = False) -> Reg:
     """The register a ``size``-byte load of unknown memory gives: ``scalar(_sized_unknown())``."""
     r = _SIZED_UNKNOWN_REGS.get((size, signed))
     return r if r is not None else Reg(SCALAR, _sized_unknown_value(size, signed))

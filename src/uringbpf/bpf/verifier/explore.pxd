@@ -4,6 +4,7 @@
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.common cimport _Checkpoint
+from uringbpf.bpf.verifier.state cimport scalar
 from uringbpf.bpf.verifier.transfer cimport TransferMixin
 cimport uringbpf.bpf.verifier.scalar as sc
 
@@ -17,3 +18,4 @@ cdef class Verifier(TransferMixin):
     cpdef list _live_masks(self, State st, Py_ssize_t pc)
     cpdef tuple _loop_sig(self, State st, Py_ssize_t pc)
     cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1
+    cpdef _callee(self, insn)

@@ -4,6 +4,9 @@
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.calls cimport CallsMixin
+from uringbpf.bpf.verifier.state cimport scalar
+from uringbpf.bpf.verifier.common cimport (
+    _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown, _unknown_load)
 cimport uringbpf.bpf.verifier.scalar as sc
 
 cdef class MemoryMixin(CallsMixin):
@@ -15,3 +18,11 @@ cdef class MemoryMixin(CallsMixin):
     cpdef tuple _bounds(self, Reg ptr, regno, off, size)
     cpdef _mem_access(self, State st, Reg ptr, regno, off, size, bint write, Reg value=*,
                       value_regno=*, bint signed=*)
+    cpdef Frame _frame_of(self, State st, Reg ptr)
+    cpdef _note_depth(self, Frame frame, lo)
+    cpdef _stack_access(self, State st, Reg ptr, regno, off, size, bint write, Reg value,
+                        value_regno, bint signed)
+    cpdef _stack_check_init(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, str what)
+    cpdef _stack_mark_written(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, bint known,
+                              bint zero=*)
+    cpdef _stack_write(self, State st, Frame frame, Py_ssize_t o, size, Reg value, value_regno)

@@ -342,13 +342,13 @@ class MemoryMixin(CallsMixin):
             raise _Reject("stack pointer to a returned frame")
         return st.frames[ptr.frame]
 
-    def _note_depth(self, frame: Frame, lo: int) -> None:
+    def _note_depth(self, frame: Frame, lo: Num) -> None:
         d = -lo
         if d > self.stack_depth.get(frame.subprog, 0):
             self.stack_depth[frame.subprog] = d
 
-    def _stack_access(self, st: State, ptr: Reg, regno: int, off: int, size: int, write: bool,
-                      value: Reg | None, value_regno: int, signed: bool) -> Reg | None:
+    def _stack_access(self, st: State, ptr: Reg, regno: Num, off: Num, size: Num, write: bool,
+                      value: Reg | None, value_regno: Num, signed: bool) -> Reg | None:
         frame = self._frame_of(st, ptr)
         if sc.is_const(ptr.var):
             o = ptr.off + sc.s64(ptr.var[4]) + off
@@ -389,7 +389,7 @@ class MemoryMixin(CallsMixin):
             return "p"
         return "o"
 
-    def _stack_check_init(self, frame: Frame, lo: int, hi: int, what: str) -> None:
+    def _stack_check_init(self, frame: Frame, lo: Num, hi: Num, what: str) -> None:
         for o in range(lo, hi):
             k = self._byte_kind(frame, o)
             if k == "u":
@@ -399,7 +399,7 @@ class MemoryMixin(CallsMixin):
             if k == "o":
                 raise _Reject(f"{what}: reading an iterator/dynptr slot at off {o}")
 
-    def _stack_mark_written(self, frame: Frame, lo: int, hi: int, known: bool, zero: bool = False) -> None:
+    def _stack_mark_written(self, frame: Frame, lo: Num, hi: Num, known: bool, zero: bool = False) -> None:
         """Bytes [lo, hi) may have been written with unknown data (``known``: certainly written)."""
         for k in range((-hi) // 8, (-lo - 1) // 8 + 1):
             base = -8 * (k + 1)
@@ -425,7 +425,7 @@ class MemoryMixin(CallsMixin):
                         cur[j] = "m"
             frame.stack[k] = ("B", "".join(cur))
 
-    def _stack_write(self, st: State, frame: Frame, o: int, size: int, value: Reg, value_regno: int) -> None:
+    def _stack_write(self, st: State, frame: Frame, o: Num, size: Num, value: Reg, value_regno: Num) -> None:
         if value.is_ptr and value.t == PTR_STACK and value.frame > frame.frameno:
             raise _Reject("cannot spill pointers to stack into stack frame of the caller")
         if size == 8 and o % 8 == 0:
@@ -454,7 +454,7 @@ class MemoryMixin(CallsMixin):
             halves[half] = scalar(sc.trunc32(value.var))
             frame.stack[k] = ("H", frame.stack[k][1], tuple(halves))
 
-    def _stack_read(self, frame: Frame, o: int, size: int, signed: bool) -> Reg:
+    def _stack_read(self, frame: Frame, o: Num, size: Num, signed: bool) -> Reg:
         k = (-o - 1) // 8
         slot = frame.stack.get(k)
         if slot is not None and slot[0] == "S" and o % 8 == 0:

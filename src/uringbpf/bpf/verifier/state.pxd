@@ -13,11 +13,13 @@ cdef class Frame:
     cdef public list regs
     cdef public dict stack
     cdef public object callsite, subprog, frameno, callback
+    cpdef Frame copy(self)
 
 cdef class State:
     cdef public list frames
     cdef public dict refs
     cdef public object buf_min, checkpoint, cb_steps, lock, may_goto_depth
+    cpdef State copy(self)
 
 cdef class IdMap:
     cdef public dict fwd, back
@@ -29,3 +31,5 @@ cpdef slot_subsumes(old, cur, IdMap ids)
 cpdef _bytes_of_cur(slot)
 
 cpdef Reg copy_reg(Reg src)
+cpdef Reg scalar(var)
+cpdef bint scalar_ids_match(Reg old, Reg cur, IdMap ids) except -1

@@ -518,6 +518,10 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
     if imprecise_masks is None:
         imprecise_masks = [0] * len(live_masks)
     delta_bases: list = []      # filled on first use by _in_delta_group
+    fo: Frame
+    fc: Frame
+    a: Reg
+    b: Reg
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
         if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False

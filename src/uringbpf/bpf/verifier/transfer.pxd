@@ -2,10 +2,19 @@
 # State/Reg/Frame annotations name the extension types of state.pxd (attribute access on
 # those arguments is a struct read); TransferMixin is a link of the verifier's class chain
 # (calls.pxd declares the attributes).
-from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap, copy_reg
+from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar
+from uringbpf.bpf.verifier.common cimport _is_arena_ptr
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
 # (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
 # 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
+
+# module functions the transfer functions call per instruction
+cpdef Reg const_imm(v)
+cpdef Reg _synced(Reg known, Reg r)
+cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b)
+cpdef tuple scalar_cond(opcode, tuple av, tuple bv)
+cpdef tuple scalar_alu(opcode, off, tuple a, tuple b)
+cpdef bint _arena_mem_as_number(Reg d, Reg s, op, bint is64) except -1
 
 cdef class TransferMixin(MemoryMixin):
     # the per-instruction transfer functions: C calls from the explorer
@@ -14,3 +23,7 @@ cdef class TransferMixin(MemoryMixin):
     cpdef Reg _ptr_alu(self, insn, Reg d, Reg s, bint is64)
     cpdef _do_lddw(self, State st, insn, Py_ssize_t pc)
     cpdef list _do_cond_jump(self, State st, insn, Py_ssize_t pc)
+    cpdef _apply_refine(self, State st, insn, Reg dst, Reg src, a, b, refined)
+    cpdef _sync_linked(self, State st, Py_ssize_t regno)
+    cpdef list _ptr_cond(self, State st, insn, Reg dst, Reg src, op, Py_ssize_t target,
+                         Py_ssize_t fall, bint is32)

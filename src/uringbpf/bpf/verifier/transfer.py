@@ -40,7 +40,7 @@ _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
 
 
-def const_imm(v: int) -> Reg:
+def const_imm(v: Num) -> Reg:
     """The constant register ``v`` (shared: registers are immutable)."""
     r = _CONST_REGS.get(v)
     if r is None:
@@ -123,7 +123,7 @@ def sync_linked_var(known: Reg, reg: Reg):
     return sc.alu_add(known.var, sc.const(delta & U64))
 
 
-def _scalar_alu_reg(opcode: int, off: int, a: tuple, b: tuple) -> Reg:
+def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple) -> Reg:
     """The register :func:`scalar_alu` makes, from the cache when it was computed before."""
     key = (opcode, off, a, b)
     r = _ALU_MEMO.get(key)
@@ -134,7 +134,7 @@ def _scalar_alu_reg(opcode: int, off: int, a: tuple, b: tuple) -> Reg:
     return r
 
 
-def scalar_cond(opcode: int, av: tuple, bv: tuple) -> tuple:
+def scalar_cond(opcode: Num, av: tuple, bv: tuple) -> tuple:
     """A conditional jump on two scalars: ``(a, b, taken, fall, take)`` where ``a``, ``b``
     are the values compared (32-bit views for JMP32), ``taken`` True/False when decided,
     else None and ``fall``/``take`` the refined ``(a, b)`` on each side (None: impossible)."""
@@ -177,7 +177,7 @@ _SHIFTS = frozenset((isa.LSH, isa.RSH, isa.ARSH))
 _CONST_ONLY = _SHIFTS | {isa.DIV, isa.MOD}
 
 
-def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
+def scalar_alu(opcode: Num, off: Num, a: tuple, b: tuple) -> tuple:
     """The abstract value of ``a op b`` for a scalar ALU instruction (both operands
     scalars; ``a`` the destination's value, ``b`` the source's or the immediate's)."""
     op = opcode & 0xF0
@@ -228,7 +228,7 @@ def scalar_alu(opcode: int, off: int, a: tuple, b: tuple) -> tuple:
     return v
 
 
-def _arena_mem_as_number(d: Reg, s: Reg, op: int, is64: bool) -> bool:
+def _arena_mem_as_number(d: Reg, s: Reg, op: Num, is64: bool) -> bool:
     """ALU on memory from bpf_arena_alloc_pages that the kernel, which types it a number,
     accepts and our sized-memory view would not: before its NULL check, 32-bit, with an
     operator other than +/-, or with another arena value.  The result is then what the
@@ -598,7 +598,7 @@ class TransferMixin(MemoryMixin):
         if dst.id:
             self._sync_linked(st, insn.dst)
 
-    def _sync_linked(self, st: State, regno: int) -> None:
+    def _sync_linked(self, st: State, regno: Num) -> None:
         """Give every scalar linked to register ``regno`` (a register or spilled slot of
         any frame with the same base id) the range of ``regno`` moved by their deltas
         (the kernel's sync_linked_regs); with a plain link (or the same delta) the
@@ -630,8 +630,8 @@ class TransferMixin(MemoryMixin):
             if v[0] > st.buf_min:
                 st.buf_min = min(v[0], 1 << 32)
 
-    def _ptr_cond(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, op: int, target: int,
-                  fall: int, is32: bool):
+    def _ptr_cond(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, op: Num, target: Num,
+                  fall: Num, is32: bool):
         ptr, other = (dst, src) if dst.is_ptr else (src, dst)
         if other.is_ptr or is32 or op not in (EQ, NE) or not (other.is_const and other.value == 0):
             raise _Reject(f"R{insn.dst} pointer comparison prohibited")
