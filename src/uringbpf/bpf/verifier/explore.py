@@ -11,8 +11,8 @@ from .scalar import (  # names: cheaper than module attributes, per instruction
 )
 from ..isa import (  # names: cheaper than module attributes, per instruction
     ADD, ALU, ALU64, AND, ARSH, CALL, CALL_HELPER, EXIT, IMM, JA, JCOND, JEQ, JMP32, JNE,
-    LD, LDX, NEG, OR, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL, ST, STACK_SIZE, STX,
-    SUB, X,
+    LD, LDX, NEG, OP_JA32, OP_MAY_GOTO, OR, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL,
+    ST, STACK_SIZE, STX, SUB, X,
 )
 from .cfg import CALLER_SAVED, Cfg, CfgError
 from .disasm import insn_text
@@ -322,7 +322,8 @@ class Verifier(TransferMixin):
                     self.jmps_processed += 1
                     op = insn.op
                     if op == JA:
-                        pc += insn.jump_offset() + 1
+                        # (insn.jump_offset(), inline: gotol keeps its offset in imm)
+                        pc += (insn.imm if insn.opcode == OP_JA32 else insn.off) + 1
                     elif op == JCOND:     # may_goto (the only JCOND cfg.py lets in)
                         pc = self._do_may_goto(st, insn, pc)
                     elif op == EXIT:
@@ -604,7 +605,7 @@ class Verifier(TransferMixin):
         masks = self._live_masks(st, pc) if len(st.frames) > 1 else [self.cfg.live_in[pc]]
         lst = self.explored.get(pc)
         iter_point = pc in self.iter_next_pcs
-        may_goto = self.insns[pc].is_may_goto
+        may_goto = self.insns[pc].opcode == OP_MAY_GOTO     # (is_may_goto, inline)
         # an iterator's next(), a callback entry and a may_goto are the kernel's forced
         # checkpoints
         force_new = iter_point or may_goto
