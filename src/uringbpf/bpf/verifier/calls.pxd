@@ -5,13 +5,13 @@
 # here: the extension type has no instance __dict__), so `self.x` is a struct read in every
 # part, and the helpers all parts call per instruction are cpdef (C calls).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
-from uringbpf.bpf.verifier.common cimport _Checkpoint
+from uringbpf.bpf.verifier.common cimport _Checkpoint, _DInsn
 cimport uringbpf.bpf.verifier.scalar as sc
 
 cdef class CallsMixin:
     cdef public object program, platform, insns, ptype, sleepable, cfg, global_funcs
     cdef public object _in_global, _ret_size_value, _arena_assoc
-    cdef public list log_lines, _dfs
+    cdef public list log_lines, _dfs, _dec
     cdef public dict stack_depth, explored, _live_idx, _lddw_regs, arena_access, _iter_next_arg
     cdef public set iter_next_pcs, arena_zext, callback_entries, prune_points
     cdef public bytearray seen
@@ -25,7 +25,7 @@ cdef class CallsMixin:
     cpdef Reg read_reg(self, State st, Py_ssize_t regno)
     cpdef write_reg(self, State st, Py_ssize_t regno, Reg reg)
     cpdef _mark_decided(self, State st)
-    cpdef _do_call(self, State st, insn, Py_ssize_t pc)
+    cpdef _do_call(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _do_exit(self, State st)
     cpdef _call_helper(self, State st, proto, Py_ssize_t pc, bint is_kfunc)
     cpdef Reg _ret_reg(self, State st, proto, Py_ssize_t pc, meta_map, alloc_size, bint is_kfunc)

@@ -1,6 +1,10 @@
 # Cython declarations augmenting common.py for the compiled core (verifier/core.py).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 
+cdef class _DInsn:
+    cdef public int opcode, dst, src, cls, op, source, size, mode
+    cdef public object off, imm, imm64, insn
+
 # typed slots: the explorer reads them for every stored state it compares against
 cdef class _Checkpoint:
     cdef public State state

@@ -98,6 +98,34 @@ class _Reject(Exception):
         self.pre = pre
 
 
+class _DInsn:
+    """The verifier's copy of an instruction (:class:`isa.Insn`), made once per
+    verification: the same field names, as slots of an extension type in the compiled
+    core (``common.pxd``: the opcode, registers and opcode parts are C integers there), so
+    the explorer and the transfer functions read them as struct fields.  Anything else
+    (``is_lddw``, ``jump_offset()``...) is the original's, ``insn``."""
+
+    __slots__ = ("opcode", "dst", "src", "off", "imm", "imm64", "cls", "op", "source", "size",
+                 "mode", "insn")
+
+    def __init__(self, insn: isa.Insn):
+        self.insn = insn
+        self.opcode = insn.opcode
+        self.dst = insn.dst
+        self.src = insn.src
+        self.off = insn.off
+        self.imm = insn.imm
+        self.imm64 = insn.imm64
+        self.cls = insn.cls
+        self.op = insn.op
+        self.source = insn.source
+        self.size = insn.size
+        self.mode = insn.mode
+
+    def __getattr__(self, name: str):
+        return getattr(self.insn, name)
+
+
 class _Checkpoint:
     """A state stored at a prune point.  ``live`` counts the paths still being explored
     below it (it is ``done`` at zero); ``decided`` records that some path below it took

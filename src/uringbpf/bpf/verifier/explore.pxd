@@ -3,7 +3,7 @@
 # those arguments is a struct read); Verifier is the last link of the class chain
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
-from uringbpf.bpf.verifier.common cimport _Checkpoint
+from uringbpf.bpf.verifier.common cimport _Checkpoint, _DInsn
 from uringbpf.bpf.verifier.state cimport scalar
 from uringbpf.bpf.verifier.transfer cimport TransferMixin
 cimport uringbpf.bpf.verifier.scalar as sc
@@ -13,7 +13,7 @@ cpdef bint _evictable(_Checkpoint cp, bint forced) except -1
 cdef class Verifier(TransferMixin):
     # the explorer's per-instruction steps: C calls from _explore
     cpdef _push(self, Py_ssize_t pc, State st, origin)
-    cpdef list _cond_jump_eq(self, State st, insn, Py_ssize_t pc)
+    cpdef list _cond_jump_eq(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _path_end(self, State st)
     cpdef list _live_masks(self, State st, Py_ssize_t pc)
     cpdef tuple _loop_sig(self, State st, Py_ssize_t pc)

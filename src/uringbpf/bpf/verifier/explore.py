@@ -22,7 +22,7 @@ from .state import (
 )
 from .common import (
     _platform_in_effect, LEN_ID, Num, LOG_LIMIT, MAX_INSNS_PROCESSED, VerifierResult,
-    _Checkpoint, _GlobalFunc, _Reject, _flag, _widened, gc_paused,
+    _Checkpoint, _DInsn, _GlobalFunc, _Reject, _flag, _widened, gc_paused,
 )
 from .transfer import TransferMixin
 
@@ -77,6 +77,7 @@ class Verifier(TransferMixin):
         self.program = program
         self.platform = platform if platform is not None else _platform_in_effect()
         self.insns = program.insns
+        self._dec = [_DInsn(i) for i in program.insns]   # what _explore reads (common.py)
         self.ptype = ptype
         self.log_level = log_level
         self.max_insns = max_insns
@@ -266,7 +267,7 @@ class Verifier(TransferMixin):
         # (pc, state, pc of the branch it came from; None for the entry)
         stack: list[tuple[int, State, int | None]] = [(start, st, None)]
         self._dfs = stack
-        insns = self.insns
+        insns = self._dec
         prune_points = self.prune_points
         log_level = self.log_level
         seen = self.seen

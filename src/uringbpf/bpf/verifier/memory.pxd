@@ -6,15 +6,16 @@ from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.calls cimport CallsMixin
 from uringbpf.bpf.verifier.state cimport scalar
 from uringbpf.bpf.verifier.common cimport (
+    _DInsn,
     _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown, _unknown_load)
 cimport uringbpf.bpf.verifier.scalar as sc
 
 cdef class MemoryMixin(CallsMixin):
     # the per-instruction memory checks: C calls from the explorer
     cpdef _note_arena_access(self, Reg ptr)
-    cpdef _first_visit(self, State st, insn, Py_ssize_t pc)
-    cpdef _do_ldx(self, State st, insn)
-    cpdef _do_store(self, State st, insn)
+    cpdef _first_visit(self, State st, _DInsn insn, Py_ssize_t pc)
+    cpdef _do_ldx(self, State st, _DInsn insn)
+    cpdef _do_store(self, State st, _DInsn insn)
     cpdef tuple _bounds(self, Reg ptr, regno, off, size)
     cpdef _mem_access(self, State st, Reg ptr, regno, off, size, bint write, Reg value=*,
                       value_regno=*, bint signed=*)

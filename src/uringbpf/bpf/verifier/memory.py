@@ -68,7 +68,7 @@ class MemoryMixin(CallsMixin):
         makes only on reached instructions (:func:`~.cfg.reached_fault`), after the
         destination register's read check as check_alu_op orders them."""
         self.seen[pc] = 1
-        fault = reached_fault(insn)
+        fault = reached_fault(insn.insn)
         if fault is not None:
             if insn.cls in (ALU, ALU64):
                 self.read_reg(st, insn.dst)

@@ -3,7 +3,7 @@
 # those arguments is a struct read); TransferMixin is a link of the verifier's class chain
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar
-from uringbpf.bpf.verifier.common cimport _is_arena_ptr
+from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
 # (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
 # 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
@@ -18,12 +18,12 @@ cpdef bint _arena_mem_as_number(Reg d, Reg s, op, bint is64) except -1
 
 cdef class TransferMixin(MemoryMixin):
     # the per-instruction transfer functions: C calls from the explorer
-    cpdef _do_alu(self, State st, insn)
-    cpdef _do_mov(self, State st, insn, Reg src, bint is64)
-    cpdef Reg _ptr_alu(self, insn, Reg d, Reg s, bint is64)
-    cpdef _do_lddw(self, State st, insn, Py_ssize_t pc)
-    cpdef list _do_cond_jump(self, State st, insn, Py_ssize_t pc)
-    cpdef _apply_refine(self, State st, insn, Reg dst, Reg src, a, b, refined)
+    cpdef _do_alu(self, State st, _DInsn insn)
+    cpdef _do_mov(self, State st, _DInsn insn, Reg src, bint is64)
+    cpdef Reg _ptr_alu(self, _DInsn insn, Reg d, Reg s, bint is64)
+    cpdef _do_lddw(self, State st, _DInsn insn, Py_ssize_t pc)
+    cpdef list _do_cond_jump(self, State st, _DInsn insn, Py_ssize_t pc)
+    cpdef _apply_refine(self, State st, _DInsn insn, Reg dst, Reg src, a, b, refined)
     cpdef _sync_linked(self, State st, Py_ssize_t regno)
-    cpdef list _ptr_cond(self, State st, insn, Reg dst, Reg src, op, Py_ssize_t target,
+    cpdef list _ptr_cond(self, State st, _DInsn insn, Reg dst, Reg src, op, Py_ssize_t target,
                          Py_ssize_t fall, bint is32)
