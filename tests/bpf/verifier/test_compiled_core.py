@@ -188,6 +188,23 @@ def test_pxd_declares_the_state_classes():
     assert "_Checkpoint" in _pxd_classes(SRC / "common.pxd")
 
 
+
+@pytest.mark.parametrize("module", [m for m in core.COMPILED_MODULES
+                                    if (SRC / f"{m}.pxd").exists()])
+def test_pxd_functions_are_defined(module):
+    """A module-level ``cpdef`` in a .pxd names a function its .py defines: a function
+    removed or renamed in the .py (scalar.py's domain changes often) must leave the .pxd
+    too, or the compiled core does not build ("declared but not defined")."""
+    tree = ast.parse((SRC / f"{module}.py").read_text())
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    declared = set()
+    for line in (SRC / f"{module}.pxd").read_text().splitlines():
+        m = re.match(r"cpdef (?:[\w\[\]]+ )?(\w+)\(", line)   # module level: no indent
+        if m:
+            declared.add(m.group(1))
+    assert declared <= defined, sorted(declared - defined)
+
+
 # ------------------------------------------------------------ equivalence
 
 
