@@ -63,7 +63,8 @@ class CallsMixin:
 
     def read_reg(self, st: State, regno: Num) -> Reg:
         """Register ``regno`` of the current frame; refuses an uninitialised one (``!read_ok``)."""
-        r = st.frames[-1].regs[regno]
+        f: Frame = st.frames[-1]    # (typed locals: struct reads in the compiled core)
+        r: Reg = f.regs[regno]
         if r.t == NOT_INIT:
             raise _Reject(f"R{regno} !read_ok")
         return r
@@ -72,7 +73,8 @@ class CallsMixin:
         """Set register ``regno`` of the current frame; r10 is read-only."""
         if regno == 10:
             raise _Reject("frame pointer is read only")
-        st.frames[-1].regs[regno] = reg
+        f: Frame = st.frames[-1]
+        f.regs[regno] = reg
 
     def _mark_decided(self, st: State) -> None:
         """Some branch of the path of ``st`` was decided by register values: every

@@ -588,6 +588,7 @@ class Verifier(TransferMixin):
             idx = self._live_idx[pc] = tuple([i for i in range(10) if live >> i & 1])
         regs = st.frames[-1].regs
         sig = [len(st.frames)]
+        r: Reg
         for i in idx:
             r = regs[i]
             t = r.t

@@ -15,8 +15,8 @@ from ..isa import (  # names: cheaper than module attributes, per instruction
 )
 from .state import (
     ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX,
-    PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg, State,
-    const_reg, copy_reg, scalar,
+    PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Frame, Reg,
+    State, const_reg, copy_reg, scalar,
 )
 from .memory import MemoryMixin
 from .common import (
@@ -264,17 +264,19 @@ class TransferMixin(MemoryMixin):
         if dst != 10 and opcode & 0xF0 not in _ALU_GENERAL_OPS:
             # fast path: both operands scalars, the cached result (what the general path
             # below computes for this case, without its checks and property calls)
-            regs = st.frames[-1].regs
-            d = regs[dst]
+            f: Frame = st.frames[-1]   # (typed locals: struct reads in the compiled core)
+            regs = f.regs
+            d: Reg = regs[dst]
             # (a linked scalar moved by +/-: the general path decides whether the link
             # stays, with a delta; any other operation leaves a new value, unlinked)
             if d.t == SCALAR and not (d.id and opcode & 0xF0 in _ADD_SUB):
+                s: Reg
                 if opcode & 0x08:
                     s = regs[insn.src]
                 else:
                     s = const_imm(insn.imm if opcode & 0x07 == ALU64 else insn.imm & U32)
                 if s.t == SCALAR:
-                    r = _ALU_MEMO.get((opcode, insn.off, d.var, s.var))
+                    r: Reg = _ALU_MEMO.get((opcode, insn.off, d.var, s.var))
                     if r is None:
                         r = _scalar_alu_reg(opcode, insn.off, d.var, s.var)
                     regs[dst] = r
