@@ -161,6 +161,8 @@ def copy_reg(src: Reg) -> Reg:
     r.ro = src.ro
     r.dyn = src.dyn
     return r
+
+
 UNINIT = Reg(NOT_INIT)
 UNKNOWN_SCALAR = Reg(SCALAR, sc.UNKNOWN)
 
