@@ -381,6 +381,9 @@ class Cfg:
         self.live_in = self._liveness(arg_count)
         self.precise_in = self._precision(arg_count, ret_precise, False)
         self.precise_branch_in = self._precision(arg_count, ret_precise, True)
+        # the stack slots whose spilled scalar may reach a check, per function (None: any)
+        self.precise_slots = self._slot_precision(self.precise_in)
+        self.precise_slots_branch = self._slot_precision(self.precise_branch_in)
         # may_goto loops: what the kernel's precision marks would keep from widening (a
         # value reaching a memory access or pointer arithmetic), without the compares
         # and what it keeps when a compare is decided (a constant against an immediate, or
@@ -391,6 +394,66 @@ class Cfg:
             self.may_goto_cmp_in = self._precision(arg_count, ret_precise, True, compares=False)
             self.may_goto_cmpx_in = self._precision(arg_count, ret_precise, True, compares=False,
                                                     regreg=True)
+
+    def _slot_precision(self, prec: list[int]) -> list[int]:
+        """Per instruction: the 8-byte stack slots of its function's frame (bit k is the
+        slot at fp-8(k+1)) whose spilled scalar may still reach a check; every bit in a
+        function whose frame may be read in a way not seen here.
+
+        The kernel marks a spilled register precise only when its backtracking reaches
+        the fill of a value that a check needs; an imprecise spilled scalar is compared
+        by type and links only (regsafe through stacksafe).  Here, a backward analysis
+        like liveness: a slot is precise before a fill from it (``rX = *(u64 *)(r10 +
+        off)``) that loads a register precise after the load (``prec``), before any
+        partial read of it, and until an 8-byte store overwrites it.  Any other use of
+        r10 in the function -- copied or added (a pointer into the frame can reach
+        helpers, callees and variable-offset accesses), stored, compared, an atomic on
+        the frame -- makes every slot precise there.  Over-approximate: an extra precise
+        slot only costs pruning."""
+        insns = self.insns
+        escaped = set()
+        for start in self.entries:
+            for pc in range(start, self.func_end[start]):
+                if self.second_slot[pc]:
+                    continue
+                insn = insns[pc]
+                cls = insn.cls
+                if cls == isa.STX:
+                    use = insn.src == 10 or (insn.mode == isa.ATOMIC and insn.dst == 10)
+                elif cls in (isa.ALU, isa.ALU64, isa.JMP, isa.JMP32):
+                    use = not (insn.is_call or insn.is_exit) and (
+                        insn.dst == 10 or (insn.source == isa.X and insn.src == 10))
+                elif cls == isa.LD:
+                    use = not insn.is_lddw and insn.mode == isa.IND and insn.src == 10
+                else:
+                    use = False
+                if use:
+                    escaped.add(start)
+                    break
+
+        def bit(off: int) -> int:
+            return 1 << ((-off - 1) // 8) if -isa.STACK_SIZE <= off < 0 else 0
+
+        def transfer(pc: int, out: int) -> int:
+            insn = insns[pc]
+            cls = insn.cls
+            if cls == isa.LDX and insn.src == 10:
+                size = isa.SIZE_BYTES[insn.size]
+                if size == 8 and insn.off % 8 == 0:
+                    return out | bit(insn.off) if prec[pc + 1] >> insn.dst & 1 else out
+                return out | bit(insn.off) | bit(insn.off + size - 1)
+            if (cls == isa.ST or (cls == isa.STX and insn.mode == isa.MEM)) and insn.dst == 10:
+                if insn.size == isa.DW and insn.off % 8 == 0:
+                    return out & ~bit(insn.off)         # overwritten whole
+            return out
+
+        sets = self._backward(transfer)
+        if escaped:
+            every = (1 << (isa.STACK_SIZE // 8)) - 1
+            for start in escaped:
+                for pc in range(start, self.func_end[start]):
+                    sets[pc] = every
+        return sets
 
     def _check_recursion(self) -> None:
         color: dict[int, int] = {}

@@ -636,7 +636,9 @@ class Verifier(TransferMixin):
                                 else self.cfg.precise_in)[pc]
                         impr = impr_by_decided[cp.decided] = (
                             [0] * (len(masks) - 1) + [masks[-1] & ~prec])
-                    ok = state_subsumes(cp.state, st, masks, impr)
+                    slots = (self.cfg.precise_slots_branch if cp.decided
+                             else self.cfg.precise_slots)[pc]
+                    ok = state_subsumes(cp.state, st, masks, impr, slots)
                     if ok:
                         cp.hit += 1
                         if cp.decided:  # what was proven below cp relied on decided branches

@@ -500,12 +500,16 @@ def _in_delta_group(old: State, rid: int, memo: list) -> bool:
 
 
 def state_subsumes(old: State, cur: State, live_masks: list[int],
-                   imprecise_masks: list[int] | None = None) -> bool:
+                   imprecise_masks: list[int] | None = None,
+                   precise_slots: int = -1) -> bool:
     """``old`` (fully explored, found safe) covers ``cur``: every run from cur is safe too.
 
     ``live_masks`` gives, per frame, the registers that may still be read;
     ``imprecise_masks`` the live scalar registers whose range no check depends on (only
-    their type and links are compared).
+    their type and links are compared). ``precise_slots`` has bit k set for each slot
+    (fp-8(k+1)) of the innermost frame whose spilled scalar may reach a check
+    (``Cfg.precise_slots``; -1: every slot); a spilled scalar in any other slot is
+    compared like an imprecise register.
     """
     if len(old.frames) != len(cur.frames) or old.buf_min > cur.buf_min:
         return False
@@ -524,6 +528,7 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
     fc: Frame
     a: Reg
     b: Reg
+    innermost = old.frames[-1]
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
         if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False
@@ -548,6 +553,15 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
             if c is slot and (slot[0] == "B" or (slot[0] == "S" and not slot[1].id
                                                  and not slot[1].ref)):
                 continue    # the same slot value, nothing id-linked in it
+            if (fo is innermost and slot[0] == "S" and c is not None and c[0] == "S"
+                    and not precise_slots >> k & 1):
+                a, b = slot[1], c[1]
+                if (a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1
+                        and not (a.id and _in_delta_group(old, a.id, delta_bases))):
+                    # a spilled scalar no check depends on: its links only, as a register
+                    if not scalar_ids_match(a, b, ids):
+                        return False
+                    continue
             if not slot_subsumes(slot, c, ids):
                 return False
     for ref in old.refs:
