@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import uringbpf  # noqa: F401  (installs the default platform: the designs' kfuncs)
@@ -238,3 +239,23 @@ def _register_prog_types() -> None:
     progtypes.register_section_type(
         "test_buf16", progtypes.ProgType("test_buf16", ctx="buffer", buffer_min_size=16,
                                          buffer_writable=False))
+
+
+def check_message_and_count(name: str, row: dict, ok: bool, msg: str, processed: int,
+                            message_differs, count_differs) -> None:
+    """Where the kernel (``row``: its recorded ``last`` line and ``processed`` count) and
+    we give the same verdict: a refusal's message starts with the kernel's last line and an
+    acceptance's processed count is the kernel's, unless the case is listed as differing
+    (then a listed case that now agrees is reported, to be unlisted)."""
+    if not ok:
+        same = msg.startswith(row["last"])
+        if name in message_differs:
+            if same:
+                warnings.warn(f"{name}: the message now matches 7.2's; unlist it")
+        else:
+            assert same, f"{name}: 7.2 says {row['last']!r}, we say {msg!r}"
+    elif name in count_differs:
+        if processed == row["processed"]:
+            warnings.warn(f"{name}: the processed count now matches 7.2's; unlist it")
+    else:
+        assert processed == row["processed"], f"{name}: 7.2 processed {row['processed']}, we {processed}"

@@ -120,17 +120,16 @@ HO3_IN_PROGRESS: dict[str, str] = {}
 # iterator-slot and kfunc-argument wording, and 7.2's infinite-loop refusal whose last log
 # line is the state dump ('old state: ...').
 HO3_MESSAGE_ONLY = set("""
-    ho3_jmp32_unsigned_upper_half_unknown ho3_alu32_sub_wraps_high ho3_spill32_fill64_mixed
     ho3_stack_var_off_past_512 ho3b_null_check_jmp32 ho3b_null_check_signed
     ho3b_ringbuf_use_after_submit ho3b_pointer_plus_pointer ho3b_infinite_self_loop
-    ho3b_jgt_minus1_never ho3c_stack_var_off_mult4 ho3c_mod32_by_unknown
-    ho3d_link_broken_by_reg_add ho3d_link_delta_large l_global_ctx_arg_kfunc
-    l_iter_num_unchecked_index l_iter_slot_overwritten l_region_null_check_jmp32
+    ho3c_stack_var_off_mult4
+    l_global_ctx_arg_kfunc
+    l_iter_slot_overwritten l_region_null_check_jmp32
     l_ring_ptr_as_map_key l_ring_ptr_offset_to_kfunc l_submit_with_params_ptr
 """.split())
 # Both accept, another processed-instruction count (the checkpoints: explore.py/state.py).
 HO3_COUNT_DIFFERS = set("""
-    ho3_linked_through_spill ho3_helper_update_value_from_map ho3_null_check_through_spill
+    ho3_helper_update_value_from_map ho3_null_check_through_spill
     l_bpf_loop_cb_can_loop l_bpf_loop_cb_with_iter l_bpf_loop_flags_nonzero
     l_bpf_loop_idx_checked l_bpf_loop_nested l_bpf_loop_nr_unknown l_bpf_loop_state
     l_global_with_can_loop l_iter_num_nested l_map_value_idx_lt_16 l_params_null_check
@@ -200,18 +199,8 @@ def test_ho3_matches_linux_7_2(name):
     assert same, f"{name}: {kernel}, {ours}"
     # messages and counts are being aligned by their owners now: a listed one that agrees
     # is reported, an unlisted one that differs fails
-    if not ok:
-        match = msg.startswith(row["last"])
-        if name in HO3_MESSAGE_ONLY:
-            if match:
-                warnings.warn(f"{name}: the message now matches 7.2's; unlist it")
-        else:
-            assert match, f"{name}: 7.2 says {row['last']!r}, we say {msg!r}"
-    elif name in HO3_COUNT_DIFFERS:
-        if processed == row["processed"]:
-            warnings.warn(f"{name}: the processed count now matches 7.2's; unlist it")
-    else:
-        assert processed == row["processed"], f"{name}: 7.2 processed {row['processed']}, we {processed}"
+    corpus_lib.check_message_and_count(name, row, ok, msg, processed, HO3_MESSAGE_ONLY,
+                                       HO3_COUNT_DIFFERS)
 
 
 def test_ho3_unnamed_btf_param_refused_by_every_load(tmp_path):
