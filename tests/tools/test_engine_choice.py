@@ -24,11 +24,13 @@ def _without_llvmlite(code: str, timeout: float = 120) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_resolve_with_llvmlite_installed():
+def test_resolve_with_llvmlite_installed(monkeypatch):
+    monkeypatch.delenv("URINGBPF_JIT_TIER", raising=False)
     assert engines.jit_available()
     assert engines.resolve(None) == engines.resolve("auto") == engines.default_engine() == "jit"
     assert engines.resolve("interp") == "interp" and engines.resolve("jit") == "jit"
-    assert engines.describe().startswith("jit (LLVM through llvmlite ")
+    assert engines.describe().startswith("jit (tier auto: direct x86-64 code, LLVM through "
+                                         "llvmlite ")
     assert engines.describe("interp").startswith("interp")
     for bad in ("JIT", "native", "", "kernel"):
         with pytest.raises(ValueError):
