@@ -33,3 +33,4 @@ cpdef _bytes_of_cur(slot)
 cpdef Reg copy_reg(Reg src)
 cpdef Reg scalar(var)
 cpdef bint scalar_ids_match(Reg old, Reg cur, IdMap ids) except -1
+cpdef bint _links_only(State old, Reg a, Reg b, list delta_bases) except -1

@@ -499,6 +499,14 @@ def _in_delta_group(old: State, rid: int, memo: list) -> bool:
     return (rid & ~ADD_CONST) in memo[0]
 
 
+def _links_only(old: State, a: Reg, b: Reg, delta_bases: list) -> bool:
+    """May ``a`` (in ``old``) and ``b``, a register or spilled slot no check depends on, be
+    compared by their links alone?  Both scalars, neither the data length (id 1), and
+    ``a`` in no group linked with a delta (whose ranges :func:`_in_delta_group` compares)."""
+    return (a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1
+            and not (a.id and _in_delta_group(old, a.id, delta_bases)))
+
+
 def state_subsumes(old: State, cur: State, live_masks: list[int],
                    imprecise_masks: list[int] | None = None,
                    precise_slots: int = -1) -> bool:
@@ -540,8 +548,7 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
             a, b = ro[i], rc[i]
             if a is b and not a.id and not a.ref:
                 continue    # shared (unchanged since the copy): covered, no ids to map
-            if (impr >> i & 1 and a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1
-                    and not (a.id and _in_delta_group(old, a.id, delta_bases))):
+            if impr >> i & 1 and _links_only(old, a, b, delta_bases):
                 if not scalar_ids_match(a, b, ids):
                     return False
                 continue
@@ -554,14 +561,12 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
                                                  and not slot[1].ref)):
                 continue    # the same slot value, nothing id-linked in it
             if (fo is innermost and slot[0] == "S" and c is not None and c[0] == "S"
-                    and not precise_slots >> k & 1):
-                a, b = slot[1], c[1]
-                if (a.t == SCALAR and b.t == SCALAR and a.id != 1 and b.id != 1
-                        and not (a.id and _in_delta_group(old, a.id, delta_bases))):
-                    # a spilled scalar no check depends on: its links only, as a register
-                    if not scalar_ids_match(a, b, ids):
-                        return False
-                    continue
+                    and not precise_slots >> k & 1
+                    and _links_only(old, slot[1], c[1], delta_bases)):
+                # a spilled scalar no check depends on: its links only, as a register
+                if not scalar_ids_match(slot[1], c[1], ids):
+                    return False
+                continue
             if not slot_subsumes(slot, c, ids):
                 return False
     for ref in old.refs:
