@@ -1387,9 +1387,10 @@ def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
     the interpreter's options of the same names (bpf_conformance uses both). ``cache=False``
     compiles even when the same code is cached. ``tier``: ``"auto"`` (the default, or
     ``URINGBPF_JIT_TIER``), ``"direct"``, ``"llvm"`` or ``"tiered"``
-    (:func:`engines.jit_tier`); the code's tier is ``JitFunction.tier``. ``may_goto_loops``: how many times each frame's
-    ``may_goto`` falls through before it jumps (the kernel's BPF_MAX_LOOPS, 8M; smaller
-    only to test the exhaustion path quickly), as the interpreter's option.
+    (:func:`engines.jit_tier`); the code's tier is ``JitFunction.tier``.
+    ``may_goto_loops``: how many times each frame's ``may_goto`` falls through before it
+    jumps (the kernel's BPF_MAX_LOOPS, 8M; smaller only to test the exhaustion path
+    quickly), as the interpreter's option.
     """
     start = time.perf_counter()
     runtime = runtime if runtime is not None else Runtime()
