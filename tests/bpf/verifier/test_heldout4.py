@@ -211,16 +211,5 @@ def test_host_kernel_verdict_is_the_recorded_one(name):
 def test_accepted_socket_filters_run_alike_on_both_engines():
     """Every corpus-4 socket filter we accept runs without a memory violation on the
     interpreter and the checked JIT with the same r0, for several helper results."""
-    from test_heldout import _ho3_run
-    ran = 0
-    for case in SOCKET.values():
-        program = case.program()
-        try:
-            verifier.verify(program, max_insns=case.budget)
-        except verifier.BpfVerifierError:
-            continue
-        a = _ho3_run(program, "interp")
-        b = _ho3_run(program, "jit")
-        assert a == b, f"{case.name}: interpreter {a}, JIT {b}"
-        ran += 1
-    assert ran >= 50
+    from test_heldout import run_accepted_alike
+    assert run_accepted_alike(SOCKET.values()) >= 50
