@@ -128,3 +128,14 @@ def test_interpreter_reports_no_jit_code(obj):
     path, data_in, want = obj
     result = run_program(path, None, data_in.read_bytes(), engine="interp")
     assert (result.retval, result.code) == (want, "")
+
+
+def test_a_bad_tier_in_the_environment_is_one_line_not_a_traceback(obj, capsys, monkeypatch):
+    path, data_in, _ = obj
+    monkeypatch.setenv("URINGBPF_JIT_TIER", "bogus")
+    assert cli_main(["run", str(path), "--data-in", str(data_in)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "URINGBPF_JIT_TIER" in err and "'bogus'" in err, err
+    assert "Traceback" not in err
+    # the interpreter needs no JIT tier: the same environment does not stop it
+    assert cli_main(["run", str(path), "--data-in", str(data_in), "--interp"]) == 0

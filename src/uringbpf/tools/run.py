@@ -71,9 +71,15 @@ def _code_note(code: str) -> str:
 def _check_tier_args(args: argparse.Namespace) -> None:
     if args.engine == "interp" and (args.jit_tier is not None or args.wait_llvm):
         raise CommandError("--jit-tier and --wait-llvm choose the JIT's code: not with --interp")
-    if args.wait_llvm and jit_tier(args.jit_tier) != "tiered":
-        raise CommandError(f"--wait-llvm: the {jit_tier(args.jit_tier)} tier never switches "
-                           "code (it applies to the tiered tier)")
+    if args.engine == "interp":
+        return
+    try:        # the flag, else $URINGBPF_JIT_TIER: a bad value is told before any loading
+        tier = jit_tier(args.jit_tier)
+    except ValueError as exc:
+        raise CommandError(f"{exc} (--jit-tier or URINGBPF_JIT_TIER)") from None
+    if args.wait_llvm and tier != "tiered":
+        raise CommandError(f"--wait-llvm: the {tier} tier never switches code (it applies to "
+                           "the tiered tier)")
 
 
 def run(args: argparse.Namespace) -> int:
