@@ -19,7 +19,7 @@ __all__ = [
     "LangCompileError", "LangRuntimeError", "LangVerifierError", "BpfMemoryError", "BpfRuntimeError", "BpfVerifierError",
     "CbpfError", "CompileError", "CoreError", "DecodeError", "JitError", "LoopError", "MapError",
     "NativeBuildError", "PluginError", "ProgTypeError", "RingClosedError",
-    "SubmissionQueueFull", "UncacheableError", "UringBpfError",
+    "SubmissionQueueFull", "JitTierError", "UncacheableError", "UringBpfError",
 ]
 
 
@@ -237,3 +237,9 @@ class UncacheableError(UringBpfError, ValueError):
     """Raised by :func:`uringbpf.bpf.verify_cache.key` when an input of a verdict cannot be
     written down exactly in the key (no ELF digest, no program type, a map or program field
     of a kind the key does not know); ``BpfObject.load()`` then verifies without the cache."""
+
+
+class JitTierError(UringBpfError, ValueError):
+    """Raised by :func:`uringbpf.bpf.engines.jit_tier` (so by ``jit.compile``, ``load()``
+    and ``uringbpf run``) for a JIT tier name that is not one of ``engines.JIT_TIERS``,
+    given as an argument or in ``URINGBPF_JIT_TIER``."""

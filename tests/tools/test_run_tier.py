@@ -8,9 +8,11 @@ import re
 
 import pytest
 
-from uringbpf.bpf import cc, jit
+from uringbpf.bpf import cc, engines, jit
 from uringbpf.bpf.run import run_program
+from uringbpf.errors import JitTierError
 from uringbpf.tools import main as cli_main
+from uringbpf.tools.common import expected_errors
 
 # A constant differs per test session so that no disk- or memory-cached LLVM code of an
 # earlier run exists for it: ``tiered`` then starts on the direct code.
@@ -139,3 +141,7 @@ def test_a_bad_tier_in_the_environment_is_one_line_not_a_traceback(obj, capsys, 
     assert "Traceback" not in err
     # the interpreter needs no JIT tier: the same environment does not stop it
     assert cli_main(["run", str(path), "--data-in", str(data_in), "--interp"]) == 0
+    # one error class wherever the tier is read, which every command reports in one line
+    with pytest.raises(JitTierError):
+        engines.jit_tier()
+    assert issubclass(JitTierError, expected_errors()) and issubclass(JitTierError, ValueError)

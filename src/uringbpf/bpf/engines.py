@@ -22,7 +22,7 @@ import importlib.util
 import os
 from types import ModuleType
 
-from ..errors import JitUnavailableError
+from ..errors import JitTierError, JitUnavailableError
 
 __all__ = ["ENGINES", "JIT_EXTRA", "JIT_TIERS", "JitUnavailableError", "jit_available",
            "default_engine", "resolve", "jit_module", "require_llvmlite", "describe", "jit_tier"]
@@ -80,7 +80,8 @@ def jit_tier(tier: str | None = None) -> str:
     if tier is None:
         tier = os.environ.get("URINGBPF_JIT_TIER", "auto") or "auto"
     if tier not in JIT_TIERS:
-        raise ValueError(f"JIT tier must be one of {', '.join(JIT_TIERS)}, not {tier!r}")
+        raise JitTierError(f"JIT tier must be one of {', '.join(JIT_TIERS)}, not {tier!r} "
+                           "(--jit-tier, tier= or URINGBPF_JIT_TIER)")
     return tier
 
 

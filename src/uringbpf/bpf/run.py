@@ -145,7 +145,7 @@ def _check_run_args(data: bytes, repeat: int, engine: str, jit_tier: str | None,
     if len(data) > MAX_DATA_SIZE:
         raise ValueError(f"data is {len(data)} bytes; at most {MAX_DATA_SIZE} are supported")
     if jit_tier is not None:
-        engines.jit_tier(jit_tier)          # ValueError for an unknown tier, before loading
+        engines.jit_tier(jit_tier)          # JitTierError (a ValueError) before loading
     if wait_llvm and (engine == "interp" or engines.jit_tier(jit_tier) != "tiered"):
         raise ValueError("waiting for LLVM's code only applies to the JIT's tiered tier")
 

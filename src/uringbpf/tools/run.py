@@ -73,10 +73,7 @@ def _check_tier_args(args: argparse.Namespace) -> None:
         raise CommandError("--jit-tier and --wait-llvm choose the JIT's code: not with --interp")
     if args.engine == "interp":
         return
-    try:        # the flag, else $URINGBPF_JIT_TIER: a bad value is told before any loading
-        tier = jit_tier(args.jit_tier)
-    except ValueError as exc:
-        raise CommandError(f"{exc} (--jit-tier or URINGBPF_JIT_TIER)") from None
+    tier = jit_tier(args.jit_tier)      # the flag, else $URINGBPF_JIT_TIER: before loading
     if args.wait_llvm and tier != "tiered":
         raise CommandError(f"--wait-llvm: the {tier} tier never switches code (it applies to "
                            "the tiered tier)")
