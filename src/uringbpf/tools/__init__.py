@@ -74,8 +74,11 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keep the paragraphs of descriptions as written (they are prose, not reflowable)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The complete ``uringbpf`` parser, one subparser per entry of :data:`COMMANDS`."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``uringbpf`` parser: one subparser per entry of :data:`COMMANDS`, or only
+    ``command``'s when one is named (:func:`main` does that for a known command, so
+    ``uringbpf run`` neither imports the other commands' modules nor builds their
+    parsers: start-up time, #19)."""
 
     parser = argparse.ArgumentParser(
         prog="uringbpf", formatter_class=_Formatter,
@@ -88,13 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="report what the library decides (compiler choice, fallbacks); "
                              "twice for debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMANDS:
+    for name in COMMANDS if command is None else [command]:
         mod = _module(name)
         p = sub.add_parser(name, help=mod.HELP, formatter_class=_Formatter,
                            description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.configure(p)
         p.set_defaults(_run=mod.run, _parser=p)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names, when it names a known one; else None.
+
+    The front end's own options (``-v``, ``--version``, ``-h``) take no value, so the
+    first word not starting with ``-`` is the command.  None (no command, or an unknown
+    one) gets the complete parser, whose usage and errors list every command.
+    """
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _die_of_sigpipe() -> None:
@@ -117,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``uringbpf ARGV...`` and return the exit status (0, 1 or 2; see the module doc)."""
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(_command_named(argv))
     if not argv:
         parser.print_usage(sys.stderr)
         print("uringbpf: a command is required ('uringbpf --help' lists them)", file=sys.stderr)
