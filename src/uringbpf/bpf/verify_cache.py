@@ -125,10 +125,13 @@ def source_files() -> list[Path]:
     but the engines' (:data:`_ENGINE_ONLY`), and :mod:`uringbpf.errors` and
     :mod:`uringbpf.native`, which the verifier imports."""
     root = Path(__file__).resolve().parent
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".py", ".pxd")
-                   and "__pycache__" not in p.parts
-                   and not (p.parent == root and p.name in _ENGINE_ONLY))
-    return files + [root.parent / "errors.py", root.parent / "native" / "__init__.py"]
+    files = []
+    # os.walk, not Path.rglob: a third of the time (every load pays this once, #19)
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        files += [Path(folder, n) for n in names if n.endswith((".py", ".pxd"))
+                  and not (folder == str(root) and n in _ENGINE_ONLY)]
+    return sorted(files) + [root.parent / "errors.py", root.parent / "native" / "__init__.py"]
 
 
 def code_version() -> str:
@@ -162,7 +165,9 @@ def _canon(value: Any) -> Any:
     if isinstance(value, isa.Insn):
         return ["insn", _insn(value)]
     if isinstance(value, (list, tuple)):       # tagged like the others: never mistaken for one
-        return ["list", [_canon(v) for v in value]]
+        # an instruction (most of a program's state) straight to its form, as above
+        return ["list", [["insn", _insn(v)] if type(v) is isa.Insn else _canon(v)
+                         for v in value]]
     if isinstance(value, (set, frozenset)):
         return ["set", sorted(json.dumps(_canon(v), sort_keys=True) for v in value)]
     if isinstance(value, dict):
