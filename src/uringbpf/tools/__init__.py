@@ -11,7 +11,9 @@ provides
 * ``SOCKETS = True`` (optional) -- the command writes to sockets, see below.
 
 Modules import what they use at their top: importing this package has already imported
-``uringbpf`` itself, which compiles nothing. Only a module needing something heavier
+``uringbpf`` itself, which compiles nothing.  ``uringbpf NAME`` imports only ``NAME``'s
+module and builds only its parser; ``uringbpf --help`` (and a missing or unknown command)
+imports them all, to list them. Only a module needing something heavier
 (LLVM, the designs) imports it inside ``run``, with a ``# why:`` comment, so that
 ``uringbpf --help`` and the other commands do not pay for it.
 
