@@ -15,6 +15,8 @@ from uringbpf.bpf.object import BpfObject
 from uringbpf.bpf.run import run_program
 from uringbpf.errors import BpfVerifierError
 
+from test_load_path_cache import cache  # noqa: F401  (autouse: a private, empty cache per test)
+
 SRC = """\
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
@@ -31,14 +33,6 @@ int first(unsigned char *data, unsigned long len)
 	return s + BIAS;
 }
 """
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "verdicts"
-    monkeypatch.setenv(verify_cache.ENV, str(d))
-    verify_cache.clear()
-    return d
 
 
 def _build(tmp_path: Path, length: int, bias: int, guard: bool = True) -> Path:
