@@ -63,8 +63,9 @@ def test_help_still_lists_every_command(cli):
 @pytest.mark.parametrize("argv", [[], ["--version"], ["-v"], ["nosuch"], ["nosuch", "run"]])
 def test_without_a_known_command_the_parser_is_complete(argv):
     assert tools._command_named(argv) is None
-    parser = tools.build_parser(tools._command_named(argv))
-    assert list(parser._subparsers._group_actions[0].choices) == list(tools.COMMANDS)
+    text = tools.build_parser(tools._command_named(argv)).format_help()
+    for name in tools.COMMANDS:
+        assert f"\n    {name}" in text
 
 
 def test_an_unknown_command_lists_the_choices(cli):
