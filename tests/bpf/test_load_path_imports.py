@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from uringbpf.uring import syscalls
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -61,3 +65,30 @@ def test_a_direct_tier_jit_run_never_loads_llvm(tmp_path):
     assert not {m for m in _modules_after(code) if m.startswith("llvmlite")}
     code += "assert jit.compile(p, cache=False, tier='llvm')() == 42\n"
     assert "llvmlite.binding" in _modules_after(code)
+
+
+def test_importing_the_ring_layer_and_the_designs_starts_no_process():
+    """``ctypes.util.find_library`` runs ``ldconfig -p`` in a child process (~14 ms of wall
+    time); the ring layer, which every design imports at its first load, takes the C
+    library already in the process instead."""
+    code = ("import sys, json\n"
+            "spawned = []\n"
+            "def hook(event, args):\n"
+            "    if event in ('subprocess.Popen', 'os.posix_spawn', 'os.exec', 'os.fork',\n"
+            "                 'os.spawn', 'os.system', 'os.forkpty'):\n"
+            "        spawned.append(event)\n"
+            "sys.addaudithook(hook)\n"
+            "import uringbpf.uring, uringbpf.designs.loop, uringbpf.designs.ops\n"
+            "import uringbpf.designs.requests, uringbpf.designs.kbuf, uringbpf.designs.filter\n"
+            "print(json.dumps(spawned))\n")
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out.splitlines()[-1]) == []
+
+
+def test_the_ring_layers_c_library_sets_errno():
+    """``CDLL(None, use_errno=True)``: a failing call through it reports its errno."""
+    ctypes.set_errno(0)
+    assert syscalls._munmap(1, 4096) == -1        # not page-aligned: EINVAL
+    assert ctypes.get_errno() == errno.EINVAL

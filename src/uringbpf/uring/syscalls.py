@@ -8,10 +8,12 @@ Tests monkeypatch :func:`io_uring_setup` to force the thread-pool fallback.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
+import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# the C library already in the process (as uring/threads.py and the others take it):
+# ctypes.util.find_library("c") runs `ldconfig -p` in a child process, ~14 ms of wall time
+# on every import of the ring layer (#19, first run)
+_libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
@@ -30,7 +32,7 @@ _NUMBERS = {
     "arm64": (425, 426, 427),
 }
 SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register = _NUMBERS.get(
-    platform.machine(), (425, 426, 427))
+    os.uname().machine, (425, 426, 427))
 
 PROT_READ, PROT_WRITE = 1, 2
 MAP_SHARED, MAP_POPULATE = 0x01, 0x8000
