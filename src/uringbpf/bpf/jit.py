@@ -69,7 +69,9 @@ from .jit_codegen import (
     ERR_FELL_OFF, ERR_HELPER, ERR_LEGACY, ERR_LIMIT, ERR_MEMORY, ERR_NO_HELPER, ERR_UNWIND,
     DEFAULT_INSN_LIMIT,
 )
-from .memory import AddressSpace, BpfMemoryError, BpfRuntimeError, Buffer, guard_object
+from .memory import (
+    AddressSpace, BpfMemoryError, BpfRuntimeError, guard_add, guard_object, guard_remove,
+)
 
 __all__ = ["compile", "JitFunction", "JitError", "STACK_FRAMES", "initialize", "compile_ir",
            "cache_info", "cache_clear"]
@@ -351,48 +353,114 @@ def _thunk_bytes(env: int, target: int) -> bytes:
             + b"\xff\xe0" + b"\xcc\xcc")
 
 
-class _ThunkPage:
-    """Executable memory holding one instance's thunks, and the direct tier's code.
+class _Arena:
+    """Executable memory for the thunks and the direct tier's code of every instance:
+    runs of whole pages, pooled (issue #19: mapping a page, sealing it and unmapping it
+    again was ~25 µs of a small program's compile; a pooled page costs one mprotect).
 
-    Thunk k passes ``envs[k]`` (a ``struct jitrt_thunk``: context + code address) to
-    ``jitrt_gate``, which lets one thread at a time into the instance. The page is mapped
-    read-write with ``room`` bytes after the thunks for the instance's code (which needs
-    the thunks' addresses: they are its values), and made read-execute by :meth:`seal`
-    (W^X). One mapping, not two: mmap and mprotect are most of a small program's compile
-    time on this host (~40 µs a call). A page holding code is unmapped only when nothing
-    refers to it any more: a helper that closes the function during a run returns into
-    that code.
+    W^X: a page is never writable and executable at once. :meth:`take` hands out a run
+    read-write (never executable); :meth:`seal` makes it read-execute once the code is
+    in; :meth:`give` makes it read-write again (not executable) and fills it with int3,
+    so no byte of old code can run from a reused page. One instance per run: a page that
+    holds live code is never made writable again while the code may run (another thread
+    may be in it), so programs do not share pages. Given-back runs wait in a pool for the
+    next instance of the same size (at most ``POOL_PAGES`` pages; beyond that they are
+    unmapped); single pages are mapped ``BATCH`` at a time.
     """
 
-    def __init__(self, envs: list[int], target: int, room: int = 0):
-        thunks = b"".join(_thunk_bytes(env, target) for env in envs)
-        self.code_offset = -(-len(thunks) // 16) * 16
-        self.size = max(mmap.PAGESIZE, -(-(self.code_offset + room) // mmap.PAGESIZE)
-                        * mmap.PAGESIZE)
-        addr = _libc.mmap(None, self.size, mmap.PROT_READ | mmap.PROT_WRITE,
-                          mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), "mmap for JIT code failed")
-        self.addr = addr
-        ctypes.memmove(addr, thunks, len(thunks))
-        self.addresses = [addr + i * _THUNK_SIZE for i in range(len(envs))]
-        self.holds_code = room > 0
-        if self.holds_code:
-            self._finalizer = weakref.finalize(self, _libc.munmap, addr, self.size)
+    POOL_PAGES = 256
+    BATCH = 16
 
-    def seal(self, code: bytes = b"") -> None:
-        """Write ``code`` after the thunks and make the page read-execute."""
-        ctypes.memmove(self.addr + self.code_offset, code, len(code))
-        if _libc.mprotect(self.addr, self.size, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[int, list[int]] = {}     # pages -> read-write runs of that size
+        self.mapped = 0          # pages mapped now (in use and pooled)
+        self.pooled = 0          # pages in the pool
+        self._int3 = b""
+
+    def take(self, size: int) -> tuple[int, int]:
+        """A read-write, int3-filled run of at least ``size`` bytes: (address, pages)."""
+        pages = max(1, -(-size // mmap.PAGESIZE))
+        with self._lock:
+            runs = self._free.get(pages)
+            if runs:
+                self.pooled -= pages
+                return runs.pop(), pages
+            count = self.BATCH if pages == 1 else 1
+            length = count * pages * mmap.PAGESIZE
+            addr = _libc.mmap(None, length, mmap.PROT_READ | mmap.PROT_WRITE,
+                              mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+            if addr in (None, ctypes.c_void_p(-1).value):
+                raise OSError(ctypes.get_errno(), "mmap for JIT code failed")
+            ctypes.memset(addr, 0xCC, length)
+            self.mapped += count * pages
+            if count > 1:
+                step = pages * mmap.PAGESIZE
+                self._free.setdefault(pages, []).extend(
+                    addr + i * step for i in range(count - 1, 0, -1))
+                self.pooled += (count - 1) * pages
+            return addr, pages
+
+    @staticmethod
+    def seal(addr: int, pages: int) -> None:
+        """Make a run read-execute (its code is written)."""
+        if _libc.mprotect(addr, pages * mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC):
             raise OSError(ctypes.get_errno(), "mprotect for JIT code failed")
 
-    def free(self) -> None:
-        """Unmap the thunks (a page with code: when the last reference goes)."""
-        if self.holds_code:
-            return
-        if self.addr:
-            _libc.munmap(self.addr, self.size)
-            self.addr = 0
+    def give(self, addr: int, pages: int) -> None:
+        """Take back a run no code of which can run any more (sealed or not)."""
+        length = pages * mmap.PAGESIZE
+        with self._lock:
+            if self.pooled + pages <= self.POOL_PAGES and not _libc.mprotect(
+                    addr, length, mmap.PROT_READ | mmap.PROT_WRITE):
+                ctypes.memset(addr, 0xCC, length)
+                self._free.setdefault(pages, []).append(addr)
+                self.pooled += pages
+                return
+            _libc.munmap(addr, length)
+            self.mapped -= pages
+
+    def stats(self) -> dict[str, int]:
+        """Pages mapped (in use + pooled), pooled, and in use by live instances."""
+        with self._lock:
+            return {"mapped": self.mapped, "pooled": self.pooled,
+                    "in_use": self.mapped - self.pooled}
+
+
+_arena = _Arena()
+
+
+class _Memory:
+    """An instance's native memory: one guarded block (context, thunk descriptors, vars
+    table, stack) and its run of arena pages; released together when the instance's
+    :class:`_RunState` goes (not at close: a helper that closes the function during a
+    run returns into its code)."""
+
+    __slots__ = ("raw", "base", "size", "run", "__weakref__")
+
+    def __init__(self, size: int) -> None:
+        # ctypes guarantees only 16-byte alignment on most libcs: over-allocate
+        self.raw = ctypes.create_string_buffer(size + 16)
+        self.base = (ctypes.addressof(self.raw) + 15) & ~15
+        self.size = size
+        self.run: tuple[int, int] | None = None
+        guard_add(self.base, size)
+
+    def release(self) -> None:
+        """Unregister the block (before its memory goes) and give the code back."""
+        guard_remove(self.base, self.size)
+        run, self.run = self.run, None
+        if run is not None:
+            _arena.give(*run)
+
+
+class _Span:
+    """Address and size of part of an instance's block (the stack)."""
+
+    __slots__ = ("addr", "size")
+
+    def __init__(self, addr: int, size: int) -> None:
+        self.addr, self.size = addr, size
 
 
 # ---------------------------------------------------------------------------------------
@@ -410,10 +478,23 @@ def _native_binding(native: Any) -> tuple[int, str]:
     if isinstance(native, int):
         return native, ""
     if isinstance(native, tuple) and len(native) == 2:
+        known = _natives_bound.get(native)
+        if known is not None:
+            return known
         addr = native_mod.symbol_address(*native) or 0
         tag = hashlib.sha256(str(native[0]).encode()).hexdigest()[:8]
-        return addr, (f"{native[1]}.{tag}" if addr else "")
+        if not addr:
+            return 0, ""
+        # A loaded library stays loaded (and configured: native.add_configure runs at
+        # once on a loaded one), so its symbol's address never changes: resolved once
+        # per process (issue #19: loading and hashing were ~20 µs per call site).
+        known = _natives_bound[native] = (addr, f"{native[1]}.{tag}")
+        return known
     return 0, ""
+
+
+#: (module, symbol) -> (address, IR name) of the native twins resolved so far
+_natives_bound: dict[tuple, tuple[int, str]] = {}
 
 
 def _native_address(native: Any) -> int:
@@ -428,11 +509,11 @@ class _Binder:
     them, so they must live as long as the instance).
     """
 
-    def __init__(self, program: isa.Program, runtime: Runtime, state: "_RunState",
+    def __init__(self, program: isa.Program, runtime: Runtime, state: "_RunState | None",
                  helpers: Mapping[int, Any] | None = None, unwind_helper: int | None = None):
         self.program = program
         self.runtime = runtime
-        self.state = state
+        self.state = state         # set before the first trampoline (the instance's)
         self.helpers = helpers
         self.unwind_helper = unwind_helper
         self.keep: list[Any] = []
@@ -441,6 +522,9 @@ class _Binder:
         self.may_goto_loops = isa.BPF_MAX_LOOPS
         self._trampolines: dict[int, int] = {}
         self._wrapped: dict[int, Helper | None] = {}
+        #: each helper's and kfunc's resolution, made once per instance (a program calls
+        #: the same few many times; the call signature and the translation both ask)
+        self._targets: dict[tuple, CallTarget] = {}
 
     # -- resolution (decides the code: part of the cache key) -----------------------------
 
@@ -491,11 +575,21 @@ class _Binder:
         return CallTarget("python", key=key, unwind=unwind)
 
     def helper(self, helper_id: int) -> CallTarget:
-        return self._target(self.lookup_helper(helper_id), ("helper", helper_id),
-                            helper_id == self.unwind_helper)
+        """How a call of helper ``helper_id`` resolves (the same for every call site)."""
+        key = ("helper", helper_id)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = self._target(
+                self.lookup_helper(helper_id), key, helper_id == self.unwind_helper)
+        return target
 
     def kfunc(self, index: int) -> CallTarget:
-        return self._target(self.lookup_kfunc(index), ("kfunc", index), False)
+        """How a call of the program's kfunc ``index`` resolves."""
+        key = ("kfunc", index)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = self._target(self.lookup_kfunc(index), key, False)
+        return target
 
     def call_signature(self) -> tuple:
         """How every call of the program resolves (the code depends on it, the cache too)."""
@@ -582,21 +676,41 @@ class _Binder:
 
 
 class _RunState:
-    """The mutable per-instance state the native code and the callbacks share."""
+    """The mutable per-instance state the native code and the callbacks share.
 
-    def __init__(self, frames: int):
-        self.ctx = JitContext()
-        self.stack = Buffer(frames * isa.STACK_SIZE, align=16, guard=True)
-        self.ctx.stack_lo = self.stack.addr
-        self.ctx.stack_hi = self.stack.addr + self.stack.size
-        self.ctx.sp = self.ctx.stack_hi
-        self.ctx.insn_limit = DEFAULT_INSN_LIMIT
+    The context, the thunk descriptors of ``nfuncs`` functions, the first vars table
+    (``nvars`` words) and the stack are one block of runtime-owned memory (one guard
+    registration; issue #13 item 5), released with the instance's code pages when the
+    state goes (:class:`_Memory`)."""
+
+    def __init__(self, frames: int, nfuncs: int = 1, nvars: int = 1):
+        nvars = max(nvars, 1)
+        head = _CTX_SIZE + _DESC_SIZE * nfuncs + 8 * nvars
+        head = -(-head // 16) * 16                 # the stack is 16-byte aligned
+        stack = frames * isa.STACK_SIZE
+        self.memory = memory = _Memory(head + stack)
+        self._finalizer = weakref.finalize(self, memory.release)
+        self._finalizer.atexit = False    # at exit no code needs its pages back
+        base = memory.base
+        self.ctx = ctx = JitContext.from_address(base)
+        self.descs = (JitThunk * nfuncs).from_address(base + _CTX_SIZE)
+        self.vars = (ctypes.c_uint64 * nvars).from_address(base + _CTX_SIZE
+                                                           + _DESC_SIZE * nfuncs)
+        self.stack = _Span(base + head, stack)
+        ctx.stack_lo = base + head
+        ctx.stack_hi = ctx.sp = base + head + stack
+        ctx.vars = ctypes.addressof(self.vars)
+        ctx.insn_limit = DEFAULT_INSN_LIMIT
+        self.guards: list = []
         self.pending: BaseException | None = None
         self.pending_helper = ""
         self.regions = None
-        self.vars = None
         self.old_vars: list = []   # vars tables replaced by tiering (kept while runs may use them)
         self.active = 0          # runs in progress through __call__ (nested via helpers)
+
+
+_CTX_SIZE = ctypes.sizeof(JitContext)
+_DESC_SIZE = ctypes.sizeof(JitThunk)
 
 
 # ---------------------------------------------------------------------------------------
@@ -821,6 +935,10 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
               use_cache: bool, plan: str = "llvm") -> tuple[_Code | None, bool]:
     """The code for ``program`` under ``plan`` (see :func:`tier_for`; ``"disk"``: LLVM's
     code if a cache has it, else None) and whether it came from a cache."""
+    if plan == "direct" and not use_cache:
+        # No cache to look in or fill: no key to build (issue #19: a small program's
+        # compile is a few hundred µs; the key was a tenth of it)
+        return _direct_code(program, binder, checked, False, (), ())
     signature = binder.call_signature()
     fields = _program_fields(program)
     if plan == "tiered" and use_cache:
@@ -926,38 +1044,37 @@ class JitFunction:
         self._binder = binder
         ctx_addr = ctypes.addressof(state.ctx)
         nfuncs = len(code.starts)
-        descs = (JitThunk * nfuncs)()
-        for i in range(nfuncs):
-            # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py).
-            descs[i].ctx = ctx_addr
-            descs[i].pc, descs[i].frame = code.starts[i], isa.STACK_SIZE
-        state.descs = descs
-        room = len(code.template.code) if code.template is not None else 0
-        self._thunks = _ThunkPage([ctypes.addressof(descs[i]) for i in range(nfuncs)],
-                                  _jitrt_symbols()["gate"], room)
-        state.guards = [guard_object(state, ctypes.addressof(obj), ctypes.sizeof(obj))
-                        for obj in (state.ctx, descs)]
-        with contextlib.ExitStack() as undo:
-            undo.callback(self._thunks.free)
-            values = self._values(code)
-            if code.template is not None:
-                # The direct tier's code: this instance's copy with its values in place.
-                self._thunks.seal(code.template.instantiate(values))
-                base = self._thunks.addr + self._thunks.code_offset
-                entries = [base + offset for offset in code.template.offsets]
-                values = []          # in the code; the vars table is LLVM's (empty here)
-            else:
-                self._thunks.seal()
-                entries = code.entries
-            undo.pop_all()
-        self._set_vars(values)
+        template = code.template
+        # One run of arena pages: the thunks, then (direct tier) this instance's copy of
+        # the code with its values in place. It goes back to the arena with the state.
+        room = -(-nfuncs * _THUNK_SIZE // 16) * 16
+        run = state.memory.run = _arena.take(
+            room + (len(template.code) if template is not None else 0))
+        page = run[0]
+        self._thunk_addresses = [page + i * _THUNK_SIZE for i in range(nfuncs)]
+        values = self._values(code)
+        descs = state.descs
+        first = ctypes.addressof(descs)
+        gate = _jitrt.get("gate") or _jitrt_symbols()["gate"]
+        blob = b"".join([_thunk_bytes(first + i * _DESC_SIZE, gate) for i in range(nfuncs)])
+        if template is not None:
+            blob = blob.ljust(room, b"\xcc") + template.instantiate(values)
+            entries = [page + room + offset for offset in template.offsets]
+        else:
+            entries = code.entries
+            state.vars[:len(values)] = [v & isa.U64 for v in values]
+        ctypes.memmove(page, blob, len(blob))
+        _arena.seal(*run)
         for i, entry in enumerate(entries):
-            descs[i].fn = entry
-        self.address: int = self._thunks.addresses[0]
+            # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py).
+            desc = descs[i]
+            desc.ctx, desc.fn, desc.pc, desc.frame = ctx_addr, entry, code.starts[i], \
+                isa.STACK_SIZE
+        self.address: int = self._thunk_addresses[0]
         self._cfunc = HelperFn(self.address)
         self._miss = None
-        self._stack_region = runtime.mem.add_buffer(
-            state.stack, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
+        self._stack_region = runtime.mem.add(
+            state.stack.addr, state.stack.size, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
         if checked:
             # A failed lookup (a Ctrl-C that arrived in native code, most often) is parked
             # like a helper's failure: reported as "no region" it became a BpfMemoryError
@@ -966,15 +1083,14 @@ class JitFunction:
                                         _parker(state, "checked access's region lookup")))
             state.ctx.miss = ctypes.cast(self._miss, ctypes.c_void_p).value
             self.refresh_regions()
-        self._finalizer = weakref.finalize(self, _release, self._thunks, runtime.mem,
-                                           self._stack_region)
+        self._finalizer = weakref.finalize(self, _release, runtime.mem, self._stack_region)
         self.compile_seconds = 0.0
         #: why the program's code is LLVM's from the start ("" when the direct tier made it)
         self.tier_reason = ""
 
     def _values(self, code: _Code) -> list[int]:
         """This instance's value of each of ``code``'s slots."""
-        return [self._binder.value(k, self._thunks.addresses, pc)
+        return [self._binder.value(k, self._thunk_addresses, pc)
                 for k, pc in zip(code.slots, code.slot_pcs)]
 
     def _set_vars(self, values: list[int]) -> None:
@@ -1050,7 +1166,7 @@ class JitFunction:
 
     def function_address(self, pc: int) -> int:
         """Native ``uint64_t (*)(r1..r5)`` of the BPF function starting at instruction ``pc``."""
-        return self._thunks.addresses[self._code.starts.index(pc)]
+        return self._thunk_addresses[self._code.starts.index(pc)]
 
     # -- running ------------------------------------------------------------------------------
 
@@ -1203,7 +1319,8 @@ class JitFunction:
         self._state.ctx.insn_limit = value
 
     def close(self) -> None:
-        """Unregister the stack and free the thunks (the function must not run again)."""
+        """Take the stack out of the address space (the function must not run again); the
+        code pages and the context go back when the instance goes."""
         with self._switch_lock:
             self._closed = True
         self._finalizer()
@@ -1214,12 +1331,13 @@ class JitFunction:
     _switch_lock = threading.Lock()
 
 
-def _release(thunks: _ThunkPage, mem: AddressSpace, region) -> None:
+def _release(mem: AddressSpace, region) -> None:
+    """Close an instance: its stack leaves the address space (its memory and code pages
+    go with its :class:`_RunState`)."""
     try:
         mem.remove(region)
     except ValueError:
         pass
-    thunks.free()
 
 
 # ---------------------------------------------------------------------------------------
@@ -1347,7 +1465,8 @@ atexit.register(_tier_shutdown)
 def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache: bool,
                  signature: tuple, fields: tuple) -> tuple[_Code, bool]:
     """The direct tier's code for ``program`` (memory-cached like LLVM's; never on disk:
-    translating costs less than reading a file)."""
+    translating costs less than reading a file). Without ``use_cache`` the key
+    (``signature``, ``fields``) is not used."""
     key = (fields, checked, "direct", signature)
     code = _cache_get(key, use_cache)
     if code is not None:
@@ -1400,11 +1519,14 @@ def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
         program = isa.Program("prog", program)
     if not isinstance(program, isa.Program):
         raise TypeError(f"expected an isa.Program, got {type(program).__name__}")
-    state = _RunState(STACK_FRAMES)
-    binder = _Binder(program, runtime, state, helpers, unwind_helper)
+    binder = _Binder(program, runtime, None, helpers, unwind_helper)
     binder.may_goto_loops = may_goto_loops
     plan, reason = tier_for(program, engines.jit_tier(tier))
     code, cached = _code_for(program, binder, checked, opt_level, cache, plan)
+    # The state's block holds the descriptors and the first vars table: sized by the code
+    # (the direct tier's values are in its code).
+    binder.state = state = _RunState(STACK_FRAMES, len(code.starts),
+                                     1 if code.template is not None else len(code.slots))
     fn = JitFunction(program, runtime, code, state, binder, checked, cached)
     fn.tier_reason = reason
     if plan == "tiered" and code.tier == "direct":

@@ -145,6 +145,16 @@ def _bound(insn: Insn, checked: bool) -> int:
     return 1000
 
 
+#: the callee-saved registers a function saves when no map address is pinned, by which of
+#: r6-r9 it names (bit r - 6)
+_SAVED = tuple((RBP, R12) + tuple(REG[6 + i] for i in range(4) if mask >> i & 1)
+               for mask in range(16))
+
+#: :func:`_bound` of every opcode (it depends on the opcode alone): unchecked, checked
+_BOUNDS = tuple(tuple(_bound(Insn(opcode), checked) for opcode in range(256))
+                for checked in (False, True))
+
+
 def _frame_code(saved: tuple[int, ...], frame_size: int) -> tuple[bytes, bytes]:
     """(prologue, epilogue) of a function that saves ``saved``: the native frame keeps rsp
     16-byte aligned for calls and holds fp at [rsp], the entry r2 at [rsp+8] and a scratch
@@ -179,11 +189,55 @@ def _frame_code(saved: tuple[int, ...], frame_size: int) -> tuple[bytes, bytes]:
     return code
 
 
+def _constant_code() -> dict[str, tuple[bytes, int]]:
+    """Machine code the translator writes unchanged in every function, encoded once:
+    ``(bytes, offset of the label inside)`` (issue #19: an instruction written through
+    :class:`Asm` costs about a microsecond; a small program's fixed cost was mostly this).
+    """
+    out = {}
+    a = Asm()
+    for reg in _ARGS:                   # save_args: r1-r5 and one more push (alignment)
+        a.push(reg)
+    a.push(R8)
+    out["save_args"] = (bytes(a.code), 0)
+    a = Asm()
+    a.pop(R8)
+    for reg in reversed(_ARGS):
+        a.pop(reg)
+    out["restore_args"] = (bytes(a.code), 0)
+    a = Asm()
+    a.alu_mi(ALU_CMP, CTX, _ERR, 0)
+    out["test_error"] = (bytes(a.code), 0)
+    # the common error exit: the first error wins (r11 = code, r10 = pc), then return 0
+    a = Asm()
+    a.alu_mi(ALU_CMP, CTX, _ERR, 0)
+    a.jcc(_JNE, "err")
+    a.store(CTX, _ERR, R11, 8)
+    a.store(CTX, _ERR_PC, R10, 8)
+    a.label("err")
+    a.alu_rr(ALU_XOR, RAX, RAX, False)
+    out["fail_tail"] = (a.resolve(), a.labels["err"])
+    return out
+
+
+_CONST = _constant_code()
+_SAVE_ARGS = _CONST["save_args"][0]
+_RESTORE_ARGS = _CONST["restore_args"][0]
+_TEST_ERROR = _CONST["test_error"][0]
+_FAIL_TAIL, _FAIL_TAIL_ERR = _CONST["fail_tail"]
+
+
 def unsupported_reason(program: isa.Program) -> str | None:
     """Why the direct tier leaves ``program`` to LLVM, or None when it translates it."""
-    for pc, insn in enumerate(program.insns):
+    insns = program.insns
+    suspect = _SUSPECT[bool(program.arena_xlated)]
+    for pc, insn in enumerate(insns):
+        # Most opcodes can never be refused: one table lookup per instruction (issue #19:
+        # the full test on each was a twentieth of a small program's compile).
+        if not suspect[insn.opcode]:
+            continue
         cls = insn.cls
-        if insn.opcode == 0 and pc and program.insns[pc - 1].is_lddw:
+        if insn.opcode == 0 and pc and insns[pc - 1].is_lddw:
             continue
         if isa.is_arena_access(insn) or isa.is_addr_space_cast(insn) or (
                 program.arena_xlated and isa.is_arena_zext(insn)):
@@ -193,6 +247,23 @@ def unsupported_reason(program: isa.Program) -> str | None:
         if cls in (isa.ALU, isa.ALU64) and insn.op not in _ALU_OPS:
             return f"ALU opcode {insn.opcode:#04x} at {pc}"
     return None
+
+
+def _suspects(xlated: bool) -> bytes:
+    """Per opcode: 1 when :func:`unsupported_reason` may refuse an instruction with it
+    (depending on its other fields), else 0."""
+    table = bytearray(256)
+    for opcode in range(256):
+        cls, op = opcode & 7, opcode & 0xF0
+        table[opcode] = (
+            isa.is_arena_access(Insn(opcode)) or opcode == isa.ALU64 | isa.MOV | isa.X
+            or (xlated and cls == isa.ALU64 and op != isa.MOV)
+            or (cls in (isa.JMP, isa.JMP32) and op not in _JMP_OPS)
+            or (cls in (isa.ALU, isa.ALU64) and op not in _ALU_OPS))
+    return bytes(table)
+
+
+_SUSPECT = (_suspects(False), _suspects(True))
 
 
 def translate(program: isa.Program, bindings: Bindings, natives: dict[str, int]) -> X86Code:
@@ -254,7 +325,7 @@ class _Translator:
 
     def check_error(self) -> None:
         """After a call: leave the function when the error word is set."""
-        self.a.alu_mi(ALU_CMP, CTX, _ERR, 0)
+        self.a.code += _TEST_ERROR
         self.a.jcc(_JNE, self.err)
 
     def epilogue(self) -> None:
@@ -264,14 +335,10 @@ class _Translator:
 
     def save_args(self) -> None:
         """Keep r1-r5 over a call (six pushes keep rsp 16-byte aligned)."""
-        for reg in _ARGS:
-            self.a.push(reg)
-        self.a.push(R8)
+        self.a.code += _SAVE_ARGS
 
     def restore_args(self) -> None:
-        self.a.pop(R8)
-        for reg in reversed(_ARGS):
-            self.a.pop(reg)
+        self.a.code += _RESTORE_ARGS
 
     def check_access(self, base: int, off: int, size: int, write: bool, pc: int) -> None:
         """Checked mode: ``jitrt_check`` on ``[base + off]`` (every BPF register kept)."""
@@ -335,9 +402,13 @@ class _Translator:
                         heads.add(target)
                         loops.append((target, pc))
         self.pins = pins = self.choose_pins(start, end, used, calls, loops)
-        pinned = set(pins.values())
-        saved = (RBP, R12) + tuple(REG[r] for r in (6, 7, 8, 9)
-                                   if r in used or REG[r] in pinned)
+        if pins:
+            pinned = set(pins.values())
+            saved = (RBP, R12) + tuple(REG[r] for r in (6, 7, 8, 9)
+                                       if r in used or REG[r] in pinned)
+        else:
+            saved = _SAVED[(6 in used) | (7 in used) << 1 | (8 in used) << 2
+                           | (9 in used) << 3]
         prologue, self._epilogue = _frame_code(saved, self.b.frame_size)
         a.code += prologue
         for key, reg in pins.items():
@@ -360,14 +431,13 @@ class _Translator:
             a.label(body)
 
         self.start, self.end = start, end
-        blocks = self.blocks(start, end)
-        order = (blocks if self.b.checked or not self.reorder
+        blocks, sizes = self.blocks(start, end)
+        order = (blocks if self.b.checked or not self.reorder or len(blocks) == 1
                  else self.layout(blocks, start, loops))
         # Upper bounds of each block's machine code in layout order (prefix sums, with
         # the alignment padding before a loop head and room for a `jmp` at every block's
         # end): a forward jump whose target is surely within 127 bytes takes the 2-byte
         # form.
-        checked = self.b.checked
         self.where = where = {}
         self.reach = reach = {}
         ends = []
@@ -377,9 +447,7 @@ class _Translator:
                 total += 15
             where[first] = index
             reach[first] = total
-            for pc in range(first, last + 1):
-                if not placeholder[pc]:
-                    total += _bound(insns[pc], checked)
+            total += sizes[first]
             ends.append(total)
             total += 5
         # A rule that merges instructions sets `resume` past the ones it consumed (never
@@ -387,6 +455,7 @@ class _Translator:
         # takes a jump but the one that ends it)
         self.byte_cmp = (-1, 0)
         count = len(order)
+        labels, code = a.labels, a.code
         for index, (first, last) in enumerate(order):
             self.index, self.reach_end = index, ends[index]
             self.next_block = order[index + 1][0] if index + 1 < count else -1
@@ -397,10 +466,11 @@ class _Translator:
             for pc in range(first, last + 1):
                 if placeholder[pc] or pc < self.resume:
                     continue
-                a.label(pc)
+                labels[pc] = len(code)            # Asm.label, inline: once per instruction
                 self.insn(pc, insns[pc], start, end)
-            insn = insns[last]
-            if not insn.is_jump and not insn.is_exit:
+            opcode = insns[last].opcode
+            if not (opcode & 7 in (isa.JMP, isa.JMP32)
+                    and opcode & 0xF0 not in (isa.CALL, isa.EXIT)) and opcode != isa.OP_EXIT:
                 # falls into the next instruction's block: it may be elsewhere now
                 if last + 1 >= end:
                     self.fail(ERR_FELL_OFF, end - 1)
@@ -415,12 +485,8 @@ class _Translator:
             a.jmp(common)
         self._stubs.clear()
         a.label(common)
-        a.alu_mi(ALU_CMP, CTX, _ERR, 0)
-        a.jcc(_JNE, self.err)
-        a.store(CTX, _ERR, R11, 8)
-        a.store(CTX, _ERR_PC, R10, 8)
-        a.label(self.err)
-        a.alu_rr(ALU_XOR, RAX, RAX, False)
+        a.labels[self.err] = len(a.code) + _FAIL_TAIL_ERR
+        a.code += _FAIL_TAIL
         self.epilogue()
 
     def choose_pins(self, start: int, end: int, used: set, calls: bool,
@@ -1030,35 +1096,43 @@ class _Translator:
             pc = nxt
         return pc
 
-    def blocks(self, start: int, end: int) -> list[tuple[int, int]]:
+    def blocks(self, start: int, end: int) -> tuple[list[tuple[int, int]], dict[int, int]]:
         """The function's basic blocks in program order, ``(first, last)`` pcs: each
-        starts at a jump target or after a jump, exit or call-free end. Also fills
+        starts at a jump target or after a jump, exit or call-free end; and an upper
+        bound of each one's machine code (by first pc; :func:`_bound`). Also fills
         ``hops`` (unchecked code): blocks that are one ``goto`` inside the function,
         which jumps and falls may skip (checked code spends the budget on backward
         ones: not skipped there)."""
         insns, targets, placeholder = self.insns, self.targets, self.placeholder
         self.hops = hops = {}
         out = []
+        sizes = {}
         first = start
+        size = 0
         checked = self.b.checked
+        bounds = _BOUNDS[checked]
         for pc in range(start, end):
             if placeholder[pc]:
                 continue
             if pc != first and pc in targets:
                 out.append((first, pc - 1))
-                first = pc
+                sizes[first] = size
+                first, size = pc, 0
             insn = insns[pc]
             opcode = insn.opcode
+            size += bounds[opcode]
             if (opcode & 7 == isa.JMP or opcode & 7 == isa.JMP32) and opcode & 0xF0 != isa.CALL:
                 if pc == first and opcode & 0xF0 == isa.JA and not checked:
                     target = pc + insn.jump_offset() + 1
                     if start <= target < end:
                         hops[pc] = target
                 out.append((first, pc))
-                first = pc + 1
+                sizes[first] = size
+                first, size = pc + 1, 0
         if first < end:
             out.append((first, end - 1))
-        return out
+            sizes[first] = size
+        return out, sizes
 
     def layout(self, blocks: list[tuple[int, int]], start: int,
                loops: list[tuple[int, int]]) -> list[tuple[int, int]]:
