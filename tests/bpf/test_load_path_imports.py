@@ -68,7 +68,7 @@ def test_a_direct_tier_jit_run_never_loads_llvm(tmp_path):
 
 
 def test_importing_the_ring_layer_and_the_designs_starts_no_process():
-    """``ctypes.util.find_library`` runs ``ldconfig -p`` in a child process (~14 ms of wall
+    """``ctypes.util.find_library`` runs ``ldconfig -p`` in a child process (~5 ms of wall
     time); the ring layer, which every design imports at its first load, takes the C
     library already in the process instead."""
     code = ("import sys, json\n"

@@ -11,7 +11,7 @@ import ctypes
 import os
 
 # the C library already in the process (as uring/threads.py and the others take it):
-# ctypes.util.find_library("c") runs `ldconfig -p` in a child process, ~14 ms of wall time
+# ctypes.util.find_library("c") runs `ldconfig -p` in a child process, ~5 ms of wall time
 # on every import of the ring layer (#19, first run)
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
