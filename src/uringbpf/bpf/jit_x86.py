@@ -227,6 +227,119 @@ _TEST_ERROR = _CONST["test_error"][0]
 _FAIL_TAIL, _FAIL_TAIL_ERR = _CONST["fail_tail"]
 
 
+# What :func:`_scan` checks of an instruction, by opcode (0: it cannot tell; the
+# instruction goes to ``validate``): the opcode is valid and so is the instruction when
+# dst <= 10 and each flagged field holds (see ``isa.invalid_reason``, whose rules these
+# restate for the forms programs use; tests/bpf/jit/test_x86_scan.py holds them equal).
+_F_OK, _F_SRC, _F_OFF0, _F_DIVOFF, _F_END, _F_JUMP, _F_CALL, _F_LDDW = (1 << i for i in range(8))
+
+
+def _scan_flags(opcode: int) -> int:
+    cls, op, x = opcode & 7, opcode & 0xF0, opcode & isa.X
+    src = _F_SRC if x else 0
+    if cls in (isa.ALU, isa.ALU64):
+        if op in (isa.ADD, isa.SUB, isa.MUL, isa.OR, isa.AND, isa.LSH, isa.RSH, isa.XOR,
+                  isa.ARSH):
+            return _F_OK | src
+        if op == isa.MOV:
+            return _F_OK | _F_OFF0 | src
+        if op in (isa.DIV, isa.MOD):
+            return _F_OK | _F_DIVOFF | src
+        if op == isa.NEG and not x:
+            return _F_OK
+        if op == isa.END and not (cls == isa.ALU64 and x):
+            return _F_OK | _F_END
+        return 0
+    if cls in (isa.JMP, isa.JMP32):
+        if opcode == isa.OP_MAY_GOTO or op not in isa.JMP_OP_NAMES:
+            return 0
+        if op in (isa.CALL, isa.EXIT):
+            if cls == isa.JMP32:
+                return 0
+            if op == isa.CALL:
+                return _F_OK if x else _F_OK | _F_CALL
+            return 0 if x else _F_OK
+        if op == isa.JA:
+            return 0 if x else _F_OK | _F_JUMP
+        return _F_OK | _F_JUMP | src
+    mode, size = opcode & 0xE0, opcode & 0x18
+    if cls == isa.LD:
+        if opcode == isa.OP_LDDW:
+            return _F_OK | _F_LDDW
+        return _F_OK if mode in (isa.ABS, isa.IND) and size != isa.DW else 0
+    if cls == isa.LDX:
+        ok = mode == isa.MEM or (mode == isa.MEMSX and size != isa.DW)
+        return _F_OK | _F_SRC if ok else 0
+    if cls == isa.ST:
+        return _F_OK if mode == isa.MEM else 0
+    return _F_OK | _F_SRC if mode == isa.MEM else 0          # STX; atomics: validate
+
+
+_SCAN = bytes(_scan_flags(opcode) for opcode in range(256))
+
+
+def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int]]:
+    """``(validate(insns), split_functions(insns))`` in one pass (issue #19: two passes
+    and a call per instruction were a fifth of a small program's translation). Any
+    instruction or target the table cannot clear, and any arena program, goes to
+    ``validate``, which refuses with its messages (or accepts)."""
+    n = len(insns)
+    placeholder = [False] * n
+    starts = {0}
+    targets = []
+    table = _SCAN
+    skip = False
+    ok = n > 0 and not xlated
+    for pc in range(n) if ok else ():
+        if skip:
+            skip = False
+            placeholder[pc] = True
+            continue
+        insn = insns[pc]
+        flags = table[insn.opcode]
+        if not flags or insn.dst > 10:
+            ok = False
+            break
+        if flags == _F_OK:
+            continue
+        if (flags & _F_SRC and insn.src > 10) or (flags & _F_OFF0 and insn.off):
+            ok = False
+            break
+        if flags & _F_JUMP:
+            targets.append(pc + 1 + insn.jump_offset())
+        elif flags & _F_DIVOFF:
+            if insn.off not in (0, 1):
+                ok = False
+                break
+        elif flags & _F_END:
+            if insn.imm not in (16, 32, 64):
+                ok = False
+                break
+        elif flags & _F_CALL:
+            if insn.src == isa.PSEUDO_CALL:
+                targets.append(pc + 1 + insn.imm)
+                starts.add(pc + 1 + insn.imm)
+            elif insn.src not in (isa.CALL_HELPER, isa.PSEUDO_KFUNC_CALL):
+                ok = False
+                break
+        elif flags & _F_LDDW:
+            if insn.src > isa.PSEUDO_MAP_IDX_VALUE or pc + 1 >= n:
+                ok = False
+                break
+            skip = True
+            if insn.src == isa.PSEUDO_FUNC:
+                targets.append(pc + 1 + insn.imm)
+                starts.add(pc + 1 + insn.imm)
+    if ok:
+        for target in targets:
+            if not 0 <= target < n or placeholder[target]:
+                ok = False
+                break
+    if not ok:
+        return validate(insns, xlated), split_functions(insns)
+    return placeholder, sorted(starts)
+
+
 def unsupported_reason(program: isa.Program) -> str | None:
     """Why the direct tier leaves ``program`` to LLVM, or None when it translates it."""
     insns = program.insns
@@ -283,8 +396,7 @@ class _Translator:
         self.insns = program.insns
         self.b = bindings
         self.natives = natives
-        self.placeholder = validate(self.insns, program.arena_xlated)
-        self.starts = split_functions(self.insns)
+        self.placeholder, self.starts = _scan(self.insns, program.arena_xlated)
         self.a = Asm()
         self.slots: list[tuple] = []
         self.slot_pcs: list[int] = []
