@@ -89,3 +89,36 @@ def test_a_single_command_parser_parses_as_the_complete_one(socket_obj):
     for ns in (full, one):
         ns.pop("_parser")
     assert one == full
+
+
+def _after_main(call: str) -> dict:
+    """Run ``call`` (a call of tools.main) in a fresh interpreter with garbage in a cycle
+    whose finalizer records that it ran; report the freeze count and the finalizer."""
+    code = f"""
+import gc, json, sys, weakref
+from uringbpf.tools import main
+ran = []
+class Node:
+    pass
+a, b = Node(), Node()
+a.other, b.other = b, a
+weakref.finalize(a, ran.append, "collected")
+del a, b
+gc.disable()                      # the cycle stays until main collects it
+sys.argv = ["uringbpf", "include-dir"]
+status = {call}
+print(json.dumps({{"status": status, "frozen": gc.get_freeze_count(), "ran": ran}}))
+"""
+    return _fresh(code)
+
+
+def test_the_process_command_collects_its_garbage_then_freezes_the_rest():
+    got = _after_main("main()")
+    assert got["status"] == 0
+    assert got["ran"] == ["collected"]        # finalized before the interpreter's exit
+    assert got["frozen"] > 1000               # the modules' objects: not traversed again
+
+
+def test_a_call_with_arguments_leaves_the_collector_alone():
+    got = _after_main('main(["include-dir"])')
+    assert got == {"status": 0, "frozen": 0, "ran": []}

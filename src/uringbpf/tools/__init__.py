@@ -40,6 +40,7 @@ ignored SIGPIPE and the front end turns the BrokenPipeError of stdout into the s
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
@@ -132,9 +133,25 @@ def _die_of_sigpipe() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``uringbpf ARGV...`` and return the exit status (0, 1 or 2; see the module doc)."""
+    """Run ``uringbpf ARGV...`` and return the exit status (0, 1 or 2; see the module doc).
 
-    argv = sys.argv[1:] if argv is None else list(argv)
+    Without ``argv`` it runs the process's own command line (the ``uringbpf`` console
+    script, ``python -m uringbpf``), whose next step is the interpreter's exit.  Then the
+    command's garbage is collected (its finalizers run, as they would at exit) and what
+    is still alive is frozen (:func:`gc.freeze`): the collections Python runs while it
+    shuts down would otherwise traverse every module's objects again and again, for
+    nothing (8 ms of a 0.125 s ``uringbpf run``, #19).  Those objects are still freed as
+    their modules are cleared, and :mod:`atexit` and :class:`weakref.finalize` callbacks
+    run as before.  With ``argv`` (a caller in a running program, tests) nothing changes.
+    """
+    status = _run(sys.argv[1:] if argv is None else list(argv))
+    if argv is None:
+        gc.collect()
+        gc.freeze()
+    return status
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser(_command_named(argv))
     if not argv:
         parser.print_usage(sys.stderr)
