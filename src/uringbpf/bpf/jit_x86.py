@@ -346,8 +346,10 @@ def unsupported_reason(program: isa.Program) -> str | None:
     suspect = _SUSPECT[bool(program.arena_xlated)]
     for pc, insn in enumerate(insns):
         # Most opcodes can never be refused: one table lookup per instruction (issue #19:
-        # the full test on each was a twentieth of a small program's compile).
-        if not suspect[insn.opcode]:
+        # the full test on each was a twentieth of a small program's compile); ``mov``
+        # and ALU64 operations only with an offset (addr_space_cast, ARENA_ZEXT).
+        flag = suspect[insn.opcode]
+        if not flag or (flag == 2 and not insn.off):
             continue
         cls = insn.cls
         if insn.opcode == 0 and pc and insns[pc - 1].is_lddw:
@@ -363,16 +365,19 @@ def unsupported_reason(program: isa.Program) -> str | None:
 
 
 def _suspects(xlated: bool) -> bytes:
-    """Per opcode: 1 when :func:`unsupported_reason` may refuse an instruction with it
-    (depending on its other fields), else 0."""
+    """Per opcode: 1 when :func:`unsupported_reason` may refuse an instruction with it,
+    2 when it may only if the instruction's offset is not 0 (addr_space_cast: ALU64
+    ``mov`` with offset 1; ARENA_ZEXT: a flag in the offset), else 0."""
     table = bytearray(256)
     for opcode in range(256):
         cls, op = opcode & 7, opcode & 0xF0
-        table[opcode] = (
-            isa.is_arena_access(Insn(opcode)) or opcode == isa.ALU64 | isa.MOV | isa.X
-            or (xlated and cls == isa.ALU64 and op != isa.MOV)
-            or (cls in (isa.JMP, isa.JMP32) and op not in _JMP_OPS)
-            or (cls in (isa.ALU, isa.ALU64) and op not in _ALU_OPS))
+        if (isa.is_arena_access(Insn(opcode))
+                or (cls in (isa.JMP, isa.JMP32) and op not in _JMP_OPS)
+                or (cls in (isa.ALU, isa.ALU64) and op not in _ALU_OPS)):
+            table[opcode] = 1
+        elif opcode == isa.ALU64 | isa.MOV | isa.X or (
+                xlated and cls == isa.ALU64 and op != isa.MOV):
+            table[opcode] = 2
     return bytes(table)
 
 
