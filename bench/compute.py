@@ -349,6 +349,50 @@ def ab_times(objs: dict[str, Path], variant: str, rounds: int) -> None:
 TIER_REPEAT = {"compute": 1000, "branchy": 100000}
 
 
+def direct_compile_table(work: Path, cpu: str) -> None:
+    """Issue #19's compile goal for every program: CPU ms per 1,000 instructions of an
+    uncached direct-tier ``jit.compile`` (the whole call: checks, translation, the
+    instance's memory and code pages) for each program of bench/progs/ and of every
+    example object. Best of max(5, 2000 / insns) compiles (each closed before the next),
+    and their median; the goal is <= 10 ms per 1,000 instructions for each program."""
+    import time
+
+    # The designs register the kfuncs the examples call (native twins are direct calls).
+    import uringbpf.designs.filter  # noqa: F401
+    import uringbpf.designs.kbuf  # noqa: F401
+    import uringbpf.designs.loop  # noqa: F401
+    import uringbpf.designs.ops  # noqa: F401
+    import uringbpf.designs.requests  # noqa: F401
+    from uringbpf.bpf import jit
+    from uringbpf.bpf.helpers import Runtime
+
+    os.environ["URINGBPF_JIT_CACHE"] = "0"
+    sources = sorted((HERE / "progs").glob("*.bpf.c"))
+    sources += sorted((HERE.parent / "examples").glob("*/**/*.bpf.c"))
+    print("direct tier compile, CPU (uncached; best and median of max(5, 2000/insns)):")
+    print(f"  {'program':40s} {'insns':>5s} {'best us':>9s} {'ms/1k':>6s} {'median':>7s}")
+    worst = (0.0, "")
+    for src in sources:
+        out = work / f"{src.parent.name}_{src.stem}.direct.o"
+        cc.compile_c(src, out, cpu=cpu)
+        obj = BpfObject.open(out)
+        for name, loaded in obj.programs.items():
+            program, n = loaded.program, len(loaded.program.insns)
+            spent = []
+            for _ in range(max(5, 2000 // n)):
+                t = time.thread_time()
+                fn = jit.compile(program, Runtime(), cache=False, tier="direct")
+                spent.append(time.thread_time() - t)
+                fn.close()
+            best, median = min(spent), sorted(spent)[len(spent) // 2]
+            label = f"{src.parent.name}/{src.name.removesuffix('.bpf.c')}:{name}"
+            print(f"  {label:40s} {n:5d} {best * 1e6:9.1f} {best * 1e6 / n:6.2f} "
+                  f"{median * 1e6 / n:7.2f}")
+            worst = max(worst, (best * 1e6 / n, label))
+        obj.close()
+    print(f"  worst: {worst[1]} {worst[0]:.2f} ms per 1,000 instructions (goal <= 10)")
+
+
 def tier_times(work: Path, cpu: str, rounds: int) -> None:
     """The two JIT tiers side by side (#19): CPU ms per 1,000 instructions of an uncached
     compile (best of 5; the direct tier: translation + mapping + instance, LLVM: all its
@@ -521,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="uringbpf-bench-") as tmp:
         work = Path(tmp)
         if args.part == "tiers":
+            direct_compile_table(work, args.cpu)
             tier_times(work, args.cpu, args.rounds)
             return 0
         if args.part == "phases":

@@ -440,9 +440,10 @@ class _Memory:
     """An instance's native memory: one guarded block (context, thunk descriptors, vars
     table, stack) and its run of arena pages; released together when the instance's
     :class:`_RunState` goes (not at close: a helper that closes the function during a
-    run returns into its code)."""
+    run returns into its code). The stack's region in the runtime's address space
+    (``mem``, ``region``) leaves it at close, or then at the latest."""
 
-    __slots__ = ("raw", "base", "size", "run", "__weakref__")
+    __slots__ = ("raw", "base", "size", "run", "mem", "region", "__weakref__")
 
     def __init__(self, size: int) -> None:
         # ctypes guarantees only 16-byte alignment on most libcs: over-allocate
@@ -450,10 +451,22 @@ class _Memory:
         self.base = (ctypes.addressof(self.raw) + 15) & ~15
         self.size = size
         self.run: tuple[int, int] | None = None
+        self.mem: AddressSpace | None = None
+        self.region = None
         guard_add(self.base, size)
+
+    def drop_region(self) -> None:
+        """Take the stack out of the runtime's address space (once)."""
+        region, self.region = self.region, None
+        if region is not None:
+            try:
+                self.mem.remove(region)
+            except ValueError:        # its owner removed it (the address space is theirs)
+                pass
 
     def release(self) -> None:
         """Unregister the block (before its memory goes) and give the code back."""
+        self.drop_region()
         guard_remove(self.base, self.size)
         run, self.run = self.run, None
         if run is not None:
@@ -1079,7 +1092,9 @@ class JitFunction:
         self.address: int = self._thunk_addresses[0]
         self._cfunc = HelperFn(self.address)
         self._miss = None
-        self._stack_region = runtime.mem.add(
+        memory = state.memory
+        memory.mem = runtime.mem
+        memory.region = self._stack_region = runtime.mem.add(
             state.stack.addr, state.stack.size, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
         if checked:
             # A failed lookup (a Ctrl-C that arrived in native code, most often) is parked
@@ -1089,7 +1104,6 @@ class JitFunction:
                                         _parker(state, "checked access's region lookup")))
             state.ctx.miss = ctypes.cast(self._miss, ctypes.c_void_p).value
             self.refresh_regions()
-        self._finalizer = weakref.finalize(self, _release, runtime.mem, self._stack_region)
         self.compile_seconds = 0.0
         #: why the program's code is LLVM's from the start ("" when the direct tier made it)
         self.tier_reason = ""
@@ -1157,7 +1171,8 @@ class JitFunction:
 
     @property
     def timings(self) -> dict[str, float]:
-        """Seconds LLVM spent on this code (when it was compiled; cached code reuses it)."""
+        """Seconds LLVM spent on this code per phase (CPU), or the direct tier's translation
+        (``translate``, wall) (when it was compiled; cached code reuses it)."""
         return dict(self._code.compiled.timings or {})
 
     @property
@@ -1329,21 +1344,12 @@ class JitFunction:
         code pages and the context go back when the instance goes."""
         with self._switch_lock:
             self._closed = True
-        self._finalizer()
+        self._state.memory.drop_region()
 
     _closed = False
     #: serialises the background switch to LLVM's code with close() (see _switch); one
     #: lock for every instance, as both are rare and short
     _switch_lock = threading.Lock()
-
-
-def _release(mem: AddressSpace, region) -> None:
-    """Close an instance: its stack leaves the address space (its memory and code pages
-    go with its :class:`_RunState`)."""
-    try:
-        mem.remove(region)
-    except ValueError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------
@@ -1477,12 +1483,13 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     code = _cache_get(key, use_cache)
     if code is not None:
         return code, True
-    start = time.thread_time()
+    # wall time (the CPU clock is a system call here, a microsecond a read: issue #19)
+    start = time.perf_counter()
     rt = _jitrt_symbols() if checked else {}
     bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
                         check_addr=rt.get("check", 0), checked=checked)
     out = jit_x86.translate(program, bindings, binder.natives)
-    compiled = CompiledModule(None, {}, "", {"translate": time.thread_time() - start})
+    compiled = CompiledModule(None, {}, "", {"translate": time.perf_counter() - start})
     compiled.machine_code = out.code
 
     def regenerate() -> str:

@@ -190,3 +190,18 @@ def test_functions_of_a_program_run_from_pooled_code(tier):
         assert fn() == 16
         assert fn.function_address(4) == fn.address + jit._THUNK_SIZE
         fn.close()
+
+
+def test_the_stack_leaves_the_address_space_at_close_or_when_the_instance_goes():
+    rt = Runtime()
+    closed = jit.compile(prog("mov %r0, 1\nexit"), rt, tier="direct", cache=False)
+    dropped = jit.compile(prog("mov %r0, 2\nexit"), rt, tier="direct", cache=False)
+    stacks = [r for r in rt.mem.regions() if r.name.startswith("jit-stack")]
+    assert len(stacks) == 2
+    closed.close()
+    closed.close()                                         # twice: no error
+    left = [r for r in rt.mem.regions() if r.name.startswith("jit-stack")]
+    assert len(left) == 1 and left[0].base == dropped._state.stack.addr
+    del dropped
+    gc.collect()
+    assert not [r for r in rt.mem.regions() if r.name.startswith("jit-stack")]
