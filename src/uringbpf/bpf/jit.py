@@ -42,6 +42,7 @@ import json
 import mmap
 import os
 import signal
+import struct
 import queue
 import tempfile
 import threading
@@ -349,8 +350,10 @@ def _this_thread() -> int:
 
 def _thunk_bytes(env: int, target: int) -> bytes:
     """``movabs r9, env; movabs rax, target; jmp rax``: call ``target(r1..r5, env)``."""
-    return (b"\x49\xb9" + env.to_bytes(8, "little") + b"\x48\xb8" + target.to_bytes(8, "little")
-            + b"\xff\xe0" + b"\xcc\xcc")
+    return _THUNK.pack(b"\x49\xb9", env, b"\x48\xb8", target, b"\xff\xe0\xcc\xcc")
+
+
+_THUNK = struct.Struct("<2sQ2sQ4s")
 
 
 class _Arena:

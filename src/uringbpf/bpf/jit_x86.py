@@ -145,6 +145,17 @@ def _bound(insn: Insn, checked: bool) -> int:
     return 1000
 
 
+# What the first pass over a function needs of an opcode (:data:`_KIND`): a jump-class
+# opcode is a call (either class: refused later), an exit or a jump
+_K_PLAIN, _K_LDDW, _K_PACKET, _K_CALL, _K_EXIT, _K_JUMP = range(6)
+_KIND = bytes(
+    _K_LDDW if opcode == isa.OP_LDDW
+    else _K_PACKET if opcode & 7 == isa.LD and opcode & 0xE0 in (isa.ABS, isa.IND)
+    else (_K_CALL if opcode & 0xF0 == isa.CALL else _K_EXIT if opcode & 0xF0 == isa.EXIT
+          else _K_JUMP) if opcode & 7 in (isa.JMP, isa.JMP32)
+    else _K_PLAIN
+    for opcode in range(256))
+
 #: the callee-saved registers a function saves when no map address is pinned, by which of
 #: r6-r9 it names (bit r - 6)
 _SAVED = tuple((RBP, R12) + tuple(REG[6 + i] for i in range(4) if mask >> i & 1)
@@ -499,26 +510,27 @@ class _Translator:
         # aligns its loops: fewer fetch blocks per iteration.
         self.heads = heads = set()
         loops = []
+        kinds = _KIND
         for pc in range(start, end):
             insn = insns[pc]
-            opcode = insn.opcode
+            kind = kinds[insn.opcode]
             used.add(insn.dst)
-            if opcode != isa.OP_LDDW:       # an lddw's src is its kind (6: map value)
+            if kind != _K_LDDW:             # an lddw's src is its kind (6: map value)
                 used.add(insn.src)
-            cls = opcode & 7
-            if cls == isa.LD and opcode & 0xE0 in (isa.ABS, isa.IND):
+            if kind == _K_PLAIN or kind == _K_LDDW:
+                continue
+            if kind == _K_PACKET:
                 used.add(6)
-            elif (cls == isa.JMP or cls == isa.JMP32) and not placeholder[pc]:
-                op = opcode & 0xF0
-                if op == isa.CALL:
+            elif not placeholder[pc]:
+                if kind == _K_CALL:
                     calls = True
-                elif op != isa.EXIT:
+                elif kind == _K_JUMP:
                     target = pc + insn.jump_offset() + 1
                     targets.add(target)
                     if target <= pc:
                         heads.add(target)
                         loops.append((target, pc))
-        self.pins = pins = self.choose_pins(start, end, used, calls, loops)
+        self.pins = pins = self.choose_pins(start, end, used, calls, loops) if loops else {}
         if pins:
             pinned = set(pins.values())
             saved = (RBP, R12) + tuple(REG[r] for r in (6, 7, 8, 9)
@@ -559,7 +571,7 @@ class _Translator:
         self.reach = reach = {}
         ends = []
         total = 0
-        for index, (first, last) in enumerate(order):
+        for index, (first, last) in enumerate(order if targets else ()):
             if first in heads:
                 total += 15
             where[first] = index
@@ -567,6 +579,9 @@ class _Translator:
             total += sizes[first]
             ends.append(total)
             total += 5
+        if not targets:
+            # no jump: the blocks stay in program order and nothing asks how far apart
+            ends = [0] * len(order)
         # A rule that merges instructions sets `resume` past the ones it consumed (never
         # past its block: the instructions it takes are not jump targets, and no rule
         # takes a jump but the one that ends it)
@@ -1227,7 +1242,7 @@ class _Translator:
         first = start
         size = 0
         checked = self.b.checked
-        bounds = _BOUNDS[checked]
+        bounds, kinds = _BOUNDS[checked], _KIND
         for pc in range(start, end):
             if placeholder[pc]:
                 continue
@@ -1238,7 +1253,8 @@ class _Translator:
             insn = insns[pc]
             opcode = insn.opcode
             size += bounds[opcode]
-            if (opcode & 7 == isa.JMP or opcode & 7 == isa.JMP32) and opcode & 0xF0 != isa.CALL:
+            kind = kinds[opcode]
+            if kind == _K_JUMP or kind == _K_EXIT:
                 if pc == first and opcode & 0xF0 == isa.JA and not checked:
                     target = pc + insn.jump_offset() + 1
                     if start <= target < end:
