@@ -444,19 +444,27 @@ class _Memory:
     table, stack) and its run of arena pages; released together when the instance's
     :class:`_RunState` goes (not at close: a helper that closes the function during a
     run returns into its code). The stack's region in the runtime's address space
-    (``mem``, ``region``) leaves it at close, or then at the latest."""
+    (``mem``, ``region``) leaves it at close, or then at the latest.
 
-    __slots__ = ("raw", "base", "size", "run", "mem", "region", "__weakref__")
+    Released by ``__del__``, not a ``weakref.finalize`` (issue #19: creating and calling
+    one was ~4 µs of every load): nothing refers back to this object, so it goes with the
+    state's last reference, cycles included; after the interpreter's exit handlers
+    nothing is released (no code needs its pages back, and the modules it calls may be
+    half torn down)."""
+
+    __slots__ = ("raw", "base", "size", "run", "mem", "region", "guarded")
 
     def __init__(self, size: int) -> None:
+        self.run: tuple[int, int] | None = None
+        self.mem: AddressSpace | None = None
+        self.region = None
+        self.guarded = False
         # ctypes guarantees only 16-byte alignment on most libcs: over-allocate
         self.raw = ctypes.create_string_buffer(size + 16)
         self.base = (ctypes.addressof(self.raw) + 15) & ~15
         self.size = size
-        self.run: tuple[int, int] | None = None
-        self.mem: AddressSpace | None = None
-        self.region = None
         guard_add(self.base, size)
+        self.guarded = True
 
     def drop_region(self) -> None:
         """Take the stack out of the runtime's address space (once)."""
@@ -468,12 +476,19 @@ class _Memory:
                 pass
 
     def release(self) -> None:
-        """Unregister the block (before its memory goes) and give the code back."""
+        """Unregister the block (before its memory goes) and give the code back (once)."""
         self.drop_region()
-        guard_remove(self.base, self.size)
+        if self.guarded:
+            self.guarded = False
+            guard_remove(self.base, self.size)
         run, self.run = self.run, None
         if run is not None:
             _arena.give(*run)
+
+    def __del__(self) -> None:
+        # (None: the module's globals already cleared at the interpreter's end)
+        if _exiting is not None and not _exiting:
+            self.release()
 
 
 class _Span:
@@ -711,8 +726,6 @@ class _RunState:
         head = -(-head // 16) * 16                 # the stack is 16-byte aligned
         stack = frames * isa.STACK_SIZE
         self.memory = memory = _Memory(head + stack)
-        self._finalizer = weakref.finalize(self, memory.release)
-        self._finalizer.atexit = False    # at exit no code needs its pages back
         base = memory.base
         self.ctx = ctx = JitContext.from_address(base)
         self.descs = (JitThunk * nfuncs).from_address(base + _CTX_SIZE)
@@ -1475,6 +1488,10 @@ def _tier_shutdown() -> None:
 
 
 atexit.register(_tier_shutdown)
+
+#: set by the exit handler below: instance memory is no longer released (see _Memory)
+_exiting: list[bool] = []
+atexit.register(_exiting.append, True)
 
 
 def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache: bool,

@@ -9,6 +9,10 @@ from __future__ import annotations
 import ctypes
 import gc
 import mmap
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +23,7 @@ from uringbpf.bpf.isa import Insn
 from uringbpf.bpf.memory import guard_check
 
 PAGE = mmap.PAGESIZE
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 def prog(text: str) -> isa.Program:
@@ -205,3 +210,21 @@ def test_the_stack_leaves_the_address_space_at_close_or_when_the_instance_goes()
     del dropped
     gc.collect()
     assert not [r for r in rt.mem.regions() if r.name.startswith("jit-stack")]
+
+
+def test_exit_with_live_instances_is_quiet():
+    """Instances alive at the interpreter's end (globals, a cycle) release nothing and
+    report nothing (their memory is released by ``__del__``, off after the exit
+    handlers)."""
+    child = (
+        "from uringbpf.bpf import isa, jit\n"
+        "from uringbpf.bpf.asm import assemble\n"
+        "from uringbpf.bpf.helpers import Runtime\n"
+        "p = isa.Program('t', assemble('mov %r0, 1\\nexit'))\n"
+        "keep = [jit.compile(p, Runtime(), cache=False) for _ in range(3)]\n"
+        "cycle = [jit.compile(p, Runtime(), cache=False)]\n"
+        "cycle.append(cycle)\n"
+        "assert keep[0]() == 1\n")
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
