@@ -35,7 +35,8 @@ from uringbpf.errors import CoreError  # absolute: setup.py loads this file by p
 
 #: the verifier modules compiled into ``_compiled/`` (the hot loop and everything it calls
 #: per instruction; ``cfg``, ``api``, ``disasm`` run once per program and stay pure)
-COMPILED_MODULES = ("scalar", "state", "common", "transfer", "memory", "calls", "explore")
+COMPILED_MODULES = ("scalar", "state", "common", "sanity", "transfer", "memory", "calls",
+                    "explore")
 
 #: the directory of the compiled twin, next to the sources
 COMPILED_DIR = "_compiled"

@@ -9,6 +9,7 @@ from uringbpf.bpf.verifier.common cimport (
     _DInsn,
     _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown, _unknown_load)
 cimport uringbpf.bpf.verifier.scalar as sc
+cimport uringbpf.bpf.verifier.sanity as sanity
 
 cdef class MemoryMixin(CallsMixin):
     # the per-instruction memory checks: C calls from the explorer

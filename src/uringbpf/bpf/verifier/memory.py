@@ -234,7 +234,7 @@ class MemoryMixin(CallsMixin):
             # tracking relies on it); other memory only for atomics (_do_atomic)
             _check_aligned(ptr, off, size, "stack ")
             return self._stack_access(st, ptr, regno, off, size, write, value, value_regno, signed)
-        if write and value is not None and value.is_ptr:
+        if write and value is not None and value.t >= PTR_CTX:     # (value.is_ptr)
             if t == PTR_CTX or not _is_arena_ptr(value):
                 raise _Reject(f"R{value_regno} leaks addr into {'ctx' if t == PTR_CTX else 'mem'}")
             value = UNKNOWN_SCALAR   # an arena address is stored as plain data (see _is_arena_ptr)

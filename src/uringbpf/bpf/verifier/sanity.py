@@ -16,12 +16,13 @@ byte could be touched, kept here as plain functions the transfer and memory chec
 from __future__ import annotations
 
 from . import scalar as sc
-from .common import MAX_VAR_OFF, _Reject
+from .common import MAX_VAR_OFF, Num, _Reject
+from .scalar import S64_MIN
 from .state import CONST_MAP, PTR_FUNC, PTR_MEM, PTR_TRUSTED, Reg
 
-# pointers whose arithmetic is refused before these limits are looked at (transfer._ptr_alu
-# names them); a nullable pointer likewise ("null-check it first")
-_NO_ARITH = (CONST_MAP, PTR_FUNC, PTR_TRUSTED)
+# (check_ptr_operands leaves out map pointers, functions and trusted pointers, whose
+# arithmetic transfer._ptr_alu refuses with an earlier message, and nullable pointers:
+# "null-check it first")
 
 
 def _kernel_name(ptr: Reg) -> str:
@@ -34,54 +35,54 @@ def _kernel_name(ptr: Reg) -> str:
     return ptr.type_name()
 
 
-def _check_scalar(var: tuple, name: str) -> None:
+def _check_scalar(var: tuple, ptr: Reg) -> None:
     """check_reg_sane_offset on the scalar operand of ``ptr +/-= x``, in the kernel's
-    order (``name``: the pointer type being computed)."""
-    if sc.is_const(var):
+    order (the messages name ``ptr``'s type: the pointer type being computed).  The
+    name is built only for a refusal: this runs for every pointer addition."""
+    smin = var[2]
+    if var[5] == 0:     # a constant (sc.is_const, inline)
         val = sc.s64(var[4])
         if val >= MAX_VAR_OFF or val <= -MAX_VAR_OFF:
-            raise _Reject(f"math between {name} pointer and {val} is not allowed")
-    smin = var[2]
-    if smin == sc.S64_MIN:
-        raise _Reject(f"math between {name} pointer and register with unbounded min value "
-                      "is not allowed")
+            raise _Reject(f"math between {_kernel_name(ptr)} pointer and {val} is not allowed")
+    if smin == S64_MIN:
+        raise _Reject(f"math between {_kernel_name(ptr)} pointer and register with unbounded "
+                      "min value is not allowed")
     if smin >= MAX_VAR_OFF or smin <= -MAX_VAR_OFF:
-        raise _Reject(f"value {smin} makes {name} pointer be out of bounds")
+        raise _Reject(f"value {smin} makes {_kernel_name(ptr)} pointer be out of bounds")
 
 
-def _check_pointer(off: int, var: tuple, name: str) -> None:
+def _check_pointer(off: Num, var: tuple, ptr: Reg) -> None:
     """The same check on a pointer (before and after the arithmetic): its fixed offset,
     then the signed minimum of its variable part, each within 2**29 of 0 (the two are
     not added: a constant added to a variable part near the limit is accepted; Linux
-    6.18 and 7.2 print both as the pointer's offset)."""
+    6.18 and 7.2 print both as the pointer's offset).  ``ptr`` gives the type named."""
     if off >= MAX_VAR_OFF or off <= -MAX_VAR_OFF:
-        raise _Reject(f"{name} pointer offset {off} is not allowed")
+        raise _Reject(f"{_kernel_name(ptr)} pointer offset {off} is not allowed")
     smin = var[2]
     if smin >= MAX_VAR_OFF or smin <= -MAX_VAR_OFF:
-        raise _Reject(f"{name} pointer offset {smin} is not allowed")
+        raise _Reject(f"{_kernel_name(ptr)} pointer offset {smin} is not allowed")
 
 
 def check_ptr_operands(ptr: Reg, other: Reg) -> None:
     """Refuse ``ptr +/-= other`` (other a scalar) as the kernel does before computing it:
     the scalar operand, then the pointer, must be sane offsets."""
-    if ptr.null or ptr.t in _NO_ARITH:
+    if ptr.null or ptr.t == CONST_MAP or ptr.t == PTR_FUNC or ptr.t == PTR_TRUSTED:
         return      # refused by the caller with the kernel's earlier message
-    name = _kernel_name(ptr)
-    _check_scalar(other.var, name)
-    _check_pointer(ptr.off, ptr.var, name)
+    _check_scalar(other.var, ptr)
+    _check_pointer(ptr.off, ptr.var, ptr)
 
 
-def check_ptr_result(ptr: Reg, off: int, var: tuple) -> None:
+def check_ptr_result(ptr: Reg, off: Num, var: tuple) -> None:
     """Refuse the result of pointer arithmetic (``ptr``'s type, fixed offset ``off``,
     variable part ``var``) that is not a sane offset."""
-    _check_pointer(off, var, _kernel_name(ptr))
+    _check_pointer(off, var, ptr)
 
 
-def check_var_not_negative(ptr: Reg, regno: int) -> None:
+def check_var_not_negative(ptr: Reg, regno: Num) -> None:
     """7.2's check_mem_region_access on a pointer with a variable offset (not the stack):
     the constant offset folded into the variable range, a range that may be negative has
     an unsigned maximum of 2**63 or more and is refused, even when the instruction's
     offset would bring every byte back inside."""
     var = ptr.var
-    if not sc.is_const(var) and ptr.off + var[2] < 0:
+    if var[5] != 0 and ptr.off + var[2] < 0:
         raise _Reject(f"R{regno} unbounded memory access, make sure to bounds check any such access")

@@ -5,12 +5,14 @@
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar
 from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
+cimport uringbpf.bpf.verifier.sanity as sanity
 # (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
 # 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
 
 # module functions the transfer functions call per instruction
 cpdef Reg const_imm(v)
 cpdef Reg _synced(Reg known, Reg r)
+cpdef Reg _const_alu(opcode, a, b)
 cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b)
 cpdef tuple scalar_cond(opcode, tuple av, tuple bv)
 cpdef tuple scalar_alu(opcode, off, tuple a, tuple b)

@@ -123,8 +123,72 @@ def sync_linked_var(known: Reg, reg: Reg):
     return sc.alu_add(known.var, sc.const(delta & U64))
 
 
+def _const_alu(opcode: Num, a: Num, b: Num) -> Reg | None:
+    """``a op b`` for two constants (``a``, ``b``: their u64 values), as the constant
+    register :func:`scalar_alu` makes of them, or None for an operation left to it
+    (division, modulo, and a shift by the width or more, which make no constant).
+
+    Every other operation of two constants has an exact constant result in the kernel's
+    domain (each range is one point, every tnum bit known), so it is computed directly:
+    a loop counter (``r1 += 1``) is a new constant on every iteration, and each one would
+    otherwise go through the whole range and tnum computation and fill the cache
+    (tests/bpf/verifier/test_const_alu.py checks equality with scalar_alu)."""
+    op = opcode & 0xF0
+    if opcode & 0x07 == ALU64:
+        if op == ADD:
+            v = a + b
+        elif op == SUB:
+            v = a - b
+        elif op == AND:
+            v = a & b
+        elif op == OR:
+            v = a | b
+        elif op == XOR:
+            v = a ^ b
+        elif op == MUL:
+            v = a * b
+        elif op == LSH and b < 64:
+            v = a << b
+        elif op == RSH and b < 64:
+            v = a >> b
+        elif op == ARSH and b < 64:
+            v = sc.s64(a) >> b
+        else:
+            return None
+        return const_imm(v & U64)
+    # ALU32: the low halves, the result zero-extended; a shift is by the whole source
+    # (is_safe_to_compute_dst_reg_range), so ``w1 <<= r2`` with r2 = 2**32 + 1 makes none
+    x = a & U32
+    if op == ADD:
+        v = x + b
+    elif op == SUB:
+        v = x - b
+    elif op == AND:
+        v = x & b
+    elif op == OR:
+        v = x | b
+    elif op == XOR:
+        v = x ^ b
+    elif op == MUL:
+        v = x * (b & U32)
+    elif op == LSH and b < 32:
+        v = x << b
+    elif op == RSH and b < 32:
+        v = x >> b
+    elif op == ARSH and b < 32:
+        v = (x - (1 << 32) if x >> 31 else x) >> b
+    else:
+        return None
+    return const_imm(v & U32)
+
+
 def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple) -> Reg:
-    """The register :func:`scalar_alu` makes, from the cache when it was computed before."""
+    """The register :func:`scalar_alu` makes, from the cache when it was computed before
+    (two constants: :func:`_const_alu`, never cached)."""
+    if a[5] == 0 and b[5] == 0:
+        r = _const_alu(opcode, a[4], b[4])
+        if r is not None:
+            return r
     key = (opcode, off, a, b)
     r = _ALU_MEMO.get(key)
     if r is None:
@@ -276,9 +340,13 @@ class TransferMixin(MemoryMixin):
                 else:
                     s = const_imm(insn.imm if opcode & 0x07 == ALU64 else insn.imm & U32)
                 if s.t == SCALAR:
-                    r: Reg = _ALU_MEMO.get((opcode, insn.off, d.var, s.var))
+                    dv: tuple = d.var
+                    sv: tuple = s.var
+                    r: Reg = None
+                    if dv[5] or sv[5]:      # (two constants: _const_alu, never cached)
+                        r = _ALU_MEMO.get((opcode, insn.off, dv, sv))
                     if r is None:
-                        r = _scalar_alu_reg(opcode, insn.off, d.var, s.var)
+                        r = _scalar_alu_reg(opcode, insn.off, dv, sv)
                     regs[dst] = r
                     return
         elif dst != 10 and opcode & 0xF8 == _MOV_K:
@@ -448,11 +516,13 @@ class TransferMixin(MemoryMixin):
             if op in (ADD, SUB):
                 raise _Reject(f"R{regno} pointer {opname} pointer prohibited")
             raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
-        if op == ADD and s.is_ptr:
+        # (s.t >= PTR_CTX: Reg.is_ptr; below, s.var[5] == 0: Reg.is_const of the scalar
+        # operand, without the property calls on this per-instruction path)
+        if op == ADD and s.t >= PTR_CTX:
             d, s = s, d
-        elif op == SUB and s.is_ptr:
+        elif op == SUB and s.t >= PTR_CTX:
             raise _Reject(f"R{regno} tried to subtract pointer from scalar")
-        elif op not in (ADD, SUB) or s.is_ptr:
+        elif (op != ADD and op != SUB) or s.t >= PTR_CTX:
             raise _Reject(f"R{regno} pointer arithmetic with {opname} operator prohibited")
         sanity.check_ptr_operands(d, s)
         if op == SUB and d.t == PTR_STACK:
@@ -462,10 +532,11 @@ class TransferMixin(MemoryMixin):
             raise _Reject(f"R{regno} pointer arithmetic on {d.type_name()} prohibited, null-check it first")
         if d.t in (CONST_MAP, PTR_FUNC, PTR_TRUSTED):
             raise _Reject(f"R{regno} pointer arithmetic on {d.type_name()} prohibited")
-        if d.t == PTR_CTX and not s.is_const:
+        sv: tuple = s.var
+        if d.t == PTR_CTX and sv[5] != 0:
             raise _Reject(f"R{regno} variable offset on ctx pointer prohibited")
-        if s.is_const:
-            k = sc.s64(s.value)
+        if sv[5] == 0:
+            k = sc.s64(sv[4])
             off = d.off + k if op == ADD else d.off - k
             sanity.check_ptr_result(d, off, d.var)
             if not -MAX_VAR_OFF < off < MAX_VAR_OFF:

@@ -1,0 +1,60 @@
+"""The verifier's constant ALU shortcut (transfer._const_alu) against the general domain.
+
+``_const_alu`` computes ``a op b`` for two constant scalars directly instead of through
+the range/tnum domain (scalar_alu): a loop counter makes a new constant every iteration.
+Its result must be exactly the register the domain makes, for every operation and width,
+and it must decline (None) what makes no constant: division, modulo and shifts by the
+width or more (for ALU32 a shift amount is the whole 64-bit source).
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from uringbpf.bpf import isa
+from uringbpf.bpf.verifier import scalar as sc
+from uringbpf.bpf.verifier.transfer import _const_alu, _scalar_alu_reg, scalar_alu
+
+_OPS = (isa.ADD, isa.SUB, isa.MUL, isa.AND, isa.OR, isa.XOR, isa.LSH, isa.RSH, isa.ARSH,
+        isa.DIV, isa.MOD)
+_EDGES = (0, 1, 2, 31, 32, 33, 63, 64, 65, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32,
+          (1 << 32) + 1, (1 << 63) - 1, 1 << 63, (1 << 64) - 1, (1 << 64) - 32)
+
+
+def _values(n: int, seed: int) -> list[tuple[int, int]]:
+    rnd = random.Random(seed)
+    pairs = [(a, b) for a in _EDGES for b in _EDGES]
+    for _ in range(n):
+        width = rnd.choice((8, 32, 64))
+        pairs.append((rnd.getrandbits(width), rnd.getrandbits(rnd.choice((3, 6, 32, 64)))))
+    return pairs
+
+
+@pytest.mark.parametrize("cls", [isa.ALU64, isa.ALU], ids=["alu64", "alu32"])
+@pytest.mark.parametrize("op", _OPS, ids=lambda op: isa.ALU_OP_NAMES[op])
+def test_const_alu_equals_the_domain(cls: int, op: int) -> None:
+    opcode = cls | op | isa.X
+    width = 64 if cls == isa.ALU64 else 32
+    for a, b in _values(400, seed=op * 7 + cls):
+        general = scalar_alu(opcode, 0, sc.const(a), sc.const(b))
+        short = _const_alu(opcode, a, b)
+        if short is None:
+            # declined only where the domain makes no constant or it is a division
+            assert op in (isa.DIV, isa.MOD) or (op in (isa.LSH, isa.RSH, isa.ARSH) and b >= width)
+            continue
+        assert short.var == general, (hex(a), hex(b))
+        assert short.id == 0 and short.off == 0
+
+
+def test_scalar_alu_reg_takes_the_shortcut_for_constants() -> None:
+    # the cached entry point gives the same register as the domain for constants, and
+    # still computes non-constant operands through the domain
+    add = isa.ALU64 | isa.ADD | isa.X
+    assert _scalar_alu_reg(add, 0, sc.const(5), sc.const(7)).var == sc.const(12)
+    u8 = sc.urange(0, 255)
+    assert _scalar_alu_reg(add, 0, u8, sc.const(1)).var == scalar_alu(add, 0, u8, sc.const(1))
+    shift32 = isa.ALU | isa.LSH | isa.X
+    # w1 <<= r2 with r2 = 2**32 + 1: the whole source counts, no constant (unknown)
+    assert _scalar_alu_reg(shift32, 0, sc.const(3), sc.const((1 << 32) + 1)).var == sc.UNKNOWN
