@@ -287,7 +287,7 @@ class Verifier(TransferMixin):
                             self.log(f"{pc}: safe")
                         self._path_end(st)
                         break
-                insn = insns[pc]
+                insn: _DInsn = insns[pc]   # (typed: struct reads in the compiled core)
                 if log_level:
                     self.log(self.insn_line(pc))
                 if not seen[pc]:

@@ -19,6 +19,7 @@ cpdef tnum_cast32(a)
 cpdef from_tnum(tv, tm)
 cpdef urange(lo, hi)
 cpdef srange(lo, hi)
+cpdef tuple exact(v)
 cpdef is_const(s)
 cpdef sync(s)
 cpdef contains(outer, inner)
@@ -75,5 +76,5 @@ cpdef _mul_arc(au0, au1, as0, as1, bu0, bu1, bs0, bs1, m)
 cpdef add_const32(a, k)
 cpdef with_bounds32(s, u0, u1, s0, s1)
 # (alu_sdiv_const, alu_smod_const: called through a conditional expression in transfer.py,
-# which Cython 3.3 cannot compile as a cpdef call; const: a Cython keyword; tnum_arshift:
-# a closure. These stay Python-level functions.)
+# which Cython 3.3 cannot compile as a cpdef call; const: a Cython keyword, an alias of
+# exact; tnum_arshift: a closure. These stay Python-level functions.)

@@ -399,7 +399,7 @@ def _bounds_sync(c64, tv, tm, c32):
             return None
     if not tm:
         if _c_contains(c64, tv, U64) and _c_contains(c32, tv & U32, U32):
-            return const(tv)
+            return exact(tv)
         return None
     smin, smax = _c_sbounds(c64, U64)
     s0, s1 = _c_sbounds(c32, U32)
@@ -416,12 +416,18 @@ def _pack(c64, t, c32):
 # ---------------------------------------------------------------- ranges
 
 
-def const(v: int):
+def exact(v: int):
     """The scalar that is exactly ``v``."""
     v &= U64
     lo = v & U32
     sl = lo - (1 << 32) if lo >> 31 else lo
-    return (v, v, s64(v), s64(v), v, 0, lo, lo, sl, sl)
+    sv = v - _W64 if v & SIGN64 else v
+    return (v, v, sv, sv, v, 0, lo, lo, sl, sl)
+
+
+#: :func:`exact` by its short name, for Python callers (``const`` is a keyword of
+#: Cython's declarations, so the compiled modules call ``exact``: a C call)
+const = exact
 
 
 def from_tnum(tv: int, tm: int):
@@ -524,7 +530,7 @@ def sext(s, bits: int):
     full = (1 << bits) - 1
     if is_const(s):
         v = s[4] & full
-        return const(v - (1 << bits) if v & half else v)
+        return exact(v - (1 << bits) if v & half else v)
     if s[1] < half:
         return s
     if (s[2] & U64) >> bits == (s[3] & U64) >> bits:
@@ -587,7 +593,7 @@ def add_const32(a, k: int):
     """The low 32 bits of ``a + k``, zero-extended (``k`` a signed constant): what a
     32-bit delta link makes of a partner's value (the kernel's sync_linked_regs:
     scalar_min_max_add of the delta, then zext_32_to_64)."""
-    return wrap32(alu_add(a, const(k & U64)))
+    return wrap32(alu_add(a, exact(k & U64)))
 
 
 def alu_sub(a, b):
@@ -625,9 +631,9 @@ def alu_div(a, b):
         return UNKNOWN
     c = b[4]
     if c == 0:
-        return const(0)
+        return exact(0)
     if is_const(a):
-        return const(a[4] // c)
+        return exact(a[4] // c)
     return urange(a[0] // c, a[1] // c)
 
 
@@ -639,7 +645,7 @@ def alu_mod(a, b):
     if c == 0:
         return a
     if is_const(a):
-        return const(a[4] % c)
+        return exact(a[4] % c)
     if a[1] <= c - 1:
         return a
     return urange(0, min(a[1], c - 1))
@@ -649,7 +655,7 @@ def alu_and(a, b):
     """The scalar ``a & b``: minimum from the known bits, maximum the smaller maximum."""
     tv, tm = tnum_and((a[4], a[5]), (b[4], b[5]))
     if not tm:
-        return const(tv)
+        return exact(tv)
     c64 = _c_urange(tv, min(a[1], b[1]), U64)
     c32 = _c_urange(tv & U32, min(a[7], b[7]), U32)
     if not (tm & U32):
@@ -661,7 +667,7 @@ def alu_or(a, b):
     """The scalar ``a | b``: minimum the larger minimum, maximum from the known bits."""
     tv, tm = tnum_or((a[4], a[5]), (b[4], b[5]))
     if not tm:
-        return const(tv)
+        return exact(tv)
     c64 = _c_urange(max(a[0], b[0]), tv | tm, U64)
     c32 = _c_urange(max(a[6], b[6]), (tv | tm) & U32, U32)
     if not (tm & U32):
@@ -673,7 +679,7 @@ def alu_xor(a, b):
     """The scalar ``a ^ b`` (bounds from the known bits)."""
     tv, tm = tnum_xor((a[4], a[5]), (b[4], b[5]))
     if not tm:
-        return const(tv)
+        return exact(tv)
     return _pack((tv, tm), (tv, tm), (tv & U32, tm & U32))
 
 
@@ -712,7 +718,7 @@ def alu_neg(a):
     """The scalar ``-a`` (64-bit, wrapping): ``0 - a``, as the kernel computes BPF_NEG
     (scalar_min_max_sub from a known 0 and tnum_neg), so the known bits survive
     (``-(x & 8)`` is 0 or -8: aligned for an 8-byte stack access)."""
-    return alu_sub(const(0), a)
+    return alu_sub(exact(0), a)
 
 
 def bswap(a, bits: int):
@@ -721,7 +727,7 @@ def bswap(a, bits: int):
     tnum_bswap16/32/64 then __mark_reg_unbounded."""
     if is_const(a):
         v = a[4] & ((1 << bits) - 1)
-        return const(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
+        return exact(int.from_bytes(v.to_bytes(bits // 8, "little"), "big"))
     n = bits // 8
     full = (1 << bits) - 1
     tv = int.from_bytes((a[4] & full).to_bytes(n, "little"), "big")
@@ -994,9 +1000,9 @@ def alu_sdiv_const(a, c: int):
     """``a s/ c`` for a constant ``c`` (signed 64-bit): monotonic in ``a`` between the
     signed bounds, except S64_MIN / -1, which wraps (the kernel's scalar_min_max_sdiv)."""
     if c == 0:
-        return const(0)
+        return exact(0)
     if c == -1 and a[2] == S64_MIN:
-        return const(S64_MIN & U64) if a[3] == S64_MIN else UNKNOWN
+        return exact(S64_MIN & U64) if a[3] == S64_MIN else UNKNOWN
     q1, q2 = _sdiv64(a[2], c), _sdiv64(a[3], c)
     return srange(min(q1, q2), max(q1, q2))
 

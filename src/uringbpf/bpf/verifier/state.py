@@ -139,8 +139,6 @@ class Reg:
         return f"{self.type_name()}({','.join(extra)})"
 
 
-_new_reg = Reg.__new__
-
 
 def copy_reg(src: Reg) -> Reg:
     """A copy of register ``src``, for the hot paths that then set a field or two on it
@@ -148,7 +146,7 @@ def copy_reg(src: Reg) -> Reg:
     compiled core)."""
     # field by field rather than a loop over __slots__: this runs for most processed
     # instructions (test_verifier_speed.py checks it copies every slot)
-    r = _new_reg(Reg)
+    r: Reg = Reg.__new__(Reg)    # (typed: struct writes in the compiled core)
     r.t = src.t
     r.var = src.var
     r.off = src.off
@@ -169,7 +167,7 @@ UNKNOWN_SCALAR = Reg(SCALAR, sc.UNKNOWN)
 
 def scalar(var) -> Reg:
     """A scalar register with the abstract value ``var``."""
-    r = _new_reg(Reg)
+    r: Reg = Reg.__new__(Reg)
     r.t = SCALAR
     r.var = var
     r.off = r.id = r.ref = r.frame = r.size = r.dyn = 0
@@ -178,9 +176,9 @@ def scalar(var) -> Reg:
     return r
 
 
-def const_reg(v: int) -> Reg:
-    """A scalar register holding exactly ``v``."""
-    return Reg(SCALAR, sc.const(v))
+def const_reg(v) -> Reg:
+    """A scalar register holding exactly ``v`` (an int)."""
+    return scalar(sc.exact(v))
 
 
 # Stack slots: ("B", bytes-kinds-str) | ("S", Reg) | ("O", ObjSlot)

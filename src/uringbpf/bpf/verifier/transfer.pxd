@@ -2,7 +2,8 @@
 # State/Reg/Frame annotations name the extension types of state.pxd (attribute access on
 # those arguments is a struct read); TransferMixin is a link of the verifier's class chain
 # (calls.pxd declares the attributes).
-from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar
+from uringbpf.bpf.verifier.state cimport (
+    Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar, const_reg)
 from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
 cimport uringbpf.bpf.verifier.sanity as sanity
