@@ -1,10 +1,11 @@
-"""The verifier's constant ALU shortcut (transfer._const_alu) against the general domain.
+"""The verifier's constant shortcuts (transfer._const_alu, _const_taken) against the domain.
 
 ``_const_alu`` computes ``a op b`` for two constant scalars directly instead of through
 the range/tnum domain (scalar_alu): a loop counter makes a new constant every iteration.
 Its result must be exactly the register the domain makes, for every operation and width,
 and it must decline (None) what makes no constant: division, modulo and shifts by the
-width or more (for ALU32 a shift amount is the whole 64-bit source).
+width or more (for ALU32 a shift amount is the whole 64-bit source).  Likewise
+``_const_taken`` decides a conditional jump on two constants as the domain does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import pytest
 
 from uringbpf.bpf import isa
 from uringbpf.bpf.verifier import scalar as sc
-from uringbpf.bpf.verifier.transfer import _const_alu, _scalar_alu_reg, scalar_alu
+from uringbpf.bpf.verifier.common import _JMP_TO_CMP
+from uringbpf.bpf.verifier.transfer import (
+    _const_alu, _const_taken, _scalar_alu_reg, scalar_alu, scalar_cond)
 
 _OPS = (isa.ADD, isa.SUB, isa.MUL, isa.AND, isa.OR, isa.XOR, isa.LSH, isa.RSH, isa.ARSH,
         isa.DIV, isa.MOD)
@@ -58,3 +61,15 @@ def test_scalar_alu_reg_takes_the_shortcut_for_constants() -> None:
     shift32 = isa.ALU | isa.LSH | isa.X
     # w1 <<= r2 with r2 = 2**32 + 1: the whole source counts, no constant (unknown)
     assert _scalar_alu_reg(shift32, 0, sc.const(3), sc.const((1 << 32) + 1)).var == sc.UNKNOWN
+
+
+@pytest.mark.parametrize("cls", [isa.JMP, isa.JMP32], ids=["jmp", "jmp32"])
+@pytest.mark.parametrize("jop", isa.CONDITIONAL_JUMPS, ids=lambda op: isa.JMP_OP_NAMES[op])
+def test_const_compare_equals_the_domain(cls: int, jop: int) -> None:
+    # every compare of two constants is decided by the domain, the same way as the shortcut
+    opcode = cls | jop | isa.X
+    op = _JMP_TO_CMP[jop]
+    for a, b in _values(300, seed=jop + cls):
+        taken = scalar_cond(opcode, sc.const(a), sc.const(b))[2]
+        assert taken is not None
+        assert _const_taken(op, a, b, cls == isa.JMP32) == taken, (hex(a), hex(b))

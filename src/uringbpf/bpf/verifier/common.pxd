@@ -4,6 +4,8 @@ from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 cdef class _DInsn:
     cdef public int opcode, dst, src, cls, op, source, size, mode
     cdef public object off, imm, imm64, insn
+    cdef public Reg kreg
+    cdef public object memo_a, memo_b, memo_r
 
 # typed slots: the explorer reads them for every stored state it compares against
 cdef class _Checkpoint:

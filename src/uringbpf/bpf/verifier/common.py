@@ -106,7 +106,7 @@ class _DInsn:
     (``is_lddw``, ``jump_offset()``...) is the original's, ``insn``."""
 
     __slots__ = ("opcode", "dst", "src", "off", "imm", "imm64", "cls", "op", "source", "size",
-                 "mode", "insn")
+                 "mode", "insn", "kreg", "memo_a", "memo_b", "memo_r")
 
     def __init__(self, insn: isa.Insn):
         self.insn = insn
@@ -121,6 +121,17 @@ class _DInsn:
         self.source = insn.source
         self.size = insn.size
         self.mode = insn.mode
+        # the immediate as the constant register an ALU or jump with a K source reads:
+        # zero-extended from 32 bits in ALU32 and JMP32, sign-extended otherwise
+        wide = insn.cls != isa.ALU and insn.cls != isa.JMP32
+        self.kreg = const_reg(insn.imm if wide else insn.imm & sc.U32)
+        # The last result this instruction computed from two scalar values (the ALU
+        # result register, or the conditional jump's scalar_cond tuple), and those two
+        # values: a loop computes the same thing from the very same value objects on
+        # every iteration, and an identity test is cheaper than hashing them for the
+        # shared caches.  (The references keep the objects alive, so ``is`` cannot be
+        # fooled by a reused address.)
+        self.memo_a = self.memo_b = self.memo_r = None
 
     def __getattr__(self, name: str):
         return getattr(self.insn, name)

@@ -16,6 +16,7 @@ cpdef Reg _synced(Reg known, Reg r)
 cpdef Reg _const_alu(opcode, a, b)
 cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b)
 cpdef tuple scalar_cond(opcode, tuple av, tuple bv)
+cpdef bint _const_taken(op, a, b, bint is32) except -1
 cpdef tuple scalar_alu(opcode, off, tuple a, tuple b)
 cpdef bint _arena_mem_as_number(Reg d, Reg s, op, bint is64) except -1
 

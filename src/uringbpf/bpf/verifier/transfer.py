@@ -6,7 +6,7 @@ from .. import isa
 from . import scalar as sc
 from . import sanity
 from .scalar import (  # names: cheaper than module attributes, per instruction
-    EQ, NE, S32_MAX, S32_MIN, U32, U64, UNKNOWN,
+    EQ, GE, GT, LE, LT, NE, S32_MAX, S32_MIN, SET, SGE, SGT, SLE, SLT, U32, U64, UNKNOWN,
 )
 from ..isa import (  # names: cheaper than module attributes, per instruction
     ADD, ADDR_SPACE_CAST, ALU64, ALU_OP_NAMES, AND, ARSH, DIV, END, JMP32, K, LSH, MOD,
@@ -222,6 +222,44 @@ def scalar_cond(opcode: Num, av: tuple, bv: tuple) -> tuple:
     return (a, b, None, fall, take)
 
 
+def _const_taken(op: Num, a: Num, b: Num, is32: bool) -> bool:
+    """Whether the compare ``op`` (scalar.EQ ... SET) of two constants (``a``, ``b``:
+    their u64 values; JMP32 compares the low halves) jumps: what :func:`scalar_cond`
+    decides for them (every compare of two constants is decided), without the domain
+    (tests/bpf/verifier/test_const_alu.py checks equality with it)."""
+    if is32:
+        a &= U32
+        b &= U32
+        sign = 1 << 31
+        wrap = 1 << 32
+    else:
+        sign = 1 << 63
+        wrap = 1 << 64
+    if op == EQ:
+        return a == b
+    if op == NE:
+        return a != b
+    if op == SET:
+        return (a & b) != 0
+    if op == GT:
+        return a > b
+    if op == GE:
+        return a >= b
+    if op == LT:
+        return a < b
+    if op == LE:
+        return a <= b
+    sa = a - wrap if a & sign else a
+    sb = b - wrap if b & sign else b
+    if op == SGT:
+        return sa > sb
+    if op == SGE:
+        return sa >= sb
+    if op == SLT:
+        return sa < sb
+    return sa <= sb     # SLE
+
+
 def _equal32(pair, a, b):
     """The refined views ``pair`` of ``a`` and ``b``, known equal: both in the meet of
     the 32-bit bounds of all four."""
@@ -334,24 +372,27 @@ class TransferMixin(MemoryMixin):
             # (a linked scalar moved by +/-: the general path decides whether the link
             # stays, with a delta; any other operation leaves a new value, unlinked)
             if d.t == SCALAR and not (d.id and opcode & 0xF0 in _ADD_SUB):
-                s: Reg
-                if opcode & 0x08:
-                    s = regs[insn.src]
-                else:
-                    s = const_imm(insn.imm if opcode & 0x07 == ALU64 else insn.imm & U32)
+                s: Reg = regs[insn.src] if opcode & 0x08 else insn.kreg
                 if s.t == SCALAR:
                     dv: tuple = d.var
                     sv: tuple = s.var
-                    r: Reg = None
-                    if dv[5] or sv[5]:      # (two constants: _const_alu, never cached)
-                        r = _ALU_MEMO.get((opcode, insn.off, dv, sv))
-                    if r is None:
-                        r = _scalar_alu_reg(opcode, insn.off, dv, sv)
+                    r: Reg
+                    if insn.memo_a is dv and insn.memo_b is sv:
+                        r = insn.memo_r     # this instruction's last values (common._DInsn)
+                    else:
+                        r = None
+                        if dv[5] or sv[5]:      # (two constants: _const_alu, never cached)
+                            r = _ALU_MEMO.get((opcode, insn.off, dv, sv))
+                        if r is None:
+                            r = _scalar_alu_reg(opcode, insn.off, dv, sv)
+                        insn.memo_a = dv
+                        insn.memo_b = sv
+                        insn.memo_r = r
                     regs[dst] = r
                     return
         elif dst != 10 and opcode & 0xF8 == _MOV_K:
             regs = st.frames[-1].regs
-            regs[dst] = const_imm(insn.imm if opcode & 0x07 == ALU64 else insn.imm & U32)
+            regs[dst] = insn.kreg
             return
         is64 = insn.cls == ALU64
         op = insn.op
@@ -388,7 +429,7 @@ class TransferMixin(MemoryMixin):
         if insn.source == X:
             src = self.read_reg(st, insn.src)
         else:
-            src = const_imm(insn.imm if is64 else insn.imm & U32)
+            src = insn.kreg
         if op == MOV:
             self._do_mov(st, insn, src, is64)
             return
@@ -549,7 +590,18 @@ class TransferMixin(MemoryMixin):
                 r.id = 0
             return r
         # alu_add / alu_sub of the variable parts: the 64-bit scalar ALU result, cached
-        var = _scalar_alu_reg(ALU64 | op | X, 0, d.var, s.var).var
+        # (the instruction's opcode is ALU64 | op | X here, so its last result, memo_r =
+        # op(memo_a, memo_b), is the one _do_alu's fast path keeps too)
+        dv: tuple = d.var
+        rr: Reg
+        if insn.memo_a is dv and insn.memo_b is sv:
+            rr = insn.memo_r
+        else:
+            rr = _scalar_alu_reg(ALU64 | op | X, 0, dv, sv)
+            insn.memo_a = dv
+            insn.memo_b = sv
+            insn.memo_r = rr
+        var = rr.var
         sanity.check_ptr_result(d, d.off, var)
         r = copy_reg(d)
         r.var = var
@@ -611,23 +663,33 @@ class TransferMixin(MemoryMixin):
         if insn.source == X:
             src = self.read_reg(st, insn.src)
         else:
-            src = const_imm(insn.imm & U32 if is32 else insn.imm)
+            src = insn.kreg
         target = pc + insn.off + 1
         fall = pc + 1
         if _arena_compare(dst, src, op, is32):
             return [(fall, st), (target, st.copy())]     # a number to the kernel too: both ways
-        if dst.is_ptr or src.is_ptr:
+        if dst.t >= PTR_CTX or src.t >= PTR_CTX:     # (Reg.is_ptr, inline)
             return self._ptr_cond(st, insn, dst, src, op, target, fall, is32)
-        if dst.var[5] or src.var[5]:
+        dv: tuple = dst.var
+        sv: tuple = src.var
+        if insn.memo_a is dv and insn.memo_b is sv:
+            cond = insn.memo_r      # this instruction's last values (common._DInsn)
+        elif dv[5] or sv[5]:
             # a pure function of the opcode and both values, cached like the ALU results
-            key = (insn.opcode, dst.var, src.var)
+            key = (insn.opcode, dv, sv)
             cond = _COND_MEMO.get(key)
             if cond is None:
                 if len(_COND_MEMO) >= _MEMO_MAX:
                     _COND_MEMO.clear()
-                cond = _COND_MEMO[key] = scalar_cond(insn.opcode, dst.var, src.var)
+                cond = _COND_MEMO[key] = scalar_cond(insn.opcode, dv, sv)
+            insn.memo_a = dv
+            insn.memo_b = sv
+            insn.memo_r = cond
         else:
-            cond = scalar_cond(insn.opcode, dst.var, src.var)
+            # two constants (a loop counter against its bound): always decided
+            self._mark_decided(st)
+            taken = _const_taken(op, dst.var[4], src.var[4], is32)
+            return [(target if taken else fall, st)]
         a, b, taken, r_fall, r_take = cond
         if taken is not None:
             self._mark_decided(st)
