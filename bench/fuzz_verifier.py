@@ -12,6 +12,10 @@ Modes (default ``all``: alternate both):
   subprogram, accesses in and after the loop); checked against the run without pruning
   and run with several small counter caps (``fuzzgen.check_may_goto``).  Not part of
   ``all``.
+* ``precision`` -- joined constants reaching a map-value access through a map store, a
+  spill, a sum, a pointer addition or a decided compare (``fuzzgen.precision_source``:
+  what Cfg._precision marks precise or not), checked like ``pruning``.  Not part of
+  ``all``.
 * ``linked`` -- programs with scalars linked by a constant delta (``fuzzgen.linked_source``:
   ``rB = rA; rB += K``, 64/32-bit, breakers, spills, joins; a compare on one partner, an
   access indexed by another), checked like ``pruning``.  Not part of ``all``.
@@ -46,7 +50,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="fuzz_verifier", description=__doc__.split("\n\n")[0])
     ap.add_argument("count", nargs="?", type=int, default=2000, help="generator rounds")
     ap.add_argument("seed", nargs="?", type=int, default=None, help="default: time-based")
-    ap.add_argument("--mode", choices=("all", "classic", "pruning", "may_goto", "linked"), default="all")
+    ap.add_argument("--mode", choices=("all", "classic", "pruning", "may_goto", "linked", "precision"), default="all")
     ap.add_argument("--every", type=int, default=0, help="print progress every N rounds")
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else int(time.time())
@@ -54,7 +58,8 @@ def main(argv: list[str]) -> int:
     rng = random.Random(seed)
     arena = fuzzgen.Arena()
     stats = {"classic": fuzzgen.FuzzStats(), "pruning": fuzzgen.FuzzStats(),
-             "may_goto": fuzzgen.FuzzStats(), "linked": fuzzgen.FuzzStats()}
+             "may_goto": fuzzgen.FuzzStats(), "linked": fuzzgen.FuzzStats(),
+             "precision": fuzzgen.FuzzStats()}
     t = time.perf_counter()
 
     def report() -> None:
@@ -73,6 +78,9 @@ def main(argv: list[str]) -> int:
             check = fuzzgen.check_pruning
         elif mode == "linked":
             candidates = [fuzzgen.linked_program(rng)]
+            check = fuzzgen.check_pruning
+        elif mode == "precision":
+            candidates = [fuzzgen.precision_program(rng)]
             check = fuzzgen.check_pruning
         elif mode == "may_goto":
             candidates = [fuzzgen.may_goto_program(rng)]

@@ -436,6 +436,65 @@ def check_pruning(insns: list[isa.Insn], rng: random.Random, arena: Arena, stats
     return check_program(insns, rng, arena, stats)
 
 
+# ---------------------------------------------------------------- precision (#19)
+
+#: constants for the joined register: inside and outside the 24-byte map value
+_QK = [0, 1, 7, 8, 16, 23, 24, 25, 31, 32, 255, -1, -8, 0x20000000]
+
+
+def precision_source(rng: random.Random) -> str:
+    """Two paths join with different constants in one register, which then reaches a
+    map-value access through one of the ways Cfg._precision tells apart: a store to the
+    map value and a load back (the value is lost: never precise), a spill and fill
+    through r10 or a copy of it (kept: precise), a sum with an unknown number or with the
+    map-value pointer itself (used, or only checked against the 2**29 offset limit at the
+    addition), a decided compare (precise only where decided), and a
+    bounded loop deciding its own branch in between.  If pruning ignores a difference
+    that reaches the access, an out-of-bounds arm slips through."""
+    out = ["r6 = r1", "r7 = r2", "r8 = map_value[0] ll", "r9 = 0",
+           "call get_prandom_u32", "r1 = r0", f"r1 &= {rng.choice([0, 1, 3, 7])}"]
+    k1, k2 = rng.choice(_QK), rng.choice(_QK)
+    out += [f"r3 = {k1}", f"if r0 & {1 << rng.randrange(1, 6)} goto a", f"r3 = {k2}", "a:"]
+    out += ["r9 += 1"] * rng.randrange(0, 9)
+    if rng.random() < 0.5:
+        # a bounded loop: its compare is decided on every iteration
+        out += ["r5 = 0", "loop:", "r9 += 1", "r5 += 1",
+                f"if r5 < {rng.randrange(1, 5)} goto loop"]
+    if rng.random() < 0.4:
+        # a compare on the joined register itself: decided for a constant
+        out += [f"if r3 {rng.choice(_PJMP)} {rng.choice(_QK)} goto b", "r9 += 2", "b:"]
+    out += ["r9 += 1"] * rng.randrange(0, 9)
+    flow = rng.randrange(7)
+    if flow == 0:       # through the map value: a load brings back any number
+        out += ["*(u64 *)(r8 + 0) = r3", "r4 = *(u64 *)(r8 + 0)",
+                f"r4 &= {rng.choice([7, 15, 31])}"]
+    elif flow == 1:     # spilled and filled through r10
+        out += ["*(u64 *)(r10 - 8) = r3", "r4 = *(u64 *)(r10 - 8)"]
+    elif flow == 2:     # spilled through a copy of r10, filled through r10
+        out += ["r2 = r10", "*(u64 *)(r2 - 16) = r3", "r4 = *(u64 *)(r10 - 16)"]
+    elif flow == 3:     # added to an unknown small number
+        out += ["r4 = r1", "r4 += r3"]
+    elif flow == 4:     # a number plus the pointer: the number is the offset
+        out += ["r4 = r3", "r4 += r8"]
+    elif flow == 5:     # the same, the pointer never used: only its offset limit checks
+        out += ["r4 = r3", "r4 += r8"] if rng.random() < 0.5 else ["r4 = r8", "r4 += r3"]
+    else:               # stored into the map only; the access uses another value
+        out += ["*(u64 *)(r8 + 8) = r3", "r4 = r1"]
+    if flow == 4:
+        out.append("r0 = *(u8 *)(r4 + 0)")
+    elif flow != 5:
+        out += ["r2 = r8", "r2 += r4", f"r0 = *({rng.choice(['u8', 'u16', 'u32'])} *)(r2 + 0)"]
+    return "\n".join(out + ["r0 = 0", "exit"]) + "\n"
+
+
+def precision_program(rng: random.Random) -> list[isa.Insn]:
+    """:func:`precision_source` assembled."""
+    import corpus_lib
+    import vasm
+    insns, _ = vasm.assemble(precision_source(rng), corpus_lib.helper_names())
+    return insns
+
+
 # ---------------------------------------------------------------- delta-linked scalars
 
 #: constants for ``rX += K`` links: small deltas both ways and the s32 / u32 limits

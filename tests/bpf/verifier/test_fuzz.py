@@ -98,3 +98,18 @@ def test_fuzz_pruning_joins():
     assert stats.generated == 600
     assert 100 < stats.accepted < 500    # both verdicts are exercised
     assert stats.violations == 0
+
+
+def test_fuzz_precision_paths():
+    """Joined constants reaching an access through a map store, a spill, a sum, a pointer
+    addition or a decided compare (#19: Cfg._precision keeps fewer registers precise):
+    pruning never turns a refusal into an acceptance, and what is accepted runs in bounds."""
+    rng = random.Random(20261205)
+    arena = fuzzgen.Arena()
+    stats = fuzzgen.FuzzStats()
+    for _ in range(500):
+        failure = fuzzgen.check_pruning(fuzzgen.precision_program(rng), rng, arena, stats)
+        assert failure is None, failure
+    assert stats.generated == 500
+    assert 100 < stats.accepted < 450    # both verdicts are exercised
+    assert stats.violations == 0

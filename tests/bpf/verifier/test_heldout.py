@@ -129,10 +129,10 @@ HO3_MESSAGE_ONLY = set("""
 """.split())
 # Both accept, another processed-instruction count (the checkpoints: explore.py/state.py).
 HO3_COUNT_DIFFERS = set("""
-    ho3_helper_update_value_from_map ho3_null_check_through_spill
+    ho3_null_check_through_spill
     l_bpf_loop_cb_can_loop l_bpf_loop_cb_with_iter l_bpf_loop_flags_nonzero
     l_bpf_loop_idx_checked l_bpf_loop_nested l_bpf_loop_nr_unknown l_bpf_loop_state
-    l_global_with_can_loop l_iter_num_nested l_map_value_idx_lt_16 l_params_null_check
+    l_global_with_can_loop l_iter_num_nested l_params_null_check
 """.split())
 
 

@@ -162,8 +162,6 @@ def test_crosscheck_against_kernel(kernel):
 # name -> why the processed-instruction counts differ although both accept
 COUNT_DIFFERS = {
     "jmpseq_cond_8192": NEQ_72,
-    "misaligned_map_value_load_ok": "this kernel knows a constant in-range key of an array "
-                                    "map finds an element and skips the NULL branch",
 }
 
 

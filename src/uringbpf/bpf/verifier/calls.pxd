@@ -21,10 +21,15 @@ cdef class CallsMixin:
     cdef public Py_ssize_t pc
     cdef public object _new_dynptr_parent
     cdef public bint prune
+    cdef public set decided_pcs
+    cdef public object _branch_prec
+    cdef public Py_ssize_t _branch_recomputes
 
     cpdef Reg read_reg(self, State st, Py_ssize_t regno)
     cpdef write_reg(self, State st, Py_ssize_t regno, Reg reg)
     cpdef _mark_decided(self, State st)
+    cpdef _branch_decided(self, State st)
+    cpdef tuple _branch_precision(self)
     cpdef _do_call(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _do_exit(self, State st)
     cpdef _call_helper(self, State st, proto, Py_ssize_t pc, bint is_kfunc)

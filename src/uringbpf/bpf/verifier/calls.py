@@ -22,8 +22,12 @@ from .common import FUNC_ONLY_MAP_TYPES, MAP_TYPE_ONLY_FUNCS, MEM_ARG_TYPES
 from .common import (
     Num, _BTF_KIND_ENUM, _BTF_KIND_ENUM64, _Checkpoint, _BTF_KIND_FUNC, _BTF_KIND_INT, _BTF_KIND_PTR,
     _BTF_KIND_STRUCT, ARENA_MEM, MAX_VAR_OFF, _BTF_FUNC_GLOBAL, _GlobalFunc, _MEM_ARGS,
-    _RAW_READ_HELPERS, _Reject, _SIZE_ARGS, _flag, _obj_type_name,
+    _MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY, _RAW_READ_HELPERS, _Reject, _SIZE_ARGS, _flag,
+    _obj_type_name,
 )
+
+#: how often one verification recomputes the decided branches' precision (_branch_precision)
+_BRANCH_PREC_RECOMPUTES = 16
 
 #: the last line of a refusal for a reference still held at exit (the kernel's
 #: check_resource_leak prefix); each held reference is named on a line before it
@@ -47,6 +51,40 @@ def _smin_smax(reg: Reg) -> str:
     text = (f" smin={smin}" if smin > -(1 << 63) else "") + (
         f" smax={smax}" if smax < (1 << 63) - 1 else "")
     return text or " unknown scalar value"
+
+
+def _constant_array_key(st: State, key: Reg, m) -> int | None:
+    """The key of ``bpf_map_lookup_elem`` on an array map when the verifier knows it
+    from the stack, as Linux 6.14+ reads it (get_constant_map_key): a key pointer into
+    a frame at a constant offset, and there either key_size zero bytes from the key up
+    to the top of its 8-byte slot, or a spilled constant scalar whose spilled bytes from
+    the key to the top of the slot are exactly key_size (a 4-byte spill at the slot's
+    start; the upper half of an 8-byte spill, which gives the whole spilled value, as
+    there).  None: not known, or not an array map (the result stays nullable)."""
+    if getattr(m, "type", None) not in (_MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY):
+        return None
+    size = getattr(m, "key_size", 0)
+    if key.t != PTR_STACK or key.var[5] or key.frame >= len(st.frames) or size <= 0:
+        return None
+    o = key.off + sc.s64(key.var[4])
+    k = (-o - 1) // 8
+    base = -8 * (k + 1)
+    top = base + 8                  # the key's bytes to the top of the slot: [o, top)
+    slot = st.frames[key.frame].stack.get(k)
+    if slot is None or size > top - o:
+        return None
+    kind = slot[0]
+    if kind in ("B", "H") and slot[1][o - base:o - base + size] == "0" * size:
+        return 0
+    if kind == "S" and top - o == size:
+        r = slot[1]
+    elif kind == "H" and o == base and size == 4:
+        r = slot[2][0]              # the 32-bit spill at the slot's start
+    else:
+        return None
+    if r is None or r.t != SCALAR or r.var[5]:
+        return None
+    return r.var[4]
 
 
 class CallsMixin:
@@ -75,6 +113,31 @@ class CallsMixin:
             raise _Reject("frame pointer is read only")
         f: Frame = st.frames[-1]
         f.regs[regno] = reg
+
+    def _branch_decided(self, st: State) -> None:
+        """The conditional jump at ``self.pc`` went one way only because of register
+        values: :meth:`_mark_decided`, and its operands count as precise from now on in
+        comparisons against decided checkpoints (:meth:`_branch_precision`)."""
+        if self.pc not in self.decided_pcs:
+            self.decided_pcs.add(self.pc)
+            self._branch_prec = None
+        self._mark_decided(st)
+
+    def _branch_precision(self) -> tuple:
+        """``(precise registers, precise slots)`` per instruction for comparisons against
+        a decided checkpoint: the operands of every branch decided so far count (all of
+        those below a finished checkpoint were decided before it finished).  Recomputed
+        when a new branch was decided; after :data:`_BRANCH_PREC_RECOMPUTES` recomputations
+        every comparison counts (``Cfg.precise_branch_in``: more precise registers, always
+        sound), so a program deciding many branches one by one pays a bounded cost."""
+        if self._branch_prec is None:
+            cfg = self.cfg
+            if self._branch_recomputes >= _BRANCH_PREC_RECOMPUTES:
+                self._branch_prec = (cfg.precise_branch_in, cfg.precise_slots_branch)
+            else:
+                self._branch_recomputes += 1
+                self._branch_prec = cfg.branch_precision(frozenset(self.decided_pcs))
+        return self._branch_prec
 
     def _mark_decided(self, st: State) -> None:
         """Some branch of the path of ``st`` was decided by register values: every
@@ -421,6 +484,7 @@ class CallsMixin:
             special_args[int(dyn_use or 0)] = "dynptr"
         trusted_args = _flag(proto, "KF_TRUSTED_ARGS") is not None
         meta_map = None
+        const_key = None        # an array lookup's key, when the verifier knows it
         alloc_size = None
         callback = None
         pending_mem: tuple[int, Arg] | None = None
@@ -479,6 +543,8 @@ class CallsMixin:
                     # a ring buffer's key/value (check_stack_range_initialized)
                     raise _Reject("invalid zero-sized read")
                 self._check_mem_region(st, reg, regno, size, size, write=False, init=True)
+                if kind == Arg.MAP_KEY and name == "bpf_map_lookup_elem" and not is_kfunc:
+                    const_key = _constant_array_key(st, reg, meta_map)
             elif kind in _MEM_ARGS:
                 if kind != Arg.MEM_OR_NULL or reg.t != SCALAR:
                     if reg.t == SCALAR:
@@ -553,6 +619,10 @@ class CallsMixin:
         for i in range(1, 6):
             regs[i] = UNINIT
         regs[0] = self._ret_reg(st, proto, pc, meta_map, alloc_size, is_kfunc)
+        if const_key is not None and 0 <= const_key < getattr(meta_map, "max_entries", 0):
+            # an array element that exists: never NULL (the kernel's elided nullness,
+            # Linux 6.14+, check_helper_call); it keeps its id for bpf_spin_lock pairing
+            regs[0] = regs[0].replace(null=False)
         if slice_of is not None and regs[0].is_ptr:
             # tied to its dynptr, like the kernel's dynptr_id (#13 item 7)
             regs[0] = regs[0].replace(dyn=slice_of.id)

@@ -256,7 +256,8 @@ def reached_fault(insn: isa.Insn) -> str | None:
 class Cfg:
     """Subprograms, successors, reachability, call graph and register liveness."""
 
-    def __init__(self, program: isa.Program, arg_count, ret_precise: bool = True):
+    def __init__(self, program: isa.Program, arg_count, ret_precise: bool = True,
+                 returns_pointer=None):
         self.insns = insns = program.insns
         n = len(insns)
         if n == 0:
@@ -379,6 +380,8 @@ class Cfg:
                 raise CfgError(pc, f"unreachable insn {pc}")
         self._check_recursion()
         self.live_in = self._liveness(arg_count)
+        self.stack_ptrs_in, self.ptrs_in = self._pointers(returns_pointer)
+        self._arg_count, self._ret_precise = arg_count, ret_precise
         self.precise_in = self._precision(arg_count, ret_precise, False)
         self.precise_branch_in = self._precision(arg_count, ret_precise, True)
         # the stack slots whose spilled scalar may reach a check, per function (None: any)
@@ -554,6 +557,87 @@ class Cfg:
                         work.append(p)
         return sets
 
+    def _pointers(self, returns_pointer=None) -> tuple[list[int], list[int]]:
+        """Per instruction, the registers (bit 10: r10) that may hold a pointer when it
+        runs: ``(into a stack frame, any pointer)``.  A forward analysis over each
+        function, over-approximating what the verifier can type a register.
+
+        Three sets are followed: *stack* pointers, pointers to memory that may *hold*
+        pointers (the stack: spills; the context and the kernel structs reached from it:
+        pointer fields), and *any* pointer.  r10 is a stack pointer; r1 at the program's
+        entry holds pointers (the context); at a subprogram's or callback's entry every
+        argument may be anything (a caller's frame passed down).  A copy keeps the
+        source's sets, arithmetic keeps the destination's and adds the source's (``scalar
+        += pointer``); a load through a register that may point to pointer-holding memory
+        may be anything, a load through any other pointer (a map value, helper memory,
+        the data buffer, an arena: the verifier loads numbers from those) is a number;
+        a helper's or kfunc's result may be a pointer, never into the stack nor to
+        pointer-holding memory (they return map values or memory), and not even that when
+        ``returns_pointer(insn)`` says it returns a number; a static subprogram's may be
+        anything (a pointer into its caller's frame).  An extra register in a set only
+        makes :meth:`_precision` keep more registers precise."""
+        insns = self.insns
+        n = len(insns)
+        fp = 1 << 10
+        everything = (fp, fp | ARG_REGS, fp | ARG_REGS)
+        ctx_entry = (fp, fp | 2, fp | 2)
+        sets: list[tuple[int, int, int] | None] = [None] * n
+        work = []
+        for start in self.entries:
+            sets[start] = ctx_entry if start == 0 else everything
+            work.append(start)
+        plain_ld = {0: 0, isa.PSEUDO_MAP_FD: 2, isa.PSEUDO_MAP_VALUE: 2, isa.PSEUDO_FUNC: 2,
+                    isa.PSEUDO_MAP_IDX: 2, isa.PSEUDO_MAP_IDX_VALUE: 2}
+
+        def transfer(pc: int, inn: tuple[int, int, int]) -> tuple[int, int, int]:
+            insn = insns[pc]
+            cls = insn.cls
+            d, s = 1 << insn.dst, 1 << insn.src
+            if cls in (isa.ALU, isa.ALU64):
+                if insn.op == isa.MOV:
+                    if insn.source != isa.X:
+                        return tuple(x & ~d for x in inn)
+                    out = tuple((x & ~d) | (d if x & s else 0) for x in inn)
+                    # (an address-space cast or sign-extending move: a number may become
+                    # an arena pointer)
+                    return out if not insn.off else (out[0], out[1], out[2] | d)
+                if insn.source == isa.X:
+                    return tuple(x | (d if x & s else 0) for x in inn)
+                return inn
+            if cls == isa.LDX or (cls == isa.STX and insn.mode == isa.ATOMIC
+                                  and insn.imm == isa.LOAD_ACQ):
+                return tuple((x & ~d) | (d if inn[1] & s else 0) for x in inn)
+            if cls == isa.STX and insn.mode == isa.ATOMIC:
+                # the old value comes back in src (fetch) or r0 (cmpxchg)
+                back = (s | 1) if inn[1] & d else 0
+                return tuple(x | back for x in inn)
+            if cls == isa.LD:
+                if not insn.is_lddw:
+                    return tuple(x & ~CALLER_SAVED for x in inn)
+                kind = plain_ld.get(insn.src, 3)     # (3: a kernel object, ksym)
+                return (inn[0] & ~d, (inn[1] & ~d) | (d if kind == 3 else 0),
+                        (inn[2] & ~d) | (d if kind else 0))
+            if insn.is_call:
+                r0 = 1 if insn.src == isa.PSEUDO_CALL else 0
+                ptr = r0 or returns_pointer is None or returns_pointer(insn)
+                return ((inn[0] & ~CALLER_SAVED) | r0, (inn[1] & ~CALLER_SAVED) | r0,
+                        (inn[2] & ~CALLER_SAVED) | (1 if ptr else 0))
+            return inn
+
+        while work:
+            pc = work.pop()
+            out = transfer(pc, sets[pc])
+            for nxt in self.succ[pc]:
+                if nxt >= n:
+                    continue
+                old = sets[nxt]
+                new = out if old is None else (old[0] | out[0], old[1] | out[1], old[2] | out[2])
+                if new != old:
+                    sets[nxt] = new
+                    work.append(nxt)
+        return ([fp if x is None else x[0] for x in sets],
+                [fp if x is None else x[2] for x in sets])
+
     def _liveness(self, arg_count) -> list[int]:
         n = len(self.insns)
         use = [0] * n
@@ -563,15 +647,26 @@ class Cfg:
                 use[pc], defs[pc] = self._use_def(pc, arg_count)
         return self._backward(lambda pc, out: use[pc] | (out & ~defs[pc]))
 
+    def branch_precision(self, decided: frozenset[int]) -> tuple[list[int], list[int]]:
+        """:attr:`precise_branch_in` and :attr:`precise_slots_branch` counting only the
+        comparisons at ``decided`` (the branches some path took one side of because of
+        register values): the kernel marks the operands of a decided branch precise, not
+        every compare below it (check_cond_jmp_op).  The explorer passes every branch
+        decided so far, a superset of those below any finished checkpoint."""
+        prec = self._precision(self._arg_count, self._ret_precise, True, decided=decided)
+        return prec, self._slot_precision(prec)
+
     def _precision(self, arg_count, ret_precise: bool, branches: bool,
-                   compares: bool = True, regreg: bool = False) -> list[int]:
+                   compares: bool = True, regreg: bool = False,
+                   decided: frozenset[int] | None = None) -> list[int]:
         """Registers whose exact value may matter to a safety check later on.
 
         A backward analysis like liveness, but a register only counts where its value can
         reach a *check*: a memory access or pointer arithmetic, a helper argument, any
-        register-register comparison (both sides), a store (a spilled value can come
-        back), the return value.  A scalar used only in comparisons with constants is
-        not precise: comparing explored states may then ignore its range (see
+        register-register comparison (both sides), a store through a register that may
+        point into a stack frame (a spilled value can come back, :meth:`_pointers`),
+        the return value.  A scalar used only in comparisons with constants is not
+        precise: comparing explored states may then ignore its range (see
         docs/verifier.md, "precision").  With ``branches`` every comparison operand
         counts too (used against states below which a branch was decided by a value).
         Over-approximate: extra precise registers only cost pruning.  ``compares=False``
@@ -579,9 +674,11 @@ class Cfg:
         a stored value, a subprogram's arguments and result, and with ``branches`` counts
         only comparisons with an immediate (``regreg``: only register-register ones) -- what
         a may_goto loop keeps from widening: the kernel marks a compared value precise only
-        when the branch is decided, an added or stored one only when it is used.
+        when the branch is decided, an added or stored one only when it is used.  With
+        ``decided`` only the comparisons at those instructions count as ``branches``.
         """
         insns = self.insns
+        stack_ptrs, ptrs_in = self.stack_ptrs_in, self.ptrs_in
 
         def transfer(pc: int, out: int) -> int:
             insn = insns[pc]
@@ -599,9 +696,16 @@ class Cfg:
                 if out & d:
                     res |= s
                 if cls == isa.ALU64 and op in (isa.ADD, isa.SUB) and compares:
-                    # (pointer arithmetic; for may_goto widening only a pointer's later
-                    # use counts, which reaches the source through ``out & d``)
-                    res |= s
+                    # pointer arithmetic: the kernel marks the scalar operand precise
+                    # there and then (adjust_reg_min_max_vals), whichever side it is on;
+                    # between two numbers nothing (:meth:`_pointers` tells them apart).
+                    # (For may_goto widening only a pointer's later use counts, which
+                    # reaches the source through ``out & d``.)
+                    ptrs = ptrs_in[pc]
+                    if ptrs & d:
+                        res |= s
+                    if ptrs & s:
+                        res |= d
                 return res
             if cls == isa.LD:
                 if not insn.is_lddw:
@@ -614,9 +718,15 @@ class Cfg:
             if cls == isa.STX and insn.mode == isa.ATOMIC and insn.imm == isa.LOAD_ACQ:
                 return (out & ~d) | s       # a load, as LDX
             if cls == isa.STX:
-                # (for may_goto widening a stored value is not kept: the kernel marks it
-                # only when it is loaded back and used)
-                res = out | d | (s if compares or insn.mode == isa.ATOMIC else 0)
+                # A stored value comes back only from the stack (a spill filled later):
+                # memory elsewhere (map values, the context, buffers, arenas) loads as
+                # an unknown value and checks only the stored value's type, so the
+                # kernel never marks such a value precise (a counter's sum written to a
+                # map keeps the loop's states prunable).  (For may_goto widening a stored
+                # value is not kept either: the kernel marks it only when it is loaded
+                # back and used.)
+                spill = compares and stack_ptrs[pc] & d
+                res = out | d | (s if spill or insn.mode == isa.ATOMIC else 0)
                 if insn.mode == isa.ATOMIC and insn.imm == isa.CMPXCHG:
                     res |= 1
                 return res
@@ -636,7 +746,8 @@ class Cfg:
                     if insn.source == isa.K:
                         return out if regreg else out | d
                     return out | d | s if regreg else out
-                if branches:  # with_branches: every comparison operand counts
+                if branches and (decided is None or pc in decided):
+                    # with_branches: every (decided) comparison's operands count
                     return out | d | (s if insn.source == isa.X else 0)
                 if insn.source == isa.X and compares:
                     # Both sides of a register-register compare are precise, always: the

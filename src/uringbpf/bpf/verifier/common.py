@@ -30,6 +30,7 @@ Num = int
 LEN_ID = 1                      # scalar id of the data-buffer length (r2 of "buffer" programs)
 BPF_F_RDONLY_PROG = 1 << 7
 _MAP_TYPE_ARRAY = 2
+_MAP_TYPE_PERCPU_ARRAY = 6
 _MAP_TYPE_ARENA = 33
 _MAP_TYPE_RINGBUF = 27
 _RINGBUF_FUNCS = frozenset({"bpf_ringbuf_output", "bpf_ringbuf_reserve", "bpf_ringbuf_query",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import isa, progtypes
 from ...errors import BpfVerifierError
+from ..helpers import Ret
 from ..platform import Platform
 from . import scalar as sc
 from .scalar import (  # names: cheaper than module attributes, per instruction
@@ -99,6 +100,11 @@ class Verifier(TransferMixin):
         self._live_idx: dict[int, tuple[int, ...]] = {}   # pc -> live registers (_loop_sig)
         self._lddw_regs: dict[int, Reg] = {}   # pc -> the register an lddw makes (transfer.py)
         self.iter_next_pcs: set[int] = set()
+        # the branches decided by register values so far, and the precision comparisons
+        # against decided checkpoints use (calls.CallsMixin._branch_precision)
+        self.decided_pcs: set[int] = set()
+        self._branch_prec: tuple | None = None
+        self._branch_recomputes = 0
         self.arena_access: dict[int, bool] = {}  # pc -> through an arena pointer (memory.py)
         self.arena_zext: set[int] = set()   # 64-bit ALU on an arena pointer (transfer.py)
         self._iter_next_arg: dict[int, int] = {}
@@ -166,12 +172,21 @@ class Verifier(TransferMixin):
         proto = self._proto_for_call(insn)
         return 5 if proto is None else min(5, len(proto.args))
 
+    def _returns_pointer(self, insn: isa.Insn) -> bool:
+        """May the helper or kfunc ``insn`` calls leave a pointer in r0 (what
+        CallsMixin._ret_reg makes of its prototype; unknown callees: yes)?"""
+        proto = self._proto_for_call(insn)
+        if proto is None or _flag(proto, "ITER_NEXT") is not None:
+            return True
+        return proto.ret not in (Ret.INTEGER, Ret.VOID)
+
     # ------------------------------------------------------------ entry
 
     def run(self) -> VerifierResult:
         """Verify the program: its statistics, or BpfVerifierError with the log."""
         try:
-            self.cfg = Cfg(self.program, self._arg_count, self.ptype.ret_range is not None)
+            self.cfg = Cfg(self.program, self._arg_count, self.ptype.ret_range is not None,
+                           self._returns_pointer)
         except CfgError as exc:
             self.pc = exc.pc
             self.log(str(exc))
@@ -496,7 +511,7 @@ class Verifier(TransferMixin):
         ne_pc = pc + 1 if insn.op == JEQ else pc + 1 + insn.off
         known = d.obj.values if type(d.obj) is _NotEqual else frozenset()
         if key in known:
-            self._mark_decided(st)
+            self._branch_decided(st)
             return [(ne_pc, st)]
         branches = self._do_cond_jump(st, insn, pc)
         if len(branches) == 2 and d.id:
@@ -631,13 +646,15 @@ class Verifier(TransferMixin):
                         return True
                 elif cp.done:
                     impr = impr_by_decided[cp.decided]
+                    if cp.decided:
+                        branch_prec, branch_slots = self._branch_precision()
+                        slots = branch_slots[pc]
+                    else:
+                        slots = self.cfg.precise_slots[pc]
                     if impr is None:
-                        prec = (self.cfg.precise_branch_in if cp.decided
-                                else self.cfg.precise_in)[pc]
+                        prec = branch_prec[pc] if cp.decided else self.cfg.precise_in[pc]
                         impr = impr_by_decided[cp.decided] = (
                             [0] * (len(masks) - 1) + [masks[-1] & ~prec])
-                    slots = (self.cfg.precise_slots_branch if cp.decided
-                             else self.cfg.precise_slots)[pc]
                     ok = state_subsumes(cp.state, st, masks, impr, slots)
                     if ok:
                         cp.hit += 1

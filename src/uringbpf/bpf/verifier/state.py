@@ -351,13 +351,28 @@ class IdMap:
             return True
         return f == cur
 
+    def check_unlinked(self, old: int) -> bool:
+        """Map old id ``old`` to a scalar of the new state that has no id (the kernel's
+        check_scalar_ids gives it a fresh temporary id): consistent only when no other
+        register or slot of the old state with ``old`` was compared before, since the
+        fresh id matches nothing else.  (A link whose partners are all dead is no fact
+        the old state's exploration relied on.)"""
+        if old in self.fwd:
+            return False
+        fresh = -1 - len(self.back)     # unique: back only grows, real ids are positive
+        self.fwd[old] = fresh
+        self.back[fresh] = old
+        return True
+
 
 def scalar_ids_match(old: Reg, cur: Reg, ids: IdMap) -> bool:
     """The links of scalar ``old`` hold for ``cur`` (the kernel's regsafe +
     check_scalar_ids for scalars): the same kind of link (none, plain, 64- or 32-bit
     delta) with the same delta, ids mapped one to one, and for a delta link its base id
     mapped consistently too (``r3 = r2 + K`` in old must be ``r3 = r2' + K`` in cur with
-    r2' the register r2 maps to, not a sibling of some other register)."""
+    r2' the register r2 maps to, not a sibling of some other register).  A plain link
+    in old against no id in cur holds when old's id occurs once among what is compared
+    (:meth:`IdMap.check_unlinked`)."""
     oid = old.id
     if not oid:
         return True
@@ -368,6 +383,8 @@ def scalar_ids_match(old: Reg, cur: Reg, ids: IdMap) -> bool:
         return ids.check(oid, cid) and ids.check(oid & ~ADD_CONST, cid & ~ADD_CONST)
     if cid & ADD_CONST:
         return False
+    if not cid:
+        return ids.check_unlinked(oid)
     return ids.check(oid, cid)
 
 

@@ -687,12 +687,12 @@ class TransferMixin(MemoryMixin):
             insn.memo_r = cond
         else:
             # two constants (a loop counter against its bound): always decided
-            self._mark_decided(st)
+            self._branch_decided(st)
             taken = _const_taken(op, dst.var[4], src.var[4], is32)
             return [(target if taken else fall, st)]
         a, b, taken, r_fall, r_take = cond
         if taken is not None:
-            self._mark_decided(st)
+            self._branch_decided(st)
             return [(target if taken else fall, st)]
         out = []
         other = st.copy()
@@ -703,7 +703,7 @@ class TransferMixin(MemoryMixin):
             self._apply_refine(other, insn, dst, src, a, b, r_take)
             out.append((target, other))
         if len(out) < 2:
-            self._mark_decided(st)
+            self._branch_decided(st)
         return out
 
     def _apply_refine(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, a, b, refined) -> None:
