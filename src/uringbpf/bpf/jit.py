@@ -729,12 +729,12 @@ class _RunState:
         base = memory.base
         self.ctx = ctx = JitContext.from_address(base)
         self.descs = (JitThunk * nfuncs).from_address(base + _CTX_SIZE)
-        self.vars = (ctypes.c_uint64 * nvars).from_address(base + _CTX_SIZE
-                                                           + _DESC_SIZE * nfuncs)
+        table = base + _CTX_SIZE + _DESC_SIZE * nfuncs
+        self.vars = (ctypes.c_uint64 * nvars).from_address(table)
         self.stack = _Span(base + head, stack)
         ctx.stack_lo = base + head
         ctx.stack_hi = ctx.sp = base + head + stack
-        ctx.vars = ctypes.addressof(self.vars)
+        ctx.vars = table
         ctx.insn_limit = DEFAULT_INSN_LIMIT
         self.guards: list = []
         self.pending: BaseException | None = None
@@ -1077,7 +1077,7 @@ class JitFunction:
         self._code = code
         self._state = state
         self._binder = binder
-        ctx_addr = ctypes.addressof(state.ctx)
+        ctx_addr = state.memory.base                 # the block starts with the context
         nfuncs = len(code.starts)
         template = code.template
         # One run of arena pages: the thunks, then (direct tier) this instance's copy of
@@ -1089,7 +1089,7 @@ class JitFunction:
         self._thunk_addresses = [page + i * _THUNK_SIZE for i in range(nfuncs)]
         values = self._values(code)
         descs = state.descs
-        first = ctypes.addressof(descs)
+        first = ctx_addr + _CTX_SIZE                 # the descriptors follow it
         gate = _jitrt.get("gate") or _jitrt_symbols()["gate"]
         blob = b"".join([_thunk_bytes(first + i * _DESC_SIZE, gate) for i in range(nfuncs)])
         if template is not None:
