@@ -30,8 +30,12 @@ and the fast register allocator), ``level0-greedy`` (level 0 with the greedy all
 ``global-isel``. They are process-wide LLVM options, so each is an experiment in its own
 process, with the disk cache off (their code must not be cached under our key).
 
-Usage: ``python bench/compute.py [--repeat N] [--rounds R] [--part all|compute|jit]
-[--codegen VARIANT]``.
+``--part tiers`` first prints the direct tier's compile time (CPU, uncached) per 1,000
+instructions of every program of bench/progs/ and examples/ (issue #19's goal holds per
+program), then compares the two tiers on the four programs.
+
+Usage: ``python bench/compute.py [--repeat N] [--rounds R]
+[--part all|compute|jit|phases|tiers] [--codegen VARIANT]``.
 """
 
 from __future__ import annotations
@@ -547,8 +551,10 @@ def main(argv: list[str] | None = None) -> int:
                     choices=("all", "compute", "jit", "phases", "tiers"),
                     help="compute: the engines on the compute loop; jit: compile and run "
                          "times of the four programs; phases: compile time per phase of "
-                         "branchy and every example program; tiers: the direct tier "
-                         "against LLVM (compile time and run time)")
+                         "branchy and every example program; tiers: the direct tier's "
+                         "compile time per 1,000 instructions of every bench and example "
+                         "program, then the direct tier against LLVM (compile time and "
+                         "run time)")
     ap.add_argument("--codegen", default="default", choices=CODEGEN_VARIANTS)
     ap.add_argument("--ab", choices=("level2", "level1", "level0"),
                     help="with --part jit: time the four programs' code under our codegen "
