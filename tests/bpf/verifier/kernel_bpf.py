@@ -39,8 +39,9 @@ def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, 
 
 
 def prog_load(insns: list[isa.Insn], prog_type: int = BPF_PROG_TYPE_SOCKET_FILTER,
-              log_size: int = 1 << 20) -> tuple[int, str]:
-    """Return (fd or -errno, verifier log)."""
+              log_size: int = 1 << 20, log_level: int = 1) -> tuple[int, str]:
+    """Return (fd or -errno, verifier log).  ``log_level`` 2: every state (at level 1 an
+    accepted program's log is its statistics line only)."""
     code = isa.encode(insns)
     code_buf = ctypes.create_string_buffer(code, len(code))
     license = ctypes.create_string_buffer(b"GPL")
@@ -50,7 +51,7 @@ def prog_load(insns: list[isa.Insn], prog_type: int = BPF_PROG_TYPE_SOCKET_FILTE
     attr[4:8] = (len(code) // 8).to_bytes(4, "little")
     attr[8:16] = ctypes.addressof(code_buf).to_bytes(8, "little")
     attr[16:24] = ctypes.addressof(license).to_bytes(8, "little")
-    attr[24:28] = (1).to_bytes(4, "little")
+    attr[24:28] = log_level.to_bytes(4, "little")
     attr[28:32] = log_size.to_bytes(4, "little")
     attr[32:40] = ctypes.addressof(log).to_bytes(8, "little")
     fd = _bpf(BPF_PROG_LOAD, attr)

@@ -227,3 +227,32 @@ exit
     undecided = cfg.branch_precision(frozenset())[0]
     assert decided[9] & r6 and not undecided[9] & r6
     assert cfg.precise_branch_in[9] & r6            # every branch: the static bound
+
+
+def _log_skeleton(log: str) -> list[tuple[str, str]]:
+    """The branch pops of a log: ``("from X to Y", stack slots or "safe")``."""
+    out = []
+    for line in log.splitlines():
+        m = re.match(r"from (\d+) to (\d+): (.*)", line)
+        if m:
+            rest = m.group(3)
+            slots = " ".join(re.findall(r"fp-\d+=\S+", rest))
+            out.append((f"from {m.group(1)} to {m.group(2)}", "safe" if rest == "safe" else slots))
+    return out
+
+
+def test_log_prints_pops_and_stack_bytes_as_the_kernel(kernel):
+    # a state pruned as soon as it is popped is one line, "from X to Y: safe"; stack bytes
+    # print highest address first, '?' for never written (print_verifier_state)
+    case = _case(_LOOKUP_LOOP.format(n=16), "0=array:4:8:64")
+    fds = [kernel_bpf.map_create(2, 4, 8, 64)]
+    try:
+        fd, klog = kernel_bpf.prog_load(kernel_bpf.kernel_form(case.program().insns, fds),
+                                        log_level=2)
+    finally:
+        os.close(fds[0])
+    assert fd >= 0
+    ours = verifier.verify(case.program(), log_level=2).log
+    assert _log_skeleton(ours) == _log_skeleton(klog)
+    assert ("from 13 to 3", "safe") in _log_skeleton(ours)
+    assert any("fp-8=mmmm????" in slots for _, slots in _log_skeleton(ours))

@@ -289,8 +289,9 @@ class Verifier(TransferMixin):
         while stack:
             pc, st, origin = stack.pop()
             self.state = st
-            if log_level and origin is not None:
-                self.log(f"from {origin} to {pc}: {st.fmt_regs()}")
+            # (the kernel prints a popped state that is pruned at once as one line,
+            # "from X to Y: safe", without its registers)
+            pending_from = log_level and origin is not None
             while True:
                 self.pc = pc
                 self.processed += 1
@@ -299,9 +300,13 @@ class Verifier(TransferMixin):
                 if pc in prune_points and self.prune:
                     if self._is_state_visited(pc, st):
                         if log_level:
-                            self.log(f"{pc}: safe")
+                            self.log(f"from {origin} to {pc}: safe" if pending_from
+                                     else f"{pc}: safe")
                         self._path_end(st)
                         break
+                if pending_from:
+                    self.log(f"from {origin} to {pc}: {st.fmt_regs()}")
+                    pending_from = False
                 insn: _DInsn = insns[pc]   # (typed: struct reads in the compiled core)
                 if log_level:
                     self.log(self.insn_line(pc))

@@ -311,16 +311,28 @@ class State:
                 parts.append(f"fp{off}={slot[1].fmt()}")
             elif slot[0] == "B":
                 if slot[1] != "uuuuuuuu":
-                    parts.append(f"fp{off}={slot[1]}")
+                    parts.append(f"fp{off}={_kernel_bytes(slot[1])}")
             elif slot[0] == "H":
-                halves = ",".join("-" if r is None else r.fmt() for r in slot[2])
-                parts.append(f"fp{off}={slot[1]}[{halves}]")
+                low, high = slot[2]
+                if low is not None:
+                    # the kernel's 32-bit spill at the slot's start: the bytes above it,
+                    # then the spilled register
+                    parts.append(f"fp{off}={_kernel_bytes(slot[1][4:])}{low.fmt()}")
+                else:
+                    # (a 32-bit spill at the upper half is ours alone: misc bytes there)
+                    parts.append(f"fp{off}={_kernel_bytes(slot[1])}")
             else:
                 o = slot[1]
                 if o.first == k:
                     parts.append(f"fp{off}={o.kind}_{o.type}(ref_id={o.ref},{o.state})")
         prefix = f"frame{frame.frameno}: " if len(self.frames) > 1 else ""
         return prefix + " ".join(parts)
+
+
+def _kernel_bytes(kinds: str) -> str:
+    """A slot's byte kinds (ours: lowest address first, ``u`` unwritten) as the kernel's
+    log prints its slot_type[] (highest address first, ``?`` invalid)."""
+    return kinds[::-1].replace("u", "?")
 
 
 # ---------------------------------------------------------------- subsumption
