@@ -36,6 +36,7 @@ import atexit
 import collections
 import contextlib
 import ctypes
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -628,6 +629,15 @@ class _Binder:
             target = self._targets[key] = self._target(self.lookup_kfunc(index), key, False)
         return target
 
+    def resolutions(self) -> dict[str, Any]:
+        """``helper`` and ``kfunc`` for :class:`Bindings` that answer as this binder has
+        (every call of the program is resolved by now: the signature or the translation
+        asked), without holding the binder: cached code regenerates its IR with them, and
+        a binder holds its instance's state (its memory and code pages) and runtime."""
+        targets = dict(self._targets)
+        return {"helper": lambda helper_id: targets[("helper", helper_id)],
+                "kfunc": lambda index: targets[("kfunc", index)]}
+
     def call_signature(self) -> tuple:
         """How every call of the program resolves (the code depends on it, the cache too)."""
         sig = []
@@ -1007,8 +1017,11 @@ def _code_for(program: isa.Program, binder: _Binder, checked: bool, opt_level: i
                         checked=checked,
                         symbol_prefix=f"ubpf_{dkey[:20]}" if dkey else f"ubpf{next(_serial)}")
 
+    # (not ``bindings``: its resolvers are the binder's, which holds the instance)
+    frozen = dataclasses.replace(bindings, **binder.resolutions())
+
     def regenerate() -> str:
-        return ModuleGen(program, bindings).generate()
+        return ModuleGen(program, frozen).generate()
 
     code = None
     if dkey is not None:
@@ -1512,10 +1525,11 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     compiled = CompiledModule(None, {}, "", {"translate": time.perf_counter() - start})
     compiled.machine_code = out.code
 
+    calls = binder.resolutions()
+
     def regenerate() -> str:
-        return ModuleGen(program, Bindings(
-            helper=binder.helper, kfunc=binder.kfunc, checked=checked,
-            check_addr=rt.get("check", 0))).generate()
+        return ModuleGen(program, Bindings(**calls, checked=checked,
+                                           check_addr=rt.get("check", 0))).generate()
 
     code = _Code(compiled, [], out.starts, out.slots, out.slot_pcs, regenerate)
     code.template = out

@@ -228,3 +228,24 @@ def test_exit_with_live_instances_is_quiet():
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(SRC)})
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("tier", ["direct", "llvm"])
+def test_cached_code_does_not_keep_an_instance_alive(tier):
+    """The memory cache's code regenerates its IR from the calls' resolutions, not from
+    the first instance's binder (which holds that instance's memory, code pages and
+    runtime): with every instance gone, nothing of theirs stays in use."""
+    program = isa.Program("t", assemble("mov %r0, 0\ncall 7\nadd %r0, 1\nexit"))
+    jit.cache_clear()
+    gc.collect()
+    before = jit._arena.stats()["in_use"]
+    first = jit.compile(program, Runtime(), tier=tier, cache=True)
+    assert not first.cached
+    del first
+    gc.collect()
+    assert jit._arena.stats()["in_use"] == before
+    again = jit.compile(program, Runtime(), tier=tier, cache=True)
+    assert again.cached and "call" in again.ir          # regenerated (direct) or kept
+    del again
+    gc.collect()
+    assert jit._arena.stats()["in_use"] == before
