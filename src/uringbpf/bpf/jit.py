@@ -1525,7 +1525,10 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     compiled = CompiledModule(None, {}, "", {"translate": time.perf_counter() - start})
     compiled.machine_code = out.code
 
-    calls = binder.resolutions()
+    # cached code must not hold the binder (it holds its instance); uncached code is the
+    # instance's own
+    calls = binder.resolutions() if use_cache else {"helper": binder.helper,
+                                                    "kfunc": binder.kfunc}
 
     def regenerate() -> str:
         return ModuleGen(program, Bindings(**calls, checked=checked,
