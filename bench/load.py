@@ -1,7 +1,8 @@
 """Load time against the kernel (#19): `python bench/load.py [--only NAME] [--no-examples]`.
 
 For the two socket filters of the issue (crc32c over 4 KiB, bitwise; a byte histogram
-over 64 KiB) and every example object, prints
+over 64 KiB), four more processing >= 100k instructions (:data:`MORE_PROGRAMS`) and every
+example object, prints
 
 * ours: verification time, wall and CPU (``verifier.verify_object`` after
   ``obj.prepare()``: ``.rodata`` frozen, every program verified; the loader's relocation
@@ -48,6 +49,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 #: the issue's two socket filters (bench/compute.py times the same objects' run time)
 ISSUE_PROGRAMS = ("crc32c_4k", "histogram_64k")
+#: more socket filters processing >= 100k instructions, each another shape: a branch in
+#: every iteration, nested loops, a helper call with a NULL check per iteration, spills
+#: and fills per iteration (the goal is for every such program, not the two named)
+MORE_PROGRAMS = ("branchy_mix_6k", "nested_256x64", "lookup_loop_4k", "stack_acc_8k")
 
 
 def _processed(verdict) -> int:
@@ -124,7 +129,7 @@ def _kernel_for(obj_path: pathlib.Path) -> dict:
 
 def _targets(only: str | None, examples: bool) -> list[tuple[str, pathlib.Path]]:
     out = []
-    for name in ISSUE_PROGRAMS:
+    for name in ISSUE_PROGRAMS + MORE_PROGRAMS:
         out.append((name, ROOT / "bench" / "progs" / f"{name}.bpf.c"))
     if examples:
         for src in sorted((ROOT / "examples").glob("*/**/*.bpf.c")):
@@ -166,7 +171,7 @@ def _both_cores(targets, tmp: pathlib.Path) -> None:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="bench/load.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", help="only targets whose name contains this")
-    ap.add_argument("--no-examples", action="store_true", help="only the two issue programs")
+    ap.add_argument("--no-examples", action="store_true", help="only the socket filters of bench/progs (no examples)")
     ap.add_argument("--both-cores", action="store_true",
                     help="verification CPU of the pure-Python and the compiled verifier core "
                          "side by side (one process per core and target)")
