@@ -73,3 +73,22 @@ def test_const_compare_equals_the_domain(cls: int, jop: int) -> None:
         taken = scalar_cond(opcode, sc.const(a), sc.const(b))[2]
         assert taken is not None
         assert _const_taken(op, a, b, cls == isa.JMP32) == taken, (hex(a), hex(b))
+
+
+@pytest.mark.parametrize("op", [isa.ADD, isa.SUB, isa.XOR], ids=["add", "sub", "xor"])
+def test_any_value_plus_minus_xor_anything_is_any_value(op: int) -> None:
+    # the shortcut of _scalar_alu_reg for a fully unknown 64-bit operand is the domain's
+    rnd = random.Random(op)
+    others = [sc.UNKNOWN, sc.const(0), sc.const(5), sc.const((1 << 64) - 1), sc.urange(0, 255),
+              sc.srange(-8, 8), sc.urange(1 << 40, 1 << 41)]
+    others += [sc.urange(lo, lo + rnd.getrandbits(20)) for lo in
+               (rnd.getrandbits(64) >> 1 for _ in range(20))]
+    for src in (isa.X, isa.K):
+        opcode = isa.ALU64 | op | src
+        for b in others:
+            for x, y in ((sc.UNKNOWN, b), (b, sc.UNKNOWN)):
+                assert scalar_alu(opcode, 0, x, y) == sc.UNKNOWN
+                assert _scalar_alu_reg(opcode, 0, x, y).var == sc.UNKNOWN
+    # 32-bit: the result is zero-extended, not any value; no shortcut there
+    w = _scalar_alu_reg(isa.ALU | op | isa.X, 0, sc.UNKNOWN, sc.const(1)).var
+    assert w == scalar_alu(isa.ALU | op | isa.X, 0, sc.UNKNOWN, sc.const(1)) and w[1] <= 0xFFFFFFFF

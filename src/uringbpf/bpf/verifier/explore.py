@@ -99,6 +99,7 @@ class Verifier(TransferMixin):
         self.explored: dict[int, list[_Checkpoint]] = {}
         self._live_idx: dict[int, tuple[int, ...]] = {}   # pc -> live registers (_loop_sig)
         self._lddw_regs: dict[int, Reg] = {}   # pc -> the register an lddw makes (transfer.py)
+        self._callee_at: dict[int, object] = {}   # pc -> the helper or kfunc (calls.py)
         self.iter_next_pcs: set[int] = set()
         # the branches decided by register values so far, and the precision comparisons
         # against decided checkpoints use (calls.CallsMixin._branch_precision)

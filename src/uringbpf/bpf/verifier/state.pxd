@@ -31,7 +31,9 @@ cpdef slot_subsumes(old, cur, IdMap ids)
 cpdef _bytes_of_cur(slot)
 
 cpdef Reg copy_reg(Reg src)
+cpdef Reg with_var(Reg src, var)
 cpdef Reg scalar(var)
 cpdef Reg const_reg(v)
 cpdef bint scalar_ids_match(Reg old, Reg cur, IdMap ids) except -1
+cpdef bint _in_delta_group(State old, rid, list memo) except -1
 cpdef bint _links_only(State old, Reg a, Reg b, list delta_bases) except -1

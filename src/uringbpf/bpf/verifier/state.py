@@ -165,6 +165,14 @@ UNINIT = Reg(NOT_INIT)
 UNKNOWN_SCALAR = Reg(SCALAR, sc.UNKNOWN)
 
 
+def with_var(src: Reg, var) -> Reg:
+    """A copy of register ``src`` with the abstract value ``var`` (``src.replace(var=var)``
+    as a C call in the compiled core: branches refine registers this way)."""
+    r: Reg = copy_reg(src)
+    r.var = var
+    return r
+
+
 def scalar(var) -> Reg:
     """A scalar register with the abstract value ``var``."""
     r: Reg = Reg.__new__(Reg)
@@ -509,7 +517,7 @@ def _mask_indexes(mask: int) -> tuple[int, ...]:
     return idx
 
 
-def _in_delta_group(old: State, rid: int, memo: list) -> bool:
+def _in_delta_group(old: State, rid, memo: list) -> bool:
     """Does the scalar id ``rid`` belong to a group of registers linked with a delta in
     ``old``?  Such a register's range is compared even where the static precision says
     no check depends on it: a branch on it moves its partners' ranges by the delta (the
@@ -518,10 +526,20 @@ def _in_delta_group(old: State, rid: int, memo: list) -> bool:
     partners of a plain link (delta 0) always share one value, so comparing the precise
     one covers them; with a delta their abstract ranges can differ (wrap-around)."""
     if not memo:
+        # (every register and spilled register, as State.all_regs, without the generator:
+        # this runs once per comparison that meets an imprecise linked scalar)
         bases = set()
-        for _f, _w, r in old.all_regs():
-            if r.t == SCALAR and r.id & ADD_CONST:
-                bases.add(r.id & ~ADD_CONST)
+        f: Frame
+        r: Reg
+        for f in old.frames:
+            for r in f.regs:
+                if r.t == SCALAR and r.id & ADD_CONST:
+                    bases.add(r.id & ~ADD_CONST)
+            for slot in f.stack.values():
+                if slot[0] == "S":
+                    r = slot[1]
+                    if r.t == SCALAR and r.id & ADD_CONST:
+                        bases.add(r.id & ~ADD_CONST)
         memo.append(bases)
     return (rid & ~ADD_CONST) in memo[0]
 
@@ -558,29 +576,48 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
         return False
     if imprecise_masks is None:
         imprecise_masks = [0] * len(live_masks)
+    # First, cheaply: a precise live register of the innermost frame holding a constant
+    # in old covers only that constant (the loop counters that tell most stored states
+    # from the current one); reg_subsumes below would refuse the same pairs
+    a: Reg
+    b: Reg
+    ro_last: list = old.frames[-1].regs
+    rc_last: list = cur.frames[-1].regs
+    fast = live_masks[-1] & ~imprecise_masks[-1]
+    fidx = _MASK_INDEXES.get(fast)
+    if fidx is None:
+        fidx = _mask_indexes(fast)
+    for i in fidx:
+        a = ro_last[i]
+        if a.t == SCALAR and a.var[5] == 0:
+            b = rc_last[i]
+            if b is not a and (b.t != SCALAR or b.var[5] != 0 or b.var[4] != a.var[4]):
+                return False
     delta_bases: list = []      # filled on first use by _in_delta_group
     fo: Frame
     fc: Frame
-    a: Reg
-    b: Reg
     innermost = old.frames[-1]
     for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
         if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False
         ro, rc = fo.regs, fc.regs
-        idx = _MASK_INDEXES.get(live)
-        if idx is None:
-            idx = _mask_indexes(live)
-        for i in idx:
-            a, b = ro[i], rc[i]
-            if a is b and not a.id and not a.ref:
-                continue    # shared (unchanged since the copy): covered, no ids to map
-            if impr >> i & 1 and _links_only(old, a, b, delta_bases):
-                if not scalar_ids_match(a, b, ids):
+        # the registers whose ranges are compared first: where two states differ (a loop
+        # counter) the comparison ends sooner; the verdict does not depend on the order
+        # (every pair must hold, and the id map is one consistent bijection either way)
+        for part in (live & ~impr, live & impr):
+            idx = _MASK_INDEXES.get(part)
+            if idx is None:
+                idx = _mask_indexes(part)
+            for i in idx:
+                a, b = ro[i], rc[i]
+                if a is b and not a.id and not a.ref:
+                    continue    # shared (unchanged since the copy): covered, no ids to map
+                if impr >> i & 1 and _links_only(old, a, b, delta_bases):
+                    if not scalar_ids_match(a, b, ids):
+                        return False
+                    continue
+                if not reg_subsumes(a, b, ids):
                     return False
-                continue
-            if not reg_subsumes(a, b, ids):
-                return False
         so, scur = fo.stack, fc.stack
         for k, slot in so.items():
             c = scur.get(k)

@@ -3,7 +3,7 @@
 # those arguments is a struct read); TransferMixin is a link of the verifier's class chain
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport (
-    Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar, const_reg)
+    Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar, const_reg, with_var)
 from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
 cimport uringbpf.bpf.verifier.sanity as sanity
@@ -29,5 +29,6 @@ cdef class TransferMixin(MemoryMixin):
     cpdef list _do_cond_jump(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _apply_refine(self, State st, _DInsn insn, Reg dst, Reg src, a, b, refined)
     cpdef _sync_linked(self, State st, Py_ssize_t regno)
+    cpdef Reg _id_before_mov(self, State st, Py_ssize_t regno, Reg src)
     cpdef list _ptr_cond(self, State st, _DInsn insn, Reg dst, Reg src, op, Py_ssize_t target,
                          Py_ssize_t fall, bint is32)

@@ -16,7 +16,7 @@ from ..isa import (  # names: cheaper than module attributes, per instruction
 from .state import (
     ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX,
     PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Frame, Reg,
-    State, const_reg, copy_reg, scalar,
+    State, const_reg, copy_reg, scalar, with_var,
 )
 from .memory import MemoryMixin
 from .common import (
@@ -35,6 +35,9 @@ _ALU_GENERAL_OPS = frozenset({END, NEG, MOV})
 _ADD_SUB = frozenset({ADD, SUB})
 #: ``mov dst, imm`` (64 or 32 bits): the opcode without its class bits
 _MOV_K = MOV | K
+#: 64-bit operations whose result is any value when either operand is (ALU64 | op,
+#: either source): the domain's result for them (test_const_alu.py checks)
+_WRAPPING_ALU64 = frozenset({ALU64 | ADD, ALU64 | SUB, ALU64 | XOR})
 #: constant registers by value (immediates)
 _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
@@ -58,7 +61,7 @@ def _synced(known: Reg, r: Reg) -> Reg | None:
         # the kernel's copy_register_state: the value, id and delta of known
         return r.replace(var=known.var, id=known.id, off=known.off)
     v = sync_linked_var(known, r)
-    return None if v is None else r.replace(var=v)
+    return None if v is None else with_var(r, v)
 
 
 def _update_linked(st: State, match, make) -> None:
@@ -189,6 +192,11 @@ def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple) -> Reg:
         r = _const_alu(opcode, a[4], b[4])
         if r is not None:
             return r
+    elif ((a[5] == U64 and a == UNKNOWN) or (b[5] == U64 and b == UNKNOWN)) \
+            and opcode & 0xF7 in _WRAPPING_ALU64:
+        # any 64-bit value plus, minus or xor anything is any value: a loaded unknown
+        # added to a new loop counter each iteration (never cached: the key is new)
+        return UNKNOWN_SCALAR
     key = (opcode, off, a, b)
     r = _ALU_MEMO.get(key)
     if r is None:
@@ -531,16 +539,23 @@ class TransferMixin(MemoryMixin):
         else:
             st.frames[-1].regs[dst] = scalar(sc.trunc32(src.var))
 
-    def _id_before_mov(self, st: State, regno: int, src: Reg) -> Reg:
+    def _id_before_mov(self, st: State, regno: Num, src: Reg) -> Reg:
         """The kernel's assign_scalar_id_before_mov: a scalar copied by ``rX = rY`` gets
         an id shared with the copy, so a branch on either refines both.  A source that
         already has a delta link gives it up first (one delta per register: the copy
         would otherwise need a delta of a delta)."""
+        r: Reg
         if src.id & ADD_CONST:
-            src = src.replace(id=0, off=0)
+            r = copy_reg(src)
+            r.id = 0
+            r.off = 0
+            src = r
             st.frames[-1].regs[regno] = src
         if src.id == 0 and src.var[5]:
-            src = src.replace(id=self.new_id())
+            r = copy_reg(src)
+            self.next_id += 1       # (new_id, inline)
+            r.id = self.next_id
+            src = r
             st.frames[-1].regs[regno] = src
         return src
 
@@ -712,19 +727,19 @@ class TransferMixin(MemoryMixin):
         regs = st.frames[-1].regs
         if na != a:
             if a == dst.var:
-                regs[insn.dst] = dst.replace(var=na)
+                regs[insn.dst] = with_var(dst, na)
             elif is32:
                 # the compare saw only the low 32 bits (#20: `if w1 s< 0` narrows r1 too)
                 v = sc.refine_low32(dst.var, na)
                 if v != dst.var:
-                    regs[insn.dst] = dst.replace(var=v)
+                    regs[insn.dst] = with_var(dst, v)
         if insn.source == X and nb != b:
             if b == src.var:
-                regs[insn.src] = src.replace(var=nb)
+                regs[insn.src] = with_var(src, nb)
             elif is32:
                 v = sc.refine_low32(src.var, nb)
                 if v != src.var:
-                    regs[insn.src] = src.replace(var=v)
+                    regs[insn.src] = with_var(src, v)
         # then every register linked to either operand takes its (new) range, in the
         # kernel's order: the source's partners first, then the destination's; even an
         # operand the compare did not narrow is copied to its partners, as there
