@@ -43,6 +43,15 @@ _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
 
 
+def clear_memos() -> None:
+    """Forget the results cached across verifications (the ALU, compare and constant
+    caches above): the next verification computes everything, as the first one in a
+    process does.  For benchmarks (bench/load.py times first verifications)."""
+    _ALU_MEMO.clear()
+    _COND_MEMO.clear()
+    _CONST_REGS.clear()
+
+
 def const_imm(v: Num) -> Reg:
     """The constant register ``v`` (shared: registers are immutable)."""
     r = _CONST_REGS.get(v)
