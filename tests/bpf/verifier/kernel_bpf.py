@@ -66,6 +66,22 @@ def prog_load(insns: list[isa.Insn], prog_type: int = BPF_PROG_TYPE_SOCKET_FILTE
     return fd, text
 
 
+def prog_load_with_maps(insns: list[isa.Insn], maps, log_level: int = 1) -> tuple[int, str]:
+    """:func:`prog_load` of a program whose ``map[i]`` are the objects ``maps`` (their
+    type, key_size, value_size and max_entries): each made in the kernel, the program's
+    map references bound to them (:func:`kernel_form`), all closed after the load."""
+    fds = []
+    try:
+        for m in maps:
+            fd = map_create(m.type, m.key_size, m.value_size, m.max_entries)
+            assert fd >= 0, f"BPF_MAP_CREATE failed: errno {-fd}"
+            fds.append(fd)
+        return prog_load(kernel_form(insns, fds), log_level=log_level)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def available() -> str | None:
     """None if bpf(2) can create maps and load programs here, else why not."""
     fd = map_create(2, 4, 8, 1)

@@ -10,7 +10,6 @@ per iteration, nested loops, a map lookup with a NULL check per iteration (which
 
 from __future__ import annotations
 
-import os
 import pathlib
 import re
 
@@ -26,16 +25,7 @@ NAMES = ["histogram_64k", "branchy_mix_6k", "nested_256x64", "lookup_loop_4k", "
 
 def _kernel_processed(obj: BpfObject) -> int:
     prog = obj.programs[next(iter(obj.programs))].program
-    fds = []
-    try:
-        for m in prog.maps:
-            fd = kernel_bpf.map_create(m.type, m.key_size, m.value_size, m.max_entries)
-            assert fd >= 0, fd
-            fds.append(fd)
-        fd, log = kernel_bpf.prog_load(kernel_bpf.kernel_form(prog.insns, fds))
-    finally:
-        for fd in fds:
-            os.close(fd)
+    fd, log = kernel_bpf.prog_load_with_maps(prog.insns, prog.maps)
     assert fd >= 0, log[-300:]
     return int(re.search(r"processed (\d+) insns", log).group(1))
 

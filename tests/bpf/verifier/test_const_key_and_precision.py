@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -31,18 +30,9 @@ def _case(text: str, maps: str = "0=array:4:8:4") -> corpus_lib.Case:
     return corpus_lib.Case("c", "accept", "", "socket_filter", corpus_lib.parse_maps(maps), text)
 
 
-def _kernel(case: corpus_lib.Case) -> tuple[bool, str]:
-    fds = []
-    try:
-        for m in case.maps:
-            fd = kernel_bpf.map_create(m.type, m.key_size, m.value_size, m.max_entries)
-            assert fd >= 0, fd
-            fds.append(fd)
-        fd, log = kernel_bpf.prog_load(kernel_bpf.kernel_form(case.program().insns, fds))
-        return fd >= 0, log
-    finally:
-        for fd in fds:
-            os.close(fd)
+def _kernel(case: corpus_lib.Case, log_level: int = 1) -> tuple[bool, str]:
+    fd, log = kernel_bpf.prog_load_with_maps(case.program().insns, case.maps, log_level)
+    return fd >= 0, log
 
 
 def _ours(case: corpus_lib.Case) -> tuple[bool, int]:
@@ -245,13 +235,8 @@ def test_log_prints_pops_and_stack_bytes_as_the_kernel(kernel):
     # a state pruned as soon as it is popped is one line, "from X to Y: safe"; stack bytes
     # print highest address first, '?' for never written (print_verifier_state)
     case = _case(_LOOKUP_LOOP.format(n=16), "0=array:4:8:64")
-    fds = [kernel_bpf.map_create(2, 4, 8, 64)]
-    try:
-        fd, klog = kernel_bpf.prog_load(kernel_bpf.kernel_form(case.program().insns, fds),
-                                        log_level=2)
-    finally:
-        os.close(fds[0])
-    assert fd >= 0
+    ok, klog = _kernel(case, log_level=2)
+    assert ok
     ours = verifier.verify(case.program(), log_level=2).log
     assert _log_skeleton(ours) == _log_skeleton(klog)
     assert ("from 13 to 3", "safe") in _log_skeleton(ours)

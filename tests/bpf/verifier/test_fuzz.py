@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 import corpus_lib
 import fuzzgen
 from uringbpf.bpf import isa
@@ -86,30 +88,22 @@ def test_arbitrary_instruction_fields_are_refused_cleanly():
     assert outcomes["refused"] > 1000
 
 
-def test_fuzz_pruning_joins():
-    """Joined paths that differ only in compared registers (#13 item 1): pruning never
-    turns a refusal into an acceptance, and what is accepted runs in bounds."""
-    rng = random.Random(20261204)
+@pytest.mark.parametrize("generate,seed,rounds,most", [
+    # joined paths that differ only in compared registers (#13 item 1)
+    (fuzzgen.pruning_program, 20261204, 600, 500),
+    # joined constants reaching an access through a map store, a spill, a sum, a pointer
+    # addition or a decided compare (#19: Cfg._precision keeps fewer registers precise)
+    (fuzzgen.precision_program, 20261205, 500, 450),
+], ids=["joins", "precision"])
+def test_fuzz_pruning(generate, seed, rounds, most):
+    """Pruning never turns a refusal into an acceptance, and what is accepted runs in
+    bounds."""
+    rng = random.Random(seed)
     arena = fuzzgen.Arena()
     stats = fuzzgen.FuzzStats()
-    for _ in range(600):
-        failure = fuzzgen.check_pruning(fuzzgen.pruning_program(rng), rng, arena, stats)
+    for _ in range(rounds):
+        failure = fuzzgen.check_pruning(generate(rng), rng, arena, stats)
         assert failure is None, failure
-    assert stats.generated == 600
-    assert 100 < stats.accepted < 500    # both verdicts are exercised
-    assert stats.violations == 0
-
-
-def test_fuzz_precision_paths():
-    """Joined constants reaching an access through a map store, a spill, a sum, a pointer
-    addition or a decided compare (#19: Cfg._precision keeps fewer registers precise):
-    pruning never turns a refusal into an acceptance, and what is accepted runs in bounds."""
-    rng = random.Random(20261205)
-    arena = fuzzgen.Arena()
-    stats = fuzzgen.FuzzStats()
-    for _ in range(500):
-        failure = fuzzgen.check_pruning(fuzzgen.precision_program(rng), rng, arena, stats)
-        assert failure is None, failure
-    assert stats.generated == 500
-    assert 100 < stats.accepted < 450    # both verdicts are exercised
+    assert stats.generated == rounds
+    assert 100 < stats.accepted < most    # both verdicts are exercised
     assert stats.violations == 0

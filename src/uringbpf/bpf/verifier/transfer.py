@@ -6,7 +6,7 @@ from .. import isa
 from . import scalar as sc
 from . import sanity
 from .scalar import (  # names: cheaper than module attributes, per instruction
-    EQ, GE, GT, LE, LT, NE, S32_MAX, S32_MIN, SET, SGE, SGT, SLE, SLT, U32, U64, UNKNOWN,
+    EQ, GE, GT, LT, NE, S32_MAX, S32_MIN, SET, SGT, U32, U64, UNKNOWN,
 )
 from ..isa import (  # names: cheaper than module attributes, per instruction
     ADD, ADDR_SPACE_CAST, ALU64, ALU_OP_NAMES, AND, ARSH, DIV, END, JMP32, K, LSH, MOD,
@@ -38,6 +38,8 @@ _MOV_K = MOV | K
 #: 64-bit operations whose result is any value when either operand is (ALU64 | op,
 #: either source): the domain's result for them (test_const_alu.py checks)
 _WRAPPING_ALU64 = frozenset({ALU64 | ADD, ALU64 | SUB, ALU64 | XOR})
+#: the shifts (_const_alu: a constant result only below the width)
+_SHIFT_OPS = frozenset({LSH, RSH, ARSH})
 #: constant registers by value (immediates)
 _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
@@ -147,30 +149,11 @@ def _const_alu(opcode: Num, a: Num, b: Num) -> Reg | None:
     (tests/bpf/verifier/test_const_alu.py checks equality with scalar_alu)."""
     op = opcode & 0xF0
     if opcode & 0x07 == ALU64:
-        if op == ADD:
-            v = a + b
-        elif op == SUB:
-            v = a - b
-        elif op == AND:
-            v = a & b
-        elif op == OR:
-            v = a | b
-        elif op == XOR:
-            v = a ^ b
-        elif op == MUL:
-            v = a * b
-        elif op == LSH and b < 64:
-            v = a << b
-        elif op == RSH and b < 64:
-            v = a >> b
-        elif op == ARSH and b < 64:
-            v = sc.s64(a) >> b
-        else:
-            return None
-        return const_imm(v & U64)
-    # ALU32: the low halves, the result zero-extended; a shift is by the whole source
-    # (is_safe_to_compute_dst_reg_range), so ``w1 <<= r2`` with r2 = 2**32 + 1 makes none
-    x = a & U32
+        width, mask, x = 64, U64, a
+    else:
+        # ALU32: the low halves, the result zero-extended; a shift is by the whole source
+        # (is_safe_to_compute_dst_reg_range), so ``w1 <<= r2`` with r2 = 2**32 + 1 makes none
+        width, mask, x = 32, U32, a & U32
     if op == ADD:
         v = x + b
     elif op == SUB:
@@ -182,16 +165,16 @@ def _const_alu(opcode: Num, a: Num, b: Num) -> Reg | None:
     elif op == XOR:
         v = x ^ b
     elif op == MUL:
-        v = x * (b & U32)
-    elif op == LSH and b < 32:
-        v = x << b
-    elif op == RSH and b < 32:
-        v = x >> b
-    elif op == ARSH and b < 32:
-        v = (x - (1 << 32) if x >> 31 else x) >> b
-    else:
+        v = x * (b & mask)
+    elif op not in _SHIFT_OPS or b >= width:
         return None
-    return const_imm(v & U32)
+    elif op == LSH:
+        v = x << b
+    elif op == RSH:
+        v = x >> b
+    else:   # ARSH: the signed view of the width
+        v = (x - mask - 1 if x >> (width - 1) else x) >> b
+    return const_imm(v & mask)
 
 
 def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple) -> Reg:
@@ -252,29 +235,23 @@ def _const_taken(op: Num, a: Num, b: Num, is32: bool) -> bool:
     else:
         sign = 1 << 63
         wrap = 1 << 64
+    if op == SET:
+        return (a & b) != 0
+    if op >= SGT:       # (SGT, SGE, SLT, SLE: the unsigned order of the signed views)
+        a = a - wrap if a & sign else a
+        b = b - wrap if b & sign else b
+        op -= SGT - GT
     if op == EQ:
         return a == b
     if op == NE:
         return a != b
-    if op == SET:
-        return (a & b) != 0
     if op == GT:
         return a > b
     if op == GE:
         return a >= b
     if op == LT:
         return a < b
-    if op == LE:
-        return a <= b
-    sa = a - wrap if a & sign else a
-    sb = b - wrap if b & sign else b
-    if op == SGT:
-        return sa > sb
-    if op == SGE:
-        return sa >= sb
-    if op == SLT:
-        return sa < sb
-    return sa <= sb     # SLE
+    return a <= b       # LE
 
 
 def _equal32(pair, a, b):
