@@ -542,7 +542,8 @@ def test_load_runs_the_real_verifier(tmp_path):
                    'struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1);\n'
                    '  __type(key, __u32); __type(value, __u64); } m SEC(".maps");\n'
                    'SEC("syscall") int unsafe(void *ctx) {\n'
-                   '  __u32 k = 0; __u64 *v = bpf_map_lookup_elem(&m, &k);\n'
+                   '  __u32 k = bpf_get_prandom_u32(); /* not a known key: may be NULL */\n'
+                   '  __u64 *v = bpf_map_lookup_elem(&m, &k);\n'
                    '  return (int)*v; /* no NULL check */ }\n')
     cc.compile_c(src, tmp_path / "unsafe.o")
     obj = BpfObject.open(tmp_path / "unsafe.o")
