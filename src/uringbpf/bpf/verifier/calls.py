@@ -164,9 +164,7 @@ class CallsMixin:
                     raise _Reject("function calls are not allowed while holding a lock")
         if insn.src == PSEUDO_CALL:
             return self._call_subprog(st, pc, pc + insn.imm + 1)
-        h = self._callee_at.get(pc)     # (the platform's answer, once per instruction)
-        if h is None:
-            h = self._callee_at[pc] = self._callee(insn)
+        h = self._callee(insn)
         if insn.src == CALL_HELPER:
             if h is None:
                 raise _Reject(f"invalid func unknown#{insn.imm}")

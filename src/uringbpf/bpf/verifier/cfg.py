@@ -382,8 +382,8 @@ class Cfg:
         self.live_in = self._liveness(arg_count)
         self.stack_ptrs_in, self.ptrs_in = self._pointers(returns_pointer)
         self._arg_count, self._ret_precise = arg_count, ret_precise
-        self.precise_in = self._precision(arg_count, ret_precise, False)
-        self.precise_branch_in = self._precision(arg_count, ret_precise, True)
+        self.precise_in = self._precision(False)
+        self.precise_branch_in = self._precision(True)
         # the stack slots whose spilled scalar may reach a check, per function (None: any)
         self.precise_slots = self._slot_precision(self.precise_in)
         self.precise_slots_branch = self._slot_precision(self.precise_branch_in)
@@ -393,10 +393,9 @@ class Cfg:
         # against a register holding a constant)
         self.may_goto_keep_in = self.may_goto_cmp_in = self.may_goto_cmpx_in = None
         if any(i.is_may_goto for i in insns):
-            self.may_goto_keep_in = self._precision(arg_count, ret_precise, False, compares=False)
-            self.may_goto_cmp_in = self._precision(arg_count, ret_precise, True, compares=False)
-            self.may_goto_cmpx_in = self._precision(arg_count, ret_precise, True, compares=False,
-                                                    regreg=True)
+            self.may_goto_keep_in = self._precision(False, compares=False)
+            self.may_goto_cmp_in = self._precision(True, compares=False)
+            self.may_goto_cmpx_in = self._precision(True, compares=False, regreg=True)
 
     def _slot_precision(self, prec: list[int]) -> list[int]:
         """Per instruction: the 8-byte stack slots of its function's frame (bit k is the
@@ -653,11 +652,10 @@ class Cfg:
         register values): the kernel marks the operands of a decided branch precise, not
         every compare below it (check_cond_jmp_op).  The explorer passes every branch
         decided so far, a superset of those below any finished checkpoint."""
-        prec = self._precision(self._arg_count, self._ret_precise, True, decided=decided)
+        prec = self._precision(True, decided=decided)
         return prec, self._slot_precision(prec)
 
-    def _precision(self, arg_count, ret_precise: bool, branches: bool,
-                   compares: bool = True, regreg: bool = False,
+    def _precision(self, branches: bool, compares: bool = True, regreg: bool = False,
                    decided: frozenset[int] | None = None) -> list[int]:
         """Registers whose exact value may matter to a safety check later on.
 
@@ -678,6 +676,7 @@ class Cfg:
         ``decided`` only the comparisons at those instructions count as ``branches``.
         """
         insns = self.insns
+        arg_count, ret_precise = self._arg_count, self._ret_precise
         stack_ptrs, ptrs_in = self.stack_ptrs_in, self.ptrs_in
 
         def transfer(pc: int, out: int) -> int:

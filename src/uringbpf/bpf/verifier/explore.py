@@ -99,7 +99,7 @@ class Verifier(TransferMixin):
         self.explored: dict[int, list[_Checkpoint]] = {}
         self._live_idx: dict[int, tuple[int, ...]] = {}   # pc -> live registers (_loop_sig)
         self._lddw_regs: dict[int, Reg] = {}   # pc -> the register an lddw makes (transfer.py)
-        self._callee_at: dict[int, object] = {}   # pc -> the helper or kfunc (calls.py)
+        self._callees: dict[tuple[int, int], object] = {}   # (src, imm) -> helper (_callee)
         self.iter_next_pcs: set[int] = set()
         # the branches decided by register values so far, and the precision comparisons
         # against decided checkpoints use (calls.CallsMixin._branch_precision)
@@ -156,7 +156,16 @@ class Verifier(TransferMixin):
     # ------------------------------------------------------------ helpers lookups
 
     def _callee(self, insn: isa.Insn):
-        """The helper or kfunc a call instruction names (None: unknown), from the platform."""
+        """The helper or kfunc a call instruction names (None: unknown), from the platform,
+        asked once per verification and (kind, id): the CFG's analyses and every visit of
+        the call ask again."""
+        key = (insn.src, insn.imm)
+        if key in self._callees:
+            return self._callees[key]
+        h = self._callees[key] = self._find_callee(insn)
+        return h
+
+    def _find_callee(self, insn: isa.Insn):
         if insn.src == CALL_HELPER:
             return self.platform.get_helper(insn.imm)
         if insn.src == PSEUDO_KFUNC_CALL:

@@ -601,23 +601,19 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
         if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False
         ro, rc = fo.regs, fc.regs
-        # the registers whose ranges are compared first: where two states differ (a loop
-        # counter) the comparison ends sooner; the verdict does not depend on the order
-        # (every pair must hold, and the id map is one consistent bijection either way)
-        for part in (live & ~impr, live & impr):
-            idx = _MASK_INDEXES.get(part)
-            if idx is None:
-                idx = _mask_indexes(part)
-            for i in idx:
-                a, b = ro[i], rc[i]
-                if a is b and not a.id and not a.ref:
-                    continue    # shared (unchanged since the copy): covered, no ids to map
-                if impr >> i & 1 and _links_only(old, a, b, delta_bases):
-                    if not scalar_ids_match(a, b, ids):
-                        return False
-                    continue
-                if not reg_subsumes(a, b, ids):
+        idx = _MASK_INDEXES.get(live)
+        if idx is None:
+            idx = _mask_indexes(live)
+        for i in idx:
+            a, b = ro[i], rc[i]
+            if a is b and not a.id and not a.ref:
+                continue    # shared (unchanged since the copy): covered, no ids to map
+            if impr >> i & 1 and _links_only(old, a, b, delta_bases):
+                if not scalar_ids_match(a, b, ids):
                     return False
+                continue
+            if not reg_subsumes(a, b, ids):
+                return False
         so, scur = fo.stack, fc.stack
         for k, slot in so.items():
             c = scur.get(k)

@@ -15,6 +15,7 @@ cpdef Reg const_imm(v)
 cpdef Reg _synced(Reg known, Reg r)
 cpdef Reg _const_alu(opcode, a, b)
 cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b)
+cpdef Reg _insn_alu(_DInsn insn, tuple dv, tuple sv)
 cpdef tuple scalar_cond(opcode, tuple av, tuple bv)
 cpdef bint _const_taken(op, a, b, bint is32) except -1
 cpdef tuple scalar_alu(opcode, off, tuple a, tuple b)

@@ -14,13 +14,13 @@ from ..isa import (  # names: cheaper than module attributes, per instruction
     X, XOR,
 )
 from .state import (
-    ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX,
+    ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_MAP, PTR_ARENA, PTR_BUF, PTR_CTX,
     PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Frame, Reg,
     State, const_reg, copy_reg, scalar, with_var,
 )
 from .memory import MemoryMixin
 from .common import (
-    BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, Num, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
+    BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, Num, _DInsn, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
     _MAP_TYPE_ARENA, _SIGNED_CMP, ARENA_MEM, _arena_castable, _is_arena_ptr, _sdivmod,
 )
 
@@ -38,8 +38,8 @@ _MOV_K = MOV | K
 #: 64-bit operations whose result is any value when either operand is (ALU64 | op,
 #: either source): the domain's result for them (test_const_alu.py checks)
 _WRAPPING_ALU64 = frozenset({ALU64 | ADD, ALU64 | SUB, ALU64 | XOR})
-#: the shifts (_const_alu: a constant result only below the width)
-_SHIFT_OPS = frozenset({LSH, RSH, ARSH})
+#: the shift operations (a constant or bounded result only by an amount below the width)
+_SHIFTS = frozenset((LSH, RSH, ARSH))
 #: constant registers by value (immediates)
 _CONST_REGS: dict = {}
 _MEMO_MAX = 1 << 16
@@ -166,7 +166,7 @@ def _const_alu(opcode: Num, a: Num, b: Num) -> Reg | None:
         v = x ^ b
     elif op == MUL:
         v = x * (b & mask)
-    elif op not in _SHIFT_OPS or b >= width:
+    elif op not in _SHIFTS or b >= width:
         return None
     elif op == LSH:
         v = x << b
@@ -195,6 +195,20 @@ def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple) -> Reg:
         if len(_ALU_MEMO) >= _MEMO_MAX:
             _ALU_MEMO.clear()
         r = _ALU_MEMO[key] = scalar(scalar_alu(opcode, off, a, b))
+    return r
+
+
+def _insn_alu(insn: _DInsn, dv: tuple, sv: tuple) -> Reg:
+    """:func:`_scalar_alu_reg` of the instruction ``insn`` on the values ``dv``, ``sv``,
+    answered by identity when they are the very value objects of its last result
+    (``_DInsn.memo_*``): a loop computes the same thing from the same objects on every
+    iteration, and the identity test is cheaper than hashing them for the shared cache."""
+    if insn.memo_a is dv and insn.memo_b is sv:
+        return insn.memo_r
+    r = _scalar_alu_reg(insn.opcode, insn.off, dv, sv)
+    insn.memo_a = dv
+    insn.memo_b = sv
+    insn.memo_r = r
     return r
 
 
@@ -268,7 +282,6 @@ _BINARY = {ADD: sc.alu_add, SUB: sc.alu_sub, MUL: sc.alu_mul, DIV: sc.alu_div,
            MOD: sc.alu_mod, AND: sc.alu_and, OR: sc.alu_or, XOR: sc.alu_xor}
 
 
-_SHIFTS = frozenset((isa.LSH, isa.RSH, isa.ARSH))
 #: the operations the kernel bounds only by a constant operand (else: unknown)
 _CONST_ONLY = _SHIFTS | {isa.DIV, isa.MOD}
 
@@ -368,21 +381,7 @@ class TransferMixin(MemoryMixin):
             if d.t == SCALAR and not (d.id and opcode & 0xF0 in _ADD_SUB):
                 s: Reg = regs[insn.src] if opcode & 0x08 else insn.kreg
                 if s.t == SCALAR:
-                    dv: tuple = d.var
-                    sv: tuple = s.var
-                    r: Reg
-                    if insn.memo_a is dv and insn.memo_b is sv:
-                        r = insn.memo_r     # this instruction's last values (common._DInsn)
-                    else:
-                        r = None
-                        if dv[5] or sv[5]:      # (two constants: _const_alu, never cached)
-                            r = _ALU_MEMO.get((opcode, insn.off, dv, sv))
-                        if r is None:
-                            r = _scalar_alu_reg(opcode, insn.off, dv, sv)
-                        insn.memo_a = dv
-                        insn.memo_b = sv
-                        insn.memo_r = r
-                    regs[dst] = r
+                    regs[dst] = _insn_alu(insn, d.var, s.var)
                     return
         elif dst != 10 and opcode & 0xF8 == _MOV_K:
             regs = st.frames[-1].regs
@@ -440,7 +439,7 @@ class TransferMixin(MemoryMixin):
             return
         # the scalar result is a pure function of (opcode, off, dst value, src value):
         # loops repeat the same abstract computation on every iteration, so it is cached
-        r = _scalar_alu_reg(insn.opcode, insn.off, d.var, src.var)
+        r = _insn_alu(insn, d.var, src.var)
         if d.id and op in _ADD_SUB:
             r = _linked_add(insn, d, src, r, is64)
         st.frames[-1].regs[dst] = r
@@ -591,18 +590,9 @@ class TransferMixin(MemoryMixin):
                 r.id = 0
             return r
         # alu_add / alu_sub of the variable parts: the 64-bit scalar ALU result, cached
-        # (the instruction's opcode is ALU64 | op | X here, so its last result, memo_r =
-        # op(memo_a, memo_b), is the one _do_alu's fast path keeps too)
-        dv: tuple = d.var
-        rr: Reg
-        if insn.memo_a is dv and insn.memo_b is sv:
-            rr = insn.memo_r
-        else:
-            rr = _scalar_alu_reg(ALU64 | op | X, 0, dv, sv)
-            insn.memo_a = dv
-            insn.memo_b = sv
-            insn.memo_r = rr
-        var = rr.var
+        # (the instruction is ALU64 | op | X with offset 0 here: d and s swapped for
+        # ``scalar += pointer``, the sum is the same)
+        var = _insn_alu(insn, d.var, sv).var
         sanity.check_ptr_result(d, d.off, var)
         r = copy_reg(d)
         r.var = var
