@@ -92,3 +92,15 @@ def test_any_value_plus_minus_xor_anything_is_any_value(op: int) -> None:
     # 32-bit: the result is zero-extended, not any value; no shortcut there
     w = _scalar_alu_reg(isa.ALU | op | isa.X, 0, sc.UNKNOWN, sc.const(1)).var
     assert w == scalar_alu(isa.ALU | op | isa.X, 0, sc.UNKNOWN, sc.const(1)) and w[1] <= 0xFFFFFFFF
+
+
+def test_clear_memos_empties_the_shared_caches() -> None:
+    # bench/load.py times first verifications: after clear_memos nothing computed by an
+    # earlier verification is reused
+    from uringbpf.bpf.verifier import transfer
+    opcode = isa.ALU64 | isa.ADD | isa.X
+    _scalar_alu_reg(opcode, 0, sc.urange(0, 255), sc.urange(0, 7))
+    transfer.const_imm(12345)
+    assert transfer._ALU_MEMO and transfer._CONST_REGS
+    transfer.clear_memos()
+    assert not transfer._ALU_MEMO and not transfer._CONST_REGS and not transfer._COND_MEMO
