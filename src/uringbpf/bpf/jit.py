@@ -355,6 +355,8 @@ def _thunk_bytes(env: int, target: int) -> bytes:
 
 
 _THUNK = struct.Struct("<2sQ2sQ4s")
+#: ``struct jitrt_thunk`` (:class:`JitThunk`): ctx, fn, pc, frame
+_DESC = struct.Struct("<4Q")
 
 
 class _Arena:
@@ -738,9 +740,10 @@ class _RunState:
         self.memory = memory = _Memory(head + stack)
         base = memory.base
         self.ctx = ctx = JitContext.from_address(base)
-        self.descs = (JitThunk * nfuncs).from_address(base + _CTX_SIZE)
-        table = base + _CTX_SIZE + _DESC_SIZE * nfuncs
-        self.vars = (ctypes.c_uint64 * nvars).from_address(table)
+        self.nfuncs = nfuncs
+        self.vars_addr = table = base + _CTX_SIZE + _DESC_SIZE * nfuncs
+        self.nvars = nvars
+        self._vars = None
         self.stack = _Span(base + head, stack)
         ctx.stack_lo = base + head
         ctx.stack_hi = ctx.sp = base + head + stack
@@ -752,6 +755,25 @@ class _RunState:
         self.regions = None
         self.old_vars: list = []   # vars tables replaced by tiering (kept while runs may use them)
         self.active = 0          # runs in progress through __call__ (nested via helpers)
+
+    # The views of the descriptors and the vars table are made when asked (issue #19: the
+    # direct tier's instances write both as bytes and never read them back).
+
+    @property
+    def descs(self) -> ctypes.Array:
+        """The thunk descriptors (one per function), a view of the block."""
+        return (JitThunk * self.nfuncs).from_address(self.memory.base + _CTX_SIZE)
+
+    @property
+    def vars(self) -> ctypes.Array:
+        """The vars table the context names (the block's first one until tiering)."""
+        if self._vars is None:
+            self._vars = (ctypes.c_uint64 * self.nvars).from_address(self.vars_addr)
+        return self._vars
+
+    @vars.setter
+    def vars(self, table: ctypes.Array) -> None:
+        self._vars = table
 
 
 _CTX_SIZE = ctypes.sizeof(JitContext)
@@ -1090,34 +1112,41 @@ class JitFunction:
         self._code = code
         self._state = state
         self._binder = binder
-        ctx_addr = state.memory.base                 # the block starts with the context
-        nfuncs = len(code.starts)
+        memory = state.memory
+        ctx_addr = memory.base                       # the block starts with the context
+        starts = code.starts
+        nfuncs = len(starts)
         template = code.template
         # One run of arena pages: the thunks, then (direct tier) this instance's copy of
         # the code with its values in place. It goes back to the arena with the state.
+        # Written as one image and one copy (issue #19: every ctypes call and every
+        # intermediate bytes object was a noticeable part of a small program's load).
         room = -(-nfuncs * _THUNK_SIZE // 16) * 16
-        run = state.memory.run = _arena.take(
-            room + (len(template.code) if template is not None else 0))
+        size = room + (len(template.code) if template is not None else 0)
+        run = memory.run = _arena.take(size)
         page = run[0]
         self._thunk_addresses = [page + i * _THUNK_SIZE for i in range(nfuncs)]
         values = self._values(code)
-        descs = state.descs
         first = ctx_addr + _CTX_SIZE                 # the descriptors follow it
         gate = _jitrt.get("gate") or _jitrt_symbols()["gate"]
-        blob = b"".join([_thunk_bytes(first + i * _DESC_SIZE, gate) for i in range(nfuncs)])
+        image = bytearray(size)
+        for i in range(nfuncs):
+            _THUNK.pack_into(image, i * _THUNK_SIZE, b"\x49\xb9", first + i * _DESC_SIZE,
+                             b"\x48\xb8", gate, b"\xff\xe0\xcc\xcc")
+        image[nfuncs * _THUNK_SIZE:room] = b"\xcc" * (room - nfuncs * _THUNK_SIZE)
         if template is not None:
-            blob = blob.ljust(room, b"\xcc") + template.instantiate(values)
+            image[room:] = template.code
+            template.patch(image, room, values)
             entries = [page + room + offset for offset in template.offsets]
         else:
             entries = code.entries
             state.vars[:len(values)] = [v & isa.U64 for v in values]
-        ctypes.memmove(page, blob, len(blob))
+        ctypes.memmove(page, bytes(image), size)
         _arena.seal(*run)
-        for i, entry in enumerate(entries):
-            # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py).
-            desc = descs[i]
-            desc.ctx, desc.fn, desc.pc, desc.frame = ctx_addr, entry, code.starts[i], \
-                isa.STACK_SIZE
+        # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py).
+        ctypes.memmove(first, b"".join([
+            _DESC.pack(ctx_addr, entry, start, isa.STACK_SIZE)
+            for entry, start in zip(entries, starts)]), nfuncs * _DESC_SIZE)
         self.address: int = self._thunk_addresses[0]
         self._cfunc = HelperFn(self.address)
         self._miss = None

@@ -49,6 +49,7 @@ and any opcode it does not know (``may_goto``). The choice is made in one place,
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from . import isa
@@ -107,12 +108,18 @@ class X86Code:
         """The machine code with ``values[i] + addend`` (``values[i]``: the instance's value
         of ``slots[i]``) at each patch ``(offset, i, addend)``."""
         code = bytearray(self.code)
-        for at, index, addend in self.patches:
-            code[at:at + 8] = ((values[index] + addend) & 0xFFFFFFFFFFFFFFFF).to_bytes(
-                8, "little")
+        self.patch(code, 0, values)
         return bytes(code)
 
+    def patch(self, image: bytearray, at: int, values: list[int]) -> None:
+        """Write the patches' values (see :meth:`instantiate`) into ``image``, whose byte
+        ``at`` holds the code's first byte."""
+        pack = _U64.pack_into
+        for offset, index, addend in self.patches:
+            pack(image, at + offset, (values[index] + addend) & 0xFFFFFFFFFFFFFFFF)
 
+
+_U64 = struct.Struct("<Q")
 _frames: dict[tuple, tuple[bytes, bytes]] = {}
 
 
