@@ -37,6 +37,7 @@ import collections
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -462,11 +463,12 @@ class _Memory:
         self.mem: AddressSpace | None = None
         self.region = None
         self.guarded = False
-        # ctypes guarantees only 16-byte alignment on most libcs: over-allocate
-        self.raw = ctypes.create_string_buffer(size + 16)
-        self.base = (ctypes.addressof(self.raw) + 15) & ~15
+        # ctypes guarantees only 16-byte alignment on most libcs: over-allocate (a zeroed
+        # char array, as create_string_buffer makes it without its Python-level checks)
+        self.raw = raw = (ctypes.c_char * (size + 16))()
+        self.base = base = (ctypes.addressof(raw) + 15) & ~15
         self.size = size
-        guard_add(self.base, size)
+        guard_add(base, size)
         self.guarded = True
 
     def drop_region(self) -> None:
@@ -480,7 +482,8 @@ class _Memory:
 
     def release(self) -> None:
         """Unregister the block (before its memory goes) and give the code back (once)."""
-        self.drop_region()
+        if self.region is not None:
+            self.drop_region()
         if self.guarded:
             self.guarded = False
             guard_remove(self.base, self.size)
@@ -744,20 +747,27 @@ class _RunState:
         self.vars_addr = table = base + _CTX_SIZE + _DESC_SIZE * nfuncs
         self.nvars = nvars
         self._vars = None
-        self.stack = _Span(base + head, stack)
+        self.stack_addr, self.stack_size = base + head, stack
         ctx.stack_lo = base + head
         ctx.stack_hi = ctx.sp = base + head + stack
         ctx.vars = table
         ctx.insn_limit = DEFAULT_INSN_LIMIT
         self.guards: list = []
-        self.pending: BaseException | None = None
-        self.pending_helper = ""
-        self.regions = None
         self.old_vars: list = []   # vars tables replaced by tiering (kept while runs may use them)
-        self.active = 0          # runs in progress through __call__ (nested via helpers)
+
+    # (class defaults: an instance sets its own when they change)
+    pending: BaseException | None = None
+    pending_helper = ""
+    regions = None
+    active = 0                   # runs in progress through __call__ (nested via helpers)
 
     # The views of the descriptors and the vars table are made when asked (issue #19: the
     # direct tier's instances write both as bytes and never read them back).
+
+    @property
+    def stack(self) -> "_Span":
+        """Where the stack is in the block."""
+        return _Span(self.stack_addr, self.stack_size)
 
     @property
     def descs(self) -> ctypes.Array:
@@ -1119,21 +1129,19 @@ class JitFunction:
         template = code.template
         # One run of arena pages: the thunks, then (direct tier) this instance's copy of
         # the code with its values in place. It goes back to the arena with the state.
-        # Written as one image and one copy (issue #19: every ctypes call and every
-        # intermediate bytes object was a noticeable part of a small program's load).
+        # Written as one image and one copy, the descriptors as another (issue #19: every
+        # ctypes call, Python call and intermediate object was a noticeable part of a
+        # small program's load).
         room = -(-nfuncs * _THUNK_SIZE // 16) * 16
         size = room + (len(template.code) if template is not None else 0)
         run = memory.run = _arena.take(size)
         page = run[0]
-        self._thunk_addresses = [page + i * _THUNK_SIZE for i in range(nfuncs)]
-        values = self._values(code)
+        self._thunk_addresses = list(range(page, page + nfuncs * _THUNK_SIZE, _THUNK_SIZE))
+        values = self._values(code) if code.slots else ()
         first = ctx_addr + _CTX_SIZE                 # the descriptors follow it
         gate = _jitrt.get("gate") or _jitrt_symbols()["gate"]
         image = bytearray(size)
-        for i in range(nfuncs):
-            _THUNK.pack_into(image, i * _THUNK_SIZE, b"\x49\xb9", first + i * _DESC_SIZE,
-                             b"\x48\xb8", gate, b"\xff\xe0\xcc\xcc")
-        image[nfuncs * _THUNK_SIZE:room] = b"\xcc" * (room - nfuncs * _THUNK_SIZE)
+        descs = bytearray(nfuncs * _DESC_SIZE)
         if template is not None:
             image[room:] = template.code
             template.patch(image, room, values)
@@ -1141,19 +1149,22 @@ class JitFunction:
         else:
             entries = code.entries
             state.vars[:len(values)] = [v & isa.U64 for v in values]
+        for i in range(nfuncs):
+            _THUNK.pack_into(image, i * _THUNK_SIZE, b"\x49\xb9", first + i * _DESC_SIZE,
+                             b"\x48\xb8", gate, b"\xff\xe0\xcc\xcc")
+            # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py)
+            _DESC.pack_into(descs, i * _DESC_SIZE, ctx_addr, entries[i], starts[i],
+                            isa.STACK_SIZE)
+        if room > nfuncs * _THUNK_SIZE:
+            image[nfuncs * _THUNK_SIZE:room] = b"\xcc" * (room - nfuncs * _THUNK_SIZE)
         ctypes.memmove(page, bytes(image), size)
         _arena.seal(*run)
-        # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py).
-        ctypes.memmove(first, b"".join([
-            _DESC.pack(ctx_addr, entry, start, isa.STACK_SIZE)
-            for entry, start in zip(entries, starts)]), nfuncs * _DESC_SIZE)
-        self.address: int = self._thunk_addresses[0]
-        self._cfunc = HelperFn(self.address)
-        self._miss = None
-        memory = state.memory
-        memory.mem = runtime.mem
-        memory.region = self._stack_region = runtime.mem.add(
-            state.stack.addr, state.stack.size, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
+        ctypes.memmove(first, bytes(descs), nfuncs * _DESC_SIZE)
+        self.address: int = page
+        self._cfunc = HelperFn(page)
+        memory.mem = mem = runtime.mem
+        memory.region = self._stack_region = mem.add(
+            state.stack_addr, state.stack_size, True, f"jit-stack:{program.name}:{ctx_addr:#x}")
         if checked:
             # A failed lookup (a Ctrl-C that arrived in native code, most often) is parked
             # like a helper's failure: reported as "no region" it became a BpfMemoryError
@@ -1162,9 +1173,11 @@ class JitFunction:
                                         _parker(state, "checked access's region lookup")))
             state.ctx.miss = ctypes.cast(self._miss, ctypes.c_void_p).value
             self.refresh_regions()
-        self.compile_seconds = 0.0
-        #: why the program's code is LLVM's from the start ("" when the direct tier made it)
-        self.tier_reason = ""
+
+    compile_seconds = 0.0
+    #: why the program's code is LLVM's from the start ("" when the direct tier made it)
+    tier_reason = ""
+    _miss = None             # checked code's region-miss callback
 
     def _values(self, code: _Code) -> list[int]:
         """This instance's value of each of ``code``'s slots."""
@@ -1547,27 +1560,28 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
         return code, True
     # wall time (the CPU clock is a system call here, a microsecond a read: issue #19)
     start = time.perf_counter()
-    rt = _jitrt_symbols() if checked else {}
-    bindings = Bindings(helper=binder.helper, kfunc=binder.kfunc,
-                        check_addr=rt.get("check", 0), checked=checked)
-    out = jit_x86.translate(program, bindings, binder.natives)
+    check = _jitrt_symbols()["check"] if checked else 0
+    out = jit_x86.translate(program, Bindings(binder.helper, binder.kfunc, check,
+                                              checked=checked), binder.natives)
     compiled = CompiledModule(None, {}, "", {"translate": time.perf_counter() - start})
     compiled.machine_code = out.code
-
     # cached code must not hold the binder (it holds its instance); uncached code is the
     # instance's own
-    calls = binder.resolutions() if use_cache else {"helper": binder.helper,
-                                                    "kfunc": binder.kfunc}
-
-    def regenerate() -> str:
-        return ModuleGen(program, Bindings(**calls, checked=checked,
-                                           check_addr=rt.get("check", 0))).generate()
-
+    regenerate = functools.partial(_direct_ir, program, checked, check,
+                                   binder.resolutions() if use_cache else binder)
     code = _Code(compiled, [], out.starts, out.slots, out.slot_pcs, regenerate)
     code.template = out
     code.tier = "direct"
     _cache_put(key, code, use_cache)
     return code, False
+
+
+def _direct_ir(program: isa.Program, checked: bool, check: int, calls: Any) -> str:
+    """LLVM IR of ``program`` with the direct tier's call resolutions (``calls``: a
+    :class:`_Binder` or its :meth:`_Binder.resolutions`): what ``JitFunction.ir`` shows."""
+    if isinstance(calls, _Binder):
+        calls = {"helper": calls.helper, "kfunc": calls.kfunc}
+    return ModuleGen(program, Bindings(**calls, checked=checked, check_addr=check)).generate()
 
 
 def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
@@ -1592,12 +1606,13 @@ def compile(program: isa.Program | list | bytes, runtime: Runtime | None = None,
     """
     start = time.perf_counter()
     runtime = runtime if runtime is not None else Runtime()
-    if isinstance(program, (bytes, bytearray, memoryview)):
-        program = isa.Program("prog", isa.decode(program))       # as the interpreter accepts
-    elif isinstance(program, list):
-        program = isa.Program("prog", program)
     if not isinstance(program, isa.Program):
-        raise TypeError(f"expected an isa.Program, got {type(program).__name__}")
+        if isinstance(program, (bytes, bytearray, memoryview)):
+            program = isa.Program("prog", isa.decode(program))   # as the interpreter accepts
+        elif isinstance(program, list):
+            program = isa.Program("prog", program)
+        else:
+            raise TypeError(f"expected an isa.Program, got {type(program).__name__}")
     binder = _Binder(program, runtime, None, helpers, unwind_helper)
     binder.may_goto_loops = may_goto_loops
     plan, reason = tier_for(program, engines.jit_tier(tier))
