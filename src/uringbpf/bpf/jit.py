@@ -703,15 +703,15 @@ class _Binder:
         return table
 
     def value(self, key: tuple, thunks: list[int], pc: int | None = None) -> int:
-        kind = key[0]
-        if kind == "map":
-            return int(self._map(key[1], pc).addr)
+        kind, index = key[0], key[-1]
         if kind == "map_value":
-            m = self._map(key[1], pc)
+            m = self._map(index, pc)
             addr = getattr(m, "value_addr", None)
             if addr is None:
                 raise JitError(f"lddw map value of map {key[1]} which has no direct value", pc)
             return int(addr)
+        if kind == "map":
+            return int(self._map(index, pc).addr)
         if kind == "helper":
             return self.trampoline(self.lookup_helper(key[1]))
         if kind == "kfunc":
@@ -805,7 +805,7 @@ class _Code:
         self.slots = slots               # the vars table layout
         self.slot_pcs = slot_pcs         # first instruction using each slot (error messages)
         self._ir = ir                    # the IR text, or a function that regenerates it
-        self.entries = [compiled.addresses[s] for s in symbols]
+        self.entries = [compiled.addresses[s] for s in symbols] if symbols else []
         self.tier = "llvm"               # or "direct" (jit_x86's machine code)
         self.template: jit_x86.X86Code | None = None    # the direct tier's code
 
@@ -1181,8 +1181,8 @@ class JitFunction:
 
     def _values(self, code: _Code) -> list[int]:
         """This instance's value of each of ``code``'s slots."""
-        return [self._binder.value(k, self._thunk_addresses, pc)
-                for k, pc in zip(code.slots, code.slot_pcs)]
+        value, thunks = self._binder.value, self._thunk_addresses
+        return [value(k, thunks, pc) for k, pc in zip(code.slots, code.slot_pcs)]
 
     def _set_vars(self, values: list[int]) -> None:
         """Make ``values`` the context's vars table (LLVM code's instance values). The

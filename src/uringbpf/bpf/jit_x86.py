@@ -418,6 +418,7 @@ class _Translator:
         self.program = program
         self.insns = program.insns
         self.b = bindings
+        self.checked = bindings.checked
         self.natives = natives
         self.placeholder, self.starts = _scan(self.insns, program.arena_xlated)
         self.a = Asm()
@@ -477,7 +478,7 @@ class _Translator:
 
     def check_access(self, base: int, off: int, size: int, write: bool, pc: int) -> None:
         """Checked mode: ``jitrt_check`` on ``[base + off]`` (every BPF register kept)."""
-        if not self.b.checked:
+        if not self.checked:
             return
         self.a.lea(R11, base, off)
         self.check_r11(size, write, pc)
@@ -506,7 +507,7 @@ class _Translator:
     def function(self, k: int, start: int, end: int) -> None:
         a = self.a
         self.err = ("err", k)
-        a.label(("fn", start))
+        a.labels[("fn", start)] = len(a.code)
         # Only the callee-saved registers of the BPF registers r6-r9 this function names
         # are saved and zeroed (LD_ABS/IND name r6); rbp (r10) and r12 (the context) always.
         insns, placeholder = self.insns, self.placeholder
@@ -549,7 +550,7 @@ class _Translator:
         a.code += prologue
         for key, reg in pins.items():
             self.load_slot(reg, key, self.pin_pcs[key])
-        if self.b.checked:
+        if self.checked:
             # The outermost entry of a run (no live frame yet) starts a fresh budget; every
             # other entry (a local call, callx, a callback) spends the function's length, as
             # a backward jump spends its loop's: a tree of calls has no backward jump (f0
@@ -568,7 +569,7 @@ class _Translator:
 
         self.start, self.end = start, end
         blocks, sizes = self.blocks(start, end)
-        order = (blocks if self.b.checked or not self.reorder or len(blocks) == 1
+        order = (blocks if self.checked or not self.reorder or len(blocks) == 1
                  else self.layout(blocks, start, loops))
         # Upper bounds of each block's machine code in layout order (prefix sums, with
         # the alignment padding before a loop head and room for a `jmp` at every block's
@@ -690,20 +691,23 @@ class _Translator:
                 return False
             size = isa.SIZE_BYTES[insn.size]
             base = REG[insn.src]
-            self.check_access(base, insn.off, size, False, pc)
+            if self.checked:
+                self.check_access(base, insn.off, size, False, pc)
             a.load(REG[insn.dst], base, insn.off, size, insn.mode == isa.MEMSX)
             return False
         if cls == isa.ST:
             size = isa.SIZE_BYTES[insn.size]
             base = REG[insn.dst]
-            self.check_access(base, insn.off, size, True, pc)
+            if self.checked:
+                self.check_access(base, insn.off, size, True, pc)
             a.store_imm(base, insn.off, insn.imm, size)
             return False
         if cls == isa.STX:
             if insn.mode == isa.MEM:
                 size = isa.SIZE_BYTES[insn.size]
                 base = REG[insn.dst]
-                self.check_access(base, insn.off, size, True, pc)
+                if self.checked:
+                    self.check_access(base, insn.off, size, True, pc)
                 a.store(base, insn.off, REG[insn.src], size)
             elif insn.imm == isa.LOAD_ACQ:
                 # x86-64 loads and stores are acquire and release already (TSO), as the
@@ -826,7 +830,7 @@ class _Translator:
         scale) as well, rB was a pinned constant + addend (:meth:`pinned_access`) and rI
         is still unshifted when ``scale`` is not 0 (then rI must be dead afterwards and
         not the operand): ``op size [pin + rI << scale + addend + off]``."""
-        if (self.b.checked or insn.cls != isa.LDX or insn.mode != isa.MEM
+        if (self.checked or insn.cls != isa.LDX or insn.mode != isa.MEM
                 or pc + 2 >= self.end):
             return False
         op, st = self.insns[pc + 1], self.insns[pc + 2]
@@ -894,7 +898,7 @@ class _Translator:
                 return False
             insn = insns[pc]
         add_pc = pc + 2
-        if (self.b.checked or add_pc + 1 >= end or not insn.is_lddw
+        if (self.checked or add_pc + 1 >= end or not insn.is_lddw
                 or insn.src not in (isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_IDX_VALUE)):
             return False
         pin = self.pins.get(
@@ -1032,7 +1036,7 @@ class _Translator:
         code only (the checked access is tested on the sum); not when the load is a jump
         target. True when done (the load is skipped)."""
         nxt = self.insns[pc + 1] if pc + 1 < self.end else None
-        if (nxt is None or self.b.checked or nxt.cls != isa.LDX or pc + 1 in self.targets
+        if (nxt is None or self.checked or nxt.cls != isa.LDX or pc + 1 in self.targets
                 or nxt.mode not in (isa.MEM, isa.MEMSX) or nxt.src != insn.dst
                 or nxt.dst != insn.dst or insn.src == 10 or insn.dst == 10):
             return False
@@ -1141,7 +1145,7 @@ class _Translator:
         a = self.a
         op = insn.op
         if op == isa.EXIT:
-            self.epilogue()
+            a.code += self._epilogue
             return True
         if op == isa.CALL:
             self.call(pc, insn)
@@ -1149,7 +1153,7 @@ class _Translator:
         target = pc + insn.jump_offset() + 1
         if not start <= target < end:
             raise JitError(f"jump to {target} leaves its function [{start}, {end})", pc)
-        if self.b.checked and target <= pc:
+        if self.checked and target <= pc:
             a.alu_mi(ALU_SUB, CTX, _BUDGET, pc - target + 1)
             a.jcc(_JS, self.fail_to(ERR_LIMIT, pc))
         if op == isa.JA:
@@ -1248,7 +1252,7 @@ class _Translator:
         sizes = {}
         first = start
         size = 0
-        checked = self.b.checked
+        checked = self.checked
         bounds, kinds = _BOUNDS[checked], _KIND
         for pc in range(start, end):
             if placeholder[pc]:
@@ -1497,7 +1501,7 @@ class _Translator:
         self.epilogue()
         a.label(inside)
         a.alu_rr(ALU_ADD, R11, RBX, True)
-        if self.b.checked:
+        if self.checked:
             a.store(RSP, 16, R11, 8)           # the call of jitrt_check takes r9-r11
             self.check_r11(size, False, pc)
             a.load(R11, RSP, 16, 8)
