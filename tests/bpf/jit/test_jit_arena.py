@@ -249,3 +249,87 @@ def test_cached_code_does_not_keep_an_instance_alive(tier):
     del again
     gc.collect()
     assert jit._arena.stats()["in_use"] == before
+
+
+class _Values:
+    """A loaded map as the JIT sees it (Program.maps): its addresses only."""
+
+    def __init__(self, addr: int, value_addr: int):
+        self.addr, self.value_addr = addr, value_addr
+
+
+def _functions_and_slots(nfuncs: int) -> isa.Program:
+    """``nfuncs`` functions (each calls the next) that load a map value's address and a
+    map's address: the direct code has patches (map value + offset, map) and, with
+    BPF-to-BPF calls, one thunk and one descriptor per function."""
+    insns = []
+    for k in range(nfuncs):
+        insns += [Insn(isa.OP_LDDW, 1, isa.PSEUDO_MAP_IDX_VALUE, 0, 0), Insn(0, imm=8 * k),
+                  Insn(isa.OP_LDDW, 2, isa.PSEUDO_MAP_IDX, 0, 1), Insn(0),
+                  Insn(isa.ALU64 | isa.MOV | isa.X, 0, 1)]
+        if k + 1 < nfuncs:
+            insns += [Insn(isa.OP_CALL, 0, isa.PSEUDO_CALL, 0, 1)]
+        insns += [Insn(isa.OP_EXIT)]
+    return isa.Program("t", insns, maps=[_Values(0x5000, 0x7000), _Values(0x9000, 0)])
+
+
+@pytest.mark.parametrize("nfuncs", [1, 2, 3])
+def test_the_instance_image_is_the_thunks_then_the_filled_in_template(nfuncs):
+    """An instance's pages hold, as written in one image (issue #19), exactly what the
+    parts give built one by one: each function's thunk (``_thunk_bytes`` of its
+    descriptor and ``jitrt_gate``), int3 up to the code's 16-byte start, the template
+    with this instance's values (``X86Code.instantiate``), int3 to the end of the page;
+    and each descriptor names the context, its function's entry, pc and frame size."""
+    program = _functions_and_slots(nfuncs)
+    fn = jit.compile(program, Runtime(), tier="direct", cache=False)
+    assert fn() == 0x7000 + 8 * (nfuncs - 1)       # r0: the last function's map value
+    code = fn._code
+    template = code.template
+    assert len(code.starts) == nfuncs and len(template.patches) == 2 * nfuncs
+    state, (page, pages) = fn._state, run_of(fn)
+    first_desc = fn.context_address + ctypes.sizeof(jit.JitContext)
+    gate = jit._jitrt_symbols()["gate"]
+    thunks = b"".join(jit._thunk_bytes(first_desc + i * ctypes.sizeof(jit.JitThunk), gate)
+                      for i in range(nfuncs))
+    room = -(-len(thunks) // 16) * 16
+    values = [{"map_value": 0x7000, "map": 0x9000}[kind] for kind, _ in template.slots]
+    want = thunks + b"\xcc" * (room - len(thunks)) + template.instantiate(values)
+    assert ctypes.string_at(page, pages * PAGE) == want.ljust(pages * PAGE, b"\xcc")
+    for i, desc in enumerate(state.descs):
+        assert (desc.ctx, desc.fn, desc.pc, desc.frame) == (
+            fn.context_address, page + room + template.offsets[i], code.starts[i],
+            isa.STACK_SIZE)
+    assert [fn.function_address(start) for start in code.starts] == [
+        page + i * jit._THUNK_SIZE for i in range(nfuncs)]
+    fn.close()
+
+
+def test_patching_in_place_is_instantiating():
+    """``X86Code.patch`` into a larger image at an offset writes what ``instantiate``
+    gives (the values wrap at 64 bits with their addends, as the add they replace)."""
+    program = _functions_and_slots(2)
+    fn = jit.compile(program, Runtime(), tier="direct", cache=False)
+    template = fn._code.template
+    fn.close()
+    for values in ([0x7000, 0x9000], [isa.U64, 1 << 63], [0, 0]):
+        image = bytearray(b"\xaa" * 40) + bytearray(template.code) + bytearray(b"\xbb" * 8)
+        template.patch(image, 40, values)
+        assert bytes(image) == b"\xaa" * 40 + template.instantiate(values) + b"\xbb" * 8
+    assert template.instantiate([0x7000, 0x9000]) != template.code
+
+
+def test_the_state_views_are_made_when_asked_and_name_the_block():
+    """The descriptors, vars table and stack of an instance are views of its one block
+    (made on demand); the vars view is the one the context names until it is replaced."""
+    fn = jit.compile(prog("mov %r0, 1\nexit"), Runtime(), tier="direct", cache=False)
+    state = fn._state
+    base = state.memory.base
+    assert ctypes.addressof(state.descs) == base + ctypes.sizeof(jit.JitContext)
+    assert ctypes.addressof(state.vars) == state.ctx.vars == state.vars_addr
+    assert state.vars is state.vars                 # one view, kept
+    assert state.stack.addr == state.ctx.stack_lo and (
+        state.stack.addr + state.stack.size == state.ctx.stack_hi)
+    table = (ctypes.c_uint64 * 2)()
+    state.vars = table
+    assert state.vars is table
+    fn.close()
