@@ -1141,19 +1141,22 @@ class JitFunction:
         first = ctx_addr + _CTX_SIZE                 # the descriptors follow it
         gate = _jitrt.get("gate") or _jitrt_symbols()["gate"]
         image = bytearray(size)
-        descs = bytearray(nfuncs * _DESC_SIZE)
         if template is not None:
             image[room:] = template.code
-            template.patch(image, room, values)
-            entries = [page + room + offset for offset in template.offsets]
+            if values:
+                template.patch(image, room, values)
+            entries = template.offsets
+            at = page + room
         else:
             entries = code.entries
+            at = 0
             state.vars[:len(values)] = [v & isa.U64 for v in values]
+        descs = bytearray(nfuncs * _DESC_SIZE)
         for i in range(nfuncs):
             _THUNK.pack_into(image, i * _THUNK_SIZE, b"\x49\xb9", first + i * _DESC_SIZE,
                              b"\x48\xb8", gate, b"\xff\xe0\xcc\xcc")
             # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py)
-            _DESC.pack_into(descs, i * _DESC_SIZE, ctx_addr, entries[i], starts[i],
+            _DESC.pack_into(descs, i * _DESC_SIZE, ctx_addr, at + entries[i], starts[i],
                             isa.STACK_SIZE)
         if room > nfuncs * _THUNK_SIZE:
             image[nfuncs * _THUNK_SIZE:room] = b"\xcc" * (room - nfuncs * _THUNK_SIZE)
@@ -1554,10 +1557,13 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     """The direct tier's code for ``program`` (memory-cached like LLVM's; never on disk:
     translating costs less than reading a file). Without ``use_cache`` the key
     (``signature``, ``fields``) is not used."""
-    key = (fields, checked, "direct", signature)
-    code = _cache_get(key, use_cache)
-    if code is not None:
-        return code, True
+    if use_cache:
+        key = (fields, checked, "direct", signature)
+        code = _cache_get(key, True)
+        if code is not None:
+            return code, True
+    else:
+        key = None
     # wall time (the CPU clock is a system call here, a microsecond a read: issue #19)
     start = time.perf_counter()
     check = _jitrt_symbols()["check"] if checked else 0

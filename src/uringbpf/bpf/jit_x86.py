@@ -410,11 +410,19 @@ def translate(program: isa.Program, bindings: Bindings, natives: dict[str, int])
 
 
 class _Translator:
-    #: lay blocks out for the common path (:meth:`layout`); False keeps program order
-    #: (checked code always does), which tests measuring encodings rely on
-    reorder = True
+    # Slots: the translator reads its state on every instruction, and an instance with
+    # more attributes than CPython's shared-key dicts hold (30) falls back to slower
+    # attribute access (issue #19: measured a few per cent of a translation).
+    __slots__ = ("program", "insns", "b", "checked", "natives", "placeholder", "starts", "a",
+                 "slots", "slot_pcs", "_slot_index", "patches", "_stubs", "_n", "reorder",
+                 "err", "targets", "heads", "pins", "pin_pcs", "_epilogue", "start", "end",
+                 "hops", "where", "reach", "byte_cmp", "index", "reach_end", "next_block",
+                 "resume", "depth")
 
     def __init__(self, program: isa.Program, bindings: Bindings, natives: dict[str, int]):
+        #: lay blocks out for the common path (:meth:`layout`); False keeps program order
+        #: (checked code always does), which tests measuring encodings rely on
+        self.reorder = True
         self.program = program
         self.insns = program.insns
         self.b = bindings
@@ -430,11 +438,15 @@ class _Translator:
         self._n = 0
 
     def run(self) -> X86Code:
-        ends = self.starts[1:] + [len(self.insns)]
-        offsets = []
-        for k, (start, end) in enumerate(zip(self.starts, ends)):
-            offsets.append(len(self.a.code))
-            self.function(k, start, end)
+        starts = self.starts
+        if len(starts) == 1:
+            offsets = [0]
+            self.function(0, 0, len(self.insns))
+        else:
+            offsets = []
+            for k, (start, end) in enumerate(zip(starts, starts[1:] + [len(self.insns)])):
+                offsets.append(len(self.a.code))
+                self.function(k, start, end)
         return X86Code(self.a.resolve(), offsets, list(self.starts), self.slots,
                        self.slot_pcs, self.patches)
 
@@ -518,6 +530,7 @@ class _Translator:
         # aligns its loops: fewer fetch blocks per iteration.
         self.heads = heads = set()
         loops = []
+        exits = 0
         kinds = _KIND
         for pc in range(start, end):
             insn = insns[pc]
@@ -532,6 +545,8 @@ class _Translator:
             elif not placeholder[pc]:
                 if kind == _K_CALL:
                     calls = True
+                elif kind == _K_EXIT:
+                    exits += 1
                 elif kind == _K_JUMP:
                     target = pc + insn.jump_offset() + 1
                     targets.add(target)
@@ -568,7 +583,14 @@ class _Translator:
             a.label(body)
 
         self.start, self.end = start, end
-        blocks, sizes = self.blocks(start, end)
+        if not targets and (exits == 0 or exits == 1 and _KIND[insns[end - 1].opcode] == _K_EXIT
+                                                   and not placeholder[end - 1]):
+            # straight-line code (no jump, at most an exit at its end): one block, and
+            # nothing asks for its size (issue #19: small programs' fixed cost)
+            self.hops = {}
+            blocks, sizes = [(start, end - 1)], {}
+        else:
+            blocks, sizes = self.blocks(start, end)
         order = (blocks if self.checked or not self.reorder or len(blocks) == 1
                  else self.layout(blocks, start, loops))
         # Upper bounds of each block's machine code in layout order (prefix sums, with
@@ -624,10 +646,10 @@ class _Translator:
             a.mov_ri(R10, pc)
             a.jmp(common)
         self._stubs.clear()
-        a.label(common)
+        a.labels[common] = len(a.code)
         a.labels[self.err] = len(a.code) + _FAIL_TAIL_ERR
         a.code += _FAIL_TAIL
-        self.epilogue()
+        a.code += self._epilogue
 
     def choose_pins(self, start: int, end: int, used: set, calls: bool,
                     loops: list[tuple[int, int]]) -> dict[tuple, int]:
