@@ -1185,7 +1185,10 @@ class JitFunction:
     def _values(self, code: _Code) -> list[int]:
         """This instance's value of each of ``code``'s slots."""
         value, thunks = self._binder.value, self._thunk_addresses
-        return [value(k, thunks, pc) for k, pc in zip(code.slots, code.slot_pcs)]
+        values = []
+        for key, pc in zip(code.slots, code.slot_pcs):   # (a few: no comprehension's frame)
+            values.append(value(key, thunks, pc))
+        return values
 
     def _set_vars(self, values: list[int]) -> None:
         """Make ``values`` the context's vars table (LLVM code's instance values). The

@@ -1312,11 +1312,12 @@ class _Translator:
         first block not placed yet. Blocks that are only a ``goto`` reached by falling
         into them are skipped (every jump and fall goes through them: :meth:`resolve`)."""
         insns, targets, end = self.insns, self.targets, self.end
-        index = {first: i for i, (first, _) in enumerate(blocks)}
         count = len(blocks)
         placed = [False] * count
         hops = self.hops
+        index = {}
         for i, (first, _) in enumerate(blocks):
+            index[first] = i
             if first in hops and first not in targets and first != start:
                 placed[i] = True                # never written
         order = []
