@@ -294,6 +294,8 @@ def _scan_flags(opcode: int) -> int:
 
 
 _SCAN = bytes(_scan_flags(opcode) for opcode in range(256))
+#: the flags that need more than the register and offset tests
+_F_MORE = _F_JUMP | _F_DIVOFF | _F_END | _F_CALL | _F_LDDW
 
 
 def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int]]:
@@ -323,6 +325,8 @@ def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int]]:
         if (flags & _F_SRC and insn.src > 10) or (flags & _F_OFF0 and insn.off):
             ok = False
             break
+        if not flags & _F_MORE:
+            continue
         if flags & _F_JUMP:
             targets.append(pc + 1 + insn.jump_offset())
         elif flags & _F_DIVOFF:
@@ -536,10 +540,12 @@ class _Translator:
             insn = insns[pc]
             kind = kinds[insn.opcode]
             used.add(insn.dst)
-            if kind != _K_LDDW:             # an lddw's src is its kind (6: map value)
+            if kind == _K_PLAIN:
                 used.add(insn.src)
-            if kind == _K_PLAIN or kind == _K_LDDW:
                 continue
+            if kind == _K_LDDW:             # an lddw's src is its kind (6: map value)
+                continue
+            used.add(insn.src)
             if kind == _K_PACKET:
                 used.add(6)
             elif not placeholder[pc]:
