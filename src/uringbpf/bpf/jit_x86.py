@@ -250,6 +250,10 @@ _FAIL_TAIL, _FAIL_TAIL_ERR = _CONST["fail_tail"]
 # dst <= 10 and each flagged field holds (see ``isa.invalid_reason``, whose rules these
 # restate for the forms programs use; tests/bpf/jit/test_x86_scan.py holds them equal).
 _F_OK, _F_SRC, _F_OFF0, _F_DIVOFF, _F_END, _F_JUMP, _F_CALL, _F_LDDW = (1 << i for i in range(8))
+# and what the first pass over a function notes of an instruction that needs no more
+# checks (:meth:`_Translator.first_pass`, which :func:`_scan` does on the way)
+_F_EXIT, _F_PACKET, _F_CALLX = (1 << i for i in range(8, 11))
+_F_NOTE = _F_EXIT | _F_PACKET | _F_CALLX
 
 
 def _scan_flags(opcode: int) -> int:
@@ -275,8 +279,8 @@ def _scan_flags(opcode: int) -> int:
             if cls == isa.JMP32:
                 return 0
             if op == isa.CALL:
-                return _F_OK if x else _F_OK | _F_CALL
-            return 0 if x else _F_OK
+                return _F_OK | _F_CALLX if x else _F_OK | _F_CALL
+            return 0 if x else _F_OK | _F_EXIT
         if op == isa.JA:
             return 0 if x else _F_OK | _F_JUMP
         return _F_OK | _F_JUMP | src
@@ -284,7 +288,7 @@ def _scan_flags(opcode: int) -> int:
     if cls == isa.LD:
         if opcode == isa.OP_LDDW:
             return _F_OK | _F_LDDW
-        return _F_OK if mode in (isa.ABS, isa.IND) and size != isa.DW else 0
+        return _F_OK | _F_PACKET if mode in (isa.ABS, isa.IND) and size != isa.DW else 0
     if cls == isa.LDX:
         ok = mode == isa.MEM or (mode == isa.MEMSX and size != isa.DW)
         return _F_OK | _F_SRC if ok else 0
@@ -293,42 +297,75 @@ def _scan_flags(opcode: int) -> int:
     return _F_OK | _F_SRC if mode == isa.MEM else 0          # STX; atomics: validate
 
 
-_SCAN = bytes(_scan_flags(opcode) for opcode in range(256))
+_SCAN = tuple(_scan_flags(opcode) for opcode in range(256))
 #: the flags that need more than the register and offset tests
 _F_MORE = _F_JUMP | _F_DIVOFF | _F_END | _F_CALL | _F_LDDW
 
 
-def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int]]:
-    """``(validate(insns), split_functions(insns))`` in one pass (issue #19: two passes
-    and a call per instruction were a fifth of a small program's translation). Any
+def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int], tuple | None]:
+    """``(validate(insns), split_functions(insns), facts)`` in one pass (issue #19: two
+    passes and a call per instruction were a fifth of a small program's translation). Any
     instruction or target the table cannot clear, and any arena program, goes to
-    ``validate``, which refuses with its messages (or accepts)."""
+    ``validate``, which refuses with its messages (or accepts). ``facts``: what
+    :meth:`_Translator.first_pass` finds over the whole program, noted on the way (the
+    translation of a one-function program needs no pass of its own), or None when the
+    table did not clear the program."""
     n = len(insns)
     placeholder = [False] * n
     starts = {0}
     targets = []
-    table = _SCAN
+    table, kinds = _SCAN, _KIND
     skip = False
     ok = n > 0 and not xlated
+    used = set()
+    jumps = set()            # the jumps' targets (targets: also calls' and lddw func's)
+    heads = set()
+    loops = []
+    calls = False
+    exits = 0
     for pc in range(n) if ok else ():
+        insn = insns[pc]
         if skip:
             skip = False
             placeholder[pc] = True
+            # (its fields as the first pass reads them: a second slot is not checked)
+            kind = kinds[insn.opcode]
+            used.add(insn.dst)
+            if kind != _K_LDDW:
+                used.add(insn.src)
+                if kind == _K_PACKET:
+                    used.add(6)
             continue
-        insn = insns[pc]
         flags = table[insn.opcode]
         if not flags or insn.dst > 10:
             ok = False
             break
+        used.add(insn.dst)
         if flags == _F_OK:
+            used.add(insn.src)
             continue
+        if not flags & _F_LDDW:             # an lddw's src is its kind (6: map value)
+            used.add(insn.src)
         if (flags & _F_SRC and insn.src > 10) or (flags & _F_OFF0 and insn.off):
             ok = False
             break
+        if flags & _F_NOTE:
+            if flags & _F_EXIT:
+                exits += 1
+            elif flags & _F_PACKET:
+                used.add(6)
+            else:
+                calls = True
+            continue
         if not flags & _F_MORE:
             continue
         if flags & _F_JUMP:
-            targets.append(pc + 1 + insn.jump_offset())
+            target = pc + 1 + insn.jump_offset()
+            targets.append(target)
+            jumps.add(target)
+            if target <= pc:
+                heads.add(target)
+                loops.append((target, pc))
         elif flags & _F_DIVOFF:
             if insn.off not in (0, 1):
                 ok = False
@@ -338,6 +375,7 @@ def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int]]:
                 ok = False
                 break
         elif flags & _F_CALL:
+            calls = True
             if insn.src == isa.PSEUDO_CALL:
                 targets.append(pc + 1 + insn.imm)
                 starts.add(pc + 1 + insn.imm)
@@ -358,8 +396,8 @@ def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int]]:
                 ok = False
                 break
     if not ok:
-        return validate(insns, xlated), split_functions(insns)
-    return placeholder, sorted(starts)
+        return validate(insns, xlated), split_functions(insns), None
+    return placeholder, sorted(starts), (used, calls, jumps, heads, loops, exits)
 
 
 def unsupported_reason(program: isa.Program) -> str | None:
@@ -421,7 +459,7 @@ class _Translator:
                  "slots", "slot_pcs", "_slot_index", "patches", "_stubs", "_n", "reorder",
                  "err", "targets", "heads", "pins", "pin_pcs", "_epilogue", "start", "end",
                  "hops", "where", "reach", "byte_cmp", "index", "reach_end", "next_block",
-                 "resume", "depth")
+                 "resume", "depth", "facts")
 
     def __init__(self, program: isa.Program, bindings: Bindings, natives: dict[str, int]):
         #: lay blocks out for the common path (:meth:`layout`); False keeps program order
@@ -432,7 +470,7 @@ class _Translator:
         self.b = bindings
         self.checked = bindings.checked
         self.natives = natives
-        self.placeholder, self.starts = _scan(self.insns, program.arena_xlated)
+        self.placeholder, self.starts, self.facts = _scan(self.insns, program.arena_xlated)
         self.a = Asm()
         self.slots: list[tuple] = []
         self.slot_pcs: list[int] = []
@@ -527,38 +565,9 @@ class _Translator:
         # Only the callee-saved registers of the BPF registers r6-r9 this function names
         # are saved and zeroed (LD_ABS/IND name r6); rbp (r10) and r12 (the context) always.
         insns, placeholder = self.insns, self.placeholder
-        used = set()
-        calls = False
-        self.targets = targets = set()
-        # Loop heads (targets of backward jumps) start on a 16-byte boundary, as LLVM
-        # aligns its loops: fewer fetch blocks per iteration.
-        self.heads = heads = set()
-        loops = []
-        exits = 0
-        kinds = _KIND
-        for pc in range(start, end):
-            insn = insns[pc]
-            kind = kinds[insn.opcode]
-            used.add(insn.dst)
-            if kind == _K_PLAIN:
-                used.add(insn.src)
-                continue
-            if kind == _K_LDDW:             # an lddw's src is its kind (6: map value)
-                continue
-            used.add(insn.src)
-            if kind == _K_PACKET:
-                used.add(6)
-            elif not placeholder[pc]:
-                if kind == _K_CALL:
-                    calls = True
-                elif kind == _K_EXIT:
-                    exits += 1
-                elif kind == _K_JUMP:
-                    target = pc + insn.jump_offset() + 1
-                    targets.add(target)
-                    if target <= pc:
-                        heads.add(target)
-                        loops.append((target, pc))
+        facts = self.facts if len(self.starts) == 1 else None
+        used, calls, targets, heads, loops, exits = facts or self.first_pass(start, end)
+        self.targets, self.heads = targets, heads
         self.pins = pins = self.choose_pins(start, end, used, calls, loops) if loops else {}
         if pins:
             pinned = set(pins.values())
@@ -656,6 +665,47 @@ class _Translator:
         a.labels[self.err] = len(a.code) + _FAIL_TAIL_ERR
         a.code += _FAIL_TAIL
         a.code += self._epilogue
+
+    def first_pass(self, start: int, end: int) -> tuple:
+        """``(used, calls, targets, heads, loops, exits)`` of the function ``[start,
+        end)``: the BPF registers it names (the callee-saved ones among r6-r9 are saved
+        and zeroed; LD_ABS/IND name r6), whether it calls anything, its jumps' targets,
+        the loop heads (targets of backward jumps: they start on a 16-byte boundary, as
+        LLVM aligns its loops, fewer fetch blocks per iteration), the back edges
+        ``(head, jump)`` and how many exits it has. :func:`_scan` notes the same of a
+        one-function program on its way."""
+        insns, placeholder = self.insns, self.placeholder
+        used = set()
+        calls = False
+        targets = set()
+        heads = set()
+        loops = []
+        exits = 0
+        kinds = _KIND
+        for pc in range(start, end):
+            insn = insns[pc]
+            kind = kinds[insn.opcode]
+            used.add(insn.dst)
+            if kind == _K_PLAIN:
+                used.add(insn.src)
+                continue
+            if kind == _K_LDDW:             # an lddw's src is its kind (6: map value)
+                continue
+            used.add(insn.src)
+            if kind == _K_PACKET:
+                used.add(6)
+            elif not placeholder[pc]:
+                if kind == _K_CALL:
+                    calls = True
+                elif kind == _K_EXIT:
+                    exits += 1
+                elif kind == _K_JUMP:
+                    target = pc + insn.jump_offset() + 1
+                    targets.add(target)
+                    if target <= pc:
+                        heads.add(target)
+                        loops.append((target, pc))
+        return used, calls, targets, heads, loops, exits
 
     def choose_pins(self, start: int, end: int, used: set, calls: bool,
                     loops: list[tuple[int, int]]) -> dict[tuple, int]:

@@ -12,7 +12,7 @@ import pytest
 
 from uringbpf.bpf import isa, jit_x86
 from uringbpf.bpf.isa import Insn
-from uringbpf.bpf.jit_codegen import split_functions, validate
+from uringbpf.bpf.jit_codegen import Bindings, split_functions, validate
 from uringbpf.errors import JitError
 
 # field values on both sides of every limit invalid_reason tests
@@ -31,7 +31,7 @@ def _reference(insns: list[Insn], xlated: bool = False):
 
 def _fast(insns: list[Insn], xlated: bool = False):
     try:
-        return jit_x86._scan(insns, xlated)
+        return jit_x86._scan(insns, xlated)[:2]
     except JitError as exc:
         return ("refused", str(exc), exc.args)
 
@@ -105,3 +105,47 @@ def test_bounds_table_is_the_bound_of_each_opcode():
     for opcode, checked in itertools.product(range(256), (False, True)):
         insn = Insn(opcode, 3, 4, 5, 6)
         assert jit_x86._BOUNDS[checked][opcode] == jit_x86._bound(insn, checked)
+
+
+def _no_calls(_index: int):
+    raise JitError("no calls here")
+
+
+def test_the_scans_facts_are_the_first_pass_of_a_one_function_program():
+    """What ``_scan`` notes on its way (registers named, calls, jumps' targets, loop heads
+    and back edges, exits) is what the translator's own first pass over the function
+    finds, for random programs that the table clears (jumps both ways, lddw with and
+    without odd second slots, packet loads, calls of every kind, exits)."""
+    rnd = random.Random(23)
+    opcodes = [op for op in range(256) if jit_x86._SCAN[op]] + [isa.OP_LDDW] * 6
+    compared = 0
+    for _ in range(4_000):
+        n = rnd.randrange(1, 14)
+        insns = []
+        for pc in range(n):
+            opcode = rnd.choice(opcodes)
+            off = rnd.choice((0, 0, 1, -1, 2, -3, 8))
+            insns.append(Insn(opcode, rnd.choice((0, 1, 6, 9, 10)), rnd.choice((0, 1, 6, 7, 10)),
+                              off if opcode & 7 not in (isa.JMP, isa.JMP32) else
+                              rnd.randrange(-pc - 1, n - pc), rnd.choice((0, 1, 16, 32, 64))))
+        try:
+            placeholder, starts, facts = jit_x86._scan(insns, False)
+        except JitError:                    # refused by validate
+            continue
+        if facts is None or len(starts) != 1:
+            continue
+        t = jit_x86._Translator(isa.Program("p", insns),
+                                Bindings(helper=_no_calls, kfunc=_no_calls), {})
+        assert facts == t.first_pass(0, n), insns
+        compared += 1
+    assert compared > 500
+
+
+def test_a_program_the_table_does_not_clear_has_no_facts():
+    """(An arena program, or a form only ``validate`` judges: the translator makes its own
+    first pass.)"""
+    plain = [Insn(isa.ALU64 | isa.MOV, 0), Insn(isa.OP_EXIT)]
+    assert jit_x86._scan(plain, False)[2] is not None
+    assert jit_x86._scan(plain, True)[2] is None
+    atomic = [Insn(isa.STX | isa.ATOMIC | isa.DW, 10, 1, -8, isa.ATOMIC_ADD)] + plain
+    assert jit_x86._scan(atomic, False)[2] is None
