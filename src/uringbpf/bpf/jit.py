@@ -1151,18 +1151,18 @@ class JitFunction:
             entries = code.entries
             at = 0
             state.vars[:len(values)] = [v & isa.U64 for v in values]
-        descs = bytearray(nfuncs * _DESC_SIZE)
+        # the descriptors go straight into the block (a ctypes array is a writable buffer)
+        raw, desc_at = memory.raw, first - ctypes.addressof(memory.raw)
         for i in range(nfuncs):
             _THUNK.pack_into(image, i * _THUNK_SIZE, b"\x49\xb9", first + i * _DESC_SIZE,
                              b"\x48\xb8", gate, b"\xff\xe0\xcc\xcc")
             # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py)
-            _DESC.pack_into(descs, i * _DESC_SIZE, ctx_addr, at + entries[i], starts[i],
-                            isa.STACK_SIZE)
+            _DESC.pack_into(raw, desc_at + i * _DESC_SIZE, ctx_addr, at + entries[i],
+                            starts[i], isa.STACK_SIZE)
         if room > nfuncs * _THUNK_SIZE:
             image[nfuncs * _THUNK_SIZE:room] = b"\xcc" * (room - nfuncs * _THUNK_SIZE)
         ctypes.memmove(page, bytes(image), size)
         _arena.seal(*run)
-        ctypes.memmove(first, bytes(descs), nfuncs * _DESC_SIZE)
         self.address: int = page
         self._cfunc = HelperFn(page)
         memory.mem = mem = runtime.mem

@@ -614,17 +614,18 @@ class _Translator:
         # form.
         self.where = where = {}
         self.reach = reach = {}
-        ends = []
-        total = 0
-        for index, (first, last) in enumerate(order if targets else ()):
-            if first in heads:
-                total += 15
-            where[first] = index
-            reach[first] = total
-            total += sizes[first]
-            ends.append(total)
-            total += 5
-        if not targets:
+        if targets:
+            ends = []
+            total = 0
+            for index, (first, last) in enumerate(order):
+                if first in heads:
+                    total += 15
+                where[first] = index
+                reach[first] = total
+                total += sizes[first]
+                ends.append(total)
+                total += 5
+        else:
             # no jump: the blocks stay in program order and nothing asks how far apart
             ends = [0] * len(order)
         # A rule that merges instructions sets `resume` past the ones it consumed (never
