@@ -358,6 +358,7 @@ def _thunk_bytes(env: int, target: int) -> bytes:
 _THUNK = struct.Struct("<2sQ2sQ4s")
 #: ``struct jitrt_thunk`` (:class:`JitThunk`): ctx, fn, pc, frame
 _DESC = struct.Struct("<4Q")
+_INT3 = bytearray(b"\xcc")
 
 
 class _Arena:
@@ -1136,11 +1137,12 @@ class JitFunction:
         size = room + (len(template.code) if template is not None else 0)
         run = memory.run = _arena.take(size)
         page = run[0]
-        self._thunk_addresses = list(range(page, page + nfuncs * _THUNK_SIZE, _THUNK_SIZE))
+        self._thunk_addresses = ([page] if nfuncs == 1 else
+                                 list(range(page, page + nfuncs * _THUNK_SIZE, _THUNK_SIZE)))
         values = self._values(code) if code.slots else ()
         first = ctx_addr + _CTX_SIZE                 # the descriptors follow it
         gate = _jitrt.get("gate") or _jitrt_symbols()["gate"]
-        image = bytearray(size)
+        image = _INT3 * size                         # (the padding between stays int3)
         if template is not None:
             image[room:] = template.code
             if values:
@@ -1159,8 +1161,6 @@ class JitFunction:
             # pc and frame: jitrt_gate makes the functions' entry tests (jit_codegen.py)
             _DESC.pack_into(raw, desc_at + i * _DESC_SIZE, ctx_addr, at + entries[i],
                             starts[i], isa.STACK_SIZE)
-        if room > nfuncs * _THUNK_SIZE:
-            image[nfuncs * _THUNK_SIZE:room] = b"\xcc" * (room - nfuncs * _THUNK_SIZE)
         ctypes.memmove(page, bytes(image), size)
         _arena.seal(*run)
         self.address: int = page
