@@ -1130,9 +1130,9 @@ class JitFunction:
         template = code.template
         # One run of arena pages: the thunks, then (direct tier) this instance's copy of
         # the code with its values in place. It goes back to the arena with the state.
-        # Written as one image and one copy, the descriptors as another (issue #19: every
-        # ctypes call, Python call and intermediate object was a noticeable part of a
-        # small program's load).
+        # Written as one image and one copy, the descriptors packed into the block (issue
+        # #19: every ctypes call, Python call and intermediate object was a noticeable
+        # part of a small program's load).
         room = -(-nfuncs * _THUNK_SIZE // 16) * 16
         size = room + (len(template.code) if template is not None else 0)
         run = memory.run = _arena.take(size)
