@@ -318,6 +318,7 @@ def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int], tuple
     skip = False
     ok = n > 0 and not xlated
     used = set()
+    use = used.add
     jumps = set()            # the jumps' targets (targets: also calls' and lddw func's)
     heads = set()
     loops = []
@@ -330,22 +331,22 @@ def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int], tuple
             placeholder[pc] = True
             # (its fields as the first pass reads them: a second slot is not checked)
             kind = kinds[insn.opcode]
-            used.add(insn.dst)
+            use(insn.dst)
             if kind != _K_LDDW:
-                used.add(insn.src)
+                use(insn.src)
                 if kind == _K_PACKET:
-                    used.add(6)
+                    use(6)
             continue
         flags = table[insn.opcode]
         if not flags or insn.dst > 10:
             ok = False
             break
-        used.add(insn.dst)
+        use(insn.dst)
         if flags == _F_OK:
-            used.add(insn.src)
+            use(insn.src)
             continue
         if not flags & _F_LDDW:             # an lddw's src is its kind (6: map value)
-            used.add(insn.src)
+            use(insn.src)
         if (flags & _F_SRC and insn.src > 10) or (flags & _F_OFF0 and insn.off):
             ok = False
             break
@@ -353,7 +354,7 @@ def _scan(insns: list[Insn], xlated: bool) -> tuple[list[bool], list[int], tuple
             if flags & _F_EXIT:
                 exits += 1
             elif flags & _F_PACKET:
-                used.add(6)
+                use(6)
             else:
                 calls = True
             continue
