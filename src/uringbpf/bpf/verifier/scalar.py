@@ -32,6 +32,11 @@ S32_MIN = -(1 << 31)
 S32_MAX = (1 << 31) - 1
 SIGN64 = 1 << 63
 _W64 = 1 << 64
+# The masks again, under the names the compiled core's declarations (scalar.pxd) make
+# C constants: in a typed function U64 would be a Python object and turn every
+# expression it appears in back into Python-int arithmetic.
+_M64 = U64
+_M32 = U32
 
 # A scalar: (umin, umax, smin, smax, tv, tm, u32min, u32max, s32min, s32max)
 _ANY32 = (0, U32, S32_MIN, S32_MAX)
@@ -58,9 +63,9 @@ def tnum_range(lo: int, hi: int) -> tuple[int, int]:
     chi = lo ^ hi
     bits = chi.bit_length()
     if bits > 63:
-        return (0, U64)
-    delta = (1 << bits) - 1
-    return (lo & ~delta & U64, delta)
+        return (0, _M64)
+    delta = (_M64 >> (64 - bits)) if bits else 0     # 2**bits - 1 (no shift by 64)
+    return (lo & ~delta & _M64, delta)
 
 
 def tnum_add(a, b):
@@ -71,8 +76,8 @@ def tnum_add(a, b):
     sv = av + bv
     sigma = sm + sv
     chi = sigma ^ sv
-    mu = (chi | am | bm) & U64
-    return (sv & ~mu & U64, mu)
+    mu = (chi | am | bm) & _M64
+    return (sv & ~mu & _M64, mu)
 
 
 def tnum_sub(a, b):
@@ -83,8 +88,8 @@ def tnum_sub(a, b):
     alpha = dv + am
     beta = dv - bm
     chi = alpha ^ beta
-    mu = (chi | am | bm) & U64
-    return (dv & ~mu & U64, mu)
+    mu = (chi | am | bm) & _M64
+    return (dv & ~mu & _M64, mu)
 
 
 def tnum_and(a, b):
@@ -94,21 +99,21 @@ def tnum_and(a, b):
     alpha = av | am
     beta = bv | bm
     v = av & bv
-    return (v, alpha & beta & ~v & U64)
+    return (v, alpha & beta & ~v & _M64)
 
 
 def tnum_or(a, b):
     """Known bits of ``a | b``."""
     v = a[0] | b[0]
     mu = a[1] | b[1]
-    return (v, mu & ~v & U64)
+    return (v, mu & ~v & _M64)
 
 
 def tnum_xor(a, b):
     """Known bits of ``a ^ b``."""
     v = a[0] ^ b[0]
     mu = a[1] | b[1]
-    return (v & ~mu & U64, mu)
+    return (v & ~mu & _M64, mu)
 
 
 def tnum_mul(a, b):
@@ -157,7 +162,7 @@ def tnum_intersect(a, b):
     """Bits known in either of two tnums describing the same value."""
     v = a[0] | b[0]
     mu = a[1] & b[1]
-    return (v & ~mu & U64, mu)
+    return (v & ~mu & _M64, mu)
 
 
 def tnum_in(outer, inner) -> bool:
@@ -221,10 +226,10 @@ def _c_sbounds(c, m):
     half = (m >> 1) + 1
     if _c_contains(c, half - 1, m) and _c_contains(c, half, m):
         return (-half, half - 1)
-    lo = c[0]
-    hi = (c[0] + c[1]) & m
-    lo = lo - (m + 1) if lo >= half else lo
-    hi = hi - (m + 1) if hi >= half else hi
+    ulo = c[0]
+    uhi = (c[0] + c[1]) & m
+    lo = ulo - (m + 1) if ulo >= half else ulo
+    hi = uhi - (m + 1) if uhi >= half else uhi
     return (lo, hi) if lo <= hi else (hi, lo)
 
 
@@ -268,39 +273,39 @@ def _c_negate(a, m):
 
 def _c32_from_c64(c):
     """The arc of the low halves of a 64-bit arc."""
-    if c[0] == U64 and c[1] == U64:
-        return (U32, U32)
-    if c[1] >= U32:
-        return (0, U32)
-    return (c[0] & U32, c[1])
+    if c[0] == _M64 and c[1] == _M64:
+        return (_M32, _M32)
+    if c[1] >= _M32:
+        return (0, _M32)
+    return (c[0] & _M32, c[1])
 
 
 def _c64_c32_intersect(a, b):
     """The 64-bit arc ``a`` cut to the values whose low half lies on the 32-bit arc ``b``
     (kernel/bpf/cnum.c cnum64_cnum32_intersect: only its two ends move)."""
-    if (a[0] == U64 and a[1] == U64) or (b[0] == U32 and b[1] == U32):
-        return (U64, U64)
-    b1base = (b[0] - a[0]) & U32
+    if (a[0] == _M64 and a[1] == _M64) or (b[0] == _M32 and b[1] == _M32):
+        return (_M64, _M64)
+    b1base = (b[0] - a[0]) & _M32
     b1size = b[1]
-    asz = a[1] & U32
+    asz = a[1] & _M32
     base, size = a
-    if b1size > U32 - b1base:
-        b1max = (b1base + b1size) & U32
+    if b1size > _M32 - b1base:
+        b1max = (b1base + b1size) & _M32
         if b1max < asz < b1base:
             size -= asz - b1max
         return (base, size)
     if size < b1base:
-        return (U64, U64)
-    base = (base + b1base) & U64
+        return (_M64, _M64)
+    base = (base + b1base) & _M64
     size -= b1base
     b1max = b1base + b1size
     d = 0
     if asz < b1base:
-        d = asz + (1 << 32) - b1max
+        d = asz + (_M32 + 1) - b1max
     elif asz >= b1max:
         d = asz - b1max
     if size < d:
-        return (U64, U64)
+        return (_M64, _M64)
     return (base, size - d)
 
 
@@ -322,89 +327,88 @@ def tnum_step(tv: int, tm: int, z: int) -> int:
     if z < tv:
         return tv
     y = z + 1
-    diff = (y ^ tv) & ~tm & U64
+    diff = (y ^ tv) & ~tm & _M64
     if not diff:
         return y
     h = diff.bit_length() - 1
+    # masks of the low h+1 and p+1 bits as shifts of _M64 (h, p <= 63: no shift by 64)
+    low = _M64 >> (63 - h)
     if tv >> h & 1:
-        keep = ~((1 << (h + 1)) - 1)
-        return (y & keep & U64) | (tv & ((1 << (h + 1)) - 1))
-    free = tm & ~y & ~((1 << (h + 1)) - 1) & U64
-    p = (free & -free).bit_length() - 1
-    return (y & ~((1 << (p + 1)) - 1) & U64) | (1 << p) | (tv & ((1 << p) - 1))
+        return (y & ~low & _M64) | (tv & low)
+    free = tm & ~y & ~low & _M64
+    p = (free & -free & _M64).bit_length() - 1
+    lowp = _M64 >> (63 - p)
+    return (y & ~lowp & _M64) | (lowp ^ (lowp >> 1)) | (tv & (lowp >> 1))
 
 
 def _arc64(s):
     """The 64-bit arc of a scalar tuple."""
-    return _c_intersect(_c_urange(s[0], s[1], U64), _c_srange(s[2], s[3], U64), U64)
+    return _c_intersect(_c_urange(s[0], s[1], _M64), _c_srange(s[2], s[3], _M64), _M64)
 
 
 def _arc32(s):
     """The 32-bit arc of a scalar tuple's low half."""
     if len(s) == 6:
-        return (0, U32)
-    return _c_intersect(_c_urange(s[6], s[7], U32), _c_srange(s[8], s[9], U32), U32)
+        return (0, _M32)
+    return _c_intersect(_c_urange(s[6], s[7], _M32), _c_srange(s[8], s[9], _M32), _M32)
 
 
 def _update64(c64, tv, tm, c32):
     """__update_reg64_bounds: the arc cut by the tnum, and a constant where the range and
     the tnum share one value."""
-    c64 = _c_intersect(c64, _c_from_tnum(tv, tm, U64), U64)
-    if c64[0] == U64 and c64[1] == U64:
+    c64 = _c_intersect(c64, _c_from_tnum(tv, tm, _M64), _M64)
+    if c64[0] == _M64 and c64[1] == _M64:
         return c64, tv, tm, c32
-    umin, umax = _c_umin(c64, U64), _c_umax(c64, U64)
+    umin, umax = _c_umin(c64, _M64), _c_umax(c64, _M64)
     nxt = tnum_step(tv, tm, umin)
-    inside = (umin & ~tm) == tv
-    v = None
-    if inside:
-        if nxt > umax:
-            v = umin
-    elif nxt == tv | tm:
+    if (umin & ~tm) == tv:           # umin is a value of the tnum
+        single = nxt > umax
+        v = umin
+    else:
+        single = nxt == tv | tm or (nxt <= umax and tnum_step(tv, tm, nxt) > umax)
         v = nxt
-    elif nxt <= umax and tnum_step(tv, tm, nxt) > umax:
-        v = nxt
-    if v is None:
+    if not single:
         return c64, tv, tm, c32
-    return (v, 0), v, 0, (v & U32, 0)
+    return (v, 0), v, 0, (v & _M32, 0)
 
 
 def _bounds_sync(c64, tv, tm, c32):
     """The kernel's reg_bounds_sync on (tnum, 64-bit arc, 32-bit arc), as a scalar tuple;
     None when a range is empty (an impossible branch).  One pass, as there (not a
     fixpoint: what the kernel does not learn, we do not either)."""
-    if (c64[0] == U64 and c64[1] == U64) or (c32[0] == U32 and c32[1] == U32):
+    if (c64[0] == _M64 and c64[1] == _M64) or (c32[0] == _M32 and c32[1] == _M32):
         return None
     if tm:
         # __update_reg_bounds
-        c32 = _c_intersect(c32, _c_from_tnum(tv & U32, tm & U32, U32), U32)
+        c32 = _c_intersect(c32, _c_from_tnum(tv & _M32, tm & _M32, _M32), _M32)
         c64, tv, tm, c32 = _update64(c64, tv, tm, c32)
         # __reg_deduce_bounds, twice
-        c32 = _c_intersect(c32, _c32_from_c64(c64), U32)
+        c32 = _c_intersect(c32, _c32_from_c64(c64), _M32)
         c64 = _c64_c32_intersect(c64, c32)
-        c32 = _c_intersect(c32, _c32_from_c64(c64), U32)
+        c32 = _c_intersect(c32, _c32_from_c64(c64), _M32)
         c64 = _c64_c32_intersect(c64, c32)
-        if (c64[0] == U64 and c64[1] == U64) or (c32[0] == U32 and c32[1] == U32):
+        if (c64[0] == _M64 and c64[1] == _M64) or (c32[0] == _M32 and c32[1] == _M32):
             return None
         # __reg_bound_offset
-        rv, rm = tnum_range(_c_umin(c64, U64), _c_umax(c64, U64))
+        rv, rm = tnum_range(_c_umin(c64, _M64), _c_umax(c64, _M64))
         v64, m64 = tnum_intersect((tv, tm), (rv, rm))
-        rv, rm = tnum_range(_c_umin(c32, U32), _c_umax(c32, U32))
-        v32, m32 = tnum_intersect((v64 & U32, m64 & U32), (rv, rm))
-        tm = (m64 & ~U32 & U64) | m32
-        tv = ((v64 & ~U32 & U64) | v32) & ~tm & U64
+        rv, rm = tnum_range(_c_umin(c32, _M32), _c_umax(c32, _M32))
+        v32, m32 = tnum_intersect((v64 & _M32, m64 & _M32), (rv, rm))
+        tm = (m64 & ~_M32 & _M64) | m32
+        tv = ((v64 & ~_M32 & _M64) | v32) & ~tm & _M64
         # __update_reg_bounds
-        c32 = _c_intersect(c32, _c_from_tnum(tv & U32, tm & U32, U32), U32)
+        c32 = _c_intersect(c32, _c_from_tnum(tv & _M32, tm & _M32, _M32), _M32)
         c64, tv, tm, c32 = _update64(c64, tv, tm, c32)
-        if (c64[0] == U64 and c64[1] == U64) or (c32[0] == U32 and c32[1] == U32):
+        if (c64[0] == _M64 and c64[1] == _M64) or (c32[0] == _M32 and c32[1] == _M32):
             return None
     if not tm:
-        if _c_contains(c64, tv, U64) and _c_contains(c32, tv & U32, U32):
+        if _c_contains(c64, tv, _M64) and _c_contains(c32, tv & _M32, _M32):
             return exact(tv)
         return None
-    smin, smax = _c_sbounds(c64, U64)
-    s0, s1 = _c_sbounds(c32, U32)
-    return (_c_umin(c64, U64), _c_umax(c64, U64), smin, smax, tv, tm,
-            _c_umin(c32, U32), _c_umax(c32, U32), s0, s1)
+    smin, smax = _c_sbounds(c64, _M64)
+    s0, s1 = _c_sbounds(c32, _M32)
+    return (_c_umin(c64, _M64), _c_umax(c64, _M64), smin, smax, tv, tm,
+            _c_umin(c32, _M32), _c_umax(c32, _M32), s0, s1)
 
 
 def _pack(c64, t, c32):
@@ -467,8 +471,8 @@ def contains(outer, inner) -> bool:
             and inner[3] <= outer[3] and outer[6] <= inner[6] and inner[7] <= outer[7]
             and outer[8] <= inner[8] and inner[9] <= outer[9]):
         return True
-    return (_c_subset(_arc64(outer), _arc64(inner), U64)
-            and _c_subset(_arc32(outer), _arc32(inner), U32))
+    return (_c_subset(_arc64(outer), _arc64(inner), _M64)
+            and _c_subset(_arc32(outer), _arc32(inner), _M32))
 
 
 def _c_subset(big, small, m):
@@ -480,7 +484,7 @@ def _c_subset(big, small, m):
     base = (small[0] - big[0]) & m
     if small[1] > m - base and big[1] < m:
         return False
-    return base + small[1] <= big[1]
+    return base <= big[1] and small[1] <= big[1] - base     # base + size <= big's size
 
 
 def fits_u32(s) -> bool:
@@ -491,11 +495,11 @@ def fits_u32(s) -> bool:
 def _zext(c32, tv, tm):
     """A zero-extended 32-bit value (the kernel's zext_32_to_64): its 32-bit arc, the low
     half of its tnum, and the 64-bit range of those zero-extended."""
-    c32 = _c_intersect(c32, _c_from_tnum(tv & U32, tm & U32, U32), U32)
-    if c32[0] == U32 and c32[1] == U32:
+    c32 = _c_intersect(c32, _c_from_tnum(tv & _M32, tm & _M32, _M32), _M32)
+    if c32[0] == _M32 and c32[1] == _M32:
         return _ANY_U32
-    c64 = (_c_umin(c32, U32), _c_umax(c32, U32) - _c_umin(c32, U32))
-    r = _bounds_sync(c64, tv & U32, tm & U32, c32)
+    c64 = (_c_umin(c32, _M32), _c_umax(c32, _M32) - _c_umin(c32, _M32))
+    r = _bounds_sync(c64, tv & _M32, tm & _M32, c32)
     return _ANY_U32 if r is None else r
 
 
@@ -554,8 +558,8 @@ def wrap32(s):
 def with_bounds32(s, u0: int, u1: int, s0: int, s1: int):
     """``s`` whose low 32 bits are also known to lie in ``[u0, u1]`` (unsigned) and
     ``[s0, s1]`` (signed); ``s`` itself if that contradicts it."""
-    c32 = _c_intersect(_arc32(s), _c_intersect(_c_urange(u0, u1, U32),
-                                               _c_srange(s0, s1, U32), U32), U32)
+    c32 = _c_intersect(_arc32(s), _c_intersect(_c_urange(u0, u1, _M32),
+                                               _c_srange(s0, s1, _M32), _M32), _M32)
     r = _bounds_sync(_arc64(s), s[4], s[5], c32)
     return s if r is None else r
 
@@ -579,8 +583,8 @@ def _or_unknown(s):
 def _arcs_add(a, b, sub: bool):
     a64, a32, b64, b32 = _arc64(a), _arc32(a), _arc64(b), _arc32(b)
     if sub:
-        b64, b32 = _c_negate(b64, U64), _c_negate(b32, U32)
-    return _c_add(a64, b64, U64), _c_add(a32, b32, U32)
+        b64, b32 = _c_negate(b64, _M64), _c_negate(b32, _M32)
+    return _c_add(a64, b64, _M64), _c_add(a32, b32, _M32)
 
 
 def alu_add(a, b):
@@ -656,10 +660,10 @@ def alu_and(a, b):
     tv, tm = tnum_and((a[4], a[5]), (b[4], b[5]))
     if not tm:
         return exact(tv)
-    c64 = _c_urange(tv, min(a[1], b[1]), U64)
-    c32 = _c_urange(tv & U32, min(a[7], b[7]), U32)
-    if not (tm & U32):
-        c32 = (tv & U32, 0)
+    c64 = _c_urange(tv, min(a[1], b[1]), _M64)
+    c32 = _c_urange(tv & _M32, min(a[7], b[7]), _M32)
+    if not (tm & _M32):
+        c32 = (tv & _M32, 0)
     return _pack(c64, (tv, tm), c32)
 
 
@@ -668,10 +672,10 @@ def alu_or(a, b):
     tv, tm = tnum_or((a[4], a[5]), (b[4], b[5]))
     if not tm:
         return exact(tv)
-    c64 = _c_urange(max(a[0], b[0]), tv | tm, U64)
-    c32 = _c_urange(max(a[6], b[6]), (tv | tm) & U32, U32)
-    if not (tm & U32):
-        c32 = (tv & U32, 0)
+    c64 = _c_urange(max(a[0], b[0]), tv | tm, _M64)
+    c32 = _c_urange(max(a[6], b[6]), (tv | tm) & _M32, _M32)
+    if not (tm & _M32):
+        c32 = (tv & _M32, 0)
     return _pack(c64, (tv, tm), c32)
 
 
@@ -680,7 +684,7 @@ def alu_xor(a, b):
     tv, tm = tnum_xor((a[4], a[5]), (b[4], b[5]))
     if not tm:
         return exact(tv)
-    return _pack((tv, tm), (tv, tm), (tv & U32, tm & U32))
+    return _pack((tv, tm), (tv, tm), (tv & _M32, tm & _M32))
 
 
 def alu_lsh(a, k: int, bits: int = 64):
@@ -822,9 +826,9 @@ def refine(a, b, op: int, is32: bool = False):
     if op == EQ:
         if (a[4] ^ b[4]) & ~(a[5] | b[5]) & U64:
             return None
-        m = _bounds_sync(_c_intersect(_arc64(a), _arc64(b), U64),
-                         *tnum_intersect((a[4], a[5]), (b[4], b[5])),
-                         _c_intersect(_arc32(a), _arc32(b), U32))
+        tv, tm = tnum_intersect((a[4], a[5]), (b[4], b[5]))
+        m = _bounds_sync(_c_intersect(_arc64(a), _arc64(b), _M64), tv, tm,
+                         _c_intersect(_arc32(a), _arc32(b), _M32))
         return None if m is None else (m, m)
     if op == NE:
         if is_const(b):
@@ -843,36 +847,36 @@ def refine(a, b, op: int, is32: bool = False):
         return None if r is None else (r[1], r[0])
     a64, b64 = _arc64(a), _arc64(b)
     if op == LE:
-        a64 = _c_intersect(a64, _c_urange(0, _c_umax(b64, U64), U64), U64)
-        b64 = _c_intersect(b64, _c_urange(_c_umin(a64, U64), U64, U64), U64)
+        a64 = _c_intersect(a64, _c_urange(0, _c_umax(b64, _M64), _M64), _M64)
+        b64 = _c_intersect(b64, _c_urange(_c_umin(a64, _M64), _M64, _M64), _M64)
     elif op == LT:
-        hi = _c_umax(b64, U64)
+        hi = _c_umax(b64, _M64)
         if hi == 0:
             return None
-        a64 = _c_intersect(a64, _c_urange(0, hi - 1, U64), U64)
-        lo = _c_umin(a64, U64)
-        if lo == U64:
+        a64 = _c_intersect(a64, _c_urange(0, hi - 1, _M64), _M64)
+        lo = _c_umin(a64, _M64)
+        if lo == _M64:
             return None
-        b64 = _c_intersect(b64, _c_urange(lo + 1, U64, U64), U64)
+        b64 = _c_intersect(b64, _c_urange(lo + 1, _M64, _M64), _M64)
     elif op == SLE:
-        a64 = _c_intersect(a64, _c_srange(S64_MIN, _c_sbounds(b64, U64)[1], U64), U64)
-        b64 = _c_intersect(b64, _c_srange(_c_sbounds(a64, U64)[0], S64_MAX, U64), U64)
+        a64 = _c_intersect(a64, _c_srange(S64_MIN, _c_sbounds(b64, _M64)[1], _M64), _M64)
+        b64 = _c_intersect(b64, _c_srange(_c_sbounds(a64, _M64)[0], S64_MAX, _M64), _M64)
     elif op == SLT:
-        hi = _c_sbounds(b64, U64)[1]
-        if hi == S64_MIN:
+        shi = _c_sbounds(b64, _M64)[1]
+        if shi == S64_MIN:
             return None
-        a64 = _c_intersect(a64, _c_srange(S64_MIN, hi - 1, U64), U64)
-        lo = _c_sbounds(a64, U64)[0]
-        if lo == S64_MAX:
+        a64 = _c_intersect(a64, _c_srange(S64_MIN, shi - 1, _M64), _M64)
+        slo = _c_sbounds(a64, _M64)[0]
+        if slo == S64_MAX:
             return None
-        b64 = _c_intersect(b64, _c_srange(lo + 1, S64_MAX, U64), U64)
+        b64 = _c_intersect(b64, _c_srange(slo + 1, S64_MAX, _M64), _M64)
     else:
         raise ValueError(op)
     a32, b32 = _arc32(a), _arc32(b)
     if is32:
         # a view's 64-bit arc lies in one 32-bit window: the same cut of its 32-bit arc
-        a32 = _c_intersect(a32, _c32_from_c64(a64), U32)
-        b32 = _c_intersect(b32, _c32_from_c64(b64), U32)
+        a32 = _c_intersect(a32, _c32_from_c64(a64), _M32)
+        b32 = _c_intersect(b32, _c32_from_c64(b64), _M32)
     na = _bounds_sync(a64, a[4], a[5], a32)
     nb = _bounds_sync(b64, b[4], b[5], b32)
     if na is None or nb is None:
