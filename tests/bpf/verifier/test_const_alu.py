@@ -104,3 +104,28 @@ def test_clear_memos_empties_the_shared_caches() -> None:
     assert transfer._ALU_MEMO and transfer._CONST_REGS
     transfer.clear_memos()
     assert not transfer._ALU_MEMO and not transfer._CONST_REGS and not transfer._COND_MEMO
+
+
+def test_an_instruction_stops_using_the_shared_cache_when_it_does_not_pay() -> None:
+    # new values every time (an accumulator): after the trial lookups the instruction
+    # computes directly and the cache stops growing; equal values keep it looking
+    from uringbpf.bpf.verifier import common, transfer
+    transfer.clear_memos()
+    add = isa.Insn(isa.ALU64 | isa.ADD | isa.X, dst=1, src=2)
+    fresh = common._DInsn(add)
+    for k in range(3 * common._MEMO_TRIAL):
+        a = sc.urange(k, k + 1000)
+        r = transfer._insn_alu(fresh, a, sc.urange(0, 7))
+        assert r.var == scalar_alu(add.opcode, 0, a, sc.urange(0, 7))
+    assert fresh.memo_looks == common._MEMO_TRIAL and fresh.memo_hits == 0
+    assert not common.shared_memo_pays(fresh)
+    assert len(transfer._ALU_MEMO) == common._MEMO_TRIAL
+    # a second copy of the instruction meeting the values already cached (another path
+    # through the same code) finds them all, and keeps looking
+    again = common._DInsn(add)
+    for k in range(3 * common._MEMO_TRIAL):
+        a = sc.urange(k % common._MEMO_TRIAL, k % common._MEMO_TRIAL + 1000)
+        transfer._insn_alu(again, a, sc.urange(0, 7))
+    assert again.memo_looks == 3 * common._MEMO_TRIAL
+    assert again.memo_hits == again.memo_looks
+    assert common.shared_memo_pays(again)

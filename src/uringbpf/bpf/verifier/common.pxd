@@ -6,6 +6,7 @@ cdef class _DInsn:
     cdef public object off, imm, imm64, insn
     cdef public Reg kreg
     cdef public object memo_a, memo_b, memo_r
+    cdef public Py_ssize_t memo_looks, memo_hits
 
 # typed slots: the explorer reads them for every stored state it compares against
 cdef class _Checkpoint:
@@ -17,6 +18,7 @@ cdef class _Checkpoint:
 cimport uringbpf.bpf.verifier.scalar as sc
 
 # the memory checks' helpers: C calls from memory.py and transfer.py
+cpdef bint shared_memo_pays(_DInsn insn)
 cpdef Reg _frozen_map_read(Reg ptr, lo, size, bint signed)
 cpdef bint _is_arena_ptr(Reg reg) except -1
 cpdef _check_aligned(Reg ptr, off, size, str what)

@@ -107,7 +107,8 @@ class _DInsn:
     (``is_lddw``, ``jump_offset()``...) is the original's, ``insn``."""
 
     __slots__ = ("opcode", "dst", "src", "off", "imm", "imm64", "cls", "op", "source", "size",
-                 "mode", "insn", "kreg", "memo_a", "memo_b", "memo_r")
+                 "mode", "insn", "kreg", "memo_a", "memo_b", "memo_r", "memo_looks",
+                 "memo_hits")
 
     def __init__(self, insn: isa.Insn):
         self.insn = insn
@@ -133,9 +134,26 @@ class _DInsn:
         # shared caches.  (The references keep the objects alive, so ``is`` cannot be
         # fooled by a reused address.)
         self.memo_a = self.memo_b = self.memo_r = None
+        # this instruction's lookups in the shared caches and how many found their
+        # answer there (shared_memo_pays)
+        self.memo_looks = self.memo_hits = 0
 
     def __getattr__(self, name: str):
         return getattr(self.insn, name)
+
+
+#: lookups an instruction makes in the shared result caches before shared_memo_pays judges
+_MEMO_TRIAL = 128
+
+
+def shared_memo_pays(insn: _DInsn) -> bool:
+    """Whether ``insn`` should keep looking its results up in the shared caches
+    (transfer._ALU_MEMO, _COND_MEMO): until it has made _MEMO_TRIAL lookups, and after
+    that while at least one in eight found its answer there.  A loop whose values are new
+    each iteration (an accumulator, a growing range) only pays the hashing of two value
+    tuples and the cache's refills there; paths that meet the same values again (branchy
+    code) keep it.  Only the time changes: a result is the same computed or cached."""
+    return insn.memo_looks < _MEMO_TRIAL or insn.memo_hits * 8 >= insn.memo_looks
 
 
 class _Checkpoint:

@@ -4,7 +4,7 @@
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport (
     Reg, State, Frame, ObjSlot, IdMap, copy_reg, scalar, const_reg, with_var)
-from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn
+from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn, shared_memo_pays
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
 cimport uringbpf.bpf.verifier.sanity as sanity
 # (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
@@ -14,7 +14,7 @@ cimport uringbpf.bpf.verifier.sanity as sanity
 cpdef Reg const_imm(v)
 cpdef Reg _synced(Reg known, Reg r)
 cpdef Reg _const_alu(opcode, a, b)
-cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b)
+cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b, _DInsn insn=*)
 cpdef Reg _insn_alu(_DInsn insn, tuple dv, tuple sv)
 cpdef tuple scalar_cond(opcode, tuple av, tuple bv)
 cpdef bint _const_taken(op, a, b, bint is32) except -1

@@ -22,6 +22,7 @@ from .memory import MemoryMixin
 from .common import (
     BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, Num, _DInsn, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
     _MAP_TYPE_ARENA, _SIGNED_CMP, ARENA_MEM, _arena_castable, _is_arena_ptr, _sdivmod,
+    shared_memo_pays,
 )
 
 
@@ -177,9 +178,10 @@ def _const_alu(opcode: Num, a: Num, b: Num) -> Reg | None:
     return const_imm(v & mask)
 
 
-def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple) -> Reg:
+def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple, insn: _DInsn = None) -> Reg:
     """The register :func:`scalar_alu` makes, from the cache when it was computed before
-    (two constants: :func:`_const_alu`, never cached)."""
+    (two constants: :func:`_const_alu`, never cached); for an instruction ``insn``, only
+    while the cache pays for it (common.shared_memo_pays)."""
     if a[5] == 0 and b[5] == 0:
         r = _const_alu(opcode, a[4], b[4])
         if r is not None:
@@ -189,12 +191,18 @@ def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple) -> Reg:
         # any 64-bit value plus, minus or xor anything is any value: a loaded unknown
         # added to a new loop counter each iteration (never cached: the key is new)
         return UNKNOWN_SCALAR
+    if insn is not None:
+        if not shared_memo_pays(insn):
+            return scalar(scalar_alu(opcode, off, a, b))
+        insn.memo_looks += 1
     key = (opcode, off, a, b)
     r = _ALU_MEMO.get(key)
     if r is None:
         if len(_ALU_MEMO) >= _MEMO_MAX:
             _ALU_MEMO.clear()
         r = _ALU_MEMO[key] = scalar(scalar_alu(opcode, off, a, b))
+    elif insn is not None:
+        insn.memo_hits += 1
     return r
 
 
@@ -205,7 +213,7 @@ def _insn_alu(insn: _DInsn, dv: tuple, sv: tuple) -> Reg:
     iteration, and the identity test is cheaper than hashing them for the shared cache."""
     if insn.memo_a is dv and insn.memo_b is sv:
         return insn.memo_r
-    r = _scalar_alu_reg(insn.opcode, insn.off, dv, sv)
+    r = _scalar_alu_reg(insn.opcode, insn.off, dv, sv, insn)
     insn.memo_a = dv
     insn.memo_b = sv
     insn.memo_r = r
@@ -667,12 +675,18 @@ class TransferMixin(MemoryMixin):
             cond = insn.memo_r      # this instruction's last values (common._DInsn)
         elif dv[5] or sv[5]:
             # a pure function of the opcode and both values, cached like the ALU results
-            key = (insn.opcode, dv, sv)
-            cond = _COND_MEMO.get(key)
-            if cond is None:
-                if len(_COND_MEMO) >= _MEMO_MAX:
-                    _COND_MEMO.clear()
-                cond = _COND_MEMO[key] = scalar_cond(insn.opcode, dv, sv)
+            if shared_memo_pays(insn):
+                insn.memo_looks += 1
+                key = (insn.opcode, dv, sv)
+                cond = _COND_MEMO.get(key)
+                if cond is None:
+                    if len(_COND_MEMO) >= _MEMO_MAX:
+                        _COND_MEMO.clear()
+                    cond = _COND_MEMO[key] = scalar_cond(insn.opcode, dv, sv)
+                else:
+                    insn.memo_hits += 1
+            else:
+                cond = scalar_cond(insn.opcode, dv, sv)
             insn.memo_a = dv
             insn.memo_b = sv
             insn.memo_r = cond
