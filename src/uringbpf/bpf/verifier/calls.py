@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import isa
 from ...errors import BpfLoadError
-from ..helpers import Arg, Ret
+from ..helpers import Arg
 from . import scalar as sc
 from .scalar import (  # names: cheaper than module attributes, per instruction
     U32,
@@ -23,7 +23,7 @@ from .common import (
     Num, _BTF_KIND_ENUM, _BTF_KIND_ENUM64, _Checkpoint, _BTF_KIND_FUNC, _BTF_KIND_INT, _BTF_KIND_PTR,
     _BTF_KIND_STRUCT, ARENA_MEM, MAX_VAR_OFF, _BTF_FUNC_GLOBAL, _GlobalFunc, _MEM_ARGS,
     _MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY, _RAW_READ_HELPERS, _Reject, _SIZE_ARGS, _flag,
-    _obj_type_name,
+    _obj_type_name, _ArgK, _RetK,
 )
 
 #: how often one verification recomputes the decided branches' precision (_branch_precision)
@@ -445,7 +445,7 @@ class CallsMixin:
             sreg = st.frames[-1].regs[proto.ret_size_arg + 1]
             if sreg.t == SCALAR and sreg.is_const:
                 self._ret_size_value = sreg.value
-            elif proto.ret in (Ret.MEM_OR_NULL, Ret.MEM, Ret.RINGBUF_MEM_OR_NULL):
+            elif proto.ret in (_RetK.MEM_OR_NULL, _RetK.MEM, _RetK.RINGBUF_MEM_OR_NULL):
                 # the kernel's texts: a kfunc's size argument (check_kfunc_args), a
                 # helper's (check_func_arg, stray quote included)
                 raise _Reject(f"R{proto.ret_size_arg + 1} is not a const" if is_kfunc else
@@ -507,76 +507,76 @@ class CallsMixin:
                     raise _Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
                 if v[1] >= MAX_VAR_OFF:
                     raise _Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
-                if kind == Arg.CONST_SIZE and v[0] == 0:
+                if kind == _ArgK.CONST_SIZE and v[0] == 0:
                     raise _Reject(f"R{regno} invalid zero-sized read: u64=[0,0]")
                 if pending_mem is not None:
                     pregno, pkind = pending_mem
                     preg = regs[pregno]
-                    if pkind == Arg.MEM_OR_NULL and preg.t == SCALAR:
+                    if pkind == _ArgK.MEM_OR_NULL and preg.t == SCALAR:
                         if not (preg.is_const and preg.value == 0) or v[1] != 0:
                             raise _Reject(f"R{pregno} NULL memory needs a zero size")
                     else:
                         self._check_mem_region(st, preg, pregno, v[0], v[1],
-                                               write=pkind == Arg.UNINIT_MEM, init=pkind != Arg.UNINIT_MEM)
+                                               write=pkind == _ArgK.UNINIT_MEM, init=pkind != _ArgK.UNINIT_MEM)
                     pending_mem = None
                 continue
             if pending_mem is not None:
                 self._check_fixed_mem(st, *pending_mem, regs)
                 pending_mem = None
-            if kind == Arg.ANYTHING:
+            if kind == _ArgK.ANYTHING:
                 continue
-            if kind == Arg.SCALAR:
+            if kind == _ArgK.SCALAR:
                 if reg.t != SCALAR:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=scalar")
-            elif kind == Arg.CTX:
+            elif kind == _ArgK.CTX:
                 if reg.t != PTR_CTX or reg.off or not sc.is_const(reg.var) or reg.var[4] or reg.null:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=ctx (unmodified)")
-            elif kind == Arg.CONST_MAP_PTR:
+            elif kind == _ArgK.CONST_MAP_PTR:
                 if reg.t != CONST_MAP:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=map_ptr")
                 meta_map = reg.obj
-            elif kind in (Arg.MAP_KEY, Arg.MAP_VALUE):
+            elif kind in (_ArgK.MAP_KEY, _ArgK.MAP_VALUE):
                 if meta_map is None:
                     raise _Reject(f"R{regno} map key/value argument without a map argument before it")
-                size = getattr(meta_map, "key_size" if kind == Arg.MAP_KEY else "value_size", 0)
+                size = getattr(meta_map, "key_size" if kind == _ArgK.MAP_KEY else "value_size", 0)
                 if size == 0:
                     # a ring buffer's key/value (check_stack_range_initialized)
                     raise _Reject("invalid zero-sized read")
                 self._check_mem_region(st, reg, regno, size, size, write=False, init=True)
-                if kind == Arg.MAP_KEY and name == "bpf_map_lookup_elem" and not is_kfunc:
+                if kind == _ArgK.MAP_KEY and name == "bpf_map_lookup_elem" and not is_kfunc:
                     const_key = _constant_array_key(st, reg, meta_map)
             elif kind in _MEM_ARGS:
-                if kind != Arg.MEM_OR_NULL or reg.t != SCALAR:
+                if kind != _ArgK.MEM_OR_NULL or reg.t != SCALAR:
                     if reg.t == SCALAR:
                         raise _Reject(f"R{regno} type=scalar expected={MEM_ARG_TYPES}")
                 pending_mem = (regno, kind)
-            elif kind == Arg.CONST_ALLOC_SIZE:
+            elif kind == _ArgK.CONST_ALLOC_SIZE:
                 if not reg.is_const or reg.value == 0 or reg.value >= MAX_VAR_OFF:
                     raise _Reject(f"R{regno} must be a known constant size > 0")
                 alloc_size = reg.value
-            elif kind == Arg.RINGBUF_MEM:
+            elif kind == _ArgK.RINGBUF_MEM:
                 if reg.t != PTR_MEM or not reg.ref or reg.null:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=ringbuf_mem")
                 if reg.off or not sc.is_const(reg.var) or reg.var[4]:
                     raise _Reject(f"R{regno} must have zero offset when passed to release func or trusted arg to kfunc")
                 if release_idx is None:
                     release_idx = i
-            elif kind == Arg.TRUSTED_PTR:
+            elif kind == _ArgK.TRUSTED_PTR:
                 if reg.t != PTR_TRUSTED or reg.null:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=trusted_ptr")
                 if trusted_args and (reg.off or reg.var[4]):
                     raise _Reject(f"R{regno} must be an unmodified trusted pointer")
-            elif kind == Arg.FUNC:
+            elif kind == _ArgK.FUNC:
                 if reg.t != PTR_FUNC:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=func")
                 if callback is not None:
                     raise _Reject(f"{name}: more than one callback argument")
                 nxt = regs[regno + 1] if regno < 5 and i + 1 < len(proto.args) else UNINIT
                 callback = (reg.size, nxt)
-            elif kind == Arg.STACK_PTR:
+            elif kind == _ArgK.STACK_PTR:
                 if reg.t != PTR_STACK:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=fp")
-            elif kind == Arg.SPIN_LOCK:
+            elif kind == _ArgK.SPIN_LOCK:
                 if reg.t != PTR_MAP_VALUE:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=map_value (spin lock)")
                 self._check_mem_region(st, reg, regno, 4, 4, write=True, init=False)
@@ -599,7 +599,7 @@ class CallsMixin:
         # stack objects (iterators, dynptrs)
         iter_reg = regs[int(iter_next or 0) + 1] if iter_next is not None else None
         slice_of = None
-        if dyn_use is not None and proto.ret in (Ret.MEM_OR_NULL, Ret.MEM):
+        if dyn_use is not None and proto.ret in (_RetK.MEM_OR_NULL, _RetK.MEM):
             slice_of = self._stack_obj_at(st, regs[int(dyn_use or 0) + 1])
         iter_of_new = None
         if dyn_new is not None and iter_arg is not None:
@@ -675,10 +675,10 @@ class CallsMixin:
     def _check_fixed_mem(self, st: State, regno: int, kind: Arg, regs) -> None:
         """A memory argument with no size argument after it: at least one byte."""
         reg = regs[regno]
-        if kind == Arg.MEM_OR_NULL and reg.t == SCALAR and reg.is_const and reg.value == 0:
+        if kind == _ArgK.MEM_OR_NULL and reg.t == SCALAR and reg.is_const and reg.value == 0:
             return
-        self._check_mem_region(st, reg, regno, 1, 1, write=kind == Arg.UNINIT_MEM,
-                               init=kind != Arg.UNINIT_MEM)
+        self._check_mem_region(st, reg, regno, 1, 1, write=kind == _ArgK.UNINIT_MEM,
+                               init=kind != _ArgK.UNINIT_MEM)
 
     def _stack_object_arg(self, st: State, proto, pc: int, regno: int, what: str):
         reg = self.read_reg(st, regno)
@@ -762,18 +762,18 @@ class CallsMixin:
         if _flag(proto, "ITER_NEXT") is not None:
             nullable = True
         acquires = proto.acquires or _flag(proto, "KF_ACQUIRE") is not None
-        if ret == Ret.INTEGER:
+        if ret == _RetK.INTEGER:
             if _flag(proto, "ITER_NEXT") is not None and proto.ret_size:
                 # read-only, as in the kernel: the element belongs to the iterator
                 return Reg(PTR_MEM, size=proto.ret_size, null=True, id=self.new_id(), ro=True)
             return UNKNOWN_SCALAR
-        if ret == Ret.VOID:
+        if ret == _RetK.VOID:
             return UNINIT
-        if ret == Ret.MAP_VALUE_OR_NULL:
+        if ret == _RetK.MAP_VALUE_OR_NULL:
             if meta_map is None:
                 raise _Reject(f"{proto.name} returns a map value but has no map argument")
             r = Reg(PTR_MAP_VALUE, obj=meta_map, null=True, id=self.new_id(), ro=self._map_ro(meta_map))
-        elif ret in (Ret.MEM_OR_NULL, Ret.MEM, Ret.RINGBUF_MEM_OR_NULL):
+        elif ret in (_RetK.MEM_OR_NULL, _RetK.MEM, _RetK.RINGBUF_MEM_OR_NULL):
             size = proto.ret_size
             if proto.ret_size_arg is not None:
                 # the size argument was checked above; its register is clobbered now, so
@@ -789,10 +789,10 @@ class CallsMixin:
                 size, ro = int(elem), True
             if size is None or size <= 0:
                 raise _Reject(f"{proto.name}: size of the returned memory must be a known constant")
-            null = ret != Ret.MEM or nullable
+            null = ret != _RetK.MEM or nullable
             r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0,
                     obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None, ro=ro)
-            if ret == Ret.RINGBUF_MEM_OR_NULL:
+            if ret == _RetK.RINGBUF_MEM_OR_NULL:
                 acquires = True
         else:
             return UNKNOWN_SCALAR

@@ -19,6 +19,7 @@ cimport uringbpf.bpf.verifier.scalar as sc
 
 # the memory checks' helpers: C calls from memory.py and transfer.py
 cpdef bint shared_memo_pays(_DInsn insn)
+cpdef _flag(proto, str name)
 cpdef Reg _frozen_map_read(Reg ptr, lo, size, bint signed)
 cpdef bint _is_arena_ptr(Reg reg) except -1
 cpdef _check_aligned(Reg ptr, off, size, str what)

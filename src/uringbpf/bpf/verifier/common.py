@@ -11,7 +11,7 @@ from .. import btf as _btf
 from .. import helpers as helpers_mod
 from .. import isa
 from ...errors import MapError
-from ..helpers import Arg
+from ..helpers import Arg, Ret
 from ..platform import Platform, default_platform
 from . import scalar as sc
 from .state import (
@@ -187,8 +187,15 @@ _JMP_TO_CMP = {
 }
 _SIGNED_CMP = {sc.SGT, sc.SGE, sc.SLT, sc.SLE}
 _NOT_NULL_TYPES = {PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, CONST_MAP}
-_MEM_ARGS = {Arg.MEM, Arg.UNINIT_MEM, Arg.MEM_OR_NULL}
-_SIZE_ARGS = {Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO}
+# tuples, not sets: a set of Enum members hashes each one through Enum.__hash__, a Python
+# function (per argument of every call instruction); a tuple compares by identity first
+_MEM_ARGS = (Arg.MEM, Arg.UNINIT_MEM, Arg.MEM_OR_NULL)
+_SIZE_ARGS = (Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO)
+#: Arg's and Ret's members as attributes of plain classes: on Python 3.11 every attribute
+#: of an Enum class is looked up through EnumType.__getattr__'s slow hook, and the call
+#: checks compare an argument's kind with a dozen of them per argument
+_ArgK = type("_ArgK", (), dict(Arg.__members__))
+_RetK = type("_RetK", (), dict(Ret.__members__))
 #: helpers that copy from an untyped source address (arg 3): see _check_raw_read_src
 _RAW_READ_HELPERS = frozenset({
     "bpf_probe_read", "bpf_probe_read_str", "bpf_probe_read_kernel", "bpf_probe_read_user",

@@ -3,10 +3,11 @@
 # those arguments is a struct read); Verifier is the last link of the class chain
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
-from uringbpf.bpf.verifier.common cimport _Checkpoint, _DInsn
+from uringbpf.bpf.verifier.common cimport _Checkpoint, _DInsn, _flag
 from uringbpf.bpf.verifier.state cimport scalar
 from uringbpf.bpf.verifier.transfer cimport TransferMixin
 cimport uringbpf.bpf.verifier.scalar as sc
+cimport cython
 
 cpdef bint _evictable(_Checkpoint cp, bint forced) except -1
 
@@ -19,3 +20,8 @@ cdef class Verifier(TransferMixin):
     cpdef tuple _loop_sig(self, State st, Py_ssize_t pc)
     cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1
     cpdef _callee(self, insn)
+    # the per-instruction loop: its program counter, opcode parts and tables as C values
+    @cython.locals(pc=Py_ssize_t, cls=int, op=int, pending_from=bint, log_level=Py_ssize_t,
+                   insn=_DInsn, insns=list, prune_at=bytearray, seen=bytearray, stack=list,
+                   branches=list)
+    cpdef _explore_paths(self, State st, Py_ssize_t start)

@@ -123,6 +123,7 @@ class Verifier(TransferMixin):
         self.pc = 0
         self.state: State | None = None
         self.prune_points: set[int] = set()
+        self._prune_at = bytearray()         # 1 at each prune point (_explore's test)
         self._dfs: list = []                 # the work list of _explore
         self._arena_assoc: bool | None = None  # transfer.py: _arena_associated, once known
         self._ret_size_value = None          # calls.py: a helper's constant size argument
@@ -223,6 +224,9 @@ class Verifier(TransferMixin):
                 self.iter_next_pcs.add(pc + insn.imm + 1)   # callback entries loop like next()
                 self.callback_entries.add(pc + insn.imm + 1)
         self.prune_points = self._kernel_prune_points()
+        self._prune_at = bytearray(len(self.insns))
+        for pc in self.prune_points:
+            self._prune_at[pc] = 1
         st = self._entry_state()
         try:
             self.global_funcs = self._find_global_funcs()
@@ -289,11 +293,17 @@ class Verifier(TransferMixin):
 
     @gc_paused
     def _explore(self, st: State, start: int = 0) -> None:
+        """Explore every path from ``start`` in state ``st`` (the collector paused)."""
+        self._explore_paths(st, start)
+
+    def _explore_paths(self, st: State, start: Num) -> None:
+        # (a method of its own, not the decorated _explore: the compiled core types its
+        # locals, explore.pxd, so the per-instruction loop reads C integers)
         # (pc, state, pc of the branch it came from; None for the entry)
         stack: list[tuple[int, State, int | None]] = [(start, st, None)]
         self._dfs = stack
         insns = self._dec
-        prune_points = self.prune_points
+        prune_at = self._prune_at
         log_level = self.log_level
         seen = self.seen
         while stack:
@@ -307,7 +317,7 @@ class Verifier(TransferMixin):
                 self.processed += 1
                 if self.processed > self.max_insns:
                     raise _Reject(f"BPF program is too large. Processed {self.processed} insn")
-                if pc in prune_points and self.prune:
+                if prune_at[pc] and self.prune:
                     if self._is_state_visited(pc, st):
                         if log_level:
                             self.log(f"from {origin} to {pc}: safe" if pending_from
