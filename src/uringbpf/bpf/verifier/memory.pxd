@@ -9,6 +9,7 @@ from uringbpf.bpf.verifier.common cimport (
     _DInsn,
     _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown, _unknown_load)
 cimport uringbpf.bpf.verifier.scalar as sc
+cimport cython
 cimport uringbpf.bpf.verifier.sanity as sanity
 
 cdef class MemoryMixin(CallsMixin):
@@ -25,6 +26,7 @@ cdef class MemoryMixin(CallsMixin):
     cpdef _stack_access(self, State st, Reg ptr, regno, off, size, bint write, Reg value,
                         value_regno, bint signed)
     cpdef _stack_check_init(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, str what)
+    @cython.locals(k=Py_ssize_t, base=Py_ssize_t, j0=Py_ssize_t, j1=Py_ssize_t, cur=str)
     cpdef _stack_mark_written(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, bint known,
                               bint zero=*)
     cpdef _stack_write(self, State st, Frame frame, Py_ssize_t o, size, Reg value, value_regno)

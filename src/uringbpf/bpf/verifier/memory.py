@@ -407,23 +407,23 @@ class MemoryMixin(CallsMixin):
             if slot is not None and slot[0] == "O":
                 raise _Reject(f"cannot overwrite {slot[1].kind} slot at fp{base}")
             if slot is None:
-                cur = list("uuuuuuuu")
+                cur = "uuuuuuuu"
             elif slot[0] == "B" or slot[0] == "H":
-                cur = list(slot[1])
+                cur = slot[1]
             else:
                 r = slot[1]
                 if r.t == SCALAR:
-                    cur = list("00000000" if r.is_const and r.value == 0 else "mmmmmmmm")
+                    cur = "00000000" if r.var[5] == 0 and r.var[4] == 0 else "mmmmmmmm"
                 else:
-                    cur = list("uuuuuuuu")  # leftover bytes of a pointer are not readable
-            for j in range(8):
-                o = base + j
-                if lo <= o < hi:
-                    if known:
-                        cur[j] = "0" if zero else "m"
-                    elif cur[j] == "0":
-                        cur[j] = "m"
-            frame.stack[k] = ("B", "".join(cur))
+                    cur = "uuuuuuuu"    # leftover bytes of a pointer are not readable
+            # the bytes of this slot in [lo, hi): slot[1] index j is address base + j
+            j0 = lo - base if lo > base else 0
+            j1 = hi - base if hi < base + 8 else 8
+            if known:
+                mid = ("0" if zero else "m") * (j1 - j0)
+            else:
+                mid = cur[j0:j1].replace("0", "m")
+            frame.stack[k] = ("B", cur[:j0] + mid + cur[j1:])
 
     def _stack_write(self, st: State, frame: Frame, o: Num, size: Num, value: Reg, value_regno: Num) -> None:
         if value.is_ptr and value.t == PTR_STACK and value.frame > frame.frameno:
