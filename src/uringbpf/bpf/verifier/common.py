@@ -14,7 +14,8 @@ from ...errors import MapError
 from ..helpers import Arg, Ret
 from ..platform import Platform, default_platform
 from . import scalar as sc
-from .state import (
+from .state import (  # (Num: defined there, the lowest module using it)
+    Num,
     CONST_MAP, PTR_ARENA, PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Reg,
     const_reg,
 )
@@ -22,11 +23,6 @@ from .state import (
 
 MAX_INSNS_PROCESSED = 1_000_000
 MAX_VAR_OFF = 1 << 29
-#: ``int``, for the integer parameters of the methods the compiled core declares with C
-#: integer types (the .pxd files): Cython reads a literal ``int`` annotation as "a Python
-#: int object", which conflicts with such a declaration; a name it does not know it leaves
-#: to the .pxd
-Num = int
 LEN_ID = 1                      # scalar id of the data-buffer length (r2 of "buffer" programs)
 BPF_F_RDONLY_PROG = 1 << 7
 _MAP_TYPE_ARRAY = 2

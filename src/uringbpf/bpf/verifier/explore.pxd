@@ -4,7 +4,7 @@
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.common cimport _Checkpoint, _DInsn, _flag
-from uringbpf.bpf.verifier.state cimport scalar
+from uringbpf.bpf.verifier.state cimport scalar, state_subsumes
 from uringbpf.bpf.verifier.transfer cimport TransferMixin
 cimport uringbpf.bpf.verifier.scalar as sc
 cimport cython
@@ -17,7 +17,11 @@ cdef class Verifier(TransferMixin):
     cpdef list _cond_jump_eq(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _path_end(self, State st)
     cpdef list _live_masks(self, State st, Py_ssize_t pc)
+    @cython.locals(idx=tuple, regs=list, sig=list, i=Py_ssize_t)
     cpdef tuple _loop_sig(self, State st, Py_ssize_t pc)
+    @cython.locals(i=Py_ssize_t, lst=list, masks=list, jmps=Py_ssize_t, insns=Py_ssize_t,
+                   add_new=bint, force_new=bint, iter_point=bint, may_goto=bint,
+                   impr_by_decided=list)
     cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1
     cpdef _callee(self, insn)
     # the per-instruction loop: its program counter, opcode parts and tables as C values

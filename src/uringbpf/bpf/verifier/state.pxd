@@ -3,6 +3,8 @@
 # Python-object values), so attribute access on a typed variable is a struct read.
 # Each class declares exactly the names of its __slots__ in state.py: a slot added there
 # must be added here (test_compiled_core.py::test_pxd_classes_declare_the_slots checks).
+cimport cython
+
 cdef class Reg:
     cdef public object t, var, off, id, ref, frame, obj, size, null, ro, dyn
 
@@ -30,6 +32,11 @@ cpdef reg_subsumes(Reg old, Reg cur, IdMap ids)
 cpdef slot_subsumes(old, cur, IdMap ids)
 cpdef _bytes_of_cur(slot)
 
+# state pruning's comparison: a C call from the explorer, its loop indexes C integers
+@cython.locals(depth=Py_ssize_t, i=Py_ssize_t, ro_last=list, rc_last=list, ro=list, rc=list,
+               so=dict, scur=dict, idx=tuple, fidx=tuple)
+cpdef bint state_subsumes(State old, State cur, list live_masks, list imprecise_masks=*,
+                          precise_slots=*) except -1
 cpdef Reg copy_reg(Reg src)
 cpdef Reg with_var(Reg src, var)
 cpdef Reg scalar(var)

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from . import scalar as sc
 
+#: ``int``, for the integer parameters of the functions and methods the compiled core
+#: declares in the .pxd files: Cython reads a literal ``int`` annotation as "a Python int
+#: object", which conflicts with such a declaration; a name it does not know it leaves to
+#: the .pxd
+Num = int
+
 # Register types.
 NOT_INIT = 0
 SCALAR = 1
@@ -552,9 +558,8 @@ def _links_only(old: State, a: Reg, b: Reg, delta_bases: list) -> bool:
             and not (a.id and _in_delta_group(old, a.id, delta_bases)))
 
 
-def state_subsumes(old: State, cur: State, live_masks: list[int],
-                   imprecise_masks: list[int] | None = None,
-                   precise_slots: int = -1) -> bool:
+def state_subsumes(old: State, cur: State, live_masks: list,
+                   imprecise_masks: list = None, precise_slots: Num = -1) -> bool:
     """``old`` (fully explored, found safe) covers ``cur``: every run from cur is safe too.
 
     ``live_masks`` gives, per frame, the registers that may still be read;
@@ -597,7 +602,11 @@ def state_subsumes(old: State, cur: State, live_masks: list[int],
     fo: Frame
     fc: Frame
     innermost = old.frames[-1]
-    for fo, fc, live, impr in zip(old.frames, cur.frames, live_masks, imprecise_masks):
+    for depth in range(len(old.frames)):
+        fo = old.frames[depth]
+        fc = cur.frames[depth]
+        live = live_masks[depth]
+        impr = imprecise_masks[depth]
         if fo.callsite != fc.callsite or bool(fo.callback) != bool(fc.callback):
             return False
         ro, rc = fo.regs, fc.regs

@@ -12,6 +12,8 @@ cimport uringbpf.bpf.verifier.sanity as sanity
 
 # module functions the transfer functions call per instruction
 cpdef Reg const_imm(v)
+cpdef Reg _null_checked(Reg r, pid, bint is_null)
+cpdef _mark_null_in(State st, pid, bint is_null)
 cpdef Reg _synced(Reg known, Reg r)
 cpdef Reg _const_alu(opcode, a, b)
 cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b, _DInsn insn=*)

@@ -76,20 +76,36 @@ def _synced(known: Reg, r: Reg) -> Reg | None:
     return None if v is None else with_var(r, v)
 
 
-def _update_linked(st: State, match, make) -> None:
-    """Replace every register and spilled register ``r`` of ``st`` for which ``match(r)``
-    by ``make(r)`` (what State.all_regs + set_reg_anywhere do, without building the list
-    of every register first: this runs at each null check and linked bound refinement)."""
+def _null_checked(r: Reg, pid, is_null: bool) -> Reg | None:
+    """``r`` after a NULL check of the pointer with id ``pid``: None when ``r`` is not
+    that possibly-NULL pointer, else the constant 0 on the NULL side and ``r`` without
+    its NULL on the other (the kernel's mark_ptr_or_null_reg)."""
+    if not r.null or r.id != pid or r.t < PTR_CTX:      # (r.t < PTR_CTX: not Reg.is_ptr)
+        return None
+    if is_null:
+        return const_imm(0)
+    n = copy_reg(r)
+    n.null = False
+    return n
+
+
+def _mark_null_in(st: State, pid, is_null: bool) -> None:
+    """Every register and spilled register of ``st`` that is the possibly-NULL pointer
+    with id ``pid``, after its NULL check (what State.all_regs + set_reg_anywhere do,
+    without building the list of every register first: this runs at each NULL check)."""
+    f: Frame
     for f in st.frames:
         regs = f.regs
         for i in range(11):
-            r = regs[i]
-            if match(r):
-                regs[i] = make(r)
+            n = _null_checked(regs[i], pid, is_null)
+            if n is not None:
+                regs[i] = n
         stack = f.stack
-        hits = [(k, slot[1]) for k, slot in stack.items() if slot[0] == "S" and match(slot[1])]
+        hits = [(k, slot[1]) for k, slot in stack.items() if slot[0] == "S"]
         for k, r in hits:
-            stack[k] = ("S", make(r))
+            n = _null_checked(r, pid, is_null)
+            if n is not None:
+                stack[k] = ("S", n)
 
 
 def _linked_add(insn: isa.Insn, d: Reg, s: Reg, res: Reg, is64: bool) -> Reg:
@@ -790,8 +806,6 @@ class TransferMixin(MemoryMixin):
         return [(fall, st), (target, other_st)]
 
     def _mark_null(self, st: State, ptr: Reg, is_null: bool) -> None:
-        pid = ptr.id
-        _update_linked(st, lambda r: r.null and r.id == pid and r.is_ptr,
-                       (lambda r: const_imm(0)) if is_null else (lambda r: r.replace(null=False)))
+        _mark_null_in(st, ptr.id, is_null)
         if is_null and ptr.ref:
             st.refs.pop(ptr.ref, None)
