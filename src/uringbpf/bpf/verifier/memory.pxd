@@ -25,7 +25,9 @@ cdef class MemoryMixin(CallsMixin):
     cpdef _note_depth(self, Frame frame, lo)
     cpdef _stack_access(self, State st, Reg ptr, regno, off, size, bint write, Reg value,
                         value_regno, bint signed)
-    cpdef _stack_check_init(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, str what)
+    @cython.locals(o=Py_ssize_t, k=Py_ssize_t, base=Py_ssize_t, end=Py_ssize_t, j=Py_ssize_t)
+    cpdef _stack_check_init(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, str what,
+                            Py_ssize_t regno=*)
     @cython.locals(k=Py_ssize_t, base=Py_ssize_t, j0=Py_ssize_t, j1=Py_ssize_t, cur=str)
     cpdef _stack_mark_written(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, bint known,
                               bint zero=*)

@@ -369,7 +369,7 @@ class MemoryMixin(CallsMixin):
                 raise _Reject(f"R{value_regno} spill of a pointer through a variable-offset stack pointer")
             self._stack_mark_written(frame, lo, hi, known=False)
             return None
-        self._stack_check_init(frame, lo, hi, f"invalid variable-offset read from stack R{regno}")
+        self._stack_check_init(frame, lo, hi, "invalid variable-offset read from stack R", regno)
         return _unknown_load(size, signed)
 
     @staticmethod
@@ -389,15 +389,43 @@ class MemoryMixin(CallsMixin):
             return "p"
         return "o"
 
-    def _stack_check_init(self, frame: Frame, lo: Num, hi: Num, what: str) -> None:
-        for o in range(lo, hi):
-            k = self._byte_kind(frame, o)
-            if k == "u":
-                raise _Reject(f"{what}: invalid read from stack off {o} (uninitialized)")
-            if k == "p":
-                raise _Reject(f"{what}: reading a spilled pointer at off {o} as bytes")
-            if k == "o":
+    def _stack_check_init(self, frame: Frame, lo: Num, hi: Num, what: str,
+                          regno: Num = -1) -> None:
+        """Every byte of [lo, hi) in ``frame`` holds data (:meth:`_byte_kind` "0" or "m");
+        else the refusal names the lowest other byte, after ``what`` (and ``regno``, when
+        given: the message is built only for a refusal).  Slot by slot: a bytes slot is
+        searched for its first unwritten byte, a spill or object slot is one kind."""
+        o = lo
+        while o < hi:
+            k = (-o - 1) // 8
+            base = -8 * (k + 1)
+            end = hi if hi < base + 8 else base + 8
+            slot = frame.stack.get(k)
+            bad = ""
+            if slot is None:
+                bad = "u"
+            elif slot[0] == "B" or slot[0] == "H":
+                j = slot[1].find("u", o - base, end - base)   # (bytes are "u", "m" or "0")
+                if j >= 0:
+                    o = base + j
+                    bad = "u"
+            elif slot[0] == "S":
+                t = slot[1].t
+                if t == NOT_INIT:
+                    bad = "u"
+                elif t != SCALAR:
+                    bad = "p"
+            else:
+                bad = "o"
+            if bad:
+                if regno >= 0:
+                    what = f"{what}{regno}"
+                if bad == "u":
+                    raise _Reject(f"{what}: invalid read from stack off {o} (uninitialized)")
+                if bad == "p":
+                    raise _Reject(f"{what}: reading a spilled pointer at off {o} as bytes")
                 raise _Reject(f"{what}: reading an iterator/dynptr slot at off {o}")
+            o = end
 
     def _stack_mark_written(self, frame: Frame, lo: Num, hi: Num, known: bool, zero: bool = False) -> None:
         """Bytes [lo, hi) may have been written with unknown data (``known``: certainly written)."""
@@ -504,7 +532,7 @@ class MemoryMixin(CallsMixin):
                               f"off={lo} size={size_hi}")
             self._note_depth(frame, lo)
             if init:
-                self._stack_check_init(frame, lo, hi, f"invalid indirect read from stack R{regno}")
+                self._stack_check_init(frame, lo, hi, "invalid indirect read from stack R", regno)
             if write:
                 # Like the kernel, a helper given "up to N bytes" of uninitialised stack is
                 # taken to initialise all N (helpers clear what they do not fill).
