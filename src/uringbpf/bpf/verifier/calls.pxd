@@ -15,7 +15,7 @@ cdef class CallsMixin:
     cdef public dict stack_depth, explored, _live_idx, _lddw_regs, arena_access, _iter_next_arg
     cdef public dict _callees
     cdef public set iter_next_pcs, arena_zext, callback_entries, prune_points
-    cdef public bytearray seen, _prune_at
+    cdef public bytearray seen, _prune_at, _access_kind
     cdef public State state
     cdef public Py_ssize_t log_level, max_insns, log_size, next_id, processed, jmps_processed
     cdef public Py_ssize_t _prev_jmps, _prev_processed, total_states, cur_states, peak_states

@@ -107,6 +107,7 @@ class Verifier(TransferMixin):
         self._branch_prec: tuple | None = None
         self._branch_recomputes = 0
         self.arena_access: dict[int, bool] = {}  # pc -> through an arena pointer (memory.py)
+        self._access_kind = bytearray(len(program.insns))   # memory.py: _note_arena_access
         self.arena_zext: set[int] = set()   # 64-bit ALU on an arena pointer (transfer.py)
         self._iter_next_arg: dict[int, int] = {}
         self._new_dynptr_parent = 0

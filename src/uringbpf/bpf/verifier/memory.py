@@ -31,10 +31,16 @@ class MemoryMixin(CallsMixin):
     def _note_arena_access(self, ptr: Reg) -> None:
         """Remember whether the instruction at ``self.pc`` goes through an arena pointer
         (it becomes PROBE_MEM32, see arena_rewrite); one instruction serves one kind of
-        pointer only, as the kernel's save_aux_ptr_type demands."""
-        arena = ptr.t == PTR_ARENA
-        seen = self.arena_access.setdefault(self.pc, arena)
-        if seen != arena:
+        pointer only, as the kernel's save_aux_ptr_type demands.  The kind of each
+        instruction's pointer is a byte (``_access_kind``: 0 not yet, 1 other, 2 arena),
+        and only arena accesses go into ``arena_access`` (every load and store comes here)."""
+        kind = 2 if ptr.t == PTR_ARENA else 1
+        seen = self._access_kind[self.pc]
+        if seen == 0:
+            self._access_kind[self.pc] = kind
+            if kind == 2:
+                self.arena_access[self.pc] = True
+        elif seen != kind:
             raise _Reject("same insn cannot be used with different pointers")
 
     def arena_rewrite(self) -> None:
@@ -454,7 +460,7 @@ class MemoryMixin(CallsMixin):
             frame.stack[k] = ("B", cur[:j0] + mid + cur[j1:])
 
     def _stack_write(self, st: State, frame: Frame, o: Num, size: Num, value: Reg, value_regno: Num) -> None:
-        if value.is_ptr and value.t == PTR_STACK and value.frame > frame.frameno:
+        if value.t == PTR_STACK and value.frame > frame.frameno:
             raise _Reject("cannot spill pointers to stack into stack frame of the caller")
         if size == 8 and o % 8 == 0:
             k = (-o - 1) // 8
@@ -468,9 +474,10 @@ class MemoryMixin(CallsMixin):
                 value = self._id_before_mov(st, value_regno, value)
             frame.stack[k] = ("S", value)
             return
-        if value.is_ptr:
+        if value.t >= PTR_CTX:      # (value.is_ptr: the fields, not the property)
             raise _Reject("invalid size of register spill")
-        zero = value.is_const and (value.value & ((1 << (8 * size)) - 1)) == 0
+        zero = (value.t == SCALAR and value.var[5] == 0
+                and (value.var[4] & ((1 << (8 * size)) - 1)) == 0)
         k = (-o - 1) // 8
         old = frame.stack.get(k)
         self._stack_mark_written(frame, o, o + size, known=True, zero=zero)
