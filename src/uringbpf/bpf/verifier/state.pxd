@@ -32,6 +32,9 @@ cpdef reg_subsumes(Reg old, Reg cur, IdMap ids)
 cpdef slot_subsumes(old, cur, IdMap ids)
 cpdef _bytes_of_cur(slot)
 
+# the register indexes of each live mask (a C dict: its .get is a direct call, not a
+# bound method made per lookup)
+cdef dict _MASK_INDEXES
 # state pruning's comparison: a C call from the explorer, its loop indexes C integers
 @cython.locals(depth=Py_ssize_t, i=Py_ssize_t, ro_last=list, rc_last=list, ro=list, rc=list,
                so=dict, scur=dict, idx=tuple, fidx=tuple)

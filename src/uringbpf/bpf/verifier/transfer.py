@@ -788,8 +788,10 @@ class TransferMixin(MemoryMixin):
 
     def _ptr_cond(self, st: State, insn: isa.Insn, dst: Reg, src: Reg, op: Num, target: Num,
                   fall: Num, is32: bool):
-        ptr, other = (dst, src) if dst.is_ptr else (src, dst)
-        if other.is_ptr or is32 or op not in (EQ, NE) or not (other.is_const and other.value == 0):
+        # (the fields, not the is_ptr/is_const/value properties: this runs at every NULL check)
+        ptr, other = (dst, src) if dst.t >= PTR_CTX else (src, dst)
+        if (other.t >= PTR_CTX or is32 or op not in (EQ, NE)
+                or not (other.t == SCALAR and other.var[5] == 0 and other.var[4] == 0)):
             raise _Reject(f"R{insn.dst} pointer comparison prohibited")
         if not ptr.null:
             if ptr.t in _NOT_NULL_TYPES:
