@@ -11,6 +11,12 @@ cimport cython
 
 cpdef bint _evictable(_Checkpoint cp, bint forced) except -1
 
+# the opcode parts _explore_paths compares each instruction's with, as C integers (their
+# values come from isa.py at import): a Python-int name would make every compare box the
+# instruction's C integer first
+cdef int ADD, ALU, ALU64, AND, ARSH, CALL, EXIT, IMM, JA, JCOND, JEQ, JNE, LD, LDX, NEG
+cdef int OP_JA32, OP_MAY_GOTO, OR, ST, STX, SUB
+
 cdef class Verifier(TransferMixin):
     # the explorer's per-instruction steps: C calls from _explore
     cpdef _push(self, Py_ssize_t pc, State st, origin)
