@@ -648,7 +648,8 @@ class Verifier(TransferMixin):
         masks = self._live_masks(st, pc) if len(st.frames) > 1 else [self.cfg.live_in[pc]]
         lst = self.explored.get(pc)
         iter_point = pc in self.iter_next_pcs
-        may_goto = self.insns[pc].opcode == OP_MAY_GOTO     # (is_may_goto, inline)
+        d: _DInsn = self._dec[pc]
+        may_goto = d.opcode == OP_MAY_GOTO     # (is_may_goto, inline; the copy's C field)
         # an iterator's next(), a callback entry and a may_goto are the kernel's forced
         # checkpoints
         force_new = iter_point or may_goto

@@ -7,10 +7,12 @@ from uringbpf.bpf.verifier.state cimport (
 from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn, shared_memo_pays
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
 cimport uringbpf.bpf.verifier.sanity as sanity
+cimport cython
 # (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
 # 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
 
 # module functions the transfer functions call per instruction
+@cython.locals(regs=dict)
 cpdef Reg const_imm(v)
 cpdef Reg _null_checked(Reg r, pid, bint is_null)
 cpdef _mark_null_in(State st, pid, bint is_null)

@@ -57,11 +57,12 @@ def clear_memos() -> None:
 
 def const_imm(v: Num) -> Reg:
     """The constant register ``v`` (shared: registers are immutable)."""
-    r = _CONST_REGS.get(v)
+    regs = _CONST_REGS      # (a typed local in the compiled core: .get is a direct call)
+    r = regs.get(v)
     if r is None:
-        if len(_CONST_REGS) >= _MEMO_MAX:
-            _CONST_REGS.clear()
-        r = _CONST_REGS[v] = const_reg(v)
+        if len(regs) >= _MEMO_MAX:
+            regs.clear()
+        r = regs[v] = const_reg(v)
     return r
 
 
