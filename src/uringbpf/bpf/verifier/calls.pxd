@@ -12,7 +12,7 @@ cdef class CallsMixin:
     cdef public object program, platform, insns, ptype, sleepable, cfg, global_funcs
     cdef public object _in_global, _ret_size_value, _arena_assoc
     cdef public list log_lines, _dfs, _dec
-    cdef public dict stack_depth, explored, _live_idx, _lddw_regs, arena_access, _iter_next_arg
+    cdef public dict stack_depth, explored, _live_idx, _lddw_regs, _iter_next_arg
     cdef public dict _callees
     cdef public set iter_next_pcs, arena_zext, callback_entries, prune_points
     cdef public bytearray seen, _prune_at, _access_kind

@@ -106,8 +106,9 @@ class Verifier(TransferMixin):
         self.decided_pcs: set[int] = set()
         self._branch_prec: tuple | None = None
         self._branch_recomputes = 0
-        self.arena_access: dict[int, bool] = {}  # pc -> through an arena pointer (memory.py)
-        self._access_kind = bytearray(len(program.insns))   # memory.py: _note_arena_access
+        # per instruction: 0, or what its loads/stores go through: 1 other, 2 an arena
+        # pointer (memory.py: _note_arena_access, arena_rewrite)
+        self._access_kind = bytearray(len(program.insns))
         self.arena_zext: set[int] = set()   # 64-bit ALU on an arena pointer (transfer.py)
         self._iter_next_arg: dict[int, int] = {}
         self._new_dynptr_parent = 0

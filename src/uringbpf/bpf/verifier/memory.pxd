@@ -12,6 +12,9 @@ cimport uringbpf.bpf.verifier.scalar as sc
 cimport cython
 cimport uringbpf.bpf.verifier.sanity as sanity
 
+# the kind of a non-bytes stack slot's bytes: _byte_kind and _stack_check_init
+cpdef str _slot_kind(slot)
+
 cdef class MemoryMixin(CallsMixin):
     # the per-instruction memory checks: C calls from the explorer
     cpdef _note_arena_access(self, Reg ptr)

@@ -23,6 +23,22 @@ from .common import (
 )
 
 
+def _slot_kind(slot) -> str:
+    """The kind (:meth:`MemoryMixin._byte_kind`) of every byte of a stack slot that is not
+    a bytes slot ("B"/"H"): none ("u"), a spill (a scalar's "0"/"m", a released
+    reference's "u", a pointer's "p") or an iterator/dynptr ("o")."""
+    if slot is None:
+        return "u"
+    if slot[0] == "S":
+        r = slot[1]
+        if r.t == SCALAR:
+            return "0" if r.var[5] == 0 and r.var[4] == 0 else "m"
+        if r.t == NOT_INIT:
+            return "u"
+        return "p"
+    return "o"
+
+
 class MemoryMixin(CallsMixin):
     """Loads, stores, atomics: bounds, permissions, the byte-precise stack, the context."""
 
@@ -32,14 +48,12 @@ class MemoryMixin(CallsMixin):
         """Remember whether the instruction at ``self.pc`` goes through an arena pointer
         (it becomes PROBE_MEM32, see arena_rewrite); one instruction serves one kind of
         pointer only, as the kernel's save_aux_ptr_type demands.  The kind of each
-        instruction's pointer is a byte (``_access_kind``: 0 not yet, 1 other, 2 arena),
-        and only arena accesses go into ``arena_access`` (every load and store comes here)."""
+        instruction's pointer is a byte (``_access_kind``: 0 not yet, 1 other, 2 arena:
+        every load and store comes here)."""
         kind = 2 if ptr.t == PTR_ARENA else 1
         seen = self._access_kind[self.pc]
         if seen == 0:
             self._access_kind[self.pc] = kind
-            if kind == 2:
-                self.arena_access[self.pc] = True
         elif seen != kind:
             raise _Reject("same insn cannot be used with different pointers")
 
@@ -56,8 +70,8 @@ class MemoryMixin(CallsMixin):
             insns[pc] = isa.Insn(insn.opcode, insn.dst, insn.src, insn.off | ARENA_ZEXT,
                                  insn.imm, insn.imm64)
             done = True
-        for pc, arena in self.arena_access.items():
-            if not arena:
+        for pc, kind in enumerate(self._access_kind):
+            if kind != 2:           # (2: through an arena pointer, _note_arena_access)
                 continue
             insn = insns[pc]
             mode = PROBE_MEM32SX if insn.mode == MEMSX else PROBE_MEM32
@@ -380,20 +394,13 @@ class MemoryMixin(CallsMixin):
 
     @staticmethod
     def _byte_kind(frame: Frame, o: int) -> str:
+        """What the stack byte at ``o`` holds: "0" (zero), "m" (data), "u" (unwritten),
+        "p" (part of a spilled pointer) or "o" (part of an iterator/dynptr slot)."""
         k = (-o - 1) // 8
         slot = frame.stack.get(k)
-        if slot is None:
-            return "u"
-        if slot[0] == "B" or slot[0] == "H":
+        if slot is not None and (slot[0] == "B" or slot[0] == "H"):
             return slot[1][o - (-8 * (k + 1))]
-        if slot[0] == "S":
-            r = slot[1]
-            if r.t == SCALAR:
-                return "0" if r.is_const and r.value == 0 else "m"
-            if r.t == NOT_INIT:
-                return "u"
-            return "p"
-        return "o"
+        return _slot_kind(slot)
 
     def _stack_check_init(self, frame: Frame, lo: Num, hi: Num, what: str,
                           regno: Num = -1) -> None:
@@ -407,22 +414,16 @@ class MemoryMixin(CallsMixin):
             base = -8 * (k + 1)
             end = hi if hi < base + 8 else base + 8
             slot = frame.stack.get(k)
-            bad = ""
-            if slot is None:
-                bad = "u"
-            elif slot[0] == "B" or slot[0] == "H":
+            if slot is not None and (slot[0] == "B" or slot[0] == "H"):
                 j = slot[1].find("u", o - base, end - base)   # (bytes are "u", "m" or "0")
+                bad = ""
                 if j >= 0:
                     o = base + j
                     bad = "u"
-            elif slot[0] == "S":
-                t = slot[1].t
-                if t == NOT_INIT:
-                    bad = "u"
-                elif t != SCALAR:
-                    bad = "p"
             else:
-                bad = "o"
+                bad = _slot_kind(slot)      # one kind for all its bytes
+                if bad == "0" or bad == "m":
+                    bad = ""
             if bad:
                 if regno >= 0:
                     what = f"{what}{regno}"
