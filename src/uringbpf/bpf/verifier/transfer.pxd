@@ -12,6 +12,8 @@ cimport cython
 # 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
 
 # module functions the transfer functions call per instruction
+cpdef _remember(dict memo, key, value)
+cpdef _recall(dict memo, key, _DInsn insn)
 @cython.locals(regs=dict)
 cpdef Reg const_imm(v)
 cpdef Reg _null_checked(Reg r, pid, bint is_null)

@@ -55,14 +55,32 @@ def clear_memos() -> None:
     _CONST_REGS.clear()
 
 
+def _remember(memo: dict, key, value):
+    """Store ``value`` under ``key`` in one of the shared caches above (emptied when it
+    holds _MEMO_MAX entries) and return it."""
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _recall(memo: dict, key, insn: _DInsn):
+    """``memo[key]`` or None, the lookup counted for the instruction ``insn`` (None: not
+    counted) as common.shared_memo_pays judges it."""
+    r = memo.get(key)
+    if insn is not None:
+        insn.memo_looks += 1
+        if r is not None:
+            insn.memo_hits += 1
+    return r
+
+
 def const_imm(v: Num) -> Reg:
     """The constant register ``v`` (shared: registers are immutable)."""
     regs = _CONST_REGS      # (a typed local in the compiled core: .get is a direct call)
     r = regs.get(v)
     if r is None:
-        if len(regs) >= _MEMO_MAX:
-            regs.clear()
-        r = regs[v] = const_reg(v)
+        r = _remember(regs, v, const_reg(v))
     return r
 
 
@@ -208,18 +226,12 @@ def _scalar_alu_reg(opcode: Num, off: Num, a: tuple, b: tuple, insn: _DInsn = No
         # any 64-bit value plus, minus or xor anything is any value: a loaded unknown
         # added to a new loop counter each iteration (never cached: the key is new)
         return UNKNOWN_SCALAR
-    if insn is not None:
-        if not shared_memo_pays(insn):
-            return scalar(scalar_alu(opcode, off, a, b))
-        insn.memo_looks += 1
+    if insn is not None and not shared_memo_pays(insn):
+        return scalar(scalar_alu(opcode, off, a, b))
     key = (opcode, off, a, b)
-    r = _ALU_MEMO.get(key)
+    r = _recall(_ALU_MEMO, key, insn)
     if r is None:
-        if len(_ALU_MEMO) >= _MEMO_MAX:
-            _ALU_MEMO.clear()
-        r = _ALU_MEMO[key] = scalar(scalar_alu(opcode, off, a, b))
-    elif insn is not None:
-        insn.memo_hits += 1
+        r = _remember(_ALU_MEMO, key, scalar(scalar_alu(opcode, off, a, b)))
     return r
 
 
@@ -693,15 +705,10 @@ class TransferMixin(MemoryMixin):
         elif dv[5] or sv[5]:
             # a pure function of the opcode and both values, cached like the ALU results
             if shared_memo_pays(insn):
-                insn.memo_looks += 1
                 key = (insn.opcode, dv, sv)
-                cond = _COND_MEMO.get(key)
+                cond = _recall(_COND_MEMO, key, insn)
                 if cond is None:
-                    if len(_COND_MEMO) >= _MEMO_MAX:
-                        _COND_MEMO.clear()
-                    cond = _COND_MEMO[key] = scalar_cond(insn.opcode, dv, sv)
-                else:
-                    insn.memo_hits += 1
+                    cond = _remember(_COND_MEMO, key, scalar_cond(insn.opcode, dv, sv))
             else:
                 cond = scalar_cond(insn.opcode, dv, sv)
             insn.memo_a = dv
