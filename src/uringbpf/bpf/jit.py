@@ -1576,8 +1576,9 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     compiled.machine_code = out.code
     # cached code must not hold the binder (it holds its instance); uncached code is the
     # instance's own
-    regenerate = functools.partial(_direct_ir, program, checked, check,
-                                   binder.resolutions() if use_cache else binder)
+    calls = (binder.resolutions() if use_cache else
+             {"helper": binder.helper, "kfunc": binder.kfunc})
+    regenerate = functools.partial(_direct_ir, program, checked, check, calls)
     code = _Code(compiled, [], out.starts, out.slots, out.slot_pcs, regenerate)
     code.template = out
     code.tier = "direct"
@@ -1585,11 +1586,9 @@ def _direct_code(program: isa.Program, binder: _Binder, checked: bool, use_cache
     return code, False
 
 
-def _direct_ir(program: isa.Program, checked: bool, check: int, calls: Any) -> str:
-    """LLVM IR of ``program`` with the direct tier's call resolutions (``calls``: a
-    :class:`_Binder` or its :meth:`_Binder.resolutions`): what ``JitFunction.ir`` shows."""
-    if isinstance(calls, _Binder):
-        calls = {"helper": calls.helper, "kfunc": calls.kfunc}
+def _direct_ir(program: isa.Program, checked: bool, check: int, calls: dict) -> str:
+    """LLVM IR of ``program`` with the direct tier's call resolutions (``calls``: the
+    ``helper`` and ``kfunc`` of :class:`Bindings`): what ``JitFunction.ir`` shows."""
     return ModuleGen(program, Bindings(**calls, checked=checked, check_addr=check)).generate()
 
 

@@ -562,7 +562,7 @@ class _Translator:
     def function(self, k: int, start: int, end: int) -> None:
         a = self.a
         self.err = ("err", k)
-        a.labels[("fn", start)] = len(a.code)
+        a.label(("fn", start))
         # Only the callee-saved registers of the BPF registers r6-r9 this function names
         # are saved and zeroed (LD_ABS/IND name r6); rbp (r10) and r12 (the context) always.
         insns, placeholder = self.insns, self.placeholder
@@ -663,7 +663,7 @@ class _Translator:
             a.mov_ri(R10, pc)
             a.jmp(common)
         self._stubs.clear()
-        a.labels[common] = len(a.code)
+        a.label(common)
         a.labels[self.err] = len(a.code) + _FAIL_TAIL_ERR
         a.code += _FAIL_TAIL
         a.code += self._epilogue
