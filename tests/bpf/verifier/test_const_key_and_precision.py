@@ -83,6 +83,49 @@ def test_constant_array_key_is_never_null(kernel, name, store, keyoff, maps, ok)
     assert kernel_ok == ok, log[-300:]
 
 
+# One call instruction reached with a different map on each path (r1 is map[0] on one,
+# map[1] on the other; either path may be explored first): each path's map decides
+# whether the constant key makes r0 non-NULL and whether the helper suits the map type,
+# never the map an earlier visit of the same instruction saw.
+_TWO_MAPS = """call get_prandom_u32
+*(u32 *)(r10 - 8) = 2
+r1 = map[0] ll
+if r0 == 0 goto lookup
+r1 = map[1] ll
+lookup:
+r2 = r10
+r2 += -8
+{call}
+r0 = 0
+exit
+"""
+_DEREF_LOOKUP = "call map_lookup_elem\nr0 = *(u64 *)(r0 + 0)"
+_PERCPU_LOOKUP = "r3 = 0\ncall map_lookup_percpu_elem"
+
+TWO_MAP_CASES = [
+    # (call, maps, accepted)
+    (_DEREF_LOOKUP, "0=array:4:8:4 1=array:4:8:4", True),
+    (_DEREF_LOOKUP, "0=array:4:8:4 1=hash:4:8:4", False),
+    (_DEREF_LOOKUP, "0=hash:4:8:4 1=array:4:8:4", False),
+    (_DEREF_LOOKUP, "0=array:4:8:4 1=array:4:8:2", False),    # key 2 is inside only one
+    (_DEREF_LOOKUP, "0=array:4:8:2 1=array:4:8:4", False),
+    # the percpu lookup takes only per-CPU maps (check_map_func_compatibility)
+    (_PERCPU_LOOKUP, "0=percpu_array:4:8:4 1=percpu_array:4:8:4", True),
+    (_PERCPU_LOOKUP, "0=percpu_array:4:8:4 1=array:4:8:4", False),
+    (_PERCPU_LOOKUP, "0=array:4:8:4 1=percpu_array:4:8:4", False),
+]
+
+
+@pytest.mark.parametrize("call,maps,ok", TWO_MAP_CASES,
+                         ids=[f"{c[0].split()[-1]}-{c[1]}" for c in TWO_MAP_CASES])
+def test_one_call_two_maps(kernel, call, maps, ok):
+    case = _case(_TWO_MAPS.format(call=call), maps)
+    ours_ok, _ = _ours(case)
+    kernel_ok, log = _kernel(case)
+    assert ours_ok == ok
+    assert kernel_ok == ok, log[-300:]
+
+
 # a loop whose NULL branch goes back to the loop head: every pending branch is pruned
 # within a few instructions when the sum (stored into the map value, then only returned)
 # is imprecise and its dead link to r2 does not count

@@ -7,6 +7,25 @@
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.common cimport _Checkpoint, _DInsn, _flag
 cimport uringbpf.bpf.verifier.scalar as sc
+cimport cython
+
+# the argument kinds _call_helper compares, as C integers
+cdef int _K_ANYTHING, _K_SCALAR, _K_CTX, _K_MAP, _K_MAP_KEY, _K_MAP_VALUE, _K_MEM
+cdef int _K_SIZE, _K_SIZE_NONZERO, _K_ALLOC_SIZE, _K_RINGBUF_MEM, _K_TRUSTED, _K_FUNC
+cdef int _K_STACK, _K_SPIN_LOCK, _K_UNSUPPORTED
+
+@cython.locals(o=Py_ssize_t, k=Py_ssize_t, base=Py_ssize_t, top=Py_ssize_t, kinds=str)
+cpdef _constant_array_key(State st, Reg key, Py_ssize_t size)
+
+cdef class _CallPlan:
+    cdef public object proto, name, helper_id, refusal, ret, ret_size, special_args
+    cdef public object release_idx, elem_size, map, map_checked
+    cdef public tuple args, kinds
+    cdef public bint is_kfunc, ret_mem, trusted_args, raw_read, map_lookup, iter_next
+    cdef public bint nullable, acquires, arena_ret, array_map
+    cdef public Py_ssize_t ret_size_arg, iter_next_arg, slice_arg, new_from_iter_arg
+    cdef public object key_size, value_size, max_entries
+    cdef public Reg map_value
 
 cdef class CallsMixin:
     cdef public object program, platform, insns, ptype, sleepable, cfg, global_funcs
@@ -33,5 +52,8 @@ cdef class CallsMixin:
     cpdef tuple _branch_precision(self)
     cpdef _do_call(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _do_exit(self, State st)
-    cpdef _call_helper(self, State st, proto, Py_ssize_t pc, bint is_kfunc)
-    cpdef Reg _ret_reg(self, State st, proto, Py_ssize_t pc, meta_map, alloc_size, bint is_kfunc)
+    cpdef _CallPlan _call_plan(self, _DInsn insn, Py_ssize_t pc, h)
+    @cython.locals(i=Py_ssize_t, regno=Py_ssize_t, pending=Py_ssize_t, code=int, kinds=tuple,
+                   special_args=dict, regs=list, reg=Reg, preg=Reg, sreg=Reg, v=tuple)
+    cpdef _call_helper(self, State st, _CallPlan plan, Py_ssize_t pc)
+    cpdef Reg _ret_reg(self, State st, _CallPlan plan, Py_ssize_t pc, meta_map, alloc_size)

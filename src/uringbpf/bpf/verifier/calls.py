@@ -16,14 +16,14 @@ from ..isa import (  # names: cheaper than module attributes, per instruction
 from .state import (
     CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
     PTR_TRUSTED, SCALAR, SLOT_UNINIT, UNINIT, UNKNOWN_SCALAR, Frame, ObjSlot, Reg, State,
-    const_reg,
+    const_reg, copy_reg,
 )
 from .common import FUNC_ONLY_MAP_TYPES, MAP_TYPE_ONLY_FUNCS, MEM_ARG_TYPES
 from .common import (
     Num, _BTF_KIND_ENUM, _BTF_KIND_ENUM64, _Checkpoint, _BTF_KIND_FUNC, _BTF_KIND_INT, _BTF_KIND_PTR,
-    _BTF_KIND_STRUCT, ARENA_MEM, MAX_VAR_OFF, _BTF_FUNC_GLOBAL, _GlobalFunc, _MEM_ARGS,
-    _MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY, _RAW_READ_HELPERS, _Reject, _SIZE_ARGS, _flag,
-    _obj_type_name, _ArgK, _RetK,
+    _BTF_KIND_STRUCT, ARENA_MEM, MAX_VAR_OFF, _BTF_FUNC_GLOBAL, _GlobalFunc,
+    _MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY, _RAW_READ_HELPERS, _Reject, _flag,
+    _obj_type_name, _ArgK, _RetK, _DInsn, map_ro,
 )
 
 #: how often one verification recomputes the decided branches' precision (_branch_precision)
@@ -53,17 +53,14 @@ def _smin_smax(reg: Reg) -> str:
     return text or " unknown scalar value"
 
 
-def _constant_array_key(st: State, key: Reg, m) -> int | None:
-    """The key of ``bpf_map_lookup_elem`` on an array map when the verifier knows it
-    from the stack, as Linux 6.14+ reads it (get_constant_map_key): a key pointer into
-    a frame at a constant offset, and there either key_size zero bytes from the key up
-    to the top of its 8-byte slot, or a spilled constant scalar whose spilled bytes from
-    the key to the top of the slot are exactly key_size (a 4-byte spill at the slot's
-    start; the upper half of an 8-byte spill, which gives the whole spilled value, as
-    there).  None: not known, or not an array map (the result stays nullable)."""
-    if getattr(m, "type", None) not in (_MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY):
-        return None
-    size = getattr(m, "key_size", 0)
+def _constant_array_key(st: State, key: Reg, size: Num) -> int | None:
+    """The key of ``bpf_map_lookup_elem`` on an array map (of ``size``-byte keys) when the
+    verifier knows it from the stack, as Linux 6.14+ reads it (get_constant_map_key): a
+    key pointer into a frame at a constant offset, and there either key_size zero bytes
+    from the key up to the top of its 8-byte slot, or a spilled constant scalar whose
+    spilled bytes from the key to the top of the slot are exactly key_size (a 4-byte spill
+    at the slot's start; the upper half of an 8-byte spill, which gives the whole spilled
+    value, as there).  None: not known (the result stays nullable)."""
     if key.t != PTR_STACK or key.var[5] or key.frame >= len(st.frames) or size <= 0:
         return None
     o = key.off + sc.s64(key.var[4])
@@ -74,8 +71,10 @@ def _constant_array_key(st: State, key: Reg, m) -> int | None:
     if slot is None or size > top - o:
         return None
     kind = slot[0]
-    if kind in ("B", "H") and slot[1][o - base:o - base + size] == "0" * size:
-        return 0
+    if kind == "B" or kind == "H":
+        kinds: str = slot[1]
+        if kinds.count("0", o - base, o - base + size) == size:
+            return 0
     if kind == "S" and top - o == size:
         r = slot[1]
     elif kind == "H" and o == base and size == 4:
@@ -85,6 +84,123 @@ def _constant_array_key(st: State, key: Reg, m) -> int | None:
     if r is None or r.t != SCALAR or r.var[5]:
         return None
     return r.var[4]
+
+
+# The argument kinds as _call_helper tells them apart (_CallPlan.kinds): small integers,
+# compared in C in the compiled core, where Arg members would be Python compares
+_K_ANYTHING, _K_SCALAR, _K_CTX, _K_MAP, _K_MAP_KEY, _K_MAP_VALUE, _K_MEM = range(7)
+_K_SIZE, _K_SIZE_NONZERO, _K_ALLOC_SIZE, _K_RINGBUF_MEM, _K_TRUSTED, _K_FUNC = range(7, 13)
+_K_STACK, _K_SPIN_LOCK, _K_UNSUPPORTED = range(13, 16)
+_KIND_CODES = {
+    Arg.ANYTHING: _K_ANYTHING, Arg.SCALAR: _K_SCALAR, Arg.CTX: _K_CTX,
+    Arg.CONST_MAP_PTR: _K_MAP, Arg.MAP_KEY: _K_MAP_KEY, Arg.MAP_VALUE: _K_MAP_VALUE,
+    Arg.MEM: _K_MEM, Arg.UNINIT_MEM: _K_MEM, Arg.MEM_OR_NULL: _K_MEM,
+    Arg.CONST_SIZE: _K_SIZE_NONZERO, Arg.CONST_SIZE_OR_ZERO: _K_SIZE,
+    Arg.CONST_ALLOC_SIZE: _K_ALLOC_SIZE, Arg.RINGBUF_MEM: _K_RINGBUF_MEM,
+    Arg.TRUSTED_PTR: _K_TRUSTED, Arg.FUNC: _K_FUNC, Arg.STACK_PTR: _K_STACK,
+    Arg.SPIN_LOCK: _K_SPIN_LOCK,
+}
+
+
+class _CallPlan:
+    """What the checks of one helper or kfunc call instruction take from its prototype,
+    worked out at the instruction's first visit (``_DInsn.call``): its flags parsed, its
+    argument kinds as small integers, and the refusals that depend on nothing but the
+    prototype and the program (type, sleepable).  A loop calls the same helper thousands
+    of times; parsing the flags on each visit was a third of a call's checks.
+
+    The map a call's map argument named last (``map``) comes with the facts the checks
+    read from it (:meth:`set_map`), and ``map_checked`` is the map the helper/map-type
+    verdict was last given for: the same map object on the next visit needs neither."""
+
+    __slots__ = ("proto", "name", "is_kfunc", "helper_id", "args", "kinds", "refusal",
+                 "ret", "ret_mem", "ret_size", "ret_size_arg", "special_args", "trusted_args",
+                 "release_idx", "raw_read", "map_lookup", "iter_next", "iter_next_arg",
+                 "slice_arg", "new_from_iter_arg", "nullable", "acquires", "elem_size",
+                 "arena_ret", "map", "map_checked", "key_size", "value_size", "max_entries",
+                 "array_map", "map_value")
+
+    def __init__(self, proto, is_kfunc: bool, helper_id: int, ptype, sleepable: bool):
+        name = self.name = proto.name
+        self.proto = proto
+        self.is_kfunc = is_kfunc
+        self.helper_id = helper_id
+        self.args = tuple(proto.args)
+        self.kinds = tuple([_KIND_CODES.get(k, _K_UNSUPPORTED) for k in proto.args])
+        # the refusals _call_helper makes before reading any argument, in its order
+        self.refusal = None
+        if proto.prog_types is not None and not (
+                ({ptype.name} | set(ptype.groups)) & set(proto.prog_types)):
+            self.refusal = (f"{'kfunc' if is_kfunc else 'helper'} {name} is not allowed in "
+                            f"{ptype.name} programs")
+        elif (proto.sleepable_only or _flag(proto, "KF_SLEEPABLE") is not None) and not sleepable:
+            # the kernel's texts (check_kfunc_call / check_helper_call); a sleepable
+            # program is one in a ".s" section
+            self.refusal = (f"program must be sleepable to call sleepable kfunc {name}"
+                            if is_kfunc else
+                            f"sleepable helper {name}#{helper_id} in non-sleepable prog")
+        elif len(proto.args) > 5:
+            self.refusal = f"{name} has more than 5 arguments"
+        self.ret = proto.ret
+        self.ret_mem = proto.ret in (_RetK.MEM_OR_NULL, _RetK.MEM, _RetK.RINGBUF_MEM_OR_NULL)
+        self.ret_size = proto.ret_size
+        self.ret_size_arg = -1 if proto.ret_size_arg is None else proto.ret_size_arg
+        iter_new = _flag(proto, "ITER_NEW")
+        iter_next = _flag(proto, "ITER_NEXT")
+        iter_destroy = _flag(proto, "ITER_DESTROY")
+        dyn_new = _flag(proto, "DYNPTR_NEW")
+        dyn_use = _flag(proto, "DYNPTR")
+        iter_arg = _flag(proto, "ITER_ARG")
+        # the stack-object arguments (iterators, dynptrs), checked by _stack_object_arg
+        special: dict[int, str] = {}
+        if iter_new is not None:
+            special[int(iter_new or 0)] = "iter_new"
+        if iter_next is not None:
+            special[int(iter_next or 0)] = "iter"
+        if iter_destroy is not None:
+            special[int(iter_destroy or 0)] = "iter"
+        if iter_arg is not None:
+            # ITER_ARG:n[:T] — arg n must be an initialised iterator (of type T), used
+            # only as an argument: no next() loop point, no destroy (the kernel's __iter)
+            special[int(iter_arg.split(":")[0] or 0)] = "iter_arg"
+        if dyn_new is not None:
+            special[int(dyn_new or 0)] = "dynptr_new"
+        if dyn_use is not None:
+            special[int(dyn_use or 0)] = "dynptr"
+        self.special_args = special
+        self.trusted_args = _flag(proto, "KF_TRUSTED_ARGS") is not None
+        release_idx = proto.releases
+        if release_idx is None and _flag(proto, "KF_RELEASE") is not None:
+            release_idx = 0
+        self.release_idx = release_idx
+        self.raw_read = name in _RAW_READ_HELPERS
+        self.map_lookup = name == "bpf_map_lookup_elem" and not is_kfunc
+        self.iter_next = iter_next is not None
+        self.iter_next_arg = int(iter_next or 0) if iter_next is not None else -1
+        # a dynptr slice (tied to its dynptr), a dynptr made from an iterator's element
+        self.slice_arg = (int(dyn_use or 0) if dyn_use is not None
+                          and proto.ret in (_RetK.MEM_OR_NULL, _RetK.MEM) else -1)
+        self.new_from_iter_arg = (int(iter_arg.split(":")[0] or 0)
+                                  if dyn_new is not None and iter_arg is not None else -1)
+        # the return value (_ret_reg)
+        self.nullable = (_flag(proto, "RET_NULL") is not None
+                         or _flag(proto, "KF_RET_NULL") is not None or self.iter_next)
+        self.acquires = bool(proto.acquires or _flag(proto, "KF_ACQUIRE") is not None)
+        self.elem_size = _flag(proto, "RET_ELEM_SIZE")
+        self.arena_ret = _flag(proto, "ARENA_RET") is not None
+        self.map = self.map_checked = self.map_value = None
+        self.key_size = self.value_size = self.max_entries = 0
+        self.array_map = False
+
+    def set_map(self, m) -> None:
+        """Read the facts the checks need from ``m``, the map the map argument names now."""
+        self.map = m
+        self.key_size = getattr(m, "key_size", 0)
+        self.value_size = getattr(m, "value_size", 0)
+        self.max_entries = getattr(m, "max_entries", 0)
+        self.array_map = getattr(m, "type", None) in (_MAP_TYPE_ARRAY, _MAP_TYPE_PERCPU_ARRAY)
+        # the value pointer a lookup returns, but for its id (_ret_reg)
+        self.map_value = Reg(PTR_MAP_VALUE, obj=m, null=True, ro=map_ro(m))
 
 
 class CallsMixin:
@@ -172,7 +288,7 @@ class CallsMixin:
             name = self.program.kfuncs[insn.imm]
             if h is None:
                 raise _Reject(f"calling kernel function {name} is not allowed")
-        self._call_helper(st, h.proto, pc, h.is_kfunc)
+        self._call_helper(st, self._call_plan(insn, pc, h), pc)
         return pc + 1
 
     @staticmethod
@@ -438,68 +554,48 @@ class CallsMixin:
             if r.ref == ref:
                 st.set_reg_anywhere(f, where, UNINIT)
 
-    def _call_helper(self, st: State, proto, pc: Num, is_kfunc: bool) -> None:
-        name = proto.name
+    def _call_plan(self, insn: _DInsn, pc: Num, h) -> _CallPlan:
+        """The call instruction's :class:`_CallPlan`, made at its first visit."""
+        plan = insn.call
+        if plan is None:
+            plan = insn.call = _CallPlan(h.proto, h.is_kfunc, self.insns[pc].imm,
+                                         self.ptype, self.sleepable)
+        return plan
+
+    def _call_helper(self, st: State, plan: _CallPlan, pc: Num) -> None:
+        proto = plan.proto
+        name = plan.name
         self._ret_size_value = None
-        if proto.ret_size_arg is not None:
-            sreg = st.frames[-1].regs[proto.ret_size_arg + 1]
-            if sreg.t == SCALAR and sreg.is_const:
-                self._ret_size_value = sreg.value
-            elif proto.ret in (_RetK.MEM_OR_NULL, _RetK.MEM, _RetK.RINGBUF_MEM_OR_NULL):
+        if plan.ret_size_arg >= 0:
+            sreg: Reg = st.frames[-1].regs[plan.ret_size_arg + 1]
+            if sreg.t == SCALAR and sreg.var[5] == 0:
+                self._ret_size_value = sreg.var[4]
+            elif plan.ret_mem:
                 # the kernel's texts: a kfunc's size argument (check_kfunc_args), a
                 # helper's (check_func_arg, stray quote included)
-                raise _Reject(f"R{proto.ret_size_arg + 1} is not a const" if is_kfunc else
-                              f"R{proto.ret_size_arg + 1} is not a known constant'")
-        if proto.prog_types is not None:
-            names = {self.ptype.name} | set(self.ptype.groups)
-            if not names & set(proto.prog_types):
-                raise _Reject(f"{'kfunc' if is_kfunc else 'helper'} {name} is not allowed in "
-                              f"{self.ptype.name} programs")
-        if (proto.sleepable_only or _flag(proto, "KF_SLEEPABLE") is not None) and not self.sleepable:
-            # the kernel's texts (check_kfunc_call / check_helper_call); a sleepable
-            # program is one in a ".s" section
-            raise _Reject(f"program must be sleepable to call sleepable kfunc {name}" if is_kfunc
-                          else f"sleepable helper {name}#{self.insns[pc].imm} in non-sleepable prog")
+                raise _Reject(f"R{plan.ret_size_arg + 1} is not a const" if plan.is_kfunc else
+                              f"R{plan.ret_size_arg + 1} is not a known constant'")
+        if plan.refusal is not None:
+            raise _Reject(plan.refusal)
         regs = st.frames[-1].regs
-        iter_new = _flag(proto, "ITER_NEW")
-        iter_next = _flag(proto, "ITER_NEXT")
-        iter_destroy = _flag(proto, "ITER_DESTROY")
-        dyn_new = _flag(proto, "DYNPTR_NEW")
-        dyn_use = _flag(proto, "DYNPTR")
-        special_args: dict[int, str] = {}
-        if iter_new is not None:
-            special_args[int(iter_new or 0)] = "iter_new"
-        if iter_next is not None:
-            special_args[int(iter_next or 0)] = "iter"
-        if iter_destroy is not None:
-            special_args[int(iter_destroy or 0)] = "iter"
-        iter_arg = _flag(proto, "ITER_ARG")
-        if iter_arg is not None:
-            # ITER_ARG:n[:T] — arg n must be an initialised iterator (of type T), used
-            # only as an argument: no next() loop point, no destroy (the kernel's __iter)
-            special_args[int(iter_arg.split(":")[0] or 0)] = "iter_arg"
-        if dyn_new is not None:
-            special_args[int(dyn_new or 0)] = "dynptr_new"
-        if dyn_use is not None:
-            special_args[int(dyn_use or 0)] = "dynptr"
-        trusted_args = _flag(proto, "KF_TRUSTED_ARGS") is not None
+        special_args = plan.special_args
         meta_map = None
         const_key = None        # an array lookup's key, when the verifier knows it
         alloc_size = None
         callback = None
-        pending_mem: tuple[int, Arg] | None = None
-        release_idx = proto.releases
-        if release_idx is None and _flag(proto, "KF_RELEASE") is not None:
-            release_idx = 0
-        if len(proto.args) > 5:
-            raise _Reject(f"{name} has more than 5 arguments")
-        for i, kind in enumerate(proto.args):
+        pending = -1            # the register of a memory argument waiting for its size
+        pending_kind = None
+        release_idx = plan.release_idx
+        kinds = plan.kinds
+        for i in range(len(kinds)):
             regno = i + 1
             if i in special_args:
                 self.read_reg(st, regno)
                 continue
             reg = self.read_reg(st, regno)
-            if kind in _SIZE_ARGS:
+            code = kinds[i]
+            kind = plan.args[i]
+            if code == _K_SIZE or code == _K_SIZE_NONZERO:
                 if reg.t != SCALAR:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=scalar")
                 v = reg.var
@@ -507,87 +603,92 @@ class CallsMixin:
                     raise _Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
                 if v[1] >= MAX_VAR_OFF:
                     raise _Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
-                if kind == _ArgK.CONST_SIZE and v[0] == 0:
+                if code == _K_SIZE_NONZERO and v[0] == 0:
                     raise _Reject(f"R{regno} invalid zero-sized read: u64=[0,0]")
-                if pending_mem is not None:
-                    pregno, pkind = pending_mem
-                    preg = regs[pregno]
-                    if pkind == _ArgK.MEM_OR_NULL and preg.t == SCALAR:
+                if pending >= 0:
+                    preg = regs[pending]
+                    if pending_kind == _ArgK.MEM_OR_NULL and preg.t == SCALAR:
                         if not (preg.is_const and preg.value == 0) or v[1] != 0:
-                            raise _Reject(f"R{pregno} NULL memory needs a zero size")
+                            raise _Reject(f"R{pending} NULL memory needs a zero size")
                     else:
-                        self._check_mem_region(st, preg, pregno, v[0], v[1],
-                                               write=pkind == _ArgK.UNINIT_MEM, init=pkind != _ArgK.UNINIT_MEM)
-                    pending_mem = None
+                        self._check_mem_region(st, preg, pending, v[0], v[1],
+                                               write=pending_kind == _ArgK.UNINIT_MEM,
+                                               init=pending_kind != _ArgK.UNINIT_MEM)
+                    pending = -1
                 continue
-            if pending_mem is not None:
-                self._check_fixed_mem(st, *pending_mem, regs)
-                pending_mem = None
-            if kind == _ArgK.ANYTHING:
+            if pending >= 0:
+                self._check_fixed_mem(st, pending, pending_kind, regs)
+                pending = -1
+            if code == _K_ANYTHING:
                 continue
-            if kind == _ArgK.SCALAR:
+            if code == _K_SCALAR:
                 if reg.t != SCALAR:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=scalar")
-            elif kind == _ArgK.CTX:
+            elif code == _K_CTX:
                 if reg.t != PTR_CTX or reg.off or not sc.is_const(reg.var) or reg.var[4] or reg.null:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=ctx (unmodified)")
-            elif kind == _ArgK.CONST_MAP_PTR:
+            elif code == _K_MAP:
                 if reg.t != CONST_MAP:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=map_ptr")
                 meta_map = reg.obj
-            elif kind in (_ArgK.MAP_KEY, _ArgK.MAP_VALUE):
+                if meta_map is not plan.map:
+                    plan.set_map(meta_map)
+            elif code == _K_MAP_KEY or code == _K_MAP_VALUE:
                 if meta_map is None:
                     raise _Reject(f"R{regno} map key/value argument without a map argument before it")
-                size = getattr(meta_map, "key_size" if kind == _ArgK.MAP_KEY else "value_size", 0)
+                size = plan.key_size if code == _K_MAP_KEY else plan.value_size
                 if size == 0:
                     # a ring buffer's key/value (check_stack_range_initialized)
                     raise _Reject("invalid zero-sized read")
                 self._check_mem_region(st, reg, regno, size, size, write=False, init=True)
-                if kind == _ArgK.MAP_KEY and name == "bpf_map_lookup_elem" and not is_kfunc:
-                    const_key = _constant_array_key(st, reg, meta_map)
-            elif kind in _MEM_ARGS:
+                if code == _K_MAP_KEY and plan.map_lookup and plan.array_map:
+                    const_key = _constant_array_key(st, reg, size)
+            elif code == _K_MEM:
                 if kind != _ArgK.MEM_OR_NULL or reg.t != SCALAR:
                     if reg.t == SCALAR:
                         raise _Reject(f"R{regno} type=scalar expected={MEM_ARG_TYPES}")
-                pending_mem = (regno, kind)
-            elif kind == _ArgK.CONST_ALLOC_SIZE:
+                pending = regno
+                pending_kind = kind
+            elif code == _K_ALLOC_SIZE:
                 if not reg.is_const or reg.value == 0 or reg.value >= MAX_VAR_OFF:
                     raise _Reject(f"R{regno} must be a known constant size > 0")
                 alloc_size = reg.value
-            elif kind == _ArgK.RINGBUF_MEM:
+            elif code == _K_RINGBUF_MEM:
                 if reg.t != PTR_MEM or not reg.ref or reg.null:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=ringbuf_mem")
                 if reg.off or not sc.is_const(reg.var) or reg.var[4]:
                     raise _Reject(f"R{regno} must have zero offset when passed to release func or trusted arg to kfunc")
                 if release_idx is None:
                     release_idx = i
-            elif kind == _ArgK.TRUSTED_PTR:
+            elif code == _K_TRUSTED:
                 if reg.t != PTR_TRUSTED or reg.null:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=trusted_ptr")
-                if trusted_args and (reg.off or reg.var[4]):
+                if plan.trusted_args and (reg.off or reg.var[4]):
                     raise _Reject(f"R{regno} must be an unmodified trusted pointer")
-            elif kind == _ArgK.FUNC:
+            elif code == _K_FUNC:
                 if reg.t != PTR_FUNC:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=func")
                 if callback is not None:
                     raise _Reject(f"{name}: more than one callback argument")
-                nxt = regs[regno + 1] if regno < 5 and i + 1 < len(proto.args) else UNINIT
+                nxt = regs[regno + 1] if regno < 5 and i + 1 < len(kinds) else UNINIT
                 callback = (reg.size, nxt)
-            elif kind == _ArgK.STACK_PTR:
+            elif code == _K_STACK:
                 if reg.t != PTR_STACK:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=fp")
-            elif kind == _ArgK.SPIN_LOCK:
+            elif code == _K_SPIN_LOCK:
                 if reg.t != PTR_MAP_VALUE:
                     raise _Reject(f"R{regno} type={reg.type_name()} expected=map_value (spin lock)")
                 self._check_mem_region(st, reg, regno, 4, 4, write=True, init=False)
                 self._spin_lock_arg(st, name, reg, regno)
             else:
                 raise _Reject(f"R{regno} argument kind {kind} is not supported by the verifier")
-        if pending_mem is not None:
-            self._check_fixed_mem(st, *pending_mem, regs)
-        if meta_map is not None and not is_kfunc:
-            self._check_map_func(meta_map, name, self.insns[pc].imm)
-        if name in _RAW_READ_HELPERS:
+        if pending >= 0:
+            self._check_fixed_mem(st, pending, pending_kind, regs)
+        if meta_map is not None and not plan.is_kfunc and plan.map_checked is not meta_map:
+            # (a verdict on the pair: once per call instruction and map)
+            self._check_map_func(meta_map, name, plan.helper_id)
+            plan.map_checked = meta_map
+        if plan.raw_read:
             self._check_raw_read_src(st, regs)
         # releases
         if release_idx is not None:
@@ -597,16 +698,17 @@ class CallsMixin:
                               f"release function {name}")
             self._release(st, reg.ref)
         # stack objects (iterators, dynptrs)
-        iter_reg = regs[int(iter_next or 0) + 1] if iter_next is not None else None
+        iter_reg = regs[plan.iter_next_arg + 1] if plan.iter_next_arg >= 0 else None
         slice_of = None
-        if dyn_use is not None and proto.ret in (_RetK.MEM_OR_NULL, _RetK.MEM):
-            slice_of = self._stack_obj_at(st, regs[int(dyn_use or 0) + 1])
+        if plan.slice_arg >= 0:
+            slice_of = self._stack_obj_at(st, regs[plan.slice_arg + 1])
         iter_of_new = None
-        if dyn_new is not None and iter_arg is not None:
-            iter_of_new = self._stack_obj_at(st, regs[int(iter_arg.split(":")[0] or 0) + 1])
+        if plan.new_from_iter_arg >= 0:
+            iter_of_new = self._stack_obj_at(st, regs[plan.new_from_iter_arg + 1])
         self._new_dynptr_parent = iter_of_new.ref if iter_of_new is not None else 0
-        for i, what in special_args.items():
-            self._stack_object_arg(st, proto, pc, i + 1, what)
+        if special_args:
+            for i, what in special_args.items():
+                self._stack_object_arg(st, proto, pc, i + 1, what)
         if callback is not None:
             # one path runs the callback (again and again, see _do_exit); this one
             # returns from the helper without calling it
@@ -618,14 +720,16 @@ class CallsMixin:
         # clobber caller-saved registers, set r0
         for i in range(1, 6):
             regs[i] = UNINIT
-        regs[0] = self._ret_reg(st, proto, pc, meta_map, alloc_size, is_kfunc)
-        if const_key is not None and 0 <= const_key < getattr(meta_map, "max_entries", 0):
+        r0 = self._ret_reg(st, plan, pc, meta_map, alloc_size)
+        if const_key is not None and 0 <= const_key < plan.max_entries:
             # an array element that exists: never NULL (the kernel's elided nullness,
             # Linux 6.14+, check_helper_call); it keeps its id for bpf_spin_lock pairing
-            regs[0] = regs[0].replace(null=False)
-        if slice_of is not None and regs[0].is_ptr:
+            r0 = copy_reg(r0)
+            r0.null = False
+        if slice_of is not None and r0.t >= PTR_CTX:
             # tied to its dynptr, like the kernel's dynptr_id (#13 item 7)
-            regs[0] = regs[0].replace(dyn=slice_of.id)
+            r0 = r0.replace(dyn=slice_of.id)
+        regs[0] = r0
         if iter_reg is not None:
             it = self._iter_obj(st, iter_reg)
             if it is not None:
@@ -756,49 +860,50 @@ class CallsMixin:
                 st.refs.pop(obj.ref, None)
         return None
 
-    def _ret_reg(self, st: State, proto, pc: Num, meta_map, alloc_size, is_kfunc: bool) -> Reg:
-        ret = proto.ret
-        nullable = _flag(proto, "RET_NULL") is not None or _flag(proto, "KF_RET_NULL") is not None
-        if _flag(proto, "ITER_NEXT") is not None:
-            nullable = True
-        acquires = proto.acquires or _flag(proto, "KF_ACQUIRE") is not None
+    def _ret_reg(self, st: State, plan: _CallPlan, pc: Num, meta_map, alloc_size) -> Reg:
+        ret = plan.ret
+        r: Reg
         if ret == _RetK.INTEGER:
-            if _flag(proto, "ITER_NEXT") is not None and proto.ret_size:
+            if plan.iter_next and plan.ret_size:
                 # read-only, as in the kernel: the element belongs to the iterator
-                return Reg(PTR_MEM, size=proto.ret_size, null=True, id=self.new_id(), ro=True)
+                return Reg(PTR_MEM, size=plan.ret_size, null=True, id=self.new_id(), ro=True)
             return UNKNOWN_SCALAR
         if ret == _RetK.VOID:
             return UNINIT
+        acquires = plan.acquires
         if ret == _RetK.MAP_VALUE_OR_NULL:
             if meta_map is None:
-                raise _Reject(f"{proto.name} returns a map value but has no map argument")
-            r = Reg(PTR_MAP_VALUE, obj=meta_map, null=True, id=self.new_id(), ro=self._map_ro(meta_map))
-        elif ret in (_RetK.MEM_OR_NULL, _RetK.MEM, _RetK.RINGBUF_MEM_OR_NULL):
-            size = proto.ret_size
-            if proto.ret_size_arg is not None:
+                raise _Reject(f"{plan.name} returns a map value but has no map argument")
+            # (the map argument set plan.map and its value pointer, set_map)
+            r = copy_reg(plan.map_value)
+            self.next_id += 1       # (new_id, inline)
+            r.id = self.next_id
+        elif plan.ret_mem:
+            size = plan.ret_size
+            if plan.ret_size_arg >= 0:
                 # the size argument was checked above; its register is clobbered now, so
                 # it was recorded before clobbering (see _call_helper)
                 size = self._ret_size_value
             if size is None and alloc_size is not None:
                 size = alloc_size
-            ro = _flag(proto, "ITER_NEXT") is not None
-            elem = _flag(proto, "RET_ELEM_SIZE")
+            ro = plan.iter_next
+            elem = plan.elem_size
             if size == 0 and elem:
                 # the kernel's rule for `T *f(..., rdwr_buf_size)` returning a pointer to a
                 # scalar T: size 0 means sizeof(T) read-only bytes
                 size, ro = int(elem), True
             if size is None or size <= 0:
-                raise _Reject(f"{proto.name}: size of the returned memory must be a known constant")
-            null = ret != _RetK.MEM or nullable
+                raise _Reject(f"{plan.name}: size of the returned memory must be a known constant")
+            null = ret != _RetK.MEM or plan.nullable
             r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0,
-                    obj=ARENA_MEM if _flag(proto, "ARENA_RET") is not None else None, ro=ro)
+                    obj=ARENA_MEM if plan.arena_ret else None, ro=ro)
             if ret == _RetK.RINGBUF_MEM_OR_NULL:
                 acquires = True
         else:
             return UNKNOWN_SCALAR
         if acquires:
             ref = self.new_id()
-            st.refs[ref] = (proto.name, pc)
+            st.refs[ref] = (plan.name, pc)
             r = r.replace(ref=ref)
         return r
 

@@ -7,6 +7,7 @@ cdef class _DInsn:
     cdef public Reg kreg
     cdef public object memo_a, memo_b, memo_r
     cdef public Py_ssize_t memo_looks, memo_hits
+    cdef public object call
 
 # typed slots: the explorer reads them for every stored state it compares against
 cdef class _Checkpoint:

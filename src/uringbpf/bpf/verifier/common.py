@@ -104,7 +104,7 @@ class _DInsn:
 
     __slots__ = ("opcode", "dst", "src", "off", "imm", "imm64", "cls", "op", "source", "size",
                  "mode", "insn", "kreg", "memo_a", "memo_b", "memo_r", "memo_looks",
-                 "memo_hits")
+                 "memo_hits", "call")
 
     def __init__(self, insn: isa.Insn):
         self.insn = insn
@@ -133,6 +133,8 @@ class _DInsn:
         # this instruction's lookups in the shared caches and how many found their
         # answer there (shared_memo_pays)
         self.memo_looks = self.memo_hits = 0
+        # a call instruction's calls._CallPlan, made at its first visit
+        self.call = None
 
     def __getattr__(self, name: str):
         return getattr(self.insn, name)
@@ -183,10 +185,6 @@ _JMP_TO_CMP = {
 }
 _SIGNED_CMP = {sc.SGT, sc.SGE, sc.SLT, sc.SLE}
 _NOT_NULL_TYPES = {PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, CONST_MAP}
-# tuples, not sets: a set of Enum members hashes each one through Enum.__hash__, a Python
-# function (per argument of every call instruction); a tuple compares by identity first
-_MEM_ARGS = (Arg.MEM, Arg.UNINIT_MEM, Arg.MEM_OR_NULL)
-_SIZE_ARGS = (Arg.CONST_SIZE, Arg.CONST_SIZE_OR_ZERO)
 #: Arg's and Ret's members as attributes of plain classes: on Python 3.11 every attribute
 #: of an Enum class is looked up through EnumType.__getattr__'s slow hook, and the call
 #: checks compare an argument's kind with a dozen of them per argument
@@ -215,6 +213,14 @@ def gc_paused(fn):
         finally:
             gc.enable()
     return paused
+
+
+def map_ro(m) -> bool:
+    """Whether programs may only read the values of map ``m`` (BPF_F_RDONLY_PROG)."""
+    flags = getattr(m, "map_flags", None)
+    if flags is None:
+        flags = getattr(m, "flags", 0) or 0
+    return bool(int(flags) & BPF_F_RDONLY_PROG)
 
 
 def _flag(proto, name: str) -> str | None:

@@ -20,7 +20,7 @@ from .state import (
 )
 from .memory import MemoryMixin
 from .common import (
-    BPF_F_RDONLY_PROG, LEN_ID, MAX_VAR_OFF, Num, _DInsn, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
+    map_ro, LEN_ID, MAX_VAR_OFF, Num, _DInsn, _JMP_TO_CMP, _NOT_NULL_TYPES, _Reject,
     _MAP_TYPE_ARENA, _SIGNED_CMP, ARENA_MEM, _arena_castable, _is_arena_ptr, _sdivmod,
     shared_memo_pays,
 )
@@ -670,17 +670,10 @@ class TransferMixin(MemoryMixin):
             vs = getattr(m, "value_size", 0)
             if not 0 <= off < max(vs, 1):
                 raise _Reject(f"invalid access to map value pointer, value_size={vs} off={off}")
-            return Reg(PTR_MAP_VALUE, off=off, obj=m, ro=self._map_ro(m))
+            return Reg(PTR_MAP_VALUE, off=off, obj=m, ro=map_ro(m))
         if src == PSEUDO_FUNC:
             return Reg(PTR_FUNC, size=pc + insn.imm + 1)
         return None
-
-    @staticmethod
-    def _map_ro(m) -> bool:
-        flags = getattr(m, "map_flags", None)
-        if flags is None:
-            flags = getattr(m, "flags", 0) or 0
-        return bool(int(flags) & BPF_F_RDONLY_PROG)
 
     # ------------------------------------------------------------ conditional jumps
 
