@@ -44,6 +44,7 @@ cdef class CallsMixin:
     cdef public set decided_pcs
     cdef public object _branch_prec
     cdef public Py_ssize_t _branch_recomputes
+    cdef public list _masks1, _impr1, _precise_slots
 
     cpdef Reg read_reg(self, State st, Py_ssize_t regno)
     cpdef write_reg(self, State st, Py_ssize_t regno, Reg reg)

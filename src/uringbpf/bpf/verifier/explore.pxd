@@ -27,7 +27,7 @@ cdef class Verifier(TransferMixin):
     cpdef tuple _loop_sig(self, State st, Py_ssize_t pc)
     @cython.locals(i=Py_ssize_t, lst=list, masks=list, jmps=Py_ssize_t, insns=Py_ssize_t,
                    add_new=bint, force_new=bint, iter_point=bint, may_goto=bint,
-                   impr_by_decided=list)
+                   impr0=list, impr1=list, impr=list)
     cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1
     cpdef _callee(self, insn)
     # the per-instruction loop: its program counter, opcode parts and tables as C values

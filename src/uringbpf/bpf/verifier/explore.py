@@ -204,6 +204,12 @@ class Verifier(TransferMixin):
             self.pc = exc.pc
             self.log(str(exc))
             raise BpfVerifierError(str(exc), self._final_log(), exc.pc) from None
+        # what _is_state_visited reads of the CFG's analyses at every prune point, made
+        # once: the live masks and the imprecise-register masks of a one-frame state
+        self._masks1 = [[live] for live in self.cfg.live_in]
+        self._impr1 = [[live & ~prec] for live, prec in zip(self.cfg.live_in,
+                                                              self.cfg.precise_in)]
+        self._precise_slots = self.cfg.precise_slots
         for pc, insn in enumerate(self.insns):
             if insn.is_call and insn.src != PSEUDO_CALL and not self.cfg.second_slot[pc]:
                 proto = self._proto_for_call(insn)
@@ -646,7 +652,13 @@ class Verifier(TransferMixin):
         instructions, the newest states compared first, a miss counted only when a state
         will be added, and a state evicted once it missed more than 3 + 3 x hits times.
         Storing fewer states than possible is always sound: it only prunes less."""
-        masks = self._live_masks(st, pc) if len(st.frames) > 1 else [self.cfg.live_in[pc]]
+        if len(st.frames) > 1:
+            masks = self._live_masks(st, pc)
+            impr0 = None
+        else:
+            masks = self._masks1[pc]
+            impr0 = self._impr1[pc]
+        impr1 = None        # the imprecise masks for decided checkpoints, made once per visit
         lst = self.explored.get(pc)
         iter_point = pc in self.iter_next_pcs
         d: _DInsn = self._dec[pc]
@@ -659,7 +671,6 @@ class Verifier(TransferMixin):
         add_new = force_new or (jmps >= 2 and insns >= 8)
         if lst:
             cur_sig = None
-            impr_by_decided = [None, None]   # the imprecise masks, made once per visit
             # newest first (the kernel adds at the list head); a state is evicted as soon
             # as it misses once too often, before a later one may hit
             for i in range(len(lst) - 1, -1, -1):
@@ -673,16 +684,18 @@ class Verifier(TransferMixin):
                         self._mark_decided(st)
                         return True
                 elif cp.done:
-                    impr = impr_by_decided[cp.decided]
                     if cp.decided:
                         branch_prec, branch_slots = self._branch_precision()
                         slots = branch_slots[pc]
+                        if impr1 is None:
+                            impr1 = [0] * (len(masks) - 1) + [masks[-1] & ~branch_prec[pc]]
+                        impr = impr1
                     else:
-                        slots = self.cfg.precise_slots[pc]
-                    if impr is None:
-                        prec = branch_prec[pc] if cp.decided else self.cfg.precise_in[pc]
-                        impr = impr_by_decided[cp.decided] = (
-                            [0] * (len(masks) - 1) + [masks[-1] & ~prec])
+                        slots = self._precise_slots[pc]
+                        if impr0 is None:
+                            impr0 = ([0] * (len(masks) - 1)
+                                     + [masks[-1] & ~self.cfg.precise_in[pc]])
+                        impr = impr0
                     ok = state_subsumes(cp.state, st, masks, impr, slots)
                     if ok:
                         cp.hit += 1

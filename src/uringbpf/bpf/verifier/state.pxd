@@ -6,7 +6,9 @@
 cimport cython
 
 cdef class Reg:
-    cdef public object t, var, off, id, ref, frame, obj, size, null, ro, dyn
+    cdef public object t, off, id, ref, frame, obj, size, null, ro, dyn
+    # (a scalar's value or a pointer's variable part: always a scalar.py tuple)
+    cdef public tuple var
 
 cdef class ObjSlot:
     cdef public object kind, type, ref, first, nslots, state, depth, id, parent
@@ -20,7 +22,8 @@ cdef class Frame:
 cdef class State:
     cdef public list frames
     cdef public dict refs
-    cdef public object buf_min, checkpoint, cb_steps, lock, may_goto_depth
+    cdef public object checkpoint, lock
+    cdef public Py_ssize_t buf_min, cb_steps, may_goto_depth
     cpdef State copy(self)
 
 cdef class IdMap:

@@ -573,22 +573,25 @@ def state_subsumes(old: State, cur: State, live_masks: list,
         return False
     if len(old.refs) != len(cur.refs):
         return False
-    ids = IdMap()
     if old.lock is not None or cur.lock is not None:
         # never prune while a lock is held: which element a map-value pointer refers to
         # (its id; 0 for a direct map_value) must match the lock exactly, and locked
         # regions are short (no calls), so exploring them fully costs little
         return False
-    if imprecise_masks is None:
-        imprecise_masks = [0] * len(live_masks)
     # First, cheaply: a precise live register of the innermost frame holding a constant
     # in old covers only that constant (the loop counters that tell most stored states
     # from the current one); reg_subsumes below would refuse the same pairs
     a: Reg
     b: Reg
-    ro_last: list = old.frames[-1].regs
-    rc_last: list = cur.frames[-1].regs
-    fast = live_masks[-1] & ~imprecise_masks[-1]
+    fo: Frame = old.frames[-1]
+    fc: Frame = cur.frames[-1]
+    ro_last: list = fo.regs
+    rc_last: list = fc.regs
+    fast = live_masks[-1]
+    if imprecise_masks is None:
+        imprecise_masks = [0] * len(live_masks)
+    else:
+        fast &= ~imprecise_masks[-1]
     fidx = _MASK_INDEXES.get(fast)
     if fidx is None:
         fidx = _mask_indexes(fast)
@@ -598,10 +601,9 @@ def state_subsumes(old: State, cur: State, live_masks: list,
             b = rc_last[i]
             if b is not a and (b.t != SCALAR or b.var[5] != 0 or b.var[4] != a.var[4]):
                 return False
+    ids = IdMap()
     delta_bases: list = []      # filled on first use by _in_delta_group
-    fo: Frame
-    fc: Frame
-    innermost = old.frames[-1]
+    innermost = fo
     for depth in range(len(old.frames)):
         fo = old.frames[depth]
         fc = cur.frames[depth]
