@@ -43,10 +43,15 @@ import sys
 import tempfile
 import time
 
-import uringbpf  # noqa: F401  (installs the default platform)
-from uringbpf.bpf import cc, verifier
-from uringbpf.bpf.verifier import transfer
-from uringbpf.bpf.object import BpfObject
+# load+JIT times a first load: from the second --repeat on, the verdict cache
+# (bpf/verify_cache.py) would answer load() without verifying, and the ratio would compare
+# a cache read with the kernel's verification
+os.environ.setdefault("URINGBPF_VERIFY_CACHE", "0")
+
+import uringbpf  # noqa: E402,F401  (installs the default platform)
+from uringbpf.bpf import cc, verifier  # noqa: E402
+from uringbpf.bpf.verifier import transfer  # noqa: E402
+from uringbpf.bpf.object import BpfObject  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

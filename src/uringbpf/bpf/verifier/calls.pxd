@@ -21,6 +21,7 @@ cdef class _CallPlan:
     cdef public object proto, name, helper_id, refusal, ret, ret_size, special_args
     cdef public object release_idx, elem_size, map, map_checked
     cdef public tuple args, kinds
+    cdef public bint ret_integer, ret_void, ret_map_value
     cdef public bint is_kfunc, ret_mem, trusted_args, raw_read, map_lookup, iter_next
     cdef public bint nullable, acquires, arena_ret, array_map
     cdef public Py_ssize_t ret_size_arg, iter_next_arg, slice_arg, new_from_iter_arg

@@ -114,7 +114,7 @@ class _CallPlan:
     verdict was last given for: the same map object on the next visit needs neither."""
 
     __slots__ = ("proto", "name", "is_kfunc", "helper_id", "args", "kinds", "refusal",
-                 "ret", "ret_mem", "ret_size", "ret_size_arg", "special_args", "trusted_args",
+                 "ret", "ret_integer", "ret_void", "ret_map_value", "ret_mem", "ret_size", "ret_size_arg", "special_args", "trusted_args",
                  "release_idx", "raw_read", "map_lookup", "iter_next", "iter_next_arg",
                  "slice_arg", "new_from_iter_arg", "nullable", "acquires", "elem_size",
                  "arena_ret", "map", "map_checked", "key_size", "value_size", "max_entries",
@@ -142,6 +142,10 @@ class _CallPlan:
         elif len(proto.args) > 5:
             self.refusal = f"{name} has more than 5 arguments"
         self.ret = proto.ret
+        # (what _ret_reg tells apart at every call, as C booleans)
+        self.ret_integer = proto.ret == _RetK.INTEGER
+        self.ret_void = proto.ret == _RetK.VOID
+        self.ret_map_value = proto.ret == _RetK.MAP_VALUE_OR_NULL
         self.ret_mem = proto.ret in (_RetK.MEM_OR_NULL, _RetK.MEM, _RetK.RINGBUF_MEM_OR_NULL)
         self.ret_size = proto.ret_size
         self.ret_size_arg = -1 if proto.ret_size_arg is None else proto.ret_size_arg
@@ -861,17 +865,16 @@ class CallsMixin:
         return None
 
     def _ret_reg(self, st: State, plan: _CallPlan, pc: Num, meta_map, alloc_size) -> Reg:
-        ret = plan.ret
         r: Reg
-        if ret == _RetK.INTEGER:
+        if plan.ret_integer:
             if plan.iter_next and plan.ret_size:
                 # read-only, as in the kernel: the element belongs to the iterator
                 return Reg(PTR_MEM, size=plan.ret_size, null=True, id=self.new_id(), ro=True)
             return UNKNOWN_SCALAR
-        if ret == _RetK.VOID:
+        if plan.ret_void:
             return UNINIT
         acquires = plan.acquires
-        if ret == _RetK.MAP_VALUE_OR_NULL:
+        if plan.ret_map_value:
             if meta_map is None:
                 raise _Reject(f"{plan.name} returns a map value but has no map argument")
             # (the map argument set plan.map and its value pointer, set_map)
@@ -894,10 +897,10 @@ class CallsMixin:
                 size, ro = int(elem), True
             if size is None or size <= 0:
                 raise _Reject(f"{plan.name}: size of the returned memory must be a known constant")
-            null = ret != _RetK.MEM or plan.nullable
+            null = plan.ret != _RetK.MEM or plan.nullable
             r = Reg(PTR_MEM, size=size, null=null, id=self.new_id() if null else 0,
                     obj=ARENA_MEM if plan.arena_ret else None, ro=ro)
-            if ret == _RetK.RINGBUF_MEM_OR_NULL:
+            if plan.ret == _RetK.RINGBUF_MEM_OR_NULL:
                 acquires = True
         else:
             return UNKNOWN_SCALAR

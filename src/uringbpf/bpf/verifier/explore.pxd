@@ -30,8 +30,9 @@ cdef class Verifier(TransferMixin):
                    impr0=list, impr1=list, impr=list)
     cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1
     cpdef _callee(self, insn)
+    cpdef _maybe_fork_scalars(self, State st, _DInsn insn, Py_ssize_t pc)
     # the per-instruction loop: its program counter, opcode parts and tables as C values
     @cython.locals(pc=Py_ssize_t, cls=int, op=int, pending_from=bint, log_level=Py_ssize_t,
                    insn=_DInsn, insns=list, prune_at=bytearray, seen=bytearray, stack=list,
-                   branches=list)
+                   branches=list, cur=Frame, dreg=Reg, cp=_Checkpoint)
     cpdef _explore_paths(self, State st, Py_ssize_t start)

@@ -348,9 +348,13 @@ class Verifier(TransferMixin):
                         self._do_alu(st, insn)
                     elif cls == ALU and (op == NEG or op == ARSH):
                         self._do_alu_sign_mask32(st, insn)
-                    elif ((op == ADD or op == SUB) and cls == ALU64
-                          and type(st.frames[-1].regs[insn.dst].obj) is _NotEqual):
-                        self._do_alu_not_equal(st, insn)
+                    elif (op == ADD or op == SUB) and cls == ALU64:
+                        cur = st.frames[-1]
+                        dreg = cur.regs[insn.dst]
+                        if type(dreg.obj) is _NotEqual:
+                            self._do_alu_not_equal(st, insn)
+                        else:
+                            self._do_alu(st, insn)
                     else:
                         self._do_alu(st, insn)
                     pc += 1
@@ -393,8 +397,9 @@ class Verifier(TransferMixin):
                             break
                         if len(branches) == 2:
                             (pc, st), other = branches[0], branches[1]
-                            if st.checkpoint is not None:
-                                st.checkpoint.live += 1
+                            cp = st.checkpoint
+                            if cp is not None:
+                                cp.live += 1
                             self._push(other[0], other[1], self.pc)
                         else:
                             pc, st = branches[0]
@@ -486,21 +491,22 @@ class Verifier(TransferMixin):
                     continue
                 fc.stack[k] = ("S", UNKNOWN_SCALAR)
 
-    def _maybe_fork_scalars(self, st: State, insn: isa.Insn, pc: int) -> None:
+    def _maybe_fork_scalars(self, st: State, insn: isa.Insn, pc: Num) -> None:
         """``dst &= K`` / ``dst |= K`` on a scalar that is 0 or -1 (signed range [-1, 0],
         64-bit, or 32-bit for a register marked by :meth:`_do_alu_sign_mask32`): like the
         kernel's maybe_fork_scalars, go on with dst = -1 and queue a state with dst = 0
         that runs this instruction again.  Each path then knows its exact result (clang's
         branch-free ``x & -(y & 1)``), and each fork counts as a pending jump."""
-        regs = st.frames[-1].regs
-        d = regs[insn.dst]
+        f: Frame = st.frames[-1]     # (typed: struct reads in the compiled core, per AND/OR)
+        regs = f.regs
+        d: Reg = regs[insn.dst]
         if d.t != SCALAR:
             return
         v = d.var
         if v[5] == 0:
             return
         if insn.source == X:
-            s = regs[insn.src]
+            s: Reg = regs[insn.src]
             if s.t != SCALAR or (s.var[5] if insn.cls == ALU64 else s.var[5] & U32):
                 return
         if v[2] == -1 and v[3] == 0:

@@ -223,7 +223,7 @@ class ObjSlot:
 
     def replace(self, **kw) -> "ObjSlot":
         """A copy of the object slot with the given fields changed."""
-        o = ObjSlot.__new__(ObjSlot)
+        o: ObjSlot = ObjSlot.__new__(ObjSlot)
         for name in ObjSlot.__slots__:
             setattr(o, name, kw[name] if name in kw else getattr(self, name))
         return o
@@ -243,7 +243,7 @@ class Frame:
 
     def copy(self) -> "Frame":
         """A copy sharing the immutable registers and slots."""
-        f = Frame.__new__(Frame)
+        f: Frame = Frame.__new__(Frame)     # (typed: struct writes in the compiled core)
         f.regs = list(self.regs)
         f.stack = dict(self.stack)
         f.callsite = self.callsite
@@ -274,8 +274,12 @@ class State:
 
     def copy(self) -> "State":
         """A copy for exploring another branch."""
-        s = State.__new__(State)
-        s.frames = [f.copy() for f in self.frames]
+        s: State = State.__new__(State)
+        frames = []
+        f: Frame
+        for f in self.frames:
+            frames.append(f.copy())
+        s.frames = frames
         s.refs = dict(self.refs)
         s.buf_min = self.buf_min
         s.checkpoint = self.checkpoint

@@ -36,6 +36,7 @@ cdef class TransferMixin(MemoryMixin):
     cpdef list _do_cond_jump(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _apply_refine(self, State st, _DInsn insn, Reg dst, Reg src, a, b, refined)
     cpdef _sync_linked(self, State st, Py_ssize_t regno)
+    cpdef _mark_null(self, State st, Reg ptr, bint is_null)
     cpdef Reg _id_before_mov(self, State st, Py_ssize_t regno, Reg src)
     cpdef list _ptr_cond(self, State st, _DInsn insn, Reg dst, Reg src, op, Py_ssize_t target,
                          Py_ssize_t fall, bint is32)
