@@ -35,3 +35,4 @@ cdef class MemoryMixin(CallsMixin):
     cpdef _stack_mark_written(self, Frame frame, Py_ssize_t lo, Py_ssize_t hi, bint known,
                               bint zero=*)
     cpdef _stack_write(self, State st, Frame frame, Py_ssize_t o, size, Reg value, value_regno)
+    cpdef Reg _stack_read(self, Frame frame, Py_ssize_t o, Py_ssize_t size, bint signed)

@@ -155,7 +155,9 @@ class MemoryMixin(CallsMixin):
         ptr = self.read_reg(st, insn.src)
         self._note_arena_access(ptr)
         signed = insn.mode == MEMSX
-        val = self._mem_access(st, ptr, insn.src, insn.off, size, write=False, signed=signed)
+        # (every argument in place: a keyword that skips an optional one makes the compiled
+        # core call _mem_access through Python)
+        val = self._mem_access(st, ptr, insn.src, insn.off, size, False, None, -1, signed)
         self.write_reg(st, insn.dst, val)
 
     def _do_store(self, st: State, insn: isa.Insn) -> None:
@@ -515,7 +517,7 @@ class MemoryMixin(CallsMixin):
                 raise _Reject("invalid size of register fill")
             if kd == "o":
                 raise _Reject(f"cannot read iterator/dynptr slot at fp{o + j}")
-        if all(kd == "0" for kd in kinds):
+        if kinds.count("0") == size:
             return const_reg(0)
         return _unknown_load(size, signed)
 

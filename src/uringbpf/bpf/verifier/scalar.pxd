@@ -119,6 +119,5 @@ cpdef _mul_arc(au0, au1, as0, as1, bu0, bu1, bs0, bs1, m)
 cpdef add_const32(a, k)
 @cython.locals(c32=arc)
 cpdef with_bounds32(s, u0, u1, s0, s1)
-# (alu_sdiv_const, alu_smod_const: called through a conditional expression in transfer.py,
-# which Cython 3.3 cannot compile as a cpdef call; const: a Cython keyword, an alias of
-# exact; tnum_arshift: a closure. These stay Python-level functions.)
+# (alu_sdiv_const, alu_smod_const: rare, by a signed constant; const: a Cython keyword, an
+# alias of exact; tnum_arshift: a closure. These stay Python-level functions.)

@@ -8,8 +8,8 @@ from uringbpf.bpf.verifier.common cimport _is_arena_ptr, _DInsn, shared_memo_pay
 from uringbpf.bpf.verifier.memory cimport MemoryMixin
 cimport uringbpf.bpf.verifier.sanity as sanity
 cimport cython
-# (scalar is not cimported here: transfer.py stores sc's functions in a table, and Cython
-# 3.3 resolves a cimported cpdef function used as a value in the wrong namespace)
+# the scalar domain's functions: C calls from the transfer functions
+cimport uringbpf.bpf.verifier.scalar as sc
 
 # module functions the transfer functions call per instruction
 cpdef _remember(dict memo, key, value)
@@ -24,6 +24,7 @@ cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b, _DInsn insn=*)
 cpdef Reg _insn_alu(_DInsn insn, tuple dv, tuple sv)
 cpdef tuple scalar_cond(opcode, tuple av, tuple bv)
 cpdef bint _const_taken(op, a, b, bint is32) except -1
+@cython.locals(op=int, is64=bint, width=int)
 cpdef tuple scalar_alu(opcode, off, tuple a, tuple b)
 cpdef bint _arena_mem_as_number(Reg d, Reg s, op, bint is64) except -1
 

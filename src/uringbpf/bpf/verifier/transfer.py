@@ -310,15 +310,16 @@ def _equal32(pair, a, b):
     the 32-bit bounds of all four."""
     if pair is None:
         return None
-    x = sc.with_bounds32(sc.with_bounds32(pair[0], *b[6:10]), *pair[1][6:10])
-    return x, sc.with_bounds32(sc.with_bounds32(pair[1], *a[6:10]), *x[6:10])
+    x = _meet32(_meet32(pair[0], b), pair[1])
+    return x, _meet32(_meet32(pair[1], a), x)
+
+
+def _meet32(s: tuple, t: tuple) -> tuple:
+    """``s`` with the 32-bit bounds of ``t`` as well (sc.with_bounds32)."""
+    return sc.with_bounds32(s, t[6], t[7], t[8], t[9])
 
 
 #: the ALU operations whose abstract value needs only the two operands
-_BINARY = {ADD: sc.alu_add, SUB: sc.alu_sub, MUL: sc.alu_mul, DIV: sc.alu_div,
-           MOD: sc.alu_mod, AND: sc.alu_and, OR: sc.alu_or, XOR: sc.alu_xor}
-
-
 #: the operations the kernel bounds only by a constant operand (else: unknown)
 _CONST_ONLY = _SHIFTS | {isa.DIV, isa.MOD}
 
@@ -344,7 +345,8 @@ def scalar_alu(opcode: Num, off: Num, a: tuple, b: tuple) -> tuple:
             v = sc.const(_sdivmod(op, a[4], b[4], width))
         elif is64:
             # by a constant: bounded like the 7.2 kernel (tests: scalar_sdiv_*)
-            v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(a, sc.s64(b[4]))
+            c = sc.s64(b[4])
+            v = sc.alu_sdiv_const(a, c) if op == isa.DIV else sc.alu_smod_const(a, c)
         else:
             # scalar32_min_max_sdiv/smod: the same on the signed 32-bit view
             c = b[4] - (1 << 32) if b[4] >> 31 else b[4]
@@ -352,9 +354,25 @@ def scalar_alu(opcode: Num, off: Num, a: tuple, b: tuple) -> tuple:
             if op == isa.DIV and c == -1 and s[2] == sc.S32_MIN:
                 v = sc.const(s[2]) if s[3] == sc.S32_MIN else sc.srange(sc.S32_MIN, sc.S32_MAX)
             else:
-                v = (sc.alu_sdiv_const if op == isa.DIV else sc.alu_smod_const)(s, c)
-    elif op in _BINARY:
-        v = _BINARY[op](a, b)
+                v = sc.alu_sdiv_const(s, c) if op == isa.DIV else sc.alu_smod_const(s, c)
+    # (one call per operation, not a table of functions: the compiled core calls the
+    # domain's functions directly, C calls, which it cannot do through a table)
+    elif op == ADD:
+        v = sc.alu_add(a, b)
+    elif op == SUB:
+        v = sc.alu_sub(a, b)
+    elif op == AND:
+        v = sc.alu_and(a, b)
+    elif op == OR:
+        v = sc.alu_or(a, b)
+    elif op == XOR:
+        v = sc.alu_xor(a, b)
+    elif op == MUL:
+        v = sc.alu_mul(a, b)
+    elif op == DIV:
+        v = sc.alu_div(a, b)
+    elif op == MOD:
+        v = sc.alu_mod(a, b)
     elif op in _SHIFTS:
         k = b[4]
         if op == isa.LSH:
