@@ -4,7 +4,7 @@
 # as a typed slot (an attribute assigned anywhere in the four classes must be declared
 # here: the extension type has no instance __dict__), so `self.x` is a struct read in every
 # part, and the helpers all parts call per instruction are cpdef (C calls).
-from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
+from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap, copy_reg
 from uringbpf.bpf.verifier.common cimport _Checkpoint, _DInsn, _flag
 cimport uringbpf.bpf.verifier.scalar as sc
 cimport cython
@@ -29,6 +29,8 @@ cdef class _CallPlan:
     cdef public Reg map_value
 
 cdef class CallsMixin:
+    cpdef _check_mem_region(self, State st, Reg reg, regno, size_lo, size_hi, bint write,
+                            bint init, str what=*)
     cdef public object program, platform, insns, ptype, sleepable, cfg, global_funcs
     cdef public object _in_global, _ret_size_value, _arena_assoc
     cdef public list log_lines, _dfs, _dec
@@ -54,6 +56,7 @@ cdef class CallsMixin:
     cpdef tuple _branch_precision(self)
     cpdef _do_call(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _do_exit(self, State st)
+    cpdef _callee(self, insn)
     cpdef _CallPlan _call_plan(self, _DInsn insn, Py_ssize_t pc, h)
     @cython.locals(i=Py_ssize_t, regno=Py_ssize_t, pending=Py_ssize_t, code=int, kinds=tuple,
                    special_args=dict, regs=list, reg=Reg, preg=Reg, sreg=Reg, v=tuple)

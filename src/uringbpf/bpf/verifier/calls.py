@@ -11,7 +11,7 @@ from .scalar import (  # names: cheaper than module attributes, per instruction
     U32,
 )
 from ..isa import (  # names: cheaper than module attributes, per instruction
-    CALL_HELPER, IND, MAX_CALL_DEPTH, PSEUDO_CALL, STACK_SIZE,
+    CALL_HELPER, IND, MAX_CALL_DEPTH, PSEUDO_CALL, PSEUDO_KFUNC_CALL, STACK_SIZE,
 )
 from .state import (
     CONST_MAP, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_FUNC, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
@@ -557,6 +557,32 @@ class CallsMixin:
         for f, where, r in list(st.all_regs()):
             if r.ref == ref:
                 st.set_reg_anywhere(f, where, UNINIT)
+
+    def _callee(self, insn: isa.Insn):
+        """The helper or kfunc a call instruction names (None: unknown), from the platform,
+        asked once per verification and (kind, id): the CFG's analyses and every visit of
+        the call ask again."""
+        key = (insn.src, insn.imm)
+        if key in self._callees:
+            return self._callees[key]
+        h = self._callees[key] = self._find_callee(insn)
+        return h
+
+    def _find_callee(self, insn: isa.Insn):
+        if insn.src == CALL_HELPER:
+            return self.platform.get_helper(insn.imm)
+        if insn.src == PSEUDO_KFUNC_CALL:
+            if not 0 <= insn.imm < len(self.program.kfuncs):
+                return None
+            return self.platform.get_kfunc(self.program.kfuncs[insn.imm])
+        return None
+
+    def _check_mem_region(self, st: State, reg: Reg, regno: Num, size_lo: Num, size_hi: Num,
+                          write: bool, init: bool, what: str = "") -> None:
+        """A helper will read (``init``) or write ``size`` bytes of the memory ``reg`` points
+        to, size in [size_lo, size_hi]: MemoryMixin's check.  (Declared on the base link so
+        that the call checks here reach it as a C call in the compiled core.)"""
+        raise NotImplementedError("MemoryMixin._check_mem_region")
 
     def _call_plan(self, insn: _DInsn, pc: Num, h) -> _CallPlan:
         """The call instruction's :class:`_CallPlan`, made at its first visit."""

@@ -29,7 +29,6 @@ cdef class Verifier(TransferMixin):
                    add_new=bint, force_new=bint, iter_point=bint, may_goto=bint,
                    impr0=list, impr1=list, impr=list)
     cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1
-    cpdef _callee(self, insn)
     cpdef _maybe_fork_scalars(self, State st, _DInsn insn, Py_ssize_t pc)
     # the per-instruction loop: its program counter, opcode parts and tables as C values
     @cython.locals(pc=Py_ssize_t, cls=int, op=int, pending_from=bint, log_level=Py_ssize_t,

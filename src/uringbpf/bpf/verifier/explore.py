@@ -12,7 +12,7 @@ from .scalar import (  # names: cheaper than module attributes, per instruction
 )
 from ..isa import (  # names: cheaper than module attributes, per instruction
     ADD, ALU, ALU64, AND, ARSH, CALL, CALL_HELPER, EXIT, IMM, JA, JCOND, JEQ, JMP32, JNE,
-    LD, LDX, NEG, OP_JA32, OP_MAY_GOTO, OR, PSEUDO_CALL, PSEUDO_FUNC, PSEUDO_KFUNC_CALL,
+    LD, LDX, NEG, OP_JA32, OP_MAY_GOTO, OR, PSEUDO_CALL, PSEUDO_FUNC,
     ST, STACK_SIZE, STX, SUB, X,
 )
 from .cfg import CALLER_SAVED, Cfg, CfgError
@@ -157,25 +157,6 @@ class Verifier(TransferMixin):
         return self.next_id
 
     # ------------------------------------------------------------ helpers lookups
-
-    def _callee(self, insn: isa.Insn):
-        """The helper or kfunc a call instruction names (None: unknown), from the platform,
-        asked once per verification and (kind, id): the CFG's analyses and every visit of
-        the call ask again."""
-        key = (insn.src, insn.imm)
-        if key in self._callees:
-            return self._callees[key]
-        h = self._callees[key] = self._find_callee(insn)
-        return h
-
-    def _find_callee(self, insn: isa.Insn):
-        if insn.src == CALL_HELPER:
-            return self.platform.get_helper(insn.imm)
-        if insn.src == PSEUDO_KFUNC_CALL:
-            if not 0 <= insn.imm < len(self.program.kfuncs):
-                return None
-            return self.platform.get_kfunc(self.program.kfuncs[insn.imm])
-        return None
 
     def _proto_for_call(self, insn: isa.Insn):
         h = self._callee(insn)

@@ -4,7 +4,7 @@
 # (calls.pxd declares the attributes).
 from uringbpf.bpf.verifier.state cimport Reg, State, Frame, ObjSlot, IdMap
 from uringbpf.bpf.verifier.calls cimport CallsMixin
-from uringbpf.bpf.verifier.state cimport scalar
+from uringbpf.bpf.verifier.state cimport scalar, copy_reg
 from uringbpf.bpf.verifier.common cimport (
     _DInsn,
     _check_aligned, _frozen_map_read, _is_arena_ptr, _sized_unknown, _unknown_load)
@@ -16,6 +16,8 @@ cimport uringbpf.bpf.verifier.sanity as sanity
 cpdef str _slot_kind(slot)
 
 cdef class MemoryMixin(CallsMixin):
+    cpdef _check_mem_region(self, State st, Reg reg, regno, size_lo, size_hi, bint write,
+                            bint init, str what=*)
     # the per-instruction memory checks: C calls from the explorer
     cpdef _note_arena_access(self, Reg ptr)
     cpdef _first_visit(self, State st, _DInsn insn, Py_ssize_t pc)
@@ -36,3 +38,5 @@ cdef class MemoryMixin(CallsMixin):
                               bint zero=*)
     cpdef _stack_write(self, State st, Frame frame, Py_ssize_t o, size, Reg value, value_regno)
     cpdef Reg _stack_read(self, Frame frame, Py_ssize_t o, Py_ssize_t size, bint signed)
+    # (here, not in transfer: a spill and a mov both call it, as C calls)
+    cpdef Reg _id_before_mov(self, State st, Py_ssize_t regno, Reg src)

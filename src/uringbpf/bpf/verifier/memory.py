@@ -12,8 +12,8 @@ from ..isa import (  # names: cheaper than module attributes, per instruction
 )
 from .cfg import reached_fault
 from .state import (
-    NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK, PTR_TRUSTED, SCALAR,
-    UNKNOWN_SCALAR, Frame, Reg, State, const_reg, scalar,
+    ADD_CONST, NOT_INIT, PTR_ARENA, PTR_BUF, PTR_CTX, PTR_MAP_VALUE, PTR_MEM, PTR_STACK,
+    PTR_TRUSTED, SCALAR, UNKNOWN_SCALAR, Frame, Reg, State, const_reg, copy_reg, scalar,
 )
 from .calls import CallsMixin
 from .common import MEM_ARG_TYPES
@@ -492,6 +492,26 @@ class MemoryMixin(CallsMixin):
             halves[half] = scalar(sc.trunc32(value.var))
             frame.stack[k] = ("H", frame.stack[k][1], tuple(halves))
 
+    def _id_before_mov(self, st: State, regno: Num, src: Reg) -> Reg:
+        """The kernel's assign_scalar_id_before_mov: a scalar copied by ``rX = rY`` gets
+        an id shared with the copy, so a branch on either refines both.  A source that
+        already has a delta link gives it up first (one delta per register: the copy
+        would otherwise need a delta of a delta)."""
+        r: Reg
+        if src.id & ADD_CONST:
+            r = copy_reg(src)
+            r.id = 0
+            r.off = 0
+            src = r
+            st.frames[-1].regs[regno] = src
+        if src.id == 0 and src.var[5]:
+            r = copy_reg(src)
+            self.next_id += 1       # (new_id, inline)
+            r.id = self.next_id
+            src = r
+            st.frames[-1].regs[regno] = src
+        return src
+
     def _stack_read(self, frame: Frame, o: Num, size: Num, signed: bool) -> Reg:
         k = (-o - 1) // 8
         slot = frame.stack.get(k)
@@ -523,7 +543,7 @@ class MemoryMixin(CallsMixin):
 
     # ------------------------------------------------------------ helper memory arguments
 
-    def _check_mem_region(self, st: State, reg: Reg, regno: int, size_lo: int, size_hi: int,
+    def _check_mem_region(self, st: State, reg: Reg, regno: Num, size_lo: Num, size_hi: Num,
                           write: bool, init: bool, what: str = "") -> None:
         """A helper will read (``init``) or write ``size`` bytes, size in [size_lo, size_hi]."""
         if size_hi == 0:

@@ -28,6 +28,9 @@ cdef class State:
 
 cdef class IdMap:
     cdef public dict fwd, back
+    # (C calls from scalar_ids_match and the subsumption helpers)
+    cpdef bint check(self, old, cur) except -1
+    cpdef bint check_unlinked(self, old) except -1
 cimport uringbpf.bpf.verifier.scalar as sc
 
 # the subsumption helpers state_subsumes calls per register and slot: direct C calls

@@ -365,7 +365,7 @@ class IdMap:
         self.fwd: dict[int, int] = {}
         self.back: dict[int, int] = {}
 
-    def check(self, old: int, cur: int) -> bool:
+    def check(self, old: Num, cur: Num) -> bool:
         """Map old id ``old`` to ``cur`` consistently; False if that breaks the one-to-one
         mapping."""
         if old == 0:
@@ -381,7 +381,7 @@ class IdMap:
             return True
         return f == cur
 
-    def check_unlinked(self, old: int) -> bool:
+    def check_unlinked(self, old: Num) -> bool:
         """Map old id ``old`` to a scalar of the new state that has no id (the kernel's
         check_scalar_ids gives it a fresh temporary id): consistent only when no other
         register or slot of the old state with ``old`` was compared before, since the

@@ -19,6 +19,8 @@ cpdef Reg const_imm(v)
 cpdef Reg _null_checked(Reg r, pid, bint is_null)
 cpdef _mark_null_in(State st, pid, bint is_null)
 cpdef Reg _synced(Reg known, Reg r)
+cpdef Reg _linked_add(_DInsn insn, Reg d, Reg s, Reg res, bint is64)
+cpdef bint _arena_compare(Reg dst, Reg src, op, bint is32) except -1
 cpdef Reg _const_alu(opcode, a, b)
 cpdef Reg _scalar_alu_reg(opcode, off, tuple a, tuple b, _DInsn insn=*)
 cpdef Reg _insn_alu(_DInsn insn, tuple dv, tuple sv)
@@ -38,6 +40,5 @@ cdef class TransferMixin(MemoryMixin):
     cpdef _apply_refine(self, State st, _DInsn insn, Reg dst, Reg src, a, b, refined)
     cpdef _sync_linked(self, State st, Py_ssize_t regno)
     cpdef _mark_null(self, State st, Reg ptr, bint is_null)
-    cpdef Reg _id_before_mov(self, State st, Py_ssize_t regno, Reg src)
     cpdef list _ptr_cond(self, State st, _DInsn insn, Reg dst, Reg src, op, Py_ssize_t target,
                          Py_ssize_t fall, bint is32)

@@ -154,7 +154,10 @@ def _linked_add(insn: isa.Insn, d: Reg, s: Reg, res: Reg, is64: bool) -> Reg:
         if k == S32_MIN:
             return res
         k = -k
-    return res.replace(id=d.id | flag, off=k)
+    r: Reg = copy_reg(res)
+    r.id = d.id | flag
+    r.off = k
+    return r
 
 
 def sync_linked_var(known: Reg, reg: Reg):
@@ -404,12 +407,12 @@ def _arena_mem_as_number(d: Reg, s: Reg, op: Num, is64: bool) -> bool:
     return False
 
 
-def _arena_compare(dst: Reg, src: Reg, op: int, is32: bool) -> bool:
+def _arena_compare(dst: Reg, src: Reg, op: Num, is32: bool) -> bool:
     """A comparison the kernel sees between numbers (arena pointers and scalars), except
     the NULL check of arena memory, which keeps its meaning (_ptr_cond)."""
     if not (dst.t == PTR_ARENA or src.t == PTR_ARENA or _is_arena_ptr(dst) or _is_arena_ptr(src)):
         return False
-    if not all(r.t == SCALAR or _is_arena_ptr(r) for r in (dst, src)):
+    if not ((dst.t == SCALAR or _is_arena_ptr(dst)) and (src.t == SCALAR or _is_arena_ptr(src))):
         return False
     for a, b in ((dst, src), (src, dst)):
         if a.t == PTR_MEM and b.is_const and b.value == 0 and op in (EQ, NE) and not is32:
@@ -578,26 +581,6 @@ class TransferMixin(MemoryMixin):
             st.frames[-1].regs[dst] = self._id_before_mov(st, insn.src, src)
         else:
             st.frames[-1].regs[dst] = scalar(sc.trunc32(src.var))
-
-    def _id_before_mov(self, st: State, regno: Num, src: Reg) -> Reg:
-        """The kernel's assign_scalar_id_before_mov: a scalar copied by ``rX = rY`` gets
-        an id shared with the copy, so a branch on either refines both.  A source that
-        already has a delta link gives it up first (one delta per register: the copy
-        would otherwise need a delta of a delta)."""
-        r: Reg
-        if src.id & ADD_CONST:
-            r = copy_reg(src)
-            r.id = 0
-            r.off = 0
-            src = r
-            st.frames[-1].regs[regno] = src
-        if src.id == 0 and src.var[5]:
-            r = copy_reg(src)
-            self.next_id += 1       # (new_id, inline)
-            r.id = self.next_id
-            src = r
-            st.frames[-1].regs[regno] = src
-        return src
 
     def _ptr_alu(self, insn: isa.Insn, d: Reg, s: Reg, is64: bool) -> Reg:
         op = insn.op
