@@ -2,8 +2,8 @@
 
 Speed work replaced straightforward code with inlined, cached or pre-filtered versions:
 ``Reg.replace`` / ``scalar()`` (field by
-field), the ALU result cache (``transfer._ALU_MEMO``) and the loop-detection signature
-(``Verifier._loop_sig``).  Each is checked here against the definition it replaces, so a
+field), the ALU result cache (``transfer._ALU_MEMO``) and the loop-detection precheck
+(``explore._maybe_looping``).  Each is checked here against the definition it replaces, so a
 later edit that makes them disagree fails a test instead of changing verdicts quietly.
 No timing here: speed is measured by bench/load.py (docs/benchmarks.md, "Load speed").
 """
@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from uringbpf.bpf import isa, verifier
+from uringbpf.bpf.verifier import explore
 from uringbpf.bpf.verifier import scalar as sc
 from uringbpf.bpf.verifier import state as vs
 from uringbpf.bpf.verifier import transfer
@@ -150,6 +151,46 @@ def test_infinite_loop_found_through_the_signature():
     insns, _ = assemble("r0 = 0\nloop:\nr0 += 1\nif r0 < 50 goto loop\nexit\n")
     res = verifier.verify(isa.Program("t", insns, section="socket", prog_type="socket_filter"))
     assert res.processed_insns > 100
+
+
+def _signature(st: vs.State, idx: tuple) -> tuple:
+    """The plain definition _maybe_looping replaces: the frame count and each live
+    register of the innermost frame as a scalar's value, or a pointer's type, fixed and
+    variable offset, compared as one tuple."""
+    regs = st.frames[-1].regs
+    return (len(st.frames),) + tuple(
+        r.var if r.t == vs.SCALAR else (r.t, r.off, r.var) if r.t != vs.NOT_INIT else None
+        for r in (regs[i] for i in idx))
+
+
+def test_loop_precheck_is_the_signature_and_keeps_equal_states():
+    """explore._maybe_looping, compared before states_equal in the infinite-loop check,
+    answers what comparing the signatures answers, and never refuses a pair of states
+    that states_equal finds equal (it would hide an infinite loop)."""
+    rng = random.Random(19)
+    makers = [lambda: vs.scalar(sc.const(rng.randrange(3))),
+              lambda: vs.scalar(sc.urange(0, rng.randrange(1, 3))),
+              lambda: vs.Reg(vs.PTR_STACK, off=-8 * rng.randrange(2)),
+              lambda: vs.Reg(vs.PTR_STACK, var=sc.urange(0, 8)),
+              lambda: vs.UNINIT, lambda: vs.UNKNOWN_SCALAR]
+    outcomes = {True: 0, False: 0}
+    for _ in range(4000):
+        old = vs.State()
+        old.frames.append(vs.Frame(0, 0, -1))
+        for i in range(10):
+            old.frames[0].regs[i] = rng.choice(makers)()
+        cur = old.copy()
+        for i in range(10):
+            if rng.random() < 0.1:
+                cur.frames[0].regs[i] = rng.choice(makers)()
+        live = rng.getrandbits(10)
+        idx = tuple(i for i in range(10) if live >> i & 1)
+        maybe = explore._maybe_looping(old, cur, idx)
+        assert maybe == (_signature(old, idx) == _signature(cur, idx))
+        if vs.states_equal(old, cur, [live]):
+            assert maybe
+        outcomes[maybe] += 1
+    assert min(outcomes.values()) > 500, outcomes
 
 
 def test_flag_lookup_cached_same_answers():

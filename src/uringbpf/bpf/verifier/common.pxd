@@ -15,7 +15,6 @@ cdef class _Checkpoint:
     cdef public _Checkpoint parent, loop_head
     cdef public Py_ssize_t live, pc, hit, miss
     cdef public bint done, decided
-    cdef public object sig
 cimport uringbpf.bpf.verifier.scalar as sc
 
 # the memory checks' helpers: C calls from memory.py and transfer.py

@@ -160,7 +160,7 @@ class _Checkpoint:
     only one side of a branch because of register values, so comparisons against it
     must be exact (see docs/verifier.md, "precision")."""
 
-    __slots__ = ("state", "parent", "live", "done", "pc", "decided", "hit", "miss", "sig",
+    __slots__ = ("state", "parent", "live", "done", "pc", "decided", "hit", "miss",
                  "loop_head")
 
     def __init__(self, state, parent, pc):
@@ -172,7 +172,6 @@ class _Checkpoint:
         self.decided = False
         self.hit = 0
         self.miss = 0
-        self.sig = None     # Verifier._loop_sig of the state, once computed
         # the unfinished may_goto state a path below this one was pruned against: while it
         # is unfinished, comparisons against this one use every range (explore.py)
         self.loop_head = None

@@ -10,6 +10,8 @@ cimport uringbpf.bpf.verifier.scalar as sc
 cimport cython
 
 cpdef bint _evictable(_Checkpoint cp, bint forced) except -1
+@cython.locals(ro=list, rc=list, i=Py_ssize_t)
+cpdef bint _maybe_looping(State old, State cur, tuple idx) except -1
 
 # the opcode parts _explore_paths compares each instruction's with, as C integers (their
 # values come from isa.py at import): a Python-int name would make every compare box the
@@ -23,11 +25,10 @@ cdef class Verifier(TransferMixin):
     cpdef list _cond_jump_eq(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _path_end(self, State st)
     cpdef list _live_masks(self, State st, Py_ssize_t pc)
-    @cython.locals(idx=tuple, regs=list, sig=list, i=Py_ssize_t)
-    cpdef tuple _loop_sig(self, State st, Py_ssize_t pc)
+    cpdef tuple _live_index(self, Py_ssize_t pc)
     @cython.locals(i=Py_ssize_t, lst=list, masks=list, jmps=Py_ssize_t, insns=Py_ssize_t,
                    add_new=bint, force_new=bint, iter_point=bint, may_goto=bint,
-                   impr0=list, impr1=list, impr=list)
+                   impr0=list, impr1=list, impr=list, live_idx=tuple)
     cpdef bint _is_state_visited(self, Py_ssize_t pc, State st) except -1
     cpdef _maybe_fork_scalars(self, State st, _DInsn insn, Py_ssize_t pc)
     # the per-instruction loop: its program counter, opcode parts and tables as C values

@@ -68,6 +68,32 @@ def _evictable(cp: _Checkpoint, forced: bool) -> bool:
     return cp.miss > cp.hit * n + n
 
 
+def _maybe_looping(old: State, cur: State, idx: tuple) -> bool:
+    """The part of :func:`states_equal` compared exactly, register by register, as the
+    kernel's states_maybe_looping: the frame count and the innermost frame's live
+    registers ``idx`` (a scalar's value; a pointer's type, fixed and variable offset).
+    Equal states give True (ids, stack slots and outer frames are left to states_equal);
+    False, at the first difference (a loop counter), spares the full comparison."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    fo: Frame = old.frames[-1]
+    fc: Frame = cur.frames[-1]
+    ro = fo.regs
+    rc = fc.regs
+    a: Reg
+    b: Reg
+    for i in idx:
+        a = ro[i]
+        b = rc[i]
+        if a is b:
+            continue
+        if a.t != b.t:
+            return False
+        if a.t != NOT_INIT and (a.var != b.var or (a.t != SCALAR and a.off != b.off)):
+            return False
+    return True
+
+
 class Verifier(TransferMixin):
     """One verification: the exploration loop and state pruning (this module), the
     per-instruction effects (transfer.py), memory checks (memory.py) and calls
@@ -612,23 +638,13 @@ class Verifier(TransferMixin):
         masks.append(live[pc])
         return masks
 
-    def _loop_sig(self, st: State, pc: Num) -> tuple:
-        """What :func:`states_equal` compares exactly, in a form compared in one step: the
-        frame count and the innermost frame's live registers (a scalar's value; a
-        pointer's type, fixed and variable offset).  Equal states have equal signatures
-        (ids, stack slots and outer frames are left to states_equal)."""
+    def _live_index(self, pc: Num) -> tuple:
+        """The live registers at ``pc`` (below r10), as a tuple of register numbers."""
         idx = self._live_idx.get(pc)
         if idx is None:
             live = self.cfg.live_in[pc]
             idx = self._live_idx[pc] = tuple([i for i in range(10) if live >> i & 1])
-        regs = st.frames[-1].regs
-        sig = [len(st.frames)]
-        r: Reg
-        for i in idx:
-            r = regs[i]
-            t = r.t
-            sig.append(r.var if t == SCALAR else (t, r.off, r.var) if t != NOT_INIT else None)
-        return tuple(sig)
+        return idx
 
     def _is_state_visited(self, pc: Num, st: State) -> bool:
         """Look for a stored state at ``pc`` that covers ``st`` (prune: True), else maybe
@@ -657,7 +673,7 @@ class Verifier(TransferMixin):
         insns = self.processed - self._prev_processed
         add_new = force_new or (jmps >= 2 and insns >= 8)
         if lst:
-            cur_sig = None
+            live_idx = None
             # newest first (the kernel adds at the list head); a state is evicted as soon
             # as it misses once too often, before a later one may hit
             for i in range(len(lst) - 1, -1, -1):
@@ -718,14 +734,12 @@ class Verifier(TransferMixin):
                         return True
                     if (cp.state.cb_steps == st.cb_steps
                             and cp.state.may_goto_depth == st.may_goto_depth):
-                        # equal states have equal signatures: comparing those first skips
-                        # the full comparison for nearly every earlier loop iteration
-                        if cur_sig is None:
-                            cur_sig = self._loop_sig(st, pc)
-                        old_sig = cp.sig
-                        if old_sig is None:
-                            old_sig = cp.sig = self._loop_sig(cp.state, pc)
-                        if (old_sig == cur_sig and states_equal(cp.state, st, masks)
+                        # what equal states have equal, compared first: it skips the full
+                        # comparison for nearly every earlier loop iteration
+                        if live_idx is None:
+                            live_idx = self._live_index(pc)
+                        if (_maybe_looping(cp.state, st, live_idx)
+                                and states_equal(cp.state, st, masks)
                                 and not iter_depths_differ(cp.state, st)
                                 and self._is_ancestor(cp, st.checkpoint)):
                             raise _Reject(f"infinite loop detected at insn {pc}")
