@@ -8,7 +8,8 @@ example object, prints
   ``obj.prepare()``: ``.rodata`` frozen, every program verified; the loader's relocation
   and kfunc resolution are not in it; the verifier's caches shared across verifications
   emptied first, so every figure is a first verification's), processed instructions, and the whole
-  ``BpfObject.load()`` (verify + JIT compile) time, and the JIT's CPU share of it (its
+  ``BpfObject.load()`` (verify + JIT compile, the verdict cache off unless
+  ``URINGBPF_VERIFY_CACHE`` is set) time, and the JIT's CPU share of it (its
   compile phases; marked ``d`` when code came from the on-disk cache:
   ``URINGBPF_JIT_CACHE=0`` measures cold compiles);
 * the kernel's: ``bpftool prog load`` wall and CPU time (verify + JIT, libbpf; the CPU
