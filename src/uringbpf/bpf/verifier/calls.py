@@ -114,8 +114,9 @@ class _CallPlan:
     verdict was last given for: the same map object on the next visit needs neither."""
 
     __slots__ = ("proto", "name", "is_kfunc", "helper_id", "args", "kinds", "refusal",
-                 "ret", "ret_integer", "ret_void", "ret_map_value", "ret_mem", "ret_size", "ret_size_arg", "special_args", "trusted_args",
-                 "release_idx", "raw_read", "map_lookup", "iter_next", "iter_next_arg",
+                 "ret", "ret_integer", "ret_void", "ret_map_value", "ret_mem", "ret_size",
+                 "ret_size_arg", "special_args", "trusted_args", "release_idx", "raw_read",
+                 "map_lookup", "iter_next", "iter_next_arg",
                  "slice_arg", "new_from_iter_arg", "nullable", "acquires", "elem_size",
                  "arena_ret", "map", "map_checked", "key_size", "value_size", "max_entries",
                  "array_map", "map_value")
