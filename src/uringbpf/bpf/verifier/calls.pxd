@@ -57,7 +57,7 @@ cdef class CallsMixin:
     cpdef _do_call(self, State st, _DInsn insn, Py_ssize_t pc)
     cpdef _do_exit(self, State st)
     cpdef _callee(self, insn)
-    cpdef _CallPlan _call_plan(self, _DInsn insn, Py_ssize_t pc, h)
+    cpdef _CallPlan _call_plan(self, _DInsn insn, h)
     @cython.locals(i=Py_ssize_t, regno=Py_ssize_t, pending=Py_ssize_t, code=int, kinds=tuple,
                    special_args=dict, regs=list, reg=Reg, preg=Reg, sreg=Reg, v=tuple)
     cpdef _call_helper(self, State st, _CallPlan plan, Py_ssize_t pc)

@@ -293,7 +293,7 @@ class CallsMixin:
             name = self.program.kfuncs[insn.imm]
             if h is None:
                 raise _Reject(f"calling kernel function {name} is not allowed")
-        self._call_helper(st, self._call_plan(insn, pc, h), pc)
+        self._call_helper(st, self._call_plan(insn, h), pc)
         return pc + 1
 
     @staticmethod
@@ -585,12 +585,12 @@ class CallsMixin:
         that the call checks here reach it as a C call in the compiled core.)"""
         raise NotImplementedError("MemoryMixin._check_mem_region")
 
-    def _call_plan(self, insn: _DInsn, pc: Num, h) -> _CallPlan:
+    def _call_plan(self, insn: _DInsn, h) -> _CallPlan:
         """The call instruction's :class:`_CallPlan`, made at its first visit."""
         plan = insn.call
         if plan is None:
-            plan = insn.call = _CallPlan(h.proto, h.is_kfunc, self.insns[pc].imm,
-                                         self.ptype, self.sleepable)
+            plan = insn.call = _CallPlan(h.proto, h.is_kfunc, insn.imm, self.ptype,
+                                         self.sleepable)
         return plan
 
     def _call_helper(self, st: State, plan: _CallPlan, pc: Num) -> None:
@@ -737,9 +737,8 @@ class CallsMixin:
         if plan.new_from_iter_arg >= 0:
             iter_of_new = self._stack_obj_at(st, regs[plan.new_from_iter_arg + 1])
         self._new_dynptr_parent = iter_of_new.ref if iter_of_new is not None else 0
-        if special_args:
-            for i, what in special_args.items():
-                self._stack_object_arg(st, proto, pc, i + 1, what)
+        for i, what in special_args.items():
+            self._stack_object_arg(st, proto, pc, i + 1, what)
         if callback is not None:
             # one path runs the callback (again and again, see _do_exit); this one
             # returns from the helper without calling it

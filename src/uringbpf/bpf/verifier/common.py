@@ -185,8 +185,8 @@ _JMP_TO_CMP = {
 _SIGNED_CMP = {sc.SGT, sc.SGE, sc.SLT, sc.SLE}
 _NOT_NULL_TYPES = {PTR_MAP_VALUE, PTR_MEM, PTR_TRUSTED, CONST_MAP}
 #: Arg's and Ret's members as attributes of plain classes: on Python 3.11 every attribute
-#: of an Enum class is looked up through EnumType.__getattr__'s slow hook, and the call
-#: checks compare an argument's kind with a dozen of them per argument
+#: of an Enum class is looked up through EnumType.__getattr__'s slow hook (the call checks
+#: compare kinds with them where the plan's C codes do not tell them apart, calls.py)
 _ArgK = type("_ArgK", (), dict(Arg.__members__))
 _RetK = type("_RetK", (), dict(Ret.__members__))
 #: helpers that copy from an untyped source address (arg 3): see _check_raw_read_src

@@ -322,7 +322,6 @@ def _meet32(s: tuple, t: tuple) -> tuple:
     return sc.with_bounds32(s, t[6], t[7], t[8], t[9])
 
 
-#: the ALU operations whose abstract value needs only the two operands
 #: the operations the kernel bounds only by a constant operand (else: unknown)
 _CONST_ONLY = _SHIFTS | {isa.DIV, isa.MOD}
 
